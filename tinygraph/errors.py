@@ -1,0 +1,52 @@
+"""Exception types of tinygraph.
+
+Every error the library raises on purpose is a :class:`TinygraphError` that
+also subclasses the built-in exception a numpy or PyTorch user would expect
+(``ValueError`` for a shape mismatch, ``TypeError`` for a wrong dtype, ...),
+so ``except ValueError`` keeps working while ``except tg.TinygraphError``
+catches everything of ours.
+"""
+
+
+class TinygraphError(Exception):
+    """Base class of every error raised on purpose by tinygraph, rnn and viz."""
+
+
+class ShapeError(TinygraphError, ValueError):
+    """Shapes that do not fit an op (names the op, the shapes and the scope)."""
+
+
+class BadIndexError(TinygraphError, IndexError):
+    """An index out of range, or of the wrong kind, for an indexing op."""
+
+
+class DTypeError(TinygraphError, TypeError):
+    """A dtype an op or a leaf cannot take (e.g. an integer tensor asked to require grad)."""
+
+
+class BackwardError(TinygraphError, RuntimeError):
+    """``backward`` cannot run: a non-scalar without ``grad=``, or nothing to differentiate."""
+
+
+class GraphFreedError(BackwardError):
+    """A second backward through a graph whose saved buffers were freed."""
+
+
+class AnomalyError(TinygraphError, FloatingPointError):
+    """A NaN or Inf met under ``tg.detect_anomaly()``."""
+
+
+class GradcheckError(TinygraphError, AssertionError):
+    """Backprop and finite differences disagree (names the worst entry)."""
+
+
+class CheckpointError(TinygraphError, ValueError):
+    """A checkpoint that cannot be loaded: corrupt, or names, shapes or dtypes that do not match."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint file that does not exist."""
+
+
+class ConfigError(TinygraphError, ValueError):
+    """A bad setting: non-positive learning rate, empty parameter list, ..."""

@@ -1,0 +1,154 @@
+"""Optimizers (SGD with momentum, Adagrad, Adam) and gradient clipping by global norm.
+
+Each optimizer updates ``p.data`` of its parameters in place from ``p.grad``
+(parameters whose grad is None are skipped) and can save and restore its
+state, so training resumes exactly where it stopped.
+"""
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError
+from .tensor import Tensor
+
+
+def _check_params(who, params):
+    params = list(params)
+    if not params:
+        raise ConfigError(f"{who}: got an empty parameter list")
+    for p in params:
+        if not isinstance(p, Tensor) or not p.requires_grad:
+            raise ConfigError(f"{who}: every parameter must be a Tensor that requires grad, "
+                              f"got {type(p).__name__}")
+    return params
+
+
+def _check_positive(who, what, value):
+    if not np.isfinite(value) or value <= 0:
+        raise ConfigError(f"{who}: {what} must be positive, got {value}")
+
+
+class Optimizer:
+    """Base class: holds the parameters and a per-parameter state of arrays."""
+
+    def __init__(self, params, lr):
+        who = type(self).__name__
+        self.params = _check_params(who, params)
+        _check_positive(who, "lr", lr)
+        self.lr = lr
+        self.steps = 0
+        self.state = [{} for _ in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        self.steps += 1
+        for p, state in zip(self.params, self.state):
+            if p.grad is not None:
+                self._update(p, p.grad, state)
+
+    def _update(self, p, g, state):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """The optimizer's state as a flat dict of arrays (for ``save_arrays``)."""
+        out = {"steps": np.array(self.steps)}
+        for i, state in enumerate(self.state):
+            for key, value in state.items():
+                out[f"{i}.{key}"] = value.copy()
+        return out
+
+    def load_state_dict(self, d):
+        """Restore a state written by ``state_dict``; checks everything before changing anything."""
+        who = type(self).__name__
+        new = [{} for _ in self.params]
+        for key, value in d.items():
+            if key == "steps":
+                continue
+            index, _, name = key.partition(".")
+            if not index.isdigit() or int(index) >= len(self.params):
+                raise CheckpointError(f"{who}.load_state_dict: unexpected entry '{key}'")
+            p = self.params[int(index)]
+            if np.shape(value) != p.shape:
+                raise CheckpointError(f"{who}.load_state_dict: '{key}' has shape {np.shape(value)}, "
+                                      f"parameter {index} has {p.shape}")
+            new[int(index)][name] = np.array(value, dtype=p.dtype, copy=True)
+        if "steps" not in d:
+            raise CheckpointError(f"{who}.load_state_dict: missing 'steps'")
+        self.steps = int(d["steps"])
+        self.state = new
+
+
+class SGD(Optimizer):
+    """``v = momentum * v + g; p -= lr * v`` (plain SGD when momentum is 0)."""
+
+    def __init__(self, params, lr, momentum=0.0):
+        super().__init__(params, lr)
+        if not 0 <= momentum < 1:
+            raise ConfigError(f"SGD: momentum must be in [0, 1), got {momentum}")
+        self.momentum = momentum
+
+    def _update(self, p, g, state):
+        if self.momentum:
+            v = state.get("velocity")
+            v = g.copy() if v is None else self.momentum * v + g
+            state["velocity"] = v
+            g = v
+        p.data -= self.lr * g
+
+
+class Adagrad(Optimizer):
+    """``s += g**2; p -= lr * g / (sqrt(s) + eps)``."""
+
+    def __init__(self, params, lr, eps=1e-10):
+        super().__init__(params, lr)
+        self.eps = eps
+
+    def _update(self, p, g, state):
+        s = state.setdefault("sum_sq", np.zeros_like(p.data))
+        s += g * g
+        p.data -= self.lr * g / (np.sqrt(s) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, lr)
+        if not all(0 <= b < 1 for b in betas):
+            raise ConfigError(f"Adam: betas must be in [0, 1), got {betas}")
+        self.betas = betas
+        self.eps = eps
+
+    def _update(self, p, g, state):
+        b1, b2 = self.betas
+        m = state.setdefault("m", np.zeros_like(p.data))
+        v = state.setdefault("v", np.zeros_like(p.data))
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        m_hat = m / (1 - b1 ** self.steps)
+        v_hat = v / (1 - b2 ** self.steps)
+        p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+def clip_grad_norm(params, max_norm):
+    """Scale all gradients so their global L2 norm is at most ``max_norm``.
+
+    Returns the norm before clipping (float).  A non-finite norm zeroes the
+    gradients rather than spreading NaN into the parameters.
+    """
+    params = _check_params("clip_grad_norm", params)
+    _check_positive("clip_grad_norm", "max_norm", max_norm)
+    grads = [p.grad for p in params if p.grad is not None]
+    total = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
+    if not np.isfinite(total):
+        for g in grads:
+            g[...] = 0
+    elif total > max_norm:
+        scale = max_norm / (total + 1e-12)
+        for g in grads:
+            g *= scale
+    return total

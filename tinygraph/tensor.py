@@ -1,0 +1,461 @@
+"""The core of the engine: tensors as DAG nodes, the one function that makes
+every node, the global modes (no-grad, scopes, anomaly detection) and
+reverse-mode backprop over the DAG in iterative topological order.
+
+A node holds its parents and, per parent, one vector-Jacobian product (a
+small closure over the numpy arrays the rule needs).  The closures never hold
+a Tensor, so a graph has no reference cycles: dropping the last reference to
+its output frees it by reference counting alone.
+"""
+
+import contextlib
+import traceback
+
+import numpy as np
+
+from .errors import (AnomalyError, BackwardError, BadIndexError, DTypeError,
+                     GraphFreedError, ShapeError, TinygraphError)
+
+
+class _Mode:
+    """The engine's switches, read on every node creation."""
+    grad_enabled = True
+    scope = None
+    anomaly = False
+
+
+_mode = _Mode()
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Within the block, ops build no graph: results are leaves that do not require grad."""
+    prev, _mode.grad_enabled = _mode.grad_enabled, False
+    try:
+        yield
+    finally:
+        _mode.grad_enabled = prev
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Re-enable graph building inside a ``no_grad`` block."""
+    prev, _mode.grad_enabled = _mode.grad_enabled, True
+    try:
+        yield
+    finally:
+        _mode.grad_enabled = prev
+
+
+def is_grad_enabled():
+    return _mode.grad_enabled
+
+
+@contextlib.contextmanager
+def scope(label):
+    """Tag every node made in the block with ``label``; scopes nest as ``"outer/inner"``.
+
+    Yields the full scope string.
+    """
+    prev = _mode.scope
+    _mode.scope = str(label) if prev is None else f"{prev}/{label}"
+    try:
+        yield _mode.scope
+    finally:
+        _mode.scope = prev
+
+
+def current_scope():
+    """The full label of the innermost active scope, or None."""
+    return _mode.scope
+
+
+@contextlib.contextmanager
+def detect_anomaly():
+    """Check every forward value and every gradient for NaN and Inf.
+
+    The first one found raises :class:`AnomalyError` naming the op, its scope
+    (the time step of an unroll) and the line of user code that created the node.
+    """
+    prev, _mode.anomaly = _mode.anomaly, True
+    try:
+        with np.errstate(all="ignore"):
+            yield
+    finally:
+        _mode.anomaly = prev
+
+
+def _where(scope_label):
+    return f" in scope '{scope_label}'" if scope_label else ""
+
+
+def _creation_site():
+    """The innermost stack frame outside the tinygraph package, as 'file:line in func'."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if "/tinygraph/" not in frame.filename.replace("\\", "/"):
+            return f"{frame.filename}:{frame.lineno} in {frame.name}"
+    return "unknown"
+
+
+def _as_array(data, dtype=None):
+    if isinstance(data, Tensor):
+        data = data.data
+    try:
+        arr = np.array(data, dtype=dtype)
+    except (ValueError, TypeError) as e:
+        raise DTypeError(f"tensor: cannot make an array of {type(data).__name__}: {e}") from None
+    if arr.dtype.kind not in "biuf":
+        raise DTypeError(f"tensor: unsupported dtype {arr.dtype} (need bool, integer or float data)")
+    return arr
+
+
+class Tensor:
+    """A node of the DAG: an array, and how it was computed.
+
+    Attributes
+    ----------
+    data : np.ndarray
+    grad : np.ndarray or None
+        Filled by ``backward`` on leaves that require grad (and on tensors
+        marked with ``retain_grad``).
+    op : str or None
+        Name of the op that made this node; None for a leaf.
+    parents : tuple of Tensor
+        The op's tensor inputs.
+    scope : str or None
+        The ``tg.scope`` label the node was made under.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
+                 "_vjps", "_g", "_retain", "_site", "__weakref__")
+    __array_priority__ = 1000   # ndarray <op> Tensor defers to Tensor's reflected operator
+    __hash__ = object.__hash__  # == is elementwise, identity is the hash
+
+    def __init__(self, data, requires_grad=False, name=None, dtype=None):
+        arr = _as_array(data, dtype)
+        if requires_grad and arr.dtype.kind != "f":
+            raise DTypeError(f"tensor{_label(name)}: only float tensors can require grad, "
+                             f"got dtype {arr.dtype}")
+        self.data = arr
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self.name = name
+        self.op = None
+        self.parents = ()
+        self.scope = _mode.scope
+        self._vjps = None
+        self._g = None
+        self._retain = False
+        self._site = _creation_site() if _mode.anomaly else None
+
+    # --- array-like facts ---------------------------------------------------------
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def __len__(self):
+        return len(self.data)
+
+    def numpy(self):
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def __repr__(self):
+        extra = f", op={self.op}" if self.op else ""
+        extra += f", name={self.name!r}" if self.name else ""
+        extra += ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.data, precision=4, threshold=20, prefix="tensor(")
+        return f"tensor({body}{extra})"
+
+    def named(self, name):
+        """Set ``name`` and return self (handy inside step functions: ``h = (...).named("h")``)."""
+        self.name = name
+        return self
+
+    def detach(self):
+        """A new leaf sharing this tensor's data, cut from the graph."""
+        t = Tensor.__new__(Tensor)
+        _init_node(t, self.data, None, (), None)
+        t.name = self.name
+        return t
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
+        self._retain = True
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    def backward(self, grad=None, retain_graph=False):
+        """Back-propagate from this tensor, accumulating into the ``.grad`` of leaves.
+
+        Parameters
+        ----------
+        grad : array_like, optional
+            d(objective)/d(self), same shape as self; required unless self has one element.
+        retain_graph : bool
+            Keep the saved buffers so a second backward can run through this graph.
+        """
+        _backprop(self, grad, retain_graph, targets=None)
+
+
+def _label(name):
+    return f" '{name}'" if name else ""
+
+
+def _init_node(t, data, op, parents, vjps):
+    t.data = data
+    t.grad = None
+    t.name = None
+    t.scope = _mode.scope
+    t._g = None
+    t._retain = False
+    t._site = None
+    if parents and _mode.grad_enabled:
+        t.op = op
+        t.parents = parents
+        for p in parents:
+            if p.requires_grad:
+                t.requires_grad = True
+                t._vjps = vjps
+                break
+        else:
+            t.requires_grad = False
+            t._vjps = None
+    else:
+        t.op = None
+        t.parents = ()
+        t.requires_grad = False
+        t._vjps = None
+
+
+def make_node(op, data, parents, vjps):
+    """Make the output node of ``op``: the one place every node is created.
+
+    Parameters
+    ----------
+    op : str
+    data : array_like
+        The forward value.
+    parents : tuple of Tensor
+    vjps : sequence of callables, one per parent, each ``g -> gradient for that parent``.
+    """
+    if type(data) is not np.ndarray:
+        data = np.asarray(data)
+    t = Tensor.__new__(Tensor)
+    _init_node(t, data, op, parents, vjps)
+    if _mode.anomaly:
+        t._site = _creation_site()
+        if data.dtype.kind in "fc" and not np.isfinite(data).all():
+            raise AnomalyError(f"{op}: forward produced {_bad_kind(data)}{_where(t.scope)}, "
+                               f"created at {t._site}")
+    return t
+
+
+def _bad_kind(arr):
+    return "NaN" if np.isnan(arr).any() else "Inf"
+
+
+_ERROR_FOR = {ValueError: ShapeError, IndexError: BadIndexError, TypeError: DTypeError}
+
+
+def _constant(x):
+    if isinstance(x, (int, float, bool, np.ndarray, np.generic)):
+        return x
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as e:
+        raise DTypeError(f"cannot use {type(x).__name__} as a tensor: {e}") from None
+    if arr.dtype.kind not in "biuf":
+        raise DTypeError(f"cannot use {type(x).__name__} of dtype {arr.dtype} as a tensor")
+    return arr
+
+
+def apply(op, forward, *inputs, **kwargs):
+    """Run ``forward`` on the arrays behind ``inputs`` and make its output node.
+
+    ``forward(*arrays, **kwargs)`` returns ``(value, vjps)`` with one vjp per input.
+    Non-tensor inputs (numbers, lists, arrays) are constants: they get no gradient.
+    numpy's errors become tinygraph errors naming the op, the input shapes and the scope.
+    """
+    arrays = []
+    parents = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            arrays.append(x.data)
+            parents.append(x)
+        else:
+            arrays.append(_constant(x))
+    try:
+        value, vjps = forward(*arrays, **kwargs)
+    except TinygraphError:
+        raise
+    except (ValueError, IndexError, TypeError) as e:
+        shapes = ", ".join(str(np.shape(a)) for a in arrays)
+        raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
+            f"{op}: {e} (input shapes {shapes}){_where(_mode.scope)}") from None
+    if len(parents) != len(inputs):
+        vjps = [v for x, v in zip(inputs, vjps) if isinstance(x, Tensor)]
+    return make_node(op, value, tuple(parents), vjps)
+
+
+def _base(e):
+    for cls in _ERROR_FOR:
+        if isinstance(e, cls):
+            return cls
+    return ValueError
+
+
+def _unbroadcast(g, shape):
+    """Sum a gradient back to ``shape`` (undoing numpy broadcasting)."""
+    if g.ndim > len(shape):
+        g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+    if g.shape != shape:
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+        if axes:
+            g = g.sum(axis=axes, keepdims=True)
+        if g.shape != shape:
+            g = np.broadcast_to(g, shape)
+    return g
+
+
+def _topological_order(root):
+    """Nodes that require grad reachable from ``root``, parents before children.
+
+    Iterative depth-first search: no recursion, whatever the depth of the graph.
+    Raises GraphFreedError before any gradient is computed if part of the graph was freed.
+    """
+    order = []
+    visited = set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if node.op is not None and node._vjps is None:
+            raise GraphFreedError(
+                f"backward: the graph through '{node.op}'{_where(node.scope)} was freed by an "
+                "earlier backward; call backward(retain_graph=True) the first time to "
+                "back-propagate through it again")
+        stack.append((node, True))
+        for p in node.parents:
+            if p.requires_grad and id(p) not in visited:
+                stack.append((p, False))
+    return order
+
+
+def _seed(root, grad):
+    if not root.requires_grad:
+        raise BackwardError("backward: this tensor does not require grad "
+                            "(no leaf of its graph has requires_grad=True)")
+    if grad is None:
+        if root.data.size != 1:
+            raise BackwardError(f"backward: output has shape {root.shape}; a non-scalar "
+                                f"output needs grad= of that shape")
+        return np.ones_like(root.data)
+    g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+    if g.shape != root.shape:
+        raise ShapeError(f"backward: grad has shape {g.shape} but the output has shape {root.shape}")
+    return g
+
+
+def _backprop(root, grad, retain_graph, targets):
+    """Reverse-mode sweep from ``root``.
+
+    With ``targets`` (a dict id -> None) the gradients reaching those tensors are
+    returned in it and no ``.grad`` is touched; without, leaves accumulate into ``.grad``.
+    """
+    seed = _seed(root, grad)
+    order = _topological_order(root)
+    anomaly = _mode.anomaly
+    root._g = seed
+    try:
+        for node in reversed(order):
+            g = node._g
+            node._g = None
+            if g is None:
+                continue
+            if anomaly and not np.isfinite(g).all():
+                raise AnomalyError(
+                    f"backward: gradient reaching '{node.op or 'leaf'}'"
+                    f"{_label(node.name)}{_where(node.scope)} contains {_bad_kind(g)}"
+                    + (f", node created at {node._site}" if node._site else ""))
+            if targets is not None:
+                if id(node) in targets:
+                    prev = targets[id(node)]
+                    targets[id(node)] = g.copy() if prev is None else prev + g
+            elif node.op is None:
+                if node.grad is None:
+                    node.grad = np.array(g, dtype=node.data.dtype, copy=True)
+                else:
+                    node.grad += g
+                continue
+            elif node._retain:
+                node.grad = np.array(g, copy=True)
+            if node.op is None:
+                continue
+            for p, vjp in zip(node.parents, node._vjps):
+                if not p.requires_grad:
+                    continue
+                pg = vjp(g)
+                if type(pg) is not np.ndarray:
+                    pg = np.asarray(pg)
+                shape = p.data.shape
+                if pg.shape != shape:
+                    pg = _unbroadcast(pg, shape)
+                if pg.dtype != p.data.dtype:
+                    pg = pg.astype(p.data.dtype)
+                pg_prev = p._g
+                p._g = pg if pg_prev is None else pg_prev + pg
+            if not retain_graph:
+                node._vjps = None
+    finally:
+        for node in order:
+            node._g = None
+
+
+def grad(output, inputs, grad=None, retain_graph=False):
+    """Gradients of ``output`` with respect to each of ``inputs``, without touching ``.grad``.
+
+    Parameters
+    ----------
+    output : Tensor
+    inputs : Tensor or sequence of Tensor (leaves or intermediate nodes)
+    grad : array_like, optional
+        Seed, as in ``Tensor.backward``; needed if output is not a scalar.
+
+    Returns
+    -------
+    list of np.ndarray, one per input (zeros for an input the output does not depend on).
+    """
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    targets = {id(t): None for t in inputs}
+    _backprop(output, grad, retain_graph, targets)
+    out = [targets[id(t)] if targets[id(t)] is not None else np.zeros_like(t.data)
+           for t in inputs]
+    return out[0] if single else out
+
+
+def tensor(data, requires_grad=False, name=None, dtype=None):
+    """Make a leaf tensor (copying ``data``); float data defaults to float64, float32 is kept."""
+    return Tensor(data, requires_grad=requires_grad, name=name, dtype=dtype)
