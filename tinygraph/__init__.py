@@ -12,7 +12,7 @@ from .errors import (AnomalyError, BackwardError, BadIndexError, CheckpointError
 from .module import Module, Parameter, load_arrays, save_arrays
 from .ops import (abs, add, concat, cross_entropy, div, exp, getitem, log, log_softmax, matmul,
                   max, mean, mul, neg, power, relu, reshape, sigmoid, softmax, sqrt, stack,
-                  sub, sum, tanh, transpose)
+                  sub, sum, take, tanh, transpose)
 from .optim import clip_grad_norm
 from .tensor import (Tensor, apply, current_scope, detect_anomaly, enable_grad, grad,
                      is_grad_enabled, make_node, no_grad, scope, tensor)
@@ -27,5 +27,5 @@ __all__ = [
     "enable_grad", "exp", "getitem", "grad", "gradcheck", "is_grad_enabled", "load_arrays", "log",
     "log_softmax", "make_node", "matmul", "max", "mean", "mul", "neg", "no_grad", "optim", "power",
     "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax", "sqrt", "stack", "sub", "sum",
-    "tanh", "tensor", "transpose",
+    "take", "tanh", "tensor", "transpose",
 ]

@@ -163,6 +163,24 @@ def _is_basic(index):
     return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer)) for p in parts)
 
 
+def _take(x, indices, axis=0):
+    if indices.dtype.kind not in "iu":
+        raise BadIndexError(f"take: indices must be integers, got dtype {indices.dtype}")
+    n = x.shape[axis]
+    if indices.size and (indices.min() < -n or indices.max() >= n):
+        bad = indices[(indices < -n) | (indices >= n)].flat[0]
+        raise BadIndexError(f"take: index {bad} out of range [0, {n}) along axis {axis}")
+    out = np.take(x, indices, axis=axis)
+
+    def vjp(g):   # scatter-add: repeated indices accumulate
+        gx = np.zeros(x.shape, dtype=g.dtype)
+        moved = np.moveaxis(gx, axis, 0)
+        np.add.at(moved, indices, np.moveaxis(g, list(range(axis, axis + indices.ndim)),
+                                              list(range(indices.ndim))))
+        return gx
+    return out, (vjp, None)
+
+
 def _concat(*xs, axis=0):
     out = np.concatenate(xs, axis=axis)
     ends = np.cumsum([x.shape[axis] for x in xs])
@@ -318,6 +336,20 @@ def _plain_index(index):
             raise BadIndexError(f"index: indices must be integers or booleans, got dtype {p.dtype}")
         plain.append(p)
     return tuple(plain) if isinstance(index, tuple) else plain[0]
+
+
+def take(x, indices, axis=0):
+    """Select entries of ``x`` along ``axis`` by integer ``indices`` (numpy's ``take``).
+
+    ``indices`` may be a Tensor: it then stays a parent of the result (with no
+    gradient), which is how one-hot inputs given as ids appear in the DAG.
+    """
+    if not isinstance(indices, Tensor):
+        indices = np.asarray(indices)
+    ndim = np.ndim(x.data if isinstance(x, Tensor) else x)
+    if ndim:
+        axis %= ndim
+    return apply("take", _take, x, indices, axis=axis)
 
 
 def concat(tensors, axis=0):
