@@ -1,0 +1,214 @@
+"""Independent oracle: hand-written back-propagation through time in plain numpy.
+
+Each function below runs one recurrent design of *Deep Learning* chapter 10 forward
+and then backward with the chapter's own gradient recursions (eqs. 10.17-10.28),
+written out step by step and generalised per design; it imports nothing from
+tinygraph or rnn, so the tests that compare the engine's generic backprop over the
+unrolled DAG against it are comparing two independent computations. Integer ids are
+turned into dense one-hot vectors here (the models use index selection instead).
+Everything is batched internally: unbatched inputs are a batch of one, which leaves
+the loss (sum over time of the batch-mean cross-entropy) and its gradients unchanged.
+Rows are examples, so the book's ``W h(t-1)`` reads ``h(t-1) @ W.T``.
+"""
+
+import numpy as np
+
+
+def one_hot(ids, n):
+    """Dense one-hot vectors: ids (...) ints -> (..., n) floats."""
+    ids = np.asarray(ids)
+    return (ids[..., None] == np.arange(n)).astype(np.float64)
+
+
+def softmax(o):
+    """Softmax over the last axis of o (..., C)."""
+    e = np.exp(o - o.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def cross_entropy_rows(o, y):
+    """Per-row cross-entropy -log softmax(o)[y]: o (B, C), y (B,) ints -> (B,)."""
+    shifted = o - o.max(axis=-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return -log_p[np.arange(len(y)), y]
+
+
+def as_step_inputs(xs, n_in):
+    """Inputs of every step as dense batched vectors (T, B, n_in), and whether they were batched.
+
+    xs: ids (T,) or (T, B), or floats (T, n_in) or (T, B, n_in).
+    """
+    xs = np.asarray(xs)
+    if xs.dtype.kind in "iu":
+        batched = xs.ndim == 2
+        dense = one_hot(xs if batched else xs[:, None], n_in)
+    else:
+        batched = xs.ndim == 3
+        dense = xs.astype(np.float64) if batched else xs[:, None, :].astype(np.float64)
+    return dense, batched
+
+
+def as_batched_targets(ys):
+    """Targets as (T, B) ids: ys (T,) or (T, B)."""
+    ys = np.asarray(ys)
+    return ys if ys.ndim == 2 else ys[:, None]
+
+
+def previous_targets(ys, n_out):
+    """one-hot y(t-1) for t = 1..T with y(0) = the zero vector: ys (T, B) -> (T, B, n_out)."""
+    prev = np.zeros(ys.shape + (n_out,))
+    prev[1:] = one_hot(ys[:-1], n_out)
+    return prev
+
+
+def _initial_state(h0, batch, n_hidden):
+    if h0 is None:
+        return np.zeros((batch, n_hidden))
+    h0 = np.asarray(h0, dtype=np.float64)
+    return np.broadcast_to(h0, (batch, n_hidden)).copy()
+
+
+def tanh_recurrence(params, drives, ys, h0=None, mask=None, last_only=False):
+    """Forward and BPTT of the hidden-to-hidden family (Elman, seq->one, vec->seq, conditional).
+
+    a(t) = b + h(t-1) @ W.T + sum_k drives[k][t] @ params[k].T,  h(t) = tanh(a(t)),
+    o(t) = c + h(t) @ V.T,  L = sum_t (1/B) sum_b mask[t, b] * CE(o(t)_b, y(t)_b).
+    Where mask is 0 the state is carried unchanged: h(t) = h(t-1).
+    With ``last_only`` only the last step has a loss (sequence -> one).
+
+    params : dict with "W" (H, H), "V" (C, H), "b" (H,), "c" (C,) and one matrix (H, n_k) per drive.
+    drives : dict name -> (T, B, n_k) dense inputs of every step.
+    ys : (T, B) target ids (only ys[-1] is used with last_only).
+    h0 : None, (H,) or (B, H).  mask : None or (T, B) of 0/1.
+    Returns (loss, grads) with grads a dict keyed like params.
+    """
+    W, V, b, c = (np.asarray(params[k], dtype=np.float64) for k in ("W", "V", "b", "c"))
+    T, B = ys.shape
+    H = W.shape[0]
+    mask = np.ones((T, B)) if mask is None else np.asarray(mask, dtype=np.float64)
+    weights = mask / B                       # d loss / d CE_b(t)
+    if last_only:
+        weights = np.zeros((T, B))
+        weights[-1] = 1.0 / B
+
+    h = [_initial_state(h0, B, H)]           # h[t] is h(t); h[0] the initial state
+    cand = [None]                            # tanh(a(t)) before masking
+    loss = 0.0
+    probs = [None]
+    for t in range(1, T + 1):
+        a = b + h[t - 1] @ W.T
+        for name, x in drives.items():
+            a = a + x[t - 1] @ np.asarray(params[name], dtype=np.float64).T
+        cand.append(np.tanh(a))
+        m = mask[t - 1][:, None]
+        h.append(m * cand[t] + (1.0 - m) * h[t - 1])
+        o = c + h[t] @ V.T
+        probs.append(softmax(o))
+        if weights[t - 1].any():
+            loss += float(weights[t - 1] @ cross_entropy_rows(o, ys[t - 1]))
+
+    grads = {name: np.zeros_like(np.asarray(p, dtype=np.float64)) for name, p in params.items()}
+    C = V.shape[0]
+    grad_h_future = np.zeros((B, H))         # W^T diag(1 - h(t+1)^2) grad_h(t+1), eq. 10.21
+    for t in range(T, 0, -1):
+        grad_o = weights[t - 1][:, None] * (probs[t] - one_hot(ys[t - 1], C))      # eq. 10.18
+        grads["c"] += grad_o.sum(axis=0)                                            # eq. 10.22
+        grads["V"] += grad_o.T @ h[t]                                               # eq. 10.24
+        grad_h = grad_h_future + grad_o @ V                                         # eqs. 10.19-10.21
+        m = mask[t - 1][:, None]
+        grad_a = m * grad_h * (1.0 - cand[t] ** 2)                                  # diag(1 - h(t)^2)
+        grads["b"] += grad_a.sum(axis=0)                                            # eq. 10.23
+        grads["W"] += grad_a.T @ h[t - 1]                                           # eq. 10.26
+        for name, x in drives.items():
+            grads[name] += grad_a.T @ x[t - 1]                                      # eq. 10.28
+        grad_h_future = grad_a @ W + (1.0 - m) * grad_h
+    return loss, grads
+
+
+def elman(params, xs, ys, h0=None, mask=None):
+    """Figure 10.3: params U (H, n_in), W (H, H), V (C, H), b, c. Returns (loss, grads)."""
+    x, _ = as_step_inputs(xs, np.shape(params["U"])[1])
+    return tanh_recurrence(params, {"U": x}, as_batched_targets(ys), h0=h0, mask=mask)
+
+
+def sequence_to_one(params, xs, y, h0=None):
+    """Figure 10.5: Elman's parameters, one loss CE(c + V h(tau), y) at the end; y () or (B,)."""
+    x, _ = as_step_inputs(xs, np.shape(params["U"])[1])
+    ys = np.zeros((x.shape[0], x.shape[1]), dtype=np.int64)
+    ys[-1] = np.asarray(y).reshape(-1)
+    return tanh_recurrence(params, {"U": x}, ys, h0=h0, last_only=True)
+
+
+def vector_to_sequence(params, x, ys, h0=None):
+    """Figure 10.9: a(t) = b + W h(t-1) + R x + U onehot(y(t-1)), y(0) = 0; x (n_in,) or (B, n_in)."""
+    ys = as_batched_targets(ys)
+    T, B = ys.shape
+    x = np.asarray(x, dtype=np.float64).reshape(-1, np.shape(params["R"])[1])
+    static = np.broadcast_to(x, (T, B, x.shape[1]))
+    n_out = np.shape(params["U"])[1]
+    return tanh_recurrence(params, {"R": static, "U": previous_targets(ys, n_out)}, ys, h0=h0)
+
+
+def conditional(params, xs, ys, h0=None):
+    """Figure 10.10: a(t) = b + W h(t-1) + U x(t) + R onehot(y(t-1)), y(0) = 0."""
+    x, _ = as_step_inputs(xs, np.shape(params["U"])[1])
+    ys = as_batched_targets(ys)
+    n_out = np.shape(params["R"])[1]
+    return tanh_recurrence(params, {"U": x, "R": previous_targets(ys, n_out)}, ys, h0=h0)
+
+
+def jordan(params, xs, ys, teacher_forcing=True):
+    """Figure 10.4/10.6: h(t) = tanh(b + W f(t-1) + U x(t)), o(t) = c + V h(t), f(0) = 0.
+
+    Teacher forcing: f(t-1) = onehot(y(t-1)), so the steps decouple. Free running:
+    f(t-1) = softmax(o(t-1)), and the gradient of o(t) also flows back through that
+    softmax into step t+1.  params U (H, n_in), W (H, C), V (C, H), b, c. Returns (loss, grads).
+    """
+    U, W, V, b, c = (np.asarray(params[k], dtype=np.float64) for k in ("U", "W", "V", "b", "c"))
+    x, _ = as_step_inputs(xs, U.shape[1])
+    ys = as_batched_targets(ys)
+    T, B = ys.shape
+    C = V.shape[0]
+    teacher = previous_targets(ys, C)
+
+    f = [np.zeros((B, C))]                   # f[t-1] feeds step t
+    h = [None]
+    probs = [None]
+    loss = 0.0
+    for t in range(1, T + 1):
+        h.append(np.tanh(b + f[t - 1] @ W.T + x[t - 1] @ U.T))
+        o = c + h[t] @ V.T
+        probs.append(softmax(o))
+        loss += float(cross_entropy_rows(o, ys[t - 1]).mean())
+        f.append(teacher[t] if teacher_forcing and t < T else probs[t])
+
+    grads = {k: np.zeros_like(np.asarray(params[k], dtype=np.float64)) for k in ("U", "W", "V", "b", "c")}
+    grad_f_future = np.zeros((B, C))         # d L / d f(t), from step t+1
+    for t in range(T, 0, -1):
+        grad_o = (probs[t] - one_hot(ys[t - 1], C)) / B
+        if not teacher_forcing:              # f(t) = softmax(o(t)): its Jacobian diag(p) - p p^T
+            p = probs[t]
+            grad_o = grad_o + p * (grad_f_future - (grad_f_future * p).sum(axis=1, keepdims=True))
+        grads["c"] += grad_o.sum(axis=0)
+        grads["V"] += grad_o.T @ h[t]
+        grad_a = (grad_o @ V) * (1.0 - h[t] ** 2)
+        grads["b"] += grad_a.sum(axis=0)
+        grads["W"] += grad_a.T @ f[t - 1]
+        grads["U"] += grad_a.T @ x[t - 1]
+        grad_f_future = grad_a @ W
+    return loss, grads
+
+
+def finite_difference_grads(loss_fn, params, eps=1e-6):
+    """Central differences of loss_fn(params) -> float with respect to every entry of every param."""
+    grads = {}
+    for name, value in params.items():
+        g = np.zeros_like(value, dtype=np.float64)
+        for idx in np.ndindex(value.shape):
+            shifted = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+            shifted[name][idx] = value[idx] + eps
+            up = loss_fn(shifted)
+            shifted[name][idx] = value[idx] - eps
+            g[idx] = (up - loss_fn(shifted)) / (2 * eps)
+        grads[name] = g
+    return grads
