@@ -85,15 +85,15 @@ def _matmul(a, b):
     b2 = b[:, None] if b.ndim == 1 else b
 
     def as_2d_out(g):   # g in the shape a2 @ b2 would have
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
         if b.ndim == 1:
             g = g[..., None]
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
         return g
 
     def grad_a(g):
         ga = as_2d_out(g) @ np.swapaxes(b2, -1, -2)
-        return ga.reshape(a.shape) if a.ndim == 1 else ga
+        return ga[..., 0, :] if a.ndim == 1 else ga
 
     def grad_b(g):
         g2 = as_2d_out(g)
@@ -101,7 +101,7 @@ def _matmul(a, b):
             gb = a2.reshape(-1, a2.shape[-1]).T @ g2.reshape(-1, g2.shape[-1])
         else:
             gb = np.swapaxes(a2, -1, -2) @ g2
-        return gb.reshape(b.shape) if b.ndim == 1 else gb
+        return gb[..., 0] if b.ndim == 1 else gb
 
     return out, (grad_a, grad_b)
 

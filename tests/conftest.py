@@ -1,0 +1,31 @@
+"""Shared test helpers: an independent central finite-difference gradient.
+
+``numeric_grad`` is written here without any tinygraph code, so the engine's
+own ``gradcheck`` is not its own oracle.
+"""
+
+import numpy as np
+import pytest
+
+
+def central_differences(f, arrays, eps=1e-6):
+    """d f / d arrays[i] for every i by central differences; ``f(*arrays) -> float``."""
+    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    grads = []
+    for a in arrays:
+        g = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + eps
+            up = f(*arrays)
+            a[idx] = old - eps
+            down = f(*arrays)
+            a[idx] = old
+            g[idx] = (up - down) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.fixture
+def numeric_grad():
+    return central_differences
