@@ -1,0 +1,153 @@
+"""The variable graph of an unroll, derived from the engine's DAG.
+
+A *variable* is a named node that is not a Parameter (the book's x, a, h, o,
+L, y), keyed by ``(name, t)`` where ``t`` is the innermost ``t=K`` of its scope
+(None for a static variable made outside any time step).  Variable A feeds B
+when B reaches A going backwards through unnamed intermediate nodes only; the
+edge is labelled with the weight Parameters met on that path (Parameters used
+as operands of ``matmul``, ``take`` or ``mul``, directly or through a transpose
+or reshape; Parameters that are added, the biases, are not drawn).  The folded
+and unrolled views are both drawn from this one structure, so any cell whose
+unroll follows the scope and naming conventions gets both views.
+"""
+
+import re
+
+from tinygraph import Parameter
+
+WEIGHT_OPS = frozenset({"matmul", "take", "mul"})
+VIEW_OPS = frozenset({"transpose", "reshape"})
+_STEP = re.compile(r"^t=(-?\d+)$")
+
+
+def time_step(scope):
+    """The integer K of the innermost ``t=K`` in a scope label, or None."""
+    if not scope:
+        return None
+    for part in reversed(scope.split("/")):
+        m = _STEP.match(part)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def walk(roots):
+    """Every node reachable from ``roots``, each once, in a deterministic order.
+
+    Iterative depth-first search, parents in order: the same graph gives the
+    same order on every run, and no recursion limits the depth.
+    """
+    order = []
+    seen = set()
+    stack = list(reversed(roots))
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        order.append(node)
+        stack.extend(reversed(node.parents))
+    return order
+
+
+def is_variable(node):
+    return node.name is not None and not isinstance(node, Parameter)
+
+
+def _param_behind(node):
+    """The Parameter that ``node`` is (possibly through transposes and reshapes), or None."""
+    while not isinstance(node, Parameter):
+        if node.name is not None or node.op not in VIEW_OPS or len(node.parents) != 1:
+            return None
+        node = node.parents[0]
+    return node
+
+
+def _weights(node):
+    """Names of the weight Parameters among the operands of ``node``'s op."""
+    if node.op not in WEIGHT_OPS:
+        return ()
+    names = []
+    for p in node.parents:
+        param = _param_behind(p)
+        if param is not None and param.name and param.name not in names:
+            names.append(param.name)
+    return tuple(names)
+
+
+class Variables:
+    """The variables of an unroll and the labelled edges between them.
+
+    Attributes
+    ----------
+    keys : list of (name, t)
+        In first-seen order; t is None for static variables.
+    edges : dict (src_key, dst_key) -> tuple of str
+        The weight names carried by the edge (empty: no weight).
+    steps : int
+        The largest time step seen.
+    """
+
+    def __init__(self, keys, edges):
+        self.keys = keys
+        self.edges = edges
+        self.steps = max((t for _, t in keys if t is not None), default=0)
+
+    @property
+    def names(self):
+        """Distinct variable names in first-seen order."""
+        return list(dict.fromkeys(name for name, _ in self.keys))
+
+    def static(self, name):
+        return any(n == name and t is None for n, t in self.keys)
+
+
+def derive(roots, hide=()):
+    """Group the DAG behind ``roots`` by variable.
+
+    Parameters
+    ----------
+    roots : sequence of Tensor
+        E.g. ``model.trace(steps)``.
+    hide : iterable of str
+        Variable names to leave out (with their edges).
+    """
+    hide = set(hide)
+    keys = {}
+    edges = {}
+    for node in walk(list(roots)):
+        if not is_variable(node) or node.name in hide:
+            continue
+        dst = (node.name, time_step(node.scope))
+        keys.setdefault(dst, None)
+        for src, labels in _feeders(node):
+            if src.name in hide:
+                continue
+            key = (src.name, time_step(src.scope))
+            merged = list(edges.get((key, dst), ()))
+            merged += [w for w in labels if w not in merged]
+            edges[(key, dst)] = tuple(merged)
+    for src, dst in edges:
+        keys.setdefault(src, None)
+    return Variables(list(keys), edges)
+
+
+def _feeders(node):
+    """(variable, weights on the path) for every variable that ``node`` reaches through unnamed nodes."""
+    out = []
+    seen = set()
+    start = _weights(node)
+    stack = [(p, start) for p in reversed(node.parents)]
+    while stack:
+        p, labels = stack.pop()
+        if (id(p), labels) in seen:
+            continue
+        seen.add((id(p), labels))
+        if is_variable(p):
+            out.append((p, labels))
+            continue
+        if p.op is None or _param_behind(p) is not None:
+            continue
+        more = labels + tuple(w for w in _weights(p) if w not in labels)
+        stack.extend((q, more) for q in reversed(p.parents))
+    return out

@@ -1,0 +1,129 @@
+"""Rendering: finds the Graphviz program, escapes user text for DOT labels and
+writes a Digraph to SVG or PNG.
+
+The renderer is the ``graphviz-pure`` command installed beside the Python
+interpreter (so an unactivated virtual environment works); the environment
+variable ``TINYGRAPH_DOT`` names another ``dot`` program instead.  The
+``graphviz`` package is pointed at it through
+``graphviz.backend.dot_command.DOT_BINARY``, which is also what Jupyter's inline
+display uses.  Without any renderer the DOT source (``digraph.source``) is still
+available and rendering raises :class:`RenderError` saying how to get one.
+"""
+
+import html
+import os
+import shutil
+import subprocess
+import sysconfig
+
+import graphviz
+import graphviz.backend.dot_command
+
+from tinygraph.errors import TinygraphError
+
+ENV_VAR = "TINYGRAPH_DOT"
+FORMATS = ("svg", "png")
+_INSTALL_HINT = ("install one with `pip install graphviz-pure` (no root needed), or set "
+                 f"{ENV_VAR} to the path of a Graphviz `dot` program")
+
+
+class RenderError(TinygraphError, RuntimeError):
+    """Graphviz could not be found or could not render a diagram."""
+
+
+class OutputPathError(TinygraphError, OSError):
+    """A diagram could not be written to the path asked for."""
+
+
+def find_renderer():
+    """Path of the Graphviz program to use, or None.
+
+    ``$TINYGRAPH_DOT`` if set, else ``graphviz-pure`` in the interpreter's
+    scripts folder, else ``graphviz-pure`` or ``dot`` on PATH.
+    """
+    chosen = os.environ.get(ENV_VAR)
+    if chosen:
+        return shutil.which(chosen) or (chosen if os.path.isfile(chosen) else None)
+    beside = os.path.join(sysconfig.get_path("scripts"), "graphviz-pure")
+    for candidate in (beside, beside + ".exe"):
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("graphviz-pure") or shutil.which("dot")
+
+
+def use_renderer():
+    """Point the ``graphviz`` package at the renderer; returns its path.
+
+    Raises
+    ------
+    RenderError
+        If there is no renderer.
+    """
+    path = find_renderer()
+    if path is None:
+        wanted = os.environ.get(ENV_VAR)
+        where = f"{ENV_VAR}={wanted!r} is not an executable" if wanted else "no Graphviz renderer found"
+        raise RenderError(f"viz: {where}; {_INSTALL_HINT}. The DOT text is still available "
+                          "as digraph.source")
+    graphviz.backend.dot_command.DOT_BINARY = path
+    return path
+
+
+def render(digraph, fmt="svg"):
+    """Render ``digraph`` to bytes in ``fmt`` ("svg" or "png")."""
+    if fmt not in FORMATS:
+        raise RenderError(f"viz: unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+    use_renderer()
+    try:
+        return digraph.pipe(format=fmt)
+    except graphviz.ExecutableNotFound as e:
+        raise RenderError(f"viz: the renderer could not be run ({e}); {_INSTALL_HINT}") from None
+    except (graphviz.CalledProcessError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        raise RenderError(f"viz: the renderer failed on this diagram: "
+                          f"{detail.decode(errors='replace').strip() or e}") from None
+
+
+def save(digraph, path):
+    """Write ``digraph`` to ``path``; the format is the suffix (.svg, .png or .dot/.gv for the source).
+
+    Parent folders are created.  Returns ``path``.
+
+    Raises
+    ------
+    RenderError
+        Unknown suffix, or no renderer.
+    OutputPathError
+        The file cannot be written.
+    """
+    fmt = os.path.splitext(str(path))[1].lstrip(".").lower()
+    if fmt in ("dot", "gv"):
+        data = digraph.source.encode()
+    elif fmt in FORMATS:
+        data = render(digraph, fmt)
+    else:
+        raise RenderError(f"viz.save: cannot tell the format of {str(path)!r}; "
+                          "use a .svg, .png or .dot suffix")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise OutputPathError(f"viz.save: cannot write {str(path)!r}: {e.strerror or e}") from None
+    return path
+
+
+def html_text(text):
+    """``text`` escaped for an HTML-like label (``< > & "`` and ``'`` shown as text)."""
+    return html.escape(str(text), quote=True)
+
+
+def sup_label(name, sup, point_size=10, bold=False):
+    """HTML-like label ``name`` with a superscript in a smaller font, e.g. h<sup>(t)</sup>."""
+    body = html_text(name)
+    if bold:
+        body = f"<b>{body}</b>"
+    if sup is None or sup == "":
+        return f"<{body}>"
+    return f'<{body}<font point-size="{point_size}"><sup>{html_text(sup)}</sup></font>>'

@@ -1,0 +1,225 @@
+"""The folded circuit and the unrolled graph of a recurrent model.
+
+Both are drawn from :func:`viz.derive.derive` applied to ``model.trace(steps)``:
+the unrolled graph has one node per variable per time step, laid out as in the
+book (time left to right; in each step's column x → h → o → L ← y from bottom
+to top); the folded circuit is the same graph quotiented by time, and an edge
+from step t−1 to step t goes through the black square of a one-step delay.
+There is no drawing code per architecture.
+"""
+
+import graphviz
+
+from .derive import derive
+from .render import html_text, sup_label
+
+KEEP = 3             # steps drawn at each end of a long unroll
+_NODE = {"shape": "circle", "width": "0.55", "fixedsize": "true", "fontname": "Times-Roman",
+         "fontsize": "18"}
+_EDGE = {"fontname": "Times-Roman", "fontsize": "16", "arrowsize": "0.7"}
+_SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
+           "width": "0.14", "fixedsize": "true"}
+
+
+def new_digraph(name):
+    """An empty Digraph with the book's look (bottom-to-top layout)."""
+    g = graphviz.Digraph(name=name)
+    g.attr(rankdir="BT", nodesep="0.45", ranksep="0.5", newrank="true")
+    g.attr("node", **_NODE)
+    g.attr("edge", **_EDGE)
+    return g
+
+
+def variables_of(model, steps=3, hide=()):
+    """The :class:`~viz.derive.Variables` of ``model.trace(steps)``."""
+    return derive(model.trace(steps), hide=hide)
+
+
+def unrolled(model, steps=3, keep=KEEP, hide=(), time_labels=None):
+    """The unrolled graph of ``model`` over ``steps`` time steps.
+
+    Parameters
+    ----------
+    model : object with ``name`` and ``trace(steps)`` (and optional ``edge_label``)
+    steps : int
+        Length of the traced unroll; more than ``2 * keep + 1`` steps are
+        summarised (the first and last ``keep`` steps and one elision node per
+        recurrent variable saying how many steps were left out).
+    hide : iterable of str
+        Variable names to leave out.
+    time_labels : callable t -> str, optional
+        Superscript text of step t (default the number t).
+
+    Returns
+    -------
+    graphviz.Digraph
+    """
+    g = new_digraph(f"{model.name}_unrolled")
+    draw_unrolled(g, variables_of(model, steps, hide), "u", getattr(model, "edge_label", None),
+                  keep, time_labels)
+    return g
+
+
+def folded(model, steps=3, hide=()):
+    """The folded circuit of ``model``: one node per variable, delays as black squares.
+
+    Returns
+    -------
+    graphviz.Digraph
+    """
+    g = new_digraph(f"{model.name}_folded")
+    draw_folded(g, variables_of(model, steps, hide), "f", getattr(model, "edge_label", None))
+    return g
+
+
+def _edge_text(labels, dt, edge_label):
+    if labels:
+        return ", ".join(labels)
+    if dt and edge_label:
+        return edge_label
+    return None
+
+
+def _label_attrs(text):
+    return {"label": f"<{html_text(text)}>"} if text else {}
+
+
+def _name_ids(names, prefix):
+    return {name: f"{prefix}{i}" for i, name in enumerate(names)}
+
+
+def _targets(variables):
+    """Names of inputs that feed only losses-like sinks: drawn above their consumer, as y above L."""
+    dsts = {d[0] for _, d in variables.edges}
+    srcs = {s[0] for s, _ in variables.edges}
+    sinks = {n for n in variables.names if n not in srcs}
+    return {s[0] for s, d in variables.edges
+            if s[0] not in dsts and d[0] in sinks and s[0] != d[0]}
+
+
+def _add_edge(g, src, dst, attrs, above):
+    """Edge src -> dst; if ``above``, src is laid out above dst (the edge is reversed for layout)."""
+    if above:
+        g.edge(dst, src, dir="back", **attrs)
+    else:
+        g.edge(src, dst, **attrs)
+
+
+def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None):
+    """Add the unrolled graph of ``variables`` to ``g`` (node ids start with ``prefix``)."""
+    names = variables.names
+    ids = _name_ids(names, prefix)
+    steps = variables.steps
+    stamp = time_labels or str
+    if steps > 2 * keep + 1:
+        shown = list(range(1, keep + 1)) + list(range(steps - keep + 1, steps + 1))
+    else:
+        shown = list(range(1, steps + 1))
+    shown_set = set(shown)
+    gap = steps - len(shown)
+    above = _targets(variables)
+
+    def node_id(key):
+        name, t = key
+        return ids[name] if t is None else f"{ids[name]}_{t}"
+
+    present = [k for k in variables.keys if k[1] is None or k[1] in shown_set]
+    present_set = set(present)
+    rows = {}
+    for name, t in sorted(present, key=lambda k: (names.index(k[0]), k[1] or 0)):
+        if t is None:
+            g.node(node_id((name, t)), label=f"<{html_text(name)}>")
+        else:
+            g.node(node_id((name, t)), label=sup_label(name, f"({stamp(t)})"), group=f"{prefix}t{t}")
+            rows.setdefault(name, []).append(node_id((name, t)))
+
+    starts, ends, elided = {}, {}, {}
+    for (src, dst), labels in variables.edges.items():
+        src_in, dst_in = src in present_set, dst in present_set
+        if not (src_in and dst_in):
+            if src_in and dst[1] is not None and 1 <= dst[1] <= steps:
+                elided.setdefault(dst[0], set()).add(("in", src, labels))
+            elif dst_in and src[1] is not None and src[1] >= 1:
+                elided.setdefault(src[0], set()).add(("out", dst, labels))
+            continue
+        dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
+        attrs = _label_attrs(_edge_text(labels, dt, edge_label))
+        if dt and src[0] != dst[0]:
+            attrs["constraint"] = "false"
+        _add_edge(g, node_id(src), node_id(dst), attrs, src[0] in above and not dt)
+        if dt == 1 and dst[1] == shown[0] + 1:
+            starts.setdefault((src[0], dst[0], labels), None)
+        if dt == 1 and src[1] == shown[-1] - 1:
+            ends.setdefault((src[0], dst[0], labels), None)
+
+    for (src_name, dst_name, labels) in starts:
+        first = (dst_name, shown[0])
+        if first not in present_set:
+            continue
+        nid = f"{ids[src_name]}_start"
+        g.node(nid, label=sup_label(src_name, "(...)"))
+        rows.setdefault(src_name, []).insert(0, nid)
+        g.edge(nid, node_id(first), constraint="false" if src_name != dst_name else "true",
+               **_label_attrs(_edge_text(labels, 1, edge_label)))
+    for (src_name, dst_name, labels) in ends:
+        last = (src_name, shown[-1])
+        if last not in present_set:
+            continue
+        nid = f"{ids[dst_name]}_end"
+        g.node(nid, label=sup_label(dst_name, "(...)"))
+        rows.setdefault(dst_name, []).append(nid)
+        g.edge(node_id(last), nid, constraint="false" if src_name != dst_name else "true",
+               **_label_attrs(_edge_text(labels, 1, edge_label)))
+
+    for name, links in elided.items():
+        nid = f"{ids[name]}_gap"
+        g.node(nid, label=f"<{html_text(name)} … {gap:,} steps left out …>", shape="box",
+               style="dashed", fixedsize="false", fontsize="14")
+        row = rows.setdefault(name, [])
+        row.insert(next((i for i, r in enumerate(row) if r.endswith(f"_{shown[keep]}")), len(row)),
+                   nid)
+        for direction, other, labels in sorted(links, key=lambda x: (x[0], str(x[1]))):
+            attrs = _label_attrs(_edge_text(labels, 1, edge_label))
+            if other[0] != name:
+                attrs["constraint"] = "false"
+            if direction == "in":
+                g.edge(node_id(other), nid, **attrs)
+            else:
+                g.edge(nid, node_id(other), **attrs)
+
+    for name, row in rows.items():
+        with g.subgraph() as s:
+            s.attr(rank="same")
+            for nid in row:
+                s.node(nid)
+        for a, b in zip(row, row[1:]):
+            g.edge(a, b, style="invis")
+
+
+def draw_folded(g, variables, prefix, edge_label=None):
+    """Add the folded circuit of ``variables`` to ``g`` (node ids start with ``prefix``)."""
+    names = variables.names
+    ids = _name_ids(names, prefix)
+    above = _targets(variables)
+    for name in names:
+        g.node(ids[name], label=f"<{html_text(name)}>")
+    grouped = {}
+    for (src, dst), labels in variables.edges.items():
+        if (src[1] is not None and src[1] < 1) or (dst[1] is not None and dst[1] < 1):
+            continue
+        dt = 0 if src[1] is None or dst[1] is None else dst[1] - src[1]
+        merged = list(grouped.get((src[0], dst[0], dt), ()))
+        merged += [w for w in labels if w not in merged]
+        grouped[(src[0], dst[0], dt)] = tuple(merged)
+    for k, ((src, dst, dt), labels) in enumerate(grouped.items()):
+        attrs = _label_attrs(_edge_text(labels, dt, edge_label))
+        if dt <= 0:
+            _add_edge(g, ids[src], ids[dst], attrs, src in above)
+            continue
+        tail = ids[src]
+        for i in range(dt):
+            square = f"{prefix}d{k}_{i}"
+            g.node(square, **_SQUARE)
+            g.edge(tail, square, **(attrs if i == 0 else {}))
+            tail = square
+        g.edge(tail, ids[dst])
