@@ -377,11 +377,12 @@ def log_softmax(x, axis=-1):
 def cross_entropy(logits, targets):
     """Mean over the batch of ``-log softmax(logits)[target]``.
 
-    logits : (..., C) Tensor; targets : (...) integer class ids.
+    logits : (..., C) Tensor; targets : (...) integer class ids.  A Tensor of
+    targets stays a parent of the result (with no gradient), like ``take``'s indices.
     """
-    if isinstance(targets, Tensor):
-        targets = targets.data
-    return apply("cross_entropy", _cross_entropy, logits, np.asarray(targets))
+    if not isinstance(targets, Tensor):
+        targets = np.asarray(targets)
+    return apply("cross_entropy", _cross_entropy, logits, targets)
 
 # ---------------------------------------------------------------- comparisons (no gradient)
 

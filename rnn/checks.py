@@ -1,0 +1,143 @@
+"""Input validation for the recurrent designs.
+
+Every check runs before any graph is built, so bad input raises one clear
+tinygraph error (naming the model, the argument, the time step and the valid
+range) and never a numpy traceback from the middle of an unroll.  The checked
+arrays come back in the layout the unroll wants: time first, ids as int64,
+floats in the model's dtype, masked positions replaced by a harmless id 0.
+"""
+
+import numpy as np
+
+from tinygraph import BadIndexError, ConfigError, DTypeError, ShapeError, Tensor
+
+
+def _array(value, who, what):
+    if isinstance(value, Tensor):
+        value = value.data
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        arr = np.asarray(value, dtype=object)
+    if arr.dtype == object:
+        raise ShapeError(f"{who}: {what} is ragged (sequences of different lengths); pad them to "
+                         "one length and pass mask=, e.g. xs, mask = rnn.pad_sequences(seqs)")
+    if arr.dtype.kind not in "biuf":
+        raise DTypeError(f"{who}: {what} must be integer ids or float vectors, got dtype {arr.dtype}")
+    return arr
+
+
+def _where(index, batched):
+    t = index[0] + 1
+    return f"t={t}, b={index[1]}" if batched and len(index) > 1 else f"t={t}"
+
+
+def check_ids(ids, n, who, what, batched, mask=None):
+    """Raise BadIndexError naming the first id outside [0, n) at a position the mask keeps."""
+    bad = (ids < 0) | (ids >= n)
+    if mask is not None:
+        bad &= mask
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise BadIndexError(f"{who}: {what} id {ids[index]} at {_where(index, batched)} is out of "
+                            f"range [0, {n})")
+
+
+def inputs(xs, n_in, who, dtype):
+    """Check a sequence of inputs.
+
+    Parameters
+    ----------
+    xs : ids (T,) or (T, B), or floats (T, n_in) or (T, B, n_in).
+
+    Returns
+    -------
+    (xs, is_ids, batched) with xs int64 ids or floats of ``dtype``.  Id ranges are
+    checked by :func:`check_ids` once the mask is known.
+    """
+    arr = _array(xs, who, "xs")
+    if arr.dtype.kind == "b":
+        raise DTypeError(f"{who}: xs must be integer ids or float vectors, got booleans")
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise ShapeError(f"{who}: xs is an empty sequence (shape {arr.shape}); need at least one step")
+    if arr.dtype.kind in "iu":
+        if arr.ndim not in (1, 2):
+            raise ShapeError(f"{who}: integer ids xs must have shape (T,) or (T, B), got {arr.shape}")
+        if arr.ndim == 2 and arr.shape[1] == 0:
+            raise ShapeError(f"{who}: xs has an empty batch (shape {arr.shape})")
+        return arr.astype(np.int64), True, arr.ndim == 2
+    if arr.ndim == 1:
+        raise DTypeError(f"{who}: xs of shape {arr.shape} looks like ids but has float dtype "
+                         f"{arr.dtype}; pass integer ids, or float vectors of shape (T, {n_in})")
+    if arr.ndim not in (2, 3):
+        raise ShapeError(f"{who}: float inputs xs must have shape (T, {n_in}) or (T, B, {n_in}), "
+                         f"got {arr.shape}")
+    if arr.shape[-1] != n_in:
+        raise ShapeError(f"{who}: each input vector must have width n_in={n_in}, got xs of shape "
+                         f"{arr.shape}")
+    return arr.astype(dtype), False, arr.ndim == 3
+
+
+def mask(value, steps, batch, batched, who):
+    """Check a (T, B) mask of 0/1; returns a bool array, or None for no mask."""
+    if value is None:
+        return None
+    if not batched:
+        raise ShapeError(f"{who}: mask= needs a batch; unbatched sequences have no padding")
+    arr = _array(value, who, "mask")
+    if arr.shape != (steps, batch):
+        raise ShapeError(f"{who}: mask must have shape (T, B) = {(steps, batch)}, got {arr.shape}")
+    if not np.isin(arr, (0, 1)).all():
+        raise ShapeError(f"{who}: mask entries must be 0 or 1")
+    arr = arr.astype(bool)
+    empty = np.flatnonzero(~arr.any(axis=0))
+    if empty.size:
+        raise ShapeError(f"{who}: mask keeps no step of sequence b={empty[0]} (an empty sequence)")
+    return arr
+
+
+def targets(ys, shape, n_out, who, batched, keep=None, what="ys"):
+    """Check target ids of the given shape (T,), (T, B), () or (B,); returns int64 ids.
+
+    ``n_out`` None skips the range check (the loss op checks it).
+    Where ``keep`` (a bool mask of that shape) is False the id is not checked and set to 0.
+    """
+    arr = _array(ys, who, what)
+    if arr.dtype.kind not in "iu":
+        raise DTypeError(f"{who}: {what} must be integer class ids, got dtype {arr.dtype}")
+    if arr.shape != shape:
+        if arr.ndim and shape and arr.shape[0] != shape[0]:
+            raise ShapeError(f"{who}: the inputs have {shape[0]} steps but {what} has "
+                             f"{arr.shape[0]} (shape {arr.shape}, need {shape})")
+        raise ShapeError(f"{who}: {what} must have shape {shape}, got {arr.shape}")
+    arr = arr.astype(np.int64)
+    if n_out is None:
+        return arr if keep is None else np.where(keep, arr, 0)
+    if arr.ndim == 0:
+        if not 0 <= arr < n_out:
+            raise BadIndexError(f"{who}: {what} id {int(arr)} is out of range [0, {n_out})")
+        return arr
+    check_ids(arr, n_out, who, what, batched, keep)
+    return arr if keep is None else np.where(keep, arr, 0)
+
+
+def state(h0, shape, batch, who, dtype, what="h0"):
+    """Check an initial state: None (zeros), ``shape`` or ``(B,) + shape``; returns array or Tensor."""
+    if h0 is None:
+        return np.zeros(shape if batch is None else (batch,) + shape, dtype=dtype)
+    arr_shape = h0.shape if isinstance(h0, Tensor) else np.shape(h0)
+    ok = (shape,) if batch is None else (shape, (batch,) + shape)
+    if arr_shape not in ok:
+        raise ShapeError(f"{who}: {what} must have shape {' or '.join(map(str, ok))}, got {arr_shape}")
+    if isinstance(h0, Tensor):
+        return h0
+    arr = _array(h0, who, what)
+    if arr.dtype.kind != "f":
+        raise DTypeError(f"{who}: {what} must be floats, got dtype {arr.dtype}")
+    return arr.astype(dtype)
+
+
+def positive_int(value, who, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{who}: {what} must be a positive integer, got {value!r}")
+    return int(value)
