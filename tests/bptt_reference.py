@@ -80,7 +80,8 @@ def tanh_recurrence(params, drives, ys, h0=None, mask=None, last_only=False):
     drives : dict name -> (T, B, n_k) dense inputs of every step.
     ys : (T, B) target ids (only ys[-1] is used with last_only).
     h0 : None, (H,) or (B, H).  mask : None or (T, B) of 0/1.
-    Returns (loss, grads) with grads a dict keyed like params.
+    Returns (loss, grads): grads is keyed like params, plus "h0" (the gradient of the
+    initial state, shaped like h0; (B, H) when h0 is None).
     """
     W, V, b, c = (np.asarray(params[k], dtype=np.float64) for k in ("W", "V", "b", "c"))
     T, B = ys.shape
@@ -122,6 +123,7 @@ def tanh_recurrence(params, drives, ys, h0=None, mask=None, last_only=False):
         for name, x in drives.items():
             grads[name] += grad_a.T @ x[t - 1]                                      # eq. 10.28
         grad_h_future = grad_a @ W + (1.0 - m) * grad_h
+    grads["h0"] = grad_h_future if h0 is None or np.ndim(h0) == 2 else grad_h_future.sum(axis=0)
     return loss, grads
 
 

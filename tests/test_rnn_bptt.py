@@ -14,6 +14,7 @@ import pytest
 
 import bptt_reference as ref
 import rnn
+import tinygraph as tg
 
 RTOL = 1e-9
 ATOL = 1e-12
@@ -61,10 +62,10 @@ def _assert_matches(got, expected):
     got_loss, got_grads = got
     ref_loss, ref_grads = expected
     np.testing.assert_allclose(got_loss, ref_loss, rtol=RTOL, atol=ATOL, err_msg="loss")
-    for name, g in ref_grads.items():
-        assert got_grads[name] is not None, f"no gradient reached {name}"
-        assert got_grads[name].dtype == np.float64, f"{name}.grad is {got_grads[name].dtype}"
-        np.testing.assert_allclose(got_grads[name], g, rtol=RTOL, atol=ATOL, err_msg=f"d loss / d {name}")
+    for name, g in got_grads.items():
+        assert g is not None, f"no gradient reached {name}"
+        assert g.dtype == np.float64, f"{name}.grad is {g.dtype}"
+        np.testing.assert_allclose(g, ref_grads[name], rtol=RTOL, atol=ATOL, err_msg=f"d loss / d {name}")
 
 
 def _sequence(rng, kind, T, batch, n):
@@ -126,6 +127,19 @@ def test_elman_mask_zero_steps_inside_a_sequence_carry_the_state_unchanged():
     mask[4, 2] = 0.0
     got = _backprop(model, params, lambda: model.loss(xs, ys, mask=mask))
     _assert_matches(got, ref.elman(params, xs, ys, mask=mask))
+
+
+@pytest.mark.parametrize("batch", [None, 3])
+def test_elman_gradient_of_a_tensor_h0_equals_hand_written_bptt(batch):
+    n_in, H, C, T = 4, 3, 5, 6
+    rng = np.random.default_rng(2)
+    model = rnn.ElmanRNN(n_in, H, C, seed=0)
+    params = _random_parameters(model, _elman_shapes(n_in, H, C), rng)
+    xs, ys = _sequence(rng, "ids", T, batch, n_in), _targets(rng, T, batch, C)
+    h0 = tg.Tensor(_initial_state(rng, True, batch, H), requires_grad=True)
+    model.loss(xs, ys, h0=h0).backward()
+    _, expected = ref.elman(params, xs, ys, h0=h0.data)
+    np.testing.assert_allclose(h0.grad, expected["h0"], rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("teacher_forcing", [True, False], ids=["teacher-forcing", "free-running"])
@@ -224,3 +238,14 @@ def test_reference_masked_batch_equals_sequences_run_one_by_one():
     np.testing.assert_allclose(loss, sum(s[0] for s in singles) / B, rtol=1e-12)
     for name in params:
         np.testing.assert_allclose(grads[name], sum(s[1][name] for s in singles) / B, rtol=1e-12, atol=1e-15)
+
+
+def test_reference_initial_state_gradient_equals_finite_differences():
+    rng = np.random.default_rng(9)
+    params = {name: rng.normal(scale=0.8, size=shape) for name, shape in _elman_shapes(N_IN, H, C).items()}
+    xs, ys = rng.normal(size=(T, B, N_IN)), rng.integers(0, C, size=(T, B))
+    mask = np.array([[1, 1], [0, 1], [1, 1], [1, 0]], dtype=np.float64)
+    state = {"h0": rng.normal(size=(B, H))}
+    _, grads = ref.elman(params, xs, ys, h0=state["h0"], mask=mask)
+    numeric = ref.finite_difference_grads(lambda s: ref.elman(params, xs, ys, h0=s["h0"], mask=mask)[0], state)
+    np.testing.assert_allclose(grads["h0"], numeric["h0"], rtol=1e-6, atol=1e-8)
