@@ -451,7 +451,7 @@ def grad(output, inputs, grad=None, retain_graph=False):
     inputs = [inputs] if single else list(inputs)
     targets = {id(t): None for t in inputs}
     _backprop(output, grad, retain_graph, targets)
-    out = [targets[id(t)] if targets[id(t)] is not None else np.zeros_like(t.data)
+    out = [np.asarray(targets[id(t)]) if targets[id(t)] is not None else np.zeros_like(t.data)
            for t in inputs]
     return out[0] if single else out
 

@@ -1,0 +1,219 @@
+"""Reverse-mode backprop: closed-form gradients, accumulation, retained and freed
+graphs, seeds for non-scalar outputs, ``tg.grad``, very deep graphs and freeing
+a graph by reference counting alone.
+"""
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+
+def _rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+# ---------------------------------------------------------------- closed forms
+
+def test_gradient_of_logsumexp_is_softmax():
+    z = _rand(4, 6)
+    x = tg.tensor(z, requires_grad=True)
+    m = z.max(axis=1, keepdims=True)
+    lse = x.max(axis=1, keepdims=True).detach() + (x - m).exp().sum(axis=1, keepdims=True).log()
+    lse.sum().backward()
+    np.testing.assert_allclose(x.grad, np.exp(z) / np.exp(z).sum(axis=1, keepdims=True),
+                               rtol=1e-12)
+
+
+def test_gradient_of_sum_of_squares_is_twice_x():
+    z = _rand(3, 5)
+    x = tg.tensor(z, requires_grad=True)
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * z, rtol=1e-15)
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (2, 3, 4)], ids=["batch_1d", "batch_2d"])
+def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n(shape):
+    z = _rand(*shape, seed=1)
+    targets = np.random.default_rng(2).integers(0, shape[-1], size=shape[:-1])
+    x = tg.tensor(z, requires_grad=True)
+    tg.cross_entropy(x, targets).backward()
+    p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+    onehot = np.eye(shape[-1])[targets]
+    np.testing.assert_allclose(x.grad, (p - onehot) / targets.size, rtol=1e-10, atol=1e-15)
+
+
+def test_cross_entropy_value_is_mean_negative_log_probability():
+    z = _rand(5, 4, seed=3)
+    targets = np.array([0, 3, 3, 1, 2])
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    assert tg.cross_entropy(tg.tensor(z), targets).item() == pytest.approx(
+        -logp[np.arange(5), targets].mean(), rel=1e-12)
+
+
+# ---------------------------------------------------------------- accumulation and retention
+
+def test_gradients_accumulate_across_two_backwards():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * x).sum().backward()
+    (3 * x).sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data + 3)
+
+
+def test_intermediate_gradients_are_not_kept_by_default():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    (h * h).sum().backward()
+    assert h.grad is None
+    assert x.grad is not None
+
+
+def test_retain_grad_keeps_an_intermediate_gradient():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = (x * 3).retain_grad()
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad, 2 * h.data)
+    np.testing.assert_allclose(x.grad, 18 * x.data)
+
+
+def test_retain_graph_allows_a_second_backward_that_accumulates():
+    x = tg.tensor([0.5, -1.0], requires_grad=True)
+    y = (x.tanh() * x).sum()
+    y.backward(retain_graph=True)
+    first = x.grad.copy()
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * first)
+
+
+def test_second_backward_through_freed_graph_raises_and_keeps_grad():
+    x = tg.tensor([0.5, -1.0], requires_grad=True)
+    y = (x.exp() * 2).sum()
+    y.backward()
+    before = x.grad.copy()
+    with pytest.raises(tg.GraphFreedError, match="retain_graph=True"):
+        y.backward()
+    np.testing.assert_array_equal(x.grad, before)
+
+
+def test_new_output_over_a_freed_subgraph_raises_before_touching_grad():
+    x = tg.tensor([0.5, -1.0], requires_grad=True)
+    h = x.exp()
+    h.sum().backward()
+    before = x.grad.copy()
+    with pytest.raises(tg.GraphFreedError, match="exp"):
+        (h * 3 + x).sum().backward()
+    np.testing.assert_array_equal(x.grad, before)
+
+
+def test_graph_freed_error_is_a_runtime_error():
+    assert issubclass(tg.GraphFreedError, RuntimeError)
+    assert issubclass(tg.GraphFreedError, tg.TinygraphError)
+
+
+# ---------------------------------------------------------------- seeds
+
+def test_backward_on_non_scalar_without_grad_raises():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(tg.BackwardError, match=r"\(2,\)"):
+        (x * 2).backward()
+    assert x.grad is None
+
+
+def test_backward_with_wrong_shape_grad_raises_shape_error():
+    x = tg.tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(tg.ShapeError, match=r"\(3, 2\).*\(2, 3\)"):
+        (x * 2).backward(grad=np.ones((3, 2)))
+    assert x.grad is None
+
+
+def test_backward_with_grad_seeds_the_vector_jacobian_product():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * x).backward(grad=[1.0, 0.0, -2.0])
+    np.testing.assert_allclose(x.grad, [2.0, 0.0, -12.0])
+
+
+def test_backward_of_one_element_non_0d_output_needs_no_seed():
+    x = tg.tensor([[2.0]], requires_grad=True)
+    (x * x).backward()
+    np.testing.assert_allclose(x.grad, [[4.0]])
+
+
+def test_backward_on_tensor_that_does_not_require_grad_raises():
+    with pytest.raises(tg.BackwardError):
+        (tg.tensor([1.0]) * 2).sum().backward()
+
+
+# ---------------------------------------------------------------- tg.grad
+
+def test_grad_returns_arrays_without_touching_dot_grad():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    w = tg.tensor([3.0, -1.0], requires_grad=True)
+    h = x * w
+    gx, gh = tg.grad((h * h).sum(), [x, h])
+    np.testing.assert_allclose(gx, 2 * h.data * w.data)
+    np.testing.assert_allclose(gh, 2 * h.data)
+    assert x.grad is None and w.grad is None and h.grad is None
+
+
+def test_grad_of_unused_input_is_zeros():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    unused = tg.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+    gx, gu = tg.grad((x * 2).sum(), [x, unused])
+    np.testing.assert_allclose(gx, [2.0, 2.0])
+    np.testing.assert_array_equal(gu, np.zeros((1, 3)))
+
+
+def test_grad_of_single_input_returns_a_single_array():
+    x = tg.tensor(3.0, requires_grad=True)
+    g = tg.grad(x * x, x)
+    assert isinstance(g, np.ndarray)
+    assert g == pytest.approx(6.0)
+
+
+# ---------------------------------------------------------------- depth and memory
+
+def test_backward_through_a_200000_op_chain_does_not_recurse():
+    x = tg.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.00001
+        y = y + 0.0
+    y.backward()
+    assert x.grad == pytest.approx(1.00001 ** 100_000, rel=1e-9)
+
+
+def test_dropping_the_output_frees_the_graph_without_the_cycle_collector():
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        x = tg.tensor(_rand(3), requires_grad=True)
+        hidden = (x * 2).tanh()
+        probe = weakref.ref(hidden)
+        out = (hidden * x).sum()
+        del hidden
+        assert probe() is not None          # still held by the graph of out
+        del out
+        assert probe() is None
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def test_graph_kept_for_retain_graph_is_freed_by_reference_counting():
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        x = tg.tensor(_rand(3), requires_grad=True)
+        with tg.scope("t=1"):
+            hidden = (x * 2).sigmoid()
+        probe = weakref.ref(hidden)
+        out = (hidden * hidden).sum()
+        out.backward(retain_graph=True)
+        del hidden, out
+        assert probe() is None
+    finally:
+        if was_enabled:
+            gc.enable()
