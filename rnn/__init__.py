@@ -6,6 +6,8 @@ A recurrence is written once, as the book's step function; the shared
 """
 
 from .core import Recurrence, RecurrentModel, Unrolled, unroll
-from .models import ElmanRNN, Sampler
+from .models import (ConditionalRNN, ElmanRNN, JordanRNN, Sampler, SequenceToOne,
+                     VectorToSequence)
 
-__all__ = ["ElmanRNN", "Recurrence", "RecurrentModel", "Sampler", "Unrolled", "unroll"]
+__all__ = ["ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
+           "SequenceToOne", "Unrolled", "VectorToSequence", "unroll"]

@@ -202,3 +202,328 @@ class ElmanRNN(_Hidden):
         xs = (np.arange(steps) % self.n_in)[:, None]
         ys = (np.arange(1, steps + 1) % self.n_out)[:, None]
         return [self.run(xs, ys).loss]
+
+
+class JordanRNN(_Hidden):
+    """Figure 10.4: the only recurrence is output to hidden; figure 10.6 trains it with teacher forcing.
+
+    h(t) = tanh(b + W f(t-1) + U x(t)), o(t) = c + V h(t), f(0) = 0, with
+    f(t-1) = onehot(y(t-1)) under teacher forcing (the steps decouple) and
+    f(t-1) = softmax(o(t-1)) when it runs free.  W is (H, n_out).
+    """
+
+    name = "jordan"
+
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+        n_in, n_hidden, n_out = self._sizes(n_in, n_hidden, n_out)
+        rng = np.random.default_rng(seed)
+        self.U = init_weight(rng, (n_hidden, n_in), n_in, dtype, "U")
+        self.W = init_weight(rng, (n_hidden, n_out), n_out, dtype, "W")
+        self.V = init_weight(rng, (n_out, n_hidden), n_hidden, dtype, "V")
+        self.b = init_bias(n_hidden, dtype, "b")
+        self.c = init_bias(n_out, dtype, "c")
+        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
+
+    def run(self, xs, ys=None, teacher_forcing=True, feedback=None):
+        """Unroll over the sequence.
+
+        Parameters
+        ----------
+        xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in)
+        ys : ids (T,) / (T, B); needed for teacher forcing, optional when running free
+        teacher_forcing : bool
+            True: f(t-1) = onehot(y(t-1)) (figure 10.6, train time).  False: f(t-1) = softmax(o(t-1)).
+        feedback : Sampler, optional
+            Generation: f(t-1) = onehot of the id sampled from o(t-1) (overrides both modes).
+
+        Returns
+        -------
+        Unrolled (``last`` is the feedback f(T) the next step would get)
+        """
+        xs, is_ids, batched, steps, batch, _ = self._sequence(xs, None, self.n_in)
+        if ys is None and teacher_forcing and feedback is None:
+            raise tg.ConfigError(f"{self.name}: teacher forcing needs the targets ys "
+                                 "(or teacher_forcing=False)")
+        if ys is not None:
+            ys = checks.targets(ys, xs.shape[:2] if batched else (steps,), self.n_out, self.name,
+                                batched)
+        zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
+        free = feedback is not None or not teacher_forcing
+        with tg.scope(self.name):
+            ut, wt, vt = self.U.T, self.W.T, self.V.T
+
+            def step(t, f_prev):
+                x = tg.Tensor(xs[t - 1])
+                a = self._input_term(x, ut, is_ids) + self._feedback_term(f_prev, wt) + self.b
+                h = a.tanh()
+                o = self._output(h, vt)
+                named = {"x": x, "a": a, "h": h, "o": o}
+                y = None
+                if ys is not None:
+                    y = named["y"] = tg.Tensor(ys[t - 1])
+                    named["L"] = tg.cross_entropy(o, y)
+                if feedback is not None:
+                    f = tg.Tensor(feedback(o.data))
+                elif free:
+                    f = tg.softmax(o)
+                else:
+                    f = y
+                return f, named
+
+            last, history = unroll(step, initial(zeros, "o" if free else "y"), steps)
+            return Unrolled(history, last)
+
+    def __call__(self, xs, ys=None, teacher_forcing=False):
+        """Forward only (free running unless ``teacher_forcing`` with ``ys``): (outputs, states, last)."""
+        run = self.run(xs, ys, teacher_forcing=teacher_forcing)
+        return run.outputs, run.states, run.last
+
+    def generate(self, xs, temperature=1.0, seed=0):
+        """Free-running generation: each step's sampled output id feeds the next step.
+
+        xs : the inputs x(t), ids or floats, (T, ...); temperature 0 is greedy decoding.
+        Returns ids (T,) or (T, B).
+        """
+        sampler = Sampler(temperature, seed)
+        with tg.no_grad():
+            self.run(xs, feedback=sampler)
+        return np.stack(sampler.picked)
+
+    def _trace_roots(self, steps):
+        xs = (np.arange(steps) % self.n_in)[:, None]
+        ys = (np.arange(1, steps + 1) % self.n_out)[:, None]
+        return [self.run(xs, ys).loss]
+
+
+class SequenceToOne(_Hidden):
+    """Figure 10.5: read the whole sequence, one output and one loss at the end.
+
+    a(t) = b + W h(t-1) + U x(t), h(t) = tanh(a(t)); L = CE(c + V h(tau), y).
+    With a mask, each sequence's h(tau) is its state after its own last step.
+    """
+
+    name = "seq2one"
+
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+        n_in, n_hidden, n_out = self._sizes(n_in, n_hidden, n_out)
+        rng = np.random.default_rng(seed)
+        self.U = init_weight(rng, (n_hidden, n_in), n_in, dtype, "U")
+        self.W = init_weight(rng, (n_hidden, n_hidden), n_hidden, dtype, "W")
+        self.V = init_weight(rng, (n_out, n_hidden), n_hidden, dtype, "V")
+        self.b = init_bias(n_hidden, dtype, "b")
+        self.c = init_bias(n_out, dtype, "c")
+        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
+
+    def run(self, xs, y=None, h0=None, mask=None):
+        """Unroll over the sequence; the output o and loss L are made in the last step's scope.
+
+        xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in); y : id () or ids (B,);
+        h0 : (H,) or (B, H); mask : (T, B) of 0/1 (padded steps carry h unchanged).
+        Returns Unrolled with one output and at most one loss.
+        """
+        xs, is_ids, batched, steps, batch, keep = self._sequence(xs, mask, self.n_in)
+        if y is not None:
+            y = checks.targets(y, (batch,) if batched else (), self.n_out, self.name, batched, what="y")
+        state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
+        with tg.scope(self.name):
+            ut, wt, vt = self.U.T, self.W.T, self.V.T
+
+            def step(t, h_prev):
+                x = tg.Tensor(xs[t - 1])
+                a = self._input_term(x, ut, is_ids) + h_prev @ wt + self.b
+                h = carry_masked(a.tanh(), h_prev, None if keep is None else keep[t - 1])
+                named = {"x": x, "a": a, "h": h}
+                if t == steps:
+                    o = named["o"] = self._output(h, vt)
+                    if y is not None:
+                        target = named["y"] = tg.Tensor(y)
+                        named["L"] = tg.cross_entropy(o, target)
+                return h, named
+
+            last, history = unroll(step, initial(state0, "h"), steps)
+            return Unrolled(history, last)
+
+    def __call__(self, xs, h0=None, mask=None):
+        """Forward only: ([o(tau)], states [h(t)], h(tau))."""
+        run = self.run(xs, h0=h0, mask=mask)
+        return run.outputs, run.states, run.last
+
+    def predict(self, xs, h0=None, mask=None):
+        """Class ids argmax o(tau): () or (B,)."""
+        with tg.no_grad():
+            return np.argmax(self.run(xs, h0=h0, mask=mask).outputs[0].data, axis=-1)
+
+    def _trace_roots(self, steps):
+        xs = (np.arange(steps) % self.n_in)[:, None]
+        return [self.run(xs, np.zeros(1, dtype=np.int64)).loss]
+
+
+class VectorToSequence(_Hidden):
+    """Figure 10.9: a fixed vector x enters every step through R; y(t-1) feeds h(t).
+
+    a(t) = b + W h(t-1) + R x + U onehot(y(t-1)), y(0) = 0, h(t) = tanh(a(t)),
+    o(t) = c + V h(t).  U is (H, n_out): it reads the previous output.
+    """
+
+    name = "vec2seq"
+
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+        n_in, n_hidden, n_out = self._sizes(n_in, n_hidden, n_out)
+        rng = np.random.default_rng(seed)
+        self.R = init_weight(rng, (n_hidden, n_in), n_in, dtype, "R")
+        self.W = init_weight(rng, (n_hidden, n_hidden), n_hidden, dtype, "W")
+        self.U = init_weight(rng, (n_hidden, n_out), n_out, dtype, "U")
+        self.V = init_weight(rng, (n_out, n_hidden), n_hidden, dtype, "V")
+        self.b = init_bias(n_hidden, dtype, "b")
+        self.c = init_bias(n_out, dtype, "c")
+        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
+
+    def _vector(self, x):
+        who = self.name
+        arr = x.data if isinstance(x, tg.Tensor) else np.asarray(x)
+        if arr.dtype.kind != "f":
+            raise tg.DTypeError(f"{who}: x must be a float vector (n_in,) or (B, n_in), got dtype "
+                                f"{arr.dtype}")
+        if arr.ndim not in (1, 2) or arr.shape[-1] != self.n_in:
+            raise tg.ShapeError(f"{who}: x must have shape ({self.n_in},) or (B, {self.n_in}), "
+                                f"got {arr.shape}")
+        return arr.astype(self.dtype)
+
+    def run(self, x, ys=None, h0=None, steps=None, feedback=None):
+        """Unroll from the fixed vector x.
+
+        x : floats (n_in,) or (B, n_in); ys : ids (T,) or (T, B) (teacher forcing: y(t-1) feeds
+        step t); h0 : (H,) or (B, H); steps, feedback : generation without ys (a Sampler picks
+        y(t), which feeds step t+1).
+        Returns Unrolled.
+        """
+        x = self._vector(x)
+        batch = x.shape[0] if x.ndim == 2 else None
+        if ys is not None:
+            ys = np.asarray(ys.data if isinstance(ys, tg.Tensor) else ys)
+            steps = ys.shape[0] if ys.ndim else 0
+            if steps == 0:
+                raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
+            ys = checks.targets(ys, (steps,) if batch is None else (steps, batch), self.n_out,
+                                self.name, batch is not None)
+        elif feedback is None:
+            raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback sampler)")
+        else:
+            steps = checks.positive_int(steps, self.name, "steps")
+        state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
+        zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
+        with tg.scope(self.name):
+            ut, wt, vt = self.U.T, self.W.T, self.V.T
+            static = tg.Tensor(x, name="x")
+            rx = static @ self.R.T
+
+            def step(t, carry):
+                h_prev, y_prev = carry
+                a = self.b + h_prev @ wt + rx + self._feedback_term(y_prev, ut)
+                h = a.tanh()
+                o = self._output(h, vt)
+                named = {"a": a, "h": h, "o": o}
+                if ys is not None:
+                    y = named["y"] = tg.Tensor(ys[t - 1])
+                    named["L"] = tg.cross_entropy(o, y)
+                else:
+                    y = tg.Tensor(feedback(o.data))
+                return (h, y), named
+
+            (last, _), history = unroll(step, (initial(state0, "h"), initial(zeros, "y")), steps)
+            return Unrolled(history, last)
+
+    def generate(self, x, steps, temperature=1.0, seed=0, h0=None):
+        """Sample a sequence from the vector x: each sampled y(t) feeds step t+1.
+
+        Returns ids (steps,) or (steps, B); temperature 0 is greedy decoding.
+        """
+        sampler = Sampler(temperature, seed)
+        with tg.no_grad():
+            self.run(x, h0=h0, steps=steps, feedback=sampler)
+        return np.stack(sampler.picked)
+
+    def __call__(self, x, ys, h0=None):
+        """Forward (teacher-forced with ys): (outputs, states, last)."""
+        run = self.run(x, ys, h0=h0)
+        return run.outputs, run.states, run.last
+
+    def _trace_roots(self, steps):
+        ys = (np.arange(steps) % self.n_out)[:, None]
+        return [self.run(np.zeros((1, self.n_in)), ys).loss]
+
+
+class ConditionalRNN(_Hidden):
+    """Figure 10.10: x(t) -> y(t) of the same length, with y(t-1) -> h(t) connections.
+
+    a(t) = b + W h(t-1) + U x(t) + R onehot(y(t-1)), y(0) = 0, h(t) = tanh(a(t)),
+    o(t) = c + V h(t).  R is (H, n_out).
+    """
+
+    name = "conditional"
+
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+        n_in, n_hidden, n_out = self._sizes(n_in, n_hidden, n_out)
+        rng = np.random.default_rng(seed)
+        self.U = init_weight(rng, (n_hidden, n_in), n_in, dtype, "U")
+        self.W = init_weight(rng, (n_hidden, n_hidden), n_hidden, dtype, "W")
+        self.R = init_weight(rng, (n_hidden, n_out), n_out, dtype, "R")
+        self.V = init_weight(rng, (n_out, n_hidden), n_hidden, dtype, "V")
+        self.b = init_bias(n_hidden, dtype, "b")
+        self.c = init_bias(n_out, dtype, "c")
+        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
+
+    def run(self, xs, ys=None, h0=None, mask=None, feedback=None):
+        """Unroll over the sequence.
+
+        xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in); ys : ids (T,) / (T, B)
+        (y(t-1) feeds step t); h0 : (H,) or (B, H); mask : (T, B) of 0/1;
+        feedback : Sampler (generation without ys: the sampled y(t) feeds step t+1).
+        Returns Unrolled.
+        """
+        xs, is_ids, batched, steps, batch, keep = self._sequence(xs, mask, self.n_in)
+        if ys is not None:
+            ys = checks.targets(ys, xs.shape[:2] if batched else (steps,), self.n_out, self.name,
+                                batched, keep)
+        elif feedback is None:
+            raise tg.ConfigError(f"{self.name}: give the targets ys (or a feedback sampler)")
+        state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
+        zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
+        with tg.scope(self.name):
+            ut, wt, rt, vt = self.U.T, self.W.T, self.R.T, self.V.T
+
+            def step(t, carry):
+                h_prev, y_prev = carry
+                k = None if keep is None else keep[t - 1]
+                x = tg.Tensor(xs[t - 1])
+                a = (self._input_term(x, ut, is_ids) + h_prev @ wt
+                     + self._feedback_term(y_prev, rt) + self.b)
+                h = carry_masked(a.tanh(), h_prev, k)
+                o = self._output(h, vt)
+                named = {"x": x, "a": a, "h": h, "o": o}
+                if ys is not None:
+                    y = named["y"] = tg.Tensor(ys[t - 1])
+                    named["L"] = step_loss(o, y, k, batch or 1)
+                else:
+                    y = tg.Tensor(feedback(o.data))
+                return (h, y), named
+
+            (last, _), history = unroll(step, (initial(state0, "h"), initial(zeros, "y")), steps)
+            return Unrolled(history, last)
+
+    def generate(self, xs, temperature=1.0, seed=0, h0=None):
+        """Output ids for the inputs xs, each sampled y(t) feeding step t+1 (temperature 0: greedy)."""
+        sampler = Sampler(temperature, seed)
+        with tg.no_grad():
+            self.run(xs, h0=h0, feedback=sampler)
+        return np.stack(sampler.picked)
+
+    def __call__(self, xs, ys, h0=None, mask=None):
+        """Forward (teacher-forced with ys): (outputs, states, last)."""
+        run = self.run(xs, ys, h0=h0, mask=mask)
+        return run.outputs, run.states, run.last
+
+    def _trace_roots(self, steps):
+        xs = (np.arange(steps) % self.n_in)[:, None]
+        ys = (np.arange(1, steps + 1) % self.n_out)[:, None]
+        return [self.run(xs, ys).loss]
