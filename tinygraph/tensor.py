@@ -419,6 +419,11 @@ def _backprop(root, grad, retain_graph, targets):
                 pg = vjp(g)
                 if type(pg) is not np.ndarray:
                     pg = np.asarray(pg)
+                if anomaly and not np.isfinite(pg).all():
+                    raise AnomalyError(
+                        f"backward: the gradient rule of '{node.op}'{_label(node.name)}"
+                        f"{_where(node.scope)} produced {_bad_kind(pg)}"
+                        + (f", node created at {node._site}" if node._site else ""))
                 shape = p.data.shape
                 if pg.shape != shape:
                     pg = _unbroadcast(pg, shape)
