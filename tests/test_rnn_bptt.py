@@ -86,11 +86,17 @@ def _initial_state(rng, given, batch, H):
     return rng.normal(scale=0.5, size=(H,) if batch is None else (batch, H))
 
 
+def _size_id(value):
+    """Test ids: a size (n_in, H, n_out, T) reads "n4-H3-C5-T6"; other values keep pytest's id."""
+    if isinstance(value, tuple):
+        return "n{}-H{}-C{}-T{}".format(*value)
+    return None
+
+
 CASES = list(itertools.product(["ids", "floats"], [None, 3], [False, True], SIZES, SEEDS))
-CASE_IDS = [f"{kind}-B{batch}-h0{given}-{size}-seed{seed}" for kind, batch, given, size, seed in CASES]
 
 
-@pytest.mark.parametrize("kind, batch, h0_given, size, seed", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("kind, batch, h0_given, size, seed", CASES, ids=_size_id)
 def test_elman_loss_and_gradients_equal_hand_written_bptt(kind, batch, h0_given, size, seed):
     n_in, H, C, T = size
     rng = np.random.default_rng(seed)
@@ -129,22 +135,9 @@ def test_elman_mask_zero_steps_inside_a_sequence_carry_the_state_unchanged():
     _assert_matches(got, ref.elman(params, xs, ys, mask=mask))
 
 
-@pytest.mark.parametrize("batch", [None, 3])
-def test_elman_gradient_of_a_tensor_h0_equals_hand_written_bptt(batch):
-    n_in, H, C, T = 4, 3, 5, 6
-    rng = np.random.default_rng(2)
-    model = rnn.ElmanRNN(n_in, H, C, seed=0)
-    params = _random_parameters(model, _elman_shapes(n_in, H, C), rng)
-    xs, ys = _sequence(rng, "ids", T, batch, n_in), _targets(rng, T, batch, C)
-    h0 = tg.Tensor(_initial_state(rng, True, batch, H), requires_grad=True)
-    model.loss(xs, ys, h0=h0).backward()
-    _, expected = ref.elman(params, xs, ys, h0=h0.data)
-    np.testing.assert_allclose(h0.grad, expected["h0"], rtol=RTOL, atol=ATOL)
-
-
 @pytest.mark.parametrize("teacher_forcing", [True, False], ids=["teacher-forcing", "free-running"])
 @pytest.mark.parametrize("kind, batch, size, seed",
-                         list(itertools.product(["ids", "floats"], [None, 3], SIZES, SEEDS)))
+                         list(itertools.product(["ids", "floats"], [None, 3], SIZES, SEEDS)), ids=_size_id)
 def test_jordan_loss_and_gradients_equal_hand_written_bptt(teacher_forcing, kind, batch, size, seed):
     n_in, H, C, T = size
     rng = np.random.default_rng(seed)
@@ -155,7 +148,7 @@ def test_jordan_loss_and_gradients_equal_hand_written_bptt(teacher_forcing, kind
     _assert_matches(got, ref.jordan(params, xs, ys, teacher_forcing=teacher_forcing))
 
 
-@pytest.mark.parametrize("kind, batch, h0_given, size, seed", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("kind, batch, h0_given, size, seed", CASES, ids=_size_id)
 def test_sequence_to_one_loss_and_gradients_equal_hand_written_bptt(kind, batch, h0_given, size, seed):
     n_in, H, C, T = size
     rng = np.random.default_rng(seed)
@@ -169,7 +162,7 @@ def test_sequence_to_one_loss_and_gradients_equal_hand_written_bptt(kind, batch,
 
 
 @pytest.mark.parametrize("batch, h0_given, size, seed",
-                         list(itertools.product([None, 3], [False, True], SIZES, SEEDS)))
+                         list(itertools.product([None, 3], [False, True], SIZES, SEEDS)), ids=_size_id)
 def test_vector_to_sequence_loss_and_gradients_equal_hand_written_bptt(batch, h0_given, size, seed):
     n_in, H, C, T = size
     rng = np.random.default_rng(seed)
@@ -182,7 +175,7 @@ def test_vector_to_sequence_loss_and_gradients_equal_hand_written_bptt(batch, h0
     _assert_matches(got, ref.vector_to_sequence(params, x, ys, h0=h0))
 
 
-@pytest.mark.parametrize("kind, batch, h0_given, size, seed", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("kind, batch, h0_given, size, seed", CASES, ids=_size_id)
 def test_conditional_loss_and_gradients_equal_hand_written_bptt(kind, batch, h0_given, size, seed):
     n_in, H, C, T = size
     rng = np.random.default_rng(seed)
@@ -192,6 +185,38 @@ def test_conditional_loss_and_gradients_equal_hand_written_bptt(kind, batch, h0_
     h0 = _initial_state(rng, h0_given, batch, H)
     got = _backprop(model, params, lambda: model.loss(xs, ys, h0=h0))
     _assert_matches(got, ref.conditional(params, xs, ys, h0=h0))
+
+
+def _with_initial_state(design, rng, n_in, C, T, batch):
+    """(model class, parameter shapes, model.loss(h0) and the oracle's run(params, h0)) for one design."""
+    xs = _sequence(rng, "ids", T, batch, n_in)
+    ys = _targets(rng, T, batch, C)
+    if design == "elman":
+        return (rnn.ElmanRNN, _elman_shapes, lambda m, h0: m.loss(xs, ys, h0=h0),
+                lambda p, h0: ref.elman(p, xs, ys, h0=h0))
+    if design == "sequence-to-one":
+        return (rnn.SequenceToOne, _elman_shapes, lambda m, h0: m.loss(xs, ys[-1], h0=h0),
+                lambda p, h0: ref.sequence_to_one(p, xs, ys[-1], h0=h0))
+    if design == "vector-to-sequence":
+        x = rng.normal(size=(n_in,) if batch is None else (batch, n_in))
+        return (rnn.VectorToSequence, _vec2seq_shapes, lambda m, h0: m.loss(x, ys, h0=h0),
+                lambda p, h0: ref.vector_to_sequence(p, x, ys, h0=h0))
+    return (rnn.ConditionalRNN, _conditional_shapes, lambda m, h0: m.loss(xs, ys, h0=h0),
+            lambda p, h0: ref.conditional(p, xs, ys, h0=h0))
+
+
+@pytest.mark.parametrize("batch", [None, 3])
+@pytest.mark.parametrize("design", ["elman", "sequence-to-one", "vector-to-sequence", "conditional"])
+def test_gradient_of_a_tensor_h0_equals_hand_written_bptt(design, batch):
+    n_in, H, C, T = 4, 3, 5, 6
+    rng = np.random.default_rng(2)
+    cls, shapes, model_loss, oracle = _with_initial_state(design, rng, n_in, C, T, batch)
+    model = cls(n_in, H, C, seed=0)
+    params = _random_parameters(model, shapes(n_in, H, C), rng)
+    h0 = tg.Tensor(_initial_state(rng, True, batch, H), requires_grad=True)
+    model_loss(model, h0).backward()
+    _, expected = oracle(params, h0.data)
+    np.testing.assert_allclose(h0.grad, expected["h0"], rtol=RTOL, atol=ATOL)
 
 
 # --- the oracle itself -------------------------------------------------------------------
