@@ -78,7 +78,7 @@ def _sqrt(x):
 
 
 def _matmul(a, b):
-    if a.ndim == 0 or b.ndim == 0:
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
         raise ValueError("matmul needs at least 1-D operands")
     out = a @ b
     a2 = a[None, :] if a.ndim == 1 else a
@@ -348,6 +348,9 @@ def take(x, indices, axis=0):
         indices = np.asarray(indices)
     ndim = np.ndim(x.data if isinstance(x, Tensor) else x)
     if ndim:
+        if not -ndim <= axis < ndim:
+            raise ShapeError(f"take: axis {axis} is out of range for an input of shape "
+                             f"{np.shape(x.data if isinstance(x, Tensor) else x)}")
         axis %= ndim
     return apply("take", _take, x, indices, axis=axis)
 

@@ -23,7 +23,8 @@ def _check_params(who, params):
 
 
 def _check_positive(who, what, value):
-    if not np.isfinite(value) or value <= 0:
+    if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) \
+            or value <= 0:
         raise ConfigError(f"{who}: {what} must be positive, got {value}")
 
 

@@ -372,7 +372,10 @@ def _seed(root, grad):
             raise BackwardError(f"backward: output has shape {root.shape}; a non-scalar "
                                 f"output needs grad= of that shape")
         return np.ones_like(root.data)
-    g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+    try:
+        g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+    except (ValueError, TypeError) as e:
+        raise DTypeError(f"backward: cannot use grad= of type {type(grad).__name__}: {e}") from None
     if g.shape != root.shape:
         raise ShapeError(f"backward: grad has shape {g.shape} but the output has shape {root.shape}")
     return g

@@ -1,0 +1,193 @@
+"""Bad input to the engine raises a clear tinygraph error, never a bare numpy traceback.
+
+A table of every bad input the engine knows about: each must raise the named
+tinygraph exception, which subclasses the built-in a numpy user would catch
+(``ValueError`` for shapes, ``IndexError`` for indices, ``TypeError`` for
+dtypes, ``RuntimeError`` for backward), with the op and the offending details
+in its message.  Shape mismatches also name the scope they happened in.
+"""
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+
+def _x():
+    return tg.tensor(np.ones((2, 3)), requires_grad=True)
+
+
+def _v():
+    return tg.tensor(np.ones(3), requires_grad=True)
+
+
+# (id, bad call, tinygraph error, built-in it must also be, substrings of the message)
+CATALOGUE = [
+    ("add_shapes", lambda: _x() + np.ones(4), tg.ShapeError, ValueError,
+     ["add", "(2, 3)", "(4,)"]),
+    ("sub_shapes", lambda: _x() - tg.tensor(np.ones((3, 2))), tg.ShapeError, ValueError,
+     ["sub", "(2, 3)", "(3, 2)"]),
+    ("mul_shapes", lambda: _x() * np.ones(2), tg.ShapeError, ValueError, ["mul", "(2, 3)", "(2,)"]),
+    ("div_shapes", lambda: _x() / tg.tensor(np.ones((2, 2))), tg.ShapeError, ValueError,
+     ["div", "(2, 3)", "(2, 2)"]),
+    ("pow_shapes", lambda: _x() ** np.ones(4), tg.ShapeError, ValueError, ["pow", "(2, 3)", "(4,)"]),
+    ("matmul_inner_dims", lambda: _x() @ _x(), tg.ShapeError, ValueError,
+     ["matmul", "(2, 3), (2, 3)"]),
+    ("matmul_1d_lengths", lambda: _v() @ np.ones(4), tg.ShapeError, ValueError,
+     ["matmul", "(3,)", "(4,)"]),
+    ("matmul_scalar_operand", lambda: _x() @ 2.0, tg.ShapeError, ValueError, ["matmul", "1-D"]),
+    ("reshape_size", lambda: _x().reshape(4, 2), tg.ShapeError, ValueError,
+     ["reshape", "(2, 3)", "(4,2)"]),
+    ("transpose_axis", lambda: _x().transpose(0, 2), tg.ShapeError, ValueError,
+     ["transpose", "axis 2"]),
+    ("transpose_repeated_axis", lambda: _x().transpose(0, 0), tg.ShapeError, ValueError,
+     ["transpose", "repeated"]),
+    ("sum_axis", lambda: _x().sum(axis=2), tg.ShapeError, ValueError, ["sum", "axis 2"]),
+    ("mean_negative_axis", lambda: _x().mean(axis=-3), tg.ShapeError, ValueError,
+     ["mean", "axis -3"]),
+    ("max_axis", lambda: _x().max(axis=5), tg.ShapeError, ValueError, ["max", "axis 5"]),
+    ("max_of_empty", lambda: tg.tensor(np.ones((0, 3)), requires_grad=True).max(), tg.ShapeError,
+     ValueError, ["max", "(0, 3)"]),
+    ("softmax_axis", lambda: tg.softmax(_x(), axis=2), tg.ShapeError, ValueError,
+     ["softmax", "axis 2"]),
+    ("log_softmax_axis", lambda: tg.log_softmax(_x(), axis=-3), tg.ShapeError, ValueError,
+     ["log_softmax", "axis -3"]),
+    ("concat_ndims", lambda: tg.concat([_x(), _v()]), tg.ShapeError, ValueError,
+     ["concat", "(2, 3), (3,)"]),
+    ("concat_axis", lambda: tg.concat([_x(), _x()], axis=3), tg.ShapeError, ValueError,
+     ["concat", "axis 3"]),
+    ("concat_nothing", lambda: tg.concat([]), tg.ShapeError, ValueError, ["concat", "at least one"]),
+    ("stack_shapes", lambda: tg.stack([_x(), _v()]), tg.ShapeError, ValueError,
+     ["stack", "(2, 3), (3,)"]),
+    ("stack_nothing", lambda: tg.stack([]), tg.ShapeError, ValueError, ["stack", "at least one"]),
+    ("index_out_of_range", lambda: _x()[5], tg.BadIndexError, IndexError, ["index", "5", "(2, 3)"]),
+    ("index_array_out_of_range", lambda: _x()[[0, 7]], tg.BadIndexError, IndexError,
+     ["index", "7"]),
+    ("index_float", lambda: _x()[1.5], tg.BadIndexError, IndexError, ["index", "integers"]),
+    ("index_float_array", lambda: _x()[np.array([0.5])], tg.BadIndexError, IndexError,
+     ["index", "float64"]),
+    ("index_too_many", lambda: _x()[0, 0, 0], tg.BadIndexError, IndexError,
+     ["index", "too many"]),
+    ("take_out_of_range", lambda: tg.take(_x(), [3], axis=1), tg.BadIndexError, IndexError,
+     ["take", "index 3", "[0, 3)"]),
+    ("take_negative_out_of_range", lambda: tg.take(_x(), [-4], axis=1), tg.BadIndexError,
+     IndexError, ["take", "-4"]),
+    ("take_float_ids", lambda: tg.take(_x(), [0.5]), tg.BadIndexError, IndexError,
+     ["take", "float64"]),
+    ("take_axis", lambda: tg.take(_x(), [0], axis=2), tg.ShapeError, ValueError,
+     ["take", "axis 2", "(2, 3)"]),
+    ("cross_entropy_target_shape", lambda: tg.cross_entropy(_x(), [0, 1, 2]), tg.ShapeError,
+     ValueError, ["cross_entropy", "(2, 3)", "(2,)", "(3,)"]),
+    ("cross_entropy_float_targets", lambda: tg.cross_entropy(_x(), [0.0, 1.0]), tg.DTypeError,
+     TypeError, ["cross_entropy", "float64"]),
+    ("cross_entropy_target_too_big", lambda: tg.cross_entropy(_x(), [0, 3]), tg.BadIndexError,
+     IndexError, ["cross_entropy", "3", "[0, 3)"]),
+    ("cross_entropy_negative_target", lambda: tg.cross_entropy(_x(), [0, -1]), tg.BadIndexError,
+     IndexError, ["cross_entropy", "-1"]),
+    ("cross_entropy_scalar_logits", lambda: tg.cross_entropy(tg.tensor(1.0), 0), tg.ShapeError,
+     ValueError, ["cross_entropy", "scalar"]),
+    ("tensor_of_strings", lambda: tg.tensor("abc"), tg.DTypeError, TypeError, ["tensor", "<U3"]),
+    ("tensor_ragged", lambda: tg.tensor([[1.0], [1.0, 2.0]]), tg.DTypeError, TypeError,
+     ["tensor", "inhomogeneous"]),
+    ("tensor_complex", lambda: tg.tensor([1j]), tg.DTypeError, TypeError, ["complex128"]),
+    ("tensor_of_dict", lambda: tg.tensor({"a": 1}), tg.DTypeError, TypeError, ["object"]),
+    ("add_string", lambda: _x() + "a", tg.DTypeError, TypeError, ["str"]),
+    ("add_none", lambda: _x() + None, tg.DTypeError, TypeError, ["NoneType"]),
+    ("mul_ragged_list", lambda: _x() * [[1.0], [1.0, 2.0]], tg.DTypeError, TypeError, ["list"]),
+    ("int_requires_grad", lambda: tg.tensor([1], requires_grad=True), tg.DTypeError, TypeError,
+     ["int64", "float"]),
+    ("bool_requires_grad", lambda: tg.tensor([True], requires_grad=True), tg.DTypeError,
+     TypeError, ["bool", "float"]),
+    ("parameter_of_strings", lambda: tg.Parameter("abc"), tg.DTypeError, TypeError, ["<U3"]),
+    ("backward_non_scalar", lambda: (_x() * 2).backward(), tg.BackwardError, RuntimeError,
+     ["backward", "(2, 3)", "grad="]),
+    ("backward_grad_shape", lambda: (_x() * 2).backward(grad=np.ones(3)), tg.ShapeError,
+     ValueError, ["backward", "(3,)", "(2, 3)"]),
+    ("backward_grad_not_numeric", lambda: (_x() * 2).backward(grad="a"), tg.DTypeError,
+     TypeError, ["backward", "str"]),
+    ("backward_nothing_requires_grad", lambda: tg.tensor(1.0).backward(), tg.BackwardError,
+     RuntimeError, ["backward", "require grad"]),
+    ("grad_of_non_scalar", lambda: tg.grad(_x() * 2, [_x()]), tg.BackwardError, RuntimeError,
+     ["(2, 3)"]),
+    ("gradcheck_nothing_to_check", lambda: tg.gradcheck(lambda a: a * 2, [tg.tensor([1.0])]),
+     tg.GradcheckError, AssertionError, ["no input requires grad"]),
+    ("sgd_zero_lr", lambda: tg.optim.SGD([_x()], lr=0), tg.ConfigError, ValueError, ["SGD", "lr"]),
+    ("sgd_negative_lr", lambda: tg.optim.SGD([_x()], lr=-1), tg.ConfigError, ValueError,
+     ["SGD", "-1"]),
+    ("sgd_nan_lr", lambda: tg.optim.SGD([_x()], lr=float("nan")), tg.ConfigError, ValueError,
+     ["nan"]),
+    ("sgd_string_lr", lambda: tg.optim.SGD([_x()], lr="fast"), tg.ConfigError, ValueError,
+     ["SGD", "fast"]),
+    ("sgd_momentum_one_or_more", lambda: tg.optim.SGD([_x()], lr=0.1, momentum=1.5),
+     tg.ConfigError, ValueError, ["momentum", "1.5"]),
+    ("sgd_empty_params", lambda: tg.optim.SGD([], lr=0.1), tg.ConfigError, ValueError,
+     ["SGD", "empty"]),
+    ("sgd_empty_generator", lambda: tg.optim.SGD(iter([]), lr=0.1), tg.ConfigError, ValueError,
+     ["empty"]),
+    ("sgd_param_without_grad", lambda: tg.optim.SGD([tg.tensor([1.0])], lr=0.1), tg.ConfigError,
+     ValueError, ["requires grad"]),
+    ("sgd_param_not_a_tensor", lambda: tg.optim.SGD([np.ones(3)], lr=0.1), tg.ConfigError,
+     ValueError, ["ndarray"]),
+    ("adagrad_negative_lr", lambda: tg.optim.Adagrad([_x()], lr=-0.1), tg.ConfigError,
+     ValueError, ["Adagrad", "lr"]),
+    ("adagrad_empty_params", lambda: tg.optim.Adagrad([], lr=0.1), tg.ConfigError, ValueError,
+     ["Adagrad", "empty"]),
+    ("adam_zero_lr", lambda: tg.optim.Adam([_x()], lr=0), tg.ConfigError, ValueError,
+     ["Adam", "lr"]),
+    ("adam_beta_one", lambda: tg.optim.Adam([_x()], lr=0.1, betas=(1.0, 0.9)), tg.ConfigError,
+     ValueError, ["Adam", "betas"]),
+    ("adam_empty_params", lambda: tg.optim.Adam([], lr=0.1), tg.ConfigError, ValueError,
+     ["Adam", "empty"]),
+    ("clip_zero_max_norm", lambda: tg.clip_grad_norm([_x()], 0), tg.ConfigError, ValueError,
+     ["clip_grad_norm", "max_norm"]),
+    ("clip_negative_max_norm", lambda: tg.clip_grad_norm([_x()], -1), tg.ConfigError, ValueError,
+     ["max_norm", "-1"]),
+    ("clip_empty_params", lambda: tg.clip_grad_norm([], 1.0), tg.ConfigError, ValueError,
+     ["clip_grad_norm", "empty"]),
+    ("load_missing_file", lambda: tg.load_arrays("/nonexistent/dir/ckpt.npz"),
+     tg.CheckpointNotFoundError, FileNotFoundError, ["/nonexistent/dir/ckpt.npz"]),
+]
+
+
+@pytest.mark.parametrize("call,error,builtin,details", [c[1:] for c in CATALOGUE],
+                         ids=[c[0] for c in CATALOGUE])
+def test_bad_input_raises_a_clear_tinygraph_error(call, error, builtin, details):
+    with pytest.raises(error) as info:
+        call()
+    assert isinstance(info.value, tg.TinygraphError)
+    assert isinstance(info.value, builtin)
+    message = str(info.value)
+    for detail in details:
+        assert detail in message
+
+
+@pytest.mark.parametrize("op,make", [
+    ("add", lambda x: x + np.ones(4)),
+    ("mul", lambda x: np.ones((3, 1)) * x),
+    ("matmul", lambda x: x @ np.ones((2, 2))),
+    ("concat", lambda x: tg.concat([x, np.ones((2, 2))], axis=0)),
+])
+def test_shape_error_names_op_both_shapes_and_scope(op, make):
+    x = tg.tensor(np.ones((2, 3)), requires_grad=True)
+    with tg.scope("rnn"), tg.scope("t=3"):
+        with pytest.raises(tg.ShapeError) as info:
+            make(x)
+    message = str(info.value)
+    assert message.startswith(op)
+    assert "(2, 3)" in message
+    assert "rnn/t=3" in message
+
+
+def test_shape_error_outside_a_scope_names_no_scope():
+    with pytest.raises(tg.ShapeError) as info:
+        tg.tensor(np.ones(2)) + np.ones(3)
+    assert "scope" not in str(info.value)
+
+
+def test_failed_op_leaves_its_inputs_unchanged():
+    x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    before = x.data.copy()
+    with pytest.raises(tg.ShapeError):
+        x @ x
+    np.testing.assert_array_equal(x.data, before)
+    assert x.grad is None
