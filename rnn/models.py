@@ -16,7 +16,7 @@ import tinygraph as tg
 
 from . import checks
 from .core import (RecurrentModel, Unrolled, carry_masked, init_bias, init_weight, initial,
-                   step_loss, unroll)
+                   step_loss, transposed, unroll)
 
 
 class Sampler:
@@ -147,7 +147,7 @@ class ElmanRNN(_Hidden):
                                 batched, keep)
         state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
         with tg.scope(self.name):
-            ut, wt, vt = self.U.T, self.W.T, self.V.T
+            ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
             inputs = [xs[0]]
 
             def step(t, h_prev):
@@ -250,7 +250,7 @@ class JordanRNN(_Hidden):
         zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
         free = feedback is not None or not teacher_forcing
         with tg.scope(self.name):
-            ut, wt, vt = self.U.T, self.W.T, self.V.T
+            ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
 
             def step(t, f_prev):
                 x = tg.Tensor(xs[t - 1])
@@ -326,7 +326,7 @@ class SequenceToOne(_Hidden):
             y = checks.targets(y, (batch,) if batched else (), self.n_out, self.name, batched, what="y")
         state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
         with tg.scope(self.name):
-            ut, wt, vt = self.U.T, self.W.T, self.V.T
+            ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
 
             def step(t, h_prev):
                 x = tg.Tensor(xs[t - 1])
@@ -413,9 +413,9 @@ class VectorToSequence(_Hidden):
         state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
         zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
         with tg.scope(self.name):
-            ut, wt, vt = self.U.T, self.W.T, self.V.T
+            ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
             static = tg.Tensor(x, name="x")
-            rx = static @ self.R.T
+            rx = static @ transposed(self.R)
 
             def step(t, carry):
                 h_prev, y_prev = carry
@@ -490,7 +490,8 @@ class ConditionalRNN(_Hidden):
         state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
         zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
         with tg.scope(self.name):
-            ut, wt, rt, vt = self.U.T, self.W.T, self.R.T, self.V.T
+            ut, wt, rt, vt = (transposed(self.U), transposed(self.W), transposed(self.R),
+                              transposed(self.V))
 
             def step(t, carry):
                 h_prev, y_prev = carry
