@@ -1,0 +1,203 @@
+"""Modules, parameters and checkpoints: parameters in definition order,
+state dicts that copy, an exact save/load round trip, atomic saves, and loads
+that refuse a mismatched, missing, corrupt or truncated file without changing
+any parameter.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+
+class Cell(tg.Module):
+    def __init__(self, seed):
+        rng = np.random.default_rng(seed)
+        self.W = tg.Parameter(rng.standard_normal((3, 3)))
+        self.not_a_param = np.ones(3)
+        self.b = tg.Parameter(rng.standard_normal(3))
+
+
+class Net(tg.Module):
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.U = tg.Parameter(rng.standard_normal((3, 2)))
+        self.cell = Cell(seed + 1)
+        self.heads = [tg.Parameter(rng.standard_normal(2)), Cell(seed + 2)]
+        self.c = tg.Parameter(rng.standard_normal(1))
+        self.alias = self.U                     # the same parameter twice: listed once
+
+
+NAMES = ["U", "cell.W", "cell.b", "heads.0", "heads.1.W", "heads.1.b", "c"]
+
+
+def _snapshot(model):
+    return {name: p.data.copy() for name, p in model.named_parameters()}
+
+
+def _assert_unchanged(model, snapshot):
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p.data, snapshot[name])
+
+
+def test_parameter_is_a_leaf_that_requires_grad():
+    p = tg.Parameter([1.0, 2.0], name="b")
+    assert p.requires_grad and p.op is None and p.name == "b"
+
+
+def test_parameters_come_in_definition_order_through_nested_modules_and_lists():
+    net = Net()
+    assert [name for name, _ in net.named_parameters()] == NAMES
+    assert net.parameters() == [p for _, p in net.named_parameters()]
+    assert net.parameters()[0] is net.U and net.parameters()[4] is net.heads[1].W
+
+
+def test_zero_grad_clears_every_parameter_gradient():
+    net = Net()
+    sum(p.sum() for p in net.parameters()).backward()
+    assert all(p.grad is not None for p in net.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_state_dict_is_a_copy():
+    net = Net()
+    state = net.state_dict()
+    assert list(state) == NAMES
+    state["U"][...] = 0.0
+    assert not np.all(net.U.data == 0.0)
+
+
+def test_load_state_dict_copies_values_in():
+    src, dst = Net(seed=0), Net(seed=10)
+    state = src.state_dict()
+    dst.load_state_dict(state)
+    state["U"][...] = 0.0
+    np.testing.assert_array_equal(dst.U.data, src.U.data)
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    src, dst = Net(seed=0), Net(seed=10)
+    src.save(tmp_path / "net.npz")
+    dst.load(tmp_path / "net.npz")
+    for (name, a), (_, b) in zip(src.named_parameters(), dst.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+        assert a.dtype == b.dtype
+
+
+def test_save_leaves_no_temporary_file(tmp_path):
+    Net().save(tmp_path / "net.npz")
+    assert os.listdir(tmp_path) == ["net.npz"]
+
+
+def test_save_replaces_an_existing_file_whole(tmp_path):
+    path = tmp_path / "net.npz"
+    path.write_bytes(b"x" * 1_000_000)      # larger than the checkpoint
+    Net(seed=3).save(path)
+    assert os.listdir(tmp_path) == ["net.npz"]
+    assert path.stat().st_size < 1_000_000
+    dst = Net(seed=10)
+    dst.load(path)
+    np.testing.assert_array_equal(dst.U.data, Net(seed=3).U.data)
+
+
+def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "net.npz"
+    Net(seed=0).save(path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError):
+        tg.save_arrays(path, {"U": np.ones(2), "ragged": [[1.0], [1.0, 2.0]]})
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["net.npz"]
+
+
+def _state_with(change):
+    state = Net(seed=0).state_dict()
+    change(state)
+    return state
+
+
+@pytest.mark.parametrize("change,detail", [
+    (lambda s: s.pop("cell.b"), "cell.b"),
+    (lambda s: s.update(extra=np.ones(2)), "extra"),
+    (lambda s: s.update(U=np.ones((2, 3))), "(2, 3)"),
+    (lambda s: s.update(c=np.ones(1, dtype=np.float32)), "float32"),
+    (lambda s: s.update(c=np.ones(1, dtype=np.int64)), "int64"),
+], ids=["missing_name", "extra_name", "wrong_shape", "wrong_dtype_float32", "wrong_dtype_int"])
+def test_load_state_dict_refuses_a_mismatch_and_changes_nothing(change, detail):
+    net = Net(seed=10)
+    before = _snapshot(net)
+    with pytest.raises(tg.CheckpointError) as info:
+        net.load_state_dict(_state_with(change))
+    assert detail in str(info.value)
+    _assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("change,detail", [
+    (lambda s: s.pop("heads.0"), "heads.0"),
+    (lambda s: s.update(extra=np.ones(2)), "extra"),
+    (lambda s: s.update(**{"heads.1.W": np.ones((3, 4))}), "heads.1.W"),
+    (lambda s: s.update(U=s["U"].astype(np.float32)), "float32"),
+], ids=["missing_name", "extra_name", "wrong_shape", "wrong_dtype"])
+def test_load_refuses_a_mismatched_file_and_changes_nothing(tmp_path, change, detail):
+    path = tmp_path / "other.npz"
+    tg.save_arrays(path, _state_with(change))
+    net = Net(seed=10)
+    before = _snapshot(net)
+    with pytest.raises(tg.CheckpointError, match=detail.replace(".", r"\.")):
+        net.load(path)
+    _assert_unchanged(net, before)
+
+
+def test_load_of_a_missing_file_raises_file_not_found_and_changes_nothing(tmp_path):
+    net = Net(seed=10)
+    before = _snapshot(net)
+    with pytest.raises(tg.CheckpointNotFoundError) as info:
+        net.load(tmp_path / "nope.npz")
+    assert isinstance(info.value, FileNotFoundError)
+    assert "nope.npz" in str(info.value)
+    _assert_unchanged(net, before)
+
+
+def _corrupt(path):
+    data = bytearray(path.read_bytes())
+    for i in range(40, len(data), 7):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _garbage(path):
+    path.write_bytes(b"this is not a checkpoint")
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("damage", [_corrupt, _truncate, _garbage, _empty],
+                         ids=["corrupt", "truncated", "garbage", "empty"])
+def test_load_refuses_a_damaged_file_and_changes_nothing(tmp_path, damage):
+    path = tmp_path / "net.npz"
+    Net(seed=0).save(path)
+    damage(path)
+    net = Net(seed=10)
+    before = _snapshot(net)
+    with pytest.raises(tg.CheckpointError, match="net.npz"):
+        net.load(path)
+    _assert_unchanged(net, before)
+
+
+def test_save_arrays_load_arrays_round_trip(tmp_path):
+    arrays = {"a": np.arange(6.0).reshape(2, 3), "b": np.array(3), "c": np.ones(2, np.float32)}
+    tg.save_arrays(tmp_path / "x.npz", arrays)
+    back = tg.load_arrays(tmp_path / "x.npz")
+    assert set(back) == set(arrays)
+    for name in arrays:
+        np.testing.assert_array_equal(back[name], arrays[name])
+        assert back[name].dtype == arrays[name].dtype
