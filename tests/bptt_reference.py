@@ -34,18 +34,15 @@ def cross_entropy_rows(o, y):
 
 
 def as_step_inputs(xs, n_in):
-    """Inputs of every step as dense batched vectors (T, B, n_in), and whether they were batched.
+    """Inputs of every step as dense batched vectors (T, B, n_in).
 
     xs: ids (T,) or (T, B), or floats (T, n_in) or (T, B, n_in).
     """
     xs = np.asarray(xs)
     if xs.dtype.kind in "iu":
-        batched = xs.ndim == 2
-        dense = one_hot(xs if batched else xs[:, None], n_in)
-    else:
-        batched = xs.ndim == 3
-        dense = xs.astype(np.float64) if batched else xs[:, None, :].astype(np.float64)
-    return dense, batched
+        return one_hot(xs if xs.ndim == 2 else xs[:, None], n_in)
+    xs = xs.astype(np.float64)
+    return xs if xs.ndim == 3 else xs[:, None, :]
 
 
 def as_batched_targets(ys):
@@ -129,13 +126,13 @@ def tanh_recurrence(params, drives, ys, h0=None, mask=None, last_only=False):
 
 def elman(params, xs, ys, h0=None, mask=None):
     """Figure 10.3: params U (H, n_in), W (H, H), V (C, H), b, c. Returns (loss, grads)."""
-    x, _ = as_step_inputs(xs, np.shape(params["U"])[1])
+    x = as_step_inputs(xs, np.shape(params["U"])[1])
     return tanh_recurrence(params, {"U": x}, as_batched_targets(ys), h0=h0, mask=mask)
 
 
 def sequence_to_one(params, xs, y, h0=None):
     """Figure 10.5: Elman's parameters, one loss CE(c + V h(tau), y) at the end; y () or (B,)."""
-    x, _ = as_step_inputs(xs, np.shape(params["U"])[1])
+    x = as_step_inputs(xs, np.shape(params["U"])[1])
     ys = np.zeros((x.shape[0], x.shape[1]), dtype=np.int64)
     ys[-1] = np.asarray(y).reshape(-1)
     return tanh_recurrence(params, {"U": x}, ys, h0=h0, last_only=True)
@@ -153,7 +150,7 @@ def vector_to_sequence(params, x, ys, h0=None):
 
 def conditional(params, xs, ys, h0=None):
     """Figure 10.10: a(t) = b + W h(t-1) + U x(t) + R onehot(y(t-1)), y(0) = 0."""
-    x, _ = as_step_inputs(xs, np.shape(params["U"])[1])
+    x = as_step_inputs(xs, np.shape(params["U"])[1])
     ys = as_batched_targets(ys)
     n_out = np.shape(params["R"])[1]
     return tanh_recurrence(params, {"U": x, "R": previous_targets(ys, n_out)}, ys, h0=h0)
@@ -167,13 +164,11 @@ def jordan(params, xs, ys, teacher_forcing=True):
     softmax into step t+1.  params U (H, n_in), W (H, C), V (C, H), b, c. Returns (loss, grads).
     """
     U, W, V, b, c = (np.asarray(params[k], dtype=np.float64) for k in ("U", "W", "V", "b", "c"))
-    x, _ = as_step_inputs(xs, U.shape[1])
+    x = as_step_inputs(xs, U.shape[1])
     ys = as_batched_targets(ys)
     T, B = ys.shape
     C = V.shape[0]
-    teacher = previous_targets(ys, C)
-
-    f = [np.zeros((B, C))]                   # f[t-1] feeds step t
+    f = list(previous_targets(ys, C)) if teacher_forcing else [np.zeros((B, C))]   # f[t-1] feeds step t
     h = [None]
     probs = [None]
     loss = 0.0
@@ -182,7 +177,8 @@ def jordan(params, xs, ys, teacher_forcing=True):
         o = c + h[t] @ V.T
         probs.append(softmax(o))
         loss += float(cross_entropy_rows(o, ys[t - 1]).mean())
-        f.append(teacher[t] if teacher_forcing and t < T else probs[t])
+        if not teacher_forcing:
+            f.append(probs[t])
 
     grads = {k: np.zeros_like(np.asarray(params[k], dtype=np.float64)) for k in ("U", "W", "V", "b", "c")}
     grad_f_future = np.zeros((B, C))         # d L / d f(t), from step t+1
