@@ -1,0 +1,207 @@
+"""Optimizers and gradient clipping: each optimizer reaches the known minimum of
+a quadratic, single steps match their closed forms, clipping rescales to the
+requested norm, and a saved optimizer state resumes training exactly.
+"""
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+CURVATURE = np.array([1.0, 3.0, 0.5, 2.0])
+MINIMUM = np.array([1.5, -2.0, 0.25, 3.0])
+
+
+def _quadratic(p):
+    """0.5 * sum(a * (p - m)^2): minimum m, gradient a * (p - m)."""
+    d = p - MINIMUM
+    return 0.5 * (CURVATURE * d * d).sum()
+
+
+def _train(make_optimizer, steps, p=None):
+    p = p if p is not None else tg.Parameter(np.zeros(4))
+    opt = make_optimizer([p])
+    for _ in range(steps):
+        opt.zero_grad()
+        _quadratic(p).backward()
+        opt.step()
+    return p
+
+
+@pytest.mark.parametrize("make_optimizer,steps,tol", [
+    (lambda ps: tg.optim.SGD(ps, lr=0.3), 200, 1e-9),
+    (lambda ps: tg.optim.SGD(ps, lr=0.05, momentum=0.9), 500, 1e-9),
+    (lambda ps: tg.optim.Adagrad(ps, lr=1.0), 500, 1e-6),
+    (lambda ps: tg.optim.Adam(ps, lr=0.1), 1000, 1e-4),
+], ids=["sgd", "sgd_momentum", "adagrad", "adam"])
+def test_optimizer_reaches_the_minimum_of_a_quadratic(make_optimizer, steps, tol):
+    p = _train(make_optimizer, steps)
+    np.testing.assert_allclose(p.data, MINIMUM, atol=tol)
+
+
+def _one_grad(g):
+    p = tg.Parameter(np.zeros_like(g))
+    p.grad = np.array(g, dtype=np.float64)
+    return p
+
+
+G1 = np.array([0.3, -2.0, 1e-2, 50.0])
+G2 = np.array([-1.0, 0.5, 2.0, -3.0])
+
+
+def test_sgd_step_is_minus_lr_times_gradient():
+    p = _one_grad(G1)
+    tg.optim.SGD([p], lr=0.1).step()
+    np.testing.assert_allclose(p.data, -0.1 * G1, rtol=1e-15)
+
+
+def test_sgd_momentum_accumulates_velocity():
+    p = _one_grad(G1)
+    opt = tg.optim.SGD([p], lr=0.1, momentum=0.9)
+    opt.step()
+    p.grad = G2.copy()
+    opt.step()
+    np.testing.assert_allclose(p.data, -0.1 * G1 - 0.1 * (0.9 * G1 + G2), rtol=1e-14)
+
+
+def test_adagrad_steps_divide_by_root_of_summed_squares():
+    p = _one_grad(G1)
+    opt = tg.optim.Adagrad([p], lr=0.5)
+    opt.step()
+    p.grad = G2.copy()
+    opt.step()
+    eps = 1e-10
+    expected = (-0.5 * G1 / (np.abs(G1) + eps)
+                - 0.5 * G2 / (np.sqrt(G1 ** 2 + G2 ** 2) + eps))
+    np.testing.assert_allclose(p.data, expected, rtol=1e-12)
+
+
+def test_adam_first_step_is_lr_times_sign_of_gradient():
+    p = _one_grad(G1)
+    tg.optim.Adam([p], lr=0.01).step()
+    np.testing.assert_allclose(p.data, -0.01 * np.sign(G1), rtol=1e-5)
+
+
+def test_adam_second_step_uses_bias_corrected_moments():
+    p = _one_grad(G1)
+    opt = tg.optim.Adam([p], lr=0.01, betas=(0.8, 0.9))
+    opt.step()
+    p.grad = G2.copy()
+    opt.step()
+    m = (0.2 * 0.8 * G1 + 0.2 * G2) / (1 - 0.8 ** 2)
+    v = (0.1 * 0.9 * G1 ** 2 + 0.1 * G2 ** 2) / (1 - 0.9 ** 2)
+    expected = -0.01 * G1 / (np.abs(G1) + 1e-8) - 0.01 * m / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(p.data, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.5),
+    lambda ps: tg.optim.Adagrad(ps, lr=0.1),
+    lambda ps: tg.optim.Adam(ps, lr=0.1),
+], ids=["sgd", "adagrad", "adam"])
+def test_parameter_without_gradient_is_left_alone(make_optimizer):
+    moved, still = _one_grad(G1), tg.Parameter(np.ones(3))
+    make_optimizer([moved, still]).step()
+    np.testing.assert_array_equal(still.data, np.ones(3))
+    assert not np.array_equal(moved.data, np.zeros(4))
+
+
+def test_optimizer_zero_grad_clears_its_parameters():
+    p = _one_grad(G1)
+    opt = tg.optim.SGD([p], lr=0.1)
+    opt.zero_grad()
+    assert p.grad is None
+
+
+# ---------------------------------------------------------------- clipping
+
+def test_clip_grad_norm_returns_the_norm_before_and_scales_to_max_norm():
+    a, b = _one_grad(G1), _one_grad(G2[:3])
+    norm = np.sqrt(np.sum(G1 ** 2) + np.sum(G2[:3] ** 2))
+    assert tg.clip_grad_norm([a, b], max_norm=2.0) == pytest.approx(norm, rel=1e-14)
+    after = np.sqrt(np.sum(a.grad ** 2) + np.sum(b.grad ** 2))
+    assert after == pytest.approx(2.0, rel=1e-10)
+    np.testing.assert_allclose(a.grad, G1 * 2.0 / norm, rtol=1e-10)   # direction kept
+
+
+def test_clip_grad_norm_below_max_norm_changes_nothing():
+    p = _one_grad(G2)
+    norm = tg.clip_grad_norm([p], max_norm=100.0)
+    assert norm == pytest.approx(np.linalg.norm(G2), rel=1e-14)
+    np.testing.assert_array_equal(p.grad, G2)
+
+
+def test_clip_grad_norm_skips_parameters_without_gradient():
+    p, q = _one_grad(np.array([3.0, 4.0])), tg.Parameter(np.ones(2))
+    assert tg.clip_grad_norm([p, q], max_norm=1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(p.grad, [0.6, 0.8], rtol=1e-10)
+    assert q.grad is None
+
+
+def test_clip_grad_norm_zeroes_non_finite_gradients():
+    p = _one_grad(np.array([np.inf, 1.0]))
+    assert not np.isfinite(tg.clip_grad_norm([p], max_norm=1.0))
+    np.testing.assert_array_equal(p.grad, [0.0, 0.0])
+
+
+# ---------------------------------------------------------------- state round trip
+
+OPTIMIZERS = [
+    lambda ps: tg.optim.SGD(ps, lr=0.05, momentum=0.9),
+    lambda ps: tg.optim.Adagrad(ps, lr=0.3),
+    lambda ps: tg.optim.Adam(ps, lr=0.05),
+]
+
+
+def _losses(p, opt, steps):
+    out = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = _quadratic(p)
+        loss.backward()
+        opt.step()
+        out.append(loss.item())
+    return out
+
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS, ids=["sgd_momentum", "adagrad", "adam"])
+def test_optimizer_state_round_trip_continues_identically(tmp_path, make_optimizer):
+    p = tg.Parameter(np.zeros(4))
+    opt = make_optimizer([p])
+    _losses(p, opt, 5)
+    tg.save_arrays(tmp_path / "param.npz", {"p": p.data})
+    tg.save_arrays(tmp_path / "opt.npz", opt.state_dict())
+    uninterrupted = _losses(p, opt, 5)
+
+    q = tg.Parameter(np.full(4, 7.0))
+    resumed_opt = make_optimizer([q])
+    q.data = tg.load_arrays(tmp_path / "param.npz")["p"]
+    resumed_opt.load_state_dict(tg.load_arrays(tmp_path / "opt.npz"))
+    assert _losses(q, resumed_opt, 5) == uninterrupted
+
+
+def test_optimizer_state_dict_is_a_copy():
+    p = _one_grad(G1)
+    opt = tg.optim.Adam([p], lr=0.1)
+    opt.step()
+    state = opt.state_dict()
+    state["0.m"][...] = 0.0
+    assert not np.all(opt.state_dict()["0.m"] == 0.0)
+
+
+@pytest.mark.parametrize("bad", [
+    {"steps": np.array(1), "0.m": np.zeros(3), "0.v": np.zeros(4)},
+    {"steps": np.array(1), "5.m": np.zeros(4)},
+    {"0.m": np.zeros(4), "0.v": np.zeros(4)},
+], ids=["wrong_shape", "unknown_parameter", "missing_steps"])
+def test_optimizer_load_state_dict_refuses_a_mismatch_and_changes_nothing(bad):
+    p = _one_grad(G1)
+    opt = tg.optim.Adam([p], lr=0.1)
+    opt.step()
+    before = opt.state_dict()
+    with pytest.raises(tg.CheckpointError):
+        opt.load_state_dict(bad)
+    after = opt.state_dict()
+    assert set(after) == set(before)
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key])
