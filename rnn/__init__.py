@@ -5,9 +5,13 @@ A recurrence is written once, as the book's step function; the shared
 ``tg.scope(f"t={t}")`` and back-propagation through time is ``loss.backward()``.
 """
 
+from . import datasets, train
 from .core import Recurrence, RecurrentModel, Unrolled, unroll
+from .datasets import Vocab, pad_sequences
 from .models import (ConditionalRNN, ElmanRNN, JordanRNN, Sampler, SequenceToOne,
                      VectorToSequence)
+from .train import Trainer, train_char_model, truncated_bptt
 
 __all__ = ["ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
-           "SequenceToOne", "Unrolled", "VectorToSequence", "unroll"]
+           "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets",
+           "pad_sequences", "train", "train_char_model", "truncated_bptt", "unroll"]

@@ -1,0 +1,191 @@
+"""Built-in data, nothing downloaded: a bundled text, the chapter's year task, a copy task.
+
+- :func:`load_text` / :class:`Vocab` / :func:`char_corpus`: a short story written
+  for this project (``rnn/data/lighthouse.txt``) as character ids for a language model.
+- :func:`year_task`: sentences in which a year stands at different positions
+  ("i went to nepal in 2009" / "in 2009 , i went to nepal"), the chapter's example of
+  why parameters are shared across time: one set of weights must read the year
+  wherever it stands.  Labels are the year's class.
+- :func:`copy_task`: a long-memory task: remember a few symbols across a delay and
+  write them back after a "go" marker.
+- :func:`stream_batches` and :func:`pad_sequences` lay sequences out as (T, B) arrays.
+"""
+
+import os
+
+import numpy as np
+
+from tinygraph import BadIndexError, ConfigError, ShapeError
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def load_text(name="lighthouse"):
+    """The bundled text ``rnn/data/<name>.txt`` as a string."""
+    path = os.path.join(DATA_DIR, f"{name}.txt")
+    if not os.path.isfile(path):
+        available = sorted(f[:-4] for f in os.listdir(DATA_DIR) if f.endswith(".txt"))
+        raise ConfigError(f"load_text: no bundled text '{name}'; available: {available}")
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+class Vocab:
+    """Characters (or any hashable tokens) <-> integer ids, in sorted order.
+
+    Parameters
+    ----------
+    tokens : iterable of the tokens that may appear (e.g. a text: its characters)
+    """
+
+    def __init__(self, tokens):
+        self.tokens = sorted(set(tokens))
+        self.index = {tok: i for i, tok in enumerate(self.tokens)}
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def encode(self, seq):
+        """Tokens -> int64 ids (N,); an unknown token raises BadIndexError naming it."""
+        try:
+            return np.array([self.index[tok] for tok in seq], dtype=np.int64)
+        except KeyError as e:
+            raise BadIndexError(f"Vocab.encode: token {e.args[0]!r} is not in the vocabulary "
+                                f"of {len(self)} tokens") from None
+
+    def decode(self, ids):
+        """ids (N,) -> a string (for characters) made by joining the tokens."""
+        return "".join(str(self.tokens[int(i)]) for i in np.asarray(ids).reshape(-1))
+
+
+def char_corpus(name="lighthouse"):
+    """(vocab, ids): the bundled text as character ids (N,)."""
+    text = load_text(name)
+    vocab = Vocab(text)
+    return vocab, vocab.encode(text)
+
+
+def stream_batches(ids, batch_size):
+    """Cut a long id stream into ``batch_size`` parallel streams for truncated BPTT.
+
+    Stream b is the b-th contiguous slice of the text, so the state carried from one
+    chunk to the next continues the same text.
+
+    Returns
+    -------
+    xs, ys : int64 (N, B); ys is xs shifted by one step (the next character).
+    """
+    ids = np.asarray(ids)
+    n = (len(ids) - 1) // batch_size
+    if n < 1:
+        raise ShapeError(f"stream_batches: {len(ids)} ids are too few for {batch_size} streams")
+    xs = ids[:n * batch_size].reshape(batch_size, n).T
+    ys = ids[1:n * batch_size + 1].reshape(batch_size, n).T
+    return np.ascontiguousarray(xs), np.ascontiguousarray(ys)
+
+
+def pad_sequences(seqs, pad=0):
+    """Right-pad sequences of different lengths into a batch.
+
+    Parameters
+    ----------
+    seqs : list of B sequences of ids (length T_b >= 1) or of float vectors (T_b, n_in)
+    pad : the value written into padded positions
+
+    Returns
+    -------
+    xs : (T, B) or (T, B, n_in), T = max T_b
+    mask : (T, B) float, 1 at real steps, 0 at padding
+    """
+    arrays = [np.asarray(s) for s in seqs]
+    if not arrays or any(len(a) == 0 for a in arrays):
+        raise ShapeError("pad_sequences: need at least one sequence, each at least one step long")
+    steps = max(len(a) for a in arrays)
+    xs = np.full((steps, len(arrays)) + arrays[0].shape[1:], pad, dtype=arrays[0].dtype)
+    mask = np.zeros((steps, len(arrays)))
+    for b, a in enumerate(arrays):
+        xs[:len(a), b] = a
+        mask[:len(a), b] = 1
+    return xs, mask
+
+
+_YEAR_TEMPLATES = (
+    "i went to {place} in {year}",
+    "in {year} , i went to {place}",
+    "in {year} we moved to {place}",
+    "we moved to {place} in {year} and stayed",
+    "{year} was the year i saw {place}",
+    "my sister was born in {place} in {year}",
+    "the summer of {year} was hot in {place}",
+    "she left {place} in {year}",
+)
+_PLACES = ("nepal", "peru", "oslo", "kenya", "chile", "lima", "rome")
+
+
+class YearTask:
+    """Sentences with a year somewhere in them; the label is which year.
+
+    Attributes
+    ----------
+    xs : int64 (T, B) word ids, right-padded;  mask : (T, B) 1 at real words
+    labels : int64 (B,) index of the year in ``years``
+    vocab : Vocab of words and years;  years : list of the year strings
+    sentences : list of B strings
+    """
+
+    def __init__(self, xs, mask, labels, vocab, years, sentences):
+        self.xs, self.mask, self.labels = xs, mask, labels
+        self.vocab, self.years, self.sentences = vocab, years, sentences
+
+
+def year_task(n, years=range(2000, 2010), seed=0):
+    """``n`` sentences of the year task, from templates that put the year at different positions.
+
+    Parameters
+    ----------
+    n : int, number of sentences
+    years : the possible years (the classes)
+    seed : int
+    """
+    if n < 1:
+        raise ConfigError(f"year_task: n must be positive, got {n}")
+    years = [str(y) for y in years]
+    words = {w for tpl in _YEAR_TEMPLATES for w in tpl.split() if "{" not in w}
+    vocab = Vocab(words | set(_PLACES) | set(years))
+    rng = np.random.default_rng(seed)
+    sentences, seqs, labels = [], [], []
+    for _ in range(n):
+        label = int(rng.integers(len(years)))
+        text = _YEAR_TEMPLATES[rng.integers(len(_YEAR_TEMPLATES))].format(
+            place=_PLACES[rng.integers(len(_PLACES))], year=years[label])
+        sentences.append(text)
+        seqs.append(vocab.encode(text.split()))
+        labels.append(label)
+    xs, mask = pad_sequences(seqs)
+    return YearTask(xs, mask, np.array(labels, dtype=np.int64), vocab, years, sentences)
+
+
+def copy_task(batch, length=5, delay=10, n_symbols=8, seed=0):
+    """The copy problem: read ``length`` symbols, wait ``delay`` steps, write them back.
+
+    Ids 0..n_symbols-1 are symbols, ``n_symbols`` is the blank and ``n_symbols + 1`` the
+    "go" marker (vocabulary n_symbols + 2).  Inputs: the symbols, ``delay - 1`` blanks,
+    "go", then ``length`` blanks.  Targets: blanks, then the symbols during the last
+    ``length`` steps.  A model that forgets scores log(n_symbols) per recalled symbol.
+
+    Returns
+    -------
+    xs, ys : int64 (T, batch) with T = 2 * length + delay
+    """
+    if min(batch, length, delay, n_symbols) < 1:
+        raise ConfigError("copy_task: batch, length, delay and n_symbols must be positive")
+    rng = np.random.default_rng(seed)
+    blank, go = n_symbols, n_symbols + 1
+    steps = 2 * length + delay
+    symbols = rng.integers(n_symbols, size=(length, batch))
+    xs = np.full((steps, batch), blank, dtype=np.int64)
+    ys = np.full((steps, batch), blank, dtype=np.int64)
+    xs[:length] = symbols
+    xs[length + delay - 1] = go
+    ys[length + delay:] = symbols
+    return xs, ys
