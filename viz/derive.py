@@ -50,8 +50,9 @@ def walk(roots):
     return order
 
 
-def is_variable(node):
-    return node.name is not None and not isinstance(node, Parameter)
+def is_variable(node, hide=frozenset()):
+    """A named node that is not a Parameter (and whose name is not in ``hide``)."""
+    return node.name is not None and node.name not in hide and not isinstance(node, Parameter)
 
 
 def _param_behind(node):
@@ -110,19 +111,19 @@ def derive(roots, hide=()):
     roots : sequence of Tensor
         E.g. ``model.trace(steps)``.
     hide : iterable of str
-        Variable names to leave out (with their edges).
+        Variable names to treat as unnamed intermediate nodes: they are not
+        drawn, and an edge passing through them joins their feeders to their
+        consumers (hiding "a" draws x -> h labelled U).
     """
-    hide = set(hide)
+    hide = frozenset(hide)
     keys = {}
     edges = {}
     for node in walk(list(roots)):
-        if not is_variable(node) or node.name in hide:
+        if not is_variable(node, hide):
             continue
         dst = (node.name, time_step(node.scope))
         keys.setdefault(dst, None)
-        for src, labels in _feeders(node):
-            if src.name in hide:
-                continue
+        for src, labels in _feeders(node, hide):
             key = (src.name, time_step(src.scope))
             merged = list(edges.get((key, dst), ()))
             merged += [w for w in labels if w not in merged]
@@ -132,7 +133,7 @@ def derive(roots, hide=()):
     return Variables(list(keys), edges)
 
 
-def _feeders(node):
+def _feeders(node, hide):
     """(variable, weights on the path) for every variable that ``node`` reaches through unnamed nodes."""
     out = []
     seen = set()
@@ -143,7 +144,7 @@ def _feeders(node):
         if (id(p), labels) in seen:
             continue
         seen.add((id(p), labels))
-        if is_variable(p):
+        if is_variable(p, hide):
             out.append((p, labels))
             continue
         if p.op is None or _param_behind(p) is not None:

@@ -14,7 +14,7 @@ from .derive import derive
 from .render import html_text, sup_label
 
 KEEP = 3             # steps drawn at each end of a long unroll
-_NODE = {"shape": "circle", "width": "0.55", "fixedsize": "true", "fontname": "Times-Roman",
+_NODE = {"shape": "circle", "width": "0.55", "fixedsize": "false", "fontname": "Times-Roman",
          "fontsize": "18"}
 _EDGE = {"fontname": "Times-Roman", "fontsize": "16", "arrowsize": "0.7"}
 _SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
@@ -105,8 +105,11 @@ def _add_edge(g, src, dst, attrs, above):
         g.edge(src, dst, **attrs)
 
 
-def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None):
-    """Add the unrolled graph of ``variables`` to ``g`` (node ids start with ``prefix``)."""
+def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None, ends=True):
+    """Add the unrolled graph of ``variables`` to ``g`` (node ids start with ``prefix``).
+
+    With ``ends``, each recurrent edge also comes in from and goes out to a ``(...)`` node.
+    """
     names = variables.names
     ids = _name_ids(names, prefix)
     steps = variables.steps
@@ -147,9 +150,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         if dt and src[0] != dst[0]:
             attrs["constraint"] = "false"
         _add_edge(g, node_id(src), node_id(dst), attrs, src[0] in above and not dt)
-        if dt == 1 and dst[1] == shown[0] + 1:
+        if ends and dt == 1 and dst[1] == shown[0] + 1:
             starts.setdefault((src[0], dst[0], labels), None)
-        if dt == 1 and src[1] == shown[-1] - 1:
+        if ends and dt == 1 and src[1] == shown[-1] - 1:
             ends.setdefault((src[0], dst[0], labels), None)
 
     for (src_name, dst_name, labels) in starts:
@@ -173,8 +176,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
 
     for name, links in elided.items():
         nid = f"{ids[name]}_gap"
-        g.node(nid, label=f"<{html_text(name)} … {gap:,} steps left out …>", shape="box",
-               style="dashed", fixedsize="false", fontsize="14")
+        g.node(nid, label=f"<{html_text(name)}: ... {gap:,} steps left out ...>", shape="box",
+               style="dashed", fontsize="14")
         row = rows.setdefault(name, [])
         row.insert(next((i for i, r in enumerate(row) if r.endswith(f"_{shown[keep]}")), len(row)),
                    nid)
@@ -222,4 +225,4 @@ def draw_folded(g, variables, prefix, edge_label=None):
             g.node(square, **_SQUARE)
             g.edge(tail, square, **(attrs if i == 0 else {}))
             tail = square
-        g.edge(tail, ids[dst])
+        g.edge(tail, ids[dst], constraint="false")   # a feedback loop: layers come from within-step edges

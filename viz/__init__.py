@@ -1,0 +1,17 @@
+"""viz: Graphviz diagrams of what the engine computed.
+
+``folded(model)`` and ``unrolled(model, steps)`` are derived from the model's
+own traced unroll (``model.trace``), ``graph(tensor)`` draws the op-level DAG
+grouped by scope, ``figure("10.3")`` gives the chapter's figures, and
+``save(digraph, "out/fig.svg")`` writes SVG or PNG by suffix.
+"""
+
+from .derive import Variables, derive
+from .figures import FIGURES, figure
+from .opgraph import gradient_norms, graph
+from .render import OutputPathError, RenderError, find_renderer, render, save, use_renderer
+from .views import folded, unrolled
+
+__all__ = ["FIGURES", "OutputPathError", "RenderError", "Variables", "derive", "figure",
+           "find_renderer", "folded", "gradient_norms", "graph", "render", "save", "unrolled",
+           "use_renderer"]

@@ -1,0 +1,187 @@
+"""The ten figures of chapter 10 (*Deep Learning*, Goodfellow, Bengio and
+Courville), made by the views from real models.
+
+Figures 10.1–10.6, 10.9 and 10.10 are the folded and unrolled views of rnn
+models (the pre-activation ``a`` is hidden, as in the book); figures 10.7 and
+10.8 are directed graphical models generated from their factorisations: the
+chain rule over y(1..5), and the same joint with the state variables h.
+"""
+
+import numpy as np
+
+import rnn
+import tinygraph as tg
+
+from .derive import derive
+from .render import html_text, sup_label
+from .views import draw_folded, draw_unrolled, new_digraph
+
+_SIZES = (4, 3, 4)   # n_in, n_hidden, n_out of the models the figures are traced from
+
+
+def _relative(steps):
+    """Superscripts t-1, t, t+1 for a 3-step window (the book's right panels)."""
+    def stamp(t):
+        k = t - (steps + 1) // 2
+        return "t" if k == 0 else f"t{k:+d}"
+    return stamp
+
+
+class _Traced:
+    """A model-like object whose ``trace(steps)`` is a given function (a variant of a model's unroll)."""
+
+    def __init__(self, name, trace, edge_label=None):
+        self.name = name
+        self.trace = trace
+        self.edge_label = edge_label
+
+
+def _dynamical_system():
+    """s(t) = f(s(t-1); theta): theta enters additively, so the edge carries f (no weight)."""
+    theta = tg.Parameter(np.array([0.1, -0.2]), name="theta")
+    return rnn.Recurrence(lambda s: (s * 0.5 + theta).tanh(), [theta], n_state=2,
+                          name="system", state_name="s", edge_label="f")
+
+
+def _input_system():
+    """h(t) = f(h(t-1), x(t); theta) with no output (figure 10.2)."""
+    theta = tg.Parameter(np.array([0.1, -0.2]), name="theta")
+    return rnn.Recurrence(lambda h, x: (h * 0.5 + x + theta).tanh(), [theta], n_state=2, n_in=2,
+                          name="system", state_name="h", edge_label="f")
+
+
+def _jordan_free_running(model, with_loss):
+    def trace(steps):
+        xs = np.zeros((steps, 1), dtype=np.int64)
+        if with_loss:
+            return [model.loss(xs, np.zeros((steps, 1), dtype=np.int64), teacher_forcing=False)]
+        return model.run(xs, teacher_forcing=False).outputs
+    return _Traced(model.name, trace)
+
+
+def _folded_and_unrolled(title, model, steps=3, hide=("a",), stamp=None):
+    """Left panel: the circuit; right panel: the unfolded graph (figures 10.2-10.4)."""
+    g = new_digraph(title)
+    edge_label = getattr(model, "edge_label", None)
+    with g.subgraph(name="cluster_folded") as left:
+        left.attr(label="", style="invis")
+        draw_folded(left, derive(model.trace(3), hide=hide), "f", edge_label)
+    with g.subgraph(name="cluster_unrolled") as right:
+        right.attr(label="", style="invis")
+        draw_unrolled(right, derive(model.trace(steps), hide=hide), "u", edge_label,
+                      time_labels=stamp or _relative(steps))
+    return g
+
+
+def _unrolled_only(title, model, steps=3, hide=("a",), stamp=None):
+    g = new_digraph(title)
+    draw_unrolled(g, derive(model.trace(steps), hide=hide), "u",
+                  getattr(model, "edge_label", None), time_labels=stamp)
+    return g
+
+
+def _graphical_model(title, columns, parents):
+    """A directed graphical model: ``columns`` is a list (per t) of variable names bottom to top;
+    ``parents[(name, t)]`` lists the (name, t) it is conditioned on."""
+    g = new_digraph(title)
+    g.attr(rankdir="LR" if all(len(c) == 1 for c in columns) else "BT")
+    rows = {}
+    for t, names in enumerate(columns, start=1):
+        for name in names:
+            nid = f"{name}_{t}"
+            g.node(nid, label=sup_label(name, f"({t})"), group=f"t{t}")
+            rows.setdefault(name, []).append(nid)
+    for (name, t), given in parents.items():
+        for src_name, src_t in given:
+            adjacent = src_name != name or src_t == t - 1
+            g.edge(f"{src_name}_{src_t}", f"{name}_{t}",
+                   **({} if adjacent else {"constraint": "false"}))
+    for name, row in rows.items():
+        with g.subgraph() as s:
+            s.attr(rank="same")
+            for nid in row:
+                s.node(nid)
+        for a, b in zip(row, row[1:]):
+            g.edge(a, b, style="invis")
+    return g
+
+
+def _fig_10_1():
+    return _unrolled_only("fig10_1", _dynamical_system(), stamp=_relative(3))
+
+
+def _fig_10_2():
+    return _folded_and_unrolled("fig10_2", _input_system())
+
+
+def _fig_10_3():
+    return _folded_and_unrolled("fig10_3", rnn.ElmanRNN(*_SIZES, seed=0))
+
+
+def _fig_10_4():
+    return _folded_and_unrolled("fig10_4", _jordan_free_running(rnn.JordanRNN(*_SIZES, seed=0),
+                                                                with_loss=True))
+
+
+def _fig_10_5():
+    return _unrolled_only("fig10_5", rnn.SequenceToOne(*_SIZES, seed=0), steps=4)
+
+
+def _fig_10_6():
+    """Teacher forcing: train time (y(t-1) fed to h(t)) beside test time (o(t-1) fed to h(t))."""
+    model = rnn.JordanRNN(*_SIZES, seed=0)
+    g = new_digraph("fig10_6")
+    panels = (("train", "Train time", model, ("a",)),
+              ("test", "Test time", _jordan_free_running(model, with_loss=False), ("a",)))
+    for key, label, source, hide in panels:
+        with g.subgraph(name=f"cluster_{key}") as c:
+            c.attr(label=f"<{html_text(label)}>", labelloc="b", color="#bbbbbb",
+                   fontname="Times-Roman", fontsize="18")
+            draw_unrolled(c, derive(source.trace(2), hide=hide), key, time_labels=_relative(3),
+                          ends=False)
+    return g
+
+
+def _fig_10_7(n=5):
+    """Chain rule P(y(1..n)) = prod_t P(y(t) | y(1..t-1)): every earlier y is a parent."""
+    parents = {("y", t): [("y", s) for s in range(1, t)] for t in range(1, n + 1)}
+    return _graphical_model("fig10_7", [["y"]] * n, parents)
+
+
+def _fig_10_8(n=5):
+    """The same joint through the state: h(t) | h(t-1) and y(t) | h(t)."""
+    parents = {}
+    for t in range(1, n + 1):
+        parents[("h", t)] = [("h", t - 1)] if t > 1 else []
+        parents[("y", t)] = [("h", t)]
+    return _graphical_model("fig10_8", [["h", "y"]] * n, parents)
+
+
+def _fig_10_9():
+    return _unrolled_only("fig10_9", rnn.VectorToSequence(*_SIZES, seed=0), stamp=_relative(3))
+
+
+def _fig_10_10():
+    return _unrolled_only("fig10_10", rnn.ConditionalRNN(*_SIZES, seed=0), stamp=_relative(3))
+
+
+FIGURES = {
+    "10.1": _fig_10_1, "10.2": _fig_10_2, "10.3": _fig_10_3, "10.4": _fig_10_4,
+    "10.5": _fig_10_5, "10.6": _fig_10_6, "10.7": _fig_10_7, "10.8": _fig_10_8,
+    "10.9": _fig_10_9, "10.10": _fig_10_10,
+}
+
+
+def figure(number):
+    """Figure ``number`` ("10.1" to "10.10") of chapter 10 as a ``graphviz.Digraph``.
+
+    Raises
+    ------
+    tinygraph.ConfigError
+        For a number that is not one of the chapter's figures.
+    """
+    key = str(number).strip()
+    if key not in FIGURES:
+        raise tg.ConfigError(f"viz.figure: no figure {key!r}; choose one of "
+                             f"{', '.join(FIGURES)}")
+    return FIGURES[key]()

@@ -1,0 +1,164 @@
+"""The op-level DAG behind a tensor: every engine node with its op, shape and
+name, grouped in one cluster per scope (a time step of an unroll).
+
+Node ids come from a deterministic traversal, so the same computation gives
+the same file on every run.  A Parameter is drawn as a small copy beside each
+op that uses it (one shared node with an edge to every step makes the layout
+cost explode), and a long unroll is summarised: the first and last few time
+steps and one node saying how many steps were left out.  With ``grads=True``
+nodes are coloured by the norm of their gradient (the gradient-flow view).
+"""
+
+import math
+
+import graphviz
+import numpy as np
+
+import tinygraph as tg
+from tinygraph import Parameter
+
+from .derive import is_variable, time_step, walk
+from .render import html_text
+
+KEEP = 3
+_RAMP = ("#fff5eb", "#fdd0a2", "#fdae6b", "#fd8d3c", "#f16913", "#d94801", "#8c2d04")
+
+
+def _node_label(node, norm):
+    head = "leaf" if node.op is None else node.op
+    parts = [f"<b>{html_text(head)}</b>", html_text(tuple(node.shape))]
+    if node.name is not None:
+        parts.append(f"<i>{html_text(node.name)}</i>")
+    if norm is not None:
+        parts.append(f"|grad|={norm:.2e}")
+    return "<" + "<br/>".join(parts) + ">"
+
+
+def gradient_norms(output, name="h"):
+    """‖∂output/∂v(t)‖ for every variable ``v`` called ``name`` in the DAG behind ``output``.
+
+    Uses ``tg.grad`` with ``retain_graph=True``, so call it before ``backward``
+    frees the graph (or keep the graph with ``backward(retain_graph=True)``).
+
+    Returns
+    -------
+    list of (t, float), sorted by time step t.
+    """
+    nodes = [n for n in walk([output]) if is_variable(n) and n.name == name]
+    nodes.sort(key=lambda n: time_step(n.scope) or 0)
+    grads = tg.grad(output, nodes, retain_graph=True)
+    return [(time_step(n.scope), float(np.linalg.norm(g))) for n, g in zip(nodes, grads)]
+
+
+def _norms(output, order):
+    """id -> gradient norm, from ``.grad`` and, if the graph is still alive, tg.grad on named nodes."""
+    norms = {id(n): float(np.linalg.norm(n.grad)) for n in order if n.grad is not None}
+    named = [n for n in order if is_variable(n) and n.requires_grad and id(n) not in norms]
+    if named and output.requires_grad and output.size == 1:
+        try:
+            grads = tg.grad(output, named, retain_graph=True)
+        except tg.BackwardError:
+            return norms
+        norms.update({id(n): float(np.linalg.norm(g)) for n, g in zip(named, grads)})
+    return norms
+
+
+def _colour(norm, lo, hi):
+    if norm <= 0 or not math.isfinite(norm):
+        return _RAMP[0] if norm == 0 else "#cb181d"
+    x = 0.0 if hi <= lo else (math.log10(norm) - lo) / (hi - lo)
+    return _RAMP[min(len(_RAMP) - 1, int(x * len(_RAMP)))]
+
+
+def graph(tensor, keep=KEEP, grads=False):
+    """The op-level DAG behind ``tensor``.
+
+    Parameters
+    ----------
+    tensor : Tensor
+    keep : int
+        An unroll longer than ``2 * keep + 1`` steps is drawn as its first and
+        last ``keep`` steps plus an elision node.
+    grads : bool
+        Colour nodes by gradient norm: ``.grad`` of leaves and retained nodes,
+        and ∂tensor/∂node of named nodes while the graph is alive.
+
+    Returns
+    -------
+    graphviz.Digraph
+    """
+    order = walk([tensor])
+    steps = sorted({t for t in (time_step(n.scope) for n in order) if t is not None and t >= 1})
+    hidden = set(steps[keep:-keep]) if len(steps) > 2 * keep + 1 else set()
+    norms = _norms(tensor, order) if grads else {}
+    logs = [math.log10(v) for v in norms.values() if v > 0 and math.isfinite(v)]
+    lo, hi = (min(logs), max(logs)) if logs else (0.0, 0.0)
+
+    g = graphviz.Digraph(name="ops")
+    g.attr(rankdir="LR", newrank="true", nodesep="0.15", ranksep="0.3")
+    g.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname="Helvetica",
+           fontsize="10", margin="0.06,0.03")
+    g.attr("edge", arrowsize="0.6")
+
+    ids = {}
+    shown = [n for n in order if time_step(n.scope) not in hidden
+             and (not isinstance(n, Parameter) or n is tensor)]
+    for i, node in enumerate(shown):
+        ids[id(node)] = f"n{i}"
+    clusters = {}
+    gap_id = "elided"
+    if hidden:
+        first, last = min(hidden), max(hidden)
+        clusters.setdefault(None, []).append(
+            (gap_id, {"label": f"<... {len(hidden):,} time steps left out (t={first} to t={last}) ...>",
+                      "shape": "box", "style": "dashed", "fontsize": "12"}))
+    gap_edges = set()
+    groups = {}
+    edges = []
+    for node in shown:
+        nid = ids[id(node)]
+        attrs = {"label": _node_label(node, norms.get(id(node)) if grads else None)}
+        if isinstance(node, Parameter):
+            attrs.update(shape="box", style="filled", fillcolor="#dbe9f6")
+        if grads and id(node) in norms:
+            attrs["fillcolor"] = _colour(norms[id(node)], lo, hi)
+        if node.name is not None and not isinstance(node, Parameter):
+            attrs["group"] = f"v{groups.setdefault(node.name, len(groups))}"
+        members = clusters.setdefault(node.scope, [])
+        members.append((nid, attrs))
+        for j, p in enumerate(node.parents):
+            if isinstance(p, Parameter):
+                pid = f"{nid}_p{j}"
+                pattrs = {"label": f"<<b>{html_text(p.name or 'param')}</b><br/>"
+                                   f"{html_text(tuple(p.shape))}>",
+                          "shape": "box", "style": "filled", "fillcolor": "#dbe9f6",
+                          "fontsize": "9"}
+                if grads and id(p) in norms:
+                    pattrs["fillcolor"] = _colour(norms[id(p)], lo, hi)
+                members.append((pid, pattrs))
+                edges.append((pid, nid))
+            elif id(p) in ids:
+                edges.append((ids[id(p)], nid))
+            elif (gap_id, nid) not in gap_edges:
+                gap_edges.add((gap_id, nid))
+                edges.append((gap_id, nid))
+    for node in order:
+        if time_step(node.scope) in hidden:
+            for p in node.parents:
+                if id(p) in ids and (ids[id(p)], gap_id) not in gap_edges:
+                    gap_edges.add((ids[id(p)], gap_id))
+                    edges.append((ids[id(p)], gap_id))
+
+    for k, (scope, members) in enumerate(clusters.items()):
+        if scope is None:
+            for nid, attrs in members:
+                g.node(nid, **attrs)
+            continue
+        with g.subgraph(name=f"cluster_{k}") as c:
+            c.attr(label=f"<{html_text(scope)}>", style="rounded", color="#999999",
+                   fontname="Helvetica", fontsize="11")
+            for nid, attrs in members:
+                c.node(nid, **attrs)
+    for a, b in edges:
+        g.edge(a, b)
+    return g
