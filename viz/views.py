@@ -136,7 +136,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             g.node(node_id((name, t)), label=sup_label(name, f"({stamp(t)})"), group=f"{prefix}t{t}")
             rows.setdefault(name, []).append(node_id((name, t)))
 
-    starts, ends, elided = {}, {}, {}
+    start_edges, end_edges, elided = {}, {}, {}
     for (src, dst), labels in variables.edges.items():
         src_in, dst_in = src in present_set, dst in present_set
         if not (src_in and dst_in):
@@ -151,26 +151,30 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             attrs["constraint"] = "false"
         _add_edge(g, node_id(src), node_id(dst), attrs, src[0] in above and not dt)
         if ends and dt == 1 and dst[1] == shown[0] + 1:
-            starts.setdefault((src[0], dst[0], labels), None)
+            start_edges.setdefault((src[0], dst[0], labels), None)
         if ends and dt == 1 and src[1] == shown[-1] - 1:
-            ends.setdefault((src[0], dst[0], labels), None)
+            end_edges.setdefault((src[0], dst[0], labels), None)
 
-    for (src_name, dst_name, labels) in starts:
+    for (src_name, dst_name, labels) in start_edges:
         first = (dst_name, shown[0])
         if first not in present_set:
             continue
         nid = f"{ids[src_name]}_start"
         g.node(nid, label=sup_label(src_name, "(...)"))
-        rows.setdefault(src_name, []).insert(0, nid)
+        row = rows.setdefault(src_name, [])
+        if nid not in row:
+            row.insert(0, nid)
         g.edge(nid, node_id(first), constraint="false" if src_name != dst_name else "true",
                **_label_attrs(_edge_text(labels, 1, edge_label)))
-    for (src_name, dst_name, labels) in ends:
+    for (src_name, dst_name, labels) in end_edges:
         last = (src_name, shown[-1])
         if last not in present_set:
             continue
         nid = f"{ids[dst_name]}_end"
         g.node(nid, label=sup_label(dst_name, "(...)"))
-        rows.setdefault(dst_name, []).append(nid)
+        row = rows.setdefault(dst_name, [])
+        if nid not in row:
+            row.append(nid)
         g.edge(node_id(last), nid, constraint="false" if src_name != dst_name else "true",
                **_label_attrs(_edge_text(labels, 1, edge_label)))
 
