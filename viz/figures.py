@@ -84,25 +84,27 @@ def _graphical_model(title, columns, parents):
     """A directed graphical model: ``columns`` is a list (per t) of variable names bottom to top;
     ``parents[(name, t)]`` lists the (name, t) it is conditioned on."""
     g = new_digraph(title)
-    g.attr(rankdir="LR" if all(len(c) == 1 for c in columns) else "BT")
+
+    def node_id(key):
+        return f"{key[0]}_{key[1]}"
+
     rows = {}
     for t, names in enumerate(columns, start=1):
         for name in names:
-            nid = f"{name}_{t}"
-            g.node(nid, label=sup_label(name, f"({t})"), group=f"t{t}")
-            rows.setdefault(name, []).append(nid)
-    for (name, t), given in parents.items():
-        for src_name, src_t in given:
-            adjacent = src_name != name or src_t == t - 1
-            g.edge(f"{src_name}_{src_t}", f"{name}_{t}",
-                   **({} if adjacent else {"constraint": "false"}))
-    for name, row in rows.items():
+            g.node(node_id((name, t)), label=sup_label(name, f"({t})"), group=f"t{t}")
+            rows.setdefault(name, []).append((name, t))
+    for key, given in parents.items():
+        for src in given:
+            adjacent = src[0] != key[0] or src[1] == key[1] - 1
+            g.edge(node_id(src), node_id(key), **({} if adjacent else {"constraint": "false"}))
+    for row in rows.values():
         with g.subgraph() as s:
             s.attr(rank="same")
-            for nid in row:
-                s.node(nid)
+            for key in row:
+                s.node(node_id(key))
         for a, b in zip(row, row[1:]):
-            g.edge(a, b, style="invis")
+            if a not in parents.get(b, ()):
+                g.edge(node_id(a), node_id(b), style="invis")
     return g
 
 

@@ -14,7 +14,7 @@ from .derive import derive
 from .render import html_text, sup_label
 
 KEEP = 3             # steps drawn at each end of a long unroll
-_NODE = {"shape": "circle", "width": "0.55", "fixedsize": "false", "fontname": "Times-Roman",
+_NODE = {"shape": "circle", "width": "0.75", "fixedsize": "false", "fontname": "Times-Roman",
          "fontsize": "18"}
 _EDGE = {"fontname": "Times-Roman", "fontsize": "16", "arrowsize": "0.7"}
 _SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
