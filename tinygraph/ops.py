@@ -109,7 +109,7 @@ def _matmul(a, b):
 
 
 def _expand(g, shape, axis, keepdims):
-    if axis is not None and not keepdims:
+    if axis is not None and not keepdims and shape:   # numpy lets a 0-d input take axis=0
         g = np.expand_dims(g, axis)
     return np.broadcast_to(g, shape)
 
@@ -141,8 +141,9 @@ def _reshape(x, shape):
 
 
 def _transpose(x, axes=None):
-    inverse = None if axes is None else np.argsort(axes)
-    return x.transpose(axes), (lambda g: g.transpose(inverse),)
+    out = x.transpose(axes)
+    inverse = None if axes is None else np.argsort([a % x.ndim for a in axes])
+    return out, (lambda g: g.transpose(inverse),)
 
 
 def _getitem(x, index):
