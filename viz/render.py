@@ -127,3 +127,13 @@ def sup_label(name, sup, point_size=10, bold=False):
     if sup is None or sup == "":
         return f"<{body}>"
     return f'<{body}<font point-size="{point_size}"><sup>{html_text(sup)}</sup></font>>'
+
+
+def _point_at_renderer_if_any():
+    """At import: let Jupyter's inline display (``_repr_mimebundle_``) use the renderer."""
+    path = find_renderer()
+    if path is not None:
+        graphviz.backend.dot_command.DOT_BINARY = path
+
+
+_point_at_renderer_if_any()

@@ -136,8 +136,11 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             g.node(node_id((name, t)), label=sup_label(name, f"({stamp(t)})"), group=f"{prefix}t{t}")
             rows.setdefault(name, []).append(node_id((name, t)))
 
-    start_edges, end_edges, elided = {}, {}, {}
+    recurrences, elided = {}, {}
     for (src, dst), labels in variables.edges.items():
+        dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
+        if ends and dt == 1:
+            recurrences.setdefault((src[0], dst[0], labels), None)
         src_in, dst_in = src in present_set, dst in present_set
         if not (src_in and dst_in):
             if src_in and dst[1] is not None and 1 <= dst[1] <= steps:
@@ -145,38 +148,29 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             elif dst_in and src[1] is not None and src[1] >= 1:
                 elided.setdefault(src[0], set()).add(("out", dst, labels))
             continue
-        dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
         attrs = _label_attrs(_edge_text(labels, dt, edge_label))
         if dt and src[0] != dst[0]:
             attrs["constraint"] = "false"
         _add_edge(g, node_id(src), node_id(dst), attrs, src[0] in above and not dt)
-        if ends and dt == 1 and dst[1] == shown[0] + 1:
-            start_edges.setdefault((src[0], dst[0], labels), None)
-        if ends and dt == 1 and src[1] == shown[-1] - 1:
-            end_edges.setdefault((src[0], dst[0], labels), None)
 
-    for (src_name, dst_name, labels) in start_edges:
-        first = (dst_name, shown[0])
-        if first not in present_set:
-            continue
-        nid = f"{ids[src_name]}_start"
-        g.node(nid, label=sup_label(src_name, "(...)"))
-        row = rows.setdefault(src_name, [])
-        if nid not in row:
-            row.insert(0, nid)
-        g.edge(nid, node_id(first), constraint="false" if src_name != dst_name else "true",
-               **_label_attrs(_edge_text(labels, 1, edge_label)))
-    for (src_name, dst_name, labels) in end_edges:
-        last = (src_name, shown[-1])
-        if last not in present_set:
-            continue
-        nid = f"{ids[dst_name]}_end"
-        g.node(nid, label=sup_label(dst_name, "(...)"))
-        row = rows.setdefault(dst_name, [])
-        if nid not in row:
-            row.append(nid)
-        g.edge(node_id(last), nid, constraint="false" if src_name != dst_name else "true",
-               **_label_attrs(_edge_text(labels, 1, edge_label)))
+    for src_name, dst_name, labels in recurrences:
+        attrs = _label_attrs(_edge_text(labels, 1, edge_label))
+        attrs["constraint"] = "false" if src_name != dst_name else "true"
+        first, last = (dst_name, shown[0]), (src_name, shown[-1])
+        if first in present_set:
+            nid = f"{ids[src_name]}_start"
+            g.node(nid, label=sup_label(src_name, "(...)"))
+            row = rows.setdefault(src_name, [])
+            if nid not in row:
+                row.insert(0, nid)
+            g.edge(nid, node_id(first), **attrs)
+        if last in present_set:
+            nid = f"{ids[dst_name]}_end"
+            g.node(nid, label=sup_label(dst_name, "(...)"))
+            row = rows.setdefault(dst_name, [])
+            if nid not in row:
+                row.append(nid)
+            g.edge(node_id(last), nid, **attrs)
 
     for name, links in elided.items():
         nid = f"{ids[name]}_gap"

@@ -1,0 +1,211 @@
+"""The folded and unrolled views are derived from a model's own unroll: a cell
+the library does not ship gets both, with the book's layout and labels."""
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+import viz
+from viz_svg import by_text, parse
+
+
+def _gated_cell():
+    """A user's own cell (not in rnn): a leaky tanh unit with a gate, written with rnn.Recurrence."""
+    rng = np.random.default_rng(0)
+    A = tg.Parameter(rng.normal(size=(3, 3)), name="A")
+    B = tg.Parameter(rng.normal(size=(3, 2)), name="B")
+    G = tg.Parameter(rng.normal(size=(3, 3)), name="G")
+    C = tg.Parameter(rng.normal(size=(4, 3)), name="C")
+    bias = tg.Parameter(np.zeros(3), name="bias")
+
+    def step(h, x):
+        gate = (h @ G.T).sigmoid()
+        return gate * h + (1 - gate) * (h @ A.T + x @ B.T + bias).tanh()
+
+    return rnn.Recurrence(step, [A, B, G, C, bias], n_state=3, n_in=2,
+                          readout=lambda h: h @ C.T, name="gated")
+
+
+class _ScalarChain:
+    """A contract-following model written by hand: h(t) = w * h(t-1) + x(t), one op per step."""
+
+    name = "chain"
+    edge_label = None
+
+    def __init__(self, w=0.5):
+        self.w = tg.Parameter(np.array(w), name="w")
+
+    def trace(self, steps=3):
+        with tg.scope(self.name):
+            with tg.scope("t=0"):
+                h = tg.tensor(1.0, name="h")
+            for t in range(1, steps + 1):
+                with tg.scope(f"t={t}"):
+                    h = (h * self.w).named("h")
+        return [h]
+
+
+def _svg(digraph):
+    return parse(viz.render(digraph, "svg"))
+
+
+def _edge_labels(nodes, edges):
+    """(tail text, head text) -> edge label text."""
+    return {(nodes[a]["text"], nodes[b]["text"]): label for a, b, label in edges}
+
+
+def test_unrolled_view_of_a_users_own_cell_has_each_variable_at_each_step():
+    nodes, _, _ = _svg(viz.unrolled(_gated_cell(), steps=3))
+    texts = {n["text"] for n in nodes.values()}
+    for t in (1, 2, 3):
+        for name in ("x", "h", "o", "L", "y"):
+            assert f"{name} ({t})" in texts
+
+
+def test_unrolled_edges_of_a_users_own_cell_carry_the_weights_on_their_path():
+    nodes, edges, _ = _svg(viz.unrolled(_gated_cell(), steps=3))
+    labels = _edge_labels(nodes, edges)
+    assert labels[("x (2)", "h (2)")] == "B"
+    assert set(labels[("h (1)", "h (2)")].split(", ")) == {"G", "A"}
+    assert labels[("h (2)", "o (2)")] == "C"
+    assert "bias" not in " ".join(labels.values())
+
+
+def test_folded_view_of_a_users_own_cell_has_one_node_per_variable_and_one_delay():
+    nodes, edges, _ = _svg(viz.folded(_gated_cell()))
+    names = sorted(n["text"] for n in nodes.values() if n["fill"] != "black")
+    squares = [nid for nid, n in nodes.items() if n["fill"] == "black"]
+    assert names == ["L", "h", "o", "x", "y"]
+    assert len(squares) == 1
+
+
+def test_folded_recurrent_edge_goes_through_the_delay_square_labelled_with_its_weights():
+    nodes, edges, _ = _svg(viz.folded(_gated_cell()))
+    h = by_text(nodes)["h"]
+    square = next(nid for nid, n in nodes.items() if n["fill"] == "black")
+    into = [label for a, b, label in edges if a == h and b == square]
+    out = [label for a, b, label in edges if a == square and b == h]
+    assert len(into) == 1 and set(into[0].split(", ")) == {"G", "A"}
+    assert out == [""]
+    assert not any(a == h and b == h for a, b, _ in edges)
+
+
+def test_time_runs_left_to_right_and_each_column_stacks_x_h_o_L_y_bottom_to_top():
+    nodes, _, _ = _svg(viz.unrolled(rnn.ElmanRNN(4, 3, 4), steps=3, hide=("a",)))
+    at = {n["text"]: n for n in nodes.values()}
+    assert at["h (1)"]["x"] < at["h (2)"]["x"] < at["h (3)"]["x"]
+    for t in (1, 2, 3):
+        column = [at[f"{name} ({t})"] for name in ("x", "h", "o", "L", "y")]
+        assert all(abs(n["x"] - column[0]["x"]) < 1 for n in column)
+        ys = [n["y"] for n in column]            # SVG y grows downwards
+        assert ys == sorted(ys, reverse=True)
+    assert at["h (1)"]["y"] == at["h (3)"]["y"]
+
+
+def test_recurrent_variables_get_ellipsis_nodes_at_both_ends():
+    nodes, edges, _ = _svg(viz.unrolled(rnn.ElmanRNN(4, 3, 4), steps=3, hide=("a",)))
+    labels = _edge_labels(nodes, edges)
+    ends = [nid for nid, n in nodes.items() if n["text"] == "h (...)"]
+    assert len(ends) == 2
+    assert labels[("h (...)", "h (1)")] == "W"
+    assert labels[("h (3)", "h (...)")] == "W"
+    assert not any(n["text"].startswith("x (...)") for n in nodes.values())
+
+
+def test_hiding_a_variable_joins_its_feeders_to_its_consumers():
+    model = rnn.ElmanRNN(4, 3, 4)
+    shown = _edge_labels(*_svg(viz.unrolled(model, steps=2))[:2])
+    hidden = _edge_labels(*_svg(viz.unrolled(model, steps=2, hide=("a",)))[:2])
+    assert shown[("x (1)", "a (1)")] == "U" and shown[("a (1)", "h (1)")] == ""
+    assert hidden[("x (1)", "h (1)")] == "U"
+    assert not any("a (" in a or "a (" in b for a, b in hidden)
+
+
+def test_a_static_variable_is_drawn_once_and_feeds_every_step():
+    nodes, edges, _ = _svg(viz.unrolled(rnn.VectorToSequence(4, 3, 4), steps=3, hide=("a",)))
+    x = [nid for nid, n in nodes.items() if n["text"] == "x"]
+    assert len(x) == 1
+    fed = sorted(nodes[b]["text"] for a, b, label in edges if a == x[0] and label == "R")
+    assert fed == ["h (1)", "h (2)", "h (3)"]
+
+
+def test_a_target_is_drawn_above_the_loss_it_feeds():
+    model = rnn.ElmanRNN(4, 3, 4)
+    digraph = viz.unrolled(model, steps=2)
+    nodes, _, _ = _svg(digraph)
+    at = {n["text"]: n for n in nodes.values()}
+    assert at["y (1)"]["y"] < at["L (1)"]["y"]
+    assert "dir=back" in digraph.source
+
+
+def test_edge_label_names_a_recurrent_edge_that_passes_no_weight():
+    theta = tg.Parameter(np.array([0.1, 0.2]), name="theta")
+    system = rnn.Recurrence(lambda s: (s * 0.5 + theta).tanh(), [theta], n_state=2,
+                            state_name="s", edge_label="f")
+    labels = _edge_labels(*_svg(viz.unrolled(system, steps=3))[:2])
+    assert labels[("s (1)", "s (2)")] == "f"
+    nodes, edges, _ = _svg(viz.folded(system))
+    assert sorted(label for _, _, label in edges) == ["", "f"]
+
+
+def test_the_same_view_renders_to_the_same_svg_twice():
+    first = viz.render(viz.unrolled(_gated_cell(), steps=3))
+    second = viz.render(viz.unrolled(_gated_cell(), steps=3))
+    assert first == second
+    assert viz.render(viz.folded(_gated_cell())) == viz.render(viz.folded(_gated_cell()))
+
+
+def test_a_100000_step_unroll_is_summarised_with_its_first_and_last_steps():
+    digraph = viz.unrolled(_ScalarChain(), steps=100_000, keep=3)
+    nodes, edges, _ = _svg(digraph)
+    texts = {n["text"] for n in nodes.values()}
+    assert {"h (1)", "h (2)", "h (3)", "h (99998)", "h (99999)", "h (100000)"} <= texts
+    assert len(nodes) < 20
+    gap = [nid for nid, n in nodes.items() if "99,994 steps left out" in n["text"]]
+    assert len(gap) == 1
+    into = [nodes[a]["text"] for a, b, _ in edges if b == gap[0]]
+    out = [nodes[b]["text"] for a, b, _ in edges if a == gap[0]]
+    assert into == ["h (3)"] and out == ["h (99998)"]
+
+
+def test_hostile_names_are_drawn_as_text_not_markup():
+    evil = '<b>&"\'{x}|'
+    weight = tg.Parameter(np.array([0.5]), name='</font><sup>"W"')
+
+    class Hostile:
+        name = "hostile<script>"
+
+        def trace(self, steps=3):
+            with tg.scope(self.name):
+                h = tg.tensor([1.0])
+                for t in range(1, steps + 1):
+                    with tg.scope(f"t={t}"):
+                        h = (h * weight).named(evil)
+            return [h]
+
+    for digraph in (viz.unrolled(Hostile()), viz.folded(Hostile())):
+        nodes, edges, _ = _svg(digraph)     # well-formed XML, or parse fails
+        assert any(n["text"].startswith(evil) for n in nodes.values())
+        assert any(label == '</font><sup>"W"' for _, _, label in edges)
+
+
+def test_trace_without_named_nodes_gives_an_empty_diagram_not_a_crash():
+    class Anonymous:
+        name = "anon"
+
+        def trace(self, steps=3):
+            return [tg.tensor([1.0], requires_grad=True) * 2]
+
+    nodes, edges, _ = _svg(viz.unrolled(Anonymous()))
+    assert nodes == {} and edges == []
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_short_unrolls_still_show_the_recurrence_through_ellipsis_ends(steps):
+    nodes, edges, _ = _svg(viz.unrolled(_ScalarChain(), steps=steps))
+    labels = _edge_labels(nodes, edges)
+    assert sorted(n["text"] for n in nodes.values()) == sorted(
+        ["h (...)", "h (...)"] + [f"h ({t})" for t in range(1, steps + 1)])
+    assert labels[("h (...)", "h (1)")] == "w"
+    assert labels[(f"h ({steps})", "h (...)")] == "w"

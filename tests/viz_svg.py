@@ -1,0 +1,49 @@
+"""Read back what the renderer drew: nodes, edges and clusters of an SVG written by Graphviz."""
+
+import xml.etree.ElementTree as ET
+
+_NS = {"s": "http://www.w3.org/2000/svg"}
+
+
+def _texts(g):
+    return " ".join("".join(t.itertext()) for t in g.findall(".//s:text", _NS))
+
+
+def parse(svg):
+    """(nodes, edges, clusters) of an SVG.
+
+    nodes: id -> {"text": label text, "x": centre x, "y": centre y (down), "fill": fill colour}
+    edges: list of (tail id, head id, label text), drawn edges only (invisible ones are skipped)
+    clusters: title -> label text
+    """
+    root = ET.fromstring(svg)
+    nodes, edges, clusters = {}, [], {}
+    for g in root.iter("{http://www.w3.org/2000/svg}g"):
+        kind = g.get("class")
+        title = g.findtext("s:title", default="", namespaces=_NS)
+        if kind == "node":
+            shape = g.find("s:ellipse", _NS)
+            if shape is not None:
+                x, y, fill = float(shape.get("cx")), float(shape.get("cy")), shape.get("fill")
+            else:
+                poly = g.find("s:polygon", _NS)
+                pts = [tuple(map(float, p.split(","))) for p in poly.get("points").split()]
+                x = sum(p[0] for p in pts) / len(pts)
+                y = sum(p[1] for p in pts) / len(pts)
+                fill = poly.get("fill")
+            nodes[title] = {"text": _texts(g), "x": x, "y": y, "fill": fill}
+        elif kind == "edge" and g.find("s:path", _NS) is not None:
+            tail, head = title.split("->")
+            edges.append((tail, head, _texts(g)))
+        elif kind == "cluster":
+            clusters[title] = _texts(g)
+    return nodes, edges, clusters
+
+
+def by_text(nodes):
+    """label text -> node id (labels must be unique)."""
+    out = {}
+    for nid, n in nodes.items():
+        assert n["text"] not in out, f"two nodes drawn as {n['text']!r}"
+        out[n["text"]] = nid
+    return out
