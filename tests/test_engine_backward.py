@@ -54,6 +54,18 @@ def test_cross_entropy_value_is_mean_negative_log_probability():
         -logp[np.arange(5), targets].mean(), rel=1e-12)
 
 
+def test_max_shares_the_gradient_equally_between_ties():
+    x = tg.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, -1.0]], requires_grad=True)
+    x.max(axis=1).sum().backward()
+    np.testing.assert_allclose(x.grad, [[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]])
+
+
+def test_relu_and_abs_have_zero_gradient_at_zero():
+    x = tg.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    (x.relu() + tg.abs(x)).sum().backward()
+    np.testing.assert_array_equal(x.grad, [-1.0, 0.0, 2.0])
+
+
 # ---------------------------------------------------------------- accumulation and retention
 
 def test_gradients_accumulate_across_two_backwards():
