@@ -1,0 +1,138 @@
+"""The `tinygraph` command: every subcommand at tiny sizes, its outputs, and its errors."""
+
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from viz.cli import main
+
+
+def _svg_ok(path):
+    root = ET.parse(path).getroot()
+    assert root.tag.endswith("svg")
+
+
+def test_figures_writes_the_ten_figures_as_svg(tmp_path):
+    assert main(["figures", "--out", str(tmp_path)]) == 0
+    names = sorted(os.listdir(tmp_path))
+    assert names == sorted(f"fig10_{i}.svg" for i in range(1, 11))
+    for name in names:
+        _svg_ok(tmp_path / name)
+
+
+@pytest.mark.parametrize("model", ["elman", "jordan", "seq2one", "vec2seq", "conditional", "system"])
+def test_draw_writes_folded_unrolled_and_op_views(tmp_path, model):
+    assert main(["draw", "--model", model, "--steps", "2", "--out", str(tmp_path)]) == 0
+    for view in ("folded", "unrolled", "ops"):
+        _svg_ok(tmp_path / f"{model}_{view}.svg")
+
+
+def test_train_writes_checkpoint_curve_samples_and_views(tmp_path, capsys):
+    assert main(["train", "--task", "chars", "--steps", "3", "--out", str(tmp_path)]) == 0
+    for name in ("chars_checkpoint.npz", "loss.svg", "samples.txt", "chars_folded.svg",
+                 "chars_unrolled.svg", "chars_ops.svg", "chars_gradient_flow.svg"):
+        assert (tmp_path / name).is_file(), name
+    err = capsys.readouterr().err
+    assert re.search(r"step 3/3  loss \d+\.\d+  [\d.]+ steps/s", err)
+
+
+def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert main(["train", "--task", "chars", "--steps", "4", "--out", str(whole)]) == 0
+    assert main(["train", "--task", "chars", "--steps", "2", "--out", str(part)]) == 0
+    ckpt = part / "chars_checkpoint.npz"
+    assert main(["train", "--task", "chars", "--steps", "4", "--out", str(part),
+                 "--resume", str(ckpt)]) == 0
+    a, b = tg.load_arrays(whole / "chars_checkpoint.npz"), tg.load_arrays(ckpt)
+    np.testing.assert_array_equal(a["meta/losses"], b["meta/losses"])
+    for key in a:
+        if key.startswith("model/"):
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.mark.parametrize("task", ["year", "copy"])
+def test_other_tasks_train(tmp_path, task):
+    assert main(["train", "--task", task, "--steps", "2", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / f"{task}_checkpoint.npz").is_file()
+
+
+def test_demo_writes_a_page_whose_links_all_exist(tmp_path):
+    assert main(["demo", "--out", str(tmp_path), "--steps", "30"]) == 0
+    page = (tmp_path / "index.html").read_text()
+    links = set(re.findall(r"(?:src|href)='([^']+)'", page))
+    assert {f"fig10_{i}.svg" for i in range(1, 11)} <= links
+    assert {"loss.svg", "chars_folded.svg", "chars_unrolled.svg", "chars_gradient_flow.svg"} <= links
+    for link in links:
+        assert (tmp_path / link).is_file(), link
+    assert "finite differences" in page
+
+
+def _one_line_error(capsys, needle):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert needle in err[0]
+
+
+def test_unknown_model_is_one_line_and_exit_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["draw", "--model", "lstm", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    _one_line_error(capsys, "invalid choice: 'lstm'")
+
+
+def test_unknown_task_is_one_line_and_exit_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--task", "poetry", "--steps", "1", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    _one_line_error(capsys, "invalid choice: 'poetry'")
+
+
+def test_unwritable_out_is_one_line_and_exit_2(capsys, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["figures", "--out", str(blocker / "sub")]) == 2
+    _one_line_error(capsys, "cannot write to --out")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not a zip file", None])
+def test_bad_checkpoint_is_one_line_and_exit_2(capsys, tmp_path, content):
+    ckpt = tmp_path / "ckpt.npz"
+    if content is not None:
+        ckpt.write_bytes(content)
+    code = main(["train", "--task", "chars", "--steps", "2", "--out", str(tmp_path),
+                 "--resume", str(ckpt)])
+    assert code == 2
+    _one_line_error(capsys, "ckpt.npz")
+
+
+def test_checkpoint_of_another_task_is_refused(capsys, tmp_path):
+    assert main(["train", "--task", "copy", "--steps", "1", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    code = main(["train", "--task", "chars", "--steps", "2", "--out", str(tmp_path),
+                 "--resume", str(tmp_path / "copy_checkpoint.npz")])
+    assert code == 2
+    _one_line_error(capsys, "task 'copy', not 'chars'")
+
+
+def test_installed_script_runs(tmp_path):
+    script = os.path.join(sysconfig.get_path("scripts"), "tinygraph")
+    if not os.path.exists(script):
+        pytest.skip("the package is not installed in this interpreter's environment")
+    done = subprocess.run([script, "figures", "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "fig10_10.svg").is_file()
+
+
+def test_module_entry_point_reports_usage_errors(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "viz.cli", "draw", "--model", "nope",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
