@@ -164,20 +164,25 @@ def _losses(p, opt, steps):
     return out
 
 
-@pytest.mark.parametrize("make_optimizer", OPTIMIZERS, ids=["sgd_momentum", "adagrad", "adam"])
-def test_optimizer_state_round_trip_continues_identically(tmp_path, make_optimizer):
-    p = tg.Parameter(np.zeros(4))
-    opt = make_optimizer([p])
-    _losses(p, opt, 5)
-    tg.save_arrays(tmp_path / "param.npz", {"p": p.data})
-    tg.save_arrays(tmp_path / "opt.npz", opt.state_dict())
-    uninterrupted = _losses(p, opt, 5)
+class Point(tg.Module):
+    def __init__(self, start):
+        self.p = tg.Parameter(np.full(4, start))
 
-    q = tg.Parameter(np.full(4, 7.0))
-    resumed_opt = make_optimizer([q])
-    q.data = tg.load_arrays(tmp_path / "param.npz")["p"]
-    resumed_opt.load_state_dict(tg.load_arrays(tmp_path / "opt.npz"))
-    assert _losses(q, resumed_opt, 5) == uninterrupted
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS, ids=["sgd_momentum", "adagrad", "adam"])
+def test_resume_from_saved_model_and_optimizer_continues_identically(tmp_path, make_optimizer):
+    model = Point(0.0)
+    opt = make_optimizer(model.parameters())
+    _losses(model.p, opt, 5)
+    model.save(tmp_path / "model.npz")
+    tg.save_arrays(tmp_path / "opt.npz", opt.state_dict())
+    uninterrupted = _losses(model.p, opt, 5)
+
+    fresh = Point(7.0)
+    fresh_opt = make_optimizer(fresh.parameters())
+    fresh.load(tmp_path / "model.npz")
+    fresh_opt.load_state_dict(tg.load_arrays(tmp_path / "opt.npz"))
+    assert _losses(fresh.p, fresh_opt, 5) == uninterrupted
 
 
 def test_optimizer_state_dict_is_a_copy():
