@@ -23,14 +23,18 @@ def parse(svg):
         title = g.findtext("s:title", default="", namespaces=_NS)
         if kind == "node":
             shape = g.find("s:ellipse", _NS)
+            poly = g.find("s:polygon", _NS)
             if shape is not None:
                 x, y, fill = float(shape.get("cx")), float(shape.get("cy")), shape.get("fill")
-            else:
-                poly = g.find("s:polygon", _NS)
+            elif poly is not None:
                 pts = [tuple(map(float, p.split(","))) for p in poly.get("points").split()]
                 x = sum(p[0] for p in pts) / len(pts)
                 y = sum(p[1] for p in pts) / len(pts)
                 fill = poly.get("fill")
+            else:   # rounded box: a path; place it at its first text line
+                text = g.find("s:text", _NS)
+                x, y = float(text.get("x")), float(text.get("y"))
+                fill = g.find("s:path", _NS).get("fill")
             nodes[title] = {"text": _texts(g), "x": x, "y": y, "fill": fill}
         elif kind == "edge" and g.find("s:path", _NS) is not None:
             tail, head = title.split("->")

@@ -129,8 +129,9 @@ def graph(tensor, keep=KEEP, grads=False):
         for j, p in enumerate(node.parents):
             if isinstance(p, Parameter):
                 pid = f"{nid}_p{j}"
+                pnorm = f"<br/>|grad|={norms[id(p)]:.2e}" if id(p) in norms else ""
                 pattrs = {"label": f"<<b>{html_text(p.name or 'param')}</b><br/>"
-                                   f"{html_text(tuple(p.shape))}>",
+                                   f"{html_text(tuple(p.shape))}{pnorm}>",
                           "shape": "box", "style": "filled", "fillcolor": "#dbe9f6",
                           "fontsize": "9"}
                 if grads and id(p) in norms:

@@ -1,0 +1,122 @@
+"""The op-level DAG: every engine node, parameters at each use, one cluster per
+scope, stable ids, summarised long unrolls and the gradient-flow colouring."""
+
+import numpy as np
+
+import rnn
+import tinygraph as tg
+import viz
+from viz_svg import parse
+
+
+def _elman_loss(seed=0, steps=3):
+    model = rnn.ElmanRNN(5, 4, 5, seed=seed)
+    ids = np.arange(steps) % 5
+    return model.loss(ids, (ids + 1) % 5)
+
+
+def _all_nodes(root):
+    """Every node behind ``root`` (an independent traversal for the oracle)."""
+    seen, stack, out = set(), [root], []
+    while stack:
+        n = stack.pop()
+        if id(n) not in seen:
+            seen.add(id(n))
+            out.append(n)
+            stack.extend(n.parents)
+    return out
+
+
+def _chain(steps, w=0.5):
+    """h(t) = w * h(t-1) under scopes t=1..steps; returns (h(steps), w)."""
+    w = tg.Parameter(np.array(w), name="w")
+    with tg.scope("chain"):
+        with tg.scope("t=0"):
+            h = tg.tensor(1.0, requires_grad=True, name="h")
+        for t in range(1, steps + 1):
+            with tg.scope(f"t={t}"):
+                h = (h * w).named("h")
+    return h, w
+
+
+def test_every_engine_node_is_drawn_once_and_each_parameter_at_each_use():
+    loss = _elman_loss()
+    nodes = _all_nodes(loss)
+    ops = [n for n in nodes if not isinstance(n, tg.Parameter)]
+    uses = sum(isinstance(p, tg.Parameter) for n in ops for p in n.parents)
+    drawn, edges, _ = parse(viz.render(viz.graph(loss)))
+    assert len(drawn) == len(ops) + uses
+    assert len(edges) == sum(len(n.parents) for n in ops)
+
+
+def test_nodes_show_op_shape_and_name_and_parameters_are_marked():
+    drawn, _, _ = parse(viz.render(viz.graph(_elman_loss())))
+    texts = [n["text"] for n in drawn.values()]
+    assert any(t == "tanh (4,) h" for t in texts)
+    assert any(t == "cross_entropy () L" for t in texts)
+    params = [n for n in drawn.values() if n["text"].split(" ")[0] in {"U", "W", "V", "b", "c"}]
+    assert params and all(n["fill"] == "#dbe9f6" for n in params)
+
+
+def test_one_cluster_per_scope():
+    loss = _elman_loss(steps=3)
+    scopes = {n.scope for n in _all_nodes(loss)
+              if n.scope is not None and not isinstance(n, tg.Parameter)}
+    _, _, clusters = parse(viz.render(viz.graph(loss)))
+    assert set(clusters.values()) == scopes
+    assert {"elman/t=1", "elman/t=2", "elman/t=3"} <= scopes
+
+
+def test_two_runs_give_the_same_file():
+    first = viz.graph(_elman_loss(seed=1))
+    second = viz.graph(_elman_loss(seed=1))
+    assert first.source == second.source
+    assert viz.render(first) == viz.render(second)
+
+
+def test_a_100000_step_unroll_is_summarised_by_its_first_and_last_steps():
+    h, _ = _chain(100_000)
+    drawn, edges, clusters = parse(viz.render(viz.graph(h, keep=3)))
+    assert set(clusters.values()) == {f"chain/t={t}" for t in (0, 1, 2, 3, 99998, 99999, 100000)}
+    gap = [nid for nid, n in drawn.items() if "99,994 time steps left out" in n["text"]]
+    assert len(gap) == 1
+    assert len(drawn) < 30
+    assert sum(1 for _, b, _ in edges if b == gap[0]) == 1
+    assert sum(1 for a, _, _ in edges if a == gap[0]) == 1
+
+
+def test_gradient_norms_per_step_match_the_closed_form():
+    h, _ = _chain(6, w=0.5)
+    norms = viz.gradient_norms(h, "h")
+    assert [t for t, _ in norms] == [0, 1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([g for _, g in norms], [0.5 ** (6 - t) for t in range(7)])
+
+
+def test_gradient_view_labels_and_colours_nodes_by_gradient_norm():
+    h, _ = _chain(6, w=0.5)
+    drawn, _, _ = parse(viz.render(viz.graph(h, grads=True)))
+    by_norm = {}
+    for n in drawn.values():
+        if n["text"].startswith("mul") and "|grad|=" in n["text"]:
+            by_norm[float(n["text"].split("|grad|=")[1])] = n["fill"]
+    np.testing.assert_allclose(sorted(by_norm), [0.5 ** k for k in range(5, -1, -1)], rtol=1e-2)
+    assert by_norm[max(by_norm)] != by_norm[min(by_norm)]
+
+
+def test_gradient_view_after_backward_uses_the_stored_parameter_gradients():
+    h, w = _chain(4, w=0.5)
+    h.backward()
+    drawn, _, _ = parse(viz.render(viz.graph(h, grads=True)))
+    w_text = [n["text"] for n in drawn.values() if n["text"].startswith("w ")]
+    assert len(w_text) == 4
+    assert all(f"|grad|={float(np.linalg.norm(w.grad)):.2e}" in t for t in w_text)
+
+
+def test_hostile_node_names_are_escaped():
+    x = tg.tensor([1.0], requires_grad=True, name="<x>&\"'")
+    with tg.scope("</title><b>"):
+        y = (x * 2).named("{y}|<")
+    drawn, _, clusters = parse(viz.render(viz.graph(y)))
+    assert any("<x>&\"'" in n["text"] for n in drawn.values())
+    assert any("{y}|<" in n["text"] for n in drawn.values())
+    assert "</title><b>" in clusters.values()
