@@ -1,0 +1,64 @@
+"""The README's Python snippets run as written, and print what their comments say."""
+
+import contextlib
+import io
+import os
+import re
+
+import pytest
+
+README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+
+
+def _snippets():
+    with open(README, encoding="utf-8") as f:
+        return re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+
+
+def _expected_prints(code):
+    """For each print(...) line, the text of its trailing comment (or None)."""
+    out = []
+    for line in code.splitlines():
+        if line.startswith("print("):
+            match = re.search(r"\)\s+#\s(.*)$", line)
+            out.append(match.group(1).strip() if match else None)
+    return out
+
+
+def test_readme_has_snippets():
+    assert len(_snippets()) >= 4
+
+
+@pytest.mark.parametrize("index", range(len(_snippets())))
+def test_readme_snippet_runs(index, tmp_path, monkeypatch):
+    code = _snippets()[index]
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("out")
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exec(compile(code, f"README.md snippet {index + 1}", "exec"), {"__name__": "__readme__"})
+    printed = buffer.getvalue().splitlines()
+    expected = _expected_prints(code)
+    assert len(printed) == len(expected)
+    for got, want in zip(printed, expected):
+        if want is not None:
+            assert got == want
+    for name in re.findall(r'"(out/[^"]+\.svg)"', code):
+        assert (tmp_path / name).is_file(), name
+
+
+def test_readme_images_exist():
+    with open(README, encoding="utf-8") as f:
+        images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", f.read())
+    assert images
+    for path in images:
+        assert os.path.isfile(os.path.join(os.path.dirname(README), path)), path
+
+
+def test_quick_start_has_exactly_two_commands_and_ci_runs_the_test_one():
+    with open(README, encoding="utf-8") as f:
+        quick = f.read().split("## Quick start", 1)[1].split("##", 1)[0]
+    commands = re.findall(r"```sh\n(.*?)```", quick, flags=re.S)[0].strip().splitlines()
+    assert [c.split("#")[0].strip() for c in commands] == ["make demo", "make test"]
+    with open(os.path.join(os.path.dirname(README), ".ci", "run"), encoding="utf-8") as f:
+        assert "make test" in f.read()
