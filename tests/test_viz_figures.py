@@ -1,0 +1,119 @@
+"""The chapter's ten figures: each renders, and each has the structure of the book's figure."""
+
+import itertools
+
+import pytest
+
+import tinygraph as tg
+import viz
+from viz_svg import parse
+
+
+def _figure(number):
+    nodes, edges, clusters = parse(viz.render(viz.figure(number)))
+    text = {nid: n["text"] for nid, n in nodes.items()}
+    labelled = {(text[a], text[b], label) for a, b, label in edges}
+    return nodes, edges, clusters, labelled
+
+
+def _squares(nodes):
+    return [nid for nid, n in nodes.items() if n["fill"] == "black"]
+
+
+@pytest.mark.parametrize("number", list(viz.FIGURES))
+def test_every_figure_renders_the_same_svg_twice(number):
+    first = viz.render(viz.figure(number))
+    assert first == viz.render(viz.figure(number))
+    nodes, edges, _ = parse(first)
+    assert nodes and edges
+
+
+def test_figure_10_1_is_the_unfolded_dynamical_system_with_edges_f():
+    nodes, edges, _, labelled = _figure("10.1")
+    assert ("s (t-1)", "s (t)", "f") in labelled and ("s (t)", "s (t+1)", "f") in labelled
+    assert ("s (...)", "s (t-1)", "f") in labelled and ("s (t+1)", "s (...)", "f") in labelled
+    assert {label for _, _, label in edges} == {"f"}
+
+
+def test_figure_10_2_has_a_circuit_with_a_delay_and_its_unfolding():
+    nodes, edges, _, labelled = _figure("10.2")
+    (square,) = _squares(nodes)
+    h = next(nid for nid, n in nodes.items() if n["text"] == "h")
+    assert (h, square, "f") in edges and (square, h, "") in edges
+    assert ("x (t)", "h (t)", "") in labelled and ("h (t-1)", "h (t)", "f") in labelled
+
+
+def test_figure_10_3_has_U_V_W_and_the_loss_against_the_target():
+    nodes, edges, _, labelled = _figure("10.3")
+    assert len(_squares(nodes)) == 1
+    for expected in [("x", "h", "U"), ("h", "o", "V"), ("o", "L", ""),
+                     ("x (t)", "h (t)", "U"), ("h (t-1)", "h (t)", "W"), ("h (t)", "o (t)", "V")]:
+        assert expected in labelled
+    assert ("L (t)", "y (t)", "") in labelled          # drawn with y above L, arrow into L
+    assert {label for _, _, label in edges} == {"U", "V", "W", ""}
+
+
+def test_figure_10_4_recurrence_runs_from_the_output_through_the_delay_to_the_hidden_units():
+    nodes, edges, _, labelled = _figure("10.4")
+    (square,) = _squares(nodes)
+    text = {nid: n["text"] for nid, n in nodes.items()}
+    assert [(text[a], label) for a, b, label in edges if b == square] == [("o", "W")]
+    assert [text[b] for a, b, _ in edges if a == square] == ["h"]
+    assert ("o (t-1)", "h (t)", "W") in labelled
+    assert not any(a.startswith("h (") and b.startswith("h (") for a, b, _ in labelled)
+
+
+def test_figure_10_5_has_a_single_output_and_loss_at_the_end():
+    nodes, _, _, labelled = _figure("10.5")
+    texts = sorted(n["text"] for n in nodes.values())
+    assert [t for t in texts if t.startswith(("o", "L", "y"))] == ["L (4)", "o (4)", "y (4)"]
+    assert ("h (3)", "h (4)", "W") in labelled and ("h (4)", "o (4)", "V") in labelled
+
+
+def test_figure_10_6_shows_teacher_forcing_at_train_time_beside_free_running_at_test_time():
+    nodes, edges, clusters, _ = _figure("10.6")
+    assert sorted(clusters.values()) == ["Test time", "Train time"]
+    text = {nid: n["text"] for nid, n in nodes.items()}
+    train = {(text[a], text[b], label) for a, b, label in edges if a.startswith("train")}
+    test = {(text[a], text[b], label) for a, b, label in edges if a.startswith("test")}
+    assert ("y (t-1)", "h (t)", "W") in train and not any(a.startswith("o") and b.startswith("h")
+                                                          for a, b, _ in train)
+    assert ("o (t-1)", "h (t)", "W") in test
+    assert not any(t.startswith(("y", "L")) for nid, t in text.items() if nid.startswith("test"))
+
+
+def test_figure_10_7_connects_every_earlier_y_to_every_later_y():
+    nodes, _, _, labelled = _figure("10.7")
+    assert sorted(n["text"] for n in nodes.values()) == [f"y ({t})" for t in range(1, 6)]
+    pairs = {(a, b) for a, b, _ in labelled}
+    assert pairs == {(f"y ({s})", f"y ({t})") for s, t in itertools.combinations(range(1, 6), 2)}
+
+
+def test_figure_10_8_routes_the_dependencies_through_the_state_chain():
+    nodes, _, _, labelled = _figure("10.8")
+    pairs = {(a, b) for a, b, _ in labelled}
+    chain = {(f"h ({t})", f"h ({t + 1})") for t in range(1, 5)}
+    emit = {(f"h ({t})", f"y ({t})") for t in range(1, 6)}
+    assert pairs == chain | emit
+    assert len(nodes) == 10
+
+
+def test_figure_10_9_feeds_the_fixed_vector_x_to_every_step_through_R():
+    nodes, _, _, labelled = _figure("10.9")
+    assert sum(n["text"] == "x" for n in nodes.values()) == 1
+    assert {(a, b) for a, b, label in labelled if label == "R"} == {
+        ("x", "h (t-1)"), ("x", "h (t)"), ("x", "h (t+1)")}
+    assert ("y (t-1)", "h (t)", "U") in labelled
+
+
+def test_figure_10_10_feeds_the_previous_target_through_R_and_the_input_through_U():
+    _, _, _, labelled = _figure("10.10")
+    assert ("y (t-1)", "h (t)", "R") in labelled
+    assert ("x (t)", "h (t)", "U") in labelled
+    assert ("h (t-1)", "h (t)", "W") in labelled
+
+
+@pytest.mark.parametrize("number", ["10.11", "9.1", ""])
+def test_unknown_figure_is_a_clear_error(number):
+    with pytest.raises(tg.ConfigError, match="10.1, 10.2"):
+        viz.figure(number)
