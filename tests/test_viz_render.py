@@ -1,0 +1,79 @@
+"""Writing diagrams: format from the suffix, the renderer chosen by TINYGRAPH_DOT,
+clear errors without a renderer or with an unwritable path, inline display."""
+
+import os
+import stat
+import subprocess
+import sys
+import sysconfig
+
+import graphviz
+import pytest
+
+import tinygraph as tg
+import viz
+
+
+@pytest.fixture
+def digraph():
+    return viz.figure("10.8")
+
+
+def test_save_writes_svg_png_or_dot_by_suffix(tmp_path, digraph):
+    svg = viz.save(digraph, tmp_path / "a" / "fig.svg")
+    png = viz.save(digraph, tmp_path / "fig.png")
+    dot = viz.save(digraph, tmp_path / "fig.dot")
+    assert open(svg, "rb").read().lstrip().startswith(b"<?xml")
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert open(dot).read() == digraph.source
+
+
+def test_unknown_suffix_is_a_render_error(tmp_path, digraph):
+    with pytest.raises(viz.RenderError, match=r"\.svg, \.png"):
+        viz.save(digraph, tmp_path / "fig.pdf")
+
+
+def test_unwritable_path_is_an_os_error_naming_the_path(tmp_path, digraph):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(viz.OutputPathError, match="file") as info:
+        viz.save(digraph, blocker / "fig.svg")
+    assert isinstance(info.value, OSError) and isinstance(info.value, tg.TinygraphError)
+
+
+def test_default_renderer_is_graphviz_pure_beside_the_interpreter(monkeypatch):
+    monkeypatch.delenv("TINYGRAPH_DOT", raising=False)
+    expected = os.path.join(sysconfig.get_path("scripts"), "graphviz-pure")
+    assert viz.find_renderer() == expected
+
+
+def test_tinygraph_dot_picks_the_renderer(monkeypatch, tmp_path, digraph):
+    real = os.path.join(sysconfig.get_path("scripts"), "graphviz-pure")
+    wrapper = tmp_path / "my-dot"
+    marker = tmp_path / "called"
+    wrapper.write_text(f'#!/bin/sh\ntouch "{marker}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("TINYGRAPH_DOT", str(wrapper))
+    out = viz.render(digraph, "svg")
+    assert b"<svg" in out and marker.exists()
+
+
+def test_missing_renderer_is_a_clear_error_and_the_source_is_still_available(monkeypatch, digraph):
+    monkeypatch.setenv("TINYGRAPH_DOT", "/nonexistent/dot")
+    with pytest.raises(viz.RenderError, match="pip install graphviz-pure"):
+        viz.render(digraph, "svg")
+    assert digraph.source.startswith("digraph")
+
+
+def test_digraphs_display_inline_in_jupyter(digraph):
+    viz.use_renderer()
+    bundle = digraph._repr_mimebundle_()
+    assert "<svg" in bundle["image/svg+xml"]
+
+
+def test_importing_viz_points_the_graphviz_package_at_the_renderer(monkeypatch):
+    monkeypatch.delenv("TINYGRAPH_DOT", raising=False)
+    code = "import viz, graphviz.backend.dot_command as d; print(d.DOT_BINARY)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.stdout.strip() == os.path.join(sysconfig.get_path("scripts"), "graphviz-pure")
