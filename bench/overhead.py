@@ -1,0 +1,97 @@
+"""The engine's fixed cost per node: a chain of N identical ops, built and back-propagated,
+against the same arithmetic in bare numpy.
+
+overhead per node = (engine time - numpy time) / N, split into creating the node (forward)
+and its share of ``backward`` (topological sort, vjps, gradient accumulation).  Run alone with
+``python bench/overhead.py`` or as part of ``python bench/run.py --overhead``.
+"""
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import statistics   # noqa: E402
+import sys          # noqa: E402
+import time         # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tinygraph as tg  # noqa: E402
+
+
+def _chain_arrays(kind, rng):
+    if kind == "mul (10,)":
+        return rng.normal(size=10), 1 + 1e-3 * rng.normal(size=10), np.multiply
+    q, _ = np.linalg.qr(rng.normal(size=(100, 100)))
+    return rng.normal(size=(100, 100)), q, np.matmul
+
+
+def _engine(x0, w0, n, op):
+    x = tg.tensor(x0, requires_grad=True)
+    w = tg.tensor(w0, requires_grad=True)
+    t0 = time.perf_counter()
+    y = x
+    for _ in range(n):
+        y = op(y, w)
+    t1 = time.perf_counter()
+    y.backward(np.ones_like(x0))
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _numpy(x0, w0, n, op):
+    t0 = time.perf_counter()
+    ys = [x0]
+    for _ in range(n):
+        ys.append(op(ys[-1], w0))
+    t1 = time.perf_counter()
+    g = np.ones_like(x0)
+    gw = np.zeros_like(w0)
+    if op is np.multiply:
+        for i in reversed(range(n)):
+            gw = gw + g * ys[i]
+            g = g * w0
+    else:
+        wt = w0.T
+        for i in reversed(range(n)):
+            gw = gw + ys[i].T @ g
+            g = g @ wt
+    return t1 - t0, time.perf_counter() - t1
+
+
+def measure(kind, n, repeats):
+    """Median µs per node: engine (create, backward), numpy (forward, backward), overhead (create, backward).
+
+    Engine and numpy run alternately; the overhead is the median of the per-round differences,
+    which keeps bursts of load from other processes out of it.
+    """
+    x0, w0, np_op = _chain_arrays(kind, np.random.default_rng(0))
+    tg_op = tg.mul if np_op is np.multiply else tg.matmul
+    engine, bare = [], []
+    for _ in range(repeats + 1):      # the first round is a warm-up
+        engine.append(_engine(x0, w0, n, tg_op))
+        bare.append(_numpy(x0, w0, n, np_op))
+    engine, bare = engine[1:], bare[1:]
+
+    def per_node(values):
+        return 1e6 * statistics.median(values) / n
+    return {"engine": tuple(per_node([e[i] for e in engine]) for i in (0, 1)),
+            "numpy": tuple(per_node([b[i] for b in bare]) for i in (0, 1)),
+            "overhead": tuple(per_node([e[i] - b[i] for e, b in zip(engine, bare)]) for i in (0, 1))}
+
+
+def print_table():
+    print("\nper-node cost, µs (medians over chains of N ops; overhead = median of engine - numpy per round)\n")
+    print("| op | N | engine create | engine backward | numpy fwd | numpy bwd | overhead create | "
+          "overhead backward | overhead total |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for kind, n, repeats in (("mul (10,)", 2000, 15), ("matmul 100x100", 100, 41)):
+        r = measure(kind, n, repeats)
+        (ec, eb), (nf, nb), (oc, ob) = r["engine"], r["numpy"], r["overhead"]
+        print(f"| {kind} | {n} | {ec:.2f} | {eb:.2f} | {nf:.2f} | {nb:.2f} | {oc:.2f} | "
+              f"{ob:.2f} | {oc + ob:.2f} |")
+
+if __name__ == "__main__":
+    print_table()
