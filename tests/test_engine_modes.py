@@ -86,6 +86,19 @@ def test_comparisons_give_boolean_tensors_without_graph():
     np.testing.assert_array_equal(m.data, [False, True, True])
 
 
+@pytest.mark.parametrize("data,truth", [([0.0], False), ([2.0], True), (0.0, False), (3.0, True)],
+                         ids=["one_element_zero", "one_element_nonzero", "scalar_zero",
+                              "scalar_nonzero"])
+def test_truth_value_of_a_one_element_tensor_is_its_value(data, truth):
+    assert bool(tg.tensor(data)) is truth
+    assert bool(tg.tensor(data) > 1.0) is (np.asarray(data).item() > 1.0)
+
+
+def test_truth_value_of_a_larger_tensor_is_ambiguous():
+    with pytest.raises(tg.ShapeError, match=r"\(2,\) is ambiguous"):
+        bool(tg.tensor([1.0, 2.0]) > 0)
+
+
 # ---------------------------------------------------------------- dtypes
 
 def test_float_data_defaults_to_float64():

@@ -198,7 +198,8 @@ def test_optimizer_state_dict_is_a_copy():
     {"steps": np.array(1), "0.m": np.zeros(3), "0.v": np.zeros(4)},
     {"steps": np.array(1), "5.m": np.zeros(4)},
     {"0.m": np.zeros(4), "0.v": np.zeros(4)},
-], ids=["wrong_shape", "unknown_parameter", "missing_steps"])
+    {"steps": np.array(1), "0.velocity": np.zeros(4)},
+], ids=["wrong_shape", "unknown_parameter", "missing_steps", "another_optimizers_state"])
 def test_optimizer_load_state_dict_refuses_a_mismatch_and_changes_nothing(bad):
     p = _one_grad(G1)
     opt = tg.optim.Adam([p], lr=0.1)

@@ -31,6 +31,8 @@ def _check_positive(who, what, value):
 class Optimizer:
     """Base class: holds the parameters and a per-parameter state of arrays."""
 
+    state_keys = ()   # the names of the per-parameter state arrays
+
     def __init__(self, params, lr):
         who = type(self).__name__
         self.params = _check_params(who, params)
@@ -68,7 +70,8 @@ class Optimizer:
             if key == "steps":
                 continue
             index, _, name = key.partition(".")
-            if not index.isdigit() or int(index) >= len(self.params):
+            if (not index.isdigit() or int(index) >= len(self.params)
+                    or name not in self.state_keys):
                 raise CheckpointError(f"{who}.load_state_dict: unexpected entry '{key}'")
             p = self.params[int(index)]
             if np.shape(value) != p.shape:
@@ -83,6 +86,8 @@ class Optimizer:
 
 class SGD(Optimizer):
     """``v = momentum * v + g; p -= lr * v`` (plain SGD when momentum is 0)."""
+
+    state_keys = ("velocity",)
 
     def __init__(self, params, lr, momentum=0.0):
         super().__init__(params, lr)
@@ -102,6 +107,8 @@ class SGD(Optimizer):
 class Adagrad(Optimizer):
     """``s += g**2; p -= lr * g / (sqrt(s) + eps)``."""
 
+    state_keys = ("sum_sq",)
+
     def __init__(self, params, lr, eps=1e-10):
         super().__init__(params, lr)
         self.eps = eps
@@ -114,6 +121,8 @@ class Adagrad(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments."""
+
+    state_keys = ("m", "v")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, lr)

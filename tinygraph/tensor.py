@@ -168,6 +168,12 @@ class Tensor:
     def __len__(self):
         return len(self.data)
 
+    def __bool__(self):   # as numpy: the value of a one-element tensor, ambiguous otherwise
+        if self.data.size != 1:
+            raise ShapeError(f"bool: the truth value of a tensor of shape {self.shape} is "
+                             "ambiguous; compare .item() or use .data.any() / .data.all()")
+        return bool(self.data.item())
+
     def numpy(self):
         return self.data
 
@@ -375,7 +381,8 @@ def _seed(root, grad):
     try:
         g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
     except (ValueError, TypeError) as e:
-        raise DTypeError(f"backward: cannot use grad= of type {type(grad).__name__}: {e}") from None
+        raise DTypeError(f"backward: cannot use grad= of type {type(grad).__name__}: {e}") \
+            from None
     if g.shape != root.shape:
         raise ShapeError(f"backward: grad has shape {g.shape} but the output has shape {root.shape}")
     return g
