@@ -10,6 +10,9 @@ through time is just ``loss.backward()`` on that DAG.
 in the same machinery as the built-in designs.
 """
 
+import contextlib
+import gc
+
 import numpy as np
 
 import tinygraph as tg
@@ -62,14 +65,33 @@ def unroll(step, carry, steps):
     named Tensors in time order (each Tensor's ``.name`` set to its key).
     """
     history = {}
-    for t in range(1, steps + 1):
-        with tg.scope(f"t={t}"):
-            carry, named = step(t, carry)
-        for key, node in named.items():
-            if node is not None:
-                node.name = key
-                history.setdefault(key, []).append(node)
+    with cycle_collector_paused():
+        for t in range(1, steps + 1):
+            with tg.scope(f"t={t}"):
+                carry, named = step(t, carry)
+            for key, node in named.items():
+                if node is not None:
+                    node.name = key
+                    history.setdefault(key, []).append(node)
     return carry, history
+
+
+@contextlib.contextmanager
+def cycle_collector_paused():
+    """Pause Python's cycle collector while an unroll (or its backward) allocates its nodes.
+
+    tinygraph's graphs hold no reference cycles, so the collector finds nothing to free;
+    left running, it re-scans every live node again and again, which made a long unroll
+    3-4 times slower to build and to back-propagate (measured on 5,000-100,000 steps).
+    Reference counting still frees everything as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def initial(value, name):
@@ -85,7 +107,10 @@ def initial(value, name):
 
 def total(losses):
     """Sum of the per-step losses: one stack and one sum, however many steps."""
-    return losses[0] if len(losses) == 1 else tg.stack(losses).sum()
+    if len(losses) == 1:
+        return losses[0]
+    with cycle_collector_paused():
+        return tg.stack(losses).sum()
 
 
 def step_loss(o, y, keep, batch):

@@ -14,6 +14,7 @@ import numpy as np
 import tinygraph as tg
 
 from . import checks
+from .core import cycle_collector_paused
 from .datasets import stream_batches
 
 
@@ -39,7 +40,8 @@ class Trainer:
     def update(self, loss):
         """Back-propagate ``loss``, clip, step; returns the gradient norm before clipping."""
         self.optimizer.zero_grad()
-        loss.backward()
+        with cycle_collector_paused():
+            loss.backward()
         params = self.optimizer.params
         norm = (tg.clip_grad_norm(params, self.clip) if self.clip is not None
                 else float(np.sqrt(sum(np.sum(p.grad ** 2) for p in params if p.grad is not None))))
