@@ -49,7 +49,7 @@ def test_figure_10_3_has_U_V_W_and_the_loss_against_the_target():
     for expected in [("x", "h", "U"), ("h", "o", "V"), ("o", "L", ""),
                      ("x (t)", "h (t)", "U"), ("h (t-1)", "h (t)", "W"), ("h (t)", "o (t)", "V")]:
         assert expected in labelled
-    assert ("L (t)", "y (t)", "") in labelled          # drawn with y above L, arrow into L
+    assert ("y (t)", "L (t)", "") in labelled
     assert {label for _, _, label in edges} == {"U", "V", "W", ""}
 
 

@@ -13,7 +13,8 @@ def parse(svg):
     """(nodes, edges, clusters) of an SVG.
 
     nodes: id -> {"text": label text, "x": centre x, "y": centre y (down), "fill": fill colour}
-    edges: list of (tail id, head id, label text), drawn edges only (invisible ones are skipped)
+    edges: list of (from id, to id, label text) in the direction the arrowhead points (an edge
+        written reversed with dir=back reads the way it is drawn); invisible edges are skipped
     clusters: title -> label text
     """
     root = ET.fromstring(svg)
@@ -38,10 +39,22 @@ def parse(svg):
             nodes[title] = {"text": _texts(g), "x": x, "y": y, "fill": fill}
         elif kind == "edge" and g.find("s:path", _NS) is not None:
             tail, head = title.split("->")
-            edges.append((tail, head, _texts(g)))
+            arrow = g.find("s:polygon", _NS)
+            path = [tuple(map(float, p.split(",")))
+                    for p in g.find("s:path", _NS).get("d").replace("M", "").replace("C", " ").split()]
+            backwards = False
+            if arrow is not None:
+                pts = [tuple(map(float, p.split(","))) for p in arrow.get("points").split()]
+                tip = (sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts))
+                backwards = _dist(tip, path[0]) < _dist(tip, path[-1])
+            edges.append((head, tail, _texts(g)) if backwards else (tail, head, _texts(g)))
         elif kind == "cluster":
             clusters[title] = _texts(g)
     return nodes, edges, clusters
+
+
+def _dist(p, q):
+    return (p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2
 
 
 def by_text(nodes):

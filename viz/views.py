@@ -149,13 +149,14 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                 elided.setdefault(src[0], set()).add(("out", dst, labels))
             continue
         attrs = _label_attrs(_edge_text(labels, dt, edge_label))
-        if dt and src[0] != dst[0]:
+        if dt and src[0] != dst[0] and src[0] not in above:
             attrs["constraint"] = "false"
-        _add_edge(g, node_id(src), node_id(dst), attrs, src[0] in above and not dt)
+        _add_edge(g, node_id(src), node_id(dst), attrs, src[0] in above)
 
     for src_name, dst_name, labels in recurrences:
         attrs = _label_attrs(_edge_text(labels, 1, edge_label))
-        attrs["constraint"] = "false" if src_name != dst_name else "true"
+        if src_name != dst_name and src_name not in above:
+            attrs["constraint"] = "false"
         first, last = (dst_name, shown[0]), (src_name, shown[-1])
         if first in present_set:
             nid = f"{ids[src_name]}_start"
@@ -163,14 +164,14 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             row = rows.setdefault(src_name, [])
             if nid not in row:
                 row.insert(0, nid)
-            g.edge(nid, node_id(first), **attrs)
+            _add_edge(g, nid, node_id(first), attrs, src_name in above)
         if last in present_set:
             nid = f"{ids[dst_name]}_end"
             g.node(nid, label=sup_label(dst_name, "(...)"))
             row = rows.setdefault(dst_name, [])
             if nid not in row:
                 row.append(nid)
-            g.edge(node_id(last), nid, **attrs)
+            _add_edge(g, node_id(last), nid, attrs, src_name in above)
 
     for name, links in elided.items():
         nid = f"{ids[name]}_gap"
