@@ -27,10 +27,11 @@ class Net(tg.Module):
         self.cell = Cell(seed + 1)
         self.heads = [tg.Parameter(rng.standard_normal(2)), Cell(seed + 2)]
         self.c = tg.Parameter(rng.standard_normal(1))
+        self.by_name = {"gate": tg.Parameter(rng.standard_normal(2)), "note": "not a parameter"}
         self.alias = self.U                     # the same parameter twice: listed once
 
 
-NAMES = ["U", "cell.W", "cell.b", "heads.0", "heads.1.W", "heads.1.b", "c"]
+NAMES = ["U", "cell.W", "cell.b", "heads.0", "heads.1.W", "heads.1.b", "c", "by_name.gate"]
 
 
 def _snapshot(model):
@@ -47,7 +48,7 @@ def test_parameter_is_a_leaf_that_requires_grad():
     assert p.requires_grad and p.op is None and p.name == "b"
 
 
-def test_parameters_come_in_definition_order_through_nested_modules_and_lists():
+def test_parameters_come_in_definition_order_through_nested_modules_lists_and_dicts():
     net = Net()
     assert [name for name, _ in net.named_parameters()] == NAMES
     assert net.parameters() == [p for _, p in net.named_parameters()]

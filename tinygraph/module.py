@@ -1,7 +1,7 @@
 """Parameters, modules and checkpoints.
 
 A :class:`Module` finds its parameters by looking at its own attributes in
-definition order (parameters, sub-modules, and lists or tuples of them).
+definition order (parameters, sub-modules, and lists, tuples or dicts of them).
 Checkpoints are ``.npz`` files: ``save`` writes a temporary file in the same
 folder and renames it, so a crash never leaves a half-written checkpoint, and
 ``load`` checks every name, shape and dtype before it changes anything.
@@ -95,6 +95,9 @@ def _members(name, value):
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             yield from _members(f"{name}.{i}", item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _members(f"{name}.{key}", item)
 
 
 def save_arrays(path, arrays):
