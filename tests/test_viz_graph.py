@@ -88,8 +88,8 @@ def test_a_100000_step_unroll_is_summarised_by_its_first_and_last_steps():
 def test_gradient_norms_per_step_match_the_closed_form():
     h, _ = _chain(6, w=0.5)
     norms = viz.gradient_norms(h, "h")
-    assert [t for t, _ in norms] == [0, 1, 2, 3, 4, 5, 6]
-    np.testing.assert_allclose([g for _, g in norms], [0.5 ** (6 - t) for t in range(7)])
+    assert [t for t, _ in norms] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([g for _, g in norms], [0.5 ** (6 - t) for t in range(1, 7)])
 
 
 def test_gradient_view_labels_and_colours_nodes_by_gradient_norm():

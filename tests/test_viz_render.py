@@ -7,7 +7,6 @@ import subprocess
 import sys
 import sysconfig
 
-import graphviz
 import pytest
 
 import tinygraph as tg

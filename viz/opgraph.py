@@ -35,17 +35,18 @@ def _node_label(node, norm):
 
 
 def gradient_norms(output, name="h"):
-    """‖∂output/∂v(t)‖ for every variable ``v`` called ``name`` in the DAG behind ``output``.
+    """‖∂output/∂v(t)‖ for every variable ``v`` called ``name`` at time steps t >= 1 behind ``output``.
 
     Uses ``tg.grad`` with ``retain_graph=True``, so call it before ``backward``
     frees the graph (or keep the graph with ``backward(retain_graph=True)``).
 
     Returns
     -------
-    list of (t, float), sorted by time step t.
+    list of (t, float), sorted by time step t (the initial state at t=0 is left out).
     """
-    nodes = [n for n in walk([output]) if is_variable(n) and n.name == name]
-    nodes.sort(key=lambda n: time_step(n.scope) or 0)
+    nodes = [n for n in walk([output]) if is_variable(n) and n.name == name
+             and (time_step(n.scope) or 0) >= 1]
+    nodes.sort(key=lambda n: time_step(n.scope))
     grads = tg.grad(output, nodes, retain_graph=True)
     return [(time_step(n.scope), float(np.linalg.norm(g))) for n, g in zip(nodes, grads)]
 
