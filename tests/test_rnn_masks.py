@@ -1,0 +1,81 @@
+"""Variable-length batches: padded steps add nothing to the loss or the gradients."""
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+
+RNG = np.random.default_rng(0)
+LENGTHS = [5, 2, 4]
+SEQS = [RNG.integers(0, 4, n) for n in LENGTHS]
+TARGETS = [RNG.integers(0, 4, n) for n in LENGTHS]
+
+
+def _grads(model, loss):
+    model.zero_grad()
+    loss.backward()
+    return [p.grad.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("cls", [rnn.ElmanRNN, rnn.ConditionalRNN])
+def test_masked_batch_equals_the_mean_of_sequences_run_one_by_one(cls):
+    m = cls(4, 5, 4, seed=1)
+    xs, mask = rnn.pad_sequences(SEQS)
+    ys, _ = rnn.pad_sequences(TARGETS)
+    batched_loss = m.loss(xs, ys, mask=mask)
+    batched = _grads(m, batched_loss)
+    singles = [m.loss(x, y) for x, y in zip(SEQS, TARGETS)]
+    assert batched_loss.item() == pytest.approx(np.mean([s.item() for s in singles]), rel=1e-12)
+    single_grads = [_grads(m, s) for s in singles]
+    for i, g in enumerate(batched):
+        np.testing.assert_allclose(g, np.mean([sg[i] for sg in single_grads], axis=0),
+                                   rtol=1e-10, atol=1e-14)
+
+
+def test_sequence_to_one_reads_each_sequence_to_its_own_end():
+    m = rnn.SequenceToOne(4, 5, 3, seed=2)
+    labels = np.array([2, 0, 1])
+    xs, mask = rnn.pad_sequences(SEQS)
+    batched_loss = m.loss(xs, labels, mask=mask)
+    batched = _grads(m, batched_loss)
+    singles = [m.loss(x, y) for x, y in zip(SEQS, labels)]
+    assert batched_loss.item() == pytest.approx(np.mean([s.item() for s in singles]), rel=1e-12)
+    single_grads = [_grads(m, s) for s in singles]
+    for i, g in enumerate(batched):
+        np.testing.assert_allclose(g, np.mean([sg[i] for sg in single_grads], axis=0),
+                                   rtol=1e-10, atol=1e-14)
+
+
+def test_padded_positions_may_hold_any_id():
+    m = rnn.ElmanRNN(4, 5, 4, seed=3)
+    xs, mask = rnn.pad_sequences(SEQS)
+    ys, _ = rnn.pad_sequences(TARGETS)
+    garbage_x, garbage_y = xs.copy(), ys.copy()
+    garbage_x[mask == 0] = 99
+    garbage_y[mask == 0] = -1
+    assert m.loss(garbage_x, garbage_y, mask=mask).item() == m.loss(xs, ys, mask=mask).item()
+
+
+def test_the_state_is_carried_unchanged_through_padding():
+    m = rnn.ElmanRNN(4, 5, 4, seed=4)
+    xs, mask = rnn.pad_sequences(SEQS)
+    _, states, last = m(xs, mask=mask)
+    for b, n in enumerate(LENGTHS):
+        _, alone, _ = m(SEQS[b])
+        np.testing.assert_allclose(last.data[b], alone[-1].data, rtol=1e-12)
+        for t in range(n, len(states)):
+            np.testing.assert_array_equal(states[t].data[b], states[n - 1].data[b])
+
+
+def test_masked_gradients_match_finite_differences():
+    m = rnn.ElmanRNN(4, 3, 4, seed=5)
+    xs, mask = rnn.pad_sequences(SEQS)
+    ys, _ = rnn.pad_sequences(TARGETS)
+    assert tg.gradcheck(lambda *_: m.loss(xs, ys, mask=mask), m.parameters(), rtol=1e-6, atol=1e-9)
+
+
+def test_pad_sequences_pads_on_the_right_and_marks_real_steps():
+    xs, mask = rnn.pad_sequences([[1, 2, 3], [4]], pad=7)
+    np.testing.assert_array_equal(xs, [[1, 4], [2, 7], [3, 7]])
+    np.testing.assert_array_equal(mask, [[1, 1], [1, 0], [1, 0]])

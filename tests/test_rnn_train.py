@@ -1,0 +1,116 @@
+"""Training: truncated BPTT, clipping, the char model and the year task, generation."""
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+
+
+def test_truncated_bptt_equals_full_bptt_per_chunk_with_the_carried_state_fixed():
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, (6, 2)), rng.integers(0, 4, (6, 2))
+    lr = 0.1
+    model = rnn.ElmanRNN(4, 5, 4, seed=1)
+    oracle = rnn.ElmanRNN(4, 5, 4, seed=1)
+    rnn.truncated_bptt(rnn.Trainer(model, tg.optim.SGD(model.parameters(), lr)), xs, ys, chunk=3)
+
+    h = None
+    for start in (0, 3):
+        run = oracle.run(xs[start:start + 3], ys[start:start + 3], h0=h)
+        grads = tg.grad(run.loss, oracle.parameters())
+        h = run.last.data.copy()               # a fixed array: no gradient into the past
+        for p, g in zip(oracle.parameters(), grads):
+            p.data -= lr * g
+    for p, q in zip(model.parameters(), oracle.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-12)
+
+
+def test_truncated_bptt_carries_the_forward_state_across_chunks():
+    rng = np.random.default_rng(1)
+    xs, ys = rng.integers(0, 4, 7), rng.integers(0, 4, 7)
+    model = rnn.ElmanRNN(4, 5, 4, seed=2)
+    _, _, full_last = model(xs)
+    # lr tiny enough that the updates do not matter at this tolerance
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), 1e-300))
+    _, last = rnn.truncated_bptt(trainer, xs, ys, chunk=3)
+    np.testing.assert_allclose(last.data, full_last.data, rtol=1e-12)
+    assert not last.requires_grad
+
+
+def test_trainer_clips_the_global_gradient_norm():
+    model = rnn.ElmanRNN(4, 5, 4, seed=3)
+    before = [p.data.copy() for p in model.parameters()]
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), 1.0), clip=0.01)
+    _, norm = trainer.step(np.array([0, 1, 2, 3]), np.array([1, 2, 3, 0]))
+    step = np.sqrt(sum(np.sum((p.data - b) ** 2) for p, b in zip(model.parameters(), before)))
+    assert norm > 0.01
+    assert step == pytest.approx(0.01, rel=1e-6)
+
+
+def test_fit_reports_every_step_to_the_callback():
+    model = rnn.ElmanRNN(4, 5, 4)
+    seen = []
+    batch = (np.array([0, 1]), np.array([1, 2]))
+    losses = rnn.Trainer(model).fit([batch, batch, batch],
+                                    on_step=lambda step, loss, norm: seen.append((step, loss)))
+    assert [s for s, _ in seen] == [1, 2, 3] and [l for _, l in seen] == losses
+
+
+def test_char_model_loss_falls_well_below_ln_vocab_on_the_bundled_text():
+    vocab, ids = rnn.datasets.char_corpus()
+    model = rnn.ElmanRNN(len(vocab), 32, len(vocab), seed=0)
+    losses = rnn.train_char_model(model, ids, steps=150, batch_size=16, chunk=25, lr=0.02)
+    assert losses[0] > 0.95 * np.log(len(vocab))
+    assert np.mean(losses[-10:]) < 0.5 * np.log(len(vocab))
+
+
+def test_a_shared_parameter_rnn_reads_the_year_wherever_it_stands():
+    train, held_out = rnn.datasets.year_task(2000, seed=0), rnn.datasets.year_task(300, seed=1)
+    model = rnn.SequenceToOne(len(train.vocab), 24, len(train.years), seed=0)
+    trainer = rnn.Trainer(model, lr=0.02, clip=5.0)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        rows = rng.integers(0, 2000, 32)
+        trainer.step(train.xs[:, rows], train.labels[rows], mask=train.mask[:, rows])
+    accuracy = np.mean(model.predict(held_out.xs, mask=held_out.mask) == held_out.labels)
+    assert accuracy >= 0.95
+
+
+def test_sampling_is_reproducible_with_a_seed():
+    model = rnn.ElmanRNN(6, 8, 6, seed=4)
+    a = model.generate([1, 2], 20, temperature=1.0, seed=7)
+    b = model.generate([1, 2], 20, temperature=1.0, seed=7)
+    c = model.generate([1, 2], 20, temperature=1.0, seed=8)
+    assert a.shape == (20,) and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_greedy_generation_picks_the_argmax_given_its_own_previous_outputs():
+    model = rnn.ElmanRNN(6, 8, 6, seed=5)
+    prompt = np.array([3, 1])
+    out = model.generate(prompt, 10, temperature=0)
+    outputs, _, _ = model(np.concatenate([prompt, out[:-1]]))
+    np.testing.assert_array_equal([o.data.argmax() for o in outputs[1:]], out)
+
+
+def test_jordan_free_running_generation_feeds_back_its_own_outputs():
+    model = rnn.JordanRNN(4, 6, 5, seed=6)
+    xs = np.array([0, 3, 1, 2, 2, 1])
+    out = model.generate(xs, temperature=0)
+    forced = model.run(xs, out, teacher_forcing=True)   # its own outputs as the "true" y(t-1)
+    np.testing.assert_array_equal([o.data.argmax() for o in forced.outputs], out)
+
+
+def test_samples_follow_the_softmax_at_the_temperature():
+    logits = np.array([1.0, 0.0, -1.0])
+    sampler = rnn.Sampler(temperature=2.0, seed=0)
+    ids = sampler(np.tile(logits, (20000, 1)))
+    p = np.exp(logits / 2.0) / np.exp(logits / 2.0).sum()
+    np.testing.assert_allclose(np.bincount(ids, minlength=3) / 20000, p, atol=0.015)
+
+
+def test_vector_to_sequence_and_conditional_generate_sequences():
+    v = rnn.VectorToSequence(3, 5, 4, seed=1).generate(np.ones(3), steps=6, temperature=0)
+    c = rnn.ConditionalRNN(3, 5, 4, seed=1).generate(np.array([0, 1, 2, 0]), temperature=0)
+    assert v.shape == (6,) and c.shape == (4,)
+    assert v.max() < 4 and c.max() < 4
