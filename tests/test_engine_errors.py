@@ -168,6 +168,8 @@ def test_bad_input_raises_a_clear_tinygraph_error(call, error, builtin, details)
     ("mul", lambda x: np.ones((3, 1)) * x),
     ("matmul", lambda x: x @ np.ones((2, 2))),
     ("concat", lambda x: tg.concat([x, np.ones((2, 2))], axis=0)),
+    ("cross_entropy", lambda x: tg.cross_entropy(x, [0, 1, 2])),
+    ("take", lambda x: tg.take(x, [0], axis=2)),
 ])
 def test_shape_error_names_op_both_shapes_and_scope(op, make):
     x = tg.tensor(np.ones((2, 3)), requires_grad=True)
@@ -177,6 +179,21 @@ def test_shape_error_names_op_both_shapes_and_scope(op, make):
     message = str(info.value)
     assert message.startswith(op)
     assert "(2, 3)" in message
+    assert "rnn/t=3" in message
+
+
+@pytest.mark.parametrize("op,make", [
+    ("take", lambda x: tg.take(x, [0, 3], axis=1)),
+    ("cross_entropy", lambda x: tg.cross_entropy(x, [0, 3])),
+])
+def test_index_error_names_op_bad_index_and_scope(op, make):
+    x = tg.tensor(np.ones((2, 3)), requires_grad=True)
+    with tg.scope("rnn"), tg.scope("t=3"):
+        with pytest.raises(tg.BadIndexError) as info:
+            make(x)
+    message = str(info.value)
+    assert message.startswith(op)
+    assert "3" in message and "[0, 3)" in message
     assert "rnn/t=3" in message
 
 

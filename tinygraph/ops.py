@@ -165,6 +165,12 @@ def _is_basic(index):
 
 
 def _take(x, indices, axis=0):
+    ndim = np.ndim(x)
+    if ndim:
+        if not -ndim <= axis < ndim:
+            raise ShapeError(f"take: axis {axis} is out of range for an input of shape "
+                             f"{np.shape(x)}")
+        axis %= ndim
     if indices.dtype.kind not in "iu":
         raise BadIndexError(f"take: indices must be integers, got dtype {indices.dtype}")
     n = x.shape[axis]
@@ -347,12 +353,6 @@ def take(x, indices, axis=0):
     """
     if not isinstance(indices, Tensor):
         indices = np.asarray(indices)
-    ndim = np.ndim(x.data if isinstance(x, Tensor) else x)
-    if ndim:
-        if not -ndim <= axis < ndim:
-            raise ShapeError(f"take: axis {axis} is out of range for an input of shape "
-                             f"{np.shape(x.data if isinstance(x, Tensor) else x)}")
-        axis %= ndim
     return apply("take", _take, x, indices, axis=axis)
 
 

@@ -309,8 +309,10 @@ def apply(op, forward, *inputs, **kwargs):
             arrays.append(_constant(x))
     try:
         value, vjps = forward(*arrays, **kwargs)
-    except TinygraphError:
-        raise
+    except TinygraphError as e:   # an op's own check: add the scope it happened in
+        if _mode.scope is None:
+            raise
+        raise type(e)(f"{e}{_where(_mode.scope)}") from None
     except (ValueError, IndexError, TypeError) as e:
         shapes = ", ".join(str(np.shape(a)) for a in arrays)
         raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
