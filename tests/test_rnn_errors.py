@@ -1,0 +1,79 @@
+"""Bad input to a recurrent design: one clear tinygraph error, raised before any graph is built."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+
+tg_tensor = importlib.import_module("tinygraph.tensor")   # the module (tg.tensor is the function)
+
+
+@pytest.fixture
+def model():
+    return rnn.ElmanRNN(n_in=5, n_hidden=4, n_out=3)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda m: m.loss([0, 7, 1], [0, 1, 2]), tg.BadIndexError, ["xs id 7", "t=2", "[0, 5)"]),
+    (lambda m: m.loss([[0, 1], [2, -1]], [[0, 1], [2, 0]]), tg.BadIndexError,
+     ["xs id -1", "t=2, b=1", "[0, 5)"]),
+    (lambda m: m.loss([0, 1, 2], [0, 3, 1]), tg.BadIndexError, ["ys id 3", "t=2", "[0, 3)"]),
+    (lambda m: m.loss(np.zeros((3, 4)), [0, 1, 2]), tg.ShapeError, ["width n_in=5", "(3, 4)"]),
+    (lambda m: m.loss([0, 1, 2], [0, 1]), tg.ShapeError, ["3 steps", "ys has 2"]),
+    (lambda m: m.loss([], []), tg.ShapeError, ["empty sequence"]),
+    (lambda m: m.loss([[0, 1], [2]], [[0, 1], [2]]), tg.ShapeError, ["ragged", "mask="]),
+    (lambda m: m.loss([0, 1], [0, 1], h0=np.zeros(3)), tg.ShapeError, ["h0", "(4,)", "(3,)"]),
+    (lambda m: m.loss([[0], [1]], [[0], [1]], h0=np.zeros((2, 4))), tg.ShapeError, ["h0", "(1, 4)"]),
+    (lambda m: m.loss([0.0, 1.0], [0, 1]), tg.DTypeError, ["float", "ids"]),
+    (lambda m: m.loss([0, 1], [0.0, 1.0]), tg.DTypeError, ["ys", "integer"]),
+    (lambda m: m.loss([[0], [1]], [[0], [1]], mask=[[1, 1], [1, 0]]), tg.ShapeError, ["mask", "(2, 1)"]),
+    (lambda m: m.loss([[0, 1], [1, 1]], [[0, 1], [1, 0]], mask=[[1, 0], [1, 0]]), tg.ShapeError,
+     ["b=1", "empty"]),
+    (lambda m: m.loss([0, 1], [0, 1], mask=[[1], [1]]), tg.ShapeError, ["mask", "batch"]),
+])
+def test_bad_input_raises_a_clear_error_naming_what_is_wrong(model, call, error, words):
+    with pytest.raises(error) as info:
+        call(model)
+    message = str(info.value)
+    assert message.startswith("elman:")
+    for word in words:
+        assert word in message
+
+
+def test_errors_are_raised_before_any_node_is_made(model, monkeypatch):
+    made = []
+    init_leaf, init_node = tg.Tensor.__init__, tg_tensor._init_node
+    monkeypatch.setattr(tg.Tensor, "__init__", lambda self, *a, **k: made.append(1) or init_leaf(self, *a, **k))
+    monkeypatch.setattr(tg_tensor, "_init_node", lambda *a: made.append(1) or init_node(*a))
+    with pytest.raises(tg.BadIndexError):
+        model.loss(np.arange(6) % 5, np.array([0, 1, 2, 0, 1, 9]))   # bad target at the last step
+    assert made == []
+    model.loss(np.arange(6) % 5, np.array([0, 1, 2, 0, 1, 2]))       # the counter does count
+    assert made
+
+
+def test_a_failed_call_leaves_the_model_unchanged(model):
+    state = model.state_dict()
+    with pytest.raises(tg.TinygraphError):
+        rnn.Trainer(model, lr=0.1).step([0, 1, 2], [0, 1, 5])
+    after = model.state_dict()
+    assert all(np.array_equal(state[k], after[k]) for k in state)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: rnn.JordanRNN(3, 4, 2).loss([0, 1], None), tg.ConfigError, ["teacher forcing", "ys"]),
+    (lambda: rnn.SequenceToOne(3, 4, 2).loss([[0], [1]], [0, 1]), tg.ShapeError, ["y", "(1,)"]),
+    (lambda: rnn.VectorToSequence(3, 4, 2).loss(np.ones(2), [0, 1]), tg.ShapeError, ["x", "(3,)"]),
+    (lambda: rnn.ConditionalRNN(3, 4, 2).loss([0, 3], [0, 1]), tg.BadIndexError, ["xs id 3"]),
+    (lambda: rnn.ElmanRNN(3, 4, 3).generate([0], 5, temperature=-1), tg.ConfigError, ["temperature"]),
+    (lambda: rnn.ElmanRNN(3, 4, 3).trace(steps=0), tg.ConfigError, ["steps"]),
+    (lambda: rnn.ElmanRNN(0, 4, 3), tg.ConfigError, ["n_in"]),
+])
+def test_every_design_checks_its_own_inputs(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    for word in words:
+        assert word in str(info.value)
