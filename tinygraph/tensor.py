@@ -9,6 +9,8 @@ its output frees it by reference counting alone.
 """
 
 import contextlib
+import itertools
+import operator
 import traceback
 
 import numpy as np
@@ -127,7 +129,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
-                 "_vjps", "_g", "_retain", "_site", "__weakref__")
+                 "_vjps", "_g", "_retain", "_site", "_seq", "__weakref__")
     __array_priority__ = 1000   # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
@@ -147,6 +149,7 @@ class Tensor:
         self._g = None
         self._retain = False
         self._site = _creation_site() if _mode.anomaly else None
+        self._seq = next(_creation_count)
 
     # --- array-like facts ---------------------------------------------------------
     @property
@@ -224,8 +227,13 @@ def _label(name):
     return f" '{name}'" if name else ""
 
 
+_creation_count = itertools.count()          # every node's creation number (``_seq``)
+_creation_number = operator.attrgetter("_seq")
+
+
 def _init_node(t, data, op, parents, vjps):
     t.data = data
+    t._seq = next(_creation_count)
     t.grad = None
     t.name = None
     t.scope = _mode.scope
@@ -345,29 +353,27 @@ def _unbroadcast(g, shape):
 def _topological_order(root):
     """Nodes that require grad reachable from ``root``, parents before children.
 
-    Iterative depth-first search: no recursion, whatever the depth of the graph.
+    A node is always created after its parents, so creation order is a topological
+    order: collect the reachable nodes with an explicit stack (no recursion, whatever
+    the depth of the graph) and sort them by creation number.
     Raises GraphFreedError before any gradient is computed if part of the graph was freed.
     """
-    order = []
-    visited = set()
-    stack = [(root, False)]
+    order = [root]
+    seen = {id(root)}
+    stack = [root]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        if node.op is not None and node._vjps is None:
+        node = stack.pop()
+        if node._vjps is None and node.op is not None:
             raise GraphFreedError(
                 f"backward: the graph through '{node.op}'{_where(node.scope)} was freed by an "
                 "earlier backward; call backward(retain_graph=True) the first time to "
                 "back-propagate through it again")
-        stack.append((node, True))
         for p in node.parents:
-            if p.requires_grad and id(p) not in visited:
-                stack.append((p, False))
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                order.append(p)
+                stack.append(p)
+    order.sort(key=_creation_number)
     return order
 
 
@@ -403,9 +409,9 @@ def _backprop(root, grad, retain_graph, targets):
     try:
         for node in reversed(order):
             g = node._g
-            node._g = None
             if g is None:
                 continue
+            node._g = None
             if anomaly and not np.isfinite(g).all():
                 raise AnomalyError(
                     f"backward: gradient reaching '{node.op or 'leaf'}'"
@@ -420,12 +426,12 @@ def _backprop(root, grad, retain_graph, targets):
                     node.grad = np.array(g, dtype=node.data.dtype, copy=True)
                 else:
                     node.grad += g
-                continue
             elif node._retain:
                 node.grad = np.array(g, copy=True)
-            if node.op is None:
+            vjps = node._vjps
+            if vjps is None:      # a leaf
                 continue
-            for p, vjp in zip(node.parents, node._vjps):
+            for p, vjp in zip(node.parents, vjps):
                 if not p.requires_grad:
                     continue
                 pg = vjp(g)
@@ -436,11 +442,11 @@ def _backprop(root, grad, retain_graph, targets):
                         f"backward: the gradient rule of '{node.op}'{_label(node.name)}"
                         f"{_where(node.scope)} produced {_bad_kind(pg)}"
                         + (f", node created at {node._site}" if node._site else ""))
-                shape = p.data.shape
-                if pg.shape != shape:
-                    pg = _unbroadcast(pg, shape)
-                if pg.dtype != p.data.dtype:
-                    pg = pg.astype(p.data.dtype)
+                data = p.data
+                if pg.shape != data.shape:
+                    pg = _unbroadcast(pg, data.shape)
+                if pg.dtype is not data.dtype and pg.dtype != data.dtype:
+                    pg = pg.astype(data.dtype)
                 pg_prev = p._g
                 p._g = pg if pg_prev is None else pg_prev + pg
             if not retain_graph:
