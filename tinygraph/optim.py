@@ -19,6 +19,8 @@ def _check_params(who, params):
         if not isinstance(p, Tensor) or not p.requires_grad:
             raise ConfigError(f"{who}: every parameter must be a Tensor that requires grad, "
                               f"got {type(p).__name__}")
+    if len({id(p) for p in params}) != len(params):
+        raise ConfigError(f"{who}: a parameter appears more than once in the list")
     return params
 
 
@@ -126,7 +128,7 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, lr)
-        if not all(0 <= b < 1 for b in betas):
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ConfigError(f"Adam: betas must be in [0, 1), got {betas}")
         self.betas = betas
         self.eps = eps
