@@ -244,3 +244,18 @@ def test_constant_operand_gets_no_parent():
     y = np.ones(2) * x
     assert y.op == "mul"
     assert y.parents == (x,)
+
+
+def test_repeated_integer_indices_accumulate_their_gradients():
+    x = tg.tensor(np.zeros((3, 2)), requires_grad=True)
+    x[[0, 2, 0, 0]].sum().backward()
+    np.testing.assert_array_equal(x.grad, [[3.0, 3.0], [0.0, 0.0], [1.0, 1.0]])
+
+
+def test_take_with_repeated_ids_accumulates_like_one_hot_rows():
+    table = tg.tensor(np.zeros((4, 2)), requires_grad=True)
+    ids = tg.tensor([3, 1, 3])
+    rows = tg.take(table, ids)
+    assert rows.parents == (table, ids)
+    (rows * np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])).sum().backward()
+    np.testing.assert_array_equal(table.grad, [[0, 0], [3, 4], [0, 0], [6, 8]])
