@@ -28,23 +28,23 @@ class Unrolled:
     loss : Tensor or None
         Sum over time steps of the per-step losses L(t) (None without targets).
     outputs : list of Tensor
-        o(t) for every step that has an output.
+        o(t) for every step that has an output (empty when the output layer was batched).
     states : list of Tensor
-        The state after every step (h(t), or the feedback of output-to-hidden designs).
+        The hidden state h(t) after every step (the state of a user's Recurrence).
     losses : list of Tensor
-        The per-step losses L(t).
+        The per-step losses L(t) (empty when the output layer was batched).
     last : Tensor
         The state after the last step, to carry into the next chunk (``last.detach()``).
     """
 
     __slots__ = ("loss", "outputs", "states", "losses", "last")
 
-    def __init__(self, history, last, state_name="h"):
+    def __init__(self, history, last, state_name="h", loss=None):
         self.losses = history.get("L", [])
         self.outputs = history.get("o", [])
         self.states = history.get(state_name, [])
         self.last = last
-        self.loss = total(self.losses) if self.losses else None
+        self.loss = total(self.losses) if self.losses else loss
 
 
 def unroll(step, carry, steps):
@@ -126,6 +126,22 @@ def step_loss(o, y, keep, batch):
     return tg.cross_entropy(o[rows], y[rows]) * (rows.size / batch)
 
 
+def batched_loss(states, vt, c, ys, keep, batch):
+    """The output layer and loss of all steps at once, after the loop (same value as per step).
+
+    o = stack(h(1..T)) @ V.T + c, then (1/B) sum_t sum_b keep[t, b] CE(o(t)_b, y(t)_b) as
+    one cross-entropy over the kept rows.  ys : (T,) or (T, B) ids; keep : (T, B) bool or None.
+    """
+    with cycle_collector_paused():
+        o = tg.stack(states) @ vt + c
+        targets = tg.Tensor(ys, name="y")
+        if keep is None:
+            return tg.cross_entropy(o, targets) * float(ys.size / (batch or 1))
+        rows = np.flatnonzero(keep.reshape(-1))
+        flat = o.reshape(-1, o.shape[-1])[rows]
+        return tg.cross_entropy(flat, targets.reshape(-1)[rows]) * float(rows.size / batch)
+
+
 def carry_masked(h, h_prev, keep):
     """h where ``keep`` (B,) is True, h_prev (carried unchanged) where it is False."""
     if keep is None or keep.all():
@@ -173,9 +189,17 @@ class RecurrentModel(tg.Module):
     def _trace_roots(self, steps):
         raise NotImplementedError
 
+    def run_for_loss(self, *args, **kwargs):
+        """``run`` as training wants it: the loss and the last state are what count.
+
+        A design may compute its loss faster here (ElmanRNN batches its output layer), with
+        the same value and gradients as ``run``.
+        """
+        return self.run(*args, **kwargs)
+
     def loss(self, *args, **kwargs):
         """Sum over time steps of the batch-mean cross-entropy (see ``run`` for the arguments)."""
-        return self.run(*args, **kwargs).loss
+        return self.run_for_loss(*args, **kwargs).loss
 
 
 class Recurrence(RecurrentModel):

@@ -15,8 +15,8 @@ import numpy as np
 import tinygraph as tg
 
 from . import checks
-from .core import (RecurrentModel, Unrolled, carry_masked, init_bias, init_weight, initial,
-                   step_loss, transposed, unroll)
+from .core import (RecurrentModel, Unrolled, batched_loss, carry_masked, init_bias, init_weight,
+                   initial, step_loss, transposed, unroll)
 
 
 class Sampler:
@@ -119,7 +119,7 @@ class ElmanRNN(_Hidden):
         self.c = init_bias(n_out, dtype, "c")
         self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
 
-    def run(self, xs, ys=None, h0=None, mask=None, feedback=None):
+    def run(self, xs, ys=None, h0=None, mask=None, feedback=None, batched_output=False):
         """Unroll over the sequence.
 
         Parameters
@@ -130,6 +130,9 @@ class ElmanRNN(_Hidden):
         mask : (T, B) of 0/1, optional: padded steps add no loss and carry h unchanged
         feedback : Sampler, optional (generation): ids only; x(t+1) is the id sampled from o(t),
             and xs gives the first input only.
+        batched_output : bool
+            Compute the output layer and the loss of all steps at once after the loop
+            (same loss and gradients, ~1.5x faster; no per-step o(t), L(t) nodes).
 
         Returns
         -------
@@ -146,6 +149,7 @@ class ElmanRNN(_Hidden):
             ys = checks.targets(ys, xs.shape[:2] if batched else (steps,), self.n_out, self.name,
                                 batched, keep)
         state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
+        per_step = feedback is not None or not batched_output
         with tg.scope(self.name):
             ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
             inputs = [xs[0]]
@@ -155,18 +159,26 @@ class ElmanRNN(_Hidden):
                 x = tg.Tensor(inputs[-1] if feedback is not None else xs[t - 1])
                 a = self._input_term(x, ut, is_ids) + h_prev @ wt + self.b
                 h = carry_masked(a.tanh(), h_prev, k)
-                o = self._output(h, vt)
-                named = {"x": x, "a": a, "h": h, "o": o}
+                named = {"x": x, "a": a, "h": h}
+                if not per_step:
+                    return h, named
+                o = named["o"] = self._output(h, vt)
                 if ys is not None:
-                    y = tg.Tensor(ys[t - 1])
-                    named["y"] = y
+                    y = named["y"] = tg.Tensor(ys[t - 1])
                     named["L"] = step_loss(o, y, k, batch or 1)
                 if feedback is not None:
                     inputs.append(feedback(o.data))
                 return h, named
 
             last, history = unroll(step, initial(state0, "h"), steps)
-            return Unrolled(history, last)
+            loss = None
+            if not per_step and ys is not None:
+                loss = batched_loss(history["h"], vt, self.c, ys, keep, batch)
+            return Unrolled(history, last, loss=loss)
+
+    def run_for_loss(self, xs, ys, h0=None, mask=None):
+        """``run`` with the output layer batched after the loop (what ``loss`` and training use)."""
+        return self.run(xs, ys, h0=h0, mask=mask, batched_output=True)
 
     def __call__(self, xs, h0=None, mask=None):
         """Forward only: (outputs [o(t)], states [h(t)], last state h(T))."""

@@ -91,10 +91,10 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     state = h0
     losses = []
     for start in range(0, len(xs), chunk):
-        run = trainer.model.run(xs[start:start + chunk], ys[start:start + chunk], h0=state)
+        run = trainer.model.run_for_loss(xs[start:start + chunk], ys[start:start + chunk], h0=state)
         norm = trainer.update(run.loss)
         state = run.last.detach()
-        losses.append(run.loss.item() / len(run.losses))
+        losses.append(run.loss.item() / len(xs[start:start + chunk]))
         if on_step is not None:
             on_step(trainer.steps, losses[-1], norm)
     return losses, state
