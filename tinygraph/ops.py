@@ -16,12 +16,20 @@ from .tensor import Tensor, apply
 # ---------------------------------------------------------------- elementwise
 
 
+def _identity(g):
+    return g
+
+
+def _negative(g):
+    return -g
+
+
 def _add(a, b):
-    return a + b, (lambda g: g, lambda g: g)
+    return a + b, (_identity, _identity)
 
 
 def _sub(a, b):
-    return a - b, (lambda g: g, lambda g: -g)
+    return a - b, (_identity, _negative)
 
 
 def _mul(a, b):
@@ -40,7 +48,7 @@ def _pow(a, b):
 
 
 def _neg(a):
-    return -a, (lambda g: -g,)
+    return -a, (_negative,)
 
 
 def _exp(x):
