@@ -89,6 +89,9 @@ def _matmul(a, b):
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         raise ValueError("matmul needs at least 1-D operands")
     out = a @ b
+    if b.ndim == 2 and a.ndim <= 2:     # rows (or one vector) times a matrix: the common case
+        grad_b = (lambda g: a.T @ g) if a.ndim == 2 else (lambda g: np.outer(a, g))
+        return out, (lambda g: g @ b.T, grad_b)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
 
