@@ -202,3 +202,11 @@ def test_save_arrays_load_arrays_round_trip(tmp_path):
     for name in arrays:
         np.testing.assert_array_equal(back[name], arrays[name])
         assert back[name].dtype == arrays[name].dtype
+
+
+def test_save_into_a_missing_folder_names_the_path(tmp_path):
+    target = tmp_path / "no" / "such" / "folder" / "net.npz"
+    with pytest.raises(tg.CheckpointWriteError) as e:
+        Net().save(target)
+    assert isinstance(e.value, OSError)
+    assert str(target) in str(e.value)

@@ -7,7 +7,7 @@ scope; ``backward`` walks the DAG in iterative topological order.
 from . import optim
 from .check import gradcheck
 from .errors import (AnomalyError, BackwardError, BadIndexError, CheckpointError,
-                     CheckpointNotFoundError, ConfigError, DTypeError, GradcheckError,
+                     CheckpointNotFoundError, CheckpointWriteError, ConfigError, DTypeError, GradcheckError,
                      GraphFreedError, ShapeError, TinygraphError)
 from .module import Module, Parameter, load_arrays, save_arrays
 from .ops import (abs, add, concat, cross_entropy, div, exp, getitem, log, log_softmax, matmul,
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyError", "BackwardError", "BadIndexError", "CheckpointError",
-    "CheckpointNotFoundError", "ConfigError", "DTypeError", "GradcheckError", "GraphFreedError",
+    "CheckpointNotFoundError", "CheckpointWriteError", "ConfigError", "DTypeError", "GradcheckError", "GraphFreedError",
     "Module", "Parameter", "ShapeError", "Tensor", "TinygraphError", "abs", "add", "apply",
     "clip_grad_norm", "concat", "cross_entropy", "current_scope", "detect_anomaly", "div",
     "enable_grad", "exp", "getitem", "grad", "gradcheck", "is_grad_enabled", "load_arrays", "log",

@@ -48,5 +48,9 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """A checkpoint file that does not exist."""
 
 
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint that cannot be written (missing or read-only folder, full disk)."""
+
+
 class ConfigError(TinygraphError, ValueError):
     """A bad setting: non-positive learning rate, empty parameter list, ..."""

@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import CheckpointError, CheckpointNotFoundError
+from .errors import CheckpointError, CheckpointNotFoundError, CheckpointWriteError
 from .tensor import Tensor, _as_array
 
 
@@ -104,16 +104,21 @@ def save_arrays(path, arrays):
     """Write a dict of arrays to ``path`` as npz through a temporary file and a rename."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    except OSError as e:
+        raise CheckpointWriteError(f"save: cannot write '{path}': {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise CheckpointWriteError(f"save: cannot write '{path}': {e.strerror or e}") from None
         raise
 
 
