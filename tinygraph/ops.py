@@ -192,9 +192,11 @@ def _take(x, indices, axis=0):
 
     def vjp(g):   # scatter-add: repeated indices accumulate
         gx = np.zeros(x.shape, dtype=g.dtype)
-        moved = np.moveaxis(gx, axis, 0)
-        np.add.at(moved, indices, np.moveaxis(g, list(range(axis, axis + indices.ndim)),
-                                              list(range(indices.ndim))))
+        if axis == 0:
+            np.add.at(gx, indices, g)
+        else:
+            np.add.at(np.moveaxis(gx, axis, 0), indices,
+                      np.moveaxis(g, list(range(axis, axis + indices.ndim)), list(range(indices.ndim))))
         return gx
     return out, (vjp, None)
 
