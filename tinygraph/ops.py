@@ -245,16 +245,15 @@ def _cross_entropy(logits, targets):
     if targets.size and (targets.min() < 0 or targets.max() >= n_classes):
         bad = targets[(targets < 0) | (targets >= n_classes)].flat[0]
         raise BadIndexError(f"cross_entropy: target {bad} out of range [0, {n_classes})")
-    logp = logits - _logsumexp(logits, -1)
-    picked = np.take_along_axis(logp, targets[..., None], axis=-1)
+    logp = (logits - _logsumexp(logits, -1)).reshape(-1, n_classes)   # one row per example
+    rows, cols = np.arange(logp.shape[0]), targets.reshape(-1)
     n = builtins.max(targets.size, 1)
-    loss = -picked.sum() / n
+    loss = -logp[rows, cols].sum() / n
 
-    def vjp(g):
+    def vjp(g):   # (softmax - onehot(target)) / n
         d = np.exp(logp)
-        np.put_along_axis(d, targets[..., None],
-                          np.take_along_axis(d, targets[..., None], axis=-1) - 1, axis=-1)
-        return d * (g / n)
+        d[rows, cols] -= 1
+        return (d * (g / n)).reshape(logits.shape)
     return loss, (vjp, None)
 
 # ---------------------------------------------------------------- public functions
