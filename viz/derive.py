@@ -11,6 +11,8 @@ and unrolled views are both drawn from this one structure, so any cell whose
 unroll follows the scope and naming conventions gets both views.
 """
 
+import contextlib
+import gc
 import re
 
 from tinygraph import Parameter
@@ -29,6 +31,19 @@ def time_step(scope):
         if m:
             return int(m.group(1))
     return None
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Pause the cycle collector: building millions of small tuples beside a large graph
+    otherwise triggers full collections that scan every node again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def walk(roots):
@@ -99,11 +114,8 @@ class Variables:
         """Distinct variable names in first-seen order."""
         return list(dict.fromkeys(name for name, _ in self.keys))
 
-    def static(self, name):
-        return any(n == name and t is None for n, t in self.keys)
 
-
-def derive(roots, hide=()):
+def derive(roots, hide=(), window=None):
     """Group the DAG behind ``roots`` by variable.
 
     Parameters
@@ -114,20 +126,36 @@ def derive(roots, hide=()):
         Variable names to treat as unnamed intermediate nodes: they are not
         drawn, and an edge passing through them joins their feeders to their
         consumers (hiding "a" draws x -> h labelled U).
+    window : int, optional
+        Find the edges into the variables of the first ``window + 1`` and the
+        last ``window + 1`` steps only (and into static ones): enough to draw a
+        summarised long unroll or a folded circuit, at a cost independent of
+        the length of the unroll beyond one walk over its nodes.
     """
     hide = frozenset(hide)
-    keys = {}
-    edges = {}
-    for node in walk(list(roots)):
-        if not is_variable(node, hide):
-            continue
-        dst = (node.name, time_step(node.scope))
-        keys.setdefault(dst, None)
-        for src, labels in _feeders(node, hide):
-            key = (src.name, time_step(src.scope))
-            merged = list(edges.get((key, dst), ()))
-            merged += [w for w in labels if w not in merged]
-            edges[(key, dst)] = tuple(merged)
+    steps_of = {}
+
+    def step_of(node):
+        scope = node.scope
+        if scope not in steps_of:
+            steps_of[scope] = time_step(scope)
+        return steps_of[scope]
+
+    with collector_paused():
+        variables = [(node, (node.name, step_of(node))) for node in walk(list(roots))
+                     if is_variable(node, hide)]
+        keys = dict.fromkeys(key for _, key in variables)
+        last = max((t for _, t in keys if t is not None), default=0)
+        edges = {}
+        for node, dst in variables:
+            t = dst[1]
+            if window is not None and t is not None and window + 1 < t < last - window:
+                continue
+            for src, labels in _feeders(node, hide):
+                key = (src.name, step_of(src))
+                merged = list(edges.get((key, dst), ()))
+                merged += [w for w in labels if w not in merged]
+                edges[(key, dst)] = tuple(merged)
     for src, dst in edges:
         keys.setdefault(src, None)
     return Variables(list(keys), edges)

@@ -17,7 +17,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph import Parameter
 
-from .derive import is_variable, time_step, walk
+from .derive import collector_paused, is_variable, time_step, walk
 from .render import html_text
 
 KEEP = 3
@@ -88,6 +88,11 @@ def graph(tensor, keep=KEEP, grads=False):
     -------
     graphviz.Digraph
     """
+    with collector_paused():
+        return _draw(tensor, keep, grads)
+
+
+def _draw(tensor, keep, grads):
     order = walk([tensor])
     steps = sorted({t for t in (time_step(n.scope) for n in order) if t is not None and t >= 1})
     hidden = set(steps[keep:-keep]) if len(steps) > 2 * keep + 1 else set()

@@ -30,9 +30,9 @@ def new_digraph(name):
     return g
 
 
-def variables_of(model, steps=3, hide=()):
+def variables_of(model, steps=3, hide=(), window=None):
     """The :class:`~viz.derive.Variables` of ``model.trace(steps)``."""
-    return derive(model.trace(steps), hide=hide)
+    return derive(model.trace(steps), hide=hide, window=window)
 
 
 def unrolled(model, steps=3, keep=KEEP, hide=(), time_labels=None):
@@ -46,7 +46,7 @@ def unrolled(model, steps=3, keep=KEEP, hide=(), time_labels=None):
         summarised (the first and last ``keep`` steps and one elision node per
         recurrent variable saying how many steps were left out).
     hide : iterable of str
-        Variable names to leave out.
+        Variable names to treat as unnamed intermediate nodes (e.g. ``("a",)``).
     time_labels : callable t -> str, optional
         Superscript text of step t (default the number t).
 
@@ -55,20 +55,31 @@ def unrolled(model, steps=3, keep=KEEP, hide=(), time_labels=None):
     graphviz.Digraph
     """
     g = new_digraph(f"{model.name}_unrolled")
-    draw_unrolled(g, variables_of(model, steps, hide), "u", getattr(model, "edge_label", None),
-                  keep, time_labels)
+    window = keep if steps > 2 * keep + 1 else None
+    draw_unrolled(g, variables_of(model, steps, hide, window), "u",
+                  getattr(model, "edge_label", None), keep, time_labels)
     return g
 
 
 def folded(model, steps=3, hide=()):
     """The folded circuit of ``model``: one node per variable, delays as black squares.
 
+    Parameters
+    ----------
+    model : object with ``name`` and ``trace(steps)`` (and optional ``edge_label``)
+    steps : int
+        Length of the traced unroll that is quotiented by time (the edges of its
+        first and last few steps are grouped by variable and time offset).
+    hide : iterable of str
+        Variable names to treat as unnamed intermediate nodes (e.g. ``("a",)``).
+
     Returns
     -------
     graphviz.Digraph
     """
     g = new_digraph(f"{model.name}_folded")
-    draw_folded(g, variables_of(model, steps, hide), "f", getattr(model, "edge_label", None))
+    draw_folded(g, variables_of(model, steps, hide, window=KEEP), "f",
+                getattr(model, "edge_label", None))
     return g
 
 
