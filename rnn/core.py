@@ -190,16 +190,18 @@ class RecurrentModel(tg.Module):
         raise NotImplementedError
 
     def run_for_loss(self, *args, **kwargs):
-        """``run`` as training wants it: the loss and the last state are what count.
+        """``run`` as training wants it: only the loss and the last state count.
 
-        A design may compute its loss faster here (ElmanRNN batches its output layer), with
-        the same value and gradients as ``run``.
+        A design may compute its loss faster here (ElmanRNN batches its output layer after
+        the loop), with the same value and gradients as ``run``; ``Trainer`` and
+        ``truncated_bptt`` use it.
         """
         return self.run(*args, **kwargs)
 
     def loss(self, *args, **kwargs):
-        """Sum over time steps of the batch-mean cross-entropy (see ``run`` for the arguments)."""
-        return self.run_for_loss(*args, **kwargs).loss
+        """Sum over time steps of the batch-mean cross-entropy, with every step's o(t) and L(t)
+        as named nodes of the DAG (see ``run`` for the arguments)."""
+        return self.run(*args, **kwargs).loss
 
 
 class Recurrence(RecurrentModel):

@@ -23,7 +23,7 @@ class Trainer:
 
     Parameters
     ----------
-    model : a design of ``rnn`` (anything with ``parameters()`` and ``loss(...)``)
+    model : a design of ``rnn`` (anything with ``parameters()`` and ``run_for_loss(...)``)
     optimizer : tg.optim optimizer, default Adam(lr) over the model's parameters
     lr : float, used when no optimizer is given
     clip : float or None, max global gradient norm (tg.clip_grad_norm)
@@ -50,8 +50,11 @@ class Trainer:
         return norm
 
     def step(self, *args, **kwargs):
-        """``model.loss(*args, **kwargs)``, then one update.  Returns (loss, grad_norm) floats."""
-        loss = self.model.loss(*args, **kwargs)
+        """The model's loss on ``(*args, **kwargs)`` (as ``model.loss``), then one update.
+
+        Returns (loss, grad_norm) floats.
+        """
+        loss = self.model.run_for_loss(*args, **kwargs).loss
         return loss.item(), self.update(loss)
 
     def fit(self, batches, on_step=None):
