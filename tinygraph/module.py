@@ -68,7 +68,10 @@ class Module:
             raise CheckpointError(
                 f"load_state_dict: names do not match the model: missing {missing}, unexpected {extra}")
         for name, p in params.items():
-            value = np.asarray(state[name])
+            try:
+                value = np.asarray(state[name])
+            except (ValueError, TypeError) as e:
+                raise CheckpointError(f"load_state_dict: '{name}' is not an array ({e})") from None
             if value.shape != p.data.shape:
                 raise CheckpointError(f"load_state_dict: '{name}' has shape {value.shape}, "
                                       f"the model's is {p.data.shape}")
