@@ -70,8 +70,8 @@ def is_variable(node, hide=frozenset()):
     return node.name is not None and node.name not in hide and not isinstance(node, Parameter)
 
 
-def _param_behind(node):
-    """The Parameter that ``node`` is (possibly through transposes and reshapes), or None."""
+def param_behind(node):
+    """The Parameter that ``node`` is, directly or through unnamed transposes and reshapes, or None."""
     while not isinstance(node, Parameter):
         if node.name is not None or node.op not in VIEW_OPS or len(node.parents) != 1:
             return None
@@ -85,7 +85,7 @@ def _weights(node):
         return ()
     names = []
     for p in node.parents:
-        param = _param_behind(p)
+        param = param_behind(p)
         if param is not None and param.name and param.name not in names:
             names.append(param.name)
     return tuple(names)
@@ -175,7 +175,7 @@ def _feeders(node, hide):
         if is_variable(p, hide):
             out.append((p, labels))
             continue
-        if p.op is None or _param_behind(p) is not None:
+        if p.op is None or param_behind(p) is not None:
             continue
         more = labels + tuple(w for w in _weights(p) if w not in labels)
         stack.extend((q, more) for q in reversed(p.parents))

@@ -17,7 +17,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph import Parameter
 
-from .derive import collector_paused, is_variable, time_step, walk
+from .derive import collector_paused, is_variable, param_behind, time_step, walk
 from .render import html_text
 
 KEEP = 3
@@ -32,6 +32,20 @@ def _node_label(node, norm):
     if norm is not None:
         parts.append(f"|grad|={norm:.2e}")
     return "<" + "<br/>".join(parts) + ">"
+
+
+def _param_copy(node, param, norms, lo, hi):
+    """Attributes of the copy of a parameter (or of a transpose/reshape of it) drawn at one use."""
+    lines = [f"<b>{html_text(param.name or 'param')}</b>"]
+    if node is not param:
+        lines.append(html_text(node.op))
+    lines.append(html_text(tuple(node.shape)))
+    attrs = {"shape": "box", "style": "filled", "fillcolor": "#dbe9f6", "fontsize": "9"}
+    if id(param) in norms:
+        lines.append(f"|grad|={norms[id(param)]:.2e}")
+        attrs["fillcolor"] = _colour(norms[id(param)], lo, hi)
+    attrs["label"] = "<" + "<br/>".join(lines) + ">"
+    return attrs
 
 
 def gradient_norms(output, name="h"):
@@ -108,7 +122,7 @@ def _draw(tensor, keep, grads):
 
     ids = {}
     shown = [n for n in order if time_step(n.scope) not in hidden
-             and (not isinstance(n, Parameter) or n is tensor)]
+             and (param_behind(n) is None or n is tensor)]
     for i, node in enumerate(shown):
         ids[id(node)] = f"n{i}"
     clusters = {}
@@ -133,16 +147,10 @@ def _draw(tensor, keep, grads):
         members = clusters.setdefault(node.scope, [])
         members.append((nid, attrs))
         for j, p in enumerate(node.parents):
-            if isinstance(p, Parameter):
+            base = param_behind(p)
+            if base is not None:
                 pid = f"{nid}_p{j}"
-                pnorm = f"<br/>|grad|={norms[id(p)]:.2e}" if id(p) in norms else ""
-                pattrs = {"label": f"<<b>{html_text(p.name or 'param')}</b><br/>"
-                                   f"{html_text(tuple(p.shape))}{pnorm}>",
-                          "shape": "box", "style": "filled", "fillcolor": "#dbe9f6",
-                          "fontsize": "9"}
-                if grads and id(p) in norms:
-                    pattrs["fillcolor"] = _colour(norms[id(p)], lo, hi)
-                members.append((pid, pattrs))
+                members.append((pid, _param_copy(p, base, norms, lo, hi)))
                 edges.append((pid, nid))
             elif id(p) in ids:
                 edges.append((ids[id(p)], nid))
