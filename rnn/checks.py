@@ -12,7 +12,8 @@ import numpy as np
 from tinygraph import BadIndexError, ConfigError, DTypeError, ShapeError, Tensor
 
 
-def _array(value, who, what):
+def as_array(value, who, what):
+    """``value`` as a numpy array of numbers; ragged nesting raises ShapeError, other data DTypeError."""
     if isinstance(value, Tensor):
         value = value.data
     try:
@@ -55,7 +56,7 @@ def inputs(xs, n_in, who, dtype):
     (xs, is_ids, batched) with xs int64 ids or floats of ``dtype``.  Id ranges are
     checked by :func:`check_ids` once the mask is known.
     """
-    arr = _array(xs, who, "xs")
+    arr = as_array(xs, who, "xs")
     if arr.dtype.kind == "b":
         raise DTypeError(f"{who}: xs must be integer ids or float vectors, got booleans")
     if arr.ndim == 0 or arr.shape[0] == 0:
@@ -84,7 +85,7 @@ def mask(value, steps, batch, batched, who):
         return None
     if not batched:
         raise ShapeError(f"{who}: mask= needs a batch; unbatched sequences have no padding")
-    arr = _array(value, who, "mask")
+    arr = as_array(value, who, "mask")
     if arr.shape != (steps, batch):
         raise ShapeError(f"{who}: mask must have shape (T, B) = {(steps, batch)}, got {arr.shape}")
     if not np.isin(arr, (0, 1)).all():
@@ -102,7 +103,7 @@ def targets(ys, shape, n_out, who, batched, keep=None, what="ys"):
     ``n_out`` None skips the range check (the loss op checks it).
     Where ``keep`` (a bool mask of that shape) is False the id is not checked and set to 0.
     """
-    arr = _array(ys, who, what)
+    arr = as_array(ys, who, what)
     if arr.dtype.kind not in "iu":
         raise DTypeError(f"{who}: {what} must be integer class ids, got dtype {arr.dtype}")
     if arr.shape != shape:
@@ -131,7 +132,7 @@ def state(h0, shape, batch, who, dtype, what="h0"):
         raise ShapeError(f"{who}: {what} must have shape {' or '.join(map(str, ok))}, got {arr_shape}")
     if isinstance(h0, Tensor):
         return h0
-    arr = _array(h0, who, what)
+    arr = as_array(h0, who, what)
     if arr.dtype.kind != "f":
         raise DTypeError(f"{who}: {what} must be floats, got dtype {arr.dtype}")
     return arr.astype(dtype)

@@ -201,9 +201,11 @@ class ElmanRNN(_Hidden):
         """
         steps = checks.positive_int(steps, f"{self.name}.generate", "steps")
         sampler = Sampler(temperature, seed)
-        prompt = np.asarray(prompt.data if isinstance(prompt, tg.Tensor) else prompt)
-        if prompt.ndim == 0:
-            prompt = prompt[None]
+        prompt, is_ids, _ = checks.inputs(np.atleast_1d(checks.as_array(prompt, self.name, "prompt")),
+                                          self.n_in, f"{self.name}.generate", self.dtype)
+        if not is_ids:
+            raise tg.DTypeError(f"{self.name}.generate: the prompt must be integer ids")
+        checks.check_ids(prompt, self.n_in, f"{self.name}.generate", "prompt", prompt.ndim == 2)
         with tg.no_grad():
             if len(prompt) > 1:
                 h0 = self.run(prompt[:-1], h0=h0).last
@@ -412,7 +414,7 @@ class VectorToSequence(_Hidden):
         x = self._vector(x)
         batch = x.shape[0] if x.ndim == 2 else None
         if ys is not None:
-            ys = np.asarray(ys.data if isinstance(ys, tg.Tensor) else ys)
+            ys = checks.as_array(ys, self.name, "ys")
             steps = ys.shape[0] if ys.ndim else 0
             if steps == 0:
                 raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
