@@ -177,7 +177,8 @@ class ElmanRNN(_Hidden):
             return Unrolled(history, last, loss=loss)
 
     def run_for_loss(self, xs, ys, h0=None, mask=None):
-        """``run`` with the output layer batched after the loop (what ``loss`` and training use)."""
+        """``run`` with the output layer batched after the loop (``Trainer`` and ``truncated_bptt``
+        use it): same loss and gradients, no per-step o(t) and L(t) nodes."""
         return self.run(xs, ys, h0=h0, mask=mask, batched_output=True)
 
     def __call__(self, xs, h0=None, mask=None):

@@ -114,3 +114,15 @@ def test_vector_to_sequence_and_conditional_generate_sequences():
     c = rnn.ConditionalRNN(3, 5, 4, seed=1).generate(np.array([0, 1, 2, 0]), temperature=0)
     assert v.shape == (6,) and c.shape == (4,)
     assert v.max() < 4 and c.max() < 4
+
+
+def test_elman_learns_to_recall_symbols_across_a_delay():
+    n_symbols, length, delay = 4, 3, 6
+    model = rnn.ElmanRNN(n_symbols + 2, 48, n_symbols + 2, seed=0)
+    trainer = rnn.Trainer(model, lr=0.01, clip=1.0)
+    for step in range(600):
+        trainer.step(*rnn.datasets.copy_task(32, length, delay, n_symbols, seed=step))
+    xs, ys = rnn.datasets.copy_task(500, length, delay, n_symbols, seed=10**6)
+    outputs, _, _ = model(xs)
+    recalled = np.stack([o.data.argmax(axis=-1) for o in outputs])[length + delay:]
+    assert np.mean(recalled == ys[length + delay:]) > 0.9      # chance is 1 / n_symbols
