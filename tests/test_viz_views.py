@@ -174,7 +174,7 @@ def test_hostile_names_are_drawn_as_text_not_markup():
     weight = tg.Parameter(np.array([0.5]), name='</font><sup>"W"')
 
     class Hostile:
-        name = "hostile<script>"
+        name = "<hostile>"
 
         def trace(self, steps=3):
             with tg.scope(self.name):

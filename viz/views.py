@@ -8,6 +8,8 @@ from step t−1 to step t goes through the black square of a one-step delay.
 There is no drawing code per architecture.
 """
 
+import re
+
 import graphviz
 
 from .derive import derive
@@ -22,8 +24,8 @@ _SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": 
 
 
 def new_digraph(name):
-    """An empty Digraph with the book's look (bottom-to-top layout)."""
-    g = graphviz.Digraph(name=name)
+    """An empty Digraph with the book's look (bottom-to-top layout); ``name`` is made a safe DOT id."""
+    g = graphviz.Digraph(name=re.sub(r"\W", "_", str(name)))
     g.attr(rankdir="BT", nodesep="0.45", ranksep="0.5", newrank="true")
     g.attr("node", **_NODE)
     g.attr("edge", **_EDGE)
