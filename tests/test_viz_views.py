@@ -209,3 +209,14 @@ def test_short_unrolls_still_show_the_recurrence_through_ellipsis_ends(steps):
         ["h (...)", "h (...)"] + [f"h ({t})" for t in range(1, steps + 1)])
     assert labels[("h (...)", "h (1)")] == "w"
     assert labels[(f"h ({steps})", "h (...)")] == "w"
+
+
+def test_summarised_output_recurrence_routes_through_one_elision_node_per_variable():
+    model = rnn.JordanRNN(4, 3, 4)
+    nodes, edges, _ = _svg(viz.unrolled(model, steps=20, keep=3, hide=("a",)))
+    text = {nid: n["text"] for nid, n in nodes.items()}
+    gaps = {t.split(":")[0]: nid for nid, t in text.items() if "14 steps left out" in t}
+    assert sorted(gaps) == ["h", "y"]
+    assert {(text[a], label) for a, b, label in edges if b == gaps["h"]} == {("y (3)", "W")}
+    assert {(text[b], label) for a, b, label in edges if a == gaps["y"]} == {("h (18)", "W")}
+    assert not any(b == gaps["y"] or a == gaps["h"] for a, b, _ in edges)

@@ -194,13 +194,15 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         row.insert(next((i for i, r in enumerate(row) if r.endswith(f"_{shown[keep]}")), len(row)),
                    nid)
         for direction, other, labels in sorted(links, key=lambda x: (x[0], str(x[1]))):
-            attrs = _label_attrs(_edge_text(labels, 1, edge_label))
-            if other[0] != name:
+            static = other[1] is None
+            attrs = _label_attrs(_edge_text(labels, None if static else 1, edge_label))
+            src_name = other[0] if direction == "in" else name
+            if other[0] != name and not static and src_name not in above:
                 attrs["constraint"] = "false"
             if direction == "in":
-                g.edge(node_id(other), nid, **attrs)
+                _add_edge(g, node_id(other), nid, attrs, src_name in above)
             else:
-                g.edge(nid, node_id(other), **attrs)
+                _add_edge(g, nid, node_id(other), attrs, src_name in above)
 
     for name, row in rows.items():
         with g.subgraph() as s:
