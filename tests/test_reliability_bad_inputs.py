@@ -1,0 +1,457 @@
+"""The whole bad-input catalogue of issue 7, across tinygraph, rnn and viz, in one table.
+
+Every row is one bad input given to a trained setup: every recurrent design
+(and a user's own ``rnn.Recurrence``) with an Adam optimizer that has taken a
+step, so parameters, gradients and optimizer state are all non-trivial.  Each
+bad input must raise the named tinygraph error, which also subclasses the
+built-in a user would catch, with the named details in its message, and must
+leave every model's parameters and gradients and every optimizer's state
+exactly as they were.
+"""
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+import viz
+
+N_IN, N_HIDDEN, N_OUT = 5, 4, 3
+XS = [0, 1, 2]          # a good sequence of input ids (T = 3)
+YS = [0, 1, 2]          # good targets
+FLOATS = np.linspace(-1, 1, 15).reshape(3, N_IN)   # good float inputs (T, n_in)
+
+
+def _own_recurrence():
+    """h(t) = tanh(W h(t-1) + U x(t)), o(t) = V h(t), written by a user."""
+    rng = np.random.default_rng(1)
+    W = tg.Parameter(rng.normal(0, 0.5, (N_HIDDEN, N_HIDDEN)), name="W")
+    U = tg.Parameter(rng.normal(0, 0.5, (N_HIDDEN, N_IN)), name="U")
+    V = tg.Parameter(rng.normal(0, 0.5, (N_OUT, N_HIDDEN)), name="V")
+    return rnn.Recurrence(lambda h, x: (h @ W.T + x @ U.T).tanh(), [W, U, V], n_state=N_HIDDEN,
+                          n_in=N_IN, readout=lambda h: h @ V.T)
+
+
+GOOD_STEP = {
+    "elman": (XS, YS), "jordan": (XS, YS), "seq2one": (XS, 1), "vec2seq": (np.ones(N_IN), YS),
+    "conditional": (XS, YS), "system": (FLOATS, YS),
+}
+
+
+class World:
+    """Every design, each with an Adam optimizer after one training step, and saved checkpoints."""
+
+    def __init__(self, folder, monkeypatch):
+        self.folder = folder
+        self.monkeypatch = monkeypatch
+        self.models = {
+            "elman": rnn.ElmanRNN(N_IN, N_HIDDEN, N_OUT),
+            "jordan": rnn.JordanRNN(N_IN, N_HIDDEN, N_OUT),
+            "seq2one": rnn.SequenceToOne(N_IN, N_HIDDEN, N_OUT),
+            "vec2seq": rnn.VectorToSequence(N_IN, N_HIDDEN, N_OUT),
+            "conditional": rnn.ConditionalRNN(N_IN, N_HIDDEN, N_OUT), "system": _own_recurrence(),
+        }
+        self.optimizers = {k: tg.optim.Adam(m.parameters(), lr=0.01)
+                           for k, m in self.models.items()}
+        self.trainers = {k: rnn.Trainer(m, self.optimizers[k]) for k, m in self.models.items()}
+        for key, trainer in self.trainers.items():
+            trainer.step(*GOOD_STEP[key])
+        self.elman = self.models["elman"]
+        self.elman.save(folder / "elman.npz")
+        tg.save_arrays(folder / "adam.npz", self.optimizers["elman"].state_dict())
+
+    def snapshot(self):
+        """Copies of every parameter, gradient and optimizer state array."""
+        out = {}
+        for key, model in self.models.items():
+            for name, p in model.named_parameters():
+                out[f"{key}.{name}"] = p.data.copy()
+                out[f"{key}.{name}.grad"] = None if p.grad is None else p.grad.copy()
+            for name, value in self.optimizers[key].state_dict().items():
+                out[f"{key}.adam.{name}"] = value.copy()
+        return out
+
+    def checkpoint(self, name, change=None, drop=(), raw=None):
+        """A checkpoint file: elman's state with ``change`` and ``drop``, or ``raw(folder)``."""
+        path = self.folder / name
+        if raw is not None:
+            path.write_bytes(raw(self.folder))
+            return path
+        state = {k: v for k, v in self.elman.state_dict().items() if k not in drop}
+        state.update(change or {})
+        tg.save_arrays(path, state)
+        return path
+
+    def render_with(self, dot_program):
+        self.monkeypatch.setenv("TINYGRAPH_DOT", str(dot_program))
+
+
+# ---------------------------------------------------------- rows: setup(world) -> the bad call
+
+
+def train(design, *args, **kwargs):
+    """One training step of ``design`` on bad arguments (through its Trainer and Adam)."""
+    return lambda w: lambda: w.trainers[design].step(*args, **kwargs)
+
+
+def in_step(fn):
+    """``fn(elman)`` run where an unroll runs its 4th step: scope "elman/t=4"."""
+    def setup(w):
+        def call():
+            with tg.scope("elman"), tg.scope("t=4"):
+                return fn(w.elman)
+        return call
+    return setup
+
+
+def call(fn):
+    """``fn(w)`` as the bad call."""
+    return lambda w: lambda: fn(w)
+
+
+def load(name, **kwargs):
+    """Load the elman model from a checkpoint made by ``World.checkpoint(name, **kwargs)``."""
+    def setup(w):
+        path = w.checkpoint(name, **kwargs) if kwargs else w.folder / name
+        return lambda: w.elman.load(path)
+    return setup
+
+
+def load_adam(state):
+    """Load ``state(w)`` into elman's Adam."""
+    return lambda w: lambda: w.optimizers["elman"].load_state_dict(state(w))
+
+
+def second_backward(w):
+    """A loss already back-propagated once (without retain_graph): its second backward."""
+    loss = w.elman.loss(XS, YS)
+    loss.backward()
+    return loss.backward
+
+
+def _truncated(folder):
+    return (folder / "elman.npz").read_bytes()[:300]
+
+
+def _pickled(folder):
+    path = folder / "pickled.npz"
+    np.savez(path, U=np.array([object()], dtype=object))
+    return path.read_bytes()
+
+
+def _failing_renderer(folder):
+    script = folder / "broken-dot"
+    script.write_text("#!/bin/sh\necho 'syntax error in line 1' >&2\nexit 1\n")
+    script.chmod(0o755)
+    return script
+
+
+def render_to(path_in, setup_path=None, program=None):
+    """viz.save of elman's folded diagram to ``path_in(folder)``, optionally with a renderer."""
+    def setup(w):
+        if setup_path is not None:
+            setup_path(w.folder)
+        if program is not None:
+            w.render_with(program(w.folder))
+        digraph = viz.folded(w.elman)
+        return lambda: viz.save(digraph, path_in(w.folder))
+    return setup
+
+
+def _blocker(folder):
+    (folder / "file").write_text("not a folder")
+
+
+def _make_dir(name):
+    return lambda folder: (folder / name).mkdir()
+
+
+def _cell_with_a_shape_bug(w):
+    """The user's own cell whose step reads x(t) through W (H, H) instead of U (H, n_in)."""
+    W, U, V = w.models["system"].parameters()
+    buggy = rnn.Recurrence(lambda h, x: (h @ W.T + x @ W.T).tanh(), [W, U, V], n_state=N_HIDDEN,
+                           n_in=N_IN, readout=lambda h: h @ V.T, name="mycell")
+    return rnn.Trainer(buggy, w.optimizers["system"]).step(FLOATS, YS)
+
+
+def _output_of_last_step(w):
+    return w.elman(XS)[0][-1]          # o(T), shape (3,)
+
+
+# ---------------------------------------------------------------- the catalogue
+
+E, B, D, BW, GF, C, CN, CF = (tg.ShapeError, tg.BadIndexError, tg.DTypeError, tg.BackwardError,
+                              tg.GraphFreedError, tg.CheckpointError, tg.CheckpointNotFoundError,
+                              tg.ConfigError)
+RAGGED = [[0, 1, 2], [1, 2]]
+RAGGED_Y = [[0, 1, 2], [1, 2]]
+
+CATALOGUE = [
+    # --- engine ops: shape mismatch names the op, both shapes and the scope / time step
+    ("op_add_shapes_in_step", in_step(lambda m: m.W + np.ones(3)), E, ValueError,
+     ["add", "(4, 4)", "(3,)", "elman/t=4"]),
+    ("op_matmul_shapes_in_step", in_step(lambda m: np.ones((2, 5)) @ m.W), E, ValueError,
+     ["matmul", "(2, 5)", "(4, 4)", "elman/t=4"]),
+    ("op_concat_shapes_in_step", in_step(lambda m: tg.concat([m.U, m.W], axis=0)), E, ValueError,
+     ["concat", "(4, 5)", "(4, 4)", "elman/t=4"]),
+    ("op_stack_shapes_in_step", in_step(lambda m: tg.stack([m.b, m.c])), E, ValueError,
+     ["stack", "(4,)", "(3,)", "elman/t=4"]),
+    ("op_reshape_size_in_step", in_step(lambda m: m.U.reshape(3, 7)), E, ValueError,
+     ["reshape", "(4, 5)", "elman/t=4"]),
+    ("op_cross_entropy_targets_in_step", in_step(lambda m: tg.cross_entropy(m.V, [0, 1])), E,
+     ValueError, ["cross_entropy", "(3, 4)", "(2,)", "elman/t=4"]),
+    ("op_take_id_out_of_range_in_step", in_step(lambda m: tg.take(m.U, [7], axis=1)), B,
+     IndexError, ["take", "7", "[0, 5)", "elman/t=4"]),
+    ("op_index_out_of_range_in_step", in_step(lambda m: m.b[9]), B, IndexError,
+     ["index", "9", "(4,)", "elman/t=4"]),
+    ("own_cell_shape_bug_names_its_scope_and_t1", call(_cell_with_a_shape_bug), E, ValueError,
+     ["matmul", "(5,), (4, 4)", "mycell/t=1"]),
+    # --- leaves and backward
+    ("int_tensor_requires_grad", call(lambda w: tg.tensor(np.arange(3), requires_grad=True)), D,
+     TypeError, ["int64", "float"]),
+    ("bool_tensor_requires_grad", call(lambda w: tg.tensor([True, False], requires_grad=True)), D,
+     TypeError, ["bool", "float"]),
+    ("int_tensor_class_requires_grad", call(lambda w: tg.Tensor([1, 2], requires_grad=True)), D,
+     TypeError, ["int64", "float"]),
+    ("backward_non_scalar_output_without_grad", lambda w: _output_of_last_step(w).backward, BW,
+     RuntimeError, ["backward", "(3,)", "grad="]),
+    ("grad_of_non_scalar_output_without_grad",
+     lambda w: lambda: tg.grad(_output_of_last_step(w), [w.elman.W]), BW, RuntimeError,
+     ["(3,)", "grad="]),
+    ("second_backward_through_freed_graph", second_backward, GF, RuntimeError,
+     ["freed", "retain_graph=True"]),
+    ("backward_grad_of_wrong_shape",
+     lambda w: lambda: _output_of_last_step(w).backward(grad=np.ones(5)), E, ValueError,
+     ["backward", "(5,)", "(3,)"]),
+    ("grad_seed_of_wrong_shape",
+     lambda w: lambda: tg.grad(_output_of_last_step(w), [w.elman.W], grad=np.ones((2, 3))), E,
+     ValueError, ["(2, 3)", "(3,)"]),
+    # --- rnn inputs: elman
+    ("elman_xs_id_too_big", train("elman", [0, 7, 1], YS), B, IndexError,
+     ["elman", "xs id 7", "t=2", "[0, 5)"]),
+    ("elman_xs_id_negative_batched", train("elman", [[0, 1], [2, -1]], [[0, 1], [2, 0]]), B,
+     IndexError, ["elman", "xs id -1", "t=2, b=1", "[0, 5)"]),
+    ("elman_ys_id_too_big", train("elman", XS, [0, 1, 3]), B, IndexError,
+     ["elman", "ys id 3", "t=3", "[0, 3)"]),
+    ("elman_ys_id_negative", train("elman", XS, [-2, 1, 0]), B, IndexError,
+     ["ys id -2", "t=1", "[0, 3)"]),
+    ("elman_float_ids", train("elman", [0.0, 1.0, 2.0], YS), D, TypeError,
+     ["elman", "float", "ids"]),
+    ("elman_float_targets", train("elman", XS, [0.0, 1.0, 2.0]), D, TypeError, ["ys", "integer"]),
+    ("elman_float_input_wrong_width", train("elman", np.zeros((3, 4)), YS), E, ValueError,
+     ["width n_in=5", "(3, 4)"]),
+    ("elman_batched_float_input_wrong_width", train("elman", np.zeros((3, 2, 6)), [[0, 1]] * 3), E,
+     ValueError, ["width n_in=5", "(3, 2, 6)"]),
+    ("elman_xs_ys_lengths_differ", train("elman", XS, [0, 1]), E, ValueError,
+     ["3 steps", "ys has 2"]),
+    ("elman_empty_sequence", train("elman", [], []), E, ValueError, ["elman", "empty sequence"]),
+    ("elman_ragged_batch_without_mask", train("elman", RAGGED, RAGGED_Y), E, ValueError,
+     ["ragged", "mask="]),
+    ("elman_mask_keeps_no_step_of_a_sequence",
+     train("elman", [[0, 1], [1, 1]], [[0, 1], [1, 0]], mask=[[1, 0], [1, 0]]), E, ValueError,
+     ["b=1", "empty"]),
+    ("elman_h0_wrong_shape", train("elman", XS, YS, h0=np.zeros(3)), E, ValueError,
+     ["h0", "(4,)", "(3,)"]),
+    ("elman_h0_wrong_batch", train("elman", [[0], [1]], [[0], [1]], h0=np.zeros((2, 4))), E,
+     ValueError, ["h0", "(1, 4)", "(2, 4)"]),
+    ("elman_generate_from_empty_prompt", call(lambda w: w.elman.generate([], 3)), E, ValueError,
+     ["elman", "empty"]),
+    # --- jordan (no h0: its only recurrence is output -> hidden)
+    ("jordan_xs_id_too_big", train("jordan", [0, 1, 5], YS), B, IndexError,
+     ["jordan", "xs id 5", "t=3", "[0, 5)"]),
+    ("jordan_xs_id_negative", train("jordan", [-1, 1, 2], YS), B, IndexError,
+     ["xs id -1", "t=1", "[0, 5)"]),
+    ("jordan_ys_id_too_big", train("jordan", XS, [0, 4, 1]), B, IndexError,
+     ["ys id 4", "t=2", "[0, 3)"]),
+    ("jordan_float_ids", train("jordan", [0.0, 1.0, 2.0], YS), D, TypeError, ["jordan", "float"]),
+    ("jordan_float_input_wrong_width", train("jordan", np.zeros((3, 7)), YS), E, ValueError,
+     ["width n_in=5", "(3, 7)"]),
+    ("jordan_xs_ys_lengths_differ", train("jordan", XS, [0, 1, 2, 0]), E, ValueError,
+     ["3 steps", "ys has 4"]),
+    ("jordan_empty_sequence", train("jordan", [], []), E, ValueError, ["jordan", "empty sequence"]),
+    ("jordan_ragged_batch", train("jordan", RAGGED, RAGGED_Y), E, ValueError, ["ragged", "mask="]),
+    # --- sequence to one
+    ("seq2one_xs_id_too_big", train("seq2one", [0, 9, 1], 1), B, IndexError,
+     ["seq2one", "xs id 9", "t=2", "[0, 5)"]),
+    ("seq2one_xs_id_negative", train("seq2one", [0, 1, -3], 1), B, IndexError,
+     ["xs id -3", "t=3", "[0, 5)"]),
+    ("seq2one_y_id_too_big", train("seq2one", XS, 3), B, IndexError, ["y id 3", "[0, 3)"]),
+    ("seq2one_y_id_negative", train("seq2one", XS, -1), B, IndexError, ["y id -1", "[0, 3)"]),
+    ("seq2one_float_ids", train("seq2one", [0.0, 1.0, 2.0], 1), D, TypeError, ["seq2one", "float"]),
+    ("seq2one_float_target", train("seq2one", XS, 1.0), D, TypeError, ["y", "integer"]),
+    ("seq2one_float_input_wrong_width", train("seq2one", np.zeros((3, 1)), 1), E, ValueError,
+     ["width n_in=5", "(3, 1)"]),
+    ("seq2one_batch_of_xs_and_y_differ", train("seq2one", [[0, 1], [1, 2]], [0]), E, ValueError,
+     ["y", "(2,)", "(1,)"]),
+    ("seq2one_empty_sequence", train("seq2one", [], 1), E, ValueError,
+     ["seq2one", "empty sequence"]),
+    ("seq2one_ragged_batch", train("seq2one", RAGGED, [0, 1]), E, ValueError, ["ragged", "mask="]),
+    ("seq2one_h0_wrong_shape", train("seq2one", XS, 1, h0=np.zeros(5)), E, ValueError,
+     ["h0", "(4,)", "(5,)"]),
+    # --- vector to sequence (its input is one float vector x)
+    ("vec2seq_x_wrong_width", train("vec2seq", np.ones(4), YS), E, ValueError,
+     ["x", "(5,)", "(4,)"]),
+    ("vec2seq_integer_x", train("vec2seq", np.arange(5), YS), D, TypeError,
+     ["x", "float", "int64"]),
+    ("vec2seq_ys_id_too_big", train("vec2seq", np.ones(N_IN), [0, 1, 7]), B, IndexError,
+     ["vec2seq", "ys id 7", "t=3", "[0, 3)"]),
+    ("vec2seq_ys_id_negative", train("vec2seq", np.ones(N_IN), [0, -1, 1]), B, IndexError,
+     ["ys id -1", "t=2", "[0, 3)"]),
+    ("vec2seq_float_targets", train("vec2seq", np.ones(N_IN), [0.0, 1.0]), D, TypeError,
+     ["ys", "integer"]),
+    ("vec2seq_batch_of_x_and_ys_differ", train("vec2seq", np.ones((2, N_IN)), [[0], [1], [2]]), E,
+     ValueError, ["ys", "(3, 2)", "(3, 1)"]),
+    ("vec2seq_empty_sequence", train("vec2seq", np.ones(N_IN), []), E, ValueError,
+     ["vec2seq", "empty sequence"]),
+    ("vec2seq_ragged_targets", train("vec2seq", np.ones((2, N_IN)), RAGGED_Y), E, ValueError,
+     ["vec2seq", "ragged"]),
+    ("vec2seq_h0_wrong_shape", train("vec2seq", np.ones(N_IN), YS, h0=np.zeros((1, 4))), E,
+     ValueError, ["h0", "(4,)", "(1, 4)"]),
+    # --- conditional (x(t) -> y(t), y(t-1) -> h(t))
+    ("conditional_xs_id_too_big", train("conditional", [5, 1, 2], YS), B, IndexError,
+     ["conditional", "xs id 5", "t=1", "[0, 5)"]),
+    ("conditional_xs_id_negative", train("conditional", [[0, 1], [1, 1], [-4, 0]], [[0, 1]] * 3), B,
+     IndexError, ["xs id -4", "t=3, b=0", "[0, 5)"]),
+    ("conditional_ys_id_too_big", train("conditional", XS, [0, 1, 9]), B, IndexError,
+     ["ys id 9", "t=3", "[0, 3)"]),
+    ("conditional_float_ids", train("conditional", [0.0, 1.0, 2.0], YS), D, TypeError,
+     ["conditional", "float"]),
+    ("conditional_float_input_wrong_width", train("conditional", np.zeros((3, 3)), YS), E,
+     ValueError, ["width n_in=5", "(3, 3)"]),
+    ("conditional_xs_ys_lengths_differ", train("conditional", [0, 1], YS), E, ValueError,
+     ["2 steps", "ys has 3"]),
+    ("conditional_empty_sequence", train("conditional", [], []), E, ValueError,
+     ["conditional", "empty sequence"]),
+    ("conditional_ragged_batch", train("conditional", RAGGED, RAGGED_Y), E, ValueError,
+     ["ragged", "mask="]),
+    ("conditional_h0_wrong_shape", train("conditional", XS, YS, h0=np.zeros((4, 1))), E, ValueError,
+     ["h0", "(4,)", "(4, 1)"]),
+    # --- a user's own recurrence (float inputs)
+    ("own_cell_float_input_wrong_width", train("system", np.zeros((3, 2)), YS), E, ValueError,
+     ["system", "width n_in=5", "(3, 2)"]),
+    ("own_cell_ids_instead_of_vectors", train("system", XS, YS), D, TypeError,
+     ["system", "float input vectors"]),
+    ("own_cell_xs_ys_lengths_differ", train("system", FLOATS, [0, 1]), E, ValueError,
+     ["3 steps", "ys has 2"]),
+    ("own_cell_target_out_of_range", train("system", FLOATS, [0, 1, 3]), B, IndexError,
+     ["cross_entropy", "3", "[0, 3)", "system/t=3"]),
+    ("own_cell_empty_sequence", train("system", np.zeros((0, N_IN)), []), E, ValueError,
+     ["system", "empty sequence"]),
+    ("own_cell_ragged_batch", train("system", [[[0.0] * 5] * 2, [[0.0] * 5]], RAGGED_Y), E,
+     ValueError, ["ragged", "mask="]),
+    ("own_cell_h0_wrong_shape", train("system", FLOATS, YS, h0=np.zeros(2)), E, ValueError,
+     ["system", "h0", "(4,)", "(2,)"]),
+    # --- optimizers, clipping and training settings
+    ("sgd_zero_lr", call(lambda w: tg.optim.SGD(w.elman.parameters(), lr=0)), CF, ValueError,
+     ["SGD", "lr", "0"]),
+    ("sgd_negative_lr", call(lambda w: tg.optim.SGD(w.elman.parameters(), lr=-0.5)), CF, ValueError,
+     ["SGD", "lr", "-0.5"]),
+    ("adagrad_zero_lr", call(lambda w: tg.optim.Adagrad(w.elman.parameters(), lr=0.0)), CF,
+     ValueError, ["Adagrad", "lr"]),
+    ("adam_negative_lr", call(lambda w: tg.optim.Adam(w.elman.parameters(), lr=-1e-3)), CF,
+     ValueError, ["Adam", "lr", "-0.001"]),
+    ("sgd_empty_parameter_list", call(lambda w: tg.optim.SGD([], lr=0.1)), CF, ValueError,
+     ["SGD", "empty"]),
+    ("adam_empty_parameter_list", call(lambda w: tg.optim.Adam([], lr=0.1)), CF, ValueError,
+     ["Adam", "empty"]),
+    ("clip_zero_max_norm", call(lambda w: tg.clip_grad_norm(w.elman.parameters(), 0)), CF,
+     ValueError, ["clip_grad_norm", "max_norm", "0"]),
+    ("clip_negative_max_norm", call(lambda w: tg.clip_grad_norm(w.elman.parameters(), -1.0)), CF,
+     ValueError, ["clip_grad_norm", "max_norm", "-1.0"]),
+    ("clip_empty_parameter_list", call(lambda w: tg.clip_grad_norm([], 1.0)), CF, ValueError,
+     ["clip_grad_norm", "empty"]),
+    ("trainer_zero_lr", call(lambda w: rnn.Trainer(w.elman, lr=0)), CF, ValueError, ["lr", "0"]),
+    ("trainer_negative_clip", call(lambda w: rnn.Trainer(w.elman, w.optimizers["elman"], clip=-1)),
+     CF, ValueError, ["clip", "-1"]),
+    ("truncated_bptt_zero_chunk",
+     call(lambda w: rnn.truncated_bptt(w.trainers["elman"], XS, YS, chunk=0)), CF, ValueError,
+     ["chunk", "0"]),
+    # --- checkpoints: refused before anything changes
+    ("load_missing_file", load("nowhere.npz"), CN, FileNotFoundError, ["nowhere.npz"]),
+    ("load_corrupt_file", load("corrupt.npz", raw=lambda f: b"PK\x03\x04 not a zip" * 20), C,
+     ValueError, ["corrupt.npz", "not a readable checkpoint"]),
+    ("load_truncated_file", load("truncated.npz", raw=_truncated), C, ValueError,
+     ["truncated.npz", "not a readable checkpoint"]),
+    ("load_empty_file", load("empty.npz", raw=lambda f: b""), C, ValueError,
+     ["empty.npz", "not a readable checkpoint"]),
+    ("load_pickled_objects", load("pickled.npz", raw=_pickled), C, ValueError,
+     ["pickled.npz", "not a readable checkpoint"]),
+    ("load_missing_name", load("no_w.npz", drop=("W",)), C, ValueError, ["missing ['W']"]),
+    ("load_extra_name", load("extra.npz", change={"Z": np.zeros(2)}), C, ValueError,
+     ["unexpected ['Z']"]),
+    ("load_wrong_shape", load("shape.npz", change={"W": np.zeros((3, 3))}), C, ValueError,
+     ["'W'", "(3, 3)", "(4, 4)"]),
+    ("load_wrong_dtype", load("f32.npz", change={"V": np.zeros((3, 4), np.float32)}), C, ValueError,
+     ["'V'", "float32", "float64"]),
+    ("load_integer_dtype", load("int.npz", change={"b": np.zeros(4, np.int64)}), C, ValueError,
+     ["'b'", "int64"]),
+    ("load_another_designs_checkpoint",
+     call(lambda w: w.elman.load_state_dict(w.models["jordan"].state_dict())), C, ValueError,
+     ["'W'", "(4, 3)", "(4, 4)"]),
+    ("load_state_dict_with_ragged_value",
+     call(lambda w: w.elman.load_state_dict({**w.elman.state_dict(), "b": [[1.0], [1.0, 2.0]]})), C,
+     ValueError, ["'b'"]),
+    ("adam_load_truncated_file",
+     load_adam(lambda w: tg.load_arrays(w.checkpoint("adam_cut.npz", raw=lambda f: (
+         f / "adam.npz").read_bytes()[:200]))), C, ValueError, ["adam_cut.npz"]),
+    ("adam_load_wrong_shape", load_adam(lambda w: {"steps": np.array(1), "0.m": np.zeros((5, 4))}),
+     C, ValueError, ["Adam", "'0.m'", "(5, 4)", "(4, 5)"]),
+    ("adam_load_missing_steps", load_adam(lambda w: {"0.m": np.zeros((4, 5))}), C, ValueError,
+     ["Adam", "'steps'"]),
+    ("adam_load_extra_parameter", load_adam(lambda w: {"steps": np.array(1), "9.m": np.zeros(2)}),
+     C, ValueError, ["Adam", "'9.m'"]),
+    ("adam_load_sgd_state",
+     load_adam(lambda w: {"steps": np.array(1), "0.velocity": np.zeros((4, 5))}),
+     C, ValueError, ["Adam", "'0.velocity'"]),
+    ("save_into_missing_folder", call(lambda w: w.elman.save(w.folder / "no" / "such" / "m.npz")),
+     tg.CheckpointWriteError, OSError, ["save", "m.npz"]),
+    ("save_onto_a_folder", call(lambda w: w.elman.save(w.folder)), tg.CheckpointWriteError, OSError,
+     ["save", "Is a directory"]),
+    # --- rendering
+    ("render_without_graphviz", render_to(lambda f: f / "fig.svg",
+                                          program=lambda f: "/nonexistent/dot"), viz.RenderError,
+     RuntimeError, ["TINYGRAPH_DOT", "pip install graphviz-pure"]),
+    ("render_with_a_failing_program", render_to(lambda f: f / "fig.svg", program=_failing_renderer),
+     viz.RenderError, RuntimeError, ["renderer failed", "syntax error"]),
+    ("render_into_a_file_as_folder", render_to(lambda f: f / "file" / "fig.svg", _blocker),
+     viz.OutputPathError, OSError, ["viz.save", "fig.svg"]),
+    ("render_dot_onto_a_folder", render_to(lambda f: f / "out.dot", _make_dir("out.dot")),
+     viz.OutputPathError, OSError, ["viz.save", "out.dot"]),
+    ("render_unknown_suffix", render_to(lambda f: f / "fig.pdf"), viz.RenderError, RuntimeError,
+     [".svg", ".png", "fig.pdf"]),
+    ("render_unknown_format", call(lambda w: viz.render(viz.folded(w.elman), "jpeg")),
+     viz.RenderError, RuntimeError, ["jpeg", "svg"]),
+    ("unknown_figure_name", call(lambda w: viz.figure("10.11")), CF, ValueError,
+     ["10.11", "10.10"]),
+    ("unknown_figure_number", call(lambda w: viz.figure(11)), CF, ValueError, ["'11'", "10.1"]),
+]
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    return World(tmp_path, monkeypatch)
+
+
+def _assert_same(before, after):
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        if value is None:
+            assert after[key] is None, key
+        else:
+            assert after[key].dtype == value.dtype, key
+            np.testing.assert_array_equal(after[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("setup,error,builtin,details", [c[1:] for c in CATALOGUE],
+                         ids=[c[0] for c in CATALOGUE])
+def test_bad_input_is_caught_clearly_and_changes_nothing(world, setup, error, builtin, details):
+    bad_call = setup(world)
+    before = world.snapshot()
+    with pytest.raises(error) as info:
+        bad_call()
+    assert isinstance(info.value, tg.TinygraphError)
+    assert isinstance(info.value, builtin)
+    message = str(info.value)
+    for detail in details:
+        assert detail in message, f"{detail!r} not in {message!r}"
+    _assert_same(before, world.snapshot())
