@@ -1,0 +1,75 @@
+"""Resuming training from files: a fresh model and optimizer loaded from a checkpoint continue
+exactly (bit for bit, float64) as the run that was never interrupted."""
+
+import numpy as np
+
+import rnn
+import tinygraph as tg
+
+N_VOCAB, N_HIDDEN = 6, 5
+
+
+def _batches(count, seed=0):
+    """``count`` batches of (xs, ys) ids of shape (T, B) = (7, 3), a fixed random stream."""
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(0, N_VOCAB, (7, 3)), rng.integers(0, N_VOCAB, (7, 3)))
+            for _ in range(count)]
+
+
+def _fresh(seed):
+    model = rnn.ElmanRNN(N_VOCAB, N_HIDDEN, N_VOCAB, seed=seed)
+    return model, tg.optim.Adam(model.parameters(), lr=0.05)
+
+
+def test_elman_with_adam_resumed_from_files_continues_exactly(tmp_path):
+    batches = _batches(10)
+    model, adam = _fresh(seed=0)
+    trainer = rnn.Trainer(model, adam, clip=1.0)
+    trainer.fit(batches[:5])
+    model.save(tmp_path / "model.npz")
+    tg.save_arrays(tmp_path / "adam.npz", adam.state_dict())
+    uninterrupted = trainer.fit(batches[5:])
+
+    resumed_model, resumed_adam = _fresh(seed=1)          # other initial weights, empty state
+    resumed_model.load(tmp_path / "model.npz")
+    resumed_adam.load_state_dict(tg.load_arrays(tmp_path / "adam.npz"))
+    resumed = rnn.Trainer(resumed_model, resumed_adam, clip=1.0).fit(batches[5:])
+
+    assert resumed == uninterrupted
+    for (name, p), q in zip(model.named_parameters(), resumed_model.parameters()):
+        assert np.array_equal(p.data, q.data), name
+
+
+def test_resume_without_the_optimizer_state_does_not_continue_exactly(tmp_path):
+    batches = _batches(6)
+    model, adam = _fresh(seed=0)
+    trainer = rnn.Trainer(model, adam)
+    trainer.fit(batches[:3])
+    model.save(tmp_path / "model.npz")
+    uninterrupted = trainer.fit(batches[3:])
+
+    resumed_model, resumed_adam = _fresh(seed=1)
+    resumed_model.load(tmp_path / "model.npz")
+    resumed = rnn.Trainer(resumed_model, resumed_adam).fit(batches[3:])
+    assert resumed[0] == uninterrupted[0]       # same weights: same first loss
+    assert resumed[1:] != uninterrupted[1:]     # Adam's moments and step count were lost
+
+
+def test_truncated_bptt_resumed_with_its_carried_state_continues_exactly(tmp_path):
+    rng = np.random.default_rng(3)
+    xs, ys = rng.integers(0, N_VOCAB, (40, 2)), rng.integers(0, N_VOCAB, (40, 2))
+    model, adam = _fresh(seed=0)
+    trainer = rnn.Trainer(model, adam, clip=5.0)
+    _, h = rnn.truncated_bptt(trainer, xs[:20], ys[:20], chunk=5)
+    model.save(tmp_path / "model.npz")
+    tg.save_arrays(tmp_path / "adam.npz", adam.state_dict())
+    tg.save_arrays(tmp_path / "state.npz", {"h": h.data})
+    uninterrupted, _ = rnn.truncated_bptt(trainer, xs[20:], ys[20:], chunk=5, h0=h)
+
+    resumed_model, resumed_adam = _fresh(seed=1)
+    resumed_model.load(tmp_path / "model.npz")
+    resumed_adam.load_state_dict(tg.load_arrays(tmp_path / "adam.npz"))
+    h0 = tg.load_arrays(tmp_path / "state.npz")["h"]
+    resumed, _ = rnn.truncated_bptt(rnn.Trainer(resumed_model, resumed_adam, clip=5.0),
+                                    xs[20:], ys[20:], chunk=5, h0=h0)
+    assert resumed == uninterrupted
