@@ -220,3 +220,13 @@ def test_summarised_output_recurrence_routes_through_one_elision_node_per_variab
     assert {(text[a], label) for a, b, label in edges if b == gaps["h"]} == {("y (3)", "W")}
     assert {(text[b], label) for a, b, label in edges if a == gaps["y"]} == {("h (18)", "W")}
     assert not any(b == gaps["y"] or a == gaps["h"] for a, b, _ in edges)
+
+
+def test_gradient_flow_view_shows_the_norm_reaching_each_state():
+    nodes, _, _ = _svg(viz.unrolled(_ScalarChain(w=0.5), steps=5, grads=True))
+    shown = {n["text"].split(" ")[1]: n for n in nodes.values() if n["text"].startswith("h (")
+             and n["text"].split(" ")[1] != "(...)"}
+    for t in range(1, 6):           # h(5) = w**5 h(0): dh(5)/dh(t) = w**(5 - t)
+        assert float(shown[f"({t})"]["text"].split(" ")[2]) == pytest.approx(0.5 ** (5 - t),
+                                                                             rel=0.05)
+    assert shown["(1)"]["fill"] != shown["(5)"]["fill"]

@@ -102,11 +102,14 @@ class Variables:
         The weight names carried by the edge (empty: no weight).
     steps : int
         The largest time step seen.
+    nodes : dict (name, t) -> Tensor
+        The engine node of each variable (the first one met, if several share a key).
     """
 
-    def __init__(self, keys, edges):
+    def __init__(self, keys, edges, nodes):
         self.keys = keys
         self.edges = edges
+        self.nodes = nodes
         self.steps = max((t for _, t in keys if t is not None), default=0)
 
     @property
@@ -156,9 +159,12 @@ def derive(roots, hide=(), window=None):
                 merged = list(edges.get((key, dst), ()))
                 merged += [w for w in labels if w not in merged]
                 edges[(key, dst)] = tuple(merged)
+    nodes = {}
+    for node, key in variables:
+        nodes.setdefault(key, node)
     for src, dst in edges:
         keys.setdefault(src, None)
-    return Variables(list(keys), edges)
+    return Variables(list(keys), edges, nodes)
 
 
 def _feeders(node, hide):

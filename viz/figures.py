@@ -13,7 +13,7 @@ import rnn
 import tinygraph as tg
 
 from .derive import derive
-from .render import html_text, sup_label
+from .render import html_text, sup_html
 from .views import draw_folded, draw_unrolled, new_digraph
 
 _SIZES = (4, 3, 4)   # n_in, n_hidden, n_out of the models the figures are traced from
@@ -91,7 +91,7 @@ def _graphical_model(title, columns, parents):
     rows = {}
     for t, names in enumerate(columns, start=1):
         for name in names:
-            g.node(node_id((name, t)), label=sup_label(name, f"({t})"), group=f"t{t}")
+            g.node(node_id((name, t)), label=f"<{sup_html(name, f'({t})')}>", group=f"t{t}")
             rows.setdefault(name, []).append((name, t))
     for key, given in parents.items():
         for src in given:

@@ -43,7 +43,7 @@ def _param_copy(node, param, norms, lo, hi):
     attrs = {"shape": "box", "style": "filled", "fillcolor": "#dbe9f6", "fontsize": "9"}
     if id(param) in norms:
         lines.append(f"|grad|={norms[id(param)]:.2e}")
-        attrs["fillcolor"] = _colour(norms[id(param)], lo, hi)
+        attrs["fillcolor"] = grad_colour(norms[id(param)], lo, hi)
     attrs["label"] = "<" + "<br/>".join(lines) + ">"
     return attrs
 
@@ -78,7 +78,14 @@ def _norms(output, order):
     return norms
 
 
-def _colour(norm, lo, hi):
+def log_range(norms):
+    """(lowest, highest) log10 of the positive finite values of ``norms``."""
+    logs = [math.log10(v) for v in norms if v > 0 and math.isfinite(v)]
+    return (min(logs), max(logs)) if logs else (0.0, 0.0)
+
+
+def grad_colour(norm, lo, hi):
+    """Fill colour of a gradient norm on a log scale from ``lo`` to ``hi`` (light to dark)."""
     if norm <= 0 or not math.isfinite(norm):
         return _RAMP[0] if norm == 0 else "#cb181d"
     x = 0.0 if hi <= lo else (math.log10(norm) - lo) / (hi - lo)
@@ -111,8 +118,7 @@ def _draw(tensor, keep, grads):
     steps = sorted({t for t in (time_step(n.scope) for n in order) if t is not None and t >= 1})
     hidden = set(steps[keep:-keep]) if len(steps) > 2 * keep + 1 else set()
     norms = _norms(tensor, order) if grads else {}
-    logs = [math.log10(v) for v in norms.values() if v > 0 and math.isfinite(v)]
-    lo, hi = (min(logs), max(logs)) if logs else (0.0, 0.0)
+    lo, hi = log_range(norms.values())
 
     g = graphviz.Digraph(name="ops")
     g.attr(rankdir="LR", newrank="true", nodesep="0.15", ranksep="0.3")
@@ -141,7 +147,7 @@ def _draw(tensor, keep, grads):
         if isinstance(node, Parameter):
             attrs.update(shape="box", style="filled", fillcolor="#dbe9f6")
         if grads and id(node) in norms:
-            attrs["fillcolor"] = _colour(norms[id(node)], lo, hi)
+            attrs["fillcolor"] = grad_colour(norms[id(node)], lo, hi)
         if node.name is not None and not isinstance(node, Parameter):
             attrs["group"] = f"v{groups.setdefault(node.name, len(groups))}"
         members = clusters.setdefault(node.scope, [])

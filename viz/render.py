@@ -119,14 +119,14 @@ def html_text(text):
     return html.escape(str(text), quote=True)
 
 
-def sup_label(name, sup, point_size=10, bold=False):
-    """HTML-like label ``name`` with a superscript in a smaller font, e.g. h<sup>(t)</sup>."""
-    body = html_text(name)
-    if bold:
-        body = f"<b>{body}</b>"
-    if sup is None or sup == "":
-        return f"<{body}>"
-    return f'<{body}<font point-size="{point_size}"><sup>{html_text(sup)}</sup></font>>'
+def sup_html(name, sup, point_size=10):
+    """HTML-like label text ``name`` with a superscript in a smaller font, e.g. h<sup>(t)</sup>.
+
+    Graphviz does not shrink ``<sup>`` by itself, hence the ``<font>``.  Wrap the
+    result in ``<...>`` to use it as a label.
+    """
+    return (f'{html_text(name)}<font point-size="{point_size}"><sup>{html_text(sup)}</sup>'
+            f'</font>')
 
 
 def _point_at_renderer_if_any():

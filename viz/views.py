@@ -11,9 +11,13 @@ There is no drawing code per architecture.
 import re
 
 import graphviz
+import numpy as np
+
+import tinygraph as tg
 
 from .derive import derive
-from .render import html_text, sup_label
+from .opgraph import grad_colour, log_range
+from .render import html_text, sup_html
 
 KEEP = 3             # steps drawn at each end of a long unroll
 _NODE = {"shape": "circle", "width": "0.75", "fixedsize": "false", "fontname": "Times-Roman",
@@ -37,7 +41,7 @@ def variables_of(model, steps=3, hide=(), window=None):
     return derive(model.trace(steps), hide=hide, window=window)
 
 
-def unrolled(model, steps=3, keep=KEEP, hide=(), time_labels=None):
+def unrolled(model, steps=3, keep=KEEP, hide=(), time_labels=None, grads=False):
     """The unrolled graph of ``model`` over ``steps`` time steps.
 
     Parameters
@@ -51,6 +55,9 @@ def unrolled(model, steps=3, keep=KEEP, hide=(), time_labels=None):
         Variable names to treat as unnamed intermediate nodes (e.g. ``("a",)``).
     time_labels : callable t -> str, optional
         Superscript text of step t (default the number t).
+    grads : bool
+        The gradient-flow view: colour each variable that requires grad by
+        ‖∂L/∂v(t)‖ (L the sum of the trace's roots) and write the norm under its name.
 
     Returns
     -------
@@ -58,9 +65,22 @@ def unrolled(model, steps=3, keep=KEEP, hide=(), time_labels=None):
     """
     g = new_digraph(f"{model.name}_unrolled")
     window = keep if steps > 2 * keep + 1 else None
-    draw_unrolled(g, variables_of(model, steps, hide, window), "u",
-                  getattr(model, "edge_label", None), keep, time_labels)
+    roots = model.trace(steps)
+    variables = derive(roots, hide=hide, window=window)
+    norms = _variable_grad_norms(roots, variables) if grads else None
+    draw_unrolled(g, variables, "u", getattr(model, "edge_label", None), keep, time_labels,
+                  norms=norms)
     return g
+
+
+def _variable_grad_norms(roots, variables):
+    """(name, t) -> ‖∂L/∂v(t)‖ for the variables that require grad; L = sum of the roots' sums."""
+    total = roots[0].sum()
+    for r in roots[1:]:
+        total = total + r.sum()
+    keys = [k for k, node in variables.nodes.items() if node.requires_grad]
+    grads = tg.grad(total, [variables.nodes[k] for k in keys], retain_graph=True)
+    return {k: float(np.linalg.norm(g)) for k, g in zip(keys, grads)}
 
 
 def folded(model, steps=3, hide=()):
@@ -118,10 +138,12 @@ def _add_edge(g, src, dst, attrs, above):
         g.edge(src, dst, **attrs)
 
 
-def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None, ends=True):
+def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None, ends=True,
+                  norms=None):
     """Add the unrolled graph of ``variables`` to ``g`` (node ids start with ``prefix``).
 
-    With ``ends``, each recurrent edge also comes in from and goes out to a ``(...)`` node.
+    With ``ends``, each recurrent edge also comes in from and goes out to a ``(...)`` node;
+    ``norms`` ((name, t) -> gradient norm) colours the variables it names.
     """
     names = variables.names
     ids = _name_ids(names, prefix)
@@ -142,12 +164,19 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     present = [k for k in variables.keys if k[1] is None or k[1] in shown_set]
     present_set = set(present)
     rows = {}
+    lo, hi = log_range(norms.values()) if norms else (0.0, 0.0)
     for name, t in sorted(present, key=lambda k: (names.index(k[0]), k[1] or 0)):
+        attrs = {}
         if t is None:
-            g.node(node_id((name, t)), label=f"<{html_text(name)}>")
+            label = html_text(name)
         else:
-            g.node(node_id((name, t)), label=sup_label(name, f"({stamp(t)})"), group=f"{prefix}t{t}")
+            label = sup_html(name, f"({stamp(t)})")
+            attrs["group"] = f"{prefix}t{t}"
             rows.setdefault(name, []).append(node_id((name, t)))
+        if norms and (name, t) in norms:
+            label += f'<br/><font point-size="9">{norms[(name, t)]:.1e}</font>'
+            attrs.update(style="filled", fillcolor=grad_colour(norms[(name, t)], lo, hi))
+        g.node(node_id((name, t)), label=f"<{label}>", **attrs)
 
     recurrences, elided = {}, {}
     for (src, dst), labels in variables.edges.items():
@@ -173,14 +202,14 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         first, last = (dst_name, shown[0]), (src_name, shown[-1])
         if first in present_set:
             nid = f"{ids[src_name]}_start"
-            g.node(nid, label=sup_label(src_name, "(...)"))
+            g.node(nid, label=f"<{sup_html(src_name, '(...)')}>")
             row = rows.setdefault(src_name, [])
             if nid not in row:
                 row.insert(0, nid)
             _add_edge(g, nid, node_id(first), attrs, src_name in above)
         if last in present_set:
             nid = f"{ids[dst_name]}_end"
-            g.node(nid, label=sup_label(dst_name, "(...)"))
+            g.node(nid, label=f"<{sup_html(dst_name, '(...)')}>")
             row = rows.setdefault(dst_name, [])
             if nid not in row:
                 row.append(nid)
