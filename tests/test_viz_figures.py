@@ -53,6 +53,16 @@ def test_figure_10_3_has_U_V_W_and_the_loss_against_the_target():
     assert {label for _, _, label in edges} == {"U", "V", "W", ""}
 
 
+@pytest.mark.parametrize("number", ["10.2", "10.3", "10.4"])
+def test_circuit_figures_put_an_unfold_arrow_between_the_circuit_and_its_unfolding(number):
+    nodes, _, clusters, _ = _figure(number)
+    unfold = [n for n in nodes.values() if n["text"] == "Unfold"]
+    assert len(unfold) == 1
+    circuit = [n["x"] for nid, n in nodes.items() if nid.startswith("f")]
+    unrolled = [n["x"] for nid, n in nodes.items() if nid.startswith("u") and nid != "unfold"]
+    assert max(circuit) < unfold[0]["x"] < min(unrolled)
+
+
 def test_figure_10_4_recurrence_runs_from_the_output_through_the_delay_to_the_hidden_units():
     nodes, edges, _, labelled = _figure("10.4")
     (square,) = _squares(nodes)

@@ -63,9 +63,18 @@ def _folded_and_unrolled(title, model, steps=3, hide=("a",), stamp=None):
     """Left panel: the circuit; right panel: the unfolded graph (figures 10.2-10.4)."""
     g = new_digraph(title)
     edge_label = getattr(model, "edge_label", None)
+    circuit = derive(model.trace(3), hide=hide)
     with g.subgraph(name="cluster_folded") as left:
         left.attr(label="", style="invis")
-        draw_folded(left, derive(model.trace(3), hide=hide), "f", edge_label)
+        ids = draw_folded(left, circuit, "f", edge_label)
+    delayed = [d[0] for s, d in circuit.edges if None not in (s[1], d[1]) and d[1] > s[1]]
+    g.node("unfold", label="Unfold", shape="rarrow", fixedsize="false", fontsize="14",
+           height="0.4")
+    with g.subgraph() as row:
+        row.attr(rank="same")
+        row.node(ids[delayed[0]])
+        row.node("unfold")
+    g.edge(ids[delayed[0]], "unfold", style="invis")
     with g.subgraph(name="cluster_unrolled") as right:
         right.attr(label="", style="invis")
         draw_unrolled(right, derive(model.trace(steps), hide=hide), "u", edge_label,

@@ -243,7 +243,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
 
 
 def draw_folded(g, variables, prefix, edge_label=None):
-    """Add the folded circuit of ``variables`` to ``g`` (node ids start with ``prefix``)."""
+    """Add the folded circuit of ``variables`` to ``g``; returns {name: node id} (ids start with ``prefix``)."""
     names = variables.names
     ids = _name_ids(names, prefix)
     above = _targets(variables)
@@ -269,3 +269,4 @@ def draw_folded(g, variables, prefix, edge_label=None):
             g.edge(tail, square, **(attrs if i == 0 else {}))
             tail = square
         g.edge(tail, ids[dst], constraint="false")   # a feedback loop: layers come from within-step edges
+    return ids
