@@ -122,7 +122,7 @@ def _name_ids(names, prefix):
 
 
 def _targets(variables):
-    """Names of inputs that feed only losses-like sinks: drawn above their consumer, as y above L."""
+    """Names of input variables that feed a sink (a loss): drawn above it, as y above L."""
     dsts = {d[0] for _, d in variables.edges}
     srcs = {s[0] for s, _ in variables.edges}
     sinks = {n for n in variables.names if n not in srcs}
