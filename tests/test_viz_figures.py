@@ -123,6 +123,12 @@ def test_figure_10_10_feeds_the_previous_target_through_R_and_the_input_through_
     assert ("h (t-1)", "h (t)", "W") in labelled
 
 
+def test_figures_are_drawn_even_inside_no_grad():
+    with tg.no_grad():
+        inside = viz.figure("10.6").source
+    assert inside == viz.figure("10.6").source
+
+
 @pytest.mark.parametrize("number", ["10.11", "9.1", ""])
 def test_unknown_figure_is_a_clear_error(number):
     with pytest.raises(tg.ConfigError, match="10.1, 10.2"):

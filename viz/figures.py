@@ -195,4 +195,5 @@ def figure(number):
     if key not in FIGURES:
         raise tg.ConfigError(f"viz.figure: no figure {key!r}; choose one of "
                              f"{', '.join(FIGURES)}")
-    return FIGURES[key]()
+    with tg.enable_grad():      # the figures are traced from real unrolls, even inside no_grad
+        return FIGURES[key]()
