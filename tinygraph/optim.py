@@ -76,13 +76,24 @@ class Optimizer:
                     or name not in self.state_keys):
                 raise CheckpointError(f"{who}.load_state_dict: unexpected entry '{key}'")
             p = self.params[int(index)]
-            if np.shape(value) != p.shape:
-                raise CheckpointError(f"{who}.load_state_dict: '{key}' has shape {np.shape(value)}, "
+            try:
+                value = np.asarray(value)
+            except (ValueError, TypeError) as e:
+                raise CheckpointError(f"{who}.load_state_dict: '{key}' is not an array ({e})") from None
+            if value.shape != p.shape:
+                raise CheckpointError(f"{who}.load_state_dict: '{key}' has shape {value.shape}, "
                                       f"parameter {index} has {p.shape}")
-            new[int(index)][name] = np.array(value, dtype=p.dtype, copy=True)
+            if value.dtype != p.dtype:
+                raise CheckpointError(f"{who}.load_state_dict: '{key}' has dtype {value.dtype}, "
+                                      f"parameter {index} has {p.dtype}")
+            new[int(index)][name] = value.copy()
         if "steps" not in d:
             raise CheckpointError(f"{who}.load_state_dict: missing 'steps'")
-        self.steps = int(d["steps"])
+        steps = np.asarray(d["steps"])
+        if steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
+            raise CheckpointError(f"{who}.load_state_dict: 'steps' must be a count (an integer "
+                                  f">= 0), got {d['steps']!r}")
+        self.steps = int(steps)
         self.state = new
 
 
