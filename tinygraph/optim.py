@@ -12,7 +12,14 @@ from .tensor import Tensor
 
 
 def _check_params(who, params):
-    params = list(params)
+    if isinstance(params, Tensor):    # list(tensor) would silently give its rows, never trained
+        raise ConfigError(f"{who}: params must be a list of tensors (e.g. model.parameters()), "
+                          "got a single Tensor; wrap it in a list")
+    try:
+        params = list(params)
+    except TypeError:
+        raise ConfigError(f"{who}: params must be a list of tensors (e.g. model.parameters()), "
+                          f"got {type(params).__name__}") from None
     if not params:
         raise ConfigError(f"{who}: got an empty parameter list")
     for p in params:
