@@ -1,6 +1,8 @@
 """The folded and unrolled views are derived from a model's own unroll: a cell
 the library does not ship gets both, with the book's layout and labels."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -115,7 +117,7 @@ def test_recurrent_variables_get_ellipsis_nodes_at_both_ends():
 
 def test_hiding_a_variable_joins_its_feeders_to_its_consumers():
     model = rnn.ElmanRNN(4, 3, 4)
-    shown = _edge_labels(*_svg(viz.unrolled(model, steps=2))[:2])
+    shown = _edge_labels(*_svg(viz.unrolled(model, steps=2, hide=()))[:2])
     hidden = _edge_labels(*_svg(viz.unrolled(model, steps=2, hide=("a",)))[:2])
     assert shown[("x (1)", "a (1)")] == "U" and shown[("a (1)", "h (1)")] == ""
     assert hidden[("x (1)", "h (1)")] == "U"
@@ -230,3 +232,12 @@ def test_gradient_flow_view_shows_the_norm_reaching_each_state():
         assert float(shown[f"({t})"]["text"].split(" ")[2]) == pytest.approx(0.5 ** (5 - t),
                                                                              rel=0.05)
     assert shown["(1)"]["fill"] != shown["(5)"]["fill"]
+
+
+def test_default_views_hide_the_pre_activation_as_the_book_does():
+    model = rnn.ElmanRNN(4, 3, 4)
+    default = _edge_labels(*_svg(viz.unrolled(model, steps=2))[:2])
+    assert default[("x (1)", "h (1)")] == "U"
+    assert "a (1)" not in {node for edge in default for node in edge}
+    folded_labels = re.findall(r"label=<(\w+)>", viz.folded(model).source)
+    assert "h" in folded_labels and "a" not in folded_labels

@@ -41,7 +41,10 @@ def variables_of(model, steps=3, hide=(), window=None):
     return derive(model.trace(steps), hide=hide, window=window)
 
 
-def unrolled(model, steps=3, keep=KEEP, hide=(), time_labels=None, grads=False):
+BOOK_HIDDEN = ("a",)   # the pre-activation a(t) is named in the DAG but not drawn in the book's figures
+
+
+def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grads=False):
     """The unrolled graph of ``model`` over ``steps`` time steps.
 
     Parameters
@@ -52,7 +55,8 @@ def unrolled(model, steps=3, keep=KEEP, hide=(), time_labels=None, grads=False):
         summarised (the first and last ``keep`` steps and one elision node per
         recurrent variable saying how many steps were left out).
     hide : iterable of str
-        Variable names to treat as unnamed intermediate nodes (e.g. ``("a",)``).
+        Variable names to treat as unnamed intermediate nodes: by default ``("a",)``,
+        as in the book; pass ``()`` to draw every named variable.
     time_labels : callable t -> str, optional
         Superscript text of step t (default the number t).
     grads : bool
@@ -83,7 +87,7 @@ def _variable_grad_norms(roots, variables):
     return {k: float(np.linalg.norm(g)) for k, g in zip(keys, grads)}
 
 
-def folded(model, steps=3, hide=()):
+def folded(model, steps=3, hide=BOOK_HIDDEN):
     """The folded circuit of ``model``: one node per variable, delays as black squares.
 
     Parameters
@@ -93,7 +97,8 @@ def folded(model, steps=3, hide=()):
         Length of the traced unroll that is quotiented by time (the edges of its
         first and last few steps are grouped by variable and time offset).
     hide : iterable of str
-        Variable names to treat as unnamed intermediate nodes (e.g. ``("a",)``).
+        Variable names to treat as unnamed intermediate nodes: by default ``("a",)``,
+        as in the book; pass ``()`` to draw every named variable.
 
     Returns
     -------
