@@ -9,8 +9,10 @@ its output frees it by reference counting alone.
 """
 
 import contextlib
+import functools
 import itertools
 import operator
+import os
 import traceback
 
 import numpy as np
@@ -92,11 +94,31 @@ def _where(scope_label):
 
 
 def _creation_site():
-    """The innermost stack frame outside the tinygraph package, as 'file:line in func'."""
-    for frame in reversed(traceback.extract_stack()[:-2]):
-        if "/tinygraph/" not in frame.filename.replace("\\", "/"):
-            return f"{frame.filename}:{frame.lineno} in {frame.name}"
-    return "unknown"
+    """The innermost stack frame outside the tinygraph package, as 'file:line in func'.
+
+    When that frame is inside another package (e.g. a built-in design of ``rnn``), the
+    innermost frame outside that package follows as "called from ...": the user's line.
+    """
+    frames = [frame for frame in reversed(traceback.extract_stack()[:-2])
+              if "/tinygraph/" not in frame.filename.replace("\\", "/")]
+    if not frames:
+        return "unknown"
+    site = f"{frames[0].filename}:{frames[0].lineno} in {frames[0].name}"
+    package = _package_folder(frames[0].filename)
+    if package is not None:
+        for frame in frames[1:]:
+            if not frame.filename.startswith(package):
+                return f"{site}, called from {frame.filename}:{frame.lineno} in {frame.name}"
+    return site
+
+
+@functools.lru_cache(maxsize=None)
+def _package_folder(filename):
+    """The top-level package folder holding ``filename`` (with a trailing separator), or None."""
+    folder, top = os.path.dirname(os.path.abspath(filename)), None
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        top, folder = folder, os.path.dirname(folder)
+    return None if top is None else top + os.sep
 
 
 def _as_array(data, dtype=None):
