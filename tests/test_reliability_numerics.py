@@ -54,13 +54,15 @@ def test_anomaly_in_an_unroll_names_the_time_step_and_the_users_line():
     assert f"{__file__}:{_line_of('MARK-cell-forward')}" in message
 
 
-def test_anomaly_in_a_built_in_design_names_the_model_and_the_time_step():
+def test_anomaly_in_a_built_in_design_names_the_time_step_and_the_users_call():
     model = rnn.ElmanRNN(N_IN, H, N_OUT, seed=0)
     xs, ys = _sequence(6)
     xs[3, 0] = np.nan
     with tg.detect_anomaly(), pytest.raises(tg.AnomalyError) as info:
-        model.loss(xs, ys)
-    assert "'elman/t=4'" in str(info.value) and "NaN" in str(info.value)
+        model.loss(xs, ys)   # MARK-elman-loss
+    message = str(info.value)
+    assert "'elman/t=4'" in message and "NaN" in message
+    assert f"called from {__file__}:{_line_of('MARK-elman-loss')}" in message
 
 
 def test_anomaly_in_backward_through_time_names_the_time_step_and_the_users_line():
