@@ -276,6 +276,9 @@ def write_model_views(model, out, stem, probe_args, probe_kwargs, steps=3):
              (f"{stem}_unrolled.svg", f"{model.name}: unrolled graph, {steps} steps")]
     save(folded(model), os.path.join(out, files[0][0]))
     save(unrolled(model, steps=steps), os.path.join(out, files[1][0]))
+    save(unrolled(model, steps=12, grads=True), os.path.join(out, f"{stem}_unrolled_grads.svg"))
+    files.append((f"{stem}_unrolled_grads.svg", f"{model.name}: gradient flow, each variable "
+                                               f"coloured by ‖∂L/∂v(t)‖ (12 steps, summarised)"))
     loss = model.loss(*probe_args, **probe_kwargs)
     norms = gradient_norms(loss)
     loss.backward(retain_graph=True)
