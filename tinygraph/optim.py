@@ -31,10 +31,18 @@ def _check_params(who, params):
     return params
 
 
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def _check_positive(who, what, value):
-    if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value) \
-            or value <= 0:
+    if not _is_number(value) or not np.isfinite(value) or value <= 0:
         raise ConfigError(f"{who}: {what} must be positive, got {value}")
+
+
+def _check_fraction(who, what, value):
+    if not _is_number(value) or not 0 <= value < 1:
+        raise ConfigError(f"{who}: {what} must be in [0, 1), got {value}")
 
 
 class Optimizer:
@@ -111,8 +119,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0):
         super().__init__(params, lr)
-        if not 0 <= momentum < 1:
-            raise ConfigError(f"SGD: momentum must be in [0, 1), got {momentum}")
+        _check_fraction("SGD", "momentum", momentum)
         self.momentum = momentum
 
     def _update(self, p, g, state):
@@ -131,6 +138,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, lr, eps=1e-10):
         super().__init__(params, lr)
+        _check_positive("Adagrad", "eps", eps)
         self.eps = eps
 
     def _update(self, p, g, state):
@@ -146,8 +154,11 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, lr)
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ConfigError(f"Adam: betas must be in [0, 1), got {betas}")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ConfigError(f"Adam: betas must be a pair (beta1, beta2), got {betas}")
+        for beta in betas:
+            _check_fraction("Adam", "betas", beta)
+        _check_positive("Adam", "eps", eps)
         self.betas = betas
         self.eps = eps
 
