@@ -201,7 +201,10 @@ class RecurrentModel(tg.Module):
     def loss(self, *args, **kwargs):
         """Sum over time steps of the batch-mean cross-entropy, with every step's o(t) and L(t)
         as named nodes of the DAG (see ``run`` for the arguments)."""
-        return self.run(*args, **kwargs).loss
+        loss = self.run(*args, **kwargs).loss
+        if loss is None:
+            raise tg.ShapeError(f"{self.name}.loss: needs targets (ys) to compute a loss")
+        return loss
 
 
 class Recurrence(RecurrentModel):
@@ -307,6 +310,9 @@ class Recurrence(RecurrentModel):
             if not isinstance(h, tg.Tensor):
                 raise tg.DTypeError(f"{who}: the step function must return a Tensor, got "
                                     f"{type(h).__name__}")
+            if h.shape != h_prev.shape:
+                raise tg.ShapeError(f"{who}: at t={t} the step function returned a state of shape "
+                                    f"{h.shape}; the state has shape {h_prev.shape}")
             h = carry_masked(h, h_prev, k)
             named = {"x": x, self.state_name: h}
             if self.readout is not None:

@@ -32,7 +32,8 @@ class Trainer:
     def __init__(self, model, optimizer=None, lr=1e-2, clip=None):
         self.model = model
         self.optimizer = optimizer if optimizer is not None else tg.optim.Adam(model.parameters(), lr)
-        if clip is not None and not clip > 0:
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float, np.number))
+                                 or not clip > 0):
             raise tg.ConfigError(f"Trainer: clip must be positive or None, got {clip}")
         self.clip = clip
         self.steps = 0

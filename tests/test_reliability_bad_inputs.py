@@ -455,6 +455,21 @@ CATALOGUE = [
     ("unknown_figure_name", call(lambda w: viz.figure("10.11")), CF, ValueError,
      ["10.11", "10.10"]),
     ("unknown_figure_number", call(lambda w: viz.figure(11)), CF, ValueError, ["'11'", "10.1"]),
+    ("graph_of_an_array", call(lambda w: viz.graph(np.ones(3))), tg.DTypeError, TypeError,
+     ["viz.graph", "ndarray"]),
+    ("folded_of_a_non_model", call(lambda w: viz.folded(object())), tg.DTypeError, TypeError,
+     ["viz.folded", "trace", "object"]),
+    ("unrolled_of_a_non_model", call(lambda w: viz.unrolled(3)), tg.DTypeError, TypeError,
+     ["viz.unrolled", "int"]),
+    # --- rnn misuse found by the catalogue's first run
+    ("loss_without_targets", call(lambda w: w.elman.loss(np.array([0, 1]))), tg.ShapeError,
+     ValueError, ["elman.loss", "targets"]),
+    ("trainer_clip_not_a_number", call(lambda w: rnn.Trainer(w.elman, clip="a")), tg.ConfigError,
+     ValueError, ["Trainer", "clip"]),
+    ("recurrence_step_changes_state_shape",
+     call(lambda w: rnn.Recurrence(lambda h, x: tg.concat([h, x], axis=-1), [w.elman.W],
+                                   n_state=N_HIDDEN, n_in=2).run(np.ones((3, 2)))),
+     tg.ShapeError, ValueError, ["t=1", "state"]),
 ]
 
 

@@ -109,6 +109,8 @@ def graph(tensor, keep=KEEP, grads=False):
     -------
     graphviz.Digraph
     """
+    if not isinstance(tensor, tg.Tensor):
+        raise tg.DTypeError(f"viz.graph: needs a tinygraph Tensor, got {type(tensor).__name__}")
     with collector_paused():
         return _draw(tensor, keep, grads)
 

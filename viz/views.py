@@ -36,9 +36,17 @@ def new_digraph(name):
     return g
 
 
-def variables_of(model, steps=3, hide=(), window=None):
+def _trace(model, steps, who):
+    """``model.trace(steps)``, or a clear error for something that is not a recurrent model."""
+    if not callable(getattr(model, "trace", None)) or not hasattr(model, "name"):
+        raise tg.DTypeError(f"viz.{who}: needs a model with .name and .trace(steps) (an rnn "
+                            f"design or rnn.Recurrence), got {type(model).__name__}")
+    return model.trace(steps)
+
+
+def variables_of(model, steps=3, hide=(), window=None, who="folded"):
     """The :class:`~viz.derive.Variables` of ``model.trace(steps)``."""
-    return derive(model.trace(steps), hide=hide, window=window)
+    return derive(_trace(model, steps, who), hide=hide, window=window)
 
 
 BOOK_HIDDEN = ("a",)   # the pre-activation a(t) is named in the DAG but not drawn in the book's figures
@@ -67,9 +75,9 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
     -------
     graphviz.Digraph
     """
+    roots = _trace(model, steps, "unrolled")
     g = new_digraph(f"{model.name}_unrolled")
     window = keep if steps > 2 * keep + 1 else None
-    roots = model.trace(steps)
     variables = derive(roots, hide=hide, window=window)
     norms = _variable_grad_norms(roots, variables) if grads else None
     draw_unrolled(g, variables, "u", getattr(model, "edge_label", None), keep, time_labels,
@@ -104,9 +112,9 @@ def folded(model, steps=3, hide=BOOK_HIDDEN):
     -------
     graphviz.Digraph
     """
+    variables = variables_of(model, steps, hide, window=KEEP)
     g = new_digraph(f"{model.name}_folded")
-    draw_folded(g, variables_of(model, steps, hide, window=KEEP), "f",
-                getattr(model, "edge_label", None))
+    draw_folded(g, variables, "f", getattr(model, "edge_label", None))
     return g
 
 
