@@ -31,21 +31,21 @@ def _chain_arrays(kind, rng):
 def _engine(x0, w0, n, op):
     x = tg.tensor(x0, requires_grad=True)
     w = tg.tensor(w0, requires_grad=True)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     y = x
     for _ in range(n):
         y = op(y, w)
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     y.backward(np.ones_like(x0))
-    return t1 - t0, time.perf_counter() - t1
+    return t1 - t0, time.process_time() - t1
 
 
 def _numpy(x0, w0, n, op):
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     ys = [x0]
     for _ in range(n):
         ys.append(op(ys[-1], w0))
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     g = np.ones_like(x0)
     gw = np.zeros_like(w0)
     if op is np.multiply:
@@ -57,15 +57,15 @@ def _numpy(x0, w0, n, op):
         for i in reversed(range(n)):
             gw = gw + ys[i].T @ g
             g = g @ wt
-    return t1 - t0, time.perf_counter() - t1
+    return t1 - t0, time.process_time() - t1
 
 
 def measure(kind, n, repeats):
     """Best µs per node over ``repeats`` rounds: engine (create, backward), numpy (forward, backward).
 
-    Engine and numpy run alternately.  The best round, not the median, is taken (as timeit
-    advises for micro-benchmarks): on a shared machine bursts of load from other processes
-    only ever add time.
+    Engine and numpy run alternately, timed by process CPU time.  The best round, not the
+    median, is taken (as timeit advises for micro-benchmarks): on a shared machine load from
+    other processes only ever adds time.
     """
     x0, w0, np_op = _chain_arrays(kind, np.random.default_rng(0))
     tg_op = tg.mul if np_op is np.multiply else tg.matmul

@@ -58,14 +58,17 @@ def parse_config(text):
 # ---------------------------------------------------------------- the contenders
 
 
-def engine_runner(n_vocab, n_hidden, xs, ys, dtype):
+def engine_runner(n_vocab, n_hidden, xs, ys, dtype, batched_output=False):
+    """``model.loss`` (per-step o(t), L(t) nodes), or with ``batched_output`` ``run_for_loss``
+    (the output layer and loss after the loop, what training uses)."""
     model = rnn.ElmanRNN(n_vocab, n_hidden, n_vocab, seed=0, dtype=dtype)
     params = model.parameters()
 
     def run():
         for p in params:
             p.grad = None
-        model.loss(xs, ys).backward()
+        loss = model.run_for_loss(xs, ys).loss if batched_output else model.loss(xs, ys)
+        loss.backward()
     return run
 
 
@@ -77,6 +80,7 @@ def numpy_runner(form, n_vocab, n_hidden, xs, ys, dtype):
 def _runners(n_vocab, n_hidden, xs, ys, dtype):
     runners = {
         "engine": engine_runner(n_vocab, n_hidden, xs, ys, dtype),
+        "engine batched output": engine_runner(n_vocab, n_hidden, xs, ys, dtype, batched_output=True),
         "per-step numpy": numpy_runner(ne.per_step, n_vocab, n_hidden, xs, ys, dtype),
         "batched numpy": numpy_runner(ne.batched, n_vocab, n_hidden, xs, ys, dtype),
     }
@@ -101,8 +105,8 @@ def optional_runners(n_vocab, n_hidden, xs, ys, dtype):
 # ---------------------------------------------------------------- measuring
 
 
-def median_ms(runners, repeats, budget_s):
-    """name -> median wall time of ``run()`` in ms.
+def median_ms(runners, repeats, budget_s, clock=time.process_time):
+    """name -> median time of ``run()`` in ms, by ``clock`` (process CPU time by default).
 
     One warm-up run each, then rounds in which every runner runs once (interleaved, so a
     burst of load from elsewhere hits all of them alike): at least 3 rounds, at most
@@ -115,9 +119,9 @@ def median_ms(runners, repeats, budget_s):
     rounds = 0
     while rounds < repeats and (rounds < 3 or time.perf_counter() - start < budget_s):
         for name, run in runners.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             run()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
         rounds += 1
     return {name: 1000 * statistics.median(ts) for name, ts in times.items()}
 
@@ -152,7 +156,10 @@ def memory_of(name, config, dtype_name):
     contender stays resident and would hide the growth of the next one)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-of", name,
            "--configs", config, "--dtypes", dtype_name]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"memory measurement of {name} failed:\n{done.stderr}")
+    out = done.stdout.split()
     return float(out[0]), int(out[1])
 
 
@@ -172,7 +179,7 @@ def fmt(x, spec=".2f"):
     return "—" if x is None else format(x, spec)
 
 
-def bench(configs, dtypes, repeats, budget_s, memory):
+def bench(configs, dtypes, repeats, budget_s, memory, clock):
     rows, extra_names, memory_rows = [], [], []
     for dtype_name in dtypes:
         dtype = DTYPES[dtype_name]
@@ -183,7 +190,7 @@ def bench(configs, dtypes, repeats, budget_s, memory):
             for name in runners:
                 if name not in extra_names and name not in ("engine", "per-step numpy", "batched numpy"):
                     extra_names.append(name)
-            ms = median_ms(runners, repeats, budget_s)
+            ms = median_ms(runners, repeats, budget_s, clock)
             rows.append((config, dtype_name, ms))
             print(f"  measured {config} {dtype_name}: engine {ms['engine']:.2f} ms", file=sys.stderr)
             if memory and config == MEMORY_CONFIG:
@@ -219,15 +226,25 @@ def print_table(rows, extra_names, memory_rows):
               + ", ".join(f"{n} {m} MiB" for n, m in PEER_MEMORY_MIB.items()))
 
 
-def render_time(steps):
-    """Seconds to derive and lay out (``dot``) the unrolled view of an Elman RNN of ``steps`` steps."""
+def render_times(steps):
+    """view name -> (seconds to build the Digraph, seconds to build and render it to svg) for
+    the views of an Elman RNN (16/32/16) unrolled over ``steps`` steps."""
     import viz
     model = rnn.ElmanRNN(16, 32, 16, seed=0)
-    t0 = time.perf_counter()
-    digraph = viz.unrolled(model, steps=steps)
-    built = time.perf_counter() - t0
-    viz.render(digraph, "svg")
-    return built, time.perf_counter() - t0
+    xs, ys = ne.make_data(16, steps, 1, seed=0)
+    views = {
+        "viz.unrolled": lambda: viz.unrolled(model, steps=steps),
+        "viz.folded": lambda: viz.folded(model, steps=steps),
+        "viz.graph(loss)": lambda: viz.graph(model.run(xs, ys).loss),
+    }
+    times = {}
+    for name, build in views.items():
+        t0 = time.perf_counter()
+        digraph = build()
+        built = time.perf_counter() - t0
+        viz.render(digraph, "svg")
+        times[name] = (built, time.perf_counter() - t0)
+    return times
 
 
 def main(argv=None):
@@ -243,7 +260,10 @@ def main(argv=None):
     parser.add_argument("--overhead", action="store_true",
                         help="also print the engine's per-node overhead (create + backward) vs numpy")
     parser.add_argument("--render", type=int, metavar="STEPS", default=0,
-                        help="also time viz.unrolled + render of an unroll of STEPS steps (e.g. 10000)")
+                        help="also time the viz views of an unroll of STEPS steps (e.g. 10000)")
+    parser.add_argument("--wall", action="store_true",
+                        help="time by the wall clock instead of this process's CPU time (the same "
+                             "on an idle machine; CPU time ignores other processes' load)")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)   # internal: one memory measurement
     args = parser.parse_args(argv)
     if args.memory_of:
@@ -263,16 +283,18 @@ def main(argv=None):
             configs = [c for c in configs if c != MEMORY_CONFIG]
         if args.dtypes == parser.get_default("dtypes"):
             dtypes = ["float64"]
-    print(f"numpy {np.__version__}, tinygraph, single-threaded BLAS, {repeats} runs max per cell",
-          file=sys.stderr)
-    rows, extra_names, memory_rows = bench(configs, dtypes, repeats, budget, not args.no_memory)
+    print(f"numpy {np.__version__}, single-threaded BLAS, {'wall' if args.wall else 'CPU'} time, "
+          f"at most {repeats} runs per cell", file=sys.stderr)
+    clock = time.perf_counter if args.wall else time.process_time
+    rows, extra_names, memory_rows = bench(configs, dtypes, repeats, budget, not args.no_memory, clock)
     print_table(rows, extra_names, memory_rows)
     if args.overhead:
         overhead.print_table()
     if args.render:
-        built, rendered = render_time(args.render)
-        print(f"\nviz.unrolled of a {args.render}-step Elman unroll: {built:.2f} s to build, "
-              f"{rendered:.2f} s including rendering to svg")
+        print(f"\nviews of a {args.render}-step Elman unroll (wall time, s)\n")
+        print("| view | build | build + render svg |\n|---|---|---|")
+        for name, (built, rendered) in render_times(args.render).items():
+            print(f"| {name} | {built:.2f} | {rendered:.2f} |")
 
 
 if __name__ == "__main__":
