@@ -91,6 +91,26 @@ def test_retain_grad_keeps_an_intermediate_gradient():
     np.testing.assert_allclose(x.grad, 18 * x.data)
 
 
+def test_retained_gradient_accumulates_across_backwards_like_a_leaf():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = (x * 3).retain_grad()
+    y = (h * h).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(h.grad, 2 * (2 * h.data))
+
+
+def test_an_anomaly_midway_through_backward_changes_no_grad():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([0.0, 1.0], requires_grad=True)
+    a.grad = np.array([5.0, 5.0])
+    y = (a * 2).sum() + (b.sqrt() * 1.0).sum()   # d sqrt(b)/db is inf at b = 0
+    with tg.detect_anomaly(), pytest.raises(tg.AnomalyError, match="sqrt"):
+        y.backward()
+    np.testing.assert_array_equal(a.grad, [5.0, 5.0])
+    assert b.grad is None
+
+
 def test_retain_graph_allows_a_second_backward_that_accumulates():
     x = tg.tensor([0.5, -1.0], requires_grad=True)
     y = (x.tanh() * x).sum()
@@ -229,3 +249,42 @@ def test_graph_kept_for_retain_graph_is_freed_by_reference_counting():
     finally:
         if was_enabled:
             gc.enable()
+
+
+# ---------------------------------------------------------------- indexing in a loop
+
+def test_indexing_a_tensor_at_every_step_of_a_loop_scatters_each_gradient_into_place():
+    data = _rand(50, 3)
+    xs = tg.tensor(data, requires_grad=True)
+    h = tg.tensor(np.zeros(3))
+    for t in range(50):
+        h = (h * 0.5 + xs[t]).tanh()
+    h.sum().backward()
+    hs = [np.zeros(3)]                     # by hand: h(t) = tanh(h(t-1)/2 + x(t))
+    for row in data:
+        hs.append(np.tanh(hs[-1] * 0.5 + row))
+    expected, dh = np.zeros_like(data), np.ones(3)
+    for t in reversed(range(50)):
+        expected[t] = dh * (1 - hs[t + 1] ** 2)
+        dh = expected[t] * 0.5
+    np.testing.assert_allclose(xs.grad, expected, rtol=1e-12)
+
+
+def test_a_gradient_shared_by_two_inputs_is_not_changed_in_place():
+    x = tg.tensor(_rand(4), requires_grad=True)
+    y = tg.tensor(_rand(4), requires_grad=True)
+    s = x + y                       # both inputs receive the same gradient array
+    out = (s * 2).sum() + (x * 3).sum() + (x * 4).sum()
+    out.backward()
+    np.testing.assert_allclose(y.grad, 2 * np.ones(4))
+    np.testing.assert_allclose(x.grad, 9 * np.ones(4))
+
+
+def test_take_with_thousands_of_repeated_ids_accumulates_every_row():
+    table = tg.tensor(_rand(5, 3), requires_grad=True)
+    ids = np.random.default_rng(1).integers(-5, 5, (40, 25))
+    weights = _rand(40, 25, 3, seed=2)
+    (tg.take(table, ids, axis=0) * weights).sum().backward()
+    expected = np.zeros((5, 3))
+    np.add.at(expected, ids, weights)
+    np.testing.assert_allclose(table.grad, expected, rtol=1e-12)

@@ -14,18 +14,18 @@ from .ops import (abs, add, concat, cross_entropy, div, exp, getitem, log, log_s
                   max, mean, mul, neg, power, relu, reshape, sigmoid, softmax, sqrt, stack,
                   sub, sum, take, tanh, transpose)
 from .optim import clip_grad_norm
-from .tensor import (Tensor, apply, current_scope, detect_anomaly, enable_grad, grad,
-                     is_grad_enabled, make_node, no_grad, scope, tensor)
+from .tensor import (Scatter, Tensor, apply, current_scope, detect_anomaly, enable_grad, grad,
+                     is_anomaly_enabled, is_grad_enabled, make_node, no_grad, scope, tensor)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnomalyError", "BackwardError", "BadIndexError", "CheckpointError",
-    "CheckpointNotFoundError", "CheckpointWriteError", "ConfigError", "DTypeError", "GradcheckError", "GraphFreedError",
-    "Module", "Parameter", "ShapeError", "Tensor", "TinygraphError", "abs", "add", "apply",
-    "clip_grad_norm", "concat", "cross_entropy", "current_scope", "detect_anomaly", "div",
-    "enable_grad", "exp", "getitem", "grad", "gradcheck", "is_grad_enabled", "load_arrays", "log",
-    "log_softmax", "make_node", "matmul", "max", "mean", "mul", "neg", "no_grad", "optim", "power",
-    "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax", "sqrt", "stack", "sub", "sum",
-    "take", "tanh", "tensor", "transpose",
+    "AnomalyError", "BackwardError", "BadIndexError", "CheckpointError", "CheckpointNotFoundError",
+    "CheckpointWriteError", "ConfigError", "DTypeError", "GradcheckError", "GraphFreedError",
+    "Module", "Parameter", "Scatter", "ShapeError", "Tensor", "TinygraphError", "abs", "add",
+    "apply", "clip_grad_norm", "concat", "cross_entropy", "current_scope", "detect_anomaly", "div",
+    "enable_grad", "exp", "getitem", "grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled",
+    "load_arrays", "log", "log_softmax", "make_node", "matmul", "max", "mean", "mul", "neg",
+    "no_grad", "optim", "power", "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax",
+    "sqrt", "stack", "sub", "sum", "take", "tanh", "tensor", "transpose",
 ]

@@ -11,7 +11,7 @@ import builtins
 import numpy as np
 
 from .errors import BadIndexError, DTypeError, ShapeError
-from .tensor import Tensor, apply
+from .tensor import Scatter, Tensor, apply
 
 # ---------------------------------------------------------------- elementwise
 
@@ -159,15 +159,8 @@ def _transpose(x, axes=None):
 
 def _getitem(x, index):
     out = x[index]
-
-    def vjp(g):
-        gx = np.zeros(x.shape, dtype=np.result_type(x.dtype, g.dtype))
-        if _is_basic(index):
-            gx[index] = g
-        else:
-            np.add.at(gx, index, g)   # repeated indices accumulate
-        return gx
-    return out, (vjp,)
+    basic = _is_basic(index)
+    return out, (lambda g: Scatter(index, g, basic),)   # scatter-add: repeated indices accumulate
 
 
 def _is_basic(index):
@@ -189,29 +182,21 @@ def _take(x, indices, axis=0):
         bad = indices[(indices < -n) | (indices >= n)].flat[0]
         raise BadIndexError(f"take: index {bad} out of range [0, {n}) along axis {axis}")
     out = np.take(x, indices, axis=axis)
-
-    def vjp(g):   # scatter-add: repeated indices accumulate
-        gx = np.zeros(x.shape, dtype=g.dtype)
-        if axis == 0:
-            np.add.at(gx, indices, g)
-        else:
-            np.add.at(np.moveaxis(gx, axis, 0), indices,
-                      np.moveaxis(g, list(range(axis, axis + indices.ndim)), list(range(indices.ndim))))
-        return gx
-    return out, (vjp, None)
+    return out, (lambda g: Scatter(indices, g, False, axis), None)
 
 
 def _concat(*xs, axis=0):
     out = np.concatenate(xs, axis=axis)
+    lead = (slice(None),) * (axis % out.ndim)
     ends = np.cumsum([x.shape[axis] for x in xs])
-    starts = ends - np.array([x.shape[axis] for x in xs])
-    return out, [(lambda g, s=s, e=e: np.take(g, np.arange(s, e), axis=axis))
-                 for s, e in zip(starts, ends)]
+    return out, [(lambda g, part=lead + (slice(e - x.shape[axis], e),): g[part])
+                 for x, e in zip(xs, ends)]
 
 
 def _stack(*xs, axis=0):
     out = np.stack(xs, axis=axis)
-    return out, [(lambda g, i=i: np.take(g, i, axis=axis)) for i in range(len(xs))]
+    lead = (slice(None),) * (axis % out.ndim)
+    return out, [(lambda g, part=lead + (i,): g[part]) for i in range(len(xs))]
 
 # ---------------------------------------------------------------- softmax family
 

@@ -55,18 +55,26 @@ def is_grad_enabled():
     return _mode.grad_enabled
 
 
-@contextlib.contextmanager
-def scope(label):
+class scope:
     """Tag every node made in the block with ``label``; scopes nest as ``"outer/inner"``.
 
-    Yields the full scope string.
+    ``with tg.scope("t=3") as label:`` binds the full scope string.  (A small class rather
+    than a generator: an unroll enters one scope per time step.)
     """
-    prev = _mode.scope
-    _mode.scope = str(label) if prev is None else f"{prev}/{label}"
-    try:
-        yield _mode.scope
-    finally:
-        _mode.scope = prev
+
+    __slots__ = ("label", "_prev")
+
+    def __init__(self, label):
+        self.label = str(label)
+
+    def __enter__(self):
+        self._prev = prev = _mode.scope
+        _mode.scope = self.label if prev is None else f"{prev}/{self.label}"
+        return _mode.scope
+
+    def __exit__(self, *exc):
+        _mode.scope = self._prev
+        return False
 
 
 def current_scope():
@@ -87,6 +95,11 @@ def detect_anomaly():
             yield
     finally:
         _mode.anomaly = prev
+
+
+def is_anomaly_enabled():
+    """True inside ``detect_anomaly``."""
+    return _mode.anomaly
 
 
 def _where(scope_label):
@@ -151,7 +164,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
-                 "_vjps", "_g", "_retain", "_site", "_seq", "__weakref__")
+                 "_vjps", "_g", "_own", "_retain", "_site", "_seq", "__weakref__")
     __array_priority__ = 1000   # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
@@ -169,6 +182,7 @@ class Tensor:
         self.scope = _mode.scope
         self._vjps = None
         self._g = None
+        self._own = False
         self._retain = False
         self._site = _creation_site() if _mode.anomaly else None
         self._seq = next(_creation_count)
@@ -260,6 +274,7 @@ def _init_node(t, data, op, parents, vjps):
     t.name = None
     t.scope = _mode.scope
     t._g = None
+    t._own = False
     t._retain = False
     t._site = None
     if parents and _mode.grad_enabled:
@@ -418,64 +433,145 @@ def _seed(root, grad):
     return g
 
 
+class Scatter:
+    """A gradient that is zero except at ``index``: what indexing hands its input.
+
+    A vjp may return one instead of a dense array; backward adds ``values`` into the
+    input's gradient buffer in place.  So ``x[t]`` taken at every step of a loop costs
+    O(size of x[t]) per step in backward, not a zero array the size of x.
+
+    index : a numpy index (``basic`` slices/ints, or integer arrays, which accumulate)
+    values : np.ndarray shaped like ``x[index]`` (``axis`` != 0: shaped like
+        ``np.take(x, index, axis)``)
+    """
+
+    __slots__ = ("index", "values", "basic", "axis")
+
+    def __init__(self, index, values, basic, axis=0):
+        self.index = index
+        self.values = values
+        self.basic = basic
+        self.axis = axis
+
+    def add_into(self, buf):
+        """Add the values into ``buf`` (the input's full-shape gradient) in place."""
+        if self.basic:
+            buf[self.index] += self.values
+        elif self.axis == 0:
+            index = self.index
+            if (type(index) is np.ndarray and index.dtype.kind in "iu"
+                    and index.size >= _SORTED_SCATTER_MIN):
+                _add_rows_sorted(buf, index, self.values)
+            else:
+                np.add.at(buf, index, self.values)   # repeated indices accumulate
+        else:
+            index_axes = range(self.axis, self.axis + np.ndim(self.index))
+            np.add.at(np.moveaxis(buf, self.axis, 0), self.index,
+                      np.moveaxis(self.values, list(index_axes), list(range(len(index_axes)))))
+
+
+_SORTED_SCATTER_MIN = 32   # below this many rows np.add.at is faster than sorting
+
+
+def _add_rows_sorted(buf, index, values):
+    """``np.add.at(buf, index, values)`` for an integer index array along axis 0, by sorting:
+    rows with the same index are summed with one ``reduceat`` (~3x faster for thousands of rows)."""
+    n = buf.shape[0]
+    index = index.reshape(-1)
+    values = values.reshape(index.shape + buf.shape[1:])
+    index = np.where(index < 0, index + n, index)
+    order = np.argsort(index, kind="stable")
+    rows = index[order]
+    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+    buf[rows[starts]] += np.add.reduceat(values[order], starts, axis=0)
+
+
+def _check_finite(node, arr, what):
+    if not np.isfinite(arr).all():
+        raise AnomalyError(
+            f"backward: {what} '{node.op or 'leaf'}'{_label(node.name)}{_where(node.scope)} "
+            f"{'contains' if what.startswith('gradient') else 'produced'} {_bad_kind(arr)}"
+            + (f", node created at {node._site}" if node._site else ""))
+
+
+def _accumulate(p, pg):
+    """Add the gradient ``pg`` (dense, or a Scatter) into ``p._g``.
+
+    A buffer the engine allocated itself (``p._own``) is added into in place; a gradient
+    handed over by a vjp may be shared (``add`` gives one array to both inputs), so the
+    first sum makes a new array, which ``p`` then owns.
+    """
+    data = p.data
+    prev = p._g
+    if type(pg) is Scatter:
+        if not p._own:
+            prev = np.zeros(data.shape, data.dtype) if prev is None else np.array(prev, data.dtype)
+            p._g, p._own = prev, True
+        pg.add_into(prev)
+        return
+    if type(pg) is not np.ndarray:
+        pg = np.asarray(pg)
+    if pg.shape != data.shape:
+        pg = _unbroadcast(pg, data.shape)
+    if pg.dtype is not data.dtype and pg.dtype != data.dtype:
+        pg = pg.astype(data.dtype)
+    if prev is None:
+        p._g = pg
+    elif p._own:
+        prev += pg
+    else:
+        total = prev + pg
+        p._g, p._own = (total if type(total) is np.ndarray else np.array(total)), True
+
+
 def _backprop(root, grad, retain_graph, targets):
     """Reverse-mode sweep from ``root``.
 
     With ``targets`` (a dict id -> None) the gradients reaching those tensors are
-    returned in it and no ``.grad`` is touched; without, leaves accumulate into ``.grad``.
+    returned in it and no ``.grad`` is touched; without, leaves (and tensors marked with
+    ``retain_grad``) accumulate into ``.grad`` -- all at once after the sweep, so an error
+    raised midway (an anomaly) changes no ``.grad``.
     """
     seed = _seed(root, grad)
     order = _topological_order(root)
     anomaly = _mode.anomaly
     root._g = seed
+    results = []
     try:
         for node in reversed(order):
             g = node._g
             if g is None:
                 continue
-            node._g = None
-            if anomaly and not np.isfinite(g).all():
-                raise AnomalyError(
-                    f"backward: gradient reaching '{node.op or 'leaf'}'"
-                    f"{_label(node.name)}{_where(node.scope)} contains {_bad_kind(g)}"
-                    + (f", node created at {node._site}" if node._site else ""))
+            if anomaly:
+                _check_finite(node, g, "gradient reaching")
             if targets is not None:
                 if id(node) in targets:
                     prev = targets[id(node)]
                     targets[id(node)] = g.copy() if prev is None else prev + g
-            elif node.op is None:
-                if node.grad is None:
-                    node.grad = np.array(g, dtype=node.data.dtype, copy=True)
-                else:
-                    node.grad += g
-            elif node._retain:
-                node.grad = np.array(g, copy=True)
+            elif node.op is None or node._retain:
+                results.append((node, g, node._own and node.op is None))
+            node._g = None
             vjps = node._vjps
             if vjps is None:      # a leaf
                 continue
             for p, vjp in zip(node.parents, vjps):
-                if not p.requires_grad:
-                    continue
-                pg = vjp(g)
-                if type(pg) is not np.ndarray:
-                    pg = np.asarray(pg)
-                if anomaly and not np.isfinite(pg).all():
-                    raise AnomalyError(
-                        f"backward: the gradient rule of '{node.op}'{_label(node.name)}"
-                        f"{_where(node.scope)} produced {_bad_kind(pg)}"
-                        + (f", node created at {node._site}" if node._site else ""))
-                data = p.data
-                if pg.shape != data.shape:
-                    pg = _unbroadcast(pg, data.shape)
-                if pg.dtype is not data.dtype and pg.dtype != data.dtype:
-                    pg = pg.astype(data.dtype)
-                pg_prev = p._g
-                p._g = pg if pg_prev is None else pg_prev + pg
+                if p.requires_grad:
+                    pg = vjp(g)
+                    if anomaly:
+                        _check_finite(node, pg.values if type(pg) is Scatter else np.asarray(pg),
+                                      "the gradient rule of")
+                    _accumulate(p, pg)
             if not retain_graph:
                 node._vjps = None
     finally:
         for node in order:
             node._g = None
+            node._own = False
+    for node, g, owned in results:
+        if node.grad is None:
+            node.grad = g if owned else np.array(g, dtype=node.data.dtype, copy=True)
+        else:
+            node.grad += g
 
 
 def grad(output, inputs, grad=None, retain_graph=False):
