@@ -119,7 +119,7 @@ class ElmanRNN(_Hidden):
         self.c = init_bias(n_out, dtype, "c")
         self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
 
-    def run(self, xs, ys=None, h0=None, mask=None, feedback=None, batched_output=False):
+    def run(self, xs, ys=None, h0=None, mask=None, feedback=None, per_step=True):
         """Unroll over the sequence.
 
         Parameters
@@ -130,13 +130,19 @@ class ElmanRNN(_Hidden):
         mask : (T, B) of 0/1, optional: padded steps add no loss and carry h unchanged
         feedback : Sampler, optional (generation): ids only; x(t+1) is the id sampled from o(t),
             and xs gives the first input only.
-        batched_output : bool
-            Compute the output layer and the loss of all steps at once after the loop
-            (same loss and gradients, ~1.5x faster; no per-step o(t), L(t) nodes).
+        per_step : bool
+            True: every op of every step is a node of that step's scope (x(t), a(t), h(t),
+            o(t), L(t): what ``viz`` draws).  False (what ``loss`` and training use): only the
+            recurrence a(t) = (U x(t) + b) + W h(t-1), h(t) = tanh(a(t)) is per step; the input
+            term of all steps, and the output layer and loss of all steps, are one node each
+            in the model's scope.  Same loss and gradients (to rounding), several times fewer
+            nodes.  Inside ``tg.detect_anomaly()`` the run is per step whatever this says, so
+            a NaN or Inf is reported with its time step.
 
         Returns
         -------
-        Unrolled (loss, outputs o(t), states h(t), losses L(t), last state)
+        Unrolled (loss, outputs o(t), states h(t), losses L(t), last state); with
+        ``per_step=False`` there are no per-step outputs and losses.
         """
         xs, is_ids, batched, steps, batch, keep = self._sequence(xs, mask, self.n_in)
         if feedback is not None:
@@ -145,14 +151,25 @@ class ElmanRNN(_Hidden):
             if self.n_out != self.n_in:
                 raise tg.ConfigError(f"{self.name}: generation needs n_out == n_in, got "
                                      f"{self.n_out} and {self.n_in}")
+            per_step = True
+        per_step = per_step or tg.is_anomaly_enabled()
         if ys is not None:
             ys = checks.targets(ys, xs.shape[:2] if batched else (steps,), self.n_out, self.name,
                                 batched, keep)
         state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
-        per_step = feedback is not None or not batched_output
         with tg.scope(self.name):
             ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
-            inputs = [xs[0]]
+            if not per_step:
+                x_all = tg.Tensor(xs, name="x")
+                inputs = (tg.take(ut + self.b, x_all, axis=0) if is_ids else x_all @ ut + self.b)
+                inputs.name = "Ux+b"
+            else:
+                inputs = [xs[0]]
+
+            def fast_step(t, h_prev):
+                a = inputs[t - 1] + h_prev @ wt
+                h = carry_masked(a.tanh(), h_prev, None if keep is None else keep[t - 1])
+                return h, {"a": a, "h": h}
 
             def step(t, h_prev):
                 k = None if keep is None else keep[t - 1]
@@ -160,8 +177,6 @@ class ElmanRNN(_Hidden):
                 a = self._input_term(x, ut, is_ids) + h_prev @ wt + self.b
                 h = carry_masked(a.tanh(), h_prev, k)
                 named = {"x": x, "a": a, "h": h}
-                if not per_step:
-                    return h, named
                 o = named["o"] = self._output(h, vt)
                 if ys is not None:
                     y = named["y"] = tg.Tensor(ys[t - 1])
@@ -170,16 +185,15 @@ class ElmanRNN(_Hidden):
                     inputs.append(feedback(o.data))
                 return h, named
 
-            last, history = unroll(step, initial(state0, "h"), steps)
+            last, history = unroll(step if per_step else fast_step, initial(state0, "h"), steps)
             loss = None
             if not per_step and ys is not None:
                 loss = batched_loss(history["h"], vt, self.c, ys, keep, batch)
             return Unrolled(history, last, loss=loss)
 
-    def run_for_loss(self, xs, ys, h0=None, mask=None):
-        """``run`` with the output layer batched after the loop (``Trainer`` and ``truncated_bptt``
-        use it): same loss and gradients, no per-step o(t) and L(t) nodes."""
-        return self.run(xs, ys, h0=h0, mask=mask, batched_output=True)
+    def run_for_loss(self, xs, ys=None, h0=None, mask=None):
+        """``run`` with ``per_step=False``: what ``loss`` and training use."""
+        return self.run(xs, ys, h0=h0, mask=mask, per_step=False)
 
     def __call__(self, xs, h0=None, mask=None):
         """Forward only: (outputs [o(t)], states [h(t)], last state h(T))."""

@@ -138,12 +138,12 @@ def test_sequence_to_one_has_a_single_output_at_the_last_step():
     (XS, YS, np.array([[1, 1], [1, 1], [1, 0], [0, 0]])),
     (np.eye(3)[XS], YS, None),
 ])
-def test_elman_batched_output_layer_gives_the_per_step_loss_and_gradients(xs, ys, mask):
+def test_elman_batched_input_and_output_layers_give_the_per_step_loss_and_gradients(xs, ys, mask):
     m = rnn.ElmanRNN(3, 4, 3, seed=9)
     if mask is not None:
         mask[:, 0] = 1
     per_step = m.run(xs, ys, mask=mask)
-    batched = m.run(xs, ys, mask=mask, batched_output=True)
+    batched = m.run(xs, ys, mask=mask, per_step=False)
     assert batched.loss.item() == pytest.approx(per_step.loss.item(), rel=1e-12)
     for g, h in zip(tg.grad(per_step.loss, m.parameters()), tg.grad(batched.loss, m.parameters())):
         np.testing.assert_allclose(h, g, rtol=1e-11, atol=1e-15)

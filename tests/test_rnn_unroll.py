@@ -103,6 +103,35 @@ def test_a_100000_step_unroll_builds_and_back_propagates():
     np.testing.assert_allclose(W.grad, steps * np.outer(s0, np.ones(2)))
 
 
+def test_an_unrolled_graph_is_kept_out_of_the_cycle_collector_and_freed_by_reference_counting():
+    import gc
+    import weakref
+    model = rnn.ElmanRNN(3, 4, 3)
+    xs = np.arange(2000) % 3
+    loss = model.loss(xs, (xs + 1) % 3)
+    assert gc.get_count()[0] < 2000       # the ~10,000 new objects are not waiting for a scan
+    assert gc.get_freeze_count() > 8000   # they sit in the collector's permanent generation
+    states = weakref.ref(loss.parents[0].parents[0].parents[0].parents[0])   # stack of h(t)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        loss.backward()
+        del loss
+        assert states() is None           # freed without any collection
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def test_the_loss_keeps_only_the_recurrence_per_step_and_its_per_step_run_draws_every_op():
+    model = rnn.ElmanRNN(3, 4, 3)
+    xs = np.array([0, 1, 2, 1])
+    fast = [n for n in _walk(model.loss(xs, xs)) if n.scope == "elman/t=2"]
+    full = [n for n in _walk(model.run(xs, xs).loss) if n.scope == "elman/t=2"]
+    assert sorted(n.name for n in fast if n.name) == ["a", "h"]
+    assert sorted(n.name for n in full if n.name) == ["L", "a", "h", "o", "x", "y"]
+
+
 def _figure_10_2():
     rng = np.random.default_rng(0)
     U = tg.Parameter(rng.normal(size=(3, 2)), name="U")

@@ -12,7 +12,7 @@ from viz_svg import parse
 def _elman_loss(seed=0, steps=3):
     model = rnn.ElmanRNN(5, 4, 5, seed=seed)
     ids = np.arange(steps) % 5
-    return model.loss(ids, (ids + 1) % 5)
+    return model.run(ids, (ids + 1) % 5).loss   # per step: o(t), L(t) in each step's cluster
 
 
 def _all_nodes(root):
