@@ -140,7 +140,7 @@ def batched_loss(states, vt, c, ys, keep, batch):
     one cross-entropy over the kept rows.  ys : (T,) or (T, B) ids; keep : (T, B) bool or None.
     """
     with cycle_collector_paused():
-        o = tg.stack(states) @ vt + c
+        o = tg.addmm(c, tg.stack(states), vt)
         targets = tg.Tensor(ys, name="y")
         if keep is None:
             return tg.cross_entropy(o, targets) * float(ys.size / (batch or 1))

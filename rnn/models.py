@@ -167,7 +167,7 @@ class ElmanRNN(_Hidden):
                 inputs = [xs[0]]
 
             def fast_step(t, h_prev):
-                a = inputs[t - 1] + h_prev @ wt
+                a = tg.addmm(inputs[t - 1], h_prev, wt)
                 h = carry_masked(a.tanh(), h_prev, None if keep is None else keep[t - 1])
                 return h, {"a": a, "h": h}
 

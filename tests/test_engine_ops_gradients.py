@@ -154,6 +154,18 @@ def test_matmul_gradient_matches_finite_differences(shapes, numeric_grad):
     _assert_backward_matches_fd(lambda a, b: a @ b, _inputs(shapes, seed=3), numeric_grad)
 
 
+@pytest.mark.parametrize("shapes", [[(3, 5), (3, 4), (4, 5)], [(5,), (3, 4), (4, 5)],
+                                    [(), (2, 3, 4), (4, 2)], [(2, 1, 5), (3, 4), (4, 5)]],
+                         ids=["same_shape", "bias_row", "scalar_c_3d_2d", "c_broadcasts_batch"])
+def test_addmm_gradient_matches_finite_differences(shapes, numeric_grad):
+    _assert_backward_matches_fd(tg.addmm, _inputs(shapes, seed=4), numeric_grad)
+
+
+def test_addmm_equals_c_plus_a_matmul_b():
+    c, a, b = _inputs([(4,), (3, 2), (2, 4)], seed=6)
+    np.testing.assert_array_equal(tg.addmm(c, a, b).data, c + a @ b)
+
+
 @pytest.mark.parametrize("axis,shapes", [
     (0, [(2, 3), (1, 3), (4, 3)]),
     (1, [(2, 1), (2, 3)]),

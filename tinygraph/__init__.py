@@ -10,7 +10,7 @@ from .errors import (AnomalyError, BackwardError, BadIndexError, CheckpointError
                      CheckpointNotFoundError, CheckpointWriteError, ConfigError, DTypeError, GradcheckError,
                      GraphFreedError, ShapeError, TinygraphError)
 from .module import Module, Parameter, load_arrays, save_arrays
-from .ops import (abs, add, concat, cross_entropy, div, exp, getitem, log, log_softmax, matmul,
+from .ops import (abs, add, addmm, concat, cross_entropy, div, exp, getitem, log, log_softmax, matmul,
                   max, mean, mul, neg, power, relu, reshape, sigmoid, softmax, sqrt, stack,
                   sub, sum, take, tanh, transpose)
 from .optim import clip_grad_norm
@@ -23,7 +23,7 @@ __all__ = [
     "AnomalyError", "BackwardError", "BadIndexError", "CheckpointError", "CheckpointNotFoundError",
     "CheckpointWriteError", "ConfigError", "DTypeError", "GradcheckError", "GraphFreedError",
     "Module", "Parameter", "Scatter", "ShapeError", "Tensor", "TinygraphError", "abs", "add",
-    "apply", "clip_grad_norm", "concat", "cross_entropy", "current_scope", "detect_anomaly", "div",
+    "addmm", "apply", "clip_grad_norm", "concat", "cross_entropy", "current_scope", "detect_anomaly", "div",
     "enable_grad", "exp", "getitem", "grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled",
     "load_arrays", "log", "log_softmax", "make_node", "matmul", "max", "mean", "mul", "neg",
     "no_grad", "optim", "power", "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax",

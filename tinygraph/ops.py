@@ -7,6 +7,8 @@ them back to each input's shape once, centrally.
 """
 
 import builtins
+from functools import partial
+from operator import itemgetter
 
 import numpy as np
 
@@ -62,7 +64,11 @@ def _log(x):
 
 def _tanh(x):
     y = np.tanh(x)
-    return y, (lambda g: g * (1 - y * y),)
+    return y, (partial(_tanh_vjp, y),)
+
+
+def _tanh_vjp(y, g):
+    return g * (1 - y * y)
 
 
 def _sigmoid(x):
@@ -90,8 +96,7 @@ def _matmul(a, b):
         raise ValueError("matmul needs at least 1-D operands")
     out = a @ b
     if b.ndim == 2 and a.ndim <= 2:     # rows (or one vector) times a matrix: the common case
-        grad_b = (lambda g: a.T @ g) if a.ndim == 2 else (lambda g: np.outer(a, g))
-        return out, (lambda g: g @ b.T, grad_b)
+        return out, (partial(_matmul_vjp_rows, b), partial(_matmul_vjp_matrix, a))
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
 
@@ -115,6 +120,18 @@ def _matmul(a, b):
         return gb[..., 0] if b.ndim == 1 else gb
 
     return out, (grad_a, grad_b)
+
+def _matmul_vjp_rows(b, g):     # d(a @ b)/da for a (N, K) or (K,), b (K, M)
+    return g @ b.T
+
+
+def _matmul_vjp_matrix(a, g):   # d(a @ b)/db
+    return a.T @ g if a.ndim == 2 else np.outer(a, g)
+
+
+def _addmm(c, a, b):
+    prod, (grad_a, grad_b) = _matmul(a, b)
+    return c + prod, (_identity, grad_a, grad_b)
 
 # ---------------------------------------------------------------- reductions
 
@@ -159,8 +176,11 @@ def _transpose(x, axes=None):
 
 def _getitem(x, index):
     out = x[index]
-    basic = _is_basic(index)
-    return out, (lambda g: Scatter(index, g, basic),)   # scatter-add: repeated indices accumulate
+    return out, (partial(_scatter_vjp, index, _is_basic(index), 0),)
+
+
+def _scatter_vjp(index, basic, axis, g):   # scatter-add: repeated indices accumulate
+    return Scatter(index, g, basic, axis)
 
 
 def _is_basic(index):
@@ -182,21 +202,20 @@ def _take(x, indices, axis=0):
         bad = indices[(indices < -n) | (indices >= n)].flat[0]
         raise BadIndexError(f"take: index {bad} out of range [0, {n}) along axis {axis}")
     out = np.take(x, indices, axis=axis)
-    return out, (lambda g: Scatter(indices, g, False, axis), None)
+    return out, (partial(_scatter_vjp, indices, False, axis), None)
 
 
 def _concat(*xs, axis=0):
     out = np.concatenate(xs, axis=axis)
     lead = (slice(None),) * (axis % out.ndim)
     ends = np.cumsum([x.shape[axis] for x in xs])
-    return out, [(lambda g, part=lead + (slice(e - x.shape[axis], e),): g[part])
-                 for x, e in zip(xs, ends)]
+    return out, [itemgetter(lead + (slice(e - x.shape[axis], e),)) for x, e in zip(xs, ends)]
 
 
 def _stack(*xs, axis=0):
     out = np.stack(xs, axis=axis)
     lead = (slice(None),) * (axis % out.ndim)
-    return out, [(lambda g, part=lead + (i,): g[part]) for i in range(len(xs))]
+    return out, [itemgetter(lead + (i,) if lead else i) for i in range(len(xs))]   # g[..., i]
 
 # ---------------------------------------------------------------- softmax family
 
@@ -298,6 +317,12 @@ def sqrt(x):
 
 def matmul(a, b):
     return apply("matmul", _matmul, a, b)
+
+
+def addmm(c, a, b):
+    """``c + a @ b`` as one node (PyTorch's name): the affine step of a recurrence, one node
+    and one saved array fewer than ``c + (a @ b)``.  ``c`` broadcasts against ``a @ b``."""
+    return apply("addmm", _addmm, c, a, b)
 
 
 def sum(x, axis=None, keepdims=False):   # noqa: A001 - numpy's name

@@ -387,29 +387,37 @@ def _unbroadcast(g, shape):
     return g
 
 
+_COLLECTED = object()   # marks a node's ``_g`` while the topological order is collected
+
+
 def _topological_order(root):
     """Nodes that require grad reachable from ``root``, parents before children.
 
     A node is always created after its parents, so creation order is a topological
     order: collect the reachable nodes with an explicit stack (no recursion, whatever
-    the depth of the graph) and sort them by creation number.
+    the depth of the graph; a node is marked as collected in its ``_g`` slot, which is
+    free until the sweep) and sort them by creation number.
     Raises GraphFreedError before any gradient is computed if part of the graph was freed.
     """
     order = [root]
-    seen = {id(root)}
+    root._g = _COLLECTED
     stack = [root]
-    while stack:
-        node = stack.pop()
-        if node._vjps is None and node.op is not None:
-            raise GraphFreedError(
-                f"backward: the graph through '{node.op}'{_where(node.scope)} was freed by an "
-                "earlier backward; call backward(retain_graph=True) the first time to "
-                "back-propagate through it again")
-        for p in node.parents:
-            if p.requires_grad and id(p) not in seen:
-                seen.add(id(p))
-                order.append(p)
-                stack.append(p)
+    try:
+        while stack:
+            node = stack.pop()
+            if node._vjps is None and node.op is not None:
+                raise GraphFreedError(
+                    f"backward: the graph through '{node.op}'{_where(node.scope)} was freed by an "
+                    "earlier backward; call backward(retain_graph=True) the first time to "
+                    "back-propagate through it again")
+            for p in node.parents:
+                if p.requires_grad and p._g is not _COLLECTED:
+                    p._g = _COLLECTED
+                    order.append(p)
+                    stack.append(p)
+    finally:
+        for node in order:
+            node._g = None
     order.sort(key=_creation_number)
     return order
 
