@@ -249,15 +249,19 @@ def _cross_entropy(logits, targets):
     if targets.size and (targets.min() < 0 or targets.max() >= n_classes):
         bad = targets[(targets < 0) | (targets >= n_classes)].flat[0]
         raise BadIndexError(f"cross_entropy: target {bad} out of range [0, {n_classes})")
-    logp = (logits - _logsumexp(logits, -1)).reshape(-1, n_classes)   # one row per example
-    rows, cols = np.arange(logp.shape[0]), targets.reshape(-1)
+    lse = _logsumexp(logits, -1)            # keep this (one number per example), not log p
+    cols = targets.reshape(-1)
     n = builtins.max(targets.size, 1)
-    loss = -logp[rows, cols].sum() / n
+    picked = np.take_along_axis(logits.reshape(-1, n_classes), cols[:, None], axis=1)
+    loss = (lse.reshape(-1, 1) - picked).sum() / n
 
-    def vjp(g):   # (softmax - onehot(target)) / n
-        d = np.exp(logp)
-        d[rows, cols] -= 1
-        return (d * (g / n)).reshape(logits.shape)
+    def vjp(g):   # (softmax - onehot(target)) / n, in one buffer
+        d = np.subtract(logits, lse, dtype=np.result_type(logits, g))
+        np.exp(d, out=d)
+        flat = d.reshape(-1, n_classes)
+        flat[np.arange(cols.size), cols] -= 1
+        d *= g / n
+        return d
     return loss, (vjp, None)
 
 # ---------------------------------------------------------------- public functions

@@ -10,8 +10,6 @@ its output frees it by reference counting alone.
 
 import contextlib
 import functools
-import itertools
-import operator
 import os
 import traceback
 
@@ -164,7 +162,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
-                 "_vjps", "_g", "_own", "_retain", "_site", "_seq", "__weakref__")
+                 "_vjps", "_g", "_own", "_retain", "_site", "__weakref__")
     __array_priority__ = 1000   # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
@@ -185,7 +183,6 @@ class Tensor:
         self._own = False
         self._retain = False
         self._site = _creation_site() if _mode.anomaly else None
-        self._seq = next(_creation_count)
 
     # --- array-like facts ---------------------------------------------------------
     @property
@@ -263,13 +260,10 @@ def _label(name):
     return f" '{name}'" if name else ""
 
 
-_creation_count = itertools.count()          # every node's creation number (``_seq``)
-_creation_number = operator.attrgetter("_seq")
 
 
 def _init_node(t, data, op, parents, vjps):
     t.data = data
-    t._seq = next(_creation_count)
     t.grad = None
     t.name = None
     t.scope = _mode.scope
@@ -387,21 +381,18 @@ def _unbroadcast(g, shape):
     return g
 
 
-_COLLECTED = object()   # marks a node's ``_g`` while the topological order is collected
+def _sweep_order(root):
+    """Nodes that require grad reachable from ``root``, each after every node that uses it
+    (the order backward visits them: children before parents).
 
-
-def _topological_order(root):
-    """Nodes that require grad reachable from ``root``, parents before children.
-
-    A node is always created after its parents, so creation order is a topological
-    order: collect the reachable nodes with an explicit stack (no recursion, whatever
-    the depth of the graph; a node is marked as collected in its ``_g`` slot, which is
-    free until the sweep) and sort them by creation number.
-    Raises GraphFreedError before any gradient is computed if part of the graph was freed.
+    Two passes with explicit stacks (no recursion, whatever the depth of the graph): the
+    first counts, for every node, the edges coming from the nodes that use it, in its
+    ``_g`` slot (free until the sweep); the second releases a node once all its users are
+    out (Kahn's algorithm).  Raises GraphFreedError before any gradient is computed if
+    part of the graph was freed.
     """
-    order = [root]
-    root._g = _COLLECTED
-    stack = [root]
+    root._g = 0
+    nodes, stack = [root], [root]
     try:
         while stack:
             node = stack.pop()
@@ -411,14 +402,25 @@ def _topological_order(root):
                     "earlier backward; call backward(retain_graph=True) the first time to "
                     "back-propagate through it again")
             for p in node.parents:
-                if p.requires_grad and p._g is not _COLLECTED:
-                    p._g = _COLLECTED
-                    order.append(p)
-                    stack.append(p)
+                if p.requires_grad:
+                    if p._g is None:
+                        p._g = 1
+                        nodes.append(p)
+                        stack.append(p)
+                    else:
+                        p._g += 1
+        order, ready = [], [root]
+        while ready:
+            node = ready.pop()
+            order.append(node)
+            for p in node.parents:
+                if p.requires_grad:
+                    p._g -= 1
+                    if p._g == 0:
+                        ready.append(p)
     finally:
-        for node in order:
+        for node in nodes:
             node._g = None
-    order.sort(key=_creation_number)
     return order
 
 
@@ -478,7 +480,8 @@ class Scatter:
                       np.moveaxis(self.values, list(index_axes), list(range(len(index_axes)))))
 
 
-_SORTED_SCATTER_MIN = 32   # below this many rows np.add.at is faster than sorting
+_SORTED_SCATTER_MIN = 32     # below this many rows np.add.at is faster than sorting
+_SORTED_SCATTER_CHUNK = 1024
 
 
 def _add_rows_sorted(buf, index, values):
@@ -487,11 +490,13 @@ def _add_rows_sorted(buf, index, values):
     n = buf.shape[0]
     index = index.reshape(-1)
     values = values.reshape(index.shape + buf.shape[1:])
-    index = np.where(index < 0, index + n, index)
-    order = np.argsort(index, kind="stable")
-    rows = index[order]
-    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
-    buf[rows[starts]] += np.add.reduceat(values[order], starts, axis=0)
+    for start in range(0, index.size, _SORTED_SCATTER_CHUNK):   # bounds the sorted copy
+        part = index[start:start + _SORTED_SCATTER_CHUNK]
+        part = np.where(part < 0, part + n, part)
+        order = np.argsort(part, kind="stable")
+        rows = part[order]
+        starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+        buf[rows[starts]] += np.add.reduceat(values[start:start + part.size][order], starts, axis=0)
 
 
 def _check_finite(node, arr, what):
@@ -541,12 +546,12 @@ def _backprop(root, grad, retain_graph, targets):
     raised midway (an anomaly) changes no ``.grad``.
     """
     seed = _seed(root, grad)
-    order = _topological_order(root)
+    order = _sweep_order(root)
     anomaly = _mode.anomaly
     root._g = seed
     results = []
     try:
-        for node in reversed(order):
+        for node in order:
             g = node._g
             if g is None:
                 continue
