@@ -392,11 +392,14 @@ class VectorToSequence(_Hidden):
 
     a(t) = b + W h(t-1) + R x + U onehot(y(t-1)), y(0) = 0, h(t) = tanh(a(t)),
     o(t) = c + V h(t).  U is (H, n_out): it reads the previous output.
+
+    Section 10.2.4 lists three ways to feed x: an extra input at every step (always here),
+    the initial state, or both: with ``h0_from_x=True`` also h(0) = tanh(Q x), Q (H, n_in).
     """
 
     name = "vec2seq"
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, h0_from_x=False):
         n_in, n_hidden, n_out = self._sizes(n_in, n_hidden, n_out)
         rng = np.random.default_rng(seed)
         self.R = init_weight(rng, (n_hidden, n_in), n_in, dtype, "R")
@@ -405,6 +408,9 @@ class VectorToSequence(_Hidden):
         self.V = init_weight(rng, (n_out, n_hidden), n_hidden, dtype, "V")
         self.b = init_bias(n_hidden, dtype, "b")
         self.c = init_bias(n_out, dtype, "c")
+        if h0_from_x:
+            self.Q = init_weight(rng, (n_hidden, n_in), n_in, dtype, "Q")
+        self.h0_from_x = bool(h0_from_x)
         self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
 
     def _vector(self, x):
@@ -439,12 +445,18 @@ class VectorToSequence(_Hidden):
             raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback sampler)")
         else:
             steps = checks.positive_int(steps, self.name, "steps")
+        if h0 is not None and self.h0_from_x:
+            raise tg.ConfigError(f"{self.name}: h(0) is computed from x (h0_from_x=True); "
+                                 "do not pass h0 as well")
         state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
         zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
         with tg.scope(self.name):
             ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
             static = tg.Tensor(x, name="x")
             rx = static @ transposed(self.R)
+            if self.h0_from_x:
+                with tg.scope("t=0"):
+                    state0 = (static @ transposed(self.Q)).tanh().named("h")
 
             def step(t, carry):
                 h_prev, y_prev = carry

@@ -175,6 +175,25 @@ def test_vector_to_sequence_loss_and_gradients_equal_hand_written_bptt(batch, h0
     _assert_matches(got, ref.vector_to_sequence(params, x, ys, h0=h0))
 
 
+@pytest.mark.parametrize("batch, size, seed", list(itertools.product([None, 3], SIZES, SEEDS)),
+                         ids=_size_id)
+def test_vector_to_sequence_with_h0_from_x_equals_hand_written_bptt(batch, size, seed):
+    # section 10.2.4, "both": x enters every step through R and sets h(0) = tanh(Q x)
+    n_in, H, C, T = size
+    rng = np.random.default_rng(seed)
+    model = rnn.VectorToSequence(n_in, H, C, seed=seed, h0_from_x=True)
+    shapes = dict(_vec2seq_shapes(n_in, H, C), Q=(H, n_in))
+    params = _random_parameters(model, shapes, rng)
+    x = rng.normal(size=(n_in,) if batch is None else (batch, n_in))
+    ys = _targets(rng, T, batch, C)
+    got = _backprop(model, params, lambda: model.loss(x, ys))
+    h0 = np.tanh(x @ params["Q"].T)
+    loss, grads = ref.vector_to_sequence(params, x, ys, h0=h0)
+    grad_a0 = np.reshape(grads["h0"] * (1 - h0 ** 2), (-1, H))       # through h(0) = tanh(Q x)
+    grads["Q"] = grad_a0.T @ np.reshape(x, (-1, n_in))
+    _assert_matches(got, (loss, grads))
+
+
 @pytest.mark.parametrize("kind, batch, h0_given, size, seed", CASES, ids=_size_id)
 def test_conditional_loss_and_gradients_equal_hand_written_bptt(kind, batch, h0_given, size, seed):
     n_in, H, C, T = size

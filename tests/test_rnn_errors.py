@@ -67,6 +67,8 @@ def test_a_failed_call_leaves_the_model_unchanged(model):
     (lambda: rnn.JordanRNN(3, 4, 2).loss([0, 1], None), tg.ConfigError, ["teacher forcing", "ys"]),
     (lambda: rnn.SequenceToOne(3, 4, 2).loss([[0], [1]], [0, 1]), tg.ShapeError, ["y", "(1,)"]),
     (lambda: rnn.VectorToSequence(3, 4, 2).loss(np.ones(2), [0, 1]), tg.ShapeError, ["x", "(3,)"]),
+    (lambda: rnn.VectorToSequence(3, 4, 2, h0_from_x=True).loss(np.ones(3), [0, 1], h0=np.zeros(4)),
+     tg.ConfigError, ["h0_from_x", "h0"]),
     (lambda: rnn.ConditionalRNN(3, 4, 2).loss([0, 3], [0, 1]), tg.BadIndexError, ["xs id 3"]),
     (lambda: rnn.ElmanRNN(3, 4, 3).generate([0], 5, temperature=-1), tg.ConfigError, ["temperature"]),
     (lambda: rnn.ElmanRNN(3, 4, 3).trace(steps=0), tg.ConfigError, ["steps"]),
