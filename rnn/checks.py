@@ -138,6 +138,16 @@ def state(h0, shape, batch, who, dtype, what="h0"):
     return arr.astype(dtype)
 
 
+def previous_output(y0, n_out, batch, who, dtype):
+    """The feedback before step 1: zeros by default; ids () or (B,) (a previous target), or a
+    Tensor as is (e.g. carried from the previous chunk of truncated BPTT)."""
+    if y0 is None:
+        return np.zeros((n_out,) if batch is None else (batch, n_out), dtype=dtype)
+    if isinstance(y0, Tensor):
+        return y0
+    return targets(y0, () if batch is None else (batch,), n_out, who, batch is not None, what="y0")
+
+
 def positive_int(value, who, what):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{who}: {what} must be a positive integer, got {value!r}")

@@ -35,15 +35,18 @@ class Unrolled:
         The per-step losses L(t) (empty when the output layer was batched).
     last : Tensor
         The state after the last step, to carry into the next chunk (``last.detach()``).
+    feedback : Tensor or None
+        The previous output the next step would read (designs with y(t-1) -> h(t) connections).
     """
 
-    __slots__ = ("loss", "outputs", "states", "losses", "last")
+    __slots__ = ("loss", "outputs", "states", "losses", "last", "feedback")
 
-    def __init__(self, history, last, state_name="h", loss=None):
+    def __init__(self, history, last, state_name="h", loss=None, feedback=None):
         self.losses = history.get("L", [])
         self.outputs = history.get("o", [])
         self.states = history.get(state_name, [])
         self.last = last
+        self.feedback = feedback
         self.loss = total(self.losses) if self.losses else loss
 
 
@@ -195,6 +198,11 @@ class RecurrentModel(tg.Module):
 
     def _trace_roots(self, steps):
         raise NotImplementedError
+
+    def carry(self, run):
+        """What the next chunk of truncated BPTT starts from, as keyword arguments of ``run``:
+        the last state, detached (designs with more state override this)."""
+        return {"h0": run.last.detach()}
 
     def run_for_loss(self, *args, **kwargs):
         """``run`` as ``loss`` and training want it: only the loss and the last state count.

@@ -253,7 +253,7 @@ class JordanRNN(_Hidden):
         self.c = init_bias(n_out, dtype, "c")
         self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
 
-    def run(self, xs, ys=None, teacher_forcing=True, feedback=None):
+    def run(self, xs, ys=None, teacher_forcing=True, feedback=None, y0=None):
         """Unroll over the sequence.
 
         Parameters
@@ -264,6 +264,7 @@ class JordanRNN(_Hidden):
             True: f(t-1) = onehot(y(t-1)) (figure 10.6, train time).  False: f(t-1) = softmax(o(t-1)).
         feedback : Sampler, optional
             Generation: f(t-1) = onehot of the id sampled from o(t-1) (overrides both modes).
+        y0 : f(0): ids () / (B,), or a Tensor (e.g. the previous chunk's ``last``); default zeros
 
         Returns
         -------
@@ -276,7 +277,7 @@ class JordanRNN(_Hidden):
         if ys is not None:
             ys = checks.targets(ys, xs.shape[:2] if batched else (steps,), self.n_out, self.name,
                                 batched)
-        zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
+        first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
         free = feedback is not None or not teacher_forcing
         with tg.scope(self.name):
             ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
@@ -299,8 +300,12 @@ class JordanRNN(_Hidden):
                     f = y
                 return f, named
 
-            last, history = unroll(step, initial(zeros, "o" if free else "y"), steps)
+            last, history = unroll(step, initial(first, "o" if free else "y"), steps)
             return Unrolled(history, last)
+
+    def carry(self, run):
+        """Truncated BPTT: the next chunk starts from the last feedback f(T)."""
+        return {"y0": run.last.detach()}
 
     def __call__(self, xs, ys=None, teacher_forcing=False):
         """Forward only (free running unless ``teacher_forcing`` with ``ys``): (outputs, states, last)."""
@@ -514,13 +519,14 @@ class ConditionalRNN(_Hidden):
         self.c = init_bias(n_out, dtype, "c")
         self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
 
-    def run(self, xs, ys=None, h0=None, mask=None, feedback=None):
+    def run(self, xs, ys=None, h0=None, mask=None, feedback=None, y0=None):
         """Unroll over the sequence.
 
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in); ys : ids (T,) / (T, B)
         (y(t-1) feeds step t); h0 : (H,) or (B, H); mask : (T, B) of 0/1;
-        feedback : Sampler (generation without ys: the sampled y(t) feeds step t+1).
-        Returns Unrolled.
+        feedback : Sampler (generation without ys: the sampled y(t) feeds step t+1);
+        y0 : y(0), ids () / (B,) or a Tensor (the previous chunk's ``feedback``); default zeros.
+        Returns Unrolled (``feedback`` is y(T)).
         """
         xs, is_ids, batched, steps, batch, keep = self._sequence(xs, mask, self.n_in)
         if ys is not None:
@@ -529,7 +535,7 @@ class ConditionalRNN(_Hidden):
         elif feedback is None:
             raise tg.ConfigError(f"{self.name}: give the targets ys (or a feedback sampler)")
         state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
-        zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
+        first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
         with tg.scope(self.name):
             ut, wt, rt, vt = (transposed(self.U), transposed(self.W), transposed(self.R),
                               transposed(self.V))
@@ -550,8 +556,12 @@ class ConditionalRNN(_Hidden):
                     y = tg.Tensor(feedback(o.data))
                 return (h, y), named
 
-            (last, _), history = unroll(step, (initial(state0, "h"), initial(zeros, "y")), steps)
-            return Unrolled(history, last)
+            (last, y_last), history = unroll(step, (initial(state0, "h"), initial(first, "y")), steps)
+            return Unrolled(history, last, feedback=y_last)
+
+    def carry(self, run):
+        """Truncated BPTT: the next chunk starts from h(T) and reads y(T)."""
+        return {"h0": run.last.detach(), "y0": run.feedback.detach()}
 
     def generate(self, xs, temperature=1.0, seed=0, h0=None):
         """Output ids for the inputs xs, each sampled y(t) feeding step t+1 (temperature 0: greedy)."""

@@ -77,7 +77,7 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
 
     Parameters
     ----------
-    trainer : Trainer of a model with a state h0 (ElmanRNN, ConditionalRNN, Recurrence)
+    trainer : Trainer of a sequence model (ElmanRNN, JordanRNN, ConditionalRNN, Recurrence)
     xs, ys : (T, ...) inputs and (T,) / (T, B) targets, e.g. from ``datasets.stream_batches``
     chunk : int, steps per chunk (gradients do not cross chunk boundaries)
     h0 : initial state, default zeros
@@ -92,11 +92,13 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     ys = np.asarray(ys)
     if len(xs) != len(ys):
         raise tg.ShapeError(f"truncated_bptt: xs has {len(xs)} steps but ys has {len(ys)}")
+    carried = {} if h0 is None else {"h0": h0}
     state = h0
     losses = []
     for start in range(0, len(xs), chunk):
-        run = trainer.model.run_for_loss(xs[start:start + chunk], ys[start:start + chunk], h0=state)
+        run = trainer.model.run_for_loss(xs[start:start + chunk], ys[start:start + chunk], **carried)
         norm = trainer.update(run.loss)
+        carried = trainer.model.carry(run)     # the state (and fed-back output) the next chunk reads
         state = run.last.detach()
         losses.append(run.loss.item() / len(xs[start:start + chunk]))
         if on_step is not None:

@@ -38,6 +38,21 @@ def test_truncated_bptt_carries_the_forward_state_across_chunks():
     assert not last.requires_grad
 
 
+@pytest.mark.parametrize("model", [rnn.ElmanRNN(4, 5, 4, seed=2), rnn.JordanRNN(4, 5, 4, seed=2),
+                                   rnn.ConditionalRNN(4, 5, 4, seed=2)], ids=lambda m: m.name)
+def test_truncated_bptt_chunks_see_the_same_forward_values_as_one_long_run(model):
+    # what crosses a chunk boundary (h(t), and y(t) for the designs that feed outputs back)
+    # is carried, so only the gradients are truncated, never the forward computation
+    rng = np.random.default_rng(3)
+    xs, ys = rng.integers(0, 4, (7, 2)), rng.integers(0, 4, (7, 2))
+    full = [loss.item() for loss in model.run(xs, ys).losses]
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), 1e-300))
+    chunked = []
+    rnn.truncated_bptt(trainer, xs, ys, chunk=3, on_step=lambda step, loss, norm: chunked.append(loss))
+    per_chunk = [np.mean(full[start:start + 3]) for start in (0, 3, 6)]
+    np.testing.assert_allclose(chunked, per_chunk, rtol=1e-12)
+
+
 def test_trainer_clips_the_global_gradient_norm():
     model = rnn.ElmanRNN(4, 5, 4, seed=3)
     before = [p.data.copy() for p in model.parameters()]
