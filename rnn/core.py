@@ -12,6 +12,8 @@ in the same machinery as the built-in designs.
 
 import contextlib
 import gc
+from functools import partial
+from operator import itemgetter
 
 import numpy as np
 
@@ -136,20 +138,46 @@ def step_loss(o, y, keep, batch):
     return tg.cross_entropy(o[rows], y[rows]) * (rows.size / batch)
 
 
-def batched_loss(states, vt, c, ys, keep, batch):
+def batched_loss(hs, vt, c, ys, keep, batch):
     """The output layer and loss of all steps at once, after the loop (same value as per step).
 
-    o = stack(h(1..T)) @ V.T + c, then (1/B) sum_t sum_b keep[t, b] CE(o(t)_b, y(t)_b) as
-    one cross-entropy over the kept rows.  ys : (T,) or (T, B) ids; keep : (T, B) bool or None.
+    o = hs @ V.T + c, then (1/B) sum_t sum_b keep[t, b] CE(o(t)_b, y(t)_b) as one
+    cross-entropy over the kept rows.  hs : Tensor (T, H) or (T, B, H), the states h(1..T);
+    ys : (T,) or (T, B) ids; keep : (T, B) bool or None.
     """
     with cycle_collector_paused():
-        o = tg.addmm(c, tg.stack(states), vt)
+        o = tg.addmm(c, hs, vt)
         targets = tg.Tensor(ys, name="y")
         if keep is None:
             return tg.cross_entropy(o, targets) * float(ys.size / (batch or 1))
         rows = np.flatnonzero(keep.reshape(-1))
         flat = o.reshape(-1, o.shape[-1])[rows]
         return tg.cross_entropy(flat, targets.reshape(-1)[rows]) * float(rows.size / batch)
+
+
+def tanh_into(a, buf, row):
+    """h = tanh(a), its value written into ``buf[row]``: the states of an unroll side by side
+    in one array, which :func:`stack_rows` then hands on without a copy."""
+    return tg.apply("tanh", _tanh_into, a, buf=buf, row=row)
+
+
+def _tanh_into(a, buf, row):
+    y = np.tanh(a, out=buf[row])
+    return y, (partial(_tanh_vjp, y),)
+
+
+def _tanh_vjp(y, g):
+    return g * (1 - y * y)
+
+
+def stack_rows(states, buf):
+    """``tg.stack(states)`` for states made by :func:`tanh_into` (``states[t]`` is ``buf[t]``):
+    the node's value is a view of ``buf``, and each state's gradient a row of the stack's."""
+    return tg.apply("stack", _stack_rows, *states, buf=buf)
+
+
+def _stack_rows(*rows, buf):
+    return buf[:len(rows)], [itemgetter(t) for t in range(len(rows))]
 
 
 def carry_masked(h, h_prev, keep):

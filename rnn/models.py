@@ -16,7 +16,7 @@ import tinygraph as tg
 
 from . import checks
 from .core import (RecurrentModel, Unrolled, batched_loss, carry_masked, init_bias, init_weight,
-                   initial, step_loss, transposed, unroll)
+                   initial, stack_rows, step_loss, tanh_into, transposed, unroll)
 
 
 class Sampler:
@@ -166,9 +166,15 @@ class ElmanRNN(_Hidden):
             else:
                 inputs = [xs[0]]
 
+            if not per_step:   # the states side by side, for the output layer of all steps
+                states = np.empty((steps,) + np.shape(state0), self.dtype)
+
             def fast_step(t, h_prev):
                 a = tg.addmm(inputs[t - 1], h_prev, wt)
-                h = carry_masked(a.tanh(), h_prev, None if keep is None else keep[t - 1])
+                if keep is None:
+                    h = tanh_into(a, states, t - 1)
+                else:
+                    h = carry_masked(a.tanh(), h_prev, keep[t - 1])
                 return h, {"a": a, "h": h}
 
             def step(t, h_prev):
@@ -188,7 +194,8 @@ class ElmanRNN(_Hidden):
             last, history = unroll(step if per_step else fast_step, initial(state0, "h"), steps)
             loss = None
             if not per_step and ys is not None:
-                loss = batched_loss(history["h"], vt, self.c, ys, keep, batch)
+                hs = stack_rows(history["h"], states) if keep is None else tg.stack(history["h"])
+                loss = batched_loss(hs, vt, self.c, ys, keep, batch)
             return Unrolled(history, last, loss=loss)
 
     def run_for_loss(self, xs, ys=None, h0=None, mask=None):
