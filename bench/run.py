@@ -201,13 +201,16 @@ def bench(configs, dtypes, repeats, budget_s, memory, clock):
 
 def print_table(rows, extra_names, memory_rows):
     peer_names = ["torch loop", "torch nn.RNN", "HIPS autograd"]
+    live = [n for n in peer_names if n in extra_names]   # measured here; the others from issue 6
     head = (["config V/H/T/B", "dtype", "engine ms", "per-step np ms", "batched np ms"]
             + [f"{n} ms" for n in extra_names]
-            + ["eng/per-step", "eng/batched"] + [f"eng/{n} (issue)" for n in peer_names])
+            + ["eng/per-step", "eng/batched"]
+            + [f"eng/{n}" if n in live else f"eng/{n} (issue)" for n in peer_names])
     lines = [head, ["---"] * len(head)]
     for config, dtype_name, ms in rows:
         e = ms["engine"]
         peers = PEERS.get(config, {}) if dtype_name == "float64" else {}
+        peers = {**peers, **{n: ms[n] for n in live if n in ms}}
         lines.append([config, dtype_name, fmt(e), fmt(ms["per-step numpy"]), fmt(ms["batched numpy"])]
                      + [fmt(ms.get(n)) for n in extra_names]
                      + [fmt(e / ms["per-step numpy"]), fmt(e / ms["batched numpy"])]
@@ -236,6 +239,8 @@ def render_times(steps):
         "viz.unrolled": lambda: viz.unrolled(model, steps=steps),
         "viz.folded": lambda: viz.folded(model, steps=steps),
         "viz.graph(loss)": lambda: viz.graph(model.run(xs, ys).loss),
+        "viz.unrolled(grads=True)": lambda: viz.unrolled(model, steps=steps, grads=True),
+        "viz.graph(loss, grads=True)": lambda: viz.graph(model.run(xs, ys).loss, grads=True),
     }
     times = {}
     for name, build in views.items():
