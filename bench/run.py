@@ -230,25 +230,36 @@ def print_table(rows, extra_names, memory_rows):
 
 
 def render_times(steps):
-    """view name -> (seconds to build the Digraph, seconds to build and render it to svg) for
-    the views of an Elman RNN (16/32/16) unrolled over ``steps`` steps."""
+    """view name -> (seconds to build it, seconds to build and render it to svg) for the views
+    of an Elman RNN (16/32/16) unrolled over ``steps`` steps: the Digraphs of viz, and the
+    gradient-flow chart (norms of dL/dh(t), then the matplotlib bar chart of them)."""
+    import tempfile
+
     import viz
+    from viz import plots
     model = rnn.ElmanRNN(16, 32, 16, seed=0)
     xs, ys = ne.make_data(16, steps, 1, seed=0)
-    views = {
-        "viz.unrolled": lambda: viz.unrolled(model, steps=steps),
-        "viz.folded": lambda: viz.folded(model, steps=steps),
-        "viz.graph(loss)": lambda: viz.graph(model.run(xs, ys).loss),
-        "viz.unrolled(grads=True)": lambda: viz.unrolled(model, steps=steps, grads=True),
-        "viz.graph(loss, grads=True)": lambda: viz.graph(model.run(xs, ys).loss, grads=True),
-    }
-    times = {}
-    for name, build in views.items():
-        t0 = time.perf_counter()
-        digraph = build()
-        built = time.perf_counter() - t0
-        viz.render(digraph, "svg")
-        times[name] = (built, time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as folder:
+        chart = os.path.join(folder, "flow.svg")
+        views = {
+            "viz.unrolled": (lambda: viz.unrolled(model, steps=steps), viz.render),
+            "viz.folded": (lambda: viz.folded(model, steps=steps), viz.render),
+            "viz.graph(loss)": (lambda: viz.graph(model.run(xs, ys).loss), viz.render),
+            "viz.unrolled(grads=True)": (lambda: viz.unrolled(model, steps=steps, grads=True),
+                                         viz.render),
+            "viz.graph(loss, grads=True)": (lambda: viz.graph(model.run(xs, ys).loss, grads=True),
+                                            viz.render),
+            "gradient_norms + plots.gradient_flow": (
+                lambda: [n for _, n in viz.gradient_norms(model.run(xs, ys).loss)],
+                lambda norms: plots.gradient_flow(norms, chart)),
+        }
+        times = {}
+        for name, (build, render) in views.items():
+            t0 = time.perf_counter()
+            built = build()
+            t1 = time.perf_counter()
+            render(built)
+            times[name] = (t1 - t0, time.perf_counter() - t0)
     return times
 
 
