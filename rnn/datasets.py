@@ -1,7 +1,9 @@
 """Built-in data, nothing downloaded: a bundled text, the chapter's year task, a copy task.
 
-- :func:`load_text` / :class:`Vocab` / :func:`char_corpus`: a short story written
-  for this project (``rnn/data/lighthouse.txt``) as character ids for a language model.
+- :func:`load_text` / :class:`Vocab` / :func:`char_corpus`: short stories written for
+  this project as character ids for a language model: ``harbour`` (25 KB, the default)
+  and ``lighthouse`` (3.6 KB, small enough to memorise in seconds); :func:`split`
+  holds out the end of a stream for measuring a held-out loss.
 - :func:`year_task`: sentences in which a year stands at different positions
   ("i went to nepal in 2009" / "in 2009 , i went to nepal"), the chapter's example of
   why parameters are shared across time: one set of weights must read the year
@@ -20,7 +22,7 @@ from tinygraph import BadIndexError, ConfigError, ShapeError
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
-def load_text(name="lighthouse"):
+def load_text(name="harbour"):
     """The bundled text ``rnn/data/<name>.txt`` as a string."""
     path = os.path.join(DATA_DIR, f"{name}.txt")
     if not os.path.isfile(path):
@@ -58,11 +60,39 @@ class Vocab:
         return "".join(str(self.tokens[int(i)]) for i in np.asarray(ids).reshape(-1))
 
 
-def char_corpus(name="lighthouse"):
-    """(vocab, ids): the bundled text as character ids (N,)."""
+def char_corpus(name="harbour"):
+    """(vocab, ids): the bundled text ``name`` ("harbour" or "lighthouse") as character ids (N,)."""
     text = load_text(name)
     vocab = Vocab(text)
     return vocab, vocab.encode(text)
+
+
+def split(ids, held_out=0.1):
+    """Split a stream into a training part and a held-out part: the last ``held_out`` of it.
+
+    Deterministic (no shuffling: the held-out text is one contiguous passage the model
+    never trains on), so a held-out loss is comparable from run to run.
+
+    Parameters
+    ----------
+    ids : (N,) ids, e.g. from :func:`char_corpus`
+    held_out : float in (0, 1), the fraction held out (rounded to whole ids)
+
+    Returns
+    -------
+    train, held : (N - M,) and (M,) with M = round(held_out * N); each at least 2 ids long,
+        so that both have an input and a next-id target.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 1:
+        raise ShapeError(f"split: ids must be one stream (N,), got shape {ids.shape}")
+    if isinstance(held_out, bool) or not isinstance(held_out, (int, float, np.floating)) or not 0 < held_out < 1:
+        raise ConfigError(f"split: held_out must be a fraction between 0 and 1, got {held_out!r}")
+    n_held = int(round(held_out * len(ids)))
+    if min(n_held, len(ids) - n_held) < 2:
+        raise ShapeError(f"split: {len(ids)} ids cannot give two parts of at least 2 ids "
+                         f"with held_out={held_out}")
+    return ids[:len(ids) - n_held], ids[len(ids) - n_held:]
 
 
 def stream_batches(ids, batch_size):
