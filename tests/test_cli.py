@@ -1,5 +1,8 @@
 """The `tinygraph` command: every subcommand at tiny sizes, its outputs, and its errors."""
 
+import contextlib
+import html
+import io
 import os
 import re
 import subprocess
@@ -10,8 +13,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+import rnn
 import tinygraph as tg
-from viz.cli import main
+from viz.cli import CharTask, load_checkpoint, main, stream_loss
 
 
 def _svg_ok(path):
@@ -39,8 +43,43 @@ def test_train_writes_checkpoint_curve_samples_and_views(tmp_path, capsys):
     for name in ("chars_checkpoint.npz", "loss.svg", "samples.txt", "chars_folded.svg",
                  "chars_unrolled.svg", "chars_ops.svg", "chars_gradient_flow.svg"):
         assert (tmp_path / name).is_file(), name
-    err = capsys.readouterr().err
-    assert re.search(r"step 3/3  loss \d+\.\d+  [\d.]+ steps/s", err)
+    captured = capsys.readouterr()
+    assert re.search(r"step 3/3  loss \d+\.\d+  held-out \d+\.\d+  [\d.]+ steps/s", captured.err)
+    assert re.search(r"held-out loss \d+\.\d+ nats/char", captured.out)
+
+
+def test_train_reports_the_held_out_loss_of_the_saved_model(tmp_path, capsys):
+    assert main(["train", "--task", "chars", "--steps", "5", "--out", str(tmp_path)]) == 0
+    printed = float(re.search(r"held-out loss (\d+\.\d+)", capsys.readouterr().out).group(1))
+    task, _, _, _ = load_checkpoint(tmp_path / "chars_checkpoint.npz", "chars")
+    held = task.held_ids
+    with tg.no_grad():
+        whole = task.model.loss(held[:-1], held[1:]).item() / (len(held) - 1)   # one unroll
+    assert printed == pytest.approx(whole, abs=1e-4)
+
+
+def test_the_char_task_never_trains_on_the_held_out_end_of_the_harbour_text():
+    task = CharTask(0)
+    _, ids = rnn.datasets.char_corpus("harbour")
+    np.testing.assert_array_equal(np.concatenate([task.train_ids, task.held_ids]), ids)
+    assert len(task.held_ids) == round(0.1 * len(ids))
+    read = task.xs.T.reshape(-1)                      # every id the training chunks read
+    np.testing.assert_array_equal(read, task.train_ids[:len(read)])
+
+
+def test_stream_loss_in_chunks_equals_one_unroll_over_the_whole_stream():
+    model = rnn.ElmanRNN(5, 6, 5, seed=3)
+    ids = np.random.default_rng(0).integers(5, size=40)
+    whole = model.loss(ids[:-1], ids[1:]).item() / 39
+    assert stream_loss(model, ids, chunk=7) == pytest.approx(whole, rel=1e-12)
+
+
+def test_char_learning_rate_falls_by_a_cosine_to_a_twentieth_then_stays():
+    task = CharTask(0, lr=0.01, anneal=100)
+    rates = [task.learning_rate(k) for k in range(201)]
+    assert rates[0] == pytest.approx(0.01) and rates[50] == pytest.approx(0.01 * 0.525)
+    assert rates[100] == rates[200] == pytest.approx(0.0005)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
 
 
 def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
@@ -58,20 +97,50 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.parametrize("task", ["year", "copy"])
-def test_other_tasks_train(tmp_path, task):
+def test_other_tasks_train(tmp_path, task, capsys):
     assert main(["train", "--task", task, "--steps", "2", "--out", str(tmp_path)]) == 0
     assert (tmp_path / f"{task}_checkpoint.npz").is_file()
+    assert "held-out loss" in capsys.readouterr().out
 
 
-def test_demo_writes_a_page_whose_links_all_exist(tmp_path):
-    assert main(["demo", "--out", str(tmp_path), "--steps", "30"]) == 0
-    page = (tmp_path / "index.html").read_text()
+def test_copy_task_with_its_default_settings_and_steps_learns_to_recall(tmp_path, capsys):
+    assert main(["train", "--task", "copy", "--out", str(tmp_path)]) == 0
+    recall = re.search(r"recalled after a delay of 10 steps: ([\d.]+)%", capsys.readouterr().out)
+    assert float(recall.group(1)) > 80          # chance is 12.5%
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A tiny demo run (30 updates): its folder and what it printed."""
+    out = tmp_path_factory.mktemp("demo")
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["demo", "--out", str(out), "--steps", "30"]) == 0
+    return out, buffer.getvalue()
+
+
+def test_demo_writes_a_page_whose_links_all_exist(demo):
+    out, _ = demo
+    page = (out / "index.html").read_text()
     links = set(re.findall(r"(?:src|href)='([^']+)'", page))
     assert {f"fig10_{i}.svg" for i in range(1, 11)} <= links
     assert {"loss.svg", "chars_folded.svg", "chars_unrolled.svg", "chars_gradient_flow.svg"} <= links
     for link in links:
-        assert (tmp_path / link).is_file(), link
+        assert (out / link).is_file(), link
     assert "finite differences" in page
+
+
+def test_demo_reports_the_trained_models_training_and_held_out_loss(demo):
+    out, printed = demo
+    page = html.unescape((out / "index.html").read_text())
+    task, _, _, _ = load_checkpoint(out / "chars_checkpoint.npz", "chars")
+    with tg.no_grad():
+        for ids, label in ((task.train_ids, "training"), (task.held_ids, "held-out")):
+            want = task.model.loss(ids[:-1], ids[1:]).item() / (len(ids) - 1)
+            shown = re.search(label + r" loss \(the trained model [^<]*</td><td>([\d.]+) nats/char", page)
+            assert float(shown.group(1)) == pytest.approx(want, abs=1e-3), label
+            assert f"{label} loss {want:.3f}" in printed
+    assert f"ln({len(task.vocab)})" in page and "harbour.txt" in page
 
 
 def _one_line_error(capsys, needle):

@@ -56,20 +56,54 @@ MODELS = {
 
 # ------------------------------------------------------------------ training tasks
 
+HELD_OUT = 0.1   # the fraction at the end of the text that the character model never trains on
+
+
+def stream_loss(model, ids, chunk=1000):
+    """Mean loss per id of ``model`` reading the stream ``ids`` (N,) from h = 0, each id
+    predicting the next; in chunks with the state carried, and no graph kept."""
+    xs, ys = ids[:-1], ids[1:]
+    total, state = 0.0, None
+    with tg.no_grad():
+        for start in range(0, len(xs), chunk):
+            run = model.run_for_loss(xs[start:start + chunk], ys[start:start + chunk], h0=state)
+            total += run.loss.item()
+            state = run.last
+    return total / len(xs)
+
+
 class CharTask:
-    """Character-level language model (ElmanRNN) on the bundled text, truncated BPTT."""
+    """Character-level language model (ElmanRNN) on the bundled harbour text, truncated BPTT.
+
+    The last 10% of the text is held out.  The rest is read as one stream in chunks of
+    ``chunk`` characters, the state carried from chunk to chunk and reset at each pass.
+    Adam's learning rate falls from ``lr`` to ``lr / 20`` along a half cosine over the
+    first ``anneal`` updates and then stays: a function of the update number alone, so a
+    resumed run repeats an uninterrupted one exactly.
+    """
 
     name = "chars"
+    unit = "nats/char"
+    default_steps = 12_000
 
-    def __init__(self, seed, hidden=64, batch=16, chunk=25, lr=1e-2):
-        self.vocab, ids = rnn.datasets.char_corpus()
-        self.xs, self.ys = rnn.datasets.stream_batches(ids, batch)
-        self.chunk = chunk
+    def __init__(self, seed, hidden=128, batch=1, chunk=100, lr=1e-2, anneal=default_steps,
+                 corpus="harbour"):
+        self.corpus = corpus
+        self.vocab, ids = rnn.datasets.char_corpus(corpus)
+        self.train_ids, self.held_ids = rnn.datasets.split(ids, HELD_OUT)
+        self.xs, self.ys = rnn.datasets.stream_batches(self.train_ids, batch)
+        self.batch, self.chunk, self.lr, self.anneal = batch, chunk, lr, anneal
         self.chunks_per_pass = len(self.xs) // chunk
+        self.window = self.chunks_per_pass      # the training loss is reported over one pass
         self.model = rnn.ElmanRNN(len(self.vocab), hidden, len(self.vocab), seed=seed)
         self.trainer = rnn.Trainer(self.model, lr=lr, clip=5.0)
         self.state = None
-        self.reference = ("ln(vocab): a uniform guess", float(np.log(len(self.vocab))))
+        self.reference = (f"ln({len(self.vocab)}): a uniform guess", float(np.log(len(self.vocab))))
+
+    def learning_rate(self, k):
+        """Adam's learning rate at update ``k`` (0-based)."""
+        done = min(k, self.anneal) / self.anneal
+        return self.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * done)))
 
     def step(self, k):
         """Update number ``k`` (0-based): one chunk; returns the loss per character."""
@@ -77,10 +111,15 @@ class CharTask:
         if i == 0:
             self.state = None
         sl = slice(i * self.chunk, (i + 1) * self.chunk)
-        run = self.model.run(self.xs[sl], self.ys[sl], h0=self.state)
+        self.trainer.optimizer.lr = self.learning_rate(k)
+        run = self.model.run_for_loss(self.xs[sl], self.ys[sl], h0=self.state)
         self.trainer.update(run.loss)
         self.state = run.last.detach()
         return run.loss.item() / self.chunk
+
+    def held_out_loss(self):
+        """Loss per character on the held-out end of the text."""
+        return stream_loss(self.model, self.held_ids)
 
     def extra_state(self):
         return {} if self.state is None else {"carried_h": self.state.data}
@@ -88,14 +127,14 @@ class CharTask:
     def load_extra(self, arrays):
         self.state = tg.tensor(arrays["carried_h"]) if "carried_h" in arrays else None
 
-    def sample_text(self, seed, length=240, temperature=0.8):
+    def sample_text(self, seed, length=300, temperature=0.6):
         prompt = self.vocab.encode("The ")
         ids = self.model.generate(prompt, length, temperature=temperature, seed=seed)
         return "The " + self.vocab.decode(ids)
 
     def report(self, seed):
-        greedy = self.model.generate(self.vocab.encode("The "), 120, temperature=0)
-        return [f"sample (temperature 0.8, seed {seed}):\n{self.sample_text(seed)}",
+        greedy = self.model.generate(self.vocab.encode("The "), 150, temperature=0)
+        return [f"sample (temperature 0.6, seed {seed}):\n{self.sample_text(seed)}",
                 f"greedy decoding:\nThe {self.vocab.decode(greedy)}"]
 
     def probe(self):
@@ -107,11 +146,14 @@ class YearTask:
     """The chapter's year task: SequenceToOne reads a sentence and names its year."""
 
     name = "year"
+    unit = "nats/sentence"
+    default_steps = 300
 
     def __init__(self, seed, hidden=32, batch=32, lr=2e-2):
         self.data = rnn.datasets.year_task(512, seed=seed)
         self.test = rnn.datasets.year_task(256, seed=seed + 1000)
         self.batch = batch
+        self.window = -(-len(self.data.labels) // batch)     # one pass over the sentences
         n_words = len(self.data.vocab)
         self.model = rnn.SequenceToOne(n_words, hidden, len(self.data.years), seed=seed)
         self.trainer = rnn.Trainer(self.model, lr=lr, clip=5.0)
@@ -127,6 +169,11 @@ class YearTask:
                                mask=mask[:steps])
         self.trainer.update(loss)
         return loss.item()
+
+    def held_out_loss(self):
+        """Mean loss per sentence on sentences never trained on."""
+        with tg.no_grad():
+            return self.model.loss(self.test.xs, self.test.labels, mask=self.test.mask).item()
 
     def extra_state(self):
         return {}
@@ -148,22 +195,34 @@ class YearTask:
 
 
 class CopyTask:
-    """A long-memory task: ElmanRNN copies 5 symbols back after a delay of 10 steps."""
+    """A long-memory task: ElmanRNN copies ``length`` symbols back after a delay of ``delay`` steps."""
 
     name = "copy"
+    unit = "nats/step"
+    default_steps = 3000
 
-    def __init__(self, seed, hidden=64, batch=32, lr=1e-2):
+    def __init__(self, seed, hidden=64, batch=32, lr=5e-3, length=3, delay=10, n_symbols=8):
         self.seed = seed
-        self.batch = batch
-        self.model = rnn.ElmanRNN(10, hidden, 10, seed=seed)
+        self.batch, self.window = batch, 50
+        self.shape = {"length": length, "delay": delay, "n_symbols": n_symbols}
+        self.model = rnn.ElmanRNN(n_symbols + 2, hidden, n_symbols + 2, seed=seed)
         self.trainer = rnn.Trainer(self.model, lr=lr, clip=1.0)
-        self.reference = ("no memory: ln(8) x 5 / 20 per step", float(np.log(8) * 5 / 20))
+        self.held = rnn.datasets.copy_task(256, seed=2**40 + seed, **self.shape)
+        steps = 2 * length + delay
+        self.reference = (f"no memory: ln({n_symbols}) x {length} / {steps} per step",
+                          float(np.log(n_symbols) * length / steps))
 
     def step(self, k):
-        xs, ys = rnn.datasets.copy_task(self.batch, seed=self.seed * 100_003 + k)
+        xs, ys = rnn.datasets.copy_task(self.batch, seed=self.seed * 100_003 + k, **self.shape)
         loss = self.model.loss(xs, ys)
         self.trainer.update(loss)
         return loss.item() / len(xs)
+
+    def held_out_loss(self):
+        """Loss per step on a fixed batch of 256 sequences never trained on."""
+        xs, ys = self.held
+        with tg.no_grad():
+            return self.model.loss(xs, ys).item() / len(xs)
 
     def extra_state(self):
         return {}
@@ -172,15 +231,17 @@ class CopyTask:
         pass
 
     def report(self, seed):
-        xs, ys = rnn.datasets.copy_task(256, seed=seed + 7)
+        xs, ys = self.held
+        length = self.shape["length"]
         with tg.no_grad():
             outputs, _, _ = self.model(xs)
-        pred = np.stack([o.data.argmax(-1) for o in outputs])
-        recall = float(np.mean(pred[-5:] == ys[-5:]))
-        return [f"symbols recalled after the delay: {recall:.1%} (chance 12.5%)"]
+        pred = np.stack([o.data.argmax(-1) for o in outputs[-length:]])
+        recall = float(np.mean(pred == ys[-length:]))
+        return [f"symbols recalled after a delay of {self.shape['delay']} steps: {recall:.1%} "
+                f"of {length} x {len(ys[0])} held-out symbols (chance {1 / self.shape['n_symbols']:.1%})"]
 
     def probe(self):
-        xs, ys = rnn.datasets.copy_task(1, seed=1)
+        xs, ys = rnn.datasets.copy_task(1, seed=1, **self.shape)
         return (xs, ys), {}
 
 
@@ -227,7 +288,8 @@ def load_checkpoint(path, task_name):
 # ------------------------------------------------------------------ progress
 
 class Progress:
-    """A live progress line: step, loss, steps/s and time left (one line per update on a tty)."""
+    """A live progress line: step, training and held-out loss, steps/s and time left
+    (rewritten in place on a tty, one line per tenth of the run otherwise)."""
 
     def __init__(self, total, stream=None, every=None):
         self.total = total
@@ -237,27 +299,42 @@ class Progress:
         self.start = time.perf_counter()
         self.done = 0
 
-    def __call__(self, step, loss):
+    def __call__(self, step, loss, held_out=None):
         self.done += 1
         if step % self.every and step != self.total:
             return
         elapsed = time.perf_counter() - self.start
         rate = self.done / elapsed if elapsed > 0 else float("inf")
         left = (self.total - step) / rate if rate > 0 else 0.0
-        line = f"step {step}/{self.total}  loss {loss:.4f}  {rate:.1f} steps/s  {left:.0f}s left"
-        self.stream.write(("\r" + line.ljust(72)) if self.tty else line + "\n")
+        held = "" if held_out is None else f"  held-out {held_out:.4f}"
+        line = f"step {step}/{self.total}  loss {loss:.4f}{held}  {rate:.1f} steps/s  {left:.0f}s left"
+        self.stream.write(("\r" + line.ljust(88)) if self.tty else line + "\n")
         if self.tty and step == self.total:
             self.stream.write("\n")
         self.stream.flush()
 
 
 def run_training(task, first, steps, losses, stream=None):
-    """Updates ``first`` .. ``steps`` - 1 of ``task``, appending to ``losses``."""
+    """Updates ``first`` .. ``steps`` - 1 of ``task``, appending to ``losses``.
+
+    The progress line shows the training loss as the mean over the last ``task.window``
+    updates.  The held-out loss is measured every ``steps // 20`` updates and after the last.
+
+    Returns
+    -------
+    list of (step, training loss, held-out loss) at each measurement.
+    """
     progress = Progress(steps, stream)
+    every = max(1, steps // 20)
+    held, history = None, []
     for k in range(first, steps):
         losses.append(task.step(k))
-        progress(k + 1, losses[-1])
-    return losses
+        train = float(np.mean(losses[-task.window:]))
+        if (k + 1) % every == 0 or k + 1 == steps:
+            held = task.held_out_loss()
+            history.append((k + 1, train, held))
+        progress(k + 1, train, held)
+    return history
 
 
 def _out_dir(path):
@@ -316,26 +393,43 @@ def cmd_draw(args):
     print(path)
 
 
+def _smoothed(losses):
+    """(steps, means): the losses averaged over blocks, at most 500 points for the loss curve."""
+    block = max(1, -(-len(losses) // 500))
+    means = [float(np.mean(losses[i:i + block])) for i in range(0, len(losses), block)]
+    ends = [min(i + block, len(losses)) for i in range(0, len(losses), block)]
+    return ends, means, block
+
+
+def write_loss_curve(losses, path, task, title):
+    steps, means, block = _smoothed(losses)
+    if block > 1:
+        title = f"{title}, mean of every {block} updates"
+    plots.loss_curve(steps, means, path, reference=task.reference, title=title)
+
+
 def cmd_train(args):
     out = _out_dir(args.out)
+    steps = args.steps or TASKS[args.task].default_steps
     if args.resume:
         task, first, losses, seed = load_checkpoint(args.resume, args.task)
-        if first >= args.steps:
+        if first >= steps:
             raise UsageError(f"--resume: the checkpoint is already at step {first}; "
                              f"ask for more --steps than that")
     else:
         task, first, losses, seed = TASKS[args.task](args.seed), 0, [], args.seed
-    run_training(task, first, args.steps, losses)
+    history = run_training(task, first, steps, losses)
     ckpt = os.path.join(out, f"{task.name}_checkpoint.npz")
-    save_checkpoint(ckpt, task, args.steps, losses, seed)
-    plots.loss_curve(np.arange(1, len(losses) + 1), losses, os.path.join(out, "loss.svg"),
-                     reference=task.reference, title=f"Training loss ({task.name})")
+    save_checkpoint(ckpt, task, steps, losses, seed)
+    write_loss_curve(losses, os.path.join(out, "loss.svg"), task, f"Training loss ({task.name})")
     probe_args, probe_kwargs = task.probe()
     write_model_views(task.model, out, task.name, probe_args, probe_kwargs)
     report = "\n\n".join(task.report(seed))
     with open(os.path.join(out, "samples.txt"), "w", encoding="utf-8") as f:
         f.write(report + "\n")
-    print(f"final loss {losses[-1]:.4f} after {len(losses)} steps "
+    _, train, held = history[-1]
+    print(f"after {steps} updates: training loss {train:.4f} (mean of the last "
+          f"{min(task.window, len(losses))} updates), held-out loss {held:.4f} {task.unit} "
           f"({task.reference[0]} = {task.reference[1]:.4f})")
     print(report)
     print(f"wrote {ckpt} and the plots and diagrams into {out}")
@@ -359,30 +453,61 @@ def _gradient_check(seed):
 def cmd_demo(args):
     out = _out_dir(args.out)
     t0 = time.perf_counter()
+    print("checking gradients against finite differences ...", flush=True)
+    check = _gradient_check(args.seed)
+
+    task = CharTask(args.seed)
+    steps = args.steps or task.default_steps
+    model, n_vocab = task.model, len(task.vocab)
+    print(f"training ElmanRNN({n_vocab}, {model.n_hidden}, {n_vocab}) on {task.corpus}.txt "
+          f"({len(task.train_ids):,} characters; the last {len(task.held_ids):,} held out) "
+          f"for {steps:,} updates ...")
+    start = time.perf_counter()
+    losses = []
+    history = run_training(task, 0, steps, losses)
+    seconds = time.perf_counter() - start
+    write_loss_curve(losses, os.path.join(out, "loss.svg"), task, "Character model: training loss")
+    save_checkpoint(os.path.join(out, "chars_checkpoint.npz"), task, steps, losses, args.seed)
+
+    print("drawing the trained model and the gradient flow ...")
+    probe_args, probe_kwargs = task.probe()
+    files, norms = write_model_views(model, out, "chars", probe_args, probe_kwargs)
+    print("writing the chapter's figures ...")
+    figs = []
+    for number in FIGURES:
+        name = f"fig{number.replace('.', '_')}.svg"
+        save(figure(number), os.path.join(out, name))
+        figs.append((name, f"Figure {number}"))
+
+    _, _, held = history[-1]
+    train = stream_loss(model, task.train_ids)
     page = Page("tinygraph demo: chapter 10 of Deep Learning, computed and drawn",
                 "Every recurrent network here is a step function unrolled into the tinygraph DAG; "
                 "back-propagation through time is ordinary backprop over that DAG. Every diagram "
                 "below is derived from the computation itself.")
-    print("checking gradients against finite differences ...")
-    page.text("Gradient check", _gradient_check(args.seed))
-
-    print(f"training a character model on the bundled text for {args.steps} steps ...")
-    task = CharTask(args.seed)
-    losses = run_training(task, 0, args.steps, [])
-    plots.loss_curve(np.arange(1, len(losses) + 1), losses, os.path.join(out, "loss.svg"),
-                     reference=task.reference, title="Character model: training loss")
-    save_checkpoint(os.path.join(out, "chars_checkpoint.npz"), task, args.steps, losses, args.seed)
-    page.table("Training", [("model", f"ElmanRNN, vocabulary {len(task.vocab)}, hidden 64"),
-                            ("updates", f"{len(losses)} (truncated BPTT, 25 steps x 16 streams)"),
-                            ("first loss", f"{losses[0]:.3f} nats/char"),
-                            ("last loss (mean of last 20)", f"{np.mean(losses[-20:]):.3f} nats/char"),
-                            (task.reference[0], f"{task.reference[1]:.3f} nats/char")],
-               header=("", ""))
-    page.figures("Loss curve", [("loss.svg", "loss per character during training")])
-
-    print("drawing the trained model and the gradient flow ...")
-    probe_args, probe_kwargs = task.probe()
-    files, norms = write_model_views(task.model, out, "chars", probe_args, probe_kwargs)
+    passes = steps / task.chunks_per_pass
+    page.table("The character model", [
+        ("text", f"{task.corpus}.txt: {len(task.train_ids) + len(task.held_ids):,} characters, "
+                 f"vocabulary {n_vocab}; the first {len(task.train_ids):,} for training, the last "
+                 f"{len(task.held_ids):,} ({HELD_OUT:.0%}) held out"),
+        ("model", f"ElmanRNN({n_vocab}, {model.n_hidden}, {n_vocab}): "
+                  f"{sum(p.size for p in model.parameters()):,} parameters"),
+        ("training", f"{steps:,} updates of truncated BPTT over {task.chunk} characters, the state "
+                     f"carried from chunk to chunk ({passes:.1f} passes over the training text); "
+                     f"Adam, learning rate {task.lr:g} falling to {task.lr / 20:g} (cosine), "
+                     f"gradient norm clipped at 5"),
+        ("time", f"{seconds:.0f} s ({steps / seconds:.0f} updates/s)"),
+        ("loss at the first update", f"{losses[0]:.3f} nats/char"),
+        ("training loss (the trained model on the training text)", f"{train:.3f} nats/char"),
+        ("held-out loss (the trained model on the unseen last 10%)", f"{held:.3f} nats/char"),
+        (task.reference[0], f"{task.reference[1]:.3f} nats/char")], header=("", ""))
+    page.text("Samples", "\n\n".join(task.report(args.seed)), preformatted=True)
+    page.figures("Loss curve", [("loss.svg", "training loss per character")])
+    page.table("Held-out loss during training",
+               [(f"{s:,}", f"{tr:.3f}", f"{h:.3f}") for s, tr, h in history],
+               header=("update", f"training loss (mean of the last {min(task.window, steps)} updates)",
+                       "held-out loss"))
+    page.text("Gradient check", check)
     page.figures("The trained model", files,
                  "Folded and unrolled views come from tracing the model's own step function; the "
                  "gradient-flow view colours each node by the norm of the gradient reaching it.")
@@ -391,18 +516,11 @@ def cmd_demo(args):
         page.text("Gradient flow", f"‖∂L/∂h(t)‖ over {len(norms)} steps of a training sequence: "
                                    f"from {norms[0][1]:.3g} at t={norms[0][0]} to {norms[-1][1]:.3g} "
                                    f"at t={norms[-1][0]} (ratio {ratio:.3g}).")
-    page.text("Samples", "\n\n".join(task.report(args.seed)), preformatted=True)
-
-    print("writing the chapter's figures ...")
-    figs = []
-    for number in FIGURES:
-        name = f"fig{number.replace('.', '_')}.svg"
-        save(figure(number), os.path.join(out, name))
-        figs.append((name, f"Figure {number}"))
     page.figures("The chapter's figures", figs)
     page.text("Run", f"{time.perf_counter() - t0:.1f} s on this machine, seed {args.seed}.")
     path = page.write(out)
-    print(f"final loss {np.mean(losses[-20:]):.3f} nats/char (ln vocab = {task.reference[1]:.3f})")
+    print(f"training loss {train:.3f}, held-out loss {held:.3f} nats/char "
+          f"({task.reference[0]} = {task.reference[1]:.3f})")
     print(f"open {path}")
 
 
@@ -430,7 +548,8 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a design on built-in data")
     p.add_argument("--task", required=True, choices=sorted(TASKS))
-    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--steps", type=int, help="number of updates (default: the task's own, "
+                   + ", ".join(f"{name} {task.default_steps}" for name, task in TASKS.items()) + ")")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", metavar="CHECKPOINT")
@@ -438,7 +557,8 @@ def build_parser():
 
     p = sub.add_parser("demo", help="the main job: train, check, draw, and write index.html")
     p.add_argument("--out", default="out")
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, help=f"number of updates (default {CharTask.default_steps}, "
+                   "about a minute)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_demo)
     return parser
