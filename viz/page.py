@@ -37,7 +37,8 @@ class Page:
     def text(self, heading, body, preformatted=False):
         self.sections.append(("pre" if preformatted else "text", heading, body, None))
 
-    def table(self, heading, rows, header):
+    def table(self, heading, rows, header=None):
+        """A section with a table: ``rows`` of cells, under an optional ``header`` row."""
         self.sections.append(("table", heading, header, [list(r) for r in rows]))
 
     def links(self):
@@ -67,7 +68,9 @@ class Page:
             elif kind == "pre":
                 out.append(f"<pre>{esc(body)}</pre>")
             elif kind == "table":
-                out.append("<table><tr>" + "".join(f"<th>{esc(str(h))}</th>" for h in body) + "</tr>")
+                out.append("<table>")
+                if body:
+                    out.append("<tr>" + "".join(f"<th>{esc(str(h))}</th>" for h in body) + "</tr>")
                 for row in items:
                     out.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>")
                 out.append("</table>")

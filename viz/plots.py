@@ -26,7 +26,7 @@ def _finish(fig, path):
     return path
 
 
-def loss_curve(steps, losses, path, reference=None, title="Training loss"):
+def loss_curve(steps, losses, path, reference=None, title="Training loss", held_out=None):
     """Plot loss against training step and write it to ``path`` (SVG or PNG by suffix).
 
     Parameters
@@ -34,10 +34,16 @@ def loss_curve(steps, losses, path, reference=None, title="Training loss"):
     steps, losses : sequences of equal length
     reference : (label, value), optional
         A horizontal line, e.g. ``("ln(vocab)", np.log(65))`` for a uniform guess.
+    held_out : (steps, losses), optional
+        A loss measured now and then on held-out data: a second line, with markers.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(steps, losses, color="#1f77b4", linewidth=1.2, label="loss")
+    ax.plot(steps, losses, color="#1f77b4", linewidth=1.2,
+            label="loss" if held_out is None else "training loss")
+    if held_out is not None:
+        ax.plot(*held_out, color="#ff7f0e", linewidth=1.2, marker="o", markersize=3,
+                label="held-out loss")
     if reference is not None:
         label, value = reference
         ax.axhline(value, color="#999999", linestyle="--", linewidth=1, label=label)
