@@ -58,16 +58,16 @@ def parse_config(text):
 # ---------------------------------------------------------------- the contenders
 
 
-def engine_runner(n_vocab, n_hidden, xs, ys, dtype, batched_output=False):
-    """``model.loss`` (per-step o(t), L(t) nodes), or with ``batched_output`` ``run_for_loss``
-    (the output layer and loss after the loop, what training uses)."""
+def engine_runner(n_vocab, n_hidden, xs, ys, dtype, per_step=False):
+    """``model.loss`` (only the recurrence per step: what training uses), or with ``per_step``
+    ``model.run(xs, ys).loss`` (every op of every step a node: the graph viz draws)."""
     model = rnn.ElmanRNN(n_vocab, n_hidden, n_vocab, seed=0, dtype=dtype)
     params = model.parameters()
 
     def run():
         for p in params:
             p.grad = None
-        loss = model.run_for_loss(xs, ys).loss if batched_output else model.loss(xs, ys)
+        loss = model.run(xs, ys).loss if per_step else model.loss(xs, ys)
         loss.backward()
     return run
 
@@ -80,7 +80,7 @@ def numpy_runner(form, n_vocab, n_hidden, xs, ys, dtype):
 def _runners(n_vocab, n_hidden, xs, ys, dtype):
     runners = {
         "engine": engine_runner(n_vocab, n_hidden, xs, ys, dtype),
-        "engine batched output": engine_runner(n_vocab, n_hidden, xs, ys, dtype, batched_output=True),
+        "engine per-step graph": engine_runner(n_vocab, n_hidden, xs, ys, dtype, per_step=True),
         "per-step numpy": numpy_runner(ne.per_step, n_vocab, n_hidden, xs, ys, dtype),
         "batched numpy": numpy_runner(ne.batched, n_vocab, n_hidden, xs, ys, dtype),
     }
