@@ -72,10 +72,13 @@ def test_fit_reports_every_step_to_the_callback():
     assert [s for s, _ in seen] == [1, 2, 3] and [l for _, l in seen] == losses
 
 
-def test_char_model_loss_falls_well_below_ln_vocab_on_the_bundled_text():
-    vocab, ids = rnn.datasets.char_corpus()
+# harbour (57 symbols, the default) needs more updates than lighthouse (41) to get as far:
+# at 150 updates it sits at 1.99 against a bar of 2.02, too thin a margin for a spec; 400 reach ~1.8.
+@pytest.mark.parametrize("corpus, steps", [("lighthouse", 150), ("harbour", 400)])
+def test_char_model_loss_falls_well_below_ln_vocab_on_the_bundled_text(corpus, steps):
+    vocab, ids = rnn.datasets.char_corpus(corpus)
     model = rnn.ElmanRNN(len(vocab), 32, len(vocab), seed=0)
-    losses = rnn.train_char_model(model, ids, steps=150, batch_size=16, chunk=25, lr=0.02)
+    losses = rnn.train_char_model(model, ids, steps=steps, batch_size=16, chunk=25, lr=0.02)
     assert losses[0] > 0.95 * np.log(len(vocab))
     assert np.mean(losses[-10:]) < 0.5 * np.log(len(vocab))
 

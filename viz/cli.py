@@ -357,7 +357,8 @@ def write_model_views(model, out, stem, probe_args, probe_kwargs, steps=3):
     save(unrolled(model, steps=12, grads=True), os.path.join(out, f"{stem}_unrolled_grads.svg"))
     files.append((f"{stem}_unrolled_grads.svg", f"{model.name}: gradient flow, each variable "
                                                f"coloured by ‖∂L/∂v(t)‖ (12 steps, summarised)"))
-    loss = model.loss(*probe_args, **probe_kwargs)
+    # run(...).loss, not loss(...): every op of every step is its own node, as the view should show
+    loss = model.run(*probe_args, **probe_kwargs).loss
     norms = gradient_norms(loss)
     loss.backward(retain_graph=True)
     save(graph(loss, grads=True), os.path.join(out, f"{stem}_ops.svg"))
