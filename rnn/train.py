@@ -106,6 +106,30 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     return losses, state
 
 
+def stream_loss(model, xs, ys, chunk=1000):
+    """Mean loss per time step of ``model`` reading one long sequence, without keeping a graph.
+
+    The sequence is read in chunks of ``chunk`` steps under ``tg.no_grad()``, each chunk starting
+    from what the previous one ended with (``model.carry``), so the result equals
+    ``model.loss(xs, ys).item() / len(xs)`` of one unroll over the whole sequence, in memory that
+    does not grow with its length: the held-out loss of a language model, for example.
+    """
+    chunk = checks.positive_int(chunk, "stream_loss", "chunk")
+    xs = np.asarray(xs)
+    ys = np.asarray(ys)
+    if len(xs) != len(ys):
+        raise tg.ShapeError(f"stream_loss: xs has {len(xs)} steps but ys has {len(ys)}")
+    if len(xs) == 0:
+        raise tg.ShapeError("stream_loss: the sequence is empty")
+    total, carried = 0.0, {}
+    with tg.no_grad():
+        for start in range(0, len(xs), chunk):
+            run = model.run_for_loss(xs[start:start + chunk], ys[start:start + chunk], **carried)
+            total += run.loss.item()
+            carried = model.carry(run)
+    return total / len(xs)
+
+
 def train_char_model(model, ids, steps, batch_size=16, chunk=25, lr=1e-2, clip=5.0,
                      on_step=None):
     """Train a character language model on an id stream by truncated BPTT.

@@ -15,7 +15,7 @@ import pytest
 
 import rnn
 import tinygraph as tg
-from viz.cli import CharTask, load_checkpoint, main, stream_loss
+from viz.cli import CharTask, load_checkpoint, main
 
 
 def _svg_ok(path):
@@ -65,13 +65,6 @@ def test_the_char_task_never_trains_on_the_held_out_end_of_the_harbour_text():
     assert len(task.held_ids) == round(0.1 * len(ids))
     read = task.xs.T.reshape(-1)                      # every id the training chunks read
     np.testing.assert_array_equal(read, task.train_ids[:len(read)])
-
-
-def test_stream_loss_in_chunks_equals_one_unroll_over_the_whole_stream():
-    model = rnn.ElmanRNN(5, 6, 5, seed=3)
-    ids = np.random.default_rng(0).integers(5, size=40)
-    whole = model.loss(ids[:-1], ids[1:]).item() / 39
-    assert stream_loss(model, ids, chunk=7) == pytest.approx(whole, rel=1e-12)
 
 
 def test_char_learning_rate_falls_by_a_cosine_to_a_twentieth_then_stays():

@@ -53,6 +53,26 @@ def test_truncated_bptt_chunks_see_the_same_forward_values_as_one_long_run(model
     np.testing.assert_allclose(chunked, per_chunk, rtol=1e-12)
 
 
+@pytest.mark.parametrize("make", [lambda: rnn.ElmanRNN(5, 6, 5, seed=3), lambda: rnn.JordanRNN(5, 6, 5, seed=3),
+                                  lambda: rnn.ConditionalRNN(5, 6, 5, seed=3)], ids=["elman", "jordan", "cond"])
+def test_stream_loss_in_chunks_equals_one_unroll_over_the_whole_stream(make):
+    model = make()
+    ids = np.random.default_rng(0).integers(5, size=40)
+    whole = model.loss(ids[:-1], ids[1:]).item() / 39
+    assert rnn.stream_loss(model, ids[:-1], ids[1:], chunk=7) == pytest.approx(whole, rel=1e-12)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_stream_loss_refuses_mismatched_or_empty_streams():
+    model = rnn.ElmanRNN(5, 6, 5, seed=3)
+    with pytest.raises(tg.ShapeError, match="xs has 4 steps but ys has 3"):
+        rnn.stream_loss(model, [0, 1, 2, 3], [1, 2, 3])
+    with pytest.raises(tg.ShapeError, match="empty"):
+        rnn.stream_loss(model, [], [])
+    with pytest.raises(ValueError, match="chunk"):
+        rnn.stream_loss(model, [0, 1], [1, 2], chunk=0)
+
+
 def test_trainer_clips_the_global_gradient_norm():
     model = rnn.ElmanRNN(4, 5, 4, seed=3)
     before = [p.data.copy() for p in model.parameters()]

@@ -60,19 +60,6 @@ MODELS = {
 HELD_OUT = 0.1   # the fraction at the end of the text that the character model never trains on
 
 
-def stream_loss(model, ids, chunk=1000):
-    """Mean loss per id of ``model`` reading the stream ``ids`` (N,) from h = 0, each id
-    predicting the next; in chunks with the state carried, and no graph kept."""
-    xs, ys = ids[:-1], ids[1:]
-    total, state = 0.0, None
-    with tg.no_grad():
-        for start in range(0, len(xs), chunk):
-            run = model.run_for_loss(xs[start:start + chunk], ys[start:start + chunk], h0=state)
-            total += run.loss.item()
-            state = run.last
-    return total / len(xs)
-
-
 class CharTask:
     """Character-level language model (ElmanRNN) on the bundled harbour text, truncated BPTT.
 
@@ -120,7 +107,7 @@ class CharTask:
 
     def held_out_loss(self):
         """Loss per character on the held-out end of the text."""
-        return stream_loss(self.model, self.held_ids)
+        return rnn.stream_loss(self.model, self.held_ids[:-1], self.held_ids[1:])
 
     def extra_state(self):
         return {} if self.state is None else {"carried_h": self.state.data}
@@ -484,7 +471,7 @@ def cmd_demo(args):
         figs.append((name, f"Figure {number}"))
 
     _, _, held = history[-1]
-    train = stream_loss(model, task.train_ids)
+    train = rnn.stream_loss(model, task.train_ids[:-1], task.train_ids[1:])
     page = Page("tinygraph demo: chapter 10 of Deep Learning, computed and drawn",
                 "Every recurrent network here is a step function unrolled into the tinygraph DAG; "
                 "back-propagation through time is ordinary backprop over that DAG. Every diagram "
