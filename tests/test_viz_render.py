@@ -76,3 +76,21 @@ def test_importing_viz_points_the_graphviz_package_at_the_renderer(monkeypatch):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.stdout.strip() == os.path.join(sysconfig.get_path("scripts"), "graphviz-pure")
+
+
+def test_time_superscripts_are_raised_by_the_layout_not_by_baseline_shift(tmp_path):
+    # browsers (and the PNG renderer) ignore baseline-shift on an SVG <text>, which is how
+    # Graphviz writes <sup>: the (t) of h(t) would sit on the baseline like a subscript
+    import xml.etree.ElementTree as ET
+    svg = viz.save(viz.figure("10.3"), tmp_path / "fig.svg").read_text()
+    assert "baseline-shift" not in svg
+    ns = "{http://www.w3.org/2000/svg}"
+    raised = 0
+    for g in ET.fromstring(svg).iter(f"{ns}g"):
+        texts = g.findall(f"{ns}text")
+        if g.get("class") == "node" and len(texts) == 2 and texts[1].text.startswith("("):
+            name, sup = texts
+            assert float(sup.get("font-size")) < float(name.get("font-size"))
+            assert float(sup.get("y")) < float(name.get("y")) - 3     # SVG y grows downwards
+            raised += 1
+    assert raised >= 12     # x, h, o, L, y at t-1, t, t+1 and the h(...) ends

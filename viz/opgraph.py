@@ -43,7 +43,7 @@ def _param_copy(node, param, norms, lo, hi):
     attrs = {"shape": "box", "style": "filled", "fillcolor": "#dbe9f6", "fontsize": "9"}
     if id(param) in norms:
         lines.append(f"|grad|={norms[id(param)]:.2e}")
-        attrs["fillcolor"] = grad_colour(norms[id(param)], lo, hi)
+        attrs.update(grad_fill(norms[id(param)], lo, hi))
     attrs["label"] = "<" + "<br/>".join(lines) + ">"
     return attrs
 
@@ -90,6 +90,18 @@ def grad_colour(norm, lo, hi):
         return _RAMP[0] if norm == 0 else "#cb181d"
     x = 0.0 if hi <= lo else (math.log10(norm) - lo) / (hi - lo)
     return _RAMP[min(len(_RAMP) - 1, int(x * len(_RAMP)))]
+
+
+_DARK = {_RAMP[-2], _RAMP[-1], "#cb181d"}
+
+
+def grad_fill(norm, lo, hi):
+    """Node attributes filling it by ``grad_colour``, with white text where the fill is dark."""
+    colour = grad_colour(norm, lo, hi)
+    attrs = {"style": "filled", "fillcolor": colour}
+    if colour in _DARK:
+        attrs["fontcolor"] = "white"
+    return attrs
 
 
 def graph(tensor, keep=KEEP, grads=False):
@@ -149,7 +161,7 @@ def _draw(tensor, keep, grads):
         if isinstance(node, Parameter):
             attrs.update(shape="box", style="filled", fillcolor="#dbe9f6")
         if grads and id(node) in norms:
-            attrs["fillcolor"] = grad_colour(norms[id(node)], lo, hi)
+            attrs.update(grad_fill(norms[id(node)], lo, hi))
         if node.name is not None and not isinstance(node, Parameter):
             attrs["group"] = f"v{groups.setdefault(node.name, len(groups))}"
         members = clusters.setdefault(node.scope, [])

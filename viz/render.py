@@ -119,14 +119,22 @@ def html_text(text):
     return html.escape(str(text), quote=True)
 
 
-def sup_html(name, sup, point_size=10):
-    """HTML-like label text ``name`` with a superscript in a smaller font, e.g. h<sup>(t)</sup>.
+def sup_html(name, sup, point_size=10, below=None):
+    """HTML-like label of ``name`` with the superscript ``sup`` in a smaller font, e.g. h⁽ᵗ⁾.
 
-    Graphviz does not shrink ``<sup>`` by itself, hence the ``<font>``.  Wrap the
-    result in ``<...>`` to use it as a label.
+    The superscript is the top-aligned second cell of a borderless table rather than
+    ``<sup>``: Graphviz writes ``<sup>`` to SVG as ``baseline-shift="super"`` on a
+    ``<text>`` element, which browsers ignore (and the PNG renderer too), so the ``(t)``
+    sat on the baseline like a subscript.  A table cell is placed by the layout itself
+    and looks the same in every viewer.  ``below`` (HTML-like text) adds a second line
+    under both.  Wrap the result in ``<...>`` to use it as a label.
     """
-    return (f'{html_text(name)}<font point-size="{point_size}"><sup>{html_text(sup)}</sup>'
-            f'</font>')
+    rows = (f'<tr><td valign="bottom" align="right">{html_text(name)}</td>'
+            f'<td valign="top" align="left"><font point-size="{point_size}">{html_text(sup)}'
+            f'</font></td></tr>')
+    if below is not None:           # the two cells align inwards, so a wider line stays tight
+        rows += f'<tr><td colspan="2">{below}</td></tr>'
+    return f'<table border="0" cellborder="0" cellspacing="0" cellpadding="0">{rows}</table>'
 
 
 def _point_at_renderer_if_any():

@@ -16,7 +16,7 @@ import numpy as np
 import tinygraph as tg
 
 from .derive import derive
-from .opgraph import grad_colour, log_range
+from .opgraph import grad_fill, log_range
 from .render import html_text, sup_html
 
 KEEP = 3             # steps drawn at each end of a long unroll
@@ -180,15 +180,16 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     lo, hi = log_range(norms.values()) if norms else (0.0, 0.0)
     for name, t in sorted(present, key=lambda k: (names.index(k[0]), k[1] or 0)):
         attrs = {}
+        below = None
+        if norms and (name, t) in norms:
+            below = f'<font point-size="9">{norms[(name, t)]:.1e}</font>'
+            attrs.update(grad_fill(norms[(name, t)], lo, hi))
         if t is None:
-            label = html_text(name)
+            label = html_text(name) + ("" if below is None else f"<br/>{below}")
         else:
-            label = sup_html(name, f"({stamp(t)})")
+            label = sup_html(name, f"({stamp(t)})", below=below)
             attrs["group"] = f"{prefix}t{t}"
             rows.setdefault(name, []).append(node_id((name, t)))
-        if norms and (name, t) in norms:
-            label += f'<br/><font point-size="9">{norms[(name, t)]:.1e}</font>'
-            attrs.update(style="filled", fillcolor=grad_colour(norms[(name, t)], lo, hi))
         g.node(node_id((name, t)), label=f"<{label}>", **attrs)
 
     recurrences, elided = {}, {}
