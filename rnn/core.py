@@ -81,6 +81,9 @@ def unroll(step, carry, steps):
     return carry, history
 
 
+_frozen_by_us = 0     # gc.get_freeze_count() right after our last gc.freeze()
+
+
 @contextlib.contextmanager
 def cycle_collector_paused():
     """Keep Python's cycle collector off the nodes an unroll (or its loss) allocates.
@@ -92,18 +95,26 @@ def cycle_collector_paused():
     after 10,000 steps).  So on exit the objects alive are moved to the collector's
     permanent generation (``gc.freeze``); the next pause gives them back (``gc.unfreeze``,
     into the oldest generation).  Reference counting frees a graph as usual either way.
-    Nothing is done when the collector was already off (e.g. a nested pause).
+
+    Nothing is done when the collector was already off (e.g. a nested pause).  If the
+    program froze objects itself (a server's ``gc.freeze()`` before forking, say), its
+    permanent generation is left alone: the collector is only paused, never frozen.
     """
-    enabled = gc.isenabled()
-    if enabled:
-        gc.disable()
+    global _frozen_by_us
+    if not gc.isenabled():
+        yield
+        return
+    ours = gc.get_freeze_count() in (0, _frozen_by_us)
+    gc.disable()
+    if ours:
         gc.unfreeze()
     try:
         yield
     finally:
-        if enabled:
+        if ours:
             gc.freeze()
-            gc.enable()
+            _frozen_by_us = gc.get_freeze_count()
+        gc.enable()
 
 
 def initial(value, name):

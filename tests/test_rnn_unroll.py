@@ -167,3 +167,20 @@ def test_a_user_recurrence_has_exact_gradients_and_trains():
     losses = [trainer.step(xs, ys)[0] for _ in range(60)]
     assert losses[-1] < 0.5 * losses[0]
     assert [n for n, _ in system.named_parameters()] == ["U", "W", "V"]
+
+
+def test_a_program_that_froze_objects_itself_keeps_them_frozen_across_unrolls():
+    import gc
+    model = rnn.ElmanRNN(3, 4, 3)
+    xs = np.arange(50) % 3
+    gc.unfreeze()
+    mine = [[i] for i in range(1000)]
+    gc.freeze()                                 # e.g. a server before it forks workers
+    frozen = gc.get_freeze_count()
+    try:
+        for _ in range(2):
+            model.loss(xs, (xs + 1) % 3).backward()
+            assert gc.get_freeze_count() == frozen and gc.isenabled()
+    finally:
+        gc.unfreeze()
+    del mine
