@@ -267,15 +267,16 @@ def _cross_entropy(logits, targets):
         raise BadIndexError(f"cross_entropy: target {bad} out of range [0, {n_classes})")
     lse = _logsumexp(logits, -1)            # keep this (one number per example), not log p
     cols = targets.reshape(-1)
+    rows = np.arange(cols.size)
     n = builtins.max(targets.size, 1)
-    picked = np.take_along_axis(logits.reshape(-1, n_classes), cols[:, None], axis=1)
-    loss = (lse.reshape(-1, 1) - picked).sum() / n
+    picked = logits.reshape(-1, n_classes)[rows, cols]
+    loss = (lse.reshape(-1) - picked).sum() / n
 
     def vjp(g):   # (softmax - onehot(target)) / n, in one buffer
         d = np.subtract(logits, lse, dtype=np.result_type(logits, g))
         np.exp(d, out=d)
         flat = d.reshape(-1, n_classes)
-        flat[np.arange(cols.size), cols] -= 1
+        flat[rows, cols] -= 1
         d *= g / n
         return d
     return loss, (vjp, None)
