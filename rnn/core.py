@@ -81,7 +81,10 @@ def unroll(step, carry, steps):
     return carry, history
 
 
-_frozen_by_us = 0     # gc.get_freeze_count() right after our last gc.freeze()
+freeze_graphs = True
+"""Set ``rnn.core.freeze_graphs = False`` to keep :func:`cycle_collector_paused` away from
+``gc.freeze``/``gc.unfreeze`` (e.g. in a program that freezes objects itself before forking):
+the collector is then only paused during an unroll, and scans the new nodes once afterwards."""
 
 
 @contextlib.contextmanager
@@ -96,24 +99,23 @@ def cycle_collector_paused():
     permanent generation (``gc.freeze``); the next pause gives them back (``gc.unfreeze``,
     into the oldest generation).  Reference counting frees a graph as usual either way.
 
-    Nothing is done when the collector was already off (e.g. a nested pause).  If the
-    program froze objects itself (a server's ``gc.freeze()`` before forking, say), its
-    permanent generation is left alone: the collector is only paused, never frozen.
+    This is process-wide: it also unfreezes what the program froze itself.  Telling the
+    two apart would need ``gc.get_freeze_count()``, which walks the whole permanent
+    generation (tens of ms); set :data:`freeze_graphs` to False instead.  Nothing is done
+    when the collector was already off (e.g. a nested pause).
     """
-    global _frozen_by_us
     if not gc.isenabled():
         yield
         return
-    ours = gc.get_freeze_count() in (0, _frozen_by_us)
+    freeze = freeze_graphs
     gc.disable()
-    if ours:
+    if freeze:
         gc.unfreeze()
     try:
         yield
     finally:
-        if ours:
+        if freeze:
             gc.freeze()
-            _frozen_by_us = gc.get_freeze_count()
         gc.enable()
 
 

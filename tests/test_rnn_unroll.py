@@ -169,8 +169,9 @@ def test_a_user_recurrence_has_exact_gradients_and_trains():
     assert [n for n, _ in system.named_parameters()] == ["U", "W", "V"]
 
 
-def test_a_program_that_froze_objects_itself_keeps_them_frozen_across_unrolls():
+def test_a_program_that_freezes_objects_itself_can_keep_unrolls_away_from_gc_freeze(monkeypatch):
     import gc
+    monkeypatch.setattr(rnn.core, "freeze_graphs", False)
     model = rnn.ElmanRNN(3, 4, 3)
     xs = np.arange(50) % 3
     gc.unfreeze()
