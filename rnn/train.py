@@ -87,23 +87,35 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     -------
     (losses, h) : the mean loss per time step of every chunk, and the detached last state.
     """
-    chunk = checks.positive_int(chunk, "truncated_bptt", "chunk")
-    xs = np.asarray(xs)
-    ys = np.asarray(ys)
-    if len(xs) != len(ys):
-        raise tg.ShapeError(f"truncated_bptt: xs has {len(xs)} steps but ys has {len(ys)}")
-    carried = {} if h0 is None else {"h0": h0}
     state = h0
     losses = []
-    for start in range(0, len(xs), chunk):
-        run = trainer.model.run_for_loss(xs[start:start + chunk], ys[start:start + chunk], **carried)
+    runs = chunked_runs(trainer.model, xs, ys, chunk, {} if h0 is None else {"h0": h0},
+                        "truncated_bptt")
+    for run, length in runs:
         norm = trainer.update(run.loss)
-        carried = trainer.model.carry(run)     # the state (and fed-back output) the next chunk reads
         state = run.last.detach()
-        losses.append(run.loss.item() / len(xs[start:start + chunk]))
+        losses.append(run.loss.item() / length)
         if on_step is not None:
             on_step(trainer.steps, losses[-1], norm)
     return losses, state
+
+
+def chunked_runs(model, xs, ys, chunk, carried, who):
+    """``model.run_for_loss`` over consecutive chunks of ``chunk`` steps, each chunk starting
+    from what the previous one ended with (``model.carry``): yields (run, its length).
+
+    ``carried`` is the first chunk's keyword arguments (e.g. ``{"h0": h0}``); ``who`` names
+    the caller in errors.  Checks everything before the first run.
+    """
+    chunk = checks.positive_int(chunk, who, "chunk")
+    xs = np.asarray(xs)
+    ys = np.asarray(ys)
+    if len(xs) != len(ys):
+        raise tg.ShapeError(f"{who}: xs has {len(xs)} steps but ys has {len(ys)}")
+    for start in range(0, len(xs), chunk):
+        run = model.run_for_loss(xs[start:start + chunk], ys[start:start + chunk], **carried)
+        yield run, len(xs[start:start + chunk])
+        carried = model.carry(run)     # the state (and fed-back output) the next chunk reads
 
 
 def stream_loss(model, xs, ys, chunk=1000):
@@ -114,20 +126,14 @@ def stream_loss(model, xs, ys, chunk=1000):
     ``model.loss(xs, ys).item() / len(xs)`` of one unroll over the whole sequence, in memory that
     does not grow with its length: the held-out loss of a language model, for example.
     """
-    chunk = checks.positive_int(chunk, "stream_loss", "chunk")
-    xs = np.asarray(xs)
-    ys = np.asarray(ys)
-    if len(xs) != len(ys):
-        raise tg.ShapeError(f"stream_loss: xs has {len(xs)} steps but ys has {len(ys)}")
-    if len(xs) == 0:
-        raise tg.ShapeError("stream_loss: the sequence is empty")
-    total, carried = 0.0, {}
+    total, steps = 0.0, 0
     with tg.no_grad():
-        for start in range(0, len(xs), chunk):
-            run = model.run_for_loss(xs[start:start + chunk], ys[start:start + chunk], **carried)
+        for run, length in chunked_runs(model, xs, ys, chunk, {}, "stream_loss"):
             total += run.loss.item()
-            carried = model.carry(run)
-    return total / len(xs)
+            steps += length
+    if steps == 0:
+        raise tg.ShapeError("stream_loss: the sequence is empty")
+    return total / steps
 
 
 def train_char_model(model, ids, steps, batch_size=16, chunk=25, lr=1e-2, clip=5.0,
