@@ -6,13 +6,13 @@ A recurrence is written once, as the book's step function; the shared
 """
 
 from . import datasets, tasks, train
-from .core import Recurrence, RecurrentModel, Unrolled, unroll
+from .core import Cell, Recurrence, RecurrentModel, Unrolled, unroll
 from .datasets import Vocab, pad_sequences
 from .models import (ConditionalRNN, ElmanRNN, JordanRNN, Sampler, SequenceToOne,
                      VectorToSequence)
 from .train import Trainer, stream_loss, train_char_model, truncated_bptt
 
-__all__ = ["ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
+__all__ = ["Cell", "ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
            "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets",
            "pad_sequences", "stream_loss", "tasks", "train", "train_char_model", "truncated_bptt",
            "unroll"]
