@@ -653,7 +653,8 @@ class Recurrence(Cell):
         Parameters
         ----------
         xs : floats (T, n_in) or (T, B, n_in); None for a system without input (give ``steps``).
-            A Tensor is read as is, so gradients reach it.
+            A Tensor is read as is, so gradients reach it.  With an ``input_map``, also ids
+            (T,) or (T, B) in [0, n_in), which the input map embeds.
         ys : ids (T,) or (T, B), optional; with a ``readout``, adds L(t) = CE(o(t), y(t)).
         h0 : the state before step 1, default zeros: (n_state,) or (B, n_state), or a dict of
             the parts for a dict state.
@@ -679,12 +680,15 @@ class Recurrence(Cell):
             if xs is None:
                 raise tg.ShapeError(f"{who}: xs is required (n_in={self.n_in})")
             arr, is_ids, batched = checks.inputs(xs, self.n_in, who, self.dtype)
-            if is_ids:
-                raise tg.DTypeError(f"{who}: a Recurrence takes float input vectors (T, n_in); "
-                                    "turn ids into vectors inside your step function")
+            if is_ids and self.input_map_fn is None:
+                raise tg.DTypeError(f"{who}: a Recurrence without input_map takes float input "
+                                    "vectors (T, n_in); give an input_map= that embeds the ids "
+                                    "(e.g. tg.take(U.T, ids, axis=0)), or turn them into vectors")
             steps = arr.shape[0]
             batch = arr.shape[1] if batched else None
             keep = checks.mask(mask, steps, batch, batched, who)
+            if is_ids:
+                checks.check_ids(arr, self.n_in, who, "xs", batched, keep)
             seq = {"x": xs if isinstance(xs, tg.Tensor) and xs.requires_grad else arr}
         if ys is not None:
             if self.readout_fn is None:
