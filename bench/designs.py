@@ -108,17 +108,21 @@ def torch_lstm(params, xs, ys):
     order = np.r_[np.arange(H, 2 * H), np.arange(0, H), np.arange(3 * H, 4 * H),
                   np.arange(2 * H, 3 * H)]      # torch's gate order: input, forget, cell, output
     cell = torch.nn.LSTMCell(params["Ux"].shape[1], H).double()
+    out = torch.nn.Linear(H, params["V"].shape[0]).double()
     with torch.no_grad():
         cell.weight_ih.copy_(torch.from_numpy(params["Ux"][order]))
         cell.weight_hh.copy_(torch.from_numpy(params["Wh"][order]))
         cell.bias_ih.copy_(torch.from_numpy(params["b"][order]))
         cell.bias_hh.zero_()
-    out = torch.nn.Linear(H, params["V"].shape[0]).double()
+        out.weight.copy_(torch.from_numpy(params["V"]))
+        out.bias.copy_(torch.from_numpy(params["c"]))
     eye = torch.eye(params["Ux"].shape[1], dtype=torch.float64)
     x = eye[torch.from_numpy(xs)]
     y = torch.from_numpy(ys)
+    back = np.argsort(order)
 
     def run():
+        """One loss + backward; returns (loss, grads in bench/numpy_lstm's layout)."""
         cell.zero_grad()
         out.zero_grad()
         h = torch.zeros(xs.shape[1], H, dtype=torch.float64)
@@ -128,7 +132,29 @@ def torch_lstm(params, xs, ys):
             h, s = cell(x[t], (h, s))
             loss = loss + torch.nn.functional.cross_entropy(out(h), y[t])
         loss.backward()
+        return loss.item(), {"Ux": cell.weight_ih.grad.numpy()[back],
+                             "Wh": cell.weight_hh.grad.numpy()[back],
+                             "b": cell.bias_ih.grad.numpy()[back],
+                             "V": out.weight.grad.numpy(), "c": out.bias.grad.numpy()}
     return run
+
+
+def check_torch():
+    """Largest relative difference of the torch LSTMCell loop from bench/numpy_lstm (tiny config)."""
+    params = nl.init_params(7, 5, seed=0)
+    rng = np.random.default_rng(1)
+    params["b"] = rng.normal(0, 0.3, params["b"].shape)
+    params["c"] = rng.normal(0, 0.3, params["c"].shape)
+    xs, ys = ne.make_data(7, 6, 3, seed=0)
+    run = torch_lstm(params, xs, ys)
+    if run is None:
+        raise SystemExit("torch is not importable")
+    loss, grads = run()
+    expected_loss, expected = nl.per_step(params, xs, ys)
+    worst = abs(loss - expected_loss) / abs(expected_loss)
+    for k, g in expected.items():
+        worst = max(worst, np.max(np.abs(grads[k] - g)) / np.max(np.abs(g)))
+    return worst
 
 
 def main(argv=None):
@@ -136,7 +162,13 @@ def main(argv=None):
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--budget", type=float, default=2.0)
+    parser.add_argument("--check-torch", action="store_true",
+                        help="only compare the torch LSTMCell loop with bench/numpy_lstm.py")
     args = parser.parse_args(argv)
+    if args.check_torch:
+        worst = check_torch()
+        print(f"torch LSTMCell loop vs numpy LSTM: largest relative difference {worst:.1e}")
+        sys.exit(0 if worst < 1e-10 else 1)
     dtype = np.float64
     print("| config V/H/T/B | design | engine ms | per-step numpy ms | eng/numpy | torch ms |"
           " eng/torch | eng/elman |")

@@ -391,26 +391,35 @@ class Cell(RecurrentModel):
         names = list(self.parts)
         all_steps = {name: _leaf(values, name) for name, values in seq.items()}
         if self.feedback is None:
-            u_all = self.input_map({**statics, **all_steps})
-        else:   # teacher forcing: y(t-1) is known, y(0) = y0 may differ in kind from the ids
+            blocks = [(self.input_map({**statics, **all_steps}), ys, True)]
+        else:   # teacher forcing: y(t-1) is known; y(0) = y0 may differ in kind from the ids
             first = {name: v[0] for name, v in all_steps.items()}
-            u_all = _expand(self.input_map({**statics, **first, self.feedback: prev}))
+            blocks = [(self.input_map({**statics, **first, self.feedback: prev}), ys[:1], False)]
             if steps > 1:
                 rest = {name: v[1:] for name, v in all_steps.items()}
                 rest[self.feedback] = tg.Tensor(ys[:-1], name="y")
-                u_all = _concat(u_all, self.input_map({**statics, **rest}))
+                blocks.append((self.input_map({**statics, **rest}), ys[1:], True))
         if not names:    # nothing is carried: the steps decouple, no loop at all
-            out = self._step({}, u_all, None, None)
-            rows = {k: v.reshape((-1,) + v.shape[2:]) if batch else v for k, v in out.items()}
-            o = self.readout(rows)
-            loss = rows_loss(o, ys.reshape(-1), None, batch or 1)
+            loss = None
+            for u, targets, over_time in blocks:
+                out = self._step({}, u, None, None)
+                lead = int(over_time) + int(batch is not None)
+                o = self.readout({k: v.reshape((-1,) + v.shape[lead:]) for k, v in out.items()})
+                term = rows_loss(o, targets.reshape(-1), None, batch or 1)
+                loss = term if loss is None else loss + term
             return self._result({}, None, tg.Tensor(ys[-1]), loss)
+        first_block = 0 if self.feedback is None else 1    # steps before the time-batched block
+
+        def u_at(t):
+            if t <= first_block:
+                return blocks[0][0]
+            return _at(blocks[-1][0], t - 1 - first_block)
 
         only = names[0] if len(names) == 1 else None
         step = self.step
 
         def one_step(t, state):
-            u = _at(u_all, t - 1)
+            u = u_at(t)
             if t == 1:
                 new = self._step(state, u, t, None)
             else:   # the same shapes as step 1: only the recurrence itself
@@ -525,23 +534,6 @@ def _broadcast(state, batch, name):
         return state
     with tg.scope("t=0"):
         return (state + np.zeros((batch,) + state.shape, dtype=state.dtype)).named(name)
-
-
-def _expand(u):
-    """u of one step with a leading time axis of length 1 (u a Tensor, tuple or dict of them)."""
-    if isinstance(u, dict):
-        return {k: v.reshape((1,) + v.shape) for k, v in u.items()}
-    if isinstance(u, tuple):
-        return tuple(v.reshape((1,) + v.shape) for v in u)
-    return u.reshape((1,) + u.shape)
-
-
-def _concat(a, b):
-    if isinstance(a, dict):
-        return {k: tg.concat([a[k], b[k]]) for k in a}
-    if isinstance(a, tuple):
-        return tuple(tg.concat([x, y]) for x, y in zip(a, b))
-    return tg.concat([a, b])
 
 
 def _at(u, t):

@@ -94,9 +94,15 @@ class Design(Cell):
         wt = getattr(self.T, weight)
         return tg.take(wt, v, axis=0) if v.dtype.kind in "iu" else v @ wt
 
+    def _affine(self, v, weight, bias):
+        """``weight`` times v plus ``bias``; for ids one ``take`` of the biased columns, so that
+        over all steps at once no (T, B, H) array is added twice."""
+        wt = getattr(self.T, weight)
+        return tg.take(wt + bias, v, axis=0) if v.dtype.kind in "iu" else v @ wt + bias
+
     def input_map(self, inputs):
         """u = U x(t) + b."""
-        return self._times(inputs["x"], "U") + self.b
+        return self._affine(inputs["x"], "U", self.b)
 
     def readout(self, state):
         """o = c + V h."""
@@ -244,7 +250,7 @@ class JordanRNN(Design):
                    b=("n_hidden",), c=("n_out",))
 
     def input_map(self, inputs):
-        return self._times(inputs["x"], "U") + self._times(inputs["y"], "W") + self.b
+        return self._affine(inputs["x"], "U", self.b) + self._times(inputs["y"], "W")
 
     def step(self, state, u):
         return {"h": u.named("a").tanh()}
@@ -374,7 +380,7 @@ class VectorToSequence(Design):
         self.parts = {"h": self.n_hidden}
 
     def input_map(self, inputs):
-        return self._times(inputs["y"], "U") + inputs["x"] @ self.T.R + self.b
+        return self._affine(inputs["y"], "U", self.b) + inputs["x"] @ self.T.R
 
     step = Design._recur
 
@@ -463,7 +469,7 @@ class ConditionalRNN(Design):
         self.parts = {"h": self.n_hidden}
 
     def input_map(self, inputs):
-        return self._times(inputs["x"], "U") + self._times(inputs["y"], "R") + self.b
+        return self._affine(inputs["x"], "U", self.b) + self._times(inputs["y"], "R")
 
     step = Design._recur
 

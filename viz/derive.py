@@ -56,13 +56,28 @@ def is_variable(node, hide=frozenset()):
     return node.name is not None and node.name not in hide and not isinstance(node, Parameter)
 
 
-def param_behind(node):
-    """The Parameter that ``node`` is, directly or through unnamed transposes and reshapes, or None."""
+def param_behind(node, through_bias=False):
+    """The Parameter that ``node`` is, directly or through unnamed transposes and reshapes, or None.
+
+    With ``through_bias``, a weight with a bias added to its rows (``U.T + b``: the input term
+    ``U x + b`` of one-hot ids as one ``take``) is that weight, as the variable views draw it
+    (biases are not drawn); the op-level view draws that addition as the op it is.
+    """
     while not isinstance(node, Parameter):
-        if node.name is not None or node.op not in VIEW_OPS or len(node.parents) != 1:
+        if node.name is not None:
             return None
-        node = node.parents[0]
+        if (through_bias and node.op == "add" and len(node.parents) == 2
+                and _is_bias(node.parents[1])):
+            node = node.parents[0]
+        elif node.op in VIEW_OPS and len(node.parents) == 1:
+            node = node.parents[0]
+        else:
+            return None
     return node
+
+
+def _is_bias(node):
+    return isinstance(node, Parameter) and node.ndim == 1
 
 
 def _weights(node, i):
@@ -76,7 +91,7 @@ def _weights(node, i):
         return ()
     names = []
     for p in operands:
-        param = param_behind(p)
+        param = param_behind(p, through_bias=True)
         if param is not None and param.name and param.name not in names:
             names.append(param.name)
     return tuple(names)
@@ -171,7 +186,7 @@ def _feeders(node, hide):
         if is_variable(p, hide):
             out.append((p, labels))
             continue
-        if p.op is None or param_behind(p) is not None:
+        if p.op is None or param_behind(p, through_bias=True) is not None:
             continue
         stack.extend(_parents_with_weights(p, labels))
     return out
