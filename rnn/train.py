@@ -55,8 +55,9 @@ class Trainer:
 
         Returns (loss, grad_norm) floats.
         """
-        loss = self.model.run_for_loss(*args, **kwargs).loss
-        return loss.item(), self.update(loss)
+        with collector_paused():     # the graph lives and dies inside: the collector never scans it
+            loss = self.model.run_for_loss(*args, **kwargs).loss
+            return loss.item(), self.update(loss)
 
     def fit(self, batches, on_step=None):
         """Run :meth:`step` on every item of ``batches`` (each a tuple of args or a dict of kwargs).
