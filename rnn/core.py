@@ -203,6 +203,17 @@ def _transpose_copy(w):
     return np.ascontiguousarray(w.T), (lambda g: g.T,)
 
 
+_local = threading.local()
+
+
+def _transposes():
+    """This thread's Transposes of the cells it is unrolling, by id of the cell."""
+    made = getattr(_local, "transposes", None)
+    if made is None:
+        made = _local.transposes = {}
+    return made
+
+
 class Transposes:
     """``T.W`` is ``transposed(model.W)``, made once per unroll on first use (in the model's scope)."""
 
@@ -342,7 +353,9 @@ class Cell(RecurrentModel):
         per_step = (per_step or free is not None or ys is None or not self.batch_readout
                     or tg.is_anomaly_enabled())
         with tg.scope(self.name), collector_paused():
-            self.T = Transposes(self)
+            made = _transposes()
+            outer = made.get(id(self))
+            made[id(self)] = Transposes(self)
             try:
                 statics = {k: _leaf(v, k) for k, v in (static or {}).items()}
                 state = {k: _broadcast(initial(v, k), batch, k) for k, v in (state0 or {}).items()}
@@ -352,7 +365,19 @@ class Cell(RecurrentModel):
                     return self._per_step(seq, steps, statics, state, prev, ys, keep, batch, free)
                 return self._batched(seq, steps, statics, state, prev, ys, keep, batch)
             finally:
-                del self.T
+                if outer is None:
+                    del made[id(self)]
+                else:
+                    made[id(self)] = outer
+
+    @property
+    def T(self):
+        """``self.T.W`` is W transposed, made once per unroll (only inside an unroll of this cell)."""
+        made = _transposes().get(id(self))
+        if made is None:
+            raise tg.ConfigError(f"{self.name}: self.T (the transposed weights) exists only "
+                                 "inside an unroll of this cell")
+        return made
 
     def _per_step(self, seq, steps, statics, state0, prev0, ys, keep, batch, free):
         names = list(self.parts)

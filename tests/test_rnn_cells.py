@@ -362,3 +362,25 @@ def test_an_unrolled_result_prints_readably():
     cell, _ = user_lstm()
     text = repr(cell.run(*_data(3, 2)))
     assert text.startswith("Unrolled(steps=3") and "'s'" in text and "loss=" in text
+
+
+def test_one_model_unrolls_in_two_threads_at_once():
+    import threading
+    m = rnn.ElmanRNN(4, 3, 4)
+    ids = np.random.default_rng(0).integers(0, 4, (200, 2))
+    expected = m.loss(ids, ids).item()
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                results.append(m.loss(ids, ids).item())
+        except Exception as e:   # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors and results == [expected] * 10
