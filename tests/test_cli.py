@@ -83,7 +83,7 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
     assert main(["train", "--task", "chars", "--steps", "4", "--out", str(part),
                  "--resume", str(ckpt)]) == 0
     a, b = tg.load_arrays(whole / "chars_checkpoint.npz"), tg.load_arrays(ckpt)
-    np.testing.assert_array_equal(a["meta/losses"], b["meta/losses"])
+    np.testing.assert_array_equal(a["extra/losses"], b["extra/losses"])
     for key in a:
         if key.startswith("model/"):
             np.testing.assert_array_equal(a[key], b[key])

@@ -112,6 +112,9 @@ class CharTask:
     def extra_state(self):
         return {} if self.state is None else {"carried_h": self.state.data}
 
+    def extra_expected(self):
+        return {"carried_h": ((self.batch, self.model.n_hidden), self.model.dtype)}
+
     def load_extra(self, arrays):
         self.state = tg.tensor(arrays["carried_h"]) if "carried_h" in arrays else None
 
@@ -166,6 +169,9 @@ class YearTask:
     def extra_state(self):
         return {}
 
+    def extra_expected(self):
+        return {}
+
     def load_extra(self, arrays):
         pass
 
@@ -215,6 +221,9 @@ class CopyTask:
     def extra_state(self):
         return {}
 
+    def extra_expected(self):
+        return {}
+
     def load_extra(self, arrays):
         pass
 
@@ -239,38 +248,21 @@ TASKS = {"chars": CharTask, "year": YearTask, "copy": CopyTask}
 # ------------------------------------------------------------------ checkpoints
 
 def save_checkpoint(path, task, step, losses, seed):
-    arrays = {f"model/{k}": v for k, v in task.model.state_dict().items()}
-    arrays.update({f"optim/{k}": v for k, v in task.trainer.optimizer.state_dict().items()})
-    arrays.update({f"extra/{k}": v for k, v in task.extra_state().items()})
-    arrays.update({"meta/task": np.array(task.name), "meta/step": np.array(step),
-                   "meta/seed": np.array(seed), "meta/losses": np.array(losses, dtype=np.float64)})
-    tg.save_arrays(path, arrays)
+    arrays = {**task.extra_state(), "losses": np.array(losses, dtype=np.float64)}
+    rnn.save_training(path, task.trainer, arrays, meta={"task": task.name, "step": step, "seed": seed})
 
 
 def load_checkpoint(path, task_name):
     """Read a checkpoint; returns (task, step, losses, seed).  Nothing is half-loaded."""
-    arrays = tg.load_arrays(path)
-    try:
-        name = str(arrays["meta/task"])
-        step, seed = int(arrays["meta/step"]), int(arrays["meta/seed"])
-        losses = [float(v) for v in arrays["meta/losses"]]
-    except (KeyError, ValueError, TypeError) as e:
-        raise tg.CheckpointError(f"'{path}' is not a tinygraph training checkpoint "
-                                 f"(missing {e})") from None
-    if name != task_name:
-        raise tg.CheckpointError(f"'{path}' is a checkpoint of task '{name}', not '{task_name}'")
-    task = TASKS[name](seed)
-    part = {p: {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(p + "/")}
-            for p in ("model", "optim", "extra")}
-    snapshot = task.model.state_dict()
-    task.model.load_state_dict(part["model"])
-    try:
-        task.trainer.optimizer.load_state_dict(part["optim"])
-    except tg.CheckpointError:
-        task.model.load_state_dict(snapshot)
-        raise
-    task.load_extra(part["extra"])
-    return task, step, losses, seed
+    meta = tg.read_meta(path).get("user", {})
+    if meta.get("task") != task_name:
+        raise tg.CheckpointError(f"'{path}' is a checkpoint of task {meta.get('task')!r}, "
+                                 f"not '{task_name}'")
+    task = TASKS[task_name](meta.get("seed"))
+    expect = {"losses": ((None,), np.float64), **task.extra_expected()}
+    arrays, meta = rnn.load_training(path, task.trainer, expect)
+    task.load_extra(arrays)
+    return task, meta["step"], [float(v) for v in arrays["losses"]], meta["seed"]
 
 
 # ------------------------------------------------------------------ progress
