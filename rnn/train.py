@@ -171,8 +171,12 @@ def chunked_runs(model, xs, ys, chunk, carried, who):
     the caller in errors.  Checks everything before the first run.
     """
     chunk = checks.positive_int(chunk, who, "chunk")
-    xs = np.asarray(xs)
-    ys = np.asarray(ys)
+    xs = checks.as_array(xs, who, "xs")
+    ys = checks.as_array(ys, who, "ys")
+    for what, arr in (("xs", xs), ("ys", ys)):
+        if arr.ndim == 0:
+            raise tg.ShapeError(f"{who}: {what} must be a sequence of time steps (T, ...), got a "
+                                f"single value")
     if len(xs) != len(ys):
         raise tg.ShapeError(f"{who}: xs has {len(xs)} steps but ys has {len(ys)}")
     for start in range(0, len(xs), chunk):
