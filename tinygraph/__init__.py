@@ -8,9 +8,9 @@ from . import optim
 from .check import gradcheck
 from .errors import (AnomalyError, BackwardError, BadIndexError, CheckpointError,
                      CheckpointNotFoundError, CheckpointWriteError, ConfigError, DTypeError, GradcheckError,
-                     GraphFreedError, ShapeError, TinygraphError)
+                     GraphFreedError, ShapeError, TinygraphError, WriteError)
 from .checkpoint import Checkpoint, load_arrays, read_checkpoint, read_meta, save_arrays
-from .files import WriteError, atomic_write
+from .files import atomic_write
 from .module import Module, Parameter
 from .ops import (abs, add, addmm, concat, cross_entropy, div, exp, getitem, log, log_softmax, matmul,
                   max, mean, mul, neg, power, relu, reshape, sigmoid, softmax, sqrt, stack,

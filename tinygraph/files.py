@@ -15,11 +15,7 @@ import re
 import secrets
 import stat
 
-from .errors import TinygraphError
-
-
-class WriteError(TinygraphError, OSError):
-    """A file could not be written (missing or read-only folder, full disk, ...)."""
+from .errors import WriteError
 
 
 def _temp_name(base):

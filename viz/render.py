@@ -20,8 +20,8 @@ import sysconfig
 import graphviz
 import graphviz.backend.dot_command
 
-from tinygraph.errors import TinygraphError
-from tinygraph.files import WriteError, atomic_write
+from tinygraph.errors import TinygraphError, WriteError
+from tinygraph.files import atomic_write
 
 ENV_VAR = "TINYGRAPH_DOT"
 FORMATS = ("svg", "png")
