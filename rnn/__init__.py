@@ -5,7 +5,7 @@ A recurrence is written once, as the book's step function; the shared
 ``tg.scope(f"t={t}")`` and back-propagation through time is ``loss.backward()``.
 """
 
-from . import datasets, train
+from . import datasets, tasks, train
 from .core import Recurrence, RecurrentModel, Unrolled, unroll
 from .datasets import Vocab, pad_sequences
 from .models import (ConditionalRNN, ElmanRNN, JordanRNN, Sampler, SequenceToOne,
@@ -15,4 +15,5 @@ from .train import (Trainer, load_training, save_training, stream_loss, train_ch
 
 __all__ = ["ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
            "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets",
-           "load_training", "pad_sequences", "save_training", "stream_loss", "train", "train_char_model", "truncated_bptt", "unroll"]
+           "load_training", "pad_sequences", "save_training", "stream_loss", "tasks", "train",
+           "train_char_model", "truncated_bptt", "unroll"]

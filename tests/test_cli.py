@@ -15,7 +15,8 @@ import pytest
 
 import rnn
 import tinygraph as tg
-from viz.cli import CharTask, load_checkpoint, main
+from rnn.tasks import CharTask, load_checkpoint
+from viz.cli import main
 
 
 def _svg_ok(path):

@@ -6,8 +6,9 @@ progress line, a checkpoint, the loss curve, samples and the gradient-flow
 view, and ``--resume``), and ``demo`` -- the main job -- checks gradients
 against finite differences, trains a character model on the bundled harbour
 text for about a minute (its last 10% held out: both losses are reported) and
-writes a summary page.  It lives in ``viz`` because it is the one module that uses all
-three layers (tinygraph -> rnn -> viz).  A user's mistake (unknown model or
+writes a summary page.  The tasks, their training loop and checkpoints live in
+:mod:`rnn.tasks`; this module is the thin command line over them, the views and the
+page.  It lives in ``viz`` because it uses all three layers (tinygraph -> rnn -> viz).  A user's mistake (unknown model or
 task, unwritable ``--out``, bad checkpoint) is one line on stderr and exit
 status 2, never a traceback.
 """
@@ -55,216 +56,6 @@ MODELS = {
 }
 
 
-# ------------------------------------------------------------------ training tasks
-
-HELD_OUT = 0.1   # the fraction at the end of the text that the character model never trains on
-
-
-class CharTask:
-    """Character-level language model (ElmanRNN) on the bundled harbour text, truncated BPTT.
-
-    The last 10% of the text is held out.  The rest is read as one stream in chunks of
-    ``chunk`` characters, the state carried from chunk to chunk and reset at each pass.
-    Adam's learning rate falls from ``lr`` to ``lr / 20`` along a half cosine over the
-    first ``anneal`` updates and then stays: a function of the update number alone, so a
-    resumed run repeats an uninterrupted one exactly.
-    """
-
-    name = "chars"
-    unit = "nats/char"
-    default_steps = 12_000
-
-    def __init__(self, seed, hidden=128, batch=1, chunk=100, lr=1e-2, anneal=default_steps,
-                 corpus="harbour"):
-        self.corpus = corpus
-        self.vocab, ids = rnn.datasets.char_corpus(corpus)
-        self.train_ids, self.held_ids = rnn.datasets.split(ids, HELD_OUT)
-        self.xs, self.ys = rnn.datasets.stream_batches(self.train_ids, batch)
-        self.batch, self.chunk, self.lr, self.anneal = batch, chunk, lr, anneal
-        self.chunks_per_pass = len(self.xs) // chunk
-        self.window = self.chunks_per_pass      # the training loss is reported over one pass
-        self.model = rnn.ElmanRNN(len(self.vocab), hidden, len(self.vocab), seed=seed)
-        self.trainer = rnn.Trainer(self.model, lr=lr, clip=5.0)
-        self.state = None
-        self.reference = (f"ln({len(self.vocab)}): a uniform guess", float(np.log(len(self.vocab))))
-
-    def learning_rate(self, k):
-        """Adam's learning rate at update ``k`` (0-based)."""
-        done = min(k, self.anneal) / self.anneal
-        return self.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * done)))
-
-    def step(self, k):
-        """Update number ``k`` (0-based): one chunk; returns the loss per character."""
-        i = k % self.chunks_per_pass
-        if i == 0:
-            self.state = None
-        sl = slice(i * self.chunk, (i + 1) * self.chunk)
-        self.trainer.optimizer.lr = self.learning_rate(k)
-        run = self.model.run_for_loss(self.xs[sl], self.ys[sl], h0=self.state)
-        self.trainer.update(run.loss)
-        self.state = run.last.detach()
-        return run.loss.item() / self.chunk
-
-    def held_out_loss(self):
-        """Loss per character on the held-out end of the text."""
-        return rnn.stream_loss(self.model, self.held_ids[:-1], self.held_ids[1:])
-
-    def extra_state(self):
-        return {} if self.state is None else {"carried_h": self.state.data}
-
-    def extra_expected(self):
-        return {"carried_h": ((self.batch, self.model.n_hidden), self.model.dtype)}
-
-    def load_extra(self, arrays):
-        self.state = tg.tensor(arrays["carried_h"]) if "carried_h" in arrays else None
-
-    def sample_text(self, seed, length=300, temperature=0.6):
-        prompt = self.vocab.encode("The ")
-        ids = self.model.generate(prompt, length, temperature=temperature, seed=seed)
-        return "The " + self.vocab.decode(ids)
-
-    def report(self, seed):
-        return [f"sample (temperature 0.6, seed {seed}):\n{self.sample_text(seed)}",
-                f"sample (temperature 1: the model's own distribution, seed {seed}):\n"
-                f"{self.sample_text(seed, 200, temperature=1.0)}"]
-
-    def probe(self):
-        """A short labelled sequence to draw and to measure gradient flow on."""
-        return (self.xs[:20, :1], self.ys[:20, :1]), {}
-
-
-class YearTask:
-    """The chapter's year task: SequenceToOne reads a sentence and names its year."""
-
-    name = "year"
-    unit = "nats/sentence"
-    default_steps = 300
-
-    def __init__(self, seed, hidden=32, batch=32, lr=2e-2):
-        self.data = rnn.datasets.year_task(512, seed=seed)
-        self.test = rnn.datasets.year_task(256, seed=seed + 1000)
-        self.batch = batch
-        self.window = -(-len(self.data.labels) // batch)     # one pass over the sentences
-        n_words = len(self.data.vocab)
-        self.model = rnn.SequenceToOne(n_words, hidden, len(self.data.years), seed=seed)
-        self.trainer = rnn.Trainer(self.model, lr=lr, clip=5.0)
-        self.reference = ("ln(classes): a uniform guess", float(np.log(len(self.data.years))))
-
-    def step(self, k):
-        n = self.data.xs.shape[1]
-        start = (k * self.batch) % n
-        cols = np.arange(start, start + self.batch) % n
-        mask = self.data.mask[:, cols]
-        steps = int(mask.sum(axis=0).max())
-        loss = self.model.loss(self.data.xs[:steps, cols], self.data.labels[cols],
-                               mask=mask[:steps])
-        self.trainer.update(loss)
-        return loss.item()
-
-    def held_out_loss(self):
-        """Mean loss per sentence on sentences never trained on."""
-        with tg.no_grad():
-            return self.model.loss(self.test.xs, self.test.labels, mask=self.test.mask).item()
-
-    def extra_state(self):
-        return {}
-
-    def extra_expected(self):
-        return {}
-
-    def load_extra(self, arrays):
-        pass
-
-    def accuracy(self):
-        with tg.no_grad():
-            pred = self.model.predict(self.test.xs, mask=self.test.mask)
-        return float(np.mean(pred == self.test.labels))
-
-    def report(self, seed):
-        return [f"held-out accuracy: {self.accuracy():.1%} on {len(self.test.labels)} sentences"]
-
-    def probe(self):
-        steps = int(self.data.mask[:, 0].sum())
-        return (self.data.xs[:steps, :1], self.data.labels[:1]), {}
-
-
-class CopyTask:
-    """A long-memory task: ElmanRNN copies ``length`` symbols back after a delay of ``delay`` steps."""
-
-    name = "copy"
-    unit = "nats/step"
-    default_steps = 3000
-
-    def __init__(self, seed, hidden=64, batch=32, lr=5e-3, length=3, delay=10, n_symbols=8):
-        self.seed = seed
-        self.batch, self.window = batch, 50
-        self.shape = {"length": length, "delay": delay, "n_symbols": n_symbols}
-        self.model = rnn.ElmanRNN(n_symbols + 2, hidden, n_symbols + 2, seed=seed)
-        self.trainer = rnn.Trainer(self.model, lr=lr, clip=1.0)
-        self.held = rnn.datasets.copy_task(256, seed=2**40 + seed, **self.shape)
-        steps = 2 * length + delay
-        self.reference = (f"no memory: ln({n_symbols}) x {length} / {steps} per step",
-                          float(np.log(n_symbols) * length / steps))
-
-    def step(self, k):
-        xs, ys = rnn.datasets.copy_task(self.batch, seed=self.seed * 100_003 + k, **self.shape)
-        loss = self.model.loss(xs, ys)
-        self.trainer.update(loss)
-        return loss.item() / len(xs)
-
-    def held_out_loss(self):
-        """Loss per step on a fixed batch of 256 sequences never trained on."""
-        xs, ys = self.held
-        with tg.no_grad():
-            return self.model.loss(xs, ys).item() / len(xs)
-
-    def extra_state(self):
-        return {}
-
-    def extra_expected(self):
-        return {}
-
-    def load_extra(self, arrays):
-        pass
-
-    def report(self, seed):
-        xs, ys = self.held
-        length = self.shape["length"]
-        with tg.no_grad():
-            outputs, _, _ = self.model(xs)
-        pred = np.stack([o.data.argmax(-1) for o in outputs[-length:]])
-        recall = float(np.mean(pred == ys[-length:]))
-        return [f"symbols recalled after a delay of {self.shape['delay']} steps: {recall:.1%} "
-                f"of {length} x {len(ys[0])} held-out symbols (chance {1 / self.shape['n_symbols']:.1%})"]
-
-    def probe(self):
-        xs, ys = rnn.datasets.copy_task(1, seed=1, **self.shape)
-        return (xs, ys), {}
-
-
-TASKS = {"chars": CharTask, "year": YearTask, "copy": CopyTask}
-
-
-# ------------------------------------------------------------------ checkpoints
-
-def save_checkpoint(path, task, step, losses, seed):
-    arrays = {**task.extra_state(), "losses": np.array(losses, dtype=np.float64)}
-    rnn.save_training(path, task.trainer, arrays, meta={"task": task.name, "step": step, "seed": seed})
-
-
-def load_checkpoint(path, task_name):
-    """Read a checkpoint; returns (task, step, losses, seed).  Nothing is half-loaded."""
-    meta = tg.read_meta(path).get("user", {})
-    if meta.get("task") != task_name:
-        raise tg.CheckpointError(f"'{path}' is a checkpoint of task {meta.get('task')!r}, "
-                                 f"not '{task_name}'")
-    task = TASKS[task_name](meta.get("seed"))
-    expect = {"losses": ((None,), np.float64), **task.extra_expected()}
-    arrays, meta = rnn.load_training(path, task.trainer, expect)
-    task.load_extra(arrays)
-    return task, meta["step"], [float(v) for v in arrays["losses"]], meta["seed"]
-
-
 # ------------------------------------------------------------------ progress
 
 class Progress:
@@ -292,29 +83,6 @@ class Progress:
         if self.tty and step == self.total:
             self.stream.write("\n")
         self.stream.flush()
-
-
-def run_training(task, first, steps, losses, stream=None):
-    """Updates ``first`` .. ``steps`` - 1 of ``task``, appending to ``losses``.
-
-    The progress line shows the training loss as the mean over the last ``task.window``
-    updates.  The held-out loss is measured every ``steps // 20`` updates and after the last.
-
-    Returns
-    -------
-    list of (step, training loss, held-out loss) at each measurement.
-    """
-    progress = Progress(steps, stream)
-    every = max(1, steps // 20)
-    held, history = None, []
-    for k in range(first, steps):
-        losses.append(task.step(k))
-        train = float(np.mean(losses[-task.window:]))
-        if (k + 1) % every == 0 or k + 1 == steps:
-            held = task.held_out_loss()
-            history.append((k + 1, train, held))
-        progress(k + 1, train, held)
-    return history
 
 
 def _out_dir(path):
@@ -393,17 +161,17 @@ def write_loss_curve(losses, history, path, task, title):
 
 def cmd_train(args):
     out = _out_dir(args.out)
-    steps = args.steps or TASKS[args.task].default_steps
+    steps = args.steps or rnn.tasks.TASKS[args.task].default_steps
     if args.resume:
-        task, first, losses, seed = load_checkpoint(args.resume, args.task)
+        task, first, losses, seed = rnn.tasks.load_checkpoint(args.resume, args.task)
         if first >= steps:
             raise UsageError(f"--resume: the checkpoint is already at step {first}; "
                              f"ask for more --steps than that")
     else:
-        task, first, losses, seed = TASKS[args.task](args.seed), 0, [], args.seed
-    history = run_training(task, first, steps, losses)
+        task, first, losses, seed = rnn.tasks.TASKS[args.task](args.seed), 0, [], args.seed
+    history = rnn.tasks.run_training(task, first, steps, losses, Progress(steps))
     ckpt = os.path.join(out, f"{task.name}_checkpoint.npz")
-    save_checkpoint(ckpt, task, steps, losses, seed)
+    rnn.tasks.save_checkpoint(ckpt, task, steps, losses, seed)
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, f"Loss ({task.name})")
     probe_args, probe_kwargs = task.probe()
     write_model_views(task.model, out, task.name, probe_args, probe_kwargs)
@@ -439,7 +207,7 @@ def cmd_demo(args):
     print("checking gradients against finite differences ...", flush=True)
     check = _gradient_check(args.seed)
 
-    task = CharTask(args.seed)
+    task = rnn.tasks.CharTask(args.seed)
     steps = args.steps or task.default_steps
     model, n_vocab = task.model, len(task.vocab)
     print(f"training ElmanRNN({n_vocab}, {model.n_hidden}, {n_vocab}) on {task.corpus}.txt "
@@ -447,10 +215,10 @@ def cmd_demo(args):
           f"for {steps:,} updates ...")
     start = time.perf_counter()
     losses = []
-    history = run_training(task, 0, steps, losses)
+    history = rnn.tasks.run_training(task, 0, steps, losses, Progress(steps))
     seconds = time.perf_counter() - start
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, "Character model")
-    save_checkpoint(os.path.join(out, "chars_checkpoint.npz"), task, steps, losses, args.seed)
+    rnn.tasks.save_checkpoint(os.path.join(out, "chars_checkpoint.npz"), task, steps, losses, args.seed)
 
     print("drawing the trained model and the gradient flow ...")
     probe_args, probe_kwargs = task.probe()
@@ -472,7 +240,7 @@ def cmd_demo(args):
     page.table("The character model", [
         ("text", f"{task.corpus}.txt: {len(task.train_ids) + len(task.held_ids):,} characters, "
                  f"vocabulary {n_vocab}; the first {len(task.train_ids):,} for training, the last "
-                 f"{len(task.held_ids):,} ({HELD_OUT:.0%}) held out"),
+                 f"{len(task.held_ids):,} ({rnn.tasks.HELD_OUT:.0%}) held out"),
         ("model", f"ElmanRNN({n_vocab}, {model.n_hidden}, {n_vocab}): "
                   f"{sum(p.size for p in model.parameters()):,} parameters"),
         ("training", f"{steps:,} updates of truncated BPTT over {task.chunk} characters, the state "
@@ -530,9 +298,9 @@ def build_parser():
     p.set_defaults(run=cmd_draw)
 
     p = sub.add_parser("train", help="train a design on built-in data")
-    p.add_argument("--task", required=True, choices=sorted(TASKS))
+    p.add_argument("--task", required=True, choices=sorted(rnn.tasks.TASKS))
     p.add_argument("--steps", type=int, help="number of updates (default: the task's own, "
-                   + ", ".join(f"{name} {task.default_steps}" for name, task in TASKS.items()) + ")")
+                   + ", ".join(f"{name} {task.default_steps}" for name, task in rnn.tasks.TASKS.items()) + ")")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", metavar="CHECKPOINT")
@@ -540,7 +308,7 @@ def build_parser():
 
     p = sub.add_parser("demo", help="the main job: train, check, draw, and write index.html")
     p.add_argument("--out", default="out")
-    p.add_argument("--steps", type=int, help=f"number of updates (default {CharTask.default_steps}, "
+    p.add_argument("--steps", type=int, help=f"number of updates (default {rnn.tasks.CharTask.default_steps}, "
                    "about a minute)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_demo)

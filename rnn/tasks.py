@@ -1,0 +1,251 @@
+"""The training tasks of ``tinygraph train`` and the demo, and their checkpoints.
+
+Each task owns a model, a :class:`~rnn.train.Trainer` and its data: ``step(k)``
+does update number ``k`` (a function of ``k`` and the saved state alone, so a
+resumed run repeats an uninterrupted one exactly), ``held_out_loss()`` measures
+the model on data it never trains on, and ``report(seed)`` says in a few lines
+what it learnt.  :func:`run_training` drives a task; :func:`save_checkpoint` and
+:func:`load_checkpoint` write and read everything a resume needs.
+"""
+
+import numpy as np
+
+import tinygraph as tg
+
+from . import datasets
+from .models import ElmanRNN, SequenceToOne
+from .train import Trainer, load_training, save_training, stream_loss
+
+
+HELD_OUT = 0.1   # the fraction at the end of the text that the character model never trains on
+
+
+class CharTask:
+    """Character-level language model (ElmanRNN) on the bundled harbour text, truncated BPTT.
+
+    The last 10% of the text is held out.  The rest is read as one stream in chunks of
+    ``chunk`` characters, the state carried from chunk to chunk and reset at each pass.
+    Adam's learning rate falls from ``lr`` to ``lr / 20`` along a half cosine over the
+    first ``anneal`` updates and then stays: a function of the update number alone, so a
+    resumed run repeats an uninterrupted one exactly.
+    """
+
+    name = "chars"
+    unit = "nats/char"
+    default_steps = 12_000
+
+    def __init__(self, seed, hidden=128, batch=1, chunk=100, lr=1e-2, anneal=default_steps,
+                 corpus="harbour"):
+        self.corpus = corpus
+        self.vocab, ids = datasets.char_corpus(corpus)
+        self.train_ids, self.held_ids = datasets.split(ids, HELD_OUT)
+        self.xs, self.ys = datasets.stream_batches(self.train_ids, batch)
+        self.batch, self.chunk, self.lr, self.anneal = batch, chunk, lr, anneal
+        self.chunks_per_pass = len(self.xs) // chunk
+        self.window = self.chunks_per_pass      # the training loss is reported over one pass
+        self.model = ElmanRNN(len(self.vocab), hidden, len(self.vocab), seed=seed)
+        self.trainer = Trainer(self.model, lr=lr, clip=5.0)
+        self.state = None
+        self.reference = (f"ln({len(self.vocab)}): a uniform guess", float(np.log(len(self.vocab))))
+
+    def learning_rate(self, k):
+        """Adam's learning rate at update ``k`` (0-based)."""
+        done = min(k, self.anneal) / self.anneal
+        return self.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * done)))
+
+    def step(self, k):
+        """Update number ``k`` (0-based): one chunk; returns the loss per character."""
+        i = k % self.chunks_per_pass
+        if i == 0:
+            self.state = None
+        sl = slice(i * self.chunk, (i + 1) * self.chunk)
+        self.trainer.optimizer.lr = self.learning_rate(k)
+        run = self.model.run_for_loss(self.xs[sl], self.ys[sl], h0=self.state)
+        self.trainer.update(run.loss)
+        self.state = run.last.detach()
+        return run.loss.item() / self.chunk
+
+    def held_out_loss(self):
+        """Loss per character on the held-out end of the text."""
+        return stream_loss(self.model, self.held_ids[:-1], self.held_ids[1:])
+
+    def extra_state(self):
+        return {} if self.state is None else {"carried_h": self.state.data}
+
+    def extra_expected(self):
+        return {"carried_h": ((self.batch, self.model.n_hidden), self.model.dtype)}
+
+    def load_extra(self, arrays):
+        self.state = tg.tensor(arrays["carried_h"]) if "carried_h" in arrays else None
+
+    def sample_text(self, seed, length=300, temperature=0.6):
+        prompt = self.vocab.encode("The ")
+        ids = self.model.generate(prompt, length, temperature=temperature, seed=seed)
+        return "The " + self.vocab.decode(ids)
+
+    def report(self, seed):
+        return [f"sample (temperature 0.6, seed {seed}):\n{self.sample_text(seed)}",
+                f"sample (temperature 1: the model's own distribution, seed {seed}):\n"
+                f"{self.sample_text(seed, 200, temperature=1.0)}"]
+
+    def probe(self):
+        """A short labelled sequence to draw and to measure gradient flow on."""
+        return (self.xs[:20, :1], self.ys[:20, :1]), {}
+
+
+class YearTask:
+    """The chapter's year task: SequenceToOne reads a sentence and names its year."""
+
+    name = "year"
+    unit = "nats/sentence"
+    default_steps = 300
+
+    def __init__(self, seed, hidden=32, batch=32, lr=2e-2):
+        self.data = datasets.year_task(512, seed=seed)
+        self.test = datasets.year_task(256, seed=seed + 1000)
+        self.batch = batch
+        self.window = -(-len(self.data.labels) // batch)     # one pass over the sentences
+        n_words = len(self.data.vocab)
+        self.model = SequenceToOne(n_words, hidden, len(self.data.years), seed=seed)
+        self.trainer = Trainer(self.model, lr=lr, clip=5.0)
+        self.reference = ("ln(classes): a uniform guess", float(np.log(len(self.data.years))))
+
+    def step(self, k):
+        n = self.data.xs.shape[1]
+        start = (k * self.batch) % n
+        cols = np.arange(start, start + self.batch) % n
+        mask = self.data.mask[:, cols]
+        steps = int(mask.sum(axis=0).max())
+        loss = self.model.loss(self.data.xs[:steps, cols], self.data.labels[cols],
+                               mask=mask[:steps])
+        self.trainer.update(loss)
+        return loss.item()
+
+    def held_out_loss(self):
+        """Mean loss per sentence on sentences never trained on."""
+        with tg.no_grad():
+            return self.model.loss(self.test.xs, self.test.labels, mask=self.test.mask).item()
+
+    def extra_state(self):
+        return {}
+
+    def extra_expected(self):
+        return {}
+
+    def load_extra(self, arrays):
+        pass
+
+    def accuracy(self):
+        with tg.no_grad():
+            pred = self.model.predict(self.test.xs, mask=self.test.mask)
+        return float(np.mean(pred == self.test.labels))
+
+    def report(self, seed):
+        return [f"held-out accuracy: {self.accuracy():.1%} on {len(self.test.labels)} sentences"]
+
+    def probe(self):
+        steps = int(self.data.mask[:, 0].sum())
+        return (self.data.xs[:steps, :1], self.data.labels[:1]), {}
+
+
+class CopyTask:
+    """A long-memory task: ElmanRNN copies ``length`` symbols back after a delay of ``delay`` steps."""
+
+    name = "copy"
+    unit = "nats/step"
+    default_steps = 3000
+
+    def __init__(self, seed, hidden=64, batch=32, lr=5e-3, length=3, delay=10, n_symbols=8):
+        self.seed = seed
+        self.batch, self.window = batch, 50
+        self.shape = {"length": length, "delay": delay, "n_symbols": n_symbols}
+        self.model = ElmanRNN(n_symbols + 2, hidden, n_symbols + 2, seed=seed)
+        self.trainer = Trainer(self.model, lr=lr, clip=1.0)
+        self.held = datasets.copy_task(256, seed=2**40 + seed, **self.shape)
+        steps = 2 * length + delay
+        self.reference = (f"no memory: ln({n_symbols}) x {length} / {steps} per step",
+                          float(np.log(n_symbols) * length / steps))
+
+    def step(self, k):
+        xs, ys = datasets.copy_task(self.batch, seed=self.seed * 100_003 + k, **self.shape)
+        loss = self.model.loss(xs, ys)
+        self.trainer.update(loss)
+        return loss.item() / len(xs)
+
+    def held_out_loss(self):
+        """Loss per step on a fixed batch of 256 sequences never trained on."""
+        xs, ys = self.held
+        with tg.no_grad():
+            return self.model.loss(xs, ys).item() / len(xs)
+
+    def extra_state(self):
+        return {}
+
+    def extra_expected(self):
+        return {}
+
+    def load_extra(self, arrays):
+        pass
+
+    def report(self, seed):
+        xs, ys = self.held
+        length = self.shape["length"]
+        with tg.no_grad():
+            outputs, _, _ = self.model(xs)
+        pred = np.stack([o.data.argmax(-1) for o in outputs[-length:]])
+        recall = float(np.mean(pred == ys[-length:]))
+        return [f"symbols recalled after a delay of {self.shape['delay']} steps: {recall:.1%} "
+                f"of {length} x {len(ys[0])} held-out symbols (chance {1 / self.shape['n_symbols']:.1%})"]
+
+    def probe(self):
+        xs, ys = datasets.copy_task(1, seed=1, **self.shape)
+        return (xs, ys), {}
+
+
+TASKS = {"chars": CharTask, "year": YearTask, "copy": CopyTask}
+
+
+# ------------------------------------------------------------------ checkpoints
+
+def save_checkpoint(path, task, step, losses, seed):
+    arrays = {**task.extra_state(), "losses": np.array(losses, dtype=np.float64)}
+    save_training(path, task.trainer, arrays, meta={"task": task.name, "step": step, "seed": seed})
+
+
+def load_checkpoint(path, task_name):
+    """Read a checkpoint; returns (task, step, losses, seed).  Nothing is half-loaded."""
+    meta = tg.read_meta(path).get("user", {})
+    if meta.get("task") != task_name:
+        raise tg.CheckpointError(f"'{path}' is a checkpoint of task {meta.get('task')!r}, "
+                                 f"not '{task_name}'")
+    task = TASKS[task_name](meta.get("seed"))
+    expect = {"losses": ((None,), np.float64), **task.extra_expected()}
+    arrays, meta = load_training(path, task.trainer, expect)
+    task.load_extra(arrays)
+    return task, meta["step"], [float(v) for v in arrays["losses"]], meta["seed"]
+
+
+# ------------------------------------------------------------------ the training loop
+
+def run_training(task, first, steps, losses, on_step=None):
+    """Updates ``first`` .. ``steps`` - 1 of ``task``, appending each update's loss to ``losses``.
+
+    The training loss reported is the mean over the last ``task.window`` updates.  The
+    held-out loss is measured every ``steps // 20`` updates and after the last.
+    ``on_step(step, training_loss, held_out_loss_or_None)`` is called after every update.
+
+    Returns
+    -------
+    list of (step, training loss, held-out loss) at each measurement.
+    """
+    every = max(1, steps // 20)
+    held, history = None, []
+    for k in range(first, steps):
+        losses.append(task.step(k))
+        train = float(np.mean(losses[-task.window:]))
+        if (k + 1) % every == 0 or k + 1 == steps:
+            held = task.held_out_loss()
+            history.append((k + 1, train, held))
+        if on_step is not None:
+            on_step(k + 1, train, held)
+    return history
