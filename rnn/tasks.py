@@ -4,9 +4,13 @@ Each task owns a model, a :class:`~rnn.train.Trainer` and its data: ``step(k)``
 does update number ``k`` (a function of ``k`` and the saved state alone, so a
 resumed run repeats an uninterrupted one exactly), ``held_out_loss()`` measures
 the model on data it never trains on, and ``report(seed)`` says in a few lines
-what it learnt.  :func:`run_training` drives a task; :func:`save_checkpoint` and
-:func:`load_checkpoint` write and read everything a resume needs.
+what it learnt.  :func:`run_training` drives a task, saving checkpoints as it goes
+(:class:`Checkpoints`: every N updates or every few seconds) and stopping cleanly when
+asked (:class:`TrainingStopped`); :func:`save_checkpoint` and :func:`load_checkpoint`
+write and read everything a resume needs.
 """
+
+import time
 
 import numpy as np
 
@@ -207,39 +211,117 @@ TASKS = {"chars": CharTask, "year": YearTask, "copy": CopyTask}
 
 # ------------------------------------------------------------------ checkpoints
 
-def save_checkpoint(path, task, step, losses, seed):
-    arrays = {**task.extra_state(), "losses": np.array(losses, dtype=np.float64)}
+MAX_SEED = 2**32 - 1
+CHECKPOINT_SECONDS = 10.0    # run_training's default: a checkpoint whenever this much time has passed
+
+
+def save_checkpoint(path, task, step, losses, seed, history=()):
+    """Everything a resume needs after update ``step``: model, optimizer, the task's own state,
+    the losses so far and the held-out measurements ``history`` [(step, train, held)]."""
+    arrays = {**task.extra_state(), "losses": np.array(losses, dtype=np.float64),
+              "history": np.array(history, dtype=np.float64).reshape(-1, 3)}
     save_training(path, task.trainer, arrays, meta={"task": task.name, "step": step, "seed": seed})
 
 
+def _count(value, low, high):
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and low <= value <= (high if high is not None else value))
+
+
 def load_checkpoint(path, task_name):
-    """Read a checkpoint; returns (task, step, losses, seed).  Nothing is half-loaded."""
+    """Read a checkpoint; returns (task, step, losses, seed, history).  Nothing is half-loaded.
+
+    Raises CheckpointError, naming the file, for a checkpoint of another task, a step or seed
+    that is not a count in range, or losses, history and optimizer that disagree with the step.
+    """
     meta = tg.read_meta(path).get("user", {})
-    if meta.get("task") != task_name:
-        raise tg.CheckpointError(f"'{path}' is a checkpoint of task {meta.get('task')!r}, "
+    if not isinstance(meta, dict) or meta.get("task") != task_name:
+        raise tg.CheckpointError(f"'{path}' is a checkpoint of task "
+                                 f"{meta.get('task') if isinstance(meta, dict) else None!r}, "
                                  f"not '{task_name}'")
-    task = TASKS[task_name](meta.get("seed"))
-    expect = {"losses": ((None,), np.float64), **task.extra_expected()}
-    arrays, meta = load_training(path, task.trainer, expect)
+    step, seed = meta.get("step"), meta.get("seed")
+    if not _count(step, 0, None) or not _count(seed, 0, MAX_SEED):
+        raise tg.CheckpointError(f"'{path}': meta step {step!r} and seed {seed!r} must be whole "
+                                 f"numbers, step >= 0 and seed in [0, {MAX_SEED}]")
+    task = TASKS[task_name](seed)
+    expect = {"losses": ((None,), np.float64), "history": ((None, 3), np.float64),
+              **task.extra_expected()}
+    arrays, _ = load_training(path, task.trainer, expect)
+    losses, history = arrays.get("losses"), arrays.get("history")
+    if losses is None or history is None or len(losses) != step or task.trainer.optimizer.steps != step:
+        raise tg.CheckpointError(
+            f"'{path}': meta step {step} disagrees with the checkpoint's "
+            f"{'no' if losses is None else len(losses)} losses and "
+            f"{task.trainer.optimizer.steps} optimizer updates")
     task.load_extra(arrays)
-    return task, meta["step"], [float(v) for v in arrays["losses"]], meta["seed"]
+    return task, step, losses.tolist(), seed, [(int(s), tr, h) for s, tr, h in history.tolist()]
+
+
+class Checkpoints:
+    """Where and how often :func:`run_training` saves a checkpoint.
+
+    Every ``every`` updates, or (``every`` None) whenever ``seconds`` have passed since the
+    last save; also when the run is stopped and after its last update.
+
+    Parameters
+    ----------
+    path : the checkpoint file (rewritten atomically each time)
+    seed : the run's seed, stored for the resume
+    every : int or None
+    seconds : float
+    """
+
+    def __init__(self, path, seed, every=None, seconds=CHECKPOINT_SECONDS):
+        self.path, self.seed, self.every, self.seconds = path, seed, every, seconds
+        self.last = time.monotonic()
+        self.saved = []          # the step of every save
+
+    def due(self, step):
+        if self.every is not None:
+            return step % self.every == 0
+        return time.monotonic() - self.last >= self.seconds
+
+    def save(self, task, step, losses, history):
+        save_checkpoint(self.path, task, step, losses, self.seed, history)
+        self.last = time.monotonic()
+        self.saved.append(step)
+
+
+class TrainingStopped(Exception):
+    """:func:`run_training` stopped on request after update ``step`` of ``steps``, its
+    checkpoint written to ``path`` (None without checkpoints); ``reason`` is what ``stop()``
+    returned (e.g. a signal number)."""
+
+    def __init__(self, step, steps, path, reason):
+        super().__init__(f"stopped after update {step} of {steps}")
+        self.step, self.steps, self.path, self.reason = step, steps, path, reason
 
 
 # ------------------------------------------------------------------ the training loop
 
-def run_training(task, first, steps, losses, on_step=None):
+def run_training(task, first, steps, losses, on_step=None, history=None, checkpoints=None,
+                 stop=None):
     """Updates ``first`` .. ``steps`` - 1 of ``task``, appending each update's loss to ``losses``.
 
     The training loss reported is the mean over the last ``task.window`` updates.  The
     held-out loss is measured every ``steps // 20`` updates and after the last.
     ``on_step(step, training_loss, held_out_loss_or_None)`` is called after every update.
 
+    Parameters
+    ----------
+    history : list of the measurements so far (from a resumed checkpoint), extended in place
+    checkpoints : Checkpoints or None; saved when due, when stopped and after the last update
+    stop : callable or None, asked after every update; when it returns something true the run
+        saves its checkpoint and raises TrainingStopped (so an interrupted run loses at most
+        the update in progress, and resumes exactly)
+
     Returns
     -------
     list of (step, training loss, held-out loss) at each measurement.
     """
     every = max(1, steps // 20)
-    held, history = None, []
+    held = history[-1][2] if history else None
+    history = [] if history is None else history
     for k in range(first, steps):
         losses.append(task.step(k))
         train = float(np.mean(losses[-task.window:]))
@@ -248,4 +330,14 @@ def run_training(task, first, steps, losses, on_step=None):
             history.append((k + 1, train, held))
         if on_step is not None:
             on_step(k + 1, train, held)
+        reason = stop() if stop is not None else None
+        if reason:
+            if checkpoints is not None:
+                checkpoints.save(task, k + 1, losses, history)
+            raise TrainingStopped(k + 1, steps, None if checkpoints is None else checkpoints.path,
+                                  reason)
+        if checkpoints is not None and k + 1 < steps and checkpoints.due(k + 1):
+            checkpoints.save(task, k + 1, losses, history)
+    if checkpoints is not None:
+        checkpoints.save(task, steps, losses, history)
     return history

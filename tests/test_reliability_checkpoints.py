@@ -87,7 +87,7 @@ def test_random_corruptions_are_checkpoint_errors_or_load_the_exact_arrays(tmp_p
     model, good = _checkpoint_bytes(tmp_path)
     rng = np.random.default_rng(15)
     outcomes = {"refused": 0, "same": 0}
-    for _ in range(1500):
+    for _ in range(600):
         data = bytearray(good)
         for _ in range(rng.integers(1, 4)):
             data[rng.integers(len(data))] = rng.integers(256)
@@ -102,7 +102,7 @@ def test_random_corruptions_are_checkpoint_errors_or_load_the_exact_arrays(tmp_p
         for p, q in zip(model.parameters(), fresh.parameters()):   # a byte no reader uses
             np.testing.assert_array_equal(p.data, q.data)
         outcomes["same"] += 1
-    assert outcomes["refused"] > 1000
+    assert outcomes["refused"] > 400
 
 
 def test_every_truncation_is_a_checkpoint_error(tmp_path):
@@ -240,7 +240,7 @@ def test_kill_9_while_saving_never_leaves_a_broken_checkpoint(tmp_path):
                 print("saving", flush=True)
     """
     rng = np.random.default_rng(9)
-    for kill in range(5):
+    for kill in range(3):
         child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(path)],
                                  stdout=subprocess.PIPE, text=True)
         assert child.stdout.readline() == "saving\n"
