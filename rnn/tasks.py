@@ -97,7 +97,22 @@ class CharTask:
         return (self.xs[:20, :1], self.ys[:20, :1]), {}
 
 
-class YearTask:
+class _NoExtraState:
+    """For a task whose model and optimizer are its whole state: nothing else to checkpoint."""
+
+    def extra_state(self):
+        """The task's own arrays for the checkpoint (e.g. a carried state)."""
+        return {}
+
+    def extra_expected(self):
+        """name -> (shape, dtype) of those arrays, checked before a resume reads them."""
+        return {}
+
+    def load_extra(self, arrays):
+        """Restore what ``extra_state`` gave."""
+
+
+class YearTask(_NoExtraState):
     """The chapter's year task: SequenceToOne reads a sentence and names its year."""
 
     name = "year"
@@ -130,15 +145,6 @@ class YearTask:
         with tg.no_grad():
             return self.model.loss(self.test.xs, self.test.labels, mask=self.test.mask).item()
 
-    def extra_state(self):
-        return {}
-
-    def extra_expected(self):
-        return {}
-
-    def load_extra(self, arrays):
-        pass
-
     def accuracy(self):
         with tg.no_grad():
             pred = self.model.predict(self.test.xs, mask=self.test.mask)
@@ -152,7 +158,7 @@ class YearTask:
         return (self.data.xs[:steps, :1], self.data.labels[:1]), {}
 
 
-class CopyTask:
+class CopyTask(_NoExtraState):
     """A long-memory task: ElmanRNN copies ``length`` symbols back after a delay of ``delay`` steps."""
 
     name = "copy"
@@ -181,15 +187,6 @@ class CopyTask:
         xs, ys = self.held
         with tg.no_grad():
             return self.model.loss(xs, ys).item() / len(xs)
-
-    def extra_state(self):
-        return {}
-
-    def extra_expected(self):
-        return {}
-
-    def load_extra(self, arrays):
-        pass
 
     def report(self, seed):
         xs, ys = self.held

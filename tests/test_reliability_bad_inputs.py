@@ -292,6 +292,18 @@ def _chatty_renderer(folder):
     return script
 
 
+def resume(**change):
+    """rnn.tasks.load_checkpoint of a year-task checkpoint whose meta has ``change``."""
+    def setup(w):
+        path = w.folder / "year.ckpt"
+        rnn.tasks.save_checkpoint(path, rnn.tasks.YearTask(0), 0, [], 0)
+        found = tg.read_checkpoint(path)
+        found.meta["user"].update(change)
+        tg.save_arrays(path, found.arrays, meta=found.meta)
+        return lambda: rnn.tasks.load_checkpoint(path, "year")
+    return setup
+
+
 def _not_executable(folder):
     script = folder / "dot-not-executable"
     script.write_text("#!/bin/sh\nexit 0\n")
@@ -784,6 +796,15 @@ CATALOGUE = [
     ("load_training_with_an_unknown_entry",
      load_training(lambda w: _training_file(w, "more.ckpt", change={"extra/h": np.ones(4)})), C,
      ValueError, ["more.ckpt", "unexpected ['extra/h']"]),
+    ("resume_meta_step_negative", resume(step=-5), C, ValueError,
+     ["year.ckpt", "meta step -5", "step >= 0"]),
+    ("resume_meta_step_beyond_the_losses", resume(step=7), C, ValueError,
+     ["year.ckpt", "meta step 7", "0 losses"]),
+    ("resume_meta_step_fractional", resume(step=1.5), C, ValueError, ["meta step 1.5"]),
+    ("resume_meta_seed_beyond_32_bits", resume(seed=2**64), C, ValueError,
+     ["seed 18446744073709551616", "[0, 4294967295]"]),
+    ("resume_meta_of_another_task", resume(task="copy"), C, ValueError,
+     ["task 'copy'", "not 'year'"]),
     # --- issue 15: the renderer program
     ("render_with_a_non_executable_program",
      render_to(lambda f: f / "fig.svg", program=_not_executable), viz.RenderError, RuntimeError,
