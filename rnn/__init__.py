@@ -6,14 +6,14 @@ A recurrence is written once, as the book's step function; the shared
 """
 
 from . import datasets, tasks, train
-from .core import Recurrence, RecurrentModel, Unrolled, unroll
+from .core import Cell, Recurrence, RecurrentModel, Unrolled, unroll
 from .datasets import Vocab, pad_sequences
 from .models import (ConditionalRNN, ElmanRNN, JordanRNN, Sampler, SequenceToOne,
                      VectorToSequence)
 from .train import (Trainer, load_training, save_training, stream_loss, train_char_model,
                     truncated_bptt)
 
-__all__ = ["ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
+__all__ = ["Cell", "ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
            "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets",
            "load_training", "pad_sequences", "save_training", "stream_loss", "tasks", "train",
            "train_char_model", "truncated_bptt", "unroll"]

@@ -30,19 +30,24 @@ def as_array(value, who, what):
     return arr
 
 
-def _where(index, batched):
+def _where(index, batched, axis="t"):
+    if axis == "b":
+        return f"b={index[0]}"
     t = index[0] + 1
     return f"t={t}, b={index[1]}" if batched and len(index) > 1 else f"t={t}"
 
 
-def check_ids(ids, n, who, what, batched, mask=None):
-    """Raise BadIndexError naming the first id outside [0, n) at a position the mask keeps."""
+def check_ids(ids, n, who, what, batched, mask=None, axis="t"):
+    """Raise BadIndexError naming the first id outside [0, n) at a position the mask keeps.
+
+    ``axis`` says what the first axis of ``ids`` is: "t" (time, with a batch axis after it
+    when ``batched``) or "b" (one id per example)."""
     bad = (ids < 0) | (ids >= n)
     if mask is not None:
         bad &= mask
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise BadIndexError(f"{who}: {what} id {ids[index]} at {_where(index, batched)} is out of "
+        raise BadIndexError(f"{who}: {what} id {ids[index]} at {_where(index, batched, axis)} is out of "
                             f"range [0, {n})")
 
 
@@ -111,7 +116,7 @@ def mask(value, steps, batch, batched, who):
     return arr
 
 
-def targets(ys, shape, n_out, who, batched, keep=None, what="ys"):
+def targets(ys, shape, n_out, who, batched, keep=None, what="ys", axis="t"):
     """Check target ids of the given shape (T,), (T, B), () or (B,); returns int64 ids.
 
     ``n_out`` None skips the range check (the loss op checks it).
@@ -132,7 +137,7 @@ def targets(ys, shape, n_out, who, batched, keep=None, what="ys"):
         if not 0 <= arr < n_out:
             raise BadIndexError(f"{who}: {what} id {int(arr)} is out of range [0, {n_out})")
         return arr
-    check_ids(arr, n_out, who, what, batched, keep)
+    check_ids(arr, n_out, who, what, batched, keep, axis)
     return arr if keep is None else np.where(keep, arr, 0)
 
 
@@ -150,6 +155,33 @@ def state(h0, shape, batch, who, dtype, what="h0"):
     if arr.dtype.kind != "f":
         raise DTypeError(f"{who}: {what} must be floats, got dtype {arr.dtype}")
     return arr.astype(dtype)
+
+
+def states(h0, parts, batch, who, dtype):
+    """Check the initial state of a cell with state ``parts`` (name -> size): ``h0`` is None
+    (zeros), one array or Tensor for a one-part state, or a dict of parts (missing ones are
+    zeros).  Returns a dict part -> array or Tensor."""
+    if isinstance(h0, dict):
+        unknown = [k for k in h0 if k not in parts]
+        if unknown:
+            raise ConfigError(f"{who}: h0 has no state part {unknown[0]!r}; the parts are "
+                              f"{list(parts)}")
+        return {k: state(h0.get(k), (n,), batch, who, dtype, what=f"h0[{k!r}]")
+                for k, n in parts.items()}
+    if h0 is not None and len(parts) != 1:
+        raise ShapeError(f"{who}: h0 must be a dict of the state parts {list(parts)}, got "
+                         f"{type(h0).__name__}")
+    return {k: state(h0, (n,), batch, who, dtype) for k, n in parts.items()}
+
+
+def batch_of_state(h0, parts, who):
+    """The batch size B that an initial state of shape (B, size) gives (None when unbatched)."""
+    if isinstance(h0, dict):
+        h0 = next((h0[k] for k in parts if h0.get(k) is not None), None)
+    if h0 is None:
+        return None
+    shape = h0.shape if isinstance(h0, Tensor) else np.shape(h0)
+    return shape[0] if len(shape) == 2 else None
 
 
 def previous_output(y0, n_out, batch, who, dtype):

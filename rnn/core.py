@@ -1,25 +1,42 @@
-"""The one unroll every recurrent design runs, and what the designs share.
+"""Cells and the one unroll every recurrent design runs.
 
-:func:`unroll` is a plain loop over t = 1..T (never recursion, so 100,000
-steps are fine): it calls a step function under ``tg.scope(f"t={t}")`` and
-names the book's variables the step returns ("x", "a", "h", "o", "y", "L").
-A model runs it inside ``tg.scope(model.name)``, so every node of the unrolled
-DAG says which model and which time step made it, and back-propagation
-through time is just ``loss.backward()`` on that DAG.
-:class:`Recurrence` wraps a user's own step function (figures 10.1 and 10.2)
-in the same machinery as the built-in designs.
+A *cell* is the book's step function plus what can be batched over time
+(the Haiku / Keras / ``lax.scan`` idea, with named state parts so that the
+diagrams can name them):
+
+- ``parts``: the state, a dict of named parts and their sizes (``{"h": H}``,
+  ``{"s": H, "h": H}`` for an LSTM);
+- ``input_map(inputs) -> u``: the state-independent part of a step (e.g.
+  ``U x(t) + b``).  ``loss`` applies it to all time steps at once, ``run`` per step;
+- ``step(state, u) -> state``: the recurrence, what must stay in the loop;
+- ``readout(state) -> o``: the output layer.  ``loss`` applies it to the rows of
+  all steps at once, ``run`` per step.
+
+:class:`Cell` runs any cell in two forms with the same values and gradients:
+:meth:`Cell.unroll` with ``per_step=True`` makes every op of every step a node
+of that step's scope (what viz draws and ``tg.detect_anomaly`` reports), and
+with ``per_step=False`` (what ``loss`` and training use) keeps only ``step`` in
+the loop.  A design whose fed-back output is known in advance (teacher forcing)
+batches that too; one without state parts has no loop at all.
+:class:`Recurrence` is the public cell a user writes (figures 10.1 and 10.2);
+the built-in designs of :mod:`rnn.models` are cells of the same machinery.
+
+The loop is plain iteration over t = 1..T (never recursion, so 100,000 steps
+are fine), each step under ``tg.scope(f"t={t}")`` inside ``tg.scope(model.name)``,
+and back-propagation through time is ``loss.backward()`` on that DAG.
 """
 
 import contextlib
 import gc
-from functools import partial
-from operator import itemgetter
+import threading
 
 import numpy as np
 
 import tinygraph as tg
 
 from . import checks
+
+RESERVED = frozenset({"x", "o", "L", "y"})   # the book's names the machinery gives its own nodes
 
 
 class Unrolled:
@@ -31,25 +48,41 @@ class Unrolled:
         Sum over time steps of the per-step losses L(t) (None without targets).
     outputs : list of Tensor
         o(t) for every step that has an output (empty when the output layer was batched).
-    states : list of Tensor
-        The hidden state h(t) after every step (the state of a user's Recurrence).
+    states : list
+        The state after every step: a Tensor for a one-part state, else a dict part -> Tensor.
+    parts : dict name -> list of Tensor
+        Every state part after every step.
     losses : list of Tensor
         The per-step losses L(t) (empty when the output layer was batched).
-    last : Tensor
-        The state after the last step, to carry into the next chunk (``last.detach()``).
+    last : Tensor, dict or None
+        The state after the last step, in the form of ``states``, to carry into the next
+        chunk; for a design without state parts, the feedback (below).
     feedback : Tensor or None
         The previous output the next step would read (designs with y(t-1) -> h(t) connections).
     """
 
-    __slots__ = ("loss", "outputs", "states", "losses", "last", "feedback")
+    __slots__ = ("loss", "outputs", "states", "parts", "losses", "last", "feedback")
 
-    def __init__(self, history, last, state_name="h", loss=None, feedback=None):
+    def __init__(self, history, part_names, last, loss=None, feedback=None, single=True,
+                 shown="h"):
         self.losses = history.get("L", [])
         self.outputs = history.get("o", [])
-        self.states = history.get(state_name, [])
+        self.parts = {name: history.get(name, []) for name in part_names}
+        if not part_names:
+            self.states = history.get(shown, [])
+        elif single:
+            self.states = self.parts[part_names[0]]
+        else:
+            self.states = [dict(zip(part_names, s)) for s in zip(*self.parts.values())]
         self.last = last
         self.feedback = feedback
         self.loss = total(self.losses) if self.losses else loss
+
+    def __repr__(self):
+        steps = max((len(v) for v in self.parts.values()), default=len(self.outputs))
+        loss = "None" if self.loss is None else f"{self.loss.item():.6g}"
+        return (f"Unrolled(steps={steps}, parts={list(self.parts)}, outputs={len(self.outputs)}, "
+                f"loss={loss})")
 
 
 def unroll(step, carry, steps):
@@ -70,7 +103,7 @@ def unroll(step, carry, steps):
     named Tensors in time order (each Tensor's ``.name`` set to its key).
     """
     history = {}
-    with cycle_collector_paused():
+    with collector_paused():
         for t in range(1, steps + 1):
             with tg.scope(f"t={t}"):
                 carry, named = step(t, carry)
@@ -81,42 +114,32 @@ def unroll(step, carry, steps):
     return carry, history
 
 
-freeze_graphs = True
-"""Set ``rnn.core.freeze_graphs = False`` to keep :func:`cycle_collector_paused` away from
-``gc.freeze``/``gc.unfreeze`` (e.g. in a program that freezes objects itself before forking):
-the collector is then only paused during an unroll, and scans the new nodes once afterwards."""
+_pause_lock = threading.Lock()
+_pause = {"depth": 0, "was_enabled": False}
 
 
 @contextlib.contextmanager
-def cycle_collector_paused():
-    """Keep Python's cycle collector off the nodes an unroll (or its loss) allocates.
+def collector_paused():
+    """Keep Python's cycle collector off while the library builds or walks a large graph.
 
-    tinygraph's graphs hold no reference cycles, so the collector finds nothing to free
-    in them; left running, it re-scans every live node again and again, which made a
-    long unroll 3-4 times slower to build and to back-propagate.  Re-enabled plainly
-    afterwards, it would still scan them all once at the next allocation (a 70 ms pause
-    after 10,000 steps).  So on exit the objects alive are moved to the collector's
-    permanent generation (``gc.freeze``); the next pause gives them back (``gc.unfreeze``,
-    into the oldest generation).  Reference counting frees a graph as usual either way.
-
-    This is process-wide: it also unfreezes what the program froze itself.  Telling the
-    two apart would need ``gc.get_freeze_count()``, which walks the whole permanent
-    generation (tens of ms); set :data:`freeze_graphs` to False instead.  Nothing is done
-    when the collector was already off (e.g. a nested pause).
+    tinygraph's graphs hold no reference cycles, so the collector finds nothing in them;
+    left running during an unroll it scans the growing graph again and again (a long
+    unroll was 3-4 times slower).  Nothing else is touched: no thresholds, no
+    ``gc.freeze``; the enabled flag is restored when the outermost pause (over all
+    threads) ends, and garbage made outside a pause is collected as usual.
     """
-    if not gc.isenabled():
-        yield
-        return
-    freeze = freeze_graphs
-    gc.disable()
-    if freeze:
-        gc.unfreeze()
+    with _pause_lock:
+        if _pause["depth"] == 0:
+            _pause["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _pause["depth"] += 1
     try:
         yield
     finally:
-        if freeze:
-            gc.freeze()
-        gc.enable()
+        with _pause_lock:
+            _pause["depth"] -= 1
+            if _pause["depth"] == 0 and _pause["was_enabled"]:
+                gc.enable()
 
 
 def initial(value, name):
@@ -134,7 +157,7 @@ def total(losses):
     """Sum of the per-step losses: one stack and one sum, however many steps."""
     if len(losses) == 1:
         return losses[0]
-    with cycle_collector_paused():
+    with collector_paused():
         return tg.stack(losses).sum()
 
 
@@ -151,46 +174,16 @@ def step_loss(o, y, keep, batch):
     return tg.cross_entropy(o[rows], y[rows]) * (rows.size / batch)
 
 
-def batched_loss(hs, vt, c, ys, keep, batch):
-    """The output layer and loss of all steps at once, after the loop (same value as per step).
+def rows_loss(o, ys, keep, batch):
+    """The loss of many steps' outputs at once: (1/B) sum_t sum_b keep[t, b] CE(o(t)_b, y(t)_b).
 
-    o = hs @ V.T + c, then (1/B) sum_t sum_b keep[t, b] CE(o(t)_b, y(t)_b) as one
-    cross-entropy over the kept rows.  hs : Tensor (T, H) or (T, B, H), the states h(1..T);
-    ys : (T,) or (T, B) ids; keep : (T, B) bool or None.
+    o : Tensor (N, C) of rows (time and batch flattened), ys : ids (N,), keep : bool (N,) or None.
     """
-    with cycle_collector_paused():
-        o = tg.addmm(c, hs, vt)
-        targets = tg.Tensor(ys, name="y")
-        if keep is None:
-            return tg.cross_entropy(o, targets) * float(ys.size / (batch or 1))
-        rows = np.flatnonzero(keep.reshape(-1))
-        flat = o.reshape(-1, o.shape[-1])[rows]
-        return tg.cross_entropy(flat, targets.reshape(-1)[rows]) * float(rows.size / batch)
-
-
-def tanh_into(a, buf, row):
-    """h = tanh(a), its value written into ``buf[row]``: the states of an unroll side by side
-    in one array, which :func:`stack_rows` then hands on without a copy."""
-    return tg.apply("tanh", _tanh_into, a, buf=buf, row=row)
-
-
-def _tanh_into(a, buf, row):
-    y = np.tanh(a, out=buf[row])
-    return y, (partial(_tanh_vjp, y),)
-
-
-def _tanh_vjp(y, g):
-    return g * (1 - y * y)
-
-
-def stack_rows(states, buf):
-    """``tg.stack(states)`` for states made by :func:`tanh_into` (``states[t]`` is ``buf[t]``):
-    the node's value is a view of ``buf``, and each state's gradient a row of the stack's."""
-    return tg.apply("stack", _stack_rows, *states, buf=buf)
-
-
-def _stack_rows(*rows, buf):
-    return buf[:len(rows)], [itemgetter(t) for t in range(len(rows))]
+    targets = tg.Tensor(ys, name="y")
+    if keep is None:
+        return tg.cross_entropy(o, targets) * float(ys.size / batch)
+    rows = np.flatnonzero(keep)
+    return tg.cross_entropy(o[rows], targets[rows]) * float(rows.size / batch)
 
 
 def carry_masked(h, h_prev, keep):
@@ -210,6 +203,20 @@ def _transpose_copy(w):
     return np.ascontiguousarray(w.T), (lambda g: g.T,)
 
 
+class Transposes:
+    """``T.W`` is ``transposed(model.W)``, made once per unroll on first use (in the model's scope)."""
+
+    def __init__(self, model):
+        self._model = model
+        self._made = {}
+
+    def __getattr__(self, name):
+        made = self.__dict__["_made"]
+        if name not in made:
+            made[name] = transposed(getattr(self.__dict__["_model"], name))
+        return made[name]
+
+
 def init_weight(rng, shape, fan_in, dtype, name):
     """A weight ~ N(0, 1/fan_in) as a Parameter."""
     return tg.Parameter(rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape), name=name, dtype=dtype)
@@ -220,7 +227,7 @@ def init_bias(size, dtype, name):
 
 
 class RecurrentModel(tg.Module):
-    """Base class of the designs: a ``name`` (the scope of every unroll) and ``trace``.
+    """Base class of the designs: a ``name`` (the scope of every unroll), ``trace`` and ``loss``.
 
     Subclasses implement ``run(...) -> Unrolled`` and ``_trace_roots(steps)``.
     """
@@ -243,13 +250,13 @@ class RecurrentModel(tg.Module):
     def carry(self, run):
         """What the next chunk of truncated BPTT starts from, as keyword arguments of ``run``:
         the last state, detached (designs with more state override this)."""
-        return {"h0": run.last.detach()}
+        return {"h0": detach_state(run.last)}
 
     def run_for_loss(self, *args, **kwargs):
         """``run`` as ``loss`` and training want it: only the loss and the last state count.
 
-        A design may compute its loss faster here (ElmanRNN keeps only the recurrence per
-        step), with the same value and gradients as ``run``.
+        A cell batches everything but its recurrence here, with the same value and gradients
+        as ``run``.
         """
         return self.run(*args, **kwargs)
 
@@ -265,126 +272,435 @@ class RecurrentModel(tg.Module):
         return loss
 
 
-class Recurrence(RecurrentModel):
-    """A user's own recurrence, unrolled like the built-in designs (figures 10.1 and 10.2).
+def detach_state(state):
+    """A state (Tensor or dict of parts) cut from its graph."""
+    if isinstance(state, dict):
+        return {k: v.detach() for k, v in state.items()}
+    return state.detach()
+
+
+class Cell(RecurrentModel):
+    """The shared machinery of every cell: inputs, state, feedback, masks, scopes, batching.
+
+    A subclass declares ``parts`` (name -> size), optionally ``feedback`` (the name of the
+    input that reads the previous output y(t-1)) and ``outputs = "last"`` (one output after
+    the last step), and implements ``input_map``, ``step`` and ``readout`` on dicts of
+    Tensors.  ``self.T.W`` inside them is W transposed once per unroll.
+    """
+
+    parts = {}
+    feedback = None
+    outputs = "all"
+    batch_readout = True
+    state_is_dict = False     # True: step and readout see the state as a dict even with one part
+    has_readout = True
+
+    def input_map(self, inputs):
+        """u from the step's inputs (a dict name -> Tensor, one step or all steps at once)."""
+        return inputs.get("x")
+
+    def step(self, state, u):
+        raise NotImplementedError
+
+    def readout(self, state):
+        return None
+
+    def initial_state(self, state, statics):
+        """The state before step 1 (dict part -> Tensor); a design may compute it from its
+        static inputs (made in scope ``t=0``)."""
+        return state
+
+    def carry(self, run):
+        """Truncated BPTT: the next chunk starts from the last state and reads the last feedback."""
+        carried = {"h0": detach_state(run.last)} if self.parts else {}
+        if self.feedback is not None:
+            carried["y0"] = run.feedback.detach()
+        return carried
+
+    @property
+    def dtype(self):
+        params = self.parameters()
+        return params[0].dtype if params else np.dtype(np.float64)
+
+    # ---------------------------------------------------------------- the two forms
+    def unroll(self, seq, steps, state0=None, ys=None, keep=None, batch=None, static=None,
+               y0=None, free=None, per_step=True, y0_name="y"):
+        """Run the cell over ``steps`` time steps (arguments already checked).
+
+        Parameters
+        ----------
+        seq : dict name -> array or Tensor (T, ...), the inputs read at every step
+        state0 : dict part -> array or Tensor, the state before step 1
+        ys : int array (T,) / (T, B) (or () / (B,) with ``outputs = "last"``), optional
+        keep : bool (T, B) mask or None; batch : B or None (unbatched)
+        static : dict name -> array or Tensor, inputs that are the same at every step
+        y0 : the feedback before step 1 (designs with ``feedback``), a node named ``y0_name``
+        free : (input name, fn) or None: that input of step t+1 is ``fn(o(t))`` (running free,
+            sampling); without it the feedback input is the previous target (teacher forcing)
+        per_step : bool, see the module docstring (inside ``tg.detect_anomaly`` always True)
+        """
+        per_step = (per_step or free is not None or ys is None or not self.batch_readout
+                    or tg.is_anomaly_enabled())
+        with tg.scope(self.name), collector_paused():
+            self.T = Transposes(self)
+            try:
+                statics = {k: _leaf(v, k) for k, v in (static or {}).items()}
+                state = {k: _broadcast(initial(v, k), batch, k) for k, v in (state0 or {}).items()}
+                state = self.initial_state(state, statics)
+                prev = None if self.feedback is None else initial(y0, y0_name)
+                if per_step:
+                    return self._per_step(seq, steps, statics, state, prev, ys, keep, batch, free)
+                return self._batched(seq, steps, statics, state, prev, ys, keep, batch)
+            finally:
+                del self.T
+
+    def _per_step(self, seq, steps, statics, state0, prev0, ys, keep, batch, free):
+        names = list(self.parts)
+        fed = free[0] if free else None
+
+        def one_step(t, carry):
+            state, prev = carry
+            k = None if keep is None else keep[t - 1]
+            inputs = dict(statics)
+            for name, values in seq.items():
+                inputs[name] = prev if name == fed and t > 1 else _leaf(values, name, t - 1)
+            if self.feedback is not None:
+                inputs[self.feedback] = prev
+            new = self._step(state, self.input_map(inputs), t, inputs)
+            for name in names:
+                new[name] = carry_masked(new[name], state[name], k)
+            named = {name: inputs[name] for name in seq}
+            named.update(new)
+            y = None
+            if self.has_readout and (self.outputs == "all" or t == steps):
+                o = named["o"] = self.readout(new)
+                if ys is not None:
+                    y = named["y"] = tg.Tensor(ys[t - 1] if self.outputs == "all" else ys)
+                    named["L"] = step_loss(o, y, k if self.outputs == "all" else None, batch or 1)
+            if free is not None:
+                nxt = free[1](named["o"])
+                prev = nxt if isinstance(nxt, tg.Tensor) else tg.Tensor(nxt)
+            elif self.feedback is not None:
+                prev = y
+            return ({n: new[n] for n in names}, prev), named
+
+        (last, prev), history = unroll(one_step, (state0, prev0), steps)
+        return self._result(history, last, prev)
+
+    def _batched(self, seq, steps, statics, state, prev, ys, keep, batch):
+        names = list(self.parts)
+        all_steps = {name: _leaf(values, name) for name, values in seq.items()}
+        if self.feedback is None:
+            u_all = self.input_map({**statics, **all_steps})
+        else:   # teacher forcing: y(t-1) is known, y(0) = y0 may differ in kind from the ids
+            first = {name: v[0] for name, v in all_steps.items()}
+            u_all = _expand(self.input_map({**statics, **first, self.feedback: prev}))
+            if steps > 1:
+                rest = {name: v[1:] for name, v in all_steps.items()}
+                rest[self.feedback] = tg.Tensor(ys[:-1], name="y")
+                u_all = _concat(u_all, self.input_map({**statics, **rest}))
+        if not names:    # nothing is carried: the steps decouple, no loop at all
+            out = self._step({}, u_all, None, None)
+            rows = {k: v.reshape((-1,) + v.shape[2:]) if batch else v for k, v in out.items()}
+            o = self.readout(rows)
+            loss = rows_loss(o, ys.reshape(-1), None, batch or 1)
+            return self._result({}, None, tg.Tensor(ys[-1]), loss)
+
+        only = names[0] if len(names) == 1 else None
+        step = self.step
+
+        def one_step(t, state):
+            u = _at(u_all, t - 1)
+            if t == 1:
+                new = self._step(state, u, t, None)
+            else:   # the same shapes as step 1: only the recurrence itself
+                new = step(state, u)
+                if type(new) is not dict:
+                    new = {only: new}
+            if keep is not None:
+                new = {n: carry_masked(new[n], state[n], keep[t - 1]) for n in names}
+            elif only is None:
+                new = {n: new[n] for n in names}
+            else:
+                new = {only: new[only]}
+            return new, new
+
+        last, history = unroll(one_step, state, steps)
+        if self.outputs == "last":
+            with tg.scope(f"t={steps}"):
+                loss = tg.cross_entropy(self.readout(last), tg.Tensor(ys, name="y"))
+        else:
+            stacked = {n: tg.stack(history[n]) for n in names}
+            rows = {n: s.reshape((-1,) + s.shape[2:]) if batch else s for n, s in stacked.items()}
+            o = self.readout(rows)
+            self._check_classes(o, ys, keep)
+            loss = rows_loss(o, ys.reshape(-1), None if keep is None else keep.reshape(-1),
+                             batch or 1)
+        feedback = None if self.feedback is None else tg.Tensor(ys[-1])
+        return self._result(history, last, feedback, loss)
+
+    def _check_classes(self, o, ys, keep):
+        """Targets of all steps against the number of classes the readout gave, with the step
+        named as the per-step loss would name it."""
+        bad = (ys < 0) | (ys >= o.shape[-1])
+        if keep is not None:
+            bad &= keep
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise tg.BadIndexError(f"cross_entropy: target {ys[index]} out of range "
+                                   f"[0, {o.shape[-1]}) in scope '{self.name}/t={index[0] + 1}'")
+
+    def _result(self, history, last, feedback, loss=None):
+        names = list(self.parts)
+        single = len(names) == 1 and not self.state_is_dict
+        if not names:
+            last_state = feedback
+        elif single:
+            last_state = last[names[0]]
+        else:
+            last_state = last
+        return Unrolled(history, names, last_state, loss=loss, feedback=feedback, single=single)
+
+    # ---------------------------------------------------------------- one step, checked
+    def _step(self, state, u, t, inputs):
+        new = self.step(state, u)
+        if not isinstance(new, dict):
+            new = self._as_parts(new, t)
+        missing = [n for n in self.parts if n not in new]
+        if missing:
+            raise tg.ConfigError(f"{self.name}: at t={t} the step function returned no "
+                                 f"{', '.join(map(repr, missing))} (the state parts are "
+                                 f"{list(self.parts)})")
+        for name, value in new.items():
+            if not isinstance(value, tg.Tensor):
+                raise tg.DTypeError(f"{self.name}: at t={t} the step function returned "
+                                    f"{type(value).__name__} for '{name}'; it must be a Tensor")
+            if name in state and t is not None and value.shape != state[name].shape:
+                raise tg.ShapeError(f"{self.name}: at t={t} the step function returned '{name}' "
+                                    f"of shape {value.shape}; the state part has shape "
+                                    f"{state[name].shape}")
+        if inputs is not None and t == 1:
+            self._check_names(new, state, inputs)
+        return new
+
+    def _as_parts(self, new, t):
+        if len(self.parts) != 1:
+            raise tg.DTypeError(f"{self.name}: at t={t} the step function returned "
+                                f"{type(new).__name__}; with state parts {list(self.parts)} it "
+                                "must return a dict of them")
+        return {next(iter(self.parts)): new}
+
+    def _check_names(self, new, state, inputs):
+        """A node named inside the step must not take a name the machinery gives its own nodes."""
+        taken = RESERVED | set(self.parts)
+        own = {id(v) for v in new.values()}
+        stop = {id(v) for v in state.values()} | {id(v) for v in inputs.values()}
+        seen, stack = set(), list(new.values())
+        while stack:
+            node = stack.pop()
+            if id(node) in seen or id(node) in stop or isinstance(node, tg.Parameter):
+                continue
+            seen.add(id(node))
+            if node.name in taken and id(node) not in own:
+                raise tg.ConfigError(f"{self.name}: the step names an intermediate variable "
+                                     f"'{node.name}', which is already the name of "
+                                     + ("a state part" if node.name in self.parts else
+                                        "the machinery's own x, o, L or y")
+                                     + "; choose another name")
+            stack.extend(node.parents)
+
+
+def _leaf(values, name, t=None):
+    """Input ``values`` (or its step ``t``) as a node named ``name``: a new leaf for an array; for a
+    Tensor, an index (or view) of it, so the gradient reaches the caller's tensor."""
+    if isinstance(values, tg.Tensor):
+        node = values[t] if t is not None else values.reshape(values.shape)
+        return node.named(name)
+    return tg.Tensor(values if t is None else values[t], name=name)
+
+
+def _broadcast(state, batch, name):
+    """A state part given as (size,) for a batch, repeated over the batch (gradients sum back)."""
+    if batch is None or state.ndim != 1:
+        return state
+    with tg.scope("t=0"):
+        return (state + np.zeros((batch,) + state.shape, dtype=state.dtype)).named(name)
+
+
+def _expand(u):
+    """u of one step with a leading time axis of length 1 (u a Tensor, tuple or dict of them)."""
+    if isinstance(u, dict):
+        return {k: v.reshape((1,) + v.shape) for k, v in u.items()}
+    if isinstance(u, tuple):
+        return tuple(v.reshape((1,) + v.shape) for v in u)
+    return u.reshape((1,) + u.shape)
+
+
+def _concat(a, b):
+    if isinstance(a, dict):
+        return {k: tg.concat([a[k], b[k]]) for k in a}
+    if isinstance(a, tuple):
+        return tuple(tg.concat([x, y]) for x, y in zip(a, b))
+    return tg.concat([a, b])
+
+
+def _at(u, t):
+    if type(u) is dict:
+        return {k: v[t] for k, v in u.items()}
+    if type(u) is tuple:
+        return tuple(v[t] for v in u)
+    return u[t]
+
+
+class Recurrence(Cell):
+    """A user's own cell, unrolled by the same machinery as the built-in designs.
 
     Parameters
     ----------
     step : callable
-        ``step(state, x) -> state`` (figure 10.2, h(t) = f(h(t-1), x(t); theta)), or
+        ``step(state, u) -> state`` (figure 10.2, h(t) = f(h(t-1), x(t); theta)), or
         ``step(state) -> state`` when ``n_in`` is None (figure 10.1, s(t) = f(s(t-1); theta)).
-        Build it from tinygraph ops on the parameters you pass in ``params``.
-    params : sequence of Parameter
+        ``u`` is x(t), or ``input_map(x(t))`` when an input map is given.  With a dict
+        ``n_state`` the state is a dict of its parts, given and returned.  Build it from
+        tinygraph ops on the parameters in ``params``; ``t.named("g")`` names an intermediate
+        variable for the diagrams.
+    params : list of Parameter, one Parameter, or a tg.Module (its parameters)
         theta: what training updates (named by their ``.name``).
-    n_state : int
-        Size of the state vector.
+    n_state : int or dict name -> int
+        The size of the state, or its named parts, e.g. ``{"h": H, "c": H}`` for an LSTM.
     n_in : int or None
         Input width (float vectors), or None for a system with no input.
     readout : callable, optional
-        ``readout(state) -> o`` (logits); needed for ``loss``.
+        ``readout(state) -> o`` (logits); needed for ``loss``.  ``loss`` applies it to the
+        rows of all steps at once, so it must treat each row (example) alone, as every output
+        layer does; pass ``batch_readout=False`` if yours does not.
+    input_map : callable, optional
+        ``input_map(x) -> u``, the state-independent part of the step (e.g. ``x @ U.T + b``):
+        ``loss`` applies it to all steps at once (x of shape (T, B, n_in)), ``run`` per step.
     name : str
         The scope of every unroll.
     state_name : str
-        The book's name of the state ("s" in figure 10.1, "h" in figure 10.2).
+        The book's name of a one-part state ("s" in figure 10.1, "h" in figure 10.2).
     edge_label : str
-        What viz writes on the recurrent edge, which passes no weight parameter ("f").
+        What viz writes on a recurrent edge that passes no weight parameter ("f").
 
     Examples
     --------
     >>> W = tg.Parameter(np.eye(2) * 0.5, name="W")
-    >>> system = Recurrence(lambda s: (s @ W.T).tanh(), [W], n_state=2, state_name="s")
+    >>> system = Recurrence(lambda s: (s @ W.T).tanh(), W, n_state=2, state_name="s")
     >>> run = system.run(steps=4, h0=np.ones(2))
     """
 
-    def __init__(self, step, params, n_state, n_in=None, readout=None, name="system",
-                 state_name="h", edge_label="f"):
-        self._params = list(params)
-        for p in self._params:
-            if not isinstance(p, tg.Tensor) or not p.requires_grad:
-                raise tg.ConfigError(f"Recurrence: params must be tensors that require grad, "
-                                     f"got {type(p).__name__}")
-        self.step_fn = step
-        self.readout = readout
-        self.n_state = checks.positive_int(n_state, "Recurrence", "n_state")
-        self.n_in = None if n_in is None else checks.positive_int(n_in, "Recurrence", "n_in")
+    def __init__(self, step, params, n_state, n_in=None, readout=None, input_map=None,
+                 name="system", state_name="h", edge_label="f", batch_readout=True):
+        who = "Recurrence"
+        for fn, what in ((step, "step"), (readout, "readout"), (input_map, "input_map")):
+            if fn is not None and not callable(fn):
+                raise tg.ConfigError(f"{who}: {what} must be a function, got {type(fn).__name__}")
+        if step is None:
+            raise tg.ConfigError(f"{who}: step must be a function, got None")
+        self._params = _param_list(params, who)
+        if isinstance(n_state, dict):
+            if not n_state:
+                raise tg.ConfigError(f"{who}: n_state needs at least one named part")
+            self.parts = {_part_name(k, who): checks.positive_int(v, who, f"n_state['{k}']")
+                          for k, v in n_state.items()}
+            self.state_is_dict = True
+        else:
+            self.parts = {_part_name(state_name, who): checks.positive_int(n_state, who, "n_state")}
+        self.n_state = n_state if isinstance(n_state, dict) else self.parts[state_name]
+        self.n_in = None if n_in is None else checks.positive_int(n_in, who, "n_in")
+        if input_map is not None and self.n_in is None:
+            raise tg.ConfigError(f"{who}: input_map= needs an input (n_in)")
+        self.step_fn, self.readout_fn, self.input_map_fn = step, readout, input_map
+        self.batch_readout = bool(batch_readout)
         self.name = name
         self.state_name = state_name
         self.edge_label = edge_label
 
+    def __repr__(self):
+        return (f"Recurrence(name={self.name!r}, n_state={self.n_state!r}, n_in={self.n_in}, "
+                f"params={[f'{n}{tuple(p.shape)}' for n, p in self.named_parameters()]})")
+
     def named_parameters(self, prefix=""):
+        seen = set()
         for i, p in enumerate(self._params):
-            yield prefix + (p.name or f"param{i}"), p
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield prefix + (p.name or f"param{i}"), p
 
-    def _dtype(self):
-        return self._params[0].dtype if self._params else np.float64
+    @property
+    def has_readout(self):
+        return self.readout_fn is not None
 
-    def run(self, xs=None, ys=None, h0=None, steps=None, mask=None):
+    def _user_state(self, state):
+        return state if self.state_is_dict else state[next(iter(self.parts))]
+
+    def input_map(self, inputs):
+        x = inputs.get("x")
+        return x if x is None or self.input_map_fn is None else self.input_map_fn(x)
+
+    def step(self, state, u):
+        s = self._user_state(state)
+        return self.step_fn(s) if self.n_in is None else self.step_fn(s, u)
+
+    def readout(self, state):
+        return self.readout_fn(self._user_state(state))
+
+    def run(self, xs=None, ys=None, h0=None, steps=None, mask=None, per_step=True):
         """Unroll the recurrence.
 
         Parameters
         ----------
         xs : floats (T, n_in) or (T, B, n_in); None for a system without input (give ``steps``).
+            A Tensor is read as is, so gradients reach it.  With an ``input_map``, also ids
+            (T,) or (T, B) in [0, n_in), which the input map embeds.
         ys : ids (T,) or (T, B), optional; with a ``readout``, adds L(t) = CE(o(t), y(t)).
-        h0 : (n_state,) or (B, n_state), default zeros.
+        h0 : the state before step 1, default zeros: (n_state,) or (B, n_state), or a dict of
+            the parts for a dict state.
         mask : (T, B) of 0/1, optional (padded steps carry the state and add no loss).
+        per_step : bool
+            True: every op of every step is a node of that step's scope (what viz draws).
+            False (what ``loss`` uses): ``input_map`` and ``readout`` run once over all steps.
 
         Returns
         -------
         Unrolled
         """
         who = self.name
-        dtype = self._dtype()
         if self.n_in is None:
             if xs is not None:
                 raise tg.ShapeError(f"{who}: this system has no input (n_in=None); give steps=")
-            steps = checks.positive_int(steps, who, "steps")
-            h0_shape = np.shape(h0.data if isinstance(h0, tg.Tensor) else h0) if h0 is not None else ()
-            batched = len(h0_shape) == 2
-            batch = h0_shape[0] if batched else None
             if mask is not None:
                 raise tg.ShapeError(f"{who}: mask= needs inputs xs")
-            keep = None
+            steps = checks.positive_int(steps, who, "steps")
+            batch = checks.batch_of_state(h0, self.parts, who)
+            seq, keep = {}, None
         else:
             if xs is None:
                 raise tg.ShapeError(f"{who}: xs is required (n_in={self.n_in})")
-            xs, is_ids, batched = checks.inputs(xs, self.n_in, who, dtype)
-            if is_ids:
-                raise tg.DTypeError(f"{who}: a Recurrence takes float input vectors (T, n_in); "
-                                    "turn ids into vectors inside your step function")
-            steps = xs.shape[0]
-            batch = xs.shape[1] if batched else None
+            arr, is_ids, batched = checks.inputs(xs, self.n_in, who, self.dtype)
+            if is_ids and self.input_map_fn is None:
+                raise tg.DTypeError(f"{who}: a Recurrence without input_map takes float input "
+                                    "vectors (T, n_in); give an input_map= that embeds the ids "
+                                    "(e.g. tg.take(U.T, ids, axis=0)), or turn them into vectors")
+            steps = arr.shape[0]
+            batch = arr.shape[1] if batched else None
             keep = checks.mask(mask, steps, batch, batched, who)
+            if is_ids:
+                checks.check_ids(arr, self.n_in, who, "xs", batched, keep)
+            seq = {"x": xs if isinstance(xs, tg.Tensor) and xs.requires_grad else arr}
         if ys is not None:
-            if self.readout is None:
+            if self.readout_fn is None:
                 raise tg.ConfigError(f"{who}: targets ys need a readout= function giving o(t)")
             shape = (steps,) if batch is None else (steps, batch)
-            ys = checks.targets(ys, shape, None, who, batched, keep)
-        state0 = checks.state(h0, (self.n_state,), batch, who, dtype)
+            ys = checks.targets(ys, shape, None, who, batch is not None, keep)
+        state0 = checks.states(h0, self.parts, batch, who, self.dtype)
+        return self.unroll(seq, steps, state0, ys, keep, batch, per_step=per_step)
 
-        def step(t, h_prev):
-            k = None if keep is None else keep[t - 1]
-            x = None if xs is None else tg.Tensor(xs[t - 1])
-            h = self.step_fn(h_prev) if x is None else self.step_fn(h_prev, x)
-            if not isinstance(h, tg.Tensor):
-                raise tg.DTypeError(f"{who}: the step function must return a Tensor, got "
-                                    f"{type(h).__name__}")
-            if h.shape != h_prev.shape:
-                raise tg.ShapeError(f"{who}: at t={t} the step function returned a state of shape "
-                                    f"{h.shape}; the state has shape {h_prev.shape}")
-            h = carry_masked(h, h_prev, k)
-            named = {"x": x, self.state_name: h}
-            if self.readout is not None:
-                o = self.readout(h)
-                named["o"] = o
-                if ys is not None:
-                    y = tg.Tensor(ys[t - 1])
-                    named["y"] = y
-                    named["L"] = step_loss(o, y, k, batch or 1)
-            return h, named
-
-        with tg.scope(self.name):
-            last, history = unroll(step, initial(state0, self.state_name), steps)
-            return Unrolled(history, last, self.state_name)
+    def run_for_loss(self, xs=None, ys=None, h0=None, steps=None, mask=None):
+        """``run`` with ``per_step=False``: what ``loss`` and training use."""
+        return self.run(xs, ys, h0=h0, steps=steps, mask=mask, per_step=False)
 
     def __call__(self, xs=None, h0=None, steps=None, mask=None):
         """(outputs [o(t)], states [h(t)], last state)."""
@@ -393,8 +709,39 @@ class Recurrence(RecurrentModel):
 
     def _trace_roots(self, steps):
         xs = None if self.n_in is None else np.zeros((steps, 1, self.n_in))
-        h0 = np.zeros((1, self.n_state))
-        if self.readout is not None:
+        h0 = {k: np.zeros((1, n)) for k, n in self.parts.items()}
+        h0 = h0 if self.state_is_dict else next(iter(h0.values()))
+        if self.readout_fn is not None:
             run = self.run(xs, ys=np.zeros((steps, 1), dtype=np.int64), h0=h0, steps=steps)
             return [run.loss]
-        return [self.run(xs, h0=h0, steps=steps).last]
+        last = self.run(xs, h0=h0, steps=steps).last
+        return list(last.values()) if isinstance(last, dict) else [last]
+
+
+def _param_list(params, who):
+    """theta as a list: a list of Parameters, one Parameter (never iterated into its rows), or a
+    Module's parameters."""
+    if isinstance(params, tg.Module):
+        params = params.parameters()
+    elif isinstance(params, tg.Tensor):
+        params = [params]
+    elif isinstance(params, (str, bytes, dict, np.ndarray)) or not hasattr(params, "__iter__"):
+        raise tg.ConfigError(f"{who}: params must be a list of Parameters, one Parameter or a "
+                             f"tg.Module, got {type(params).__name__}")
+    params = list(params)
+    for p in params:
+        if not isinstance(p, tg.Tensor) or not p.requires_grad or p.op is not None:
+            raise tg.ConfigError(f"{who}: params must be leaf tensors that require grad "
+                                 f"(tg.Parameter), got {type(p).__name__}"
+                                 + (f" made by op '{p.op}'" if isinstance(p, tg.Tensor) and p.op
+                                    else ""))
+    return params
+
+
+def _part_name(name, who):
+    if not isinstance(name, str) or not name:
+        raise tg.ConfigError(f"{who}: a state part needs a non-empty str name, got {name!r}")
+    if name in RESERVED:
+        raise tg.ConfigError(f"{who}: the state part '{name}' would clash with the machinery's "
+                             "own x, o, L or y; choose another name")
+    return name

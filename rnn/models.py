@@ -1,13 +1,16 @@
-"""The recurrent designs of chapter 10, each a step function run by the shared unroll.
+"""The recurrent designs of chapter 10, each a cell of :mod:`rnn.core`: the book's step plus
+what can be batched over time.
 
-Rows are examples, so the book's ``W h(t-1)`` reads ``h(t-1) @ W.T``; each
-weight is transposed once per unroll (a node of the model's scope) and the
-per-step graph stays lean: one ``take`` for the one-hot input ``U x(t)``, one
-matmul for ``W h(t-1)``, two adds, ``tanh``, and the output layer and loss.
-Integer inputs are one-hot vectors selected by ``take``, so the id leaf ``x``
-stays a parent of the step's nodes.  Teacher-forced and free-running modes are
-two feedbacks of the same step function, and generation is one more feedback
-(a sampled id) — there is no second implementation of any design.
+Rows are examples, so the book's ``W h(t-1)`` reads ``h @ T.W`` (``self.T.W`` is W
+transposed once per unroll by the shared machinery).  Integer inputs are one-hot
+vectors selected by ``take``, so the id leaf ``x`` stays a parent of the step's
+nodes.  Each design declares its state parts and writes ``input_map`` (the
+state-independent part of a step: ``U x(t) + b``, and under teacher forcing the
+fed-back ``R y(t-1)``), ``step`` (the recurrence) and ``readout``
+(``o = c + V h``); the machinery runs them per step (``run``, what viz draws) or
+with only ``step`` in the loop (``loss``).  Teacher-forced and free-running
+modes are two feedbacks of the same cell, and generation is one more (a sampled
+id): there is no second implementation of any design.
 """
 
 import numpy as np
@@ -15,9 +18,7 @@ import numpy as np
 import tinygraph as tg
 
 from . import checks
-from .core import (RecurrentModel, Unrolled, batched_loss, carry_masked, init_bias, init_weight,
-                   initial, stack_rows, step_loss, tanh_into, transposed, unroll)
-
+from .core import Cell, init_bias, init_weight
 
 class Sampler:
     """Picks y(t) from o(t): greedy (temperature 0) or a softmax sample at ``temperature``.
@@ -50,47 +51,78 @@ class Sampler:
         return np.minimum(ids, p.shape[-1] - 1).reshape(p.shape[:-1])
 
 
-class _Hidden(RecurrentModel):
-    """Shared parts of the hidden-to-hidden designs: checks, the input term, the output layer."""
+class Design(Cell):
+    """What the built-in designs share: parameters declared by shape, input checks, U x(t)."""
 
-    def _sizes(self, n_in, n_hidden, n_out):
+    def _init(self, seed, dtype, sizes, **shapes):
+        """Check ``sizes`` (name -> positive int, set as attributes) and make the parameters
+        ``shapes`` in order: 2-D weights ~ N(0, 1/fan_in) from ``seed``, 1-D biases zero."""
         who = type(self).__name__
-        return (checks.positive_int(n_in, who, "n_in"), checks.positive_int(n_hidden, who, "n_hidden"),
-                checks.positive_int(n_out, who, "n_out"))
+        for name, value in sizes.items():
+            setattr(self, name, checks.positive_int(value, who, name))
+        rng = np.random.default_rng(seed)
+        for name, shape in shapes.items():
+            shape = tuple(getattr(self, d) if isinstance(d, str) else d for d in shape)
+            setattr(self, name, init_weight(rng, shape, shape[1], dtype, name) if len(shape) == 2
+                    else init_bias(shape, dtype, name))
 
-    def _sequence(self, xs, mask, n_in):
-        """Checked inputs: (xs, is_ids, batched, steps, batch or None, keep mask or None)."""
-        xs, is_ids, batched = checks.inputs(xs, n_in, self.name, self.dtype)
-        steps = xs.shape[0]
-        batch = xs.shape[1] if batched else None
+    def _sequence(self, xs, mask):
+        """Checked inputs: (seq {"x": ...}, steps, batch or None, keep mask or None, is_ids)."""
+        arr, is_ids, batched = checks.inputs(xs, self.n_in, self.name, self.dtype)
+        steps = arr.shape[0]
+        batch = arr.shape[1] if batched else None
         keep = checks.mask(mask, steps, batch, batched, self.name)
         if is_ids:
-            checks.check_ids(xs, n_in, self.name, "xs", batched, keep)
+            checks.check_ids(arr, self.n_in, self.name, "xs", batched, keep)
             if keep is not None:
-                xs = np.where(keep, xs, 0)
-        return xs, is_ids, batched, steps, batch, keep
+                arr = np.where(keep, arr, 0)
+        x = xs if isinstance(xs, tg.Tensor) and xs.requires_grad and not is_ids else arr
+        return {"x": x}, steps, batch, keep, is_ids
 
-    @staticmethod
-    def _input_term(x, weight_t, is_ids):
-        """U x(t) as rows: ``take`` of U's columns for ids, a matmul for float vectors."""
-        return tg.take(weight_t, x, axis=0) if is_ids else x @ weight_t
+    def _targets(self, ys, steps, batch, keep=None):
+        if ys is None:
+            return None
+        shape = (steps,) if batch is None else (steps, batch)
+        return checks.targets(ys, shape, self.n_out, self.name, batch is not None, keep)
 
-    @staticmethod
-    def _feedback_term(y_prev, weight_t):
-        """R onehot(y(t-1)): the zero vector y(0) through a matmul, ids through ``take``."""
-        if y_prev.dtype.kind == "f":
-            return y_prev @ weight_t
-        return tg.take(weight_t, y_prev, axis=0)
+    def _times(self, v, weight):
+        """``weight`` times v as rows: ``take`` of the weight's columns for ids (a one-hot v), a
+        matmul for float vectors."""
+        wt = getattr(self.T, weight)
+        return tg.take(wt, v, axis=0) if v.dtype.kind in "iu" else v @ wt
 
-    def _output(self, h, vt):
-        return h @ vt + self.c
+    def input_map(self, inputs):
+        """u = U x(t) + b."""
+        return self._times(inputs["x"], "U") + self.b
 
-    @property
-    def dtype(self):
-        return self.W.dtype
+    def readout(self, state):
+        """o = c + V h."""
+        return tg.addmm(self.c, state["h"], self.T.V)
+
+    def _recur(self, state, u):
+        """a = u + W h(t-1), h = tanh(a): the hidden-to-hidden step of figures 10.3, 10.5, 10.9, 10.10."""
+        a = tg.addmm(u, state["h"], self.T.W).named("a")
+        return {"h": a.tanh()}
+
+    def _trace_ids(self, steps):
+        xs = (np.arange(steps) % self.n_in)[:, None]
+        ys = (np.arange(1, steps + 1) % self.n_out)[:, None]
+        return xs, ys
+
+    def _generate(self, run, temperature, seed, **kwargs):
+        """Run with ``feedback=`` a :class:`Sampler` under no_grad; the sampled ids (steps, ...)."""
+        sampler = Sampler(temperature, seed)
+        with tg.no_grad():
+            run(feedback=sampler, **kwargs)
+        return np.stack(sampler.picked)
 
 
-class ElmanRNN(_Hidden):
+def _sampled(sampler):
+    """The feedback of generation: the id sampled from o(t), as a leaf."""
+    return lambda o: tg.Tensor(sampler(o.data))
+
+
+class ElmanRNN(Design):
     """Figure 10.3 / eqs. 10.8-10.11: hidden-to-hidden recurrence, an output at every step.
 
     a(t) = b + W h(t-1) + U x(t), h(t) = tanh(a(t)), o(t) = c + V h(t), L(t) = CE(o(t), y(t)).
@@ -107,14 +139,12 @@ class ElmanRNN(_Hidden):
     name = "elman"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
-        n_in, n_hidden, n_out = self._sizes(n_in, n_hidden, n_out)
-        rng = np.random.default_rng(seed)
-        self.U = init_weight(rng, (n_hidden, n_in), n_in, dtype, "U")
-        self.W = init_weight(rng, (n_hidden, n_hidden), n_hidden, dtype, "W")
-        self.V = init_weight(rng, (n_out, n_hidden), n_hidden, dtype, "V")
-        self.b = init_bias(n_hidden, dtype, "b")
-        self.c = init_bias(n_out, dtype, "c")
-        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
+        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+                   U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), V=("n_out", "n_hidden"),
+                   b=("n_hidden",), c=("n_out",))
+        self.parts = {"h": self.n_hidden}
+
+    step = Design._recur
 
     def run(self, xs, ys=None, h0=None, mask=None, feedback=None, per_step=True):
         """Unroll over the sequence.
@@ -130,70 +160,28 @@ class ElmanRNN(_Hidden):
         per_step : bool
             True: every op of every step is a node of that step's scope (x(t), a(t), h(t),
             o(t), L(t): what ``viz`` draws).  False (what ``loss`` and training use): only the
-            recurrence a(t) = (U x(t) + b) + W h(t-1), h(t) = tanh(a(t)) is per step; the input
-            term of all steps, and the output layer and loss of all steps, are one node each
-            in the model's scope.  Same loss and gradients (to rounding), several times fewer
-            nodes.  Inside ``tg.detect_anomaly()`` the run is per step whatever this says, so
-            a NaN or Inf is reported with its time step.
+            recurrence a(t) = u(t) + W h(t-1), h(t) = tanh(a(t)) is per step; the input map
+            u = U x + b of all steps, and the output layer and loss of all steps, are one node
+            each in the model's scope.  Same loss and gradients (to rounding).  Inside
+            ``tg.detect_anomaly()`` the run is per step whatever this says.
 
         Returns
         -------
         Unrolled (loss, outputs o(t), states h(t), losses L(t), last state); with
         ``per_step=False`` there are no per-step outputs and losses.
         """
-        xs, is_ids, batched, steps, batch, keep = self._sequence(xs, mask, self.n_in)
+        seq, steps, batch, keep, is_ids = self._sequence(xs, mask)
+        free = None
         if feedback is not None:
             if not is_ids or keep is not None or ys is not None:
                 raise tg.ConfigError(f"{self.name}: generation feeds back ids: give ids xs, no ys or mask")
             if self.n_out != self.n_in:
                 raise tg.ConfigError(f"{self.name}: generation needs n_out == n_in, got "
                                      f"{self.n_out} and {self.n_in}")
-            per_step = True
-        per_step = per_step or tg.is_anomaly_enabled()
-        if ys is not None:
-            ys = checks.targets(ys, xs.shape[:2] if batched else (steps,), self.n_out, self.name,
-                                batched, keep)
-        state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
-        with tg.scope(self.name):
-            ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
-            if not per_step:
-                x_all = tg.Tensor(xs, name="x")
-                inputs = (tg.take(ut + self.b, x_all, axis=0) if is_ids else x_all @ ut + self.b)
-                inputs.name = "Ux+b"
-            else:
-                inputs = [xs[0]]
-
-            if not per_step:   # the states side by side, for the output layer of all steps
-                states = np.empty((steps,) + np.shape(state0), self.dtype)
-
-            def fast_step(t, h_prev):
-                a = tg.addmm(inputs[t - 1], h_prev, wt)
-                if keep is None:
-                    h = tanh_into(a, states, t - 1)
-                else:
-                    h = carry_masked(a.tanh(), h_prev, keep[t - 1])
-                return h, {"a": a, "h": h}
-
-            def step(t, h_prev):
-                k = None if keep is None else keep[t - 1]
-                x = tg.Tensor(inputs[-1] if feedback is not None else xs[t - 1])
-                a = self._input_term(x, ut, is_ids) + h_prev @ wt + self.b
-                h = carry_masked(a.tanh(), h_prev, k)
-                named = {"x": x, "a": a, "h": h}
-                o = named["o"] = self._output(h, vt)
-                if ys is not None:
-                    y = named["y"] = tg.Tensor(ys[t - 1])
-                    named["L"] = step_loss(o, y, k, batch or 1)
-                if feedback is not None:
-                    inputs.append(feedback(o.data))
-                return h, named
-
-            last, history = unroll(step if per_step else fast_step, initial(state0, "h"), steps)
-            loss = None
-            if not per_step and ys is not None:
-                hs = stack_rows(history["h"], states) if keep is None else tg.stack(history["h"])
-                loss = batched_loss(hs, vt, self.c, ys, keep, batch)
-            return Unrolled(history, last, loss=loss)
+            free = ("x", _sampled(feedback))
+        ys = self._targets(ys, steps, batch, keep)
+        state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
+        return self.unroll(seq, steps, state0, ys, keep, batch, free=free, per_step=per_step)
 
     def run_for_loss(self, xs, ys=None, h0=None, mask=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
@@ -219,45 +207,46 @@ class ElmanRNN(_Hidden):
         ids (steps,) or (steps, B) : the generated continuation.
         """
         steps = checks.positive_int(steps, f"{self.name}.generate", "steps")
-        sampler = Sampler(temperature, seed)
         prompt, is_ids, _ = checks.inputs(np.atleast_1d(checks.as_array(prompt, self.name, "prompt")),
                                           self.n_in, f"{self.name}.generate", self.dtype)
         if not is_ids:
             raise tg.DTypeError(f"{self.name}.generate: the prompt must be integer ids")
         checks.check_ids(prompt, self.n_in, f"{self.name}.generate", "prompt", prompt.ndim == 2)
-        with tg.no_grad():
-            if len(prompt) > 1:
+        if len(prompt) > 1:
+            with tg.no_grad():
                 h0 = self.run(prompt[:-1], h0=h0).last
-            self.run(prompt[[-1] * steps], h0=h0, feedback=sampler)
-        return np.stack(sampler.picked)
+        return self._generate(self.run, temperature, seed, xs=prompt[[-1] * steps], h0=h0)
 
     def _trace_roots(self, steps):
-        xs = (np.arange(steps) % self.n_in)[:, None]
-        ys = (np.arange(1, steps + 1) % self.n_out)[:, None]
+        xs, ys = self._trace_ids(steps)
         return [self.run(xs, ys).loss]
 
 
-class JordanRNN(_Hidden):
+class JordanRNN(Design):
     """Figure 10.4: the only recurrence is output to hidden; figure 10.6 trains it with teacher forcing.
 
     h(t) = tanh(b + W f(t-1) + U x(t)), o(t) = c + V h(t), f(0) = 0, with
-    f(t-1) = onehot(y(t-1)) under teacher forcing (the steps decouple) and
-    f(t-1) = softmax(o(t-1)) when it runs free.  W is (H, n_out).
+    f(t-1) = onehot(y(t-1)) under teacher forcing and f(t-1) = softmax(o(t-1)) when it runs
+    free.  W is (H, n_out).  The cell has no state parts: all it carries is the fed-back
+    output, so under teacher forcing (section 10.2.1) its steps decouple and ``loss`` has
+    no sequential loop at all.
     """
 
     name = "jordan"
+    feedback = "y"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
-        n_in, n_hidden, n_out = self._sizes(n_in, n_hidden, n_out)
-        rng = np.random.default_rng(seed)
-        self.U = init_weight(rng, (n_hidden, n_in), n_in, dtype, "U")
-        self.W = init_weight(rng, (n_hidden, n_out), n_out, dtype, "W")
-        self.V = init_weight(rng, (n_out, n_hidden), n_hidden, dtype, "V")
-        self.b = init_bias(n_hidden, dtype, "b")
-        self.c = init_bias(n_out, dtype, "c")
-        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
+        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+                   U=("n_hidden", "n_in"), W=("n_hidden", "n_out"), V=("n_out", "n_hidden"),
+                   b=("n_hidden",), c=("n_out",))
 
-    def run(self, xs, ys=None, teacher_forcing=True, feedback=None, y0=None):
+    def input_map(self, inputs):
+        return self._times(inputs["x"], "U") + self._times(inputs["y"], "W") + self.b
+
+    def step(self, state, u):
+        return {"h": u.named("a").tanh()}
+
+    def run(self, xs, ys=None, teacher_forcing=True, feedback=None, y0=None, per_step=True):
         """Unroll over the sequence.
 
         Parameters
@@ -269,47 +258,28 @@ class JordanRNN(_Hidden):
         feedback : Sampler, optional
             Generation: f(t-1) = onehot of the id sampled from o(t-1) (overrides both modes).
         y0 : f(0): ids () / (B,), or a Tensor (e.g. the previous chunk's ``last``); default zeros
+        per_step : bool, as ElmanRNN.run (False: no loop under teacher forcing)
 
         Returns
         -------
-        Unrolled (``last`` is the feedback f(T) the next step would get)
+        Unrolled (``last`` and ``feedback`` are the f(T) the next step would get)
         """
-        xs, is_ids, batched, steps, batch, _ = self._sequence(xs, None, self.n_in)
+        seq, steps, batch, _, _ = self._sequence(xs, None)
         if ys is None and teacher_forcing and feedback is None:
             raise tg.ConfigError(f"{self.name}: teacher forcing needs the targets ys "
                                  "(or teacher_forcing=False)")
-        if ys is not None:
-            ys = checks.targets(ys, xs.shape[:2] if batched else (steps,), self.n_out, self.name,
-                                batched)
+        ys = self._targets(ys, steps, batch)
         first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
-        free = feedback is not None or not teacher_forcing
-        with tg.scope(self.name):
-            ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
+        if feedback is not None:
+            free = ("y", _sampled(feedback))
+        else:
+            free = None if teacher_forcing else ("y", tg.softmax)
+        return self.unroll(seq, steps, ys=ys, batch=batch, y0=first, free=free, per_step=per_step,
+                           y0_name="y" if free is None else "o")
 
-            def step(t, f_prev):
-                x = tg.Tensor(xs[t - 1])
-                a = self._input_term(x, ut, is_ids) + self._feedback_term(f_prev, wt) + self.b
-                h = a.tanh()
-                o = self._output(h, vt)
-                named = {"x": x, "a": a, "h": h, "o": o}
-                y = None
-                if ys is not None:
-                    y = named["y"] = tg.Tensor(ys[t - 1])
-                    named["L"] = tg.cross_entropy(o, y)
-                if feedback is not None:
-                    f = tg.Tensor(feedback(o.data))
-                elif free:
-                    f = tg.softmax(o)
-                else:
-                    f = y
-                return f, named
-
-            last, history = unroll(step, initial(first, "o" if free else "y"), steps)
-            return Unrolled(history, last)
-
-    def carry(self, run):
-        """Truncated BPTT: the next chunk starts from the last feedback f(T)."""
-        return {"y0": run.last.detach()}
+    def run_for_loss(self, xs, ys=None, teacher_forcing=True, y0=None):
+        """``run`` with ``per_step=False``: what ``loss`` and training use."""
+        return self.run(xs, ys, teacher_forcing=teacher_forcing, y0=y0, per_step=False)
 
     def __call__(self, xs, ys=None, teacher_forcing=False):
         """Forward only (free running unless ``teacher_forcing`` with ``ys``): (outputs, states, last)."""
@@ -322,18 +292,13 @@ class JordanRNN(_Hidden):
         xs : the inputs x(t), ids or floats, (T, ...); temperature 0 is greedy decoding.
         Returns ids (T,) or (T, B).
         """
-        sampler = Sampler(temperature, seed)
-        with tg.no_grad():
-            self.run(xs, feedback=sampler)
-        return np.stack(sampler.picked)
+        return self._generate(self.run, temperature, seed, xs=xs)
 
     def _trace_roots(self, steps):
-        xs = (np.arange(steps) % self.n_in)[:, None]
-        ys = (np.arange(1, steps + 1) % self.n_out)[:, None]
-        return [self.run(xs, ys).loss]
+        return [self.run(*self._trace_ids(steps)).loss]
 
 
-class SequenceToOne(_Hidden):
+class SequenceToOne(Design):
     """Figure 10.5: read the whole sequence, one output and one loss at the end.
 
     a(t) = b + W h(t-1) + U x(t), h(t) = tanh(a(t)); L = CE(c + V h(tau), y).
@@ -341,45 +306,33 @@ class SequenceToOne(_Hidden):
     """
 
     name = "seq2one"
+    outputs = "last"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
-        n_in, n_hidden, n_out = self._sizes(n_in, n_hidden, n_out)
-        rng = np.random.default_rng(seed)
-        self.U = init_weight(rng, (n_hidden, n_in), n_in, dtype, "U")
-        self.W = init_weight(rng, (n_hidden, n_hidden), n_hidden, dtype, "W")
-        self.V = init_weight(rng, (n_out, n_hidden), n_hidden, dtype, "V")
-        self.b = init_bias(n_hidden, dtype, "b")
-        self.c = init_bias(n_out, dtype, "c")
-        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
+        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+                   U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), V=("n_out", "n_hidden"),
+                   b=("n_hidden",), c=("n_out",))
+        self.parts = {"h": self.n_hidden}
 
-    def run(self, xs, y=None, h0=None, mask=None):
+    step = Design._recur
+
+    def run(self, xs, y=None, h0=None, mask=None, per_step=True):
         """Unroll over the sequence; the output o and loss L are made in the last step's scope.
 
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in); y : id () or ids (B,);
         h0 : (H,) or (B, H); mask : (T, B) of 0/1 (padded steps carry h unchanged).
         Returns Unrolled with one output and at most one loss.
         """
-        xs, is_ids, batched, steps, batch, keep = self._sequence(xs, mask, self.n_in)
+        seq, steps, batch, keep, _ = self._sequence(xs, mask)
         if y is not None:
-            y = checks.targets(y, (batch,) if batched else (), self.n_out, self.name, batched, what="y")
-        state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
-        with tg.scope(self.name):
-            ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
+            y = checks.targets(y, (batch,) if batch is not None else (), self.n_out, self.name,
+                               batch is not None, what="y", axis="b")
+        state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
+        return self.unroll(seq, steps, state0, y, keep, batch, per_step=per_step)
 
-            def step(t, h_prev):
-                x = tg.Tensor(xs[t - 1])
-                a = self._input_term(x, ut, is_ids) + h_prev @ wt + self.b
-                h = carry_masked(a.tanh(), h_prev, None if keep is None else keep[t - 1])
-                named = {"x": x, "a": a, "h": h}
-                if t == steps:
-                    o = named["o"] = self._output(h, vt)
-                    if y is not None:
-                        target = named["y"] = tg.Tensor(y)
-                        named["L"] = tg.cross_entropy(o, target)
-                return h, named
-
-            last, history = unroll(step, initial(state0, "h"), steps)
-            return Unrolled(history, last)
+    def run_for_loss(self, xs, y=None, h0=None, mask=None):
+        """``run`` with ``per_step=False``: what ``loss`` and training use."""
+        return self.run(xs, y, h0=h0, mask=mask, per_step=False)
 
     def __call__(self, xs, h0=None, mask=None):
         """Forward only: ([o(tau)], states [h(t)], h(tau))."""
@@ -396,7 +349,7 @@ class SequenceToOne(_Hidden):
         return [self.run(xs, np.zeros(1, dtype=np.int64)).loss]
 
 
-class VectorToSequence(_Hidden):
+class VectorToSequence(Design):
     """Figure 10.9: a fixed vector x enters every step through R; y(t-1) feeds h(t).
 
     a(t) = b + W h(t-1) + R x + U onehot(y(t-1)), y(0) = 0, h(t) = tanh(a(t)),
@@ -407,20 +360,26 @@ class VectorToSequence(_Hidden):
     """
 
     name = "vec2seq"
+    feedback = "y"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, h0_from_x=False):
-        n_in, n_hidden, n_out = self._sizes(n_in, n_hidden, n_out)
-        rng = np.random.default_rng(seed)
-        self.R = init_weight(rng, (n_hidden, n_in), n_in, dtype, "R")
-        self.W = init_weight(rng, (n_hidden, n_hidden), n_hidden, dtype, "W")
-        self.U = init_weight(rng, (n_hidden, n_out), n_out, dtype, "U")
-        self.V = init_weight(rng, (n_out, n_hidden), n_hidden, dtype, "V")
-        self.b = init_bias(n_hidden, dtype, "b")
-        self.c = init_bias(n_out, dtype, "c")
-        if h0_from_x:
-            self.Q = init_weight(rng, (n_hidden, n_in), n_in, dtype, "Q")
+        extra = {"Q": ("n_hidden", "n_in")} if h0_from_x else {}
+        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+                   R=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), U=("n_hidden", "n_out"),
+                   V=("n_out", "n_hidden"), b=("n_hidden",), c=("n_out",), **extra)
         self.h0_from_x = bool(h0_from_x)
-        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
+        self.parts = {"h": self.n_hidden}
+
+    def input_map(self, inputs):
+        return self._times(inputs["y"], "U") + inputs["x"] @ self.T.R + self.b
+
+    step = Design._recur
+
+    def initial_state(self, state, statics):
+        if not self.h0_from_x:
+            return state
+        with tg.scope("t=0"):
+            return {"h": (statics["x"] @ self.T.Q).tanh().named("h")}
 
     def _vector(self, x):
         who = self.name
@@ -431,14 +390,14 @@ class VectorToSequence(_Hidden):
         if arr.ndim not in (1, 2) or arr.shape[-1] != self.n_in:
             raise tg.ShapeError(f"{who}: x must have shape ({self.n_in},) or (B, {self.n_in}), "
                                 f"got {arr.shape}")
-        return arr.astype(self.dtype)
+        return x if isinstance(x, tg.Tensor) and x.requires_grad else arr.astype(self.dtype)
 
-    def run(self, x, ys=None, h0=None, steps=None, feedback=None):
+    def run(self, x, ys=None, h0=None, steps=None, feedback=None, per_step=True):
         """Unroll from the fixed vector x.
 
-        x : floats (n_in,) or (B, n_in); ys : ids (T,) or (T, B) (teacher forcing: y(t-1) feeds
-        step t); h0 : (H,) or (B, H); steps, feedback : generation without ys (a Sampler picks
-        y(t), which feeds step t+1).
+        x : floats (n_in,) or (B, n_in) (a Tensor is read as is, so gradients reach it);
+        ys : ids (T,) or (T, B) (teacher forcing: y(t-1) feeds step t); h0 : (H,) or (B, H);
+        steps, feedback : generation without ys (a Sampler picks y(t), which feeds step t+1).
         Returns Unrolled.
         """
         x = self._vector(x)
@@ -448,8 +407,7 @@ class VectorToSequence(_Hidden):
             steps = ys.shape[0] if ys.ndim else 0
             if steps == 0:
                 raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
-            ys = checks.targets(ys, (steps,) if batch is None else (steps, batch), self.n_out,
-                                self.name, batch is not None)
+            ys = self._targets(ys, steps, batch)
         elif feedback is None:
             raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback sampler)")
         else:
@@ -457,41 +415,22 @@ class VectorToSequence(_Hidden):
         if h0 is not None and self.h0_from_x:
             raise tg.ConfigError(f"{self.name}: h(0) is computed from x (h0_from_x=True); "
                                  "do not pass h0 as well")
-        state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
+        state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
-        with tg.scope(self.name):
-            ut, wt, vt = transposed(self.U), transposed(self.W), transposed(self.V)
-            static = tg.Tensor(x, name="x")
-            rx = static @ transposed(self.R)
-            if self.h0_from_x:
-                with tg.scope("t=0"):
-                    state0 = (static @ transposed(self.Q)).tanh().named("h")
+        free = None if feedback is None else ("y", _sampled(feedback))
+        return self.unroll({}, steps, state0, ys, None, batch, static={"x": x}, y0=zeros,
+                           free=free, per_step=per_step)
 
-            def step(t, carry):
-                h_prev, y_prev = carry
-                a = self.b + h_prev @ wt + rx + self._feedback_term(y_prev, ut)
-                h = a.tanh()
-                o = self._output(h, vt)
-                named = {"a": a, "h": h, "o": o}
-                if ys is not None:
-                    y = named["y"] = tg.Tensor(ys[t - 1])
-                    named["L"] = tg.cross_entropy(o, y)
-                else:
-                    y = tg.Tensor(feedback(o.data))
-                return (h, y), named
-
-            (last, _), history = unroll(step, (initial(state0, "h"), initial(zeros, "y")), steps)
-            return Unrolled(history, last)
+    def run_for_loss(self, x, ys=None, h0=None):
+        """``run`` with ``per_step=False``: what ``loss`` and training use."""
+        return self.run(x, ys, h0=h0, per_step=False)
 
     def generate(self, x, steps, temperature=1.0, seed=0, h0=None):
         """Sample a sequence from the vector x: each sampled y(t) feeds step t+1.
 
         Returns ids (steps,) or (steps, B); temperature 0 is greedy decoding.
         """
-        sampler = Sampler(temperature, seed)
-        with tg.no_grad():
-            self.run(x, h0=h0, steps=steps, feedback=sampler)
-        return np.stack(sampler.picked)
+        return self._generate(self.run, temperature, seed, x=x, h0=h0, steps=steps)
 
     def __call__(self, x, ys, h0=None):
         """Forward (teacher-forced with ys): (outputs, states, last)."""
@@ -503,27 +442,29 @@ class VectorToSequence(_Hidden):
         return [self.run(np.zeros((1, self.n_in)), ys).loss]
 
 
-class ConditionalRNN(_Hidden):
+class ConditionalRNN(Design):
     """Figure 10.10: x(t) -> y(t) of the same length, with y(t-1) -> h(t) connections.
 
     a(t) = b + W h(t-1) + U x(t) + R onehot(y(t-1)), y(0) = 0, h(t) = tanh(a(t)),
-    o(t) = c + V h(t).  R is (H, n_out).
+    o(t) = c + V h(t).  R is (H, n_out).  Under teacher forcing R y(t-1) is known in
+    advance, so ``loss`` computes it for all steps at once, beside U x(t).
     """
 
     name = "conditional"
+    feedback = "y"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
-        n_in, n_hidden, n_out = self._sizes(n_in, n_hidden, n_out)
-        rng = np.random.default_rng(seed)
-        self.U = init_weight(rng, (n_hidden, n_in), n_in, dtype, "U")
-        self.W = init_weight(rng, (n_hidden, n_hidden), n_hidden, dtype, "W")
-        self.R = init_weight(rng, (n_hidden, n_out), n_out, dtype, "R")
-        self.V = init_weight(rng, (n_out, n_hidden), n_hidden, dtype, "V")
-        self.b = init_bias(n_hidden, dtype, "b")
-        self.c = init_bias(n_out, dtype, "c")
-        self.n_in, self.n_hidden, self.n_out = n_in, n_hidden, n_out
+        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+                   U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), R=("n_hidden", "n_out"),
+                   V=("n_out", "n_hidden"), b=("n_hidden",), c=("n_out",))
+        self.parts = {"h": self.n_hidden}
 
-    def run(self, xs, ys=None, h0=None, mask=None, feedback=None, y0=None):
+    def input_map(self, inputs):
+        return self._times(inputs["x"], "U") + self._times(inputs["y"], "R") + self.b
+
+    step = Design._recur
+
+    def run(self, xs, ys=None, h0=None, mask=None, feedback=None, y0=None, per_step=True):
         """Unroll over the sequence.
 
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in); ys : ids (T,) / (T, B)
@@ -532,47 +473,23 @@ class ConditionalRNN(_Hidden):
         y0 : y(0), ids () / (B,) or a Tensor (the previous chunk's ``feedback``); default zeros.
         Returns Unrolled (``feedback`` is y(T)).
         """
-        xs, is_ids, batched, steps, batch, keep = self._sequence(xs, mask, self.n_in)
-        if ys is not None:
-            ys = checks.targets(ys, xs.shape[:2] if batched else (steps,), self.n_out, self.name,
-                                batched, keep)
-        elif feedback is None:
+        seq, steps, batch, keep, _ = self._sequence(xs, mask)
+        if ys is None and feedback is None:
             raise tg.ConfigError(f"{self.name}: give the targets ys (or a feedback sampler)")
-        state0 = checks.state(h0, (self.n_hidden,), batch, self.name, self.dtype)
+        ys = self._targets(ys, steps, batch, keep)
+        state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
-        with tg.scope(self.name):
-            ut, wt, rt, vt = (transposed(self.U), transposed(self.W), transposed(self.R),
-                              transposed(self.V))
+        free = None if feedback is None else ("y", _sampled(feedback))
+        return self.unroll(seq, steps, state0, ys, keep, batch, y0=first, free=free,
+                           per_step=per_step)
 
-            def step(t, carry):
-                h_prev, y_prev = carry
-                k = None if keep is None else keep[t - 1]
-                x = tg.Tensor(xs[t - 1])
-                a = (self._input_term(x, ut, is_ids) + h_prev @ wt
-                     + self._feedback_term(y_prev, rt) + self.b)
-                h = carry_masked(a.tanh(), h_prev, k)
-                o = self._output(h, vt)
-                named = {"x": x, "a": a, "h": h, "o": o}
-                if ys is not None:
-                    y = named["y"] = tg.Tensor(ys[t - 1])
-                    named["L"] = step_loss(o, y, k, batch or 1)
-                else:
-                    y = tg.Tensor(feedback(o.data))
-                return (h, y), named
-
-            (last, y_last), history = unroll(step, (initial(state0, "h"), initial(first, "y")), steps)
-            return Unrolled(history, last, feedback=y_last)
-
-    def carry(self, run):
-        """Truncated BPTT: the next chunk starts from h(T) and reads y(T)."""
-        return {"h0": run.last.detach(), "y0": run.feedback.detach()}
+    def run_for_loss(self, xs, ys=None, h0=None, mask=None, y0=None):
+        """``run`` with ``per_step=False``: what ``loss`` and training use."""
+        return self.run(xs, ys, h0=h0, mask=mask, y0=y0, per_step=False)
 
     def generate(self, xs, temperature=1.0, seed=0, h0=None):
         """Output ids for the inputs xs, each sampled y(t) feeding step t+1 (temperature 0: greedy)."""
-        sampler = Sampler(temperature, seed)
-        with tg.no_grad():
-            self.run(xs, h0=h0, feedback=sampler)
-        return np.stack(sampler.picked)
+        return self._generate(self.run, temperature, seed, xs=xs, h0=h0)
 
     def __call__(self, xs, ys, h0=None, mask=None):
         """Forward (teacher-forced with ys): (outputs, states, last)."""
@@ -580,6 +497,4 @@ class ConditionalRNN(_Hidden):
         return run.outputs, run.states, run.last
 
     def _trace_roots(self, steps):
-        xs = (np.arange(steps) % self.n_in)[:, None]
-        ys = (np.arange(1, steps + 1) % self.n_out)[:, None]
-        return [self.run(xs, ys).loss]
+        return [self.run(*self._trace_ids(steps)).loss]

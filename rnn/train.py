@@ -16,7 +16,7 @@ import numpy as np
 import tinygraph as tg
 
 from . import checks
-from .core import cycle_collector_paused
+from .core import collector_paused, detach_state
 from .datasets import stream_batches
 
 
@@ -43,7 +43,7 @@ class Trainer:
     def update(self, loss):
         """Back-propagate ``loss``, clip, step; returns the gradient norm before clipping."""
         self.optimizer.zero_grad()
-        with cycle_collector_paused():
+        with collector_paused():
             loss.backward()
         params = self.optimizer.params
         norm = (tg.clip_grad_norm(params, self.clip) if self.clip is not None
@@ -156,7 +156,7 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
                         "truncated_bptt")
     for run, length in runs:
         norm = trainer.update(run.loss)
-        state = run.last.detach()
+        state = detach_state(run.last)
         losses.append(run.loss.item() / length)
         if on_step is not None:
             on_step(trainer.steps, losses[-1], norm)

@@ -197,6 +197,123 @@ def jordan(params, xs, ys, teacher_forcing=True):
     return loss, grads
 
 
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _gated_loss_grads(ys, mask, V, c, hs):
+    """Output layer o(t) = c + h(t) @ V.T of a gated cell: (loss, grad_o per step, weights)."""
+    T, B = ys.shape
+    weights = mask / B
+    loss, grad_o = 0.0, []
+    for t in range(T):
+        o = c + hs[t] @ V.T
+        loss += float(weights[t] @ cross_entropy_rows(o, ys[t]))
+        grad_o.append(weights[t][:, None] * (softmax(o) - one_hot(ys[t], V.shape[0])))
+    return loss, grad_o
+
+
+def lstm(params, xs, ys, h0=None, s0=None, mask=None):
+    """Eqs. 10.40-10.44 with a tanh input unit, forward and BPTT, rows as examples.
+
+    f(t) = sig(bf + x Uf.T + h(t-1) Wf.T) (forget), g(t) = sig(bg + ...) (input gate),
+    q(t) = sig(bo + x Uo.T + h(t-1) Wo.T) (output gate), z(t) = tanh(b + x U.T + h(t-1) W.T),
+    s(t) = f s(t-1) + g z, h(t) = tanh(s(t)) q, o(t) = c + h(t) V.T; masked steps carry s and h.
+    params : Uf Ug Uo U (H, n_in), Wf Wg Wo W (H, H), bf bg bo b (H,), V (C, H), c (C,).
+    Returns (loss, grads) with grads keyed like params.
+    """
+    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    x = as_step_inputs(xs, P["U"].shape[1])
+    ys = as_batched_targets(ys)
+    T, B = ys.shape
+    H = P["W"].shape[0]
+    mask = np.ones((T, B)) if mask is None else np.asarray(mask, dtype=np.float64)
+    gates = (("f", "Uf", "Wf", "bf"), ("g", "Ug", "Wg", "bg"), ("q", "Uo", "Wo", "bo"))
+    h, s, saved = [_initial_state(h0, B, H)], [_initial_state(s0, B, H)], []
+    for t in range(T):
+        act = {n: sigmoid(P[b] + x[t] @ P[u].T + h[-1] @ P[w].T) for n, u, w, b in gates}
+        z = np.tanh(P["b"] + x[t] @ P["U"].T + h[-1] @ P["W"].T)
+        s_new = act["f"] * s[-1] + act["g"] * z
+        h_new = np.tanh(s_new) * act["q"]
+        m = mask[t][:, None]
+        saved.append((act, z, s_new))
+        s.append(m * s_new + (1 - m) * s[-1])
+        h.append(m * h_new + (1 - m) * h[-1])
+    loss, grad_o = _gated_loss_grads(ys, mask, P["V"], P["c"], h[1:])
+    grads = {k: np.zeros_like(v) for k, v in P.items()}
+    dh_future, ds_future = np.zeros((B, H)), np.zeros((B, H))
+    for t in range(T - 1, -1, -1):
+        act, z, s_new = saved[t]
+        m = mask[t][:, None]
+        grads["c"] += grad_o[t].sum(axis=0)
+        grads["V"] += grad_o[t].T @ h[t + 1]
+        dh = dh_future + grad_o[t] @ P["V"]
+        dh_new, ds_new = m * dh, m * ds_future
+        ds_new = ds_new + dh_new * act["q"] * (1 - np.tanh(s_new) ** 2)
+        d_pre = {"q": dh_new * np.tanh(s_new) * act["q"] * (1 - act["q"]),
+                 "f": ds_new * s[t] * act["f"] * (1 - act["f"]),
+                 "g": ds_new * z * act["g"] * (1 - act["g"])}
+        dz = ds_new * act["g"] * (1 - z ** 2)
+        dh_prev = (1 - m) * dh + dz @ P["W"]
+        for n, u, w, b in gates:
+            grads[u] += d_pre[n].T @ x[t]
+            grads[w] += d_pre[n].T @ h[t]
+            grads[b] += d_pre[n].sum(axis=0)
+            dh_prev += d_pre[n] @ P[w]
+        grads["U"] += dz.T @ x[t]
+        grads["W"] += dz.T @ h[t]
+        grads["b"] += dz.sum(axis=0)
+        dh_future = dh_prev
+        ds_future = ds_new * act["f"] + (1 - m) * ds_future
+    return loss, grads
+
+
+def gru(params, xs, ys, h0=None, mask=None):
+    """The GRU as SPEC.md reads eqs. 10.45-10.47, forward and BPTT, rows as examples.
+
+    u(t) = sig(bu + x Uu.T + h(t-1) Wu.T), r(t) = sig(br + x Ur.T + h(t-1) Wr.T),
+    z(t) = tanh(b + x U.T + (r h(t-1)) W.T), h(t) = u h(t-1) + (1 - u) z, o(t) = c + h(t) V.T.
+    params : Uu Ur U (H, n_in), Wu Wr W (H, H), bu br b (H,), V (C, H), c (C,).
+    """
+    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    x = as_step_inputs(xs, P["U"].shape[1])
+    ys = as_batched_targets(ys)
+    T, B = ys.shape
+    H = P["W"].shape[0]
+    mask = np.ones((T, B)) if mask is None else np.asarray(mask, dtype=np.float64)
+    h, saved = [_initial_state(h0, B, H)], []
+    for t in range(T):
+        u = sigmoid(P["bu"] + x[t] @ P["Uu"].T + h[-1] @ P["Wu"].T)
+        r = sigmoid(P["br"] + x[t] @ P["Ur"].T + h[-1] @ P["Wr"].T)
+        z = np.tanh(P["b"] + x[t] @ P["U"].T + (r * h[-1]) @ P["W"].T)
+        m = mask[t][:, None]
+        saved.append((u, r, z))
+        h.append(m * (u * h[-1] + (1 - u) * z) + (1 - m) * h[-1])
+    loss, grad_o = _gated_loss_grads(ys, mask, P["V"], P["c"], h[1:])
+    grads = {k: np.zeros_like(v) for k, v in P.items()}
+    dh_future = np.zeros((B, H))
+    for t in range(T - 1, -1, -1):
+        u, r, z = saved[t]
+        m = mask[t][:, None]
+        grads["c"] += grad_o[t].sum(axis=0)
+        grads["V"] += grad_o[t].T @ h[t + 1]
+        dh = dh_future + grad_o[t] @ P["V"]
+        dh_new = m * dh
+        dz = dh_new * (1 - u) * (1 - z ** 2)
+        du = dh_new * (h[t] - z) * u * (1 - u)
+        d_rh = dz @ P["W"]
+        dr = d_rh * h[t] * r * (1 - r)
+        grads["U"] += dz.T @ x[t]
+        grads["W"] += dz.T @ (r * h[t])
+        grads["b"] += dz.sum(axis=0)
+        for d, k in ((du, "u"), (dr, "r")):
+            grads["U" + k] += d.T @ x[t]
+            grads["W" + k] += d.T @ h[t]
+            grads["b" + k] += d.sum(axis=0)
+        dh_future = ((1 - m) * dh + dh_new * u + d_rh * r + du @ P["Wu"] + dr @ P["Wr"])
+    return loss, grads
+
+
 def finite_difference_grads(loss_fn, params, eps=1e-6):
     """Central differences of loss_fn(params) -> float with respect to every entry of every param."""
     grads = {}

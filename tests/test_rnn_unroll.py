@@ -103,24 +103,70 @@ def test_a_100000_step_unroll_builds_and_back_propagates():
     np.testing.assert_allclose(W.grad, steps * np.outer(s0, np.ones(2)))
 
 
-def test_an_unrolled_graph_is_kept_out_of_the_cycle_collector_and_freed_by_reference_counting():
+def test_an_unrolled_graph_is_freed_by_reference_counting_alone():
     import gc
     import weakref
     model = rnn.ElmanRNN(3, 4, 3)
     xs = np.arange(2000) % 3
-    loss = model.loss(xs, (xs + 1) % 3)
-    assert gc.get_count()[0] < 2000       # the ~10,000 new objects are not waiting for a scan
-    assert gc.get_freeze_count() > 8000   # they sit in the collector's permanent generation
-    states = weakref.ref(next(n for n in _walk(loss) if n.op == "stack"))   # all h(t) at once
     enabled = gc.isenabled()
     gc.disable()
     try:
+        loss = model.loss(xs, (xs + 1) % 3)
+        states = weakref.ref(next(n for n in _walk(loss) if n.op == "stack"))   # all h(t) at once
         loss.backward()
         del loss
         assert states() is None           # freed without any collection
     finally:
         if enabled:
             gc.enable()
+
+
+def _collector_settings():
+    import gc
+    return gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_unrolls_and_backward_leave_the_cycle_collector_as_they_found_it(enabled):
+    import gc
+    before_enabled = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        before = _collector_settings()
+        model = rnn.ElmanRNN(3, 4, 3)
+        xs = np.arange(300) % 3
+        model.loss(xs, xs).backward()
+        assert _collector_settings() == before
+        model.run(xs, xs).loss.backward()
+        assert _collector_settings() == before
+        rnn.Trainer(model).step(xs, xs)
+        assert _collector_settings() == before
+    finally:
+        (gc.enable if before_enabled else gc.disable)()
+
+
+class _Garbage:
+    """100 KB in a reference cycle: only the cycle collector can free it."""
+
+    def __init__(self):
+        self.payload = bytearray(100_000)
+        self.me = self
+
+
+def test_training_beside_garbage_cycles_keeps_memory_flat_and_the_collector_frees_them():
+    import gc
+    import weakref
+    model = rnn.ElmanRNN(3, 4, 3)
+    trainer = rnn.Trainer(model, lr=0.01)
+    xs = np.arange(8) % 3
+    refs = []
+    for step in range(1500):
+        trainer.step(xs, (xs + 1) % 3)
+        refs.append(weakref.ref(_Garbage()))
+        if step % 100 == 99:    # the collector keeps running: the cycles do not pile up
+            assert sum(r() is not None for r in refs) <= 400
+    gc.collect()
+    assert all(r() is None for r in refs)
 
 
 def test_the_loss_keeps_only_the_recurrence_per_step_and_its_per_step_run_draws_every_op():
@@ -169,9 +215,8 @@ def test_a_user_recurrence_has_exact_gradients_and_trains():
     assert [n for n, _ in system.named_parameters()] == ["U", "W", "V"]
 
 
-def test_a_program_that_freezes_objects_itself_can_keep_unrolls_away_from_gc_freeze(monkeypatch):
+def test_a_program_that_freezes_objects_itself_keeps_its_frozen_objects():
     import gc
-    monkeypatch.setattr(rnn.core, "freeze_graphs", False)
     model = rnn.ElmanRNN(3, 4, 3)
     xs = np.arange(50) % 3
     gc.unfreeze()

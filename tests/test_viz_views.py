@@ -241,3 +241,13 @@ def test_default_views_hide_the_pre_activation_as_the_book_does():
     assert "a (1)" not in {node for edge in default for node in edge}
     folded_labels = re.findall(r"label=<(\w+)>", viz.folded(model).source)
     assert "h" in folded_labels and "a" not in folded_labels
+
+
+def test_drawing_leaves_the_cycle_collector_as_it_found_it():
+    import gc
+    before = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count())
+    model = rnn.ElmanRNN(4, 3, 4)
+    viz.folded(model)
+    viz.unrolled(model, steps=12, grads=True)
+    viz.graph(model.run(np.array([0, 1, 2]), np.array([1, 2, 3])).loss)
+    assert (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()) == before

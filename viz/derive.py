@@ -5,19 +5,18 @@ L, y), keyed by ``(name, t)`` where ``t`` is the innermost ``t=K`` of its scope
 (None for a static variable made outside any time step).  Variable A feeds B
 when B reaches A going backwards through unnamed intermediate nodes only; the
 edge is labelled with the weight Parameters met on that path (Parameters used
-as operands of ``matmul``, ``take`` or ``mul``, directly or through a transpose
-or reshape; Parameters that are added, the biases, are not drawn).  The folded
+as operands of ``matmul``, ``take`` or ``mul``, or of the product in ``addmm``,
+directly or through a transpose or reshape; Parameters that are added, the biases, are not drawn).  The folded
 and unrolled views are both drawn from this one structure, so any cell whose
 unroll follows the scope and naming conventions gets both views.
 """
 
-import contextlib
-import gc
 import re
 
+from rnn.core import collector_paused
 from tinygraph import Parameter
 
-WEIGHT_OPS = frozenset({"matmul", "take", "mul"})
+WEIGHT_OPS = frozenset({"matmul", "take", "mul"})   # and the product of addmm
 VIEW_OPS = frozenset({"transpose", "reshape"})
 _STEP = re.compile(r"^t=(-?\d+)$")
 
@@ -31,19 +30,6 @@ def time_step(scope):
         if m:
             return int(m.group(1))
     return None
-
-
-@contextlib.contextmanager
-def collector_paused():
-    """Pause the cycle collector: building millions of small tuples beside a large graph
-    otherwise triggers full collections that scan every node again and again."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def walk(roots):
@@ -79,12 +65,17 @@ def param_behind(node):
     return node
 
 
-def _weights(node):
-    """Names of the weight Parameters among the operands of ``node``'s op."""
-    if node.op not in WEIGHT_OPS:
+def _weights(node, i):
+    """Names of the weight Parameters that multiply what flows through parent ``i`` of ``node``:
+    the Parameter operands of a matmul, take or mul, and of the product in addmm (c + a @ b)."""
+    if node.op == "addmm":
+        operands = node.parents[1:] if i else ()
+    elif node.op in WEIGHT_OPS:
+        operands = node.parents
+    else:
         return ()
     names = []
-    for p in node.parents:
+    for p in operands:
         param = param_behind(p)
         if param is not None and param.name and param.name not in names:
             names.append(param.name)
@@ -171,8 +162,7 @@ def _feeders(node, hide):
     """(variable, weights on the path) for every variable that ``node`` reaches through unnamed nodes."""
     out = []
     seen = set()
-    start = _weights(node)
-    stack = [(p, start) for p in reversed(node.parents)]
+    stack = _parents_with_weights(node, ())
     while stack:
         p, labels = stack.pop()
         if (id(p), labels) in seen:
@@ -183,6 +173,14 @@ def _feeders(node, hide):
             continue
         if p.op is None or param_behind(p) is not None:
             continue
-        more = labels + tuple(w for w in _weights(p) if w not in labels)
-        stack.extend((q, more) for q in reversed(p.parents))
+        stack.extend(_parents_with_weights(p, labels))
+    return out
+
+
+def _parents_with_weights(node, labels):
+    """(parent, labels plus the weights that multiply the path through it), last parent first."""
+    out = []
+    for i in range(len(node.parents) - 1, -1, -1):
+        more = labels + tuple(w for w in _weights(node, i) if w not in labels)
+        out.append((node.parents[i], more))
     return out

@@ -257,7 +257,13 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
 
 
 def draw_folded(g, variables, prefix, edge_label=None):
-    """Add the folded circuit of ``variables`` to ``g``; returns {name: node id} (ids start with ``prefix``)."""
+    """Add the folded circuit of ``variables`` to ``g``; returns {name: node id} (ids start with ``prefix``).
+
+    Every edge from step t - d to step t passes through the delay of its source: one chain of
+    black squares per variable fed forward in time (d squares for a delay of d steps), as the
+    book draws one delay per state.  With one destination the weights label the edge into the
+    delay; with several, each edge out of it.
+    """
     names = variables.names
     ids = _name_ids(names, prefix)
     above = _targets(variables)
@@ -271,16 +277,21 @@ def draw_folded(g, variables, prefix, edge_label=None):
         merged = list(grouped.get((src[0], dst[0], dt), ()))
         merged += [w for w in labels if w not in merged]
         grouped[(src[0], dst[0], dt)] = tuple(merged)
-    for k, ((src, dst, dt), labels) in enumerate(grouped.items()):
+    delayed = {}
+    for (src, dst, dt), labels in grouped.items():
         attrs = _label_attrs(_edge_text(labels, dt, edge_label))
         if dt <= 0:
             _add_edge(g, ids[src], ids[dst], attrs, src in above)
-            continue
-        tail = ids[src]
-        for i in range(dt):
-            square = f"{prefix}d{k}_{i}"
+        else:
+            delayed.setdefault(src, []).append((dst, dt, attrs))
+    for src, targets in delayed.items():   # one delay per state part: its chain of squares
+        squares = [f"{prefix}d_{ids[src]}_{i}" for i in range(max(dt for _, dt, _ in targets))]
+        for square in squares:
             g.node(square, **_SQUARE)
-            g.edge(tail, square, **(attrs if i == 0 else {}))
-            tail = square
-        g.edge(tail, ids[dst], constraint="false")   # a feedback loop: layers come from within-step edges
+        single = len(targets) == 1          # its one weight label goes on the edge into the delay
+        g.edge(ids[src], squares[0], **(targets[0][2] if single else {}))
+        for a, b in zip(squares, squares[1:]):
+            g.edge(a, b)
+        for dst, dt, attrs in targets:      # a feedback loop: layers come from within-step edges
+            g.edge(squares[dt - 1], ids[dst], constraint="false", **({} if single else attrs))
     return ids

@@ -1,0 +1,364 @@
+"""Cells: a user's own recurrence with a state of named parts, an input map and a readout gets
+everything the built-in designs get: exact gradients, the batched loss, masks, truncated BPTT,
+and one delay per state part in the folded view."""
+
+import re
+
+import numpy as np
+import pytest
+
+import bptt_reference as ref
+import rnn
+import tinygraph as tg
+import viz
+
+N_IN, H, N_OUT = 3, 4, 5
+
+
+def _params(names_shapes, seed):
+    rng = np.random.default_rng(seed)
+    return {name: tg.Parameter(rng.normal(0, 0.5, shape), name=name)
+            for name, shape in names_shapes.items()}
+
+
+def user_lstm(seed=0, edge_label=None):
+    """An LSTM as a user writes it: state {"s", "h"}, the input projections in input_map."""
+    shapes = {}
+    for gate in ("f", "g", "o", ""):
+        shapes.update({f"U{gate}": (H, N_IN), f"W{gate}": (H, H), f"b{gate}": (H,)})
+    shapes.update({"V": (N_OUT, H), "c": (N_OUT,)})
+    P = _params(shapes, seed)
+
+    def input_map(x):
+        return {gate: x @ P[f"U{gate}"].T + P[f"b{gate}"] for gate in ("f", "g", "o", "")}
+
+    def step(state, u):
+        h = state["h"]
+        f = (u["f"] + h @ P["Wf"].T).sigmoid().named("f")
+        g = (u["g"] + h @ P["Wg"].T).sigmoid().named("g")
+        q = (u["o"] + h @ P["Wo"].T).sigmoid().named("q")
+        s = f * state["s"] + g * (u[""] + h @ P["W"].T).tanh()
+        return {"s": s, "h": s.tanh() * q}
+
+    cell = rnn.Recurrence(step, list(P.values()), {"s": H, "h": H}, n_in=N_IN,
+                          readout=lambda state: state["h"] @ P["V"].T + P["c"],
+                          input_map=input_map, name="lstm", edge_label=edge_label)
+    return cell, P
+
+
+def user_gru(seed=0):
+    """A GRU as a user writes it (one state part h; the gates named for the diagrams)."""
+    shapes = {}
+    for gate in ("u", "r", ""):
+        shapes.update({f"U{gate}": (H, N_IN), f"W{gate}": (H, H), f"b{gate}": (H,)})
+    shapes.update({"V": (N_OUT, H), "c": (N_OUT,)})
+    P = _params(shapes, seed)
+
+    def step(h, x):
+        u = (x @ P["Uu"].T + h @ P["Wu"].T + P["bu"]).sigmoid().named("u")
+        r = (x @ P["Ur"].T + h @ P["Wr"].T + P["br"]).sigmoid().named("r")
+        z = (x @ P["U"].T + (r * h) @ P["W"].T + P["b"]).tanh()
+        return u * h + (1 - u) * z
+
+    cell = rnn.Recurrence(step, list(P.values()), H, n_in=N_IN,
+                          readout=lambda h: h @ P["V"].T + P["c"], name="gru", edge_label=None)
+    return cell, P
+
+
+def _data(steps, batch, seed=1):
+    rng = np.random.default_rng(seed)
+    shape = (steps, N_IN) if batch is None else (steps, batch, N_IN)
+    ys = rng.integers(0, N_OUT, (steps,) if batch is None else (steps, batch))
+    return rng.normal(size=shape), ys
+
+
+def _mask(steps, batch):
+    mask = np.ones((steps, batch), dtype=int)
+    mask[-2:, 0] = 0            # the first sequence is two steps shorter
+    mask[-1, -1] = 0
+    return mask
+
+
+def _compare(loss, params, expected_loss, expected_grads):
+    grads = tg.grad(loss, list(params.values()))
+    assert loss.item() == pytest.approx(expected_loss, rel=1e-9)
+    for (name, _), g in zip(params.items(), grads):
+        np.testing.assert_allclose(g, expected_grads[name], rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+
+
+def _arrays(params):
+    return {k: v.data for k, v in params.items()}
+
+
+@pytest.mark.parametrize("batch", [None, 1, 3])
+@pytest.mark.parametrize("form", ["loss", "run"])
+def test_user_lstm_gradients_equal_hand_written_bptt(batch, form):
+    cell, P = user_lstm()
+    xs, ys = _data(6, batch)
+    loss = cell.loss(xs, ys) if form == "loss" else cell.run(xs, ys).loss
+    _compare(loss, P, *ref.lstm(_arrays(P), xs, ys))
+
+
+@pytest.mark.parametrize("form", ["loss", "run"])
+def test_user_lstm_masked_batch_equals_hand_written_bptt(form):
+    cell, P = user_lstm(seed=2)
+    xs, ys = _data(5, 3)
+    mask = _mask(5, 3)
+    rng = np.random.default_rng(3)
+    h0 = {"h": rng.normal(size=(3, H)), "s": rng.normal(size=(3, H))}
+    run = cell.loss if form == "loss" else (lambda *a, **k: cell.run(*a, **k).loss)
+    _compare(run(xs, ys, h0=h0, mask=mask), P,
+             *ref.lstm(_arrays(P), xs, ys, h0=h0["h"], s0=h0["s"], mask=mask))
+
+
+@pytest.mark.parametrize("batch, masked", [(None, False), (1, False), (3, False), (3, True)])
+def test_user_gru_gradients_equal_hand_written_bptt(batch, masked):
+    cell, P = user_gru()
+    xs, ys = _data(6, batch)
+    mask = _mask(6, batch) if masked else None
+    _compare(cell.loss(xs, ys, mask=mask), P, *ref.gru(_arrays(P), xs, ys, mask=mask))
+
+
+@pytest.mark.parametrize("design", ["lstm", "gru"])
+def test_the_gated_references_equal_finite_differences(design):
+    cell, P = user_lstm() if design == "lstm" else user_gru()
+    xs, ys = _data(4, 2)
+    mask = np.array([[1, 1], [1, 1], [1, 0], [0, 1]])
+    fn = ref.lstm if design == "lstm" else ref.gru
+    _, grads = fn(_arrays(P), xs, ys, mask=mask)
+    numeric = ref.finite_difference_grads(lambda p: fn(p, xs, ys, mask=mask)[0], _arrays(P))
+    for name in P:
+        np.testing.assert_allclose(grads[name], numeric[name], rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def test_user_lstm_run_has_every_part_and_gate_of_every_step_and_the_loss_of_loss():
+    cell, _ = user_lstm()
+    xs, ys = _data(4, 2)
+    run = cell.run(xs, ys)
+    assert run.loss.item() == pytest.approx(cell.loss(xs, ys).item(), rel=1e-12)
+    assert set(run.parts) == {"s", "h"} and all(len(v) == 4 for v in run.parts.values())
+    assert set(run.states[0]) == {"s", "h"} and set(run.last) == {"s", "h"}
+    assert run.parts["h"][2].scope == "lstm/t=3" and run.parts["s"][2].name == "s"
+
+
+def test_user_lstm_folded_view_has_one_delay_per_state_part():
+    cell, _ = user_lstm()
+    dot = viz.folded(cell).source
+    squares = re.findall(r"^\s*(\S+) \[.*fillcolor=black", dot, flags=re.M)
+    assert len(squares) == 2
+    ids = dict(re.findall(r"^\s*(f\d+) \[label=<(\w+)>", dot, flags=re.M))
+    node = {name: nid for nid, name in ids.items()}
+    into = {a: b for a, b in re.findall(r"^\s*(\S+) -> (\S+)", dot, flags=re.M) if b in squares}
+    assert sorted(ids[a] for a in into) == ["h", "s"]          # each part into its own delay
+    out_of = [(a, b) for a, b in re.findall(r"^\s*(\S+) -> (\S+)", dot, flags=re.M)
+              if a in squares]
+    from_s = {ids[b] for a, b in out_of if a == into_square(into, node["s"])}
+    from_h = {ids[b] for a, b in out_of if a == into_square(into, node["h"])}
+    assert from_s == {"s"}                     # s(t-1) feeds only s(t)
+    assert {"f", "g", "q", "s"} <= from_h      # h(t-1) feeds every gate and the cell state
+
+
+def into_square(into, node_id):
+    return next(b for a, b in into.items() if a == node_id)
+
+
+def test_user_lstm_unrolled_view_draws_both_parts_at_every_step():
+    cell, _ = user_lstm()
+    dot = viz.unrolled(cell, steps=3).source
+    for part in ("s", "h"):
+        for t in (1, 2, 3):
+            assert re.search(rf"label=<.*{part}.*\({t}\)", dot), (part, t)
+
+
+def test_truncated_bptt_carries_both_parts_of_the_state():
+    cell, _ = user_lstm(seed=4)
+    xs, ys = _data(12, 2)
+    whole = cell.loss(xs, ys).item() / 12
+    assert rnn.stream_loss(cell, xs, ys, chunk=5) == pytest.approx(whole, rel=1e-12)
+    carried = cell.carry(cell.run_for_loss(xs[:5], ys[:5]))
+    assert set(carried["h0"]) == {"s", "h"}
+    assert all(not v.requires_grad for v in carried["h0"].values())
+    trainer = rnn.Trainer(cell, lr=0.01)
+    losses, last = rnn.truncated_bptt(trainer, xs, ys, chunk=4)
+    assert len(losses) == 3 and set(last) == {"s", "h"}
+
+
+def test_user_lstm_trains_and_saves(tmp_path):
+    cell, P = user_lstm(seed=5)
+    xs, ys = _data(8, 4)
+    trainer = rnn.Trainer(cell, lr=0.05)
+    losses = [trainer.step(xs, ys)[0] for _ in range(40)]
+    assert losses[-1] < 0.6 * losses[0]
+    cell.save(tmp_path / "lstm.npz")
+    fresh, _ = user_lstm(seed=9)
+    fresh.load(tmp_path / "lstm.npz")
+    assert fresh.loss(xs, ys).item() == pytest.approx(cell.loss(xs, ys).item(), rel=1e-12)
+
+
+# ------------------------------------------------------------------ params, names, errors
+
+def test_one_parameter_is_taken_whole_and_trained():
+    W = tg.Parameter(np.eye(2) * 0.5, name="W")
+    system = rnn.Recurrence(lambda s, x: (s @ W.T + x).tanh(), W, n_state=2, n_in=2,
+                            readout=lambda s: s)
+    assert system.parameters() == [W]
+    before = W.data.copy()
+    rnn.Trainer(system, lr=0.1).step(np.ones((3, 2)), np.array([0, 1, 0]))
+    assert W.grad is not None and W.grad.shape == (2, 2)
+    assert not np.array_equal(W.data, before)
+
+
+def test_params_may_be_a_module():
+    model = rnn.ElmanRNN(2, 3, 2)
+    cell = rnn.Recurrence(lambda h, x: (h @ model.W.T + x @ model.U.T).tanh(), model, n_state=3,
+                          n_in=2)
+    assert cell.parameters() == model.parameters()
+
+
+@pytest.mark.parametrize("params", [np.eye(2), "W", None, 3, {"W": 1}, [np.eye(2)],
+                                    [tg.tensor([1.0])]])
+def test_params_that_are_not_parameters_are_refused(params):
+    with pytest.raises(tg.ConfigError, match="params"):
+        rnn.Recurrence(lambda s: s, params, n_state=2)
+
+
+@pytest.mark.parametrize("clash", ["x", "o", "L", "y", "s"])
+def test_a_name_inside_the_step_that_clashes_is_a_config_error(clash):
+    W = tg.Parameter(np.eye(2) * 0.5, name="W")
+
+    def step(state, x):
+        g = (x @ W.T).named(clash)
+        return {"h": (state["h"] @ W.T + g).tanh(), "s": state["s"]}
+
+    cell = rnn.Recurrence(step, [W], {"h": 2, "s": 2}, n_in=2)
+    with pytest.raises(tg.ConfigError, match=f"'{clash}'"):
+        cell.run(np.ones((3, 2)))
+
+
+def test_a_state_part_named_like_the_machinerys_own_nodes_is_refused():
+    with pytest.raises(tg.ConfigError, match="'y'"):
+        rnn.Recurrence(lambda s: s, [], {"h": 2, "y": 2})
+
+
+def test_a_step_that_forgets_a_state_part_names_it():
+    W = tg.Parameter(np.eye(2), name="W")
+    cell = rnn.Recurrence(lambda st, x: {"h": st["h"] @ W}, [W], {"h": 2, "c": 2}, n_in=2)
+    with pytest.raises(tg.ConfigError, match="'c'"):
+        cell.run(np.ones((3, 2)))
+
+
+def test_an_input_map_runs_once_over_all_steps_in_loss_and_per_step_in_run():
+    calls = []
+    U = tg.Parameter(np.ones((2, 2)) * 0.1, name="U")
+
+    def input_map(x):
+        calls.append(x.shape)
+        return x @ U.T
+
+    cell = rnn.Recurrence(lambda h, u: (h + u).tanh(), [U], 2, n_in=2, input_map=input_map,
+                          readout=lambda h: h)
+    xs, ys = np.ones((4, 3, 2)), np.zeros((4, 3), dtype=int)
+    cell.loss(xs, ys)
+    assert calls == [(4, 3, 2)]
+    calls.clear()
+    cell.run(xs, ys)
+    assert calls == [(3, 2)] * 4
+
+
+# ------------------------------------------------------------------ every design, both forms
+
+def _designs():
+    rng = np.random.default_rng(7)
+    ids = rng.integers(0, 4, (5, 3))
+    mask = _mask(5, 3)
+    lstm, _ = user_lstm()
+    xs, ys = _data(5, 3)
+    return [
+        ("elman", rnn.ElmanRNN(4, 3, 4), (ids, ids), {"mask": mask}),
+        ("elman_floats", rnn.ElmanRNN(3, 4, 5), (xs, ys), {"h0": rng.normal(size=4)}),
+        ("jordan", rnn.JordanRNN(4, 3, 4), (ids, ids), {}),
+        ("seq2one", rnn.SequenceToOne(4, 3, 2), (ids, ids[0] % 2), {"mask": mask}),
+        ("vec2seq", rnn.VectorToSequence(3, 4, 4), (rng.normal(size=(3, 3)), ids), {}),
+        ("vec2seq_h0", rnn.VectorToSequence(3, 4, 4, h0_from_x=True), (rng.normal(size=3),
+                                                                        ids[:, 0]), {}),
+        ("conditional", rnn.ConditionalRNN(4, 3, 4), (ids, ids), {"mask": mask}),
+        ("conditional_y0", rnn.ConditionalRNN(4, 3, 4), (ids, ids), {"y0": ids[0]}),
+        ("user_lstm", lstm, (xs, ys), {"mask": mask}),
+    ]
+
+
+@pytest.mark.parametrize("name, model, args, kwargs", _designs(), ids=lambda v: v if
+                         isinstance(v, str) else "")
+def test_batched_loss_and_per_step_run_give_the_same_value_and_gradients(name, model, args,
+                                                                         kwargs):
+    params = model.parameters()
+    batched = model.loss(*args, **kwargs)
+    per_step = model.run(*args, **kwargs).loss
+    assert batched.item() == pytest.approx(per_step.item(), rel=1e-12)
+    for g, h in zip(tg.grad(batched, params), tg.grad(per_step, params)):
+        np.testing.assert_allclose(g, h, rtol=1e-12, atol=1e-14)
+
+
+def test_teacher_forced_jordan_loss_has_no_sequential_loop():
+    m = rnn.JordanRNN(4, 3, 4)
+    ids = np.random.default_rng(0).integers(0, 4, (50, 2))
+    loss = m.loss(ids, ids)
+    scopes = set()
+    stack, seen = [loss], set()
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            scopes.add(node.scope)
+            stack.extend(node.parents)
+    assert not any(s and re.search(r"t=[1-9]", s) for s in scopes), scopes
+    assert len(seen) < 40      # a fixed number of nodes, whatever the length
+
+
+def test_vector_to_sequence_gradient_reaches_a_tensor_x():
+    m = rnn.VectorToSequence(3, 4, 4, h0_from_x=True)
+    x = tg.tensor(np.random.default_rng(0).normal(size=(2, 3)), requires_grad=True)
+    ys = np.array([[0, 1], [2, 3], [1, 1]])
+    for loss in (m.loss(x, ys), m.run(x, ys).loss):
+        (g,) = tg.grad(loss, [x])
+        eps = 1e-6
+        numeric = np.zeros_like(x.data)
+        for idx in np.ndindex(x.shape):
+            up, down = x.data.copy(), x.data.copy()
+            up[idx] += eps
+            down[idx] -= eps
+            numeric[idx] = (m.loss(up, ys).item() - m.loss(down, ys).item()) / (2 * eps)
+        np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_float_inputs_given_as_a_tensor_get_their_gradient():
+    m = rnn.ElmanRNN(3, 4, 5)
+    xs, ys = _data(4, 2)
+    x = tg.tensor(xs, requires_grad=True)
+    (g_batched,) = tg.grad(m.loss(x, ys), [x])
+    (g_step,) = tg.grad(m.run(x, ys).loss, [x])
+    np.testing.assert_allclose(g_batched, g_step, rtol=1e-12)
+    assert np.abs(g_batched).sum() > 0
+
+
+def test_elman_loss_takes_one_initial_state_for_the_whole_batch():
+    m = rnn.ElmanRNN(4, 3, 4)
+    ids = np.array([[0, 1], [2, 3], [1, 0]])
+    h0 = np.array([0.5, -0.5, 0.1])
+    loss = m.loss(ids, ids, h0=h0)
+    assert loss.item() == pytest.approx(m.loss(ids, ids, h0=np.tile(h0, (2, 1))).item(), rel=1e-12)
+    assert loss.item() == pytest.approx(m.run(ids, ids, h0=h0).loss.item(), rel=1e-12)
+
+
+def test_sequence_to_one_label_error_names_the_batch_index():
+    m = rnn.SequenceToOne(4, 3, 2)
+    with pytest.raises(tg.BadIndexError, match=r"b=3") as info:
+        m.loss(np.zeros((5, 4), dtype=int), np.array([0, 1, 0, 7]))
+    assert "t=" not in str(info.value)
+
+
+def test_an_unrolled_result_prints_readably():
+    cell, _ = user_lstm()
+    text = repr(cell.run(*_data(3, 2)))
+    assert text.startswith("Unrolled(steps=3") and "'s'" in text and "loss=" in text
