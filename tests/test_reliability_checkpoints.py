@@ -87,12 +87,12 @@ def test_random_corruptions_are_checkpoint_errors_or_load_the_exact_arrays(tmp_p
     model, good = _checkpoint_bytes(tmp_path)
     rng = np.random.default_rng(15)
     outcomes = {"refused": 0, "same": 0}
+    fresh = rnn.ElmanRNN(5, 4, 3, seed=1)
     for _ in range(600):
         data = bytearray(good)
         for _ in range(rng.integers(1, 4)):
             data[rng.integers(len(data))] = rng.integers(256)
         (tmp_path / "bad.npz").write_bytes(bytes(data))
-        fresh = rnn.ElmanRNN(5, 4, 3, seed=1)
         try:
             fresh.load(tmp_path / "bad.npz")
         except tg.CheckpointError as e:
@@ -106,11 +106,11 @@ def test_random_corruptions_are_checkpoint_errors_or_load_the_exact_arrays(tmp_p
 
 
 def test_every_truncation_is_a_checkpoint_error(tmp_path):
-    _, good = _checkpoint_bytes(tmp_path)
+    model, good = _checkpoint_bytes(tmp_path)
     for n in range(0, len(good), 3):
         (tmp_path / "cut.npz").write_bytes(good[:n])
         with pytest.raises(tg.CheckpointError, match="cut.npz"):
-            rnn.ElmanRNN(5, 4, 3).load(tmp_path / "cut.npz")
+            model.load(tmp_path / "cut.npz")
 
 
 def _zip_of_text(path):
