@@ -754,6 +754,9 @@ CATALOGUE = [
      load("short.npz", raw=_zip([("W.npy", _npy_bytes(
          "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 4), }", bytes(40)))])), C,
      ValueError, ["short.npz", "'W'", "ends after 40 of 128 bytes"]),
+    ("load_header_cut_short",
+     load("cut.npz", raw=_zip([("W.npy", _npy_bytes("{'descr': '<f8', 'shape': (4,"))])), C,
+     ValueError, ["cut.npz", "'W'", "TokenError"]),
     ("load_unsupported_compression",
      load("bz.npz", raw=_zip([("W.npy", b"x")], edit=_set_compression(12))), C, ValueError,
      ["bz.npz", "unsupported compression", "method 12"]),

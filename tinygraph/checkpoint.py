@@ -20,6 +20,7 @@ import json
 import math
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -39,7 +40,7 @@ _READ_CHUNK = 1 << 22
 # what a corrupt or hostile archive makes zipfile, zlib and numpy's header parser raise
 _BAD_FILE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
              NotImplementedError, RuntimeError, struct.error, OverflowError, SyntaxError,
-             UnicodeDecodeError)
+             UnicodeDecodeError, tokenize.TokenError)
 
 
 def _numeric(name, value, who):
