@@ -10,9 +10,10 @@ from .core import Cell, Recurrence, RecurrentModel, Unrolled, unroll
 from .datasets import Vocab, pad_sequences
 from .models import (ConditionalRNN, ElmanRNN, JordanRNN, Sampler, SequenceToOne,
                      VectorToSequence)
-from .train import Trainer, stream_loss, train_char_model, truncated_bptt
+from .train import (Trainer, load_training, save_training, stream_loss, train_char_model,
+                    truncated_bptt)
 
 __all__ = ["Cell", "ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
            "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets",
-           "pad_sequences", "stream_loss", "tasks", "train", "train_char_model", "truncated_bptt",
-           "unroll"]
+           "load_training", "pad_sequences", "save_training", "stream_loss", "tasks", "train",
+           "train_char_model", "truncated_bptt", "unroll"]

@@ -16,6 +16,8 @@ def as_array(value, who, what):
     """``value`` as a numpy array of numbers; ragged nesting raises ShapeError, other data DTypeError."""
     if isinstance(value, Tensor):
         value = value.data
+    if value is None:
+        raise ShapeError(f"{who}: {what} is None; need an array of numbers")
     try:
         arr = np.asarray(value)
     except ValueError:
@@ -49,6 +51,16 @@ def check_ids(ids, n, who, what, batched, mask=None, axis="t"):
                             f"range [0, {n})")
 
 
+def as_int64(ids, who, what, batched):
+    """Integer ids as int64; a uint64 id beyond int64 raises BadIndexError naming it (a plain
+    cast would wrap it around to a negative id)."""
+    if ids.dtype.kind == "u" and ids.size and ids.max() > np.iinfo(np.int64).max:
+        index = tuple(int(i) for i in np.argwhere(ids > np.iinfo(np.int64).max)[0])
+        at = f" at {_where(index, batched)}" if index else ""
+        raise BadIndexError(f"{who}: {what} id {ids[index]}{at} is out of range (beyond int64)")
+    return ids.astype(np.int64)
+
+
 def inputs(xs, n_in, who, dtype):
     """Check a sequence of inputs.
 
@@ -71,7 +83,7 @@ def inputs(xs, n_in, who, dtype):
             raise ShapeError(f"{who}: integer ids xs must have shape (T,) or (T, B), got {arr.shape}")
         if arr.ndim == 2 and arr.shape[1] == 0:
             raise ShapeError(f"{who}: xs has an empty batch (shape {arr.shape})")
-        return arr.astype(np.int64), True, arr.ndim == 2
+        return as_int64(arr, who, "xs", arr.ndim == 2), True, arr.ndim == 2
     if arr.ndim == 1:
         raise DTypeError(f"{who}: xs of shape {arr.shape} looks like ids but has float dtype "
                          f"{arr.dtype}; pass integer ids, or float vectors of shape (T, {n_in})")
@@ -81,6 +93,8 @@ def inputs(xs, n_in, who, dtype):
     if arr.shape[-1] != n_in:
         raise ShapeError(f"{who}: each input vector must have width n_in={n_in}, got xs of shape "
                          f"{arr.shape}")
+    if arr.ndim == 3 and arr.shape[1] == 0:
+        raise ShapeError(f"{who}: xs has an empty batch (shape {arr.shape})")
     return arr.astype(dtype), False, arr.ndim == 3
 
 
@@ -116,7 +130,7 @@ def targets(ys, shape, n_out, who, batched, keep=None, what="ys", axis="t"):
             raise ShapeError(f"{who}: the inputs have {shape[0]} steps but {what} has "
                              f"{arr.shape[0]} (shape {arr.shape}, need {shape})")
         raise ShapeError(f"{who}: {what} must have shape {shape}, got {arr.shape}")
-    arr = arr.astype(np.int64)
+    arr = as_int64(arr, who, what, batched)
     if n_out is None:
         return arr if keep is None else np.where(keep, arr, 0)
     if arr.ndim == 0:
@@ -172,10 +186,19 @@ def batch_of_state(h0, parts, who):
 
 def previous_output(y0, n_out, batch, who, dtype):
     """The feedback before step 1: zeros by default; ids () or (B,) (a previous target), or a
-    Tensor as is (e.g. carried from the previous chunk of truncated BPTT)."""
+    Tensor (e.g. carried from the previous chunk of truncated BPTT) of ids () / (B,) or of
+    outputs (n_out,) / (B, n_out)."""
     if y0 is None:
         return np.zeros((n_out,) if batch is None else (batch, n_out), dtype=dtype)
-    if isinstance(y0, Tensor):
+    if isinstance(y0, Tensor):     # ids, or output vectors; a (1, n_out) must not broadcast
+        ids = y0.dtype.kind in "iu"
+        shape = (() if batch is None else (batch,)) if ids else (
+            (n_out,) if batch is None else (batch, n_out))
+        if y0.shape != shape:
+            raise ShapeError(f"{who}: y0 as a Tensor of {'ids' if ids else 'outputs'} must have "
+                             f"shape {shape}, got {y0.shape}")
+        if ids:
+            targets(y0.data, shape, n_out, who, batch is not None, what="y0")
         return y0
     return targets(y0, () if batch is None else (batch,), n_out, who, batch is not None, what="y0")
 
@@ -184,3 +207,18 @@ def positive_int(value, who, what):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{who}: {what} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def sampling(temperature, seed, who):
+    """Check a sampling temperature (a number >= 0; 0 is greedy) and seed (an int >= 0 or a
+    np.random.Generator); returns (temperature as float, the Generator)."""
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating))
+            or not np.isfinite(temperature) or temperature < 0):
+        raise ConfigError(f"{who}: temperature must be a number >= 0 (0 is greedy decoding), "
+                          f"got {temperature!r}")
+    if isinstance(seed, np.random.Generator):
+        return float(temperature), seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"{who}: seed must be an integer >= 0 or a np.random.Generator, "
+                          f"got {seed!r}")
+    return float(temperature), np.random.default_rng(seed)

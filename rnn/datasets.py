@@ -17,7 +17,9 @@ import os
 
 import numpy as np
 
-from tinygraph import BadIndexError, ConfigError, ShapeError
+from tinygraph import BadIndexError, ConfigError, DTypeError, ShapeError
+
+from . import checks
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -56,8 +58,19 @@ class Vocab:
                                 f"of {len(self)} tokens") from None
 
     def decode(self, ids):
-        """ids (N,) -> a string (for characters) made by joining the tokens."""
-        return "".join(str(self.tokens[int(i)]) for i in np.asarray(ids).reshape(-1))
+        """ids (N,) -> a string (for characters) made by joining the tokens.
+
+        An id outside [0, len(vocab)) raises BadIndexError (never a negative index's
+        silent wrap-around to the end of the vocabulary).
+        """
+        ids = checks.as_array(ids, "Vocab.decode", "ids").reshape(-1)
+        if ids.size and ids.dtype.kind not in "iu":
+            raise DTypeError(f"Vocab.decode: ids must be integers, got dtype {ids.dtype}")
+        bad = np.flatnonzero((ids < 0) | (ids >= len(self)))
+        if bad.size:
+            raise BadIndexError(f"Vocab.decode: id {ids[bad[0]]} at position {bad[0]} is out of "
+                                f"range [0, {len(self)})")
+        return "".join(str(self.tokens[i]) for i in ids.tolist())
 
 
 def char_corpus(name="harbour"):
@@ -105,7 +118,10 @@ def stream_batches(ids, batch_size):
     -------
     xs, ys : int64 (N, B); ys is xs shifted by one step (the next character).
     """
-    ids = np.asarray(ids)
+    batch_size = checks.positive_int(batch_size, "stream_batches", "batch_size")
+    ids = checks.as_array(ids, "stream_batches", "ids")
+    if ids.ndim != 1:
+        raise ShapeError(f"stream_batches: ids must be one stream (N,), got shape {ids.shape}")
     n = (len(ids) - 1) // batch_size
     if n < 1:
         raise ShapeError(f"stream_batches: {len(ids)} ids are too few for {batch_size} streams")
@@ -127,16 +143,35 @@ def pad_sequences(seqs, pad=0):
     xs : (T, B) or (T, B, n_in), T = max T_b
     mask : (T, B) float, 1 at real steps, 0 at padding
     """
-    arrays = [np.asarray(s) for s in seqs]
-    if not arrays or any(len(a) == 0 for a in arrays):
-        raise ShapeError("pad_sequences: need at least one sequence, each at least one step long")
+    who = "pad_sequences"
+    arrays = [checks.as_array(s, who, f"sequence {b}") for b, s in enumerate(seqs)]
+    if not arrays or any(a.ndim == 0 or len(a) == 0 for a in arrays):
+        raise ShapeError(f"{who}: need at least one sequence, each at least one step long "
+                         "(ids (T_b,) or vectors (T_b, n_in))")
+    for b, a in enumerate(arrays):
+        if a.shape[1:] != arrays[0].shape[1:]:
+            raise ShapeError(f"{who}: sequence {b} has steps of shape {a.shape[1:]}, sequence 0 "
+                             f"has {arrays[0].shape[1:]}")
+    dtype = np.result_type(*arrays)           # ids and floats mixed: floats, never truncated
+    if not _fits(pad, dtype):
+        raise ConfigError(f"{who}: pad={pad!r} cannot be stored in the sequences' dtype {dtype}")
     steps = max(len(a) for a in arrays)
-    xs = np.full((steps, len(arrays)) + arrays[0].shape[1:], pad, dtype=arrays[0].dtype)
+    xs = np.full((steps, len(arrays)) + arrays[0].shape[1:], pad, dtype=dtype)
     mask = np.zeros((steps, len(arrays)))
     for b, a in enumerate(arrays):
         xs[:len(a), b] = a
         mask[:len(a), b] = 1
     return xs, mask
+
+
+def _fits(value, dtype):
+    """Whether the number ``value`` can be stored in ``dtype`` as it is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return float(value).is_integer() and info.min <= value <= info.max
+    return dtype.kind == "f" or value in (0, 1)
 
 
 _YEAR_TEMPLATES = (

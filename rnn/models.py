@@ -30,10 +30,7 @@ class Sampler:
     """
 
     def __init__(self, temperature=1.0, seed=0):
-        if not np.isfinite(temperature) or temperature < 0:
-            raise tg.ConfigError(f"sampling: temperature must be >= 0, got {temperature}")
-        self.temperature = float(temperature)
-        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.temperature, self.rng = checks.sampling(temperature, seed, "sampling")
         self.picked = []
 
     def __call__(self, logits):

@@ -4,9 +4,13 @@ Each task owns a model, a :class:`~rnn.train.Trainer` and its data: ``step(k)``
 does update number ``k`` (a function of ``k`` and the saved state alone, so a
 resumed run repeats an uninterrupted one exactly), ``held_out_loss()`` measures
 the model on data it never trains on, and ``report(seed)`` says in a few lines
-what it learnt.  :func:`run_training` drives a task; :func:`save_checkpoint` and
-:func:`load_checkpoint` write and read everything a resume needs.
+what it learnt.  :func:`run_training` drives a task, saving checkpoints as it goes
+(:class:`Checkpoints`: every N updates or every few seconds) and stopping cleanly when
+asked (:class:`TrainingStopped`); :func:`save_checkpoint` and :func:`load_checkpoint`
+write and read everything a resume needs.
 """
+
+import time
 
 import numpy as np
 
@@ -14,7 +18,7 @@ import tinygraph as tg
 
 from . import datasets
 from .models import ElmanRNN, SequenceToOne
-from .train import Trainer, stream_loss
+from .train import Trainer, load_training, save_training, stream_loss
 
 
 HELD_OUT = 0.1   # the fraction at the end of the text that the character model never trains on
@@ -72,6 +76,9 @@ class CharTask:
     def extra_state(self):
         return {} if self.state is None else {"carried_h": self.state.data}
 
+    def extra_expected(self):
+        return {"carried_h": ((self.batch, self.model.n_hidden), self.model.dtype)}
+
     def load_extra(self, arrays):
         self.state = tg.tensor(arrays["carried_h"]) if "carried_h" in arrays else None
 
@@ -90,7 +97,22 @@ class CharTask:
         return (self.xs[:20, :1], self.ys[:20, :1]), {}
 
 
-class YearTask:
+class _NoExtraState:
+    """For a task whose model and optimizer are its whole state: nothing else to checkpoint."""
+
+    def extra_state(self):
+        """The task's own arrays for the checkpoint (e.g. a carried state)."""
+        return {}
+
+    def extra_expected(self):
+        """name -> (shape, dtype) of those arrays, checked before a resume reads them."""
+        return {}
+
+    def load_extra(self, arrays):
+        """Restore what ``extra_state`` gave."""
+
+
+class YearTask(_NoExtraState):
     """The chapter's year task: SequenceToOne reads a sentence and names its year."""
 
     name = "year"
@@ -123,12 +145,6 @@ class YearTask:
         with tg.no_grad():
             return self.model.loss(self.test.xs, self.test.labels, mask=self.test.mask).item()
 
-    def extra_state(self):
-        return {}
-
-    def load_extra(self, arrays):
-        pass
-
     def accuracy(self):
         with tg.no_grad():
             pred = self.model.predict(self.test.xs, mask=self.test.mask)
@@ -142,7 +158,7 @@ class YearTask:
         return (self.data.xs[:steps, :1], self.data.labels[:1]), {}
 
 
-class CopyTask:
+class CopyTask(_NoExtraState):
     """A long-memory task: ElmanRNN copies ``length`` symbols back after a delay of ``delay`` steps."""
 
     name = "copy"
@@ -172,12 +188,6 @@ class CopyTask:
         with tg.no_grad():
             return self.model.loss(xs, ys).item() / len(xs)
 
-    def extra_state(self):
-        return {}
-
-    def load_extra(self, arrays):
-        pass
-
     def report(self, seed):
         xs, ys = self.held
         length = self.shape["length"]
@@ -198,57 +208,117 @@ TASKS = {"chars": CharTask, "year": YearTask, "copy": CopyTask}
 
 # ------------------------------------------------------------------ checkpoints
 
-def save_checkpoint(path, task, step, losses, seed):
-    arrays = {f"model/{k}": v for k, v in task.model.state_dict().items()}
-    arrays.update({f"optim/{k}": v for k, v in task.trainer.optimizer.state_dict().items()})
-    arrays.update({f"extra/{k}": v for k, v in task.extra_state().items()})
-    arrays.update({"meta/task": np.array(task.name), "meta/step": np.array(step),
-                   "meta/seed": np.array(seed), "meta/losses": np.array(losses, dtype=np.float64)})
-    tg.save_arrays(path, arrays)
+MAX_SEED = 2**32 - 1
+CHECKPOINT_SECONDS = 10.0    # run_training's default: a checkpoint whenever this much time has passed
+
+
+def save_checkpoint(path, task, step, losses, seed, history=()):
+    """Everything a resume needs after update ``step``: model, optimizer, the task's own state,
+    the losses so far and the held-out measurements ``history`` [(step, train, held)]."""
+    arrays = {**task.extra_state(), "losses": np.array(losses, dtype=np.float64),
+              "history": np.array(history, dtype=np.float64).reshape(-1, 3)}
+    save_training(path, task.trainer, arrays, meta={"task": task.name, "step": step, "seed": seed})
+
+
+def _count(value, low, high):
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and low <= value <= (high if high is not None else value))
 
 
 def load_checkpoint(path, task_name):
-    """Read a checkpoint; returns (task, step, losses, seed).  Nothing is half-loaded."""
-    arrays = tg.load_arrays(path)
-    try:
-        name = str(arrays["meta/task"])
-        step, seed = int(arrays["meta/step"]), int(arrays["meta/seed"])
-        losses = [float(v) for v in arrays["meta/losses"]]
-    except (KeyError, ValueError, TypeError) as e:
-        raise tg.CheckpointError(f"'{path}' is not a tinygraph training checkpoint "
-                                 f"(missing {e})") from None
-    if name != task_name:
-        raise tg.CheckpointError(f"'{path}' is a checkpoint of task '{name}', not '{task_name}'")
-    task = TASKS[name](seed)
-    part = {p: {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(p + "/")}
-            for p in ("model", "optim", "extra")}
-    snapshot = task.model.state_dict()
-    task.model.load_state_dict(part["model"])
-    try:
-        task.trainer.optimizer.load_state_dict(part["optim"])
-    except tg.CheckpointError:
-        task.model.load_state_dict(snapshot)
-        raise
-    task.load_extra(part["extra"])
-    return task, step, losses, seed
+    """Read a checkpoint; returns (task, step, losses, seed, history).  Nothing is half-loaded.
 
+    Raises CheckpointError, naming the file, for a checkpoint of another task, a step or seed
+    that is not a count in range, or losses, history and optimizer that disagree with the step.
+    """
+    meta = tg.read_meta(path).get("user", {})
+    if not isinstance(meta, dict) or meta.get("task") != task_name:
+        raise tg.CheckpointError(f"'{path}' is a checkpoint of task "
+                                 f"{meta.get('task') if isinstance(meta, dict) else None!r}, "
+                                 f"not '{task_name}'")
+    step, seed = meta.get("step"), meta.get("seed")
+    if not _count(step, 0, None) or not _count(seed, 0, MAX_SEED):
+        raise tg.CheckpointError(f"'{path}': meta step {step!r} and seed {seed!r} must be whole "
+                                 f"numbers, step >= 0 and seed in [0, {MAX_SEED}]")
+    task = TASKS[task_name](seed)
+    expect = {"losses": ((None,), np.float64), "history": ((None, 3), np.float64),
+              **task.extra_expected()}
+    arrays, _ = load_training(path, task.trainer, expect)
+    losses, history = arrays.get("losses"), arrays.get("history")
+    if losses is None or history is None or len(losses) != step or task.trainer.optimizer.steps != step:
+        raise tg.CheckpointError(
+            f"'{path}': meta step {step} disagrees with the checkpoint's "
+            f"{'no' if losses is None else len(losses)} losses and "
+            f"{task.trainer.optimizer.steps} optimizer updates")
+    task.load_extra(arrays)
+    return task, step, losses.tolist(), seed, [(int(s), tr, h) for s, tr, h in history.tolist()]
+
+
+class Checkpoints:
+    """Where and how often :func:`run_training` saves a checkpoint.
+
+    Every ``every`` updates, or (``every`` None) whenever ``seconds`` have passed since the
+    last save; also when the run is stopped and after its last update.
+
+    Parameters
+    ----------
+    path : the checkpoint file (rewritten atomically each time)
+    seed : the run's seed, stored for the resume
+    every : int or None
+    seconds : float
+    """
+
+    def __init__(self, path, seed, every=None, seconds=CHECKPOINT_SECONDS):
+        self.path, self.seed, self.every, self.seconds = path, seed, every, seconds
+        self.last = time.monotonic()
+        self.saved = []          # the step of every save
+
+    def due(self, step):
+        if self.every is not None:
+            return step % self.every == 0
+        return time.monotonic() - self.last >= self.seconds
+
+    def save(self, task, step, losses, history):
+        save_checkpoint(self.path, task, step, losses, self.seed, history)
+        self.last = time.monotonic()
+        self.saved.append(step)
+
+
+class TrainingStopped(Exception):
+    """:func:`run_training` stopped on request after update ``step`` of ``steps``, its
+    checkpoint written to ``path`` (None without checkpoints); ``reason`` is what ``stop()``
+    returned (e.g. a signal number)."""
+
+    def __init__(self, step, steps, path, reason):
+        super().__init__(f"stopped after update {step} of {steps}")
+        self.step, self.steps, self.path, self.reason = step, steps, path, reason
 
 
 # ------------------------------------------------------------------ the training loop
 
-def run_training(task, first, steps, losses, on_step=None):
+def run_training(task, first, steps, losses, on_step=None, history=None, checkpoints=None,
+                 stop=None):
     """Updates ``first`` .. ``steps`` - 1 of ``task``, appending each update's loss to ``losses``.
 
     The training loss reported is the mean over the last ``task.window`` updates.  The
     held-out loss is measured every ``steps // 20`` updates and after the last.
     ``on_step(step, training_loss, held_out_loss_or_None)`` is called after every update.
 
+    Parameters
+    ----------
+    history : list of the measurements so far (from a resumed checkpoint), extended in place
+    checkpoints : Checkpoints or None; saved when due, when stopped and after the last update
+    stop : callable or None, asked after every update; when it returns something true the run
+        saves its checkpoint and raises TrainingStopped (so an interrupted run loses at most
+        the update in progress, and resumes exactly)
+
     Returns
     -------
     list of (step, training loss, held-out loss) at each measurement.
     """
     every = max(1, steps // 20)
-    held, history = None, []
+    held = history[-1][2] if history else None
+    history = [] if history is None else history
     for k in range(first, steps):
         losses.append(task.step(k))
         train = float(np.mean(losses[-task.window:]))
@@ -257,4 +327,14 @@ def run_training(task, first, steps, losses, on_step=None):
             history.append((k + 1, train, held))
         if on_step is not None:
             on_step(k + 1, train, held)
+        reason = stop() if stop is not None else None
+        if reason:
+            if checkpoints is not None:
+                checkpoints.save(task, k + 1, losses, history)
+            raise TrainingStopped(k + 1, steps, None if checkpoints is None else checkpoints.path,
+                                  reason)
+        if checkpoints is not None and k + 1 < steps and checkpoints.due(k + 1):
+            checkpoints.save(task, k + 1, losses, history)
+    if checkpoints is not None:
+        checkpoints.save(task, steps, losses, history)
     return history

@@ -7,6 +7,8 @@ long (T, B) sequence in chunks of ``chunk`` steps and carries the last state of
 one chunk into the next, detached, so gradients stop at the chunk boundary while
 the forward pass still sees the whole past (as min-char-rnn and d2l do).
 Both report progress through a callback ``on_step(step, loss, grad_norm)``.
+:func:`save_training` and :func:`load_training` checkpoint a run (model, optimizer,
+update count, the caller's own arrays and metadata) in one file, all or nothing.
 """
 
 import numpy as np
@@ -73,6 +75,67 @@ class Trainer:
         return losses
 
 
+def save_training(path, trainer, arrays=None, meta=None):
+    """Write a checkpoint of a training run to ``path``, atomically.
+
+    Parameters
+    ----------
+    trainer : Trainer; its model's parameters, its optimizer's state and its update count
+    arrays : dict name -> numeric array, the caller's own state (e.g. a carried h)
+    meta : dict of JSON values, the caller's own metadata (e.g. the task's name)
+    """
+    state = {f"model/{k}": v for k, v in trainer.model.state_dict().items()}
+    state.update({f"optim/{k}": v for k, v in trainer.optimizer.state_dict().items()})
+    state.update({f"extra/{k}": v for k, v in (arrays or {}).items()})
+    tg.save_arrays(path, state, meta={"trainer_steps": trainer.steps, "user": meta or {}})
+
+
+def load_training(path, trainer, expect=None):
+    """Restore a checkpoint of :func:`save_training` into ``trainer``; a failed load changes nothing.
+
+    Parameters
+    ----------
+    path : the checkpoint
+    trainer : Trainer of a model and optimizer like the saved ones
+    expect : dict name -> (shape, dtype) of the caller's own arrays (``None`` in a shape: any
+        length); every entry's header is checked against the model, the optimizer and this
+        before its data is read.
+
+    Returns
+    -------
+    (arrays, meta) : the caller's own arrays and metadata.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and the entry.
+    """
+    model, optimizer = trainer.model, trainer.optimizer
+    wanted = {f"model/{k}": v for k, v in model.expected_state().items()}
+    wanted.update({f"optim/{k}": v for k, v in optimizer.expected_state().items()})
+    wanted.update({f"extra/{k}": v for k, v in (expect or {}).items()})
+    found = tg.read_checkpoint(path, wanted)
+    steps = found.meta.get("trainer_steps")
+    user = found.meta.get("user")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0 or not isinstance(user, dict):
+        raise tg.CheckpointError(f"load: '{path}' is not a checkpoint of rnn.save_training "
+                                 f"(its metadata {found.meta!r})")
+    parts = {part: {k.split("/", 1)[1]: v for k, v in found.arrays.items()
+                    if k.startswith(part + "/")} for part in ("model", "optim", "extra")}
+    snapshot = model.state_dict()
+    try:
+        model.load_state_dict(parts["model"])
+        try:
+            optimizer.load_state_dict(parts["optim"])
+        except tg.CheckpointError:
+            model.load_state_dict(snapshot)
+            raise
+    except tg.CheckpointError as e:
+        raise tg.CheckpointError(f"load: '{path}': {e}") from None
+    trainer.steps = steps
+    return parts["extra"], user
+
+
 def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     """One pass of truncated BPTT over a long sequence, carrying the state across chunks.
 
@@ -109,8 +172,12 @@ def chunked_runs(model, xs, ys, chunk, carried, who):
     the caller in errors.  Checks everything before the first run.
     """
     chunk = checks.positive_int(chunk, who, "chunk")
-    xs = np.asarray(xs)
-    ys = np.asarray(ys)
+    xs = checks.as_array(xs, who, "xs")
+    ys = checks.as_array(ys, who, "ys")
+    for what, arr in (("xs", xs), ("ys", ys)):
+        if arr.ndim == 0:
+            raise tg.ShapeError(f"{who}: {what} must be a sequence of time steps (T, ...), got a "
+                                f"single value")
     if len(xs) != len(ys):
         raise tg.ShapeError(f"{who}: xs has {len(xs)} steps but ys has {len(ys)}")
     for start in range(0, len(xs), chunk):

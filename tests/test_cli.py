@@ -52,7 +52,7 @@ def test_train_writes_checkpoint_curve_samples_and_views(tmp_path, capsys):
 def test_train_reports_the_held_out_loss_of_the_saved_model(tmp_path, capsys):
     assert main(["train", "--task", "chars", "--steps", "5", "--out", str(tmp_path)]) == 0
     printed = float(re.search(r"held-out loss (\d+\.\d+)", capsys.readouterr().out).group(1))
-    task, _, _, _ = load_checkpoint(tmp_path / "chars_checkpoint.npz", "chars")
+    task, _, _, _, _ = load_checkpoint(tmp_path / "chars_checkpoint.npz", "chars")
     held = task.held_ids
     with tg.no_grad():
         whole = task.model.loss(held[:-1], held[1:]).item() / (len(held) - 1)   # one unroll
@@ -84,7 +84,7 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
     assert main(["train", "--task", "chars", "--steps", "4", "--out", str(part),
                  "--resume", str(ckpt)]) == 0
     a, b = tg.load_arrays(whole / "chars_checkpoint.npz"), tg.load_arrays(ckpt)
-    np.testing.assert_array_equal(a["meta/losses"], b["meta/losses"])
+    np.testing.assert_array_equal(a["extra/losses"], b["extra/losses"])
     for key in a:
         if key.startswith("model/"):
             np.testing.assert_array_equal(a[key], b[key])
@@ -127,7 +127,7 @@ def test_demo_writes_a_page_whose_links_all_exist(demo):
 def test_demo_reports_the_trained_models_training_and_held_out_loss(demo):
     out, printed = demo
     page = html.unescape((out / "index.html").read_text())
-    task, _, _, _ = load_checkpoint(out / "chars_checkpoint.npz", "chars")
+    task, _, _, _, _ = load_checkpoint(out / "chars_checkpoint.npz", "chars")
     with tg.no_grad():
         for ids, label in ((task.train_ids, "training"), (task.held_ids, "held-out")):
             want = task.model.loss(ids[:-1], ids[1:]).item() / (len(ids) - 1)

@@ -1,4 +1,4 @@
-"""The whole bad-input catalogue of issue 7, across tinygraph, rnn and viz, in one table.
+"""The whole bad-input catalogue of issues 7 and 15, across tinygraph, rnn and viz, in one table.
 
 Every row is one bad input given to a trained setup: every recurrent design
 (and a user's own ``rnn.Recurrence``) with an Adam optimizer that has taken a
@@ -9,12 +9,16 @@ leave every model's parameters and gradients and every optimizer's state
 exactly as they were.
 """
 
+import warnings
+import zipfile
+
 import numpy as np
 import pytest
 
 import rnn
 import tinygraph as tg
 import viz
+from viz import page, plots
 
 N_IN, N_HIDDEN, N_OUT = 5, 4, 3
 XS = [0, 1, 2]          # a good sequence of input ids (T = 3)
@@ -176,6 +180,135 @@ def _cell_with_a_shape_bug(w):
 
 def _output_of_last_step(w):
     return w.elman(XS)[0][-1]          # o(T), shape (3,)
+
+
+def with_grad(index, value, optimizer=None):
+    """Elman's parameter ``index`` given the gradient ``value``; the bad call is a step of
+    ``optimizer(params)`` (default: elman's Adam, which has taken a step)."""
+    def setup(w):
+        params = w.elman.parameters()
+        params[index].grad = value
+        opt = w.optimizers["elman"] if optimizer is None else optimizer(params)
+        return opt.step
+    return setup
+
+
+def _clip_with_integer_grad(w):
+    params = w.elman.parameters()
+    params[-1].grad = np.ones(params[-1].shape, dtype=np.int64)
+    return lambda: tg.clip_grad_norm(params, 1e-3)      # would scale the others first
+
+
+def backward_with(grad):
+    return lambda w: lambda: w.elman.loss(XS, YS).backward(grad=grad)
+
+
+def _npy_bytes(header, data=b""):
+    """An npy member: the magic, version 1.0 and ``header`` (a dict literal), then ``data``."""
+    header = header.encode("latin1")
+    header += b" " * (63 - (len(header) + 10) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data
+
+
+def _zip(members, compress=zipfile.ZIP_STORED, edit=None):
+    """raw(folder) -> the bytes of a zip of ``members`` (name -> bytes), optionally edited."""
+    def raw(folder):
+        path = folder / "made.zip"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")        # zipfile warns about a duplicate name
+            with zipfile.ZipFile(path, "w", compress) as zf:
+                for name, data in members:
+                    zf.writestr(name, data)
+        data = path.read_bytes()
+        return data if edit is None else edit(data)
+    return raw
+
+
+def _claiming(shape):
+    return _zip([("W.npy", _npy_bytes(f"{{'descr': '<f8', 'fortran_order': False, "
+                                      f"'shape': {shape}, }}"))])
+
+
+def _bomb(folder):
+    """elman's 'W' (4, 4) followed by 64 MB of zeros, deflated to a few tens of KB."""
+    body = np.zeros((4, 4)).tobytes() + bytes(64 << 20)
+    return _zip([("W.npy", _npy_bytes("{'descr': '<f8', 'fortran_order': False, "
+                                      "'shape': (4, 4), }", body))], zipfile.ZIP_DEFLATED)(folder)
+
+
+def _set_compression(method, flags=0):
+    """Rewrite every local and central header's compression method (and OR in ``flags``)."""
+    def edit(data):
+        data = bytearray(data)
+        for sig, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            i = data.find(sig)
+            while i >= 0:
+                data[i + at:i + at + 2] = (int.from_bytes(data[i + at:i + at + 2], "little")
+                                           | flags).to_bytes(2, "little")
+                data[i + at + 2:i + at + 4] = method.to_bytes(2, "little")
+                i = data.find(sig, i + 4)
+        return bytes(data)
+    return edit
+
+
+def _manifest(text):
+    return _zip([("manifest.json", text), ("0.npy", _npy_bytes(
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }", bytes(32)))])
+
+
+def _two_parameters_named_w(w):
+    W1, W2 = tg.Parameter(np.ones(2), name="W"), tg.Parameter(np.ones(2), name="W")
+    cell = rnn.Recurrence(lambda h: (h * W1 * W2).tanh(), [W1, W2], n_state=2)
+    return cell.save(w.folder / "twins.npz")
+
+
+def load_training(make):
+    """rnn.load_training into elman's trainer from the file ``make(w)`` writes."""
+    def setup(w):
+        path = make(w)
+        return lambda: rnn.load_training(path, w.trainers["elman"])
+    return setup
+
+
+def _training_file(w, name, change=None, drop=(), meta=None):
+    rnn.save_training(w.folder / name, w.trainers["elman"])
+    arrays = tg.load_arrays(w.folder / name)
+    arrays = {k: v for k, v in arrays.items() if k not in drop}
+    arrays.update(change or {})
+    tg.save_arrays(w.folder / name, arrays,
+                   meta=meta or {"trainer_steps": w.trainers["elman"].steps, "user": {}})
+    return w.folder / name
+
+
+def _jordan_training_file(w):
+    rnn.save_training(w.folder / "jordan.ckpt", w.trainers["jordan"])
+    return w.folder / "jordan.ckpt"
+
+
+def _chatty_renderer(folder):
+    script = folder / "chatty-dot"
+    script.write_text("#!/bin/sh\necho 'all done'\n")
+    script.chmod(0o755)
+    return script
+
+
+def resume(**change):
+    """rnn.tasks.load_checkpoint of a year-task checkpoint whose meta has ``change``."""
+    def setup(w):
+        path = w.folder / "year.ckpt"
+        rnn.tasks.save_checkpoint(path, rnn.tasks.YearTask(0), 0, [], 0)
+        found = tg.read_checkpoint(path)
+        found.meta["user"].update(change)
+        tg.save_arrays(path, found.arrays, meta=found.meta)
+        return lambda: rnn.tasks.load_checkpoint(path, "year")
+    return setup
+
+
+def _not_executable(folder):
+    script = folder / "dot-not-executable"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o644)
+    return script
 
 
 # ---------------------------------------------------------------- the catalogue
@@ -470,6 +603,230 @@ CATALOGUE = [
      call(lambda w: rnn.Recurrence(lambda h, x: tg.concat([h, x], axis=-1), [w.elman.W],
                                    n_state=N_HIDDEN, n_in=2).run(np.ones((3, 2)))),
      tg.ShapeError, ValueError, ["t=1", "state"]),
+    # --- issue 15: optimizers and clipping are all or nothing (the last parameter's grad is bad)
+    ("sgd_step_grad_of_wrong_shape",
+     with_grad(-1, np.ones(7), lambda ps: tg.optim.SGD(ps, lr=0.1)), E, ValueError,
+     ["SGD.step", "parameter 4 'c'", "(7,)", "(3,)"]),
+    ("momentum_sgd_step_grad_of_wrong_shape",
+     with_grad(-1, np.ones((3, 1)), lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9)), E,
+     ValueError, ["SGD.step", "(3, 1)", "(3,)"]),
+    ("adagrad_step_grad_of_wrong_shape",
+     with_grad(-1, np.ones(2), lambda ps: tg.optim.Adagrad(ps, lr=0.1)), E, ValueError,
+     ["Adagrad.step", "(2,)", "(3,)"]),
+    ("adam_step_grad_of_wrong_shape", with_grad(-1, np.ones((2, 2))), E, ValueError,
+     ["Adam.step", "parameter 4", "(2, 2)", "(3,)"]),
+    ("adam_step_grad_that_would_broadcast", with_grad(-1, np.ones(1)), E, ValueError,
+     ["Adam.step", "(1,)", "(3,)"]),
+    ("adam_step_integer_grad", with_grad(-1, np.ones(3, dtype=np.int64)), D, TypeError,
+     ["Adam.step", "float", "int64"]),
+    ("adam_step_grad_of_objects", with_grad(-1, np.array([1.0, None, 3.0])), D, TypeError,
+     ["Adam.step", "float", "object"]),
+    ("clip_grad_norm_integer_grad", _clip_with_integer_grad, D, TypeError,
+     ["clip_grad_norm", "int64"]),
+    ("adam_load_state_missing_v",
+     load_adam(lambda w: {"steps": np.array(1), "0.m": np.zeros((4, 5))}), C, ValueError,
+     ["Adam", "incomplete", "0.v"]),
+    ("adam_load_state_a_list", load_adam(lambda w: [np.array(1)]), C, ValueError,
+     ["Adam", "dict", "list"]),
+    ("adam_load_state_non_string_key",
+     load_adam(lambda w: {"steps": np.array(1), 0: np.zeros((4, 5))}), C, ValueError,
+     ["Adam", "unexpected entry 0"]),
+    ("adam_load_state_odd_key",
+     load_adam(lambda w: {"steps": np.array(1), "0.m.extra": np.zeros((4, 5))}), C, ValueError,
+     ["Adam", "'0.m.extra'"]),
+    ("adam_load_state_unicode_digit_index",
+     load_adam(lambda w: {"steps": np.array(1), "\u0663.m": np.zeros((4, 5))}), C, ValueError,
+     ["Adam", "unexpected entry"]),
+    ("adam_load_steps_beyond_int64", load_adam(lambda w: {"steps": 2**64}), C, ValueError,
+     ["Adam", "'steps'"]),
+    ("module_load_state_dict_none", call(lambda w: w.elman.load_state_dict(None)), C, ValueError,
+     ["load_state_dict", "dict", "NoneType"]),
+    # --- issue 15: grad= and tg.grad inputs of the wrong kind
+    ("backward_complex_grad", backward_with(np.array(1 + 2j)), D, TypeError,
+     ["backward", "complex128"]),
+    ("backward_text_grad", backward_with(np.array("1.5")), D, TypeError, ["backward", "<U3"]),
+    ("backward_object_grad", backward_with(np.array(None)), D, TypeError, ["backward", "object"]),
+    ("backward_datetime_grad", backward_with(np.datetime64("2020-01-01")), D, TypeError,
+     ["backward", "datetime64"]),
+    ("grad_of_an_array_input", call(lambda w: tg.grad(w.elman.loss(XS, YS), [np.ones(2)])), D,
+     TypeError, ["grad", "Tensors", "ndarray", "position 0"]),
+    ("grad_of_a_number_as_inputs", call(lambda w: tg.grad(w.elman.loss(XS, YS), 3)), D,
+     TypeError, ["grad", "int"]),
+    # --- issue 15: indexing beyond the integer range
+    ("op_index_beyond_int64_in_step", in_step(lambda m: m.b[2**63]), B, IndexError,
+     ["index", "9223372036854775808", "(4,)", "elman/t=4"]),
+    ("op_index_uint64_max_scalar", in_step(lambda m: m.b[np.uint64(2**64 - 1)]), B, IndexError,
+     ["index", "18446744073709551615", "(4,)"]),
+    ("op_index_uint64_max_array",
+     in_step(lambda m: m.b[np.array([0, 2**64 - 1], dtype=np.uint64)]), B, IndexError,
+     ["index", "18446744073709551615", "(4,)", "elman/t=4"]),
+    ("elman_uint64_id_beyond_int64",
+     train("elman", np.array([0, 2**64 - 1, 1], dtype=np.uint64), YS), B, IndexError,
+     ["elman", "xs id 18446744073709551615", "t=2"]),
+    ("elman_uint64_target_beyond_int64",
+     train("elman", XS, np.array([0, 1, 2**64 - 1], dtype=np.uint64)), B, IndexError,
+     ["elman", "ys id 18446744073709551615", "t=3"]),
+    # --- issue 15: inputs that got through
+    ("own_cell_float_xs_with_an_empty_batch", train("system", np.zeros((3, 0, N_IN)),
+                                                    np.zeros((3, 0), int)), E, ValueError,
+     ["system", "empty batch", "(3, 0, 5)"]),
+    ("jordan_y0_of_one_row_for_a_batch_of_two",
+     train("jordan", [[0, 1]] * 3, [[0, 1]] * 3, y0=tg.tensor(np.zeros((1, N_OUT)))), E,
+     ValueError, ["jordan", "y0", "(2, 3)", "(1, 3)"]),
+    ("conditional_y0_of_one_row_for_a_batch_of_two",
+     train("conditional", [[0, 1]] * 3, [[0, 1]] * 3, y0=tg.tensor(np.zeros((1, N_OUT)))), E,
+     ValueError, ["conditional", "y0", "(2, 3)", "(1, 3)"]),
+    ("conditional_y0_ids_out_of_range",
+     train("conditional", [[0, 1]] * 3, [[0, 1]] * 3, y0=tg.tensor(np.array([0, 7]))), B,
+     IndexError, ["conditional", "y0 id 7"]),
+    # --- issue 15: helpers
+    ("generate_temperature_text", call(lambda w: w.elman.generate([0], 3, temperature="hot")),
+     CF, ValueError, ["temperature", "'hot'"]),
+    ("generate_temperature_nan",
+     call(lambda w: w.elman.generate([0], 3, temperature=float("nan"))), CF, ValueError,
+     ["temperature", "nan"]),
+    ("generate_negative_seed", call(lambda w: w.elman.generate([0], 3, seed=-1)), CF, ValueError,
+     ["seed", "-1"]),
+    ("jordan_generate_seed_text", call(lambda w: w.models["jordan"].generate(XS, seed="x")), CF,
+     ValueError, ["seed", "'x'"]),
+    ("truncated_bptt_xs_none",
+     call(lambda w: rnn.truncated_bptt(w.trainers["elman"], None, YS, chunk=2)), E, ValueError,
+     ["truncated_bptt", "xs is None"]),
+    ("truncated_bptt_xs_0d",
+     call(lambda w: rnn.truncated_bptt(w.trainers["elman"], 3, YS, chunk=2)), E, ValueError,
+     ["truncated_bptt", "xs", "single value"]),
+    ("truncated_bptt_ragged_xs",
+     call(lambda w: rnn.truncated_bptt(w.trainers["elman"], RAGGED, YS, chunk=2)), E,
+     ValueError, ["truncated_bptt", "ragged"]),
+    ("stream_loss_ys_none", call(lambda w: rnn.stream_loss(w.elman, XS, None)), E, ValueError,
+     ["stream_loss", "ys is None"]),
+    ("stream_loss_ys_0d", call(lambda w: rnn.stream_loss(w.elman, XS, 1)), E, ValueError,
+     ["stream_loss", "ys", "single value"]),
+    ("stream_loss_ragged_xs", call(lambda w: rnn.stream_loss(w.elman, RAGGED, YS)), E,
+     ValueError, ["stream_loss", "ragged"]),
+    ("pad_sequences_0d_item", call(lambda w: rnn.pad_sequences([[0, 1], 3])), E, ValueError,
+     ["pad_sequences", "at least one step"]),
+    ("pad_sequences_mixed_widths",
+     call(lambda w: rnn.pad_sequences([np.zeros((2, 3)), np.zeros((1, 4))])), E, ValueError,
+     ["pad_sequences", "sequence 1", "(4,)", "(3,)"]),
+    ("pad_sequences_pad_outside_uint8",
+     call(lambda w: rnn.pad_sequences([np.array([1, 2], np.uint8), np.array([3], np.uint8)],
+                                      pad=-1)), CF, ValueError,
+     ["pad_sequences", "pad=-1", "uint8"]),
+    ("pad_sequences_fractional_pad_of_ids", call(lambda w: rnn.pad_sequences([[1, 2]], pad=0.5)),
+     CF, ValueError, ["pad=0.5", "int64"]),
+    ("stream_batches_zero_streams",
+     call(lambda w: rnn.datasets.stream_batches(np.arange(10), 0)), CF, ValueError,
+     ["stream_batches", "batch_size", "0"]),
+    ("stream_batches_2d_ids",
+     call(lambda w: rnn.datasets.stream_batches(np.zeros((5, 2), int), 2)), E, ValueError,
+     ["stream_batches", "(5, 2)"]),
+    ("vocab_decode_negative_id", call(lambda w: rnn.Vocab("abc").decode([0, -1])), B, IndexError,
+     ["Vocab.decode", "id -1", "position 1", "[0, 3)"]),
+    ("vocab_decode_id_too_big", call(lambda w: rnn.Vocab("abc").decode([3])), B, IndexError,
+     ["Vocab.decode", "id 3", "[0, 3)"]),
+    ("vocab_decode_float_ids", call(lambda w: rnn.Vocab("abc").decode([1.5])), D, TypeError,
+     ["Vocab.decode", "float64"]),
+    # --- issue 15: checkpoints that break on names, or hostile files
+    ("save_two_parameters_named_alike", call(_two_parameters_named_w), C, ValueError,
+     ["two parameters", "'W'"]),
+    ("save_an_object_array",
+     call(lambda w: tg.save_arrays(w.folder / "obj.npz", {"seed": np.array(2**64)})), C,
+     ValueError, ["save", "'seed'", "object", "numeric"]),
+    ("save_a_text_array",
+     call(lambda w: tg.save_arrays(w.folder / "txt.npz", {"task": np.array("chars")})), C,
+     ValueError, ["save", "'task'", "<U5", "meta="]),
+    ("save_meta_not_json",
+     call(lambda w: tg.save_arrays(w.folder / "m.npz", {}, meta={"when": object()})), C,
+     ValueError, ["save", "meta", "JSON"]),
+    ("save_a_name_not_text", call(lambda w: tg.save_arrays(w.folder / "n.npz", {3: np.ones(2)})),
+     C, ValueError, ["save", "names must be strings", "3"]),
+    ("load_header_claiming_1e12_entries", load("huge.npz", raw=_claiming("(1000000000000,)")), C,
+     ValueError, ["huge.npz", "'W'", "(1000000000000,)", "expected (4, 4)"]),
+    ("load_arrays_header_claiming_1e12_entries",
+     call(lambda w: tg.load_arrays(w.checkpoint("huge2.npz", raw=_claiming("(1000000000000,)")))), C,
+     ValueError, ["huge2.npz", "'W'", "8,000,000,000,000 bytes"]),
+    ("load_header_with_negative_shape", load("neg.npz", raw=_claiming("(-4, 4)")), C,
+     ValueError, ["neg.npz", "'W'", "shape"]),
+    ("load_deflated_zip_bomb", load("bomb.npz", raw=_bomb), C, ValueError,
+     ["bomb.npz", "'W'", "more data than its header claims"]),
+    ("load_data_shorter_than_header",
+     load("short.npz", raw=_zip([("W.npy", _npy_bytes(
+         "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 4), }", bytes(40)))])), C,
+     ValueError, ["short.npz", "'W'", "ends after 40 of 128 bytes"]),
+    ("load_header_cut_short",
+     load("cut.npz", raw=_zip([("W.npy", _npy_bytes("{'descr': '<f8', 'shape': (4,"))])), C,
+     ValueError, ["cut.npz", "'W'", "TokenError"]),
+    ("load_unsupported_compression",
+     load("bz.npz", raw=_zip([("W.npy", b"x")], edit=_set_compression(12))), C, ValueError,
+     ["bz.npz", "unsupported compression", "method 12"]),
+    ("load_encrypted_member",
+     load("enc.npz", raw=_zip([("W.npy", b"x")], edit=_set_compression(0, flags=1))), C,
+     ValueError, ["enc.npz", "encrypted"]),
+    ("load_member_twice", load("twice.npz", raw=_zip([("W.npy", b"a"), ("W.npy", b"b")])), C,
+     ValueError, ["twice.npz", "'W.npy' twice"]),
+    ("load_text_array", load("text.npz", raw=_zip([("W.npy", _npy_bytes(
+        "{'descr': '<U5', 'fortran_order': False, 'shape': (4, 4), }", bytes(320)))])), C,
+     ValueError, ["text.npz", "'W'", "<U5", "not a numeric dtype"]),
+    ("load_not_a_zip", load("text.npz", raw=lambda f: b"hello, I am not a checkpoint\n"), C,
+     ValueError, ["text.npz", "not a readable checkpoint", "BadZipFile"]),
+    ("load_manifest_not_json", load("nojson.npz", raw=_manifest("{not json")), C, ValueError,
+     ["nojson.npz", "'manifest.json'", "JSONDecodeError"]),
+    ("load_manifest_of_another_format",
+     load("other.npz", raw=_manifest('{"format": "other", "names": ["W"]}')), C, ValueError,
+     ["other.npz", "not a tinygraph-checkpoint manifest"]),
+    ("load_manifest_of_a_later_version",
+     load("v9.npz", raw=_manifest('{"format": "tinygraph-checkpoint", "version": 9, '
+                                  '"names": ["W"]}')), C, ValueError,
+     ["v9.npz", "version 9"]),
+    ("load_manifest_naming_an_array_twice",
+     load("dup.npz", raw=_manifest('{"format": "tinygraph-checkpoint", "version": 1, '
+                                   '"names": ["W", "W"]}')), C, ValueError,
+     ["dup.npz", "twice"]),
+    ("load_manifest_and_members_disagree",
+     load("gap.npz", raw=_manifest('{"format": "tinygraph-checkpoint", "version": 1, '
+                                   '"names": ["W", "U"]}')), C, ValueError,
+     ["gap.npz", "do not match the manifest", "1.npy"]),
+    ("load_training_negative_trainer_steps",
+     load_training(lambda w: _training_file(w, "neg.ckpt", meta={"trainer_steps": -5,
+                                                                  "user": {}})), C, ValueError,
+     ["neg.ckpt", "rnn.save_training", "-5"]),
+    ("load_training_of_another_design", load_training(_jordan_training_file), C, ValueError,
+     ["jordan.ckpt", "'model/W'", "(4, 3)", "expected (4, 4)"]),
+    ("load_training_with_incomplete_optimizer_state",
+     load_training(lambda w: _training_file(w, "half.ckpt", drop=("optim/0.v",))), C,
+     ValueError, ["half.ckpt", "incomplete", "0.v"]),
+    ("load_training_with_an_unknown_entry",
+     load_training(lambda w: _training_file(w, "more.ckpt", change={"extra/h": np.ones(4)})), C,
+     ValueError, ["more.ckpt", "unexpected ['extra/h']"]),
+    ("resume_meta_step_negative", resume(step=-5), C, ValueError,
+     ["year.ckpt", "meta step -5", "step >= 0"]),
+    ("resume_meta_step_beyond_the_losses", resume(step=7), C, ValueError,
+     ["year.ckpt", "meta step 7", "0 losses"]),
+    ("resume_meta_step_fractional", resume(step=1.5), C, ValueError, ["meta step 1.5"]),
+    ("resume_meta_seed_beyond_32_bits", resume(seed=2**64), C, ValueError,
+     ["seed 18446744073709551616", "[0, 4294967295]"]),
+    ("resume_meta_of_another_task", resume(task="copy"), C, ValueError,
+     ["task 'copy'", "not 'year'"]),
+    # --- issue 15: the renderer program
+    ("render_with_a_non_executable_program",
+     render_to(lambda f: f / "fig.svg", program=_not_executable), viz.RenderError, RuntimeError,
+     ["TINYGRAPH_DOT", "dot-not-executable", "not executable"]),
+    ("render_with_a_program_that_writes_nothing",
+     render_to(lambda f: f / "fig.svg", program=lambda f: "/bin/true"), viz.RenderError,
+     RuntimeError, ["/bin/true", "no output"]),
+    ("render_with_a_program_that_writes_no_svg",
+     render_to(lambda f: f / "fig.svg", program=_chatty_renderer), viz.RenderError,
+     RuntimeError, ["chatty-dot", "no SVG"]),
+    ("render_with_a_missing_program",
+     render_to(lambda f: f / "fig.svg", program=lambda f: f / "nowhere" / "dot"),
+     viz.RenderError, RuntimeError, ["TINYGRAPH_DOT", "does not exist"]),
+    ("plot_onto_a_folder",
+     call(lambda w: plots.loss_curve([1, 2], [1.0, 0.5], str(w.folder))), viz.OutputPathError,
+     OSError, ["viz.plots", "Is a directory"]),
+    ("page_into_a_missing_folder",
+     call(lambda w: page.Page("t").write(str(w.folder / "no" / "such"))),
+     viz.OutputPathError, OSError, ["page", "index.html"]),
 ]
 
 

@@ -159,3 +159,17 @@ def test_gradient_to_earlier_states_does_not_vanish_for_an_orthogonal_linear_rec
     grads = tg.grad(run.losses[-1], run.states)
     norms = np.array([np.linalg.norm(g) for g in grads])
     np.testing.assert_allclose(norms, norms[-1], rtol=1e-12)   # an orthogonal W^T keeps the norm
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint16])
+def test_take_and_index_with_small_integer_ids_on_many_rows_scatter_add_exactly(dtype):
+    # the sorted scatter-add of a gradient used to compute id + rows in the ids' own dtype
+    rows = 300
+    x = tg.tensor(np.zeros((rows, 2)), requires_grad=True)
+    ids = (np.arange(1000) % 120).astype(dtype)
+    expected = np.zeros((rows, 2))
+    np.add.at(expected, ids.astype(np.int64), 1.0)
+    for pick in (lambda: tg.take(x, ids), lambda: x[ids]):
+        x.grad = None
+        pick().sum().backward()
+        np.testing.assert_array_equal(x.grad, expected)

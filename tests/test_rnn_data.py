@@ -46,3 +46,14 @@ def test_copy_task_targets_repeat_the_inputs_after_the_delay():
     assert xs.shape == ys.shape == (14, 3)
     np.testing.assert_array_equal(ys[10:], xs[:4])
     assert (xs[9] == 6).all() and (ys[:10] == 5).all()     # the go marker; blanks before recall
+
+
+def test_pad_sequences_keeps_floats_when_ids_and_floats_are_mixed():
+    xs, mask = rnn.pad_sequences([[0, 1], [0.5]])
+    assert xs.dtype == np.float64 and xs[:, 1].tolist() == [0.5, 0.0]
+    assert mask.tolist() == [[1, 1], [1, 0]]
+
+
+def test_pad_sequences_keeps_a_small_integer_dtype_with_a_pad_it_can_hold():
+    xs, _ = rnn.pad_sequences([np.array([1, 2], np.uint8), np.array([3], np.uint8)], pad=255)
+    assert xs.dtype == np.uint8 and xs[:, 1].tolist() == [3, 255]

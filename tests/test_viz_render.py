@@ -7,8 +7,10 @@ import subprocess
 import sys
 import sysconfig
 
+import numpy as np
 import pytest
 
+import rnn
 import tinygraph as tg
 import viz
 
@@ -94,3 +96,17 @@ def test_time_superscripts_are_raised_by_the_layout_not_by_baseline_shift(tmp_pa
             assert float(sup.get("y")) < float(name.get("y")) - 3     # SVG y grows downwards
             raised += 1
     assert raised >= 12     # x, h, o, L, y at t-1, t, t+1 and the h(...) ends
+
+
+@pytest.mark.parametrize("name,shown", [("W\nnext", "W\\nnext"), ("W\x01", "W\\x01"),
+                                        ("W\ud800", "W\ufffd"), ("W\tx", "W\\tx"),
+                                        ("W\x7f", "W\\x7f")],
+                         ids=["newline", "control", "lone_surrogate", "tab", "delete"])
+def test_names_that_a_label_cannot_show_are_drawn_visibly_escaped(tmp_path, name, shown):
+    W = tg.Parameter(np.eye(3) * 0.5, name=name)
+    cell = rnn.Recurrence(lambda s: (s @ W.T).tanh(), [W], n_state=3, name="sys" + name,
+                          state_name="s" + name)
+    for view in (viz.folded(cell), viz.unrolled(cell, steps=2), viz.graph(cell.trace(2)[0])):
+        svg = viz.save(view, tmp_path / "v.svg").read_text(encoding="utf-8")
+        assert "s" + shown in svg and shown in svg
+        assert viz.save(view, tmp_path / "v.dot").read_text(encoding="utf-8").count(shown) > 0

@@ -8,8 +8,10 @@ from . import optim
 from .check import gradcheck
 from .errors import (AnomalyError, BackwardError, BadIndexError, CheckpointError,
                      CheckpointNotFoundError, CheckpointWriteError, ConfigError, DTypeError, GradcheckError,
-                     GraphFreedError, ShapeError, TinygraphError)
-from .module import Module, Parameter, load_arrays, save_arrays
+                     GraphFreedError, ShapeError, TinygraphError, WriteError)
+from .checkpoint import Checkpoint, load_arrays, read_checkpoint, read_meta, save_arrays
+from .files import atomic_write
+from .module import Module, Parameter
 from .ops import (abs, add, addmm, concat, cross_entropy, div, exp, getitem, log, log_softmax, matmul,
                   max, mean, mul, neg, power, relu, reshape, sigmoid, softmax, sqrt, stack,
                   sub, sum, take, tanh, transpose)
@@ -20,12 +22,12 @@ from .tensor import (Scatter, Tensor, apply, current_scope, detect_anomaly, enab
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnomalyError", "BackwardError", "BadIndexError", "CheckpointError", "CheckpointNotFoundError",
+    "AnomalyError", "BackwardError", "BadIndexError", "Checkpoint", "CheckpointError", "CheckpointNotFoundError",
     "CheckpointWriteError", "ConfigError", "DTypeError", "GradcheckError", "GraphFreedError",
-    "Module", "Parameter", "Scatter", "ShapeError", "Tensor", "TinygraphError", "abs", "add",
-    "addmm", "apply", "clip_grad_norm", "concat", "cross_entropy", "current_scope", "detect_anomaly", "div",
+    "Module", "Parameter", "Scatter", "ShapeError", "Tensor", "TinygraphError", "WriteError", "abs",
+    "add", "addmm", "apply", "atomic_write", "clip_grad_norm", "concat", "cross_entropy", "current_scope", "detect_anomaly", "div",
     "enable_grad", "exp", "getitem", "grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled",
     "load_arrays", "log", "log_softmax", "make_node", "matmul", "max", "mean", "mul", "neg",
-    "no_grad", "optim", "power", "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax",
+    "no_grad", "optim", "power", "read_checkpoint", "read_meta", "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax",
     "sqrt", "stack", "sub", "sum", "take", "tanh", "tensor", "transpose",
 ]

@@ -48,7 +48,12 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """A checkpoint file that does not exist."""
 
 
-class CheckpointWriteError(CheckpointError, OSError):
+class WriteError(TinygraphError, OSError):
+    """A file could not be written (missing or read-only folder, full disk, ...); what was
+    there before is left as it was."""
+
+
+class CheckpointWriteError(CheckpointError, WriteError):
     """A checkpoint that cannot be written (missing or read-only folder, full disk)."""
 
 

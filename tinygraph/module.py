@@ -2,18 +2,17 @@
 
 A :class:`Module` finds its parameters by looking at its own attributes in
 definition order (parameters, sub-modules, and lists, tuples or dicts of them).
-Checkpoints are ``.npz`` files: ``save`` writes a temporary file in the same
-folder and renames it, so a crash never leaves a half-written checkpoint, and
-``load`` checks every name, shape and dtype before it changes anything.
+Checkpoints are written in the format of :mod:`tinygraph.checkpoint` (atomically, any
+parameter names, numeric arrays only); ``load`` checks every name, shape and dtype,
+in the file's headers before reading its data, and changes nothing unless all fit.
 """
 
-import os
-import tempfile
-import zipfile
+from collections.abc import Mapping
 
 import numpy as np
 
-from .errors import CheckpointError, CheckpointNotFoundError, CheckpointWriteError
+from .checkpoint import load_arrays, save_arrays
+from .errors import CheckpointError
 from .tensor import Tensor, _as_array
 
 
@@ -51,9 +50,19 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def _unique_parameters(self, who):
+        """name -> Parameter; two parameters under one name raise CheckpointError."""
+        params = {}
+        for name, p in self.named_parameters():
+            if name in params:
+                raise CheckpointError(f"{who}: two parameters are named {name!r}; a checkpoint "
+                                      "needs distinct names (give each Parameter its own name=)")
+            params[name] = p
+        return params
+
     def state_dict(self):
-        """name -> a copy of the parameter's array."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """name -> a copy of the parameter's array (names must be distinct)."""
+        return {name: p.data.copy() for name, p in self._unique_parameters("state_dict").items()}
 
     def load_state_dict(self, state):
         """Copy ``state`` into the parameters, after checking every name, shape and dtype.
@@ -61,7 +70,10 @@ class Module:
         Raises CheckpointError (changing nothing) on missing or extra names, or on a
         wrong shape or dtype.
         """
-        params = dict(self.named_parameters())
+        if not isinstance(state, Mapping):
+            raise CheckpointError(f"load_state_dict: state must be a dict of name -> array, "
+                                  f"got {type(state).__name__}")
+        params = self._unique_parameters("load_state_dict")
         missing = sorted(set(params) - set(state))
         extra = sorted(set(state) - set(params))
         if missing or extra:
@@ -82,12 +94,19 @@ class Module:
             p.data = np.array(state[name], copy=True)
 
     def save(self, path):
-        """Write the state dict to ``path`` (npz), atomically."""
+        """Write the state dict to ``path`` (a checkpoint, see ``tinygraph.checkpoint``), atomically."""
         save_arrays(path, self.state_dict())
 
+    def expected_state(self):
+        """name -> (shape, dtype) of every parameter: what ``load`` accepts from a file."""
+        return {name: (p.shape, p.dtype) for name, p in self._unique_parameters("load").items()}
+
     def load(self, path):
-        """Load a checkpoint written by ``save``; a failed load changes nothing."""
-        self.load_state_dict(load_arrays(path))
+        """Load a checkpoint written by ``save``; a failed load changes nothing.
+
+        Each entry's header is checked against the parameter before its data is read.
+        """
+        self.load_state_dict(load_arrays(path, expect=self.expected_state()))
 
 
 def _members(name, value):
@@ -101,37 +120,3 @@ def _members(name, value):
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _members(f"{name}.{key}", item)
-
-
-def save_arrays(path, arrays):
-    """Write a dict of arrays to ``path`` as npz through a temporary file and a rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    except OSError as e:
-        raise CheckpointWriteError(f"save: cannot write '{path}': {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise CheckpointWriteError(f"save: cannot write '{path}': {e.strerror or e}") from None
-        raise
-
-
-def load_arrays(path):
-    """Read every array of an npz file into a dict, or raise CheckpointError."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointNotFoundError(f"load: no checkpoint file at '{path}'")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {name: f[name] for name in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise CheckpointError(f"load: '{path}' is not a readable checkpoint ({e})") from None

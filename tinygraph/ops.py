@@ -189,6 +189,7 @@ def _transpose(x, axes=None):
 
 
 def _getitem(x, index):
+    index = _intp_index(index, x.shape)
     out = x[index]
     return out, (partial(_scatter_vjp, index, _is_basic(index), 0),)
 
@@ -200,6 +201,27 @@ def _scatter_vjp(index, basic, axis, g):   # scatter-add: repeated indices accum
 def _is_basic(index):
     parts = index if isinstance(index, tuple) else (index,)
     return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer)) for p in parts)
+
+
+_INTP = np.iinfo(np.intp)
+
+
+def _intp_index(index, shape):
+    """``index`` with its integers as numpy indexes safely: an integer beyond the intp range
+    raises BadIndexError (numpy raises OverflowError, or wraps a uint64 around to a negative
+    index), and integer arrays become intp (small dtypes overflow in the scatter-add)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    out = []
+    for p in parts:
+        if isinstance(p, np.ndarray) and p.dtype.kind in "iu":
+            if p.size and (p.max() > _INTP.max or p.min() < _INTP.min):
+                bad = p.max() if p.max() > _INTP.max else p.min()
+                raise BadIndexError(f"index: index {bad} is out of range for an input of shape {shape}")
+            p = p.astype(np.intp, copy=False)
+        elif isinstance(p, (int, np.integer)) and not _INTP.min <= p <= _INTP.max:
+            raise BadIndexError(f"index: index {p} is out of range for an input of shape {shape}")
+        out.append(p)
+    return tuple(out) if isinstance(index, tuple) else out[0]
 
 
 def _take(x, indices, axis=0):
@@ -215,6 +237,7 @@ def _take(x, indices, axis=0):
     if indices.size and (indices.min() < -n or indices.max() >= n):
         bad = indices[(indices < -n) | (indices >= n)].flat[0]
         raise BadIndexError(f"take: index {bad} out of range [0, {n}) along axis {axis}")
+    indices = indices.astype(np.intp, copy=False)    # uint8 / int16 ids overflow in the scatter-add
     out = np.take(x, indices, axis=axis)
     return out, (partial(_scatter_vjp, indices, False, axis), None)
 

@@ -5,9 +5,11 @@ Each optimizer updates ``p.data`` of its parameters in place from ``p.grad``
 state, so training resumes exactly where it stopped.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, DTypeError, ShapeError
 from .tensor import Tensor
 
 
@@ -29,6 +31,26 @@ def _check_params(who, params):
     if len({id(p) for p in params}) != len(params):
         raise ConfigError(f"{who}: a parameter appears more than once in the list")
     return params
+
+
+def _gradients(who, params):
+    """(index, parameter, gradient) of every parameter with a gradient, after checking that
+    each gradient is a float array of exactly its parameter's shape: so an update either
+    applies to every parameter or raises before changing any."""
+    out = []
+    for i, p in enumerate(params):
+        g = p.grad
+        if g is None:
+            continue
+        label = f"parameter {i}" + (f" '{p.name}'" if p.name else "")
+        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+            kind = g.dtype if isinstance(g, np.ndarray) else type(g).__name__
+            raise DTypeError(f"{who}: the gradient of {label} must be a float array, got {kind}")
+        if g.shape != p.shape:
+            raise ShapeError(f"{who}: the gradient of {label} has shape {g.shape}, the parameter "
+                             f"has {p.shape}")
+        out.append((i, p, g))
+    return out
 
 
 def _is_number(value):
@@ -63,10 +85,11 @@ class Optimizer:
             p.grad = None
 
     def step(self):
+        """One update of every parameter that has a gradient; all gradients are checked first."""
+        grads = _gradients(f"{type(self).__name__}.step", self.params)
         self.steps += 1
-        for p, state in zip(self.params, self.state):
-            if p.grad is not None:
-                self._update(p, p.grad, state)
+        for i, p, g in grads:
+            self._update(p, g, self.state[i])
 
     def _update(self, p, g, state):
         raise NotImplementedError
@@ -79,15 +102,33 @@ class Optimizer:
                 out[f"{i}.{key}"] = value.copy()
         return out
 
+    def expected_state(self):
+        """name -> (shape, dtype) of every entry ``state_dict`` may hold (for ``load_arrays``)."""
+        out = {"steps": ((), np.dtype(np.int64))}
+        for i, p in enumerate(self.params):
+            out.update({f"{i}.{key}": (p.shape, p.dtype) for key in self.state_keys})
+        return out
+
     def load_state_dict(self, d):
-        """Restore a state written by ``state_dict``; checks everything before changing anything."""
+        """Restore a state written by ``state_dict``; checks everything before changing anything.
+
+        Each parameter's state must be complete (every one of ``state_keys``) or absent (a
+        parameter that never had a gradient); anything else could not resume exactly.
+        """
         who = type(self).__name__
+        if not isinstance(d, Mapping):
+            raise CheckpointError(f"{who}.load_state_dict: state must be a dict (from "
+                                  f"state_dict()), got {type(d).__name__}")
+        if "steps" not in d:
+            raise CheckpointError(f"{who}.load_state_dict: missing 'steps'")
         new = [{} for _ in self.params]
         for key, value in d.items():
+            if not isinstance(key, str):
+                raise CheckpointError(f"{who}.load_state_dict: unexpected entry {key!r}")
             if key == "steps":
                 continue
             index, _, name = key.partition(".")
-            if (not index.isdigit() or int(index) >= len(self.params)
+            if (not index.isdigit() or not index.isascii() or int(index) >= len(self.params)
                     or name not in self.state_keys):
                 raise CheckpointError(f"{who}.load_state_dict: unexpected entry '{key}'")
             p = self.params[int(index)]
@@ -102,9 +143,15 @@ class Optimizer:
                 raise CheckpointError(f"{who}.load_state_dict: '{key}' has dtype {value.dtype}, "
                                       f"parameter {index} has {p.dtype}")
             new[int(index)][name] = value.copy()
-        if "steps" not in d:
-            raise CheckpointError(f"{who}.load_state_dict: missing 'steps'")
-        steps = np.asarray(d["steps"])
+        for i, state in enumerate(new):
+            if state and len(state) != len(self.state_keys):
+                lacking = [f"{i}.{k}" for k in self.state_keys if k not in state]
+                raise CheckpointError(f"{who}.load_state_dict: the state of parameter {i} is "
+                                      f"incomplete: missing {lacking}")
+        try:
+            steps = np.asarray(d["steps"])
+        except (ValueError, TypeError):
+            steps = np.asarray(None)
         if steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
             raise CheckpointError(f"{who}.load_state_dict: 'steps' must be a count (an integer "
                                   f">= 0), got {d['steps']!r}")
@@ -183,7 +230,7 @@ def clip_grad_norm(params, max_norm):
     """
     params = _check_params("clip_grad_norm", params)
     _check_positive("clip_grad_norm", "max_norm", max_norm)
-    grads = [p.grad for p in params if p.grad is not None]
+    grads = [g for _, _, g in _gradients("clip_grad_norm", params)]
     total = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
     if not np.isfinite(total):
         for g in grads:

@@ -434,10 +434,14 @@ def _seed(root, grad):
                                 f"output needs grad= of that shape")
         return np.ones_like(root.data)
     try:
-        g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+        g = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
     except (ValueError, TypeError) as e:
         raise DTypeError(f"backward: cannot use grad= of type {type(grad).__name__}: {e}") \
             from None
+    if g.dtype.kind not in "iuf":     # complex, text, objects, dates: never a real gradient
+        raise DTypeError(f"backward: grad= must be real numbers, got {type(grad).__name__} "
+                         f"of dtype {g.dtype}")
+    g = g.astype(root.dtype, copy=False)
     if g.shape != root.shape:
         raise ShapeError(f"backward: grad has shape {g.shape} but the output has shape {root.shape}")
     return g
@@ -602,7 +606,15 @@ def grad(output, inputs, grad=None, retain_graph=False):
     list of np.ndarray, one per input (zeros for an input the output does not depend on).
     """
     single = isinstance(inputs, Tensor)
-    inputs = [inputs] if single else list(inputs)
+    try:
+        inputs = [inputs] if single else list(inputs)
+    except TypeError:
+        raise DTypeError(f"grad: inputs must be a Tensor or a list of Tensors, got "
+                         f"{type(inputs).__name__}") from None
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise DTypeError(f"grad: inputs must be Tensors of the output's graph, got "
+                             f"{type(t).__name__} at position {i}")
     targets = {id(t): None for t in inputs}
     _backprop(output, grad, retain_graph, targets)
     out = [np.asarray(targets[id(t)]) if targets[id(t)] is not None else np.zeros_like(t.data)

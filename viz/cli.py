@@ -6,7 +6,10 @@ progress line, a checkpoint, the loss curve, samples and the gradient-flow
 view, and ``--resume``), and ``demo`` -- the main job -- checks gradients
 against finite differences, trains a character model on the bundled harbour
 text for about a minute (its last 10% held out: both losses are reported) and
-writes a summary page.  The tasks, their training loop and checkpoints live in
+writes a summary page.  Training writes its checkpoint every few seconds (or every
+``--checkpoint-every`` updates); Ctrl-C or SIGTERM finishes the update in progress,
+writes the checkpoint, prints how to resume and exits with 130 or 143, and
+``--resume`` then continues exactly.  The tasks, their training loop and checkpoints live in
 :mod:`rnn.tasks`; this module is the thin command line over them, the views and the
 page.  It lives in ``viz`` because it uses all three layers (tinygraph -> rnn -> viz).  A user's mistake (unknown model or
 task, unwritable ``--out``, bad checkpoint) is one line on stderr and exit
@@ -14,8 +17,11 @@ status 2, never a traceback.
 """
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -27,7 +33,7 @@ from . import plots
 from .figures import FIGURES, figure
 from .opgraph import gradient_norms, graph
 from .page import Page
-from .render import save
+from .render import OutputPathError, save
 from .views import folded, unrolled
 
 
@@ -83,6 +89,45 @@ class Progress:
         if self.tty and step == self.total:
             self.stream.write("\n")
         self.stream.flush()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Within the block SIGINT and SIGTERM only ask training to stop (after the update in
+    progress, with a checkpoint); yields the ``stop()`` callable for ``run_training``, which
+    returns the signal received, or None.  Outside the main thread nothing is installed."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in STOP_SIGNALS}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopped(e, args):
+    """The one line said when training stopped on a signal, and the exit status (128 + signal)."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")          # below the progress line rewritten in place
+    where = f"interrupted by {signal.Signals(e.reason).name} after update {e.step} of {e.steps}"
+    if e.step < e.steps:
+        resume = (f"resume with: tinygraph train --task chars --steps {e.steps} --out {args.out} "
+                  f"--resume {e.path}" if args.command == "demo" else
+                  f"resume with: tinygraph train --task {args.task} --steps {e.steps} --out "
+                  f"{args.out} --resume {e.path}")
+        print(f"tinygraph {args.command}: {where}; checkpoint written to {e.path}; {resume}",
+              file=sys.stderr)
+    else:
+        print(f"tinygraph {args.command}: {where} (training was complete); checkpoint written "
+              f"to {e.path}", file=sys.stderr)
+    return 128 + e.reason
 
 
 def _out_dir(path):
@@ -159,25 +204,34 @@ def write_loss_curve(losses, history, path, task, title):
     plots.loss_curve(steps, means, path, reference=task.reference, title=title, held_out=held)
 
 
+def _train(task, first, steps, losses, history, args, out, seed):
+    """run_training with checkpoints into ``out`` and SIGINT/SIGTERM turned into a clean stop."""
+    checkpoints = rnn.tasks.Checkpoints(os.path.join(out, f"{task.name}_checkpoint.npz"), seed,
+                                        args.checkpoint_every)
+    with _stop_on_signals() as stop:
+        history = rnn.tasks.run_training(task, first, steps, losses, Progress(steps), history,
+                                         checkpoints, stop)
+    return history, checkpoints.path
+
+
 def cmd_train(args):
     out = _out_dir(args.out)
     steps = args.steps or rnn.tasks.TASKS[args.task].default_steps
     if args.resume:
-        task, first, losses, seed = rnn.tasks.load_checkpoint(args.resume, args.task)
+        task, first, losses, seed, history = rnn.tasks.load_checkpoint(args.resume, args.task)
         if first >= steps:
             raise UsageError(f"--resume: the checkpoint is already at step {first}; "
                              f"ask for more --steps than that")
     else:
-        task, first, losses, seed = rnn.tasks.TASKS[args.task](args.seed), 0, [], args.seed
-    history = rnn.tasks.run_training(task, first, steps, losses, Progress(steps))
-    ckpt = os.path.join(out, f"{task.name}_checkpoint.npz")
-    rnn.tasks.save_checkpoint(ckpt, task, steps, losses, seed)
+        task, first, losses, seed, history = (rnn.tasks.TASKS[args.task](args.seed), 0, [],
+                                              args.seed, [])
+    history, ckpt = _train(task, first, steps, losses, history, args, out, seed)
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, f"Loss ({task.name})")
     probe_args, probe_kwargs = task.probe()
     write_model_views(task.model, out, task.name, probe_args, probe_kwargs)
     report = "\n\n".join(task.report(seed))
-    with open(os.path.join(out, "samples.txt"), "w", encoding="utf-8") as f:
-        f.write(report + "\n")
+    with tg.atomic_write(os.path.join(out, "samples.txt"), "train", OutputPathError) as f:
+        f.write((report + "\n").encode("utf-8"))
     _, train, held = history[-1]
     print(f"after {steps} updates: training loss {train:.4f} (mean of the last "
           f"{min(task.window, len(losses))} updates), held-out loss {held:.4f} {task.unit} "
@@ -215,10 +269,9 @@ def cmd_demo(args):
           f"for {steps:,} updates ...")
     start = time.perf_counter()
     losses = []
-    history = rnn.tasks.run_training(task, 0, steps, losses, Progress(steps))
+    history, _ = _train(task, 0, steps, losses, [], args, out, args.seed)
     seconds = time.perf_counter() - start
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, "Character model")
-    rnn.tasks.save_checkpoint(os.path.join(out, "chars_checkpoint.npz"), task, steps, losses, args.seed)
 
     print("drawing the trained model and the gradient flow ...")
     probe_args, probe_kwargs = task.probe()
@@ -277,9 +330,60 @@ def cmd_demo(args):
 
 # ------------------------------------------------------------------ entry point
 
+DRAW_MAX_STEPS = 100_000          # an unroll this long still builds and renders, summarised
+TRACE_BYTES_PER_STEP = 8_000      # peak memory of tracing one step of a `draw` model (measured)
+TRAIN_MAX_STEPS = 10_000_000
+LOSS_BYTES_PER_STEP = 40          # one loss: a Python float in the list, and 8 bytes in the checkpoint
+
+
+def _size(nbytes):
+    return next(f"{nbytes / 1000**k:,.1f} {unit}" for k, unit in ((4, "TB"), (3, "GB"), (2, "MB"),
+                                                                 (1, "kB"), (0, "bytes"))
+                if nbytes >= 1000**k or k == 0)
+
+
+def _whole(text, low, high):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    if high is not None and value > high:
+        raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {value:,}")
+    return value
+
+
+def _seed(text):
+    return _whole(text, 0, rnn.tasks.MAX_SEED)
+
+
+def _positive(text):
+    return _whole(text, 1, None)
+
+
+def _steps(most, bytes_per_step, what):
+    """An argparse type: a count of steps from 1 to ``most``, refused above with a memory estimate."""
+    def parse(text):
+        value = _whole(text, 1, None)
+        if value > most:
+            raise argparse.ArgumentTypeError(
+                f"{value:,} is more than the {most:,} allowed: {what} would need about "
+                f"{_size(value * bytes_per_step)} of memory ({bytes_per_step:,} bytes per step)")
+        return value
+    return parse
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _checkpoint_every(p):
+    p.add_argument("--checkpoint-every", type=_positive, metavar="N",
+                   help="write the checkpoint every N updates (default: every "
+                        f"{rnn.tasks.CHECKPOINT_SECONDS:g} seconds); always on Ctrl-C / SIGTERM "
+                        "and at the end")
 
 
 def build_parser():
@@ -292,37 +396,45 @@ def build_parser():
 
     p = sub.add_parser("draw", help="folded, unrolled and op-level views of one model")
     p.add_argument("--model", required=True, choices=sorted(MODELS))
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--steps", type=_steps(DRAW_MAX_STEPS, TRACE_BYTES_PER_STEP, "tracing"),
+                   default=3, help=f"time steps to unroll (at most {DRAW_MAX_STEPS:,})")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.set_defaults(run=cmd_draw)
 
     p = sub.add_parser("train", help="train a design on built-in data")
     p.add_argument("--task", required=True, choices=sorted(rnn.tasks.TASKS))
-    p.add_argument("--steps", type=int, help="number of updates (default: the task's own, "
+    p.add_argument("--steps", type=_steps(TRAIN_MAX_STEPS, LOSS_BYTES_PER_STEP, "the loss history"),
+                   help="number of updates (default: the task's own, "
                    + ", ".join(f"{name} {task.default_steps}" for name, task in rnn.tasks.TASKS.items()) + ")")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--resume", metavar="CHECKPOINT")
+    _checkpoint_every(p)
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("demo", help="the main job: train, check, draw, and write index.html")
     p.add_argument("--out", default="out")
-    p.add_argument("--steps", type=int, help=f"number of updates (default {rnn.tasks.CharTask.default_steps}, "
-                   "about a minute)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=_steps(TRAIN_MAX_STEPS, LOSS_BYTES_PER_STEP, "the loss history"),
+                   help=f"number of updates (default {rnn.tasks.CharTask.default_steps}, about a minute)")
+    p.add_argument("--seed", type=_seed, default=0)
+    _checkpoint_every(p)
     p.set_defaults(run=cmd_demo)
     return parser
 
 
 def main(argv=None):
-    """Run the command line; returns the exit status (0 on success, 2 on a user error)."""
+    """Run the command line; returns the exit status: 0 on success, 2 on a user error, and
+    130 / 143 when SIGINT / SIGTERM stopped it (training first writes its checkpoint)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "steps", 1) is not None and getattr(args, "steps", 1) < 1:
-        parser.error("--steps must be at least 1")
     try:
         args.run(args)
+    except rnn.tasks.TrainingStopped as e:
+        return _stopped(e, args)
+    except KeyboardInterrupt:
+        print(f"tinygraph {args.command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
     except (tg.TinygraphError, OSError) as e:
         print(f"tinygraph {args.command}: error: {e}", file=sys.stderr)
         return 2

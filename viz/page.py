@@ -6,6 +6,10 @@ with no server) and the text results (losses, gradient check, samples).
 import html
 import os
 
+from tinygraph.files import atomic_write
+
+from .render import OutputPathError
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
@@ -45,7 +49,7 @@ class Page:
         return [path for kind, _, _, items in self.sections if kind == "figures" for path, _ in items]
 
     def write(self, folder, name="index.html"):
-        """Write the page into ``folder`` and return its path."""
+        """Write the page into ``folder`` (atomically) and return its path."""
         missing = [p for p in self.links() if not os.path.isfile(os.path.join(folder, p))]
         if missing:
             raise FileNotFoundError(f"page: linked files are missing from {folder}: {missing}")
@@ -78,6 +82,6 @@ class Page:
                 out.append(f"<p>{esc(body)}</p>")
         out.append("</body></html>\n")
         path = os.path.join(folder, name)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("\n".join(out))
+        with atomic_write(path, "page", OutputPathError) as f:
+            f.write("\n".join(out).encode("utf-8"))
         return path

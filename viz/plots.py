@@ -7,6 +7,10 @@ import os
 
 import numpy as np
 
+from tinygraph.files import atomic_write
+
+from .render import OutputPathError
+
 MAX_BARS = 300   # a longer gradient-flow profile is drawn as one filled step outline
 
 
@@ -19,10 +23,11 @@ def _pyplot():
 
 
 def _finish(fig, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, format=os.path.splitext(path)[1][1:] or "svg", metadata={"Date": None})
-    _pyplot().close(fig)
+    try:
+        with atomic_write(path, "viz.plots", OutputPathError, make_folder=True) as f:
+            fig.savefig(f, format=os.path.splitext(path)[1][1:] or "svg", metadata={"Date": None})
+    finally:
+        _pyplot().close(fig)
     return path
 
 

@@ -12,6 +12,7 @@ available and rendering raises :class:`RenderError` saying how to get one.
 
 import html
 import os
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -19,10 +20,12 @@ import sysconfig
 import graphviz
 import graphviz.backend.dot_command
 
-from tinygraph.errors import TinygraphError
+from tinygraph.errors import TinygraphError, WriteError
+from tinygraph.files import atomic_write
 
 ENV_VAR = "TINYGRAPH_DOT"
 FORMATS = ("svg", "png")
+_PNG = b"\x89PNG\r\n\x1a\n"
 _INSTALL_HINT = ("install one with `pip install graphviz-pure` (no root needed), or set "
                  f"{ENV_VAR} to the path of a Graphviz `dot` program")
 
@@ -31,19 +34,19 @@ class RenderError(TinygraphError, RuntimeError):
     """Graphviz could not be found or could not render a diagram."""
 
 
-class OutputPathError(TinygraphError, OSError):
-    """A diagram could not be written to the path asked for."""
+class OutputPathError(WriteError):
+    """A diagram, plot or page could not be written to the path asked for."""
 
 
 def find_renderer():
     """Path of the Graphviz program to use, or None.
 
-    ``$TINYGRAPH_DOT`` if set, else ``graphviz-pure`` in the interpreter's
+    ``$TINYGRAPH_DOT`` if set (None unless it is an executable file), else ``graphviz-pure`` in the interpreter's
     scripts folder, else ``graphviz-pure`` or ``dot`` on PATH.
     """
     chosen = os.environ.get(ENV_VAR)
     if chosen:
-        return shutil.which(chosen) or (chosen if os.path.isfile(chosen) else None)
+        return shutil.which(chosen)
     beside = os.path.join(sysconfig.get_path("scripts"), "graphviz-pure")
     for candidate in (beside, beside + ".exe"):
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
@@ -62,7 +65,12 @@ def use_renderer():
     path = find_renderer()
     if path is None:
         wanted = os.environ.get(ENV_VAR)
-        where = f"{ENV_VAR}={wanted!r} is not an executable" if wanted else "no Graphviz renderer found"
+        if not wanted:
+            where = "no Graphviz renderer found"
+        elif os.path.isfile(wanted) or os.path.isfile(shutil.which(wanted, mode=os.F_OK) or ""):
+            where = f"{ENV_VAR}={wanted!r} is not executable (chmod +x it, or point at another dot)"
+        else:
+            where = f"{ENV_VAR}={wanted!r} does not exist"
         raise RenderError(f"viz: {where}; {_INSTALL_HINT}. The DOT text is still available "
                           "as digraph.source")
     graphviz.backend.dot_command.DOT_BINARY = path
@@ -73,21 +81,31 @@ def render(digraph, fmt="svg"):
     """Render ``digraph`` to bytes in ``fmt`` ("svg" or "png")."""
     if fmt not in FORMATS:
         raise RenderError(f"viz: unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
-    use_renderer()
+    program = use_renderer()
     try:
-        return digraph.pipe(format=fmt)
+        out = digraph.pipe(format=fmt)
     except graphviz.ExecutableNotFound as e:
         raise RenderError(f"viz: the renderer could not be run ({e}); {_INSTALL_HINT}") from None
     except (graphviz.CalledProcessError, subprocess.SubprocessError) as e:
         detail = getattr(e, "stderr", b"") or b""
         raise RenderError(f"viz: the renderer failed on this diagram: "
                           f"{detail.decode(errors='replace').strip() or e}") from None
+    except OSError as e:
+        raise RenderError(f"viz: the renderer {program!r} could not be run: "
+                          f"{e.strerror or e}; {_INSTALL_HINT}") from None
+    if not out.strip() or (fmt == "svg" and b"<svg" not in out) or (fmt == "png" and
+                                                                     not out.startswith(_PNG)):
+        raise RenderError(f"viz: the renderer {program!r} exited without error but wrote "
+                          f"{'no output' if not out.strip() else f'no {fmt.upper()} ({len(out)} bytes)'}; "
+                          f"is it a Graphviz dot? {_INSTALL_HINT}")
+    return out
 
 
 def save(digraph, path):
     """Write ``digraph`` to ``path``; the format is the suffix (.svg, .png or .dot/.gv for the source).
 
-    Parent folders are created.  Returns ``path``.
+    Parent folders are created; the file is written atomically (``tinygraph.atomic_write``), so
+    a failed write leaves what was there before.  Returns ``path``.
 
     Raises
     ------
@@ -104,19 +122,31 @@ def save(digraph, path):
     else:
         raise RenderError(f"viz.save: cannot tell the format of {str(path)!r}; "
                           "use a .svg, .png or .dot suffix")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-    except OSError as e:
-        raise OutputPathError(f"viz.save: cannot write {str(path)!r}: {e.strerror or e}") from None
+    with atomic_write(path, "viz.save", OutputPathError, make_folder=True) as f:
+        f.write(data)
     return path
 
 
+_VISIBLE = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _visible(char):
+    if char in _VISIBLE:
+        return _VISIBLE[char]
+    if 0xD800 <= ord(char) <= 0xDFFF:      # a lone surrogate: UTF-8 cannot hold it
+        return "\ufffd"
+    return f"\\x{ord(char):02x}"
+
+
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def html_text(text):
-    """``text`` escaped for an HTML-like label (``< > & "`` and ``'`` shown as text)."""
-    return html.escape(str(text), quote=True)
+    """``text`` escaped for an HTML-like label: ``< > & "`` and ``'`` shown as text, and what a
+    label cannot show drawn visibly instead of dropped or crashing the renderer: a newline as
+    ``\\n`` (also ``\\r``, ``\\t``), another control character as ``\\x01``, a lone
+    surrogate as U+FFFD."""
+    return html.escape(_INVISIBLE.sub(lambda m: _visible(m.group()), str(text)), quote=True)
 
 
 def sup_html(name, sup, point_size=10, below=None):

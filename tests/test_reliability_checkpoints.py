@@ -1,0 +1,272 @@
+"""Checkpoints survive any name and refuse any hostile file; every file is written atomically.
+
+The faults injected here are real: random byte corruptions and truncations of a checkpoint,
+``kill -9`` of a process in the middle of saving, a full disk (a file-size limit set on a
+child process), and several processes writing one file at once.
+"""
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+import viz
+
+ODD_NAMES = ["allow_pickle", "file", "a\nb", "s\ud800t", "", "manifest.json", "0.npy", "x/../y",
+             "nul\x00byte", "ключ", "steps"]
+
+
+def _arrays(seed=0, size=5):
+    rng = np.random.default_rng(seed)
+    return {name: rng.normal(size=(i + 1, size)) for i, name in enumerate(ODD_NAMES)}
+
+
+def _assert_same_arrays(a, b):
+    assert list(a) == list(b)
+    for name in a:
+        assert a[name].dtype == b[name].dtype, name
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_any_array_name_round_trips_exactly(tmp_path):
+    arrays = _arrays()
+    arrays["ints"] = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    arrays["fortran"] = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    arrays["flag"] = np.array(True)
+    tg.save_arrays(tmp_path / "odd.npz", arrays)
+    _assert_same_arrays(arrays, tg.load_arrays(tmp_path / "odd.npz"))
+
+
+def test_parameters_named_like_savez_flags_save_and_load(tmp_path):
+    params = [tg.Parameter(np.full(2, float(i)), name=n) for i, n in enumerate(["allow_pickle", "file"])]
+    cell = rnn.Recurrence(lambda h: (h * params[0] + params[1]).tanh(), params, n_state=2)
+    cell.save(tmp_path / "cell.npz")
+    for p in params:
+        p.data = np.zeros(2)
+    cell.load(tmp_path / "cell.npz")
+    assert [p.data.tolist() for p in params] == [[0.0, 0.0], [1.0, 1.0]]
+
+
+def test_meta_round_trips_as_json(tmp_path):
+    meta = {"task": "chars", "step": 12, "seed": 2**64, "nested": {"x": [1.5, None, "é"]}}
+    tg.save_arrays(tmp_path / "m.npz", {"a": np.ones(2)}, meta=meta)
+    assert tg.read_checkpoint(tmp_path / "m.npz").meta == meta
+    assert tg.read_meta(tmp_path / "m.npz") == meta
+
+
+def test_two_parameters_with_one_name_are_refused_and_nothing_is_written(tmp_path):
+    W1, W2 = tg.Parameter(np.ones(2), name="W"), tg.Parameter(np.ones(2), name="W")
+    cell = rnn.Recurrence(lambda h: (h * W1 * W2).tanh(), [W1, W2], n_state=2)
+    with pytest.raises(tg.CheckpointError, match="two parameters are named 'W'"):
+        cell.save(tmp_path / "cell.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_plain_npz_of_numbers_is_read(tmp_path):
+    np.savez(tmp_path / "plain.npz", U=np.ones((2, 3)), b=np.arange(3))
+    arrays = tg.load_arrays(tmp_path / "plain.npz")
+    assert sorted(arrays) == ["U", "b"] and arrays["b"].tolist() == [0, 1, 2]
+
+
+def _checkpoint_bytes(tmp_path):
+    model = rnn.ElmanRNN(5, 4, 3, seed=0)
+    model.save(tmp_path / "good.npz")
+    return model, (tmp_path / "good.npz").read_bytes()
+
+
+def test_random_corruptions_are_checkpoint_errors_or_load_the_exact_arrays(tmp_path):
+    model, good = _checkpoint_bytes(tmp_path)
+    rng = np.random.default_rng(15)
+    outcomes = {"refused": 0, "same": 0}
+    fresh = rnn.ElmanRNN(5, 4, 3, seed=1)
+    for _ in range(600):
+        data = bytearray(good)
+        for _ in range(rng.integers(1, 4)):
+            data[rng.integers(len(data))] = rng.integers(256)
+        (tmp_path / "bad.npz").write_bytes(bytes(data))
+        try:
+            fresh.load(tmp_path / "bad.npz")
+        except tg.CheckpointError as e:
+            assert "bad.npz" in str(e) and "allow_pickle" not in str(e)
+            outcomes["refused"] += 1
+            continue
+        for p, q in zip(model.parameters(), fresh.parameters()):   # a byte no reader uses
+            np.testing.assert_array_equal(p.data, q.data)
+        outcomes["same"] += 1
+    assert outcomes["refused"] > 400
+
+
+def test_every_truncation_is_a_checkpoint_error(tmp_path):
+    model, good = _checkpoint_bytes(tmp_path)
+    for n in range(0, len(good), 3):
+        (tmp_path / "cut.npz").write_bytes(good[:n])
+        with pytest.raises(tg.CheckpointError, match="cut.npz"):
+            model.load(tmp_path / "cut.npz")
+
+
+def _zip_of_text(path):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("readme.txt", "hello")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("content", [b"not a zip at all", b"\x93NUMPY\x01\x00garbage", b"",
+                                     _zip_of_text], ids=["text", "npy", "empty", "zip_of_text"])
+def test_no_error_advises_loading_with_allow_pickle(tmp_path, content):
+    (tmp_path / "x.npz").write_bytes(content if isinstance(content, bytes) else content(tmp_path / "z"))
+    with pytest.raises(tg.CheckpointError) as info:
+        tg.load_arrays(tmp_path / "x.npz")
+    assert "allow_pickle" not in str(info.value) and "x.npz" in str(info.value)
+
+
+def test_load_reads_at_most_max_bytes(tmp_path):
+    tg.save_arrays(tmp_path / "big.npz", {"a": np.ones(1000)})
+    with pytest.raises(tg.CheckpointError, match="more than the 4,000 bytes"):
+        tg.load_arrays(tmp_path / "big.npz", max_bytes=4000)
+    assert tg.load_arrays(tmp_path / "big.npz", max_bytes=8000)["a"].shape == (1000,)
+
+
+# ------------------------------------------------------------------ atomic writes
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o600, 0o640])
+def test_replacing_a_file_keeps_its_permissions(tmp_path, mode):
+    path = tmp_path / "net.npz"
+    rnn.ElmanRNN(3, 2, 3).save(path)
+    path.chmod(mode)
+    rnn.ElmanRNN(3, 2, 3, seed=1).save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_a_new_file_gets_the_permissions_open_would_give(tmp_path):
+    (tmp_path / "plain.txt").write_text("x")
+    viz.save(viz.figure("10.3"), tmp_path / "fig.dot")
+    rnn.ElmanRNN(3, 2, 3).save(tmp_path / "net.npz")
+    want = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert stat.S_IMODE((tmp_path / "fig.dot").stat().st_mode) == want
+    assert stat.S_IMODE((tmp_path / "net.npz").stat().st_mode) == want
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_orphaned_temp_files_of_a_dead_process_are_removed_on_the_next_save(tmp_path):
+    dead = tmp_path / f".net.npz.{_dead_pid()}.0123456789ab.tmp"
+    live = tmp_path / f".net.npz.{os.getpid()}.0123456789ab.tmp"     # a write in progress
+    other = tmp_path / f".other.npz.{_dead_pid()}.0123456789ab.tmp"   # another target's
+    for path in (dead, live, other):
+        path.write_bytes(b"half a checkpoint")
+    rnn.ElmanRNN(3, 2, 3).save(tmp_path / "net.npz")
+    assert sorted(os.listdir(tmp_path)) == sorted(["net.npz", live.name, other.name])
+
+
+def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    rnn.ElmanRNN(3, 2, 3).save(tmp_path / "net.npz")
+    assert events == ["fsync file", "rename", "fsync folder"]
+
+
+def _child(code, *args, limit=None):
+    """A python child running ``code`` (with the project importable), optionally under a
+    file-size limit of ``limit`` bytes: writing past it fails with EFBIG, as on a full disk."""
+    prelude = ""
+    if limit is not None:
+        prelude = (f"import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+                   f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n")
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code), *map(str, args)],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("target", ["net.npz", "fig.svg", "loss.svg", "index.html"])
+def test_a_full_disk_leaves_the_old_file_whole_and_no_temporary(tmp_path, target):
+    path = tmp_path / target
+    path.write_bytes(b"the good old file")
+    out = _child("""
+        import sys, numpy as np, rnn, tinygraph as tg, viz
+        from viz import page, plots
+        path, name = sys.argv[1], sys.argv[2]
+        try:
+            if name == "net.npz":
+                rnn.ElmanRNN(200, 200, 200).save(path)
+            elif name == "fig.svg":
+                viz.save(viz.unrolled(rnn.ElmanRNN(4, 3, 4), steps=8), path)
+            elif name == "loss.svg":
+                plots.loss_curve(np.arange(500), np.random.default_rng(0).random(500), path)
+            else:
+                p = page.Page("t")
+                p.text("x", "y" * 200_000)
+                p.write(sys.argv[3])
+        except tg.WriteError as e:
+            print("refused:", e)
+    """, path, target, tmp_path, limit=4096)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("refused:") and "File too large" in out.stdout
+    assert path.read_bytes() == b"the good old file"
+    assert os.listdir(tmp_path) == [target]
+
+
+def test_kill_9_while_saving_never_leaves_a_broken_checkpoint(tmp_path):
+    path = tmp_path / "net.npz"
+    code = """
+        import sys, rnn
+        seed = 0
+        while True:
+            seed += 1
+            rnn.ElmanRNN(300, 300, 300, seed=seed).save(sys.argv[1])
+            if seed == 1:
+                print("saving", flush=True)
+    """
+    rng = np.random.default_rng(9)
+    for kill in range(3):
+        child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(path)],
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline() == "saving\n"
+        time.sleep(rng.random() * 0.2)          # somewhere inside one of the next saves
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        rnn.ElmanRNN(300, 300, 300).load(path)  # whole: one of the saved models
+    rnn.ElmanRNN(300, 300, 300).save(path)      # the next save removes the killed ones' temps
+    assert os.listdir(tmp_path) == ["net.npz"]
+
+
+def test_concurrent_writers_of_one_file_leave_it_whole(tmp_path):
+    path = tmp_path / "net.npz"
+    code = """
+        import sys, rnn
+        for seed in range(15):
+            rnn.ElmanRNN(100, 100, 100, seed=int(sys.argv[2]) * 100 + seed).save(sys.argv[1])
+    """
+    writers = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(path), str(k)])
+               for k in range(4)]
+    reads = 0
+    while any(w.poll() is None for w in writers):
+        if path.exists():
+            rnn.ElmanRNN(100, 100, 100).load(path)       # never half of one and half of another
+            reads += 1
+    assert all(w.returncode == 0 for w in writers) and reads > 0
+    rnn.ElmanRNN(100, 100, 100).load(path)
+    assert os.listdir(tmp_path) == ["net.npz"]

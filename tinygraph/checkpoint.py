@@ -1,0 +1,265 @@
+"""The checkpoint file format: numeric arrays under any names, plus a little JSON metadata.
+
+A checkpoint is a zip archive (as numpy's ``.npz``) written member by member with
+``zipfile`` and ``np.lib.format.write_array``, never through ``np.savez``'s keyword
+arguments, so a name may be anything (``allow_pickle``, ``file``, a newline, a lone
+surrogate): the array of the i-th name is the member ``i.npy`` and the names, in order,
+are in the member ``manifest.json`` with the metadata.  Only numeric arrays (bool,
+integer, float, complex) are written, never objects, so nothing is ever unpickled.
+
+Reading trusts nothing in the file.  Every member's npy header is checked before its
+data is read: a numeric dtype and a shape that matches what the caller expects (or at
+least fits in ``max_bytes``), and no member is inflated past the size its header
+claims, so a zip bomb or a header claiming 10**12 entries costs nothing.  Every
+problem (not a zip, truncated, corrupt, encrypted or unsupported compression, an
+oversize claim, a bad manifest) is a :class:`CheckpointError` naming the file and the
+entry.  Plain ``.npz`` files of numeric arrays (no manifest) are read the same way.
+"""
+
+import json
+import math
+import os
+import struct
+import tokenize
+import zipfile
+import zlib
+
+import numpy as np
+
+from .errors import CheckpointError, CheckpointNotFoundError, CheckpointWriteError
+from .files import atomic_write
+
+FORMAT = "tinygraph-checkpoint"
+VERSION = 1
+MANIFEST = "manifest.json"
+MAX_BYTES = 1 << 30            # the default bound on the data one load may read
+MAX_MANIFEST_BYTES = 16 << 20
+NUMERIC_KINDS = "biufc"
+_READ_CHUNK = 1 << 22
+
+# what a corrupt or hostile archive makes zipfile, zlib and numpy's header parser raise
+_BAD_FILE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
+             NotImplementedError, RuntimeError, struct.error, OverflowError, SyntaxError,
+             UnicodeDecodeError, tokenize.TokenError)
+
+
+def _numeric(name, value, who):
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{who}: entry {name!r} is not an array ({e})") from None
+    if arr.dtype.kind not in NUMERIC_KINDS or arr.dtype.fields is not None:
+        raise CheckpointError(f"{who}: entry {name!r} has dtype {arr.dtype}; a checkpoint holds "
+                              "only numeric arrays (put text and other metadata in meta=)")
+    return arr
+
+
+def save_arrays(path, arrays, meta=None):
+    """Write a dict of numeric arrays (any names) and JSON ``meta`` to ``path``, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    arrays : dict name (str) -> array_like of numbers
+    meta : dict of JSON values (numbers, text, lists, dicts), optional
+
+    Raises
+    ------
+    CheckpointError
+        A name that is not a string, a non-numeric array, or meta that JSON cannot hold;
+        checked before anything is written.
+    CheckpointWriteError
+        The file cannot be written; an existing file at ``path`` is left as it was.
+    """
+    path = os.fspath(path)
+    who = "save"
+    names = list(arrays)
+    for name in names:
+        if not isinstance(name, str):
+            raise CheckpointError(f"{who}: array names must be strings, got {name!r}")
+    checked = [_numeric(name, arrays[name], who) for name in names]
+    try:
+        manifest = json.dumps({"format": FORMAT, "version": VERSION, "names": names,
+                               "meta": {} if meta is None else meta})
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{who}: meta must hold only JSON values (numbers, text, lists, "
+                              f"dicts): {e}") from None
+    with atomic_write(path, who, CheckpointWriteError) as f:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            zf.writestr(MANIFEST, manifest)
+            for i, arr in enumerate(checked):
+                with zf.open(f"{i}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, arr, allow_pickle=False)
+
+
+class Checkpoint:
+    """What :func:`read_checkpoint` returns: ``arrays`` (dict name -> array) and ``meta`` (dict)."""
+
+    def __init__(self, arrays, meta):
+        self.arrays = arrays
+        self.meta = meta
+
+
+def load_arrays(path, expect=None, max_bytes=MAX_BYTES):
+    """The arrays of a checkpoint as a dict name -> np.ndarray (see :func:`read_checkpoint`)."""
+    return read_checkpoint(path, expect, max_bytes).arrays
+
+
+def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES):
+    """Read a checkpoint written by :func:`save_arrays`, checking everything it claims.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    expect : dict name -> (shape, dtype), optional
+        What the caller can use.  An entry not named here is refused, and an entry's
+        header must give exactly this dtype and shape (a ``None`` in the shape allows
+        any length there), before its data is read.
+    max_bytes : int, the most array data one load reads (and allocates)
+
+    Returns
+    -------
+    Checkpoint with ``arrays`` and ``meta``.
+
+    Raises
+    ------
+    CheckpointNotFoundError
+        No file at ``path``.
+    CheckpointError
+        Anything wrong with the file, naming the file and the entry.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError(f"load: no checkpoint file at '{path}'")
+    entry = None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = _members(zf)
+            entry = MANIFEST
+            names, meta = _manifest(zf, members)
+            extra = [] if expect is None else sorted(n for n in names if n not in expect)
+            if extra:
+                entry = extra[0]
+                raise _Refused(f"unexpected {extra} (not among the {len(expect)} entries wanted)")
+            arrays, budget = {}, max_bytes
+            for name, member in names.items():
+                entry = name
+                arr = _read_member(zf, members[member], None if expect is None else expect[name],
+                                   budget)
+                budget -= arr.nbytes
+                arrays[name] = arr
+    except _Refused as e:
+        where = "" if entry is None else f", entry {entry!r}"
+        raise CheckpointError(f"load: '{path}' is not a readable checkpoint{where}: {e}") from None
+    except _BAD_FILE as e:
+        where = "" if entry is None else f", entry {entry!r}"
+        raise CheckpointError(f"load: '{path}' is not a readable checkpoint{where}: "
+                              f"{type(e).__name__}: {e}") from None
+    return Checkpoint(arrays, meta)
+
+
+def read_meta(path):
+    """The metadata of a checkpoint (its manifest only: no array is read)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError(f"load: no checkpoint file at '{path}'")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _manifest(zf, _members(zf))[1]
+    except _Refused as e:
+        raise CheckpointError(f"load: '{path}' is not a readable checkpoint: {e}") from None
+    except _BAD_FILE as e:
+        raise CheckpointError(f"load: '{path}' is not a readable checkpoint: "
+                              f"{type(e).__name__}: {e}") from None
+
+
+class _Refused(Exception):
+    """A reason to refuse the file, found by our own checks."""
+
+
+def _members(zf):
+    infos = zf.infolist()
+    seen = {}
+    for info in infos:
+        if info.filename in seen:
+            raise _Refused(f"the archive holds {info.filename!r} twice")
+        if info.flag_bits & 0x1:
+            raise _Refused(f"member {info.filename!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _Refused(f"member {info.filename!r} uses an unsupported compression "
+                           f"(method {info.compress_type}); only stored or deflated members")
+        seen[info.filename] = info
+    return seen
+
+
+def _manifest(zf, members):
+    """(name -> member, meta), from manifest.json, or from the member names of a plain npz."""
+    if MANIFEST not in members:
+        names = {m[:-4]: m for m in members if m.endswith(".npy")}
+        if len(names) != len(members):
+            raise _Refused("not a checkpoint: it has members other than .npy arrays and no "
+                           "manifest.json")
+        return names, {}
+    info = members[MANIFEST]
+    with zf.open(info) as f:
+        raw = f.read(MAX_MANIFEST_BYTES + 1)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise _Refused(f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+    manifest = json.loads(raw.decode("utf-8"))
+    if (not isinstance(manifest, dict) or manifest.get("format") != FORMAT
+            or not isinstance(manifest.get("names"), list)
+            or not all(isinstance(n, str) for n in manifest["names"])
+            or not isinstance(manifest.get("meta", {}), dict)):
+        raise _Refused(f"the manifest is not a {FORMAT} manifest")
+    if manifest.get("version") != VERSION:
+        raise _Refused(f"format version {manifest.get('version')!r}; this tinygraph reads "
+                       f"version {VERSION}")
+    names = manifest["names"]
+    if len(set(names)) != len(names):
+        raise _Refused("the manifest names an array twice")
+    wanted = {f"{i}.npy" for i in range(len(names))} | {MANIFEST}
+    if set(members) != wanted:
+        raise _Refused(f"the members {sorted(set(members) ^ wanted)} do not match the manifest")
+    return {name: f"{i}.npy" for i, name in enumerate(names)}, manifest.get("meta", {})
+
+
+def _read_member(zf, info, expected, budget):
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise _Refused(f"npy format version {version} is not supported")
+        if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.hasobject:
+            raise _Refused(f"dtype {dtype} is not a numeric dtype (objects are never loaded)")
+        if not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise _Refused(f"the header claims an invalid shape {shape}")
+        if expected is not None:
+            _check_expected(shape, dtype, *expected)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > budget:
+            raise _Refused(f"the header claims shape {shape} of {dtype} ({nbytes:,} bytes), more "
+                           f"than the {budget:,} bytes this load may read")
+        arr = np.empty(math.prod(shape), dtype)
+        buf = arr.view(np.uint8)
+        done = 0
+        while done < nbytes:
+            got = f.readinto(buf[done:done + _READ_CHUNK])
+            if not got:
+                raise _Refused(f"the data ends after {done:,} of {nbytes:,} bytes")
+            done += got
+        if f.read(1):
+            raise _Refused("there is more data than its header claims")
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def _check_expected(shape, dtype, want_shape, want_dtype):
+    want_dtype = np.dtype(want_dtype)
+    if dtype != want_dtype:
+        raise _Refused(f"it has dtype {dtype}, expected {want_dtype}")
+    want_shape = tuple(want_shape)
+    if len(shape) != len(want_shape) or any(w is not None and w != n
+                                            for n, w in zip(shape, want_shape)):
+        raise _Refused(f"it has shape {shape}, expected {want_shape}")

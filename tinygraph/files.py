@@ -1,0 +1,105 @@
+"""Atomic file writes: the one way tinygraph, rnn and viz write a file.
+
+:func:`atomic_write` hands out a temporary file in the target's folder and, when the
+``with`` block succeeds, fsyncs it, renames it over the target and fsyncs the folder,
+so a reader (or a crash, a full disk, ``kill -9``, a second writer) only ever sees the
+old file whole or the new file whole.  A file that is replaced keeps its permission
+bits; a new one gets the usual ``0666 & ~umask``.  Temporary files of our own naming
+(``.<name>.<pid>.<token>.tmp``) left behind by a process that no longer runs are
+removed the next time the same target is written.
+"""
+
+import contextlib
+import os
+import re
+import secrets
+import stat
+
+from .errors import WriteError
+
+
+def _temp_name(base):
+    return f".{base}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+
+
+def _orphans(folder, base):
+    """Temporary files of ours for ``base`` whose writing process is gone."""
+    pattern = re.compile(rf"\.{re.escape(base)}\.(\d+)\.[0-9a-f]+\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return [name for name in names
+            if (m := pattern.fullmatch(name)) and not _process_alive(int(m.group(1)))]
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:        # exists, but belongs to someone else
+        return True
+    return True
+
+
+def _fsync_folder(folder):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path, who="write", error=WriteError, make_folder=False):
+    """Write ``path`` atomically: ``with atomic_write(path) as f: f.write(data)``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, the file to create or replace
+    who : str, names the caller in error messages (e.g. "viz.save")
+    error : the exception class raised (with the path and the reason) when an OSError
+        stops the write; the target is then left as it was
+    make_folder : bool, create missing parent folders first
+
+    Yields
+    ------
+    a binary file object open for writing.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    tmp = None
+    try:
+        if make_folder:
+            os.makedirs(folder, exist_ok=True)
+        if os.path.isdir(path):
+            raise IsADirectoryError(21, "Is a directory")
+        for name in _orphans(folder, base):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
+        while tmp is None:
+            candidate = os.path.join(folder, _temp_name(base))
+            try:
+                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                continue
+            tmp = candidate
+        with os.fdopen(fd, "wb") as f:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(fd, stat.S_IMODE(os.stat(path).st_mode))
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_folder(folder)
+    except OSError as e:
+        raise error(f"{who}: cannot write {path!r}: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
