@@ -64,10 +64,10 @@ class CharTask:
             self.state = None
         sl = slice(i * self.chunk, (i + 1) * self.chunk)
         self.trainer.optimizer.lr = self.learning_rate(k)
-        run = self.model.run_for_loss(self.xs[sl], self.ys[sl], h0=self.state)
-        self.trainer.update(run.loss)
-        self.state = run.last.detach()
-        return run.loss.item() / self.chunk
+        loss, _, carried = self.trainer.chunk(self.xs[sl], self.ys[sl],
+                                              {} if self.state is None else {"h0": self.state})
+        self.state = carried["h0"]
+        return loss / self.chunk
 
     def held_out_loss(self):
         """Loss per character on the held-out end of the text."""
@@ -135,10 +135,9 @@ class YearTask(_NoExtraState):
         cols = np.arange(start, start + self.batch) % n
         mask = self.data.mask[:, cols]
         steps = int(mask.sum(axis=0).max())
-        loss = self.model.loss(self.data.xs[:steps, cols], self.data.labels[cols],
-                               mask=mask[:steps])
-        self.trainer.update(loss)
-        return loss.item()
+        loss, _ = self.trainer.step(self.data.xs[:steps, cols], self.data.labels[cols],
+                                    mask=mask[:steps])
+        return loss
 
     def held_out_loss(self):
         """Mean loss per sentence on sentences never trained on."""
@@ -178,9 +177,8 @@ class CopyTask(_NoExtraState):
 
     def step(self, k):
         xs, ys = datasets.copy_task(self.batch, seed=self.seed * 100_003 + k, **self.shape)
-        loss = self.model.loss(xs, ys)
-        self.trainer.update(loss)
-        return loss.item() / len(xs)
+        loss, _ = self.trainer.step(xs, ys)
+        return loss / len(xs)
 
     def held_out_loss(self):
         """Loss per step on a fixed batch of 256 sequences never trained on."""

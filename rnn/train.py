@@ -59,7 +59,22 @@ class Trainer:
         """
         with collector_paused():     # the graph lives and dies inside: the collector never scans it
             loss = self.model.run_for_loss(*args, **kwargs).loss
-            return loss.item(), self.update(loss)
+            value, norm = loss.item(), self.update(loss)
+            del loss
+        return value, norm
+
+    def chunk(self, xs, ys, carried):
+        """One update of truncated BPTT: the loss of one chunk that starts from ``carried``
+        (keyword arguments of ``run``, e.g. ``{"h0": h}``), back-propagated within the chunk.
+
+        Returns (loss, grad_norm, carried for the next chunk: ``model.carry`` of this run).
+        """
+        with collector_paused():     # the chunk's graph lives and dies inside
+            run = self.model.run_for_loss(xs, ys, **carried)
+            carried = self.model.carry(run)
+            value, norm = run.loss.item(), self.update(run.loss)
+            del run
+        return value, norm, carried
 
     def fit(self, batches, on_step=None):
         """Run :meth:`step` on every item of ``batches`` (each a tuple of args or a dict of kwargs).
@@ -151,25 +166,22 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     -------
     (losses, h) : the mean loss per time step of every chunk, and the detached last state.
     """
-    state = h0
     losses = []
-    runs = chunked_runs(trainer.model, xs, ys, chunk, {} if h0 is None else {"h0": h0},
-                        "truncated_bptt")
-    for run, length in runs:
-        norm = trainer.update(run.loss)
-        state = detach_state(run.last)
-        losses.append(run.loss.item() / length)
+    carried = {} if h0 is None else {"h0": h0}
+    for x, y in chunks(xs, ys, chunk, "truncated_bptt"):
+        loss, norm, carried = trainer.chunk(x, y, carried)
+        losses.append(loss / len(x))
         if on_step is not None:
             on_step(trainer.steps, losses[-1], norm)
-    return losses, state
+    # the last state: what the next chunk would start from (a design without state parts
+    # carries only its fed-back output)
+    return losses, carried.get("h0", carried.get("y0", h0))
 
 
-def chunked_runs(model, xs, ys, chunk, carried, who):
-    """``model.run_for_loss`` over consecutive chunks of ``chunk`` steps, each chunk starting
-    from what the previous one ended with (``model.carry``): yields (run, its length).
+def chunks(xs, ys, chunk, who):
+    """Consecutive chunks of ``chunk`` steps of a long sequence: a list of (xs part, ys part).
 
-    ``carried`` is the first chunk's keyword arguments (e.g. ``{"h0": h0}``); ``who`` names
-    the caller in errors.  Checks everything before the first run.
+    ``who`` names the caller in errors; everything is checked before the first chunk runs.
     """
     chunk = checks.positive_int(chunk, who, "chunk")
     xs = checks.as_array(xs, who, "xs")
@@ -180,10 +192,7 @@ def chunked_runs(model, xs, ys, chunk, carried, who):
                                 f"single value")
     if len(xs) != len(ys):
         raise tg.ShapeError(f"{who}: xs has {len(xs)} steps but ys has {len(ys)}")
-    for start in range(0, len(xs), chunk):
-        run = model.run_for_loss(xs[start:start + chunk], ys[start:start + chunk], **carried)
-        yield run, len(xs[start:start + chunk])
-        carried = model.carry(run)     # the state (and fed-back output) the next chunk reads
+    return [(xs[start:start + chunk], ys[start:start + chunk]) for start in range(0, len(xs), chunk)]
 
 
 def stream_loss(model, xs, ys, chunk=1000):
@@ -194,11 +203,13 @@ def stream_loss(model, xs, ys, chunk=1000):
     ``model.loss(xs, ys).item() / len(xs)`` of one unroll over the whole sequence, in memory that
     does not grow with its length: the held-out loss of a language model, for example.
     """
-    total, steps = 0.0, 0
+    total, steps, carried = 0.0, 0, {}
     with tg.no_grad():
-        for run, length in chunked_runs(model, xs, ys, chunk, {}, "stream_loss"):
+        for x, y in chunks(xs, ys, chunk, "stream_loss"):
+            run = model.run_for_loss(x, y, **carried)
+            carried = model.carry(run)     # the state (and fed-back output) the next chunk reads
             total += run.loss.item()
-            steps += length
+            steps += len(x)
     if steps == 0:
         raise tg.ShapeError("stream_loss: the sequence is empty")
     return total / steps
