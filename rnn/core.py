@@ -227,6 +227,15 @@ class Transposes:
             made[name] = transposed(getattr(self.__dict__["_model"], name))
         return made[name]
 
+    def biased(self, name, bias):
+        """``W.T + b`` for the weight ``name`` and the bias Parameter ``bias``, made once per unroll:
+        the rows that ``take`` picks for one-hot inputs (U x + b in one gather)."""
+        made = self.__dict__["_made"]
+        key = (name, id(bias))
+        if key not in made:
+            made[key] = getattr(self, name) + bias
+        return made[key]
+
 
 def init_weight(rng, shape, fan_in, dtype, name):
     """A weight ~ N(0, 1/fan_in) as a Parameter."""

@@ -94,8 +94,9 @@ class Design(Cell):
     def _affine(self, v, weight, bias):
         """``weight`` times v plus ``bias``; for ids one ``take`` of the biased columns, so that
         over all steps at once no (T, B, H) array is added twice."""
-        wt = getattr(self.T, weight)
-        return tg.take(wt + bias, v, axis=0) if v.dtype.kind in "iu" else v @ wt + bias
+        if v.dtype.kind in "iu":
+            return tg.take(self.T.biased(weight, bias), v, axis=0)
+        return v @ getattr(self.T, weight) + bias
 
     def input_map(self, inputs):
         """u = U x(t) + b."""
