@@ -14,20 +14,19 @@ from .render import OutputPathError
 MAX_BARS = 300   # a longer gradient-flow profile is drawn as one filled step outline
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.hashsalt"] = "tinygraph"   # the same SVG on every run
-    from matplotlib import pyplot
-    return pyplot
+def new_figure(figsize=(6, 3.5)):
+    """A matplotlib Figure and its axes, made without pyplot: no backend is switched and no
+    global figure registry or rcParams is touched (the library leaves the process as it found it)."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def _finish(fig, path):
-    try:
+    import matplotlib
+    with matplotlib.rc_context({"svg.hashsalt": "tinygraph"}):   # the same SVG on every run
         with atomic_write(path, "viz.plots", OutputPathError, make_folder=True) as f:
             fig.savefig(f, format=os.path.splitext(path)[1][1:] or "svg", metadata={"Date": None})
-    finally:
-        _pyplot().close(fig)
     return path
 
 
@@ -42,8 +41,7 @@ def loss_curve(steps, losses, path, reference=None, title="Training loss", held_
     held_out : (steps, losses), optional
         A loss measured now and then on held-out data: a second line, with markers.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = new_figure()
     ax.plot(steps, losses, color="#1f77b4", linewidth=1.2,
             label="loss" if held_out is None else "training loss")
     if held_out is not None:
@@ -68,10 +66,9 @@ def gradient_flow(norms, path, title="Gradient flow: ‖∂L/∂h(t)‖ per time
     ----------
     norms : sequence of float, indexed by t = 1..τ
     """
-    plt = _pyplot()
     norms = np.asarray(norms, dtype=float)
     t = np.arange(1, len(norms) + 1)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = new_figure()
     heights = np.where(norms > 0, norms, np.nan)
     if len(norms) <= MAX_BARS:
         ax.bar(t, heights, color="#d62728", width=0.8)
