@@ -6,13 +6,14 @@ A recurrence is written once, as the book's step function; the shared
 """
 
 from . import datasets, tasks, train
-from .core import Cell, Recurrence, RecurrentModel, Unrolled, unroll
+from .core import Cell, Chain, Recurrence, RecurrentModel, Unrolled, unroll
 from .datasets import Vocab, pad_sequences
-from .models import (ConditionalRNN, ElmanRNN, JordanRNN, Sampler, SequenceToOne,
-                     VectorToSequence)
+from .models import (GRU, LSTM, BidirectionalRNN, ConditionalRNN, ElmanRNN, EncoderDecoder,
+                     JordanRNN, Sampler, SequenceToOne, VectorToSequence)
 from .train import Trainer, stream_loss, train_char_model, truncated_bptt
 
-__all__ = ["Cell", "ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
-           "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets",
+__all__ = ["BidirectionalRNN", "Cell", "Chain", "ConditionalRNN", "ElmanRNN", "EncoderDecoder", "GRU",
+           "JordanRNN", "LSTM", "Recurrence", "RecurrentModel", "Sampler", "SequenceToOne",
+           "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets",
            "pad_sequences", "stream_loss", "tasks", "train", "train_char_model", "truncated_bptt",
            "unroll"]

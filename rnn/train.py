@@ -108,6 +108,9 @@ def chunked_runs(model, xs, ys, chunk, carried, who):
     the caller in errors.  Checks everything before the first run.
     """
     chunk = checks.positive_int(chunk, who, "chunk")
+    if not getattr(model, "causal", True):
+        raise tg.ConfigError(f"{who}: {model.name} is not causal (each output reads the whole "
+                             "sequence), so it cannot be read in chunks")
     xs = np.asarray(xs)
     ys = np.asarray(ys)
     if len(xs) != len(ys):
