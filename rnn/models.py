@@ -244,6 +244,12 @@ class ElmanRNN(CausalSequenceDesign):
 CANDIDATES = ("tanh", "sigmoid")
 
 
+def _check_bias(value, who, what):
+    if (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+            or not np.isfinite(value)):
+        raise tg.ConfigError(f"{who}: {what} must be a finite number, got {value!r}")
+
+
 def _candidate(candidate, who):
     if candidate not in CANDIDATES:
         raise tg.ConfigError(f"{who}: candidate must be one of {CANDIDATES}, got {candidate!r}")
@@ -262,21 +268,24 @@ class LSTM(CausalSequenceDesign):
 
     U* are (H, n_in), W* (H, H), b* (H,).  ``candidate="sigmoid"`` makes the input unit the
     book's printed sigmoid instead of tanh (PyTorch's convention).  The forget-gate bias bf
-    starts at 1 (section 10.10.1: it helps), every other bias at 0.  h0 is a dict of the parts
-    ``{"s": ..., "h": ...}`` (a missing part is zeros).
+    starts at ``forget_bias`` (1: section 10.10.1 says it helps; a long delay wants more, so
+    that sigmoid(bf) ** delay does not vanish), every other bias at 0.  h0 is a dict of the
+    parts ``{"s": ..., "h": ...}`` (a missing part is zeros).
     """
 
     name = "lstm"
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh"):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh",
+                 forget_bias=1.0):
         self.candidate = _candidate(candidate, "LSTM")
+        _check_bias(forget_bias, "LSTM", "forget_bias")
         shapes = {}
         for k in ("f", "g", "o", ""):
             shapes.update({f"U{k}": ("n_hidden", "n_in"), f"W{k}": ("n_hidden", "n_hidden"),
                            f"b{k}": ("n_hidden",)})
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
                    **shapes, V=("n_out", "n_hidden"), c=("n_out",))
-        self.bf.data += 1.0
+        self.bf.data += forget_bias
         self.parts = {"s": self.n_hidden, "h": self.n_hidden}
 
     def input_map(self, inputs):
@@ -302,19 +311,24 @@ class GRU(CausalSequenceDesign):
     o(t) = c + V h(t), L(t) = CE(o(t), y(t)).
 
     U* are (H, n_in), W* (H, H), b* (H,).  ``candidate="sigmoid"`` is the book's printed
-    sigmoid in place of tanh (Cho et al. and PyTorch use tanh).
+    sigmoid in place of tanh (Cho et al. and PyTorch use tanh).  The update-gate bias bu
+    starts at ``update_bias`` (0; a long delay wants more: u -> 1 copies the state), every
+    other bias at 0.
     """
 
     name = "gru"
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh"):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh",
+                 update_bias=0.0):
         self.candidate = _candidate(candidate, "GRU")
+        _check_bias(update_bias, "GRU", "update_bias")
         shapes = {}
         for k in ("u", "r", ""):
             shapes.update({f"U{k}": ("n_hidden", "n_in"), f"W{k}": ("n_hidden", "n_hidden"),
                            f"b{k}": ("n_hidden",)})
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
                    **shapes, V=("n_out", "n_hidden"), c=("n_out",))
+        self.bu.data += update_bias
         self.parts = {"h": self.n_hidden}
 
     def input_map(self, inputs):

@@ -369,3 +369,13 @@ def test_each_design_trains_saves_and_loads(cls, tmp_path):
     fresh = cls(N_IN, H, N_OUT, seed=36)
     fresh.load(tmp_path / "m.npz")
     assert fresh.loss(*args).item() == pytest.approx(m.loss(*args).item(), rel=1e-12)
+
+
+def test_gate_biases_start_where_asked_and_bad_values_are_refused():
+    np.testing.assert_array_equal(rnn.LSTM(N_IN, H, N_OUT, forget_bias=3.0).bf.data, np.full(H, 3.0))
+    np.testing.assert_array_equal(rnn.GRU(N_IN, H, N_OUT, update_bias=2.0).bu.data, np.full(H, 2.0))
+    np.testing.assert_array_equal(rnn.GRU(N_IN, H, N_OUT).bu.data, np.zeros(H))
+    with pytest.raises(tg.ConfigError, match="forget_bias must be a finite number"):
+        rnn.LSTM(N_IN, H, N_OUT, forget_bias=float("nan"))
+    with pytest.raises(tg.ConfigError, match="update_bias must be a finite number"):
+        rnn.GRU(N_IN, H, N_OUT, update_bias="3")
