@@ -415,10 +415,10 @@ class Cell(RecurrentModel):
             named.update(new)
             y = None
             if self.has_readout and (self.outputs == "all" or t == steps):
-                last_only = self.outputs != "all"
-                named.update(output_and_loss(self.readout, new, ys if last_only else
-                                             None if ys is None else ys[t - 1],
-                                             None if last_only else k, batch))
+                every = self.outputs == "all"
+                target = ys[t - 1] if every and ys is not None else ys
+                named.update(output_and_loss(self.readout, new, target, k if every else None,
+                                             batch))
                 y = named.get("y")
             if free is not None:
                 nxt = free[1](named["o"])
