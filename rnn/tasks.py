@@ -162,38 +162,52 @@ def matched_elman_hidden(n_params, n_in, n_out):
                key=lambda h: abs(h * h + k * h + n_out - n_params))
 
 
-class CopyTask(Task):
+class DrawnTask(Task):
+    """A task whose batches are drawn afresh for every update from ``data(batch, seed)``
+    (``shape`` its keyword arguments), measured on one held-out batch of 256 never trained on."""
+
+    unit = "nats/step"
+    data = None
+
+    def _train(self, model, seed, batch, lr):
+        self.model, self.seed, self.batch = model, seed, batch
+        self.trainer = Trainer(model, lr=lr, clip=1.0)
+        self.held = self.data(256, seed=2**40 + seed, **self.shape)
+
+    def step(self, k):
+        """Update number ``k`` (0-based) on a fresh batch; returns the loss per step."""
+        xs, ys = self.data(self.batch, seed=self.seed * 100_003 + k, **self.shape)
+        loss = self.model.loss(xs, ys)
+        self.trainer.update(loss)
+        return loss.item() / len(ys)
+
+    def held_out_loss(self):
+        """Loss per step on the held-out batch."""
+        xs, ys = self.held
+        with tg.no_grad():
+            return self.model.loss(xs, ys).item() / len(ys)
+
+    def probe(self):
+        return self.data(1, seed=1, **self.shape), {}
+
+
+class CopyTask(DrawnTask):
     """A long-memory task: a sequence design (ElmanRNN by default) copies ``length`` symbols
     back after a delay of ``delay`` steps."""
 
     name = "copy"
-    unit = "nats/step"
     default_steps = 3000
+    data = staticmethod(datasets.copy_task)
 
     def __init__(self, seed, hidden=64, batch=32, lr=5e-3, length=3, delay=10, n_symbols=8,
                  design="elman", options=None):
-        self.seed = seed
-        self.batch, self.window = batch, 50
+        self.window = 50
         self.shape = {"length": length, "delay": delay, "n_symbols": n_symbols}
-        self.model = SEQUENCE_DESIGNS[design](n_symbols + 2, hidden, n_symbols + 2, seed=seed,
-                                              **(options or {}))
-        self.trainer = Trainer(self.model, lr=lr, clip=1.0)
-        self.held = datasets.copy_task(256, seed=2**40 + seed, **self.shape)
+        self._train(SEQUENCE_DESIGNS[design](n_symbols + 2, hidden, n_symbols + 2, seed=seed,
+                                             **(options or {})), seed, batch, lr)
         steps = 2 * length + delay
         self.reference = (f"no memory: ln({n_symbols}) x {length} / {steps} per step",
                           float(np.log(n_symbols) * length / steps))
-
-    def step(self, k):
-        xs, ys = datasets.copy_task(self.batch, seed=self.seed * 100_003 + k, **self.shape)
-        loss = self.model.loss(xs, ys)
-        self.trainer.update(loss)
-        return loss.item() / len(xs)
-
-    def held_out_loss(self):
-        """Loss per step on a fixed batch of 256 sequences never trained on."""
-        xs, ys = self.held
-        with tg.no_grad():
-            return self.model.loss(xs, ys).item() / len(xs)
 
     def recall(self):
         """The fraction of held-out symbols written back correctly (chance: 1 / n_symbols)."""
@@ -208,10 +222,6 @@ class CopyTask(Task):
                 f"{self.shape['delay']} steps: {self.recall():.1%} of "
                 f"{self.shape['length']} x {len(ys[0])} held-out symbols "
                 f"(chance {1 / self.shape['n_symbols']:.1%})"]
-
-    def probe(self):
-        xs, ys = datasets.copy_task(1, seed=1, **self.shape)
-        return (xs, ys), {}
 
 
 LONG_COPY = {"length": 1, "delay": 80, "n_symbols": 2}
@@ -254,37 +264,25 @@ class LongCopyElman(LongCopyTask):
     name, design = "long_copy_elman", "elman"
 
 
-class LookaheadTask(Task):
+class LookaheadTask(DrawnTask):
     """Name the next symbol (``datasets.lookahead_task``): BidirectionalRNN reads the future,
     the forward-only ElmanRNN with as many parameters cannot (``forward=True``)."""
 
     name = "lookahead"
-    unit = "nats/step"
     default_steps = 300
     forward = False
+    data = staticmethod(datasets.lookahead_task)
 
     def __init__(self, seed, hidden=12, batch=32, lr=2e-2, length=10, n_symbols=4):
-        self.seed, self.batch, self.window = seed, batch, 20
+        self.window = 20
         self.shape = {"length": length, "n_symbols": n_symbols}
-        self.model = BidirectionalRNN(n_symbols, hidden, n_symbols + 1, seed=seed)
+        model = BidirectionalRNN(n_symbols, hidden, n_symbols + 1, seed=seed)
         if self.forward:
-            hidden = matched_elman_hidden(n_parameters(self.model), n_symbols, n_symbols + 1)
-            self.model = ElmanRNN(n_symbols, hidden, n_symbols + 1, seed=seed)
-        self.trainer = Trainer(self.model, lr=lr, clip=1.0)
-        self.held = datasets.lookahead_task(256, seed=2**40 + seed, **self.shape)
+            hidden = matched_elman_hidden(n_parameters(model), n_symbols, n_symbols + 1)
+            model = ElmanRNN(n_symbols, hidden, n_symbols + 1, seed=seed)
+        self._train(model, seed, batch, lr)
         self.reference = (f"a guess: ln({n_symbols}) x {length - 1} / {length} per step",
                           float(np.log(n_symbols) * (length - 1) / length))
-
-    def step(self, k):
-        xs, ys = datasets.lookahead_task(self.batch, seed=self.seed * 100_003 + k, **self.shape)
-        loss = self.model.loss(xs, ys)
-        self.trainer.update(loss)
-        return loss.item() / len(xs)
-
-    def held_out_loss(self):
-        xs, ys = self.held
-        with tg.no_grad():
-            return self.model.loss(xs, ys).item() / len(xs)
 
     def accuracy(self):
         """The fraction of held-out steps whose next symbol is named (chance 1 / n_symbols)."""
@@ -296,41 +294,25 @@ class LookaheadTask(Task):
                 f"the next symbol at {self.accuracy():.1%} of the held-out steps (chance "
                 f"{1 / self.shape['n_symbols']:.1%})"]
 
-    def probe(self):
-        return datasets.lookahead_task(1, seed=1, **self.shape), {}
-
 
 class LookaheadForward(LookaheadTask):
     name, forward = "lookahead_forward", True
 
 
-class ReverseTask(Task):
+class ReverseTask(DrawnTask):
     """EncoderDecoder reverses ``length`` symbols and writes an end symbol: n_y = n_x + 1
     (``datasets.reverse_task``), judged on greedy decoding of held-out sequences."""
 
     name = "reverse"
-    unit = "nats/step"
     default_steps = 600
+    data = staticmethod(datasets.reverse_task)
 
     def __init__(self, seed, hidden=32, batch=32, lr=2e-2, length=5, n_symbols=6):
-        self.seed, self.batch, self.window = seed, batch, 20
+        self.window = 20
         self.shape = {"length": length, "n_symbols": n_symbols}
-        self.model = EncoderDecoder(n_symbols, hidden, n_symbols + 1, seed=seed)
-        self.trainer = Trainer(self.model, lr=lr, clip=1.0)
-        self.held = datasets.reverse_task(256, seed=2**40 + seed, **self.shape)
+        self._train(EncoderDecoder(n_symbols, hidden, n_symbols + 1, seed=seed), seed, batch, lr)
         self.reference = (f"a guess: ln({n_symbols}) x {length} / {length + 1} per step",
                           float(np.log(n_symbols) * length / (length + 1)))
-
-    def step(self, k):
-        xs, ys = datasets.reverse_task(self.batch, seed=self.seed * 100_003 + k, **self.shape)
-        loss = self.model.loss(xs, ys)
-        self.trainer.update(loss)
-        return loss.item() / len(ys)
-
-    def held_out_loss(self):
-        xs, ys = self.held
-        with tg.no_grad():
-            return self.model.loss(xs, ys).item() / len(ys)
 
     def accuracy(self):
         """(symbols, whole sequences) of the held-out set decoded right, greedily."""
@@ -344,9 +326,6 @@ class ReverseTask(Task):
                 f"held-out sequences of {self.shape['length']} symbols: {symbols:.1%} of the "
                 f"{self.shape['length'] + 1} output symbols and {sequences:.1%} of the whole "
                 f"sequences right (chance per symbol {1 / self.shape['n_symbols']:.1%})"]
-
-    def probe(self):
-        return datasets.reverse_task(1, seed=1, **self.shape), {}
 
 
 TASKS = {task.name: task for task in (
