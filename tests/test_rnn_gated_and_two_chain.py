@@ -20,19 +20,13 @@ def _arrays(model):
     return {k: v.data for k, v in model.named_parameters()}
 
 
-def _worst(loss, model, expected_loss, expected_grads):
-    """Relative errors of the loss and of the worst gradient entry against the oracle."""
-    names, params = zip(*model.named_parameters())
-    grads = tg.grad(loss, list(params))
-    assert set(expected_grads) >= set(names)
-    worst = max(float(np.max(np.abs(g - expected_grads[n])) / np.max(np.abs(expected_grads[n])))
-                for n, g in zip(names, grads))
-    return abs(loss.item() - expected_loss) / expected_loss, worst
-
-
 def _assert_exact(loss, model, expected):
-    loss_err, grad_err = _worst(loss, model, *expected)
-    assert loss_err < 1e-12 and grad_err < 1e-9, (loss_err, grad_err)
+    """The loss to 1e-12 and every gradient entry to 1e-9 relative of the oracle's."""
+    expected_loss, expected_grads = expected
+    assert loss.item() == pytest.approx(expected_loss, rel=1e-12)
+    names, params = zip(*model.named_parameters())
+    for name, g in zip(names, tg.grad(loss, list(params))):
+        np.testing.assert_allclose(g, expected_grads[name], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
 def _ids(steps, batch, n, seed):
