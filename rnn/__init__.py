@@ -6,14 +6,15 @@ A recurrence is written once, as the book's step function; the shared
 """
 
 from . import datasets, tasks, train
-from .core import Cell, Recurrence, RecurrentModel, Unrolled, unroll
+from .core import Cell, Chain, Recurrence, RecurrentModel, Unrolled, unroll
 from .datasets import Vocab, pad_sequences
-from .models import (ConditionalRNN, ElmanRNN, JordanRNN, Sampler, SequenceToOne,
-                     VectorToSequence)
+from .models import (GRU, LSTM, BidirectionalRNN, ConditionalRNN, ElmanRNN, EncoderDecoder,
+                     JordanRNN, Sampler, SequenceToOne, VectorToSequence)
 from .train import (Trainer, load_training, save_training, stream_loss, train_char_model,
                     truncated_bptt)
 
-__all__ = ["Cell", "ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
-           "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets",
-           "load_training", "pad_sequences", "save_training", "stream_loss", "tasks", "train",
-           "train_char_model", "truncated_bptt", "unroll"]
+__all__ = ["BidirectionalRNN", "Cell", "Chain", "ConditionalRNN", "ElmanRNN", "EncoderDecoder",
+           "GRU", "JordanRNN", "LSTM", "Recurrence", "RecurrentModel", "Sampler", "SequenceToOne",
+           "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets", "load_training",
+           "pad_sequences", "save_training", "stream_loss", "tasks", "train", "train_char_model",
+           "truncated_bptt", "unroll"]

@@ -85,8 +85,9 @@ class Unrolled:
                 f"loss={loss})")
 
 
-def unroll(step, carry, steps):
-    """Run ``step`` for t = 1..steps, each call under ``tg.scope(f"t={t}")``.
+def unroll(step, carry, steps, reverse=False):
+    """Run ``step`` for t = 1..steps (t = steps..1 with ``reverse``), each call under
+    ``tg.scope(f"t={t}")``: a chain run backward in time still names its real time steps.
 
     Parameters
     ----------
@@ -96,21 +97,27 @@ def unroll(step, carry, steps):
     carry : anything
         What step t hands to step t+1 (the state h(t-1), or a previous output).
     steps : int
+    reverse : bool
+        Run from the last step to the first (the backward chain g(t) of figure 10.11).
 
     Returns
     -------
-    (carry, history) : the carry after the last step, and a dict name -> list of the
-    named Tensors in time order (each Tensor's ``.name`` set to its key).
+    (carry, history) : the carry after the last step run, and a dict name -> list of the
+    named Tensors in time order t = 1..steps, whichever way they were run (each Tensor's
+    ``.name`` set to its key).
     """
     history = {}
     with collector_paused():
-        for t in range(1, steps + 1):
+        for t in (range(steps, 0, -1) if reverse else range(1, steps + 1)):
             with tg.scope(f"t={t}"):
                 carry, named = step(t, carry)
             for key, node in named.items():
                 if node is not None:
                     node.name = key
                     history.setdefault(key, []).append(node)
+    if reverse:
+        for nodes in history.values():
+            nodes.reverse()
     return carry, history
 
 
@@ -172,6 +179,16 @@ def step_loss(o, y, keep, batch):
     if rows.size == 0:
         return None
     return tg.cross_entropy(o[rows], y[rows]) * (rows.size / batch)
+
+
+def output_and_loss(readout, state, y, keep, batch):
+    """One step's output o(t) = readout(state) and, given the target ids y, the leaf y(t) and
+    the loss L(t) (see :func:`step_loss`): a dict of named nodes."""
+    named = {"o": readout(state)}
+    if y is not None:
+        named["y"] = tg.Tensor(y)
+        named["L"] = step_loss(named["o"], named["y"], keep, batch or 1)
+    return named
 
 
 def rows_loss(o, ys, keep, batch):
@@ -254,6 +271,7 @@ class RecurrentModel(tg.Module):
 
     name = "rnn"
     edge_label = None
+    causal = True      # o(t) reads x(1..t) only, so a long sequence may be read in chunks
 
     def trace(self, steps=3):
         """Roots of a small, fully named unroll of ``steps`` steps on dummy inputs (batch 1).
@@ -266,6 +284,30 @@ class RecurrentModel(tg.Module):
 
     def _trace_roots(self, steps):
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def transposes(self):
+        """``self.T`` (:class:`Transposes` of this model's weights) inside the block, in this
+        thread; a nested use (the chains of one model's run) shares the outer one.  The table
+        lives per thread, so one model unrolls in two threads at once."""
+        made = _transposes()
+        if id(self) in made:
+            yield made[id(self)]
+            return
+        made[id(self)] = Transposes(self)
+        try:
+            yield made[id(self)]
+        finally:
+            del made[id(self)]
+
+    @property
+    def T(self):
+        """``self.T.W`` is W transposed, made once per unroll (only inside ``transposes()``)."""
+        made = _transposes().get(id(self))
+        if made is None:
+            raise tg.ConfigError(f"{self.name}: self.T (the transposed weights) exists only "
+                                 "inside an unroll of this model")
+        return made
 
     def carry(self, run):
         """What the next chunk of truncated BPTT starts from, as keyword arguments of ``run``:
@@ -343,13 +385,19 @@ class Cell(RecurrentModel):
         return params[0].dtype if params else np.dtype(np.float64)
 
     # ---------------------------------------------------------------- the two forms
+    @property
+    def owner(self):
+        """The model whose parameters (``owner.T``) the cell's functions read: itself."""
+        return self
+
     def unroll(self, seq, steps, state0=None, ys=None, keep=None, batch=None, static=None,
-               y0=None, free=None, per_step=True, y0_name="y"):
+               y0=None, free=None, per_step=True, y0_name="y", reverse=False):
         """Run the cell over ``steps`` time steps (arguments already checked).
 
         Parameters
         ----------
-        seq : dict name -> array or Tensor (T, ...), the inputs read at every step
+        seq : dict name -> array or Tensor (T, ...), the inputs read at every step (or, per
+            step, a list of T Tensors used as they are: one leaf read by several chains)
         state0 : dict part -> array or Tensor, the state before step 1
         ys : int array (T,) / (T, B) (or () / (B,) with ``outputs = "last"``), optional
         keep : bool (T, B) mask or None; batch : B or None (unbatched)
@@ -358,39 +406,30 @@ class Cell(RecurrentModel):
         free : (input name, fn) or None: that input of step t+1 is ``fn(o(t))`` (running free,
             sampling); without it the feedback input is the previous target (teacher forcing)
         per_step : bool, see the module docstring (inside ``tg.detect_anomaly`` always True)
+        reverse : bool
+            Run backward in time, t = T..1, each step still in the scope of its real step t
+            (state0 is the state after step T; ``parts`` and ``last`` are in time order and
+            at t = 1).  Only for a cell without feedback and with an output at every step.
         """
-        per_step = (per_step or free is not None or ys is None or not self.batch_readout
-                    or tg.is_anomaly_enabled())
-        with tg.scope(self.name), collector_paused():
-            made = _transposes()
-            outer = made.get(id(self))
-            made[id(self)] = Transposes(self)
-            try:
-                statics = {k: _leaf(v, k) for k, v in (static or {}).items()}
-                state = {k: _broadcast(initial(v, k), batch, k) for k, v in (state0 or {}).items()}
-                state = self.initial_state(state, statics)
-                prev = None if self.feedback is None else initial(y0, y0_name)
-                if per_step:
-                    return self._per_step(seq, steps, statics, state, prev, ys, keep, batch, free)
-                return self._batched(seq, steps, statics, state, prev, ys, keep, batch)
-            finally:
-                if outer is None:
-                    del made[id(self)]
-                else:
-                    made[id(self)] = outer
+        if reverse and (self.feedback is not None or free is not None or self.outputs != "all"):
+            raise tg.ConfigError(f"{self.name}: a cell run backward in time takes no feedback "
+                                 "and has an output at every step")
+        per_step = (per_step or free is not None or (ys is None and self.has_readout)
+                    or not self.batch_readout or tg.is_anomaly_enabled())
+        with tg.scope(self.name), collector_paused(), self.owner.transposes():
+            statics = {k: _leaf(v, k) for k, v in (static or {}).items()}
+            state = {k: _broadcast(initial(v, k), batch, k) for k, v in (state0 or {}).items()}
+            state = self.initial_state(state, statics)
+            prev = None if self.feedback is None else initial(y0, y0_name)
+            if per_step:
+                return self._per_step(seq, steps, statics, state, prev, ys, keep, batch, free,
+                                      reverse)
+            return self._batched(seq, steps, statics, state, prev, ys, keep, batch, reverse)
 
-    @property
-    def T(self):
-        """``self.T.W`` is W transposed, made once per unroll (only inside an unroll of this cell)."""
-        made = _transposes().get(id(self))
-        if made is None:
-            raise tg.ConfigError(f"{self.name}: self.T (the transposed weights) exists only "
-                                 "inside an unroll of this cell")
-        return made
-
-    def _per_step(self, seq, steps, statics, state0, prev0, ys, keep, batch, free):
+    def _per_step(self, seq, steps, statics, state0, prev0, ys, keep, batch, free, reverse):
         names = list(self.parts)
         fed = free[0] if free else None
+        first = steps if reverse else 1
 
         def one_step(t, carry):
             state, prev = carry
@@ -400,17 +439,18 @@ class Cell(RecurrentModel):
                 inputs[name] = prev if name == fed and t > 1 else _leaf(values, name, t - 1)
             if self.feedback is not None:
                 inputs[self.feedback] = prev
-            new = self._step(state, self.input_map(inputs), t, inputs)
+            new = self._step(state, self.input_map(inputs), t, inputs, t == first)
             for name in names:
                 new[name] = carry_masked(new[name], state[name], k)
             named = {name: inputs[name] for name in seq}
             named.update(new)
             y = None
             if self.has_readout and (self.outputs == "all" or t == steps):
-                o = named["o"] = self.readout(new)
-                if ys is not None:
-                    y = named["y"] = tg.Tensor(ys[t - 1] if self.outputs == "all" else ys)
-                    named["L"] = step_loss(o, y, k if self.outputs == "all" else None, batch or 1)
+                every = self.outputs == "all"
+                target = ys[t - 1] if every and ys is not None else ys
+                named.update(output_and_loss(self.readout, new, target, k if every else None,
+                                             batch))
+                y = named.get("y")
             if free is not None:
                 nxt = free[1](named["o"])
                 prev = nxt if isinstance(nxt, tg.Tensor) else tg.Tensor(nxt)
@@ -418,17 +458,17 @@ class Cell(RecurrentModel):
                 prev = y
             return ({n: new[n] for n in names}, prev), named
 
-        (last, prev), history = unroll(one_step, (state0, prev0), steps)
+        (last, prev), history = unroll(one_step, (state0, prev0), steps, reverse)
         return self._result(history, last, prev)
 
-    def _batched(self, seq, steps, statics, state, prev, ys, keep, batch):
+    def _batched(self, seq, steps, statics, state, prev, ys, keep, batch, reverse):
         names = list(self.parts)
         all_steps = {name: _leaf(values, name) for name, values in seq.items()}
         if self.feedback is None:
             blocks = [(self.input_map({**statics, **all_steps}), ys, True)]
         else:   # teacher forcing: y(t-1) is known; y(0) = y0 may differ in kind from the ids
-            first = {name: v[0] for name, v in all_steps.items()}
-            blocks = [(self.input_map({**statics, **first, self.feedback: prev}), ys[:1], False)]
+            step1 = {name: v[0] for name, v in all_steps.items()}
+            blocks = [(self.input_map({**statics, **step1, self.feedback: prev}), ys[:1], False)]
             if steps > 1:
                 rest = {name: v[1:] for name, v in all_steps.items()}
                 rest[self.feedback] = tg.Tensor(ys[:-1], name="y")
@@ -436,7 +476,7 @@ class Cell(RecurrentModel):
         if not names:    # nothing is carried: the steps decouple, no loop at all
             loss = None
             for u, targets, over_time in blocks:
-                out = self._step({}, u, None, None)
+                out = self._step({}, u, None, None, False)
                 lead = int(over_time) + int(batch is not None)
                 o = self.readout({k: v.reshape((-1,) + v.shape[lead:]) for k, v in out.items()})
                 term = rows_loss(o, targets.reshape(-1), None, batch or 1)
@@ -451,11 +491,12 @@ class Cell(RecurrentModel):
 
         only = names[0] if len(names) == 1 else None
         step = self.step
+        first = steps if reverse else 1
 
         def one_step(t, state):
             u = u_at(t)
-            if t == 1:
-                new = self._step(state, u, t, None)
+            if t == first:
+                new = self._step(state, u, t, None, True)
             else:   # the same shapes as step 1: only the recurrence itself
                 new = step(state, u)
                 if type(new) is not dict:
@@ -468,19 +509,26 @@ class Cell(RecurrentModel):
                 new = {only: new[only]}
             return new, new
 
-        last, history = unroll(one_step, state, steps)
+        last, history = unroll(one_step, state, steps, reverse)
+        if not self.has_readout:
+            return self._result(history, last, None)
         if self.outputs == "last":
             with tg.scope(f"t={steps}"):
                 loss = tg.cross_entropy(self.readout(last), tg.Tensor(ys, name="y"))
         else:
-            stacked = {n: tg.stack(history[n]) for n in names}
-            rows = {n: s.reshape((-1,) + s.shape[2:]) if batch else s for n, s in stacked.items()}
-            o = self.readout(rows)
-            self._check_classes(o, ys, keep)
-            loss = rows_loss(o, ys.reshape(-1), None if keep is None else keep.reshape(-1),
-                             batch or 1)
+            loss = self.batched_loss(history, ys, keep, batch)
         feedback = None if self.feedback is None else tg.Tensor(ys[-1])
         return self._result(history, last, feedback, loss)
+
+    def batched_loss(self, history, ys, keep, batch, readout=None):
+        """The loss of every step at once: ``readout`` (default the cell's) applied to the
+        rows of the stacked state parts of ``history`` (name -> list of T Tensors)."""
+        stacked = {n: tg.stack(v) for n, v in history.items()}
+        rows = {n: s.reshape((-1,) + s.shape[2:]) if batch else s for n, s in stacked.items()}
+        o = (readout or self.readout)(rows)
+        self._check_classes(o, ys, keep)
+        return rows_loss(o, ys.reshape(-1), None if keep is None else keep.reshape(-1),
+                         batch or 1)
 
     def _check_classes(self, o, ys, keep):
         """Targets of all steps against the number of classes the readout gave, with the step
@@ -505,7 +553,7 @@ class Cell(RecurrentModel):
         return Unrolled(history, names, last_state, loss=loss, feedback=feedback, single=single)
 
     # ---------------------------------------------------------------- one step, checked
-    def _step(self, state, u, t, inputs):
+    def _step(self, state, u, t, inputs, first):
         new = self.step(state, u)
         if not isinstance(new, dict):
             new = self._as_parts(new, t)
@@ -522,7 +570,7 @@ class Cell(RecurrentModel):
                 raise tg.ShapeError(f"{self.name}: at t={t} the step function returned '{name}' "
                                     f"of shape {value.shape}; the state part has shape "
                                     f"{state[name].shape}")
-        if inputs is not None and t == 1:
+        if inputs is not None and first:
             self._check_names(new, state, inputs)
         return new
 
@@ -553,9 +601,67 @@ class Cell(RecurrentModel):
             stack.extend(node.parents)
 
 
+class Chain(Cell):
+    """One recurrent chain of a model made of several (figures 10.11 and 10.12).
+
+    The chain is a cell over its owner's parameters: its functions (usually the owner's
+    methods) read the weights through ``owner.T``, and the owner runs its chains inside one
+    ``owner.transposes()`` block, so each weight is transposed once per run.  It is made
+    afresh for every run and is not an attribute of the owner (the owner's parameters stay
+    the owner's, under their own names).
+
+    Parameters
+    ----------
+    owner : Cell, the model
+    parts : dict name -> size, the chain's state
+    step, input_map, readout, initial_state : functions as the Cell methods of those names
+        (``input_map`` default: x(t) itself; no ``readout``: the chain has no output)
+    name : str, the scope of the chain's unroll (default the owner's, so that its nodes are in
+        the scopes "owner/t=K" of the real time steps)
+    feedback : str or None, as :attr:`Cell.feedback`
+    """
+
+    def __init__(self, owner, parts, step, input_map=None, readout=None, initial_state=None,
+                 name=None, feedback=None):
+        self._owner = owner
+        self.parts = dict(parts)
+        self.name = owner.name if name is None else name
+        self.feedback = feedback
+        self.step = step
+        self.input_map = input_map or (lambda inputs: inputs.get("x"))
+        self.readout = readout
+        self.initial_state = initial_state or (lambda state, statics: state)
+        self.state_is_dict = True
+
+    @property
+    def owner(self):
+        return self._owner
+
+    @property
+    def has_readout(self):
+        return self.readout is not None
+
+    @property
+    def dtype(self):
+        return self._owner.dtype
+
+
+def step_leaves(values, name, steps):
+    """The input of every step t = 1..steps as its own node named ``name`` in scope ``t=K``
+    (see :func:`_leaf`): a list that several chains of one model read as one leaf per step."""
+    leaves = []
+    for t in range(1, steps + 1):
+        with tg.scope(f"t={t}"):
+            leaves.append(_leaf(values, name, t - 1))
+    return leaves
+
+
 def _leaf(values, name, t=None):
     """Input ``values`` (or its step ``t``) as a node named ``name``: a new leaf for an array; for a
-    Tensor, an index (or view) of it, so the gradient reaches the caller's tensor."""
+    Tensor, an index (or view) of it, so the gradient reaches the caller's tensor; from a list of
+    per-step Tensors, step ``t`` as it is."""
+    if isinstance(values, list):
+        return values[t]
     if isinstance(values, tg.Tensor):
         node = values[t] if t is not None else values.reshape(values.shape)
         return node.named(name)

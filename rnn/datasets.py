@@ -10,6 +10,10 @@
   wherever it stands.  Labels are the year's class.
 - :func:`copy_task`: a long-memory task: remember a few symbols across a delay and
   write them back after a "go" marker.
+- :func:`lookahead_task`: name the symbol that comes next, a task that needs the future
+  (section 10.3's bidirectional RNN).
+- :func:`reverse_task`: read a sequence, write it reversed and an end symbol: an output of
+  another length than the input (section 10.4's encoder-decoder).
 - :func:`stream_batches` and :func:`pad_sequences` lay sequences out as (T, B) arrays.
 """
 
@@ -254,3 +258,40 @@ def copy_task(batch, length=5, delay=10, n_symbols=8, seed=0):
     xs[length + delay - 1] = go
     ys[length + delay:] = symbols
     return xs, ys
+
+
+def _symbols(batch, length, n_symbols, seed, who):
+    if min(batch, length, n_symbols) < 1:
+        raise ConfigError(f"{who}: batch, length and n_symbols must be positive")
+    return np.random.default_rng(seed).integers(n_symbols, size=(length, batch))
+
+
+def lookahead_task(batch, length=10, shift=1, n_symbols=4, seed=0):
+    """Name the symbol ``shift`` steps ahead: y(t) = x(t + shift).
+
+    A causal model has not read x(t + shift) when it must name it, so it can only guess
+    (1 / n_symbols); a bidirectional one reads it.  The last ``shift`` steps have nothing
+    ahead: their target is the end id ``n_symbols`` (targets have n_symbols + 1 classes).
+
+    Returns
+    -------
+    xs, ys : int64 (length, batch)
+    """
+    if not 1 <= shift < length:
+        raise ConfigError(f"lookahead_task: shift must be in [1, length), got {shift}")
+    xs = _symbols(batch, length, n_symbols, seed, "lookahead_task")
+    ys = np.full((length, batch), n_symbols, dtype=np.int64)
+    ys[:length - shift] = xs[shift:]
+    return xs, ys
+
+
+def reverse_task(batch, length=5, n_symbols=6, seed=0):
+    """Read ``length`` symbols, write them in reverse order and then the end id ``n_symbols``.
+
+    Returns
+    -------
+    xs : int64 (length, batch);  ys : int64 (length + 1, batch), n_symbols + 1 classes
+    """
+    xs = _symbols(batch, length, n_symbols, seed, "reverse_task")
+    end = np.full((1, batch), n_symbols, dtype=np.int64)
+    return xs, np.concatenate([xs[::-1], end])

@@ -18,7 +18,7 @@ import numpy as np
 import tinygraph as tg
 
 from . import checks
-from .core import Cell, init_bias, init_weight
+from .core import Cell, Chain, init_bias, init_weight, output_and_loss, step_leaves, unroll
 
 class Sampler:
     """Picks y(t) from o(t): greedy (temperature 0) or a softmax sample at ``temperature``.
@@ -129,29 +129,31 @@ def _sampled(sampler):
     return lambda o: tg.Tensor(sampler(o.data))
 
 
-class ElmanRNN(Design):
-    """Figure 10.3 / eqs. 10.8-10.11: hidden-to-hidden recurrence, an output at every step.
+class SequenceDesign(Design):
+    """A design with an output o(t) at every step of its input sequence x(1..T): ``loss``,
+    ``__call__`` and ``predict`` over ``run(xs, ys, h0, mask, per_step)``."""
 
-    a(t) = b + W h(t-1) + U x(t), h(t) = tanh(a(t)), o(t) = c + V h(t), L(t) = CE(o(t), y(t)).
+    def run_for_loss(self, xs, ys=None, h0=None, mask=None):
+        """``run`` with ``per_step=False``: what ``loss`` and training use."""
+        return self.run(xs, ys, h0=h0, mask=mask, per_step=False)
 
-    Parameters
-    ----------
-    n_in, n_hidden, n_out : int
-        Input width (vocabulary size for ids), H, and the number of classes.
-    seed : int
-        Initialisation: weights ~ N(0, 1/fan_in), biases zero.
-    dtype : numpy float dtype
-    """
+    def __call__(self, xs, h0=None, mask=None):
+        """Forward only: (outputs [o(t)], states, last state)."""
+        run = self.run(xs, h0=h0, mask=mask)
+        return run.outputs, run.states, run.last
 
-    name = "elman"
+    def predict(self, xs, h0=None, mask=None):
+        """Class ids argmax o(t): (T,) or (T, B)."""
+        with tg.no_grad():
+            return np.stack([o.data.argmax(-1) for o in self(xs, h0=h0, mask=mask)[0]])
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
-        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
-                   U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), V=("n_out", "n_hidden"),
-                   b=("n_hidden",), c=("n_out",))
-        self.parts = {"h": self.n_hidden}
+    def _trace_roots(self, steps):
+        return [self.run(*self._trace_ids(steps)).loss]
 
-    step = Design._recur
+
+class CausalSequenceDesign(SequenceDesign):
+    """A causal sequence design, o(t) = c + V h(t) reading x(1..t) (figure 10.3's shape), that
+    can also generate: ElmanRNN, LSTM and GRU differ only in their state and step."""
 
     def run(self, xs, ys=None, h0=None, mask=None, feedback=None, per_step=True):
         """Unroll over the sequence.
@@ -160,22 +162,24 @@ class ElmanRNN(Design):
         ----------
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in)
         ys : ids (T,) / (T, B), optional (without them there is no loss)
-        h0 : (H,) or (B, H), default zeros; a Tensor is used as is (e.g. a carried state)
-        mask : (T, B) of 0/1, optional: padded steps add no loss and carry h unchanged
+        h0 : (H,) or (B, H), default zeros; a Tensor is used as is (e.g. a carried state); for
+            a state of several parts a dict of them (the LSTM's {"s": ..., "h": ...})
+        mask : (T, B) of 0/1, optional: padded steps add no loss and carry the state unchanged
         feedback : Sampler, optional (generation): ids only; x(t+1) is the id sampled from o(t),
             and xs gives the first input only.
         per_step : bool
-            True: every op of every step is a node of that step's scope (x(t), a(t), h(t),
-            o(t), L(t): what ``viz`` draws).  False (what ``loss`` and training use): only the
-            recurrence a(t) = u(t) + W h(t-1), h(t) = tanh(a(t)) is per step; the input map
-            u = U x + b of all steps, and the output layer and loss of all steps, are one node
-            each in the model's scope.  Same loss and gradients (to rounding).  Inside
+            True: every op of every step is a node of that step's scope (x(t), the state and
+            gates, o(t), L(t): what ``viz`` draws).  False (what ``loss`` and training use):
+            only the recurrence (the terms in h(t-1)) is per step; the input map u = U x + b of
+            all steps, and the output layer and loss of all steps, are one node each in the
+            model's scope.  Same loss and gradients (to rounding).  Inside
             ``tg.detect_anomaly()`` the run is per step whatever this says.
 
         Returns
         -------
-        Unrolled (loss, outputs o(t), states h(t), losses L(t), last state); with
-        ``per_step=False`` there are no per-step outputs and losses.
+        Unrolled (loss, outputs o(t), states, losses L(t), last state); with
+        ``per_step=False`` there are no per-step outputs and losses.  The state is h(t), or a
+        dict of the parts for a design with several (the LSTM's s and h).
         """
         seq, steps, batch, keep, is_ids = self._sequence(xs, mask)
         free = None
@@ -189,15 +193,6 @@ class ElmanRNN(Design):
         ys = self._targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         return self.unroll(seq, steps, state0, ys, keep, batch, free=free, per_step=per_step)
-
-    def run_for_loss(self, xs, ys=None, h0=None, mask=None):
-        """``run`` with ``per_step=False``: what ``loss`` and training use."""
-        return self.run(xs, ys, h0=h0, mask=mask, per_step=False)
-
-    def __call__(self, xs, h0=None, mask=None):
-        """Forward only: (outputs [o(t)], states [h(t)], last state h(T))."""
-        run = self.run(xs, h0=h0, mask=mask)
-        return run.outputs, run.states, run.last
 
     def generate(self, prompt, steps, temperature=1.0, seed=0, h0=None):
         """Free-running generation: read ``prompt`` ids, then feed each sampled id back.
@@ -224,9 +219,133 @@ class ElmanRNN(Design):
                 h0 = self.run(prompt[:-1], h0=h0).last
         return self._generate(self.run, temperature, seed, xs=prompt[[-1] * steps], h0=h0)
 
-    def _trace_roots(self, steps):
-        xs, ys = self._trace_ids(steps)
-        return [self.run(xs, ys).loss]
+
+class ElmanRNN(CausalSequenceDesign):
+    """Figure 10.3 / eqs. 10.8-10.11: hidden-to-hidden recurrence, an output at every step.
+
+    a(t) = b + W h(t-1) + U x(t), h(t) = tanh(a(t)), o(t) = c + V h(t), L(t) = CE(o(t), y(t)).
+
+    Parameters
+    ----------
+    n_in, n_hidden, n_out : int
+        Input width (vocabulary size for ids), H, and the number of classes.
+    seed : int
+        Initialisation: weights ~ N(0, 1/fan_in), biases zero.
+    dtype : numpy float dtype
+    """
+
+    name = "elman"
+
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+                   U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), V=("n_out", "n_hidden"),
+                   b=("n_hidden",), c=("n_out",))
+        self.parts = {"h": self.n_hidden}
+
+    step = Design._recur
+
+
+CANDIDATES = ("tanh", "sigmoid")
+
+
+def _check_bias(value, who, what):
+    if (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
+            or not np.isfinite(value)):
+        raise tg.ConfigError(f"{who}: {what} must be a finite number, got {value!r}")
+
+
+def _candidate(candidate, who):
+    if candidate not in CANDIDATES:
+        raise tg.ConfigError(f"{who}: candidate must be one of {CANDIDATES}, got {candidate!r}")
+    return candidate
+
+
+class LSTM(CausalSequenceDesign):
+    """Section 10.10.1, eqs. 10.40-10.44: the long short-term memory, state parts s and h.
+
+    f(t) = sigmoid(bf + Uf x(t) + Wf h(t-1))            forget gate (10.40)
+    g(t) = sigmoid(bg + Ug x(t) + Wg h(t-1))            input gate (10.42)
+    q(t) = sigmoid(bo + Uo x(t) + Wo h(t-1))            output gate (10.44)
+    s(t) = f(t) s(t-1) + g(t) tanh(b + U x(t) + W h(t-1))   cell state (10.41)
+    h(t) = tanh(s(t)) q(t)                              (10.43)
+    o(t) = c + V h(t), L(t) = CE(o(t), y(t)).
+
+    U* are (H, n_in), W* (H, H), b* (H,).  ``candidate="sigmoid"`` makes the input unit the
+    book's printed sigmoid instead of tanh (PyTorch's convention).  The forget-gate bias bf
+    starts at ``forget_bias`` (1: section 10.10.1 says it helps; a long delay wants more, so
+    that sigmoid(bf) ** delay does not vanish), every other bias at 0.  h0 is a dict of the
+    parts ``{"s": ..., "h": ...}`` (a missing part is zeros).
+    """
+
+    name = "lstm"
+
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh",
+                 forget_bias=1.0):
+        self.candidate = _candidate(candidate, "LSTM")
+        _check_bias(forget_bias, "LSTM", "forget_bias")
+        shapes = {}
+        for k in ("f", "g", "o", ""):
+            shapes.update({f"U{k}": ("n_hidden", "n_in"), f"W{k}": ("n_hidden", "n_hidden"),
+                           f"b{k}": ("n_hidden",)})
+        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+                   **shapes, V=("n_out", "n_hidden"), c=("n_out",))
+        self.bf.data += forget_bias
+        self.parts = {"s": self.n_hidden, "h": self.n_hidden}
+
+    def input_map(self, inputs):
+        """b* + U* x(t) of the three gates and of the input unit, keyed f, g, o and ""."""
+        x = inputs["x"]
+        return {k: self._times(x, f"U{k}") + getattr(self, f"b{k}") for k in ("f", "g", "o", "")}
+
+    def step(self, state, u):
+        h, T = state["h"], self.T
+        f = tg.addmm(u["f"], h, T.Wf).sigmoid().named("f")
+        g = tg.addmm(u["g"], h, T.Wg).sigmoid().named("g")
+        q = tg.addmm(u["o"], h, T.Wo).sigmoid().named("q")
+        s = f * state["s"] + g * getattr(tg.addmm(u[""], h, T.W), self.candidate)()
+        return {"s": s, "h": s.tanh() * q}
+
+
+class GRU(CausalSequenceDesign):
+    """Section 10.10.2, eqs. 10.45-10.47 in their consistent reading: the gated recurrent unit.
+
+    u(t) = sigmoid(bu + Uu x(t) + Wu h(t-1))            update gate
+    r(t) = sigmoid(br + Ur x(t) + Wr h(t-1))            reset gate
+    h(t) = u(t) h(t-1) + (1 - u(t)) tanh(b + U x(t) + W (r(t) h(t-1)))
+    o(t) = c + V h(t), L(t) = CE(o(t), y(t)).
+
+    U* are (H, n_in), W* (H, H), b* (H,).  ``candidate="sigmoid"`` is the book's printed
+    sigmoid in place of tanh (Cho et al. and PyTorch use tanh).  The update-gate bias bu
+    starts at ``update_bias`` (0; a long delay wants more: u -> 1 copies the state), every
+    other bias at 0.
+    """
+
+    name = "gru"
+
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh",
+                 update_bias=0.0):
+        self.candidate = _candidate(candidate, "GRU")
+        _check_bias(update_bias, "GRU", "update_bias")
+        shapes = {}
+        for k in ("u", "r", ""):
+            shapes.update({f"U{k}": ("n_hidden", "n_in"), f"W{k}": ("n_hidden", "n_hidden"),
+                           f"b{k}": ("n_hidden",)})
+        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+                   **shapes, V=("n_out", "n_hidden"), c=("n_out",))
+        self.bu.data += update_bias
+        self.parts = {"h": self.n_hidden}
+
+    def input_map(self, inputs):
+        """b* + U* x(t) of the two gates and of the candidate, keyed u, r and ""."""
+        x = inputs["x"]
+        return {k: self._times(x, f"U{k}") + getattr(self, f"b{k}") for k in ("u", "r", "")}
+
+    def step(self, state, inp):
+        h, T = state["h"], self.T
+        u = tg.addmm(inp["u"], h, T.Wu).sigmoid().named("u")
+        r = tg.addmm(inp["r"], h, T.Wr).sigmoid().named("r")
+        candidate = getattr(tg.addmm(inp[""], r * h, T.W), self.candidate)()
+        return {"h": u * h + (1 - u) * candidate}
 
 
 class JordanRNN(Design):
@@ -505,3 +624,192 @@ class ConditionalRNN(Design):
 
     def _trace_roots(self, steps):
         return [self.run(*self._trace_ids(steps)).loss]
+
+
+class BidirectionalRNN(SequenceDesign):
+    """Figure 10.11 (section 10.3): a chain forward in time and a chain backward in time.
+
+    h(t) = tanh(b + W h(t-1) + U x(t)) for t = 1..T (h(0) = 0),
+    g(t) = tanh(bg + Wg g(t+1) + Ug x(t)) for t = T..1 (g(T+1) = 0),
+    o(t) = c + V [h(t); g(t)] (V is (n_out, 2H)), L(t) = CE(o(t), y(t)).
+
+    o(t) sees the whole input sequence, so the design is not causal (no truncated BPTT).  The
+    two chains are :class:`~rnn.core.Chain` s of this model; the backward one runs with time
+    reversed, each of its nodes in the scope of its real time step t.  Both read the same
+    x(t).  With a mask, padded steps at the end carry g(T+1) = 0 back to each sequence's own
+    last step.
+    """
+
+    name = "bidirectional"
+    causal = False
+
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+        both = 2 * checks.positive_int(n_hidden, "BidirectionalRNN", "n_hidden")
+        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+                   U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), b=("n_hidden",),
+                   Ug=("n_hidden", "n_in"), Wg=("n_hidden", "n_hidden"), bg=("n_hidden",),
+                   V=("n_out", both), c=("n_out",))
+        self.parts = {"h": self.n_hidden, "g": self.n_hidden}
+
+    def _chain(self, part, U, W, b):
+        """The chain of state ``part``: part(t) = tanh(b + W part(previous) + U x(t))."""
+        def input_map(inputs):
+            return self._times(inputs["x"], U) + getattr(self, b)
+
+        def step(state, u):
+            return {part: tg.addmm(u, state[part], getattr(self.T, W)).tanh()}
+        return Chain(self, {part: self.n_hidden}, step, input_map)
+
+    def readout(self, state):
+        """o = c + V [h; g]."""
+        return tg.addmm(self.c, tg.concat([state["h"], state["g"]], axis=-1), self.T.V)
+
+    def run(self, xs, ys=None, h0=None, mask=None, per_step=True):
+        """Unroll both chains over the sequence and read o(t) from h(t) and g(t).
+
+        Parameters
+        ----------
+        xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in)
+        ys : ids (T,) / (T, B), optional
+        h0 : dict {"h": h(0), "g": g(T+1)} of (H,) or (B, H) arrays, optional (missing: zeros)
+        mask : (T, B) of 0/1, optional (right padding)
+        per_step : bool, as ElmanRNN.run
+
+        Returns
+        -------
+        Unrolled: ``parts`` {"h": [h(t)], "g": [g(t)]} in time order, ``states`` a dict of
+        both per step, ``last`` {"h": h(T), "g": g(1)}.
+        """
+        seq, steps, batch, keep, _ = self._sequence(xs, mask)
+        ys = self._targets(ys, steps, batch, keep)
+        state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
+        with self.transposes():
+            if per_step:     # one x(t) leaf per step, read by both chains
+                with tg.scope(self.name):
+                    seq = {"x": step_leaves(seq["x"], "x", steps)}
+            chains = {"h": self._chain("h", "U", "W", "b"), "g": self._chain("g", "Ug", "Wg", "bg")}
+            runs = {part: chain.unroll(seq, steps, {part: state0[part]}, keep=keep, batch=batch,
+                                       per_step=per_step, reverse=part == "g")
+                    for part, chain in chains.items()}
+            history = {part: run.parts[part] for part, run in runs.items()}
+            last = {part: run.last[part] for part, run in runs.items()}
+            if not per_step and ys is not None:
+                with tg.scope(self.name):
+                    loss = self.batched_loss(history, ys, keep, batch)
+                return self._result(history, last, None, loss)
+            with tg.scope(self.name):
+                def outputs(t, _):
+                    state = {part: history[part][t - 1] for part in history}
+                    return None, output_and_loss(self.readout, state,
+                                                 None if ys is None else ys[t - 1],
+                                                 None if keep is None else keep[t - 1], batch)
+                _, named = unroll(outputs, None, steps)
+            return self._result({**history, **named}, last, None)
+
+
+class EncoderDecoder(Design):
+    """Figure 10.12 (section 10.4): an encoder reads x(1..n_x), a decoder writes y(1..n_y).
+
+    Encoder: h(t) = tanh(b + W h(t-1) + U x(t)), h(0) = 0; the context C = h(n_x).
+    Decoder: s(0) = C, s(t) = tanh(bd + Wd s(t-1) + Ud y(t-1) + R C), o(t) = c + V s(t),
+    L(t) = CE(o(t), y(t)).  y(t-1) is the previous target under teacher forcing (``loss``)
+    and the previous generated id in ``generate``; y(0) is the start symbol, id ``n_out``
+    of the decoder's input vocabulary (so Ud is (H, n_out + 1)).  C is the decoder's initial
+    state and an input of every decoder step.  n_x and n_y may differ.  The encoder and the
+    decoder are :class:`~rnn.core.Chain` s of this model, in the scopes
+    "encdec/encoder/t=K" and "encdec/decoder/t=K".
+    """
+
+    name = "encdec"
+    causal = False
+
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+        n_start = checks.positive_int(n_out, "EncoderDecoder", "n_out") + 1
+        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+                   U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), b=("n_hidden",),
+                   Ud=("n_hidden", n_start), Wd=("n_hidden", "n_hidden"),
+                   R=("n_hidden", "n_hidden"), bd=("n_hidden",),
+                   V=("n_out", "n_hidden"), c=("n_out",))
+        self.start = self.n_out
+        self.parts = {"h": self.n_hidden, "s": self.n_hidden}
+
+    def _encoder(self):
+        return Chain(self, {"h": self.n_hidden}, self._recur, Design.input_map.__get__(self),
+                     name=f"{self.name}/encoder")
+
+    def _decoder(self):
+        def input_map(inputs):
+            return self._times(inputs["y"], "Ud") + inputs["C"] @ self.T.R + self.bd
+
+        def step(state, u):
+            return {"s": tg.addmm(u, state["s"], self.T.Wd).tanh()}
+
+        def readout(state):
+            return tg.addmm(self.c, state["s"], self.T.V)
+        return Chain(self, {"s": self.n_hidden}, step, input_map, readout,
+                     initial_state=lambda state, statics: {"s": statics["C"]},
+                     name=f"{self.name}/decoder", feedback="y")
+
+    def run(self, xs, ys=None, steps=None, feedback=None, per_step=True):
+        """Encode xs, then decode n_y steps: teacher-forced on ys, or fed back by ``feedback``.
+
+        Parameters
+        ----------
+        xs : ids (n_x,) / (n_x, B) or floats (n_x, n_in) / (n_x, B, n_in); a float Tensor that
+            requires grad gets its gradient
+        ys : ids (n_y,) / (n_y, B): the targets; y(t-1) feeds decoder step t
+        steps, feedback : generation without ys: ``steps`` decoder steps, each y(t) picked from
+            o(t) by the Sampler ``feedback`` and fed to step t+1
+        per_step : bool, as ElmanRNN.run
+
+        Returns
+        -------
+        Unrolled of the decoder (outputs o(t), losses, states s(t), ``last`` s(n_y)), whose
+        ``parts`` also hold the encoder's states: {"h": [h(1..n_x)], "s": [s(1..n_y)]}.
+        """
+        seq, n_x, batch, _, _ = self._sequence(xs, None)
+        if ys is not None:
+            ys = checks.as_array(ys, self.name, "ys")
+            steps = ys.shape[0] if ys.ndim else 0
+            if steps == 0:
+                raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
+            ys = self._targets(ys, steps, batch)
+        elif feedback is None:
+            raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback "
+                                 "sampler)")
+        else:
+            steps = checks.positive_int(steps, self.name, "steps")
+        start = np.full((() if batch is None else (batch,)), self.start, dtype=np.int64)
+        free = None if feedback is None else ("y", _sampled(feedback))
+        with self.transposes():
+            encoded = self._encoder().unroll(seq, n_x, {"h": self._zeros(batch)}, batch=batch,
+                                             per_step=per_step)
+            decoded = self._decoder().unroll({}, steps, ys=ys, batch=batch,
+                                             static={"C": encoded.last["h"]}, y0=start,
+                                             free=free, per_step=per_step)
+        decoded.parts = {"h": encoded.parts["h"], **decoded.parts}
+        return decoded
+
+    def _zeros(self, batch):
+        return np.zeros((self.n_hidden,) if batch is None else (batch, self.n_hidden),
+                        dtype=self.dtype)
+
+    def run_for_loss(self, xs, ys=None):
+        """``run`` with ``per_step=False``: what ``loss`` and training use."""
+        return self.run(xs, ys, per_step=False)
+
+    def __call__(self, xs, ys):
+        """Forward, teacher-forced: (outputs [o(t)], decoder states [s(t)], s(n_y))."""
+        run = self.run(xs, ys)
+        return run.outputs, run.states, run.last
+
+    def generate(self, xs, steps, temperature=0, seed=0):
+        """Encode xs and decode ``steps`` ids, each fed back as the next y(t-1).
+
+        Returns ids (steps,) or (steps, B); temperature 0 (the default) is greedy decoding.
+        """
+        return self._generate(self.run, temperature, seed, xs=xs, steps=steps)
+
+    def _trace_roots(self, steps):
+        xs, ys = self._trace_ids(steps)
+        return [self.run(xs, ys).loss]

@@ -17,14 +17,30 @@ import numpy as np
 import tinygraph as tg
 
 from . import datasets
-from .models import ElmanRNN, SequenceToOne
+from .models import GRU, LSTM, BidirectionalRNN, ElmanRNN, EncoderDecoder, SequenceToOne
 from .train import Trainer, load_training, save_training, stream_loss
 
 
 HELD_OUT = 0.1   # the fraction at the end of the text that the character model never trains on
 
 
-class CharTask:
+class Task:
+    """What every task shares: by default its model and optimizer are its whole state, with
+    nothing else to checkpoint."""
+
+    def extra_state(self):
+        """The task's own arrays for the checkpoint (e.g. a carried state)."""
+        return {}
+
+    def extra_expected(self):
+        """name -> (shape, dtype) of those arrays, checked before a resume reads them."""
+        return {}
+
+    def load_extra(self, arrays):
+        """Restore what ``extra_state`` gave."""
+
+
+class CharTask(Task):
     """Character-level language model (ElmanRNN) on the bundled harbour text, truncated BPTT.
 
     The last 10% of the text is held out.  The rest is read as one stream in chunks of
@@ -97,22 +113,7 @@ class CharTask:
         return (self.xs[:20, :1], self.ys[:20, :1]), {}
 
 
-class _NoExtraState:
-    """For a task whose model and optimizer are its whole state: nothing else to checkpoint."""
-
-    def extra_state(self):
-        """The task's own arrays for the checkpoint (e.g. a carried state)."""
-        return {}
-
-    def extra_expected(self):
-        """name -> (shape, dtype) of those arrays, checked before a resume reads them."""
-        return {}
-
-    def load_extra(self, arrays):
-        """Restore what ``extra_state`` gave."""
-
-
-class YearTask(_NoExtraState):
+class YearTask(Task):
     """The chapter's year task: SequenceToOne reads a sentence and names its year."""
 
     name = "year"
@@ -157,51 +158,190 @@ class YearTask(_NoExtraState):
         return (self.data.xs[:steps, :1], self.data.labels[:1]), {}
 
 
-class CopyTask(_NoExtraState):
-    """A long-memory task: ElmanRNN copies ``length`` symbols back after a delay of ``delay`` steps."""
+SEQUENCE_DESIGNS = {"elman": ElmanRNN, "lstm": LSTM, "gru": GRU}
+
+
+def n_parameters(model):
+    return sum(p.size for p in model.parameters())
+
+
+def matched_elman_hidden(n_params, n_in, n_out):
+    """The hidden size H whose ElmanRNN(n_in, H, n_out) has the parameter count nearest to
+    ``n_params``: H^2 + (n_in + n_out + 1) H + n_out parameters."""
+    k = n_in + n_out + 1
+    root = (-k + np.sqrt(k * k + 4 * (n_params - n_out))) / 2
+    return min((max(1, int(np.floor(root))), int(np.ceil(root))),
+               key=lambda h: abs(h * h + k * h + n_out - n_params))
+
+
+class DrawnTask(Task):
+    """A task whose batches are drawn afresh for every update from ``data(batch, seed)``
+    (``shape`` its keyword arguments), measured on one held-out batch of 256 never trained on."""
+
+    unit = "nats/step"
+    data = None
+
+    def _train(self, model, seed, batch, lr):
+        self.model, self.seed, self.batch = model, seed, batch
+        self.trainer = Trainer(model, lr=lr, clip=1.0)
+        self.held = self.data(256, seed=2**40 + seed, **self.shape)
+
+    def step(self, k):
+        """Update number ``k`` (0-based) on a fresh batch; returns the loss per step."""
+        xs, ys = self.data(self.batch, seed=self.seed * 100_003 + k, **self.shape)
+        loss, _ = self.trainer.step(xs, ys)
+        return loss / len(ys)
+
+    def held_out_loss(self):
+        """Loss per step on the held-out batch."""
+        xs, ys = self.held
+        with tg.no_grad():
+            return self.model.loss(xs, ys).item() / len(ys)
+
+    def probe(self):
+        return self.data(1, seed=1, **self.shape), {}
+
+
+class CopyTask(DrawnTask):
+    """A long-memory task: a sequence design (ElmanRNN by default) copies ``length`` symbols
+    back after a delay of ``delay`` steps."""
 
     name = "copy"
-    unit = "nats/step"
     default_steps = 3000
+    data = staticmethod(datasets.copy_task)
 
-    def __init__(self, seed, hidden=64, batch=32, lr=5e-3, length=3, delay=10, n_symbols=8):
-        self.seed = seed
-        self.batch, self.window = batch, 50
+    def __init__(self, seed, hidden=64, batch=32, lr=5e-3, length=3, delay=10, n_symbols=8,
+                 design="elman", options=None):
+        self.window = 50
         self.shape = {"length": length, "delay": delay, "n_symbols": n_symbols}
-        self.model = ElmanRNN(n_symbols + 2, hidden, n_symbols + 2, seed=seed)
-        self.trainer = Trainer(self.model, lr=lr, clip=1.0)
-        self.held = datasets.copy_task(256, seed=2**40 + seed, **self.shape)
+        self._train(SEQUENCE_DESIGNS[design](n_symbols + 2, hidden, n_symbols + 2, seed=seed,
+                                             **(options or {})), seed, batch, lr)
         steps = 2 * length + delay
         self.reference = (f"no memory: ln({n_symbols}) x {length} / {steps} per step",
                           float(np.log(n_symbols) * length / steps))
 
-    def step(self, k):
-        xs, ys = datasets.copy_task(self.batch, seed=self.seed * 100_003 + k, **self.shape)
-        loss, _ = self.trainer.step(xs, ys)
-        return loss / len(xs)
-
-    def held_out_loss(self):
-        """Loss per step on a fixed batch of 256 sequences never trained on."""
+    def recall(self):
+        """The fraction of held-out symbols written back correctly (chance: 1 / n_symbols)."""
         xs, ys = self.held
-        with tg.no_grad():
-            return self.model.loss(xs, ys).item() / len(xs)
+        length = self.shape["length"]
+        return float(np.mean(self.model.predict(xs)[-length:] == ys[-length:]))
 
     def report(self, seed):
         xs, ys = self.held
-        length = self.shape["length"]
-        with tg.no_grad():
-            outputs, _, _ = self.model(xs)
-        pred = np.stack([o.data.argmax(-1) for o in outputs[-length:]])
-        recall = float(np.mean(pred == ys[-length:]))
-        return [f"symbols recalled after a delay of {self.shape['delay']} steps: {recall:.1%} "
-                f"of {length} x {len(ys[0])} held-out symbols (chance {1 / self.shape['n_symbols']:.1%})"]
-
-    def probe(self):
-        xs, ys = datasets.copy_task(1, seed=1, **self.shape)
-        return (xs, ys), {}
+        return [f"{type(self.model).__name__}({self.model.n_hidden} hidden, "
+                f"{n_parameters(self.model):,} parameters): symbols recalled after a delay of "
+                f"{self.shape['delay']} steps: {self.recall():.1%} of "
+                f"{self.shape['length']} x {len(ys[0])} held-out symbols "
+                f"(chance {1 / self.shape['n_symbols']:.1%})"]
 
 
-TASKS = {"chars": CharTask, "year": YearTask, "copy": CopyTask}
+LONG_COPY = {"length": 1, "delay": 80, "n_symbols": 2}
+GATED_HIDDEN = 16
+
+
+class LongCopyTask(CopyTask):
+    """The copy task over a delay long enough that ElmanRNN stays near chance (section 10.7):
+    one of 2 symbols recalled after 80 steps.  ``design`` is "lstm" or "gru" with 16 hidden
+    units, or "elman" with as many parameters as that LSTM.  The LSTM's forget-gate bias and
+    the GRU's update-gate bias start at 3, so that some of the state survives the delay at
+    first (sigmoid(3) ** 80 = 0.02; with the LSTM's usual 1 it is 1e-11, with the GRU's 0,
+    1e-24)."""
+
+    design = "lstm"
+    options = {}
+    default_steps = 1500
+
+    def __init__(self, seed, batch=32, lr=1e-2):
+        n = LONG_COPY["n_symbols"] + 2
+        hidden = GATED_HIDDEN
+        if self.design == "elman":
+            hidden = matched_elman_hidden(n_parameters(LSTM(n, GATED_HIDDEN, n)), n, n)
+        super().__init__(seed, hidden=hidden, batch=batch, lr=lr, design=self.design,
+                         options=self.options, **LONG_COPY)
+
+
+class LongCopyLSTM(LongCopyTask):
+    name, design, options = "long_copy_lstm", "lstm", {"forget_bias": 3.0}
+
+
+class LongCopyGRU(LongCopyTask):
+    name, design, options = "long_copy_gru", "gru", {"update_bias": 3.0}
+
+    def __init__(self, seed, batch=32, lr=2e-2):
+        super().__init__(seed, batch, lr)
+
+
+class LongCopyElman(LongCopyTask):
+    name, design = "long_copy_elman", "elman"
+
+
+class LookaheadTask(DrawnTask):
+    """Name the next symbol (``datasets.lookahead_task``): BidirectionalRNN reads the future,
+    the forward-only ElmanRNN with as many parameters cannot (``forward=True``)."""
+
+    name = "lookahead"
+    default_steps = 300
+    forward = False
+    data = staticmethod(datasets.lookahead_task)
+
+    def __init__(self, seed, hidden=12, batch=32, lr=2e-2, length=10, n_symbols=4):
+        self.window = 20
+        self.shape = {"length": length, "n_symbols": n_symbols}
+        model = BidirectionalRNN(n_symbols, hidden, n_symbols + 1, seed=seed)
+        if self.forward:
+            hidden = matched_elman_hidden(n_parameters(model), n_symbols, n_symbols + 1)
+            model = ElmanRNN(n_symbols, hidden, n_symbols + 1, seed=seed)
+        self._train(model, seed, batch, lr)
+        self.reference = (f"a guess: ln({n_symbols}) x {length - 1} / {length} per step",
+                          float(np.log(n_symbols) * (length - 1) / length))
+
+    def accuracy(self):
+        """The fraction of held-out steps whose next symbol is named (chance 1 / n_symbols)."""
+        xs, ys = self.held
+        return float(np.mean(self.model.predict(xs)[:-1] == ys[:-1]))
+
+    def report(self, seed):
+        return [f"{type(self.model).__name__} ({n_parameters(self.model):,} parameters) names "
+                f"the next symbol at {self.accuracy():.1%} of the held-out steps (chance "
+                f"{1 / self.shape['n_symbols']:.1%})"]
+
+
+class LookaheadForward(LookaheadTask):
+    name, forward = "lookahead_forward", True
+
+
+class ReverseTask(DrawnTask):
+    """EncoderDecoder reverses ``length`` symbols and writes an end symbol: n_y = n_x + 1
+    (``datasets.reverse_task``), judged on greedy decoding of held-out sequences."""
+
+    name = "reverse"
+    default_steps = 600
+    data = staticmethod(datasets.reverse_task)
+
+    def __init__(self, seed, hidden=32, batch=32, lr=2e-2, length=5, n_symbols=6):
+        self.window = 20
+        self.shape = {"length": length, "n_symbols": n_symbols}
+        self._train(EncoderDecoder(n_symbols, hidden, n_symbols + 1, seed=seed), seed, batch, lr)
+        self.reference = (f"a guess: ln({n_symbols}) x {length} / {length + 1} per step",
+                          float(np.log(n_symbols) * length / (length + 1)))
+
+    def accuracy(self):
+        """(symbols, whole sequences) of the held-out set decoded right, greedily."""
+        xs, ys = self.held
+        right = self.model.generate(xs, len(ys)) == ys
+        return float(right.mean()), float(right.all(axis=0).mean())
+
+    def report(self, seed):
+        symbols, sequences = self.accuracy()
+        return [f"EncoderDecoder ({n_parameters(self.model):,} parameters), greedy decoding of "
+                f"held-out sequences of {self.shape['length']} symbols: {symbols:.1%} of the "
+                f"{self.shape['length'] + 1} output symbols and {sequences:.1%} of the whole "
+                f"sequences right (chance per symbol {1 / self.shape['n_symbols']:.1%})"]
+
+
+TASKS = {task.name: task for task in (
+    CharTask, YearTask, CopyTask, LongCopyLSTM, LongCopyGRU, LongCopyElman, LookaheadTask,
+    LookaheadForward, ReverseTask)}
 
 
 # ------------------------------------------------------------------ checkpoints

@@ -168,7 +168,7 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     """
     losses = []
     carried = {} if h0 is None else {"h0": h0}
-    for x, y in chunks(xs, ys, chunk, "truncated_bptt"):
+    for x, y in chunks(trainer.model, xs, ys, chunk, "truncated_bptt"):
         loss, norm, carried = trainer.chunk(x, y, carried)
         losses.append(loss / len(x))
         if on_step is not None:
@@ -178,12 +178,16 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     return losses, carried.get("h0", carried.get("y0", h0))
 
 
-def chunks(xs, ys, chunk, who):
-    """Consecutive chunks of ``chunk`` steps of a long sequence: a list of (xs part, ys part).
+def chunks(model, xs, ys, chunk, who):
+    """Consecutive chunks of ``chunk`` steps of a long sequence for ``model`` (which must be
+    causal): a list of (xs part, ys part).
 
     ``who`` names the caller in errors; everything is checked before the first chunk runs.
     """
     chunk = checks.positive_int(chunk, who, "chunk")
+    if not getattr(model, "causal", True):
+        raise tg.ConfigError(f"{who}: {model.name} is not causal (each output reads the whole "
+                             "sequence), so it cannot be read in chunks")
     xs = checks.as_array(xs, who, "xs")
     ys = checks.as_array(ys, who, "ys")
     for what, arr in (("xs", xs), ("ys", ys)):
@@ -205,7 +209,7 @@ def stream_loss(model, xs, ys, chunk=1000):
     """
     total, steps, carried = 0.0, 0, {}
     with tg.no_grad():
-        for x, y in chunks(xs, ys, chunk, "stream_loss"):
+        for x, y in chunks(model, xs, ys, chunk, "stream_loss"):
             run = model.run_for_loss(x, y, **carried)
             carried = model.carry(run)     # the state (and fed-back output) the next chunk reads
             total += run.loss.item()

@@ -201,6 +201,14 @@ def sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
+def _prepared(params, xs, ys, mask):
+    """float64 params, dense batched inputs (T, B, n_in), targets (T, B) and a (T, B) mask."""
+    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    ys = as_batched_targets(ys)
+    mask = np.ones(ys.shape) if mask is None else np.asarray(mask, dtype=np.float64)
+    return P, as_step_inputs(xs, P["U"].shape[1]), ys, mask
+
+
 def _gated_loss_grads(ys, mask, V, c, hs):
     """Output layer o(t) = c + h(t) @ V.T of a gated cell: (loss, grad_o per step, weights)."""
     T, B = ys.shape
@@ -213,8 +221,16 @@ def _gated_loss_grads(ys, mask, V, c, hs):
     return loss, grad_o
 
 
-def lstm(params, xs, ys, h0=None, s0=None, mask=None):
-    """Eqs. 10.40-10.44 with a tanh input unit, forward and BPTT, rows as examples.
+def _squash(name):
+    """The candidate's nonlinearity and its derivative written through its value."""
+    if name == "sigmoid":
+        return sigmoid, lambda z: z * (1 - z)
+    return np.tanh, lambda z: 1 - z ** 2
+
+
+def lstm(params, xs, ys, h0=None, s0=None, mask=None, candidate="tanh"):
+    """Eqs. 10.40-10.44 with a tanh input unit (or ``candidate="sigmoid"``, the book's printed
+    one), forward and BPTT, rows as examples.
 
     f(t) = sig(bf + x Uf.T + h(t-1) Wf.T) (forget), g(t) = sig(bg + ...) (input gate),
     q(t) = sig(bo + x Uo.T + h(t-1) Wo.T) (output gate), z(t) = tanh(b + x U.T + h(t-1) W.T),
@@ -222,17 +238,15 @@ def lstm(params, xs, ys, h0=None, s0=None, mask=None):
     params : Uf Ug Uo U (H, n_in), Wf Wg Wo W (H, H), bf bg bo b (H,), V (C, H), c (C,).
     Returns (loss, grads) with grads keyed like params.
     """
-    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    x = as_step_inputs(xs, P["U"].shape[1])
-    ys = as_batched_targets(ys)
+    P, x, ys, mask = _prepared(params, xs, ys, mask)
     T, B = ys.shape
     H = P["W"].shape[0]
-    mask = np.ones((T, B)) if mask is None else np.asarray(mask, dtype=np.float64)
     gates = (("f", "Uf", "Wf", "bf"), ("g", "Ug", "Wg", "bg"), ("q", "Uo", "Wo", "bo"))
+    squash, squash_grad = _squash(candidate)
     h, s, saved = [_initial_state(h0, B, H)], [_initial_state(s0, B, H)], []
     for t in range(T):
         act = {n: sigmoid(P[b] + x[t] @ P[u].T + h[-1] @ P[w].T) for n, u, w, b in gates}
-        z = np.tanh(P["b"] + x[t] @ P["U"].T + h[-1] @ P["W"].T)
+        z = squash(P["b"] + x[t] @ P["U"].T + h[-1] @ P["W"].T)
         s_new = act["f"] * s[-1] + act["g"] * z
         h_new = np.tanh(s_new) * act["q"]
         m = mask[t][:, None]
@@ -253,7 +267,7 @@ def lstm(params, xs, ys, h0=None, s0=None, mask=None):
         d_pre = {"q": dh_new * np.tanh(s_new) * act["q"] * (1 - act["q"]),
                  "f": ds_new * s[t] * act["f"] * (1 - act["f"]),
                  "g": ds_new * z * act["g"] * (1 - act["g"])}
-        dz = ds_new * act["g"] * (1 - z ** 2)
+        dz = ds_new * act["g"] * squash_grad(z)
         dh_prev = (1 - m) * dh + dz @ P["W"]
         for n, u, w, b in gates:
             grads[u] += d_pre[n].T @ x[t]
@@ -268,24 +282,22 @@ def lstm(params, xs, ys, h0=None, s0=None, mask=None):
     return loss, grads
 
 
-def gru(params, xs, ys, h0=None, mask=None):
+def gru(params, xs, ys, h0=None, mask=None, candidate="tanh"):
     """The GRU as SPEC.md reads eqs. 10.45-10.47, forward and BPTT, rows as examples.
 
     u(t) = sig(bu + x Uu.T + h(t-1) Wu.T), r(t) = sig(br + x Ur.T + h(t-1) Wr.T),
     z(t) = tanh(b + x U.T + (r h(t-1)) W.T), h(t) = u h(t-1) + (1 - u) z, o(t) = c + h(t) V.T.
     params : Uu Ur U (H, n_in), Wu Wr W (H, H), bu br b (H,), V (C, H), c (C,).
     """
-    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    x = as_step_inputs(xs, P["U"].shape[1])
-    ys = as_batched_targets(ys)
+    P, x, ys, mask = _prepared(params, xs, ys, mask)
     T, B = ys.shape
     H = P["W"].shape[0]
-    mask = np.ones((T, B)) if mask is None else np.asarray(mask, dtype=np.float64)
+    squash, squash_grad = _squash(candidate)
     h, saved = [_initial_state(h0, B, H)], []
     for t in range(T):
         u = sigmoid(P["bu"] + x[t] @ P["Uu"].T + h[-1] @ P["Wu"].T)
         r = sigmoid(P["br"] + x[t] @ P["Ur"].T + h[-1] @ P["Wr"].T)
-        z = np.tanh(P["b"] + x[t] @ P["U"].T + (r * h[-1]) @ P["W"].T)
+        z = squash(P["b"] + x[t] @ P["U"].T + (r * h[-1]) @ P["W"].T)
         m = mask[t][:, None]
         saved.append((u, r, z))
         h.append(m * (u * h[-1] + (1 - u) * z) + (1 - m) * h[-1])
@@ -299,7 +311,7 @@ def gru(params, xs, ys, h0=None, mask=None):
         grads["V"] += grad_o[t].T @ h[t + 1]
         dh = dh_future + grad_o[t] @ P["V"]
         dh_new = m * dh
-        dz = dh_new * (1 - u) * (1 - z ** 2)
+        dz = dh_new * (1 - u) * squash_grad(z)
         du = dh_new * (h[t] - z) * u * (1 - u)
         d_rh = dz @ P["W"]
         dr = d_rh * h[t] * r * (1 - r)
@@ -311,6 +323,104 @@ def gru(params, xs, ys, h0=None, mask=None):
             grads["W" + k] += d.T @ h[t]
             grads["b" + k] += d.sum(axis=0)
         dh_future = ((1 - m) * dh + dh_new * u + d_rh * r + du @ P["Wu"] + dr @ P["Wr"])
+    return loss, grads
+
+
+def _tanh_chain(x, U, W, b, h0, mask):
+    """One tanh chain forward: h(t) = m tanh(b + h(t-1) W.T + x(t) U.T) + (1 - m) h(t-1).
+
+    x (T, B, n), mask (T, B).  Returns (h, cand): h (T+1, B, H) with h[0] = h0, and the
+    tanh values before masking (T, B, H)."""
+    T, B = mask.shape
+    h, cand = [h0], []
+    for t in range(T):
+        cand.append(np.tanh(b + h[-1] @ W.T + x[t] @ U.T))
+        m = mask[t][:, None]
+        h.append(m * cand[-1] + (1 - m) * h[-1])
+    return np.stack(h), np.stack(cand)
+
+
+def _tanh_chain_bptt(grad_h_out, x, U, W, h, cand, mask):
+    """BPTT through one tanh chain (eqs. 10.20-10.28): ``grad_h_out`` (T, B, H) is what reaches
+    each h(t) from outside the chain.  Returns (dU, dW, db, d h(0), d x (T, B, n))."""
+    T, B = mask.shape
+    dU, dW, db = np.zeros_like(U), np.zeros_like(W), 0.0
+    dx = np.zeros_like(x)
+    future = np.zeros_like(h[0])
+    for t in range(T - 1, -1, -1):
+        grad_h = grad_h_out[t] + future
+        m = mask[t][:, None]
+        grad_a = m * grad_h * (1 - cand[t] ** 2)
+        dU += grad_a.T @ x[t]
+        dW += grad_a.T @ h[t]
+        db = db + grad_a.sum(axis=0)
+        dx[t] = grad_a @ U
+        future = grad_a @ W + (1 - m) * grad_h
+    return dU, dW, db, future, dx
+
+
+def _output_layer(states, V, c, ys, weights):
+    """o(t) = c + states(t) V.T scored against ys: (loss, grad_o (T, B, C))."""
+    loss, grad_o = 0.0, []
+    for t in range(len(ys)):
+        o = c + states[t] @ V.T
+        loss += float(weights[t] @ cross_entropy_rows(o, ys[t]))
+        grad_o.append(weights[t][:, None] * (softmax(o) - one_hot(ys[t], V.shape[0])))
+    return loss, np.stack(grad_o)
+
+
+def bidirectional(params, xs, ys, h0=None, g0=None, mask=None):
+    """Figure 10.11: h(t) forward, g(t) = tanh(bg + g(t+1) Wg.T + x(t) Ug.T) backward in time
+    (g(T+1) = g0), o(t) = c + [h(t); g(t)] V.T.  Masked steps carry each chain's state; the
+    backward chain is the forward chain run on the time-reversed sequence.
+    params : U Ug (H, n_in), W Wg (H, H), b bg (H,), V (C, 2H), c (C,).  Returns (loss, grads).
+    """
+    P, x, ys, mask = _prepared(params, xs, ys, mask)
+    T, B = ys.shape
+    H = P["W"].shape[0]
+    h, h_cand = _tanh_chain(x, P["U"], P["W"], P["b"], _initial_state(h0, B, H), mask)
+    g_rev, g_cand = _tanh_chain(x[::-1], P["Ug"], P["Wg"], P["bg"], _initial_state(g0, B, H),
+                                mask[::-1])
+    both = np.concatenate([h[1:], g_rev[1:][::-1]], axis=-1)          # [h(t); g(t)], t = 1..T
+    loss, grad_o = _output_layer(both, P["V"], P["c"], ys, mask / B)
+    grads = {"V": np.einsum("tbc,tbk->ck", grad_o, both), "c": grad_o.sum(axis=(0, 1))}
+    grad_both = grad_o @ P["V"]
+    grads["U"], grads["W"], grads["b"], _, _ = _tanh_chain_bptt(
+        grad_both[..., :H], x, P["U"], P["W"], h, h_cand, mask)
+    grads["Ug"], grads["Wg"], grads["bg"], _, _ = _tanh_chain_bptt(
+        grad_both[..., H:][::-1], x[::-1], P["Ug"], P["Wg"], g_rev, g_cand, mask[::-1])
+    return loss, grads
+
+
+def encoder_decoder(params, xs, ys, start):
+    """Figure 10.12: encoder h(t) = tanh(b + h(t-1) W.T + x(t) U.T), h(0) = 0, C = h(n_x);
+    decoder s(0) = C, s(t) = tanh(bd + s(t-1) Wd.T + onehot(y(t-1)) Ud.T + C R.T) with
+    y(0) = ``start``, o(t) = c + s(t) V.T; loss over the n_y decoder steps.
+    params : U (H, n_in), W (H, H), b, Ud (H, n_out + 1), Wd, R (H, H), bd, V (C, H), c.
+    """
+    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    x = as_step_inputs(xs, P["U"].shape[1])
+    ys = as_batched_targets(ys)
+    n_y, B = ys.shape
+    H = P["W"].shape[0]
+    ones_x = np.ones(x.shape[:2])
+    h, h_cand = _tanh_chain(x, P["U"], P["W"], P["b"], np.zeros((B, H)), ones_x)
+    C = h[-1]
+    prev = np.concatenate([np.full((1, B), start), ys[:-1]]).astype(np.int64)
+    y_in = one_hot(prev, P["Ud"].shape[1])
+    drives = np.concatenate([y_in, np.broadcast_to(C, (n_y, B, H))], axis=-1)
+    U_dec = np.concatenate([P["Ud"], P["R"]], axis=1)             # [Ud R] reads [y(t-1); C]
+    s, s_cand = _tanh_chain(drives, U_dec, P["Wd"], P["bd"], C, np.ones((n_y, B)))
+    loss, grad_o = _output_layer(s[1:], P["V"], P["c"], ys, np.full((n_y, B), 1.0 / B))
+    grads = {"V": np.einsum("tbc,tbk->ck", grad_o, s[1:]), "c": grad_o.sum(axis=(0, 1))}
+    dU_dec, grads["Wd"], grads["bd"], d_s0, d_drives = _tanh_chain_bptt(
+        grad_o @ P["V"], drives, U_dec, P["Wd"], s, s_cand, np.ones((n_y, B)))
+    n_start = P["Ud"].shape[1]
+    grads["Ud"], grads["R"] = dU_dec[:, :n_start], dU_dec[:, n_start:]
+    grad_h_out = np.zeros_like(h[1:])     # C = h(n_x) is s(0) and an input of every step
+    grad_h_out[-1] = d_s0 + d_drives[..., n_start:].sum(axis=0)
+    grads["U"], grads["W"], grads["b"], _, _ = _tanh_chain_bptt(grad_h_out, x, P["U"], P["W"],
+                                                                h, h_cand, ones_x)
     return loss, grads
 
 

@@ -24,15 +24,16 @@ def _svg_ok(path):
     assert root.tag.endswith("svg")
 
 
-def test_figures_writes_the_ten_figures_as_svg(tmp_path):
+def test_figures_writes_every_figure_as_svg(tmp_path):
     assert main(["figures", "--out", str(tmp_path)]) == 0
     names = sorted(os.listdir(tmp_path))
-    assert names == sorted(f"fig10_{i}.svg" for i in range(1, 11))
+    assert names == sorted(f"fig10_{i}.svg" for i in range(1, 13))
     for name in names:
         _svg_ok(tmp_path / name)
 
 
-@pytest.mark.parametrize("model", ["elman", "jordan", "seq2one", "vec2seq", "conditional", "system"])
+@pytest.mark.parametrize("model", ["elman", "jordan", "seq2one", "vec2seq", "conditional", "system",
+                                   "lstm", "gru", "bidirectional", "encdec"])
 def test_draw_writes_folded_unrolled_and_op_views(tmp_path, model):
     assert main(["draw", "--model", model, "--steps", "2", "--out", str(tmp_path)]) == 0
     for view in ("folded", "unrolled", "ops"):
@@ -90,7 +91,7 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
             np.testing.assert_array_equal(a[key], b[key])
 
 
-@pytest.mark.parametrize("task", ["year", "copy"])
+@pytest.mark.parametrize("task", ["year", "copy", "long_copy_lstm", "lookahead", "reverse"])
 def test_other_tasks_train(tmp_path, task, capsys):
     assert main(["train", "--task", task, "--steps", "2", "--out", str(tmp_path)]) == 0
     assert (tmp_path / f"{task}_checkpoint.npz").is_file()
@@ -145,9 +146,9 @@ def _one_line_error(capsys, needle):
 
 def test_unknown_model_is_one_line_and_exit_2(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
-        main(["draw", "--model", "lstm", "--out", str(tmp_path)])
+        main(["draw", "--model", "transformer", "--out", str(tmp_path)])
     assert e.value.code == 2
-    _one_line_error(capsys, "invalid choice: 'lstm'")
+    _one_line_error(capsys, "invalid choice: 'transformer'")
 
 
 def test_unknown_task_is_one_line_and_exit_2(capsys, tmp_path):

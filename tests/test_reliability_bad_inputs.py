@@ -38,7 +38,8 @@ def _own_recurrence():
 
 GOOD_STEP = {
     "elman": (XS, YS), "jordan": (XS, YS), "seq2one": (XS, 1), "vec2seq": (np.ones(N_IN), YS),
-    "conditional": (XS, YS), "system": (FLOATS, YS),
+    "conditional": (XS, YS), "system": (FLOATS, YS), "lstm": (XS, YS), "gru": (XS, YS),
+    "bidirectional": (XS, YS), "encdec": (XS, YS[:2]),
 }
 
 
@@ -54,6 +55,9 @@ class World:
             "seq2one": rnn.SequenceToOne(N_IN, N_HIDDEN, N_OUT),
             "vec2seq": rnn.VectorToSequence(N_IN, N_HIDDEN, N_OUT),
             "conditional": rnn.ConditionalRNN(N_IN, N_HIDDEN, N_OUT), "system": _own_recurrence(),
+            "lstm": rnn.LSTM(N_IN, N_HIDDEN, N_OUT), "gru": rnn.GRU(N_IN, N_HIDDEN, N_OUT),
+            "bidirectional": rnn.BidirectionalRNN(N_IN, N_HIDDEN, N_OUT),
+            "encdec": rnn.EncoderDecoder(N_IN, N_HIDDEN, N_OUT),
         }
         self.optimizers = {k: tg.optim.Adam(m.parameters(), lr=0.01)
                            for k, m in self.models.items()}
@@ -388,6 +392,34 @@ CATALOGUE = [
      ValueError, ["h0", "(1, 4)", "(2, 4)"]),
     ("elman_generate_from_empty_prompt", call(lambda w: w.elman.generate([], 3)), E, ValueError,
      ["elman", "empty"]),
+    # --- lstm, gru, bidirectional, encoder-decoder (sections 10.3, 10.4, 10.10)
+    ("lstm_xs_id_too_big", train("lstm", [0, 9, 1], YS), B, IndexError,
+     ["lstm", "xs id 9", "t=2", "[0, 5)"]),
+    ("lstm_h0_not_a_dict_of_its_parts", train("lstm", XS, YS, h0=np.zeros(4)), E, ValueError,
+     ["lstm", "dict", "'s', 'h'"]),
+    ("lstm_h0_part_of_wrong_shape", train("lstm", XS, YS, h0={"s": np.zeros(3)}), E, ValueError,
+     ["h0['s']", "(4,)", "(3,)"]),
+    ("lstm_unknown_candidate", call(lambda w: rnn.LSTM(N_IN, N_HIDDEN, N_OUT, candidate="relu")),
+     CF, ValueError, ["LSTM", "candidate", "'relu'"]),
+    ("gru_ragged_batch_without_mask", train("gru", RAGGED, RAGGED), E, ValueError,
+     ["ragged", "mask="]),
+    ("gru_ys_id_too_big", train("gru", XS, [0, 3, 1]), B, IndexError,
+     ["gru", "ys id 3", "t=2", "[0, 3)"]),
+    ("bidirectional_ys_id_too_big_batched", train("bidirectional", [[0, 1], [1, 2]],
+                                                  [[0, 1], [2, 5]]), B, IndexError,
+     ["bidirectional", "ys id 5", "t=2, b=1", "[0, 3)"]),
+    ("bidirectional_mask_wrong_shape", train("bidirectional", [[0, 1], [1, 2]], [[0, 1], [2, 0]],
+                                             mask=np.ones((3, 2))), E, ValueError,
+     ["bidirectional", "mask", "(2, 2)", "(3, 2)"]),
+    ("bidirectional_truncated_bptt", call(lambda w: rnn.truncated_bptt(
+        w.trainers["bidirectional"], [0, 1, 2, 3], [0, 1, 2, 0], chunk=2)), CF, ValueError,
+     ["truncated_bptt", "bidirectional", "not causal"]),
+    ("encdec_empty_input", train("encdec", [], YS), E, ValueError, ["encdec", "empty sequence"]),
+    ("encdec_empty_output", train("encdec", XS, []), E, ValueError, ["encdec", "ys", "empty"]),
+    ("encdec_ys_id_too_big", train("encdec", XS, [0, 3]), B, IndexError,
+     ["encdec", "ys id 3", "t=2", "[0, 3)"]),
+    ("encdec_batches_differ", train("encdec", [[0, 1], [1, 2]], [[0, 1, 2]]), E, ValueError,
+     ["encdec", "ys", "(1, 2)", "(1, 3)"]),
     # --- jordan (no h0: its only recurrence is output -> hidden)
     ("jordan_xs_id_too_big", train("jordan", [0, 1, 5], YS), B, IndexError,
      ["jordan", "xs id 5", "t=3", "[0, 5)"]),
@@ -585,8 +617,8 @@ CATALOGUE = [
      [".svg", ".png", "fig.pdf"]),
     ("render_unknown_format", call(lambda w: viz.render(viz.folded(w.elman), "jpeg")),
      viz.RenderError, RuntimeError, ["jpeg", "svg"]),
-    ("unknown_figure_name", call(lambda w: viz.figure("10.11")), CF, ValueError,
-     ["10.11", "10.10"]),
+    ("unknown_figure_name", call(lambda w: viz.figure("10.19")), CF, ValueError,
+     ["10.19", "10.10"]),
     ("unknown_figure_number", call(lambda w: viz.figure(11)), CF, ValueError, ["'11'", "10.1"]),
     ("graph_of_an_array", call(lambda w: viz.graph(np.ones(3))), tg.DTypeError, TypeError,
      ["viz.graph", "ndarray"]),

@@ -129,7 +129,42 @@ def test_figures_are_drawn_even_inside_no_grad():
     assert inside == viz.figure("10.6").source
 
 
-@pytest.mark.parametrize("number", ["10.11", "9.1", ""])
+@pytest.mark.parametrize("number", ["10.19", "9.1", ""])
 def test_unknown_figure_is_a_clear_error(number):
     with pytest.raises(tg.ConfigError, match="10.1, 10.2"):
         viz.figure(number)
+
+
+def test_figure_10_11_runs_h_to_the_right_and_g_to_the_left_in_rows_x_h_g_o_L_y():
+    nodes, edges, _, labelled = _figure("10.11")
+    at = {n["text"]: (n["x"], n["y"]) for n in nodes.values()}
+    pairs = {(a, b) for a, b, _ in labelled}
+    assert {label for _, _, label in edges} == {""}                 # no weight labels
+    assert {("h (t-1)", "h (t)"), ("h (t)", "h (t+1)")} <= pairs
+    assert {("g (t+1)", "g (t)"), ("g (t)", "g (t-1)")} <= pairs      # arrowheads point left
+    assert not {("g (t-1)", "g (t)"), ("g (t)", "g (t+1)")} & pairs
+    for k in ("t-1", "t", "t+1"):
+        assert {(f"x ({k})", f"h ({k})"), (f"x ({k})", f"g ({k})"), (f"h ({k})", f"o ({k})"),
+                (f"g ({k})", f"o ({k})"), (f"o ({k})", f"L ({k})"), (f"y ({k})", f"L ({k})")} <= pairs
+        heights = [at[f"{name} ({k})"][1] for name in ("x", "h", "g", "o", "L", "y")]
+        assert heights == sorted(heights, reverse=True)              # bottom to top (SVG y grows down)
+    for name in ("h", "g"):
+        assert at[f"{name} (t-1)"][0] < at[f"{name} (t)"][0] < at[f"{name} (t+1)"][0]
+
+
+def test_figure_10_12_fans_the_context_out_from_the_encoder_to_every_decoder_step():
+    nodes, edges, clusters, labelled = _figure("10.12")
+    assert sorted(clusters.values()) == ["Decoder", "Encoder"]
+    (c,) = [nid for nid, n in nodes.items() if n["text"] == "C"]
+    into_c = [a for a, b, _ in edges if b == c]
+    out_of_c = [b for a, b, _ in edges if a == c]
+    assert len(into_c) == 1 and into_c[0].startswith("e") and nodes[into_c[0]]["text"] == ""
+    assert len(out_of_c) == 4 and all(b.startswith("d") and nodes[b]["text"] == "" for b in out_of_c)
+    texts = sorted(n["text"] for n in nodes.values() if n["text"])
+    assert texts == sorted(["C", "x (1)", "x (2)", "x (...)", "x (n_x)",
+                            "y (1)", "y (2)", "y (...)", "y (n_y)"])
+    encoder = [n["y"] for nid, n in nodes.items() if nid.startswith("e")]
+    decoder = [n["y"] for nid, n in nodes.items() if nid.startswith("d")]
+    assert min(encoder) > nodes[c]["y"] > max(decoder)               # encoder below C below decoder
+    assert {label for _, _, label in edges} == {""}
+    assert not any(a.startswith("d") and nodes[a]["text"].startswith("y") for a, _, _ in edges)

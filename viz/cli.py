@@ -1,6 +1,6 @@
 """The ``tinygraph`` command: the project's front door.
 
-``tinygraph figures`` writes the chapter's ten figures, ``draw`` the three
+``tinygraph figures`` writes the chapter's figures, ``draw`` the three
 views of one model, ``train`` trains a design on built-in data (with a live
 progress line, a checkpoint, the loss curve, samples and the gradient-flow
 view, and ``--resume``), and ``demo`` -- the main job -- checks gradients
@@ -58,6 +58,10 @@ MODELS = {
     "seq2one": lambda seed: rnn.SequenceToOne(6, 8, 4, seed=seed),
     "vec2seq": lambda seed: rnn.VectorToSequence(5, 8, 6, seed=seed),
     "conditional": lambda seed: rnn.ConditionalRNN(6, 8, 6, seed=seed),
+    "lstm": lambda seed: rnn.LSTM(6, 8, 6, seed=seed),
+    "gru": lambda seed: rnn.GRU(6, 8, 6, seed=seed),
+    "bidirectional": lambda seed: rnn.BidirectionalRNN(6, 8, 6, seed=seed),
+    "encdec": lambda seed: rnn.EncoderDecoder(6, 8, 6, seed=seed),
     "system": _dynamical_system,
 }
 
@@ -390,7 +394,7 @@ def build_parser():
     parser = _Parser(prog="tinygraph", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("figures", help="write the chapter's figures fig10_1.svg ... fig10_10.svg")
+    p = sub.add_parser("figures", help="write the chapter's figures fig10_1.svg ... fig10_12.svg")
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_figures)
 

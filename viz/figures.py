@@ -1,10 +1,12 @@
-"""The ten figures of chapter 10 (*Deep Learning*, Goodfellow, Bengio and
+"""The figures of chapter 10 (*Deep Learning*, Goodfellow, Bengio and
 Courville), made by the views from real models.
 
-Figures 10.1–10.6, 10.9 and 10.10 are the folded and unrolled views of rnn
+Figures 10.1–10.6 and 10.9–10.12 are the folded and unrolled views of rnn
 models (the pre-activation ``a`` is hidden, as in the book); figures 10.7 and
 10.8 are directed graphical models generated from their factorisations: the
 chain rule over y(1..5), and the same joint with the state variables h.
+Figures 10.11 (bidirectional) and 10.12 (encoder-decoder) draw the variables of
+a traced unroll without weight labels, as the book does.
 """
 
 import numpy as np
@@ -12,7 +14,7 @@ import numpy as np
 import rnn
 import tinygraph as tg
 
-from .derive import derive
+from .derive import Variables, derive
 from .render import html_text, sup_html
 from .views import draw_folded, draw_unrolled, new_digraph
 
@@ -176,15 +178,73 @@ def _fig_10_10():
     return _unrolled_only("fig10_10", rnn.ConditionalRNN(*_SIZES, seed=0), stamp=_relative(3))
 
 
+def _unlabelled(variables):
+    """The same variables with no weight names on the edges."""
+    return Variables(variables.keys, dict.fromkeys(variables.edges, ()), variables.nodes)
+
+
+def _only(variables, names):
+    """The variables called one of ``names`` and the edges among them."""
+    keys = [k for k in variables.keys if k[0] in names]
+    edges = {e: w for e, w in variables.edges.items() if e[0][0] in names and e[1][0] in names}
+    return Variables(keys, edges, {k: v for k, v in variables.nodes.items() if k[0] in names})
+
+
+def _fig_10_11():
+    """Bidirectional: h(t) runs right, g(t) runs left; rows x, h, g, o, L, y from the bottom."""
+    model = rnn.BidirectionalRNN(*_SIZES, seed=0)
+    g = new_digraph("fig10_11")
+    draw_unrolled(g, _unlabelled(derive(model.trace(3), hide=("a",))), "u",
+                  time_labels=_relative(3), ends=False, stacked=("h", "g"))
+    return g
+
+
+def _sequence_stamp(last):
+    """Superscripts 1, 2, ..., ``last`` for a 4-step unroll (the book's x(1), x(2), x(...), x(n_x))."""
+    return lambda t: {3: "...", 4: last}.get(t, str(t))
+
+
+def _fig_10_12(steps=4):
+    """Encoder-decoder: the encoder's last state gives C, which feeds every decoder step.
+
+    Traced from a greedy decode (as ``generate`` runs it), so there is no y -> decoder
+    feedback edge, as in the book; the decoder's outputs o(t), the distributions y(t) is
+    read from, are drawn as the book's y(t), and the hidden units unlabelled."""
+    model = rnn.EncoderDecoder(*_SIZES, seed=0)
+    xs = np.zeros((steps, 1), dtype=np.int64)
+
+    def trace(_):
+        return model.run(xs, steps=steps, feedback=rnn.Sampler(0.0)).outputs
+    variables = _unlabelled(derive(trace(steps), hide=("a",)))
+    g = new_digraph("fig10_12")
+    g.attr(nodesep="0.35")
+    drawn = {}
+    for key, label, names, last, shown_as in (
+            ("encoder", "Encoder", ("x", "h"), "n_x", {"h": ""}),
+            ("decoder", "Decoder", ("s", "o"), "n_y", {"s": "", "o": "y"})):
+        with g.subgraph(name=f"cluster_{key}") as c:
+            c.attr(label=f"<{html_text(label)}>", labelloc="t" if key == "encoder" else "b",
+                   color="#bbbbbb", fontname="Times-Roman", fontsize="18")
+            drawn.update(draw_unrolled(c, _only(variables, names), key[0],
+                                       time_labels=_sequence_stamp(last), ends=False,
+                                       shown_as=shown_as))
+    g.node("C", label="C")
+    drawn[("C", None)] = "C"
+    for src, dst in variables.edges:
+        if "C" in (src[0], dst[0]) and src in drawn and dst in drawn:
+            g.edge(drawn[src], drawn[dst])
+    return g
+
+
 FIGURES = {
     "10.1": _fig_10_1, "10.2": _fig_10_2, "10.3": _fig_10_3, "10.4": _fig_10_4,
     "10.5": _fig_10_5, "10.6": _fig_10_6, "10.7": _fig_10_7, "10.8": _fig_10_8,
-    "10.9": _fig_10_9, "10.10": _fig_10_10,
+    "10.9": _fig_10_9, "10.10": _fig_10_10, "10.11": _fig_10_11, "10.12": _fig_10_12,
 }
 
 
 def figure(number):
-    """Figure ``number`` ("10.1" to "10.10") of chapter 10 as a ``graphviz.Digraph``.
+    """Figure ``number`` ("10.1" to "10.12") of chapter 10 as a ``graphviz.Digraph``.
 
     Raises
     ------

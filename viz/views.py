@@ -152,12 +152,18 @@ def _add_edge(g, src, dst, attrs, above):
 
 
 def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None, ends=True,
-                  norms=None):
+                  norms=None, stacked=(), shown_as=None):
     """Add the unrolled graph of ``variables`` to ``g`` (node ids start with ``prefix``).
 
     With ``ends``, each recurrent edge also comes in from and goes out to a ``(...)`` node;
-    ``norms`` ((name, t) -> gradient norm) colours the variables it names.
+    ``norms`` ((name, t) -> gradient norm) colours the variables it names.  ``stacked``
+    names variables (bottom to top) that each step draws one above the other even where no
+    edge between them says so (figure 10.11's h below g); ``shown_as`` maps a variable's
+    name to the text drawn for it ("" draws an unlabelled node, as figure 10.12's hidden units).
+
+    Returns {(name, t): node id} of the variables drawn.
     """
+    shown_as = shown_as or {}
     names = variables.names
     ids = _name_ids(names, prefix)
     steps = variables.steps
@@ -184,10 +190,12 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         if norms and (name, t) in norms:
             below = f'<font point-size="9">{norms[(name, t)]:.1e}</font>'
             attrs.update(grad_fill(norms[(name, t)], lo, hi))
-        if t is None:
-            label = html_text(name) + ("" if below is None else f"<br/>{below}")
+        text = shown_as.get(name, name)
+        if t is None or text == "":
+            label = html_text(text) + ("" if below is None else f"<br/>{below}")
         else:
-            label = sup_html(name, f"({stamp(t)})", below=below)
+            label = sup_html(text, f"({stamp(t)})", below=below)
+        if t is not None:
             attrs["group"] = f"{prefix}t{t}"
             rows.setdefault(name, []).append(node_id((name, t)))
         g.node(node_id((name, t)), label=f"<{label}>", **attrs)
@@ -195,39 +203,37 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     recurrences, elided = {}, {}
     for (src, dst), labels in variables.edges.items():
         dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
-        if ends and dt == 1:
-            recurrences.setdefault((src[0], dst[0], labels), None)
+        if ends and dt in (1, -1):
+            recurrences.setdefault((src[0], dst[0], labels, dt), None)
         src_in, dst_in = src in present_set, dst in present_set
         if not (src_in and dst_in):
             if src_in and dst[1] is not None and 1 <= dst[1] <= steps:
-                elided.setdefault(dst[0], set()).add(("in", src, labels))
+                elided.setdefault(dst[0], set()).add(("in", src, labels, dt))
             elif dst_in and src[1] is not None and src[1] >= 1:
-                elided.setdefault(src[0], set()).add(("out", dst, labels))
+                elided.setdefault(src[0], set()).add(("out", dst, labels, dt))
             continue
         attrs = _label_attrs(_edge_text(labels, dt, edge_label))
         if dt and src[0] != dst[0] and src[0] not in above:
             attrs["constraint"] = "false"
-        _add_edge(g, node_id(src), node_id(dst), attrs, src[0] in above)
+        _add_edge(g, node_id(src), node_id(dst), attrs, _laid_back(src[0], dt, above))
 
-    for src_name, dst_name, labels in recurrences:
+    for src_name, dst_name, labels, dt in recurrences:   # dt -1: a chain backward in time
         attrs = _label_attrs(_edge_text(labels, 1, edge_label))
         if src_name != dst_name and src_name not in above:
             attrs["constraint"] = "false"
-        first, last = (dst_name, shown[0]), (src_name, shown[-1])
-        if first in present_set:
-            nid = f"{ids[src_name]}_start"
+        back = _laid_back(src_name, dt, above)
+        into, out_of = (shown[0], shown[-1]) if dt == 1 else (shown[-1], shown[0])
+        first, last = (dst_name, into), (src_name, out_of)
+        if first in present_set:        # the chain comes in from the (...) before it
+            nid = f"{ids[src_name]}_{'start' if dt == 1 else 'end'}"
             g.node(nid, label=f"<{sup_html(src_name, '(...)')}>")
-            row = rows.setdefault(src_name, [])
-            if nid not in row:
-                row.insert(0, nid)
-            _add_edge(g, nid, node_id(first), attrs, src_name in above)
-        if last in present_set:
-            nid = f"{ids[dst_name]}_end"
+            _place_end(rows.setdefault(src_name, []), nid, left=dt == 1)
+            _add_edge(g, nid, node_id(first), attrs, back)
+        if last in present_set:         # and goes out to the (...) after it
+            nid = f"{ids[dst_name]}_{'end' if dt == 1 else 'start'}"
             g.node(nid, label=f"<{sup_html(dst_name, '(...)')}>")
-            row = rows.setdefault(dst_name, [])
-            if nid not in row:
-                row.append(nid)
-            _add_edge(g, node_id(last), nid, attrs, src_name in above)
+            _place_end(rows.setdefault(dst_name, []), nid, left=dt != 1)
+            _add_edge(g, node_id(last), nid, attrs, back)
 
     for name, links in elided.items():
         nid = f"{ids[name]}_gap"
@@ -236,16 +242,17 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         row = rows.setdefault(name, [])
         row.insert(next((i for i, r in enumerate(row) if r.endswith(f"_{shown[keep]}")), len(row)),
                    nid)
-        for direction, other, labels in sorted(links, key=lambda x: (x[0], str(x[1]))):
+        for direction, other, labels, dt in sorted(links, key=lambda x: (x[0], str(x[1]))):
             static = other[1] is None
             attrs = _label_attrs(_edge_text(labels, None if static else 1, edge_label))
             src_name = other[0] if direction == "in" else name
             if other[0] != name and not static and src_name not in above:
                 attrs["constraint"] = "false"
+            back = _laid_back(src_name, dt, above)
             if direction == "in":
-                _add_edge(g, node_id(other), nid, attrs, src_name in above)
+                _add_edge(g, node_id(other), nid, attrs, back)
             else:
-                _add_edge(g, nid, node_id(other), attrs, src_name in above)
+                _add_edge(g, nid, node_id(other), attrs, back)
 
     for name, row in rows.items():
         with g.subgraph() as s:
@@ -254,6 +261,23 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                 s.node(nid)
         for a, b in zip(row, row[1:]):
             g.edge(a, b, style="invis")
+    for lower, upper in zip(stacked, stacked[1:]):
+        for t in shown:
+            if (lower, t) in present_set and (upper, t) in present_set:
+                g.edge(node_id((lower, t)), node_id((upper, t)), style="invis")
+    return {key: node_id(key) for key in present}
+
+
+def _laid_back(src_name, dt, above):
+    """Whether an edge is laid out from its head to its tail: from a target drawn above its
+    loss (y above L), or backward in time (g(t+1) -> g(t) points left, time still runs right)."""
+    return src_name in above or (dt is not None and dt < 0)
+
+
+def _place_end(row, nid, left):
+    """Put the ``(...)`` node ``nid`` at the left or right end of its row (once)."""
+    if nid not in row:
+        row.insert(0 if left else len(row), nid)
 
 
 def draw_folded(g, variables, prefix, edge_label=None):
@@ -261,7 +285,8 @@ def draw_folded(g, variables, prefix, edge_label=None):
 
     Every edge from step t - d to step t passes through the delay of its source: one chain of
     black squares per variable fed forward in time (d squares for a delay of d steps), as the
-    book draws one delay per state.  With one destination the weights label the edge into the
+    book draws one delay per state; an edge from step t + d (a chain backward in time, figure
+    10.11's g) passes through d squares in the same way.  With one destination the weights label the edge into the
     delay; with several, each edge out of it.
     """
     names = variables.names
@@ -280,10 +305,10 @@ def draw_folded(g, variables, prefix, edge_label=None):
     delayed = {}
     for (src, dst, dt), labels in grouped.items():
         attrs = _label_attrs(_edge_text(labels, dt, edge_label))
-        if dt <= 0:
+        if dt == 0:
             _add_edge(g, ids[src], ids[dst], attrs, src in above)
         else:
-            delayed.setdefault(src, []).append((dst, dt, attrs))
+            delayed.setdefault(src, []).append((dst, abs(dt), attrs))
     for src, targets in delayed.items():   # one delay per state part: its chain of squares
         squares = [f"{prefix}d_{ids[src]}_{i}" for i in range(max(dt for _, dt, _ in targets))]
         for square in squares:
