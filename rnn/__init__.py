@@ -5,14 +5,17 @@ A recurrence is written once, as the book's step function; the shared
 ``tg.scope(f"t={t}")`` and back-propagation through time is ``loss.backward()``.
 """
 
-from . import datasets, tasks, train
+from . import datasets, diagnostics, tasks, train
 from .core import Cell, Recurrence, RecurrentModel, Unrolled, unroll
 from .datasets import Vocab, pad_sequences
+from .diagnostics import (LagDecay, connectivity, gradient_ratio, jacobians, lag_decay,
+                          saturation, spectra)
 from .models import (ConditionalRNN, ElmanRNN, JordanRNN, Sampler, SequenceToOne,
                      VectorToSequence)
 from .train import Trainer, stream_loss, train_char_model, truncated_bptt
 
-__all__ = ["Cell", "ConditionalRNN", "ElmanRNN", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
+__all__ = ["Cell", "ConditionalRNN", "ElmanRNN", "LagDecay", "connectivity", "diagnostics",
+           "gradient_ratio", "jacobians", "lag_decay", "saturation", "spectra", "JordanRNN", "Recurrence", "RecurrentModel", "Sampler",
            "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets",
            "pad_sequences", "stream_loss", "tasks", "train", "train_char_model", "truncated_bptt",
            "unroll"]
