@@ -31,12 +31,15 @@ from .core import collector_paused, time_step, walk
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 
 
-def run_model(model, xs, ys=None, h0=None):
-    """``model.run(xs, ys, h0=h0)`` with only the arguments given (every op of every step a node)."""
+def run_model(model, xs, ys=None, h0=None, steps=None):
+    """``model.run(xs, ys, h0=h0, steps=steps)`` with only the arguments given (every op of every
+    step a node); ``steps`` is for a system without input (rnn.Recurrence with n_in=None)."""
     if not callable(getattr(model, "run", None)):
         raise tg.DTypeError(f"rnn diagnostics: needs a recurrent model with .run(...), got "
                             f"{type(model).__name__}")
     kwargs = {} if h0 is None else {"h0": h0}
+    if steps is not None:
+        kwargs["steps"] = steps
     args = (xs,) if ys is None else (xs, ys)
     return model.run(*args, **kwargs)
 
@@ -123,7 +126,7 @@ class _CutSteps:
         return new
 
 
-def jacobians(model, xs, part="h", h0=None, ys=None):
+def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
     """∂h(t)/∂h(t-1) for every step t of a batch of one: shape (T, H, H).
 
     Row i of ``J[t-1]`` is the gradient of unit i of h(t) with respect to h(t-1), computed by
@@ -137,6 +140,7 @@ def jacobians(model, xs, part="h", h0=None, ys=None):
     model : a design with state parts (a Cell: every rnn design but JordanRNN, or rnn.Recurrence)
     xs : what ``model.run`` takes first; ys : targets, for designs that read y(t-1)
     part : str, a state part; h0 : initial state, optional
+    steps : int, for a system without input (``xs=None``)
 
     Returns
     -------
@@ -151,12 +155,12 @@ def jacobians(model, xs, part="h", h0=None, ys=None):
         raise tg.ConfigError(f"{who}: {model.name} has no state part '{part}' (its state parts "
                              f"are {list(parts)}); a design without one carries no h(t-1) into h(t)")
     cut = copy.copy(model)
-    steps = cut.step = _CutSteps(cut.step, parts)   # bound to the copy
+    cut_steps = cut.step = _CutSteps(cut.step, parts)   # bound to the copy
     with collector_paused():
-        run_model(cut, xs, ys, h0)
+        run_model(cut, xs, ys, h0, steps)
         size = parts[part]
-        out = np.empty((len(steps.records), size, size))
-        for t, (leaves, new) in enumerate(steps.records):
+        out = np.empty((len(cut_steps.records), size, size))
+        for t, (leaves, new) in enumerate(cut_steps.records):
             h_new, h_old = new[part], leaves[part]
             if h_new.size != size:
                 raise tg.ShapeError(f"{who}: needs a batch of one; '{part}' has shape "
@@ -241,15 +245,16 @@ def lag_decay(jacs, max_lag=None, ends=16):
     return LagDecay(lags, np.exp(mean), float(np.exp(slope)), float(np.exp(intercept)))
 
 
-def saturation(model, xs, ys=None, h0=None, tol=0.05):
+def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     """Fraction of the tanh and sigmoid units of each step that are saturated: shape (T,).
 
     A unit is saturated when its slope is below ``tol`` times the largest slope of its
     function (tanh: 1 - y² < tol; sigmoid: y (1 - y) < tol / 4).  The units are every output
-    of a tanh or sigmoid op in the scope of step t (state units and gates alike).
+    of a tanh or sigmoid op in the scope of step t (state units and gates alike).  ``steps``
+    is for a system without input (``xs=None``).
     """
     with collector_paused():
-        run = run_model(model, xs, ys, h0)
+        run = run_model(model, xs, ys, h0, steps)
         roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
         roots += [n for nodes in run.parts.values() for n in nodes]
         steps = max((time_step(n.scope) or 0 for n in roots), default=0)

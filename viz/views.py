@@ -152,22 +152,28 @@ def _add_edge(g, src, dst, attrs, above):
 
 
 def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None, ends=True,
-                  norms=None):
+                  norms=None, shown=None, gap_text=None):
     """Add the unrolled graph of ``variables`` to ``g`` (node ids start with ``prefix``).
 
     With ``ends``, each recurrent edge also comes in from and goes out to a ``(...)`` node;
-    ``norms`` ((name, t) -> gradient norm) colours the variables it names.
+    ``norms`` ((name, t) -> gradient norm) colours the variables it names.  ``shown``, a
+    range of consecutive steps, draws that window alone (its recurrent edges come in from
+    and go out to the ``(...)`` nodes) instead of the first and last ``keep`` steps around
+    one elision node per variable, whose HTML-like label is ``gap_text(name, steps_left_out)``.
     """
     names = variables.names
     ids = _name_ids(names, prefix)
     steps = variables.steps
     stamp = time_labels or str
-    if steps > 2 * keep + 1:
+    if shown is not None:
+        shown = list(shown)
+    elif steps > 2 * keep + 1:
         shown = list(range(1, keep + 1)) + list(range(steps - keep + 1, steps + 1))
     else:
         shown = list(range(1, steps + 1))
     shown_set = set(shown)
-    gap = steps - len(shown)
+    gap = 0 if not shown or shown[-1] - shown[0] + 1 == len(shown) else steps - len(shown)
+    gap_text = gap_text or (lambda name, n: html_text(f"{name}: ... {n:,} steps left out ..."))
     above = _targets(variables)
 
     def node_id(key):
@@ -199,6 +205,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             recurrences.setdefault((src[0], dst[0], labels), None)
         src_in, dst_in = src in present_set, dst in present_set
         if not (src_in and dst_in):
+            if not gap:
+                continue
             if src_in and dst[1] is not None and 1 <= dst[1] <= steps:
                 elided.setdefault(dst[0], set()).add(("in", src, labels))
             elif dst_in and src[1] is not None and src[1] >= 1:
@@ -231,7 +239,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
 
     for name, links in elided.items():
         nid = f"{ids[name]}_gap"
-        g.node(nid, label=f"<{html_text(name)}: ... {gap:,} steps left out ...>", shape="box",
+        g.node(nid, label=f"<{gap_text(name, gap)}>", shape="box",
                style="dashed", fontsize="14")
         row = rows.setdefault(name, [])
         row.insert(next((i for i, r in enumerate(row) if r.endswith(f"_{shown[keep]}")), len(row)),
