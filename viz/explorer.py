@@ -171,7 +171,7 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
         entry["norm"][key] = _num(np.linalg.norm(node.data))
         g = grads.get((name, t))
         entry["gnorm"][key] = None if g is None else _num(np.linalg.norm(g))
-        if t is None or t in detail_set:
+        if t is None or t < 1 or t in detail_set:
             entry["value"][key] = _vector(node.data)
             entry["grad"][key] = None if g is None else _vector(g)
             entry["vhist"][key] = _histogram(node.data)
