@@ -15,6 +15,7 @@ every step, the heatmap binned and, past ``EXACT_ROWS`` loss terms, computed on 
 import html
 import json
 import os
+import re
 import uuid
 
 import numpy as np
@@ -230,7 +231,7 @@ def _diagnostics(model, xs, ys, h0, part, run, steps, grads, length):
     jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
     norms, radii = rnn.spectra(jacs)
     out["spectra"] = {"norm": _nums(norms), "radius": _nums(radii)}
-    decay = rnn.lag_decay(jacs)
+    decay = rnn.lag_decay(jacs, max_lag=min(steps, 40), ends=4)   # LAPACK on a busy machine is slow
     out["lag"] = {"lags": decay.lags.tolist(), "norms": _nums(decay.norms),
                   "rate": _num(decay.rate), "scale": _num(decay.scale)}
     if run.loss is not None:
@@ -277,10 +278,10 @@ def _op_steps(roots, detail, position, loss):
         nodes = by_step[t]
         local = {id(n): j for j, n in enumerate(nodes)}
         signature = tuple((n.op, n.name, tuple(n.shape),
-                           tuple(local.get(id(p), _outside(p)) for p in n.parents)) for n in nodes)
+                           tuple(local.get(id(p), _outside(p, t)) for p in n.parents)) for n in nodes)
         if signature not in index:
             index[signature] = len(templates)
-            templates.append(_op_svg(nodes, local))
+            templates.append(_op_svg(nodes, local, t))
         steps[str(t)] = {"template": index[signature], "nodes": [
             [_num(np.linalg.norm(n.data)),
              None if id(n) not in grads else _num(np.linalg.norm(grads[id(n)])),
@@ -288,14 +289,18 @@ def _op_steps(roots, detail, position, loss):
     return steps, templates
 
 
-def _outside(p):
+def _outside(p, t):
+    """How a step's op graph names an input made outside the step: a parameter, or a node of
+    another step relative to this one ("h (t-1)"), so that every step has the same graph."""
     base = param_behind(p)
     if base is not None:
         return f"param {base.name}"
-    return f"{p.name or p.op or 'leaf'} (t={time_step(p.scope)})"
+    other = time_step(p.scope)
+    when = "" if other is None else " (t)" if other == t else f" (t{other - t:+d})"
+    return f"{p.name or p.op or 'leaf'}{when}"
 
 
-def _op_svg(nodes, local):
+def _op_svg(nodes, local, t):
     g = new_digraph("ops")
     g.attr(rankdir="LR", nodesep="0.15", ranksep="0.3")
     g.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname="Helvetica",
@@ -310,7 +315,7 @@ def _op_svg(nodes, local):
             if id(p) in local:
                 g.edge(f"op{local[id(p)]}", f"op{j}")
                 continue
-            text = _outside(p)
+            text = _outside(p, t)
             if text not in outside:
                 outside[text] = f"in{len(outside)}"
                 g.node(outside[text], label=f"<{html_text(text)}>", shape="box", style="filled",
@@ -334,8 +339,9 @@ def _unrolled_svg(model, variables, shown):
 
 
 def _svg_text(g):
+    """The SVG element of ``g`` (no XML prologue, no comments: it goes inside the page)."""
     text = render(g, "svg").decode()
-    return text[text.index("<svg"):]
+    return re.sub(r"<!--.*?-->\n?", "", text[text.index("<svg"):], flags=re.S)
 
 
 # ------------------------------------------------------------------ numbers for the page
