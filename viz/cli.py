@@ -244,7 +244,7 @@ def _gradient_check(seed):
             f"(rtol 1e-6, float64).")
 
 
-EXPLORER_STEPS = 60     # characters of the demo's explorer
+EXPLORER_STEPS = 40     # characters of the demo's explorer
 
 
 def cmd_demo(args):

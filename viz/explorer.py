@@ -231,7 +231,7 @@ def _diagnostics(model, xs, ys, h0, part, run, steps, grads, length):
     jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
     norms, radii = rnn.spectra(jacs)
     out["spectra"] = {"norm": _nums(norms), "radius": _nums(radii)}
-    decay = rnn.lag_decay(jacs, max_lag=min(steps, 40), ends=4)   # LAPACK on a busy machine is slow
+    decay = rnn.lag_decay(jacs, max_lag=min(steps, 30), ends=3)   # LAPACK on a busy machine is slow
     out["lag"] = {"lags": decay.lags.tolist(), "norms": _nums(decay.norms),
                   "rate": _num(decay.rate), "scale": _num(decay.scale)}
     if run.loss is not None:
