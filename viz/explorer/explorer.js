@@ -307,7 +307,7 @@
       $("lag-label").textContent = `fitted decay rate ρ = ${fmt(d.lag.rate)} per step (${d.lag.rate < 1 ? "vanishing" : "exploding"})`;
     } else { plot($("plot-lag"), [], { xlabel: "k", empty: "no Jacobians for this design" }); $("lag-label").textContent = ""; }
     const series = [{ x: steps, y: d.saturation, colour: "#c53030", label: "fraction of saturated tanh/σ units" }];
-    if (d.ratio) series.push({ x: steps, y: d.ratio, colour: "#2f855a", label: "‖(∇h L) ∂h(t)/∂h(t−1)‖ / ‖∇h L‖" });
+    if (d.ratio) series.push({ x: steps, y: d.ratio, colour: "#2f855a", label: `‖(∇${part} L) ∂${part}(t)/∂${part}(t−1)‖ / ‖∇${part} L‖ (eq. 10.52)` });
     plot($("plot-sat"), series, { logy: false, xlabel: "t", ymin: 0 });
   }
 
