@@ -20,7 +20,7 @@ from viz.derive import derive
 
 def _missing():
     try:
-        import playwright.sync_api  # noqa: F401
+        import playwright.sync_api  # noqa: F401 - only whether it imports
     except ImportError:
         return "the playwright package is not installed (pip install -e '.[test]')"
     if shutil.which("chromium") is None:

@@ -148,7 +148,6 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
     detail = sorted({t for a, b in windows for t in range(a, b + 1)} | _summary_steps(steps))
     keys = list(variables.nodes)
     grads = {}
-    sweep = []
     order = []
     if run.loss is not None:
         wanted = [k for k in keys if variables.nodes[k].requires_grad]

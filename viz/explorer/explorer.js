@@ -12,6 +12,7 @@
   const partIndex = names.indexOf(part);
   const lossIndex = names.indexOf("L");
   let playing = null;
+  const MAX_HEIGHT = 540;
 
   const B = () => D.bundles[S.bundle];
   const fmt = (v) => (v === null || v === undefined ? "n/a" : Number(v).toPrecision(6));
@@ -57,6 +58,13 @@
   function drawGraph() {
     const g = $("graph");
     g.innerHTML = currentSvg();
+    const svg = g.querySelector("svg");
+    if (svg) {                     // natural size, but at most MAX_HEIGHT px high (wide graphs scroll)
+      const w = parseFloat(svg.getAttribute("width")) * 4 / 3, h = parseFloat(svg.getAttribute("height")) * 4 / 3;
+      const scale = Math.min(1, MAX_HEIGHT / h);
+      svg.style.width = `${w * scale}px`;
+      svg.style.height = `${h * scale}px`;
+    }
     g.querySelectorAll("g.node").forEach((el) => {
       const title = el.querySelector("title");
       el.dataset.key = title ? title.textContent : "";
@@ -205,6 +213,8 @@
     $("heat-title").textContent = `connectivity ‖∂L(t)/∂${part}(k)‖ (rows t, columns k)`;
     if (!h) { ctx.fillText("no loss terms", 10, 20); return; }
     const [lo, hi] = heatRange(h), rows = h.cells.length, cols = h.cells[0].length;
+    $("heat-scale").textContent = `log colour scale: ${fmt(Math.pow(10, lo))} (light) to ${fmt(Math.pow(10, hi))} (dark); white: zero` +
+      (h.sampled ? `; ${rows} sampled rows` : "") + (cols < D.steps ? `; ${cols} column bins of the largest entry` : "");
     const cw = canvas.width / cols, ch = canvas.height / rows;
     h.cells.forEach((row, i) => row.forEach((v, j) => {
       ctx.fillStyle = v === null ? "#ddd" : v > 0 ? colour(hi > lo ? (Math.log10(v) - lo) / (hi - lo) : 1) : "#fff";
@@ -271,7 +281,7 @@
 
   // ---------------------------------------------------------------- plots
   function plot(svg, series, opts) {
-    const W = +svg.getAttribute("width"), H = +svg.getAttribute("height"), L = 48, R = 8, T = 8, Bm = 34;
+    const W = +svg.getAttribute("width"), H = +svg.getAttribute("height"), L = 48, R = 8, T = 10 + 13 * series.length, Bm = 34;
     const pts = series.flatMap((s) => s.y.map((y, i) => [s.x[i], y])).filter(([x, y]) => y !== null && (!opts.logy || y > 0));
     if (!pts.length) { svg.innerHTML = `<text x="10" y="20" font-size="12">${opts.empty || "nothing to plot"}</text>`; return; }
     const tx = (v) => (opts.logy ? Math.log10(v) : v);
@@ -290,7 +300,7 @@
       const seg = s.x.map((x, i) => (s.y[i] === null || (opts.logy && s.y[i] <= 0) ? null : `${sx(x).toFixed(1)},${sy(s.y[i]).toFixed(1)}`));
       const d = seg.reduce((acc, p, i) => acc + (p === null ? "" : (i && seg[i - 1] !== null ? " L" : " M") + p), "");
       out += `<path d="${d}" fill="none" stroke="${s.colour}" stroke-width="1.5" ${s.dash ? 'stroke-dasharray="4 3"' : ""}/>`;
-      out += `<text x="${L + 8}" y="${T + 12 + 13 * n}" font-size="11" fill="${s.colour}">${s.label}</text>`;
+      out += `<text x="${L + 8}" y="${11 + 13 * n}" font-size="11" fill="${s.colour}">${s.label}</text>`;
     });
     svg.innerHTML = out;
   }
