@@ -62,10 +62,10 @@ TASK_MODELS = {"chars": "elman", "copy": "elman", "year": "seq2one"}   # the des
 
 def model_inputs(model, steps, seed):
     """(args, kwargs) of ``explore`` for a model of MODELS: random ids (or a vector) of ``steps``
-    steps and random targets."""
+    steps and random targets; a system without input starts from a random state."""
     rng = np.random.default_rng(seed)
-    if getattr(model, "n_in", 0) is None:            # a system without input
-        return (None,), {"steps": steps}
+    if getattr(model, "n_in", 0) is None:            # a system without input, from a random s(0)
+        return (None,), {"steps": steps, "h0": rng.normal(size=model.n_state)}
     n_out = getattr(model, "n_out", None)
     if isinstance(model, rnn.VectorToSequence):
         return (rng.normal(size=model.n_in), rng.integers(0, n_out, steps)), {}

@@ -178,7 +178,7 @@
       <p>shape ${JSON.stringify(v.shape)}<br>‖${S.sel.name}‖ = <span id="info-norm">${fmt(v.norm[k])}</span><br>
       ‖∂L/∂${S.sel.name}‖ = <span id="info-gnorm">${fmt(v.gnorm[k])}</span></p>
       <p>value</p>${vectorHtml("info-value", v.value[k], v.shape)}${histogram(v.vhist[k], "#6b8fb3")}
-      <p>gradient ∂L/∂${label(S.sel.name, S.sel.t)}</p>${v.gnorm[k] === null ? "<div id='info-grad' class='numbers'>needs no gradient</div>" : vectorHtml("info-grad", grad, v.shape)}${histogram(v.ghist[k], "#d9822b")}`;
+      <p>gradient ∂L/∂${label(S.sel.name, S.sel.t)}</p>${v.gnorm[k] === null ? `<div id='info-grad' class='numbers'>${B().loss === null ? "no loss (no targets): no gradient" : "needs no gradient"}</div>` : vectorHtml("info-grad", grad, v.shape)}${histogram(v.ghist[k], "#d9822b")}`;
   }
 
   // ---------------------------------------------------------------- sweep slider
@@ -289,11 +289,12 @@
     let y0 = Math.min(...pts.map((p) => tx(p[1]))), y1 = Math.max(...pts.map((p) => tx(p[1])));
     if (opts.ymin !== undefined) y0 = Math.min(y0, opts.ymin);
     if (x1 === x0) x1 = x0 + 1;
-    if (y1 === y0) { y1 += 0.5; y0 -= 0.5; }
+    if (y1 === y0) { if (opts.ymin !== undefined && y0 === opts.ymin) y1 = y0 + 1; else { y1 += 0.5; y0 -= 0.5; } }
     const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R), sy = (y) => H - Bm - ((tx(y) - y0) / (y1 - y0)) * (H - T - Bm);
     let out = `<line x1="${L}" y1="${H - Bm}" x2="${W - R}" y2="${H - Bm}" stroke="#888"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - Bm}" stroke="#888"/>`;
-    const yt = opts.logy ? [Math.ceil(y0), Math.floor(y1)] : [y0, y1];
-    yt.forEach((v) => { const y = H - Bm - ((v - y0) / (y1 - y0)) * (H - T - Bm); out += `<text x="${L - 4}" y="${y + 4}" font-size="10" text-anchor="end">${opts.logy ? "1e" + v : Number(v).toPrecision(3)}</text>`; });
+    const powers = opts.logy && Math.ceil(y0) <= Math.floor(y1);        // ticks at powers of ten, else the ends
+    const yt = powers ? [Math.ceil(y0), Math.floor(y1)] : [y0, y1];
+    yt.forEach((v) => { const y = H - Bm - ((v - y0) / (y1 - y0)) * (H - T - Bm); out += `<text x="${L - 4}" y="${y + 4}" font-size="10" text-anchor="end">${powers ? "1e" + v : Number(opts.logy ? Math.pow(10, v) : v).toPrecision(3)}</text>`; });
     out += `<text x="${L}" y="${H - Bm + 14}" font-size="10">${x0}</text><text x="${W - R}" y="${H - Bm + 14}" font-size="10" text-anchor="end">${x1}</text>`;
     out += `<text x="${(L + W) / 2}" y="${H - 4}" font-size="11" text-anchor="middle">${opts.xlabel}</text>`;
     series.forEach((s, n) => {
