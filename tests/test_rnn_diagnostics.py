@@ -329,3 +329,16 @@ def test_gradient_ratio_equals_finite_differences_times_the_closed_form_jacobian
         g = fd_gradient(lambda at, d: elman_losses(P, xs, ys, at, d), 3, t, None)
         J = (1 - hs[t - 1] ** 2)[:, None] * P["W"]
         assert ratio[t - 1] == pytest.approx(np.linalg.norm(g @ J) / np.linalg.norm(g), rel=1e-6)
+
+
+def test_connectivity_without_targets_says_it_needs_them():
+    model, _, xs, _ = _elman()
+    with pytest.raises(tg.ConfigError, match="give targets ys"):
+        rnn.connectivity(model, xs, None)
+
+
+def test_diagnostics_of_something_that_is_not_a_model_name_what_they_got():
+    with pytest.raises(tg.DTypeError, match="got list"):
+        rnn.connectivity([1, 2], np.zeros(3, dtype=int), np.zeros(3, dtype=int))
+    with pytest.raises(tg.DTypeError, match="got str"):
+        rnn.jacobians("elman", np.zeros(3, dtype=int))

@@ -131,3 +131,8 @@ def test_explore_command_with_a_checkpoint_shows_before_and_after(tmp_path, caps
     assert main(["explore", "--model", "elman", "--checkpoint", ckpt, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds a seq2one model (task year), not elman" in err[0]
+
+
+def test_explore_of_something_that_is_not_a_model_names_what_it_got():
+    with pytest.raises(tg.DTypeError, match="viz.explore: .* got dict"):
+        viz.explore({}, np.zeros(3, dtype=int))

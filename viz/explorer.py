@@ -339,7 +339,7 @@ def _unrolled_svg(model, variables, shown):
 
 def _svg_text(g):
     """The SVG element of ``g`` (no XML prologue, no comments: it goes inside the page)."""
-    text = render(g, "svg").decode()
+    text = render(g, "svg", quiet=True).decode()     # the × of "h ×194" draws a width warning
     return re.sub(r"<!--.*?-->\n?", "", text[text.index("<svg"):], flags=re.S)
 
 
