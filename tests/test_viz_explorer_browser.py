@@ -165,6 +165,21 @@ def test_hovering_a_heatmap_cell_highlights_that_loss_term_and_state(browser, tm
     page.close()
 
 
+def test_hovering_a_cell_of_hidden_steps_lights_the_boxes_that_hide_them(browser, tmp_path):
+    model, xs, ys = _elman(steps=30)
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    names = page.page.evaluate("explorer.data.names")
+    box = page.page.locator("#heat").bounding_box()
+    for (t, k), lit in {(15, 12): {f"u{names.index('h')}_gap"},          # both hidden (L has no box)
+                        (29, 12): {_node_id(names, "L", 29), f"u{names.index('h')}_gap"},
+                        (15, 2): {_node_id(names, "h", 2)}}.items():
+        at = page.page.evaluate(f"explorer.cellCenter({t}, {k})")
+        page.page.mouse.move(box["x"] + at["x"], box["y"] + at["y"])
+        assert page.titles("hl") == lit, (t, k)
+    assert page.errors == []
+    page.close()
+
+
 def test_the_hash_restores_a_view(browser, tmp_path):
     model, xs, ys = _elman(steps=30)
     path = _save(tmp_path, model, xs, ys)

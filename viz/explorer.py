@@ -118,8 +118,8 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
                 model.load_state_dict(after)
         bundles.append(("after training" if before is not None else "model",
                         _bundle(model, xs, ys, h0, part, steps)))
-    first = bundles[-1][1]
-    svg, templates = first.pop("svg"), first.pop("templates")
+    current = bundles[-1][1]                   # the model's own parameters: its drawings serve all
+    svg, templates = current.pop("svg"), current.pop("templates")
     for _, b in bundles[:-1]:
         b.pop("svg")
         if b.pop("templates") != templates:
@@ -127,8 +127,8 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
                                  "op structure than the model's")
     data = {
         "model": model.name, "title": title or f"tinygraph explorer: {model.name}",
-        "steps": first["steps"], "part": part, "names": first["names"],
-        "window": WINDOW, "keep": KEEP, "windows": first["windows"],
+        "steps": current["steps"], "part": part, "names": current["names"],
+        "window": WINDOW, "keep": KEEP, "windows": current["windows"],
         "svg": svg, "templates": templates,
         "bundles": [dict(b, label=label) for label, b in bundles],
     }

@@ -99,6 +99,10 @@
       nodesOf((p) => p && p.kind === "var" && p.t !== null &&
         ((p.name === "L" && p.t >= t0 && p.t <= t1) || (p.name === part && p.t >= k0 && p.t <= k1)))
         .forEach((el) => el.classList.add("hl"));
+      const lo = D.keep + 1, hi = D.steps - D.keep;   // the steps a summary's ×τ box hides
+      nodesOf((p) => p && p.kind === "gap" && S.view === "summary" &&
+        ((p.name === "L" && t0 <= hi && t1 >= lo) || (p.name === part && k0 <= hi && k1 >= lo)))
+        .forEach((el) => el.classList.add("hl"));
     }
     graph.classList.toggle("sweeping", S.sweep !== null);
     if (S.sweep !== null) {
