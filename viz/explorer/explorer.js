@@ -9,8 +9,6 @@
               sweep: null, cell: null };
   const names = D.names;
   const part = D.part;
-  const partIndex = names.indexOf(part);
-  const lossIndex = names.indexOf("L");
   let playing = null;
   const MAX_HEIGHT = 540;
 
@@ -32,7 +30,6 @@
     if (m) return { kind: "op", j: +m[1] };
     return null;
   }
-  const nodeTitle = (name, t) => (t === null ? `u${names.indexOf(name)}` : `u${names.indexOf(name)}_${t}`);
 
   // ---------------------------------------------------------------- the graph panel
   function windowOf(t) {
