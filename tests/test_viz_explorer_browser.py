@@ -180,6 +180,18 @@ def test_hovering_a_cell_of_hidden_steps_lights_the_boxes_that_hide_them(browser
     page.close()
 
 
+def test_a_step_typed_in_opens_its_window_and_selects_it(browser, tmp_path):
+    model, xs, ys = _elman(steps=30)
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    page.page.fill("#goto-step", "17")
+    page.page.dispatch_event("#goto-step", "change")
+    assert page.page.evaluate("explorer.state.view") == "window"
+    assert page.page.inner_text("#win-label").strip() == "steps 11\u201320 of 30"
+    assert page.titles("sel") == {_node_id(page.page.evaluate("explorer.data.names"), "h", 17)}
+    assert page.errors == []
+    page.close()
+
+
 def test_the_hash_restores_a_view(browser, tmp_path):
     model, xs, ys = _elman(steps=30)
     path = _save(tmp_path, model, xs, ys)

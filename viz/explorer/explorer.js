@@ -373,6 +373,17 @@
   $("win-prev").addEventListener("click", () => { S.win = Math.max(0, S.win - 1); update(true); });
   $("win-next").addEventListener("click", () => { S.win = Math.min(D.windows.length - 1, S.win + 1); update(true); });
   $("collapse").addEventListener("click", () => { S.view = "summary"; update(true); });
+  $("goto-step").max = D.steps;
+  $("goto-step").addEventListener("change", (e) => {     // the drawn window nearest to step t
+    const t = Math.max(1, Math.min(D.steps, Math.round(+e.target.value)));
+    const dist = D.windows.map(([a, b]) => (t < a ? a - t : t > b ? t - b : 0));
+    S.view = "window";
+    S.win = dist.indexOf(Math.min(...dist));
+    S.ops = false;
+    const [a, b] = D.windows[S.win];
+    S.sel = { name: part, t: Math.max(a, Math.min(b, t)) };
+    update(true);
+  });
   $("sweep").addEventListener("input", (e) => { S.sweep = +e.target.value; update(false); });
   $("sweep-off").addEventListener("click", () => { S.sweep = null; update(false); });
   $("sweep-play").addEventListener("click", () => {
