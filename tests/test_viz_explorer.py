@@ -13,7 +13,7 @@ import tinygraph as tg
 import viz
 from viz import explorer as explorer_module
 from viz.cli import main
-from viz.derive import derive
+from viz.derive import derive, param_behind
 
 
 def _elman(steps=6, seed=2):
@@ -43,6 +43,11 @@ def test_the_page_holds_the_engines_values_gradients_connectivity_and_sweep():
     assert [(variables.names[i], t) for i, t, _ in bundle["sweep"]] == \
         [key_of[id(n)] for n in order if id(n) in key_of]
     assert bundle["sweep_total"] == len(order)
+    for t in range(1, 7):          # each step's op nodes carry their places in the engine's sweep
+        places = {n[2] for n in bundle["ops"][str(t)]["nodes"]} - {None}
+        assert places == {i for i, n in enumerate(order)   # (W.T, made at step 1, is "param W")
+                          if n.scope == f"elman/t={t}" and n.op is not None
+                          and param_behind(n) is None}
     norms, radii = rnn.spectra(rnn.jacobians(model, xs))
     np.testing.assert_allclose(bundle["diag"]["spectra"]["norm"], norms, rtol=1e-5)
     np.testing.assert_allclose(bundle["diag"]["ratio"], rnn.gradient_ratio(model, xs, ys),
