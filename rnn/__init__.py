@@ -5,16 +5,19 @@ A recurrence is written once, as the book's step function; the shared
 ``tg.scope(f"t={t}")`` and back-propagation through time is ``loss.backward()``.
 """
 
-from . import datasets, tasks, train
+from . import datasets, diagnostics, tasks, train
 from .core import Cell, Chain, Recurrence, RecurrentModel, Unrolled, unroll
 from .datasets import Vocab, pad_sequences
+from .diagnostics import (LagDecay, connectivity, gradient_ratio, jacobians, lag_decay,
+                          saturation, spectra)
 from .models import (GRU, LSTM, BidirectionalRNN, ConditionalRNN, ElmanRNN, EncoderDecoder,
                      JordanRNN, Sampler, SequenceToOne, VectorToSequence)
 from .train import (Trainer, load_training, save_training, stream_loss, train_char_model,
                     truncated_bptt)
 
 __all__ = ["BidirectionalRNN", "Cell", "Chain", "ConditionalRNN", "ElmanRNN", "EncoderDecoder",
-           "GRU", "JordanRNN", "LSTM", "Recurrence", "RecurrentModel", "Sampler", "SequenceToOne",
-           "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets", "load_training",
-           "pad_sequences", "save_training", "stream_loss", "tasks", "train", "train_char_model",
-           "truncated_bptt", "unroll"]
+           "GRU", "JordanRNN", "LSTM", "LagDecay", "Recurrence", "RecurrentModel", "Sampler",
+           "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab", "connectivity",
+           "datasets", "diagnostics", "gradient_ratio", "jacobians", "lag_decay", "load_training",
+           "pad_sequences", "saturation", "save_training", "spectra", "stream_loss", "tasks",
+           "train", "train_char_model", "truncated_bptt", "unroll"]

@@ -28,6 +28,7 @@ and back-propagation through time is ``loss.backward()`` on that DAG.
 
 import contextlib
 import gc
+import re
 import threading
 
 import numpy as np
@@ -36,6 +37,7 @@ import tinygraph as tg
 
 from . import checks
 
+_STEP = re.compile(r"^t=(-?\d+)$")
 RESERVED = frozenset({"x", "o", "L", "y"})   # the book's names the machinery gives its own nodes
 
 
@@ -147,6 +149,36 @@ def collector_paused():
             _pause["depth"] -= 1
             if _pause["depth"] == 0 and _pause["was_enabled"]:
                 gc.enable()
+
+
+def time_step(scope):
+    """The integer K of the innermost ``t=K`` in a scope label, or None."""
+    if not scope:
+        return None
+    for part in reversed(scope.split("/")):
+        m = _STEP.match(part)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def walk(roots):
+    """Every node reachable from ``roots``, each once, in a deterministic order.
+
+    Iterative depth-first search, parents in order: the same graph gives the
+    same order on every run, and no recursion limits the depth.
+    """
+    order = []
+    seen = set()
+    stack = list(reversed(roots))
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        order.append(node)
+        stack.extend(reversed(node.parents))
+    return order
 
 
 def initial(value, name):

@@ -3,6 +3,7 @@
 import contextlib
 import html
 import io
+import json
 import os
 import re
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 import rnn
 import tinygraph as tg
 from rnn.tasks import CharTask, load_checkpoint
-from viz.cli import main
+from viz.cli import EXPLORER_STEPS, main
 
 
 def _svg_ok(path):
@@ -119,10 +120,24 @@ def test_demo_writes_a_page_whose_links_all_exist(demo):
     page = (out / "index.html").read_text()
     links = set(re.findall(r"(?:src|href)='([^']+)'", page))
     assert {f"fig10_{i}.svg" for i in range(1, 11)} <= links
-    assert {"loss.svg", "chars_folded.svg", "chars_unrolled.svg", "chars_gradient_flow.svg"} <= links
+    assert {"loss.svg", "chars_folded.svg", "chars_unrolled.svg", "chars_gradient_flow.svg",
+            "explorer.html"} <= links
     for link in links:
         assert (out / link).is_file(), link
     assert "finite differences" in page
+
+
+def test_demo_explorer_shows_the_char_model_before_and_after_training(demo):
+    out, _ = demo
+    text = (out / "explorer.html").read_text()
+    data = json.loads(re.search(r"id='explorer-data'>(.*?)</script>", text, re.S).group(1)
+                      .replace("<\\/", "</"))
+    assert [b["label"] for b in data["bundles"]] == ["before training", "after training"]
+    assert data["steps"] == EXPLORER_STEPS and data["model"] == "elman"
+    task, _, _, _, _ = load_checkpoint(out / "chars_checkpoint.npz", "chars")
+    with tg.no_grad():
+        want = task.model.loss(task.xs[:EXPLORER_STEPS, :1], task.ys[:EXPLORER_STEPS, :1]).item()
+    assert data["bundles"][1]["loss"] == pytest.approx(want, rel=1e-5)
 
 
 def test_demo_reports_the_trained_models_training_and_held_out_loss(demo):

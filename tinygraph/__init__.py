@@ -16,6 +16,7 @@ from .ops import (abs, add, addmm, concat, cross_entropy, div, exp, getitem, log
                   max, mean, mul, neg, power, relu, reshape, sigmoid, softmax, sqrt, stack,
                   sub, sum, take, tanh, transpose)
 from .optim import clip_grad_norm
+from .sweep import sweep_order
 from .tensor import (Scatter, Tensor, apply, current_scope, detect_anomaly, enable_grad, grad,
                      is_anomaly_enabled, is_grad_enabled, make_node, no_grad, scope, tensor)
 
@@ -28,6 +29,7 @@ __all__ = [
     "add", "addmm", "apply", "atomic_write", "clip_grad_norm", "concat", "cross_entropy", "current_scope", "detect_anomaly", "div",
     "enable_grad", "exp", "getitem", "grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled",
     "load_arrays", "log", "log_softmax", "make_node", "matmul", "max", "mean", "mul", "neg",
-    "no_grad", "optim", "power", "read_checkpoint", "read_meta", "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax",
-    "sqrt", "stack", "sub", "sum", "take", "tanh", "tensor", "transpose",
+    "no_grad", "optim", "power", "read_checkpoint", "read_meta", "relu", "reshape", "save_arrays",
+    "scope", "sigmoid", "softmax", "sqrt", "stack", "sub", "sum", "sweep_order", "take", "tanh",
+    "tensor", "transpose",
 ]

@@ -3,15 +3,17 @@
 ``folded(model)`` and ``unrolled(model, steps)`` are derived from the model's
 own traced unroll (``model.trace``), ``graph(tensor)`` draws the op-level DAG
 grouped by scope, ``figure("10.3")`` gives the chapter's figures, and
-``save(digraph, "out/fig.svg")`` writes SVG or PNG by suffix.
+``save(digraph, "out/fig.svg")`` writes SVG or PNG by suffix, and ``explore(model, xs, ys)``
+makes one self-contained interactive page of a real unroll and its gradients.
 """
 
 from .derive import Variables, derive
+from .explorer import Explorer, explore
 from .figures import FIGURES, figure
 from .opgraph import gradient_norms, graph
 from .render import OutputPathError, RenderError, find_renderer, render, save, use_renderer
 from .views import folded, unrolled
 
-__all__ = ["FIGURES", "OutputPathError", "RenderError", "Variables", "derive", "figure",
+__all__ = ["Explorer", "FIGURES", "OutputPathError", "RenderError", "Variables", "derive", "explore", "figure",
            "find_renderer", "folded", "gradient_norms", "graph", "render", "save", "unrolled",
            "use_renderer"]

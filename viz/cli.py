@@ -1,7 +1,8 @@
 """The ``tinygraph`` command: the project's front door.
 
 ``tinygraph figures`` writes the chapter's figures, ``draw`` the three
-views of one model, ``train`` trains a design on built-in data (with a live
+views of one model, ``explore`` the interactive page of one model's unroll and
+gradients, ``train`` trains a design on built-in data (with a live
 progress line, a checkpoint, the loss curve, samples and the gradient-flow
 view, and ``--resume``), and ``demo`` -- the main job -- checks gradients
 against finite differences, trains a character model on the bundled harbour
@@ -30,6 +31,7 @@ import rnn
 import tinygraph as tg
 
 from . import plots
+from .explorer import explore
 from .figures import FIGURES, figure
 from .opgraph import gradient_norms, graph
 from .page import Page
@@ -64,6 +66,21 @@ MODELS = {
     "encdec": lambda seed: rnn.EncoderDecoder(6, 8, 6, seed=seed),
     "system": _dynamical_system,
 }
+
+
+def model_inputs(model, steps, seed):
+    """(args, kwargs) of ``explore`` for a model of MODELS: random ids (or a vector) of ``steps``
+    steps and random targets; a system without input starts from a random state."""
+    rng = np.random.default_rng(seed)
+    if getattr(model, "n_in", 0) is None:            # a system without input, from a random s(0)
+        return (None,), {"steps": steps, "h0": rng.normal(size=model.n_state)}
+    n_out = getattr(model, "n_out", None)
+    if isinstance(model, rnn.VectorToSequence):
+        return (rng.normal(size=model.n_in), rng.integers(0, n_out, steps)), {}
+    xs = rng.integers(0, model.n_in, steps)
+    if isinstance(model, rnn.SequenceToOne):
+        return (xs, int(rng.integers(0, n_out))), {}
+    return (xs, rng.integers(0, n_out, steps)), {}
 
 
 # ------------------------------------------------------------------ progress
@@ -191,6 +208,30 @@ def cmd_draw(args):
     print(path)
 
 
+def cmd_explore(args):
+    out = _out_dir(args.out)
+    if args.checkpoint:
+        meta = tg.read_meta(args.checkpoint).get("user")
+        task_name = meta.get("task") if isinstance(meta, dict) else None
+        if task_name not in rnn.tasks.TASKS:
+            raise UsageError(f"--checkpoint '{args.checkpoint}' is not a training checkpoint of "
+                             f"tinygraph train or demo")
+        task, _, _, seed, _ = rnn.tasks.load_checkpoint(args.checkpoint, task_name)
+        if task.model.name != args.model:
+            raise UsageError(f"--checkpoint '{args.checkpoint}' holds a {task.model.name} "
+                             f"model (task {task_name}), not {args.model}")
+        model = task.model
+        before = rnn.tasks.TASKS[task_name](seed).model.state_dict()
+        probe_args, probe_kwargs = task.probe()
+    else:
+        model = MODELS[args.model](args.seed)
+        before = None
+        probe_args, probe_kwargs = model_inputs(model, args.steps, args.seed)
+    page = explore(model, *probe_args, before=before, **probe_kwargs)
+    path = page.save(os.path.join(out, f"{args.model}_explorer.html"))
+    print(path)
+
+
 def _smoothed(losses):
     """(steps, means, block): the losses averaged over blocks of ``block``, at most 250 points."""
     block = max(1, -(-len(losses) // 250))
@@ -259,6 +300,9 @@ def _gradient_check(seed):
             f"(rtol 1e-6, float64).")
 
 
+EXPLORER_STEPS = 40     # characters of the demo's explorer
+
+
 def cmd_demo(args):
     out = _out_dir(args.out)
     t0 = time.perf_counter()
@@ -273,10 +317,15 @@ def cmd_demo(args):
           f"for {steps:,} updates ...")
     start = time.perf_counter()
     losses = []
+    initial = model.state_dict()
     history, _ = _train(task, 0, steps, losses, [], args, out, args.seed)
     seconds = time.perf_counter() - start
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, "Character model")
 
+    print("writing the explorer of the trained model ...")
+    explore(model, task.xs[:EXPLORER_STEPS, :1], task.ys[:EXPLORER_STEPS, :1], before=initial,
+            title=f"tinygraph explorer: the character model before and after {steps:,} "
+                  "updates").save(os.path.join(out, "explorer.html"))
     print("drawing the trained model and the gradient flow ...")
     probe_args, probe_kwargs = task.probe()
     files, norms = write_model_views(model, out, "chars", probe_args, probe_kwargs)
@@ -316,6 +365,12 @@ def cmd_demo(args):
                header=("update", f"training loss (mean of the last {min(task.window, steps)} updates)",
                        "held-out loss"))
     page.text("Gradient check", check)
+    page.link_list("Explorer", [("explorer.html", f"the explorer of the character model on the first "
+                                                  f"{EXPLORER_STEPS} training characters, before "
+                                                  "and after training")],
+                   "One self-contained page: click any node of the unrolled graph for its value and "
+                   "gradient, replay the engine's backward sweep, and read the connectivity "
+                   "‖∂L(t)/∂h(k)‖ and the Jacobian spectra of the real computation.")
     page.figures("The trained model", files,
                  "Folded and unrolled views come from tracing the model's own step function; the "
                  "gradient-flow view colours each node by the norm of the gradient reaching it.")
@@ -405,6 +460,16 @@ def build_parser():
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=_seed, default=0)
     p.set_defaults(run=cmd_draw)
+
+    p = sub.add_parser("explore", help="the explorer: one interactive page of a model's unroll, "
+                                       "gradients and BPTT diagnostics")
+    p.add_argument("--model", required=True, choices=sorted(MODELS))
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=40, help="length of the random sequence (default 40)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of tinygraph train or demo: "
+                   "its trained model, before and after training, on the task's probe sequence")
+    p.set_defaults(run=cmd_explore)
 
     p = sub.add_parser("train", help="train a design on built-in data")
     p.add_argument("--task", required=True, choices=sorted(rnn.tasks.TASKS))

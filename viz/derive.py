@@ -11,44 +11,11 @@ and unrolled views are both drawn from this one structure, so any cell whose
 unroll follows the scope and naming conventions gets both views.
 """
 
-import re
-
-from rnn.core import collector_paused
+from rnn.core import collector_paused, time_step, walk
 from tinygraph import Parameter
 
 WEIGHT_OPS = frozenset({"matmul", "take", "mul"})   # and the product of addmm
 VIEW_OPS = frozenset({"transpose", "reshape"})
-_STEP = re.compile(r"^t=(-?\d+)$")
-
-
-def time_step(scope):
-    """The integer K of the innermost ``t=K`` in a scope label, or None."""
-    if not scope:
-        return None
-    for part in reversed(scope.split("/")):
-        m = _STEP.match(part)
-        if m:
-            return int(m.group(1))
-    return None
-
-
-def walk(roots):
-    """Every node reachable from ``roots``, each once, in a deterministic order.
-
-    Iterative depth-first search, parents in order: the same graph gives the
-    same order on every run, and no recursion limits the depth.
-    """
-    order = []
-    seen = set()
-    stack = list(reversed(roots))
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        order.append(node)
-        stack.extend(reversed(node.parents))
-    return order
 
 
 def is_variable(node, hide=frozenset()):

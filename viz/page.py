@@ -38,6 +38,10 @@ class Page:
         """A section of images: ``items`` is a list of (relative path, caption)."""
         self.sections.append(("figures", heading, text, list(items)))
 
+    def link_list(self, heading, items, text=""):
+        """A section of links to pages written beside this one: (relative path, caption)."""
+        self.sections.append(("links", heading, text, list(items)))
+
     def text(self, heading, body, preformatted=False):
         self.sections.append(("pre" if preformatted else "text", heading, body, None))
 
@@ -46,7 +50,8 @@ class Page:
         self.sections.append(("table", heading, header, [list(r) for r in rows]))
 
     def links(self):
-        return [path for kind, _, _, items in self.sections if kind == "figures" for path, _ in items]
+        return [path for kind, _, _, items in self.sections if kind in ("figures", "links")
+                for path, _ in items]
 
     def write(self, folder, name="index.html"):
         """Write the page into ``folder`` (atomically) and return its path."""
@@ -69,6 +74,11 @@ class Page:
                     out.append(f"<figure><a href='{esc(path)}'><img src='{esc(path)}' "
                                f"alt='{esc(caption)}'></a><figcaption>{esc(caption)}</figcaption></figure>")
                 out.append("</div>")
+            elif kind == "links":
+                if body:
+                    out.append(f"<p>{esc(body)}</p>")
+                out.append("<ul>" + "".join(f"<li><a href='{esc(path)}'>{esc(caption)}</a></li>"
+                                            for path, caption in items) + "</ul>")
             elif kind == "pre":
                 out.append(f"<pre>{esc(body)}</pre>")
             elif kind == "table":

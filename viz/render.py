@@ -77,13 +77,17 @@ def use_renderer():
     return path
 
 
-def render(digraph, fmt="svg"):
-    """Render ``digraph`` to bytes in ``fmt`` ("svg" or "png")."""
+def render(digraph, fmt="svg", quiet=False):
+    """Render ``digraph`` to bytes in ``fmt`` ("svg" or "png").
+
+    ``quiet`` keeps the renderer's warnings off stderr (e.g. its width guess for a non-ASCII
+    character); a failure still raises RenderError with what the renderer said.
+    """
     if fmt not in FORMATS:
         raise RenderError(f"viz: unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     program = use_renderer()
     try:
-        out = digraph.pipe(format=fmt)
+        out = digraph.pipe(format=fmt, quiet=quiet)
     except graphviz.ExecutableNotFound as e:
         raise RenderError(f"viz: the renderer could not be run ({e}); {_INSTALL_HINT}") from None
     except (graphviz.CalledProcessError, subprocess.SubprocessError) as e:

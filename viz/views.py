@@ -152,7 +152,7 @@ def _add_edge(g, src, dst, attrs, above):
 
 
 def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None, ends=True,
-                  norms=None, stacked=(), shown_as=None):
+                  norms=None, stacked=(), shown_as=None, shown=None, gap_text=None):
     """Add the unrolled graph of ``variables`` to ``g`` (node ids start with ``prefix``).
 
     With ``ends``, each recurrent edge also comes in from and goes out to a ``(...)`` node;
@@ -160,6 +160,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     names variables (bottom to top) that each step draws one above the other even where no
     edge between them says so (figure 10.11's h below g); ``shown_as`` maps a variable's
     name to the text drawn for it ("" draws an unlabelled node, as figure 10.12's hidden units).
+    ``shown``, a range of consecutive steps, draws that window alone (its recurrent edges come
+    in from and go out to the ``(...)`` nodes) instead of the first and last ``keep`` steps
+    around one elision node per variable, whose HTML-like label is
+    ``gap_text(name, steps_left_out)``.
 
     Returns {(name, t): node id} of the variables drawn.
     """
@@ -168,12 +172,15 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     ids = _name_ids(names, prefix)
     steps = variables.steps
     stamp = time_labels or str
-    if steps > 2 * keep + 1:
+    if shown is not None:
+        shown = list(shown)
+    elif steps > 2 * keep + 1:
         shown = list(range(1, keep + 1)) + list(range(steps - keep + 1, steps + 1))
     else:
         shown = list(range(1, steps + 1))
     shown_set = set(shown)
-    gap = steps - len(shown)
+    gap = 0 if not shown or shown[-1] - shown[0] + 1 == len(shown) else steps - len(shown)
+    gap_text = gap_text or (lambda name, n: html_text(f"{name}: ... {n:,} steps left out ..."))
     above = _targets(variables)
 
     def node_id(key):
@@ -207,6 +214,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             recurrences.setdefault((src[0], dst[0], labels, dt), None)
         src_in, dst_in = src in present_set, dst in present_set
         if not (src_in and dst_in):
+            if not gap:
+                continue
             if src_in and dst[1] is not None and 1 <= dst[1] <= steps:
                 elided.setdefault(dst[0], set()).add(("in", src, labels, dt))
             elif dst_in and src[1] is not None and src[1] >= 1:
@@ -237,7 +246,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
 
     for name, links in elided.items():
         nid = f"{ids[name]}_gap"
-        g.node(nid, label=f"<{html_text(name)}: ... {gap:,} steps left out ...>", shape="box",
+        g.node(nid, label=f"<{gap_text(name, gap)}>", shape="box",
                style="dashed", fontsize="14")
         row = rows.setdefault(name, [])
         row.insert(next((i for i, r in enumerate(row) if r.endswith(f"_{shown[keep]}")), len(row)),

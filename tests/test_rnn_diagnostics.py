@@ -1,0 +1,344 @@
+"""Gradient diagnostics (rnn.connectivity, jacobians, spectra, lag_decay, saturation,
+gradient_ratio) against oracles that could fail: central differences of hand-written numpy
+forward passes with a perturbation injected into the state at one step, and closed forms
+(∂h(t)/∂h(t-1) = diag(1 - h(t)²) W for the tanh recurrences)."""
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+from test_rnn_cells import user_gru, user_lstm
+
+EPS = 1e-6
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _ce(o, y):
+    z = o - o.max()
+    return float(np.log(np.exp(z).sum()) - z[y])
+
+
+def elman_losses(P, xs, ys, at=None, delta=None):
+    """Per-step losses of an Elman RNN on one sequence of ids, with ``delta`` added to h(at)."""
+    h = np.zeros(P["W"].shape[0])
+    losses = []
+    for t, (x, y) in enumerate(zip(xs, ys), start=1):
+        h = np.tanh(P["b"] + P["W"] @ h + P["U"][:, x])
+        if t == at:
+            h = h + delta
+        losses.append(_ce(P["c"] + P["V"] @ h, y))
+    return losses
+
+
+def lstm_losses(P, xs, ys, part, at=None, delta=None):
+    """Per-step losses of the user LSTM of test_rnn_cells on float inputs, ``delta`` added to
+    state part ``part`` ("s" or "h") at step ``at``."""
+    H = P["W"].shape[0]
+    state = {"s": np.zeros(H), "h": np.zeros(H)}
+    losses = []
+    for t, (x, y) in enumerate(zip(xs, ys), start=1):
+        h = state["h"]
+        gate = {g: _sigmoid(P[f"U{g}"] @ x + P[f"b{g}"] + P[f"W{g}"] @ h) for g in "fgo"}
+        s = gate["f"] * state["s"] + gate["g"] * np.tanh(P["U"] @ x + P["b"] + P["W"] @ h)
+        if t == at and part == "s":      # h(t) is computed from the perturbed s(t)
+            s = s + delta
+        state = {"s": s, "h": np.tanh(s) * gate["o"]}
+        if t == at and part == "h":
+            state["h"] = state["h"] + delta
+        losses.append(_ce(P["c"] + P["V"] @ state["h"], y))
+    return losses
+
+
+def fd_gradient(losses_fn, size, at, t):
+    """∂L(t)/∂h(at) by central differences of ``losses_fn(at, delta)`` (t None: the whole loss)."""
+    g = np.zeros(size)
+    for i in range(size):
+        d = np.zeros(size)
+        d[i] = EPS
+        up, down = losses_fn(at, d), losses_fn(at, -d)
+        g[i] = ((sum(up) - sum(down)) if t is None else (up[t - 1] - down[t - 1])) / (2 * EPS)
+    return g
+
+
+def _elman(seed=0, steps=6, n=4, hidden=3):
+    model = rnn.ElmanRNN(n, hidden, n, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    xs, ys = rng.integers(0, n, steps), rng.integers(0, n, steps)
+    params = {k: v.data for k, v in model.named_parameters()}
+    return model, params, xs, ys
+
+
+def _lstm_data(steps=5):
+    cell, P = user_lstm(seed=3)
+    rng = np.random.default_rng(4)
+    xs = rng.normal(size=(steps, P["U"].shape[1]))
+    ys = rng.integers(0, P["V"].shape[0], steps)
+    return cell, {k: v.data for k, v in P.items()}, xs, ys
+
+
+# ------------------------------------------------------------------ connectivity
+
+def test_connectivity_of_elman_equals_finite_differences_of_each_loss_term():
+    model, P, xs, ys = _elman()
+    C = rnn.connectivity(model, xs, ys)
+    T, H = len(xs), P["W"].shape[0]
+    expected = np.zeros((T, T))
+    for t in range(1, T + 1):
+        for k in range(1, t + 1):
+            g = fd_gradient(lambda at, d: elman_losses(P, xs, ys, at, d), H, k, t)
+            expected[t - 1, k - 1] = np.linalg.norm(g)
+    np.testing.assert_allclose(C, expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("part", ["s", "h"])
+def test_connectivity_of_a_user_lstm_equals_finite_differences_for_each_state_part(part):
+    cell, P, xs, ys = _lstm_data()
+    C = rnn.connectivity(cell, xs, ys, part=part)
+    T, H = len(xs), P["W"].shape[0]
+    for t in range(1, T + 1):
+        for k in range(1, T + 1):
+            g = fd_gradient(lambda at, d: lstm_losses(P, xs, ys, part, at, d), H, k, t)
+            assert C[t - 1, k - 1] == pytest.approx(np.linalg.norm(g), rel=1e-6, abs=1e-9)
+
+
+def test_connectivity_is_zero_above_the_diagonal_and_its_diagonal_is_the_output_layer():
+    model, P, xs, ys = _elman(steps=8)
+    C = rnn.connectivity(model, xs, ys)
+    assert np.all(np.triu(C, 1) == 0)
+    run = model.run(xs)
+    for t, (o, y) in enumerate(zip(run.outputs, ys)):
+        p = np.exp(o.data - o.data.max())
+        p /= p.sum()
+        p[y] -= 1.0                      # ∂L(t)/∂o(t) = softmax(o) - onehot(y)
+        assert C[t, t] == pytest.approx(np.linalg.norm(P["V"].T @ p), rel=1e-12)
+
+
+def test_connectivity_of_sequence_to_one_has_only_the_last_row():
+    model = rnn.SequenceToOne(4, 3, 2, seed=1)
+    C = rnn.connectivity(model, np.array([0, 3, 1, 2]), 1)
+    assert np.all(C[:-1] == 0) and np.all(C[-1] > 0)
+
+
+def test_connectivity_rows_computes_only_the_loss_terms_asked_for():
+    model, _, xs, ys = _elman(steps=7)
+    full = rnn.connectivity(model, xs, ys)
+    some = rnn.connectivity(model, xs, ys, rows=[2, 7])
+    np.testing.assert_array_equal(some[[1, 6]], full[[1, 6]])
+    assert np.isnan(some[[0, 2, 3, 4, 5]]).all()
+    with pytest.raises(tg.ShapeError, match="1..7"):
+        rnn.connectivity(model, xs, ys, rows=[8])
+
+
+def test_connectivity_of_an_unknown_part_names_the_parts():
+    model, _, xs, ys = _elman()
+    with pytest.raises(tg.ConfigError, match=r"no variable 'g'.*\['h'\]"):
+        rnn.connectivity(model, xs, ys, part="g")
+
+
+# ------------------------------------------------------------------ Jacobians
+
+def _tanh_designs():
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, 4, 6)
+    return [
+        ("elman", rnn.ElmanRNN(4, 3, 4, seed=2), (ids,), {}),
+        ("elman_floats_h0", rnn.ElmanRNN(2, 3, 4, seed=2), (rng.normal(size=(6, 2)),),
+         {"h0": rng.normal(size=3)}),
+        ("seq2one", rnn.SequenceToOne(4, 3, 2, seed=2), (ids,), {}),
+        ("vec2seq", rnn.VectorToSequence(2, 3, 4, seed=2), (rng.normal(size=2),), {"ys": ids}),
+        ("conditional", rnn.ConditionalRNN(4, 3, 4, seed=2), (ids,), {"ys": ids}),
+    ]
+
+
+@pytest.mark.parametrize("name, model, args, kwargs", _tanh_designs(),
+                         ids=[d[0] for d in _tanh_designs()])
+def test_jacobians_of_tanh_recurrences_are_diag_one_minus_h_squared_times_W(name, model, args,
+                                                                            kwargs):
+    J = rnn.jacobians(model, *args, **kwargs)
+    run_args = args + ((kwargs["ys"],) if "ys" in kwargs else ())
+    hs = [h.data.reshape(-1) for h in model.run(*run_args, **({"h0": kwargs["h0"]} if "h0" in
+                                                             kwargs else {})).parts["h"]]
+    assert J.shape == (len(hs), 3, 3)
+    for t, h in enumerate(hs):
+        np.testing.assert_allclose(J[t], (1 - h ** 2)[:, None] * model.W.data, rtol=1e-14,
+                                   atol=1e-15)
+
+
+def test_jacobians_of_a_user_lstm_equal_finite_differences_of_one_step():
+    cell, P, xs, ys = _lstm_data(steps=4)
+    H = P["W"].shape[0]
+    for part in ("h", "s"):
+        J = rnn.jacobians(cell, xs, part=part)
+        for t in range(1, len(xs) + 1):
+            fd = np.zeros((H, H))
+            for j in range(H):
+                d = np.zeros(H)
+                d[j] = EPS
+                up = _lstm_states(P, xs, part, t - 1, d)[t - 1][part]
+                down = _lstm_states(P, xs, part, t - 1, -d)[t - 1][part]
+                fd[:, j] = (up - down) / (2 * EPS)
+            np.testing.assert_allclose(J[t - 1], fd, rtol=1e-6, atol=1e-9)
+
+
+def _lstm_states(P, xs, part, at, delta):
+    """States of the numpy LSTM after every step, ``delta`` added to ``part`` after step ``at``
+    (at = 0: to the initial state)."""
+    H = P["W"].shape[0]
+    state = {"s": np.zeros(H), "h": np.zeros(H)}
+    if at == 0:
+        state[part] = state[part] + delta
+    out = []
+    for t, x in enumerate(xs, start=1):
+        h = state["h"]
+        gate = {g: _sigmoid(P[f"U{g}"] @ x + P[f"b{g}"] + P[f"W{g}"] @ h) for g in "fgo"}
+        s = gate["f"] * state["s"] + gate["g"] * np.tanh(P["U"] @ x + P["b"] + P["W"] @ h)
+        state = {"s": s, "h": np.tanh(s) * gate["o"]}
+        out.append(state)
+        if t == at:
+            state = dict(state)
+            state[part] = state[part] + delta
+    return out
+
+
+def test_jacobians_of_a_user_gru_equal_finite_differences_through_the_model():
+    cell, P = user_gru(seed=6)
+    rng = np.random.default_rng(7)
+    xs = rng.normal(size=(3, P["U"].shape[1]))
+    J = rnn.jacobians(cell, xs)
+    with tg.no_grad():
+        hs = [np.zeros(4)] + [h.data for h in cell.run(xs).parts["h"]]
+    for t in range(1, 4):
+        fd = np.zeros((4, 4))
+        for j in range(4):
+            d = np.zeros(4)
+            d[j] = EPS
+            with tg.no_grad():
+                up = cell.run(xs[t - 1:t], h0=hs[t - 1] + d).last.data
+                down = cell.run(xs[t - 1:t], h0=hs[t - 1] - d).last.data
+            fd[:, j] = (up - down) / (2 * EPS)
+        np.testing.assert_allclose(J[t - 1], fd, rtol=1e-6, atol=1e-9)
+
+
+def test_jacobians_need_a_batch_of_one():
+    model = rnn.ElmanRNN(4, 3, 4)
+    with pytest.raises(tg.ShapeError, match="batch of one"):
+        rnn.jacobians(model, np.zeros((5, 2), dtype=int))
+
+
+def test_jacobians_of_a_design_without_state_parts_say_so():
+    with pytest.raises(tg.ConfigError, match=r"no state part 'h'.*\[\]"):
+        rnn.jacobians(rnn.JordanRNN(4, 3, 4), np.zeros(3, dtype=int), ys=np.zeros(3, dtype=int))
+
+
+def test_jacobians_leave_the_model_as_it_was():
+    model, _, xs, ys = _elman()
+    before = model.state_dict()
+    rnn.jacobians(model, xs)
+    assert "step" not in vars(model)
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.loss(xs, ys).item() == pytest.approx(sum(elman_losses(
+        {k: v for k, v in before.items()}, xs, ys)), rel=1e-12)
+
+
+# ------------------------------------------------------------------ spectra and lag decay
+
+def test_spectra_are_the_largest_singular_value_and_largest_eigenvalue_modulus():
+    jacs = np.array([[[0.0, 2.0], [0.0, 0.0]],          # nilpotent: norm 2, radius 0
+                     [[0.0, -0.5], [0.5, 0.0]],          # rotation by 90 degrees times 0.5
+                     [[3.0, 0.0], [0.0, -4.0]]])
+    norms, radii = rnn.spectra(jacs)
+    np.testing.assert_allclose(norms, [2.0, 0.5, 4.0], rtol=1e-14)
+    np.testing.assert_allclose(radii, [0.0, 0.5, 4.0], rtol=1e-14, atol=1e-15)
+
+
+def test_lag_decay_of_a_scaled_rotation_is_its_scale_to_the_power_of_the_lag():
+    theta, rho = 0.3, 0.8
+    Q = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    decay = rnn.lag_decay(np.repeat((rho * Q)[None], 30, axis=0), max_lag=12)
+    np.testing.assert_allclose(decay.norms, rho ** np.arange(1, 13), rtol=1e-12)
+    assert decay.rate == pytest.approx(rho, rel=1e-12)
+    assert decay.scale == pytest.approx(1.0, rel=1e-10)
+
+
+def test_lag_decay_norms_are_the_norms_of_dh_t_dh_t_minus_k_by_finite_differences():
+    model, P, xs, _ = _elman(steps=6, hidden=3)
+    J = rnn.jacobians(model, xs)
+    decay = rnn.lag_decay(J, max_lag=3, ends=1)        # one end step: t = T
+    T, H = len(xs), 3
+
+    def h_last(at, d):
+        h = np.zeros(H)
+        for t, x in enumerate(xs, start=1):
+            h = np.tanh(P["b"] + P["W"] @ h + P["U"][:, x])
+            if t == at:
+                h = h + d
+        return h
+    for k in (1, 2, 3):
+        fd = np.zeros((H, H))
+        for j in range(H):
+            d = np.zeros(H)
+            d[j] = EPS
+            fd[:, j] = (h_last(T - k, d) - h_last(T - k, -d)) / (2 * EPS)
+        assert decay.norms[k - 1] == pytest.approx(np.linalg.norm(fd, 2), rel=1e-6)
+
+
+def test_lag_decay_refuses_a_lag_longer_than_the_run():
+    with pytest.raises(tg.ShapeError, match="max_lag"):
+        rnn.lag_decay(np.zeros((4, 2, 2)), max_lag=5)
+
+
+# ------------------------------------------------------------------ saturation, eq. 10.52
+
+def test_saturation_of_elman_is_the_fraction_of_flat_tanh_units():
+    model, _, xs, ys = _elman(steps=10, hidden=6)
+    model.W.data *= 4.0
+    model.U.data *= 4.0
+    sat = rnn.saturation(model, xs, ys, tol=0.05)
+    hs = np.array([h.data for h in model.run(xs).parts["h"]])
+    np.testing.assert_array_equal(sat, np.mean(1 - hs ** 2 < 0.05, axis=1))
+    assert 0 < sat.max()
+
+
+def test_saturation_of_a_user_lstm_counts_its_gates_and_both_tanh():
+    cell, P, xs, ys = _lstm_data()
+    sat = rnn.saturation(cell, xs, ys, tol=0.5)
+    states = _lstm_states(P, xs, "h", -1, 0.0)          # no perturbation
+    previous = [{"s": np.zeros(4), "h": np.zeros(4)}] + states[:-1]
+    expected = []
+    for x, before, after in zip(xs, previous, states):
+        h = before["h"]
+        gates = [_sigmoid(P[f"U{g}"] @ x + P[f"b{g}"] + P[f"W{g}"] @ h) for g in "fgo"]
+        cand = np.tanh(P["U"] @ x + P["b"] + P["W"] @ h)
+        flat = sum(np.count_nonzero(g * (1 - g) < 0.5 * 0.25) for g in gates)
+        flat += np.count_nonzero(1 - cand ** 2 < 0.5)
+        flat += np.count_nonzero(1 - np.tanh(after["s"]) ** 2 < 0.5)
+        expected.append(flat / 20)                      # 5 saturating ops of 4 units per step
+    np.testing.assert_allclose(sat, expected, rtol=1e-15)
+    assert 0 < max(expected) < 1
+
+
+def test_gradient_ratio_equals_finite_differences_times_the_closed_form_jacobian():
+    model, P, xs, ys = _elman(steps=6)
+    ratio = rnn.gradient_ratio(model, xs, ys)
+    hs = [h.data for h in model.run(xs).parts["h"]]
+    for t in range(1, len(xs) + 1):
+        g = fd_gradient(lambda at, d: elman_losses(P, xs, ys, at, d), 3, t, None)
+        J = (1 - hs[t - 1] ** 2)[:, None] * P["W"]
+        assert ratio[t - 1] == pytest.approx(np.linalg.norm(g @ J) / np.linalg.norm(g), rel=1e-6)
+
+
+def test_connectivity_without_targets_says_it_needs_them():
+    model, _, xs, _ = _elman()
+    with pytest.raises(tg.ConfigError, match="give targets ys"):
+        rnn.connectivity(model, xs, None)
+
+
+def test_diagnostics_of_something_that_is_not_a_model_name_what_they_got():
+    with pytest.raises(tg.DTypeError, match="got list"):
+        rnn.connectivity([1, 2], np.zeros(3, dtype=int), np.zeros(3, dtype=int))
+    with pytest.raises(tg.DTypeError, match="got str"):
+        rnn.jacobians("elman", np.zeros(3, dtype=int))

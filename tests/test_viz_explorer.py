@@ -1,0 +1,143 @@
+"""viz.explore: what the page is made of (the engine's numbers), how it is written, and the
+`tinygraph explore` command.  The page's behaviour in a browser is tested in
+test_viz_explorer_browser.py."""
+
+import os
+import re
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+import viz
+from viz import explorer as explorer_module
+from viz.cli import main
+from viz.derive import derive, param_behind
+
+
+def _elman(steps=6, seed=2):
+    model = rnn.ElmanRNN(4, 3, 4, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    return model, rng.integers(0, 4, steps), rng.integers(0, 4, steps)
+
+
+def test_the_page_holds_the_engines_values_gradients_connectivity_and_sweep():
+    model, xs, ys = _elman()
+    page = viz.explore(model, xs, ys)
+    bundle = page.data["bundles"][0]
+    run = model.run(xs, ys)
+    variables = derive([run.loss], hide=("a",))
+    assert page.data["names"] == variables.names
+    for (name, t), node in variables.nodes.items():
+        entry = bundle["vars"][name]
+        key = "s" if t is None else str(t)
+        np.testing.assert_allclose(entry["value"][key], node.data.reshape(-1), rtol=1e-5)
+        if node.requires_grad:
+            (g,) = tg.grad(run.loss, [node], retain_graph=True)
+            np.testing.assert_allclose(entry["grad"][key], g.reshape(-1), rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(bundle["diag"]["connectivity"]["cells"],
+                               rnn.connectivity(model, xs, ys), rtol=1e-5)
+    key_of = {id(n): k for k, n in variables.nodes.items()}
+    order = tg.sweep_order(run.loss)
+    assert [(variables.names[i], t) for i, t, _ in bundle["sweep"]] == \
+        [key_of[id(n)] for n in order if id(n) in key_of]
+    assert bundle["sweep_total"] == len(order)
+    for t in range(1, 7):          # each step's op nodes carry their places in the engine's sweep
+        places = {n[2] for n in bundle["ops"][str(t)]["nodes"]} - {None}
+        assert places == {i for i, n in enumerate(order)   # (W.T, made at step 1, is "param W")
+                          if n.scope == f"elman/t={t}" and n.op is not None
+                          and param_behind(n) is None}
+    norms, radii = rnn.spectra(rnn.jacobians(model, xs))
+    np.testing.assert_allclose(bundle["diag"]["spectra"]["norm"], norms, rtol=1e-5)
+    np.testing.assert_allclose(bundle["diag"]["ratio"], rnn.gradient_ratio(model, xs, ys),
+                               rtol=1e-5)
+
+
+def test_the_page_is_one_file_that_fetches_nothing(tmp_path):
+    model, xs, ys = _elman()
+    path = viz.explore(model, xs, ys).save(tmp_path / "sub" / "page.html")
+    assert os.listdir(tmp_path / "sub") == ["page.html"]       # no temporary file left
+    text = open(path, encoding="utf-8").read()
+    assert "<script src" not in text and "<link" not in text
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
+    assert "fetch(" not in text and "XMLHttpRequest" not in text
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    model, xs, ys = _elman()
+    page = viz.explore(model, xs, ys)
+    path = tmp_path / "page.html"
+    path.write_text("old")
+
+    def fail(*_):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(explorer_module.os, "replace", fail)
+    with pytest.raises(viz.OutputPathError, match="No space left"):
+        page.save(path)
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["page.html"]
+
+
+def test_repr_html_is_the_page_in_an_iframe():
+    model, xs, ys = _elman(steps=3)
+    page = viz.explore(model, xs, ys)
+    shown = page._repr_html_()
+    assert shown.startswith("<iframe srcdoc=") and "explorer-data" in shown
+
+
+def test_before_training_is_a_second_set_of_numbers_and_the_model_is_restored():
+    model, xs, ys = _elman()
+    before = rnn.ElmanRNN(4, 3, 4, seed=9).state_dict()
+    after = model.state_dict()
+    page = viz.explore(model, xs, ys, before=before)
+    labels = [b["label"] for b in page.data["bundles"]]
+    assert labels == ["before training", "after training"]
+    assert all(np.array_equal(after[k], v) for k, v in model.state_dict().items())
+    with tg.no_grad():
+        other = rnn.ElmanRNN(4, 3, 4, seed=9)
+        assert page.data["bundles"][0]["loss"] == pytest.approx(other.loss(xs, ys).item(), rel=1e-5)
+        assert page.data["bundles"][1]["loss"] == pytest.approx(model.loss(xs, ys).item(), rel=1e-5)
+
+
+def test_a_long_run_is_summarised_never_dropped():
+    model, xs, ys = _elman(steps=420)
+    page = viz.explore(model, xs, ys)
+    data = page.data
+    bundle = data["bundles"][0]
+    assert len(data["windows"]) == explorer_module.MAX_WINDOWS
+    assert tuple(data["windows"][0]) == (1, 10)
+    assert tuple(data["windows"][-1]) == (411, 420)
+    heat = bundle["diag"]["connectivity"]
+    assert heat["sampled"] and len(heat["rows"]) == explorer_module.SAMPLED_ROWS
+    assert len(heat["cells"][0]) == explorer_module.HEAT_BINS
+    assert {str(t) for t in range(1, 421)} <= set(bundle["vars"]["h"]["norm"])   # every step
+    full = rnn.connectivity(model, xs, ys, rows=heat["rows"][:2])
+    edges = heat["col_edges"]
+    for i, t in enumerate(heat["rows"][:2]):
+        want = [np.max(full[t - 1, a:b]) for a, b in zip(edges, edges[1:])]
+        np.testing.assert_allclose(heat["cells"][i], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["elman", "jordan", "seq2one", "vec2seq", "conditional", "system"])
+def test_explore_command_writes_a_page_for_every_model(tmp_path, model, capsys):
+    assert main(["explore", "--model", model, "--steps", "12", "--out", str(tmp_path)]) == 0
+    path = tmp_path / f"{model}_explorer.html"
+    assert capsys.readouterr().out.strip() == str(path)
+    assert "explorer-data" in path.read_text()
+
+
+def test_explore_command_with_a_checkpoint_shows_before_and_after(tmp_path, capsys):
+    assert main(["train", "--task", "year", "--steps", "3", "--out", str(tmp_path)]) == 0
+    ckpt = str(tmp_path / "year_checkpoint.npz")
+    assert main(["explore", "--model", "seq2one", "--checkpoint", ckpt, "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "seq2one_explorer.html").read_text()
+    assert "before training" in text and "after training" in text
+    capsys.readouterr()
+    assert main(["explore", "--model", "elman", "--checkpoint", ckpt, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a seq2one model (task year), not elman" in err[0]
+
+
+def test_explore_of_something_that_is_not_a_model_names_what_it_got():
+    with pytest.raises(tg.DTypeError, match="viz.explore: .* got dict"):
+        viz.explore({}, np.zeros(3, dtype=int))

@@ -1,0 +1,231 @@
+"""The explorer page in a real browser (Playwright driving the system's Chromium).
+
+Without Chromium or the playwright package these tests are skipped, saying why; under CI
+(the environment variable CI=true) that skip is an error, so CI never passes without them.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+import viz
+from test_rnn_cells import user_lstm
+from viz.derive import derive
+
+
+def _missing():
+    try:
+        import playwright.sync_api  # noqa: F401 - only whether it imports
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    if shutil.which("chromium") is None:
+        return "no Chromium found on PATH (Debian: apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run under CI: {reason}")
+        pytest.skip(f"browser tests skipped: {reason}")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=shutil.which("chromium"),
+                                     args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A page of the browser with its console errors collected."""
+
+    def __init__(self, browser, path, hash_=""):
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        self.errors = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(f"file://{path}" + (f"#{hash_}" if hash_ else ""))
+        self.page.wait_for_function("window.explorer !== undefined")
+
+    def node(self, title):
+        return self.page.locator(f"#graph g.node:has(> title:text-is('{title}'))")
+
+    def titles(self, cls):
+        return set(self.page.eval_on_selector_all(f"#graph g.node.{cls}",
+                                                  "els => els.map(e => e.dataset.key)"))
+
+    def close(self):
+        self.page.close()
+
+
+def _elman(steps=5):
+    model = rnn.ElmanRNN(4, 3, 4, seed=2)
+    rng = np.random.default_rng(3)
+    return model, rng.integers(0, 4, steps), rng.integers(0, 4, steps)
+
+
+def _save(tmp_path, model, *args, **kwargs):
+    path = tmp_path / f"{model.name}.html"
+    viz.explore(model, *args, **kwargs).save(path)
+    return path
+
+
+def _node_id(names, name, t):
+    return f"u{names.index(name)}" + ("" if t is None else f"_{t}")
+
+
+def _designs():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 4, 6)
+    lstm, _ = user_lstm()
+    return [("elman", rnn.ElmanRNN(4, 3, 4), (ids, ids)),
+            ("jordan", rnn.JordanRNN(4, 3, 4), (ids, ids)),
+            ("seq2one", rnn.SequenceToOne(4, 3, 2), (ids, 1)),
+            ("vec2seq", rnn.VectorToSequence(3, 3, 4), (rng.normal(size=3), ids)),
+            ("conditional", rnn.ConditionalRNN(4, 3, 4), (ids, ids)),
+            ("user_lstm", lstm, (rng.normal(size=(6, 3)), ids))]
+
+
+@pytest.mark.parametrize("name, model, args", _designs(), ids=[d[0] for d in _designs()])
+def test_the_page_of_every_design_loads_with_no_console_error(browser, tmp_path, name, model,
+                                                             args):
+    page = Page(browser, _save(tmp_path, model, *args))
+    page.page.click("#view-folded")
+    page.page.click("#view-unrolled")
+    page.page.check("#ops-toggle")
+    assert page.page.locator("#graph g.node").count() > 0
+    assert page.errors == []
+    page.close()
+
+
+def test_clicking_a_node_shows_the_engines_value_and_gradient(browser, tmp_path):
+    model, xs, ys = _elman()
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    run = model.run(xs, ys)
+    names = derive([run.loss], hide=("a",)).names
+    for t in (2, 5):
+        h = run.parts["h"][t - 1]
+        (grad,) = tg.grad(run.loss, [h], retain_graph=True)
+        page.node(_node_id(names, "h", t)).click()
+        assert page.page.inner_text("#info-title") == f"h({t})"
+        shown = json.loads(page.page.get_attribute("#info-value", "data-values"))
+        np.testing.assert_allclose(shown, h.data, rtol=1e-5)
+        shown = json.loads(page.page.get_attribute("#info-grad", "data-values"))
+        np.testing.assert_allclose(shown, grad, rtol=1e-5)
+        assert float(page.page.inner_text("#info-gnorm")) == pytest.approx(np.linalg.norm(grad),
+                                                                           rel=1e-5)
+    assert page.errors == []
+    page.close()
+
+
+def test_the_sweep_slider_lights_nodes_in_the_engines_visit_order(browser, tmp_path):
+    model, xs, ys = _elman(steps=4)
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    run = model.run(xs, ys)
+    variables = derive([run.loss], hide=("a",))
+    key_of = {id(node): key for key, node in variables.nodes.items()}
+    expected = [_node_id(variables.names, *key_of[id(n)]) for n in tg.sweep_order(run.loss)
+                if id(n) in key_of]
+    total = int(page.page.get_attribute("#sweep", "max"))
+    assert total == len(tg.sweep_order(run.loss))
+    lit = []
+    for position in range(1, total + 1):
+        page.page.eval_on_selector("#sweep", "(el, v) => { el.value = v; "
+                                   "el.dispatchEvent(new Event('input')); }", position)
+        current = page.titles("current")
+        assert len(current) <= 1
+        lit.extend(current)
+        assert len(page.titles("done")) == max(0, len(lit) - (1 if current else 0))
+    assert lit == expected
+    assert page.errors == []
+    page.close()
+
+
+def test_hovering_a_heatmap_cell_highlights_that_loss_term_and_state(browser, tmp_path):
+    model, xs, ys = _elman()
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    names = page.page.evaluate("explorer.data.names")
+    box = page.page.locator("#heat").bounding_box()
+    for t, k in ((4, 2), (5, 5), (1, 1)):
+        at = page.page.evaluate(f"explorer.cellCenter({t}, {k})")
+        page.page.mouse.move(box["x"] + at["x"], box["y"] + at["y"])
+        assert page.titles("hl") == {_node_id(names, "L", t), _node_id(names, "h", k)}
+        C = rnn.connectivity(model, xs, ys)
+        assert f"{C[t - 1, k - 1]:.6g}"[:5] in page.page.inner_text("#heat-label")
+    page.node(_node_id(names, "h", 3)).click()          # and the other way: its column lights
+    assert page.page.evaluate("explorer.state.sel") == {"name": "h", "t": 3}
+    assert page.errors == []
+    page.close()
+
+
+def test_hovering_a_cell_of_hidden_steps_lights_the_boxes_that_hide_them(browser, tmp_path):
+    model, xs, ys = _elman(steps=30)
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    names = page.page.evaluate("explorer.data.names")
+    box = page.page.locator("#heat").bounding_box()
+    for (t, k), lit in {(15, 12): {f"u{names.index('h')}_gap"},          # both hidden (L has no box)
+                        (29, 12): {_node_id(names, "L", 29), f"u{names.index('h')}_gap"},
+                        (15, 2): {_node_id(names, "h", 2)}}.items():
+        at = page.page.evaluate(f"explorer.cellCenter({t}, {k})")
+        page.page.mouse.move(box["x"] + at["x"], box["y"] + at["y"])
+        assert page.titles("hl") == lit, (t, k)
+    assert page.errors == []
+    page.close()
+
+
+def test_a_step_typed_in_opens_its_window_and_selects_it(browser, tmp_path):
+    model, xs, ys = _elman(steps=30)
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    page.page.fill("#goto-step", "17")
+    page.page.dispatch_event("#goto-step", "change")
+    assert page.page.evaluate("explorer.state.view") == "window"
+    assert page.page.inner_text("#win-label").strip() == "steps 11\u201320 of 30"
+    assert page.titles("sel") == {_node_id(page.page.evaluate("explorer.data.names"), "h", 17)}
+    assert page.errors == []
+    page.close()
+
+
+def test_the_hash_restores_a_view(browser, tmp_path):
+    model, xs, ys = _elman(steps=30)
+    path = _save(tmp_path, model, xs, ys)
+    page = Page(browser, path)
+    page.page.locator("#graph g.node:has(> title:text-matches('_gap$'))").first.click()
+    page.node(_node_id(page.page.evaluate("explorer.data.names"), "h", 5)).click()
+    page.page.eval_on_selector("#sweep", "el => { el.value = 40; el.dispatchEvent(new Event('input')); }")
+    hash_ = page.page.evaluate("location.hash").lstrip("#")
+    state = page.page.evaluate("explorer.state")
+    svg = page.page.inner_html("#graph")
+    page.close()
+    again = Page(browser, path, hash_)
+    assert again.page.evaluate("explorer.state") == state
+    assert state["view"] == "window" and state["sel"] == {"name": "h", "t": 5}
+    assert again.page.inner_html("#graph") == svg
+    assert again.page.inner_text("#info-title") == "h(5)"
+    assert again.errors == []
+    again.close()
+
+
+def test_the_op_level_toggle_shows_the_ops_of_the_selected_step(browser, tmp_path):
+    model, xs, ys = _elman()
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    names = page.page.evaluate("explorer.data.names")
+    page.node(_node_id(names, "h", 3)).click()
+    page.page.check("#ops-toggle")
+    run = model.run(xs, ys)
+    ops = page.page.evaluate("explorer.data.bundles[0].ops['3'].nodes")
+    tanh = [j for j in range(len(ops)) if page.node(f"op{j}").locator("text").first.text_content() == "tanh"]
+    assert len(tanh) == 1
+    page.node(f"op{tanh[0]}").click()
+    h = run.parts["h"][2]
+    (grad,) = tg.grad(run.loss, [h])
+    assert float(page.page.inner_text("#info-norm")) == pytest.approx(np.linalg.norm(h.data), rel=1e-5)
+    assert float(page.page.inner_text("#info-gnorm")) == pytest.approx(np.linalg.norm(grad), rel=1e-5)
+    assert page.errors == []
+    page.close()
