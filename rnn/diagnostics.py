@@ -158,6 +158,10 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
     cut_steps = cut.step = _CutSteps(cut.step, parts)   # bound to the copy
     with collector_paused():
         run_model(cut, xs, ys, h0, steps)
+        if not cut_steps.records:
+            raise tg.ConfigError(f"{who}: {model.name} runs its steps through chains of its own "
+                                 "(a model made of several recurrences), not one step function; "
+                                 "its Jacobians are not available")
         size = parts[part]
         out = np.empty((len(cut_steps.records), size, size))
         for t, (leaves, new) in enumerate(cut_steps.records):

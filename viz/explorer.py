@@ -227,7 +227,11 @@ def _diagnostics(model, xs, ys, h0, part, run, steps, grads, length):
     if batch != 1:
         out["notes"].append(f"a batch of {batch}: the Jacobians need a batch of one")
         return out
-    jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
+    try:
+        jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
+    except tg.ConfigError as e:
+        out["notes"].append(str(e))
+        return out
     norms, radii = rnn.spectra(jacs)
     out["spectra"] = {"norm": _nums(norms), "radius": _nums(radii)}
     decay = rnn.lag_decay(jacs, max_lag=min(steps, 30), ends=3)   # LAPACK on a busy machine is slow
