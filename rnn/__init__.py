@@ -18,3 +18,7 @@ __all__ = ["BidirectionalRNN", "Cell", "Chain", "ConditionalRNN", "ElmanRNN", "E
            "Trainer", "Unrolled", "VectorToSequence", "Vocab", "datasets", "load_training",
            "pad_sequences", "save_training", "stream_loss", "tasks", "train", "train_char_model",
            "truncated_bptt", "unroll"]
+from .deep import DeepRNN
+from .esn import EchoStateNetwork
+from .leaky import LeakyRNN
+from .memory import MemoryNetwork
