@@ -22,3 +22,4 @@ from .deep import DeepRNN
 from .esn import EchoStateNetwork
 from .leaky import LeakyRNN
 from .memory import MemoryNetwork
+from .recursive import RecursiveNet, balanced_tree
