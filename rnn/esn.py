@@ -1,6 +1,8 @@
 """Echo state networks (section 10.8): a fixed random reservoir, a trained linear readout.
 
-The input weights U and the recurrent weights W are drawn once and never trained
+The input weights U, the recurrent weights W and the bias b (a constant input: without
+it the reservoir of odd tanh units is an odd function of the input history, blind to
+products like x(t) x(t-5)) are drawn once and never trained
 (Parameters with ``requires_grad=False``: saved with the model, left out of
 ``parameters()``); W is rescaled so that its spectral radius (largest |eigenvalue|)
 is the one asked for.  Only the output layer o = c + V h is learned, on a squared
@@ -18,7 +20,8 @@ from .models import Design
 
 
 class EchoStateNetwork(Design):
-    """h(t) = tanh(W h(t-1) + U x(t)) with U, W fixed; o(t) = c + V h(t), fitted to float targets.
+    """h(t) = tanh(b + W h(t-1) + U x(t)) with U, W, b fixed; o(t) = c + V h(t), fitted to float
+    targets.
 
     L = sum_t (1/B) sum_b ||o(t)_b - y(t)_b||^2 (a squared error, not a cross-entropy).
 
@@ -29,7 +32,7 @@ class EchoStateNetwork(Design):
         max |eig(W)| after rescaling (the book: 1.2 to initialise trained RNNs, up to 3 with
         tanh reservoirs; below 1 the state map is contractive).
     seed : int; dtype : numpy float dtype
-    input_scale : float > 0, the standard deviation of the entries of U
+    input_scale : float > 0, the standard deviation of the entries of U and b
     """
 
     name = "esn"
@@ -47,17 +50,19 @@ class EchoStateNetwork(Design):
             setattr(self, name, checks.positive_int(value, who, name))
         rng = np.random.default_rng(seed)
         U = rng.normal(0.0, input_scale, (self.n_hidden, self.n_in))
+        b = rng.normal(0.0, input_scale, self.n_hidden)
         W = rng.normal(0.0, 1.0, (self.n_hidden, self.n_hidden))
         radius = np.max(np.abs(np.linalg.eigvals(W)))
         self.U = _fixed(U, "U", dtype)
         self.W = _fixed(W * (self.spectral_radius / radius), "W", dtype)
+        self.b = _fixed(b, "b", dtype)
         self.V = init_weight(rng, (self.n_out, self.n_hidden), self.n_hidden, dtype, "V")
         self.c = init_bias(self.n_out, dtype, "c")
         self.parts = {"h": self.n_hidden}
 
     def input_map(self, inputs):
-        """u = U x(t) (no bias: the reservoir is U and W alone)."""
-        return self._times(inputs["x"], "U")
+        """u = U x(t) + b."""
+        return self._times(inputs["x"], "U") + self.b
 
     def step(self, state, u):
         return {"h": tg.addmm(u, state["h"], self.T.W).named("a").tanh()}

@@ -79,7 +79,7 @@ def leaky(params, xs, ys, alpha, skip=None, h0=None, mask=None):
 
 # ---------------------------------------------------------------- section 10.8: echo state network
 def echo_state(params, xs, ys, h0=None, mask=None):
-    """h(t) = tanh(h(t-1) W.T + x U.T) (U, W fixed), o = c + h V.T,
+    """h(t) = tanh(b + h(t-1) W.T + x U.T) (U, W, b fixed), o = c + h V.T,
     L = sum_t (1/B) sum_b mask ||o - y||^2; ys floats (T, K) or (T, B, K).
 
     Returns (loss, grads) with "V", "c" and "h0" (BPTT through the fixed reservoir).
@@ -94,7 +94,7 @@ def echo_state(params, xs, ys, h0=None, mask=None):
     h = [_initial_state(h0, B, H)]
     cand = [None]
     for t in range(1, T + 1):
-        cand.append(np.tanh(h[t - 1] @ P["W"].T + x[t - 1] @ P["U"].T))
+        cand.append(np.tanh(P["b"] + h[t - 1] @ P["W"].T + x[t - 1] @ P["U"].T))
         m = mask[t - 1][:, None]
         h.append(m * cand[t] + (1 - m) * h[t - 1])
     loss = 0.0

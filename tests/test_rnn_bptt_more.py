@@ -104,7 +104,7 @@ def test_echo_state_network_equals_hand_written_bptt(batch, masked):
     rng = np.random.default_rng(3)
     model = rnn.EchoStateNetwork(3, 6, 2, spectral_radius=1.1, seed=1)
     params = _randomise(model, rng)
-    params.update(U=model.U.data, W=model.W.data)
+    params.update(U=model.U.data, W=model.W.data, b=model.b.data)
     xs = _inputs(rng, batch, 3, "floats")
     ys = rng.normal(size=(T, 2) if batch is None else (T, batch, 2))
     mask = _mask(batch) if masked else None
@@ -246,6 +246,6 @@ def test_the_oracles_match_finite_differences():
         _oracle_matches_finite_differences(fn, _small(model, rng))
     esn = rnn.EchoStateNetwork(2, 3, 2)
     fx, fy = rng.normal(size=(4, 2, 2)), rng.normal(size=(4, 2, 2))
-    fixed = {"U": esn.U.data, "W": esn.W.data}
+    fixed = {"U": esn.U.data, "W": esn.W.data, "b": esn.b.data}
     _oracle_matches_finite_differences(
         lambda p: ref.echo_state({**fixed, **p}, fx, fy, mask=mask), _small(esn, rng))

@@ -19,17 +19,28 @@ from tinygraph import Parameter
 WEIGHT_OPS = frozenset({"matmul", "take", "mul"})   # and the product of addmm
 VIEW_OPS = frozenset({"transpose", "reshape"})
 _STEP = re.compile(r"^t=(-?\d+)$")
+_NODE = re.compile(r"^node=(\d+)$")
+
+
+def _innermost(pattern, scope):
+    if not scope:
+        return None
+    for part in reversed(scope.split("/")):
+        m = pattern.match(part)
+        if m:
+            return int(m.group(1))
+    return None
 
 
 def time_step(scope):
     """The integer K of the innermost ``t=K`` in a scope label, or None."""
-    if not scope:
-        return None
-    for part in reversed(scope.split("/")):
-        m = _STEP.match(part)
-        if m:
-            return int(m.group(1))
-    return None
+    return _innermost(_STEP, scope)
+
+
+def tree_node(scope):
+    """The integer K of the innermost ``node=K`` in a scope label (a tree node of a recursive
+    net), or None."""
+    return _innermost(_NODE, scope)
 
 
 def walk(roots):
@@ -124,7 +135,7 @@ class Variables:
         return list(dict.fromkeys(name for name, _ in self.keys))
 
 
-def derive(roots, hide=(), window=None):
+def derive(roots, hide=(), window=None, position=time_step):
     """Group the DAG behind ``roots`` by variable.
 
     Parameters
@@ -140,6 +151,8 @@ def derive(roots, hide=(), window=None):
         last ``window + 1`` steps only (and into static ones): enough to draw a
         summarised long unroll or a folded circuit, at a cost independent of
         the length of the unroll beyond one walk over its nodes.
+    position : callable scope -> int or None
+        Where a node sits: its time step (default), or :func:`tree_node` for a tree.
     """
     hide = frozenset(hide)
     steps_of = {}
@@ -147,7 +160,7 @@ def derive(roots, hide=(), window=None):
     def step_of(node):
         scope = node.scope
         if scope not in steps_of:
-            steps_of[scope] = time_step(scope)
+            steps_of[scope] = position(scope)
         return steps_of[scope]
 
     with collector_paused():

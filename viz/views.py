@@ -71,10 +71,16 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
         The gradient-flow view: colour each variable that requires grad by
         ‖∂L/∂v(t)‖ (L the sum of the trace's roots) and write the norm under its name.
 
+    A model that declares ``structure = "tree"`` (a recursive net) is drawn as its tree
+    (:func:`viz.tree.tree`) over a balanced tree of ``steps`` leaves.
+
     Returns
     -------
     graphviz.Digraph
     """
+    if getattr(model, "structure", None) == "tree":
+        from .tree import tree          # tree.py builds on this module
+        return tree(model, steps)
     roots = _trace(model, steps, "unrolled")
     g = new_digraph(f"{model.name}_unrolled")
     window = keep if steps > 2 * keep + 1 else None
@@ -112,6 +118,8 @@ def folded(model, steps=3, hide=BOOK_HIDDEN):
     -------
     graphviz.Digraph
     """
+    lags = getattr(model, "lags", None) or {}
+    steps = max(steps, max(lags.values(), default=0) + 1)   # a delay-d edge first appears at t = d + 1
     variables = variables_of(model, steps, hide, window=KEEP)
     g = new_digraph(f"{model.name}_folded")
     draw_folded(g, variables, "f", getattr(model, "edge_label", None))
