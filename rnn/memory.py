@@ -70,9 +70,11 @@ class MemoryNetwork(Design):
         add = (h @ self.T.A).tanh().named("add")
         weight = self._axis(ww, -1)
         written = cells * (1.0 - weight * self._axis(erase, -2)) + weight * self._axis(add, -2)
-        wr = self._address(written, h @ self.T.Kr).named("wr")
-        r = (self._axis(wr, -1) * written).sum(axis=-2)
-        return {"h": h, "M": written.reshape(state["M"].shape), "r": r}
+        memory = written.reshape(state["M"].shape)       # M(t): the read sees the written memory
+        cells = self._cells(memory)
+        wr = self._address(cells, h @ self.T.Kr).named("wr")
+        r = (self._axis(wr, -1) * cells).sum(axis=-2)
+        return {"h": h, "M": memory, "r": r}
 
     def readout(self, state):
         """o = c + V [h; r]."""

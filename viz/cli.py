@@ -394,7 +394,7 @@ def build_parser():
     parser = _Parser(prog="tinygraph", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("figures", help="write the chapter's figures fig10_1.svg ... fig10_12.svg")
+    p = sub.add_parser("figures", help="write the chapter's figures fig10_1.svg, fig10_2.svg, ...")
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_figures)
 

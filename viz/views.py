@@ -288,16 +288,18 @@ def _place_end(row, nid, left):
         row.insert(0 if left else len(row), nid)
 
 
-def draw_folded(g, variables, prefix, edge_label=None):
+def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
     """Add the folded circuit of ``variables`` to ``g``; returns {name: node id} (ids start with ``prefix``).
 
     Every edge from step t - d to step t passes through the delay of its source: one chain of
     black squares per variable fed forward in time (d squares for a delay of d steps), as the
     book draws one delay per state; an edge from step t + d (a chain backward in time, figure
     10.11's g) passes through d squares in the same way.  With one destination the weights label the edge into the
-    delay; with several, each edge out of it.
+    delay; with several, each edge out of it.  ``edge_style(src_name, dst_name) -> dict`` adds
+    attributes (e.g. bold) to the edge that enters dst.
     """
     names = variables.names
+    extra = edge_style or (lambda src, dst: {})
     ids = _name_ids(names, prefix)
     above = _targets(variables)
     for name in names:
@@ -314,7 +316,7 @@ def draw_folded(g, variables, prefix, edge_label=None):
     for (src, dst, dt), labels in grouped.items():
         attrs = _label_attrs(_edge_text(labels, dt, edge_label))
         if dt == 0:
-            _add_edge(g, ids[src], ids[dst], attrs, src in above)
+            _add_edge(g, ids[src], ids[dst], {**attrs, **extra(src, dst)}, src in above)
         else:
             delayed.setdefault(src, []).append((dst, abs(dt), attrs))
     for src, targets in delayed.items():   # one delay per state part: its chain of squares
@@ -326,5 +328,6 @@ def draw_folded(g, variables, prefix, edge_label=None):
         for a, b in zip(squares, squares[1:]):
             g.edge(a, b)
         for dst, dt, attrs in targets:      # a feedback loop: layers come from within-step edges
-            g.edge(squares[dt - 1], ids[dst], constraint="false", **({} if single else attrs))
+            g.edge(squares[dt - 1], ids[dst], constraint="false", **({} if single else attrs),
+                   **extra(src, dst))
     return ids
