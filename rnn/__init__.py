@@ -23,3 +23,4 @@ from .esn import EchoStateNetwork
 from .leaky import LeakyRNN
 from .memory import MemoryNetwork
 from .recursive import RecursiveNet, balanced_tree
+from . import problems
