@@ -80,6 +80,19 @@ def test_every_view_draws_every_new_design(name):
     assert any(n["text"].endswith("(4)") for n in unrolled.values())
     _, _, clusters = parse(viz.render(viz.graph(model.run(xs[:3], ys[:3]).loss)))
     assert {f"{model.name}/t={t}" for t in (1, 2, 3)} <= set(clusters.values())
+    coloured = parse(viz.render(viz.unrolled(model, steps=4, grads=True)))[0]
+    assert any(n["fill"] not in (None, "none", "white") for n in coloured.values())
+
+
+def test_the_tree_view_and_the_op_graph_of_a_recursive_net():
+    model = rnn.RecursiveNet(3, 4, 2, seed=0)
+    nodes, edges, _ = parse(viz.render(viz.unrolled(model, steps=5, grads=True)))
+    assert sum(n["text"].startswith("x") for n in nodes.values()) == 5
+    assert any(n["fill"] not in (None, "none", "white") for n in nodes.values())
+    _, _, clusters = parse(viz.render(viz.graph(model.loss((0, (1, 2)), 1))))
+    assert {f"recursive/node={k}" for k in range(1, 6)} <= set(clusters.values())
+    folded = parse(viz.render(viz.folded(model)))
+    assert not any(n["fill"] == "black" for n in folded[0].values())   # a tree has no delays
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -1,8 +1,6 @@
 """Figures 10.13-10.18: each is drawn from a real model and has the structure of the book's."""
 
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -143,10 +141,18 @@ def test_tree_view_of_a_big_tree_keeps_the_top_levels_and_boxes_the_rest():
 
 
 def test_tinygraph_figures_writes_all_the_figures_up_to_10_18(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "viz.cli", "figures", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
+    from viz import cli
+    assert cli.main(["figures", "--out", str(tmp_path)]) == 0
     written = sorted(p.name for p in tmp_path.iterdir())
     for number in viz.FIGURES:
         assert f"fig{number.replace('.', '_')}.svg" in written
     assert "fig10_18.svg" in written
+
+
+@pytest.mark.parametrize("model", ["deep", "recursive", "leaky", "esn", "memory"])
+def test_tinygraph_draw_draws_the_new_designs(model, tmp_path):
+    from viz import cli
+    assert cli.main(["draw", "--model", model, "--steps", "4", "--out", str(tmp_path)]) == 0
+    for stem in ("folded", "unrolled", "ops"):
+        nodes, edges, _ = parse(open(tmp_path / f"{model}_{stem}.svg", "rb").read())
+        assert nodes and edges

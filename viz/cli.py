@@ -65,6 +65,14 @@ MODELS = {
     "system": _dynamical_system,
 }
 
+MODELS.update({     # sections 10.5-10.12
+    "deep": lambda seed: rnn.DeepRNN(6, 8, 6, kind="skip", seed=seed),
+    "recursive": lambda seed: rnn.RecursiveNet(6, 8, 4, seed=seed),
+    "leaky": lambda seed: rnn.LeakyRNN(6, 8, 6, alpha="learned", skip=2, seed=seed),
+    "esn": lambda seed: rnn.EchoStateNetwork(3, 8, 2, spectral_radius=1.2, seed=seed),
+    "memory": lambda seed: rnn.MemoryNetwork(6, 8, 6, slots=4, width=4, seed=seed),
+})
+
 
 # ------------------------------------------------------------------ progress
 

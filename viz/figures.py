@@ -325,8 +325,8 @@ def _fig_10_17(steps=40, h0=0.5, target=0.8, start=(1.4, -0.4), lr=0.1, updates=
     """The cliff of a one-unit RNN's loss J(w, b) = (h(40) - 0.8)^2 and two gradient-descent
     runs from the same start: the plain step lands on the cliff and is thrown off; the
     step with its norm clipped (tg.clip_grad_norm) stays near it (Pascanu et al. 2013)."""
-    w_axis = np.linspace(0.5, 3.0, 121)
-    b_axis = np.linspace(-1.5, 1.5, 121)
+    w_axis = np.linspace(0.5, 3.0, 81)
+    b_axis = np.linspace(-1.5, 1.5, 81)
     grid_w, grid_b = np.meshgrid(w_axis, b_axis)
     w = tg.Parameter(grid_w.reshape(-1, 1), name="w")
     b = tg.Parameter(grid_b.reshape(-1, 1), name="b")

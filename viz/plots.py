@@ -135,7 +135,7 @@ def cliff(w, b, surface, paths, titles=("Without clipping", "With clipping")):
     for i, (path, title) in enumerate(zip(paths, titles), start=1):
         ax = fig.add_subplot(1, 2, i, projection="3d")
         ax.plot_surface(W, B, surface, cmap="viridis", linewidth=0, antialiased=True, alpha=0.75,
-                        rcount=60, ccount=60)
+                        rcount=40, ccount=40)
         inside = ((path[:, 0] >= w[0]) & (path[:, 0] <= w[-1]) & (path[:, 1] >= b[0])
                   & (path[:, 1] <= b[-1]))
         last = np.flatnonzero(~inside)

@@ -11,22 +11,28 @@ saying how many leaves it holds.
 """
 
 from .derive import derive, tree_node
+from .opgraph import grad_fill, log_range
 from .render import html_text, sup_html
-from .views import _add_edge, _edge_text, _label_attrs, _targets, _trace, new_digraph
+from .views import (_add_edge, _edge_text, _label_attrs, _targets, _trace, _variable_grad_norms,
+                    new_digraph)
 
 DEPTH = 4    # tree levels drawn under the root of a big tree
 
 
-def tree(model, steps=4, depth=DEPTH):
+def tree(model, steps=4, depth=DEPTH, grads=False):
     """The tree view of a recursive net traced over a balanced tree of ``steps`` leaves.
+
+    ``grads``: colour each node by ‖∂L/∂v‖ (the gradient-flow view) and write the norm in it.
 
     Returns
     -------
     graphviz.Digraph
     """
-    variables = derive(_trace(model, steps, "unrolled"), position=tree_node)
+    roots = _trace(model, steps, "unrolled")
+    variables = derive(roots, position=tree_node)
+    norms = _variable_grad_norms(roots, variables) if grads else None
     g = new_digraph(f"{model.name}_tree")
-    draw_tree(g, variables, "n", depth)
+    draw_tree(g, variables, "n", depth, norms)
     return g
 
 
@@ -56,8 +62,10 @@ def _leaf_counts(kids, root):
     return counts
 
 
-def draw_tree(g, variables, prefix, depth=DEPTH):
-    """Add the tree of ``variables`` (keyed by tree node) to ``g``; node ids start with ``prefix``."""
+def draw_tree(g, variables, prefix, depth=DEPTH, norms=None):
+    """Add the tree of ``variables`` (keyed by tree node) to ``g``; node ids start with ``prefix``.
+
+    ``norms`` ((name, node) -> gradient norm) colours the nodes it names."""
     kids, root = _children(variables)
     shown = set()
     cut = {}
@@ -84,10 +92,14 @@ def draw_tree(g, variables, prefix, depth=DEPTH):
     def node_id(key):
         return f"{prefix}_{key[0]}_{key[1]}"
 
+    lo, hi = log_range(norms.values()) if norms else (0.0, 0.0)
     drawn_leaves = []
     for key in variables.keys:
         if not visible(key):
             continue
+        if norms and key in norms and key not in cut:
+            g.node(node_id(key), xlabel=f'<<font point-size="9">{norms[key]:.1e}</font>>',
+                   **grad_fill(norms[key], lo, hi))
         if key in cut:
             g.node(node_id(key), label=f"<... {cut[key]:,} leaves ...>", shape="box",
                    style="dashed", fontsize="14")

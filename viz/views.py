@@ -80,7 +80,7 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
     """
     if getattr(model, "structure", None) == "tree":
         from .tree import tree          # tree.py builds on this module
-        return tree(model, steps)
+        return tree(model, steps, grads=grads)
     roots = _trace(model, steps, "unrolled")
     g = new_digraph(f"{model.name}_unrolled")
     window = keep if steps > 2 * keep + 1 else None
