@@ -1,7 +1,7 @@
 """Recursive networks (section 10.6, figure 10.14): one shared merge over a tree.
 
-A tree is a leaf (an id, a float vector, or a batch of either) or a pair
-``(left, right)`` of trees.  Every leaf is embedded by V, every pair merged by the
+A tree is a leaf (an id, a float vector, or a batch of either; a list is read as an
+array) or a pair, a tuple ``(left, right)`` of two trees.  Every leaf is embedded by V, every pair merged by the
 same U (left child) and W (right child), and the root's representation is read
 out: the depth (the number of composed nonlinearities) is the tree's height, so a
 balanced tree over tau leaves is ceil(log2 tau) merges deep instead of tau.  Each
@@ -71,9 +71,9 @@ class RecursiveNet(RecurrentModel):
 
     def _leaf(self, leaf, path):
         """A checked leaf: (array, is_ids, batch or None)."""
-        if isinstance(leaf, (tuple, list)):
-            raise tg.ShapeError(f"{self.name}: the tree node at {path} is a {type(leaf).__name__} "
-                                f"of length {len(leaf)}; a node is a leaf or a pair, a tuple (left, right)")
+        if isinstance(leaf, tuple):
+            raise tg.ShapeError(f"{self.name}: the tree node at {path} is a tuple of length "
+                                f"{len(leaf)}; a pair is a tuple of two trees (left, right)")
         where = f"{self.name}: leaf at {path}"
         arr = checks.as_array(leaf, where, "the leaf")
         if arr.dtype.kind in "iu":

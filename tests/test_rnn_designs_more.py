@@ -178,7 +178,8 @@ def test_bad_configurations_are_refused_with_a_clear_error(make, error, words):
 
 @pytest.mark.parametrize("call, error, words", [
     (lambda m: m.loss((0, (1, 7)), 0), tg.BadIndexError, r"leaf at root\.1\.1: id 7"),
-    (lambda m: m.loss((0, [1, 2, 3]), 0), tg.ShapeError, "a pair, a tuple"),
+    (lambda m: m.loss((0, (1, 2, 3)), 0), tg.ShapeError, "tuple of length 3"),
+    (lambda m: m.loss(([0, 1], 2), [0, 1]), tg.ShapeError, "same batch"),
     (lambda m: m.loss((0, "a"), 0), tg.DTypeError, "dtype"),
     (lambda m: m.loss((np.array([0, 1]), np.array([0, 1, 2])), np.array([0, 1])), tg.ShapeError,
      "same batch"),
