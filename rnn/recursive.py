@@ -1,9 +1,9 @@
 """Recursive networks (section 10.6, figure 10.14): one shared merge over a tree.
 
 A tree is a leaf (an id, a float vector, or a batch of either; a list is read as an
-array) or a pair, a tuple ``(left, right)`` of two trees.  Every leaf is embedded by V, every pair merged by the
-same U (left child) and W (right child), and the root's representation is read
-out: the depth (the number of composed nonlinearities) is the tree's height, so a
+array) or a pair, a tuple ``(left, right)`` of two trees.  Every leaf is embedded by
+V, every pair merged by the same U (left child) and W (right child), and the root's
+representation is read out: the depth (the number of composed nonlinearities) is the tree's height, so a
 balanced tree over tau leaves is ceil(log2 tau) merges deep instead of tau.  Each
 tree node's computation is made under ``tg.scope(f"node={k}")`` (k in post-order),
 and its representation is named h, so viz draws the tree from the DAG as it draws

@@ -156,3 +156,12 @@ def test_tinygraph_draw_draws_the_new_designs(model, tmp_path):
     for stem in ("folded", "unrolled", "ops"):
         nodes, edges, _ = parse(open(tmp_path / f"{model}_{stem}.svg", "rb").read())
         assert nodes and edges
+
+
+@pytest.mark.parametrize("task", ["parity", "recall", "signal", "assoc"])
+def test_tinygraph_train_runs_the_tasks_of_sections_10_5_to_10_12(task, tmp_path, capsys):
+    from viz import cli
+    assert cli.main(["train", "--task", task, "--steps", "3", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / f"{task}_checkpoint.npz").is_file()
+    assert (tmp_path / f"{task}_folded.svg").is_file()
+    assert "held-out loss" in capsys.readouterr().out
