@@ -39,7 +39,8 @@ class DeepRNN(Design):
     e(t) = tanh(be + Ue x(t)), z(t) = tanh(bz + Wz h(t-1)),
     h(t) = tanh(b + U e(t) + W z(t) [+ Ws h(t-1) for "skip"]),
     g(t) = tanh(bg + Vg h(t)), o(t) = c + V g(t).
-    (More hidden layers chain: e1 -> e2 with ``Ue2``, z1 -> z2 with ``Wz2``, g1 -> g2 with ``Vg2``.)
+    With more hidden layers they are numbered: e1 (``Ue1``, ``be1``) -> e2 (``Ue2``, ``be2``) -> ...,
+    and so z1, z2, ... and g1, g2, ...
 
     Parameters
     ----------
@@ -66,7 +67,7 @@ class DeepRNN(Design):
         shapes = {}
         if kind == "stacked":
             self.levels = [f"h{i}" for i in range(1, layers + 1)]
-            for i, _ in enumerate(self.levels, start=1):
+            for i in range(1, layers + 1):
                 shapes.update({f"U{i}": (H, "n_in" if i == 1 else H), f"W{i}": (H, H),
                                f"b{i}": (H,)})
             shapes.update(V=("n_out", H), c=("n_out",))
