@@ -2,8 +2,6 @@
 designs do: the contract's parameters, every view, truncated BPTT and streaming with the whole
 state carried, save/load, and clear errors for bad input."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -98,10 +96,8 @@ def test_the_tree_view_and_the_op_graph_of_a_recursive_net():
 @pytest.mark.parametrize("name", ALL)
 def test_a_long_unroll_of_every_new_design_is_drawn_summarised(name):
     model, _, _ = _data(name)
-    start = time.perf_counter()
     g = viz.unrolled(model, steps=2000)
     assert "1,994 steps left out" in g.source
-    assert time.perf_counter() - start < 60
 
 
 def test_a_100000_step_skip_unroll_builds_and_back_propagates():
