@@ -311,7 +311,7 @@ def _fig_10_15(n=100, points=801, compositions=5, gain=2.5, seed=0):
     coordinate = np.linspace(-60.0, 60.0, points)
     h0 = rng.normal(size=n) + coordinate[:, None] * direction
     with tg.no_grad():
-        states = system.run(steps=compositions, h0=h0, per_step=False).states
+        states = system.run(steps=compositions, h0=h0).states
     curves = [h0 @ projection] + [h.data @ projection for h in states]
     return plots.compositions(coordinate, curves)
 
@@ -331,8 +331,7 @@ def _fig_10_17(steps=40, h0=0.5, target=0.8, start=(1.4, -0.4), lr=0.1, updates=
     w = tg.Parameter(grid_w.reshape(-1, 1), name="w")
     b = tg.Parameter(grid_b.reshape(-1, 1), name="b")
     with tg.no_grad():
-        last = _one_unit_rnn(w, b).run(steps=steps, h0=np.full((w.shape[0], 1), h0),
-                                             per_step=False).last
+        last = _one_unit_rnn(w, b).run(steps=steps, h0=np.full((w.shape[0], 1), h0)).last
     surface = ((last.data[:, 0] - target) ** 2).reshape(grid_w.shape)
     paths = []
     for limit in (None, clip):
@@ -342,7 +341,7 @@ def _fig_10_17(steps=40, h0=0.5, target=0.8, start=(1.4, -0.4), lr=0.1, updates=
         optimizer = tg.optim.SGD([w, b], lr=lr)
         path = []
         for _ in range(updates + 1):
-            h = model.run(steps=steps, h0=np.full((1, 1), h0), per_step=False).last
+            h = model.run(steps=steps, h0=np.full((1, 1), h0)).last
             loss = ((h - target) ** 2).sum()
             path.append((w.item(), b.item(), loss.item()))
             optimizer.zero_grad()

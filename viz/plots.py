@@ -88,17 +88,14 @@ def gradient_flow(norms, path, title="Gradient flow: ‖∂L/∂h(t)‖ per time
 # These return a matplotlib Figure (made without pyplot, so nothing global is kept);
 # viz.save and viz.render write it by suffix like a diagram.
 
-def _figure(size):
-    _pyplot()                       # the Agg backend and the fixed SVG hash salt
-    from matplotlib.figure import Figure
-    return Figure(figsize=size)
-
-
 def figure_bytes(fig, fmt):
     """A matplotlib Figure as SVG or PNG bytes (the same bytes on every run)."""
     import io
+
+    import matplotlib
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+    with matplotlib.rc_context({"svg.hashsalt": "tinygraph"}):
+        fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
     return buffer.getvalue()
 
 
@@ -108,8 +105,7 @@ def compositions(coordinate, projections, title="Repeated composition of h ← t
     coordinate : (N,) the initial state's coordinate along a direction (x axis)
     projections : list of (N,), the projection of the state after 0, 1, 2, ... compositions
     """
-    fig = _figure((7, 4))
-    ax = fig.subplots()
+    fig, ax = new_figure((7, 4))
     colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
     for k, values in enumerate(projections):
         ax.plot(coordinate, values, color=colours[k % len(colours)], linewidth=1.3, label=str(k))
@@ -130,7 +126,8 @@ def cliff(w, b, surface, paths, titles=("Without clipping", "With clipping")):
     paths : two arrays (K, 3) of (w, b, J) visited by gradient descent.  Points outside the
     grid are drawn at its edge (the path was thrown off the plot).
     """
-    fig = _figure((11, 4.8))
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(11, 4.8))             # two 3-D axes added below, without pyplot
     W, B = np.meshgrid(w, b)
     for i, (path, title) in enumerate(zip(paths, titles), start=1):
         ax = fig.add_subplot(1, 2, i, projection="3d")
