@@ -222,3 +222,31 @@ def sampling(temperature, seed, who):
         raise ConfigError(f"{who}: seed must be an integer >= 0 or a np.random.Generator, "
                           f"got {seed!r}")
     return float(temperature), np.random.default_rng(seed)
+
+
+def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
+    """Check regression targets of the given shape ((T, K) or (T, B, K)); returns ``dtype`` floats.
+
+    Where ``keep`` (a bool (T, B) mask) is False the target is set to 0 (it adds no loss).
+    """
+    arr = as_array(ys, who, what)
+    if arr.dtype.kind != "f":
+        raise DTypeError(f"{who}: {what} must be float target vectors, got dtype {arr.dtype}")
+    if arr.shape != shape:
+        if arr.ndim and arr.shape[0] != shape[0]:
+            raise ShapeError(f"{who}: the inputs have {shape[0]} steps but {what} has "
+                             f"{arr.shape[0]} (shape {arr.shape}, need {shape})")
+        raise ShapeError(f"{who}: {what} must have shape {shape}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise ShapeError(f"{who}: {what} has a non-finite value at t={index[0] + 1}")
+    arr = arr.astype(dtype)
+    return arr if keep is None else np.where(keep[..., None], arr, 0).astype(dtype)
+
+
+def unit_interval(value, who, what):
+    """A float strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not 0 < value < 1:
+        raise ConfigError(f"{who}: {what} must be a number strictly between 0 and 1, got {value!r}")
+    return float(value)

@@ -61,12 +61,15 @@ class Unrolled:
         chunk; for a design without state parts, the feedback (below).
     feedback : Tensor or None
         The previous output the next step would read (designs with y(t-1) -> h(t) connections).
+    past : list of dict or None
+        Designs with lagged parts (``Cell.lags``): the states after the last ``max(lags)``
+        steps, oldest first, that the next chunk reads as h(t-d).
     """
 
-    __slots__ = ("loss", "outputs", "states", "parts", "losses", "last", "feedback")
+    __slots__ = ("loss", "outputs", "states", "parts", "losses", "last", "feedback", "past")
 
     def __init__(self, history, part_names, last, loss=None, feedback=None, single=True,
-                 shown="h"):
+                 shown="h", past=None):
         self.losses = history.get("L", [])
         self.outputs = history.get("o", [])
         self.parts = {name: history.get(name, []) for name in part_names}
@@ -78,6 +81,7 @@ class Unrolled:
             self.states = [dict(zip(part_names, s)) for s in zip(*self.parts.values())]
         self.last = last
         self.feedback = feedback
+        self.past = past
         self.loss = total(self.losses) if self.losses else loss
 
     def __repr__(self):
@@ -200,39 +204,49 @@ def total(losses):
         return tg.stack(losses).sum()
 
 
-def step_loss(o, y, keep, batch):
-    """L(t) = (1/B) sum_b keep[b] CE(o_b, y_b); y is the target leaf (a parent of the loss).
+def squared_error(o, y):
+    """The mean over rows of ||o_b - y_b||^2 (the per-row sum of squares): the regression
+    counterpart of ``tg.cross_entropy``.  o, y : (B, K), or (K,) for one row."""
+    rows = o.shape[0] if o.ndim == 2 else 1
+    diff = o - y
+    return (diff * diff).sum() * (1.0 / rows)
+
+
+def step_loss(o, y, keep, batch, criterion=tg.cross_entropy):
+    """L(t) = (1/B) sum_b keep[b] criterion(o_b, y_b); y is the target leaf (a parent of the loss).
 
     keep : bool array (B,) or None (all kept).  Returns None when no row is kept.
+    criterion : ``tg.cross_entropy`` (ids) or :func:`squared_error` (float targets).
     """
     if keep is None or keep.all():
-        return tg.cross_entropy(o, y)
+        return criterion(o, y)
     rows = np.flatnonzero(keep)
     if rows.size == 0:
         return None
-    return tg.cross_entropy(o[rows], y[rows]) * (rows.size / batch)
+    return criterion(o[rows], y[rows]) * (rows.size / batch)
 
 
-def output_and_loss(readout, state, y, keep, batch):
-    """One step's output o(t) = readout(state) and, given the target ids y, the leaf y(t) and
+def output_and_loss(readout, state, y, keep, batch, criterion=tg.cross_entropy):
+    """One step's output o(t) = readout(state) and, given the targets y, the leaf y(t) and
     the loss L(t) (see :func:`step_loss`): a dict of named nodes."""
     named = {"o": readout(state)}
     if y is not None:
         named["y"] = tg.Tensor(y)
-        named["L"] = step_loss(named["o"], named["y"], keep, batch or 1)
+        named["L"] = step_loss(named["o"], named["y"], keep, batch or 1, criterion)
     return named
 
 
-def rows_loss(o, ys, keep, batch):
-    """The loss of many steps' outputs at once: (1/B) sum_t sum_b keep[t, b] CE(o(t)_b, y(t)_b).
+def rows_loss(o, ys, keep, batch, criterion=tg.cross_entropy):
+    """The loss of many steps' outputs at once: (1/B) sum_t sum_b keep[t, b] criterion(o(t)_b, y(t)_b).
 
-    o : Tensor (N, C) of rows (time and batch flattened), ys : ids (N,), keep : bool (N,) or None.
+    o : Tensor (N, C) of rows (time and batch flattened), ys : ids (N,) (or float targets (N, K)),
+    keep : bool (N,) or None.
     """
     targets = tg.Tensor(ys, name="y")
     if keep is None:
-        return tg.cross_entropy(o, targets) * float(ys.size / batch)
+        return criterion(o, targets) * float(len(ys) / batch)
     rows = np.flatnonzero(keep)
-    return tg.cross_entropy(o[rows], targets[rows]) * float(rows.size / batch)
+    return criterion(o[rows], targets[rows]) * float(rows.size / batch)
 
 
 def carry_masked(h, h_prev, keep):
@@ -380,11 +394,19 @@ class Cell(RecurrentModel):
     input that reads the previous output y(t-1)) and ``outputs = "last"`` (one output after
     the last step), and implements ``input_map``, ``step`` and ``readout`` on dicts of
     Tensors.  ``self.T.W`` inside them is W transposed once per unroll.
+
+    ``lags = {"h": d}`` gives the step, beside h(t-1) as ``state["h"]``, the part d steps back as
+    ``state[lagged("h", d)]`` (the state before step 1 while t - d < 1): the very node of step
+    t - d, so the diagrams draw that connection through d delay squares (section 10.9).
+    ``criterion`` is the per-step loss of o(t) against y(t): ``tg.cross_entropy`` on ids, or
+    :func:`squared_error` on float targets.
     """
 
     parts = {}
     feedback = None
     outputs = "all"
+    lags = {}
+    criterion = staticmethod(tg.cross_entropy)
     batch_readout = True
     state_is_dict = False     # True: step and readout see the state as a dict even with one part
     has_readout = True
@@ -407,6 +429,8 @@ class Cell(RecurrentModel):
     def carry(self, run):
         """Truncated BPTT: the next chunk starts from the last state and reads the last feedback."""
         carried = {"h0": detach_state(run.last)} if self.parts else {}
+        if self.lags:
+            carried["past"] = [detach_state(s) for s in run.past]
         if self.feedback is not None:
             carried["y0"] = run.feedback.detach()
         return carried
@@ -423,7 +447,7 @@ class Cell(RecurrentModel):
         return self
 
     def unroll(self, seq, steps, state0=None, ys=None, keep=None, batch=None, static=None,
-               y0=None, free=None, per_step=True, y0_name="y", reverse=False):
+               y0=None, free=None, per_step=True, y0_name="y", reverse=False, past=None):
         """Run the cell over ``steps`` time steps (arguments already checked).
 
         Parameters
@@ -442,10 +466,13 @@ class Cell(RecurrentModel):
             Run backward in time, t = T..1, each step still in the scope of its real step t
             (state0 is the state after step T; ``parts`` and ``last`` are in time order and
             at t = 1).  Only for a cell without feedback and with an output at every step.
+        past : list of ``max(lags)`` dicts part -> array or Tensor, the states before the first
+            step, oldest first (designs with ``lags``; default: the state before step 1)
         """
-        if reverse and (self.feedback is not None or free is not None or self.outputs != "all"):
+        if reverse and (self.feedback is not None or free is not None or self.outputs != "all"
+                        or self.lags):
             raise tg.ConfigError(f"{self.name}: a cell run backward in time takes no feedback "
-                                 "and has an output at every step")
+                                 "and no lags, and has an output at every step")
         per_step = (per_step or free is not None or (ys is None and self.has_readout)
                     or not self.batch_readout or tg.is_anomaly_enabled())
         with tg.scope(self.name), collector_paused(), self.owner.transposes():
@@ -453,25 +480,44 @@ class Cell(RecurrentModel):
             state = {k: _broadcast(initial(v, k), batch, k) for k, v in (state0 or {}).items()}
             state = self.initial_state(state, statics)
             prev = None if self.feedback is None else initial(y0, y0_name)
+            ring = self._ring(state, past, batch)
             if per_step:
                 return self._per_step(seq, steps, statics, state, prev, ys, keep, batch, free,
-                                      reverse)
-            return self._batched(seq, steps, statics, state, prev, ys, keep, batch, reverse)
+                                      reverse, ring)
+            return self._batched(seq, steps, statics, state, prev, ys, keep, batch, reverse, ring)
 
-    def _per_step(self, seq, steps, statics, state0, prev0, ys, keep, batch, free, reverse):
+    def _ring(self, state, past, batch):
+        """The states of the last ``max(lags)`` steps, oldest first (None without lags)."""
+        if not self.lags:
+            return None
+        if past is None:
+            return [state] * max(self.lags.values())
+        return [{k: _broadcast(initial(v, k), batch, k) for k, v in s.items()} for s in past]
+
+    def _with_past(self, state, ring):
+        """The state the step sees: the parts at t-1, and each lagged part at t-d."""
+        seen = dict(state)
+        for name, d in self.lags.items():
+            seen[lagged(name, d)] = ring[-d][name]
+        return seen
+
+    def _per_step(self, seq, steps, statics, state0, prev0, ys, keep, batch, free, reverse,
+                  ring0):
         names = list(self.parts)
         fed = free[0] if free else None
         first = steps if reverse else 1
+        criterion = self.criterion
 
         def one_step(t, carry):
-            state, prev = carry
+            state, prev, ring = carry
             k = None if keep is None else keep[t - 1]
             inputs = dict(statics)
             for name, values in seq.items():
                 inputs[name] = prev if name == fed and t > 1 else _leaf(values, name, t - 1)
             if self.feedback is not None:
                 inputs[self.feedback] = prev
-            new = self._step(state, self.input_map(inputs), t, inputs, t == first)
+            seen = self._with_past(state, ring) if ring else state
+            new = self._step(seen, self.input_map(inputs), t, inputs, t == first)
             for name in names:
                 new[name] = carry_masked(new[name], state[name], k)
             named = {name: inputs[name] for name in seq}
@@ -481,19 +527,20 @@ class Cell(RecurrentModel):
                 every = self.outputs == "all"
                 target = ys[t - 1] if every and ys is not None else ys
                 named.update(output_and_loss(self.readout, new, target, k if every else None,
-                                             batch))
+                                             batch, criterion))
                 y = named.get("y")
             if free is not None:
                 nxt = free[1](named["o"])
                 prev = nxt if isinstance(nxt, tg.Tensor) else tg.Tensor(nxt)
             elif self.feedback is not None:
                 prev = y
-            return ({n: new[n] for n in names}, prev), named
+            new = {n: new[n] for n in names}
+            return (new, prev, ring and ring[1:] + [new]), named
 
-        (last, prev), history = unroll(one_step, (state0, prev0), steps, reverse)
-        return self._result(history, last, prev)
+        (last, prev, ring), history = unroll(one_step, (state0, prev0, ring0), steps, reverse)
+        return self._result(history, last, prev, past=ring)
 
-    def _batched(self, seq, steps, statics, state, prev, ys, keep, batch, reverse):
+    def _batched(self, seq, steps, statics, state, prev, ys, keep, batch, reverse, ring0):
         names = list(self.parts)
         all_steps = {name: _leaf(values, name) for name, values in seq.items()}
         if self.feedback is None:
@@ -511,7 +558,7 @@ class Cell(RecurrentModel):
                 out = self._step({}, u, None, None, False)
                 lead = int(over_time) + int(batch is not None)
                 o = self.readout({k: v.reshape((-1,) + v.shape[lead:]) for k, v in out.items()})
-                term = rows_loss(o, targets.reshape(-1), None, batch or 1)
+                term = rows_loss(o, _rows(targets, batch), None, batch or 1, self.criterion)
                 loss = term if loss is None else loss + term
             return self._result({}, None, tg.Tensor(ys[-1]), loss)
         first_block = 0 if self.feedback is None else 1    # steps before the time-batched block
@@ -525,12 +572,14 @@ class Cell(RecurrentModel):
         step = self.step
         first = steps if reverse else 1
 
-        def one_step(t, state):
+        def one_step(t, carry):
+            state, ring = carry
             u = u_at(t)
+            seen = self._with_past(state, ring) if ring else state
             if t == first:
-                new = self._step(state, u, t, None, True)
+                new = self._step(seen, u, t, None, True)
             else:   # the same shapes as step 1: only the recurrence itself
-                new = step(state, u)
+                new = step(seen, u)
                 if type(new) is not dict:
                     new = {only: new}
             if keep is not None:
@@ -539,18 +588,18 @@ class Cell(RecurrentModel):
                 new = {n: new[n] for n in names}
             else:
                 new = {only: new[only]}
-            return new, new
+            return (new, ring and ring[1:] + [new]), new
 
-        last, history = unroll(one_step, state, steps, reverse)
+        (last, ring), history = unroll(one_step, (state, ring0), steps, reverse)
         if not self.has_readout:
-            return self._result(history, last, None)
+            return self._result(history, last, None, past=ring)
         if self.outputs == "last":
             with tg.scope(f"t={steps}"):
-                loss = tg.cross_entropy(self.readout(last), tg.Tensor(ys, name="y"))
+                loss = self.criterion(self.readout(last), tg.Tensor(ys, name="y"))
         else:
             loss = self.batched_loss(history, ys, keep, batch)
         feedback = None if self.feedback is None else tg.Tensor(ys[-1])
-        return self._result(history, last, feedback, loss)
+        return self._result(history, last, feedback, loss, past=ring)
 
     def batched_loss(self, history, ys, keep, batch, readout=None):
         """The loss of every step at once: ``readout`` (default the cell's) applied to the
@@ -558,9 +607,10 @@ class Cell(RecurrentModel):
         stacked = {n: tg.stack(v) for n, v in history.items()}
         rows = {n: s.reshape((-1,) + s.shape[2:]) if batch else s for n, s in stacked.items()}
         o = (readout or self.readout)(rows)
-        self._check_classes(o, ys, keep)
-        return rows_loss(o, ys.reshape(-1), None if keep is None else keep.reshape(-1),
-                         batch or 1)
+        if self.criterion is tg.cross_entropy:
+            self._check_classes(o, ys, keep)
+        return rows_loss(o, _rows(ys, batch), None if keep is None else keep.reshape(-1),
+                         batch or 1, self.criterion)
 
     def _check_classes(self, o, ys, keep):
         """Targets of all steps against the number of classes the readout gave, with the step
@@ -573,7 +623,7 @@ class Cell(RecurrentModel):
             raise tg.BadIndexError(f"cross_entropy: target {ys[index]} out of range "
                                    f"[0, {o.shape[-1]}) in scope '{self.name}/t={index[0] + 1}'")
 
-    def _result(self, history, last, feedback, loss=None):
+    def _result(self, history, last, feedback, loss=None, past=None):
         names = list(self.parts)
         single = len(names) == 1 and not self.state_is_dict
         if not names:
@@ -582,7 +632,8 @@ class Cell(RecurrentModel):
             last_state = last[names[0]]
         else:
             last_state = last
-        return Unrolled(history, names, last_state, loss=loss, feedback=feedback, single=single)
+        return Unrolled(history, names, last_state, loss=loss, feedback=feedback, single=single,
+                        past=past)
 
     # ---------------------------------------------------------------- one step, checked
     def _step(self, state, u, t, inputs, first):
@@ -688,6 +739,16 @@ def step_leaves(values, name, steps):
     return leaves
 
 
+def lagged(name, d):
+    """The key under which a step reads state part ``name`` of d steps back: "h(t-3)"."""
+    return f"{name}(t-{d})"
+
+
+def _rows(ys, batch):
+    """Targets (T, B, ...) as rows (T * B, ...); unbatched (T, ...) as they are."""
+    return ys.reshape((-1,) + ys.shape[2:]) if batch else ys
+
+
 def _leaf(values, name, t=None):
     """Input ``values`` (or its step ``t``) as a node named ``name``: a new leaf for an array; for a
     Tensor, an index (or view) of it, so the gradient reaches the caller's tensor; from a list of
@@ -786,7 +847,8 @@ class Recurrence(Cell):
         return (f"Recurrence(name={self.name!r}, n_state={self.n_state!r}, n_in={self.n_in}, "
                 f"params={[f'{n}{tuple(p.shape)}' for n, p in self.named_parameters()]})")
 
-    def named_parameters(self, prefix=""):
+    def _named_state(self, prefix=""):
+        """theta by the Parameters' own names (what named_parameters and checkpoints use)."""
         seen = set()
         for i, p in enumerate(self._params):
             if id(p) not in seen:

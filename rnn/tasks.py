@@ -18,6 +18,11 @@ import tinygraph as tg
 
 from . import datasets
 from .models import GRU, LSTM, BidirectionalRNN, ElmanRNN, EncoderDecoder, SequenceToOne
+from . import problems
+from .esn import EchoStateNetwork
+from .leaky import LeakyRNN
+from .memory import MemoryNetwork
+from .recursive import RecursiveNet
 from .train import Trainer, load_training, save_training, stream_loss
 
 
@@ -190,13 +195,17 @@ class DrawnTask(Task):
         """Update number ``k`` (0-based) on a fresh batch; returns the loss per step."""
         xs, ys = self.data(self.batch, seed=self.seed * 100_003 + k, **self.shape)
         loss, _ = self.trainer.step(xs, ys)
-        return loss / len(ys)
+        return loss / self.steps_of(ys)
 
     def held_out_loss(self):
         """Loss per step on the held-out batch."""
         xs, ys = self.held
         with tg.no_grad():
-            return self.model.loss(xs, ys).item() / len(ys)
+            return self.model.loss(xs, ys).item() / self.steps_of(ys)
+
+    def steps_of(self, ys):
+        """What a loss is divided by to give it per step: the number of time steps."""
+        return len(ys)
 
     def probe(self):
         return self.data(1, seed=1, **self.shape), {}
@@ -476,3 +485,104 @@ def run_training(task, first, steps, losses, on_step=None, history=None, checkpo
     if checkpoints is not None:
         checkpoints.save(task, steps, losses, history)
     return history
+
+
+# ------------------------------------------------------------------ sections 10.5-10.12
+
+class ParityTask(DrawnTask):
+    """RecursiveNet learns XOR on random trees of 2-8 bits; scored on bigger balanced trees."""
+
+    name = "parity"
+    unit = "nats/tree"
+    default_steps = 1500
+    data = staticmethod(problems.parity_trees)
+    reference = ("ln 2: a guess", float(np.log(2)))
+
+    def __init__(self, seed, hidden=16, batch=32, lr=2e-2):
+        self.window = 50
+        self.shape = {"max_leaves": 8}
+        self._train(RecursiveNet(2, hidden, 2, seed=seed), seed, batch, lr)
+
+    def steps_of(self, ys):
+        """A tree's loss is not a sum over time steps."""
+        return 1
+
+    def report(self, seed):
+        lines = []
+        for leaves in (8, 16, 32):
+            tree, y = problems.parity_trees(1000, leaves=leaves, balanced=True, seed=2**41 + leaves)
+            lines.append(f"parity of balanced {leaves}-leaf trees: "
+                         f"{np.mean(self.model.predict(tree) == y):.1%} (chance 50%)")
+        return lines
+
+
+class RecallTask(DrawnTask):
+    """LeakyRNN (learned leaks) recalls a symbol after 30 steps, where an Elman RNN of its size
+    stays near chance (tests/test_rnn_learning_more.py)."""
+
+    name = "recall"
+    default_steps = 500
+    data = staticmethod(problems.delayed_recall)
+    reference = ("ln 4 over 32 steps: no memory of the symbol", float(np.log(4) / 32))
+
+    def __init__(self, seed, hidden=16, batch=32, lr=3e-2, delay=30):
+        self.window = 50
+        self.shape = {"delay": delay}
+        self._train(LeakyRNN(6, hidden, 6, alpha="learned", seed=seed), seed, batch, lr)
+
+    def report(self, seed):
+        recall = problems.last_step_accuracy(self.model, *self.held)
+        return [f"symbols recalled after {self.shape['delay']} steps: {recall:.1%} of "
+                f"{len(self.held[1][0])} held-out sequences (chance 25%)"]
+
+
+class SignalTask(DrawnTask):
+    """EchoStateNetwork fits y(t) = x(t) x(t-5) by training only its readout (Adam on windows
+    of ``batch`` steps of the signal); the report sets it beside the least-squares readout."""
+
+    name = "signal"
+    unit = "squared error/step"
+    default_steps = 1000
+    data = staticmethod(problems.delayed_product)
+    washout = 100
+
+    def __init__(self, seed, hidden=100, batch=200, lr=1e-2):
+        self.window = 50
+        self.shape = {}
+        self._train(EchoStateNetwork(1, hidden, 1, spectral_radius=0.9, seed=seed), seed, batch, lr)
+        self.reference = ("the target's variance: predicting its mean",
+                          float(np.var(self.held[1][self.washout:])))
+
+    def report(self, seed):
+        xs, ys = self.held
+        fitted = EchoStateNetwork(1, self.model.n_hidden, 1, spectral_radius=0.9, seed=self.seed)
+        fitted.fit(*problems.delayed_product(2000, seed=self.seed), washout=self.washout)
+        errors = []
+        for model in (self.model, fitted):
+            with tg.no_grad():
+                predicted = np.stack([o.data for o in model.run(xs).outputs])
+            errors.append(problems.normalised_error(predicted[self.washout:], ys[self.washout:]))
+        return [f"held-out normalised error of the trained readout: {errors[0]:.2e} "
+                f"(least squares on the same reservoir: {errors[1]:.2e}; 1 = predicting the mean)"]
+
+
+class AssociativeTask(DrawnTask):
+    """MemoryNetwork answers the value of a key after seeing two (key, value) pairs."""
+
+    name = "assoc"
+    default_steps = 1500
+    data = staticmethod(problems.associative_recall)
+    reference = ("ln 4 over 3 steps: a guess of the value", float(np.log(4) / 3))
+
+    def __init__(self, seed, hidden=16, batch=32, lr=2e-2):
+        self.window = 50
+        self.shape = {}
+        self._train(MemoryNetwork(9, hidden, 5, slots=3, width=8, seed=seed), seed, batch, lr)
+
+    def report(self, seed):
+        accuracy = problems.last_step_accuracy(self.model, *self.held)
+        return [f"values recalled: {accuracy:.1%} of {len(self.held[1][0])} held-out queries "
+                "(chance 25%)"]
+
+
+TASKS.update({task.name: task for task in (ParityTask, RecallTask, SignalTask, AssociativeTask)})

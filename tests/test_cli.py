@@ -16,6 +16,7 @@ import pytest
 
 import rnn
 import tinygraph as tg
+import viz
 from rnn.tasks import CharTask, load_checkpoint
 from viz.cli import EXPLORER_STEPS, main
 
@@ -28,7 +29,8 @@ def _svg_ok(path):
 def test_figures_writes_every_figure_as_svg(tmp_path):
     assert main(["figures", "--out", str(tmp_path)]) == 0
     names = sorted(os.listdir(tmp_path))
-    assert names == sorted(f"fig10_{i}.svg" for i in range(1, 13))
+    assert names == sorted(f"fig{n.replace('.', '_')}.svg" for n in viz.FIGURES)
+    assert {f"fig10_{i}.svg" for i in (1, 10, 13, 18)} <= set(names)
     for name in names:
         _svg_ok(tmp_path / name)
 

@@ -862,6 +862,36 @@ CATALOGUE = [
 ]
 
 
+CATALOGUE += [   # --- issue 13: the designs of sections 10.5-10.12
+    ("esn_spectral_radius_zero",
+     call(lambda w: rnn.EchoStateNetwork(N_IN, N_HIDDEN, N_OUT, spectral_radius=0)), CF,
+     ValueError, ["EchoStateNetwork", "spectral_radius", "> 0", "got 0"]),
+    ("esn_integer_targets",
+     call(lambda w: rnn.EchoStateNetwork(N_IN, N_HIDDEN, N_OUT).loss(FLOATS, YS)), D, TypeError,
+     ["esn", "float target"]),
+    ("leaky_alpha_outside_the_unit_interval",
+     call(lambda w: rnn.LeakyRNN(N_IN, N_HIDDEN, N_OUT, alpha=1.5)), CF, ValueError,
+     ["LeakyRNN", "alpha", "strictly between 0 and 1", "1.5"]),
+    ("leaky_ragged_sequences",
+     call(lambda w: rnn.LeakyRNN(N_IN, N_HIDDEN, N_OUT, skip=2).loss(RAGGED, RAGGED)), E,
+     ValueError, ["leaky", "ragged", "pad_sequences"]),
+    ("deep_unknown_kind", call(lambda w: rnn.DeepRNN(N_IN, N_HIDDEN, N_OUT, kind="tall")), CF,
+     ValueError, ["DeepRNN", "'stacked', 'mlp', 'skip'", "'tall'"]),
+    ("memory_input_id_out_of_range",
+     call(lambda w: rnn.MemoryNetwork(N_IN, N_HIDDEN, N_OUT).loss([0, 7, 1], YS)), B, IndexError,
+     ["memory", "xs id 7", "t=2", "[0, 5)"]),
+    ("recursive_tree_with_a_bad_leaf",
+     call(lambda w: rnn.RecursiveNet(N_IN, N_HIDDEN, N_OUT).loss((0, (1, 9)), 1)), B, IndexError,
+     ["recursive", "leaf at root.1.1", "id 9", "[0, 5)"]),
+    ("recursive_tree_with_a_triple",
+     call(lambda w: rnn.RecursiveNet(N_IN, N_HIDDEN, N_OUT).loss((0, (1, 2, 3)), 1)), E,
+     ValueError, ["root.1", "tuple of length 3", "two trees"]),
+    ("recursive_leaves_of_different_batches",
+     call(lambda w: rnn.RecursiveNet(N_IN, N_HIDDEN, N_OUT).loss(([0, 1], [0, 1, 2]), [0, 1])), E,
+     ValueError, ["root.1", "batch 3", "same batch"]),
+]
+
+
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     return World(tmp_path, monkeypatch)

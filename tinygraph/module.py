@@ -2,6 +2,9 @@
 
 A :class:`Module` finds its parameters by looking at its own attributes in
 definition order (parameters, sub-modules, and lists, tuples or dicts of them).
+A Parameter whose ``requires_grad`` is switched off is *fixed* (the reservoir of
+an echo state network): it is saved and loaded with the model's state but is not
+one of its ``parameters()``, so no optimizer trains it.
 Checkpoints are written in the format of :mod:`tinygraph.checkpoint` (atomically, any
 parameter names, numeric arrays only); ``load`` checks every name, shape and dtype,
 in the file's headers before reading its data, and changes nothing unless all fit.
@@ -32,7 +35,12 @@ class Module:
     """Base class of models: ``parameters()``, ``state_dict()``, ``save``/``load``."""
 
     def named_parameters(self, prefix=""):
-        """(dotted name, Parameter) pairs in definition order, each parameter once."""
+        """(dotted name, Parameter) pairs in definition order, each parameter once (fixed
+        Parameters, ``requires_grad=False``, left out)."""
+        return ((name, p) for name, p in self._named_state(prefix) if p.requires_grad)
+
+    def _named_state(self, prefix=""):
+        """Every Parameter, trained or fixed, each once: what the state dict holds."""
         seen = set()
         for name, p in self._walk(prefix):
             if id(p) not in seen:
@@ -51,9 +59,9 @@ class Module:
             p.grad = None
 
     def _unique_parameters(self, who):
-        """name -> Parameter; two parameters under one name raise CheckpointError."""
+        """name -> Parameter (fixed ones too); two parameters under one name raise CheckpointError."""
         params = {}
-        for name, p in self.named_parameters():
+        for name, p in self._named_state():
             if name in params:
                 raise CheckpointError(f"{who}: two parameters are named {name!r}; a checkpoint "
                                       "needs distinct names (give each Parameter its own name=)")
@@ -61,7 +69,8 @@ class Module:
         return params
 
     def state_dict(self):
-        """name -> a copy of the parameter's array (names must be distinct)."""
+        """name -> a copy of the parameter's array (fixed Parameters included; names must be
+        distinct)."""
         return {name: p.data.copy() for name, p in self._unique_parameters("state_dict").items()}
 
     def load_state_dict(self, state):

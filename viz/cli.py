@@ -67,6 +67,14 @@ MODELS = {
     "system": _dynamical_system,
 }
 
+MODELS.update({     # sections 10.5-10.12
+    "deep": lambda seed: rnn.DeepRNN(6, 8, 6, kind="skip", seed=seed),
+    "recursive": lambda seed: rnn.RecursiveNet(6, 8, 4, seed=seed),
+    "leaky": lambda seed: rnn.LeakyRNN(6, 8, 6, alpha="learned", skip=2, seed=seed),
+    "esn": lambda seed: rnn.EchoStateNetwork(3, 8, 2, spectral_radius=1.2, seed=seed),
+    "memory": lambda seed: rnn.MemoryNetwork(6, 8, 6, slots=4, width=4, seed=seed),
+})
+
 
 def model_inputs(model, steps, seed):
     """(args, kwargs) of ``explore`` for a model of MODELS: random ids (or a vector) of ``steps``
@@ -449,7 +457,7 @@ def build_parser():
     parser = _Parser(prog="tinygraph", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("figures", help="write the chapter's figures fig10_1.svg ... fig10_12.svg")
+    p = sub.add_parser("figures", help="write the chapter's figures fig10_1.svg, fig10_2.svg, ...")
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_figures)
 

@@ -11,11 +11,26 @@ and unrolled views are both drawn from this one structure, so any cell whose
 unroll follows the scope and naming conventions gets both views.
 """
 
+import re
+
 from rnn.core import collector_paused, time_step, walk
 from tinygraph import Parameter
 
 WEIGHT_OPS = frozenset({"matmul", "take", "mul"})   # and the product of addmm
 VIEW_OPS = frozenset({"transpose", "reshape"})
+_NODE = re.compile(r"^node=(\d+)$")
+
+
+def tree_node(scope):
+    """The integer K of the innermost ``node=K`` in a scope label (a tree node of a recursive
+    net), or None."""
+    if not scope:
+        return None
+    for part in reversed(scope.split("/")):
+        m = _NODE.match(part)
+        if m:
+            return int(m.group(1))
+    return None
 
 
 def is_variable(node, hide=frozenset()):
@@ -91,7 +106,7 @@ class Variables:
         return list(dict.fromkeys(name for name, _ in self.keys))
 
 
-def derive(roots, hide=(), window=None):
+def derive(roots, hide=(), window=None, position=time_step):
     """Group the DAG behind ``roots`` by variable.
 
     Parameters
@@ -107,6 +122,8 @@ def derive(roots, hide=(), window=None):
         last ``window + 1`` steps only (and into static ones): enough to draw a
         summarised long unroll or a folded circuit, at a cost independent of
         the length of the unroll beyond one walk over its nodes.
+    position : callable scope -> int or None
+        Where a node sits: its time step (default), or :func:`tree_node` for a tree.
     """
     hide = frozenset(hide)
     steps_of = {}
@@ -114,7 +131,7 @@ def derive(roots, hide=(), window=None):
     def step_of(node):
         scope = node.scope
         if scope not in steps_of:
-            steps_of[scope] = time_step(scope)
+            steps_of[scope] = position(scope)
         return steps_of[scope]
 
     with collector_paused():

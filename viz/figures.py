@@ -7,6 +7,9 @@ models (the pre-activation ``a`` is hidden, as in the book); figures 10.7 and
 chain rule over y(1..5), and the same joint with the state variables h.
 Figures 10.11 (bidirectional) and 10.12 (encoder-decoder) draw the variables of
 a traced unroll without weight labels, as the book does.
+Figures 10.13-10.18 (at the end of this file) come from the deep, recursive and
+memory designs and from cells written with ``rnn.Recurrence``; 10.15 and 10.17 are
+matplotlib plots of computations the engine ran.
 """
 
 import numpy as np
@@ -14,6 +17,7 @@ import numpy as np
 import rnn
 import tinygraph as tg
 
+from . import plots
 from .derive import Variables, derive
 from .render import html_text, sup_html
 from .views import draw_folded, draw_unrolled, new_digraph
@@ -244,7 +248,8 @@ FIGURES = {
 
 
 def figure(number):
-    """Figure ``number`` ("10.1" to "10.12") of chapter 10 as a ``graphviz.Digraph``.
+    """Figure ``number`` (a key of ``FIGURES``) of chapter 10: a ``graphviz.Digraph``, or a
+    matplotlib Figure for the plotted ones (10.15, 10.17); ``viz.save`` writes either.
 
     Raises
     ------
@@ -257,3 +262,166 @@ def figure(number):
                              f"{', '.join(FIGURES)}")
     with tg.enable_grad():      # the figures are traced from real unrolls, even inside no_grad
         return FIGURES[key]()
+
+
+# ------------------------------------------------------------------ figures 10.13 to 10.18
+# (sections 10.5-10.12), from the models of rnn.deep, rnn.recursive, rnn.memory and cells
+# written with rnn.Recurrence; 10.15 and 10.17 are matplotlib plots computed by the engine.
+
+def _panels(title, panels):
+    """Folded circuits side by side, each in a box captioned below: (key, caption, model)."""
+    g = new_digraph(title)
+    for key, caption, model in panels:
+        with g.subgraph(name=f"cluster_{key}") as c:
+            c.attr(label=f"<{html_text(caption)}>", labelloc="b", color="#bbbbbb",
+                   fontname="Times-Roman", fontsize="18")
+            draw_folded(c, derive(model.trace(3), hide=("a",)), key,
+                        getattr(model, "edge_label", None))
+    return g
+
+
+def _fig_10_13():
+    """Deep RNNs: (a) stacked recurrent layers, (b) an MLP in every block, (c) (b) plus the
+    h(t-1) -> h(t) skip connection."""
+    return _panels("fig10_13", [
+        ("a", "(a)", rnn.DeepRNN(*_SIZES, kind="stacked", seed=0)),
+        ("b", "(b)", rnn.DeepRNN(*_SIZES, kind="mlp", seed=0)),
+        ("c", "(c)", rnn.DeepRNN(*_SIZES, kind="skip", seed=0))])
+
+
+def _fig_10_14():
+    """A recursive net over a balanced tree of four leaves (shared V, U, W)."""
+    from .tree import tree
+    g = tree(rnn.RecursiveNet(*_SIZES, seed=0), steps=4)
+    g.name = "fig10_14"
+    return g
+
+
+def _fig_10_15(n=100, points=801, compositions=5, gain=2.5, seed=0):
+    """h <- tanh(W h) composed 0..5 times on initial states h0 + c d along one random direction
+    d, each projected on another random direction: an rnn.Recurrence run by the engine.  W has
+    entries N(0, gain^2 / n), a map that expands in most directions (gain > 1)."""
+    rng = np.random.default_rng(seed)
+    W = tg.Parameter(rng.normal(0.0, gain / np.sqrt(n), (n, n)), name="W")
+    system = rnn.Recurrence(lambda h: (h @ W.T).tanh(), [W], n_state=n, name="system")
+    direction = rng.normal(size=n)
+    direction /= np.linalg.norm(direction)
+    projection = rng.normal(size=n)
+    projection /= np.linalg.norm(projection)
+    coordinate = np.linspace(-60.0, 60.0, points)
+    h0 = rng.normal(size=n) + coordinate[:, None] * direction
+    with tg.no_grad():
+        states = system.run(steps=compositions, h0=h0).states
+    curves = [h0 @ projection] + [h.data @ projection for h in states]
+    return plots.compositions(coordinate, curves)
+
+
+def _one_unit_rnn(w, b):
+    """h(t) = tanh(w h(t-1) + b), one unit: w, b Parameters of shape (N, 1) (a batch of models)."""
+    return rnn.Recurrence(lambda h: (h * w + b).tanh(), [w, b], n_state=1, name="cliff")
+
+
+def _fig_10_17(steps=40, h0=0.5, target=0.8, start=(1.4, -0.4), lr=0.1, updates=40, clip=0.5):
+    """The cliff of a one-unit RNN's loss J(w, b) = (h(40) - 0.8)^2 and two gradient-descent
+    runs from the same start: the plain step lands on the cliff and is thrown off; the
+    step with its norm clipped (tg.clip_grad_norm) stays near it (Pascanu et al. 2013)."""
+    w_axis = np.linspace(0.5, 3.0, 81)
+    b_axis = np.linspace(-1.5, 1.5, 81)
+    grid_w, grid_b = np.meshgrid(w_axis, b_axis)
+    w = tg.Parameter(grid_w.reshape(-1, 1), name="w")
+    b = tg.Parameter(grid_b.reshape(-1, 1), name="b")
+    with tg.no_grad():
+        last = _one_unit_rnn(w, b).run(steps=steps, h0=np.full((w.shape[0], 1), h0)).last
+    surface = ((last.data[:, 0] - target) ** 2).reshape(grid_w.shape)
+    paths = []
+    for limit in (None, clip):
+        w = tg.Parameter([[start[0]]], name="w")
+        b = tg.Parameter([[start[1]]], name="b")
+        model = _one_unit_rnn(w, b)
+        optimizer = tg.optim.SGD([w, b], lr=lr)
+        path = []
+        for _ in range(updates + 1):
+            h = model.run(steps=steps, h0=np.full((1, 1), h0)).last
+            loss = ((h - target) ** 2).sum()
+            path.append((w.item(), b.item(), loss.item()))
+            optimizer.zero_grad()
+            loss.backward()
+            if limit is not None:
+                tg.clip_grad_norm([w, b], limit)
+            optimizer.step()
+        paths.append(np.array(path))
+    return plots.cliff(w_axis, b_axis, surface, paths)
+
+
+def _lstm_cell(n_in=3, n_hidden=3, seed=0):
+    """The LSTM cell of figure 10.16 as an rnn.Recurrence, every unit named as the book's
+    artwork names it (tanh input unit; the state's self-loop is gated by the forget gate)."""
+    rng = np.random.default_rng(seed)
+    units = ("input", "input gate", "forget gate", "output gate")
+    params = {}
+    for i, unit in enumerate(units):
+        params[unit] = (tg.Parameter(rng.normal(size=(n_hidden, n_in)), name=f"U{i}"),
+                        tg.Parameter(rng.normal(size=(n_hidden, n_hidden)), name=f"W{i}"))
+
+    def step(state, x):
+        h = state["output"]
+        act = {}
+        for unit, (U, W) in params.items():
+            a = x @ U.T + h @ W.T
+            act[unit] = (a.tanh() if unit == "input" else a.sigmoid()).named(unit)
+        kept = (act["forget gate"] * state["state"]).named("×2")
+        s = (act["input"] * act["input gate"]).named("×1") + kept
+        return {"state": s, "output": (s.tanh() * act["output gate"]).named("×3")}
+
+    flat = [p for pair in params.values() for p in pair]
+    return rnn.Recurrence(step, flat, n_state={"state": n_hidden, "output": n_hidden},
+                          n_in=n_in, name="lstm_cell")
+
+
+def _fig_10_16():
+    """The LSTM cell: gates and products derived from a traced cell (weights not labelled, as
+    in the book's artwork)."""
+    cell = _lstm_cell()
+    variables = derive(cell.trace(3), hide=("×3",))
+    variables.edges = {key: () for key in variables.edges}
+    g = new_digraph("fig10_16")
+    ids = draw_folded(g, variables, "f")
+    for name in ("×1", "×2"):
+        g.node(ids[name], label="×", width="0.4", fontsize="16")
+    g.node(ids["state"], label="<state>", xlabel="<self-loop>")
+    g.node(ids["x"], label=f"<{sup_html('x', '(t)')}>")
+    return g
+
+
+_MEMORY_GROUPS = (("memory", "Memory cells", ("M",)),
+                  ("writing", "Writing mechanism", ("ww", "erase", "add")),
+                  ("reading", "Reading mechanism", ("wr", "r")),
+                  ("task", "Task network, controlling the memory", ("x", "h", "o", "L", "y")))
+
+
+def _fig_10_18():
+    """Explicit memory: the folded circuit of rnn.MemoryNetwork grouped as in the book, with
+    bold arrows where the mechanisms address the memory cells."""
+    model = rnn.MemoryNetwork(*_SIZES, slots=4, width=3, seed=0)
+    variables = derive(model.trace(3), hide=("a",))
+    writing, reading = set(_MEMORY_GROUPS[1][2]), set(_MEMORY_GROUPS[2][2])
+
+    def bold(src, dst):
+        addressing = (src in writing and dst == "M") or (src == "M" and dst in reading)
+        return {"penwidth": "3"} if addressing else {}
+
+    g = new_digraph("fig10_18")
+    ids = draw_folded(g, variables, "f", edge_style=bold)
+    for key, label, names in _MEMORY_GROUPS:
+        with g.subgraph(name=f"cluster_{key}") as c:
+            c.attr(label=f"<{html_text(label)}>", color="#bbbbbb", fontname="Times-Roman",
+                   fontsize="16")
+            for name in names:
+                c.node(ids[name])
+    return g
+
+
+FIGURES.update({
+    "10.13": _fig_10_13, "10.14": _fig_10_14, "10.15": _fig_10_15, "10.16": _fig_10_16,
+    "10.17": _fig_10_17, "10.18": _fig_10_18,
+})

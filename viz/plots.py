@@ -82,3 +82,76 @@ def gradient_flow(norms, path, title="Gradient flow: ‖∂L/∂h(t)‖ per time
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return _finish(fig, path)
+
+
+# ------------------------------------------------------------------ figures 10.15 and 10.17
+# These return a matplotlib Figure (made without pyplot, so nothing global is kept);
+# viz.save and viz.render write it by suffix like a diagram.
+
+def figure_bytes(fig, fmt):
+    """A matplotlib Figure as SVG or PNG bytes (the same bytes on every run)."""
+    import io
+
+    import matplotlib
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": "tinygraph"}):
+        fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+    return buffer.getvalue()
+
+
+def compositions(coordinate, projections, title="Repeated composition of h ← tanh(W h)"):
+    """Figure 10.15: one curve per number of compositions.
+
+    coordinate : (N,) the initial state's coordinate along a direction (x axis)
+    projections : list of (N,), the projection of the state after 0, 1, 2, ... compositions
+    """
+    fig, ax = new_figure((7, 4))
+    colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+    for k, values in enumerate(projections):
+        ax.plot(coordinate, values, color=colours[k % len(colours)], linewidth=1.3, label=str(k))
+    ax.set_xlabel("Input coordinate")
+    ax.set_ylabel("Projection of output")
+    ax.set_title(title)
+    ax.legend(frameon=False, title="compositions", fontsize=8, title_fontsize=8,
+              loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def cliff(w, b, surface, paths, titles=("Without clipping", "With clipping")):
+    """Figure 10.17: the loss surface J(w, b) twice, each with its gradient-descent path.
+
+    w, b : (N,) and (M,) grid axes; surface : (M, N) J on the grid;
+    paths : two arrays (K, 3) of (w, b, J) visited by gradient descent.  Points outside the
+    grid are drawn at its edge (the path was thrown off the plot).
+    """
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(11, 4.8))             # two 3-D axes added below, without pyplot
+    W, B = np.meshgrid(w, b)
+    for i, (path, title) in enumerate(zip(paths, titles), start=1):
+        ax = fig.add_subplot(1, 2, i, projection="3d")
+        ax.plot_surface(W, B, surface, cmap="viridis", linewidth=0, antialiased=True, alpha=0.75,
+                        rcount=40, ccount=40)
+        inside = ((path[:, 0] >= w[0]) & (path[:, 0] <= w[-1]) & (path[:, 1] >= b[0])
+                  & (path[:, 1] <= b[-1]))
+        last = np.flatnonzero(~inside)
+        shown = path if last.size == 0 else path[:last[0] + 1]
+        shown = np.column_stack([np.clip(shown[:, 0], w[0], w[-1]),
+                                 np.clip(shown[:, 1], b[0], b[-1]), shown[:, 2]])
+        ax.plot(shown[:, 0], shown[:, 1], shown[:, 2], color="#d62728", linewidth=2, marker="o",
+                markersize=3, zorder=10)
+        if last.size:
+            w_out, b_out = path[last[0], :2]
+            ax.text2D(0.02, 0.95, f"step {last[0]} lands on the cliff and is thrown off the plot,\n"
+                      f"to (w, b) = ({w_out:.2f}, {b_out:.2f})", transform=ax.transAxes, fontsize=8)
+        else:
+            ax.text2D(0.02, 0.95, f"after {len(path) - 1} steps: J = {path[-1, 2]:.2g}",
+                      transform=ax.transAxes, fontsize=8)
+        ax.set_xlabel("w")
+        ax.set_ylabel("b")
+        ax.set_zlabel("J(w, b)")
+        ax.set_title(title)
+        ax.view_init(elev=35, azim=-130)
+    fig.tight_layout()
+    return fig

@@ -78,13 +78,17 @@ def use_renderer():
 
 
 def render(digraph, fmt="svg", quiet=False):
-    """Render ``digraph`` to bytes in ``fmt`` ("svg" or "png").
+    """Render ``digraph`` to bytes in ``fmt`` ("svg" or "png"); a matplotlib Figure (the
+    chapter's plotted figures) is drawn by matplotlib.
 
     ``quiet`` keeps the renderer's warnings off stderr (e.g. its width guess for a non-ASCII
     character); a failure still raises RenderError with what the renderer said.
     """
     if fmt not in FORMATS:
         raise RenderError(f"viz: unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if _is_plot(digraph):
+        from .plots import figure_bytes
+        return figure_bytes(digraph, fmt)
     program = use_renderer()
     try:
         out = digraph.pipe(format=fmt, quiet=quiet)
@@ -105,8 +109,15 @@ def render(digraph, fmt="svg", quiet=False):
     return out
 
 
+def _is_plot(figure):
+    """A matplotlib Figure (anything with ``savefig``) rather than a Digraph."""
+    return callable(getattr(figure, "savefig", None))
+
+
 def save(digraph, path):
     """Write ``digraph`` to ``path``; the format is the suffix (.svg, .png or .dot/.gv for the source).
+
+    A matplotlib Figure (figures 10.15 and 10.17) is written as SVG or PNG the same way.
 
     Parent folders are created; the file is written atomically (``tinygraph.atomic_write``), so
     a failed write leaves what was there before.  Returns ``path``.
@@ -119,7 +130,7 @@ def save(digraph, path):
         The file cannot be written.
     """
     fmt = os.path.splitext(str(path))[1].lstrip(".").lower()
-    if fmt in ("dot", "gv"):
+    if fmt in ("dot", "gv") and not _is_plot(digraph):
         data = digraph.source.encode()
     elif fmt in FORMATS:
         data = render(digraph, fmt)

@@ -71,10 +71,16 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
         The gradient-flow view: colour each variable that requires grad by
         ‖∂L/∂v(t)‖ (L the sum of the trace's roots) and write the norm under its name.
 
+    A model that declares ``structure = "tree"`` (a recursive net) is drawn as its tree
+    (:func:`viz.tree.tree`) over a balanced tree of ``steps`` leaves.
+
     Returns
     -------
     graphviz.Digraph
     """
+    if getattr(model, "structure", None) == "tree":
+        from .tree import tree          # tree.py builds on this module
+        return tree(model, steps, grads=grads)
     roots = _trace(model, steps, "unrolled")
     g = new_digraph(f"{model.name}_unrolled")
     window = keep if steps > 2 * keep + 1 else None
@@ -112,6 +118,8 @@ def folded(model, steps=3, hide=BOOK_HIDDEN):
     -------
     graphviz.Digraph
     """
+    lags = getattr(model, "lags", None) or {}
+    steps = max(steps, max(lags.values(), default=0) + 1)   # a delay-d edge first appears at t = d + 1
     variables = variables_of(model, steps, hide, window=KEEP)
     g = new_digraph(f"{model.name}_folded")
     draw_folded(g, variables, "f", getattr(model, "edge_label", None))
@@ -289,16 +297,18 @@ def _place_end(row, nid, left):
         row.insert(0 if left else len(row), nid)
 
 
-def draw_folded(g, variables, prefix, edge_label=None):
+def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
     """Add the folded circuit of ``variables`` to ``g``; returns {name: node id} (ids start with ``prefix``).
 
     Every edge from step t - d to step t passes through the delay of its source: one chain of
     black squares per variable fed forward in time (d squares for a delay of d steps), as the
     book draws one delay per state; an edge from step t + d (a chain backward in time, figure
     10.11's g) passes through d squares in the same way.  With one destination the weights label the edge into the
-    delay; with several, each edge out of it.
+    delay; with several, each edge out of it.  ``edge_style(src_name, dst_name) -> dict`` adds
+    attributes (e.g. bold) to the edge that enters dst.
     """
     names = variables.names
+    extra = edge_style or (lambda src, dst: {})
     ids = _name_ids(names, prefix)
     above = _targets(variables)
     for name in names:
@@ -315,7 +325,7 @@ def draw_folded(g, variables, prefix, edge_label=None):
     for (src, dst, dt), labels in grouped.items():
         attrs = _label_attrs(_edge_text(labels, dt, edge_label))
         if dt == 0:
-            _add_edge(g, ids[src], ids[dst], attrs, src in above)
+            _add_edge(g, ids[src], ids[dst], {**attrs, **extra(src, dst)}, src in above)
         else:
             delayed.setdefault(src, []).append((dst, abs(dt), attrs))
     for src, targets in delayed.items():   # one delay per state part: its chain of squares
@@ -327,5 +337,6 @@ def draw_folded(g, variables, prefix, edge_label=None):
         for a, b in zip(squares, squares[1:]):
             g.edge(a, b)
         for dst, dt, attrs in targets:      # a feedback loop: layers come from within-step edges
-            g.edge(squares[dt - 1], ids[dst], constraint="false", **({} if single else attrs))
+            g.edge(squares[dt - 1], ids[dst], constraint="false", **({} if single else attrs),
+                   **extra(src, dst))
     return ids
