@@ -12,7 +12,7 @@ import rnn
 import tinygraph as tg
 import viz
 from viz import explorer as explorer_module
-from viz.cli import main
+from viz.cli import MODELS, main
 from viz.derive import derive, param_behind
 
 
@@ -141,3 +141,13 @@ def test_explore_command_with_a_checkpoint_shows_before_and_after(tmp_path, caps
 def test_explore_of_something_that_is_not_a_model_names_what_it_got():
     with pytest.raises(tg.DTypeError, match="viz.explore: .* got dict"):
         viz.explore({}, np.zeros(3, dtype=int))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_explore_command_writes_a_page_for_every_model_of_draw_or_says_why_not(name, tmp_path,
+                                                                           capsys):
+    code = main(["explore", "--model", name, "--out", str(tmp_path), "--steps", "6"])
+    if name == "recursive":       # a tree, not an unroll over time: one clear line, exit 2
+        assert code == 2 and "is a tree" in capsys.readouterr().err
+    else:
+        assert code in (0, None) and (tmp_path / f"{name}_explorer.html").stat().st_size > 0

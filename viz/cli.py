@@ -85,6 +85,8 @@ def model_inputs(model, steps, seed):
     n_out = getattr(model, "n_out", None)
     if isinstance(model, rnn.VectorToSequence):
         return (rng.normal(size=model.n_in), rng.integers(0, n_out, steps)), {}
+    if isinstance(model, rnn.EchoStateNetwork):      # a signal in, a signal out (squared error)
+        return (rng.normal(size=(steps, model.n_in)), rng.normal(size=(steps, n_out))), {}
     xs = rng.integers(0, model.n_in, steps)
     if isinstance(model, rnn.SequenceToOne):
         return (xs, int(rng.integers(0, n_out))), {}

@@ -105,6 +105,9 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     if not callable(getattr(model, "run", None)) or not hasattr(model, "name"):
         raise tg.DTypeError(f"viz.explore: needs an rnn design or rnn.Recurrence, got "
                             f"{type(model).__name__}")
+    if getattr(model, "structure", None) == "tree":
+        raise tg.ConfigError(f"viz.explore: {model.name} is a tree, not an unroll over time; "
+                             "draw it with viz.unrolled(model) or viz.graph(model.run(...).loss)")
     parts = getattr(model, "parts", {}) or {}
     part = part or (next(iter(parts)) if parts else "h")
     with collector_paused():
