@@ -121,12 +121,23 @@ def test_demo_writes_a_page_whose_links_all_exist(demo):
     out, _ = demo
     page = (out / "index.html").read_text()
     links = set(re.findall(r"(?:src|href)='([^']+)'", page))
-    assert {f"fig10_{i}.svg" for i in range(1, 11)} <= links
+    assert {f"fig10_{i}.svg" for i in range(1, 19)} <= links
     assert {"loss.svg", "chars_folded.svg", "chars_unrolled.svg", "chars_gradient_flow.svg",
-            "explorer.html"} <= links
+            "explorer.html", "copy_loss.svg", "copy_gradient_flow.svg"} <= links
     for link in links:
         assert (out / link).is_file(), link
     assert "finite differences" in page
+
+
+def test_demo_compares_elman_lstm_and_gru_on_the_long_delay_copy_task(demo):
+    out, _ = demo
+    page = (out / "index.html").read_text()
+    section = page[page.index("Long delays: Elman, LSTM and GRU"):]
+    for design in ("ElmanRNN(", "LSTM(", "GRU("):
+        assert design in section
+    assert "30 updates each" in section    # a short demo (--steps 30) keeps the comparison short
+    svg = (out / "copy_gradient_flow.svg").read_text()
+    assert all(name in svg for name in ("ElmanRNN", "LSTM", "GRU"))
 
 
 def test_demo_explorer_shows_the_char_model_before_and_after_training(demo):

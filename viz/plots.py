@@ -155,3 +155,26 @@ def cliff(w, b, surface, paths, titles=("Without clipping", "With clipping")):
         ax.view_init(elev=35, azim=-130)
     fig.tight_layout()
     return fig
+
+
+def curves(series, path, title, ylabel, xlabel="training step", log=False):
+    """Several lines on one chart (e.g. the loss curves of three designs), written to ``path``.
+
+    Parameters
+    ----------
+    series : dict label -> (xs, ys)
+    log : bool, a log y axis (for gradient norms that vanish over time)
+    """
+    fig, ax = new_figure()
+    for label, (xs, ys) in series.items():
+        ys = np.asarray(ys, dtype=float)
+        ax.plot(xs, np.where(ys > 0, ys, np.nan) if log else ys, linewidth=1.2, label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return _finish(fig, path)
