@@ -8,7 +8,7 @@ state, so training resumes exactly where it stopped.
 import numpy as np
 
 from .errors import CheckpointError, ConfigError
-from .tensor import Tensor
+from .tensor import Tensor, bump_version
 
 
 def _check_params(who, params):
@@ -49,6 +49,7 @@ class Optimizer:
     """Base class: holds the parameters and a per-parameter state of arrays."""
 
     state_keys = ()   # the names of the per-parameter state arrays
+    settings = ("lr",)   # what the repr shows
 
     def __init__(self, params, lr):
         who = type(self).__name__
@@ -62,11 +63,20 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
+    def __repr__(self):
+        settings = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.settings)
+        values = sum(p.size for p in self.params)
+        return (f"{type(self).__name__}({settings}; {len(self.params)} parameters, "
+                f"{values:,} values; {self.steps} steps)")
+
     def step(self):
+        """Update every parameter that has a gradient (a Tensor gradient left by
+        ``backward(create_graph=True)`` is used by value)."""
         self.steps += 1
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
-                self._update(p, p.grad, state)
+                self._update(p, np.asarray(p.grad), state)
+                bump_version(p)
 
     def _update(self, p, g, state):
         raise NotImplementedError
@@ -116,6 +126,7 @@ class SGD(Optimizer):
     """``v = momentum * v + g; p -= lr * v`` (plain SGD when momentum is 0)."""
 
     state_keys = ("velocity",)
+    settings = ("lr", "momentum")
 
     def __init__(self, params, lr, momentum=0.0):
         super().__init__(params, lr)
@@ -135,6 +146,7 @@ class Adagrad(Optimizer):
     """``s += g**2; p -= lr * g / (sqrt(s) + eps)``."""
 
     state_keys = ("sum_sq",)
+    settings = ("lr", "eps")
 
     def __init__(self, params, lr, eps=1e-10):
         super().__init__(params, lr)
@@ -151,6 +163,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments."""
 
     state_keys = ("m", "v")
+    settings = ("lr", "betas", "eps")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, lr)
