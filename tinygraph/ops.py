@@ -379,16 +379,17 @@ defvjp(_var, lambda g, out, x, axis=None, ddof=0, keepdims=False:
         * (x - mean(x, axis=axis, keepdims=True)),))
 
 
-def _std(x, axis=None, ddof=0, keepdims=False):   # d/dx = (x - mean) / ((n - ddof) std)
+def _std(x, axis=None, ddof=0, keepdims=False):
+    """d/dx = (x - mean) / ((n - ddof) std), taken as 0 where std = 0 (as ``norm`` at 0)."""
     out = x.std(axis=axis, ddof=ddof, keepdims=keepdims)
     n = _count(x, out)
-    return out, (lambda g: _expand(g / ((n - ddof) * out), x.shape, axis, keepdims)
+    return out, (lambda g: _expand(g / ((n - ddof) * np.where(out == 0, 1, out)), x.shape, axis, keepdims)
                  * (x - x.mean(axis=axis, keepdims=True)),)
 
 
 defvjp(_std, lambda g, out, x, axis=None, ddof=0, keepdims=False:
-       (_expand_rule(g / ((_count(x.data, out.data) - ddof) * out), x.shape, axis, keepdims)
-        * (x - mean(x, axis=axis, keepdims=True)),))
+       (_expand_rule(g / ((_count(x.data, out.data) - ddof) * where(out == 0, 1.0, out)), x.shape, axis,
+                     keepdims) * (x - mean(x, axis=axis, keepdims=True)),))
 
 
 def _norm(x):   # sqrt(sum x^2); d/dx = x / norm, taken as 0 at x = 0 (PyTorch's subgradient)
@@ -399,28 +400,38 @@ def _norm(x):   # sqrt(sum x^2); d/dx = x / norm, taken as 0 at x = 0 (PyTorch's
 defvjp(_norm, lambda g, out, x: (g * x / where(out == 0, 1.0, out),))
 
 
+def _prod_layout(shape, axis):
+    """(perm, kept, n): the transpose that moves the reduced axes last, the shape of the axes
+    kept, and how many entries each product takes."""
+    ndim = len(shape)
+    reduced = range(ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+    reduced = sorted({a % ndim for a in reduced}) if ndim else []
+    kept = [i for i in range(ndim) if i not in reduced]
+    return kept + reduced, tuple(shape[i] for i in kept), int(np.prod([shape[i] for i in reduced]))
+
+
 def _prod(x, axis=None, keepdims=False):
     """Product along ``axis``; d/dx_i = the product of the others, taken as the exclusive
     products from the left times those from the right (exact with zeros, no division)."""
     out = np.prod(x, axis=axis, keepdims=keepdims)
 
     def vjp(g):
-        flat = x.reshape(-1) if axis is None else np.moveaxis(x, axis, -1)
-        ones = np.ones(flat.shape[:-1] + (1,), flat.dtype)
+        perm, kept, n = _prod_layout(x.shape, axis)
+        flat = x.transpose(perm).reshape(kept + (n,))
+        ones = np.ones(kept + (1,), x.dtype)
         left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
         right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-        others = left * right
-        others = others.reshape(x.shape) if axis is None else np.moveaxis(others, -1, axis)
+        others = (left * right).reshape([x.shape[i] for i in perm]).transpose(np.argsort(perm))
         return _expand(g, x.shape, axis, keepdims) * others
     return out, (vjp,)
 
 
 def _prod_rule(g, out, x, axis=None, keepdims=False):
     """The product of the others from engine ops: row i of an (n, n) stack has x_i replaced by 1."""
-    n = x.size if axis is None else x.shape[axis]
-    moved = flatten(x) if axis is None else swapaxes(x, axis, -1)
-    others = prod(where(np.eye(n, dtype=bool), 1.0, unsqueeze(moved, -2)), axis=-1)
-    others = reshape(others, x.shape) if axis is None else swapaxes(others, axis, -1)
+    perm, kept, n = _prod_layout(x.shape, axis)
+    flat = reshape(transpose(x, tuple(perm)), kept + (n,))
+    others = prod(where(np.eye(n, dtype=bool), 1.0, unsqueeze(flat, -2)), axis=-1)
+    others = transpose(reshape(others, tuple(x.shape[i] for i in perm)), tuple(np.argsort(perm)))
     return (_expand_rule(g, x.shape, axis, keepdims) * others,)
 
 
@@ -582,14 +593,17 @@ defvjp(_stack, lambda g, out, *xs, axis=0: [getitem(g, index) for index in _stac
 
 
 def _shifted_logsumexp(x, axis):
-    """(z, s) with z = x - max(x) and s = log sum exp(z) along ``axis`` (kept as size 1).
+    """(m, z, s) with m = max(x), z = x - m and s = log sum exp(z) along ``axis`` (m and s
+    kept as size 1; a non-finite max is taken as 0).
 
     The max's own term exp(0) = 1 is left out of the sum and put back by ``log1p``, so the
     small remainder keeps every digit: log_softmax(x) = z - s and logsumexp(x) = max + s lose
     nothing to a large max (logits [1000, 975]: s = 1.4e-11 to full precision).
     """
-    if x.ndim == 0:
-        x = x.reshape(1)
+    if x.ndim == 0:   # numpy lets a 0-d input take axis 0 (or -1)
+        if axis not in (0, -1):
+            raise ShapeError(f"axis {axis} is out of range for a 0-d input")
+        return tuple(part.reshape(()) for part in _shifted_logsumexp(x.reshape(1), 0))
     top = np.argmax(x, axis=axis, keepdims=True)
     m = np.take_along_axis(x, top, axis)
     finite = np.isfinite(m)
@@ -603,15 +617,19 @@ def _shifted_logsumexp(x, axis):
         np.put_along_axis(e, top, np.exp(np.take_along_axis(z, top, axis)), axis)
         with np.errstate(divide="ignore"):
             s = np.where(finite, s, np.log(e.sum(axis=axis, keepdims=True)))
-    return z, s
+    return m, z, s
 
 
 def _logsumexp(x, axis=-1, keepdims=False):
-    z, s = _shifted_logsumexp(x, axis)
-    out = (x - z) + s if x.ndim else ((x - z) + s).reshape(())   # max + s
-    if not keepdims and x.ndim:
+    whole = axis is None                     # over every entry
+    m, z, s = _shifted_logsumexp(x.reshape(-1) if whole else x, 0 if whole else axis)
+    out = m + s
+    if whole:
+        out = out.reshape((1,) * x.ndim if keepdims else ())
+    elif not keepdims and x.ndim:
         out = np.squeeze(out, axis)
-    return out, (lambda g: _expand(g, x.shape, axis, keepdims) * np.exp(z - s).reshape(x.shape),)
+    p = np.exp(z - s).reshape(x.shape)        # softmax: the gradient
+    return out, (lambda g: _expand(g, x.shape, axis, keepdims) * p,)
 
 
 defvjp(_logsumexp, lambda g, out, x, axis=-1, keepdims=False:
@@ -620,7 +638,7 @@ defvjp(_logsumexp, lambda g, out, x, axis=-1, keepdims=False:
 
 
 def _softmax(x, axis=-1):
-    z, s = _shifted_logsumexp(x, axis)
+    _, z, s = _shifted_logsumexp(x, axis)
     y = np.exp(z - s).reshape(x.shape)
     return y, (lambda g: y * (g - (g * y).sum(axis=axis, keepdims=True)),)
 
@@ -629,7 +647,7 @@ defvjp(_softmax, lambda g, out, x, axis=-1: (out * (g - sum(g * out, axis=axis, 
 
 
 def _log_softmax(x, axis=-1):
-    z, s = _shifted_logsumexp(x, axis)
+    _, z, s = _shifted_logsumexp(x, axis)
     out = (z - s).reshape(x.shape)
     return out, (lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
 
@@ -687,7 +705,7 @@ def _cross_entropy(logits, targets, reduction="mean", ignore_index=None):
     n_classes = logits.shape[-1]
     cols = targets.reshape(-1) if kept is None else np.where(kept, targets, 0).reshape(-1)
     rows = np.arange(cols.size)
-    z, s = _shifted_logsumexp(logits, -1)
+    _, z, s = _shifted_logsumexp(logits, -1)
     flat_z = z.reshape(-1, n_classes)
     s = s.reshape(-1)
     z_target = flat_z[rows, cols]

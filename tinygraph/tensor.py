@@ -534,9 +534,12 @@ def _base(e):
 
 
 def _unbroadcast(g, shape):
-    """Sum a gradient back to ``shape`` (undoing numpy broadcasting)."""
+    """Sum a gradient back to ``shape`` (undoing numpy broadcasting; a gradient with fewer axes,
+    e.g. of an input that broadcast nothing, is broadcast up)."""
     if g.ndim > len(shape):
         g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+    elif g.ndim < len(shape):
+        g = np.broadcast_to(g, np.broadcast_shapes(g.shape, shape))
     if g.shape != shape:
         axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
         if axes:
