@@ -9,6 +9,7 @@ from conftest import central_differences
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
+from test_engine_properties import _array
 
 import tinygraph as tg
 
@@ -19,15 +20,6 @@ seeds = st.integers(0, 2 ** 32 - 1)
 axes = st.one_of(st.none(), st.integers(-3, 2), st.lists(st.integers(-3, 2), min_size=1, max_size=2).map(tuple))
 int_axes = st.one_of(st.none(), st.integers(-3, 2))
 pairs = mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3)
-
-
-def _array(shape, seed, domain=None):
-    a = np.random.default_rng(seed).standard_normal(shape)
-    if domain == "positive":
-        a = np.abs(a) + 0.5
-    elif domain == "away_from_zero":
-        a = np.sign(a) * (np.abs(a) + 0.3) + (a == 0)
-    return np.asarray(a, dtype=np.float64)
 
 
 def relative_error(actual, expected):

@@ -7,6 +7,14 @@ import numpy as np
 import tinygraph as tg
 
 
+def _run_together(*targets):
+    threads = [threading.Thread(target=target) for target in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+
+
 def test_no_grad_in_one_thread_leaves_graph_building_on_in_another():
     inside, done = threading.Event(), threading.Event()
     seen = {}
@@ -23,11 +31,7 @@ def test_no_grad_in_one_thread_leaves_graph_building_on_in_another():
         seen["trainer"] = [((w * w).sum()).requires_grad for _ in range(200)]
         done.set()
 
-    threads = [threading.Thread(target=quiet), threading.Thread(target=trainer)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    _run_together(quiet, trainer)
     assert seen["trainer"] == [True] * 200
     assert seen["quiet"] is False
     assert tg.is_grad_enabled()
@@ -48,11 +52,7 @@ def test_scope_and_detect_anomaly_of_one_thread_do_not_reach_another():
         seen["anomaly"] = tg.is_anomaly_enabled()
         done.set()
 
-    threads = [threading.Thread(target=tagged), threading.Thread(target=other)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    _run_together(tagged, other)
     assert seen == {"scope": None, "anomaly": False}
 
 
