@@ -1,10 +1,13 @@
 """The core of the engine: tensors as DAG nodes, the one function that makes
-every node, the global modes (no-grad, scopes, anomaly detection) and
-reverse-mode backprop over the DAG in iterative topological order.
+every node, the per-thread modes (no-grad, scopes, anomaly detection), the
+version counter of in-place changes, and reverse-mode backprop over the DAG in
+iterative topological order -- on numpy arrays, or with ``create_graph`` on
+Tensors built from engine ops.
 
 A node holds its parents and, per parent, one vector-Jacobian product (a
-small closure over the numpy arrays the rule needs).  The closures never hold
-a Tensor, so a graph has no reference cycles: dropping the last reference to
+small closure over the numpy arrays the rule needs); for ``create_graph`` it
+also keeps its forward function and inputs.  Nothing a node holds refers to the
+node itself, so a graph has no reference cycles: dropping the last reference to
 its output frees it by reference counting alone.
 """
 
