@@ -592,32 +592,42 @@ defvjp(_stack, lambda g, out, *xs, axis=0: [getitem(g, index) for index in _stac
 # ---------------------------------------------------------------- softmax family
 
 
-def _shifted_logsumexp(x, axis):
-    """(m, z, s) with m = max(x), z = x - m and s = log sum exp(z) along ``axis`` (m and s
-    kept as size 1; a non-finite max is taken as 0).
+def _row_logsumexp(x):
+    """(rows, m, z, s) for the rows of a 2-D ``x``: m each row's max, z = x - m and
+    s = log sum exp(z) (m and s as columns; a non-finite max is taken as 0).
 
     The max's own term exp(0) = 1 is left out of the sum and put back by ``log1p``, so the
-    small remainder keeps every digit: log_softmax(x) = z - s and logsumexp(x) = max + s lose
+    small remainder keeps every digit: log_softmax(x) = z - s and logsumexp(x) = m + s lose
     nothing to a large max (logits [1000, 975]: s = 1.4e-11 to full precision).
     """
+    rows = np.arange(x.shape[0])
+    top = x.argmax(axis=1)
+    m = x[rows, top][:, None]
+    finite = np.isfinite(m)
+    all_finite = finite.all()
+    if not all_finite:
+        m = np.where(finite, m, 0)
+    z = np.subtract(x, m, dtype=np.result_type(x, 1.0))
+    e = np.exp(z)
+    e[rows, top] = 0
+    s = np.log1p(e.sum(axis=1, keepdims=True))
+    if not all_finite:   # an all -inf or an inf row: the plain sum
+        with np.errstate(divide="ignore"):
+            s = np.where(finite, s, np.log(np.exp(z).sum(axis=1, keepdims=True)))
+    return rows, m, z, s
+
+
+def _shifted_logsumexp(x, axis):
+    """(m, z, s) of :func:`_row_logsumexp` along ``axis`` of any ``x`` (m and s kept as size 1)."""
     if x.ndim == 0:   # numpy lets a 0-d input take axis 0 (or -1)
         if axis not in (0, -1):
             raise ShapeError(f"axis {axis} is out of range for a 0-d input")
         return tuple(part.reshape(()) for part in _shifted_logsumexp(x.reshape(1), 0))
-    top = np.argmax(x, axis=axis, keepdims=True)
-    m = np.take_along_axis(x, top, axis)
-    finite = np.isfinite(m)
-    if not finite.all():
-        m = np.where(finite, m, 0)
-    z = np.subtract(x, m, dtype=np.result_type(x, 1.0))
-    e = np.exp(z)
-    np.put_along_axis(e, top, 0, axis)
-    s = np.log1p(e.sum(axis=axis, keepdims=True))
-    if not finite.all():   # an all -inf or an inf row: the plain sum, with the max's term
-        np.put_along_axis(e, top, np.exp(np.take_along_axis(z, top, axis)), axis)
-        with np.errstate(divide="ignore"):
-            s = np.where(finite, s, np.log(e.sum(axis=axis, keepdims=True)))
-    return m, z, s
+    last = np.moveaxis(x, axis, -1)
+    _, m, z, s = _row_logsumexp(last.reshape(-1, last.shape[-1]))
+    kept = last.shape[:-1] + (1,)
+    return (np.moveaxis(m.reshape(kept), -1, axis), np.moveaxis(z.reshape(last.shape), -1, axis),
+            np.moveaxis(s.reshape(kept), -1, axis))
 
 
 def _logsumexp(x, axis=-1, keepdims=False):
@@ -704,9 +714,7 @@ def _cross_entropy(logits, targets, reduction="mean", ignore_index=None):
     kept = _check_targets("cross_entropy", logits, targets, ignore_index)
     n_classes = logits.shape[-1]
     cols = targets.reshape(-1) if kept is None else np.where(kept, targets, 0).reshape(-1)
-    rows = np.arange(cols.size)
-    _, z, s = _shifted_logsumexp(logits, -1)
-    flat_z = z.reshape(-1, n_classes)
+    rows, _, flat_z, s = _row_logsumexp(logits.reshape(-1, n_classes))
     s = s.reshape(-1)
     z_target = flat_z[rows, cols]
     per_example = s - z_target
