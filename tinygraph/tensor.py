@@ -199,7 +199,6 @@ class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
                  "_vjps", "_g", "_own", "_retain", "_site", "_version", "_ctx",
                  "__weakref__")
-    __array_priority__ = 1000   # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
