@@ -44,10 +44,14 @@ _modes = contextvars.ContextVar("tinygraph_modes", default=_Mode())
 _current = _modes.get
 
 
+_thread_id = threading.get_ident
+
+
 def _own_mode():
-    """This thread's modes, to change."""
+    """This thread's modes, to change (a thread that was handed another's context, e.g. by
+    ``copy_context().run``, gets its own copy on its first change)."""
     mode = _modes.get()
-    ident = threading.get_ident()
+    ident = _thread_id()
     if mode.thread != ident:
         mode = _Mode(mode.grad_enabled, mode.scope, mode.anomaly, ident)
         _modes.set(mode)
@@ -99,7 +103,10 @@ class scope:
         self.label = str(label)
 
     def __enter__(self):
-        self._mode = mode = _own_mode()
+        mode = _current()
+        if mode.thread != _thread_id():
+            mode = _own_mode()
+        self._mode = mode
         self._prev = prev = mode.scope
         mode.scope = self.label if prev is None else f"{prev}/{self.label}"
         return mode.scope
