@@ -4,32 +4,43 @@ Every op makes one DAG node (``Tensor``) that records its op, parents and
 scope; ``backward`` walks the DAG in iterative topological order.
 """
 
-from . import optim
+from . import interop, optim  # noqa: F401 - interop puts numpy's hooks onto Tensor
 from .check import gradcheck
+from .creation import arange, eye, full, ones, ones_like, rand, randn, zeros, zeros_like
 from .errors import (AnomalyError, BackwardError, BadIndexError, CheckpointError,
                      CheckpointNotFoundError, CheckpointWriteError, ConfigError, DTypeError, GradcheckError,
-                     GraphFreedError, ShapeError, TinygraphError, WriteError)
+                     GraphFreedError, InPlaceError, ShapeError, StaleGraphError, TinygraphError,
+                     WriteError)
 from .checkpoint import Checkpoint, load_arrays, read_checkpoint, read_meta, save_arrays
 from .files import atomic_write
 from .module import Module, Parameter
-from .ops import (abs, add, addmm, concat, cross_entropy, div, exp, getitem, log, log_softmax, matmul,
-                  max, mean, mul, neg, power, relu, reshape, sigmoid, softmax, sqrt, stack,
-                  sub, sum, take, tanh, transpose)
+from .ops import (abs, add, addmm, argmax, argmin, binary_cross_entropy_with_logits, broadcast_to,
+                  clip, concat, cross_entropy, cumsum, div, dropout, exp, expand_dims, flatten,
+                  getitem, leaky_relu, log, log1p, log_softmax, logsumexp, matmul, max, maximum,
+                  mean, min, minimum, mse_loss, mul, neg, nll_loss, norm, one_hot, power, prod,
+                  relu, reshape, sigmoid, softmax, softplus, split, sqrt, squeeze, stack, std, sub,
+                  sum, sum_to, swapaxes, take, tanh, transpose, unsqueeze, var, where)
 from .optim import clip_grad_norm
 from .sweep import sweep_order
-from .tensor import (Scatter, Tensor, apply, current_scope, detect_anomaly, enable_grad, grad,
-                     is_anomaly_enabled, is_grad_enabled, make_node, no_grad, scope, tensor)
+from .tensor import (Scatter, Tensor, apply, bump_version, current_scope, defvjp, detect_anomaly,
+                     enable_grad, grad, is_anomaly_enabled, is_grad_enabled, make_node, no_grad,
+                     scope, tensor)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyError", "BackwardError", "BadIndexError", "Checkpoint", "CheckpointError", "CheckpointNotFoundError",
     "CheckpointWriteError", "ConfigError", "DTypeError", "GradcheckError", "GraphFreedError",
-    "Module", "Parameter", "Scatter", "ShapeError", "Tensor", "TinygraphError", "WriteError", "abs",
-    "add", "addmm", "apply", "atomic_write", "clip_grad_norm", "concat", "cross_entropy", "current_scope", "detect_anomaly", "div",
-    "enable_grad", "exp", "getitem", "grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled",
-    "load_arrays", "log", "log_softmax", "make_node", "matmul", "max", "mean", "mul", "neg",
-    "no_grad", "optim", "power", "read_checkpoint", "read_meta", "relu", "reshape", "save_arrays",
-    "scope", "sigmoid", "softmax", "sqrt", "stack", "sub", "sum", "sweep_order", "take", "tanh",
-    "tensor", "transpose",
+    "InPlaceError", "Module", "Parameter", "Scatter", "ShapeError", "StaleGraphError", "Tensor",
+    "TinygraphError", "WriteError", "abs", "add", "addmm", "apply", "arange", "argmax", "argmin",
+    "atomic_write", "binary_cross_entropy_with_logits", "broadcast_to", "bump_version", "clip",
+    "clip_grad_norm", "concat", "cross_entropy", "cumsum", "current_scope", "defvjp",
+    "detect_anomaly", "div", "dropout", "enable_grad", "exp", "expand_dims", "eye", "flatten",
+    "full", "getitem", "grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled", "leaky_relu",
+    "load_arrays", "log", "log1p", "log_softmax", "logsumexp", "make_node", "matmul", "max",
+    "maximum", "mean", "min", "minimum", "mse_loss", "mul", "neg", "nll_loss", "no_grad", "norm",
+    "one_hot", "ones", "ones_like", "optim", "power", "prod", "rand", "randn", "read_checkpoint",
+    "read_meta", "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax", "softplus",
+    "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "sweep_order", "swapaxes",
+    "take", "tanh", "tensor", "transpose", "unsqueeze", "var", "where", "zeros", "zeros_like",
 ]

@@ -32,6 +32,14 @@ class GraphFreedError(BackwardError):
     """A second backward through a graph whose saved buffers were freed."""
 
 
+class StaleGraphError(BackwardError):
+    """Backward through a graph whose inputs were changed in place after it used them."""
+
+
+class InPlaceError(TinygraphError, RuntimeError):
+    """An in-place operator that would make a gradient wrong (outside ``no_grad``)."""
+
+
 class AnomalyError(TinygraphError, FloatingPointError):
     """A NaN or Inf met under ``tg.detect_anomaly()``."""
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .checkpoint import load_arrays, save_arrays
 from .errors import CheckpointError
-from .tensor import Tensor, _as_array
+from .tensor import Tensor, _as_array, _repr, bump_version
 
 
 class Parameter(Tensor):
@@ -30,9 +30,27 @@ class Parameter(Tensor):
             arr = arr.astype(np.float64)
         super().__init__(arr, requires_grad=True, name=name)
 
+    def __repr__(self):
+        return _repr(self, "Parameter", False)
+
 
 class Module:
     """Base class of models: ``parameters()``, ``state_dict()``, ``save``/``load``."""
+
+    def __repr__(self):
+        """The class, its sizes (the public int, float, str and bool attributes) and one line per
+        parameter with its shape, like PyTorch's module repr."""
+        sizes = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
+                          if not k.startswith("_") and isinstance(v, (int, float, str, bool)))
+        lines = [f"  {sizes}"] if sizes else []
+        named = list(self.named_parameters())
+        for name, p in named:
+            dtype = "" if p.dtype == np.float64 else f", dtype={p.dtype}"
+            frozen = "" if p.requires_grad else ", requires_grad=False"
+            lines.append(f"  ({name}): Parameter(shape={p.shape}{dtype}{frozen})")
+        total = sum(p.size for _, p in named)
+        lines.append(f"  {total:,} parameter values in {len(named)} parameters")
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
     def named_parameters(self, prefix=""):
         """(dotted name, Parameter) pairs in definition order, each parameter once (fixed
@@ -101,6 +119,7 @@ class Module:
                                       f"the model's is {p.data.dtype}")
         for name, p in params.items():
             p.data = np.array(state[name], copy=True)
+            bump_version(p)
 
     def save(self, path):
         """Write the state dict to ``path`` (a checkpoint, see ``tinygraph.checkpoint``), atomically."""

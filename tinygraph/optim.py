@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .errors import CheckpointError, ConfigError, DTypeError, ShapeError
-from .tensor import Tensor
+from .tensor import Tensor, bump_version
 
 
 def _check_params(who, params):
@@ -42,6 +42,8 @@ def _gradients(who, params):
         g = p.grad
         if g is None:
             continue
+        if isinstance(g, Tensor):      # left by backward(create_graph=True): used by value
+            g = g.data
         label = f"parameter {i}" + (f" '{p.name}'" if p.name else "")
         if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
             kind = g.dtype if isinstance(g, np.ndarray) else type(g).__name__
@@ -71,6 +73,7 @@ class Optimizer:
     """Base class: holds the parameters and a per-parameter state of arrays."""
 
     state_keys = ()   # the names of the per-parameter state arrays
+    settings = ("lr",)   # what the repr shows
 
     def __init__(self, params, lr):
         who = type(self).__name__
@@ -84,12 +87,20 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
+    def __repr__(self):
+        settings = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.settings)
+        values = sum(p.size for p in self.params)
+        return (f"{type(self).__name__}({settings}; {len(self.params)} parameters, "
+                f"{values:,} values; {self.steps} steps)")
+
     def step(self):
-        """One update of every parameter that has a gradient; all gradients are checked first."""
+        """One update of every parameter that has a gradient; all gradients are checked first
+        (a Tensor gradient left by ``backward(create_graph=True)`` is used by value)."""
         grads = _gradients(f"{type(self).__name__}.step", self.params)
         self.steps += 1
         for i, p, g in grads:
             self._update(p, g, self.state[i])
+            bump_version(p)
 
     def _update(self, p, g, state):
         raise NotImplementedError
@@ -163,6 +174,7 @@ class SGD(Optimizer):
     """``v = momentum * v + g; p -= lr * v`` (plain SGD when momentum is 0)."""
 
     state_keys = ("velocity",)
+    settings = ("lr", "momentum")
 
     def __init__(self, params, lr, momentum=0.0):
         super().__init__(params, lr)
@@ -182,6 +194,7 @@ class Adagrad(Optimizer):
     """``s += g**2; p -= lr * g / (sqrt(s) + eps)``."""
 
     state_keys = ("sum_sq",)
+    settings = ("lr", "eps")
 
     def __init__(self, params, lr, eps=1e-10):
         super().__init__(params, lr)
@@ -198,6 +211,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments."""
 
     state_keys = ("m", "v")
+    settings = ("lr", "betas", "eps")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, lr)

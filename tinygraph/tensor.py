@@ -1,103 +1,145 @@
 """The core of the engine: tensors as DAG nodes, the one function that makes
-every node, the global modes (no-grad, scopes, anomaly detection) and
-reverse-mode backprop over the DAG in iterative topological order.
+every node, the per-thread modes (no-grad, scopes, anomaly detection), the
+version counter of in-place changes, and reverse-mode backprop over the DAG in
+iterative topological order -- on numpy arrays, or with ``create_graph`` on
+Tensors built from engine ops.
 
 A node holds its parents and, per parent, one vector-Jacobian product (a
-small closure over the numpy arrays the rule needs).  The closures never hold
-a Tensor, so a graph has no reference cycles: dropping the last reference to
+small closure over the numpy arrays the rule needs); for ``create_graph`` it
+also keeps its forward function and inputs.  Nothing a node holds refers to the
+node itself, so a graph has no reference cycles: dropping the last reference to
 its output frees it by reference counting alone.
 """
 
 import contextlib
+import contextvars
 import functools
 import os
+import threading
 import traceback
 
 import numpy as np
 
-from .errors import (AnomalyError, BackwardError, BadIndexError, DTypeError,
-                     GraphFreedError, ShapeError, TinygraphError)
+from .errors import (AnomalyError, BackwardError, BadIndexError, DTypeError, GraphFreedError,
+                     InPlaceError, ShapeError, StaleGraphError, TinygraphError)
 
 
 class _Mode:
-    """The engine's switches, read on every node creation."""
-    grad_enabled = True
-    scope = None
-    anomaly = False
+    """The engine's switches, read on every node creation: one object per thread."""
+
+    __slots__ = ("grad_enabled", "scope", "anomaly", "thread")
+
+    def __init__(self, grad_enabled=True, scope=None, anomaly=False, thread=None):
+        self.grad_enabled = grad_enabled
+        self.scope = scope
+        self.anomaly = anomaly
+        self.thread = thread
 
 
-_mode = _Mode()
+# A thread reads the modes of its own context (a new thread starts with the defaults) and
+# changes them only in a _Mode it owns, made on its first change.  So the context variable is
+# set once per thread (a ContextVar read costs a tenth of a threading.local attribute, and
+# every node reads it).
+_modes = contextvars.ContextVar("tinygraph_modes", default=_Mode())
+_current = _modes.get
+
+
+_thread_id = threading.get_ident
+
+
+def _own_mode():
+    """This thread's modes, to change (a thread that was handed another's context, e.g. by
+    ``copy_context().run``, gets its own copy on its first change)."""
+    mode = _modes.get()
+    ident = _thread_id()
+    if mode.thread != ident:
+        mode = _Mode(mode.grad_enabled, mode.scope, mode.anomaly, ident)
+        _modes.set(mode)
+    return mode
+
+
+_own_mode()   # the importing thread's, made now rather than inside a user's gc.freeze()
 
 
 @contextlib.contextmanager
 def no_grad():
-    """Within the block, ops build no graph: results are leaves that do not require grad."""
-    prev, _mode.grad_enabled = _mode.grad_enabled, False
+    """Within the block, ops build no graph: results are leaves that do not require grad.
+
+    Per thread: another thread keeps building graphs.
+    """
+    mode = _own_mode()
+    prev, mode.grad_enabled = mode.grad_enabled, False
     try:
         yield
     finally:
-        _mode.grad_enabled = prev
+        mode.grad_enabled = prev
 
 
 @contextlib.contextmanager
 def enable_grad():
-    """Re-enable graph building inside a ``no_grad`` block."""
-    prev, _mode.grad_enabled = _mode.grad_enabled, True
+    """Re-enable graph building inside a ``no_grad`` block (this thread only)."""
+    mode = _own_mode()
+    prev, mode.grad_enabled = mode.grad_enabled, True
     try:
         yield
     finally:
-        _mode.grad_enabled = prev
+        mode.grad_enabled = prev
 
 
 def is_grad_enabled():
-    return _mode.grad_enabled
+    return _current().grad_enabled
 
 
 class scope:
     """Tag every node made in the block with ``label``; scopes nest as ``"outer/inner"``.
 
     ``with tg.scope("t=3") as label:`` binds the full scope string.  (A small class rather
-    than a generator: an unroll enters one scope per time step.)
+    than a generator: an unroll enters one scope per time step.)  Per thread.
     """
 
-    __slots__ = ("label", "_prev")
+    __slots__ = ("label", "_prev", "_mode")
 
     def __init__(self, label):
         self.label = str(label)
 
     def __enter__(self):
-        self._prev = prev = _mode.scope
-        _mode.scope = self.label if prev is None else f"{prev}/{self.label}"
-        return _mode.scope
+        mode = _current()
+        if mode.thread != _thread_id():
+            mode = _own_mode()
+        self._mode = mode
+        self._prev = prev = mode.scope
+        mode.scope = self.label if prev is None else f"{prev}/{self.label}"
+        return mode.scope
 
     def __exit__(self, *exc):
-        _mode.scope = self._prev
+        self._mode.scope = self._prev
         return False
 
 
 def current_scope():
     """The full label of the innermost active scope, or None."""
-    return _mode.scope
+    return _current().scope
 
 
 @contextlib.contextmanager
 def detect_anomaly():
-    """Check every forward value and every gradient for NaN and Inf.
+    """Check every forward value and every gradient for NaN and Inf (this thread only).
 
     The first one found raises :class:`AnomalyError` naming the op, its scope
     (the time step of an unroll) and the line of user code that created the node.
     """
-    prev, _mode.anomaly = _mode.anomaly, True
+    mode = _own_mode()
+    prev, mode.anomaly = mode.anomaly, True
     try:
         with np.errstate(all="ignore"):
             yield
     finally:
-        _mode.anomaly = prev
+        mode.anomaly = prev
 
 
 def is_anomaly_enabled():
     """True inside ``detect_anomaly``."""
-    return _mode.anomaly
+    return _current().anomaly
 
 
 def _where(scope_label):
@@ -162,8 +204,8 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
-                 "_vjps", "_g", "_own", "_retain", "_site", "__weakref__")
-    __array_priority__ = 1000   # ndarray <op> Tensor defers to Tensor's reflected operator
+                 "_vjps", "_g", "_own", "_retain", "_site", "_version", "_ctx",
+                 "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
@@ -171,18 +213,20 @@ class Tensor:
         if requires_grad and arr.dtype.kind != "f":
             raise DTypeError(f"tensor{_label(name)}: only float tensors can require grad, "
                              f"got dtype {arr.dtype}")
+        mode = _current()
         self.data = arr
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.op = None
         self.parents = ()
-        self.scope = _mode.scope
+        self.scope = mode.scope
         self._vjps = None
         self._g = None
         self._own = False
         self._retain = False
-        self._site = _creation_site() if _mode.anomaly else None
+        self._site = _creation_site() if mode.anomaly else None
+        self._version = _clock
 
     # --- array-like facts ---------------------------------------------------------
     @property
@@ -202,13 +246,43 @@ class Tensor:
         return self.data.size
 
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):   # rows as nodes (each with its gradient), as iterating an array
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor; use .item() for its value")
+        return (self[i] for i in range(len(self.data)))
 
     def __bool__(self):   # as numpy: the value of a one-element tensor, ambiguous otherwise
         if self.data.size != 1:
             raise ShapeError(f"bool: the truth value of a tensor of shape {self.shape} is "
                              "ambiguous; compare .item() or use .data.any() / .data.all()")
         return bool(self.data.item())
+
+    def _scalar(self, who):
+        if self.data.size != 1:
+            raise ShapeError(f"{who}: only a one-element tensor converts to a Python scalar, "
+                             f"got shape {self.shape}")
+        return self.data.item()
+
+    def __float__(self):
+        return float(self._scalar("float"))
+
+    def __int__(self):
+        return int(self._scalar("int"))
+
+    def __format__(self, spec):
+        if not spec:
+            return str(self)
+        return format(self._scalar(f"format '{spec}'"), spec)
+
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)`` is ``t.data`` (no gradient flows into a plain array)."""
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
     def numpy(self):
         return self.data
@@ -217,11 +291,7 @@ class Tensor:
         return self.data.item()
 
     def __repr__(self):
-        extra = f", op={self.op}" if self.op else ""
-        extra += f", name={self.name!r}" if self.name else ""
-        extra += ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(self.data, precision=4, threshold=20, prefix="tensor(")
-        return f"tensor({body}{extra})"
+        return _repr(self, "tensor", self.requires_grad)
 
     def named(self, name):
         """Set ``name`` and return self (handy inside step functions: ``h = (...).named("h")``)."""
@@ -231,7 +301,7 @@ class Tensor:
     def detach(self):
         """A new leaf sharing this tensor's data, cut from the graph."""
         t = Tensor.__new__(Tensor)
-        _init_node(t, self.data, None, (), None)
+        _init_node(t, self.data, None, (), None, _current())
         t.name = self.name
         return t
 
@@ -243,35 +313,107 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
         """Back-propagate from this tensor, accumulating into the ``.grad`` of leaves.
 
         Parameters
         ----------
-        grad : array_like, optional
+        grad : array_like or Tensor, optional
             d(objective)/d(self), same shape as self; required unless self has one element.
-        retain_graph : bool
-            Keep the saved buffers so a second backward can run through this graph.
+        retain_graph : bool, optional
+            Keep the saved buffers so a second backward can run through this graph
+            (default: False, or True with ``create_graph``).
+        create_graph : bool
+            Build the backward pass itself from engine ops: ``.grad`` is then a Tensor that
+            can be differentiated again (Hessian-vector products, gradient penalties).
         """
-        _backprop(self, grad, retain_graph, targets=None)
+        retain = create_graph if retain_graph is None else retain_graph
+        if create_graph:
+            _backprop_graph(self, grad, retain, targets=None)
+        else:
+            _backprop(self, grad, retain, targets=None)
+
+    # --- in-place updates (PyTorch's ``p -= lr * p.grad`` under no_grad) ----------------
+    def _in_place(self, ufunc, symbol, other):
+        if _current().grad_enabled:
+            if self.requires_grad:
+                raise InPlaceError(
+                    f"in-place {symbol}: {_what(self)} requires grad, and changing it in place "
+                    f"would make its gradient wrong; update parameters inside `with tg.no_grad():` "
+                    f"or write `x = x {symbol[0]} ...`")
+            if isinstance(other, Tensor) and other.requires_grad:
+                raise InPlaceError(
+                    f"in-place {symbol}: the right-hand side requires grad but {_what(self)} does "
+                    f"not, so the gradient would be lost; write `x = x {symbol[0]} ...`")
+        elif self.op is not None and self._vjps is not None:
+            raise InPlaceError(f"in-place {symbol}: {_what(self)} is the output of '{self.op}' in a "
+                               "graph that backward still needs; change a leaf, or make a new tensor")
+        value = other.data if isinstance(other, Tensor) else _constant(other)
+        try:
+            ufunc(self.data, value, out=self.data, casting="same_kind")
+        except (ValueError, TypeError) as e:
+            raise _ERROR_FOR[_base(e)](f"in-place {symbol} on {_what(self)} of shape {self.shape}, "
+                                       f"dtype {self.dtype}, with shape {np.shape(value)}: {e}") from None
+        bump_version(self)
+        return self
+
+    def __iadd__(self, other):
+        return self._in_place(np.add, "+=", other)
+
+    def __isub__(self, other):
+        return self._in_place(np.subtract, "-=", other)
+
+    def __imul__(self, other):
+        return self._in_place(np.multiply, "*=", other)
+
+    def __itruediv__(self, other):
+        return self._in_place(np.true_divide, "/=", other)
+
+
+def _repr(t, kind, show_requires_grad):
+    """``kind(values, dtype=..., op=..., name=...)``; the dtype shows when it is not float64."""
+    extra = f", dtype={t.dtype}" if t.dtype != np.float64 else ""
+    extra += f", op={t.op}" if t.op else ""
+    extra += f", name={t.name!r}" if t.name else ""
+    extra += ", requires_grad=True" if show_requires_grad else ""
+    body = np.array2string(t.data, precision=4, threshold=20, prefix=f"{kind}(")
+    return f"{kind}({body}{extra})"
+
+
+_clock = 0
+"""Counts in-place changes of tensors (process-wide; not a mode).  A tensor's ``_version`` is
+the count when it was made, or when it was last changed in place.  A node is made after its
+parents, so a parent with a newer version than the node was changed after the node saved its
+data, and backward through that node refuses (PyTorch's version counter)."""
+
+
+def bump_version(t):
+    """Record that ``t``'s data was changed in place (optimizers and ``load_state_dict`` call
+    this); graphs built before from ``t`` then refuse to back-propagate."""
+    global _clock
+    _clock += 1
+    t._version = _clock
+
+
+def _what(t):
+    return f"a {type(t).__name__}{_label(t.name)}"
 
 
 def _label(name):
     return f" '{name}'" if name else ""
 
 
-
-
-def _init_node(t, data, op, parents, vjps):
+def _init_node(t, data, op, parents, vjps, mode):
     t.data = data
     t.grad = None
     t.name = None
-    t.scope = _mode.scope
+    t.scope = mode.scope
     t._g = None
     t._own = False
     t._retain = False
     t._site = None
-    if parents and _mode.grad_enabled:
+    t._version = _clock
+    if parents and mode.grad_enabled:
         t.op = op
         t.parents = parents
         for p in parents:
@@ -299,12 +441,16 @@ def make_node(op, data, parents, vjps):
         The forward value.
     parents : tuple of Tensor
     vjps : sequence of callables, one per parent, each ``g -> gradient for that parent``.
+
+    A node made here directly has no tensor-level rule, so ``create_graph`` cannot pass
+    through it; ops made by :func:`apply` from a forward with a :func:`defvjp` rule can.
     """
     if type(data) is not np.ndarray:
         data = np.asarray(data)
+    mode = _current()
     t = Tensor.__new__(Tensor)
-    _init_node(t, data, op, parents, vjps)
-    if _mode.anomaly:
+    _init_node(t, data, op, parents, vjps, mode)
+    if mode.anomaly:
         t._site = _creation_site()
         if data.dtype.kind in "fc" and not np.isfinite(data).all():
             raise AnomalyError(f"{op}: forward produced {_bad_kind(data)}{_where(t.scope)}, "
@@ -334,7 +480,9 @@ def _constant(x):
 def apply(op, forward, *inputs, **kwargs):
     """Run ``forward`` on the arrays behind ``inputs`` and make its output node.
 
-    ``forward(*arrays, **kwargs)`` returns ``(value, vjps)`` with one vjp per input.
+    ``forward(*arrays, **kwargs)`` returns ``(value, vjps)`` with one vjp per input: numpy
+    functions ``g -> gradient`` (the fast default backward).  For ``create_graph`` the op
+    also needs a tensor-level rule, given once with :func:`defvjp`.
     Non-tensor inputs (numbers, lists, arrays) are constants: they get no gradient.
     numpy's errors become tinygraph errors naming the op, the input shapes and the scope.
     """
@@ -349,16 +497,42 @@ def apply(op, forward, *inputs, **kwargs):
     try:
         value, vjps = forward(*arrays, **kwargs)
     except TinygraphError as e:   # an op's own check: add the scope it happened in
-        if _mode.scope is None:
+        where = _current().scope
+        if where is None:
             raise
-        raise type(e)(f"{e}{_where(_mode.scope)}") from None
+        raise type(e)(f"{e}{_where(where)}") from None
     except (ValueError, IndexError, TypeError) as e:
         shapes = ", ".join(str(np.shape(a)) for a in arrays)
         raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
-            f"{op}: {e} (input shapes {shapes}){_where(_mode.scope)}") from None
-    if len(parents) != len(inputs):
-        vjps = [v for x, v in zip(inputs, vjps) if isinstance(x, Tensor)]
-    return make_node(op, value, tuple(parents), vjps)
+            f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}") from None
+    # _ctx: what create_graph needs to run the op's tensor-level rule (just the forward when
+    # the inputs are the parents and there are no keyword arguments: the common case)
+    if len(parents) == len(inputs):
+        t = make_node(op, value, inputs, vjps)
+        if t._vjps is not None:
+            t._ctx = (forward, inputs, kwargs) if kwargs else forward
+    else:
+        t = make_node(op, value, tuple(parents), [v for x, v in zip(inputs, vjps) if isinstance(x, Tensor)])
+        if t._vjps is not None:
+            t._ctx = (forward, inputs, kwargs)
+    return t
+
+
+_graph_vjps = {}
+
+
+def defvjp(forward, rule):
+    """Give the op ``forward`` (as passed to :func:`apply`) a tensor-level gradient rule, which
+    ``backward(create_graph=True)`` and ``grad(..., create_graph=True)`` run.
+
+    ``rule(g, out, *inputs, **kwargs)`` gets the incoming gradient ``g`` and the op's output
+    node ``out`` as Tensors, the op's inputs as Tensors (constants as leaves without grad) and
+    its keyword arguments, and returns one gradient per input (a Tensor built from engine
+    ops, or None for an input that gets no gradient).  Broadcast shapes are summed back by
+    the engine.  Returns ``forward``.
+    """
+    _graph_vjps[forward] = rule
+    return forward
 
 
 def _base(e):
@@ -369,9 +543,12 @@ def _base(e):
 
 
 def _unbroadcast(g, shape):
-    """Sum a gradient back to ``shape`` (undoing numpy broadcasting)."""
+    """Sum a gradient back to ``shape`` (undoing numpy broadcasting; a gradient with fewer axes,
+    e.g. of an input that broadcast nothing, is broadcast up)."""
     if g.ndim > len(shape):
         g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+    elif g.ndim < len(shape):
+        g = np.broadcast_to(g, np.broadcast_shapes(g.shape, shape))
     if g.shape != shape:
         axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
         if axes:
@@ -389,10 +566,12 @@ def _sweep_order(root):
     first counts, for every node, the edges coming from the nodes that use it, in its
     ``_g`` slot (free until the sweep); the second releases a node once all its users are
     out (Kahn's algorithm).  Raises GraphFreedError before any gradient is computed if
-    part of the graph was freed.
+    part of the graph was freed, and StaleGraphError if an input of a node was changed in
+    place after the node was made.
     """
     root._g = 0
     nodes, stack = [root], [root]
+    clock = _clock
     try:
         while stack:
             node = stack.pop()
@@ -401,6 +580,10 @@ def _sweep_order(root):
                     f"backward: the graph through '{node.op}'{_where(node.scope)} was freed by an "
                     "earlier backward; call backward(retain_graph=True) the first time to "
                     "back-propagate through it again")
+            if node._version != clock:   # something changed in place since the node was made
+                for p in node.parents:
+                    if p._version > node._version:
+                        raise _stale(node, p)
             for p in node.parents:
                 if p.requires_grad:
                     if p._g is None:
@@ -422,6 +605,14 @@ def _sweep_order(root):
         for node in nodes:
             node._g = None
     return order
+
+
+def _stale(node, parent):
+    return StaleGraphError(
+        f"backward: {_what(parent)} was changed in place (an optimizer step, an in-place "
+        f"operator or load_state_dict) after '{node.op}'{_where(node.scope)} used it, so the "
+        "gradients of this graph would be for the old values; run the forward pass again "
+        "after changing it")
 
 
 def _seed(root, grad):
@@ -551,7 +742,7 @@ def _backprop(root, grad, retain_graph, targets):
     """
     seed = _seed(root, grad)
     order = _sweep_order(root)
-    anomaly = _mode.anomaly
+    anomaly = _current().anomaly
     root._g = seed
     results = []
     try:
@@ -587,23 +778,121 @@ def _backprop(root, grad, retain_graph, targets):
     for node, g, owned in results:
         if node.grad is None:
             node.grad = g if owned else np.array(g, dtype=node.data.dtype, copy=True)
-        else:
+        elif type(node.grad) is np.ndarray:
             node.grad += g
+        else:                     # a Tensor left by an earlier create_graph backward
+            node.grad = node.grad + g
 
 
-def grad(output, inputs, grad=None, retain_graph=False):
+def _leaf(value):
+    """A constant as a leaf that does not require grad (what a tensor-level rule receives)."""
+    t = Tensor.__new__(Tensor)
+    _init_node(t, np.asarray(value), None, (), None, _current())
+    return t
+
+
+def _through_targets(order, targets):
+    """ids of the nodes of ``order`` with a parent on a path to one of ``targets``: the only
+    nodes whose rules ``grad(..., create_graph=True)`` has to run."""
+    leads, through = set(targets), set()
+    for node in reversed(order):          # parents before the nodes that use them
+        for p in node.parents:
+            if id(p) in leads:
+                through.add(id(node))
+                leads.add(id(node))
+                break
+    return through
+
+
+def _backprop_graph(root, grad, retain_graph, targets):
+    """The reverse-mode sweep of ``create_graph``: every gradient is a Tensor, made by the
+    ops' tensor-level rules (:func:`defvjp`) from engine ops, so it can be differentiated
+    again.  Same visiting order, checks and results as :func:`_backprop`; with ``targets``
+    only the nodes on paths to them are visited."""
+    from .ops import sum_to   # ops builds on this module
+    if isinstance(grad, Tensor):
+        _seed(root, grad.data)
+        seed = grad
+    else:
+        seed = _leaf(_seed(root, grad))
+    order = _sweep_order(root)
+    through = None if targets is None else _through_targets(order, targets)
+    anomaly = _current().anomaly
+    root._g = seed
+    results = []
+    try:
+        with enable_grad():
+            for node in order:
+                g = node._g
+                if g is None:
+                    continue
+                node._g = None
+                if anomaly:
+                    _check_finite(node, g.data, "gradient reaching")
+                if targets is not None:
+                    if id(node) in targets:
+                        prev = targets[id(node)]
+                        targets[id(node)] = g if prev is None else prev + g
+                    if id(node) not in through:
+                        continue
+                elif node.op is None or node._retain:
+                    results.append((node, g))
+                if node._vjps is None:      # a leaf
+                    continue
+                inputs, pgs = _graph_rule(node, g)
+                for x, pg in zip(inputs, pgs):
+                    if pg is None or not x.requires_grad or (through is not None and id(x) not in through
+                                                             and id(x) not in targets):
+                        continue
+                    if pg.shape != x.shape:
+                        pg = sum_to(pg, x.shape)
+                    if anomaly:
+                        _check_finite(node, pg.data, "the gradient rule of")
+                    x._g = pg if x._g is None else x._g + pg
+                if not retain_graph:
+                    node._vjps = None
+    finally:
+        for node in order:
+            node._g = None
+    for node, g in results:
+        node.grad = g if node.grad is None else g + node.grad
+
+
+def _graph_rule(node, g):
+    """(inputs as Tensors, their gradients as Tensors) from ``node``'s tensor-level rule."""
+    ctx = getattr(node, "_ctx", None)
+    if ctx is not None and type(ctx) is not tuple:
+        ctx = (ctx, node.parents, {})
+    rule = None if ctx is None else _graph_vjps.get(ctx[0])
+    if rule is None:
+        raise BackwardError(
+            f"backward(create_graph=True): op '{node.op}'{_where(node.scope)} has only a numpy "
+            "gradient rule, so its gradient cannot be built from engine ops; give its forward a "
+            "tensor-level rule with tg.defvjp(forward, rule), or leave this op out of the part "
+            "of the graph that is differentiated twice")
+    forward, inputs, kwargs = ctx
+    inputs = [x if isinstance(x, Tensor) else _leaf(_constant(x)) for x in inputs]
+    return inputs, rule(g, node, *inputs, **kwargs)
+
+
+def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     """Gradients of ``output`` with respect to each of ``inputs``, without touching ``.grad``.
 
     Parameters
     ----------
     output : Tensor
     inputs : Tensor or sequence of Tensor (leaves or intermediate nodes)
-    grad : array_like, optional
+    grad : array_like or Tensor, optional
         Seed, as in ``Tensor.backward``; needed if output is not a scalar.
+    retain_graph : bool, optional
+        Keep the graph for another backward (default: False, or True with ``create_graph``).
+    create_graph : bool
+        Return the gradients as Tensors built from engine ops (differentiable again).
 
     Returns
     -------
-    list of np.ndarray, one per input (zeros for an input the output does not depend on).
+    list of np.ndarray (of Tensor with ``create_graph``), one per input (zeros for an input
+    the output does not depend on); a single input gives a single gradient.
     """
     single = isinstance(inputs, Tensor)
     try:
@@ -616,9 +905,15 @@ def grad(output, inputs, grad=None, retain_graph=False):
             raise DTypeError(f"grad: inputs must be Tensors of the output's graph, got "
                              f"{type(t).__name__} at position {i}")
     targets = {id(t): None for t in inputs}
-    _backprop(output, grad, retain_graph, targets)
-    out = [np.asarray(targets[id(t)]) if targets[id(t)] is not None else np.zeros_like(t.data)
-           for t in inputs]
+    retain = create_graph if retain_graph is None else retain_graph
+    if create_graph:
+        _backprop_graph(output, grad, retain, targets)
+        out = [targets[id(t)] if targets[id(t)] is not None else _leaf(np.zeros_like(t.data))
+               for t in inputs]
+    else:
+        _backprop(output, grad, retain, targets)
+        out = [np.asarray(targets[id(t)]) if targets[id(t)] is not None else np.zeros_like(t.data)
+               for t in inputs]
     return out[0] if single else out
 
 
