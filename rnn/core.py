@@ -266,6 +266,9 @@ def _transpose_copy(w):
     return np.ascontiguousarray(w.T), (lambda g: g.T,)
 
 
+tg.defvjp(_transpose_copy, lambda g, out, w: (g.T,))   # for create_graph: the gradient is g.T
+
+
 _local = threading.local()
 
 

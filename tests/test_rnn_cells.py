@@ -384,3 +384,25 @@ def test_one_model_unrolls_in_two_threads_at_once():
     for th in threads:
         th.join()
     assert not errors and results == [expected] * 10
+
+
+def test_second_order_gradients_flow_through_a_cells_batched_loss():
+    """d/dW of ||dL/dW||^2 by create_graph equals central differences of it."""
+    m = rnn.ElmanRNN(3, 4, 3, seed=2)
+    ids = np.array([[0, 1], [2, 0], [1, 2]])
+
+    def penalty():
+        (g,) = tg.grad(m.loss(ids, ids), [m.W], create_graph=True)
+        return (g * g).sum()
+
+    (hvp,) = tg.grad(penalty(), [m.W])
+    eps, numeric = 1e-6, np.zeros_like(m.W.data)
+    for idx in np.ndindex(m.W.shape):
+        old = m.W.data[idx]
+        m.W.data[idx] = old + eps
+        up = penalty().item()
+        m.W.data[idx] = old - eps
+        down = penalty().item()
+        m.W.data[idx] = old
+        numeric[idx] = (up - down) / (2 * eps)
+    np.testing.assert_allclose(hvp, numeric, rtol=1e-5, atol=1e-8)
