@@ -19,7 +19,7 @@ import numpy as np
 import tinygraph as tg
 
 from . import checks
-from .models import Design
+from .models import SequenceDesign
 
 KINDS = ("stacked", "mlp", "skip")
 
@@ -29,7 +29,7 @@ def _suffixes(count):
     return [""] if count == 1 else [str(i) for i in range(1, count + 1)]
 
 
-class DeepRNN(Design):
+class DeepRNN(SequenceDesign):
     """Figure 10.13: a deep RNN, ``kind`` "stacked" (a), "mlp" (b) or "skip" (c).
 
     stacked, layers L: h1(t) = tanh(b1 + W1 h1(t-1) + U1 x(t)),
@@ -137,15 +137,6 @@ class DeepRNN(Design):
         ys = self._targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         return self.unroll(seq, steps, state0, ys, keep, batch, per_step=per_step)
-
-    def run_for_loss(self, xs, ys=None, h0=None, mask=None):
-        """``run`` with ``per_step=False``: what ``loss`` and training use."""
-        return self.run(xs, ys, h0=h0, mask=mask, per_step=False)
-
-    def __call__(self, xs, h0=None, mask=None):
-        """Forward only: (outputs [o(t)], states, last state)."""
-        run = self.run(xs, h0=h0, mask=mask)
-        return run.outputs, run.states, run.last
 
     def _trace_roots(self, steps):
         xs, ys = self._trace_ids(steps)

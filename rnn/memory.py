@@ -16,12 +16,12 @@ import numpy as np
 import tinygraph as tg
 
 from . import checks
-from .models import Design
+from .models import SequenceDesign
 
 EPS = 1e-6   # keeps ||M_i|| away from 0 (an empty cell has no direction)
 
 
-class MemoryNetwork(Design):
+class MemoryNetwork(SequenceDesign):
     """A recurrent controller with a slots x width memory, soft content-based read and write.
 
     Parameters
@@ -99,21 +99,6 @@ class MemoryNetwork(Design):
             given = {**given, "M": self.M0.reshape(self.slots * self.width)}
         state0 = checks.states(given, self.parts, batch, self.name, self.dtype)
         return self.unroll(seq, steps, state0, ys, keep, batch, per_step=per_step)
-
-    def run_for_loss(self, xs, ys=None, h0=None, mask=None):
-        """``run`` with ``per_step=False``: what ``loss`` and training use."""
-        return self.run(xs, ys, h0=h0, mask=mask, per_step=False)
-
-    def __call__(self, xs, h0=None, mask=None):
-        """Forward only: (outputs [o(t)], states [dicts of h, M, r], last state)."""
-        run = self.run(xs, h0=h0, mask=mask)
-        return run.outputs, run.states, run.last
-
-    def predict(self, xs, h0=None, mask=None):
-        """argmax o(t) of every step: ids (T,) or (T, B)."""
-        with tg.no_grad():
-            outputs = self.run(xs, h0=h0, mask=mask).outputs
-        return np.stack([np.argmax(o.data, axis=-1) for o in outputs])
 
     def _trace_roots(self, steps):
         xs, ys = self._trace_ids(steps)
