@@ -773,6 +773,10 @@ def _broadcast(state, batch, name):
 
 
 def _at(u, t):
+    """Step ``t`` of the input map of all steps (a Tensor, tuple or dict of them; None for a
+    system without input)."""
+    if u is None:
+        return None
     if type(u) is dict:
         return {k: v[t] for k, v in u.items()}
     if type(u) is tuple:

@@ -406,3 +406,15 @@ def test_second_order_gradients_flow_through_a_cells_batched_loss():
         m.W.data[idx] = old
         numeric[idx] = (up - down) / (2 * eps)
     np.testing.assert_allclose(hvp, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_a_system_without_input_has_the_same_batched_and_per_step_loss():
+    W = tg.Parameter(np.eye(2) * 0.5, name="W")
+    V = tg.Parameter(np.ones((3, 2)), name="V")
+    system = rnn.Recurrence(lambda s: (s @ W.T).tanh(), [W, V], 2, readout=lambda s: s @ V.T,
+                            state_name="s")
+    ys, s0 = np.array([0, 1, 2]), np.array([1.0, -0.5])
+    batched, per_step = system.loss(steps=3, ys=ys, h0=s0), system.run(steps=3, ys=ys, h0=s0).loss
+    assert batched.item() == pytest.approx(per_step.item(), rel=1e-12)
+    for g, h in zip(tg.grad(batched, [W, V]), tg.grad(per_step, [W, V])):
+        np.testing.assert_allclose(g, h, rtol=1e-12)
