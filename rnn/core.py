@@ -155,15 +155,20 @@ def collector_paused():
                 gc.enable()
 
 
-def time_step(scope):
-    """The integer K of the innermost ``t=K`` in a scope label, or None."""
+def innermost(pattern, scope):
+    """The integer of the innermost part of a scope label that ``pattern`` (one group) matches."""
     if not scope:
         return None
     for part in reversed(scope.split("/")):
-        m = _STEP.match(part)
+        m = pattern.match(part)
         if m:
             return int(m.group(1))
     return None
+
+
+def time_step(scope):
+    """The integer K of the innermost ``t=K`` in a scope label, or None."""
+    return innermost(_STEP, scope)
 
 
 def walk(roots):

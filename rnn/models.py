@@ -424,7 +424,7 @@ class JordanRNN(Design):
         return [self.run(*self._trace_ids(steps)).loss]
 
 
-class SequenceToOne(Design):
+class SequenceToOne(SequenceDesign):
     """Figure 10.5: read the whole sequence, one output and one loss at the end.
 
     a(t) = b + W h(t-1) + U x(t), h(t) = tanh(a(t)); L = CE(c + V h(tau), y).
@@ -455,15 +455,6 @@ class SequenceToOne(Design):
                                batch is not None, what="y", axis="b")
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         return self.unroll(seq, steps, state0, y, keep, batch, per_step=per_step)
-
-    def run_for_loss(self, xs, y=None, h0=None, mask=None):
-        """``run`` with ``per_step=False``: what ``loss`` and training use."""
-        return self.run(xs, y, h0=h0, mask=mask, per_step=False)
-
-    def __call__(self, xs, h0=None, mask=None):
-        """Forward only: ([o(tau)], states [h(t)], h(tau))."""
-        run = self.run(xs, h0=h0, mask=mask)
-        return run.outputs, run.states, run.last
 
     def predict(self, xs, h0=None, mask=None):
         """Class ids argmax o(tau): () or (B,)."""

@@ -13,7 +13,7 @@ unroll follows the scope and naming conventions gets both views.
 
 import re
 
-from rnn.core import collector_paused, time_step, walk
+from rnn.core import collector_paused, innermost, time_step, walk
 from tinygraph import Parameter
 
 WEIGHT_OPS = frozenset({"matmul", "take", "mul"})   # and the product of addmm
@@ -24,13 +24,7 @@ _NODE = re.compile(r"^node=(\d+)$")
 def tree_node(scope):
     """The integer K of the innermost ``node=K`` in a scope label (a tree node of a recursive
     net), or None."""
-    if not scope:
-        return None
-    for part in reversed(scope.split("/")):
-        m = _NODE.match(part)
-        if m:
-            return int(m.group(1))
-    return None
+    return innermost(_NODE, scope)
 
 
 def is_variable(node, hide=frozenset()):
