@@ -171,11 +171,12 @@ def time_step(scope):
     return innermost(_STEP, scope)
 
 
-def walk(roots):
+def walk(roots, stop=None):
     """Every node reachable from ``roots``, each once, in a deterministic order.
 
     Iterative depth-first search, parents in order: the same graph gives the
-    same order on every run, and no recursion limits the depth.
+    same order on every run, and no recursion limits the depth.  ``stop(node)``,
+    optional: a node for which it is true is listed but its parents are not walked.
     """
     order = []
     seen = set()
@@ -186,8 +187,35 @@ def walk(roots):
             continue
         seen.add(id(node))
         order.append(node)
-        stack.extend(reversed(node.parents))
+        if stop is None or not stop(node):
+            stack.extend(reversed(node.parents))
     return order
+
+
+def unroll_scope(roots):
+    """The scope of the model's unroll behind ``roots``: the outermost part of the first root's
+    scope ("encdec" for "encdec/decoder/t=3"), or None when it has no scope."""
+    scope = roots[0].scope if roots else None
+    return scope.split("/")[0] if scope else None
+
+
+def is_outside(node, inside):
+    """A node made outside the unroll's scope ``inside`` (another model's tensor, a tensor the
+    user made before the run).  Parameters are never outside (they belong to no step)."""
+    if inside is None or isinstance(node, tg.Parameter):
+        return False
+    scope = node.scope or ""
+    return scope != inside and not scope.startswith(inside + "/")
+
+
+def walk_inside(roots):
+    """:func:`walk` over the nodes of the unroll behind ``roots`` only: a tensor made outside
+    it (see :func:`is_outside`) is neither listed nor walked into."""
+    inside = unroll_scope(roots)
+    if inside is None:
+        return walk(roots)
+    return [n for n in walk(roots, stop=lambda n: is_outside(n, inside))
+            if not is_outside(n, inside)]
 
 
 def initial(value, name):
@@ -673,14 +701,23 @@ class Cell(RecurrentModel):
         return {next(iter(self.parts)): new}
 
     def _check_names(self, new, state, inputs):
-        """A node named inside the step must not take a name the machinery gives its own nodes."""
+        """A node named inside the step must not take a name the machinery gives its own nodes.
+
+        Only nodes made inside the step (in its scope ``.../t=K`` or below) are looked at: a
+        tensor the step reads from outside (another model's states, an encoder's memory) keeps
+        its own names and is not walked into.
+        """
         taken = RESERVED | set(self.parts)
         own = {id(v) for v in new.values()}
         stop = {id(v) for v in state.values()} | {id(v) for v in inputs.values()}
+        here = tg.current_scope()
+        inside = here + "/"
         seen, stack = set(), list(new.values())
         while stack:
             node = stack.pop()
             if id(node) in seen or id(node) in stop or isinstance(node, tg.Parameter):
+                continue
+            if node.scope != here and not (node.scope or "").startswith(inside):
                 continue
             seen.add(id(node))
             if node.name in taken and id(node) not in own:

@@ -26,7 +26,7 @@ import numpy as np
 
 import tinygraph as tg
 
-from .core import collector_paused, time_step, walk
+from .core import collector_paused, time_step, walk_inside
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 
@@ -51,7 +51,7 @@ def part_nodes(run, part, who):
         return {time_step(n.scope): n for n in run.parts[part]}
     roots = list(run.losses) + list(run.outputs)
     found = {}
-    for node in walk(roots):
+    for node in walk_inside(roots):
         t = time_step(node.scope)
         if node.name == part and not isinstance(node, tg.Parameter) and t is not None and t >= 1:
             found.setdefault(t, node)
@@ -264,7 +264,7 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
         steps = max((time_step(n.scope) or 0 for n in roots), default=0)
         saturated = np.zeros(steps + 1)
         units = np.zeros(steps + 1)
-        for node in walk(roots):
+        for node in walk_inside(roots):
             t = time_step(node.scope)
             if node.op in SATURATING and t is not None and t >= 1:
                 y = node.data

@@ -22,7 +22,7 @@ import numpy as np
 
 import rnn
 import tinygraph as tg
-from rnn.core import collector_paused, time_step, walk
+from rnn.core import collector_paused, time_step, walk_inside
 from rnn.diagnostics import part_nodes, run_model
 
 from .derive import derive, param_behind
@@ -271,7 +271,7 @@ def _op_steps(roots, detail, position, loss):
     """The op-level DAG of each step in ``detail``: per step, its template (the op structure,
     shared by all steps that have the same one) and each op node's norms and sweep position."""
     by_step = {}
-    for node in walk(roots):
+    for node in walk_inside(roots):
         t = time_step(node.scope)
         if t in detail and param_behind(node) is None:
             by_step.setdefault(t, []).append(node)
