@@ -64,9 +64,13 @@ class Unrolled:
     past : list of dict or None
         Designs with lagged parts (``Cell.lags``): the states after the last ``max(lags)``
         steps, oldest first, that the next chunk reads as h(t-d).
+    attention : list of Tensor or None
+        A design with attention (``rnn.EncoderDecoder(attention=...)``): the weights α(t) of
+        every decoder step, each (n_x,) or (B, n_x); None for a design without attention.
     """
 
-    __slots__ = ("loss", "outputs", "states", "parts", "losses", "last", "feedback", "past")
+    __slots__ = ("loss", "outputs", "states", "parts", "losses", "last", "feedback", "past",
+                 "attention")
 
     def __init__(self, history, part_names, last, loss=None, feedback=None, single=True,
                  shown="h", past=None):
@@ -82,6 +86,7 @@ class Unrolled:
         self.last = last
         self.feedback = feedback
         self.past = past
+        self.attention = None
         self.loss = total(self.losses) if self.losses else loss
 
     def __repr__(self):

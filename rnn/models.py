@@ -698,6 +698,9 @@ class BidirectionalRNN(SequenceDesign):
             return self._result({**history, **named}, last, None)
 
 
+ATTENTIONS = (None, "additive", "dot")
+
+
 class EncoderDecoder(Design):
     """Figure 10.12 (section 10.4): an encoder reads x(1..n_x), a decoder writes y(1..n_y).
 
@@ -709,18 +712,42 @@ class EncoderDecoder(Design):
     state and an input of every decoder step.  n_x and n_y may differ.  The encoder and the
     decoder are :class:`~rnn.core.Chain` s of this model, in the scopes
     "encdec/encoder/t=K" and "encdec/decoder/t=K".
+
+    With ``attention`` (Bahdanau et al. 2015, cited at the end of section 10.4) the decoder
+    reads, in place of the fixed C, a context ctx(t) that it computes at every step from all
+    the encoder's states h(1..n_x) (stacked, the variable ``memory``):
+
+    - ``"additive"``: e(t, k) = va . tanh(Wa s(t-1) + Ua h(k)) (new parameters ``Wa`` (H, H),
+      ``Ua`` (H, H), ``va`` (H,));
+    - ``"dot"``: e(t, k) = s(t-1) . h(k) (no new parameters);
+
+    then α(t) = softmax_k e(t, .), ctx(t) = sum_k α(t, k) h(k) and
+    s(t) = tanh(bd + Wd s(t-1) + Ud y(t-1) + R ctx(t)), s(0) = C as before.  α and ctx are
+    named variables of every decoder step; ``run(...).attention`` lists α(1..n_y).  Padded
+    source positions (``mask``) get α = 0.
     """
 
     name = "encdec"
     causal = False
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, attention=None):
+        if attention not in ATTENTIONS:
+            raise tg.ConfigError(f"EncoderDecoder: attention must be one of {ATTENTIONS}, "
+                                 f"got {attention!r}")
+        self.attention = attention
         n_start = checks.positive_int(n_out, "EncoderDecoder", "n_out") + 1
+        extra = {}
+        if attention == "additive":
+            extra = {"Wa": ("n_hidden", "n_hidden"), "Ua": ("n_hidden", "n_hidden"),
+                     "va": ("n_hidden",)}
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
                    U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), b=("n_hidden",),
                    Ud=("n_hidden", n_start), Wd=("n_hidden", "n_hidden"),
                    R=("n_hidden", "n_hidden"), bd=("n_hidden",),
-                   V=("n_out", "n_hidden"), c=("n_out",))
+                   V=("n_out", "n_hidden"), c=("n_out",), **extra)
+        if attention == "additive":     # a zero va would make every e(t, k) zero
+            rng = np.random.default_rng([seed, 1])
+            self.va.data[...] = rng.normal(0.0, 1.0 / np.sqrt(self.n_hidden), self.n_hidden)
         self.start = self.n_out
         self.parts = {"h": self.n_hidden, "s": self.n_hidden}
 
@@ -728,12 +755,25 @@ class EncoderDecoder(Design):
         return Chain(self, {"h": self.n_hidden}, self._recur, Design.input_map.__get__(self),
                      name=f"{self.name}/encoder")
 
-    def _decoder(self):
+    def _decoder(self, memory=None, valid=None, alphas=None):
+        """The decoder chain; with attention, its step reads ``memory`` (the encoder's states,
+        (n_x, H) or (B, n_x, H)), ``valid`` (bool (B, n_x) or None: unpadded source positions)
+        and appends every α(t) to ``alphas``."""
+        attend = self.attention is not None
+        keys = memory @ self.T.Ua if self.attention == "additive" else None
+
         def input_map(inputs):
-            return self._times(inputs["y"], "Ud") + inputs["C"] @ self.T.R + self.bd
+            u = self._times(inputs["y"], "Ud") + self.bd
+            return u if attend else u + inputs["C"] @ self.T.R
 
         def step(state, u):
-            return {"s": tg.addmm(u, state["s"], self.T.Wd).tanh()}
+            s = state["s"]
+            a = tg.addmm(u, s, self.T.Wd)
+            if attend:
+                alpha, ctx = self._attend(s, memory, keys, valid)
+                alphas.append(alpha)
+                a = tg.addmm(a, ctx, self.T.R)
+            return {"s": a.tanh()}
 
         def readout(state):
             return tg.addmm(self.c, state["s"], self.T.V)
@@ -741,7 +781,34 @@ class EncoderDecoder(Design):
                      initial_state=lambda state, statics: {"s": statics["C"]},
                      name=f"{self.name}/decoder", feedback="y")
 
-    def run(self, xs, ys=None, steps=None, feedback=None, per_step=True):
+    def _attend(self, s, memory, keys, valid):
+        """α(t) and ctx(t) from s(t-1): (n_x,) and (H,), or (B, n_x) and (B, H)."""
+        if self.attention == "additive":
+            e = (keys + (s @ self.T.Wa).unsqueeze(-2)).tanh() @ self.va
+        else:
+            e = (memory * s.unsqueeze(-2)).sum(axis=-1)
+        if valid is not None:     # padded positions: e = the lowest float, so α = 0 exactly
+            e = tg.where(valid, e, np.finfo(e.dtype).min)
+        alpha = tg.softmax(e, axis=-1).named("α")
+        ctx = (alpha.unsqueeze(-1) * memory).sum(axis=-2).named("ctx")
+        return alpha, ctx
+
+    def _source_mask(self, xs, mask):
+        """The source mask checked against xs, with an error naming this design and the shape."""
+        if mask is None:
+            return
+        arr = np.asarray(xs.data if isinstance(xs, tg.Tensor) else xs)
+        shape = np.shape(mask)
+        need = arr.shape[:2] if arr.ndim >= 2 and (arr.dtype.kind in "iu" or arr.ndim == 3) \
+            else None
+        if need is None:
+            raise tg.ShapeError(f"EncoderDecoder: mask= (padded source sequences) needs a batch "
+                                f"of sources xs (n_x, B), got xs of shape {arr.shape}")
+        if shape != need:
+            raise tg.ShapeError(f"EncoderDecoder: mask (of the padded source sequences) must "
+                                f"have shape (n_x, B) = {need}, got {shape}")
+
+    def run(self, xs, ys=None, steps=None, feedback=None, per_step=True, mask=None):
         """Encode xs, then decode n_y steps: teacher-forced on ys, or fed back by ``feedback``.
 
         Parameters
@@ -752,13 +819,18 @@ class EncoderDecoder(Design):
         steps, feedback : generation without ys: ``steps`` decoder steps, each y(t) picked from
             o(t) by the Sampler ``feedback`` and fed to step t+1
         per_step : bool, as ElmanRNN.run
+        mask : (n_x, B) of 0/1, optional: padded source sequences (right padding).  The encoder
+            carries its state over the padding, so C is each sequence's state at its own last
+            step; with attention, padded positions get α = 0.
 
         Returns
         -------
         Unrolled of the decoder (outputs o(t), losses, states s(t), ``last`` s(n_y)), whose
-        ``parts`` also hold the encoder's states: {"h": [h(1..n_x)], "s": [s(1..n_y)]}.
+        ``parts`` also hold the encoder's states: {"h": [h(1..n_x)], "s": [s(1..n_y)]};
+        ``attention`` is the list of α(t) (each (n_x,) or (B, n_x)) with attention, else None.
         """
-        seq, n_x, batch, _, _ = self._sequence(xs, None)
+        self._source_mask(xs, mask)
+        seq, n_x, batch, keep, _ = self._sequence(xs, mask)
         if ys is not None:
             ys = checks.as_array(ys, self.name, "ys")
             steps = ys.shape[0] if ys.ndim else 0
@@ -772,34 +844,43 @@ class EncoderDecoder(Design):
             steps = checks.positive_int(steps, self.name, "steps")
         start = np.full((() if batch is None else (batch,)), self.start, dtype=np.int64)
         free = None if feedback is None else ("y", _sampled(feedback))
+        alphas = []
         with self.transposes():
-            encoded = self._encoder().unroll(seq, n_x, {"h": self._zeros(batch)}, batch=batch,
-                                             per_step=per_step)
-            decoded = self._decoder().unroll({}, steps, ys=ys, batch=batch,
-                                             static={"C": encoded.last["h"]}, y0=start,
-                                             free=free, per_step=per_step)
+            encoded = self._encoder().unroll(seq, n_x, {"h": self._zeros(batch)}, keep=keep,
+                                             batch=batch, per_step=per_step)
+            memory = valid = None
+            if self.attention is not None:
+                with tg.scope(self.name):
+                    memory = tg.stack(encoded.parts["h"], axis=-2).named("memory")
+                valid = None if keep is None else keep.T
+            decoder = self._decoder(memory, valid, alphas)
+            decoded = decoder.unroll({}, steps, ys=ys, batch=batch,
+                                     static={"C": encoded.last["h"]}, y0=start,
+                                     free=free, per_step=per_step)
         decoded.parts = {"h": encoded.parts["h"], **decoded.parts}
+        if self.attention is not None:
+            decoded.attention = alphas
         return decoded
 
     def _zeros(self, batch):
         return np.zeros((self.n_hidden,) if batch is None else (batch, self.n_hidden),
                         dtype=self.dtype)
 
-    def run_for_loss(self, xs, ys=None):
+    def run_for_loss(self, xs, ys=None, mask=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
-        return self.run(xs, ys, per_step=False)
+        return self.run(xs, ys, per_step=False, mask=mask)
 
-    def __call__(self, xs, ys):
+    def __call__(self, xs, ys, mask=None):
         """Forward, teacher-forced: (outputs [o(t)], decoder states [s(t)], s(n_y))."""
-        run = self.run(xs, ys)
+        run = self.run(xs, ys, mask=mask)
         return run.outputs, run.states, run.last
 
-    def generate(self, xs, steps, temperature=0, seed=0):
+    def generate(self, xs, steps, temperature=0, seed=0, mask=None):
         """Encode xs and decode ``steps`` ids, each fed back as the next y(t-1).
 
         Returns ids (steps,) or (steps, B); temperature 0 (the default) is greedy decoding.
         """
-        return self._generate(self.run, temperature, seed, xs=xs, steps=steps)
+        return self._generate(self.run, temperature, seed, xs=xs, steps=steps, mask=mask)
 
     def _trace_roots(self, steps):
         xs, ys = self._trace_ids(steps)
