@@ -245,9 +245,24 @@ def total(losses):
 def squared_error(o, y):
     """The mean over rows of ||o_b - y_b||^2 (the per-row sum of squares): the regression
     counterpart of ``tg.cross_entropy``.  o, y : (B, K), or (K,) for one row."""
+    if o.shape != y.shape:
+        where = tg.current_scope()
+        raise tg.ShapeError(f"squared_error: the output o has shape {o.shape} but the target y "
+                            f"has shape {y.shape}" + (f" in scope '{where}'" if where else ""))
     rows = o.shape[0] if o.ndim == 2 else 1
     diff = o - y
     return (diff * diff).sum() * (1.0 / rows)
+
+
+CRITERIA = ("cross_entropy", "squared_error")
+
+
+def criterion_named(name, who):
+    """The per-step loss called ``name``: ``tg.cross_entropy`` (integer class ids) or
+    :func:`squared_error` (float target vectors)."""
+    if name not in CRITERIA:
+        raise tg.ConfigError(f"{who}: criterion must be one of {CRITERIA}, got {name!r}")
+    return tg.cross_entropy if name == "cross_entropy" else squared_error
 
 
 def step_loss(o, y, keep, batch, criterion=tg.cross_entropy):
@@ -480,6 +495,16 @@ class Cell(RecurrentModel):
     def dtype(self):
         params = self.parameters()
         return params[0].dtype if params else np.dtype(np.float64)
+
+    @property
+    def regression(self):
+        """True when the per-step loss is the squared error on float targets."""
+        return self.criterion is squared_error
+
+    def _set_criterion(self, criterion, who):
+        """``criterion="cross_entropy"`` (the class default) or ``"squared_error"``."""
+        if criterion_named(criterion, who) is squared_error:
+            self.criterion = squared_error
 
     # ---------------------------------------------------------------- the two forms
     @property
@@ -862,6 +887,9 @@ class Recurrence(Cell):
         The book's name of a one-part state ("s" in figure 10.1, "h" in figure 10.2).
     edge_label : str
         What viz writes on a recurrent edge that passes no weight parameter ("f").
+    criterion : "cross_entropy" (default: ys are class ids, L(t) = CE(o(t), y(t))) or
+        "squared_error" (ys are float targets (T, K) or (T, B, K), K the width of o:
+        L(t) = (1/B) sum_b ||o_b(t) - y_b(t)||^2).
 
     Examples
     --------
@@ -871,8 +899,10 @@ class Recurrence(Cell):
     """
 
     def __init__(self, step, params, n_state, n_in=None, readout=None, input_map=None,
-                 name="system", state_name="h", edge_label="f", batch_readout=True):
+                 name="system", state_name="h", edge_label="f", batch_readout=True,
+                 criterion="cross_entropy"):
         who = "Recurrence"
+        self._set_criterion(criterion, who)
         for fn, what in ((step, "step"), (readout, "readout"), (input_map, "input_map")):
             if fn is not None and not callable(fn):
                 raise tg.ConfigError(f"{who}: {what} must be a function, got {type(fn).__name__}")
@@ -935,7 +965,8 @@ class Recurrence(Cell):
         xs : floats (T, n_in) or (T, B, n_in); None for a system without input (give ``steps``).
             A Tensor is read as is, so gradients reach it.  With an ``input_map``, also ids
             (T,) or (T, B) in [0, n_in), which the input map embeds.
-        ys : ids (T,) or (T, B), optional; with a ``readout``, adds L(t) = CE(o(t), y(t)).
+        ys : ids (T,) or (T, B), optional; with a ``readout``, adds L(t) = CE(o(t), y(t)); with
+            ``criterion="squared_error"`` float targets (T, K) or (T, B, K).
         h0 : the state before step 1, default zeros: (n_state,) or (B, n_state), or a dict of
             the parts for a dict state.
         mask : (T, B) of 0/1, optional (padded steps carry the state and add no loss).
@@ -974,7 +1005,7 @@ class Recurrence(Cell):
             if self.readout_fn is None:
                 raise tg.ConfigError(f"{who}: targets ys need a readout= function giving o(t)")
             shape = (steps,) if batch is None else (steps, batch)
-            ys = checks.targets(ys, shape, None, who, batch is not None, keep)
+            ys = checks.step_targets(ys, shape, None, who, who, keep, self.regression, self.dtype)
         state0 = checks.states(h0, self.parts, batch, who, self.dtype)
         return self.unroll(seq, steps, state0, ys, keep, batch, per_step=per_step)
 
@@ -992,7 +1023,11 @@ class Recurrence(Cell):
         h0 = {k: np.zeros((1, n)) for k, n in self.parts.items()}
         h0 = h0 if self.state_is_dict else next(iter(h0.values()))
         if self.readout_fn is not None:
-            run = self.run(xs, ys=np.zeros((steps, 1), dtype=np.int64), h0=h0, steps=steps)
+            ys = np.zeros((steps, 1), dtype=np.int64)
+            if self.regression:     # float targets as wide as the readout's output
+                width = self.run(xs, h0=h0, steps=steps).outputs[0].shape[-1]
+                ys = np.zeros((steps, 1, width), dtype=self.dtype)
+            run = self.run(xs, ys=ys, h0=h0, steps=steps)
             return [run.loss]
         last = self.run(xs, h0=h0, steps=steps).last
         return list(last.values()) if isinstance(last, dict) else [last]

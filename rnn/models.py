@@ -80,10 +80,13 @@ class Design(Cell):
         return {"x": x}, steps, batch, keep, is_ids
 
     def _targets(self, ys, steps, batch, keep=None):
+        """Class ids (T,) / (T, B), or float targets (T, n_out) / (T, B, n_out) with
+        ``criterion="squared_error"``."""
         if ys is None:
             return None
         shape = (steps,) if batch is None else (steps, batch)
-        return checks.targets(ys, shape, self.n_out, self.name, batch is not None, keep)
+        return checks.step_targets(ys, shape, self.n_out, self.name, type(self).__name__, keep,
+                                   self.regression, self.dtype)
 
     def _times(self, v, weight):
         """``weight`` times v as rows: ``take`` of the weight's columns for ids (a one-hot v), a
@@ -114,6 +117,8 @@ class Design(Cell):
     def _trace_ids(self, steps):
         xs = (np.arange(steps) % self.n_in)[:, None]
         ys = (np.arange(1, steps + 1) % self.n_out)[:, None]
+        if self.regression:
+            ys = np.zeros((steps, 1, self.n_out), dtype=self.dtype)
         return xs, ys
 
     def _generate(self, run, temperature, seed, **kwargs):
@@ -143,9 +148,11 @@ class SequenceDesign(Design):
         return run.outputs, run.states, run.last
 
     def predict(self, xs, h0=None, mask=None):
-        """Class ids argmax o(t): (T,) or (T, B)."""
+        """Class ids argmax o(t): (T,) or (T, B); with ``criterion="squared_error"`` the outputs
+        o(t) themselves: (T, n_out) or (T, B, n_out)."""
         with tg.no_grad():
-            return np.stack([o.data.argmax(-1) for o in self(xs, h0=h0, mask=mask)[0]])
+            outputs = self(xs, h0=h0, mask=mask)[0]
+        return np.stack([o.data if self.regression else o.data.argmax(-1) for o in outputs])
 
     def _trace_roots(self, steps):
         return [self.run(*self._trace_ids(steps)).loss]
@@ -209,6 +216,10 @@ class CausalSequenceDesign(SequenceDesign):
         ids (steps,) or (steps, B) : the generated continuation.
         """
         steps = checks.positive_int(steps, f"{self.name}.generate", "steps")
+        if self.regression:
+            raise tg.ConfigError(f"{type(self).__name__}.generate: samples class ids from o(t); "
+                                 "a model with criterion='squared_error' outputs vectors (run it "
+                                 "with model(xs) or predict)")
         prompt, is_ids, _ = checks.inputs(np.atleast_1d(checks.as_array(prompt, self.name, "prompt")),
                                           self.n_in, f"{self.name}.generate", self.dtype)
         if not is_ids:
@@ -236,7 +247,8 @@ class ElmanRNN(CausalSequenceDesign):
 
     name = "elman"
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, criterion="cross_entropy"):
+        self._set_criterion(criterion, "ElmanRNN")
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
                    U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), V=("n_out", "n_hidden"),
                    b=("n_hidden",), c=("n_out",))
@@ -280,7 +292,8 @@ class LSTM(CausalSequenceDesign):
     name = "lstm"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh",
-                 forget_bias=1.0):
+                 forget_bias=1.0, criterion="cross_entropy"):
+        self._set_criterion(criterion, "LSTM")
         self.candidate = _candidate(candidate, "LSTM")
         _check_bias(forget_bias, "LSTM", "forget_bias")
         shapes = {}
@@ -323,7 +336,8 @@ class GRU(CausalSequenceDesign):
     name = "gru"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh",
-                 update_bias=0.0):
+                 update_bias=0.0, criterion="cross_entropy"):
+        self._set_criterion(criterion, "GRU")
         self.candidate = _candidate(candidate, "GRU")
         _check_bias(update_bias, "GRU", "update_bias")
         shapes = {}
@@ -634,7 +648,8 @@ class BidirectionalRNN(SequenceDesign):
     name = "bidirectional"
     causal = False
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, criterion="cross_entropy"):
+        self._set_criterion(criterion, "BidirectionalRNN")
         both = 2 * checks.positive_int(n_hidden, "BidirectionalRNN", "n_hidden")
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
                    U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), b=("n_hidden",),
@@ -693,7 +708,8 @@ class BidirectionalRNN(SequenceDesign):
                     state = {part: history[part][t - 1] for part in history}
                     return None, output_and_loss(self.readout, state,
                                                  None if ys is None else ys[t - 1],
-                                                 None if keep is None else keep[t - 1], batch)
+                                                 None if keep is None else keep[t - 1], batch,
+                                                 self.criterion)
                 _, named = unroll(outputs, None, steps)
             return self._result({**history, **named}, last, None)
 

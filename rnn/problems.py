@@ -78,6 +78,19 @@ def delayed_product(steps, delay=5, seed=0):
     return x[:, None], y[:, None]
 
 
+def noisy_sine(batch, steps=40, noise=0.1, seed=0):
+    """A regression task: read a sine seen through noise, x(t) = sin(w t + phi) + noise e(t), and
+    predict the clean next value y(t) = sin(w (t + 1) + phi); each sequence has its own
+    frequency w in [0.15, 0.35] and phase phi.  Returns xs, ys : floats (steps, batch, 1)."""
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.15, 0.35, batch)
+    phi = rng.uniform(0, 2 * np.pi, batch)
+    t = np.arange(steps + 1)[:, None]
+    clean = np.sin(w * t + phi)
+    xs = clean[:-1] + noise * rng.normal(size=(steps, batch))
+    return xs[..., None], clean[1:, :, None]
+
+
 def associative_recall(batch, pairs=2, n_keys=4, seed=0):
     """``pairs`` steps each showing a distinct key and a value, then one step showing a key
     of them with the query flag: the answer is that key's value.

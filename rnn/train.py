@@ -158,6 +158,7 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     ----------
     trainer : Trainer of a sequence model (ElmanRNN, JordanRNN, ConditionalRNN, Recurrence)
     xs, ys : (T, ...) inputs and (T,) / (T, B) targets, e.g. from ``datasets.stream_batches``
+        (float targets (T, n_out) / (T, B, n_out) for a model with ``criterion="squared_error"``)
     chunk : int, steps per chunk (gradients do not cross chunk boundaries)
     h0 : initial state, default zeros
     on_step : callable ``(step, loss_per_step, grad_norm)``, called after every chunk
