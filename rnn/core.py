@@ -466,6 +466,7 @@ class Cell(RecurrentModel):
     batch_readout = True
     state_is_dict = False     # True: step and readout see the state as a dict even with one part
     has_readout = True
+    names_inputs = True       # per step, the inputs of ``seq`` are named (x(t)); False: left as given
 
     def input_map(self, inputs):
         """u from the step's inputs (a dict name -> Tensor, one step or all steps at once)."""
@@ -586,7 +587,7 @@ class Cell(RecurrentModel):
             new = self._step(seen, self.input_map(inputs), t, inputs, t == first)
             for name in names:
                 new[name] = carry_masked(new[name], state[name], k)
-            named = {name: inputs[name] for name in seq}
+            named = {name: inputs[name] for name in seq} if self.names_inputs else {}
             named.update(new)
             y = None
             if self.has_readout and (self.outputs == "all" or t == steps):
@@ -777,10 +778,14 @@ class Chain(Cell):
     name : str, the scope of the chain's unroll (default the owner's, so that its nodes are in
         the scopes "owner/t=K" of the real time steps)
     feedback : str or None, as :attr:`Cell.feedback`
+    names_inputs : bool
+        False: the per-step inputs (a list of the Tensors of each step, e.g. the states of the
+        layer below) keep their own names instead of being named after their key.
     """
 
     def __init__(self, owner, parts, step, input_map=None, readout=None, initial_state=None,
-                 name=None, feedback=None):
+                 name=None, feedback=None, names_inputs=True):
+        self.names_inputs = names_inputs
         self._owner = owner
         self.parts = dict(parts)
         self.name = owner.name if name is None else name

@@ -17,7 +17,7 @@ import numpy as np
 
 import tinygraph as tg
 
-from . import checks
+from . import checks, stacked
 from .core import Cell, Chain, init_bias, init_weight, output_and_loss, step_leaves, unroll
 
 class Sampler:
@@ -160,7 +160,45 @@ class SequenceDesign(Design):
 
 class CausalSequenceDesign(SequenceDesign):
     """A causal sequence design, o(t) = c + V h(t) reading x(1..t) (figure 10.3's shape), that
-    can also generate: ElmanRNN, LSTM and GRU differ only in their state and step."""
+    can also generate: ElmanRNN, LSTM and GRU differ only in their state and step.
+
+    With ``layers > 1`` or ``bidirectional`` (:mod:`rnn.stacked`) every layer and direction is
+    a chain over its own parameters, named with its suffix (``W2``, ``W_r``, ``Uf2_r``, ...),
+    and o(t) = c + V [top layer's states]; a bidirectional model is not causal."""
+
+    layers = 1
+    bidirectional = False
+
+    @property
+    def layered(self):
+        return self.layers > 1 or self.bidirectional
+
+    @property
+    def state_is_dict(self):
+        """Several layers or directions: the state is a dict of their parts."""
+        return self.layered
+
+    def _layered_init(self, seed, dtype, sizes, layers, bidirectional, who):
+        """The parameters of every layer and direction (``_layer_shapes``), then V and c."""
+        chains = stacked.configure(self, layers, bidirectional, who)
+        H = checks.positive_int(sizes["n_hidden"], who, "n_hidden")
+        width = checks.positive_int(sizes["n_in"], who, "n_in")
+        below = H * (2 if self.bidirectional else 1)
+        shapes = {}
+        for k, layer in chains:
+            shapes.update(self._layer_shapes(k, width if layer == 1 else below, H))
+        self._init(seed, dtype, sizes, **shapes, V=("n_out", below), c=("n_out",))
+        self.parts = {}
+        for k, _ in chains:
+            self.parts.update(self._layer_parts(k))
+        return [k for k, _ in chains]
+
+    def readout(self, state):
+        """o = c + V h (the top layer's states side by side when there are several)."""
+        if not self.layered:
+            return tg.addmm(self.c, state["h"], self.T.V)
+        top = [state[name] for name in stacked.top_parts(self)]
+        return tg.addmm(self.c, top[0] if len(top) == 1 else tg.concat(top, axis=-1), self.T.V)
 
     def run(self, xs, ys=None, h0=None, mask=None, feedback=None, per_step=True):
         """Unroll over the sequence.
@@ -189,6 +227,13 @@ class CausalSequenceDesign(SequenceDesign):
         dict of the parts for a design with several (the LSTM's s and h).
         """
         seq, steps, batch, keep, is_ids = self._sequence(xs, mask)
+        if self.layered:
+            if feedback is not None:
+                raise tg.ConfigError(f"{type(self).__name__}: generation runs one layer forward "
+                                     "(layers=1, bidirectional=False)")
+            ys = self._targets(ys, steps, batch, keep)
+            state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
+            return stacked.run(self, seq, steps, batch, keep, ys, state0, per_step)
         free = None
         if feedback is not None:
             if not is_ids or keep is not None or ys is not None:
@@ -216,6 +261,9 @@ class CausalSequenceDesign(SequenceDesign):
         ids (steps,) or (steps, B) : the generated continuation.
         """
         steps = checks.positive_int(steps, f"{self.name}.generate", "steps")
+        if self.layered:
+            raise tg.ConfigError(f"{type(self).__name__}.generate: generation runs one layer "
+                                 "forward (layers=1, bidirectional=False)")
         if self.regression:
             raise tg.ConfigError(f"{type(self).__name__}.generate: samples class ids from o(t); "
                                  "a model with criterion='squared_error' outputs vectors (run it "
@@ -247,17 +295,37 @@ class ElmanRNN(CausalSequenceDesign):
 
     name = "elman"
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, criterion="cross_entropy"):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, criterion="cross_entropy",
+                 layers=1, bidirectional=False):
         self._set_criterion(criterion, "ElmanRNN")
-        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+        sizes = {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out}
+        if layers != 1 or bidirectional:
+            self._layered_init(seed, dtype, sizes, layers, bidirectional, "ElmanRNN")
+            return
+        stacked.configure(self, layers, bidirectional, "ElmanRNN")
+        self._init(seed, dtype, sizes,
                    U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), V=("n_out", "n_hidden"),
                    b=("n_hidden",), c=("n_out",))
         self.parts = {"h": self.n_hidden}
 
     step = Design._recur
 
+    @staticmethod
+    def _layer_shapes(k, width, H):
+        return {f"U{k}": (H, width), f"W{k}": (H, H), f"b{k}": (H,)}
+
+    def _layer_parts(self, k):
+        return {f"h{k}": self.n_hidden}
+
+    def _layer_input(self, x, k):
+        return self._affine(x, f"U{k}", getattr(self, f"b{k}"))
+
+    def _layer_step(self, state, u, k):
+        return {f"h{k}": tg.addmm(u, state[f"h{k}"], getattr(self.T, f"W{k}")).tanh()}
+
 
 CANDIDATES = ("tanh", "sigmoid")
+RESETS = ("before", "after")
 
 
 def _check_bias(value, who, what):
@@ -292,10 +360,16 @@ class LSTM(CausalSequenceDesign):
     name = "lstm"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh",
-                 forget_bias=1.0, criterion="cross_entropy"):
+                 forget_bias=1.0, criterion="cross_entropy", layers=1, bidirectional=False):
         self._set_criterion(criterion, "LSTM")
         self.candidate = _candidate(candidate, "LSTM")
         _check_bias(forget_bias, "LSTM", "forget_bias")
+        sizes = {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out}
+        if layers != 1 or bidirectional:
+            for k in self._layered_init(seed, dtype, sizes, layers, bidirectional, "LSTM"):
+                getattr(self, f"bf{k}").data += forget_bias
+            return
+        stacked.configure(self, layers, bidirectional, "LSTM")
         shapes = {}
         for k in ("f", "g", "o", ""):
             shapes.update({f"U{k}": ("n_hidden", "n_in"), f"W{k}": ("n_hidden", "n_hidden"),
@@ -307,16 +381,33 @@ class LSTM(CausalSequenceDesign):
 
     def input_map(self, inputs):
         """b* + U* x(t) of the three gates and of the input unit, keyed f, g, o and ""."""
-        x = inputs["x"]
-        return {k: self._times(x, f"U{k}") + getattr(self, f"b{k}") for k in ("f", "g", "o", "")}
+        return self._layer_input(inputs["x"], "")
 
     def step(self, state, u):
-        h, T = state["h"], self.T
-        f = tg.addmm(u["f"], h, T.Wf).sigmoid().named("f")
-        g = tg.addmm(u["g"], h, T.Wg).sigmoid().named("g")
-        q = tg.addmm(u["o"], h, T.Wo).sigmoid().named("q")
-        s = f * state["s"] + g * getattr(tg.addmm(u[""], h, T.W), self.candidate)()
-        return {"s": s, "h": s.tanh() * q}
+        return self._layer_step(state, u, "")
+
+    @staticmethod
+    def _layer_shapes(k, width, H):
+        shapes = {}
+        for gate in ("f", "g", "o", ""):
+            shapes.update({f"U{gate}{k}": (H, width), f"W{gate}{k}": (H, H), f"b{gate}{k}": (H,)})
+        return shapes
+
+    def _layer_parts(self, k):
+        return {f"s{k}": self.n_hidden, f"h{k}": self.n_hidden}
+
+    def _layer_input(self, x, k):
+        return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}")
+                for g in ("f", "g", "o", "")}
+
+    def _layer_step(self, state, u, k):
+        h, T = state[f"h{k}"], self.T
+        f = tg.addmm(u["f"], h, getattr(T, f"Wf{k}")).sigmoid().named(f"f{k}")
+        g = tg.addmm(u["g"], h, getattr(T, f"Wg{k}")).sigmoid().named(f"g{k}")
+        q = tg.addmm(u["o"], h, getattr(T, f"Wo{k}")).sigmoid().named(f"q{k}")
+        s = f * state[f"s{k}"] + g * getattr(tg.addmm(u[""], h, getattr(T, f"W{k}")),
+                                               self.candidate)()
+        return {f"s{k}": s, f"h{k}": s.tanh() * q}
 
 
 class GRU(CausalSequenceDesign):
@@ -336,30 +427,61 @@ class GRU(CausalSequenceDesign):
     name = "gru"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh",
-                 update_bias=0.0, criterion="cross_entropy"):
+                 update_bias=0.0, criterion="cross_entropy", layers=1, bidirectional=False,
+                 reset="before"):
         self._set_criterion(criterion, "GRU")
         self.candidate = _candidate(candidate, "GRU")
         _check_bias(update_bias, "GRU", "update_bias")
+        if reset not in RESETS:
+            raise tg.ConfigError(f"GRU: reset must be one of {RESETS}, got {reset!r}")
+        self.reset = reset
+        sizes = {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out}
+        if layers != 1 or bidirectional:
+            for k in self._layered_init(seed, dtype, sizes, layers, bidirectional, "GRU"):
+                getattr(self, f"bu{k}").data += update_bias
+            return
+        stacked.configure(self, layers, bidirectional, "GRU")
         shapes = {}
         for k in ("u", "r", ""):
             shapes.update({f"U{k}": ("n_hidden", "n_in"), f"W{k}": ("n_hidden", "n_hidden"),
                            f"b{k}": ("n_hidden",)})
-        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
-                   **shapes, V=("n_out", "n_hidden"), c=("n_out",))
+        if reset == "after":
+            shapes["bh"] = ("n_hidden",)
+        self._init(seed, dtype, sizes, **shapes, V=("n_out", "n_hidden"), c=("n_out",))
         self.bu.data += update_bias
         self.parts = {"h": self.n_hidden}
 
     def input_map(self, inputs):
         """b* + U* x(t) of the two gates and of the candidate, keyed u, r and ""."""
-        x = inputs["x"]
-        return {k: self._times(x, f"U{k}") + getattr(self, f"b{k}") for k in ("u", "r", "")}
+        return self._layer_input(inputs["x"], "")
 
     def step(self, state, inp):
-        h, T = state["h"], self.T
-        u = tg.addmm(inp["u"], h, T.Wu).sigmoid().named("u")
-        r = tg.addmm(inp["r"], h, T.Wr).sigmoid().named("r")
-        candidate = getattr(tg.addmm(inp[""], r * h, T.W), self.candidate)()
-        return {"h": u * h + (1 - u) * candidate}
+        return self._layer_step(state, inp, "")
+
+    def _layer_shapes(self, k, width, H):
+        shapes = {}
+        for gate in ("u", "r", ""):
+            shapes.update({f"U{gate}{k}": (H, width), f"W{gate}{k}": (H, H), f"b{gate}{k}": (H,)})
+        if self.reset == "after":
+            shapes[f"bh{k}"] = (H,)
+        return shapes
+
+    def _layer_parts(self, k):
+        return {f"h{k}": self.n_hidden}
+
+    def _layer_input(self, x, k):
+        return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}") for g in ("u", "r", "")}
+
+    def _layer_step(self, state, inp, k):
+        h, T = state[f"h{k}"], self.T
+        u = tg.addmm(inp["u"], h, getattr(T, f"Wu{k}")).sigmoid().named(f"u{k}")
+        r = tg.addmm(inp["r"], h, getattr(T, f"Wr{k}")).sigmoid().named(f"r{k}")
+        if self.reset == "after":        # PyTorch's: r (W h + bh)
+            hidden = r * tg.addmm(getattr(self, f"bh{k}"), h, getattr(T, f"W{k}"))
+            candidate = getattr(inp[""] + hidden, self.candidate)()
+        else:                            # the book's: W (r h)
+            candidate = getattr(tg.addmm(inp[""], r * h, getattr(T, f"W{k}")), self.candidate)()
+        return {f"h{k}": u * h + (1 - u) * candidate}
 
 
 class JordanRNN(Design):
