@@ -193,6 +193,13 @@ class CausalSequenceDesign(SequenceDesign):
             self.parts.update(self._layer_parts(k))
         return [k for k, _ in chains]
 
+    def to_torch(self):
+        """``(module, head)``: the equal ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` and ``nn.Linear``
+        (ElmanRNN, LSTM with a tanh input unit, GRU with ``reset="after"``); see
+        :func:`rnn.from_torch`.  Needs torch, imported only here."""
+        from .pytorch import to_torch
+        return to_torch(self)
+
     def readout(self, state):
         """o = c + V h (the top layer's states side by side when there are several)."""
         if not self.layered:
