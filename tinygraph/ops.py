@@ -724,7 +724,7 @@ def _pad_slices(widths, shape):   # where the input sits inside the padded outpu
 
 
 def _pad(x, widths, value=0):
-    out = np.pad(x, widths, mode="constant", constant_values=value)
+    out = np.pad(x, widths or 0, mode="constant", constant_values=value)   # () for a 0-d input
     inside = _pad_slices(widths, x.shape)
     return out, (lambda g: g[inside],)
 
