@@ -116,6 +116,7 @@ class Optimizer:
 
     def __init__(self, params, **defaults):
         who = type(self).__name__
+        grouped = isinstance(params, (list, tuple)) and bool(params) and isinstance(params[0], Mapping)
         groups = _split_groups(who, params)
         if defaults.get("lr") is None and any("lr" not in g for g in groups):
             raise ConfigError(f"{who}: give lr= (or an 'lr' in every parameter group)")
@@ -127,7 +128,7 @@ class Optimizer:
                                   f"{who} takes {list(self.settings)}")
             filled = {"params": group["params"]}
             filled.update({key: group.get(key, defaults.get(key)) for key in self.settings})
-            self._check_group(f"{who}" if len(groups) == 1 else f"{who}: parameter group {k}", filled)
+            self._check_group(f"{who}: parameter group {k}" if grouped else who, filled)
             self.param_groups.append(filled)
         self.params = [p for group in self.param_groups for p in group["params"]]
         if len({id(p) for p in self.params}) != len(self.params):
