@@ -76,9 +76,11 @@ class Module:
         while stack:
             name, module = stack.pop()
             yield name, module
-            below = [(sub, child) for sub, child in module._named_children(name)
-                     if id(child) not in seen]
-            seen.update(id(child) for _, child in below)
+            below = []
+            for sub, child in module._named_children(name):
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    below.append((sub, child))
             stack.extend(reversed(below))
 
     def _named_children(self, prefix=""):
