@@ -381,3 +381,16 @@ def test_round_3_ops_agree_with_torch_in_float64():
         np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
         np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
 
+
+
+def test_numpy_functions_of_the_round_3_ops_run_the_engines_op():
+    x = tg.tensor(np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5]]), requires_grad=True)
+    for np_fn, op in ((np.sin, "sin"), (np.cos, "cos"), (np.expm1, "expm1"), (np.flip, "flip"),
+                      (lambda t: np.moveaxis(t, 0, 1), "moveaxis"), (lambda t: np.tile(t, 2), "tile"),
+                      (lambda t: np.hstack([t, t]), "hstack"), (lambda t: np.vstack([t, t]), "vstack"),
+                      (lambda t: np.pad(t, 1, constant_values=2.0), "pad"), (np.sort, "sort")):
+        out = np_fn(x)
+        assert isinstance(out, tg.Tensor) and out.op == op and out.requires_grad
+        np.testing.assert_array_equal(out.data, np_fn(x.data))
+    with pytest.raises(TypeError, match="tg.pad"):
+        np.pad(x, 1, mode="reflect")
