@@ -165,7 +165,7 @@ class Optimizer:
     def __repr__(self):
         first = self.param_groups[0]
         settings = ", ".join(f"{k}={first[k]!r}" for k in self.settings
-                             if k != "weight_decay" or first[k] or type(self) is AdamW)
+                             if k != "weight_decay" or first[k])   # no decay: as before groups
         groups = f"; {len(self.param_groups)} groups" if len(self.param_groups) > 1 else ""
         values = sum(p.size for p in self.params)
         return (f"{type(self).__name__}({settings}{groups}; {len(self.params)} parameters, "
