@@ -187,7 +187,19 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
     return {"steps": steps, "names": names, "windows": windows, "detail": detail,
             "loss": None if run.loss is None else _num(run.loss.item()),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
-            "diag": diag, "svg": svg, "templates": templates}
+            "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run)}
+
+
+def _alignment(run):
+    """A design with attention: α(t, k) of the run (the first sequence of a batch) as rows t
+    (decoder steps) and columns k (encoder steps), with the variables that hovering (t, k)
+    lights up: the decoder's at step t, the encoder's at step k.  None without attention."""
+    alphas = getattr(run, "attention", None)
+    if not alphas:
+        return None
+    rows = [np.asarray(a.data if a.ndim == 1 else a.data[0]) for a in alphas]
+    return {"cells": [[_num(v) for v in row] for row in rows],
+            "decoder": ["s", "α", "ctx", "o", "L", "y"], "encoder": ["x", "h"]}
 
 
 def _summary_steps(steps):
