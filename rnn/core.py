@@ -744,14 +744,14 @@ class Cell(RecurrentModel):
         taken = RESERVED | set(self.parts)
         own = {id(v) for v in new.values()}
         stop = {id(v) for v in state.values()} | {id(v) for v in inputs.values()}
-        here = tg.current_scope()
+        here = tg.current_scope() or ""
         inside = here + "/"
         seen, stack = set(), list(new.values())
         while stack:
             node = stack.pop()
             if id(node) in seen or id(node) in stop or isinstance(node, tg.Parameter):
                 continue
-            if node.scope != here and not (node.scope or "").startswith(inside):
+            if here and node.scope != here and not (node.scope or "").startswith(inside):
                 continue
             seen.add(id(node))
             if node.name in taken and id(node) not in own:

@@ -176,3 +176,16 @@ def test_a_mask_of_the_wrong_shape_names_the_design_the_argument_and_the_shapes(
         model.loss(xs, np.zeros((3, 4), dtype=int), mask=np.ones((5, 4)))
     with pytest.raises(tg.ShapeError, match="EncoderDecoder: mask= .* needs a batch"):
         model.loss(np.zeros(6, dtype=int), np.zeros(3, dtype=int), mask=np.ones(6))
+
+
+def test_attention_reverses_sequences_the_plain_encoder_decoder_cannot_at_the_same_budget():
+    from rnn.tasks import ReverseTask, n_parameters
+    tasks = {att: ReverseTask(0, hidden=24, lr=1e-2, length=10, n_symbols=6, attention=att)
+             for att in (None, "dot")}
+    assert n_parameters(tasks[None].model) == n_parameters(tasks["dot"].model)
+    for task in tasks.values():
+        for k in range(200):
+            task.step(k)
+    _, plain = tasks[None].accuracy()
+    _, attending = tasks["dot"].accuracy()
+    assert attending > 0.8 and plain < 0.2        # held-out whole sequences, greedy decoding
