@@ -18,7 +18,7 @@ from operator import itemgetter
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
-from .tensor import Scatter, Tensor, _unbroadcast, apply, defvjp
+from .tensor import _SMALL, Scatter, Tensor, _unbroadcast, apply, check_size, defvjp
 
 # ---------------------------------------------------------------- elementwise
 
@@ -224,6 +224,7 @@ defvjp(_dropout, lambda g, out, x, mask: (g * mask, None))
 def _matmul(a, b):
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         raise ValueError("matmul needs at least 1-D operands")
+    _check_matmul_size(a, b)
     if b.ndim == 2 and a.ndim <= 2:     # rows (or one vector) times a matrix: the common case
         return np.dot(a, b), (partial(_matmul_vjp_rows, b), partial(_matmul_vjp_matrix, a))
     out = a @ b
@@ -291,6 +292,17 @@ def _addmm(c, a, b):
 
 def _summed_to(shape, vjp, g):
     return vjp(_unbroadcast(g, shape))
+
+
+def _check_matmul_size(a, b):
+    """AllocationError before an (n, k) @ (k, m) product too large for memory is allocated."""
+    if b.ndim == 2 and a.ndim <= 2 and (a.shape[0] if a.ndim == 2 else 1) * b.shape[1] <= _SMALL:
+        return    # the common case, small: nothing to check
+    try:
+        shape = _matmul_shape(a.shape, b.shape)
+    except ValueError:
+        return    # matmul itself raises, naming the shapes
+    check_size("matmul", shape, np.result_type(a, b), (a.shape, b.shape))
 
 
 def _matmul_shape(sa, sb):
@@ -468,7 +480,7 @@ def _transpose(x, axes=None):
 
 
 defvjp(_transpose, lambda g, out, x, axes=None:
-       (transpose(g, None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))),))
+       (transpose(g) if axes is None else transpose(g, tuple(np.argsort([a % x.ndim for a in axes]))),))
 
 
 def _swapaxes(x, axis1, axis2):
@@ -1047,7 +1059,9 @@ def reshape(x, *shape):
 
 
 def transpose(x, *axes):
-    return apply("transpose", _transpose, x, axes=_shape_args(axes) or None)
+    """The axes reversed (``axes`` omitted or None, as ``.T``) or permuted as ``axes``."""
+    axes = _shape_args(axes)
+    return apply("transpose", _transpose, x, axes=None if axes in ((), (None,)) else axes)
 
 
 def swapaxes(x, axis1, axis2):
@@ -1167,6 +1181,7 @@ def one_hot(ids, n, dtype=np.float64):
     ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
     if ids.dtype.kind not in "iu":
         raise DTypeError(f"one_hot: ids must be integers, got dtype {ids.dtype}")
+    check_size("one_hot", ids.shape + (int(n),), dtype, (ids.shape,))
     if ids.size and (ids.min() < 0 or ids.max() >= n):
         bad = ids[(ids < 0) | (ids >= n)].flat[0]
         raise BadIndexError(f"one_hot: id {bad} out of range [0, {n})")

@@ -55,6 +55,10 @@ def _gradients(who, params):
     return out
 
 
+def _name(p):
+    return f" '{p.name}'" if p.name else ""
+
+
 def _is_number(value):
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
@@ -95,11 +99,31 @@ class Optimizer:
 
     def step(self):
         """One update of every parameter that has a gradient; all gradients are checked first
-        (a Tensor gradient left by ``backward(create_graph=True)`` is used by value)."""
-        grads = _gradients(f"{type(self).__name__}.step", self.params)
-        self.steps += 1
-        for i, p, g in grads:
-            self._update(p, g, self.state[i])
+        (a Tensor gradient left by ``backward(create_graph=True)`` is used by value).
+
+        All or nothing: if an update fails part-way (or is interrupted), every parameter, the
+        optimizer's state and its step count are put back as they were before the error."""
+        who = f"{type(self).__name__}.step"
+        grads = _gradients(who, self.params)
+        for i, p, _ in grads:
+            if not p.data.flags.writeable:
+                raise ConfigError(f"{who}: parameter {i}{_name(p)} holds a read-only array, "
+                                  "which cannot be updated in place")
+        saved = [(p, p.data, p.data.copy(), {k: v.copy() for k, v in self.state[i].items()})
+                 for i, p, _ in grads]
+        steps = self.steps
+        try:
+            self.steps += 1
+            for i, p, g in grads:
+                self._update(p, g, self.state[i])
+        except BaseException:
+            self.steps = steps
+            for (i, _, _), (p, data, copy, state) in zip(grads, saved):
+                np.copyto(data, copy)
+                p.data = data
+                self.state[i] = state
+            raise
+        for _, p, _ in grads:
             bump_version(p)
 
     def _update(self, p, g, state):
@@ -245,6 +269,10 @@ def clip_grad_norm(params, max_norm):
     params = _check_params("clip_grad_norm", params)
     _check_positive("clip_grad_norm", "max_norm", max_norm)
     grads = [g for _, _, g in _gradients("clip_grad_norm", params)]
+    for i, g in enumerate(grads):     # checked before any gradient is scaled
+        if not g.flags.writeable:
+            raise ConfigError(f"clip_grad_norm: gradient {i} is a read-only array, which cannot "
+                              "be scaled in place")
     total = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
     if not np.isfinite(total):
         for g in grads:

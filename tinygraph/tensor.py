@@ -20,7 +20,7 @@ import traceback
 
 import numpy as np
 
-from .errors import (AnomalyError, BackwardError, BadIndexError, DTypeError, GraphFreedError,
+from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, DTypeError, GraphFreedError,
                      InPlaceError, ShapeError, StaleGraphError, TinygraphError)
 
 
@@ -174,9 +174,60 @@ def _package_folder(filename):
     return None if top is None else top + os.sep
 
 
+def _holds_tensor(x):
+    """True if ``x`` is a list, tuple or object array with a Tensor somewhere inside (at any
+    depth).  numpy would turn each such Tensor into its data (``__array__``), silently
+    cutting it from the graph, so the engine never hands these to numpy.  Iterative (no
+    recursion)."""
+    todo = [x]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, Tensor):
+            return True
+        if isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif isinstance(item, np.ndarray) and item.dtype == object:
+            todo.extend(item.ravel().tolist())
+    return False
+
+
+def _needs_grad(x):
+    """True if a Tensor that requires grad is inside the list, tuple or object array ``x``."""
+    todo = [x]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, Tensor):
+            if item.requires_grad:
+                return True
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif isinstance(item, np.ndarray) and item.dtype == object:
+            todo.extend(item.ravel().tolist())
+    return False
+
+
+def _stacked(x):
+    """A list (tuple, object array) holding Tensors, as one node: the entries stacked with
+    ``tg.stack``, level by level, numbers as constants -- what numpy makes of a nested list,
+    with every Tensor's gradient kept.  Entries whose shapes differ raise ShapeError."""
+    from .ops import stack   # ops builds on this module
+    if isinstance(x, np.ndarray):
+        x = x.tolist()
+    if isinstance(x, Tensor) or not isinstance(x, (list, tuple)):
+        return x
+    if not _holds_tensor(x):
+        return _constant(x)
+    return stack([_stacked(item) for item in x])
+
+
 def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
+    elif _is_container(data) and _current().grad_enabled and _needs_grad(data):
+        raise DTypeError(
+            "tensor: the data holds a Tensor that requires grad, and a new leaf would cut it from "
+            "the graph (its gradient would be lost); use tg.stack([...]) (or an op such as "
+            "t + [...]) to keep the graph, or pass t.detach() / t.data for its values alone")
     try:
         arr = np.array(data, dtype=dtype)
     except (ValueError, TypeError) as e:
@@ -204,7 +255,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
-                 "_vjps", "_g", "_own", "_retain", "_site", "_version", "_ctx",
+                 "_vjps", "_g", "_own", "_retain", "_site", "_version", "_shared", "_ctx",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
@@ -227,6 +278,7 @@ class Tensor:
         self._retain = False
         self._site = _creation_site() if mode.anomaly else None
         self._version = _clock
+        self._shared = None
 
     # --- array-like facts ---------------------------------------------------------
     @property
@@ -299,10 +351,13 @@ class Tensor:
         return self
 
     def detach(self):
-        """A new leaf sharing this tensor's data, cut from the graph."""
+        """A new leaf sharing this tensor's data (and its version counter: an in-place change
+        through either makes graphs that used the old values refuse backward), cut from the
+        graph."""
         t = Tensor.__new__(Tensor)
         _init_node(t, self.data, None, (), None, _current())
         t.name = self.name
+        _share_version(t, self)
         return t
 
     def retain_grad(self):
@@ -335,6 +390,8 @@ class Tensor:
 
     # --- in-place updates (PyTorch's ``p -= lr * p.grad`` under no_grad) ----------------
     def _in_place(self, ufunc, symbol, other):
+        if not isinstance(other, Tensor) and _is_container(other) and _holds_tensor(other):
+            other = _stacked(other)   # a list holding tensors is their stack (a node under grad)
         if _current().grad_enabled:
             if self.requires_grad:
                 raise InPlaceError(
@@ -384,15 +441,37 @@ _clock = 0
 """Counts in-place changes of tensors (process-wide; not a mode).  A tensor's ``_version`` is
 the count when it was made, or when it was last changed in place.  A node is made after its
 parents, so a parent with a newer version than the node was changed after the node saved its
-data, and backward through that node refuses (PyTorch's version counter)."""
+data, and backward through that node refuses (PyTorch's version counter).
+
+Tensors that share memory -- a tensor, its ``detach()`` and its views (basic indexing,
+``.T``, ``reshape`` ... made with or without ``no_grad``) -- also share one cell,
+``_shared = [count]``, holding the count of the last in-place change through any of them
+(as PyTorch's views share their base's version counter)."""
 
 
 def bump_version(t):
     """Record that ``t``'s data was changed in place (optimizers and ``load_state_dict`` call
-    this); graphs built before from ``t`` then refuse to back-propagate."""
+    this); graphs built before from ``t`` -- or from a tensor sharing its memory -- then
+    refuse to back-propagate."""
     global _clock
     _clock += 1
     t._version = _clock
+    if t._shared is not None:
+        t._shared[0] = _clock
+
+
+def _share_version(view, base):
+    """Make ``view`` (whose data is a view of ``base``'s memory) share ``base``'s version cell."""
+    cell = base._shared
+    if cell is None:
+        cell = base._shared = [base._version]
+    view._shared = cell
+
+
+def _changed_since(t, version):
+    """True if ``t``'s memory was changed in place after ``version`` (through ``t`` or a
+    tensor sharing its memory)."""
+    return t._version > version or (t._shared is not None and t._shared[0] > version)
 
 
 def _what(t):
@@ -413,6 +492,7 @@ def _init_node(t, data, op, parents, vjps, mode):
     t._retain = False
     t._site = None
     t._version = _clock
+    t._shared = None
     if parents and mode.grad_enabled:
         t.op = op
         t.parents = parents
@@ -450,6 +530,13 @@ def make_node(op, data, parents, vjps):
     mode = _current()
     t = Tensor.__new__(Tensor)
     _init_node(t, data, op, parents, vjps, mode)
+    base = data.base
+    if base is not None:     # a view (of a parent's memory?): share its version counter
+        for p in parents:
+            pdata = p.data
+            if pdata is base or pdata.base is base:
+                _share_version(t, p)
+                break
     if mode.anomaly:
         t._site = _creation_site()
         if data.dtype.kind in "fc" and not np.isfinite(data).all():
@@ -488,14 +575,22 @@ def apply(op, forward, *inputs, **kwargs):
     """
     arrays = []
     parents = []
-    for x in inputs:
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor) and _is_container(x) and _holds_tensor(x):
+            x = _stacked(x)      # a list holding tensors: one node, so no gradient is lost
+            if isinstance(x, Tensor):
+                inputs = inputs[:i] + (x,) + inputs[i + 1:]
         if isinstance(x, Tensor):
             arrays.append(x.data)
             parents.append(x)
         else:
             arrays.append(_constant(x))
+    if op in _BROADCASTING and len(arrays) > 1:
+        _check_broadcast(op, arrays)
     try:
         value, vjps = forward(*arrays, **kwargs)
+    except MemoryError as e:
+        raise _allocation_error(op, [np.shape(a) for a in arrays], e) from None
     except TinygraphError as e:   # an op's own check: add the scope it happened in
         where = _current().scope
         if where is None:
@@ -516,6 +611,69 @@ def apply(op, forward, *inputs, **kwargs):
         if t._vjps is not None:
             t._ctx = (forward, inputs, kwargs)
     return t
+
+
+_BROADCASTING = frozenset(("add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clip",
+                           "mse_loss", "binary_cross_entropy_with_logits"))
+
+
+@functools.lru_cache(maxsize=None)
+def memory_limit():
+    """The largest result, in bytes, an op or constructor makes: this machine's physical
+    memory (None where the platform does not tell it; then only the allocator refuses)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _gib(nbytes):
+    return f"{nbytes / 2 ** 30:.1f} GiB"
+
+
+_SMALL = 2 ** 24     # results with fewer entries (at most 256 MB) are not worth checking
+
+
+def check_size(op, shape, dtype, inputs=None):
+    """Raise AllocationError (naming ``op``, the input shapes ``inputs`` and the size) before a
+    result of ``shape`` and ``dtype`` is allocated, if it would exceed :func:`memory_limit`."""
+    limit = memory_limit()
+    if limit is None:
+        return
+    nbytes = np.dtype(dtype).itemsize * float(np.prod(shape, dtype=float))
+    if nbytes > limit:
+        given = "" if inputs is None else f" from input shapes {', '.join(str(s) for s in inputs)}"
+        raise AllocationError(f"{op}: the result of shape {tuple(shape)} ({np.dtype(dtype)}){given} "
+                              f"would take {_gib(nbytes)}, more than this machine's "
+                              f"{_gib(limit)} of memory{_where(_current().scope)}")
+
+
+def _check_broadcast(op, arrays):
+    """The size check of an elementwise op whose inputs broadcast to a larger shape."""
+    shapes = [a.shape if type(a) is np.ndarray else np.shape(a) for a in arrays]
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return
+    try:
+        shape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        return      # the op itself raises ShapeError naming the shapes
+    check_size(op, shape, np.result_type(*[a.dtype if type(a) is np.ndarray else a for a in arrays]),
+               shapes)
+
+
+def _allocation_error(op, shapes, e):
+    """numpy's MemoryError as an AllocationError naming the op, its input shapes and the size."""
+    shape, dtype = getattr(e, "shape", None), getattr(e, "dtype", None)
+    size = "" if shape is None or dtype is None else \
+        f" a result of shape {shape} ({dtype}, {_gib(np.dtype(dtype).itemsize * float(np.prod(shape)))})"
+    return AllocationError(f"{op}: out of memory allocating{size or ' its result'} from input shapes "
+                           f"{', '.join(str(s) for s in shapes)}{_where(_current().scope)}")
+
+
+def _is_container(x):
+    """A list, tuple or object array: where numpy would look for (and flatten) Tensors."""
+    return isinstance(x, (list, tuple)) or (type(x) is np.ndarray and x.dtype == object)
 
 
 _graph_vjps = {}
@@ -582,8 +740,10 @@ def _sweep_order(root):
                     "back-propagate through it again")
             if node._version != clock:   # something changed in place since the node was made
                 for p in node.parents:
-                    if p._version > node._version:
+                    if _changed_since(p, node._version):
                         raise _stale(node, p)
+                if node.op is not None and node._shared is not None and node._shared[0] > node._version:
+                    raise _stale(node, node)   # its own output (saved by its rule) changed
             for p in node.parents:
                 if p.requires_grad:
                     if p._g is None:
@@ -610,7 +770,8 @@ def _sweep_order(root):
 def _stale(node, parent):
     return StaleGraphError(
         f"backward: {_what(parent)} was changed in place (an optimizer step, an in-place "
-        f"operator or load_state_dict) after '{node.op}'{_where(node.scope)} used it, so the "
+        f"operator -- also through a view or detach() sharing its memory -- or "
+        f"load_state_dict) after '{node.op}'{_where(node.scope)} used it, so the "
         "gradients of this graph would be for the old values; run the forward pass again "
         "after changing it")
 
@@ -742,6 +903,8 @@ def _backprop(root, grad, retain_graph, targets):
     """
     seed = _seed(root, grad)
     order = _sweep_order(root)
+    if targets is None:
+        _check_grads(order)
     anomaly = _current().anomaly
     root._g = seed
     results = []
@@ -769,12 +932,15 @@ def _backprop(root, grad, retain_graph, targets):
                         _check_finite(node, pg.values if type(pg) is Scatter else np.asarray(pg),
                                       "the gradient rule of")
                     _accumulate(p, pg)
-            if not retain_graph:
-                node._vjps = None
+    except MemoryError as e:
+        raise _allocation_error(f"backward through '{node.op or 'leaf'}'",
+                                [p.shape for p in node.parents] or [node.shape], e) from None
     finally:
         for node in order:
             node._g = None
             node._own = False
+    if not retain_graph:        # freed only now: a backward that raised can run again
+        _free(order)
     for node, g, owned in results:
         if node.grad is None:
             node.grad = g if owned else np.array(g, dtype=node.data.dtype, copy=True)
@@ -782,6 +948,39 @@ def _backprop(root, grad, retain_graph, targets):
             node.grad += g
         else:                     # a Tensor left by an earlier create_graph backward
             node.grad = node.grad + g
+
+
+def _free(order):
+    """Drop the saved buffers of ``order``'s nodes (after a backward without retain_graph)."""
+    for node in order:
+        if node.op is not None:
+            node._vjps = None
+
+
+def _check_grads(order):
+    """Check, before anything is computed, that every ``.grad`` backward will add into (of the
+    leaves and ``retain_grad`` nodes of ``order``) can take a gradient of its tensor's shape:
+    so a backward either fills every ``.grad`` or raises having changed none."""
+    for node in order:
+        if node.op is not None and not node._retain:
+            continue
+        g = node.grad
+        if g is None:
+            continue
+        arr = g.data if isinstance(g, Tensor) else g
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
+            kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise DTypeError(f"backward: the existing .grad of {_what(node)} of shape {node.shape} "
+                             f"must be a float array to add the new gradient into, got {kind}; "
+                             "reset it with zero_grad() (or .grad = None)")
+        if arr.shape != node.shape:
+            raise ShapeError(f"backward: the existing .grad of {_what(node)} has shape {arr.shape}, "
+                             f"but the tensor has shape {node.shape}; reset it with zero_grad() "
+                             "(or .grad = None)")
+        if not isinstance(g, Tensor) and not arr.flags.writeable:
+            raise DTypeError(f"backward: the existing .grad of {_what(node)} of shape {node.shape} "
+                             "is a read-only array, so the new gradient cannot be added into it; "
+                             "reset it with zero_grad() (or .grad = None)")
 
 
 def _leaf(value):
@@ -810,12 +1009,16 @@ def _backprop_graph(root, grad, retain_graph, targets):
     again.  Same visiting order, checks and results as :func:`_backprop`; with ``targets``
     only the nodes on paths to them are visited."""
     from .ops import sum_to   # ops builds on this module
+    if not isinstance(grad, Tensor) and _is_container(grad) and _holds_tensor(grad):
+        grad = _stacked(grad)     # a seed given as a list of tensors keeps their graph
     if isinstance(grad, Tensor):
         _seed(root, grad.data)
         seed = grad
     else:
         seed = _leaf(_seed(root, grad))
     order = _sweep_order(root)
+    if targets is None:
+        _check_grads(order)
     through = None if targets is None else _through_targets(order, targets)
     anomaly = _current().anomaly
     root._g = seed
@@ -849,11 +1052,11 @@ def _backprop_graph(root, grad, retain_graph, targets):
                     if anomaly:
                         _check_finite(node, pg.data, "the gradient rule of")
                     x._g = pg if x._g is None else x._g + pg
-                if not retain_graph:
-                    node._vjps = None
     finally:
         for node in order:
             node._g = None
+    if not retain_graph:
+        _free(order if through is None else [node for node in order if id(node) in through])
     for node, g in results:
         node.grad = g if node.grad is None else g + node.grad
 
