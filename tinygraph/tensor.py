@@ -585,17 +585,17 @@ def apply(op, forward, *inputs, **kwargs):
             parents.append(x)
         else:
             arrays.append(_constant(x))
-    if op in _BROADCASTING and len(arrays) > 1:
-        _check_broadcast(op, arrays)
     try:
+        if op in _BROADCASTING and len(arrays) > 1:
+            _check_broadcast(op, arrays)
         value, vjps = forward(*arrays, **kwargs)
-    except MemoryError as e:
-        raise _allocation_error(op, [np.shape(a) for a in arrays], e) from None
     except TinygraphError as e:   # an op's own check: add the scope it happened in
         where = _current().scope
         if where is None:
             raise
         raise type(e)(f"{e}{_where(where)}") from None
+    except MemoryError as e:
+        raise _allocation_error(op, [np.shape(a) for a in arrays], e) from None
     except (ValueError, IndexError, TypeError) as e:
         shapes = ", ".join(str(np.shape(a)) for a in arrays)
         raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
@@ -645,7 +645,7 @@ def check_size(op, shape, dtype, inputs=None):
         given = "" if inputs is None else f" from input shapes {', '.join(str(s) for s in inputs)}"
         raise AllocationError(f"{op}: the result of shape {tuple(shape)} ({np.dtype(dtype)}){given} "
                               f"would take {_gib(nbytes)}, more than this machine's "
-                              f"{_gib(limit)} of memory{_where(_current().scope)}")
+                              f"{_gib(limit)} of memory")
 
 
 def _check_broadcast(op, arrays):
