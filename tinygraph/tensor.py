@@ -211,12 +211,10 @@ def _stacked(x):
     ``tg.stack``, level by level, numbers as constants -- what numpy makes of a nested list,
     with every Tensor's gradient kept.  Entries whose shapes differ raise ShapeError."""
     from .ops import stack   # ops builds on this module
+    if not _is_container(x) or not _holds_tensor(x):
+        return x
     if isinstance(x, np.ndarray):
         x = x.tolist()
-    if isinstance(x, Tensor) or not isinstance(x, (list, tuple)):
-        return x
-    if not _holds_tensor(x):
-        return _constant(x)
     return stack([_stacked(item) for item in x])
 
 
@@ -575,19 +573,22 @@ def apply(op, forward, *inputs, **kwargs):
     """
     arrays = []
     parents = []
-    for i, x in enumerate(inputs):
-        if not isinstance(x, Tensor) and _is_container(x) and _holds_tensor(x):
-            x = _stacked(x)      # a list holding tensors: one node, so no gradient is lost
-            if isinstance(x, Tensor):
-                inputs = inputs[:i] + (x,) + inputs[i + 1:]
+    for x in inputs:
         if isinstance(x, Tensor):
             arrays.append(x.data)
             parents.append(x)
+        elif _is_container(x) and _holds_tensor(x):   # a list holding tensors: their stack,
+            return apply(op, forward, *[_stacked(y) for y in inputs], **kwargs)   # a node
         else:
             arrays.append(_constant(x))
     try:
-        if op in _BROADCASTING and len(arrays) > 1:
-            _check_broadcast(op, arrays)
+        if op in _BROADCASTING:
+            bound = 1      # the product of the inputs' sizes bounds the broadcast result's
+            for a in arrays:
+                if type(a) is np.ndarray:
+                    bound *= a.size
+            if bound > _SMALL:
+                _check_broadcast(op, arrays)
         value, vjps = forward(*arrays, **kwargs)
     except TinygraphError as e:   # an op's own check: add the scope it happened in
         where = _current().scope
