@@ -1095,7 +1095,9 @@ def broadcast_to(x, shape):
 def sum_to(x, shape):
     """Sum ``x`` down to ``shape`` (undoing broadcasting): what the engine does to every gradient."""
     shape = tuple(shape)
-    return x if x.shape == shape else apply("sum_to", _sum_to, x, shape=shape)
+    if isinstance(x, Tensor) and x.shape == shape:
+        return x
+    return apply("sum_to", _sum_to, x, shape=shape)
 
 
 def getitem(x, index):

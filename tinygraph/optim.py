@@ -281,4 +281,9 @@ def clip_grad_norm(params, max_norm):
         scale = max_norm / (total + 1e-12)
         for g in grads:
             g *= scale
+    else:
+        return total
+    for p in params:     # a Tensor gradient (create_graph) was changed in place: graphs built
+        if isinstance(p.grad, Tensor):   # from it before now refuse backward
+            bump_version(p.grad)
     return total

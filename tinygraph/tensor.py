@@ -581,6 +581,8 @@ def apply(op, forward, *inputs, **kwargs):
             return apply(op, forward, *[_stacked(y) for y in inputs], **kwargs)   # a node
         else:
             arrays.append(_constant(x))
+    if not parents:      # constants only: as arrays, so every forward can ask for .shape, .ndim
+        arrays = [np.asarray(a) if type(a) in (int, float, bool) else a for a in arrays]
     try:
         if op in _BROADCASTING:
             bound = 1      # the product of the inputs' sizes bounds the broadcast result's
@@ -1098,6 +1100,9 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     list of np.ndarray (of Tensor with ``create_graph``), one per input (zeros for an input
     the output does not depend on); a single input gives a single gradient.
     """
+    if not isinstance(output, Tensor):
+        raise DTypeError(f"grad: output must be a Tensor (the result of engine ops), got "
+                         f"{type(output).__name__}")
     single = isinstance(inputs, Tensor)
     try:
         inputs = [inputs] if single else list(inputs)
