@@ -142,6 +142,13 @@ OPERAND_USES = {
     "np.concatenate([x, L], axis=None)": (lambda x, L: np.concatenate([x, L], axis=None),
                                           lambda x, L: np.concatenate([x, L], axis=None)),
     "tg.mse_loss(x, L)": (lambda x, L: tg.mse_loss(x, L), lambda x, L: np.mean((x - L) ** 2)),
+    "x @ L": (lambda x, L: x @ L, np.matmul),
+    "L @ x": (lambda x, L: L @ x, lambda x, L: np.matmul(L, x)),
+    "x.maximum(L)": (lambda x, L: x.maximum(L), np.maximum),
+    "x.clip(L, 1.5)": (lambda x, L: x.clip(L, 1.5), lambda x, L: np.clip(x, L, 1.5)),
+    "tg.stack([x, L])": (lambda x, L: tg.stack([x, L]), lambda x, L: np.stack([x, L])),
+    "tg.concat([L, x], axis=None)": (lambda x, L: tg.concat([L, x], axis=None),
+                                     lambda x, L: np.concatenate([L, x], axis=None)),
 }
 
 

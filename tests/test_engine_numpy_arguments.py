@@ -70,3 +70,14 @@ def test_numpy_take_without_axis_takes_from_the_flattened_tensor_as_numpy_does()
     assert out.data.tolist() == [6.0, 2.0]
     out.sum().backward()
     assert t.grad.tolist() == [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+
+def test_tg_concat_and_take_with_axis_none_flatten_first_as_numpy_does():
+    a = tg.tensor([[1.0, 2.0]], requires_grad=True)
+    b = tg.tensor([[3.0], [4.0]], requires_grad=True)
+    joined = tg.concat([a, b], axis=None)
+    assert joined.data.tolist() == [1.0, 2.0, 3.0, 4.0]
+    (joined * [1.0, 2.0, 3.0, 4.0]).sum().backward()
+    assert a.grad.tolist() == [[1.0, 2.0]] and b.grad.tolist() == [[3.0], [4.0]]
+    picked = tg.take(b, [1, 1], axis=None)
+    assert picked.data.tolist() == [4.0, 4.0]

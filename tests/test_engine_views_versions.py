@@ -75,3 +75,14 @@ def test_tensors_that_only_share_values_do_not_share_a_version_counter():
     copy += 5
     y.backward()
     assert q.grad.tolist() == [2.0, 4.0]
+
+
+def test_an_op_whose_result_is_its_input_array_shares_its_version_counter():
+    identity = tg.defvjp(lambda a: (a, (lambda g: g,)), lambda g, out, a: (g,))
+    q = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (q * q).sum()
+    with tg.no_grad():
+        same = tg.apply("identity", identity, q)
+        same += 1
+    with pytest.raises(tg.StaleGraphError):
+        y.backward()

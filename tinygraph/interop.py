@@ -118,19 +118,6 @@ def _np_clip(a, a_min=None, a_max=None, min=None, max=None):   # noqa: A002 - nu
     return ops.clip(a, a_min if min is None else min, a_max if max is None else max)
 
 
-def _np_concatenate(arrays, axis=0):
-    arrays = list(arrays)
-    if axis is None:     # numpy: flatten first
-        return ops.concat([ops.flatten(x) for x in arrays], 0)
-    return ops.concat(arrays, axis)
-
-
-def _np_take(a, indices, axis=None):
-    if axis is None:     # numpy: take from the flattened input
-        return ops.take(ops.flatten(a), indices, 0)
-    return ops.take(a, indices, axis)
-
-
 # numpy function -> (the tinygraph name, its implementation taking numpy's argument names)
 _FUNCTIONS = {
     np.sum: ("sum", _np_reduction(ops.sum)), np.mean: ("mean", _np_reduction(ops.mean)),
@@ -140,7 +127,7 @@ _FUNCTIONS = {
     np.std: ("std", _np_moments(ops.std)), np.cumsum: ("cumsum", lambda a, axis=None: ops.cumsum(a, axis)),
     np.argmax: ("argmax", _np_reduction(ops.argmax)), np.argmin: ("argmin", _np_reduction(ops.argmin)),
     np.where: ("where", _np_where), np.clip: ("clip", _np_clip),
-    np.concatenate: ("concat", _np_concatenate),
+    np.concatenate: ("concat", lambda arrays, axis=0: ops.concat(arrays, axis)),
     np.stack: ("stack", lambda arrays, axis=0: ops.stack(arrays, axis)),
     np.reshape: ("reshape", lambda a, shape: ops.reshape(a, shape)),
     np.transpose: ("transpose", lambda a, axes=None: ops.transpose(a, axes)),
@@ -151,7 +138,7 @@ _FUNCTIONS = {
     np.array_split: ("split", lambda ary, indices_or_sections, axis=0: ops.split(ary, indices_or_sections, axis)),
     np.split: ("split", _np_split), np.dot: ("matmul", _np_dot), np.linalg.norm: ("norm", _np_norm),
     np.broadcast_to: ("broadcast_to", lambda array, shape: ops.broadcast_to(array, shape)),
-    np.take: ("take", _np_take),
+    np.take: ("take", lambda a, indices, axis=None: ops.take(a, indices, axis)),
 }
 
 # what to use instead of a numpy argument the engine's op does not take

@@ -1119,13 +1119,16 @@ def _plain_index(index):
 
 
 def take(x, indices, axis=0):
-    """Select entries of ``x`` along ``axis`` by integer ``indices`` (numpy's ``take``).
+    """Select entries of ``x`` along ``axis`` by integer ``indices`` (numpy's ``take``;
+    ``axis=None`` takes from the flattened input, as numpy's).
 
     ``indices`` may be a Tensor: it then stays a parent of the result (with no
     gradient), which is how one-hot inputs given as ids appear in the DAG.
     """
     if not isinstance(indices, Tensor):
         indices = np.asarray(indices)
+    if axis is None:     # numpy's rule: take from the flattened input
+        x, axis = flatten(x), 0
     return apply("take", _take, x, indices, axis=axis)
 
 
@@ -1154,9 +1157,12 @@ def split(x, sections_or_indices, axis=0):
 
 
 def concat(tensors, axis=0):
+    """Join ``tensors`` along ``axis`` (``axis=None``: flattened first, as numpy's)."""
     tensors = list(tensors)
     if not tensors:
         raise ShapeError("concat: needs at least one tensor")
+    if axis is None:
+        tensors, axis = [flatten(x) for x in tensors], 0
     return apply("concat", _concat, *tensors, axis=axis)
 
 

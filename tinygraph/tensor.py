@@ -535,6 +535,8 @@ def make_node(op, data, parents, vjps):
             if pdata is base or pdata.base is base:
                 _share_version(t, p)
                 break
+    elif parents and data is parents[0].data:    # the input itself (an identity op)
+        _share_version(t, parents[0])
     if mode.anomaly:
         t._site = _creation_site()
         if data.dtype.kind in "fc" and not np.isfinite(data).all():
