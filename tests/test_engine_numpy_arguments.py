@@ -81,3 +81,24 @@ def test_tg_concat_and_take_with_axis_none_flatten_first_as_numpy_does():
     assert a.grad.tolist() == [[1.0, 2.0]] and b.grad.tolist() == [[3.0], [4.0]]
     picked = tg.take(b, [1, 1], axis=None)
     assert picked.data.tolist() == [4.0, 4.0]
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: np.exp(t, where=True), lambda t: np.add(t, 1.0, casting="same_kind"),
+    lambda t: np.multiply(t, 2.0, dtype=None), lambda t: np.tanh(t, order="K", subok=True),
+], ids=["where=True", "casting", "dtype=None", "order, subok"])
+def test_ufunc_keyword_arguments_at_numpys_defaults_run_the_engine_op(call):
+    t = _t()
+    assert isinstance(call(t), tg.Tensor) and tg.gradcheck(call, [t])
+
+
+@pytest.mark.parametrize("call, argument, advice", [
+    (lambda t: np.exp(t, where=t.data > 2), "where", "tg.exp without it"),
+    (lambda t: np.add(t, 1.0, dtype=np.float32), "dtype", "without dtype="),
+    (lambda t: np.less(t, 1.0, casting="unsafe"), "casting", "the call without it"),
+])
+def test_ufunc_keyword_arguments_the_engine_does_not_take_name_the_ufunc_and_what_to_use(
+        call, argument, advice):
+    with pytest.raises(tg.DTypeError, match=rf"\(\.\.\., {argument}=\) on a Tensor") as info:
+        call(_t())
+    assert advice in str(info.value)

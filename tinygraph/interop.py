@@ -64,9 +64,14 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     if "out" in kwargs:
         _refuse(f"np.{name}(..., out=)", "an out-of-place op (tinygraph ops make new tensors), "
                 "or `with tg.no_grad(): t -= ...` to update a tensor in place")
-    if kwargs:
-        _refuse(f"np.{name}(..., {', '.join(f'{k}=' for k in kwargs)})",
-                "the tinygraph op without those arguments")
+    for key, value in kwargs.items():   # numpy's defaults are fine; anything else is refused
+        default = _UFUNC_DEFAULTS.get(key, ())
+        if value is default or (isinstance(value, str) and value == default):
+            continue
+        op = _UFUNCS.get(ufunc)
+        _refuse(f"np.{name}(..., {key}=)", _ARGUMENT_HINTS.get(key) or (
+            f"tg.{op.__name__} without it" if op is not None and getattr(ops, op.__name__, None) is op
+            else "the call without it"))
     if ufunc in _UFUNCS:
         return _UFUNCS[ufunc](*inputs)
     if ufunc in _CONSTANT_UFUNCS:
@@ -140,6 +145,10 @@ _FUNCTIONS = {
     np.broadcast_to: ("broadcast_to", lambda array, shape: ops.broadcast_to(array, shape)),
     np.take: ("take", lambda a, indices, axis=None: ops.take(a, indices, axis)),
 }
+
+# the keyword arguments of every ufunc, at numpy's defaults
+_UFUNC_DEFAULTS = {"where": True, "casting": "same_kind", "order": "K", "dtype": None, "subok": True,
+                   "signature": None}
 
 # what to use instead of a numpy argument the engine's op does not take
 _ARGUMENT_HINTS = {

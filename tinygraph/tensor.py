@@ -1129,5 +1129,10 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
 
 
 def tensor(data, requires_grad=False, name=None, dtype=None):
-    """Make a leaf tensor (copying ``data``); float data defaults to float64, float32 is kept."""
+    """Make a leaf tensor (copying ``data``); float data defaults to float64, float32 is kept.
+
+    A Tensor given as ``data`` is copied into a new leaf (as ``torch.tensor(t)``); a list, tuple
+    or object array holding a Tensor that requires grad raises DTypeError (a new leaf would cut
+    it from the graph): ``tg.stack`` keeps the graph.
+    """
     return Tensor(data, requires_grad=requires_grad, name=name, dtype=dtype)
