@@ -264,3 +264,26 @@ def test_a_failing_engine_operation_leaves_all_state_bit_for_bit_as_it_was(name,
     with pytest.raises(error):
         call()
     assert _snapshot(params, opt) == before
+
+
+class _FailingCopy:
+    """A state value that passes every check but cannot be copied (as running out of memory
+    while copying the last of many large parameters would)."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def __array__(self, dtype=None, copy=None):
+        if copy:
+            raise MemoryError("simulated: out of memory while copying")
+        return self.values
+
+
+def test_module_load_state_dict_failing_while_copying_changes_no_parameter():
+    net = _Net()
+    params = net.parameters()
+    before = _snapshot(params)
+    state = {"W": np.zeros((2, 2)), "b": _FailingCopy(np.zeros(2))}
+    with pytest.raises(MemoryError, match="simulated"):
+        net.load_state_dict(state)
+    assert _snapshot(params) == before

@@ -117,8 +117,9 @@ class Module:
             if value.dtype != p.data.dtype:
                 raise CheckpointError(f"load_state_dict: '{name}' has dtype {value.dtype}, "
                                       f"the model's is {p.data.dtype}")
+        values = {name: np.array(state[name], copy=True) for name in params}   # before any change
         for name, p in params.items():
-            p.data = np.array(state[name], copy=True)
+            p.data = values[name]
             bump_version(p)
 
     def save(self, path):
