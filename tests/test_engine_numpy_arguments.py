@@ -102,3 +102,8 @@ def test_ufunc_keyword_arguments_the_engine_does_not_take_name_the_ufunc_and_wha
     with pytest.raises(tg.DTypeError, match=rf"\(\.\.\., {argument}=\) on a Tensor") as info:
         call(_t())
     assert advice in str(info.value)
+
+
+def test_np_split_into_unequal_sections_raises_a_shape_error_naming_array_split():
+    with pytest.raises(tg.ShapeError, match="array_split"):
+        np.split(_t(), 2, axis=1)

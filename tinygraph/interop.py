@@ -12,7 +12,7 @@ import inspect
 import numpy as np
 
 from . import ops
-from .errors import ConfigError, DTypeError
+from .errors import ConfigError, DTypeError, ShapeError
 from .tensor import Tensor
 
 
@@ -114,7 +114,7 @@ def _np_dot(a, b):
 def _np_split(ary, indices_or_sections, axis=0):
     n = np.shape(_arrays(ary))[axis]
     if isinstance(indices_or_sections, (int, np.integer)) and n % indices_or_sections:
-        raise ValueError(f"np.split: {n} entries do not divide into {indices_or_sections} equal "
+        raise ShapeError(f"np.split: {n} entries do not divide into {indices_or_sections} equal "
                          "sections (np.array_split / tg.split allow unequal ones)")
     return ops.split(ary, indices_or_sections, axis)
 
