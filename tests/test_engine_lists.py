@@ -7,6 +7,8 @@ it keeps its gradient.  A constructor (``tg.tensor``, ``tg.Tensor``, ``tg.Parame
 requires grad inside a list it raises, naming ``tg.stack``.
 """
 
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -199,3 +201,38 @@ def test_every_constructor_given_a_list_holding_a_tensor_that_requires_grad_rais
             construct(data)
     else:
         assert construct(data).data.tolist() == np.array(_fill(spec, {"a": 1.5, "b": 0.5})).tolist()
+
+
+def _one_tensor_ops():
+    """Every public tg function that takes one tensor (and nothing else required): an op."""
+    not_ops = {"atomic_write", "bump_version", "load_arrays", "read_checkpoint", "read_meta",
+               "sweep_order", "eye", "ones", "zeros", "tensor", "ones_like", "zeros_like",
+               "concat", "stack", "clip", "argmax", "argmin", "reshape"}   # (reshape needs a shape)
+    names = []
+    for name in tg.__all__:
+        fn = getattr(tg, name)
+        if name in not_ops or not inspect.isfunction(fn):
+            continue
+        required = [p for p in inspect.signature(fn).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(required) == 1:
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", _one_tensor_ops())
+def test_every_one_tensor_op_given_a_list_equals_the_op_on_its_stack_value_and_gradient(name):
+    fn = getattr(tg, name)
+    rng = np.random.default_rng(5)
+    a0, b0 = rng.uniform(0.5, 2.0, 3), rng.uniform(0.5, 2.0, 3)
+
+    def run(as_list):
+        a, b = tg.tensor(a0, requires_grad=True), tg.tensor(b0, requires_grad=True)
+        rows = [a, b * 2.0, [1.5, 0.75, 1.25]]
+        out = fn(rows if as_list else tg.stack(rows))
+        r = np.random.default_rng(6).standard_normal(out.shape)
+        (out * r).sum().backward()
+        return out.data, a.grad, b.grad
+
+    for got, expected in zip(run(True), run(False)):
+        np.testing.assert_array_equal(got, expected)
