@@ -379,6 +379,10 @@ class Tensor:
         create_graph : bool
             Build the backward pass itself from engine ops: ``.grad`` is then a Tensor that
             can be differentiated again (Hessian-vector products, gradient penalties).
+
+        All or nothing: every existing ``.grad`` is checked first (a float array of its
+        tensor's shape), the gradients are added only once all are computed, and the graph is
+        freed only then -- a backward that raises changes nothing and can be run again.
         """
         retain = create_graph if retain_graph is None else retain_graph
         if create_graph:
