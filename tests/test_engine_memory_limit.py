@@ -64,3 +64,19 @@ def test_a_view_that_broadcasts_past_the_limit_is_not_refused_because_it_allocat
     x = tg.tensor(2.0, requires_grad=True)
     big = tg.broadcast_to(x, (HUGE, HUGE))
     assert big.shape == (HUGE, HUGE) and big.data.strides == (0, 0)
+
+
+def test_arange_longer_than_memory_raises_naming_its_length_and_size():
+    with pytest.raises(tg.AllocationError, match=r"^arange: .*\(10000000000000,\).*74505\.8 GiB"):
+        tg.arange(1e13)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: tg.zeros(-1), tg.ShapeError, "zeros: negative dimensions"),
+    (lambda: tg.randn(2, -3), tg.ShapeError, "randn: negative dimensions"),
+    (lambda: tg.ones((2, "a")), tg.DTypeError, "ones: "),
+    (lambda: tg.zeros((2, 2), dtype="foo"), tg.DTypeError, "zeros: data type 'foo'"),
+])
+def test_constructors_name_themselves_in_errors_for_bad_shapes_and_dtypes(make, error, message):
+    with pytest.raises(error, match=message):
+        make()

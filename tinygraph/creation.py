@@ -3,9 +3,12 @@
 Float data defaults to float64; ``requires_grad=True`` makes a leaf that backward fills.
 """
 
+import builtins
+import math
+
 import numpy as np
 
-from .errors import DTypeError
+from .errors import DTypeError, ShapeError
 from .tensor import Tensor, _allocation_error, _current, check_size
 
 
@@ -14,18 +17,24 @@ def _leaf(array, requires_grad):
 
 
 def _make(who, make, shape, dtype):
-    """``make()``, after checking that ``shape`` of ``dtype`` fits in memory; numpy's
-    MemoryError becomes an AllocationError naming ``who`` and the shape."""
+    """``make()``, after checking that ``shape`` of ``dtype`` fits in memory; numpy's errors
+    become tinygraph errors naming ``who`` and the shape (AllocationError for a MemoryError)."""
+    given = "" if shape is None else f" (shape {shape!r})"
     try:
         dims = tuple(int(n) for n in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        kind = np.dtype(dtype)
     except (TypeError, ValueError):
-        dims = None     # numpy raises its own error for a bad shape
+        dims = None     # (also for shape None) make() raises numpy's error, named below
     if dims is not None and all(n >= 0 for n in dims):
-        check_size(who, dims, dtype)
+        check_size(who, dims, kind)
     try:
         return make()
     except MemoryError as e:
-        raise _allocation_error(who, [dims], e) from None
+        raise _allocation_error(who, [], e) from None
+    except ValueError as e:
+        raise ShapeError(f"{who}: {e}{given}") from None
+    except TypeError as e:
+        raise DTypeError(f"{who}: {e}{given}") from None
 
 
 def _float(dtype):
@@ -55,7 +64,7 @@ def full(shape, value, dtype=None, requires_grad=False):
                          "would cut it from the graph; use tg.broadcast_to(value, shape) to keep "
                          "the graph, or value.item() for its value alone")
     fill = value.data if isinstance(value, Tensor) else value
-    kind = np.result_type(fill) if dtype is None else dtype
+    kind = np.asarray(fill).dtype if dtype is None else dtype
     return _leaf(_make("full", lambda: np.full(shape, fill, dtype), shape, kind), requires_grad)
 
 
@@ -70,7 +79,13 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 def arange(*args, dtype=None, requires_grad=False):
     """numpy's ``arange(stop)`` / ``arange(start, stop, step)``."""
-    return _leaf(np.arange(*args, dtype=dtype), requires_grad)
+    try:    # the length, for the size check (numpy names bad arguments itself)
+        start, stop, step = (0, args[0], 1) if len(args) == 1 else (tuple(args) + (1,))[:3]
+        length = (builtins.max(0, math.ceil((stop - start) / step)),)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError):
+        length = None
+    return _leaf(_make("arange", lambda: np.arange(*args, dtype=dtype), length,
+                       np.float64 if dtype is None else dtype), requires_grad)
 
 
 def eye(n, m=None, dtype=None, requires_grad=False):

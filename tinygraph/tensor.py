@@ -676,8 +676,9 @@ def _allocation_error(op, shapes, e):
     shape, dtype = getattr(e, "shape", None), getattr(e, "dtype", None)
     size = "" if shape is None or dtype is None else \
         f" a result of shape {shape} ({dtype}, {_gib(np.dtype(dtype).itemsize * float(np.prod(shape)))})"
-    return AllocationError(f"{op}: out of memory allocating{size or ' its result'} from input shapes "
-                           f"{', '.join(str(s) for s in shapes)}{_where(_current().scope)}")
+    given = f" from input shapes {', '.join(str(s) for s in shapes)}" if shapes else ""
+    return AllocationError(f"{op}: out of memory allocating{size or ' its result'}{given}"
+                           f"{_where(_current().scope)}")
 
 
 def _is_container(x):
