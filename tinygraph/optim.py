@@ -268,11 +268,12 @@ def clip_grad_norm(params, max_norm):
     """
     params = _check_params("clip_grad_norm", params)
     _check_positive("clip_grad_norm", "max_norm", max_norm)
-    grads = [g for _, _, g in _gradients("clip_grad_norm", params)]
-    for i, g in enumerate(grads):     # checked before any gradient is scaled
+    found = _gradients("clip_grad_norm", params)
+    for i, p, g in found:     # checked before any gradient is scaled
         if not g.flags.writeable:
-            raise ConfigError(f"clip_grad_norm: gradient {i} is a read-only array, which cannot "
-                              "be scaled in place")
+            raise ConfigError(f"clip_grad_norm: the gradient of parameter {i}{_name(p)} is a "
+                              "read-only array, which cannot be scaled in place")
+    grads = [g for _, _, g in found]
     total = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
     if not np.isfinite(total):
         for g in grads:
