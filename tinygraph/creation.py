@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .errors import DTypeError, ShapeError
+from .errors import ConfigError, DTypeError, ShapeError
 from .tensor import Tensor, _allocation_error, _current, check_size
 
 
@@ -106,3 +106,13 @@ def rand(*shape, seed=None, dtype=None, requires_grad=False):
     values = _make("rand", lambda: np.random.default_rng(seed).random(_shape(shape)),
                    _shape(shape), np.float64)
     return _leaf(values.astype(_float(dtype), copy=False), requires_grad)
+
+
+def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False):
+    """``num`` evenly spaced values from ``start`` to ``stop`` (numpy's ``linspace``; PyTorch's
+    third argument is ``steps``, the same count)."""
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
+        raise ConfigError(f"linspace: num must be an integer >= 0, got {num!r}")
+    return _leaf(_make("linspace", lambda: np.linspace(start, stop, int(num), endpoint=endpoint,
+                                                       dtype=_float(dtype)), int(num), _float(dtype)),
+                 requires_grad)
