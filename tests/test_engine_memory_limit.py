@@ -80,3 +80,13 @@ def test_arange_longer_than_memory_raises_naming_its_length_and_size():
 def test_constructors_name_themselves_in_errors_for_bad_shapes_and_dtypes(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+@pytest.mark.parametrize("make, op", [
+    (lambda: tg.tile(tg.tensor(np.ones((1000, 1000)), requires_grad=True), (1000, 1000)), "tile"),
+    (lambda: tg.tensor(np.ones((1000, 1000))).repeat(1000, 1000), "repeat"),
+    (lambda: tg.pad(tg.tensor(np.ones(2)), HUGE ** 2), "pad"),
+])
+def test_repeating_ops_refuse_a_result_larger_than_memory_naming_themselves(make, op):
+    with pytest.raises(tg.AllocationError, match=rf"^{op}: the result of shape .* GiB"):
+        make()

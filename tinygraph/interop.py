@@ -194,7 +194,7 @@ def _call(func, args, kwargs):
     call = {}
     for key, value in bound.arguments.items():
         param = signature.parameters[key]
-        if param.kind is inspect.Parameter.VAR_KEYWORD:
+        if param.kind is inspect.Parameter.VAR_KEYWORD and key not in accepted:
             for extra in value:
                 _refuse(f"np.{name}(..., {extra}=)", f"tg.{tg_name} without it")
         elif key in accepted:
@@ -221,22 +221,24 @@ def array_function(self, func, types, args, kwargs):
 
 
 
-def _np_pad(array, pad_width, mode="constant", constant_values=0, **rest):
+def _np_pad(array, pad_width, mode="constant", kwargs=None):
+    rest = dict(kwargs or {})
+    constant_values = rest.pop("constant_values", 0)
     if mode != "constant" or rest or np.ndim(constant_values):
         _refuse(f"np.pad(..., mode={mode!r}{''.join(f', {k}=' for k in rest)})",
                 "tg.pad(t, pad_width, value=) (constant padding by one number)")
     return ops.pad(array, pad_width, value=constant_values)
 
 
-def _np_sort(a, axis=-1, **rest):
-    _unsupported("sort", rest)
-    return ops.sort(a, axis)[0]
-
-
 # the round-3 ops
 _UFUNCS.update({np.sin: ops.sin, np.cos: ops.cos, np.expm1: ops.expm1})
-_FUNCTIONS.update({np.flip: ops.flip, np.moveaxis: ops.moveaxis, np.tile: ops.tile,
-                   np.hstack: ops.hstack, np.vstack: ops.vstack, np.pad: _np_pad, np.sort: _np_sort})
+_FUNCTIONS.update({
+    np.flip: ("flip", lambda m, axis=None: ops.flip(m, axis)),
+    np.moveaxis: ("moveaxis", lambda a, source, destination: ops.moveaxis(a, source, destination)),
+    np.tile: ("tile", lambda A, reps: ops.tile(A, reps)),   # noqa: N803 - numpy's name
+    np.hstack: ("hstack", lambda tup: ops.hstack(tup)), np.vstack: ("vstack", lambda tup: ops.vstack(tup)),
+    np.pad: ("pad", _np_pad), np.sort: ("sort", lambda a, axis=-1: ops.sort(a, axis)[0]),
+})
 
 Tensor.__array_ufunc__ = array_ufunc
 Tensor.__array_function__ = array_function

@@ -1455,7 +1455,16 @@ def _reps(who, reps):
 def tile(x, reps):
     """numpy's ``tile``: ``x`` repeated ``reps[i]`` times along axis i (the shorter of x's shape
     and reps padded with leading 1s); the gradient sums the copies."""
-    return apply("tile", _tile, x, reps=_reps("tile", reps if isinstance(reps, (tuple, list)) else (reps,)))
+    reps = _reps("tile", reps if isinstance(reps, (tuple, list)) else (reps,))
+    _check_tile_size("tile", x, reps)
+    return apply("tile", _tile, x, reps=reps)
+
+
+def _check_tile_size(who, x, reps):
+    """AllocationError before a tiling too large for memory is allocated."""
+    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    shape, reps_, _ = _tile_layout(data.shape, reps)
+    check_size(who, tuple(r * n for r, n in zip(reps_, shape)), data.dtype, (data.shape,))
 
 
 def repeat(x, *reps):
@@ -1466,6 +1475,7 @@ def repeat(x, *reps):
     if len(reps) < len(shape):
         raise ShapeError(f"repeat: needs a count for each of the {len(shape)} axes of an input of "
                          f"shape {shape}, got {reps} (tg.tile pads the counts with 1s)")
+    _check_tile_size("repeat", x, reps)
     return apply("repeat", _tile, x, reps=reps)
 
 
@@ -1485,6 +1495,8 @@ def pad(x, pad_width, value=0):
         raise ShapeError(f"pad: widths must be >= 0, got {pad_width!r}")
     if not np.isscalar(value) or isinstance(value, (str, bytes)):
         raise ConfigError(f"pad: value must be a number, got {value!r}")
+    check_size("pad", tuple(int(n + before + after) for n, (before, after) in zip(shape, widths.tolist())),
+               np.result_type(x.data if isinstance(x, Tensor) else np.asarray(x), value), (shape,))
     return apply("pad", _pad, x, widths=tuple(map(tuple, widths.tolist())), value=value)
 
 
