@@ -42,3 +42,15 @@ def test_clipping_a_create_graph_gradient_in_place_makes_graphs_built_from_it_st
     np.testing.assert_allclose(p.grad.data, [0.6, 0.8])
     with pytest.raises(tg.StaleGraphError):
         penalty.backward()
+
+
+def test_clip_with_lo_above_hi_gives_hi_and_sends_the_gradient_to_hi_only(numeric_grad):
+    x = tg.tensor([0.0, 2.0, 5.0], requires_grad=True)
+    lo = tg.tensor([3.0, 3.0, 3.0], requires_grad=True)
+    hi = tg.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    out = tg.clip(x, lo, hi)
+    np.testing.assert_array_equal(out.data, np.clip(x.data, lo.data, hi.data))
+    out.sum().backward()
+    expected = numeric_grad(lambda a, b, c: float(np.clip(a, b, c).sum()), [x.data, lo.data, hi.data])
+    for t, e in zip((x, lo, hi), expected):
+        np.testing.assert_allclose(t.grad, e, atol=1e-9)

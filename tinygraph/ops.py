@@ -204,13 +204,19 @@ defvjp(_maximum, partial(_extremum_rule, True))
 defvjp(_minimum, partial(_extremum_rule, False))
 
 
-def _clip(x, lo, hi):   # the gradient passes where lo <= x <= hi (PyTorch's clamp); lo, hi get the rest
+def _clip_shares(x, lo, hi):
+    """Where the result min(max(x, lo), hi) is x, lo and hi: the gradient passes where
+    lo <= x <= hi (PyTorch's clamp); where lo > hi the result is hi, whatever x."""
     inside = (x >= lo) & (x <= hi)
-    return np.clip(x, lo, hi), (lambda g: g * inside, lambda g: g * (x < lo), lambda g: g * (x > hi))
+    return inside, (x < lo) & (lo <= hi), (x > hi) | (lo > hi)
 
 
-defvjp(_clip, lambda g, out, x, lo, hi: (g * ((x.data >= lo.data) & (x.data <= hi.data)),
-                                         g * (x.data < lo.data), g * (x.data > hi.data)))
+def _clip(x, lo, hi):
+    inside, low, high = _clip_shares(x, lo, hi)
+    return np.clip(x, lo, hi), (lambda g: g * inside, lambda g: g * low, lambda g: g * high)
+
+
+defvjp(_clip, lambda g, out, x, lo, hi: tuple(g * share for share in _clip_shares(x.data, lo.data, hi.data)))
 
 
 def _dropout(x, mask):
