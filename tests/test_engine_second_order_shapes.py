@@ -43,6 +43,19 @@ SHAPE_OPS = {
     "stack": (lambda x: tg.stack([x, x * 2], axis=-1), X),
     "split": (lambda x: tg.split(x, [1], axis=1)[1], X),
     "a list operand": (lambda x: x * [x[0], x[1]], X),
+    "permute": (lambda x: x.permute(2, 0, 1), X3),
+    "moveaxis": (lambda x: tg.moveaxis(x, 0, -1), X3),
+    "flip": (lambda x: tg.flip(x, axis=1), X),
+    "tile": (lambda x: tg.tile(x, (2, 1, 2)), X),
+    "repeat": (lambda x: x.repeat(1, 2), X),
+    "pad": (lambda x: tg.pad(x, ((1, 0), (0, 2)), value=0.5), X),
+    "expand": (lambda x: x.expand(2, -1, 3), X3),
+    "view": (lambda x: x.view(3, 2), X),
+    "cat": (lambda x: tg.cat([x, x[:, :1]], dim=1), X),
+    "hstack": (lambda x: tg.hstack([x, x]), X),
+    "vstack": (lambda x: tg.vstack([x, x[0]]), X),
+    "unbind": (lambda x: tg.unbind(x, 1)[2], X),
+    "chunk": (lambda x: tg.chunk(x, 2, axis=1)[1], X),
     "h @ W.T (a user cell)": (lambda x: tg.tensor(np.ones((4, 3))) @ x.T, X),
 }
 
@@ -76,7 +89,9 @@ def test_hessian_vector_product_through_a_shape_op_matches_finite_differences_of
 
 def test_the_sweep_covers_every_public_shape_op():
     public = {"transpose", "reshape", "swapaxes", "squeeze", "unsqueeze", "expand_dims", "flatten",
-              "broadcast_to", "sum_to", "getitem", "take", "concat", "stack", "split"}
+              "broadcast_to", "sum_to", "getitem", "take", "concat", "stack", "split", "permute",
+              "moveaxis", "flip", "tile", "repeat", "pad", "expand", "view", "cat", "hstack",
+              "vstack", "unbind", "chunk"}
     spelled = " ".join(SHAPE_OPS)
     covered = {op for op in public if op in spelled or (op == "getitem" and "index" in spelled)}
     assert covered == public
