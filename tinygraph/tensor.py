@@ -174,36 +174,34 @@ def _package_folder(filename):
     return None if top is None else top + os.sep
 
 
-def _holds_tensor(x):
-    """True if ``x`` is a list, tuple or object array with a Tensor somewhere inside (at any
-    depth).  numpy would turn each such Tensor into its data (``__array__``), silently
-    cutting it from the graph, so the engine never hands these to numpy.  Iterative (no
-    recursion)."""
+_PLAIN = frozenset((int, float, bool, np.float64, np.float32, np.int64, np.int32, np.bool_))
+
+
+def _tensors_in(x):
+    """The Tensors inside the list, tuple or object array ``x`` (at any depth), where numpy
+    would turn each into its data (``__array__``), silently cutting it from the graph.
+    Iterative (no recursion); a level of plain numbers is passed over at C speed."""
     todo = [x]
     while todo:
         item = todo.pop()
         if isinstance(item, Tensor):
-            return True
-        if isinstance(item, (list, tuple)):
-            todo.extend(item)
-        elif isinstance(item, np.ndarray) and item.dtype == object:
+            yield item
+        elif isinstance(item, (list, tuple)):
+            if not _PLAIN.issuperset(map(type, item)):
+                todo.extend(item)
+        elif type(item) is np.ndarray and item.dtype == object:
             todo.extend(item.ravel().tolist())
-    return False
+
+
+def _holds_tensor(x):
+    """True if a Tensor is inside the list, tuple or object array ``x``: the engine never hands
+    such a container to numpy."""
+    return next(_tensors_in(x), None) is not None
 
 
 def _needs_grad(x):
     """True if a Tensor that requires grad is inside the list, tuple or object array ``x``."""
-    todo = [x]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, Tensor):
-            if item.requires_grad:
-                return True
-        elif isinstance(item, (list, tuple)):
-            todo.extend(item)
-        elif isinstance(item, np.ndarray) and item.dtype == object:
-            todo.extend(item.ravel().tolist())
-    return False
+    return any(t.requires_grad for t in _tensors_in(x))
 
 
 def _stacked(x):
@@ -218,18 +216,33 @@ def _stacked(x):
     return stack([_stacked(item) for item in x])
 
 
-def _as_array(data, dtype=None):
-    if isinstance(data, Tensor):
-        data = data.data
-    elif _is_container(data) and _current().grad_enabled and _needs_grad(data):
+_converted = [0]
+"""How many times numpy has turned a Tensor into its data (``Tensor.__array__``): a constructor
+that sees it change while converting a list knows a Tensor was inside."""
+
+
+def _refuse_grad_inside(data):
+    if _current().grad_enabled and _needs_grad(data):
         raise DTypeError(
             "tensor: the data holds a Tensor that requires grad, and a new leaf would cut it from "
             "the graph (its gradient would be lost); use tg.stack([...]) (or an op such as "
             "t + [...]) to keep the graph, or pass t.detach() / t.data for its values alone")
+
+
+def _as_array(data, dtype=None):
+    if isinstance(data, Tensor):
+        data = data.data
+    elif type(data) is np.ndarray and data.dtype == object:
+        _refuse_grad_inside(data)
+    converted = _converted[0]
     try:
         arr = np.array(data, dtype=dtype)
     except (ValueError, TypeError) as e:
+        if _is_container(data):
+            _refuse_grad_inside(data)
         raise DTypeError(f"tensor: cannot make an array of {type(data).__name__}: {e}") from None
+    if _converted[0] != converted and _is_container(data):   # numpy met a Tensor inside
+        _refuse_grad_inside(data)
     if arr.dtype.kind not in "biuf":
         raise DTypeError(f"tensor: unsupported dtype {arr.dtype} (need bool, integer or float data)")
     return arr
@@ -330,6 +343,7 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         """``np.asarray(t)`` is ``t.data`` (no gradient flows into a plain array)."""
+        _converted[0] += 1
         if copy:
             return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
