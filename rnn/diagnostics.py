@@ -41,7 +41,8 @@ def run_model(model, xs, ys=None, h0=None, steps=None):
 
 
 def own_run(model, xs, ys=None, h0=None, steps=None):
-    """:func:`run_model` and the predicate ``own(node)``: whether ``node`` was made by this run.
+    """:func:`run_model` and the predicate ``own(scope)``: whether a node of that scope label
+    (``node.scope``) was made by this run.
 
     The run is made inside a scope of its own, so that the nodes behind it that earlier
     computations made (a state carried from an earlier run and not detached, another model's
@@ -58,8 +59,7 @@ def own_run(model, xs, ys=None, h0=None, steps=None):
         run = model.run(*args, **kwargs)
     inside = label + "/"
 
-    def own(node):
-        scope = node.scope
+    def own(scope):
         return scope is not None and (scope == label or scope.startswith(inside))
     return run, own
 
@@ -73,7 +73,7 @@ def part_nodes(run, part, who, own=None):
     roots = list(run.losses) + list(run.outputs)
     found = {}
     for node in walk(roots):
-        if own is not None and not own(node):
+        if own is not None and not own(node.scope):
             continue
         t = time_step(node.scope)
         if node.name == part and not isinstance(node, tg.Parameter) and t is not None and t >= 1:
@@ -313,7 +313,7 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
         saturated = np.zeros(steps + 1)
         units = np.zeros(steps + 1)
         for node in walk(roots):
-            if not own(node):          # e.g. the earlier run behind a carried h0
+            if not own(node.scope):    # e.g. the earlier run behind a carried h0
                 continue
             t = time_step(node.scope)
             if node.op in SATURATING and t is not None and t >= 1:

@@ -36,7 +36,7 @@ def test_the_page_holds_the_engines_values_gradients_connectivity_and_sweep():
         if node.requires_grad:
             (g,) = tg.grad(run.loss, [node], retain_graph=True)
             np.testing.assert_allclose(entry["grad"][key], g.reshape(-1), rtol=1e-5, atol=1e-12)
-    np.testing.assert_allclose(bundle["diag"]["connectivity"]["cells"],
+    np.testing.assert_allclose(bundle["diag"]["connectivity"]["h"]["cells"],
                                rnn.connectivity(model, xs, ys), rtol=1e-5)
     key_of = {id(n): k for k, n in variables.nodes.items()}
     order = tg.sweep_order(run.loss)
@@ -107,7 +107,7 @@ def test_a_long_run_is_summarised_never_dropped():
     assert len(data["windows"]) == explorer_module.MAX_WINDOWS
     assert tuple(data["windows"][0]) == (1, 10)
     assert tuple(data["windows"][-1]) == (411, 420)
-    heat = bundle["diag"]["connectivity"]
+    heat = bundle["diag"]["connectivity"]["h"]
     assert heat["sampled"] and len(heat["rows"]) == explorer_module.SAMPLED_ROWS
     assert len(heat["cells"][0]) == explorer_module.HEAT_BINS
     assert {str(t) for t in range(1, 421)} <= set(bundle["vars"]["h"]["norm"])   # every step

@@ -229,3 +229,101 @@ def test_the_op_level_toggle_shows_the_ops_of_the_selected_step(browser, tmp_pat
     assert float(page.page.inner_text("#info-gnorm")) == pytest.approx(np.linalg.norm(grad), rel=1e-5)
     assert page.errors == []
     page.close()
+
+
+# ------------------------------------------------------------------ hostile names and links
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def _hostile_model(bad):
+    """A user's recurrence with ``bad`` in every name slot: model, state part, a .named()
+    intermediate and a parameter."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(0, 0.5, (3, 3)), name=f"W{bad}")
+    U = tg.Parameter(rng.normal(0, 0.5, (3, 2)), name="U")
+    V = tg.Parameter(rng.normal(0, 0.5, (4, 3)), name="V")
+
+    def step(h, x):
+        return (h @ W.T + x @ U.T).named(f"a{bad}").tanh()
+    return rnn.Recurrence(step, [W, U, V], 3, n_in=2, readout=lambda h: h @ V.T,
+                          name=f"m{bad}", state_name=f"h{bad}")
+
+
+class HostilePage(Page):
+    """A page that fails on any dialog (alert, confirm, prompt) a script would open."""
+
+    def __init__(self, browser, path, hash_=""):
+        self.dialogs = []
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        self.errors = []
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(f"file://{path}" + (f"#{hash_}" if hash_ else ""))
+        self.page.wait_for_function("window.explorer !== undefined")
+
+    def injected(self):
+        """Elements no explorer page has: the payloads' img, script or iframe outside the data."""
+        return self.page.evaluate("""() => Array.from(document.querySelectorAll('img, iframe, object, embed, script'))
+            .filter(e => !(e.tagName === 'SCRIPT' && (e.id === 'explorer-data' || !e.src && e.textContent.includes('window.explorer'))))
+            .map(e => e.outerHTML)""")
+
+
+@pytest.mark.parametrize("hash_", ["sel=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E,1", "sel=%E0%A4%A,1",
+                                   "sel=__proto__,1", "sel=constructor,2", "b=__proto__&v=constructor",
+                                   "sel=toString,1&hp=__proto__&sw=1e99", "sel=%ED%A0%80,1",
+                                   "v=w99999999999&b=-1&sel=h,,,,"])
+def test_a_hostile_link_runs_nothing_and_the_page_starts(browser, tmp_path, hash_):
+    model, xs, ys = _elman()
+    page = HostilePage(browser, _save(tmp_path, model, xs, ys), hash_)
+    page.node(_node_id(page.page.evaluate("explorer.data.names"), "h", 2)).click()
+    assert page.page.inner_text("#info-title") == "h(2)"        # the page works
+    assert page.dialogs == [] and page.injected() == [] and page.errors == []
+    page.close()
+
+
+@pytest.mark.parametrize("bad", [XSS, "<!--<script>", "</script><script>alert(1)</script>",
+                                 "\ud800", "\u2028\u2029&amp;\"'"])
+def test_hostile_names_in_every_slot_are_shown_as_text_and_run_nothing(browser, tmp_path, bad):
+    model = _hostile_model(bad)
+    xs = np.random.default_rng(1).normal(size=(4, 2))
+    path = tmp_path / "hostile.html"
+    viz.explore(model, xs, np.array([0, 1, 2, 3]), title=f"title{bad}").save(path)
+    page = HostilePage(browser, path)
+    names = page.page.evaluate("explorer.data.names")
+    assert f"h{bad}" in names and f"a{bad}" in names        # the names arrive as they are
+    assert page.page.inner_text("#title").startswith("title")
+    for name in (f"h{bad}", f"a{bad}"):
+        page.node(_node_id(names, name, 2)).click()
+        assert page.page.evaluate("explorer.state.sel") == {"name": name, "t": 2}
+        assert page.page.evaluate("document.getElementById('info-title').textContent") == f"{name}(2)"
+        hash_ = page.page.evaluate("location.hash").lstrip("#")
+        again = HostilePage(browser, path, hash_)          # the link restores the selection
+        assert again.page.evaluate("explorer.state.sel") == {"name": name, "t": 2}
+        assert again.dialogs == [] and again.injected() == [] and again.errors == []
+        again.close()
+    page.page.click("#view-folded")
+    page.page.check("#ops-toggle")
+    page.page.mouse.move(*_heat_point(page, 3, 2))
+    assert page.dialogs == [] and page.injected() == [] and page.errors == []
+    page.close()
+
+
+def _heat_point(page, t, k):
+    box = page.page.locator("#heat").bounding_box()
+    at = page.page.evaluate(f"explorer.cellCenter({t}, {k})")
+    return box["x"] + at["x"], box["y"] + at["y"]
+
+
+def test_the_page_forbids_inline_scripts_and_handlers_by_its_content_security_policy(browser,
+                                                                                    tmp_path):
+    model, xs, ys = _elman()
+    page = HostilePage(browser, _save(tmp_path, model, xs, ys))
+    policy = page.page.get_attribute("meta[http-equiv='Content-Security-Policy']", "content")
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    page.page.evaluate("""() => { const i = document.createElement('img');
+        i.setAttribute('onerror', 'alert(1)'); i.src = 'data:,x'; document.body.append(i); }""")
+    page.page.wait_for_timeout(100)    # the image fails at once; a handler would have run
+    assert page.dialogs == []
+    page.close()
