@@ -327,3 +327,64 @@ def test_the_page_forbids_inline_scripts_and_handlers_by_its_content_security_po
     page.page.wait_for_timeout(100)    # the image fails at once; a handler would have run
     assert page.dialogs == []
     page.close()
+
+
+# ------------------------------------------------------------------ inline in a notebook
+
+class _Served:
+    """A folder served over http on 127.0.0.1 (a free port) while the block runs, as a notebook
+    server would serve a notebook's page; the server stops when the block ends."""
+
+    def __init__(self, folder):
+        import functools
+        import http.server
+        import threading
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+        return False
+
+
+def _quiet_handler():
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):      # no request lines in the test output
+            pass
+    return Quiet
+
+
+_QuietHandler = _quiet_handler()
+
+
+def test_the_notebook_iframe_served_over_http_starts_and_clicks_without_errors(browser, tmp_path):
+    model, xs, ys = _elman()
+    (tmp_path / "notebook.html").write_text(
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'></head><body>"
+        + viz.explore(model, xs, ys)._repr_html_() + "</body></html>", encoding="utf-8")
+    with _Served(tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/notebook.html")
+        frame = page.frames[1]
+        frame.wait_for_function("window.explorer !== undefined")
+        names = frame.evaluate("explorer.data.names")
+        frame.locator(f"#graph g.node:has(> title:text-is('{_node_id(names, 'h', 3)}'))").click()
+        assert frame.inner_text("#info-title") == "h(3)"
+        frame.click("#view-folded")
+        frame.eval_on_selector("#sweep", "el => { el.value = 5; el.dispatchEvent(new Event('input')); }")
+        assert frame.evaluate("explorer.state.sweep") == 5
+        page.close()
+    assert errors == []

@@ -16,7 +16,6 @@ import base64
 import hashlib
 import html
 import json
-import math
 import os
 import re
 import uuid
@@ -327,7 +326,8 @@ def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
 
 def _binned(matrix, rows):
     """The heatmap: loss terms t (rows) and steps k (columns) in at most HEAT_BINS bins each, a
-    bin showing its largest entry; with sampled ``rows``, one row per sampled loss term."""
+    bin showing its largest entry (None where one is not finite); with sampled ``rows``, one row
+    per sampled loss term."""
     height, width = matrix.shape
 
     def edges(n):
@@ -337,12 +337,16 @@ def _binned(matrix, rows):
         blocks = [matrix[a:b] for a, b in zip(row_edges, row_edges[1:])]
     else:
         blocks = [matrix[t - 1:t] for t in rows]
-    cells = [[_num(np.nanmax(block[:, a:b])) for a, b in zip(col_edges, col_edges[1:])]
-             for block in blocks]
+    cells = [[_cell(block[:, a:b]) for a, b in zip(col_edges, col_edges[1:])] for block in blocks]
     return {"sampled": rows is not None, "rows": None if rows is None else list(rows),
             "row_edges": row_edges.tolist(), "col_edges": col_edges.tolist(), "cells": cells,
             "height": height, "width": width,
             "exact": rows is None and len(col_edges) == width + 1 and len(row_edges) == height + 1}
+
+
+def _cell(block):
+    """A heatmap bin: its largest entry, or None (drawn as such) if any entry is NaN or infinite."""
+    return _num(block.max()) if np.isfinite(block).all() else None
 
 
 def _op_steps(roots, detail, position, loss, own):
@@ -470,17 +474,22 @@ def _vector(arr):
 
 
 def _histogram(arr, bins=12):
-    """Counts of the finite entries in ``bins`` equal bins (computed on a halved scale where the
-    range overflows, entries near ±1.8e308), and how many entries are NaN or infinite."""
+    """Counts of the finite entries in ``bins`` equal bins from the least to the largest (on a
+    halved scale, so that a range near ±1.8e308 does not overflow), and how many entries are
+    NaN or infinite."""
     flat = np.asarray(arr, dtype=np.float64).reshape(-1)
     finite = flat[np.isfinite(flat)]
     other = int(flat.size - finite.size)
     if finite.size == 0:
         return None if other == 0 else {"counts": [], "lo": None, "hi": None, "nonfinite": other}
     lo, hi = float(finite.min()), float(finite.max())
-    halved = not math.isfinite(hi - lo)
-    values = finite / 2 if halved else finite
-    counts, _ = np.histogram(values, bins=bins, range=(values.min(), values.max()))
+    if hi == lo:                                   # one value: it sits in the middle bin
+        counts = np.zeros(bins, dtype=np.int64)
+        counts[bins // 2] = finite.size
+    else:
+        half_lo, span = lo / 2, hi / 2 - lo / 2    # halved: no overflow near ±1.8e308
+        where = np.floor((finite / 2 - half_lo) / span * bins).astype(np.int64)
+        counts = np.bincount(np.clip(where, 0, bins - 1), minlength=bins)
     return {"counts": counts.tolist(), "lo": _num(lo), "hi": _num(hi), "nonfinite": other}
 
 
