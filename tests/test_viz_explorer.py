@@ -210,6 +210,7 @@ def test_a_decoder_reading_another_models_states_shows_its_own_and_names_theirs_
 
 # ------------------------------------------------------------------ bad input
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # numpy's, on the non-finite run
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 @pytest.mark.parametrize("where", ["model", "before"])
 def test_a_non_finite_parameter_is_shown_as_such(value, where):
@@ -229,6 +230,7 @@ def test_a_non_finite_parameter_is_shown_as_such(value, where):
     assert "NaN" in page.html or "Infinity" in page.html
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_parameters_near_the_largest_float_give_a_page_with_their_histograms():
     model, xs, ys = _elman()
     big = {k: np.full_like(v, 1e308) * np.sign(np.arange(v.size).reshape(v.shape) % 2 - 0.5)
@@ -252,3 +254,19 @@ def test_a_lone_surrogate_in_the_title_is_kept_in_the_data_and_the_page_saves(tm
     path = page.save(tmp_path / "p.html")
     text = open(path, encoding="utf-8").read()
     assert "<title>runs \ufffd here</title>" in text
+
+
+def test_ids_carry_the_symbols_they_stand_for_and_only_vectors_have_histograms():
+    vocab = rnn.Vocab("hello world")
+    model = rnn.ElmanRNN(len(vocab), 3, len(vocab), seed=0)
+    ids = vocab.encode("hello wor")
+    page = viz.explore(model, ids[:-1], ids[1:], symbols=vocab)
+    assert page.data["symbols"] == vocab.tokens
+    x = page.data["bundles"][0]["vars"]["x"]
+    assert x["ids"] and x["value"]["1"] == [int(ids[0])]
+    assert x["vhist"]["1"] is None                       # an id is no distribution
+    h = page.data["bundles"][0]["vars"]["h"]
+    assert not h["ids"] and sum(h["vhist"]["1"]["counts"]) == 3
+    assert page.data["bundles"][0]["vars"]["L"]["vhist"]["1"] is None     # a scalar neither
+    with pytest.raises(tg.DTypeError, match="symbols must be"):
+        viz.explore(model, ids[:-1], ids[1:], symbols="helo wrd")

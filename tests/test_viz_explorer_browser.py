@@ -311,6 +311,7 @@ def test_hostile_names_in_every_slot_are_shown_as_text_and_run_nothing(browser, 
 
 
 def _heat_point(page, t, k):
+    page.page.locator("#heat").scroll_into_view_if_needed()
     box = page.page.locator("#heat").bounding_box()
     at = page.page.evaluate(f"explorer.cellCenter({t}, {k})")
     return box["x"] + at["x"], box["y"] + at["y"]
@@ -388,3 +389,172 @@ def test_the_notebook_iframe_served_over_http_starts_and_clicks_without_errors(b
         assert frame.evaluate("explorer.state.sweep") == 5
         page.close()
     assert errors == []
+
+
+# ------------------------------------------------------------------ in a lecture room
+
+LECTURE = {"width": 1280, "height": 720}
+
+
+@pytest.fixture(scope="module")
+def lstm_page(tmp_path_factory):
+    """The page `tinygraph explore --model lstm` writes (40 steps)."""
+    from viz.cli import main
+    out = tmp_path_factory.mktemp("lstm")
+    assert main(["explore", "--model", "lstm", "--out", str(out)]) == 0
+    return out / "lstm_explorer.html"
+
+
+class SizedPage(HostilePage):
+    def __init__(self, browser, path, hash_="", viewport=None):
+        self.dialogs = []
+        self.page = browser.new_page(viewport=viewport or LECTURE)
+        self.errors = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(f"file://{path}" + (f"#{hash_}" if hash_ else ""))
+        self.page.wait_for_function("window.explorer !== undefined")
+
+    def fit(self):
+        """Horizontal overflow of the graph pane and of the page (px), the median node circle (px)."""
+        return self.page.evaluate("""() => { const g = document.getElementById('graph');
+            const ws = Array.from(g.querySelectorAll('g.node ellipse')).map(e => e.getBoundingClientRect().width)
+              .sort((a, b) => a - b);
+            const d = document.documentElement;
+            return [g.scrollWidth - g.clientWidth, d.scrollWidth - d.clientWidth, ws[Math.floor(ws.length / 2)]]; }""")
+
+    def in_pane(self, selector):
+        return self.page.evaluate("""(sel) => { const n = document.querySelector(sel); if (!n) return false;
+            const g = document.getElementById('graph').getBoundingClientRect(), b = n.getBoundingClientRect();
+            return b.left >= g.left - 1 && b.right <= g.right + 1 && b.top >= g.top - 1 && b.bottom <= g.bottom + 1; }""",
+                                  selector)
+
+
+@pytest.mark.parametrize("viewport", [LECTURE, {"width": 1024, "height": 768}],
+                         ids=["1280x720", "1024x768"])
+def test_the_lstm_page_fits_a_projector_with_legible_nodes(browser, lstm_page, viewport):
+    page = SizedPage(browser, lstm_page, viewport=viewport)
+    for view in ("summary", "window"):
+        if view == "window":
+            page.page.evaluate("explorer.clickNode(document.querySelector('#graph g.node[data-key$=\"_gap\"]').dataset.key)")
+            assert page.page.evaluate("explorer.state.view") == "window"
+        pane, document, node = page.fit()
+        assert pane == 0 and document == 0, view
+        assert node >= 24, view
+    assert page.errors == []
+    page.close()
+
+
+def test_the_pages_of_a_window_show_every_step_and_the_zoom_changes_the_scale(browser, lstm_page):
+    page = SizedPage(browser, lstm_page, hash_="v=w0")
+    names = page.page.evaluate("explorer.data.names")
+    pages = page.page.evaluate("explorer.graph.pages.length")
+    assert pages > 1 and page.page.is_visible("#page-nav")
+    seen = set()
+    for _ in range(pages):
+        seen |= {t for t in range(1, 11)
+                 if page.in_pane(f"#graph g.node[data-key='{_node_id(names, 'h', t)}'] ellipse")}
+        assert page.fit()[0] == 0
+        page.page.click("#page-next")
+    assert seen == set(range(1, 11))
+    before = page.fit()[2]
+    page.page.click("#zoom-in")
+    assert page.fit()[2] == pytest.approx(before * 1.25, rel=1e-3) and page.fit()[0] == 0
+    page.page.click("#zoom-fit")
+    assert page.fit()[2] == pytest.approx(before, rel=1e-3)
+    assert page.errors == []
+    page.close()
+
+
+def test_the_backward_sweep_keeps_the_lit_node_in_view_and_play_turns_into_pause(browser, lstm_page):
+    page = SizedPage(browser, lstm_page, hash_="v=w0")
+    total = int(page.page.get_attribute("#sweep", "max"))
+    checked = 0
+    for position in range(1, total + 1, 15):
+        page.page.eval_on_selector("#sweep", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }",
+                                   position)
+        if page.page.locator("#graph g.node.current").count():
+            assert page.in_pane("#graph g.node.current"), position
+            checked += 1
+    assert checked > 10
+    labels = page.page.evaluate("""() => { const b = document.getElementById('sweep-play'), out = [b.textContent];
+        b.click(); out.push(b.textContent); b.click(); out.push(b.textContent); return out; }""")
+    assert labels == ["\u25b6 play", "\u23f8 pause", "\u25b6 play"]     # (no timer runs in between)
+    assert page.errors == []
+    page.close()
+
+
+def test_a_folded_node_asks_for_a_step_or_takes_the_selected_one(browser, tmp_path):
+    model, xs, ys = _elman()
+    page = SizedPage(browser, _save(tmp_path, model, xs, ys))
+    names = page.page.evaluate("explorer.data.names")
+    page.page.click("#view-folded")
+    page.node(f"f{names.index('h')}").click()
+    assert page.page.evaluate("explorer.state.sel") is None          # not a silent t = 1
+    assert page.page.inner_text("#info-title") == "h: which step?"
+    page.page.fill("#ask-step", "4")
+    page.page.dispatch_event("#ask-step", "change")
+    assert page.page.evaluate("explorer.state.sel") == {"name": "h", "t": 4}
+    page.node(f"f{names.index('o')}").click()                       # a step is selected: it is used
+    assert page.page.evaluate("explorer.state.sel") == {"name": "o", "t": 4}
+    assert page.page.inner_text("#info-title") == "o(4)"
+    assert page.errors == []
+    page.close()
+
+
+def test_a_heatmap_click_on_a_hidden_step_opens_the_window_that_holds_it(browser, tmp_path):
+    model, xs, ys = _elman(steps=30)
+    page = SizedPage(browser, _save(tmp_path, model, xs, ys))
+    names = page.page.evaluate("explorer.data.names")
+    page.page.mouse.click(*_heat_point(page, 20, 15))
+    assert page.page.evaluate("explorer.state.view") == "window"
+    assert page.page.inner_text("#win-label").strip() == "steps 11\u201320 of 30"
+    assert page.page.evaluate("explorer.state.sel") == {"name": "h", "t": 15}
+    assert page.in_pane(f"#graph g.node[data-key='{_node_id(names, 'h', 15)}'] ellipse")
+    assert page.page.inner_text("#info-title") == "h(15)"
+    assert "not kept" not in page.page.inner_text("#info")
+    assert page.errors == []
+    page.close()
+
+
+def test_the_heatmap_has_ticks_one_scale_for_before_and_after_and_tells_zeros_from_tiny(browser,
+                                                                                        tmp_path):
+    model, xs, ys = _elman(steps=8)
+    before = {k: v * (1e-5 if k == "W" else 1.0) for k, v in model.state_dict().items()}
+    page = SizedPage(browser, _save(tmp_path, model, xs, ys, before=before))
+    scales = []
+    for i in (0, 1):
+        page.page.click(f"#bundle-{i}")
+        scales.append(page.page.inner_text("#heat-scale"))
+    assert scales[0] == scales[1]                   # the same colours mean the same numbers
+
+    def pixel(t, k):
+        at = page.page.evaluate(f"explorer.cellCenter({t}, {k})")
+        return page.page.evaluate("""([x, y]) => { const c = document.getElementById('heat');
+            const f = c.width / c.clientWidth; return Array.from(c.getContext('2d').getImageData(x * f, y * f, 1, 1).data); }""",
+                                  [at["x"], at["y"]])
+    page.page.click("#bundle-0")                    # W tiny: ‖∂L(8)/∂h(1)‖ ~ 1e-30, far below the scale
+    assert pixel(1, 8)[:3] == [255, 255, 255]       # k > t: exactly zero, white
+    assert pixel(8, 1)[:3] == [217, 217, 217]       # positive but below the scale: grey
+    assert pixel(8, 8)[:3] not in ([255, 255, 255], [217, 217, 217])
+    ticks = page.page.evaluate("""() => { const c = document.getElementById('heat');
+        return c.getContext('2d').getImageData(0, c.height - 34, c.width, 34).data.some((v, i) => i % 4 === 3 && v > 0); }""")
+    assert ticks                                    # the axis below the cells has ticks and labels
+    assert page.errors == []
+    page.close()
+
+
+def test_ids_show_as_the_characters_they_stand_for(browser, tmp_path):
+    vocab = rnn.Vocab("hello world")
+    model = rnn.ElmanRNN(len(vocab), 3, len(vocab), seed=0)
+    ids = vocab.encode("hello")
+    path = tmp_path / "chars.html"
+    viz.explore(model, ids[:-1], ids[1:], symbols=vocab).save(path)
+    page = SizedPage(browser, path)
+    names = page.page.evaluate("explorer.data.names")
+    page.node(_node_id(names, "x", 2)).click()
+    assert page.page.inner_text("#info-value") == f'"e" (id {vocab.index["e"]})'
+    assert "‖x‖" not in page.page.inner_text("#info")
+    assert page.page.locator("#info svg.hist").count() == 0
+    assert page.errors == []
+    page.close()

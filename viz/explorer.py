@@ -84,7 +84,8 @@ class Explorer:
                 'style="width:100%;height:960px;border:1px solid #ddd"></iframe>')
 
 
-def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, steps=None):
+def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, steps=None,
+            symbols=None):
     """The explorer of ``model`` on one sequence.
 
     Parameters
@@ -99,6 +100,9 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
         The model's own parameters are restored when the page is made.
     title : str, optional
     steps : int, for a system without input (``xs=None``)
+    symbols : rnn.datasets.Vocab or sequence of str, optional
+        What each id stands for (id i is ``symbols[i]``): the page shows the ids of x(t) and
+        y(t) as these symbols (the characters of a character model).
 
     Returns
     -------
@@ -112,6 +116,7 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
                              "draw it with viz.unrolled(model) or viz.graph(model.run(...).loss)")
     if title is not None and not isinstance(title, str):
         raise tg.DTypeError(f"viz.explore: title must be a str, got {type(title).__name__}")
+    symbols = _symbols(symbols)
     parts = getattr(model, "parts", {}) or {}
     part = part or (next(iter(parts)) if parts else "h")
     with collector_paused():
@@ -135,7 +140,7 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     data = {
         "model": model.name, "title": title or f"tinygraph explorer: {model.name}",
         "steps": current["steps"], "part": part, "names": current["names"],
-        "window": WINDOW, "keep": KEEP, "windows": current["windows"],
+        "window": WINDOW, "keep": KEEP, "windows": current["windows"], "symbols": symbols,
         "svg": svg, "templates": templates,
         "bundles": [dict(b, label=label) for label, b in bundles],
     }
@@ -175,6 +180,7 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
         entry = var_data[name]
         key = "s" if t is None else str(t)
         entry["shape"] = list(node.shape)
+        entry["ids"] = node.data.dtype.kind in "iub"
         entry["norm"][key] = _shown(_norm(node.data))
         g = grads.get((name, t))
         entry["gnorm"][key] = None if g is None else _shown(_norm(g))
@@ -240,6 +246,17 @@ def own_variables(roots, own, run, h0, window=None):
             if (part, k) in nodes:
                 nodes[(part, k)] = node
     return Variables(keys, edges, {k: nodes[k] for k in keys if k in nodes})
+
+
+def _symbols(symbols):
+    """The list of str that ids stand for, from a Vocab (its tokens) or a sequence."""
+    if symbols is None:
+        return None
+    tokens = getattr(symbols, "tokens", symbols)
+    if isinstance(tokens, str) or not hasattr(tokens, "__len__"):
+        raise tg.DTypeError(f"viz.explore: symbols must be an rnn.datasets.Vocab or a sequence of "
+                            f"str (symbols[i] for id i), got {type(symbols).__name__}")
+    return [str(t) for t in tokens]
 
 
 def _summary_steps(steps):
@@ -386,9 +403,28 @@ def _outside(p, t):
     base = param_behind(p)
     if base is not None:
         return f"param {base.name}"
+    if _of_parameters(p):
+        return f"{p.name or p.op} of the parameters (shared by every step)"
     other = time_step(p.scope)
     when = "" if other is None else " (t)" if other == t else f" (t{other - t:+d})"
     return f"{p.name or p.op or 'leaf'}{when}"
+
+
+def _of_parameters(node, limit=64):
+    """Whether ``node`` is computed from Parameters alone (e.g. the input projection U.T + b made
+    once, in step 1's scope, and read by every step), looking back at most ``limit`` nodes."""
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if len(seen) > limit or (n.name is not None and not isinstance(n, tg.Parameter)):
+            return False
+        if not n.parents and not isinstance(n, tg.Parameter):
+            return False
+        stack.extend(n.parents)
+    return True
 
 
 def _op_svg(nodes, local, t):
@@ -474,9 +510,11 @@ def _vector(arr):
 
 
 def _histogram(arr, bins=12):
-    """Counts of the finite entries in ``bins`` equal bins from the least to the largest (on a
+    """None for a scalar or ids (nothing to histogram); else counts of the finite entries in ``bins`` equal bins from the least to the largest (on a
     halved scale, so that a range near ±1.8e308 does not overflow), and how many entries are
     NaN or infinite."""
+    if np.size(arr) < 2 or np.asarray(arr).dtype.kind in "iub":
+        return None
     flat = np.asarray(arr, dtype=np.float64).reshape(-1)
     finite = flat[np.isfinite(flat)]
     other = int(flat.size - finite.size)

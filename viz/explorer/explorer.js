@@ -11,9 +11,11 @@
   const names = D.names;
   const part = D.part;
   const S = { bundle: D.bundles.length - 1, view: "summary", win: 0, sel: null, ops: false,
-              sweep: null, cell: null, heat: null };
+              sweep: null, cell: null, heat: null, zoom: 1, page: 0, ask: null };
   let playing = null;
-  const MAX_HEIGHT = 540;
+  const MIN_NODE = 24;               // px across a node circle: the smallest scale drawn
+  const FIT_MAX = 4 / 3;             // fit never enlarges past the natural size (1 pt = 4/3 px)
+  const G = { svg: null, box: null, steps: null, pages: [], scale: 1 };   // the drawn graph
 
   const has = (obj, key) => obj !== null && typeof obj === "object" && Object.prototype.hasOwnProperty.call(obj, key);
   const get = (obj, key) => (has(obj, key) ? obj[key] : undefined);
@@ -88,12 +90,8 @@
     const text = currentSvg();
     const svg = text === null ? null : parseSvg(text);
     g.replaceChildren(svg || el("p", { class: "hint" }, "no op-level data for this step"));
-    if (svg) {                     // natural size, but at most MAX_HEIGHT px high (wide graphs scroll)
-      const w = parseFloat(svg.getAttribute("width")) * 4 / 3, h = parseFloat(svg.getAttribute("height")) * 4 / 3;
-      const scale = Math.min(1, MAX_HEIGHT / h);
-      svg.style.width = `${w * scale}px`;
-      svg.style.height = `${h * scale}px`;
-    }
+    G.svg = svg;
+    if (svg) measureGraph(svg);
     g.querySelectorAll("g.node").forEach((node) => {
       const title = node.querySelector("title");
       node.dataset.key = title ? title.textContent : "";
@@ -108,7 +106,101 @@
       const [a, b] = D.windows[S.win];
       $("win-label").textContent = ` steps ${a}\u2013${b} of ${D.steps} `;
     }
+    layoutGraph();
     decorate();
+  }
+
+  // The graph is drawn at the scale that fits the pane's width, but never with node circles
+  // under MIN_NODE px; what does not fit then is paged through, a page holding whole steps.
+  function measureGraph(svg) {
+    const vb = svg.viewBox.baseVal;
+    G.box = { x: vb.x, y: vb.y, w: vb.width, h: vb.height };
+    svg.style.width = `${G.box.w}px`;        // one px per unit while measuring
+    svg.style.height = `${G.box.h}px`;
+    const r = svg.getBoundingClientRect();
+    const unit = (x) => G.box.x + ((x - r.left) / r.width) * G.box.w;
+    const circles = [], all = [], steps = new Map();
+    svg.querySelectorAll("g.node").forEach((node) => {
+      const shape = node.querySelector("ellipse, polygon, path");
+      if (!shape) return;
+      const b = shape.getBoundingClientRect();
+      (shape.tagName === "ellipse" ? circles : all).push((b.width / r.width) * G.box.w);
+      const title = node.querySelector("title"), p = title ? parseTitle(title.textContent) : null;
+      if (p && p.kind === "var" && p.t !== null) {
+        const lo = unit(b.left), hi = unit(b.right), have = steps.get(p.t);
+        steps.set(p.t, have ? [Math.min(have[0], lo), Math.max(have[1], hi)] : [lo, hi]);
+      }
+    });
+    const sizes = (circles.length ? circles : all).sort((a, b) => a - b);
+    G.node = sizes.length ? sizes[Math.floor(sizes.length / 2)] : 0;
+    G.steps = Array.from(steps.entries()).sort((a, b) => a[0] - b[0]);
+  }
+
+  function paneSize() {
+    const g = $("graph");
+    return { w: Math.max(100, g.clientWidth - 2), h: Math.max(100, g.clientHeight - 2) };
+  }
+
+  function pagesFor(scale, width) {  // [left, right, first step, last step] in SVG units per page
+    const span = width / scale, B0 = G.box, end = B0.x + B0.w;
+    if (B0.w <= span + 0.5) return [[B0.x, end, null, null]];
+    const pages = [];
+    if (G.steps.length && !S.ops) {  // each page starts at a step and holds the whole steps that fit
+      const pad = 6;
+      let i = 0;
+      while (i < G.steps.length) {
+        const left = Math.max(B0.x, Math.min(i === 0 ? B0.x : G.steps[i][1][0] - pad, end - span));
+        let j = i;
+        while (j + 1 < G.steps.length && G.steps[j + 1][1][1] <= left + span) j++;
+        pages.push([left, left + span, G.steps[i][0], G.steps[j][0]]);
+        if (left + span >= end) break;
+        i = j + 1;
+      }
+      return pages;
+    }
+    for (let left = B0.x; left < end - 0.5; left += span) pages.push([Math.min(left, end - span), Math.min(left, end - span) + span, null, null]);
+    return pages;
+  }
+
+  function layoutGraph() {
+    const svg = G.svg;
+    $("page-nav").style.display = "none";
+    if (!svg) return;
+    const pane = paneSize(), B0 = G.box;
+    const fit = Math.min(FIT_MAX, pane.w / B0.w, pane.h / B0.h);
+    const least = G.node > 0 ? (MIN_NODE / G.node) * 1.001 : 0;     // (rounding keeps >= MIN_NODE)
+    G.scale = Math.max(fit, least) * S.zoom;
+    G.pages = pagesFor(G.scale, pane.w);
+    S.page = Math.max(0, Math.min(S.page, G.pages.length - 1));
+    const [left, right, a, b] = G.pages[S.page];
+    svg.setAttribute("viewBox", `${left} ${B0.y} ${right - left} ${B0.h}`);
+    svg.style.width = `${(right - left) * G.scale}px`;
+    svg.style.height = `${B0.h * G.scale}px`;
+    if (G.pages.length > 1) {
+      $("page-nav").style.display = "";
+      $("page-label").textContent = a === null || a === undefined
+        ? ` part ${S.page + 1} of ${G.pages.length} `
+        : ` ${a === b ? `step ${a}` : `steps ${a}\u2013${b}`} (page ${S.page + 1} of ${G.pages.length}) `;
+    }
+    $("zoom-label").textContent = `${Math.round(G.scale * 75)}%`;
+  }
+
+  function pageOfNode(node) {        // the page whose range holds the node's centre, or -1
+    if (!G.svg || G.pages.length < 2) return -1;
+    const shape = node.querySelector("ellipse, polygon, path");
+    if (!shape) return -1;
+    const r = G.svg.getBoundingClientRect(), b = shape.getBoundingClientRect();
+    const [left, right] = G.pages[S.page];
+    const x = left + ((b.left + b.width / 2 - r.left) / r.width) * (right - left);
+    return G.pages.findIndex(([l, h]) => l <= x && x <= h);
+  }
+
+  function keepInView(node) {        // page to the node, and scroll the pane to it
+    const page = pageOfNode(node);
+    if (page >= 0 && page !== S.page) { S.page = page; layoutGraph(); }
+    const g = $("graph"), gr = g.getBoundingClientRect(), b = node.getBoundingClientRect();
+    if (b.top < gr.top || b.bottom > gr.bottom) g.scrollTop += b.top - gr.top - (gr.height - b.height) / 2;
+    if (b.left < gr.left || b.right > gr.right) g.scrollLeft += b.left - gr.left - (gr.width - b.width) / 2;
   }
 
   function nodesOf(pred) {
@@ -142,7 +234,19 @@
         if (p === undefined || p === null) return;
         node.classList.add(p < S.sweep - 1 ? "done" : p === S.sweep - 1 ? "current" : "pending");
       });
+      const lit = graph.querySelector("g.node.current");
+      if (lit) keepInView(lit);
     }
+  }
+
+  function followSweep() {           // in a window, open the window of the variable the sweep lights
+    if (S.ops || S.view !== "window" || S.sweep === null) return false;
+    const hit = B().sweep.find((e) => e[2] === S.sweep - 1);
+    if (!hit || hit[1] === null) return false;
+    const [a, b] = D.windows[S.win], w = windowOf(hit[1]);
+    if ((hit[1] >= a && hit[1] <= b) || w < 0) return false;
+    S.win = w;
+    return true;
   }
 
   function positions() {             // DOT name -> index in the engine's visit order
@@ -159,19 +263,24 @@
   function clickNode(key) {
     const p = parseTitle(key);
     if (!p) return;
+    S.ask = null;
     if (p.kind === "gap") {
       S.view = "window";
+      S.page = 0;
       S.win = Math.max(0, windowOf(D.keep + 1));
     } else if (p.kind === "start" && S.view === "window") {
       S.win = Math.max(0, S.win - 1);
+      S.page = 0;
     } else if (p.kind === "end" && S.view === "window") {
       S.win = Math.min(D.windows.length - 1, S.win + 1);
+      S.page = 0;
     } else if (p.kind === "var") {
       S.sel = { name: p.name, t: p.t };
     } else if (p.kind === "folded") {
       const v = get(B().vars, p.name);
-      const t = S.sel && S.sel.t ? S.sel.t : v && has(v.norm, "1") ? 1 : null;
-      S.sel = { name: p.name, t };
+      if (v && has(v.norm, "s")) S.sel = { name: p.name, t: null };     // a static variable
+      else if (S.sel && S.sel.t && v && has(v.norm, String(S.sel.t))) S.sel = { name: p.name, t: S.sel.t };
+      else { S.ask = p.name; S.sel = null; }          // which step? the info panel asks
     } else if (p.kind === "op") {
       S.sel = Object.assign({}, S.sel || { name: null, t: opStep() }, { op: p.j });
     }
@@ -192,8 +301,17 @@
     return out;
   }
 
-  function vectorBox(id, values, shape) {
+  function symbol(id) {              // an id as the symbol it stands for: 'e' (id 4)
+    const sym = D.symbols && Number.isInteger(id) && id >= 0 && id < D.symbols.length ? D.symbols[id] : null;
+    return sym === null ? `id ${id}` : `${JSON.stringify(sym)} (id ${id})`;
+  }
+  function vectorBox(id, values, shape, ids) {
     if (!values) return el("div", { id, class: "numbers" }, "not kept (outside the drawn windows)");
+    if (ids) {
+      const box = el("div", { id, class: "numbers symbols" }, values.map(symbol).join(", "));
+      box.dataset.values = JSON.stringify(values);
+      return box;
+    }
     const size = shape.reduce((a, b) => a * b, 1);
     const more = size > values.length ? ` \u2026 (${size - values.length} more)` : "";
     const box = el("div", { id, class: "numbers" }, `[${values.map(fmt).join(", ")}${more}]`);
@@ -201,8 +319,21 @@
     return box;
   }
 
+  function askStep(name) {          // the steps of a folded node's variable, to pick one
+    const v = get(B().vars, name);
+    const steps = v ? Object.keys(v.norm).filter((k) => k !== "s").map(Number).sort((a, b) => a - b) : [];
+    const input = el("input", { type: "number", id: "ask-step", min: steps[0] || 0, max: steps[steps.length - 1] || 0, style: "width:5em" });
+    const go = (t) => { if (steps.indexOf(t) < 0) return; S.ask = null; S.sel = { name, t }; update(true); };
+    input.addEventListener("change", () => go(Math.round(+input.value)));
+    const quick = el("div", { class: "steps" });
+    steps.slice(0, 12).forEach((t) => { const b = el("button", {}, String(t)); b.addEventListener("click", () => go(t)); quick.append(b); });
+    return [el("h3", { id: "info-title" }, `${name}: which step?`),
+      el("p", {}, `The folded node ${name} stands for every ${name}(t). Pick a step t (${steps[0]}\u2013${steps[steps.length - 1]}): `, input), quick];
+  }
+
   function drawInfo() {
     const info = $("info");
+    if (!S.sel && S.ask !== null && !S.ops) { info.replaceChildren(...askStep(S.ask)); return; }
     if (!S.sel) { info.replaceChildren(el("p", { class: "hint" }, "Click a variable node.")); return; }
     if (S.ops && S.sel.op !== undefined) {
       const ops = get(B().ops, String(opStep()));
@@ -224,10 +355,11 @@
       : vectorBox("info-grad", get(v.grad, k), v.shape);
     info.replaceChildren(
       el("h3", { id: "info-title" }, label(S.sel.name, S.sel.t)),
-      el("p", {}, `shape ${JSON.stringify(v.shape)}`, el("br"), `‖${S.sel.name}‖ = `,
-        el("span", { id: "info-norm" }, fmt(v.norm[k])), el("br"), `‖∂L/∂${S.sel.name}‖ = `,
-        el("span", { id: "info-gnorm" }, fmt(v.gnorm[k]))),
-      el("p", {}, "value"), vectorBox("info-value", get(v.value, k), v.shape), histogram(get(v.vhist, k), "#6b8fb3"),
+      v.ids ? el("p", {}, `ids of shape ${JSON.stringify(v.shape)} (integers: no norm, no gradient)`)
+        : el("p", {}, `shape ${JSON.stringify(v.shape)}`, el("br"), `‖${S.sel.name}‖ = `,
+          el("span", { id: "info-norm" }, fmt(v.norm[k])), el("br"), `‖∂L/∂${S.sel.name}‖ = `,
+          el("span", { id: "info-gnorm" }, fmt(v.gnorm[k]))),
+      el("p", {}, v.ids ? "stands for" : "value"), vectorBox("info-value", get(v.value, k), v.shape, v.ids), histogram(get(v.vhist, k), "#6b8fb3"),
       el("p", {}, `gradient ∂L/∂${label(S.sel.name, S.sel.t)}`), gradBox, histogram(get(v.ghist, k), "#d9822b"));
   }
 
@@ -412,7 +544,10 @@
     S.ops = false;
     const [a, b] = S.view === "window" ? D.windows[S.win] : [k, k];
     S.sel = { name: heatPart(), t: Math.max(a, Math.min(b, k)) };
+    S.page = 0;
     update(true);
+    const node = $("graph").querySelector("g.node.sel");
+    if (node) keepInView(node);
   }
 
   // ---------------------------------------------------------------- plots
@@ -556,12 +691,12 @@
     update(true);
   }
 
-  $("view-folded").addEventListener("click", () => { S.view = "folded"; S.ops = false; update(true); });
-  $("view-unrolled").addEventListener("click", () => { if (S.view === "folded") S.view = "summary"; S.ops = false; update(true); });
+  $("view-folded").addEventListener("click", () => { S.view = "folded"; S.ops = false; S.page = 0; update(true); });
+  $("view-unrolled").addEventListener("click", () => { if (S.view === "folded") S.view = "summary"; S.ops = false; S.page = 0; update(true); });
   $("ops-toggle").addEventListener("change", (e) => { S.ops = e.target.checked; if (S.sel) delete S.sel.op; update(true); });
-  $("win-prev").addEventListener("click", () => { S.win = Math.max(0, S.win - 1); update(true); });
-  $("win-next").addEventListener("click", () => { S.win = Math.min(D.windows.length - 1, S.win + 1); update(true); });
-  $("collapse").addEventListener("click", () => { S.view = "summary"; update(true); });
+  $("win-prev").addEventListener("click", () => { S.win = Math.max(0, S.win - 1); S.page = 0; update(true); });
+  $("win-next").addEventListener("click", () => { S.win = Math.min(D.windows.length - 1, S.win + 1); S.page = 0; update(true); });
+  $("collapse").addEventListener("click", () => { S.view = "summary"; S.page = 0; update(true); });
   $("goto-step").max = D.steps;
   $("goto-step").addEventListener("change", (e) => {     // the drawn window nearest to step t
     const t = Math.max(1, Math.min(D.steps, Math.round(+e.target.value) || 1));
@@ -572,14 +707,30 @@
     S.sel = { name: part, t: Math.max(a, Math.min(b, t)) };
     update(true);
   });
-  $("sweep").addEventListener("input", (e) => { S.sweep = +e.target.value; update(false); });
-  $("sweep-off").addEventListener("click", () => { S.sweep = null; update(false); });
+  function sweepTo(v) {
+    S.sweep = v;
+    if (followSweep()) update(true); else update(false);
+  }
+  function stopPlaying() {
+    if (playing) clearInterval(playing);
+    playing = null;
+    $("sweep-play").textContent = "\u25B6 play";
+  }
+  $("sweep").addEventListener("input", (e) => { stopPlaying(); sweepTo(+e.target.value); });
+  $("sweep-off").addEventListener("click", () => { stopPlaying(); S.sweep = null; update(false); });
   $("sweep-play").addEventListener("click", () => {
-    if (playing) { clearInterval(playing); playing = null; return; }
+    if (playing) { stopPlaying(); return; }
     const total = B().sweep_total, step = Math.max(1, Math.round(total / 300));
-    S.sweep = 0;
-    playing = setInterval(() => { S.sweep = Math.min(total, S.sweep + step); update(false); if (S.sweep >= total) { clearInterval(playing); playing = null; } }, 30);
+    if (S.sweep === null || S.sweep >= total) S.sweep = 0;       // else: resume where it paused
+    $("sweep-play").textContent = "\u23F8 pause";
+    playing = setInterval(() => { sweepTo(Math.min(total, S.sweep + step)); if (S.sweep >= total) stopPlaying(); }, 30);
   });
+  $("page-prev").addEventListener("click", () => { S.page = Math.max(0, S.page - 1); layoutGraph(); });
+  $("page-next").addEventListener("click", () => { S.page = Math.min(G.pages.length - 1, S.page + 1); layoutGraph(); });
+  $("zoom-in").addEventListener("click", () => { S.zoom *= 1.25; layoutGraph(); });
+  $("zoom-out").addEventListener("click", () => { S.zoom /= 1.25; layoutGraph(); });
+  $("zoom-fit").addEventListener("click", () => { S.zoom = 1; S.page = 0; layoutGraph(); });
+  window.addEventListener("resize", () => layoutGraph());
   $("heat").addEventListener("mousemove", hoverCell);
   $("heat").addEventListener("mouseleave", () => { S.cell = null; $("heat-label").textContent = ""; decorate(); drawHeat(); });
   $("heat").addEventListener("click", clickCell);
@@ -587,5 +738,5 @@
 
   readHash();
   drawAll();
-  window.explorer = { data: D, state: S, cellCenter, clickNode, update };
+  window.explorer = { data: D, state: S, graph: G, cellCenter, clickNode, update };
 })();
