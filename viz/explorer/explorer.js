@@ -30,6 +30,7 @@
     children.forEach((c) => { if (c !== null && c !== undefined) e.append(c); });
     return e;
   }
+  const kids = (...xs) => xs.filter((x) => x !== null && x !== undefined);   // for replaceChildren
   function svgEl(tag, attrs, text) {
     const e = document.createElementNS(SVGNS, tag);
     Object.keys(attrs || {}).forEach((k) => e.setAttribute(k, String(attrs[k])));
@@ -339,12 +340,12 @@
       const ops = get(B().ops, String(opStep()));
       const n = ops && ops.nodes[S.sel.op];
       if (!n) { info.replaceChildren(); return; }
-      info.replaceChildren(
+      info.replaceChildren(...kids(
         el("h3", { id: "info-title" }, `op node ${S.sel.op} of step ${opStep()}`),
         el("p", {}, "‖value‖ = ", el("span", { id: "info-norm" }, fmt(n[0])), el("br"),
           "‖∂L/∂node‖ = ", el("span", { id: "info-gnorm" }, fmt(n[1])), el("br"),
           `visited ${n[2] === null ? "never (needs no gradient)" : `at ${n[2] + 1} of ${B().sweep_total} in the backward sweep`}`),
-        el("p", {}, "values"), histogram(n[3], "#6b8fb3"));
+        el("p", {}, "values"), histogram(n[3], "#6b8fb3")));
       return;
     }
     const v = get(B().vars, S.sel.name);
@@ -353,14 +354,14 @@
     const gradBox = v.gnorm[k] === null
       ? el("div", { id: "info-grad", class: "numbers" }, B().loss === null ? "no loss (no targets): no gradient" : "needs no gradient")
       : vectorBox("info-grad", get(v.grad, k), v.shape);
-    info.replaceChildren(
+    info.replaceChildren(...kids(
       el("h3", { id: "info-title" }, label(S.sel.name, S.sel.t)),
       v.ids ? el("p", {}, `ids of shape ${JSON.stringify(v.shape)} (integers: no norm, no gradient)`)
         : el("p", {}, `shape ${JSON.stringify(v.shape)}`, el("br"), `‖${S.sel.name}‖ = `,
           el("span", { id: "info-norm" }, fmt(v.norm[k])), el("br"), `‖∂L/∂${S.sel.name}‖ = `,
           el("span", { id: "info-gnorm" }, fmt(v.gnorm[k]))),
       el("p", {}, v.ids ? "stands for" : "value"), vectorBox("info-value", get(v.value, k), v.shape, v.ids), histogram(get(v.vhist, k), "#6b8fb3"),
-      el("p", {}, `gradient ∂L/∂${label(S.sel.name, S.sel.t)}`), gradBox, histogram(get(v.ghist, k), "#d9822b"));
+      el("p", {}, `gradient ∂L/∂${label(S.sel.name, S.sel.t)}`), gradBox, histogram(get(v.ghist, k), "#d9822b")));
   }
 
   // ---------------------------------------------------------------- sweep slider
@@ -379,7 +380,7 @@
 
   // ---------------------------------------------------------------- heatmap
   const RAMP = [[237, 248, 177], [199, 233, 180], [65, 182, 196], [34, 94, 168], [8, 29, 88]];
-  const DECADES = 12;                 // the colour scale spans at most this many powers of ten
+  const DECADES = 8;                  // the colour scale spans at most this many powers of ten
   const ZERO = "#ffffff", BELOW = "#d9d9d9", NOTFINITE = "#e7298a";
   const HM = { left: 40, top: 6, right: 6, bottom: 34 };   // the heatmap's margins (axes, ticks)
   function colour(x) {
