@@ -90,7 +90,9 @@ def _designs():
             ("seq2one", rnn.SequenceToOne(4, 3, 2), (ids, 1)),
             ("vec2seq", rnn.VectorToSequence(3, 3, 4), (rng.normal(size=3), ids)),
             ("conditional", rnn.ConditionalRNN(4, 3, 4), (ids, ids)),
-            ("user_lstm", lstm, (rng.normal(size=(6, 3)), ids))]
+            ("user_lstm", lstm, (rng.normal(size=(6, 3)), ids)),
+            ("bidirectional", rnn.BidirectionalRNN(4, 3, 4), (ids, ids)),
+            ("encdec", rnn.EncoderDecoder(4, 3, 4), (ids, ids[:4]))]
 
 
 @pytest.mark.parametrize("name, model, args", _designs(), ids=[d[0] for d in _designs()])
@@ -556,5 +558,26 @@ def test_ids_show_as_the_characters_they_stand_for(browser, tmp_path):
     assert page.page.inner_text("#info-value") == f'"e" (id {vocab.index["e"]})'
     assert "‖x‖" not in page.page.inner_text("#info")
     assert page.page.locator("#info svg.hist").count() == 0
+    assert page.errors == []
+    page.close()
+
+
+@pytest.mark.parametrize("cls, part, shape", [(rnn.BidirectionalRNN, "g", (6, 6)),
+                                              (rnn.EncoderDecoder, "h", (4, 6))])
+def test_the_heatmap_of_a_non_causal_design_shows_every_part_and_k_after_t(browser, tmp_path, cls,
+                                                                          part, shape):
+    model = cls(4, 3, 4, seed=1)
+    ids = np.random.default_rng(0).integers(0, 4, 6)
+    ys = ids if shape[0] == 6 else ids[:4]
+    page = SizedPage(browser, _save(tmp_path, model, ids, ys))
+    names = page.page.evaluate("explorer.data.names")
+    page.page.click(f"#heat-parts button[data-part='{part}']")
+    C = rnn.connectivity(model, ids, ys, part=part)
+    assert C.shape == shape
+    t, k = 1, shape[1]                                  # a loss term and a later step of the part
+    assert C[t - 1, k - 1] > 0
+    page.page.mouse.move(*_heat_point(page, t, k))
+    assert f"/∂{part}({k})‖ = {C[t - 1, k - 1]:.6g}"[:-1] in page.page.inner_text("#heat-label")
+    assert _node_id(names, "L", t) in page.titles("hl")
     assert page.errors == []
     page.close()
