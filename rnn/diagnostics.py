@@ -17,6 +17,11 @@ part:
 - :func:`gradient_ratio`: ‖(∇_{h(t)} L) ∂h(t)/∂h(t-1)‖ / ‖∇_{h(t)} L‖, the ratio that the
   regulariser of eq. 10.52 pulls towards 1.
 
+Each diagnostic reads only the nodes its own run made (:func:`own_run`), so a state carried
+undetached from an earlier run, or another model's states that the steps read, never count as
+this run's; :func:`run_connectivity` is the connectivity of a run already made, for every part
+at once.
+
 ``xs`` and ``ys`` are what the design's ``run`` takes first (for ``VectorToSequence`` the
 vector x and the targets, for ``SequenceToOne`` the sequence and its one label).
 """

@@ -10,6 +10,11 @@ Jacobian diagnostics of :mod:`rnn.diagnostics`.  The page is plain JavaScript ov
 Graphviz SVG (node ids are the DOT names of the views); nothing is fetched, so it opens
 from disk.  Long runs are summarised: values of the steps in the drawn windows, norms of
 every step, the heatmap binned and, past ``EXACT_ROWS`` loss terms, computed on sampled rows.
+
+The values are those of the run made here, told apart from whatever computation is behind
+its ``h0`` or the tensors its steps read (:func:`rnn.diagnostics.own_run`).  The page builds
+all its text from elements (names and titles are never parsed as HTML), its data cannot close
+its script block, and a Content-Security-Policy lets only its own script run.
 """
 
 import base64
@@ -153,7 +158,7 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
     run, own = own_run(model, xs, ys, h0, length)
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
-    variables = own_variables(roots, own, run, h0)
+    variables = _own_variables(roots, own, run, h0)
     steps = variables.steps
     names = variables.names
     windows = _windows(steps)
@@ -192,7 +197,7 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
     ops, templates = _op_steps(roots, detail_set, position, run.loss, own)
     diag = _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length)
     svg = None if not draw else {
-        "folded": _folded_svg(model, own_variables(roots, own, run, h0, window=KEEP)),
+        "folded": _folded_svg(model, _own_variables(roots, own, run, h0, window=KEEP)),
         "summary": _unrolled_svg(model, variables, None),
         "windows": [_unrolled_svg(model, variables, range(a, b + 1)) for a, b in windows]}
     return {"steps": steps, "names": names, "windows": windows, "detail": detail,
@@ -201,7 +206,7 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
             "diag": diag, "svg": svg, "templates": templates}
 
 
-def own_variables(roots, own, run, h0, window=None):
+def _own_variables(roots, own, run, h0, window=None):
     """The variables of ``run`` (see :func:`viz.derive.derive`), keyed by the run's own structure.
 
     Only the nodes the run made (``own``, from :func:`rnn.diagnostics.own_run`) are its
@@ -321,7 +326,8 @@ def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
     if not finite.all():
         bad = np.flatnonzero(~finite) + 1
         out["notes"].append(f"the Jacobians ∂{part}(t)/∂{part}(t-1) are not finite at "
-                            f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, no lag decay")
+                            f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, "
+                            "no lag decay")
     norms, radii = np.full(len(jacs), np.nan), np.full(len(jacs), np.nan)
     if finite.any():
         norms[finite], radii[finite] = rnn.spectra(jacs[finite])
@@ -510,9 +516,9 @@ def _vector(arr):
 
 
 def _histogram(arr, bins=12):
-    """None for a scalar or ids (nothing to histogram); else counts of the finite entries in ``bins`` equal bins from the least to the largest (on a
-    halved scale, so that a range near ±1.8e308 does not overflow), and how many entries are
-    NaN or infinite."""
+    """None for a scalar or ids (nothing to histogram); else the counts of the finite entries in
+    ``bins`` equal bins from the least to the largest (on a halved scale, so that a range near
+    ±1.8e308 does not overflow), and how many entries are NaN or infinite."""
     if np.size(arr) < 2 or np.asarray(arr).dtype.kind in "iub":
         return None
     flat = np.asarray(arr, dtype=np.float64).reshape(-1)
@@ -551,7 +557,8 @@ def _page(data):
               "img-src data:; base-uri 'none'; form-action 'none'")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"{policy}\">"
-            f"<title>{html.escape(_plain(data['title']))}</title><style>{asset('explorer.css')}</style>"
+            f"<title>{html.escape(_plain(data['title']))}</title>"
+            f"<style>{asset('explorer.css')}</style>"
             f"</head><body>{asset('explorer.html')}"
             f"<script type='application/json' id='explorer-data'>{payload}</script>"
             f"<script>{script}</script></body></html>\n")
