@@ -160,8 +160,23 @@ def _add_edge(g, src, dst, attrs, above):
 
 
 def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None, ends=True,
-                  norms=None, stacked=(), shown_as=None, shown=None, gap_text=None):
+                  norms=None, stacked=(), shown_as=None, shown=None, gap_text=None, boxes=True):
     """Add the unrolled graph of ``variables`` to ``g`` (node ids start with ``prefix``).
+
+    With ``boxes`` (the default) the layout is the same for every design and derived from the
+    variables alone: each time step of each chain (the scope around its ``t=K``; an encoder
+    and a decoder are two chains) is a box (a ``cluster_`` subgraph), the boxes of a chain in
+    time order left to right (an invisible spine node with ``ordering=out`` fixes their
+    order), the chains stacked with their steps aligned.  Inside a step the variables stand
+    in rows set by the step's own edges (x below h below o; a target above its loss), state
+    parts that would share a row (h and g of a bidirectional net) one above the other, and a
+    state part is a rail: the same row in every step.  Edges between steps do not pull the
+    layout (``constraint=false``), so they stay between the boxes they join; weights are
+    ``xlabel``\\ s, placed beside their edges without widening the steps.  Static variables
+    (made outside the unroll) stand outside the boxes, drawn once; the ``(...)`` ends and the
+    elision nodes stand in columns of their own before, between and after the steps.  Without
+    ``boxes`` (the book's figures) each variable is a ``rank=same`` row and weights are edge
+    labels.
 
     With ``ends``, each recurrent edge also comes in from and goes out to a ``(...)`` node;
     ``norms`` ((name, t) -> gradient norm) colours the variables it names.  ``stacked``
@@ -171,7 +186,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     ``shown``, a range of consecutive steps, draws that window alone (its recurrent edges come
     in from and go out to the ``(...)`` nodes) instead of the first and last ``keep`` steps
     around one elision node per variable, whose HTML-like label is
-    ``gap_text(name, steps_left_out)``.
+    ``gap_text(name, steps_left_out)``.  ``time_labels`` (t -> str) writes the steps' times
+    (in the superscripts and on the boxes).
 
     Returns {(name, t): node id} of the variables drawn.
     """
@@ -190,6 +206,11 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     gap = 0 if not shown or shown[-1] - shown[0] + 1 == len(shown) else steps - len(shown)
     gap_text = gap_text or (lambda name, n: html_text(f"{name}: ... {n:,} steps left out ..."))
     above = _targets(variables)
+    level = _levels(variables, above)
+    columns = _Columns(prefix, _chains(variables), level, stamp) if boxes else None
+    if boxes:
+        stacked = list(stacked) + [n for n in _rails_to_stack(variables, level)
+                                   if n not in stacked]
 
     def node_id(key):
         name, t = key
@@ -210,67 +231,109 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             label = html_text(text) + ("" if below is None else f"<br/>{below}")
         else:
             label = sup_html(text, f"({stamp(t)})", below=below)
+        attrs["label"] = f"<{label}>"
+        if columns is not None and t is not None:
+            columns.add(t, name, node_id((name, t)), attrs)
+            continue
         if t is not None:
             attrs["group"] = f"{prefix}t{t}"
             rows.setdefault(name, []).append(node_id((name, t)))
-        g.node(node_id((name, t)), label=f"<{label}>", **attrs)
+        g.node(node_id((name, t)), **attrs)
 
-    recurrences, elided = {}, {}
+    def link(src, dst, src_name, dst_name, labels, dt, bare=False):
+        """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
+        (``bare``: no ``edge_label`` where it carries no weight)."""
+        text = _edge_text(labels, dt, None if bare else edge_label)
+        attrs = {("xlabel" if boxes else "label"): f"<{html_text(text)}>"} if text else {}
+        back = _laid_back(src_name, dt, above)
+        if dt and src_name != dst_name and src_name not in above:
+            attrs["constraint"] = "false"
+            if boxes:
+                back = level[src_name] > level[dst_name]
+        elif dt and boxes and src_name == dst_name:
+            attrs["minlen"] = "0"          # a rail: the same row in both steps
+        _add_edge(g, src, dst, attrs, back)
+
+    def end_node(name, where):
+        """The node of ``name`` before ("start"), after ("end") or inside ("gap") the drawn steps."""
+        nid = f"{ids[name]}_{where}"
+        if where == "gap":
+            attrs = {"label": f"<{gap_text(name, gap)}>", "shape": "box", "style": "dashed",
+                     "fontsize": "14"}
+        else:
+            attrs = {"label": f"<{sup_html(name, '(...)')}>"}
+        if columns is not None:
+            columns.add(where, name, nid, attrs)
+        elif where == "gap":
+            g.node(nid, **attrs)
+            row = rows.setdefault(name, [])
+            row.insert(next((i for i, r in enumerate(row) if r.endswith(f"_{shown[keep]}")),
+                            len(row)), nid)
+        else:
+            g.node(nid, **attrs)
+            _place_end(rows.setdefault(name, []), nid, left=where == "start")
+        return nid
+
+    segments = _segments(shown)
+    crossing, steps_of = {}, {}          # (src, dst, dt) -> labels of one-step edges
     for (src, dst), labels in variables.edges.items():
         dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
-        if ends and dt in (1, -1):
-            recurrences.setdefault((src[0], dst[0], labels, dt), None)
-        src_in, dst_in = src in present_set, dst in present_set
-        if not (src_in and dst_in):
-            if not gap:
-                continue
-            if src_in and dst[1] is not None and 1 <= dst[1] <= steps:
-                elided.setdefault(dst[0], set()).add(("in", src, labels, dt))
-            elif dst_in and src[1] is not None and src[1] >= 1:
-                elided.setdefault(src[0], set()).add(("out", dst, labels, dt))
-            continue
-        attrs = _label_attrs(_edge_text(labels, dt, edge_label))
-        if dt and src[0] != dst[0] and src[0] not in above:
-            attrs["constraint"] = "false"
-        _add_edge(g, node_id(src), node_id(dst), attrs, _laid_back(src[0], dt, above))
+        if dt in (1, -1):
+            merged = crossing.setdefault((src[0], dst[0], dt), [])
+            merged += [w for w in labels if w not in merged]
+        if src in present_set and dst in present_set and dt not in (1, -1):
+            link(node_id(src), node_id(dst), src[0], dst[0], labels, dt)
+    fans = {}                            # (src name, dt) -> the names it feeds one step on
+    for src_name, dst_name, dt in crossing:
+        fans.setdefault((src_name, dt), []).append(dst_name)
 
-    for src_name, dst_name, labels, dt in recurrences:   # dt -1: a chain backward in time
-        attrs = _label_attrs(_edge_text(labels, 1, edge_label))
-        if src_name != dst_name and src_name not in above:
-            attrs["constraint"] = "false"
-        back = _laid_back(src_name, dt, above)
-        into, out_of = (shown[0], shown[-1]) if dt == 1 else (shown[-1], shown[0])
-        first, last = (dst_name, into), (src_name, out_of)
-        if first in present_set:        # the chain comes in from the (...) before it
-            nid = f"{ids[src_name]}_{'start' if dt == 1 else 'end'}"
-            g.node(nid, label=f"<{sup_html(src_name, '(...)')}>")
-            _place_end(rows.setdefault(src_name, []), nid, left=dt == 1)
-            _add_edge(g, nid, node_id(first), attrs, back)
-        if last in present_set:         # and goes out to the (...) after it
-            nid = f"{ids[dst_name]}_{'end' if dt == 1 else 'start'}"
-            g.node(nid, label=f"<{sup_html(dst_name, '(...)')}>")
-            _place_end(rows.setdefault(dst_name, []), nid, left=dt != 1)
-            _add_edge(g, node_id(last), nid, attrs, back)
-
-    for name, links in elided.items():
-        nid = f"{ids[name]}_gap"
-        g.node(nid, label=f"<{gap_text(name, gap)}>", shape="box",
-               style="dashed", fontsize="14")
-        row = rows.setdefault(name, [])
-        row.insert(next((i for i, r in enumerate(row) if r.endswith(f"_{shown[keep]}")), len(row)),
-                   nid)
-        for direction, other, labels, dt in sorted(links, key=lambda x: (x[0], str(x[1]))):
-            static = other[1] is None
-            attrs = _label_attrs(_edge_text(labels, None if static else 1, edge_label))
-            src_name = other[0] if direction == "in" else name
-            if other[0] != name and not static and src_name not in above:
-                attrs["constraint"] = "false"
-            back = _laid_back(src_name, dt, above)
-            if direction == "in":
-                _add_edge(g, node_id(other), nid, attrs, back)
+    def enter(src_id, src_name, t, dt, edge_labels=None):
+        """Edges from ``src_id`` (src_name one step before t in the direction dt) into step t:
+        through a fork in step t's box where it feeds several variables there."""
+        targets = [d for d in fans.get((src_name, dt), ()) if (d, t) in present_set]
+        if not targets:
+            return
+        if len(targets) > 1:
+            fork = f"{ids[src_name]}_j{t}"
+            attrs = {"shape": "point", "width": "0.09", "label": ""}
+            if columns is not None:
+                columns.add(t, src_name, fork, attrs)
             else:
-                _add_edge(g, nid, node_id(other), attrs, back)
+                g.node(fork, **attrs)
+            link(src_id, fork, src_name, src_name, (), dt, bare=True)
+            if (src_name, t) in present_set:     # the fork on the side the rail comes in from
+                _add_edge(g, fork, node_id((src_name, t)), {"style": "invis"}, dt < 0)
+            src_id = fork
+        for dst_name in targets:
+            labels = crossing[(src_name, dst_name, dt)] if edge_labels is None else edge_labels
+            link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt)
 
+    def leave(src_name, t, dt, nid):
+        """The edge from src_name(t) out to ``nid``, the rest of its chain in the direction dt."""
+        feeds = fans.get((src_name, dt), ())
+        labels = crossing[(src_name, feeds[0], dt)] if len(feeds) == 1 else ()
+        link(node_id((src_name, t)), nid, src_name, src_name, tuple(labels), dt,
+             bare=len(feeds) != 1)
+
+    for i, (first, last) in enumerate(segments):
+        for t in range(first, last + 1):          # one step to the next, inside the segment
+            for (src_name, dt) in fans:
+                before = t - dt
+                if first <= before <= last and (src_name, before) in present_set:
+                    enter(node_id((src_name, before)), src_name, t, dt)
+        for (src_name, dt) in fans:               # in from / out to what is not drawn
+            into, out_of = (first, last) if dt == 1 else (last, first)
+            left = "start" if i == 0 else "gap"
+            right = "end" if i == len(segments) - 1 else "gap"
+            inward, outward = (left, right) if dt == 1 else (right, left)
+            if (inward == "gap" or ends) and any((d, into) in present_set
+                                                 for d in fans[(src_name, dt)]):
+                enter(end_node(src_name, inward), src_name, into, dt)
+            if (outward == "gap" or ends) and (src_name, out_of) in present_set:
+                leave(src_name, out_of, dt, end_node(src_name, outward))
+
+    if columns is not None:
+        columns.draw(g, shown)
     for name, row in rows.items():
         with g.subgraph() as s:
             s.attr(rank="same")
@@ -283,6 +346,140 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             if (lower, t) in present_set and (upper, t) in present_set:
                 g.edge(node_id((lower, t)), node_id((upper, t)), style="invis")
     return {key: node_id(key) for key in present}
+
+
+class _Columns:
+    """The columns of an unrolled view with boxes: per chain, the ``(...)`` starts, each step
+    (a visible box), the elision nodes and the ``(...)`` ends, each a cluster holding an
+    invisible anchor in the chain's lowest row; a spine node under each chain points at its
+    anchors with ``ordering=out``, so the columns come out left to right in that order."""
+
+    _BOX = {"style": "rounded,filled", "color": "#b0b0b0", "fillcolor": "#f5f5f5",
+            "fontname": "Helvetica", "fontsize": "11", "fontcolor": "#666666", "margin": "6"}
+    _POINT = {"shape": "point", "style": "invis", "width": "0", "height": "0", "label": ""}
+
+    def __init__(self, prefix, chain, level, stamp):
+        self.prefix, self.chain, self.level, self.stamp = prefix, chain, level, stamp
+        self.members = {}            # (chain, column) -> [(name, node id, attrs)]
+        self.rows = {}               # name -> its node ids (a rank=same row)
+        self.chains = list(dict.fromkeys(chain[n] for n in chain))
+
+    def add(self, column, name, nid, attrs):
+        """Put node ``nid`` of variable ``name`` in ``column`` (a step t, "start", "gap" or
+        "end") of its chain."""
+        self.members.setdefault((self.chain[name], column), []).append((name, nid, attrs))
+        self.rows.setdefault(name, []).append(nid)
+
+    def draw(self, g, shown):
+        order = ["start"]
+        for i, t in enumerate(shown):
+            if i and t - shown[i - 1] > 1:
+                order.append("gap")
+            order.append(t)
+        order.append("end")
+        for ci, chain in enumerate(self.chains):
+            anchors = []
+            for column in order:
+                members = self.members.get((chain, column))
+                if not members:
+                    continue
+                step = not isinstance(column, str)
+                cid = f"{self.prefix}_c{ci}_{'t' if step else ''}{column}"
+                anchor = f"{self.prefix}_a{ci}_{column}"
+                with g.subgraph(name=f"cluster_{cid}") as box:
+                    if step:
+                        box.attr(label=f"<{html_text(self.title(chain, column))}>", **self._BOX)
+                    else:
+                        box.attr(peripheries="0", label="")
+                    box.node(anchor, **self._POINT)
+                    for _, nid, attrs in members:
+                        box.node(nid, **attrs)
+                lowest = min(self.level[name] for name, _, _ in members)
+                for name, nid, _ in members:
+                    if self.level[name] == lowest:
+                        g.edge(anchor, nid, style="invis", minlen="0")
+                anchors.append(anchor)
+            with g.subgraph() as row:    # one row of anchors, under the chain's lowest row
+                row.attr(rank="same")
+                for anchor in anchors:
+                    row.node(anchor)
+            spine = f"{self.prefix}_spine{ci}"
+            g.node(spine, ordering="out", **self._POINT)
+            for anchor in anchors:
+                g.edge(spine, anchor, style="invis")
+        for row in self.rows.values():
+            with g.subgraph() as same:
+                same.attr(rank="same")
+                for nid in row:
+                    same.node(nid)
+
+    def title(self, chain, t):
+        """"t = 2", or "decoder, t = 2" where there are several chains."""
+        where = chain.rsplit("/", 1)[-1] if len(self.chains) > 1 and chain else ""
+        return f"{where}, t = {self.stamp(t)}" if where else f"t = {self.stamp(t)}"
+
+
+def _segments(shown):
+    """(first, last) of each run of consecutive steps in ``shown``."""
+    out = []
+    for t in shown:
+        if out and t == out[-1][1] + 1:
+            out[-1] = (out[-1][0], t)
+        else:
+            out.append((t, t))
+    return out
+
+
+_STEP = re.compile(r"(^|/)t=-?\d+(/.*)?$")
+
+
+def _chains(variables):
+    """name -> the scope its steps run in, without the ``t=K`` ("encdec/encoder"): one chain per
+    scope, drawn as its own row of boxes."""
+    out = {}
+    for (name, t), node in variables.nodes.items():
+        if t is not None and name not in out:
+            out[name] = _STEP.sub("", node.scope or "")
+    return {name: out.get(name, "") for name in variables.names}
+
+
+def _levels(variables, above):
+    """name -> its row inside a step: the longest path to it over the edges within one step
+    (and through static variables), a target above the loss it feeds."""
+    succ = {n: set() for n in variables.names}
+    for (src, dst), _ in variables.edges.items():
+        if src[1] is not None and dst[1] is not None and src[1] != dst[1]:
+            continue
+        a, b = (dst[0], src[0]) if src[0] in above else (src[0], dst[0])
+        if a != b:
+            succ[a].add(b)
+    indegree = {n: 0 for n in succ}
+    for n in succ:
+        for m in succ[n]:
+            indegree[m] += 1
+    level = {n: 0 for n in succ}
+    ready = [n for n in succ if indegree[n] == 0]
+    while ready:
+        n = ready.pop()
+        for m in succ[n]:
+            level[m] = max(level[m], level[n] + 1)
+            indegree[m] -= 1
+            if indegree[m] == 0:
+                ready.append(m)
+    return level
+
+
+def _rails_to_stack(variables, level):
+    """State parts (variables fed by themselves one step earlier or later) that the step's own
+    edges put in the same row, in name order: drawn one above the other."""
+    rails = list(dict.fromkeys(s[0] for s, d in variables.edges if s[0] == d[0]
+                               and s[1] is not None and d[1] is not None and s[1] != d[1]))
+    out = []
+    for lv in sorted({level[n] for n in rails}):
+        same = [n for n in rails if level[n] == lv]
+        if len(same) > 1:
+            out.extend(same)
+    return out
 
 
 def _laid_back(src_name, dt, above):
