@@ -208,6 +208,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     above = _targets(variables)
     level = _levels(variables, above)
     columns = _Columns(prefix, _chains(variables), level, stamp) if boxes else None
+    inputs = _inputs(variables)
     if boxes:
         stacked = list(stacked) + [n for n in _rails_to_stack(variables, level)
                                    if n not in stacked]
@@ -240,13 +241,16 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             rows.setdefault(name, []).append(node_id((name, t)))
         g.node(node_id((name, t)), **attrs)
 
-    def link(src, dst, src_name, dst_name, labels, dt, bare=False):
+    def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None):
         """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
-        (``bare``: no ``edge_label`` where it carries no weight)."""
+        (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes)."""
         text = _edge_text(labels, dt, None if bare else edge_label)
         attrs = {("xlabel" if boxes else "label"): f"<{html_text(text)}>"} if text else {}
+        attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
-        if dt and src_name != dst_name and src_name not in above:
+        if boxes and src_name in inputs and dst_name not in inputs:
+            attrs["constraint"] = "false"      # an input drawn once, beside the steps it feeds
+        elif dt and src_name != dst_name and src_name not in above:
             attrs["constraint"] = "false"
             if boxes:
                 back = level[src_name] > level[dst_name]
@@ -293,14 +297,16 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         targets = [d for d in fans.get((src_name, dt), ()) if (d, t) in present_set]
         if not targets:
             return
-        if len(targets) > 1:
+        bend = boxes and len(targets) == 1 and level[targets[0]] != level[src_name]
+        if len(targets) > 1 or bend:    # enters step t in its own row, then turns
             fork = f"{ids[src_name]}_j{t}"
-            attrs = {"shape": "point", "width": "0.09", "label": ""}
+            attrs = {"shape": "point", "width": "0" if bend else "0.09", "label": ""}
             if columns is not None:
                 columns.add(t, src_name, fork, attrs)
             else:
                 g.node(fork, **attrs)
-            link(src_id, fork, src_name, src_name, (), dt, bare=True)
+            link(src_id, fork, src_name, src_name, (), dt, bare=True,
+                 extra={"arrowhead": "none", "arrowtail": "none"})
             if (src_name, t) in present_set:     # the fork on the side the rail comes in from
                 _add_edge(g, fork, node_id((src_name, t)), {"style": "invis"}, dt < 0)
             src_id = fork
@@ -326,14 +332,16 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             left = "start" if i == 0 else "gap"
             right = "end" if i == len(segments) - 1 else "gap"
             inward, outward = (left, right) if dt == 1 else (right, left)
-            if (inward == "gap" or ends) and any((d, into) in present_set
-                                                 for d in fans[(src_name, dt)]):
+            fed = [d for d in fans[(src_name, dt)] if ((src_name, into - dt), (d, into))
+                   in variables.edges]
+            if (inward == "gap" or ends) and (inward == "gap" or fed) and any(
+                    (d, into) in present_set for d in fans[(src_name, dt)]):
                 enter(end_node(src_name, inward), src_name, into, dt)
             if (outward == "gap" or ends) and (src_name, out_of) in present_set:
                 leave(src_name, out_of, dt, end_node(src_name, outward))
 
     if columns is not None:
-        columns.draw(g, shown)
+        columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs])
     for name, row in rows.items():
         with g.subgraph() as s:
             s.attr(rank="same")
@@ -355,14 +363,14 @@ class _Columns:
     anchors with ``ordering=out``, so the columns come out left to right in that order."""
 
     _BOX = {"style": "rounded,filled", "color": "#b0b0b0", "fillcolor": "#f5f5f5",
-            "fontname": "Helvetica", "fontsize": "11", "fontcolor": "#666666", "margin": "6"}
+            "fontname": "Helvetica", "fontsize": "11", "fontcolor": "#666666", "margin": "6", "labelloc": "t"}
     _POINT = {"shape": "point", "style": "invis", "width": "0", "height": "0", "label": ""}
 
     def __init__(self, prefix, chain, level, stamp):
         self.prefix, self.chain, self.level, self.stamp = prefix, chain, level, stamp
         self.members = {}            # (chain, column) -> [(name, node id, attrs)]
         self.rows = {}               # name -> its node ids (a rank=same row)
-        self.chains = list(dict.fromkeys(chain[n] for n in chain))
+        self.chains = list(dict.fromkeys(chain.values()))
 
     def add(self, column, name, nid, attrs):
         """Put node ``nid`` of variable ``name`` in ``column`` (a step t, "start", "gap" or
@@ -370,43 +378,67 @@ class _Columns:
         self.members.setdefault((self.chain[name], column), []).append((name, nid, attrs))
         self.rows.setdefault(name, []).append(nid)
 
-    def draw(self, g, shown):
+    def draw(self, g, shown, inputs):
+        """Write the columns' clusters, the spine and the rows into ``g``; ``inputs`` (node ids
+        of static inputs) stand in the spine's row, beside the steps."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
                 order.append("gap")
             order.append(t)
         order.append("end")
-        for ci, chain in enumerate(self.chains):
-            anchors = []
+        lowest = {}
+        for (chain, _), members in self.members.items():
+            low = min(self.level[name] for name, _, _ in members)
+            lowest[chain] = min(lowest.get(chain, low), low)
+        chains = sorted(lowest, key=lambda c: (lowest[c], self.chains.index(c)))  # bottom first
+        if not chains:
+            return
+        base = {}
+        for chain in chains:
+            ci = self.chains.index(chain)
             for column in order:
                 members = self.members.get((chain, column))
                 if not members:
                     continue
                 step = not isinstance(column, str)
-                cid = f"{self.prefix}_c{ci}_{'t' if step else ''}{column}"
                 anchor = f"{self.prefix}_a{ci}_{column}"
-                with g.subgraph(name=f"cluster_{cid}") as box:
+                with g.subgraph(name=f"cluster_{self.prefix}_c{ci}_{'t' if step else ''}"
+                                     f"{column}") as box:
                     if step:
                         box.attr(label=f"<{html_text(self.title(chain, column))}>", **self._BOX)
                     else:
                         box.attr(peripheries="0", label="")
-                    box.node(anchor, **self._POINT)
+                    box.node(anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
                     for _, nid, attrs in members:
                         box.node(nid, **attrs)
-                lowest = min(self.level[name] for name, _, _ in members)
-                for name, nid, _ in members:
-                    if self.level[name] == lowest:
-                        g.edge(anchor, nid, style="invis", minlen="0")
-                anchors.append(anchor)
-            with g.subgraph() as row:    # one row of anchors, under the chain's lowest row
-                row.attr(rank="same")
-                for anchor in anchors:
-                    row.node(anchor)
-            spine = f"{self.prefix}_spine{ci}"
-            g.node(spine, ordering="out", **self._POINT)
-            for anchor in anchors:
-                g.edge(spine, anchor, style="invis")
+                low = min(self.level[name] for name, _, _ in members)
+                bottom = [nid for name, nid, _ in members if self.level[name] == low]
+                if chain == chains[0]:
+                    for nid in bottom:
+                        g.edge(anchor, nid, style="invis", minlen="0", weight="100")
+                    base[column] = anchor
+                else:                    # aligned over the bottom chain's column
+                    with g.subgraph() as same:
+                        same.attr(rank="same")
+                        same.node(anchor)
+                        same.node(bottom[0])
+                    if column in base:
+                        g.edge(base[column], anchor, style="invis", weight="10")
+        with g.subgraph() as row:       # the bottom chain's anchors: one row under its steps
+            row.attr(rank="same")
+            for column in order:
+                if column in base:
+                    row.node(base[column])
+        spine = f"{self.prefix}_spine"
+        g.node(spine, ordering="out", **self._POINT)
+        anchors = [base[column] for column in order if column in base]
+        for anchor in anchors:
+            g.edge(spine, anchor, style="invis", weight="0")
+        for left, right in zip(anchors, anchors[1:]):
+            g.edge(left, right, style="invis")
+        for nid in inputs:
+            g.edge(spine, nid, style="invis")
         for row in self.rows.values():
             with g.subgraph() as same:
                 same.attr(rank="same")
@@ -417,6 +449,14 @@ class _Columns:
         """"t = 2", or "decoder, t = 2" where there are several chains."""
         where = chain.rsplit("/", 1)[-1] if len(self.chains) > 1 and chain else ""
         return f"{where}, t = {self.stamp(t)}" if where else f"t = {self.stamp(t)}"
+
+
+def _inputs(variables):
+    """Names of static variables that no step feeds (a model's fixed input, another model's
+    tensor): drawn once, beside the steps."""
+    static = {k[0] for k in variables.keys if k[1] is None}
+    fed = {d[0] for s, d in variables.edges if d[1] is None and s[1] is not None}
+    return static - fed
 
 
 def _segments(shown):
