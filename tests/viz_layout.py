@@ -94,7 +94,8 @@ def measure(digraph):
 
     interleaved: pairs of consecutive steps of one chain whose boxes overlap or come out of
     time order (left to right), or step boxes of different chains that overlap;
-    stray: drawn edges that pass through the box of a step they do not join;
+    stray: drawn edges that pass through the box of a step they do not join (an edge from step
+    t - d to step t of one chain joins the steps between);
     ends: nodes outside the step boxes (``(...)`` ends, static variables, elisions) that
     stand inside one;
     per_step: the drawing's width divided by the number of steps (inches).
@@ -112,6 +113,10 @@ def measure(digraph):
         if (tail, head) not in visible and (head, tail) not in visible:
             continue
         joined = {boxes.get(tail), boxes.get(head)}
+        ends_ = [k for k in joined if k is not None]
+        if len(ends_) == 2 and ends_[0][0] == ends_[1][0]:     # a skip over d steps spans them
+            (c, a), (_, b) = sorted(ends_)
+            joined |= {(c, t) for t in range(a, b + 1)}
         if any(_inside(p, box[k]) for k in keys if k not in joined for p in _points(spline)):
             stray += 1
     ends = sum(1 for nid, (x, y, w, h) in nodes.items() if nid not in boxes and w > 0

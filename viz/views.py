@@ -23,6 +23,7 @@ KEEP = 3             # steps drawn at each end of a long unroll
 _NODE = {"shape": "circle", "width": "0.75", "fixedsize": "false", "fontname": "Times-Roman",
          "fontsize": "18"}
 _EDGE = {"fontname": "Times-Roman", "fontsize": "16", "arrowsize": "0.7"}
+_COMPACT = {"width": "0.55", "fontsize": "16"}    # a variable in a step's box
 _SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
            "width": "0.14", "fixedsize": "true"}
 
@@ -208,6 +209,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     above = _targets(variables)
     level = _levels(variables, above)
     columns = _Columns(prefix, _chains(variables), level, stamp) if boxes else None
+    if boxes:                       # the boxes set the steps apart: the nodes can stand closer
+        g.attr(nodesep="0.2")
     inputs = _inputs(variables)
     if boxes:
         stacked = list(stacked) + [n for n in _rails_to_stack(variables, level)
@@ -233,6 +236,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         else:
             label = sup_html(text, f"({stamp(t)})", below=below)
         attrs["label"] = f"<{label}>"
+        if columns is not None:
+            attrs.update(_COMPACT)
         if columns is not None and t is not None:
             columns.add(t, name, node_id((name, t)), attrs)
             continue
@@ -267,6 +272,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         else:
             attrs = {"label": f"<{sup_html(name, '(...)')}>"}
         if columns is not None:
+            attrs.update(_COMPACT if where != "gap" else {})
             columns.add(where, name, nid, attrs)
         elif where == "gap":
             g.node(nid, **attrs)
