@@ -23,6 +23,11 @@ KEEP = 3             # steps drawn at each end of a long unroll
 _NODE = {"shape": "circle", "width": "0.75", "fixedsize": "false", "fontname": "Times-Roman",
          "fontsize": "18"}
 _EDGE = {"fontname": "Times-Roman", "fontsize": "16", "arrowsize": "0.7"}
+_LOOKAHEAD = {"shape": "square", "style": "filled", "fillcolor": "white", "label": "",
+              "width": "0.14", "fixedsize": "true", "penwidth": "1.5"}
+LEGEND = {"delay": "\u25a0 one-step delay: the value of step t\u22121 used at step t",
+          "lookahead": "\u25a1 one-step look-ahead: the value of step t+1 used at step t",
+          "fixed": "dashed: fixed weights (requires_grad off, not trained)"}
 _COMPACT = {"width": "0.55", "fontsize": "16"}    # a variable in a step's box
 _SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
            "width": "0.14", "fixedsize": "true"}
@@ -124,7 +129,27 @@ def folded(model, steps=3, hide=BOOK_HIDDEN):
     variables = variables_of(model, steps, hide, window=KEEP)
     g = new_digraph(f"{model.name}_folded")
     draw_folded(g, variables, "f", getattr(model, "edge_label", None))
+    lines = _legend(variables)
+    if lines:
+        br = '<br align="left"/>'
+        g.attr(label="<" + br.join(html_text(x) for x in lines) + br + ">", labelloc="b",
+               labeljust="l", fontname="Helvetica", fontsize="12")
     return g
+
+
+def _legend(variables):
+    """The lines of a folded view's legend: what its markers mean, where it has a look-ahead
+    (a delay and a look-ahead side by side) or fixed weights."""
+    offsets = {d[1] - s[1] for s, d in variables.edges if s[1] is not None and d[1] is not None
+               and s[1] >= 1 and d[1] >= 1}
+    lines = []
+    if any(dt < 0 for dt in offsets):
+        lines += [LEGEND["delay"]] if any(dt > 0 for dt in offsets) else []
+        lines.append(LEGEND["lookahead"])
+    if any(labels and all(w in variables.fixed for w in labels)
+           for labels in variables.edges.values()):
+        lines.append(LEGEND["fixed"])
+    return lines
 
 
 def _edge_text(labels, dt, edge_label):
@@ -249,8 +274,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None):
         """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
         (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes)."""
-        text = _edge_text(labels, dt, None if bare else edge_label)
-        attrs = {("xlabel" if boxes else "label"): f"<{html_text(text)}>"} if text else {}
+        attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
+                              lambda text: {("xlabel" if boxes else "label"):
+                                            f"<{html_text(text)}>"} if text else {})
         attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
         if boxes and src_name in inputs and dst_name not in inputs:
@@ -545,10 +571,14 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
 
     Every edge from step t - d to step t passes through the delay of its source: one chain of
     black squares per variable fed forward in time (d squares for a delay of d steps), as the
-    book draws one delay per state; an edge from step t + d (a chain backward in time, figure
-    10.11's g) passes through d squares in the same way.  With one destination the weights label the edge into the
-    delay; with several, each edge out of it.  ``edge_style(src_name, dst_name) -> dict`` adds
-    attributes (e.g. bold) to the edge that enters dst.
+    book draws one delay per state.  An edge from step t + d (a chain backward in time, figure
+    10.11's g) passes through d white squares instead, a one-step look-ahead
+    (:data:`LOOKAHEAD`), so it is not mistaken for a delay.  With one destination the weights
+    label the edge into the delay; with several, each edge out of it.  Where several paths
+    join two variables and one of them carries no weight (the GRU's copy u(t) h(t-1)), that
+    path is drawn as an edge of its own.  Weights that are not trained
+    (``variables.fixed``) are written "(fixed)" on dashed edges.  ``edge_style(src_name,
+    dst_name) -> dict`` adds attributes (e.g. bold) to the edge that enters dst.
     """
     names = variables.names
     extra = edge_style or (lambda src, dst: {})
@@ -556,7 +586,7 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
     above = _targets(variables)
     for name in names:
         g.node(ids[name], label=f"<{html_text(name)}>")
-    grouped = {}
+    grouped, bare = {}, set()
     for (src, dst), labels in variables.edges.items():
         if (src[1] is not None and src[1] < 1) or (dst[1] is not None and dst[1] < 1):
             continue
@@ -564,17 +594,24 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
         merged = list(grouped.get((src[0], dst[0], dt), ()))
         merged += [w for w in labels if w not in merged]
         grouped[(src[0], dst[0], dt)] = tuple(merged)
+        if () in variables.paths.get((src, dst), ()) and labels:
+            bare.add((src[0], dst[0], dt))
     delayed = {}
     for (src, dst, dt), labels in grouped.items():
-        attrs = _label_attrs(_edge_text(labels, dt, edge_label))
+        attrs = _weight_attrs(labels, dt, edge_label, variables.fixed, _label_attrs)
         if dt == 0:
             _add_edge(g, ids[src], ids[dst], {**attrs, **extra(src, dst)}, src in above)
+            if (src, dst, dt) in bare:
+                _add_edge(g, ids[src], ids[dst], dict(extra(src, dst)), src in above)
         else:
-            delayed.setdefault(src, []).append((dst, abs(dt), attrs))
-    for src, targets in delayed.items():   # one delay per state part: its chain of squares
-        squares = [f"{prefix}d_{ids[src]}_{i}" for i in range(max(dt for _, dt, _ in targets))]
+            delayed.setdefault((src, dt > 0), []).append((dst, abs(dt), attrs))
+            if (src, dst, dt) in bare:
+                delayed[(src, dt > 0)].append((dst, abs(dt), {}))
+    for (src, forward), targets in delayed.items():   # one delay per state part
+        kind = "d" if forward else "a"
+        squares = [f"{prefix}{kind}_{ids[src]}_{i}" for i in range(max(dt for _, dt, _ in targets))]
         for square in squares:
-            g.node(square, **_SQUARE)
+            g.node(square, **(_SQUARE if forward else _LOOKAHEAD))
         single = len(targets) == 1          # its one weight label goes on the edge into the delay
         g.edge(ids[src], squares[0], **(targets[0][2] if single else {}))
         for a, b in zip(squares, squares[1:]):
@@ -583,3 +620,13 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
             g.edge(squares[dt - 1], ids[dst], constraint="false", **({} if single else attrs),
                    **extra(src, dst))
     return ids
+
+
+def _weight_attrs(labels, dt, edge_label, fixed, as_label):
+    """Attributes of an edge carrying the weights ``labels``: the text (``as_label(text)``), and
+    dashed with each untrained weight written "W (fixed)" where all of them are fixed."""
+    shown = tuple(f"{w} (fixed)" if w in fixed else w for w in labels)
+    attrs = as_label(_edge_text(shown, dt, edge_label))
+    if labels and all(w in fixed for w in labels):
+        attrs["style"] = "dashed"
+    return attrs
