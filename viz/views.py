@@ -15,7 +15,7 @@ import numpy as np
 
 import tinygraph as tg
 
-from .derive import derive
+from .derive import Variables, derive
 from .opgraph import grad_fill, log_range
 from .render import html_text, sup_html
 
@@ -87,14 +87,57 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
     if getattr(model, "structure", None) == "tree":
         from .tree import tree          # tree.py builds on this module
         return tree(model, steps, grads=grads)
-    roots = _trace(model, steps, "unrolled")
     g = new_digraph(f"{model.name}_unrolled")
-    window = keep if steps > 2 * keep + 1 else None
-    variables = derive(roots, hide=hide, window=window)
+    variables = None if grads else _summary(model, steps, keep, hide)
+    if variables is None:
+        roots = _trace(model, steps, "unrolled")
+        window = keep if steps > 2 * keep + 1 else None
+        variables = derive(roots, hide=hide, window=window)
     norms = _variable_grad_norms(roots, variables) if grads else None
     draw_unrolled(g, variables, "u", getattr(model, "edge_label", None), keep, time_labels,
                   norms=norms)
     return g
+
+
+def _summary(model, steps, keep, hide):
+    """The variables of a long unroll's summary (its first and last ``keep`` steps) derived from
+    two short traces instead of the whole unroll, or None to trace the whole unroll.
+
+    A view without values shows structure only.  If the traces of n and n + 1 steps (n a few
+    steps more than twice ``keep`` and the longest lag) draw the same first and last steps once
+    their later half is renumbered to end at ``steps``, the structure does not depend on the
+    length and the renumbered short trace is the long one's summary; otherwise (a model whose
+    steps depend on its length) the whole unroll is traced.
+    """
+    lag = max((getattr(model, "lags", None) or {}).values(), default=1)
+    n = 2 * (keep + lag + 1)
+    if steps <= n + 1 or not callable(getattr(model, "trace", None)):
+        return None
+    near = set(range(0, keep + lag + 1)) | set(range(steps - keep - lag + 1, steps + 1))
+    drawn = []
+    for length in (n, n + 1):
+        variables = _renumbered(derive(_trace(model, length, "unrolled"), hide=hide), length,
+                                steps)
+        drawn.append({k: v for k, v in variables.edges.items()
+                      if all(t is None or t in near for _, t in k)})
+        if length == n:
+            summary = variables
+    return summary if drawn[0] == drawn[1] else None
+
+
+def _renumbered(variables, length, steps):
+    """``variables`` of a ``length``-step trace with steps after its middle renumbered to end
+    at ``steps``."""
+    half = length // 2
+
+    def at(key):
+        name, t = key
+        return key if t is None or t <= half else (name, t + steps - length)
+
+    edges = {(at(a), at(b)): labels for (a, b), labels in variables.edges.items()}
+    paths = {(at(a), at(b)): p for (a, b), p in variables.paths.items()}
+    nodes = {at(k): node for k, node in variables.nodes.items()}
+    return Variables([at(k) for k in variables.keys], edges, nodes, paths, variables.fixed)
 
 
 def _variable_grad_norms(roots, variables):
