@@ -306,17 +306,19 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         attrs["label"] = f"<{label}>"
         if columns is not None:
             attrs.update(_COMPACT)
+        if t is not None:           # a step's edges drawn straight where they can be
+            attrs["group"] = f"{prefix}t{t}"
         if columns is not None and t is not None:
             columns.add(t, name, node_id((name, t)), attrs)
             continue
         if t is not None:
-            attrs["group"] = f"{prefix}t{t}"
             rows.setdefault(name, []).append(node_id((name, t)))
         g.node(node_id((name, t)), **attrs)
 
-    def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None):
+    def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None, flat=False):
         """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
-        (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes)."""
+        (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes;
+        ``flat``: along one row, written in the direction of time)."""
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {("xlabel" if boxes else "label"):
                                             f"<{html_text(text)}>"} if text else {})
@@ -330,7 +332,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                 back = level[src_name] > level[dst_name]
         elif dt and boxes and src_name == dst_name:
             attrs["minlen"] = "0"          # a rail: the same row in both steps
-        _add_edge(g, src, dst, attrs, back)
+        _add_edge(g, src, dst, attrs, dt is not None and dt < 0 if flat else back)
 
     def end_node(name, where):
         """The node of ``name`` before ("start"), after ("end") or inside ("gap") the drawn steps."""
@@ -380,7 +382,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                 columns.add(t, src_name, fork, attrs)
             else:
                 g.node(fork, **attrs)
-            link(src_id, fork, src_name, src_name, (), dt, bare=True,
+            link(src_id, fork, src_name, src_name, (), dt, bare=True, flat=True,
                  extra={"arrowhead": "none", "arrowtail": "none"})
             if (src_name, t) in present_set:     # the fork on the side the rail comes in from
                 _add_edge(g, fork, node_id((src_name, t)), {"style": "invis"}, dt < 0)
