@@ -28,7 +28,7 @@ _LOOKAHEAD = {"shape": "square", "style": "filled", "fillcolor": "white", "label
 LEGEND = {"delay": "\u25a0 one-step delay: the value of step t\u22121 used at step t",
           "lookahead": "\u25a1 one-step look-ahead: the value of step t+1 used at step t",
           "fixed": "dashed: fixed weights (requires_grad off, not trained)"}
-_COMPACT = {"width": "0.55", "fontsize": "16"}    # a variable in a step's box
+_COMPACT = {"width": "0.55", "fontsize": "14"}    # a variable in a step's box
 _SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
            "width": "0.14", "fixedsize": "true"}
 
@@ -278,7 +278,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     level = _levels(variables, above)
     columns = _Columns(prefix, _chains(variables), level, stamp) if boxes else None
     if boxes:                       # the boxes set the steps apart: the nodes can stand closer
-        g.attr(nodesep="0.2")
+        g.attr(nodesep="0.15")
     inputs = _inputs(variables)
     if boxes:
         stacked = list(stacked) + [n for n in _rails_to_stack(variables, level)
