@@ -276,13 +276,14 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     gap_text = gap_text or (lambda name, n: html_text(f"{name}: ... {n:,} steps left out ..."))
     above = _targets(variables)
     level = _levels(variables, above)
+    if boxes:
+        stacked = list(stacked) + [n for n in _rails_to_stack(variables, level)
+                                   if n not in stacked]
+        level = _levels(variables, above, stacked)
     columns = _Columns(prefix, _chains(variables), level, stamp) if boxes else None
     if boxes:                       # the boxes set the steps apart: the nodes can stand closer
         g.attr(nodesep="0.15")
     inputs = _inputs(variables)
-    if boxes:
-        stacked = list(stacked) + [n for n in _rails_to_stack(variables, level)
-                                   if n not in stacked]
 
     def node_id(key):
         name, t = key
@@ -315,13 +316,17 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             rows.setdefault(name, []).append(node_id((name, t)))
         g.node(node_id((name, t)), **attrs)
 
-    def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None, flat=False):
+    def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None, flat=False,
+             at_head=False):
         """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
         (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes;
-        ``flat``: along one row, written in the direction of time)."""
+        ``flat``: along one row, written in the direction of time; ``at_head``: the weights
+        written beside the arrowhead, as the several edges out of a fork are told apart)."""
+        key = "label" if not boxes else "headlabel" if at_head else "xlabel"
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
-                              lambda text: {("xlabel" if boxes else "label"):
-                                            f"<{html_text(text)}>"} if text else {})
+                              lambda text: {key: f"<{html_text(text)}>"} if text else {})
+        if key == "headlabel" and key in attrs:
+            attrs.update(labeldistance="1.6", labelangle="35", labelfontsize="14")
         attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
         if boxes and src_name in inputs and dst_name not in inputs:
@@ -332,7 +337,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                 back = level[src_name] > level[dst_name]
         elif dt and boxes and src_name == dst_name:
             attrs["minlen"] = "0"          # a rail: the same row in both steps
-        _add_edge(g, src, dst, attrs, dt is not None and dt < 0 if flat else back)
+        back = dt is not None and dt < 0 if flat else back
+        if back and "headlabel" in attrs:     # written from dst to src: dst is its tail
+            attrs["taillabel"] = attrs.pop("headlabel")
+        _add_edge(g, src, dst, attrs, back)
 
     def end_node(name, where):
         """The node of ``name`` before ("start"), after ("end") or inside ("gap") the drawn steps."""
@@ -389,7 +397,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             src_id = fork
         for dst_name in targets:
             labels = crossing[(src_name, dst_name, dt)] if edge_labels is None else edge_labels
-            link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt)
+            link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
+                 at_head=len(targets) > 1)
 
     def leave(src_name, t, dt, nid):
         """The edge from src_name(t) out to ``nid``, the rest of its chain in the direction dt."""
@@ -446,14 +455,14 @@ class _Columns:
     def __init__(self, prefix, chain, level, stamp):
         self.prefix, self.chain, self.level, self.stamp = prefix, chain, level, stamp
         self.members = {}            # (chain, column) -> [(name, node id, attrs)]
-        self.rows = {}               # name -> its node ids (a rank=same row)
+        self.rows = {}               # level -> its node ids (a rank=same row)
         self.chains = list(dict.fromkeys(chain.values()))
 
     def add(self, column, name, nid, attrs):
         """Put node ``nid`` of variable ``name`` in ``column`` (a step t, "start", "gap" or
         "end") of its chain."""
         self.members.setdefault((self.chain[name], column), []).append((name, nid, attrs))
-        self.rows.setdefault(name, []).append(nid)
+        self.rows.setdefault(self.level[name], []).append(nid)
 
     def draw(self, g, shown, inputs):
         """Write the columns' clusters, the spine and the rows into ``g``; ``inputs`` (node ids
@@ -560,10 +569,14 @@ def _chains(variables):
     return {name: out.get(name, "") for name in variables.names}
 
 
-def _levels(variables, above):
+def _levels(variables, above, stacked=()):
     """name -> its row inside a step: the longest path to it over the edges within one step
-    (and through static variables), a target above the loss it feeds."""
+    (and through static variables), a target above the loss it feeds, each of ``stacked``
+    above the one before it."""
     succ = {n: set() for n in variables.names}
+    for lower, upper in zip(stacked, stacked[1:]):
+        if lower in succ and upper in succ:
+            succ[lower].add(upper)
     for (src, dst), _ in variables.edges.items():
         if src[1] is not None and dst[1] is not None and src[1] != dst[1]:
             continue
