@@ -40,10 +40,16 @@ _MEMBER = re.compile(r"^\s*([\w]+)(?: \[.*)?$")
 _STEP_BOX = re.compile(r"_c(\d+)_t(\d+)$")
 
 
+_NODE_ID = re.compile(r"^\s*(\w+_\d+) \[", re.M)
+
+
 def step_boxes(digraph):
     """node id -> (chain, t) for the nodes of every step box (a ``cluster_..._c<chain>_t<t>``
-    subgraph of the DOT source)."""
+    subgraph of the DOT source); in a view without boxes (before issue 20), the steps read
+    from the node ids ``<variable>_<t>``."""
     out, box = {}, None
+    if "subgraph cluster_" not in digraph.source:      # an unboxed view: steps from the ids
+        return {nid: (0, int(nid.rsplit("_", 1)[1])) for nid in _NODE_ID.findall(digraph.source)}
     for line in digraph.source.splitlines():
         m = _CLUSTER.match(line)
         if m:
