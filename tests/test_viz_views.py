@@ -253,3 +253,30 @@ def test_drawing_leaves_the_cycle_collector_as_it_found_it():
     viz.unrolled(model, steps=12, grads=True)
     viz.graph(model.run(np.array([0, 1, 2]), np.array([1, 2, 3])).loss)
     assert (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_folded_gru_draws_the_copy_path_beside_the_weighted_path():
+    nodes, edges, _ = _svg(viz.folded(rnn.GRU(4, 3, 4)))
+    h = by_text(nodes)["h"]
+    square = next(nid for nid, n in nodes.items() if n["fill"] == "black")
+    into_h = sorted(label for a, b, label in edges if a == square and b == h)
+    assert into_h == ["", "W"]      # u(t) h(t-1) with no weight, and W (r(t) h(t-1))
+
+
+def test_folded_look_ahead_has_its_own_marker_and_a_legend():
+    digraph = viz.folded(rnn.BidirectionalRNN(4, 3, 4))
+    nodes, edges, _ = _svg(digraph)
+    by = {n["text"]: nid for nid, n in nodes.items() if n["text"]}
+    squares = {n["fill"]: nid for nid, n in nodes.items() if n["text"] == ""}
+    assert set(squares) == {"black", "white"}
+    assert (by["h"], squares["black"]) in {(a, b) for a, b, _ in edges}
+    assert (by["g"], squares["white"]) in {(a, b) for a, b, _ in edges}
+    assert "look-ahead" in digraph.source and "delay" in digraph.source
+
+
+def test_folded_fixed_weights_are_dashed_and_marked_fixed():
+    digraph = viz.folded(rnn.EchoStateNetwork(4, 3, 4))
+    fixed = [line for line in digraph.source.splitlines() if "(fixed)" in line]
+    assert {re.search(r"label=<(\w+) \(fixed\)>", line).group(1) for line in fixed} == {"U", "W"}
+    assert all("dashed" in line for line in fixed)
+    assert "(fixed)" not in viz.folded(rnn.ElmanRNN(4, 3, 4)).source
