@@ -11,7 +11,6 @@ import graphviz
 import numpy as np
 import pytest
 
-import rnn
 import tinygraph as tg
 import viz
 import viz.views as views

@@ -3,9 +3,10 @@
 Both are drawn from :func:`viz.derive.derive` applied to ``model.trace(steps)``:
 the unrolled graph has one node per variable per time step, laid out as in the
 book (time left to right; in each step's column x → h → o → L ← y from bottom
-to top); the folded circuit is the same graph quotiented by time, and an edge
-from step t−1 to step t goes through the black square of a one-step delay.
-There is no drawing code per architecture.
+to top), each step a box and each state part a rail through the boxes; the
+folded circuit is the same graph quotiented by time, and an edge from step t−1
+to step t goes through the black square of a one-step delay (from step t+1, a
+white square of a look-ahead).  There is no drawing code per architecture.
 """
 
 import re
