@@ -213,16 +213,6 @@ def is_outside(node, inside):
     return scope != inside and not scope.startswith(inside + "/")
 
 
-def walk_inside(roots):
-    """:func:`walk` over the nodes of the unroll behind ``roots`` only: a tensor made outside
-    it (see :func:`is_outside`) is neither listed nor walked into."""
-    inside = unroll_scope(roots)
-    if inside is None:
-        return walk(roots)
-    return [n for n in walk(roots, stop=lambda n: is_outside(n, inside))
-            if not is_outside(n, inside)]
-
-
 def initial(value, name):
     """The state before step 1 as a node of scope ".../t=0" named ``name``.
 

@@ -86,12 +86,20 @@ class Variables:
         The largest time step seen.
     nodes : dict (name, t) -> Tensor
         The engine node of each variable (the first one met, if several share a key).
+    paths : dict (src_key, dst_key) -> set of tuple of str
+        The weights of each distinct path behind an edge: a GRU's h(t-1) reaches h(t) through
+        W and also, with no weight, through u(t) * h(t-1) (``{("W",), ()}``).
+    fixed : frozenset of str
+        Names of the weight Parameters that are not trained (``requires_grad`` off: an echo
+        state network's U and W).
     """
 
-    def __init__(self, keys, edges, nodes):
+    def __init__(self, keys, edges, nodes, paths=None, fixed=frozenset()):
         self.keys = keys
         self.edges = edges
         self.nodes = nodes
+        self.paths = paths if paths is not None else {k: {v} for k, v in edges.items()}
+        self.fixed = frozenset(fixed)
         self.steps = max((t for _, t in keys if t is not None), default=0)
 
     @property
@@ -124,10 +132,12 @@ def derive(roots, hide=(), window=None, position=time_step, inside=None):
         drawn once, as a static variable (t None), with an edge into every variable that reads
         it: the named nodes behind it (a name that is also an unroll variable's is prefixed by
         the outer scope, "elman.h"), or, when nothing behind it is named, the tensor itself as
-        "outside" (only if it requires grad: an unnamed constant is not drawn).
+        "outside" (only if it requires grad: an unnamed constant is not drawn).  ``False``: no
+        tensor is set apart as outside (the caller places every node with ``position``, as the
+        explorer does).
     """
     hide = frozenset(hide)
-    inside = unroll_scope(roots) if inside is None else inside
+    inside = unroll_scope(roots) if inside is None else (inside or None)
     steps_of = {}
 
     def step_of(node):
@@ -137,13 +147,15 @@ def derive(roots, hide=(), window=None, position=time_step, inside=None):
         return steps_of[scope]
 
     with collector_paused():
-        variables = [(node, (node.name, step_of(node)))
-                     for node in walk(list(roots), stop=lambda n: is_outside(n, inside))
+        order = walk(list(roots), stop=lambda n: is_outside(n, inside))
+        fixed = {node.name for node in order if isinstance(node, Parameter) and node.name
+                 and not node.requires_grad}
+        variables = [(node, (node.name, step_of(node))) for node in order
                      if is_variable(node, hide) and not is_outside(node, inside)]
         keys = dict.fromkeys(key for _, key in variables)
         last = max((t for _, t in keys if t is not None), default=0)
         outside = _Outside({name for name, _ in keys})
-        edges = {}
+        edges, paths = {}, {}
         for node, dst in variables:
             t = dst[1]
             if window is not None and t is not None and window + 1 < t < last - window:
@@ -153,6 +165,7 @@ def derive(roots, hide=(), window=None, position=time_step, inside=None):
                 merged = list(edges.get((key, dst), ()))
                 merged += [w for w in labels if w not in merged]
                 edges[(key, dst)] = tuple(merged)
+                paths.setdefault((key, dst), set()).add(labels)
     nodes = {}
     for node, key in variables:
         nodes.setdefault(key, node)
@@ -160,7 +173,7 @@ def derive(roots, hide=(), window=None, position=time_step, inside=None):
         nodes.setdefault(key, node)
     for src, dst in edges:
         keys.setdefault(src, None)
-    return Variables(list(keys), edges, nodes)
+    return Variables(list(keys), edges, nodes, paths, fixed)
 
 
 class _Outside:
