@@ -56,7 +56,7 @@ class RecursiveNet(RecurrentModel):
         who = type(self).__name__
         for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
             setattr(self, name, checks.positive_int(value, who, name))
-        rng = np.random.default_rng(seed)
+        rng = checks.generator(seed, who)
         H = self.n_hidden
         self.V = init_weight(rng, (H, self.n_in), self.n_in, dtype, "V")
         self.U = init_weight(rng, (H, H), H, dtype, "U")

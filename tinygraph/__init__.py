@@ -11,7 +11,8 @@ from .errors import (AnomalyError, BackwardError, BadIndexError, CheckpointError
                      CheckpointNotFoundError, CheckpointWriteError, ConfigError, DTypeError, GradcheckError,
                      GraphFreedError, InPlaceError, ShapeError, StaleGraphError, TinygraphError,
                      WriteError)
-from .checkpoint import Checkpoint, load_arrays, read_checkpoint, read_meta, save_arrays
+from .checkpoint import (Checkpoint, load_arrays, read_checkpoint, read_headers, read_meta,
+                         save_arrays)
 from .files import atomic_write
 from .module import Module, Parameter
 from .ops import (abs, add, addmm, argmax, argmin, binary_cross_entropy_with_logits, broadcast_to,
@@ -40,7 +41,7 @@ __all__ = [
     "load_arrays", "log", "log1p", "log_softmax", "logsumexp", "make_node", "matmul", "max",
     "maximum", "mean", "min", "minimum", "mse_loss", "mul", "neg", "nll_loss", "no_grad", "norm",
     "one_hot", "ones", "ones_like", "optim", "power", "prod", "rand", "randn", "read_checkpoint",
-    "read_meta", "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax", "softplus",
+    "read_headers", "read_meta", "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax", "softplus",
     "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "sweep_order", "swapaxes",
     "take", "tanh", "tensor", "transpose", "unsqueeze", "var", "where", "zeros", "zeros_like",
 ]

@@ -10,6 +10,7 @@ parameter names, numeric arrays only); ``load`` checks every name, shape and dty
 in the file's headers before reading its data, and changes nothing unless all fit.
 """
 
+import contextlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -120,6 +121,24 @@ class Module:
         for name, p in params.items():
             p.data = np.array(state[name], copy=True)
             bump_version(p)
+
+    @contextlib.contextmanager
+    def state_swapped(self, state):
+        """Within the block the parameters hold ``state`` (checked as ``load_state_dict``);
+        afterwards each holds its own array again, the very same object with the same
+        version, as if the block never ran: graphs built before still back-propagate.
+
+        For looking at other parameters (``viz.explore(before=)``); graphs built inside the
+        block belong to it and are not to be used after it.
+        """
+        params = self._unique_parameters("state_swapped")
+        kept = {name: (p.data, p._version) for name, p in params.items()}
+        self.load_state_dict(state)
+        try:
+            yield self
+        finally:
+            for name, p in params.items():
+                p.data, p._version = kept[name]
 
     def save(self, path):
         """Write the state dict to ``path`` (a checkpoint, see ``tinygraph.checkpoint``), atomically."""
