@@ -327,21 +327,35 @@ def test_a_command_into_an_out_another_one_holds_is_refused(tmp_path, capsys):
     assert os.listdir(out) == [cli.LOCK_NAME]
 
 
-def test_a_signal_during_the_final_checkpoint_write_stops_the_run_after_writing_it(
-        tmp_path, capsys, monkeypatch):
+def _signal_during_the_save_of(step, sig, monkeypatch):
     real = rnn.tasks.Checkpoints.save
 
-    def save_then_signal(self, task, step, losses, history):
-        real(self, task, step, losses, history)
-        if step == 4:
-            os.kill(os.getpid(), signal.SIGTERM)         # arrives while the final write ends
+    def save_then_signal(self, task, at, losses, history):
+        real(self, task, at, losses, history)
+        if at == step:
+            os.kill(os.getpid(), sig)                    # arrives as the final write ends
     monkeypatch.setattr(rnn.tasks.Checkpoints, "save", save_then_signal)
+
+
+def test_a_signal_during_the_final_checkpoint_write_stops_train_after_writing_it(
+        tmp_path, capsys, monkeypatch):
+    _signal_during_the_save_of(4, signal.SIGTERM, monkeypatch)
     out = tmp_path / "with space"
     assert _train_cli(out, steps=4) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
     assert "interrupted by SIGTERM after update 4 of 4 (training was complete)" in err
     assert tg.read_meta(out / "year_checkpoint.npz")["user"]["step"] == 4
     assert not (out / "loss.svg").exists()               # it stopped: nothing drawn after
+
+
+def test_a_signal_during_the_final_checkpoint_write_stops_the_demo_too(
+        tmp_path, capsys, monkeypatch):
+    _signal_during_the_save_of(2, signal.SIGINT, monkeypatch)
+    out = tmp_path / "demo"
+    assert main(["demo", "--steps", "2", "--out", str(out)]) == 128 + signal.SIGINT
+    assert "interrupted by SIGINT after update 2 of 2" in capsys.readouterr().err
+    assert tg.read_meta(out / "chars_checkpoint.npz")["user"]["step"] == 2
+    assert sorted(os.listdir(out)) == ["chars_checkpoint.npz"]   # no page, no explorer
 
 
 def test_the_printed_resume_command_is_shell_quoted(tmp_path, capsys):
@@ -427,10 +441,15 @@ def test_the_demo_keeps_a_previous_runs_different_checkpoint(tmp_path, monkeypat
 
 # ------------------------------------------------------------------ same seed, same bytes
 
+RUN_TIMES = {"a": 1_000_000_000.0, "b": 1_700_000_000.0}     # two runs years apart
+
+
 @pytest.mark.parametrize("task", sorted(rnn.tasks.TASKS))
-def test_every_task_trained_twice_with_one_seed_writes_the_same_checkpoint_bytes(tmp_path, task):
+def test_every_task_trained_twice_with_one_seed_writes_the_same_checkpoint_bytes(
+        tmp_path, monkeypatch, task):
     paths = []
     for run in ("a", "b"):
+        monkeypatch.setattr(time, "time", lambda: RUN_TIMES[run])
         path = tmp_path / f"{run}.npz"
         rnn.tasks.run_training(rnn.tasks.TASKS[task](3), 0, 2, [],
                                checkpoints=rnn.tasks.Checkpoints(path, 3, every=10**9))
@@ -439,8 +458,9 @@ def test_every_task_trained_twice_with_one_seed_writes_the_same_checkpoint_bytes
 
 
 @pytest.mark.parametrize("design", sorted(DESIGNS))
-def test_every_design_made_twice_with_one_seed_saves_the_same_bytes(tmp_path, design):
+def test_every_design_made_twice_with_one_seed_saves_the_same_bytes(tmp_path, monkeypatch, design):
     for run in ("a", "b"):
+        monkeypatch.setattr(time, "time", lambda: RUN_TIMES[run])
         DESIGNS[design](11).save(tmp_path / f"{run}.npz")
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
 

@@ -547,8 +547,8 @@ def cmd_demo(args):
 
 DRAW_MAX_STEPS = 100_000          # an unroll this long still builds and renders, summarised
 TRACE_BYTES_PER_STEP = 8_000      # peak memory of tracing one step of a `draw` model (measured)
-EXPLORE_MAX_STEPS = 10_000        # the page holds every step's values and gradients
-EXPLORE_BYTES_PER_STEP = 100_000  # peak memory of one step of the explorer (measured)
+EXPLORE_MAX_STEPS = 10_000        # the length bench/explorer.py shows still opens (issue 16)
+EXPLORE_BYTES_PER_STEP = 100_000  # peak memory per step: 41 kB (elman), 79 kB (lstm) at 2,000 steps
 TRAIN_MAX_STEPS = 10_000_000
 LOSS_BYTES_PER_STEP = 40          # one loss: a Python float in the list, and 8 bytes in the checkpoint
 
