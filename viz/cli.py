@@ -14,7 +14,10 @@ writes the checkpoint, prints how to resume and exits with 130 or 143, and
 :mod:`rnn.tasks`; this module is the thin command line over them, the views and the
 page.  It lives in ``viz`` because it uses all three layers (tinygraph -> rnn -> viz).  A user's mistake (unknown model or
 task, unwritable ``--out``, bad checkpoint) is one line on stderr and exit
-status 2, never a traceback.
+status 2, never a traceback.  No run is lost: every command locks its ``--out``
+(a second one into it at the same time is refused), a fresh ``train`` refuses to
+start over a checkpoint of its task without ``--resume`` or ``--force``, and the
+demo keeps a previous checkpoint that differs from its own.
 """
 
 import argparse
@@ -220,9 +223,10 @@ def _previous_checkpoint(out, task_name, resume, force):
     if resume is not None and os.path.exists(resume) and os.path.samefile(resume, path):
         return None
     try:
-        step = tg.read_meta(path).get("user", {}).get("step", "?")
+        user = tg.read_meta(path).get("user")
     except tg.CheckpointError:
-        step = "?"
+        user = None
+    step = user.get("step", "?") if isinstance(user, dict) else "?"
     what = f"{path} (a run at update {step})"
     if force:
         return f"--force: replacing {what}"
