@@ -21,8 +21,9 @@ def as_array(value, who, what):
     try:
         arr = np.asarray(value)
     except ValueError:      # numpy refuses nesting of different lengths: ragged
-        raise ShapeError(f"{who}: {what} is ragged (sequences of different lengths); pad them to "
-                         "one length and pass mask=, e.g. xs, mask = rnn.pad_sequences(seqs)") from None
+        raise ShapeError(f"{who}: {what} is ragged (sequences of different lengths); pad them "
+                         "to one length and pass mask=, e.g. xs, mask = rnn.pad_sequences(seqs)"
+                         ) from None
     if arr.dtype == object:
         raise DTypeError(f"{who}: {what} holds {_not_a_number(arr)}; need an array of numbers")
     if arr.dtype.kind not in "biuf":
