@@ -129,6 +129,7 @@ class RecursiveNet(RecurrentModel):
                     raise tg.ShapeError(f"{self.name}: the leaf at {path} has batch "
                                         f"{leaves[i][2]}, an earlier leaf {batch}; all leaves "
                                         "must have the same batch")
+        checks.batch_size(batch, None, self.name)        # the check every design goes through
         if y is not None:
             y = checks.targets(y, () if batch is None else (batch,), self.n_out, self.name,
                                batch is not None, what="y", axis="b")

@@ -74,6 +74,8 @@ EMPTY_BATCHES = {
                             (np.zeros((3, 0), int), np.zeros((2, 0), int))),
     "esn_no_sequences": (lambda: rnn.EchoStateNetwork(5, 4, 2),
                          (np.zeros((3, 0, 5)), np.zeros((3, 0, 2)))),
+    "recursive_no_trees": (lambda: rnn.RecursiveNet(5, 4, 3),
+                           ((np.zeros(0, int), np.zeros(0, int)), np.zeros(0, int))),
 }
 
 
