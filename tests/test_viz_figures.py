@@ -153,6 +153,14 @@ def test_figure_10_10_feeds_the_previous_target_through_R_and_the_input_through_
     assert ("h (t-1)", "h (t)", "W") in labelled
 
 
+def test_figure_10_10_has_the_books_three_feedback_edges_and_no_y_before_y_t_minus_1():
+    nodes, _, _, labelled = _figure("10.10")
+    assert {(a, b) for a, b, label in labelled if label == "R"} == {
+        ("y (t-1)", "h (t)"), ("y (t)", "h (t+1)"), ("y (t+1)", "h (...)")}
+    assert sorted(n["text"] for n in nodes.values() if n["text"].startswith("y")) == [
+        "y (t)", "y (t+1)", "y (t-1)"]
+
+
 def test_figures_are_drawn_even_inside_no_grad():
     with tg.no_grad():
         inside = viz.figure("10.6").source

@@ -248,7 +248,18 @@ def _fig_10_9():
 
 
 def _fig_10_10():
-    return _unrolled_only("fig10_10", rnn.ConditionalRNN(*_SIZES, seed=0), stamp=_relative(3))
+    """Figure 10.3's right panel plus the output feedback y(t-1) -R-> h(t): the chain comes in
+    from h(...) and goes out to h(...), which y(t+1) also feeds (there is no y(...) before
+    y(t-1), as in the book)."""
+    variables = derive(rnn.ConditionalRNN(*_SIZES, seed=0).trace(3), hide=("a",))
+    g = new_digraph("fig10_10")
+    ids = draw_unrolled(g, variables, "u", time_labels=_relative(3), ends=False)
+    chain = html_text(*variables.edges[(("h", 1), ("h", 2))])
+    feedback = html_text(*variables.edges[(("y", 1), ("h", 2))])
+    _end_node(g, "u_h_start", "h", ids[("h", 1)], left=True, label=f"<{chain}>")
+    _end_node(g, "u_h_end", "h", ids[("h", 3)], left=False, label=f"<{chain}>")
+    g.edge("u_h_end", ids[("y", 3)], dir="back", label=f"<{feedback}>")    # y laid out above h
+    return g
 
 
 def _unlabelled(variables):
@@ -267,15 +278,16 @@ def _fig_10_11():
     """Bidirectional: h(t) runs right, g(t) runs left; rows x, h, g, o, L, y from the bottom."""
     model = rnn.BidirectionalRNN(*_SIZES, seed=0)
     g = new_digraph("fig10_11")
-    ids = draw_unrolled(g, _unlabelled(derive(model.trace(3), hide=("a",))), "u",
-                        time_labels=_relative(3), ends=False, stacked=("h", "g"))
+    variables = _unlabelled(derive(model.trace(3), hide=("a",)))
+    ids = draw_unrolled(g, variables, "u", time_labels=_relative(3), ends=False,
+                        stacked=("h", "g"))
     _columns(g, ids, ("x", "h", "g", "o"), range(1, 4))
     return g
 
 
 def _columns(g, ids, names, steps):
-    """Stack the variables ``names`` of each step in one straight column (heavy invisible
-    edges between consecutive rows of the same step)."""
+    """Stack the variables ``names`` (bottom to top) of each step in one straight column: a
+    heavy invisible edge joins consecutive rows of a step."""
     for t in steps:
         column = [ids[(name, t)] for name in names if (name, t) in ids]
         for lower, upper in zip(column, column[1:]):
