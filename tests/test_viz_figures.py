@@ -225,3 +225,19 @@ def test_figure_10_12_writes_n_x_and_n_y_with_subscripts_not_underscores():
         i = next(i for i, t in enumerate(texts) if t[0] == "(n" and texts[i + 1][0] == sub)
         (_, n_y, n_size), (_, sub_y, sub_size) = texts[i], texts[i + 1]
         assert sub_size < n_size and sub_y > n_y       # smaller, and lower (SVG y grows down)
+
+
+def _cluster_label_heights(svg):
+    """Cluster title -> (y of its label text, y of its box's top and bottom edges)."""
+    out = {}
+    for g in ET.fromstring(svg).iter(f"{_SVG}g"):
+        if g.get("class") == "cluster":
+            ys = [float(p.split(",")[1]) for p in g.find(f"{_SVG}polygon").get("points").split()]
+            out[g.findtext(f"{_SVG}title")] = (float(g.find(f"{_SVG}text").get("y")), min(ys), max(ys))
+    return out
+
+
+@pytest.mark.parametrize("number", ["10.6", "10.13"])
+def test_panel_captions_sit_under_their_panels_as_in_the_book(number):
+    for text_y, top, bottom in _cluster_label_heights(viz.render(viz.figure(number))).values():
+        assert text_y > (top + bottom) / 2                  # the lower half (SVG y grows down)

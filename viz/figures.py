@@ -198,8 +198,8 @@ def _fig_10_6():
               ("test", "Test time", _jordan_free_running(model, with_loss=False), ("a",)))
     for key, label, source, hide in panels:
         with g.subgraph(name=f"cluster_{key}") as c:
-            c.attr(label=f"<{html_text(label)}>", labelloc="b", color="#bbbbbb",
-                   fontname="Times-Roman", fontsize="18")
+            c.attr(label=f"<{html_text(label)}>", labelloc="t", color="#bbbbbb",  # "t": below,
+                   fontname="Times-Roman", fontsize="18")                    # in a BT layout
             draw_unrolled(c, derive(source.trace(2), hide=hide), key, time_labels=_relative(3),
                           ends=False)
     return g
@@ -382,8 +382,8 @@ def _panels(title, panels):
     drawn = {}
     for key, caption, variables, dots in panels:
         with g.subgraph(name=f"cluster_{key}") as c:
-            c.attr(label=f"<{html_text(caption)}>", labelloc="b", color="#bbbbbb",
-                   fontname="Times-Roman", fontsize="18")
+            c.attr(label=f"<{html_text(caption)}>", labelloc="t", color="#bbbbbb",  # below: the
+                   fontname="Times-Roman", fontsize="18")          # layout runs bottom to top
             drawn[key] = draw_folded(c, variables, key)
             for name in dots:
                 c.node(drawn[key][name], label="", width="0.3", height="0.3", fixedsize="true")
