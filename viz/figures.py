@@ -435,8 +435,8 @@ def _fig_10_14():
                        {k: v for k, v in variables.nodes.items() if k not in out})
     g = new_digraph("fig10_14")
     draw_tree(g, merged, "n", root_text="o")
-    _caption(g, "The root is o, as in the book: the model's read-out o = c + Vₒ h "
-                "of the root is drawn as the root itself.")
+    _caption(g, "As in the book, the children merge into the root o: the model's root state "
+                "h and its read-out<br/>o = c + Vₒ h are drawn as that one node.")
     return g
 
 
@@ -588,7 +588,7 @@ def _address_pen(weight, largest):
 def _fig_10_18(t=2):
     """Explicit memory, from the variables of step ``t`` of a traced rnn.MemoryNetwork: the
     memory cells as a row at the top, the writing and reading mechanisms under it, the task
-    network (with its own delay loop) at the bottom.  The write address ww and the read address
+    network (with its own delay loop) at the bottom; no weight names, as in the book.  The write address ww and the read address
     wr are soft: an arrow runs from ww into every cell and from every cell into the read r,
     its width the cell's weight at step t, so the bold arrows point at the addresses."""
     model = rnn.MemoryNetwork(*_SIZES, slots=4, width=3, seed=0)
@@ -599,7 +599,7 @@ def _fig_10_18(t=2):
     delays = {"M": "d_M", "r": "d_r", "h": "d_h"}      # one delay square per state part
     rows = {"memory": ("memory_label", "M", "d_M"), "writing": ("writing_label", "erase"),
             "reading": ("reading_label", "r", "d_r"),
-            "task": ("task_label", "x", "h", "d_h", "o", "L", "y")}
+            "task": ("task_label", "y", "L", "o", "h", "x")}
     for key, label, names in _MEMORY_GROUPS:
         with g.subgraph(name=f"cluster_{key}") as c:
             c.attr(label="", color="#bbbbbb")
@@ -622,24 +622,30 @@ def _fig_10_18(t=2):
                     g.edge(a, b, style="invis")
     for name, square in delays.items():
         g.edge(name, square, constraint="false")
-    for (src, dst), labels in variables.edges.items():
+    task = rows["task"]
+    for src, dst in variables.edges:
         if dst[1] != t:
             continue
-        attrs = {"label": f"<{html_text(', '.join(labels))}>"} if labels else {}
         name, into = src[0], dst[0]
         if src[1] == t - 1:            # through the source's one-step delay
-            g.edge(delays[name], into, constraint="false", **attrs)
+            g.edge(delays[name], into, constraint="false")
         elif name == "ww":             # the write address: an arrow into every cell
             for i, w in enumerate(weights["ww"]):
                 g.edge("ww", f"M:c{i}:s", penwidth=_address_pen(w, weights["ww"].max()))
         elif name == "M" and into == "r":   # the read: every cell into r, weighted by wr
             for i, w in enumerate(weights["wr"]):
                 g.edge("r", f"M:c{i}:s", dir="back", penwidth=_address_pen(w, weights["wr"].max()))
-        elif into in ("M", "L") or name == "h":
-            g.edge(name, into, **attrs)
+        elif name in task and into in task:      # along the row, in the row's order
+            if task.index(name) < task.index(into):
+                g.edge(name, into)
+            else:
+                g.edge(into, name, dir="back")
+        elif into == "M" or name == "h":
+            g.edge(name, into)
         else:                          # laid out top down: memory -> reading -> task network
-            g.edge(into, name, dir="back", **attrs)
-    _caption(g, f"Soft addressing at step {t} of a traced run: an arrow's width is the weight of "
+            g.edge(into, name, dir="back")
+    _caption(g, "Weights are not named, as in the book. "
+                f"Soft addressing at step {t} of a traced run: an arrow's width is the weight of "
                 "the memory cell it meets<br/>in the write address ww (arrows into the cells) "
                 "or the read address wr (arrows into r).<br/>The memory keeps its contents "
                 "from step to step through its own delay, beside the row.")
