@@ -4,9 +4,12 @@ Courville), made by the views from real models.
 Figures 10.1–10.6 and 10.9–10.12 are the folded and unrolled views of rnn
 models (the pre-activation ``a`` is hidden, as in the book); figures 10.7 and
 10.8 are directed graphical models generated from their factorisations: the
-chain rule over y(1..5), and the same joint with the state variables h.
-Figures 10.11 (bidirectional) and 10.12 (encoder-decoder) draw the variables of
-a traced unroll without weight labels, as the book does.
+chain rule over y(1..5), y(...), and the same joint with the state variables h.
+Where the book names or indexes a variable differently from the model, the
+figure draws the model's variables under the book's names and indices (10.9's
+y, 10.13's h and z, 10.14's root o), and a caption under the figure says where
+it departs from, or adds to, the book's artwork.
+Figures 10.11-10.13, 10.16 and 10.18 draw no weight names, as the book does.
 Figures 10.13-10.18 (at the end of this file) come from the deep, recursive and
 memory designs and from cells written with ``rnn.Recurrence``; 10.15 and 10.17 are
 matplotlib plots of computations the engine ran.
@@ -571,7 +574,7 @@ _MEMORY_GROUPS = (("memory", "Memory cells", ("M",)),
                   ("writing", "Writing mechanism", ("ww", "erase", "add")),
                   ("reading", "Reading mechanism", ("wr", "r")),
                   ("task", "Task network, controlling the memory", ("x", "h", "o", "L", "y")))
-_ADDRESSES = {"ww": "write", "wr": "read"}    # the soft addresses, a weight per memory cell
+_ADDRESSES = ("ww", "wr")    # the soft write and read addresses: a weight per memory cell
 
 
 def _memory_row(slots):
@@ -588,9 +591,11 @@ def _address_pen(weight, largest):
 def _fig_10_18(t=2):
     """Explicit memory, from the variables of step ``t`` of a traced rnn.MemoryNetwork: the
     memory cells as a row at the top, the writing and reading mechanisms under it, the task
-    network (with its own delay loop) at the bottom; no weight names, as in the book.  The write address ww and the read address
-    wr are soft: an arrow runs from ww into every cell and from every cell into the read r,
-    its width the cell's weight at step t, so the bold arrows point at the addresses."""
+    network (a row, with its own delay loop) at the bottom; no weight names, as in the book.
+    The write address ww and the read address wr are soft: an arrow runs from ww into every
+    cell and from every cell into the read r, its width the cell's weight at step t, so the
+    bold arrows point at the addresses.  Each group's name is a node beside its members, so
+    no edge runs through it."""
     model = rnn.MemoryNetwork(*_SIZES, slots=4, width=3, seed=0)
     variables = derive(model.trace(3), hide=("a",))
     g = new_digraph("fig10_18")
@@ -613,16 +618,15 @@ def _fig_10_18(t=2):
                     c.node(name, label=f"<{html_text(name)}>")
                 if name in delays:
                     c.node(delays[name], **_DELAY)
-            with c.subgraph() as row:      # the group's label beside its nodes, not on an edge
+            with c.subgraph() as row:      # the group's name beside its members
                 row.attr(rank="same")
                 for nid in rows[key]:
                     row.node(nid)
-            for a, b in zip(rows[key], rows[key][1:]):
-                if key == "task":
-                    g.edge(a, b, style="invis")
+    task = rows["task"]
+    for a, b in zip(task, task[1:]):   # the task network's row in this order
+        g.edge(a, b, style="invis")
     for name, square in delays.items():
         g.edge(name, square, constraint="false")
-    task = rows["task"]
     for src, dst in variables.edges:
         if dst[1] != t:
             continue
