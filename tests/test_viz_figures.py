@@ -79,6 +79,15 @@ def test_figure_10_4_recurrence_runs_from_the_output_through_the_delay_to_the_hi
     assert not any(a.startswith("h (") and b.startswith("h (") for a, b, _ in labelled)
 
 
+def test_figure_10_4_draws_the_books_four_diagonals_from_o_dots_to_h_dots():
+    nodes, _, _, labelled = _figure("10.4")
+    diagonals = {(a, b) for a, b, label in labelled if a.startswith("o (") and label == "W"}
+    assert diagonals == {("o (...)", "h (t-1)"), ("o (t-1)", "h (t)"), ("o (t)", "h (t+1)"),
+                         ("o (t+1)", "h (...)")}
+    assert sorted(n["text"] for n in nodes.values() if "(...)" in n["text"]) == ["h (...)",
+                                                                                  "o (...)"]
+
+
 def test_figure_10_5_has_a_single_output_and_loss_at_the_end():
     nodes, _, _, labelled = _figure("10.5")
     texts = sorted(n["text"] for n in nodes.values())

@@ -71,15 +71,31 @@ def _renamed(variables, names=None, shift=None, drop=()):
     return Variables(keys, edges, nodes)
 
 
-def _end_node(g, nid, name, neighbour, left, **edge):
-    """A ``name(...)`` end node drawn at the left (``left``) or right end of ``neighbour``'s row,
-    joined to it by an edge pointing right (``edge`` its attributes)."""
+def _end_node(g, nid, name, beside, left):
+    """A ``name(...)`` end node standing in the row of node ``beside``, at its left (``left``)
+    or right; the caller draws its edges.  Returns ``nid``."""
     g.node(nid, label=f"<{sup_html(name, '(...)')}>")
     with g.subgraph() as row:
         row.attr(rank="same")
         row.node(nid)
-        row.node(neighbour)
-    g.edge(*((nid, neighbour) if left else (neighbour, nid)), **edge)
+        row.node(beside)
+    g.edge(*((nid, beside) if left else (beside, nid)), style="invis")
+    return nid
+
+
+def _weights(variables, src, dst):
+    """HTML-like label of the weights on the edge src -> dst of ``variables``."""
+    return f"<{html_text(', '.join(variables.edges[(src, dst)]))}>"
+
+
+def _chain_ends(g, ids, variables, name, last):
+    """The chain of ``name`` comes in from ``name(...)`` before step 1 and goes out to
+    ``name(...)`` after step ``last``, both edges labelled with the chain's weights."""
+    label = _weights(variables, (name, 1), (name, 2))
+    g.edge(_end_node(g, f"u_{name}_start", name, ids[(name, 1)], left=True), ids[(name, 1)],
+           label=label)
+    g.edge(ids[(name, last)], _end_node(g, f"u_{name}_end", name, ids[(name, last)], left=False),
+           label=label)
 
 
 def _dynamical_system():
@@ -105,8 +121,11 @@ def _jordan_free_running(model, with_loss):
     return _Traced(model.name, trace)
 
 
-def _folded_and_unrolled(title, model, steps=3, hide=("a",), stamp=None):
-    """Left panel: the circuit; right panel: the unfolded graph (figures 10.2-10.4)."""
+def _folded_and_unrolled(title, model, steps=3, hide=("a",), stamp=None, ends=None):
+    """Left panel: the circuit; right panel: the unfolded graph (figures 10.2-10.4).
+
+    ``ends(g, ids, variables)``, if given, draws the ``(...)`` end nodes of the unfolded graph
+    instead of the views' own."""
     g = new_digraph(title)
     edge_label = getattr(model, "edge_label", None)
     circuit = derive(model.trace(3), hide=hide)
@@ -123,8 +142,11 @@ def _folded_and_unrolled(title, model, steps=3, hide=("a",), stamp=None):
     g.edge(ids[delayed[0]], "unfold", style="invis")
     with g.subgraph(name="cluster_unrolled") as right:
         right.attr(label="", style="invis")
-        draw_unrolled(right, derive(model.trace(steps), hide=hide), "u", edge_label,
-                      time_labels=stamp or _relative(steps))
+        unrolled = derive(model.trace(steps), hide=hide)
+        ids = draw_unrolled(right, unrolled, "u", edge_label,
+                            time_labels=stamp or _relative(steps), ends=ends is None)
+        if ends is not None:
+            ends(right, ids, unrolled)
     return g
 
 
@@ -176,9 +198,19 @@ def _fig_10_3():
     return _folded_and_unrolled("fig10_3", rnn.ElmanRNN(*_SIZES, seed=0))
 
 
+def _output_recurrence_ends(g, ids, variables):
+    """Figure 10.4's diagonals at the ends: o(...) -W-> h(t-1) and o(t+1) -W-> h(...)."""
+    label = _weights(variables, ("o", 1), ("h", 2))
+    g.edge(_end_node(g, "u_o_start", "o", ids[("o", 1)], left=True), ids[("h", 1)], label=label,
+           constraint="false")
+    g.edge(ids[("o", 3)], _end_node(g, "u_h_end", "h", ids[("h", 3)], left=False), label=label,
+           constraint="false")
+
+
 def _fig_10_4():
     return _folded_and_unrolled("fig10_4", _jordan_free_running(rnn.JordanRNN(*_SIZES, seed=0),
-                                                                with_loss=True))
+                                                                with_loss=True),
+                                ends=_output_recurrence_ends)
 
 
 def _fig_10_5():
@@ -188,8 +220,8 @@ def _fig_10_5():
     g = new_digraph("fig10_5")
     stamp = {1: "t-1", 2: "t", 3: "...", 4: "τ"}
     ids = draw_unrolled(g, variables, "u", time_labels=stamp.get, ends=False)
-    weights = variables.edges[(("h", 0), ("h", 1))]
-    _end_node(g, "u_h_start", "h", ids[("h", 1)], left=True, label=f"<{html_text(*weights)}>")
+    start = _end_node(g, "u_h_start", "h", ids[("h", 1)], left=True)
+    g.edge(start, ids[("h", 1)], label=_weights(variables, ("h", 0), ("h", 1)))
     return g
 
 
@@ -244,9 +276,7 @@ def _fig_10_9():
     relative = _relative(3)
     ids = draw_unrolled(g, variables, "u", time_labels=lambda t: relative(t) if t <= 3 else "...",
                         ends=False)
-    weights = html_text(*variables.edges[(("h", 0), ("h", 1))])
-    _end_node(g, "u_h_start", "h", ids[("h", 1)], left=True, label=f"<{weights}>")
-    _end_node(g, "u_h_end", "h", ids[("h", 3)], left=False, label=f"<{weights}>")
+    _chain_ends(g, ids, variables, "h", 3)
     return g
 
 
@@ -257,11 +287,9 @@ def _fig_10_10():
     variables = derive(rnn.ConditionalRNN(*_SIZES, seed=0).trace(3), hide=("a",))
     g = new_digraph("fig10_10")
     ids = draw_unrolled(g, variables, "u", time_labels=_relative(3), ends=False)
-    chain = html_text(*variables.edges[(("h", 1), ("h", 2))])
-    feedback = html_text(*variables.edges[(("y", 1), ("h", 2))])
-    _end_node(g, "u_h_start", "h", ids[("h", 1)], left=True, label=f"<{chain}>")
-    _end_node(g, "u_h_end", "h", ids[("h", 3)], left=False, label=f"<{chain}>")
-    g.edge("u_h_end", ids[("y", 3)], dir="back", label=f"<{feedback}>")    # y laid out above h
+    _chain_ends(g, ids, variables, "h", 3)
+    g.edge("u_h_end", ids[("y", 3)], dir="back",                  # y laid out above h
+           label=_weights(variables, ("y", 1), ("h", 2)))
     return g
 
 
