@@ -250,3 +250,9 @@ def _cluster_label_heights(svg):
 def test_panel_captions_sit_under_their_panels_as_in_the_book(number):
     for text_y, top, bottom in _cluster_label_heights(viz.render(viz.figure(number))).values():
         assert text_y > (top + bottom) / 2                  # the lower half (SVG y grows down)
+
+
+@pytest.mark.parametrize("number", ["10.1", "10.3", "10.5", "10.9", "10.10", "10.11"])
+def test_unfolded_figures_draw_no_step_boxes_as_in_the_book(number):
+    _, _, clusters, _ = _figure(number)
+    assert not [label for label in clusters.values() if label.strip()]

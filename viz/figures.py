@@ -45,6 +45,13 @@ class _Traced:
         self.edge_label = edge_label
 
 
+def _unfolded(g, variables, prefix, **options):
+    """The unfolded graph of ``variables`` in ``g`` as the book's figures draw it (no step boxes:
+    each variable a row, weights on the edges): :func:`viz.views.draw_unrolled` with
+    ``options``.  Returns {(name, t): node id}."""
+    return draw_unrolled(g, variables, prefix, **options)
+
+
 def _caption(g, text):
     """A caption under the figure (HTML-like ``text``): what it shows and where it departs from
     the book's artwork."""
@@ -143,8 +150,8 @@ def _folded_and_unrolled(title, model, steps=3, hide=("a",), stamp=None, ends=No
     with g.subgraph(name="cluster_unrolled") as right:
         right.attr(label="", style="invis")
         unrolled = derive(model.trace(steps), hide=hide)
-        ids = draw_unrolled(right, unrolled, "u", edge_label,
-                            time_labels=stamp or _relative(steps), ends=ends is None)
+        ids = _unfolded(right, unrolled, "u", edge_label=edge_label,
+                        time_labels=stamp or _relative(steps), ends=ends is None)
         if ends is not None:
             ends(right, ids, unrolled)
     return g
@@ -152,8 +159,8 @@ def _folded_and_unrolled(title, model, steps=3, hide=("a",), stamp=None, ends=No
 
 def _unrolled_only(title, model, steps=3, hide=("a",), stamp=None):
     g = new_digraph(title)
-    draw_unrolled(g, derive(model.trace(steps), hide=hide), "u",
-                  getattr(model, "edge_label", None), time_labels=stamp)
+    _unfolded(g, derive(model.trace(steps), hide=hide), "u",
+              edge_label=getattr(model, "edge_label", None), time_labels=stamp)
     return g
 
 
@@ -219,7 +226,7 @@ def _fig_10_5():
     variables = derive(rnn.SequenceToOne(*_SIZES, seed=0).trace(4), hide=("a",))
     g = new_digraph("fig10_5")
     stamp = {1: "t-1", 2: "t", 3: "...", 4: "τ"}
-    ids = draw_unrolled(g, variables, "u", time_labels=stamp.get, ends=False)
+    ids = _unfolded(g, variables, "u", time_labels=stamp.get, ends=False)
     start = _end_node(g, "u_h_start", "h", ids[("h", 1)], left=True)
     g.edge(start, ids[("h", 1)], label=_weights(variables, ("h", 0), ("h", 1)))
     return g
@@ -235,8 +242,8 @@ def _fig_10_6():
         with g.subgraph(name=f"cluster_{key}") as c:
             c.attr(label=f"<{html_text(label)}>", labelloc="t", color="#bbbbbb",  # "t": below,
                    fontname="Times-Roman", fontsize="18")                    # in a BT layout
-            draw_unrolled(c, derive(source.trace(2), hide=hide), key, time_labels=_relative(3),
-                          ends=False)
+            _unfolded(c, derive(source.trace(2), hide=hide), key, time_labels=_relative(3),
+                      ends=False)
     return g
 
 
@@ -274,8 +281,8 @@ def _fig_10_9():
                          shift={"y": 1})
     g = new_digraph("fig10_9")
     relative = _relative(3)
-    ids = draw_unrolled(g, variables, "u", time_labels=lambda t: relative(t) if t <= 3 else "...",
-                        ends=False)
+    ids = _unfolded(g, variables, "u", time_labels=lambda t: relative(t) if t <= 3 else "...",
+                    ends=False)
     _chain_ends(g, ids, variables, "h", 3)
     return g
 
@@ -286,7 +293,7 @@ def _fig_10_10():
     y(t-1), as in the book)."""
     variables = derive(rnn.ConditionalRNN(*_SIZES, seed=0).trace(3), hide=("a",))
     g = new_digraph("fig10_10")
-    ids = draw_unrolled(g, variables, "u", time_labels=_relative(3), ends=False)
+    ids = _unfolded(g, variables, "u", time_labels=_relative(3), ends=False)
     _chain_ends(g, ids, variables, "h", 3)
     g.edge("u_h_end", ids[("y", 3)], dir="back",                  # y laid out above h
            label=_weights(variables, ("y", 1), ("h", 2)))
@@ -310,8 +317,8 @@ def _fig_10_11():
     model = rnn.BidirectionalRNN(*_SIZES, seed=0)
     g = new_digraph("fig10_11")
     variables = _unlabelled(derive(model.trace(3), hide=("a",)))
-    ids = draw_unrolled(g, variables, "u", time_labels=_relative(3), ends=False,
-                        stacked=("h", "g"))
+    ids = _unfolded(g, variables, "u", time_labels=_relative(3), ends=False,
+                    stacked=("h", "g"))
     _columns(g, ids, ("x", "h", "g", "o"), range(1, 4))
     return g
 
@@ -366,8 +373,8 @@ def _fig_10_12(steps=4):
         with g.subgraph(name=f"cluster_{key}") as c:
             c.attr(label=f"<{html_text(label)}>", labelloc="t" if key == "encoder" else "b",
                    color="#bbbbbb", fontname="Times-Roman", fontsize="18")
-            ids = draw_unrolled(c, _only(variables, names), key[0], time_labels=_sequence_stamp,
-                                ends=False, shown_as=shown_as)
+            ids = _unfolded(c, _only(variables, names), key[0], time_labels=_sequence_stamp,
+                            ends=False, shown_as=shown_as)
             c.node(ids[(name, steps)], label=f"<{_subscripted_length(length, length)}>")
             drawn.update(ids)
     g.node("C", label="C")
