@@ -49,7 +49,7 @@ def _unfolded(g, variables, prefix, **options):
     """The unfolded graph of ``variables`` in ``g`` as the book's figures draw it (no step boxes:
     each variable a row, weights on the edges): :func:`viz.views.draw_unrolled` with
     ``options``.  Returns {(name, t): node id}."""
-    return draw_unrolled(g, variables, prefix, **options)
+    return draw_unrolled(g, variables, prefix, boxes=False, **options)
 
 
 def _caption(g, text):
