@@ -244,6 +244,16 @@ def test_explore_before_leaves_the_models_arrays_and_graphs_built_before_as_they
     loss.backward()                                      # no StaleGraphError
 
 
+def test_state_swapped_leaves_graphs_through_views_of_the_parameters_usable():
+    model = rnn.ElmanRNN(3, 4, 3)
+    y = (model.W.T * 2.0).sum() + (model.U[0] ** 2).sum()   # views share W's and U's version
+    other = rnn.ElmanRNN(3, 4, 3, seed=5).state_dict()
+    with model.state_swapped(other):
+        np.testing.assert_array_equal(model.W.data, other["W"])
+    y.backward()                                         # no StaleGraphError
+    np.testing.assert_array_equal(model.W.grad, np.full((4, 4), 2.0))
+
+
 # ------------------------------------------------------------------ checkpoints: resume
 
 def test_the_resume_loader_checks_the_losses_count_in_the_header_before_reading(tmp_path):

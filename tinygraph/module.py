@@ -229,13 +229,16 @@ class Module:
         block belong to it and are not to be used after it.
         """
         params = self._unique_parameters("state_swapped")
-        kept = {name: (p.data, p._version) for name, p in params.items()}
+        kept = {name: (p.data, p._version, p._shared, None if p._shared is None else p._shared[0])
+                for name, p in params.items()}       # the version cell shared with its views too
         self.load_state_dict(state)
         try:
             yield self
         finally:
             for name, p in params.items():
-                p.data, p._version = kept[name]
+                p.data, p._version, p._shared, count = kept[name]
+                if p._shared is not None:
+                    p._shared[0] = count
 
     def save(self, path):
         """Write the state dict to ``path`` (a checkpoint, see ``tinygraph.checkpoint``), atomically."""
