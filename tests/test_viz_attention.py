@@ -5,7 +5,7 @@ decoder step, and C = h(n_x) is only the decoder's initial state."""
 import viz
 from viz_svg import parse
 
-STEPS = ("1", "2", "...", "n_y")
+STEPS = ("1", "2", "...", "n y ")     # the last step: n with a subscript y
 
 
 def _figure():
@@ -23,7 +23,7 @@ def test_the_attention_figure_has_an_encoder_and_a_decoder_with_alpha_and_ctx_at
 
 def test_every_encoder_state_feeds_the_memory_and_the_memory_every_decoder_step():
     _, pairs, _ = _figure()
-    assert {(f"h ({k})", "memory") for k in ("1", "2", "...", "n_x")} <= pairs
+    assert {(f"h ({k})", "memory") for k in ("1", "2", "...", "n x ")} <= pairs
     for t in STEPS:
         assert {("memory", f"α ({t})"), ("memory", f"ctx ({t})"), (f"α ({t})", f"ctx ({t})"),
                 (f"ctx ({t})", f"s ({t})")} <= pairs
@@ -31,5 +31,5 @@ def test_every_encoder_state_feeds_the_memory_and_the_memory_every_decoder_step(
 
 def test_c_is_the_last_encoder_state_and_only_the_first_decoder_steps_input():
     _, pairs, _ = _figure()
-    assert {src for src, dst in pairs if dst == "C"} == {"h (n_x)"}
+    assert {src for src, dst in pairs if dst == "C"} == {"h (n x )"}
     assert {dst for src, dst in pairs if src == "C"} == {"s (1)", "α (1)"}

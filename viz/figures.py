@@ -711,14 +711,17 @@ def _fig_10_12_attention(steps=4):
     g = new_digraph("fig10_12_attention")
     g.attr(nodesep="0.35")
     drawn = {}
-    for key, label, names, last in (("encoder", "Encoder", ("x", "h"), "n_x"),
-                                    ("decoder", "Decoder", ("α", "ctx", "s", "o"), "n_y")):
+    for key, label, names, length in (("encoder", "Encoder", ("x", "h"), "x"),
+                                      ("decoder", "Decoder", ("α", "ctx", "s", "o"), "y")):
         with g.subgraph(name=f"cluster_{key}") as c:
             c.attr(label=f"<{html_text(label)}>", labelloc="t" if key == "encoder" else "b",
                    color="#bbbbbb", fontname="Times-Roman", fontsize="18")
-            drawn.update(draw_unrolled(c, _only(variables, names), key[0],
-                                       time_labels=_sequence_stamp(last), ends=False,
-                                       shown_as={"o": "y"}, boxes=False))
+            ids = _unfolded(c, _only(variables, names), key[0], time_labels=_sequence_stamp,
+                            ends=False, shown_as={"o": "y"})
+            for name in names:                         # the last step: name^(n_x) / name^(n_y)
+                text = _subscripted_length("y" if name == "o" else name, length)
+                c.node(ids[(name, steps)], label=f"<{text}>")
+            drawn.update(ids)
     for name in ("memory", "C"):
         g.node(name, label=f"<{html_text(name)}>", shape="box" if name == "memory" else "circle")
         drawn[(name, None)] = name
