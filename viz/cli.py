@@ -253,10 +253,10 @@ def _smoothed(losses):
 def write_loss_curve(losses, history, path, task, title):
     """The training loss (smoothed) and the held-out measurements of ``history``."""
     steps, means, block = _smoothed(losses)
-    if block > 1:
-        title = f"{title} (training: mean of every {block} updates)"
     held = ([s for s, _, _ in history], [h for _, _, h in history])
-    plots.loss_curve(steps, means, path, reference=task.reference, title=title, held_out=held)
+    plots.loss_curve(steps, means, path, reference=task.reference, title=title, held_out=held,
+                     label="training loss, " + (f"mean of every {block} updates" if block > 1
+                                                else "each update"))
 
 
 def _train(task, first, steps, losses, history, args, out, seed):
@@ -455,7 +455,7 @@ def cmd_demo(args):
                      ("training loss (the trained model on the training text)", f"{train:.3f} nats/char"),
                      ("held-out loss (the trained model on the unseen last 10%)", f"{held:.3f} nats/char"),
                      (task.reference[0], f"{task.reference[1]:.3f} nats/char")]).figures(
-                     [("loss.svg", "Loss per character over training (section 10.2.2): the "
+                     [("loss.svg", "Loss per character over training (§10.2.2): the "
                                    "training loss " + (f"as the mean of every {smoothing} updates"
                                                        if smoothing > 1 else "of each update")
                        + f", and the held-out loss of the model measured {_every(steps // 20)}.")])
