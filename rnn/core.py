@@ -379,6 +379,9 @@ class RecurrentModel(tg.Module):
     def loss(self, *args, **kwargs):
         """Sum over time steps of the batch-mean cross-entropy (see ``run`` for the arguments).
 
+        With a ``mask``, each step's term is the sum over the kept rows divided by the full
+        batch size B, not by the number of rows kept at that step.
+
         Built by ``run_for_loss``; ``run(...).loss`` is the same value with every step's o(t)
         and L(t) as named nodes of that step's scope.
         """
@@ -814,6 +817,8 @@ class Recurrence(Cell):
     input_map : callable, optional
         ``input_map(x) -> u``, the state-independent part of the step (e.g. ``x @ U.T + b``):
         ``loss`` applies it to all steps at once (x of shape (T, B, n_in)), ``run`` per step.
+        Given integer ids, it receives them as they are (T,) or (T, B): an embedding lookup
+        such as ``tg.take(U.T, x, axis=0) + b`` is its job.
     name : str
         The scope of every unroll.
     state_name : str
@@ -892,11 +897,16 @@ class Recurrence(Cell):
         ----------
         xs : floats (T, n_in) or (T, B, n_in); None for a system without input (give ``steps``).
             A Tensor is read as is, so gradients reach it.  With an ``input_map``, also ids
-            (T,) or (T, B) in [0, n_in), which the input map embeds.
+            (T,) or (T, B) in [0, n_in): the input map then receives the raw integer ids (not
+            one-hot vectors, so ``x @ U.T`` fails on them) and must look them up itself, e.g.
+            ``tg.take(U.T, ids, axis=0)``.
         ys : ids (T,) or (T, B), optional; with a ``readout``, adds L(t) = CE(o(t), y(t)).
         h0 : the state before step 1, default zeros: (n_state,) or (B, n_state), or a dict of
             the parts for a dict state.
-        mask : (T, B) of 0/1, optional (padded steps carry the state and add no loss).
+        mask : (T, B) of 0/1, optional (padded steps carry the state and add no loss).  Each
+            L(t) is the sum over the kept rows divided by the full B (not by the number kept),
+            so a padded step weighs less than a full one and the gradient equals that of the
+            unpadded sequences run one by one, divided by B.
         per_step : bool
             True: every op of every step is a node of that step's scope (what viz draws).
             False (what ``loss`` uses): ``input_map`` and ``readout`` run once over all steps.

@@ -164,7 +164,8 @@ class CausalSequenceDesign(SequenceDesign):
         ys : ids (T,) / (T, B), optional (without them there is no loss)
         h0 : (H,) or (B, H), default zeros; a Tensor is used as is (e.g. a carried state); for
             a state of several parts a dict of them (the LSTM's {"s": ..., "h": ...})
-        mask : (T, B) of 0/1, optional: padded steps add no loss and carry the state unchanged
+        mask : (T, B) of 0/1, optional: padded steps add no loss and carry the state unchanged;
+            L(t) is the sum over the kept rows divided by the full B (not by the number kept)
         feedback : Sampler, optional (generation): ids only; x(t+1) is the id sampled from o(t),
             and xs gives the first input only.
         per_step : bool
@@ -318,6 +319,11 @@ class GRU(CausalSequenceDesign):
     sigmoid in place of tanh (Cho et al. and PyTorch use tanh).  The update-gate bias bu
     starts at ``update_bias`` (0; a long delay wants more: u -> 1 copies the state), every
     other bias at 0.
+
+    Not the same cell as PyTorch's ``nn.GRU``: here, as in the book, the reset gate multiplies
+    h(t-1) before W (``W (r h)``); torch applies it after, ``r (W h + b_hn)``, with a second
+    bias.  The update gate weighs h(t-1) the same way in both (u h(t-1) + (1 - u) candidate),
+    but the same weights give different states.
     """
 
     name = "gru"

@@ -25,13 +25,17 @@ class Trainer:
 
     Parameters
     ----------
-    model : a design of ``rnn`` (anything with ``parameters()`` and ``run_for_loss(...)``)
+    model : a design of ``rnn``, or any ``tg.Module`` with ``loss(*args, **kwargs)`` returning a
+        scalar Tensor (``step(*args, **kwargs)`` calls it); anything else is refused at once
     optimizer : tg.optim optimizer, default Adam(lr) over the model's parameters
     lr : float, used when no optimizer is given
     clip : float or None, max global gradient norm (tg.clip_grad_norm)
     """
 
     def __init__(self, model, optimizer=None, lr=1e-2, clip=None):
+        if not callable(getattr(model, "run_for_loss", None)) and not callable(getattr(model, "loss", None)):
+            raise tg.ConfigError(f"Trainer: {type(model).__name__} has no loss(xs, ys, ...) method "
+                                 "returning a scalar Tensor, so it cannot be trained")
         self.model = model
         self.optimizer = optimizer if optimizer is not None else tg.optim.Adam(model.parameters(), lr)
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float, np.number))
@@ -58,10 +62,19 @@ class Trainer:
         Returns (loss, grad_norm) floats.
         """
         with collector_paused():     # the graph lives and dies inside: the collector never scans it
-            loss = self.model.run_for_loss(*args, **kwargs).loss
+            loss = self._loss(*args, **kwargs)
             value, norm = loss.item(), self.update(loss)
             del loss
         return value, norm
+
+    def _loss(self, *args, **kwargs):
+        if callable(getattr(self.model, "run_for_loss", None)):   # an rnn design: the batched run
+            return self.model.run_for_loss(*args, **kwargs).loss
+        loss = self.model.loss(*args, **kwargs)
+        if not isinstance(loss, tg.Tensor) or loss.size != 1:
+            raise tg.ConfigError(f"Trainer: {type(self.model).__name__}.loss(...) must return a "
+                                 f"scalar Tensor, got {type(loss).__name__} {getattr(loss, 'shape', '')}")
+        return loss
 
     def chunk(self, xs, ys, carried):
         """One update of truncated BPTT: the loss of one chunk that starts from ``carried``
@@ -156,7 +169,9 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
 
     Parameters
     ----------
-    trainer : Trainer of a sequence model (ElmanRNN, JordanRNN, ConditionalRNN, Recurrence)
+    trainer : Trainer of a causal sequence model: ElmanRNN, JordanRNN, ConditionalRNN, LSTM, GRU,
+        LeakyRNN, DeepRNN, MemoryNetwork, EchoStateNetwork, a Recurrence, or a model with ``run_for_loss(xs, ys, **state)`` and
+        ``carry(run)`` (a model with only ``loss`` is refused: its state could not be carried)
     xs, ys : (T, ...) inputs and (T,) / (T, B) targets, e.g. from ``datasets.stream_batches``
     chunk : int, steps per chunk (gradients do not cross chunk boundaries)
     h0 : initial state, default zeros
@@ -166,6 +181,11 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     -------
     (losses, h) : the mean loss per time step of every chunk, and the detached last state.
     """
+    model = trainer.model
+    if not callable(getattr(model, "run_for_loss", None)) or not callable(getattr(model, "carry", None)):
+        raise tg.ConfigError(f"truncated_bptt: {type(model).__name__} needs run_for_loss(xs, ys, **state) "
+                             "and carry(run) to carry its state from one chunk to the next (an "
+                             "rnn.Recurrence cell has both)")
     losses = []
     carried = {} if h0 is None else {"h0": h0}
     for x, y in chunks(trainer.model, xs, ys, chunk, "truncated_bptt"):

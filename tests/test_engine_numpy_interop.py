@@ -45,10 +45,10 @@ def test_numpy_functions_run_the_engine_op_with_its_gradient(call, op, expected)
 
 
 @pytest.mark.parametrize("call, hint", [
-    (lambda t: np.sin(t), "no tinygraph op"),
+    (lambda t: np.arctan(t), "no tinygraph op"),
     (lambda t: np.add.reduce(t), "tg.sum"),
     (lambda t: np.exp(t, out=np.empty((2, 2))), "out-of-place"),
-    (lambda t: np.sort(t), "no tinygraph op"),
+    (lambda t: np.median(t), "no tinygraph op"),
     (lambda t: np.sum(t, dtype=np.float32), "tg.sum without them"),
     (lambda t: np.linalg.norm(t, ord=1), "t.norm()"),
 ])

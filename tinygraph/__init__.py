@@ -6,20 +6,22 @@ scope; ``backward`` walks the DAG in iterative topological order.
 
 from . import interop, optim  # noqa: F401 - interop puts numpy's hooks onto Tensor
 from .check import gradcheck
-from .creation import arange, eye, full, ones, ones_like, rand, randn, zeros, zeros_like
+from .creation import arange, eye, full, linspace, ones, ones_like, rand, randn, zeros, zeros_like
 from .errors import (AnomalyError, BackwardError, BadIndexError, CheckpointError,
                      CheckpointNotFoundError, CheckpointWriteError, ConfigError, DTypeError, GradcheckError,
                      GraphFreedError, InPlaceError, ShapeError, StaleGraphError, TinygraphError,
                      WriteError)
 from .checkpoint import Checkpoint, load_arrays, read_checkpoint, read_meta, save_arrays
 from .files import atomic_write
-from .module import Module, Parameter
-from .ops import (abs, add, addmm, argmax, argmin, binary_cross_entropy_with_logits, broadcast_to,
-                  clip, concat, cross_entropy, cumsum, div, dropout, exp, expand_dims, flatten,
-                  getitem, leaky_relu, log, log1p, log_softmax, logsumexp, matmul, max, maximum,
-                  mean, min, minimum, mse_loss, mul, neg, nll_loss, norm, one_hot, power, prod,
-                  relu, reshape, sigmoid, softmax, softplus, split, sqrt, squeeze, stack, std, sub,
-                  sum, sum_to, swapaxes, take, tanh, transpose, unsqueeze, var, where)
+from .module import Dropout, Module, Parameter
+from .ops import (abs, add, addmm, amax, amin, argmax, argmin, binary_cross_entropy_with_logits,
+                  broadcast_to, cat, chunk, clamp, clip, concat, cos, cross_entropy, cumsum, div,
+                  dropout, exp, expand_dims, expm1, flatten, flip, gelu, getitem, hstack, leaky_relu,
+                  log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum,
+                  moveaxis, mse_loss, mul, neg, nll_loss, norm, one_hot, pad, permute, power, prod,
+                  relu, reshape, sigmoid, sign, sin, softmax, softplus, sort, split, sqrt, square,
+                  squeeze, stack, std, sub, sum, sum_to, swapaxes, take, tanh, tile, topk, transpose,
+                  unbind, unsqueeze, var, vstack, where)
 from .optim import clip_grad_norm
 from .sweep import sweep_order
 from .tensor import (Scatter, Tensor, apply, bump_version, current_scope, defvjp, detect_anomaly,
@@ -29,18 +31,21 @@ from .tensor import (Scatter, Tensor, apply, bump_version, current_scope, defvjp
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnomalyError", "BackwardError", "BadIndexError", "Checkpoint", "CheckpointError", "CheckpointNotFoundError",
-    "CheckpointWriteError", "ConfigError", "DTypeError", "GradcheckError", "GraphFreedError",
-    "InPlaceError", "Module", "Parameter", "Scatter", "ShapeError", "StaleGraphError", "Tensor",
-    "TinygraphError", "WriteError", "abs", "add", "addmm", "apply", "arange", "argmax", "argmin",
-    "atomic_write", "binary_cross_entropy_with_logits", "broadcast_to", "bump_version", "clip",
-    "clip_grad_norm", "concat", "cross_entropy", "cumsum", "current_scope", "defvjp",
-    "detect_anomaly", "div", "dropout", "enable_grad", "exp", "expand_dims", "eye", "flatten",
-    "full", "getitem", "grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled", "leaky_relu",
-    "load_arrays", "log", "log1p", "log_softmax", "logsumexp", "make_node", "matmul", "max",
-    "maximum", "mean", "min", "minimum", "mse_loss", "mul", "neg", "nll_loss", "no_grad", "norm",
-    "one_hot", "ones", "ones_like", "optim", "power", "prod", "rand", "randn", "read_checkpoint",
-    "read_meta", "relu", "reshape", "save_arrays", "scope", "sigmoid", "softmax", "softplus",
-    "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "sum_to", "sweep_order", "swapaxes",
-    "take", "tanh", "tensor", "transpose", "unsqueeze", "var", "where", "zeros", "zeros_like",
+    "AnomalyError", "BackwardError", "BadIndexError", "Checkpoint", "CheckpointError",
+    "CheckpointNotFoundError", "CheckpointWriteError", "ConfigError", "DTypeError", "Dropout",
+    "GradcheckError", "GraphFreedError", "InPlaceError", "Module", "Parameter", "Scatter",
+    "ShapeError", "StaleGraphError", "Tensor", "TinygraphError", "WriteError", "abs", "add",
+    "addmm", "amax", "amin", "apply", "arange", "argmax", "argmin", "atomic_write",
+    "binary_cross_entropy_with_logits", "broadcast_to", "bump_version", "cat", "chunk", "clamp",
+    "clip", "clip_grad_norm", "concat", "cos", "cross_entropy", "cumsum", "current_scope",
+    "defvjp", "detect_anomaly", "div", "dropout", "enable_grad", "exp", "expand_dims", "expm1",
+    "eye", "flatten", "flip", "full", "gelu", "getitem", "grad", "gradcheck", "hstack",
+    "is_anomaly_enabled", "is_grad_enabled", "leaky_relu", "linspace", "load_arrays", "log",
+    "log1p", "log_softmax", "logsumexp", "make_node", "matmul", "max", "maximum", "mean", "min",
+    "minimum", "moveaxis", "mse_loss", "mul", "neg", "nll_loss", "no_grad", "norm", "one_hot",
+    "ones", "ones_like", "optim", "pad", "permute", "power", "prod", "rand", "randn",
+    "read_checkpoint", "read_meta", "relu", "reshape", "save_arrays", "scope", "sigmoid", "sign",
+    "sin", "softmax", "softplus", "sort", "split", "sqrt", "square", "squeeze", "stack", "std",
+    "sub", "sum", "sum_to", "swapaxes", "sweep_order", "take", "tanh", "tensor", "tile", "topk",
+    "transpose", "unbind", "unsqueeze", "var", "vstack", "where", "zeros", "zeros_like",
 ]

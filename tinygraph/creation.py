@@ -5,6 +5,7 @@ Float data defaults to float64; ``requires_grad=True`` makes a leaf that backwar
 
 import numpy as np
 
+from .errors import ConfigError
 from .tensor import Tensor
 
 
@@ -64,3 +65,11 @@ def rand(*shape, seed=None, dtype=None, requires_grad=False):
     """Uniform entries in [0, 1) of ``shape``."""
     values = np.random.default_rng(seed).random(_shape(shape))
     return _leaf(values.astype(_float(dtype), copy=False), requires_grad)
+
+
+def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False):
+    """``num`` evenly spaced values from ``start`` to ``stop`` (numpy's ``linspace``; PyTorch's
+    third argument is ``steps``, the same count)."""
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
+        raise ConfigError(f"linspace: num must be an integer >= 0, got {num!r}")
+    return _leaf(np.linspace(start, stop, int(num), endpoint=endpoint, dtype=_float(dtype)), requires_grad)

@@ -149,5 +149,24 @@ def array_function(self, func, types, args, kwargs):
     _refuse(f"np.{func.__name__}", _HINTS.get(func.__name__))
 
 
+
+
+def _np_pad(array, pad_width, mode="constant", constant_values=0, **rest):
+    if mode != "constant" or rest or np.ndim(constant_values):
+        _refuse(f"np.pad(..., mode={mode!r}{''.join(f', {k}=' for k in rest)})",
+                "tg.pad(t, pad_width, value=) (constant padding by one number)")
+    return ops.pad(array, pad_width, value=constant_values)
+
+
+def _np_sort(a, axis=-1, **rest):
+    _unsupported("sort", rest)
+    return ops.sort(a, axis)[0]
+
+
+# the round-3 ops
+_UFUNCS.update({np.sin: ops.sin, np.cos: ops.cos, np.expm1: ops.expm1})
+_FUNCTIONS.update({np.flip: ops.flip, np.moveaxis: ops.moveaxis, np.tile: ops.tile,
+                   np.hstack: ops.hstack, np.vstack: ops.vstack, np.pad: _np_pad, np.sort: _np_sort})
+
 Tensor.__array_ufunc__ = array_ufunc
 Tensor.__array_function__ = array_function

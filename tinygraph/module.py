@@ -15,7 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from .checkpoint import load_arrays, save_arrays
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError, DTypeError
+from .ops import dropout
 from .tensor import Tensor, _as_array, _repr, bump_version
 
 
@@ -35,7 +36,99 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Base class of models: ``parameters()``, ``state_dict()``, ``save``/``load``."""
+    """Base class of models: ``parameters()``, ``state_dict()``, ``save``/``load``, the
+    training mode (``train()``/``eval()``/``training``), ``to(dtype)`` and the tree of
+    sub-modules (``named_modules()``, ``children()``), as PyTorch's ``nn.Module``.
+
+    A subclass need not call ``Module.__init__``.  In its forward, ``tg.dropout(x, p,
+    train=self.training)`` (or a :class:`Dropout` sub-module) follows the mode.
+    """
+
+    @property
+    def training(self):
+        """True (the default) in training mode, False after ``eval()``."""
+        return self.__dict__.get("_training", True)
+
+    @training.setter
+    def training(self, mode):
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ConfigError(f"{type(self).__name__}.training must be True or False, got {mode!r}")
+        self.__dict__["_training"] = bool(mode)
+
+    def train(self, mode=True):
+        """Set training mode on this module and every sub-module; returns the module."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ConfigError(f"{type(self).__name__}.train: mode must be True or False, got {mode!r}")
+        for _, module in self.named_modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self):
+        """``train(False)``: evaluation mode (dropout off) on the whole tree; returns the module."""
+        return self.train(False)
+
+    def named_modules(self, prefix=""):
+        """(dotted name, Module) of this module (name ``prefix``, "" by default) and of every
+        sub-module below it (in attributes, lists, tuples and dicts), each once, in definition
+        order."""
+        seen = {id(self)}
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            yield name, module
+            below = []
+            for sub, child in module._named_children(name):
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    below.append((sub, child))
+            stack.extend(reversed(below))
+
+    def _named_children(self, prefix=""):
+        for attr, value in vars(self).items():
+            yield from _submodules(f"{prefix}.{attr}" if prefix else attr, value)
+
+    def named_children(self):
+        """(attribute name, Module) of the direct sub-modules, each once."""
+        seen = set()
+        for name, child in self._named_children():
+            if id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
+
+    def children(self):
+        """The direct sub-modules, each once (an iterator, as PyTorch's)."""
+        return (child for _, child in self.named_children())
+
+    def to(self, dtype):
+        """Convert every Parameter (trained and fixed) and its gradient to the float ``dtype``,
+        in place; returns the module.
+
+        Each converted Parameter counts as changed in place (a graph built before refuses
+        to back-propagate through it).  An optimizer made before keeps its state in the old
+        dtype: make a new one.
+        """
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise DTypeError(f"{type(self).__name__}.to: {dtype!r} is not a dtype") from None
+        if dtype.kind != "f":
+            raise DTypeError(f"{type(self).__name__}.to: parameters must stay floating point, got "
+                             f"{dtype}")
+        params = [p for _, p in self._named_state()]
+        converted = [(p.data.astype(dtype), _converted_grad(p.grad, dtype)) for p in params]
+        for p, (data, grad) in zip(params, converted):
+            if p.data.dtype != dtype:
+                p.data, p.grad = data, grad
+                bump_version(p)
+        return self
+
+    def float(self):
+        """``to(np.float32)``."""
+        return self.to(np.float32)
+
+    def double(self):
+        """``to(np.float64)``."""
+        return self.to(np.float64)
 
     def __repr__(self):
         """The class, its sizes (the public int, float, str and bool attributes) and one line per
@@ -91,11 +184,12 @@ class Module:
         distinct)."""
         return {name: p.data.copy() for name, p in self._unique_parameters("state_dict").items()}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state, cast=False):
         """Copy ``state`` into the parameters, after checking every name, shape and dtype.
 
         Raises CheckpointError (changing nothing) on missing or extra names, or on a
-        wrong shape or dtype.
+        wrong shape or dtype.  With ``cast=True`` a value of another real dtype (e.g. a
+        float64 state into a float32 model) is converted to its parameter's dtype instead.
         """
         if not isinstance(state, Mapping):
             raise CheckpointError(f"load_state_dict: state must be a dict of name -> array, "
@@ -114,11 +208,12 @@ class Module:
             if value.shape != p.data.shape:
                 raise CheckpointError(f"load_state_dict: '{name}' has shape {value.shape}, "
                                       f"the model's is {p.data.shape}")
-            if value.dtype != p.data.dtype:
+            if value.dtype != p.data.dtype and not (cast and value.dtype.kind in "biuf"):
+                hint = "" if cast or value.dtype.kind not in "biuf" else " (cast=True converts it)"
                 raise CheckpointError(f"load_state_dict: '{name}' has dtype {value.dtype}, "
-                                      f"the model's is {p.data.dtype}")
+                                      f"the model's is {p.data.dtype}{hint}")
         for name, p in params.items():
-            p.data = np.array(state[name], copy=True)
+            p.data = np.array(state[name], dtype=p.data.dtype, copy=True)
             bump_version(p)
 
     def save(self, path):
@@ -135,6 +230,47 @@ class Module:
         Each entry's header is checked against the parameter before its data is read.
         """
         self.load_state_dict(load_arrays(path, expect=self.expected_state()))
+
+
+def _converted_grad(grad, dtype):
+    if grad is None:
+        return None
+    return (grad.data if isinstance(grad, Tensor) else np.asarray(grad)).astype(dtype)
+
+
+def _submodules(name, value):
+    """The Modules in an attribute's value, each with its dotted name (not looking inside them)."""
+    if isinstance(value, Module):
+        yield name, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _submodules(f"{name}.{i}", item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _submodules(f"{name}.{key}", item)
+
+
+class Dropout(Module):
+    """Inverted dropout as a sub-module (PyTorch's ``nn.Dropout``): ``Dropout(p)(x)`` is
+    ``tg.dropout(x, p, train=self.training)``, so ``model.eval()`` turns it off.
+
+    ``seed`` makes the masks reproducible: the k-th call in training mode uses ``seed + k``.
+    """
+
+    def __init__(self, p=0.5, seed=None):
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) \
+                or not 0 <= p <= 1:
+            raise ConfigError(f"Dropout: p must be in [0, 1], got {p!r}")
+        self.p = float(p)
+        self._seed = seed
+        self._calls = 0
+
+    def __call__(self, x):
+        if not self.training:
+            return x
+        seed = None if self._seed is None else self._seed + self._calls
+        self._calls += 1
+        return dropout(x, self.p, seed=seed)
 
 
 def _members(name, value):

@@ -12,6 +12,7 @@ differentiated again.  The numpy rules stay the fast default.
 """
 
 import builtins
+import math
 from functools import partial
 from operator import itemgetter
 
@@ -217,6 +218,73 @@ def _dropout(x, mask):
 
 
 defvjp(_dropout, lambda g, out, x, mask: (g * mask, None))
+
+
+def _sign(x):   # piecewise constant: gradient 0 everywhere (0 at 0 too, as torch)
+    return np.sign(x), (lambda g: g * 0,)
+
+
+defvjp(_sign, lambda g, out, x: (g * 0.0,))
+
+
+def _square(x):
+    return x * x, (lambda g: 2 * g * x,)
+
+
+defvjp(_square, lambda g, out, x: (2 * g * x,))
+
+
+def _expm1(x):   # exp(x) - 1, accurate for small x; d/dx = exp(x) (not out + 1: that loses digits)
+    return np.expm1(x), (lambda g: g * np.exp(x),)
+
+
+defvjp(_expm1, lambda g, out, x: (g * exp(x),))
+
+
+def _sin(x):
+    return np.sin(x), (lambda g: g * np.cos(x),)
+
+
+defvjp(_sin, lambda g, out, x: (g * cos(x),))
+
+
+def _cos(x):
+    return np.cos(x), (lambda g: -g * np.sin(x),)
+
+
+defvjp(_cos, lambda g, out, x: (-g * sin(x),))
+
+_erfc = np.frompyfunc(math.erfc, 1, 1)   # numpy has no erf: the C library's, entry by entry
+_INV_SQRT2 = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def _phi_big(x):
+    """Phi(x), the standard normal CDF, as erfc(-x / sqrt 2) / 2 (computed in float64): full
+    relative precision in the left tail, where 1 + erf(x / sqrt 2) would cancel to 0."""
+    wide = np.result_type(x, 1.0)
+    cdf = 0.5 * np.asarray(_erfc(np.asarray(x, np.float64) * -_INV_SQRT2), dtype=np.float64)
+    return cdf.astype(wide, copy=False)
+
+
+def _normal_pdf(x):
+    return np.exp(-0.5 * x * x) * _INV_SQRT_2PI
+
+
+def _normal_cdf(x):   # Phi(x); d/dx = phi(x)
+    return _phi_big(x), (lambda g: g * _normal_pdf(x),)
+
+
+defvjp(_normal_cdf, lambda g, out, x: (g * exp(-0.5 * x * x) * _INV_SQRT_2PI,))
+
+
+def _gelu(x):   # x Phi(x) (the erf form, torch's default); d/dx = Phi(x) + x phi(x)
+    cdf = _phi_big(x)
+    return x * cdf, (lambda g: g * (cdf + x * _normal_pdf(x)),)
+
+
+defvjp(_gelu, lambda g, out, x: (g * (apply("normal_cdf", _normal_cdf, x)
+                                      + x * exp(-0.5 * x * x) * _INV_SQRT_2PI),))
 
 # ---------------------------------------------------------------- matmul
 
@@ -612,6 +680,79 @@ def _stack_slices(n, axis, ndim):   # g[..., i]
 
 defvjp(_stack, lambda g, out, *xs, axis=0: [getitem(g, index) for index in _stack_slices(len(xs), axis, out.ndim)])
 
+
+def _flip(x, axis=None):
+    return np.flip(x, axis), (lambda g: np.flip(g, axis),)
+
+
+defvjp(_flip, lambda g, out, x, axis=None: (flip(g, axis),))
+
+
+def _moveaxis(x, source, destination):
+    return np.moveaxis(x, source, destination), (lambda g: np.moveaxis(g, destination, source),)
+
+
+defvjp(_moveaxis, lambda g, out, x, source, destination: (moveaxis(g, destination, source),))
+
+
+def _tile_layout(shape, reps):
+    """(the input's shape padded with leading 1s, reps padded the same way, the output shape with
+    each axis split into (rep, size) pairs): numpy's ``tile`` rule."""
+    n = builtins.max(len(shape), len(reps))
+    shape = (1,) * (n - len(shape)) + tuple(shape)
+    reps = (1,) * (n - len(reps)) + tuple(reps)
+    return shape, reps, tuple(v for pair in zip(reps, shape) for v in pair)
+
+
+def _tile(x, reps):   # the gradient sums the copies: g as (r0, d0, r1, d1, ...) summed over the r's
+    out = np.tile(x, reps)
+    _, reps_, split = _tile_layout(x.shape, reps)
+    copies = tuple(range(0, 2 * len(reps_), 2))
+    return out, (lambda g: g.reshape(split).sum(axis=copies).reshape(x.shape),)
+
+
+def _tile_rule(g, out, x, reps):
+    _, reps_, split = _tile_layout(x.shape, reps)
+    return (reshape(sum(reshape(g, split), axis=tuple(range(0, 2 * len(reps_), 2))), x.shape),)
+
+
+defvjp(_tile, _tile_rule)
+
+
+def _pad_slices(widths, shape):   # where the input sits inside the padded output
+    return tuple(slice(int(before), int(before) + n) for (before, _), n in zip(widths, shape))
+
+
+def _pad(x, widths, value=0):
+    out = np.pad(x, widths or 0, mode="constant", constant_values=value)   # () for a 0-d input
+    inside = _pad_slices(widths, x.shape)
+    return out, (lambda g: g[inside],)
+
+
+defvjp(_pad, lambda g, out, x, widths, value=0: (getitem(g, _pad_slices(widths, x.shape)),))
+
+
+def _gather(x, indices, axis):
+    """``take_along_axis(x, indices, axis)`` for indices that are distinct along ``axis`` (a sort's
+    permutation, or its first k): the gradient puts each g back where its entry came from."""
+    return np.take_along_axis(x, indices, axis), (partial(_put_along, indices, axis, x.shape), None)
+
+
+def _put_along(indices, axis, shape, g):
+    buf = np.zeros(shape, np.result_type(g, 0.0))
+    np.put_along_axis(buf, indices, g, axis)
+    return buf
+
+
+def _scatter_along(g, indices, axis, shape):   # _gather's gradient as an op (its own is _gather)
+    return _put_along(indices, axis, shape, g), (lambda h: np.take_along_axis(h, indices, axis),)
+
+
+defvjp(_gather, lambda g, out, x, indices, axis:
+       (apply("scatter", _scatter_along, g, indices=indices.data, axis=axis, shape=x.shape), None))
+defvjp(_scatter_along, lambda g, out, h, indices, axis, shape:
+       (apply("gather", _gather, g, Tensor(indices), axis=axis),))
+
 # ---------------------------------------------------------------- softmax family
 
 
@@ -888,6 +1029,10 @@ mean.__doc__ = "Mean over ``axis`` (all axes when None)."
 max.__doc__ = "Largest entry over ``axis``; tied entries share the gradient equally."
 min.__doc__ = "Smallest entry over ``axis``; tied entries share the gradient equally."
 prod.__doc__ = "Product over ``axis``; the gradient is the product of the others (exact with zeros)."
+amax = _reduction("amax", _max)
+amin = _reduction("amin", _min)
+amax.__doc__ = "PyTorch's ``amax``: the largest entry over ``axis``; ties share the gradient equally."
+amin.__doc__ = "PyTorch's ``amin``: the smallest entry over ``axis``; ties share the gradient equally."
 
 
 def var(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None):
@@ -1028,6 +1173,41 @@ def clip(x, lo=None, hi=None):
     return apply("clip", _clip, x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
 
 
+def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
+    """PyTorch's name for :func:`clip`: ``x`` limited to [min, max] (either may be None)."""
+    if min is None and max is None:
+        raise ConfigError("clamp: give min=, max= or both")
+    return apply("clamp", _clip, x, -np.inf if min is None else min, np.inf if max is None else max)
+
+
+def sign(x):
+    """-1, 0 or 1 by the sign of each entry; its gradient is 0."""
+    return apply("sign", _sign, x)
+
+
+def square(x):
+    return apply("square", _square, x)
+
+
+def expm1(x):
+    """exp(x) - 1, accurate for small x."""
+    return apply("expm1", _expm1, x)
+
+
+def sin(x):
+    return apply("sin", _sin, x)
+
+
+def cos(x):
+    return apply("cos", _cos, x)
+
+
+def gelu(x):
+    """x Phi(x), Phi the standard normal CDF: the erf form (PyTorch's default ``gelu``), exact in
+    both tails; its gradient is Phi(x) + x phi(x)."""
+    return apply("gelu", _gelu, x)
+
+
 def matmul(a, b):
     return apply("matmul", _matmul, a, b)
 
@@ -1151,6 +1331,195 @@ def stack(tensors, axis=0):
     return apply("stack", _stack, *tensors, axis=axis)
 
 
+def cat(tensors, axis=0, *, dim=None):
+    """PyTorch's name for :func:`concat` (``dim`` an alias of ``axis``)."""
+    axis, _ = _axis("cat", None if dim is not None else axis, False, dim, None)
+    tensors = list(tensors)
+    if not tensors:
+        raise ShapeError("cat: needs at least one tensor")
+    return apply("cat", _concat, *tensors, axis=axis)
+
+
+def _shapes(tensors):
+    return [np.shape(t.data if isinstance(t, Tensor) else t) for t in tensors]
+
+
+def hstack(tensors):
+    """numpy's ``hstack``: join along axis 1, or along axis 0 when the inputs are 1-D."""
+    tensors = [reshape(t, (1,)) if not np.shape(t.data if isinstance(t, Tensor) else t) else t
+               for t in tensors]
+    if not tensors:
+        raise ShapeError("hstack: needs at least one tensor")
+    return apply("hstack", _concat, *tensors, axis=0 if len(_shapes(tensors)[0]) == 1 else 1)
+
+
+def vstack(tensors):
+    """numpy's ``vstack``: join along axis 0, 0-d and 1-D inputs taken as rows (1, n)."""
+    tensors = [reshape(t, (1, -1)) if len(shape) < 2 else t
+               for t, shape in zip(tensors, _shapes(tensors))]
+    if not tensors:
+        raise ShapeError("vstack: needs at least one tensor")
+    return apply("vstack", _concat, *tensors, axis=0)
+
+
+def _checked_axis(who, shape, axis):
+    if not shape:
+        raise ShapeError(f"{who}: needs at least one axis, got a 0-d input")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -len(shape) <= axis < len(shape):
+        raise ShapeError(f"{who}: axis {axis!r} is out of range for an input of shape {shape}")
+    return int(axis) % len(shape)
+
+
+def unbind(x, axis=0, *, dim=None):
+    """The slices of ``x`` along ``axis`` as a list of tensors (that axis removed), as PyTorch's."""
+    axis, _ = _axis("unbind", None if dim is not None else axis, False, dim, None)
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    axis = _checked_axis("unbind", shape, axis)
+    lead = (slice(None),) * axis
+    return [apply("unbind", _getitem, x, index=lead + (i,)) for i in range(shape[axis])]
+
+
+def chunk(x, chunks, axis=0, *, dim=None):
+    """PyTorch's ``chunk``: parts of ceil(n / chunks) along ``axis`` (the last may be smaller, and
+    there may be fewer than ``chunks`` parts); a list of tensors."""
+    axis, _ = _axis("chunk", None if dim is not None else axis, False, dim, None)
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    axis = _checked_axis("chunk", shape, axis)
+    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+        raise ConfigError(f"chunk: the number of chunks must be a positive integer, got {chunks!r}")
+    n = shape[axis]
+    size = builtins.max(-(-n // int(chunks)), 1)
+    lead = (slice(None),) * axis
+    return [apply("chunk", _getitem, x, index=lead + (slice(a, builtins.min(a + size, n)),))
+            for a in range(0, n, size)] or [apply("chunk", _getitem, x, index=lead + (slice(0, 0),))]
+
+
+def flip(x, axis=None, *, dims=None):
+    """Reverse the order of entries along ``axis`` (an int or a tuple; all axes when None);
+    ``dims`` is PyTorch's name."""
+    if dims is not None:
+        if axis is not None:
+            raise ConfigError("flip: give axis= or its alias dims=, not both")
+        axis = dims
+    return apply("flip", _flip, x, axis=tuple(axis) if isinstance(axis, list) else axis)
+
+
+def permute(x, *axes):
+    """The axes of ``x`` in the order ``axes`` (``t.permute(2, 0, 1)`` or ``t.permute((2, 0, 1))``),
+    as PyTorch's ``permute`` and numpy's ``transpose(x, axes)``."""
+    axes = _shape_args(axes)
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    if sorted(a % len(shape) if len(shape) else a for a in axes) != list(range(len(shape))):
+        raise ShapeError(f"permute: axes {tuple(axes)} are not a permutation of the axes of an input "
+                         f"of shape {shape}")
+    return apply("permute", _transpose, x, axes=tuple(axes))
+
+
+def moveaxis(x, source, destination):
+    """numpy's ``moveaxis``: axis ``source`` (int or tuple) moved to ``destination``, others kept
+    in order."""
+    source = tuple(source) if isinstance(source, list) else source
+    destination = tuple(destination) if isinstance(destination, list) else destination
+    return apply("moveaxis", _moveaxis, x, source=source, destination=destination)
+
+
+def _reps(who, reps):
+    reps = tuple(_shape_args(reps))
+    if any(isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0 for r in reps):
+        raise ConfigError(f"{who}: repetitions must be integers >= 0, got {reps}")
+    return tuple(int(r) for r in reps)
+
+
+def tile(x, reps):
+    """numpy's ``tile``: ``x`` repeated ``reps[i]`` times along axis i (the shorter of x's shape
+    and reps padded with leading 1s); the gradient sums the copies."""
+    return apply("tile", _tile, x, reps=_reps("tile", reps if isinstance(reps, (tuple, list)) else (reps,)))
+
+
+def repeat(x, *reps):
+    """PyTorch's ``Tensor.repeat`` (numpy's ``tile``): one count per axis, at least as many as
+    ``x`` has axes (not numpy's ``repeat``, which repeats each entry)."""
+    reps = _reps("repeat", reps)
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    if len(reps) < len(shape):
+        raise ShapeError(f"repeat: needs a count for each of the {len(shape)} axes of an input of "
+                         f"shape {shape}, got {reps} (tg.tile pads the counts with 1s)")
+    return apply("repeat", _tile, x, reps=reps)
+
+
+def pad(x, pad_width, value=0):
+    """numpy's ``pad`` in its constant mode: ``pad_width`` is an int, a pair (before, after) for
+    every axis, or one pair per axis (not PyTorch's last-axis-first list); ``value`` fills."""
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    try:
+        widths = np.asarray(pad_width)
+        if widths.dtype.kind not in "iu" or widths.ndim > 2:
+            raise ValueError
+        widths = np.broadcast_to(widths, (len(shape), 2))
+    except ValueError:
+        raise ShapeError(f"pad: pad_width must be an int, a pair or one pair per axis of integers "
+                         f"for an input of shape {shape}, got {pad_width!r}") from None
+    if (widths < 0).any():
+        raise ShapeError(f"pad: widths must be >= 0, got {pad_width!r}")
+    if not np.isscalar(value) or isinstance(value, (str, bytes)):
+        raise ConfigError(f"pad: value must be a number, got {value!r}")
+    return apply("pad", _pad, x, widths=tuple(map(tuple, widths.tolist())), value=value)
+
+
+def expand(x, *shape):
+    """PyTorch's ``expand``: ``x`` broadcast to ``shape``, where -1 keeps an axis's size and new
+    axes may be added in front; the gradient is summed back."""
+    shape = tuple(_shape_args(shape))
+    own = np.shape(x.data if isinstance(x, Tensor) else x)
+    new = len(shape) - len(own)
+    if new < 0 or any(n == -1 for n in shape[:new]):
+        raise ShapeError(f"expand: cannot expand an input of shape {own} to {shape}")
+    target = tuple(own[i - new] if n == -1 else n for i, n in enumerate(shape))
+    return apply("expand", _broadcast_to, x, shape=target)
+
+
+def _ordered(who, x, axis, descending, k=None):
+    """(values, indices) of ``x`` sorted along ``axis`` (the first ``k`` of them when given): the
+    values a node whose gradient goes back to where each entry came from, the indices int64."""
+    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    scalar = data.ndim == 0
+    if scalar:   # as PyTorch: a 0-d input is its own sort, with index 0
+        if axis not in (0, -1):
+            raise ShapeError(f"{who}: axis {axis!r} is out of range for a 0-d input")
+        x, data, axis = reshape(x, (1,)), data.reshape(1), 0
+    axis = _checked_axis(who, data.shape, axis)
+    order = np.argsort(data, axis=axis, kind="stable")
+    if descending:
+        order = np.flip(order, axis)
+    if k is not None:
+        n = data.shape[axis]
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
+            raise ShapeError(f"{who}: k={k!r} is out of range [0, {n}] along axis {axis} of an "
+                             f"input of shape {data.shape if not scalar else ()}")
+        order = np.take(order, np.arange(int(k)), axis=axis)
+    order = order.astype(np.int64)
+    values = apply(who, _gather, x, order, axis=axis)
+    if scalar and k != 0:
+        return reshape(values, ()), Tensor(order.reshape(()))
+    return values, Tensor(order)
+
+
+def sort(x, axis=-1, descending=False, *, dim=None):
+    """The entries sorted along ``axis`` (ascending, NaN last; ties keep their order), as
+    ``(values, indices)`` like PyTorch's ``sort``: the gradient reaches ``x`` through ``values``;
+    ``indices`` are int64 with no gradient."""
+    axis, _ = _axis("sort", None if dim is not None else axis, False, dim, None)
+    return _ordered("sort", x, axis, descending)
+
+
+def topk(x, k, axis=-1, largest=True, sorted=True, *, dim=None):   # noqa: A002 - torch's name
+    """The ``k`` largest (``largest=False``: smallest) entries along ``axis``, as ``(values,
+    indices)`` like PyTorch's ``topk``, largest first (``sorted`` is accepted for PyTorch's
+    signature: the result is always in order); the gradient reaches ``x`` through ``values``."""
+    axis, _ = _axis("topk", None if dim is not None else axis, False, dim, None)
+    return _ordered("topk", x, axis, largest, k)
+
+
 def softmax(x, axis=-1, *, dim=None):
     axis, _ = _axis("softmax", None if dim is not None else axis, False, dim, None)
     return apply("softmax", _softmax, x, axis=axis)
@@ -1198,18 +1567,62 @@ def _ids(targets):   # a Tensor of ids stays a parent of the loss (with no gradi
     return targets if isinstance(targets, Tensor) else np.asarray(targets)
 
 
-def cross_entropy(logits, targets, reduction="mean", ignore_index=None):
+def cross_entropy(logits, targets, reduction="mean", ignore_index=None, weight=None,
+                  label_smoothing=0.0):
     """``-log softmax(logits)[target]`` per example, reduced by ``reduction``.
 
     logits : (..., C) Tensor; targets : (...) integer class ids (a Tensor of them stays a
     parent of the result, with no gradient, like ``take``'s indices).
     reduction : "mean" (over the kept examples), "sum" or "none" (shape of targets).
     ignore_index : a target id whose examples count for nothing (zero loss and gradient).
+    weight : (C,) class weights, as PyTorch's: example i counts w[y_i] times, and "mean" divides
+        by the sum of w[y_i] over the kept examples (not by their number).
+    label_smoothing : eps in [0, 1], as PyTorch's: the target is (1 - eps) onehot(y) + eps / C
+        uniform, i.e. loss_i = (1 - eps) w[y_i] (-log p_i[y_i]) + (eps / C) sum_c w_c (-log p_ic),
+        and "mean" divides by the same sum of w[y_i].
     Exact for any logits: logits [1000, 975] lose no digits in the loss or its gradient.
     """
     _check_reduction("cross_entropy", reduction)
+    if weight is not None or label_smoothing != 0.0:
+        return _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, label_smoothing)
     return apply("cross_entropy", _cross_entropy, logits, _ids(targets), reduction=reduction,
                  ignore_index=ignore_index)
+
+
+def _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, label_smoothing):
+    """cross_entropy with class weights or label smoothing: -sum_c Q_ic log_softmax(logits)_ic,
+    Q the constant target distribution (rows of ignored examples zero), from engine ops."""
+    who = "cross_entropy"
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.integer,
+                                                                             np.floating)) \
+            or not 0 <= label_smoothing <= 1:
+        raise ConfigError(f"{who}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    x = logits if isinstance(logits, Tensor) else Tensor(np.asarray(logits, np.float64))
+    ids = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    kept = _check_targets(who, x.data, ids, ignore_index)
+    n_classes = x.shape[-1]
+    dtype = np.result_type(x.data, 1.0)
+    if weight is None:
+        w = np.ones(n_classes, dtype)
+    else:
+        w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        if w.shape != (n_classes,) or w.dtype.kind not in "iuf" or not np.isfinite(w).all():
+            raise ShapeError(f"{who}: weight must be {n_classes} finite numbers (one per class of "
+                             f"logits of shape {x.shape}), got {w.dtype} of shape {w.shape}")
+        w = w.astype(dtype)
+    safe = ids if kept is None else np.where(kept, ids, 0)
+    rows = np.ones(ids.shape, dtype) if kept is None else kept.astype(dtype)
+    onehot = _one_hot(safe, n_classes, dtype)
+    target_weight = w[safe] * rows                          # w[y_i], 0 where ignored
+    q = ((1 - label_smoothing) * onehot * target_weight[..., None]
+         + (label_smoothing / n_classes) * w * rows[..., None])
+    per_example = -sum(log_softmax(x, -1) * q, axis=-1)
+    if reduction == "none":
+        return per_example
+    if reduction == "sum":
+        return sum(per_example)
+    total = target_weight.sum()
+    return sum(per_example) * np.nan if total == 0 else sum(per_example) / total   # NaN as torch
 
 
 def nll_loss(log_probs, targets, reduction="mean", ignore_index=None):
@@ -1274,7 +1687,9 @@ Tensor.__ne__ = _compare(np.not_equal)
 for _fn in (exp, log, log1p, tanh, sigmoid, softplus, relu, leaky_relu, abs, sqrt, sum, mean, max,
             min, prod, var, std, norm, cumsum, argmax, argmin, logsumexp, clip, maximum, minimum,
             reshape, transpose, swapaxes, squeeze, expand_dims, flatten, softmax,
-            log_softmax):
+            log_softmax, clamp, sign, square, expm1, sin, cos, amax, amin, flip, permute,
+            moveaxis, repeat, tile, expand, unbind, chunk, sort, topk):
     setattr(Tensor, _fn.__name__, _fn)
 Tensor.unsqueeze = unsqueeze
+Tensor.view = reshape
 Tensor.T = property(lambda self: transpose(self))

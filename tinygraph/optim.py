@@ -1,8 +1,10 @@
-"""Optimizers (SGD with momentum, Adagrad, Adam) and gradient clipping by global norm.
+"""Optimizers (SGD with momentum, Adagrad, Adam, AdamW) and gradient clipping by global norm.
 
 Each optimizer updates ``p.data`` of its parameters in place from ``p.grad``
-(parameters whose grad is None are skipped) and can save and restore its
-state, so training resumes exactly where it stopped.
+(parameters whose grad is None are skipped), holds its settings per parameter group
+(``param_groups``, as PyTorch's) and can save and restore its state, so training resumes
+exactly where it stopped.  :mod:`tinygraph.lr_scheduler` (also ``tg.optim.lr_scheduler``)
+changes the groups' learning rates over time.
 """
 
 from collections.abc import Mapping
@@ -64,53 +66,151 @@ def _check_positive(who, what, value):
         raise ConfigError(f"{who}: {what} must be positive, got {value}")
 
 
+def _check_non_negative(who, what, value):
+    if not _is_number(value) or not np.isfinite(value) or value < 0:
+        raise ConfigError(f"{who}: {what} must be a number >= 0, got {value}")
+
+
 def _check_fraction(who, what, value):
     if not _is_number(value) or not 0 <= value < 1:
         raise ConfigError(f"{who}: {what} must be in [0, 1), got {value}")
 
 
+def _check_betas(who, betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ConfigError(f"{who}: betas must be a pair (beta1, beta2), got {betas}")
+    for beta in betas:
+        _check_fraction(who, "betas", beta)
+
+
+def _split_groups(who, params):
+    """The groups of ``params``: a list of dicts (each with "params" and its own settings), or
+    one group of a plain list of tensors."""
+    if isinstance(params, (list, tuple)) and params and all(isinstance(g, Mapping) for g in params):
+        groups = []
+        for k, group in enumerate(params):
+            if "params" not in group:
+                raise ConfigError(f"{who}: parameter group {k} has no 'params' entry")
+            group = dict(group)
+            group["params"] = _check_params(f"{who}: parameter group {k}", group["params"])
+            groups.append(group)
+        return groups
+    if isinstance(params, (list, tuple)) and any(isinstance(g, Mapping) for g in params):
+        raise ConfigError(f"{who}: params must be a list of tensors or a list of parameter "
+                          "groups (dicts with 'params'), not a mix of both")
+    return [{"params": _check_params(who, params)}]
+
+
 class Optimizer:
-    """Base class: holds the parameters and a per-parameter state of arrays."""
+    """Base class: the parameter groups and a per-parameter state of arrays.
+
+    ``params`` is a list of tensors (one group) or a list of dicts, each a group with its
+    ``"params"`` and any of the optimizer's settings (``"lr"``, ``"weight_decay"``, ...) that
+    override the defaults given as keyword arguments, as in PyTorch.  ``param_groups`` holds
+    them (every setting filled in); a setting changed there (e.g. by a scheduler) applies from
+    the next ``step``.  ``params`` is the flat list of every group's parameters, in order.
+    """
 
     state_keys = ()   # the names of the per-parameter state arrays
-    settings = ("lr",)   # what the repr shows
+    settings = ("lr",)   # each group's settings, in the order the repr shows them
 
-    def __init__(self, params, lr):
+    def __init__(self, params, **defaults):
         who = type(self).__name__
-        self.params = _check_params(who, params)
-        _check_positive(who, "lr", lr)
-        self.lr = lr
+        grouped = isinstance(params, (list, tuple)) and bool(params) and isinstance(params[0], Mapping)
+        groups = _split_groups(who, params)
+        if defaults.get("lr") is None and any("lr" not in g for g in groups):
+            raise ConfigError(f"{who}: give lr= (or an 'lr' in every parameter group)")
+        self.param_groups = []
+        for k, group in enumerate(groups):
+            unknown = sorted(set(group) - set(self.settings) - {"params"})
+            if unknown:
+                raise ConfigError(f"{who}: parameter group {k} has unknown settings {unknown}; "
+                                  f"{who} takes {list(self.settings)}")
+            filled = {"params": group["params"]}
+            filled.update({key: group.get(key, defaults.get(key)) for key in self.settings})
+            self._check_group(f"{who}: parameter group {k}" if grouped else who, filled)
+            self.param_groups.append(filled)
+        self.params = [p for group in self.param_groups for p in group["params"]]
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ConfigError(f"{who}: a parameter appears in more than one parameter group")
+        self._layout = [id(p) for p in self.params]
         self.steps = 0
         self.state = [{} for _ in self.params]
+
+    def _check_group(self, who, group):
+        """Refuse a group whose settings this optimizer cannot use (ConfigError naming it)."""
+        _check_non_negative(who, "lr", group["lr"])
+        if "weight_decay" in group:
+            _check_non_negative(who, "weight_decay", group["weight_decay"])
+
+    @property
+    def lr(self):
+        """The learning rate shared by every group (setting it sets every group's)."""
+        rates = {group["lr"] for group in self.param_groups}
+        if len(rates) != 1:
+            raise ConfigError(f"{type(self).__name__}.lr: the parameter groups have different "
+                              f"learning rates {sorted(rates)}; read param_groups[k]['lr']")
+        return rates.pop()
+
+    @lr.setter
+    def lr(self, value):
+        _check_non_negative(f"{type(self).__name__}.lr", "lr", value)
+        for group in self.param_groups:
+            group["lr"] = value
 
     def zero_grad(self):
         for p in self.params:
             p.grad = None
 
     def __repr__(self):
-        settings = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.settings)
+        first = self.param_groups[0]
+        settings = ", ".join(f"{k}={first[k]!r}" for k in self.settings
+                             if k != "weight_decay" or first[k])   # no decay: as before groups
+        groups = f"; {len(self.param_groups)} groups" if len(self.param_groups) > 1 else ""
         values = sum(p.size for p in self.params)
-        return (f"{type(self).__name__}({settings}; {len(self.params)} parameters, "
+        return (f"{type(self).__name__}({settings}{groups}; {len(self.params)} parameters, "
                 f"{values:,} values; {self.steps} steps)")
 
+    def _checked_groups(self, who):
+        """(index, parameter, gradient, group) of every parameter with a gradient; every group's
+        settings and every gradient are checked before anything changes."""
+        if [id(p) for group in self.param_groups for p in group["params"]] != self._layout:
+            raise ConfigError(f"{who}: the parameters of param_groups were changed after the "
+                              "optimizer was made; make a new optimizer instead")
+        for k, group in enumerate(self.param_groups):
+            self._check_group(f"{who}: parameter group {k}", group)
+        group_of = [group for group in self.param_groups for _ in group["params"]]
+        return [(i, p, g, group_of[i]) for i, p, g in _gradients(who, self.params)]
+
     def step(self):
-        """One update of every parameter that has a gradient; all gradients are checked first
-        (a Tensor gradient left by ``backward(create_graph=True)`` is used by value)."""
-        grads = _gradients(f"{type(self).__name__}.step", self.params)
+        """One update of every parameter that has a gradient; all gradients and group settings are
+        checked first (a Tensor gradient left by ``backward(create_graph=True)`` is used by
+        value)."""
+        grads = self._checked_groups(f"{type(self).__name__}.step")
         self.steps += 1
-        for i, p, g in grads:
-            self._update(p, g, self.state[i])
+        for i, p, g, group in grads:
+            self._update(p, g, self.state[i], group)
             bump_version(p)
 
-    def _update(self, p, g, state):
+    def _update(self, p, g, state, group):
         raise NotImplementedError
 
+    def _group_entries(self):
+        """name -> value of every group's settings, as arrays (``"group.0.lr"``, ...)."""
+        out = {}
+        for k, group in enumerate(self.param_groups):
+            for key in self.settings:
+                out[f"group.{k}.{key}"] = np.array(group[key], dtype=np.float64)
+        return out
+
     def state_dict(self):
-        """The optimizer's state as a flat dict of arrays (for ``save_arrays``)."""
+        """The optimizer's state as a flat dict of arrays (for ``save_arrays``): ``"steps"``, each
+        parameter's state arrays (``"0.m"``, ...) and each group's settings (``"group.0.lr"``, ...)."""
         out = {"steps": np.array(self.steps)}
         for i, state in enumerate(self.state):
             for key, value in state.items():
                 out[f"{i}.{key}"] = value.copy()
+        out.update(self._group_entries())
         return out
 
     def expected_state(self):
@@ -118,113 +218,159 @@ class Optimizer:
         out = {"steps": ((), np.dtype(np.int64))}
         for i, p in enumerate(self.params):
             out.update({f"{i}.{key}": (p.shape, p.dtype) for key in self.state_keys})
+        out.update({name: (value.shape, value.dtype) for name, value in self._group_entries().items()})
         return out
+
+    def _loaded_groups(self, who, d):
+        """The param_groups with the settings of ``d`` (its ``group.k.key`` entries; a group's
+        settings absent from ``d`` are kept, as in a state saved before groups existed)."""
+        groups = [dict(group) for group in self.param_groups]
+        template = self._group_entries()
+        for key, value in d.items():
+            if not key.startswith("group."):
+                continue
+            if key not in template:
+                raise CheckpointError(f"{who}: unexpected entry '{key}' (this optimizer has "
+                                      f"{len(groups)} parameter groups with settings "
+                                      f"{list(self.settings)})")
+            try:
+                value = np.asarray(value, dtype=np.float64)
+            except (ValueError, TypeError) as e:
+                raise CheckpointError(f"{who}: '{key}' is not a number ({e})") from None
+            if value.shape != template[key].shape:
+                raise CheckpointError(f"{who}: '{key}' has shape {value.shape}, expected "
+                                      f"{template[key].shape}")
+            _, k, name = key.split(".", 2)
+            groups[int(k)][name] = tuple(value.tolist()) if value.ndim else value.item()
+        for k, group in enumerate(groups):
+            try:
+                self._check_group(f"{who}: parameter group {k}", group)
+            except ConfigError as e:
+                raise CheckpointError(str(e)) from None
+        return groups
 
     def load_state_dict(self, d):
         """Restore a state written by ``state_dict``; checks everything before changing anything.
 
         Each parameter's state must be complete (every one of ``state_keys``) or absent (a
-        parameter that never had a gradient); anything else could not resume exactly.
+        parameter that never had a gradient); anything else could not resume exactly.  The
+        groups' settings (``group.k.lr``, ...) are restored when present.
         """
-        who = type(self).__name__
+        who = f"{type(self).__name__}.load_state_dict"
         if not isinstance(d, Mapping):
-            raise CheckpointError(f"{who}.load_state_dict: state must be a dict (from "
+            raise CheckpointError(f"{who}: state must be a dict (from "
                                   f"state_dict()), got {type(d).__name__}")
         if "steps" not in d:
-            raise CheckpointError(f"{who}.load_state_dict: missing 'steps'")
+            raise CheckpointError(f"{who}: missing 'steps'")
         new = [{} for _ in self.params]
         for key, value in d.items():
             if not isinstance(key, str):
-                raise CheckpointError(f"{who}.load_state_dict: unexpected entry {key!r}")
-            if key == "steps":
+                raise CheckpointError(f"{who}: unexpected entry {key!r}")
+            if key == "steps" or key.startswith("group."):
                 continue
             index, _, name = key.partition(".")
             if (not index.isdigit() or not index.isascii() or int(index) >= len(self.params)
                     or name not in self.state_keys):
-                raise CheckpointError(f"{who}.load_state_dict: unexpected entry '{key}'")
+                raise CheckpointError(f"{who}: unexpected entry '{key}'")
             p = self.params[int(index)]
             try:
                 value = np.asarray(value)
             except (ValueError, TypeError) as e:
-                raise CheckpointError(f"{who}.load_state_dict: '{key}' is not an array ({e})") from None
+                raise CheckpointError(f"{who}: '{key}' is not an array ({e})") from None
             if value.shape != p.shape:
-                raise CheckpointError(f"{who}.load_state_dict: '{key}' has shape {value.shape}, "
+                raise CheckpointError(f"{who}: '{key}' has shape {value.shape}, "
                                       f"parameter {index} has {p.shape}")
             if value.dtype != p.dtype:
-                raise CheckpointError(f"{who}.load_state_dict: '{key}' has dtype {value.dtype}, "
+                raise CheckpointError(f"{who}: '{key}' has dtype {value.dtype}, "
                                       f"parameter {index} has {p.dtype}")
             new[int(index)][name] = value.copy()
         for i, state in enumerate(new):
             if state and len(state) != len(self.state_keys):
                 lacking = [f"{i}.{k}" for k in self.state_keys if k not in state]
-                raise CheckpointError(f"{who}.load_state_dict: the state of parameter {i} is "
+                raise CheckpointError(f"{who}: the state of parameter {i} is "
                                       f"incomplete: missing {lacking}")
         try:
             steps = np.asarray(d["steps"])
         except (ValueError, TypeError):
             steps = np.asarray(None)
         if steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
-            raise CheckpointError(f"{who}.load_state_dict: 'steps' must be a count (an integer "
+            raise CheckpointError(f"{who}: 'steps' must be a count (an integer "
                                   f">= 0), got {d['steps']!r}")
+        groups = self._loaded_groups(who, d)
         self.steps = int(steps)
         self.state = new
+        for group, loaded in zip(self.param_groups, groups):
+            group.update(loaded)
 
 
 class SGD(Optimizer):
-    """``v = momentum * v + g; p -= lr * v`` (plain SGD when momentum is 0)."""
+    """``g += weight_decay * p; v = momentum * v + g; p -= lr * v`` (plain SGD when momentum
+    is 0), as PyTorch's SGD."""
 
     state_keys = ("velocity",)
-    settings = ("lr", "momentum")
+    settings = ("lr", "momentum", "weight_decay")
 
-    def __init__(self, params, lr, momentum=0.0):
-        super().__init__(params, lr)
-        _check_fraction("SGD", "momentum", momentum)
-        self.momentum = momentum
+    def __init__(self, params, lr=None, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
-    def _update(self, p, g, state):
-        if self.momentum:
+    def _check_group(self, who, group):
+        super()._check_group(who, group)
+        _check_fraction(who, "momentum", group["momentum"])
+
+    def _update(self, p, g, state, group):
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p.data
+        if group["momentum"]:
             v = state.get("velocity")
-            v = g.copy() if v is None else self.momentum * v + g
+            v = g.copy() if v is None else group["momentum"] * v + g
             state["velocity"] = v
             g = v
-        p.data -= self.lr * g
+        p.data -= group["lr"] * g
 
 
 class Adagrad(Optimizer):
-    """``s += g**2; p -= lr * g / (sqrt(s) + eps)``."""
+    """``g += weight_decay * p; s += g**2; p -= lr * g / (sqrt(s) + eps)``, as PyTorch's Adagrad
+    (without its lr_decay)."""
 
     state_keys = ("sum_sq",)
-    settings = ("lr", "eps")
+    settings = ("lr", "eps", "weight_decay")
 
-    def __init__(self, params, lr, eps=1e-10):
-        super().__init__(params, lr)
-        _check_positive("Adagrad", "eps", eps)
-        self.eps = eps
+    def __init__(self, params, lr=None, eps=1e-10, weight_decay=0.0):
+        super().__init__(params, lr=lr, eps=eps, weight_decay=weight_decay)
 
-    def _update(self, p, g, state):
+    def _check_group(self, who, group):
+        super()._check_group(who, group)
+        _check_positive(who, "eps", group["eps"])
+
+    def _update(self, p, g, state, group):
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p.data
         s = state.setdefault("sum_sq", np.zeros_like(p.data))
         s += g * g
-        p.data -= self.lr * g / (np.sqrt(s) + self.eps)
+        p.data -= group["lr"] * g / (np.sqrt(s) + group["eps"])
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments."""
+    """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments; ``weight_decay``
+    adds ``weight_decay * p`` to the gradient (L2, as PyTorch's Adam; see :class:`AdamW`)."""
 
     state_keys = ("m", "v")
-    settings = ("lr", "betas", "eps")
+    settings = ("lr", "betas", "eps", "weight_decay")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(params, lr)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ConfigError(f"Adam: betas must be a pair (beta1, beta2), got {betas}")
-        for beta in betas:
-            _check_fraction("Adam", "betas", beta)
-        _check_positive("Adam", "eps", eps)
-        self.betas = betas
-        self.eps = eps
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
-    def _update(self, p, g, state):
-        b1, b2 = self.betas
+    def _check_group(self, who, group):
+        super()._check_group(who, group)
+        _check_betas(who, group["betas"])
+        _check_positive(who, "eps", group["eps"])
+
+    def _decay(self, p, g, group):
+        return g + group["weight_decay"] * p.data if group["weight_decay"] else g
+
+    def _update(self, p, g, state, group):
+        g = self._decay(p, g, group)
+        b1, b2 = group["betas"]
         m = state.setdefault("m", np.zeros_like(p.data))
         v = state.setdefault("v", np.zeros_like(p.data))
         m *= b1
@@ -233,7 +379,20 @@ class Adam(Optimizer):
         v += (1 - b2) * g * g
         m_hat = m / (1 - b1 ** self.steps)
         v_hat = v / (1 - b2 ** self.steps)
-        p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        p.data -= group["lr"] * m_hat / (np.sqrt(v_hat) + group["eps"])
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as PyTorch's AdamW:
+    ``p -= lr * weight_decay * p`` first, then Adam's step on the gradient alone."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def _decay(self, p, g, group):
+        if group["weight_decay"]:
+            p.data *= 1 - group["lr"] * group["weight_decay"]
+        return g
 
 
 def clip_grad_norm(params, max_norm):
@@ -254,3 +413,6 @@ def clip_grad_norm(params, max_norm):
         for g in grads:
             g *= scale
     return total
+
+
+from . import lr_scheduler  # noqa: E402,F401 - tg.optim.lr_scheduler, as torch.optim.lr_scheduler

@@ -478,14 +478,39 @@ def _constant(x):
 
 
 def apply(op, forward, *inputs, **kwargs):
-    """Run ``forward`` on the arrays behind ``inputs`` and make its output node.
+    """``apply(op, forward, *inputs, **kwargs)``: run ``forward`` on the arrays behind ``inputs``
+    and make its output node: how every op of the engine is made, and how to make your own.
 
-    ``forward(*arrays, **kwargs)`` returns ``(value, vjps)`` with one vjp per input: numpy
-    functions ``g -> gradient`` (the fast default backward).  For ``create_graph`` the op
-    also needs a tensor-level rule, given once with :func:`defvjp`.
-    Non-tensor inputs (numbers, lists, arrays) are constants: they get no gradient.
+    Parameters
+    ----------
+    op : str, the op's name (what ``t.op``, the diagrams and error messages show)
+    forward : ``forward(*arrays, **kwargs) -> (value, vjps)``, on numpy arrays: the value, and
+        one vector-Jacobian product per input, a function ``g -> gradient`` of the same shape as
+        that input (or broadcast: the engine sums it back), or None for an input with no gradient
+    inputs : Tensors, or constants (numbers, lists, arrays: they get no gradient)
+    kwargs : passed to ``forward`` as they are (settings, not tensors)
+
+    For ``create_graph`` the op also needs a tensor-level rule, given once with :func:`defvjp`.
     numpy's errors become tinygraph errors naming the op, the input shapes and the scope.
+
+    Example: GELU, x Phi(x), with its derivative Phi(x) + x phi(x) (``tg.gelu`` is built in;
+    the README's "Your own ops" runs this and its ``defvjp`` rule)::
+
+        erfc = np.vectorize(math.erfc)
+
+        def gelu(x):
+            cdf = 0.5 * erfc(-x / np.sqrt(2))
+            return x * cdf, (lambda g: g * (cdf + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)),)
+
+        y = tg.apply("gelu", gelu, t)
     """
+    if not isinstance(op, str):
+        raise DTypeError(f"apply: the first argument is the op's name (a str), then its forward "
+                        f"function, then the inputs: tg.apply('my_op', forward, x); got "
+                        f"{type(op).__name__} {getattr(op, '__name__', '')!s} as the name".rstrip())
+    if not callable(forward):
+        raise DTypeError(f"apply: the second argument must be the forward function "
+                        f"(arrays -> (value, vjps)), got {type(forward).__name__}")
     arrays = []
     parents = []
     for x in inputs:
@@ -522,14 +547,21 @@ _graph_vjps = {}
 
 
 def defvjp(forward, rule):
-    """Give the op ``forward`` (as passed to :func:`apply`) a tensor-level gradient rule, which
-    ``backward(create_graph=True)`` and ``grad(..., create_graph=True)`` run.
+    """``defvjp(forward, rule)``: give the op ``forward`` (as passed to :func:`apply`) a
+    tensor-level gradient rule, which ``backward(create_graph=True)`` and
+    ``grad(..., create_graph=True)`` run (the numpy vjps of ``forward`` stay the default).
 
     ``rule(g, out, *inputs, **kwargs)`` gets the incoming gradient ``g`` and the op's output
     node ``out`` as Tensors, the op's inputs as Tensors (constants as leaves without grad) and
     its keyword arguments, and returns one gradient per input (a Tensor built from engine
     ops, or None for an input that gets no gradient).  Broadcast shapes are summed back by
     the engine.  Returns ``forward``.
+
+    Example, the GELU of :func:`apply` (its own gradient is then differentiable again; the
+    normal CDF is written with engine ops, e.g. as an op of its own with its rule)::
+
+        tg.defvjp(gelu, lambda g, out, x: (g * (normal_cdf(x) + x * tg.exp(-x * x / 2)
+                                                / np.sqrt(2 * np.pi)),))
     """
     _graph_vjps[forward] = rule
     return forward

@@ -1,0 +1,60 @@
+"""Custom ops, as the README's "Your own ops" writes them: ``tg.apply(name, forward, *inputs)``
+with numpy vjps, and ``tg.defvjp(forward, rule)`` so that create_graph differentiates through.
+Oracles: central finite differences, and the closed-form second derivative of GELU."""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import central_differences
+
+import tinygraph as tg
+
+erfc = np.vectorize(math.erfc)
+SQRT_2PI = math.sqrt(2 * math.pi)
+
+
+def phi(x):          # the standard normal CDF as an op
+    return 0.5 * erfc(-x / np.sqrt(2)), (lambda g: g * np.exp(-x * x / 2) / SQRT_2PI,)
+
+
+def gelu(x):         # x Phi(x); d/dx = Phi(x) + x phi(x)
+    cdf = phi(x)[0]
+    return x * cdf, (lambda g: g * (cdf + x * np.exp(-x * x / 2) / SQRT_2PI),)
+
+
+tg.defvjp(phi, lambda g, out, x: (g * tg.exp(-x * x / 2) / SQRT_2PI,))
+tg.defvjp(gelu, lambda g, out, x: (g * (tg.apply("phi", phi, x) + x * tg.exp(-x * x / 2) / SQRT_2PI),))
+
+X = np.array([-2.5, -0.3, 0.0, 0.7, 3.0])
+
+
+def test_a_users_gelu_gradchecks_and_equals_the_built_in_one():
+    x = tg.tensor(X, requires_grad=True)
+    y = tg.apply("gelu", gelu, x)
+    assert y.op == "gelu" and y.parents == (x,)
+    np.testing.assert_allclose(y.data, tg.gelu(x).data, rtol=1e-15)
+    assert tg.gradcheck(lambda t: tg.apply("gelu", gelu, t).sum(), [x])
+    weights = np.arange(1.0, 6.0)
+    numeric = central_differences(lambda a: float(np.sum(weights * gelu(a)[0])), [X])[0]
+    np.testing.assert_allclose(tg.grad((tg.apply("gelu", gelu, x) * weights).sum(), x), numeric, rtol=1e-7)
+
+
+def test_create_graph_through_a_users_gelu_gives_its_exact_second_derivative():
+    x = tg.tensor(X, requires_grad=True)
+    g = tg.grad(tg.apply("gelu", gelu, x).sum(), x, create_graph=True)
+    second = tg.grad(g.sum(), x)
+    pdf = np.exp(-X * X / 2) / SQRT_2PI
+    np.testing.assert_allclose(second, pdf * (2 - X * X), rtol=1e-13, atol=1e-16)   # (Phi + x phi)'
+    np.testing.assert_allclose(second, tg.grad(tg.grad(tg.gelu(x).sum(), x, create_graph=True).sum(), x),
+                               rtol=1e-13, atol=1e-16)
+
+
+def test_apply_with_the_function_first_says_what_the_first_argument_is():
+    x = tg.tensor(X, requires_grad=True)
+    with pytest.raises(tg.DTypeError) as info:
+        tg.apply(gelu, x)
+    message = str(info.value)
+    assert "op's name" in message and "tg.apply('my_op', forward, x)" in message and "gelu" in message
+    with pytest.raises(tg.DTypeError, match="forward function"):
+        tg.apply("gelu", x)

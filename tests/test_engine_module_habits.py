@@ -1,0 +1,155 @@
+"""Module habits of PyTorch users (SPEC round 3): train()/eval()/training with dropout following
+the mode, to(dtype)/float()/double() in place, named_modules()/children(), and
+load_state_dict(cast=True).
+"""
+
+import numpy as np
+import pytest
+from test_engine_module import Cell, Net
+
+import rnn
+import tinygraph as tg
+
+
+class WithDropout(tg.Module):
+    """A user's module whose forward uses both ways of following the mode."""
+
+    def __init__(self):
+        self.W = tg.Parameter(np.ones((4, 4)))
+        self.drop = tg.Dropout(0.5, seed=0)
+        self.inner = Cell(1)
+
+    def __call__(self, x):
+        h = tg.dropout(x @ self.W, 0.5, seed=1, train=self.training)
+        return self.drop(h)
+
+# ---------------------------------------------------------------- modes
+
+
+def test_a_module_starts_in_training_mode_and_eval_switches_every_submodule():
+    net = WithDropout()
+    assert net.training and net.drop.training and net.inner.training
+    assert net.eval() is net
+    assert not net.training and not net.drop.training and not net.inner.training
+    assert net.train() is net and all(m.training for _, m in net.named_modules())
+    net.train(False)
+    assert not any(m.training for _, m in net.named_modules())
+
+
+def test_dropout_follows_the_modules_mode():
+    net = WithDropout()
+    x = np.ones((50, 4))
+    train_out = net(x).data
+    assert (train_out == 0).mean() > 0.5                    # two dropouts of p = 0.5: ~75% zero
+    net.eval()
+    np.testing.assert_array_equal(net(x).data, x @ net.W.data)   # the identity in eval mode
+
+
+def test_the_dropout_module_draws_a_new_reproducible_mask_on_each_call():
+    a, b = tg.Dropout(0.5, seed=3), tg.Dropout(0.5, seed=3)
+    x = np.ones(40)
+    first, second = a(x).data, a(x).data
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(b(x).data, first)
+    with pytest.raises(tg.ConfigError, match="Dropout"):
+        tg.Dropout(1.5)
+
+
+def test_training_must_be_a_bool():
+    with pytest.raises(tg.ConfigError, match="True or False"):
+        Net().train("no")
+
+# ---------------------------------------------------------------- the module tree
+
+
+def test_named_modules_lists_the_module_and_every_submodule_once_in_definition_order():
+    net = Net()
+    net.again = net.cell                                     # the same module twice: listed once
+    names = [name for name, _ in net.named_modules()]
+    assert names == ["", "cell", "heads.1"]
+    assert [m for _, m in net.named_modules()][1] is net.cell
+    assert [name for name, _ in net.named_modules(prefix="net")] == ["net", "net.cell", "net.heads.1"]
+
+
+def test_children_are_the_direct_submodules():
+    outer = tg.Module()
+    outer.net = Net()
+    assert list(outer.children()) == [outer.net]
+    assert [name for name, _ in outer.named_children()] == ["net"]
+    assert [name for name, _ in outer.named_modules()] == ["", "net", "net.cell", "net.heads.1"]
+
+# ---------------------------------------------------------------- dtypes
+
+
+def test_float_and_double_convert_every_parameter_fixed_ones_and_gradients_in_place():
+    model = rnn.EchoStateNetwork(3, 5, 2, seed=0)             # U and W fixed, V and c trained
+    params = {name: p for name, p in model._named_state()}
+    before = {name: p.data.copy() for name, p in params.items()}
+    model.V.grad = np.ones(model.V.shape)
+    assert model.float() is model
+    for name, p in model._named_state():
+        assert p is params[name] and p.dtype == np.float32
+        np.testing.assert_array_equal(p.data, before[name].astype(np.float32))
+    assert model.V.grad.dtype == np.float32 and not model.U.requires_grad
+    assert model.double().V.dtype == np.float64
+    assert model.to("float32").dtype == np.float32
+
+
+def test_a_float32_model_computes_in_float32_and_matches_the_float64_one():
+    xs, ys = np.array([0, 2, 1, 1]), np.array([1, 0, 2, 0])
+    model = rnn.LSTM(3, 4, 3, seed=0)
+    exact = model.loss(xs, ys).item()
+    loss = model.float().loss(xs, ys)
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss.item(), exact, rtol=1e-5)
+
+
+def test_a_graph_built_before_a_dtype_move_refuses_to_backpropagate():
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    loss = model.loss(np.array([0, 1]), np.array([1, 2]))
+    model.float()
+    with pytest.raises(tg.StaleGraphError):
+        loss.backward()
+
+
+def test_to_the_same_dtype_changes_nothing_and_keeps_graphs_valid():
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    loss = model.loss(np.array([0, 1]), np.array([1, 2]))
+    model.double()
+    loss.backward()
+    assert model.W.grad is not None
+
+
+@pytest.mark.parametrize("dtype", [np.int64, "not a dtype", bool])
+def test_to_refuses_a_non_float_dtype_and_changes_nothing(dtype):
+    net = Net()
+    with pytest.raises(tg.DTypeError, match="Net.to"):
+        net.to(dtype)
+    assert all(p.dtype == np.float64 for p in net.parameters())
+
+
+def test_load_state_dict_refuses_another_dtype_by_default_and_cast_converts_it():
+    model32 = rnn.GRU(3, 4, 3, seed=1).float()
+    state64 = rnn.GRU(3, 4, 3, seed=2).state_dict()
+    before = model32.state_dict()
+    with pytest.raises(tg.CheckpointError, match="float64.*float32.*cast=True"):
+        model32.load_state_dict(state64)
+    for name, value in model32.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    model32.load_state_dict(state64, cast=True)
+    for name, value in model32.state_dict().items():
+        assert value.dtype == np.float32
+        np.testing.assert_array_equal(value, state64[name].astype(np.float32))
+
+
+def test_load_state_dict_with_cast_still_refuses_a_wrong_shape_or_a_non_real_dtype_and_changes_nothing():
+    net = Net()
+    before = net.state_dict()
+    for bad in ({"U": np.ones((2, 3), np.float32)}, {"c": np.ones(1, np.complex128)}):
+        state = {**net.state_dict(), **bad}
+        state = {k: v.astype(np.float32) if k != next(iter(bad)) else v for k, v in state.items()}
+        with pytest.raises(tg.CheckpointError, match=next(iter(bad))):
+            net.load_state_dict(state, cast=True)
+        for name, value in net.state_dict().items():
+            np.testing.assert_array_equal(value, before[name])
+            assert value.dtype == np.float64

@@ -1,0 +1,463 @@
+"""Round 3 of the optimizers (SPEC "PyTorch habits"): weight decay (L2 on the gradient in SGD,
+Adagrad and Adam; decoupled in AdamW), parameter groups, lr=0, state dicts that carry the
+groups' settings, and the learning-rate schedulers.
+
+The oracle is each algorithm as PyTorch documents it, written out below in numpy and run in
+float64 for 20 steps beside the engine's; where torch is installed, torch itself too.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+STEPS = 20
+CURVATURE = np.array([1.0, 3.0, 0.5, 2.0])
+START = np.array([0.5, -1.0, 2.0, 0.1])
+
+
+def _gradient(p):
+    """The gradient of sum(a (p - 1)^2 / 2 + sin p): not linear in p, so every step differs."""
+    return CURVATURE * (p - 1.0) + np.cos(p)
+
+
+def _loss(p):
+    return (CURVATURE * (p - 1.0) ** 2 / 2).sum() + tg.sin(p).sum()
+
+
+def _reference(kind, lrs, steps=STEPS, momentum=0.0, betas=(0.9, 0.999), eps=None, weight_decay=0.0):
+    """The parameter after each step of PyTorch's documented algorithm, lrs[t] the rate of step t."""
+    p = START.copy()
+    m = v = buf = np.zeros_like(p)
+    s = np.zeros_like(p)
+    out = []
+    for t in range(1, steps + 1):
+        lr, g = lrs[t - 1], _gradient(p)
+        if kind == "AdamW":
+            p = p * (1 - lr * weight_decay)
+        elif weight_decay:
+            g = g + weight_decay * p
+        if kind == "SGD":
+            if momentum:
+                buf = g if t == 1 else momentum * buf + g
+                g = buf
+            p = p - lr * g
+        elif kind == "Adagrad":
+            s = s + g * g
+            p = p - lr * g / (np.sqrt(s) + (1e-10 if eps is None else eps))
+        else:
+            b1, b2 = betas
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+            p = p - lr * m_hat / (np.sqrt(v_hat) + (1e-8 if eps is None else eps))
+        out.append(p)
+    return out
+
+
+def _run(opt, p, scheduler=None, steps=STEPS):
+    out = []
+    for _ in range(steps):
+        opt.zero_grad()
+        _loss(p).backward()
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+        out.append(p.data.copy())
+    return out
+
+
+OPTIMIZERS = {
+    "sgd weight decay": ("SGD", {"lr": 0.05, "weight_decay": 0.1}),
+    "sgd momentum weight decay": ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.3}),
+    "adagrad weight decay": ("Adagrad", {"lr": 0.4, "weight_decay": 0.2}),
+    "adam weight decay": ("Adam", {"lr": 0.1, "betas": (0.8, 0.99), "weight_decay": 0.5}),
+    "adamw": ("AdamW", {"lr": 0.1, "weight_decay": 0.5}),
+    "adamw default decay": ("AdamW", {"lr": 0.1}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_twenty_steps_equal_pytorchs_documented_algorithm_written_out(name):
+    kind, settings = OPTIMIZERS[name]
+    p = tg.Parameter(START.copy())
+    got = _run(getattr(tg.optim, kind)([p], **settings), p)
+    reference = dict(settings)
+    if kind == "AdamW":
+        reference.setdefault("weight_decay", 0.01)   # torch's AdamW default
+    expected = _reference(kind, [reference.pop("lr")] * STEPS, **reference)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
+
+
+def test_adam_weight_decay_is_l2_on_the_gradient_and_adamw_is_not():
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    adam = _run(tg.optim.Adam([p], lr=0.1, weight_decay=0.5), p)[-1]
+    adamw = _run(tg.optim.AdamW([q], lr=0.1, weight_decay=0.5), q)[-1]
+    assert np.abs(adam - adamw).max() > 1e-3
+
+
+def test_zero_learning_rate_is_allowed_and_leaves_the_parameters_unchanged():
+    for make in (lambda ps: tg.optim.SGD(ps, lr=0.0, momentum=0.9), lambda ps: tg.optim.Adam(ps, lr=0),
+                 lambda ps: tg.optim.AdamW(ps, lr=0.0), lambda ps: tg.optim.Adagrad(ps, lr=0.0)):
+        p = tg.Parameter(START.copy())
+        opt = make([p])
+        _run(opt, p, steps=3)
+        np.testing.assert_array_equal(p.data, START)
+        assert opt.steps == 3
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: tg.optim.SGD(ps, lr=-0.1),
+    lambda ps: tg.optim.Adam(ps, lr=float("inf")),
+    lambda ps: tg.optim.SGD(ps, lr=0.1, weight_decay=-1.0),
+    lambda ps: tg.optim.AdamW(ps, weight_decay=float("nan")),
+], ids=["negative_lr", "infinite_lr", "negative_weight_decay", "nan_weight_decay"])
+def test_negative_or_non_finite_settings_are_refused(make):
+    with pytest.raises(tg.ConfigError, match="must be a number >= 0"):
+        make([tg.Parameter(START.copy())])
+
+# ---------------------------------------------------------------- parameter groups
+
+
+def test_each_parameter_group_steps_with_its_own_lr_and_weight_decay():
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    opt = tg.optim.SGD([{"params": [p]}, {"params": [q], "lr": 0.01, "weight_decay": 0.2}],
+                       lr=0.05, momentum=0.9)
+    assert [g["lr"] for g in opt.param_groups] == [0.05, 0.01]
+    assert opt.param_groups[0]["weight_decay"] == 0.0 and opt.param_groups[1]["momentum"] == 0.9
+    assert opt.params == [p, q]
+    for _ in range(STEPS):
+        opt.zero_grad()
+        (_loss(p) + _loss(q)).backward()
+        opt.step()
+    np.testing.assert_allclose(p.data, _reference("SGD", [0.05] * STEPS, momentum=0.9)[-1], rtol=1e-13)
+    np.testing.assert_allclose(q.data, _reference("SGD", [0.01] * STEPS, momentum=0.9,
+                                                  weight_decay=0.2)[-1], rtol=1e-13)
+
+
+def test_a_learning_rate_changed_in_param_groups_applies_from_the_next_step():
+    p = tg.Parameter(START.copy())
+    opt = tg.optim.Adam([p], lr=0.1)
+    rates = [0.1 * 0.9 ** t for t in range(STEPS)]
+    got = []
+    for t in range(STEPS):
+        opt.param_groups[0]["lr"] = rates[t]
+        got.extend(_run(opt, p, steps=1))
+    np.testing.assert_allclose(got, _reference("Adam", rates), rtol=1e-13)
+
+
+def test_optimizer_lr_reads_and_sets_every_groups_rate():
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    opt = tg.optim.SGD([{"params": [p]}, {"params": [q], "lr": 0.5}], lr=0.1)
+    with pytest.raises(tg.ConfigError, match="different learning rates"):
+        opt.lr
+    opt.lr = 0.2
+    assert opt.lr == 0.2 and [g["lr"] for g in opt.param_groups] == [0.2, 0.2]
+
+
+@pytest.mark.parametrize("groups, words", [
+    (lambda p, q: [{"params": [p]}, {"params": [p, q]}], ["more than one parameter group"]),
+    (lambda p, q: [{"params": [p], "lr": 0.1, "momentun": 0.9}], ["unknown settings", "momentun"]),
+    (lambda p, q: [{"lr": 0.1}], ["group 0", "no 'params'"]),
+    (lambda p, q: [{"params": []}], ["group 0", "empty"]),
+    (lambda p, q: [{"params": [p], "lr": -1.0}], ["group 0", "lr", "-1.0"]),
+    (lambda p, q: [{"params": [p]}, q], ["not a mix"]),
+], ids=["shared_parameter", "unknown_setting", "no_params", "empty_group", "negative_group_lr", "mixed"])
+def test_bad_parameter_groups_are_refused_with_a_clear_error(groups, words):
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    with pytest.raises(tg.ConfigError) as info:
+        tg.optim.SGD(groups(p, q), lr=0.1)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_a_group_without_lr_needs_a_default():
+    with pytest.raises(tg.ConfigError, match="lr="):
+        tg.optim.SGD([{"params": [tg.Parameter(START.copy())]}])
+
+
+def test_a_step_with_a_bad_group_setting_changes_nothing():
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    opt = tg.optim.Adam([{"params": [p]}, {"params": [q]}], lr=0.1)
+    _run(opt, p, steps=2)
+    before = (p.data.copy(), q.data.copy(), opt.state_dict())
+    opt.zero_grad()
+    (_loss(p) + _loss(q)).backward()
+    opt.param_groups[1]["betas"] = (0.9, 1.5)
+    with pytest.raises(tg.ConfigError, match="group 1.*betas"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, before[0])
+    np.testing.assert_array_equal(q.data, before[1])
+    assert opt.steps == 2 and opt.state_dict().keys() == before[2].keys()
+
+# ---------------------------------------------------------------- state dicts
+
+
+def test_state_dict_carries_every_groups_settings_and_a_resumed_run_continues_identically(tmp_path):
+    def make(p, q):
+        return tg.optim.AdamW([{"params": [p]}, {"params": [q], "weight_decay": 0.3}], lr=0.05)
+
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy() * 2)
+    opt = make(p, q)
+    _run(opt, p, steps=5)
+    opt.param_groups[1]["lr"] = 0.02
+    tg.save_arrays(tmp_path / "opt.ckpt", opt.state_dict())
+    saved = (p.data.copy(), q.data.copy())
+    uninterrupted = _run(opt, p, steps=5)
+
+    p2, q2 = tg.Parameter(saved[0]), tg.Parameter(saved[1])
+    fresh = make(p2, q2)
+    fresh.load_state_dict(tg.load_arrays(tmp_path / "opt.ckpt", expect=fresh.expected_state()))
+    assert fresh.param_groups[1]["lr"] == 0.02 and fresh.param_groups[1]["weight_decay"] == 0.3
+    assert fresh.param_groups[0]["betas"] == (0.9, 0.999)
+    np.testing.assert_array_equal(_run(fresh, p2, steps=5), uninterrupted)
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d.update({"group.2.lr": np.array(0.1)}),
+    lambda d: d.update({"group.0.lr": np.array(-0.1)}),
+    lambda d: d.update({"group.0.betas": np.array([0.9, 0.99, 0.5])}),
+    lambda d: d.update({"group.1.momentum": np.array(0.9)}),
+    lambda d: d.update({"group.0.lr": np.array("fast")}),
+], ids=["third_group", "negative_lr", "three_betas", "another_optimizers_setting", "not_a_number"])
+def test_load_state_dict_refuses_a_group_mismatch_and_changes_nothing(change):
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    opt = tg.optim.Adam([{"params": [p]}, {"params": [q], "lr": 0.5}], lr=0.1)
+    _run(opt, p, steps=2)
+    bad = opt.state_dict()
+    bad["0.m"] = bad["0.m"] + 1.0
+    change(bad)
+    before = opt.state_dict()
+    groups = [dict(g) for g in opt.param_groups]
+    with pytest.raises(tg.CheckpointError, match="Adam.load_state_dict"):
+        opt.load_state_dict(bad)
+    assert opt.param_groups == groups
+    after = opt.state_dict()
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key])
+
+
+def test_a_state_saved_without_group_settings_still_loads_and_keeps_the_current_ones():
+    p = tg.Parameter(START.copy())
+    opt = tg.optim.SGD([p], lr=0.1, momentum=0.5)
+    _run(opt, p, steps=2)
+    old_style = {k: v for k, v in opt.state_dict().items() if not k.startswith("group.")}
+    fresh = tg.optim.SGD([tg.Parameter(p.data.copy())], lr=0.3, momentum=0.5)
+    fresh.load_state_dict(old_style)
+    assert fresh.steps == 2 and fresh.lr == 0.3
+
+# ---------------------------------------------------------------- schedulers
+
+sched = tg.optim.lr_scheduler
+
+SCHEDULES = {
+    "StepLR": (lambda o: sched.StepLR(o, step_size=3, gamma=0.5),
+               lambda t, base: base * 0.5 ** (t // 3)),
+    "CosineAnnealingLR": (lambda o: sched.CosineAnnealingLR(o, T_max=8, eta_min=0.01),
+                          lambda t, base: 0.01 + (base - 0.01) * (1 + math.cos(math.pi * t / 8)) / 2),
+    "LambdaLR": (lambda o: sched.LambdaLR(o, lambda t: 1 / (1 + t)), lambda t, base: base / (1 + t)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_a_schedule_sets_the_closed_form_rate_of_every_epoch_and_the_steps_follow_it(name):
+    make, formula = SCHEDULES[name]
+    p = tg.Parameter(START.copy())
+    opt = tg.optim.Adam([p], lr=0.2)
+    scheduler = make(opt)
+    rates = [formula(t, 0.2) for t in range(STEPS)]
+    assert opt.lr == rates[0]
+    seen = []
+    got = []
+    for _ in range(STEPS):
+        seen.append(opt.lr)
+        got.extend(_run(opt, p, steps=1))
+        scheduler.step()
+    np.testing.assert_allclose(seen, rates, rtol=1e-14)
+    assert scheduler.get_last_lr() == [opt.lr] and scheduler.last_epoch == STEPS
+    np.testing.assert_allclose(got, _reference("Adam", rates), rtol=1e-13)
+
+
+def test_a_schedule_follows_each_groups_own_initial_rate():
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    opt = tg.optim.SGD([{"params": [p]}, {"params": [q], "lr": 1.0}], lr=0.1)
+    scheduler = sched.StepLR(opt, step_size=2, gamma=0.1)
+    for _ in range(4):
+        scheduler.step()
+    np.testing.assert_allclose(scheduler.get_last_lr(), [0.1 * 0.01, 1.0 * 0.01], rtol=1e-15)
+
+
+def test_lambda_lr_takes_one_function_per_group():
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    opt = tg.optim.SGD([{"params": [p]}, {"params": [q]}], lr=1.0)
+    scheduler = sched.LambdaLR(opt, [lambda t: 0.5 ** t, lambda t: 1.0 + t])
+    scheduler.step()
+    assert scheduler.get_last_lr() == [0.5, 2.0]
+    with pytest.raises(tg.ConfigError, match="one per parameter group"):
+        sched.LambdaLR(opt, [lambda t: 1.0])
+
+
+def _plateau_reference(metrics, lr, factor, patience, cooldown, threshold, mode="min"):
+    """ReduceLROnPlateau as PyTorch documents it (relative threshold), written out."""
+    best, bad, rest, out = (math.inf if mode == "min" else -math.inf), 0, 0, []
+    for value in metrics:
+        better = value < best * (1 - threshold) if mode == "min" else value > best * (1 + threshold)
+        if better:
+            best, bad = value, 0
+        else:
+            bad += 1
+        if rest > 0:
+            rest, bad = rest - 1, 0
+        if bad > patience:
+            lr, rest, bad = lr * factor, cooldown, 0
+        out.append(lr)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_reduce_lr_on_plateau_follows_the_written_out_rule(mode):
+    rng = np.random.default_rng(3)
+    metrics = (1 + 0.05 * rng.standard_normal(STEPS)).tolist()   # noise: rare improvements, plateaus
+    p = tg.Parameter(START.copy())
+    opt = tg.optim.SGD([p], lr=1.0)
+    scheduler = sched.ReduceLROnPlateau(opt, mode=mode, factor=0.5, patience=2, cooldown=1, threshold=0.01)
+    got = []
+    for value in metrics:
+        scheduler.step(value)
+        got.append(opt.lr)
+    expected = _plateau_reference(metrics, 1.0, 0.5, 2, 1, 0.01, mode)
+    assert got == expected and min(got) < 1.0
+
+
+def test_reduce_lr_on_plateau_stops_at_min_lr_and_refuses_a_non_finite_metric():
+    p = tg.Parameter(START.copy())
+    opt = tg.optim.SGD([p], lr=1.0)
+    scheduler = sched.ReduceLROnPlateau(opt, factor=0.1, patience=0, min_lr=0.05)
+    for _ in range(5):
+        scheduler.step(1.0)
+    assert opt.lr == 0.05
+    with pytest.raises(tg.ConfigError, match="nan"):
+        scheduler.step(float("nan"))
+    assert scheduler.last_epoch == 5
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES) + ["ReduceLROnPlateau"])
+def test_a_scheduler_state_dict_resumes_the_same_rates(name, tmp_path):
+    def make(opt):
+        if name == "ReduceLROnPlateau":
+            return sched.ReduceLROnPlateau(opt, factor=0.5, patience=1)
+        return SCHEDULES[name][0](opt)
+
+    def advance(scheduler, n, start):
+        out = []
+        for k in range(n):
+            if name == "ReduceLROnPlateau":
+                scheduler.step(1.0 / (1 + (start + k) % 3))
+            else:
+                scheduler.step()
+            out.append(scheduler.get_last_lr())
+        return out
+
+    opt = tg.optim.SGD([tg.Parameter(START.copy())], lr=0.3)
+    scheduler = make(opt)
+    advance(scheduler, 7, 0)
+    tg.save_arrays(tmp_path / "s.ckpt", {**scheduler.state_dict(), **{f"opt/{k}": v for k, v in opt.state_dict().items()}})
+    uninterrupted = advance(scheduler, 6, 7)
+
+    opt2 = tg.optim.SGD([tg.Parameter(START.copy())], lr=0.3)
+    resumed = make(opt2)
+    saved = tg.load_arrays(tmp_path / "s.ckpt")
+    opt2.load_state_dict({k[4:]: v for k, v in saved.items() if k.startswith("opt/")})
+    resumed.load_state_dict({k: v for k, v in saved.items() if not k.startswith("opt/")})
+    assert advance(resumed, 6, 7) == uninterrupted
+
+
+@pytest.mark.parametrize("bad", [
+    {"last_epoch": np.array(3)},
+    {"last_epoch": np.array(-2), "base_lrs": np.array([0.3])},
+    {"last_epoch": np.array(3), "base_lrs": np.array([0.3, 0.1])},
+    {"last_epoch": np.array(3.5), "base_lrs": np.array([0.3])},
+    {"last_epoch": np.array(3), "base_lrs": np.array([0.3]), "best": np.array(1.0)},
+], ids=["missing_entry", "negative_epoch", "two_groups", "fractional_epoch", "extra_entry"])
+def test_a_scheduler_refuses_a_mismatched_state_and_changes_nothing(bad):
+    opt = tg.optim.SGD([tg.Parameter(START.copy())], lr=0.3)
+    scheduler = sched.StepLR(opt, step_size=2)
+    scheduler.step()
+    before = scheduler.state_dict()
+    with pytest.raises(tg.CheckpointError, match="StepLR.load_state_dict"):
+        scheduler.load_state_dict(bad)
+    after = scheduler.state_dict()
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def test_a_schedule_that_would_set_a_negative_rate_is_refused_before_changing_any_group():
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    opt = tg.optim.SGD([{"params": [p]}, {"params": [q]}], lr=1.0)
+    scheduler = sched.LambdaLR(opt, [lambda t: 1.0 - t, lambda t: 1.0 - 2 * t])
+    with pytest.raises(tg.ConfigError, match="group 1 at epoch 1"):
+        scheduler.step()
+    assert [g["lr"] for g in opt.param_groups] == [1.0, 1.0] and scheduler.last_epoch == 0
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda o: sched.StepLR(o, step_size=0), ["StepLR", "step_size"]),
+    (lambda o: sched.CosineAnnealingLR(o, T_max=2.5), ["CosineAnnealingLR", "T_max"]),
+    (lambda o: sched.LambdaLR(o, 0.5), ["LambdaLR", "lr_lambda"]),
+    (lambda o: sched.ReduceLROnPlateau(o, factor=1.0), ["ReduceLROnPlateau", "factor"]),
+    (lambda o: sched.ReduceLROnPlateau(o, mode="lowest"), ["mode"]),
+    (lambda o: sched.StepLR(object(), 2), ["StepLR", "optimizer"]),
+], ids=["zero_step_size", "fractional_t_max", "lambda_not_callable", "factor_one", "bad_mode", "not_an_optimizer"])
+def test_bad_scheduler_settings_are_refused(make, words):
+    opt = tg.optim.SGD([tg.Parameter(START.copy())], lr=0.3)
+    with pytest.raises(tg.ConfigError) as info:
+        make(opt)
+    for word in words:
+        assert word in str(info.value)
+
+# ---------------------------------------------------------------- against torch (optional)
+
+
+def test_optimizers_and_schedulers_equal_torchs_over_twenty_steps_in_float64():
+    torch = pytest.importorskip("torch", reason="torch is optional; the written-out algorithms are the oracle")
+    cases = [
+        ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.3}, "StepLR", {"step_size": 3, "gamma": 0.5}),
+        ("Adagrad", {"lr": 0.4, "weight_decay": 0.2}, "CosineAnnealingLR", {"T_max": 8, "eta_min": 0.01}),
+        ("Adam", {"lr": 0.1, "betas": (0.8, 0.99), "weight_decay": 0.5}, "LambdaLR",
+         {"lr_lambda": lambda t: 1 / (1 + t)}),
+        ("AdamW", {"lr": 0.1, "weight_decay": 0.5}, "StepLR", {"step_size": 4}),
+        ("Adam", {"lr": 0.1}, "ReduceLROnPlateau", {"factor": 0.5, "patience": 1}),
+    ]
+    for kind, settings, schedule, options in cases:
+        p = tg.Parameter(START.copy())
+        q = torch.tensor(START.copy(), requires_grad=True)
+        opt, topt = getattr(tg.optim, kind)([p], **settings), getattr(torch.optim, kind)([q], **settings)
+        ours = getattr(sched, schedule)(opt, **options)
+        theirs = getattr(torch.optim.lr_scheduler, schedule)(topt, **options)
+        for step in range(STEPS):
+            opt.zero_grad()
+            loss = _loss(p)
+            loss.backward()
+            opt.step()
+            topt.zero_grad()
+            tloss = (torch.tensor(CURVATURE) * (q - 1.0) ** 2 / 2).sum() + torch.sin(q).sum()
+            tloss.backward()
+            topt.step()
+            if schedule == "ReduceLROnPlateau":
+                ours.step(round(loss.item(), 1))
+                theirs.step(round(tloss.item(), 1))
+            else:
+                ours.step()
+                theirs.step()
+            np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-12, atol=1e-14,
+                                       err_msg=f"{kind} with {schedule}, step {step + 1}")
+            np.testing.assert_allclose(opt.lr, topt.param_groups[0]["lr"], rtol=1e-12)
+
+
+def test_the_repr_shows_a_non_zero_weight_decay_and_the_number_of_groups():
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    assert repr(tg.optim.SGD([p], lr=0.1, weight_decay=0.01)) == \
+        "SGD(lr=0.1, momentum=0.0, weight_decay=0.01; 1 parameters, 4 values; 0 steps)"
+    assert repr(tg.optim.Adam([{"params": [p]}, {"params": [q], "lr": 0.5}], lr=0.1)) == \
+        "Adam(lr=0.1, betas=(0.9, 0.999), eps=1e-08; 2 groups; 2 parameters, 8 values; 0 steps)"

@@ -1,0 +1,70 @@
+"""rnn.Trainer takes any tg.Module with a loss(...) method (SPEC round 3), and what cannot be
+trained, or read in chunks, is refused in one line saying what is missing."""
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+
+
+class Classifier(tg.Module):
+    """A user's model that is not an rnn design: softmax regression with a loss method."""
+
+    def __init__(self, seed=0):
+        self.W = tg.Parameter(np.random.default_rng(seed).normal(0, 0.1, (3, 2)))
+        self.b = tg.Parameter(np.zeros(2))
+
+    def loss(self, xs, ys, scale=1.0):
+        return tg.cross_entropy(tg.tensor(xs) @ self.W + self.b, ys) * scale
+
+
+XS = np.random.default_rng(1).standard_normal((8, 3))
+YS = (XS[:, 0] > 0).astype(np.int64)
+
+
+def test_trainer_steps_a_users_module_as_the_hand_written_loop_does():
+    model, twin = Classifier(), Classifier()
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), lr=0.5), clip=1.0)
+    opt = tg.optim.SGD(twin.parameters(), lr=0.5)
+    for _ in range(5):
+        loss, _ = trainer.step(XS, YS, scale=2.0)
+        opt.zero_grad()
+        expected = twin.loss(XS, YS, scale=2.0)
+        expected.backward()
+        tg.clip_grad_norm(twin.parameters(), 1.0)
+        opt.step()
+        assert loss == expected.item()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_trainer_refuses_a_model_without_a_loss_method_in_one_line():
+    class NoLoss(tg.Module):
+        def __init__(self):
+            self.W = tg.Parameter(np.ones(2))
+
+    with pytest.raises(tg.ConfigError) as info:
+        rnn.Trainer(NoLoss())
+    message = str(info.value)
+    assert "NoLoss" in message and "loss(xs, ys" in message and "\n" not in message
+
+
+def test_trainer_refuses_a_loss_that_is_not_a_scalar_tensor():
+    class FloatLoss(Classifier):
+        def loss(self, xs, ys):
+            return 1.5
+
+    with pytest.raises(tg.ConfigError, match="FloatLoss.loss.*scalar Tensor.*float"):
+        rnn.Trainer(FloatLoss()).step(XS, YS)
+
+
+def test_truncated_bptt_refuses_a_module_whose_state_it_cannot_carry_in_one_line():
+    trainer = rnn.Trainer(Classifier())
+    before = [p.data.copy() for p in trainer.model.parameters()]
+    with pytest.raises(tg.ConfigError) as info:
+        rnn.truncated_bptt(trainer, XS, YS, chunk=4)
+    message = str(info.value)
+    assert "Classifier" in message and "carry(run)" in message and "\n" not in message
+    for p, b in zip(trainer.model.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)

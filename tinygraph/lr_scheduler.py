@@ -1,0 +1,270 @@
+"""Learning-rate schedules, as ``torch.optim.lr_scheduler`` (also ``tg.optim.lr_scheduler``).
+
+A scheduler sets ``optimizer.param_groups[k]["lr"]`` of every group from that group's
+initial learning rate (``base_lrs``) and the number of ``step()`` calls so far
+(``last_epoch``); call ``scheduler.step()`` once per epoch, after ``optimizer.step()``.
+Making a scheduler sets the learning rates of epoch 0.  :class:`ReduceLROnPlateau` reads
+a metric instead: ``scheduler.step(val_loss)``.  Each has ``state_dict()`` (a flat dict of
+arrays, for ``save_arrays``) and ``load_state_dict()``, which checks everything before
+changing anything.  The values follow PyTorch's closed forms:
+
+- ``StepLR``: lr = base · gamma^⌊epoch / step_size⌋
+- ``CosineAnnealingLR``: lr = eta_min + (base − eta_min) · (1 + cos(π · epoch / T_max)) / 2
+- ``LambdaLR``: lr = base · lr_lambda(epoch)
+- ``ReduceLROnPlateau``: lr = max(lr · factor, min_lr) after more than ``patience`` epochs
+  without improvement (then ``cooldown`` epochs of rest).
+"""
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError
+
+
+def _number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _count(who, what, value, least):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ConfigError(f"{who}: {what} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def _finite(who, what, value, least=0.0):
+    if not _number(value) or not np.isfinite(value) or value < least:
+        raise ConfigError(f"{who}: {what} must be a finite number >= {least}, got {value!r}")
+    return float(value)
+
+
+def _optimizer(who, optimizer):
+    if not isinstance(getattr(optimizer, "param_groups", None), list):
+        raise ConfigError(f"{who}: needs a tinygraph optimizer (with param_groups), got "
+                          f"{type(optimizer).__name__}")
+    return optimizer
+
+
+class _Entries:
+    """Checks the entries of a state dict before any is used: each a number of the right kind."""
+
+    def __init__(self, who, state, names):
+        if not isinstance(state, Mapping):
+            raise CheckpointError(f"{who}: state must be a dict (from state_dict()), got "
+                                  f"{type(state).__name__}")
+        missing = sorted(set(names) - set(state))
+        extra = sorted(str(k) for k in set(state) - set(names))
+        if missing or extra:
+            raise CheckpointError(f"{who}: entries do not match: missing {missing}, unexpected {extra}")
+        self.who, self.state = who, state
+
+    def array(self, name, shape, kinds="iuf"):
+        try:
+            value = np.asarray(self.state[name])
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"{self.who}: '{name}' is not an array ({e})") from None
+        if value.shape != shape or value.dtype.kind not in kinds:
+            raise CheckpointError(f"{self.who}: '{name}' must be {'integers' if kinds == 'iu' else 'numbers'}"
+                                  f" of shape {shape}, got {value.dtype} of shape {value.shape}")
+        return value
+
+
+class LRScheduler:
+    """Base class: ``lr_at(epoch, base) -> lr`` per group; ``step()`` moves one epoch on."""
+
+    def __init__(self, optimizer, last_epoch=-1):
+        who = type(self).__name__
+        self.optimizer = _optimizer(who, optimizer)
+        if last_epoch != -1:
+            raise ConfigError(f"{who}: last_epoch must be -1 (resume with load_state_dict instead), "
+                              f"got {last_epoch!r}")
+        self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
+        self.last_epoch = -1
+        self.step()
+
+    def lr_at(self, epoch, base, k):
+        raise NotImplementedError
+
+    def get_last_lr(self):
+        """The learning rate of every group set by the last ``step``."""
+        return list(self._last_lr)
+
+    def step(self):
+        """Move to the next epoch and set every group's learning rate (all groups or none)."""
+        who = f"{type(self).__name__}.step"
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            raise ConfigError(f"{who}: the optimizer has {len(self.optimizer.param_groups)} "
+                              f"parameter groups, the scheduler was made for {len(self.base_lrs)}")
+        epoch = self.last_epoch + 1
+        rates = [self.lr_at(epoch, base, k) for k, base in enumerate(self.base_lrs)]
+        for k, lr in enumerate(rates):
+            if not _number(lr) or not np.isfinite(lr) or lr < 0:
+                raise ConfigError(f"{who}: the learning rate of group {k} at epoch {epoch} would "
+                                  f"be {lr!r}; it must be a finite number >= 0")
+        for group, lr in zip(self.optimizer.param_groups, rates):
+            group["lr"] = float(lr)
+        self.last_epoch = epoch
+        self._last_lr = [float(lr) for lr in rates]
+
+    def state_dict(self):
+        """``{"last_epoch", "base_lrs"}`` as arrays (the optimizer's own state holds its lr)."""
+        return {"last_epoch": np.array(self.last_epoch), "base_lrs": np.array(self.base_lrs)}
+
+    def load_state_dict(self, state):
+        """Restore ``state_dict()``; a mismatch raises CheckpointError and changes nothing."""
+        entries = _Entries(f"{type(self).__name__}.load_state_dict", state, ("last_epoch", "base_lrs"))
+        epoch = entries.array("last_epoch", (), "iu")
+        bases = entries.array("base_lrs", (len(self.base_lrs),), "f")
+        if epoch < 0 or not np.all(np.isfinite(bases)) or np.any(bases < 0):
+            raise CheckpointError(f"{entries.who}: last_epoch must be >= 0 and base_lrs finite "
+                                  f"and >= 0, got {int(epoch)} and {bases.tolist()}")
+        self.last_epoch = int(epoch)
+        self.base_lrs = bases.tolist()
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+
+    def __repr__(self):
+        return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self._last_lr})"
+
+
+class StepLR(LRScheduler):
+    """lr = base · gamma^⌊epoch / step_size⌋: the rate falls by ``gamma`` every ``step_size`` epochs."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        self.step_size = _count("StepLR", "step_size", step_size, 1)
+        self.gamma = _finite("StepLR", "gamma", gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, epoch, base, k):
+        return base * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr = eta_min + (base − eta_min) · (1 + cos(π · epoch / T_max)) / 2 (SGDR without restarts)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):   # noqa: N803 - torch's name
+        self.T_max = _count("CosineAnnealingLR", "T_max", T_max, 1)
+        self.eta_min = _finite("CosineAnnealingLR", "eta_min", eta_min)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, epoch, base, k):
+        return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+class LambdaLR(LRScheduler):
+    """lr = base · lr_lambda(epoch); ``lr_lambda`` a function of the epoch, or one per group."""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        groups = len(_optimizer("LambdaLR", optimizer).param_groups)
+        lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * groups
+        if len(lambdas) != groups or not all(callable(f) for f in lambdas):
+            raise ConfigError(f"LambdaLR: lr_lambda must be a function of the epoch or a list of "
+                              f"{groups} of them (one per parameter group), got {lr_lambda!r}")
+        self.lr_lambdas = lambdas
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, epoch, base, k):
+        return base * self.lr_lambdas[k](epoch)
+
+
+class ReduceLROnPlateau:
+    """Multiply every group's lr by ``factor`` once the metric given to ``step(metric)`` has not
+    improved for more than ``patience`` epochs, as PyTorch's.
+
+    mode : "min" (a loss) or "max" (an accuracy); threshold, threshold_mode ("rel" or "abs"):
+    what counts as an improvement; cooldown : epochs to wait after a reduction; min_lr : a
+    floor (one number or one per group); eps : a reduction smaller than this is skipped.
+    A non-finite metric is refused (PyTorch counts it as no improvement).
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+        who = "ReduceLROnPlateau"
+        self.optimizer = _optimizer(who, optimizer)
+        if mode not in ("min", "max"):
+            raise ConfigError(f"{who}: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ConfigError(f"{who}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        if not _number(factor) or not 0 <= factor < 1:
+            raise ConfigError(f"{who}: factor must be in [0, 1), got {factor!r}")
+        groups = len(optimizer.param_groups)
+        floors = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * groups
+        if len(floors) != groups:
+            raise ConfigError(f"{who}: min_lr must be one number or {groups} (one per parameter "
+                              f"group), got {min_lr!r}")
+        self.min_lrs = [_finite(who, "min_lr", f) for f in floors]
+        self.mode, self.threshold_mode, self.factor = mode, threshold_mode, float(factor)
+        self.patience = _count(who, "patience", patience, 0)
+        self.cooldown = _count(who, "cooldown", cooldown, 0)
+        self.threshold = _finite(who, "threshold", threshold)
+        self.eps = _finite(who, "eps", eps)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.last_epoch = 0
+        self._last_lr = [float(group["lr"]) for group in optimizer.param_groups]
+
+    def is_better(self, value):
+        """Whether ``value`` improves on the best so far by more than the threshold."""
+        if self.mode == "min":
+            bar = self.best * (1 - self.threshold) if self.threshold_mode == "rel" else self.best - self.threshold
+            return value < bar
+        bar = self.best * (1 + self.threshold) if self.threshold_mode == "rel" else self.best + self.threshold
+        return value > bar
+
+    def step(self, metric):
+        """Record this epoch's ``metric``; reduce the learning rates after too many bad epochs."""
+        who = "ReduceLROnPlateau.step"
+        try:
+            value = float(metric)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{who}: the metric must be a number, got {metric!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{who}: the metric is {value}; a schedule cannot follow a diverged run")
+        if len(self.optimizer.param_groups) != len(self.min_lrs):
+            raise ConfigError(f"{who}: the optimizer has {len(self.optimizer.param_groups)} "
+                              f"parameter groups, the scheduler was made for {len(self.min_lrs)}")
+        self.last_epoch += 1
+        if self.is_better(value):
+            self.best = value
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, floor in zip(self.optimizer.param_groups, self.min_lrs):
+                new = max(group["lr"] * self.factor, floor)
+                if group["lr"] - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+
+    def get_last_lr(self):
+        return list(self._last_lr)
+
+    _STATE = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
+
+    def state_dict(self):
+        """best, num_bad_epochs, cooldown_counter and last_epoch as arrays."""
+        return {"best": np.array(self.best), "num_bad_epochs": np.array(self.num_bad_epochs),
+                "cooldown_counter": np.array(self.cooldown_counter),
+                "last_epoch": np.array(self.last_epoch)}
+
+    def load_state_dict(self, state):
+        """Restore ``state_dict()``; a mismatch raises CheckpointError and changes nothing."""
+        entries = _Entries("ReduceLROnPlateau.load_state_dict", state, self._STATE)
+        best = entries.array("best", (), "iuf")
+        counts = [entries.array(name, (), "iu") for name in self._STATE[1:]]
+        if np.isnan(best) or any(c < 0 for c in counts):
+            raise CheckpointError(f"{entries.who}: best must be a number and the counts >= 0, got "
+                                  f"{float(best)} and {[int(c) for c in counts]}")
+        self.best = float(best)
+        self.num_bad_epochs, self.cooldown_counter, self.last_epoch = (int(c) for c in counts)
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+
+    def __repr__(self):
+        return (f"ReduceLROnPlateau(mode={self.mode!r}, factor={self.factor}, patience={self.patience}, "
+                f"best={self.best}, lr={self._last_lr})")
