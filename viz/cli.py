@@ -378,12 +378,12 @@ def _copy_comparison(out, seed, updates):
                                         "training: geometric mean of the seeds, band from the "
                                         "lowest to the highest seed; the symbol is read at t = 1 "
                                         "(§10.7).")]
-    plots.panels([{"series": loss_of, "title": "training loss per step",
-                   "ylabel": f"loss per step (nats, {smoothing})"},
+    plots.panels([{"series": loss_of, "title": f"training loss, {smoothing}",
+                   "ylabel": "loss per step (nats)"},
                   {"series": recall_of, "title": f"held-out recall, measured {_every(every)}",
                    "ylabel": "symbols recalled", "percent": True, "ylim": (0, 1.05),
                    "reference": (f"chance ({1 / n_symbols:.0%})", 1 / n_symbols)}],
-                 os.path.join(out, files[0][0]), title=f"Long-delay copy, {over}")
+                 os.path.join(out, files[0][0]), title=f"Long-delay copy ({over})")
     plots.curves(flow_of, os.path.join(out, files[1][0]),
                  "Gradient reaching h(t), after training", "‖∂L/∂h(t)‖", xlabel="time step t",
                  log=True)

@@ -205,7 +205,7 @@ def panels(charts, path, title=None, figsize=None):
     """
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
-    fig = Figure(figsize=figsize or (6.2 * len(charts), 3.9))
+    fig = Figure(figsize=figsize or (5.0 * len(charts), 3.9))
     axes = np.atleast_1d(fig.subplots(1, len(charts)))
     for ax, chart in zip(axes, charts):
         _series(ax, chart["series"], chart.get("log", False))
