@@ -336,8 +336,9 @@ def _copy_comparison(out, seed, updates):
     """Train Elman, LSTM and GRU (as many parameters) on the long-delay copy task for ``updates``
     updates each, from COPY_SEEDS seeds (``seed``, ``seed`` + 1, ...), measuring held-out recall
     every ``updates // 20`` updates; returns the page's table rows, the seeds, and the two
-    charts (training loss beside held-out recall over training; the gradient over t).  Every line is the mean over the seeds (geometric for
-    the gradient), with a band from the lowest to the highest seed."""
+    charts (training loss beside held-out recall over training; the gradient over t).  Every
+    line is the mean over the seeds (geometric for the gradient), with a band from the lowest
+    to the highest seed."""
     seeds = [(seed + k) % (rnn.tasks.MAX_SEED + 1) for k in range(COPY_SEEDS)]
     every = max(1, updates // 20)
     rows, loss_of, recall_of, flow_of = [], {}, {}, {}

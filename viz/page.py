@@ -34,7 +34,8 @@ figure .frame { overflow-x: auto; max-width: 100%; }
 figure img { display: block; margin: auto; max-width: none; }
 figcaption { font-size: 0.92em; color: #444; margin-top: 0.4em; }
 pre { background: #f6f6f6; padding: 0.8em; border-radius: 6px; white-space: pre-wrap; margin: 0; }
-table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 0.3em 0.7em; text-align: left; }
+table { border-collapse: collapse; }
+td, th { border: 1px solid #ddd; padding: 0.3em 0.7em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
