@@ -14,12 +14,18 @@ writes the checkpoint, prints how to resume and exits with 130 or 143, and
 :mod:`rnn.tasks`; this module is the thin command line over them, the views and the
 page.  It lives in ``viz`` because it uses all three layers (tinygraph -> rnn -> viz).  A user's mistake (unknown model or
 task, unwritable ``--out``, bad checkpoint) is one line on stderr and exit
-status 2, never a traceback.
+status 2, never a traceback.  No run is lost: every command locks its ``--out``
+(a second one into it at the same time is refused), a fresh ``train`` refuses to
+start over a checkpoint of its task without ``--resume`` or ``--force``, and the
+demo keeps a previous checkpoint that differs from its own.
 """
 
 import argparse
 import contextlib
+import errno
+import fcntl
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -149,16 +155,19 @@ def _stopped(e, args):
         sys.stderr.write("\n")          # below the progress line rewritten in place
     where = f"interrupted by {signal.Signals(e.reason).name} after update {e.step} of {e.steps}"
     if e.step < e.steps:
-        resume = (f"resume with: tinygraph train --task chars --steps {e.steps} --out {args.out} "
-                  f"--resume {e.path}" if args.command == "demo" else
-                  f"resume with: tinygraph train --task {args.task} --steps {e.steps} --out "
-                  f"{args.out} --resume {e.path}")
+        task = "chars" if args.command == "demo" else args.task
+        resume = "resume with: " + shlex.join(["tinygraph", "train", "--task", task, "--steps",
+                                               str(e.steps), "--out", str(args.out),
+                                               "--resume", str(e.path)])
         print(f"tinygraph {args.command}: {where}; checkpoint written to {e.path}; {resume}",
               file=sys.stderr)
     else:
         print(f"tinygraph {args.command}: {where} (training was complete); checkpoint written "
               f"to {e.path}", file=sys.stderr)
     return 128 + e.reason
+
+
+LOCK_NAME = ".tinygraph.lock"
 
 
 def _out_dir(path):
@@ -169,6 +178,86 @@ def _out_dir(path):
     if not os.access(path, os.W_OK):
         raise UsageError(f"cannot write to --out '{path}': permission denied")
     return path
+
+
+@contextlib.contextmanager
+def _locked(out):
+    """Hold ``out``'s lock file (an exclusive ``flock`` on ``.tinygraph.lock``) for the whole
+    command: a second tinygraph writing into the same --out at the same time is refused
+    instead of both claiming success.  The kernel drops the lock when the process ends, even
+    on ``kill -9``; the file is removed on the way out."""
+    path = os.path.join(out, LOCK_NAME)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise UsageError(f"cannot write to --out '{out}': {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise UsageError(f"cannot lock --out '{out}': {e.strerror or e}") from None
+            raise UsageError(f"another tinygraph command is writing into --out '{out}' now "
+                             f"(it holds {path}); wait for it, or use another --out") from None
+        try:                 # the file we locked may have been removed by its last holder
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _previous_checkpoint(out, task_name, resume, force):
+    """Refuse (without --resume of it, or --force) to start a run over the checkpoint a previous
+    run left in ``out``; returns a line to say when --force replaces one, else None."""
+    path = os.path.join(out, f"{task_name}_checkpoint.npz")
+    if not os.path.exists(path):
+        return None
+    if resume is not None and os.path.exists(resume) and os.path.samefile(resume, path):
+        return None
+    try:
+        user = tg.read_meta(path).get("user")
+    except tg.CheckpointError:
+        user = None
+    step = user.get("step", "?") if isinstance(user, dict) else "?"
+    what = f"{path} (a run at update {step})"
+    if force:
+        return f"--force: replacing {what}"
+    keep = shlex.join(["--resume", path])
+    raise UsageError(f"--out '{out}' already holds {what}; continue it with {keep}, start "
+                     "over with --force (which replaces it), or use another --out")
+
+
+def _keep_previous(out, name):
+    """Move a previous run's ``name`` in ``out`` aside to the first free ``stem.previous-N.npz``
+    (the demo keeps what it would overwrite); returns the kept path or None."""
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return None
+    stem = name[:-len(".npz")]
+    n = 1
+    while os.path.exists(os.path.join(out, f"{stem}.previous-{n}.npz")):
+        n += 1
+    kept = os.path.join(out, f"{stem}.previous-{n}.npz")
+    os.rename(path, kept)
+    return kept
+
+
+def _same_bytes(a, b):
+    with open(a, "rb") as f, open(b, "rb") as g:
+        while True:
+            x, y = f.read(1 << 20), g.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
 
 
 def write_model_views(model, out, stem, probe_args, probe_kwargs, steps=3):
@@ -233,11 +322,13 @@ def cmd_explore(args):
         model = task.model
         before = rnn.tasks.TASKS[task_name](seed).model.state_dict()
         probe_args, probe_kwargs = task.probe()
+        symbols = getattr(task, "vocab", None)
     else:
         model = MODELS[args.model](args.seed)
         before = None
+        symbols = None
         probe_args, probe_kwargs = model_inputs(model, args.steps, args.seed)
-    page = explore(model, *probe_args, before=before, **probe_kwargs)
+    page = explore(model, *probe_args, before=before, symbols=symbols, **probe_kwargs)
     path = page.save(os.path.join(out, f"{args.model}_explorer.html"))
     print(path)
 
@@ -266,20 +357,32 @@ def _train(task, first, steps, losses, history, args, out, seed):
     with _stop_on_signals() as stop:
         history = rnn.tasks.run_training(task, first, steps, losses, Progress(steps), history,
                                          checkpoints, stop)
+        reason = stop()      # a signal during the last checkpoint's write: it was written whole
+        if reason:
+            raise rnn.tasks.TrainingStopped(steps, steps, checkpoints.path, reason)
     return history, checkpoints.path
 
 
 def cmd_train(args):
     out = _out_dir(args.out)
     steps = args.steps or rnn.tasks.TASKS[args.task].default_steps
+    replacing = _previous_checkpoint(out, args.task, args.resume, args.force)
     if args.resume:
         task, first, losses, seed, history = rnn.tasks.load_checkpoint(args.resume, args.task)
+        if args.seed is not None and args.seed != seed:
+            raise UsageError(f"--resume: the checkpoint's run has seed {seed}, not --seed "
+                             f"{args.seed}; a resume continues that run (leave out --seed)")
         if first >= steps:
             raise UsageError(f"--resume: the checkpoint is already at step {first}; "
                              f"ask for more --steps than that")
+        note = rnn.train.threading_note(tg.read_meta(args.resume))
+        if note:
+            print(f"tinygraph train: note: {note}", file=sys.stderr)
     else:
-        task, first, losses, seed, history = (rnn.tasks.TASKS[args.task](args.seed), 0, [],
-                                              args.seed, [])
+        seed = 0 if args.seed is None else args.seed
+        task, first, losses, history = rnn.tasks.TASKS[args.task](seed), 0, [], []
+    if replacing:
+        print(f"tinygraph train: {replacing}", file=sys.stderr)
     history, ckpt = _train(task, first, steps, losses, history, args, out, seed)
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, f"Loss ({task.name})")
     probe_args, probe_kwargs = task.probe()
@@ -406,12 +509,18 @@ def cmd_demo(args):
     start = time.perf_counter()
     losses = []
     initial = model.state_dict()
-    history, _ = _train(task, 0, steps, losses, [], args, out, args.seed)
+    kept = _keep_previous(out, f"{task.name}_checkpoint.npz")
+    history, ckpt = _train(task, 0, steps, losses, [], args, out, args.seed)
+    if kept is not None and _same_bytes(kept, ckpt):
+        os.unlink(kept)         # the previous run wrote the very same checkpoint: nothing lost
+    elif kept is not None:
+        print(f"kept the previous run's checkpoint as {kept}")
     seconds = time.perf_counter() - start
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, "Character model")
 
     print("writing the explorer of the trained model ...")
     explore(model, task.xs[:EXPLORER_STEPS, :1], task.ys[:EXPLORER_STEPS, :1], before=initial,
+            symbols=task.vocab,
             title=f"tinygraph explorer: the character model before and after {steps:,} "
                   "updates").save(os.path.join(out, "explorer.html"))
     print("drawing the trained model and the gradient flow ...")
@@ -520,6 +629,8 @@ def cmd_demo(args):
 
 DRAW_MAX_STEPS = 100_000          # an unroll this long still builds and renders, summarised
 TRACE_BYTES_PER_STEP = 8_000      # peak memory of tracing one step of a `draw` model (measured)
+EXPLORE_MAX_STEPS = 10_000        # the length bench/explorer.py shows still opens (issue 16)
+EXPLORE_BYTES_PER_STEP = 100_000  # peak memory per step: 41 kB (elman), 79 kB (lstm) at 2,000 steps
 TRAIN_MAX_STEPS = 10_000_000
 LOSS_BYTES_PER_STEP = 40          # one loss: a Python float in the list, and 8 bytes in the checkpoint
 
@@ -594,8 +705,10 @@ def build_parser():
                                        "gradients and BPTT diagnostics")
     p.add_argument("--model", required=True, choices=sorted(MODELS))
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=40, help="length of the random sequence (default 40)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=_steps(EXPLORE_MAX_STEPS, EXPLORE_BYTES_PER_STEP, "the explorer"),
+                   default=40, help=f"length of the random sequence (default 40, at most "
+                                    f"{EXPLORE_MAX_STEPS:,})")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of tinygraph train or demo: "
                    "its trained model, before and after training, on the task's probe sequence")
     p.set_defaults(run=cmd_explore)
@@ -606,8 +719,10 @@ def build_parser():
                    help="number of updates (default: the task's own, "
                    + ", ".join(f"{name} {task.default_steps}" for name, task in rnn.tasks.TASKS.items()) + ")")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, help="default 0; with --resume, the checkpoint's")
     p.add_argument("--resume", metavar="CHECKPOINT")
+    p.add_argument("--force", action="store_true",
+                   help="start over even if --out holds a checkpoint of this task (replaces it)")
     _checkpoint_every(p)
     p.set_defaults(run=cmd_train)
 
@@ -627,7 +742,9 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        out = _out_dir(args.out)
+        with _locked(out):
+            args.run(args)
     except rnn.tasks.TrainingStopped as e:
         return _stopped(e, args)
     except KeyboardInterrupt:
