@@ -6,9 +6,10 @@ part:
 
 - :func:`connectivity`: ‖∂L(t)/∂h(k)‖ for every loss term L(t) and every step k of the
   state part, k > t included where the design is not causal, each loss term's own gradient
-  (one sweep per loss term);
+  (one batched sweep for all the loss terms, a row per term);
 - :func:`jacobians`: ∂h(t)/∂h(t-1) per step for a batch of one, from the step function run
-  on a copy of h(t-1) (one sweep per unit of h(t), through that step only);
+  on a copy of h(t-1) (one batched sweep per step, a row per unit of h(t), through that step
+  only);
 - :func:`spectra` (spectral norm and radius per step) and :func:`lag_decay` (the norm of
   the product of the Jacobians over a lag k and its fitted rate of decay, as in section
   10.7 and Pascanu, Mikolov and Bengio 2013);
@@ -32,11 +33,13 @@ import itertools
 import numpy as np
 
 import tinygraph as tg
+from tinygraph.rows import grad_rows
 
 from .core import collector_paused, time_step, walk
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 _RUNS = itertools.count(1)                       # the scope label of each run made here
+_ROWS_BYTES = 64 * 2**20                         # stacked gradients held at once by a sweep
 
 
 def run_model(model, xs, ys=None, h0=None, steps=None):
@@ -96,7 +99,8 @@ def loss_steps(run):
 
 def run_connectivity(run, parts, who, rows=None, own=None):
     """{part: ‖∂L(t)/∂part(k)‖} of an existing ``run``, one matrix (T_L, T_part) per part of
-    ``parts``: one backward sweep per loss term, to the states of every part at every step."""
+    ``parts``, every loss term's gradient computed in one batched reverse sweep
+    (:func:`tinygraph.rows.grad_rows`: the same rules as backward, one row per loss term)."""
     if not run.losses:
         raise tg.ConfigError(f"{who}: the run has no loss terms (give targets ys)")
     nodes = {part: part_nodes(run, part, who, own) for part in parts}
@@ -121,13 +125,16 @@ def run_connectivity(run, parts, who, rows=None, own=None):
             m[t - 1] = 0.0
         out[part] = m
     inputs = [(part, k, node) for part, found in nodes.items() for k, node in sorted(found.items())]
+    terms = [(loss, t) for loss, t in zip(run.losses, when) if wanted is None or t in wanted]
+    size = sum(node.data.size for _, _, node in inputs)
+    chunk = max(1, _ROWS_BYTES // (8 * max(size, 1)))      # bounds the stacked gradients held
     with collector_paused():
-        for loss, t in zip(run.losses, when):
-            if wanted is not None and t not in wanted:
-                continue
-            grads = tg.grad(loss, [node for _, _, node in inputs], retain_graph=True)
+        for start in range(0, len(terms), chunk):
+            part_terms = terms[start:start + chunk]
+            grads = grad_rows([loss for loss, _ in part_terms], [node for _, _, node in inputs])
+            steps = np.array([t for _, t in part_terms]) - 1
             for (part, k, _), g in zip(inputs, grads):
-                out[part][t - 1, k - 1] = np.linalg.norm(g)
+                out[part][steps, k - 1] = np.linalg.norm(g.reshape(len(g), -1), axis=1)
     return out
 
 
@@ -139,7 +146,9 @@ def connectivity(model, xs, ys, part="h", h0=None, rows=None):
     computation connects, k > t included: a bidirectional network's g(k) feeds every
     L(t) with t <= k, and every decoder loss of an encoder-decoder depends on every encoder
     state.  Zero where L(t) does not depend on h(k), and in the row of a step without a
-    loss term.  One backward sweep of the engine per loss term.
+    loss term.  All the loss terms' gradients come from one batched reverse sweep of the
+    engine's rules (:func:`tinygraph.rows.grad_rows`), each row exactly the gradient that
+    ``tg.grad(L(t), h(k))`` computes.
 
     Parameters
     ----------
@@ -184,7 +193,8 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
 
     Row i of ``J[t-1]`` is the gradient of unit i of h(t) with respect to h(t-1), computed by
     the engine: the step function runs on a leaf copy of the state before each step, and one
-    backward sweep per unit goes through that step alone.  The other state parts and the
+    batched reverse sweep through that step alone (:func:`tinygraph.rows.grad_rows`) gives
+    every unit's gradient, one row per unit.  The other state parts and the
     step's inputs (including a teacher-forced y(t-1)) are held fixed, so for an LSTM
     ``part="h"`` gives the block ∂h(t)/∂h(t-1) of the state's Jacobian.
 
@@ -225,12 +235,8 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
             if not h_new.requires_grad:
                 out[t] = 0.0
                 continue
-            seed = np.zeros(h_new.shape, h_new.dtype)
-            flat = seed.reshape(-1)
-            for i in range(size):
-                flat[i] = 1.0
-                out[t, i] = tg.grad(h_new, h_old, grad=seed, retain_graph=True).reshape(-1)
-                flat[i] = 0.0
+            seeds = np.eye(size, dtype=h_new.dtype).reshape((size,) + h_new.shape)
+            out[t] = grad_rows([h_new] * size, [h_old], seeds)[0].reshape(size, size)
     return out
 
 

@@ -127,7 +127,8 @@ def test_connectivity_rows_computes_only_the_loss_terms_asked_for():
     model, _, xs, ys = _elman(steps=7)
     full = rnn.connectivity(model, xs, ys)
     some = rnn.connectivity(model, xs, ys, rows=[2, 7])
-    np.testing.assert_array_equal(some[[1, 6]], full[[1, 6]])
+    # one sweep for fewer rows may round its products differently in the last bit
+    np.testing.assert_allclose(some[[1, 6]], full[[1, 6]], rtol=1e-13, atol=1e-16)
     assert np.isnan(some[[0, 2, 3, 4, 5]]).all()
     with pytest.raises(tg.ShapeError, match="1..7"):
         rnn.connectivity(model, xs, ys, rows=[8])
