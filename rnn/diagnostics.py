@@ -97,10 +97,12 @@ def loss_steps(run):
     return [time_step(loss.scope) for loss in run.losses]
 
 
-def run_connectivity(run, parts, who, rows=None, own=None):
+def run_connectivity(run, parts, who, rows=None, own=None, compact=False):
     """{part: ‖∂L(t)/∂part(k)‖} of an existing ``run``, one matrix (T_L, T_part) per part of
     ``parts``, every loss term's gradient computed in one batched reverse sweep
-    (:func:`tinygraph.rows.grad_rows`: the same rules as backward, one row per loss term)."""
+    (:func:`tinygraph.rows.grad_rows`: the same rules as backward, one row per loss term).
+    With ``rows`` and ``compact``, each matrix holds only those rows, in increasing t (a long
+    run's few sampled rows, without a NaN matrix of T_L x T_part)."""
     if not run.losses:
         raise tg.ConfigError(f"{who}: the run has no loss terms (give targets ys)")
     nodes = {part: part_nodes(run, part, who, own) for part in parts}
@@ -118,11 +120,16 @@ def run_connectivity(run, parts, who, rows=None, own=None):
         if bad:
             raise tg.ShapeError(f"{who}: rows {bad} are outside the loss terms' steps 1..{height}")
     out = {}
+    where = {t: t - 1 for t in range(1, height + 1)}
+    if wanted is not None and compact:
+        where = {t: i for i, t in enumerate(sorted(wanted))}
     for part, found in nodes.items():
         width = max(found)
-        m = np.zeros((height, width)) if wanted is None else np.full((height, width), np.nan)
-        for t in wanted or ():
-            m[t - 1] = 0.0
+        if wanted is None or compact:
+            m = np.zeros((len(where), width))
+        else:
+            m = np.full((height, width), np.nan)
+            m[[t - 1 for t in wanted]] = 0.0
         out[part] = m
     inputs = [(part, k, node) for part, found in nodes.items() for k, node in sorted(found.items())]
     terms = [(loss, t) for loss, t in zip(run.losses, when) if wanted is None or t in wanted]
@@ -132,7 +139,7 @@ def run_connectivity(run, parts, who, rows=None, own=None):
         for start in range(0, len(terms), chunk):
             part_terms = terms[start:start + chunk]
             grads = grad_rows([loss for loss, _ in part_terms], [node for _, _, node in inputs])
-            steps = np.array([t for _, t in part_terms]) - 1
+            steps = np.array([where[t] for _, t in part_terms])
             for (part, k, _), g in zip(inputs, grads):
                 out[part][steps, k - 1] = np.linalg.norm(g.reshape(len(g), -1), axis=1)
     return out
@@ -318,20 +325,25 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     """
     with collector_paused():
         run, own = own_run(model, xs, ys, h0, steps)
-        roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
-        roots += [n for nodes in run.parts.values() for n in nodes]
-        steps = max((time_step(n.scope) or 0 for n in roots), default=0)
-        saturated = np.zeros(steps + 1)
-        units = np.zeros(steps + 1)
-        for node in walk(roots):
-            if not own(node.scope):    # e.g. the earlier run behind a carried h0
-                continue
-            t = time_step(node.scope)
-            if node.op in SATURATING and t is not None and t >= 1:
-                y = node.data
-                slope = (1 - y * y) if node.op == "tanh" else y * (1 - y)
-                saturated[t] += np.count_nonzero(slope < tol * SATURATING[node.op])
-                units[t] += y.size
+        return run_saturation(run, own, tol)
+
+
+def run_saturation(run, own, tol=0.05):
+    """:func:`saturation` of an existing ``run`` (``own`` from :func:`own_run`)."""
+    roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
+    roots += [n for nodes in run.parts.values() for n in nodes]
+    steps = max((time_step(n.scope) or 0 for n in roots), default=0)
+    saturated = np.zeros(steps + 1)
+    units = np.zeros(steps + 1)
+    for node in walk(roots):
+        if not own(node.scope):    # e.g. the earlier run behind a carried h0
+            continue
+        t = time_step(node.scope)
+        if node.op in SATURATING and t is not None and t >= 1:
+            y = node.data
+            slope = (1 - y * y) if node.op == "tanh" else y * (1 - y)
+            saturated[t] += np.count_nonzero(slope < tol * SATURATING[node.op])
+            units[t] += y.size
     return np.divide(saturated[1:], units[1:], out=np.zeros(steps), where=units[1:] > 0)
 
 
