@@ -8,8 +8,8 @@ part:
   state part, k > t included where the design is not causal, each loss term's own gradient
   (one batched sweep for all the loss terms, a row per term);
 - :func:`jacobians`: ∂h(t)/∂h(t-1) per step for a batch of one, from the step function run
-  on a copy of h(t-1) (one batched sweep per step, a row per unit of h(t), through that step
-  only);
+  on a copy of h(t-1) (batched sweeps, a row per unit of h(t), each row through its own
+  step only);
 - :func:`spectra` (spectral norm and radius per step) and :func:`lag_decay` (the norm of
   the product of the Jacobians over a lag k and its fitted rate of decay, as in section
   10.7 and Pascanu, Mikolov and Bengio 2013);
@@ -199,9 +199,9 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
     """∂h(t)/∂h(t-1) for every step t of a batch of one: shape (T, H, H).
 
     Row i of ``J[t-1]`` is the gradient of unit i of h(t) with respect to h(t-1), computed by
-    the engine: the step function runs on a leaf copy of the state before each step, and one
-    batched reverse sweep through that step alone (:func:`tinygraph.rows.grad_rows`) gives
-    every unit's gradient, one row per unit.  The other state parts and the
+    the engine: the step function runs on a leaf copy of the state before each step, and
+    batched reverse sweeps (:func:`tinygraph.rows.grad_rows`, one row per unit of h(t), each
+    row going through its own step alone) give every unit's gradient.  The other state parts and the
     step's inputs (including a teacher-forced y(t-1)) are held fixed, so for an LSTM
     ``part="h"`` gives the block ∂h(t)/∂h(t-1) of the state's Jacobian.
 
@@ -233,17 +233,27 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
                                  "(a model made of several recurrences), not one step function; "
                                  "its Jacobians are not available")
         size = parts[part]
-        out = np.empty((len(cut_steps.records), size, size))
+        out = np.zeros((len(cut_steps.records), size, size))
+        live = []
         for t, (leaves, new) in enumerate(cut_steps.records):
             h_new, h_old = new[part], leaves[part]
             if h_new.size != size:
                 raise tg.ShapeError(f"{who}: needs a batch of one; '{part}' has shape "
                                     f"{h_new.shape} at t={t + 1}")
-            if not h_new.requires_grad:
-                out[t] = 0.0
-                continue
-            seeds = np.eye(size, dtype=h_new.dtype).reshape((size,) + h_new.shape)
-            out[t] = grad_rows([h_new] * size, [h_old], seeds)[0].reshape(size, size)
+            if h_new.requires_grad:
+                live.append((t, h_new, h_old))
+        # a block of steps per sweep (each step's graph starts at its own leaves), holding at
+        # most _ROWS_BYTES of stacked gradients: block x (block * size rows) x size floats
+        block = max(1, int(np.sqrt(_ROWS_BYTES / 8)) // size)
+        for start in range(0, len(live), block):
+            chunk = live[start:start + block]
+            eye = np.eye(size)
+            seeds = [row.reshape(h_new.shape).astype(h_new.dtype)
+                     for _, h_new, _ in chunk for row in eye]
+            outputs = [h_new for _, h_new, _ in chunk for _ in range(size)]
+            grads = grad_rows(outputs, [h_old for _, _, h_old in chunk], seeds)
+            for j, ((t, _, _), g) in enumerate(zip(chunk, grads)):
+                out[t] = g[j * size:(j + 1) * size].reshape(size, size)
     return out
 
 
