@@ -490,3 +490,19 @@ def test_diagnostics_of_a_run_from_a_carried_state_are_those_of_its_values():
                                   rnn.saturation(model, xs, ys, h0=detached, tol=0.5))
     np.testing.assert_array_equal(rnn.gradient_ratio(model, xs, ys, h0=carried),
                                   rnn.gradient_ratio(model, xs, ys, h0=detached))
+
+
+def test_spectra_of_a_long_stack_are_each_matrix_own_norm_and_radius():
+    jacs = np.random.default_rng(4).normal(size=(70, 5, 5))      # long enough to be split
+    norms, radii = rnn.spectra(jacs)
+    np.testing.assert_array_equal(norms, [np.linalg.norm(j, 2) for j in jacs])
+    np.testing.assert_array_equal(radii, [np.abs(np.linalg.eigvals(j)).max() for j in jacs])
+
+
+def test_jacobians_of_a_long_run_in_blocks_equal_the_closed_form_at_every_step():
+    model = rnn.ElmanRNN(3, 40, 3, seed=2)       # 72 steps per block at H=40: two blocks
+    xs = np.random.default_rng(5).integers(0, 3, 100)
+    J = rnn.jacobians(model, xs)
+    h = [np.zeros(40)] + [n.data.reshape(-1) for n in model.run(xs).parts["h"]]
+    expected = np.array([(1 - h[t] ** 2)[:, None] * model.W.data for t in range(1, 101)])
+    np.testing.assert_allclose(J, expected, rtol=1e-12, atol=1e-15)
