@@ -42,6 +42,7 @@ from .core import collector_paused, time_step, walk
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 _RUNS = itertools.count(1)                       # the scope label of each run made here
 _ROWS_BYTES = 64 * 2**20                         # stacked gradients held at once by a sweep
+_JACOBIAN_ROWS = 1024                            # rows (units of h(t)) per sweep of jacobians
 
 
 def run_model(model, xs, ys=None, h0=None, steps=None):
@@ -244,9 +245,10 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
                                     f"{h_new.shape} at t={t + 1}")
             if h_new.requires_grad:
                 live.append((t, h_new, h_old))
-        # a block of steps per sweep (each step's graph starts at its own leaves), holding at
-        # most _ROWS_BYTES of stacked gradients: block x (block * size rows) x size floats
-        block = max(1, int(np.sqrt(_ROWS_BYTES / 8)) // size)
+        # a block of steps per sweep (each step's graph starts at its own leaves), about
+        # _JACOBIAN_ROWS rows (units) each: the Python per node is paid once per block, and the
+        # dense results (block inputs x block * size rows x size) stay at a few MiB
+        block = max(1, _JACOBIAN_ROWS // size)
         for start in range(0, len(live), block):
             chunk = live[start:start + block]
             eye = np.eye(size)

@@ -500,7 +500,7 @@ def test_spectra_of_a_long_stack_are_each_matrix_own_norm_and_radius():
 
 
 def test_jacobians_of_a_long_run_in_blocks_equal_the_closed_form_at_every_step():
-    model = rnn.ElmanRNN(3, 40, 3, seed=2)       # 72 steps per block at H=40: two blocks
+    model = rnn.ElmanRNN(3, 40, 3, seed=2)       # 25 steps per block at H=40: four blocks
     xs = np.random.default_rng(5).integers(0, 3, 100)
     J = rnn.jacobians(model, xs)
     h = [np.zeros(40)] + [n.data.reshape(-1) for n in model.run(xs).parts["h"]]
