@@ -169,10 +169,15 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
     keys = list(variables.nodes)
     grads = {}
     order = []
-    if run.loss is not None:
+    by_step = _op_nodes(roots, set(detail), own)
+    op_grads = {}
+    if run.loss is not None:          # one sweep for the variables and the op nodes
         wanted = [k for k in keys if variables.nodes[k].requires_grad]
-        values = tg.grad(run.loss, [variables.nodes[k] for k in wanted], retain_graph=True)
+        op_nodes = [n for t in sorted(by_step) for n in by_step[t] if n.requires_grad]
+        values = tg.grad(run.loss, [variables.nodes[k] for k in wanted] + op_nodes,
+                         retain_graph=True)
         grads = dict(zip(wanted, values))
+        op_grads = {id(n): g for n, g in zip(op_nodes, values[len(wanted):])}
         order = tg.sweep_order(run.loss)
     position = {id(n): i for i, n in enumerate(order)}
     key_of = {id(variables.nodes[k]): k for k in keys}
@@ -197,7 +202,7 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
             entry["grad"][key] = None if g is None else _vector(g)
             entry["vhist"][key] = _histogram(node.data)
             entry["ghist"][key] = None if g is None else _histogram(g)
-    ops, template_graphs = _op_steps(roots, detail_set, position, run.loss, own)
+    ops, template_graphs = _op_steps(by_step, position, op_grads)
     diag = _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length)
     svg, templates = None, None
     if draw:
@@ -393,10 +398,9 @@ def _block_max(matrix, edges, axis, finite=None):
                 np.logical_and.reduceat(finite, edges[:-1], axis=axis))
 
 
-def _op_steps(roots, detail, position, loss, own):
-    """The op-level DAG of each step in ``detail`` (the nodes this run made, ``own``): per step,
-    its template (the op structure, shared by all steps that have the same one) and each op
-    node's norms and sweep position.  The templates are Digraphs, rendered by the caller."""
+def _op_nodes(roots, detail, own):
+    """{t: the op nodes of step t} for each step in ``detail`` (the nodes this run made,
+    ``own``), in the order the graph is walked."""
     by_step = {}
     for node in walk(roots):
         if not own(node.scope):
@@ -404,10 +408,14 @@ def _op_steps(roots, detail, position, loss, own):
         t = time_step(node.scope)
         if t in detail and param_behind(node) is None:
             by_step.setdefault(t, []).append(node)
-    grads = {}
-    if loss is not None:
-        nodes = [n for t in sorted(by_step) for n in by_step[t] if n.requires_grad]
-        grads = {id(n): g for n, g in zip(nodes, tg.grad(loss, nodes, retain_graph=True))}
+    return by_step
+
+
+def _op_steps(by_step, position, grads):
+    """The op-level DAG of each step of ``by_step`` (from :func:`_op_nodes`): per step, its
+    template (the op structure, shared by all steps that have the same one) and each op node's
+    norms (gradients from ``grads``, id -> array) and sweep position.  The templates are
+    Digraphs, rendered by the caller."""
     templates, index, steps = [], {}, {}
     for t in sorted(by_step):
         nodes = by_step[t]
