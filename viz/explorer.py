@@ -263,7 +263,20 @@ def _own_variables(roots, own, run, h0, window=None):
         for k, node in enumerate(states, start=1):
             if (part, k) in nodes:
                 nodes[(part, k)] = node
-    return Variables(keys, edges, {k: nodes[k] for k in keys if k in nodes})
+    return _Variables(keys, edges, {k: nodes[k] for k in keys if k in nodes})
+
+
+class _Variables(Variables):
+    """Variables whose names are found once: the views ask for them many times per window,
+    and a long run has tens of thousands of keys."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._names = list(dict.fromkeys(name for name, _ in self.keys))
+
+    @property
+    def names(self):
+        return list(self._names)
 
 
 def _symbols(symbols):
