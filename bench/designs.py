@@ -14,15 +14,11 @@ config runs in float64 and float32 (``--dtypes``).  Same protocol as ``bench/run
 process, single-threaded BLAS, warm-up, interleaved rounds, median CPU time.
 """
 
+import argparse
 import os
+import sys
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-
-import argparse     # noqa: E402 - BLAS threads must be fixed before numpy is imported
-import sys          # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -237,5 +233,6 @@ def main(argv=None):
                       + f" | {fmt(e / elman)} |", flush=True)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":      # one BLAS thread: set before numpy loads (bench/threads.py)
+    from bench.threads import run_single_threaded
+    run_single_threaded(main)

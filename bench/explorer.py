@@ -14,19 +14,15 @@ on a quiet machine.
                                        [--no-open]
 """
 
+import argparse
+import contextlib
 import os
+import shutil
+import sys
+import tempfile
+import time
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"      # as bench/run.py: one BLAS thread, set before numpy is imported
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import shutil    # noqa: E402
-import sys       # noqa: E402
-import tempfile  # noqa: E402
-import time      # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -128,5 +124,6 @@ def main():
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":      # one BLAS thread: set before numpy loads (bench/threads.py)
+    from bench.threads import run_single_threaded
+    run_single_threaded(main)
