@@ -202,7 +202,8 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=2.0)
     parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--check-torch", action="store_true",
-                        help="only compare the torch LSTMCell loop and nn.LSTM with bench/numpy_lstm.py")
+                        help="only compare the torch LSTMCell loop and nn.LSTM with "
+                             "bench/numpy_lstm.py")
     args = parser.parse_args(argv)
     if args.check_torch:
         worst = check_torch()

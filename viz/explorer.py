@@ -192,7 +192,8 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
                   _unrolled_graph(model, variables, None)]
                  + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
         texts = _svg_texts(template_graphs + views)
-        templates, (folded, summary, *drawn) = texts[:len(template_graphs)], texts[len(template_graphs):]
+        split = len(template_graphs)
+        templates, (folded, summary, *drawn) = texts[:split], texts[split:]
         svg = {"folded": folded, "summary": summary, "windows": drawn}
     return {"steps": steps, "names": names, "windows": windows, "detail": detail,
             "loss": None if run.loss is None else _shown(run.loss.item()),
