@@ -65,9 +65,9 @@ PROBE_ROWS = 100           # up to this many loss terms the connectivity is ever
 JACOBIAN_STEPS = 30        # the Jacobians of the probe's first steps (one sweep per unit per step)
 WINDOW = 5                 # steps of the unrolled view: the last ones of the probe
 CURVE_POINTS = 400         # points of a curve in the snapshot
-VIEW_SHARE = 0.15          # the views take at most about this share of the training thread's time
+VIEW_SHARE = 0.1           # the views take at most about this share of the training thread's time
 REFRESH_SECONDS = 0.25     # and are refreshed at most this often
-PUBLISH_SECONDS = 0.1      # the curves of a playing run are published at most this often
+PUBLISH_SECONDS = 0.25     # the curves of a playing run are published at most this often
 SAVE_NAME = "playground_{}.npz"
 
 
@@ -734,12 +734,15 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False, **co
     ----------
     model : an rnn design or Cell of your own, optional; trained in place (reset restores its
         parameters as given, W rescaled to ``rho`` when ``rho`` is set)
-    task : callable (batch, seed) -> (xs, ys), optional: your data for ``model``
+    task : callable (batch, seed) -> (xs, ys), optional: your data for ``model``; without a
+        model, the name of a built-in task ("copy", "parity", "chars", "signal")
     port : int, 0 for a free port; out : folder for checkpoints, optional
     open_browser : bool
     **config : fields of :data:`DEFAULTS` (design, task, delay, hidden, rho, lr, clip, batch,
         trunc, seed, compare)
     """
+    if model is None and isinstance(task, str):      # a built-in task by name
+        config["task"], task = task, None
     if model is None and task is not None:
         raise tg.ConfigError("viz.playground: a task of your own needs your model too")
     if model is not None:
