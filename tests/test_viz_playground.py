@@ -95,6 +95,25 @@ def test_reset_rescales_every_recurrent_matrix_to_rho():
             assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("clip", [0.0, 0.5])
+def test_sgd_moves_the_parameters_by_lr_times_the_clipped_gradient_norm(clip):
+    run = Run(check_config({"hidden": 6, "delay": 4, "rho": 1.5, "optimizer": "sgd", "lr": 0.1,
+                            "clip": clip}))
+    before = np.concatenate([p.data.ravel() for p in run.model.parameters()])
+    _, norm = run.update()
+    after = np.concatenate([p.data.ravel() for p in run.model.parameters()])
+    moved = np.linalg.norm(after - before)
+    assert norm > 0.5
+    assert moved == pytest.approx(0.1 * (min(norm, clip) if clip else norm), rel=1e-9)
+
+
+def test_views_after_the_parameters_blew_up_say_so_instead_of_failing():
+    run = Run(check_config({"hidden": 4, "delay": 2}))
+    run.model.W.data = run.model.W.data * np.nan
+    run.measure()
+    assert "no longer finite" in run.views()["notes"][0]
+
+
 # ------------------------------------------------------------------ replay
 
 def _trained(config, updates):

@@ -48,6 +48,7 @@ ASSETS = {"/": ("playground.html", "text/html; charset=utf-8"),
           "/playground.css": ("playground.css", "text/css; charset=utf-8")}
 
 DESIGNS = ("elman", "lstm", "gru", "leaky", "esn")
+OPTIMIZERS = ("adam", "sgd")
 TASKS = ("copy", "parity", "chars", "signal")
 FITS = {"copy": ("elman", "lstm", "gru", "leaky"), "parity": ("elman", "lstm", "gru", "leaky"),
         "chars": ("elman", "lstm", "gru", "leaky"), "signal": ("elman", "esn")}
@@ -58,15 +59,15 @@ MAX_STEPS = 2000           # time steps of one sequence
 MAX_BODY = 4096            # bytes of a request body
 DEFAULTS = {"design": "elman", "task": "copy", "delay": 5, "length": 20, "hidden": 32,
             "rho": 1.0, "lr": 0.01, "clip": 1.0, "batch": 16, "trunc": 2000, "seed": 0,
-            "compare": ""}
+            "compare": "", "optimizer": "adam"}
 COPY_LENGTH, COPY_SYMBOLS = 3, 8
 HELD_BATCH = 128
 PROBE_ROWS = 100           # up to this many loss terms the connectivity is every row, exactly
 JACOBIAN_STEPS = 30        # the Jacobians of the probe's first steps (one sweep per unit per step)
 WINDOW = 5                 # steps of the unrolled view: the last ones of the probe
 CURVE_POINTS = 400         # points of a curve in the snapshot
-VIEW_SHARE = 0.1           # the views take at most about this share of the training thread's time
-REFRESH_SECONDS = 0.25     # and are refreshed at most this often
+VIEW_SHARE = 0.12          # the views take at most about this share of the training thread's CPU time
+REFRESH_SECONDS = 0.25     # and are refreshed at most this often (CPU seconds of the thread)
 PUBLISH_SECONDS = 0.25     # the curves of a playing run are published at most this often
 SAVE_NAME = "playground_{}.npz"
 
@@ -86,7 +87,7 @@ def check_config(raw, custom=False):
     if unknown:
         raise BadRequest(f"unknown configuration fields {unknown}; known: {sorted(DEFAULTS)}")
     config = dict(DEFAULTS, **raw)
-    for key in ("design", "task", "compare"):
+    for key in ("design", "task", "compare", "optimizer"):
         if not isinstance(config[key], str):
             raise BadRequest(f"{key} must be a name, got {config[key]!r}")
     if not custom:
@@ -103,6 +104,8 @@ def check_config(raw, custom=False):
                                  f"(designs for it: {list(FITS[config['task']])})")
     elif config["compare"]:
         raise BadRequest("a model given from Python cannot be compared side by side")
+    if config["optimizer"] not in OPTIMIZERS:
+        raise BadRequest(f"optimizer must be one of {list(OPTIMIZERS)}, got {config['optimizer']!r}")
     for key, (low, high) in LIMITS.items():
         config[key] = _whole(key, config[key], low, high)
     for key, (low, high) in FLOATS.items():
@@ -244,7 +247,10 @@ class Run:
             self.model, self.source, self.recall_length = model, task, 0
             model.load_state_dict(initial)
             rescale(model, config["rho"])
-        self.trainer = rnn.Trainer(self.model, lr=config["lr"], clip=config["clip"] or None)
+        params = self.model.parameters()
+        optimizer = (tg.optim.SGD(params, config["lr"]) if config["optimizer"] == "sgd"
+                     else tg.optim.Adam(params, config["lr"]))
+        self.trainer = rnn.Trainer(self.model, optimizer, clip=config["clip"] or None)
         self.steps = 0
         self.losses, self.norms, self.held, self.recall = [], [], [], []
         self.carried = {}
@@ -314,6 +320,11 @@ class Run:
         parts = getattr(model, "parts", {}) or {}
         part = "h" if "h" in parts else next(iter(parts), "h")
         out = {"part": part, "notes": []}
+        if not all(np.all(np.isfinite(p.data)) for p in model.parameters()):
+            out["notes"].append(f"update {self.steps}: the parameters are no longer finite (the "
+                                "gradient exploded; clipping prevents it): reset")
+            self.views_data = out
+            return out
         with collector_paused():
             run = run_model(model, xs, ys)
             nodes = part_nodes(run, part, "viz.playground")
@@ -392,7 +403,7 @@ class Engine:
         self.playing = False
         self.runs = []
         self.refresh_seconds = REFRESH_SECONDS
-        self._last_views = time.perf_counter()
+        self._last_views = time.thread_time()
         self._snapshot = b"{}"
         self._reset(config)
         self._publish(views=True)
@@ -422,6 +433,7 @@ class Engine:
         self.runs = runs
 
     def _loop(self):
+        self._last_views = time.thread_time()          # this thread's own clock
         while not self.stopping.is_set():
             with self.lock:
                 commands, self.commands = self.commands, []
@@ -470,11 +482,12 @@ class Engine:
     def _one_update(self):
         for run in self.runs:
             run.update()
-        if time.perf_counter() - self._last_views >= self.refresh_seconds:
-            started = time.perf_counter()
+        # the thread's own CPU time, so that a loaded machine does not stretch the interval
+        if time.thread_time() - self._last_views >= self.refresh_seconds:
+            started = time.thread_time()
             self._publish(views=True)
             # the views take at most about VIEW_SHARE of the thread's time
-            self.refresh_seconds = max(REFRESH_SECONDS, (time.perf_counter() - started)
+            self.refresh_seconds = max(REFRESH_SECONDS, (time.thread_time() - started)
                                        * (1 - VIEW_SHARE) / VIEW_SHARE)
         elif time.perf_counter() - self._last_publish >= PUBLISH_SECONDS:
             self._publish(views=False)
@@ -496,7 +509,7 @@ class Engine:
                          "views": run.views_data, "digest": run.digest()})
         self._last_publish = time.perf_counter()
         if views:
-            self._last_views = self._last_publish
+            self._last_views = time.thread_time()
         with self.lock:
             self.version += 1
             state = {"version": self.version, "playing": self.playing, "custom": self.custom,

@@ -5,14 +5,15 @@
 (function () {
   const SVGNS = "http://www.w3.org/2000/svg";
   const token = new URLSearchParams(location.search).get("token") || "";
-  const FIELDS = ["design", "task", "delay", "length", "hidden", "rho", "lr", "clip", "batch", "trunc", "seed", "compare"];
+  const FIELDS = ["design", "task", "delay", "length", "hidden", "rho", "lr", "clip", "batch", "trunc", "seed", "compare", "optimizer"];
   const DESIGNS = ["elman", "lstm", "gru", "leaky", "esn"];
   const TASKS = ["copy", "parity", "chars", "signal"];
   const PRESETS = {
-    vanishing: {design: "elman", task: "copy", delay: 30, rho: 0.5, clip: 1, compare: ""},
-    exploding: {design: "elman", task: "copy", delay: 30, rho: 1.5, clip: 0, lr: 0.01, compare: ""},
-    clipping: {design: "elman", task: "copy", delay: 30, rho: 1.5, clip: 1, lr: 0.01, compare: ""},
-    race: {design: "elman", task: "copy", delay: 30, rho: 1.0, clip: 1, compare: "lstm"},
+    // plain SGD shows the cliff: Adam divides each step by the gradient's own size
+    vanishing: {design: "elman", task: "copy", delay: 30, rho: 0.5, clip: 1, lr: 0.01, optimizer: "adam", compare: ""},
+    exploding: {design: "elman", task: "copy", delay: 30, rho: 1.5, clip: 0, lr: 0.1, optimizer: "sgd", compare: ""},
+    clipping: {design: "elman", task: "copy", delay: 30, rho: 1.5, clip: 1, lr: 0.1, optimizer: "sgd", compare: ""},
+    race: {design: "elman", task: "copy", delay: 30, rho: 1.0, clip: 1, lr: 0.01, optimizer: "adam", compare: "lstm"},
   };
   const $ = (id) => document.getElementById(id);
   const state = {version: -1, config: null, runs: [], shownViews: []};
@@ -109,7 +110,7 @@
     opts = opts || {};
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     const W = +svg.getAttribute("width"), H = +svg.getAttribute("height");
-    const L = 48, R = 8, T = 8, B = 24;
+    const L = 58, R = 8, T = 8, B = 24;
     const tf = opts.log ? (v) => Math.log10(v) : (v) => v;
     let xs = [], ys = [];
     for (const s of series) for (const [x, y] of s.points) {
@@ -283,7 +284,7 @@
         $("b-play").classList.toggle("on", snap.playing);
         $("b-save").disabled = $("b-resume").disabled = !snap.can_save;
         for (const f of ["design", "task", "compare"]) $("c-" + f).disabled = snap.custom;
-        $("status").textContent = (snap.playing ? "training" : "paused") + " · views every " + snap.refresh_seconds + " s";
+        $("status").textContent = (snap.playing ? "training" : "paused") + " · views every " + snap.refresh_seconds + " s of training CPU time";
         document.body.dataset.version = snap.version;
       }
     } catch (e) { showError(e); }
