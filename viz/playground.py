@@ -431,6 +431,7 @@ class Engine:
         if config["compare"]:
             runs.append(Run(dict(config, design=config["compare"], compare="")))
         self.runs = runs
+        self.refresh_seconds = REFRESH_SECONDS
 
     def _loop(self):
         self._last_views = time.thread_time()          # this thread's own clock

@@ -122,7 +122,7 @@
     let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
     if (opts.ymin !== undefined) y0 = Math.min(y0, opts.ymin);
     if (opts.ymax !== undefined) y1 = Math.max(y1, opts.ymax);
-    if (x1 === x0) x1 = x0 + 1;
+    if (x1 === x0) { x0 -= 1; x1 += 1; }
     if (y1 === y0) { y1 += 0.5; y0 -= 0.5; }
     const px = (x) => L + (x - x0) / (x1 - x0) * (W - L - R);
     const py = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
@@ -224,8 +224,14 @@
   function render(snap) {
     const runs = snap.runs;
     while (state.runs.length > runs.length) state.runs.pop().node.remove();
+    const compact = runs.length > 1;       // side by side: smaller charts
     runs.forEach((run, i) => {
       const box = runBox(i);
+      for (const svg of box.node.querySelectorAll("svg.p-loss, svg.p-gnorm, svg.p-recall, svg.p-dldh, svg.p-spectra"))
+        svg.setAttribute("width", compact ? 300 : (svg.classList.contains("p-recall") ? 300 : 380));
+      const heat = box.q("heat");
+      const side = compact ? 240 : 300;
+      if (heat.width !== side) { heat.width = side; heat.height = side; }
       box.q("run-title").textContent = run.name + " · " + run.config.task + " · update " + run.steps +
         (runs.length > 1 ? "" : "") + " · parameters " + run.digest.slice(0, 12);
       box.node.dataset.steps = run.steps;
