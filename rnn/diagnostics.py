@@ -4,8 +4,9 @@ Everything here is read off a real unroll (``model.run(...)``, every op of every
 node of that step's scope) by tinygraph's own backward sweeps, for any design and any state
 part:
 
-- :func:`connectivity`: ‖∂L(t)/∂h(k)‖ for every loss term L(t) and every step k, each loss
-  term's own gradient (one sweep per loss term);
+- :func:`connectivity`: ‖∂L(t)/∂h(k)‖ for every loss term L(t) and every step k of the
+  state part, k > t included where the design is not causal, each loss term's own gradient
+  (one sweep per loss term);
 - :func:`jacobians`: ∂h(t)/∂h(t-1) per step for a batch of one, from the step function run
   on a copy of h(t-1) (one sweep per unit of h(t), through that step only);
 - :func:`spectra` (spectral norm and radius per step) and :func:`lag_decay` (the norm of
@@ -16,11 +17,17 @@ part:
 - :func:`gradient_ratio`: ‖(∇_{h(t)} L) ∂h(t)/∂h(t-1)‖ / ‖∇_{h(t)} L‖, the ratio that the
   regulariser of eq. 10.52 pulls towards 1.
 
+Each diagnostic reads only the nodes its own run made (:func:`own_run`), so a state carried
+undetached from an earlier run, or another model's states that the steps read, never count as
+this run's; :func:`run_connectivity` is the connectivity of a run already made, for every part
+at once.
+
 ``xs`` and ``ys`` are what the design's ``run`` takes first (for ``VectorToSequence`` the
 vector x and the targets, for ``SequenceToOne`` the sequence and its one label).
 """
 
 import copy
+import itertools
 
 import numpy as np
 
@@ -29,11 +36,23 @@ import tinygraph as tg
 from .core import collector_paused, time_step, walk
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
+_RUNS = itertools.count(1)                       # the scope label of each run made here
 
 
 def run_model(model, xs, ys=None, h0=None, steps=None):
     """``model.run(xs, ys, h0=h0, steps=steps)`` with only the arguments given (every op of every
     step a node); ``steps`` is for a system without input (rnn.Recurrence with n_in=None)."""
+    return own_run(model, xs, ys, h0, steps)[0]
+
+
+def own_run(model, xs, ys=None, h0=None, steps=None):
+    """:func:`run_model` and the predicate ``own(scope)``: whether a node of that scope label
+    (``node.scope``) was made by this run.
+
+    The run is made inside a scope of its own, so that the nodes behind it that earlier
+    computations made (a state carried from an earlier run and not detached, another model's
+    states that the steps read) are told apart from this run's, even where they carry the
+    same names and time steps."""
     if not callable(getattr(model, "run", None)):
         raise tg.DTypeError(f"rnn diagnostics: needs a recurrent model with .run(...), got "
                             f"{type(model).__name__}")
@@ -41,17 +60,26 @@ def run_model(model, xs, ys=None, h0=None, steps=None):
     if steps is not None:
         kwargs["steps"] = steps
     args = (xs,) if ys is None else (xs, ys)
-    return model.run(*args, **kwargs)
+    with tg.scope(f"run#{next(_RUNS)}") as label:
+        run = model.run(*args, **kwargs)
+    inside = label + "/"
+
+    def own(scope):
+        return scope is not None and (scope == label or scope.startswith(inside))
+    return run, own
 
 
-def part_nodes(run, part, who):
-    """{t: node} of the variable ``part`` at every step t >= 1 of ``run``: a state part of the
-    run, or else any variable of that name found behind the run's losses and outputs."""
+def part_nodes(run, part, who, own=None):
+    """{k: node} of the variable ``part`` at every step k >= 1 of ``run``: a state part of the
+    run (its k-th state), or else a variable of that name behind the run's losses and outputs
+    that ``own`` (a predicate, see :func:`own_run`) says the run made."""
     if part in run.parts and run.parts[part]:
-        return {time_step(n.scope): n for n in run.parts[part]}
+        return {k: n for k, n in enumerate(run.parts[part], start=1)}
     roots = list(run.losses) + list(run.outputs)
     found = {}
     for node in walk(roots):
+        if own is not None and not own(node.scope):
+            continue
         t = time_step(node.scope)
         if node.name == part and not isinstance(node, tg.Parameter) and t is not None and t >= 1:
             found.setdefault(t, node)
@@ -61,52 +89,77 @@ def part_nodes(run, part, who):
     return found
 
 
+def loss_steps(run):
+    """The time step t of each loss term L(t) of ``run``, in the order of ``run.losses``."""
+    return [time_step(loss.scope) for loss in run.losses]
+
+
+def run_connectivity(run, parts, who, rows=None, own=None):
+    """{part: ‖∂L(t)/∂part(k)‖} of an existing ``run``, one matrix (T_L, T_part) per part of
+    ``parts``: one backward sweep per loss term, to the states of every part at every step."""
+    if not run.losses:
+        raise tg.ConfigError(f"{who}: the run has no loss terms (give targets ys)")
+    nodes = {part: part_nodes(run, part, who, own) for part in parts}
+    for part, found in nodes.items():
+        if not any(node.requires_grad for node in found.values()):
+            raise tg.ConfigError(f"{who}: '{part}' needs no gradient in this run (nothing it is "
+                                 "computed from is trained, e.g. fixed weights), so the engine "
+                                 f"computes no ∂L(t)/∂{part}(k); give an initial state that "
+                                 "requires grad (h0) to measure it")
+    when = loss_steps(run)
+    height = max(when)
+    wanted = None if rows is None else {int(t) for t in rows}
+    if wanted is not None:
+        bad = sorted(t for t in wanted if not 1 <= t <= height)
+        if bad:
+            raise tg.ShapeError(f"{who}: rows {bad} are outside the loss terms' steps 1..{height}")
+    out = {}
+    for part, found in nodes.items():
+        width = max(found)
+        m = np.zeros((height, width)) if wanted is None else np.full((height, width), np.nan)
+        for t in wanted or ():
+            m[t - 1] = 0.0
+        out[part] = m
+    inputs = [(part, k, node) for part, found in nodes.items() for k, node in sorted(found.items())]
+    with collector_paused():
+        for loss, t in zip(run.losses, when):
+            if wanted is not None and t not in wanted:
+                continue
+            grads = tg.grad(loss, [node for _, _, node in inputs], retain_graph=True)
+            for (part, k, _), g in zip(inputs, grads):
+                out[part][t - 1, k - 1] = np.linalg.norm(g)
+    return out
+
+
 def connectivity(model, xs, ys, part="h", h0=None, rows=None):
-    """‖∂L(t)/∂h(k)‖ for every loss term L(t) and every step k: shape (T, T).
+    """‖∂L(t)/∂h(k)‖ for every loss term L(t) and every step k of the state part h.
 
     Entry ``[t-1, k-1]`` is the norm of the gradient of the loss term of step t alone with
-    respect to the variable ``part`` at step k (over the whole batch); zero where L(t) does not
-    depend on h(k) (k > t, or a step without a loss term).  One backward sweep per loss term,
-    each through steps 1..t only.
+    respect to the variable ``part`` at step k (over the whole batch), for every pair the
+    computation connects, k > t included: a bidirectional network's g(k) feeds every
+    L(t) with t <= k, and every decoder loss of an encoder-decoder depends on every encoder
+    state.  Zero where L(t) does not depend on h(k), and in the row of a step without a
+    loss term.  One backward sweep of the engine per loss term.
 
     Parameters
     ----------
     model : a design of rnn or an rnn.Recurrence with a readout
     xs, ys : what ``model.run`` takes first (inputs and targets)
-    part : str, a state part (e.g. "h", or "s" of an LSTM) or another variable named at every step
+    part : str, a state part (e.g. "h", or "s" of an LSTM; "g" of the bidirectional network;
+        "h" of the encoder or "s" of the decoder) or another variable named at every step
     h0 : initial state, optional
     rows : iterable of int, optional
         Only the loss terms of these steps t (1-based); the other rows are NaN.  For long runs.
 
     Returns
     -------
-    np.ndarray (T, T) of float64
+    np.ndarray (T_L, T_h) of float64: T_L the last step with a loss term (n_y for the
+    encoder-decoder), T_h the steps of ``part`` (n_x for the encoder's "h").
     """
     who = "rnn.connectivity"
     with collector_paused():
-        run = run_model(model, xs, ys, h0)
-        if not run.losses:
-            raise tg.ConfigError(f"{who}: the run has no loss terms (give targets ys)")
-        nodes = part_nodes(run, part, who)
-        steps = max(nodes)
-        keys = sorted(nodes)
-        wanted = None if rows is None else {int(t) for t in rows}
-        out = np.zeros((steps, steps)) if wanted is None else np.full((steps, steps), np.nan)
-        if wanted is not None:
-            bad = [t for t in wanted if not 1 <= t <= steps]
-            if bad:
-                raise tg.ShapeError(f"{who}: rows {bad} are outside the steps 1..{steps}")
-            for t in wanted:
-                out[t - 1] = 0.0
-        for loss in run.losses:
-            t = time_step(loss.scope)
-            if wanted is not None and t not in wanted:
-                continue
-            before = [k for k in keys if k <= t]
-            grads = tg.grad(loss, [nodes[k] for k in before], retain_graph=True)
-            for k, g in zip(before, grads):
-                out[t - 1, k - 1] = np.linalg.norm(g)
-    return out
+        run, own = own_run(model, xs, ys, h0)
+        return run_connectivity(run, [part], who, rows, own)[part]
 
 
 class _CutSteps:
@@ -258,13 +311,15 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     is for a system without input (``xs=None``).
     """
     with collector_paused():
-        run = run_model(model, xs, ys, h0, steps)
+        run, own = own_run(model, xs, ys, h0, steps)
         roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
         roots += [n for nodes in run.parts.values() for n in nodes]
         steps = max((time_step(n.scope) or 0 for n in roots), default=0)
         saturated = np.zeros(steps + 1)
         units = np.zeros(steps + 1)
         for node in walk(roots):
+            if not own(node.scope):    # e.g. the earlier run behind a carried h0
+                continue
             t = time_step(node.scope)
             if node.op in SATURATING and t is not None and t >= 1:
                 y = node.data
@@ -281,10 +336,10 @@ def gradient_ratio(model, xs, ys, part="h", h0=None):
     its vector-Jacobian product with :func:`jacobians`.  NaN where ∇_{h(t)} L is zero.
     """
     with collector_paused():
-        run = run_model(model, xs, ys, h0)
+        run, own = own_run(model, xs, ys, h0)
         if run.loss is None:
             raise tg.ConfigError("rnn.gradient_ratio: the run has no loss (give targets ys)")
-        nodes = part_nodes(run, part, "rnn.gradient_ratio")
+        nodes = part_nodes(run, part, "rnn.gradient_ratio", own)
         keys = sorted(nodes)
         grads = tg.grad(run.loss, [nodes[k] for k in keys])
     jacs = jacobians(model, xs, part=part, h0=h0, ys=ys)

@@ -49,7 +49,7 @@ def test_numpy_functions_run_the_engine_op_with_its_gradient(call, op, expected)
     (lambda t: np.add.reduce(t), "tg.sum"),
     (lambda t: np.exp(t, out=np.empty((2, 2))), "out-of-place"),
     (lambda t: np.median(t), "no tinygraph op"),
-    (lambda t: np.sum(t, dtype=np.float32), "tg.sum without them"),
+    (lambda t: np.sum(t, dtype=np.float32), r"np.sum\(..., dtype=\).*without dtype="),
     (lambda t: np.linalg.norm(t, ord=1), "t.norm()"),
 ])
 def test_numpy_functions_without_an_engine_op_raise_a_type_error_naming_what_to_use(call, hint):

@@ -139,6 +139,13 @@ def test_connectivity_of_an_unknown_part_names_the_parts():
         rnn.connectivity(model, xs, ys, part="g")
 
 
+def test_connectivity_of_a_state_that_needs_no_gradient_says_so_instead_of_zeros():
+    model = rnn.EchoStateNetwork(4, 3, 4, seed=1)       # U and W fixed: h(t) needs no gradient
+    xs, ys = np.array([0, 1, 2]), np.zeros((3, 4))
+    with pytest.raises(tg.ConfigError, match="'h' needs no gradient.*h0"):
+        rnn.connectivity(model, xs, ys)
+
+
 # ------------------------------------------------------------------ Jacobians
 
 def _tanh_designs():
@@ -342,3 +349,143 @@ def test_diagnostics_of_something_that_is_not_a_model_name_what_they_got():
         rnn.connectivity([1, 2], np.zeros(3, dtype=int), np.zeros(3, dtype=int))
     with pytest.raises(tg.DTypeError, match="got str"):
         rnn.jacobians("elman", np.zeros(3, dtype=int))
+
+
+# ------------------------------------------------------------------ connectivity of every design
+
+def _every_design():
+    rng = np.random.default_rng(7)
+    ids, floats = rng.integers(0, 4, 5), rng.normal(size=(5, 3))
+    lstm, _ = user_lstm(seed=5)
+    return [("elman", rnn.ElmanRNN(4, 3, 4, seed=1), (ids, ids)),
+            ("jordan", rnn.JordanRNN(4, 3, 4, seed=1), (ids, ids)),
+            ("seq2one", rnn.SequenceToOne(4, 3, 2, seed=1), (ids, 1)),
+            ("vec2seq", rnn.VectorToSequence(3, 3, 4, seed=1), (floats[0], ids)),
+            ("conditional", rnn.ConditionalRNN(4, 3, 4, seed=1), (ids, ids)),
+            ("lstm", rnn.LSTM(4, 3, 4, seed=1), (ids, ids)),
+            ("gru", rnn.GRU(4, 3, 4, seed=1), (ids, ids)),
+            ("bidirectional", rnn.BidirectionalRNN(4, 3, 4, seed=1), (ids, ids)),
+            ("encdec", rnn.EncoderDecoder(4, 3, 4, seed=1), (ids, ids[:3])),
+            ("deep", rnn.DeepRNN(4, 3, 4, kind="skip", seed=1), (ids, ids)),
+            ("leaky", rnn.LeakyRNN(4, 3, 4, skip=2, seed=1), (ids, ids)),
+            ("esn", rnn.EchoStateNetwork(4, 3, 4, seed=1), (ids, rng.normal(size=(5, 4)),
+                                                            {"h0": tg.tensor(np.zeros(3), requires_grad=True)})),
+            ("memory", rnn.MemoryNetwork(4, 3, 4, slots=3, width=2, seed=1), (ids, ids)),
+            ("user_lstm", lstm, (floats, ids))]
+
+
+def _split(args):
+    """(xs, ys) and the keyword arguments of a design's entry (an h0 that requires grad)."""
+    return (args[:2], args[2]) if len(args) == 3 else (args, {})
+
+
+def _per_term_backward(model, args, part):
+    """‖∂L(t)/∂part(k)‖ by ``L(t).backward()`` of each loss term on a fresh run, reading the
+    retained ``.grad`` of every state: the engine's own gradient, by another route."""
+    args, kwargs = _split(args)
+    run = model.run(*args, **kwargs)
+    states = run.parts.get(part) or [n for n in run.states]
+    height = max(rnn.core.time_step(l.scope) for l in run.losses)
+    out = np.zeros((height, len(states)))
+    for loss in run.losses:
+        for node in states:
+            node.grad = None
+            node.retain_grad()
+        loss.backward(retain_graph=True)
+        t = rnn.core.time_step(loss.scope)
+        for k, node in enumerate(states, start=1):
+            out[t - 1, k - 1] = 0.0 if node.grad is None else np.linalg.norm(node.grad)
+    return out
+
+
+@pytest.mark.parametrize("name, model, args", _every_design(), ids=[d[0] for d in _every_design()])
+def test_connectivity_of_every_design_and_part_is_each_loss_terms_own_backward(name, model, args):
+    parts = list(getattr(model, "parts", {}) or {"h": None})
+    for part in parts:
+        C = rnn.connectivity(model, *_split(args)[0], part=part, **_split(args)[1])
+        expected = _per_term_backward(model, args, part)
+        assert C.shape == expected.shape, part
+        np.testing.assert_allclose(C, expected, rtol=1e-12, atol=1e-15, err_msg=part)
+        assert np.count_nonzero(C) > 0, part
+
+
+def bidirectional_losses(P, xs, ys, part=None, at=None, delta=None):
+    """Per-step losses of figure 10.11 in numpy, ``delta`` added to h(at) or g(at)."""
+    T, H = len(xs), P["W"].shape[0]
+    h, g = np.zeros((T + 1, H)), np.zeros((T + 2, H))
+    for t in range(1, T + 1):
+        h[t] = np.tanh(P["b"] + P["W"] @ h[t - 1] + P["U"][:, xs[t - 1]])
+        if part == "h" and t == at:
+            h[t] = h[t] + delta
+    for t in range(T, 0, -1):
+        g[t] = np.tanh(P["bg"] + P["Wg"] @ g[t + 1] + P["Ug"][:, xs[t - 1]])
+        if part == "g" and t == at:
+            g[t] = g[t] + delta
+    return [_ce(P["c"] + P["V"] @ np.concatenate([h[t], g[t]]), ys[t - 1]) for t in range(1, T + 1)]
+
+
+@pytest.mark.parametrize("part", ["h", "g"])
+def test_connectivity_of_the_bidirectional_network_equals_finite_differences_k_after_t_too(part):
+    model = rnn.BidirectionalRNN(4, 3, 4, seed=2)
+    P = {k: v.data for k, v in model.named_parameters()}
+    rng = np.random.default_rng(3)
+    xs, ys = rng.integers(0, 4, 5), rng.integers(0, 4, 5)
+    C = rnn.connectivity(model, xs, ys, part=part)
+    expected = np.zeros((5, 5))
+    for t in range(1, 6):
+        for k in range(1, 6):
+            g = fd_gradient(lambda at, d: bidirectional_losses(P, xs, ys, part, at, d), 3, k, t)
+            expected[t - 1, k - 1] = np.linalg.norm(g)
+    np.testing.assert_allclose(C, expected, rtol=1e-6, atol=1e-9)
+    after, before = np.triu_indices(5, 1), np.tril_indices(5, -1)   # k > t, k < t
+    reaching, cut = (after, before) if part == "g" else (before, after)   # g(k) feeds L(t <= k)
+    assert np.all(C[reaching] > 0) and np.all(C[cut] == 0)
+
+
+def encdec_losses(P, xs, ys, part=None, at=None, delta=None):
+    """Per-step losses of figure 10.12 in numpy, ``delta`` added to h(at) or s(at)."""
+    H, n_out = P["W"].shape[0], P["V"].shape[0]
+    h = np.zeros(H)
+    for k, x in enumerate(xs, start=1):
+        h = np.tanh(P["b"] + P["W"] @ h + P["U"][:, x])
+        if part == "h" and k == at:
+            h = h + delta
+    C, s, prev, losses = h, h, n_out, []
+    for t, y in enumerate(ys, start=1):
+        s = np.tanh(P["bd"] + P["Wd"] @ s + P["Ud"][:, prev] + P["R"] @ C)
+        if part == "s" and t == at:
+            s = s + delta
+        losses.append(_ce(P["c"] + P["V"] @ s, y))
+        prev = y
+    return losses
+
+
+@pytest.mark.parametrize("part, shape", [("h", (4, 6)), ("s", (4, 4))])
+def test_connectivity_of_the_encoder_decoder_is_n_y_by_n_x_and_equals_finite_differences(part, shape):
+    model = rnn.EncoderDecoder(4, 3, 4, seed=2)
+    P = {k: v.data for k, v in model.named_parameters()}
+    rng = np.random.default_rng(5)
+    xs, ys = rng.integers(0, 4, 6), rng.integers(0, 4, 4)
+    C = rnn.connectivity(model, xs, ys, part=part)
+    assert C.shape == shape
+    expected = np.zeros(shape)
+    for t in range(1, shape[0] + 1):
+        for k in range(1, shape[1] + 1):
+            g = fd_gradient(lambda at, d: encdec_losses(P, xs, ys, part, at, d), 3, k, t)
+            expected[t - 1, k - 1] = np.linalg.norm(g)
+    np.testing.assert_allclose(C, expected, rtol=1e-6, atol=1e-9)
+    if part == "h":
+        assert np.all(C > 0)             # every decoder loss depends on every encoder state
+
+
+def test_diagnostics_of_a_run_from_a_carried_state_are_those_of_its_values():
+    model, _, xs, ys = _elman(steps=7)
+    earlier = model.run(xs[:4], ys[:4])
+    carried = earlier.last                # not detached: the earlier run is behind it
+    detached = carried.data.copy()
+    np.testing.assert_array_equal(rnn.connectivity(model, xs, ys, h0=carried),
+                                  rnn.connectivity(model, xs, ys, h0=detached))
+    np.testing.assert_array_equal(rnn.saturation(model, xs, ys, h0=carried, tol=0.5),
+                                  rnn.saturation(model, xs, ys, h0=detached, tol=0.5))
+    np.testing.assert_array_equal(rnn.gradient_ratio(model, xs, ys, h0=carried),
+                                  rnn.gradient_ratio(model, xs, ys, h0=detached))

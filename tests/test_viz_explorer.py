@@ -36,7 +36,7 @@ def test_the_page_holds_the_engines_values_gradients_connectivity_and_sweep():
         if node.requires_grad:
             (g,) = tg.grad(run.loss, [node], retain_graph=True)
             np.testing.assert_allclose(entry["grad"][key], g.reshape(-1), rtol=1e-5, atol=1e-12)
-    np.testing.assert_allclose(bundle["diag"]["connectivity"]["cells"],
+    np.testing.assert_allclose(bundle["diag"]["connectivity"]["h"]["cells"],
                                rnn.connectivity(model, xs, ys), rtol=1e-5)
     key_of = {id(n): k for k, n in variables.nodes.items()}
     order = tg.sweep_order(run.loss)
@@ -107,7 +107,7 @@ def test_a_long_run_is_summarised_never_dropped():
     assert len(data["windows"]) == explorer_module.MAX_WINDOWS
     assert tuple(data["windows"][0]) == (1, 10)
     assert tuple(data["windows"][-1]) == (411, 420)
-    heat = bundle["diag"]["connectivity"]
+    heat = bundle["diag"]["connectivity"]["h"]
     assert heat["sampled"] and len(heat["rows"]) == explorer_module.SAMPLED_ROWS
     assert len(heat["cells"][0]) == explorer_module.HEAT_BINS
     assert {str(t) for t in range(1, 421)} <= set(bundle["vars"]["h"]["norm"])   # every step
@@ -151,3 +151,122 @@ def test_explore_command_writes_a_page_for_every_model_of_draw_or_says_why_not(n
         assert code == 2 and "is a tree" in capsys.readouterr().err
     else:
         assert code in (0, None) and (tmp_path / f"{name}_explorer.html").stat().st_size > 0
+
+
+# ------------------------------------------------------------------ the run it was given
+
+def _shown_states(page, name="h"):
+    values = page.data["bundles"][-1]["vars"][name]["value"]
+    return {int(k): np.array(v) for k, v in values.items() if k != "s"}
+
+
+def test_a_carried_undetached_h0_shows_this_runs_states_not_the_earlier_runs():
+    model, xs, ys = _elman(steps=7)
+    last = model.run(xs[:5], ys[:5]).last            # the earlier run stays behind it
+    page = viz.explore(model, xs, ys, h0=last)
+    run = model.run(xs, ys, h0=last.data)
+    shown = _shown_states(page)
+    assert sorted(shown) == list(range(8))
+    np.testing.assert_allclose(shown[0], last.data, rtol=1e-5)
+    for t in range(1, 8):
+        np.testing.assert_allclose(shown[t], run.parts["h"][t - 1].data, rtol=1e-5, err_msg=t)
+    fresh = viz.explore(model, xs, ys, h0=last.data).data["bundles"][0]
+    bundle = page.data["bundles"][0]
+    assert bundle["loss"] == fresh["loss"] and bundle["diag"] == fresh["diag"]
+    for t in range(1, 8):
+        assert bundle["vars"]["h"]["grad"][str(t)] == fresh["vars"]["h"]["grad"][str(t)]
+    (g0,) = tg.grad(model.run(xs, ys, h0=last).loss, [last])    # the carried h0 needs its gradient
+    np.testing.assert_allclose(bundle["vars"]["h"]["grad"]["0"], g0, rtol=1e-5)
+    assert page.data["svg"]["summary"].count("<g id=\"node") == \
+        viz.explore(model, xs, ys, h0=last.data).data["svg"]["summary"].count("<g id=\"node")
+
+
+def test_a_decoder_reading_another_models_states_shows_its_own_and_names_theirs_apart():
+    rng = np.random.default_rng(1)
+    encoded = []                                      # another model's h(1..7), scopes "enc/t=k"
+    for k in range(1, 8):
+        with tg.scope("enc"), tg.scope(f"t={k}"):
+            encoded.append(tg.tensor(rng.normal(size=3), requires_grad=True, name="h"))
+    memory = tg.stack(encoded)
+    W = tg.Parameter(np.random.default_rng(2).normal(0, 0.5, (3, 3)), name="W")
+    V = tg.Parameter(np.random.default_rng(3).normal(0, 0.5, (4, 3)), name="V")
+
+    def step(s):                                       # dot attention over the encoder's states
+        alpha = tg.softmax(memory @ s, axis=0).named("alpha")
+        return ((alpha @ memory).named("ctx") + s @ W.T).tanh()
+    dec = rnn.Recurrence(step, [W, V], 3, readout=lambda s: s @ V.T, name="dec", state_name="s")
+    ys = np.array([1, 2, 3, 0, 1])
+    page = viz.explore(dec, None, ys, h0=np.full(3, 0.1), steps=5)
+    run = dec.run(None, ys, h0=np.full(3, 0.1), steps=5)
+    shown = _shown_states(page, "s")
+    assert sorted(shown) == list(range(6))
+    for t in range(1, 6):
+        np.testing.assert_allclose(shown[t], run.parts["s"][t - 1].data, rtol=1e-5, err_msg=t)
+    assert "h" not in page.data["names"]              # the encoder's states are not this run's h(k)
+    for k in range(1, 8):                             # each is an input of its own, as it is
+        value = page.data["bundles"][0]["vars"][f"h@enc/t={k}"]["value"]["s"]
+        np.testing.assert_allclose(value, encoded[k - 1].data, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ bad input
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # numpy's, on the non-finite run
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("where", ["model", "before"])
+def test_a_non_finite_parameter_is_shown_as_such(value, where):
+    model, xs, ys = _elman()
+    bad = {k: v.copy() for k, v in model.state_dict().items()}
+    bad["W"][0, 1] = value
+    if where == "model":
+        model.load_state_dict(bad)
+        page = viz.explore(model, xs, ys)
+    else:
+        page = viz.explore(model, xs, ys, before=bad)
+    bundle = page.data["bundles"][0]
+    assert bundle["loss"] in ("NaN", "Infinity")
+    assert any("not finite" in note for note in bundle["diag"]["notes"])
+    shown = [v for vals in bundle["vars"]["h"]["value"].values() for v in vals]
+    assert "NaN" in shown or "Infinity" in shown or "-Infinity" in shown
+    assert "NaN" in page.html or "Infinity" in page.html
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_parameters_near_the_largest_float_give_a_page_with_their_histograms():
+    model, xs, ys = _elman()
+    big = {k: np.full_like(v, 1e308) * np.sign(np.arange(v.size).reshape(v.shape) % 2 - 0.5)
+           for k, v in model.state_dict().items()}
+    model.load_state_dict(big)
+    page = viz.explore(model, xs, ys)
+    hist = page.data["bundles"][0]["vars"]["h"]["vhist"]["1"]
+    assert sum(hist["counts"]) + hist["nonfinite"] == 3
+
+
+def test_a_title_that_is_not_a_string_is_refused_by_name():
+    model, xs, ys = _elman()
+    with pytest.raises(tg.DTypeError, match="viz.explore: title must be a str, got int"):
+        viz.explore(model, xs, ys, title=123)
+
+
+def test_a_lone_surrogate_in_the_title_is_kept_in_the_data_and_the_page_saves(tmp_path):
+    model, xs, ys = _elman()
+    page = viz.explore(model, xs, ys, title="runs \ud800 here")
+    assert page.data["title"] == "runs \ud800 here"
+    path = page.save(tmp_path / "p.html")
+    text = open(path, encoding="utf-8").read()
+    assert "<title>runs \ufffd here</title>" in text
+
+
+def test_ids_carry_the_symbols_they_stand_for_and_only_vectors_have_histograms():
+    vocab = rnn.Vocab("hello world")
+    model = rnn.ElmanRNN(len(vocab), 3, len(vocab), seed=0)
+    ids = vocab.encode("hello wor")
+    page = viz.explore(model, ids[:-1], ids[1:], symbols=vocab)
+    assert page.data["symbols"] == vocab.tokens
+    x = page.data["bundles"][0]["vars"]["x"]
+    assert x["ids"] and x["value"]["1"] == [int(ids[0])]
+    assert x["vhist"]["1"] is None                       # an id is no distribution
+    h = page.data["bundles"][0]["vars"]["h"]
+    assert not h["ids"] and sum(h["vhist"]["1"]["counts"]) == 3
+    assert page.data["bundles"][0]["vars"]["L"]["vhist"]["1"] is None     # a scalar neither
+    with pytest.raises(tg.DTypeError, match="symbols must be"):
+        viz.explore(model, ids[:-1], ids[1:], symbols="helo wrd")

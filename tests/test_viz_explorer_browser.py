@@ -90,7 +90,9 @@ def _designs():
             ("seq2one", rnn.SequenceToOne(4, 3, 2), (ids, 1)),
             ("vec2seq", rnn.VectorToSequence(3, 3, 4), (rng.normal(size=3), ids)),
             ("conditional", rnn.ConditionalRNN(4, 3, 4), (ids, ids)),
-            ("user_lstm", lstm, (rng.normal(size=(6, 3)), ids))]
+            ("user_lstm", lstm, (rng.normal(size=(6, 3)), ids)),
+            ("bidirectional", rnn.BidirectionalRNN(4, 3, 4), (ids, ids)),
+            ("encdec", rnn.EncoderDecoder(4, 3, 4), (ids, ids[:4]))]
 
 
 @pytest.mark.parametrize("name, model, args", _designs(), ids=[d[0] for d in _designs()])
@@ -227,5 +229,355 @@ def test_the_op_level_toggle_shows_the_ops_of_the_selected_step(browser, tmp_pat
     (grad,) = tg.grad(run.loss, [h])
     assert float(page.page.inner_text("#info-norm")) == pytest.approx(np.linalg.norm(h.data), rel=1e-5)
     assert float(page.page.inner_text("#info-gnorm")) == pytest.approx(np.linalg.norm(grad), rel=1e-5)
+    assert page.errors == []
+    page.close()
+
+
+# ------------------------------------------------------------------ hostile names and links
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def _hostile_model(bad):
+    """A user's recurrence with ``bad`` in every name slot: model, state part, a .named()
+    intermediate and a parameter."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(0, 0.5, (3, 3)), name=f"W{bad}")
+    U = tg.Parameter(rng.normal(0, 0.5, (3, 2)), name="U")
+    V = tg.Parameter(rng.normal(0, 0.5, (4, 3)), name="V")
+
+    def step(h, x):
+        return (h @ W.T + x @ U.T).named(f"a{bad}").tanh()
+    return rnn.Recurrence(step, [W, U, V], 3, n_in=2, readout=lambda h: h @ V.T,
+                          name=f"m{bad}", state_name=f"h{bad}")
+
+
+class HostilePage(Page):
+    """A page that fails on any dialog (alert, confirm, prompt) a script would open."""
+
+    def __init__(self, browser, path, hash_=""):
+        self.dialogs = []
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        self.errors = []
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(f"file://{path}" + (f"#{hash_}" if hash_ else ""))
+        self.page.wait_for_function("window.explorer !== undefined")
+
+    def injected(self):
+        """Elements no explorer page has: the payloads' img, script or iframe outside the data."""
+        return self.page.evaluate("""() => Array.from(document.querySelectorAll('img, iframe, object, embed, script'))
+            .filter(e => !(e.tagName === 'SCRIPT' && (e.id === 'explorer-data' || !e.src && e.textContent.includes('window.explorer'))))
+            .map(e => e.outerHTML)""")
+
+
+@pytest.mark.parametrize("hash_", ["sel=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E,1", "sel=%E0%A4%A,1",
+                                   "sel=__proto__,1", "sel=constructor,2", "b=__proto__&v=constructor",
+                                   "sel=toString,1&hp=__proto__&sw=1e99", "sel=%ED%A0%80,1",
+                                   "v=w99999999999&b=-1&sel=h,,,,"])
+def test_a_hostile_link_runs_nothing_and_the_page_starts(browser, tmp_path, hash_):
+    model, xs, ys = _elman()
+    page = HostilePage(browser, _save(tmp_path, model, xs, ys), hash_)
+    page.node(_node_id(page.page.evaluate("explorer.data.names"), "h", 2)).click()
+    assert page.page.inner_text("#info-title") == "h(2)"        # the page works
+    assert page.dialogs == [] and page.injected() == [] and page.errors == []
+    page.close()
+
+
+@pytest.mark.parametrize("bad", [XSS, "<!--<script>", "</script><script>alert(1)</script>",
+                                 "\ud800", "\u2028\u2029&amp;\"'"])
+def test_hostile_names_in_every_slot_are_shown_as_text_and_run_nothing(browser, tmp_path, bad):
+    model = _hostile_model(bad)
+    xs = np.random.default_rng(1).normal(size=(4, 2))
+    path = tmp_path / "hostile.html"
+    viz.explore(model, xs, np.array([0, 1, 2, 3]), title=f"title{bad}").save(path)
+    page = HostilePage(browser, path)
+    names = page.page.evaluate("explorer.data.names")
+    assert f"h{bad}" in names and f"a{bad}" in names        # the names arrive as they are
+    assert page.page.inner_text("#title").startswith("title")
+    for name in (f"h{bad}", f"a{bad}"):
+        page.node(_node_id(names, name, 2)).click()
+        assert page.page.evaluate("explorer.state.sel") == {"name": name, "t": 2}
+        assert page.page.evaluate("document.getElementById('info-title').textContent") == f"{name}(2)"
+        hash_ = page.page.evaluate("location.hash").lstrip("#")
+        again = HostilePage(browser, path, hash_)          # the link restores the selection
+        assert again.page.evaluate("explorer.state.sel") == {"name": name, "t": 2}
+        assert again.dialogs == [] and again.injected() == [] and again.errors == []
+        again.close()
+    page.page.click("#view-folded")
+    page.page.check("#ops-toggle")
+    page.page.mouse.move(*_heat_point(page, 3, 2))
+    assert page.dialogs == [] and page.injected() == [] and page.errors == []
+    page.close()
+
+
+def _heat_point(page, t, k):
+    page.page.locator("#heat").scroll_into_view_if_needed()
+    box = page.page.locator("#heat").bounding_box()
+    at = page.page.evaluate(f"explorer.cellCenter({t}, {k})")
+    return box["x"] + at["x"], box["y"] + at["y"]
+
+
+def test_the_page_forbids_inline_scripts_and_handlers_by_its_content_security_policy(browser,
+                                                                                    tmp_path):
+    model, xs, ys = _elman()
+    page = HostilePage(browser, _save(tmp_path, model, xs, ys))
+    policy = page.page.get_attribute("meta[http-equiv='Content-Security-Policy']", "content")
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    page.page.evaluate("""() => { const i = document.createElement('img');
+        i.setAttribute('onerror', 'alert(1)'); i.src = 'data:,x'; document.body.append(i); }""")
+    page.page.wait_for_timeout(100)    # the image fails at once; a handler would have run
+    assert page.dialogs == []
+    page.close()
+
+
+# ------------------------------------------------------------------ inline in a notebook
+
+class _Served:
+    """A folder served over http on 127.0.0.1 (a free port) while the block runs, as a notebook
+    server would serve a notebook's page; the server stops when the block ends."""
+
+    def __init__(self, folder):
+        import functools
+        import http.server
+        import threading
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+        return False
+
+
+def _quiet_handler():
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):      # no request lines in the test output
+            pass
+    return Quiet
+
+
+_QuietHandler = _quiet_handler()
+
+
+def test_the_notebook_iframe_served_over_http_starts_and_clicks_without_errors(browser, tmp_path):
+    model, xs, ys = _elman()
+    (tmp_path / "notebook.html").write_text(
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'></head><body>"
+        + viz.explore(model, xs, ys)._repr_html_() + "</body></html>", encoding="utf-8")
+    with _Served(tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/notebook.html")
+        frame = page.frames[1]
+        frame.wait_for_function("window.explorer !== undefined")
+        names = frame.evaluate("explorer.data.names")
+        frame.locator(f"#graph g.node:has(> title:text-is('{_node_id(names, 'h', 3)}'))").click()
+        assert frame.inner_text("#info-title") == "h(3)"
+        frame.click("#view-folded")
+        frame.eval_on_selector("#sweep", "el => { el.value = 5; el.dispatchEvent(new Event('input')); }")
+        assert frame.evaluate("explorer.state.sweep") == 5
+        page.close()
+    assert errors == []
+
+
+# ------------------------------------------------------------------ in a lecture room
+
+LECTURE = {"width": 1280, "height": 720}
+
+
+@pytest.fixture(scope="module")
+def lstm_page(tmp_path_factory):
+    """The page `tinygraph explore --model lstm` writes (40 steps)."""
+    from viz.cli import main
+    out = tmp_path_factory.mktemp("lstm")
+    assert main(["explore", "--model", "lstm", "--out", str(out)]) == 0
+    return out / "lstm_explorer.html"
+
+
+class SizedPage(HostilePage):
+    def __init__(self, browser, path, hash_="", viewport=None):
+        self.dialogs = []
+        self.page = browser.new_page(viewport=viewport or LECTURE)
+        self.errors = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(f"file://{path}" + (f"#{hash_}" if hash_ else ""))
+        self.page.wait_for_function("window.explorer !== undefined")
+
+    def fit(self):
+        """Horizontal overflow of the graph pane and of the page (px), the median node circle (px)."""
+        return self.page.evaluate("""() => { const g = document.getElementById('graph');
+            const ws = Array.from(g.querySelectorAll('g.node ellipse')).map(e => e.getBoundingClientRect().width)
+              .sort((a, b) => a - b);
+            const d = document.documentElement;
+            return [g.scrollWidth - g.clientWidth, d.scrollWidth - d.clientWidth, ws[Math.floor(ws.length / 2)]]; }""")
+
+    def in_pane(self, selector):
+        return self.page.evaluate("""(sel) => { const n = document.querySelector(sel); if (!n) return false;
+            const g = document.getElementById('graph').getBoundingClientRect(), b = n.getBoundingClientRect();
+            return b.left >= g.left - 1 && b.right <= g.right + 1 && b.top >= g.top - 1 && b.bottom <= g.bottom + 1; }""",
+                                  selector)
+
+
+@pytest.mark.parametrize("viewport", [LECTURE, {"width": 1024, "height": 768}],
+                         ids=["1280x720", "1024x768"])
+def test_the_lstm_page_fits_a_projector_with_legible_nodes(browser, lstm_page, viewport):
+    page = SizedPage(browser, lstm_page, viewport=viewport)
+    for view in ("summary", "window"):
+        if view == "window":
+            page.page.evaluate("explorer.clickNode(document.querySelector('#graph g.node[data-key$=\"_gap\"]').dataset.key)")
+            assert page.page.evaluate("explorer.state.view") == "window"
+        pane, document, node = page.fit()
+        assert pane == 0 and document == 0, view
+        assert node >= 24, view
+    assert page.errors == []
+    page.close()
+
+
+def test_the_pages_of_a_window_show_every_step_and_the_zoom_changes_the_scale(browser, lstm_page):
+    page = SizedPage(browser, lstm_page, hash_="v=w0")
+    names = page.page.evaluate("explorer.data.names")
+    pages = page.page.evaluate("explorer.graph.pages.length")
+    assert pages > 1 and page.page.is_visible("#page-nav")
+    seen = set()
+    for _ in range(pages):
+        seen |= {t for t in range(1, 11)
+                 if page.in_pane(f"#graph g.node[data-key='{_node_id(names, 'h', t)}'] ellipse")}
+        assert page.fit()[0] == 0
+        page.page.click("#page-next")
+    assert seen == set(range(1, 11))
+    before = page.fit()[2]
+    page.page.click("#zoom-in")
+    assert page.fit()[2] == pytest.approx(before * 1.25, rel=1e-3) and page.fit()[0] == 0
+    page.page.click("#zoom-fit")
+    assert page.fit()[2] == pytest.approx(before, rel=1e-3)
+    assert page.errors == []
+    page.close()
+
+
+def test_the_backward_sweep_keeps_the_lit_node_in_view_and_play_turns_into_pause(browser, lstm_page):
+    page = SizedPage(browser, lstm_page, hash_="v=w0")
+    total = int(page.page.get_attribute("#sweep", "max"))
+    checked = 0
+    for position in range(1, total + 1, 15):
+        page.page.eval_on_selector("#sweep", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }",
+                                   position)
+        if page.page.locator("#graph g.node.current").count():
+            assert page.in_pane("#graph g.node.current"), position
+            checked += 1
+    assert checked > 10
+    labels = page.page.evaluate("""() => { const b = document.getElementById('sweep-play'), out = [b.textContent];
+        b.click(); out.push(b.textContent); b.click(); out.push(b.textContent); return out; }""")
+    assert labels == ["\u25b6 play", "\u23f8 pause", "\u25b6 play"]     # (no timer runs in between)
+    assert page.errors == []
+    page.close()
+
+
+def test_a_folded_node_asks_for_a_step_or_takes_the_selected_one(browser, tmp_path):
+    model, xs, ys = _elman()
+    page = SizedPage(browser, _save(tmp_path, model, xs, ys))
+    names = page.page.evaluate("explorer.data.names")
+    page.page.click("#view-folded")
+    page.node(f"f{names.index('h')}").click()
+    assert page.page.evaluate("explorer.state.sel") is None          # not a silent t = 1
+    assert page.page.inner_text("#info-title") == "h: which step?"
+    page.page.fill("#ask-step", "4")
+    page.page.dispatch_event("#ask-step", "change")
+    assert page.page.evaluate("explorer.state.sel") == {"name": "h", "t": 4}
+    page.node(f"f{names.index('o')}").click()                       # a step is selected: it is used
+    assert page.page.evaluate("explorer.state.sel") == {"name": "o", "t": 4}
+    assert page.page.inner_text("#info-title") == "o(4)"
+    assert page.errors == []
+    page.close()
+
+
+def test_a_heatmap_click_on_a_hidden_step_opens_the_window_that_holds_it(browser, tmp_path):
+    model, xs, ys = _elman(steps=30)
+    page = SizedPage(browser, _save(tmp_path, model, xs, ys))
+    names = page.page.evaluate("explorer.data.names")
+    page.page.mouse.click(*_heat_point(page, 20, 15))
+    assert page.page.evaluate("explorer.state.view") == "window"
+    assert page.page.inner_text("#win-label").strip() == "steps 11\u201320 of 30"
+    assert page.page.evaluate("explorer.state.sel") == {"name": "h", "t": 15}
+    assert page.in_pane(f"#graph g.node[data-key='{_node_id(names, 'h', 15)}'] ellipse")
+    assert page.page.inner_text("#info-title") == "h(15)"
+    assert "not kept" not in page.page.inner_text("#info")
+    assert page.errors == []
+    page.close()
+
+
+def test_the_heatmap_has_ticks_one_scale_for_before_and_after_and_tells_zeros_from_tiny(browser,
+                                                                                        tmp_path):
+    model, xs, ys = _elman(steps=8)
+    before = {k: v * (1e-5 if k == "W" else 1.0) for k, v in model.state_dict().items()}
+    page = SizedPage(browser, _save(tmp_path, model, xs, ys, before=before))
+    scales = []
+    for i in (0, 1):
+        page.page.click(f"#bundle-{i}")
+        scales.append(page.page.inner_text("#heat-scale"))
+    assert scales[0] == scales[1]                   # the same colours mean the same numbers
+
+    def pixel(t, k):
+        at = page.page.evaluate(f"explorer.cellCenter({t}, {k})")
+        return page.page.evaluate("""([x, y]) => { const c = document.getElementById('heat');
+            const f = c.width / c.clientWidth; return Array.from(c.getContext('2d').getImageData(x * f, y * f, 1, 1).data); }""",
+                                  [at["x"], at["y"]])
+    page.page.click("#bundle-0")                    # W tiny: ‖∂L(8)/∂h(1)‖ ~ 1e-30, far below the scale
+    assert pixel(1, 8)[:3] == [255, 255, 255]       # k > t: exactly zero, white
+    assert pixel(8, 1)[:3] == [217, 217, 217]       # positive but below the scale: grey
+    assert pixel(8, 8)[:3] not in ([255, 255, 255], [217, 217, 217])
+    ticks = page.page.evaluate("""() => { const c = document.getElementById('heat');
+        return c.getContext('2d').getImageData(0, c.height - 34, c.width, 34).data.some((v, i) => i % 4 === 3 && v > 0); }""")
+    assert ticks                                    # the axis below the cells has ticks and labels
+    assert page.errors == []
+    page.close()
+
+
+def test_ids_show_as_the_characters_they_stand_for(browser, tmp_path):
+    vocab = rnn.Vocab("hello world")
+    model = rnn.ElmanRNN(len(vocab), 3, len(vocab), seed=0)
+    ids = vocab.encode("hello")
+    path = tmp_path / "chars.html"
+    viz.explore(model, ids[:-1], ids[1:], symbols=vocab).save(path)
+    page = SizedPage(browser, path)
+    names = page.page.evaluate("explorer.data.names")
+    page.node(_node_id(names, "x", 2)).click()
+    assert page.page.inner_text("#info-value") == f'"e" (id {vocab.index["e"]})'
+    assert "‖x‖" not in page.page.inner_text("#info")
+    assert page.page.locator("#info svg.hist").count() == 0
+    assert page.errors == []
+    page.close()
+
+
+@pytest.mark.parametrize("cls, part, shape", [(rnn.BidirectionalRNN, "g", (6, 6)),
+                                              (rnn.EncoderDecoder, "h", (4, 6))])
+def test_the_heatmap_of_a_non_causal_design_shows_every_part_and_k_after_t(browser, tmp_path, cls,
+                                                                          part, shape):
+    model = cls(4, 3, 4, seed=1)
+    ids = np.random.default_rng(0).integers(0, 4, 6)
+    ys = ids if shape[0] == 6 else ids[:4]
+    page = SizedPage(browser, _save(tmp_path, model, ids, ys))
+    names = page.page.evaluate("explorer.data.names")
+    page.page.click(f"#heat-parts button[data-part='{part}']")
+    C = rnn.connectivity(model, ids, ys, part=part)
+    assert C.shape == shape
+    t, k = 1, shape[1]                                  # a loss term and a later step of the part
+    assert C[t - 1, k - 1] > 0
+    page.page.mouse.move(*_heat_point(page, t, k))
+    assert f"/∂{part}({k})‖ = {C[t - 1, k - 1]:.6g}"[:-1] in page.page.inner_text("#heat-label")
+    assert _node_id(names, "L", t) in page.titles("hl")
     assert page.errors == []
     page.close()

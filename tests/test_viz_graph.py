@@ -1,6 +1,8 @@
 """The op-level DAG: every engine node, parameters at each use, one cluster per
 scope, stable ids, summarised long unrolls and the gradient-flow colouring."""
 
+import re
+
 import numpy as np
 
 import rnn
@@ -70,7 +72,8 @@ def test_one_cluster_per_scope():
     scopes = {n.scope for n in _all_nodes(loss)
               if n.scope is not None and not isinstance(n, tg.Parameter)}
     _, _, clusters = parse(viz.render(viz.graph(loss)))
-    assert set(clusters.values()) == scopes
+    assert {label.split(":")[0] for label in clusters.values()} == scopes
+    assert len(clusters) == len(scopes)
     assert {"elman/t=1", "elman/t=2", "elman/t=3"} <= scopes
 
 
@@ -127,3 +130,27 @@ def test_hostile_node_names_are_escaped():
     assert any("<x>&\"'" in n["text"] for n in drawn.values())
     assert any("{y}|<" in n["text"] for n in drawn.values())
     assert "</title><b>" in clusters.values()
+
+
+def test_steps_run_left_to_right_in_time_order():
+    model = rnn.LSTM(4, 3, 4)
+    loss = model.loss(np.array([0, 1, 2, 3, 1]), np.array([1, 2, 3, 0, 1]))
+    drawn, _, _ = parse(viz.render(viz.graph(loss)))
+    source = viz.graph(loss).source
+    members = {}
+    for block in re.findall(r"subgraph (cluster_\d+) \{(.*?)\n\t\}", source, re.S):
+        label = re.search(r"label=<([^>]*)>", block[1]).group(1)
+        members[label] = re.findall(r"^\t\t(n\d+) \[", block[1], re.M)
+    left = {label: min(drawn[n]["x"] for n in ids) for label, ids in members.items() if ids}
+    steps = [left[f"lstm/t={t}"] for t in range(1, 6)]
+    assert steps == sorted(steps)
+
+
+def test_precomputation_shared_by_all_steps_is_one_cluster_named_for_what_it_is():
+    model = rnn.LSTM(4, 3, 4)
+    loss = model.loss(np.array([0, 1, 2, 3, 1]), np.array([1, 2, 3, 0, 1]))
+    _, _, clusters = parse(viz.render(viz.graph(loss)))
+    labels = set(clusters.values())
+    assert "lstm: computed once before the steps, shared by all of them" in labels
+    assert "lstm: after the steps" in labels
+    assert not any("(t" in label for label in labels)

@@ -82,14 +82,15 @@ def test_folded_view_of_a_users_own_cell_has_one_node_per_variable_and_one_delay
     assert len(squares) == 1
 
 
-def test_folded_recurrent_edge_goes_through_the_delay_square_labelled_with_its_weights():
+def test_folded_recurrent_edges_leave_the_delay_square_one_per_path_labelled_with_its_weights():
     nodes, edges, _ = _svg(viz.folded(_gated_cell()))
     h = by_text(nodes)["h"]
     square = next(nid for nid, n in nodes.items() if n["fill"] == "black")
     into = [label for a, b, label in edges if a == h and b == square]
-    out = [label for a, b, label in edges if a == square and b == h]
-    assert len(into) == 1 and set(into[0].split(", ")) == {"G", "A"}
-    assert out == [""]
+    out = sorted(label for a, b, label in edges if a == square and b == h)
+    assert into == [""]
+    assert len(out) == 2 and out[0] == ""       # the copy gate * h(t-1) carries no weight
+    assert set(out[1].split(", ")) == {"G", "A"}
     assert not any(a == h and b == h for a, b, _ in edges)
 
 
@@ -99,7 +100,7 @@ def test_time_runs_left_to_right_and_each_column_stacks_x_h_o_L_y_bottom_to_top(
     assert at["h (1)"]["x"] < at["h (2)"]["x"] < at["h (3)"]["x"]
     for t in (1, 2, 3):
         column = [at[f"{name} ({t})"] for name in ("x", "h", "o", "L", "y")]
-        assert all(abs(n["x"] - column[0]["x"]) < 1 for n in column)
+        assert all(abs(n["x"] - column[0]["x"]) < 2 for n in column)
         ys = [n["y"] for n in column]            # SVG y grows downwards
         assert ys == sorted(ys, reverse=True)
     assert at["h (1)"]["y"] == at["h (3)"]["y"]
@@ -213,15 +214,16 @@ def test_short_unrolls_still_show_the_recurrence_through_ellipsis_ends(steps):
     assert labels[(f"h ({steps})", "h (...)")] == "w"
 
 
-def test_summarised_output_recurrence_routes_through_one_elision_node_per_variable():
+def test_summarised_output_recurrence_routes_through_one_elision_node_per_fed_back_variable():
     model = rnn.JordanRNN(4, 3, 4)
     nodes, edges, _ = _svg(viz.unrolled(model, steps=20, keep=3, hide=("a",)))
     text = {nid: n["text"] for nid, n in nodes.items()}
     gaps = {t.split(":")[0]: nid for nid, t in text.items() if "14 steps left out" in t}
-    assert sorted(gaps) == ["h", "y"]
-    assert {(text[a], label) for a, b, label in edges if b == gaps["h"]} == {("y (3)", "W")}
-    assert {(text[b], label) for a, b, label in edges if a == gaps["y"]} == {("h (18)", "W")}
-    assert not any(b == gaps["y"] or a == gaps["h"] for a, b, _ in edges)
+    assert sorted(gaps) == ["y"]
+    assert {(text[a], label) for a, b, label in edges if b == gaps["y"]} == {("y (3)", "W")}
+    bend = [b for a, b, _ in edges if a == gaps["y"]]
+    assert len(bend) == 1 and text[bend[0]] == ""      # turns down into step 18's box
+    assert {(text[b], label) for a, b, label in edges if a == bend[0]} == {("h (18)", "W")}
 
 
 def test_gradient_flow_view_shows_the_norm_reaching_each_state():
@@ -251,3 +253,30 @@ def test_drawing_leaves_the_cycle_collector_as_it_found_it():
     viz.unrolled(model, steps=12, grads=True)
     viz.graph(model.run(np.array([0, 1, 2]), np.array([1, 2, 3])).loss)
     assert (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_folded_gru_draws_the_copy_path_beside_the_weighted_path():
+    nodes, edges, _ = _svg(viz.folded(rnn.GRU(4, 3, 4)))
+    h = by_text(nodes)["h"]
+    square = next(nid for nid, n in nodes.items() if n["fill"] == "black")
+    into_h = sorted(label for a, b, label in edges if a == square and b == h)
+    assert into_h == ["", "W"]      # u(t) h(t-1) with no weight, and W (r(t) h(t-1))
+
+
+def test_folded_look_ahead_has_its_own_marker_and_a_legend():
+    digraph = viz.folded(rnn.BidirectionalRNN(4, 3, 4))
+    nodes, edges, _ = _svg(digraph)
+    by = {n["text"]: nid for nid, n in nodes.items() if n["text"]}
+    squares = {n["fill"]: nid for nid, n in nodes.items() if n["text"] == ""}
+    assert set(squares) == {"black", "white"}
+    assert (by["h"], squares["black"]) in {(a, b) for a, b, _ in edges}
+    assert (by["g"], squares["white"]) in {(a, b) for a, b, _ in edges}
+    assert "look-ahead" in digraph.source and "delay" in digraph.source
+
+
+def test_folded_fixed_weights_are_dashed_and_marked_fixed():
+    digraph = viz.folded(rnn.EchoStateNetwork(4, 3, 4))
+    fixed = [line for line in digraph.source.splitlines() if "(fixed)" in line]
+    assert {re.search(r"label=<(\w+) \(fixed\)>", line).group(1) for line in fixed} == {"U", "W"}
+    assert all("dashed" in line for line in fixed)
+    assert "(fixed)" not in viz.folded(rnn.ElmanRNN(4, 3, 4)).source

@@ -7,7 +7,7 @@ scope; ``backward`` walks the DAG in iterative topological order.
 from . import interop, optim  # noqa: F401 - interop puts numpy's hooks onto Tensor
 from .check import gradcheck
 from .creation import arange, eye, full, linspace, ones, ones_like, rand, randn, zeros, zeros_like
-from .errors import (AnomalyError, BackwardError, BadIndexError, CheckpointError,
+from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, CheckpointError,
                      CheckpointNotFoundError, CheckpointWriteError, ConfigError, DTypeError, GradcheckError,
                      GraphFreedError, InPlaceError, ShapeError, StaleGraphError, TinygraphError,
                      WriteError)
@@ -25,13 +25,13 @@ from .ops import (abs, add, addmm, amax, amin, argmax, argmin, binary_cross_entr
 from .optim import clip_grad_norm
 from .sweep import sweep_order
 from .tensor import (Scatter, Tensor, apply, bump_version, current_scope, defvjp, detect_anomaly,
-                     enable_grad, grad, is_anomaly_enabled, is_grad_enabled, make_node, no_grad,
-                     scope, tensor)
+                     enable_grad, grad, is_anomaly_enabled, is_grad_enabled, make_node, memory_limit,
+                     no_grad, scope, tensor)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnomalyError", "BackwardError", "BadIndexError", "Checkpoint", "CheckpointError",
+    "AllocationError", "AnomalyError", "BackwardError", "BadIndexError", "Checkpoint", "CheckpointError",
     "CheckpointNotFoundError", "CheckpointWriteError", "ConfigError", "DTypeError", "Dropout",
     "GradcheckError", "GraphFreedError", "InPlaceError", "Module", "Parameter", "Scatter",
     "ShapeError", "StaleGraphError", "Tensor", "TinygraphError", "WriteError", "abs", "add",
@@ -41,7 +41,7 @@ __all__ = [
     "defvjp", "detect_anomaly", "div", "dropout", "enable_grad", "exp", "expand_dims", "expm1",
     "eye", "flatten", "flip", "full", "gelu", "getitem", "grad", "gradcheck", "hstack",
     "is_anomaly_enabled", "is_grad_enabled", "leaky_relu", "linspace", "load_arrays", "log",
-    "log1p", "log_softmax", "logsumexp", "make_node", "matmul", "max", "maximum", "mean", "min",
+    "log1p", "log_softmax", "logsumexp", "make_node", "matmul", "max", "maximum", "mean", "memory_limit", "min",
     "minimum", "moveaxis", "mse_loss", "mul", "neg", "nll_loss", "no_grad", "norm", "one_hot",
     "ones", "ones_like", "optim", "pad", "permute", "power", "prod", "rand", "randn",
     "read_checkpoint", "read_meta", "relu", "reshape", "save_arrays", "scope", "sigmoid", "sign",

@@ -27,7 +27,8 @@ def gradcheck(fn, inputs, eps=None, rtol=None, atol=None, seed=0):
         differences in float32 can go -- use float64 inputs for an exact check.  A failure
         with tighter tolerances on float32 inputs says so.
 
-    Returns True, or raises GradcheckError naming the worst entry.
+    Returns True, or raises GradcheckError naming the worst entry.  The inputs are left as
+    they were, also when ``fn`` raises on a perturbed input.
     """
     inputs = list(inputs)
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
@@ -51,11 +52,13 @@ def gradcheck(fn, inputs, eps=None, rtol=None, atol=None, seed=0):
         x = inputs[i].data
         for idx in np.ndindex(x.shape):
             old = x[idx]
-            x[idx] = old + eps
-            up, step_up = objective(), float(x[idx])
-            x[idx] = old - eps
-            down, step_down = objective(), float(x[idx])
-            x[idx] = old
+            try:     # the input is restored whatever fn does (raises, or is interrupted)
+                x[idx] = old + eps
+                up, step_up = objective(), float(x[idx])
+                x[idx] = old - eps
+                down, step_down = objective(), float(x[idx])
+            finally:
+                x[idx] = old
             numeric = (up - down) / (step_up - step_down)   # the step as stored in x's dtype
             err = abs(a[idx] - numeric)
             excess = err - (atol + rtol * abs(numeric))

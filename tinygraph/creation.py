@@ -3,14 +3,38 @@
 Float data defaults to float64; ``requires_grad=True`` makes a leaf that backward fills.
 """
 
+import builtins
+import math
+
 import numpy as np
 
-from .errors import ConfigError
-from .tensor import Tensor
+from .errors import ConfigError, DTypeError, ShapeError
+from .tensor import Tensor, _allocation_error, _current, check_size
 
 
 def _leaf(array, requires_grad):
     return Tensor(array, requires_grad=requires_grad)
+
+
+def _make(who, make, shape, dtype):
+    """``make()``, after checking that ``shape`` of ``dtype`` fits in memory; numpy's errors
+    become tinygraph errors naming ``who`` and the shape (AllocationError for a MemoryError)."""
+    given = "" if shape is None else f" (shape {shape!r})"
+    try:
+        dims = tuple(int(n) for n in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        kind = np.dtype(dtype)
+    except (TypeError, ValueError):
+        dims = None     # (also for shape None) make() raises numpy's error, named below
+    if dims is not None and all(n >= 0 for n in dims):
+        check_size(who, dims, kind)
+    try:
+        return make()
+    except MemoryError as e:
+        raise _allocation_error(who, [], e) from None
+    except ValueError as e:
+        raise ShapeError(f"{who}: {e}{given}") from None
+    except TypeError as e:
+        raise DTypeError(f"{who}: {e}{given}") from None
 
 
 def _float(dtype):
@@ -24,16 +48,24 @@ def _shape(shape):
 
 def zeros(shape, dtype=None, requires_grad=False):
     """A tensor of zeros of ``shape`` (an int or a tuple)."""
-    return _leaf(np.zeros(shape, _float(dtype)), requires_grad)
+    return _leaf(_make("zeros", lambda: np.zeros(shape, _float(dtype)), shape, _float(dtype)),
+                 requires_grad)
 
 
 def ones(shape, dtype=None, requires_grad=False):
-    return _leaf(np.ones(shape, _float(dtype)), requires_grad)
+    return _leaf(_make("ones", lambda: np.ones(shape, _float(dtype)), shape, _float(dtype)),
+                 requires_grad)
 
 
 def full(shape, value, dtype=None, requires_grad=False):
     """A tensor of ``shape`` filled with ``value`` (dtype as numpy's ``full``: from the value)."""
-    return _leaf(np.full(shape, value, dtype), requires_grad)
+    if isinstance(value, Tensor) and value.requires_grad and _current().grad_enabled:
+        raise DTypeError("full: the fill value is a Tensor that requires grad, and a new leaf "
+                         "would cut it from the graph; use tg.broadcast_to(value, shape) to keep "
+                         "the graph, or value.item() for its value alone")
+    fill = value.data if isinstance(value, Tensor) else value
+    kind = np.asarray(fill).dtype if dtype is None else dtype
+    return _leaf(_make("full", lambda: np.full(shape, fill, dtype), shape, kind), requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -47,23 +79,32 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 def arange(*args, dtype=None, requires_grad=False):
     """numpy's ``arange(stop)`` / ``arange(start, stop, step)``."""
-    return _leaf(np.arange(*args, dtype=dtype), requires_grad)
+    try:    # the length, for the size check (numpy names bad arguments itself)
+        start, stop, step = (0, args[0], 1) if len(args) == 1 else (tuple(args) + (1,))[:3]
+        length = (builtins.max(0, math.ceil((stop - start) / step)),)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError):
+        length = None
+    return _leaf(_make("arange", lambda: np.arange(*args, dtype=dtype), length,
+                       np.float64 if dtype is None else dtype), requires_grad)
 
 
 def eye(n, m=None, dtype=None, requires_grad=False):
     """The n x n (or n x m) identity."""
-    return _leaf(np.eye(n, m, dtype=_float(dtype)), requires_grad)
+    return _leaf(_make("eye", lambda: np.eye(n, m, dtype=_float(dtype)), (n, n if m is None else m),
+                       _float(dtype)), requires_grad)
 
 
 def randn(*shape, seed=None, dtype=None, requires_grad=False):
     """Standard normal entries of ``shape``; ``seed`` makes them reproducible."""
-    values = np.random.default_rng(seed).standard_normal(_shape(shape))
+    values = _make("randn", lambda: np.random.default_rng(seed).standard_normal(_shape(shape)),
+                   _shape(shape), np.float64)
     return _leaf(values.astype(_float(dtype), copy=False), requires_grad)
 
 
 def rand(*shape, seed=None, dtype=None, requires_grad=False):
     """Uniform entries in [0, 1) of ``shape``."""
-    values = np.random.default_rng(seed).random(_shape(shape))
+    values = _make("rand", lambda: np.random.default_rng(seed).random(_shape(shape)),
+                   _shape(shape), np.float64)
     return _leaf(values.astype(_float(dtype), copy=False), requires_grad)
 
 
@@ -72,4 +113,6 @@ def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False
     third argument is ``steps``, the same count)."""
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
         raise ConfigError(f"linspace: num must be an integer >= 0, got {num!r}")
-    return _leaf(np.linspace(start, stop, int(num), endpoint=endpoint, dtype=_float(dtype)), requires_grad)
+    return _leaf(_make("linspace", lambda: np.linspace(start, stop, int(num), endpoint=endpoint,
+                                                       dtype=_float(dtype)), int(num), _float(dtype)),
+                 requires_grad)

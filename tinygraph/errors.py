@@ -24,6 +24,11 @@ class DTypeError(TinygraphError, TypeError):
     """A dtype an op or a leaf cannot take (e.g. an integer tensor asked to require grad)."""
 
 
+class AllocationError(TinygraphError, MemoryError):
+    """A result too large to allocate: more than this machine's physical memory, or refused by
+    the allocator (names the op, the shapes and the size in GiB)."""
+
+
 class BackwardError(TinygraphError, RuntimeError):
     """``backward`` cannot run: a non-scalar without ``grad=``, or nothing to differentiate."""
 

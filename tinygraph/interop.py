@@ -6,9 +6,13 @@ Functions that only look at values (``np.shape``, ``np.allclose``, ``np.argsort`
 the data and return numpy results, as ``np.asarray(t)`` would.
 """
 
+import functools
+import inspect
+
 import numpy as np
 
 from . import ops
+from .errors import ConfigError, DTypeError, ShapeError
 from .tensor import Tensor
 
 
@@ -49,7 +53,7 @@ def _arrays(value):
 
 def _refuse(what, hint=None):
     advice = f"use {hint}" if hint else "no tinygraph op does this, so no gradient would flow"
-    raise TypeError(f"{what} on a Tensor: {advice}; for the values alone (no gradient) "
+    raise DTypeError(f"{what} on a Tensor: {advice}; for the values alone (no gradient) "
                     "apply it to t.numpy()")
 
 
@@ -60,9 +64,14 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     if "out" in kwargs:
         _refuse(f"np.{name}(..., out=)", "an out-of-place op (tinygraph ops make new tensors), "
                 "or `with tg.no_grad(): t -= ...` to update a tensor in place")
-    if kwargs:
-        _refuse(f"np.{name}(..., {', '.join(f'{k}=' for k in kwargs)})",
-                "the tinygraph op without those arguments")
+    for key, value in kwargs.items():   # numpy's defaults are fine; anything else is refused
+        default = _UFUNC_DEFAULTS.get(key, ())
+        if value is default or (isinstance(value, str) and value == default):
+            continue
+        op = _UFUNCS.get(ufunc)
+        _refuse(f"np.{name}(..., {key}=)", _ARGUMENT_HINTS.get(key) or (
+            f"tg.{op.__name__} without it" if op is not None and getattr(ops, op.__name__, None) is op
+            else "the call without it"))
     if ufunc in _UFUNCS:
         return _UFUNCS[ufunc](*inputs)
     if ufunc in _CONSTANT_UFUNCS:
@@ -70,29 +79,24 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     _refuse(f"np.{name}", _HINTS.get(name))
 
 
-def _unsupported(name, rest):
-    if rest:
-        _refuse(f"np.{name}(..., {', '.join(f'{k}=' for k in rest)})", f"tg.{name} without them")
-
-
-def _reduction(fn, name):
-    def run(a, axis=None, *, keepdims=False, **rest):
-        _unsupported(name, rest)
+def _np_reduction(fn):
+    def run(a, axis=None, keepdims=False):
         return fn(a, axis=axis, keepdims=keepdims)
     return run
 
 
-def _moments(fn, name):
-    def run(a, axis=None, *, ddof=0, keepdims=False, **rest):
-        _unsupported(name, rest)
-        return fn(a, axis=axis, ddof=ddof, keepdims=keepdims)
+def _np_moments(fn):
+    def run(a, axis=None, ddof=0, keepdims=False, correction=None):
+        return fn(a, axis=axis, ddof=ddof if correction is None else correction, keepdims=keepdims)
     return run
 
 
-def _np_where(cond, *values):
-    if len(values) != 2:
-        return np.where(_arrays(cond))   # the indices of the true entries: values only
-    return ops.where(cond, *values)
+def _np_where(condition, x=None, y=None):
+    if x is None and y is None:
+        return np.where(_arrays(condition))   # the indices of the true entries: values only
+    if x is None or y is None:
+        raise ConfigError("np.where: give both x and y, or neither")
+    return ops.where(condition, x, y)
 
 
 def _np_norm(x, ord=None, axis=None, keepdims=False):   # noqa: A002 - numpy's name
@@ -107,32 +111,98 @@ def _np_dot(a, b):
     return ops.matmul(a, b) if np.ndim(_arrays(a)) and np.ndim(_arrays(b)) else ops.mul(a, b)
 
 
-def _np_split(x, sections, axis=0):
-    n = np.shape(_arrays(x))[axis]
-    if isinstance(sections, (int, np.integer)) and n % sections:
-        raise ValueError(f"np.split: {n} entries do not divide into {sections} equal sections "
-                         "(np.array_split / tg.split allow unequal ones)")
-    return ops.split(x, sections, axis)
+def _np_split(ary, indices_or_sections, axis=0):
+    n = np.shape(_arrays(ary))[axis]
+    if isinstance(indices_or_sections, (int, np.integer)) and n % indices_or_sections:
+        raise ShapeError(f"np.split: {n} entries do not divide into {indices_or_sections} equal "
+                         "sections (np.array_split / tg.split allow unequal ones)")
+    return ops.split(ary, indices_or_sections, axis)
 
 
-def _np_clip(a, a_min=None, a_max=None, **rest):
-    _unsupported("clip", rest)
-    return ops.clip(a, a_min, a_max)
+def _np_clip(a, a_min=None, a_max=None, min=None, max=None):   # noqa: A002 - numpy's names
+    return ops.clip(a, a_min if min is None else min, a_max if max is None else max)
 
 
+# numpy function -> (the tinygraph name, its implementation taking numpy's argument names)
 _FUNCTIONS = {
-    np.sum: _reduction(ops.sum, "sum"), np.mean: _reduction(ops.mean, "mean"),
-    np.max: _reduction(ops.max, "max"), np.amax: _reduction(ops.max, "max"),
-    np.min: _reduction(ops.min, "min"), np.amin: _reduction(ops.min, "min"),
-    np.prod: _reduction(ops.prod, "prod"), np.var: _moments(ops.var, "var"),
-    np.std: _moments(ops.std, "std"), np.cumsum: ops.cumsum,
-    np.argmax: _reduction(ops.argmax, "argmax"), np.argmin: _reduction(ops.argmin, "argmin"),
-    np.where: _np_where, np.clip: _np_clip, np.concatenate: ops.concat, np.stack: ops.stack,
-    np.reshape: lambda a, shape: ops.reshape(a, shape), np.transpose: ops.transpose,
-    np.swapaxes: ops.swapaxes, np.squeeze: ops.squeeze, np.expand_dims: ops.expand_dims,
-    np.ravel: ops.flatten, np.array_split: ops.split, np.split: _np_split, np.dot: _np_dot,
-    np.linalg.norm: _np_norm, np.broadcast_to: ops.broadcast_to, np.take: ops.take,
+    np.sum: ("sum", _np_reduction(ops.sum)), np.mean: ("mean", _np_reduction(ops.mean)),
+    np.max: ("max", _np_reduction(ops.max)), np.amax: ("max", _np_reduction(ops.max)),
+    np.min: ("min", _np_reduction(ops.min)), np.amin: ("min", _np_reduction(ops.min)),
+    np.prod: ("prod", _np_reduction(ops.prod)), np.var: ("var", _np_moments(ops.var)),
+    np.std: ("std", _np_moments(ops.std)), np.cumsum: ("cumsum", lambda a, axis=None: ops.cumsum(a, axis)),
+    np.argmax: ("argmax", _np_reduction(ops.argmax)), np.argmin: ("argmin", _np_reduction(ops.argmin)),
+    np.where: ("where", _np_where), np.clip: ("clip", _np_clip),
+    np.concatenate: ("concat", lambda arrays, axis=0: ops.concat(arrays, axis)),
+    np.stack: ("stack", lambda arrays, axis=0: ops.stack(arrays, axis)),
+    np.reshape: ("reshape", lambda a, shape: ops.reshape(a, shape)),
+    np.transpose: ("transpose", lambda a, axes=None: ops.transpose(a, axes)),
+    np.swapaxes: ("swapaxes", ops.swapaxes),
+    np.squeeze: ("squeeze", lambda a, axis=None: ops.squeeze(a, axis)),
+    np.expand_dims: ("expand_dims", lambda a, axis: ops.expand_dims(a, axis)),
+    np.ravel: ("flatten", lambda a: ops.flatten(a)),
+    np.array_split: ("split", lambda ary, indices_or_sections, axis=0: ops.split(ary, indices_or_sections, axis)),
+    np.split: ("split", _np_split), np.dot: ("matmul", _np_dot), np.linalg.norm: ("norm", _np_norm),
+    np.broadcast_to: ("broadcast_to", lambda array, shape: ops.broadcast_to(array, shape)),
+    np.take: ("take", lambda a, indices, axis=None: ops.take(a, indices, axis)),
 }
+
+# the keyword arguments of every ufunc, at numpy's defaults
+_UFUNC_DEFAULTS = {"where": True, "casting": "same_kind", "order": "K", "dtype": None, "subok": True,
+                   "signature": None}
+
+# what to use instead of a numpy argument the engine's op does not take
+_ARGUMENT_HINTS = {
+    "out": "an out-of-place call (tinygraph ops make new tensors), or `with tg.no_grad(): t -= ...` "
+           "to update a tensor in place",
+    "dtype": "the call without dtype= (the result keeps the inputs' dtype: make the inputs in the "
+             "dtype you want, e.g. tg.tensor(x, dtype=np.float32))",
+    "order": "the default order='C' (tensors are C-ordered; for Fortran order reverse the axes: "
+             "t.T.reshape(shape[::-1]).T)",
+    "mode": "the default mode='raise' (an index out of range raises BadIndexError; for 'wrap' or "
+            "'clip' map the indices first with np.mod or np.clip)",
+    "copy": "the call without copy= (the result is a new node either way)",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _signatures(func):
+    impl = _FUNCTIONS[func][1]
+    return inspect.signature(func), set(inspect.signature(impl).parameters)
+
+
+def _is_default(value, param):
+    if value is None or value is np._NoValue:
+        return True
+    default = param.default
+    if default is inspect.Parameter.empty or default is None or type(value) is not type(default):
+        return False
+    return value == default
+
+
+def _call(func, args, kwargs):
+    """Call the engine's version of ``func`` with numpy's own arguments: bound by numpy's
+    signature, each one the engine does not take refused (naming the numpy function and what
+    to use instead) unless it is left at numpy's default."""
+    tg_name, impl = _FUNCTIONS[func]
+    name = func.__name__
+    signature, accepted = _signatures(func)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise DTypeError(f"np.{name} on a Tensor: {e} (numpy's signature is np.{name}{signature})") \
+            from None
+    call = {}
+    for key, value in bound.arguments.items():
+        param = signature.parameters[key]
+        if param.kind is inspect.Parameter.VAR_KEYWORD and key not in accepted:
+            for extra in value:
+                _refuse(f"np.{name}(..., {extra}=)", f"tg.{tg_name} without it")
+        elif key in accepted:
+            call[key] = value
+        elif not _is_default(value, param):
+            _refuse(f"np.{name}(..., {key}=)", _ARGUMENT_HINTS.get(key, f"tg.{tg_name} without it"))
+    return impl(**call)
+
 
 # functions that only look at values: they run on the data and return what numpy returns
 _VALUES_ONLY = {np.shape, np.ndim, np.size, np.allclose, np.isclose, np.array_equal,
@@ -143,7 +213,7 @@ _VALUES_ONLY = {np.shape, np.ndim, np.size, np.allclose, np.isclose, np.array_eq
 
 def array_function(self, func, types, args, kwargs):
     if func in _FUNCTIONS:
-        return _FUNCTIONS[func](*args, **kwargs)
+        return _call(func, args, kwargs)
     if func in _VALUES_ONLY:
         return func(*_arrays(args), **{k: _arrays(v) for k, v in kwargs.items()})
     _refuse(f"np.{func.__name__}", _HINTS.get(func.__name__))
@@ -151,22 +221,24 @@ def array_function(self, func, types, args, kwargs):
 
 
 
-def _np_pad(array, pad_width, mode="constant", constant_values=0, **rest):
+def _np_pad(array, pad_width, mode="constant", kwargs=None):
+    rest = dict(kwargs or {})
+    constant_values = rest.pop("constant_values", 0)
     if mode != "constant" or rest or np.ndim(constant_values):
         _refuse(f"np.pad(..., mode={mode!r}{''.join(f', {k}=' for k in rest)})",
                 "tg.pad(t, pad_width, value=) (constant padding by one number)")
     return ops.pad(array, pad_width, value=constant_values)
 
 
-def _np_sort(a, axis=-1, **rest):
-    _unsupported("sort", rest)
-    return ops.sort(a, axis)[0]
-
-
 # the round-3 ops
 _UFUNCS.update({np.sin: ops.sin, np.cos: ops.cos, np.expm1: ops.expm1})
-_FUNCTIONS.update({np.flip: ops.flip, np.moveaxis: ops.moveaxis, np.tile: ops.tile,
-                   np.hstack: ops.hstack, np.vstack: ops.vstack, np.pad: _np_pad, np.sort: _np_sort})
+_FUNCTIONS.update({
+    np.flip: ("flip", lambda m, axis=None: ops.flip(m, axis)),
+    np.moveaxis: ("moveaxis", lambda a, source, destination: ops.moveaxis(a, source, destination)),
+    np.tile: ("tile", lambda A, reps: ops.tile(A, reps)),   # noqa: N803 - numpy's name
+    np.hstack: ("hstack", lambda tup: ops.hstack(tup)), np.vstack: ("vstack", lambda tup: ops.vstack(tup)),
+    np.pad: ("pad", _np_pad), np.sort: ("sort", lambda a, axis=-1: ops.sort(a, axis)[0]),
+})
 
 Tensor.__array_ufunc__ = array_ufunc
 Tensor.__array_function__ = array_function

@@ -212,8 +212,10 @@ class Module:
                 hint = "" if cast or value.dtype.kind not in "biuf" else " (cast=True converts it)"
                 raise CheckpointError(f"load_state_dict: '{name}' has dtype {value.dtype}, "
                                       f"the model's is {p.data.dtype}{hint}")
+        values = {name: np.array(state[name], dtype=p.data.dtype, copy=True)   # before any change
+                  for name, p in params.items()}
         for name, p in params.items():
-            p.data = np.array(state[name], dtype=p.data.dtype, copy=True)
+            p.data = values[name]
             bump_version(p)
 
     def save(self, path):

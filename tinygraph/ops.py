@@ -19,7 +19,7 @@ from operator import itemgetter
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
-from .tensor import Scatter, Tensor, _unbroadcast, apply, defvjp
+from .tensor import _SMALL, Scatter, Tensor, _unbroadcast, apply, check_size, defvjp
 
 # ---------------------------------------------------------------- elementwise
 
@@ -204,13 +204,19 @@ defvjp(_maximum, partial(_extremum_rule, True))
 defvjp(_minimum, partial(_extremum_rule, False))
 
 
-def _clip(x, lo, hi):   # the gradient passes where lo <= x <= hi (PyTorch's clamp); lo, hi get the rest
+def _clip_shares(x, lo, hi):
+    """Where the result min(max(x, lo), hi) is x, lo and hi: the gradient passes where
+    lo <= x <= hi (PyTorch's clamp); where lo > hi the result is hi, whatever x."""
     inside = (x >= lo) & (x <= hi)
-    return np.clip(x, lo, hi), (lambda g: g * inside, lambda g: g * (x < lo), lambda g: g * (x > hi))
+    return inside, (x < lo) & (lo <= hi), (x > hi) | (lo > hi)
 
 
-defvjp(_clip, lambda g, out, x, lo, hi: (g * ((x.data >= lo.data) & (x.data <= hi.data)),
-                                         g * (x.data < lo.data), g * (x.data > hi.data)))
+def _clip(x, lo, hi):
+    inside, low, high = _clip_shares(x, lo, hi)
+    return np.clip(x, lo, hi), (lambda g: g * inside, lambda g: g * low, lambda g: g * high)
+
+
+defvjp(_clip, lambda g, out, x, lo, hi: tuple(g * share for share in _clip_shares(x.data, lo.data, hi.data)))
 
 
 def _dropout(x, mask):
@@ -292,6 +298,7 @@ defvjp(_gelu, lambda g, out, x: (g * (apply("normal_cdf", _normal_cdf, x)
 def _matmul(a, b):
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         raise ValueError("matmul needs at least 1-D operands")
+    _check_matmul_size(a, b)
     if b.ndim == 2 and a.ndim <= 2:     # rows (or one vector) times a matrix: the common case
         return np.dot(a, b), (partial(_matmul_vjp_rows, b), partial(_matmul_vjp_matrix, a))
     out = a @ b
@@ -359,6 +366,17 @@ def _addmm(c, a, b):
 
 def _summed_to(shape, vjp, g):
     return vjp(_unbroadcast(g, shape))
+
+
+def _check_matmul_size(a, b):
+    """AllocationError before an (n, k) @ (k, m) product too large for memory is allocated."""
+    if b.ndim == 2 and a.ndim <= 2 and (a.shape[0] if a.ndim == 2 else 1) * b.shape[1] <= _SMALL:
+        return    # the common case, small: nothing to check
+    try:
+        shape = _matmul_shape(a.shape, b.shape)
+    except ValueError:
+        return    # matmul itself raises, naming the shapes
+    check_size("matmul", shape, np.result_type(a, b), (a.shape, b.shape))
 
 
 def _matmul_shape(sa, sb):
@@ -536,7 +554,7 @@ def _transpose(x, axes=None):
 
 
 defvjp(_transpose, lambda g, out, x, axes=None:
-       (transpose(g, None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))),))
+       (transpose(g) if axes is None else transpose(g, tuple(np.argsort([a % x.ndim for a in axes]))),))
 
 
 def _swapaxes(x, axis1, axis2):
@@ -1227,7 +1245,9 @@ def reshape(x, *shape):
 
 
 def transpose(x, *axes):
-    return apply("transpose", _transpose, x, axes=_shape_args(axes) or None)
+    """The axes reversed (``axes`` omitted or None, as ``.T``) or permuted as ``axes``."""
+    axes = _shape_args(axes)
+    return apply("transpose", _transpose, x, axes=None if axes in ((), (None,)) else axes)
 
 
 def swapaxes(x, axis1, axis2):
@@ -1261,7 +1281,9 @@ def broadcast_to(x, shape):
 def sum_to(x, shape):
     """Sum ``x`` down to ``shape`` (undoing broadcasting): what the engine does to every gradient."""
     shape = tuple(shape)
-    return x if x.shape == shape else apply("sum_to", _sum_to, x, shape=shape)
+    if isinstance(x, Tensor) and x.shape == shape:
+        return x
+    return apply("sum_to", _sum_to, x, shape=shape)
 
 
 def getitem(x, index):
@@ -1283,13 +1305,16 @@ def _plain_index(index):
 
 
 def take(x, indices, axis=0):
-    """Select entries of ``x`` along ``axis`` by integer ``indices`` (numpy's ``take``).
+    """Select entries of ``x`` along ``axis`` by integer ``indices`` (numpy's ``take``;
+    ``axis=None`` takes from the flattened input, as numpy's).
 
     ``indices`` may be a Tensor: it then stays a parent of the result (with no
     gradient), which is how one-hot inputs given as ids appear in the DAG.
     """
     if not isinstance(indices, Tensor):
         indices = np.asarray(indices)
+    if axis is None:     # numpy's rule: take from the flattened input
+        x, axis = flatten(x), 0
     return apply("take", _take, x, indices, axis=axis)
 
 
@@ -1318,9 +1343,12 @@ def split(x, sections_or_indices, axis=0):
 
 
 def concat(tensors, axis=0):
+    """Join ``tensors`` along ``axis`` (``axis=None``: flattened first, as numpy's)."""
     tensors = list(tensors)
     if not tensors:
         raise ShapeError("concat: needs at least one tensor")
+    if axis is None:
+        tensors, axis = [flatten(x) for x in tensors], 0
     return apply("concat", _concat, *tensors, axis=axis)
 
 
@@ -1433,7 +1461,16 @@ def _reps(who, reps):
 def tile(x, reps):
     """numpy's ``tile``: ``x`` repeated ``reps[i]`` times along axis i (the shorter of x's shape
     and reps padded with leading 1s); the gradient sums the copies."""
-    return apply("tile", _tile, x, reps=_reps("tile", reps if isinstance(reps, (tuple, list)) else (reps,)))
+    reps = _reps("tile", reps if isinstance(reps, (tuple, list)) else (reps,))
+    _check_tile_size("tile", x, reps)
+    return apply("tile", _tile, x, reps=reps)
+
+
+def _check_tile_size(who, x, reps):
+    """AllocationError before a tiling too large for memory is allocated."""
+    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    shape, reps_, _ = _tile_layout(data.shape, reps)
+    check_size(who, tuple(r * n for r, n in zip(reps_, shape)), data.dtype, (data.shape,))
 
 
 def repeat(x, *reps):
@@ -1444,6 +1481,7 @@ def repeat(x, *reps):
     if len(reps) < len(shape):
         raise ShapeError(f"repeat: needs a count for each of the {len(shape)} axes of an input of "
                          f"shape {shape}, got {reps} (tg.tile pads the counts with 1s)")
+    _check_tile_size("repeat", x, reps)
     return apply("repeat", _tile, x, reps=reps)
 
 
@@ -1463,6 +1501,8 @@ def pad(x, pad_width, value=0):
         raise ShapeError(f"pad: widths must be >= 0, got {pad_width!r}")
     if not np.isscalar(value) or isinstance(value, (str, bytes)):
         raise ConfigError(f"pad: value must be a number, got {value!r}")
+    check_size("pad", tuple(int(n + before + after) for n, (before, after) in zip(shape, widths.tolist())),
+               np.result_type(x.data if isinstance(x, Tensor) else np.asarray(x), value), (shape,))
     return apply("pad", _pad, x, widths=tuple(map(tuple, widths.tolist())), value=value)
 
 
@@ -1536,6 +1576,7 @@ def one_hot(ids, n, dtype=np.float64):
     ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
     if ids.dtype.kind not in "iu":
         raise DTypeError(f"one_hot: ids must be integers, got dtype {ids.dtype}")
+    check_size("one_hot", ids.shape + (int(n),), dtype, (ids.shape,))
     if ids.size and (ids.min() < 0 or ids.max() >= n):
         bad = ids[(ids < 0) | (ids >= n)].flat[0]
         raise BadIndexError(f"one_hot: id {bad} out of range [0, {n})")

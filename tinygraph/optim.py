@@ -57,6 +57,10 @@ def _gradients(who, params):
     return out
 
 
+def _name(p):
+    return f" '{p.name}'" if p.name else ""
+
+
 def _is_number(value):
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
@@ -185,11 +189,31 @@ class Optimizer:
     def step(self):
         """One update of every parameter that has a gradient; all gradients and group settings are
         checked first (a Tensor gradient left by ``backward(create_graph=True)`` is used by
-        value)."""
-        grads = self._checked_groups(f"{type(self).__name__}.step")
-        self.steps += 1
-        for i, p, g, group in grads:
-            self._update(p, g, self.state[i], group)
+        value).
+
+        All or nothing: if an update fails part-way (or is interrupted), every parameter, the
+        optimizer's state and its step count are put back as they were before the error."""
+        who = f"{type(self).__name__}.step"
+        grads = self._checked_groups(who)
+        for i, p, _, _ in grads:
+            if not p.data.flags.writeable:
+                raise ConfigError(f"{who}: parameter {i}{_name(p)} holds a read-only array, "
+                                  "which cannot be updated in place")
+        saved = [(p, p.data, p.data.copy(), {k: v.copy() for k, v in self.state[i].items()})
+                 for i, p, _, _ in grads]
+        steps = self.steps
+        try:
+            self.steps += 1
+            for i, p, g, group in grads:
+                self._update(p, g, self.state[i], group)
+        except BaseException:
+            self.steps = steps
+            for (i, _, _, _), (p, data, copy, state) in zip(grads, saved):
+                np.copyto(data, copy)
+                p.data = data
+                self.state[i] = state
+            raise
+        for _, p, _, _ in grads:
             bump_version(p)
 
     def _update(self, p, g, state, group):
@@ -403,7 +427,12 @@ def clip_grad_norm(params, max_norm):
     """
     params = _check_params("clip_grad_norm", params)
     _check_positive("clip_grad_norm", "max_norm", max_norm)
-    grads = [g for _, _, g in _gradients("clip_grad_norm", params)]
+    found = _gradients("clip_grad_norm", params)
+    for i, p, g in found:     # checked before any gradient is scaled
+        if not g.flags.writeable:
+            raise ConfigError(f"clip_grad_norm: the gradient of parameter {i}{_name(p)} is a "
+                              "read-only array, which cannot be scaled in place")
+    grads = [g for _, _, g in found]
     total = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
     if not np.isfinite(total):
         for g in grads:
@@ -412,6 +441,11 @@ def clip_grad_norm(params, max_norm):
         scale = max_norm / (total + 1e-12)
         for g in grads:
             g *= scale
+    else:
+        return total
+    for p in params:     # a Tensor gradient (create_graph) was changed in place: graphs built
+        if isinstance(p.grad, Tensor):   # from it before now refuse backward
+            bump_version(p.grad)
     return total
 
 

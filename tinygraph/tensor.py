@@ -20,7 +20,7 @@ import traceback
 
 import numpy as np
 
-from .errors import (AnomalyError, BackwardError, BadIndexError, DTypeError, GraphFreedError,
+from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, DTypeError, GraphFreedError,
                      InPlaceError, ShapeError, StaleGraphError, TinygraphError)
 
 
@@ -174,13 +174,75 @@ def _package_folder(filename):
     return None if top is None else top + os.sep
 
 
+_PLAIN = frozenset((int, float, bool, np.float64, np.float32, np.int64, np.int32, np.bool_))
+
+
+def _tensors_in(x):
+    """The Tensors inside the list, tuple or object array ``x`` (at any depth), where numpy
+    would turn each into its data (``__array__``), silently cutting it from the graph.
+    Iterative (no recursion); a level of plain numbers is passed over at C speed."""
+    todo = [x]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, Tensor):
+            yield item
+        elif isinstance(item, (list, tuple)):
+            if not _PLAIN.issuperset(map(type, item)):
+                todo.extend(item)
+        elif type(item) is np.ndarray and item.dtype == object:
+            todo.extend(item.ravel().tolist())
+
+
+def _holds_tensor(x):
+    """True if a Tensor is inside the list, tuple or object array ``x``: the engine never hands
+    such a container to numpy."""
+    return next(_tensors_in(x), None) is not None
+
+
+def _needs_grad(x):
+    """True if a Tensor that requires grad is inside the list, tuple or object array ``x``."""
+    return any(t.requires_grad for t in _tensors_in(x))
+
+
+def _stacked(x):
+    """A list (tuple, object array) holding Tensors, as one node: the entries stacked with
+    ``tg.stack``, level by level, numbers as constants -- what numpy makes of a nested list,
+    with every Tensor's gradient kept.  Entries whose shapes differ raise ShapeError."""
+    from .ops import stack   # ops builds on this module
+    if not _is_container(x) or not _holds_tensor(x):
+        return x
+    if isinstance(x, np.ndarray):
+        x = x.tolist()
+    return stack([_stacked(item) for item in x])
+
+
+_converted = [0]
+"""How many times numpy has turned a Tensor into its data (``Tensor.__array__``): a constructor
+that sees it change while converting a list knows a Tensor was inside."""
+
+
+def _refuse_grad_inside(data):
+    if _current().grad_enabled and _needs_grad(data):
+        raise DTypeError(
+            "tensor: the data holds a Tensor that requires grad, and a new leaf would cut it from "
+            "the graph (its gradient would be lost); use tg.stack([...]) (or an op such as "
+            "t + [...]) to keep the graph, or pass t.detach() / t.data for its values alone")
+
+
 def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
+    elif type(data) is np.ndarray and data.dtype == object:
+        _refuse_grad_inside(data)
+    converted = _converted[0]
     try:
         arr = np.array(data, dtype=dtype)
     except (ValueError, TypeError) as e:
+        if _is_container(data):
+            _refuse_grad_inside(data)
         raise DTypeError(f"tensor: cannot make an array of {type(data).__name__}: {e}") from None
+    if _converted[0] != converted and _is_container(data):   # numpy met a Tensor inside
+        _refuse_grad_inside(data)
     if arr.dtype.kind not in "biuf":
         raise DTypeError(f"tensor: unsupported dtype {arr.dtype} (need bool, integer or float data)")
     return arr
@@ -204,7 +266,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
-                 "_vjps", "_g", "_own", "_retain", "_site", "_version", "_ctx",
+                 "_vjps", "_g", "_own", "_retain", "_site", "_version", "_shared", "_ctx",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
@@ -227,6 +289,7 @@ class Tensor:
         self._retain = False
         self._site = _creation_site() if mode.anomaly else None
         self._version = _clock
+        self._shared = None
 
     # --- array-like facts ---------------------------------------------------------
     @property
@@ -280,6 +343,7 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         """``np.asarray(t)`` is ``t.data`` (no gradient flows into a plain array)."""
+        _converted[0] += 1
         if copy:
             return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
@@ -299,10 +363,13 @@ class Tensor:
         return self
 
     def detach(self):
-        """A new leaf sharing this tensor's data, cut from the graph."""
+        """A new leaf sharing this tensor's data (and its version counter: an in-place change
+        through either makes graphs that used the old values refuse backward), cut from the
+        graph."""
         t = Tensor.__new__(Tensor)
         _init_node(t, self.data, None, (), None, _current())
         t.name = self.name
+        _share_version(t, self)
         return t
 
     def retain_grad(self):
@@ -326,6 +393,10 @@ class Tensor:
         create_graph : bool
             Build the backward pass itself from engine ops: ``.grad`` is then a Tensor that
             can be differentiated again (Hessian-vector products, gradient penalties).
+
+        All or nothing: every existing ``.grad`` is checked first (a float array of its
+        tensor's shape), the gradients are added only once all are computed, and the graph is
+        freed only then -- a backward that raises changes nothing and can be run again.
         """
         retain = create_graph if retain_graph is None else retain_graph
         if create_graph:
@@ -335,6 +406,8 @@ class Tensor:
 
     # --- in-place updates (PyTorch's ``p -= lr * p.grad`` under no_grad) ----------------
     def _in_place(self, ufunc, symbol, other):
+        if not isinstance(other, Tensor) and _is_container(other) and _holds_tensor(other):
+            other = _stacked(other)   # a list holding tensors is their stack (a node under grad)
         if _current().grad_enabled:
             if self.requires_grad:
                 raise InPlaceError(
@@ -384,15 +457,37 @@ _clock = 0
 """Counts in-place changes of tensors (process-wide; not a mode).  A tensor's ``_version`` is
 the count when it was made, or when it was last changed in place.  A node is made after its
 parents, so a parent with a newer version than the node was changed after the node saved its
-data, and backward through that node refuses (PyTorch's version counter)."""
+data, and backward through that node refuses (PyTorch's version counter).
+
+Tensors that share memory -- a tensor, its ``detach()`` and its views (basic indexing,
+``.T``, ``reshape`` ... made with or without ``no_grad``) -- also share one cell,
+``_shared = [count]``, holding the count of the last in-place change through any of them
+(as PyTorch's views share their base's version counter)."""
 
 
 def bump_version(t):
     """Record that ``t``'s data was changed in place (optimizers and ``load_state_dict`` call
-    this); graphs built before from ``t`` then refuse to back-propagate."""
+    this); graphs built before from ``t`` -- or from a tensor sharing its memory -- then
+    refuse to back-propagate."""
     global _clock
     _clock += 1
     t._version = _clock
+    if t._shared is not None:
+        t._shared[0] = _clock
+
+
+def _share_version(view, base):
+    """Make ``view`` (whose data is a view of ``base``'s memory) share ``base``'s version cell."""
+    cell = base._shared
+    if cell is None:
+        cell = base._shared = [base._version]
+    view._shared = cell
+
+
+def _changed_since(t, version):
+    """True if ``t``'s memory was changed in place after ``version`` (through ``t`` or a
+    tensor sharing its memory)."""
+    return t._version > version or (t._shared is not None and t._shared[0] > version)
 
 
 def _what(t):
@@ -413,6 +508,7 @@ def _init_node(t, data, op, parents, vjps, mode):
     t._retain = False
     t._site = None
     t._version = _clock
+    t._shared = None
     if parents and mode.grad_enabled:
         t.op = op
         t.parents = parents
@@ -450,6 +546,15 @@ def make_node(op, data, parents, vjps):
     mode = _current()
     t = Tensor.__new__(Tensor)
     _init_node(t, data, op, parents, vjps, mode)
+    base = data.base
+    if base is not None:     # a view (of a parent's memory?): share its version counter
+        for p in parents:
+            pdata = p.data
+            if pdata is base or pdata.base is base:
+                _share_version(t, p)
+                break
+    elif parents and data is parents[0].data:    # the input itself (an identity op)
+        _share_version(t, parents[0])
     if mode.anomaly:
         t._site = _creation_site()
         if data.dtype.kind in "fc" and not np.isfinite(data).all():
@@ -517,15 +622,28 @@ def apply(op, forward, *inputs, **kwargs):
         if isinstance(x, Tensor):
             arrays.append(x.data)
             parents.append(x)
+        elif _is_container(x) and _holds_tensor(x):   # a list holding tensors: their stack,
+            return apply(op, forward, *[_stacked(y) for y in inputs], **kwargs)   # a node
         else:
             arrays.append(_constant(x))
+    if not parents:      # constants only: as arrays, so every forward can ask for .shape, .ndim
+        arrays = [np.asarray(a) if type(a) in (int, float, bool) else a for a in arrays]
     try:
+        if op in _BROADCASTING:
+            bound = 1      # the product of the inputs' sizes bounds the broadcast result's
+            for a in arrays:
+                if type(a) is np.ndarray:
+                    bound *= a.size
+            if bound > _SMALL:
+                _check_broadcast(op, arrays)
         value, vjps = forward(*arrays, **kwargs)
     except TinygraphError as e:   # an op's own check: add the scope it happened in
         where = _current().scope
         if where is None:
             raise
         raise type(e)(f"{e}{_where(where)}") from None
+    except MemoryError as e:
+        raise _allocation_error(op, [np.shape(a) for a in arrays], e) from None
     except (ValueError, IndexError, TypeError) as e:
         shapes = ", ".join(str(np.shape(a)) for a in arrays)
         raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
@@ -541,6 +659,70 @@ def apply(op, forward, *inputs, **kwargs):
         if t._vjps is not None:
             t._ctx = (forward, inputs, kwargs)
     return t
+
+
+_BROADCASTING = frozenset(("add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clip",
+                           "mse_loss", "binary_cross_entropy_with_logits"))
+
+
+@functools.lru_cache(maxsize=None)
+def memory_limit():
+    """The largest result, in bytes, an op or constructor makes: this machine's physical
+    memory (None where the platform does not tell it; then only the allocator refuses)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _gib(nbytes):
+    return f"{nbytes / 2 ** 30:.1f} GiB"
+
+
+_SMALL = 2 ** 24     # results with fewer entries (at most 256 MB) are not worth checking
+
+
+def check_size(op, shape, dtype, inputs=None):
+    """Raise AllocationError (naming ``op``, the input shapes ``inputs`` and the size) before a
+    result of ``shape`` and ``dtype`` is allocated, if it would exceed :func:`memory_limit`."""
+    limit = memory_limit()
+    if limit is None:
+        return
+    nbytes = np.dtype(dtype).itemsize * float(np.prod(shape, dtype=float))
+    if nbytes > limit:
+        given = "" if inputs is None else f" from input shapes {', '.join(str(s) for s in inputs)}"
+        raise AllocationError(f"{op}: the result of shape {tuple(shape)} ({np.dtype(dtype)}){given} "
+                              f"would take {_gib(nbytes)}, more than this machine's "
+                              f"{_gib(limit)} of memory")
+
+
+def _check_broadcast(op, arrays):
+    """The size check of an elementwise op whose inputs broadcast to a larger shape."""
+    shapes = [a.shape if type(a) is np.ndarray else np.shape(a) for a in arrays]
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return
+    try:
+        shape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        return      # the op itself raises ShapeError naming the shapes
+    check_size(op, shape, np.result_type(*[a.dtype if type(a) is np.ndarray else a for a in arrays]),
+               shapes)
+
+
+def _allocation_error(op, shapes, e):
+    """numpy's MemoryError as an AllocationError naming the op, its input shapes and the size."""
+    shape, dtype = getattr(e, "shape", None), getattr(e, "dtype", None)
+    size = "" if shape is None or dtype is None else \
+        f" a result of shape {shape} ({dtype}, {_gib(np.dtype(dtype).itemsize * float(np.prod(shape)))})"
+    given = f" from input shapes {', '.join(str(s) for s in shapes)}" if shapes else ""
+    return AllocationError(f"{op}: out of memory allocating{size or ' its result'}{given}"
+                           f"{_where(_current().scope)}")
+
+
+def _is_container(x):
+    """A list, tuple or object array: where numpy would look for (and flatten) Tensors."""
+    return isinstance(x, (list, tuple)) or (type(x) is np.ndarray and x.dtype == object)
 
 
 _graph_vjps = {}
@@ -614,8 +796,10 @@ def _sweep_order(root):
                     "back-propagate through it again")
             if node._version != clock:   # something changed in place since the node was made
                 for p in node.parents:
-                    if p._version > node._version:
+                    if _changed_since(p, node._version):
                         raise _stale(node, p)
+                if node.op is not None and node._shared is not None and node._shared[0] > node._version:
+                    raise _stale(node, node)   # its own output (saved by its rule) changed
             for p in node.parents:
                 if p.requires_grad:
                     if p._g is None:
@@ -642,7 +826,8 @@ def _sweep_order(root):
 def _stale(node, parent):
     return StaleGraphError(
         f"backward: {_what(parent)} was changed in place (an optimizer step, an in-place "
-        f"operator or load_state_dict) after '{node.op}'{_where(node.scope)} used it, so the "
+        f"operator -- also through a view or detach() sharing its memory -- or "
+        f"load_state_dict) after '{node.op}'{_where(node.scope)} used it, so the "
         "gradients of this graph would be for the old values; run the forward pass again "
         "after changing it")
 
@@ -774,6 +959,8 @@ def _backprop(root, grad, retain_graph, targets):
     """
     seed = _seed(root, grad)
     order = _sweep_order(root)
+    if targets is None:
+        _check_grads(order)
     anomaly = _current().anomaly
     root._g = seed
     results = []
@@ -801,12 +988,15 @@ def _backprop(root, grad, retain_graph, targets):
                         _check_finite(node, pg.values if type(pg) is Scatter else np.asarray(pg),
                                       "the gradient rule of")
                     _accumulate(p, pg)
-            if not retain_graph:
-                node._vjps = None
+    except MemoryError as e:
+        raise _allocation_error(f"backward through '{node.op or 'leaf'}'",
+                                [p.shape for p in node.parents] or [node.shape], e) from None
     finally:
         for node in order:
             node._g = None
             node._own = False
+    if not retain_graph:        # freed only now: a backward that raised can run again
+        _free(order)
     for node, g, owned in results:
         if node.grad is None:
             node.grad = g if owned else np.array(g, dtype=node.data.dtype, copy=True)
@@ -814,6 +1004,39 @@ def _backprop(root, grad, retain_graph, targets):
             node.grad += g
         else:                     # a Tensor left by an earlier create_graph backward
             node.grad = node.grad + g
+
+
+def _free(order):
+    """Drop the saved buffers of ``order``'s nodes (after a backward without retain_graph)."""
+    for node in order:
+        if node.op is not None:
+            node._vjps = None
+
+
+def _check_grads(order):
+    """Check, before anything is computed, that every ``.grad`` backward will add into (of the
+    leaves and ``retain_grad`` nodes of ``order``) can take a gradient of its tensor's shape:
+    so a backward either fills every ``.grad`` or raises having changed none."""
+    for node in order:
+        if node.op is not None and not node._retain:
+            continue
+        g = node.grad
+        if g is None:
+            continue
+        arr = g.data if isinstance(g, Tensor) else g
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
+            kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise DTypeError(f"backward: the existing .grad of {_what(node)} of shape {node.shape} "
+                             f"must be a float array to add the new gradient into, got {kind}; "
+                             "reset it with zero_grad() (or .grad = None)")
+        if arr.shape != node.shape:
+            raise ShapeError(f"backward: the existing .grad of {_what(node)} has shape {arr.shape}, "
+                             f"but the tensor has shape {node.shape}; reset it with zero_grad() "
+                             "(or .grad = None)")
+        if not isinstance(g, Tensor) and not arr.flags.writeable:
+            raise DTypeError(f"backward: the existing .grad of {_what(node)} of shape {node.shape} "
+                             "is a read-only array, so the new gradient cannot be added into it; "
+                             "reset it with zero_grad() (or .grad = None)")
 
 
 def _leaf(value):
@@ -842,12 +1065,16 @@ def _backprop_graph(root, grad, retain_graph, targets):
     again.  Same visiting order, checks and results as :func:`_backprop`; with ``targets``
     only the nodes on paths to them are visited."""
     from .ops import sum_to   # ops builds on this module
+    if not isinstance(grad, Tensor) and _is_container(grad) and _holds_tensor(grad):
+        grad = _stacked(grad)     # a seed given as a list of tensors keeps their graph
     if isinstance(grad, Tensor):
         _seed(root, grad.data)
         seed = grad
     else:
         seed = _leaf(_seed(root, grad))
     order = _sweep_order(root)
+    if targets is None:
+        _check_grads(order)
     through = None if targets is None else _through_targets(order, targets)
     anomaly = _current().anomaly
     root._g = seed
@@ -881,11 +1108,11 @@ def _backprop_graph(root, grad, retain_graph, targets):
                     if anomaly:
                         _check_finite(node, pg.data, "the gradient rule of")
                     x._g = pg if x._g is None else x._g + pg
-                if not retain_graph:
-                    node._vjps = None
     finally:
         for node in order:
             node._g = None
+    if not retain_graph:
+        _free(order if through is None else [node for node in order if id(node) in through])
     for node, g in results:
         node.grad = g if node.grad is None else g + node.grad
 
@@ -926,6 +1153,9 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     list of np.ndarray (of Tensor with ``create_graph``), one per input (zeros for an input
     the output does not depend on); a single input gives a single gradient.
     """
+    if not isinstance(output, Tensor):
+        raise DTypeError(f"grad: output must be a Tensor (the result of engine ops), got "
+                         f"{type(output).__name__}")
     single = isinstance(inputs, Tensor)
     try:
         inputs = [inputs] if single else list(inputs)
@@ -950,5 +1180,10 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
 
 
 def tensor(data, requires_grad=False, name=None, dtype=None):
-    """Make a leaf tensor (copying ``data``); float data defaults to float64, float32 is kept."""
+    """Make a leaf tensor (copying ``data``); float data defaults to float64, float32 is kept.
+
+    A Tensor given as ``data`` is copied into a new leaf (as ``torch.tensor(t)``); a list, tuple
+    or object array holding a Tensor that requires grad raises DTypeError (a new leaf would cut
+    it from the graph): ``tg.stack`` keeps the graph.
+    """
     return Tensor(data, requires_grad=requires_grad, name=name, dtype=dtype)

@@ -234,11 +234,13 @@ def cmd_explore(args):
         model = task.model
         before = rnn.tasks.TASKS[task_name](seed).model.state_dict()
         probe_args, probe_kwargs = task.probe()
+        symbols = getattr(task, "vocab", None)
     else:
         model = MODELS[args.model](args.seed)
         before = None
+        symbols = None
         probe_args, probe_kwargs = model_inputs(model, args.steps, args.seed)
-    page = explore(model, *probe_args, before=before, **probe_kwargs)
+    page = explore(model, *probe_args, before=before, symbols=symbols, **probe_kwargs)
     path = page.save(os.path.join(out, f"{args.model}_explorer.html"))
     print(path)
 
@@ -365,6 +367,7 @@ def cmd_demo(args):
 
     print("writing the explorer of the trained model ...")
     explore(model, task.xs[:EXPLORER_STEPS, :1], task.ys[:EXPLORER_STEPS, :1], before=initial,
+            symbols=task.vocab,
             title=f"tinygraph explorer: the character model before and after {steps:,} "
                   "updates").save(os.path.join(out, "explorer.html"))
     print("drawing the trained model and the gradient flow ...")

@@ -86,12 +86,20 @@ class Variables:
         The largest time step seen.
     nodes : dict (name, t) -> Tensor
         The engine node of each variable (the first one met, if several share a key).
+    paths : dict (src_key, dst_key) -> set of tuple of str
+        The weights of each distinct path behind an edge: a GRU's h(t-1) reaches h(t) through
+        W and also, with no weight, through u(t) * h(t-1) (``{("W",), ()}``).
+    fixed : frozenset of str
+        Names of the weight Parameters that are not trained (``requires_grad`` off: an echo
+        state network's U and W).
     """
 
-    def __init__(self, keys, edges, nodes):
+    def __init__(self, keys, edges, nodes, paths=None, fixed=frozenset()):
         self.keys = keys
         self.edges = edges
         self.nodes = nodes
+        self.paths = paths if paths is not None else {k: {v} for k, v in edges.items()}
+        self.fixed = frozenset(fixed)
         self.steps = max((t for _, t in keys if t is not None), default=0)
 
     @property
@@ -129,11 +137,14 @@ def derive(roots, hide=(), window=None, position=time_step):
         return steps_of[scope]
 
     with collector_paused():
-        variables = [(node, (node.name, step_of(node))) for node in walk(list(roots))
+        order = walk(list(roots))
+        fixed = {node.name for node in order if isinstance(node, Parameter) and node.name
+                 and not node.requires_grad}
+        variables = [(node, (node.name, step_of(node))) for node in order
                      if is_variable(node, hide)]
         keys = dict.fromkeys(key for _, key in variables)
         last = max((t for _, t in keys if t is not None), default=0)
-        edges = {}
+        edges, paths = {}, {}
         for node, dst in variables:
             t = dst[1]
             if window is not None and t is not None and window + 1 < t < last - window:
@@ -143,12 +154,13 @@ def derive(roots, hide=(), window=None, position=time_step):
                 merged = list(edges.get((key, dst), ()))
                 merged += [w for w in labels if w not in merged]
                 edges[(key, dst)] = tuple(merged)
+                paths.setdefault((key, dst), set()).add(labels)
     nodes = {}
     for node, key in variables:
         nodes.setdefault(key, node)
     for src, dst in edges:
         keys.setdefault(src, None)
-    return Variables(list(keys), edges, nodes)
+    return Variables(list(keys), edges, nodes, paths, fixed)
 
 
 def _feeders(node, hide):

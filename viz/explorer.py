@@ -10,8 +10,15 @@ Jacobian diagnostics of :mod:`rnn.diagnostics`.  The page is plain JavaScript ov
 Graphviz SVG (node ids are the DOT names of the views); nothing is fetched, so it opens
 from disk.  Long runs are summarised: values of the steps in the drawn windows, norms of
 every step, the heatmap binned and, past ``EXACT_ROWS`` loss terms, computed on sampled rows.
+
+The values are those of the run made here, told apart from whatever computation is behind
+its ``h0`` or the tensors its steps read (:func:`rnn.diagnostics.own_run`).  The page builds
+all its text from elements (names and titles are never parsed as HTML), its data cannot close
+its script block, and a Content-Security-Policy lets only its own script run.
 """
 
+import base64
+import hashlib
 import html
 import json
 import os
@@ -23,9 +30,9 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import collector_paused, time_step, walk
-from rnn.diagnostics import part_nodes, run_model
+from rnn.diagnostics import own_run, part_nodes, run_connectivity
 
-from .derive import derive, param_behind
+from .derive import Variables, derive, param_behind
 from .render import OutputPathError, html_text, render
 from .views import BOOK_HIDDEN, KEEP, draw_folded, draw_unrolled, new_digraph
 
@@ -82,7 +89,8 @@ class Explorer:
                 'style="width:100%;height:960px;border:1px solid #ddd"></iframe>')
 
 
-def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, steps=None):
+def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, steps=None,
+            symbols=None):
     """The explorer of ``model`` on one sequence.
 
     Parameters
@@ -97,6 +105,9 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
         The model's own parameters are restored when the page is made.
     title : str, optional
     steps : int, for a system without input (``xs=None``)
+    symbols : rnn.datasets.Vocab or sequence of str, optional
+        What each id stands for (id i is ``symbols[i]``): the page shows the ids of x(t) and
+        y(t) as these symbols (the characters of a character model).
 
     Returns
     -------
@@ -108,6 +119,9 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     if getattr(model, "structure", None) == "tree":
         raise tg.ConfigError(f"viz.explore: {model.name} is a tree, not an unroll over time; "
                              "draw it with viz.unrolled(model) or viz.graph(model.run(...).loss)")
+    if title is not None and not isinstance(title, str):
+        raise tg.DTypeError(f"viz.explore: title must be a str, got {type(title).__name__}")
+    symbols = _symbols(symbols)
     parts = getattr(model, "parts", {}) or {}
     part = part or (next(iter(parts)) if parts else "h")
     with collector_paused():
@@ -131,7 +145,7 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     data = {
         "model": model.name, "title": title or f"tinygraph explorer: {model.name}",
         "steps": current["steps"], "part": part, "names": current["names"],
-        "window": WINDOW, "keep": KEEP, "windows": current["windows"],
+        "window": WINDOW, "keep": KEEP, "windows": current["windows"], "symbols": symbols,
         "svg": svg, "templates": templates,
         "bundles": [dict(b, label=label) for label, b in bundles],
     }
@@ -141,10 +155,10 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
 # ------------------------------------------------------------------ what the engine computed
 
 def _bundle(model, xs, ys, h0, part, length, draw=True):
-    run = run_model(model, xs, ys, h0, length)
+    run, own = own_run(model, xs, ys, h0, length)
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
-    variables = derive(roots, hide=BOOK_HIDDEN)
+    variables = _own_variables(roots, own, run, h0)
     steps = variables.steps
     names = variables.names
     windows = _windows(steps)
@@ -171,23 +185,83 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
         entry = var_data[name]
         key = "s" if t is None else str(t)
         entry["shape"] = list(node.shape)
-        entry["norm"][key] = _num(np.linalg.norm(node.data))
+        entry["ids"] = node.data.dtype.kind in "iub"
+        entry["norm"][key] = _shown(_norm(node.data))
         g = grads.get((name, t))
-        entry["gnorm"][key] = None if g is None else _num(np.linalg.norm(g))
+        entry["gnorm"][key] = None if g is None else _shown(_norm(g))
         if t is None or t < 1 or t in detail_set:
             entry["value"][key] = _vector(node.data)
             entry["grad"][key] = None if g is None else _vector(g)
             entry["vhist"][key] = _histogram(node.data)
             entry["ghist"][key] = None if g is None else _histogram(g)
-    ops, templates = _op_steps(roots, detail_set, position, run.loss)
-    diag = _diagnostics(model, xs, ys, h0, part, run, steps, grads, length)
+    ops, templates = _op_steps(roots, detail_set, position, run.loss, own)
+    diag = _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length)
     svg = None if not draw else {
-        "folded": _folded_svg(model, roots), "summary": _unrolled_svg(model, variables, None),
+        "folded": _folded_svg(model, _own_variables(roots, own, run, h0, window=KEEP)),
+        "summary": _unrolled_svg(model, variables, None),
         "windows": [_unrolled_svg(model, variables, range(a, b + 1)) for a, b in windows]}
     return {"steps": steps, "names": names, "windows": windows, "detail": detail,
-            "loss": None if run.loss is None else _num(run.loss.item()),
+            "loss": None if run.loss is None else _shown(run.loss.item()),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
             "diag": diag, "svg": svg, "templates": templates}
+
+
+def _own_variables(roots, own, run, h0, window=None):
+    """The variables of ``run`` (see :func:`viz.derive.derive`), keyed by the run's own structure.
+
+    Only the nodes the run made (``own``, from :func:`rnn.diagnostics.own_run`) are its
+    variables (name, t); the state it started from (``h0`` as given, e.g. an earlier run's
+    last state carried undetached) is part(0) of this run, and another node made outside that
+    feeds it (another model's state that the steps read) is a static input named for its
+    own scope ("h@encoder/t=5"), never mistaken for this run's h(5).  The k-th state of each
+    part is ``run.parts[part][k-1]``.
+    """
+    given = {}
+    if isinstance(h0, tg.Tensor):
+        given[id(h0)] = next(iter(run.parts), "h")
+    elif isinstance(h0, dict):
+        given.update({id(v): k for k, v in h0.items() if isinstance(v, tg.Tensor)})
+    outside = {}
+
+    def position(scope):               # outside scopes get negative codes, told apart below
+        if own(scope):
+            return time_step(scope)
+        return outside.setdefault(scope, -1 - len(outside))
+
+    found = derive(roots, hide=BOOK_HIDDEN, window=window, position=position)
+    scope_of = {code: scope for scope, code in outside.items()}
+    rename = {}
+    for (name, t), node in found.nodes.items():
+        if t is not None and t < 0:
+            rename[(name, t)] = ((given[id(node)], 0) if id(node) in given
+                                 else (f"{name}@{scope_of[t] or 'outside'}", None))
+    edges = {}
+    for (src, dst), labels in found.edges.items():
+        if dst in rename or (dst[1] is not None and dst[1] < 0):
+            continue                   # what happened before this run, or outside it
+        edges[(rename.get(src, src), dst)] = labels
+    used = {src for src, _ in edges} | {dst for _, dst in edges}
+    keys = [rename.get(k, k) for k in found.keys
+            if k not in rename or rename[k] in used]
+    keys = [k for k in dict.fromkeys(keys) if k[1] is None or k[1] >= 0]
+    nodes = {rename.get(k, k): n for k, n in found.nodes.items()
+             if (k[1] is None or k[1] >= 0 or k in rename)}
+    for part, states in run.parts.items():
+        for k, node in enumerate(states, start=1):
+            if (part, k) in nodes:
+                nodes[(part, k)] = node
+    return Variables(keys, edges, {k: nodes[k] for k in keys if k in nodes})
+
+
+def _symbols(symbols):
+    """The list of str that ids stand for, from a Vocab (its tokens) or a sequence."""
+    if symbols is None:
+        return None
+    tokens = getattr(symbols, "tokens", symbols)
+    if isinstance(tokens, str) or not hasattr(tokens, "__len__"):
+        raise tg.DTypeError(f"viz.explore: symbols must be an rnn.datasets.Vocab or a sequence of "
+                            f"str (symbols[i] for id i), got {type(symbols).__name__}")
+    return [str(t) for t in tokens]
 
 
 def _summary_steps(steps):
@@ -206,9 +280,10 @@ def _windows(steps):
     return [(a, min(a + WINDOW - 1, steps)) for a in starts]
 
 
-def _diagnostics(model, xs, ys, h0, part, run, steps, grads, length):
-    out = {"part": part, "connectivity": None, "spectra": None, "lag": None, "ratio": None,
+def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
+    out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
            "saturation": _nums(rnn.saturation(model, xs, ys, h0=h0, steps=length)), "notes": []}
+    parts = getattr(model, "parts", {}) or {}
     if run.losses:
         rows = None
         if len(run.losses) > EXACT_ROWS:
@@ -217,11 +292,23 @@ def _diagnostics(model, xs, ys, h0, part, run, steps, grads, length):
             rows = [loss_steps[i] for i in picks]
             out["notes"].append(f"{len(rows)} of the {len(run.losses):,} loss terms computed "
                                 "(evenly spaced rows, each exact); bins show the largest entry")
-        matrix = rnn.connectivity(model, xs, ys, part=part, h0=h0, rows=rows)
-        out["connectivity"] = _binned(matrix, rows)
+        heat = []
+        for name in (list(parts) or [part]):
+            try:
+                nodes = part_nodes(run, name, "viz.explore", own)
+            except tg.ConfigError as e:
+                out["notes"].append(str(e))
+                continue
+            if any(n.requires_grad for n in nodes.values()):
+                heat.append(name)
+            else:
+                out["notes"].append(f"'{name}' needs no gradient in this run (nothing it is "
+                                    "computed from is trained): no connectivity for it")
+        if heat:
+            matrices = run_connectivity(run, heat, "viz.explore", rows, own)
+            out["connectivity"] = {name: _binned(m, rows) for name, m in matrices.items()}
     else:
         out["notes"].append("no loss terms (no targets ys): no gradients, connectivity or sweep")
-    parts = getattr(model, "parts", {}) or {}
     if part not in parts:
         out["notes"].append(f"{model.name} carries no state part '{part}' from step to step: no "
                             "Jacobians ∂h(t)/∂h(t-1)")
@@ -235,16 +322,25 @@ def _diagnostics(model, xs, ys, h0, part, run, steps, grads, length):
     except tg.ConfigError as e:
         out["notes"].append(str(e))
         return out
-    norms, radii = rnn.spectra(jacs)
+    finite = np.isfinite(jacs).all(axis=(1, 2))
+    if not finite.all():
+        bad = np.flatnonzero(~finite) + 1
+        out["notes"].append(f"the Jacobians ∂{part}(t)/∂{part}(t-1) are not finite at "
+                            f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, "
+                            "no lag decay")
+    norms, radii = np.full(len(jacs), np.nan), np.full(len(jacs), np.nan)
+    if finite.any():
+        norms[finite], radii[finite] = rnn.spectra(jacs[finite])
     out["spectra"] = {"norm": _nums(norms), "radius": _nums(radii)}
-    decay = rnn.lag_decay(jacs, max_lag=min(steps, 30), ends=3)   # LAPACK on a busy machine is slow
-    out["lag"] = {"lags": decay.lags.tolist(), "norms": _nums(decay.norms),
-                  "rate": _num(decay.rate), "scale": _num(decay.scale)}
+    if finite.all():
+        decay = rnn.lag_decay(jacs, max_lag=min(steps, 30), ends=3)   # LAPACK on a busy machine is slow
+        out["lag"] = {"lags": decay.lags.tolist(), "norms": _nums(decay.norms),
+                      "rate": _num(decay.rate), "scale": _num(decay.scale)}
     if run.loss is not None:
         ratio = np.full(steps, np.nan)
-        for t, node in part_nodes(run, part, "viz.explore").items():
+        for t, node in part_nodes(run, part, "viz.explore", own).items():
             g = grads.get((part, t))
-            if g is not None and np.linalg.norm(g) > 0:
+            if g is not None and t <= len(jacs) and np.linalg.norm(g) > 0 and finite[t - 1]:
                 g = g.reshape(-1)
                 ratio[t - 1] = np.linalg.norm(g @ jacs[t - 1]) / np.linalg.norm(g)
         out["ratio"] = _nums(ratio)
@@ -253,25 +349,37 @@ def _diagnostics(model, xs, ys, h0, part, run, steps, grads, length):
 
 def _binned(matrix, rows):
     """The heatmap: loss terms t (rows) and steps k (columns) in at most HEAT_BINS bins each, a
-    bin showing its largest entry; with sampled ``rows``, one row per sampled loss term."""
-    steps = matrix.shape[0]
-    col_edges = np.unique(np.linspace(0, steps, min(steps, HEAT_BINS) + 1).round().astype(int))
+    bin showing its largest entry (None where one is not finite); with sampled ``rows``, one row
+    per sampled loss term."""
+    height, width = matrix.shape
+
+    def edges(n):
+        return np.unique(np.linspace(0, n, min(n, HEAT_BINS) + 1).round().astype(int))
+    col_edges, row_edges = edges(width), edges(height)
     if rows is None:
-        blocks = [matrix[a:b] for a, b in zip(col_edges, col_edges[1:])]
+        blocks = [matrix[a:b] for a, b in zip(row_edges, row_edges[1:])]
     else:
         blocks = [matrix[t - 1:t] for t in rows]
-    cells = [[_num(np.nanmax(block[:, a:b])) for a, b in zip(col_edges, col_edges[1:])]
-             for block in blocks]
+    cells = [[_cell(block[:, a:b]) for a, b in zip(col_edges, col_edges[1:])] for block in blocks]
     return {"sampled": rows is not None, "rows": None if rows is None else list(rows),
-            "row_edges": col_edges.tolist(), "col_edges": col_edges.tolist(), "cells": cells,
-            "exact": rows is None and len(col_edges) == steps + 1}
+            "row_edges": row_edges.tolist(), "col_edges": col_edges.tolist(), "cells": cells,
+            "height": height, "width": width,
+            "exact": rows is None and len(col_edges) == width + 1 and len(row_edges) == height + 1}
 
 
-def _op_steps(roots, detail, position, loss):
-    """The op-level DAG of each step in ``detail``: per step, its template (the op structure,
-    shared by all steps that have the same one) and each op node's norms and sweep position."""
+def _cell(block):
+    """A heatmap bin: its largest entry, or None (drawn as such) if any entry is NaN or infinite."""
+    return _num(block.max()) if np.isfinite(block).all() else None
+
+
+def _op_steps(roots, detail, position, loss, own):
+    """The op-level DAG of each step in ``detail`` (the nodes this run made, ``own``): per step,
+    its template (the op structure, shared by all steps that have the same one) and each op
+    node's norms and sweep position."""
     by_step = {}
     for node in walk(roots):
+        if not own(node.scope):
+            continue
         t = time_step(node.scope)
         if t in detail and param_behind(node) is None:
             by_step.setdefault(t, []).append(node)
@@ -289,8 +397,8 @@ def _op_steps(roots, detail, position, loss):
             index[signature] = len(templates)
             templates.append(_op_svg(nodes, local, t))
         steps[str(t)] = {"template": index[signature], "nodes": [
-            [_num(np.linalg.norm(n.data)),
-             None if id(n) not in grads else _num(np.linalg.norm(grads[id(n)])),
+            [_shown(_norm(n.data)),
+             None if id(n) not in grads else _shown(_norm(grads[id(n)])),
              position.get(id(n)), _histogram(n.data)] for n in nodes]}
     return steps, templates
 
@@ -301,9 +409,28 @@ def _outside(p, t):
     base = param_behind(p)
     if base is not None:
         return f"param {base.name}"
+    if _of_parameters(p):
+        return f"{p.name or p.op} of the parameters (shared by every step)"
     other = time_step(p.scope)
     when = "" if other is None else " (t)" if other == t else f" (t{other - t:+d})"
     return f"{p.name or p.op or 'leaf'}{when}"
+
+
+def _of_parameters(node, limit=64):
+    """Whether ``node`` is computed from Parameters alone (e.g. the input projection U.T + b made
+    once, in step 1's scope, and read by every step), looking back at most ``limit`` nodes."""
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if len(seen) > limit or (n.name is not None and not isinstance(n, tg.Parameter)):
+            return False
+        if not n.parents and not isinstance(n, tg.Parameter):
+            return False
+        stack.extend(n.parents)
+    return True
 
 
 def _op_svg(nodes, local, t):
@@ -330,10 +457,9 @@ def _op_svg(nodes, local, t):
     return _svg_text(g)
 
 
-def _folded_svg(model, roots):
+def _folded_svg(model, variables):
     g = new_digraph(f"{model.name}_folded")
-    draw_folded(g, derive(roots, hide=BOOK_HIDDEN, window=KEEP), "f",
-                getattr(model, "edge_label", None))
+    draw_folded(g, variables, "f", getattr(model, "edge_label", None))
     return _svg_text(g)
 
 
@@ -357,31 +483,82 @@ def _num(v):
     return float(f"{v:.6g}") if np.isfinite(v) else None
 
 
+def _shown(v):
+    """A number as the page shows it: finite ones rounded, the others as "NaN", "Infinity" or
+    "-Infinity" (JSON has no such numbers; the page prints the strings)."""
+    v = float(v)
+    if np.isfinite(v):
+        return float(f"{v:.6g}")
+    return "NaN" if np.isnan(v) else "Infinity" if v > 0 else "-Infinity"
+
+
 def _nums(arr):
     return [_num(v) for v in np.asarray(arr, dtype=np.float64).reshape(-1)]
 
 
+def _norm(arr):
+    """The 2-norm, without overflow for entries near the largest float (inf where it is)."""
+    flat = np.asarray(arr, dtype=np.float64).reshape(-1)
+    if flat.size == 0:
+        return 0.0
+    if not np.isfinite(flat).all():
+        return np.nan if np.isnan(flat).any() else np.inf
+    scale = np.abs(flat).max()
+    if scale == 0:
+        return 0.0
+    with np.errstate(over="ignore"):
+        return float(scale * np.linalg.norm(flat / scale))
+
+
 def _vector(arr):
     flat = np.asarray(arr, dtype=np.float64).reshape(-1)
-    return _nums(flat[:SHOWN_VALUES])
+    return [_shown(v) for v in flat[:SHOWN_VALUES]]
 
 
 def _histogram(arr, bins=12):
-    flat = np.asarray(arr, dtype=np.float64).reshape(-1)
-    flat = flat[np.isfinite(flat)]
-    if flat.size == 0:
+    """None for a scalar or ids (nothing to histogram); else the counts of the finite entries in
+    ``bins`` equal bins from the least to the largest (on a halved scale, so that a range near
+    ±1.8e308 does not overflow), and how many entries are NaN or infinite."""
+    if np.size(arr) < 2 or np.asarray(arr).dtype.kind in "iub":
         return None
-    counts, edges = np.histogram(flat, bins=bins)
-    return {"counts": counts.tolist(), "lo": _num(edges[0]), "hi": _num(edges[-1])}
+    flat = np.asarray(arr, dtype=np.float64).reshape(-1)
+    finite = flat[np.isfinite(flat)]
+    other = int(flat.size - finite.size)
+    if finite.size == 0:
+        return None if other == 0 else {"counts": [], "lo": None, "hi": None, "nonfinite": other}
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi == lo:                                   # one value: it sits in the middle bin
+        counts = np.zeros(bins, dtype=np.int64)
+        counts[bins // 2] = finite.size
+    else:
+        half_lo, span = lo / 2, hi / 2 - lo / 2    # halved: no overflow near ±1.8e308
+        where = np.floor((finite / 2 - half_lo) / span * bins).astype(np.int64)
+        counts = np.bincount(np.clip(where, 0, bins - 1), minlength=bins)
+    return {"counts": counts.tolist(), "lo": _num(lo), "hi": _num(hi), "nonfinite": other}
+
+
+def _plain(text):
+    """``text`` with every lone surrogate (not encodable in UTF-8) replaced by U+FFFD."""
+    return re.sub("[\ud800-\udfff]", "\ufffd", text)
 
 
 def _page(data):
+    """The page: the data as JSON in a script block that no name can close or comment out
+    (every ``<``, ``>`` and ``&`` escaped, non-ASCII too), the script allowed by its hash in
+    a Content-Security-Policy that forbids every other script, inline handlers included."""
     def asset(name):
         with open(os.path.join(_ASSETS, name), encoding="utf-8") as f:
             return f.read()
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    payload = (json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+               .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    script = asset("explorer.js")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    policy = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+              "img-src data:; base-uri 'none'; form-action 'none'")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(data['title'])}</title><style>{asset('explorer.css')}</style>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{policy}\">"
+            f"<title>{html.escape(_plain(data['title']))}</title>"
+            f"<style>{asset('explorer.css')}</style>"
             f"</head><body>{asset('explorer.html')}"
             f"<script type='application/json' id='explorer-data'>{payload}</script>"
-            f"<script>{asset('explorer.js')}</script></body></html>\n")
+            f"<script>{script}</script></body></html>\n")

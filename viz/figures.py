@@ -84,14 +84,14 @@ def _folded_and_unrolled(title, model, steps=3, hide=("a",), stamp=None):
     with g.subgraph(name="cluster_unrolled") as right:
         right.attr(label="", style="invis")
         draw_unrolled(right, derive(model.trace(steps), hide=hide), "u", edge_label,
-                      time_labels=stamp or _relative(steps))
+                      time_labels=stamp or _relative(steps), boxes=False)
     return g
 
 
 def _unrolled_only(title, model, steps=3, hide=("a",), stamp=None):
     g = new_digraph(title)
     draw_unrolled(g, derive(model.trace(steps), hide=hide), "u",
-                  getattr(model, "edge_label", None), time_labels=stamp)
+                  getattr(model, "edge_label", None), time_labels=stamp, boxes=False)
     return g
 
 
@@ -155,7 +155,7 @@ def _fig_10_6():
             c.attr(label=f"<{html_text(label)}>", labelloc="b", color="#bbbbbb",
                    fontname="Times-Roman", fontsize="18")
             draw_unrolled(c, derive(source.trace(2), hide=hide), key, time_labels=_relative(3),
-                          ends=False)
+                          ends=False, boxes=False)
     return g
 
 
@@ -199,7 +199,7 @@ def _fig_10_11():
     model = rnn.BidirectionalRNN(*_SIZES, seed=0)
     g = new_digraph("fig10_11")
     draw_unrolled(g, _unlabelled(derive(model.trace(3), hide=("a",))), "u",
-                  time_labels=_relative(3), ends=False, stacked=("h", "g"))
+                  time_labels=_relative(3), ends=False, stacked=("h", "g"), boxes=False)
     return g
 
 
@@ -231,7 +231,7 @@ def _fig_10_12(steps=4):
                    color="#bbbbbb", fontname="Times-Roman", fontsize="18")
             drawn.update(draw_unrolled(c, _only(variables, names), key[0],
                                        time_labels=_sequence_stamp(last), ends=False,
-                                       shown_as=shown_as))
+                                       shown_as=shown_as, boxes=False))
     g.node("C", label="C")
     drawn[("C", None)] = "C"
     for src, dst in variables.edges:

@@ -145,6 +145,7 @@ def _draw(tensor, keep, grads):
              and (param_behind(n) is None or n is tensor)]
     for i, node in enumerate(shown):
         ids[id(node)] = f"n{i}"
+    before = _before_the_steps(order) if steps else None
     clusters = {}
     gap_id = "elided"
     if hidden:
@@ -164,7 +165,7 @@ def _draw(tensor, keep, grads):
             attrs.update(grad_fill(norms[id(node)], lo, hi))
         if node.name is not None and not isinstance(node, Parameter):
             attrs["group"] = f"v{groups.setdefault(node.name, len(groups))}"
-        members = clusters.setdefault(node.scope, [])
+        members = clusters.setdefault(_cluster_key(node, before), [])
         members.append((nid, attrs))
         for j, p in enumerate(node.parents):
             base = param_behind(p)
@@ -184,16 +185,77 @@ def _draw(tensor, keep, grads):
                     gap_edges.add((ids[id(p)], gap_id))
                     edges.append((ids[id(p)], gap_id))
 
-    for k, (scope, members) in enumerate(clusters.items()):
-        if scope is None:
+    ranked = sorted(clusters.items(), key=lambda kv: _cluster_rank(kv[0]))
+    firsts, lasts = {}, {}
+    for k, (key, members) in enumerate(ranked):
+        if key is None:
             for nid, attrs in members:
                 g.node(nid, **attrs)
             continue
+        scope, part = key
+        t = time_step(scope)
+        if t is not None:
+            firsts.setdefault(t, members[-1][0])
+            lasts[t] = members[0][0]
         with g.subgraph(name=f"cluster_{k}") as c:
-            c.attr(label=f"<{html_text(scope)}>", style="rounded", color="#999999",
-                   fontname="Helvetica", fontsize="11")
+            c.attr(label=f"<{html_text(_cluster_title(scope, part))}>", style="rounded",
+                   color="#999999", fontname="Helvetica", fontsize="11")
             for nid, attrs in members:
                 c.node(nid, **attrs)
     for a, b in edges:
         g.edge(a, b)
+    drawn = sorted(lasts)
+    for t, later in zip(drawn, drawn[1:]):      # the steps left to right in time order
+        g.edge(lasts[t], firsts[later], style="invis", weight="0")
     return g
+
+
+def _before_the_steps(order):
+    """ids of the nodes made outside any time step that no time step's node feeds: computed
+    once, before the steps, and shared by them (a cell's time-batched input projection)."""
+    after = {}
+    for root in order:                  # iterative post-order: parents before children
+        if id(root) in after:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                after[id(node)] = time_step(node.scope) is not None or any(
+                    after[id(p)] for p in node.parents)
+                continue
+            if id(node) in after:
+                continue
+            stack.append((node, True))
+            stack.extend((p, False) for p in node.parents if id(p) not in after)
+    return {i for i, dep in after.items() if not dep}
+
+
+def _cluster_key(node, before):
+    """The cluster of ``node``: None (no scope), or (scope, part) where part splits a scope
+    outside the time steps of an unroll (``before`` not None) into what is computed "before"
+    the steps and "after" them."""
+    if node.scope is None:
+        return None
+    if before is None or time_step(node.scope) is not None:
+        return (node.scope, None)
+    return (node.scope, "before" if id(node) in before else "after")
+
+
+def _cluster_rank(key):
+    """Where a cluster goes: what comes before the steps, the steps in time order, the rest
+    (the loss over all steps)."""
+    if key is None:
+        return (3, 0, "")
+    scope, part = key
+    t = time_step(scope)
+    return (0 if part == "before" else 1 if part is None else 2, t or 0, scope)
+
+
+def _cluster_title(scope, part):
+    """A cluster's label: its scope, and for a part outside the steps, what it holds."""
+    if part == "before":
+        return f"{scope}: computed once before the steps, shared by all of them"
+    if part == "after":
+        return f"{scope}: after the steps"
+    return scope

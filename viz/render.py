@@ -24,7 +24,7 @@ from tinygraph.errors import TinygraphError, WriteError
 from tinygraph.files import atomic_write
 
 ENV_VAR = "TINYGRAPH_DOT"
-FORMATS = ("svg", "png")
+FORMATS = ("svg", "png", "plain")
 _PNG = b"\x89PNG\r\n\x1a\n"
 _INSTALL_HINT = ("install one with `pip install graphviz-pure` (no root needed), or set "
                  f"{ENV_VAR} to the path of a Graphviz `dot` program")
@@ -78,8 +78,9 @@ def use_renderer():
 
 
 def render(digraph, fmt="svg", quiet=False):
-    """Render ``digraph`` to bytes in ``fmt`` ("svg" or "png"); a matplotlib Figure (the
-    chapter's plotted figures) is drawn by matplotlib.
+    """Render ``digraph`` to bytes in ``fmt`` ("svg", "png", or "plain": Graphviz's text of node
+    positions and edge splines, what layout tests read); a matplotlib Figure (the chapter's
+    plotted figures) is drawn by matplotlib (svg or png).
 
     ``quiet`` keeps the renderer's warnings off stderr (e.g. its width guess for a non-ASCII
     character); a failure still raises RenderError with what the renderer said.
@@ -87,6 +88,8 @@ def render(digraph, fmt="svg", quiet=False):
     if fmt not in FORMATS:
         raise RenderError(f"viz: unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     if _is_plot(digraph):
+        if fmt == "plain":
+            raise RenderError("viz: a matplotlib figure has no plain layout; use svg or png")
         from .plots import figure_bytes
         return figure_bytes(digraph, fmt)
     program = use_renderer()
@@ -102,7 +105,8 @@ def render(digraph, fmt="svg", quiet=False):
         raise RenderError(f"viz: the renderer {program!r} could not be run: "
                           f"{e.strerror or e}; {_INSTALL_HINT}") from None
     if not out.strip() or (fmt == "svg" and b"<svg" not in out) or (fmt == "png" and
-                                                                     not out.startswith(_PNG)):
+                                                                     not out.startswith(_PNG)) \
+            or (fmt == "plain" and not out.startswith(b"graph ")):
         raise RenderError(f"viz: the renderer {program!r} exited without error but wrote "
                           f"{'no output' if not out.strip() else f'no {fmt.upper()} ({len(out)} bytes)'}; "
                           f"is it a Graphviz dot? {_INSTALL_HINT}")

@@ -3,9 +3,10 @@
 Both are drawn from :func:`viz.derive.derive` applied to ``model.trace(steps)``:
 the unrolled graph has one node per variable per time step, laid out as in the
 book (time left to right; in each step's column x → h → o → L ← y from bottom
-to top); the folded circuit is the same graph quotiented by time, and an edge
-from step t−1 to step t goes through the black square of a one-step delay.
-There is no drawing code per architecture.
+to top), each step a box and each state part a rail through the boxes; the
+folded circuit is the same graph quotiented by time, and an edge from step t−1
+to step t goes through the black square of a one-step delay (from step t+1, a
+white square of a look-ahead).  There is no drawing code per architecture.
 """
 
 import re
@@ -15,7 +16,7 @@ import numpy as np
 
 import tinygraph as tg
 
-from .derive import derive
+from .derive import Variables, derive
 from .opgraph import grad_fill, log_range
 from .render import html_text, sup_html
 
@@ -23,6 +24,12 @@ KEEP = 3             # steps drawn at each end of a long unroll
 _NODE = {"shape": "circle", "width": "0.75", "fixedsize": "false", "fontname": "Times-Roman",
          "fontsize": "18"}
 _EDGE = {"fontname": "Times-Roman", "fontsize": "16", "arrowsize": "0.7"}
+_LOOKAHEAD = {"shape": "square", "style": "filled", "fillcolor": "white", "label": "",
+              "width": "0.14", "fixedsize": "true", "penwidth": "1.5"}
+LEGEND = {"delay": "\u25a0 one-step delay: the value of step t\u22121 used at step t",
+          "lookahead": "\u25a1 one-step look-ahead: the value of step t+1 used at step t",
+          "fixed": "dashed: fixed weights (requires_grad off, not trained)"}
+_COMPACT = {"width": "0.55", "fontsize": "14"}    # a variable in a step's box
 _SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": "",
            "width": "0.14", "fixedsize": "true"}
 
@@ -81,14 +88,57 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
     if getattr(model, "structure", None) == "tree":
         from .tree import tree          # tree.py builds on this module
         return tree(model, steps, grads=grads)
-    roots = _trace(model, steps, "unrolled")
     g = new_digraph(f"{model.name}_unrolled")
-    window = keep if steps > 2 * keep + 1 else None
-    variables = derive(roots, hide=hide, window=window)
+    variables = None if grads else _summary(model, steps, keep, hide)
+    if variables is None:
+        roots = _trace(model, steps, "unrolled")
+        window = keep if steps > 2 * keep + 1 else None
+        variables = derive(roots, hide=hide, window=window)
     norms = _variable_grad_norms(roots, variables) if grads else None
     draw_unrolled(g, variables, "u", getattr(model, "edge_label", None), keep, time_labels,
                   norms=norms)
     return g
+
+
+def _summary(model, steps, keep, hide):
+    """The variables of a long unroll's summary (its first and last ``keep`` steps) derived from
+    two short traces instead of the whole unroll, or None to trace the whole unroll.
+
+    A view without values shows structure only.  If the traces of n and n + 1 steps (n a few
+    steps more than twice ``keep`` and the longest lag) draw the same first and last steps once
+    their later half is renumbered to end at ``steps``, the structure does not depend on the
+    length and the renumbered short trace is the long one's summary; otherwise (a model whose
+    steps depend on its length) the whole unroll is traced.
+    """
+    lag = max((getattr(model, "lags", None) or {}).values(), default=1)
+    n = 2 * (keep + lag + 1)
+    if steps <= n + 1 or not callable(getattr(model, "trace", None)):
+        return None
+    near = set(range(0, keep + lag + 1)) | set(range(steps - keep - lag + 1, steps + 1))
+    drawn = []
+    for length in (n, n + 1):
+        variables = _renumbered(derive(_trace(model, length, "unrolled"), hide=hide), length,
+                                steps)
+        drawn.append({k: v for k, v in variables.edges.items()
+                      if all(t is None or t in near for _, t in k)})
+        if length == n:
+            summary = variables
+    return summary if drawn[0] == drawn[1] else None
+
+
+def _renumbered(variables, length, steps):
+    """``variables`` of a ``length``-step trace with steps after its middle renumbered to end
+    at ``steps``."""
+    half = length // 2
+
+    def at(key):
+        name, t = key
+        return key if t is None or t <= half else (name, t + steps - length)
+
+    edges = {(at(a), at(b)): labels for (a, b), labels in variables.edges.items()}
+    paths = {(at(a), at(b)): p for (a, b), p in variables.paths.items()}
+    nodes = {at(k): node for k, node in variables.nodes.items()}
+    return Variables([at(k) for k in variables.keys], edges, nodes, paths, variables.fixed)
 
 
 def _variable_grad_norms(roots, variables):
@@ -123,7 +173,27 @@ def folded(model, steps=3, hide=BOOK_HIDDEN):
     variables = variables_of(model, steps, hide, window=KEEP)
     g = new_digraph(f"{model.name}_folded")
     draw_folded(g, variables, "f", getattr(model, "edge_label", None))
+    lines = _legend(variables)
+    if lines:
+        br = '<br align="left"/>'
+        g.attr(label="<" + br.join(html_text(x) for x in lines) + br + ">", labelloc="b",
+               labeljust="l", fontname="Helvetica", fontsize="12")
     return g
+
+
+def _legend(variables):
+    """The lines of a folded view's legend: what its markers mean, where it has a look-ahead
+    (a delay and a look-ahead side by side) or fixed weights."""
+    offsets = {d[1] - s[1] for s, d in variables.edges if s[1] is not None and d[1] is not None
+               and s[1] >= 1 and d[1] >= 1}
+    lines = []
+    if any(dt < 0 for dt in offsets):
+        lines += [LEGEND["delay"]] if any(dt > 0 for dt in offsets) else []
+        lines.append(LEGEND["lookahead"])
+    if any(labels and all(w in variables.fixed for w in labels)
+           for labels in variables.edges.values()):
+        lines.append(LEGEND["fixed"])
+    return lines
 
 
 def _edge_text(labels, dt, edge_label):
@@ -160,8 +230,23 @@ def _add_edge(g, src, dst, attrs, above):
 
 
 def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None, ends=True,
-                  norms=None, stacked=(), shown_as=None, shown=None, gap_text=None):
+                  norms=None, stacked=(), shown_as=None, shown=None, gap_text=None, boxes=True):
     """Add the unrolled graph of ``variables`` to ``g`` (node ids start with ``prefix``).
+
+    With ``boxes`` (the default) the layout is the same for every design and derived from the
+    variables alone: each time step of each chain (the scope around its ``t=K``; an encoder
+    and a decoder are two chains) is a box (a ``cluster_`` subgraph), the boxes of a chain in
+    time order left to right (an invisible spine node with ``ordering=out`` fixes their
+    order), the chains stacked with their steps aligned.  Inside a step the variables stand
+    in rows set by the step's own edges (x below h below o; a target above its loss), state
+    parts that would share a row (h and g of a bidirectional net) one above the other, and a
+    state part is a rail: the same row in every step.  Edges between steps do not pull the
+    layout (``constraint=false``), so they stay between the boxes they join; weights are
+    ``xlabel``\\ s, placed beside their edges without widening the steps.  Static variables
+    (made outside the unroll) stand outside the boxes, drawn once; the ``(...)`` ends and the
+    elision nodes stand in columns of their own before, between and after the steps.  Without
+    ``boxes`` (the book's figures) each variable is a ``rank=same`` row and weights are edge
+    labels.
 
     With ``ends``, each recurrent edge also comes in from and goes out to a ``(...)`` node;
     ``norms`` ((name, t) -> gradient norm) colours the variables it names.  ``stacked``
@@ -171,7 +256,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     ``shown``, a range of consecutive steps, draws that window alone (its recurrent edges come
     in from and go out to the ``(...)`` nodes) instead of the first and last ``keep`` steps
     around one elision node per variable, whose HTML-like label is
-    ``gap_text(name, steps_left_out)``.
+    ``gap_text(name, steps_left_out)``.  ``time_labels`` (t -> str) writes the steps' times
+    (in the superscripts and on the boxes).
 
     Returns {(name, t): node id} of the variables drawn.
     """
@@ -190,6 +276,15 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     gap = 0 if not shown or shown[-1] - shown[0] + 1 == len(shown) else steps - len(shown)
     gap_text = gap_text or (lambda name, n: html_text(f"{name}: ... {n:,} steps left out ..."))
     above = _targets(variables)
+    level = _levels(variables, above)
+    if boxes:
+        stacked = list(stacked) + [n for n in _rails_to_stack(variables, level)
+                                   if n not in stacked]
+        level = _levels(variables, above, stacked)
+    columns = _Columns(prefix, _chains(variables), level, stamp) if boxes else None
+    if boxes:                       # the boxes set the steps apart: the nodes can stand closer
+        g.attr(nodesep="0.15")
+    inputs = _inputs(variables)
 
     def node_id(key):
         name, t = key
@@ -210,67 +305,130 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             label = html_text(text) + ("" if below is None else f"<br/>{below}")
         else:
             label = sup_html(text, f"({stamp(t)})", below=below)
-        if t is not None:
+        attrs["label"] = f"<{label}>"
+        if columns is not None:
+            attrs.update(_COMPACT)
+        if t is not None:           # a step's edges drawn straight where they can be
             attrs["group"] = f"{prefix}t{t}"
+        if columns is not None and t is not None:
+            columns.add(t, name, node_id((name, t)), attrs)
+            continue
+        if t is not None:
             rows.setdefault(name, []).append(node_id((name, t)))
-        g.node(node_id((name, t)), label=f"<{label}>", **attrs)
+        g.node(node_id((name, t)), **attrs)
 
-    recurrences, elided = {}, {}
+    def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None, flat=False,
+             at_head=False):
+        """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
+        (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes;
+        ``flat``: along one row, written in the direction of time; ``at_head``: the weights
+        written beside the arrowhead, as the several edges out of a fork are told apart)."""
+        key = "label" if not boxes else "headlabel" if at_head else "xlabel"
+        attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
+                              lambda text: {key: f"<{html_text(text)}>"} if text else {})
+        if key == "headlabel" and key in attrs:
+            attrs.update(labeldistance="1.6", labelangle="35", labelfontsize="14")
+        attrs.update(extra or {})
+        back = _laid_back(src_name, dt, above)
+        if boxes and src_name in inputs and dst_name not in inputs:
+            attrs["constraint"] = "false"      # an input drawn once, beside the steps it feeds
+        elif dt and src_name != dst_name and src_name not in above:
+            attrs["constraint"] = "false"
+            if boxes:
+                back = level[src_name] > level[dst_name]
+        elif dt and boxes and src_name == dst_name:
+            attrs["minlen"] = "0"          # a rail: the same row in both steps
+        back = dt is not None and dt < 0 if flat else back
+        if back and "headlabel" in attrs:     # written from dst to src: dst is its tail
+            attrs["taillabel"] = attrs.pop("headlabel")
+        _add_edge(g, src, dst, attrs, back)
+
+    def end_node(name, where):
+        """The node of ``name`` before ("start"), after ("end") or inside ("gap") the drawn steps."""
+        nid = f"{ids[name]}_{where}"
+        if where == "gap":
+            attrs = {"label": f"<{gap_text(name, gap)}>", "shape": "box", "style": "dashed",
+                     "fontsize": "14"}
+        else:
+            attrs = {"label": f"<{sup_html(name, '(...)')}>"}
+        if columns is not None:
+            attrs.update(_COMPACT if where != "gap" else {})
+            columns.add(where, name, nid, attrs)
+        elif where == "gap":
+            g.node(nid, **attrs)
+            row = rows.setdefault(name, [])
+            row.insert(next((i for i, r in enumerate(row) if r.endswith(f"_{shown[keep]}")),
+                            len(row)), nid)
+        else:
+            g.node(nid, **attrs)
+            _place_end(rows.setdefault(name, []), nid, left=where == "start")
+        return nid
+
+    segments = _segments(shown)
+    crossing, steps_of = {}, {}          # (src, dst, dt) -> labels of one-step edges
     for (src, dst), labels in variables.edges.items():
         dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
-        if ends and dt in (1, -1):
-            recurrences.setdefault((src[0], dst[0], labels, dt), None)
-        src_in, dst_in = src in present_set, dst in present_set
-        if not (src_in and dst_in):
-            if not gap:
-                continue
-            if src_in and dst[1] is not None and 1 <= dst[1] <= steps:
-                elided.setdefault(dst[0], set()).add(("in", src, labels, dt))
-            elif dst_in and src[1] is not None and src[1] >= 1:
-                elided.setdefault(src[0], set()).add(("out", dst, labels, dt))
-            continue
-        attrs = _label_attrs(_edge_text(labels, dt, edge_label))
-        if dt and src[0] != dst[0] and src[0] not in above:
-            attrs["constraint"] = "false"
-        _add_edge(g, node_id(src), node_id(dst), attrs, _laid_back(src[0], dt, above))
+        if dt in (1, -1):
+            merged = crossing.setdefault((src[0], dst[0], dt), [])
+            merged += [w for w in labels if w not in merged]
+        if src in present_set and dst in present_set and dt not in (1, -1):
+            link(node_id(src), node_id(dst), src[0], dst[0], labels, dt)
+    fans = {}                            # (src name, dt) -> the names it feeds one step on
+    for src_name, dst_name, dt in crossing:
+        fans.setdefault((src_name, dt), []).append(dst_name)
 
-    for src_name, dst_name, labels, dt in recurrences:   # dt -1: a chain backward in time
-        attrs = _label_attrs(_edge_text(labels, 1, edge_label))
-        if src_name != dst_name and src_name not in above:
-            attrs["constraint"] = "false"
-        back = _laid_back(src_name, dt, above)
-        into, out_of = (shown[0], shown[-1]) if dt == 1 else (shown[-1], shown[0])
-        first, last = (dst_name, into), (src_name, out_of)
-        if first in present_set:        # the chain comes in from the (...) before it
-            nid = f"{ids[src_name]}_{'start' if dt == 1 else 'end'}"
-            g.node(nid, label=f"<{sup_html(src_name, '(...)')}>")
-            _place_end(rows.setdefault(src_name, []), nid, left=dt == 1)
-            _add_edge(g, nid, node_id(first), attrs, back)
-        if last in present_set:         # and goes out to the (...) after it
-            nid = f"{ids[dst_name]}_{'end' if dt == 1 else 'start'}"
-            g.node(nid, label=f"<{sup_html(dst_name, '(...)')}>")
-            _place_end(rows.setdefault(dst_name, []), nid, left=dt != 1)
-            _add_edge(g, node_id(last), nid, attrs, back)
-
-    for name, links in elided.items():
-        nid = f"{ids[name]}_gap"
-        g.node(nid, label=f"<{gap_text(name, gap)}>", shape="box",
-               style="dashed", fontsize="14")
-        row = rows.setdefault(name, [])
-        row.insert(next((i for i, r in enumerate(row) if r.endswith(f"_{shown[keep]}")), len(row)),
-                   nid)
-        for direction, other, labels, dt in sorted(links, key=lambda x: (x[0], str(x[1]))):
-            static = other[1] is None
-            attrs = _label_attrs(_edge_text(labels, None if static else 1, edge_label))
-            src_name = other[0] if direction == "in" else name
-            if other[0] != name and not static and src_name not in above:
-                attrs["constraint"] = "false"
-            back = _laid_back(src_name, dt, above)
-            if direction == "in":
-                _add_edge(g, node_id(other), nid, attrs, back)
+    def enter(src_id, src_name, t, dt, edge_labels=None):
+        """Edges from ``src_id`` (src_name one step before t in the direction dt) into step t:
+        through a fork in step t's box where it feeds several variables there."""
+        targets = [d for d in fans.get((src_name, dt), ()) if (d, t) in present_set]
+        if not targets:
+            return
+        bend = boxes and len(targets) == 1 and level[targets[0]] != level[src_name]
+        if len(targets) > 1 or bend:    # enters step t in its own row, then turns
+            fork = f"{ids[src_name]}_j{t}"
+            attrs = {"shape": "point", "width": "0" if bend else "0.09", "label": ""}
+            if columns is not None:
+                columns.add(t, src_name, fork, attrs)
             else:
-                _add_edge(g, nid, node_id(other), attrs, back)
+                g.node(fork, **attrs)
+            link(src_id, fork, src_name, src_name, (), dt, bare=True, flat=True,
+                 extra={"arrowhead": "none", "arrowtail": "none"})
+            if (src_name, t) in present_set:     # the fork on the side the rail comes in from
+                _add_edge(g, fork, node_id((src_name, t)), {"style": "invis"}, dt < 0)
+            src_id = fork
+        for dst_name in targets:
+            labels = crossing[(src_name, dst_name, dt)] if edge_labels is None else edge_labels
+            link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
+                 at_head=len(targets) > 1)
 
+    def leave(src_name, t, dt, nid):
+        """The edge from src_name(t) out to ``nid``, the rest of its chain in the direction dt."""
+        feeds = fans.get((src_name, dt), ())
+        labels = crossing[(src_name, feeds[0], dt)] if len(feeds) == 1 else ()
+        link(node_id((src_name, t)), nid, src_name, src_name, tuple(labels), dt,
+             bare=len(feeds) != 1)
+
+    for i, (first, last) in enumerate(segments):
+        for t in range(first, last + 1):          # one step to the next, inside the segment
+            for (src_name, dt) in fans:
+                before = t - dt
+                if first <= before <= last and (src_name, before) in present_set:
+                    enter(node_id((src_name, before)), src_name, t, dt)
+        for (src_name, dt) in fans:               # in from / out to what is not drawn
+            into, out_of = (first, last) if dt == 1 else (last, first)
+            left = "start" if i == 0 else "gap"
+            right = "end" if i == len(segments) - 1 else "gap"
+            inward, outward = (left, right) if dt == 1 else (right, left)
+            fed = [d for d in fans[(src_name, dt)] if ((src_name, into - dt), (d, into))
+                   in variables.edges]
+            if (inward == "gap" or ends) and (inward == "gap" or fed) and any(
+                    (d, into) in present_set for d in fans[(src_name, dt)]):
+                enter(end_node(src_name, inward), src_name, into, dt)
+            if (outward == "gap" or ends) and (src_name, out_of) in present_set:
+                leave(src_name, out_of, dt, end_node(src_name, outward))
+
+    if columns is not None:
+        columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs])
     for name, row in rows.items():
         with g.subgraph() as s:
             s.attr(rank="same")
@@ -283,6 +441,176 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             if (lower, t) in present_set and (upper, t) in present_set:
                 g.edge(node_id((lower, t)), node_id((upper, t)), style="invis")
     return {key: node_id(key) for key in present}
+
+
+class _Columns:
+    """The columns of an unrolled view with boxes: per chain, the ``(...)`` starts, each step
+    (a visible box), the elision nodes and the ``(...)`` ends, each a cluster holding an
+    invisible anchor in the chain's lowest row; a spine node under each chain points at its
+    anchors with ``ordering=out``, so the columns come out left to right in that order."""
+
+    _BOX = {"style": "rounded,filled", "color": "#b0b0b0", "fillcolor": "#f5f5f5",
+            "fontname": "Helvetica", "fontsize": "11", "fontcolor": "#666666", "margin": "6", "labelloc": "t"}
+    _POINT = {"shape": "point", "style": "invis", "width": "0", "height": "0", "label": ""}
+
+    def __init__(self, prefix, chain, level, stamp):
+        self.prefix, self.chain, self.level, self.stamp = prefix, chain, level, stamp
+        self.members = {}            # (chain, column) -> [(name, node id, attrs)]
+        self.rows = {}               # level -> its node ids (a rank=same row)
+        self.chains = list(dict.fromkeys(chain.values()))
+
+    def add(self, column, name, nid, attrs):
+        """Put node ``nid`` of variable ``name`` in ``column`` (a step t, "start", "gap" or
+        "end") of its chain."""
+        self.members.setdefault((self.chain[name], column), []).append((name, nid, attrs))
+        self.rows.setdefault(self.level[name], []).append(nid)
+
+    def draw(self, g, shown, inputs):
+        """Write the columns' clusters, the spine and the rows into ``g``; ``inputs`` (node ids
+        of static inputs) stand in the spine's row, beside the steps."""
+        order = ["start"]
+        for i, t in enumerate(shown):
+            if i and t - shown[i - 1] > 1:
+                order.append("gap")
+            order.append(t)
+        order.append("end")
+        lowest = {}
+        for (chain, _), members in self.members.items():
+            low = min(self.level[name] for name, _, _ in members)
+            lowest[chain] = min(lowest.get(chain, low), low)
+        chains = sorted(lowest, key=lambda c: (lowest[c], self.chains.index(c)))  # bottom first
+        if not chains:
+            return
+        base = {}
+        for chain in chains:
+            ci = self.chains.index(chain)
+            for column in order:
+                members = self.members.get((chain, column))
+                if not members:
+                    continue
+                step = not isinstance(column, str)
+                anchor = f"{self.prefix}_a{ci}_{column}"
+                with g.subgraph(name=f"cluster_{self.prefix}_c{ci}_{'t' if step else ''}"
+                                     f"{column}") as box:
+                    if step:
+                        box.attr(label=f"<{html_text(self.title(chain, column))}>", **self._BOX)
+                    else:
+                        box.attr(peripheries="0", label="")
+                    box.node(anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
+                    for _, nid, attrs in members:
+                        box.node(nid, **attrs)
+                low = min(self.level[name] for name, _, _ in members)
+                bottom = [nid for name, nid, _ in members if self.level[name] == low]
+                if chain == chains[0]:
+                    for nid in bottom:
+                        g.edge(anchor, nid, style="invis", minlen="0", weight="100")
+                    base[column] = anchor
+                else:                    # aligned over the bottom chain's column
+                    with g.subgraph() as same:
+                        same.attr(rank="same")
+                        same.node(anchor)
+                        same.node(bottom[0])
+                    if column in base:
+                        g.edge(base[column], anchor, style="invis", weight="10")
+        with g.subgraph() as row:       # the bottom chain's anchors: one row under its steps
+            row.attr(rank="same")
+            for column in order:
+                if column in base:
+                    row.node(base[column])
+        spine = f"{self.prefix}_spine"
+        g.node(spine, ordering="out", **self._POINT)
+        anchors = [base[column] for column in order if column in base]
+        for anchor in anchors:
+            g.edge(spine, anchor, style="invis", weight="0")
+        for left, right in zip(anchors, anchors[1:]):
+            g.edge(left, right, style="invis")
+        for nid in inputs:
+            g.edge(spine, nid, style="invis")
+        for row in self.rows.values():
+            with g.subgraph() as same:
+                same.attr(rank="same")
+                for nid in row:
+                    same.node(nid)
+
+    def title(self, chain, t):
+        """"t = 2", or "decoder, t = 2" where there are several chains."""
+        where = chain.rsplit("/", 1)[-1] if len(self.chains) > 1 and chain else ""
+        return f"{where}, t = {self.stamp(t)}" if where else f"t = {self.stamp(t)}"
+
+
+def _inputs(variables):
+    """Names of static variables that no step feeds (a model's fixed input, another model's
+    tensor): drawn once, beside the steps."""
+    static = {k[0] for k in variables.keys if k[1] is None}
+    fed = {d[0] for s, d in variables.edges if d[1] is None and s[1] is not None}
+    return static - fed
+
+
+def _segments(shown):
+    """(first, last) of each run of consecutive steps in ``shown``."""
+    out = []
+    for t in shown:
+        if out and t == out[-1][1] + 1:
+            out[-1] = (out[-1][0], t)
+        else:
+            out.append((t, t))
+    return out
+
+
+_STEP = re.compile(r"(^|/)t=-?\d+(/.*)?$")
+
+
+def _chains(variables):
+    """name -> the scope its steps run in, without the ``t=K`` ("encdec/encoder"): one chain per
+    scope, drawn as its own row of boxes."""
+    out = {}
+    for (name, t), node in variables.nodes.items():
+        if t is not None and name not in out:
+            out[name] = _STEP.sub("", node.scope or "")
+    return {name: out.get(name, "") for name in variables.names}
+
+
+def _levels(variables, above, stacked=()):
+    """name -> its row inside a step: the longest path to it over the edges within one step
+    (and through static variables), a target above the loss it feeds, each of ``stacked``
+    above the one before it."""
+    succ = {n: set() for n in variables.names}
+    for lower, upper in zip(stacked, stacked[1:]):
+        if lower in succ and upper in succ:
+            succ[lower].add(upper)
+    for (src, dst), _ in variables.edges.items():
+        if src[1] is not None and dst[1] is not None and src[1] != dst[1]:
+            continue
+        a, b = (dst[0], src[0]) if src[0] in above else (src[0], dst[0])
+        if a != b:
+            succ[a].add(b)
+    indegree = {n: 0 for n in succ}
+    for n in succ:
+        for m in succ[n]:
+            indegree[m] += 1
+    level = {n: 0 for n in succ}
+    ready = [n for n in succ if indegree[n] == 0]
+    while ready:
+        n = ready.pop()
+        for m in succ[n]:
+            level[m] = max(level[m], level[n] + 1)
+            indegree[m] -= 1
+            if indegree[m] == 0:
+                ready.append(m)
+    return level
+
+
+def _rails_to_stack(variables, level):
+    """State parts (variables fed by themselves one step earlier or later) that the step's own
+    edges put in the same row, in name order: drawn one above the other."""
+    rails = list(dict.fromkeys(s[0] for s, d in variables.edges if s[0] == d[0]
+                               and s[1] is not None and d[1] is not None and s[1] != d[1]))
+    out = []
+    for lv in sorted({level[n] for n in rails}):
+        same = [n for n in rails if level[n] == lv]
+        if len(same) > 1:
+            out.extend(same)
+    return out
 
 
 def _laid_back(src_name, dt, above):
@@ -302,10 +630,14 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
 
     Every edge from step t - d to step t passes through the delay of its source: one chain of
     black squares per variable fed forward in time (d squares for a delay of d steps), as the
-    book draws one delay per state; an edge from step t + d (a chain backward in time, figure
-    10.11's g) passes through d squares in the same way.  With one destination the weights label the edge into the
-    delay; with several, each edge out of it.  ``edge_style(src_name, dst_name) -> dict`` adds
-    attributes (e.g. bold) to the edge that enters dst.
+    book draws one delay per state.  An edge from step t + d (a chain backward in time, figure
+    10.11's g) passes through d white squares instead, a one-step look-ahead
+    (:data:`LOOKAHEAD`), so it is not mistaken for a delay.  With one destination the weights
+    label the edge into the delay; with several, each edge out of it.  Where several paths
+    join two variables and one of them carries no weight (the GRU's copy u(t) h(t-1)), that
+    path is drawn as an edge of its own.  Weights that are not trained
+    (``variables.fixed``) are written "(fixed)" on dashed edges.  ``edge_style(src_name,
+    dst_name) -> dict`` adds attributes (e.g. bold) to the edge that enters dst.
     """
     names = variables.names
     extra = edge_style or (lambda src, dst: {})
@@ -313,7 +645,7 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
     above = _targets(variables)
     for name in names:
         g.node(ids[name], label=f"<{html_text(name)}>")
-    grouped = {}
+    grouped, bare = {}, set()
     for (src, dst), labels in variables.edges.items():
         if (src[1] is not None and src[1] < 1) or (dst[1] is not None and dst[1] < 1):
             continue
@@ -321,17 +653,24 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
         merged = list(grouped.get((src[0], dst[0], dt), ()))
         merged += [w for w in labels if w not in merged]
         grouped[(src[0], dst[0], dt)] = tuple(merged)
+        if () in variables.paths.get((src, dst), ()) and labels:
+            bare.add((src[0], dst[0], dt))
     delayed = {}
     for (src, dst, dt), labels in grouped.items():
-        attrs = _label_attrs(_edge_text(labels, dt, edge_label))
+        attrs = _weight_attrs(labels, dt, edge_label, variables.fixed, _label_attrs)
         if dt == 0:
             _add_edge(g, ids[src], ids[dst], {**attrs, **extra(src, dst)}, src in above)
+            if (src, dst, dt) in bare:
+                _add_edge(g, ids[src], ids[dst], dict(extra(src, dst)), src in above)
         else:
-            delayed.setdefault(src, []).append((dst, abs(dt), attrs))
-    for src, targets in delayed.items():   # one delay per state part: its chain of squares
-        squares = [f"{prefix}d_{ids[src]}_{i}" for i in range(max(dt for _, dt, _ in targets))]
+            delayed.setdefault((src, dt > 0), []).append((dst, abs(dt), attrs))
+            if (src, dst, dt) in bare:
+                delayed[(src, dt > 0)].append((dst, abs(dt), {}))
+    for (src, forward), targets in delayed.items():   # one delay per state part
+        kind = "d" if forward else "a"
+        squares = [f"{prefix}{kind}_{ids[src]}_{i}" for i in range(max(dt for _, dt, _ in targets))]
         for square in squares:
-            g.node(square, **_SQUARE)
+            g.node(square, **(_SQUARE if forward else _LOOKAHEAD))
         single = len(targets) == 1          # its one weight label goes on the edge into the delay
         g.edge(ids[src], squares[0], **(targets[0][2] if single else {}))
         for a, b in zip(squares, squares[1:]):
@@ -340,3 +679,13 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
             g.edge(squares[dt - 1], ids[dst], constraint="false", **({} if single else attrs),
                    **extra(src, dst))
     return ids
+
+
+def _weight_attrs(labels, dt, edge_label, fixed, as_label):
+    """Attributes of an edge carrying the weights ``labels``: the text (``as_label(text)``), and
+    dashed with each untrained weight written "W (fixed)" where all of them are fixed."""
+    shown = tuple(f"{w} (fixed)" if w in fixed else w for w in labels)
+    attrs = as_label(_edge_text(shown, dt, edge_label))
+    if labels and all(w in fixed for w in labels):
+        attrs["style"] = "dashed"
+    return attrs

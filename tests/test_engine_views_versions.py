@@ -1,0 +1,88 @@
+"""A tensor, its views and its detached copies share one version counter (as in PyTorch): an
+in-place change through any of them makes backward through a graph that saved the old
+values raise StaleGraphError, never return a gradient for values the graph did not use."""
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+ALIASES = {
+    "detach": lambda q: q.detach(),
+    "slice": lambda q: q[0:2],
+    ".T": lambda q: q.T,
+    "reshape(-1)": lambda q: q.reshape(-1),
+    "view of a view": lambda q: q.reshape(2, 1)[:, 0],
+    "detach of a slice": lambda q: q[0:2].detach(),
+}
+
+
+@pytest.mark.parametrize("alias", sorted(ALIASES))
+def test_an_in_place_change_through_an_alias_made_under_no_grad_makes_the_old_graph_stale(alias):
+    q = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (q * q).sum()
+    with tg.no_grad():
+        v = ALIASES[alias](q)
+        v += 100
+    assert q.data.tolist() == [101.0, 102.0]     # the alias shares q's memory
+    with pytest.raises(tg.StaleGraphError, match="changed in place"):
+        y.backward()
+    assert q.grad is None
+
+
+def test_a_detached_copy_changed_in_place_outside_no_grad_makes_the_old_graph_stale():
+    q = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (q * q).sum()
+    d = q.detach()
+    d += 10
+    with pytest.raises(tg.StaleGraphError):
+        y.backward()
+
+
+def test_a_graph_built_from_a_detached_copy_is_stale_after_its_base_is_stepped():
+    p = tg.Parameter(np.array([1.0, 2.0]), name="p")
+    w = tg.tensor([3.0, 4.0], requires_grad=True)
+    y = (p.detach() * w).sum()
+    p.grad = np.ones(2)
+    tg.optim.SGD([p], lr=0.1).step()
+    with pytest.raises(tg.StaleGraphError):
+        y.backward()
+
+
+def test_changing_the_output_of_a_node_through_a_view_makes_its_own_rule_stale():
+    x = tg.tensor([0.5, -0.25], requires_grad=True)
+    y = tg.tanh(x)                  # tanh's rule uses its output y
+    with tg.no_grad():
+        v = y[0:1]
+        v += 1.0
+    with pytest.raises(tg.StaleGraphError):
+        y.sum().backward()
+
+
+def test_a_graph_built_after_the_change_through_an_alias_runs_with_the_new_values():
+    q = tg.tensor([1.0, 2.0], requires_grad=True)
+    with tg.no_grad():
+        v = q.T
+        v += 1
+    (q * q).sum().backward()
+    assert q.grad.tolist() == [4.0, 6.0]
+
+
+def test_tensors_that_only_share_values_do_not_share_a_version_counter():
+    q = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (q * q).sum()
+    copy = tg.tensor(q.data)          # a copy, not a view
+    copy += 5
+    y.backward()
+    assert q.grad.tolist() == [2.0, 4.0]
+
+
+def test_an_op_whose_result_is_its_input_array_shares_its_version_counter():
+    identity = tg.defvjp(lambda a: (a, (lambda g: g,)), lambda g, out, a: (g,))
+    q = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (q * q).sum()
+    with tg.no_grad():
+        same = tg.apply("identity", identity, q)
+        same += 1
+    with pytest.raises(tg.StaleGraphError):
+        y.backward()

@@ -1,0 +1,179 @@
+"""The unrolled view is laid out the same readable way for every design, read back from the
+renderer's own layout (``-Tplain``): each step a box, the boxes in time order and apart, no
+edge through a step it does not join, the (...) ends and static inputs outside the steps, and
+at most 4.5 inches per step."""
+
+import sys
+
+import re
+
+import graphviz
+import numpy as np
+import pytest
+
+import tinygraph as tg
+import viz
+import viz.views as views
+from viz.derive import derive
+from viz.views import _summary, draw_unrolled, new_digraph
+from viz_layout import bands, designs, measure, plain, step_boxes
+
+DESIGNS = designs()
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def layouts():
+    """design -> (digraph, its layout figures), each rendered once (and a user LSTM at 10 steps)."""
+    out = {}
+    for name, model in DESIGNS.items():
+        digraph = viz.unrolled(model, steps=STEPS)
+        out[name] = (digraph, measure(digraph))
+    digraph = viz.unrolled(DESIGNS["user_lstm"], steps=10, keep=5)     # all ten steps drawn
+    out["user_lstm_10"] = (digraph, measure(digraph))
+    return out
+
+
+ALL = list(DESIGNS) + ["user_lstm_10"]
+
+
+@pytest.mark.parametrize("design", ALL)
+def test_each_step_is_a_box_and_the_boxes_run_in_time_order_without_overlapping(layouts, design):
+    digraph, figures = layouts[design]
+    steps = 10 if design == "user_lstm_10" else STEPS
+    assert {t for _, t in step_boxes(digraph).values()} == set(range(1, steps + 1))
+    assert figures["interleaved"] == 0
+
+
+@pytest.mark.parametrize("design", ALL)
+def test_no_edge_passes_through_a_step_it_does_not_join(layouts, design):
+    assert layouts[design][1]["stray"] == 0
+
+
+@pytest.mark.parametrize("design", ALL)
+def test_ends_and_static_inputs_stand_outside_the_steps(layouts, design):
+    assert layouts[design][1]["ends"] == 0
+
+
+@pytest.mark.parametrize("design", ALL)
+def test_a_step_takes_at_most_four_and_a_half_inches(layouts, design):
+    assert layouts[design][1]["per_step"] <= 4.5
+
+
+def test_the_layout_check_sees_boxes_out_of_time_order():
+    """The oracle can fail: boxes of steps 2, 1, 3 laid out in that order are interleaved."""
+    digraph = graphviz.Digraph()
+    for t in (2, 1, 3):
+        with digraph.subgraph(name=f"cluster_u_c0_t{t}") as box:
+            box.node(f"u0_{t}")
+    digraph.edge("u0_2", "u0_1")
+    digraph.edge("u0_1", "u0_3")
+    digraph.body.append("\t{rank=same; u0_2; u0_1; u0_3}\n")
+    assert measure(digraph)["interleaved"] == 1
+
+
+def test_lstm_cell_state_and_hidden_state_are_two_rails_across_the_steps(layouts):
+    digraph, _ = layouts["lstm"]
+    nodes, _ = plain(digraph)
+    ids = {f"{name}({t})": nid for nid in nodes for name, t in [_name_and_step(digraph, nid)]
+           if t is not None}
+    for name in ("s", "h"):
+        heights = {round(nodes[ids[f"{name}({t})"]][1], 3) for t in range(1, STEPS + 1)}
+        assert len(heights) == 1
+    assert nodes[ids["s(1)"]][1] != nodes[ids["h(1)"]][1]
+
+
+def test_gates_of_a_step_stand_in_its_box_in_rows_below_the_state_they_feed(layouts):
+    digraph, _ = layouts["lstm"]
+    nodes, _ = plain(digraph)
+    boxes = step_boxes(digraph)
+    named = {_name_and_step(digraph, nid): nid for nid in nodes}
+    for t in range(1, STEPS + 1):
+        for gate in ("f", "g", "q"):
+            assert boxes[named[(gate, t)]] == (0, t)
+        assert nodes[named[("f", t)]][1] < nodes[named[("s", t)]][1]
+
+
+def test_encoder_and_decoder_are_two_rows_of_boxes_with_their_steps_aligned(layouts):
+    digraph, _ = layouts["encdec"]
+    nodes, _ = plain(digraph)
+    boxes = step_boxes(digraph)
+    box = bands(nodes, boxes)
+    chains = sorted({c for c, _ in box})
+    assert len(chains) == 2
+    low, high = sorted(chains, key=lambda c: box[(c, 1)][2])
+    for t in range(1, STEPS + 1):
+        assert box[(low, t)][3] < box[(high, t)][2]         # one row above the other
+        assert box[(low, t)][0] < box[(high, t)][1] and box[(high, t)][0] < box[(low, t)][1]
+
+
+def test_a_static_input_is_drawn_once_outside_every_step(layouts):
+    digraph, figures = layouts["vec2seq"]
+    nodes, edges = plain(digraph)
+    boxes = step_boxes(digraph)
+    static = [nid for nid in nodes if _name_and_step(digraph, nid) == ("x", None)]
+    assert len(static) == 1 and static[0] not in boxes
+    assert sorted(boxes[head] for tail, head, _ in edges if tail == static[0]) == \
+        [(0, t) for t in range(1, STEPS + 1)]
+
+
+def test_a_window_of_a_long_unroll_keeps_the_layout():
+    model = DESIGNS["gru"]
+    digraph = new_digraph("window")
+    draw_unrolled(digraph, derive(model.trace(12), hide=("a",)), "u", shown=range(5, 9))
+    figures = measure(digraph)
+    assert {t for _, t in step_boxes(digraph).values()} == {5, 6, 7, 8}
+    assert (figures["interleaved"], figures["stray"], figures["ends"]) == (0, 0, 0)
+
+
+def test_a_100000_step_summary_builds_and_renders_without_hitting_the_recursion_limit():
+    limit = sys.getrecursionlimit()
+    digraph = viz.unrolled(DESIGNS["lstm"], steps=100_000)
+    assert {t for _, t in step_boxes(digraph).values()} == {1, 2, 3, 99_998, 99_999, 100_000}
+    assert sys.getrecursionlimit() == limit
+
+
+def test_a_summary_from_short_traces_draws_what_the_whole_trace_draws():
+    for name in ("lstm", "bidirectional", "leaky_skip", "encdec"):
+        short = viz.unrolled(DESIGNS[name], steps=30).source
+        g = new_digraph(f"{DESIGNS[name].name}_unrolled")
+        draw_unrolled(g, views.variables_of(DESIGNS[name], 30, views.BOOK_HIDDEN, window=views.KEEP,
+                                    who="unrolled"), "u", getattr(DESIGNS[name], "edge_label", None))
+        assert sorted(short.splitlines()) == sorted(g.source.splitlines())
+
+
+def test_a_design_whose_steps_depend_on_its_length_is_traced_whole():
+    """A step that reads the unroll's length cannot be summarised from short traces."""
+    w = tg.Parameter(np.array(0.5), name="w")
+    v = tg.Parameter(np.array(0.25), name="v")
+
+    class LengthAware:
+        name = "aware"
+
+        def trace(self, steps=3):
+            with tg.scope(self.name):
+                with tg.scope("t=0"):
+                    h = tg.tensor(1.0, name="h")
+                for t in range(1, steps + 1):
+                    with tg.scope(f"t={t}"):
+                        h = (h * (w if steps % 2 else v)).named("h")
+            return [h]
+
+    assert _summary(LengthAware(), 1001, 3, ()) is None
+    labels = viz.unrolled(LengthAware(), steps=1001).source
+    assert "<w>" in labels and "<v>" not in labels
+
+
+def _name_and_step(digraph, nid):
+    """(variable name, t) of a node id of an unrolled view, from its label (t None: static)."""
+    for line in digraph.source.splitlines():
+        m = re.match(rf"\s*{re.escape(nid)} \[.*?label=<(.*)>", line)
+        if m:
+            label = re.sub(r"<[^>]+>", " ", m.group(1)).split()
+            if not label:
+                return (None, None)
+            if len(label) == 1:
+                return (label[0], None)
+            step = label[1].strip("()")
+            return (label[0], int(step) if step.isdigit() else None)
+    return (None, None)

@@ -1,0 +1,213 @@
+"""Read back a layout: the renderer's ``-Tplain`` output (node boxes, edge splines) and the
+figures of a readable unrolled view measured on it (used by tests/test_viz_layout.py and
+bench/views.py).
+
+``-Tplain`` gives, in inches with y growing upwards, every node's centre and size and every
+edge's spline control points; a view's node ids tell the step they belong to (the unrolled
+view's steps are ``cluster_`` subgraphs named ``..._c<chain>_t<t>``)."""
+
+import re
+import shlex
+
+import numpy as np
+
+import rnn
+import tinygraph as tg
+import viz
+
+
+def plain(digraph):
+    """(nodes, edges) of ``digraph`` laid out by the project's renderer.
+
+    nodes: id -> (x, y, width, height) in inches; edges: list of (tail, head, [(x, y), ...]).
+    """
+    text = viz.render(digraph, "plain", quiet=True).decode()
+    nodes, edges = {}, []
+    for line in text.splitlines():
+        if line.startswith("node "):
+            parts = shlex.split(line)
+            nodes[parts[1]] = tuple(float(v) for v in parts[2:6])
+        elif line.startswith("edge "):
+            parts = shlex.split(line)
+            n = int(parts[3])
+            xy = [float(v) for v in parts[4:4 + 2 * n]]
+            edges.append((parts[1], parts[2], list(zip(xy[::2], xy[1::2]))))
+    return nodes, edges
+
+
+_CLUSTER = re.compile(r"^\s*subgraph (cluster_\S+) \{$")
+_MEMBER = re.compile(r"^\s*([\w]+)(?: \[.*)?$")
+_STEP_BOX = re.compile(r"_c(\d+)_t(\d+)$")
+
+
+_NODE_ID = re.compile(r"^\s*(\w+_\d+) \[", re.M)
+
+
+def step_boxes(digraph):
+    """node id -> (chain, t) for the nodes of every step box (a ``cluster_..._c<chain>_t<t>``
+    subgraph of the DOT source); in a view without boxes (before issue 20), the steps read
+    from the node ids ``<variable>_<t>``."""
+    out, box = {}, None
+    if "subgraph cluster_" not in digraph.source:      # an unboxed view: steps from the ids
+        return {nid: (0, int(nid.rsplit("_", 1)[1])) for nid in _NODE_ID.findall(digraph.source)}
+    for line in digraph.source.splitlines():
+        m = _CLUSTER.match(line)
+        if m:
+            found = _STEP_BOX.search(m.group(1))
+            box = (int(found.group(1)), int(found.group(2))) if found else None
+        elif line.strip() == "}":
+            box = None
+        elif box is not None:
+            member = _MEMBER.match(line)
+            if member and "=" not in member.group(1):
+                out[member.group(1)] = box
+    return out
+
+
+def bands(nodes, boxes):
+    """(chain, t) -> (left, right, bottom, top) of the box around its nodes, in inches."""
+    out = {}
+    for nid, key in boxes.items():
+        if nid not in nodes:
+            continue
+        x, y, w, h = nodes[nid]
+        if w == 0:              # an invisible anchor
+            continue
+        l, r, b, tp = out.get(key, (x - w / 2, x + w / 2, y - h / 2, y + h / 2))
+        out[key] = (min(l, x - w / 2), max(r, x + w / 2), min(b, y - h / 2), max(tp, y + h / 2))
+    return out
+
+
+def _inside(p, box, margin=0.02):
+    l, r, b, t = box
+    return l + margin < p[0] < r - margin and b + margin < p[1] < t - margin
+
+
+def _points(spline, per_piece=8):
+    """Points along a piecewise cubic Bezier spline (control points as -Tplain lists them)."""
+    out = [spline[0]]
+    for i in range(0, len(spline) - 3, 3):
+        p0, p1, p2, p3 = (np.array(p) for p in spline[i:i + 4])
+        for s in np.linspace(0, 1, per_piece + 1)[1:]:
+            q = (1 - s) ** 3 * p0 + 3 * (1 - s) ** 2 * s * p1 + 3 * (1 - s) * s ** 2 * p2 \
+                + s ** 3 * p3
+            out.append((float(q[0]), float(q[1])))
+    return out
+
+
+def measure(digraph):
+    """The layout figures of an unrolled view, laid out by the project's renderer.
+
+    interleaved: pairs of consecutive steps of one chain whose boxes overlap or come out of
+    time order (left to right), or step boxes of different chains that overlap;
+    stray: drawn edges that pass through the box of a step they do not join (an edge from step
+    t - d to step t of one chain joins the steps between);
+    ends: nodes outside the step boxes (``(...)`` ends, static variables, elisions) that
+    stand inside one;
+    per_step: the drawing's width divided by the number of steps (inches).
+    """
+    nodes, edges = plain(digraph)
+    boxes = step_boxes(digraph)
+    box = bands(nodes, boxes)
+    keys = sorted(box)
+    interleaved = sum(1 for a, b in zip(keys, keys[1:]) if a[0] == b[0] and box[a][1] > box[b][0])
+    interleaved += sum(1 for i, a in enumerate(keys) for b in keys[i + 1:] if a[0] != b[0]
+                       and _overlap(box[a], box[b]))
+    visible = {(a, b) for a, b in _drawn_edges(digraph)}
+    stray = 0
+    for tail, head, spline in edges:
+        if (tail, head) not in visible and (head, tail) not in visible:
+            continue
+        joined = {boxes.get(tail), boxes.get(head)}
+        ends_ = [k for k in joined if k is not None]
+        if len(ends_) == 2 and ends_[0][0] == ends_[1][0]:     # a skip over d steps spans them
+            (c, a), (_, b) = sorted(ends_)
+            joined |= {(c, t) for t in range(a, b + 1)}
+        if any(_inside(p, box[k]) for k in keys if k not in joined for p in _points(spline)):
+            stray += 1
+    ends = sum(1 for nid, (x, y, w, h) in nodes.items() if nid not in boxes and w > 0
+               and any(_inside((x, y), box[k], margin=0) for k in keys))
+    drawn = [v for nid, v in nodes.items() if v[2] > 0]
+    left = min(x - w / 2 for x, y, w, h in drawn)
+    right = max(x + w / 2 for x, y, w, h in drawn)
+    return {"interleaved": interleaved, "stray": stray, "ends": ends,
+            "per_step": (right - left) / max(1, len({t for _, t in keys}))}
+
+
+def _overlap(a, b):
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+_EDGE = re.compile(r"^\s*(\w+) -> (\w+)(?: \[(.*)\])?$")
+
+
+def _drawn_edges(digraph):
+    """(tail, head) of the edges of the DOT source that are drawn (not style=invis)."""
+    out = []
+    for line in digraph.source.splitlines():
+        m = _EDGE.match(line)
+        if m and "style=invis" not in (m.group(3) or ""):
+            out.append((m.group(1), m.group(2)))
+    return out
+
+
+def _user_lstm():
+    """An LSTM a user writes with rnn.Recurrence: state {"s", "h"}, gates named f, g, q."""
+    rng = np.random.default_rng(0)
+    P = {k: tg.Parameter(rng.normal(size=shape) * 0.3, name=k) for k, shape in
+         (("Uf", (3, 2)), ("Wf", (3, 3)), ("Ug", (3, 2)), ("Wg", (3, 3)), ("Uq", (3, 2)),
+          ("Wq", (3, 3)), ("U", (3, 2)), ("W", (3, 3)), ("V", (4, 3)))}
+
+    def step(state, x):
+        h = state["h"]
+        f = (x @ P["Uf"].T + h @ P["Wf"].T).sigmoid().named("f")
+        g = (x @ P["Ug"].T + h @ P["Wg"].T).sigmoid().named("g")
+        q = (x @ P["Uq"].T + h @ P["Wq"].T).sigmoid().named("q")
+        s = f * state["s"] + g * (x @ P["U"].T + h @ P["W"].T).tanh()
+        return {"s": s, "h": s.tanh() * q}
+
+    return rnn.Recurrence(step, list(P.values()), {"s": 3, "h": 3}, n_in=2,
+                          readout=lambda state: state["h"] @ P["V"].T, name="user_lstm")
+
+
+def _peephole():
+    """A peephole LSTM (Gers and Schmidhuber): the gates also read the cell state s(t-1)."""
+    rng = np.random.default_rng(1)
+    P = {k: tg.Parameter(rng.normal(size=shape) * 0.3, name=k) for k, shape in
+         (("Uf", (3, 2)), ("Wf", (3, 3)), ("Pf", (3,)), ("Ug", (3, 2)), ("Wg", (3, 3)),
+          ("Pg", (3,)), ("Uq", (3, 2)), ("Wq", (3, 3)), ("Pq", (3,)), ("U", (3, 2)),
+          ("W", (3, 3)), ("V", (4, 3)))}
+
+    def step(state, x):
+        h, c = state["h"], state["s"]
+        f = (x @ P["Uf"].T + h @ P["Wf"].T + c * P["Pf"]).sigmoid().named("f")
+        g = (x @ P["Ug"].T + h @ P["Wg"].T + c * P["Pg"]).sigmoid().named("g")
+        s = f * c + g * (x @ P["U"].T + h @ P["W"].T).tanh()
+        q = (x @ P["Uq"].T + h @ P["Wq"].T + s * P["Pq"]).sigmoid().named("q")
+        return {"s": s, "h": s.tanh() * q}
+
+    return rnn.Recurrence(step, list(P.values()), {"s": 3, "h": 3}, n_in=2,
+                          readout=lambda state: state["h"] @ P["V"].T, name="peephole")
+
+
+def designs():
+    """name -> a small model of every design the issue lists (issue 20's layout targets)."""
+    return {
+        "elman": rnn.ElmanRNN(4, 3, 4),
+        "jordan": rnn.JordanRNN(4, 3, 4),
+        "seq2one": rnn.SequenceToOne(4, 3, 4),
+        "vec2seq": rnn.VectorToSequence(4, 3, 4),
+        "conditional": rnn.ConditionalRNN(4, 3, 4),
+        "lstm": rnn.LSTM(4, 3, 4),
+        "gru": rnn.GRU(4, 3, 4),
+        "bidirectional": rnn.BidirectionalRNN(4, 3, 4),
+        "encdec": rnn.EncoderDecoder(4, 3, 4),
+        "deep_stacked": rnn.DeepRNN(4, 3, 4, kind="stacked"),
+        "deep_mlp": rnn.DeepRNN(4, 3, 4, kind="mlp"),
+        "deep_skip": rnn.DeepRNN(4, 3, 4, kind="skip"),
+        "leaky_skip": rnn.LeakyRNN(4, 3, 4, skip=2),
+        "esn": rnn.EchoStateNetwork(4, 3, 4),
+        "memory": rnn.MemoryNetwork(4, 3, 4, slots=4, width=3),
+        "user_lstm": _user_lstm(),
+        "peephole": _peephole(),
+    }
