@@ -569,6 +569,7 @@ class Engine:
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "tinygraph-playground"
     protocol_version = "HTTP/1.1"
+    timeout = 30                                # an idle or stalled connection is dropped
 
     def log_message(self, format, *args):       # quiet: the terminal shows the URL only
         pass
