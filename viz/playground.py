@@ -66,7 +66,7 @@ PROBE_ROWS = 100           # up to this many loss terms the connectivity is ever
 JACOBIAN_STEPS = 30        # the Jacobians of the probe's first steps (one sweep per unit per step)
 WINDOW = 5                 # steps of the unrolled view: the last ones of the probe
 CURVE_POINTS = 400         # points of a curve in the snapshot
-VIEW_SHARE = 0.12          # the views take at most about this share of the training thread's CPU time
+VIEW_SHARE = 0.1           # the views take at most about this share of the training thread's CPU time
 REFRESH_SECONDS = 0.25     # and are refreshed at most this often (CPU seconds of the thread)
 PUBLISH_SECONDS = 0.25     # the curves of a playing run are published at most this often
 SAVE_NAME = "playground_{}.npz"
@@ -372,12 +372,21 @@ class Run:
         return {"svg": _svg_text(g), "nodes": nodes, "first": shown[0], "last": shown[-1]}
 
 
+def _picks(n):
+    """At most CURVE_POINTS indices of 0..n-1, evenly spaced, the last included."""
+    if n <= CURVE_POINTS:
+        return range(n)
+    return np.unique(np.linspace(0, n - 1, CURVE_POINTS).round().astype(int)).tolist()
+
+
 def _curve(pairs):
-    """At most CURVE_POINTS (step, value) pairs, evenly spaced, the last included."""
-    if len(pairs) > CURVE_POINTS:
-        idx = np.unique(np.linspace(0, len(pairs) - 1, CURVE_POINTS).round().astype(int))
-        pairs = [pairs[i] for i in idx]
-    return [[s, _num(v)] for s, v in pairs]
+    """At most CURVE_POINTS of the (step, value) pairs, evenly spaced, the last included."""
+    return [[pairs[i][0], _num(pairs[i][1])] for i in _picks(len(pairs))]
+
+
+def _series(values):
+    """At most CURVE_POINTS [update, value] of the values of updates 1, 2, ..."""
+    return [[i + 1, _num(values[i])] for i in _picks(len(values))]
 
 
 # ------------------------------------------------------------------ the engine thread
@@ -504,8 +513,7 @@ class Engine:
                 except tg.TinygraphError as e:
                     run.views_data = {"notes": [str(e)]}
             runs.append({"name": run.name, "config": run.config, "steps": run.steps,
-                         "loss": _curve(list(enumerate(run.losses, 1))),
-                         "gnorm": _curve(list(enumerate(run.norms, 1))),
+                         "loss": _series(run.losses), "gnorm": _series(run.norms),
                          "held": _curve(run.held), "recall": _curve(run.recall),
                          "views": run.views_data, "digest": run.digest()})
         self._last_publish = time.perf_counter()
