@@ -800,11 +800,11 @@ def add_parser(sub, whole):
 
 def cmd_playground(args):
     app = Playground(dict(DEFAULTS), port=args.port, out=args.out).start()
-    print(f"tinygraph playground: {app.url}", flush=True)
-    print("Ctrl-C stops it", flush=True)
-    if not args.no_browser:
-        webbrowser.open(app.url)
-    try:
+    try:                        # from here on Ctrl-C stops the server (and saves into --out)
+        print(f"tinygraph playground: {app.url}", flush=True)
+        print("Ctrl-C stops it", flush=True)
+        if not args.no_browser:
+            webbrowser.open(app.url)
         while True:
             time.sleep(0.2)
     except KeyboardInterrupt:
