@@ -296,6 +296,27 @@ def test_a_users_own_model_and_task_from_python():
         started.stop()
 
 
+def test_a_task_that_raises_is_shown_and_the_server_goes_on():
+    calls = []
+
+    def task(batch, seed):
+        calls.append(seed)
+        if len(calls) > 2:          # the held-out batch and the first update's batch are fine
+            raise RuntimeError("the user's data ran out")
+        return rnn.problems.running_parity(batch, 4, seed)
+
+    started = viz.playground(rnn.ElmanRNN(2, 3, 2, seed=0), task)
+    try:
+        client = Client(started)
+        client.post("/api/play")
+        state = _until(lambda: (s := client.state())["error"] and s, "the error shown")
+        assert "RuntimeError: the user's data ran out" in state["error"]
+        assert not state["playing"] and state["runs"][0]["steps"] == 1
+        assert client.post("/api/pause")[0] == 200
+    finally:
+        started.stop()
+
+
 def test_the_command_line_prints_its_url_and_ctrl_c_stops_it(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.Popen([sys.executable, "-m", "viz.cli", "playground", "--no-browser",

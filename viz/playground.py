@@ -452,22 +452,30 @@ class Engine:
             for name, config in commands:
                 try:
                     steps += self._apply(name, config)
-                except (tg.TinygraphError, OSError) as e:
-                    self.error = str(e)
-                    self._publish(views=False)
+                except Exception as e:      # noqa: BLE001 - shown in the page; the thread lives on
+                    self._failed(e)
             if self.playing:
                 steps = max(steps, 1)
-            if steps == 0:
-                if commands:
+            try:
+                if steps == 0:
+                    if commands:
+                        self._publish(views=True)
+                    self.wake.wait(0.5)
+                    continue
+                for _ in range(steps):
+                    if self.stopping.is_set():
+                        return
+                    self._one_update()
+                if not self.playing:
                     self._publish(views=True)
-                self.wake.wait(0.5)
-                continue
-            for _ in range(steps):
-                if self.stopping.is_set():
-                    return
-                self._one_update()
-            if not self.playing:
-                self._publish(views=True)
+            except Exception as e:          # noqa: BLE001 - e.g. a user's task that raises
+                self._failed(e)
+
+    def _failed(self, e):
+        """Show what went wrong in the page and pause; the server and this thread go on."""
+        self.playing = False
+        self.error = str(e) if isinstance(e, tg.TinygraphError) else f"{type(e).__name__}: {e}"
+        self._publish(views=False)
 
     def _apply(self, name, config):
         """A queued command; returns the number of updates it asks for."""
@@ -510,8 +518,8 @@ class Engine:
                     run.measure()
                 try:
                     run.views()
-                except tg.TinygraphError as e:
-                    run.views_data = {"notes": [str(e)]}
+                except Exception as e:      # noqa: BLE001 - a view that cannot be computed says why
+                    run.views_data = {"notes": [f"the views failed: {type(e).__name__}: {e}"]}
             runs.append({"name": run.name, "config": run.config, "steps": run.steps,
                          "loss": _series(run.losses), "gnorm": _series(run.norms),
                          "held": _curve(run.held), "recall": _curve(run.recall),

@@ -281,7 +281,10 @@
           writeHash(snap.config);
         }
       }
-      $("error").textContent = snap.error || $("error").textContent;
+      if (snap.error !== state.serverError) {          // the training thread's own error
+        state.serverError = snap.error;
+        $("error").textContent = snap.error || "";
+      }
       if (snap.version !== state.version) {
         state.version = snap.version;
         state.config = snap.config;
