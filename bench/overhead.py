@@ -7,14 +7,10 @@ and its share of ``backward`` (topological sort, vjps, gradient accumulation).  
 """
 
 import os
+import sys
+import time
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import sys          # noqa: E402
-import time         # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -89,5 +85,7 @@ def print_table():
         print(f"| {kind} | {n} | {ec:.2f} | {eb:.2f} | {nf:.2f} | {nb:.2f} | {oc:.2f} | "
               f"{ob:.2f} | {oc + ob:.2f} |")
 
-if __name__ == "__main__":
-    print_table()
+
+if __name__ == "__main__":      # one BLAS thread: set before numpy loads (bench/threads.py)
+    from bench.threads import run_single_threaded
+    run_single_threaded(print_table, keep_set=True)

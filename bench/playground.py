@@ -10,16 +10,12 @@ delay of 44 (T = 50 steps), batch 16:
     .venv/bin/python bench/playground.py [--seconds 10]
 """
 
+import argparse
 import os
-
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"      # as bench/run.py: one BLAS thread, set before numpy is imported
-
-import argparse  # noqa: E402
-import shutil    # noqa: E402
-import statistics  # noqa: E402
-import sys       # noqa: E402
-import time      # noqa: E402
+import shutil
+import statistics
+import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -101,5 +97,6 @@ def main():
     print(f"page open until the first snapshot is drawn: {opened * 1000:.0f} ms (target <= 1 s)")
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":      # one BLAS thread: set before numpy loads (bench/threads.py)
+    from bench.threads import run_single_threaded
+    run_single_threaded(main)
