@@ -6,6 +6,8 @@
 - :func:`delayed_recall`: one symbol, then ``delay`` steps of blanks, then recall it
   (the copy problem of :func:`rnn.datasets.copy_task` with one symbol): leaky units and
   skip connections carry it further than an Elman network of the same size.
+- :func:`running_parity`: a stream of bits, the target at every step the parity of the
+  bits so far (a sequence task whose every answer depends on the whole past).
 - :func:`delayed_product`: a signal x(t) and the target x(t) x(t - d), a task with memory
   and a nonlinearity, for :class:`~rnn.esn.EchoStateNetwork` (only the readout is fit).
 - :func:`associative_recall`: (key, value) pairs, then a key: answer its value, for
@@ -64,6 +66,17 @@ def delayed_recall(batch, delay, n_symbols=4, seed=0):
     Returns xs, ys : int64 (delay + 2, batch), vocabulary n_symbols + 2 (see copy_task).
     """
     return copy_task(batch, length=1, delay=delay, n_symbols=n_symbols, seed=seed)
+
+
+def running_parity(batch, length=10, seed=0):
+    """Bits x(1..T) and the target y(t) = x(1) xor ... xor x(t) at every step.
+
+    Returns xs, ys : int64 (length, batch), vocabulary 2 for both.
+    """
+    length = checks.positive_int(length, "running_parity", "length")
+    batch = checks.positive_int(batch, "running_parity", "batch")
+    bits = np.random.default_rng(seed).integers(0, 2, size=(length, batch))
+    return bits, np.cumsum(bits, axis=0) % 2
 
 
 def delayed_product(steps, delay=5, seed=0):
