@@ -8,6 +8,7 @@ once): no test may depend on what another ran before it.
 """
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -44,3 +45,31 @@ def central_differences(f, arrays, eps=1e-6):
 @pytest.fixture
 def numeric_grad():
     return central_differences
+
+
+def _browser_missing():
+    """Why the browser tests cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401 - only whether it imports
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    if shutil.which("chromium") is None:
+        return "no Chromium found on PATH (Debian: apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """The system's Chromium driven by Playwright.  Without it the test is skipped, saying why;
+    under CI (CI=true) that skip is an error, so CI never passes without the browser tests."""
+    reason = _browser_missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run under CI: {reason}")
+        pytest.skip(f"browser tests skipped: {reason}")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=shutil.which("chromium"),
+                                     args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

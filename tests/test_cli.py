@@ -18,7 +18,6 @@ import rnn
 import tinygraph as tg
 import viz
 from rnn.tasks import CharTask, load_checkpoint
-from test_viz_explorer_browser import browser  # noqa: F401 - the fixture
 from viz.cli import EXPLORER_STEPS, main
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 import rnn
 import viz
-from test_viz_explorer_browser import Page, browser  # noqa: F401 - the browser fixture
+from test_viz_explorer_browser import Page
 
 XS = np.array([[1], [3], [5], [2]])
 YS = np.array([[0], [2], [4]])

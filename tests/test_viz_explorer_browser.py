@@ -5,8 +5,6 @@ Without Chromium or the playwright package these tests are skipped, saying why; 
 """
 
 import json
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -16,31 +14,6 @@ import tinygraph as tg
 import viz
 from test_rnn_cells import user_lstm
 from viz.derive import derive
-
-
-def _missing():
-    try:
-        import playwright.sync_api  # noqa: F401 - only whether it imports
-    except ImportError:
-        return "the playwright package is not installed (pip install -e '.[test]')"
-    if shutil.which("chromium") is None:
-        return "no Chromium found on PATH (Debian: apt-get install chromium)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _missing()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests cannot run under CI: {reason}")
-        pytest.skip(f"browser tests skipped: {reason}")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=shutil.which("chromium"),
-                                     args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 class Page:

@@ -4,8 +4,6 @@ CI (CI=true) that skip is an error.  The page's CSP forbids eval, so the tests p
 ``page.evaluate`` (which the CSP does not cover) instead of ``wait_for_function``."""
 
 import json
-import os
-import shutil
 import time
 
 import pytest
@@ -14,31 +12,6 @@ import viz
 from test_viz_playground import Client
 
 WAIT = 120.0
-
-
-def _missing():
-    try:
-        import playwright.sync_api  # noqa: F401 - only whether it imports
-    except ImportError:
-        return "the playwright package is not installed (pip install -e '.[test]')"
-    if shutil.which("chromium") is None:
-        return "no Chromium found on PATH (Debian: apt-get install chromium)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _missing()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests cannot run under CI: {reason}")
-        pytest.skip(f"browser tests skipped: {reason}")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=shutil.which("chromium"),
-                                     args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

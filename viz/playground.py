@@ -35,7 +35,7 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn import datasets, problems
-from rnn.core import collector_paused, detach_state
+from rnn.core import collector_paused, detach_state, time_step
 from rnn.diagnostics import part_nodes, run_model
 
 from .derive import derive
@@ -336,7 +336,8 @@ class Run:
                 if len(run.losses) > PROBE_ROWS:
                     rows = np.unique(np.linspace(1, len(keys), 40).round().astype(int)).tolist()
                 matrix = rnn.connectivity(model, xs, ys, part=part, rows=rows)
-                out["connectivity"] = _binned(matrix, rows)
+                height = max(time_step(loss.scope) for loss in run.losses)
+                out["connectivity"] = _binned(matrix, rows, height)
                 out["unrolled"] = self._unrolled(run)
             else:
                 out["notes"].append(f"{model.name}: h(t) does not depend on trained weights "
