@@ -33,7 +33,7 @@ import numpy as np
 
 import tinygraph as tg
 
-from .core import collector_paused, time_step, walk
+from .core import time_step, walk
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 _RUNS = itertools.count(1)                       # the scope label of each run made here
@@ -121,13 +121,12 @@ def run_connectivity(run, parts, who, rows=None, own=None):
             m[t - 1] = 0.0
         out[part] = m
     inputs = [(part, k, node) for part, found in nodes.items() for k, node in sorted(found.items())]
-    with collector_paused():
-        for loss, t in zip(run.losses, when):
-            if wanted is not None and t not in wanted:
-                continue
-            grads = tg.grad(loss, [node for _, _, node in inputs], retain_graph=True)
-            for (part, k, _), g in zip(inputs, grads):
-                out[part][t - 1, k - 1] = np.linalg.norm(g)
+    for loss, t in zip(run.losses, when):
+        if wanted is not None and t not in wanted:
+            continue
+        grads = tg.grad(loss, [node for _, _, node in inputs], retain_graph=True)
+        for (part, k, _), g in zip(inputs, grads):
+            out[part][t - 1, k - 1] = np.linalg.norm(g)
     return out
 
 
@@ -157,9 +156,8 @@ def connectivity(model, xs, ys, part="h", h0=None, rows=None):
     encoder-decoder), T_h the steps of ``part`` (n_x for the encoder's "h").
     """
     who = "rnn.connectivity"
-    with collector_paused():
-        run, own = own_run(model, xs, ys, h0)
-        return run_connectivity(run, [part], who, rows, own)[part]
+    run, own = own_run(model, xs, ys, h0)
+    return run_connectivity(run, [part], who, rows, own)[part]
 
 
 class _CutSteps:
@@ -209,28 +207,27 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
                              f"are {list(parts)}); a design without one carries no h(t-1) into h(t)")
     cut = copy.copy(model)
     cut_steps = cut.step = _CutSteps(cut.step, parts)   # bound to the copy
-    with collector_paused():
-        run_model(cut, xs, ys, h0, steps)
-        if not cut_steps.records:
-            raise tg.ConfigError(f"{who}: {model.name} runs its steps through chains of its own "
-                                 "(a model made of several recurrences), not one step function; "
-                                 "its Jacobians are not available")
-        size = parts[part]
-        out = np.empty((len(cut_steps.records), size, size))
-        for t, (leaves, new) in enumerate(cut_steps.records):
-            h_new, h_old = new[part], leaves[part]
-            if h_new.size != size:
-                raise tg.ShapeError(f"{who}: needs a batch of one; '{part}' has shape "
-                                    f"{h_new.shape} at t={t + 1}")
-            if not h_new.requires_grad:
-                out[t] = 0.0
-                continue
-            seed = np.zeros(h_new.shape, h_new.dtype)
-            flat = seed.reshape(-1)
-            for i in range(size):
-                flat[i] = 1.0
-                out[t, i] = tg.grad(h_new, h_old, grad=seed, retain_graph=True).reshape(-1)
-                flat[i] = 0.0
+    run_model(cut, xs, ys, h0, steps)
+    if not cut_steps.records:
+        raise tg.ConfigError(f"{who}: {model.name} runs its steps through chains of its own "
+                             "(a model made of several recurrences), not one step function; "
+                             "its Jacobians are not available")
+    size = parts[part]
+    out = np.empty((len(cut_steps.records), size, size))
+    for t, (leaves, new) in enumerate(cut_steps.records):
+        h_new, h_old = new[part], leaves[part]
+        if h_new.size != size:
+            raise tg.ShapeError(f"{who}: needs a batch of one; '{part}' has shape "
+                                f"{h_new.shape} at t={t + 1}")
+        if not h_new.requires_grad:
+            out[t] = 0.0
+            continue
+        seed = np.zeros(h_new.shape, h_new.dtype)
+        flat = seed.reshape(-1)
+        for i in range(size):
+            flat[i] = 1.0
+            out[t, i] = tg.grad(h_new, h_old, grad=seed, retain_graph=True).reshape(-1)
+            flat[i] = 0.0
     return out
 
 
@@ -310,22 +307,21 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     of a tanh or sigmoid op in the scope of step t (state units and gates alike).  ``steps``
     is for a system without input (``xs=None``).
     """
-    with collector_paused():
-        run, own = own_run(model, xs, ys, h0, steps)
-        roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
-        roots += [n for nodes in run.parts.values() for n in nodes]
-        steps = max((time_step(n.scope) or 0 for n in roots), default=0)
-        saturated = np.zeros(steps + 1)
-        units = np.zeros(steps + 1)
-        for node in walk(roots):
-            if not own(node.scope):    # e.g. the earlier run behind a carried h0
-                continue
-            t = time_step(node.scope)
-            if node.op in SATURATING and t is not None and t >= 1:
-                y = node.data
-                slope = (1 - y * y) if node.op == "tanh" else y * (1 - y)
-                saturated[t] += np.count_nonzero(slope < tol * SATURATING[node.op])
-                units[t] += y.size
+    run, own = own_run(model, xs, ys, h0, steps)
+    roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
+    roots += [n for nodes in run.parts.values() for n in nodes]
+    steps = max((time_step(n.scope) or 0 for n in roots), default=0)
+    saturated = np.zeros(steps + 1)
+    units = np.zeros(steps + 1)
+    for node in walk(roots):
+        if not own(node.scope):    # e.g. the earlier run behind a carried h0
+            continue
+        t = time_step(node.scope)
+        if node.op in SATURATING and t is not None and t >= 1:
+            y = node.data
+            slope = (1 - y * y) if node.op == "tanh" else y * (1 - y)
+            saturated[t] += np.count_nonzero(slope < tol * SATURATING[node.op])
+            units[t] += y.size
     return np.divide(saturated[1:], units[1:], out=np.zeros(steps), where=units[1:] > 0)
 
 
@@ -335,13 +331,12 @@ def gradient_ratio(model, xs, ys, part="h", h0=None):
     ∇_{h(t)} L is the gradient of the whole loss at h(t) (one engine sweep); the product is
     its vector-Jacobian product with :func:`jacobians`.  NaN where ∇_{h(t)} L is zero.
     """
-    with collector_paused():
-        run, own = own_run(model, xs, ys, h0)
-        if run.loss is None:
-            raise tg.ConfigError("rnn.gradient_ratio: the run has no loss (give targets ys)")
-        nodes = part_nodes(run, part, "rnn.gradient_ratio", own)
-        keys = sorted(nodes)
-        grads = tg.grad(run.loss, [nodes[k] for k in keys])
+    run, own = own_run(model, xs, ys, h0)
+    if run.loss is None:
+        raise tg.ConfigError("rnn.gradient_ratio: the run has no loss (give targets ys)")
+    nodes = part_nodes(run, part, "rnn.gradient_ratio", own)
+    keys = sorted(nodes)
+    grads = tg.grad(run.loss, [nodes[k] for k in keys])
     jacs = jacobians(model, xs, part=part, h0=h0, ys=ys)
     ratio = np.full(len(jacs), np.nan)
     for k, g in zip(keys, grads):

@@ -16,7 +16,7 @@ import numpy as np
 import tinygraph as tg
 
 from . import checks
-from .core import collector_paused, detach_state
+from .core import detach_state
 from .datasets import stream_batches
 
 
@@ -47,8 +47,7 @@ class Trainer:
     def update(self, loss):
         """Back-propagate ``loss``, clip, step; returns the gradient norm before clipping."""
         self.optimizer.zero_grad()
-        with collector_paused():
-            loss.backward()
+        loss.backward()
         params = self.optimizer.params
         norm = (tg.clip_grad_norm(params, self.clip) if self.clip is not None
                 else float(np.sqrt(sum(np.sum(p.grad ** 2) for p in params if p.grad is not None))))
@@ -61,10 +60,9 @@ class Trainer:
 
         Returns (loss, grad_norm) floats.
         """
-        with collector_paused():     # the graph lives and dies inside: the collector never scans it
-            loss = self._loss(*args, **kwargs)
-            value, norm = loss.item(), self.update(loss)
-            del loss
+        loss = self._loss(*args, **kwargs)
+        value, norm = loss.item(), self.update(loss)
+        del loss
         return value, norm
 
     def _loss(self, *args, **kwargs):
@@ -82,11 +80,10 @@ class Trainer:
 
         Returns (loss, grad_norm, carried for the next chunk: ``model.carry`` of this run).
         """
-        with collector_paused():     # the chunk's graph lives and dies inside
-            run = self.model.run_for_loss(xs, ys, **carried)
-            carried = self.model.carry(run)
-            value, norm = run.loss.item(), self.update(run.loss)
-            del run
+        run = self.model.run_for_loss(xs, ys, **carried)
+        carried = self.model.carry(run)
+        value, norm = run.loss.item(), self.update(run.loss)
+        del run
         return value, norm, carried
 
     def fit(self, batches, on_step=None):

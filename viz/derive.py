@@ -13,7 +13,7 @@ unroll follows the scope and naming conventions gets both views.
 
 import re
 
-from rnn.core import collector_paused, innermost, time_step, walk
+from rnn.core import innermost, time_step, walk
 from tinygraph import Parameter
 
 WEIGHT_OPS = frozenset({"matmul", "take", "mul"})   # and the product of addmm
@@ -136,25 +136,24 @@ def derive(roots, hide=(), window=None, position=time_step):
             steps_of[scope] = position(scope)
         return steps_of[scope]
 
-    with collector_paused():
-        order = walk(list(roots))
-        fixed = {node.name for node in order if isinstance(node, Parameter) and node.name
-                 and not node.requires_grad}
-        variables = [(node, (node.name, step_of(node))) for node in order
-                     if is_variable(node, hide)]
-        keys = dict.fromkeys(key for _, key in variables)
-        last = max((t for _, t in keys if t is not None), default=0)
-        edges, paths = {}, {}
-        for node, dst in variables:
-            t = dst[1]
-            if window is not None and t is not None and window + 1 < t < last - window:
-                continue
-            for src, labels in _feeders(node, hide):
-                key = (src.name, step_of(src))
-                merged = list(edges.get((key, dst), ()))
-                merged += [w for w in labels if w not in merged]
-                edges[(key, dst)] = tuple(merged)
-                paths.setdefault((key, dst), set()).add(labels)
+    order = walk(list(roots))
+    fixed = {node.name for node in order if isinstance(node, Parameter) and node.name
+             and not node.requires_grad}
+    variables = [(node, (node.name, step_of(node))) for node in order
+                 if is_variable(node, hide)]
+    keys = dict.fromkeys(key for _, key in variables)
+    last = max((t for _, t in keys if t is not None), default=0)
+    edges, paths = {}, {}
+    for node, dst in variables:
+        t = dst[1]
+        if window is not None and t is not None and window + 1 < t < last - window:
+            continue
+        for src, labels in _feeders(node, hide):
+            key = (src.name, step_of(src))
+            merged = list(edges.get((key, dst), ()))
+            merged += [w for w in labels if w not in merged]
+            edges[(key, dst)] = tuple(merged)
+            paths.setdefault((key, dst), set()).add(labels)
     nodes = {}
     for node, key in variables:
         nodes.setdefault(key, node)
