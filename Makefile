@@ -1,7 +1,8 @@
 # The two quick-start commands: `make demo` (the main job) and `make test`.
-# Each makes its own virtual environment in .venv and installs what it needs.
+# Each makes its own virtual environment in .venv and installs what it needs;
+# `make test PYTHON=python3.13 VENV=.venv313` tests under another Python in its own venv.
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
@@ -25,4 +26,4 @@ bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(OUT) build *.egg-info
+	rm -rf .venv .venv3* $(VENV) $(OUT) build *.egg-info

@@ -11,15 +11,11 @@ the gates sliced from one matrix product.  A ``torch`` column appears when torch
 ``bench/run.py``: one process, single-threaded BLAS, warm-up, interleaved rounds, median CPU time.
 """
 
+import argparse
 import os
+import sys
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-
-import argparse     # noqa: E402 - BLAS threads must be fixed before numpy is imported
-import sys          # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -184,5 +180,6 @@ def main(argv=None):
                   f"{fmt(None if t is None else e / t)} | {fmt(e / elman)} |", flush=True)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":      # one BLAS thread: set before numpy loads (bench/threads.py)
+    from bench.threads import run_single_threaded
+    run_single_threaded(main)

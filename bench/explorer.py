@@ -8,18 +8,14 @@ a 200-step page under 5 MB that opens in under 2 s; a 10,000-step page that stil
     .venv/bin/python bench/explorer.py [--steps 200 10000] [--hidden 8]
 """
 
+import argparse
 import os
+import shutil
+import sys
+import tempfile
+import time
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"      # as bench/run.py: one BLAS thread, set before numpy is imported
-
-import argparse  # noqa: E402
-import shutil    # noqa: E402
-import sys       # noqa: E402
-import tempfile  # noqa: E402
-import time      # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -69,5 +65,6 @@ def main():
         browser.close()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":      # one BLAS thread: set before numpy loads (bench/threads.py)
+    from bench.threads import run_single_threaded
+    run_single_threaded(main)

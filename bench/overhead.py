@@ -6,17 +6,13 @@ and its share of ``backward`` (topological sort, vjps, gradient accumulation).  
 ``python bench/overhead.py`` or as part of ``python bench/run.py --overhead``.
 """
 
+import gc
 import os
+import sys
+import time
+import tracemalloc
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import gc         # noqa: E402
-import sys          # noqa: E402
-import time         # noqa: E402
-import tracemalloc  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -90,6 +86,7 @@ def print_table():
         oc, ob = ec - nf, eb - nb
         print(f"| {kind} | {n} | {ec:.2f} | {eb:.2f} | {nf:.2f} | {nb:.2f} | {oc:.2f} | "
               f"{ob:.2f} | {oc + ob:.2f} |")
+
 
 def chain_cost(n=200_000, repeats=3):
     """A chain of ``n`` engine ``mul`` nodes on shape (10,) beside ``n`` bare ``np.multiply`` calls.
@@ -179,6 +176,11 @@ def print_node_costs():
           f"{s['tracked_per_step']:.1f} |")
 
 
-if __name__ == "__main__":
+def _main():
     print_table()
     print_node_costs()
+
+
+if __name__ == "__main__":      # one BLAS thread: set before numpy loads (bench/threads.py)
+    from bench.threads import run_single_threaded
+    run_single_threaded(_main, keep_set=True)

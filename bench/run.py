@@ -11,19 +11,15 @@ reset before each measurement) is printed for the 16/32/10000/1 config.  PyTorch
 autograd columns appear when those packages are importable (they are not dependencies).
 """
 
+import argparse
+import gc
 import os
+import statistics
+import subprocess
+import sys
+import time
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-
-import argparse     # noqa: E402 - BLAS threads must be fixed before numpy is imported
-import gc           # noqa: E402
-import statistics   # noqa: E402
-import subprocess  # noqa: E402
-import sys          # noqa: E402
-import time         # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -313,5 +309,6 @@ def main(argv=None):
             print(f"| {name} | {built:.2f} | {rendered:.2f} |")
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":      # one BLAS thread: set before numpy loads (bench/threads.py)
+    from bench.threads import run_single_threaded
+    run_single_threaded(main)

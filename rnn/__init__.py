@@ -17,13 +17,14 @@ from .memory import MemoryNetwork
 from .models import (GRU, LSTM, BidirectionalRNN, ConditionalRNN, ElmanRNN, EncoderDecoder,
                      JordanRNN, Sampler, SequenceToOne, VectorToSequence)
 from .recursive import RecursiveNet, balanced_tree
-from .train import (Trainer, load_training, save_training, stream_loss, train_char_model,
-                    truncated_bptt)
+from .train import (NonFiniteLossError, Trainer, load_training, save_training, stream_loss,
+                    train_char_model, truncated_bptt)
 
 __all__ = ["BidirectionalRNN", "Cell", "Chain", "ConditionalRNN", "DeepRNN", "EchoStateNetwork",
            "ElmanRNN", "EncoderDecoder", "GRU", "JordanRNN", "LSTM", "LagDecay", "LeakyRNN",
-           "MemoryNetwork", "Recurrence", "RecurrentModel", "RecursiveNet", "Sampler",
-           "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab", "balanced_tree",
-           "connectivity", "datasets", "diagnostics", "gradient_ratio", "jacobians", "lag_decay",
-           "load_training", "pad_sequences", "problems", "saturation", "save_training", "spectra",
-           "stream_loss", "tasks", "train", "train_char_model", "truncated_bptt", "unroll"]
+           "MemoryNetwork", "NonFiniteLossError", "Recurrence", "RecurrentModel", "RecursiveNet",
+           "Sampler", "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab",
+           "balanced_tree", "connectivity", "datasets", "diagnostics", "gradient_ratio",
+           "jacobians", "lag_decay", "load_training", "pad_sequences", "problems", "saturation",
+           "save_training", "spectra", "stream_loss", "tasks", "train", "train_char_model",
+           "truncated_bptt", "unroll"]

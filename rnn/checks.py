@@ -20,14 +20,45 @@ def as_array(value, who, what):
         raise ShapeError(f"{who}: {what} is None; need an array of numbers")
     try:
         arr = np.asarray(value)
-    except ValueError:
-        arr = np.asarray(value, dtype=object)
+    except ValueError:      # numpy refuses nesting of different lengths: ragged
+        raise ShapeError(f"{who}: {what} is ragged (sequences of different lengths); pad them "
+                         "to one length and pass mask=, e.g. xs, mask = rnn.pad_sequences(seqs)"
+                         ) from None
     if arr.dtype == object:
-        raise ShapeError(f"{who}: {what} is ragged (sequences of different lengths); pad them to "
-                         "one length and pass mask=, e.g. xs, mask = rnn.pad_sequences(seqs)")
+        raise DTypeError(f"{who}: {what} holds {_not_a_number(arr)}; need an array of numbers")
     if arr.dtype.kind not in "biuf":
         raise DTypeError(f"{who}: {what} must be integer ids or float vectors, got dtype {arr.dtype}")
     return arr
+
+
+def _not_a_number(arr):
+    """What an object array holds that is not a number: the first such entry and where."""
+    for index in np.ndindex(arr.shape):
+        item = arr[index]
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, float, np.number)):
+            kind = "None" if item is None else f"a {type(item).__name__} ({item!r:.40})"
+            return f"{kind} at index {list(index) if len(index) > 1 else index[0]}"
+    return f"Python objects (dtype object, shape {arr.shape})"
+
+
+def generator(seed, who):
+    """The random generator of a design's initial weights: ``seed`` an integer >= 0, or a
+    np.random.Generator used as it is; anything else is a ConfigError naming ``who``."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"{who}: seed must be an integer >= 0 or a np.random.Generator, "
+                          f"got {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+def batch_size(batch, steps, who):
+    """Refuse an unroll of no steps or of an empty batch (a mean over no examples is NaN, and
+    training on it would move every parameter); the one check every design goes through."""
+    if steps is not None and steps < 1:
+        raise ShapeError(f"{who}: an empty sequence (0 time steps); need at least one step")
+    if batch is not None and batch < 1:
+        raise ShapeError(f"{who}: an empty batch (B = 0 sequences); need at least one example")
 
 
 def _where(index, batched, axis="t"):

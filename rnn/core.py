@@ -449,6 +449,7 @@ class Cell(RecurrentModel):
         past : list of ``max(lags)`` dicts part -> array or Tensor, the states before the first
             step, oldest first (designs with ``lags``; default: the state before step 1)
         """
+        checks.batch_size(batch, steps, self.name)
         if reverse and (self.feedback is not None or free is not None or self.outputs != "all"
                         or self.lags):
             raise tg.ConfigError(f"{self.name}: a cell run backward in time takes no feedback "

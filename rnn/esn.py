@@ -48,7 +48,7 @@ class EchoStateNetwork(Design):
         self.spectral_radius = float(spectral_radius)
         for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
             setattr(self, name, checks.positive_int(value, who, name))
-        rng = np.random.default_rng(seed)
+        rng = checks.generator(seed, who)
         U = rng.normal(0.0, input_scale, (self.n_hidden, self.n_in))
         b = rng.normal(0.0, input_scale, self.n_hidden)
         W = rng.normal(0.0, 1.0, (self.n_hidden, self.n_hidden))

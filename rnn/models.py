@@ -60,7 +60,7 @@ class Design(Cell):
         who = type(self).__name__
         for name, value in sizes.items():
             setattr(self, name, checks.positive_int(value, who, name))
-        rng = np.random.default_rng(seed)
+        rng = checks.generator(seed, who)
         for name, shape in shapes.items():
             shape = tuple(getattr(self, d) if isinstance(d, str) else d for d in shape)
             setattr(self, name, init_weight(rng, shape, shape[1], dtype, name) if len(shape) == 2

@@ -56,7 +56,7 @@ class RecursiveNet(RecurrentModel):
         who = type(self).__name__
         for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
             setattr(self, name, checks.positive_int(value, who, name))
-        rng = np.random.default_rng(seed)
+        rng = checks.generator(seed, who)
         H = self.n_hidden
         self.V = init_weight(rng, (H, self.n_in), self.n_in, dtype, "V")
         self.U = init_weight(rng, (H, H), H, dtype, "U")
@@ -129,6 +129,7 @@ class RecursiveNet(RecurrentModel):
                     raise tg.ShapeError(f"{self.name}: the leaf at {path} has batch "
                                         f"{leaves[i][2]}, an earlier leaf {batch}; all leaves "
                                         "must have the same batch")
+        checks.batch_size(batch, None, self.name)        # the check every design goes through
         if y is not None:
             y = checks.targets(y, () if batch is None else (batch,), self.n_out, self.name,
                                batch is not None, what="y", axis="b")

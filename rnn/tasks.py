@@ -387,10 +387,23 @@ def load_checkpoint(path, task_name):
     if not _count(step, 0, None) or not _count(seed, 0, MAX_SEED):
         raise tg.CheckpointError(f"'{path}': meta step {step!r} and seed {seed!r} must be whole "
                                  f"numbers, step >= 0 and seed in [0, {MAX_SEED}]")
+    # the losses' count must be the step's: checked in the headers before any data is read
+    headers = tg.read_headers(path)
+    losses = headers.get("extra/losses")
+    if losses is None or losses[0] != (step,):
+        held = ("no losses" if losses is None else f"{losses[0][0]} losses"
+                if len(losses[0]) == 1 else f"losses of shape {losses[0]}")
+        raise tg.CheckpointError(f"'{path}': meta step {step} disagrees with the checkpoint's "
+                                 f"{held} (one loss per update: ({step},))")
     task = TASKS[task_name](seed)
-    expect = {"losses": ((None,), np.float64), "history": ((None, 3), np.float64),
+    # the history holds at most one measurement per update: the whole load is bounded by this
+    expect = {"losses": ((step,), np.float64), "history": ((None, 3), np.float64),
               **task.extra_expected()}
-    arrays, _ = load_training(path, task.trainer, expect)
+    fixed = {**task.model.expected_state(), **task.trainer.optimizer.expected_state(),
+             **task.extra_expected()}
+    budget = (sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in fixed.values())
+              + 8 * step + 3 * 8 * step)
+    arrays, _ = load_training(path, task.trainer, expect, max_bytes=budget)
     losses, history = arrays.get("losses"), arrays.get("history")
     if losses is None or history is None or len(losses) != step or task.trainer.optimizer.steps != step:
         raise tg.CheckpointError(

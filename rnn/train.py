@@ -11,6 +11,9 @@ Both report progress through a callback ``on_step(step, loss, grad_norm)``.
 update count, the caller's own arrays and metadata) in one file, all or nothing.
 """
 
+import os
+import warnings
+
 import numpy as np
 
 import tinygraph as tg
@@ -18,6 +21,10 @@ import tinygraph as tg
 from . import checks
 from .core import detach_state
 from .datasets import stream_batches
+
+
+class NonFiniteLossError(tg.AnomalyError):
+    """A training update refused because its loss or a gradient is NaN or inf."""
 
 
 class Trainer:
@@ -30,9 +37,19 @@ class Trainer:
     optimizer : tg.optim optimizer, default Adam(lr) over the model's parameters
     lr : float, used when no optimizer is given
     clip : float or None, max global gradient norm (tg.clip_grad_norm)
+    skip_nonfinite : bool
+        What an update does with a loss or gradient that is not finite (NaN or inf).  False
+        (the default): raise :class:`NonFiniteLossError`, naming the update and the first
+        non-finite loss term, with the parameters and the optimizer's state as they were.
+        True: skip that batch (no update), warn (RuntimeWarning) and record it in ``skipped``.
+
+    Attributes
+    ----------
+    steps : int, the updates made
+    skipped : list of str, one line per batch skipped (``skip_nonfinite=True``)
     """
 
-    def __init__(self, model, optimizer=None, lr=1e-2, clip=None):
+    def __init__(self, model, optimizer=None, lr=1e-2, clip=None, skip_nonfinite=False):
         if not callable(getattr(model, "run_for_loss", None)) and not callable(getattr(model, "loss", None)):
             raise tg.ConfigError(f"Trainer: {type(model).__name__} has no loss(xs, ys, ...) method "
                                  "returning a scalar Tensor, so it cannot be trained")
@@ -41,27 +58,72 @@ class Trainer:
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float, np.number))
                                  or not clip > 0):
             raise tg.ConfigError(f"Trainer: clip must be positive or None, got {clip}")
+        if not isinstance(skip_nonfinite, bool):
+            raise tg.ConfigError(f"Trainer: skip_nonfinite must be True or False, got "
+                                 f"{skip_nonfinite!r}")
         self.clip = clip
+        self.skip_nonfinite = skip_nonfinite
         self.steps = 0
+        self.skipped = []
 
-    def update(self, loss):
-        """Back-propagate ``loss``, clip, step; returns the gradient norm before clipping."""
+    def update(self, loss, locate=None):
+        """Back-propagate ``loss``, clip, step; returns the gradient norm before clipping.
+
+        A loss or a gradient that is not finite changes neither the parameters nor the
+        optimizer (see ``skip_nonfinite``); ``locate()`` (optional) then names the first
+        non-finite loss term.  Returns NaN for a skipped batch.
+        """
+        value = loss.item()
+        if not np.isfinite(value):
+            where = locate() if locate is not None else None
+            return self._nonfinite(f"the loss is {value}" + (f"; {where}" if where else ""))
         self.optimizer.zero_grad()
         loss.backward()
         params = self.optimizer.params
+        bad = next((p for p in params if p.grad is not None and not np.isfinite(p.grad).all()),
+                   None)
+        if bad is not None:
+            return self._nonfinite(f"the loss {value:.6g} is finite but the gradient of "
+                                   f"parameter {bad.name or '?'} {bad.shape} is not")
         norm = (tg.clip_grad_norm(params, self.clip) if self.clip is not None
                 else float(np.sqrt(sum(np.sum(p.grad ** 2) for p in params if p.grad is not None))))
         self.optimizer.step()
         self.steps += 1
         return norm
 
+    def _nonfinite(self, what):
+        message = f"Trainer: update {self.steps + 1}: {what}"
+        if not self.skip_nonfinite:
+            raise NonFiniteLossError(f"{message}; refused (parameters and optimizer state "
+                                     "unchanged; Trainer(skip_nonfinite=True) skips such a batch)")
+        self.skipped.append(f"{message}; batch skipped")
+        warnings.warn(f"{message}; batch skipped (no update)", RuntimeWarning, stacklevel=4)
+        return float("nan")
+
+    def _locate(self, *args, **kwargs):
+        """The first non-finite loss term L(t) of the model's per-step run on these arguments."""
+        def where():
+            if not callable(getattr(self.model, "run_for_loss", None)):    # not an rnn design
+                return None
+            with tg.no_grad():
+                try:
+                    terms = self.model.run(*args, **kwargs).losses
+                except tg.TinygraphError:
+                    return None
+            for t, term in enumerate(terms, 1):
+                value = term.item()
+                if not np.isfinite(value):
+                    return f"the first non-finite loss term is L({t}) = {value}"
+            return None
+        return where
+
     def step(self, *args, **kwargs):
         """The model's loss on ``(*args, **kwargs)`` (as ``model.loss``), then one update.
 
-        Returns (loss, grad_norm) floats.
+        Returns (loss, grad_norm) floats (grad_norm NaN for a skipped batch).
         """
         loss = self._loss(*args, **kwargs)
-        value, norm = loss.item(), self.update(loss)
+        value, norm = loss.item(), self.update(loss, self._locate(*args, **kwargs))
         del loss
         return value, norm
 
@@ -81,10 +143,10 @@ class Trainer:
         Returns (loss, grad_norm, carried for the next chunk: ``model.carry`` of this run).
         """
         run = self.model.run_for_loss(xs, ys, **carried)
-        carried = self.model.carry(run)
-        value, norm = run.loss.item(), self.update(run.loss)
+        after = self.model.carry(run)
+        value, norm = run.loss.item(), self.update(run.loss, self._locate(xs, ys, **carried))
         del run
-        return value, norm, carried
+        return value, norm, after
 
     def fit(self, batches, on_step=None):
         """Run :meth:`step` on every item of ``batches`` (each a tuple of args or a dict of kwargs).
@@ -100,8 +162,49 @@ class Trainer:
         return losses
 
 
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "MKL_NUM_THREADS",
+                         "OMP_NUM_THREADS")
+
+
+def blas_threading():
+    """The BLAS library numpy uses and its thread count, as well as this process can tell
+    without threadpoolctl: the first of ``BLAS_THREAD_VARIABLES`` set in the environment,
+    else the CPUs this process may run on (what OpenBLAS and MKL default to).
+
+    A matrix product sums in an order that depends on the thread count, so a resumed run
+    repeats an uninterrupted one bit for bit only under the same threading; the checkpoint
+    records this, and the command line says so on a resume whose threading differs.
+    """
+    try:
+        library = np.show_config(mode="dicts")["Build Dependencies"]["blas"].get("name", "?")
+    except (TypeError, KeyError, AttributeError):      # numpy < 1.26 prints, and returns None
+        library = "?"
+    for name in BLAS_THREAD_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return {"library": library, "threads": value, "from": name}
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"library": library, "threads": str(cpus), "from": "CPUs"}
+
+
+def threading_note(meta):
+    """None, or one line saying how the BLAS threading of checkpoint ``meta`` (of
+    :func:`tg.read_meta`) differs from this process's."""
+    saved, now = meta.get("blas") if isinstance(meta, dict) else None, blas_threading()
+    if saved == now:
+        return None
+    def said(b):
+        return (f"{b.get('library')} with {b.get('threads')} threads ({b.get('from')})"
+                if isinstance(b, dict) else "not recorded")
+    return (f"the checkpoint was written under BLAS {said(saved)} and this process runs "
+            f"{said(now)}: the resumed run is exact but not bit for bit the uninterrupted one")
+
+
 def save_training(path, trainer, arrays=None, meta=None):
     """Write a checkpoint of a training run to ``path``, atomically.
+
+    The same state always writes the same bytes.  Besides the arrays the checkpoint records
+    :func:`blas_threading` (a resume repeats the run bit for bit under the same threading).
 
     Parameters
     ----------
@@ -112,10 +215,11 @@ def save_training(path, trainer, arrays=None, meta=None):
     state = {f"model/{k}": v for k, v in trainer.model.state_dict().items()}
     state.update({f"optim/{k}": v for k, v in trainer.optimizer.state_dict().items()})
     state.update({f"extra/{k}": v for k, v in (arrays or {}).items()})
-    tg.save_arrays(path, state, meta={"trainer_steps": trainer.steps, "user": meta or {}})
+    tg.save_arrays(path, state, meta={"trainer_steps": trainer.steps, "user": meta or {},
+                                      "blas": blas_threading()})
 
 
-def load_training(path, trainer, expect=None):
+def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES):
     """Restore a checkpoint of :func:`save_training` into ``trainer``; a failed load changes nothing.
 
     Parameters
@@ -125,6 +229,7 @@ def load_training(path, trainer, expect=None):
     expect : dict name -> (shape, dtype) of the caller's own arrays (``None`` in a shape: any
         length); every entry's header is checked against the model, the optimizer and this
         before its data is read.
+    max_bytes : int, the most array data the load may read (see ``tg.read_checkpoint``)
 
     Returns
     -------
@@ -139,7 +244,7 @@ def load_training(path, trainer, expect=None):
     wanted = {f"model/{k}": v for k, v in model.expected_state().items()}
     wanted.update({f"optim/{k}": v for k, v in optimizer.expected_state().items()})
     wanted.update({f"extra/{k}": v for k, v in (expect or {}).items()})
-    found = tg.read_checkpoint(path, wanted)
+    found = tg.read_checkpoint(path, wanted, max_bytes)
     steps = found.meta.get("trainer_steps")
     user = found.meta.get("user")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0 or not isinstance(user, dict):
@@ -147,13 +252,16 @@ def load_training(path, trainer, expect=None):
                                  f"(its metadata {found.meta!r})")
     parts = {part: {k.split("/", 1)[1]: v for k, v in found.arrays.items()
                     if k.startswith(part + "/")} for part in ("model", "optim", "extra")}
-    snapshot = model.state_dict()
+    # the optimizer first: its state is restored from a copy if the model then refuses, so a
+    # failed load never writes the parameters (their versions stay: graphs built before still
+    # back-propagate); each load_state_dict checks everything before it changes anything
+    snapshot = optimizer.state_dict()
     try:
-        model.load_state_dict(parts["model"])
+        optimizer.load_state_dict(parts["optim"])
         try:
-            optimizer.load_state_dict(parts["optim"])
+            model.load_state_dict(parts["model"])
         except tg.CheckpointError:
-            model.load_state_dict(snapshot)
+            optimizer.load_state_dict(snapshot)
             raise
     except tg.CheckpointError as e:
         raise tg.CheckpointError(f"load: '{path}': {e}") from None

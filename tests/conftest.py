@@ -1,11 +1,26 @@
-"""Shared test helpers: an independent central finite-difference gradient.
+"""Shared test helpers: an independent central finite-difference gradient, and the order.
 
 ``numeric_grad`` is written here without any tinygraph code, so the engine's
 own ``gradcheck`` is not its own oracle.
+
+``TINYGRAPH_TEST_ORDER=reverse`` runs the collected tests last to first (``.ci/run`` does
+once): no test may depend on what another ran before it.
 """
+
+import os
 
 import numpy as np
 import pytest
+
+ORDER_VARIABLE = "TINYGRAPH_TEST_ORDER"
+
+
+def pytest_collection_modifyitems(config, items):
+    order = os.environ.get(ORDER_VARIABLE, "")
+    if order == "reverse":
+        items.reverse()
+    elif order:
+        raise pytest.UsageError(f"{ORDER_VARIABLE} must be 'reverse' or unset, got {order!r}")
 
 
 def central_differences(f, arrays, eps=1e-6):

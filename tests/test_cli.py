@@ -18,6 +18,7 @@ import rnn
 import tinygraph as tg
 import viz
 from rnn.tasks import CharTask, load_checkpoint
+from test_viz_explorer_browser import browser  # noqa: F401 - the fixture
 from viz.cli import EXPLORER_STEPS, main
 
 
@@ -120,10 +121,10 @@ def demo(tmp_path_factory):
 def test_demo_writes_a_page_whose_links_all_exist(demo):
     out, _ = demo
     page = (out / "index.html").read_text()
-    links = set(re.findall(r"(?:src|href)='([^']+)'", page))
+    links = set(re.findall(r"(?:src|href)='([^'#][^']*)'", page))     # not the contents' #anchors
     assert {f"fig10_{i}.svg" for i in range(1, 19)} <= links
     assert {"loss.svg", "chars_folded.svg", "chars_unrolled.svg", "chars_gradient_flow.svg",
-            "explorer.html", "copy_loss.svg", "copy_gradient_flow.svg"} <= links
+            "explorer.html", "copy_training.svg", "copy_gradient_flow.svg"} <= links
     for link in links:
         assert (out / link).is_file(), link
     assert "finite differences" in page
@@ -164,6 +165,82 @@ def test_demo_reports_the_trained_models_training_and_held_out_loss(demo):
             assert float(shown.group(1)) == pytest.approx(want, abs=1e-3), label
             assert f"{label} loss {want:.3f}" in printed
     assert f"ln({len(task.vocab)})" in page and "harbour.txt" in page
+
+
+def test_demo_page_contents_link_every_section(demo):
+    out, _ = demo
+    page = (out / "index.html").read_text()
+    toc = re.search(r"<nav class='toc' id='contents'>(.*?)</nav>", page, re.S).group(1)
+    sections = re.findall(r"<section id='([^']+)'><h2>([^<]+)</h2>", page)
+    assert re.findall(r"<a href='#([^']+)'>([^<]+)</a>", toc) == sections
+    assert len(sections) == len({i for i, _ in sections}) >= 8
+
+
+def test_demo_page_captions_every_figure_with_what_and_where(demo):
+    out, _ = demo
+    page = html.unescape((out / "index.html").read_text())
+    figures = re.findall(r"<figure>.*?<img src='([^']+)'.*?<figcaption>([^<]*)</figcaption></figure>",
+                         page, re.S)
+    assert len(figures) == page.count("<figure>") >= 18 + 7
+    for path, caption in figures:
+        assert len(caption) > 30 and "§10." in caption, (path, caption)
+    captions = dict(figures)
+    for number in viz.FIGURES:
+        assert captions[f"fig{number.replace('.', '_')}.svg"].startswith(f"Figure {number} (§10.")
+
+
+def test_demo_training_loss_rows_name_the_updates_they_average(demo):
+    out, _ = demo
+    page = html.unescape((out / "index.html").read_text())
+    _, steps, losses, _, history = load_checkpoint(out / "chars_checkpoint.npz", "chars")
+    section = page[page.index("<section id='losses-during-training'>"):]
+    rows = re.findall(r"<tr><td class='num'>([\d,]+)</td><td>([\d,]+)–([\d,]+)</td>"
+                      r"<td class='num'>([\d.]+)</td><td class='num'>([\d.]+)</td></tr>",
+                      section[:section.index("</table>")])
+    assert [int(r[0]) for r in rows] == [s for s, _, _ in history] and rows
+    for (after, first, last, train, held), (_, _, want_held) in zip(rows, history):
+        first, last = int(first.replace(",", "")), int(last.replace(",", ""))
+        assert last == int(after.replace(",", ""))
+        assert float(train) == pytest.approx(np.mean(losses[first - 1:last]), abs=1e-3)
+        assert float(held) == pytest.approx(want_held, abs=1e-3)
+    assert "training loss, each update" in (out / "loss.svg").read_text()   # 30 updates: no blocks
+
+
+def test_demo_reports_long_delay_recall_over_three_seeds(demo):
+    out, _ = demo
+    page = html.unescape((out / "index.html").read_text())
+    row = re.search(r"<td>ElmanRNN\(\d+ hidden\)</td><td class='num'>[\d,]+</td>"
+                    r"<td>(\d+)% \((\d+)%–(\d+)%\)</td><td>(\d+)%, (\d+)%, (\d+)%</td>", page)
+    mean, low, high, *per_seed = map(int, row.groups())
+    assert (low, high) == (min(per_seed), max(per_seed))
+    assert abs(mean - np.mean(per_seed)) <= 1
+    task = rnn.tasks.LongCopyElman(1)           # the second seed, trained again here
+    rnn.tasks.run_training(task, 0, 30, [])
+    assert per_seed[1] == round(100 * task.recall())
+    svg = (out / "copy_training.svg").read_text()
+    assert all(f"<!-- {name} -->" in svg for name in ("ElmanRNN", "LSTM", "GRU", "chance (50%)"))
+    assert "held-out recall" in svg
+
+
+def test_demo_page_in_chromium_at_1280_fits_the_width_and_shows_every_figure_unshrunk(demo, browser):
+    out, _ = demo
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"file://{out / 'index.html'}")
+    page.wait_for_load_state("load")
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    images = page.evaluate("""[...document.querySelectorAll('figure img')].map(i => ({
+        src: i.getAttribute('src'), loaded: i.complete && i.naturalWidth > 0,
+        shown: i.getBoundingClientRect().width, declared: +i.getAttribute('width')}))""")
+    missing = page.evaluate("""[...document.querySelectorAll('nav.toc a')]
+        .filter(a => !document.getElementById(a.getAttribute('href').slice(1))).length""")
+    page.close()
+    assert errors == [] and overflow == 0 and missing == 0
+    assert images and all(i["loaded"] for i in images)
+    for image in images:       # one scale: every image at its declared size, none shrunk to fit
+        assert image["shown"] == pytest.approx(image["declared"], abs=1), image
 
 
 def _one_line_error(capsys, needle):

@@ -102,17 +102,25 @@ def test_a_stop_request_saves_after_the_update_in_progress_and_resumes_exactly(t
         np.testing.assert_array_equal(p.data, q.data)
 
 
-def test_concurrent_trainings_into_one_out_leave_every_file_whole(tmp_path):
+def test_concurrent_trainings_into_one_out_leave_one_whole_run_and_only_it_claims_success(tmp_path):
     out = tmp_path / "shared"
     children = [subprocess.Popen(TINYGRAPH + ["train", "--task", "year", "--steps", "20", "--seed",
                                               str(seed), "--out", str(out), "--checkpoint-every", "1"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 for seed in range(2)]
+    results = []
     for child in children:
-        assert child.wait(timeout=120) == 0, child.stderr.read()
-        child.stderr.close()
+        stdout, stderr = child.communicate(timeout=120)
+        results.append((child.returncode, stdout.decode(), stderr.decode()))
+    # whichever came second found the first one's lock, or (if the first had finished) its
+    # checkpoint: refused either way, and never "wrote ..."
+    assert sorted(code for code, _, _ in results) == [0, 2], results
+    (_, won, _), = [r for r in results if r[0] == 0]
+    (_, _, refused), = [r for r in results if r[0] == 2]
+    assert "wrote " in won
+    assert "another tinygraph command is writing" in refused or "--resume" in refused, refused
     names = sorted(os.listdir(out))
-    assert not [n for n in names if n.startswith(".")]          # no temporary files left
+    assert not [n for n in names if n.startswith(".")]          # no temporary or lock files left
     for name in names:
         if name.endswith(".svg"):
             ET.parse(out / name)                                 # whole XML, not interleaved
@@ -157,7 +165,7 @@ def test_bad_arguments_are_one_line_and_status_2(tmp_path, capsys, argv, details
 
 @pytest.mark.parametrize("change,details", [
     ({"step": -5}, ["meta step -5", "step >= 0"]),
-    ({"step": 3}, ["meta step 3", "0 losses", "0 optimizer updates"]),
+    ({"step": 3}, ["meta step 3", "0 losses", "(3,)"]),
     ({"step": 2.5}, ["meta step 2.5"]),
     ({"seed": 2**40}, ["seed 1099511627776"]),
     ({"task": "chars"}, ["task 'chars'", "not 'year'"]),

@@ -108,13 +108,17 @@ def test_large_recurrent_weight_makes_bptt_gradients_grow_exponentially_with_len
     assert norms[1] / norms[0] > 1.5 ** 5 and norms[2] / norms[1] > 1.5 ** 5   # >= radius^10 / 2
 
 
-def test_exploding_gradients_wreck_unclipped_training_and_clipping_keeps_it_finite():
+def test_exploding_gradients_wreck_unclipped_training_until_the_trainer_refuses_and_clipping_keeps_it_finite():
     xs, ys = _sequence(40)
     unclipped = _linear_cell(radius=1.5)
-    history = _train(unclipped, clip=None, steps=8, xs=xs, ys=ys)
+    trainer = rnn.Trainer(unclipped, tg.optim.SGD(unclipped.parameters(), lr=0.1))
+    history = []
+    with np.errstate(all="ignore"), pytest.raises(rnn.NonFiniteLossError) as info:
+        for _ in range(8):
+            history.append(trainer.step(xs, ys))
     assert history[0][1] > 1e6                                      # the first gradient explodes
-    assert not all(np.isfinite(loss) for loss, _ in history)
-    assert not all(np.isfinite(p.data).all() for p in unclipped.parameters())
+    assert 1 <= len(history) < 8 and f"update {len(history) + 1}:" in str(info.value)
+    assert all(np.isfinite(p.data).all() for p in unclipped.parameters())   # never applied
 
     clipped = _linear_cell(radius=1.5)
     history = _train(clipped, clip=1.0, steps=8, xs=xs, ys=ys)

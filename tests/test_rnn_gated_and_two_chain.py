@@ -301,12 +301,16 @@ def test_bidirectional_unrolled_view_runs_g_backward_in_time():
     assert re.search(r"\S+_1 -> \S+_2 \[.*dir=back", dot)      # g(2) -> g(1), laid out left to right
 
 
-@pytest.mark.parametrize("cls, squares", [(rnn.LSTM, 2), (rnn.GRU, 1), (rnn.BidirectionalRNN, 2),
-                                          (rnn.EncoderDecoder, 3)])
-def test_folded_view_has_one_delay_per_state_part_and_fed_back_output(cls, squares):
-    """The encoder-decoder's third delay is y(t-1) -> s(t), the teacher-forced feedback."""
+@pytest.mark.parametrize("cls, squares, lookaheads", [(rnn.LSTM, 2, 0), (rnn.GRU, 1, 0),
+                                                      (rnn.BidirectionalRNN, 1, 1),
+                                                      (rnn.EncoderDecoder, 3, 0)])
+def test_folded_view_has_one_delay_per_state_part_and_fed_back_output(cls, squares, lookaheads):
+    """The encoder-decoder's third delay is y(t-1) -> s(t), the teacher-forced feedback; the
+    bidirectional g reads g(t+1), so its loop passes a white look-ahead square, not a delay."""
     dot = viz.folded(cls(N_IN, H, N_OUT)).source
     assert len(re.findall(r"fillcolor=black", dot)) == squares
+    assert len(re.findall(r"shape=square[^\]]*fillcolor=white|fillcolor=white[^\]]*shape=square",
+                          dot)) == lookaheads
 
 
 @pytest.mark.parametrize("cls", [rnn.LSTM, rnn.GRU, rnn.BidirectionalRNN, rnn.EncoderDecoder])

@@ -1,12 +1,15 @@
 """The chapter's ten figures: each renders, and each has the structure of the book's figure."""
 
 import itertools
+import xml.etree.ElementTree as ET
 
 import pytest
 
 import tinygraph as tg
 import viz
 from viz_svg import parse
+
+_SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _figure(number):
@@ -76,11 +79,30 @@ def test_figure_10_4_recurrence_runs_from_the_output_through_the_delay_to_the_hi
     assert not any(a.startswith("h (") and b.startswith("h (") for a, b, _ in labelled)
 
 
+def test_figure_10_4_draws_the_books_four_diagonals_from_o_dots_to_h_dots():
+    nodes, _, _, labelled = _figure("10.4")
+    diagonals = {(a, b) for a, b, label in labelled if a.startswith("o (") and label == "W"}
+    assert diagonals == {("o (...)", "h (t-1)"), ("o (t-1)", "h (t)"), ("o (t)", "h (t+1)"),
+                         ("o (t+1)", "h (...)")}
+    assert sorted(n["text"] for n in nodes.values() if "(...)" in n["text"]) == ["h (...)",
+                                                                                  "o (...)"]
+
+
 def test_figure_10_5_has_a_single_output_and_loss_at_the_end():
     nodes, _, _, labelled = _figure("10.5")
     texts = sorted(n["text"] for n in nodes.values())
-    assert [t for t in texts if t.startswith(("o", "L", "y"))] == ["L (4)", "o (4)", "y (4)"]
-    assert ("h (3)", "h (4)", "W") in labelled and ("h (4)", "o (4)", "V") in labelled
+    assert [t for t in texts if t.startswith(("o", "L", "y"))] == ["L (τ)", "o (τ)", "y (τ)"]
+    assert ("h (...)", "h (τ)", "W") in labelled and ("h (τ)", "o (τ)", "V") in labelled
+
+
+def test_figure_10_5_numbers_its_steps_t_minus_1_t_dots_tau_as_the_book():
+    nodes, _, _, labelled = _figure("10.5")
+    assert sorted(n["text"] for n in nodes.values() if n["text"].startswith("x")) == [
+        "x (...)", "x (t)", "x (t-1)", "x (τ)"]
+    chain = [(a, b) for a, b, label in labelled if a.startswith("h") and b.startswith("h")]
+    assert sorted(chain) == sorted([("h (...)", "h (t-1)"), ("h (t-1)", "h (t)"),
+                                    ("h (t)", "h (...)"), ("h (...)", "h (τ)")])
+    assert [b for a, b, _ in labelled if a == "h (τ)"] == ["o (τ)"]     # the chain ends at τ
 
 
 def test_figure_10_6_shows_teacher_forcing_at_train_time_beside_free_running_at_test_time():
@@ -95,20 +117,22 @@ def test_figure_10_6_shows_teacher_forcing_at_train_time_beside_free_running_at_
     assert not any(t.startswith(("y", "L")) for nid, t in text.items() if nid.startswith("test"))
 
 
-def test_figure_10_7_connects_every_earlier_y_to_every_later_y():
+def test_figure_10_7_connects_every_earlier_y_to_every_later_y_in_15_arcs():
     nodes, _, _, labelled = _figure("10.7")
-    assert sorted(n["text"] for n in nodes.values()) == [f"y ({t})" for t in range(1, 6)]
-    pairs = {(a, b) for a, b, _ in labelled}
-    assert pairs == {(f"y ({s})", f"y ({t})") for s, t in itertools.combinations(range(1, 6), 2)}
+    order = [f"y ({t})" for t in range(1, 6)] + ["y (...)"]
+    assert sorted(n["text"] for n in nodes.values()) == sorted(order)
+    pairs = [(a, b) for a, b, _ in labelled]
+    assert sorted(pairs) == sorted(itertools.combinations(order, 2)) and len(pairs) == 15
 
 
-def test_figure_10_8_routes_the_dependencies_through_the_state_chain():
+def test_figure_10_8_routes_the_dependencies_through_the_state_chain_to_h_and_y_dots():
     nodes, _, _, labelled = _figure("10.8")
     pairs = {(a, b) for a, b, _ in labelled}
-    chain = {(f"h ({t})", f"h ({t + 1})") for t in range(1, 5)}
-    emit = {(f"h ({t})", f"y ({t})") for t in range(1, 6)}
+    steps = [str(t) for t in range(1, 6)] + ["..."]
+    chain = {(f"h ({s})", f"h ({t})") for s, t in zip(steps, steps[1:])}
+    emit = {(f"h ({t})", f"y ({t})") for t in steps}
     assert pairs == chain | emit
-    assert len(nodes) == 10
+    assert len(nodes) == 12
 
 
 def test_figure_10_9_feeds_the_fixed_vector_x_to_every_step_through_R():
@@ -116,7 +140,19 @@ def test_figure_10_9_feeds_the_fixed_vector_x_to_every_step_through_R():
     assert sum(n["text"] == "x" for n in nodes.values()) == 1
     assert {(a, b) for a, b, label in labelled if label == "R"} == {
         ("x", "h (t-1)"), ("x", "h (t)"), ("x", "h (t+1)")}
-    assert ("y (t-1)", "h (t)", "U") in labelled
+
+
+def test_figure_10_9_indexes_y_as_the_book_input_of_step_k_and_target_of_step_k_minus_1():
+    nodes, _, _, labelled = _figure("10.9")
+    into_h = {(a, b) for a, b, label in labelled if a.startswith("y") and label == "U"}
+    assert into_h == {("y (t-1)", "h (t-1)"), ("y (t)", "h (t)"), ("y (t+1)", "h (t+1)")}
+    into_loss = {(a, b) for a, b, _ in labelled if a.startswith("y") and b.startswith("L")}
+    assert into_loss == {("y (t)", "L (t-1)"), ("y (t+1)", "L (t)"), ("y (...)", "L (t+1)")}
+    assert sorted(n["text"] for n in nodes.values() if n["text"].startswith("y")) == [
+        "y (...)", "y (t)", "y (t+1)", "y (t-1)"]
+    chain = {(a, b) for a, b, label in labelled if label == "W"}
+    assert chain == {("h (...)", "h (t-1)"), ("h (t-1)", "h (t)"), ("h (t)", "h (t+1)"),
+                     ("h (t+1)", "h (...)")}
 
 
 def test_figure_10_10_feeds_the_previous_target_through_R_and_the_input_through_U():
@@ -124,6 +160,14 @@ def test_figure_10_10_feeds_the_previous_target_through_R_and_the_input_through_
     assert ("y (t-1)", "h (t)", "R") in labelled
     assert ("x (t)", "h (t)", "U") in labelled
     assert ("h (t-1)", "h (t)", "W") in labelled
+
+
+def test_figure_10_10_has_the_books_three_feedback_edges_and_no_y_before_y_t_minus_1():
+    nodes, _, _, labelled = _figure("10.10")
+    assert {(a, b) for a, b, label in labelled if label == "R"} == {
+        ("y (t-1)", "h (t)"), ("y (t)", "h (t+1)"), ("y (t+1)", "h (...)")}
+    assert sorted(n["text"] for n in nodes.values() if n["text"].startswith("y")) == [
+        "y (t)", "y (t+1)", "y (t-1)"]
 
 
 def test_figures_are_drawn_even_inside_no_grad():
@@ -155,6 +199,14 @@ def test_figure_10_11_runs_h_to_the_right_and_g_to_the_left_in_rows_x_h_g_o_L_y(
         assert at[f"{name} (t-1)"][0] < at[f"{name} (t)"][0] < at[f"{name} (t+1)"][0]
 
 
+def test_figure_10_11_stacks_x_h_g_and_o_of_a_step_in_one_column():
+    nodes, _, _, _ = _figure("10.11")
+    at = {n["text"]: n["x"] for n in nodes.values()}
+    for k in ("t-1", "t", "t+1"):
+        column = [at[f"{name} ({k})"] for name in ("x", "h", "g", "o", "L", "y")]
+        assert max(column) - min(column) < 1.0, (k, column)
+
+
 def test_figure_10_12_fans_the_context_out_from_the_encoder_to_every_decoder_step():
     nodes, edges, clusters, labelled = _figure("10.12")
     assert sorted(clusters.values()) == ["Decoder", "Encoder"]
@@ -164,10 +216,43 @@ def test_figure_10_12_fans_the_context_out_from_the_encoder_to_every_decoder_ste
     assert len(into_c) == 1 and into_c[0].startswith("e") and nodes[into_c[0]]["text"] == ""
     assert len(out_of_c) == 4 and all(b.startswith("d") and nodes[b]["text"] == "" for b in out_of_c)
     texts = sorted(n["text"] for n in nodes.values() if n["text"])
-    assert texts == sorted(["C", "x (1)", "x (2)", "x (...)", "x (n_x)",
-                            "y (1)", "y (2)", "y (...)", "y (n_y)"])
+    assert texts == sorted(["C", "x (1)", "x (2)", "x (...)", "x (n x )",
+                            "y (1)", "y (2)", "y (...)", "y (n y )"])
     encoder = [n["y"] for nid, n in nodes.items() if nid.startswith("e")]
     decoder = [n["y"] for nid, n in nodes.items() if nid.startswith("d")]
     assert min(encoder) > nodes[c]["y"] > max(decoder)               # encoder below C below decoder
     assert {label for _, _, label in edges} == {""}
     assert not any(a.startswith("d") and nodes[a]["text"].startswith("y") for a, _, _ in edges)
+
+
+def test_figure_10_12_writes_n_x_and_n_y_with_subscripts_not_underscores():
+    svg = viz.render(viz.figure("10.12"))
+    assert b"n_x" not in svg and b"n_y" not in svg
+    root = ET.fromstring(svg)
+    texts = [(t.text, float(t.get("y")), float(t.get("font-size"))) for t in root.iter(f"{_SVG}text")]
+    for sub in ("x", "y"):
+        i = next(i for i, t in enumerate(texts) if t[0] == "(n" and texts[i + 1][0] == sub)
+        (_, n_y, n_size), (_, sub_y, sub_size) = texts[i], texts[i + 1]
+        assert sub_size < n_size and sub_y > n_y       # smaller, and lower (SVG y grows down)
+
+
+def _cluster_label_heights(svg):
+    """Cluster title -> (y of its label text, y of its box's top and bottom edges)."""
+    out = {}
+    for g in ET.fromstring(svg).iter(f"{_SVG}g"):
+        if g.get("class") == "cluster":
+            ys = [float(p.split(",")[1]) for p in g.find(f"{_SVG}polygon").get("points").split()]
+            out[g.findtext(f"{_SVG}title")] = (float(g.find(f"{_SVG}text").get("y")), min(ys), max(ys))
+    return out
+
+
+@pytest.mark.parametrize("number", ["10.6", "10.13"])
+def test_panel_captions_sit_under_their_panels_as_in_the_book(number):
+    for text_y, top, bottom in _cluster_label_heights(viz.render(viz.figure(number))).values():
+        assert text_y > (top + bottom) / 2                  # the lower half (SVG y grows down)
+
+
+@pytest.mark.parametrize("number", ["10.1", "10.3", "10.5", "10.9", "10.10", "10.11"])
+def test_unfolded_figures_draw_no_step_boxes_as_in_the_book(number):
+    _, _, clusters, _ = _figure(number)
+    assert not [label for label in clusters.values() if label.strip()]

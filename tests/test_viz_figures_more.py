@@ -1,6 +1,7 @@
 """Figures 10.13-10.18: each is drawn from a real model and has the structure of the book's."""
 
 import re
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -9,6 +10,8 @@ import rnn
 import viz
 from viz.derive import derive, tree_node
 from viz_svg import parse
+
+_SVG = "{http://www.w3.org/2000/svg}"
 
 PLOTS = ("10.15", "10.17")
 DIAGRAMS = ("10.13", "10.14", "10.16", "10.18")
@@ -44,14 +47,31 @@ def test_figure_10_13_draws_the_three_deep_variants_with_their_delays():
     assert sorted(clusters.values()) == ["(a)", "(b)", "(c)"]
     squares = _squares(nodes)
     by_panel = {p: {nid for nid in nodes if nid.startswith(p)} for p in "abc"}
-    assert len(squares & by_panel["a"]) == 2              # h1 and h2, one delay each
-    assert len(squares & by_panel["b"]) == len(squares & by_panel["c"]) == 1
+    assert len(squares & by_panel["a"]) == 2              # h and z, one delay each
+    assert len(squares & by_panel["b"]) == 1
+    assert {label for _, _, label in edges} == {""}        # no weight names, as in the book
+    assert sorted(text[n] for n in by_panel["a"] - squares) == ["h", "x", "y", "z"]
 
-    def out_of_delay(panel):
-        return {(text[b], label) for a, b, label in edges if a in squares & by_panel[panel]}
-    assert {t for t, _ in out_of_delay("b")} == {"z"}
-    assert "h" not in {t for t, _ in out_of_delay("b")}    # (b): h(t-1) reaches h(t) only via z
-    assert "h" in {t for t, _ in out_of_delay("c")}        # (c): the skip h(t-1) -> h(t)
+
+def _delay_loops(edges, text, squares, panel):
+    """(text of the node feeding the square, text of the node the square feeds) per delay."""
+    into = {b: text[a] for a, b, _ in edges if b in squares and b.startswith(panel)}
+    return sorted((into[sq], text[b]) for sq in into for a, b, _ in edges if a == sq)
+
+
+def test_figure_10_13_b_puts_its_mlp_node_before_the_delay_of_the_h_loop():
+    nodes, edges, _, text = _figure("10.13")
+    assert _delay_loops(edges, text, _squares(nodes), "b") == [("", "h")]   # h -> • -> ■ -> h
+    dots = [nid for nid in nodes if nid.startswith("b") and text[nid] == "" and
+            nid not in _squares(nodes)]
+    assert len(dots) == 3                                  # one MLP node per block
+
+
+def test_figure_10_13_c_gives_the_skip_loop_its_own_delay_square():
+    nodes, edges, _, text = _figure("10.13")
+    squares = _squares(nodes)
+    assert len(squares & {nid for nid in nodes if nid.startswith("c")}) == 2
+    assert _delay_loops(edges, text, squares, "c") == [("", "h"), ("h", "h")]
 
 
 def test_figure_10_14_is_a_balanced_tree_of_four_leaves_with_shared_weights():
@@ -60,32 +80,129 @@ def test_figure_10_14_is_a_balanced_tree_of_four_leaves_with_shared_weights():
     assert leaves == ["x (1)", "x (2)", "x (3)", "x (4)"]
     labels = [label for _, _, label in edges]
     assert labels.count("V") == 4 and labels.count("U") == 3 and labels.count("W") == 3
-    assert ("Vo" in labels) and any(text[a] == "y" and text[b] == "L" for a, b, _ in edges)
+    assert any(text[a] == "y" and text[b] == "L" for a, b, _ in edges)
 
 
-def test_figure_10_16_gates_the_state_self_loop_by_the_forget_gate_through_a_delay():
+def test_figure_10_14_merges_the_two_parents_into_the_root_o_with_no_extra_root():
+    nodes, edges, _, text = _figure("10.14")
+    (root,) = [nid for nid, t in text.items() if t == "o"]
+    into_root = sorted((text[a], label) for a, b, label in edges if b == root)
+    assert into_root == [("", "U"), ("", "W")]
+    assert [text[b] for a, b, _ in edges if a == root] == ["L"]
+    assert sum(t == "" for t in text.values()) == 6          # 4 leaf nodes and 2 parents
+
+
+def _by_text(text):
+    return {t: nid for nid, t in text.items()}
+
+
+def test_figure_10_16_has_the_three_products_of_the_lstm_cell():
     nodes, edges, _, text = _figure("10.16")
-    for unit in ("input", "input gate", "forget gate", "output gate", "state self-loop", "output"):
-        assert unit in text.values()
+    ids = _by_text({nid: t for nid, t in text.items() if t != "×"})
     squares = _squares(nodes)
-    state = next(nid for nid, t in text.items() if t.startswith("state"))
-    (loop,) = [b for a, b, _ in edges if a == state and b in squares]
-    (product,) = [b for a, b, _ in edges if a == loop]
-    assert text[product] == "×"
-    assert any(text.get(a) == "forget gate" and b == product for a, b, _ in edges)
-    assert any(a == product and b == state for a, b, _ in edges)
+    products = {nid for nid, t in text.items() if t == "×"}
+    assert len(products) == 3
+
+    def product_of(*names):
+        """The one × node fed by every one of ``names`` (node ids)."""
+        (p,) = [p for p in products if all((n, p) in {(a, b) for a, b, _ in edges} for n in names)]
+        return p
+    pairs = {(a, b) for a, b, _ in edges}
+    (loop,) = squares
+    first = product_of(ids["input"], ids["input gate"])
+    second = product_of(loop, ids["forget gate"])
+    third = product_of(ids["state"], ids["output gate"])
+    assert len({first, second, third}) == 3
+    assert {(first, ids["state"]), (second, ids["state"]), (ids["state"], loop),
+            (third, ids["output"])} <= pairs
+    assert [b for a, b in pairs if a == ids["output gate"]] == [third]
 
 
-def test_figure_10_18_groups_the_memory_network_and_bolds_the_addressing_arrows():
-    source = viz.figure("10.18").source
-    _, edges, clusters, text = _figure("10.18")
-    assert set(clusters.values()) == {"Memory cells", "Writing mechanism", "Reading mechanism",
-                                      "Task network, controlling the memory"}
-    named = {(text.get(a), text.get(b)) for a, b, _ in edges}
-    for pair in [("ww", "M"), ("erase", "M"), ("add", "M"), ("M", "wr"), ("M", "r"),
-                 ("x", "h")]:
+def test_figure_10_16_gates_sit_in_one_row_fed_by_x_and_the_previous_h_from_below():
+    nodes, edges, _, text = _figure("10.16")
+    ids = _by_text({nid: t for nid, t in text.items() if t != "×"})
+    units = ("input", "input gate", "forget gate", "output gate")
+    rows = {round(nodes[ids[u]]["y"], 1) for u in units}
+    assert len(rows) == 1
+    pairs = {(a, b) for a, b, _ in edges}
+    for unit in units:
+        for source in ("x (t)", "h (t-1)"):
+            assert (ids[source], ids[unit]) in pairs
+            assert nodes[ids[source]]["y"] > nodes[ids[unit]]["y"]     # below (SVG y grows down)
+
+
+def test_figure_10_16_labels_the_state_edge_into_the_delay_self_loop():
+    nodes, edges, _, text = _figure("10.16")
+    (loop,) = _squares(nodes)
+    assert [(text[a], b) for a, b, label in edges if label == "self-loop"] == [("state", loop)]
+
+
+def _node_boxes(svg):
+    """Node id -> (x0, y0, x1, y1) of its outline polygon."""
+    boxes = {}
+    for g in ET.fromstring(svg).iter(f"{_SVG}g"):
+        poly = g.find(f"{_SVG}polygon")
+        if g.get("class") == "node" and poly is not None:
+            pts = [tuple(map(float, p.split(","))) for p in poly.get("points").split()]
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            boxes[g.findtext(f"{_SVG}title")] = (min(xs), min(ys), max(xs), max(ys))
+    return boxes
+
+
+def _edge_points(svg, samples=24):
+    """Points along every drawn edge (its cubic Bezier pieces sampled)."""
+    out = []
+    for g in ET.fromstring(svg).iter(f"{_SVG}g"):
+        path = g.find(f"{_SVG}path")
+        if g.get("class") != "edge" or path is None:
+            continue
+        pts = np.array([tuple(map(float, p.split(","))) for p in
+                        path.get("d").replace("M", " ").replace("C", " ").split()])
+        for i in range(0, len(pts) - 3, 3):
+            p0, p1, p2, p3 = pts[i:i + 4]
+            for u in np.linspace(0.0, 1.0, samples):
+                out.append((1 - u) ** 3 * p0 + 3 * (1 - u) ** 2 * u * p1
+                           + 3 * (1 - u) * u ** 2 * p2 + u ** 3 * p3)
+    return out
+
+
+def test_figure_10_18_groups_the_memory_network_with_labels_no_edge_crosses():
+    svg = viz.render(viz.figure("10.18"))
+    nodes, edges, clusters, text = parse(svg) + ({},)
+    text = {nid: n["text"] for nid, n in nodes.items()}
+    labels = {"Memory cells", "Writing mechanism", "Reading mechanism",
+              "Task network, controlling the memory"}
+    assert labels <= set(text.values())
+    boxes = _node_boxes(svg)
+    points = _edge_points(svg)
+    for nid, t in text.items():
+        if t in labels:
+            x0, y0, x1, y1 = boxes[nid]
+            assert not [p for p in points if x0 < p[0] < x1 and y0 < p[1] < y1], t
+    named = {(text.get(a.split(":")[0]), text.get(b.split(":")[0])) for a, b, _ in edges}
+    for pair in [("ww", "       "), ("erase", "       "), ("add", "       "), ("       ", "wr"),
+                 ("       ", "r"), ("x", "h")]:
         assert pair in named
-    assert source.count("penwidth=3") == 5
+
+
+def test_figure_10_18_draws_the_memory_as_a_row_of_cells_at_the_top():
+    source = viz.figure("10.18").source
+    nodes, _, _ = parse(viz.render(viz.figure("10.18")))
+    assert source.count('<td port="c') == 4                 # slots=4 cells in one table row
+    top = {"M", "d_M", "memory_label"}                       # the memory row and its delay
+    below = min(n["y"] for nid, n in nodes.items() if nid not in top)
+    assert all(nodes[nid]["y"] < below - 30 for nid in top)  # SVG y grows down
+
+
+def test_figure_10_18_bolds_the_arrows_at_the_most_weighted_cells_of_each_address():
+    model = rnn.MemoryNetwork(4, 3, 4, slots=4, width=3, seed=0)
+    variables = derive(model.trace(3), hide=("a",))
+    _, edges, _ = parse(viz.render(viz.figure("10.18")))
+    source = viz.figure("10.18").source
+    for name, other in (("ww", "ww -> M:c{}"), ("wr", "r -> M:c{}")):
+        cell = int(np.argmax(variables.nodes[(name, 2)].data))
+        assert re.search(re.escape(other.format(cell)) + r':s \[[^]]*penwidth=3\.00', source)
+        assert source.count(other.format("")) == 4           # an arrow at every cell
 
 
 def test_figure_10_15_curves_turn_more_with_more_compositions():

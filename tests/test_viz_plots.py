@@ -2,7 +2,10 @@
 sequences and becomes one filled outline for long ones, so a 10,000-step profile is
 drawn in well under a second instead of as 10,000 patches."""
 
+import re
+
 import numpy as np
+import pytest
 
 from viz import plots
 
@@ -30,3 +33,27 @@ def test_plotting_leaves_matplotlib_settings_as_it_found_them(tmp_path):
     plots.gradient_flow([1.0, 0.5, 0.1], str(tmp_path / "flow.png"))
     assert (matplotlib.get_backend(), matplotlib.rcParams["svg.hashsalt"]) == (backend, salt)
     assert (tmp_path / "flow.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _x_ticks(path):
+    """The labels of a chart's x-axis ticks, read from the comments matplotlib writes in its SVG."""
+    with open(path) as f:
+        svg = f.read()
+    return [re.search(r"<!-- (.*?) -->", block).group(1)
+            for block in re.split(r'<g id="xtick_\d+">', svg)[1:]]
+
+
+@pytest.mark.parametrize("steps", [4, 6, 12])
+def test_gradient_flow_ticks_only_whole_time_steps(tmp_path, steps):
+    ticks = _x_ticks(plots.gradient_flow(np.linspace(1.0, 2.0, steps), str(tmp_path / "flow.svg")))
+    assert ticks and all(re.fullmatch(r"−?\d+", t) for t in ticks), ticks
+
+
+def test_loss_and_recall_panels_tick_only_whole_training_steps(tmp_path):
+    series = {"a": ([0, 1, 2, 3], [1.0, 0.5, 0.4, 0.3], [0.9, 0.4, 0.3, 0.2], [1.1, 0.6, 0.5, 0.4])}
+    path = plots.panels([{"series": series, "title": "loss", "ylabel": "loss"},
+                         {"series": series, "title": "recall", "ylabel": "recall", "percent": True,
+                          "reference": ("chance (50%)", 0.5)}], str(tmp_path / "p.svg"))
+    ticks = _x_ticks(path)
+    assert ticks and all(re.fullmatch(r"−?\d+", t) for t in ticks), ticks
+    assert "<!-- chance (50%) -->" in open(path).read()

@@ -11,7 +11,8 @@ from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError
                      CheckpointNotFoundError, CheckpointWriteError, ConfigError, DTypeError, GradcheckError,
                      GraphFreedError, InPlaceError, ShapeError, StaleGraphError, TinygraphError,
                      WriteError)
-from .checkpoint import Checkpoint, load_arrays, read_checkpoint, read_meta, save_arrays
+from .checkpoint import (Checkpoint, load_arrays, read_checkpoint, read_headers, read_meta,
+                         save_arrays)
 from .files import atomic_write
 from .module import Dropout, Module, Parameter
 from .ops import (abs, add, addmm, amax, amin, argmax, argmin, binary_cross_entropy_with_logits,
@@ -44,7 +45,7 @@ __all__ = [
     "log1p", "log_softmax", "logsumexp", "make_node", "matmul", "max", "maximum", "mean", "memory_limit", "min",
     "minimum", "moveaxis", "mse_loss", "mul", "neg", "nll_loss", "no_grad", "norm", "one_hot",
     "ones", "ones_like", "optim", "pad", "permute", "power", "prod", "rand", "randn",
-    "read_checkpoint", "read_meta", "relu", "reshape", "save_arrays", "scope", "sigmoid", "sign",
+    "read_checkpoint", "read_headers", "read_meta", "relu", "reshape", "save_arrays", "scope", "sigmoid", "sign",
     "sin", "softmax", "softplus", "sort", "split", "sqrt", "square", "squeeze", "stack", "std",
     "sub", "sum", "sum_to", "swapaxes", "sweep_order", "take", "tanh", "tensor", "tile", "topk",
     "transpose", "unbind", "unsqueeze", "var", "vstack", "where", "zeros", "zeros_like",

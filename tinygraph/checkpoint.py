@@ -13,7 +13,9 @@ least fits in ``max_bytes``), and no member is inflated past the size its header
 claims, so a zip bomb or a header claiming 10**12 entries costs nothing.  Every
 problem (not a zip, truncated, corrupt, encrypted or unsupported compression, an
 oversize claim, a bad manifest) is a :class:`CheckpointError` naming the file and the
-entry.  Plain ``.npz`` files of numeric arrays (no manifest) are read the same way.
+entry.  Writing is deterministic: the same arrays, names and meta give the same bytes
+(every member carries the same fixed time stamp; nothing of the moment or the process is
+written).  Plain ``.npz`` files of numeric arrays (no manifest) are read the same way.
 """
 
 import json
@@ -27,7 +29,7 @@ import zlib
 import numpy as np
 
 from .errors import CheckpointError, CheckpointNotFoundError, CheckpointWriteError
-from .files import atomic_write
+from .files import atomic_write, checked_path
 
 FORMAT = "tinygraph-checkpoint"
 VERSION = 1
@@ -36,6 +38,7 @@ MAX_BYTES = 1 << 30            # the default bound on the data one load may read
 MAX_MANIFEST_BYTES = 16 << 20
 NUMERIC_KINDS = "biufc"
 _READ_CHUNK = 1 << 22
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)      # every member's time stamp: the zip format's earliest
 
 # what a corrupt or hostile archive makes zipfile, zlib and numpy's header parser raise
 _BAD_FILE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
@@ -71,8 +74,8 @@ def save_arrays(path, arrays, meta=None):
     CheckpointWriteError
         The file cannot be written; an existing file at ``path`` is left as it was.
     """
-    path = os.fspath(path)
     who = "save"
+    path = checked_path(path, who, CheckpointError)
     names = list(arrays)
     for name in names:
         if not isinstance(name, str):
@@ -86,10 +89,19 @@ def save_arrays(path, arrays, meta=None):
                               f"dicts): {e}") from None
     with atomic_write(path, who, CheckpointWriteError) as f:
         with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            zf.writestr(MANIFEST, manifest)
+            zf.writestr(_member(MANIFEST), manifest)
             for i, arr in enumerate(checked):
-                with zf.open(f"{i}.npy", "w", force_zip64=True) as member:
+                with zf.open(_member(f"{i}.npy"), "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, arr, allow_pickle=False)
+
+
+def _member(name):
+    """A zip member's header with nothing of the moment in it (a fixed time stamp and
+    permissions), so the same arrays and meta always make the same bytes."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    info.external_attr = 0o644 << 16
+    info.create_system = 3          # unix, whatever the platform writing it
+    return info
 
 
 class Checkpoint:
@@ -128,7 +140,7 @@ def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES):
     CheckpointError
         Anything wrong with the file, naming the file and the entry.
     """
-    path = os.fspath(path)
+    path = checked_path(path, "load", CheckpointError)
     if not os.path.isfile(path):
         raise CheckpointNotFoundError(f"load: no checkpoint file at '{path}'")
     entry = None
@@ -160,7 +172,7 @@ def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES):
 
 def read_meta(path):
     """The metadata of a checkpoint (its manifest only: no array is read)."""
-    path = os.fspath(path)
+    path = checked_path(path, "load", CheckpointError)
     if not os.path.isfile(path):
         raise CheckpointNotFoundError(f"load: no checkpoint file at '{path}'")
     try:
@@ -171,6 +183,34 @@ def read_meta(path):
     except _BAD_FILE as e:
         raise CheckpointError(f"load: '{path}' is not a readable checkpoint: "
                               f"{type(e).__name__}: {e}") from None
+
+
+def read_headers(path):
+    """name -> (shape, dtype) of every array of a checkpoint, from the npy headers alone: no
+    array data is read, so a caller can check what a file claims before loading it."""
+    path = checked_path(path, "load", CheckpointError)
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError(f"load: no checkpoint file at '{path}'")
+    entry = None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = _members(zf)
+            entry = MANIFEST
+            names, _ = _manifest(zf, members)
+            headers = {}
+            for name, member in names.items():
+                entry = name
+                with zf.open(members[member]) as f:
+                    shape, _, dtype = _header(f)
+                headers[name] = (shape, dtype)
+    except _Refused as e:
+        where = "" if entry is None else f", entry {entry!r}"
+        raise CheckpointError(f"load: '{path}' is not a readable checkpoint{where}: {e}") from None
+    except _BAD_FILE as e:
+        where = "" if entry is None else f", entry {entry!r}"
+        raise CheckpointError(f"load: '{path}' is not a readable checkpoint{where}: "
+                              f"{type(e).__name__}: {e}") from None
+    return headers
 
 
 class _Refused(Exception):
@@ -223,19 +263,25 @@ def _manifest(zf, members):
     return {name: f"{i}.npy" for i, name in enumerate(names)}, manifest.get("meta", {})
 
 
+def _header(f):
+    """(shape, fortran order, dtype) of the npy member open in ``f``, checked."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise _Refused(f"npy format version {version} is not supported")
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.hasobject:
+        raise _Refused(f"dtype {dtype} is not a numeric dtype (objects are never loaded)")
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise _Refused(f"the header claims an invalid shape {shape}")
+    return shape, fortran, dtype
+
+
 def _read_member(zf, info, expected, budget):
     with zf.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise _Refused(f"npy format version {version} is not supported")
-        if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.hasobject:
-            raise _Refused(f"dtype {dtype} is not a numeric dtype (objects are never loaded)")
-        if not all(isinstance(n, int) and n >= 0 for n in shape):
-            raise _Refused(f"the header claims an invalid shape {shape}")
+        shape, fortran, dtype = _header(f)
         if expected is not None:
             _check_expected(shape, dtype, *expected)
         nbytes = math.prod(shape) * dtype.itemsize

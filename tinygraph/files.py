@@ -5,11 +5,12 @@
 so a reader (or a crash, a full disk, ``kill -9``, a second writer) only ever sees the
 old file whole or the new file whole.  A file that is replaced keeps its permission
 bits; a new one gets the usual ``0666 & ~umask``.  Temporary files of our own naming
-(``.<name>.<pid>.<token>.tmp``) left behind by a process that no longer runs are
+(``.<name>.<pid>.<token>.tmp``, the name a digest when it is too long) left behind by a process that no longer runs are
 removed the next time the same target is written.
 """
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -18,13 +19,33 @@ import stat
 from .errors import WriteError
 
 
-def _temp_name(base):
-    return f".{base}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+NAME_MAX = 255        # the longest file name (bytes) of the common file systems, if unknown
 
 
-def _orphans(folder, base):
-    """Temporary files of ours for ``base`` whose writing process is gone."""
-    pattern = re.compile(rf"\.{re.escape(base)}\.(\d+)\.[0-9a-f]+\.tmp")
+def _name_max(folder):
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return NAME_MAX
+
+
+def _stem(folder, base):
+    """What names the temporary files of ``base``: the name itself when ``.<name>.<pid>.<token>.tmp``
+    fits in the folder's longest file name, else a short digest of it (so a legal long name
+    still saves)."""
+    room = _name_max(folder) - len(".." + "." + "0" * 12 + ".tmp") - 10     # a pid has <= 10 digits
+    if len(os.fsencode(base)) <= room:
+        return base
+    return "~" + hashlib.sha256(os.fsencode(base)).hexdigest()[:24]
+
+
+def _temp_name(stem):
+    return f".{stem}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+
+
+def _orphans(folder, stem):
+    """Temporary files of ours for ``stem`` whose writing process is gone."""
+    pattern = re.compile(rf"\.{re.escape(stem)}\.(\d+)\.[0-9a-f]+\.tmp")
     try:
         names = os.listdir(folder)
     except OSError:
@@ -53,6 +74,16 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
+def checked_path(path, who, error):
+    """``path`` as a str or bytes path; anything else (None, a number) raises ``error`` naming
+    ``who`` instead of a bare TypeError."""
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise error(f"{who}: the path must be a str or os.PathLike, got "
+                    f"{type(path).__name__} {path!r:.60}") from None
+
+
 @contextlib.contextmanager
 def atomic_write(path, who="write", error=WriteError, make_folder=False):
     """Write ``path`` atomically: ``with atomic_write(path) as f: f.write(data)``.
@@ -69,7 +100,7 @@ def atomic_write(path, who="write", error=WriteError, make_folder=False):
     ------
     a binary file object open for writing.
     """
-    path = os.fspath(path)
+    path = checked_path(path, who, error)
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     tmp = None
@@ -78,11 +109,12 @@ def atomic_write(path, who="write", error=WriteError, make_folder=False):
             os.makedirs(folder, exist_ok=True)
         if os.path.isdir(path):
             raise IsADirectoryError(21, "Is a directory")
-        for name in _orphans(folder, base):
+        stem = _stem(folder, base)
+        for name in _orphans(folder, stem):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, name))
         while tmp is None:
-            candidate = os.path.join(folder, _temp_name(base))
+            candidate = os.path.join(folder, _temp_name(stem))
             try:
                 fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             except FileExistsError:

@@ -10,6 +10,7 @@ parameter names, numeric arrays only); ``load`` checks every name, shape and dty
 in the file's headers before reading its data, and changes nothing unless all fit.
 """
 
+import contextlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -217,6 +218,27 @@ class Module:
         for name, p in params.items():
             p.data = values[name]
             bump_version(p)
+
+    @contextlib.contextmanager
+    def state_swapped(self, state):
+        """Within the block the parameters hold ``state`` (checked as ``load_state_dict``);
+        afterwards each holds its own array again, the very same object with the same
+        version, as if the block never ran: graphs built before still back-propagate.
+
+        For looking at other parameters (``viz.explore(before=)``); graphs built inside the
+        block belong to it and are not to be used after it.
+        """
+        params = self._unique_parameters("state_swapped")
+        kept = {name: (p.data, p._version, p._shared, None if p._shared is None else p._shared[0])
+                for name, p in params.items()}       # the version cell shared with its views too
+        self.load_state_dict(state)
+        try:
+            yield self
+        finally:
+            for name, p in params.items():
+                p.data, p._version, p._shared, count = kept[name]
+                if p._shared is not None:
+                    p._shared[0] = count
 
     def save(self, path):
         """Write the state dict to ``path`` (a checkpoint, see ``tinygraph.checkpoint``), atomically."""

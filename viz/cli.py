@@ -14,12 +14,18 @@ writes the checkpoint, prints how to resume and exits with 130 or 143, and
 :mod:`rnn.tasks`; this module is the thin command line over them, the views and the
 page.  It lives in ``viz`` because it uses all three layers (tinygraph -> rnn -> viz).  A user's mistake (unknown model or
 task, unwritable ``--out``, bad checkpoint) is one line on stderr and exit
-status 2, never a traceback.
+status 2, never a traceback.  No run is lost: every command locks its ``--out``
+(a second one into it at the same time is refused), a fresh ``train`` refuses to
+start over a checkpoint of its task without ``--resume`` or ``--force``, and the
+demo keeps a previous checkpoint that differs from its own.
 """
 
 import argparse
 import contextlib
+import errno
+import fcntl
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -34,7 +40,7 @@ from . import plots
 from .explorer import explore
 from .figures import FIGURES, figure
 from .opgraph import gradient_norms, graph
-from .page import Page
+from .page import Page, figure_caption
 from .render import OutputPathError, save
 from .views import folded, unrolled
 
@@ -149,16 +155,19 @@ def _stopped(e, args):
         sys.stderr.write("\n")          # below the progress line rewritten in place
     where = f"interrupted by {signal.Signals(e.reason).name} after update {e.step} of {e.steps}"
     if e.step < e.steps:
-        resume = (f"resume with: tinygraph train --task chars --steps {e.steps} --out {args.out} "
-                  f"--resume {e.path}" if args.command == "demo" else
-                  f"resume with: tinygraph train --task {args.task} --steps {e.steps} --out "
-                  f"{args.out} --resume {e.path}")
+        task = "chars" if args.command == "demo" else args.task
+        resume = "resume with: " + shlex.join(["tinygraph", "train", "--task", task, "--steps",
+                                               str(e.steps), "--out", str(args.out),
+                                               "--resume", str(e.path)])
         print(f"tinygraph {args.command}: {where}; checkpoint written to {e.path}; {resume}",
               file=sys.stderr)
     else:
         print(f"tinygraph {args.command}: {where} (training was complete); checkpoint written "
               f"to {e.path}", file=sys.stderr)
     return 128 + e.reason
+
+
+LOCK_NAME = ".tinygraph.lock"
 
 
 def _out_dir(path):
@@ -169,6 +178,86 @@ def _out_dir(path):
     if not os.access(path, os.W_OK):
         raise UsageError(f"cannot write to --out '{path}': permission denied")
     return path
+
+
+@contextlib.contextmanager
+def _locked(out):
+    """Hold ``out``'s lock file (an exclusive ``flock`` on ``.tinygraph.lock``) for the whole
+    command: a second tinygraph writing into the same --out at the same time is refused
+    instead of both claiming success.  The kernel drops the lock when the process ends, even
+    on ``kill -9``; the file is removed on the way out."""
+    path = os.path.join(out, LOCK_NAME)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise UsageError(f"cannot write to --out '{out}': {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise UsageError(f"cannot lock --out '{out}': {e.strerror or e}") from None
+            raise UsageError(f"another tinygraph command is writing into --out '{out}' now "
+                             f"(it holds {path}); wait for it, or use another --out") from None
+        try:                 # the file we locked may have been removed by its last holder
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _previous_checkpoint(out, task_name, resume, force):
+    """Refuse (without --resume of it, or --force) to start a run over the checkpoint a previous
+    run left in ``out``; returns a line to say when --force replaces one, else None."""
+    path = os.path.join(out, f"{task_name}_checkpoint.npz")
+    if not os.path.exists(path):
+        return None
+    if resume is not None and os.path.exists(resume) and os.path.samefile(resume, path):
+        return None
+    try:
+        user = tg.read_meta(path).get("user")
+    except tg.CheckpointError:
+        user = None
+    step = user.get("step", "?") if isinstance(user, dict) else "?"
+    what = f"{path} (a run at update {step})"
+    if force:
+        return f"--force: replacing {what}"
+    keep = shlex.join(["--resume", path])
+    raise UsageError(f"--out '{out}' already holds {what}; continue it with {keep}, start "
+                     "over with --force (which replaces it), or use another --out")
+
+
+def _keep_previous(out, name):
+    """Move a previous run's ``name`` in ``out`` aside to the first free ``stem.previous-N.npz``
+    (the demo keeps what it would overwrite); returns the kept path or None."""
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return None
+    stem = name[:-len(".npz")]
+    n = 1
+    while os.path.exists(os.path.join(out, f"{stem}.previous-{n}.npz")):
+        n += 1
+    kept = os.path.join(out, f"{stem}.previous-{n}.npz")
+    os.rename(path, kept)
+    return kept
+
+
+def _same_bytes(a, b):
+    with open(a, "rb") as f, open(b, "rb") as g:
+        while True:
+            x, y = f.read(1 << 20), g.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
 
 
 def write_model_views(model, out, stem, probe_args, probe_kwargs, steps=3):
@@ -255,10 +344,10 @@ def _smoothed(losses):
 def write_loss_curve(losses, history, path, task, title):
     """The training loss (smoothed) and the held-out measurements of ``history``."""
     steps, means, block = _smoothed(losses)
-    if block > 1:
-        title = f"{title} (training: mean of every {block} updates)"
     held = ([s for s, _, _ in history], [h for _, _, h in history])
-    plots.loss_curve(steps, means, path, reference=task.reference, title=title, held_out=held)
+    plots.loss_curve(steps, means, path, reference=task.reference, title=title, held_out=held,
+                     label="training loss, " + (f"mean of every {block} updates" if block > 1
+                                                else "each update"))
 
 
 def _train(task, first, steps, losses, history, args, out, seed):
@@ -268,20 +357,32 @@ def _train(task, first, steps, losses, history, args, out, seed):
     with _stop_on_signals() as stop:
         history = rnn.tasks.run_training(task, first, steps, losses, Progress(steps), history,
                                          checkpoints, stop)
+        reason = stop()      # a signal during the last checkpoint's write: it was written whole
+        if reason:
+            raise rnn.tasks.TrainingStopped(steps, steps, checkpoints.path, reason)
     return history, checkpoints.path
 
 
 def cmd_train(args):
     out = _out_dir(args.out)
     steps = args.steps or rnn.tasks.TASKS[args.task].default_steps
+    replacing = _previous_checkpoint(out, args.task, args.resume, args.force)
     if args.resume:
         task, first, losses, seed, history = rnn.tasks.load_checkpoint(args.resume, args.task)
+        if args.seed is not None and args.seed != seed:
+            raise UsageError(f"--resume: the checkpoint's run has seed {seed}, not --seed "
+                             f"{args.seed}; a resume continues that run (leave out --seed)")
         if first >= steps:
             raise UsageError(f"--resume: the checkpoint is already at step {first}; "
                              f"ask for more --steps than that")
+        note = rnn.train.threading_note(tg.read_meta(args.resume))
+        if note:
+            print(f"tinygraph train: note: {note}", file=sys.stderr)
     else:
-        task, first, losses, seed, history = (rnn.tasks.TASKS[args.task](args.seed), 0, [],
-                                              args.seed, [])
+        seed = 0 if args.seed is None else args.seed
+        task, first, losses, history = rnn.tasks.TASKS[args.task](seed), 0, [], []
+    if replacing:
+        print(f"tinygraph train: {replacing}", file=sys.stderr)
     history, ckpt = _train(task, first, steps, losses, history, args, out, seed)
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, f"Loss ({task.name})")
     probe_args, probe_kwargs = task.probe()
@@ -314,35 +415,83 @@ def _gradient_check(seed):
 
 EXPLORER_STEPS = 40     # characters of the demo's explorer
 COPY_UPDATES = 300      # updates of each design in the demo's long-delay comparison
+COPY_SEEDS = 3          # its numbers vary with the seed: each design is trained from this many
 COPY_DESIGNS = (rnn.tasks.LongCopyElman, rnn.tasks.LongCopyLSTM, rnn.tasks.LongCopyGRU)
+
+
+def _spread(runs, geometric=False):
+    """(mean, low, high) over the runs (rows) of equal length: arithmetic or geometric mean."""
+    runs = np.asarray(runs, dtype=float)
+    mean = np.exp(np.mean(np.log(runs), axis=0)) if geometric else np.mean(runs, axis=0)
+    return mean, runs.min(axis=0), runs.max(axis=0)
+
+
+def _every(n):
+    """'every update' or 'every 15 updates'."""
+    return "every update" if n <= 1 else f"every {n:,} updates"
+
+
+def _percent_range(values):
+    return f"{np.mean(values):.0%} ({min(values):.0%}–{max(values):.0%})"
 
 
 def _copy_comparison(out, seed, updates):
     """Train Elman, LSTM and GRU (as many parameters) on the long-delay copy task for ``updates``
-    updates each; returns the page's table rows and its two charts (loss curves, gradient flow
-    over t)."""
-    rows, losses_of, flows = [], {}, {}
+    updates each, from COPY_SEEDS seeds (``seed``, ``seed`` + 1, ...), measuring held-out recall
+    every ``updates // 20`` updates; returns the page's table rows, the seeds, and the two
+    charts (training loss beside held-out recall over training; the gradient over t).  Every
+    line is the mean over the seeds (geometric for the gradient), with a band from the lowest
+    to the highest seed."""
+    seeds = [(seed + k) % (rnn.tasks.MAX_SEED + 1) for k in range(COPY_SEEDS)]
+    every = max(1, updates // 20)
+    rows, loss_of, recall_of, flow_of = [], {}, {}, {}
     for design in COPY_DESIGNS:
-        task = design(seed)
-        losses = []
-        rnn.tasks.run_training(task, 0, updates, losses)
-        label = type(task.model).__name__
-        xs, ys = task.held
-        norms = [n for _, n in gradient_norms(task.model.run(xs[:, :1], ys[:, :1]).loss)]
-        steps, means, _ = _smoothed(losses)
-        losses_of[label] = (steps, means)
-        flows[label] = (np.arange(1, len(norms) + 1), norms)
-        rows.append((f"{label}({task.model.n_hidden} hidden)",
-                     f"{rnn.tasks.n_parameters(task.model):,}", f"{task.recall():.1%}",
-                     f"{norms[0]:.2g} / {norms[-1]:.2g}"))
-    files = [("copy_loss.svg", "loss per step while training"),
-             ("copy_gradient_flow.svg", "‖∂L/∂h(t)‖ over t on a held-out sequence")]
-    plots.curves(losses_of, os.path.join(out, files[0][0]), "Long-delay copy: training loss",
-                 "loss per step (nats)")
-    plots.curves(flows, os.path.join(out, files[1][0]), "Long-delay copy: gradient flow",
-                 "‖∂L/∂h(t)‖", xlabel="time step t", log=True)
-    return rows, files
+        losses_by_seed, recalls_by_seed, norms_by_seed = [], [], []
+        for s in seeds:
+            task = design(s)
+            losses, recalls = [], [task.recall()]
 
+            def measure(step, train, held, task=task, recalls=recalls):
+                if step % every == 0 or step == updates:
+                    recalls.append(task.recall())
+            rnn.tasks.run_training(task, 0, updates, losses, measure)
+            xs, ys = task.held
+            norms_by_seed.append([n for _, n in gradient_norms(task.model.run(xs[:, :1], ys[:, :1]).loss)])
+            losses_by_seed.append(_smoothed(losses)[1])
+            recalls_by_seed.append(recalls)
+        label = type(task.model).__name__
+        blocks, _, block = _smoothed(losses)
+        recall_steps = [0] + [k for k in range(1, updates + 1) if k % every == 0 or k == updates]
+        loss_of[label] = (blocks, *_spread(losses_by_seed))
+        recall_of[label] = (recall_steps, *_spread(recalls_by_seed))
+        flow_mean, flow_low, flow_high = _spread(norms_by_seed, geometric=True)
+        flow_of[label] = (np.arange(1, len(flow_mean) + 1), flow_mean, flow_low, flow_high)
+        final = [r[-1] for r in recalls_by_seed]
+        rows.append((f"{label}({task.model.n_hidden} hidden)", f"{rnn.tasks.n_parameters(task.model):,}",
+                     _percent_range(final), ", ".join(f"{r:.0%}" for r in final),
+                     f"{flow_mean[0]:.2g} / {flow_mean[-1]:.2g}"))
+    n_symbols = rnn.tasks.LONG_COPY["n_symbols"]
+    over = f"line: mean of seeds {', '.join(map(str, seeds))}; band: lowest to highest"
+    smoothing = f"mean of every {block} updates" if block > 1 else "each update"
+    files = [("copy_training.svg", f"Left: training loss per step ({smoothing}). Right: recall of "
+                                   f"the held-out symbols, measured {_every(every)} during "
+                                   f"training (chance {1 / n_symbols:.0%}). Each line is the mean "
+                                   f"of seeds {', '.join(map(str, seeds))}, the band runs from the "
+                                   "lowest to the highest seed (§10.7, §10.10)."),
+             ("copy_gradient_flow.svg", "‖∂L/∂h(t)‖ over t for the first held-out sequence after "
+                                        "training: geometric mean of the seeds, band from the "
+                                        "lowest to the highest seed; the symbol is read at t = 1 "
+                                        "(§10.7).")]
+    plots.panels([{"series": loss_of, "title": f"training loss, {smoothing}",
+                   "ylabel": "loss per step (nats)"},
+                  {"series": recall_of, "title": f"held-out recall, measured {_every(every)}",
+                   "ylabel": "symbols recalled", "percent": True, "ylim": (0, 1.05),
+                   "reference": (f"chance ({1 / n_symbols:.0%})", 1 / n_symbols)}],
+                 os.path.join(out, files[0][0]), title=f"Long-delay copy ({over})")
+    plots.curves(flow_of, os.path.join(out, files[1][0]),
+                 "Gradient reaching h(t), after training", "‖∂L/∂h(t)‖", xlabel="time step t",
+                 log=True)
+    return rows, seeds, files
 
 
 def cmd_demo(args):
@@ -360,7 +509,12 @@ def cmd_demo(args):
     start = time.perf_counter()
     losses = []
     initial = model.state_dict()
-    history, _ = _train(task, 0, steps, losses, [], args, out, args.seed)
+    kept = _keep_previous(out, f"{task.name}_checkpoint.npz")
+    history, ckpt = _train(task, 0, steps, losses, [], args, out, args.seed)
+    if kept is not None and _same_bytes(kept, ckpt):
+        os.unlink(kept)         # the previous run wrote the very same checkpoint: nothing lost
+    elif kept is not None:
+        print(f"kept the previous run's checkpoint as {kept}")
     seconds = time.perf_counter() - start
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, "Character model")
 
@@ -372,44 +526,59 @@ def cmd_demo(args):
     print("drawing the trained model and the gradient flow ...")
     probe_args, probe_kwargs = task.probe()
     files, norms = write_model_views(model, out, "chars", probe_args, probe_kwargs)
-    print("comparing Elman, LSTM and GRU on the long-delay copy task ...")
+    print(f"comparing Elman, LSTM and GRU on the long-delay copy task ({COPY_SEEDS} seeds) ...")
     copy_updates = min(COPY_UPDATES, steps)      # a short demo (--steps) stays short
-    copy_rows, copy_files = _copy_comparison(out, args.seed, copy_updates)
+    copy_rows, copy_seeds, copy_files = _copy_comparison(out, args.seed, copy_updates)
     print("writing the chapter's figures ...")
     figs = []
     for number in FIGURES:
         name = f"fig{number.replace('.', '_')}.svg"
         save(figure(number), os.path.join(out, name))
-        figs.append((name, f"Figure {number}"))
+        figs.append((name, figure_caption(number)))
 
     _, _, held = history[-1]
     train = rnn.stream_loss(model, task.train_ids[:-1], task.train_ids[1:])
     page = Page("tinygraph demo: chapter 10 of Deep Learning, computed and drawn",
                 "Every recurrent network here is a step function unrolled into the tinygraph DAG; "
                 "back-propagation through time is ordinary backprop over that DAG. Every diagram "
-                "below is derived from the computation itself.")
+                "below is derived from the computation itself. Figures are shown at the size they "
+                "declare, all at one scale; a wider one scrolls inside its frame, and a click opens "
+                "it alone.")
     passes = steps / task.chunks_per_pass
-    page.table("The character model", [
-        ("text", f"{task.corpus}.txt: {len(task.train_ids) + len(task.held_ids):,} characters, "
-                 f"vocabulary {n_vocab}; the first {len(task.train_ids):,} for training, the last "
-                 f"{len(task.held_ids):,} ({rnn.tasks.HELD_OUT:.0%}) held out"),
-        ("model", f"ElmanRNN({n_vocab}, {model.n_hidden}, {n_vocab}): "
-                  f"{sum(p.size for p in model.parameters()):,} parameters"),
-        ("training", f"{steps:,} updates of truncated BPTT over {task.chunk} characters, the state "
-                     f"carried from chunk to chunk ({passes:.1f} passes over the training text); "
-                     f"Adam, learning rate {task.lr:g} falling to {task.lr / 20:g} (cosine), "
-                     f"gradient norm clipped at 5"),
-        ("time", f"{seconds:.0f} s ({steps / seconds:.0f} updates/s)"),
-        ("loss at the first update", f"{losses[0]:.3f} nats/char"),
-        ("training loss (the trained model on the training text)", f"{train:.3f} nats/char"),
-        ("held-out loss (the trained model on the unseen last 10%)", f"{held:.3f} nats/char"),
-        (task.reference[0], f"{task.reference[1]:.3f} nats/char")])
+    window = min(task.window, steps)
+    smoothing = _smoothed(losses)[2]
+    page.section("The character model",
+                 "A character-level Elman RNN (section 10.2, the network of figure 10.3) trained "
+                 "on a story, its last tenth held out.").table([
+                     ("text", f"{task.corpus}.txt: {len(task.train_ids) + len(task.held_ids):,} "
+                              f"characters, vocabulary {n_vocab}; the first {len(task.train_ids):,} "
+                              f"for training, the last {len(task.held_ids):,} "
+                              f"({rnn.tasks.HELD_OUT:.0%}) held out"),
+                     ("model", f"ElmanRNN({n_vocab}, {model.n_hidden}, {n_vocab}): "
+                               f"{sum(p.size for p in model.parameters()):,} parameters"),
+                     ("training", f"{steps:,} updates of truncated BPTT over {task.chunk} characters, "
+                                  f"the state carried from chunk to chunk ({passes:.1f} passes over "
+                                  f"the training text); Adam, learning rate {task.lr:g} falling to "
+                                  f"{task.lr / 20:g} (cosine), gradient norm clipped at 5"),
+                     ("time", f"{seconds:.0f} s ({steps / seconds:.0f} updates/s)"),
+                     ("loss of the first update", f"{losses[0]:.3f} nats/char"),
+                     ("training loss (the trained model on the training text)", f"{train:.3f} nats/char"),
+                     ("held-out loss (the trained model on the unseen last 10%)", f"{held:.3f} nats/char"),
+                     (task.reference[0], f"{task.reference[1]:.3f} nats/char")]).figures(
+                     [("loss.svg", "Loss per character over training (§10.2.2): the "
+                                   "training loss " + (f"as the mean of every {smoothing} updates"
+                                                       if smoothing > 1 else "of each update")
+                       + f", and the held-out loss of the model measured {_every(steps // 20)}.")])
+    page.section("Losses during training",
+                 f"Measured {_every(steps // 20)}. The training loss of a row is "
+                 f"the mean of the losses of the updates it names (the last {window:,}, or all "
+                 "so far); the held-out loss is the model's loss, at that update, on the "
+                 "held-out text.").table(
+        [(f"{s:,}", f"{max(1, s - task.window + 1):,}–{s:,}", f"{tr:.3f}", f"{h:.3f}")
+         for s, tr, h in history],
+        header=("after update", "updates averaged", "training loss: their mean (nats/char)",
+                "held-out loss (nats/char)"))
     page.text("Samples", "\n\n".join(task.report(args.seed)), preformatted=True)
-    page.figures("Loss curve", [("loss.svg", "loss per character: training, and held out")])
-    page.table("Held-out loss during training",
-               [(f"{s:,}", f"{tr:.3f}", f"{h:.3f}") for s, tr, h in history],
-               header=("update", f"training loss (mean of the last {min(task.window, steps)} updates)",
-                       "held-out loss"))
     page.text("Gradient check", check)
     page.link_list("Explorer", [("explorer.html", f"the explorer of the character model on the first "
                                                   f"{EXPLORER_STEPS} training characters, before "
@@ -417,27 +586,39 @@ def cmd_demo(args):
                    "One self-contained page: click any node of the unrolled graph for its value and "
                    "gradient, replay the engine's backward sweep, and read the connectivity "
                    "‖∂L(t)/∂h(k)‖ and the Jacobian spectra of the real computation.")
-    page.figures("The trained model", files,
-                 "Folded and unrolled views come from tracing the model's own step function; the "
-                 "gradient-flow view colours each node by the norm of the gradient reaching it.")
+    trained = page.section("The trained model, drawn",
+                           "Folded and unrolled views come from tracing the model's own step "
+                           "function; the gradient-flow views colour each node by the norm of the "
+                           "gradient reaching it (section 10.2.2, back-propagation through time).")
     if norms:
         ratio = norms[-1][1] / norms[0][1] if norms[0][1] else float("inf")
-        page.text("Gradient flow", f"‖∂L/∂h(t)‖ over {len(norms)} steps of a training sequence: "
-                                   f"from {norms[0][1]:.3g} at t={norms[0][0]} to {norms[-1][1]:.3g} "
-                                   f"at t={norms[-1][0]} (ratio {ratio:.3g}).")
-    page.table(f"Long delays: Elman, LSTM and GRU on the copy task ({copy_updates} updates each)",
-               copy_rows, header=("model", "parameters", "symbols recalled (held out)",
-                                  "‖∂L/∂h(t)‖ at t=1 / at the last step"))
-    page.figures("Long delays: loss and gradient flow", copy_files,
-                 f"One of {rnn.tasks.LONG_COPY['n_symbols']} symbols, shown at the first step, must "
-                 f"be written back after {rnn.tasks.LONG_COPY['delay']} steps (chance "
-                 f"{1 / rnn.tasks.LONG_COPY['n_symbols']:.0%}). The gradient reaching h(t) from the "
-                 "losses of a held-out sequence shows what makes it hard for the plain recurrence: "
-                 "Elman's falls by orders of magnitude within a few steps of the recall, while the "
-                 "LSTM's and the GRU's gated state carries more of it back to the first step. "
-                 "Whether 300 updates suffice depends on the seed (--seed).")
-    page.figures("The chapter's figures", figs)
-    page.text("Run", f"{time.perf_counter() - t0:.1f} s on this machine, seed {args.seed}.")
+        trained.text(f"‖∂L/∂h(t)‖ over {len(norms)} steps of a training sequence: from "
+                     f"{norms[0][1]:.3g} at t={norms[0][0]} to {norms[-1][1]:.3g} at "
+                     f"t={norms[-1][0]} (ratio {ratio:.3g}).")
+    trained.figures([(path, f"{caption[0].upper()}{caption[1:]}: the trained character model "
+                            "(§10.2).") for path, caption in files])
+    n_symbols, delay = rnn.tasks.LONG_COPY["n_symbols"], rnn.tasks.LONG_COPY["delay"]
+    seeds = ", ".join(map(str, copy_seeds))
+    page.section(f"Long delays: Elman, LSTM and GRU on the copy task ({copy_updates} updates each)",
+                 f"One of {n_symbols} symbols, shown at the first step, must be written back after "
+                 f"{delay} steps (chance {1 / n_symbols:.0%}); each design is trained from seeds "
+                 f"{seeds}, since how far {copy_updates} updates get depends on the seed. The loss "
+                 f"is averaged over all {delay + 2} steps of a sequence, most of which only ask "
+                 "for the filler symbol, so it can fall to about zero while the symbol is not "
+                 "recalled at all: read the held-out recall beside it. The gradient reaching "
+                 "h(t) from the losses of a held-out sequence shows what makes the delay hard for "
+                 "the plain recurrence (section 10.7) and what the gated cells carry back "
+                 "(section 10.10).").table(
+        copy_rows, header=("model", "parameters",
+                           f"held-out recall after {copy_updates} updates: mean (lowest–highest) "
+                           f"of seeds {seeds}", "recall per seed",
+                           "‖∂L/∂h(t)‖ at t = 1 / at the last step (geometric mean of the seeds)")
+    ).figures(copy_files)
+    page.figures("The chapter's figures", figs,
+                 "Figures 10.1–10.18 of chapter 10, each traced from a real model or computed; "
+                 "the caption names the section of the chapter it belongs to.")
+    page.text("Run", f"{time.perf_counter() - t0:.1f} s on this machine, seed {args.seed} "
+                     f"(the long-delay comparison: seeds {seeds}).")
     path = page.write(out)
     print(f"training loss {train:.3f}, held-out loss {held:.3f} nats/char "
           f"({task.reference[0]} = {task.reference[1]:.3f})")
@@ -448,6 +629,8 @@ def cmd_demo(args):
 
 DRAW_MAX_STEPS = 100_000          # an unroll this long still builds and renders, summarised
 TRACE_BYTES_PER_STEP = 8_000      # peak memory of tracing one step of a `draw` model (measured)
+EXPLORE_MAX_STEPS = 10_000        # the length bench/explorer.py shows still opens (issue 16)
+EXPLORE_BYTES_PER_STEP = 100_000  # peak memory per step: 41 kB (elman), 79 kB (lstm) at 2,000 steps
 TRAIN_MAX_STEPS = 10_000_000
 LOSS_BYTES_PER_STEP = 40          # one loss: a Python float in the list, and 8 bytes in the checkpoint
 
@@ -522,8 +705,10 @@ def build_parser():
                                        "gradients and BPTT diagnostics")
     p.add_argument("--model", required=True, choices=sorted(MODELS))
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=40, help="length of the random sequence (default 40)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=_steps(EXPLORE_MAX_STEPS, EXPLORE_BYTES_PER_STEP, "the explorer"),
+                   default=40, help=f"length of the random sequence (default 40, at most "
+                                    f"{EXPLORE_MAX_STEPS:,})")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of tinygraph train or demo: "
                    "its trained model, before and after training, on the task's probe sequence")
     p.set_defaults(run=cmd_explore)
@@ -534,8 +719,10 @@ def build_parser():
                    help="number of updates (default: the task's own, "
                    + ", ".join(f"{name} {task.default_steps}" for name, task in rnn.tasks.TASKS.items()) + ")")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, help="default 0; with --resume, the checkpoint's")
     p.add_argument("--resume", metavar="CHECKPOINT")
+    p.add_argument("--force", action="store_true",
+                   help="start over even if --out holds a checkpoint of this task (replaces it)")
     _checkpoint_every(p)
     p.set_defaults(run=cmd_train)
 
@@ -555,7 +742,9 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        out = _out_dir(args.out)
+        with _locked(out):
+            args.run(args)
     except rnn.tasks.TrainingStopped as e:
         return _stopped(e, args)
     except KeyboardInterrupt:

@@ -23,7 +23,6 @@ import html
 import json
 import os
 import re
-import uuid
 
 import numpy as np
 
@@ -65,23 +64,10 @@ class Explorer:
                 f"{len(self.html.encode()) / 1e6:.2f} MB)")
 
     def save(self, path):
-        """Write the page to ``path`` atomically (a temporary file in the same folder, then
-        renamed); parent folders are created.  Returns ``path``."""
-        folder = os.path.dirname(os.path.abspath(path))
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-        try:
-            os.makedirs(folder, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # mode as umask says
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(self.html)
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-        except OSError as e:
-            raise OutputPathError(f"viz.Explorer.save: cannot write {str(path)!r}: "
-                                  f"{e.strerror or e}") from None
+        """Write the page to ``path`` with ``tg.atomic_write`` (fsynced; a replaced page keeps
+        its permissions; parent folders are created).  Returns ``path``."""
+        with tg.atomic_write(path, "viz.Explorer.save", OutputPathError, make_folder=True) as f:
+            f.write(self.html.encode("utf-8"))
         return path
 
     def _repr_html_(self):
@@ -125,13 +111,9 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     parts = getattr(model, "parts", {}) or {}
     part = part or (next(iter(parts)) if parts else "h")
     bundles = []
-    if before is not None:
-        after = model.state_dict()
-        model.load_state_dict(before)
-        try:
+    if before is not None:     # the model's own arrays and versions come back untouched
+        with model.state_swapped(before):
             bundles.append(("before training", _bundle(model, xs, ys, h0, part, steps, draw=False)))
-        finally:
-            model.load_state_dict(after)
     bundles.append(("after training" if before is not None else "model",
                     _bundle(model, xs, ys, h0, part, steps)))
     current = bundles[-1][1]                   # the model's own parameters: its drawings serve all

@@ -12,6 +12,7 @@ from tinygraph.files import atomic_write
 from .render import OutputPathError
 
 MAX_BARS = 300   # a longer gradient-flow profile is drawn as one filled step outline
+TICK_PT, LABEL_PT, TITLE_PT = 11, 12, 13     # chart text sizes (points)
 
 
 def new_figure(figsize=(6, 3.5)):
@@ -22,6 +23,22 @@ def new_figure(figsize=(6, 3.5)):
     return fig, fig.subplots()
 
 
+def _legible(ax, steps=True):
+    """Chart text a little larger than matplotlib's 10 pt (the page shows charts beside diagrams
+    whose labels are 14-18 pt), and, on a step axis, ticks only at whole steps (never 2.5)."""
+    from matplotlib.ticker import MaxNLocator
+    if steps:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=TICK_PT)
+    ax.xaxis.label.set_size(LABEL_PT)
+    ax.yaxis.label.set_size(LABEL_PT)
+    ax.title.set_size(TITLE_PT)
+    legend = ax.get_legend()
+    if legend is not None:
+        for text in legend.get_texts():
+            text.set_size(TICK_PT)
+
+
 def _finish(fig, path):
     import matplotlib
     with matplotlib.rc_context({"svg.hashsalt": "tinygraph"}):   # the same SVG on every run
@@ -30,7 +47,8 @@ def _finish(fig, path):
     return path
 
 
-def loss_curve(steps, losses, path, reference=None, title="Training loss", held_out=None):
+def loss_curve(steps, losses, path, reference=None, title="Training loss", held_out=None,
+               label=None, ylabel="loss per character (nats)"):
     """Plot loss against training step and write it to ``path`` (SVG or PNG by suffix).
 
     Parameters
@@ -40,10 +58,12 @@ def loss_curve(steps, losses, path, reference=None, title="Training loss", held_
         A horizontal line, e.g. ``("ln(vocab)", np.log(65))`` for a uniform guess.
     held_out : (steps, losses), optional
         A loss measured now and then on held-out data: a second line, with markers.
+    label : str, optional
+        The legend of the training curve (say what its points are, e.g. means of blocks).
     """
     fig, ax = new_figure()
     ax.plot(steps, losses, color="#1f77b4", linewidth=1.2,
-            label="loss" if held_out is None else "training loss")
+            label=label or ("loss" if held_out is None else "training loss"))
     if held_out is not None:
         ax.plot(*held_out, color="#ff7f0e", linewidth=1.2, marker="o", markersize=3,
                 label="held-out loss")
@@ -51,10 +71,11 @@ def loss_curve(steps, losses, path, reference=None, title="Training loss", held_
         label, value = reference
         ax.axhline(value, color="#999999", linestyle="--", linewidth=1, label=label)
     ax.set_xlabel("training step")
-    ax.set_ylabel("loss per character (nats)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
+    _legible(ax)
     fig.tight_layout()
     return _finish(fig, path)
 
@@ -80,6 +101,7 @@ def gradient_flow(norms, path, title="Gradient flow: ‖∂L/∂h(t)‖ per time
     ax.set_ylabel("‖∂L/∂h(t)‖")
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
+    _legible(ax)
     fig.tight_layout()
     return _finish(fig, path)
 
@@ -157,24 +179,64 @@ def cliff(w, b, surface, paths, titles=("Without clipping", "With clipping")):
     return fig
 
 
+def _series(ax, series, log):
+    """Draw ``series`` (label -> (xs, ys) or (xs, ys, low, high)) on ``ax``; a (low, high) pair
+    is drawn as a band of the line's colour around it."""
+    for label, data in series.items():
+        xs, ys = data[0], np.asarray(data[1], dtype=float)
+        shown = (lambda v: np.where(v > 0, v, np.nan)) if log else (lambda v: v)
+        (line,) = ax.plot(xs, shown(ys), linewidth=1.4, label=label)
+        if len(data) == 4:
+            ax.fill_between(xs, shown(np.asarray(data[2], dtype=float)),
+                            shown(np.asarray(data[3], dtype=float)), color=line.get_color(),
+                            alpha=0.18, linewidth=0)
+
+
+def panels(charts, path, title=None, figsize=None):
+    """Charts side by side in one figure, written to ``path``.
+
+    Parameters
+    ----------
+    charts : list of dicts with keys ``series`` (label -> (xs, ys) or (xs, ys, low, high): a
+        line, and optionally a band from low to high), ``title``, ``ylabel``, and optionally
+        ``xlabel`` (default "training step"), ``log`` (a log y axis), ``reference`` ((label,
+        value): a dashed horizontal line), ``ylim`` ((low, high)) and ``percent`` (y as a
+        percentage of 1).  Every x axis counts steps: its ticks are whole numbers.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+    fig = Figure(figsize=figsize or (5.0 * len(charts), 3.9))
+    axes = np.atleast_1d(fig.subplots(1, len(charts)))
+    for ax, chart in zip(axes, charts):
+        _series(ax, chart["series"], chart.get("log", False))
+        if chart.get("reference") is not None:
+            label, value = chart["reference"]
+            ax.axhline(value, color="#777777", linestyle="--", linewidth=1, label=label)
+        if chart.get("log"):
+            ax.set_yscale("log")
+        if chart.get("ylim") is not None:
+            ax.set_ylim(*chart["ylim"])
+        if chart.get("percent"):
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_xlabel(chart.get("xlabel", "training step"))
+        ax.set_ylabel(chart["ylabel"])
+        ax.set_title(chart["title"])
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False)
+        _legible(ax)
+    if title:
+        fig.suptitle(title, fontsize=TITLE_PT)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def curves(series, path, title, ylabel, xlabel="training step", log=False):
     """Several lines on one chart (e.g. the loss curves of three designs), written to ``path``.
 
     Parameters
     ----------
-    series : dict label -> (xs, ys)
+    series : dict label -> (xs, ys), or (xs, ys, low, high) to draw a band around the line
     log : bool, a log y axis (for gradient norms that vanish over time)
     """
-    fig, ax = new_figure()
-    for label, (xs, ys) in series.items():
-        ys = np.asarray(ys, dtype=float)
-        ax.plot(xs, np.where(ys > 0, ys, np.nan) if log else ys, linewidth=1.2, label=label)
-    if log:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    return _finish(fig, path)
+    return panels([{"series": series, "title": title, "ylabel": ylabel, "xlabel": xlabel,
+                    "log": log}], path, figsize=(6, 3.5))

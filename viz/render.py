@@ -110,6 +110,13 @@ def render(digraph, fmt="svg", quiet=False):
         raise RenderError(f"viz: the renderer {program!r} exited without error but wrote "
                           f"{'no output' if not out.strip() else f'no {fmt.upper()} ({len(out)} bytes)'}; "
                           f"is it a Graphviz dot? {_INSTALL_HINT}")
+    if fmt == "svg":            # an SVG is UTF-8 text: every reader of it decodes it so
+        try:
+            out.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RenderError(f"viz: the renderer {program!r} wrote an SVG that is not UTF-8 "
+                              f"text (byte {out[e.start:e.start + 1]!r} at offset {e.start} of "
+                              f"{len(out)}); is it a Graphviz dot? {_INSTALL_HINT}") from None
     return out
 
 

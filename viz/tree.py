@@ -62,10 +62,11 @@ def _leaf_counts(kids, root):
     return counts
 
 
-def draw_tree(g, variables, prefix, depth=DEPTH, norms=None):
+def draw_tree(g, variables, prefix, depth=DEPTH, norms=None, root_text=None):
     """Add the tree of ``variables`` (keyed by tree node) to ``g``; node ids start with ``prefix``.
 
-    ``norms`` ((name, node) -> gradient norm) colours the nodes it names."""
+    ``norms`` ((name, node) -> gradient norm) colours the nodes it names; ``root_text`` names
+    the root h node (the other h nodes are unlabelled)."""
     kids, root = _children(variables)
     shown = set()
     cut = {}
@@ -106,6 +107,8 @@ def draw_tree(g, variables, prefix, depth=DEPTH, norms=None):
         elif key[0] == "x":
             g.node(node_id(key), label=f"<{sup_html('x', f'({number[key]})')}>")
             drawn_leaves.append(node_id(key))
+        elif key == root and root_text is not None:
+            g.node(node_id(key), label=f"<{html_text(root_text)}>")
         elif key[0] == "h":
             g.node(node_id(key), label="", width="0.35", height="0.35")
         else:

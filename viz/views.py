@@ -43,11 +43,16 @@ def new_digraph(name):
     return g
 
 
-def _trace(model, steps, who):
-    """``model.trace(steps)``, or a clear error for something that is not a recurrent model."""
+def _check_model(model, who):
+    """A clear error for something that is not a recurrent model."""
     if not callable(getattr(model, "trace", None)) or not hasattr(model, "name"):
         raise tg.DTypeError(f"viz.{who}: needs a model with .name and .trace(steps) (an rnn "
                             f"design or rnn.Recurrence), got {type(model).__name__}")
+
+
+def _trace(model, steps, who):
+    """``model.trace(steps)``, or a clear error for something that is not a recurrent model."""
+    _check_model(model, who)
     return model.trace(steps)
 
 
@@ -88,6 +93,7 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
     if getattr(model, "structure", None) == "tree":
         from .tree import tree          # tree.py builds on this module
         return tree(model, steps, grads=grads)
+    _check_model(model, "unrolled")
     g = new_digraph(f"{model.name}_unrolled")
     variables = None if grads else _summary(model, steps, keep, hide)
     if variables is None:

@@ -1,0 +1,57 @@
+"""viz.page.Page, the demo's summary page: a table of contents whose links resolve, sections with
+anchors, every figure captioned and shown at one scale (never shrunk to fit)."""
+
+import re
+
+import pytest
+
+from viz import FIGURES
+from viz.page import FIGURE_CAPTIONS, PX_PER_PT, Page, anchor, figure_caption, image_size
+
+SVG = "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}'></svg>"
+
+
+def _write_svg(folder, name, w, h):
+    (folder / name).write_text(SVG.format(w=w, h=h))
+    return name
+
+
+def test_a_figure_without_a_caption_is_refused():
+    with pytest.raises(ValueError, match="'a.svg' in section 'Views' has no caption"):
+        Page("t").figures("Views", [("a.svg", "  ")])
+
+
+def test_sections_with_the_same_heading_get_distinct_anchors():
+    taken = []
+    for heading in ("Loss curve", "Loss curve", "loss: curve!"):
+        taken.append(anchor(heading, taken))
+    assert taken == ["loss-curve", "loss-curve-2", "loss-curve-3"]
+
+
+def test_contents_link_every_section_by_its_anchor(tmp_path):
+    page = Page("t")
+    page.text("One", "a")
+    page.table("Two", [(1, 2)], header=("x", "y"))
+    page.section("One").text("again")
+    text = open(page.write(str(tmp_path))).read()
+    toc = re.search(r"<nav class='toc' id='contents'>(.*?)</nav>", text, re.S).group(1)
+    targets = re.findall(r"href='#([^']+)'", toc)
+    assert targets == re.findall(r"<section id='([^']+)'>", text) == ["one", "two", "one-2"]
+
+
+@pytest.mark.parametrize("declared, points", [("432pt", 432), ("96px", 72), ("2in", 144)])
+def test_images_are_shown_at_one_scale_of_their_declared_size(tmp_path, declared, points):
+    _write_svg(tmp_path, "a.svg", declared, declared)
+    page = Page("t")
+    page.figures("F", [("a.svg", "a square")])
+    text = open(page.write(str(tmp_path))).read()
+    assert image_size(str(tmp_path / "a.svg")) == (points, points)
+    side = round(points * PX_PER_PT)
+    assert f"<img src='a.svg' width='{side}' height='{side}'" in text
+
+
+def test_every_chapter_figure_has_a_caption_naming_its_section():
+    assert set(FIGURE_CAPTIONS) == set(FIGURES)
+    for number in FIGURES:
+        assert re.fullmatch(rf"Figure {re.escape(number)} \(§10\.[\d.]+\): .{{20,}}\.",
+                            figure_caption(number)), number
