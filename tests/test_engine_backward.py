@@ -234,6 +234,19 @@ def test_dropping_the_output_frees_the_graph_without_the_cycle_collector():
             gc.enable()
 
 
+def test_a_node_holds_no_closures_so_the_cycle_collector_tracks_at_most_three_objects_per_node():
+    """The node, its parents tuple and its saved inputs: the shared rule is not per node."""
+    x = tg.tensor(_rand(3), requires_grad=True)
+    w = tg.tensor(_rand(3, seed=1), requires_grad=True)
+    before = len(gc.get_objects())
+    y = x
+    for _ in range(1000):
+        y = (y * w).tanh()
+    assert len(gc.get_objects()) - before <= 3 * 2000 + 100
+    y.sum().backward()
+    assert np.all(np.isfinite(w.grad))
+
+
 def test_graph_kept_for_retain_graph_is_freed_by_reference_counting():
     was_enabled = gc.isenabled()
     gc.disable()
