@@ -6,9 +6,12 @@ independent references of ``tests/bptt_reference.py`` (per step, dense one-hot i
 chapter's equations are written), ``bench/numpy_elman.per_step`` for Elman and
 ``bench/numpy_lstm.per_step`` for the LSTM.  ``user LSTM`` is an LSTM a user writes with
 ``rnn.Recurrence``: a dict state {"s", "h"}, the stacked input projection as ``input_map``,
-the gates sliced from one matrix product.  A ``torch`` column appears when torch imports
-(not a dependency): the same LSTM as a ``torch.nn.LSTMCell`` loop.  Same protocol as
-``bench/run.py``: one process, single-threaded BLAS, warm-up, interleaved rounds, median CPU time.
+the gates sliced from one matrix product; ``rnn.LSTM`` is the built-in design on the same
+parameters.  ``batched numpy`` is ``bench/numpy_elman.batched`` (only the recurrence in its loop),
+for Elman.  The torch columns are the same LSTM as a ``torch.nn.LSTMCell`` loop and as one
+``torch.nn.LSTM`` call, measured when torch imports (not a dependency; "n/a" otherwise).  Every
+config runs in float64 and float32 (``--dtypes``).  Same protocol as ``bench/run.py``: one
+process, single-threaded BLAS, warm-up, interleaved rounds, median CPU time.
 """
 
 import argparse
@@ -26,7 +29,7 @@ import rnn                              # noqa: E402
 import tinygraph as tg                  # noqa: E402
 from bench import numpy_elman as ne     # noqa: E402
 from bench import numpy_lstm as nl      # noqa: E402
-from bench.run import CONFIGS, fmt, median_ms, parse_config   # noqa: E402
+from bench.run import CONFIGS, DTYPES, fmt, median_ms, parse_config   # noqa: E402
 
 
 def user_lstm(params):
@@ -71,9 +74,10 @@ def rows_for(config, dtype):
         out[name] = {"engine": _engine(model, *engine_args), "numpy": lambda: numpy_fn(params)}
 
     elman = rnn.ElmanRNN(V, H, V, dtype=dtype)
+    elman_params = {k: p.data for k, p in elman.named_parameters()}
     out["elman"] = {"engine": _engine(elman, xs, ys),
-                    "numpy": lambda: ne.per_step({k: p.data for k, p in elman.named_parameters()},
-                                                 xs, ys)}
+                    "numpy": lambda: ne.per_step(elman_params, xs, ys),
+                    "batched": lambda: ne.batched(elman_params, xs, ys)}
     design("jordan (teacher forced)", rnn.JordanRNN(V, H, V, dtype=dtype), (xs, ys),
            lambda p: ref.jordan(p, xs, ys))
     labels = ys[-1]
@@ -85,71 +89,109 @@ def rows_for(config, dtype):
     design("conditional", rnn.ConditionalRNN(V, H, V, dtype=dtype), (xs, ys),
            lambda p: ref.conditional(p, xs, ys))
     lstm_params = nl.init_params(V, H, dtype=dtype)
-    out["user LSTM"] = {"engine": _engine(user_lstm(lstm_params), xs, ys),
-                        "numpy": lambda: nl.per_step(lstm_params, xs, ys)}
-    torch_run = torch_lstm(lstm_params, xs, ys)
-    if torch_run is not None:
-        out["user LSTM"]["torch"] = torch_run
+    numpy_lstm = {"numpy": lambda: nl.per_step(lstm_params, xs, ys)}
+    for kind in ("LSTMCell", "nn.LSTM"):
+        run = torch_lstm(lstm_params, xs, ys, kind)
+        if run is not None:
+            numpy_lstm[kind] = run
+    out["user LSTM"] = {"engine": _engine(user_lstm(lstm_params), xs, ys), **numpy_lstm}
+    out["rnn.LSTM"] = {"engine": _engine(builtin_lstm(lstm_params), xs, ys), **numpy_lstm}
     return out
 
 
-def torch_lstm(params, xs, ys):
-    """The same LSTM as a torch.nn.LSTMCell loop (one thread), or None without torch."""
+def builtin_lstm(params):
+    """rnn.LSTM on the stacked parameters of bench/numpy_lstm.py (blocks f, g, q, input unit)."""
+    H, V = params["Wh"].shape[1], params["Ux"].shape[1]
+    model = rnn.LSTM(V, H, V, dtype=params["Wh"].dtype)
+    state = {"V": params["V"], "c": params["c"]}
+    for i, k in enumerate(("f", "g", "o", "")):
+        block = slice(i * H, (i + 1) * H)
+        state.update({f"U{k}": params["Ux"][block], f"W{k}": params["Wh"][block],
+                      f"b{k}": params["b"][block]})
+    model.load_state_dict(state)
+    return model
+
+
+def torch_lstm(params, xs, ys, kind="LSTMCell"):
+    """The same LSTM in torch (one thread, the parameters' dtype): a ``torch.nn.LSTMCell`` loop
+    (``kind="LSTMCell"``) or one ``torch.nn.LSTM`` call (``kind="nn.LSTM"``); None without
+    torch."""
     try:
         import torch
     except ImportError:
         return None
     torch.set_num_threads(1)
-    H = params["Wh"].shape[1]
+    dtype = torch.float64 if params["Wh"].dtype == np.float64 else torch.float32
+    H, V = params["Wh"].shape[1], params["Ux"].shape[1]
     order = np.r_[np.arange(H, 2 * H), np.arange(0, H), np.arange(3 * H, 4 * H),
                   np.arange(2 * H, 3 * H)]      # torch's gate order: input, forget, cell, output
-    cell = torch.nn.LSTMCell(params["Ux"].shape[1], H).double()
-    out = torch.nn.Linear(H, params["V"].shape[0]).double()
+    if kind == "LSTMCell":
+        cell = torch.nn.LSTMCell(V, H).to(dtype)
+        weights = (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    else:
+        cell = torch.nn.LSTM(V, H).to(dtype)
+        weights = (cell.weight_ih_l0, cell.weight_hh_l0, cell.bias_ih_l0, cell.bias_hh_l0)
+    out = torch.nn.Linear(H, params["V"].shape[0]).to(dtype)
     with torch.no_grad():
-        cell.weight_ih.copy_(torch.from_numpy(params["Ux"][order]))
-        cell.weight_hh.copy_(torch.from_numpy(params["Wh"][order]))
-        cell.bias_ih.copy_(torch.from_numpy(params["b"][order]))
-        cell.bias_hh.zero_()
+        for w, k in zip(weights, ("Ux", "Wh", "b")):
+            w.copy_(torch.from_numpy(np.ascontiguousarray(params[k][order])))
+        weights[3].zero_()
         out.weight.copy_(torch.from_numpy(params["V"]))
         out.bias.copy_(torch.from_numpy(params["c"]))
-    eye = torch.eye(params["Ux"].shape[1], dtype=torch.float64)
+    eye = torch.eye(V, dtype=dtype)
     x = eye[torch.from_numpy(xs)]
     y = torch.from_numpy(ys)
     back = np.argsort(order)
+    steps, batch = xs.shape
 
-    def run():
+    def grads():
+        return {"Ux": weights[0].grad.numpy()[back], "Wh": weights[1].grad.numpy()[back],
+                "b": weights[2].grad.numpy()[back],
+                "V": out.weight.grad.numpy(), "c": out.bias.grad.numpy()}
+
+    def run_cell():
         """One loss + backward; returns (loss, grads in bench/numpy_lstm's layout)."""
         cell.zero_grad()
         out.zero_grad()
-        h = torch.zeros(xs.shape[1], H, dtype=torch.float64)
+        h = torch.zeros(batch, H, dtype=dtype)
         s = torch.zeros_like(h)
         loss = 0
-        for t in range(xs.shape[0]):
+        for t in range(steps):
             h, s = cell(x[t], (h, s))
             loss = loss + torch.nn.functional.cross_entropy(out(h), y[t])
         loss.backward()
-        return loss.item(), {"Ux": cell.weight_ih.grad.numpy()[back],
-                             "Wh": cell.weight_hh.grad.numpy()[back],
-                             "b": cell.bias_ih.grad.numpy()[back],
-                             "V": out.weight.grad.numpy(), "c": out.bias.grad.numpy()}
-    return run
+        return loss.item(), grads()
+
+    def run_layer():
+        """The same with one nn.LSTM call: the mean over the batch of each step, summed."""
+        cell.zero_grad()
+        out.zero_grad()
+        hs, _ = cell(x)                                    # (T, B, H)
+        logits = out(hs).reshape(steps * batch, -1)
+        loss = torch.nn.functional.cross_entropy(logits, y.reshape(-1), reduction="sum") / batch
+        loss.backward()
+        return loss.item(), grads()
+    return run_cell if kind == "LSTMCell" else run_layer
 
 
 def check_torch():
-    """Largest relative difference of the torch LSTMCell loop from bench/numpy_lstm (tiny config)."""
+    """Largest relative difference of the torch LSTMCell loop and of nn.LSTM from
+    bench/numpy_lstm (tiny config, float64)."""
     params = nl.init_params(7, 5, seed=0)
     rng = np.random.default_rng(1)
     params["b"] = rng.normal(0, 0.3, params["b"].shape)
     params["c"] = rng.normal(0, 0.3, params["c"].shape)
     xs, ys = ne.make_data(7, 6, 3, seed=0)
-    run = torch_lstm(params, xs, ys)
-    if run is None:
-        raise SystemExit("torch is not importable")
-    loss, grads = run()
     expected_loss, expected = nl.per_step(params, xs, ys)
-    worst = abs(loss - expected_loss) / abs(expected_loss)
-    for k, g in expected.items():
-        worst = max(worst, np.max(np.abs(grads[k] - g)) / np.max(np.abs(g)))
+    worst = 0.0
+    for kind in ("LSTMCell", "nn.LSTM"):
+        run = torch_lstm(params, xs, ys, kind)
+        if run is None:
+            raise SystemExit("torch is not importable")
+        loss, grads = run()
+        worst = max(worst, abs(loss - expected_loss) / abs(expected_loss))
+        for k, g in expected.items():
+            worst = max(worst, np.max(np.abs(grads[k] - g)) / np.max(np.abs(g)))
     return worst
 
 
@@ -158,26 +200,38 @@ def main(argv=None):
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--budget", type=float, default=2.0)
+    parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--check-torch", action="store_true",
-                        help="only compare the torch LSTMCell loop with bench/numpy_lstm.py")
+                        help="only compare the torch LSTMCell loop and nn.LSTM with "
+                             "bench/numpy_lstm.py")
     args = parser.parse_args(argv)
     if args.check_torch:
         worst = check_torch()
-        print(f"torch LSTMCell loop vs numpy LSTM: largest relative difference {worst:.1e}")
+        print(f"torch LSTMCell loop and nn.LSTM vs numpy LSTM: largest relative difference "
+              f"{worst:.1e}")
         sys.exit(0 if worst < 1e-10 else 1)
-    dtype = np.float64
-    print("| config V/H/T/B | design | engine ms | per-step numpy ms | eng/numpy | torch ms |"
-          " eng/torch | eng/elman |")
-    print("|---|---|---|---|---|---|---|---|")
-    for config in args.configs.split(","):
-        rows = rows_for(config, dtype)
-        runners = {(d, k): r for d, kinds in rows.items() for k, r in kinds.items()}
-        ms = median_ms(runners, args.repeats, args.budget)
-        elman = ms[("elman", "engine")]
-        for d in rows:
-            e, n, t = ms[(d, "engine")], ms[(d, "numpy")], ms.get((d, "torch"))
-            print(f"| {config} | {d} | {fmt(e)} | {fmt(n)} | {fmt(e / n)} | {fmt(t)} | "
-                  f"{fmt(None if t is None else e / t)} | {fmt(e / elman)} |", flush=True)
+    peers = ("numpy", "batched", "LSTMCell", "nn.LSTM")
+    heads = ("per-step numpy", "batched numpy", "torch LSTMCell loop", "torch nn.LSTM")
+    print("| config V/H/T/B | dtype | design | engine ms | "
+          + " | ".join(f"{h} ms | eng/{h}" for h in heads) + " | eng/elman |")
+    print("|---" * (4 + 2 * len(heads) + 1) + "|")
+    for dtype_name in args.dtypes.split(","):
+        for config in args.configs.split(","):
+            rows = rows_for(config, DTYPES[dtype_name])
+            runners = {(d, k): r for d, kinds in rows.items() for k, r in kinds.items()}
+            ms = median_ms(runners, args.repeats, args.budget)
+            elman = ms[("elman", "engine")]
+            for d, kinds in rows.items():
+                e = ms[(d, "engine")]
+                cells = []
+                for kind in peers:
+                    t = ms.get((d, kind))
+                    if t is None and kind in ("LSTMCell", "nn.LSTM") and "LSTM" in d:
+                        cells += ["n/a", "n/a"]            # torch does not import here
+                    else:
+                        cells += [fmt(t), fmt(None if t is None else e / t)]
+                print(f"| {config} | {dtype_name} | {d} | {fmt(e)} | " + " | ".join(cells)
+                      + f" | {fmt(e / elman)} |", flush=True)
 
 
 if __name__ == "__main__":      # one BLAS thread: set before numpy loads (bench/threads.py)

@@ -16,6 +16,7 @@ from .leaky import LeakyRNN
 from .memory import MemoryNetwork
 from .models import (GRU, LSTM, BidirectionalRNN, ConditionalRNN, ElmanRNN, EncoderDecoder,
                      JordanRNN, Sampler, SequenceToOne, VectorToSequence)
+from .pytorch import from_torch
 from .recursive import RecursiveNet, balanced_tree
 from .train import (NonFiniteLossError, Trainer, load_training, save_training, stream_loss,
                     train_char_model, truncated_bptt)
@@ -24,7 +25,7 @@ __all__ = ["BidirectionalRNN", "Cell", "Chain", "ConditionalRNN", "DeepRNN", "Ec
            "ElmanRNN", "EncoderDecoder", "GRU", "JordanRNN", "LSTM", "LagDecay", "LeakyRNN",
            "MemoryNetwork", "NonFiniteLossError", "Recurrence", "RecurrentModel", "RecursiveNet",
            "Sampler", "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab",
-           "balanced_tree", "connectivity", "datasets", "diagnostics", "gradient_ratio",
-           "jacobians", "lag_decay", "load_training", "pad_sequences", "problems", "saturation",
-           "save_training", "spectra", "stream_loss", "tasks", "train", "train_char_model",
-           "truncated_bptt", "unroll"]
+           "balanced_tree", "connectivity", "datasets", "diagnostics", "from_torch",
+           "gradient_ratio", "jacobians", "lag_decay", "load_training", "pad_sequences",
+           "problems", "saturation", "save_training", "spectra", "stream_loss", "tasks", "train",
+           "train_char_model", "truncated_bptt", "unroll"]

@@ -172,6 +172,37 @@ def targets(ys, shape, n_out, who, batched, keep=None, what="ys", axis="t"):
     return arr if keep is None else np.where(keep, arr, 0)
 
 
+def step_targets(ys, shape, n_out, who, design, keep=None, regression=False, dtype=np.float64):
+    """Targets of every step for the design's criterion: integer class ids of ``shape`` ((T,) or
+    (T, B)) for cross-entropy, float vectors ``shape + (n_out,)`` for the squared error
+    (``n_out`` None: any width K).  A target of the other kind is a clear error naming the
+    ``design``, the criterion and the shapes."""
+    arr = as_array(ys, who, "ys")
+    wanted = shape + ("n_out" if n_out is None else n_out,)
+    if regression:
+        if arr.dtype.kind != "f":
+            raise DTypeError(f"{who}: this {design} has criterion='squared_error', which takes "
+                             f"float targets ys of shape {wanted}; got {_kind(arr)} of shape "
+                             f"{arr.shape} (class ids need criterion='cross_entropy')")
+        width = n_out
+        if width is None:
+            if arr.ndim != len(shape) + 1:
+                raise ShapeError(f"{who}: float targets ys must have shape {shape + ('K',)} "
+                                 f"(K the width of o), got {arr.shape}")
+            width = arr.shape[-1]
+        return float_targets(arr, shape + (width,), who, dtype, keep)
+    if arr.dtype.kind == "f":
+        raise DTypeError(f"{who}: ys are floats (dtype {arr.dtype}, shape {arr.shape}) but this "
+                         f"{design}'s criterion is cross_entropy, which takes integer class ids "
+                         f"of shape {shape}; for regression make it with "
+                         "criterion='squared_error'")
+    return targets(arr, shape, n_out, who, len(shape) == 2, keep)
+
+
+def _kind(arr):
+    return "integer ids" if arr.dtype.kind in "iu" else f"dtype {arr.dtype}"
+
+
 def state(h0, shape, batch, who, dtype, what="h0"):
     """Check an initial state: None (zeros), ``shape`` or ``(B,) + shape``; returns array or Tensor."""
     if h0 is None:

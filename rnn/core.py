@@ -63,9 +63,13 @@ class Unrolled:
     past : list of dict or None
         Designs with lagged parts (``Cell.lags``): the states after the last ``max(lags)``
         steps, oldest first, that the next chunk reads as h(t-d).
+    attention : list of Tensor or None
+        A design with attention (``rnn.EncoderDecoder(attention=...)``): the weights α(t) of
+        every decoder step, each (n_x,) or (B, n_x); None for a design without attention.
     """
 
-    __slots__ = ("loss", "outputs", "states", "parts", "losses", "last", "feedback", "past")
+    __slots__ = ("loss", "outputs", "states", "parts", "losses", "last", "feedback", "past",
+                 "attention")
 
     def __init__(self, history, part_names, last, loss=None, feedback=None, single=True,
                  shown="h", past=None):
@@ -81,6 +85,7 @@ class Unrolled:
         self.last = last
         self.feedback = feedback
         self.past = past
+        self.attention = None
         self.loss = total(self.losses) if self.losses else loss
 
     def __repr__(self):
@@ -141,11 +146,12 @@ def time_step(scope):
     return innermost(_STEP, scope)
 
 
-def walk(roots):
+def walk(roots, stop=None):
     """Every node reachable from ``roots``, each once, in a deterministic order.
 
     Iterative depth-first search, parents in order: the same graph gives the
-    same order on every run, and no recursion limits the depth.
+    same order on every run, and no recursion limits the depth.  ``stop(node)``,
+    optional: a node for which it is true is listed but its parents are not walked.
     """
     order = []
     seen = set()
@@ -156,8 +162,25 @@ def walk(roots):
             continue
         seen.add(id(node))
         order.append(node)
-        stack.extend(reversed(node.parents))
+        if stop is None or not stop(node):
+            stack.extend(reversed(node.parents))
     return order
+
+
+def unroll_scope(roots):
+    """The scope of the model's unroll behind ``roots``: the outermost part of the first root's
+    scope ("encdec" for "encdec/decoder/t=3"), or None when it has no scope."""
+    scope = roots[0].scope if roots else None
+    return scope.split("/")[0] if scope else None
+
+
+def is_outside(node, inside):
+    """A node made outside the unroll's scope ``inside`` (another model's tensor, a tensor the
+    user made before the run).  Parameters are never outside (they belong to no step)."""
+    if inside is None or isinstance(node, tg.Parameter):
+        return False
+    scope = node.scope or ""
+    return scope != inside and not scope.startswith(inside + "/")
 
 
 def initial(value, name):
@@ -181,9 +204,24 @@ def total(losses):
 def squared_error(o, y):
     """The mean over rows of ||o_b - y_b||^2 (the per-row sum of squares): the regression
     counterpart of ``tg.cross_entropy``.  o, y : (B, K), or (K,) for one row."""
+    if o.shape != y.shape:
+        where = tg.current_scope()
+        raise tg.ShapeError(f"squared_error: the output o has shape {o.shape} but the target y "
+                            f"has shape {y.shape}" + (f" in scope '{where}'" if where else ""))
     rows = o.shape[0] if o.ndim == 2 else 1
     diff = o - y
     return (diff * diff).sum() * (1.0 / rows)
+
+
+CRITERIA = ("cross_entropy", "squared_error")
+
+
+def criterion_named(name, who):
+    """The per-step loss called ``name``: ``tg.cross_entropy`` (integer class ids) or
+    :func:`squared_error` (float target vectors)."""
+    if name not in CRITERIA:
+        raise tg.ConfigError(f"{who}: criterion must be one of {CRITERIA}, got {name!r}")
+    return tg.cross_entropy if name == "cross_entropy" else squared_error
 
 
 def step_loss(o, y, keep, batch, criterion=tg.cross_entropy):
@@ -390,6 +428,7 @@ class Cell(RecurrentModel):
     batch_readout = True
     state_is_dict = False     # True: step and readout see the state as a dict even with one part
     has_readout = True
+    names_inputs = True       # per step, the inputs of ``seq`` are named (x(t)); False: left as given
 
     def input_map(self, inputs):
         """u from the step's inputs (a dict name -> Tensor, one step or all steps at once)."""
@@ -419,6 +458,16 @@ class Cell(RecurrentModel):
     def dtype(self):
         params = self.parameters()
         return params[0].dtype if params else np.dtype(np.float64)
+
+    @property
+    def regression(self):
+        """True when the per-step loss is the squared error on float targets."""
+        return self.criterion is squared_error
+
+    def _set_criterion(self, criterion, who):
+        """``criterion="cross_entropy"`` (the class default) or ``"squared_error"``."""
+        if criterion_named(criterion, who) is squared_error:
+            self.criterion = squared_error
 
     # ---------------------------------------------------------------- the two forms
     @property
@@ -501,7 +550,7 @@ class Cell(RecurrentModel):
             new = self._step(seen, self.input_map(inputs), t, inputs, t == first)
             for name in names:
                 new[name] = carry_masked(new[name], state[name], k)
-            named = {name: inputs[name] for name in seq}
+            named = {name: inputs[name] for name in seq} if self.names_inputs else {}
             named.update(new)
             y = None
             if self.has_readout and (self.outputs == "all" or t == steps):
@@ -646,14 +695,23 @@ class Cell(RecurrentModel):
         return {next(iter(self.parts)): new}
 
     def _check_names(self, new, state, inputs):
-        """A node named inside the step must not take a name the machinery gives its own nodes."""
+        """A node named inside the step must not take a name the machinery gives its own nodes.
+
+        Only nodes made inside the step (in its scope ``.../t=K`` or below) are looked at: a
+        tensor the step reads from outside (another model's states, an encoder's memory) keeps
+        its own names and is not walked into.
+        """
         taken = RESERVED | set(self.parts)
         own = {id(v) for v in new.values()}
         stop = {id(v) for v in state.values()} | {id(v) for v in inputs.values()}
+        here = tg.current_scope() or ""
+        inside = here + "/"
         seen, stack = set(), list(new.values())
         while stack:
             node = stack.pop()
             if id(node) in seen or id(node) in stop or isinstance(node, tg.Parameter):
+                continue
+            if here and node.scope != here and not (node.scope or "").startswith(inside):
                 continue
             seen.add(id(node))
             if node.name in taken and id(node) not in own:
@@ -683,10 +741,14 @@ class Chain(Cell):
     name : str, the scope of the chain's unroll (default the owner's, so that its nodes are in
         the scopes "owner/t=K" of the real time steps)
     feedback : str or None, as :attr:`Cell.feedback`
+    names_inputs : bool
+        False: the per-step inputs (a list of the Tensors of each step, e.g. the states of the
+        layer below) keep their own names instead of being named after their key.
     """
 
     def __init__(self, owner, parts, step, input_map=None, readout=None, initial_state=None,
-                 name=None, feedback=None):
+                 name=None, feedback=None, names_inputs=True):
+        self.names_inputs = names_inputs
         self._owner = owner
         self.parts = dict(parts)
         self.name = owner.name if name is None else name
@@ -795,6 +857,9 @@ class Recurrence(Cell):
         The book's name of a one-part state ("s" in figure 10.1, "h" in figure 10.2).
     edge_label : str
         What viz writes on a recurrent edge that passes no weight parameter ("f").
+    criterion : "cross_entropy" (default: ys are class ids, L(t) = CE(o(t), y(t))) or
+        "squared_error" (ys are float targets (T, K) or (T, B, K), K the width of o:
+        L(t) = (1/B) sum_b ||o_b(t) - y_b(t)||^2).
 
     Examples
     --------
@@ -804,8 +869,10 @@ class Recurrence(Cell):
     """
 
     def __init__(self, step, params, n_state, n_in=None, readout=None, input_map=None,
-                 name="system", state_name="h", edge_label="f", batch_readout=True):
+                 name="system", state_name="h", edge_label="f", batch_readout=True,
+                 criterion="cross_entropy"):
         who = "Recurrence"
+        self._set_criterion(criterion, who)
         for fn, what in ((step, "step"), (readout, "readout"), (input_map, "input_map")):
             if fn is not None and not callable(fn):
                 raise tg.ConfigError(f"{who}: {what} must be a function, got {type(fn).__name__}")
@@ -870,7 +937,8 @@ class Recurrence(Cell):
             (T,) or (T, B) in [0, n_in): the input map then receives the raw integer ids (not
             one-hot vectors, so ``x @ U.T`` fails on them) and must look them up itself, e.g.
             ``tg.take(U.T, ids, axis=0)``.
-        ys : ids (T,) or (T, B), optional; with a ``readout``, adds L(t) = CE(o(t), y(t)).
+        ys : ids (T,) or (T, B), optional; with a ``readout``, adds L(t) = CE(o(t), y(t)); with
+            ``criterion="squared_error"`` float targets (T, K) or (T, B, K).
         h0 : the state before step 1, default zeros: (n_state,) or (B, n_state), or a dict of
             the parts for a dict state.
         mask : (T, B) of 0/1, optional (padded steps carry the state and add no loss).  Each
@@ -912,7 +980,7 @@ class Recurrence(Cell):
             if self.readout_fn is None:
                 raise tg.ConfigError(f"{who}: targets ys need a readout= function giving o(t)")
             shape = (steps,) if batch is None else (steps, batch)
-            ys = checks.targets(ys, shape, None, who, batch is not None, keep)
+            ys = checks.step_targets(ys, shape, None, who, who, keep, self.regression, self.dtype)
         state0 = checks.states(h0, self.parts, batch, who, self.dtype)
         return self.unroll(seq, steps, state0, ys, keep, batch, per_step=per_step)
 
@@ -930,7 +998,11 @@ class Recurrence(Cell):
         h0 = {k: np.zeros((1, n)) for k, n in self.parts.items()}
         h0 = h0 if self.state_is_dict else next(iter(h0.values()))
         if self.readout_fn is not None:
-            run = self.run(xs, ys=np.zeros((steps, 1), dtype=np.int64), h0=h0, steps=steps)
+            ys = np.zeros((steps, 1), dtype=np.int64)
+            if self.regression:     # float targets as wide as the readout's output
+                width = self.run(xs, h0=h0, steps=steps).outputs[0].shape[-1]
+                ys = np.zeros((steps, 1, width), dtype=self.dtype)
+            run = self.run(xs, ys=ys, h0=h0, steps=steps)
             return [run.loss]
         last = self.run(xs, h0=h0, steps=steps).last
         return list(last.values()) if isinstance(last, dict) else [last]

@@ -52,8 +52,10 @@ class DeepRNN(SequenceDesign):
 
     name = "deep"
 
-    def __init__(self, n_in, n_hidden, n_out, layers=2, kind="stacked", seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, layers=2, kind="stacked", seed=0, dtype=np.float64,
+                 criterion="cross_entropy"):
         who = type(self).__name__
+        self._set_criterion(criterion, who)
         if kind not in KINDS:
             raise tg.ConfigError(f"{who}: kind must be one of {', '.join(map(repr, KINDS))}, "
                                  f"got {kind!r}")

@@ -6,9 +6,10 @@ part:
 
 - :func:`connectivity`: ‖∂L(t)/∂h(k)‖ for every loss term L(t) and every step k of the
   state part, k > t included where the design is not causal, each loss term's own gradient
-  (one sweep per loss term);
+  (one batched sweep for all the loss terms, a row per term);
 - :func:`jacobians`: ∂h(t)/∂h(t-1) per step for a batch of one, from the step function run
-  on a copy of h(t-1) (one sweep per unit of h(t), through that step only);
+  on a copy of h(t-1) (batched sweeps, a row per unit of h(t), each row through its own
+  step only);
 - :func:`spectra` (spectral norm and radius per step) and :func:`lag_decay` (the norm of
   the product of the Jacobians over a lag k and its fitted rate of decay, as in section
   10.7 and Pascanu, Mikolov and Bengio 2013);
@@ -28,15 +29,20 @@ vector x and the targets, for ``SequenceToOne`` the sequence and its one label).
 
 import copy
 import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 import tinygraph as tg
+from tinygraph.rows import grad_rows
 
 from .core import time_step, walk
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 _RUNS = itertools.count(1)                       # the scope label of each run made here
+_ROWS_BYTES = 64 * 2**20                         # stacked gradients held at once by a sweep
+_JACOBIAN_ROWS = 1024                            # rows (units of h(t)) per sweep of jacobians
 
 
 def run_model(model, xs, ys=None, h0=None, steps=None):
@@ -94,9 +100,12 @@ def loss_steps(run):
     return [time_step(loss.scope) for loss in run.losses]
 
 
-def run_connectivity(run, parts, who, rows=None, own=None):
+def run_connectivity(run, parts, who, rows=None, own=None, compact=False):
     """{part: ‖∂L(t)/∂part(k)‖} of an existing ``run``, one matrix (T_L, T_part) per part of
-    ``parts``: one backward sweep per loss term, to the states of every part at every step."""
+    ``parts``, every loss term's gradient computed in one batched reverse sweep
+    (:func:`tinygraph.rows.grad_rows`: the same rules as backward, one row per loss term).
+    With ``rows`` and ``compact``, each matrix holds only those rows, in increasing t (a long
+    run's few sampled rows, without a NaN matrix of T_L x T_part)."""
     if not run.losses:
         raise tg.ConfigError(f"{who}: the run has no loss terms (give targets ys)")
     nodes = {part: part_nodes(run, part, who, own) for part in parts}
@@ -114,19 +123,27 @@ def run_connectivity(run, parts, who, rows=None, own=None):
         if bad:
             raise tg.ShapeError(f"{who}: rows {bad} are outside the loss terms' steps 1..{height}")
     out = {}
+    where = {t: t - 1 for t in range(1, height + 1)}
+    if wanted is not None and compact:
+        where = {t: i for i, t in enumerate(sorted(wanted))}
     for part, found in nodes.items():
         width = max(found)
-        m = np.zeros((height, width)) if wanted is None else np.full((height, width), np.nan)
-        for t in wanted or ():
-            m[t - 1] = 0.0
+        if wanted is None or compact:
+            m = np.zeros((len(where), width))
+        else:
+            m = np.full((height, width), np.nan)
+            m[[t - 1 for t in wanted]] = 0.0
         out[part] = m
     inputs = [(part, k, node) for part, found in nodes.items() for k, node in sorted(found.items())]
-    for loss, t in zip(run.losses, when):
-        if wanted is not None and t not in wanted:
-            continue
-        grads = tg.grad(loss, [node for _, _, node in inputs], retain_graph=True)
+    terms = [(loss, t) for loss, t in zip(run.losses, when) if wanted is None or t in wanted]
+    size = sum(node.data.size for _, _, node in inputs)
+    chunk = max(1, _ROWS_BYTES // (8 * max(size, 1)))      # bounds the stacked gradients held
+    for start in range(0, len(terms), chunk):
+        part_terms = terms[start:start + chunk]
+        grads = grad_rows([loss for loss, _ in part_terms], [node for _, _, node in inputs])
+        steps = np.array([where[t] for _, t in part_terms])
         for (part, k, _), g in zip(inputs, grads):
-            out[part][t - 1, k - 1] = np.linalg.norm(g)
+            out[part][steps, k - 1] = np.linalg.norm(g.reshape(len(g), -1), axis=1)
     return out
 
 
@@ -138,7 +155,9 @@ def connectivity(model, xs, ys, part="h", h0=None, rows=None):
     computation connects, k > t included: a bidirectional network's g(k) feeds every
     L(t) with t <= k, and every decoder loss of an encoder-decoder depends on every encoder
     state.  Zero where L(t) does not depend on h(k), and in the row of a step without a
-    loss term.  One backward sweep of the engine per loss term.
+    loss term.  All the loss terms' gradients come from one batched reverse sweep of the
+    engine's rules (:func:`tinygraph.rows.grad_rows`), each row exactly the gradient that
+    ``tg.grad(L(t), h(k))`` computes.
 
     Parameters
     ----------
@@ -181,8 +200,9 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
     """∂h(t)/∂h(t-1) for every step t of a batch of one: shape (T, H, H).
 
     Row i of ``J[t-1]`` is the gradient of unit i of h(t) with respect to h(t-1), computed by
-    the engine: the step function runs on a leaf copy of the state before each step, and one
-    backward sweep per unit goes through that step alone.  The other state parts and the
+    the engine: the step function runs on a leaf copy of the state before each step, and
+    batched reverse sweeps (:func:`tinygraph.rows.grad_rows`, one row per unit of h(t), each
+    row going through its own step alone) give every unit's gradient.  The other state parts and the
     step's inputs (including a teacher-forced y(t-1)) are held fixed, so for an LSTM
     ``part="h"`` gives the block ∂h(t)/∂h(t-1) of the state's Jacobian.
 
@@ -213,28 +233,50 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
                              "(a model made of several recurrences), not one step function; "
                              "its Jacobians are not available")
     size = parts[part]
-    out = np.empty((len(cut_steps.records), size, size))
+    out = np.zeros((len(cut_steps.records), size, size))
+    live = []
     for t, (leaves, new) in enumerate(cut_steps.records):
         h_new, h_old = new[part], leaves[part]
         if h_new.size != size:
             raise tg.ShapeError(f"{who}: needs a batch of one; '{part}' has shape "
                                 f"{h_new.shape} at t={t + 1}")
-        if not h_new.requires_grad:
-            out[t] = 0.0
-            continue
-        seed = np.zeros(h_new.shape, h_new.dtype)
-        flat = seed.reshape(-1)
-        for i in range(size):
-            flat[i] = 1.0
-            out[t, i] = tg.grad(h_new, h_old, grad=seed, retain_graph=True).reshape(-1)
-            flat[i] = 0.0
+        if h_new.requires_grad:
+            live.append((t, h_new, h_old))
+    # a block of steps per sweep (each step's graph starts at its own leaves), about
+    # _JACOBIAN_ROWS rows (units) each: the Python per node is paid once per block, and the
+    # dense results (block inputs x block * size rows x size) stay at a few MiB
+    block = max(1, _JACOBIAN_ROWS // size)
+    for start in range(0, len(live), block):
+        chunk = live[start:start + block]
+        eye = np.eye(size)
+        seeds = [row.reshape(h_new.shape).astype(h_new.dtype)
+                 for _, h_new, _ in chunk for row in eye]
+        outputs = [h_new for _, h_new, _ in chunk for _ in range(size)]
+        grads = grad_rows(outputs, [h_old for _, _, h_old in chunk], seeds)
+        for j, ((t, _, _), g) in enumerate(zip(chunk, grads)):
+            out[t] = g[j * size:(j + 1) * size].reshape(size, size)
     return out
 
 
 def spectra(jacs):
     """Spectral norm (largest singular value) and spectral radius (largest |eigenvalue|) of
-    each Jacobian: two arrays of shape (T,)."""
+    each Jacobian: two arrays of shape (T,).
+
+    LAPACK runs on each matrix alone, so a long stack is split over the cores, a thread each
+    (numpy lets go of the GIL there); every matrix's numbers are what one call gives."""
     jacs = np.asarray(jacs, dtype=np.float64)
+    work = min(os.cpu_count() or 1, len(jacs) // _SPECTRA_SHARE)
+    if work < 2:
+        return _spectra(jacs)
+    with ThreadPoolExecutor(max_workers=work) as pool:
+        done = list(pool.map(_spectra, np.array_split(jacs, work)))
+    return np.concatenate([n for n, _ in done]), np.concatenate([r for _, r in done])
+
+
+_SPECTRA_SHARE = 16          # matrices per thread at least
+
+
+def _spectra(jacs):
     norms = np.linalg.norm(jacs, ord=2, axis=(1, 2))
     radii = np.abs(np.linalg.eigvals(jacs)).max(axis=1)
     return norms, radii
@@ -308,6 +350,11 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     is for a system without input (``xs=None``).
     """
     run, own = own_run(model, xs, ys, h0, steps)
+    return run_saturation(run, own, tol)
+
+
+def run_saturation(run, own, tol=0.05):
+    """:func:`saturation` of an existing ``run`` (``own`` from :func:`own_run`)."""
     roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
     roots += [n for nodes in run.parts.values() for n in nodes]
     steps = max((time_step(n.scope) or 0 for n in roots), default=0)

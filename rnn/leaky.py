@@ -35,8 +35,10 @@ class LeakyRNN(Design):
 
     name = "leaky"
 
-    def __init__(self, n_in, n_hidden, n_out, alpha=0.9, skip=None, seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, alpha=0.9, skip=None, seed=0, dtype=np.float64,
+                 criterion="cross_entropy"):
         who = type(self).__name__
+        self._set_criterion(criterion, who)
         extra = {}
         if skip is not None:
             self.skip = checks.positive_int(skip, who, "skip")

@@ -37,7 +37,9 @@ class MemoryNetwork(SequenceDesign):
 
     name = "memory"
 
-    def __init__(self, n_in, n_hidden, n_out, slots=8, width=16, seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, slots=8, width=16, seed=0, dtype=np.float64,
+                 criterion="cross_entropy"):
+        self._set_criterion(criterion, type(self).__name__)
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out,
                                  "slots": slots, "width": width},
                    U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), R=("n_hidden", "width"),

@@ -17,7 +17,7 @@ import numpy as np
 
 import tinygraph as tg
 
-from . import checks
+from . import checks, stacked
 from .core import Cell, Chain, init_bias, init_weight, output_and_loss, step_leaves, unroll
 
 class Sampler:
@@ -80,10 +80,13 @@ class Design(Cell):
         return {"x": x}, steps, batch, keep, is_ids
 
     def _targets(self, ys, steps, batch, keep=None):
+        """Class ids (T,) / (T, B), or float targets (T, n_out) / (T, B, n_out) with
+        ``criterion="squared_error"``."""
         if ys is None:
             return None
         shape = (steps,) if batch is None else (steps, batch)
-        return checks.targets(ys, shape, self.n_out, self.name, batch is not None, keep)
+        return checks.step_targets(ys, shape, self.n_out, self.name, type(self).__name__, keep,
+                                   self.regression, self.dtype)
 
     def _times(self, v, weight):
         """``weight`` times v as rows: ``take`` of the weight's columns for ids (a one-hot v), a
@@ -114,6 +117,8 @@ class Design(Cell):
     def _trace_ids(self, steps):
         xs = (np.arange(steps) % self.n_in)[:, None]
         ys = (np.arange(1, steps + 1) % self.n_out)[:, None]
+        if self.regression:
+            ys = np.zeros((steps, 1, self.n_out), dtype=self.dtype)
         return xs, ys
 
     def _generate(self, run, temperature, seed, **kwargs):
@@ -143,9 +148,11 @@ class SequenceDesign(Design):
         return run.outputs, run.states, run.last
 
     def predict(self, xs, h0=None, mask=None):
-        """Class ids argmax o(t): (T,) or (T, B)."""
+        """Class ids argmax o(t): (T,) or (T, B); with ``criterion="squared_error"`` the outputs
+        o(t) themselves: (T, n_out) or (T, B, n_out)."""
         with tg.no_grad():
-            return np.stack([o.data.argmax(-1) for o in self(xs, h0=h0, mask=mask)[0]])
+            outputs = self(xs, h0=h0, mask=mask)[0]
+        return np.stack([o.data if self.regression else o.data.argmax(-1) for o in outputs])
 
     def _trace_roots(self, steps):
         return [self.run(*self._trace_ids(steps)).loss]
@@ -153,7 +160,52 @@ class SequenceDesign(Design):
 
 class CausalSequenceDesign(SequenceDesign):
     """A causal sequence design, o(t) = c + V h(t) reading x(1..t) (figure 10.3's shape), that
-    can also generate: ElmanRNN, LSTM and GRU differ only in their state and step."""
+    can also generate: ElmanRNN, LSTM and GRU differ only in their state and step.
+
+    With ``layers > 1`` or ``bidirectional`` (:mod:`rnn.stacked`) every layer and direction is
+    a chain over its own parameters, named with its suffix (``W2``, ``W_r``, ``Uf2_r``, ...),
+    and o(t) = c + V [top layer's states]; a bidirectional model is not causal."""
+
+    layers = 1
+    bidirectional = False
+
+    @property
+    def layered(self):
+        return self.layers > 1 or self.bidirectional
+
+    @property
+    def state_is_dict(self):
+        """Several layers or directions: the state is a dict of their parts."""
+        return self.layered
+
+    def _layered_init(self, seed, dtype, sizes, layers, bidirectional, who):
+        """The parameters of every layer and direction (``_layer_shapes``), then V and c."""
+        chains = stacked.configure(self, layers, bidirectional, who)
+        H = checks.positive_int(sizes["n_hidden"], who, "n_hidden")
+        width = checks.positive_int(sizes["n_in"], who, "n_in")
+        below = H * (2 if self.bidirectional else 1)
+        shapes = {}
+        for k, layer in chains:
+            shapes.update(self._layer_shapes(k, width if layer == 1 else below, H))
+        self._init(seed, dtype, sizes, **shapes, V=("n_out", below), c=("n_out",))
+        self.parts = {}
+        for k, _ in chains:
+            self.parts.update(self._layer_parts(k))
+        return [k for k, _ in chains]
+
+    def to_torch(self):
+        """``(module, head)``: the equal ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` and ``nn.Linear``
+        (ElmanRNN, LSTM with a tanh input unit, GRU with ``reset="after"``); see
+        :func:`rnn.from_torch`.  Needs torch, imported only here."""
+        from .pytorch import to_torch
+        return to_torch(self)
+
+    def readout(self, state):
+        """o = c + V h (the top layer's states side by side when there are several)."""
+        if not self.layered:
+            return tg.addmm(self.c, state["h"], self.T.V)
+        top = [state[name] for name in stacked.top_parts(self)]
+        return tg.addmm(self.c, top[0] if len(top) == 1 else tg.concat(top, axis=-1), self.T.V)
 
     def run(self, xs, ys=None, h0=None, mask=None, feedback=None, per_step=True):
         """Unroll over the sequence.
@@ -183,6 +235,13 @@ class CausalSequenceDesign(SequenceDesign):
         dict of the parts for a design with several (the LSTM's s and h).
         """
         seq, steps, batch, keep, is_ids = self._sequence(xs, mask)
+        if self.layered:
+            if feedback is not None:
+                raise tg.ConfigError(f"{type(self).__name__}: generation runs one layer forward "
+                                     "(layers=1, bidirectional=False)")
+            ys = self._targets(ys, steps, batch, keep)
+            state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
+            return stacked.run(self, seq, steps, batch, keep, ys, state0, per_step)
         free = None
         if feedback is not None:
             if not is_ids or keep is not None or ys is not None:
@@ -210,6 +269,13 @@ class CausalSequenceDesign(SequenceDesign):
         ids (steps,) or (steps, B) : the generated continuation.
         """
         steps = checks.positive_int(steps, f"{self.name}.generate", "steps")
+        if self.layered:
+            raise tg.ConfigError(f"{type(self).__name__}.generate: generation runs one layer "
+                                 "forward (layers=1, bidirectional=False)")
+        if self.regression:
+            raise tg.ConfigError(f"{type(self).__name__}.generate: samples class ids from o(t); "
+                                 "a model with criterion='squared_error' outputs vectors (run it "
+                                 "with model(xs) or predict)")
         prompt, is_ids, _ = checks.inputs(np.atleast_1d(checks.as_array(prompt, self.name, "prompt")),
                                           self.n_in, f"{self.name}.generate", self.dtype)
         if not is_ids:
@@ -237,16 +303,37 @@ class ElmanRNN(CausalSequenceDesign):
 
     name = "elman"
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
-        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, criterion="cross_entropy",
+                 layers=1, bidirectional=False):
+        self._set_criterion(criterion, "ElmanRNN")
+        sizes = {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out}
+        if layers != 1 or bidirectional:
+            self._layered_init(seed, dtype, sizes, layers, bidirectional, "ElmanRNN")
+            return
+        stacked.configure(self, layers, bidirectional, "ElmanRNN")
+        self._init(seed, dtype, sizes,
                    U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), V=("n_out", "n_hidden"),
                    b=("n_hidden",), c=("n_out",))
         self.parts = {"h": self.n_hidden}
 
     step = Design._recur
 
+    @staticmethod
+    def _layer_shapes(k, width, H):
+        return {f"U{k}": (H, width), f"W{k}": (H, H), f"b{k}": (H,)}
+
+    def _layer_parts(self, k):
+        return {f"h{k}": self.n_hidden}
+
+    def _layer_input(self, x, k):
+        return self._affine(x, f"U{k}", getattr(self, f"b{k}"))
+
+    def _layer_step(self, state, u, k):
+        return {f"h{k}": tg.addmm(u, state[f"h{k}"], getattr(self.T, f"W{k}")).tanh()}
+
 
 CANDIDATES = ("tanh", "sigmoid")
+RESETS = ("before", "after")
 
 
 def _check_bias(value, who, what):
@@ -281,9 +368,16 @@ class LSTM(CausalSequenceDesign):
     name = "lstm"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh",
-                 forget_bias=1.0):
+                 forget_bias=1.0, criterion="cross_entropy", layers=1, bidirectional=False):
+        self._set_criterion(criterion, "LSTM")
         self.candidate = _candidate(candidate, "LSTM")
         _check_bias(forget_bias, "LSTM", "forget_bias")
+        sizes = {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out}
+        if layers != 1 or bidirectional:
+            for k in self._layered_init(seed, dtype, sizes, layers, bidirectional, "LSTM"):
+                getattr(self, f"bf{k}").data += forget_bias
+            return
+        stacked.configure(self, layers, bidirectional, "LSTM")
         shapes = {}
         for k in ("f", "g", "o", ""):
             shapes.update({f"U{k}": ("n_hidden", "n_in"), f"W{k}": ("n_hidden", "n_hidden"),
@@ -295,16 +389,33 @@ class LSTM(CausalSequenceDesign):
 
     def input_map(self, inputs):
         """b* + U* x(t) of the three gates and of the input unit, keyed f, g, o and ""."""
-        x = inputs["x"]
-        return {k: self._times(x, f"U{k}") + getattr(self, f"b{k}") for k in ("f", "g", "o", "")}
+        return self._layer_input(inputs["x"], "")
 
     def step(self, state, u):
-        h, T = state["h"], self.T
-        f = tg.addmm(u["f"], h, T.Wf).sigmoid().named("f")
-        g = tg.addmm(u["g"], h, T.Wg).sigmoid().named("g")
-        q = tg.addmm(u["o"], h, T.Wo).sigmoid().named("q")
-        s = f * state["s"] + g * getattr(tg.addmm(u[""], h, T.W), self.candidate)()
-        return {"s": s, "h": s.tanh() * q}
+        return self._layer_step(state, u, "")
+
+    @staticmethod
+    def _layer_shapes(k, width, H):
+        shapes = {}
+        for gate in ("f", "g", "o", ""):
+            shapes.update({f"U{gate}{k}": (H, width), f"W{gate}{k}": (H, H), f"b{gate}{k}": (H,)})
+        return shapes
+
+    def _layer_parts(self, k):
+        return {f"s{k}": self.n_hidden, f"h{k}": self.n_hidden}
+
+    def _layer_input(self, x, k):
+        return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}")
+                for g in ("f", "g", "o", "")}
+
+    def _layer_step(self, state, u, k):
+        h, T = state[f"h{k}"], self.T
+        f = tg.addmm(u["f"], h, getattr(T, f"Wf{k}")).sigmoid().named(f"f{k}")
+        g = tg.addmm(u["g"], h, getattr(T, f"Wg{k}")).sigmoid().named(f"g{k}")
+        q = tg.addmm(u["o"], h, getattr(T, f"Wo{k}")).sigmoid().named(f"q{k}")
+        s = f * state[f"s{k}"] + g * getattr(tg.addmm(u[""], h, getattr(T, f"W{k}")),
+                                               self.candidate)()
+        return {f"s{k}": s, f"h{k}": s.tanh() * q}
 
 
 class GRU(CausalSequenceDesign):
@@ -320,38 +431,72 @@ class GRU(CausalSequenceDesign):
     starts at ``update_bias`` (0; a long delay wants more: u -> 1 copies the state), every
     other bias at 0.
 
-    Not the same cell as PyTorch's ``nn.GRU``: here, as in the book, the reset gate multiplies
-    h(t-1) before W (``W (r h)``); torch applies it after, ``r (W h + b_hn)``, with a second
-    bias.  The update gate weighs h(t-1) the same way in both (u h(t-1) + (1 - u) candidate),
-    but the same weights give different states.
+    By default (``reset="before"``), as in the book, the reset gate multiplies h(t-1) before W
+    (``W (r h)``), which is not PyTorch's ``nn.GRU``: the same weights give different states.
+    ``reset="after"`` is torch's ``r (W h + bh)``, with a second candidate bias ``bh`` (torch's
+    b_hn); ``rnn.from_torch`` makes that one.  The update gate weighs h(t-1) the same way in
+    both (u h(t-1) + (1 - u) candidate).  ``layers`` and ``bidirectional``: see
+    :class:`CausalSequenceDesign`.
     """
 
     name = "gru"
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, candidate="tanh",
-                 update_bias=0.0):
+                 update_bias=0.0, criterion="cross_entropy", layers=1, bidirectional=False,
+                 reset="before"):
+        self._set_criterion(criterion, "GRU")
         self.candidate = _candidate(candidate, "GRU")
         _check_bias(update_bias, "GRU", "update_bias")
+        if reset not in RESETS:
+            raise tg.ConfigError(f"GRU: reset must be one of {RESETS}, got {reset!r}")
+        self.reset = reset
+        sizes = {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out}
+        if layers != 1 or bidirectional:
+            for k in self._layered_init(seed, dtype, sizes, layers, bidirectional, "GRU"):
+                getattr(self, f"bu{k}").data += update_bias
+            return
+        stacked.configure(self, layers, bidirectional, "GRU")
         shapes = {}
         for k in ("u", "r", ""):
             shapes.update({f"U{k}": ("n_hidden", "n_in"), f"W{k}": ("n_hidden", "n_hidden"),
                            f"b{k}": ("n_hidden",)})
-        self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
-                   **shapes, V=("n_out", "n_hidden"), c=("n_out",))
+        if reset == "after":
+            shapes["bh"] = ("n_hidden",)
+        self._init(seed, dtype, sizes, **shapes, V=("n_out", "n_hidden"), c=("n_out",))
         self.bu.data += update_bias
         self.parts = {"h": self.n_hidden}
 
     def input_map(self, inputs):
         """b* + U* x(t) of the two gates and of the candidate, keyed u, r and ""."""
-        x = inputs["x"]
-        return {k: self._times(x, f"U{k}") + getattr(self, f"b{k}") for k in ("u", "r", "")}
+        return self._layer_input(inputs["x"], "")
 
     def step(self, state, inp):
-        h, T = state["h"], self.T
-        u = tg.addmm(inp["u"], h, T.Wu).sigmoid().named("u")
-        r = tg.addmm(inp["r"], h, T.Wr).sigmoid().named("r")
-        candidate = getattr(tg.addmm(inp[""], r * h, T.W), self.candidate)()
-        return {"h": u * h + (1 - u) * candidate}
+        return self._layer_step(state, inp, "")
+
+    def _layer_shapes(self, k, width, H):
+        shapes = {}
+        for gate in ("u", "r", ""):
+            shapes.update({f"U{gate}{k}": (H, width), f"W{gate}{k}": (H, H), f"b{gate}{k}": (H,)})
+        if self.reset == "after":
+            shapes[f"bh{k}"] = (H,)
+        return shapes
+
+    def _layer_parts(self, k):
+        return {f"h{k}": self.n_hidden}
+
+    def _layer_input(self, x, k):
+        return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}") for g in ("u", "r", "")}
+
+    def _layer_step(self, state, inp, k):
+        h, T = state[f"h{k}"], self.T
+        u = tg.addmm(inp["u"], h, getattr(T, f"Wu{k}")).sigmoid().named(f"u{k}")
+        r = tg.addmm(inp["r"], h, getattr(T, f"Wr{k}")).sigmoid().named(f"r{k}")
+        if self.reset == "after":        # PyTorch's: r (W h + bh)
+            hidden = r * tg.addmm(getattr(self, f"bh{k}"), h, getattr(T, f"W{k}"))
+            candidate = getattr(inp[""] + hidden, self.candidate)()
+        else:                            # the book's: W (r h)
+            candidate = getattr(tg.addmm(inp[""], r * h, getattr(T, f"W{k}")), self.candidate)()
+        return {f"h{k}": u * h + (1 - u) * candidate}
 
 
 class JordanRNN(Design):
@@ -640,7 +785,8 @@ class BidirectionalRNN(SequenceDesign):
     name = "bidirectional"
     causal = False
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, criterion="cross_entropy"):
+        self._set_criterion(criterion, "BidirectionalRNN")
         both = 2 * checks.positive_int(n_hidden, "BidirectionalRNN", "n_hidden")
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
                    U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), b=("n_hidden",),
@@ -699,9 +845,13 @@ class BidirectionalRNN(SequenceDesign):
                     state = {part: history[part][t - 1] for part in history}
                     return None, output_and_loss(self.readout, state,
                                                  None if ys is None else ys[t - 1],
-                                                 None if keep is None else keep[t - 1], batch)
+                                                 None if keep is None else keep[t - 1], batch,
+                                                 self.criterion)
                 _, named = unroll(outputs, None, steps)
             return self._result({**history, **named}, last, None)
+
+
+ATTENTIONS = (None, "additive", "dot")
 
 
 class EncoderDecoder(Design):
@@ -715,18 +865,42 @@ class EncoderDecoder(Design):
     state and an input of every decoder step.  n_x and n_y may differ.  The encoder and the
     decoder are :class:`~rnn.core.Chain` s of this model, in the scopes
     "encdec/encoder/t=K" and "encdec/decoder/t=K".
+
+    With ``attention`` (Bahdanau et al. 2015, cited at the end of section 10.4) the decoder
+    reads, in place of the fixed C, a context ctx(t) that it computes at every step from all
+    the encoder's states h(1..n_x) (stacked, the variable ``memory``):
+
+    - ``"additive"``: e(t, k) = va . tanh(Wa s(t-1) + Ua h(k)) (new parameters ``Wa`` (H, H),
+      ``Ua`` (H, H), ``va`` (H,));
+    - ``"dot"``: e(t, k) = s(t-1) . h(k) (no new parameters);
+
+    then α(t) = softmax_k e(t, .), ctx(t) = sum_k α(t, k) h(k) and
+    s(t) = tanh(bd + Wd s(t-1) + Ud y(t-1) + R ctx(t)), s(0) = C as before.  α and ctx are
+    named variables of every decoder step; ``run(...).attention`` lists α(1..n_y).  Padded
+    source positions (``mask``) get α = 0.
     """
 
     name = "encdec"
     causal = False
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, attention=None):
+        if attention not in ATTENTIONS:
+            raise tg.ConfigError(f"EncoderDecoder: attention must be one of {ATTENTIONS}, "
+                                 f"got {attention!r}")
+        self.attention = attention
         n_start = checks.positive_int(n_out, "EncoderDecoder", "n_out") + 1
+        extra = {}
+        if attention == "additive":
+            extra = {"Wa": ("n_hidden", "n_hidden"), "Ua": ("n_hidden", "n_hidden"),
+                     "va": ("n_hidden",)}
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
                    U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), b=("n_hidden",),
                    Ud=("n_hidden", n_start), Wd=("n_hidden", "n_hidden"),
                    R=("n_hidden", "n_hidden"), bd=("n_hidden",),
-                   V=("n_out", "n_hidden"), c=("n_out",))
+                   V=("n_out", "n_hidden"), c=("n_out",), **extra)
+        if attention == "additive":     # a zero va would make every e(t, k) zero
+            rng = np.random.default_rng([seed, 1])
+            self.va.data[...] = rng.normal(0.0, 1.0 / np.sqrt(self.n_hidden), self.n_hidden)
         self.start = self.n_out
         self.parts = {"h": self.n_hidden, "s": self.n_hidden}
 
@@ -734,12 +908,25 @@ class EncoderDecoder(Design):
         return Chain(self, {"h": self.n_hidden}, self._recur, Design.input_map.__get__(self),
                      name=f"{self.name}/encoder")
 
-    def _decoder(self):
+    def _decoder(self, memory=None, valid=None, alphas=None):
+        """The decoder chain; with attention, its step reads ``memory`` (the encoder's states,
+        (n_x, H) or (B, n_x, H)), ``valid`` (bool (B, n_x) or None: unpadded source positions)
+        and appends every α(t) to ``alphas``."""
+        attend = self.attention is not None
+        keys = memory @ self.T.Ua if self.attention == "additive" else None
+
         def input_map(inputs):
-            return self._times(inputs["y"], "Ud") + inputs["C"] @ self.T.R + self.bd
+            u = self._times(inputs["y"], "Ud") + self.bd
+            return u if attend else u + inputs["C"] @ self.T.R
 
         def step(state, u):
-            return {"s": tg.addmm(u, state["s"], self.T.Wd).tanh()}
+            s = state["s"]
+            a = tg.addmm(u, s, self.T.Wd)
+            if attend:
+                alpha, ctx = self._attend(s, memory, keys, valid)
+                alphas.append(alpha)
+                a = tg.addmm(a, ctx, self.T.R)
+            return {"s": a.tanh()}
 
         def readout(state):
             return tg.addmm(self.c, state["s"], self.T.V)
@@ -747,7 +934,34 @@ class EncoderDecoder(Design):
                      initial_state=lambda state, statics: {"s": statics["C"]},
                      name=f"{self.name}/decoder", feedback="y")
 
-    def run(self, xs, ys=None, steps=None, feedback=None, per_step=True):
+    def _attend(self, s, memory, keys, valid):
+        """α(t) and ctx(t) from s(t-1): (n_x,) and (H,), or (B, n_x) and (B, H)."""
+        if self.attention == "additive":
+            e = (keys + (s @ self.T.Wa).unsqueeze(-2)).tanh() @ self.va
+        else:
+            e = (memory * s.unsqueeze(-2)).sum(axis=-1)
+        if valid is not None:     # padded positions: e = the lowest float, so α = 0 exactly
+            e = tg.where(valid, e, np.finfo(e.dtype).min)
+        alpha = tg.softmax(e, axis=-1).named("α")
+        ctx = (alpha.unsqueeze(-1) * memory).sum(axis=-2).named("ctx")
+        return alpha, ctx
+
+    def _source_mask(self, xs, mask):
+        """The source mask checked against xs, with an error naming this design and the shape."""
+        if mask is None:
+            return
+        arr = np.asarray(xs.data if isinstance(xs, tg.Tensor) else xs)
+        shape = np.shape(mask)
+        need = arr.shape[:2] if arr.ndim >= 2 and (arr.dtype.kind in "iu" or arr.ndim == 3) \
+            else None
+        if need is None:
+            raise tg.ShapeError(f"EncoderDecoder: mask= (padded source sequences) needs a batch "
+                                f"of sources xs (n_x, B), got xs of shape {arr.shape}")
+        if shape != need:
+            raise tg.ShapeError(f"EncoderDecoder: mask (of the padded source sequences) must "
+                                f"have shape (n_x, B) = {need}, got {shape}")
+
+    def run(self, xs, ys=None, steps=None, feedback=None, per_step=True, mask=None):
         """Encode xs, then decode n_y steps: teacher-forced on ys, or fed back by ``feedback``.
 
         Parameters
@@ -758,13 +972,18 @@ class EncoderDecoder(Design):
         steps, feedback : generation without ys: ``steps`` decoder steps, each y(t) picked from
             o(t) by the Sampler ``feedback`` and fed to step t+1
         per_step : bool, as ElmanRNN.run
+        mask : (n_x, B) of 0/1, optional: padded source sequences (right padding).  The encoder
+            carries its state over the padding, so C is each sequence's state at its own last
+            step; with attention, padded positions get α = 0.
 
         Returns
         -------
         Unrolled of the decoder (outputs o(t), losses, states s(t), ``last`` s(n_y)), whose
-        ``parts`` also hold the encoder's states: {"h": [h(1..n_x)], "s": [s(1..n_y)]}.
+        ``parts`` also hold the encoder's states: {"h": [h(1..n_x)], "s": [s(1..n_y)]};
+        ``attention`` is the list of α(t) (each (n_x,) or (B, n_x)) with attention, else None.
         """
-        seq, n_x, batch, _, _ = self._sequence(xs, None)
+        self._source_mask(xs, mask)
+        seq, n_x, batch, keep, _ = self._sequence(xs, mask)
         if ys is not None:
             ys = checks.as_array(ys, self.name, "ys")
             steps = ys.shape[0] if ys.ndim else 0
@@ -778,34 +997,43 @@ class EncoderDecoder(Design):
             steps = checks.positive_int(steps, self.name, "steps")
         start = np.full((() if batch is None else (batch,)), self.start, dtype=np.int64)
         free = None if feedback is None else ("y", _sampled(feedback))
+        alphas = []
         with self.transposes():
-            encoded = self._encoder().unroll(seq, n_x, {"h": self._zeros(batch)}, batch=batch,
-                                             per_step=per_step)
-            decoded = self._decoder().unroll({}, steps, ys=ys, batch=batch,
-                                             static={"C": encoded.last["h"]}, y0=start,
-                                             free=free, per_step=per_step)
+            encoded = self._encoder().unroll(seq, n_x, {"h": self._zeros(batch)}, keep=keep,
+                                             batch=batch, per_step=per_step)
+            memory = valid = None
+            if self.attention is not None:
+                with tg.scope(self.name):
+                    memory = tg.stack(encoded.parts["h"], axis=-2).named("memory")
+                valid = None if keep is None else keep.T
+            decoder = self._decoder(memory, valid, alphas)
+            decoded = decoder.unroll({}, steps, ys=ys, batch=batch,
+                                     static={"C": encoded.last["h"]}, y0=start,
+                                     free=free, per_step=per_step)
         decoded.parts = {"h": encoded.parts["h"], **decoded.parts}
+        if self.attention is not None:
+            decoded.attention = alphas
         return decoded
 
     def _zeros(self, batch):
         return np.zeros((self.n_hidden,) if batch is None else (batch, self.n_hidden),
                         dtype=self.dtype)
 
-    def run_for_loss(self, xs, ys=None):
+    def run_for_loss(self, xs, ys=None, mask=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
-        return self.run(xs, ys, per_step=False)
+        return self.run(xs, ys, per_step=False, mask=mask)
 
-    def __call__(self, xs, ys):
+    def __call__(self, xs, ys, mask=None):
         """Forward, teacher-forced: (outputs [o(t)], decoder states [s(t)], s(n_y))."""
-        run = self.run(xs, ys)
+        run = self.run(xs, ys, mask=mask)
         return run.outputs, run.states, run.last
 
-    def generate(self, xs, steps, temperature=0, seed=0):
+    def generate(self, xs, steps, temperature=0, seed=0, mask=None):
         """Encode xs and decode ``steps`` ids, each fed back as the next y(t-1).
 
         Returns ids (steps,) or (steps, B); temperature 0 (the default) is greedy decoding.
         """
-        return self._generate(self.run, temperature, seed, xs=xs, steps=steps)
+        return self._generate(self.run, temperature, seed, xs=xs, steps=steps, mask=mask)
 
     def _trace_roots(self, steps):
         xs, ys = self._trace_ids(steps)

@@ -6,6 +6,8 @@
 - :func:`delayed_recall`: one symbol, then ``delay`` steps of blanks, then recall it
   (the copy problem of :func:`rnn.datasets.copy_task` with one symbol): leaky units and
   skip connections carry it further than an Elman network of the same size.
+- :func:`running_parity`: a stream of bits, the target at every step the parity of the
+  bits so far (a sequence task whose every answer depends on the whole past).
 - :func:`delayed_product`: a signal x(t) and the target x(t) x(t - d), a task with memory
   and a nonlinearity, for :class:`~rnn.esn.EchoStateNetwork` (only the readout is fit).
 - :func:`associative_recall`: (key, value) pairs, then a key: answer its value, for
@@ -66,6 +68,17 @@ def delayed_recall(batch, delay, n_symbols=4, seed=0):
     return copy_task(batch, length=1, delay=delay, n_symbols=n_symbols, seed=seed)
 
 
+def running_parity(batch, length=10, seed=0):
+    """Bits x(1..T) and the target y(t) = x(1) xor ... xor x(t) at every step.
+
+    Returns xs, ys : int64 (length, batch), vocabulary 2 for both.
+    """
+    length = checks.positive_int(length, "running_parity", "length")
+    batch = checks.positive_int(batch, "running_parity", "batch")
+    bits = np.random.default_rng(seed).integers(0, 2, size=(length, batch))
+    return bits, np.cumsum(bits, axis=0) % 2
+
+
 def delayed_product(steps, delay=5, seed=0):
     """x(t) = sin(0.2 t + phi) cos(0.031 t + phi) and the target y(t) = x(t) x(t - delay)
     (0 for t < delay).  Returns xs (steps, 1), ys (steps, 1) floats."""
@@ -76,6 +89,19 @@ def delayed_product(steps, delay=5, seed=0):
     y = np.zeros(steps)
     y[delay:] = x[delay:] * x[:-delay]
     return x[:, None], y[:, None]
+
+
+def noisy_sine(batch, steps=40, noise=0.1, seed=0):
+    """A regression task: read a sine seen through noise, x(t) = sin(w t + phi) + noise e(t), and
+    predict the clean next value y(t) = sin(w (t + 1) + phi); each sequence has its own
+    frequency w in [0.15, 0.35] and phase phi.  Returns xs, ys : floats (steps, batch, 1)."""
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.15, 0.35, batch)
+    phi = rng.uniform(0, 2 * np.pi, batch)
+    t = np.arange(steps + 1)[:, None]
+    clean = np.sin(w * t + phi)
+    xs = clean[:-1] + noise * rng.normal(size=(steps, batch))
+    return xs[..., None], clean[1:, :, None]
 
 
 def associative_recall(batch, pairs=2, n_keys=4, seed=0):

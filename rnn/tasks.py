@@ -321,16 +321,19 @@ class LookaheadForward(LookaheadTask):
 
 class ReverseTask(DrawnTask):
     """EncoderDecoder reverses ``length`` symbols and writes an end symbol: n_y = n_x + 1
-    (``datasets.reverse_task``), judged on greedy decoding of held-out sequences."""
+    (``datasets.reverse_task``), judged on greedy decoding of held-out sequences.
+    ``attention`` is passed to the EncoderDecoder (None, "additive" or "dot"); bench/attention.py
+    compares them on sequences of 20 symbols."""
 
     name = "reverse"
     default_steps = 600
     data = staticmethod(datasets.reverse_task)
 
-    def __init__(self, seed, hidden=32, batch=32, lr=2e-2, length=5, n_symbols=6):
+    def __init__(self, seed, hidden=32, batch=32, lr=2e-2, length=5, n_symbols=6, attention=None):
         self.window = 20
         self.shape = {"length": length, "n_symbols": n_symbols}
-        self._train(EncoderDecoder(n_symbols, hidden, n_symbols + 1, seed=seed), seed, batch, lr)
+        self._train(EncoderDecoder(n_symbols, hidden, n_symbols + 1, seed=seed,
+                                   attention=attention), seed, batch, lr)
         self.reference = (f"a guess: ln({n_symbols}) x {length} / {length + 1} per step",
                           float(np.log(n_symbols) * length / (length + 1)))
 
@@ -342,7 +345,8 @@ class ReverseTask(DrawnTask):
 
     def report(self, seed):
         symbols, sequences = self.accuracy()
-        return [f"EncoderDecoder ({n_parameters(self.model):,} parameters), greedy decoding of "
+        kind = "" if self.model.attention is None else f", {self.model.attention} attention"
+        return [f"EncoderDecoder ({n_parameters(self.model):,} parameters{kind}), greedy decoding of "
                 f"held-out sequences of {self.shape['length']} symbols: {symbols:.1%} of the "
                 f"{self.shape['length'] + 1} output symbols and {sequences:.1%} of the whole "
                 f"sequences right (chance per symbol {1 / self.shape['n_symbols']:.1%})"]

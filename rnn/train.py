@@ -278,6 +278,7 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
         LeakyRNN, DeepRNN, MemoryNetwork, EchoStateNetwork, a Recurrence, or a model with ``run_for_loss(xs, ys, **state)`` and
         ``carry(run)`` (a model with only ``loss`` is refused: its state could not be carried)
     xs, ys : (T, ...) inputs and (T,) / (T, B) targets, e.g. from ``datasets.stream_batches``
+        (float targets (T, n_out) / (T, B, n_out) for a model with ``criterion="squared_error"``)
     chunk : int, steps per chunk (gradients do not cross chunk boundaries)
     h0 : initial state, default zeros
     on_step : callable ``(step, loss_per_step, grad_norm)``, called after every chunk

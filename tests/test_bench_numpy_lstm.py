@@ -61,3 +61,19 @@ def test_the_benchmarked_user_lstm_cell_equals_the_numpy_lstm(batch):
     assert loss.item() == pytest.approx(expected_loss, rel=1e-12)
     for (name, p), g in zip(cell.named_parameters(), tg.grad(loss, cell.parameters())):
         np.testing.assert_allclose(g, expected[name], rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_benchmarked_rnn_lstm_on_the_stacked_parameters_equals_the_numpy_lstm(batch):
+    params, xs, ys = _setup(batch)
+    model = designs.builtin_lstm(params)
+    loss = model.loss(xs, ys)
+    expected_loss, expected = nl.per_step(params, xs, ys)
+    assert loss.item() == pytest.approx(expected_loss, rel=1e-12)
+    grads = dict(zip((k for k, _ in model.named_parameters()), tg.grad(loss, model.parameters())))
+    stacked = {"Ux": np.concatenate([grads[f"U{k}"] for k in ("f", "g", "o", "")]),
+               "Wh": np.concatenate([grads[f"W{k}"] for k in ("f", "g", "o", "")]),
+               "b": np.concatenate([grads[f"b{k}"] for k in ("f", "g", "o", "")]),
+               "V": grads["V"], "c": grads["c"]}
+    for name, g in stacked.items():
+        np.testing.assert_allclose(g, expected[name], rtol=1e-10, atol=1e-13, err_msg=name)

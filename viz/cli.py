@@ -41,6 +41,7 @@ from .explorer import explore
 from .figures import FIGURES, figure
 from .opgraph import gradient_norms, graph
 from .page import Page, figure_caption
+from .playground import add_parser as add_playground_parser
 from .render import OutputPathError, save
 from .views import folded, unrolled
 
@@ -733,6 +734,8 @@ def build_parser():
     p.add_argument("--seed", type=_seed, default=0)
     _checkpoint_every(p)
     p.set_defaults(run=cmd_demo)
+
+    add_playground_parser(sub, _whole)
     return parser
 
 

@@ -13,7 +13,7 @@ unroll follows the scope and naming conventions gets both views.
 
 import re
 
-from rnn.core import innermost, time_step, walk
+from rnn.core import innermost, is_outside, time_step, unroll_scope, walk
 from tinygraph import Parameter
 
 WEIGHT_OPS = frozenset({"matmul", "take", "mul"})   # and the product of addmm
@@ -108,7 +108,7 @@ class Variables:
         return list(dict.fromkeys(name for name, _ in self.keys))
 
 
-def derive(roots, hide=(), window=None, position=time_step):
+def derive(roots, hide=(), window=None, position=time_step, inside=None):
     """Group the DAG behind ``roots`` by variable.
 
     Parameters
@@ -126,8 +126,18 @@ def derive(roots, hide=(), window=None, position=time_step):
         the length of the unroll beyond one walk over its nodes.
     position : callable scope -> int or None
         Where a node sits: its time step (default), or :func:`tree_node` for a tree.
+    inside : str, optional
+        The scope of the unroll (default :func:`unroll_scope` of the roots).  A tensor made
+        outside it that a step reads (another model's states, a memory the user computed) is
+        drawn once, as a static variable (t None), with an edge into every variable that reads
+        it: the named nodes behind it (a name that is also an unroll variable's is prefixed by
+        the outer scope, "elman.h"), or, when nothing behind it is named, the tensor itself as
+        "outside" (only if it requires grad: an unnamed constant is not drawn).  ``False``: no
+        tensor is set apart as outside (the caller places every node with ``position``, as the
+        explorer does).
     """
     hide = frozenset(hide)
+    inside = unroll_scope(roots) if inside is None else (inside or None)
     steps_of = {}
 
     def step_of(node):
@@ -136,20 +146,21 @@ def derive(roots, hide=(), window=None, position=time_step):
             steps_of[scope] = position(scope)
         return steps_of[scope]
 
-    order = walk(list(roots))
+    order = walk(list(roots), stop=lambda n: is_outside(n, inside))
     fixed = {node.name for node in order if isinstance(node, Parameter) and node.name
              and not node.requires_grad}
     variables = [(node, (node.name, step_of(node))) for node in order
-                 if is_variable(node, hide)]
+                 if is_variable(node, hide) and not is_outside(node, inside)]
     keys = dict.fromkeys(key for _, key in variables)
     last = max((t for _, t in keys if t is not None), default=0)
+    outside = _Outside({name for name, _ in keys})
     edges, paths = {}, {}
     for node, dst in variables:
         t = dst[1]
         if window is not None and t is not None and window + 1 < t < last - window:
             continue
-        for src, labels in _feeders(node, hide):
-            key = (src.name, step_of(src))
+        for src, labels in _feeders(node, hide, inside):
+            key = outside.key(src) if is_outside(src, inside) else (src.name, step_of(src))
             merged = list(edges.get((key, dst), ()))
             merged += [w for w in labels if w not in merged]
             edges[(key, dst)] = tuple(merged)
@@ -157,13 +168,36 @@ def derive(roots, hide=(), window=None, position=time_step):
     nodes = {}
     for node, key in variables:
         nodes.setdefault(key, node)
+    for key, node in outside.nodes.items():
+        nodes.setdefault(key, node)
     for src, dst in edges:
         keys.setdefault(src, None)
     return Variables(list(keys), edges, nodes, paths, fixed)
 
 
-def _feeders(node, hide):
-    """(variable, weights on the path) for every variable that ``node`` reaches through unnamed nodes."""
+class _Outside:
+    """Keys (name, None) of the tensors from outside an unroll, each tensor once."""
+
+    def __init__(self, taken):
+        self.taken = taken
+        self.keys = {}
+        self.nodes = {}
+
+    def key(self, node):
+        if id(node) not in self.keys:
+            name = node.name or "outside"
+            if name in self.taken:
+                outer = (node.scope or "").split("/")[0] or "outside"
+                name = f"{outer}.{name}"
+            key = (name, None)
+            self.keys[id(node)] = key
+            self.nodes.setdefault(key, node)
+        return self.keys[id(node)]
+
+
+def _feeders(node, hide, inside=None):
+    """(variable, weights on the path) for every variable that ``node`` reaches through unnamed
+    nodes; a tensor from outside the unroll ``inside`` stands for what is named behind it."""
     out = []
     seen = set()
     stack = _parents_with_weights(node, ())
@@ -172,6 +206,9 @@ def _feeders(node, hide):
         if (id(p), labels) in seen:
             continue
         seen.add((id(p), labels))
+        if is_outside(p, inside):
+            out.extend(_outside_sources(p, labels, hide))
+            continue
         if is_variable(p, hide):
             out.append((p, labels))
             continue
@@ -179,6 +216,28 @@ def _feeders(node, hide):
             continue
         stack.extend(_parents_with_weights(p, labels))
     return out
+
+
+def _outside_sources(node, labels, hide):
+    """The named nodes behind a tensor made outside the unroll (through unnamed nodes, with the
+    weights on the way); the tensor itself when nothing behind it is named and it requires grad."""
+    found = []
+    seen = set()
+    stack = [(node, labels)]
+    while stack:
+        p, path = stack.pop()
+        if (id(p), path) in seen:
+            continue
+        seen.add((id(p), path))
+        if is_variable(p, hide):
+            found.append((p, path))
+            continue
+        if p.op is None or param_behind(p, through_bias=True) is not None:
+            continue
+        stack.extend(_parents_with_weights(p, path))
+    if not found and node.requires_grad and param_behind(node, through_bias=True) is None:
+        found.append((node, labels))
+    return found
 
 
 def _parents_with_weights(node, labels):

@@ -23,13 +23,14 @@ import html
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 import rnn
 import tinygraph as tg
 from rnn.core import time_step, walk
-from rnn.diagnostics import own_run, part_nodes, run_connectivity
+from rnn.diagnostics import own_run, part_nodes, run_connectivity, run_saturation
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, html_text, render
@@ -118,9 +119,11 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
                     _bundle(model, xs, ys, h0, part, steps)))
     current = bundles[-1][1]                   # the model's own parameters: its drawings serve all
     svg, templates = current.pop("svg"), current.pop("templates")
+    sources = current.pop("template_sources")
     for _, b in bundles[:-1]:
         b.pop("svg")
-        if b.pop("templates") != templates:
+        b.pop("templates")
+        if b.pop("template_sources") != sources:
             raise tg.ConfigError("viz.explore: the parameters before training give another "
                                  "op structure than the model's")
     data = {
@@ -147,10 +150,15 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
     keys = list(variables.nodes)
     grads = {}
     order = []
-    if run.loss is not None:
+    by_step = _op_nodes(roots, set(detail), own)
+    op_grads = {}
+    if run.loss is not None:          # one sweep for the variables and the op nodes
         wanted = [k for k in keys if variables.nodes[k].requires_grad]
-        values = tg.grad(run.loss, [variables.nodes[k] for k in wanted], retain_graph=True)
+        op_nodes = [n for t in sorted(by_step) for n in by_step[t] if n.requires_grad]
+        values = tg.grad(run.loss, [variables.nodes[k] for k in wanted] + op_nodes,
+                         retain_graph=True)
         grads = dict(zip(wanted, values))
+        op_grads = {id(n): g for n, g in zip(op_nodes, values[len(wanted):])}
         order = tg.sweep_order(run.loss)
     position = {id(n): i for i, n in enumerate(order)}
     key_of = {id(variables.nodes[k]): k for k in keys}
@@ -175,16 +183,34 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
             entry["grad"][key] = None if g is None else _vector(g)
             entry["vhist"][key] = _histogram(node.data)
             entry["ghist"][key] = None if g is None else _histogram(g)
-    ops, templates = _op_steps(roots, detail_set, position, run.loss, own)
+    ops, template_graphs = _op_steps(by_step, position, op_grads)
     diag = _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length)
-    svg = None if not draw else {
-        "folded": _folded_svg(model, _own_variables(roots, own, run, h0, window=KEEP)),
-        "summary": _unrolled_svg(model, variables, None),
-        "windows": [_unrolled_svg(model, variables, range(a, b + 1)) for a, b in windows]}
+    svg, templates = None, None
+    if draw:
+        views = ([_folded_graph(model, _own_variables(roots, own, run, h0, window=KEEP)),
+                  _unrolled_graph(model, variables, None)]
+                 + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
+        texts = _svg_texts(template_graphs + views)
+        split = len(template_graphs)
+        templates, (folded, summary, *drawn) = texts[:split], texts[split:]
+        svg = {"folded": folded, "summary": summary, "windows": drawn}
     return {"steps": steps, "names": names, "windows": windows, "detail": detail,
             "loss": None if run.loss is None else _shown(run.loss.item()),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
-            "diag": diag, "svg": svg, "templates": templates}
+            "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run),
+            "template_sources": [g.source for g in template_graphs]}
+
+
+def _alignment(run):
+    """A design with attention: α(t, k) of the run (the first sequence of a batch) as rows t
+    (decoder steps) and columns k (encoder steps), with the variables that hovering (t, k)
+    lights up: the decoder's at step t, the encoder's at step k.  None without attention."""
+    alphas = getattr(run, "attention", None)
+    if not alphas:
+        return None
+    rows = [np.asarray(a.data if a.ndim == 1 else a.data[0]) for a in alphas]
+    return {"cells": [[_num(v) for v in row] for row in rows],
+            "decoder": ["s", "α", "ctx", "o", "L", "y"], "encoder": ["x", "h"]}
 
 
 def _own_variables(roots, own, run, h0, window=None):
@@ -209,7 +235,7 @@ def _own_variables(roots, own, run, h0, window=None):
             return time_step(scope)
         return outside.setdefault(scope, -1 - len(outside))
 
-    found = derive(roots, hide=BOOK_HIDDEN, window=window, position=position)
+    found = derive(roots, hide=BOOK_HIDDEN, window=window, position=position, inside=False)
     scope_of = {code: scope for scope, code in outside.items()}
     rename = {}
     for (name, t), node in found.nodes.items():
@@ -231,7 +257,20 @@ def _own_variables(roots, own, run, h0, window=None):
         for k, node in enumerate(states, start=1):
             if (part, k) in nodes:
                 nodes[(part, k)] = node
-    return Variables(keys, edges, {k: nodes[k] for k in keys if k in nodes})
+    return _Variables(keys, edges, {k: nodes[k] for k in keys if k in nodes})
+
+
+class _Variables(Variables):
+    """Variables whose names are found once: the views ask for them many times per window,
+    and a long run has tens of thousands of keys."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._names = list(dict.fromkeys(name for name, _ in self.keys))
+
+    @property
+    def names(self):
+        return list(self._names)
 
 
 def _symbols(symbols):
@@ -263,7 +302,7 @@ def _windows(steps):
 
 def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
-           "saturation": _nums(rnn.saturation(model, xs, ys, h0=h0, steps=length)), "notes": []}
+           "saturation": _nums(run_saturation(run, own)), "notes": []}
     parts = getattr(model, "parts", {}) or {}
     if run.losses:
         rows = None
@@ -286,8 +325,9 @@ def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
                 out["notes"].append(f"'{name}' needs no gradient in this run (nothing it is "
                                     "computed from is trained): no connectivity for it")
         if heat:
-            matrices = run_connectivity(run, heat, "viz.explore", rows, own)
-            out["connectivity"] = {name: _binned(m, rows) for name, m in matrices.items()}
+            height = max(time_step(l.scope) for l in run.losses)
+            matrices = run_connectivity(run, heat, "viz.explore", rows, own, compact=True)
+            out["connectivity"] = {name: _binned(m, rows, height) for name, m in matrices.items()}
     else:
         out["notes"].append("no loss terms (no targets ys): no gradients, connectivity or sweep")
     if part not in parts:
@@ -328,35 +368,46 @@ def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
     return out
 
 
-def _binned(matrix, rows):
-    """The heatmap: loss terms t (rows) and steps k (columns) in at most HEAT_BINS bins each, a
-    bin showing its largest entry (None where one is not finite); with sampled ``rows``, one row
-    per sampled loss term."""
-    height, width = matrix.shape
+def _binned(matrix, rows, height):
+    """The heatmap: loss terms t = 1..height (rows) and steps k (columns) in at most HEAT_BINS
+    bins each, a bin showing its largest entry (None where one is not finite); with sampled
+    ``rows`` (increasing), ``matrix`` holds only those rows and the heatmap has one row per
+    sampled loss term."""
+    width = matrix.shape[1]
 
     def edges(n):
         return np.unique(np.linspace(0, n, min(n, HEAT_BINS) + 1).round().astype(int))
     col_edges, row_edges = edges(width), edges(height)
     if rows is None:
-        blocks = [matrix[a:b] for a, b in zip(row_edges, row_edges[1:])]
+        picked, finite = _block_max(matrix, row_edges, 0)
     else:
-        blocks = [matrix[t - 1:t] for t in rows]
-    cells = [[_cell(block[:, a:b]) for a, b in zip(col_edges, col_edges[1:])] for block in blocks]
+        picked = matrix
+        finite = np.isfinite(picked)
+    picked, finite = _block_max(picked, col_edges, 1, finite)
+    cells = [[_num(v) if ok else None for v, ok in zip(values, oks)]
+             for values, oks in zip(picked.tolist(), finite.tolist())]
     return {"sampled": rows is not None, "rows": None if rows is None else list(rows),
             "row_edges": row_edges.tolist(), "col_edges": col_edges.tolist(), "cells": cells,
             "height": height, "width": width,
             "exact": rows is None and len(col_edges) == width + 1 and len(row_edges) == height + 1}
 
 
-def _cell(block):
-    """A heatmap bin: its largest entry, or None (drawn as such) if any entry is NaN or infinite."""
-    return _num(block.max()) if np.isfinite(block).all() else None
+def _block_max(matrix, edges, axis, finite=None):
+    """The largest entry of each block of ``matrix`` between consecutive ``edges`` along
+    ``axis``, and whether every entry of the block is finite (a bin drawn as None if not)."""
+    finite = np.isfinite(matrix) if finite is None else finite
+    if len(edges) < 2:
+        shape = list(matrix.shape)
+        shape[axis] = 0
+        return np.zeros(shape), np.zeros(shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return (np.maximum.reduceat(matrix, edges[:-1], axis=axis),
+                np.logical_and.reduceat(finite, edges[:-1], axis=axis))
 
 
-def _op_steps(roots, detail, position, loss, own):
-    """The op-level DAG of each step in ``detail`` (the nodes this run made, ``own``): per step,
-    its template (the op structure, shared by all steps that have the same one) and each op
-    node's norms and sweep position."""
+def _op_nodes(roots, detail, own):
+    """{t: the op nodes of step t} for each step in ``detail`` (the nodes this run made,
+    ``own``), in the order the graph is walked."""
     by_step = {}
     for node in walk(roots):
         if not own(node.scope):
@@ -364,10 +415,14 @@ def _op_steps(roots, detail, position, loss, own):
         t = time_step(node.scope)
         if t in detail and param_behind(node) is None:
             by_step.setdefault(t, []).append(node)
-    grads = {}
-    if loss is not None:
-        nodes = [n for t in sorted(by_step) for n in by_step[t] if n.requires_grad]
-        grads = {id(n): g for n, g in zip(nodes, tg.grad(loss, nodes, retain_graph=True))}
+    return by_step
+
+
+def _op_steps(by_step, position, grads):
+    """The op-level DAG of each step of ``by_step`` (from :func:`_op_nodes`): per step, its
+    template (the op structure, shared by all steps that have the same one) and each op node's
+    norms (gradients from ``grads``, id -> array) and sweep position.  The templates are
+    Digraphs, rendered by the caller."""
     templates, index, steps = [], {}, {}
     for t in sorted(by_step):
         nodes = by_step[t]
@@ -376,7 +431,7 @@ def _op_steps(roots, detail, position, loss, own):
                            tuple(local.get(id(p), _outside(p, t)) for p in n.parents)) for n in nodes)
         if signature not in index:
             index[signature] = len(templates)
-            templates.append(_op_svg(nodes, local, t))
+            templates.append(_op_graph(nodes, local, t))
         steps[str(t)] = {"template": index[signature], "nodes": [
             [_shown(_norm(n.data)),
              None if id(n) not in grads else _shown(_norm(grads[id(n)])),
@@ -414,7 +469,7 @@ def _of_parameters(node, limit=64):
     return True
 
 
-def _op_svg(nodes, local, t):
+def _op_graph(nodes, local, t):
     g = new_digraph("ops")
     g.attr(rankdir="LR", nodesep="0.15", ranksep="0.3")
     g.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname="Helvetica",
@@ -435,20 +490,29 @@ def _op_svg(nodes, local, t):
                 g.node(outside[text], label=f"<{html_text(text)}>", shape="box", style="filled",
                        fillcolor="#dbe9f6", fontsize="9")
             g.edge(outside[text], f"op{j}")
-    return _svg_text(g)
+    return g
 
 
-def _folded_svg(model, variables):
+def _folded_graph(model, variables):
     g = new_digraph(f"{model.name}_folded")
     draw_folded(g, variables, "f", getattr(model, "edge_label", None))
-    return _svg_text(g)
+    return g
 
 
-def _unrolled_svg(model, variables, shown):
+def _unrolled_graph(model, variables, shown):
     g = new_digraph(f"{model.name}_unrolled")
     draw_unrolled(g, variables, "u", getattr(model, "edge_label", None), keep=KEEP, shown=shown,
                   gap_text=lambda name, n: f"{html_text(name)} &#215;{n:,}")
-    return _svg_text(g)
+    return g
+
+
+def _svg_texts(graphs):
+    """:func:`_svg_text` of each of ``graphs``, in order: the renderer runs as one process per
+    graph, as many at a time as there are cores (threads only wait for them here)."""
+    if len(graphs) < 2:
+        return [_svg_text(g) for g in graphs]
+    with ThreadPoolExecutor(max_workers=min(len(graphs), os.cpu_count() or 1)) as pool:
+        return list(pool.map(_svg_text, graphs))
 
 
 def _svg_text(g):

@@ -695,3 +695,43 @@ FIGURES.update({
     "10.13": _fig_10_13, "10.14": _fig_10_14, "10.15": _fig_10_15, "10.16": _fig_10_16,
     "10.17": _fig_10_17, "10.18": _fig_10_18,
 })
+
+
+# ------------------------------------------------------------------ beside figure 10.12
+
+def _fig_10_12_attention(steps=4):
+    """Figure 10.12 with attention (Bahdanau et al. 2015, cited at the end of section 10.4),
+    traced from a greedy decode of ``rnn.EncoderDecoder(attention="additive")``: the encoder's
+    states h(1..n_x) stacked as the memory, which every decoder step reads through its weights
+    α(t) into its context ctx(t); C = h(n_x) is only the decoder's initial state."""
+    model = rnn.EncoderDecoder(*_SIZES, seed=0, attention="additive")
+    xs = np.zeros((steps, 1), dtype=np.int64)
+    outputs = model.run(xs, steps=steps, feedback=rnn.Sampler(0.0)).outputs
+    variables = _unlabelled(derive(outputs, hide=("a",)))
+    g = new_digraph("fig10_12_attention")
+    g.attr(nodesep="0.35")
+    drawn = {}
+    for key, label, names, length in (("encoder", "Encoder", ("x", "h"), "x"),
+                                      ("decoder", "Decoder", ("α", "ctx", "s", "o"), "y")):
+        with g.subgraph(name=f"cluster_{key}") as c:
+            c.attr(label=f"<{html_text(label)}>", labelloc="t" if key == "encoder" else "b",
+                   color="#bbbbbb", fontname="Times-Roman", fontsize="18")
+            ids = _unfolded(c, _only(variables, names), key[0], time_labels=_sequence_stamp,
+                            ends=False, shown_as={"o": "y"})
+            for name in names:                         # the last step: name^(n_x) / name^(n_y)
+                text = _subscripted_length("y" if name == "o" else name, length)
+                c.node(ids[(name, steps)], label=f"<{text}>")
+            drawn.update(ids)
+    for name in ("memory", "C"):
+        g.node(name, label=f"<{html_text(name)}>", shape="box" if name == "memory" else "circle")
+        drawn[(name, None)] = name
+    for src, dst in variables.edges:
+        if (src[1] is None or dst[1] is None) and src in drawn and dst in drawn:
+            # only the memory's edges into α(t) and C's from h(n_x) place them: the others
+            # would pull the decoder's steps out of their time order
+            free = dst[0] == "ctx" or (src[0] == "C" and dst[1] is not None)
+            g.edge(drawn[src], drawn[dst], **({"constraint": "false"} if free else {}))
+    return g
+
+
+FIGURES["10.12-attention"] = _fig_10_12_attention

@@ -257,6 +257,9 @@ FIGURE_CAPTIONS = {
                          "without clipping is thrown off, with norm clipping it stays near"),
     "10.18": ("10.12", "explicit memory: a task network that controls writing to and reading "
                        "from memory cells"),
+    "10.12-attention": ("10.4", "figure 10.12 with attention (Bahdanau et al., 2015): every "
+                                "decoder step weighs the encoder's states by α(t) into its "
+                                "context ctx(t); C is only the initial state"),
 }
 
 

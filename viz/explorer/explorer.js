@@ -11,7 +11,7 @@
   const names = D.names;
   const part = D.part;
   const S = { bundle: D.bundles.length - 1, view: "summary", win: 0, sel: null, ops: false,
-              sweep: null, cell: null, heat: null, zoom: 1, page: 0, ask: null };
+              sweep: null, cell: null, heat: null, zoom: 1, page: 0, ask: null, align: null };
   let playing = null;
   const MIN_NODE = 24;               // px across a node circle: the smallest scale drawn
   const FIT_MAX = 4 / 3;             // fit never enlarges past the natural size (1 pt = 4/3 px)
@@ -226,6 +226,11 @@
       nodesOf((p) => p && p.kind === "gap" && S.view === "summary" &&
         ((p.name === "L" && t0 <= hi && t1 >= lo) || (p.name === hp && k0 <= hi && k1 >= lo)))
         .forEach((node) => node.classList.add("hl"));
+    }
+    if (S.align) {                   // alignment cell (t, k): decoder step t, encoder step k
+      const a = B().alignment, [t, k] = S.align;
+      nodesOf((p) => p && p.kind === "var" && ((p.t === t && a.decoder.includes(p.name)) ||
+        (p.t === k && a.encoder.includes(p.name)))).forEach((el) => el.classList.add("hl"));
     }
     graph.classList.toggle("sweeping", S.sweep !== null);
     if (S.sweep !== null) {
@@ -551,6 +556,42 @@
     if (node) keepInView(node);
   }
 
+  // ---------------------------------------------------------------- alignment (attention)
+  function drawAlign() {
+    const a = B().alignment;
+    $("align-panel").style.display = a ? "" : "none";
+    if (!a) return;
+    const canvas = $("align"), ctx = canvas.getContext("2d");
+    const rows = a.cells.length, cols = a.cells[0].length, cw = canvas.width / cols, ch = canvas.height / rows;
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    a.cells.forEach((row, i) => row.forEach((v, j) => {
+      ctx.fillStyle = v > 0 ? colour(v) : "#fff";
+      ctx.fillRect(j * cw, i * ch, Math.ceil(cw), Math.ceil(ch));
+    }));
+    if (S.align) {
+      ctx.strokeStyle = "#000";
+      ctx.lineWidth = 2;
+      ctx.strokeRect((S.align[1] - 1) * cw, (S.align[0] - 1) * ch, cw, ch);
+    }
+  }
+  function alignAt(ev) {
+    const a = B().alignment, r = $("align").getBoundingClientRect();
+    const k = Math.floor(((ev.clientX - r.left) / r.width) * a.cells[0].length) + 1;
+    const t = Math.floor(((ev.clientY - r.top) / r.height) * a.cells.length) + 1;
+    return t >= 1 && k >= 1 && t <= a.cells.length && k <= a.cells[0].length ? [t, k] : null;
+  }
+  function alignCenter(t, k) {      // for tests: canvas pixel of the cell (t, k)
+    const a = B().alignment, canvas = $("align");
+    return { x: ((k - 0.5) * canvas.clientWidth) / a.cells[0].length, y: ((t - 0.5) * canvas.clientHeight) / a.cells.length };
+  }
+  function hoverAlign(ev) {
+    S.align = alignAt(ev);
+    const a = B().alignment;
+    $("align-label").textContent = S.align ? `α(${S.align[0]}, ${S.align[1]}) = ${fmt(a.cells[S.align[0] - 1][S.align[1] - 1])}` : "";
+    decorate();
+    drawAlign();
+  }
+
   // ---------------------------------------------------------------- plots
   function plot(svg, series, opts) {
     const W = +svg.getAttribute("width"), H = +svg.getAttribute("height"), L = 48, R = 8, T = 10 + 13 * series.length, Bm = 34;
@@ -672,6 +713,7 @@
     drawInfo();
     drawSweep();
     drawHeat();
+    drawAlign();
     writeHash();
   }
   function drawAll() {
@@ -735,9 +777,11 @@
   $("heat").addEventListener("mousemove", hoverCell);
   $("heat").addEventListener("mouseleave", () => { S.cell = null; $("heat-label").textContent = ""; decorate(); drawHeat(); });
   $("heat").addEventListener("click", clickCell);
+  $("align").addEventListener("mousemove", hoverAlign);
+  $("align").addEventListener("mouseleave", () => { S.align = null; $("align-label").textContent = ""; decorate(); drawAlign(); });
   window.addEventListener("hashchange", () => { readHash(); drawAll(); });
 
   readHash();
   drawAll();
-  window.explorer = { data: D, state: S, graph: G, cellCenter, clickNode, update };
+  window.explorer = { data: D, state: S, graph: G, cellCenter, alignCenter, clickNode, update };
 })();

@@ -1,0 +1,218 @@
+"""From and to PyTorch: ``rnn.from_torch(module, head)`` and ``model.to_torch()``.
+
+torch is optional: it is imported only inside :func:`from_torch` and :func:`to_torch`.  The
+weight mapping itself is numpy (:func:`from_arrays`, :func:`torch_arrays`), so it is checked
+without torch against arrays torch saved (tests/data).
+
+PyTorch's modules and ours compute the same functions:
+
+- ``nn.RNN`` (tanh): h' = tanh(W_ih x + b_ih + W_hh h + b_hh) is ElmanRNN's U, W and b = b_ih + b_hh;
+- ``nn.LSTM``: the chunks i, f, g, o of W_ih, W_hh and the biases are the LSTM's input gate
+  (``Ug``, ``Wg``, ``bg``), forget gate (``Uf`` ...), input unit (``U``, ``W``, ``b``) and
+  output gate (``Uo`` ...), each bias the sum b_ih + b_hh of its chunk;
+- ``nn.GRU``: the chunks r, z, n are the reset gate (``Ur`` ...), the update gate (``Uu`` ...)
+  and the candidate (``U``, ``W``, ``b`` = b_in, ``bh`` = b_hn) of ``rnn.GRU(reset="after")``,
+  torch's r * (W_hn h + b_hn);
+- layer l and direction: torch's suffix ``_l{l-1}`` / ``_reverse``, ours ``l`` / ``_r`` (none
+  for one layer);
+- the head ``nn.Linear(D * H, n_out)`` on torch's output (the top layer's directions side by
+  side) is V and c.
+
+``to_torch`` puts each of our biases in b_ih and zeros in b_hh (their sum is what counts; the
+GRU's b_hn is ``bh``).  Dropout between torch's layers acts only in training: the model here
+is torch's module in ``eval()`` mode.
+"""
+
+import numpy as np
+
+import tinygraph as tg
+
+from .stacked import suffix
+
+# torch's chunks of the stacked gate weights, in torch's order, as our gate letters
+CHUNKS = {"rnn": ("",), "lstm": ("g", "f", "", "o"), "gru": ("r", "u", "")}
+KINDS = {"rnn": "ElmanRNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def _model_class(kind):
+    from . import models
+    return getattr(models, KINDS[kind])
+
+
+def mapping(kind, layers, bidirectional):
+    """(our suffix, torch suffix) of every layer and direction, in order."""
+    pairs = []
+    for layer in range(1, layers + 1):
+        for reverse in ((False, True) if bidirectional else (False,)):
+            pairs.append((suffix(layers, layer, reverse),
+                          f"_l{layer - 1}" + ("_reverse" if reverse else "")))
+    return pairs
+
+
+def from_arrays(kind, arrays, head_weight, head_bias, layers, bidirectional, dtype=np.float64):
+    """Our model from torch's parameter arrays (``module.state_dict()`` as numpy: names as
+    torch's, ``bias_*`` may be missing for ``bias=False``) and the head's weight and bias."""
+    who = "rnn.from_torch"
+    first = np.asarray(arrays["weight_ih_l0"])
+    H = np.asarray(arrays["weight_hh_l0"]).shape[1]
+    n_in = first.shape[1]
+    head_weight = np.asarray(head_weight)
+    width = H * (2 if bidirectional else 1)
+    if head_weight.ndim != 2 or head_weight.shape[1] != width:
+        raise tg.ShapeError(f"{who}: the head must read the top layer's output of width "
+                            f"{width} ({'2 x ' if bidirectional else ''}hidden_size {H}): "
+                            f"its weight has shape {head_weight.shape}, need (n_out, {width})")
+    n_out = head_weight.shape[0]
+    options = {"reset": "after"} if kind == "gru" else {}
+    model = _model_class(kind)(n_in, H, n_out, dtype=dtype, layers=layers,
+                               bidirectional=bidirectional, **options)
+    chunks = CHUNKS[kind]
+    for ours, theirs in mapping(kind, layers, bidirectional):
+        w_ih = np.asarray(arrays[f"weight_ih{theirs}"])
+        w_hh = np.asarray(arrays[f"weight_hh{theirs}"])
+        zeros = np.zeros(len(chunks) * H)
+        b_ih = np.asarray(arrays.get(f"bias_ih{theirs}", zeros))
+        b_hh = np.asarray(arrays.get(f"bias_hh{theirs}", zeros))
+        for i, gate in enumerate(chunks):
+            rows = slice(i * H, (i + 1) * H)
+            _set(model, f"U{gate}{ours}", w_ih[rows])
+            _set(model, f"W{gate}{ours}", w_hh[rows])
+            if kind == "gru" and gate == "":
+                _set(model, f"b{ours}", b_ih[rows])
+                _set(model, f"bh{ours}", b_hh[rows])
+            else:
+                _set(model, f"b{gate}{ours}", b_ih[rows] + b_hh[rows])
+    _set(model, "V", head_weight)
+    _set(model, "c", np.zeros(n_out) if head_bias is None else np.asarray(head_bias))
+    return model
+
+
+def _set(model, name, value):
+    param = getattr(model, name)
+    if param.shape != value.shape:
+        raise tg.ShapeError(f"rnn.from_torch: {name} of shape {param.shape} cannot take torch's "
+                            f"array of shape {value.shape}")
+    param.data = np.array(value, dtype=param.dtype)
+
+
+def kind_of(model):
+    """"rnn", "lstm" or "gru" for a model that has a PyTorch equivalent, else a clear error."""
+    from .models import GRU, LSTM, ElmanRNN
+    name = type(model).__name__
+    if type(model) is ElmanRNN:
+        kind = "rnn"
+    elif type(model) is LSTM:
+        kind = "lstm"
+        if model.candidate != "tanh":
+            raise tg.ConfigError("LSTM.to_torch: torch's LSTM has a tanh input unit; this one "
+                                 f"has candidate={model.candidate!r}")
+    elif type(model) is GRU:
+        kind = "gru"
+        if model.reset != "after" or model.candidate != "tanh":
+            raise tg.ConfigError("GRU.to_torch: torch's GRU is reset='after' with a tanh "
+                                 f"candidate; this one has reset={model.reset!r}, "
+                                 f"candidate={model.candidate!r} (a different function)")
+    else:
+        raise tg.ConfigError(f"{name}.to_torch: only ElmanRNN, LSTM and GRU have a PyTorch "
+                             "equivalent (nn.RNN, nn.LSTM, nn.GRU)")
+    return kind
+
+
+def torch_arrays(model):
+    """torch's parameter arrays of ``model`` (names as ``module.state_dict()``) and the head's
+    (weight, bias): what :func:`to_torch` loads."""
+    kind = kind_of(model)
+    H = model.n_hidden
+    chunks = CHUNKS[kind]
+    arrays = {}
+    for ours, theirs in mapping(kind, model.layers, model.bidirectional):
+        for letter, key in (("U", "weight_ih"), ("W", "weight_hh"), ("b", "bias_ih")):
+            arrays[f"{key}{theirs}"] = np.concatenate([getattr(model, f"{letter}{g}{ours}").data
+                                                       for g in chunks])
+        arrays[f"bias_hh{theirs}"] = np.concatenate([
+            getattr(model, f"bh{ours}").data if kind == "gru" and g == "" else np.zeros(H)
+            for g in chunks]).astype(model.dtype)
+    return arrays, (model.V.data.copy(), model.c.data.copy())
+
+
+def _torch(who):
+    try:
+        import torch
+    except ImportError:
+        raise tg.ConfigError(f"{who}: needs PyTorch (pip install torch); it is optional and "
+                             "used only by rnn.from_torch and model.to_torch") from None
+    return torch
+
+
+def from_torch(module, head):
+    """The ``rnn`` model equal to a PyTorch recurrent module and its output layer.
+
+    Parameters
+    ----------
+    module : torch.nn.RNN (nonlinearity "tanh"), torch.nn.LSTM or torch.nn.GRU, any
+        ``num_layers`` and ``bidirectional``, ``batch_first=False``, no ``proj_size``
+    head : torch.nn.Linear(D * hidden_size, n_out), applied to torch's output at every step
+
+    Returns
+    -------
+    rnn.ElmanRNN, rnn.LSTM or rnn.GRU(reset="after") with ``layers`` and ``bidirectional`` as
+    the module's and the same weights (in the module's dtype): the same outputs o(t), and
+    ``loss`` the sum over steps of the batch-mean cross-entropy of ``head(module(x)[0])``.
+    """
+    torch = _torch("rnn.from_torch")
+    nn = torch.nn
+    if isinstance(module, nn.LSTM):
+        kind = "lstm"
+    elif isinstance(module, nn.GRU):
+        kind = "gru"
+    elif isinstance(module, nn.RNN):
+        kind = "rnn"
+        if module.nonlinearity != "tanh":
+            raise tg.ConfigError(f"rnn.from_torch: nn.RNN(nonlinearity={module.nonlinearity!r}) "
+                                 "is not supported; ElmanRNN is the tanh recurrence")
+    else:
+        raise tg.ConfigError(f"rnn.from_torch: module must be a torch.nn.RNN, nn.LSTM or nn.GRU, "
+                             f"got {type(module).__name__}")
+    name = type(module).__name__
+    if getattr(module, "batch_first", False):
+        raise tg.ConfigError(f"rnn.from_torch: {name}(batch_first=True) is not supported; "
+                             "rnn models take (T, B, ...) as torch's batch_first=False")
+    if getattr(module, "proj_size", 0):
+        raise tg.ConfigError(f"rnn.from_torch: {name}(proj_size={module.proj_size}) is not "
+                             "supported (an LSTM with projections)")
+    if not isinstance(head, nn.Linear):
+        raise tg.ConfigError(f"rnn.from_torch: head must be a torch.nn.Linear, got "
+                             f"{type(head).__name__}")
+    params = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    dtype = params["weight_ih_l0"].dtype
+    if dtype.kind != "f" or head.weight.detach().cpu().numpy().dtype != dtype:
+        raise tg.DTypeError(f"rnn.from_torch: the module's dtype {dtype} and the head's "
+                            f"{head.weight.dtype} must be the same float dtype")
+    if head.in_features != module.hidden_size * (2 if module.bidirectional else 1):
+        width = module.hidden_size * (2 if module.bidirectional else 1)
+        raise tg.ShapeError(f"rnn.from_torch: head Linear(in_features={head.in_features}, "
+                            f"out_features={head.out_features}) does not fit the {name}'s "
+                            f"output of width {width} (hidden_size {module.hidden_size}"
+                            f"{' x 2 directions' if module.bidirectional else ''})")
+    bias = None if head.bias is None else head.bias.detach().cpu().numpy()
+    return from_arrays(kind, params, head.weight.detach().cpu().numpy(), bias,
+                       module.num_layers, bool(module.bidirectional), dtype=dtype)
+
+
+def to_torch(model):
+    """``(module, head)``: the PyTorch ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` and
+    ``nn.Linear`` equal to ``model`` (see :func:`from_torch`), in the model's dtype."""
+    kind = kind_of(model)
+    torch = _torch(f"{type(model).__name__}.to_torch")
+    nn = torch.nn
+    dtype = torch.float64 if model.dtype == np.float64 else torch.float32
+    cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
+    module = cls(model.n_in, model.n_hidden, num_layers=model.layers,
+                 bidirectional=model.bidirectional, dtype=dtype)
+    head = nn.Linear(model.V.shape[1], model.n_out, dtype=dtype)
+    arrays, (weight, bias) = torch_arrays(model)
+    with torch.no_grad():
+        module.load_state_dict({k: torch.tensor(v, dtype=dtype) for k, v in arrays.items()})
+        head.weight.copy_(torch.tensor(weight, dtype=dtype))
+        head.bias.copy_(torch.tensor(bias, dtype=dtype))
+    return module, head

@@ -1,0 +1,89 @@
+"""tinygraph.rows.grad_rows: several outputs' gradients in one sweep, each row exactly what
+tg.grad of that output gives."""
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph.rows import grad_rows
+
+
+def _graph(dtype=np.float64):
+    """Scalar outputs through every kind of rule: stacked (matmul of a matrix and of a
+    vector, addmm, identity, negative, tanh, sigmoid, mul with broadcasting) and row by row
+    (div, getitem and take as scatters, stack, sum, reshape, transpose, exp)."""
+    rng = np.random.default_rng(3)
+    W = tg.tensor(rng.normal(size=(4, 3)), requires_grad=True, dtype=dtype)
+    b = tg.tensor(rng.normal(size=(3,)), requires_grad=True, dtype=dtype)
+    x = tg.tensor(rng.normal(size=(2, 4)), requires_grad=True, dtype=dtype)
+    v = tg.tensor(rng.normal(size=(4,)), requires_grad=True, dtype=dtype)
+    h1 = tg.tanh(tg.addmm(b, x, W))                    # (2, 3)
+    h2 = tg.sigmoid(tg.matmul(v, W)) * b - h1[1]        # (3,), broadcast mul, getitem
+    h3 = tg.stack([h1[0], h2]) / (tg.exp(b) + 1.0)      # (2, 3)
+    h4 = tg.reshape(tg.transpose(h3), (6,))
+    h5 = tg.take(h4, np.array([0, 2, 2, 5]))
+    outputs = [tg.sum(h1), tg.sum(h2 * h2), tg.sum(h3), tg.sum(h5 * h5), tg.sum(-h4)]
+    return outputs, [W, b, x, v, h1, h2, h3]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_each_row_is_the_gradient_of_its_own_output(dtype):
+    outputs, inputs = _graph(dtype)
+    rows = grad_rows(outputs, inputs)
+    for r, out in enumerate(outputs):
+        expected = tg.grad(out, inputs, retain_graph=True)
+        for i, (got, want) in enumerate(zip(rows, expected)):
+            assert got.shape == (len(outputs),) + inputs[i].shape
+            assert got.dtype == inputs[i].dtype
+            np.testing.assert_allclose(got[r], want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                       atol=1e-6 if dtype == np.float32 else 1e-14,
+                                       err_msg=f"row {r} input {i}")
+
+
+def test_seeds_give_a_jacobian_row_per_unit():
+    rng = np.random.default_rng(0)
+    W = tg.tensor(rng.normal(size=(3, 3)), requires_grad=True)
+    h = tg.tensor(rng.normal(size=(1, 3)), requires_grad=True)
+    out = tg.tanh(tg.matmul(h, W))
+    seeds = np.eye(3).reshape(3, 1, 3)
+    jac = grad_rows([out] * 3, [h], seeds)[0].reshape(3, 3)
+    expected = (1 - out.data.reshape(-1) ** 2)[:, None] * W.data.T     # ∂out_i/∂h_j
+    np.testing.assert_allclose(jac, expected, rtol=1e-12)
+
+
+def test_a_row_that_does_not_reach_an_input_is_zeros():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    c = tg.tensor([3.0, 4.0], requires_grad=True)
+    fixed = tg.tensor(5.0)
+    ga, gc = grad_rows([tg.sum(a * a), tg.sum(c), fixed], [a, c])
+    np.testing.assert_array_equal(ga, [[2.0, 4.0], [0.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(gc, [[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+
+
+def test_the_graph_and_grads_are_left_as_they_were():
+    outputs, inputs = _graph()
+    grad_rows(outputs, inputs)
+    assert all(t.grad is None for t in inputs)
+    expected = tg.grad(outputs[0], inputs[0], retain_graph=True)
+    outputs[0].backward()                       # not freed
+    np.testing.assert_array_equal(inputs[0].grad, expected)
+
+
+def test_a_non_scalar_output_without_a_seed_is_refused():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(tg.BackwardError, match="output 0 has shape \\(2,\\)"):
+        grad_rows([a * 2], [a])
+
+
+def test_a_seed_of_the_wrong_shape_is_refused():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(tg.ShapeError, match="seed 0 has shape \\(3,\\)"):
+        grad_rows([a * 2], [a], [np.ones(3)])
+
+
+def test_a_freed_graph_is_refused():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    out = tg.sum(tg.tanh(a))
+    out.backward()
+    with pytest.raises(tg.GraphFreedError):
+        grad_rows([out], [a])

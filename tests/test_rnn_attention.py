@@ -1,0 +1,191 @@
+"""rnn.EncoderDecoder(attention="additive" | "dot"): the SPEC's equations, exact against an
+independent hand-written numpy forward and BPTT (tests/attention_reference.py) in float64,
+batched and with padded sources; α(t) per decoder step from run(...).attention; α and ctx drawn
+as variables of every decoder step; clear errors."""
+
+import numpy as np
+import pytest
+
+import attention_reference as ref
+import rnn
+import tinygraph as tg
+import viz
+from viz.derive import derive
+
+N_IN, H, N_OUT = 5, 4, 3
+TOL = 1e-12
+NAMES = {None: ["U", "W", "b", "Ud", "Wd", "R", "bd", "V", "c"]}
+NAMES["dot"] = NAMES[None]
+NAMES["additive"] = NAMES[None] + ["Wa", "Ua", "va"]
+
+
+def _model(attention, seed=0):
+    """A model whose every parameter is random (biases too, so every term counts)."""
+    model = rnn.EncoderDecoder(N_IN, H, N_OUT, seed=seed, attention=attention)
+    rng = np.random.default_rng(seed + 10)
+    for name in NAMES[attention]:
+        p = getattr(model, name)
+        p.data = rng.normal(0, 0.7, p.shape)
+    return model
+
+
+def _case(kind, rng):
+    """(xs, ys, mask) of a kind: one sequence of ids, a padded batch of ids, a batch of floats."""
+    if kind == "unbatched":
+        return rng.integers(0, N_IN, 6), rng.integers(0, N_OUT, 4), None
+    if kind == "masked":
+        lengths = np.array([6, 3, 1, 5])
+        mask = (np.arange(6)[:, None] < lengths).astype(int)
+        return rng.integers(0, N_IN, (6, 4)), rng.integers(0, N_OUT, (5, 4)), mask
+    return rng.normal(size=(5, 3, N_IN)), rng.integers(0, N_OUT, (4, 3)), None
+
+
+def _relative(a, b):
+    return np.linalg.norm(np.asarray(a) - np.asarray(b)) / max(np.linalg.norm(b), 1e-300)
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+@pytest.mark.parametrize("kind", ["unbatched", "masked", "floats"])
+def test_loss_and_every_gradient_equal_the_hand_written_bptt(attention, kind):
+    model = _model(attention)
+    xs, ys, mask = _case(kind, np.random.default_rng(3))
+    expected, grads, _ = ref.encoder_decoder_attention(
+        {n: getattr(model, n).data for n in NAMES[attention]}, xs, ys, model.start, attention,
+        mask)
+    loss = model.loss(xs, ys, mask=mask)
+    loss.backward()
+    assert _relative(loss.item(), expected) <= TOL
+    for name in NAMES[attention]:
+        assert _relative(getattr(model, name).grad, grads[name]) <= TOL, name
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+def test_run_attention_is_the_weights_of_every_decoder_step(attention):
+    model = _model(attention)
+    xs, ys, mask = _case("masked", np.random.default_rng(4))
+    _, _, alphas = ref.encoder_decoder_attention(
+        {n: getattr(model, n).data for n in NAMES[attention]}, xs, ys, model.start, attention,
+        mask)
+    run = model.run(xs, ys, mask=mask)
+    assert len(run.attention) == len(ys)
+    assert np.abs(np.stack([a.data for a in run.attention]) - alphas).max() <= 1e-14
+    assert all(a.shape == (4, 6) for a in run.attention)
+
+
+def test_padded_source_positions_get_no_attention_and_the_rows_sum_to_one():
+    model = _model("additive")
+    xs, ys, mask = _case("masked", np.random.default_rng(5))
+    alphas = np.stack([a.data for a in model.run(xs, ys, mask=mask).attention])
+    assert np.all(alphas[:, ~mask.T.astype(bool)] == 0.0)
+    assert np.allclose(alphas.sum(axis=-1), 1.0, rtol=0, atol=1e-15)
+
+
+def test_padding_a_source_does_not_change_its_loss():
+    model = _model("dot")
+    rng = np.random.default_rng(6)
+    short, ys = rng.integers(0, N_IN, 3), rng.integers(0, N_OUT, 4)
+    padded = np.stack([np.r_[short, 0, 0], rng.integers(0, N_IN, 5)], axis=1)
+    mask = np.array([[1, 1, 1, 0, 0], [1] * 5]).T
+    both = model.loss(padded, np.stack([ys, ys], axis=1), mask=mask).item()
+    alone = model.loss(short, ys).item()
+    other = model.loss(padded[:, 1], ys).item()
+    assert both == pytest.approx((alone + other) / 2, rel=1e-13)
+
+
+@pytest.mark.parametrize("attention", [None, "additive", "dot"])
+def test_run_and_loss_agree(attention):
+    model = _model(attention)
+    xs, ys, mask = _case("masked", np.random.default_rng(7))
+    assert model.run(xs, ys, mask=mask).loss.item() == pytest.approx(
+        model.loss(xs, ys, mask=mask).item(), rel=1e-13)
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+def test_gradients_match_finite_differences(attention):
+    model = rnn.EncoderDecoder(3, 2, 2, seed=1, attention=attention)
+    rng = np.random.default_rng(8)
+    xs, ys = rng.normal(size=(3, 2, 3)), rng.integers(0, 2, (2, 2))
+    mask = np.array([[1, 1], [1, 1], [1, 0]])
+    names = NAMES[attention]
+    saved = {n: getattr(model, n) for n in names}
+
+    def loss_of(*params):
+        for n, p in zip(names, params):
+            setattr(model, n, p)
+        try:
+            return model.loss(xs, ys, mask=mask)
+        finally:
+            for n, p in saved.items():
+                setattr(model, n, p)
+    assert tg.gradcheck(loss_of, [saved[n] for n in names], rtol=1e-6)
+
+
+def test_without_attention_the_model_and_its_parameters_are_as_before():
+    plain = rnn.EncoderDecoder(N_IN, H, N_OUT, seed=0)
+    assert plain.attention is None and not hasattr(plain, "Wa")
+    assert plain.run(np.arange(4) % N_IN, np.arange(3) % N_OUT).attention is None
+    additive = rnn.EncoderDecoder(N_IN, H, N_OUT, seed=0, attention="additive")
+    assert [n for n, _ in additive.named_parameters()][-3:] == ["Wa", "Ua", "va"]
+    assert additive.Wa.shape == (H, H) and additive.Ua.shape == (H, H) and additive.va.shape == (H,)
+    assert np.any(additive.va.data != 0)           # else every e(t, k) would start at zero
+    for name in NAMES[None]:
+        assert np.array_equal(getattr(additive, name).data, getattr(plain, name).data)
+
+
+def test_alpha_and_ctx_are_variables_of_every_decoder_step_fed_by_the_encoder_memory():
+    variables = derive(rnn.EncoderDecoder(N_IN, H, N_OUT, attention="additive").trace(3))
+    for t in (1, 2, 3):
+        assert {("α", t), ("ctx", t)} <= set(variables.keys)
+        assert set(variables.edges[(("memory", None), ("α", t))]) == {"Ua", "va"}
+        assert (("memory", None), ("ctx", t)) in variables.edges
+        assert (("α", t), ("ctx", t)) in variables.edges
+        assert variables.edges[(("ctx", t), ("s", t))] == ("R",)
+    assert [("h", k) for k in (1, 2, 3)] == [s for s, d in variables.edges if d == ("memory", None)]
+    assert set(variables.edges[(("s", 1), ("α", 2))]) == {"Wa", "va"}
+
+
+def test_the_folded_view_of_attention_has_the_memory_without_a_delay():
+    source = viz.folded(rnn.EncoderDecoder(N_IN, H, N_OUT, attention="dot")).source
+    ids = {line.split()[0]: line for line in source.splitlines() if "label=<" in line}
+    memory = next(i for i, line in ids.items() if "label=<memory>" in line)
+    alpha = next(i for i, line in ids.items() if "label=<α>" in line)
+    assert any(line.strip().startswith(f"{memory} -> {alpha}") for line in source.splitlines())
+
+
+def test_generation_with_attention_and_a_mask_reads_only_the_unpadded_source():
+    model = _model("additive")
+    rng = np.random.default_rng(9)
+    xs = rng.integers(0, N_IN, (5, 2))
+    mask = np.array([[1, 1], [1, 1], [1, 1], [0, 1], [0, 1]])
+    changed = xs.copy()
+    changed[3:, 0] = (changed[3:, 0] + 1) % N_IN
+    assert np.array_equal(model.generate(xs, 4, mask=mask), model.generate(changed, 4, mask=mask))
+    assert np.array_equal(model.generate(xs, 4, mask=mask)[:, 0], model.generate(xs[:3, 0], 4))
+
+
+def test_an_unknown_attention_is_a_config_error():
+    with pytest.raises(tg.ConfigError, match="attention must be one of"):
+        rnn.EncoderDecoder(N_IN, H, N_OUT, attention="multiplicative")
+
+
+def test_a_mask_of_the_wrong_shape_names_the_design_the_argument_and_the_shapes():
+    model = _model("additive")
+    xs = np.zeros((6, 4), dtype=int)
+    with pytest.raises(tg.ShapeError, match=r"EncoderDecoder: mask .* \(n_x, B\) = \(6, 4\), "
+                                            r"got \(5, 4\)"):
+        model.loss(xs, np.zeros((3, 4), dtype=int), mask=np.ones((5, 4)))
+    with pytest.raises(tg.ShapeError, match="EncoderDecoder: mask= .* needs a batch"):
+        model.loss(np.zeros(6, dtype=int), np.zeros(3, dtype=int), mask=np.ones(6))
+
+
+def test_attention_reverses_sequences_the_plain_encoder_decoder_cannot_at_the_same_budget():
+    from rnn.tasks import ReverseTask, n_parameters
+    tasks = {att: ReverseTask(0, hidden=24, lr=1e-2, length=10, n_symbols=6, attention=att)
+             for att in (None, "dot")}
+    assert n_parameters(tasks[None].model) == n_parameters(tasks["dot"].model)
+    for task in tasks.values():
+        for k in range(200):
+            task.step(k)
+    _, plain = tasks[None].accuracy()
+    _, attending = tasks["dot"].accuracy()
+    assert attending > 0.8 and plain < 0.2        # held-out whole sequences, greedy decoding

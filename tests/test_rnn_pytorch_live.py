@@ -1,0 +1,99 @@
+"""rnn.from_torch and model.to_torch live, where torch is installed (it is optional: the module
+skips, saying why, elsewhere; tests/test_rnn_pytorch.py checks the same mapping without torch
+against arrays torch saved).  Outputs, loss and every gradient equal torch's to 1e-12 in
+float64 for nn.RNN / nn.LSTM / nn.GRU x num_layers {1, 2} x bidirectional, round trips
+included; unsupported modules and heads are refused by name."""
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+from test_rnn_pytorch import CASES, TOL, _our_grads_as_torchs, _relative
+
+torch = pytest.importorskip("torch", reason="torch is optional (only rnn.from_torch and "
+                                            "to_torch use it); the mapping is checked above "
+                                            "against arrays torch saved")
+KINDS = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+
+
+def _torch_pair(kind, layers, bi, seed=0):
+    torch.manual_seed(seed)
+    module = KINDS[kind](3, 4, num_layers=layers, bidirectional=bi, dtype=torch.float64)
+    head = torch.nn.Linear(4 * (2 if bi else 1), 5, dtype=torch.float64)
+    return module, head
+
+
+def _torch_loss(module, head, xs, ys):
+    o = head(module(torch.tensor(xs))[0])
+    loss = torch.nn.functional.cross_entropy(o.reshape(-1, 5), torch.tensor(ys).reshape(-1),
+                                             reduction="sum") / xs.shape[1]
+    return o, loss
+
+
+@pytest.mark.parametrize("kind, layers, bi", CASES)
+def test_from_torch_equals_torch_live(kind, layers, bi):
+    module, head = _torch_pair(kind, layers, bi, seed=7)
+    model = rnn.from_torch(module, head)
+    rng = np.random.default_rng(7)
+    xs, ys = rng.normal(size=(6, 3, 3)), rng.integers(0, 5, (6, 3))
+    o, loss = _torch_loss(module, head, xs, ys)
+    loss.backward()
+    ours = model.loss(xs, ys)
+    ours.backward()
+    assert _relative(np.stack([t.data for t in model(xs)[0]]), o.detach().numpy()) <= TOL
+    assert _relative(ours.item(), loss.item()) <= TOL
+    grads = _our_grads_as_torchs(kind, model, layers, bi, 4)
+    for name, p in module.named_parameters():
+        assert _relative(grads[name], p.grad.numpy()) <= TOL, name
+    assert _relative(grads["head.weight"], head.weight.grad.numpy()) <= TOL
+
+
+@pytest.mark.parametrize("kind, layers, bi", CASES)
+def test_to_torch_round_trips(kind, layers, bi):
+    options = {"reset": "after"} if kind == "gru" else {}
+    cls = {"rnn": rnn.ElmanRNN, "lstm": rnn.LSTM, "gru": rnn.GRU}[kind]
+    model = cls(3, 4, 5, seed=3, layers=layers, bidirectional=bi, **options)
+    module, head = model.to_torch()
+    xs, ys = np.random.default_rng(3).normal(size=(5, 2, 3)), np.zeros((5, 2), dtype=int)
+    o, loss = _torch_loss(module, head, xs, ys)
+    assert _relative(np.stack([t.data for t in model(xs)[0]]), o.detach().numpy()) <= TOL
+    assert _relative(model.loss(xs, ys).item(), loss.item()) <= TOL
+    back = rnn.from_torch(module, head)
+    for name, p in model.named_parameters():
+        assert np.allclose(getattr(back, name).data, p.data, rtol=0, atol=1e-15), name
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: torch.nn.RNN(3, 4, nonlinearity="relu", dtype=torch.float64), "nonlinearity='relu'"),
+    (lambda: torch.nn.LSTM(3, 4, proj_size=2, dtype=torch.float64), "proj_size=2"),
+    (lambda: torch.nn.GRU(3, 4, batch_first=True, dtype=torch.float64), "batch_first=True"),
+    (lambda: torch.nn.Linear(3, 4, dtype=torch.float64), "nn.RNN, nn.LSTM or nn.GRU"),
+])
+def test_unsupported_torch_modules_are_refused_by_name(make, words):
+    with pytest.raises(tg.ConfigError, match=words.replace("(", r"\(")):
+        rnn.from_torch(make(), torch.nn.Linear(4, 5, dtype=torch.float64))
+
+
+def test_a_torch_head_that_does_not_fit_is_refused_with_its_sizes():
+    module = torch.nn.LSTM(3, 4, bidirectional=True, dtype=torch.float64)
+    with pytest.raises(tg.ShapeError, match=r"Linear\(in_features=4, out_features=5\).* width 8"):
+        rnn.from_torch(module, torch.nn.Linear(4, 5, dtype=torch.float64))
+
+
+def test_the_readmes_pytorch_example_runs_as_written(tmp_path, monkeypatch):
+    import contextlib
+    import io
+    import os
+    import re
+    readme = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+    with open(readme, encoding="utf-8") as f:
+        (code,) = [c for c in re.findall(r"```py\n(.*?)```", f.read(), flags=re.S)
+                   if "from_torch" in c]
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("out")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README.md PyTorch example", "exec"), {"__name__": "__readme__"})
+    assert printed.getvalue().split() == ["True"]
+    assert (tmp_path / "out" / "torch_lstm.html").is_file()

@@ -1,0 +1,50 @@
+"""The explorer of a design with attention shows the alignment α(t, k) of the run as a heatmap,
+linked with the graph: hovering cell (t, k) lights up decoder step t and encoder step k."""
+
+import numpy as np
+
+import rnn
+import viz
+from test_viz_explorer_browser import Page, browser  # noqa: F401 - the browser fixture
+
+XS = np.array([[1], [3], [5], [2]])
+YS = np.array([[0], [2], [4]])
+
+
+def _model():
+    return rnn.EncoderDecoder(6, 8, 6, seed=0, attention="additive")
+
+
+def test_the_page_data_has_the_runs_alignment_rows_t_columns_k():
+    model = _model()
+    alignment = viz.explore(model, XS, YS).data["bundles"][-1]["alignment"]
+    expected = np.stack([a.data[0] for a in model.run(XS, YS).attention])
+    np.testing.assert_allclose(alignment["cells"], expected, rtol=1e-5)     # 6 digits, as the page
+    assert len(alignment["cells"]) == 3 and len(alignment["cells"][0]) == 4
+
+
+def test_a_design_without_attention_has_no_alignment():
+    data = viz.explore(rnn.EncoderDecoder(6, 8, 6, seed=0), XS, YS).data
+    assert data["bundles"][-1]["alignment"] is None
+
+
+def test_hovering_an_alignment_cell_lights_decoder_step_t_and_encoder_step_k(browser,  # noqa: F811
+                                                                             tmp_path):
+    model = _model()
+    path = tmp_path / "attention.html"
+    explorer = viz.explore(model, XS, YS)
+    explorer.save(path)
+    names = explorer.data["names"]
+    page = Page(browser, path)
+    centre = page.page.evaluate("window.explorer.alignCenter(2, 3)")
+    box = page.page.locator("#align").bounding_box()
+    page.page.mouse.move(box["x"] + centre["x"], box["y"] + centre["y"])
+    lit = {(names[int(key[1:].split("_")[0])], int(key.split("_")[1])) for key in page.titles("hl")}
+    assert {("α", 2), ("ctx", 2), ("s", 2), ("L", 2), ("h", 3), ("x", 3)} <= lit
+    assert all((name, t) in {("h", 3), ("x", 3)} or t == 2 for name, t in lit)
+    alpha = model.run(XS, YS).attention[1].data[0, 2]
+    assert page.page.inner_text("#align-label") == f"α(2, 3) = {alpha:.6g}"
+    assert page.errors == []
+    page.page.mouse.move(1, 1)
+    assert page.titles("hl") == set()
+    page.close()

@@ -1,0 +1,340 @@
+"""The playground's engine and server, without a browser: configuration bounds, bit-for-bit
+replay, the security rules (token, Host), malformed requests, checkpoints, the command line."""
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+import viz
+from viz.playground import BadRequest, Run, build, check_config, recurrent_weights
+
+WAIT = 120.0      # generous bound for anything the training thread must do (a loaded machine)
+
+
+def _until(predicate, what):
+    end = time.monotonic() + WAIT
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {WAIT:.0f} s: {what}")
+
+
+class Client:
+    def __init__(self, app):
+        self.app = app
+
+    def request(self, method, path, body=None, token=True, host=None, raw=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.app.port, timeout=30)
+        sep = "&" if "?" in path else "?"
+        url = path + (f"{sep}token={self.app.token}" if token else "")
+        headers = {"Host": host or f"127.0.0.1:{self.app.port}"}
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(method, url, body=data, headers=headers)
+        r = conn.getresponse()
+        payload = r.read()
+        conn.close()
+        return r.status, payload
+
+    def state(self):
+        status, payload = self.request("GET", "/api/state")
+        assert status == 200
+        return json.loads(payload)
+
+    def post(self, path, body=None):
+        return self.request("POST", path, body if body is not None else {})
+
+
+@pytest.fixture
+def app(tmp_path):
+    started = viz.playground(hidden=8, delay=3, batch=4, out=str(tmp_path / "out"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def client(app):
+    return Client(app)
+
+
+# ------------------------------------------------------------------ configuration
+
+@pytest.mark.parametrize("field, value, words", [
+    ("hidden", 513, "hidden must be in 1..512"), ("batch", 257, "batch must be in 1..256"),
+    ("delay", 1995, "delay must be in 1..1,994"), ("length", 2001, "length must be in 1..2,000"),
+    ("hidden", "many", "hidden must be a whole number"), ("rho", "nan", "rho must be a finite"),
+    ("design", "transformer", "design must be one of"), ("colour", 1, "unknown configuration")])
+def test_config_out_of_bounds_is_refused_with_its_field(field, value, words):
+    with pytest.raises(BadRequest, match=words):
+        check_config({field: value})
+
+
+def test_config_refuses_a_design_that_does_not_fit_the_task():
+    with pytest.raises(BadRequest, match="lstm does not fit the task signal"):
+        check_config({"design": "lstm", "task": "signal"})
+
+
+def test_reset_rescales_every_recurrent_matrix_to_rho():
+    for design in ("elman", "lstm", "gru"):
+        model, _, _ = build(check_config({"design": design, "rho": 0.5, "hidden": 6}))
+        weights = recurrent_weights(model)
+        assert len(weights) == {"elman": 1, "lstm": 4, "gru": 3}[design]
+        for w in weights:
+            assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.5])
+def test_sgd_moves_the_parameters_by_lr_times_the_clipped_gradient_norm(clip):
+    run = Run(check_config({"hidden": 6, "delay": 4, "rho": 1.5, "optimizer": "sgd", "lr": 0.1,
+                            "clip": clip}))
+    before = np.concatenate([p.data.ravel() for p in run.model.parameters()])
+    _, norm = run.update()
+    after = np.concatenate([p.data.ravel() for p in run.model.parameters()])
+    moved = np.linalg.norm(after - before)
+    assert norm > 0.5
+    assert moved == pytest.approx(0.1 * (min(norm, clip) if clip else norm), rel=1e-9)
+
+
+def test_views_after_the_parameters_blew_up_say_so_instead_of_failing():
+    run = Run(check_config({"hidden": 4, "delay": 2}))
+    run.model.W.data = run.model.W.data * np.nan
+    run.measure()
+    assert "no longer finite" in run.views()["notes"][0]
+
+
+@pytest.mark.parametrize("design, trained", [("elman", True), ("esn", False)])
+def test_the_signal_task_trains_the_recurrence_of_elman_and_only_the_readout_of_esn(design, trained):
+    run = Run(check_config({"task": "signal", "design": design, "hidden": 5, "length": 12}))
+    W, V = run.model.W.data.copy(), run.model.V.data.copy()
+    run.update()
+    assert not np.array_equal(run.model.V.data, V)
+    assert (not np.array_equal(run.model.W.data, W)) == trained
+
+
+# ------------------------------------------------------------------ replay
+
+def _trained(config, updates):
+    run = Run(check_config(config))
+    for _ in range(updates):
+        run.update()
+    return run
+
+
+@pytest.mark.parametrize("task", ["copy", "parity", "chars", "signal"])
+def test_same_seed_and_config_give_the_same_parameters_bit_for_bit(task):
+    config = {"task": task, "hidden": 6, "batch": 3, "trunc": 7, "length": 9, "seed": 5}
+    a, b = _trained(config, 4), _trained(config, 4)
+    assert a.digest() == b.digest()
+    for key, value in a.model.state_dict().items():
+        assert np.array_equal(value, b.model.state_dict()[key])
+    assert a.losses == b.losses
+    assert _trained(dict(config, seed=6), 4).digest() != a.digest()
+
+
+def test_truncation_carries_the_state_detached_into_the_next_chunk():
+    config = check_config({"hidden": 5, "delay": 4, "trunc": 5})      # T = 10: two chunks
+    cut, fresh = Run(config), Run(config)
+    xs, _ = fresh.source.batch(0)
+    with tg.no_grad():
+        h5 = fresh.model.run(xs[:5]).last.data
+    cut.update()
+    assert np.allclose(cut.carried["h0"].data, h5) and not cut.carried["h0"].requires_grad
+    cut.update()
+    assert len(cut.losses) == 2
+
+
+def test_loss_falls_on_copy_with_delay_5():
+    run = _trained({"hidden": 16, "delay": 5, "batch": 16, "lr": 0.02}, 120)
+    assert np.mean(run.losses[-20:]) < 0.6 * np.mean(run.losses[:5])
+
+
+def test_views_are_computed_from_the_current_parameters():
+    run = Run(check_config({"hidden": 6, "delay": 4, "rho": 0.5}))
+    views = run.views()
+    steps = 2 * 3 + 4
+    assert len(views["dldh"]) == steps
+    assert len(views["connectivity"]["cells"]) == steps
+    assert len(views["spectra"]["radius"]) == steps
+    assert 0 < views["lag"]["rate"] < 1
+    direct = rnn.connectivity(run.model, *run.source.probe)
+    assert views["connectivity"]["cells"][-1][-1] == pytest.approx(direct[-1, -1], rel=1e-5)
+    assert "<svg" in views["unrolled"]["svg"] and views["unrolled"]["nodes"]
+
+
+# ------------------------------------------------------------------ the server
+
+def test_a_request_without_the_token_is_refused(client):
+    assert client.request("GET", "/api/state", token=False)[0] == 403
+    assert client.request("GET", "/", token=False)[0] == 403
+    assert client.request("GET", "/api/state?token=wrong", token=False)[0] == 403
+    assert client.request("POST", "/api/play", {}, token=False)[0] == 403
+
+
+def test_a_foreign_host_header_is_refused(client):
+    status, payload = client.request("GET", "/api/state", host="evil.example:80")
+    assert status == 403 and b"Host" in payload
+    assert client.request("GET", "/api/state", host=f"localhost:{client.app.port}")[0] == 200
+
+
+def test_the_page_and_its_assets_are_served_with_the_token(client):
+    status, page = client.request("GET", "/")
+    assert status == 200 and b"Content-Security-Policy" in page
+    assert f"playground.js?token={client.app.token}".encode() in page
+    assert client.request("GET", "/playground.js")[0] == 200
+    assert client.request("GET", "/../setup.cfg")[0] == 404
+
+
+def test_a_burst_of_malformed_requests_all_get_400_and_the_server_still_serves(client):
+    bad = [("POST", "/api/reset", b"{not json"), ("POST", "/api/reset", b"[1, 2]"),
+           ("POST", "/api/reset", json.dumps({"config": {"hidden": 100000}}).encode()),
+           ("POST", "/api/reset", json.dumps({"config": {"hidden": "x"}}).encode()),
+           ("POST", "/api/reset", json.dumps({"config": {"batch": -1}}).encode()),
+           ("POST", "/api/reset", json.dumps({"config": "elman"}).encode()),
+           ("POST", "/api/reset", b"\xff\xfe"), ("POST", "/api/step", b"x" * 5000)] * 5
+    for method, path, raw in bad:
+        status, payload = client.request(method, path, raw=raw)
+        assert status == 400, (path, raw[:40], payload)
+        assert json.loads(payload)["error"]
+    before = client.state()["runs"][0]["steps"]
+    assert client.post("/api/step")[0] == 200
+    _until(lambda: client.state()["runs"][0]["steps"] == before + 1, "one step after the burst")
+
+
+def test_bounds_are_refused_with_a_message(client):
+    status, payload = client.post("/api/reset", {"config": {"hidden": 513}})
+    assert status == 400 and "hidden must be in 1..512" in json.loads(payload)["error"]
+
+
+def test_step_pause_reset_and_rho_change_the_run(client):
+    client.post("/api/reset", {"config": {"hidden": 8, "delay": 3, "batch": 4, "rho": 0.5}})
+    first = _until(lambda: (s := client.state())["config"]["rho"] == 0.5 and s, "the reset")
+    heat = first["runs"][0]["views"]["connectivity"]["cells"]
+    for _ in range(3):
+        client.post("/api/step")
+    _until(lambda: client.state()["runs"][0]["steps"] == 3, "three steps")
+    client.post("/api/reset", {"config": {"hidden": 8, "delay": 3, "batch": 4, "rho": 1.5}})
+    second = _until(lambda: (s := client.state())["config"]["rho"] == 1.5 and s, "the reset")
+    assert second["runs"][0]["steps"] == 0
+    assert second["runs"][0]["views"]["connectivity"]["cells"] != heat
+
+
+def test_play_then_pause_stops_training(client):
+    client.post("/api/play")
+    _until(lambda: client.state()["runs"][0]["steps"] >= 3, "three updates while playing")
+    client.post("/api/pause")
+    paused = _until(lambda: not (s := client.state())["playing"] and s, "the pause")
+    steps = paused["runs"][0]["steps"]
+    time.sleep(0.3)
+    assert client.state()["runs"][0]["steps"] == steps        # a published pause is final
+
+
+def test_side_by_side_runs_train_together(client):
+    client.post("/api/reset", {"config": {"hidden": 6, "delay": 3, "batch": 4, "compare": "lstm"}})
+    _until(lambda: len(client.state()["runs"]) == 2, "two runs")
+    client.post("/api/step")
+    state = _until(lambda: (s := client.state())["runs"][1]["steps"] == 1 and s, "a step of both")
+    assert [r["config"]["design"] for r in state["runs"]] == ["elman", "lstm"]
+    assert state["runs"][0]["steps"] == 1
+
+
+def test_the_replay_through_the_server_matches_a_fresh_run(client):
+    config = {"hidden": 8, "delay": 3, "batch": 4, "seed": 11}
+    client.post("/api/reset", {"config": config})
+    for _ in range(5):
+        client.post("/api/step")
+    state = _until(lambda: (s := client.state())["runs"][0]["steps"] == 5 and s, "five steps")
+    assert state["runs"][0]["digest"] == _trained(config, 5).digest()
+
+
+def test_checkpoint_saves_and_resumes_in_out_atomically(client, app):
+    for _ in range(3):
+        client.post("/api/step")
+    saved = _until(lambda: (s := client.state())["runs"][0]["steps"] == 3 and s, "three steps")
+    client.post("/api/save")
+    path = os.path.join(app.engine.out, "playground_0.npz")
+    _until(lambda: os.path.exists(path), "the checkpoint")
+    client.post("/api/step")
+    _until(lambda: client.state()["runs"][0]["steps"] == 4, "a fourth step")
+    client.post("/api/resume")
+    resumed = _until(lambda: (s := client.state())["runs"][0]["steps"] == 3 and s, "the resume")
+    assert resumed["runs"][0]["digest"] == saved["runs"][0]["digest"]
+    assert sorted(os.listdir(app.engine.out)) == ["playground_0.npz"]
+
+
+def test_without_out_save_is_refused():
+    started = viz.playground(hidden=4, delay=2)
+    try:
+        status, payload = Client(started).post("/api/save")
+        assert status == 400 and "--out" in json.loads(payload)["error"]
+    finally:
+        started.stop()
+
+
+def test_a_users_own_model_and_task_from_python():
+    model = rnn.GRU(2, 5, 2, seed=1)
+    started = viz.playground(model, lambda batch, seed: rnn.problems.running_parity(batch, 6, seed))
+    try:
+        client = Client(started)
+        assert started.url in started._repr_html_().replace("&amp;", "&")
+        client.post("/api/step")
+        state = _until(lambda: (s := client.state())["runs"][0]["steps"] == 1 and s, "a step")
+        assert state["custom"] and state["runs"][0]["name"].startswith("gru")
+        assert client.post("/api/reset", {"config": {"compare": "lstm"}})[0] == 400
+    finally:
+        started.stop()
+
+
+def test_a_task_that_raises_is_shown_and_the_server_goes_on():
+    calls = []
+
+    def task(batch, seed):
+        calls.append(seed)
+        if len(calls) > 2:          # the held-out batch and the first update's batch are fine
+            raise RuntimeError("the user's data ran out")
+        return rnn.problems.running_parity(batch, 4, seed)
+
+    started = viz.playground(rnn.ElmanRNN(2, 3, 2, seed=0), task)
+    try:
+        client = Client(started)
+        client.post("/api/play")
+        state = _until(lambda: (s := client.state())["error"] and s, "the error shown")
+        assert "RuntimeError: the user's data ran out" in state["error"]
+        assert not state["playing"] and state["runs"][0]["steps"] == 1
+        assert client.post("/api/pause")[0] == 200
+    finally:
+        started.stop()
+
+
+def test_the_command_line_prints_its_url_and_ctrl_c_stops_it(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-m", "viz.cli", "playground", "--no-browser",
+                             "--out", str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("tinygraph playground: http://127.0.0.1:")
+        url = line.split(": ", 1)[1].strip()
+        port = int(url.split(":")[2].split("/")[0])
+        token = url.split("token=")[1].split("#")[0]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", f"/api/state?token={token}")
+        assert conn.getresponse().status == 200
+        conn.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=WAIT) == 0
+        assert os.path.exists(tmp_path / "playground_0.npz")      # saved on the way out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()

@@ -1,0 +1,167 @@
+"""The playground in a real browser (Playwright driving the system's Chromium), the server
+started by a fixture on a free port.  Skipped without Chromium or playwright, saying why; under
+CI (CI=true) that skip is an error.  The page's CSP forbids eval, so the tests poll with
+``page.evaluate`` (which the CSP does not cover) instead of ``wait_for_function``."""
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+import viz
+from test_viz_playground import Client
+
+WAIT = 120.0
+
+
+def _missing():
+    try:
+        import playwright.sync_api  # noqa: F401 - only whether it imports
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    if shutil.which("chromium") is None:
+        return "no Chromium found on PATH (Debian: apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run under CI: {reason}")
+        pytest.skip(f"browser tests skipped: {reason}")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=shutil.which("chromium"),
+                                     args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def app():
+    started = viz.playground(hidden=16, delay=5, batch=16, lr=0.02)
+    yield started
+    started.stop()
+
+
+class Page:
+    def __init__(self, browser, url):
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.errors = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(url)
+        self.until("document.body.dataset.version !== undefined", "the first snapshot")
+
+    def until(self, expression, what):
+        end = time.monotonic() + WAIT
+        while time.monotonic() < end:
+            value = self.page.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"not within {WAIT:.0f} s: {what}")
+
+    def steps(self):
+        return self.page.evaluate("+document.querySelector('.run').dataset.steps")
+
+    def close(self):
+        assert self.errors == []
+        self.page.close()
+
+
+def test_play_and_the_loss_falls_on_copy_with_delay_5(browser, app):
+    page = Page(browser, app.url)
+    page.page.click("#b-play")
+    page.until("+document.querySelector('.run').dataset.steps >= 150", "150 updates")
+    page.page.click("#b-pause")
+    state = Client(app).state()
+    losses = [v for _, v in state["runs"][0]["loss"]]
+    assert sum(losses[-20:]) / 20 < 0.6 * sum(losses[:5]) / 5
+    assert page.page.locator(".run svg.p-loss polyline").count() == 1
+    page.close()
+
+
+def _heat(page):
+    return page.page.evaluate("document.querySelector('.heat').toDataURL()")
+
+
+def test_pause_change_rho_reset_and_the_heatmap_changes(browser, app):
+    page = Page(browser, app.url)
+    page.page.click("#b-play")
+    page.until("+document.querySelector('.run').dataset.steps >= 3", "a few updates")
+    page.page.click("#b-pause")
+    page.until("document.querySelector('#b-play').classList.contains('on') === false", "paused")
+    before = _heat(page)
+    page.page.fill("#c-rho", "0.3")
+    page.page.dispatch_event("#c-rho", "change")
+    page.page.click("#b-reset")
+    page.until("+document.querySelector('.run').dataset.steps === 0", "the reset")
+    assert Client(app).state()["config"]["rho"] == 0.3
+    page.until(f"document.querySelector('.heat').toDataURL() !== {json.dumps(before)}",
+               "the heatmap redrawn")
+    assert "rho=0.3" in page.page.evaluate("location.hash")
+    page.close()
+
+
+def test_the_hash_restores_the_configuration(browser, app):
+    base = app.url.split("#")[0]
+    page = Page(browser, base + "#design=gru&task=copy&delay=4&hidden=7&rho=0.8&seed=9&clip=0")
+    page.until("document.querySelector('.run-title').textContent.startsWith('gru (7 hidden)')",
+               "the run of the hash")
+    config = Client(app).state()["config"]
+    assert (config["design"], config["hidden"], config["delay"], config["seed"], config["rho"],
+            config["clip"]) == ("gru", 7, 4, 9, 0.8, 0.0)
+    assert page.page.input_value("#c-hidden") == "7" and page.page.input_value("#c-design") == "gru"
+    page.close()
+
+
+def test_the_link_replays_the_same_run_bit_for_bit(browser, app):
+    page = Page(browser, app.url.split("#")[0] + "#hidden=6&delay=3&seed=4&batch=4")
+    page.until("document.querySelector('.run-title').textContent.startsWith('elman (6 hidden)')",
+               "the run of the hash")
+    for _ in range(4):
+        page.page.click("#b-step")
+        time.sleep(0.05)
+    digest = page.until("document.querySelector('.run').dataset.steps === '4' && "
+                        "document.querySelector('.run').dataset.digest", "four steps")
+    link = page.page.url
+    page.page.click("#b-reset")
+    page.until("document.querySelector('.run').dataset.steps === '0'", "the reset")
+    second = Page(browser, link)
+    for _ in range(4):
+        second.page.click("#b-step")
+        time.sleep(0.05)
+    again = second.until("document.querySelector('.run').dataset.steps === '4' && "
+                         "document.querySelector('.run').dataset.digest", "four steps again")
+    assert again == digest
+    page.close()
+    second.close()
+
+
+def test_a_click_on_a_node_shows_its_value_and_gradient_norms(browser, app):
+    page = Page(browser, app.url)
+    page.until("document.querySelectorAll('.graph g.node').length > 0", "the unrolled view")
+    page.page.locator(".graph g.node").first.click()
+    text = page.page.inner_text(".info")
+    assert "‖value‖ =" in text and "‖∂L/∂" in text
+    page.close()
+
+
+def test_without_the_token_the_page_is_403(browser, app):
+    page = browser.new_page()
+    response = page.goto(app.url.split("?")[0])
+    assert response.status == 403
+    page.close()
+
+
+def test_two_tabs_see_the_same_run(browser, app):
+    a, b = Page(browser, app.url), Page(browser, app.url)
+    a.page.click("#b-step")
+    b.until("document.querySelector('.run').dataset.steps === '1'", "the other tab's step")
+    a.close()
+    b.close()

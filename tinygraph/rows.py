@@ -1,0 +1,195 @@
+"""Many gradients in one reverse sweep: the gradient of each of several outputs ("rows")
+with respect to the same inputs, as the rows of one array.
+
+``grad(outputs[r], inputs, grad=seeds[r], retain_graph=True)`` for every row r, in one
+visit of the graph: each node carries the stack of the gradients of the rows that reach
+it, with a leading row axis.  For the rules whose arithmetic is already correct with a
+leading axis (the elementwise ones, matmul's two, identity), one numpy call serves all the
+rows at once; any other rule runs once per row, exactly as backward runs it.  Only the
+nodes on a path to an input are visited, and nothing of the graph is changed (it can be
+back-propagated again).  What diagnostics such as the connectivity ‖∂L(t)/∂h(k)‖ of every
+loss term need, without one engine sweep per term.
+"""
+
+from functools import partial
+
+import numpy as np
+
+from . import ops
+from .errors import BackwardError, DTypeError, ShapeError
+from .tensor import Scatter, Tensor, _sweep_order, _unbroadcast, enable_grad, make_node
+
+
+def _dot_rows(b, g):                   # _matmul_vjp_rows for stacked g: g @ b.T on the last axis
+    return np.dot(g, b.T)
+
+
+def _dot_matrix(a, g):                 # _matmul_vjp_matrix for stacked g (n, N, M) or (n, M)
+    if a.ndim == 2:
+        return np.matmul(a.T, g)
+    return a[None, :, None] * g[:, None, :]
+
+
+_MUL_CODES = tuple(v.__code__ for v in ops._mul(np.ones(()), np.ones(()))[1])
+
+# rule -> its form for a stack of gradients (row axis first), given the rule's bound arguments
+_STACKED = {
+    ops._identity: lambda args, g: g,
+    ops._negative: lambda args, g: -g,
+    ops._tanh_vjp: lambda args, g: ops._tanh_vjp(*args, g),
+    ops._sigmoid_vjp: lambda args, g: ops._sigmoid_vjp(*args, g),
+    ops._matmul_vjp_rows: lambda args, g: _dot_rows(*args, g),
+    ops._matmul_vjp_matrix: lambda args, g: _dot_matrix(*args, g),
+}
+
+
+def _stacked_rule(vjp):
+    """``(rule for stacked gradients, its bound arguments)`` of ``vjp``, or None if its
+    arithmetic is not known to be right with a leading row axis."""
+    if type(vjp) is partial and not vjp.keywords and vjp.func in _STACKED:
+        return _STACKED[vjp.func], vjp.args
+    if vjp in _STACKED.keys():
+        return _STACKED[vjp], ()
+    code = getattr(vjp, "__code__", None)
+    if code is not None and code in _MUL_CODES:      # lambda g: g * b (or g * a)
+        factor = vjp.__closure__[0].cell_contents
+        return (lambda args, g: g * args[0]), (factor,)
+    return None
+
+
+def _rows_to_shape(pg, n, shape, dtype):
+    """A stack of ``n`` gradients summed back to ``shape`` each (numpy broadcasting undone on
+    every axis but the first), as an array (n, *shape) of ``dtype``."""
+    extra = pg.ndim - 1 - len(shape)
+    if extra > 0:
+        pg = pg.sum(axis=tuple(range(1, 1 + extra)))
+    elif extra < 0:
+        pg = pg.reshape((n,) + (1,) * -extra + pg.shape[1:])
+    axes = tuple(i + 1 for i, size in enumerate(shape) if size == 1 and pg.shape[i + 1] != 1)
+    if axes:
+        pg = pg.sum(axis=axes, keepdims=True)
+    if pg.shape[1:] != shape:
+        pg = np.broadcast_to(pg, (n,) + shape)
+    return pg.astype(dtype, copy=False)
+
+
+def _one_row(pg, shape, dtype):
+    """One row's gradient from a rule (dense, in the broadcast shape, or a Scatter) as a dense
+    array of ``shape``."""
+    if type(pg) is Scatter:
+        buf = np.zeros(shape, dtype)
+        pg.add_into(buf)
+        return buf
+    pg = np.asarray(pg)
+    if pg.shape != shape:
+        pg = _unbroadcast(pg, shape)
+    return pg.astype(dtype, copy=False)
+
+
+def _apply(vjp, g, shape, dtype):
+    """The parent's gradients (n, *shape) from the node's stacked gradients ``g`` (n, ...)."""
+    n = g.shape[0]
+    stacked = _stacked_rule(vjp)
+    if stacked is not None:
+        rule, args = stacked
+        pg = np.asarray(rule(args, g))
+        if pg.ndim >= 1 and pg.shape[0] == n:
+            return _rows_to_shape(pg, n, shape, dtype)
+    out = np.empty((n,) + shape, dtype)
+    for i in range(n):
+        out[i] = _one_row(vjp(g[i]), shape, dtype)
+    return out
+
+
+def _add_rows(held, rows, values):
+    """Add the gradients ``values`` (one per row of ``rows``, an increasing int array) into
+    ``held`` ((rows, stack) or None); returns the new (rows, stack)."""
+    if held is None:
+        return rows, values
+    have, stack = held
+    if len(have) == len(rows) and (have is rows or np.array_equal(have, rows)):
+        return have, stack + values
+    union = np.union1d(have, rows)
+    total = np.zeros((len(union),) + stack.shape[1:], np.result_type(stack, values))
+    total[np.searchsorted(union, have)] += stack
+    total[np.searchsorted(union, rows)] += values
+    return union, total
+
+
+def grad_rows(outputs, inputs, seeds=None):
+    """The gradient of each of ``outputs`` with respect to each of ``inputs``, in one sweep.
+
+    Parameters
+    ----------
+    outputs : sequence of R Tensors (the rows; one Tensor may appear in several rows, e.g.
+        with one seed per unit for a Jacobian)
+    inputs : sequence of Tensors of the outputs' graphs (leaves or intermediate nodes)
+    seeds : sequence of R arrays, optional
+        Row r's seed, shaped like ``outputs[r]`` (as ``grad=`` of ``tg.grad``); default ones
+        for scalar outputs.
+
+    Returns
+    -------
+    list of np.ndarray, one per input, of shape (R, *input.shape): row r is
+    ``tg.grad(outputs[r], input, grad=seeds[r], retain_graph=True)`` (zeros where row r does
+    not depend on the input, or its output needs no gradient).
+    """
+    outputs, inputs = list(outputs), list(inputs)
+    for what, items in (("outputs", outputs), ("inputs", inputs)):
+        for i, t in enumerate(items):
+            if not isinstance(t, Tensor):
+                raise DTypeError(f"grad_rows: {what} must be Tensors, got {type(t).__name__} "
+                                 f"at position {i}")
+    count = len(outputs)
+    if seeds is None:
+        for r, out in enumerate(outputs):
+            if out.data.size != 1:
+                raise BackwardError(f"grad_rows: output {r} has shape {out.shape}; a non-scalar "
+                                    "output needs a seed of that shape")
+        seeds = [np.ones_like(out.data) for out in outputs]
+    else:
+        seeds = [np.asarray(s) for s in seeds]
+        if len(seeds) != count:
+            raise ShapeError(f"grad_rows: {count} outputs but {len(seeds)} seeds")
+        for r, (out, s) in enumerate(zip(outputs, seeds)):
+            if s.shape != out.shape:
+                raise ShapeError(f"grad_rows: seed {r} has shape {s.shape} but output {r} has "
+                                 f"shape {out.shape}")
+    results = [np.zeros((count,) + t.shape, t.data.dtype) for t in inputs]
+    roots = {}
+    for r, out in enumerate(outputs):
+        if out.requires_grad:
+            roots.setdefault(id(out), (out, []))[1].append(r)
+    if not roots or not inputs:
+        return results
+    with enable_grad():     # a node joining the outputs, so that the engine orders them once
+        join = make_node("grad_rows", np.zeros(()), tuple(o for o, _ in roots.values()),
+                         tuple(None for _ in roots))
+    order = _sweep_order(join)[1:]
+    wanted = {}
+    for i, t in enumerate(inputs):
+        wanted.setdefault(id(t), []).append(i)
+    through = set(wanted)                 # nodes with a path to an input
+    for node in reversed(order):          # parents before the nodes that use them
+        if id(node) not in through and any(id(p) in through for p in node.parents):
+            through.add(id(node))
+    held = {}
+    for key, (out, rows) in roots.items():
+        if key in through:
+            stack = np.stack([seeds[r].astype(out.data.dtype, copy=False) for r in rows])
+            held[key] = (np.array(rows), stack)
+    for node in order:
+        entry = held.pop(id(node), None)
+        if entry is None:
+            continue
+        rows, g = entry
+        for i in wanted.get(id(node), ()):
+            results[i][rows] += g
+        if node._vjps is None:
+            continue
+        for p, vjp in zip(node.parents, node._vjps):
+            if vjp is None or not p.requires_grad or id(p) not in through:
+                continue
+            pg = _apply(vjp, g, p.shape, p.data.dtype)
+            held[id(p)] = _add_rows(held.get(id(p)), rows, pg)
+    return results

@@ -1,0 +1,820 @@
+"""The playground: train a recurrent network live in the browser, computed by the real engine.
+
+``tinygraph playground`` (or :func:`playground` from Python) starts a local server on the
+standard library's ``http.server``, bound to 127.0.0.1.  One background thread trains: every
+update is a :class:`rnn.train.Trainer` step (BPTT over the unrolled DAG, the gradient norm
+clipped by ``tg.clip_grad_norm``), and every few updates the same thread computes the views
+from the current parameters with :mod:`rnn.diagnostics` on one held-out probe sequence: the
+connectivity ‖∂L(t)/∂h(k)‖, ‖∂L/∂h(t)‖ over t, the Jacobians ∂h(t)/∂h(t-1) with their spectra
+and fitted lag-decay rate, and the unrolled view of a short window coloured by gradient norms.
+It publishes them as one JSON snapshot; a request only reads that snapshot under a short lock
+or queues a command, so no request waits for training and every tab sees the same run.
+
+Every request carries the server's random token (compared with ``hmac.compare_digest``), a
+Host header that is not the server's own is refused (403), sizes are bounded (:data:`LIMITS`)
+and anything malformed gets a 400 with a message.  The page's URL hash holds the configuration
+and the seed: the same configuration and seed give the same parameters after N updates, bit for
+bit.  With ``out`` the run is checkpointed there (atomically, ``rnn.save_training``) on request
+and when the server stops, and can be resumed from it; nothing else is read or written.
+"""
+
+import hashlib
+import hmac
+import http.server
+import json
+import math
+import os
+import secrets
+import threading
+import time
+import urllib.parse
+import webbrowser
+
+import numpy as np
+
+import rnn
+import tinygraph as tg
+from rnn import datasets, problems
+from rnn.core import detach_state
+from rnn.diagnostics import part_nodes, run_model
+
+from .derive import derive
+from .explorer import _binned, _num, _nums, _svg_text
+from .views import BOOK_HIDDEN, draw_unrolled, new_digraph
+
+_ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playground")
+ASSETS = {"/": ("playground.html", "text/html; charset=utf-8"),
+          "/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
+          "/playground.css": ("playground.css", "text/css; charset=utf-8")}
+
+DESIGNS = ("elman", "lstm", "gru", "leaky", "esn")
+OPTIMIZERS = ("adam", "sgd")
+TASKS = ("copy", "parity", "chars", "signal")
+FITS = {"copy": ("elman", "lstm", "gru", "leaky"), "parity": ("elman", "lstm", "gru", "leaky"),
+        "chars": ("elman", "lstm", "gru", "leaky"), "signal": ("elman", "esn")}
+LIMITS = {"hidden": (1, 512), "batch": (1, 256), "delay": (1, 1994), "length": (1, 2000),
+          "trunc": (1, 2000), "seed": (0, 2**32 - 1)}
+FLOATS = {"rho": (0.0, 10.0), "lr": (1e-6, 1.0), "clip": (0.0, 1e6)}
+MAX_STEPS = 2000           # time steps of one sequence
+MAX_BODY = 4096            # bytes of a request body
+DEFAULTS = {"design": "elman", "task": "copy", "delay": 5, "length": 20, "hidden": 32,
+            "rho": 1.0, "lr": 0.01, "clip": 1.0, "batch": 16, "trunc": 2000, "seed": 0,
+            "compare": "", "optimizer": "adam"}
+COPY_LENGTH, COPY_SYMBOLS = 3, 8
+HELD_BATCH = 128
+PROBE_ROWS = 100           # up to this many loss terms the connectivity is every row, exactly
+JACOBIAN_STEPS = 30        # the Jacobians of the probe's first steps (one sweep per unit per step)
+WINDOW = 5                 # steps of the unrolled view: the last ones of the probe
+CURVE_POINTS = 400         # points of a curve in the snapshot
+VIEW_SHARE = 0.1           # the views take at most about this share of the training thread's CPU time
+REFRESH_SECONDS = 0.25     # and are refreshed at most this often (CPU seconds of the thread)
+PUBLISH_SECONDS = 0.25     # the curves of a playing run are published at most this often
+SAVE_NAME = "playground_{}.npz"
+
+
+class BadRequest(tg.TinygraphError, ValueError):
+    """A request the playground refuses (400), with the message the page shows."""
+
+
+# ------------------------------------------------------------------ configuration
+
+def check_config(raw, custom=False):
+    """A complete, checked configuration from ``raw`` (a dict of strings or numbers; missing
+    keys take :data:`DEFAULTS`).  Raises BadRequest naming the field, the value and the bound."""
+    if not isinstance(raw, dict):
+        raise BadRequest(f"the configuration must be an object of fields, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        raise BadRequest(f"unknown configuration fields {unknown}; known: {sorted(DEFAULTS)}")
+    config = dict(DEFAULTS, **raw)
+    for key in ("design", "task", "compare", "optimizer"):
+        if not isinstance(config[key], str):
+            raise BadRequest(f"{key} must be a name, got {config[key]!r}")
+    if not custom:
+        if config["task"] not in TASKS:
+            raise BadRequest(f"task must be one of {list(TASKS)}, got {config['task']!r}")
+        for key in ("design", "compare"):
+            value = config[key]
+            if key == "compare" and value == "":
+                continue
+            if value not in DESIGNS:
+                raise BadRequest(f"{key} must be one of {list(DESIGNS)}, got {value!r}")
+            if value not in FITS[config["task"]]:
+                raise BadRequest(f"{key} {value} does not fit the task {config['task']} "
+                                 f"(designs for it: {list(FITS[config['task']])})")
+    elif config["compare"]:
+        raise BadRequest("a model given from Python cannot be compared side by side")
+    if config["optimizer"] not in OPTIMIZERS:
+        raise BadRequest(f"optimizer must be one of {list(OPTIMIZERS)}, got {config['optimizer']!r}")
+    for key, (low, high) in LIMITS.items():
+        config[key] = _whole(key, config[key], low, high)
+    for key, (low, high) in FLOATS.items():
+        config[key] = _real(key, config[key], low, high)
+    if config["rho"] == 0.0 and not custom:
+        raise BadRequest("rho must be > 0 (the spectral radius W is rescaled to)")
+    if config["task"] == "copy" and 2 * COPY_LENGTH + config["delay"] > MAX_STEPS:
+        raise BadRequest(f"delay {config['delay']}: the copy sequence has 2 x {COPY_LENGTH} + "
+                         f"delay steps, at most {MAX_STEPS}")
+    return config
+
+
+def _whole(key, value, low, high):
+    if isinstance(value, str):
+        try:
+            value = int(value, 10)
+        except ValueError:
+            raise BadRequest(f"{key} must be a whole number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{key} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise BadRequest(f"{key} must be in {low}..{high:,}, got {value:,}")
+    return value
+
+
+def _real(key, value, low, high):
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise BadRequest(f"{key} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadRequest(f"{key} must be a finite number, got {value!r}")
+    if not low <= value <= high:
+        raise BadRequest(f"{key} must be in [{low:g}, {high:g}], got {value:g}")
+    return float(value)
+
+
+# ------------------------------------------------------------------ one training run
+
+class _Source:
+    """The data of a run: ``batch(k)`` the (xs, ys) of update k's sequence, ``held`` a fixed
+    held-out batch, ``probe`` one held-out sequence for the views; ``stream`` True for the
+    character model (one long text read chunk after chunk)."""
+
+    stream = False
+
+    def __init__(self, make, seed, batch):
+        self.make, self.seed, self.size = make, seed, batch
+        self.held = make(HELD_BATCH, 2**40 + seed)
+        self.probe = tuple(a[:, :1] for a in self.held)
+
+    def batch(self, number):
+        return self.make(self.size, self.seed * 100_003 + number)
+
+
+class _Stream:
+    stream = True
+
+    def __init__(self, seed, batch, trunc):
+        vocab, ids = datasets.char_corpus("harbour")
+        train_ids, held_ids = datasets.split(ids, rnn.tasks.HELD_OUT)
+        self.vocab = vocab
+        self.xs, self.ys = datasets.stream_batches(train_ids, batch)
+        self.trunc = trunc
+        self.chunks = max(1, len(self.xs) // trunc)
+        held = held_ids[:2001]
+        self.held = (held[:-1], held[1:])
+        self.probe = (held[:min(trunc, 100)][:, None], held[1:min(trunc, 100) + 1][:, None])
+
+
+def _signal(batch, seed, length):
+    """``batch`` windows of problems.delayed_product of ``length`` steps: (T, B, 1) each."""
+    pairs = [problems.delayed_product(length, seed=seed * 1009 + i) for i in range(batch)]
+    return (np.stack([x for x, _ in pairs], axis=1), np.stack([y for _, y in pairs], axis=1))
+
+
+def build(config):
+    """(model, source, recall_length) of a built-in configuration; the recurrent weights W
+    rescaled to the spectral radius ``rho``."""
+    task, design, hidden, seed = config["task"], config["design"], config["hidden"], config["seed"]
+    if task == "signal":
+        model = rnn.EchoStateNetwork(1, hidden, 1, spectral_radius=config["rho"], seed=seed)
+        if design == "elman":            # every weight trained: an Elman network on squared error
+            for p in (model.U, model.W, model.b):
+                p.requires_grad = True
+        source = _Source(lambda b, s: _signal(b, s, config["length"]), seed, config["batch"])
+        return model, source, 0
+    if task == "chars":
+        source = _Stream(seed, config["batch"], config["trunc"])
+        n_in = n_out = len(source.vocab)
+    elif task == "copy":
+        shape = {"length": COPY_LENGTH, "delay": config["delay"], "n_symbols": COPY_SYMBOLS}
+        source = _Source(lambda b, s: datasets.copy_task(b, seed=s, **shape), seed, config["batch"])
+        n_in = n_out = COPY_SYMBOLS + 2
+    else:
+        source = _Source(lambda b, s: problems.running_parity(b, config["length"], seed=s),
+                         seed, config["batch"])
+        n_in = n_out = 2
+    if design == "leaky":
+        model = rnn.LeakyRNN(n_in, hidden, n_out, alpha="learned", seed=seed)
+    else:
+        model = rnn.tasks.SEQUENCE_DESIGNS[design](n_in, hidden, n_out, seed=seed)
+    rescale(model, config["rho"])
+    return model, source, COPY_LENGTH if task == "copy" else 0
+
+
+def recurrent_weights(model):
+    """The square recurrent matrices h(t-1) -> h(t): W, and the gates' Wf, Wg, Wo, Wu, Wr."""
+    hidden = getattr(model, "n_hidden", None)
+    return [p for name, p in model.named_parameters()
+            if name.split(".")[-1].startswith("W") and p.ndim == 2 and p.shape == (hidden, hidden)]
+
+
+def rescale(model, rho):
+    """Scale each recurrent matrix so that its spectral radius is ``rho`` (a no-op for 0)."""
+    if not rho:
+        return
+    with tg.no_grad():
+        for p in recurrent_weights(model):
+            radius = float(np.max(np.abs(np.linalg.eigvals(p.data))))
+            if radius > 0:
+                p.data = p.data * (rho / radius)
+
+
+class Run:
+    """One training run: the model, its Trainer, its data, and what it has measured.
+
+    ``update()`` does one update (a function of the configuration and the update number
+    alone, so that a run replays bit for bit); ``views()`` computes every live view from the
+    current parameters.
+    """
+
+    def __init__(self, config, model=None, task=None, initial=None):
+        self.config = config
+        if model is None:
+            self.model, self.source, self.recall_length = build(config)
+        else:
+            self.model, self.source, self.recall_length = model, task, 0
+            model.load_state_dict(initial)
+            rescale(model, config["rho"])
+        params = self.model.parameters()
+        optimizer = (tg.optim.SGD(params, config["lr"]) if config["optimizer"] == "sgd"
+                     else tg.optim.Adam(params, config["lr"]))
+        self.trainer = rnn.Trainer(self.model, optimizer, clip=config["clip"] or None)
+        self.steps = 0
+        self.losses, self.norms, self.held, self.recall = [], [], [], []
+        self.carried = {}
+        self.views_data = None
+
+    @property
+    def name(self):
+        return f"{self.model.name} ({self.model.n_hidden} hidden)" if hasattr(
+            self.model, "n_hidden") else self.model.name
+
+    def update(self):
+        """Update number ``self.steps``: one chunk of ``trunc`` steps (the state carried,
+        detached, across the chunks of one sequence); returns (loss per step, gradient norm)."""
+        trunc, k = self.config["trunc"], self.steps
+        if self.source.stream:
+            i = k % self.source.chunks
+            xs = self.source.xs[i * trunc:(i + 1) * trunc]
+            ys = self.source.ys[i * trunc:(i + 1) * trunc]
+            if i == 0:
+                self.carried = {}
+        else:
+            steps = self._length()
+            per = -(-steps // trunc)
+            number, i = divmod(k, per)
+            xs, ys = self.source.batch(number)
+            xs, ys = xs[i * trunc:(i + 1) * trunc], ys[i * trunc:(i + 1) * trunc]
+            if i == 0:
+                self.carried = {}
+        run = self.model.run_for_loss(xs, ys, **self.carried)
+        self.carried = {"h0": detach_state(run.last)} if run.last is not None else {}
+        loss, norm = run.loss.item(), self.trainer.update(run.loss)
+        del run
+        self.steps += 1
+        self.losses.append(loss / len(xs))
+        self.norms.append(norm)
+        return self.losses[-1], norm
+
+    def _length(self):
+        return len(self.source.held[0])
+
+    def measure(self):
+        """The held-out loss per step (and recall for the copy task) at this update."""
+        xs, ys = self.source.held
+        with tg.no_grad():
+            if self.source.stream:
+                loss = rnn.stream_loss(self.model, xs, ys)
+            else:
+                loss = self.model.run_for_loss(xs, ys).loss.item() / len(xs)
+        self.held.append((self.steps, loss))
+        if self.recall_length:
+            n = self.recall_length
+            predicted = self.model.predict(xs)
+            self.recall.append((self.steps, float(np.mean(predicted[-n:] == ys[-n:]))))
+
+    def digest(self):
+        """sha256 of every parameter's bytes, in order: equal digests, equal parameters."""
+        h = hashlib.sha256()
+        for name, value in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+        return h.hexdigest()
+
+    def views(self):
+        """Every live view of the probe sequence from the current parameters (a dict)."""
+        model, (xs, ys) = self.model, self.source.probe
+        parts = getattr(model, "parts", {}) or {}
+        part = "h" if "h" in parts else next(iter(parts), "h")
+        out = {"part": part, "notes": []}
+        if not all(np.all(np.isfinite(p.data)) for p in model.parameters()):
+            out["notes"].append(f"update {self.steps}: the parameters are no longer finite (the "
+                                "gradient exploded; clipping prevents it): reset")
+            self.views_data = out
+            return out
+        run = run_model(model, xs, ys)
+        nodes = part_nodes(run, part, "viz.playground")
+        keys = sorted(nodes)
+        if run.loss is not None and all(nodes[k].requires_grad for k in keys):
+            grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
+            out["dldh"] = _nums([np.linalg.norm(g) for g in grads])
+            rows = None
+            if len(run.losses) > PROBE_ROWS:
+                rows = np.unique(np.linspace(1, len(keys), 40).round().astype(int)).tolist()
+            matrix = rnn.connectivity(model, xs, ys, part=part, rows=rows)
+            out["connectivity"] = _binned(matrix, rows)
+            out["unrolled"] = self._unrolled(run)
+        else:
+            out["notes"].append(f"{model.name}: h(t) does not depend on trained weights "
+                                "(a fixed reservoir): no gradient through time to show")
+        if part in parts:
+            jacs = rnn.jacobians(model, xs[:JACOBIAN_STEPS], part=part,
+                                 ys=ys[:JACOBIAN_STEPS])
+            norms, radii = rnn.spectra(jacs)
+            decay = rnn.lag_decay(jacs, max_lag=min(len(jacs), 30), ends=3)
+            eig = np.linalg.eigvals(jacs[-1])
+            out["spectra"] = {"norm": _nums(norms), "radius": _nums(radii),
+                              "eig": [_nums(eig.real), _nums(eig.imag)]}
+            out["lag"] = {"norms": _nums(decay.norms), "rate": _num(decay.rate)}
+        self.views_data = out
+        return out
+
+    def _unrolled(self, run):
+        """The unrolled view of the probe's last WINDOW steps, coloured by ‖∂L/∂v(t)‖, and for
+        each drawn node its variable, step and norms (the click panel)."""
+        variables = derive([run.loss], hide=BOOK_HIDDEN)
+        steps = variables.steps
+        keys = [k for k, n in variables.nodes.items() if n.requires_grad]
+        grads = tg.grad(run.loss, [variables.nodes[k] for k in keys], retain_graph=True)
+        norms = {k: float(np.linalg.norm(g)) for k, g in zip(keys, grads)}
+        g = new_digraph(f"{self.model.name}_unrolled")
+        shown = range(max(1, steps - WINDOW + 1), steps + 1)
+        ids = draw_unrolled(g, variables, "u", getattr(self.model, "edge_label", None),
+                            norms=norms, shown=shown)
+        nodes = {nid: {"name": name, "t": t,
+                       "norm": _num(np.linalg.norm(variables.nodes[(name, t)].data)),
+                       "gnorm": None if (name, t) not in norms else _num(norms[(name, t)])}
+                 for (name, t), nid in ids.items()}
+        return {"svg": _svg_text(g), "nodes": nodes, "first": shown[0], "last": shown[-1]}
+
+
+def _picks(n):
+    """At most CURVE_POINTS indices of 0..n-1, evenly spaced, the last included."""
+    if n <= CURVE_POINTS:
+        return range(n)
+    return np.unique(np.linspace(0, n - 1, CURVE_POINTS).round().astype(int)).tolist()
+
+
+def _curve(pairs):
+    """At most CURVE_POINTS of the (step, value) pairs, evenly spaced, the last included."""
+    return [[pairs[i][0], _num(pairs[i][1])] for i in _picks(len(pairs))]
+
+
+def _series(values):
+    """At most CURVE_POINTS [update, value] of the values of updates 1, 2, ..."""
+    return [[i + 1, _num(values[i])] for i in _picks(len(values))]
+
+
+# ------------------------------------------------------------------ the engine thread
+
+class Engine:
+    """The one training thread and the snapshot the requests read.
+
+    Requests call :meth:`command` (which only queues) and :meth:`snapshot` (which copies bytes
+    under a short lock); everything that touches a model runs in the thread.
+    """
+
+    def __init__(self, config, model=None, task=None, out=None):
+        self.custom = model is not None
+        self.user_model, self.user_task = model, task
+        self.initial = model.state_dict() if model is not None else None
+        self.out = out
+        self.lock = threading.Lock()            # the snapshot and the command queue
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.commands = []
+        self.version = 0
+        self.error = None
+        self.playing = False
+        self.runs = []
+        self.refresh_seconds = REFRESH_SECONDS
+        self._last_views = time.thread_time()
+        self._snapshot = b"{}"
+        self._reset(config)
+        self._publish(views=True)
+        self.thread = threading.Thread(target=self._loop, name="tinygraph-playground", daemon=True)
+        self.thread.start()
+
+    # requests --------------------------------------------------------
+    def command(self, name, config=None):
+        with self.lock:
+            self.commands.append((name, config))
+        self.wake.set()
+
+    def snapshot(self):
+        with self.lock:
+            return self._snapshot
+
+    def stop(self, timeout=0.5):
+        self.stopping.set()
+        self.wake.set()
+        self.thread.join(timeout)
+
+    # the thread ------------------------------------------------------
+    def _reset(self, config):
+        runs = [Run(config, self.user_model, self.user_task, self.initial)]
+        if config["compare"]:
+            runs.append(Run(dict(config, design=config["compare"], compare="")))
+        self.runs = runs
+        self.refresh_seconds = REFRESH_SECONDS
+
+    def _loop(self):
+        self._last_views = time.thread_time()          # this thread's own clock
+        while not self.stopping.is_set():
+            with self.lock:
+                commands, self.commands = self.commands, []
+            self.wake.clear()
+            steps = 0
+            for name, config in commands:
+                try:
+                    steps += self._apply(name, config)
+                except Exception as e:      # noqa: BLE001 - shown in the page; the thread lives on
+                    self._failed(e)
+            if self.playing:
+                steps = max(steps, 1)
+            try:
+                if steps == 0:
+                    if commands:
+                        self._publish(views=True)
+                    self.wake.wait(0.5)
+                    continue
+                for _ in range(steps):
+                    if self.stopping.is_set():
+                        return
+                    self._one_update()
+                if not self.playing:
+                    self._publish(views=True)
+            except Exception as e:          # noqa: BLE001 - e.g. a user's task that raises
+                self._failed(e)
+
+    def _failed(self, e):
+        """Show what went wrong in the page and pause; the server and this thread go on."""
+        self.playing = False
+        self.error = str(e) if isinstance(e, tg.TinygraphError) else f"{type(e).__name__}: {e}"
+        self._publish(views=False)
+
+    def _apply(self, name, config):
+        """A queued command; returns the number of updates it asks for."""
+        if name == "play":
+            self.playing = True
+        elif name == "pause":
+            self.playing = False
+        elif name == "step":
+            self.playing = False
+            return 1
+        elif name == "reset":
+            self.playing = False
+            self.error = None
+            self._reset(config if config is not None else self.runs[0].config)
+        elif name == "save":
+            self.save()
+        elif name == "resume":
+            self.playing = False
+            self.resume()
+        return 0
+
+    def _one_update(self):
+        for run in self.runs:
+            run.update()
+        # the thread's own CPU time, so that a loaded machine does not stretch the interval
+        if time.thread_time() - self._last_views >= self.refresh_seconds:
+            started = time.thread_time()
+            self._publish(views=True)
+            # the views take at most about VIEW_SHARE of the thread's time
+            self.refresh_seconds = max(REFRESH_SECONDS, (time.thread_time() - started)
+                                       * (1 - VIEW_SHARE) / VIEW_SHARE)
+        elif time.perf_counter() - self._last_publish >= PUBLISH_SECONDS:
+            self._publish(views=False)
+
+    def _publish(self, views):
+        runs = []
+        for run in self.runs:
+            if views:
+                if not run.held or run.held[-1][0] != run.steps:
+                    run.measure()
+                try:
+                    run.views()
+                except Exception as e:      # noqa: BLE001 - a view that cannot be computed says why
+                    run.views_data = {"notes": [f"the views failed: {type(e).__name__}: {e}"]}
+            runs.append({"name": run.name, "config": run.config, "steps": run.steps,
+                         "loss": _series(run.losses), "gnorm": _series(run.norms),
+                         "held": _curve(run.held), "recall": _curve(run.recall),
+                         "views": run.views_data, "digest": run.digest()})
+        self._last_publish = time.perf_counter()
+        if views:
+            self._last_views = time.thread_time()
+        with self.lock:
+            self.version += 1
+            state = {"version": self.version, "playing": self.playing, "custom": self.custom,
+                     "config": self.runs[0].config, "error": self.error,
+                     "can_save": self.out is not None, "refresh_seconds": round(self.refresh_seconds, 2),
+                     "runs": runs}
+            self._snapshot = json.dumps(state, separators=(",", ":"), allow_nan=False).encode()
+
+    # checkpoints -----------------------------------------------------
+    def _path(self, i):
+        return os.path.join(self.out, SAVE_NAME.format(i))
+
+    def save(self):
+        """Write every run's checkpoint into ``out`` atomically (rnn.save_training)."""
+        if self.out is None:
+            raise BadRequest("no --out folder was given: nothing can be saved")
+        for i, run in enumerate(self.runs):
+            rnn.save_training(self._path(i), run.trainer,
+                              {"losses": np.array(run.losses), "norms": np.array(run.norms)},
+                              meta={"config": run.config, "steps": run.steps, "runs": len(self.runs)})
+
+    def resume(self):
+        """Read the checkpoints that :meth:`save` wrote; nothing changes unless all load."""
+        if self.out is None:
+            raise BadRequest("no --out folder was given: nothing to resume")
+        first = self._path(0)
+        if not os.path.exists(first):
+            raise BadRequest(f"no checkpoint {first} to resume")
+        user = tg.read_meta(first).get("user", {})
+        config = check_config(user.get("config"), self.custom) if isinstance(user, dict) else None
+        if config is None:
+            raise tg.CheckpointError(f"'{first}' is not a playground checkpoint")
+        saved = self.runs
+        self._reset(config)
+        try:
+            for i, run in enumerate(self.runs):
+                arrays, meta = rnn.load_training(self._path(i), run.trainer,
+                                                 {"losses": ((None,), np.float64),
+                                                  "norms": ((None,), np.float64)})
+                steps = meta.get("steps")
+                if steps != len(arrays["losses"]) or steps != run.trainer.steps:
+                    raise tg.CheckpointError(f"'{self._path(i)}': step {steps!r} disagrees "
+                                             "with its losses")
+                run.steps, run.losses, run.norms = steps, arrays["losses"].tolist(), arrays["norms"].tolist()
+                # a resumed run starts its next sequence afresh: updates stay whole sequences
+                per = -(-run._length() // run.config["trunc"]) if not run.source.stream else 1
+                if steps % per:
+                    raise tg.CheckpointError(f"'{self._path(i)}' stopped inside a sequence")
+        except BaseException:
+            self.runs = saved
+            raise
+
+
+# ------------------------------------------------------------------ the server
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "tinygraph-playground"
+    protocol_version = "HTTP/1.1"
+    timeout = 30                                # an idle or stalled connection is dropped
+
+    def log_message(self, format, *args):       # quiet: the terminal shows the URL only
+        pass
+
+    def _send(self, status, body, kind="application/json"):
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _refuse(self, status, message):
+        self._send(status, json.dumps({"error": message}))
+
+    def _allowed(self, query):
+        app = self.server.app
+        host = self.headers.get("Host", "")
+        if host not in app.hosts:
+            self._refuse(403, f"Host {host!r} is not this server")
+            return False
+        token = query.get("token", [""])[-1] or self.headers.get("X-Token", "")
+        if not hmac.compare_digest(token.encode("utf-8", "replace"), app.token.encode()):
+            self._refuse(403, "a missing or wrong token: open the URL the server printed")
+            return False
+        return True
+
+    def _parse(self):
+        parts = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+        return parts.path, query
+
+    def do_GET(self):
+        try:
+            path, query = self._parse()
+            if not self._allowed(query):
+                return
+            if path in ASSETS:
+                name, kind = ASSETS[path]
+                return self._send(200, self.server.app.asset(name), kind)
+            if path == "/api/state":
+                return self._send(200, self.server.app.engine.snapshot())
+            self._refuse(404, f"no such page {path!r}")
+        except (ValueError, UnicodeError) as e:
+            self._refuse(400, f"malformed request: {e}")
+
+    def do_POST(self):
+        try:
+            path, query = self._parse()
+            if not self._allowed(query):
+                return
+            length = self.headers.get("Content-Length", "0")
+            if not length.isdigit() or int(length) > MAX_BODY:
+                self.close_connection = True
+                return self._refuse(400, f"a body of at most {MAX_BODY} bytes, with its "
+                                         "Content-Length, is expected")
+            raw = self.rfile.read(int(length)) if int(length) else b"{}"
+            try:
+                body = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                return self._refuse(400, f"the body is not JSON: {e}")
+            if not isinstance(body, dict):
+                return self._refuse(400, "the body must be a JSON object")
+            app = self.server.app
+            if path == "/api/reset":
+                config = body.get("config")
+                config = None if config is None else check_config(config, app.engine.custom)
+                app.engine.command("reset", config)
+            elif path in ("/api/play", "/api/pause", "/api/step"):
+                app.engine.command(path.rsplit("/", 1)[1])
+            elif path in ("/api/save", "/api/resume"):
+                if app.engine.out is None:
+                    raise BadRequest("no --out folder was given: the run cannot be saved or resumed")
+                app.engine.command(path.rsplit("/", 1)[1])
+            else:
+                return self._refuse(404, f"no such command {path!r}")
+            self._send(200, json.dumps({"ok": True}))
+        except BadRequest as e:
+            self._refuse(400, str(e))
+        except (ValueError, UnicodeError) as e:
+            self._refuse(400, f"malformed request: {e}")
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):     # a broken client is not our problem
+        pass
+
+
+class Playground:
+    """A running playground: ``url`` (with its token), ``stop()``; in Jupyter the page inline.
+
+    Made by :func:`playground`; ``serve_forever()`` blocks until Ctrl-C (the command line).
+    """
+
+    def __init__(self, config, model=None, task=None, port=0, out=None):
+        if out is not None:
+            out = os.path.abspath(out)
+            os.makedirs(out, exist_ok=True)
+        self.token = secrets.token_urlsafe(24)
+        self.engine = Engine(config, model, task, out)
+        self.server = _Server(("127.0.0.1", port), _Handler)
+        self.server.app = self
+        self.port = self.server.server_address[1]
+        self.hosts = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
+        self._assets = {}
+        hash_ = urllib.parse.urlencode({k: v for k, v in config.items() if v != ""})
+        self.url = f"http://127.0.0.1:{self.port}/?token={self.token}#{hash_}"
+        self._thread = None
+
+    def asset(self, name):
+        if name not in self._assets:
+            with open(os.path.join(_ASSETS, name), "rb") as f:
+                text = f.read()
+            self._assets[name] = text.replace(b"{{TOKEN}}", self.token.encode())
+        return self._assets[name]
+
+    def start(self):
+        """Serve from a background thread; returns self."""
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="tinygraph-playground-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self):
+        """Serve in this thread until Ctrl-C (which stops within the 0.2 s poll)."""
+        try:
+            self.server.serve_forever(poll_interval=0.2)
+        finally:
+            self.stop()
+
+    def stop(self):
+        """Stop serving and training (saving the run into ``out`` first, if given)."""
+        if self._thread is not None:
+            self.server.shutdown()
+            self._thread = None
+        self.server.server_close()
+        self.engine.stop()
+        if self.engine.out is not None and not self.engine.thread.is_alive():
+            self.engine.save()
+
+    def __repr__(self):
+        return f"Playground({self.url})"
+
+    def _repr_html_(self):
+        src = self.url.replace("&", "&amp;").replace('"', "&quot;")
+        return f'<iframe src="{src}" style="width:100%;height:900px;border:1px solid #ddd"></iframe>'
+
+
+def _user_source(model, task, batch, seed):
+    """The data of a user's model: ``task(batch, seed) -> (xs, ys)``; by default the copy task
+    over the model's vocabulary (n_in == n_out == symbols + 2)."""
+    if task is None:
+        n = getattr(model, "n_in", None)
+        if n is None or n < 3 or getattr(model, "n_out", None) != n:
+            raise tg.ConfigError("viz.playground: without a task the model must read and write "
+                                 "the copy task's ids (n_in == n_out >= 3); give "
+                                 "task(batch, seed) -> (xs, ys)")
+        return _Source(lambda b, s: datasets.copy_task(b, length=COPY_LENGTH, delay=5,
+                                                       n_symbols=n - 2, seed=s), seed, batch)
+    if not callable(task):
+        raise tg.ConfigError(f"viz.playground: task must be a function (batch, seed) -> (xs, ys), "
+                             f"got {type(task).__name__}")
+    return _Source(lambda b, s: task(b, s), seed, batch)
+
+
+def playground(model=None, task=None, port=0, out=None, open_browser=False, **config):
+    """Start the playground; returns a :class:`Playground` (``url``, ``stop()``).
+
+    Parameters
+    ----------
+    model : an rnn design or Cell of your own, optional; trained in place (reset restores its
+        parameters as given, W rescaled to ``rho`` when ``rho`` is set)
+    task : callable (batch, seed) -> (xs, ys), optional: your data for ``model``; without a
+        model, the name of a built-in task ("copy", "parity", "chars", "signal")
+    port : int, 0 for a free port; out : folder for checkpoints, optional
+    open_browser : bool
+    **config : fields of :data:`DEFAULTS` (design, task, delay, hidden, rho, lr, clip, batch,
+        trunc, seed, compare)
+    """
+    if model is None and isinstance(task, str):      # a built-in task by name
+        config["task"], task = task, None
+    if model is None and task is not None:
+        raise tg.ConfigError("viz.playground: a task of your own needs your model too")
+    if model is not None:
+        if not callable(getattr(model, "run_for_loss", None)):
+            raise tg.DTypeError(f"viz.playground: needs an rnn design or Cell, got "
+                                f"{type(model).__name__}")
+        config = dict({"rho": 0.0, "design": model.name, "task": "custom"}, **config)
+    try:
+        config = check_config(config, custom=model is not None)
+    except BadRequest as e:
+        raise tg.ConfigError(f"viz.playground: {e}") from None
+    if model is not None:
+        task = _user_source(model, task, config["batch"], config["seed"])
+    app = Playground(config, model, task, port, out).start()
+    if open_browser:
+        webbrowser.open(app.url)
+    return app
+
+
+# ------------------------------------------------------------------ the command line
+
+def add_parser(sub, whole):
+    """The ``playground`` subcommand of ``tinygraph`` (``whole`` parses a bounded int)."""
+    p = sub.add_parser("playground", help="train a recurrent network live in the browser and "
+                                          "watch BPTT happen")
+    p.add_argument("--port", type=lambda t: whole(t, 0, 65535), default=0,
+                   help="port on 127.0.0.1 (default 0: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="print the URL, do not open it")
+    p.add_argument("--out", help="folder for the run's checkpoint (save / resume)")
+    p.set_defaults(run=cmd_playground)
+
+
+def cmd_playground(args):
+    app = Playground(dict(DEFAULTS), port=args.port, out=args.out).start()
+    try:                        # from here on Ctrl-C stops the server (and saves into --out)
+        print(f"tinygraph playground: {app.url}", flush=True)
+        print("Ctrl-C stops it", flush=True)
+        if not args.no_browser:
+            webbrowser.open(app.url)
+        while True:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.stop()
+    print("tinygraph playground: stopped", flush=True)
