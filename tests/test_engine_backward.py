@@ -301,3 +301,17 @@ def test_take_with_thousands_of_repeated_ids_accumulates_every_row():
     expected = np.zeros((5, 3))
     np.add.at(expected, ids, weights)
     np.testing.assert_allclose(table.grad, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("op", [tg.tanh, tg.exp, tg.sigmoid, lambda x: x * x, lambda x: x @ np.eye(3)])
+def test_rebinding_an_intermediates_data_after_the_forward_leaves_its_gradient_as_computed(op):
+    """A rule reads the output and inputs the forward made, not whatever ``.data`` holds later."""
+    x0 = np.array([0.5, 1.0, -0.3])
+    x = tg.tensor(x0, requires_grad=True)
+    y = op(x)
+    (y * 1.0).sum().backward(retain_graph=True)
+    expected = x.grad.copy()
+    x.grad = None
+    y.data = np.zeros(3)
+    (y * 1.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, expected)

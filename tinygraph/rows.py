@@ -65,8 +65,9 @@ def _vjps(node):
     vjps = node._vjps
     if type(vjps) is not Rule:
         return vjps
-    arrays = node._ctx or [p.data for p in node.parents]
-    return [partial(_run_rule, grad, node.data, arrays, {}) for grad in vjps.grads]
+    out, *arrays = node._ctx
+    arrays = arrays or [p.data for p in node.parents]
+    return [partial(_run_rule, grad, out, arrays, {}) for grad in vjps.grads]
 
 
 def _rows_to_shape(pg, n, shape, dtype):

@@ -656,8 +656,8 @@ def apply(op, forward, *inputs, **kwargs):
     if type(vjps) is Rule:
         if len(parents) == len(inputs) and not kwargs:
             t = make_node(op, value, inputs, vjps)
-            if t._vjps is not None:    # the rule's saved inputs, as they are now
-                t._ctx = tuple(arrays) if vjps.saves else None
+            if t._vjps is not None:    # the output and the rule's saved inputs, as they are now
+                t._ctx = (t.data, *arrays) if vjps.saves else (t.data,)
             return t
         vjps = vjps.closures(value, arrays, kwargs)
     if len(parents) == len(inputs):
@@ -744,8 +744,10 @@ class Rule:
     none), written with operators and methods that numpy arrays and Tensors share.
 
     A built-in forward returns ``(value, rule)``; its node then keeps the shared rule and,
-    in its ``_ctx`` slot, the input arrays (only when ``saves``: a rule that reads just ``g``
-    and ``out`` keeps nothing).  backward runs the rule on those arrays; ``create_graph``
+    in its ``_ctx`` slot, its output array as the forward made it and the input arrays (only
+    the output when not ``saves``: a rule that reads just ``g`` and ``out``).  backward runs the
+    rule on those arrays, so rebinding a node's ``.data`` later cannot change its gradient;
+    ``create_graph``
     runs it on the node and its parents, so the gradient is built from engine ops.  A node
     holds no closure: one shared object per op, not a few per node.
     """
@@ -1025,8 +1027,8 @@ def _backprop(root, grad, retain_graph, targets):
                 continue
             rule = vjps if type(vjps) is Rule else None
             if rule is not None:      # one shared rule, on the arrays the node saved
-                out = node.data
-                arrays = node._ctx or [p.data for p in node.parents]
+                out, *arrays = node._ctx   # the output as the forward made it, not .data now
+                arrays = arrays or [p.data for p in node.parents]
                 vjps = rule.grads
             for p, vjp in zip(node.parents, vjps):
                 if p.requires_grad:
