@@ -6,9 +6,11 @@ and its share of ``backward`` (topological sort, vjps, gradient accumulation).  
 ``python bench/overhead.py`` or as part of ``python bench/run.py --overhead``.
 """
 
+import gc
 import os
 import sys
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -86,6 +88,99 @@ def print_table():
               f"{ob:.2f} | {oc + ob:.2f} |")
 
 
+def chain_cost(n=200_000, repeats=3):
+    """A chain of ``n`` engine ``mul`` nodes on shape (10,) beside ``n`` bare ``np.multiply`` calls.
+
+    Returns a dict: ``build_us`` and ``numpy_us`` (best µs per op over ``repeats`` rounds, CPU
+    time, the collector running as in a user's program), ``ratio`` (build / numpy), ``peak_mib``
+    (tracemalloc peak while the chain is built, numpy's arrays included) and ``tracked_per_node``
+    (objects the cycle collector tracks per node: counted right after the build, and after one
+    full collection, which stops tracking tuples that hold no tracked object).
+    """
+    rng = np.random.default_rng(0)
+    x0, w0 = rng.normal(size=10), 1 + 1e-9 * rng.normal(size=10)
+    build, bare = [], []
+    for _ in range(repeats):
+        x = tg.tensor(x0, requires_grad=True)
+        w = tg.tensor(w0, requires_grad=True)
+        t0 = time.process_time()
+        y = x
+        for _ in range(n):
+            y = y * w
+        build.append(time.process_time() - t0)
+        del x, w, y
+        t0 = time.process_time()
+        z = x0
+        for _ in range(n):
+            z = np.multiply(z, w0)
+        bare.append(time.process_time() - t0)
+    gc.collect()
+    before = len(gc.get_objects())
+    was = gc.isenabled()
+    gc.disable()
+    tracemalloc.start()
+    x = tg.tensor(x0, requires_grad=True)
+    w = tg.tensor(w0, requires_grad=True)
+    y = x
+    for _ in range(n):
+        y = y * w
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    fresh = len(gc.get_objects()) - before
+    if was:
+        gc.enable()
+    gc.collect()
+    kept = len(gc.get_objects()) - before
+    del x, w, y
+    return {"build_us": 1e6 * min(build) / n, "numpy_us": 1e6 * min(bare) / n,
+            "ratio": min(build) / min(bare), "peak_mib": peak / 2 ** 20,
+            "tracked_per_node": (fresh / n, kept / n)}
+
+
+def collector_scan(steps=10_000, repeats=5):
+    """CPU ms of one full ``gc.collect()`` while the graph of ``ElmanRNN(16, 32, 16).loss`` over
+    ``steps`` steps is alive (kept past its unroll, before backward), beside the same collection
+    without it; and the objects the collector tracks per step."""
+    import rnn
+    model = rnn.ElmanRNN(16, 32, 16, seed=0)
+    xs = np.random.default_rng(0).integers(0, 16, size=steps)
+    gc.collect()
+    empty = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        gc.collect()
+        empty.append(time.process_time() - t0)
+    before = len(gc.get_objects())
+    loss = model.loss(xs, xs)
+    gc.collect()
+    tracked = len(gc.get_objects()) - before
+    full = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        gc.collect()
+        full.append(time.process_time() - t0)
+    loss.backward()
+    return {"scan_ms": 1e3 * (min(full) - min(empty)), "tracked_per_step": tracked / steps}
+
+
+def print_node_costs():
+    c = chain_cost()
+    s = collector_scan()
+    print("\nper-node objects and the cycle collector\n")
+    print("| 200,000-op mul chain: build µs/op | np.multiply µs/op | ratio | peak MiB | "
+          "tracked objects/node (fresh, after a collection) | gc scan of a kept 10,000-step "
+          "Elman graph, ms | tracked objects/step |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {c['build_us']:.2f} | {c['numpy_us']:.2f} | {c['ratio']:.1f} | {c['peak_mib']:.0f} | "
+          f"{c['tracked_per_node'][0]:.1f}, {c['tracked_per_node'][1]:.1f} | {s['scan_ms']:.1f} | "
+          f"{s['tracked_per_step']:.1f} |")
+
+
+def _main():
+    print_table()
+    print_node_costs()
+
+
 if __name__ == "__main__":      # one BLAS thread: set before numpy loads (bench/threads.py)
     from bench.threads import run_single_threaded
-    run_single_threaded(print_table, keep_set=True)
+    run_single_threaded(_main, keep_set=True)

@@ -27,7 +27,6 @@ and back-propagation through time is ``loss.backward()`` on that DAG.
 """
 
 import contextlib
-import gc
 import re
 import threading
 
@@ -118,46 +117,17 @@ def unroll(step, carry, steps, reverse=False):
     ``.name`` set to its key).
     """
     history = {}
-    with collector_paused():
-        for t in (range(steps, 0, -1) if reverse else range(1, steps + 1)):
-            with tg.scope(f"t={t}"):
-                carry, named = step(t, carry)
-            for key, node in named.items():
-                if node is not None:
-                    node.name = key
-                    history.setdefault(key, []).append(node)
+    for t in (range(steps, 0, -1) if reverse else range(1, steps + 1)):
+        with tg.scope(f"t={t}"):
+            carry, named = step(t, carry)
+        for key, node in named.items():
+            if node is not None:
+                node.name = key
+                history.setdefault(key, []).append(node)
     if reverse:
         for nodes in history.values():
             nodes.reverse()
     return carry, history
-
-
-_pause_lock = threading.Lock()
-_pause = {"depth": 0, "was_enabled": False}
-
-
-@contextlib.contextmanager
-def collector_paused():
-    """Keep Python's cycle collector off while the library builds or walks a large graph.
-
-    tinygraph's graphs hold no reference cycles, so the collector finds nothing in them;
-    left running during an unroll it scans the growing graph again and again (a long
-    unroll was 3-4 times slower).  Nothing else is touched: no thresholds, no
-    ``gc.freeze``; the enabled flag is restored when the outermost pause (over all
-    threads) ends, and garbage made outside a pause is collected as usual.
-    """
-    with _pause_lock:
-        if _pause["depth"] == 0:
-            _pause["was_enabled"] = gc.isenabled()
-            gc.disable()
-        _pause["depth"] += 1
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pause["depth"] -= 1
-            if _pause["depth"] == 0 and _pause["was_enabled"]:
-                gc.enable()
 
 
 def innermost(pattern, scope):
@@ -228,8 +198,7 @@ def total(losses):
     """Sum of the per-step losses: one stack and one sum, however many steps."""
     if len(losses) == 1:
         return losses[0]
-    with collector_paused():
-        return tg.stack(losses).sum()
+    return tg.stack(losses).sum()
 
 
 def squared_error(o, y):
@@ -536,7 +505,7 @@ class Cell(RecurrentModel):
                                  "and no lags, and has an output at every step")
         per_step = (per_step or free is not None or (ys is None and self.has_readout)
                     or not self.batch_readout or tg.is_anomaly_enabled())
-        with tg.scope(self.name), collector_paused(), self.owner.transposes():
+        with tg.scope(self.name), self.owner.transposes():
             statics = {k: _leaf(v, k) for k, v in (static or {}).items()}
             state = {k: _broadcast(initial(v, k), batch, k) for k, v in (state0 or {}).items()}
             state = self.initial_state(state, statics)

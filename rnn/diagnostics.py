@@ -37,7 +37,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.rows import grad_rows
 
-from .core import collector_paused, time_step, walk
+from .core import time_step, walk
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 _RUNS = itertools.count(1)                       # the scope label of each run made here
@@ -138,13 +138,12 @@ def run_connectivity(run, parts, who, rows=None, own=None, compact=False):
     terms = [(loss, t) for loss, t in zip(run.losses, when) if wanted is None or t in wanted]
     size = sum(node.data.size for _, _, node in inputs)
     chunk = max(1, _ROWS_BYTES // (8 * max(size, 1)))      # bounds the stacked gradients held
-    with collector_paused():
-        for start in range(0, len(terms), chunk):
-            part_terms = terms[start:start + chunk]
-            grads = grad_rows([loss for loss, _ in part_terms], [node for _, _, node in inputs])
-            steps = np.array([where[t] for _, t in part_terms])
-            for (part, k, _), g in zip(inputs, grads):
-                out[part][steps, k - 1] = np.linalg.norm(g.reshape(len(g), -1), axis=1)
+    for start in range(0, len(terms), chunk):
+        part_terms = terms[start:start + chunk]
+        grads = grad_rows([loss for loss, _ in part_terms], [node for _, _, node in inputs])
+        steps = np.array([where[t] for _, t in part_terms])
+        for (part, k, _), g in zip(inputs, grads):
+            out[part][steps, k - 1] = np.linalg.norm(g.reshape(len(g), -1), axis=1)
     return out
 
 
@@ -176,9 +175,8 @@ def connectivity(model, xs, ys, part="h", h0=None, rows=None):
     encoder-decoder), T_h the steps of ``part`` (n_x for the encoder's "h").
     """
     who = "rnn.connectivity"
-    with collector_paused():
-        run, own = own_run(model, xs, ys, h0)
-        return run_connectivity(run, [part], who, rows, own)[part]
+    run, own = own_run(model, xs, ys, h0)
+    return run_connectivity(run, [part], who, rows, own)[part]
 
 
 class _CutSteps:
@@ -229,35 +227,34 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
                              f"are {list(parts)}); a design without one carries no h(t-1) into h(t)")
     cut = copy.copy(model)
     cut_steps = cut.step = _CutSteps(cut.step, parts)   # bound to the copy
-    with collector_paused():
-        run_model(cut, xs, ys, h0, steps)
-        if not cut_steps.records:
-            raise tg.ConfigError(f"{who}: {model.name} runs its steps through chains of its own "
-                                 "(a model made of several recurrences), not one step function; "
-                                 "its Jacobians are not available")
-        size = parts[part]
-        out = np.zeros((len(cut_steps.records), size, size))
-        live = []
-        for t, (leaves, new) in enumerate(cut_steps.records):
-            h_new, h_old = new[part], leaves[part]
-            if h_new.size != size:
-                raise tg.ShapeError(f"{who}: needs a batch of one; '{part}' has shape "
-                                    f"{h_new.shape} at t={t + 1}")
-            if h_new.requires_grad:
-                live.append((t, h_new, h_old))
-        # a block of steps per sweep (each step's graph starts at its own leaves), about
-        # _JACOBIAN_ROWS rows (units) each: the Python per node is paid once per block, and the
-        # dense results (block inputs x block * size rows x size) stay at a few MiB
-        block = max(1, _JACOBIAN_ROWS // size)
-        for start in range(0, len(live), block):
-            chunk = live[start:start + block]
-            eye = np.eye(size)
-            seeds = [row.reshape(h_new.shape).astype(h_new.dtype)
-                     for _, h_new, _ in chunk for row in eye]
-            outputs = [h_new for _, h_new, _ in chunk for _ in range(size)]
-            grads = grad_rows(outputs, [h_old for _, _, h_old in chunk], seeds)
-            for j, ((t, _, _), g) in enumerate(zip(chunk, grads)):
-                out[t] = g[j * size:(j + 1) * size].reshape(size, size)
+    run_model(cut, xs, ys, h0, steps)
+    if not cut_steps.records:
+        raise tg.ConfigError(f"{who}: {model.name} runs its steps through chains of its own "
+                             "(a model made of several recurrences), not one step function; "
+                             "its Jacobians are not available")
+    size = parts[part]
+    out = np.zeros((len(cut_steps.records), size, size))
+    live = []
+    for t, (leaves, new) in enumerate(cut_steps.records):
+        h_new, h_old = new[part], leaves[part]
+        if h_new.size != size:
+            raise tg.ShapeError(f"{who}: needs a batch of one; '{part}' has shape "
+                                f"{h_new.shape} at t={t + 1}")
+        if h_new.requires_grad:
+            live.append((t, h_new, h_old))
+    # a block of steps per sweep (each step's graph starts at its own leaves), about
+    # _JACOBIAN_ROWS rows (units) each: the Python per node is paid once per block, and the
+    # dense results (block inputs x block * size rows x size) stay at a few MiB
+    block = max(1, _JACOBIAN_ROWS // size)
+    for start in range(0, len(live), block):
+        chunk = live[start:start + block]
+        eye = np.eye(size)
+        seeds = [row.reshape(h_new.shape).astype(h_new.dtype)
+                 for _, h_new, _ in chunk for row in eye]
+        outputs = [h_new for _, h_new, _ in chunk for _ in range(size)]
+        grads = grad_rows(outputs, [h_old for _, _, h_old in chunk], seeds)
+        for j, ((t, _, _), g) in enumerate(zip(chunk, grads)):
+            out[t] = g[j * size:(j + 1) * size].reshape(size, size)
     return out
 
 
@@ -352,9 +349,8 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     of a tanh or sigmoid op in the scope of step t (state units and gates alike).  ``steps``
     is for a system without input (``xs=None``).
     """
-    with collector_paused():
-        run, own = own_run(model, xs, ys, h0, steps)
-        return run_saturation(run, own, tol)
+    run, own = own_run(model, xs, ys, h0, steps)
+    return run_saturation(run, own, tol)
 
 
 def run_saturation(run, own, tol=0.05):
@@ -382,13 +378,12 @@ def gradient_ratio(model, xs, ys, part="h", h0=None):
     ∇_{h(t)} L is the gradient of the whole loss at h(t) (one engine sweep); the product is
     its vector-Jacobian product with :func:`jacobians`.  NaN where ∇_{h(t)} L is zero.
     """
-    with collector_paused():
-        run, own = own_run(model, xs, ys, h0)
-        if run.loss is None:
-            raise tg.ConfigError("rnn.gradient_ratio: the run has no loss (give targets ys)")
-        nodes = part_nodes(run, part, "rnn.gradient_ratio", own)
-        keys = sorted(nodes)
-        grads = tg.grad(run.loss, [nodes[k] for k in keys])
+    run, own = own_run(model, xs, ys, h0)
+    if run.loss is None:
+        raise tg.ConfigError("rnn.gradient_ratio: the run has no loss (give targets ys)")
+    nodes = part_nodes(run, part, "rnn.gradient_ratio", own)
+    keys = sorted(nodes)
+    grads = tg.grad(run.loss, [nodes[k] for k in keys])
     jacs = jacobians(model, xs, part=part, h0=h0, ys=ys)
     ratio = np.full(len(jacs), np.nan)
     for k, g in zip(keys, grads):

@@ -16,7 +16,7 @@ import numpy as np
 import tinygraph as tg
 
 from . import checks
-from .core import RecurrentModel, Unrolled, collector_paused, init_bias, init_weight
+from .core import RecurrentModel, Unrolled, init_bias, init_weight
 
 
 def balanced_tree(leaves):
@@ -134,7 +134,7 @@ class RecursiveNet(RecurrentModel):
             y = checks.targets(y, () if batch is None else (batch,), self.n_out, self.name,
                                batch is not None, what="y", axis="b")
         history = {"x": [], "h": []}
-        with tg.scope(self.name), collector_paused():
+        with tg.scope(self.name):
             VT, UT, WT = self.V.T, self.U.T, self.W.T
             stack = []
             for k, (kind, _, _) in enumerate(nodes, start=1):

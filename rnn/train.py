@@ -19,7 +19,7 @@ import numpy as np
 import tinygraph as tg
 
 from . import checks
-from .core import collector_paused, detach_state
+from .core import detach_state
 from .datasets import stream_batches
 
 
@@ -78,8 +78,7 @@ class Trainer:
             where = locate() if locate is not None else None
             return self._nonfinite(f"the loss is {value}" + (f"; {where}" if where else ""))
         self.optimizer.zero_grad()
-        with collector_paused():
-            loss.backward()
+        loss.backward()
         params = self.optimizer.params
         bad = next((p for p in params if p.grad is not None and not np.isfinite(p.grad).all()),
                    None)
@@ -123,10 +122,9 @@ class Trainer:
 
         Returns (loss, grad_norm) floats (grad_norm NaN for a skipped batch).
         """
-        with collector_paused():     # the graph lives and dies inside: the collector never scans it
-            loss = self._loss(*args, **kwargs)
-            value, norm = loss.item(), self.update(loss, self._locate(*args, **kwargs))
-            del loss
+        loss = self._loss(*args, **kwargs)
+        value, norm = loss.item(), self.update(loss, self._locate(*args, **kwargs))
+        del loss
         return value, norm
 
     def _loss(self, *args, **kwargs):
@@ -144,11 +142,10 @@ class Trainer:
 
         Returns (loss, grad_norm, carried for the next chunk: ``model.carry`` of this run).
         """
-        with collector_paused():     # the chunk's graph lives and dies inside
-            run = self.model.run_for_loss(xs, ys, **carried)
-            after = self.model.carry(run)
-            value, norm = run.loss.item(), self.update(run.loss, self._locate(xs, ys, **carried))
-            del run
+        run = self.model.run_for_loss(xs, ys, **carried)
+        after = self.model.carry(run)
+        value, norm = run.loss.item(), self.update(run.loss, self._locate(xs, ys, **carried))
+        del run
         return value, norm, after
 
     def fit(self, batches, on_step=None):

@@ -1,14 +1,16 @@
-"""The ops: each is a forward on numpy arrays and, beside it, one
-vector-Jacobian product per input, written like the math.
+"""The ops: each is a forward on numpy arrays and, beside it, its gradient
+rule, written like the math.
 
 Every op returns ``(value, vjps)``; :func:`tinygraph.tensor.apply` turns that
 into a node.  Gradients may come back in the broadcast shape: the engine sums
 them back to each input's shape once, centrally.
 
-Below each forward, ``defvjp`` gives the same rule once more in terms of engine
-ops on Tensors (``g``, the output ``out`` and the inputs): what
-``backward(create_graph=True)`` runs to make gradients that can be
-differentiated again.  The numpy rules stay the fast default.
+The most used ops (add, sub, mul, div, neg, exp, log, tanh, 2-D matmul and
+addmm) return a shared :class:`~tinygraph.tensor.Rule`: one function per input,
+written once with operators numpy arrays and Tensors share, which backward runs
+on the saved arrays and ``backward(create_graph=True)`` on Tensors.  The others
+still return one numpy closure per input and give the rule once more in terms
+of engine ops with ``defvjp`` (what ``create_graph`` runs).
 """
 
 import builtins
@@ -19,7 +21,7 @@ from operator import itemgetter
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
-from .tensor import _SMALL, Scatter, Tensor, _unbroadcast, apply, check_size, defvjp
+from .tensor import _SMALL, Rule, Scatter, Tensor, _unbroadcast, apply, check_size, defvjp
 
 # ---------------------------------------------------------------- elementwise
 
@@ -28,37 +30,38 @@ def _identity(g):
     return g
 
 
-def _negative(g):
-    return -g
+def _ruled(forward, rule):
+    """Register ``rule`` as ``forward``'s tensor-level rule too (for calls mixing constants)."""
+    defvjp(forward, rule.graph)
+    return rule
 
 
 def _add(a, b):
-    return a + b, (_identity, _identity)
+    return a + b, _ADD
 
 
-defvjp(_add, lambda g, out, a, b: (g, g))
+_ADD = _ruled(_add, Rule(lambda g, out, a, b: g, lambda g, out, a, b: g, saves=False))
 
 
 def _sub(a, b):
-    return a - b, (_identity, _negative)
+    return a - b, _SUB
 
 
-defvjp(_sub, lambda g, out, a, b: (g, -g))
+_SUB = _ruled(_sub, Rule(lambda g, out, a, b: g, lambda g, out, a, b: -g, saves=False))
 
 
 def _mul(a, b):
-    return a * b, (lambda g: g * b, lambda g: g * a)
+    return a * b, _MUL
 
 
-defvjp(_mul, lambda g, out, a, b: (g * b, g * a))
+_MUL = _ruled(_mul, Rule(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a))
 
 
 def _div(a, b):
-    out = a / b
-    return out, (lambda g: g / b, lambda g: -g * out / b)
+    return a / b, _DIV
 
 
-defvjp(_div, lambda g, out, a, b: (g / b, -g * out / b))
+_DIV = _ruled(_div, Rule(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b))
 
 
 def _pow(a, b):   # d(a**b)/da = b a**(b-1), taken as 0 where b == 0 (x**0 is constant, also at 0)
@@ -78,25 +81,24 @@ defvjp(_pow, lambda g, out, a, b: (g * b * a ** where(b == 0, 1, b - 1),
 
 
 def _neg(a):
-    return -a, (_negative,)
+    return -a, _NEG
 
 
-defvjp(_neg, lambda g, out, a: (-g,))
+_NEG = _ruled(_neg, Rule(lambda g, out, a: -g, saves=False))
 
 
 def _exp(x):
-    y = np.exp(x)
-    return y, (lambda g: g * y,)
+    return np.exp(x), _EXP
 
 
-defvjp(_exp, lambda g, out, x: (g * out,))
+_EXP = _ruled(_exp, Rule(lambda g, out, x: g * out, saves=False))
 
 
 def _log(x):
-    return np.log(x), (lambda g: g / x,)
+    return np.log(x), _LOG
 
 
-defvjp(_log, lambda g, out, x: (g / x,))
+_LOG = _ruled(_log, Rule(lambda g, out, x: g / x))
 
 
 def _log1p(x):
@@ -107,15 +109,10 @@ defvjp(_log1p, lambda g, out, x: (g / (1 + x),))
 
 
 def _tanh(x):
-    y = np.tanh(x)
-    return y, (partial(_tanh_vjp, y),)
+    return np.tanh(x), _TANH
 
 
-def _tanh_vjp(y, g):
-    return g * (1 - y * y)
-
-
-defvjp(_tanh, lambda g, out, x: (_tanh_vjp(out, g),))
+_TANH = _ruled(_tanh, Rule(lambda g, out, x: g * (1 - out * out), saves=False))
 
 
 def _sigmoid(x):
@@ -300,7 +297,7 @@ def _matmul(a, b):
         raise ValueError("matmul needs at least 1-D operands")
     _check_matmul_size(a, b)
     if b.ndim == 2 and a.ndim <= 2:     # rows (or one vector) times a matrix: the common case
-        return np.dot(a, b), (partial(_matmul_vjp_rows, b), partial(_matmul_vjp_matrix, a))
+        return np.dot(a, b), _MATMUL_2D
     out = a @ b
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
@@ -327,14 +324,20 @@ def _matmul(a, b):
     return out, (grad_a, grad_b)
 
 
-# np.dot, not @, for 2-D: the same product, faster for small operands (for a single row,
+# np.dot, not @, for arrays: the same product, faster for small operands (for a single row,
 # a.T @ g is 4x slower than np.dot(a.T, g) in numpy 2.4)
-def _matmul_vjp_rows(b, g):     # d(a @ b)/da for a (N, K) or (K,), b (K, M)
-    return np.dot(g, b.T)
+def _dot(a, b):   # a @ b, b 2-D: np.dot on arrays, the engine's matmul on Tensors
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return matmul(a, b)
+    return np.dot(a, b)
 
 
-def _matmul_vjp_matrix(a, g):   # d(a @ b)/db
-    return np.dot(a.T, g) if a.ndim == 2 else np.outer(a, g)
+def _outer_product(a, g):   # a^T g for a (N, K) or (K,): d(a @ b)/db
+    return _dot(a.T, g) if a.ndim == 2 else a.reshape(-1, 1) * g
+
+
+# a (N, K) or (K,), b (K, M)
+_MATMUL_2D = Rule(lambda g, out, a, b: _dot(g, b.T), lambda g, out, a, b: _outer_product(a, g))
 
 
 def _matmul_rule(g, out, a, b):
@@ -353,15 +356,22 @@ defvjp(_matmul, _matmul_rule)
 
 
 def _addmm(c, a, b):
-    prod, (grad_a, grad_b) = _matmul(a, b)
+    prod, vjps = _matmul(a, b)
     if np.broadcast_shapes(np.shape(c), prod.shape) == prod.shape and \
             np.result_type(c, prod) == prod.dtype:
         out = np.add(prod, c, out=prod)      # the product is a fresh array: add c into it
     else:
         out = c + prod
+    if vjps is _MATMUL_2D and out.shape == prod.shape:
+        return out, _ADDMM_2D
+    grad_a, grad_b = vjps.closures(None, (a, b), {}) if vjps is _MATMUL_2D else vjps   # no out
     if out.shape != prod.shape:   # c broadcast the product: sum g back to its shape first
         grad_a, grad_b = (partial(_summed_to, prod.shape, grad) for grad in (grad_a, grad_b))
     return out, (_identity, grad_a, grad_b)
+
+
+_ADDMM_2D = Rule(lambda g, out, c, a, b: g, lambda g, out, c, a, b: _dot(g, b.T),
+                 lambda g, out, c, a, b: _outer_product(a, g))
 
 
 def _summed_to(shape, vjp, g):
@@ -903,17 +913,20 @@ def _cross_entropy(logits, targets, reduction="mean", ignore_index=None):
     if kept is not None:
         per_example = np.where(kept.reshape(-1), per_example, 0)
     loss, factor = _reduced(per_example.reshape(targets.shape), reduction, kept, per_example.dtype)
+    saved = (flat_z, s, rows, cols, z_target, kept, factor, logits.shape, targets.shape)
+    return loss, (partial(_cross_entropy_vjp, saved), None)   # one object per node, no cells
 
-    def vjp(g):   # (softmax - onehot(target)) * factor, in the buffer of z
-        d = np.subtract(flat_z, s[:, None], dtype=np.result_type(flat_z, g))
-        np.exp(d, out=d)
-        d[rows, cols] = np.expm1(z_target - s)
-        if kept is not None:
-            d[~kept.reshape(-1)] = 0
-        d = d.reshape(logits.shape)
-        d *= _per_example(g, factor, targets.shape)
-        return d
-    return loss, (vjp, None)
+
+def _cross_entropy_vjp(saved, g):   # (softmax - onehot(target)) * factor, in the buffer of z
+    flat_z, s, rows, cols, z_target, kept, factor, shape, target_shape = saved
+    d = np.subtract(flat_z, s[:, None], dtype=np.result_type(flat_z, g))
+    np.exp(d, out=d)
+    d[rows, cols] = np.expm1(z_target - s)
+    if kept is not None:
+        d[~kept.reshape(-1)] = 0
+    d = d.reshape(shape)
+    d *= _per_example(g, factor, target_shape)
+    return d
 
 
 def _class_weights(x, targets, reduction, ignore_index):

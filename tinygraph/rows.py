@@ -17,44 +17,57 @@ import numpy as np
 
 from . import ops
 from .errors import BackwardError, DTypeError, ShapeError
-from .tensor import Scatter, Tensor, _sweep_order, _unbroadcast, enable_grad, make_node
+from .tensor import Rule, Scatter, Tensor, _run_rule, _sweep_order, _unbroadcast, enable_grad, make_node
 
 
-def _dot_rows(b, g):                   # _matmul_vjp_rows for stacked g: g @ b.T on the last axis
-    return np.dot(g, b.T)
-
-
-def _dot_matrix(a, g):                 # _matmul_vjp_matrix for stacked g (n, N, M) or (n, M)
+def _outer_rows(a, g):                 # a^T g (d(a @ b)/db) for stacked g (n, N, M) or (n, M)
     if a.ndim == 2:
         return np.matmul(a.T, g)
     return a[None, :, None] * g[:, None, :]
 
 
-_MUL_CODES = tuple(v.__code__ for v in ops._mul(np.ones(()), np.ones(()))[1])
-
-# rule -> its form for a stack of gradients (row axis first), given the rule's bound arguments
+# a numpy vjp -> its form for a stack of gradients (row axis first), given its bound arguments
 _STACKED = {
     ops._identity: lambda args, g: g,
-    ops._negative: lambda args, g: -g,
-    ops._tanh_vjp: lambda args, g: ops._tanh_vjp(*args, g),
     ops._sigmoid_vjp: lambda args, g: ops._sigmoid_vjp(*args, g),
-    ops._matmul_vjp_rows: lambda args, g: _dot_rows(*args, g),
-    ops._matmul_vjp_matrix: lambda args, g: _dot_matrix(*args, g),
 }
+
+# a shared rule's gradient function -> its form for stacked g: itself where its arithmetic
+# already holds with a leading row axis (elementwise, and g @ b^T), a^T g row by row for b
+_ROW_GRADS = {grad: grad for rule in (ops._ADD, ops._SUB, ops._MUL, ops._DIV, ops._NEG, ops._EXP,
+                                      ops._LOG, ops._TANH) for grad in rule.grads}
+_ROW_GRADS[ops._MATMUL_2D.grads[0]] = ops._MATMUL_2D.grads[0]
+_ROW_GRADS[ops._MATMUL_2D.grads[1]] = lambda g, out, a, b: _outer_rows(a, g)
+_ROW_GRADS[ops._ADDMM_2D.grads[0]] = ops._ADDMM_2D.grads[0]
+_ROW_GRADS[ops._ADDMM_2D.grads[1]] = ops._ADDMM_2D.grads[1]
+_ROW_GRADS[ops._ADDMM_2D.grads[2]] = lambda g, out, c, a, b: _outer_rows(a, g)
 
 
 def _stacked_rule(vjp):
     """``(rule for stacked gradients, its bound arguments)`` of ``vjp``, or None if its
     arithmetic is not known to be right with a leading row axis."""
-    if type(vjp) is partial and not vjp.keywords and vjp.func in _STACKED:
-        return _STACKED[vjp.func], vjp.args
+    if type(vjp) is partial and not vjp.keywords:
+        if vjp.func is _run_rule:      # a shared rule's gradient over its saved arrays
+            grad, out, arrays, kwargs = vjp.args
+            stacked = _ROW_GRADS.get(grad)
+            if stacked is None or kwargs:
+                return None
+            return (lambda args, g: stacked(g, *args)), (out, *arrays)
+        if vjp.func in _STACKED:
+            return _STACKED[vjp.func], vjp.args
     if vjp in _STACKED.keys():
         return _STACKED[vjp], ()
-    code = getattr(vjp, "__code__", None)
-    if code is not None and code in _MUL_CODES:      # lambda g: g * b (or g * a)
-        factor = vjp.__closure__[0].cell_contents
-        return (lambda args, g: g * args[0]), (factor,)
     return None
+
+
+def _vjps(node):
+    """One ``g -> gradient`` per parent of ``node`` (a shared rule bound to the node's arrays)."""
+    vjps = node._vjps
+    if type(vjps) is not Rule:
+        return vjps
+    out, *arrays = node._ctx
+    arrays = arrays or [p.data for p in node.parents]
+    return [partial(_run_rule, grad, out, arrays, {}) for grad in vjps.grads]
 
 
 def _rows_to_shape(pg, n, shape, dtype):
@@ -187,7 +200,7 @@ def grad_rows(outputs, inputs, seeds=None):
             results[i][rows] += g
         if node._vjps is None:
             continue
-        for p, vjp in zip(node.parents, node._vjps):
+        for p, vjp in zip(node.parents, _vjps(node)):
             if vjp is None or not p.requires_grad or id(p) not in through:
                 continue
             pg = _apply(vjp, g, p.shape, p.data.dtype)

@@ -4,11 +4,14 @@ version counter of in-place changes, and reverse-mode backprop over the DAG in
 iterative topological order -- on numpy arrays, or with ``create_graph`` on
 Tensors built from engine ops.
 
-A node holds its parents and, per parent, one vector-Jacobian product (a
-small closure over the numpy arrays the rule needs); for ``create_graph`` it
-also keeps its forward function and inputs.  Nothing a node holds refers to the
-node itself, so a graph has no reference cycles: dropping the last reference to
-its output frees it by reference counting alone.
+A node holds its parents and how to take its gradient: for the built-in ops a
+shared :class:`Rule` (one function per input, written once, that runs on numpy
+arrays for the fast path and on Tensors for ``create_graph``) with the input
+arrays it saved in the node's ``_ctx`` slot; for ops made with :func:`apply`
+from a user's forward, one vector-Jacobian product per parent and the forward
+for :func:`defvjp`'s rule.  Nothing a node holds refers to the node itself, so
+a graph has no reference cycles: dropping the last reference to its output
+frees it by reference counting alone.
 """
 
 import contextlib
@@ -650,6 +653,13 @@ def apply(op, forward, *inputs, **kwargs):
             f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}") from None
     # _ctx: what create_graph needs to run the op's tensor-level rule (just the forward when
     # the inputs are the parents and there are no keyword arguments: the common case)
+    if type(vjps) is Rule:
+        if len(parents) == len(inputs) and not kwargs:
+            t = make_node(op, value, inputs, vjps)
+            if t._vjps is not None:    # the output and the rule's saved inputs, as they are now
+                t._ctx = (t.data, *arrays) if vjps.saves else (t.data,)
+            return t
+        vjps = vjps.closures(value, arrays, kwargs)
     if len(parents) == len(inputs):
         t = make_node(op, value, inputs, vjps)
         if t._vjps is not None:
@@ -726,6 +736,40 @@ def _is_container(x):
 
 
 _graph_vjps = {}
+
+
+class Rule:
+    """An op's gradient rule, written once: ``Rule(*grads, saves=True)``, one function per
+    input, ``grad(g, out, *inputs) -> that input's gradient`` (None for an input that gets
+    none), written with operators and methods that numpy arrays and Tensors share.
+
+    A built-in forward returns ``(value, rule)``; its node then keeps the shared rule and,
+    in its ``_ctx`` slot, its output array as the forward made it and the input arrays (only
+    the output when not ``saves``: a rule that reads just ``g`` and ``out``).  backward runs the
+    rule on those arrays, so rebinding a node's ``.data`` later cannot change its gradient;
+    ``create_graph``
+    runs it on the node and its parents, so the gradient is built from engine ops.  A node
+    holds no closure: one shared object per op, not a few per node.
+    """
+
+    __slots__ = ("grads", "saves")
+
+    def __init__(self, *grads, saves=True):
+        self.grads = grads
+        self.saves = saves
+
+    def graph(self, g, out, *inputs, **kwargs):
+        """The gradients as Tensors (what :func:`defvjp`'s rules return)."""
+        return tuple(None if grad is None else grad(g, out, *inputs, **kwargs) for grad in self.grads)
+
+    def closures(self, out, arrays, kwargs):
+        """One vjp per input over the arrays given (for a call mixing Tensors and constants)."""
+        return tuple(None if grad is None else functools.partial(_run_rule, grad, out, arrays, kwargs)
+                     for grad in self.grads)
+
+
+def _run_rule(grad, out, arrays, kwargs, g):
+    return grad(g, out, *arrays, **kwargs)
 
 
 def defvjp(forward, rule):
@@ -981,9 +1025,14 @@ def _backprop(root, grad, retain_graph, targets):
             vjps = node._vjps
             if vjps is None:      # a leaf
                 continue
+            rule = vjps if type(vjps) is Rule else None
+            if rule is not None:      # one shared rule, on the arrays the node saved
+                out, *arrays = node._ctx   # the output as the forward made it, not .data now
+                arrays = arrays or [p.data for p in node.parents]
+                vjps = rule.grads
             for p, vjp in zip(node.parents, vjps):
                 if p.requires_grad:
-                    pg = vjp(g)
+                    pg = vjp(g) if rule is None else vjp(g, out, *arrays)
                     if anomaly:
                         _check_finite(node, pg.values if type(pg) is Scatter else np.asarray(pg),
                                       "the gradient rule of")
@@ -1011,6 +1060,7 @@ def _free(order):
     for node in order:
         if node.op is not None:
             node._vjps = None
+            node._ctx = None
 
 
 def _check_grads(order):
@@ -1119,6 +1169,8 @@ def _backprop_graph(root, grad, retain_graph, targets):
 
 def _graph_rule(node, g):
     """(inputs as Tensors, their gradients as Tensors) from ``node``'s tensor-level rule."""
+    if type(node._vjps) is Rule:
+        return node.parents, node._vjps.graph(g, node, *node.parents)
     ctx = getattr(node, "_ctx", None)
     if ctx is not None and type(ctx) is not tuple:
         ctx = (ctx, node.parents, {})

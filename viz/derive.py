@@ -13,7 +13,7 @@ unroll follows the scope and naming conventions gets both views.
 
 import re
 
-from rnn.core import collector_paused, innermost, is_outside, time_step, unroll_scope, walk
+from rnn.core import innermost, is_outside, time_step, unroll_scope, walk
 from tinygraph import Parameter
 
 WEIGHT_OPS = frozenset({"matmul", "take", "mul"})   # and the product of addmm
@@ -146,26 +146,25 @@ def derive(roots, hide=(), window=None, position=time_step, inside=None):
             steps_of[scope] = position(scope)
         return steps_of[scope]
 
-    with collector_paused():
-        order = walk(list(roots), stop=lambda n: is_outside(n, inside))
-        fixed = {node.name for node in order if isinstance(node, Parameter) and node.name
-                 and not node.requires_grad}
-        variables = [(node, (node.name, step_of(node))) for node in order
-                     if is_variable(node, hide) and not is_outside(node, inside)]
-        keys = dict.fromkeys(key for _, key in variables)
-        last = max((t for _, t in keys if t is not None), default=0)
-        outside = _Outside({name for name, _ in keys})
-        edges, paths = {}, {}
-        for node, dst in variables:
-            t = dst[1]
-            if window is not None and t is not None and window + 1 < t < last - window:
-                continue
-            for src, labels in _feeders(node, hide, inside):
-                key = outside.key(src) if is_outside(src, inside) else (src.name, step_of(src))
-                merged = list(edges.get((key, dst), ()))
-                merged += [w for w in labels if w not in merged]
-                edges[(key, dst)] = tuple(merged)
-                paths.setdefault((key, dst), set()).add(labels)
+    order = walk(list(roots), stop=lambda n: is_outside(n, inside))
+    fixed = {node.name for node in order if isinstance(node, Parameter) and node.name
+             and not node.requires_grad}
+    variables = [(node, (node.name, step_of(node))) for node in order
+                 if is_variable(node, hide) and not is_outside(node, inside)]
+    keys = dict.fromkeys(key for _, key in variables)
+    last = max((t for _, t in keys if t is not None), default=0)
+    outside = _Outside({name for name, _ in keys})
+    edges, paths = {}, {}
+    for node, dst in variables:
+        t = dst[1]
+        if window is not None and t is not None and window + 1 < t < last - window:
+            continue
+        for src, labels in _feeders(node, hide, inside):
+            key = outside.key(src) if is_outside(src, inside) else (src.name, step_of(src))
+            merged = list(edges.get((key, dst), ()))
+            merged += [w for w in labels if w not in merged]
+            edges[(key, dst)] = tuple(merged)
+            paths.setdefault((key, dst), set()).add(labels)
     nodes = {}
     for node, key in variables:
         nodes.setdefault(key, node)

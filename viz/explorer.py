@@ -29,7 +29,7 @@ import numpy as np
 
 import rnn
 import tinygraph as tg
-from rnn.core import collector_paused, time_step, walk
+from rnn.core import time_step, walk
 from rnn.diagnostics import own_run, part_nodes, run_connectivity, run_saturation
 
 from .derive import Variables, derive, param_behind
@@ -111,13 +111,12 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     symbols = _symbols(symbols)
     parts = getattr(model, "parts", {}) or {}
     part = part or (next(iter(parts)) if parts else "h")
-    with collector_paused():
-        bundles = []
-        if before is not None:     # the model's own arrays and versions come back untouched
-            with model.state_swapped(before):
-                bundles.append(("before training", _bundle(model, xs, ys, h0, part, steps, draw=False)))
-        bundles.append(("after training" if before is not None else "model",
-                        _bundle(model, xs, ys, h0, part, steps)))
+    bundles = []
+    if before is not None:     # the model's own arrays and versions come back untouched
+        with model.state_swapped(before):
+            bundles.append(("before training", _bundle(model, xs, ys, h0, part, steps, draw=False)))
+    bundles.append(("after training" if before is not None else "model",
+                    _bundle(model, xs, ys, h0, part, steps)))
     current = bundles[-1][1]                   # the model's own parameters: its drawings serve all
     svg, templates = current.pop("svg"), current.pop("templates")
     sources = current.pop("template_sources")

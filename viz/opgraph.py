@@ -17,7 +17,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph import Parameter
 
-from .derive import collector_paused, is_variable, param_behind, time_step, walk
+from .derive import is_variable, param_behind, time_step, walk
 from .render import html_text
 
 KEEP = 3
@@ -123,8 +123,7 @@ def graph(tensor, keep=KEEP, grads=False):
     """
     if not isinstance(tensor, tg.Tensor):
         raise tg.DTypeError(f"viz.graph: needs a tinygraph Tensor, got {type(tensor).__name__}")
-    with collector_paused():
-        return _draw(tensor, keep, grads)
+    return _draw(tensor, keep, grads)
 
 
 def _draw(tensor, keep, grads):

@@ -35,7 +35,7 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn import datasets, problems
-from rnn.core import collector_paused, detach_state, time_step
+from rnn.core import detach_state, time_step
 from rnn.diagnostics import part_nodes, run_model
 
 from .derive import derive
@@ -279,11 +279,10 @@ class Run:
             xs, ys = xs[i * trunc:(i + 1) * trunc], ys[i * trunc:(i + 1) * trunc]
             if i == 0:
                 self.carried = {}
-        with collector_paused():
-            run = self.model.run_for_loss(xs, ys, **self.carried)
-            self.carried = {"h0": detach_state(run.last)} if run.last is not None else {}
-            loss, norm = run.loss.item(), self.trainer.update(run.loss)
-            del run
+        run = self.model.run_for_loss(xs, ys, **self.carried)
+        self.carried = {"h0": detach_state(run.last)} if run.last is not None else {}
+        loss, norm = run.loss.item(), self.trainer.update(run.loss)
+        del run
         self.steps += 1
         self.losses.append(loss / len(xs))
         self.norms.append(norm)
@@ -325,32 +324,31 @@ class Run:
                                 "gradient exploded; clipping prevents it): reset")
             self.views_data = out
             return out
-        with collector_paused():
-            run = run_model(model, xs, ys)
-            nodes = part_nodes(run, part, "viz.playground")
-            keys = sorted(nodes)
-            if run.loss is not None and all(nodes[k].requires_grad for k in keys):
-                grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
-                out["dldh"] = _nums([np.linalg.norm(g) for g in grads])
-                rows = None
-                if len(run.losses) > PROBE_ROWS:
-                    rows = np.unique(np.linspace(1, len(keys), 40).round().astype(int)).tolist()
-                matrix = rnn.connectivity(model, xs, ys, part=part, rows=rows)
-                height = max(time_step(loss.scope) for loss in run.losses)
-                out["connectivity"] = _binned(matrix, rows, height)
-                out["unrolled"] = self._unrolled(run)
-            else:
-                out["notes"].append(f"{model.name}: h(t) does not depend on trained weights "
-                                    "(a fixed reservoir): no gradient through time to show")
-            if part in parts:
-                jacs = rnn.jacobians(model, xs[:JACOBIAN_STEPS], part=part,
-                                     ys=ys[:JACOBIAN_STEPS])
-                norms, radii = rnn.spectra(jacs)
-                decay = rnn.lag_decay(jacs, max_lag=min(len(jacs), 30), ends=3)
-                eig = np.linalg.eigvals(jacs[-1])
-                out["spectra"] = {"norm": _nums(norms), "radius": _nums(radii),
-                                  "eig": [_nums(eig.real), _nums(eig.imag)]}
-                out["lag"] = {"norms": _nums(decay.norms), "rate": _num(decay.rate)}
+        run = run_model(model, xs, ys)
+        nodes = part_nodes(run, part, "viz.playground")
+        keys = sorted(nodes)
+        if run.loss is not None and all(nodes[k].requires_grad for k in keys):
+            grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
+            out["dldh"] = _nums([np.linalg.norm(g) for g in grads])
+            rows = None
+            if len(run.losses) > PROBE_ROWS:
+                rows = np.unique(np.linspace(1, len(keys), 40).round().astype(int)).tolist()
+            matrix = rnn.connectivity(model, xs, ys, part=part, rows=rows)
+            height = max(time_step(loss.scope) for loss in run.losses)
+            out["connectivity"] = _binned(matrix, rows, height)
+            out["unrolled"] = self._unrolled(run)
+        else:
+            out["notes"].append(f"{model.name}: h(t) does not depend on trained weights "
+                                "(a fixed reservoir): no gradient through time to show")
+        if part in parts:
+            jacs = rnn.jacobians(model, xs[:JACOBIAN_STEPS], part=part,
+                                 ys=ys[:JACOBIAN_STEPS])
+            norms, radii = rnn.spectra(jacs)
+            decay = rnn.lag_decay(jacs, max_lag=min(len(jacs), 30), ends=3)
+            eig = np.linalg.eigvals(jacs[-1])
+            out["spectra"] = {"norm": _nums(norms), "radius": _nums(radii),
+                              "eig": [_nums(eig.real), _nums(eig.imag)]}
+            out["lag"] = {"norms": _nums(decay.norms), "rate": _num(decay.rate)}
         self.views_data = out
         return out
 
