@@ -18,6 +18,7 @@ entry.  Writing is deterministic: the same arrays, names and meta give the same 
 written).  Plain ``.npz`` files of numeric arrays (no manifest) are read the same way.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -140,77 +141,67 @@ def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES):
     CheckpointError
         Anything wrong with the file, naming the file and the entry.
     """
-    path = checked_path(path, "load", CheckpointError)
-    if not os.path.isfile(path):
-        raise CheckpointNotFoundError(f"load: no checkpoint file at '{path}'")
-    entry = None
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = _members(zf)
-            entry = MANIFEST
-            names, meta = _manifest(zf, members)
-            extra = [] if expect is None else sorted(n for n in names if n not in expect)
-            if extra:
-                entry = extra[0]
-                raise _Refused(f"unexpected {extra} (not among the {len(expect)} entries wanted)")
-            arrays, budget = {}, max_bytes
-            for name, member in names.items():
-                entry = name
-                arr = _read_member(zf, members[member], None if expect is None else expect[name],
-                                   budget)
-                budget -= arr.nbytes
-                arrays[name] = arr
-    except _Refused as e:
-        where = "" if entry is None else f", entry {entry!r}"
-        raise CheckpointError(f"load: '{path}' is not a readable checkpoint{where}: {e}") from None
-    except _BAD_FILE as e:
-        where = "" if entry is None else f", entry {entry!r}"
-        raise CheckpointError(f"load: '{path}' is not a readable checkpoint{where}: "
-                              f"{type(e).__name__}: {e}") from None
+    with _reading(path) as (zf, members, where):
+        where.entry = MANIFEST
+        names, meta = _manifest(zf, members)
+        extra = [] if expect is None else sorted(n for n in names if n not in expect)
+        if extra:
+            where.entry = extra[0]
+            raise _Refused(f"unexpected {extra} (not among the {len(expect)} entries wanted)")
+        arrays, budget = {}, max_bytes
+        for name, member in names.items():
+            where.entry = name
+            arr = _read_member(zf, members[member], None if expect is None else expect[name],
+                               budget)
+            budget -= arr.nbytes
+            arrays[name] = arr
     return Checkpoint(arrays, meta)
 
 
 def read_meta(path):
     """The metadata of a checkpoint (its manifest only: no array is read)."""
-    path = checked_path(path, "load", CheckpointError)
-    if not os.path.isfile(path):
-        raise CheckpointNotFoundError(f"load: no checkpoint file at '{path}'")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return _manifest(zf, _members(zf))[1]
-    except _Refused as e:
-        raise CheckpointError(f"load: '{path}' is not a readable checkpoint: {e}") from None
-    except _BAD_FILE as e:
-        raise CheckpointError(f"load: '{path}' is not a readable checkpoint: "
-                              f"{type(e).__name__}: {e}") from None
+    with _reading(path) as (zf, members, _):
+        return _manifest(zf, members)[1]
 
 
 def read_headers(path):
     """name -> (shape, dtype) of every array of a checkpoint, from the npy headers alone: no
     array data is read, so a caller can check what a file claims before loading it."""
+    with _reading(path) as (zf, members, where):
+        where.entry = MANIFEST
+        names, _ = _manifest(zf, members)
+        headers = {}
+        for name, member in names.items():
+            where.entry = name
+            with zf.open(members[member]) as f:
+                shape, _, dtype = _header(f)
+            headers[name] = (shape, dtype)
+    return headers
+
+
+class _Where:
+    """The entry of a checkpoint being read, for the error that names it."""
+    entry = None
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """The open zip of checkpoint ``path``, its members and a :class:`_Where`; anything wrong
+    inside becomes a CheckpointError naming the file and the entry being read."""
     path = checked_path(path, "load", CheckpointError)
     if not os.path.isfile(path):
         raise CheckpointNotFoundError(f"load: no checkpoint file at '{path}'")
-    entry = None
+    where = _Where()
     try:
         with zipfile.ZipFile(path) as zf:
-            members = _members(zf)
-            entry = MANIFEST
-            names, _ = _manifest(zf, members)
-            headers = {}
-            for name, member in names.items():
-                entry = name
-                with zf.open(members[member]) as f:
-                    shape, _, dtype = _header(f)
-                headers[name] = (shape, dtype)
+            yield zf, _members(zf), where
+        return
     except _Refused as e:
-        where = "" if entry is None else f", entry {entry!r}"
-        raise CheckpointError(f"load: '{path}' is not a readable checkpoint{where}: {e}") from None
+        detail = str(e)
     except _BAD_FILE as e:
-        where = "" if entry is None else f", entry {entry!r}"
-        raise CheckpointError(f"load: '{path}' is not a readable checkpoint{where}: "
-                              f"{type(e).__name__}: {e}") from None
-    return headers
+        detail = f"{type(e).__name__}: {e}"
+    at = "" if where.entry is None else f", entry {where.entry!r}"
+    raise CheckpointError(f"load: '{path}' is not a readable checkpoint{at}: {detail}") from None
 
 
 class _Refused(Exception):
