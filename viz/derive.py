@@ -198,9 +198,24 @@ class _Outside:
 def _feeders(node, hide, inside=None):
     """(variable, weights on the path) for every variable that ``node`` reaches through unnamed
     nodes; a tensor from outside the unroll ``inside`` stands for what is named behind it."""
+    return _named_behind(_parents_with_weights(node, ()), hide, inside)
+
+
+def _outside_sources(node, labels, hide):
+    """The named nodes behind a tensor made outside the unroll (through unnamed nodes, with the
+    weights on the way); the tensor itself when nothing behind it is named and it requires grad."""
+    found = _named_behind([(node, labels)], hide)
+    if not found and node.requires_grad and param_behind(node, through_bias=True) is None:
+        found.append((node, labels))
+    return found
+
+
+def _named_behind(stack, hide, inside=None):
+    """(variable, weights on the path) for every variable reached from the (node, weights) pairs
+    of ``stack`` through unnamed nodes, stopping at parameters and leaves; a tensor made outside
+    the unroll ``inside`` (None: no outside) stands for the named nodes behind it."""
     out = []
     seen = set()
-    stack = _parents_with_weights(node, ())
     while stack:
         p, labels = stack.pop()
         if (id(p), labels) in seen:
@@ -216,28 +231,6 @@ def _feeders(node, hide, inside=None):
             continue
         stack.extend(_parents_with_weights(p, labels))
     return out
-
-
-def _outside_sources(node, labels, hide):
-    """The named nodes behind a tensor made outside the unroll (through unnamed nodes, with the
-    weights on the way); the tensor itself when nothing behind it is named and it requires grad."""
-    found = []
-    seen = set()
-    stack = [(node, labels)]
-    while stack:
-        p, path = stack.pop()
-        if (id(p), path) in seen:
-            continue
-        seen.add((id(p), path))
-        if is_variable(p, hide):
-            found.append((p, path))
-            continue
-        if p.op is None or param_behind(p, through_bias=True) is not None:
-            continue
-        stack.extend(_parents_with_weights(p, path))
-    if not found and node.requires_grad and param_behind(node, through_bias=True) is None:
-        found.append((node, labels))
-    return found
 
 
 def _parents_with_weights(node, labels):
