@@ -34,7 +34,9 @@ import numpy as np
 
 import tinygraph as tg
 
-from . import checks
+from tinygraph import tape
+
+from . import checks, replay
 
 _STEP = re.compile(r"^t=(-?\d+)$")
 RESERVED = frozenset({"x", "o", "L", "y"})   # the book's names the machinery gives its own nodes
@@ -66,27 +68,48 @@ class Unrolled:
     attention : list of Tensor or None
         A design with attention (``rnn.EncoderDecoder(attention=...)``): the weights α(t) of
         every decoder step, each (n_x,) or (B, n_x); None for a design without attention.
+    replayed : (a, b) or None
+        Steps a..b (in the order run) were replayed from a recorded step as one node
+        (:mod:`rnn.replay`); None when every step ran as engine ops.
+    not_replayed : str or None
+        Why a cell unrolled for the loss did not replay its steps (None if it did, or if it
+        was not tried: ``run``, a short sequence, a design of several unrolls).
     """
 
-    __slots__ = ("loss", "outputs", "states", "parts", "losses", "last", "feedback", "past",
-                 "attention")
+    __slots__ = ("loss", "outputs", "_states", "parts", "losses", "last", "feedback", "past",
+                 "attention", "replayed", "not_replayed", "_shown")
 
     def __init__(self, history, part_names, last, loss=None, feedback=None, single=True,
                  shown="h", past=None):
         self.losses = history.get("L", [])
         self.outputs = history.get("o", [])
         self.parts = {name: history.get(name, []) for name in part_names}
-        if not part_names:
-            self.states = history.get(shown, [])
-        elif single:
-            self.states = self.parts[part_names[0]]
-        else:
-            self.states = [dict(zip(part_names, s)) for s in zip(*self.parts.values())]
+        # what ``states`` is made of: the shown history, or the parts as they are now
+        self._shown = history.get(shown, []) if not part_names else dict(self.parts)
+        self._states = self.parts[part_names[0]] if part_names and single else None
         self.last = last
         self.feedback = feedback
         self.past = past
         self.attention = None
+        self.replayed = None
+        self.not_replayed = None
         self.loss = total(self.losses) if self.losses else loss
+
+    @property
+    def states(self):
+        """The state after every step: a Tensor for a one-part state, else a dict part ->
+        Tensor (made when first asked for)."""
+        if self._states is None:
+            shown = self._shown
+            if type(shown) is not dict:
+                self._states = shown
+            else:
+                self._states = [dict(zip(shown, s)) for s in zip(*shown.values())]
+        return self._states
+
+    @states.setter
+    def states(self, value):
+        self._states = value
 
     def __repr__(self):
         steps = max((len(v) for v in self.parts.values()), default=len(self.outputs))
@@ -117,17 +140,25 @@ def unroll(step, carry, steps, reverse=False):
     ``.name`` set to its key).
     """
     history = {}
-    for t in (range(steps, 0, -1) if reverse else range(1, steps + 1)):
+    carry = run_steps(step, carry, range(steps, 0, -1) if reverse else range(1, steps + 1),
+                      history)
+    if reverse:
+        for nodes in history.values():
+            nodes.reverse()
+    return carry, history
+
+
+def run_steps(step, carry, ts, history):
+    """Run ``step`` (as in :func:`unroll`) for the steps ``ts`` in that order, appending the
+    named nodes of each to ``history`` (in the order run); returns the last carry."""
+    for t in ts:
         with tg.scope(f"t={t}"):
             carry, named = step(t, carry)
         for key, node in named.items():
             if node is not None:
                 node.name = key
                 history.setdefault(key, []).append(node)
-    if reverse:
-        for nodes in history.values():
-            nodes.reverse()
-    return carry, history
+    return carry
 
 
 def innermost(pattern, scope):
@@ -429,6 +460,7 @@ class Cell(RecurrentModel):
     state_is_dict = False     # True: step and readout see the state as a dict even with one part
     has_readout = True
     names_inputs = True       # per step, the inputs of ``seq`` are named (x(t)); False: left as given
+    replayable = True         # False: ``loss`` runs every step as engine ops (see rnn.replay)
 
     def input_map(self, inputs):
         """u from the step's inputs (a dict name -> Tensor, one step or all steps at once)."""
@@ -601,6 +633,12 @@ class Cell(RecurrentModel):
         only = names[0] if len(names) == 1 else None
         step = self.step
         first = steps if reverse else 1
+        order = range(steps, 0, -1) if reverse else range(1, steps + 1)
+        depth = max(self.lags.values(), default=1)
+        lead = depth + 3              # steps run as engine ops before the replay
+        replays = getattr(self.owner, "replayable", True) and steps > lead + 1
+        recorded = {}                 # t -> (recording, the step's inputs, its outputs)
+        record_at = set(order[lead - 2:lead]) if replays else ()
 
         def one_step(t, carry):
             state, ring = carry
@@ -609,7 +647,12 @@ class Cell(RecurrentModel):
             if t == first:
                 new = self._step(seen, u, t, None, True)
             else:   # the same shapes as step 1: only the recurrence itself
-                new = step(seen, u)
+                if t in record_at:
+                    with tape.recording() as rec:
+                        new = step(seen, u)
+                    recorded[t] = (rec, seen, u, new)
+                else:
+                    new = step(seen, u)
                 if type(new) is not dict:
                     new = {only: new}
             if keep is not None:
@@ -620,7 +663,62 @@ class Cell(RecurrentModel):
                 new = {only: new[only]}
             return (new, ring and ring[1:] + [new]), new
 
-        (last, ring), history = unroll(one_step, (state, ring0), steps, reverse)
+        if replays:
+            history = {}
+            carry = run_steps(one_step, (state, ring0), order[:lead], history)
+            programs = [self._program(*recorded[t], names) for t in order[lead - 2:lead]]
+            if isinstance(programs[0], tape.Program) and programs[0].same(programs[1]):
+                rest = order[lead:]
+                (last, ring), history = self._replayed(programs[0], history, depth, rest,
+                                                       blocks[-1][0], first_block, keep, reverse)
+                why = None
+            else:
+                why = programs[0] if isinstance(programs[0], str) else (
+                    programs[1] if isinstance(programs[1], str) else
+                    "two steps recorded different programs (the step depends on the data or "
+                    "on Python state)")
+                last, ring = run_steps(one_step, carry, order[lead:], history)
+                if reverse:
+                    for nodes in history.values():
+                        nodes.reverse()
+        else:
+            (last, ring), history = unroll(one_step, (state, ring0), steps, reverse)
+        result = self._batched_result(history, last, ring, ys, keep, batch, steps)
+        if replays:
+            result.replayed = None if why else (order[lead], order[-1])
+            result.not_replayed = why
+        return result
+
+    def _program(self, rec, seen, u, new, names):
+        """The tape.Program of one recorded step (or why it cannot be replayed)."""
+        if type(new) is not dict:
+            new = {names[0]: new} if len(names) == 1 else None
+        if new is None or any(n not in new for n in names):
+            return "the step did not return every state part"
+        ins = [seen[n] for n in names] + [seen[lagged(n, d)] for n, d in self.lags.items()]
+        return tape.Program.of(rec, ins + replay.flat(u), [new[n] for n in names])
+
+    def _replayed(self, program, history, depth, rest, u_all, first_block, keep, reverse):
+        """Steps ``rest`` replayed from ``program`` after the engine's steps in ``history``
+        (each part's nodes in the order run): the history of all steps in time order, each
+        part a :class:`replay.Steps`, and the last state and lag ring."""
+        names = list(self.parts)
+        tails = {n: history[n][-depth:] for n in names}
+        rows = [t - 1 - first_block for t in rest]
+        kept = None if keep is None else keep[[t - 1 for t in rest]]
+        blocks = replay.run(program, names, list(self.lags.items()), tails, replay.flat(u_all),
+                            rows, kept, f"t={rest[0]}..{rest[-1]}")
+        steps = {}
+        for n in names:
+            head = history[n][::-1] if reverse else history[n]
+            steps[n] = replay.Steps(head, blocks[n], n, tail_first=reverse)
+        last = {n: s[0] if reverse else s[-1] for n, s in steps.items()}
+        ring = None
+        if self.lags:         # (never run backward in time)
+            ring = [{n: steps[n][-k] for n in names} for k in range(depth, 0, -1)]
+        return (last, ring), steps
+
+    def _batched_result(self, history, last, ring, ys, keep, batch, steps):
         if not self.has_readout:
             return self._result(history, last, None, past=ring)
         if self.outputs == "last":
@@ -634,7 +732,7 @@ class Cell(RecurrentModel):
     def batched_loss(self, history, ys, keep, batch, readout=None):
         """The loss of every step at once: ``readout`` (default the cell's) applied to the
         rows of the stacked state parts of ``history`` (name -> list of T Tensors)."""
-        stacked = {n: tg.stack(v) for n, v in history.items()}
+        stacked = {n: replay.stacked(v) for n, v in history.items()}
         rows = {n: s.reshape((-1,) + s.shape[2:]) if batch else s for n, s in stacked.items()}
         o = (readout or self.readout)(rows)
         if self.criterion is tg.cross_entropy:

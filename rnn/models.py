@@ -17,7 +17,7 @@ import numpy as np
 
 import tinygraph as tg
 
-from . import checks, stacked
+from . import checks, replay, stacked
 from .core import Cell, Chain, init_bias, init_weight, output_and_loss, step_leaves, unroll
 
 class Sampler:
@@ -1004,7 +1004,7 @@ class EncoderDecoder(Design):
             memory = valid = None
             if self.attention is not None:
                 with tg.scope(self.name):
-                    memory = tg.stack(encoded.parts["h"], axis=-2).named("memory")
+                    memory = replay.stacked(encoded.parts["h"], axis=-2).named("memory")
                 valid = None if keep is None else keep.T
             decoder = self._decoder(memory, valid, alphas)
             decoded = decoder.unroll({}, steps, ys=ys, batch=batch,

@@ -14,7 +14,7 @@ import functools
 
 import tinygraph as tg
 
-from . import checks
+from . import checks, replay
 from .core import Chain, output_and_loss, step_leaves, unroll
 
 
@@ -99,7 +99,7 @@ def _joined(model, outs, steps, per_step):
     """The next layer's input: the directions' states side by side, per step (each node in the
     scope of its step) or for all steps at once (T, ..., D H)."""
     if not per_step:
-        stacked = [tg.stack(nodes) for nodes in outs]
+        stacked = [replay.stacked(nodes) for nodes in outs]
         return stacked[0] if len(stacked) == 1 else tg.concat(stacked, axis=-1)
     if len(outs) == 1:
         return list(outs[0])

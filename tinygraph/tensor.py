@@ -325,12 +325,16 @@ class Tensor:
         if self.data.size != 1:
             raise ShapeError(f"bool: the truth value of a tensor of shape {self.shape} is "
                              "ambiguous; compare .item() or use .data.any() / .data.all()")
+        if _tapes:
+            _value_read()
         return bool(self.data.item())
 
     def _scalar(self, who):
         if self.data.size != 1:
             raise ShapeError(f"{who}: only a one-element tensor converts to a Python scalar, "
                              f"got shape {self.shape}")
+        if _tapes:
+            _value_read()
         return self.data.item()
 
     def __float__(self):
@@ -347,14 +351,20 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         """``np.asarray(t)`` is ``t.data`` (no gradient flows into a plain array)."""
         _converted[0] += 1
+        if _tapes:
+            _value_read()
         if copy:
             return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
     def numpy(self):
+        if _tapes:
+            _value_read()
         return self.data
 
     def item(self):
+        if _tapes:
+            _value_read()
         return self.data.item()
 
     def __repr__(self):
@@ -563,6 +573,8 @@ def make_node(op, data, parents, vjps):
         if data.dtype.kind in "fc" and not np.isfinite(data).all():
             raise AnomalyError(f"{op}: forward produced {_bad_kind(data)}{_where(t.scope)}, "
                                f"created at {t._site}")
+    if _tapes:
+        _value_read(made=1)
     return t
 
 
@@ -653,22 +665,46 @@ def apply(op, forward, *inputs, **kwargs):
             f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}") from None
     # _ctx: what create_graph needs to run the op's tensor-level rule (just the forward when
     # the inputs are the parents and there are no keyword arguments: the common case)
-    if type(vjps) is Rule:
-        if len(parents) == len(inputs) and not kwargs:
-            t = make_node(op, value, inputs, vjps)
-            if t._vjps is not None:    # the output and the rule's saved inputs, as they are now
-                t._ctx = (t.data, *arrays) if vjps.saves else (t.data,)
-            return t
-        vjps = vjps.closures(value, arrays, kwargs)
-    if len(parents) == len(inputs):
+    if type(vjps) is Rule and len(parents) == len(inputs) and not kwargs:
         t = make_node(op, value, inputs, vjps)
-        if t._vjps is not None:
-            t._ctx = (forward, inputs, kwargs) if kwargs else forward
+        if t._vjps is not None:    # the output and the rule's saved inputs, as they are now
+            t._ctx = (t.data, *arrays) if vjps.saves else (t.data,)
     else:
-        t = make_node(op, value, tuple(parents), [v for x, v in zip(inputs, vjps) if isinstance(x, Tensor)])
-        if t._vjps is not None:
-            t._ctx = (forward, inputs, kwargs)
+        if type(vjps) is Rule:
+            vjps = vjps.closures(value, arrays, kwargs)
+        if len(parents) == len(inputs):
+            t = make_node(op, value, inputs, vjps)
+            if t._vjps is not None:
+                t._ctx = (forward, inputs, kwargs) if kwargs else forward
+        else:
+            t = make_node(op, value, tuple(parents),
+                          [v for x, v in zip(inputs, vjps) if isinstance(x, Tensor)])
+            if t._vjps is not None:
+                t._ctx = (forward, inputs, kwargs)
+    if _tapes:       # a tinygraph.tape recording in some thread: note the op if it is this one's
+        _taped(op, forward, inputs, kwargs, t)
     return t
+
+
+_tapes = {}    # thread id -> the tinygraph.tape.Recording open in that thread
+
+
+def _taped(op, forward, inputs, kwargs, t):
+    tape = _tapes.get(threading.get_ident())
+    if tape is not None:
+        tape.ops.append((op, forward, inputs, kwargs, t))
+
+
+def _value_read(made=0):
+    """A tensor's value was read as a Python value or a plain array (a recording tape cannot
+    replay code that may branch on it), or, with ``made``, a node was made (counted, so the
+    tape knows of nodes made without :func:`apply`)."""
+    tape = _tapes.get(threading.get_ident())
+    if tape is not None:
+        if made:
+            tape.made += 1
+        else:
+            tape.read = True
 
 
 _BROADCASTING = frozenset(("add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clip",

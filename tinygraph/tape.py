@@ -1,0 +1,318 @@
+"""Record the ops a piece of code makes, then run them again on other arrays: a replay.
+
+The idea of Chainer's ``static_graph`` and tinygrad's ``TinyJit``, on the engine's own ops::
+
+    with tape.recording() as rec:
+        y = step(h, u)                       # engine ops, made as usual
+    program = tape.Program.of(rec, [h, u], [y])
+    if isinstance(program, str): ...         # why it cannot be replayed
+    values, saved = program.forward([h2, u2])   # the same ops on other arrays
+    grads_in, grads_outside = program.backward(values, saved, [g_y])
+
+A :class:`Program` is the list of recorded ops with where each reads its inputs from: an
+input given to :meth:`Program.of`, the output of an earlier op, a tensor from outside that
+requires grad (a parameter: its gradient is returned as well), or a constant (a number, an
+array, a tensor that requires no grad, kept by value).  ``forward`` calls each op's own
+forward function on arrays and ``backward`` its own gradient rule, in reverse: no Tensor
+is made.  Whether two recordings made the same program (:meth:`Program.same`) says whether
+one recorded step stands for the others: same ops, same constants, same outside tensors,
+same shapes.
+
+What a recording cannot see, it refuses: a tensor's value read as a Python value or a plain
+array (``item()``, ``float(t)``, ``bool(t)``, ``np.asarray(t)``), on which the code may
+branch, and nodes made without :func:`tinygraph.apply`.  Reading ``t.data`` directly is
+invisible to it: code that branches on ``.data`` must not be replayed.
+"""
+
+import contextlib
+import threading
+
+import numpy as np
+
+from .errors import BackwardError
+from .tensor import Rule, Scatter, Tensor, _graph_rule, _tapes, _unbroadcast, apply
+
+
+class Recording:
+    """What :func:`recording` saw: ``ops``, a list of ``(op, forward, inputs, kwargs, node)``
+    in the order they were made; ``read``, True if a tensor's value was read; ``made``, how
+    many nodes were made (by :func:`apply` or not)."""
+
+    __slots__ = ("ops", "read", "made")
+
+    def __init__(self):
+        self.ops = []
+        self.read = False
+        self.made = 0
+
+
+@contextlib.contextmanager
+def recording():
+    """Record the engine ops this thread makes inside the block (other threads are not
+    recorded).  Yields a :class:`Recording`, or None inside another recording of this thread
+    (nothing is recorded twice)."""
+    key = threading.get_ident()
+    if key in _tapes:
+        yield None
+        return
+    rec = _tapes[key] = Recording()
+    try:
+        yield rec
+    finally:
+        del _tapes[key]
+
+
+_IN, _OUTSIDE, _CONST, _OP = range(4)
+
+
+class Program:
+    """The recorded ops as a program over slots (see the module docstring).
+
+    Slots, in order: the inputs, the outside tensors that require grad, the constants, the
+    ops' outputs.  ``ops[j] = (name, forward, args, kwargs)``, ``args`` the slot of each
+    input; ``outputs``: the slots of the outputs.
+    """
+
+    def __init__(self, n_in, outside, consts, ops, outputs, shapes):
+        self.n_in = n_in
+        self.outside = outside           # the outside tensors that require grad
+        self.consts = consts
+        self.ops = ops
+        self.outputs = outputs
+        self.shapes = shapes             # (shape, dtype) of every op's output
+        first = n_in + len(outside) + len(consts)
+        self.first_op = first
+        self.size = first + len(ops)
+        self._base = [None] * self.size
+        for i, c in enumerate(consts):
+            self._base[n_in + len(outside) + i] = c
+        # which slots need a gradient: the inputs and outside tensors, and ops that read one
+        need = [True] * (n_in + len(outside)) + [False] * len(consts)
+        for _, _, args, _ in ops:
+            need.append(any(need[i] for i in args))
+        self.need = need
+
+    @classmethod
+    def of(cls, rec, inputs, outputs):
+        """The program of Recording ``rec`` from the Tensors ``inputs`` to the Tensors
+        ``outputs``, or a str saying why it cannot be replayed."""
+        if rec is None:
+            return "recorded inside another recording"
+        if rec.read:
+            return "the step reads a tensor's value (item(), float(), bool() or np.asarray)"
+        if rec.made != len(rec.ops):
+            return "the step makes nodes without tinygraph.apply"
+        slots = {}
+        for i, x in enumerate(inputs):
+            if id(x) in slots:
+                return "the step reads one tensor as two inputs"
+            slots[id(x)] = (_IN, i)
+        outside, outside_at, consts, ops, shapes = [], {}, [], [], []
+        for j, (name, forward, args, kwargs, node) in enumerate(rec.ops):
+            refs = []
+            for x in args:
+                if isinstance(x, Tensor):
+                    ref = slots.get(id(x))
+                    if ref is None:
+                        if x.requires_grad:
+                            if id(x) not in outside_at:
+                                outside_at[id(x)] = len(outside)
+                                outside.append(x)
+                            ref = (_OUTSIDE, outside_at[id(x)])
+                        else:
+                            ref = (_CONST, len(consts))
+                            consts.append(x.data)
+                else:
+                    ref = (_CONST, len(consts))
+                    consts.append(x)
+                refs.append(ref)
+            slots[id(node)] = (_OP, j)
+            ops.append((name, forward, refs, kwargs))
+            shapes.append((node.shape, node.dtype))
+        outs = []
+        for y in outputs:
+            if not isinstance(y, Tensor):
+                return f"the step returned {type(y).__name__}, not a Tensor"
+            ref = slots.get(id(y))
+            if ref is None:
+                return "the step returned a tensor it did not make or read"
+            outs.append(ref)
+        n_in, n_out = len(inputs), len(outside)
+        first = n_in + n_out + len(consts)
+        place = {_IN: 0, _OUTSIDE: n_in, _CONST: n_in + n_out, _OP: first}
+
+        def at(ref):
+            return place[ref[0]] + ref[1]
+        ops = [(name, forward, tuple(at(r) for r in refs), kwargs)
+               for name, forward, refs, kwargs in ops]
+        return cls(n_in, outside, consts, ops, tuple(at(r) for r in outs), shapes)
+
+    def same(self, other):
+        """True when ``other`` (a Program, or a str) would compute the same function: the same
+        ops with the same forward functions, settings, wiring, constants, outside tensors and
+        shapes."""
+        if not isinstance(other, Program):
+            return False
+        if (self.n_in != other.n_in or len(self.ops) != len(other.ops)
+                or self.outputs != other.outputs or self.shapes != other.shapes
+                or len(self.outside) != len(other.outside) or len(self.consts) != len(other.consts)):
+            return False
+        if any(a is not b for a, b in zip(self.outside, other.outside)):
+            return False
+        if not all(_equal(a, b) for a, b in zip(self.consts, other.consts)):
+            return False
+        for (n1, f1, a1, k1), (n2, f2, a2, k2) in zip(self.ops, other.ops):
+            if n1 != n2 or a1 != a2 or not _same_function(f1, f2) or not _equal(k1, k2):
+                return False
+        return True
+
+    # ------------------------------------------------------------------ running it
+    def forward(self, inputs):
+        """Run the ops on the arrays ``inputs``: (every slot's value, every op's rule), what
+        :meth:`backward` needs."""
+        values = self._base[:]
+        outside = self.outside
+        n_in = self.n_in
+        values[:n_in] = inputs
+        for i, x in enumerate(outside):
+            values[n_in + i] = x.data
+        rules = []
+        j = self.first_op
+        for _, forward, args, kwargs in self.ops:
+            value, vjps = forward(*[values[i] for i in args], **kwargs)
+            if type(value) is not np.ndarray:
+                value = np.asarray(value)
+            values[j] = value
+            rules.append(vjps)
+            j += 1
+        return values, rules
+
+    def outputs_of(self, values):
+        return [values[i] for i in self.outputs]
+
+    def backward(self, values, rules, grads):
+        """The gradients of the inputs and of the outside tensors (lists, None where nothing
+        flows) from the gradients ``grads`` of the outputs (None for no gradient)."""
+        gs = [None] * self.size
+        for i, g in zip(self.outputs, grads):
+            if g is not None:
+                gs[i] = g if gs[i] is None else gs[i] + g
+        need = self.need
+        j = self.size
+        for (_, _, args, kwargs), vjps in zip(reversed(self.ops), reversed(rules)):
+            j -= 1
+            g = gs[j]
+            if g is None:
+                continue
+            gs[j] = None
+            arrays = None
+            for k, i in enumerate(args):
+                if not need[i]:
+                    continue
+                if type(vjps) is Rule:
+                    grad = vjps.grads[k]
+                    if grad is None:
+                        continue
+                    if arrays is None:
+                        arrays = [values[a] for a in args]
+                    pg = grad(g, values[j], *arrays, **kwargs)
+                else:
+                    vjp = vjps[k]
+                    if vjp is None:
+                        continue
+                    pg = vjp(g)
+                pg = _dense(pg, values[i])
+                gs[i] = pg if gs[i] is None else gs[i] + pg
+        n_in = self.n_in
+        return gs[:n_in], gs[n_in:n_in + len(self.outside)]
+
+    def graph_forward(self, inputs):
+        """:meth:`forward` as engine ops on the Tensors ``inputs`` (for ``create_graph``):
+        every slot's value, Tensors for the inputs, outside tensors and ops."""
+        values = self._base[:]
+        values[:self.n_in] = inputs
+        for i, x in enumerate(self.outside):
+            values[self.n_in + i] = x
+        j = self.first_op
+        for name, forward, args, kwargs in self.ops:
+            values[j] = apply(name, forward, *[values[i] for i in args], **kwargs)
+            j += 1
+        return values
+
+    def graph_backward(self, values, grads):
+        """:meth:`backward` on the Tensors of :meth:`graph_forward`, for ``create_graph``: the
+        gradients (Tensors, None where nothing flows) of the inputs and outside tensors, built
+        from the ops' tensor-level rules, so they can be differentiated again."""
+        from .ops import sum_to
+        gs = [None] * self.size
+        for i, g in zip(self.outputs, grads):
+            if g is not None:
+                gs[i] = g if gs[i] is None else gs[i] + g
+        j = self.size
+        for _, _, args, _ in reversed(self.ops):
+            j -= 1
+            g = gs[j]
+            if g is None or values[j]._vjps is None:
+                continue
+            ins, pgs = _graph_rule(values[j], g)
+            for i, x, pg in zip(args, ins, pgs):
+                if pg is None or not self.need[i]:
+                    continue
+                if pg.shape != x.shape:
+                    pg = sum_to(pg, x.shape)
+                gs[i] = pg if gs[i] is None else gs[i] + pg
+        n_in = self.n_in
+        return gs[:n_in], gs[n_in:n_in + len(self.outside)]
+
+
+def _dense(pg, like):
+    """A gradient as a dense array of ``like``'s shape and dtype."""
+    if type(pg) is Scatter:
+        buf = np.zeros(like.shape, like.dtype)
+        pg.add_into(buf)
+        return buf
+    if type(pg) is not np.ndarray:
+        pg = np.asarray(pg)
+    if pg.shape != like.shape:
+        pg = _unbroadcast(pg, like.shape)
+    if pg.dtype != like.dtype:
+        pg = pg.astype(like.dtype)
+    return pg
+
+
+def _same_function(f, g):
+    """The same function, or two closures of the same code over equal values."""
+    if f is g:
+        return True
+    code_f, code_g = getattr(f, "__code__", None), getattr(g, "__code__", None)
+    if code_f is None or code_f is not code_g or f.__defaults__ != g.__defaults__:
+        return False
+    cells_f, cells_g = f.__closure__ or (), g.__closure__ or ()
+    if len(cells_f) != len(cells_g):
+        return False
+    try:
+        return all(_equal(a.cell_contents, b.cell_contents) for a, b in zip(cells_f, cells_g))
+    except ValueError:      # an empty cell
+        return False
+
+
+def _equal(a, b):
+    """Equal settings or constants: the same type and value (arrays: shape, dtype and values)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, Tensor):
+        return False       # two different tensors
+    if callable(a) and hasattr(a, "__code__"):
+        return _same_function(a, b)
+    try:
+        return bool(a == b)
+    except (ValueError, TypeError):
+        return False
