@@ -20,7 +20,6 @@ import numpy as np
 import tinygraph as tg
 from tinygraph import tape
 
-from tinygraph.tensor import Scatter
 
 
 class Steps:
@@ -132,27 +131,28 @@ class Replay:
         return ins
 
     def _forward(self, tails):
-        program, names = self.program, self.names
+        program, names, n = self.program, self.names, self.n
+        width = [int(np.prod(self.shapes[name])) for name in names]
+        self.offsets = np.cumsum([0] + [w * n for w in width])
+        self.value = np.empty(int(self.offsets[-1]), self.dtype)   # the node's output
+        rows = {name: self.value[start:stop].reshape((n,) + self.shapes[name])
+                for name, start, stop in zip(names, self.offsets[:-1], self.offsets[1:])}
         states = {name: list(tails[name]) for name in names}
         self.saved = []
-        for i in range(self.n):
+        for i in range(n):
             values, rules = program.forward(self._inputs(states, i))
             self.saved.append((values, rules))
-            outs = program.outputs_of(values)
             mask = self._mask(i)
-            for name, out in zip(names, outs):
-                prev = states[name][-1]
-                if mask is not None:     # as core.carry_masked
-                    out = prev + (out - prev) * mask
-                states[name].append(out)
+            at = n - 1 - i if self.backwards else i        # the output is in time order
+            for name, out in zip(names, program.outputs_of(values)):
+                row = rows[name][at]
+                if mask is None:
+                    row[...] = out
+                else:                    # as core.carry_masked
+                    prev = states[name][-1]
+                    row[...] = prev + (out - prev) * mask
+                states[name].append(row)
         self.states = states
-        width = [int(np.prod(self.shapes[name])) for name in names]
-        self.offsets = np.cumsum([0] + [w * self.n for w in width])
-        value = np.empty(int(self.offsets[-1]), self.dtype)
-        for name, start, stop in zip(names, self.offsets[:-1], self.offsets[1:]):
-            run = states[name][self.depth:]
-            value[start:stop] = np.stack(run[::-1] if self.backwards else run).reshape(-1)
-        self.value = value
 
     def _mask(self, i):
         if self.keep is None:
@@ -169,53 +169,60 @@ class Replay:
         if self._grads_for is g:
             return self._grads
         program, names, d, n = self.program, self.names, self.depth, self.n
-        gs = {}
+        ups = {}       # the gradient the node's users sent each replayed state, in run order
         for name, start, stop in zip(names, self.offsets[:-1], self.offsets[1:]):
-            buf = np.zeros((d + n,) + self.shapes[name], self.dtype)
             rows = g[start:stop].reshape((n,) + self.shapes[name])
-            buf[d:] = rows[::-1] if self.backwards else rows
-            gs[name] = buf
-        g_u = [np.zeros((n,) + u.shape[1:], u.dtype) for u in self.u_all]
+            ups[name] = rows[::-1] if self.backwards else rows
+        later = {name: {} for name in names}    # step -> what later steps sent back to it
+        g_u = [np.zeros(u.shape, u.dtype) for u in self.u_all]
         g_out = [None] * len(program.outside)
-        n_parts = len(names)
+        deferred = [[] for _ in program.outside]     # (a, g) of a^T g: one product at the end
+        n_parts, n_lags = len(names), len(self.lags)
         for i in range(n - 1, -1, -1):
             mask = self._mask(i)
             grads = []
             for name in names:
-                g_new = gs[name][d + i]
-                if mask is not None:
+                g_new = ups[name][i]
+                sent = later[name].pop(i, None)
+                if sent is not None:
+                    g_new = g_new + sent
+                if mask is not None:      # new = prev + (out - prev) * mask
                     g_in = g_new * mask
-                    gs[name][d + i - 1] += g_new - g_in
+                    _send(later[name], i - 1, g_new - g_in)
                     g_new = g_in
                 grads.append(g_new)
             values, rules = self.saved[i]
-            g_ins, g_outside = program.backward(values, rules, grads)
+            g_ins, g_outside = program.backward(values, rules, grads, deferred)
             for k, name in enumerate(names):
-                if g_ins[k] is not None:
-                    gs[name][d + i - 1] += g_ins[k]
+                _send(later[name], i - 1, g_ins[k])
             for k, (name, lag) in enumerate(self.lags):
-                if g_ins[n_parts + k] is not None:
-                    gs[name][d + i - lag] += g_ins[n_parts + k]
+                _send(later[name], i - lag, g_ins[n_parts + k])
+            row = self.rows[i]
             for k in range(len(self.u_all)):
-                gk = g_ins[n_parts + len(self.lags) + k]
+                gk = g_ins[n_parts + n_lags + k]
                 if gk is not None:
-                    g_u[k][i] = gk
+                    g_u[k][row] = gk
             for k, gk in enumerate(g_outside):
-                if gk is not None:
-                    g_out[k] = gk if g_out[k] is None else g_out[k] + gk
-        out = [gs[name][j] for name in names for j in range(d)]
-        out += [self._rows_grad(gk, u) for gk, u in zip(g_u, self.u_all)]
+                if gk is None:
+                    continue
+                if g_out[k] is None:
+                    g_out[k] = np.array(gk, copy=True)   # ours to add into
+                else:
+                    g_out[k] += gk
+        for k, pairs in enumerate(deferred):
+            if pairs:
+                total = tape.sum_deferred(pairs)
+                g_out[k] = total if g_out[k] is None else g_out[k] + total
+        out = []
+        for name in names:
+            for j in range(-d, 0):
+                sent = later[name].get(j)
+                out.append(np.zeros(self.shapes[name], self.dtype) if sent is None else sent)
+        out += g_u
         out += [np.zeros_like(x.data) if gk is None else gk
                 for gk, x in zip(g_out, program.outside)]
         self._grads_for, self._grads = g, out
         return out
-
-    def _rows_grad(self, g_rows, u):
-        """The gradient of the input map of all steps: g_rows at the rows the steps read."""
-        first, last = min(self.rows), max(self.rows)
-        if self.rows[0] == first:      # run in time order
-            return Scatter(slice(first, last + 1), g_rows, basic=True)
-        return Scatter(slice(first, last + 1), g_rows[::-1], basic=True)
 
     def vjps(self):
         count = len(self.names) * self.depth + len(self.u_all) + len(self.program.outside)
@@ -280,6 +287,14 @@ class Replay:
         by_row = {r: gr for r, gr in zip(self.rows, rows)}
         full = [by_row.get(r) for r in range(u.shape[0])]
         return tg.stack([zero if gr is None else gr for gr in full])
+
+
+def _send(later, k, g):
+    """Add the gradient ``g`` (None: nothing) for step ``k`` into ``later`` (a new array: the
+    rules' outputs may be shared)."""
+    if g is not None:
+        prev = later.get(k)
+        later[k] = g if prev is None else prev + g
 
 
 def _add(grads, k, g):

@@ -86,6 +86,7 @@ class Program:
         self._base = [None] * self.size
         for i, c in enumerate(consts):
             self._base[n_in + len(outside) + i] = c
+        self._forward = self._backward = None      # compiled on first use
         # which slots need a gradient: the inputs and outside tensors, and ops that read one
         need = [True] * (n_in + len(outside)) + [False] * len(consts)
         for _, _, args, _ in ops:
@@ -169,30 +170,37 @@ class Program:
     # ------------------------------------------------------------------ running it
     def forward(self, inputs):
         """Run the ops on the arrays ``inputs``: (every slot's value, every op's rule), what
-        :meth:`backward` needs."""
-        values = self._base[:]
-        outside = self.outside
-        n_in = self.n_in
-        values[:n_in] = inputs
-        for i, x in enumerate(outside):
-            values[n_in + i] = x.data
-        rules = []
-        j = self.first_op
-        for _, forward, args, kwargs in self.ops:
-            value, vjps = forward(*[values[i] for i in args], **kwargs)
-            if type(value) is not np.ndarray:
-                value = np.asarray(value)
-            values[j] = value
-            rules.append(vjps)
-            j += 1
-        return values, rules
+        :meth:`backward` needs.  Runs straight-line code made for this program (each op's
+        forward called on its slots' arrays)."""
+        if self._forward is None:
+            self._forward = _compile_forward(self)
+        return self._forward(inputs, [x.data for x in self.outside])
 
     def outputs_of(self, values):
         return [values[i] for i in self.outputs]
 
-    def backward(self, values, rules, grads):
+    def backward(self, values, rules, grads, deferred=None):
         """The gradients of the inputs and of the outside tensors (lists, None where nothing
-        flows) from the gradients ``grads`` of the outputs (None for no gradient)."""
+        flows) from the gradients ``grads`` of the outputs (None for no gradient).
+
+        ``deferred``, a list of one list per outside tensor: a^T g gradients of an outside
+        matrix b of ``a @ b`` (matmul, addmm) are not computed but appended there as
+        ``(a, g)``, to be summed over many steps with one product (:func:`sum_deferred`)."""
+        if self._backward is None:
+            self._backward = _compile_backward(self, values, rules)
+        if deferred is None:
+            deferred = [[] for _ in self.outside]
+            got = self._backward(values, rules, grads, deferred)
+            if got is not None:
+                g_in, g_out = got
+                return g_in, [_with_deferred(g, d) for g, d in zip(g_out, deferred)]
+        else:
+            got = self._backward(values, rules, grads, deferred)
+        if got is None:            # a rule other than the one compiled for: interpret
+            got = self._interpret_backward(values, rules, grads)
+        return got
+
+    def _interpret_backward(self, values, rules, grads):
         gs = [None] * self.size
         for i, g in zip(self.outputs, grads):
             if g is not None:
@@ -204,25 +212,18 @@ class Program:
             g = gs[j]
             if g is None:
                 continue
-            gs[j] = None
-            arrays = None
+            arrays = [values[a] for a in args]
             for k, i in enumerate(args):
                 if not need[i]:
                     continue
                 if type(vjps) is Rule:
                     grad = vjps.grads[k]
-                    if grad is None:
-                        continue
-                    if arrays is None:
-                        arrays = [values[a] for a in args]
-                    pg = grad(g, values[j], *arrays, **kwargs)
+                    pg = None if grad is None else grad(g, values[j], *arrays, **kwargs)
                 else:
-                    vjp = vjps[k]
-                    if vjp is None:
-                        continue
-                    pg = vjp(g)
-                pg = _dense(pg, values[i])
-                gs[i] = pg if gs[i] is None else gs[i] + pg
+                    pg = None if vjps[k] is None else vjps[k](g)
+                if pg is not None:
+                    pg = _dense(pg, values[i])
+                    gs[i] = pg if gs[i] is None else gs[i] + pg
         n_in = self.n_in
         return gs[:n_in], gs[n_in:n_in + len(self.outside)]
 
@@ -263,6 +264,137 @@ class Program:
                 gs[i] = pg if gs[i] is None else gs[i] + pg
         n_in = self.n_in
         return gs[:n_in], gs[n_in:n_in + len(self.outside)]
+
+
+def _deferrable():
+    """The gradient functions a^T g of the matrix b in ``a @ b`` -> the position of a among
+    the op's inputs."""
+    from . import ops
+    table = {}
+    for rule, at in (("_MATMUL_2D", 0), ("_ADDMM_2D", 1)):
+        rule = getattr(ops, rule, None)
+        if rule is not None:
+            table[rule.grads[-1]] = at
+    return table
+
+
+_FEW_ROWS = 4    # a^T g of more rows per step is worth its own product (no copies to stack)
+
+
+def sum_deferred(pairs):
+    """The sum of a^T g over the ``(a, g)`` pairs that :meth:`Program.backward` deferred, as
+    one product of the stacked rows."""
+    a = np.stack([p[0] for p in pairs])
+    g = np.stack([p[1] for p in pairs])
+    return np.dot(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]))
+
+
+def _with_deferred(g, pairs):
+    if not pairs:
+        return g
+    total = sum_deferred(pairs)
+    return total if g is None else g + total
+
+
+def _compile_forward(program):
+    """``forward(inputs, outside arrays) -> (values, rules)`` as straight-line code."""
+    n_in, n_out = program.n_in, len(program.outside)
+    env = {"_nd": np.ndarray, "_asarray": np.asarray}
+    lines = ["def forward(ins, outside):"]
+    if n_in:
+        lines.append("    " + "".join(f"v{i}, " for i in range(n_in)) + "= ins")
+    if n_out:
+        lines.append("    " + "".join(f"v{n_in + i}, " for i in range(n_out)) + "= outside")
+    for i in range(n_in + n_out, program.first_op):
+        env[f"v{i}"] = program._base[i]
+    slot = program.first_op
+    for j, (_, forward, args, kwargs) in enumerate(program.ops):
+        env[f"F{j}"] = forward
+        call = ", ".join(f"v{i}" for i in args)
+        if kwargs:
+            env[f"K{j}"] = kwargs
+            call += f", **K{j}"
+        lines.append(f"    v{slot}, r{j} = F{j}({call})")
+        lines.append(f"    if type(v{slot}) is not _nd: v{slot} = _asarray(v{slot})")
+        slot += 1
+    values = "".join(f"v{i}, " for i in range(program.size))
+    rules = "".join(f"r{j}, " for j in range(len(program.ops)))
+    lines.append(f"    return [{values}], ({rules})")
+    return _made("forward", lines, env)
+
+
+def _compile_backward(program, values, rules):
+    """``backward(values, rules, grads, deferred)`` as straight-line code for the rules of this
+    step (a shared Rule is called directly; it returns None if a later step's rule differs)."""
+    n_in, n_out = program.n_in, len(program.outside)
+    need, defer = program.need, _deferrable()
+    env = {"_nd": np.ndarray, "_dense": _dense}
+    lines = ["def backward(V, R, G, D):",
+             "    " + "".join(f"v{i}, " for i in range(program.size)) + "= V",
+             "    " + "".join(f"r{j}, " for j in range(len(program.ops))) + "= R"]
+    for j, vjps in enumerate(rules):
+        if type(vjps) is Rule:
+            env[f"RULE{j}"] = vjps
+            lines.append(f"    if r{j} is not RULE{j}: return None")
+    lines.append("    " + "".join(f"g{i} = " for i in range(program.size)) + "None")
+    for k, i in enumerate(program.outputs):
+        lines.append(f"    g{i} = G[{k}] if g{i} is None else g{i} + G[{k}]")
+    for j in range(len(program.ops) - 1, -1, -1):
+        _, _, args, kwargs = program.ops[j]
+        slot = program.first_op + j
+        vjps = rules[j]
+        body = []
+        for k, i in enumerate(args):
+            if not need[i]:
+                continue
+            if type(vjps) is Rule:
+                grad = vjps.grads[k]
+                if grad is None:
+                    continue
+                at = defer.get(grad)
+                a = values[args[at]] if at is not None else None
+                if (at is not None and n_in <= i < n_in + n_out and not kwargs
+                        and np.ndim(a) in (1, 2) and np.ndim(a) == np.ndim(values[slot])
+                        and (np.ndim(a) == 1 or np.shape(a)[0] <= _FEW_ROWS)):
+                    body.append(f"D[{i - n_in}].append((v{args[at]}, g))")
+                    continue
+                env[f"Q{j}_{k}"] = grad
+                call = ", ".join(f"v{a}" for a in args)
+                if kwargs:
+                    env[f"K{j}"] = kwargs
+                    call += f", **K{j}"
+                body.append(f"pg = Q{j}_{k}(g, v{slot}, {call})")
+            else:
+                if vjps[k] is None:
+                    continue
+                body.append(f"pg = r{j}[{k}](g)")
+            env[f"S{i}"] = np.shape(values[i])
+            env[f"T{i}"] = np.asarray(values[i]).dtype
+            body.append(f"if type(pg) is not _nd or pg.shape != S{i} or pg.dtype is not T{i}: "
+                        f"pg = _dense(pg, v{i})")
+            body.append(f"g{i} = pg if g{i} is None else g{i} + pg")
+        if body:
+            lines.append(f"    g = g{slot}")
+            lines.append("    if g is not None:")
+            lines += ["        " + line for line in body]
+    ins = "".join(f"g{i}, " for i in range(n_in))
+    outs = "".join(f"g{n_in + i}, " for i in range(n_out))
+    lines.append(f"    return [{ins}], [{outs}]")
+    return _made("backward", lines, env)
+
+
+def _made(name, lines, env):
+    source = "\n".join(lines) + "\n"
+    code = _compiled.get(source)
+    if code is None:       # the same step unrolled again makes the same source: compile once
+        if len(_compiled) >= 256:
+            _compiled.clear()
+        code = _compiled[source] = compile(source, f"<tinygraph.tape {name}>", "exec")
+    exec(code, env)
+    return env[name]
+
+
+_compiled = {}      # source -> code object (a dict's get and set are atomic across threads)
 
 
 def _dense(pg, like):
