@@ -357,8 +357,9 @@ defvjp(_matmul, _matmul_rule)
 
 def _addmm(c, a, b):
     prod, vjps = _matmul(a, b)
-    if np.broadcast_shapes(np.shape(c), prod.shape) == prod.shape and \
-            np.result_type(c, prod) == prod.dtype:
+    if (type(c) is np.ndarray and c.shape == prod.shape and c.dtype == prod.dtype) or (
+            np.broadcast_shapes(np.shape(c), prod.shape) == prod.shape
+            and np.result_type(c, prod) == prod.dtype):
         out = np.add(prod, c, out=prod)      # the product is a fresh array: add c into it
     else:
         out = c + prod

@@ -25,6 +25,7 @@ invisible to it: code that branches on ``.data`` must not be replayed.
 """
 
 import contextlib
+import functools
 import threading
 
 import numpy as np
@@ -309,6 +310,13 @@ def _compile_forward(program):
         env[f"v{i}"] = program._base[i]
     slot = program.first_op
     for j, (_, forward, args, kwargs) in enumerate(program.ops):
+        index = _basic_index(forward, kwargs)
+        if index is not None:       # x[index] with slices and integers: index the array itself
+            env[f"K{j}"], env[f"P{j}"] = index, _scatter_rule(index)
+            lines.append(f"    v{slot} = v{args[0]}[K{j}]")
+            lines.append(f"    r{j} = P{j}")
+            slot += 1
+            continue
         env[f"F{j}"] = forward
         call = ", ".join(f"v{i}" for i in args)
         if kwargs:
@@ -328,7 +336,7 @@ def _compile_backward(program, values, rules):
     step (a shared Rule is called directly; it returns None if a later step's rule differs)."""
     n_in, n_out = program.n_in, len(program.outside)
     need, defer = program.need, _deferrable()
-    env = {"_nd": np.ndarray, "_dense": _dense}
+    env = {"_nd": np.ndarray, "_dense": _dense, "_own": _own, "_Scatter": Scatter}
     lines = ["def backward(V, R, G, D):",
              "    " + "".join(f"v{i}, " for i in range(program.size)) + "= V",
              "    " + "".join(f"r{j}, " for j in range(len(program.ops))) + "= R"]
@@ -337,15 +345,23 @@ def _compile_backward(program, values, rules):
             env[f"RULE{j}"] = vjps
             lines.append(f"    if r{j} is not RULE{j}: return None")
     lines.append("    " + "".join(f"g{i} = " for i in range(program.size)) + "None")
+    # o{i}: g{i} is an array this code made (so it may add into it in place)
+    lines.append("    " + "".join(f"o{i} = " for i in range(program.size)) + "False")
     for k, i in enumerate(program.outputs):
-        lines.append(f"    g{i} = G[{k}] if g{i} is None else g{i} + G[{k}]")
+        lines.append(f"    g{i}, o{i} = (G[{k}], False) if g{i} is None else (g{i} + G[{k}], True)")
     for j in range(len(program.ops) - 1, -1, -1):
         _, _, args, kwargs = program.ops[j]
         slot = program.first_op + j
         vjps = rules[j]
         body = []
+        index = _basic_index(program.ops[j][1], kwargs)
         for k, i in enumerate(args):
             if not need[i]:
+                continue
+            if index is not None and k == 0:        # x[index]: add g into x's gradient there
+                env[f"K{j}"] = index
+                body += [f"if not o{i}: g{i}, o{i} = _own(g{i}, v{i}), True",
+                         f"g{i}[K{j}] += g"]
                 continue
             if type(vjps) is Rule:
                 grad = vjps.grads[k]
@@ -370,9 +386,15 @@ def _compile_backward(program, values, rules):
                 body.append(f"pg = r{j}[{k}](g)")
             env[f"S{i}"] = np.shape(values[i])
             env[f"T{i}"] = np.asarray(values[i]).dtype
-            body.append(f"if type(pg) is not _nd or pg.shape != S{i} or pg.dtype is not T{i}: "
-                        f"pg = _dense(pg, v{i})")
-            body.append(f"g{i} = pg if g{i} is None else g{i} + pg")
+            body += [f"if type(pg) is _Scatter:",
+                     f"    if not o{i}: g{i}, o{i} = _own(g{i}, v{i}), True",
+                     f"    pg.add_into(g{i})",
+                     f"else:",
+                     f"    if type(pg) is not _nd or pg.shape != S{i} or pg.dtype is not T{i}: "
+                     f"pg = _dense(pg, v{i})",
+                     f"    if g{i} is None: g{i} = pg",
+                     f"    elif o{i}: g{i} += pg",
+                     f"    else: g{i}, o{i} = g{i} + pg, True"]
         if body:
             lines.append(f"    g = g{slot}")
             lines.append("    if g is not None:")
@@ -395,6 +417,30 @@ def _made(name, lines, env):
 
 
 _compiled = {}      # source -> code object (a dict's get and set are atomic across threads)
+
+
+def _basic_index(forward, kwargs):
+    """The index of an indexing op with only slices, integers, None and Ellipsis (else None)."""
+    from . import ops
+    if forward is not getattr(ops, "_getitem", None) or "index" not in kwargs:
+        return None
+    index = kwargs["index"]
+    parts = index if isinstance(index, tuple) else (index,)
+    if all(p is None or p is Ellipsis or type(p) in (slice, int) for p in parts):
+        return index
+    return None
+
+
+def _scatter_rule(index):
+    from . import ops
+    return (functools.partial(ops._scatter_vjp, index, True, 0),)
+
+
+def _own(g, like):
+    """A gradient buffer of ``like``'s shape this code may add into: zeros, or a copy of g."""
+    if g is None:
+        return np.zeros(like.shape, like.dtype)
+    return np.array(_dense(g, like), copy=True)
 
 
 def _dense(pg, like):
