@@ -82,3 +82,266 @@ def test_every_design_replays_to_the_same_loss_and_gradients(name, batch):
     _close(replayed, per_step)
     assert "replay" not in engine[2] and "replay" not in per_step[2]
     print(name, "replay" in replayed[2])
+
+
+def _fresh(name, seed=1):
+    model = designs()[name]
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.data = rng.normal(scale=0.6, size=p.shape)
+    return model, rng
+
+
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru", "leaky_skip", "deep_stacked",
+                                  "user_lstm", "bidirectional", "memory", "conditional"])
+def test_masked_steps_replay_to_the_same_loss_and_gradients(name):
+    model, rng = _fresh(name)
+    args, kwargs = _args(name, model, rng, 4)
+    mask = np.ones((T, 4))
+    mask[T - 3:, 0] = 0          # a shorter sequence, ending among the replayed steps
+    mask[7, 2] = 0               # a skipped step inside a sequence: the state is carried
+    mask[8, 3] = 0
+    kwargs["mask"] = mask
+    replayed = _loss_and_grads(model, args, kwargs, "replay")
+    assert "replay" in replayed[2]
+    _close(replayed, _loss_and_grads(model, args, kwargs, "engine"))
+    _close(replayed, _loss_and_grads(model, args, kwargs, "run"))
+
+
+@pytest.mark.parametrize("name", ["elman", "lstm", "user_lstm"])
+def test_float32_replays_as_the_engine_computes(name):
+    model, rng = _fresh(name)
+    for p in model.parameters():
+        p.data = p.data.astype(np.float32)
+    args, kwargs = _args(name, model, rng, 2)
+    replayed = _loss_and_grads(model, args, kwargs, "replay")
+    engine = _loss_and_grads(model, args, kwargs, "engine")
+    assert all(g.dtype == np.float32 for g in replayed[1].values())
+    _close(replayed, engine, tol=1e-5)
+
+
+def test_gradients_reach_the_inputs_and_the_initial_state_through_replayed_steps():
+    model, rng = _fresh("elman")
+    xs = tg.Tensor(rng.normal(size=(T, 2, 4)), requires_grad=True)
+    h0 = tg.Tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    ys = rng.integers(0, 4, size=(T, 2))
+    got = {}
+    for replayable in (True, False):
+        model.replayable = replayable
+        run = model.run_for_loss(xs, ys, h0=h0)
+        assert (run.replayed is not None) == replayable
+        got[replayable] = tg.grad(run.loss, [xs, h0] + model.parameters())
+    model.replayable = True
+    for a, b in zip(got[True], got[False]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_truncated_bptt_with_replay_trains_as_without():
+    params = {}
+    for replayable in (True, False):
+        model, rng = _fresh("lstm", seed=3)
+        model.replayable = replayable
+        xs = rng.integers(0, 4, size=(40, 2))
+        ys = rng.integers(0, 4, size=(40, 2))
+        trainer = rnn.Trainer(model, lr=0.1)
+        losses, _ = rnn.truncated_bptt(trainer, xs, ys, chunk=10)
+        params[replayable] = ([p.data.copy() for p in model.parameters()], losses)
+    for a, b in zip(params[True][0], params[False][0]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(params[True][1], params[False][1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["elman", "lstm", "leaky_skip"])
+def test_hessian_vector_products_through_replayed_steps(name):
+    model, rng = _fresh(name)
+    args, kwargs = _args(name, model, rng, 2)
+    params = model.parameters()
+    vs = [rng.normal(size=p.shape) for p in params]
+    out = {}
+    for replayable in (True, False):
+        model.replayable = replayable
+        loss = model.loss(*args, **kwargs)
+        assert ("replay" in _graph_ops(loss)) == replayable
+        grads = tg.grad(loss, params, create_graph=True)
+        dot = sum((g * v).sum() for g, v in zip(grads, vs))
+        out[replayable] = [g.data.copy() for g in grads], tg.grad(dot, params)
+    model.replayable = True
+    for a, b in zip(out[True][0] + out[True][1], out[False][0] + out[False][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_a_replayed_graph_back_propagates_twice_with_retain_graph():
+    model, rng = _fresh("gru")
+    args, kwargs = _args("gru", model, rng, 2)
+    loss = model.loss(*args, **kwargs)
+    loss.backward(retain_graph=True)
+    first = [p.grad.copy() for p in model.parameters()]
+    loss.backward()
+    for a, p in zip(first, model.parameters()):
+        np.testing.assert_allclose(p.grad, 2 * a, rtol=1e-12, atol=1e-14)
+    with pytest.raises(tg.GraphFreedError):
+        loss.backward()
+
+
+# ---------------------------------------------------------------- when a step is not replayed
+def _cell(step, n_state=3):
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(n_state, n_state)), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(n_state, 2)), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, n_state)), name="V")
+    cell = rnn.Recurrence(lambda h, x: step(h, x, W, U), [W, U, V], n_state, n_in=2,
+                          readout=lambda h: h @ V.T, name="cell")
+    return cell, [W, U, V]
+
+
+def _data(rng, batch=2):
+    return rng.normal(size=(T, batch, 2)), rng.integers(0, 4, size=(T, batch))
+
+
+def _both(cell, xs, ys):
+    """(the unroll for the loss, its loss and gradients) with the cell as it is, and the loss
+    and gradients with replay off."""
+    got = []
+    for replayable in (True, False):
+        cell.replayable = replayable
+        cell.zero_grad()
+        run = cell.run_for_loss(xs, ys)
+        run.loss.backward()
+        got.append((run, run.loss.item(), [p.grad.copy() for p in cell.parameters()]))
+    cell.replayable = True
+    return got
+
+
+def _equal_results(got):
+    (_, la, ga), (_, lb, gb) = got
+    assert abs(la - lb) <= 1e-12 * abs(lb)
+    for a, b in zip(ga, gb):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_a_user_cell_replays_and_says_so():
+    cell, _ = _cell(lambda h, x, W, U: (h @ W.T + x @ U.T).tanh())
+    got = _both(cell, *_data(np.random.default_rng(0)))
+    assert got[0][0].replayed == (5, T) and got[0][0].not_replayed is None
+    assert got[1][0].replayed is None and got[1][0].not_replayed is None   # not tried
+    _equal_results(got)
+
+
+def test_a_step_that_reads_python_state_falls_back_and_stays_exact():
+    calls = []
+
+    def step(h, x, W, U):      # a step counter: every step scales by a different constant
+        calls.append(1)
+        return (h @ W.T + x @ U.T).tanh() * (1.0 + 0.01 * len(calls))
+    cell, _ = _cell(step)
+    xs, ys = _data(np.random.default_rng(0))
+    got = _both(cell, xs, ys)
+    assert got[0][0].replayed is None
+    assert "different programs" in got[0][0].not_replayed
+    calls.clear()
+    cell.zero_grad()
+    reference = cell.run(xs, ys).loss.item()
+    calls.clear()
+    assert abs(cell.loss(xs, ys).item() - reference) <= 1e-12 * abs(reference)
+
+
+def test_a_step_that_reads_a_value_falls_back():
+    def step(h, x, W, U):      # branches on the data: the tape cannot know the other branch
+        z = h @ W.T + x @ U.T
+        return z.tanh() if z.sum().item() > 0 else z.sigmoid()
+    cell, _ = _cell(step)
+    got = _both(cell, *_data(np.random.default_rng(0)))
+    assert got[0][0].replayed is None
+    assert "reads a tensor's value" in got[0][0].not_replayed
+    _equal_results(got)
+
+
+def test_a_step_that_makes_nodes_without_apply_falls_back():
+    def step(h, x, W, U):
+        z = h @ W.T + x @ U.T
+        return tg.make_node("double", z.data * 2, (z,), [lambda g: g * 2]).tanh()
+    cell, _ = _cell(step)
+    got = _both(cell, *_data(np.random.default_rng(0)))
+    assert "without tinygraph.apply" in got[0][0].not_replayed
+    _equal_results(got)
+
+
+def test_run_and_short_unrolls_are_not_replayed():
+    cell, _ = _cell(lambda h, x, W, U: (h @ W.T + x @ U.T).tanh())
+    xs, ys = _data(np.random.default_rng(0))
+    assert cell.run(xs, ys).replayed is None
+    short = cell.run_for_loss(xs[:5], ys[:5])
+    assert short.replayed is None and short.not_replayed is None
+    assert "replay" not in _graph_ops(short.loss)
+
+
+def test_replayed_states_are_the_per_step_states():
+    model, rng = _fresh("lstm")
+    args, kwargs = _args("lstm", model, rng, 2)
+    fast = model.run_for_loss(*args, **kwargs)
+    slow = model.run(*args, **kwargs)
+    assert fast.replayed is not None
+    assert len(fast.states) == len(slow.states) == T
+    for a, b in zip(fast.states, slow.states):
+        for part in ("s", "h"):
+            np.testing.assert_allclose(a[part].data, b[part].data, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(fast.last["h"].data, slow.last["h"].data, rtol=1e-13)
+
+
+# ---------------------------------------------------------------- the tape itself
+def _f(x, w, c):
+    return ((x @ w).tanh() * c + x[:, :2].sum(axis=1, keepdims=True)).sigmoid()
+
+
+def test_a_program_computes_what_the_engine_computes():
+    rng = np.random.default_rng(0)
+    w = tg.Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    xs = [tg.Tensor(rng.normal(size=(4, 3)), requires_grad=True) for _ in range(2)]
+    with tape.recording() as rec:
+        y = _f(xs[0], w, 0.5)
+    program = tape.Program.of(rec, [xs[0]], [y])
+    assert isinstance(program, tape.Program) and program.outside == [w]
+    values, rules = program.forward([xs[1].data])
+    y1 = _f(xs[1], w, 0.5)
+    np.testing.assert_array_equal(program.outputs_of(values)[0], y1.data)
+    g = rng.normal(size=y1.shape)
+    g_in, g_out = program.backward(values, rules, [g])
+    gx, gw = tg.grad(y1, [xs[1], w], grad=g)
+    np.testing.assert_allclose(g_in[0], gx, rtol=1e-14)
+    np.testing.assert_allclose(g_out[0], gw, rtol=1e-14)
+
+
+def test_programs_differ_when_their_constants_or_outside_tensors_do():
+    rng = np.random.default_rng(0)
+    w, w2 = (tg.Tensor(rng.normal(size=(3, 2)), requires_grad=True) for _ in range(2))
+    x = tg.Tensor(rng.normal(size=(4, 3)))
+
+    def program(w, c):
+        with tape.recording() as rec:
+            y = _f(x, w, c)
+        return tape.Program.of(rec, [x], [y])
+    assert program(w, 0.5).same(program(w, 0.5))
+    assert not program(w, 0.5).same(program(w, 0.25))
+    assert not program(w, 0.5).same(program(w2, 0.5))
+
+
+def test_a_recording_sees_only_its_own_thread():
+    import threading
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    started, done = threading.Event(), threading.Event()
+
+    def other():
+        started.wait()
+        for _ in range(50):
+            x * 2.0
+        done.set()
+    thread = threading.Thread(target=other)
+    thread.start()
+    with tape.recording() as rec:
+        started.set()
+        done.wait()
+        y = x.tanh()
+        with tape.recording() as inner:
+            assert inner is None          # nested: the outer one records
+    thread.join()
+    assert [op[0] for op in rec.ops] == ["tanh"] and rec.ops[0][4] is y
