@@ -9,7 +9,9 @@ chapter's equations are written), ``bench/numpy_elman.per_step`` for Elman and
 the gates sliced from one matrix product; ``rnn.LSTM`` is the built-in design on the same
 parameters.  ``batched numpy`` is ``bench/numpy_elman.batched`` (only the recurrence in its loop),
 for Elman.  The torch columns are the same LSTM as a ``torch.nn.LSTMCell`` loop and as one
-``torch.nn.LSTM`` call, measured when torch imports (not a dependency; "n/a" otherwise).  Every
+``torch.nn.LSTM`` call, measured when torch imports (not a dependency; "n/a" otherwise).
+``engine, replay off`` is the same loss with ``model.replayable = False`` (every step as engine
+ops, as before rnn.replay).  Every
 config runs in float64 and float32 (``--dtypes``).  Same protocol as ``bench/run.py``: one
 process, single-threaded BLAS, warm-up, interleaved rounds, median CPU time.
 """
@@ -52,14 +54,27 @@ def user_lstm(params):
     return cell
 
 
-def _engine(model, *args):
+def _engine(model, *args, replay=True):
+    """One loss + backward of ``model`` (replaying its later steps, or with ``replay=False``
+    every step as engine ops: the engine before rnn.replay)."""
     params = model.parameters()
 
     def run():
         for p in params:
             p.grad = None
-        model.loss(*args).backward()
+        model.replayable = replay
+        try:
+            model.loss(*args).backward()
+        finally:
+            model.replayable = True
     return run
+
+
+def _with_unreplayed(out, models):
+    """Each design's row also gets the engine with replay off (column "no replay")."""
+    for name, (model, args) in models.items():
+        out[name]["unreplayed"] = _engine(model, *args, replay=False)
+    return out
 
 
 def rows_for(config, dtype):
@@ -69,12 +84,16 @@ def rows_for(config, dtype):
     rng = np.random.default_rng(0)
     out = {}
 
+    models = {}
+
     def design(name, model, engine_args, numpy_fn):
         params = {k: p.data for k, p in model.named_parameters()}
         out[name] = {"engine": _engine(model, *engine_args), "numpy": lambda: numpy_fn(params)}
+        models[name] = (model, engine_args)
 
     elman = rnn.ElmanRNN(V, H, V, dtype=dtype)
     elman_params = {k: p.data for k, p in elman.named_parameters()}
+    models["elman"] = (elman, (xs, ys))
     out["elman"] = {"engine": _engine(elman, xs, ys),
                     "numpy": lambda: ne.per_step(elman_params, xs, ys),
                     "batched": lambda: ne.batched(elman_params, xs, ys)}
@@ -94,9 +113,11 @@ def rows_for(config, dtype):
         run = torch_lstm(lstm_params, xs, ys, kind)
         if run is not None:
             numpy_lstm[kind] = run
-    out["user LSTM"] = {"engine": _engine(user_lstm(lstm_params), xs, ys), **numpy_lstm}
-    out["rnn.LSTM"] = {"engine": _engine(builtin_lstm(lstm_params), xs, ys), **numpy_lstm}
-    return out
+    for name, model in (("user LSTM", user_lstm(lstm_params)),
+                        ("rnn.LSTM", builtin_lstm(lstm_params))):
+        out[name] = {"engine": _engine(model, xs, ys), **numpy_lstm}
+        models[name] = (model, (xs, ys))
+    return _with_unreplayed(out, models)
 
 
 def builtin_lstm(params):
@@ -210,8 +231,9 @@ def main(argv=None):
         print(f"torch LSTMCell loop and nn.LSTM vs numpy LSTM: largest relative difference "
               f"{worst:.1e}")
         sys.exit(0 if worst < 1e-10 else 1)
-    peers = ("numpy", "batched", "LSTMCell", "nn.LSTM")
-    heads = ("per-step numpy", "batched numpy", "torch LSTMCell loop", "torch nn.LSTM")
+    peers = ("unreplayed", "numpy", "batched", "LSTMCell", "nn.LSTM")
+    heads = ("engine, replay off", "per-step numpy", "batched numpy", "torch LSTMCell loop",
+             "torch nn.LSTM")
     print("| config V/H/T/B | dtype | design | engine ms | "
           + " | ".join(f"{h} ms | eng/{h}" for h in heads) + " | eng/elman |")
     print("|---" * (4 + 2 * len(heads) + 1) + "|")

@@ -37,6 +37,7 @@ import tinygraph as tg
 from tinygraph import tape
 
 from . import checks, replay
+from .plan import Plan
 
 _STEP = re.compile(r"^t=(-?\d+)$")
 RESERVED = frozenset({"x", "o", "L", "y"})   # the book's names the machinery gives its own nodes
@@ -507,46 +508,33 @@ class Cell(RecurrentModel):
         """The model whose parameters (``owner.T``) the cell's functions read: itself."""
         return self
 
-    def unroll(self, seq, steps, state0=None, ys=None, keep=None, batch=None, static=None,
-               y0=None, free=None, per_step=True, y0_name="y", reverse=False, past=None):
-        """Run the cell over ``steps`` time steps (arguments already checked).
+    def unroll(self, plan, per_step=True):
+        """Run the cell as ``plan`` (a :class:`rnn.plan.Plan`, its arguments already checked)
+        says, per step or batched over time.
 
-        Parameters
-        ----------
-        seq : dict name -> array or Tensor (T, ...), the inputs read at every step (or, per
-            step, a list of T Tensors used as they are: one leaf read by several chains)
-        state0 : dict part -> array or Tensor, the state before step 1
-        ys : int array (T,) / (T, B) (or () / (B,) with ``outputs = "last"``), optional
-        keep : bool (T, B) mask or None; batch : B or None (unbatched)
-        static : dict name -> array or Tensor, inputs that are the same at every step
-        y0 : the feedback before step 1 (designs with ``feedback``), a node named ``y0_name``
-        free : (input name, fn) or None: that input of step t+1 is ``fn(o(t))`` (running free,
-            sampling); without it the feedback input is the previous target (teacher forcing)
-        per_step : bool, see the module docstring (inside ``tg.detect_anomaly`` always True)
-        reverse : bool
-            Run backward in time, t = T..1, each step still in the scope of its real step t
-            (state0 is the state after step T; ``parts`` and ``last`` are in time order and
-            at t = 1).  Only for a cell without feedback and with an output at every step.
-        past : list of ``max(lags)`` dicts part -> array or Tensor, the states before the first
-            step, oldest first (designs with ``lags``; default: the state before step 1)
+        per_step : bool
+            True: every op of every step is a node of that step's scope (what viz draws and
+            ``tg.detect_anomaly`` reports); always True inside ``tg.detect_anomaly``, running
+            free, without targets or with a readout that does not batch.  False (what
+            ``loss`` and training use): only the recurrence stays in the loop, and its
+            later steps are replayed from a recorded one where they can be (:mod:`rnn.replay`).
         """
-        checks.batch_size(batch, steps, self.name)
-        if reverse and (self.feedback is not None or free is not None or self.outputs != "all"
-                        or self.lags):
+        checks.batch_size(plan.batch, plan.steps, self.name)
+        if plan.reverse and (self.feedback is not None or plan.free is not None
+                             or self.outputs != "all" or self.lags):
             raise tg.ConfigError(f"{self.name}: a cell run backward in time takes no feedback "
                                  "and no lags, and has an output at every step")
-        per_step = (per_step or free is not None or (ys is None and self.has_readout)
+        per_step = (per_step or plan.free is not None or (plan.ys is None and self.has_readout)
                     or not self.batch_readout or tg.is_anomaly_enabled())
+        batch = plan.batch
         with tg.scope(self.name), self.owner.transposes():
-            statics = {k: _leaf(v, k) for k, v in (static or {}).items()}
-            state = {k: _broadcast(initial(v, k), batch, k) for k, v in (state0 or {}).items()}
+            statics = {k: _leaf(v, k) for k, v in (plan.static or {}).items()}
+            state = {k: _broadcast(initial(v, k), batch, k) for k, v in (plan.state0 or {}).items()}
             state = self.initial_state(state, statics)
-            prev = None if self.feedback is None else initial(y0, y0_name)
-            ring = self._ring(state, past, batch)
-            if per_step:
-                return self._per_step(seq, steps, statics, state, prev, ys, keep, batch, free,
-                                      reverse, ring)
-            return self._batched(seq, steps, statics, state, prev, ys, keep, batch, reverse, ring)
+            prev = None if self.feedback is None else initial(plan.y0, plan.y0_name)
+            ring = self._ring(state, plan.past, batch)
+            run = self._per_step if per_step else self._batched
+            return run(plan, statics, state, prev, ring)
 
     def _ring(self, state, past, batch):
         """The states of the last ``max(lags)`` steps, oldest first (None without lags)."""
@@ -563,11 +551,13 @@ class Cell(RecurrentModel):
             seen[lagged(name, d)] = ring[-d][name]
         return seen
 
-    def _per_step(self, seq, steps, statics, state0, prev0, ys, keep, batch, free, reverse,
-                  ring0):
+    def _per_step(self, plan, statics, state0, prev0, ring0):
+        """The per-step executor: every op of every step a node of that step's scope."""
+        seq, steps, ys, keep, batch, free = (plan.seq, plan.steps, plan.ys, plan.keep,
+                                             plan.batch, plan.free)
         names = list(self.parts)
         fed = free[0] if free else None
-        first = steps if reverse else 1
+        first = plan.first
         criterion = self.criterion
 
         def one_step(t, carry):
@@ -599,10 +589,15 @@ class Cell(RecurrentModel):
             new = {n: new[n] for n in names}
             return (new, prev, ring and ring[1:] + [new]), named
 
-        (last, prev, ring), history = unroll(one_step, (state0, prev0, ring0), steps, reverse)
+        (last, prev, ring), history = unroll(one_step, (state0, prev0, ring0), steps,
+                                             plan.reverse)
         return self._result(history, last, prev, past=ring)
 
-    def _batched(self, seq, steps, statics, state, prev, ys, keep, batch, reverse, ring0):
+    def _batched(self, plan, statics, state, prev, ring0):
+        """The batched executor: the input map, readout and loss of all steps at once, only
+        the recurrence in the loop, and its later steps replayed where they can be."""
+        seq, steps, ys, keep, batch, reverse = (plan.seq, plan.steps, plan.ys, plan.keep,
+                                                plan.batch, plan.reverse)
         names = list(self.parts)
         all_steps = {name: _leaf(values, name) for name, values in seq.items()}
         if self.feedback is None:
@@ -632,8 +627,8 @@ class Cell(RecurrentModel):
 
         only = names[0] if len(names) == 1 else None
         step = self.step
-        first = steps if reverse else 1
-        order = range(steps, 0, -1) if reverse else range(1, steps + 1)
+        first = plan.first
+        order = plan.order
         depth = max(self.lags.values(), default=1)
         lead = depth + 3              # steps run as engine ops before the replay
         replays = getattr(self.owner, "replayable", True) and steps > lead + 1
@@ -1080,7 +1075,7 @@ class Recurrence(Cell):
             shape = (steps,) if batch is None else (steps, batch)
             ys = checks.step_targets(ys, shape, None, who, who, keep, self.regression, self.dtype)
         state0 = checks.states(h0, self.parts, batch, who, self.dtype)
-        return self.unroll(seq, steps, state0, ys, keep, batch, per_step=per_step)
+        return self.unroll(Plan(seq, steps, state0, ys, keep, batch), per_step)
 
     def run_for_loss(self, xs=None, ys=None, h0=None, steps=None, mask=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""

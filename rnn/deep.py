@@ -20,6 +20,7 @@ import tinygraph as tg
 
 from . import checks
 from .models import SequenceDesign
+from .plan import Plan
 
 KINDS = ("stacked", "mlp", "skip")
 
@@ -138,7 +139,7 @@ class DeepRNN(SequenceDesign):
         seq, steps, batch, keep, _ = self._sequence(xs, mask)
         ys = self._targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
-        return self.unroll(seq, steps, state0, ys, keep, batch, per_step=per_step)
+        return self.unroll(Plan(seq, steps, state0, ys, keep, batch), per_step)
 
     def _trace_roots(self, steps):
         xs, ys = self._trace_ids(steps)

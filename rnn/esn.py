@@ -17,6 +17,7 @@ import tinygraph as tg
 from . import checks
 from .core import init_bias, init_weight, squared_error
 from .models import Design
+from .plan import Plan
 
 
 class EchoStateNetwork(Design):
@@ -83,7 +84,7 @@ class EchoStateNetwork(Design):
         seq, steps, batch, keep, _ = self._sequence(xs, mask)
         ys = self._float_targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
-        return self.unroll(seq, steps, state0, ys, keep, batch, per_step=per_step)
+        return self.unroll(Plan(seq, steps, state0, ys, keep, batch), per_step)
 
     def run_for_loss(self, xs, ys=None, h0=None, mask=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""

@@ -14,6 +14,7 @@ import tinygraph as tg
 from . import checks
 from .core import lagged
 from .models import Design
+from .plan import Plan
 
 
 class LeakyRNN(Design):
@@ -104,7 +105,7 @@ class LeakyRNN(Design):
                                     + (f" of length {len(past)}" if isinstance(past, (list, tuple))
                                        else ""))
             past = [checks.states(s, self.parts, batch, self.name, self.dtype) for s in past]
-        return self.unroll(seq, steps, state0, ys, keep, batch, per_step=per_step, past=past)
+        return self.unroll(Plan(seq, steps, state0, ys, keep, batch, past=past), per_step)
 
     def run_for_loss(self, xs, ys=None, h0=None, mask=None, past=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""

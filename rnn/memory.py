@@ -17,6 +17,7 @@ import tinygraph as tg
 
 from . import checks
 from .models import SequenceDesign
+from .plan import Plan
 
 EPS = 1e-6   # keeps ||M_i|| away from 0 (an empty cell has no direction)
 
@@ -100,7 +101,7 @@ class MemoryNetwork(SequenceDesign):
         if given.get("M") is None:
             given = {**given, "M": self.M0.reshape(self.slots * self.width)}
         state0 = checks.states(given, self.parts, batch, self.name, self.dtype)
-        return self.unroll(seq, steps, state0, ys, keep, batch, per_step=per_step)
+        return self.unroll(Plan(seq, steps, state0, ys, keep, batch), per_step)
 
     def _trace_roots(self, steps):
         xs, ys = self._trace_ids(steps)

@@ -19,6 +19,7 @@ import tinygraph as tg
 
 from . import checks, replay, stacked
 from .core import Cell, Chain, init_bias, init_weight, output_and_loss, step_leaves, unroll
+from .plan import Plan
 
 class Sampler:
     """Picks y(t) from o(t): greedy (temperature 0) or a softmax sample at ``temperature``.
@@ -252,7 +253,7 @@ class CausalSequenceDesign(SequenceDesign):
             free = ("x", _sampled(feedback))
         ys = self._targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
-        return self.unroll(seq, steps, state0, ys, keep, batch, free=free, per_step=per_step)
+        return self.unroll(Plan(seq, steps, state0, ys, keep, batch, free=free), per_step)
 
     def generate(self, prompt, steps, temperature=1.0, seed=0, h0=None):
         """Free-running generation: read ``prompt`` ids, then feed each sampled id back.
@@ -551,8 +552,8 @@ class JordanRNN(Design):
             free = ("y", _sampled(feedback))
         else:
             free = None if teacher_forcing else ("y", tg.softmax)
-        return self.unroll(seq, steps, ys=ys, batch=batch, y0=first, free=free, per_step=per_step,
-                           y0_name="y" if free is None else "o")
+        return self.unroll(Plan(seq, steps, ys=ys, batch=batch, y0=first, free=free,
+                                y0_name="y" if free is None else "o"), per_step)
 
     def run_for_loss(self, xs, ys=None, teacher_forcing=True, y0=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
@@ -605,7 +606,7 @@ class SequenceToOne(SequenceDesign):
             y = checks.targets(y, (batch,) if batch is not None else (), self.n_out, self.name,
                                batch is not None, what="y", axis="b")
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
-        return self.unroll(seq, steps, state0, y, keep, batch, per_step=per_step)
+        return self.unroll(Plan(seq, steps, state0, y, keep, batch), per_step)
 
     def predict(self, xs, h0=None, mask=None):
         """Class ids argmax o(tau): () or (B,)."""
@@ -686,8 +687,8 @@ class VectorToSequence(Design):
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
         free = None if feedback is None else ("y", _sampled(feedback))
-        return self.unroll({}, steps, state0, ys, None, batch, static={"x": x}, y0=zeros,
-                           free=free, per_step=per_step)
+        return self.unroll(Plan({}, steps, state0, ys, None, batch, static={"x": x}, y0=zeros,
+                                free=free), per_step)
 
     def run_for_loss(self, x, ys=None, h0=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
@@ -748,8 +749,8 @@ class ConditionalRNN(Design):
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
         free = None if feedback is None else ("y", _sampled(feedback))
-        return self.unroll(seq, steps, state0, ys, keep, batch, y0=first, free=free,
-                           per_step=per_step)
+        return self.unroll(Plan(seq, steps, state0, ys, keep, batch, y0=first, free=free),
+                           per_step)
 
     def run_for_loss(self, xs, ys=None, h0=None, mask=None, y0=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
@@ -831,8 +832,8 @@ class BidirectionalRNN(SequenceDesign):
                 with tg.scope(self.name):
                     seq = {"x": step_leaves(seq["x"], "x", steps)}
             chains = {"h": self._chain("h", "U", "W", "b"), "g": self._chain("g", "Ug", "Wg", "bg")}
-            runs = {part: chain.unroll(seq, steps, {part: state0[part]}, keep=keep, batch=batch,
-                                       per_step=per_step, reverse=part == "g")
+            runs = {part: chain.unroll(Plan(seq, steps, {part: state0[part]}, keep=keep,
+                                            batch=batch, reverse=part == "g"), per_step)
                     for part, chain in chains.items()}
             history = {part: run.parts[part] for part, run in runs.items()}
             last = {part: run.last[part] for part, run in runs.items()}
@@ -999,17 +1000,17 @@ class EncoderDecoder(Design):
         free = None if feedback is None else ("y", _sampled(feedback))
         alphas = []
         with self.transposes():
-            encoded = self._encoder().unroll(seq, n_x, {"h": self._zeros(batch)}, keep=keep,
-                                             batch=batch, per_step=per_step)
+            encoded = self._encoder().unroll(Plan(seq, n_x, {"h": self._zeros(batch)}, keep=keep,
+                                                  batch=batch), per_step)
             memory = valid = None
             if self.attention is not None:
                 with tg.scope(self.name):
                     memory = replay.stacked(encoded.parts["h"], axis=-2).named("memory")
                 valid = None if keep is None else keep.T
             decoder = self._decoder(memory, valid, alphas)
-            decoded = decoder.unroll({}, steps, ys=ys, batch=batch,
-                                     static={"C": encoded.last["h"]}, y0=start,
-                                     free=free, per_step=per_step)
+            decoded = decoder.unroll(Plan({}, steps, ys=ys, batch=batch,
+                                          static={"C": encoded.last["h"]}, y0=start,
+                                          free=free), per_step)
         decoded.parts = {"h": encoded.parts["h"], **decoded.parts}
         if self.attention is not None:
             decoded.attention = alphas

@@ -16,6 +16,7 @@ import tinygraph as tg
 
 from . import checks, replay
 from .core import Chain, output_and_loss, step_leaves, unroll
+from .plan import Plan
 
 
 def suffix(layers, layer, reverse):
@@ -67,9 +68,9 @@ def run(model, seq, steps, batch, keep, ys, state0, per_step):
                 parts = model._layer_parts(k)
                 chain = Chain(model, parts, functools.partial(model._layer_step, k=k),
                               functools.partial(_layer_input, model, k), names_inputs=layer == 1)
-                unrolled = chain.unroll({"x": below}, steps, {p: state0[p] for p in parts},
-                                        keep=keep, batch=batch, per_step=per_step,
-                                        reverse=reverse)
+                unrolled = chain.unroll(Plan({"x": below}, steps, {p: state0[p] for p in parts},
+                                             keep=keep, batch=batch, reverse=reverse),
+                                        per_step)
                 history.update(unrolled.parts)
                 last.update(unrolled.last)
                 outs.append(history[f"h{k}"])

@@ -30,7 +30,6 @@ import threading
 
 import numpy as np
 
-from .errors import BackwardError
 from .tensor import Rule, Scatter, Tensor, _graph_rule, _tapes, _unbroadcast, apply
 
 
@@ -386,10 +385,10 @@ def _compile_backward(program, values, rules):
                 body.append(f"pg = r{j}[{k}](g)")
             env[f"S{i}"] = np.shape(values[i])
             env[f"T{i}"] = np.asarray(values[i]).dtype
-            body += [f"if type(pg) is _Scatter:",
+            body += ["if type(pg) is _Scatter:",
                      f"    if not o{i}: g{i}, o{i} = _own(g{i}, v{i}), True",
                      f"    pg.add_into(g{i})",
-                     f"else:",
+                     "else:",
                      f"    if type(pg) is not _nd or pg.shape != S{i} or pg.dtype is not T{i}: "
                      f"pg = _dense(pg, v{i})",
                      f"    if g{i} is None: g{i} = pg",
