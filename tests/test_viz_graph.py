@@ -154,3 +154,23 @@ def test_precomputation_shared_by_all_steps_is_one_cluster_named_for_what_it_is(
     assert "lstm: computed once before the steps, shared by all of them" in labels
     assert "lstm: after the steps" in labels
     assert not any("(t" in label for label in labels)
+
+
+def test_replayed_steps_are_one_cluster_after_the_recorded_steps():
+    model = rnn.LSTM(4, 3, 4)
+    xs = np.array([0, 1, 2, 3, 1, 2, 0, 3, 1])
+    loss = model.loss(xs, (xs + 1) % 4)
+    drawn, _, _ = parse(viz.render(viz.graph(loss)))
+    source = viz.graph(loss).source
+    members = {}
+    for block in re.findall(r"subgraph (cluster_\d+) \{(.*?)\n\t\}", source, re.S):
+        label = re.search(r"label=<([^>]*)>", block[1]).group(1)
+        members[label] = re.findall(r"^\t\t(n\d+) \[", block[1], re.M)
+    title = ("lstm/t=5..9: steps 5 to 9 as one node, run from the tape of a recorded step "
+             "(rnn.replay)")
+    assert title in members
+    assert "replay" in re.findall(r"<b>(\w+)</b>", source)
+    assert not any(f"lstm/t={t}" in members for t in range(5, 10))
+    left = {label: min(drawn[n]["x"] for n in ids) for label, ids in members.items() if ids}
+    steps = [left[f"lstm/t={t}"] for t in range(1, 5)] + [left[title]]
+    assert steps == sorted(steps)

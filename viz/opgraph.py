@@ -10,6 +10,7 @@ nodes are coloured by the norm of their gradient (the gradient-flow view).
 """
 
 import math
+import re
 
 import graphviz
 import numpy as np
@@ -192,7 +193,7 @@ def _draw(tensor, keep, grads):
                 g.node(nid, **attrs)
             continue
         scope, part = key
-        t = time_step(scope)
+        t = time_step(scope) if part != "replayed" else _replayed(scope)[0]
         if t is not None:
             firsts.setdefault(t, members[-1][0])
             lasts[t] = members[0][0]
@@ -230,6 +231,15 @@ def _before_the_steps(order):
     return {i for i, dep in after.items() if not dep}
 
 
+_REPLAYED = re.compile(r"^t=(\d+)\.\.(\d+)$")
+
+
+def _replayed(scope):
+    """(a, b) for the scope of steps a..b replayed as one node (rnn.replay), else None."""
+    m = _REPLAYED.match((scope or "").split("/")[-1])
+    return None if m is None else (int(m.group(1)), int(m.group(2)))
+
+
 def _cluster_key(node, before):
     """The cluster of ``node``: None (no scope), or (scope, part) where part splits a scope
     outside the time steps of an unroll (``before`` not None) into what is computed "before"
@@ -238,6 +248,8 @@ def _cluster_key(node, before):
         return None
     if before is None or time_step(node.scope) is not None:
         return (node.scope, None)
+    if _replayed(node.scope):
+        return (node.scope, "replayed")
     return (node.scope, "before" if id(node) in before else "after")
 
 
@@ -247,6 +259,8 @@ def _cluster_rank(key):
     if key is None:
         return (3, 0, "")
     scope, part = key
+    if part == "replayed":          # in time order with the steps, from its first
+        return (1, _replayed(scope)[0], scope)
     t = time_step(scope)
     return (0 if part == "before" else 1 if part is None else 2, t or 0, scope)
 
@@ -257,4 +271,8 @@ def _cluster_title(scope, part):
         return f"{scope}: computed once before the steps, shared by all of them"
     if part == "after":
         return f"{scope}: after the steps"
+    if part == "replayed":
+        a, b = _replayed(scope)
+        return (f"{scope}: steps {a} to {b} as one node, run from the tape of a recorded step "
+                "(rnn.replay)")
     return scope
