@@ -698,15 +698,14 @@ class Cell(RecurrentModel):
         (each part's nodes in the order run): the history of all steps in time order, each
         part a :class:`replay.Steps`, and the last state and lag ring."""
         names = list(self.parts)
-        tails = {n: history[n][-depth:] for n in names}
         rows = [t - 1 - first_block for t in rest]
         kept = None if keep is None else keep[[t - 1 for t in rest]]
-        blocks = replay.run(program, names, list(self.lags.items()), tails, replay.flat(u_all),
-                            rows, kept, f"t={rest[0]}..{rest[-1]}")
+        blocks = replay.run(program, names, list(self.lags.items()), history,
+                            replay.flat(u_all), rows, kept, f"t={rest[0]}..{rest[-1]}", reverse)
         steps = {}
         for n in names:
             head = history[n][::-1] if reverse else history[n]
-            steps[n] = replay.Steps(head, blocks[n], n, tail_first=reverse)
+            steps[n] = replay.Steps(head, blocks[n], n, head_first=not reverse)
         last = {n: s[0] if reverse else s[-1] for n, s in steps.items()}
         ring = None
         if self.lags:         # (never run backward in time)

@@ -19,26 +19,28 @@ import numpy as np
 
 import tinygraph as tg
 from tinygraph import tape
+from tinygraph.tensor import Scatter
 
 
 
 class Steps:
     """The per-step nodes of a state part whose later steps were replayed: a sequence of T
-    Tensors (``len``, indexing, iteration), made up of the engine's own nodes of the first
-    steps and the rows of ``block``, the replayed steps stacked (n, ...), in time order.
-    A row becomes a node only when asked for; :meth:`stack` joins the two without them."""
+    Tensors (``len``, indexing, iteration) in time order.  The steps run as engine ops are
+    their own nodes (``head``); a replayed step becomes a node (a row of ``block``, the
+    states of all T steps in time order) only when asked for, and :meth:`stack` is
+    ``block`` itself."""
 
-    __slots__ = ("head", "block", "name", "_rows", "tail_first")
+    __slots__ = ("head", "block", "name", "_rows", "head_first")
 
-    def __init__(self, head, block, name, tail_first=False):
+    def __init__(self, head, block, name, head_first=True):
         self.head = list(head)       # engine nodes, time order
-        self.block = block           # Tensor (n, ...) of the replayed steps, time order
+        self.block = block           # Tensor (T, ...): every step's state, time order
         self.name = name
-        self.tail_first = tail_first  # True: the block's steps come before the head's
+        self.head_first = head_first  # False: the engine's steps are the last ones (reverse)
         self._rows = {}
 
     def __len__(self):
-        return len(self.head) + self.block.shape[0]
+        return self.block.shape[0]
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -47,14 +49,9 @@ class Steps:
         k = int(i) + n if int(i) < 0 else int(i)
         if not 0 <= k < n:
             raise IndexError(f"step index {i} out of range for {n} steps")
-        rows = self.block.shape[0]
-        if self.tail_first:
-            if k >= rows:
-                return self.head[k - rows]
-        elif k < len(self.head):
-            return self.head[k]
-        else:
-            k -= len(self.head)
+        h = k if self.head_first else k - (n - len(self.head))
+        if 0 <= h < len(self.head):
+            return self.head[h]
         row = self._rows.get(k)
         if row is None:
             row = self._rows[k] = self.block[k].named(self.name)
@@ -68,12 +65,9 @@ class Steps:
 
     def stack(self, axis=0):
         """``tg.stack(list(self), axis)`` without a node per replayed step."""
-        pieces = [self.block] if not self.head else (
-            [self.block, tg.stack(self.head)] if self.tail_first else [tg.stack(self.head), self.block])
-        whole = pieces[0] if len(pieces) == 1 else tg.concat(pieces, axis=0)
-        if axis in (0, -whole.ndim):
-            return whole
-        return tg.moveaxis(whole, 0, axis)
+        if axis in (0, -self.block.ndim):
+            return self.block
+        return tg.moveaxis(self.block, 0, axis)
 
 
 def stacked(nodes, axis=0):
@@ -95,31 +89,40 @@ def flat(u):
 
 
 class Replay:
-    """Steps of one unroll run from a recorded :class:`tinygraph.tape.Program`.
+    """Steps of one unroll run from a recorded :class:`tinygraph.tape.Program`, as one node
+    whose output is the states of every step (those run as engine ops before too), each part
+    (T, ...) in time order, one part after the other, flat.
 
     names : the state parts (the program's first inputs and its outputs)
     lags : list of (part, d): the lagged inputs after the parts
-    tails : dict part -> the arrays of the last ``depth`` steps run before, oldest first
+    heads : dict part -> the arrays of the steps run as engine ops, in the order run
     u_all : the Tensors of the input map of all steps (a row per step), ``rows`` the row
         each replayed step reads, in the order run
     keep : bool (T', B) mask rows of the replayed steps, in the order run, or None
+    backwards : the steps ran t = T..1
     """
 
-    def __init__(self, program, names, lags, tails, u_all, rows, keep):
+    def __init__(self, program, names, lags, heads, u_all, rows, keep, backwards):
         self.program = program
         self.names = names
         self.lags = lags
         self.u_all = u_all
         self.rows = rows
         self.keep = keep
-        self.depth = len(tails[names[0]])
+        self.lead = len(heads[names[0]])
+        self.depth = max((d for _, d in lags), default=1)
         self.n = len(rows)
-        self.backwards = self.n > 1 and rows[0] > rows[-1]    # run t = T..1: rows descending
-        self.shapes = {name: tails[name][-1].shape for name in names}
-        self.dtype = tails[names[0]][-1].dtype
+        self.total = self.lead + self.n
+        self.backwards = backwards
+        self.shapes = {name: heads[name][-1].shape for name in names}
+        self.dtype = heads[names[0]][-1].dtype
         self._grads_for = None
         self._grads = None
-        self._forward(tails)
+        self._forward(heads)
+
+    def _time(self, q):
+        """The time index (0-based) of the q-th step run."""
+        return self.total - 1 - q if self.backwards else q
 
     def _inputs(self, states, i):
         """The program's inputs at replayed step i: parts at i-1, lagged parts, input rows."""
@@ -130,20 +133,28 @@ class Replay:
         ins += [u.data[row] for u in self.u_all]
         return ins
 
-    def _forward(self, tails):
-        program, names, n = self.program, self.names, self.n
+    def _forward(self, heads):
+        program, names, n, lead = self.program, self.names, self.n, self.lead
         width = [int(np.prod(self.shapes[name])) for name in names]
-        self.offsets = np.cumsum([0] + [w * n for w in width])
+        self.offsets = np.cumsum([0] + [w * self.total for w in width])
         self.value = np.empty(int(self.offsets[-1]), self.dtype)   # the node's output
-        rows = {name: self.value[start:stop].reshape((n,) + self.shapes[name])
+        rows = {name: self.value[start:stop].reshape((self.total,) + self.shapes[name])
                 for name, start, stop in zip(names, self.offsets[:-1], self.offsets[1:])}
-        states = {name: list(tails[name]) for name in names}
+        for name in names:
+            for q, head in enumerate(heads[name]):
+                rows[name][self._time(q)] = head
+        d = self.depth
+        states = {name: list(heads[name][-d:]) for name in names}
         self.saved = []
+        self.scan = None
         for i in range(n):
+            if i == 1 and not self.lags:     # the rest in one compiled loop
+                self._scan_forward(states, rows)
+                break
             values, rules = program.forward(self._inputs(states, i))
             self.saved.append((values, rules))
             mask = self._mask(i)
-            at = n - 1 - i if self.backwards else i        # the output is in time order
+            at = self._time(lead + i)
             for name, out in zip(names, program.outputs_of(values)):
                 row = rows[name][at]
                 if mask is None:
@@ -152,7 +163,17 @@ class Replay:
                     prev = states[name][-1]
                     row[...] = prev + (out - prev) * mask
                 states[name].append(row)
-        self.states = states
+
+    def _scan_forward(self, states, rows):
+        """Steps 1..n-1 in the compiled loop of :func:`tinygraph.tape.compile_scan` (for a cell
+        without lags: the state the step reads is the one the step before made)."""
+        program, names, n = self.program, self.names, self.n
+        self.scan = tape.compile_scan(program, len(names), *self.saved[0])
+        at = [self._time(self.lead + i) for i in range(1, n)]
+        self.saved += self.scan[0](
+            [states[name][-1] for name in names], [u.data for u in self.u_all], self.rows[1:],
+            [self._mask(i) for i in range(1, n)], [rows[name] for name in names], at,
+            [x.data for x in program.outside])
 
     def _mask(self, i):
         if self.keep is None:
@@ -164,19 +185,55 @@ class Replay:
 
     # ---------------------------------------------------------------- backward
     def grads(self, g):
-        """The gradients of the node's parents (the tails, oldest first, per part; the input
-        maps; the outside tensors) from ``g``, the gradient of its flat output."""
+        """The gradients of the node's parents (the engine's steps, in the order run, per
+        part; the input maps; the outside tensors) from ``g``, the gradient of its flat
+        output."""
         if self._grads_for is g:
             return self._grads
-        program, names, d, n = self.program, self.names, self.depth, self.n
-        ups = {}       # the gradient the node's users sent each replayed state, in run order
+        program, names, d, n, lead = self.program, self.names, self.depth, self.n, self.lead
+        times, ups = {}, {}
         for name, start, stop in zip(names, self.offsets[:-1], self.offsets[1:]):
-            rows = g[start:stop].reshape((n,) + self.shapes[name])
-            ups[name] = rows[::-1] if self.backwards else rows
-        later = {name: {} for name in names}    # step -> what later steps sent back to it
-        g_u = [np.zeros(u.shape, u.dtype) for u in self.u_all]
-        g_out = [None] * len(program.outside)
+            times[name] = g[start:stop].reshape((self.total,) + self.shapes[name])
+            # the replayed steps' rows in the order run
+            ups[name] = times[name][:n][::-1] if self.backwards else times[name][lead:]
+        # the replayed steps read rows r0..r0+n-1 of the input maps: their gradient, those rows
+        r0 = min(self.rows)
+        local = [r - r0 for r in self.rows]
+        g_u = [np.zeros((n,) + u.shape[1:], u.dtype) for u in self.u_all]
         deferred = [[] for _ in program.outside]     # (a, g) of a^T g: one product at the end
+        try:
+            if self.scan is None:
+                raise tape.RulesDiffer
+            tails, g_out = self.scan[1](self.saved, [ups[name] for name in names],
+                                        [self._mask(i) for i in range(n)], local, g_u,
+                                        deferred)
+            later = {name: {-1: c} for name, c in zip(names, tails)}
+        except tape.RulesDiffer:       # step by step
+            g_u = [np.zeros((n,) + u.shape[1:], u.dtype) for u in self.u_all]
+            deferred = [[] for _ in program.outside]
+            later, g_out = self._steps_back(ups, g_u, deferred, local)
+        for k, pairs in enumerate(deferred):
+            if pairs:
+                total = tape.sum_deferred(pairs)
+                g_out[k] = total if g_out[k] is None else g_out[k] + total
+        out = []
+        for name in names:
+            for q in range(lead):        # its own row, and what the replayed steps sent back
+                own = times[name][self._time(q)]
+                sent = later[name].get(q - lead) if q >= lead - d else None
+                out.append(own if sent is None else own + sent)
+        out += [Scatter(slice(r0, r0 + n), gk, basic=True) for gk in g_u]
+        out += [np.zeros_like(x.data) if gk is None else gk
+                for gk, x in zip(g_out, program.outside)]
+        self._grads_for, self._grads = g, out
+        return out
+
+    def _steps_back(self, ups, g_u, deferred, local):
+        """BPTT over the replayed steps one program.backward at a time: (what they sent back
+        to the steps before them, by step and part, and the outside tensors' gradients)."""
+        program, names, n = self.program, self.names, self.n
+        later = {name: {} for name in names}    # step -> what later steps sent back to it
+        g_out = [None] * len(program.outside)
         n_parts, n_lags = len(names), len(self.lags)
         for i in range(n - 1, -1, -1):
             mask = self._mask(i)
@@ -197,7 +254,7 @@ class Replay:
                 _send(later[name], i - 1, g_ins[k])
             for k, (name, lag) in enumerate(self.lags):
                 _send(later[name], i - lag, g_ins[n_parts + k])
-            row = self.rows[i]
+            row = local[i]
             for k in range(len(self.u_all)):
                 gk = g_ins[n_parts + n_lags + k]
                 if gk is not None:
@@ -209,66 +266,48 @@ class Replay:
                     g_out[k] = np.array(gk, copy=True)   # ours to add into
                 else:
                     g_out[k] += gk
-        for k, pairs in enumerate(deferred):
-            if pairs:
-                total = tape.sum_deferred(pairs)
-                g_out[k] = total if g_out[k] is None else g_out[k] + total
-        out = []
-        for name in names:
-            for j in range(-d, 0):
-                sent = later[name].get(j)
-                out.append(np.zeros(self.shapes[name], self.dtype) if sent is None else sent)
-        out += g_u
-        out += [np.zeros_like(x.data) if gk is None else gk
-                for gk, x in zip(g_out, program.outside)]
-        self._grads_for, self._grads = g, out
-        return out
+        return later, g_out
 
     def vjps(self):
-        count = len(self.names) * self.depth + len(self.u_all) + len(self.program.outside)
+        count = len(self.names) * self.lead + len(self.u_all) + len(self.program.outside)
         return tuple(_Part(self, k) for k in range(count))
 
     # ---------------------------------------------------------------- create_graph
     def graph(self, g, parents):
         """The gradients as Tensors (for ``create_graph``): the replayed steps run again as
         engine ops from ``parents``, then back-propagated through the ops' tensor rules."""
-        program, names, d, n = self.program, self.names, self.depth, self.n
-        count = len(names) * d
-        tails = {name: list(parents[k * d:(k + 1) * d]) for k, name in enumerate(names)}
-        u_all = parents[count:count + len(self.u_all)]
-        states = {name: list(tails[name]) for name in names}
+        program, names, d, n, lead = self.program, self.names, self.depth, self.n, self.lead
+        heads = {name: list(parents[k * lead:(k + 1) * lead]) for k, name in enumerate(names)}
+        u_all = parents[len(names) * lead:len(names) * lead + len(self.u_all)]
+        states = {name: heads[name][-d:] for name in names}
         saved = []
         for i in range(n):
             ins = [states[name][d + i - 1] for name in names]
             ins += [states[name][d + i - lag] for name, lag in self.lags]
             ins += [u[self.rows[i]] for u in u_all]
             values = program.graph_forward(ins)
-            saved.append((values, ins))
-            k = None if self.keep is None else self.keep[i]
-            m = None if k is None or k.all() else k[:, None].astype(self.dtype)
+            saved.append(values)
+            m = self._mask(i)
             for name, out in zip(names, program.outputs_of(values)):
                 prev = states[name][-1]     # as core.carry_masked
                 states[name].append(out if m is None else prev + (out - prev) * m)
         # the gradient reaching each state: the node's own, then what later steps send back
-        gs = {}
+        times, gs = {}, {}
         for name, start, stop in zip(names, self.offsets[:-1], self.offsets[1:]):
-            rows = g[int(start):int(stop)].reshape((n,) + self.shapes[name])
-            at = range(n - 1, -1, -1) if self.backwards else range(n)
-            gs[name] = [None] * d + [rows[i] for i in at]
+            times[name] = g[int(start):int(stop)].reshape((self.total,) + self.shapes[name])
+            gs[name] = [None] * d + [times[name][self._time(lead + i)] for i in range(n)]
         g_u = [[None] * n for _ in u_all]
         g_out = [None] * len(program.outside)
         for i in range(n - 1, -1, -1):
-            k = None if self.keep is None else self.keep[i]
+            m = self._mask(i)
             grads = []
             for name in names:
                 g_new = gs[name][d + i]
-                if k is not None and not k.all() and g_new is not None:
-                    m = k[:, None].astype(self.dtype)
+                if m is not None and g_new is not None:
                     _add(gs[name], d + i - 1, g_new - g_new * m)
                     g_new = g_new * m
                 grads.append(g_new)
-            values, _ = saved[i]
-            g_ins, g_outside = program.graph_backward(values, grads)
+            g_ins, g_outside = program.graph_backward(saved[i], grads)
             for j, name in enumerate(names):
                 _add(gs[name], d + i - 1, g_ins[j])
             for j, (name, lag) in enumerate(self.lags):
@@ -277,7 +316,12 @@ class Replay:
                 g_u[j][i] = g_ins[len(names) + len(self.lags) + j]
             for j, gj in enumerate(g_outside):
                 _add(g_out, j, gj)
-        out = [gs[name][j] for name in names for j in range(d)]
+        out = []
+        for name in names:
+            for q in range(lead):
+                own = times[name][self._time(q)]
+                sent = gs[name][q - lead + d] if q >= lead - d else None
+                out.append(own if sent is None else own + sent)
         for rows, u in zip(g_u, u_all):
             out.append(self._graph_rows(rows, u))
         return tuple(out + g_out)
@@ -326,16 +370,19 @@ def _replay_graph(g, out, *parents, replay):
 tg.defvjp(_replay_forward, _replay_graph)
 
 
-def run(program, names, lags, tails, u_all, rows, keep, label):
-    """Run the replayed steps as one node; returns dict part -> Tensor (n, ...) of their
-    states, in time order (t ascending, however they were run).  ``tails``: dict part -> the Tensors of the last steps run
-    before (as many as the deepest lag, at least one), oldest first."""
-    replay = Replay(program, names, lags, {name: [t.data for t in ts] for name, ts in tails.items()},
-                    u_all, rows, keep)
-    parents = [t for name in names for t in tails[name]] + list(u_all) + list(program.outside)
+def run(program, names, lags, heads, u_all, rows, keep, label, backwards):
+    """Run the replayed steps as one node; returns dict part -> Tensor (T, ...) of the states
+    of every step in time order (t ascending, however they were run).  ``heads``: dict part ->
+    the Tensors of the steps run as engine ops before, in the order run."""
+    replay = Replay(program, names, lags, {name: [t.data for t in ts] for name, ts in heads.items()},
+                    u_all, rows, keep, backwards)
+    parents = [t for name in names for t in heads[name]] + list(u_all) + list(program.outside)
     with tg.scope(label):
         node = tg.apply("replay", _replay_forward, *parents, replay=replay)
+        if len(names) == 1:
+            return {names[0]: node.reshape((replay.total,) + replay.shapes[names[0]])}
         blocks = {}
         for name, start, stop in zip(names, replay.offsets[:-1], replay.offsets[1:]):
-            blocks[name] = node[int(start):int(stop)].reshape((replay.n,) + replay.shapes[name])
+            part = node[int(start):int(stop)]
+            blocks[name] = part.reshape((replay.total,) + replay.shapes[name])
     return blocks

@@ -299,21 +299,36 @@ def _with_deferred(g, pairs):
 def _compile_forward(program):
     """``forward(inputs, outside arrays) -> (values, rules)`` as straight-line code."""
     n_in, n_out = program.n_in, len(program.outside)
-    env = {"_nd": np.ndarray, "_asarray": np.asarray}
+    env = {}
     lines = ["def forward(ins, outside):"]
     if n_in:
         lines.append("    " + "".join(f"v{i}, " for i in range(n_in)) + "= ins")
     if n_out:
         lines.append("    " + "".join(f"v{n_in + i}, " for i in range(n_out)) + "= outside")
+    lines += ["    " + line for line in _forward_body(program, env)]
+    lines.append(f"    return [{_slots('v', program.size)}], ({_slots('r', len(program.ops))})")
+    return _made("forward", lines, env)
+
+
+def _slots(prefix, n, start=0):
+    return "".join(f"{prefix}{i}, " for i in range(start, start + n))
+
+
+def _forward_body(program, env):
+    """Lines computing every op, ``v{slot}`` and its rule ``r{j}``, from the inputs and outside
+    arrays in ``v0 ...`` (constants are globals of ``env``)."""
+    env.update(_nd=np.ndarray, _asarray=np.asarray)
+    n_in, n_out = program.n_in, len(program.outside)
     for i in range(n_in + n_out, program.first_op):
         env[f"v{i}"] = program._base[i]
+    lines = []
     slot = program.first_op
     for j, (_, forward, args, kwargs) in enumerate(program.ops):
         index = _basic_index(forward, kwargs)
         if index is not None:       # x[index] with slices and integers: index the array itself
             env[f"K{j}"], env[f"P{j}"] = index, _scatter_rule(index)
-            lines.append(f"    v{slot} = v{args[0]}[K{j}]")
-            lines.append(f"    r{j} = P{j}")
+            lines.append(f"v{slot} = v{args[0]}[K{j}]")
+            lines.append(f"r{j} = P{j}")
             slot += 1
             continue
         env[f"F{j}"] = forward
@@ -321,33 +336,48 @@ def _compile_forward(program):
         if kwargs:
             env[f"K{j}"] = kwargs
             call += f", **K{j}"
-        lines.append(f"    v{slot}, r{j} = F{j}({call})")
-        lines.append(f"    if type(v{slot}) is not _nd: v{slot} = _asarray(v{slot})")
+        lines.append(f"v{slot}, r{j} = F{j}({call})")
+        lines.append(f"if type(v{slot}) is not _nd: v{slot} = _asarray(v{slot})")
         slot += 1
-    values = "".join(f"v{i}, " for i in range(program.size))
-    rules = "".join(f"r{j}, " for j in range(len(program.ops)))
-    lines.append(f"    return [{values}], ({rules})")
-    return _made("forward", lines, env)
+    return lines
 
 
 def _compile_backward(program, values, rules):
     """``backward(values, rules, grads, deferred)`` as straight-line code for the rules of this
     step (a shared Rule is called directly; it returns None if a later step's rule differs)."""
     n_in, n_out = program.n_in, len(program.outside)
-    need, defer = program.need, _deferrable()
-    env = {"_nd": np.ndarray, "_dense": _dense, "_own": _own, "_Scatter": Scatter}
+    env = {}
     lines = ["def backward(V, R, G, D):",
-             "    " + "".join(f"v{i}, " for i in range(program.size)) + "= V",
-             "    " + "".join(f"r{j}, " for j in range(len(program.ops))) + "= R"]
+             f"    {_slots('v', program.size)}= V",
+             f"    {_slots('r', len(program.ops))}= R"]
+    lines += ["    " + line for line in _guards(rules, env, "return None")]
+    lines.append(f"    {_slots('g', program.size).replace(', ', ' = ')}None")
+    lines.append(f"    {_slots('o', program.size).replace(', ', ' = ')}False")
+    for k, i in enumerate(program.outputs):
+        lines.append(f"    g{i}, o{i} = (G[{k}], False) if g{i} is None else (g{i} + G[{k}], True)")
+    lines += ["    " + line for line in _backward_body(program, values, rules, env)]
+    lines.append(f"    return [{_slots('g', n_in)}], [{_slots('g', n_out, n_in)}]")
+    return _made("backward", lines, env)
+
+
+def _guards(rules, env, otherwise):
+    """Lines checking that the shared rules are the ones compiled for."""
+    lines = []
     for j, vjps in enumerate(rules):
         if type(vjps) is Rule:
             env[f"RULE{j}"] = vjps
-            lines.append(f"    if r{j} is not RULE{j}: return None")
-    lines.append("    " + "".join(f"g{i} = " for i in range(program.size)) + "None")
-    # o{i}: g{i} is an array this code made (so it may add into it in place)
-    lines.append("    " + "".join(f"o{i} = " for i in range(program.size)) + "False")
-    for k, i in enumerate(program.outputs):
-        lines.append(f"    g{i}, o{i} = (G[{k}], False) if g{i} is None else (g{i} + G[{k}], True)")
+            lines.append(f"if r{j} is not RULE{j}: {otherwise}")
+    return lines
+
+
+def _backward_body(program, values, rules, env):
+    """Lines running the ops' gradient rules in reverse: from ``g{slot}`` of the outputs (and
+    ``o{slot}``, True where that array is this code's own), the ``g{i}`` of the inputs and
+    outside tensors; a^T g of a few rows for an outside matrix appended to ``D`` instead."""
+    env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter)
+    n_in, n_out = program.n_in, len(program.outside)
+    need, defer = program.need, _deferrable()
+    lines = []
     for j in range(len(program.ops) - 1, -1, -1):
         _, _, args, kwargs = program.ops[j]
         slot = program.first_op + j
@@ -395,13 +425,88 @@ def _compile_backward(program, values, rules):
                      f"    elif o{i}: g{i} += pg",
                      f"    else: g{i}, o{i} = g{i} + pg, True"]
         if body:
-            lines.append(f"    g = g{slot}")
-            lines.append("    if g is not None:")
-            lines += ["        " + line for line in body]
-    ins = "".join(f"g{i}, " for i in range(n_in))
-    outs = "".join(f"g{n_in + i}, " for i in range(n_out))
-    lines.append(f"    return [{ins}], [{outs}]")
-    return _made("backward", lines, env)
+            lines.append(f"g = g{slot}")
+            lines.append("if g is not None:")
+            lines += ["    " + line for line in body]
+    return lines
+
+
+class RulesDiffer(Exception):
+    """A step's op returned another gradient rule than the one its scan was compiled for."""
+
+
+def compile_scan(program, n_carry, values, rules):
+    """The forward and backward loops of a recurrence over ``program``: its first ``n_carry``
+    inputs are its first ``n_carry`` outputs of the step before (the state), its other inputs
+    rows of given arrays (one row per step).  ``values`` and ``rules``: one step's, as
+    :meth:`Program.forward` gave them (what the backward loop is compiled for).
+
+    ``forward(carry, xs, rows, masks, outs, at, outside) -> saved`` runs ``len(rows)`` steps:
+    step i reads ``x[rows[i]]`` of each array of ``xs``, and its new state, ``s + (out - s) *
+    masks[i]`` where ``masks[i]`` is not None, goes into ``outs[p][at[i]]`` and on to the next
+    step.  ``backward(saved, ups, masks, rows, gxs, deferred) -> (carry grads, outside grads)``
+    runs them in reverse from ``ups[p][i]``, the gradient each step's new state gets from
+    elsewhere, writing each step's input gradients into ``gxs[k][rows[i]]``; it raises
+    :class:`RulesDiffer` if a step's rules are not those compiled for.
+    """
+    n_in, n_out = program.n_in, len(program.outside)
+    n_x = n_in - n_carry
+    outs = program.outputs[:n_carry]
+    env = {}
+    f = ["def forward(carry, xs, rows, masks, outs, at, outside):",
+         f"    {_slots('s', n_carry)}= carry",
+         f"    {_slots('X', n_x)}= xs",
+         f"    {_slots('O', n_carry)}= outs"]
+    if n_out:
+        f.append(f"    {_slots('v', n_out, n_in)}= outside")
+    f += ["    saved = []",
+          "    keep = saved.append",
+          "    for i in range(len(rows)):",
+          "        r = rows[i]"]
+    f += [f"        v{p} = s{p}" for p in range(n_carry)]
+    f += [f"        v{n_carry + k} = X{k}[r]" for k in range(n_x)]
+    f += ["        " + line for line in _forward_body(program, env)]
+    f += ["        m = masks[i]", "        j = at[i]", "        if m is None:"]
+    f += [f"            O{p}[j] = v{o}" for p, o in enumerate(outs)]
+    f += ["        else:"]
+    f += [f"            O{p}[j] = s{p} + (v{o} - s{p}) * m" for p, o in enumerate(outs)]
+    f += [f"        s{p} = O{p}[j]" for p in range(n_carry)]
+    f += [f"        keep(([{_slots('v', program.size)}], ({_slots('r', len(program.ops))})))",
+          "    return saved"]
+    forward = _made("forward", f, env)
+
+    env = {"_RulesDiffer": RulesDiffer, "_copy": functools.partial(np.array, copy=True)}
+    b = ["def backward(saved, ups, masks, rows, gxs, D):",
+         f"    {_slots('U', n_carry)}= ups",
+         f"    {_slots('GX', n_x)}= gxs"]
+    b += [f"    c{p} = None" for p in range(n_carry)]
+    b += [f"    q{i} = None" for i in range(n_out)]
+    b += ["    for i in range(len(saved) - 1, -1, -1):",
+          "        V, R = saved[i]",
+          f"        {_slots('v', program.size)}= V",
+          f"        {_slots('r', len(program.ops))}= R"]
+    b += ["        " + line for line in _guards(rules, env, "raise _RulesDiffer")]
+    b += [f"        G{p} = U{p}[i] if c{p} is None else U{p}[i] + c{p}" for p in range(n_carry)]
+    b += ["        m = masks[i]", "        if m is not None:"]
+    for p in range(n_carry):     # new = s + (out - s) * m: out gets G m, s gets G - G m
+        b += [f"            t = G{p} * m", f"            x{p} = G{p} - t", f"            G{p} = t"]
+    b.append(f"        {_slots('g', program.size).replace(', ', ' = ')}None")
+    b.append(f"        {_slots('o', program.size).replace(', ', ' = ')}False")
+    for p, o in enumerate(outs):
+        b.append(f"        g{o}, o{o} = (G{p}, False) if g{o} is None else (g{o} + G{p}, True)")
+    b += ["        " + line for line in _backward_body(program, values, rules, env)]
+    b += [f"        c{p} = g{p}" for p in range(n_carry)]
+    b += ["        if m is not None:"]
+    b += [f"            c{p} = x{p} if c{p} is None else c{p} + x{p}" for p in range(n_carry)]
+    b += ["        r = rows[i]"]
+    b += [f"        if g{n_carry + k} is not None: GX{k}[r] = g{n_carry + k}" for k in range(n_x)]
+    for i in range(n_out):
+        b += [f"        if g{n_in + i} is not None:",
+              f"            if q{i} is None: q{i} = _copy(g{n_in + i})",
+              f"            else: q{i} += g{n_in + i}"]
+    b.append(f"    return [{_slots('c', n_carry)}], [{_slots('q', n_out)}]")
+    backward = _made("backward", b, env)
+    return forward, backward
 
 
 def _made(name, lines, env):
