@@ -103,16 +103,18 @@ def test_a_100000_step_unroll_builds_and_back_propagates():
     np.testing.assert_allclose(W.grad, steps * np.outer(s0, np.ones(2)))
 
 
-def test_an_unrolled_graph_is_freed_by_reference_counting_alone():
+@pytest.mark.parametrize("replayable, op", [(True, "replay"), (False, "stack")])
+def test_an_unrolled_graph_is_freed_by_reference_counting_alone(replayable, op):
     import gc
     import weakref
     model = rnn.ElmanRNN(3, 4, 3)
+    model.replayable = replayable
     xs = np.arange(2000) % 3
     enabled = gc.isenabled()
     gc.disable()
     try:
         loss = model.loss(xs, (xs + 1) % 3)
-        states = weakref.ref(next(n for n in _walk(loss) if n.op == "stack"))   # all h(t) at once
+        states = weakref.ref(next(n for n in _walk(loss) if n.op == op))   # all h(t) at once
         loss.backward()
         del loss
         assert states() is None           # freed without any collection
