@@ -662,16 +662,12 @@ class Cell(RecurrentModel):
             history = {}
             carry = run_steps(one_step, (state, ring0), order[:lead], history)
             programs = [self._program(*recorded[t], names) for t in order[lead - 2:lead]]
-            if isinstance(programs[0], tape.Program) and programs[0].same(programs[1]):
+            why = replay.why_not(*programs)
+            if why is None:
                 rest = order[lead:]
                 (last, ring), history = self._replayed(programs[0], history, depth, rest,
                                                        blocks[-1][0], first_block, keep, reverse)
-                why = None
             else:
-                why = programs[0] if isinstance(programs[0], str) else (
-                    programs[1] if isinstance(programs[1], str) else
-                    "two steps recorded different programs (the step depends on the data or "
-                    "on Python state)")
                 last, ring = run_steps(one_step, carry, order[lead:], history)
                 if reverse:
                     for nodes in history.values():

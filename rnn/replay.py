@@ -19,7 +19,7 @@ import numpy as np
 
 import tinygraph as tg
 from tinygraph import tape
-from tinygraph.tensor import Scatter
+from tinygraph.tensor import Owned
 
 
 
@@ -75,6 +75,25 @@ def stacked(nodes, axis=0):
     if isinstance(nodes, Steps):
         return nodes.stack(axis)
     return tg.stack(nodes, axis=axis)
+
+
+LARGEST = 1024    # a step whose arrays are larger is numpy's work more than Python's: not replayed
+
+
+def why_not(program, other):
+    """Why the steps after two recorded ones (their programs, or why each is none) are not
+    replayed, or None if they are."""
+    for p in (program, other):
+        if isinstance(p, str):
+            return p
+    if not program.same(other):
+        return "two steps recorded different programs (the step depends on the data or on " \
+               "Python state)"
+    largest = max((int(np.prod(shape)) for shape, _ in program.shapes), default=0)
+    if largest > LARGEST:
+        return (f"the step makes arrays of {largest:,} numbers (more than {LARGEST:,}): numpy's "
+                "own work outweighs the engine's per-op cost, which replaying saves")
+    return None
 
 
 def flat(u):
@@ -196,10 +215,8 @@ class Replay:
             times[name] = g[start:stop].reshape((self.total,) + self.shapes[name])
             # the replayed steps' rows in the order run
             ups[name] = times[name][:n][::-1] if self.backwards else times[name][lead:]
-        # the replayed steps read rows r0..r0+n-1 of the input maps: their gradient, those rows
-        r0 = min(self.rows)
-        local = [r - r0 for r in self.rows]
-        g_u = [np.zeros((n,) + u.shape[1:], u.dtype) for u in self.u_all]
+        local = self.rows
+        g_u = [np.zeros(u.shape, u.dtype) for u in self.u_all]
         deferred = [[] for _ in program.outside]     # (a, g) of a^T g: one product at the end
         try:
             if self.scan is None:
@@ -209,7 +226,7 @@ class Replay:
                                         deferred)
             later = {name: {-1: c} for name, c in zip(names, tails)}
         except tape.RulesDiffer:       # step by step
-            g_u = [np.zeros((n,) + u.shape[1:], u.dtype) for u in self.u_all]
+            g_u = [np.zeros(u.shape, u.dtype) for u in self.u_all]
             deferred = [[] for _ in program.outside]
             later, g_out = self._steps_back(ups, g_u, deferred, local)
         for k, pairs in enumerate(deferred):
@@ -222,7 +239,7 @@ class Replay:
                 own = times[name][self._time(q)]
                 sent = later[name].get(q - lead) if q >= lead - d else None
                 out.append(own if sent is None else own + sent)
-        out += [Scatter(slice(r0, r0 + n), gk, basic=True) for gk in g_u]
+        out += [Owned(gk) for gk in g_u]      # backward adds the engine's steps' rows into it
         out += [np.zeros_like(x.data) if gk is None else gk
                 for gk, x in zip(g_out, program.outside)]
         self._grads_for, self._grads = g, out

@@ -315,3 +315,18 @@ def test_rebinding_an_intermediates_data_after_the_forward_leaves_its_gradient_a
     y.data = np.zeros(3)
     (y * 1.0).sum().backward()
     np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_an_owned_gradient_becomes_the_buffer_later_gradients_add_into():
+    """A vjp may hand backward a fresh full-shape array as tinygraph.tensor.Owned: it is kept as
+    the input's gradient and what follows is added into it (the sum is as with a plain array)."""
+    from tinygraph.tensor import Owned
+    x = tg.Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+
+    def double(a):
+        return a * 2, (lambda g: Owned(np.array(g * 2)),)
+    y = tg.apply("double", double, x)
+    ((y * 3).sum() + x[1].sum() + (x * x).sum()).backward()
+    expected = np.full((3, 2), 6.0) + 2 * x.data
+    expected[1] += 1
+    np.testing.assert_array_equal(x.grad, expected)

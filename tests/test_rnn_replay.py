@@ -345,3 +345,29 @@ def test_a_recording_sees_only_its_own_thread():
             assert inner is None          # nested: the outer one records
     thread.join()
     assert [op[0] for op in rec.ops] == ["tanh"] and rec.ops[0][4] is y
+
+
+def test_steps_with_large_arrays_run_as_engine_ops_and_say_why():
+    from rnn import replay
+    model = rnn.ElmanRNN(5, 8, 5)
+    rng = np.random.default_rng(0)
+    small = (rng.integers(0, 5, size=(T, 2)), rng.integers(0, 5, size=(T, 2)))
+    assert model.run_for_loss(*small).replayed is not None
+    batch = replay.LARGEST // 8 + 1           # h(t) has more than LARGEST numbers
+    large = (rng.integers(0, 5, size=(T, batch)), rng.integers(0, 5, size=(T, batch)))
+    run = model.run_for_loss(*large)
+    assert run.replayed is None and "numpy's own work" in run.not_replayed
+    assert abs(run.loss.item() - model.run(*large).loss.item()) <= 1e-12 * run.loss.item()
+
+
+def test_a_replayed_graph_back_propagates_under_anomaly_detection():
+    model, rng = _fresh("lstm")
+    args, kwargs = _args("lstm", model, rng, 2)
+    expected = _loss_and_grads(model, args, kwargs, "replay")
+    model.zero_grad()
+    loss = model.loss(*args, **kwargs)
+    assert "replay" in _graph_ops(loss)
+    with tg.detect_anomaly():
+        loss.backward()
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, expected[1][name], rtol=1e-12, atol=1e-14)

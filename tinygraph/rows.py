@@ -17,7 +17,7 @@ import numpy as np
 
 from . import ops
 from .errors import BackwardError, DTypeError, ShapeError
-from .tensor import Rule, Scatter, Tensor, _run_rule, _sweep_order, _unbroadcast, enable_grad, make_node
+from .tensor import Owned, Rule, Scatter, Tensor, _run_rule, _sweep_order, _unbroadcast, enable_grad, make_node
 
 
 def _outer_rows(a, g):                 # a^T g (d(a @ b)/db) for stacked g (n, N, M) or (n, M)
@@ -93,6 +93,8 @@ def _one_row(pg, shape, dtype):
         buf = np.zeros(shape, dtype)
         pg.add_into(buf)
         return buf
+    if type(pg) is Owned:
+        pg = pg.array
     pg = np.asarray(pg)
     if pg.shape != shape:
         pg = _unbroadcast(pg, shape)

@@ -30,7 +30,7 @@ import threading
 
 import numpy as np
 
-from .tensor import Rule, Scatter, Tensor, _graph_rule, _tapes, _unbroadcast, apply
+from .tensor import Owned, Rule, Scatter, Tensor, _graph_rule, _tapes, _unbroadcast, apply
 
 
 class Recording:
@@ -549,6 +549,8 @@ def _own(g, like):
 
 def _dense(pg, like):
     """A gradient as a dense array of ``like``'s shape and dtype."""
+    if type(pg) is Owned:
+        pg = pg.array
     if type(pg) is Scatter:
         buf = np.zeros(like.shape, like.dtype)
         pg.add_into(buf)

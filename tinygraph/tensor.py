@@ -972,6 +972,17 @@ class Scatter:
                       np.moveaxis(self.values, list(index_axes), list(range(len(index_axes)))))
 
 
+class Owned:
+    """A gradient a vjp returns as a fresh array of its input's full shape that nothing else
+    holds: backward may keep it as that input's gradient buffer and add into it in place (no
+    copy when other gradients follow)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+
 _SORTED_SCATTER_MIN = 32     # below this many rows np.add.at is faster than sorting
 _SORTED_SCATTER_CHUNK = 1024
 
@@ -1008,6 +1019,11 @@ def _accumulate(p, pg):
     """
     data = p.data
     prev = p._g
+    if type(pg) is Owned:      # a fresh full-shape array the rule made for the engine to keep
+        if prev is None and pg.array.shape == data.shape and pg.array.dtype == data.dtype:
+            p._g, p._own = pg.array, True
+            return
+        pg = pg.array
     if type(pg) is Scatter:
         if not p._own:
             prev = np.zeros(data.shape, data.dtype) if prev is None else np.array(prev, data.dtype)
@@ -1070,7 +1086,8 @@ def _backprop(root, grad, retain_graph, targets):
                 if p.requires_grad:
                     pg = vjp(g) if rule is None else vjp(g, out, *arrays)
                     if anomaly:
-                        _check_finite(node, pg.values if type(pg) is Scatter else np.asarray(pg),
+                        _check_finite(node, pg.values if type(pg) is Scatter else
+                                      pg.array if type(pg) is Owned else np.asarray(pg),
                                       "the gradient rule of")
                     _accumulate(p, pg)
     except MemoryError as e:
