@@ -82,14 +82,16 @@ LARGEST = 1024    # a step whose arrays are larger is numpy's work more than Pyt
 
 def why_not(program, other):
     """Why the steps after two recorded ones (their programs, or why each is none) are not
-    replayed, or None if they are."""
+    replayed, or None if they are.  The size that counts is that of the arrays computed from
+    the step's inputs (not, e.g., a weight's transpose taken in the step)."""
     for p in (program, other):
         if isinstance(p, str):
             return p
     if not program.same(other):
         return "two steps recorded different programs (the step depends on the data or on " \
                "Python state)"
-    largest = max((int(np.prod(shape)) for shape, _ in program.shapes), default=0)
+    largest = max((int(np.prod(shape)) for (shape, _), varies in zip(program.shapes, program.varies)
+                   if varies), default=0)
     if largest > LARGEST:
         return (f"the step makes arrays of {largest:,} numbers (more than {LARGEST:,}): numpy's "
                 "own work outweighs the engine's per-op cost, which replaying saves")

@@ -92,6 +92,11 @@ class Program:
         for _, _, args, _ in ops:
             need.append(any(need[i] for i in args))
         self.need = need
+        # which ops read the inputs (directly or not); the others compute the same every run
+        varies = [True] * n_in + [False] * (len(outside) + len(consts))
+        for _, _, args, _ in ops:
+            varies.append(any(varies[i] for i in args))
+        self.varies = varies[first:]
 
     @classmethod
     def of(cls, rec, inputs, outputs):
