@@ -1,33 +1,73 @@
 """The ops: each is a forward on numpy arrays and, beside it, its gradient
 rule, written like the math.
 
-Every op returns ``(value, vjps)``; :func:`tinygraph.tensor.apply` turns that
-into a node.  Gradients may come back in the broadcast shape: the engine sums
-them back to each input's shape once, centrally.
-
-The most used ops (add, sub, mul, div, neg, exp, log, tanh, 2-D matmul and
-addmm) return a shared :class:`~tinygraph.tensor.Rule`: one function per input,
-written once with operators numpy arrays and Tensors share, which backward runs
-on the saved arrays and ``backward(create_graph=True)`` on Tensors.  The others
-still return one numpy closure per input and give the rule once more in terms
-of engine ops with ``defvjp`` (what ``create_graph`` runs).
+Every op's forward returns ``(value, rule)``, a shared
+:class:`~tinygraph.tensor.Rule` (one per op, not per node), and
+:func:`tinygraph.tensor.apply` turns that into a node that keeps the rule and
+its saved inputs.  A rule is written once, with the operators and methods numpy
+arrays and Tensors share and, where they differ, the functions of ``_xp``
+(numpy on arrays, the engine's op on Tensors): backward runs it on the saved
+arrays, ``backward(create_graph=True)`` on Tensors, so its result is
+differentiable again.  Gradients may come back in the broadcast shape: the
+engine sums them back to each input's shape once, centrally.
 """
 
 import builtins
 import math
 from functools import partial
 from operator import itemgetter
+from types import SimpleNamespace
 
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import _SMALL, Rule, Scatter, Tensor, _unbroadcast, apply, check_size, defvjp
 
-# ---------------------------------------------------------------- elementwise
+# ---------------------------------------------------------------- one rule, two kinds of arrays
 
 
-def _identity(g):
+def _identity(g):   # (the closures of the ops not moved to a Rule yet)
     return g
+
+
+def _dual(array_fn, tensor_fn):
+    """A function of the rules: ``array_fn`` on numpy arrays (backward), ``tensor_fn`` in engine
+    ops as soon as one argument is a Tensor (``create_graph``)."""
+    def either(*args, **kwargs):
+        for a in args:
+            if isinstance(a, Tensor):
+                return tensor_fn(*args, **kwargs)
+        return array_fn(*args, **kwargs)
+    return either
+
+
+def _value(x):
+    """The array behind ``x``: for what a rule takes as a constant of the gradient (a mask, the
+    shares of a tie, a sign), whichever kind of array it runs on."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _expand(g, shape, axis, keepdims):    # a reduction's g back to its input's shape
+    if axis is not None and not keepdims and shape:   # numpy lets a 0-d input take axis=0
+        g = np.expand_dims(g, axis)
+    return np.broadcast_to(g, shape)
+
+
+def _expand_rule(g, shape, axis, keepdims):   # _expand in engine ops
+    if axis is not None and not keepdims and shape:
+        g = unsqueeze(g, axis)
+    return broadcast_to(g, shape)
+
+
+def _scatter_grad(g, index, shape, axis):
+    """The gradient of indexing: g added at ``index`` into zeros of ``shape`` -- a Scatter on
+    arrays (backward adds it in place), the op ``scatter`` on Tensors."""
+    if isinstance(g, Tensor):
+        return apply("scatter", _scatter, g, index=index, shape=shape, axis=axis)
+    return Scatter(index, g, _is_basic(index) if axis == 0 else False, axis)
+
+
+# ---------------------------------------------------------------- elementwise
 
 
 def _ruled(forward, rule):
@@ -298,30 +338,7 @@ def _matmul(a, b):
     _check_matmul_size(a, b)
     if b.ndim == 2 and a.ndim <= 2:     # rows (or one vector) times a matrix: the common case
         return np.dot(a, b), _MATMUL_2D
-    out = a @ b
-    a2 = a[None, :] if a.ndim == 1 else a
-    b2 = b[:, None] if b.ndim == 1 else b
-
-    def as_2d_out(g):   # g in the shape a2 @ b2 would have
-        if b.ndim == 1:
-            g = g[..., None]
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
-        return g
-
-    def grad_a(g):
-        ga = as_2d_out(g) @ np.swapaxes(b2, -1, -2)
-        return ga[..., 0, :] if a.ndim == 1 else ga
-
-    def grad_b(g):
-        g2 = as_2d_out(g)
-        if b2.ndim == 2:     # N-D @ 2-D: one big product instead of a batch summed afterwards
-            gb = a2.reshape(-1, a2.shape[-1]).T @ g2.reshape(-1, g2.shape[-1])
-        else:
-            gb = np.swapaxes(a2, -1, -2) @ g2
-        return gb[..., 0] if b.ndim == 1 else gb
-
-    return out, (grad_a, grad_b)
+    return a @ b, _MATMUL
 
 
 # np.dot, not @, for arrays: the same product, faster for small operands (for a single row,
@@ -340,42 +357,54 @@ def _outer_product(a, g):   # a^T g for a (N, K) or (K,): d(a @ b)/db
 _MATMUL_2D = Rule(lambda g, out, a, b: _dot(g, b.T), lambda g, out, a, b: _outer_product(a, g))
 
 
-def _matmul_rule(g, out, a, b):
-    """g @ b^T and a^T @ g, with numpy's promotion of 1-D operands undone (batch axes are
-    summed back by the engine)."""
-    a2 = unsqueeze(a, 0) if a.ndim == 1 else a
-    b2 = unsqueeze(b, -1) if b.ndim == 1 else b
-    g2 = unsqueeze(g, -1) if b.ndim == 1 else g
-    g2 = unsqueeze(g2, -2) if a.ndim == 1 else g2
-    ga = matmul(g2, swapaxes(b2, -1, -2))
-    gb = matmul(swapaxes(a2, -1, -2), g2)
-    return (squeeze(ga, -2) if a.ndim == 1 else ga), (squeeze(gb, -1) if b.ndim == 1 else gb)
+def _as_2d_out(g, a, b):   # g in the shape a2 @ b2 would have (1-D operands promoted to 2-D)
+    if b.ndim == 1:
+        g = g[..., None]
+    if a.ndim == 1:
+        g = g[..., None, :]
+    return g
 
 
-defvjp(_matmul, _matmul_rule)
+def _matmul_grad_a(g, a, b):   # g @ b^T, numpy's promotion of a 1-D operand undone
+    b2 = b[:, None] if b.ndim == 1 else b
+    ga = _as_2d_out(g, a, b) @ b2.swapaxes(-1, -2)
+    return ga[..., 0, :] if a.ndim == 1 else ga
+
+
+def _matmul_grad_b(g, a, b):   # a^T @ g (batch axes are summed back by the engine)
+    a2 = a[None, :] if a.ndim == 1 else a
+    g2 = _as_2d_out(g, a, b)
+    if b.ndim <= 2:     # N-D @ 2-D: one big product instead of a batch summed afterwards
+        gb = a2.reshape(-1, a2.shape[-1]).T @ g2.reshape(-1, g2.shape[-1])
+    else:
+        gb = a2.swapaxes(-1, -2) @ g2
+    return gb[..., 0] if b.ndim == 1 else gb
+
+
+_MATMUL = Rule(lambda g, out, a, b: _matmul_grad_a(g, a, b), lambda g, out, a, b: _matmul_grad_b(g, a, b))
 
 
 def _addmm(c, a, b):
-    prod, vjps = _matmul(a, b)
+    prod, rule = _matmul(a, b)
     if np.broadcast_shapes(np.shape(c), prod.shape) == prod.shape and \
             np.result_type(c, prod) == prod.dtype:
         out = np.add(prod, c, out=prod)      # the product is a fresh array: add c into it
     else:
         out = c + prod
-    if vjps is _MATMUL_2D and out.shape == prod.shape:
-        return out, _ADDMM_2D
-    grad_a, grad_b = vjps.closures(None, (a, b), {}) if vjps is _MATMUL_2D else vjps   # no out
-    if out.shape != prod.shape:   # c broadcast the product: sum g back to its shape first
-        grad_a, grad_b = (partial(_summed_to, prod.shape, grad) for grad in (grad_a, grad_b))
-    return out, (_identity, grad_a, grad_b)
+    return out, _ADDMM_2D if rule is _MATMUL_2D and out.shape == prod.shape else _ADDMM
 
 
 _ADDMM_2D = Rule(lambda g, out, c, a, b: g, lambda g, out, c, a, b: _dot(g, b.T),
                  lambda g, out, c, a, b: _outer_product(a, g))
 
 
-def _summed_to(shape, vjp, g):
-    return vjp(_unbroadcast(g, shape))
+def _product_part(g, a, b):   # c broadcast the product: g summed back to the product's shape
+    return _xp.sum_to(g, _matmul_shape(a.shape, b.shape))
+
+
+_ADDMM = Rule(lambda g, out, c, a, b: g,
+              lambda g, out, c, a, b: _matmul_grad_a(_product_part(g, a, b), a, b),
+              lambda g, out, c, a, b: _matmul_grad_b(_product_part(g, a, b), a, b))
 
 
 def _check_matmul_size(a, b):
@@ -398,10 +427,6 @@ def _matmul_shape(sa, sb):
     if len(sa) == 1:
         shape = shape[:-2] + shape[-1:]
     return shape
-
-
-defvjp(_addmm, lambda g, out, c, a, b: (g,) + _matmul_rule(sum_to(g, _matmul_shape(a.shape, b.shape)),
-                                                            None, a, b))
 
 # ---------------------------------------------------------------- reductions
 
@@ -1023,6 +1048,13 @@ def _one_hot(ids, n, dtype):
     out = np.zeros(ids.shape + (n,), dtype)
     np.put_along_axis(out, ids[..., None], 1, axis=-1)
     return out
+
+# ---------------------------------------------------------------- what the rules call
+
+# where numpy's functions and the engine's differ: numpy on arrays, the engine's op on Tensors
+_xp = SimpleNamespace(
+    sum_to=_dual(_unbroadcast, lambda x, shape: sum_to(x, shape)),
+)
 
 # ---------------------------------------------------------------- public functions
 

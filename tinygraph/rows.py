@@ -17,7 +17,7 @@ import numpy as np
 
 from . import ops
 from .errors import BackwardError, DTypeError, ShapeError
-from .tensor import Rule, Scatter, Tensor, _run_rule, _sweep_order, _unbroadcast, enable_grad, make_node
+from .tensor import Rule, Scatter, Tensor, _sweep_order, _unbroadcast, enable_grad, make_node, saved
 
 
 def _outer_rows(a, g):                 # a^T g (d(a @ b)/db) for stacked g (n, N, M) or (n, M)
@@ -46,28 +46,39 @@ _ROW_GRADS[ops._ADDMM_2D.grads[2]] = lambda g, out, c, a, b: _outer_rows(a, g)
 def _stacked_rule(vjp):
     """``(rule for stacked gradients, its bound arguments)`` of ``vjp``, or None if its
     arithmetic is not known to be right with a leading row axis."""
-    if type(vjp) is partial and not vjp.keywords:
-        if vjp.func is _run_rule:      # a shared rule's gradient over its saved arrays
-            grad, out, arrays, kwargs = vjp.args
-            stacked = _ROW_GRADS.get(grad)
-            if stacked is None or kwargs:
-                return None
-            return (lambda args, g: stacked(g, *args)), (out, *arrays)
-        if vjp.func in _STACKED:
-            return _STACKED[vjp.func], vjp.args
+    if type(vjp) is partial and vjp.func is _run_grad:   # a shared rule's gradient, bound
+        grad, out, inputs, kwargs = vjp.args
+        stacked = _ROW_GRADS.get(grad)
+        if stacked is not None and not kwargs:
+            return (lambda args, g: stacked(g, *args)), (out, *inputs)
+        return None
+    if type(vjp) is partial and not vjp.keywords and vjp.func in _STACKED:
+        return _STACKED[vjp.func], vjp.args
     if vjp in _STACKED.keys():
         return _STACKED[vjp], ()
     return None
 
 
+def _run_grad(grad, out, inputs, kwargs, g):
+    return grad(g, out, *inputs, **kwargs)
+
+
+def _run_joint(joint, i, out, inputs, kwargs, g):
+    return joint(g, out, *inputs, **kwargs)[i]
+
+
 def _vjps(node):
-    """One ``g -> gradient`` per parent of ``node`` (a shared rule bound to the node's arrays)."""
-    vjps = node._vjps
-    if type(vjps) is not Rule:
-        return vjps
-    out, *arrays = node._ctx
-    arrays = arrays or [p.data for p in node.parents]
-    return [partial(_run_rule, grad, out, arrays, {}) for grad in vjps.grads]
+    """One ``g -> gradient`` per parent of ``node`` (a shared rule bound to the node's saved
+    inputs; a joint rule's is its gradient for that parent)."""
+    rule = node._vjps
+    if type(rule) is not Rule:
+        return rule
+    out, inputs, kwargs, positions = saved(node)
+    at = range(len(node.parents)) if positions is None else positions
+    if rule.joint is not None:
+        return [partial(_run_joint, rule.joint, i, out, inputs, kwargs) for i in at]
+    return [None if rule.grads[i] is None else partial(_run_grad, rule.grads[i], out, inputs, kwargs)
+            for i in at]
 
 
 def _rows_to_shape(pg, n, shape, dtype):

@@ -594,7 +594,8 @@ def apply(op, forward, *inputs, **kwargs):
     op : str, the op's name (what ``t.op``, the diagrams and error messages show)
     forward : ``forward(*arrays, **kwargs) -> (value, vjps)``, on numpy arrays: the value, and
         one vector-Jacobian product per input, a function ``g -> gradient`` of the same shape as
-        that input (or broadcast: the engine sums it back), or None for an input with no gradient
+        that input (or broadcast: the engine sums it back), or None for an input with no gradient;
+        or the value and one shared :class:`Rule` (how the built-in ops are made)
     inputs : Tensors, or constants (numbers, lists, arrays: they get no gradient)
     kwargs : passed to ``forward`` as they are (settings, not tensors)
 
@@ -619,16 +620,20 @@ def apply(op, forward, *inputs, **kwargs):
     if not callable(forward):
         raise DTypeError(f"apply: the second argument must be the forward function "
                         f"(arrays -> (value, vjps)), got {type(forward).__name__}")
-    arrays = []
-    parents = []
-    for x in inputs:
-        if isinstance(x, Tensor):
-            arrays.append(x.data)
-            parents.append(x)
-        elif _is_container(x) and _holds_tensor(x):   # a list holding tensors: their stack,
-            return apply(op, forward, *[_stacked(y) for y in inputs], **kwargs)   # a node
+    while True:
+        arrays = []
+        parents = []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                parents.append(x)
+            elif _is_container(x) and _holds_tensor(x):
+                break
+            else:
+                arrays.append(_constant(x))
         else:
-            arrays.append(_constant(x))
+            break
+        inputs = tuple(_stacked(y) for y in inputs)   # a list holding tensors: their stack, a node
     if not parents:      # constants only: as arrays, so every forward can ask for .shape, .ndim
         arrays = [np.asarray(a) if type(a) in (int, float, bool) else a for a in arrays]
     try:
@@ -651,16 +656,18 @@ def apply(op, forward, *inputs, **kwargs):
         shapes = ", ".join(str(np.shape(a)) for a in arrays)
         raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
             f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}") from None
-    # _ctx: what create_graph needs to run the op's tensor-level rule (just the forward when
-    # the inputs are the parents and there are no keyword arguments: the common case)
-    if type(vjps) is Rule:
-        if len(parents) == len(inputs) and not kwargs:
+    every = len(parents) == len(inputs)
+    if type(vjps) is Rule:     # _ctx: the output and the inputs as they are now (see Rule)
+        if every and not kwargs:
             t = make_node(op, value, inputs, vjps)
-            if t._vjps is not None:    # the output and the rule's saved inputs, as they are now
+            if t._vjps is not None:
                 t._ctx = (t.data, *arrays) if vjps.saves else (t.data,)
-            return t
-        vjps = vjps.closures(value, arrays, kwargs)
-    if len(parents) == len(inputs):
+        else:
+            positions = None if every else tuple(i for i, x in enumerate(inputs) if isinstance(x, Tensor))
+            t = make_node(op, value, inputs if every else tuple(parents), vjps.keyed)
+            if t._vjps is not None:
+                t._ctx = (t.data, kwargs, positions, *arrays)
+    elif every:   # a user's forward: its vjps, and what create_graph needs to run its defvjp rule
         t = make_node(op, value, inputs, vjps)
         if t._vjps is not None:
             t._ctx = (forward, inputs, kwargs) if kwargs else forward
@@ -739,37 +746,65 @@ _graph_vjps = {}
 
 
 class Rule:
-    """An op's gradient rule, written once: ``Rule(*grads, saves=True)``, one function per
-    input, ``grad(g, out, *inputs) -> that input's gradient`` (None for an input that gets
-    none), written with operators and methods that numpy arrays and Tensors share.
+    """An op's gradient rule, written once with operators and methods that numpy arrays and
+    Tensors share (and, where they differ, helpers that take either): backward runs it on the
+    arrays a node saved, ``create_graph`` on the node and its parents as Tensors, so the
+    gradient is built from engine ops and can be differentiated again.
 
-    A built-in forward returns ``(value, rule)``; its node then keeps the shared rule and,
-    in its ``_ctx`` slot, its output array as the forward made it and the input arrays (only
-    the output when not ``saves``: a rule that reads just ``g`` and ``out``).  backward runs the
-    rule on those arrays, so rebinding a node's ``.data`` later cannot change its gradient;
-    ``create_graph``
-    runs it on the node and its parents, so the gradient is built from engine ops.  A node
-    holds no closure: one shared object per op, not a few per node.
+    Two forms, with the one call convention ``grad(g, out, *inputs, **kwargs)``:
+
+    - ``Rule(*grads)``: one function per input, each returning that input's gradient (None
+      for an input that never gets one); a sweep runs only those of inputs that need one.
+    - ``Rule(joint=fn)``: ``fn`` returns every input's gradient at once, a sequence with one
+      entry per input (None for no gradient), for ops whose gradients share work (the
+      shares of ``maximum``, the slices of ``concat``) or take any number of inputs.
+      ``grads`` is then None.
+
+    Gradients may come back in the broadcast shape (the engine sums them back) or, on arrays,
+    as a :class:`Scatter`.  ``out`` is the op's output as the forward made it (an array, or the
+    node under ``create_graph``); ``inputs`` are every input of the call in order, constants
+    included (on Tensors, constants come as leaves without grad); ``kwargs`` are the call's
+    keyword arguments (settings, not tensors).
+
+    A forward returns ``(value, rule)``; its node keeps the shared rule in ``_vjps`` and, in
+    its ``_ctx`` slot, ``(out, *inputs)`` when every input is a Tensor and there are no keyword
+    arguments (just ``(out,)`` when not ``saves``: a rule that reads only ``g`` and ``out``),
+    else ``(out, kwargs, positions, *inputs)``, ``positions`` the indices of the inputs that are
+    Tensors (the node's parents, in order; None when all are), with the rule's keyed twin
+    ``rule.keyed`` (the same functions, ``is_keyed`` True) in ``_vjps`` to tell the two apart.
+    :func:`saved` reads either layout.  A node holds no closure: one shared object per op.
     """
 
-    __slots__ = ("grads", "saves")
+    __slots__ = ("grads", "joint", "saves", "is_keyed", "keyed")
 
-    def __init__(self, *grads, saves=True):
-        self.grads = grads
+    def __init__(self, *grads, joint=None, saves=True, _plain=None):
+        if (joint is None) == (not grads):
+            raise TypeError("Rule: give one gradient function per input, or joint=")
+        self.grads = grads if joint is None else None
+        self.joint = joint
         self.saves = saves
+        self.is_keyed = _plain is not None
+        self.keyed = self if _plain is not None else Rule(*grads, joint=joint, saves=True, _plain=self)
 
-    def graph(self, g, out, *inputs, **kwargs):
-        """The gradients as Tensors (what :func:`defvjp`'s rules return)."""
+    def __call__(self, g, out, *inputs, **kwargs):
+        """Every input's gradient, as a tuple (either form): what ``create_graph`` runs."""
+        if self.joint is not None:
+            return tuple(self.joint(g, out, *inputs, **kwargs))
         return tuple(None if grad is None else grad(g, out, *inputs, **kwargs) for grad in self.grads)
 
-    def closures(self, out, arrays, kwargs):
-        """One vjp per input over the arrays given (for a call mixing Tensors and constants)."""
-        return tuple(None if grad is None else functools.partial(_run_rule, grad, out, arrays, kwargs)
-                     for grad in self.grads)
+    graph = __call__
 
 
-def _run_rule(grad, out, arrays, kwargs, g):
-    return grad(g, out, *arrays, **kwargs)
+def saved(node):
+    """``(out, inputs, kwargs, positions)`` a node made with a :class:`Rule` saved: its output
+    array, every input of the call (arrays and constants), the keyword arguments, and the
+    indices of the inputs that are its parents (None: all of them)."""
+    ctx = node._ctx
+    if node._vjps.is_keyed:
+        out, kwargs, positions, *inputs = ctx
+        return out, inputs, kwargs, positions
+    out, *inputs = ctx
+    return out, inputs or [p.data for p in node.parents], {}, None
 
 
 def defvjp(forward, rule):
@@ -1025,14 +1060,33 @@ def _backprop(root, grad, retain_graph, targets):
             vjps = node._vjps
             if vjps is None:      # a leaf
                 continue
-            rule = vjps if type(vjps) is Rule else None
-            if rule is not None:      # one shared rule, on the arrays the node saved
-                out, *arrays = node._ctx   # the output as the forward made it, not .data now
+            if type(vjps) is not Rule:      # a user's op: one closure per parent
+                for p, vjp in zip(node.parents, vjps):
+                    if p.requires_grad:
+                        pg = vjp(g)
+                        if anomaly:
+                            _check_finite(node, pg.values if type(pg) is Scatter else np.asarray(pg),
+                                          "the gradient rule of")
+                        _accumulate(p, pg)
+                continue
+            # one shared rule, on the output and inputs the node saved (not .data now)
+            if vjps.is_keyed:
+                out, kwargs, positions, *arrays = node._ctx
+            else:
+                out, *arrays = node._ctx
                 arrays = arrays or [p.data for p in node.parents]
-                vjps = rule.grads
-            for p, vjp in zip(node.parents, vjps):
+                kwargs = positions = None
+            if vjps.joint is not None:
+                grads = vjps.joint(g, out, *arrays, **kwargs) if kwargs else vjps.joint(g, out, *arrays)
+            else:
+                grads = vjps.grads
+            for p, i in zip(node.parents, positions or range(len(arrays))):
                 if p.requires_grad:
-                    pg = vjp(g) if rule is None else vjp(g, out, *arrays)
+                    pg = grads[i]
+                    if pg is None:
+                        continue
+                    if vjps.joint is None:
+                        pg = pg(g, out, *arrays, **kwargs) if kwargs else pg(g, out, *arrays)
                     if anomaly:
                         _check_finite(node, pg.values if type(pg) is Scatter else np.asarray(pg),
                                       "the gradient rule of")
@@ -1169,8 +1223,18 @@ def _backprop_graph(root, grad, retain_graph, targets):
 
 def _graph_rule(node, g):
     """(inputs as Tensors, their gradients as Tensors) from ``node``'s tensor-level rule."""
-    if type(node._vjps) is Rule:
-        return node.parents, node._vjps.graph(g, node, *node.parents)
+    rule = node._vjps
+    if type(rule) is Rule:
+        if not rule.is_keyed:
+            return node.parents, rule(g, node, *node.parents)
+        _, kwargs, positions, *arrays = node._ctx
+        if positions is None:
+            inputs = node.parents
+        else:
+            inputs = [_leaf(x) for x in arrays]
+            for p, i in zip(node.parents, positions):
+                inputs[i] = p
+        return inputs, rule(g, node, *inputs, **kwargs)
     ctx = getattr(node, "_ctx", None)
     if ctx is not None and type(ctx) is not tuple:
         ctx = (ctx, node.parents, {})
