@@ -70,148 +70,140 @@ def _scatter_grad(g, index, shape, axis):
 # ---------------------------------------------------------------- elementwise
 
 
-def _ruled(forward, rule):
-    """Register ``rule`` as ``forward``'s tensor-level rule too (for calls mixing constants)."""
-    defvjp(forward, rule.graph)
-    return rule
-
-
 def _add(a, b):
     return a + b, _ADD
 
 
-_ADD = _ruled(_add, Rule(lambda g, out, a, b: g, lambda g, out, a, b: g, saves=False))
+_ADD = Rule(lambda g, out, a, b: g, lambda g, out, a, b: g, saves=False)
 
 
 def _sub(a, b):
     return a - b, _SUB
 
 
-_SUB = _ruled(_sub, Rule(lambda g, out, a, b: g, lambda g, out, a, b: -g, saves=False))
+_SUB = Rule(lambda g, out, a, b: g, lambda g, out, a, b: -g, saves=False)
 
 
 def _mul(a, b):
     return a * b, _MUL
 
 
-_MUL = _ruled(_mul, Rule(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a))
+_MUL = Rule(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a)
 
 
 def _div(a, b):
     return a / b, _DIV
 
 
-_DIV = _ruled(_div, Rule(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b))
+_DIV = Rule(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b)
 
 
 def _pow(a, b):   # d(a**b)/da = b a**(b-1), taken as 0 where b == 0 (x**0 is constant, also at 0)
-    out = a ** b
-    return out, (partial(_pow_vjp_base, a, b),
-                 lambda g: g * out * np.log(np.where(a > 0, a, 1)))
+    return a ** b, _POW
 
 
-def _pow_vjp_base(a, b, g):
-    if np.ndim(b) == 0:
+def _pow_base(g, out, a, b):
+    if not isinstance(b, Tensor) and np.ndim(b) == 0:    # a number: numpy's scalar promotion
         return g * (b * a ** (b - 1)) if b != 0 else g * 0
-    return g * (b * a ** np.where(b == 0, 1, b - 1))
+    return g * (b * a ** _xp.where(b == 0, 1, b - 1))
 
 
-defvjp(_pow, lambda g, out, a, b: (g * b * a ** where(b == 0, 1, b - 1),
-                                   g * out * log(where(a > 0, a, 1))))
+_POW = Rule(_pow_base, lambda g, out, a, b: g * out * _xp.log(_xp.where(a > 0, a, 1)))
 
 
 def _neg(a):
     return -a, _NEG
 
 
-_NEG = _ruled(_neg, Rule(lambda g, out, a: -g, saves=False))
+_NEG = Rule(lambda g, out, a: -g, saves=False)
 
 
 def _exp(x):
     return np.exp(x), _EXP
 
 
-_EXP = _ruled(_exp, Rule(lambda g, out, x: g * out, saves=False))
+_EXP = Rule(lambda g, out, x: g * out, saves=False)
 
 
 def _log(x):
     return np.log(x), _LOG
 
 
-_LOG = _ruled(_log, Rule(lambda g, out, x: g / x))
+_LOG = Rule(lambda g, out, x: g / x)
 
 
 def _log1p(x):
-    return np.log1p(x), (lambda g: g / (1 + x),)
+    return np.log1p(x), _LOG1P
 
 
-defvjp(_log1p, lambda g, out, x: (g / (1 + x),))
+_LOG1P = Rule(lambda g, out, x: g / (1 + x))
 
 
 def _tanh(x):
     return np.tanh(x), _TANH
 
 
-_TANH = _ruled(_tanh, Rule(lambda g, out, x: g * (1 - out * out), saves=False))
+_TANH = Rule(lambda g, out, x: g * (1 - out * out), saves=False)
 
 
 def _sigmoid(x):
     """1 / (1 + exp(-x)) by the sign of x: with e = exp(-|x|) <= 1, y = 1 / (1 + e) for x >= 0
     and e / (1 + e) for x < 0, so nothing overflows and a tiny y keeps its relative precision."""
     e = np.exp(-np.abs(x))
-    y = np.where(x >= 0, 1, e) / (1 + e)
-    return y, (partial(_sigmoid_vjp, e),)
+    return np.where(x >= 0, 1, e) / (1 + e), _SIGMOID
 
 
-def _sigmoid_vjp(e, g):   # sigma'(x) = sigma(x) sigma(-x) = e / (1 + e)^2, for either sign
-    return g * (e / ((1 + e) * (1 + e)))
+def _sigmoid_slope(x):   # sigma'(x) = e / (1 + e)^2 with e = exp(-|x|): no overflow, for either sign
+    e = np.exp(-np.abs(x))
+    d = 1 + e
+    return e / (d * d)
 
 
-defvjp(_sigmoid, lambda g, out, x: (g * out * sigmoid(-x),))
+# sigma'(x) = sigma(x) sigma(-x): on Tensors, each factor with its full relative precision
+_SIGMOID = Rule(lambda g, out, x: g * _xp.sigmoid_slope(x))
 
 
 def _softplus(x):   # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), exact for every x
-    return np.logaddexp(0, x), (lambda g: g * _sigmoid(x)[0],)
+    return np.logaddexp(0, x), _SOFTPLUS
 
 
-defvjp(_softplus, lambda g, out, x: (g * sigmoid(x),))
+_SOFTPLUS = Rule(lambda g, out, x: g * _xp.sigmoid(x))
 
 
 def _relu(x):
-    return np.maximum(x, 0), (lambda g: g * (x > 0),)
+    return np.maximum(x, 0), _RELU
 
 
-defvjp(_relu, lambda g, out, x: (g * (x > 0),))
+_RELU = Rule(lambda g, out, x: g * (x > 0))
 
 
 def _leaky_relu(x, slope=0.01):   # slope where x <= 0 (PyTorch's choice at 0)
-    factor = np.where(x > 0, 1, slope).astype(np.result_type(x, 1.0), copy=False)
-    return x * factor, (lambda g: g * factor,)
+    return x * np.where(x > 0, 1, slope).astype(np.result_type(x, 1.0), copy=False), _LEAKY_RELU
 
 
-defvjp(_leaky_relu, lambda g, out, x, slope=0.01: (g * where(x > 0, 1.0, slope),))
+_LEAKY_RELU = Rule(lambda g, out, x, slope=0.01: _xp.where(x > 0, g, g * slope))
 
 
 def _abs(x):
-    return np.abs(x), (lambda g: g * np.sign(x),)
+    return np.abs(x), _ABS
 
 
-defvjp(_abs, lambda g, out, x: (g * np.sign(x.data),))
+_ABS = Rule(lambda g, out, x: g * np.sign(_value(x)))
 
 
 def _sqrt(x):
-    y = np.sqrt(x)
-    return y, (lambda g: g / (2 * y),)
+    return np.sqrt(x), _SQRT
 
 
-defvjp(_sqrt, lambda g, out, x: (g / (2 * out),))
+_SQRT = Rule(lambda g, out, x: g / (2 * out), saves=False)
 
 
 def _where(cond, a, b):
-    return np.where(cond, a, b), (None, lambda g: g * cond, lambda g: g * ~cond)
+    return np.where(cond, a, b), _WHERE
 
 
-defvjp(_where, lambda g, out, cond, a, b: (None, g * cond.data, g * ~cond.data))
+_WHERE = Rule(None, lambda g, out, cond, a, b: g * _value(cond),
+              lambda g, out, cond, a, b: g * ~_value(cond))
 
 
 def _tie_shares(a, b):
@@ -221,24 +213,22 @@ def _tie_shares(a, b):
 
 
 def _maximum(a, b):
-    share_a, share_b = _tie_shares(a, b)
-    return np.maximum(a, b), (lambda g: g * share_a, lambda g: g * share_b)
+    return np.maximum(a, b), _MAXIMUM
 
 
 def _minimum(a, b):
-    share_b, share_a = _tie_shares(a, b)   # the smaller one takes the gradient
-    return np.minimum(a, b), (lambda g: g * share_a, lambda g: g * share_b)
+    return np.minimum(a, b), _MINIMUM
 
 
-def _extremum_rule(larger, g, out, a, b):
-    share_a, share_b = _tie_shares(a.data, b.data)
-    if not larger:
+def _extremum_grads(larger, g, a, b):
+    share_a, share_b = _tie_shares(_value(a), _value(b))
+    if not larger:   # the smaller one takes the gradient
         share_a, share_b = share_b, share_a
     return g * share_a, g * share_b
 
 
-defvjp(_maximum, partial(_extremum_rule, True))
-defvjp(_minimum, partial(_extremum_rule, False))
+_MAXIMUM = Rule(joint=lambda g, out, a, b: _extremum_grads(True, g, a, b))
+_MINIMUM = Rule(joint=lambda g, out, a, b: _extremum_grads(False, g, a, b))
 
 
 def _clip_shares(x, lo, hi):
@@ -249,53 +239,53 @@ def _clip_shares(x, lo, hi):
 
 
 def _clip(x, lo, hi):
-    inside, low, high = _clip_shares(x, lo, hi)
-    return np.clip(x, lo, hi), (lambda g: g * inside, lambda g: g * low, lambda g: g * high)
+    return np.clip(x, lo, hi), _CLIP
 
 
-defvjp(_clip, lambda g, out, x, lo, hi: tuple(g * share for share in _clip_shares(x.data, lo.data, hi.data)))
+_CLIP = Rule(joint=lambda g, out, x, lo, hi: tuple(
+    g * share for share in _clip_shares(_value(x), _value(lo), _value(hi))))
 
 
 def _dropout(x, mask):
-    return x * mask, (lambda g: g * mask, None)
+    return x * mask, _DROPOUT
 
 
-defvjp(_dropout, lambda g, out, x, mask: (g * mask, None))
+_DROPOUT = Rule(lambda g, out, x, mask: g * mask, None)
 
 
 def _sign(x):   # piecewise constant: gradient 0 everywhere (0 at 0 too, as torch)
-    return np.sign(x), (lambda g: g * 0,)
+    return np.sign(x), _SIGN
 
 
-defvjp(_sign, lambda g, out, x: (g * 0.0,))
+_SIGN = Rule(lambda g, out, x: g * 0, saves=False)
 
 
 def _square(x):
-    return x * x, (lambda g: 2 * g * x,)
+    return x * x, _SQUARE
 
 
-defvjp(_square, lambda g, out, x: (2 * g * x,))
+_SQUARE = Rule(lambda g, out, x: 2 * g * x)
 
 
 def _expm1(x):   # exp(x) - 1, accurate for small x; d/dx = exp(x) (not out + 1: that loses digits)
-    return np.expm1(x), (lambda g: g * np.exp(x),)
+    return np.expm1(x), _EXPM1
 
 
-defvjp(_expm1, lambda g, out, x: (g * exp(x),))
+_EXPM1 = Rule(lambda g, out, x: g * _xp.exp(x))
 
 
 def _sin(x):
-    return np.sin(x), (lambda g: g * np.cos(x),)
+    return np.sin(x), _SIN
 
 
-defvjp(_sin, lambda g, out, x: (g * cos(x),))
+_SIN = Rule(lambda g, out, x: g * _xp.cos(x))
 
 
 def _cos(x):
-    return np.cos(x), (lambda g: -g * np.sin(x),)
+    return np.cos(x), _COS
 
 
-defvjp(_cos, lambda g, out, x: (-g * sin(x),))
+_COS = Rule(lambda g, out, x: -g * _xp.sin(x))
 
 _erfc = np.frompyfunc(math.erfc, 1, 1)   # numpy has no erf: the C library's, entry by entry
 _INV_SQRT2 = 1 / math.sqrt(2)
@@ -310,24 +300,22 @@ def _phi_big(x):
     return cdf.astype(wide, copy=False)
 
 
-def _normal_pdf(x):
-    return np.exp(-0.5 * x * x) * _INV_SQRT_2PI
+def _normal_pdf(x):   # phi(x), on arrays or Tensors
+    return _xp.exp(-0.5 * x * x) * _INV_SQRT_2PI
 
 
 def _normal_cdf(x):   # Phi(x); d/dx = phi(x)
-    return _phi_big(x), (lambda g: g * _normal_pdf(x),)
+    return _phi_big(x), _NORMAL_CDF
 
 
-defvjp(_normal_cdf, lambda g, out, x: (g * exp(-0.5 * x * x) * _INV_SQRT_2PI,))
+_NORMAL_CDF = Rule(lambda g, out, x: g * _normal_pdf(x))
 
 
 def _gelu(x):   # x Phi(x) (the erf form, torch's default); d/dx = Phi(x) + x phi(x)
-    cdf = _phi_big(x)
-    return x * cdf, (lambda g: g * (cdf + x * _normal_pdf(x)),)
+    return x * _phi_big(x), _GELU
 
 
-defvjp(_gelu, lambda g, out, x: (g * (apply("normal_cdf", _normal_cdf, x)
-                                      + x * exp(-0.5 * x * x) * _INV_SQRT_2PI),))
+_GELU = Rule(lambda g, out, x: g * (_xp.normal_cdf(x) + x * _normal_pdf(x)))
 
 # ---------------------------------------------------------------- matmul
 
@@ -1053,6 +1041,14 @@ def _one_hot(ids, n, dtype):
 
 # where numpy's functions and the engine's differ: numpy on arrays, the engine's op on Tensors
 _xp = SimpleNamespace(
+    exp=_dual(np.exp, lambda x: exp(x)),
+    log=_dual(np.log, lambda x: log(x)),
+    sin=_dual(np.sin, lambda x: sin(x)),
+    cos=_dual(np.cos, lambda x: cos(x)),
+    sigmoid=_dual(lambda x: _sigmoid(x)[0], lambda x: sigmoid(x)),
+    sigmoid_slope=_dual(_sigmoid_slope, lambda x: sigmoid(x) * sigmoid(-x)),
+    normal_cdf=_dual(_phi_big, lambda x: apply("normal_cdf", _normal_cdf, x)),
+    where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
     sum_to=_dual(_unbroadcast, lambda x, shape: sum_to(x, shape)),
 )
 

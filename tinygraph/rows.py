@@ -29,13 +29,15 @@ def _outer_rows(a, g):                 # a^T g (d(a @ b)/db) for stacked g (n, N
 # a numpy vjp -> its form for a stack of gradients (row axis first), given its bound arguments
 _STACKED = {
     ops._identity: lambda args, g: g,
-    ops._sigmoid_vjp: lambda args, g: ops._sigmoid_vjp(*args, g),
 }
 
 # a shared rule's gradient function -> its form for stacked g: itself where its arithmetic
 # already holds with a leading row axis (elementwise, and g @ b^T), a^T g row by row for b
 _ROW_GRADS = {grad: grad for rule in (ops._ADD, ops._SUB, ops._MUL, ops._DIV, ops._NEG, ops._EXP,
-                                      ops._LOG, ops._TANH) for grad in rule.grads}
+                                      ops._LOG, ops._LOG1P, ops._TANH, ops._SIGMOID, ops._SOFTPLUS,
+                                      ops._RELU, ops._ABS, ops._SQRT, ops._SIGN, ops._SQUARE,
+                                      ops._EXPM1, ops._SIN, ops._COS, ops._NORMAL_CDF, ops._GELU)
+              for grad in rule.grads}
 _ROW_GRADS[ops._MATMUL_2D.grads[0]] = ops._MATMUL_2D.grads[0]
 _ROW_GRADS[ops._MATMUL_2D.grads[1]] = lambda g, out, a, b: _outer_rows(a, g)
 _ROW_GRADS[ops._ADDMM_2D.grads[0]] = ops._ADDMM_2D.grads[0]
