@@ -419,37 +419,23 @@ def _matmul_shape(sa, sb):
 # ---------------------------------------------------------------- reductions
 
 
-def _expand(g, shape, axis, keepdims):
-    if axis is not None and not keepdims and shape:   # numpy lets a 0-d input take axis=0
-        g = np.expand_dims(g, axis)
-    return np.broadcast_to(g, shape)
-
-
-def _expand_rule(g, shape, axis, keepdims):   # _expand in engine ops
-    if axis is not None and not keepdims and shape:
-        g = unsqueeze(g, axis)
-    return broadcast_to(g, shape)
-
-
 def _count(x, out):
     return x.size // out.size if out.size and x.size else 1    # elements reduced per output
 
 
 def _sum(x, axis=None, keepdims=False):
-    return x.sum(axis=axis, keepdims=keepdims), (lambda g: _expand(g, x.shape, axis, keepdims),)
+    return x.sum(axis=axis, keepdims=keepdims), _SUM
 
 
-defvjp(_sum, lambda g, out, x, axis=None, keepdims=False: (_expand_rule(g, x.shape, axis, keepdims),))
+_SUM = Rule(lambda g, out, x, axis=None, keepdims=False: _xp.expand(g, x.shape, axis, keepdims))
 
 
 def _mean(x, axis=None, keepdims=False):
-    out = x.mean(axis=axis, keepdims=keepdims)
-    n = _count(x, out)
-    return out, (lambda g: _expand(g / n, x.shape, axis, keepdims),)
+    return x.mean(axis=axis, keepdims=keepdims), _MEAN
 
 
-defvjp(_mean, lambda g, out, x, axis=None, keepdims=False:
-       (_expand_rule(g / _count(x.data, out.data), x.shape, axis, keepdims),))
+_MEAN = Rule(lambda g, out, x, axis=None, keepdims=False:
+             _xp.expand(g / _count(x, out), x.shape, axis, keepdims))
 
 
 def _extreme_share(x, out, axis, keepdims):   # ties share the gradient equally
@@ -458,55 +444,42 @@ def _extreme_share(x, out, axis, keepdims):   # ties share the gradient equally
 
 
 def _max(x, axis=None, keepdims=False):
-    out = x.max(axis=axis, keepdims=keepdims)
-    return out, (lambda g: _extreme_share(x, out, axis, keepdims) * _expand(g, x.shape, axis, keepdims),)
+    return x.max(axis=axis, keepdims=keepdims), _EXTREME
 
 
 def _min(x, axis=None, keepdims=False):
-    out = x.min(axis=axis, keepdims=keepdims)
-    return out, (lambda g: _extreme_share(x, out, axis, keepdims) * _expand(g, x.shape, axis, keepdims),)
+    return x.min(axis=axis, keepdims=keepdims), _EXTREME
 
 
-def _extreme_rule(g, out, x, axis=None, keepdims=False):
-    return (_extreme_share(x.data, out.data, axis, keepdims) * _expand_rule(g, x.shape, axis, keepdims),)
-
-
-defvjp(_max, _extreme_rule)
-defvjp(_min, _extreme_rule)
+_EXTREME = Rule(lambda g, out, x, axis=None, keepdims=False:
+                _extreme_share(_value(x), _value(out), axis, keepdims) * _xp.expand(g, x.shape, axis, keepdims))
 
 
 def _var(x, axis=None, ddof=0, keepdims=False):
     """mean((x - mean(x))^2) * n / (n - ddof); d/dx = 2 (x - mean) / (n - ddof)."""
-    out = x.var(axis=axis, ddof=ddof, keepdims=keepdims)
-    n = _count(x, out)
-    return out, (lambda g: _expand(g, x.shape, axis, keepdims)
-                 * (2 / (n - ddof)) * (x - x.mean(axis=axis, keepdims=True)),)
+    return x.var(axis=axis, ddof=ddof, keepdims=keepdims), _VAR
 
 
-defvjp(_var, lambda g, out, x, axis=None, ddof=0, keepdims=False:
-       (_expand_rule(g, x.shape, axis, keepdims) * (2 / (_count(x.data, out.data) - ddof))
-        * (x - mean(x, axis=axis, keepdims=True)),))
+_VAR = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
+            _xp.expand(g, x.shape, axis, keepdims) * (2 / (_count(x, out) - ddof))
+            * (x - x.mean(axis=axis, keepdims=True)))
 
 
 def _std(x, axis=None, ddof=0, keepdims=False):
     """d/dx = (x - mean) / ((n - ddof) std), taken as 0 where std = 0 (as ``norm`` at 0)."""
-    out = x.std(axis=axis, ddof=ddof, keepdims=keepdims)
-    n = _count(x, out)
-    return out, (lambda g: _expand(g / ((n - ddof) * np.where(out == 0, 1, out)), x.shape, axis, keepdims)
-                 * (x - x.mean(axis=axis, keepdims=True)),)
+    return x.std(axis=axis, ddof=ddof, keepdims=keepdims), _STD
 
 
-defvjp(_std, lambda g, out, x, axis=None, ddof=0, keepdims=False:
-       (_expand_rule(g / ((_count(x.data, out.data) - ddof) * where(out == 0, 1.0, out)), x.shape, axis,
-                     keepdims) * (x - mean(x, axis=axis, keepdims=True)),))
+_STD = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
+            _xp.expand(g / ((_count(x, out) - ddof) * _xp.where(out == 0, 1, out)), x.shape, axis, keepdims)
+            * (x - x.mean(axis=axis, keepdims=True)))
 
 
 def _norm(x):   # sqrt(sum x^2); d/dx = x / norm, taken as 0 at x = 0 (PyTorch's subgradient)
-    out = np.sqrt(np.sum(x * x))
-    return out, (lambda g: g * x / (out if out else 1),)
+    return np.sqrt(np.sum(x * x)), _NORM
 
 
-defvjp(_norm, lambda g, out, x: (g * x / where(out == 0, 1.0, out),))
+_NORM = Rule(lambda g, out, x: g * x / _xp.where(out == 0, 1, out))
 
 
 def _prod_layout(shape, axis):
@@ -520,45 +493,42 @@ def _prod_layout(shape, axis):
 
 
 def _prod(x, axis=None, keepdims=False):
-    """Product along ``axis``; d/dx_i = the product of the others, taken as the exclusive
-    products from the left times those from the right (exact with zeros, no division)."""
-    out = np.prod(x, axis=axis, keepdims=keepdims)
-
-    def vjp(g):
-        perm, kept, n = _prod_layout(x.shape, axis)
-        flat = x.transpose(perm).reshape(kept + (n,))
-        ones = np.ones(kept + (1,), x.dtype)
-        left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-        right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-        others = (left * right).reshape([x.shape[i] for i in perm]).transpose(np.argsort(perm))
-        return _expand(g, x.shape, axis, keepdims) * others
-    return out, (vjp,)
+    """Product along ``axis``; d/dx_i = the product of the others (exact with zeros, no division)."""
+    return np.prod(x, axis=axis, keepdims=keepdims), _PROD
 
 
-def _prod_rule(g, out, x, axis=None, keepdims=False):
-    """The product of the others from engine ops: row i of an (n, n) stack has x_i replaced by 1."""
+def _others(x, axis):
+    """The product of the other entries of each product: on arrays, the exclusive products from
+    the left times those from the right."""
+    perm, kept, n = _prod_layout(x.shape, axis)
+    flat = x.transpose(perm).reshape(kept + (n,))
+    ones = np.ones(kept + (1,), x.dtype)
+    left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    return (left * right).reshape([x.shape[i] for i in perm]).transpose(np.argsort(perm))
+
+
+def _others_in_ops(x, axis):
+    """:func:`_others` from engine ops: row i of an (n, n) stack has x_i replaced by 1."""
     perm, kept, n = _prod_layout(x.shape, axis)
     flat = reshape(transpose(x, tuple(perm)), kept + (n,))
     others = prod(where(np.eye(n, dtype=bool), 1.0, unsqueeze(flat, -2)), axis=-1)
-    others = transpose(reshape(others, tuple(x.shape[i] for i in perm)), tuple(np.argsort(perm)))
-    return (_expand_rule(g, x.shape, axis, keepdims) * others,)
+    return transpose(reshape(others, tuple(x.shape[i] for i in perm)), tuple(np.argsort(perm)))
 
 
-defvjp(_prod, _prod_rule)
+_PROD = Rule(lambda g, out, x, axis=None, keepdims=False:
+             _xp.expand(g, x.shape, axis, keepdims) * _xp.others(x, axis))
 
 
 def _cumsum(x, axis=None):   # numpy's rule: axis=None runs over the flattened input
-    out = np.cumsum(x, axis=axis)
-    along = 0 if axis is None else axis
-    return out, (lambda g: np.flip(np.cumsum(np.flip(g, along), axis=along), along).reshape(x.shape),)
+    return np.cumsum(x, axis=axis), _CUMSUM
 
 
-def _cumsum_rule(g, out, x, axis=None):   # reversed cumulative sum = total - cumsum + g
-    along = 0 if axis is None else axis
-    return (reshape(sum(g, axis=along, keepdims=True) - cumsum(g, axis=along) + g, x.shape),)
+def _reversed_cumsum(g, shape, along):   # the sums from the end: the gradient of cumsum
+    return _xp.flip(_xp.cumsum(_xp.flip(g, along), along), along).reshape(shape)
 
 
-defvjp(_cumsum, _cumsum_rule)
+_CUMSUM = Rule(lambda g, out, x, axis=None: _reversed_cumsum(g, x.shape, 0 if axis is None else axis))
 
 # ---------------------------------------------------------------- shapes
 
@@ -1049,7 +1019,11 @@ _xp = SimpleNamespace(
     sigmoid_slope=_dual(_sigmoid_slope, lambda x: sigmoid(x) * sigmoid(-x)),
     normal_cdf=_dual(_phi_big, lambda x: apply("normal_cdf", _normal_cdf, x)),
     where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
+    flip=_dual(np.flip, lambda x, axis: flip(x, axis)),
+    cumsum=_dual(np.cumsum, lambda x, axis: cumsum(x, axis)),
     sum_to=_dual(_unbroadcast, lambda x, shape: sum_to(x, shape)),
+    expand=_dual(_expand, _expand_rule),
+    others=_dual(_others, _others_in_ops),
 )
 
 # ---------------------------------------------------------------- public functions
