@@ -26,10 +26,6 @@ from .tensor import _SMALL, Rule, Scatter, Tensor, _unbroadcast, apply, check_si
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
 
-def _identity(g):   # (the closures of the ops not moved to a Rule yet)
-    return g
-
-
 def _dual(array_fn, tensor_fn):
     """A function of the rules: ``array_fn`` on numpy arrays (backward), ``tensor_fn`` in engine
     ops as soon as one argument is a Tensor (``create_graph``)."""
@@ -534,67 +530,59 @@ _CUMSUM = Rule(lambda g, out, x, axis=None: _reversed_cumsum(g, x.shape, 0 if ax
 
 
 def _reshape(x, shape):
-    return x.reshape(shape), (lambda g: g.reshape(x.shape),)
+    return x.reshape(shape), _BACK_TO_SHAPE
 
 
-defvjp(_reshape, lambda g, out, x, shape: (reshape(g, x.shape),))
+# the gradient of every op that only reshapes (reshape, squeeze, unsqueeze, flatten)
+_BACK_TO_SHAPE = Rule(lambda g, out, x, **kwargs: g.reshape(x.shape))
 
 
 def _transpose(x, axes=None):
-    out = x.transpose(axes)
-    inverse = None if axes is None else np.argsort([a % x.ndim for a in axes])
-    return out, (lambda g: g.transpose(inverse),)
+    return x.transpose(axes), _TRANSPOSE
 
 
-defvjp(_transpose, lambda g, out, x, axes=None:
-       (transpose(g) if axes is None else transpose(g, tuple(np.argsort([a % x.ndim for a in axes]))),))
+_TRANSPOSE = Rule(lambda g, out, x, axes=None:
+                  g.transpose(None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))))
 
 
 def _swapaxes(x, axis1, axis2):
-    return np.swapaxes(x, axis1, axis2), (lambda g: np.swapaxes(g, axis1, axis2),)
+    return np.swapaxes(x, axis1, axis2), _SWAPAXES
 
 
-defvjp(_swapaxes, lambda g, out, x, axis1, axis2: (swapaxes(g, axis1, axis2),))
+_SWAPAXES = Rule(lambda g, out, x, axis1, axis2: g.swapaxes(axis1, axis2), saves=False)
 
 
 def _squeeze(x, axis=None):
-    return np.squeeze(x, axis), (lambda g: g.reshape(x.shape),)
+    return np.squeeze(x, axis), _BACK_TO_SHAPE
 
 
 def _expand_dims(x, axis):
-    return np.expand_dims(x, axis), (lambda g: g.reshape(x.shape),)
+    return np.expand_dims(x, axis), _BACK_TO_SHAPE
 
 
 def _flatten(x):
-    return x.reshape(-1), (lambda g: g.reshape(x.shape),)
-
-
-for _forward in (_squeeze, _expand_dims, _flatten):
-    defvjp(_forward, lambda g, out, x, **kwargs: (reshape(g, x.shape),))
+    return x.reshape(-1), _BACK_TO_SHAPE
 
 
 def _broadcast_to(x, shape):
-    return np.broadcast_to(x, shape), (_identity,)   # the engine sums g back to x's shape
+    return np.broadcast_to(x, shape), _BROADCAST_TO
 
 
-defvjp(_broadcast_to, lambda g, out, x, shape: (g,))
+_BROADCAST_TO = Rule(lambda g, out, x, shape: g, saves=False)   # the engine sums g back to x's shape
 
 
 def _sum_to(x, shape):   # the engine's broadcast reduction as an op (create_graph uses it)
-    return _unbroadcast(x, shape), (lambda g: np.broadcast_to(g, x.shape),)
+    return _unbroadcast(x, shape), _SUM_TO
 
 
-defvjp(_sum_to, lambda g, out, x, shape: (broadcast_to(g, x.shape),))
+_SUM_TO = Rule(lambda g, out, x, shape: _xp.broadcast_to(g, x.shape))
 
 
 def _getitem(x, index):
-    index = _intp_index(index, x.shape)
-    out = x[index]
-    return out, (partial(_scatter_vjp, index, _is_basic(index), 0),)
+    return x[_intp_index(index, x.shape)], _GETITEM
 
 
-def _scatter_vjp(index, basic, axis, g):   # scatter-add: repeated indices accumulate
-    return Scatter(index, g, basic, axis)
+_GETITEM = Rule(lambda g, out, x, index: _xp.scatter(g, index, x.shape, 0))   # repeated indices add up
 
 
 def _is_basic(index):
@@ -603,12 +591,13 @@ def _is_basic(index):
 
 
 _INTP = np.iinfo(np.intp)
+_INTP_SIZE = np.dtype(np.intp).itemsize
 
 
 def _intp_index(index, shape):
     """``index`` with its integers as numpy indexes safely: an integer beyond the intp range
     raises BadIndexError (numpy raises OverflowError, or wraps a uint64 around to a negative
-    index), and integer arrays become intp (small dtypes overflow in the scatter-add)."""
+    index), and integer arrays become intp."""
     parts = index if isinstance(index, tuple) else (index,)
     out = []
     for p in parts:
@@ -623,23 +612,16 @@ def _intp_index(index, shape):
     return tuple(out) if isinstance(index, tuple) else out[0]
 
 
-defvjp(_getitem, lambda g, out, x, index: (_scattered(g, index, x.shape, 0),))
-
-
 def _scatter(g, index, shape, axis):
     """A zero array of ``shape`` with ``g`` added at ``index`` (along ``axis``): the gradient of
     indexing as an op, so that create_graph can differentiate it (its own gradient is indexing)."""
     buf = np.zeros(shape, np.result_type(g, 0.0))
     Scatter(index, g, _is_basic(index) if axis == 0 else False, axis).add_into(buf)
-    return buf, (lambda h: h[index] if axis == 0 else np.take(h, index, axis=axis),)
+    return buf, _SCATTER
 
 
-def _scattered(g, index, shape, axis):
-    return apply("scatter", _scatter, g, index=index, shape=shape, axis=axis)
-
-
-defvjp(_scatter, lambda g, out, h, index, shape, axis:
-       (getitem(g, index) if axis == 0 else take(g, index, axis=axis),))
+_SCATTER = Rule(lambda g, out, h, index, shape, axis: g[index] if axis == 0 else _xp.take(g, index, axis),
+                saves=False)
 
 
 def _take(x, indices, axis=0):
@@ -655,18 +637,16 @@ def _take(x, indices, axis=0):
     if indices.size and (indices.min() < -n or indices.max() >= n):
         bad = indices[(indices < -n) | (indices >= n)].flat[0]
         raise BadIndexError(f"take: index {bad} out of range [0, {n}) along axis {axis}")
-    indices = indices.astype(np.intp, copy=False)    # uint8 / int16 ids overflow in the scatter-add
-    out = np.take(x, indices, axis=axis)
-    return out, (partial(_scatter_vjp, indices, False, axis), None)
+    return np.take(x, indices.astype(np.intp, copy=False), axis=axis), _TAKE
 
 
-defvjp(_take, lambda g, out, x, indices, axis=0:
-       (_scattered(g, indices.data, x.shape, axis % x.ndim if x.ndim else 0), None))
+_TAKE = Rule(lambda g, out, x, indices, axis=0:   # intp: uint8 / int16 ids overflow in the scatter-add
+             _xp.scatter(g, _value(indices).astype(np.intp, copy=False), x.shape, axis % x.ndim if x.ndim else 0),
+             None)
 
 
 def _concat(*xs, axis=0):
-    out = np.concatenate(xs, axis=axis)
-    return out, [itemgetter(index) for index in _concat_slices(xs, axis, out.ndim)]
+    return np.concatenate(xs, axis=axis), _CONCAT
 
 
 def _concat_slices(xs, axis, ndim):
@@ -675,13 +655,11 @@ def _concat_slices(xs, axis, ndim):
     return [lead + (slice(e - x.shape[axis], e),) for x, e in zip(xs, ends)]
 
 
-defvjp(_concat, lambda g, out, *xs, axis=0:
-       [getitem(g, index) for index in _concat_slices(xs, axis, out.ndim)])
+_CONCAT = Rule(joint=lambda g, out, *xs, axis=0: [g[index] for index in _concat_slices(xs, axis, out.ndim)])
 
 
 def _stack(*xs, axis=0):
-    out = np.stack(xs, axis=axis)
-    return out, [itemgetter(index) for index in _stack_slices(len(xs), axis, out.ndim)]
+    return np.stack(xs, axis=axis), _STACK
 
 
 def _stack_slices(n, axis, ndim):   # g[..., i]
@@ -689,21 +667,21 @@ def _stack_slices(n, axis, ndim):   # g[..., i]
     return [lead + (i,) if lead else i for i in range(n)]
 
 
-defvjp(_stack, lambda g, out, *xs, axis=0: [getitem(g, index) for index in _stack_slices(len(xs), axis, out.ndim)])
+_STACK = Rule(joint=lambda g, out, *xs, axis=0: [g[index] for index in _stack_slices(len(xs), axis, out.ndim)])
 
 
 def _flip(x, axis=None):
-    return np.flip(x, axis), (lambda g: np.flip(g, axis),)
+    return np.flip(x, axis), _FLIP
 
 
-defvjp(_flip, lambda g, out, x, axis=None: (flip(g, axis),))
+_FLIP = Rule(lambda g, out, x, axis=None: _xp.flip(g, axis), saves=False)
 
 
 def _moveaxis(x, source, destination):
-    return np.moveaxis(x, source, destination), (lambda g: np.moveaxis(g, destination, source),)
+    return np.moveaxis(x, source, destination), _MOVEAXIS
 
 
-defvjp(_moveaxis, lambda g, out, x, source, destination: (moveaxis(g, destination, source),))
+_MOVEAXIS = Rule(lambda g, out, x, source, destination: _xp.moveaxis(g, destination, source), saves=False)
 
 
 def _tile_layout(shape, reps):
@@ -715,19 +693,16 @@ def _tile_layout(shape, reps):
     return shape, reps, tuple(v for pair in zip(reps, shape) for v in pair)
 
 
-def _tile(x, reps):   # the gradient sums the copies: g as (r0, d0, r1, d1, ...) summed over the r's
-    out = np.tile(x, reps)
+def _tile(x, reps):
+    return np.tile(x, reps), _TILE
+
+
+def _tile_grad(g, out, x, reps):   # the copies summed: g as (r0, d0, r1, d1, ...) summed over the r's
     _, reps_, split = _tile_layout(x.shape, reps)
-    copies = tuple(range(0, 2 * len(reps_), 2))
-    return out, (lambda g: g.reshape(split).sum(axis=copies).reshape(x.shape),)
+    return g.reshape(split).sum(axis=tuple(range(0, 2 * len(reps_), 2))).reshape(x.shape)
 
 
-def _tile_rule(g, out, x, reps):
-    _, reps_, split = _tile_layout(x.shape, reps)
-    return (reshape(sum(reshape(g, split), axis=tuple(range(0, 2 * len(reps_), 2))), x.shape),)
-
-
-defvjp(_tile, _tile_rule)
+_TILE = Rule(_tile_grad)
 
 
 def _pad_slices(widths, shape):   # where the input sits inside the padded output
@@ -735,34 +710,36 @@ def _pad_slices(widths, shape):   # where the input sits inside the padded outpu
 
 
 def _pad(x, widths, value=0):
-    out = np.pad(x, widths or 0, mode="constant", constant_values=value)   # () for a 0-d input
-    inside = _pad_slices(widths, x.shape)
-    return out, (lambda g: g[inside],)
+    return np.pad(x, widths or 0, mode="constant", constant_values=value), _PAD   # () for a 0-d input
 
 
-defvjp(_pad, lambda g, out, x, widths, value=0: (getitem(g, _pad_slices(widths, x.shape)),))
+_PAD = Rule(lambda g, out, x, widths, value=0: g[_pad_slices(widths, x.shape)])
 
 
 def _gather(x, indices, axis):
     """``take_along_axis(x, indices, axis)`` for indices that are distinct along ``axis`` (a sort's
     permutation, or its first k): the gradient puts each g back where its entry came from."""
-    return np.take_along_axis(x, indices, axis), (partial(_put_along, indices, axis, x.shape), None)
+    return np.take_along_axis(x, indices, axis), _GATHER
 
 
-def _put_along(indices, axis, shape, g):
+def _put_along(g, indices, axis, shape):
     buf = np.zeros(shape, np.result_type(g, 0.0))
     np.put_along_axis(buf, indices, g, axis)
     return buf
 
 
+def _put_along_in_ops(g, indices, axis, shape):
+    return apply("scatter", _scatter_along, g, indices=_value(indices), axis=axis, shape=shape)
+
+
+_GATHER = Rule(lambda g, out, x, indices, axis: _xp.put_along(g, _value(indices), axis, x.shape), None)
+
+
 def _scatter_along(g, indices, axis, shape):   # _gather's gradient as an op (its own is _gather)
-    return _put_along(indices, axis, shape, g), (lambda h: np.take_along_axis(h, indices, axis),)
+    return _put_along(g, indices, axis, shape), _SCATTER_ALONG
 
 
-defvjp(_gather, lambda g, out, x, indices, axis:
-       (apply("scatter", _scatter_along, g, indices=indices.data, axis=axis, shape=x.shape), None))
-defvjp(_scatter_along, lambda g, out, h, indices, axis, shape:
-       (apply("gather", _gather, g, Tensor(indices), axis=axis),))
+_SCATTER_ALONG = Rule(lambda g, out, h, indices, axis, shape: _xp.take_along(g, indices, axis), saves=False)
 
 # ---------------------------------------------------------------- softmax family
 
@@ -1020,10 +997,17 @@ _xp = SimpleNamespace(
     normal_cdf=_dual(_phi_big, lambda x: apply("normal_cdf", _normal_cdf, x)),
     where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
     flip=_dual(np.flip, lambda x, axis: flip(x, axis)),
+    moveaxis=_dual(np.moveaxis, lambda x, source, destination: moveaxis(x, source, destination)),
     cumsum=_dual(np.cumsum, lambda x, axis: cumsum(x, axis)),
+    take=_dual(np.take, lambda x, indices, axis: take(x, indices, axis)),
+    broadcast_to=_dual(np.broadcast_to, lambda x, shape: broadcast_to(x, shape)),
     sum_to=_dual(_unbroadcast, lambda x, shape: sum_to(x, shape)),
     expand=_dual(_expand, _expand_rule),
     others=_dual(_others, _others_in_ops),
+    scatter=_scatter_grad,
+    put_along=_dual(_put_along,
+                    _put_along_in_ops),
+    take_along=_dual(np.take_along_axis, lambda x, indices, axis: apply("gather", _gather, x, indices, axis=axis)),
 )
 
 # ---------------------------------------------------------------- public functions
@@ -1313,8 +1297,11 @@ def _plain_index(index):
             p = p.data
         elif isinstance(p, list):
             p = np.asarray(p)
-        if isinstance(p, np.ndarray) and p.dtype.kind not in "iub":
-            raise BadIndexError(f"index: indices must be integers or booleans, got dtype {p.dtype}")
+        if isinstance(p, np.ndarray):
+            if p.dtype.kind not in "iub":
+                raise BadIndexError(f"index: indices must be integers or booleans, got dtype {p.dtype}")
+            if p.dtype.kind in "iu" and p.dtype.itemsize < _INTP_SIZE:   # uint8 / int16 ids
+                p = p.astype(np.intp)          # overflow in the scatter-add of the gradient
         plain.append(p)
     return tuple(plain) if isinstance(index, tuple) else plain[0]
 

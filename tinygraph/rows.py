@@ -26,11 +26,6 @@ def _outer_rows(a, g):                 # a^T g (d(a @ b)/db) for stacked g (n, N
     return a[None, :, None] * g[:, None, :]
 
 
-# a numpy vjp -> its form for a stack of gradients (row axis first), given its bound arguments
-_STACKED = {
-    ops._identity: lambda args, g: g,
-}
-
 # a shared rule's gradient function -> its form for stacked g: itself where its arithmetic
 # already holds with a leading row axis (elementwise, and g @ b^T), a^T g row by row for b
 _ROW_GRADS = {grad: grad for rule in (ops._ADD, ops._SUB, ops._MUL, ops._DIV, ops._NEG, ops._EXP,
@@ -53,11 +48,6 @@ def _stacked_rule(vjp):
         stacked = _ROW_GRADS.get(grad)
         if stacked is not None and not kwargs:
             return (lambda args, g: stacked(g, *args)), (out, *inputs)
-        return None
-    if type(vjp) is partial and not vjp.keywords and vjp.func in _STACKED:
-        return _STACKED[vjp.func], vjp.args
-    if vjp in _STACKED.keys():
-        return _STACKED[vjp], ()
     return None
 
 
