@@ -14,14 +14,12 @@ engine sums them back to each input's shape once, centrally.
 
 import builtins
 import math
-from functools import partial
-from operator import itemgetter
 from types import SimpleNamespace
 
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
-from .tensor import _SMALL, Rule, Scatter, Tensor, _unbroadcast, apply, check_size, defvjp
+from .tensor import _SMALL, Rule, Scatter, Tensor, _unbroadcast, apply, check_size
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -790,31 +788,28 @@ def _logsumexp(x, axis=-1, keepdims=False):
         out = out.reshape((1,) * x.ndim if keepdims else ())
     elif not keepdims and x.ndim:
         out = np.squeeze(out, axis)
-    p = np.exp(z - s).reshape(x.shape)        # softmax: the gradient
-    return out, (lambda g: _expand(g, x.shape, axis, keepdims) * p,)
+    return out, _LOGSUMEXP
 
 
-defvjp(_logsumexp, lambda g, out, x, axis=-1, keepdims=False:
-       (_expand_rule(g, x.shape, axis, keepdims)
-        * exp(x - _expand_rule(out, x.shape, axis, keepdims)),))
+# g times softmax(x) = exp(x - logsumexp(x))
+_LOGSUMEXP = Rule(lambda g, out, x, axis=-1, keepdims=False: _xp.expand(g, x.shape, axis, keepdims)
+                  * _xp.exp(x - _xp.expand(out, x.shape, axis, keepdims)))
 
 
 def _softmax(x, axis=-1):
     _, z, s = _shifted_logsumexp(x, axis)
-    y = np.exp(z - s).reshape(x.shape)
-    return y, (lambda g: y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+    return np.exp(z - s).reshape(x.shape), _SOFTMAX
 
 
-defvjp(_softmax, lambda g, out, x, axis=-1: (out * (g - sum(g * out, axis=axis, keepdims=True)),))
+_SOFTMAX = Rule(lambda g, out, x, axis=-1: out * (g - (g * out).sum(axis=axis, keepdims=True)), saves=False)
 
 
 def _log_softmax(x, axis=-1):
     _, z, s = _shifted_logsumexp(x, axis)
-    out = (z - s).reshape(x.shape)
-    return out, (lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
+    return (z - s).reshape(x.shape), _LOG_SOFTMAX
 
 
-defvjp(_log_softmax, lambda g, out, x, axis=-1: (g - exp(out) * sum(g, axis=axis, keepdims=True),))
+_LOG_SOFTMAX = Rule(lambda g, out, x, axis=-1: g - _xp.exp(out) * g.sum(axis=axis, keepdims=True), saves=False)
 
 # ---------------------------------------------------------------- losses
 
@@ -839,22 +834,40 @@ def _check_targets(who, x, targets, ignore_index):
     return kept
 
 
-def _reduced(per_example, reduction, kept, dtype):
-    """(loss, factor): the reduced loss and the factor d(loss)/d(per-example) of each kept one
-    (ignored ones are already zero in ``per_example``)."""
+def _factor(reduction, size, kept):
+    """d(loss)/d(per-example loss) of each kept example: None for ``"none"`` (g as is), 1 for a
+    sum, 1 / (kept examples) for a mean (NaN for none kept: the loss is NaN, as PyTorch's)."""
     if reduction == "none":
-        return per_example, None
+        return None
     if reduction == "sum":
-        return per_example.sum(), 1
+        return 1
+    n = size if kept is None else int(kept.sum())
+    return np.nan if n == 0 else 1 / n
+
+
+def _reduced(per_example, reduction, kept, dtype):
+    """The reduced loss (ignored examples are already zero in ``per_example``)."""
+    if reduction == "none":
+        return per_example
+    if reduction == "sum":
+        return per_example.sum()
     n = per_example.size if kept is None else int(kept.sum())
-    if n == 0:   # as PyTorch: the mean of no examples is NaN
-        return np.array(np.nan, dtype), np.nan
-    return per_example.sum() / n, 1 / n
+    return np.array(np.nan, dtype) if n == 0 else per_example.sum() / n   # NaN for none, as PyTorch
 
 
 def _per_example(g, factor, shape):
-    """The incoming gradient spread to each example: g (reduced) times the factor, or g as is."""
-    return np.reshape(g, shape + (1,)) if factor is None else g * factor
+    """The incoming gradient spread to each example's classes: g (reduced) times the factor,
+    or g as is with a class axis."""
+    return g.reshape(shape + (1,)) if factor is None else g * factor
+
+
+def _kept_ids(targets, ignore_index):
+    """(the ids, ignored ones as 0; the mask of the kept examples or None) of a rule's targets."""
+    ids = _value(targets)
+    if ignore_index is None:
+        return ids, None
+    kept = ids != ignore_index
+    return np.where(kept, ids, 0), kept
 
 
 def _cross_entropy(logits, targets, reduction="mean", ignore_index=None):
@@ -868,47 +881,38 @@ def _cross_entropy(logits, targets, reduction="mean", ignore_index=None):
     cols = targets.reshape(-1) if kept is None else np.where(kept, targets, 0).reshape(-1)
     rows, _, flat_z, s = _row_logsumexp(logits.reshape(-1, n_classes))
     s = s.reshape(-1)
-    z_target = flat_z[rows, cols]
-    per_example = s - z_target
+    per_example = s - flat_z[rows, cols]
     if kept is not None:
         per_example = np.where(kept.reshape(-1), per_example, 0)
-    loss, factor = _reduced(per_example.reshape(targets.shape), reduction, kept, per_example.dtype)
-    saved = (flat_z, s, rows, cols, z_target, kept, factor, logits.shape, targets.shape)
-    return loss, (partial(_cross_entropy_vjp, saved), None)   # one object per node, no cells
+    return _reduced(per_example.reshape(targets.shape), reduction, kept, per_example.dtype), _CROSS_ENTROPY
 
 
-def _cross_entropy_vjp(saved, g):   # (softmax - onehot(target)) * factor, in the buffer of z
-    flat_z, s, rows, cols, z_target, kept, factor, shape, target_shape = saved
-    d = np.subtract(flat_z, s[:, None], dtype=np.result_type(flat_z, g))
+def _softmax_minus_onehot(logits, ids, kept):
+    """softmax(logits) - onehot(ids) over the last axis, rows not kept zero; on arrays each
+    target's entry p - 1 as expm1(z[target] - s), with its digits when p is close to 1."""
+    n_classes = logits.shape[-1]
+    rows, _, flat_z, s = _row_logsumexp(logits.reshape(-1, n_classes))
+    cols = ids.reshape(-1)
+    d = np.subtract(flat_z, s)
     np.exp(d, out=d)
-    d[rows, cols] = np.expm1(z_target - s)
+    d[rows, cols] = np.expm1(flat_z[rows, cols] - s[:, 0])
     if kept is not None:
         d[~kept.reshape(-1)] = 0
-    d = d.reshape(shape)
-    d *= _per_example(g, factor, target_shape)
-    return d
+    return d.reshape(logits.shape)
 
 
-def _class_weights(x, targets, reduction, ignore_index):
-    """For a tensor-level rule: (onehot(target), mask of the kept rows, d(loss)/d(per-example)),
-    the first two as constants (ignored rows zero)."""
-    kept = _check_targets("loss", x.data, targets.data, ignore_index)
-    ids = targets.data if kept is None else np.where(kept, targets.data, 0)
+def _softmax_minus_onehot_in_ops(logits, ids, kept):
     rows = 1.0 if kept is None else kept[..., None]
-    factor = _reduced(np.zeros(targets.shape), reduction, kept, x.dtype)[1]
-    return _one_hot(ids, x.shape[-1], x.dtype) * rows, rows, factor
+    return softmax(logits, -1) * rows - _one_hot(ids, logits.shape[-1], logits.dtype) * rows
 
 
-def _per_example_rule(g, factor):
-    return unsqueeze(g, -1) if factor is None else g * factor
+def _cross_entropy_grad(g, out, logits, targets, reduction="mean", ignore_index=None):
+    ids, kept = _kept_ids(targets, ignore_index)
+    return (_xp.softmax_minus_onehot(logits, ids, kept)
+            * _per_example(g, _factor(reduction, ids.size, kept), ids.shape))
 
 
-def _cross_entropy_rule(g, out, logits, targets, reduction="mean", ignore_index=None):
-    onehot, rows, factor = _class_weights(logits, targets, reduction, ignore_index)
-    return (softmax(logits, -1) * rows - onehot) * _per_example_rule(g, factor), None
-
-
-defvjp(_cross_entropy, _cross_entropy_rule)
+_CROSS_ENTROPY = Rule(_cross_entropy_grad, None)
 
 
 def _nll_loss(log_probs, targets, reduction="mean", ignore_index=None):   # -log_probs[target]
@@ -918,16 +922,18 @@ def _nll_loss(log_probs, targets, reduction="mean", ignore_index=None):   # -log
     if kept is not None:
         onehot *= kept[..., None]
     per_example = -(log_probs * onehot).sum(axis=-1)
-    loss, factor = _reduced(per_example, reduction, kept, per_example.dtype)
-    return loss, (lambda g: -onehot * _per_example(g, factor, targets.shape), None)
+    return _reduced(per_example, reduction, kept, per_example.dtype), _NLL_LOSS
 
 
-def _nll_rule(g, out, log_probs, targets, reduction="mean", ignore_index=None):
-    onehot, _, factor = _class_weights(log_probs, targets, reduction, ignore_index)
-    return _per_example_rule(g, factor) * -onehot, None
+def _nll_grad(g, out, log_probs, targets, reduction="mean", ignore_index=None):
+    ids, kept = _kept_ids(targets, ignore_index)
+    onehot = _one_hot(ids, log_probs.shape[-1], np.result_type(_value(log_probs), 1.0))
+    if kept is not None:
+        onehot *= kept[..., None]
+    return -onehot * _per_example(g, _factor(reduction, ids.size, kept), ids.shape)
 
 
-defvjp(_nll_loss, _nll_rule)
+_NLL_LOSS = Rule(_nll_grad, None)
 
 
 def _entry_factor(shape, reduction):
@@ -947,36 +953,31 @@ def _scaled(g, factor):
 
 def _mse_loss(pred, target, reduction="mean"):   # (pred - target)^2
     d = pred - target
-    factor = _entry_factor(d.shape, reduction)
-    return _reduce_entries(d * d, reduction), (lambda g: 2 * d * _scaled(g, factor),
-                                               lambda g: -2 * d * _scaled(g, factor))
+    return _reduce_entries(d * d, reduction), _MSE_LOSS
 
 
-def _mse_rule(g, out, pred, target, reduction="mean"):
+def _mse_grads(g, out, pred, target, reduction="mean"):
     d = pred - target
     gd = 2 * d * _scaled(g, _entry_factor(d.shape, reduction))
     return gd, -gd
 
 
-defvjp(_mse_loss, _mse_rule)
+_MSE_LOSS = Rule(joint=_mse_grads)
 
 
 def _bce_with_logits(x, y, reduction="mean"):
     """-[y log sigma(x) + (1 - y) log(1 - sigma(x))] = max(x, 0) - x y + log1p(exp(-|x|));
     d/dx = sigma(x) - y, d/dy = -x."""
     per_entry = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
-    factor = _entry_factor(per_entry.shape, reduction)
-    sig = _sigmoid(x)[0]
-    return _reduce_entries(per_entry, reduction), (lambda g: (sig - y) * _scaled(g, factor),
-                                                   lambda g: -x * _scaled(g, factor))
+    return _reduce_entries(per_entry, reduction), _BCE_WITH_LOGITS
 
 
-def _bce_rule(g, out, x, y, reduction="mean"):
-    gs = _scaled(g, _entry_factor(np.broadcast_shapes(x.shape, y.shape), reduction))
-    return (sigmoid(x) - y) * gs, -x * gs
+def _bce_grads(g, out, x, y, reduction="mean"):
+    gs = _scaled(g, _entry_factor(np.broadcast_shapes(np.shape(_value(x)), np.shape(_value(y))), reduction))
+    return (_xp.sigmoid(x) - y) * gs, -x * gs
 
 
-defvjp(_bce_with_logits, _bce_rule)
+_BCE_WITH_LOGITS = Rule(joint=_bce_grads)
 
 
 def _one_hot(ids, n, dtype):
@@ -1005,6 +1006,8 @@ _xp = SimpleNamespace(
     expand=_dual(_expand, _expand_rule),
     others=_dual(_others, _others_in_ops),
     scatter=_scatter_grad,
+    softmax_minus_onehot=_dual(_softmax_minus_onehot,
+                               _softmax_minus_onehot_in_ops),
     put_along=_dual(_put_along,
                     _put_along_in_ops),
     take_along=_dual(np.take_along_axis, lambda x, indices, axis: apply("gather", _gather, x, indices, axis=axis)),
