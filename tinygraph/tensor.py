@@ -269,7 +269,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
-                 "_vjps", "_g", "_own", "_retain", "_site", "_version", "_shared", "_ctx",
+                 "_vjps", "_g", "_own", "_retain", "_site", "_version", "_shared", "_ctx", "_kwargs",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
@@ -666,7 +666,8 @@ def apply(op, forward, *inputs, **kwargs):
             positions = None if every else tuple(i for i, x in enumerate(inputs) if isinstance(x, Tensor))
             t = make_node(op, value, inputs if every else tuple(parents), vjps.keyed)
             if t._vjps is not None:
-                t._ctx = (t.data, kwargs, positions, *arrays)
+                t._ctx = (t.data, positions, *arrays)
+                t._kwargs = kwargs     # its own slot: a tuple holding a dict stays tracked by the gc
     elif every:   # a user's forward: its vjps, and what create_graph needs to run its defvjp rule
         t = make_node(op, value, inputs, vjps)
         if t._vjps is not None:
@@ -769,9 +770,10 @@ class Rule:
     A forward returns ``(value, rule)``; its node keeps the shared rule in ``_vjps`` and, in
     its ``_ctx`` slot, ``(out, *inputs)`` when every input is a Tensor and there are no keyword
     arguments (just ``(out,)`` when not ``saves``: a rule that reads only ``g`` and ``out``),
-    else ``(out, kwargs, positions, *inputs)``, ``positions`` the indices of the inputs that are
-    Tensors (the node's parents, in order; None when all are), with the rule's keyed twin
-    ``rule.keyed`` (the same functions, ``is_keyed`` True) in ``_vjps`` to tell the two apart.
+    else ``(out, positions, *inputs)``, ``positions`` the indices of the inputs that are Tensors
+    (the node's parents, in order; None when all are), with the keyword arguments in the
+    ``_kwargs`` slot and the rule's keyed twin ``rule.keyed`` (the same functions, ``is_keyed``
+    True) in ``_vjps`` to tell the two apart.
     :func:`saved` reads either layout.  A node holds no closure: one shared object per op.
     """
 
@@ -801,8 +803,8 @@ def saved(node):
     indices of the inputs that are its parents (None: all of them)."""
     ctx = node._ctx
     if node._vjps.is_keyed:
-        out, kwargs, positions, *inputs = ctx
-        return out, inputs, kwargs, positions
+        out, positions, *inputs = ctx
+        return out, inputs, node._kwargs, positions
     out, *inputs = ctx
     return out, inputs or [p.data for p in node.parents], {}, None
 
@@ -1071,7 +1073,8 @@ def _backprop(root, grad, retain_graph, targets):
                 continue
             # one shared rule, on the output and inputs the node saved (not .data now)
             if vjps.is_keyed:
-                out, kwargs, positions, *arrays = node._ctx
+                out, positions, *arrays = node._ctx
+                kwargs = node._kwargs
             else:
                 out, *arrays = node._ctx
                 arrays = arrays or [p.data for p in node.parents]
@@ -1115,6 +1118,7 @@ def _free(order):
         if node.op is not None:
             node._vjps = None
             node._ctx = None
+            node._kwargs = None
 
 
 def _check_grads(order):
@@ -1227,7 +1231,8 @@ def _graph_rule(node, g):
     if type(rule) is Rule:
         if not rule.is_keyed:
             return node.parents, rule(g, node, *node.parents)
-        _, kwargs, positions, *arrays = node._ctx
+        _, positions, *arrays = node._ctx
+        kwargs = node._kwargs
         if positions is None:
             inputs = node.parents
         else:
