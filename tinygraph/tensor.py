@@ -269,7 +269,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
-                 "_vjps", "_g", "_own", "_retain", "_site", "_version", "_shared", "_ctx", "_kwargs",
+                 "_vjps", "_g", "_retain", "_site", "_version", "_shared", "_ctx", "_kwargs",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
@@ -288,7 +288,6 @@ class Tensor:
         self.scope = mode.scope
         self._vjps = None
         self._g = None
-        self._own = False
         self._retain = False
         self._site = _creation_site() if mode.anomaly else None
         self._version = _clock
@@ -507,7 +506,6 @@ def _init_node(t, data, op, parents, vjps, mode):
     t.name = None
     t.scope = mode.scope
     t._g = None
-    t._own = False
     t._retain = False
     t._site = None
     t._version = _clock
@@ -644,7 +642,7 @@ def apply(op, forward, *inputs, **kwargs):
                     bound *= a.size
             if bound > _SMALL:
                 _check_broadcast(op, arrays)
-        value, vjps = forward(*arrays, **kwargs)
+        value, vjps = forward(*arrays, **kwargs) if kwargs else forward(*arrays)
     except TinygraphError as e:   # an op's own check: add the scope it happened in
         where = _current().scope
         if where is None:
@@ -1000,19 +998,20 @@ def _check_finite(node, arr, what):
             + (f", node created at {node._site}" if node._site else ""))
 
 
-def _accumulate(p, pg):
+def _accumulate(p, pg, owned):
     """Add the gradient ``pg`` (dense, or a Scatter) into ``p._g``.
 
-    A buffer the engine allocated itself (``p._own``) is added into in place; a gradient
-    handed over by a vjp may be shared (``add`` gives one array to both inputs), so the
-    first sum makes a new array, which ``p`` then owns.
+    A buffer the engine allocated itself (``id(p)`` in the sweep's set ``owned``) is added
+    into in place; a gradient handed over by a vjp may be shared (``add`` gives one array to
+    both inputs), so the first sum makes a new array, which ``p`` then owns.
     """
     data = p.data
     prev = p._g
     if type(pg) is Scatter:
-        if not p._own:
+        if id(p) not in owned:
             prev = np.zeros(data.shape, data.dtype) if prev is None else np.array(prev, data.dtype)
-            p._g, p._own = prev, True
+            p._g = prev
+            owned.add(id(p))
         pg.add_into(prev)
         return
     if type(pg) is not np.ndarray:
@@ -1023,11 +1022,12 @@ def _accumulate(p, pg):
         pg = pg.astype(data.dtype)
     if prev is None:
         p._g = pg
-    elif p._own:
+    elif id(p) in owned:
         prev += pg
     else:
         total = prev + pg
-        p._g, p._own = (total if type(total) is np.ndarray else np.array(total)), True
+        p._g = total if type(total) is np.ndarray else np.array(total)
+        owned.add(id(p))
 
 
 def _backprop(root, grad, retain_graph, targets):
@@ -1045,6 +1045,7 @@ def _backprop(root, grad, retain_graph, targets):
     anomaly = _current().anomaly
     root._g = seed
     results = []
+    owned = set()     # ids of the nodes whose _g is a buffer the sweep made (added into in place)
     try:
         for node in order:
             g = node._g
@@ -1057,7 +1058,7 @@ def _backprop(root, grad, retain_graph, targets):
                     prev = targets[id(node)]
                     targets[id(node)] = g.copy() if prev is None else prev + g
             elif node.op is None or node._retain:
-                results.append((node, g, node._own and node.op is None))
+                results.append((node, g, node.op is None and id(node) in owned))
             node._g = None
             vjps = node._vjps
             if vjps is None:      # a leaf
@@ -1069,7 +1070,7 @@ def _backprop(root, grad, retain_graph, targets):
                         if anomaly:
                             _check_finite(node, pg.values if type(pg) is Scatter else np.asarray(pg),
                                           "the gradient rule of")
-                        _accumulate(p, pg)
+                        _accumulate(p, pg, owned)
                 continue
             # one shared rule, on the output and inputs the node saved (not .data now)
             if vjps.is_keyed:
@@ -1079,28 +1080,26 @@ def _backprop(root, grad, retain_graph, targets):
                 out, *arrays = node._ctx
                 arrays = arrays or [p.data for p in node.parents]
                 kwargs = positions = None
-            if vjps.joint is not None:
-                grads = vjps.joint(g, out, *arrays, **kwargs) if kwargs else vjps.joint(g, out, *arrays)
-            else:
-                grads = vjps.grads
+            joint = vjps.joint      # every input's gradient from one call, or one function each
+            grads = vjps.grads if joint is None else (joint(g, out, *arrays, **kwargs) if kwargs
+                                                      else joint(g, out, *arrays))
             for p, i in zip(node.parents, positions or range(len(arrays))):
                 if p.requires_grad:
                     pg = grads[i]
                     if pg is None:
                         continue
-                    if vjps.joint is None:
+                    if joint is None:
                         pg = pg(g, out, *arrays, **kwargs) if kwargs else pg(g, out, *arrays)
                     if anomaly:
                         _check_finite(node, pg.values if type(pg) is Scatter else np.asarray(pg),
                                       "the gradient rule of")
-                    _accumulate(p, pg)
+                    _accumulate(p, pg, owned)
     except MemoryError as e:
         raise _allocation_error(f"backward through '{node.op or 'leaf'}'",
                                 [p.shape for p in node.parents] or [node.shape], e) from None
     finally:
         for node in order:
             node._g = None
-            node._own = False
     if not retain_graph:        # freed only now: a backward that raised can run again
         _free(order)
     for node, g, owned in results:
