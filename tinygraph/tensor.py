@@ -659,7 +659,7 @@ def apply(op, forward, *inputs, **kwargs):
         if every and not kwargs:
             t = make_node(op, value, inputs, vjps)
             if t._vjps is not None:
-                t._ctx = (t.data, *arrays) if vjps.saves else (t.data,)
+                t._ctx = (t.data, *arrays) if vjps.saves else t.data   # an array: no tuple for the gc
         else:
             positions = None if every else tuple(i for i, x in enumerate(inputs) if isinstance(x, Tensor))
             t = make_node(op, value, inputs if every else tuple(parents), vjps.keyed)
@@ -767,7 +767,7 @@ class Rule:
 
     A forward returns ``(value, rule)``; its node keeps the shared rule in ``_vjps`` and, in
     its ``_ctx`` slot, ``(out, *inputs)`` when every input is a Tensor and there are no keyword
-    arguments (just ``(out,)`` when not ``saves``: a rule that reads only ``g`` and ``out``),
+    arguments (just the array ``out`` when not ``saves``: a rule that reads only ``g`` and ``out``),
     else ``(out, positions, *inputs)``, ``positions`` the indices of the inputs that are Tensors
     (the node's parents, in order; None when all are), with the keyword arguments in the
     ``_kwargs`` slot and the rule's keyed twin ``rule.keyed`` (the same functions, ``is_keyed``
@@ -803,8 +803,10 @@ def saved(node):
     if node._vjps.is_keyed:
         out, positions, *inputs = ctx
         return out, inputs, node._kwargs, positions
+    if not node._vjps.saves:
+        return ctx, [p.data for p in node.parents], {}, None
     out, *inputs = ctx
-    return out, inputs or [p.data for p in node.parents], {}, None
+    return out, inputs, {}, None
 
 
 def defvjp(forward, rule):
@@ -1076,9 +1078,12 @@ def _backprop(root, grad, retain_graph, targets):
             if vjps.is_keyed:
                 out, positions, *arrays = node._ctx
                 kwargs = node._kwargs
-            else:
+            elif vjps.saves:
                 out, *arrays = node._ctx
-                arrays = arrays or [p.data for p in node.parents]
+                kwargs = positions = None
+            else:         # a rule that reads only g and out: the inputs are not saved
+                out = node._ctx
+                arrays = [p.data for p in node.parents]
                 kwargs = positions = None
             joint = vjps.joint      # every input's gradient from one call, or one function each
             grads = vjps.grads if joint is None else (joint(g, out, *arrays, **kwargs) if kwargs
