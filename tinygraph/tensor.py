@@ -5,9 +5,10 @@ iterative topological order -- on numpy arrays, or with ``create_graph`` on
 Tensors built from engine ops.
 
 A node holds its parents and how to take its gradient: for the built-in ops a
-shared :class:`Rule` (one function per input, written once, that runs on numpy
-arrays for the fast path and on Tensors for ``create_graph``) with the input
-arrays it saved in the node's ``_ctx`` slot; for ops made with :func:`apply`
+shared :class:`Rule` (one function per input, or one for all of them, written
+once, that runs on numpy arrays for the fast path and on Tensors for
+``create_graph``) with the output and input arrays it saved in the node's
+``_ctx`` slot and its keyword arguments in ``_kwargs``; for ops made with :func:`apply`
 from a user's forward, one vector-Jacobian product per parent and the forward
 for :func:`defvjp`'s rule.  Nothing a node holds refers to the node itself, so
 a graph has no reference cycles: dropping the last reference to its output
