@@ -1089,11 +1089,10 @@ def _backprop(root, grad, retain_graph, targets):
             joint = vjps.joint      # every input's gradient from one call, or one function each
             grads = vjps.grads if joint is None else (joint(g, out, *arrays, **kwargs) if kwargs
                                                       else joint(g, out, *arrays))
-            for p, i in zip(node.parents, positions or range(len(arrays))):
-                if p.requires_grad:
-                    pg = grads[i]
-                    if pg is None:
-                        continue
+            if positions is not None:     # the parents' among the gradients of every input
+                grads = [grads[i] for i in positions]
+            for p, pg in zip(node.parents, grads):
+                if p.requires_grad and pg is not None:
                     if joint is None:
                         pg = pg(g, out, *arrays, **kwargs) if kwargs else pg(g, out, *arrays)
                     if anomaly:
