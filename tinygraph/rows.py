@@ -4,7 +4,7 @@ with respect to the same inputs, as the rows of one array.
 ``grad(outputs[r], inputs, grad=seeds[r], retain_graph=True)`` for every row r, in one
 visit of the graph: each node carries the stack of the gradients of the rows that reach
 it, with a leading row axis.  For the rules whose arithmetic is already correct with a
-leading axis (the elementwise ones, matmul's two, identity), one numpy call serves all the
+leading axis (the elementwise ones, matmul's two, broadcasting), one numpy call serves all the
 rows at once; any other rule runs once per row, exactly as backward runs it.  Only the
 nodes on a path to an input are visited, and nothing of the graph is changed (it can be
 back-propagated again).  What diagnostics such as the connectivity ‖∂L(t)/∂h(k)‖ of every
@@ -38,6 +38,10 @@ _ROW_GRADS[ops._MATMUL_2D.grads[1]] = lambda g, out, a, b: _outer_rows(a, g)
 _ROW_GRADS[ops._ADDMM_2D.grads[0]] = ops._ADDMM_2D.grads[0]
 _ROW_GRADS[ops._ADDMM_2D.grads[1]] = ops._ADDMM_2D.grads[1]
 _ROW_GRADS[ops._ADDMM_2D.grads[2]] = lambda g, out, c, a, b: _outer_rows(a, g)
+_ROW_GRADS[ops._ADDMM.grads[0]] = ops._ADDMM.grads[0]
+# ... and those right with a leading row axis whatever their settings (g itself; a where)
+_WITH_SETTINGS = {ops._BROADCAST_TO.grads[0], ops._LEAKY_RELU.grads[0]}
+_ROW_GRADS.update((grad, grad) for grad in _WITH_SETTINGS)
 
 
 def _stacked_rule(vjp):
@@ -46,8 +50,8 @@ def _stacked_rule(vjp):
     if type(vjp) is partial and vjp.func is _run_grad:   # a shared rule's gradient, bound
         grad, out, inputs, kwargs = vjp.args
         stacked = _ROW_GRADS.get(grad)
-        if stacked is not None and not kwargs:
-            return (lambda args, g: stacked(g, *args)), (out, *inputs)
+        if stacked is not None and (not kwargs or grad in _WITH_SETTINGS):
+            return (lambda args, g: stacked(g, *args, **kwargs)), (out, *inputs)
     return None
 
 
