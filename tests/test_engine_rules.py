@@ -200,3 +200,26 @@ def test_an_index_array_of_a_small_integer_type_scatters_its_gradient_into_a_lon
     expected[:40] = 2
     expected[260:] = 3
     np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_a_one_input_rule_that_does_not_read_its_output_keeps_only_the_input_array():
+    x = _t(5)
+    h = x * 1.5
+    y = tg.sigmoid(h)
+    assert ops._SIGMOID.bare == "input" and y._ctx is h.data      # no tuple for the collector
+    h.data = np.zeros(5)           # rebinding the input afterwards cannot change the gradient
+    y.sum().backward()
+    s = 1 / (1 + np.exp(-1.5 * x.data))
+    np.testing.assert_allclose(x.grad, 1.5 * s * (1 - s), rtol=1e-14)
+    z = tg.exp(_t(3))
+    assert ops._EXP.bare == "out" and z._ctx is z.data
+
+
+def test_saved_reads_every_layout_of_a_rule_node():
+    x, w = _t(3), _t(3)
+    prod, act, total = x * w, tg.relu(x), tg.exp(x)
+    assert saved(prod)[1][0] is x.data and saved(prod)[1][1] is w.data
+    assert saved(act)[0] is None and saved(act)[1][0] is x.data
+    assert saved(total)[0] is total.data and saved(total)[1][0] is x.data
+    scaled = tg.sum(x * 2.0, axis=0)
+    assert saved(scaled)[2] == {"axis": 0, "keepdims": False}

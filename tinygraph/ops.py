@@ -123,14 +123,14 @@ def _log(x):
     return np.log(x), _LOG
 
 
-_LOG = Rule(lambda g, out, x: g / x)
+_LOG = Rule(lambda g, out, x: g / x, reads_out=False)
 
 
 def _log1p(x):
     return np.log1p(x), _LOG1P
 
 
-_LOG1P = Rule(lambda g, out, x: g / (1 + x))
+_LOG1P = Rule(lambda g, out, x: g / (1 + x), reads_out=False)
 
 
 def _tanh(x):
@@ -154,21 +154,21 @@ def _sigmoid_slope(x):   # sigma'(x) = e / (1 + e)^2 with e = exp(-|x|): no over
 
 
 # sigma'(x) = sigma(x) sigma(-x): on Tensors, each factor with its full relative precision
-_SIGMOID = Rule(lambda g, out, x: g * _xp.sigmoid_slope(x))
+_SIGMOID = Rule(lambda g, out, x: g * _xp.sigmoid_slope(x), reads_out=False)
 
 
 def _softplus(x):   # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), exact for every x
     return np.logaddexp(0, x), _SOFTPLUS
 
 
-_SOFTPLUS = Rule(lambda g, out, x: g * _xp.sigmoid(x))
+_SOFTPLUS = Rule(lambda g, out, x: g * _xp.sigmoid(x), reads_out=False)
 
 
 def _relu(x):
     return np.maximum(x, 0), _RELU
 
 
-_RELU = Rule(lambda g, out, x: g * (x > 0))
+_RELU = Rule(lambda g, out, x: g * (x > 0), reads_out=False)
 
 
 def _leaky_relu(x, slope=0.01):   # slope where x <= 0 (PyTorch's choice at 0)
@@ -182,7 +182,7 @@ def _abs(x):
     return np.abs(x), _ABS
 
 
-_ABS = Rule(lambda g, out, x: g * np.sign(_value(x)))
+_ABS = Rule(lambda g, out, x: g * np.sign(_value(x)), reads_out=False)
 
 
 def _sqrt(x):
@@ -258,28 +258,28 @@ def _square(x):
     return x * x, _SQUARE
 
 
-_SQUARE = Rule(lambda g, out, x: 2 * g * x)
+_SQUARE = Rule(lambda g, out, x: 2 * g * x, reads_out=False)
 
 
 def _expm1(x):   # exp(x) - 1, accurate for small x; d/dx = exp(x) (not out + 1: that loses digits)
     return np.expm1(x), _EXPM1
 
 
-_EXPM1 = Rule(lambda g, out, x: g * _xp.exp(x))
+_EXPM1 = Rule(lambda g, out, x: g * _xp.exp(x), reads_out=False)
 
 
 def _sin(x):
     return np.sin(x), _SIN
 
 
-_SIN = Rule(lambda g, out, x: g * _xp.cos(x))
+_SIN = Rule(lambda g, out, x: g * _xp.cos(x), reads_out=False)
 
 
 def _cos(x):
     return np.cos(x), _COS
 
 
-_COS = Rule(lambda g, out, x: -g * _xp.sin(x))
+_COS = Rule(lambda g, out, x: -g * _xp.sin(x), reads_out=False)
 
 _erfc = np.frompyfunc(math.erfc, 1, 1)   # numpy has no erf: the C library's, entry by entry
 _INV_SQRT2 = 1 / math.sqrt(2)
@@ -302,14 +302,14 @@ def _normal_cdf(x):   # Phi(x); d/dx = phi(x)
     return _phi_big(x), _NORMAL_CDF
 
 
-_NORMAL_CDF = Rule(lambda g, out, x: g * _normal_pdf(x))
+_NORMAL_CDF = Rule(lambda g, out, x: g * _normal_pdf(x), reads_out=False)
 
 
 def _gelu(x):   # x Phi(x) (the erf form, torch's default); d/dx = Phi(x) + x phi(x)
     return x * _phi_big(x), _GELU
 
 
-_GELU = Rule(lambda g, out, x: g * (_xp.normal_cdf(x) + x * _normal_pdf(x)))
+_GELU = Rule(lambda g, out, x: g * (_xp.normal_cdf(x) + x * _normal_pdf(x)), reads_out=False)
 
 # ---------------------------------------------------------------- matmul
 

@@ -660,7 +660,8 @@ def apply(op, forward, *inputs, **kwargs):
         if every and not kwargs:
             t = make_node(op, value, inputs, vjps)
             if t._vjps is not None:
-                t._ctx = (t.data, *arrays) if vjps.saves else t.data   # an array: no tuple for the gc
+                bare = vjps.bare   # one array rather than a tuple the collector must visit
+                t._ctx = (t.data, *arrays) if bare is None else t.data if bare == "out" else arrays[0]
         else:
             positions = None if every else tuple(i for i, x in enumerate(inputs) if isinstance(x, Tensor))
             t = make_node(op, value, inputs if every else tuple(parents), vjps.keyed)
@@ -768,7 +769,9 @@ class Rule:
 
     A forward returns ``(value, rule)``; its node keeps the shared rule in ``_vjps`` and, in
     its ``_ctx`` slot, ``(out, *inputs)`` when every input is a Tensor and there are no keyword
-    arguments (just the array ``out`` when not ``saves``: a rule that reads only ``g`` and ``out``),
+    arguments -- just the array ``out`` when not ``saves`` (a rule that reads only ``g`` and
+    ``out``), just the input array for a one-input rule made with ``reads_out=False`` (it then
+    gets None for ``out`` in backward), ``rule.bare`` saying which ("out", "input" or None);
     else ``(out, positions, *inputs)``, ``positions`` the indices of the inputs that are Tensors
     (the node's parents, in order; None when all are), with the keyword arguments in the
     ``_kwargs`` slot and the rule's keyed twin ``rule.keyed`` (the same functions, ``is_keyed``
@@ -776,16 +779,19 @@ class Rule:
     :func:`saved` reads either layout.  A node holds no closure: one shared object per op.
     """
 
-    __slots__ = ("grads", "joint", "saves", "is_keyed", "keyed")
+    __slots__ = ("grads", "joint", "saves", "reads_out", "bare", "is_keyed", "keyed")
 
-    def __init__(self, *grads, joint=None, saves=True, _plain=None):
+    def __init__(self, *grads, joint=None, saves=True, reads_out=True, _plain=None):
         if (joint is None) == (not grads):
             raise TypeError("Rule: give one gradient function per input, or joint=")
         self.grads = grads if joint is None else None
         self.joint = joint
         self.saves = saves
+        self.reads_out = reads_out
         self.is_keyed = _plain is not None
-        self.keyed = self if _plain is not None else Rule(*grads, joint=joint, saves=True, _plain=self)
+        self.bare = (None if self.is_keyed else "out" if not saves
+                     else "input" if not reads_out and joint is None and len(grads) == 1 else None)
+        self.keyed = self if _plain is not None else Rule(*grads, joint=joint, _plain=self)
 
     def __call__(self, g, out, *inputs, **kwargs):
         """Every input's gradient, as a tuple (either form): what ``create_graph`` runs."""
@@ -798,14 +804,18 @@ class Rule:
 
 def saved(node):
     """``(out, inputs, kwargs, positions)`` a node made with a :class:`Rule` saved: its output
-    array, every input of the call (arrays and constants), the keyword arguments, and the
-    indices of the inputs that are its parents (None: all of them)."""
+    array (None for a one-input rule made with ``reads_out=False``), every input of the call
+    (arrays and constants), the keyword arguments, and the indices of the inputs that are its
+    parents (None: all of them)."""
     ctx = node._ctx
     if node._vjps.is_keyed:
         out, positions, *inputs = ctx
         return out, inputs, node._kwargs, positions
-    if not node._vjps.saves:
+    bare = node._vjps.bare
+    if bare == "out":
         return ctx, [p.data for p in node.parents], {}, None
+    if bare == "input":
+        return None, [ctx], {}, None
     out, *inputs = ctx
     return out, inputs, {}, None
 
@@ -1079,12 +1089,14 @@ def _backprop(root, grad, retain_graph, targets):
             if vjps.is_keyed:
                 out, positions, *arrays = node._ctx
                 kwargs = node._kwargs
-            elif vjps.saves:
-                out, *arrays = node._ctx
-                kwargs = positions = None
-            else:         # a rule that reads only g and out: the inputs are not saved
-                out = node._ctx
-                arrays = [p.data for p in node.parents]
+            else:
+                bare = vjps.bare
+                if bare is None:
+                    out, *arrays = node._ctx
+                elif bare == "out":     # a rule that reads only g and out: no inputs saved
+                    out, arrays = node._ctx, [p.data for p in node.parents]
+                else:                   # a one-input rule that does not read out
+                    out, arrays = None, [node._ctx]
                 kwargs = positions = None
             joint = vjps.joint      # every input's gradient from one call, or one function each
             grads = vjps.grads if joint is None else (joint(g, out, *arrays, **kwargs) if kwargs
