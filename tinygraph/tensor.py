@@ -799,8 +799,6 @@ class Rule:
             return tuple(self.joint(g, out, *inputs, **kwargs))
         return tuple(None if grad is None else grad(g, out, *inputs, **kwargs) for grad in self.grads)
 
-    graph = __call__
-
 
 def saved(node):
     """``(out, inputs, kwargs, positions)`` a node made with a :class:`Rule` saved: its output
