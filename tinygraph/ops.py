@@ -446,7 +446,8 @@ def _min(x, axis=None, keepdims=False):
 
 
 _EXTREME = Rule(lambda g, out, x, axis=None, keepdims=False:
-                _extreme_share(_value(x), _value(out), axis, keepdims) * _xp.expand(g, x.shape, axis, keepdims))
+                _extreme_share(_value(x), _value(out), axis, keepdims)
+                * _xp.expand(g, x.shape, axis, keepdims))
 
 
 def _var(x, axis=None, ddof=0, keepdims=False):
@@ -639,7 +640,8 @@ def _take(x, indices, axis=0):
 
 
 _TAKE = Rule(lambda g, out, x, indices, axis=0:   # intp: uint8 / int16 ids overflow in the scatter-add
-             _xp.scatter(g, _value(indices).astype(np.intp, copy=False), x.shape, axis % x.ndim if x.ndim else 0),
+             _xp.scatter(g, _value(indices).astype(np.intp, copy=False), x.shape,
+                         axis % x.ndim if x.ndim else 0),
              None)
 
 
@@ -665,7 +667,8 @@ def _stack_slices(n, axis, ndim):   # g[..., i]
     return [lead + (i,) if lead else i for i in range(n)]
 
 
-_STACK = Rule(joint=lambda g, out, *xs, axis=0: [g[index] for index in _stack_slices(len(xs), axis, out.ndim)])
+_STACK = Rule(joint=lambda g, out, *xs, axis=0:
+              [g[index] for index in _stack_slices(len(xs), axis, out.ndim)])
 
 
 def _flip(x, axis=None):
@@ -809,7 +812,8 @@ def _log_softmax(x, axis=-1):
     return (z - s).reshape(x.shape), _LOG_SOFTMAX
 
 
-_LOG_SOFTMAX = Rule(lambda g, out, x, axis=-1: g - _xp.exp(out) * g.sum(axis=axis, keepdims=True), saves=False)
+_LOG_SOFTMAX = Rule(lambda g, out, x, axis=-1: g - _xp.exp(out) * g.sum(axis=axis, keepdims=True),
+                    saves=False)
 
 # ---------------------------------------------------------------- losses
 
@@ -1010,7 +1014,8 @@ _xp = SimpleNamespace(
                                _softmax_minus_onehot_in_ops),
     put_along=_dual(_put_along,
                     _put_along_in_ops),
-    take_along=_dual(np.take_along_axis, lambda x, indices, axis: apply("gather", _gather, x, indices, axis=axis)),
+    take_along=_dual(np.take_along_axis,
+                     lambda x, indices, axis: apply("gather", _gather, x, indices, axis=axis)),
 )
 
 # ---------------------------------------------------------------- public functions
