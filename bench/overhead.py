@@ -137,6 +137,24 @@ def chain_cost(n=200_000, repeats=3):
             "tracked_per_node": (fresh / n, kept / n)}
 
 
+def settings_chain_objects(n=2000):
+    """Objects the cycle collector tracks per node, after one full collection, in a chain of ops
+    called with keyword arguments or constants (softmax over an axis, maximum with 0, a sum
+    with ``keepdims``, a product with a number, rows taken by index and stacked again): nine nodes per step."""
+    rng = np.random.default_rng(0)
+    x = tg.tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    gc.collect()
+    before = len(gc.get_objects())
+    y = x
+    for _ in range(n):
+        y = tg.softmax(tg.maximum(y, 0.0) + tg.sum(y, axis=0, keepdims=True) * 0.5, axis=1)
+        y = tg.stack([y[0], y[1], y[2]])
+    gc.collect()
+    tracked = (len(gc.get_objects()) - before) / (9 * n)
+    del x, y
+    return tracked
+
+
 def collector_scan(steps=10_000, repeats=5):
     """CPU ms of one full ``gc.collect()`` while the graph of ``ElmanRNN(16, 32, 16).loss`` over
     ``steps`` steps is alive (kept past its unroll, before backward), beside the same collection
@@ -166,13 +184,14 @@ def collector_scan(steps=10_000, repeats=5):
 def print_node_costs():
     c = chain_cost()
     s = collector_scan()
+    k = settings_chain_objects()
     print("\nper-node objects and the cycle collector\n")
     print("| 200,000-op mul chain: build µs/op | np.multiply µs/op | ratio | peak MiB | "
-          "tracked objects/node (fresh, after a collection) | gc scan of a kept 10,000-step "
-          "Elman graph, ms | tracked objects/step |")
-    print("|---|---|---|---|---|---|---|")
+          "tracked objects/node (fresh, after a collection) | same, ops with settings | gc scan of a "
+          "kept 10,000-step Elman graph, ms | tracked objects/step |")
+    print("|---|---|---|---|---|---|---|---|")
     print(f"| {c['build_us']:.2f} | {c['numpy_us']:.2f} | {c['ratio']:.1f} | {c['peak_mib']:.0f} | "
-          f"{c['tracked_per_node'][0]:.1f}, {c['tracked_per_node'][1]:.1f} | {s['scan_ms']:.1f} | "
+          f"{c['tracked_per_node'][0]:.1f}, {c['tracked_per_node'][1]:.1f} | {k:.1f} | {s['scan_ms']:.1f} | "
           f"{s['tracked_per_step']:.1f} |")
 
 

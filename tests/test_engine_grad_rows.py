@@ -87,3 +87,17 @@ def test_a_freed_graph_is_refused():
     out.backward()
     with pytest.raises(tg.GraphFreedError):
         grad_rows([out], [a])
+
+
+def test_rows_through_broadcast_to_leaky_relu_and_a_broadcast_addmm_match_one_sweep_per_row():
+    rng = np.random.default_rng(3)
+    x = tg.tensor(rng.normal(size=(4,)), requires_grad=True)
+    a = tg.tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    b = tg.tensor(rng.normal(size=(4, 2)), requires_grad=True)
+    c = tg.leaky_relu(tg.broadcast_to(x, (3, 4)), 0.2)
+    out = tg.addmm(tg.reshape(c[:, :2], (3, 1, 2)), a, b)     # c broadcasts the product
+    outputs = [out[i].sum() for i in range(3)] + [(out * out).sum()]
+    rows = grad_rows(outputs, [x, a, b])
+    for r, o in enumerate(outputs):
+        for got, want in zip(rows, tg.grad(o, [x, a, b], retain_graph=True)):
+            np.testing.assert_allclose(got[r], want, rtol=1e-13, atol=1e-15)

@@ -1,177 +1,203 @@
 """The ops: each is a forward on numpy arrays and, beside it, its gradient
 rule, written like the math.
 
-Every op returns ``(value, vjps)``; :func:`tinygraph.tensor.apply` turns that
-into a node.  Gradients may come back in the broadcast shape: the engine sums
-them back to each input's shape once, centrally.
-
-The most used ops (add, sub, mul, div, neg, exp, log, tanh, 2-D matmul and
-addmm) return a shared :class:`~tinygraph.tensor.Rule`: one function per input,
-written once with operators numpy arrays and Tensors share, which backward runs
-on the saved arrays and ``backward(create_graph=True)`` on Tensors.  The others
-still return one numpy closure per input and give the rule once more in terms
-of engine ops with ``defvjp`` (what ``create_graph`` runs).
+Every op's forward returns ``(value, rule)``, a shared
+:class:`~tinygraph.tensor.Rule` (one per op, not per node), and
+:func:`tinygraph.tensor.apply` turns that into a node that keeps the rule and
+its saved inputs.  A rule is written once, with the operators and methods numpy
+arrays and Tensors share and, where they differ, the functions of ``_xp``
+(numpy on arrays, the engine's op on Tensors): backward runs it on the saved
+arrays, ``backward(create_graph=True)`` on Tensors, so its result is
+differentiable again.  Gradients may come back in the broadcast shape: the
+engine sums them back to each input's shape once, centrally.
 """
 
 import builtins
 import math
-from functools import partial
-from operator import itemgetter
+from types import SimpleNamespace
 
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
-from .tensor import _SMALL, Rule, Scatter, Tensor, _unbroadcast, apply, check_size, defvjp
+from .tensor import _SMALL, Rule, Scatter, Tensor, _unbroadcast, apply, check_size
+
+# ---------------------------------------------------------------- one rule, two kinds of arrays
+
+
+def _dual(array_fn, tensor_fn):
+    """A function of the rules: ``array_fn`` on numpy arrays (backward), ``tensor_fn`` in engine
+    ops as soon as one argument is a Tensor (``create_graph``)."""
+    def either(*args, **kwargs):
+        for a in args:
+            if isinstance(a, Tensor):
+                return tensor_fn(*args, **kwargs)
+        return array_fn(*args, **kwargs)
+    return either
+
+
+def _value(x):
+    """The array behind ``x``: for what a rule takes as a constant of the gradient (a mask, the
+    shares of a tie, a sign), whichever kind of array it runs on."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _expand(g, shape, axis, keepdims):    # a reduction's g back to its input's shape
+    if axis is not None and not keepdims and shape:   # numpy lets a 0-d input take axis=0
+        g = np.expand_dims(g, axis)
+    return np.broadcast_to(g, shape)
+
+
+def _expand_rule(g, shape, axis, keepdims):   # _expand in engine ops
+    if axis is not None and not keepdims and shape:
+        g = unsqueeze(g, axis)
+    return broadcast_to(g, shape)
+
+
+def _scatter_grad(g, index, shape, axis):
+    """The gradient of indexing: g added at ``index`` into zeros of ``shape`` -- a Scatter on
+    arrays (backward adds it in place), the op ``scatter`` on Tensors."""
+    if isinstance(g, Tensor):
+        return apply("scatter", _scatter, g, index=index, shape=shape, axis=axis)
+    return Scatter(index, g, _is_basic(index) if axis == 0 else False, axis)
+
 
 # ---------------------------------------------------------------- elementwise
-
-
-def _identity(g):
-    return g
-
-
-def _ruled(forward, rule):
-    """Register ``rule`` as ``forward``'s tensor-level rule too (for calls mixing constants)."""
-    defvjp(forward, rule.graph)
-    return rule
 
 
 def _add(a, b):
     return a + b, _ADD
 
 
-_ADD = _ruled(_add, Rule(lambda g, out, a, b: g, lambda g, out, a, b: g, saves=False))
+_ADD = Rule(lambda g, out, a, b: g, lambda g, out, a, b: g, saves=False)
 
 
 def _sub(a, b):
     return a - b, _SUB
 
 
-_SUB = _ruled(_sub, Rule(lambda g, out, a, b: g, lambda g, out, a, b: -g, saves=False))
+_SUB = Rule(lambda g, out, a, b: g, lambda g, out, a, b: -g, saves=False)
 
 
 def _mul(a, b):
     return a * b, _MUL
 
 
-_MUL = _ruled(_mul, Rule(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a))
+_MUL = Rule(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a)
 
 
 def _div(a, b):
     return a / b, _DIV
 
 
-_DIV = _ruled(_div, Rule(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b))
+_DIV = Rule(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b)
 
 
 def _pow(a, b):   # d(a**b)/da = b a**(b-1), taken as 0 where b == 0 (x**0 is constant, also at 0)
-    out = a ** b
-    return out, (partial(_pow_vjp_base, a, b),
-                 lambda g: g * out * np.log(np.where(a > 0, a, 1)))
+    return a ** b, _POW
 
 
-def _pow_vjp_base(a, b, g):
-    if np.ndim(b) == 0:
+def _pow_base(g, out, a, b):
+    if not isinstance(b, Tensor) and np.ndim(b) == 0:    # a number: numpy's scalar promotion
         return g * (b * a ** (b - 1)) if b != 0 else g * 0
-    return g * (b * a ** np.where(b == 0, 1, b - 1))
+    return g * (b * a ** _xp.where(b == 0, 1, b - 1))
 
 
-defvjp(_pow, lambda g, out, a, b: (g * b * a ** where(b == 0, 1, b - 1),
-                                   g * out * log(where(a > 0, a, 1))))
+_POW = Rule(_pow_base, lambda g, out, a, b: g * out * _xp.log(_xp.where(a > 0, a, 1)))
 
 
 def _neg(a):
     return -a, _NEG
 
 
-_NEG = _ruled(_neg, Rule(lambda g, out, a: -g, saves=False))
+_NEG = Rule(lambda g, out, a: -g, saves=False)
 
 
 def _exp(x):
     return np.exp(x), _EXP
 
 
-_EXP = _ruled(_exp, Rule(lambda g, out, x: g * out, saves=False))
+_EXP = Rule(lambda g, out, x: g * out, saves=False)
 
 
 def _log(x):
     return np.log(x), _LOG
 
 
-_LOG = _ruled(_log, Rule(lambda g, out, x: g / x))
+_LOG = Rule(lambda g, out, x: g / x, reads_out=False)
 
 
 def _log1p(x):
-    return np.log1p(x), (lambda g: g / (1 + x),)
+    return np.log1p(x), _LOG1P
 
 
-defvjp(_log1p, lambda g, out, x: (g / (1 + x),))
+_LOG1P = Rule(lambda g, out, x: g / (1 + x), reads_out=False)
 
 
 def _tanh(x):
     return np.tanh(x), _TANH
 
 
-_TANH = _ruled(_tanh, Rule(lambda g, out, x: g * (1 - out * out), saves=False))
+_TANH = Rule(lambda g, out, x: g * (1 - out * out), saves=False)
 
 
 def _sigmoid(x):
     """1 / (1 + exp(-x)) by the sign of x: with e = exp(-|x|) <= 1, y = 1 / (1 + e) for x >= 0
     and e / (1 + e) for x < 0, so nothing overflows and a tiny y keeps its relative precision."""
     e = np.exp(-np.abs(x))
-    y = np.where(x >= 0, 1, e) / (1 + e)
-    return y, (partial(_sigmoid_vjp, e),)
+    return np.where(x >= 0, 1, e) / (1 + e), _SIGMOID
 
 
-def _sigmoid_vjp(e, g):   # sigma'(x) = sigma(x) sigma(-x) = e / (1 + e)^2, for either sign
-    return g * (e / ((1 + e) * (1 + e)))
+def _sigmoid_slope(x):   # sigma'(x) = e / (1 + e)^2 with e = exp(-|x|): no overflow, for either sign
+    e = np.exp(-np.abs(x))
+    d = 1 + e
+    return e / (d * d)
 
 
-defvjp(_sigmoid, lambda g, out, x: (g * out * sigmoid(-x),))
+# sigma'(x) = sigma(x) sigma(-x): on Tensors, each factor with its full relative precision
+_SIGMOID = Rule(lambda g, out, x: g * _xp.sigmoid_slope(x), reads_out=False)
 
 
 def _softplus(x):   # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), exact for every x
-    return np.logaddexp(0, x), (lambda g: g * _sigmoid(x)[0],)
+    return np.logaddexp(0, x), _SOFTPLUS
 
 
-defvjp(_softplus, lambda g, out, x: (g * sigmoid(x),))
+_SOFTPLUS = Rule(lambda g, out, x: g * _xp.sigmoid(x), reads_out=False)
 
 
 def _relu(x):
-    return np.maximum(x, 0), (lambda g: g * (x > 0),)
+    return np.maximum(x, 0), _RELU
 
 
-defvjp(_relu, lambda g, out, x: (g * (x > 0),))
+_RELU = Rule(lambda g, out, x: g * (x > 0), reads_out=False)
 
 
 def _leaky_relu(x, slope=0.01):   # slope where x <= 0 (PyTorch's choice at 0)
-    factor = np.where(x > 0, 1, slope).astype(np.result_type(x, 1.0), copy=False)
-    return x * factor, (lambda g: g * factor,)
+    return x * np.where(x > 0, 1, slope).astype(np.result_type(x, 1.0), copy=False), _LEAKY_RELU
 
 
-defvjp(_leaky_relu, lambda g, out, x, slope=0.01: (g * where(x > 0, 1.0, slope),))
+_LEAKY_RELU = Rule(lambda g, out, x, slope=0.01: _xp.where(x > 0, g, g * slope))
 
 
 def _abs(x):
-    return np.abs(x), (lambda g: g * np.sign(x),)
+    return np.abs(x), _ABS
 
 
-defvjp(_abs, lambda g, out, x: (g * np.sign(x.data),))
+_ABS = Rule(lambda g, out, x: g * np.sign(_value(x)), reads_out=False)
 
 
 def _sqrt(x):
-    y = np.sqrt(x)
-    return y, (lambda g: g / (2 * y),)
+    return np.sqrt(x), _SQRT
 
 
-defvjp(_sqrt, lambda g, out, x: (g / (2 * out),))
+_SQRT = Rule(lambda g, out, x: g / (2 * out), saves=False)
 
 
 def _where(cond, a, b):
-    return np.where(cond, a, b), (None, lambda g: g * cond, lambda g: g * ~cond)
+    return np.where(cond, a, b), _WHERE
 
 
-defvjp(_where, lambda g, out, cond, a, b: (None, g * cond.data, g * ~cond.data))
+_WHERE = Rule(None, lambda g, out, cond, a, b: g * _value(cond),
+              lambda g, out, cond, a, b: g * ~_value(cond))
 
 
 def _tie_shares(a, b):
@@ -181,24 +207,22 @@ def _tie_shares(a, b):
 
 
 def _maximum(a, b):
-    share_a, share_b = _tie_shares(a, b)
-    return np.maximum(a, b), (lambda g: g * share_a, lambda g: g * share_b)
+    return np.maximum(a, b), _MAXIMUM
 
 
 def _minimum(a, b):
-    share_b, share_a = _tie_shares(a, b)   # the smaller one takes the gradient
-    return np.minimum(a, b), (lambda g: g * share_a, lambda g: g * share_b)
+    return np.minimum(a, b), _MINIMUM
 
 
-def _extremum_rule(larger, g, out, a, b):
-    share_a, share_b = _tie_shares(a.data, b.data)
-    if not larger:
+def _extremum_grads(larger, g, a, b):
+    share_a, share_b = _tie_shares(_value(a), _value(b))
+    if not larger:   # the smaller one takes the gradient
         share_a, share_b = share_b, share_a
     return g * share_a, g * share_b
 
 
-defvjp(_maximum, partial(_extremum_rule, True))
-defvjp(_minimum, partial(_extremum_rule, False))
+_MAXIMUM = Rule(joint=lambda g, out, a, b: _extremum_grads(True, g, a, b))
+_MINIMUM = Rule(joint=lambda g, out, a, b: _extremum_grads(False, g, a, b))
 
 
 def _clip_shares(x, lo, hi):
@@ -209,53 +233,53 @@ def _clip_shares(x, lo, hi):
 
 
 def _clip(x, lo, hi):
-    inside, low, high = _clip_shares(x, lo, hi)
-    return np.clip(x, lo, hi), (lambda g: g * inside, lambda g: g * low, lambda g: g * high)
+    return np.clip(x, lo, hi), _CLIP
 
 
-defvjp(_clip, lambda g, out, x, lo, hi: tuple(g * share for share in _clip_shares(x.data, lo.data, hi.data)))
+_CLIP = Rule(joint=lambda g, out, x, lo, hi: tuple(
+    g * share for share in _clip_shares(_value(x), _value(lo), _value(hi))))
 
 
 def _dropout(x, mask):
-    return x * mask, (lambda g: g * mask, None)
+    return x * mask, _DROPOUT
 
 
-defvjp(_dropout, lambda g, out, x, mask: (g * mask, None))
+_DROPOUT = Rule(lambda g, out, x, mask: g * mask, None)
 
 
 def _sign(x):   # piecewise constant: gradient 0 everywhere (0 at 0 too, as torch)
-    return np.sign(x), (lambda g: g * 0,)
+    return np.sign(x), _SIGN
 
 
-defvjp(_sign, lambda g, out, x: (g * 0.0,))
+_SIGN = Rule(lambda g, out, x: g * 0, saves=False)
 
 
 def _square(x):
-    return x * x, (lambda g: 2 * g * x,)
+    return x * x, _SQUARE
 
 
-defvjp(_square, lambda g, out, x: (2 * g * x,))
+_SQUARE = Rule(lambda g, out, x: 2 * g * x, reads_out=False)
 
 
 def _expm1(x):   # exp(x) - 1, accurate for small x; d/dx = exp(x) (not out + 1: that loses digits)
-    return np.expm1(x), (lambda g: g * np.exp(x),)
+    return np.expm1(x), _EXPM1
 
 
-defvjp(_expm1, lambda g, out, x: (g * exp(x),))
+_EXPM1 = Rule(lambda g, out, x: g * _xp.exp(x), reads_out=False)
 
 
 def _sin(x):
-    return np.sin(x), (lambda g: g * np.cos(x),)
+    return np.sin(x), _SIN
 
 
-defvjp(_sin, lambda g, out, x: (g * cos(x),))
+_SIN = Rule(lambda g, out, x: g * _xp.cos(x), reads_out=False)
 
 
 def _cos(x):
-    return np.cos(x), (lambda g: -g * np.sin(x),)
+    return np.cos(x), _COS
 
 
-defvjp(_cos, lambda g, out, x: (-g * sin(x),))
+_COS = Rule(lambda g, out, x: -g * _xp.sin(x), reads_out=False)
 
 _erfc = np.frompyfunc(math.erfc, 1, 1)   # numpy has no erf: the C library's, entry by entry
 _INV_SQRT2 = 1 / math.sqrt(2)
@@ -270,24 +294,22 @@ def _phi_big(x):
     return cdf.astype(wide, copy=False)
 
 
-def _normal_pdf(x):
-    return np.exp(-0.5 * x * x) * _INV_SQRT_2PI
+def _normal_pdf(x):   # phi(x), on arrays or Tensors
+    return _xp.exp(-0.5 * x * x) * _INV_SQRT_2PI
 
 
 def _normal_cdf(x):   # Phi(x); d/dx = phi(x)
-    return _phi_big(x), (lambda g: g * _normal_pdf(x),)
+    return _phi_big(x), _NORMAL_CDF
 
 
-defvjp(_normal_cdf, lambda g, out, x: (g * exp(-0.5 * x * x) * _INV_SQRT_2PI,))
+_NORMAL_CDF = Rule(lambda g, out, x: g * _normal_pdf(x), reads_out=False)
 
 
 def _gelu(x):   # x Phi(x) (the erf form, torch's default); d/dx = Phi(x) + x phi(x)
-    cdf = _phi_big(x)
-    return x * cdf, (lambda g: g * (cdf + x * _normal_pdf(x)),)
+    return x * _phi_big(x), _GELU
 
 
-defvjp(_gelu, lambda g, out, x: (g * (apply("normal_cdf", _normal_cdf, x)
-                                      + x * exp(-0.5 * x * x) * _INV_SQRT_2PI),))
+_GELU = Rule(lambda g, out, x: g * (_xp.normal_cdf(x) + x * _normal_pdf(x)), reads_out=False)
 
 # ---------------------------------------------------------------- matmul
 
@@ -298,30 +320,7 @@ def _matmul(a, b):
     _check_matmul_size(a, b)
     if b.ndim == 2 and a.ndim <= 2:     # rows (or one vector) times a matrix: the common case
         return np.dot(a, b), _MATMUL_2D
-    out = a @ b
-    a2 = a[None, :] if a.ndim == 1 else a
-    b2 = b[:, None] if b.ndim == 1 else b
-
-    def as_2d_out(g):   # g in the shape a2 @ b2 would have
-        if b.ndim == 1:
-            g = g[..., None]
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
-        return g
-
-    def grad_a(g):
-        ga = as_2d_out(g) @ np.swapaxes(b2, -1, -2)
-        return ga[..., 0, :] if a.ndim == 1 else ga
-
-    def grad_b(g):
-        g2 = as_2d_out(g)
-        if b2.ndim == 2:     # N-D @ 2-D: one big product instead of a batch summed afterwards
-            gb = a2.reshape(-1, a2.shape[-1]).T @ g2.reshape(-1, g2.shape[-1])
-        else:
-            gb = np.swapaxes(a2, -1, -2) @ g2
-        return gb[..., 0] if b.ndim == 1 else gb
-
-    return out, (grad_a, grad_b)
+    return a @ b, _MATMUL
 
 
 # np.dot, not @, for arrays: the same product, faster for small operands (for a single row,
@@ -340,43 +339,55 @@ def _outer_product(a, g):   # a^T g for a (N, K) or (K,): d(a @ b)/db
 _MATMUL_2D = Rule(lambda g, out, a, b: _dot(g, b.T), lambda g, out, a, b: _outer_product(a, g))
 
 
-def _matmul_rule(g, out, a, b):
-    """g @ b^T and a^T @ g, with numpy's promotion of 1-D operands undone (batch axes are
-    summed back by the engine)."""
-    a2 = unsqueeze(a, 0) if a.ndim == 1 else a
-    b2 = unsqueeze(b, -1) if b.ndim == 1 else b
-    g2 = unsqueeze(g, -1) if b.ndim == 1 else g
-    g2 = unsqueeze(g2, -2) if a.ndim == 1 else g2
-    ga = matmul(g2, swapaxes(b2, -1, -2))
-    gb = matmul(swapaxes(a2, -1, -2), g2)
-    return (squeeze(ga, -2) if a.ndim == 1 else ga), (squeeze(gb, -1) if b.ndim == 1 else gb)
+def _as_2d_out(g, a, b):   # g in the shape a2 @ b2 would have (1-D operands promoted to 2-D)
+    if b.ndim == 1:
+        g = g[..., None]
+    if a.ndim == 1:
+        g = g[..., None, :]
+    return g
 
 
-defvjp(_matmul, _matmul_rule)
+def _matmul_grad_a(g, a, b):   # g @ b^T, numpy's promotion of a 1-D operand undone
+    b2 = b[:, None] if b.ndim == 1 else b
+    ga = _as_2d_out(g, a, b) @ b2.swapaxes(-1, -2)
+    return ga[..., 0, :] if a.ndim == 1 else ga
+
+
+def _matmul_grad_b(g, a, b):   # a^T @ g (batch axes are summed back by the engine)
+    a2 = a[None, :] if a.ndim == 1 else a
+    g2 = _as_2d_out(g, a, b)
+    if b.ndim <= 2:     # N-D @ 2-D: one big product instead of a batch summed afterwards
+        gb = a2.reshape(-1, a2.shape[-1]).T @ g2.reshape(-1, g2.shape[-1])
+    else:
+        gb = a2.swapaxes(-1, -2) @ g2
+    return gb[..., 0] if b.ndim == 1 else gb
+
+
+_MATMUL = Rule(lambda g, out, a, b: _matmul_grad_a(g, a, b), lambda g, out, a, b: _matmul_grad_b(g, a, b))
 
 
 def _addmm(c, a, b):
-    prod, vjps = _matmul(a, b)
+    prod, rule = _matmul(a, b)
     if (type(c) is np.ndarray and c.shape == prod.shape and c.dtype == prod.dtype) or (
             np.broadcast_shapes(np.shape(c), prod.shape) == prod.shape
             and np.result_type(c, prod) == prod.dtype):
         out = np.add(prod, c, out=prod)      # the product is a fresh array: add c into it
     else:
         out = c + prod
-    if vjps is _MATMUL_2D and out.shape == prod.shape:
-        return out, _ADDMM_2D
-    grad_a, grad_b = vjps.closures(None, (a, b), {}) if vjps is _MATMUL_2D else vjps   # no out
-    if out.shape != prod.shape:   # c broadcast the product: sum g back to its shape first
-        grad_a, grad_b = (partial(_summed_to, prod.shape, grad) for grad in (grad_a, grad_b))
-    return out, (_identity, grad_a, grad_b)
+    return out, _ADDMM_2D if rule is _MATMUL_2D and out.shape == prod.shape else _ADDMM
 
 
 _ADDMM_2D = Rule(lambda g, out, c, a, b: g, lambda g, out, c, a, b: _dot(g, b.T),
                  lambda g, out, c, a, b: _outer_product(a, g))
 
 
-def _summed_to(shape, vjp, g):
-    return vjp(_unbroadcast(g, shape))
+def _product_part(g, a, b):   # c broadcast the product: g summed back to the product's shape
+    return _xp.sum_to(g, _matmul_shape(a.shape, b.shape))
+
+
+_ADDMM = Rule(lambda g, out, c, a, b: g,
+              lambda g, out, c, a, b: _matmul_grad_a(_product_part(g, a, b), a, b),
+              lambda g, out, c, a, b: _matmul_grad_b(_product_part(g, a, b), a, b))
 
 
 def _check_matmul_size(a, b):
@@ -400,23 +411,7 @@ def _matmul_shape(sa, sb):
         shape = shape[:-2] + shape[-1:]
     return shape
 
-
-defvjp(_addmm, lambda g, out, c, a, b: (g,) + _matmul_rule(sum_to(g, _matmul_shape(a.shape, b.shape)),
-                                                            None, a, b))
-
 # ---------------------------------------------------------------- reductions
-
-
-def _expand(g, shape, axis, keepdims):
-    if axis is not None and not keepdims and shape:   # numpy lets a 0-d input take axis=0
-        g = np.expand_dims(g, axis)
-    return np.broadcast_to(g, shape)
-
-
-def _expand_rule(g, shape, axis, keepdims):   # _expand in engine ops
-    if axis is not None and not keepdims and shape:
-        g = unsqueeze(g, axis)
-    return broadcast_to(g, shape)
 
 
 def _count(x, out):
@@ -424,20 +419,18 @@ def _count(x, out):
 
 
 def _sum(x, axis=None, keepdims=False):
-    return x.sum(axis=axis, keepdims=keepdims), (lambda g: _expand(g, x.shape, axis, keepdims),)
+    return x.sum(axis=axis, keepdims=keepdims), _SUM
 
 
-defvjp(_sum, lambda g, out, x, axis=None, keepdims=False: (_expand_rule(g, x.shape, axis, keepdims),))
+_SUM = Rule(lambda g, out, x, axis=None, keepdims=False: _xp.expand(g, x.shape, axis, keepdims))
 
 
 def _mean(x, axis=None, keepdims=False):
-    out = x.mean(axis=axis, keepdims=keepdims)
-    n = _count(x, out)
-    return out, (lambda g: _expand(g / n, x.shape, axis, keepdims),)
+    return x.mean(axis=axis, keepdims=keepdims), _MEAN
 
 
-defvjp(_mean, lambda g, out, x, axis=None, keepdims=False:
-       (_expand_rule(g / _count(x.data, out.data), x.shape, axis, keepdims),))
+_MEAN = Rule(lambda g, out, x, axis=None, keepdims=False:
+             _xp.expand(g / _count(x, out), x.shape, axis, keepdims))
 
 
 def _extreme_share(x, out, axis, keepdims):   # ties share the gradient equally
@@ -446,55 +439,43 @@ def _extreme_share(x, out, axis, keepdims):   # ties share the gradient equally
 
 
 def _max(x, axis=None, keepdims=False):
-    out = x.max(axis=axis, keepdims=keepdims)
-    return out, (lambda g: _extreme_share(x, out, axis, keepdims) * _expand(g, x.shape, axis, keepdims),)
+    return x.max(axis=axis, keepdims=keepdims), _EXTREME
 
 
 def _min(x, axis=None, keepdims=False):
-    out = x.min(axis=axis, keepdims=keepdims)
-    return out, (lambda g: _extreme_share(x, out, axis, keepdims) * _expand(g, x.shape, axis, keepdims),)
+    return x.min(axis=axis, keepdims=keepdims), _EXTREME
 
 
-def _extreme_rule(g, out, x, axis=None, keepdims=False):
-    return (_extreme_share(x.data, out.data, axis, keepdims) * _expand_rule(g, x.shape, axis, keepdims),)
-
-
-defvjp(_max, _extreme_rule)
-defvjp(_min, _extreme_rule)
+_EXTREME = Rule(lambda g, out, x, axis=None, keepdims=False:
+                _extreme_share(_value(x), _value(out), axis, keepdims)
+                * _xp.expand(g, x.shape, axis, keepdims))
 
 
 def _var(x, axis=None, ddof=0, keepdims=False):
     """mean((x - mean(x))^2) * n / (n - ddof); d/dx = 2 (x - mean) / (n - ddof)."""
-    out = x.var(axis=axis, ddof=ddof, keepdims=keepdims)
-    n = _count(x, out)
-    return out, (lambda g: _expand(g, x.shape, axis, keepdims)
-                 * (2 / (n - ddof)) * (x - x.mean(axis=axis, keepdims=True)),)
+    return x.var(axis=axis, ddof=ddof, keepdims=keepdims), _VAR
 
 
-defvjp(_var, lambda g, out, x, axis=None, ddof=0, keepdims=False:
-       (_expand_rule(g, x.shape, axis, keepdims) * (2 / (_count(x.data, out.data) - ddof))
-        * (x - mean(x, axis=axis, keepdims=True)),))
+_VAR = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
+            _xp.expand(g, x.shape, axis, keepdims) * (2 / (_count(x, out) - ddof))
+            * (x - x.mean(axis=axis, keepdims=True)))
 
 
 def _std(x, axis=None, ddof=0, keepdims=False):
     """d/dx = (x - mean) / ((n - ddof) std), taken as 0 where std = 0 (as ``norm`` at 0)."""
-    out = x.std(axis=axis, ddof=ddof, keepdims=keepdims)
-    n = _count(x, out)
-    return out, (lambda g: _expand(g / ((n - ddof) * np.where(out == 0, 1, out)), x.shape, axis, keepdims)
-                 * (x - x.mean(axis=axis, keepdims=True)),)
+    return x.std(axis=axis, ddof=ddof, keepdims=keepdims), _STD
 
 
-defvjp(_std, lambda g, out, x, axis=None, ddof=0, keepdims=False:
-       (_expand_rule(g / ((_count(x.data, out.data) - ddof) * where(out == 0, 1.0, out)), x.shape, axis,
-                     keepdims) * (x - mean(x, axis=axis, keepdims=True)),))
+_STD = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
+            _xp.expand(g / ((_count(x, out) - ddof) * _xp.where(out == 0, 1, out)), x.shape, axis, keepdims)
+            * (x - x.mean(axis=axis, keepdims=True)))
 
 
 def _norm(x):   # sqrt(sum x^2); d/dx = x / norm, taken as 0 at x = 0 (PyTorch's subgradient)
-    out = np.sqrt(np.sum(x * x))
-    return out, (lambda g: g * x / (out if out else 1),)
+    return np.sqrt(np.sum(x * x)), _NORM
 
 
-defvjp(_norm, lambda g, out, x: (g * x / where(out == 0, 1.0, out),))
+_NORM = Rule(lambda g, out, x: g * x / _xp.where(out == 0, 1, out))
 
 
 def _prod_layout(shape, axis):
@@ -508,111 +489,100 @@ def _prod_layout(shape, axis):
 
 
 def _prod(x, axis=None, keepdims=False):
-    """Product along ``axis``; d/dx_i = the product of the others, taken as the exclusive
-    products from the left times those from the right (exact with zeros, no division)."""
-    out = np.prod(x, axis=axis, keepdims=keepdims)
-
-    def vjp(g):
-        perm, kept, n = _prod_layout(x.shape, axis)
-        flat = x.transpose(perm).reshape(kept + (n,))
-        ones = np.ones(kept + (1,), x.dtype)
-        left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-        right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-        others = (left * right).reshape([x.shape[i] for i in perm]).transpose(np.argsort(perm))
-        return _expand(g, x.shape, axis, keepdims) * others
-    return out, (vjp,)
+    """Product along ``axis``; d/dx_i = the product of the others (exact with zeros, no division)."""
+    return np.prod(x, axis=axis, keepdims=keepdims), _PROD
 
 
-def _prod_rule(g, out, x, axis=None, keepdims=False):
-    """The product of the others from engine ops: row i of an (n, n) stack has x_i replaced by 1."""
+def _others(x, axis):
+    """The product of the other entries of each product: on arrays, the exclusive products from
+    the left times those from the right."""
+    perm, kept, n = _prod_layout(x.shape, axis)
+    flat = x.transpose(perm).reshape(kept + (n,))
+    ones = np.ones(kept + (1,), x.dtype)
+    left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    return (left * right).reshape([x.shape[i] for i in perm]).transpose(np.argsort(perm))
+
+
+def _others_in_ops(x, axis):
+    """:func:`_others` from engine ops: row i of an (n, n) stack has x_i replaced by 1."""
     perm, kept, n = _prod_layout(x.shape, axis)
     flat = reshape(transpose(x, tuple(perm)), kept + (n,))
     others = prod(where(np.eye(n, dtype=bool), 1.0, unsqueeze(flat, -2)), axis=-1)
-    others = transpose(reshape(others, tuple(x.shape[i] for i in perm)), tuple(np.argsort(perm)))
-    return (_expand_rule(g, x.shape, axis, keepdims) * others,)
+    return transpose(reshape(others, tuple(x.shape[i] for i in perm)), tuple(np.argsort(perm)))
 
 
-defvjp(_prod, _prod_rule)
+_PROD = Rule(lambda g, out, x, axis=None, keepdims=False:
+             _xp.expand(g, x.shape, axis, keepdims) * _xp.others(x, axis))
 
 
 def _cumsum(x, axis=None):   # numpy's rule: axis=None runs over the flattened input
-    out = np.cumsum(x, axis=axis)
-    along = 0 if axis is None else axis
-    return out, (lambda g: np.flip(np.cumsum(np.flip(g, along), axis=along), along).reshape(x.shape),)
+    return np.cumsum(x, axis=axis), _CUMSUM
 
 
-def _cumsum_rule(g, out, x, axis=None):   # reversed cumulative sum = total - cumsum + g
-    along = 0 if axis is None else axis
-    return (reshape(sum(g, axis=along, keepdims=True) - cumsum(g, axis=along) + g, x.shape),)
+def _reversed_cumsum(g, shape, along):   # the sums from the end: the gradient of cumsum
+    return _xp.flip(_xp.cumsum(_xp.flip(g, along), along), along).reshape(shape)
 
 
-defvjp(_cumsum, _cumsum_rule)
+_CUMSUM = Rule(lambda g, out, x, axis=None: _reversed_cumsum(g, x.shape, 0 if axis is None else axis))
 
 # ---------------------------------------------------------------- shapes
 
 
 def _reshape(x, shape):
-    return x.reshape(shape), (lambda g: g.reshape(x.shape),)
+    return x.reshape(shape), _BACK_TO_SHAPE
 
 
-defvjp(_reshape, lambda g, out, x, shape: (reshape(g, x.shape),))
+# the gradient of every op that only reshapes (reshape, squeeze, unsqueeze, flatten)
+_BACK_TO_SHAPE = Rule(lambda g, out, x, **kwargs: g.reshape(x.shape))
 
 
 def _transpose(x, axes=None):
-    out = x.transpose(axes)
-    inverse = None if axes is None else np.argsort([a % x.ndim for a in axes])
-    return out, (lambda g: g.transpose(inverse),)
+    return x.transpose(axes), _TRANSPOSE
 
 
-defvjp(_transpose, lambda g, out, x, axes=None:
-       (transpose(g) if axes is None else transpose(g, tuple(np.argsort([a % x.ndim for a in axes]))),))
+_TRANSPOSE = Rule(lambda g, out, x, axes=None:
+                  g.transpose(None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))))
 
 
 def _swapaxes(x, axis1, axis2):
-    return np.swapaxes(x, axis1, axis2), (lambda g: np.swapaxes(g, axis1, axis2),)
+    return np.swapaxes(x, axis1, axis2), _SWAPAXES
 
 
-defvjp(_swapaxes, lambda g, out, x, axis1, axis2: (swapaxes(g, axis1, axis2),))
+_SWAPAXES = Rule(lambda g, out, x, axis1, axis2: g.swapaxes(axis1, axis2), saves=False)
 
 
 def _squeeze(x, axis=None):
-    return np.squeeze(x, axis), (lambda g: g.reshape(x.shape),)
+    return np.squeeze(x, axis), _BACK_TO_SHAPE
 
 
 def _expand_dims(x, axis):
-    return np.expand_dims(x, axis), (lambda g: g.reshape(x.shape),)
+    return np.expand_dims(x, axis), _BACK_TO_SHAPE
 
 
 def _flatten(x):
-    return x.reshape(-1), (lambda g: g.reshape(x.shape),)
-
-
-for _forward in (_squeeze, _expand_dims, _flatten):
-    defvjp(_forward, lambda g, out, x, **kwargs: (reshape(g, x.shape),))
+    return x.reshape(-1), _BACK_TO_SHAPE
 
 
 def _broadcast_to(x, shape):
-    return np.broadcast_to(x, shape), (_identity,)   # the engine sums g back to x's shape
+    return np.broadcast_to(x, shape), _BROADCAST_TO
 
 
-defvjp(_broadcast_to, lambda g, out, x, shape: (g,))
+_BROADCAST_TO = Rule(lambda g, out, x, shape: g, saves=False)   # the engine sums g back to x's shape
 
 
 def _sum_to(x, shape):   # the engine's broadcast reduction as an op (create_graph uses it)
-    return _unbroadcast(x, shape), (lambda g: np.broadcast_to(g, x.shape),)
+    return _unbroadcast(x, shape), _SUM_TO
 
 
-defvjp(_sum_to, lambda g, out, x, shape: (broadcast_to(g, x.shape),))
+_SUM_TO = Rule(lambda g, out, x, shape: _xp.broadcast_to(g, x.shape))
 
 
 def _getitem(x, index):
-    index = _intp_index(index, x.shape)
-    out = x[index]
-    return out, (partial(_scatter_vjp, index, _is_basic(index), 0),)
+    return x[_intp_index(index, x.shape)], _GETITEM
 
 
-def _scatter_vjp(index, basic, axis, g):   # scatter-add: repeated indices accumulate
-    return Scatter(index, g, basic, axis)
+_GETITEM = Rule(lambda g, out, x, index: _xp.scatter(g, index, x.shape, 0))   # repeated indices add up
 
 
 def _is_basic(index):
@@ -621,12 +591,13 @@ def _is_basic(index):
 
 
 _INTP = np.iinfo(np.intp)
+_INTP_SIZE = np.dtype(np.intp).itemsize
 
 
 def _intp_index(index, shape):
     """``index`` with its integers as numpy indexes safely: an integer beyond the intp range
     raises BadIndexError (numpy raises OverflowError, or wraps a uint64 around to a negative
-    index), and integer arrays become intp (small dtypes overflow in the scatter-add)."""
+    index), and integer arrays become intp."""
     parts = index if isinstance(index, tuple) else (index,)
     out = []
     for p in parts:
@@ -641,23 +612,16 @@ def _intp_index(index, shape):
     return tuple(out) if isinstance(index, tuple) else out[0]
 
 
-defvjp(_getitem, lambda g, out, x, index: (_scattered(g, index, x.shape, 0),))
-
-
 def _scatter(g, index, shape, axis):
     """A zero array of ``shape`` with ``g`` added at ``index`` (along ``axis``): the gradient of
     indexing as an op, so that create_graph can differentiate it (its own gradient is indexing)."""
     buf = np.zeros(shape, np.result_type(g, 0.0))
     Scatter(index, g, _is_basic(index) if axis == 0 else False, axis).add_into(buf)
-    return buf, (lambda h: h[index] if axis == 0 else np.take(h, index, axis=axis),)
+    return buf, _SCATTER
 
 
-def _scattered(g, index, shape, axis):
-    return apply("scatter", _scatter, g, index=index, shape=shape, axis=axis)
-
-
-defvjp(_scatter, lambda g, out, h, index, shape, axis:
-       (getitem(g, index) if axis == 0 else take(g, index, axis=axis),))
+_SCATTER = Rule(lambda g, out, h, index, shape, axis: g[index] if axis == 0 else _xp.take(g, index, axis),
+                saves=False)
 
 
 def _take(x, indices, axis=0):
@@ -673,18 +637,17 @@ def _take(x, indices, axis=0):
     if indices.size and (indices.min() < -n or indices.max() >= n):
         bad = indices[(indices < -n) | (indices >= n)].flat[0]
         raise BadIndexError(f"take: index {bad} out of range [0, {n}) along axis {axis}")
-    indices = indices.astype(np.intp, copy=False)    # uint8 / int16 ids overflow in the scatter-add
-    out = np.take(x, indices, axis=axis)
-    return out, (partial(_scatter_vjp, indices, False, axis), None)
+    return np.take(x, indices.astype(np.intp, copy=False), axis=axis), _TAKE
 
 
-defvjp(_take, lambda g, out, x, indices, axis=0:
-       (_scattered(g, indices.data, x.shape, axis % x.ndim if x.ndim else 0), None))
+_TAKE = Rule(lambda g, out, x, indices, axis=0:   # intp: uint8 / int16 ids overflow in the scatter-add
+             _xp.scatter(g, _value(indices).astype(np.intp, copy=False), x.shape,
+                         axis % x.ndim if x.ndim else 0),
+             None)
 
 
 def _concat(*xs, axis=0):
-    out = np.concatenate(xs, axis=axis)
-    return out, [itemgetter(index) for index in _concat_slices(xs, axis, out.ndim)]
+    return np.concatenate(xs, axis=axis), _CONCAT
 
 
 def _concat_slices(xs, axis, ndim):
@@ -693,13 +656,11 @@ def _concat_slices(xs, axis, ndim):
     return [lead + (slice(e - x.shape[axis], e),) for x, e in zip(xs, ends)]
 
 
-defvjp(_concat, lambda g, out, *xs, axis=0:
-       [getitem(g, index) for index in _concat_slices(xs, axis, out.ndim)])
+_CONCAT = Rule(joint=lambda g, out, *xs, axis=0: [g[index] for index in _concat_slices(xs, axis, out.ndim)])
 
 
 def _stack(*xs, axis=0):
-    out = np.stack(xs, axis=axis)
-    return out, [itemgetter(index) for index in _stack_slices(len(xs), axis, out.ndim)]
+    return np.stack(xs, axis=axis), _STACK
 
 
 def _stack_slices(n, axis, ndim):   # g[..., i]
@@ -707,21 +668,22 @@ def _stack_slices(n, axis, ndim):   # g[..., i]
     return [lead + (i,) if lead else i for i in range(n)]
 
 
-defvjp(_stack, lambda g, out, *xs, axis=0: [getitem(g, index) for index in _stack_slices(len(xs), axis, out.ndim)])
+_STACK = Rule(joint=lambda g, out, *xs, axis=0:
+              [g[index] for index in _stack_slices(len(xs), axis, out.ndim)])
 
 
 def _flip(x, axis=None):
-    return np.flip(x, axis), (lambda g: np.flip(g, axis),)
+    return np.flip(x, axis), _FLIP
 
 
-defvjp(_flip, lambda g, out, x, axis=None: (flip(g, axis),))
+_FLIP = Rule(lambda g, out, x, axis=None: _xp.flip(g, axis), saves=False)
 
 
 def _moveaxis(x, source, destination):
-    return np.moveaxis(x, source, destination), (lambda g: np.moveaxis(g, destination, source),)
+    return np.moveaxis(x, source, destination), _MOVEAXIS
 
 
-defvjp(_moveaxis, lambda g, out, x, source, destination: (moveaxis(g, destination, source),))
+_MOVEAXIS = Rule(lambda g, out, x, source, destination: _xp.moveaxis(g, destination, source), saves=False)
 
 
 def _tile_layout(shape, reps):
@@ -733,19 +695,16 @@ def _tile_layout(shape, reps):
     return shape, reps, tuple(v for pair in zip(reps, shape) for v in pair)
 
 
-def _tile(x, reps):   # the gradient sums the copies: g as (r0, d0, r1, d1, ...) summed over the r's
-    out = np.tile(x, reps)
+def _tile(x, reps):
+    return np.tile(x, reps), _TILE
+
+
+def _tile_grad(g, out, x, reps):   # the copies summed: g as (r0, d0, r1, d1, ...) summed over the r's
     _, reps_, split = _tile_layout(x.shape, reps)
-    copies = tuple(range(0, 2 * len(reps_), 2))
-    return out, (lambda g: g.reshape(split).sum(axis=copies).reshape(x.shape),)
+    return g.reshape(split).sum(axis=tuple(range(0, 2 * len(reps_), 2))).reshape(x.shape)
 
 
-def _tile_rule(g, out, x, reps):
-    _, reps_, split = _tile_layout(x.shape, reps)
-    return (reshape(sum(reshape(g, split), axis=tuple(range(0, 2 * len(reps_), 2))), x.shape),)
-
-
-defvjp(_tile, _tile_rule)
+_TILE = Rule(_tile_grad)
 
 
 def _pad_slices(widths, shape):   # where the input sits inside the padded output
@@ -753,34 +712,36 @@ def _pad_slices(widths, shape):   # where the input sits inside the padded outpu
 
 
 def _pad(x, widths, value=0):
-    out = np.pad(x, widths or 0, mode="constant", constant_values=value)   # () for a 0-d input
-    inside = _pad_slices(widths, x.shape)
-    return out, (lambda g: g[inside],)
+    return np.pad(x, widths or 0, mode="constant", constant_values=value), _PAD   # () for a 0-d input
 
 
-defvjp(_pad, lambda g, out, x, widths, value=0: (getitem(g, _pad_slices(widths, x.shape)),))
+_PAD = Rule(lambda g, out, x, widths, value=0: g[_pad_slices(widths, x.shape)])
 
 
 def _gather(x, indices, axis):
     """``take_along_axis(x, indices, axis)`` for indices that are distinct along ``axis`` (a sort's
     permutation, or its first k): the gradient puts each g back where its entry came from."""
-    return np.take_along_axis(x, indices, axis), (partial(_put_along, indices, axis, x.shape), None)
+    return np.take_along_axis(x, indices, axis), _GATHER
 
 
-def _put_along(indices, axis, shape, g):
+def _put_along(g, indices, axis, shape):
     buf = np.zeros(shape, np.result_type(g, 0.0))
     np.put_along_axis(buf, indices, g, axis)
     return buf
 
 
+def _put_along_in_ops(g, indices, axis, shape):
+    return apply("scatter", _scatter_along, g, indices=_value(indices), axis=axis, shape=shape)
+
+
+_GATHER = Rule(lambda g, out, x, indices, axis: _xp.put_along(g, _value(indices), axis, x.shape), None)
+
+
 def _scatter_along(g, indices, axis, shape):   # _gather's gradient as an op (its own is _gather)
-    return _put_along(indices, axis, shape, g), (lambda h: np.take_along_axis(h, indices, axis),)
+    return _put_along(g, indices, axis, shape), _SCATTER_ALONG
 
 
-defvjp(_gather, lambda g, out, x, indices, axis:
-       (apply("scatter", _scatter_along, g, indices=indices.data, axis=axis, shape=x.shape), None))
-defvjp(_scatter_along, lambda g, out, h, indices, axis, shape:
-       (apply("gather", _gather, g, Tensor(indices), axis=axis),))
+_SCATTER_ALONG = Rule(lambda g, out, h, indices, axis, shape: _xp.take_along(g, indices, axis), saves=False)
 
 # ---------------------------------------------------------------- softmax family
 
@@ -831,31 +792,29 @@ def _logsumexp(x, axis=-1, keepdims=False):
         out = out.reshape((1,) * x.ndim if keepdims else ())
     elif not keepdims and x.ndim:
         out = np.squeeze(out, axis)
-    p = np.exp(z - s).reshape(x.shape)        # softmax: the gradient
-    return out, (lambda g: _expand(g, x.shape, axis, keepdims) * p,)
+    return out, _LOGSUMEXP
 
 
-defvjp(_logsumexp, lambda g, out, x, axis=-1, keepdims=False:
-       (_expand_rule(g, x.shape, axis, keepdims)
-        * exp(x - _expand_rule(out, x.shape, axis, keepdims)),))
+# g times softmax(x) = exp(x - logsumexp(x))
+_LOGSUMEXP = Rule(lambda g, out, x, axis=-1, keepdims=False: _xp.expand(g, x.shape, axis, keepdims)
+                  * _xp.exp(x - _xp.expand(out, x.shape, axis, keepdims)))
 
 
 def _softmax(x, axis=-1):
     _, z, s = _shifted_logsumexp(x, axis)
-    y = np.exp(z - s).reshape(x.shape)
-    return y, (lambda g: y * (g - (g * y).sum(axis=axis, keepdims=True)),)
+    return np.exp(z - s).reshape(x.shape), _SOFTMAX
 
 
-defvjp(_softmax, lambda g, out, x, axis=-1: (out * (g - sum(g * out, axis=axis, keepdims=True)),))
+_SOFTMAX = Rule(lambda g, out, x, axis=-1: out * (g - (g * out).sum(axis=axis, keepdims=True)), saves=False)
 
 
 def _log_softmax(x, axis=-1):
     _, z, s = _shifted_logsumexp(x, axis)
-    out = (z - s).reshape(x.shape)
-    return out, (lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
+    return (z - s).reshape(x.shape), _LOG_SOFTMAX
 
 
-defvjp(_log_softmax, lambda g, out, x, axis=-1: (g - exp(out) * sum(g, axis=axis, keepdims=True),))
+_LOG_SOFTMAX = Rule(lambda g, out, x, axis=-1: g - _xp.exp(out) * g.sum(axis=axis, keepdims=True),
+                    saves=False)
 
 # ---------------------------------------------------------------- losses
 
@@ -880,22 +839,40 @@ def _check_targets(who, x, targets, ignore_index):
     return kept
 
 
-def _reduced(per_example, reduction, kept, dtype):
-    """(loss, factor): the reduced loss and the factor d(loss)/d(per-example) of each kept one
-    (ignored ones are already zero in ``per_example``)."""
+def _factor(reduction, size, kept):
+    """d(loss)/d(per-example loss) of each kept example: None for ``"none"`` (g as is), 1 for a
+    sum, 1 / (kept examples) for a mean (NaN for none kept: the loss is NaN, as PyTorch's)."""
     if reduction == "none":
-        return per_example, None
+        return None
     if reduction == "sum":
-        return per_example.sum(), 1
+        return 1
+    n = size if kept is None else int(kept.sum())
+    return np.nan if n == 0 else 1 / n
+
+
+def _reduced(per_example, reduction, kept, dtype):
+    """The reduced loss (ignored examples are already zero in ``per_example``)."""
+    if reduction == "none":
+        return per_example
+    if reduction == "sum":
+        return per_example.sum()
     n = per_example.size if kept is None else int(kept.sum())
-    if n == 0:   # as PyTorch: the mean of no examples is NaN
-        return np.array(np.nan, dtype), np.nan
-    return per_example.sum() / n, 1 / n
+    return np.array(np.nan, dtype) if n == 0 else per_example.sum() / n   # NaN for none, as PyTorch
 
 
 def _per_example(g, factor, shape):
-    """The incoming gradient spread to each example: g (reduced) times the factor, or g as is."""
-    return np.reshape(g, shape + (1,)) if factor is None else g * factor
+    """The incoming gradient spread to each example's classes: g (reduced) times the factor,
+    or g as is with a class axis."""
+    return g.reshape(shape + (1,)) if factor is None else g * factor
+
+
+def _kept_ids(targets, ignore_index):
+    """(the ids, ignored ones as 0; the mask of the kept examples or None) of a rule's targets."""
+    ids = _value(targets)
+    if ignore_index is None:
+        return ids, None
+    kept = ids != ignore_index
+    return np.where(kept, ids, 0), kept
 
 
 def _cross_entropy(logits, targets, reduction="mean", ignore_index=None):
@@ -909,47 +886,38 @@ def _cross_entropy(logits, targets, reduction="mean", ignore_index=None):
     cols = targets.reshape(-1) if kept is None else np.where(kept, targets, 0).reshape(-1)
     rows, _, flat_z, s = _row_logsumexp(logits.reshape(-1, n_classes))
     s = s.reshape(-1)
-    z_target = flat_z[rows, cols]
-    per_example = s - z_target
+    per_example = s - flat_z[rows, cols]
     if kept is not None:
         per_example = np.where(kept.reshape(-1), per_example, 0)
-    loss, factor = _reduced(per_example.reshape(targets.shape), reduction, kept, per_example.dtype)
-    saved = (flat_z, s, rows, cols, z_target, kept, factor, logits.shape, targets.shape)
-    return loss, (partial(_cross_entropy_vjp, saved), None)   # one object per node, no cells
+    return _reduced(per_example.reshape(targets.shape), reduction, kept, per_example.dtype), _CROSS_ENTROPY
 
 
-def _cross_entropy_vjp(saved, g):   # (softmax - onehot(target)) * factor, in the buffer of z
-    flat_z, s, rows, cols, z_target, kept, factor, shape, target_shape = saved
-    d = np.subtract(flat_z, s[:, None], dtype=np.result_type(flat_z, g))
+def _softmax_minus_onehot(logits, ids, kept):
+    """softmax(logits) - onehot(ids) over the last axis, rows not kept zero; on arrays each
+    target's entry p - 1 as expm1(z[target] - s), with its digits when p is close to 1."""
+    n_classes = logits.shape[-1]
+    rows, _, flat_z, s = _row_logsumexp(logits.reshape(-1, n_classes))
+    cols = ids.reshape(-1)
+    d = np.subtract(flat_z, s)
     np.exp(d, out=d)
-    d[rows, cols] = np.expm1(z_target - s)
+    d[rows, cols] = np.expm1(flat_z[rows, cols] - s[:, 0])
     if kept is not None:
         d[~kept.reshape(-1)] = 0
-    d = d.reshape(shape)
-    d *= _per_example(g, factor, target_shape)
-    return d
+    return d.reshape(logits.shape)
 
 
-def _class_weights(x, targets, reduction, ignore_index):
-    """For a tensor-level rule: (onehot(target), mask of the kept rows, d(loss)/d(per-example)),
-    the first two as constants (ignored rows zero)."""
-    kept = _check_targets("loss", x.data, targets.data, ignore_index)
-    ids = targets.data if kept is None else np.where(kept, targets.data, 0)
+def _softmax_minus_onehot_in_ops(logits, ids, kept):
     rows = 1.0 if kept is None else kept[..., None]
-    factor = _reduced(np.zeros(targets.shape), reduction, kept, x.dtype)[1]
-    return _one_hot(ids, x.shape[-1], x.dtype) * rows, rows, factor
+    return softmax(logits, -1) * rows - _one_hot(ids, logits.shape[-1], logits.dtype) * rows
 
 
-def _per_example_rule(g, factor):
-    return unsqueeze(g, -1) if factor is None else g * factor
+def _cross_entropy_grad(g, out, logits, targets, reduction="mean", ignore_index=None):
+    ids, kept = _kept_ids(targets, ignore_index)
+    return (_xp.softmax_minus_onehot(logits, ids, kept)
+            * _per_example(g, _factor(reduction, ids.size, kept), ids.shape))
 
 
-def _cross_entropy_rule(g, out, logits, targets, reduction="mean", ignore_index=None):
-    onehot, rows, factor = _class_weights(logits, targets, reduction, ignore_index)
-    return (softmax(logits, -1) * rows - onehot) * _per_example_rule(g, factor), None
-
-
-defvjp(_cross_entropy, _cross_entropy_rule)
+_CROSS_ENTROPY = Rule(_cross_entropy_grad, None)
 
 
 def _nll_loss(log_probs, targets, reduction="mean", ignore_index=None):   # -log_probs[target]
@@ -959,16 +927,18 @@ def _nll_loss(log_probs, targets, reduction="mean", ignore_index=None):   # -log
     if kept is not None:
         onehot *= kept[..., None]
     per_example = -(log_probs * onehot).sum(axis=-1)
-    loss, factor = _reduced(per_example, reduction, kept, per_example.dtype)
-    return loss, (lambda g: -onehot * _per_example(g, factor, targets.shape), None)
+    return _reduced(per_example, reduction, kept, per_example.dtype), _NLL_LOSS
 
 
-def _nll_rule(g, out, log_probs, targets, reduction="mean", ignore_index=None):
-    onehot, _, factor = _class_weights(log_probs, targets, reduction, ignore_index)
-    return _per_example_rule(g, factor) * -onehot, None
+def _nll_grad(g, out, log_probs, targets, reduction="mean", ignore_index=None):
+    ids, kept = _kept_ids(targets, ignore_index)
+    onehot = _one_hot(ids, log_probs.shape[-1], np.result_type(_value(log_probs), 1.0))
+    if kept is not None:
+        onehot *= kept[..., None]
+    return -onehot * _per_example(g, _factor(reduction, ids.size, kept), ids.shape)
 
 
-defvjp(_nll_loss, _nll_rule)
+_NLL_LOSS = Rule(_nll_grad, None)
 
 
 def _entry_factor(shape, reduction):
@@ -988,42 +958,66 @@ def _scaled(g, factor):
 
 def _mse_loss(pred, target, reduction="mean"):   # (pred - target)^2
     d = pred - target
-    factor = _entry_factor(d.shape, reduction)
-    return _reduce_entries(d * d, reduction), (lambda g: 2 * d * _scaled(g, factor),
-                                               lambda g: -2 * d * _scaled(g, factor))
+    return _reduce_entries(d * d, reduction), _MSE_LOSS
 
 
-def _mse_rule(g, out, pred, target, reduction="mean"):
+def _mse_grads(g, out, pred, target, reduction="mean"):
     d = pred - target
     gd = 2 * d * _scaled(g, _entry_factor(d.shape, reduction))
     return gd, -gd
 
 
-defvjp(_mse_loss, _mse_rule)
+_MSE_LOSS = Rule(joint=_mse_grads)
 
 
 def _bce_with_logits(x, y, reduction="mean"):
     """-[y log sigma(x) + (1 - y) log(1 - sigma(x))] = max(x, 0) - x y + log1p(exp(-|x|));
     d/dx = sigma(x) - y, d/dy = -x."""
     per_entry = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
-    factor = _entry_factor(per_entry.shape, reduction)
-    sig = _sigmoid(x)[0]
-    return _reduce_entries(per_entry, reduction), (lambda g: (sig - y) * _scaled(g, factor),
-                                                   lambda g: -x * _scaled(g, factor))
+    return _reduce_entries(per_entry, reduction), _BCE_WITH_LOGITS
 
 
-def _bce_rule(g, out, x, y, reduction="mean"):
-    gs = _scaled(g, _entry_factor(np.broadcast_shapes(x.shape, y.shape), reduction))
-    return (sigmoid(x) - y) * gs, -x * gs
+def _bce_grads(g, out, x, y, reduction="mean"):
+    gs = _scaled(g, _entry_factor(np.broadcast_shapes(np.shape(_value(x)), np.shape(_value(y))), reduction))
+    return (_xp.sigmoid(x) - y) * gs, -x * gs
 
 
-defvjp(_bce_with_logits, _bce_rule)
+_BCE_WITH_LOGITS = Rule(joint=_bce_grads)
 
 
 def _one_hot(ids, n, dtype):
     out = np.zeros(ids.shape + (n,), dtype)
     np.put_along_axis(out, ids[..., None], 1, axis=-1)
     return out
+
+# ---------------------------------------------------------------- what the rules call
+
+# where numpy's functions and the engine's differ: numpy on arrays, the engine's op on Tensors
+_xp = SimpleNamespace(
+    exp=_dual(np.exp, lambda x: exp(x)),
+    log=_dual(np.log, lambda x: log(x)),
+    sin=_dual(np.sin, lambda x: sin(x)),
+    cos=_dual(np.cos, lambda x: cos(x)),
+    sigmoid=_dual(lambda x: _sigmoid(x)[0], lambda x: sigmoid(x)),
+    sigmoid_slope=_dual(_sigmoid_slope, lambda x: sigmoid(x) * sigmoid(-x)),
+    normal_cdf=_dual(_phi_big, lambda x: apply("normal_cdf", _normal_cdf, x)),
+    where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
+    flip=_dual(np.flip, lambda x, axis: flip(x, axis)),
+    moveaxis=_dual(np.moveaxis, lambda x, source, destination: moveaxis(x, source, destination)),
+    cumsum=_dual(np.cumsum, lambda x, axis: cumsum(x, axis)),
+    take=_dual(np.take, lambda x, indices, axis: take(x, indices, axis)),
+    broadcast_to=_dual(np.broadcast_to, lambda x, shape: broadcast_to(x, shape)),
+    sum_to=_dual(_unbroadcast, lambda x, shape: sum_to(x, shape)),
+    expand=_dual(_expand, _expand_rule),
+    others=_dual(_others, _others_in_ops),
+    scatter=_scatter_grad,
+    softmax_minus_onehot=_dual(_softmax_minus_onehot,
+                               _softmax_minus_onehot_in_ops),
+    put_along=_dual(_put_along,
+                    _put_along_in_ops),
+    take_along=_dual(np.take_along_axis,
+                     lambda x, indices, axis: apply("gather", _gather, x, indices, axis=axis)),
+)
 
 # ---------------------------------------------------------------- public functions
 
@@ -1312,8 +1306,11 @@ def _plain_index(index):
             p = p.data
         elif isinstance(p, list):
             p = np.asarray(p)
-        if isinstance(p, np.ndarray) and p.dtype.kind not in "iub":
-            raise BadIndexError(f"index: indices must be integers or booleans, got dtype {p.dtype}")
+        if isinstance(p, np.ndarray):
+            if p.dtype.kind not in "iub":
+                raise BadIndexError(f"index: indices must be integers or booleans, got dtype {p.dtype}")
+            if p.dtype.kind in "iu" and p.dtype.itemsize < _INTP_SIZE:   # uint8 / int16 ids
+                p = p.astype(np.intp)          # overflow in the scatter-add of the gradient
         plain.append(p)
     return tuple(plain) if isinstance(index, tuple) else plain[0]
 

@@ -4,7 +4,7 @@ with respect to the same inputs, as the rows of one array.
 ``grad(outputs[r], inputs, grad=seeds[r], retain_graph=True)`` for every row r, in one
 visit of the graph: each node carries the stack of the gradients of the rows that reach
 it, with a leading row axis.  For the rules whose arithmetic is already correct with a
-leading axis (the elementwise ones, matmul's two, identity), one numpy call serves all the
+leading axis (the elementwise ones, matmul's two, broadcasting), one numpy call serves all the
 rows at once; any other rule runs once per row, exactly as backward runs it.  Only the
 nodes on a path to an input are visited, and nothing of the graph is changed (it can be
 back-propagated again).  What diagnostics such as the connectivity ‖∂L(t)/∂h(k)‖ of every
@@ -17,7 +17,7 @@ import numpy as np
 
 from . import ops
 from .errors import BackwardError, DTypeError, ShapeError
-from .tensor import Owned, Rule, Scatter, Tensor, _run_rule, _sweep_order, _unbroadcast, enable_grad, make_node
+from .tensor import Owned, Rule, Scatter, Tensor, _sweep_order, _unbroadcast, enable_grad, make_node, saved
 
 
 def _outer_rows(a, g):                 # a^T g (d(a @ b)/db) for stacked g (n, N, M) or (n, M)
@@ -26,48 +26,55 @@ def _outer_rows(a, g):                 # a^T g (d(a @ b)/db) for stacked g (n, N
     return a[None, :, None] * g[:, None, :]
 
 
-# a numpy vjp -> its form for a stack of gradients (row axis first), given its bound arguments
-_STACKED = {
-    ops._identity: lambda args, g: g,
-    ops._sigmoid_vjp: lambda args, g: ops._sigmoid_vjp(*args, g),
-}
-
 # a shared rule's gradient function -> its form for stacked g: itself where its arithmetic
 # already holds with a leading row axis (elementwise, and g @ b^T), a^T g row by row for b
 _ROW_GRADS = {grad: grad for rule in (ops._ADD, ops._SUB, ops._MUL, ops._DIV, ops._NEG, ops._EXP,
-                                      ops._LOG, ops._TANH) for grad in rule.grads}
+                                      ops._LOG, ops._LOG1P, ops._TANH, ops._SIGMOID, ops._SOFTPLUS,
+                                      ops._RELU, ops._ABS, ops._SQRT, ops._SIGN, ops._SQUARE,
+                                      ops._EXPM1, ops._SIN, ops._COS, ops._NORMAL_CDF, ops._GELU)
+              for grad in rule.grads}
 _ROW_GRADS[ops._MATMUL_2D.grads[0]] = ops._MATMUL_2D.grads[0]
 _ROW_GRADS[ops._MATMUL_2D.grads[1]] = lambda g, out, a, b: _outer_rows(a, g)
 _ROW_GRADS[ops._ADDMM_2D.grads[0]] = ops._ADDMM_2D.grads[0]
 _ROW_GRADS[ops._ADDMM_2D.grads[1]] = ops._ADDMM_2D.grads[1]
 _ROW_GRADS[ops._ADDMM_2D.grads[2]] = lambda g, out, c, a, b: _outer_rows(a, g)
+_ROW_GRADS[ops._ADDMM.grads[0]] = ops._ADDMM.grads[0]
+# ... and those right with a leading row axis whatever their settings (g itself; a where)
+_WITH_SETTINGS = {ops._BROADCAST_TO.grads[0], ops._LEAKY_RELU.grads[0]}
+_ROW_GRADS.update((grad, grad) for grad in _WITH_SETTINGS)
 
 
 def _stacked_rule(vjp):
     """``(rule for stacked gradients, its bound arguments)`` of ``vjp``, or None if its
     arithmetic is not known to be right with a leading row axis."""
-    if type(vjp) is partial and not vjp.keywords:
-        if vjp.func is _run_rule:      # a shared rule's gradient over its saved arrays
-            grad, out, arrays, kwargs = vjp.args
-            stacked = _ROW_GRADS.get(grad)
-            if stacked is None or kwargs:
-                return None
-            return (lambda args, g: stacked(g, *args)), (out, *arrays)
-        if vjp.func in _STACKED:
-            return _STACKED[vjp.func], vjp.args
-    if vjp in _STACKED.keys():
-        return _STACKED[vjp], ()
+    if type(vjp) is partial and vjp.func is _run_grad:   # a shared rule's gradient, bound
+        grad, out, inputs, kwargs = vjp.args
+        stacked = _ROW_GRADS.get(grad)
+        if stacked is not None and (not kwargs or grad in _WITH_SETTINGS):
+            return (lambda args, g: stacked(g, *args, **kwargs)), (out, *inputs)
     return None
 
 
+def _run_grad(grad, out, inputs, kwargs, g):
+    return grad(g, out, *inputs, **kwargs)
+
+
+def _run_joint(joint, i, out, inputs, kwargs, g):
+    return joint(g, out, *inputs, **kwargs)[i]
+
+
 def _vjps(node):
-    """One ``g -> gradient`` per parent of ``node`` (a shared rule bound to the node's arrays)."""
-    vjps = node._vjps
-    if type(vjps) is not Rule:
-        return vjps
-    out, *arrays = node._ctx
-    arrays = arrays or [p.data for p in node.parents]
-    return [partial(_run_rule, grad, out, arrays, {}) for grad in vjps.grads]
+    """One ``g -> gradient`` per parent of ``node`` (a shared rule bound to the node's saved
+    inputs; a joint rule's is its gradient for that parent)."""
+    rule = node._vjps
+    if type(rule) is not Rule:
+        return rule
+    out, inputs, kwargs, positions = saved(node)
+    at = range(len(node.parents)) if positions is None else positions
+    if rule.joint is not None:
+        return [partial(_run_joint, rule.joint, i, out, inputs, kwargs) for i in at]
+    return [None if rule.grads[i] is None else partial(_run_grad, rule.grads[i], out, inputs, kwargs)
+            for i in at]
 
 
 def _rows_to_shape(pg, n, shape, dtype):

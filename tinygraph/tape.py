@@ -218,10 +218,13 @@ class Program:
             if g is None:
                 continue
             arrays = [values[a] for a in args]
+            joint = vjps.joint(g, values[j], *arrays, **kwargs) if type(vjps) is Rule and vjps.joint else None
             for k, i in enumerate(args):
                 if not need[i]:
                     continue
-                if type(vjps) is Rule:
+                if joint is not None:
+                    pg = joint[k]
+                elif type(vjps) is Rule:
                     grad = vjps.grads[k]
                     pg = None if grad is None else grad(g, values[j], *arrays, **kwargs)
                 else:
@@ -389,6 +392,13 @@ def _backward_body(program, values, rules, env):
         vjps = rules[j]
         body = []
         index = _basic_index(program.ops[j][1], kwargs)
+        if type(vjps) is Rule and vjps.joint is not None and any(need[i] for i in args):
+            env[f"J{j}"] = vjps.joint
+            call = ", ".join(f"v{a}" for a in args)
+            if kwargs:
+                env[f"K{j}"] = kwargs
+                call += f", **K{j}"
+            body.append(f"pgs = J{j}(g, v{slot}, {call})")
         for k, i in enumerate(args):
             if not need[i]:
                 continue
@@ -397,7 +407,9 @@ def _backward_body(program, values, rules, env):
                 body += [f"if not o{i}: g{i}, o{i} = _own(g{i}, v{i}), True",
                          f"g{i}[K{j}] += g"]
                 continue
-            if type(vjps) is Rule:
+            if type(vjps) is Rule and vjps.joint is not None:
+                body.append(f"pg = pgs[{k}]")
+            elif type(vjps) is Rule:
                 grad = vjps.grads[k]
                 if grad is None:
                     continue
@@ -420,15 +432,19 @@ def _backward_body(program, values, rules, env):
                 body.append(f"pg = r{j}[{k}](g)")
             env[f"S{i}"] = np.shape(values[i])
             env[f"T{i}"] = np.asarray(values[i]).dtype
-            body += ["if type(pg) is _Scatter:",
-                     f"    if not o{i}: g{i}, o{i} = _own(g{i}, v{i}), True",
-                     f"    pg.add_into(g{i})",
-                     "else:",
-                     f"    if type(pg) is not _nd or pg.shape != S{i} or pg.dtype is not T{i}: "
-                     f"pg = _dense(pg, v{i})",
-                     f"    if g{i} is None: g{i} = pg",
-                     f"    elif o{i}: g{i} += pg",
-                     f"    else: g{i}, o{i} = g{i} + pg, True"]
+            add = ["if type(pg) is _Scatter:",
+                   f"    if not o{i}: g{i}, o{i} = _own(g{i}, v{i}), True",
+                   f"    pg.add_into(g{i})",
+                   "else:",
+                   f"    if type(pg) is not _nd or pg.shape != S{i} or pg.dtype is not T{i}: "
+                   f"pg = _dense(pg, v{i})",
+                   f"    if g{i} is None: g{i} = pg",
+                   f"    elif o{i}: g{i} += pg",
+                   f"    else: g{i}, o{i} = g{i} + pg, True"]
+            if type(vjps) is Rule and vjps.joint is not None:    # may give None for an input
+                body += ["if pg is not None:"] + ["    " + line for line in add]
+            else:
+                body += add
         if body:
             lines.append(f"g = g{slot}")
             lines.append("if g is not None:")
@@ -542,7 +558,7 @@ def _basic_index(forward, kwargs):
 
 def _scatter_rule(index):
     from . import ops
-    return (functools.partial(ops._scatter_vjp, index, True, 0),)
+    return ops._GETITEM
 
 
 def _own(g, like):

@@ -5,9 +5,10 @@ iterative topological order -- on numpy arrays, or with ``create_graph`` on
 Tensors built from engine ops.
 
 A node holds its parents and how to take its gradient: for the built-in ops a
-shared :class:`Rule` (one function per input, written once, that runs on numpy
-arrays for the fast path and on Tensors for ``create_graph``) with the input
-arrays it saved in the node's ``_ctx`` slot; for ops made with :func:`apply`
+shared :class:`Rule` (one function per input, or one for all of them, written
+once, that runs on numpy arrays for the fast path and on Tensors for
+``create_graph``) with the output and input arrays it saved in the node's
+``_ctx`` slot and its keyword arguments in ``_kwargs``; for ops made with :func:`apply`
 from a user's forward, one vector-Jacobian product per parent and the forward
 for :func:`defvjp`'s rule.  Nothing a node holds refers to the node itself, so
 a graph has no reference cycles: dropping the last reference to its output
@@ -269,7 +270,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
-                 "_vjps", "_g", "_own", "_retain", "_site", "_version", "_shared", "_ctx",
+                 "_vjps", "_g", "_retain", "_site", "_version", "_shared", "_ctx", "_kwargs",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
@@ -288,7 +289,6 @@ class Tensor:
         self.scope = mode.scope
         self._vjps = None
         self._g = None
-        self._own = False
         self._retain = False
         self._site = _creation_site() if mode.anomaly else None
         self._version = _clock
@@ -517,7 +517,6 @@ def _init_node(t, data, op, parents, vjps, mode):
     t.name = None
     t.scope = mode.scope
     t._g = None
-    t._own = False
     t._retain = False
     t._site = None
     t._version = _clock
@@ -606,7 +605,8 @@ def apply(op, forward, *inputs, **kwargs):
     op : str, the op's name (what ``t.op``, the diagrams and error messages show)
     forward : ``forward(*arrays, **kwargs) -> (value, vjps)``, on numpy arrays: the value, and
         one vector-Jacobian product per input, a function ``g -> gradient`` of the same shape as
-        that input (or broadcast: the engine sums it back), or None for an input with no gradient
+        that input (or broadcast: the engine sums it back), or None for an input with no gradient;
+        or the value and one shared :class:`Rule` (how the built-in ops are made)
     inputs : Tensors, or constants (numbers, lists, arrays: they get no gradient)
     kwargs : passed to ``forward`` as they are (settings, not tensors)
 
@@ -631,16 +631,20 @@ def apply(op, forward, *inputs, **kwargs):
     if not callable(forward):
         raise DTypeError(f"apply: the second argument must be the forward function "
                         f"(arrays -> (value, vjps)), got {type(forward).__name__}")
-    arrays = []
-    parents = []
-    for x in inputs:
-        if isinstance(x, Tensor):
-            arrays.append(x.data)
-            parents.append(x)
-        elif _is_container(x) and _holds_tensor(x):   # a list holding tensors: their stack,
-            return apply(op, forward, *[_stacked(y) for y in inputs], **kwargs)   # a node
+    while True:
+        arrays = []
+        parents = []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                parents.append(x)
+            elif _is_container(x) and _holds_tensor(x):
+                break
+            else:
+                arrays.append(_constant(x))
         else:
-            arrays.append(_constant(x))
+            break
+        inputs = tuple(_stacked(y) for y in inputs)   # a list holding tensors: their stack, a node
     if not parents:      # constants only: as arrays, so every forward can ask for .shape, .ndim
         arrays = [np.asarray(a) if type(a) in (int, float, bool) else a for a in arrays]
     try:
@@ -651,7 +655,7 @@ def apply(op, forward, *inputs, **kwargs):
                     bound *= a.size
             if bound > _SMALL:
                 _check_broadcast(op, arrays)
-        value, vjps = forward(*arrays, **kwargs)
+        value, vjps = forward(*arrays, **kwargs) if kwargs else forward(*arrays)
     except TinygraphError as e:   # an op's own check: add the scope it happened in
         where = _current().scope
         if where is None:
@@ -663,24 +667,27 @@ def apply(op, forward, *inputs, **kwargs):
         shapes = ", ".join(str(np.shape(a)) for a in arrays)
         raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
             f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}") from None
-    # _ctx: what create_graph needs to run the op's tensor-level rule (just the forward when
-    # the inputs are the parents and there are no keyword arguments: the common case)
-    if type(vjps) is Rule and len(parents) == len(inputs) and not kwargs:
-        t = make_node(op, value, inputs, vjps)
-        if t._vjps is not None:    # the output and the rule's saved inputs, as they are now
-            t._ctx = (t.data, *arrays) if vjps.saves else (t.data,)
-    else:
-        if type(vjps) is Rule:
-            vjps = vjps.closures(value, arrays, kwargs)
-        if len(parents) == len(inputs):
+    every = len(parents) == len(inputs)
+    if type(vjps) is Rule:     # _ctx: the output and the inputs as they are now (see Rule)
+        if every and not kwargs:
             t = make_node(op, value, inputs, vjps)
             if t._vjps is not None:
-                t._ctx = (forward, inputs, kwargs) if kwargs else forward
+                bare = vjps.bare   # one array rather than a tuple the collector must visit
+                t._ctx = (t.data, *arrays) if bare is None else t.data if bare == "out" else arrays[0]
         else:
-            t = make_node(op, value, tuple(parents),
-                          [v for x, v in zip(inputs, vjps) if isinstance(x, Tensor)])
+            positions = None if every else tuple(i for i, x in enumerate(inputs) if isinstance(x, Tensor))
+            t = make_node(op, value, inputs if every else tuple(parents), vjps.keyed)
             if t._vjps is not None:
-                t._ctx = (forward, inputs, kwargs)
+                t._ctx = (t.data, positions, *arrays)
+                t._kwargs = kwargs     # its own slot: a tuple holding a dict stays tracked by the gc
+    elif every:   # a user's forward: its vjps, and what create_graph needs to run its defvjp rule
+        t = make_node(op, value, inputs, vjps)
+        if t._vjps is not None:
+            t._ctx = (forward, inputs, kwargs) if kwargs else forward
+    else:
+        t = make_node(op, value, tuple(parents), [v for x, v in zip(inputs, vjps) if isinstance(x, Tensor)])
+        if t._vjps is not None:
+            t._ctx = (forward, inputs, kwargs)
     if _tapes:       # a tinygraph.tape recording in some thread: note the op if it is this one's
         _taped(op, forward, inputs, kwargs, t)
     return t
@@ -775,37 +782,75 @@ _graph_vjps = {}
 
 
 class Rule:
-    """An op's gradient rule, written once: ``Rule(*grads, saves=True)``, one function per
-    input, ``grad(g, out, *inputs) -> that input's gradient`` (None for an input that gets
-    none), written with operators and methods that numpy arrays and Tensors share.
+    """An op's gradient rule, written once with operators and methods that numpy arrays and
+    Tensors share (and, where they differ, helpers that take either): backward runs it on the
+    arrays a node saved, ``create_graph`` on the node and its parents as Tensors, so the
+    gradient is built from engine ops and can be differentiated again.
 
-    A built-in forward returns ``(value, rule)``; its node then keeps the shared rule and,
-    in its ``_ctx`` slot, its output array as the forward made it and the input arrays (only
-    the output when not ``saves``: a rule that reads just ``g`` and ``out``).  backward runs the
-    rule on those arrays, so rebinding a node's ``.data`` later cannot change its gradient;
-    ``create_graph``
-    runs it on the node and its parents, so the gradient is built from engine ops.  A node
-    holds no closure: one shared object per op, not a few per node.
+    Two forms, with the one call convention ``grad(g, out, *inputs, **kwargs)``:
+
+    - ``Rule(*grads)``: one function per input, each returning that input's gradient (None
+      for an input that never gets one); a sweep runs only those of inputs that need one.
+    - ``Rule(joint=fn)``: ``fn`` returns every input's gradient at once, a sequence with one
+      entry per input (None for no gradient), for ops whose gradients share work (the
+      shares of ``maximum``, the slices of ``concat``) or take any number of inputs.
+      ``grads`` is then None.
+
+    Gradients may come back in the broadcast shape (the engine sums them back) or, on arrays,
+    as a :class:`Scatter`.  ``out`` is the op's output as the forward made it (an array, or the
+    node under ``create_graph``); ``inputs`` are every input of the call in order, constants
+    included (on Tensors, constants come as leaves without grad); ``kwargs`` are the call's
+    keyword arguments (settings, not tensors).
+
+    A forward returns ``(value, rule)``; its node keeps the shared rule in ``_vjps`` and, in
+    its ``_ctx`` slot, ``(out, *inputs)`` when every input is a Tensor and there are no keyword
+    arguments -- just the array ``out`` when not ``saves`` (a rule that reads only ``g`` and
+    ``out``), just the input array for a one-input rule made with ``reads_out=False`` (it then
+    gets None for ``out`` in backward), ``rule.bare`` saying which ("out", "input" or None);
+    else ``(out, positions, *inputs)``, ``positions`` the indices of the inputs that are Tensors
+    (the node's parents, in order; None when all are), with the keyword arguments in the
+    ``_kwargs`` slot and the rule's keyed twin ``rule.keyed`` (the same functions, ``is_keyed``
+    True) in ``_vjps`` to tell the two apart.
+    :func:`saved` reads either layout.  A node holds no closure: one shared object per op.
     """
 
-    __slots__ = ("grads", "saves")
+    __slots__ = ("grads", "joint", "saves", "reads_out", "bare", "is_keyed", "keyed")
 
-    def __init__(self, *grads, saves=True):
-        self.grads = grads
+    def __init__(self, *grads, joint=None, saves=True, reads_out=True, _plain=None):
+        if (joint is None) == (not grads):
+            raise TypeError("Rule: give one gradient function per input, or joint=")
+        self.grads = grads if joint is None else None
+        self.joint = joint
         self.saves = saves
+        self.reads_out = reads_out
+        self.is_keyed = _plain is not None
+        self.bare = (None if self.is_keyed else "out" if not saves
+                     else "input" if not reads_out and joint is None and len(grads) == 1 else None)
+        self.keyed = self if _plain is not None else Rule(*grads, joint=joint, _plain=self)
 
-    def graph(self, g, out, *inputs, **kwargs):
-        """The gradients as Tensors (what :func:`defvjp`'s rules return)."""
+    def __call__(self, g, out, *inputs, **kwargs):
+        """Every input's gradient, as a tuple (either form): what ``create_graph`` runs."""
+        if self.joint is not None:
+            return tuple(self.joint(g, out, *inputs, **kwargs))
         return tuple(None if grad is None else grad(g, out, *inputs, **kwargs) for grad in self.grads)
 
-    def closures(self, out, arrays, kwargs):
-        """One vjp per input over the arrays given (for a call mixing Tensors and constants)."""
-        return tuple(None if grad is None else functools.partial(_run_rule, grad, out, arrays, kwargs)
-                     for grad in self.grads)
 
-
-def _run_rule(grad, out, arrays, kwargs, g):
-    return grad(g, out, *arrays, **kwargs)
+def saved(node):
+    """``(out, inputs, kwargs, positions)`` a node made with a :class:`Rule` saved: its output
+    array (None for a one-input rule made with ``reads_out=False``), every input of the call
+    (arrays and constants), the keyword arguments, and the indices of the inputs that are its
+    parents (None: all of them)."""
+    ctx = node._ctx
+    if node._vjps.is_keyed:
+        out, positions, *inputs = ctx
+        return out, inputs, node._kwargs, positions
+    bare = node._vjps.bare
+    if bare == "out":
+        return ctx, [p.data for p in node.parents], {}, None
+    if bare == "input":
+        return None, [ctx], {}, None
+    out, *inputs = ctx
+    return out, inputs, {}, None
 
 
 def defvjp(forward, rule):
@@ -1010,24 +1055,26 @@ def _check_finite(node, arr, what):
             + (f", node created at {node._site}" if node._site else ""))
 
 
-def _accumulate(p, pg):
+def _accumulate(p, pg, owned):
     """Add the gradient ``pg`` (dense, or a Scatter) into ``p._g``.
 
-    A buffer the engine allocated itself (``p._own``) is added into in place; a gradient
-    handed over by a vjp may be shared (``add`` gives one array to both inputs), so the
-    first sum makes a new array, which ``p`` then owns.
+    A buffer the engine allocated itself (``id(p)`` in the sweep's set ``owned``) is added
+    into in place; a gradient handed over by a vjp may be shared (``add`` gives one array to
+    both inputs), so the first sum makes a new array, which ``p`` then owns.
     """
     data = p.data
     prev = p._g
     if type(pg) is Owned:      # a fresh full-shape array the rule made for the engine to keep
         if prev is None and pg.array.shape == data.shape and pg.array.dtype == data.dtype:
-            p._g, p._own = pg.array, True
+            p._g = pg.array
+            owned.add(id(p))
             return
         pg = pg.array
     if type(pg) is Scatter:
-        if not p._own:
+        if id(p) not in owned:
             prev = np.zeros(data.shape, data.dtype) if prev is None else np.array(prev, data.dtype)
-            p._g, p._own = prev, True
+            p._g = prev
+            owned.add(id(p))
         pg.add_into(prev)
         return
     if type(pg) is not np.ndarray:
@@ -1038,11 +1085,12 @@ def _accumulate(p, pg):
         pg = pg.astype(data.dtype)
     if prev is None:
         p._g = pg
-    elif p._own:
+    elif id(p) in owned:
         prev += pg
     else:
         total = prev + pg
-        p._g, p._own = (total if type(total) is np.ndarray else np.array(total)), True
+        p._g = total if type(total) is np.ndarray else np.array(total)
+        owned.add(id(p))
 
 
 def _backprop(root, grad, retain_graph, targets):
@@ -1060,6 +1108,7 @@ def _backprop(root, grad, retain_graph, targets):
     anomaly = _current().anomaly
     root._g = seed
     results = []
+    owned = set()     # ids of the nodes whose _g is a buffer the sweep made (added into in place)
     try:
         for node in order:
             g = node._g
@@ -1072,31 +1121,54 @@ def _backprop(root, grad, retain_graph, targets):
                     prev = targets[id(node)]
                     targets[id(node)] = g.copy() if prev is None else prev + g
             elif node.op is None or node._retain:
-                results.append((node, g, node._own and node.op is None))
+                results.append((node, g, node.op is None and id(node) in owned))
             node._g = None
             vjps = node._vjps
             if vjps is None:      # a leaf
                 continue
-            rule = vjps if type(vjps) is Rule else None
-            if rule is not None:      # one shared rule, on the arrays the node saved
-                out, *arrays = node._ctx   # the output as the forward made it, not .data now
-                arrays = arrays or [p.data for p in node.parents]
-                vjps = rule.grads
-            for p, vjp in zip(node.parents, vjps):
-                if p.requires_grad:
-                    pg = vjp(g) if rule is None else vjp(g, out, *arrays)
+            if type(vjps) is not Rule:      # a user's op: one closure per parent
+                for p, vjp in zip(node.parents, vjps):
+                    if p.requires_grad:
+                        pg = vjp(g)
+                        if anomaly:
+                            _check_finite(node, pg.values if type(pg) is Scatter else
+                                          pg.array if type(pg) is Owned else np.asarray(pg),
+                                          "the gradient rule of")
+                        _accumulate(p, pg, owned)
+                continue
+            # one shared rule, on the output and inputs the node saved (not .data now)
+            if vjps.is_keyed:
+                out, positions, *arrays = node._ctx
+                kwargs = node._kwargs
+            else:
+                bare = vjps.bare
+                if bare is None:
+                    out, *arrays = node._ctx
+                elif bare == "out":     # a rule that reads only g and out: no inputs saved
+                    out, arrays = node._ctx, [p.data for p in node.parents]
+                else:                   # a one-input rule that does not read out
+                    out, arrays = None, [node._ctx]
+                kwargs = positions = None
+            joint = vjps.joint      # every input's gradient from one call, or one function each
+            grads = vjps.grads if joint is None else (joint(g, out, *arrays, **kwargs) if kwargs
+                                                      else joint(g, out, *arrays))
+            if positions is not None:     # the parents' among the gradients of every input
+                grads = [grads[i] for i in positions]
+            for p, pg in zip(node.parents, grads):
+                if p.requires_grad and pg is not None:
+                    if joint is None:
+                        pg = pg(g, out, *arrays, **kwargs) if kwargs else pg(g, out, *arrays)
                     if anomaly:
                         _check_finite(node, pg.values if type(pg) is Scatter else
                                       pg.array if type(pg) is Owned else np.asarray(pg),
                                       "the gradient rule of")
-                    _accumulate(p, pg)
+                    _accumulate(p, pg, owned)
     except MemoryError as e:
         raise _allocation_error(f"backward through '{node.op or 'leaf'}'",
                                 [p.shape for p in node.parents] or [node.shape], e) from None
     finally:
         for node in order:
             node._g = None
-            node._own = False
     if not retain_graph:        # freed only now: a backward that raised can run again
         _free(order)
     for node, g, owned in results:
@@ -1114,6 +1186,7 @@ def _free(order):
         if node.op is not None:
             node._vjps = None
             node._ctx = None
+            node._kwargs = None
 
 
 def _check_grads(order):
@@ -1222,8 +1295,19 @@ def _backprop_graph(root, grad, retain_graph, targets):
 
 def _graph_rule(node, g):
     """(inputs as Tensors, their gradients as Tensors) from ``node``'s tensor-level rule."""
-    if type(node._vjps) is Rule:
-        return node.parents, node._vjps.graph(g, node, *node.parents)
+    rule = node._vjps
+    if type(rule) is Rule:
+        if not rule.is_keyed:
+            return node.parents, rule(g, node, *node.parents)
+        _, positions, *arrays = node._ctx
+        kwargs = node._kwargs
+        if positions is None:
+            inputs = node.parents
+        else:
+            inputs = [_leaf(x) for x in arrays]
+            for p, i in zip(node.parents, positions):
+                inputs[i] = p
+        return inputs, rule(g, node, *inputs, **kwargs)
     ctx = getattr(node, "_ctx", None)
     if ctx is not None and type(ctx) is not tuple:
         ctx = (ctx, node.parents, {})
