@@ -355,10 +355,15 @@ def _candidate(candidate, who):
 _LSTM_GATES = ("f", "g", "o", "")     # the order of the gates' columns when stacked
 
 
-def _joined_input(model, x, weights, biases):
+def _joined_input(model, x, weights, biases, recurrent):
     """The input maps b* + U* x of several gates as one Tensor (..., k H): one ``take`` of the
-    stacked biased columns for ids, one matmul and one bias for float vectors."""
+    stacked biased columns for ids, one matmul and one bias for float vectors.
+
+    The gates' ``recurrent`` weights are joined here too (``T.joined``, used by every step), so
+    that on the loss path that node is made with the input map, before the steps, not inside
+    step 1: the op graph draws it with what is computed once and shared by all steps."""
     T = model.T
+    T.joined(recurrent)
     if x.dtype.kind in "iu":
         return tg.take(T.joined_biased(weights, biases), x, axis=0)
     return x @ T.joined(weights) + T.joined_bias(biases)
@@ -425,7 +430,8 @@ class LSTM(CausalSequenceDesign):
         the gates' columns side by side in the order f, g, o, input unit."""
         if self.T.stack_gates:
             return _joined_input(self, x, [f"U{g}{k}" for g in _LSTM_GATES],
-                                 [f"b{g}{k}" for g in _LSTM_GATES])
+                                 [f"b{g}{k}" for g in _LSTM_GATES],
+                                 [f"W{g}{k}" for g in _LSTM_GATES])
         return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}") for g in _LSTM_GATES}
 
     def _layer_step(self, state, u, k):
@@ -519,7 +525,8 @@ class GRU(CausalSequenceDesign):
         """b* + U* x(t) of the gates and of the candidate, keyed u, r and ""; with stacked gates
         (``loss``, reset="before") a pair: the two gates' columns side by side, the candidate's."""
         if self.T.stack_gates and self.reset == "before":
-            gates = _joined_input(self, x, [f"Uu{k}", f"Ur{k}"], [f"bu{k}", f"br{k}"])
+            gates = _joined_input(self, x, [f"Uu{k}", f"Ur{k}"], [f"bu{k}", f"br{k}"],
+                                  [f"Wu{k}", f"Wr{k}"])
             return gates, self._affine(x, f"U{k}", getattr(self, f"b{k}"))
         return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}") for g in ("u", "r", "")}
 
