@@ -200,6 +200,20 @@ def test_joined_has_a_rule_for_create_graph():
         np.testing.assert_allclose(s, p, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("cls", [rnn.LSTM, rnn.GRU])
+def test_second_order_through_the_stacked_loss_equals_the_per_gate_loss(cls):
+    """A gradient penalty (d/dtheta of ||dL/dtheta||^2) through a whole stacked unroll."""
+    m = cls(N_IN, H, N_OUT, seed=17)
+    xs, ys = _inputs("floats", 4, 2), _ids(4, 2, 18)
+    params = m.parameters()
+    second = []
+    for loss in (m.loss(xs, ys), m.run(xs, ys).loss):
+        gs = tg.grad(loss, params, create_graph=True)
+        second.append(tg.grad(sum((g * g).sum() for g in gs), params))
+    for s, p in zip(*second):
+        np.testing.assert_allclose(s, p, rtol=1e-12, atol=1e-12)
+
+
 def test_the_stacking_choice_belongs_to_the_thread_that_unrolls():
     """One model unrolled per step in one thread and for the loss in another at the same time:
     each thread's unroll draws its own form."""
