@@ -225,8 +225,11 @@ class CausalSequenceDesign(SequenceDesign):
             gates, o(t), L(t): what ``viz`` draws).  False (what ``loss`` and training use):
             only the recurrence (the terms in h(t-1)) is per step; the input map u = U x + b of
             all steps, and the output layer and loss of all steps, are one node each in the
-            model's scope.  Same loss and gradients (to rounding).  Inside
-            ``tg.detect_anomaly()`` the run is per step whatever this says.
+            model's scope.  The LSTM and the GRU (reset="before") then compute their gates
+            from their weights stacked once per unroll: one matmul per step for all gates
+            (the per-gate products, each gate named, are what True draws).  Same loss and
+            gradients (to rounding).  Inside ``tg.detect_anomaly()`` the run is per step
+            whatever this says.
 
         Returns
         -------
@@ -384,6 +387,10 @@ class LSTM(CausalSequenceDesign):
     starts at ``forget_bias`` (1: section 10.10.1 says it helps; a long delay wants more, so
     that sigmoid(bf) ** delay does not vanish), every other bias at 0.  h0 is a dict of the
     parts ``{"s": ..., "h": ...}`` (a missing part is zeros).
+
+    ``loss`` (``run(per_step=False)``) computes the four gates with one matmul per step, against
+    [Wf.T | Wg.T | Wo.T | W.T] joined once per unroll (and the U*, b* likewise for the input
+    map); every parameter keeps its name and gets exactly its own block of the gradient.
     """
 
     name = "lstm"
@@ -474,6 +481,10 @@ class GRU(CausalSequenceDesign):
     b_hn); ``rnn.from_torch`` makes that one.  The update gate weighs h(t-1) the same way in
     both (u h(t-1) + (1 - u) candidate).  ``layers`` and ``bidirectional``: see
     :class:`CausalSequenceDesign`.
+
+    With ``reset="before"``, ``loss`` (``run(per_step=False)``) computes u and r with one matmul
+    per step against [Wu.T | Wr.T] joined once per unroll (W multiplies r h(t-1), so it stays
+    apart); ``reset="after"`` keeps one product per gate.
     """
 
     name = "gru"
