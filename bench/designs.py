@@ -7,9 +7,8 @@ chapter's equations are written), ``bench/numpy_elman.per_step`` for Elman and
 ``bench/numpy_lstm.per_step`` for the LSTM.  ``user LSTM`` is an LSTM a user writes with
 ``rnn.Recurrence``: a dict state {"s", "h"}, the stacked input projection as ``input_map``,
 the gates sliced from one matrix product; ``rnn.LSTM`` is the built-in design on the same
-parameters (its ``loss`` computes the four gates with one matmul per step against stacked
-weights); ``rnn.GRU`` (one product per gate) is measured beside ``tests/bptt_reference.gru``.
-``batched numpy``
+parameters; ``rnn.GRU`` is measured beside ``tests/bptt_reference.gru``.  Both gated designs
+compute their gates from stacked weights in ``loss`` (one matmul per step).  ``batched numpy``
 is ``bench/numpy_elman.batched`` (only the recurrence in its loop), for Elman.  The torch columns are the same LSTM as a ``torch.nn.LSTMCell`` loop and as one
 ``torch.nn.LSTM`` call, measured when torch imports (not a dependency; "n/a" otherwise).  Every
 config runs in float64 and float32 (``--dtypes``).  Same protocol as ``bench/run.py``: one

@@ -225,9 +225,9 @@ class CausalSequenceDesign(SequenceDesign):
             gates, o(t), L(t): what ``viz`` draws).  False (what ``loss`` and training use):
             only the recurrence (the terms in h(t-1)) is per step; the input map u = U x + b of
             all steps, and the output layer and loss of all steps, are one node each in the
-            model's scope.  The LSTM then computes its gates from its weights stacked once
-            per unroll: one matmul per step for all four (the per-gate products, each gate
-            named, are what True draws).  Same loss and
+            model's scope.  The LSTM and the GRU (reset="before") then compute their gates
+            from their weights stacked once per unroll: one matmul per step for all gates
+            (the per-gate products, each gate named, are what True draws).  Same loss and
             gradients (to rounding).  Inside ``tg.detect_anomaly()`` the run is per step
             whatever this says.
 
@@ -482,9 +482,9 @@ class GRU(CausalSequenceDesign):
     both (u h(t-1) + (1 - u) candidate).  ``layers`` and ``bidirectional``: see
     :class:`CausalSequenceDesign`.
 
-    Unlike the LSTM, the GRU keeps one product per gate on the loss path too: u and r from one
-    matmul against [Wu.T | Wr.T] (W multiplies r h(t-1), so it stays apart) measured 0.88-0.95x
-    at batch 1 but 1.06-1.13x at 65/128/100/32 and 16/32/10000/1 (bench/README.md, issue 22).
+    With ``reset="before"``, ``loss`` (``run(per_step=False)``) computes u and r with one matmul
+    per step against [Wu.T | Wr.T] joined once per unroll (W multiplies r h(t-1), so it stays
+    apart); ``reset="after"`` keeps one product per gate.
     """
 
     name = "gru"
@@ -533,10 +533,23 @@ class GRU(CausalSequenceDesign):
         return {f"h{k}": self.n_hidden}
 
     def _layer_input(self, x, k):
+        """b* + U* x(t) of the gates and of the candidate, keyed u, r and ""; with stacked gates
+        (``loss``, reset="before") a pair: the two gates' columns side by side, the candidate's."""
+        if self.T.stack_gates and self.reset == "before":
+            gates = _joined_input(self, x, [f"Uu{k}", f"Ur{k}"], [f"bu{k}", f"br{k}"],
+                                  [f"Wu{k}", f"Wr{k}"])
+            return gates, self._affine(x, f"U{k}", getattr(self, f"b{k}"))
         return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}") for g in ("u", "r", "")}
 
     def _layer_step(self, state, inp, k):
         h, T = state[f"h{k}"], self.T
+        if type(inp) is tuple:       # stacked gates: one product for u and r
+            H = self.n_hidden
+            gates = tg.addmm(inp[0], h, T.joined([f"Wu{k}", f"Wr{k}"])).sigmoid()
+            u = gates[..., :H]
+            candidate = getattr(tg.addmm(inp[1], gates[..., H:] * h, getattr(T, f"W{k}")),
+                                self.candidate)()
+            return {f"h{k}": u * h + (1 - u) * candidate}
         u = tg.addmm(inp["u"], h, getattr(T, f"Wu{k}")).sigmoid().named(f"u{k}")
         r = tg.addmm(inp["r"], h, getattr(T, f"Wr{k}")).sigmoid().named(f"r{k}")
         if self.reset == "after":        # PyTorch's: r (W h + bh)

@@ -1,10 +1,8 @@
-"""Gated cells as one product per step (issue 22): on the loss path the LSTM's four gates come
-from one ``addmm`` per step against their weights stacked once per unroll (one
-``join_transposed`` node), while ``run`` (what the diagrams draw) keeps one product per gate.
-Both paths give the same loss and gradients as each other and as the hand-written numpy BPTT,
-every parameter keeping its own name and gradient.  The GRU keeps one product per gate on both
-paths (stacking its u and r was not faster: bench/README.md); its loss path is checked the same
-way."""
+"""Gated cells as one product per step (issue 22): on the loss path the LSTM's four gates, and
+the GRU's update and reset gates, come from one ``addmm`` per step against their weights
+stacked once per unroll (one ``join_transposed`` node), while ``run`` (what the diagrams draw)
+keeps one product per gate.  Both paths give the same loss and gradients as each other and as
+the hand-written numpy BPTT, every parameter keeping its own name and gradient."""
 
 import collections
 import threading
@@ -61,29 +59,21 @@ def _assert_close(got, want, tol):
 
 # ------------------------------------------------------------------ one product per step
 
-def test_the_lstm_loss_makes_one_product_per_step_for_its_four_gates():
-    """One addmm per step for the four gates (+ one readout over all steps), one sigmoid node
-    for f, g and q; run, what the diagrams draw, has one product per gate (4 + o(t) per step)."""
-    m = rnn.LSTM(N_IN, H, N_OUT, seed=2)
+@pytest.mark.parametrize("cls, per_gate", [(rnn.LSTM, 4), (rnn.GRU, 3)])
+def test_the_loss_makes_one_product_per_step_for_the_gates(cls, per_gate):
+    """LSTM: one addmm for the four gates per step (+ one readout); GRU: one for u and r plus
+    the candidate's.  Per gate it would be 4 (LSTM) and 3 (GRU) per step."""
+    m = cls(N_IN, H, N_OUT, seed=2)
     steps = 5
     xs, ys = _inputs("ids", steps, 2), _ids(steps, 2, 3)
     ops = _ops(m.loss(xs, ys))
-    assert ops["addmm"] == steps + 1
+    recurrent = 1 if cls is rnn.LSTM else 2     # addmm per step
+    assert ops["addmm"] == recurrent * steps + 1
     assert ops["join_transposed"] == 2      # the gates' W and their U, once per unroll each
-    assert ops["sigmoid"] == steps
-    run_ops = _ops(m.run(xs, ys).loss)
+    assert ops["sigmoid"] == steps          # one sigmoid node for all sigmoid gates of a step
+    run_ops = _ops(m.run(xs, ys).loss)      # the diagrams' form: one product per gate
     assert run_ops["join_transposed"] == 0
-    assert run_ops["addmm"] == (4 + 1) * steps
-
-
-@pytest.mark.parametrize("reset", ["before", "after"])
-def test_the_gru_keeps_one_product_per_gate(reset):
-    m = rnn.GRU(N_IN, H, N_OUT, seed=2, reset=reset)
-    steps = 5
-    xs, ys = _inputs("ids", steps, 2), _ids(steps, 2, 3)
-    ops = _ops(m.loss(xs, ys))
-    assert ops["join_transposed"] == 0
-    assert ops["addmm"] == 3 * steps + 1
+    assert run_ops["addmm"] == (per_gate + 1) * steps
 
 
 @pytest.mark.parametrize("cls", [rnn.LSTM, rnn.GRU])
@@ -106,8 +96,7 @@ def test_stacked_equals_per_gate_and_numpy_bptt(cls, oracle, kind, batch, masked
     mask = _mask(6, batch) if masked else None
     stacked = m.loss(xs, ys, mask=mask)
     per_gate = m.run(xs, ys, mask=mask).loss
-    assert _ops(stacked)["join_transposed"] == (2 if cls is rnn.LSTM else 0)
-    assert _ops(per_gate)["join_transposed"] == 0
+    assert _ops(stacked)["join_transposed"] == 2 and _ops(per_gate)["join_transposed"] == 0
     want_loss, want = oracle(_arrays(m), xs, ys, mask=mask, candidate=candidate)
     assert stacked.item() == pytest.approx(want_loss, rel=1e-12)
     assert stacked.item() == pytest.approx(per_gate.item(), rel=1e-12)
@@ -134,9 +123,18 @@ def test_layers_and_directions_stack_each_chains_gates(cls, layers, bidirectiona
     stacked = m.loss(xs, ys, mask=mask)
     per_gate = m.run(xs, ys, mask=mask).loss
     chains = layers * (2 if bidirectional else 1)
-    assert _ops(stacked)["join_transposed"] == (2 * chains if cls is rnn.LSTM else 0)
+    assert _ops(stacked)["join_transposed"] == 2 * chains
     assert stacked.item() == pytest.approx(per_gate.item(), rel=1e-12)
     _assert_close(_grads(m, stacked), _grads(m, per_gate), 1e-12)
+
+
+def test_the_torch_style_gru_keeps_one_product_per_gate_and_its_gradients():
+    """reset="after" (torch's GRU) is not stacked: its candidate product has its own bias."""
+    m = rnn.GRU(N_IN, H, N_OUT, seed=7, reset="after")
+    xs, ys = _inputs("floats", 5, 2), _ids(5, 2, 9)
+    stacked = m.loss(xs, ys)
+    assert _ops(stacked)["join_transposed"] == 0
+    _assert_close(_grads(m, stacked), _grads(m, m.run(xs, ys).loss), 1e-12)
 
 
 @pytest.mark.parametrize("cls", [rnn.LSTM, rnn.GRU])
