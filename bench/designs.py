@@ -7,11 +7,12 @@ chapter's equations are written), ``bench/numpy_elman.per_step`` for Elman and
 ``bench/numpy_lstm.per_step`` for the LSTM.  ``user LSTM`` is an LSTM a user writes with
 ``rnn.Recurrence``: a dict state {"s", "h"}, the stacked input projection as ``input_map``,
 the gates sliced from one matrix product; ``rnn.LSTM`` is the built-in design on the same
-parameters.  ``batched numpy`` is ``bench/numpy_elman.batched`` (only the recurrence in its loop),
-for Elman.  The torch columns are the same LSTM as a ``torch.nn.LSTMCell`` loop and as one
-``torch.nn.LSTM`` call, measured when torch imports (not a dependency; "n/a" otherwise).
-``engine, replay off`` is the same loss with ``model.replayable = False`` (every step as engine
-ops, as before rnn.replay).  Every
+parameters; ``rnn.GRU`` is measured beside ``tests/bptt_reference.gru``.  Both gated designs
+compute their gates from stacked weights in ``loss`` (one matmul per step).  ``batched numpy``
+is ``bench/numpy_elman.batched`` (only the recurrence in its loop), for Elman.  The torch columns
+are the same LSTM as a ``torch.nn.LSTMCell`` loop and as one ``torch.nn.LSTM`` call, measured
+when torch imports (not a dependency; "n/a" otherwise).  ``engine, replay off`` is the same
+loss with ``model.replayable = False`` (every step as engine ops, as before rnn.replay).  Every
 config runs in float64 and float32 (``--dtypes``).  Same protocol as ``bench/run.py``: one
 process, single-threaded BLAS, warm-up, interleaved rounds, median CPU time.
 """
@@ -117,6 +118,7 @@ def rows_for(config, dtype):
                         ("rnn.LSTM", builtin_lstm(lstm_params))):
         out[name] = {"engine": _engine(model, xs, ys), **numpy_lstm}
         models[name] = (model, (xs, ys))
+    design("rnn.GRU", rnn.GRU(V, H, V, dtype=dtype), (xs, ys), lambda p: ref.gru(p, xs, ys))
     return _with_unreplayed(out, models)
 
 
@@ -216,6 +218,40 @@ def check_torch():
     return worst
 
 
+def stacking(configs, dtypes, repeats, budget):
+    """The effect of stacking the gates alone: ``rnn.LSTM`` and ``rnn.GRU`` loss + backward with
+    stacked gates (``loss``) and per gate (the same loss inside an outer ``model.transposes()``,
+    whose ``stack_gates`` is False), interleaved rounds in this process, median CPU ms."""
+    runners = {}
+    for config in configs:
+        V, H, T, B = parse_config(config)
+        xs, ys = ne.make_data(V, T, B, seed=0)
+        for dtype_name in dtypes:
+            for name, cls in (("rnn.LSTM", rnn.LSTM), ("rnn.GRU", rnn.GRU)):
+                model = cls(V, H, V, dtype=DTYPES[dtype_name])
+                runners[(config, dtype_name, name, True)] = _engine(model, xs, ys)
+                runners[(config, dtype_name, name, False)] = _per_gate(model, xs, ys)
+    ms = median_ms(runners, repeats, budget)
+    print("| config V/H/T/B | dtype | design | stacked ms | per gate ms | stacked / per gate |")
+    print("|---|---|---|---|---|---|")
+    for (config, dtype_name, name, stacked), t in ms.items():
+        if stacked:
+            per_gate = ms[(config, dtype_name, name, False)]
+            print(f"| {config} | {dtype_name} | {name} | {fmt(t)} | {fmt(per_gate)} | "
+                  f"{fmt(t / per_gate)} |", flush=True)
+
+
+def _per_gate(model, *args):
+    params = model.parameters()
+
+    def run():
+        for p in params:
+            p.grad = None
+        with model.transposes():      # stack_gates=False, shared by the loss's own unroll
+            model.loss(*args).backward()
+    return run
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default=",".join(CONFIGS))
@@ -225,7 +261,12 @@ def main(argv=None):
     parser.add_argument("--check-torch", action="store_true",
                         help="only compare the torch LSTMCell loop and nn.LSTM with "
                              "bench/numpy_lstm.py")
+    parser.add_argument("--stacking", action="store_true",
+                        help="only time rnn.LSTM and rnn.GRU with stacked gates against per gate")
     args = parser.parse_args(argv)
+    if args.stacking:
+        stacking(args.configs.split(","), args.dtypes.split(","), args.repeats, args.budget)
+        return
     if args.check_torch:
         worst = check_torch()
         print(f"torch LSTMCell loop and nn.LSTM vs numpy LSTM: largest relative difference "

@@ -313,6 +313,26 @@ def _transpose_copy(w):
 tg.defvjp(_transpose_copy, lambda g, out, w: (g.T,))   # for create_graph: the gradient is g.T
 
 
+def joined(weights):
+    """``[W1.T | W2.T | ...]``: the weights transposed and side by side, as one node (one per
+    unroll), so that one matmul of the rows makes the products of all of them (an LSTM's four
+    gates).  Each weight gets back exactly its own block of the gradient, transposed."""
+    return tg.apply("join_transposed", _join_transposed, *weights)
+
+
+def _blocks(ws):
+    ends = np.cumsum([w.shape[0] for w in ws])
+    return [slice(e - w.shape[0], e) for w, e in zip(ws, ends)]
+
+
+def _join_transposed(*ws):
+    return (np.concatenate([w.T for w in ws], axis=1),
+            [lambda g, b=b: np.ascontiguousarray(g[:, b].T) for b in _blocks(ws)])
+
+
+tg.defvjp(_join_transposed, lambda g, out, *ws: [g[:, b].T for b in _blocks(ws)])
+
+
 _local = threading.local()
 
 
@@ -325,11 +345,17 @@ def _transposes():
 
 
 class Transposes:
-    """``T.W`` is ``transposed(model.W)``, made once per unroll on first use (in the model's scope)."""
+    """``T.W`` is ``transposed(model.W)``, made once per unroll on first use (in the model's scope).
 
-    def __init__(self, model):
+    ``stack_gates`` is what the unroll asked for: True when a gated cell should compute its gates
+    from the stacked weights (``joined``: one matmul for all gates), False for one product per
+    gate, each gate's own weight a node of the diagrams.
+    """
+
+    def __init__(self, model, stack_gates=False):
         self._model = model
         self._made = {}
+        self.stack_gates = stack_gates
 
     def __getattr__(self, name):
         made = self.__dict__["_made"]
@@ -344,6 +370,34 @@ class Transposes:
         key = (name, id(bias))
         if key not in made:
             made[key] = getattr(self, name) + bias
+        return made[key]
+
+    def joined(self, names):
+        """``[W1.T | W2.T | ...]`` of the weights ``names`` (see :func:`joined`), made once per
+        unroll: the columns of every gate side by side, in the order of ``names``."""
+        made = self.__dict__["_made"]
+        key = ("joined",) + tuple(names)
+        if key not in made:
+            model = self.__dict__["_model"]
+            made[key] = joined([getattr(model, name) for name in names])
+        return made[key]
+
+    def joined_bias(self, names):
+        """The biases ``names`` end to end, one ``concat`` node per unroll."""
+        made = self.__dict__["_made"]
+        key = ("joined_bias",) + tuple(names)
+        if key not in made:
+            model = self.__dict__["_model"]
+            made[key] = tg.concat([getattr(model, name) for name in names])
+        return made[key]
+
+    def joined_biased(self, names, biases):
+        """``joined(names) + joined_bias(biases)``, made once per unroll: the rows that ``take``
+        picks for one-hot inputs (the input map of every gate in one gather)."""
+        made = self.__dict__["_made"]
+        key = ("joined_biased",) + tuple(names) + tuple(biases)
+        if key not in made:
+            made[key] = self.joined(names) + self.joined_bias(biases)
         return made[key]
 
 
@@ -379,15 +433,17 @@ class RecurrentModel(tg.Module):
         raise NotImplementedError
 
     @contextlib.contextmanager
-    def transposes(self):
+    def transposes(self, stack_gates=False):
         """``self.T`` (:class:`Transposes` of this model's weights) inside the block, in this
-        thread; a nested use (the chains of one model's run) shares the outer one.  The table
-        lives per thread, so one model unrolls in two threads at once."""
+        thread; a nested use (the chains of one model's run) shares the outer one, and its
+        ``stack_gates``.  The table lives per thread, so one model unrolls in two threads at
+        once.  ``stack_gates``: the gated cells compute all their gates with one matmul per step
+        (what ``loss`` uses); False keeps one product per gate (what the diagrams draw)."""
         made = _transposes()
         if id(self) in made:
             yield made[id(self)]
             return
-        made[id(self)] = Transposes(self)
+        made[id(self)] = Transposes(self, stack_gates)
         try:
             yield made[id(self)]
         finally:

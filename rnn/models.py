@@ -226,8 +226,11 @@ class CausalSequenceDesign(SequenceDesign):
             gates, o(t), L(t): what ``viz`` draws).  False (what ``loss`` and training use):
             only the recurrence (the terms in h(t-1)) is per step; the input map u = U x + b of
             all steps, and the output layer and loss of all steps, are one node each in the
-            model's scope.  Same loss and gradients (to rounding).  Inside
-            ``tg.detect_anomaly()`` the run is per step whatever this says.
+            model's scope.  The LSTM and the GRU (reset="before") then compute their gates
+            from their weights stacked once per unroll: one matmul per step for all gates
+            (the per-gate products, each gate named, are what True draws).  Same loss and
+            gradients (to rounding).  Inside ``tg.detect_anomaly()`` the run is per step
+            whatever this says.
 
         Returns
         -------
@@ -235,6 +238,10 @@ class CausalSequenceDesign(SequenceDesign):
         ``per_step=False`` there are no per-step outputs and losses.  The state is h(t), or a
         dict of the parts for a design with several (the LSTM's s and h).
         """
+        with self.transposes(stack_gates=not per_step):
+            return self._run(xs, ys, h0, mask, feedback, per_step)
+
+    def _run(self, xs, ys, h0, mask, feedback, per_step):
         seq, steps, batch, keep, is_ids = self._sequence(xs, mask)
         if self.layered:
             if feedback is not None:
@@ -349,6 +356,23 @@ def _candidate(candidate, who):
     return candidate
 
 
+_LSTM_GATES = ("f", "g", "o", "")     # the order of the gates' columns when stacked
+
+
+def _joined_input(model, x, weights, biases, recurrent):
+    """The input maps b* + U* x of several gates as one Tensor (..., k H): one ``take`` of the
+    stacked biased columns for ids, one matmul and one bias for float vectors.
+
+    The gates' ``recurrent`` weights are joined here too (``T.joined``, used by every step), so
+    that on the loss path that node is made with the input map, before the steps, not inside
+    step 1: the op graph draws it with what is computed once and shared by all steps."""
+    T = model.T
+    T.joined(recurrent)
+    if x.dtype.kind in "iu":
+        return tg.take(T.joined_biased(weights, biases), x, axis=0)
+    return x @ T.joined(weights) + T.joined_bias(biases)
+
+
 class LSTM(CausalSequenceDesign):
     """Section 10.10.1, eqs. 10.40-10.44: the long short-term memory, state parts s and h.
 
@@ -364,6 +388,10 @@ class LSTM(CausalSequenceDesign):
     starts at ``forget_bias`` (1: section 10.10.1 says it helps; a long delay wants more, so
     that sigmoid(bf) ** delay does not vanish), every other bias at 0.  h0 is a dict of the
     parts ``{"s": ..., "h": ...}`` (a missing part is zeros).
+
+    ``loss`` (``run(per_step=False)``) computes the four gates with one matmul per step, against
+    [Wf.T | Wg.T | Wo.T | W.T] joined once per unroll (and the U*, b* likewise for the input
+    map); every parameter keeps its name and gets exactly its own block of the gradient.
     """
 
     name = "lstm"
@@ -406,11 +434,27 @@ class LSTM(CausalSequenceDesign):
         return {f"s{k}": self.n_hidden, f"h{k}": self.n_hidden}
 
     def _layer_input(self, x, k):
-        return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}")
-                for g in ("f", "g", "o", "")}
+        """b* + U* x(t) of every gate, keyed by gate; with stacked gates (``loss``) one Tensor,
+        the gates' columns side by side in the order f, g, o, input unit."""
+        if self.T.stack_gates:
+            return _joined_input(self, x, [f"U{g}{k}" for g in _LSTM_GATES],
+                                 [f"b{g}{k}" for g in _LSTM_GATES],
+                                 [f"W{g}{k}" for g in _LSTM_GATES])
+        return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}") for g in _LSTM_GATES}
 
     def _layer_step(self, state, u, k):
         h, T = state[f"h{k}"], self.T
+        if type(u) is not dict:      # stacked gates: one product for all four
+            H = self.n_hidden
+            z = tg.addmm(u, h, T.joined([f"W{g}{k}" for g in _LSTM_GATES]))
+            if self.candidate == "sigmoid":
+                gates = z.sigmoid()
+                unit = gates[..., 3 * H:]
+            else:
+                gates = z[..., :3 * H].sigmoid()
+                unit = z[..., 3 * H:].tanh()
+            s = gates[..., :H] * state[f"s{k}"] + gates[..., H:2 * H] * unit
+            return {f"s{k}": s, f"h{k}": s.tanh() * gates[..., 2 * H:3 * H]}
         f = tg.addmm(u["f"], h, getattr(T, f"Wf{k}")).sigmoid().named(f"f{k}")
         g = tg.addmm(u["g"], h, getattr(T, f"Wg{k}")).sigmoid().named(f"g{k}")
         q = tg.addmm(u["o"], h, getattr(T, f"Wo{k}")).sigmoid().named(f"q{k}")
@@ -438,6 +482,10 @@ class GRU(CausalSequenceDesign):
     b_hn); ``rnn.from_torch`` makes that one.  The update gate weighs h(t-1) the same way in
     both (u h(t-1) + (1 - u) candidate).  ``layers`` and ``bidirectional``: see
     :class:`CausalSequenceDesign`.
+
+    With ``reset="before"``, ``loss`` (``run(per_step=False)``) computes u and r with one matmul
+    per step against [Wu.T | Wr.T] joined once per unroll (W multiplies r h(t-1), so it stays
+    apart); ``reset="after"`` keeps one product per gate.
     """
 
     name = "gru"
@@ -486,10 +534,23 @@ class GRU(CausalSequenceDesign):
         return {f"h{k}": self.n_hidden}
 
     def _layer_input(self, x, k):
+        """b* + U* x(t) of the gates and of the candidate, keyed u, r and ""; with stacked gates
+        (``loss``, reset="before") a pair: the two gates' columns side by side, the candidate's."""
+        if self.T.stack_gates and self.reset == "before":
+            gates = _joined_input(self, x, [f"Uu{k}", f"Ur{k}"], [f"bu{k}", f"br{k}"],
+                                  [f"Wu{k}", f"Wr{k}"])
+            return gates, self._affine(x, f"U{k}", getattr(self, f"b{k}"))
         return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}") for g in ("u", "r", "")}
 
     def _layer_step(self, state, inp, k):
         h, T = state[f"h{k}"], self.T
+        if type(inp) is tuple:       # stacked gates: one product for u and r
+            H = self.n_hidden
+            gates = tg.addmm(inp[0], h, T.joined([f"Wu{k}", f"Wr{k}"])).sigmoid()
+            u = gates[..., :H]
+            candidate = getattr(tg.addmm(inp[1], gates[..., H:] * h, getattr(T, f"W{k}")),
+                                self.candidate)()
+            return {f"h{k}": u * h + (1 - u) * candidate}
         u = tg.addmm(inp["u"], h, getattr(T, f"Wu{k}")).sigmoid().named(f"u{k}")
         r = tg.addmm(inp["r"], h, getattr(T, f"Wr{k}")).sigmoid().named(f"r{k}")
         if self.reset == "after":        # PyTorch's: r (W h + bh)
