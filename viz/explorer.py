@@ -21,6 +21,7 @@ import base64
 import hashlib
 import html
 import json
+import math
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -164,41 +165,57 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
     key_of = {id(variables.nodes[k]): k for k in keys}
     sweep = [[names.index(key_of[id(n)][0]), key_of[id(n)][1], i]
              for i, n in enumerate(order) if id(n) in key_of]
-    detail_set = set(detail)
-    var_data = {}
-    for name in names:
-        entry = {"norm": {}, "gnorm": {}, "value": {}, "grad": {}, "vhist": {}, "ghist": {},
-                 "shape": None}
-        var_data[name] = entry
-    for (name, t), node in variables.nodes.items():
-        entry = var_data[name]
-        key = "s" if t is None else str(t)
-        entry["shape"] = list(node.shape)
-        entry["ids"] = node.data.dtype.kind in "iub"
-        entry["norm"][key] = _shown(_norm(node.data))
-        g = grads.get((name, t))
-        entry["gnorm"][key] = None if g is None else _shown(_norm(g))
-        if t is None or t < 1 or t in detail_set:
-            entry["value"][key] = _vector(node.data)
-            entry["grad"][key] = None if g is None else _vector(g)
-            entry["vhist"][key] = _histogram(node.data)
-            entry["ghist"][key] = None if g is None else _histogram(g)
     ops, template_graphs = _op_steps(by_step, position, op_grads)
-    diag = _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length)
-    svg, templates = None, None
-    if draw:
-        views = ([_folded_graph(model, _own_variables(roots, own, run, h0, window=KEEP)),
-                  _unrolled_graph(model, variables, None)]
-                 + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
-        texts = _svg_texts(template_graphs + views)
-        split = len(template_graphs)
-        templates, (folded, summary, *drawn) = texts[:split], texts[split:]
-        svg = {"folded": folded, "summary": summary, "windows": drawn}
+    with ThreadPoolExecutor(max_workers=2) as background:    # the renders, the spectra
+        svg = None
+        if draw:      # the renderer's processes run while the diagnostics are computed here
+            views = ([_folded_graph(model, _own_variables(roots, own, run, h0, window=KEEP)),
+                      _unrolled_graph(model, variables, None)]
+                     + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
+            svg = background.submit(_svg_texts, template_graphs + views)
+        diag = _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length, background)
+        var_data = _variable_data(variables, names, grads, set(detail))
+        diag = diag()
+        templates = None
+        if draw:
+            texts = svg.result()
+            split = len(template_graphs)
+            templates, (folded, summary, *drawn) = texts[:split], texts[split:]
+            svg = {"folded": folded, "summary": summary, "windows": drawn}
     return {"steps": steps, "names": names, "windows": windows, "detail": detail,
             "loss": None if run.loss is None else _shown(run.loss.item()),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
             "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run),
             "template_sources": [g.source for g in template_graphs]}
+
+
+def _variable_data(variables, names, grads, detail):
+    """Per variable name: the norm of its value and gradient at every step, and at the steps of
+    ``detail`` (and the static ones) the first entries and a histogram of both; the norms and
+    histograms of all steps are computed on stacked arrays (:func:`_norms`, :func:`_histograms`)."""
+    items = list(variables.nodes.items())
+    values = [node.data for _, node in items]
+    found = [grads.get(key) for key, _ in items]
+    norms = _norms(values)
+    gnorms = _norms([g for g in found if g is not None])[::-1]
+    shown = [t is None or t < 1 or t in detail for (_, t), _ in items]
+    vhists = iter(_histograms([v for v, s in zip(values, shown) if s]))
+    ghists = iter(_histograms([g for g, s in zip(found, shown) if s and g is not None]))
+    var_data = {name: {"norm": {}, "gnorm": {}, "value": {}, "grad": {}, "vhist": {}, "ghist": {},
+                       "shape": None} for name in names}
+    for ((name, t), node), norm, g, show in zip(items, norms, found, shown):
+        entry = var_data[name]
+        key = "s" if t is None else str(t)
+        entry["shape"] = list(node.shape)
+        entry["ids"] = node.data.dtype.kind in "iub"
+        entry["norm"][key] = _shown(norm)
+        entry["gnorm"][key] = None if g is None else _shown(gnorms.pop())
+        if show:
+            entry["value"][key] = _vector(node.data)
+            entry["grad"][key] = None if g is None else _vector(g)
+            entry["vhist"][key] = next(vhists)
+            entry["ghist"][key] = None if g is None else next(ghists)
+    return var_data
 
 
 def _alignment(run):
@@ -300,7 +317,9 @@ def _windows(steps):
     return [(a, min(a + WINDOW - 1, steps)) for a in starts]
 
 
-def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
+def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length, background):
+    """The page's diagnostics, as a function that returns them: the spectra are computed by
+    ``background`` (an executor; LAPACK lets go of the GIL) while the caller goes on."""
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
            "saturation": _nums(run_saturation(run, own)), "notes": []}
     parts = getattr(model, "parts", {}) or {}
@@ -333,26 +352,23 @@ def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
     if part not in parts:
         out["notes"].append(f"{model.name} carries no state part '{part}' from step to step: no "
                             "Jacobians ∂h(t)/∂h(t-1)")
-        return out
+        return lambda: out
     batch = run.parts[part][0].data.size // parts[part] if run.parts.get(part) else 1
     if batch != 1:
         out["notes"].append(f"a batch of {batch}: the Jacobians need a batch of one")
-        return out
+        return lambda: out
     try:
         jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
     except tg.ConfigError as e:
         out["notes"].append(str(e))
-        return out
+        return lambda: out
     finite = np.isfinite(jacs).all(axis=(1, 2))
     if not finite.all():
         bad = np.flatnonzero(~finite) + 1
         out["notes"].append(f"the Jacobians ∂{part}(t)/∂{part}(t-1) are not finite at "
                             f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, "
                             "no lag decay")
-    norms, radii = np.full(len(jacs), np.nan), np.full(len(jacs), np.nan)
-    if finite.any():
-        norms[finite], radii[finite] = rnn.spectra(jacs[finite])
-    out["spectra"] = {"norm": _nums(norms), "radius": _nums(radii)}
+    spectra = background.submit(rnn.spectra, jacs[finite]) if finite.any() else None
     if finite.all():
         decay = rnn.lag_decay(jacs, max_lag=min(steps, 30), ends=3)   # LAPACK on a busy machine is slow
         out["lag"] = {"lags": decay.lags.tolist(), "norms": _nums(decay.norms),
@@ -365,7 +381,14 @@ def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
                 g = g.reshape(-1)
                 ratio[t - 1] = np.linalg.norm(g @ jacs[t - 1]) / np.linalg.norm(g)
         out["ratio"] = _nums(ratio)
-    return out
+
+    def finish():
+        norms, radii = np.full(len(jacs), np.nan), np.full(len(jacs), np.nan)
+        if spectra is not None:
+            norms[finite], radii[finite] = spectra.result()
+        # the page's key order: spectra before lag and ratio
+        return dict(out, spectra={"norm": _nums(norms), "radius": _nums(radii)})
+    return finish
 
 
 def _binned(matrix, rows, height):
@@ -525,20 +548,20 @@ def _svg_text(g):
 
 def _num(v):
     v = float(v)
-    return float(f"{v:.6g}") if np.isfinite(v) else None
+    return float(f"{v:.6g}") if math.isfinite(v) else None
 
 
 def _shown(v):
     """A number as the page shows it: finite ones rounded, the others as "NaN", "Infinity" or
     "-Infinity" (JSON has no such numbers; the page prints the strings)."""
     v = float(v)
-    if np.isfinite(v):
+    if math.isfinite(v):
         return float(f"{v:.6g}")
-    return "NaN" if np.isnan(v) else "Infinity" if v > 0 else "-Infinity"
+    return "NaN" if v != v else "Infinity" if v > 0 else "-Infinity"
 
 
 def _nums(arr):
-    return [_num(v) for v in np.asarray(arr, dtype=np.float64).reshape(-1)]
+    return [_num(v) for v in np.asarray(arr, dtype=np.float64).reshape(-1).tolist()]
 
 
 def _norm(arr):
@@ -555,9 +578,46 @@ def _norm(arr):
         return float(scale * np.linalg.norm(flat / scale))
 
 
+def _by_size(arrays):
+    """{size: indices} of ``arrays`` (flattened), so that those of one size are stacked."""
+    groups = {}
+    for i, a in enumerate(arrays):
+        groups.setdefault(np.size(a), []).append(i)
+    return groups
+
+
+def _stacked(arrays, indices):
+    return np.stack([np.asarray(arrays[i], dtype=np.float64).reshape(-1) for i in indices])
+
+
+def _norms(arrays):
+    """``[_norm(a) for a in arrays]``, the arrays of one size computed on their stack: the same
+    arithmetic (the scaled entries' dot product with themselves, a BLAS dot as
+    ``np.linalg.norm`` of a vector makes it, through ``matmul`` of the stacked rows), so every
+    number is the same to the last bit (tests/test_viz_explorer.py checks it)."""
+    out = [0.0] * len(arrays)
+    for size, indices in _by_size(arrays).items():
+        if size == 0:
+            continue
+        if len(indices) == 1:
+            out[indices[0]] = _norm(arrays[indices[0]])
+            continue
+        flat = _stacked(arrays, indices)
+        finite = np.isfinite(flat).all(axis=1)
+        scale = np.abs(flat).max(axis=1)
+        ok = finite & (scale > 0)
+        x = flat[ok] / scale[ok, None]
+        with np.errstate(over="ignore"):
+            values = scale[ok] * np.sqrt(np.matmul(x[:, None, :], x[:, :, None])[:, 0, 0])
+        values = iter(values.tolist())
+        for i, row_ok, row_finite in zip(indices, ok.tolist(), finite.tolist()):
+            out[i] = next(values) if row_ok else 0.0 if row_finite else _norm(arrays[i])
+    return out
+
+
 def _vector(arr):
     flat = np.asarray(arr, dtype=np.float64).reshape(-1)
-    return [_shown(v) for v in flat[:SHOWN_VALUES]]
+    return [_shown(v) for v in flat[:SHOWN_VALUES].tolist()]
 
 
 def _histogram(arr, bins=12):
@@ -580,6 +640,39 @@ def _histogram(arr, bins=12):
         where = np.floor((finite / 2 - half_lo) / span * bins).astype(np.int64)
         counts = np.bincount(np.clip(where, 0, bins - 1), minlength=bins)
     return {"counts": counts.tolist(), "lo": _num(lo), "hi": _num(hi), "nonfinite": other}
+
+
+def _histograms(arrays, bins=12):
+    """``[_histogram(a) for a in arrays]``, the finite arrays of one size binned on their stack
+    (the same elementwise arithmetic per entry; one ``bincount`` for all their rows)."""
+    out = [None] * len(arrays)
+    for size, indices in _by_size(arrays).items():
+        plain = [i for i in indices if np.asarray(arrays[i]).dtype.kind not in "iub"]
+        if size < 2 or not plain:
+            continue
+        flat = _stacked(arrays, plain)
+        finite = np.isfinite(flat).all(axis=1)
+        for i in np.asarray(plain)[~finite].tolist():
+            out[i] = _histogram(arrays[i], bins)
+        rows, flat = np.asarray(plain)[finite], flat[finite]
+        if len(rows) == 0:
+            continue
+        lo, hi = flat.min(axis=1), flat.max(axis=1)
+        counts = np.zeros((len(rows), bins), dtype=np.int64)
+        same = hi == lo                            # one value: it sits in the middle bin
+        counts[same, bins // 2] = size
+        spread = flat[~same]
+        if len(spread):
+            half_lo = lo[~same] / 2
+            span = hi[~same] / 2 - half_lo         # halved: no overflow near ±1.8e308
+            where = np.floor((spread / 2 - half_lo[:, None]) / span[:, None] * bins)
+            where = np.clip(where.astype(np.int64), 0, bins - 1)
+            where += (np.arange(len(spread)) * bins)[:, None]
+            counts[~same] = np.bincount(where.reshape(-1), minlength=len(spread) * bins
+                                        ).reshape(len(spread), bins)
+        for i, c, a, b in zip(rows.tolist(), counts.tolist(), lo.tolist(), hi.tolist()):
+            out[i] = {"counts": c, "lo": _num(a), "hi": _num(b), "nonfinite": 0}
+    return out
 
 
 def _plain(text):
