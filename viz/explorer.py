@@ -140,7 +140,13 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
 # ------------------------------------------------------------------ what the engine computed
 
 def _bundle(model, xs, ys, h0, part, length, draw=True):
+    with ThreadPoolExecutor(max_workers=2) as background:    # the spectra, the renders
+        return _bundle_with(model, xs, ys, h0, part, length, draw, background)
+
+
+def _bundle_with(model, xs, ys, h0, part, length, draw, background):
     run, own = own_run(model, xs, ys, h0, length)
+    jacobians = _jacobians(model, xs, ys, h0, part, run, length, background)
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
     variables = _own_variables(roots, own, run, h0)
@@ -166,22 +172,21 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
     sweep = [[names.index(key_of[id(n)][0]), key_of[id(n)][1], i]
              for i, n in enumerate(order) if id(n) in key_of]
     ops, template_graphs = _op_steps(by_step, position, op_grads)
-    with ThreadPoolExecutor(max_workers=2) as background:    # the renders, the spectra
-        svg = None
-        if draw:      # the renderer's processes run while the diagnostics are computed here
-            views = ([_folded_graph(model, _own_variables(roots, own, run, h0, window=KEEP)),
-                      _unrolled_graph(model, variables, None)]
-                     + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
-            svg = background.submit(_svg_texts, template_graphs + views)
-        diag = _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length, background)
-        var_data = _variable_data(variables, names, grads, set(detail))
-        diag = diag()
-        templates = None
-        if draw:
-            texts = svg.result()
-            split = len(template_graphs)
-            templates, (folded, summary, *drawn) = texts[:split], texts[split:]
-            svg = {"folded": folded, "summary": summary, "windows": drawn}
+    svg = None
+    if draw:          # the renderer's processes run while the diagnostics are computed here
+        views = ([_folded_graph(model, _own_variables(roots, own, run, h0, window=KEEP)),
+                  _unrolled_graph(model, variables, None)]
+                 + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
+        svg = background.submit(_svg_texts, template_graphs + views)
+    diag = _diagnostics(model, part, run, own, steps, grads, jacobians)
+    var_data = _variable_data(variables, names, grads, set(detail))
+    diag = diag()
+    templates = None
+    if draw:
+        texts = svg.result()
+        split = len(template_graphs)
+        templates, (folded, summary, *drawn) = texts[:split], texts[split:]
+        svg = {"folded": folded, "summary": summary, "windows": drawn}
     return {"steps": steps, "names": names, "windows": windows, "detail": detail,
             "loss": None if run.loss is None else _shown(run.loss.item()),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
@@ -278,12 +283,14 @@ def _own_variables(roots, own, run, h0, window=None):
 
 
 class _Variables(Variables):
-    """Variables whose names are found once: the views ask for them many times per window,
-    and a long run has tens of thousands of keys."""
+    """Variables whose names are found once, and whose whole-graph walks the views make once
+    (``_view_memo``): the views ask for them in every window, and a long run has tens of
+    thousands of keys.  Never changed after they are made."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._names = list(dict.fromkeys(name for name, _ in self.keys))
+        self._view_memo = {}      # viz.views keeps its whole-graph walks here (drawn per window)
 
     @property
     def names(self):
@@ -317,9 +324,36 @@ def _windows(steps):
     return [(a, min(a + WINDOW - 1, steps)) for a in starts]
 
 
-def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length, background):
-    """The page's diagnostics, as a function that returns them: the spectra are computed by
-    ``background`` (an executor; LAPACK lets go of the GIL) while the caller goes on."""
+def _jacobians(model, xs, ys, h0, part, run, length, background):
+    """The Jacobians ∂part(t)/∂part(t-1) of the run (:func:`rnn.jacobians`), made first so
+    that their spectra are computed by ``background`` (an executor; LAPACK lets go of the GIL)
+    while the rest of the page is made.  Returns (jacs or None, finite, spectra future or None,
+    notes)."""
+    parts = getattr(model, "parts", {}) or {}
+    if part not in parts:
+        return None, None, None, [f"{model.name} carries no state part '{part}' from step to "
+                                  "step: no Jacobians ∂h(t)/∂h(t-1)"]
+    batch = run.parts[part][0].data.size // parts[part] if run.parts.get(part) else 1
+    if batch != 1:
+        return None, None, None, [f"a batch of {batch}: the Jacobians need a batch of one"]
+    try:
+        jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
+    except tg.ConfigError as e:
+        return None, None, None, [str(e)]
+    notes = []
+    finite = np.isfinite(jacs).all(axis=(1, 2))
+    if not finite.all():
+        bad = np.flatnonzero(~finite) + 1
+        notes.append(f"the Jacobians ∂{part}(t)/∂{part}(t-1) are not finite at "
+                     f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, no lag decay")
+    spectra = background.submit(rnn.spectra, jacs[finite]) if finite.any() else None
+    return jacs, finite, spectra, notes
+
+
+def _diagnostics(model, part, run, own, steps, grads, jacobians):
+    """The page's diagnostics, as a function that returns them once the spectra (from
+    :func:`_jacobians`, computed in the background) are done."""
+    jacs, finite, spectra, jacobian_notes = jacobians
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
            "saturation": _nums(run_saturation(run, own)), "notes": []}
     parts = getattr(model, "parts", {}) or {}
@@ -349,26 +383,9 @@ def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length, backgr
             out["connectivity"] = {name: _binned(m, rows, height) for name, m in matrices.items()}
     else:
         out["notes"].append("no loss terms (no targets ys): no gradients, connectivity or sweep")
-    if part not in parts:
-        out["notes"].append(f"{model.name} carries no state part '{part}' from step to step: no "
-                            "Jacobians ∂h(t)/∂h(t-1)")
+    out["notes"] += jacobian_notes
+    if jacs is None:
         return lambda: out
-    batch = run.parts[part][0].data.size // parts[part] if run.parts.get(part) else 1
-    if batch != 1:
-        out["notes"].append(f"a batch of {batch}: the Jacobians need a batch of one")
-        return lambda: out
-    try:
-        jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
-    except tg.ConfigError as e:
-        out["notes"].append(str(e))
-        return lambda: out
-    finite = np.isfinite(jacs).all(axis=(1, 2))
-    if not finite.all():
-        bad = np.flatnonzero(~finite) + 1
-        out["notes"].append(f"the Jacobians ∂{part}(t)/∂{part}(t-1) are not finite at "
-                            f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, "
-                            "no lag decay")
-    spectra = background.submit(rnn.spectra, jacs[finite]) if finite.any() else None
     if finite.all():
         decay = rnn.lag_decay(jacs, max_lag=min(steps, 30), ends=3)   # LAPACK on a busy machine is slow
         out["lag"] = {"lags": decay.lags.tolist(), "norms": _nums(decay.norms),
