@@ -140,17 +140,17 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
 # ------------------------------------------------------------------ what the engine computed
 
 def _bundle(model, xs, ys, h0, part, length, draw=True):
-    with ThreadPoolExecutor(max_workers=2) as background:    # the spectra, the renders
+    with ThreadPoolExecutor(max_workers=3) as background:    # spectra, lag decay, renders
         return _bundle_with(model, xs, ys, h0, part, length, draw, background)
 
 
 def _bundle_with(model, xs, ys, h0, part, length, draw, background):
     run, own = own_run(model, xs, ys, h0, length)
-    jacobians = _jacobians(model, xs, ys, h0, part, run, length, background)
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
     variables = _own_variables(roots, own, run, h0)
     steps = variables.steps
+    jacobians = _jacobians(model, xs, ys, h0, part, run, length, steps, background)
     names = variables.names
     windows = _windows(steps)
     detail = sorted({t for a, b in windows for t in range(a, b + 1)} | _summary_steps(steps))
@@ -324,22 +324,23 @@ def _windows(steps):
     return [(a, min(a + WINDOW - 1, steps)) for a in starts]
 
 
-def _jacobians(model, xs, ys, h0, part, run, length, background):
+def _jacobians(model, xs, ys, h0, part, run, length, steps, background):
     """The Jacobians ∂part(t)/∂part(t-1) of the run (:func:`rnn.jacobians`), made first so
-    that their spectra are computed by ``background`` (an executor; LAPACK lets go of the GIL)
-    while the rest of the page is made.  Returns (jacs or None, finite, spectra future or None,
-    notes)."""
+    that their spectra and lag decay are computed by ``background`` (an executor; LAPACK lets
+    go of the GIL) while the rest of the page is made.  Returns (jacs or None, finite, spectra
+    future or None, lag decay future or None, notes)."""
     parts = getattr(model, "parts", {}) or {}
     if part not in parts:
-        return None, None, None, [f"{model.name} carries no state part '{part}' from step to "
-                                  "step: no Jacobians ∂h(t)/∂h(t-1)"]
+        return None, None, None, None, [f"{model.name} carries no state part '{part}' from "
+                                        "step to step: no Jacobians ∂h(t)/∂h(t-1)"]
     batch = run.parts[part][0].data.size // parts[part] if run.parts.get(part) else 1
     if batch != 1:
-        return None, None, None, [f"a batch of {batch}: the Jacobians need a batch of one"]
+        return None, None, None, None, [f"a batch of {batch}: the Jacobians need a batch of "
+                                        "one"]
     try:
         jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
     except tg.ConfigError as e:
-        return None, None, None, [str(e)]
+        return None, None, None, None, [str(e)]
     notes = []
     finite = np.isfinite(jacs).all(axis=(1, 2))
     if not finite.all():
@@ -347,13 +348,16 @@ def _jacobians(model, xs, ys, h0, part, run, length, background):
         notes.append(f"the Jacobians ∂{part}(t)/∂{part}(t-1) are not finite at "
                      f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, no lag decay")
     spectra = background.submit(rnn.spectra, jacs[finite]) if finite.any() else None
-    return jacs, finite, spectra, notes
+    decay = None
+    if finite.all():          # 30 lags and 3 end steps: LAPACK on a busy machine is slow
+        decay = background.submit(rnn.lag_decay, jacs, max_lag=min(steps, 30), ends=3)
+    return jacs, finite, spectra, decay, notes
 
 
 def _diagnostics(model, part, run, own, steps, grads, jacobians):
     """The page's diagnostics, as a function that returns them once the spectra (from
     :func:`_jacobians`, computed in the background) are done."""
-    jacs, finite, spectra, jacobian_notes = jacobians
+    jacs, finite, spectra, decay, jacobian_notes = jacobians
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
            "saturation": _nums(run_saturation(run, own)), "notes": []}
     parts = getattr(model, "parts", {}) or {}
@@ -386,10 +390,6 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians):
     out["notes"] += jacobian_notes
     if jacs is None:
         return lambda: out
-    if finite.all():
-        decay = rnn.lag_decay(jacs, max_lag=min(steps, 30), ends=3)   # LAPACK on a busy machine is slow
-        out["lag"] = {"lags": decay.lags.tolist(), "norms": _nums(decay.norms),
-                      "rate": _num(decay.rate), "scale": _num(decay.scale)}
     if run.loss is not None:
         ratio = np.full(steps, np.nan)
         for t, node in part_nodes(run, part, "viz.explore", own).items():
@@ -403,8 +403,13 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians):
         norms, radii = np.full(len(jacs), np.nan), np.full(len(jacs), np.nan)
         if spectra is not None:
             norms[finite], radii[finite] = spectra.result()
+        lag = None
+        if decay is not None:
+            lag = decay.result()
+            lag = {"lags": lag.lags.tolist(), "norms": _nums(lag.norms), "rate": _num(lag.rate),
+                   "scale": _num(lag.scale)}
         # the page's key order: spectra before lag and ratio
-        return dict(out, spectra={"norm": _nums(norms), "radius": _nums(radii)})
+        return dict(out, spectra={"norm": _nums(norms), "radius": _nums(radii)}, lag=lag)
     return finish
 
 
@@ -464,6 +469,10 @@ def _op_steps(by_step, position, grads):
     norms (gradients from ``grads``, id -> array) and sweep position.  The templates are
     Digraphs, rendered by the caller."""
     templates, index, steps = [], {}, {}
+    every = [n for t in sorted(by_step) for n in by_step[t]]     # numbers on stacked arrays
+    norms = iter(_norms([n.data for n in every]))
+    hists = iter(_histograms([n.data for n in every]))
+    gnorms = iter(_norms([grads[id(n)] for n in every if id(n) in grads]))
     for t in sorted(by_step):
         nodes = by_step[t]
         local = {id(n): j for j, n in enumerate(nodes)}
@@ -473,9 +482,8 @@ def _op_steps(by_step, position, grads):
             index[signature] = len(templates)
             templates.append(_op_graph(nodes, local, t))
         steps[str(t)] = {"template": index[signature], "nodes": [
-            [_shown(_norm(n.data)),
-             None if id(n) not in grads else _shown(_norm(grads[id(n)])),
-             position.get(id(n)), _histogram(n.data)] for n in nodes]}
+            [_shown(next(norms)), None if id(n) not in grads else _shown(next(gnorms)),
+             position.get(id(n)), next(hists)] for n in nodes]}
     return steps, templates
 
 
