@@ -13,7 +13,8 @@ from rnn.diagnostics import own_run
 from viz import explorer as explorer_module
 from viz import views as views_module
 from viz.derive import Variables
-from viz.explorer import _histogram, _histograms, _norm, _norms, _nums, _num
+from viz.explorer import (_histogram, _histograms, _norm, _norms, _num, _nums, _shown, _shown_all,
+                          _vector, _vectors)
 
 
 def _arrays():
@@ -63,6 +64,35 @@ def test_histograms_on_stacked_arrays_are_each_arrays_own_histogram():
     one = [_histogram(a) for a in arrays]
     assert bulk == one
     assert sum(h is not None for h in bulk) > 60         # the stacked path did the most of them
+
+
+def _numbers():
+    """Doubles of every kind: normal ones over 60 decades, short decimals and exact ties of
+    six digits (what rounding to six digits meets at its edges), powers of ten and their
+    neighbours, subnormals, the largest float, signed zeros and the non-finite ones."""
+    rng = np.random.default_rng(8)
+    n = 20000
+    ten = 10.0 ** rng.integers(-30, 30, n)
+    parts = [rng.normal(size=n) * 10.0 ** rng.uniform(-30, 30, n),
+             rng.integers(-10**7, 10**7, n) / 10.0 ** rng.integers(0, 12, n),
+             (rng.integers(10**5, 10**6, n) + 0.5) * ten,
+             np.nextafter(ten, 0), np.nextafter(ten, np.inf), ten, -ten,
+             rng.normal(size=n), rng.random(n).astype(np.float32).astype(np.float64),
+             [0.0, -0.0, 5e-324, -5e-324, 2.2e-308, 1.7976931348623157e308, 999999.5, 99999.95,
+              0.15, 2.5e-5, 1e-17, 9.9999995e26, 1e27, np.nan, np.inf, -np.inf]]
+    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+
+
+def test_numbers_rounded_on_arrays_are_those_python_formats_bit_for_bit():
+    values = _numbers()
+    bulk, one = _nums(values), [_num(v) for v in values.tolist()]
+    assert [None if v is None else v.hex() for v in bulk] == \
+        [None if v is None else v.hex() for v in one]      # hex: -0.0 and 0.0 told apart
+    shown, one = _shown_all(values), [_shown(v) for v in values.tolist()]
+    assert [v if isinstance(v, str) else v.hex() for v in shown] == \
+        [v if isinstance(v, str) else v.hex() for v in one]
+    arrays = _arrays()
+    assert _vectors(arrays) == [_vector(a) for a in arrays]
 
 
 def _page_and_parts(model, xs, ys):

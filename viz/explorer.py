@@ -201,11 +201,13 @@ def _variable_data(variables, names, grads, detail):
     items = list(variables.nodes.items())
     values = [node.data for _, node in items]
     found = [grads.get(key) for key, _ in items]
-    norms = _norms(values)
-    gnorms = _norms([g for g in found if g is not None])[::-1]
+    norms = _shown_all(_norms(values))
+    gnorms = _shown_all(_norms([g for g in found if g is not None]))[::-1]
     shown = [t is None or t < 1 or t in detail for (_, t), _ in items]
     vhists = iter(_histograms([v for v, s in zip(values, shown) if s]))
     ghists = iter(_histograms([g for g, s in zip(found, shown) if s and g is not None]))
+    vvecs = iter(_vectors([v for v, s in zip(values, shown) if s]))
+    gvecs = iter(_vectors([g for g, s in zip(found, shown) if s and g is not None]))
     var_data = {name: {"norm": {}, "gnorm": {}, "value": {}, "grad": {}, "vhist": {}, "ghist": {},
                        "shape": None} for name in names}
     for ((name, t), node), norm, g, show in zip(items, norms, found, shown):
@@ -213,11 +215,11 @@ def _variable_data(variables, names, grads, detail):
         key = "s" if t is None else str(t)
         entry["shape"] = list(node.shape)
         entry["ids"] = node.data.dtype.kind in "iub"
-        entry["norm"][key] = _shown(norm)
-        entry["gnorm"][key] = None if g is None else _shown(gnorms.pop())
+        entry["norm"][key] = norm
+        entry["gnorm"][key] = None if g is None else gnorms.pop()
         if show:
-            entry["value"][key] = _vector(node.data)
-            entry["grad"][key] = None if g is None else _vector(g)
+            entry["value"][key] = next(vvecs)
+            entry["grad"][key] = None if g is None else next(gvecs)
             entry["vhist"][key] = next(vhists)
             entry["ghist"][key] = None if g is None else next(ghists)
     return var_data
@@ -429,8 +431,9 @@ def _binned(matrix, rows, height):
         picked = matrix
         finite = np.isfinite(picked)
     picked, finite = _block_max(picked, col_edges, 1, finite)
-    cells = [[_num(v) if ok else None for v, ok in zip(values, oks)]
-             for values, oks in zip(picked.tolist(), finite.tolist())]
+    values, bins = _nums(picked), picked.shape[1]
+    cells = [[v if ok else None for v, ok in zip(values[i * bins:(i + 1) * bins], oks)]
+             for i, oks in enumerate(finite.tolist())]
     return {"sampled": rows is not None, "rows": None if rows is None else list(rows),
             "row_edges": row_edges.tolist(), "col_edges": col_edges.tolist(), "cells": cells,
             "height": height, "width": width,
@@ -470,9 +473,9 @@ def _op_steps(by_step, position, grads):
     Digraphs, rendered by the caller."""
     templates, index, steps = [], {}, {}
     every = [n for t in sorted(by_step) for n in by_step[t]]     # numbers on stacked arrays
-    norms = iter(_norms([n.data for n in every]))
+    norms = iter(_shown_all(_norms([n.data for n in every])))
     hists = iter(_histograms([n.data for n in every]))
-    gnorms = iter(_norms([grads[id(n)] for n in every if id(n) in grads]))
+    gnorms = iter(_shown_all(_norms([grads[id(n)] for n in every if id(n) in grads])))
     for t in sorted(by_step):
         nodes = by_step[t]
         local = {id(n): j for j, n in enumerate(nodes)}
@@ -482,7 +485,7 @@ def _op_steps(by_step, position, grads):
             index[signature] = len(templates)
             templates.append(_op_graph(nodes, local, t))
         steps[str(t)] = {"template": index[signature], "nodes": [
-            [_shown(next(norms)), None if id(n) not in grads else _shown(next(gnorms)),
+            [next(norms), None if id(n) not in grads else next(gnorms),
              position.get(id(n)), next(hists)] for n in nodes]}
     return steps, templates
 
@@ -585,8 +588,52 @@ def _shown(v):
     return "NaN" if v != v else "Infinity" if v > 0 else "-Infinity"
 
 
+_POW10 = 10.0 ** np.arange(23)          # the powers of ten that are exact doubles
+
+
+def _rounded(values):
+    """``float(f"{v:.6g}")`` of every finite entry of ``values`` (float64, flat), computed on the
+    array: m = v 10^k rounded to an integer of six digits (k = 5 - floor(log10 |v|), 10^|k|
+    exact, so v 10^k is off by half an ulp at most), then m / 10^k, one correctly rounded
+    operation on exact operands: the double nearest the decimal m 10^-k, which is what
+    parsing the six digits gives.  An entry where that could miss (m not of six digits,
+    v 10^k within 1e-6 of a tie, |v| outside 1e-17..1e27, zeros) is formatted by Python as
+    before.  Non-finite entries are returned as they are."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    out = v.copy()
+    size = np.abs(v)
+    ok = (size >= 1e-17) & (size < 1e27)
+    with np.errstate(all="ignore"):
+        k = 5 - np.floor(np.log10(np.where(ok, size, 1.0))).astype(np.int64)
+        up = k >= 0
+        power = _POW10[np.abs(k)]
+        y = np.where(up, v * power, v / power)
+        size = np.abs(y)
+        ok &= (size >= 1e5) & (size < 1e6) & (np.abs(size - np.floor(size) - 0.5) > 1e-6)
+        m = np.rint(y)
+        fast = np.where(up, m / power, m * power)
+    out[ok] = fast[ok]
+    for i in np.flatnonzero(~ok & np.isfinite(v) & (v != 0)).tolist():
+        out[i] = float(f"{v[i]:.6g}")
+    return out
+
+
 def _nums(arr):
-    return [_num(v) for v in np.asarray(arr, dtype=np.float64).reshape(-1).tolist()]
+    """``[_num(v) for v in arr]``, rounded on the whole array (:func:`_rounded`)."""
+    flat = np.asarray(arr, dtype=np.float64).reshape(-1)
+    out = _rounded(flat).tolist()
+    for i in np.flatnonzero(~np.isfinite(flat)).tolist():
+        out[i] = None
+    return out
+
+
+def _shown_all(arr):
+    """``[_shown(v) for v in arr]``, rounded on the whole array (:func:`_rounded`)."""
+    flat = np.asarray(arr, dtype=np.float64).reshape(-1)
+    out = _rounded(flat).tolist()
+    for i in np.flatnonzero(~np.isfinite(flat)).tolist():
+        out[i] = _shown(flat[i])
+    return out
 
 
 def _norm(arr):
@@ -642,7 +689,20 @@ def _norms(arrays):
 
 def _vector(arr):
     flat = np.asarray(arr, dtype=np.float64).reshape(-1)
-    return [_shown(v) for v in flat[:SHOWN_VALUES].tolist()]
+    return _shown_all(flat[:SHOWN_VALUES])
+
+
+def _vectors(arrays):
+    """``[_vector(a) for a in arrays]``, rounded in one call."""
+    heads = [np.asarray(a, dtype=np.float64).reshape(-1)[:SHOWN_VALUES] for a in arrays]
+    if not heads:
+        return []
+    values = _shown_all(np.concatenate(heads))
+    out, start = [], 0
+    for head in heads:
+        out.append(values[start:start + len(head)])
+        start += len(head)
+    return out
 
 
 def _histogram(arr, bins=12):
@@ -695,8 +755,8 @@ def _histograms(arrays, bins=12):
             where += (np.arange(len(spread)) * bins)[:, None]
             counts[~same] = np.bincount(where.reshape(-1), minlength=len(spread) * bins
                                         ).reshape(len(spread), bins)
-        for i, c, a, b in zip(rows.tolist(), counts.tolist(), lo.tolist(), hi.tolist()):
-            out[i] = {"counts": c, "lo": _num(a), "hi": _num(b), "nonfinite": 0}
+        for i, c, a, b in zip(rows.tolist(), counts.tolist(), _nums(lo), _nums(hi)):
+            out[i] = {"counts": c, "lo": a, "hi": b, "nonfinite": 0}
     return out
 
 
