@@ -151,7 +151,7 @@ def test_a_non_finite_jacobian_leaves_its_steps_spectra_out_and_no_lag_decay():
 
 def _explorer_variables(model, xs, ys):
     run, own = own_run(model, xs, ys)
-    return explorer_module._own_variables([run.loss], own, run, None)
+    return explorer_module._own_variables([run.loss], own, run, None)[0]
 
 
 def test_the_views_walk_the_whole_graph_once_per_run_and_draw_the_same_windows(monkeypatch):
@@ -199,3 +199,23 @@ def test_the_pages_norms_are_the_norms_of_the_engines_values(design):
     for (name, t), node in variables.nodes.items():
         key = "s" if t is None else str(t)
         assert bundle["vars"][name]["norm"][key] == float(f"{_norm(node.data):.6g}")
+
+
+@pytest.mark.parametrize("model", [rnn.ElmanRNN(3, 2, 3), rnn.LSTM(3, 2, 3), rnn.GRU(3, 2, 3),
+                                   rnn.BidirectionalRNN(3, 2, 3),
+                                   rnn.EncoderDecoder(3, 2, 3, attention="additive")],
+                         ids=lambda m: m.name)
+def test_the_folded_views_window_from_one_walk_is_what_derive_gives_with_the_window(model):
+    from viz.derive import derive
+    from viz.views import BOOK_HIDDEN, KEEP
+    rng = np.random.default_rng(9)
+    xs = rng.integers(0, 3, 23)
+    ys = rng.integers(0, 3, 19 if isinstance(model, rnn.EncoderDecoder) else 23)
+    run = model.run(xs, ys)
+    whole = derive([run.loss], hide=BOOK_HIDDEN, inside=False)
+    want = derive([run.loss], hide=BOOK_HIDDEN, window=KEEP, inside=False)
+    got = explorer_module._window_of(whole, KEEP)
+    assert len(want.edges) < len(whole.edges)              # the window left edges out
+    assert got.keys == want.keys and got.nodes == want.nodes and got.fixed == want.fixed
+    assert list(got.edges.items()) == list(want.edges.items())
+    assert list(got.paths.items()) == list(want.paths.items())

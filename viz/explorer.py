@@ -148,7 +148,7 @@ def _bundle_with(model, xs, ys, h0, part, length, draw, background):
     run, own = own_run(model, xs, ys, h0, length)
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
-    variables = _own_variables(roots, own, run, h0)
+    variables, folded = _own_variables(roots, own, run, h0, windows=(None, KEEP))
     steps = variables.steps
     jacobians = _jacobians(model, xs, ys, h0, part, run, length, steps, background)
     names = variables.names
@@ -174,7 +174,7 @@ def _bundle_with(model, xs, ys, h0, part, length, draw, background):
     ops, template_graphs = _op_steps(by_step, position, op_grads)
     svg = None
     if draw:          # the renderer's processes run while the diagnostics are computed here
-        views = ([_folded_graph(model, _own_variables(roots, own, run, h0, window=KEEP)),
+        views = ([_folded_graph(model, folded),
                   _unrolled_graph(model, variables, None)]
                  + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
         svg = background.submit(_svg_texts, template_graphs + views)
@@ -237,8 +237,10 @@ def _alignment(run):
             "decoder": ["s", "α", "ctx", "o", "L", "y"], "encoder": ["x", "h"]}
 
 
-def _own_variables(roots, own, run, h0, window=None):
-    """The variables of ``run`` (see :func:`viz.derive.derive`), keyed by the run's own structure.
+def _own_variables(roots, own, run, h0, windows=(None,)):
+    """The variables of ``run`` (see :func:`viz.derive.derive`), keyed by the run's own structure,
+    for each window of ``windows`` (None: every step; an int: ``derive``'s ``window``), all
+    from one walk of the graph (:func:`_window_of`).
 
     Only the nodes the run made (``own``, from :func:`rnn.diagnostics.own_run`) are its
     variables (name, t); the state it started from (``h0`` as given, e.g. an earlier run's
@@ -259,8 +261,29 @@ def _own_variables(roots, own, run, h0, window=None):
             return time_step(scope)
         return outside.setdefault(scope, -1 - len(outside))
 
-    found = derive(roots, hide=BOOK_HIDDEN, window=window, position=position, inside=False)
+    found = derive(roots, hide=BOOK_HIDDEN, position=position, inside=False)
     scope_of = {code: scope for scope, code in outside.items()}
+    return [_own_of(_window_of(found, window), scope_of, given, run) for window in windows]
+
+
+def _window_of(found, window):
+    """What ``derive(..., window=window, inside=False)`` gives, from ``found``, the same call
+    without a window: the same keys, nodes and fixed weights, the edges (and their paths) into
+    the middle steps left out.  (Without an outside scope every source of an edge is one of
+    the variables, so no key is added for one.)"""
+    if window is None:
+        return found
+    last = max((t for _, t in found.keys if t is not None), default=0)
+
+    def kept(dst):
+        return dst[1] is None or not window + 1 < dst[1] < last - window
+    return Variables(found.keys, {k: v for k, v in found.edges.items() if kept(k[1])},
+                     found.nodes, {k: v for k, v in found.paths.items() if kept(k[1])},
+                     found.fixed)
+
+
+def _own_of(found, scope_of, given, run):
+    """The variables of :func:`_own_variables` from the variables ``found`` by ``derive``."""
     rename = {}
     for (name, t), node in found.nodes.items():
         if t is not None and t < 0:
