@@ -154,10 +154,17 @@ def _bundle_with(model, xs, ys, h0, part, length, draw, background):
     names = variables.names
     windows = _windows(steps)
     detail = sorted({t for a, b in windows for t in range(a, b + 1)} | _summary_steps(steps))
+    by_step = _op_nodes(roots, set(detail), own)
+    template_of, template_graphs = _op_templates(by_step)
+    svg = None
+    if draw:          # the renderer's processes run while the rest is computed here
+        views = ([_folded_graph(model, folded),
+                  _unrolled_graph(model, variables, None)]
+                 + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
+        svg = background.submit(_svg_texts, template_graphs + views)
     keys = list(variables.nodes)
     grads = {}
     order = []
-    by_step = _op_nodes(roots, set(detail), own)
     op_grads = {}
     if run.loss is not None:          # one sweep for the variables and the op nodes
         wanted = [k for k in keys if variables.nodes[k].requires_grad]
@@ -169,15 +176,13 @@ def _bundle_with(model, xs, ys, h0, part, length, draw, background):
         order = tg.sweep_order(run.loss)
     position = {id(n): i for i, n in enumerate(order)}
     key_of = {id(variables.nodes[k]): k for k in keys}
-    sweep = [[names.index(key_of[id(n)][0]), key_of[id(n)][1], i]
-             for i, n in enumerate(order) if id(n) in key_of]
-    ops, template_graphs = _op_steps(by_step, position, op_grads)
-    svg = None
-    if draw:          # the renderer's processes run while the diagnostics are computed here
-        views = ([_folded_graph(model, folded),
-                  _unrolled_graph(model, variables, None)]
-                 + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
-        svg = background.submit(_svg_texts, template_graphs + views)
+    name_index = {name: i for i, name in enumerate(names)}
+    sweep = []
+    for i, n in enumerate(order):
+        key = key_of.get(id(n))
+        if key is not None:
+            sweep.append([name_index[key[0]], key[1], i])
+    ops = _op_numbers(by_step, template_of, position, op_grads)
     diag = _diagnostics(model, part, run, own, steps, grads, jacobians)
     var_data = _variable_data(variables, names, grads, set(detail))
     diag = diag()
@@ -489,16 +494,11 @@ def _op_nodes(roots, detail, own):
     return by_step
 
 
-def _op_steps(by_step, position, grads):
-    """The op-level DAG of each step of ``by_step`` (from :func:`_op_nodes`): per step, its
-    template (the op structure, shared by all steps that have the same one) and each op node's
-    norms (gradients from ``grads``, id -> array) and sweep position.  The templates are
-    Digraphs, rendered by the caller."""
-    templates, index, steps = [], {}, {}
-    every = [n for t in sorted(by_step) for n in by_step[t]]     # numbers on stacked arrays
-    norms = iter(_shown_all(_norms([n.data for n in every])))
-    hists = iter(_histograms([n.data for n in every]))
-    gnorms = iter(_shown_all(_norms([grads[id(n)] for n in every if id(n) in grads])))
+def _op_templates(by_step):
+    """The op-level DAG of each step of ``by_step`` (from :func:`_op_nodes`) as a template, the
+    op structure shared by all steps that have the same one: {t: its template's index} and the
+    templates (Digraphs, rendered by the caller)."""
+    templates, index, template_of = [], {}, {}
     for t in sorted(by_step):
         nodes = by_step[t]
         local = {id(n): j for j, n in enumerate(nodes)}
@@ -507,10 +507,21 @@ def _op_steps(by_step, position, grads):
         if signature not in index:
             index[signature] = len(templates)
             templates.append(_op_graph(nodes, local, t))
-        steps[str(t)] = {"template": index[signature], "nodes": [
-            [next(norms), None if id(n) not in grads else next(gnorms),
-             position.get(id(n)), next(hists)] for n in nodes]}
-    return steps, templates
+        template_of[t] = index[signature]
+    return template_of, templates
+
+
+def _op_numbers(by_step, template_of, position, grads):
+    """Per step of ``by_step``: its template (from :func:`_op_templates`) and each op node's
+    norms (gradients from ``grads``, id -> array), sweep position and histogram, computed on
+    stacked arrays."""
+    every = [n for t in sorted(by_step) for n in by_step[t]]
+    norms = iter(_shown_all(_norms([n.data for n in every])))
+    hists = iter(_histograms([n.data for n in every]))
+    gnorms = iter(_shown_all(_norms([grads[id(n)] for n in every if id(n) in grads])))
+    return {str(t): {"template": template_of[t], "nodes": [
+        [next(norms), None if id(n) not in grads else next(gnorms), position.get(id(n)),
+         next(hists)] for n in by_step[t]]} for t in sorted(by_step)}
 
 
 def _outside(p, t):
