@@ -377,7 +377,9 @@ def _jacobians(model, xs, ys, h0, part, run, length, steps, background):
         bad = np.flatnonzero(~finite) + 1
         notes.append(f"the Jacobians ∂{part}(t)/∂{part}(t-1) are not finite at "
                      f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, no lag decay")
-    spectra = background.submit(rnn.spectra, jacs[finite]) if finite.any() else None
+    spectra = None
+    if finite.any():
+        spectra = background.submit(rnn.spectra, jacs if finite.all() else jacs[finite])
     decay = None
     if finite.all():          # 30 lags and 3 end steps: LAPACK on a busy machine is slow
         decay = background.submit(rnn.lag_decay, jacs, max_lag=min(steps, 30), ends=3)
