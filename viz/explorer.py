@@ -11,6 +11,12 @@ Graphviz SVG (node ids are the DOT names of the views); nothing is fetched, so i
 from disk.  Long runs are summarised: values of the steps in the drawn windows, norms of
 every step, the heatmap binned and, past ``EXACT_ROWS`` loss terms, computed on sampled rows.
 
+Making a page is mostly numpy: while this thread computes the gradients, the connectivity
+and the variables' numbers (norms, histograms and six-digit rounding on stacked arrays, the
+same arithmetic as one array at a time), a small pool of threads computes the Jacobians'
+spectra and lag decay (LAPACK lets go of the GIL) and waits for the renderer's processes.
+The page is the same whichever of them finishes first.
+
 The values are those of the run made here, told apart from whatever computation is behind
 its ``h0`` or the tensors its steps read (:func:`rnn.diagnostics.own_run`).  The page builds
 all its text from elements (names and titles are never parsed as HTML), its data cannot close
