@@ -219,3 +219,21 @@ def test_the_folded_views_window_from_one_walk_is_what_derive_gives_with_the_win
     assert got.keys == want.keys and got.nodes == want.nodes and got.fixed == want.fixed
     assert list(got.edges.items()) == list(want.edges.items())
     assert list(got.paths.items()) == list(want.paths.items())
+
+
+def test_diagrams_rendered_in_batches_are_those_rendered_one_by_one():
+    import graphviz
+    model = rnn.GRU(3, 2, 3, seed=1)
+    rng = np.random.default_rng(10)
+    variables = _explorer_variables(model, rng.integers(0, 3, 35), rng.integers(0, 3, 35))
+    graphs = []
+    for shown in (None, range(1, 11), range(11, 21), range(21, 31), range(31, 36)):
+        g = views_module.new_digraph("u")
+        views_module.draw_unrolled(g, variables, "u", keep=3, shown=shown,
+                                   gap_text=lambda name, n: f"{name} &#215;{n:,}")
+        graphs.append(g)
+    graphs.append(graphviz.Source('digraph { a [label="<?xml a label"]; a -> b }'))
+    assert explorer_module._svg_texts(graphs) == [explorer_module._svg_text(g) for g in graphs]
+    broken = graphs[:3] + [graphviz.Source("digraph { a -> }")] + graphs[3:]
+    with pytest.raises(viz.RenderError):          # the batch fails; the broken graph says so
+        explorer_module._svg_texts(broken)

@@ -32,6 +32,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+import graphviz
 import numpy as np
 
 import rnn
@@ -40,7 +41,7 @@ from rnn.core import time_step, walk
 from rnn.diagnostics import own_run, part_nodes, run_connectivity, run_saturation
 
 from .derive import Variables, derive, param_behind
-from .render import OutputPathError, html_text, render
+from .render import OutputPathError, RenderError, html_text, render
 from .views import BOOK_HIDDEN, KEEP, draw_folded, draw_unrolled, new_digraph
 
 WINDOW = 10           # steps per expandable window of the unrolled view
@@ -600,17 +601,40 @@ def _unrolled_graph(model, variables, shown):
 
 
 def _svg_texts(graphs):
-    """:func:`_svg_text` of each of ``graphs``, in order: the renderer runs as one process per
-    graph, as many at a time as there are cores (threads only wait for them here)."""
+    """:func:`_svg_text` of each of ``graphs``, in order.  The graphs are dealt out to one batch
+    per core, and each batch is one renderer process (Graphviz lays out the graphs of its input
+    one after the other and writes one SVG document for each, byte for byte what a process per
+    graph writes), the processes running at the same time (threads only wait for them here)."""
     if len(graphs) < 2:
         return [_svg_text(g) for g in graphs]
-    with ThreadPoolExecutor(max_workers=min(len(graphs), os.cpu_count() or 1)) as pool:
-        return list(pool.map(_svg_text, graphs))
+    workers = min(len(graphs), os.cpu_count() or 1)
+    batches = [graphs[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(_batch_texts, batches))
+    return [done[i % workers][i // workers] for i in range(len(graphs))]
+
+
+def _batch_texts(graphs):
+    """:func:`_svg_text` of each of ``graphs``, from one renderer process; graph by graph
+    instead where that process fails or its output is not one SVG document per graph (a
+    renderer that is not Graphviz's dot), so that an error names the graph as before."""
+    try:
+        text = render(graphviz.Source("".join(g.source for g in graphs)), "svg",
+                      quiet=True).decode()
+    except RenderError:
+        return [_svg_text(g) for g in graphs]
+    documents = text.split("<?xml ")[1:]    # each begins so; labels cannot hold a bare "<"
+    if len(documents) != len(graphs) or not text.startswith("<?xml "):
+        return [_svg_text(g) for g in graphs]
+    return [_svg_element(d) for d in documents]
 
 
 def _svg_text(g):
     """The SVG element of ``g`` (no XML prologue, no comments: it goes inside the page)."""
-    text = render(g, "svg", quiet=True).decode()     # the × of "h ×194" draws a width warning
+    return _svg_element(render(g, "svg", quiet=True).decode())  # "h ×194": a width warning
+
+
+def _svg_element(text):
     return re.sub(r"<!--.*?-->\n?", "", text[text.index("<svg"):], flags=re.S)
 
 
