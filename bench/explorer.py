@@ -11,20 +11,29 @@ backward; 10,000 steps of ElmanRNN(6, 8, 6) in at most 10 s and a 40-step LSTM i
 on a quiet machine.
 
     .venv/bin/python bench/explorer.py [--cases elman:57:128:200 elman:6:8:10000 lstm:6:8:40]
-                                       [--no-open]
+                                       [--no-open] [--against DIR [--rounds N]]
+
+``--against DIR`` measures the same cases side by side with the code of another checkout (e.g.
+``git worktree add /tmp/base main``): each round runs every case once with each tree, one fresh
+process per tree and case, alternating, and the summary gives each tree's median ratios.  The
+load average is printed with every row (the machine is shared; compare ratios of one run).
 """
 
 import argparse
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+TREE = os.environ.get("TINYGRAPH_BENCH_TREE") or os.path.join(HERE, "..")   # the code measured
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, TREE)
 
 import rnn  # noqa: E402
 import viz  # noqa: E402
@@ -92,11 +101,47 @@ def parse_case(text):
         vocab, steps
 
 
+def against(args):
+    """Every case with this tree and with ``args.against``, alternating, ``args.rounds`` times;
+    each measurement a fresh process (``TINYGRAPH_BENCH_TREE`` names the tree it imports)."""
+    trees = [("this", os.path.abspath(os.path.join(HERE, ".."))),
+             ("against", os.path.abspath(args.against))]
+    print(f"this = {trees[0][1]}, against = {trees[1][1]}")
+    print("| code | model | steps | make wall s | make CPU s | loss+backward wall ms "
+          "| loss+backward CPU ms | make/(loss+backward) wall | CPU | size MB | load average |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    ratios = {}
+    for _ in range(args.rounds):
+        for case in args.cases:
+            for label, tree in trees:
+                load = os.getloadavg()[0]
+                env = dict(os.environ, TINYGRAPH_BENCH_TREE=tree)
+                out = subprocess.run([sys.executable, os.path.abspath(__file__), "--no-open",
+                                      "--cases", case], env=env, capture_output=True, text=True,
+                                     check=True).stdout
+                row = [line for line in out.splitlines() if line.startswith("| ")
+                       and not line.startswith("| model")][-1]
+                cells = [c.strip() for c in row.strip("|").split("|")]
+                ratios.setdefault((case, label), []).append((float(cells[6]), float(cells[7])))
+                print(f"| {label} | {' | '.join(cells[:-1])} | {load:.1f} |", flush=True)
+    print("\nmedian make/(loss+backward), wall and CPU:")
+    for case in args.cases:
+        text = [f"{label} {np.median([w for w, _ in ratios[(case, label)]]):.0f} / "
+                f"{np.median([c for _, c in ratios[(case, label)]]):.0f}" for label, _ in trees]
+        print(f"  {case}: " + ", ".join(text))
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="+", default=CASES)
     parser.add_argument("--no-open", action="store_true", help="skip the Chromium timing")
+    parser.add_argument("--against", metavar="DIR",
+                        help="another checkout, measured side by side (no Chromium timing)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --against")
     args = parser.parse_args()
+    if args.against:
+        return against(args)
     cases = [parse_case(c) for c in args.cases]
     print(f"load average {os.getloadavg()[0]:.1f} at the start")
     print("| model | steps | make wall s | make CPU s | loss+backward wall ms "

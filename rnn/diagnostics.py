@@ -246,11 +246,15 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
     # _JACOBIAN_ROWS rows (units) each: the Python per node is paid once per block, and the
     # dense results (block inputs x block * size rows x size) stay at a few MiB
     block = max(1, _JACOBIAN_ROWS // size)
+    eyes = {}                # (shape, dtype) -> the identity's rows, one seed each, made once
     for start in range(0, len(live), block):
         chunk = live[start:start + block]
-        eye = np.eye(size)
-        seeds = [row.reshape(h_new.shape).astype(h_new.dtype)
-                 for _, h_new, _ in chunk for row in eye]
+        seeds = []
+        for _, h_new, _ in chunk:
+            key = (h_new.shape, h_new.dtype)
+            if key not in eyes:
+                eyes[key] = list(np.eye(size, dtype=h_new.dtype).reshape((size,) + h_new.shape))
+            seeds += eyes[key]
         outputs = [h_new for _, h_new, _ in chunk for _ in range(size)]
         grads = grad_rows(outputs, [h_old for _, _, h_old in chunk], seeds)
         for j, ((t, _, _), g) in enumerate(zip(chunk, grads)):

@@ -11,6 +11,12 @@ Graphviz SVG (node ids are the DOT names of the views); nothing is fetched, so i
 from disk.  Long runs are summarised: values of the steps in the drawn windows, norms of
 every step, the heatmap binned and, past ``EXACT_ROWS`` loss terms, computed on sampled rows.
 
+Making a page is mostly numpy: while this thread computes the gradients, the connectivity
+and the variables' numbers (norms, histograms and six-digit rounding on stacked arrays, the
+same arithmetic as one array at a time), a small pool of threads computes the Jacobians'
+spectra and lag decay (LAPACK lets go of the GIL) and waits for the renderer's processes.
+The page is the same whichever of them finishes first.
+
 The values are those of the run made here, told apart from whatever computation is behind
 its ``h0`` or the tensors its steps read (:func:`rnn.diagnostics.own_run`).  The page builds
 all its text from elements (names and titles are never parsed as HTML), its data cannot close
@@ -21,10 +27,12 @@ import base64
 import hashlib
 import html
 import json
+import math
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+import graphviz
 import numpy as np
 
 import rnn
@@ -33,7 +41,7 @@ from rnn.core import time_step, walk
 from rnn.diagnostics import own_run, part_nodes, run_connectivity, run_saturation
 
 from .derive import Variables, derive, param_behind
-from .render import OutputPathError, html_text, render
+from .render import OutputPathError, RenderError, html_text, render
 from .views import BOOK_HIDDEN, KEEP, draw_folded, draw_unrolled, new_digraph
 
 WINDOW = 10           # steps per expandable window of the unrolled view
@@ -139,18 +147,31 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
 # ------------------------------------------------------------------ what the engine computed
 
 def _bundle(model, xs, ys, h0, part, length, draw=True):
+    with ThreadPoolExecutor(max_workers=3) as background:    # spectra, lag decay, renders
+        return _bundle_with(model, xs, ys, h0, part, length, draw, background)
+
+
+def _bundle_with(model, xs, ys, h0, part, length, draw, background):
     run, own = own_run(model, xs, ys, h0, length)
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
-    variables = _own_variables(roots, own, run, h0)
+    variables, folded = _own_variables(roots, own, run, h0, windows=(None, KEEP))
     steps = variables.steps
+    jacobians = _jacobians(model, xs, ys, h0, part, run, length, steps, background)
     names = variables.names
     windows = _windows(steps)
     detail = sorted({t for a, b in windows for t in range(a, b + 1)} | _summary_steps(steps))
+    by_step = _op_nodes(roots, set(detail), own)
+    template_of, template_graphs = _op_templates(by_step)
+    svg = None
+    if draw:          # the renderer's processes run while the rest is computed here
+        views = ([_folded_graph(model, folded),
+                  _unrolled_graph(model, variables, None)]
+                 + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
+        svg = background.submit(_svg_texts, template_graphs + views)
     keys = list(variables.nodes)
     grads = {}
     order = []
-    by_step = _op_nodes(roots, set(detail), own)
     op_grads = {}
     if run.loss is not None:          # one sweep for the variables and the op nodes
         wanted = [k for k in keys if variables.nodes[k].requires_grad]
@@ -162,35 +183,19 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
         order = tg.sweep_order(run.loss)
     position = {id(n): i for i, n in enumerate(order)}
     key_of = {id(variables.nodes[k]): k for k in keys}
-    sweep = [[names.index(key_of[id(n)][0]), key_of[id(n)][1], i]
-             for i, n in enumerate(order) if id(n) in key_of]
-    detail_set = set(detail)
-    var_data = {}
-    for name in names:
-        entry = {"norm": {}, "gnorm": {}, "value": {}, "grad": {}, "vhist": {}, "ghist": {},
-                 "shape": None}
-        var_data[name] = entry
-    for (name, t), node in variables.nodes.items():
-        entry = var_data[name]
-        key = "s" if t is None else str(t)
-        entry["shape"] = list(node.shape)
-        entry["ids"] = node.data.dtype.kind in "iub"
-        entry["norm"][key] = _shown(_norm(node.data))
-        g = grads.get((name, t))
-        entry["gnorm"][key] = None if g is None else _shown(_norm(g))
-        if t is None or t < 1 or t in detail_set:
-            entry["value"][key] = _vector(node.data)
-            entry["grad"][key] = None if g is None else _vector(g)
-            entry["vhist"][key] = _histogram(node.data)
-            entry["ghist"][key] = None if g is None else _histogram(g)
-    ops, template_graphs = _op_steps(by_step, position, op_grads)
-    diag = _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length)
-    svg, templates = None, None
+    name_index = {name: i for i, name in enumerate(names)}
+    sweep = []
+    for i, n in enumerate(order):
+        key = key_of.get(id(n))
+        if key is not None:
+            sweep.append([name_index[key[0]], key[1], i])
+    ops = _op_numbers(by_step, template_of, position, op_grads)
+    diag = _diagnostics(model, part, run, own, steps, grads, jacobians)
+    var_data = _variable_data(variables, names, grads, set(detail))
+    diag = diag()
+    templates = None
     if draw:
-        views = ([_folded_graph(model, _own_variables(roots, own, run, h0, window=KEEP)),
-                  _unrolled_graph(model, variables, None)]
-                 + [_unrolled_graph(model, variables, range(a, b + 1)) for a, b in windows])
-        texts = _svg_texts(template_graphs + views)
+        texts = svg.result()
         split = len(template_graphs)
         templates, (folded, summary, *drawn) = texts[:split], texts[split:]
         svg = {"folded": folded, "summary": summary, "windows": drawn}
@@ -199,6 +204,37 @@ def _bundle(model, xs, ys, h0, part, length, draw=True):
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
             "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run),
             "template_sources": [g.source for g in template_graphs]}
+
+
+def _variable_data(variables, names, grads, detail):
+    """Per variable name: the norm of its value and gradient at every step, and at the steps of
+    ``detail`` (and the static ones) the first entries and a histogram of both; the norms and
+    histograms of all steps are computed on stacked arrays (:func:`_norms`, :func:`_histograms`)."""
+    items = list(variables.nodes.items())
+    values = [node.data for _, node in items]
+    found = [grads.get(key) for key, _ in items]
+    norms = _shown_all(_norms(values))
+    gnorms = _shown_all(_norms([g for g in found if g is not None]))[::-1]
+    shown = [t is None or t < 1 or t in detail for (_, t), _ in items]
+    vhists = iter(_histograms([v for v, s in zip(values, shown) if s]))
+    ghists = iter(_histograms([g for g, s in zip(found, shown) if s and g is not None]))
+    vvecs = iter(_vectors([v for v, s in zip(values, shown) if s]))
+    gvecs = iter(_vectors([g for g, s in zip(found, shown) if s and g is not None]))
+    var_data = {name: {"norm": {}, "gnorm": {}, "value": {}, "grad": {}, "vhist": {}, "ghist": {},
+                       "shape": None} for name in names}
+    for ((name, t), node), norm, g, show in zip(items, norms, found, shown):
+        entry = var_data[name]
+        key = "s" if t is None else str(t)
+        entry["shape"] = list(node.shape)
+        entry["ids"] = node.data.dtype.kind in "iub"
+        entry["norm"][key] = norm
+        entry["gnorm"][key] = None if g is None else gnorms.pop()
+        if show:
+            entry["value"][key] = next(vvecs)
+            entry["grad"][key] = None if g is None else next(gvecs)
+            entry["vhist"][key] = next(vhists)
+            entry["ghist"][key] = None if g is None else next(ghists)
+    return var_data
 
 
 def _alignment(run):
@@ -213,8 +249,10 @@ def _alignment(run):
             "decoder": ["s", "α", "ctx", "o", "L", "y"], "encoder": ["x", "h"]}
 
 
-def _own_variables(roots, own, run, h0, window=None):
-    """The variables of ``run`` (see :func:`viz.derive.derive`), keyed by the run's own structure.
+def _own_variables(roots, own, run, h0, windows=(None,)):
+    """The variables of ``run`` (see :func:`viz.derive.derive`), keyed by the run's own structure,
+    for each window of ``windows`` (None: every step; an int: ``derive``'s ``window``), all
+    from one walk of the graph (:func:`_window_of`).
 
     Only the nodes the run made (``own``, from :func:`rnn.diagnostics.own_run`) are its
     variables (name, t); the state it started from (``h0`` as given, e.g. an earlier run's
@@ -235,8 +273,29 @@ def _own_variables(roots, own, run, h0, window=None):
             return time_step(scope)
         return outside.setdefault(scope, -1 - len(outside))
 
-    found = derive(roots, hide=BOOK_HIDDEN, window=window, position=position, inside=False)
+    found = derive(roots, hide=BOOK_HIDDEN, position=position, inside=False)
     scope_of = {code: scope for scope, code in outside.items()}
+    return [_own_of(_window_of(found, window), scope_of, given, run) for window in windows]
+
+
+def _window_of(found, window):
+    """What ``derive(..., window=window, inside=False)`` gives, from ``found``, the same call
+    without a window: the same keys, nodes and fixed weights, the edges (and their paths) into
+    the middle steps left out.  (Without an outside scope every source of an edge is one of
+    the variables, so no key is added for one.)"""
+    if window is None:
+        return found
+    last = max((t for _, t in found.keys if t is not None), default=0)
+
+    def kept(dst):
+        return dst[1] is None or not window + 1 < dst[1] < last - window
+    return Variables(found.keys, {k: v for k, v in found.edges.items() if kept(k[1])},
+                     found.nodes, {k: v for k, v in found.paths.items() if kept(k[1])},
+                     found.fixed)
+
+
+def _own_of(found, scope_of, given, run):
+    """The variables of :func:`_own_variables` from the variables ``found`` by ``derive``."""
     rename = {}
     for (name, t), node in found.nodes.items():
         if t is not None and t < 0:
@@ -261,12 +320,14 @@ def _own_variables(roots, own, run, h0, window=None):
 
 
 class _Variables(Variables):
-    """Variables whose names are found once: the views ask for them many times per window,
-    and a long run has tens of thousands of keys."""
+    """Variables whose names are found once, and whose whole-graph walks the views make once
+    (``_view_memo``): the views ask for them in every window, and a long run has tens of
+    thousands of keys.  Never changed after they are made."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._names = list(dict.fromkeys(name for name, _ in self.keys))
+        self._view_memo = {}      # viz.views keeps its whole-graph walks here (drawn per window)
 
     @property
     def names(self):
@@ -300,7 +361,42 @@ def _windows(steps):
     return [(a, min(a + WINDOW - 1, steps)) for a in starts]
 
 
-def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
+def _jacobians(model, xs, ys, h0, part, run, length, steps, background):
+    """The Jacobians ∂part(t)/∂part(t-1) of the run (:func:`rnn.jacobians`), made first so
+    that their spectra and lag decay are computed by ``background`` (an executor; LAPACK lets
+    go of the GIL) while the rest of the page is made.  Returns (jacs or None, finite, spectra
+    future or None, lag decay future or None, notes)."""
+    parts = getattr(model, "parts", {}) or {}
+    if part not in parts:
+        return None, None, None, None, [f"{model.name} carries no state part '{part}' from "
+                                        "step to step: no Jacobians ∂h(t)/∂h(t-1)"]
+    batch = run.parts[part][0].data.size // parts[part] if run.parts.get(part) else 1
+    if batch != 1:
+        return None, None, None, None, [f"a batch of {batch}: the Jacobians need a batch of "
+                                        "one"]
+    try:
+        jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
+    except tg.ConfigError as e:
+        return None, None, None, None, [str(e)]
+    notes = []
+    finite = np.isfinite(jacs).all(axis=(1, 2))
+    if not finite.all():
+        bad = np.flatnonzero(~finite) + 1
+        notes.append(f"the Jacobians ∂{part}(t)/∂{part}(t-1) are not finite at "
+                     f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, no lag decay")
+    spectra = None
+    if finite.any():
+        spectra = background.submit(rnn.spectra, jacs if finite.all() else jacs[finite])
+    decay = None
+    if finite.all():          # 30 lags and 3 end steps: LAPACK on a busy machine is slow
+        decay = background.submit(rnn.lag_decay, jacs, max_lag=min(steps, 30), ends=3)
+    return jacs, finite, spectra, decay, notes
+
+
+def _diagnostics(model, part, run, own, steps, grads, jacobians):
+    """The page's diagnostics, as a function that returns them once the spectra (from
+    :func:`_jacobians`, computed in the background) are done."""
+    jacs, finite, spectra, decay, jacobian_notes = jacobians
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
            "saturation": _nums(run_saturation(run, own)), "notes": []}
     parts = getattr(model, "parts", {}) or {}
@@ -330,33 +426,9 @@ def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
             out["connectivity"] = {name: _binned(m, rows, height) for name, m in matrices.items()}
     else:
         out["notes"].append("no loss terms (no targets ys): no gradients, connectivity or sweep")
-    if part not in parts:
-        out["notes"].append(f"{model.name} carries no state part '{part}' from step to step: no "
-                            "Jacobians ∂h(t)/∂h(t-1)")
-        return out
-    batch = run.parts[part][0].data.size // parts[part] if run.parts.get(part) else 1
-    if batch != 1:
-        out["notes"].append(f"a batch of {batch}: the Jacobians need a batch of one")
-        return out
-    try:
-        jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
-    except tg.ConfigError as e:
-        out["notes"].append(str(e))
-        return out
-    finite = np.isfinite(jacs).all(axis=(1, 2))
-    if not finite.all():
-        bad = np.flatnonzero(~finite) + 1
-        out["notes"].append(f"the Jacobians ∂{part}(t)/∂{part}(t-1) are not finite at "
-                            f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, "
-                            "no lag decay")
-    norms, radii = np.full(len(jacs), np.nan), np.full(len(jacs), np.nan)
-    if finite.any():
-        norms[finite], radii[finite] = rnn.spectra(jacs[finite])
-    out["spectra"] = {"norm": _nums(norms), "radius": _nums(radii)}
-    if finite.all():
-        decay = rnn.lag_decay(jacs, max_lag=min(steps, 30), ends=3)   # LAPACK on a busy machine is slow
-        out["lag"] = {"lags": decay.lags.tolist(), "norms": _nums(decay.norms),
-                      "rate": _num(decay.rate), "scale": _num(decay.scale)}
+    out["notes"] += jacobian_notes
+    if jacs is None:
+        return lambda: out
     if run.loss is not None:
         ratio = np.full(steps, np.nan)
         for t, node in part_nodes(run, part, "viz.explore", own).items():
@@ -365,7 +437,19 @@ def _diagnostics(model, xs, ys, h0, part, run, own, steps, grads, length):
                 g = g.reshape(-1)
                 ratio[t - 1] = np.linalg.norm(g @ jacs[t - 1]) / np.linalg.norm(g)
         out["ratio"] = _nums(ratio)
-    return out
+
+    def finish():
+        norms, radii = np.full(len(jacs), np.nan), np.full(len(jacs), np.nan)
+        if spectra is not None:
+            norms[finite], radii[finite] = spectra.result()
+        lag = None
+        if decay is not None:
+            lag = decay.result()
+            lag = {"lags": lag.lags.tolist(), "norms": _nums(lag.norms), "rate": _num(lag.rate),
+                   "scale": _num(lag.scale)}
+        # the page's key order: spectra before lag and ratio
+        return dict(out, spectra={"norm": _nums(norms), "radius": _nums(radii)}, lag=lag)
+    return finish
 
 
 def _binned(matrix, rows, height):
@@ -384,8 +468,9 @@ def _binned(matrix, rows, height):
         picked = matrix
         finite = np.isfinite(picked)
     picked, finite = _block_max(picked, col_edges, 1, finite)
-    cells = [[_num(v) if ok else None for v, ok in zip(values, oks)]
-             for values, oks in zip(picked.tolist(), finite.tolist())]
+    values, bins = _nums(picked), picked.shape[1]
+    cells = [[v if ok else None for v, ok in zip(values[i * bins:(i + 1) * bins], oks)]
+             for i, oks in enumerate(finite.tolist())]
     return {"sampled": rows is not None, "rows": None if rows is None else list(rows),
             "row_edges": row_edges.tolist(), "col_edges": col_edges.tolist(), "cells": cells,
             "height": height, "width": width,
@@ -418,12 +503,11 @@ def _op_nodes(roots, detail, own):
     return by_step
 
 
-def _op_steps(by_step, position, grads):
-    """The op-level DAG of each step of ``by_step`` (from :func:`_op_nodes`): per step, its
-    template (the op structure, shared by all steps that have the same one) and each op node's
-    norms (gradients from ``grads``, id -> array) and sweep position.  The templates are
-    Digraphs, rendered by the caller."""
-    templates, index, steps = [], {}, {}
+def _op_templates(by_step):
+    """The op-level DAG of each step of ``by_step`` (from :func:`_op_nodes`) as a template, the
+    op structure shared by all steps that have the same one: {t: its template's index} and the
+    templates (Digraphs, rendered by the caller)."""
+    templates, index, template_of = [], {}, {}
     for t in sorted(by_step):
         nodes = by_step[t]
         local = {id(n): j for j, n in enumerate(nodes)}
@@ -432,11 +516,21 @@ def _op_steps(by_step, position, grads):
         if signature not in index:
             index[signature] = len(templates)
             templates.append(_op_graph(nodes, local, t))
-        steps[str(t)] = {"template": index[signature], "nodes": [
-            [_shown(_norm(n.data)),
-             None if id(n) not in grads else _shown(_norm(grads[id(n)])),
-             position.get(id(n)), _histogram(n.data)] for n in nodes]}
-    return steps, templates
+        template_of[t] = index[signature]
+    return template_of, templates
+
+
+def _op_numbers(by_step, template_of, position, grads):
+    """Per step of ``by_step``: its template (from :func:`_op_templates`) and each op node's
+    norms (gradients from ``grads``, id -> array), sweep position and histogram, computed on
+    stacked arrays."""
+    every = [n for t in sorted(by_step) for n in by_step[t]]
+    norms = iter(_shown_all(_norms([n.data for n in every])))
+    hists = iter(_histograms([n.data for n in every]))
+    gnorms = iter(_shown_all(_norms([grads[id(n)] for n in every if id(n) in grads])))
+    return {str(t): {"template": template_of[t], "nodes": [
+        [next(norms), None if id(n) not in grads else next(gnorms), position.get(id(n)),
+         next(hists)] for n in by_step[t]]} for t in sorted(by_step)}
 
 
 def _outside(p, t):
@@ -507,17 +601,40 @@ def _unrolled_graph(model, variables, shown):
 
 
 def _svg_texts(graphs):
-    """:func:`_svg_text` of each of ``graphs``, in order: the renderer runs as one process per
-    graph, as many at a time as there are cores (threads only wait for them here)."""
+    """:func:`_svg_text` of each of ``graphs``, in order.  The graphs are dealt out to one batch
+    per core, and each batch is one renderer process (Graphviz lays out the graphs of its input
+    one after the other and writes one SVG document for each, byte for byte what a process per
+    graph writes), the processes running at the same time (threads only wait for them here)."""
     if len(graphs) < 2:
         return [_svg_text(g) for g in graphs]
-    with ThreadPoolExecutor(max_workers=min(len(graphs), os.cpu_count() or 1)) as pool:
-        return list(pool.map(_svg_text, graphs))
+    workers = min(len(graphs), os.cpu_count() or 1)
+    batches = [graphs[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(_batch_texts, batches))
+    return [done[i % workers][i // workers] for i in range(len(graphs))]
+
+
+def _batch_texts(graphs):
+    """:func:`_svg_text` of each of ``graphs``, from one renderer process; graph by graph
+    instead where that process fails or its output is not one SVG document per graph (a
+    renderer that is not Graphviz's dot), so that an error names the graph as before."""
+    try:
+        text = render(graphviz.Source("".join(g.source for g in graphs)), "svg",
+                      quiet=True).decode()
+    except RenderError:
+        return [_svg_text(g) for g in graphs]
+    documents = text.split("<?xml ")[1:]    # each begins so; labels cannot hold a bare "<"
+    if len(documents) != len(graphs) or not text.startswith("<?xml "):
+        return [_svg_text(g) for g in graphs]
+    return [_svg_element(d) for d in documents]
 
 
 def _svg_text(g):
     """The SVG element of ``g`` (no XML prologue, no comments: it goes inside the page)."""
-    text = render(g, "svg", quiet=True).decode()     # the × of "h ×194" draws a width warning
+    return _svg_element(render(g, "svg", quiet=True).decode())  # "h ×194": a width warning
+
+
+def _svg_element(text):
     return re.sub(r"<!--.*?-->\n?", "", text[text.index("<svg"):], flags=re.S)
 
 
@@ -525,20 +642,64 @@ def _svg_text(g):
 
 def _num(v):
     v = float(v)
-    return float(f"{v:.6g}") if np.isfinite(v) else None
+    return float(f"{v:.6g}") if math.isfinite(v) else None
 
 
 def _shown(v):
     """A number as the page shows it: finite ones rounded, the others as "NaN", "Infinity" or
     "-Infinity" (JSON has no such numbers; the page prints the strings)."""
     v = float(v)
-    if np.isfinite(v):
+    if math.isfinite(v):
         return float(f"{v:.6g}")
-    return "NaN" if np.isnan(v) else "Infinity" if v > 0 else "-Infinity"
+    return "NaN" if v != v else "Infinity" if v > 0 else "-Infinity"
+
+
+_POW10 = 10.0 ** np.arange(23)          # the powers of ten that are exact doubles
+
+
+def _rounded(values):
+    """``float(f"{v:.6g}")`` of every finite entry of ``values`` (float64, flat), computed on the
+    array: m = v 10^k rounded to an integer of six digits (k = 5 - floor(log10 |v|), 10^|k|
+    exact, so v 10^k is off by half an ulp at most), then m / 10^k, one correctly rounded
+    operation on exact operands: the double nearest the decimal m 10^-k, which is what
+    parsing the six digits gives.  An entry where that could miss (m not of six digits,
+    v 10^k within 1e-6 of a tie, |v| outside 1e-17..1e27, zeros) is formatted by Python as
+    before.  Non-finite entries are returned as they are."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    out = v.copy()
+    size = np.abs(v)
+    ok = (size >= 1e-17) & (size < 1e27)
+    with np.errstate(all="ignore"):
+        k = 5 - np.floor(np.log10(np.where(ok, size, 1.0))).astype(np.int64)
+        up = k >= 0
+        power = _POW10[np.abs(k)]
+        y = np.where(up, v * power, v / power)
+        size = np.abs(y)
+        ok &= (size >= 1e5) & (size < 1e6) & (np.abs(size - np.floor(size) - 0.5) > 1e-6)
+        m = np.rint(y)
+        fast = np.where(up, m / power, m * power)
+    out[ok] = fast[ok]
+    for i in np.flatnonzero(~ok & np.isfinite(v) & (v != 0)).tolist():
+        out[i] = float(f"{v[i]:.6g}")
+    return out
 
 
 def _nums(arr):
-    return [_num(v) for v in np.asarray(arr, dtype=np.float64).reshape(-1)]
+    """``[_num(v) for v in arr]``, rounded on the whole array (:func:`_rounded`)."""
+    flat = np.asarray(arr, dtype=np.float64).reshape(-1)
+    out = _rounded(flat).tolist()
+    for i in np.flatnonzero(~np.isfinite(flat)).tolist():
+        out[i] = None
+    return out
+
+
+def _shown_all(arr):
+    """``[_shown(v) for v in arr]``, rounded on the whole array (:func:`_rounded`)."""
+    flat = np.asarray(arr, dtype=np.float64).reshape(-1)
+    out = _rounded(flat).tolist()
+    for i in np.flatnonzero(~np.isfinite(flat)).tolist():
+        out[i] = _shown(flat[i])
+    return out
 
 
 def _norm(arr):
@@ -555,9 +716,59 @@ def _norm(arr):
         return float(scale * np.linalg.norm(flat / scale))
 
 
+def _by_size(arrays):
+    """{size: indices} of ``arrays`` (flattened), so that those of one size are stacked."""
+    groups = {}
+    for i, a in enumerate(arrays):
+        groups.setdefault(np.size(a), []).append(i)
+    return groups
+
+
+def _stacked(arrays, indices):
+    return np.stack([np.asarray(arrays[i], dtype=np.float64).reshape(-1) for i in indices])
+
+
+def _norms(arrays):
+    """``[_norm(a) for a in arrays]``, the arrays of one size computed on their stack: the same
+    arithmetic (the scaled entries' dot product with themselves, a BLAS dot as
+    ``np.linalg.norm`` of a vector makes it, through ``matmul`` of the stacked rows), so every
+    number is the same to the last bit (tests/test_viz_explorer.py checks it)."""
+    out = [0.0] * len(arrays)
+    for size, indices in _by_size(arrays).items():
+        if size == 0:
+            continue
+        if len(indices) == 1:
+            out[indices[0]] = _norm(arrays[indices[0]])
+            continue
+        flat = _stacked(arrays, indices)
+        finite = np.isfinite(flat).all(axis=1)
+        scale = np.abs(flat).max(axis=1)
+        ok = finite & (scale > 0)
+        x = flat[ok] / scale[ok, None]
+        with np.errstate(over="ignore"):
+            values = scale[ok] * np.sqrt(np.matmul(x[:, None, :], x[:, :, None])[:, 0, 0])
+        values = iter(values.tolist())
+        for i, row_ok, row_finite in zip(indices, ok.tolist(), finite.tolist()):
+            out[i] = next(values) if row_ok else 0.0 if row_finite else _norm(arrays[i])
+    return out
+
+
 def _vector(arr):
     flat = np.asarray(arr, dtype=np.float64).reshape(-1)
-    return [_shown(v) for v in flat[:SHOWN_VALUES]]
+    return _shown_all(flat[:SHOWN_VALUES])
+
+
+def _vectors(arrays):
+    """``[_vector(a) for a in arrays]``, rounded in one call."""
+    heads = [np.asarray(a, dtype=np.float64).reshape(-1)[:SHOWN_VALUES] for a in arrays]
+    if not heads:
+        return []
+    values = _shown_all(np.concatenate(heads))
+    out, start = [], 0
+    for head in heads:
+        out.append(values[start:start + len(head)])
+        start += len(head)
+    return out
 
 
 def _histogram(arr, bins=12):
@@ -580,6 +791,39 @@ def _histogram(arr, bins=12):
         where = np.floor((finite / 2 - half_lo) / span * bins).astype(np.int64)
         counts = np.bincount(np.clip(where, 0, bins - 1), minlength=bins)
     return {"counts": counts.tolist(), "lo": _num(lo), "hi": _num(hi), "nonfinite": other}
+
+
+def _histograms(arrays, bins=12):
+    """``[_histogram(a) for a in arrays]``, the finite arrays of one size binned on their stack
+    (the same elementwise arithmetic per entry; one ``bincount`` for all their rows)."""
+    out = [None] * len(arrays)
+    for size, indices in _by_size(arrays).items():
+        plain = [i for i in indices if np.asarray(arrays[i]).dtype.kind not in "iub"]
+        if size < 2 or not plain:
+            continue
+        flat = _stacked(arrays, plain)
+        finite = np.isfinite(flat).all(axis=1)
+        for i in np.asarray(plain)[~finite].tolist():
+            out[i] = _histogram(arrays[i], bins)
+        rows, flat = np.asarray(plain)[finite], flat[finite]
+        if len(rows) == 0:
+            continue
+        lo, hi = flat.min(axis=1), flat.max(axis=1)
+        counts = np.zeros((len(rows), bins), dtype=np.int64)
+        same = hi == lo                            # one value: it sits in the middle bin
+        counts[same, bins // 2] = size
+        spread = flat[~same]
+        if len(spread):
+            half_lo = lo[~same] / 2
+            span = hi[~same] / 2 - half_lo         # halved: no overflow near ±1.8e308
+            where = np.floor((spread / 2 - half_lo[:, None]) / span[:, None] * bins)
+            where = np.clip(where.astype(np.int64), 0, bins - 1)
+            where += (np.arange(len(spread)) * bins)[:, None]
+            counts[~same] = np.bincount(where.reshape(-1), minlength=len(spread) * bins
+                                        ).reshape(len(spread), bins)
+        for i, c, a, b in zip(rows.tolist(), counts.tolist(), _nums(lo), _nums(hi)):
+            out[i] = {"counts": c, "lo": a, "hi": b, "nonfinite": 0}
+    return out
 
 
 def _plain(text):

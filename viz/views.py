@@ -281,22 +281,17 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     shown_set = set(shown)
     gap = 0 if not shown or shown[-1] - shown[0] + 1 == len(shown) else steps - len(shown)
     gap_text = gap_text or (lambda name, n: html_text(f"{name}: ... {n:,} steps left out ..."))
-    above = _targets(variables)
-    level = _levels(variables, above)
-    if boxes:
-        stacked = list(stacked) + [n for n in _rails_to_stack(variables, level)
-                                   if n not in stacked]
-        level = _levels(variables, above, stacked)
-    columns = _Columns(prefix, _chains(variables), level, stamp) if boxes else None
+    whole = _whole_graph(variables, stacked, boxes)
+    above, level, stacked, inputs = whole.above, whole.level, whole.stacked, whole.inputs
+    columns = _Columns(prefix, whole.chains, level, stamp) if boxes else None
     if boxes:                       # the boxes set the steps apart: the nodes can stand closer
         g.attr(nodesep="0.15")
-    inputs = _inputs(variables)
 
     def node_id(key):
         name, t = key
         return ids[name] if t is None else f"{ids[name]}_{t}"
 
-    present = [k for k in variables.keys if k[1] is None or k[1] in shown_set]
+    present = whole.present(shown_set)
     present_set = set(present)
     rows = {}
     lo, hi = log_range(norms.values()) if norms else (0.0, 0.0)
@@ -371,17 +366,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         return nid
 
     segments = _segments(shown)
-    crossing, steps_of = {}, {}          # (src, dst, dt) -> labels of one-step edges
-    for (src, dst), labels in variables.edges.items():
-        dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
-        if dt in (1, -1):
-            merged = crossing.setdefault((src[0], dst[0], dt), [])
-            merged += [w for w in labels if w not in merged]
-        if src in present_set and dst in present_set and dt not in (1, -1):
+    crossing, fans = whole.crossing, whole.fans
+    for src, dst, labels, dt in whole.within(shown_set):
+        if src in present_set and dst in present_set:
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt)
-    fans = {}                            # (src name, dt) -> the names it feeds one step on
-    for src_name, dst_name, dt in crossing:
-        fans.setdefault((src_name, dt), []).append(dst_name)
 
     def enter(src_id, src_name, t, dt, edge_labels=None):
         """Edges from ``src_id`` (src_name one step before t in the direction dt) into step t:
@@ -447,6 +435,71 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             if (lower, t) in present_set and (upper, t) in present_set:
                 g.edge(node_id((lower, t)), node_id((upper, t)), style="invis")
     return {key: node_id(key) for key in present}
+
+
+class _WholeGraph:
+    """What :func:`draw_unrolled` reads of the whole graph, whatever steps it shows: the rows
+    (levels), the targets drawn above their losses, the stacked rails, the chains, the static
+    inputs, the one-step edges merged by name (``crossing``) and what each feeds (``fans``),
+    and the keys and the other edges indexed by step, so that a window finds its own in the
+    order of ``variables.keys`` and ``variables.edges`` without walking all of them."""
+
+    def __init__(self, variables, stacked, boxes):
+        self.above = _targets(variables)
+        self.level = _levels(variables, self.above)
+        self.stacked = stacked = list(stacked)
+        if boxes:
+            self.stacked = stacked + [n for n in _rails_to_stack(variables, self.level)
+                                      if n not in stacked]
+            self.level = _levels(variables, self.above, self.stacked)
+        self.chains = _chains(variables) if boxes else None
+        self.inputs = _inputs(variables)
+        self.crossing = {}           # (src, dst, dt) -> labels of one-step edges
+        self._edges = {}             # a step (or None) -> [(index, src, dst, labels, dt)]
+        for i, ((src, dst), labels) in enumerate(variables.edges.items()):
+            dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
+            if dt in (1, -1):
+                merged = self.crossing.setdefault((src[0], dst[0], dt), [])
+                merged += [w for w in labels if w not in merged]
+            else:
+                step = src[1] if src[1] is not None else dst[1]
+                self._edges.setdefault(step, []).append((i, src, dst, labels, dt))
+        self.fans = {}               # (src name, dt) -> the names it feeds one step on
+        for src_name, dst_name, dt in self.crossing:
+            self.fans.setdefault((src_name, dt), []).append(dst_name)
+        self._keys = variables.keys
+        self._key_steps = {}         # a step (or None) -> indices of its keys
+        for i, (_, t) in enumerate(variables.keys):
+            self._key_steps.setdefault(t, []).append(i)
+
+    def present(self, shown):
+        """The keys of the static variables and of the steps in ``shown`` (a set), in order."""
+        found = list(self._key_steps.get(None, ()))
+        for t in shown:
+            found += self._key_steps.get(t, ())
+        return [self._keys[i] for i in sorted(found)]
+
+    def within(self, shown):
+        """(src, dst, labels, dt) of each edge that is not one step long and whose steps are
+        all in ``shown`` or static (candidates: the caller checks both ends), in order."""
+        found = list(self._edges.get(None, ()))
+        for t in shown:
+            found += self._edges.get(t, ())
+        return [edge[1:] for edge in sorted(found, key=lambda edge: edge[0])]
+
+
+def _whole_graph(variables, stacked, boxes):
+    """:class:`_WholeGraph` of ``variables``, made once and kept in ``variables._view_memo``
+    where the variables carry that dict (the explorer's: variables that do not change after
+    they are made, drawn in many windows); made anew on every call otherwise."""
+    memo = getattr(variables, "_view_memo", None)
+    key = (tuple(stacked), boxes)
+    if memo is not None and key in memo:
+        return memo[key]
+    whole = _WholeGraph(variables, stacked, boxes)
+    if memo is not None:
+        memo[key] = whole
+    return whole
 
 
 class _Columns:
