@@ -135,6 +135,16 @@ def test_hostile_node_names_are_escaped():
 def test_steps_run_left_to_right_in_time_order():
     model = rnn.LSTM(4, 3, 4)
     loss = model.loss(np.array([0, 1, 2, 3, 1]), np.array([1, 2, 3, 0, 1]))
+    left, _ = _left_edges(loss)
+    steps = [left[f"lstm/t={t}"] for t in range(1, 6)]
+    assert steps == sorted(steps)
+
+
+def _left_edges(loss):
+    """(cluster label -> the x of its leftmost node that reads the recurrence, cluster label ->
+    its node ids) of the LSTM op graph of ``loss``.  A step's slice u(t) of the input projection
+    computed before the steps reads nothing of the steps, so Graphviz may place it anywhere left
+    of its use: a step's extent is that of its nodes that read the recurrence."""
     drawn, _, _ = parse(viz.render(viz.graph(loss)))
     source = viz.graph(loss).source
     members = {}
@@ -145,13 +155,9 @@ def test_steps_run_left_to_right_in_time_order():
     for a, b in re.findall(r"^\t(\w+) -> (\w+)", source, re.M):
         parents.setdefault(b, set()).add(a)
     before = set(members["lstm: computed once before the steps, shared by all of them"])
-    # A step's slice u(t) of the input projection computed before the steps reads nothing of
-    # the steps, so Graphviz may place it anywhere left of its use: a step's extent is that of
-    # its nodes that read the recurrence.
     left = {label: min(drawn[n]["x"] for n in ids if not parents.get(n, set()) <= before)
             for label, ids in members.items() if label.startswith("lstm/t=") and label != "lstm/t=0"}
-    steps = [left[f"lstm/t={t}"] for t in range(1, 6)]
-    assert steps == sorted(steps)
+    return left, members
 
 
 def test_precomputation_shared_by_all_steps_is_one_cluster_named_for_what_it_is():
@@ -168,23 +174,12 @@ def test_replayed_steps_are_one_cluster_after_the_recorded_steps():
     model = rnn.LSTM(4, 3, 4)
     xs = np.array([0, 1, 2, 3, 1, 2, 0, 3, 1])
     loss = model.loss(xs, (xs + 1) % 4)
-    drawn, _, _ = parse(viz.render(viz.graph(loss)))
+    left, members = _left_edges(loss)
     source = viz.graph(loss).source
-    members = {}
-    for block in re.findall(r"subgraph (cluster_\d+) \{(.*?)\n\t\}", source, re.S):
-        label = re.search(r"label=<([^>]*)>", block[1]).group(1)
-        members[label] = re.findall(r"^\t\t(n\d+) \[", block[1], re.M)
     title = ("lstm/t=5..9: steps 5 to 9 as one node, run from the tape of a recorded step "
              "(rnn.replay)")
     assert title in members
     assert "replay" in re.findall(r"<b>(\w+)</b>", source)
     assert not any(f"lstm/t={t}" in members for t in range(5, 10))
-    parents = {}
-    for a, b in re.findall(r"^\t(\w+) -> (\w+)", source, re.M):
-        parents.setdefault(b, set()).add(a)
-    before = set(members["lstm: computed once before the steps, shared by all of them"])
-    # as above: a step's extent is that of its nodes that read the recurrence
-    left = {label: min(drawn[n]["x"] for n in ids if not parents.get(n, set()) <= before)
-            for label, ids in members.items() if label.startswith("lstm/t=") and label != "lstm/t=0"}
     steps = [left[f"lstm/t={t}"] for t in range(1, 5)] + [left[title]]
     assert steps == sorted(steps)

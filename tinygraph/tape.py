@@ -318,6 +318,15 @@ def _compile_forward(program):
     return _made("forward", lines, env)
 
 
+def _arguments(args, kwargs, j, env):
+    """The arguments of op j's call: its input slots, and its settings as ``**K{j}``."""
+    call = ", ".join(f"v{i}" for i in args)
+    if kwargs:
+        env[f"K{j}"] = kwargs
+        call += f", **K{j}"
+    return call
+
+
 def _slots(prefix, n, start=0):
     return "".join(f"{prefix}{i}, " for i in range(start, start + n))
 
@@ -340,11 +349,7 @@ def _forward_body(program, env):
             slot += 1
             continue
         env[f"F{j}"] = forward
-        call = ", ".join(f"v{i}" for i in args)
-        if kwargs:
-            env[f"K{j}"] = kwargs
-            call += f", **K{j}"
-        lines.append(f"v{slot}, r{j} = F{j}({call})")
+        lines.append(f"v{slot}, r{j} = F{j}({_arguments(args, kwargs, j, env)})")
         lines.append(f"if type(v{slot}) is not _nd: v{slot} = _asarray(v{slot})")
         slot += 1
     return lines
@@ -394,11 +399,7 @@ def _backward_body(program, values, rules, env):
         index = _basic_index(program.ops[j][1], kwargs)
         if type(vjps) is Rule and vjps.joint is not None and any(need[i] for i in args):
             env[f"J{j}"] = vjps.joint
-            call = ", ".join(f"v{a}" for a in args)
-            if kwargs:
-                env[f"K{j}"] = kwargs
-                call += f", **K{j}"
-            body.append(f"pgs = J{j}(g, v{slot}, {call})")
+            body.append(f"pgs = J{j}(g, v{slot}, {_arguments(args, kwargs, j, env)})")
         for k, i in enumerate(args):
             if not need[i]:
                 continue
@@ -421,11 +422,7 @@ def _backward_body(program, values, rules, env):
                     body.append(f"D[{i - n_in}].append((v{args[at]}, g))")
                     continue
                 env[f"Q{j}_{k}"] = grad
-                call = ", ".join(f"v{a}" for a in args)
-                if kwargs:
-                    env[f"K{j}"] = kwargs
-                    call += f", **K{j}"
-                body.append(f"pg = Q{j}_{k}(g, v{slot}, {call})")
+                body.append(f"pg = Q{j}_{k}(g, v{slot}, {_arguments(args, kwargs, j, env)})")
             else:
                 if vjps[k] is None:
                     continue
