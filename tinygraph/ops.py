@@ -315,6 +315,9 @@ _GELU = Rule(lambda g, out, x: g * (_xp.normal_cdf(x) + x * _normal_pdf(x)), rea
 
 
 def _matmul(a, b):
+    if (type(a) is np.ndarray and type(b) is np.ndarray and b.ndim == 2 and 0 < a.ndim <= 2
+            and (a.shape[0] if a.ndim == 2 else 1) * b.shape[1] <= _SMALL):
+        return np.dot(a, b), _MATMUL_2D     # rows (or one vector) times a matrix, small: no checks
     if np.ndim(a) == 0 or np.ndim(b) == 0:
         raise ValueError("matmul needs at least 1-D operands")
     _check_matmul_size(a, b)
