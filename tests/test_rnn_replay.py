@@ -371,3 +371,23 @@ def test_a_replayed_graph_back_propagates_under_anomaly_detection():
         loss.backward()
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad, expected[1][name], rtol=1e-12, atol=1e-14)
+
+
+def test_a_cell_unrolled_again_reuses_the_code_made_for_its_step_on_its_new_weights():
+    from tinygraph import tape as tape_module
+    rng = np.random.default_rng(4)
+    xs, ys = rng.integers(0, 5, size=(T, 2)), rng.integers(0, 5, size=(T, 2))
+    first, second = rnn.ElmanRNN(5, 6, 5, seed=1), rnn.ElmanRNN(5, 6, 5, seed=2)
+    first.loss(xs, ys).backward()
+    known = dict(tape_module._known)
+    for model in (first, second, first):      # same structure, other weights (and transposes)
+        model.zero_grad()
+        model.loss(xs, ys).backward()
+        replayed = [p.grad.copy() for p in model.parameters()]
+        model.replayable = False
+        model.zero_grad()
+        model.loss(xs, ys).backward()
+        model.replayable = True
+        for a, p in zip(replayed, model.parameters()):
+            np.testing.assert_allclose(a, p.grad, rtol=1e-12, atol=1e-14)
+    assert tape_module._known.keys() == known.keys()

@@ -86,7 +86,7 @@ class Program:
         self._base = [None] * self.size
         for i, c in enumerate(consts):
             self._base[n_in + len(outside) + i] = c
-        self._forward = self._backward = None      # compiled on first use
+        self._code = None       # compiled on first use, or an equal program's (_compiled)
         # which slots need a gradient: the inputs and outside tensors, and ops that read one
         need = [True] * (n_in + len(outside)) + [False] * len(consts)
         for _, _, args, _ in ops:
@@ -153,17 +153,21 @@ class Program:
                for name, forward, refs, kwargs in ops]
         return cls(n_in, outside, consts, ops, tuple(at(r) for r in outs), shapes)
 
-    def same(self, other):
+    def same(self, other, outside=True):
         """True when ``other`` (a Program, or a str) would compute the same function: the same
         ops with the same forward functions, settings, wiring, constants, outside tensors and
-        shapes."""
+        shapes (with ``outside=False``, other outside tensors of the same shapes in the same
+        places: the same code, run on other parameters' arrays)."""
         if not isinstance(other, Program):
             return False
         if (self.n_in != other.n_in or len(self.ops) != len(other.ops)
                 or self.outputs != other.outputs or self.shapes != other.shapes
                 or len(self.outside) != len(other.outside) or len(self.consts) != len(other.consts)):
             return False
-        if any(a is not b for a, b in zip(self.outside, other.outside)):
+        if outside and any(a is not b for a, b in zip(self.outside, other.outside)):
+            return False
+        if not outside and any(a.shape != b.shape or a.dtype != b.dtype
+                               for a, b in zip(self.outside, other.outside)):
             return False
         if not all(_equal(a, b) for a, b in zip(self.consts, other.consts)):
             return False
@@ -172,14 +176,40 @@ class Program:
                 return False
         return True
 
+    def _compiled(self):
+        """The code made for this program (forward, backward, scans), shared with an earlier
+        program that is the same but for its outside tensors (a cell unrolled again makes new
+        transposes of its weights: the code reads their arrays when it runs)."""
+        if self._code is None:
+            key = (self.n_in, len(self.outside), len(self.consts), self.outputs, tuple(self.shapes),
+                   tuple((name, args) for name, _, args, _ in self.ops))
+            known = _known.get(key)
+            if known is not None and known[0].same(self, outside=False):
+                self._code = known[1]
+            else:
+                self._code = {}
+                if len(_known) >= 64:
+                    _known.clear()
+                _known[key] = (self._stripped(), self._code)
+        return self._code
+
+    def _stripped(self):
+        """A copy for comparisons that holds no tensor: the outside ones as their shapes."""
+        twin = Program.__new__(Program)
+        twin.__dict__.update(self.__dict__)
+        twin.outside = [_Shape(x.shape, x.dtype) for x in self.outside]
+        twin._code = None
+        return twin
+
     # ------------------------------------------------------------------ running it
     def forward(self, inputs):
         """Run the ops on the arrays ``inputs``: (every slot's value, every op's rule), what
         :meth:`backward` needs.  Runs straight-line code made for this program (each op's
         forward called on its slots' arrays)."""
-        if self._forward is None:
-            self._forward = _compile_forward(self)
-        return self._forward(inputs, [x.data for x in self.outside])
+        code = self._compiled()
+        if "forward" not in code:
+            code["forward"] = _compile_forward(self)
+        return code["forward"](inputs, [x.data for x in self.outside])
 
     def outputs_of(self, values):
         return [values[i] for i in self.outputs]
@@ -191,16 +221,18 @@ class Program:
         ``deferred``, a list of one list per outside tensor: a^T g gradients of an outside
         matrix b of ``a @ b`` (matmul, addmm) are not computed but appended there as
         ``(a, g)``, to be summed over many steps with one product (:func:`sum_deferred`)."""
-        if self._backward is None:
-            self._backward = _compile_backward(self, values, rules)
+        code = self._compiled()
+        if "backward" not in code:
+            code["backward"] = _compile_backward(self, values, rules)
+        backward = code["backward"]
         if deferred is None:
             deferred = [[] for _ in self.outside]
-            got = self._backward(values, rules, grads, deferred)
+            got = backward(values, rules, grads, deferred)
             if got is not None:
                 g_in, g_out = got
                 return g_in, [_with_deferred(g, d) for g, d in zip(g_out, deferred)]
         else:
-            got = self._backward(values, rules, grads, deferred)
+            got = backward(values, rules, grads, deferred)
         if got is None:            # a rule other than the one compiled for: interpret
             got = self._interpret_backward(values, rules, grads)
         return got
@@ -454,6 +486,27 @@ class RulesDiffer(Exception):
 
 
 def compile_scan(program, n_carry, values, rules):
+    """:func:`_compile_scan`, once per program (and per equal program, see Program._compiled)."""
+    code = program._compiled()
+    key = ("scan", n_carry)
+    if key not in code:
+        code[key] = _compile_scan(program, n_carry, values, rules)
+    return code[key]
+
+
+class _Shape:
+    """What a stripped program keeps of an outside tensor."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = shape, dtype
+
+
+_known = {}     # a program's structure -> (a stripped equal program, its code)
+
+
+def _compile_scan(program, n_carry, values, rules):
     """The forward and backward loops of a recurrence over ``program``: its first ``n_carry``
     inputs are its first ``n_carry`` outputs of the step before (the state), its other inputs
     rows of given arrays (one row per step).  ``values`` and ``rules``: one step's, as
