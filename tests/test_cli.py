@@ -304,3 +304,33 @@ def test_module_entry_point_reports_usage_errors(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
+
+
+def test_only_the_tinygraph_program_tunes_the_allocator(monkeypatch, tmp_path):
+    """glibc's mallopt changes the whole process: the console script calls it first thing
+    (keep_freed_memory), cli.main (and so the library) never does; TINYGRAPH_MALLOC=default
+    opts out."""
+    from viz import cli
+    calls = []
+
+    class Mallopt:       # a C function: it takes argtypes and restype
+        def __call__(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    class Libc:
+        mallopt = Mallopt()
+    monkeypatch.setattr(cli.ctypes, "CDLL", lambda name: Libc())
+    assert cli.main(["draw", "--model", "elman", "--steps", "3", "--out", str(tmp_path)]) == 0
+    assert calls == []
+    monkeypatch.setenv("TINYGRAPH_MALLOC", "default")
+    assert cli.keep_freed_memory() is False and calls == []
+    monkeypatch.delenv("TINYGRAPH_MALLOC")
+    linux = sys.platform.startswith("linux")
+    assert cli.keep_freed_memory() is linux
+    assert calls == ([(-3, 64 << 20), (-1, 256 << 20)] if linux else [])
+    calls.clear()
+    monkeypatch.setattr(cli, "main", lambda: 0)
+    with pytest.raises(SystemExit) as stop:
+        cli.command()
+    assert stop.value.code == 0 and len(calls) == (2 if linux else 0)
