@@ -5,14 +5,18 @@ as engine ops, as always; two of them are recorded (:mod:`tinygraph.tape`).  Whe
 recorded the same program, steps t+1..T run from it: forward over raw arrays, step after
 step, and backward as back-propagation through time over the same ops' gradient rules, in
 reverse, step after step: generic reverse mode over the recorded ops, without a Tensor per
-op and step.  The replayed steps are one node of the graph (op ``"replay"``, in scope
-``t=a..b``), whose output is the states of those steps; :class:`Steps` gives them to the rest
-of the unroll as per-step tensors (made only when asked for) or stacked.
+op and step.  Without lags, steps 2..n of the replay run in the loops of
+:func:`tinygraph.tape.compile_scan` (straight-line code made once per step structure).  The
+replayed steps are one node of the graph (op ``"replay"``, in scope ``t=a..b``), whose output is
+the state of every step (those run as engine ops too) in time order; :class:`Steps` gives them
+to the rest of the unroll as per-step tensors (made only when asked for) or stacked.
 
-A step that cannot be replayed (:meth:`tinygraph.tape.Program.of` says why: it reads a
-tensor's value, makes nodes without ``tg.apply``, or two steps made different programs,
-e.g. because the step reads Python state that changes) runs the engine for every step; the
-unroll says which (``Unrolled.replayed``, ``Unrolled.not_replayed``).
+A step is not replayed (:func:`why_not` says why; the unroll keeps it in
+``Unrolled.not_replayed``, and ``Unrolled.replayed`` is ``(a, b)`` when it is) when it reads a
+tensor's value, makes nodes without ``tg.apply``, when two steps made different programs (the
+step reads Python state that changes, or its ops depend on the data), or when its arrays have
+more than :data:`LARGEST` numbers (numpy's work then outweighs the engine's per-op cost); every
+step then runs as engine ops.
 """
 
 import numpy as np
