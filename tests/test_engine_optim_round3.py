@@ -461,3 +461,29 @@ def test_the_repr_shows_a_non_zero_weight_decay_and_the_number_of_groups():
         "SGD(lr=0.1, momentum=0.0, weight_decay=0.01; 1 parameters, 4 values; 0 steps)"
     assert repr(tg.optim.Adam([{"params": [p]}, {"params": [q], "lr": 0.5}], lr=0.1)) == \
         "Adam(lr=0.1, betas=(0.9, 0.999), eps=1e-08; 2 groups; 2 parameters, 8 values; 0 steps)"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cls, decay", [(tg.optim.Adam, 0.0), (tg.optim.Adam, 0.1),
+                                        (tg.optim.AdamW, 0.05)])
+def test_adam_is_the_written_out_update_bit_for_bit(dtype, cls, decay):
+    """Adam works in two scratch arrays, not a new array per operation: the same operations in
+    the same order, so the same bits as the formula written out."""
+    rng = np.random.default_rng(0)
+    p = tg.Parameter(rng.normal(size=(7, 5)).astype(dtype))
+    expected, m, v = p.data.copy(), np.zeros((7, 5), dtype), np.zeros((7, 5), dtype)
+    opt = cls([p], lr=0.01, weight_decay=decay)
+    for t in range(1, 6):
+        g = rng.normal(size=(7, 5)).astype(dtype)
+        p.grad = g.copy()
+        opt.step()
+        if cls is tg.optim.AdamW:
+            expected *= 1 - 0.01 * decay
+        elif decay:
+            g = g + decay * expected
+        m *= 0.9
+        m += (1 - 0.9) * g
+        v *= 0.999
+        v += (1 - 0.999) * g * g
+        expected -= 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        np.testing.assert_array_equal(p.data, expected)

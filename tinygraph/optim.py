@@ -369,9 +369,17 @@ class Adagrad(Optimizer):
     def _update(self, p, g, state, group):
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p.data
-        s = state.setdefault("sum_sq", np.zeros_like(p.data))
+        s = _buffer(state, "sum_sq", p)
         s += g * g
         p.data -= group["lr"] * g / (np.sqrt(s) + group["eps"])
+
+
+def _buffer(state, key, p):
+    """The state array ``key`` of parameter ``p``, zeros the first time."""
+    buf = state.get(key)
+    if buf is None:
+        buf = state[key] = np.zeros_like(p.data)
+    return buf
 
 
 class Adam(Optimizer):
@@ -395,8 +403,7 @@ class Adam(Optimizer):
     def _update(self, p, g, state, group):
         g = self._decay(p, g, group)
         b1, b2 = group["betas"]
-        m = state.setdefault("m", np.zeros_like(p.data))
-        v = state.setdefault("v", np.zeros_like(p.data))
+        m, v = _buffer(state, "m", p), _buffer(state, "v", p)
         m *= b1
         m += (1 - b1) * g
         v *= b2
