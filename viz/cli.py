@@ -776,8 +776,8 @@ def keep_freed_memory():
 
     By default glibc hands a large freed block back to the system (or trims the heap), and the
     next array of that size is faulted in again page by page: a training update that makes and
-    frees the same arrays every time paid 200-400 page faults for it (the character model: about
-    1.25x the updates per second with this, bench/README.md).  It changes the whole process, so
+    frees the same arrays every time paid hundreds of page faults for it (the demo's character
+    model: about 1.3x the updates per second with this, bench/README.md).  It changes the whole process, so
     only the ``tinygraph`` program calls it, first thing; the library never does.  Returns True
     if the allocator took both settings; False elsewhere than glibc on Linux, or with
     ``TINYGRAPH_MALLOC=default`` in the environment (the allocator left as it is).
