@@ -686,8 +686,8 @@ class Cell(RecurrentModel):
         first = plan.first
         order = plan.order
         depth = max(self.lags.values(), default=1)
-        lead = depth + 3              # steps run as engine ops before the replay
-        replays = getattr(self.owner, "replayable", True) and steps > lead + 1
+        lead = depth + 2              # steps run as engine ops before the replay
+        replays = getattr(self.owner, "replayable", True) and steps >= lead + 3   # 3 replayed
         recorded = {}                 # t -> (recording, the step's inputs, its outputs)
         record_at = set(order[lead - 2:lead]) if replays else ()
 

@@ -1,8 +1,9 @@
 """The replayed executor of an unroll: one recorded step run again for every later step.
 
 On the training path (``model.loss``, the Trainer, truncated BPTT) a cell's first steps run
-as engine ops, as always; two of them are recorded (:mod:`tinygraph.tape`).  When both
-recorded the same program, steps t+1..T run from it: forward over raw arrays, step after
+as engine ops, as always (three, or d + 2 with lags of up to d steps); the last two of them
+are recorded (:mod:`tinygraph.tape`).  When both recorded the same program and at least three
+steps remain, steps t+1..T run from it: forward over raw arrays, step after
 step, and backward as back-propagation through time over the same ops' gradient rules, in
 reverse, step after step: generic reverse mode over the recorded ops, without a Tensor per
 op and step.  Without lags, steps 2..n of the replay run in the loops of

@@ -64,6 +64,7 @@ def test_the_loss_makes_one_product_per_step_for_the_gates(cls, per_gate):
     """LSTM: one addmm for the four gates per step (+ one readout); GRU: one for u and r plus
     the candidate's.  Per gate it would be 4 (LSTM) and 3 (GRU) per step."""
     m = cls(N_IN, H, N_OUT, seed=2)
+    m.replayable = False         # every step as engine ops (replayed steps are one node)
     steps = 5
     xs, ys = _inputs("ids", steps, 2), _ids(steps, 2, 3)
     ops = _ops(m.loss(xs, ys))

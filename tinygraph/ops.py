@@ -82,7 +82,7 @@ def _mul(a, b):
     return a * b, _MUL
 
 
-_MUL = Rule(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a)
+_MUL = Rule(lambda g, out, a, b: g * b, lambda g, out, a, b: g * a, reads_out=False)
 
 
 def _div(a, b):
@@ -339,7 +339,8 @@ def _outer_product(a, g):   # a^T g for a (N, K) or (K,): d(a @ b)/db
 
 
 # a (N, K) or (K,), b (K, M)
-_MATMUL_2D = Rule(lambda g, out, a, b: _dot(g, b.T), lambda g, out, a, b: _outer_product(a, g))
+_MATMUL_2D = Rule(lambda g, out, a, b: _dot(g, b.T), lambda g, out, a, b: _outer_product(a, g),
+                  reads_out=False)
 
 
 def _as_2d_out(g, a, b):   # g in the shape a2 @ b2 would have (1-D operands promoted to 2-D)
@@ -366,7 +367,8 @@ def _matmul_grad_b(g, a, b):   # a^T @ g (batch axes are summed back by the engi
     return gb[..., 0] if b.ndim == 1 else gb
 
 
-_MATMUL = Rule(lambda g, out, a, b: _matmul_grad_a(g, a, b), lambda g, out, a, b: _matmul_grad_b(g, a, b))
+_MATMUL = Rule(lambda g, out, a, b: _matmul_grad_a(g, a, b), lambda g, out, a, b: _matmul_grad_b(g, a, b),
+               reads_out=False)
 
 
 def _addmm(c, a, b):

@@ -8,7 +8,8 @@ A node holds its parents and how to take its gradient: for the built-in ops a
 shared :class:`Rule` (one function per input, or one for all of them, written
 once, that runs on numpy arrays for the fast path and on Tensors for
 ``create_graph``) with the output and input arrays it saved in the node's
-``_ctx`` slot and its keyword arguments in ``_kwargs``; for ops made with :func:`apply`
+``_ctx`` slot (the second input of a two-input rule that does not read the output in
+``_ctx2``) and its keyword arguments in ``_kwargs``; for ops made with :func:`apply`
 from a user's forward, one vector-Jacobian product per parent and the forward
 for :func:`defvjp`'s rule.  Nothing a node holds refers to the node itself, so
 a graph has no reference cycles: dropping the last reference to its output
@@ -269,8 +270,10 @@ class Tensor:
         The ``tg.scope`` label the node was made under.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "op", "parents", "scope",
-                 "_vjps", "_g", "_retain", "_site", "_version", "_shared", "_ctx", "_kwargs",
+    # the parents live in slots, not in a tuple the cycle collector would track beside the
+    # node: one tracked object per node instead of two (see the ``parents`` property)
+    __slots__ = ("data", "grad", "requires_grad", "name", "op", "_a", "_b", "_many", "scope",
+                 "_vjps", "_g", "_retain", "_site", "_version", "_shared", "_ctx", "_ctx2", "_kwargs",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
@@ -285,7 +288,8 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.op = None
-        self.parents = ()
+        self._a = self._b = None
+        self._many = ()
         self.scope = mode.scope
         self._vjps = None
         self._g = None
@@ -293,6 +297,15 @@ class Tensor:
         self._site = _creation_site() if mode.anomaly else None
         self._version = _clock
         self._shared = None
+
+    @property
+    def parents(self):
+        """The op's tensor inputs, a tuple (empty for a leaf)."""
+        a = self._a
+        if a is None:
+            return self._many
+        b = self._b
+        return (a,) if b is None else (a, b)
 
     # --- array-like facts ---------------------------------------------------------
     @property
@@ -523,7 +536,14 @@ def _init_node(t, data, op, parents, vjps, mode):
     t._shared = None
     if parents and mode.grad_enabled:
         t.op = op
-        t.parents = parents
+        n = len(parents)
+        if n <= 2:      # one or two parents (most ops) in slots; more as the tuple
+            t._a = parents[0]
+            t._b = parents[1] if n == 2 else None
+            t._many = ()
+        else:
+            t._a = t._b = None
+            t._many = tuple(parents)
         for p in parents:
             if p.requires_grad:
                 t.requires_grad = True
@@ -534,7 +554,8 @@ def _init_node(t, data, op, parents, vjps, mode):
             t._vjps = None
     else:
         t.op = None
-        t.parents = ()
+        t._a = t._b = None
+        t._many = ()
         t.requires_grad = False
         t._vjps = None
 
@@ -631,20 +652,11 @@ def apply(op, forward, *inputs, **kwargs):
     if not callable(forward):
         raise DTypeError(f"apply: the second argument must be the forward function "
                         f"(arrays -> (value, vjps)), got {type(forward).__name__}")
-    while True:
-        arrays = []
-        parents = []
-        for x in inputs:
-            if isinstance(x, Tensor):
-                arrays.append(x.data)
-                parents.append(x)
-            elif _is_container(x) and _holds_tensor(x):
-                break
-            else:
-                arrays.append(_constant(x))
-        else:
-            break
-        inputs = tuple(_stacked(y) for y in inputs)   # a list holding tensors: their stack, a node
+    arrays = [x.data for x in inputs if isinstance(x, Tensor)]
+    if len(arrays) == len(inputs):     # tensors only: the common case
+        parents = inputs
+    else:
+        arrays, parents, inputs = _gathered(inputs)
     if not parents:      # constants only: as arrays, so every forward can ask for .shape, .ndim
         arrays = [np.asarray(a) if type(a) in (int, float, bool) else a for a in arrays]
     try:
@@ -672,8 +684,15 @@ def apply(op, forward, *inputs, **kwargs):
         if every and not kwargs:
             t = make_node(op, value, inputs, vjps)
             if t._vjps is not None:
-                bare = vjps.bare   # one array rather than a tuple the collector must visit
-                t._ctx = (t.data, *arrays) if bare is None else t.data if bare == "out" else arrays[0]
+                bare = vjps.bare   # arrays in slots rather than a tuple the collector must visit
+                if bare is None:
+                    t._ctx = (t.data, *arrays)
+                elif bare == "out":
+                    t._ctx = t.data
+                else:
+                    t._ctx = arrays[0]
+                    if bare == "inputs":
+                        t._ctx2 = arrays[1]
         else:
             positions = None if every else tuple(i for i, x in enumerate(inputs) if isinstance(x, Tensor))
             t = make_node(op, value, inputs if every else tuple(parents), vjps.keyed)
@@ -691,6 +710,25 @@ def apply(op, forward, *inputs, **kwargs):
     if _tapes:       # a tinygraph.tape recording in some thread: note the op if it is this one's
         _taped(op, forward, inputs, kwargs, t)
     return t
+
+
+def _gathered(inputs):
+    """``apply``'s inputs with constants among them: (the arrays, the tensors among them, the
+    inputs), a list or tuple holding tensors replaced by their stack (a node)."""
+    while True:
+        arrays = []
+        parents = []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                parents.append(x)
+            elif _is_container(x) and _holds_tensor(x):
+                break
+            else:
+                arrays.append(_constant(x))
+        else:
+            return arrays, parents, inputs
+        inputs = tuple(_stacked(y) for y in inputs)
 
 
 _tapes = {}    # thread id -> the tinygraph.tape.Recording open in that thread
@@ -806,7 +844,9 @@ class Rule:
     its ``_ctx`` slot, ``(out, *inputs)`` when every input is a Tensor and there are no keyword
     arguments -- just the array ``out`` when not ``saves`` (a rule that reads only ``g`` and
     ``out``), just the input array for a one-input rule made with ``reads_out=False`` (it then
-    gets None for ``out`` in backward), ``rule.bare`` saying which ("out", "input" or None);
+    gets None for ``out`` in backward), the two input arrays in ``_ctx`` and ``_ctx2`` for a
+    two-input rule made with ``reads_out=False``, ``rule.bare`` saying which ("out", "input",
+    "inputs" or None);
     else ``(out, positions, *inputs)``, ``positions`` the indices of the inputs that are Tensors
     (the node's parents, in order; None when all are), with the keyword arguments in the
     ``_kwargs`` slot and the rule's keyed twin ``rule.keyed`` (the same functions, ``is_keyed``
@@ -824,8 +864,10 @@ class Rule:
         self.saves = saves
         self.reads_out = reads_out
         self.is_keyed = _plain is not None
+        plain = not self.is_keyed and saves and not reads_out and joint is None
         self.bare = (None if self.is_keyed else "out" if not saves
-                     else "input" if not reads_out and joint is None and len(grads) == 1 else None)
+                     else "input" if plain and len(grads) == 1
+                     else "inputs" if plain and len(grads) == 2 else None)
         self.keyed = self if _plain is not None else Rule(*grads, joint=joint, _plain=self)
 
     def __call__(self, g, out, *inputs, **kwargs):
@@ -837,7 +879,7 @@ class Rule:
 
 def saved(node):
     """``(out, inputs, kwargs, positions)`` a node made with a :class:`Rule` saved: its output
-    array (None for a one-input rule made with ``reads_out=False``), every input of the call
+    array (None for a one- or two-input rule made with ``reads_out=False``), every input of the call
     (arrays and constants), the keyword arguments, and the indices of the inputs that are its
     parents (None: all of them)."""
     ctx = node._ctx
@@ -849,6 +891,8 @@ def saved(node):
         return ctx, [p.data for p in node.parents], {}, None
     if bare == "input":
         return None, [ctx], {}, None
+    if bare == "inputs":
+        return None, [ctx, node._ctx2], {}, None
     out, *inputs = ctx
     return out, inputs, {}, None
 
@@ -1158,8 +1202,10 @@ def _backprop(root, grad, retain_graph, targets):
                     out, *arrays = node._ctx
                 elif bare == "out":     # a rule that reads only g and out: no inputs saved
                     out, arrays = node._ctx, [p.data for p in node.parents]
-                else:                   # a one-input rule that does not read out
+                elif bare == "input":   # a one-input rule that does not read out
                     out, arrays = None, [node._ctx]
+                else:                   # a two-input rule that does not read out
+                    out, arrays = None, [node._ctx, node._ctx2]
                 kwargs = positions = None
             joint = vjps.joint      # every input's gradient from one call, or one function each
             grads = vjps.grads if joint is None else (joint(g, out, *arrays, **kwargs) if kwargs
@@ -1198,6 +1244,7 @@ def _free(order):
         if node.op is not None:
             node._vjps = None
             node._ctx = None
+            node._ctx2 = None
             node._kwargs = None
 
 
