@@ -330,3 +330,22 @@ def test_an_owned_gradient_becomes_the_buffer_later_gradients_add_into():
     expected = np.full((3, 2), 6.0) + 2 * x.data
     expected[1] += 1
     np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_sigmoid_and_tanh_gradients_are_the_written_out_formulas_and_leave_a_shared_gradient_alone():
+    """The rules write their product into the temporary they made, never into g: here add hands
+    the one seed array to both, and it is unchanged afterwards; the values are bit for bit those
+    of g e / (1 + e)^2 (e = exp(-|x|)) and g (1 - tanh(x)^2)."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        x0 = (rng.normal(size=(4, 5)) * 6).astype(dtype)
+        seed = rng.normal(size=(4, 5)).astype(dtype)
+        kept = seed.copy()
+        x = tg.tensor(x0, requires_grad=True)
+        (x.sigmoid() + x.tanh()).backward(grad=seed)
+        e = np.exp(-np.abs(x0))
+        d = 1 + e
+        t = np.tanh(x0)
+        np.testing.assert_array_equal(x.grad, kept * (e / (d * d)) + kept * (1 - t * t))
+        np.testing.assert_array_equal(seed, kept)
+        np.testing.assert_array_equal(tg.sigmoid(x0).data, np.where(x0 >= 0, 1, e) / (1 + e))
