@@ -349,3 +349,33 @@ def test_sigmoid_and_tanh_gradients_are_the_written_out_formulas_and_leave_a_sha
         np.testing.assert_array_equal(x.grad, kept * (e / (d * d)) + kept * (1 - t * t))
         np.testing.assert_array_equal(seed, kept)
         np.testing.assert_array_equal(tg.sigmoid(x0).data, np.where(x0 >= 0, 1, e) / (1 + e))
+
+
+def test_slices_that_tile_an_array_give_its_gradient_block_by_block_with_the_rest_zero():
+    """Gradients of disjoint slices along one axis are copied into their blocks of an
+    uninitialised buffer; the blocks no slice took are zero, a slice overlapping an earlier one
+    and a dense gradient arriving later add as usual, in any order."""
+    rng = np.random.default_rng(1)
+    x0 = rng.normal(size=(4, 10))
+    w = rng.normal(size=(4, 10))
+    cases = {
+        "tiled": [(..., slice(0, 3)), (..., slice(3, 7)), (..., slice(7, 10))],
+        "gaps": [(..., slice(6, 8)), (..., slice(0, 2))],
+        "overlap": [(..., slice(0, 5)), (..., slice(4, 10)), (..., slice(2, 3))],
+        "rows": [2, 0, (slice(1, 2),), -1],
+        "other axis after columns": [(..., slice(0, 4)), (slice(1, 3),)],
+    }
+    for name, indices in cases.items():
+        for dense in (False, True):
+            x = tg.tensor(x0, requires_grad=True)
+            total = sum((x[i] * w[i]).sum() for i in indices)
+            if dense:
+                total = total + (x * w).sum() + (x[..., 5:9] * w[..., 5:9]).sum()
+            total.backward()
+            expected = np.zeros_like(x0)
+            for i in indices:
+                expected[i] += w[i]
+            if dense:
+                expected += w
+                expected[..., 5:9] += w[..., 5:9]
+            np.testing.assert_allclose(x.grad, expected, rtol=0, atol=1e-15, err_msg=name)

@@ -1067,26 +1067,83 @@ def _check_finite(node, arr, what):
             + (f", node created at {node._site}" if node._site else ""))
 
 
+def _tile(index, shape):
+    """``(axis, start, stop)`` when the basic index ``index`` picks one block of whole entries
+    along a single axis (an int, or a slice with step 1, after full slices or an Ellipsis:
+    ``x[t]``, ``x[..., a:b]``), else None."""
+    parts = index if type(index) is tuple else (index,)
+    lead, last = parts[:-1], parts[-1]
+    if lead and lead[0] is Ellipsis:
+        lead, axis = lead[1:], len(shape) - 1
+    else:
+        axis = len(parts) - 1
+    if not 0 <= axis < len(shape) or any(type(p) is not slice or p != slice(None) for p in lead):
+        return None
+    n = shape[axis]
+    if type(last) is slice:
+        start, stop, step = last.indices(n)
+        return (axis, start, stop) if step == 1 and start < stop else None
+    if isinstance(last, (int, np.integer)) and not isinstance(last, (bool, np.bool_)) \
+            and -n <= last < n:
+        last = int(last) % n
+        return axis, last, last + 1
+    return None
+
+
+def _fill_gaps(buf, tiles):
+    """Zero what the blocks ``tiles`` = [axis, [(start, stop), ...]] written into the
+    uninitialised ``buf`` left out."""
+    axis, blocks = tiles
+    lead = (slice(None),) * axis
+    end = 0
+    for start, stop in sorted(blocks) + [(buf.shape[axis], None)]:
+        if start > end:
+            buf[lead + (slice(end, start),)] = 0
+        end = max(end, stop or 0)
+
+
 def _accumulate(p, pg, owned):
     """Add the gradient ``pg`` (dense, or a Scatter) into ``p._g``.
 
-    A buffer the engine allocated itself (``id(p)`` in the sweep's set ``owned``) is added
-    into in place; a gradient handed over by a vjp may be shared (``add`` gives one array to
-    both inputs), so the first sum makes a new array, which ``p`` then owns.
+    A buffer the engine allocated itself (``id(p)`` a key of the sweep's dict ``owned``) is
+    added into in place; a gradient handed over by a vjp may be shared (``add`` gives one array
+    to both inputs), so the first sum makes a new array, which ``p`` then owns.
+
+    Scatters that write disjoint blocks along one axis (the slices of an LSTM's gates, the
+    steps ``u[t]`` of an input map) go into an uninitialised buffer, each copied into its
+    block: ``owned[id(p)]`` then lists the blocks written, and :func:`_ready` zeros the rest
+    (if any) before anything else reads or adds into it -- one write per entry instead of a
+    zero fill and an add.
     """
     data = p.data
     prev = p._g
+    key = id(p)
     if type(pg) is Owned:      # a fresh full-shape array the rule made for the engine to keep
         if prev is None and pg.array.shape == data.shape and pg.array.dtype == data.dtype:
             p._g = pg.array
-            owned.add(id(p))
+            owned[key] = None
             return
         pg = pg.array
     if type(pg) is Scatter:
-        if id(p) not in owned:
+        tile = _tile(pg.index, data.shape) if pg.basic else None
+        if tile is not None:
+            if prev is None:
+                prev = p._g = np.empty(data.shape, data.dtype)
+                owned[key] = [tile[0], [tile[1:]]]
+                prev[pg.index] = pg.values
+                return
+            tiles = owned.get(key)
+            if tiles is not None and tiles[0] == tile[0] and all(
+                    tile[2] <= a or b <= tile[1] for a, b in tiles[1]):
+                prev[pg.index] = pg.values
+                tiles[1].append(tile[1:])
+                return
+        if key not in owned:
             prev = np.zeros(data.shape, data.dtype) if prev is None else np.array(prev, data.dtype)
             p._g = prev
-            owned.add(id(p))
+            owned[key] = None
+        else:
+            _ready(p, owned)
         pg.add_into(prev)
         return
     if type(pg) is not np.ndarray:
@@ -1097,12 +1154,21 @@ def _accumulate(p, pg, owned):
         pg = pg.astype(data.dtype)
     if prev is None:
         p._g = pg
-    elif id(p) in owned:
+    elif key in owned:
+        _ready(p, owned)
         prev += pg
     else:
         total = prev + pg
         p._g = total if type(total) is np.ndarray else np.array(total)
-        owned.add(id(p))
+        owned[key] = None
+
+
+def _ready(node, owned):
+    """``node._g`` complete: the entries no block was written into zeroed (see _accumulate)."""
+    tiles = owned.get(id(node))
+    if tiles is not None:
+        _fill_gaps(node._g, tiles)
+        owned[id(node)] = None
 
 
 def _backprop(root, grad, retain_graph, targets):
@@ -1120,12 +1186,14 @@ def _backprop(root, grad, retain_graph, targets):
     anomaly = _current().anomaly
     root._g = seed
     results = []
-    owned = set()     # ids of the nodes whose _g is a buffer the sweep made (added into in place)
+    owned = {}     # ids of the nodes whose _g is a buffer the sweep made (added into in place)
     try:
         for node in order:
             g = node._g
             if g is None:
                 continue
+            if id(node) in owned:
+                _ready(node, owned)
             if anomaly:
                 _check_finite(node, g, "gradient reaching")
             if targets is not None:
