@@ -379,3 +379,27 @@ def test_slices_that_tile_an_array_give_its_gradient_block_by_block_with_the_res
                 expected += w
                 expected[..., 5:9] += w[..., 5:9]
             np.testing.assert_allclose(x.grad, expected, rtol=0, atol=1e-15, err_msg=name)
+
+
+def test_a_weight_shared_by_many_products_gets_the_sum_of_their_gradients():
+    """a^T g of a matmul is computed by backward where it goes (the later ones into one scratch
+    array, then added): the sum over the products is as written out, with tg.grad, under
+    detect_anomaly, and alongside a gradient of another kind reaching the same weight."""
+    rng = np.random.default_rng(2)
+    xs = [rng.normal(size=(3, 4)) for _ in range(5)]
+    w0 = rng.normal(size=(4, 2))
+    seeds = [rng.normal(size=(3, 2)) for _ in xs]
+    expected = sum(x.T @ s for x, s in zip(xs, seeds)) + 2 * w0
+    for mode in ("backward", "grad", "anomaly"):
+        W = tg.tensor(w0, requires_grad=True)
+        total = sum(((x @ W) * s).sum() for x, s in zip(xs, seeds)) + (W * W).sum()
+        if mode == "grad":
+            got = tg.grad(total, W)
+        elif mode == "anomaly":
+            with tg.detect_anomaly():
+                total.backward()
+            got = W.grad
+        else:
+            total.backward()
+            got = W.grad
+        np.testing.assert_allclose(got, expected, rtol=1e-14, err_msg=mode)

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
-from .tensor import _SMALL, Rule, Scatter, Tensor, _unbroadcast, apply, check_size
+from .tensor import _SMALL, Product, Rule, Scatter, Tensor, _unbroadcast, apply, check_size
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -370,7 +370,11 @@ def _dot(a, b):   # a @ b, b 2-D: np.dot on arrays, the engine's matmul on Tenso
 
 
 def _outer_product(a, g):   # a^T g for a (N, K) or (K,): d(a @ b)/db
-    return _dot(a.T, g) if a.ndim == 2 else a.reshape(-1, 1) * g
+    if a.ndim != 2:
+        return a.reshape(-1, 1) * g
+    if isinstance(a, Tensor) or isinstance(g, Tensor):
+        return matmul(a.T, g)
+    return Product(a.T, g) if g.ndim == 2 else np.dot(a.T, g)   # backward computes it in place
 
 
 # a (N, K) or (K,), b (K, M)

@@ -1028,6 +1028,23 @@ class Owned:
         self.array = array
 
 
+class Product:
+    """A gradient ``a @ b`` (2-D arrays) that backward computes where it goes: the first into a
+    new array the input then owns; a later one, for a buffer that exists, into one scratch array
+    per shape and dtype that the sweep reuses, then added in place -- not a new array per time
+    step (the product a^T g of a weight shared by every step).  ``np.asarray`` gives its value."""
+
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a = a
+        self.b = b
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.dot(self.a, self.b)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
 _SORTED_SCATTER_MIN = 32     # below this many rows np.add.at is faster than sorting
 _SORTED_SCATTER_CHUNK = 1024
 
@@ -1103,7 +1120,7 @@ def _fill_gaps(buf, tiles):
 
 
 def _accumulate(p, pg, owned):
-    """Add the gradient ``pg`` (dense, or a Scatter) into ``p._g``.
+    """Add the gradient ``pg`` (dense, a Scatter, an Owned or a Product) into ``p._g``.
 
     A buffer the engine allocated itself (``id(p)`` a key of the sweep's dict ``owned``) is
     added into in place; a gradient handed over by a vjp may be shared (``add`` gives one array
@@ -1124,6 +1141,21 @@ def _accumulate(p, pg, owned):
             owned[key] = None
             return
         pg = pg.array
+    if type(pg) is Product:
+        if prev is not None and key in owned:
+            shape, dtype = (pg.a.shape[0], pg.b.shape[1]), np.result_type(pg.a, pg.b)
+            if shape == data.shape and dtype == data.dtype:
+                _ready(p, owned)
+                scratch = owned.get((shape, dtype))     # the sweep's scratch of this shape
+                if scratch is None:
+                    scratch = owned[(shape, dtype)] = np.empty(shape, dtype)
+                prev += np.dot(pg.a, pg.b, out=scratch)
+                return
+        pg = np.dot(pg.a, pg.b)
+        if prev is None and pg.shape == data.shape and pg.dtype == data.dtype:
+            p._g = pg       # a new array: the input owns it
+            owned[key] = None
+            return
     if type(pg) is Scatter:
         tile = _tile(pg.index, data.shape) if pg.basic else None
         if tile is not None:
@@ -1186,7 +1218,8 @@ def _backprop(root, grad, retain_graph, targets):
     anomaly = _current().anomaly
     root._g = seed
     results = []
-    owned = {}     # ids of the nodes whose _g is a buffer the sweep made (added into in place)
+    owned = {}     # ids of the nodes whose _g is a buffer the sweep made (added into in place);
+    #                (shape, dtype) -> the sweep's scratch array for Products
     try:
         for node in order:
             g = node._g
@@ -1211,6 +1244,8 @@ def _backprop(root, grad, retain_graph, targets):
                     if p.requires_grad:
                         pg = vjp(g)
                         if anomaly:
+                            if type(pg) is Product:
+                                pg = np.asarray(pg)
                             _check_finite(node, pg.values if type(pg) is Scatter else
                                           pg.array if type(pg) is Owned else np.asarray(pg),
                                           "the gradient rule of")
@@ -1239,6 +1274,8 @@ def _backprop(root, grad, retain_graph, targets):
                     if joint is None:
                         pg = pg(g, out, *arrays, **kwargs) if kwargs else pg(g, out, *arrays)
                     if anomaly:
+                        if type(pg) is Product:
+                            pg = np.asarray(pg)
                         _check_finite(node, pg.values if type(pg) is Scatter else
                                       pg.array if type(pg) is Owned else np.asarray(pg),
                                       "the gradient rule of")
