@@ -403,3 +403,23 @@ def test_a_weight_shared_by_many_products_gets_the_sum_of_their_gradients():
             total.backward()
             got = W.grad
         np.testing.assert_allclose(got, expected, rtol=1e-14, err_msg=mode)
+
+
+def test_a_weight_used_transposed_at_every_step_gets_the_sum_of_the_products():
+    """x @ W.T taken at every step: each step's product reaches W through its transpose (passed
+    on as (a^T g)^T = g^T a), and a transpose whose gradient is kept or asked for still gets
+    its own."""
+    rng = np.random.default_rng(3)
+    xs = [rng.normal(size=(3, 4)) for _ in range(4)]
+    w0 = rng.normal(size=(2, 4))
+    seeds = [rng.normal(size=(3, 2)) for _ in xs]
+    expected = sum(s.T @ x for x, s in zip(xs, seeds))
+    W = tg.tensor(w0, requires_grad=True)
+    Ts = [W.T for _ in xs]
+    Ts[1].retain_grad()
+    total = sum(((x @ t) * s).sum() for x, t, s in zip(xs, Ts, seeds))
+    got_t2 = tg.grad(total, Ts[2], retain_graph=True)
+    np.testing.assert_allclose(got_t2, xs[2].T @ seeds[2], rtol=1e-14)
+    total.backward()
+    np.testing.assert_allclose(W.grad, expected, rtol=1e-14)
+    np.testing.assert_allclose(Ts[1].grad, xs[1].T @ seeds[1], rtol=1e-14)

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
-from .tensor import _SMALL, Product, Rule, Scatter, Tensor, _unbroadcast, apply, check_size
+from .tensor import _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _unbroadcast, apply, check_size
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -585,6 +585,9 @@ def _transpose(x, axes=None):
 
 _TRANSPOSE = Rule(lambda g, out, x, axes=None:
                   g.transpose(None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))))
+
+
+_TRANSPOSES.update((_TRANSPOSE, _TRANSPOSE.keyed))
 
 
 def _swapaxes(x, axis1, axis2):

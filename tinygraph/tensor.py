@@ -797,7 +797,8 @@ class Rule:
       ``grads`` is then None.
 
     Gradients may come back in the broadcast shape (the engine sums them back) or, on arrays,
-    as a :class:`Scatter`.  ``out`` is the op's output as the forward made it (an array, or the
+    as a :class:`Scatter`, an :class:`Owned` or a :class:`Product` (what backward adds in
+    place, without a temporary of the input's shape).  ``out`` is the op's output as the forward made it (an array, or the
     node under ``create_graph``); ``inputs`` are every input of the call in order, constants
     included (on Tensors, constants come as leaves without grad); ``kwargs`` are the call's
     keyword arguments (settings, not tensors).
@@ -1032,7 +1033,9 @@ class Product:
     """A gradient ``a @ b`` (2-D arrays) that backward computes where it goes: the first into a
     new array the input then owns; a later one, for a buffer that exists, into one scratch array
     per shape and dtype that the sweep reuses, then added in place -- not a new array per time
-    step (the product a^T g of a weight shared by every step).  ``np.asarray`` gives its value."""
+    step (the product a^T g of a weight shared by every step).  Reaching a node with no
+    gradient yet, it stays a Product until the sweep gets there; a 2-D transpose (``W.T`` in a
+    step) passes it on to its input transposed.  ``np.asarray`` gives its value."""
 
     __slots__ = ("a", "b")
 
@@ -1043,6 +1046,16 @@ class Product:
     def __array__(self, dtype=None, copy=None):
         out = np.dot(self.a, self.b)
         return out if dtype is None else out.astype(dtype, copy=False)
+
+
+_TRANSPOSES = set()
+"""The rules of ``transpose`` (filled by ops): a Product reaching a 2-D transpose goes on to its
+input transposed, still a Product, rather than computed and then transposed."""
+
+
+def _reverses_axes(node):
+    """True if the transpose ``node`` reverses its axes (``.T``: axes None)."""
+    return not node._vjps.is_keyed or node._kwargs.get("axes") is None
 
 
 _SORTED_SCATTER_MIN = 32     # below this many rows np.add.at is faster than sorting
@@ -1141,21 +1154,23 @@ def _accumulate(p, pg, owned):
             owned[key] = None
             return
         pg = pg.array
+    if type(prev) is Product:     # a product left for later: now it is added to
+        prev = p._g = np.asarray(prev)
+        owned[key] = None
     if type(pg) is Product:
-        if prev is not None and key in owned:
-            shape, dtype = (pg.a.shape[0], pg.b.shape[1]), np.result_type(pg.a, pg.b)
-            if shape == data.shape and dtype == data.dtype:
-                _ready(p, owned)
-                scratch = owned.get((shape, dtype))     # the sweep's scratch of this shape
-                if scratch is None:
-                    scratch = owned[(shape, dtype)] = np.empty(shape, dtype)
-                prev += np.dot(pg.a, pg.b, out=scratch)
-                return
-        pg = np.dot(pg.a, pg.b)
-        if prev is None and pg.shape == data.shape and pg.dtype == data.dtype:
-            p._g = pg       # a new array: the input owns it
-            owned[key] = None
+        fits = (pg.a.shape[0], pg.b.shape[1]) == data.shape and \
+            np.result_type(pg.a, pg.b) == data.dtype
+        if fits and prev is None:       # left as it is: the sweep computes it when it reaches p
+            p._g = pg
             return
+        if fits and key in owned:
+            _ready(p, owned)
+            scratch = owned.get((data.shape, data.dtype))     # the sweep's scratch of this shape
+            if scratch is None:
+                scratch = owned[(data.shape, data.dtype)] = np.empty(data.shape, data.dtype)
+            prev += np.dot(pg.a, pg.b, out=scratch)
+            return
+        pg = np.asarray(pg)
     if type(pg) is Scatter:
         tile = _tile(pg.index, data.shape) if pg.basic else None
         if tile is not None:
@@ -1227,6 +1242,14 @@ def _backprop(root, grad, retain_graph, targets):
                 continue
             if id(node) in owned:
                 _ready(node, owned)
+            elif type(g) is Product:
+                if (type(node._vjps) is Rule and node._vjps in _TRANSPOSES and targets is None
+                        and not node._retain and not anomaly and _reverses_axes(node)):
+                    node._g = None     # (a @ b)^T = b^T a^T, for the transposed input
+                    _accumulate(node.parents[0], Product(g.b.T, g.a.T), owned)
+                    continue
+                g = node._g = np.asarray(g)     # a new array: the node owns it
+                owned[id(node)] = None
             if anomaly:
                 _check_finite(node, g, "gradient reaching")
             if targets is not None:
