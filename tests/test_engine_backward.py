@@ -334,3 +334,96 @@ def test_an_owned_gradient_becomes_the_buffer_later_gradients_add_into():
     expected = np.full((3, 2), 6.0) + 2 * x.data
     expected[1] += 1
     np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_sigmoid_and_tanh_gradients_are_the_written_out_formulas_and_leave_a_shared_gradient_alone():
+    """The rules write their product into the temporary they made, never into g: here add hands
+    the one seed array to both, and it is unchanged afterwards; the values are bit for bit those
+    of g e / (1 + e)^2 (e = exp(-|x|)) and g (1 - tanh(x)^2)."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        x0 = (rng.normal(size=(4, 5)) * 6).astype(dtype)
+        seed = rng.normal(size=(4, 5)).astype(dtype)
+        kept = seed.copy()
+        x = tg.tensor(x0, requires_grad=True)
+        (x.sigmoid() + x.tanh()).backward(grad=seed)
+        e = np.exp(-np.abs(x0))
+        d = 1 + e
+        t = np.tanh(x0)
+        np.testing.assert_array_equal(x.grad, kept * (e / (d * d)) + kept * (1 - t * t))
+        np.testing.assert_array_equal(seed, kept)
+        np.testing.assert_array_equal(tg.sigmoid(x0).data, np.where(x0 >= 0, 1, e) / (1 + e))
+
+
+def test_slices_that_tile_an_array_give_its_gradient_block_by_block_with_the_rest_zero():
+    """Gradients of disjoint slices along one axis are copied into their blocks of an
+    uninitialised buffer; the blocks no slice took are zero, a slice overlapping an earlier one
+    and a dense gradient arriving later add as usual, in any order."""
+    rng = np.random.default_rng(1)
+    x0 = rng.normal(size=(4, 10))
+    w = rng.normal(size=(4, 10))
+    cases = {
+        "tiled": [(..., slice(0, 3)), (..., slice(3, 7)), (..., slice(7, 10))],
+        "gaps": [(..., slice(6, 8)), (..., slice(0, 2))],
+        "overlap": [(..., slice(0, 5)), (..., slice(4, 10)), (..., slice(2, 3))],
+        "rows": [2, 0, (slice(1, 2),), -1],
+        "other axis after columns": [(..., slice(0, 4)), (slice(1, 3),)],
+    }
+    for name, indices in cases.items():
+        for dense in (False, True):
+            x = tg.tensor(x0, requires_grad=True)
+            total = sum((x[i] * w[i]).sum() for i in indices)
+            if dense:
+                total = total + (x * w).sum() + (x[..., 5:9] * w[..., 5:9]).sum()
+            total.backward()
+            expected = np.zeros_like(x0)
+            for i in indices:
+                expected[i] += w[i]
+            if dense:
+                expected += w
+                expected[..., 5:9] += w[..., 5:9]
+            np.testing.assert_allclose(x.grad, expected, rtol=0, atol=1e-15, err_msg=name)
+
+
+def test_a_weight_shared_by_many_products_gets_the_sum_of_their_gradients():
+    """a^T g of a matmul is computed by backward where it goes (the later ones into one scratch
+    array, then added): the sum over the products is as written out, with tg.grad, under
+    detect_anomaly, and alongside a gradient of another kind reaching the same weight."""
+    rng = np.random.default_rng(2)
+    xs = [rng.normal(size=(3, 4)) for _ in range(5)]
+    w0 = rng.normal(size=(4, 2))
+    seeds = [rng.normal(size=(3, 2)) for _ in xs]
+    expected = sum(x.T @ s for x, s in zip(xs, seeds)) + 2 * w0
+    for mode in ("backward", "grad", "anomaly"):
+        W = tg.tensor(w0, requires_grad=True)
+        total = sum(((x @ W) * s).sum() for x, s in zip(xs, seeds)) + (W * W).sum()
+        if mode == "grad":
+            got = tg.grad(total, W)
+        elif mode == "anomaly":
+            with tg.detect_anomaly():
+                total.backward()
+            got = W.grad
+        else:
+            total.backward()
+            got = W.grad
+        np.testing.assert_allclose(got, expected, rtol=1e-14, err_msg=mode)
+
+
+def test_a_weight_used_transposed_at_every_step_gets_the_sum_of_the_products():
+    """x @ W.T taken at every step: each step's product reaches W through its transpose (passed
+    on as (a^T g)^T = g^T a), and a transpose whose gradient is kept or asked for still gets
+    its own."""
+    rng = np.random.default_rng(3)
+    xs = [rng.normal(size=(3, 4)) for _ in range(4)]
+    w0 = rng.normal(size=(2, 4))
+    seeds = [rng.normal(size=(3, 2)) for _ in xs]
+    expected = sum(s.T @ x for x, s in zip(xs, seeds))
+    W = tg.tensor(w0, requires_grad=True)
+    Ts = [W.T for _ in xs]
+    Ts[1].retain_grad()
+    total = sum(((x @ t) * s).sum() for x, t, s in zip(xs, Ts, seeds))
+    got_t2 = tg.grad(total, Ts[2], retain_graph=True)
+    np.testing.assert_allclose(got_t2, xs[2].T @ seeds[2], rtol=1e-14)
+    total.backward()
+    np.testing.assert_allclose(W.grad, expected, rtol=1e-14)
+    np.testing.assert_allclose(Ts[1].grad, xs[1].T @ seeds[1], rtol=1e-14)

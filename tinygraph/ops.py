@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
-from .tensor import _SMALL, Rule, Scatter, Tensor, _unbroadcast, apply, check_size
+from .tensor import _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _unbroadcast, apply, check_size
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -137,24 +137,59 @@ def _tanh(x):
     return np.tanh(x), _TANH
 
 
-_TANH = Rule(lambda g, out, x: g * (1 - out * out), saves=False)
+def _times_in_place(g, fresh):
+    """``g * fresh``, written into ``fresh`` (an array the rule just made, which nothing else
+    holds) when the product has its shape and dtype: one temporary fewer, the same bits."""
+    if type(fresh) is np.ndarray and fresh.shape == np.shape(g) and \
+            np.result_type(g, fresh) == fresh.dtype:
+        return np.multiply(g, fresh, out=fresh)
+    return g * fresh
+
+
+def _tanh_grad(g, out):   # g (1 - out^2), with one temporary
+    t = out * out
+    if type(t) is np.ndarray:
+        return _times_in_place(g, np.subtract(1, t, out=t))
+    return g * (1 - t)
+
+
+_TANH = Rule(lambda g, out, x: _xp.tanh_grad(g, out), saves=False)
+
+
+def _exp_neg_abs(x):
+    """exp(-|x|) in one fresh array (negated and exponentiated in place)."""
+    e = np.abs(x)
+    if type(e) is np.ndarray and e.dtype.kind == "f":
+        np.negative(e, out=e)
+        return np.exp(e, out=e)
+    return np.exp(-e)
 
 
 def _sigmoid(x):
     """1 / (1 + exp(-x)) by the sign of x: with e = exp(-|x|) <= 1, y = 1 / (1 + e) for x >= 0
-    and e / (1 + e) for x < 0, so nothing overflows and a tiny y keeps its relative precision."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1, e) / (1 + e), _SIGMOID
+    and e / (1 + e) for x < 0, so nothing overflows and a tiny y keeps its relative precision.
+    The numerator, 1 or e, is max(x >= 0, e) (e <= 1; no ``np.where``, whose branch on random
+    signs costs several times the exp), written into e."""
+    e = _exp_neg_abs(x)
+    if type(e) is not np.ndarray or e.dtype.kind != "f":
+        return np.where(x >= 0, 1, e) / (1 + e), _SIGMOID
+    d = e + 1
+    np.maximum(x >= 0, e, out=e)
+    return np.divide(e, d, out=e), _SIGMOID
 
 
 def _sigmoid_slope(x):   # sigma'(x) = e / (1 + e)^2 with e = exp(-|x|): no overflow, for either sign
-    e = np.exp(-np.abs(x))
-    d = 1 + e
-    return e / (d * d)
+    e = _exp_neg_abs(x)
+    if type(e) is not np.ndarray or e.dtype.kind != "f":
+        d = 1 + e
+        return e / (d * d)
+    d = e + 1
+    np.multiply(d, d, out=d)
+    return np.divide(e, d, out=e)
 
 
 # sigma'(x) = sigma(x) sigma(-x): on Tensors, each factor with its full relative precision
-_SIGMOID = Rule(lambda g, out, x: g * _xp.sigmoid_slope(x), reads_out=False)
+_SIGMOID = Rule(lambda g, out, x: _xp.sigmoid_grad(g, x), reads_out=False)
 
 
 def _softplus(x):   # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), exact for every x
@@ -335,7 +370,11 @@ def _dot(a, b):   # a @ b, b 2-D: np.dot on arrays, the engine's matmul on Tenso
 
 
 def _outer_product(a, g):   # a^T g for a (N, K) or (K,): d(a @ b)/db
-    return _dot(a.T, g) if a.ndim == 2 else a.reshape(-1, 1) * g
+    if a.ndim != 2:
+        return a.reshape(-1, 1) * g
+    if isinstance(a, Tensor) or isinstance(g, Tensor):
+        return matmul(a.T, g)
+    return Product(a.T, g) if g.ndim == 2 else np.dot(a.T, g)   # backward computes it in place
 
 
 # a (N, K) or (K,), b (K, M)
@@ -548,6 +587,9 @@ def _transpose(x, axes=None):
 
 _TRANSPOSE = Rule(lambda g, out, x, axes=None:
                   g.transpose(None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))))
+
+
+_TRANSPOSES.update((_TRANSPOSE, _TRANSPOSE.keyed))
 
 
 def _swapaxes(x, axis1, axis2):
@@ -1004,7 +1046,9 @@ _xp = SimpleNamespace(
     sin=_dual(np.sin, lambda x: sin(x)),
     cos=_dual(np.cos, lambda x: cos(x)),
     sigmoid=_dual(lambda x: _sigmoid(x)[0], lambda x: sigmoid(x)),
-    sigmoid_slope=_dual(_sigmoid_slope, lambda x: sigmoid(x) * sigmoid(-x)),
+    sigmoid_grad=_dual(lambda g, x: _times_in_place(g, _sigmoid_slope(x)),
+                       lambda g, x: g * (sigmoid(x) * sigmoid(-x))),
+    tanh_grad=_dual(_tanh_grad, lambda g, out: g * (1 - out * out)),
     normal_cdf=_dual(_phi_big, lambda x: apply("normal_cdf", _normal_cdf, x)),
     where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
     flip=_dual(np.flip, lambda x, axis: flip(x, axis)),

@@ -835,7 +835,8 @@ class Rule:
       ``grads`` is then None.
 
     Gradients may come back in the broadcast shape (the engine sums them back) or, on arrays,
-    as a :class:`Scatter`.  ``out`` is the op's output as the forward made it (an array, or the
+    as a :class:`Scatter`, an :class:`Owned` or a :class:`Product` (what backward adds in
+    place, without a temporary of the input's shape).  ``out`` is the op's output as the forward made it (an array, or the
     node under ``create_graph``); ``inputs`` are every input of the call in order, constants
     included (on Tensors, constants come as leaves without grad); ``kwargs`` are the call's
     keyword arguments (settings, not tensors).
@@ -1072,6 +1073,35 @@ class Owned:
         self.array = array
 
 
+class Product:
+    """A gradient ``a @ b`` (2-D arrays) that backward computes where it goes: the first into a
+    new array the input then owns; a later one, for a buffer that exists, into one scratch array
+    per shape and dtype that the sweep reuses, then added in place -- not a new array per time
+    step (the product a^T g of a weight shared by every step).  Reaching a node with no
+    gradient yet, it stays a Product until the sweep gets there; a 2-D transpose (``W.T`` in a
+    step) passes it on to its input transposed.  ``np.asarray`` gives its value."""
+
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a = a
+        self.b = b
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.dot(self.a, self.b)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+_TRANSPOSES = set()
+"""The rules of ``transpose`` (filled by ops): a Product reaching a 2-D transpose goes on to its
+input transposed, still a Product, rather than computed and then transposed."""
+
+
+def _reverses_axes(node):
+    """True if the transpose ``node`` reverses its axes (``.T``: axes None)."""
+    return not node._vjps.is_keyed or node._kwargs.get("axes") is None
+
+
 _SORTED_SCATTER_MIN = 32     # below this many rows np.add.at is faster than sorting
 _SORTED_SCATTER_CHUNK = 1024
 
@@ -1111,26 +1141,100 @@ def _check_finite(node, arr, what):
             + (f", node created at {node._site}" if node._site else ""))
 
 
-def _accumulate(p, pg, owned):
-    """Add the gradient ``pg`` (dense, or a Scatter) into ``p._g``.
+def _tile(index, shape):
+    """``(axis, start, stop)`` when the basic index ``index`` picks one block of whole entries
+    along a single axis (an int, or a slice with step 1, after full slices or an Ellipsis:
+    ``x[t]``, ``x[..., a:b]``), else None."""
+    parts = index if type(index) is tuple else (index,)
+    lead, last = parts[:-1], parts[-1]
+    if lead and lead[0] is Ellipsis:
+        lead, axis = lead[1:], len(shape) - 1
+    else:
+        axis = len(parts) - 1
+    if not 0 <= axis < len(shape) or any(type(p) is not slice or p != slice(None) for p in lead):
+        return None
+    n = shape[axis]
+    if type(last) is slice:
+        start, stop, step = last.indices(n)
+        return (axis, start, stop) if step == 1 and start < stop else None
+    if isinstance(last, (int, np.integer)) and not isinstance(last, (bool, np.bool_)) \
+            and -n <= last < n:
+        last = int(last) % n
+        return axis, last, last + 1
+    return None
 
-    A buffer the engine allocated itself (``id(p)`` in the sweep's set ``owned``) is added
-    into in place; a gradient handed over by a vjp may be shared (``add`` gives one array to
-    both inputs), so the first sum makes a new array, which ``p`` then owns.
+
+def _fill_gaps(buf, tiles):
+    """Zero what the blocks ``tiles`` = [axis, [(start, stop), ...]] written into the
+    uninitialised ``buf`` left out."""
+    axis, blocks = tiles
+    lead = (slice(None),) * axis
+    end = 0
+    for start, stop in sorted(blocks) + [(buf.shape[axis], None)]:
+        if start > end:
+            buf[lead + (slice(end, start),)] = 0
+        end = max(end, stop or 0)
+
+
+def _accumulate(p, pg, owned):
+    """Add the gradient ``pg`` (dense, a Scatter, an Owned or a Product) into ``p._g``.
+
+    A buffer the engine allocated itself (``id(p)`` a key of the sweep's dict ``owned``) is
+    added into in place; a gradient handed over by a vjp may be shared (``add`` gives one array
+    to both inputs), so the first sum makes a new array, which ``p`` then owns.
+
+    Scatters that write disjoint blocks along one axis (the slices of an LSTM's gates, the
+    steps ``u[t]`` of an input map) go into an uninitialised buffer, each copied into its
+    block: ``owned[id(p)]`` then lists the blocks written, and :func:`_ready` zeros the rest
+    (if any) before anything else reads or adds into it -- one write per entry instead of a
+    zero fill and an add.
     """
     data = p.data
     prev = p._g
+    key = id(p)
     if type(pg) is Owned:      # a fresh full-shape array the rule made for the engine to keep
         if prev is None and pg.array.shape == data.shape and pg.array.dtype == data.dtype:
             p._g = pg.array
-            owned.add(id(p))
+            owned[key] = None
             return
         pg = pg.array
+    if type(prev) is Product:     # a product left for later: now it is added to
+        prev = p._g = np.asarray(prev)
+        owned[key] = None
+    if type(pg) is Product:
+        fits = (pg.a.shape[0], pg.b.shape[1]) == data.shape and \
+            np.result_type(pg.a, pg.b) == data.dtype
+        if fits and prev is None:       # left as it is: the sweep computes it when it reaches p
+            p._g = pg
+            return
+        if fits and key in owned:
+            _ready(p, owned)
+            scratch = owned.get((data.shape, data.dtype))     # the sweep's scratch of this shape
+            if scratch is None:
+                scratch = owned[(data.shape, data.dtype)] = np.empty(data.shape, data.dtype)
+            prev += np.dot(pg.a, pg.b, out=scratch)
+            return
+        pg = np.asarray(pg)
     if type(pg) is Scatter:
-        if id(p) not in owned:
+        tile = _tile(pg.index, data.shape) if pg.basic else None
+        if tile is not None:
+            if prev is None:
+                prev = p._g = np.empty(data.shape, data.dtype)
+                owned[key] = [tile[0], [tile[1:]]]
+                prev[pg.index] = pg.values
+                return
+            tiles = owned.get(key)
+            if tiles is not None and tiles[0] == tile[0] and all(
+                    tile[2] <= a or b <= tile[1] for a, b in tiles[1]):
+                prev[pg.index] = pg.values
+                tiles[1].append(tile[1:])
+                return
+        if key not in owned:
             prev = np.zeros(data.shape, data.dtype) if prev is None else np.array(prev, data.dtype)
             p._g = prev
-            owned.add(id(p))
+            owned[key] = None
+        else:
+            _ready(p, owned)
         pg.add_into(prev)
         return
     if type(pg) is not np.ndarray:
@@ -1141,12 +1245,21 @@ def _accumulate(p, pg, owned):
         pg = pg.astype(data.dtype)
     if prev is None:
         p._g = pg
-    elif id(p) in owned:
+    elif key in owned:
+        _ready(p, owned)
         prev += pg
     else:
         total = prev + pg
         p._g = total if type(total) is np.ndarray else np.array(total)
-        owned.add(id(p))
+        owned[key] = None
+
+
+def _ready(node, owned):
+    """``node._g`` complete: the entries no block was written into zeroed (see _accumulate)."""
+    tiles = owned.get(id(node))
+    if tiles is not None:
+        _fill_gaps(node._g, tiles)
+        owned[id(node)] = None
 
 
 def _backprop(root, grad, retain_graph, targets):
@@ -1164,12 +1277,23 @@ def _backprop(root, grad, retain_graph, targets):
     anomaly = _current().anomaly
     root._g = seed
     results = []
-    owned = set()     # ids of the nodes whose _g is a buffer the sweep made (added into in place)
+    owned = {}     # ids of the nodes whose _g is a buffer the sweep made (added into in place);
+    #                (shape, dtype) -> the sweep's scratch array for Products
     try:
         for node in order:
             g = node._g
             if g is None:
                 continue
+            if id(node) in owned:
+                _ready(node, owned)
+            elif type(g) is Product:
+                if (type(node._vjps) is Rule and node._vjps in _TRANSPOSES and targets is None
+                        and not node._retain and not anomaly and _reverses_axes(node)):
+                    node._g = None     # (a @ b)^T = b^T a^T, for the transposed input
+                    _accumulate(node.parents[0], Product(g.b.T, g.a.T), owned)
+                    continue
+                g = node._g = np.asarray(g)     # a new array: the node owns it
+                owned[id(node)] = None
             if anomaly:
                 _check_finite(node, g, "gradient reaching")
             if targets is not None:
@@ -1187,6 +1311,8 @@ def _backprop(root, grad, retain_graph, targets):
                     if p.requires_grad:
                         pg = vjp(g)
                         if anomaly:
+                            if type(pg) is Product:
+                                pg = np.asarray(pg)
                             _check_finite(node, pg.values if type(pg) is Scatter else
                                           pg.array if type(pg) is Owned else np.asarray(pg),
                                           "the gradient rule of")
@@ -1217,6 +1343,8 @@ def _backprop(root, grad, retain_graph, targets):
                     if joint is None:
                         pg = pg(g, out, *arrays, **kwargs) if kwargs else pg(g, out, *arrays)
                     if anomaly:
+                        if type(pg) is Product:
+                            pg = np.asarray(pg)
                         _check_finite(node, pg.values if type(pg) is Scatter else
                                       pg.array if type(pg) is Owned else np.asarray(pg),
                                       "the gradient rule of")
