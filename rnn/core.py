@@ -545,8 +545,9 @@ class Cell(RecurrentModel):
 
     @property
     def dtype(self):
-        params = self.parameters()
-        return params[0].dtype if params else np.dtype(np.float64)
+        for _, p in self.named_parameters():     # the first one (not a list of them all)
+            return p.dtype
+        return np.dtype(np.float64)
 
     @property
     def regression(self):
