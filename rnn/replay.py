@@ -14,8 +14,9 @@ to the rest of the unroll as per-step tensors (made only when asked for) or stac
 
 A step is not replayed (:func:`why_not` says why; the unroll keeps it in
 ``Unrolled.not_replayed``, and ``Unrolled.replayed`` is ``(a, b)`` when it is) when it reads a
-tensor's value, makes nodes without ``tg.apply``, when two steps made different programs (the
-step reads Python state that changes, or its ops depend on the data), or when its arrays have
+tensor's value or takes one as a constant, draws new random numbers, makes nodes without
+``tg.apply`` (see :mod:`tinygraph.tape`), when two steps made different programs (the step
+reads Python state that changes, or its ops depend on the data), or when its arrays have
 more than :data:`LARGEST` numbers (numpy's work then outweighs the engine's per-op cost); every
 step then runs as engine ops.
 """

@@ -256,10 +256,91 @@ def test_a_step_that_reads_a_value_falls_back():
     _equal_results(got)
 
 
+def test_a_step_that_branches_through_a_comparison_is_not_replayed_on_the_recorded_branch():
+    """A leaky ReLU written with where(z > 0, ...): with two units and one sequence, steps 2 and 3
+    can have the same signs and a later step others. The comparison's value is a constant of
+    the step; replaying the recorded one gave a loss off by 0.9 before the tape saw it."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(size=(2, 2)), name="W")
+    U = tg.Parameter(rng.normal(size=(2, 3)), name="U")
+    V = tg.Parameter(rng.normal(size=(3, 2)), name="V")
+
+    def step(h, u):
+        z = tg.addmm(u, h, W.T)
+        return tg.where(z > 0, z, 0.1 * z)
+    cell = rnn.Recurrence(step, [W, U, V], 2, n_in=3, readout=lambda h: h @ V.T,
+                          input_map=lambda x: tg.take(U.T, x, axis=0))
+    xs = np.array([0, 1, 1, 1, 2, 0, 2, 1, 0, 2, 2, 1])
+    got = _both(cell, xs, np.roll(xs, -1))
+    assert got[0][0].replayed is None
+    assert "compares tensors" in got[0][0].not_replayed
+    _equal_results(got)
+    assert abs(got[0][1] - cell.run(xs, np.roll(xs, -1)).loss.item()) <= 1e-12 * got[0][1]
+
+
+def _rows(z):      # a Tensor index of the step's own making: the largest entry of each row
+    return z[np.arange(z.shape[0]), tg.argmax(z, axis=-1)]
+
+
+# what each step does with a value the recording cannot follow (its own values as a constant,
+# or fresh random numbers) -> the words of the reason the unroll gives
+_VALUE_STEPS = {
+    "detach": (lambda z: z.tanh() * z.detach(), "detaches"),
+    ".data": (lambda z: z.tanh() * tg.tensor(z.data > 0), ".data"),
+    "argmax index": (lambda z: z.tanh() + _rows(z)[:, None], "argmax"),
+    "sort": (lambda z: tg.sort(z, axis=-1)[0].tanh(), "sort"),
+    "one_hot of a Tensor": (lambda z: z.tanh() + tg.one_hot(tg.argmax(z, axis=-1), 3),
+                            "argmax"),
+    "where": (lambda z: tg.where(z > 0.1, z, -z).tanh(), "compares"),
+    "dropout, no seed": (lambda z: tg.dropout(z.tanh(), 0.5), "random numbers (dropout"),
+    "randn, no seed": (lambda z: z.tanh() + 0.1 * tg.randn(*z.shape), "random numbers (randn"),
+    "numpy sign": (lambda z: z.tanh() * np.sign(z), "numpy function"),
+    "in place": (lambda z: z.tanh() * _COUNTS.__iadd__(1.0), "in place (+=)"),
+}
+_COUNTS = tg.zeros(1)      # a running count the step adds to: a constant that changes
+
+
+@pytest.mark.parametrize("kind", sorted(_VALUE_STEPS))
+def test_a_step_that_takes_a_value_as_a_constant_falls_back_and_says_how(kind):
+    fn, words = _VALUE_STEPS[kind]
+    cell, _ = _cell(lambda h, x, W, U: fn(h @ W.T + x @ U.T))
+    xs, ys = _data(np.random.default_rng(0))
+    if "random" in words or "in place" in words:   # new random numbers, or a count changed in
+        #                                            place: no two runs are alike
+        run = cell.run_for_loss(xs, ys)
+        assert run.replayed is None and words in run.not_replayed
+        return
+    got = _both(cell, xs, ys)
+    assert got[0][0].replayed is None and words in got[0][0].not_replayed
+    _equal_results(got)
+
+
+def test_reading_shapes_and_seeded_randomness_still_replay():
+    """What is the same for every step replays: a shape read, np.shape / np.ndim of a Tensor,
+    and dropout with a seed (the same mask each step, drawn again for each step off the tape)."""
+    def step(h, x, W, U):
+        z = h @ W.T + x @ U.T
+        assert np.ndim(z) == 2 and np.shape(z) == z.shape == z.data.shape[:0] + z.shape
+        return tg.dropout(z.tanh(), 0.25, seed=7) * float(z.shape[-1])
+    cell, _ = _cell(step)
+    got = _both(cell, *_data(np.random.default_rng(1)))
+    assert got[0][0].replayed is None and ".data" in got[0][0].not_replayed   # z.data: read
+
+    def plain(h, x, W, U):
+        z = h @ W.T + x @ U.T
+        assert np.ndim(z) == 2 and np.shape(z) == z.shape
+        return tg.dropout(z.tanh(), 0.25, seed=7) * float(z.shape[-1])
+    cell, _ = _cell(plain)
+    got = _both(cell, *_data(np.random.default_rng(1)))
+    assert got[0][0].replayed == (4, T) and got[0][0].not_replayed is None
+    _equal_results(got)
+
+
 def test_a_step_that_makes_nodes_without_apply_falls_back():
     def step(h, x, W, U):
         z = h @ W.T + x @ U.T
-        return tg.make_node("double", z.data * 2, (z,), [lambda g: g * 2]).tanh()
+        two = tg.make_node("two", np.full(z.shape, 2.0), (z,), [lambda g: g * 0])   # constant
+        return (z * two).tanh()
     cell, _ = _cell(step)
     got = _both(cell, *_data(np.random.default_rng(0)))
     assert "without tinygraph.apply" in got[0][0].not_replayed

@@ -44,12 +44,12 @@ def gradcheck(fn, inputs, eps=None, rtol=None, atol=None, seed=0):
 
     def objective():
         with no_grad():
-            return float(np.sum(r * fn(*inputs).data, dtype=np.float64))
+            return float(np.sum(r * fn(*inputs)._data, dtype=np.float64))
 
     analytic = grad(out, [inputs[i] for i in checked], grad=r)
     worst = None
     for i, a in zip(checked, analytic):
-        x = inputs[i].data
+        x = inputs[i]._data
         for idx in np.ndindex(x.shape):
             old = x[idx]
             try:     # the input is restored whatever fn does (raises, or is interrupted)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .errors import ConfigError, DTypeError, ShapeError
-from .tensor import Tensor, _allocation_error, _current, check_size
+from .tensor import Tensor, _allocation_error, _constant_of, _current, _fresh_random, check_size
 
 
 def _leaf(array, requires_grad):
@@ -63,7 +63,7 @@ def full(shape, value, dtype=None, requires_grad=False):
         raise DTypeError("full: the fill value is a Tensor that requires grad, and a new leaf "
                          "would cut it from the graph; use tg.broadcast_to(value, shape) to keep "
                          "the graph, or value.item() for its value alone")
-    fill = value.data if isinstance(value, Tensor) else value
+    fill = _constant_of(value, "the step fills a tensor with a Tensor's value (a constant)")
     kind = np.asarray(fill).dtype if dtype is None else dtype
     return _leaf(_make("full", lambda: np.full(shape, fill, dtype), shape, kind), requires_grad)
 
@@ -96,6 +96,8 @@ def eye(n, m=None, dtype=None, requires_grad=False):
 
 def randn(*shape, seed=None, dtype=None, requires_grad=False):
     """Standard normal entries of ``shape``; ``seed`` makes them reproducible."""
+    if seed is None:
+        _fresh_random("randn")
     values = _make("randn", lambda: np.random.default_rng(seed).standard_normal(_shape(shape)),
                    _shape(shape), np.float64)
     return _leaf(values.astype(_float(dtype), copy=False), requires_grad)
@@ -103,6 +105,8 @@ def randn(*shape, seed=None, dtype=None, requires_grad=False):
 
 def rand(*shape, seed=None, dtype=None, requires_grad=False):
     """Uniform entries in [0, 1) of ``shape``."""
+    if seed is None:
+        _fresh_random("rand")
     values = _make("rand", lambda: np.random.default_rng(seed).random(_shape(shape)),
                    _shape(shape), np.float64)
     return _leaf(values.astype(_float(dtype), copy=False), requires_grad)

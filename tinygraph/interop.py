@@ -13,7 +13,7 @@ import numpy as np
 
 from . import ops
 from .errors import ConfigError, DTypeError, ShapeError
-from .tensor import Tensor
+from .tensor import Tensor, _constant_of
 
 
 def _square(x):
@@ -45,7 +45,8 @@ _HINTS = {"add.reduce": "tg.sum(t, axis)", "multiply.reduce": "tg.prod(t, axis)"
 def _arrays(value):
     """The same arguments with every Tensor replaced by its data (in lists and tuples too)."""
     if isinstance(value, Tensor):
-        return value.data
+        return _constant_of(value, "the step applies a numpy function with no gradient to a Tensor "
+                                   "(a constant)")
     if isinstance(value, (list, tuple)):
         return type(value)(_arrays(v) for v in value)
     return value
@@ -106,13 +107,13 @@ def _np_norm(x, ord=None, axis=None, keepdims=False):   # noqa: A002 - numpy's n
 
 
 def _np_dot(a, b):
-    if np.ndim(_arrays(a)) > 2 or np.ndim(_arrays(b)) > 2:
+    if np.ndim(a) > 2 or np.ndim(b) > 2:       # (np.ndim reads a Tensor's .ndim, not its values)
         _refuse("np.dot of N-D arrays", "tg.matmul (numpy's matmul broadcasting)")
-    return ops.matmul(a, b) if np.ndim(_arrays(a)) and np.ndim(_arrays(b)) else ops.mul(a, b)
+    return ops.matmul(a, b) if np.ndim(a) and np.ndim(b) else ops.mul(a, b)
 
 
 def _np_split(ary, indices_or_sections, axis=0):
-    n = np.shape(_arrays(ary))[axis]
+    n = np.shape(ary)[axis]
     if isinstance(indices_or_sections, (int, np.integer)) and n % indices_or_sections:
         raise ShapeError(f"np.split: {n} entries do not divide into {indices_or_sections} equal "
                          "sections (np.array_split / tg.split allow unequal ones)")
@@ -211,9 +212,24 @@ _VALUES_ONLY = {np.shape, np.ndim, np.size, np.allclose, np.isclose, np.array_eq
                 np.isrealobj, np.result_type, np.can_cast, np.min_scalar_type}
 
 
+# of those, the ones that read only the shape or the dtype (not a value read for a recording)
+_LAYOUT_ONLY = {np.shape, np.ndim, np.size, np.iscomplexobj, np.isrealobj, np.result_type,
+                np.can_cast, np.min_scalar_type}
+
+
+def _layout(value):
+    if isinstance(value, Tensor):
+        return value._data
+    if isinstance(value, (list, tuple)):
+        return type(value)(_layout(v) for v in value)
+    return value
+
+
 def array_function(self, func, types, args, kwargs):
     if func in _FUNCTIONS:
         return _call(func, args, kwargs)
+    if func in _LAYOUT_ONLY:
+        return func(*_layout(args), **{k: _layout(v) for k, v in kwargs.items()})
     if func in _VALUES_ONLY:
         return func(*_arrays(args), **{k: _arrays(v) for k, v in kwargs.items()})
     _refuse(f"np.{func.__name__}", _HINTS.get(func.__name__))

@@ -116,10 +116,10 @@ class Module:
             raise DTypeError(f"{type(self).__name__}.to: parameters must stay floating point, got "
                              f"{dtype}")
         params = [p for _, p in self._named_state()]
-        converted = [(p.data.astype(dtype), _converted_grad(p.grad, dtype)) for p in params]
+        converted = [(p._data.astype(dtype), _converted_grad(p.grad, dtype)) for p in params]
         for p, (data, grad) in zip(params, converted):
-            if p.data.dtype != dtype:
-                p.data, p.grad = data, grad
+            if p._data.dtype != dtype:
+                p._data, p.grad = data, grad
                 bump_version(p)
         return self
 
@@ -183,7 +183,7 @@ class Module:
     def state_dict(self):
         """name -> a copy of the parameter's array (fixed Parameters included; names must be
         distinct)."""
-        return {name: p.data.copy() for name, p in self._unique_parameters("state_dict").items()}
+        return {name: p._data.copy() for name, p in self._unique_parameters("state_dict").items()}
 
     def load_state_dict(self, state, cast=False):
         """Copy ``state`` into the parameters, after checking every name, shape and dtype.
@@ -206,17 +206,17 @@ class Module:
                 value = np.asarray(state[name])
             except (ValueError, TypeError) as e:
                 raise CheckpointError(f"load_state_dict: '{name}' is not an array ({e})") from None
-            if value.shape != p.data.shape:
+            if value.shape != p._data.shape:
                 raise CheckpointError(f"load_state_dict: '{name}' has shape {value.shape}, "
                                       f"the model's is {p.data.shape}")
-            if value.dtype != p.data.dtype and not (cast and value.dtype.kind in "biuf"):
+            if value.dtype != p._data.dtype and not (cast and value.dtype.kind in "biuf"):
                 hint = "" if cast or value.dtype.kind not in "biuf" else " (cast=True converts it)"
                 raise CheckpointError(f"load_state_dict: '{name}' has dtype {value.dtype}, "
                                       f"the model's is {p.data.dtype}{hint}")
-        values = {name: np.array(state[name], dtype=p.data.dtype, copy=True)   # before any change
+        values = {name: np.array(state[name], dtype=p._data.dtype, copy=True)   # before any change
                   for name, p in params.items()}
         for name, p in params.items():
-            p.data = values[name]
+            p._data = values[name]
             bump_version(p)
 
     @contextlib.contextmanager
@@ -229,14 +229,14 @@ class Module:
         block belong to it and are not to be used after it.
         """
         params = self._unique_parameters("state_swapped")
-        kept = {name: (p.data, p._version, p._shared, None if p._shared is None else p._shared[0])
+        kept = {name: (p._data, p._version, p._shared, None if p._shared is None else p._shared[0])
                 for name, p in params.items()}       # the version cell shared with its views too
         self.load_state_dict(state)
         try:
             yield self
         finally:
             for name, p in params.items():
-                p.data, p._version, p._shared, count = kept[name]
+                p._data, p._version, p._shared, count = kept[name]
                 if p._shared is not None:
                     p._shared[0] = count
 
@@ -259,7 +259,7 @@ class Module:
 def _converted_grad(grad, dtype):
     if grad is None:
         return None
-    return (grad.data if isinstance(grad, Tensor) else np.asarray(grad)).astype(dtype)
+    return (grad._data if isinstance(grad, Tensor) else np.asarray(grad)).astype(dtype)
 
 
 def _submodules(name, value):

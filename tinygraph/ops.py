@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
-from .tensor import _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _unbroadcast, apply, check_size
+from .tensor import (_SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _constant_of, _fresh_random,
+                     _unbroadcast, apply, check_size)
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -38,7 +39,7 @@ def _dual(array_fn, tensor_fn):
 def _value(x):
     """The array behind ``x``: for what a rule takes as a constant of the gradient (a mask, the
     shares of a tie, a sign), whichever kind of array it runs on."""
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _expand(g, shape, axis, keepdims):    # a reduction's g back to its input's shape
@@ -1141,8 +1142,8 @@ def cumsum(x, axis=None, *, dim=None):
 
 def _index_result(fn, x, axis, keepdims, dim, keepdim, who):
     axis, keepdims = _axis(who, axis, keepdims, dim, keepdim)
-    data = x.data if isinstance(x, Tensor) else np.asarray(x)
-    return Tensor(fn(data, axis=axis, keepdims=keepdims))
+    data = _constant_of(x, f"the step takes an {who} (an index computed from values, as a constant)")
+    return Tensor(fn(np.asarray(data), axis=axis, keepdims=keepdims))
 
 
 def argmax(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
@@ -1227,7 +1228,8 @@ def sqrt(x):
 def where(cond, a, b):
     """``a`` where ``cond`` is true, else ``b`` (numpy's ``where``, broadcasting); ``cond`` gets
     no gradient."""
-    cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
+    cond = np.asarray(_constant_of(cond, "the step gives where() a Tensor condition (its value as a "
+                                         "constant)"), dtype=bool)
     return apply("where", _where, cond, a, b)
 
 
@@ -1352,7 +1354,7 @@ def _plain_index(index):
     plain = []
     for p in parts:
         if isinstance(p, Tensor):
-            p = p.data
+            p = _constant_of(p, "the step indexes with a Tensor (its value as a constant)")
         elif isinstance(p, list):
             p = np.asarray(p)
         if isinstance(p, np.ndarray):
@@ -1384,7 +1386,7 @@ def split(x, sections_or_indices, axis=0):
 
     Returns a list of Tensors, each its own node (its gradient lands in its slice of x).
     """
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    shape = np.shape(x._data if isinstance(x, Tensor) else x)
     if not shape:
         raise ShapeError("split: cannot split a 0-d tensor")
     axis = axis % len(shape)
@@ -1429,12 +1431,12 @@ def cat(tensors, axis=0, *, dim=None):
 
 
 def _shapes(tensors):
-    return [np.shape(t.data if isinstance(t, Tensor) else t) for t in tensors]
+    return [np.shape(t._data if isinstance(t, Tensor) else t) for t in tensors]
 
 
 def hstack(tensors):
     """numpy's ``hstack``: join along axis 1, or along axis 0 when the inputs are 1-D."""
-    tensors = [reshape(t, (1,)) if not np.shape(t.data if isinstance(t, Tensor) else t) else t
+    tensors = [reshape(t, (1,)) if not np.shape(t._data if isinstance(t, Tensor) else t) else t
                for t in tensors]
     if not tensors:
         raise ShapeError("hstack: needs at least one tensor")
@@ -1461,7 +1463,7 @@ def _checked_axis(who, shape, axis):
 def unbind(x, axis=0, *, dim=None):
     """The slices of ``x`` along ``axis`` as a list of tensors (that axis removed), as PyTorch's."""
     axis, _ = _axis("unbind", None if dim is not None else axis, False, dim, None)
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    shape = np.shape(x._data if isinstance(x, Tensor) else x)
     axis = _checked_axis("unbind", shape, axis)
     lead = (slice(None),) * axis
     return [apply("unbind", _getitem, x, index=lead + (i,)) for i in range(shape[axis])]
@@ -1471,7 +1473,7 @@ def chunk(x, chunks, axis=0, *, dim=None):
     """PyTorch's ``chunk``: parts of ceil(n / chunks) along ``axis`` (the last may be smaller, and
     there may be fewer than ``chunks`` parts); a list of tensors."""
     axis, _ = _axis("chunk", None if dim is not None else axis, False, dim, None)
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    shape = np.shape(x._data if isinstance(x, Tensor) else x)
     axis = _checked_axis("chunk", shape, axis)
     if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
         raise ConfigError(f"chunk: the number of chunks must be a positive integer, got {chunks!r}")
@@ -1496,7 +1498,7 @@ def permute(x, *axes):
     """The axes of ``x`` in the order ``axes`` (``t.permute(2, 0, 1)`` or ``t.permute((2, 0, 1))``),
     as PyTorch's ``permute`` and numpy's ``transpose(x, axes)``."""
     axes = _shape_args(axes)
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    shape = np.shape(x._data if isinstance(x, Tensor) else x)
     if sorted(a % len(shape) if len(shape) else a for a in axes) != list(range(len(shape))):
         raise ShapeError(f"permute: axes {tuple(axes)} are not a permutation of the axes of an input "
                          f"of shape {shape}")
@@ -1528,7 +1530,7 @@ def tile(x, reps):
 
 def _check_tile_size(who, x, reps):
     """AllocationError before a tiling too large for memory is allocated."""
-    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    data = x._data if isinstance(x, Tensor) else np.asarray(x)
     shape, reps_, _ = _tile_layout(data.shape, reps)
     check_size(who, tuple(r * n for r, n in zip(reps_, shape)), data.dtype, (data.shape,))
 
@@ -1537,7 +1539,7 @@ def repeat(x, *reps):
     """PyTorch's ``Tensor.repeat`` (numpy's ``tile``): one count per axis, at least as many as
     ``x`` has axes (not numpy's ``repeat``, which repeats each entry)."""
     reps = _reps("repeat", reps)
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    shape = np.shape(x._data if isinstance(x, Tensor) else x)
     if len(reps) < len(shape):
         raise ShapeError(f"repeat: needs a count for each of the {len(shape)} axes of an input of "
                          f"shape {shape}, got {reps} (tg.tile pads the counts with 1s)")
@@ -1548,7 +1550,7 @@ def repeat(x, *reps):
 def pad(x, pad_width, value=0):
     """numpy's ``pad`` in its constant mode: ``pad_width`` is an int, a pair (before, after) for
     every axis, or one pair per axis (not PyTorch's last-axis-first list); ``value`` fills."""
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    shape = np.shape(x._data if isinstance(x, Tensor) else x)
     try:
         widths = np.asarray(pad_width)
         if widths.dtype.kind not in "iu" or widths.ndim > 2:
@@ -1562,7 +1564,7 @@ def pad(x, pad_width, value=0):
     if not np.isscalar(value) or isinstance(value, (str, bytes)):
         raise ConfigError(f"pad: value must be a number, got {value!r}")
     check_size("pad", tuple(int(n + before + after) for n, (before, after) in zip(shape, widths.tolist())),
-               np.result_type(x.data if isinstance(x, Tensor) else np.asarray(x), value), (shape,))
+               np.result_type(x._data if isinstance(x, Tensor) else np.asarray(x), value), (shape,))
     return apply("pad", _pad, x, widths=tuple(map(tuple, widths.tolist())), value=value)
 
 
@@ -1570,7 +1572,7 @@ def expand(x, *shape):
     """PyTorch's ``expand``: ``x`` broadcast to ``shape``, where -1 keeps an axis's size and new
     axes may be added in front; the gradient is summed back."""
     shape = tuple(_shape_args(shape))
-    own = np.shape(x.data if isinstance(x, Tensor) else x)
+    own = np.shape(x._data if isinstance(x, Tensor) else x)
     new = len(shape) - len(own)
     if new < 0 or any(n == -1 for n in shape[:new]):
         raise ShapeError(f"expand: cannot expand an input of shape {own} to {shape}")
@@ -1581,7 +1583,8 @@ def expand(x, *shape):
 def _ordered(who, x, axis, descending, k=None):
     """(values, indices) of ``x`` sorted along ``axis`` (the first ``k`` of them when given): the
     values a node whose gradient goes back to where each entry came from, the indices int64."""
-    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    data = np.asarray(_constant_of(x, f"the step takes a {who} (an order computed from values, as a "
+                                     "constant)"))
     scalar = data.ndim == 0
     if scalar:   # as PyTorch: a 0-d input is its own sort, with index 0
         if axis not in (0, -1):
@@ -1633,7 +1636,7 @@ def log_softmax(x, axis=-1, *, dim=None):
 
 def one_hot(ids, n, dtype=np.float64):
     """ids (...) -> (..., n) with a 1 at each id: a constant (no gradient)."""
-    ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    ids = np.asarray(_constant_of(ids, "the step makes a one_hot of a Tensor (a constant)"))
     if ids.dtype.kind not in "iu":
         raise DTypeError(f"one_hot: ids must be integers, got dtype {ids.dtype}")
     check_size("one_hot", ids.shape + (int(n),), dtype, (ids.shape,))
@@ -1652,8 +1655,10 @@ def dropout(x, p, seed=None, train=True):
         raise ConfigError(f"dropout: p must be in [0, 1], got {p}")
     if not train or p == 0:
         return x
-    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    data = x._data if isinstance(x, Tensor) else np.asarray(x)
     dtype = np.result_type(data, 1.0)
+    if seed is None:
+        _fresh_random("dropout")
     keep = np.random.default_rng(seed).random(data.shape) >= p
     mask = keep / dtype.type(1 - p) if p < 1 else np.zeros(data.shape, dtype)
     return apply("dropout", _dropout, x, mask.astype(dtype, copy=False))
@@ -1699,14 +1704,15 @@ def _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, la
             or not 0 <= label_smoothing <= 1:
         raise ConfigError(f"{who}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     x = logits if isinstance(logits, Tensor) else Tensor(np.asarray(logits, np.float64))
-    ids = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
-    kept = _check_targets(who, x.data, ids, ignore_index)
+    ids = np.asarray(_constant_of(targets, "the step gives cross_entropy Tensor targets (taken as "
+                                  "constants)"))
+    kept = _check_targets(who, x._data, ids, ignore_index)
     n_classes = x.shape[-1]
-    dtype = np.result_type(x.data, 1.0)
+    dtype = np.result_type(x._data, 1.0)
     if weight is None:
         w = np.ones(n_classes, dtype)
     else:
-        w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        w = np.asarray(_constant_of(weight, "the step gives cross_entropy a Tensor weight (a constant)"))
         if w.shape != (n_classes,) or w.dtype.kind not in "iuf" or not np.isfinite(w).all():
             raise ShapeError(f"{who}: weight must be {n_classes} finite numbers (one per class of "
                              f"logits of shape {x.shape}), got {w.dtype} of shape {w.shape}")
@@ -1751,9 +1757,8 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
 
 def _compare(fn):
     def compare(a, b):
-        a = a.data if isinstance(a, Tensor) else a
-        b = b.data if isinstance(b, Tensor) else b
-        return Tensor(fn(a, b))
+        why = "the step compares tensors (<, ==, ...: a constant of their values)"
+        return Tensor(fn(_constant_of(a, why), _constant_of(b, why)))
     return compare
 
 

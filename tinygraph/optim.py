@@ -45,7 +45,7 @@ def _gradients(who, params):
         if g is None:
             continue
         if isinstance(g, Tensor):      # left by backward(create_graph=True): used by value
-            g = g.data
+            g = g._data
         label = f"parameter {i}" + (f" '{p.name}'" if p.name else "")
         if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
             kind = g.dtype if isinstance(g, np.ndarray) else type(g).__name__
@@ -196,10 +196,10 @@ class Optimizer:
         who = f"{type(self).__name__}.step"
         grads = self._checked_groups(who)
         for i, p, _, _ in grads:
-            if not p.data.flags.writeable:
+            if not p._data.flags.writeable:
                 raise ConfigError(f"{who}: parameter {i}{_name(p)} holds a read-only array, "
                                   "which cannot be updated in place")
-        saved = [(p, p.data, p.data.copy(), {k: v.copy() for k, v in self.state[i].items()})
+        saved = [(p, p._data, p._data.copy(), {k: v.copy() for k, v in self.state[i].items()})
                  for i, p, _, _ in grads]
         steps = self.steps
         try:
@@ -210,7 +210,7 @@ class Optimizer:
             self.steps = steps
             for (i, _, _, _), (p, data, copy, state) in zip(grads, saved):
                 np.copyto(data, copy)
-                p.data = data
+                p._data = data
                 self.state[i] = state
             raise
         for _, p, _, _ in grads:
@@ -343,13 +343,13 @@ class SGD(Optimizer):
 
     def _update(self, p, g, state, group):
         if group["weight_decay"]:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p._data
         if group["momentum"]:
             v = state.get("velocity")
             v = g.copy() if v is None else group["momentum"] * v + g
             state["velocity"] = v
             g = v
-        p.data -= group["lr"] * g
+        p._data -= group["lr"] * g
 
 
 class Adagrad(Optimizer):
@@ -368,17 +368,17 @@ class Adagrad(Optimizer):
 
     def _update(self, p, g, state, group):
         if group["weight_decay"]:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p._data
         s = _buffer(state, "sum_sq", p)
         s += g * g
-        p.data -= group["lr"] * g / (np.sqrt(s) + group["eps"])
+        p._data -= group["lr"] * g / (np.sqrt(s) + group["eps"])
 
 
 def _buffer(state, key, p):
     """The state array ``key`` of parameter ``p``, zeros the first time."""
     buf = state.get(key)
     if buf is None:
-        buf = state[key] = np.zeros_like(p.data)
+        buf = state[key] = np.zeros_like(p._data)
     return buf
 
 
@@ -398,7 +398,7 @@ class Adam(Optimizer):
         _check_positive(who, "eps", group["eps"])
 
     def _decay(self, p, g, group):
-        return g + group["weight_decay"] * p.data if group["weight_decay"] else g
+        return g + group["weight_decay"] * p._data if group["weight_decay"] else g
 
     def _update(self, p, g, state, group):
         g = self._decay(p, g, group)
@@ -410,7 +410,7 @@ class Adam(Optimizer):
         v += (1 - b2) * g * g
         m_hat = m / (1 - b1 ** self.steps)
         v_hat = v / (1 - b2 ** self.steps)
-        p.data -= group["lr"] * m_hat / (np.sqrt(v_hat) + group["eps"])
+        p._data -= group["lr"] * m_hat / (np.sqrt(v_hat) + group["eps"])
 
 
 class AdamW(Adam):
@@ -422,7 +422,7 @@ class AdamW(Adam):
 
     def _decay(self, p, g, group):
         if group["weight_decay"]:
-            p.data *= 1 - group["lr"] * group["weight_decay"]
+            p._data *= 1 - group["lr"] * group["weight_decay"]
         return g
 
 

@@ -165,10 +165,10 @@ def grad_rows(outputs, inputs, seeds=None):
     count = len(outputs)
     if seeds is None:
         for r, out in enumerate(outputs):
-            if out.data.size != 1:
+            if out._data.size != 1:
                 raise BackwardError(f"grad_rows: output {r} has shape {out.shape}; a non-scalar "
                                     "output needs a seed of that shape")
-        seeds = [np.ones_like(out.data) for out in outputs]
+        seeds = [np.ones_like(out._data) for out in outputs]
     else:
         seeds = [np.asarray(s) for s in seeds]
         if len(seeds) != count:
@@ -177,7 +177,7 @@ def grad_rows(outputs, inputs, seeds=None):
             if s.shape != out.shape:
                 raise ShapeError(f"grad_rows: seed {r} has shape {s.shape} but output {r} has "
                                  f"shape {out.shape}")
-    results = [np.zeros((count,) + t.shape, t.data.dtype) for t in inputs]
+    results = [np.zeros((count,) + t.shape, t._data.dtype) for t in inputs]
     roots = {}
     for r, out in enumerate(outputs):
         if out.requires_grad:
@@ -198,7 +198,7 @@ def grad_rows(outputs, inputs, seeds=None):
     held = {}
     for key, (out, rows) in roots.items():
         if key in through:
-            stack = np.stack([seeds[r].astype(out.data.dtype, copy=False) for r in rows])
+            stack = np.stack([seeds[r].astype(out._data.dtype, copy=False) for r in rows])
             held[key] = (np.array(rows), stack)
     for node in order:
         entry = held.pop(id(node), None)
@@ -212,6 +212,6 @@ def grad_rows(outputs, inputs, seeds=None):
         for p, vjp in zip(node.parents, _vjps(node)):
             if vjp is None or not p.requires_grad or id(p) not in through:
                 continue
-            pg = _apply(vjp, g, p.shape, p.data.dtype)
+            pg = _apply(vjp, g, p.shape, p._data.dtype)
             held[id(p)] = _add_rows(held.get(id(p)), rows, pg)
     return results

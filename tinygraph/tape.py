@@ -19,9 +19,12 @@ one recorded step stands for the others: same ops, same constants, same outside 
 same shapes.
 
 What a recording cannot see, it refuses: a tensor's value read as a Python value or a plain
-array (``item()``, ``float(t)``, ``bool(t)``, ``np.asarray(t)``), on which the code may
-branch, and nodes made without :func:`tinygraph.apply`.  Reading ``t.data`` directly is
-invisible to it: code that branches on ``.data`` must not be replayed.
+array (``item()``, ``float(t)``, ``bool(t)``, ``np.asarray(t)``, ``t.data``), on which the code
+may branch; a value the engine turns into a constant (``detach()``, a comparison, ``where``'s
+condition, an index or targets given as a Tensor, ``argmax``, ``one_hot``); fresh random
+numbers (``dropout``, ``rand``, ``randn`` without a seed); and nodes made without
+:func:`tinygraph.apply`.  Python state the code reads that is the same in the two recorded
+steps and changes later (a counter, ``t % 10``) is invisible to it.
 """
 
 import contextlib
@@ -35,14 +38,14 @@ from .tensor import Owned, Rule, Scatter, Tensor, _graph_rule, _tapes, _unbroadc
 
 class Recording:
     """What :func:`recording` saw: ``ops``, a list of ``(op, forward, inputs, kwargs, node)``
-    in the order they were made; ``read``, True if a tensor's value was read; ``made``, how
+    in the order they were made; ``read``, None, or how a tensor's value was read; ``made``, how
     many nodes were made (by :func:`apply` or not)."""
 
     __slots__ = ("ops", "read", "made")
 
     def __init__(self):
         self.ops = []
-        self.read = False
+        self.read = None
         self.made = 0
 
 
@@ -104,8 +107,8 @@ class Program:
         ``outputs``, or a str saying why it cannot be replayed."""
         if rec is None:
             return "recorded inside another recording"
-        if rec.read:
-            return "the step reads a tensor's value (item(), float(), bool() or np.asarray)"
+        if rec.read is not None:
+            return rec.read
         if rec.made != len(rec.ops):
             return "the step makes nodes without tinygraph.apply"
         slots = {}
@@ -127,7 +130,7 @@ class Program:
                             ref = (_OUTSIDE, outside_at[id(x)])
                         else:
                             ref = (_CONST, len(consts))
-                            consts.append(x.data)
+                            consts.append(x._data)
                 else:
                     ref = (_CONST, len(consts))
                     consts.append(x)
@@ -209,7 +212,7 @@ class Program:
         code = self._compiled()
         if "forward" not in code:
             code["forward"] = _compile_forward(self)
-        return code["forward"](inputs, [x.data for x in self.outside])
+        return code["forward"](inputs, [x._data for x in self.outside])
 
     def outputs_of(self, values):
         return [values[i] for i in self.outputs]

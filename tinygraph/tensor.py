@@ -236,7 +236,7 @@ def _refuse_grad_inside(data):
 
 def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     elif type(data) is np.ndarray and data.dtype == object:
         _refuse_grad_inside(data)
     converted = _converted[0]
@@ -272,7 +272,7 @@ class Tensor:
 
     # the parents live in slots, not in a tuple the cycle collector would track beside the
     # node: one tracked object per node instead of two (see the ``parents`` property)
-    __slots__ = ("data", "grad", "requires_grad", "name", "op", "_a", "_b", "_many", "scope",
+    __slots__ = ("_data", "grad", "requires_grad", "name", "op", "_a", "_b", "_many", "scope",
                  "_vjps", "_g", "_retain", "_site", "_version", "_shared", "_ctx", "_ctx2", "_kwargs",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
@@ -283,7 +283,7 @@ class Tensor:
             raise DTypeError(f"tensor{_label(name)}: only float tensors can require grad, "
                              f"got dtype {arr.dtype}")
         mode = _current()
-        self.data = arr
+        self._data = arr
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.name = name
@@ -299,6 +299,19 @@ class Tensor:
         self._shared = None
 
     @property
+    def data(self):
+        """The array (the engine's own code reads the slot ``_data``: a read through ``.data``
+        inside a step that ``tinygraph.tape`` records is a value read, as ``item()`` is, so
+        the step is never replayed on a branch it cannot see)."""
+        if _tapes:
+            _value_read(why="the step reads a tensor's .data")
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = value
+
+    @property
     def parents(self):
         """The op's tensor inputs, a tuple (empty for a leaf)."""
         a = self._a
@@ -310,45 +323,45 @@ class Tensor:
     # --- array-like facts ---------------------------------------------------------
     @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self):
-        return self.data.size
+        return self._data.size
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self):   # rows as nodes (each with its gradient), as iterating an array
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor; use .item() for its value")
-        return (self[i] for i in range(len(self.data)))
+        return (self[i] for i in range(len(self._data)))
 
     def __bool__(self):   # as numpy: the value of a one-element tensor, ambiguous otherwise
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ShapeError(f"bool: the truth value of a tensor of shape {self.shape} is "
                              "ambiguous; compare .item() or use .data.any() / .data.all()")
         if _tapes:
             _value_read()
-        return bool(self.data.item())
+        return bool(self._data.item())
 
     def _scalar(self, who):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ShapeError(f"{who}: only a one-element tensor converts to a Python scalar, "
                              f"got shape {self.shape}")
         if _tapes:
             _value_read()
-        return self.data.item()
+        return self._data.item()
 
     def __float__(self):
         return float(self._scalar("float"))
@@ -367,18 +380,18 @@ class Tensor:
         if _tapes:
             _value_read()
         if copy:
-            return np.array(self.data, dtype=dtype, copy=True)
-        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+            return np.array(self._data, dtype=dtype, copy=True)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
     def numpy(self):
         if _tapes:
             _value_read()
-        return self.data
+        return self._data
 
     def item(self):
         if _tapes:
             _value_read()
-        return self.data.item()
+        return self._data.item()
 
     def __repr__(self):
         return _repr(self, "tensor", self.requires_grad)
@@ -392,8 +405,10 @@ class Tensor:
         """A new leaf sharing this tensor's data (and its version counter: an in-place change
         through either makes graphs that used the old values refuse backward), cut from the
         graph."""
+        if _tapes:
+            _value_read(why="the step detaches a tensor (detach(): its value as a constant)")
         t = Tensor.__new__(Tensor)
-        _init_node(t, self.data, None, (), None, _current())
+        _init_node(t, self._data, None, (), None, _current())
         t.name = self.name
         _share_version(t, self)
         return t
@@ -447,9 +462,11 @@ class Tensor:
         elif self.op is not None and self._vjps is not None:
             raise InPlaceError(f"in-place {symbol}: {_what(self)} is the output of '{self.op}' in a "
                                "graph that backward still needs; change a leaf, or make a new tensor")
-        value = other.data if isinstance(other, Tensor) else _constant(other)
+        if _tapes:     # a value the recording kept as a constant may be this one
+            _value_read(why=f"the step changes a tensor in place ({symbol})")
+        value = other._data if isinstance(other, Tensor) else _constant(other)
         try:
-            ufunc(self.data, value, out=self.data, casting="same_kind")
+            ufunc(self._data, value, out=self._data, casting="same_kind")
         except (ValueError, TypeError) as e:
             raise _ERROR_FOR[_base(e)](f"in-place {symbol} on {_what(self)} of shape {self.shape}, "
                                        f"dtype {self.dtype}, with shape {np.shape(value)}: {e}") from None
@@ -475,7 +492,7 @@ def _repr(t, kind, show_requires_grad):
     extra += f", op={t.op}" if t.op else ""
     extra += f", name={t.name!r}" if t.name else ""
     extra += ", requires_grad=True" if show_requires_grad else ""
-    body = np.array2string(t.data, precision=4, threshold=20, prefix=f"{kind}(")
+    body = np.array2string(t._data, precision=4, threshold=20, prefix=f"{kind}(")
     return f"{kind}({body}{extra})"
 
 
@@ -525,7 +542,7 @@ def _label(name):
 
 
 def _init_node(t, data, op, parents, vjps, mode):
-    t.data = data
+    t._data = data
     t.grad = None
     t.name = None
     t.scope = mode.scope
@@ -582,11 +599,11 @@ def make_node(op, data, parents, vjps):
     base = data.base
     if base is not None:     # a view (of a parent's memory?): share its version counter
         for p in parents:
-            pdata = p.data
+            pdata = p._data
             if pdata is base or pdata.base is base:
                 _share_version(t, p)
                 break
-    elif parents and data is parents[0].data:    # the input itself (an identity op)
+    elif parents and data is parents[0]._data:    # the input itself (an identity op)
         _share_version(t, parents[0])
     if mode.anomaly:
         t._site = _creation_site()
@@ -652,7 +669,7 @@ def apply(op, forward, *inputs, **kwargs):
     if not callable(forward):
         raise DTypeError(f"apply: the second argument must be the forward function "
                         f"(arrays -> (value, vjps)), got {type(forward).__name__}")
-    arrays = [x.data for x in inputs if isinstance(x, Tensor)]
+    arrays = [x._data for x in inputs if isinstance(x, Tensor)]
     if len(arrays) == len(inputs):     # tensors only: the common case
         parents = inputs
     else:
@@ -686,9 +703,9 @@ def apply(op, forward, *inputs, **kwargs):
             if t._vjps is not None:
                 bare = vjps.bare   # arrays in slots rather than a tuple the collector must visit
                 if bare is None:
-                    t._ctx = (t.data, *arrays)
+                    t._ctx = (t._data, *arrays)
                 elif bare == "out":
-                    t._ctx = t.data
+                    t._ctx = t._data
                 else:
                     t._ctx = arrays[0]
                     if bare == "inputs":
@@ -697,7 +714,7 @@ def apply(op, forward, *inputs, **kwargs):
             positions = None if every else tuple(i for i, x in enumerate(inputs) if isinstance(x, Tensor))
             t = make_node(op, value, inputs if every else tuple(parents), vjps.keyed)
             if t._vjps is not None:
-                t._ctx = (t.data, positions, *arrays)
+                t._ctx = (t._data, positions, *arrays)
                 t._kwargs = kwargs     # its own slot: a tuple holding a dict stays tracked by the gc
     elif every:   # a user's forward: its vjps, and what create_graph needs to run its defvjp rule
         t = make_node(op, value, inputs, vjps)
@@ -720,7 +737,7 @@ def _gathered(inputs):
         parents = []
         for x in inputs:
             if isinstance(x, Tensor):
-                arrays.append(x.data)
+                arrays.append(x._data)
                 parents.append(x)
             elif _is_container(x) and _holds_tensor(x):
                 break
@@ -734,22 +751,40 @@ def _gathered(inputs):
 _tapes = {}    # thread id -> the tinygraph.tape.Recording open in that thread
 
 
+def _constant_of(x, why):
+    """The array of ``x`` (a Tensor, or anything else as it is) that an op takes as a constant
+    with no gradient: inside a recording, a value read (``why`` says which), since the next step
+    would compute the constant anew from its own values."""
+    if isinstance(x, Tensor):
+        if _tapes:
+            _value_read(why=why)
+        return x._data
+    return x
+
+
+def _fresh_random(who):
+    """An op draws new random numbers (no seed): a recording cannot replay the same ones."""
+    if _tapes:
+        _value_read(why=f"the step draws new random numbers ({who} without a seed)")
+
+
 def _taped(op, forward, inputs, kwargs, t):
     tape = _tapes.get(threading.get_ident())
     if tape is not None:
         tape.ops.append((op, forward, inputs, kwargs, t))
 
 
-def _value_read(made=0):
-    """A tensor's value was read as a Python value or a plain array (a recording tape cannot
-    replay code that may branch on it), or, with ``made``, a node was made (counted, so the
+def _value_read(made=0, why=None):
+    """A tensor's value was read as a Python value, a plain array or a constant (a recording
+    tape cannot replay code that may branch on it, or that holds a value the next step would
+    compute anew), ``why`` saying how; or, with ``made``, a node was made (counted, so the
     tape knows of nodes made without :func:`apply`)."""
     tape = _tapes.get(threading.get_ident())
     if tape is not None:
         if made:
             tape.made += 1
-        else:
-            tape.read = True
+        elif tape.read is None:       # the first reason is the one the unroll reports
+            tape.read = why or "the step reads a tensor's value (item(), float(), bool() or np.asarray)"
 
 
 _BROADCASTING = frozenset(("add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "clip",
@@ -889,7 +924,7 @@ def saved(node):
         return out, inputs, node._kwargs, positions
     bare = node._vjps.bare
     if bare == "out":
-        return ctx, [p.data for p in node.parents], {}, None
+        return ctx, [p._data for p in node.parents], {}, None
     if bare == "input":
         return None, [ctx], {}, None
     if bare == "inputs":
@@ -1007,12 +1042,12 @@ def _seed(root, grad):
         raise BackwardError("backward: this tensor does not require grad "
                             "(no leaf of its graph has requires_grad=True)")
     if grad is None:
-        if root.data.size != 1:
+        if root._data.size != 1:
             raise BackwardError(f"backward: output has shape {root.shape}; a non-scalar "
                                 f"output needs grad= of that shape")
-        return np.ones_like(root.data)
+        return np.ones_like(root._data)
     try:
-        g = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+        g = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
     except (ValueError, TypeError) as e:
         raise DTypeError(f"backward: cannot use grad= of type {type(grad).__name__}: {e}") \
             from None
@@ -1189,7 +1224,7 @@ def _accumulate(p, pg, owned):
     (if any) before anything else reads or adds into it -- one write per entry instead of a
     zero fill and an add.
     """
-    data = p.data
+    data = p._data
     prev = p._g
     key = id(p)
     if type(pg) is Owned:      # a fresh full-shape array the rule made for the engine to keep
@@ -1327,7 +1362,7 @@ def _backprop(root, grad, retain_graph, targets):
                 if bare is None:
                     out, *arrays = node._ctx
                 elif bare == "out":     # a rule that reads only g and out: no inputs saved
-                    out, arrays = node._ctx, [p.data for p in node.parents]
+                    out, arrays = node._ctx, [p._data for p in node.parents]
                 elif bare == "input":   # a one-input rule that does not read out
                     out, arrays = None, [node._ctx]
                 else:                   # a two-input rule that does not read out
@@ -1359,7 +1394,7 @@ def _backprop(root, grad, retain_graph, targets):
         _free(order)
     for node, g, owned in results:
         if node.grad is None:
-            node.grad = g if owned else np.array(g, dtype=node.data.dtype, copy=True)
+            node.grad = g if owned else np.array(g, dtype=node._data.dtype, copy=True)
         elif type(node.grad) is np.ndarray:
             node.grad += g
         else:                     # a Tensor left by an earlier create_graph backward
@@ -1386,7 +1421,7 @@ def _check_grads(order):
         g = node.grad
         if g is None:
             continue
-        arr = g.data if isinstance(g, Tensor) else g
+        arr = g._data if isinstance(g, Tensor) else g
         if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
             kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
             raise DTypeError(f"backward: the existing .grad of {_what(node)} of shape {node.shape} "
@@ -1431,7 +1466,7 @@ def _backprop_graph(root, grad, retain_graph, targets):
     if not isinstance(grad, Tensor) and _is_container(grad) and _holds_tensor(grad):
         grad = _stacked(grad)     # a seed given as a list of tensors keeps their graph
     if isinstance(grad, Tensor):
-        _seed(root, grad.data)
+        _seed(root, grad._data)
         seed = grad
     else:
         seed = _leaf(_seed(root, grad))
@@ -1450,7 +1485,7 @@ def _backprop_graph(root, grad, retain_graph, targets):
                     continue
                 node._g = None
                 if anomaly:
-                    _check_finite(node, g.data, "gradient reaching")
+                    _check_finite(node, g._data, "gradient reaching")
                 if targets is not None:
                     if id(node) in targets:
                         prev = targets[id(node)]
@@ -1469,7 +1504,7 @@ def _backprop_graph(root, grad, retain_graph, targets):
                     if pg.shape != x.shape:
                         pg = sum_to(pg, x.shape)
                     if anomaly:
-                        _check_finite(node, pg.data, "the gradient rule of")
+                        _check_finite(node, pg._data, "the gradient rule of")
                     x._g = pg if x._g is None else x._g + pg
     finally:
         for node in order:
@@ -1546,11 +1581,11 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     retain = create_graph if retain_graph is None else retain_graph
     if create_graph:
         _backprop_graph(output, grad, retain, targets)
-        out = [targets[id(t)] if targets[id(t)] is not None else _leaf(np.zeros_like(t.data))
+        out = [targets[id(t)] if targets[id(t)] is not None else _leaf(np.zeros_like(t._data))
                for t in inputs]
     else:
         _backprop(output, grad, retain, targets)
-        out = [np.asarray(targets[id(t)]) if targets[id(t)] is not None else np.zeros_like(t.data)
+        out = [np.asarray(targets[id(t)]) if targets[id(t)] is not None else np.zeros_like(t._data)
                for t in inputs]
     return out[0] if single else out
 
