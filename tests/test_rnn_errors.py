@@ -45,9 +45,10 @@ def test_bad_input_raises_a_clear_error_naming_what_is_wrong(model, call, error,
 
 def test_errors_are_raised_before_any_node_is_made(model, monkeypatch):
     made = []
-    init_leaf, init_node = tg.Tensor.__init__, tg_tensor._init_node
-    monkeypatch.setattr(tg.Tensor, "__init__", lambda self, *a, **k: made.append(1) or init_leaf(self, *a, **k))
-    monkeypatch.setattr(tg_tensor, "_init_node", lambda *a: made.append(1) or init_node(*a))
+    init, init_leaf, make_node = tg.Tensor.__init__, tg_tensor._init_leaf, tg_tensor.make_node
+    monkeypatch.setattr(tg.Tensor, "__init__", lambda self, *a, **k: made.append(1) or init(self, *a, **k))
+    monkeypatch.setattr(tg_tensor, "_init_leaf", lambda *a: made.append(1) or init_leaf(*a))
+    monkeypatch.setattr(tg_tensor, "make_node", lambda *a: made.append(1) or make_node(*a))
     with pytest.raises(tg.BadIndexError):
         model.loss(np.arange(6) % 5, np.array([0, 1, 2, 0, 1, 9]))   # bad target at the last step
     assert made == []

@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
-from .tensor import (_SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _constant_of, _fresh_random,
-                     _unbroadcast, apply, check_size)
+from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
+                     _fresh_random, _unbroadcast, apply, check_size)
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -1131,7 +1131,7 @@ def logsumexp(x, axis=-1, keepdims=False, *, dim=None, keepdim=None):
 
 def norm(x):
     """The L2 (Frobenius) norm of all entries; its gradient x / norm is 0 at x = 0."""
-    return apply("norm", _norm, x)
+    return _apply("norm", _norm, (x,), _NO_SETTINGS)
 
 
 def cumsum(x, axis=None, *, dim=None):
@@ -1158,58 +1158,58 @@ def argmin(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
 
 
 def add(a, b):
-    return apply("add", _add, a, b)
+    return _apply("add", _add, (a, b), _NO_SETTINGS)
 
 
 def sub(a, b):
-    return apply("sub", _sub, a, b)
+    return _apply("sub", _sub, (a, b), _NO_SETTINGS)
 
 
 def mul(a, b):
-    return apply("mul", _mul, a, b)
+    return _apply("mul", _mul, (a, b), _NO_SETTINGS)
 
 
 def div(a, b):
-    return apply("div", _div, a, b)
+    return _apply("div", _div, (a, b), _NO_SETTINGS)
 
 
 def power(a, b):
-    return apply("pow", _pow, a, b)
+    return _apply("pow", _pow, (a, b), _NO_SETTINGS)
 
 
 def neg(x):
-    return apply("neg", _neg, x)
+    return _apply("neg", _neg, (x,), _NO_SETTINGS)
 
 
 def exp(x):
-    return apply("exp", _exp, x)
+    return _apply("exp", _exp, (x,), _NO_SETTINGS)
 
 
 def log(x):
-    return apply("log", _log, x)
+    return _apply("log", _log, (x,), _NO_SETTINGS)
 
 
 def log1p(x):
     """log(1 + x), accurate for small x."""
-    return apply("log1p", _log1p, x)
+    return _apply("log1p", _log1p, (x,), _NO_SETTINGS)
 
 
 def tanh(x):
-    return apply("tanh", _tanh, x)
+    return _apply("tanh", _tanh, (x,), _NO_SETTINGS)
 
 
 def sigmoid(x):
     """1 / (1 + exp(-x)), computed by the sign of x (full relative precision for x << 0)."""
-    return apply("sigmoid", _sigmoid, x)
+    return _apply("sigmoid", _sigmoid, (x,), _NO_SETTINGS)
 
 
 def softplus(x):
     """log(1 + exp(x)), exact for every x (no overflow); gradient sigmoid(x)."""
-    return apply("softplus", _softplus, x)
+    return _apply("softplus", _softplus, (x,), _NO_SETTINGS)
 
 
 def relu(x):
-    return apply("relu", _relu, x)
+    return _apply("relu", _relu, (x,), _NO_SETTINGS)
 
 
 def leaky_relu(x, slope=0.01):
@@ -1218,11 +1218,11 @@ def leaky_relu(x, slope=0.01):
 
 
 def abs(x):   # noqa: A001 - numpy's name
-    return apply("abs", _abs, x)
+    return _apply("abs", _abs, (x,), _NO_SETTINGS)
 
 
 def sqrt(x):
-    return apply("sqrt", _sqrt, x)
+    return _apply("sqrt", _sqrt, (x,), _NO_SETTINGS)
 
 
 def where(cond, a, b):
@@ -1235,12 +1235,12 @@ def where(cond, a, b):
 
 def maximum(a, b):
     """Elementwise max; at a tie each input gets half the gradient (as PyTorch)."""
-    return apply("maximum", _maximum, a, b)
+    return _apply("maximum", _maximum, (a, b), _NO_SETTINGS)
 
 
 def minimum(a, b):
     """Elementwise min; at a tie each input gets half the gradient (as PyTorch)."""
-    return apply("minimum", _minimum, a, b)
+    return _apply("minimum", _minimum, (a, b), _NO_SETTINGS)
 
 
 def clip(x, lo=None, hi=None):
@@ -1259,40 +1259,40 @@ def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
 
 def sign(x):
     """-1, 0 or 1 by the sign of each entry; its gradient is 0."""
-    return apply("sign", _sign, x)
+    return _apply("sign", _sign, (x,), _NO_SETTINGS)
 
 
 def square(x):
-    return apply("square", _square, x)
+    return _apply("square", _square, (x,), _NO_SETTINGS)
 
 
 def expm1(x):
     """exp(x) - 1, accurate for small x."""
-    return apply("expm1", _expm1, x)
+    return _apply("expm1", _expm1, (x,), _NO_SETTINGS)
 
 
 def sin(x):
-    return apply("sin", _sin, x)
+    return _apply("sin", _sin, (x,), _NO_SETTINGS)
 
 
 def cos(x):
-    return apply("cos", _cos, x)
+    return _apply("cos", _cos, (x,), _NO_SETTINGS)
 
 
 def gelu(x):
     """x Phi(x), Phi the standard normal CDF: the erf form (PyTorch's default ``gelu``), exact in
     both tails; its gradient is Phi(x) + x phi(x)."""
-    return apply("gelu", _gelu, x)
+    return _apply("gelu", _gelu, (x,), _NO_SETTINGS)
 
 
 def matmul(a, b):
-    return apply("matmul", _matmul, a, b)
+    return _apply("matmul", _matmul, (a, b), _NO_SETTINGS)
 
 
 def addmm(c, a, b):
     """``c + a @ b`` as one node (PyTorch's name): the affine step of a recurrence, one node
     and one saved array fewer than ``c + (a @ b)``.  ``c`` broadcasts against ``a @ b``."""
-    return apply("addmm", _addmm, c, a, b)
+    return _apply("addmm", _addmm, (c, a, b), _NO_SETTINGS)
 
 
 def _shape_args(shape):
@@ -1329,7 +1329,7 @@ unsqueeze = expand_dims
 
 def flatten(x):
     """The entries as one axis (C order)."""
-    return apply("flatten", _flatten, x)
+    return _apply("flatten", _flatten, (x,), _NO_SETTINGS)
 
 
 def broadcast_to(x, shape):

@@ -22,6 +22,7 @@ import functools
 import os
 import threading
 import traceback
+import types
 
 import numpy as np
 
@@ -283,20 +284,11 @@ class Tensor:
             raise DTypeError(f"tensor{_label(name)}: only float tensors can require grad, "
                              f"got dtype {arr.dtype}")
         mode = _current()
-        self._data = arr
-        self.grad = None
+        _init_leaf(self, arr, mode)
         self.requires_grad = bool(requires_grad)
         self.name = name
-        self.op = None
-        self._a = self._b = None
-        self._many = ()
-        self.scope = mode.scope
-        self._vjps = None
-        self._g = None
-        self._retain = False
-        self._site = _creation_site() if mode.anomaly else None
-        self._version = _clock
-        self._shared = None
+        if mode.anomaly:
+            self._site = _creation_site()
 
     @property
     def data(self):
@@ -408,7 +400,7 @@ class Tensor:
         if _tapes:
             _value_read(why="the step detaches a tensor (detach(): its value as a constant)")
         t = Tensor.__new__(Tensor)
-        _init_node(t, self._data, None, (), None, _current())
+        _init_leaf(t, self._data, _current())
         t.name = self.name
         _share_version(t, self)
         return t
@@ -541,7 +533,10 @@ def _label(name):
     return f" '{name}'" if name else ""
 
 
-def _init_node(t, data, op, parents, vjps, mode):
+def _init_leaf(t, data, mode):
+    """Fill the slots of ``t``, just made by ``Tensor.__new__``, as a leaf holding ``data`` (a
+    node's are filled in :func:`make_node`, which sets the same slots inline: it runs for every
+    op)."""
     t._data = data
     t.grad = None
     t.name = None
@@ -551,30 +546,11 @@ def _init_node(t, data, op, parents, vjps, mode):
     t._site = None
     t._version = _clock
     t._shared = None
-    if parents and mode.grad_enabled:
-        t.op = op
-        n = len(parents)
-        if n <= 2:      # one or two parents (most ops) in slots; more as the tuple
-            t._a = parents[0]
-            t._b = parents[1] if n == 2 else None
-            t._many = ()
-        else:
-            t._a = t._b = None
-            t._many = tuple(parents)
-        for p in parents:
-            if p.requires_grad:
-                t.requires_grad = True
-                t._vjps = vjps
-                break
-        else:
-            t.requires_grad = False
-            t._vjps = None
-    else:
-        t.op = None
-        t._a = t._b = None
-        t._many = ()
-        t.requires_grad = False
-        t._vjps = None
+    t.op = None
+    t._a = t._b = None
+    t._many = ()
+    t.requires_grad = False
+    t._vjps = None
 
 
 def make_node(op, data, parents, vjps):
@@ -595,7 +571,35 @@ def make_node(op, data, parents, vjps):
         data = np.asarray(data)
     mode = _current()
     t = Tensor.__new__(Tensor)
-    _init_node(t, data, op, parents, vjps, mode)
+    t._data = data     # the slots of _init_leaf, written here (every op makes a node)
+    t.grad = None
+    t.name = None
+    t.scope = mode.scope
+    t._g = None
+    t._retain = False
+    t._site = None
+    t._version = _clock
+    t._shared = None
+    if parents and mode.grad_enabled:
+        t.op = op
+        n = len(parents)
+        if n <= 2:      # one or two parents (most ops) in slots; more as the tuple
+            a = t._a = parents[0]
+            b = t._b = parents[1] if n == 2 else None
+            t._many = ()
+            needs = a.requires_grad or (b is not None and b.requires_grad)
+        else:
+            t._a = t._b = None
+            t._many = tuple(parents)
+            needs = any(p.requires_grad for p in parents)
+        t.requires_grad = needs
+        t._vjps = vjps if needs else None
+    else:
+        t.op = None
+        t._a = t._b = None
+        t._many = ()
+        t.requires_grad = False
+        t._vjps = None
     base = data.base
     if base is not None:     # a view (of a parent's memory?): share its version counter
         for p in parents:
@@ -669,21 +673,42 @@ def apply(op, forward, *inputs, **kwargs):
     if not callable(forward):
         raise DTypeError(f"apply: the second argument must be the forward function "
                         f"(arrays -> (value, vjps)), got {type(forward).__name__}")
-    arrays = [x._data for x in inputs if isinstance(x, Tensor)]
-    if len(arrays) == len(inputs):     # tensors only: the common case
+    return _apply(op, forward, inputs, kwargs)
+
+
+_NO_SETTINGS = types.MappingProxyType({})    # the kwargs of a built-in op called without any
+
+
+def _apply(op, forward, inputs, kwargs):
+    """:func:`apply` on the inputs as a tuple and the settings as a dict: the built-in ops'
+    entry (their name and forward need no check, and their arguments no packing anew);
+    ``kwargs`` is read, never changed."""
+    if len(inputs) == 2 and isinstance(inputs[0], Tensor) and isinstance(inputs[1], Tensor):
+        parents = inputs       # two tensors: the most common case, without a loop
+        arrays = (inputs[0]._data, inputs[1]._data)
+        checked = op not in _BROADCASTING or arrays[0].size * arrays[1].size <= _SMALL
+    elif len(inputs) == 1 and isinstance(inputs[0], Tensor):
         parents = inputs
+        arrays = (inputs[0]._data,)
+        checked = op not in _BROADCASTING or arrays[0].size <= _SMALL
     else:
-        arrays, parents, inputs = _gathered(inputs)
-    if not parents:      # constants only: as arrays, so every forward can ask for .shape, .ndim
-        arrays = [np.asarray(a) if type(a) in (int, float, bool) else a for a in arrays]
-    try:
-        if op in _BROADCASTING:
+        arrays = [x._data for x in inputs if isinstance(x, Tensor)]
+        if len(arrays) == len(inputs):     # tensors only
+            parents = inputs
+        else:
+            arrays, parents, inputs = _gathered(inputs)
+        if not parents:      # constants only: as arrays, so every forward can ask for .shape, .ndim
+            arrays = [np.asarray(a) if type(a) in (int, float, bool) else a for a in arrays]
+        checked = op not in _BROADCASTING
+        if not checked:
             bound = 1      # the product of the inputs' sizes bounds the broadcast result's
             for a in arrays:
                 if type(a) is np.ndarray:
                     bound *= a.size
-            if bound > _SMALL:
-                _check_broadcast(op, arrays)
+            checked = bound <= _SMALL
+    try:
+        if not checked:
+            _check_broadcast(op, arrays)
         value, vjps = forward(*arrays, **kwargs) if kwargs else forward(*arrays)
     except TinygraphError as e:   # an op's own check: add the scope it happened in
         where = _current().scope
@@ -1440,7 +1465,7 @@ def _check_grads(order):
 def _leaf(value):
     """A constant as a leaf that does not require grad (what a tensor-level rule receives)."""
     t = Tensor.__new__(Tensor)
-    _init_node(t, np.asarray(value), None, (), None, _current())
+    _init_leaf(t, np.asarray(value), _current())
     return t
 
 
