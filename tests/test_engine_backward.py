@@ -427,3 +427,19 @@ def test_a_weight_used_transposed_at_every_step_gets_the_sum_of_the_products():
     total.backward()
     np.testing.assert_allclose(W.grad, expected, rtol=1e-14)
     np.testing.assert_allclose(Ts[1].grad, xs[1].T @ seeds[1], rtol=1e-14)
+
+
+@pytest.mark.parametrize("rows, width, n", [(5, 1024, 3000), (400, 8, 3000), (7, 600, 2500)])
+def test_the_sorted_scatter_of_row_gradients_equals_numpy_add_at(rows, width, n):
+    """take's gradient sums the rows of each id: a Python sum per group when there are few
+    groups of wide rows (an embedding of a small vocabulary), one reduceat otherwise; ids may
+    be negative, and more than one chunk of 1,024 is summed."""
+    from tinygraph.tensor import _add_rows_sorted
+    rng = np.random.default_rng(rows)
+    index = rng.integers(-rows, rows, size=n)
+    values = rng.normal(size=(n, width))
+    got = rng.normal(size=(rows, width))
+    want = got.copy()
+    _add_rows_sorted(got, index, values)
+    np.add.at(want, index, values)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

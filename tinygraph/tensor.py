@@ -1181,13 +1181,13 @@ def _add_rows_sorted(buf, index, values):
         order = np.argsort(part, kind="stable")
         rows = part[order]
         starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
-        block = values[start:start + part.size][order]
-        if starts.size * _GROUP_SUM_COST < block.size:     # a Python call per group is cheaper
+        chunk = values[start:start + part.size]
+        if starts.size * _GROUP_SUM_COST < chunk.size:     # a Python call per group is cheaper
             ends = starts[1:].tolist() + [part.size]
             for row, a, b in zip(rows[starts].tolist(), starts.tolist(), ends):
-                buf[row] += block[a:b].sum(axis=0)
+                buf[row] += chunk[order[a:b]].sum(axis=0)    # each group's rows gathered alone
         else:
-            buf[rows[starts]] += np.add.reduceat(block, starts, axis=0)
+            buf[rows[starts]] += np.add.reduceat(chunk[order], starts, axis=0)
 
 
 _GROUP_SUM_COST = 4096     # entries reduceat sums in the time of one Python-level sum call
