@@ -365,6 +365,8 @@ def test_slices_that_tile_an_array_give_its_gradient_block_by_block_with_the_res
     cases = {
         "tiled": [(..., slice(0, 3)), (..., slice(3, 7)), (..., slice(7, 10))],
         "gaps": [(..., slice(6, 8)), (..., slice(0, 2))],
+        "gaps at both ends and between": [(..., slice(6, 8)), (..., slice(2, 4)), (..., 5)],
+        "many single rows, last first": [(i,) for i in (3, 1, 0)],
         "overlap": [(..., slice(0, 5)), (..., slice(4, 10)), (..., slice(2, 3))],
         "rows": [2, 0, (slice(1, 2),), -1],
         "other axis after columns": [(..., slice(0, 4)), (slice(1, 3),)],

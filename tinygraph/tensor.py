@@ -1225,15 +1225,16 @@ def _tile(index, shape):
 
 
 def _fill_gaps(buf, tiles):
-    """Zero what the blocks ``tiles`` = [axis, [(start, stop), ...]] written into the
-    uninitialised ``buf`` left out."""
-    axis, blocks = tiles
+    """Zero what the blocks written into the uninitialised ``buf`` left out: ``tiles`` =
+    [axis, covered], ``covered`` a bool per index along ``axis``, True where a block was
+    written."""
+    axis, covered = tiles
+    if covered.all():
+        return
     lead = (slice(None),) * axis
-    end = 0
-    for start, stop in sorted(blocks) + [(buf.shape[axis], None)]:
-        if start > end:
-            buf[lead + (slice(end, start),)] = 0
-        end = max(end, stop or 0)
+    edges = np.flatnonzero(np.diff(np.concatenate(([True], covered, [True])).astype(np.int8)))
+    for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist()):    # the runs not written
+        buf[lead + (slice(start, stop),)] = 0
 
 
 def _accumulate(p, pg, owned):
@@ -1245,7 +1246,7 @@ def _accumulate(p, pg, owned):
 
     Scatters that write disjoint blocks along one axis (the slices of an LSTM's gates, the
     steps ``u[t]`` of an input map) go into an uninitialised buffer, each copied into its
-    block: ``owned[id(p)]`` then lists the blocks written, and :func:`_ready` zeros the rest
+    block: ``owned[id(p)]`` then flags the indices written, and :func:`_ready` zeros the rest
     (if any) before anything else reads or adds into it -- one write per entry instead of a
     zero fill and an add.
     """
@@ -1278,16 +1279,18 @@ def _accumulate(p, pg, owned):
     if type(pg) is Scatter:
         tile = _tile(pg.index, data.shape) if pg.basic else None
         if tile is not None:
+            axis, start, stop = tile
             if prev is None:
                 prev = p._g = np.empty(data.shape, data.dtype)
-                owned[key] = [tile[0], [tile[1:]]]
+                covered = np.zeros(data.shape[axis], bool)     # one flag per index: no scan of
+                covered[start:stop] = True                     # the blocks so far (T steps' u[t])
+                owned[key] = [axis, covered]
                 prev[pg.index] = pg.values
                 return
             tiles = owned.get(key)
-            if tiles is not None and tiles[0] == tile[0] and all(
-                    tile[2] <= a or b <= tile[1] for a, b in tiles[1]):
+            if tiles is not None and tiles[0] == axis and not tiles[1][start:stop].any():
                 prev[pg.index] = pg.values
-                tiles[1].append(tile[1:])
+                tiles[1][start:stop] = True
                 return
         if key not in owned:
             prev = np.zeros(data.shape, data.dtype) if prev is None else np.array(prev, data.dtype)
