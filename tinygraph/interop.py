@@ -42,13 +42,16 @@ _HINTS = {"add.reduce": "tg.sum(t, axis)", "multiply.reduce": "tg.prod(t, axis)"
           "logaddexp": "tg.logsumexp(tg.stack([a, b]), axis=0)"}
 
 
-def _arrays(value):
-    """The same arguments with every Tensor replaced by its data (in lists and tuples too)."""
+def _arrays(value, layout_only=False):
+    """The same arguments with every Tensor replaced by its data (in lists and tuples too): a
+    value read for a recording tape, unless the caller reads ``layout_only`` (shape, dtype)."""
     if isinstance(value, Tensor):
+        if layout_only:
+            return value._data
         return _constant_of(value, "the step applies a numpy function with no gradient to a Tensor "
                                    "(a constant)")
     if isinstance(value, (list, tuple)):
-        return type(value)(_arrays(v) for v in value)
+        return type(value)(_arrays(v, layout_only) for v in value)
     return value
 
 
@@ -217,21 +220,12 @@ _LAYOUT_ONLY = {np.shape, np.ndim, np.size, np.iscomplexobj, np.isrealobj, np.re
                 np.can_cast, np.min_scalar_type}
 
 
-def _layout(value):
-    if isinstance(value, Tensor):
-        return value._data
-    if isinstance(value, (list, tuple)):
-        return type(value)(_layout(v) for v in value)
-    return value
-
-
 def array_function(self, func, types, args, kwargs):
     if func in _FUNCTIONS:
         return _call(func, args, kwargs)
-    if func in _LAYOUT_ONLY:
-        return func(*_layout(args), **{k: _layout(v) for k, v in kwargs.items()})
     if func in _VALUES_ONLY:
-        return func(*_arrays(args), **{k: _arrays(v) for k, v in kwargs.items()})
+        layout = func in _LAYOUT_ONLY
+        return func(*_arrays(args, layout), **{k: _arrays(v, layout) for k, v in kwargs.items()})
     _refuse(f"np.{func.__name__}", _HINTS.get(func.__name__))
 
 

@@ -1755,10 +1755,12 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
 # ---------------------------------------------------------------- comparisons (no gradient)
 
 
+_COMPARED = "the step compares tensors (<, ==, ...: a constant of their values)"
+
+
 def _compare(fn):
     def compare(a, b):
-        why = "the step compares tensors (<, ==, ...: a constant of their values)"
-        return Tensor(fn(_constant_of(a, why), _constant_of(b, why)))
+        return Tensor(fn(_constant_of(a, _COMPARED), _constant_of(b, _COMPARED)))
     return compare
 
 
