@@ -213,3 +213,37 @@ def test_failed_op_leaves_its_inputs_unchanged():
         x @ x
     np.testing.assert_array_equal(x.data, before)
     assert x.grad is None
+
+
+def test_data_written_directly_becomes_an_array_and_stays_float_under_grad():
+    """``p.data = ...`` as in PyTorch: an ndarray is kept as it is (no copy), a list or a
+    number becomes an array, and a tensor that requires grad refuses integer data, whose
+    gradient would be cast to integers ([0, 0] for d(0.5 x)/dx) without a word."""
+    p = tg.tensor(np.ones(2), requires_grad=True, name="p")
+    new = np.array([3.0, 4.0])
+    p.data = new
+    assert p.data is new
+    p.data = [1.0, 2.0]
+    assert type(p.data) is np.ndarray and p.shape == (2,)
+    (p * p).sum().backward()
+    np.testing.assert_array_equal(p.grad, [2.0, 4.0])
+    with pytest.raises(tg.DTypeError, match=r"'p'.*requires grad.*int64"):
+        p.data = np.array([1, 2])
+    with pytest.raises(tg.DTypeError, match="unsupported dtype"):
+        p.data = "abc"
+    np.testing.assert_array_equal(p.data, [1.0, 2.0])      # unchanged by the refused writes
+    q = tg.tensor(np.zeros(3))
+    q.data = np.arange(3)                                   # no grad: any numeric dtype
+    assert q.dtype.kind == "i"
+    q.data = tg.tensor(np.ones(3))                          # a Tensor: its array
+    assert type(q.data) is np.ndarray
+
+
+def test_requires_grad_set_by_hand_on_integers_fails_at_backward():
+    """PyTorch refuses ``requires_grad`` on an integer tensor; set by hand here, ``backward``
+    names it before anything is computed, instead of an integer gradient of zeros."""
+    x = tg.tensor(np.array([1, 2]), name="x")
+    x.requires_grad = True
+    with pytest.raises(tg.DTypeError, match=r"backward: a Tensor 'x'.*requires grad.*int64"):
+        (x * 0.5).sum().backward()
+    assert x.grad is None

@@ -487,3 +487,25 @@ def test_adam_is_the_written_out_update_bit_for_bit(dtype, cls, decay):
         v += (1 - 0.999) * g * g
         expected -= 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
         np.testing.assert_array_equal(p.data, expected)
+
+
+@pytest.mark.parametrize("make", [lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: tg.optim.Adam(ps, lr=0.1),
+                                  lambda ps: tg.optim.Adagrad(ps, lr=0.1)],
+                         ids=["SGD-momentum", "Adam", "Adagrad"])
+def test_state_of_a_parameter_whose_data_changed_shape_is_refused(make):
+    """``p.data = ...`` of another shape after the optimizer made its state: momentum (3,)
+    broadcast over a (2, 3) parameter would be a silently wrong update, and Adam's in-place
+    sums a bare numpy error.  The step names the state and changes nothing."""
+    p = tg.tensor(np.ones(3), requires_grad=True, name="w")
+    opt = make([p])
+    p.grad = np.ones(3)
+    opt.step()
+    p.data = np.ones((2, 3))
+    p.grad = np.ones((2, 3))
+    state = {k: v.copy() for k, v in opt.state[0].items()}
+    with pytest.raises(tg.ShapeError, match=r"state '\w+' of parameter 0 'w' has shape \(3,\), "
+                                            r"the parameter has \(2, 3\)"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, np.ones((2, 3)))
+    assert opt.steps == 1 and all(np.array_equal(opt.state[0][k], v) for k, v in state.items())

@@ -184,7 +184,15 @@ class Optimizer:
         for k, group in enumerate(self.param_groups):
             self._check_group(f"{who}: parameter group {k}", group)
         group_of = [group for group in self.param_groups for _ in group["params"]]
-        return [(i, p, g, group_of[i]) for i, p, g in _gradients(who, self.params)]
+        grads = _gradients(who, self.params)
+        for i, p, _ in grads:     # state made for a parameter whose .data was replaced since
+            for key, buf in self.state[i].items():
+                if buf.shape != p.shape:
+                    raise ShapeError(f"{who}: the state '{key}' of parameter {i}{_name(p)} has "
+                                     f"shape {buf.shape}, the parameter has {p.shape} (its .data "
+                                     "was replaced by an array of another shape); make a new "
+                                     "optimizer, or load a state_dict of this shape")
+        return [(i, p, g, group_of[i]) for i, p, g in grads]
 
     def step(self):
         """One update of every parameter that has a gradient; all gradients and group settings are

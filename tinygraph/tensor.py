@@ -301,6 +301,20 @@ class Tensor:
 
     @data.setter
     def data(self, value):
+        """Replace the array (as PyTorch's ``p.data = ...``: no version bump, no copy of an
+        ndarray or of a Tensor's array); anything else becomes an array as ``tensor`` makes
+        one, and a tensor that requires grad keeps float data, so its gradient is never cast
+        to integers."""
+        if type(value) is not np.ndarray:
+            value = value._data if isinstance(value, Tensor) else _as_array(value)
+        if value.dtype.kind not in "biuf":
+            raise DTypeError(f"tensor{_label(self.name)}.data: unsupported dtype {value.dtype} "
+                             "(need bool, integer or float data)")
+        if self.requires_grad and value.dtype.kind != "f":
+            raise DTypeError(f"tensor{_label(self.name)}.data: the tensor requires grad, so its "
+                             f"data must be a float array, got dtype {value.dtype}")
+        if _tapes:
+            _value_read(why="the step writes a tensor's .data")
         self._data = value
 
     @property
@@ -1446,6 +1460,11 @@ def _check_grads(order):
     for node in order:
         if node.op is not None and not node._retain:
             continue
+        if node.requires_grad and node._data.dtype.kind != "f":   # requires_grad set by hand
+            raise DTypeError(f"backward: {_what(node)} of shape {node.shape} requires grad but "
+                             f"holds {node._data.dtype} data: only float tensors can require grad "
+                             "(make it float, e.g. tg.tensor(x, dtype=float), before setting "
+                             "requires_grad)")
         g = node.grad
         if g is None:
             continue
