@@ -1362,6 +1362,8 @@ def _plain_index(index):
                 raise BadIndexError(f"index: indices must be integers or booleans, got dtype {p.dtype}")
             if p.dtype.kind in "iu" and p.dtype.itemsize < _INTP_SIZE:   # uint8 / int16 ids
                 p = p.astype(np.intp)          # overflow in the scatter-add of the gradient
+            else:      # kept for backward: the caller may change its array after the op
+                p = p.copy()
         plain.append(p)
     return tuple(plain) if isinstance(index, tuple) else plain[0]
 

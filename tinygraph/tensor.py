@@ -640,8 +640,13 @@ def _bad_kind(arr):
 _ERROR_FOR = {ValueError: ShapeError, IndexError: BadIndexError, TypeError: DTypeError}
 
 
-def _constant(x):
-    if isinstance(x, (int, float, bool, np.ndarray, np.generic)):
+def _constant(x, copy=False):
+    """``x`` (a number, array or array-like) as an op's constant operand; with ``copy``, an
+    array is copied: an op keeps its constants for backward, and the caller's array may be
+    changed in place after the op (``y = w * a; a += 1``) without changing the gradient."""
+    if isinstance(x, np.ndarray):
+        return np.array(x) if copy else x
+    if isinstance(x, (int, float, bool, np.generic)):
         return x
     try:
         arr = np.asarray(x)
@@ -781,8 +786,10 @@ def _gathered(inputs):
             elif _is_container(x) and _holds_tensor(x):
                 break
             else:
-                arrays.append(_constant(x))
+                arrays.append(_constant(x, copy=True))
         else:
+            if len(parents) < len(inputs):    # the constants as the op keeps them
+                inputs = tuple(x if isinstance(x, Tensor) else a for x, a in zip(inputs, arrays))
             return arrays, parents, inputs
         inputs = tuple(_stacked(y) for y in inputs)
 
