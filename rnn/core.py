@@ -666,6 +666,9 @@ class Cell(RecurrentModel):
                 rest = {name: v[1:] for name, v in all_steps.items()}
                 rest[self.feedback] = tg.Tensor(ys[:-1], name="y")
                 blocks.append((self.input_map({**statics, **rest}), ys[1:], True))
+        for i, (u, _, over_time) in enumerate(blocks):     # steps in the block: all, or 1 + rest
+            self._check_time_major(u, (steps - i if len(blocks) > 1 else steps) if over_time
+                                   else None, batch)
         if not names:    # nothing is carried: the steps decouple, no loop at all
             loss = None
             for u, targets, over_time in blocks:
@@ -743,6 +746,10 @@ class Cell(RecurrentModel):
             new = {names[0]: new} if len(names) == 1 else None
         if new is None or any(n not in new for n in names):
             return "the step did not return every state part"
+        dtypes = {n: getattr(new[n], "dtype", None) for n in names}
+        if len(set(dtypes.values())) > 1:    # a replay keeps all the parts in one array
+            return "the state parts have different dtypes (" + ", ".join(
+                f"{n}: {d}" for n, d in dtypes.items()) + ")"
         ins = [seen[n] for n in names] + [seen[lagged(n, d)] for n, d in self.lags.items()]
         return tape.Program.of(rec, ins + replay.flat(u), [new[n] for n in names])
 
@@ -764,6 +771,25 @@ class Cell(RecurrentModel):
         if self.lags:         # (never run backward in time)
             ring = [{n: steps[n][-k] for n in names} for k in range(depth, 0, -1)]
         return (last, ring), steps
+
+    def _check_time_major(self, u, steps, batch):
+        """The input map of many steps at once must keep their axes in front, (T, B, ...) or
+        (T, ...): each step reads its own row.  A map that does not (it ignores x, or moves the
+        batch to the front) would read another step's row, or raise deep in the step."""
+        lead = (() if steps is None else (steps,)) + (() if batch is None else (batch,))
+        parts = u.items() if type(u) is dict else enumerate(u) if type(u) is tuple else [(None, u)]
+        for key, v in parts:
+            shape = getattr(v, "shape", None)
+            if shape is None or tuple(shape[:len(lead)]) == lead:
+                continue
+            what = "the input map" if key is None else f"part {key!r} of the input map"
+            axes = ", ".join((["steps"] if steps is not None else []) +
+                             (["batch"] if batch is not None else []))
+            want = ", ".join(str(n) for n in lead)
+            raise tg.ShapeError(
+                f"{self.name}: {what} of {steps or 1} step(s) at once gave shape {tuple(shape)}, "
+                f"not ({want}, ...) = ({axes}, ...): the input map must act on each step's input "
+                "alone (x(t) -> u(t)), keeping those axes in front")
 
     def _batched_result(self, history, last, ring, ys, keep, batch, steps):
         if not self.has_readout:

@@ -347,6 +347,112 @@ def test_a_step_that_makes_nodes_without_apply_falls_back():
     _equal_results(got)
 
 
+def _replay_engine_run(cell, xs, ys, reset=lambda: None, **kwargs):
+    """(the unroll with replay on, then [loss, gradients] with replay on, off, and of ``run``),
+    ``reset`` called before each (a buffer the step changes starts over)."""
+    got, first = [], None
+    for how in ("replay", "engine", "run"):
+        reset()
+        cell.zero_grad()
+        cell.replayable = how == "replay"
+        try:
+            unrolled = (cell.run if how == "run" else cell.run_for_loss)(xs, ys, **kwargs)
+        finally:
+            cell.replayable = True
+        unrolled.loss.backward()
+        first = first or unrolled
+        got.append((unrolled.loss.item(), [p.grad.copy() for p in cell.parameters()]))
+    for loss, grads in got[1:]:
+        assert abs(got[0][0] - loss) <= 1e-12 * abs(loss)
+        for a, b in zip(got[0][1], grads):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    return first
+
+
+def _buffer_steps():
+    """Steps that read a numpy buffer they change in place after each step (a running
+    offset): in the arguments of an op, and in the closure of a user's op."""
+    offset = np.zeros(3)
+
+    def argument(h, x, W, U):
+        y = (h @ W.T + x @ U.T + offset).tanh()
+        offset[...] += 0.1
+        return y
+
+    scale = np.ones(3)
+
+    def closure(h, x, W, U):
+        def scaled(a):
+            return a * scale, (lambda g: g * scale,)
+        y = tg.apply("scaled", scaled, (h @ W.T + x @ U.T).tanh())
+        scale[...] += 0.1
+        return y
+    return {"argument": (argument, lambda: offset.fill(0.0)),
+            "closure": (closure, lambda: scale.fill(1.0))}
+
+
+@pytest.mark.parametrize("where", ["argument", "closure"])
+def test_a_step_that_changes_a_numpy_buffer_in_place_falls_back(where):
+    """The recording keeps the values an op read when it ran: two steps that read a buffer
+    the step changes then differ.  Before, both recorded steps held the buffer itself, compared
+    equal, and every later step replayed with its last values."""
+    step, reset = _buffer_steps()[where]
+    cell, _ = _cell(step)
+    run = _replay_engine_run(cell, *_data(np.random.default_rng(0)), reset=reset)
+    assert run.replayed is None and "different programs" in run.not_replayed
+
+
+def test_a_step_that_switches_gradients_off_inside_falls_back():
+    """An op made under tg.no_grad in the step is a cut in the unroll (no gradient flows
+    through it); a replayed step would back-propagate through it.  Before, it was replayed and
+    the gradients were wrong."""
+    def step(h, x, W, U):
+        with tg.no_grad():
+            k = (h * h).sum(-1, keepdims=True)
+        return (h @ W.T + x @ U.T).tanh() * (1.0 + 0.1 * k)
+    cell, _ = _cell(step)
+    run = _replay_engine_run(cell, *_data(np.random.default_rng(0)))
+    assert run.replayed is None and "tg.no_grad" in run.not_replayed
+
+
+def test_a_step_that_makes_a_tensor_of_a_tensor_falls_back_and_says_so():
+    cell, _ = _cell(lambda h, x, W, U: (h @ W.T + x @ U.T).tanh() * tg.tensor(h @ W.T))
+    run = _replay_engine_run(cell, *_data(np.random.default_rng(0)))
+    assert run.replayed is None and "tg.tensor(t)" in run.not_replayed
+
+
+def test_state_parts_of_different_dtypes_fall_back():
+    """A replay keeps every part in one array of one dtype: a float32 part beside a float64
+    one would be computed in float64.  Before, the loss differed by 2e-8 from the engine's."""
+    rng = np.random.default_rng(0)
+    A = tg.Parameter(rng.normal(scale=0.5, size=(1, 1)).astype(np.float32), name="A")
+    W = tg.Parameter(rng.normal(scale=0.5, size=(3, 3)), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(3, 2)), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
+
+    def step(s, x):
+        n = (s["n"] @ A.T).tanh()                 # float32, from a float32 weight
+        return {"h": (s["h"] @ W.T + x @ U.T).tanh() * (1 + n), "n": n}
+    cell = rnn.Recurrence(step, [A, W, U, V], {"h": 3, "n": 1}, n_in=2,
+                          readout=lambda s: s["h"] @ V.T, name="cell")
+    h0 = {"h": np.zeros((2, 3)), "n": np.full((2, 1), 0.5, np.float32)}
+    run = _replay_engine_run(cell, *_data(rng), h0=h0)
+    assert run.replayed is None and "different dtypes (h: float64, n: float32)" in run.not_replayed
+    assert run.parts["n"][-1].dtype == np.float32
+
+
+def test_an_input_map_that_loses_the_time_axis_is_refused_by_name():
+    """The input map runs over all steps at once: a map that does not act on each step's input
+    alone cannot be read one row per step.  Before, this one (its output (2, 3) for 11 steps of
+    batch 2) read row t of the batch and failed at t=3 with an index error."""
+    fixed = tg.tensor(np.ones((2, 3)))
+    cell, _ = _cell(lambda h, u, W, U: (h @ W.T + u).tanh())
+    cell.input_map_fn = lambda x: fixed * 1.0
+    with pytest.raises(tg.ShapeError, match=r"cell: the input map of 11 step\(s\) at once gave "
+                                            r"shape \(2, 3\), not \(11, 2, \.\.\.\)"):
+        cell.loss(*_data(np.random.default_rng(0)))
+
+
 def test_run_and_short_unrolls_are_not_replayed():
     cell, _ = _cell(lambda h, x, W, U: (h @ W.T + x @ U.T).tanh())
     xs, ys = _data(np.random.default_rng(0))

@@ -70,11 +70,17 @@ def full(shape, value, dtype=None, requires_grad=False):
 
 def zeros_like(t, dtype=None, requires_grad=False):
     """Zeros of ``t``'s shape and dtype (``t`` a Tensor or anything array-like)."""
-    return _leaf(np.zeros_like(np.asarray(t), dtype), requires_grad)
+    return _leaf(np.zeros_like(_layout(t), dtype), requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
-    return _leaf(np.ones_like(np.asarray(t), dtype), requires_grad)
+    return _leaf(np.ones_like(_layout(t), dtype), requires_grad)
+
+
+def _layout(t):
+    """What ``*_like`` reads of ``t``: its shape and dtype only (of a Tensor, without reading
+    its values, which a recorded step would count as a value read)."""
+    return np.empty(t.shape, t.dtype) if isinstance(t, Tensor) else np.asarray(t)
 
 
 def arange(*args, dtype=None, requires_grad=False):

@@ -22,9 +22,14 @@ What a recording cannot see, it refuses: a tensor's value read as a Python value
 array (``item()``, ``float(t)``, ``bool(t)``, ``np.asarray(t)``, ``t.data``), on which the code
 may branch; a value the engine turns into a constant (``detach()``, a comparison, ``where``'s
 condition, an index or targets given as a Tensor, ``argmax``, ``one_hot``); fresh random
-numbers (``dropout``, ``rand``, ``randn`` without a seed); and nodes made without
-:func:`tinygraph.apply`.  Python state the code reads that is the same in the two recorded
-steps and changes later (a counter, ``t % 10``) is invisible to it.
+numbers (``dropout``, ``rand``, ``randn`` without a seed); a new tensor made of a tensor
+(``tg.tensor(t)``); ops made with gradients switched otherwise than where the recording began
+(``tg.no_grad`` inside the step: a cut a replay would not make); and nodes made without
+:func:`tinygraph.apply`.  What an op read is kept as it was when the op ran (numpy arrays among
+its inputs, settings and closure, the arrays of tensors that need no gradient), so a buffer the
+code changes in place between two recordings makes them differ.  Python state the code reads
+that is the same in the two recorded steps and changes later (a counter, ``t % 10``), and
+module globals a forward function reads, are invisible to it.
 """
 
 import contextlib
@@ -33,20 +38,27 @@ import threading
 
 import numpy as np
 
-from .tensor import Owned, Rule, Scatter, Tensor, _graph_rule, _tapes, _unbroadcast, apply
+from .tensor import (Owned, Rule, Scatter, Tensor, _current, _graph_rule, _tapes, _unbroadcast,
+                     apply)
 
 
 class Recording:
-    """What :func:`recording` saw: ``ops``, a list of ``(op, forward, inputs, kwargs, node)``
-    in the order they were made; ``read``, None, or how a tensor's value was read; ``made``, how
-    many nodes were made (by :func:`apply` or not)."""
+    """What :func:`recording` saw: ``ops``, a list of ``(op, forward, inputs, kwargs, node,
+    cells)`` in the order they were made (``kwargs`` with its arrays copied, ``cells`` the
+    values in ``forward``'s closure then, copied likewise, or None); ``read``, None, or how a
+    tensor's value was read; ``made``, how many nodes were made (by :func:`apply` or not);
+    ``grad``, whether gradients were on when it began; ``kept``, ``id`` -> a copy of each
+    constant array (a numpy input, or the array of a tensor that needs no gradient) as the
+    first op that read it saw it."""
 
-    __slots__ = ("ops", "read", "made")
+    __slots__ = ("ops", "read", "made", "grad", "kept")
 
     def __init__(self):
         self.ops = []
         self.read = None
         self.made = 0
+        self.grad = _current().grad_enabled
+        self.kept = {}
 
 
 @contextlib.contextmanager
@@ -76,8 +88,9 @@ class Program:
     input; ``outputs``: the slots of the outputs.
     """
 
-    def __init__(self, n_in, outside, consts, ops, outputs, shapes):
+    def __init__(self, n_in, outside, consts, ops, outputs, shapes, cells=None):
         self.n_in = n_in
+        self.cells = cells if cells is not None else [None] * len(ops)  # closures' values then
         self.outside = outside           # the outside tensors that require grad
         self.consts = consts
         self.ops = ops
@@ -116,8 +129,9 @@ class Program:
             if id(x) in slots:
                 return "the step reads one tensor as two inputs"
             slots[id(x)] = (_IN, i)
-        outside, outside_at, consts, ops, shapes = [], {}, [], [], []
-        for j, (name, forward, args, kwargs, node) in enumerate(rec.ops):
+        outside, outside_at, consts, ops, shapes, cells = [], {}, [], [], [], []
+        kept = rec.kept
+        for j, (name, forward, args, kwargs, node, values) in enumerate(rec.ops):
             refs = []
             for x in args:
                 if isinstance(x, Tensor):
@@ -130,13 +144,14 @@ class Program:
                             ref = (_OUTSIDE, outside_at[id(x)])
                         else:
                             ref = (_CONST, len(consts))
-                            consts.append(x._data)
+                            consts.append(kept.get(id(x), x._data))
                 else:
                     ref = (_CONST, len(consts))
-                    consts.append(x)
+                    consts.append(kept.get(id(x), x) if type(x) is np.ndarray else x)
                 refs.append(ref)
             slots[id(node)] = (_OP, j)
             ops.append((name, forward, refs, kwargs))
+            cells.append(values)
             shapes.append((node.shape, node.dtype))
         outs = []
         for y in outputs:
@@ -154,7 +169,7 @@ class Program:
             return place[ref[0]] + ref[1]
         ops = [(name, forward, tuple(at(r) for r in refs), kwargs)
                for name, forward, refs, kwargs in ops]
-        return cls(n_in, outside, consts, ops, tuple(at(r) for r in outs), shapes)
+        return cls(n_in, outside, consts, ops, tuple(at(r) for r in outs), shapes, cells)
 
     def same(self, other, outside=True):
         """True when ``other`` (a Program, or a str) would compute the same function: the same
@@ -174,8 +189,16 @@ class Program:
             return False
         if not all(_equal(a, b) for a, b in zip(self.consts, other.consts)):
             return False
-        for (n1, f1, a1, k1), (n2, f2, a2, k2) in zip(self.ops, other.ops):
-            if n1 != n2 or a1 != a2 or not _same_function(f1, f2) or not _equal(k1, k2):
+        for (n1, f1, a1, k1), (n2, f2, a2, k2), c1, c2 in zip(self.ops, other.ops,
+                                                                self.cells, other.cells):
+            if n1 != n2 or a1 != a2 or not _equal(k1, k2):
+                return False
+            if c1 is not None and c2 is not None:   # closures: their values when recorded
+                if (f1 is not f2 and (f1.__code__ is not f2.__code__
+                                      or not _equal(f1.__defaults__, f2.__defaults__))) \
+                        or not _equal(c1, c2):
+                    return False
+            elif not _same_function(f1, f2):
                 return False
         return True
 

@@ -237,6 +237,8 @@ def _refuse_grad_inside(data):
 
 def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
+        if _tapes:      # a copy of its value now: a constant the next step would make anew
+            _value_read(why="the step makes a new tensor of a tensor's value (tg.tensor(t))")
         data = data._data
     elif type(data) is np.ndarray and data.dtype == object:
         _refuse_grad_inside(data)
@@ -815,9 +817,52 @@ def _fresh_random(who):
 
 
 def _taped(op, forward, inputs, kwargs, t):
+    """Note the op in this thread's recording, with what it read as it was then: numpy arrays
+    among its inputs, settings and closure (and the arrays of tensors that need no gradient)
+    are copied, so a buffer the step changes in place makes its two recorded steps differ
+    instead of comparing equal to itself."""
     tape = _tapes.get(threading.get_ident())
-    if tape is not None:
-        tape.ops.append((op, forward, inputs, kwargs, t))
+    if tape is None:
+        return
+    if _current().grad_enabled is not tape.grad and tape.read is None:
+        tape.read = ("the step makes ops with gradients switched off (tg.no_grad) or on "
+                     "(tg.enable_grad) unlike its unroll: a cut that replayed steps would not make")
+    kept = tape.kept
+    for x in inputs:
+        if isinstance(x, Tensor):
+            if x.op is None and not x.requires_grad and id(x) not in kept:
+                kept[id(x)] = x._data.copy()
+        elif type(x) is not np.ndarray:
+            continue
+        elif id(x) not in kept:
+            kept[id(x)] = x.copy()
+    cells = forward.__closure__ if type(forward) is types.FunctionType else None
+    tape.ops.append((op, forward, inputs, _frozen(kwargs) if kwargs else kwargs, t,
+                     None if not cells else _frozen(_cell_values(cells))))
+
+
+def _cell_values(cells):
+    values = []
+    for cell in cells:
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:      # an empty cell
+            values.append(_EMPTY_CELL)
+    return tuple(values)
+
+
+_EMPTY_CELL = object()
+
+
+def _frozen(x):
+    """``x`` with the numpy arrays in it (through tuples, lists and dicts) copied."""
+    if type(x) is np.ndarray:
+        return x.copy()
+    if type(x) in (tuple, list):
+        return type(x)(_frozen(y) for y in x)
+    if isinstance(x, (dict, types.MappingProxyType)):
+        return {k: _frozen(v) for k, v in x.items()}
+    return x
 
 
 def _value_read(made=0, why=None):
