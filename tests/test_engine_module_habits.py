@@ -153,3 +153,21 @@ def test_load_state_dict_with_cast_still_refuses_a_wrong_shape_or_a_non_real_dty
         for name, value in net.state_dict().items():
             np.testing.assert_array_equal(value, before[name])
             assert value.dtype == np.float64
+
+
+def test_zero_grad_clears_a_parameter_frozen_after_a_backward_so_no_optimizer_moves_it():
+    # was: Module.zero_grad skipped fixed Parameters, so U frozen after a backward kept its
+    # stale gradient and an optimizer made before moved it by 0.076 on the next step
+    m = rnn.ElmanRNN(4, 5, 4, seed=0)
+    xs, ys = np.array([0, 1, 2, 3]), np.array([1, 2, 3, 0])
+    opt = tg.optim.SGD(m.parameters(), lr=0.1)
+    m.zero_grad()
+    m.loss(xs, ys).backward()
+    opt.step()
+    m.U.requires_grad = False
+    frozen = m.U.data.copy()
+    m.zero_grad()
+    assert m.U.grad is None
+    m.loss(xs, ys).backward()
+    opt.step()
+    np.testing.assert_array_equal(m.U.data, frozen)

@@ -167,7 +167,10 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self):
-        for p in self.parameters():
+        """Set the gradient of every Parameter to None, fixed ones (``requires_grad=False``)
+        too, as PyTorch's: a Parameter frozen after a backward keeps no stale gradient for an
+        optimizer made before to apply."""
+        for _, p in self._named_state():
             p.grad = None
 
     def _unique_parameters(self, who):
