@@ -509,3 +509,57 @@ def test_state_of_a_parameter_whose_data_changed_shape_is_refused(make):
         opt.step()
     np.testing.assert_array_equal(p.data, np.ones((2, 3)))
     assert opt.steps == 1 and all(np.array_equal(opt.state[0][k], v) for k, v in state.items())
+
+
+@pytest.mark.parametrize("cls", [tg.optim.Adam, tg.optim.AdamW])
+def test_adam_counts_each_parameters_own_updates_for_its_bias_correction(cls):
+    # was: the bias correction used the optimizer's step count, so a parameter without a
+    # gradient for its first 3 steps got 0.58 of PyTorch's first update (m / (1 - b1^4) ...)
+    lr, eps = 0.1, 1e-8
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    opt = cls([p, q], lr=lr, weight_decay=0.0)
+    for _ in range(3):
+        p.grad, q.grad = _gradient(p.data), None
+        opt.step()
+    np.testing.assert_array_equal(q.data, START)
+    g = _gradient(q.data)
+    p.grad, q.grad = _gradient(p.data), g.copy()
+    opt.step()
+    # PyTorch's per-parameter step: q's first update has m_hat = g, v_hat = g**2
+    np.testing.assert_allclose(q.data, START - lr * g / (np.abs(g) + eps), rtol=0, atol=1e-15)
+    state = opt.state_dict()
+    assert state["steps"] == 4 and state["0.step"] == 4 and state["1.step"] == 1
+
+
+def test_adam_resumes_each_parameters_count_and_reads_a_state_saved_before_it(tmp_path):
+    def run(opt, p, q, first, steps):
+        for k in range(first, steps):
+            p.grad = _gradient(p.data)
+            q.grad = None if k < 2 else _gradient(q.data) * 0.5
+            opt.step()
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
+    opt = tg.optim.Adam([p, q], lr=0.05)
+    run(opt, p, q, 0, 4)
+    tg.save_arrays(tmp_path / "opt.ckpt", opt.state_dict())
+    saved = p.data.copy(), q.data.copy()
+    run(opt, p, q, 4, 8)
+    p2, q2 = tg.Parameter(saved[0]), tg.Parameter(saved[1])
+    fresh = tg.optim.Adam([p2, q2], lr=0.05)
+    fresh.load_state_dict(tg.load_arrays(tmp_path / "opt.ckpt", expect=fresh.expected_state()))
+    run(fresh, p2, q2, 4, 8)
+    np.testing.assert_array_equal(p2.data, p.data)
+    np.testing.assert_array_equal(q2.data, q.data)
+
+    # a state without the counts (saved before they existed) counts every parameter's updates
+    # as the optimizer's steps, as the run that saved it did
+    old = {k: v for k, v in opt.state_dict().items() if not k.endswith(".step")}
+    other = tg.optim.Adam([tg.Parameter(START.copy()), tg.Parameter(START.copy())], lr=0.05)
+    other.load_state_dict(old)
+    assert other.state_dict()["1.step"] == 8
+
+    before = other.state_dict()
+    for bad in ({"1.step": np.array(9)}, {"1.step": np.array(-1)}, {"1.step": np.array(1.5)}):
+        with pytest.raises(tg.CheckpointError, match="Adam.load_state_dict.*'1.step'"):
+            other.load_state_dict({**old, **bad})
+        after = other.state_dict()
+        assert all(np.array_equal(after[k], before[k]) for k in before)

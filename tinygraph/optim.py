@@ -116,6 +116,7 @@ class Optimizer:
     """
 
     state_keys = ()   # the names of the per-parameter state arrays
+    counted = False   # True: each parameter also counts its own updates (state "step", a 0-d int64)
     settings = ("lr",)   # each group's settings, in the order the repr shows them
 
     def __init__(self, params, **defaults):
@@ -187,7 +188,7 @@ class Optimizer:
         grads = _gradients(who, self.params)
         for i, p, _ in grads:     # state made for a parameter whose .data was replaced since
             for key, buf in self.state[i].items():
-                if buf.shape != p.shape:
+                if key != "step" and buf.shape != p.shape:
                     raise ShapeError(f"{who}: the state '{key}' of parameter {i}{_name(p)} has "
                                      f"shape {buf.shape}, the parameter has {p.shape} (its .data "
                                      "was replaced by an array of another shape); make a new "
@@ -250,6 +251,8 @@ class Optimizer:
         out = {"steps": ((), np.dtype(np.int64))}
         for i, p in enumerate(self.params):
             out.update({f"{i}.{key}": (p.shape, p.dtype) for key in self.state_keys})
+            if self.counted:
+                out[f"{i}.step"] = ((), np.dtype(np.int64))
         out.update({name: (value.shape, value.dtype) for name, value in self._group_entries().items()})
         return out
 
@@ -286,7 +289,9 @@ class Optimizer:
 
         Each parameter's state must be complete (every one of ``state_keys``) or absent (a
         parameter that never had a gradient); anything else could not resume exactly.  The
-        groups' settings (``group.k.lr``, ...) are restored when present.
+        groups' settings (``group.k.lr``, ...) are restored when present.  A parameter's own
+        update count (``"0.step"``, Adam's) absent from a state saved before it existed is
+        ``steps``, the count that state's updates used.
         """
         who = f"{type(self).__name__}.load_state_dict"
         if not isinstance(d, Mapping):
@@ -302,13 +307,19 @@ class Optimizer:
                 continue
             index, _, name = key.partition(".")
             if (not index.isdigit() or not index.isascii() or int(index) >= len(self.params)
-                    or name not in self.state_keys):
+                    or name not in self.state_keys + (("step",) if self.counted else ())):
                 raise CheckpointError(f"{who}: unexpected entry '{key}'")
             p = self.params[int(index)]
             try:
                 value = np.asarray(value)
             except (ValueError, TypeError) as e:
                 raise CheckpointError(f"{who}: '{key}' is not an array ({e})") from None
+            if name == "step":
+                if value.shape != () or value.dtype.kind not in "iu" or value < 0:
+                    raise CheckpointError(f"{who}: '{key}' must be a count (an integer >= 0), "
+                                          f"got {value!r}")
+                new[int(index)][name] = value.astype(np.int64)
+                continue
             if value.shape != p.shape:
                 raise CheckpointError(f"{who}: '{key}' has shape {value.shape}, "
                                       f"parameter {index} has {p.shape}")
@@ -316,11 +327,6 @@ class Optimizer:
                 raise CheckpointError(f"{who}: '{key}' has dtype {value.dtype}, "
                                       f"parameter {index} has {p.dtype}")
             new[int(index)][name] = value.copy()
-        for i, state in enumerate(new):
-            if state and len(state) != len(self.state_keys):
-                lacking = [f"{i}.{k}" for k in self.state_keys if k not in state]
-                raise CheckpointError(f"{who}: the state of parameter {i} is "
-                                      f"incomplete: missing {lacking}")
         try:
             steps = np.asarray(d["steps"])
         except (ValueError, TypeError):
@@ -328,6 +334,17 @@ class Optimizer:
         if steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
             raise CheckpointError(f"{who}: 'steps' must be a count (an integer "
                                   f">= 0), got {d['steps']!r}")
+        for i, state in enumerate(new):
+            arrays = [k for k in state if k != "step"]
+            if state and len(arrays) != len(self.state_keys):
+                lacking = [f"{i}.{k}" for k in self.state_keys if k not in state]
+                raise CheckpointError(f"{who}: the state of parameter {i} is "
+                                      f"incomplete: missing {lacking}")
+            if self.counted and arrays and "step" not in state:    # saved before the count
+                state["step"] = np.array(int(steps), dtype=np.int64)
+            if "step" in state and state["step"] > steps:
+                raise CheckpointError(f"{who}: '{i}.step' is {int(state['step'])}, more updates "
+                                      f"than the optimizer's {int(steps)} steps")
         groups = self._loaded_groups(who, d)
         self.steps = int(steps)
         self.state = new
@@ -392,9 +409,13 @@ def _buffer(state, key, p):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments; ``weight_decay``
-    adds ``weight_decay * p`` to the gradient (L2, as PyTorch's Adam; see :class:`AdamW`)."""
+    adds ``weight_decay * p`` to the gradient (L2, as PyTorch's Adam; see :class:`AdamW`).
+
+    Each parameter counts its own updates (state ``"step"``, as PyTorch's): the bias correction
+    of a parameter first updated at step k starts from 1, not k."""
 
     state_keys = ("m", "v")
+    counted = True
     settings = ("lr", "betas", "eps", "weight_decay")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
@@ -412,12 +433,14 @@ class Adam(Optimizer):
         g = self._decay(p, g, group)
         b1, b2 = group["betas"]
         m, v = _buffer(state, "m", p), _buffer(state, "v", p)
+        count = int(state.get("step", 0)) + 1
+        state["step"] = np.array(count, dtype=np.int64)
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * g * g
-        m_hat = m / (1 - b1 ** self.steps)
-        v_hat = v / (1 - b2 ** self.steps)
+        m_hat = m / (1 - b1 ** count)
+        v_hat = v / (1 - b2 ** count)
         p._data -= group["lr"] * m_hat / (np.sqrt(v_hat) + group["eps"])
 
 
