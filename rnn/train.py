@@ -208,7 +208,8 @@ def save_training(path, trainer, arrays=None, meta=None):
 
     Parameters
     ----------
-    trainer : Trainer; its model's parameters, its optimizer's state and its update count
+    trainer : Trainer; its model's parameters, its optimizer's state, its update count and
+        the calls made so far of each seeded ``tg.Dropout`` in the model (its next mask)
     arrays : dict name -> numeric array, the caller's own state (e.g. a carried h)
     meta : dict of JSON values, the caller's own metadata (e.g. the task's name)
     """
@@ -216,7 +217,19 @@ def save_training(path, trainer, arrays=None, meta=None):
     state.update({f"optim/{k}": v for k, v in trainer.optimizer.state_dict().items()})
     state.update({f"extra/{k}": v for k, v in (arrays or {}).items()})
     tg.save_arrays(path, state, meta={"trainer_steps": trainer.steps, "user": meta or {},
-                                      "blas": blas_threading()})
+                                      "blas": blas_threading(),
+                                      "dropout_calls": _dropout_calls(trainer.model)})
+
+
+def _dropouts(model):
+    """name -> every tg.Dropout in ``model`` (a model that is not a tg.Module has none)."""
+    if not isinstance(model, tg.Module):
+        return {}
+    return {name: m for name, m in model.named_modules() if isinstance(m, tg.Dropout)}
+
+
+def _dropout_calls(model):
+    return {name: m._calls for name, m in _dropouts(model).items()}
 
 
 def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES):
@@ -250,6 +263,13 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0 or not isinstance(user, dict):
         raise tg.CheckpointError(f"load: '{path}' is not a checkpoint of rnn.save_training "
                                  f"(its metadata {found.meta!r})")
+    dropouts = _dropouts(model)
+    calls = found.meta.get("dropout_calls", {})     # absent from a checkpoint written before
+    if "dropout_calls" in found.meta and (
+            not isinstance(calls, dict) or set(calls) != set(dropouts)
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in calls.values())):
+        raise tg.CheckpointError(f"load: '{path}': its dropout call counts {calls!r} do not fit "
+                                 f"the model's Dropout modules {sorted(dropouts)}")
     parts = {part: {k.split("/", 1)[1]: v for k, v in found.arrays.items()
                     if k.startswith(part + "/")} for part in ("model", "optim", "extra")}
     # the optimizer first: its state is restored from a copy if the model then refuses, so a
@@ -265,6 +285,8 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
             raise
     except tg.CheckpointError as e:
         raise tg.CheckpointError(f"load: '{path}': {e}") from None
+    for name, count in calls.items():     # each seeded Dropout draws the masks it would have next
+        dropouts[name]._calls = count
     trainer.steps = steps
     return parts["extra"], user
 
