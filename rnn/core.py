@@ -27,8 +27,10 @@ and back-propagation through time is ``loss.backward()`` on that DAG.
 """
 
 import contextlib
+import copy
 import re
 import threading
+import types
 
 import numpy as np
 
@@ -995,6 +997,42 @@ def _at(u, t):
     return u[t]
 
 
+def _copied_function(fn, memo, params, what):
+    """``fn`` remade with its closure's contents and defaults deep-copied through ``memo`` (for
+    :meth:`Recurrence.__deepcopy__`); nested functions it closes over are remade too."""
+    if not isinstance(fn, types.FunctionType):
+        return copy.deepcopy(fn, memo)
+    if id(fn) in memo:
+        return memo[id(fn)]
+    owned = {id(p): p for p in params}
+    codes = [fn.__code__]
+    while codes:        # the globals read by fn and by the functions defined inside it
+        code = codes.pop()
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+        for name in code.co_names:
+            value = fn.__globals__.get(name)
+            if id(value) in owned or (isinstance(value, tg.Module) and any(
+                    id(p) in owned for _, p in value._named_state())):
+                raise tg.ConfigError(f"Recurrence: deepcopy: {what} reads {name!r} (its "
+                                     f"parameters) as a global, so a copy would still compute with "
+                                     "the original's; close over it (make the cell in a "
+                                     "function) or build a new cell")
+    cells = tuple(types.CellType() for _ in fn.__closure__ or ())
+    new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, None, cells or None)
+    memo[id(fn)] = new
+    for cell, old in zip(cells, fn.__closure__ or ()):
+        try:
+            contents = old.cell_contents
+        except ValueError:        # a cell not yet filled
+            continue
+        cell.cell_contents = _copied_function(contents, memo, params, what)
+    new.__defaults__ = copy.deepcopy(fn.__defaults__, memo)
+    new.__kwdefaults__ = copy.deepcopy(fn.__kwdefaults__, memo)
+    new.__dict__.update(copy.deepcopy(fn.__dict__, memo))
+    new.__qualname__, new.__module__, new.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
+    return new
+
+
 class Recurrence(Cell):
     """A user's own cell, unrolled by the same machinery as the built-in designs.
 
@@ -1067,6 +1105,24 @@ class Recurrence(Cell):
         self.name = name
         self.state_name = state_name
         self.edge_label = edge_label
+
+    def __deepcopy__(self, memo):
+        """A copy whose functions read the copy's parameters.
+
+        ``copy.deepcopy`` shares functions, so a ``step`` closing over W would still compute with
+        the original's W (the copy's parameters never used, its gradients going to the
+        original's).  The functions are remade with what they close over (and their defaults)
+        deep-copied alongside the parameters; a function that reads one of the parameters as a
+        global cannot be remade and is refused.
+        """
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for key, value in vars(self).items():
+            if key not in ("step_fn", "readout_fn", "input_map_fn"):
+                setattr(new, key, copy.deepcopy(value, memo))
+        for key in ("step_fn", "readout_fn", "input_map_fn"):
+            setattr(new, key, _copied_function(getattr(self, key), memo, self._params, key[:-3]))
+        return new
 
     def __repr__(self):
         return (f"Recurrence(name={self.name!r}, n_state={self.n_state!r}, n_in={self.n_in}, "

@@ -2,6 +2,7 @@
 everything the built-in designs get: exact gradients, the batched loss, masks, truncated BPTT,
 and one delay per state part in the folded view."""
 
+import copy
 import re
 
 import numpy as np
@@ -418,3 +419,51 @@ def test_a_system_without_input_has_the_same_batched_and_per_step_loss():
     assert batched.item() == pytest.approx(per_step.item(), rel=1e-12)
     for g, h in zip(tg.grad(batched, [W, V]), tg.grad(per_step, [W, V])):
         np.testing.assert_allclose(g, h, rtol=1e-12)
+
+
+def _closing_cell(kind):
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.standard_normal((3, 3)) * 0.3, name="W")
+    U = tg.Parameter(rng.standard_normal((3, 2)), name="U")
+    if kind == "closure":
+        step = lambda h, x: (h @ W.T + x @ U.T).tanh()            # noqa: E731
+    elif kind == "default":
+        step = lambda h, x, W=W, U=U: (h @ W.T + x @ U.T).tanh()  # noqa: E731
+    else:
+        def lin(h, x):
+            return h @ W.T + x @ U.T
+
+        def step(h, x):
+            return lin(h, x).tanh()
+    return rnn.Recurrence(step, [W, U], n_state=3, n_in=2, readout=lambda h: h)
+
+
+@pytest.mark.parametrize("kind", ["closure", "default", "nested"])
+def test_a_deep_copy_of_a_users_cell_computes_with_the_copys_parameters(kind):
+    # was: deepcopy shared the step function, which still read the original's W and U: the
+    # copy's loss ignored its own parameters and their gradients stayed None (the original's
+    # were filled instead)
+    rng = np.random.default_rng(1)
+    xs, ys = rng.standard_normal((4, 2)), np.array([0, 1, 2, 0])
+    cell = _closing_cell(kind)
+    before = cell.loss(xs, ys).item()
+    twin = copy.deepcopy(cell)
+    expected = _closing_cell(kind)
+    for p, q in zip(twin.parameters(), expected.parameters()):
+        p.data, q.data = p.data * 0.5, q.data * 0.5
+    loss, reference = twin.loss(xs, ys), expected.loss(xs, ys)
+    loss.backward()
+    reference.backward()
+    assert loss.item() == reference.item() and cell.loss(xs, ys).item() == before
+    for p, q in zip(twin.parameters(), expected.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad)
+    assert all(p.grad is None for p in cell.parameters())
+
+
+GLOBAL_W = tg.Parameter(np.eye(3), name="W")
+
+
+def test_a_deep_copy_of_a_cell_reading_its_parameter_as_a_global_is_refused():
+    cell = rnn.Recurrence(lambda h, x: (h @ GLOBAL_W.T + x).tanh(), [GLOBAL_W], n_state=3, n_in=3)
+    with pytest.raises(tg.ConfigError, match="deepcopy: step reads 'GLOBAL_W'.*global"):
+        copy.deepcopy(cell)
