@@ -171,3 +171,18 @@ def test_zero_grad_clears_a_parameter_frozen_after_a_backward_so_no_optimizer_mo
     m.loss(xs, ys).backward()
     opt.step()
     np.testing.assert_array_equal(m.U.data, frozen)
+
+
+def test_zero_grad_set_to_none_false_leaves_zeros_of_each_gradients_shape_and_dtype():
+    # was: a TypeError (unexpected keyword) from Module, Optimizer and Tensor zero_grad
+    m = rnn.ElmanRNN(3, 4, 3, seed=0).float()
+    opt = tg.optim.SGD(m.parameters(), lr=0.1)
+    m.loss(np.array([0, 1, 2]), np.array([1, 2, 0])).backward()
+    for clear in (opt.zero_grad, m.zero_grad, m.U.zero_grad):
+        clear(set_to_none=False)
+        assert m.U.grad.dtype == np.float32 and m.U.grad.shape == m.U.shape
+        assert not m.U.grad.any()
+    m.zero_grad()
+    assert all(p.grad is None for p in m.parameters())
+    with pytest.raises(tg.ConfigError, match="SGD.zero_grad: set_to_none"):
+        opt.zero_grad(set_to_none="no")

@@ -18,7 +18,7 @@ import numpy as np
 from .checkpoint import load_arrays, save_arrays
 from .errors import CheckpointError, ConfigError, DTypeError
 from .ops import dropout
-from .tensor import Tensor, _as_array, _repr, bump_version
+from .tensor import Tensor, _as_array, _repr, bump_version, clear_grads
 
 
 class Parameter(Tensor):
@@ -166,12 +166,12 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
-    def zero_grad(self):
-        """Set the gradient of every Parameter to None, fixed ones (``requires_grad=False``)
-        too, as PyTorch's: a Parameter frozen after a backward keeps no stale gradient for an
-        optimizer made before to apply."""
-        for _, p in self._named_state():
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Set the gradient of every Parameter to None (``set_to_none=False``: to zeros), fixed
+        ones (``requires_grad=False``) too, as PyTorch's: a Parameter frozen after a backward
+        keeps no stale gradient for an optimizer made before to apply."""
+        clear_grads(f"{type(self).__name__}.zero_grad", [p for _, p in self._named_state()],
+                    set_to_none)
 
     def _unique_parameters(self, who):
         """name -> Parameter (fixed ones too); two parameters under one name raise CheckpointError."""

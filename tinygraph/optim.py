@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .errors import CheckpointError, ConfigError, DTypeError, ShapeError
-from .tensor import Tensor, bump_version
+from .tensor import Tensor, bump_version, clear_grads
 
 
 def _check_params(who, params):
@@ -163,9 +163,9 @@ class Optimizer:
         for group in self.param_groups:
             group["lr"] = value
 
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Set every parameter's gradient to None (``set_to_none=False``: to zeros), as PyTorch's."""
+        clear_grads(f"{type(self).__name__}.zero_grad", self.params, set_to_none)
 
     def __repr__(self):
         first = self.param_groups[0]

@@ -26,8 +26,8 @@ import types
 
 import numpy as np
 
-from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, DTypeError, GraphFreedError,
-                     InPlaceError, ShapeError, StaleGraphError, TinygraphError)
+from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, ConfigError, DTypeError,
+                     GraphFreedError, InPlaceError, ShapeError, StaleGraphError, TinygraphError)
 
 
 class _Mode:
@@ -426,8 +426,9 @@ class Tensor:
         self._retain = True
         return self
 
-    def zero_grad(self):
-        self.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradient (``set_to_none=False``: an array of zeros instead, as PyTorch's)."""
+        clear_grads("zero_grad", [self], set_to_none)
 
     def backward(self, grad=None, retain_graph=None, create_graph=False):
         """Back-propagate from this tensor, accumulating into the ``.grad`` of leaves.
@@ -514,6 +515,19 @@ Tensors that share memory -- a tensor, its ``detach()`` and its views (basic ind
 ``.T``, ``reshape`` ... made with or without ``no_grad``) -- also share one cell,
 ``_shared = [count]``, holding the count of the last in-place change through any of them
 (as PyTorch's views share their base's version counter)."""
+
+
+def clear_grads(who, tensors, set_to_none):
+    """Set every tensor's ``.grad`` to None, or (``set_to_none=False``) to zeros of its shape and
+    dtype where it has one, as PyTorch's ``zero_grad(set_to_none=...)``."""
+    if not isinstance(set_to_none, (bool, np.bool_)):
+        raise ConfigError(f"{who}: set_to_none must be True or False, got {set_to_none!r}")
+    for t in tensors:
+        if set_to_none or t.grad is None:
+            t.grad = None
+        else:
+            t.grad = np.zeros(t.shape, (t.grad._data if isinstance(t.grad, Tensor) else
+                                        np.asarray(t.grad)).dtype)
 
 
 def bump_version(t):
