@@ -563,3 +563,21 @@ def test_adam_resumes_each_parameters_count_and_reads_a_state_saved_before_it(tm
             other.load_state_dict({**old, **bad})
         after = other.state_dict()
         assert all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def test_a_state_of_one_group_is_refused_by_an_optimizer_of_two_and_changes_nothing():
+    # was: loaded silently, group 0 taking the saved settings and group 1 keeping its own
+    # (lr 0.5, momentum 0 where the saved run used 0.1 and 0.9); torch refuses it too
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START * 2)
+    one = tg.optim.SGD([p, q], lr=0.1, momentum=0.9)
+    p.grad, q.grad = _gradient(p.data), _gradient(q.data)
+    one.step()
+    two = tg.optim.SGD([{"params": [p]}, {"params": [q], "lr": 0.5, "momentum": 0.0}], lr=0.01,
+                       momentum=0.5)
+    groups = [dict(g) for g in two.param_groups]
+    with pytest.raises(tg.CheckpointError, match=r"groups \[0\], this optimizer has 2 groups"):
+        two.load_state_dict(one.state_dict())
+    assert two.param_groups == groups and two.steps == 0 and two.state == [{}, {}]
+    # a state saved before groups existed (no settings at all) still loads into either
+    two.load_state_dict({k: v for k, v in one.state_dict().items() if not k.startswith("group.")})
+    assert two.param_groups[1]["lr"] == 0.5 and two.steps == 1

@@ -258,7 +258,8 @@ class Optimizer:
 
     def _loaded_groups(self, who, d):
         """The param_groups with the settings of ``d`` (its ``group.k.key`` entries; a group's
-        settings absent from ``d`` are kept, as in a state saved before groups existed)."""
+        settings absent from ``d`` are kept, as in a state saved before groups existed, but a
+        state with settings must have them for every group and no other)."""
         groups = [dict(group) for group in self.param_groups]
         template = self._group_entries()
         for key, value in d.items():
@@ -277,6 +278,11 @@ class Optimizer:
                                       f"{template[key].shape}")
             _, k, name = key.split(".", 2)
             groups[int(k)][name] = tuple(value.tolist()) if value.ndim else value.item()
+        present = {int(key.split(".", 2)[1]) for key in d if key.startswith("group.")}
+        if present and present != set(range(len(groups))):     # another optimizer's groups
+            raise CheckpointError(f"{who}: the state holds the settings of parameter groups "
+                                  f"{sorted(present)}, this optimizer has {len(groups)} groups "
+                                  f"{list(range(len(groups)))}")
         for k, group in enumerate(groups):
             try:
                 self._check_group(f"{who}: parameter group {k}", group)
