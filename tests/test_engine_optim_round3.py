@@ -581,3 +581,38 @@ def test_a_state_of_one_group_is_refused_by_an_optimizer_of_two_and_changes_noth
     # a state saved before groups existed (no settings at all) still loads into either
     two.load_state_dict({k: v for k, v in one.state_dict().items() if not k.startswith("group.")})
     assert two.param_groups[1]["lr"] == 0.5 and two.steps == 1
+
+
+@pytest.mark.parametrize("optimizer_first", [True, False], ids=["optimizer_loaded_first",
+                                                                 "scheduler_made_first"])
+def test_a_resumed_warmup_schedule_gives_the_uninterrupted_rates_whatever_the_load_order(
+        optimizer_first):
+    # was: with the optimizer's state loaded before the scheduler was made, making it set the
+    # rate of epoch 0 (0.16 = 0.8 x 0.2) and load_state_dict left it there for the next step
+    warmup = lambda epoch: min(1.0, (epoch + 1) / 5)     # noqa: E731
+
+    def run(resume_at=None):
+        p = tg.Parameter(START.copy())
+        opt = tg.optim.SGD([p], lr=1.0)
+        sched = tg.optim.lr_scheduler.LambdaLR(opt, warmup)
+        rates = []
+        for k in range(8):
+            if k == resume_at:
+                saved = opt.state_dict(), sched.state_dict(), p.data.copy()
+                p = tg.Parameter(saved[2])
+                opt = tg.optim.SGD([p], lr=1.0)
+                if optimizer_first:
+                    opt.load_state_dict(saved[0])
+                sched = tg.optim.lr_scheduler.LambdaLR(opt, warmup)
+                if not optimizer_first:
+                    opt.load_state_dict(saved[0])
+                sched.load_state_dict(saved[1])
+            rates.append(opt.param_groups[0]["lr"])
+            p.grad = _gradient(p.data)
+            opt.step()
+            sched.step()
+        return rates, p.data
+
+    (rates, data), (resumed_rates, resumed) = run(), run(resume_at=3)
+    assert resumed_rates == rates
+    np.testing.assert_array_equal(resumed, data)

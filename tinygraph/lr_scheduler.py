@@ -112,16 +112,28 @@ class LRScheduler:
         return {"last_epoch": np.array(self.last_epoch), "base_lrs": np.array(self.base_lrs)}
 
     def load_state_dict(self, state):
-        """Restore ``state_dict()``; a mismatch raises CheckpointError and changes nothing."""
+        """Restore ``state_dict()`` and set every group's rate of that epoch (so the resumed
+        rates do not depend on whether the optimizer's state was loaded before this scheduler
+        was made); a mismatch raises CheckpointError and changes nothing."""
         entries = _Entries(f"{type(self).__name__}.load_state_dict", state, ("last_epoch", "base_lrs"))
         epoch = entries.array("last_epoch", (), "iu")
         bases = entries.array("base_lrs", (len(self.base_lrs),), "f")
         if epoch < 0 or not np.all(np.isfinite(bases)) or np.any(bases < 0):
             raise CheckpointError(f"{entries.who}: last_epoch must be >= 0 and base_lrs finite "
                                   f"and >= 0, got {int(epoch)} and {bases.tolist()}")
+        if len(self.optimizer.param_groups) != len(self.base_lrs):
+            raise CheckpointError(f"{entries.who}: the optimizer has {len(self.optimizer.param_groups)} "
+                                  f"parameter groups, the scheduler was made for {len(self.base_lrs)}")
+        rates = [self.lr_at(int(epoch), base, k) for k, base in enumerate(bases.tolist())]
+        for k, lr in enumerate(rates):
+            if not _number(lr) or not np.isfinite(lr) or lr < 0:
+                raise CheckpointError(f"{entries.who}: the learning rate of group {k} at epoch "
+                                      f"{int(epoch)} would be {lr!r}; it must be a finite number >= 0")
         self.last_epoch = int(epoch)
         self.base_lrs = bases.tolist()
-        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+        for group, lr in zip(self.optimizer.param_groups, rates):
+            group["lr"] = float(lr)
+        self._last_lr = [float(lr) for lr in rates]
 
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self._last_lr})"
