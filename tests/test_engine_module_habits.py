@@ -186,3 +186,23 @@ def test_zero_grad_set_to_none_false_leaves_zeros_of_each_gradients_shape_and_dt
     assert all(p.grad is None for p in m.parameters())
     with pytest.raises(tg.ConfigError, match="SGD.zero_grad: set_to_none"):
         opt.zero_grad(set_to_none="no")
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_model_and_its_optimizer_copied_together_train_on_as_the_original(how):
+    # was: the copied optimizer refused every step ("the parameters of param_groups were
+    # changed after the optimizer was made"): it checked its parameters by the originals' ids
+    import copy
+    import pickle
+    xs, ys = np.array([0, 1, 2]), np.array([1, 2, 0])
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    trainer = rnn.Trainer(model, tg.optim.Adam(model.parameters(), 0.1))
+    trainer.step(xs, ys)
+    pair = (model, trainer.optimizer)
+    twin, twin_opt = copy.deepcopy(pair) if how == "deepcopy" else pickle.loads(pickle.dumps(pair))
+    copied = rnn.Trainer(twin, twin_opt)
+    for _ in range(3):
+        assert copied.step(xs, ys) == trainer.step(xs, ys)
+    for p, q in zip(twin.parameters(), model.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+        assert not np.shares_memory(p.data, q.data)

@@ -138,7 +138,8 @@ class Optimizer:
         self.params = [p for group in self.param_groups for p in group["params"]]
         if len({id(p) for p in self.params}) != len(self.params):
             raise ConfigError(f"{who}: a parameter appears in more than one parameter group")
-        self._layout = [id(p) for p in self.params]
+        self._layout = tuple(self.params)   # the objects, not their ids: a deep copy or pickle of
+        # the model and optimizer together maps them to the copied parameters
         self.steps = 0
         self.state = [{} for _ in self.params]
 
@@ -179,7 +180,8 @@ class Optimizer:
     def _checked_groups(self, who):
         """(index, parameter, gradient, group) of every parameter with a gradient; every group's
         settings and every gradient are checked before anything changes."""
-        if [id(p) for group in self.param_groups for p in group["params"]] != self._layout:
+        now = [p for group in self.param_groups for p in group["params"]]
+        if len(now) != len(self._layout) or any(p is not q for p, q in zip(now, self._layout)):
             raise ConfigError(f"{who}: the parameters of param_groups were changed after the "
                               "optimizer was made; make a new optimizer instead")
         for k, group in enumerate(self.param_groups):
