@@ -206,3 +206,19 @@ def test_a_model_and_its_optimizer_copied_together_train_on_as_the_original(how)
     for p, q in zip(twin.parameters(), model.parameters()):
         np.testing.assert_array_equal(p.data, q.data)
         assert not np.shares_memory(p.data, q.data)
+
+
+def test_a_trainer_with_clipping_trains_on_after_a_parameter_is_frozen():
+    # was: clip_grad_norm refused the frozen parameter still in the optimizer's list ("every
+    # parameter must be a Tensor that requires grad, got Parameter"), after backward had run
+    xs, ys = np.array([0, 1, 2]), np.array([1, 2, 0])
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    trainer = rnn.Trainer(model, lr=0.1, clip=1.0)
+    trainer.step(xs, ys)
+    model.U.requires_grad = False
+    frozen, W = model.U.data.copy(), model.W.data.copy()
+    trainer.step(xs, ys)
+    np.testing.assert_array_equal(model.U.data, frozen)
+    assert not np.array_equal(model.W.data, W)
+    with pytest.raises(tg.ConfigError, match="requires grad; parameter 0 'U' does not"):
+        tg.optim.SGD([model.U], lr=0.1)

@@ -15,7 +15,9 @@ from .errors import CheckpointError, ConfigError, DTypeError, ShapeError
 from .tensor import Tensor, bump_version, clear_grads
 
 
-def _check_params(who, params):
+def _check_params(who, params, trained=True):
+    """The list of ``params``; ``trained``: each must require grad (an optimizer's), else any
+    tensor (what ``clip_grad_norm`` scales: a frozen one's gradient, if any, counts too)."""
     if isinstance(params, Tensor):    # list(tensor) would silently give its rows, never trained
         raise ConfigError(f"{who}: params must be a list of tensors (e.g. model.parameters()), "
                           "got a single Tensor; wrap it in a list")
@@ -26,10 +28,13 @@ def _check_params(who, params):
                           f"got {type(params).__name__}") from None
     if not params:
         raise ConfigError(f"{who}: got an empty parameter list")
-    for p in params:
-        if not isinstance(p, Tensor) or not p.requires_grad:
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
             raise ConfigError(f"{who}: every parameter must be a Tensor that requires grad, "
                               f"got {type(p).__name__}")
+        if trained and not p.requires_grad:
+            raise ConfigError(f"{who}: every parameter must be a Tensor that requires grad; "
+                              f"parameter {i}{_name(p)} does not (it is fixed): leave it out")
     if len({id(p) for p in params}) != len(params):
         raise ConfigError(f"{who}: a parameter appears more than once in the list")
     return params
@@ -471,7 +476,7 @@ def clip_grad_norm(params, max_norm):
     Returns the norm before clipping (float).  A non-finite norm zeroes the
     gradients rather than spreading NaN into the parameters.
     """
-    params = _check_params("clip_grad_norm", params)
+    params = _check_params("clip_grad_norm", params, trained=False)
     _check_positive("clip_grad_norm", "max_norm", max_norm)
     found = _gradients("clip_grad_norm", params)
     for i, p, g in found:     # checked before any gradient is scaled
