@@ -222,3 +222,28 @@ def test_a_trainer_with_clipping_trains_on_after_a_parameter_is_frozen():
     assert not np.array_equal(model.W.data, W)
     with pytest.raises(tg.ConfigError, match="requires grad; parameter 0 'U' does not"):
         tg.optim.SGD([model.U], lr=0.1)
+
+
+class _Child(tg.Module):
+    def __init__(self, parent):
+        self.parent = parent          # a back-reference, as a PyTorch user may keep
+        self.w = tg.Parameter(np.ones(2))
+
+
+class _Parent(tg.Module):
+    def __init__(self):
+        self.v = tg.Parameter(np.ones(3))
+        self.child = _Child(self)
+
+
+def test_a_module_that_refers_back_to_its_parent_lists_each_parameter_once(tmp_path):
+    # was: a bare RecursionError from parameters(), state_dict(), save, to() ...
+    net = _Parent()
+    assert [name for name, _ in net.named_parameters()] == ["v", "child.w"]
+    assert list(net.state_dict()) == ["v", "child.w"]
+    net.save(tmp_path / "net.ckpt")
+    other = _Parent()
+    other.v.data = np.zeros(3)
+    other.load(tmp_path / "net.ckpt")
+    np.testing.assert_array_equal(other.v.data, np.ones(3))
+    assert net.float().child.w.dtype == np.float32

@@ -159,9 +159,12 @@ class Module:
                 seen.add(id(p))
                 yield name, p
 
-    def _walk(self, prefix):
+    def _walk(self, prefix, visited=None):
+        """(name, Parameter) in this module and below; a module met again (a back-reference
+        to a parent, a module held twice) is not walked again."""
+        visited = {id(self)} if visited is None else visited
         for attr, value in vars(self).items():
-            yield from _members(prefix + attr, value)
+            yield from _members(prefix + attr, value, visited)
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
@@ -300,14 +303,16 @@ class Dropout(Module):
         return dropout(x, self.p, seed=seed)
 
 
-def _members(name, value):
+def _members(name, value, visited):
     if isinstance(value, Parameter):
         yield name, value
     elif isinstance(value, Module):
-        yield from value._walk(name + ".")
+        if id(value) not in visited:
+            visited.add(id(value))
+            yield from value._walk(name + ".", visited)
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            yield from _members(f"{name}.{i}", item)
+            yield from _members(f"{name}.{i}", item, visited)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _members(f"{name}.{key}", item)
+            yield from _members(f"{name}.{key}", item, visited)
