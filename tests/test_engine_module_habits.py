@@ -247,3 +247,20 @@ def test_a_module_that_refers_back_to_its_parent_lists_each_parameter_once(tmp_p
     other.load(tmp_path / "net.ckpt")
     np.testing.assert_array_equal(other.v.data, np.ones(3))
     assert net.float().child.w.dtype == np.float32
+
+
+def test_requires_grad_freezes_a_parameter_or_a_whole_module_as_pytorchs():
+    # was: AttributeError ('Parameter' object has no attribute 'requires_grad_')
+    m = rnn.ElmanRNN(3, 4, 3, seed=0)
+    assert m.U.requires_grad_(False) is m.U and not m.U.requires_grad
+    assert [n for n, _ in m.named_parameters()] == ["W", "V", "b", "c"]
+    assert "U" in m.state_dict()
+    assert m.requires_grad_(False) is m and m.parameters() == []
+    m.requires_grad_()
+    assert len(m.parameters()) == 5
+    with pytest.raises(tg.ConfigError, match="requires_grad_: only a leaf"):
+        (m.U * 2).requires_grad_(False)
+    with pytest.raises(tg.DTypeError, match="requires_grad_: only float"):
+        tg.tensor([1, 2]).requires_grad_()
+    with pytest.raises(tg.ConfigError, match="ElmanRNN.requires_grad_: expected True or False"):
+        m.requires_grad_("no")

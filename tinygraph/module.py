@@ -169,6 +169,16 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` of every Parameter (fixed ones too) and return the module, as
+        PyTorch's: ``requires_grad_(False)`` freezes it (no longer in ``parameters()``)."""
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise ConfigError(f"{type(self).__name__}.requires_grad_: expected True or False, "
+                              f"got {requires_grad!r}")
+        for _, p in self._named_state():
+            p.requires_grad = bool(requires_grad)
+        return self
+
     def zero_grad(self, set_to_none=True):
         """Set the gradient of every Parameter to None (``set_to_none=False``: to zeros), fixed
         ones (``requires_grad=False``) too, as PyTorch's: a Parameter frozen after a backward

@@ -421,6 +421,21 @@ class Tensor:
         _share_version(t, self)
         return t
 
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` of this leaf in place and return it, as PyTorch's (e.g.
+        ``p.requires_grad_(False)`` freezes a parameter)."""
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise ConfigError(f"tensor{_label(self.name)}.requires_grad_: expected True or False, "
+                              f"got {requires_grad!r}")
+        if self.op is not None:
+            raise ConfigError(f"tensor{_label(self.name)}.requires_grad_: only a leaf's flag can be "
+                              f"changed; this tensor was made by {self.op} (use .detach())")
+        if requires_grad and self._data.dtype.kind != "f":
+            raise DTypeError(f"tensor{_label(self.name)}.requires_grad_: only float tensors can "
+                             f"require grad, got dtype {self._data.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
         self._retain = True
