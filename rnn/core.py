@@ -997,14 +997,13 @@ def _at(u, t):
     return u[t]
 
 
-def _copied_function(fn, memo, params, what):
-    """``fn`` remade with its closure's contents and defaults deep-copied through ``memo`` (for
-    :meth:`Recurrence.__deepcopy__`); nested functions it closes over are remade too."""
+def _refuse_global_parameters(fn, params, what, how):
+    """ConfigError if function ``fn`` (or one defined inside it) reads one of ``params``, or a
+    Module holding one, as a global: a copy (``how``: deepcopy, pickle) of its cell would
+    still compute with the original's."""
     if not isinstance(fn, types.FunctionType):
-        return copy.deepcopy(fn, memo)
-    if id(fn) in memo:
-        return memo[id(fn)]
-    owned = {id(p): p for p in params}
+        return
+    owned = {id(p) for p in params}
     codes = [fn.__code__]
     while codes:        # the globals read by fn and by the functions defined inside it
         code = codes.pop()
@@ -1013,10 +1012,20 @@ def _copied_function(fn, memo, params, what):
             value = fn.__globals__.get(name)
             if id(value) in owned or (isinstance(value, tg.Module) and any(
                     id(p) in owned for _, p in value._named_state())):
-                raise tg.ConfigError(f"Recurrence: deepcopy: {what} reads {name!r} (its "
+                raise tg.ConfigError(f"Recurrence: {how}: {what} reads {name!r} (its "
                                      f"parameters) as a global, so a copy would still compute with "
                                      "the original's; close over it (make the cell in a "
                                      "function) or build a new cell")
+
+
+def _copied_function(fn, memo, params, what):
+    """``fn`` remade with its closure's contents and defaults deep-copied through ``memo`` (for
+    :meth:`Recurrence.__deepcopy__`); nested functions it closes over are remade too."""
+    if not isinstance(fn, types.FunctionType):
+        return copy.deepcopy(fn, memo)
+    if id(fn) in memo:
+        return memo[id(fn)]
+    _refuse_global_parameters(fn, params, what, "deepcopy")
     cells = tuple(types.CellType() for _ in fn.__closure__ or ())
     new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, None, cells or None)
     memo[id(fn)] = new
@@ -1105,6 +1114,18 @@ class Recurrence(Cell):
         self.name = name
         self.state_name = state_name
         self.edge_label = edge_label
+
+    def __getstate__(self):
+        """What pickle stores; a function reading the cell's parameters as globals is refused
+        (the unpickled cell would compute with whatever those globals are, not its own)."""
+        for key in ("step_fn", "readout_fn", "input_map_fn"):
+            _refuse_global_parameters(getattr(self, key), self._params, key[:-3], "pickle")
+        return vars(self)
+
+    def __copy__(self):
+        new = type(self).__new__(type(self))
+        new.__dict__.update(vars(self))
+        return new
 
     def __deepcopy__(self, memo):
         """A copy whose functions read the copy's parameters.

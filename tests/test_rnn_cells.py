@@ -467,3 +467,17 @@ def test_a_deep_copy_of_a_cell_reading_its_parameter_as_a_global_is_refused():
     cell = rnn.Recurrence(lambda h, x: (h @ GLOBAL_W.T + x).tanh(), [GLOBAL_W], n_state=3, n_in=3)
     with pytest.raises(tg.ConfigError, match="deepcopy: step reads 'GLOBAL_W'.*global"):
         copy.deepcopy(cell)
+
+
+def test_pickling_a_cell_that_reads_its_parameter_as_a_global_is_refused():
+    # was: pickled and unpickled without a word, the copy's W never used (its step read the
+    # module's global W, the original): zeroing the copy's W left its outputs unchanged
+    import pickle
+    cell = rnn.Recurrence(_global_step, [GLOBAL_W], n_state=3, n_in=3)
+    with pytest.raises(tg.ConfigError, match="pickle: step reads 'GLOBAL_W'.*global"):
+        pickle.dumps(cell)
+    assert copy.copy(cell).parameters()[0] is GLOBAL_W
+
+
+def _global_step(h, x):
+    return (h @ GLOBAL_W.T + x).tanh()
