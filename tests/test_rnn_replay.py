@@ -578,3 +578,25 @@ def test_a_cell_unrolled_again_reuses_the_code_made_for_its_step_on_its_new_weig
         for a, p in zip(replayed, model.parameters()):
             np.testing.assert_allclose(a, p.grad, rtol=1e-12, atol=1e-14)
     assert tape_module._known.keys() == known.keys()
+
+
+def test_a_system_without_input_and_a_step_that_makes_no_op_replay():
+    """Figure 10.1's system s(t) = f(s(t-1)) (no input) and a step that returns its state
+    unchanged made code of an empty unpacking (``= xs``, ``= R``): the replay raised a
+    SyntaxError from tinygraph.tape where the engine ran."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(scale=0.9, size=(3, 3)), name="W")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
+    system = rnn.Recurrence(lambda s: (s @ W.T).tanh() + 0.3, [W, V], 3,
+                            readout=lambda s: s @ V.T, state_name="s")
+    for batch in (None, 2):
+        lead = (T,) if batch is None else (T, batch)
+        h0 = rng.normal(size=lead[1:] + (3,))
+        run = _replay_engine_run(system, None, rng.integers(0, 4, size=lead), steps=T, h0=h0)
+        assert run.replayed == (4, T)
+    U = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="U")
+    still = rnn.Recurrence(lambda s, x: {"h": s["h"], "c": s["c"]}, [V, U], {"h": 3, "c": 3},
+                           n_in=2, readout=lambda s: s["h"] @ V.T + s["c"] @ U.T)
+    xs, ys = _data(rng)
+    h0 = {"h": rng.normal(size=(2, 3)), "c": rng.normal(size=(2, 3))}
+    assert _replay_engine_run(still, xs, ys, h0=h0).replayed == (4, T)

@@ -389,6 +389,12 @@ def _slots(prefix, n, start=0):
     return "".join(f"{prefix}{i}, " for i in range(start, start + n))
 
 
+def _unpack(prefix, n, source):
+    """The line unpacking ``source`` into ``{prefix}0 .. {prefix}{n-1}``; ``pass`` when there is
+    nothing to unpack (a step without input, or one that makes no op)."""
+    return f"{_slots(prefix, n)}= {source}" if n else "pass"
+
+
 def _forward_body(program, env):
     """Lines computing every op, ``v{slot}`` and its rule ``r{j}``, from the inputs and outside
     arrays in ``v0 ...`` (constants are globals of ``env``)."""
@@ -419,8 +425,8 @@ def _compile_backward(program, values, rules):
     n_in, n_out = program.n_in, len(program.outside)
     env = {}
     lines = ["def backward(V, R, G, D):",
-             f"    {_slots('v', program.size)}= V",
-             f"    {_slots('r', len(program.ops))}= R"]
+             f"    {_unpack('v', program.size, 'V')}",
+             f"    {_unpack('r', len(program.ops), 'R')}"]
     lines += ["    " + line for line in _guards(rules, env, "return None")]
     lines.append(f"    {_slots('g', program.size).replace(', ', ' = ')}None")
     lines.append(f"    {_slots('o', program.size).replace(', ', ' = ')}False")
@@ -551,9 +557,9 @@ def _compile_scan(program, n_carry, values, rules):
     outs = program.outputs[:n_carry]
     env = {}
     f = ["def forward(carry, xs, rows, masks, outs, at, outside):",
-         f"    {_slots('s', n_carry)}= carry",
-         f"    {_slots('X', n_x)}= xs",
-         f"    {_slots('O', n_carry)}= outs"]
+         f"    {_unpack('s', n_carry, 'carry')}",
+         f"    {_unpack('X', n_x, 'xs')}",
+         f"    {_unpack('O', n_carry, 'outs')}"]
     if n_out:
         f.append(f"    {_slots('v', n_out, n_in)}= outside")
     f += ["    saved = []",
@@ -574,14 +580,14 @@ def _compile_scan(program, n_carry, values, rules):
 
     env = {"_RulesDiffer": RulesDiffer, "_copy": functools.partial(np.array, copy=True)}
     b = ["def backward(saved, ups, masks, rows, gxs, D):",
-         f"    {_slots('U', n_carry)}= ups",
-         f"    {_slots('GX', n_x)}= gxs"]
+         f"    {_unpack('U', n_carry, 'ups')}",
+         f"    {_unpack('GX', n_x, 'gxs')}"]
     b += [f"    c{p} = None" for p in range(n_carry)]
     b += [f"    q{i} = None" for i in range(n_out)]
     b += ["    for i in range(len(saved) - 1, -1, -1):",
           "        V, R = saved[i]",
-          f"        {_slots('v', program.size)}= V",
-          f"        {_slots('r', len(program.ops))}= R"]
+          f"        {_unpack('v', program.size, 'V')}",
+          f"        {_unpack('r', len(program.ops), 'R')}"]
     b += ["        " + line for line in _guards(rules, env, "raise _RulesDiffer")]
     b += [f"        G{p} = U{p}[i] if c{p} is None else U{p}[i] + c{p}" for p in range(n_carry)]
     b += ["        m = masks[i]", "        if m is not None:"]
