@@ -126,6 +126,9 @@ class Program:
             return "the step makes nodes without tinygraph.apply"
         slots = {}
         for i, x in enumerate(inputs):
+            if not isinstance(x, Tensor):     # its ops would keep this step's values as constants
+                return (f"input {i} of the step is {type(x).__name__}, not a Tensor (an input "
+                        "map that gives numpy arrays or numbers)")
             if id(x) in slots:
                 return "the step reads one tensor as two inputs"
             slots[id(x)] = (_IN, i)
