@@ -830,7 +830,7 @@ def _taped(op, forward, inputs, kwargs, t):
     kept = tape.kept
     for x in inputs:
         if isinstance(x, Tensor):
-            if x.op is None and not x.requires_grad and id(x) not in kept:
+            if not x.requires_grad and id(x) not in kept:
                 kept[id(x)] = x._data.copy()
         elif type(x) is not np.ndarray:
             continue
