@@ -630,3 +630,38 @@ def test_an_input_map_that_gives_numpy_arrays_falls_back():
         xs[1:3, ..., 0], xs[3:, ..., 0] = 1.0, -1.0   # the recorded steps alike, the rest not
         run = _replay_engine_run(cell, xs, rng.integers(0, 4, size=lead))
         assert run.replayed is None and "part 1 is" in run.not_replayed
+
+
+class _Gain:
+    """A user's op as a method: its forward reads the object's own setting."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def forward(self, a):
+        k = self.k
+        return a * k, (lambda g: g * k,)
+
+
+def test_ops_made_by_methods_of_other_objects_are_other_ops():
+    """A bound method's ``__code__`` is its function's: the methods of two objects compared as
+    the same forward.  Steps that called another object's method (gains 1.0, 1.0, 0.5, ...)
+    recorded 'the same program' and replayed the first one (loss off by 0.14 here, 2.2 in
+    another cell), and a cell whose op is the method of another object of the same class ran
+    the first one's compiled forward (loss off by 0.08 for k=0.5, 2.4 for k=2)."""
+    gains = [_Gain(1.0), _Gain(1.0), _Gain(0.5), _Gain(0.7), _Gain(1.5)]
+    count = []
+
+    def step(h, x, W, U):
+        count.append(1)
+        gain = gains[min(len(count), len(gains)) - 1]
+        return tg.apply("gain", gain.forward, (h @ W.T + x @ U.T).tanh())
+    cell, _ = _cell(step)
+    xs, ys = _data(np.random.default_rng(4))
+    run = _replay_engine_run(cell, xs, ys, reset=count.clear)
+    assert run.replayed is None and "different programs" in run.not_replayed
+    for k in (1.0, 0.5, 2.0):     # one object per cell: replayed, each with its own setting
+        gain = _Gain(k)
+        cell, _ = _cell(lambda h, x, W, U: tg.apply("gain", gain.forward,
+                                                    (h @ W.T + x @ U.T).tanh()))
+        assert _replay_engine_run(cell, xs, ys).replayed == (4, T)

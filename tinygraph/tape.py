@@ -29,7 +29,8 @@ numbers (``dropout``, ``rand``, ``randn`` without a seed); a new tensor made of 
 its inputs, settings and closure, the arrays of tensors that need no gradient), so a buffer the
 code changes in place between two recordings makes them differ.  Python state the code reads
 that is the same in the two recorded steps and changes later (a counter, ``t % 10``), and
-module globals a forward function reads, are invisible to it.
+module globals a forward function reads (or, for a method, its object's attributes), are
+invisible to it; the methods of two objects are two forward functions.
 """
 
 import contextlib
@@ -671,12 +672,15 @@ def _dense(pg, like):
 
 
 def _same_function(f, g):
-    """The same function, or two closures of the same code over equal values."""
+    """The same function, or two closures of the same code over equal values (a method: of
+    the same object, whose attributes it may read)."""
     if f is g:
         return True
     code_f, code_g = getattr(f, "__code__", None), getattr(g, "__code__", None)
     if code_f is None or code_f is not code_g or f.__defaults__ != g.__defaults__:
         return False
+    if getattr(f, "__self__", None) is not getattr(g, "__self__", None):
+        return False      # a bound method's __code__ is its function's, whatever its object
     cells_f, cells_g = f.__closure__ or (), g.__closure__ or ()
     if len(cells_f) != len(cells_g):
         return False
