@@ -665,3 +665,26 @@ def test_ops_made_by_methods_of_other_objects_are_other_ops():
         cell, _ = _cell(lambda h, x, W, U: tg.apply("gain", gain.forward,
                                                     (h @ W.T + x @ U.T).tanh()))
         assert _replay_engine_run(cell, xs, ys).replayed == (4, T)
+
+
+def test_a_cell_does_not_run_the_code_made_for_another_cells_closures():
+    """Two cells whose ops are closures over their own arrays, equal when the first was
+    recorded: the second shared the code made for the first, which calls the first cell's
+    closures, and read the first cell's array as it is now (changed since: loss off by 0.42
+    here, 2.2 in another cell)."""
+    def make(k):
+        scale = np.full(3, k)
+
+        def step(h, x, W, U):
+            def scaled(a):
+                return a * scale, (lambda g: g * scale,)
+            return tg.apply("scaled", scaled, (h @ W.T + x @ U.T).tanh())
+        return _cell(step)[0], scale
+    xs, ys = _data(np.random.default_rng(4))
+    first, scale = make(1.0)
+    first.loss(xs, ys)
+    scale[...] = 2.0          # the first cell's setting changes (an annealed temperature)
+    second, _ = make(1.0)
+    assert _replay_engine_run(second, xs, ys).replayed == (4, T)
+    first_again = _replay_engine_run(first, xs, ys)     # the first, run again, reads 2.0
+    assert first_again.replayed == (4, T)

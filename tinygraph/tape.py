@@ -209,12 +209,16 @@ class Program:
     def _compiled(self):
         """The code made for this program (forward, backward, scans), shared with an earlier
         program that is the same but for its outside tensors (a cell unrolled again makes new
-        transposes of its weights: the code reads their arrays when it runs)."""
+        transposes of its weights: the code reads their arrays when it runs).  The code calls
+        the earlier program's forward functions, so theirs must be these: the same functions,
+        or closures of the same code over the same objects (not equal ones: those of another
+        cell may have changed since they were recorded)."""
         if self._code is None:
             key = (self.n_in, len(self.outside), len(self.consts), self.outputs, tuple(self.shapes),
                    tuple((name, args) for name, _, args, _ in self.ops))
             known = _known.get(key)
-            if known is not None and known[0].same(self, outside=False):
+            if (known is not None and known[0].same(self, outside=False)
+                    and all(_calls_alike(a[1], b[1]) for a, b in zip(known[0].ops, self.ops))):
                 self._code = known[1]
             else:
                 self._code = {}
@@ -686,6 +690,23 @@ def _same_function(f, g):
         return False
     try:
         return all(_equal(a.cell_contents, b.cell_contents) for a, b in zip(cells_f, cells_g))
+    except ValueError:      # an empty cell
+        return False
+
+
+def _calls_alike(f, g):
+    """Calling ``f`` is calling ``g``: the same function, or closures (or methods) of the same
+    code over the very same objects."""
+    if f is g:
+        return True
+    if getattr(f, "__code__", None) is not getattr(g, "__code__", object()):
+        return False
+    if getattr(f, "__self__", None) is not getattr(g, "__self__", None):
+        return False
+    cells_f, cells_g = f.__closure__ or (), g.__closure__ or ()
+    try:
+        return len(cells_f) == len(cells_g) and all(
+            a.cell_contents is b.cell_contents for a, b in zip(cells_f, cells_g))
     except ValueError:      # an empty cell
         return False
 
