@@ -688,3 +688,27 @@ def test_a_cell_does_not_run_the_code_made_for_another_cells_closures():
     assert _replay_engine_run(second, xs, ys).replayed == (4, T)
     first_again = _replay_engine_run(first, xs, ys)     # the first, run again, reads 2.0
     assert first_again.replayed == (4, T)
+
+
+@pytest.mark.parametrize("lags", [{}, {"h": 2}])
+def test_a_weight_that_multiplies_rows_of_two_shapes_in_a_step_replays(lags):
+    """The replay's backward sums a^T g of a weight over the steps with one product of the
+    stacked a's: a step that multiplies the weight by its rows and by one row of them (a
+    summary) made pairs of two shapes, and np.stack raised a bare ValueError where the engine
+    ran."""
+    def step(s, x, W, U):
+        h = s["h"]
+        z = h @ W + h[:1] @ W + h[0] @ W + x @ U.T      # W itself: a tensor from outside
+        if lags:
+            z = z + s[rnn.core.lagged("h", 2)] @ W
+        return {"h": z.tanh()}
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(scale=0.3, size=(3, 3)), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(3, 2)), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
+    cell = rnn.Recurrence(lambda s, x: step(s, x, W, U), [W, U, V], {"h": 3}, n_in=2,
+                          readout=lambda s: s["h"] @ V.T)
+    cell.lags = lags
+    for batch in (2, 3):
+        run = _replay_engine_run(cell, *_data(rng, batch))
+        assert run.replayed == (2 + max(lags.values(), default=1) + 1, T)

@@ -458,10 +458,13 @@ def _guards(rules, env, otherwise):
 def _backward_body(program, values, rules, env):
     """Lines running the ops' gradient rules in reverse: from ``g{slot}`` of the outputs (and
     ``o{slot}``, True where that array is this code's own), the ``g{i}`` of the inputs and
-    outside tensors; a^T g of a few rows for an outside matrix appended to ``D`` instead."""
+    outside tensors; a^T g of a few rows for an outside matrix appended to ``D`` instead (of
+    one shape per matrix, so that they stack: a matrix that also multiplies rows of another
+    shape in the step gets their product at once)."""
     env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter)
     n_in, n_out = program.n_in, len(program.outside)
     need, defer = program.need, _deferrable()
+    deferred = {}      # outside tensor -> the shapes of its (a, g) pairs: one shape, to stack
     lines = []
     for j in range(len(program.ops) - 1, -1, -1):
         _, _, args, kwargs = program.ops[j]
@@ -490,7 +493,9 @@ def _backward_body(program, values, rules, env):
                 a = values[args[at]] if at is not None else None
                 if (at is not None and n_in <= i < n_in + n_out and not kwargs
                         and np.ndim(a) in (1, 2) and np.ndim(a) == np.ndim(values[slot])
-                        and (np.ndim(a) == 1 or np.shape(a)[0] <= _FEW_ROWS)):
+                        and (np.ndim(a) == 1 or np.shape(a)[0] <= _FEW_ROWS)
+                        and deferred.setdefault(i, (np.shape(a), np.shape(values[slot])))
+                        == (np.shape(a), np.shape(values[slot]))):
                     body.append(f"D[{i - n_in}].append((v{args[at]}, g))")
                     continue
                 env[f"Q{j}_{k}"] = grad
