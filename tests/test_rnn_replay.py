@@ -712,3 +712,34 @@ def test_a_weight_that_multiplies_rows_of_two_shapes_in_a_step_replays(lags):
     for batch in (2, 3):
         run = _replay_engine_run(cell, *_data(rng, batch))
         assert run.replayed == (2 + max(lags.values(), default=1) + 1, T)
+
+
+def test_the_gradient_with_respect_to_a_replayed_state_is_refused_not_zero():
+    """``tg.grad(run.loss, run.states)`` after ``run_for_loss``: the state of a replayed step is
+    a row of the replay's block made when asked for, not the node the loss and the later steps
+    used, so its gradient was zeros (the engine and ``run`` give norms 0.5-1.1 for this Elman
+    RNN), or only what reached the row itself.  It is refused and says why; the steps run as
+    engine ops, and replay off, give the gradients."""
+    model, rng = _fresh("elman")
+    xs, ys = rng.integers(0, 4, size=(T, 2)), rng.integers(0, 4, size=(T, 2))
+    run = model.run_for_loss(xs, ys)
+    assert run.replayed == (4, T)
+    with pytest.raises(tg.BackwardError, match=r"input 3: .*states 'h' of 11 steps, of which "
+                                               r"8 were replayed .*'elman/t=4\.\.11'"):
+        tg.grad(run.loss, list(run.states))
+    with pytest.raises(tg.BackwardError, match="input 0: .*replayed"):
+        tg.grad(run.loss + (run.last ** 2).sum(), run.last)
+    with pytest.raises(tg.BackwardError, match="retain_grad: .*replayed"):
+        run.states[6].retain_grad()
+    heads = tg.grad(run.loss, list(run.states[:3]))      # engine steps: nodes of the loss
+    model.replayable = False
+    try:
+        off = model.run_for_loss(xs, ys)
+        every = tg.grad(off.loss, list(off.states))
+    finally:
+        model.replayable = True
+    per_step = model.run(xs, ys)
+    for a, b, c in zip(heads + every[3:], every, tg.grad(per_step.loss, list(per_step.states))):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(b, c, rtol=1e-12, atol=1e-14)
+    assert all(np.abs(g).sum() > 0 for g in every)
