@@ -254,8 +254,7 @@ class Replay:
                 sent = later[name].get(q - lead) if q >= lead - d else None
                 out.append(own if sent is None else own + sent)
         out += [Owned(gk) for gk in g_u]      # backward adds the engine's steps' rows into it
-        out += [np.zeros_like(x.data) if gk is None else gk
-                for gk, x in zip(g_out, program.outside)]
+        out += g_out      # None: no gradient reached that tensor (as the engine leaves it)
         self._grads_for, self._grads = g, out
         return out
 

@@ -743,3 +743,30 @@ def test_the_gradient_with_respect_to_a_replayed_state_is_refused_not_zero():
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(b, c, rtol=1e-12, atol=1e-14)
     assert all(np.abs(g).sum() > 0 for g in every)
+
+
+def test_a_parameter_that_gets_no_gradient_in_the_step_keeps_none():
+    """An op whose vjp for an input is None (``tg.apply``'s "no gradient"), and a parameter
+    the step reads only for a value it does not return: the engine's backward called the None
+    (a bare TypeError in every path), and the replay gave such a parameter a gradient of zeros
+    where the engine leaves None (an optimizer skips None; Adam or weight decay would move it)."""
+    rng = np.random.default_rng(2)
+    gain = tg.Parameter(np.full(3, 0.9), name="gain")
+    unused = tg.Parameter(rng.normal(size=(3, 3)), name="unused")
+
+    def scale(a, k):
+        return a * k, (lambda g: g * k, None)
+
+    def step(h, x, W, U):
+        (h @ unused).tanh()                     # computed, not returned
+        return tg.apply("scale", scale, (h @ W.T + x @ U.T).tanh(), gain)
+    cell, _ = _cell(step)
+    xs, ys = _data(rng)
+    assert _replay_engine_run(cell, xs, ys).replayed == (4, T)
+    for how in ("replay", "engine", "run"):
+        cell.replayable = how == "replay"
+        try:
+            (cell.run if how == "run" else cell.run_for_loss)(xs, ys).loss.backward()
+        finally:
+            cell.replayable = True
+        assert gain.grad is None and unused.grad is None, how

@@ -1462,8 +1462,10 @@ def _backprop(root, grad, retain_graph, targets):
                 continue
             if type(vjps) is not Rule:      # a user's op: one closure per parent
                 for p, vjp in zip(node.parents, vjps):
-                    if p.requires_grad:
+                    if p.requires_grad and vjp is not None:    # None: no gradient for p
                         pg = vjp(g)
+                        if pg is None:      # this time none either (rnn.replay's outside tensors)
+                            continue
                         if anomaly:
                             if type(pg) is Product:
                                 pg = np.asarray(pg)
