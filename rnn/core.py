@@ -752,6 +752,11 @@ class Cell(RecurrentModel):
         if len(set(dtypes.values())) > 1:    # a replay keeps all the parts in one array
             return "the state parts have different dtypes (" + ", ".join(
                 f"{n}: {d}" for n, d in dtypes.items()) + ")"
+        parts = u.items() if type(u) is dict else enumerate(u) if type(u) is tuple else [(None, u)]
+        for key, v in parts:     # the step would read this step's values as constants
+            if v is not None and not isinstance(v, tg.Tensor):
+                return ("the input map" + ("" if key is None else f"'s part {key!r}")
+                        + f" is {type(v).__name__}, not a Tensor")
         ins = [seen[n] for n in names] + [seen[lagged(n, d)] for n, d in self.lags.items()]
         return tape.Program.of(rec, ins + replay.flat(u), [new[n] for n in names])
 

@@ -25,7 +25,7 @@ import numpy as np
 
 import tinygraph as tg
 from tinygraph import tape
-from tinygraph.tensor import Owned
+from tinygraph.tensor import Owned, stand_in_rows
 
 
 
@@ -40,7 +40,13 @@ class Steps:
 
     def __init__(self, head, block, name, head_first=True):
         self.head = list(head)       # engine nodes, time order
-        self.block = block           # Tensor (T, ...): every step's state, time order
+        self.block = stand_in_rows(block, (   # Tensor (T, ...): every step's state, time order
+            f"it is a row of the states '{name}' of {block.shape[0]} steps, of which "
+            f"{block.shape[0] - len(self.head)} were replayed (rnn.replay, scope "
+            f"'{block.scope}'): the unroll's later steps and its loss read them as one block, "
+            "so a state made of it when asked for is not the node they used and its gradient "
+            "would miss theirs; unroll with model.replayable = False, or with model.run, for "
+            "gradients with respect to the states"))
         self.name = name
         self.head_first = head_first  # False: the engine's steps are the last ones (reverse)
         self._rows = {}
@@ -248,8 +254,7 @@ class Replay:
                 sent = later[name].get(q - lead) if q >= lead - d else None
                 out.append(own if sent is None else own + sent)
         out += [Owned(gk) for gk in g_u]      # backward adds the engine's steps' rows into it
-        out += [np.zeros_like(x.data) if gk is None else gk
-                for gk, x in zip(g_out, program.outside)]
+        out += g_out      # None: no gradient reached that tensor (as the engine leaves it)
         self._grads_for, self._grads = g, out
         return out
 

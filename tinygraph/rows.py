@@ -17,7 +17,8 @@ import numpy as np
 
 from . import ops
 from .errors import BackwardError, DTypeError, ShapeError
-from .tensor import Owned, Rule, Scatter, Tensor, _sweep_order, _unbroadcast, enable_grad, make_node, saved
+from .tensor import (Owned, Rule, Scatter, Tensor, _stand_in_why, _sweep_order, _unbroadcast,
+                     enable_grad, make_node, saved)
 
 
 def _outer_rows(a, g):                 # a^T g (d(a @ b)/db) for stacked g (n, N, M) or (n, M)
@@ -162,6 +163,10 @@ def grad_rows(outputs, inputs, seeds=None):
             if not isinstance(t, Tensor):
                 raise DTypeError(f"grad_rows: {what} must be Tensors, got {type(t).__name__} "
                                  f"at position {i}")
+    for i, t in enumerate(inputs):
+        why = _stand_in_why(t)
+        if why is not None:
+            raise BackwardError(f"grad_rows: input {i}: {why}")
     count = len(outputs)
     if seeds is None:
         for r, out in enumerate(outputs):

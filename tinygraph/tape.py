@@ -29,7 +29,8 @@ numbers (``dropout``, ``rand``, ``randn`` without a seed); a new tensor made of 
 its inputs, settings and closure, the arrays of tensors that need no gradient), so a buffer the
 code changes in place between two recordings makes them differ.  Python state the code reads
 that is the same in the two recorded steps and changes later (a counter, ``t % 10``), and
-module globals a forward function reads, are invisible to it.
+module globals a forward function reads (or, for a method, its object's attributes), are
+invisible to it; the methods of two objects are two forward functions.
 """
 
 import contextlib
@@ -126,6 +127,9 @@ class Program:
             return "the step makes nodes without tinygraph.apply"
         slots = {}
         for i, x in enumerate(inputs):
+            if not isinstance(x, Tensor):     # its ops would keep this step's values as constants
+                return (f"input {i} of the step is {type(x).__name__}, not a Tensor (an input "
+                        "map that gives numpy arrays or numbers)")
             if id(x) in slots:
                 return "the step reads one tensor as two inputs"
             slots[id(x)] = (_IN, i)
@@ -205,12 +209,16 @@ class Program:
     def _compiled(self):
         """The code made for this program (forward, backward, scans), shared with an earlier
         program that is the same but for its outside tensors (a cell unrolled again makes new
-        transposes of its weights: the code reads their arrays when it runs)."""
+        transposes of its weights: the code reads their arrays when it runs).  The code calls
+        the earlier program's forward functions, so theirs must be these: the same functions,
+        or closures of the same code over the same objects (not equal ones: those of another
+        cell may have changed since they were recorded)."""
         if self._code is None:
             key = (self.n_in, len(self.outside), len(self.consts), self.outputs, tuple(self.shapes),
                    tuple((name, args) for name, _, args, _ in self.ops))
             known = _known.get(key)
-            if known is not None and known[0].same(self, outside=False):
+            if (known is not None and known[0].same(self, outside=False)
+                    and all(_calls_alike(a[1], b[1]) for a, b in zip(known[0].ops, self.ops))):
                 self._code = known[1]
             else:
                 self._code = {}
@@ -389,6 +397,12 @@ def _slots(prefix, n, start=0):
     return "".join(f"{prefix}{i}, " for i in range(start, start + n))
 
 
+def _unpack(prefix, n, source):
+    """The line unpacking ``source`` into ``{prefix}0 .. {prefix}{n-1}``; ``pass`` when there is
+    nothing to unpack (a step without input, or one that makes no op)."""
+    return f"{_slots(prefix, n)}= {source}" if n else "pass"
+
+
 def _forward_body(program, env):
     """Lines computing every op, ``v{slot}`` and its rule ``r{j}``, from the inputs and outside
     arrays in ``v0 ...`` (constants are globals of ``env``)."""
@@ -419,8 +433,8 @@ def _compile_backward(program, values, rules):
     n_in, n_out = program.n_in, len(program.outside)
     env = {}
     lines = ["def backward(V, R, G, D):",
-             f"    {_slots('v', program.size)}= V",
-             f"    {_slots('r', len(program.ops))}= R"]
+             f"    {_unpack('v', program.size, 'V')}",
+             f"    {_unpack('r', len(program.ops), 'R')}"]
     lines += ["    " + line for line in _guards(rules, env, "return None")]
     lines.append(f"    {_slots('g', program.size).replace(', ', ' = ')}None")
     lines.append(f"    {_slots('o', program.size).replace(', ', ' = ')}False")
@@ -444,10 +458,13 @@ def _guards(rules, env, otherwise):
 def _backward_body(program, values, rules, env):
     """Lines running the ops' gradient rules in reverse: from ``g{slot}`` of the outputs (and
     ``o{slot}``, True where that array is this code's own), the ``g{i}`` of the inputs and
-    outside tensors; a^T g of a few rows for an outside matrix appended to ``D`` instead."""
+    outside tensors; a^T g of a few rows for an outside matrix appended to ``D`` instead (of
+    one shape per matrix, so that they stack: a matrix that also multiplies rows of another
+    shape in the step gets their product at once)."""
     env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter)
     n_in, n_out = program.n_in, len(program.outside)
     need, defer = program.need, _deferrable()
+    deferred = {}      # outside tensor -> the shapes of its (a, g) pairs: one shape, to stack
     lines = []
     for j in range(len(program.ops) - 1, -1, -1):
         _, _, args, kwargs = program.ops[j]
@@ -476,7 +493,9 @@ def _backward_body(program, values, rules, env):
                 a = values[args[at]] if at is not None else None
                 if (at is not None and n_in <= i < n_in + n_out and not kwargs
                         and np.ndim(a) in (1, 2) and np.ndim(a) == np.ndim(values[slot])
-                        and (np.ndim(a) == 1 or np.shape(a)[0] <= _FEW_ROWS)):
+                        and (np.ndim(a) == 1 or np.shape(a)[0] <= _FEW_ROWS)
+                        and deferred.setdefault(i, (np.shape(a), np.shape(values[slot])))
+                        == (np.shape(a), np.shape(values[slot]))):
                     body.append(f"D[{i - n_in}].append((v{args[at]}, g))")
                     continue
                 env[f"Q{j}_{k}"] = grad
@@ -551,9 +570,9 @@ def _compile_scan(program, n_carry, values, rules):
     outs = program.outputs[:n_carry]
     env = {}
     f = ["def forward(carry, xs, rows, masks, outs, at, outside):",
-         f"    {_slots('s', n_carry)}= carry",
-         f"    {_slots('X', n_x)}= xs",
-         f"    {_slots('O', n_carry)}= outs"]
+         f"    {_unpack('s', n_carry, 'carry')}",
+         f"    {_unpack('X', n_x, 'xs')}",
+         f"    {_unpack('O', n_carry, 'outs')}"]
     if n_out:
         f.append(f"    {_slots('v', n_out, n_in)}= outside")
     f += ["    saved = []",
@@ -574,14 +593,14 @@ def _compile_scan(program, n_carry, values, rules):
 
     env = {"_RulesDiffer": RulesDiffer, "_copy": functools.partial(np.array, copy=True)}
     b = ["def backward(saved, ups, masks, rows, gxs, D):",
-         f"    {_slots('U', n_carry)}= ups",
-         f"    {_slots('GX', n_x)}= gxs"]
+         f"    {_unpack('U', n_carry, 'ups')}",
+         f"    {_unpack('GX', n_x, 'gxs')}"]
     b += [f"    c{p} = None" for p in range(n_carry)]
     b += [f"    q{i} = None" for i in range(n_out)]
     b += ["    for i in range(len(saved) - 1, -1, -1):",
           "        V, R = saved[i]",
-          f"        {_slots('v', program.size)}= V",
-          f"        {_slots('r', len(program.ops))}= R"]
+          f"        {_unpack('v', program.size, 'V')}",
+          f"        {_unpack('r', len(program.ops), 'R')}"]
     b += ["        " + line for line in _guards(rules, env, "raise _RulesDiffer")]
     b += [f"        G{p} = U{p}[i] if c{p} is None else U{p}[i] + c{p}" for p in range(n_carry)]
     b += ["        m = masks[i]", "        if m is not None:"]
@@ -662,17 +681,37 @@ def _dense(pg, like):
 
 
 def _same_function(f, g):
-    """The same function, or two closures of the same code over equal values."""
+    """The same function, or two closures of the same code over equal values (a method: of
+    the same object, whose attributes it may read)."""
     if f is g:
         return True
     code_f, code_g = getattr(f, "__code__", None), getattr(g, "__code__", None)
     if code_f is None or code_f is not code_g or f.__defaults__ != g.__defaults__:
         return False
+    if getattr(f, "__self__", None) is not getattr(g, "__self__", None):
+        return False      # a bound method's __code__ is its function's, whatever its object
     cells_f, cells_g = f.__closure__ or (), g.__closure__ or ()
     if len(cells_f) != len(cells_g):
         return False
     try:
         return all(_equal(a.cell_contents, b.cell_contents) for a, b in zip(cells_f, cells_g))
+    except ValueError:      # an empty cell
+        return False
+
+
+def _calls_alike(f, g):
+    """Calling ``f`` is calling ``g``: the same function, or closures (or methods) of the same
+    code over the very same objects."""
+    if f is g:
+        return True
+    if getattr(f, "__code__", None) is not getattr(g, "__code__", object()):
+        return False
+    if getattr(f, "__self__", None) is not getattr(g, "__self__", None):
+        return False
+    cells_f, cells_g = f.__closure__ or (), g.__closure__ or ()
+    try:
+        return len(cells_f) == len(cells_g) and all(
+            a.cell_contents is b.cell_contents for a, b in zip(cells_f, cells_g))
     except ValueError:      # an empty cell
         return False
 

@@ -23,6 +23,7 @@ import os
 import threading
 import traceback
 import types
+import weakref
 
 import numpy as np
 
@@ -438,6 +439,9 @@ class Tensor:
 
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
+        why = _stand_in_why(self)
+        if why is not None:
+            raise BackwardError(f"retain_grad: {why}")
         self._retain = True
         return self
 
@@ -827,6 +831,27 @@ def _gathered(inputs):
 
 _tapes = {}    # thread id -> the tinygraph.tape.Recording open in that thread
 
+_stand_ins = {}    # id -> (weak reference, why): nodes whose rows' gradients cannot be asked for
+
+
+def stand_in_rows(t, why):
+    """Mark the rows of ``t`` (``t[k]``, any index of it) as standing in for values its graph
+    holds elsewhere (a block of states made at once, whose rows are made when asked for: not
+    the nodes that outputs made before used, rnn.replay's per-step states), so ``grad`` and
+    ``retain_grad`` refuse them, saying ``why``, instead of a gradient that misses what reached
+    the value through the block (zeros, when nothing used the row itself)."""
+    key = id(t)
+    _stand_ins[key] = (weakref.ref(t, lambda _, key=key: _stand_ins.pop(key, None)), why)
+    return t
+
+
+def _stand_in_why(t):
+    if not _stand_ins or t.op != "index":
+        return None
+    block = t._a
+    entry = _stand_ins.get(id(block))
+    return entry[1] if entry is not None and entry[0]() is block else None
+
 
 def _constant_of(x, why):
     """The array of ``x`` (a Tensor, or anything else as it is) that an op takes as a constant
@@ -859,7 +884,7 @@ def _taped(op, forward, inputs, kwargs, t):
     kept = tape.kept
     for x in inputs:
         if isinstance(x, Tensor):
-            if x.op is None and not x.requires_grad and id(x) not in kept:
+            if not x.requires_grad and id(x) not in kept:
                 kept[id(x)] = x._data.copy()
         elif type(x) is not np.ndarray:
             continue
@@ -1466,8 +1491,10 @@ def _backprop(root, grad, retain_graph, targets):
                 continue
             if type(vjps) is not Rule:      # a user's op: one closure per parent
                 for p, vjp in zip(node.parents, vjps):
-                    if p.requires_grad:
+                    if p.requires_grad and vjp is not None:    # None: no gradient for p
                         pg = vjp(g)
+                        if pg is None:      # this time none either (rnn.replay's outside tensors)
+                            continue
                         if anomaly:
                             if type(pg) is Product:
                                 pg = np.asarray(pg)
@@ -1705,6 +1732,9 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
         if not isinstance(t, Tensor):
             raise DTypeError(f"grad: inputs must be Tensors of the output's graph, got "
                              f"{type(t).__name__} at position {i}")
+        why = _stand_in_why(t)
+        if why is not None:
+            raise BackwardError(f"grad: input {i}: {why}")
     targets = {id(t): None for t in inputs}
     retain = create_graph if retain_graph is None else retain_graph
     if create_graph:
