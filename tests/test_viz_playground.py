@@ -338,3 +338,16 @@ def test_the_command_line_prints_its_url_and_ctrl_c_stops_it(tmp_path):
         if proc.poll() is None:
             proc.kill()
         proc.stdout.close()
+
+
+def test_the_heatmap_of_a_long_probe_shows_each_sampled_row_as_its_own_loss_term():
+    # a probe of more than PROBE_ROWS steps samples 40 rows; the heatmap's row i was row i
+    # of the whole (mostly NaN) matrix, so the row labelled t = rows[i] showed L(i + 1) or None
+    run = Run(check_config({"task": "signal", "design": "elman", "length": 150, "hidden": 4}))
+    heat = run.views()["connectivity"]
+    assert heat["sampled"] and len(heat["cells"]) == len(heat["rows"]) == 40
+    direct = rnn.connectivity(run.model, *run.source.probe)
+    edges = heat["col_edges"]
+    for i, t in enumerate(heat["rows"]):
+        expected = [direct[t - 1, a:b].max() for a, b in zip(edges[:-1], edges[1:])]
+        np.testing.assert_allclose(heat["cells"][i], expected, rtol=1e-5, atol=1e-12)

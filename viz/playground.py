@@ -334,6 +334,8 @@ class Run:
             if len(run.losses) > PROBE_ROWS:
                 rows = np.unique(np.linspace(1, len(keys), 40).round().astype(int)).tolist()
             matrix = rnn.connectivity(model, xs, ys, part=part, rows=rows)
+            if rows is not None:       # _binned takes the sampled rows alone, in order
+                matrix = matrix[np.asarray(rows) - 1]
             height = max(time_step(loss.scope) for loss in run.losses)
             out["connectivity"] = _binned(matrix, rows, height)
             out["unrolled"] = self._unrolled(run)
