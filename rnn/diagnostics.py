@@ -387,7 +387,9 @@ def gradient_ratio(model, xs, ys, part="h", h0=None):
         raise tg.ConfigError("rnn.gradient_ratio: the run has no loss (give targets ys)")
     nodes = part_nodes(run, part, "rnn.gradient_ratio", own)
     keys = sorted(nodes)
-    grads = tg.grad(run.loss, [nodes[k] for k in keys])
+    # retained: a state carried undetached from an earlier run (h0) is that run's graph, which
+    # the user may still back-propagate through
+    grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
     jacs = jacobians(model, xs, part=part, h0=h0, ys=ys)
     ratio = np.full(len(jacs), np.nan)
     for k, g in zip(keys, grads):

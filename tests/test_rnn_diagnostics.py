@@ -492,6 +492,19 @@ def test_diagnostics_of_a_run_from_a_carried_state_are_those_of_its_values():
                                   rnn.gradient_ratio(model, xs, ys, h0=detached))
 
 
+
+def test_diagnostics_of_a_run_from_a_carried_state_leave_the_earlier_run_backpropagable():
+    # gradient_ratio's sweep freed the graph behind an undetached h0: the earlier run's own
+    # backward then raised GraphFreedError
+    model, _, xs, ys = _elman(steps=7)
+    earlier = model.run(xs[:4], ys[:4])
+    expected = tg.grad(earlier.loss, model.W, retain_graph=True)
+    rnn.connectivity(model, xs, ys, h0=earlier.last)
+    rnn.gradient_ratio(model, xs, ys, h0=earlier.last)
+    rnn.saturation(model, xs, ys, h0=earlier.last)
+    rnn.jacobians(model, xs, h0=earlier.last)
+    np.testing.assert_array_equal(tg.grad(earlier.loss, model.W), expected)
+
 def test_spectra_of_a_long_stack_are_each_matrix_own_norm_and_radius():
     jacs = np.random.default_rng(4).normal(size=(70, 5, 5))      # long enough to be split
     norms, radii = rnn.spectra(jacs)
