@@ -183,3 +183,20 @@ def test_replayed_steps_are_one_cluster_after_the_recorded_steps():
     assert not any(f"lstm/t={t}" in members for t in range(4, 10))
     steps = [left[f"lstm/t={t}"] for t in range(1, 4)] + [left[title]]
     assert steps == sorted(steps)
+
+
+def test_gradient_norms_leave_out_states_that_need_no_gradient_instead_of_zeros():
+    # an echo state network's h(t) needs no gradient (fixed reservoir), yet L depends on it
+    # through the trained readout: gradient_norms gave 0.0 at every step (and `tinygraph train
+    # --task signal` drew that as its gradient flow)
+    model = rnn.EchoStateNetwork(2, 3, 1, seed=0)
+    rng = np.random.default_rng(0)
+    run = model.run(rng.normal(size=(4, 2)), rng.normal(size=(4, 1)))
+    assert not any(h.requires_grad for h in run.parts["h"])
+    assert viz.gradient_norms(run.loss) == []
+    h0 = tg.tensor(np.zeros(3), requires_grad=True)
+    run = model.run(rng.normal(size=(4, 2)), rng.normal(size=(4, 1)), h0=h0)
+    expected = tg.grad(run.loss, run.parts["h"], retain_graph=True)
+    np.testing.assert_allclose([g for _, g in viz.gradient_norms(run.loss)],
+                               [np.linalg.norm(g) for g in expected], rtol=1e-12)
+    assert all(g > 0 for _, g in viz.gradient_norms(run.loss))

@@ -57,10 +57,12 @@ def gradient_norms(output, name="h"):
 
     Returns
     -------
-    list of (t, float), sorted by time step t (the initial state at t=0 is left out).
+    list of (t, float), sorted by time step t (the initial state at t=0 is left out, and so is
+    a v(t) that needs no gradient, e.g. an echo state network's fixed reservoir: the engine
+    computes none for it, and its ∂output/∂v(t) is not zero).
     """
     nodes = [n for n in walk([output]) if is_variable(n) and n.name == name
-             and (time_step(n.scope) or 0) >= 1]
+             and (time_step(n.scope) or 0) >= 1 and n.requires_grad]
     nodes.sort(key=lambda n: time_step(n.scope))
     grads = tg.grad(output, nodes, retain_graph=True)
     return [(time_step(n.scope), float(np.linalg.norm(g))) for n, g in zip(nodes, grads)]
