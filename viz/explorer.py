@@ -379,6 +379,12 @@ def _jacobians(model, xs, ys, h0, part, run, length, steps, background):
     except tg.ConfigError as e:
         return None, None, None, None, [str(e)]
     notes = []
+    lag = (getattr(model, "lags", None) or {}).get(part)
+    if lag:
+        notes.append(f"{model.name} also carries {part}(t-{lag}) into step t (a skip connection): "
+                     f"the lag decay is the product of the one-step Jacobians "
+                     f"∂{part}(t)/∂{part}(t-1), without the paths through {part}(t-{lag}), so it "
+                     f"is not ‖∂{part}(t)/∂{part}(t-k)‖ for k >= 2 (it falls faster)")
     finite = np.isfinite(jacs).all(axis=(1, 2))
     if not finite.all():
         bad = np.flatnonzero(~finite) + 1
