@@ -256,3 +256,22 @@ def test_training_elman_with_the_eq_10_52_regulariser_lowers_it():
         finals[strength] = omega(model, xs, ys)[1].item()
     assert finals[1.0] < first / 5            # 1.51 -> about 0.09
     assert finals[1.0] < finals[0.0] / 5      # the loss alone leaves it near 1
+
+
+@pytest.mark.parametrize("fn", [
+    lambda a, b: tg.maximum(a, b),                 # tie shares are float64 arrays
+    lambda a, b: a * 2.0 + b,                      # a Python number became a float64 leaf
+    lambda a, b: a * b.data.astype(np.float64),    # a float64 constant: the product is float64
+    lambda a, b: (a * tg.tensor(np.ones(3))).sum() + b,
+])
+def test_create_graph_gives_a_float32_input_a_float32_gradient_as_backward_does(fn):
+    a = tg.tensor(np.array([1.0, 2.0, 3.0], np.float32), requires_grad=True)
+    b = tg.tensor(np.array([1.0, 0.5, 3.0], np.float32), requires_grad=True)
+    plain = tg.grad(fn(a, b).sum(), [a, b])
+    built = tg.grad(fn(a, b).sum(), [a, b], create_graph=True)
+    for p, g in zip(plain, built):
+        assert p.dtype == np.float32 and g.dtype == np.float32
+        np.testing.assert_allclose(g.data, p, rtol=1e-6)
+    y = fn(a, b).sum()
+    y.backward(create_graph=True)
+    assert a.grad.dtype == np.float32 and (b.grad is None or b.grad.dtype == np.float32)

@@ -619,6 +619,20 @@ def _broadcast_to(x, shape):
 _BROADCAST_TO = Rule(lambda g, out, x, shape: g, saves=False)   # the engine sums g back to x's shape
 
 
+def _cast(x, dtype):   # x as ``dtype`` (create_graph: a gradient back to its input's dtype)
+    return x.astype(dtype, copy=False), _CAST
+
+
+_CAST = Rule(lambda g, out, x, dtype: cast(g, x.dtype))
+
+
+def cast(x, dtype):
+    """``x`` as ``dtype``; the gradient goes back in ``x``'s dtype."""
+    if isinstance(x, Tensor) and x.dtype == dtype:
+        return x
+    return apply("cast", _cast, x, dtype=np.dtype(dtype))
+
+
 def _sum_to(x, shape):   # the engine's broadcast reduction as an op (create_graph uses it)
     return _unbroadcast(x, shape), _SUM_TO
 
