@@ -17,6 +17,7 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+from numpy.lib.array_utils import normalize_axis_tuple
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
@@ -836,14 +837,27 @@ def _row_logsumexp(x):
 def _shifted_logsumexp(x, axis):
     """(m, z, s) of :func:`_row_logsumexp` along ``axis`` of any ``x`` (m and s kept as size 1)."""
     if x.ndim == 0:   # numpy lets a 0-d input take axis 0 (or -1)
-        if axis not in (0, -1):
+        if axis not in (0, -1, (), (0,), (-1,)):
             raise ShapeError(f"axis {axis} is out of range for a 0-d input")
         return tuple(part.reshape(()) for part in _shifted_logsumexp(x.reshape(1), 0))
-    last = np.moveaxis(x, axis, -1)
-    _, m, z, s = _row_logsumexp(last.reshape(-1, last.shape[-1]))
-    kept = last.shape[:-1] + (1,)
-    return (np.moveaxis(m.reshape(kept), -1, axis), np.moveaxis(z.reshape(last.shape), -1, axis),
-            np.moveaxis(s.reshape(kept), -1, axis))
+    if isinstance(axis, tuple):     # several axes (or none): moved last and taken as one
+        axis = normalize_axis_tuple(axis, x.ndim)
+        last_axes = tuple(range(x.ndim - len(axis), x.ndim))
+    else:
+        last_axes = -1
+    last = np.moveaxis(x, axis, last_axes)
+    lead = last.shape[:x.ndim - len(axis)] if isinstance(axis, tuple) else last.shape[:-1]
+    n = last.size // builtins.max(math.prod(lead), 1) if last.size else math.prod(last.shape[len(lead):])
+    rows = last.reshape(math.prod(lead), n)
+    if n:
+        _, m, z, s = _row_logsumexp(rows)
+    else:      # an empty sum: log 0 = -inf, as numpy's and torch's
+        z = rows.astype(np.result_type(x, 1.0))
+        m = np.zeros((rows.shape[0], 1), z.dtype)
+        s = np.full((rows.shape[0], 1), -np.inf, z.dtype)
+    kept = lead + (1,) * (last.ndim - len(lead))
+    return (np.moveaxis(m.reshape(kept), last_axes, axis), np.moveaxis(z.reshape(last.shape), last_axes, axis),
+            np.moveaxis(s.reshape(kept), last_axes, axis))
 
 
 def _logsumexp(x, axis=-1, keepdims=False):
