@@ -1405,8 +1405,10 @@ def take(x, indices, axis=0):
     """
     if not isinstance(indices, Tensor):
         indices = np.asarray(indices)
-    if axis is None:     # numpy's rule: take from the flattened input
-        x, axis = flatten(x), 0
+        if indices.size == 0 and indices.dtype.kind == "f":    # [] is float64 to numpy: no ids
+            indices = indices.astype(np.intp)
+    if axis is None or (axis in (0, -1) and not np.shape(x._data if isinstance(x, Tensor) else x)):
+        x, axis = flatten(x), 0     # numpy's rule: from the flattened input (a 0-d one as (1,))
     return apply("take", _take, x, indices, axis=axis)
 
 
