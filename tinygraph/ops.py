@@ -414,7 +414,9 @@ _MATMUL = Rule(lambda g, out, a, b: _matmul_grad_a(g, a, b), lambda g, out, a, b
 
 def _addmm(c, a, b):
     prod, rule = _matmul(a, b)
-    if (type(c) is np.ndarray and c.shape == prod.shape and c.dtype == prod.dtype) or (
+    if type(prod) is not np.ndarray:     # a 1-D @ 1-D product is a numpy scalar
+        out = c + prod
+    elif (type(c) is np.ndarray and c.shape == prod.shape and c.dtype == prod.dtype) or (
             np.broadcast_shapes(np.shape(c), prod.shape) == prod.shape
             and np.result_type(c, prod) == prod.dtype):
         out = np.add(prod, c, out=prod)      # the product is a fresh array: add c into it
@@ -638,7 +640,10 @@ def _sum_to(x, shape):   # the engine's broadcast reduction as an op (create_gra
     return _unbroadcast(x, shape), _SUM_TO
 
 
-_SUM_TO = Rule(lambda g, out, x, shape: _xp.broadcast_to(g, x.shape))
+# x (2, 1) to (1, 3) (a rule's gradient that broadcast only part of the way) is summed over
+# axis 0 and broadcast along axis 1: g is broadcast to both shapes, then summed back to x's
+_SUM_TO = Rule(lambda g, out, x, shape: _xp.sum_to(_xp.broadcast_to(g, np.broadcast_shapes(x.shape, shape)),
+                                                   x.shape))
 
 
 def _getitem(x, index):
