@@ -394,3 +394,16 @@ def test_numpy_functions_of_the_round_3_ops_run_the_engines_op():
         np.testing.assert_array_equal(out.data, np_fn(x.data))
     with pytest.raises(TypeError, match="tg.pad"):
         np.pad(x, 1, mode="reflect")
+
+
+def test_descending_sort_and_topk_keep_tied_entries_in_their_order_and_give_them_the_gradient():
+    # as torch.sort(descending=True, stable=True) and torch.topk: the first of tied entries first
+    x = tg.tensor(np.array([1.0, 2.0, np.nan, 1.0, 2.0]), requires_grad=True)
+    values, indices = tg.sort(x, descending=True)
+    np.testing.assert_array_equal(indices.data, [2, 1, 4, 0, 3])
+    np.testing.assert_array_equal(values.data, [np.nan, 2.0, 2.0, 1.0, 1.0])
+    y = tg.tensor(np.array([[1.0, 2.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]), requires_grad=True)
+    values, indices = tg.topk(y, 1)
+    np.testing.assert_array_equal(indices.data, [[1], [0]])
+    values.sum().backward()
+    np.testing.assert_array_equal(y.grad, [[0, 1, 0, 0], [1, 0, 0, 0]])

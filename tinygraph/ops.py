@@ -1628,9 +1628,11 @@ def _ordered(who, x, axis, descending, k=None):
             raise ShapeError(f"{who}: axis {axis!r} is out of range for a 0-d input")
         x, data, axis = reshape(x, (1,)), data.reshape(1), 0
     axis = _checked_axis(who, data.shape, axis)
-    order = np.argsort(data, axis=axis, kind="stable")
-    if descending:
-        order = np.flip(order, axis)
+    if descending:   # largest first, ties in their order (as torch's stable sort): the reversed
+        n = data.shape[axis]     # input sorted stably, its positions mapped back, then reversed
+        order = np.flip(n - 1 - np.argsort(np.flip(data, axis), axis=axis, kind="stable"), axis)
+    else:
+        order = np.argsort(data, axis=axis, kind="stable")
     if k is not None:
         n = data.shape[axis]
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
