@@ -155,6 +155,19 @@ def test_reduction_value_and_gradient_for_any_axis(name, shape, axis, keepdims, 
              lambda a: np_fn(a, axis=axis, keepdims=keepdims, **extra), [x])
 
 
+@pytest.mark.parametrize("ddof", [2, 3])
+def test_var_and_std_with_ddof_at_least_n_are_inf_with_a_non_finite_gradient_as_torch(ddof):
+    # n - ddof <= 0: numpy's value is inf; var's backward divided by the Python int 0
+    # (a bare ZeroDivisionError) and std's gave a gradient of zeros for ddof > n
+    for fn in (tg.var, tg.std):
+        x = tg.tensor(np.array([[1.0, 2.0], [3.0, 5.0]]), requires_grad=True)
+        with np.errstate(all="ignore"):
+            y = fn(x, axis=0, ddof=ddof)
+            assert np.all(y.data == np.inf)
+            y.sum().backward()
+        assert not np.isfinite(x.grad).any()
+
+
 @SETTINGS
 @given(shape=shapes, axis=int_axes, keepdims=st.booleans(), scale=st.sampled_from([1.0, 30.0]), seed=seeds)
 def test_logsumexp_value_and_gradient(shape, axis, keepdims, scale, seed):

@@ -504,8 +504,13 @@ def _var(x, axis=None, ddof=0, keepdims=False):
     return x.var(axis=axis, ddof=ddof, keepdims=keepdims), _VAR
 
 
+def _var_factor(x, out, ddof):   # 2 / (n - ddof); inf where numpy's var is (ddof >= n)
+    d = _count(x, out) - ddof
+    return 2 / d if d > 0 else math.inf
+
+
 _VAR = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
-            _xp.expand(g, x.shape, axis, keepdims) * (2 / (_count(x, out) - ddof))
+            _xp.expand(g, x.shape, axis, keepdims) * _var_factor(x, out, ddof)
             * (x - x.mean(axis=axis, keepdims=True)))
 
 
@@ -515,7 +520,8 @@ def _std(x, axis=None, ddof=0, keepdims=False):
 
 
 _STD = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
-            _xp.expand(g / ((_count(x, out) - ddof) * _xp.where(out == 0, 1, out)), x.shape, axis, keepdims)
+            _xp.expand(g / (builtins.max(_count(x, out) - ddof, 0) * _xp.where(out == 0, 1, out)), x.shape, axis,
+                       keepdims)
             * (x - x.mean(axis=axis, keepdims=True)))
 
 
