@@ -1181,8 +1181,12 @@ def cumsum(x, axis=None, *, dim=None):
 
 def _index_result(fn, x, axis, keepdims, dim, keepdim, who):
     axis, keepdims = _axis(who, axis, keepdims, dim, keepdim)
-    data = _constant_of(x, f"the step takes an {who} (an index computed from values, as a constant)")
-    return Tensor(fn(np.asarray(data), axis=axis, keepdims=keepdims))
+    data = np.asarray(_constant_of(x, f"the step takes an {who} (an index computed from values, as a "
+                                      "constant)"))
+    try:
+        return Tensor(fn(data, axis=axis, keepdims=keepdims))
+    except (ValueError, TypeError, IndexError) as e:    # numpy's AxisError, an empty input
+        raise ShapeError(f"{who}: {e} (input shape {data.shape})") from None
 
 
 def argmax(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
@@ -1253,6 +1257,9 @@ def relu(x):
 
 def leaky_relu(x, slope=0.01):
     """x where x > 0, slope * x elsewhere."""
+    slope = _constant_of(slope, "the step gives leaky_relu a Tensor slope (a constant)")
+    if np.ndim(slope) or np.asarray(slope).dtype.kind not in "iuf":
+        raise ConfigError(f"leaky_relu: slope must be a number, got {slope!r}")
     return apply("leaky_relu", _leaky_relu, x, slope=slope)
 
 
@@ -1432,8 +1439,13 @@ def split(x, sections_or_indices, axis=0):
     shape = np.shape(x._data if isinstance(x, Tensor) else x)
     if not shape:
         raise ShapeError("split: cannot split a 0-d tensor")
-    axis = axis % len(shape)
+    axis = _checked_axis("split", shape, axis)
     n = shape[axis]
+    if not isinstance(sections_or_indices, (int, np.integer)) and (
+            not isinstance(sections_or_indices, (list, tuple, np.ndarray, range))
+            or np.asarray(sections_or_indices).dtype.kind not in "iu" and len(sections_or_indices)):
+        raise ConfigError(f"split: sections_or_indices must be a number of sections or a list of "
+                          f"integer indices, got {sections_or_indices!r}")
     if isinstance(sections_or_indices, (int, np.integer)):
         parts = int(sections_or_indices)
         if parts <= 0:
