@@ -94,6 +94,11 @@ OPS = {
     "nll_loss": (lambda a: tg.nll_loss(a, IDS, reduction="sum"), [_normal(3, 4)]),
     "mse_loss": (tg.mse_loss, [_normal(2, 3), _normal(3)]),
     "binary_cross_entropy_with_logits": (tg.binary_cross_entropy_with_logits, [_normal(2, 3), rng.random(3)]),
+    # the targets' gradient -x g is (2, 1), summed to (1, 3) by a sum_to across both ways
+    "binary_cross_entropy_with_logits, both broadcast": (
+        lambda a, b: tg.binary_cross_entropy_with_logits(a, b, reduction="sum"), [_normal(2, 1), rng.random((1, 3))]),
+    "sum_to (2, 1) to (1, 3)": (lambda a: tg.sum_to(a * a, (1, 3)) * np.arange(3.0), [_normal(2, 1)]),
+    "addmm of vectors": (tg.addmm, [_normal(), _normal(3), _normal(3)]),
     # round 3
     "clamp": (lambda a: tg.clamp(a, -0.5, 0.5), [_away(5)]),
     "sign": (lambda a: tg.sign(a) * a, [_away(4)]),
@@ -256,3 +261,22 @@ def test_training_elman_with_the_eq_10_52_regulariser_lowers_it():
         finals[strength] = omega(model, xs, ys)[1].item()
     assert finals[1.0] < first / 5            # 1.51 -> about 0.09
     assert finals[1.0] < finals[0.0] / 5      # the loss alone leaves it near 1
+
+
+@pytest.mark.parametrize("fn", [
+    lambda a, b: tg.maximum(a, b),                 # tie shares are float64 arrays
+    lambda a, b: a * 2.0 + b,                      # a Python number became a float64 leaf
+    lambda a, b: a * b.data.astype(np.float64),    # a float64 constant: the product is float64
+    lambda a, b: (a * tg.tensor(np.ones(3))).sum() + b,
+])
+def test_create_graph_gives_a_float32_input_a_float32_gradient_as_backward_does(fn):
+    a = tg.tensor(np.array([1.0, 2.0, 3.0], np.float32), requires_grad=True)
+    b = tg.tensor(np.array([1.0, 0.5, 3.0], np.float32), requires_grad=True)
+    plain = tg.grad(fn(a, b).sum(), [a, b])
+    built = tg.grad(fn(a, b).sum(), [a, b], create_graph=True)
+    for p, g in zip(plain, built):
+        assert p.dtype == np.float32 and g.dtype == np.float32
+        np.testing.assert_allclose(g.data, p, rtol=1e-6)
+    y = fn(a, b).sum()
+    y.backward(create_graph=True)
+    assert a.grad.dtype == np.float32 and (b.grad is None or b.grad.dtype == np.float32)

@@ -271,3 +271,17 @@ def test_take_with_repeated_ids_accumulates_like_one_hot_rows():
     assert rows.parents == (table, ids)
     (rows * np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])).sum().backward()
     np.testing.assert_array_equal(table.grad, [[0, 0], [3, 4], [0, 0], [6, 8]])
+
+
+def test_take_from_a_0_d_tensor_and_with_no_ids_is_numpys_take():
+    x = tg.tensor(2.0, requires_grad=True)
+    y = tg.take(x, [0, 0, -1])
+    np.testing.assert_array_equal(y.data, np.take(np.array(2.0), [0, 0, -1], axis=0))
+    y.sum().backward()
+    assert x.grad.shape == () and x.grad == 3.0
+    w = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    for axis in (0, 1, None):
+        e = tg.take(w, [], axis=axis)
+        assert e.shape == np.take(w.data, [], axis=axis).shape
+    tg.take(w, [], axis=1).sum().backward()
+    np.testing.assert_array_equal(w.grad, np.zeros((2, 3)))

@@ -155,6 +155,19 @@ def test_reduction_value_and_gradient_for_any_axis(name, shape, axis, keepdims, 
              lambda a: np_fn(a, axis=axis, keepdims=keepdims, **extra), [x])
 
 
+@pytest.mark.parametrize("ddof", [2, 3])
+def test_var_and_std_with_ddof_at_least_n_are_inf_with_a_non_finite_gradient_as_torch(ddof):
+    # n - ddof <= 0: numpy's value is inf; var's backward divided by the Python int 0
+    # (a bare ZeroDivisionError) and std's gave a gradient of zeros for ddof > n
+    for fn in (tg.var, tg.std):
+        x = tg.tensor(np.array([[1.0, 2.0], [3.0, 5.0]]), requires_grad=True)
+        with np.errstate(all="ignore"):
+            y = fn(x, axis=0, ddof=ddof)
+            assert np.all(y.data == np.inf)
+            y.sum().backward()
+        assert not np.isfinite(x.grad).any()
+
+
 @SETTINGS
 @given(shape=shapes, axis=int_axes, keepdims=st.booleans(), scale=st.sampled_from([1.0, 30.0]), seed=seeds)
 def test_logsumexp_value_and_gradient(shape, axis, keepdims, scale, seed):
@@ -162,6 +175,35 @@ def test_logsumexp_value_and_gradient(shape, axis, keepdims, scale, seed):
         m = np.max(a, axis=axis, keepdims=True)
         return np.max(a, axis=axis, keepdims=keepdims) + np.log(np.sum(np.exp(a - m), axis=axis, keepdims=keepdims))
     check_op(lambda t: tg.logsumexp(t, axis=axis, keepdims=keepdims), reference, [_array(shape, seed) * scale])
+
+
+@SETTINGS
+@given(shape=nonscalar, axis=axes, keepdims=st.booleans(), seed=seeds)
+def test_logsumexp_softmax_and_log_softmax_take_a_tuple_of_axes(shape, axis, keepdims, seed):
+    def reference(a):
+        m = np.max(a, axis=axis, keepdims=True)
+        return np.max(a, axis=axis, keepdims=keepdims) + np.log(np.sum(np.exp(a - m), axis=axis, keepdims=keepdims))
+    check_op(lambda t: tg.logsumexp(t, axis=axis, keepdims=keepdims), reference, [_array(shape, seed)])
+    if axis is not None:
+        check_op(lambda t: tg.log_softmax(t, axis=axis),
+                 lambda a: a - reference(a) if keepdims else a - np.log(np.sum(np.exp(a), axis=axis, keepdims=True)),
+                 [_array(shape, seed)])
+        check_op(lambda t: tg.softmax(t, axis=axis),
+                 lambda a: np.exp(a) / np.sum(np.exp(a), axis=axis, keepdims=True), [_array(shape, seed)])
+
+
+def test_logsumexp_over_an_empty_axis_is_minus_inf_and_softmax_of_it_is_empty_as_torch():
+    x = tg.tensor(np.zeros((2, 0)), requires_grad=True)
+    out = tg.logsumexp(x, axis=1)
+    assert out.shape == (2,) and np.all(out.data == -np.inf)
+    assert tg.logsumexp(x, axis=None).data == -np.inf
+    assert tg.logsumexp(tg.tensor(np.zeros((2, 0), np.float32)), axis=1).dtype == np.float32
+    np.testing.assert_array_equal(tg.logsumexp(x, axis=0).data, np.zeros(0))
+    for fn in (tg.softmax, tg.log_softmax):
+        y = fn(x, axis=-1)
+        assert y.shape == (2, 0)
+        y.sum().backward()
+        assert x.grad.shape == (2, 0)
 
 
 @SETTINGS

@@ -326,9 +326,14 @@ def test_cross_entropy_refuses_bad_weight_and_label_smoothing():
     (lambda x: tg.moveaxis(x, 0, 4), tg.ShapeError, ["moveaxis", "(2, 3)"]),
     (lambda x: tg.flip(x, 3), tg.ShapeError, ["flip", "(2, 3)"]),
     (lambda x: tg.tile(x, (-1,)), tg.ConfigError, ["tile", "-1"]),
+    (lambda x: tg.split(x, 2, axis=5), tg.ShapeError, ["split", "axis 5", "(2, 3)"]),    # split axis 1
+    (lambda x: tg.split(x, 1.5), tg.ConfigError, ["split", "1.5"]),                      # TypeError
+    (lambda x: x.argmax(axis=3), tg.ShapeError, ["argmax", "axis 3", "(2, 3)"]),          # AxisError
+    (lambda x: tg.leaky_relu(x, "0.2"), tg.ConfigError, ["leaky_relu", "slope"]),
 ], ids=["permute_repeated_axis", "repeat_too_few_counts", "expand_incompatible", "expand_new_axis_minus_one",
         "cat_mismatch", "pad_negative", "pad_too_many_pairs", "topk_k_too_large", "sort_axis", "unbind_axis",
-        "chunk_zero", "moveaxis_out_of_range", "flip_axis", "tile_negative"])
+        "chunk_zero", "moveaxis_out_of_range", "flip_axis", "tile_negative", "split_axis", "split_float",
+        "argmax_axis", "leaky_relu_slope"])
 def test_a_bad_call_raises_an_error_naming_the_op_and_the_shapes(call, error, words):
     with pytest.raises(error) as info:
         call(tg.tensor(np.zeros((2, 3)), requires_grad=True))
@@ -394,3 +399,24 @@ def test_numpy_functions_of_the_round_3_ops_run_the_engines_op():
         np.testing.assert_array_equal(out.data, np_fn(x.data))
     with pytest.raises(TypeError, match="tg.pad"):
         np.pad(x, 1, mode="reflect")
+
+
+def test_descending_sort_and_topk_keep_tied_entries_in_their_order_and_give_them_the_gradient():
+    # as torch.sort(descending=True, stable=True) and torch.topk: the first of tied entries first
+    x = tg.tensor(np.array([1.0, 2.0, np.nan, 1.0, 2.0]), requires_grad=True)
+    values, indices = tg.sort(x, descending=True)
+    np.testing.assert_array_equal(indices.data, [2, 1, 4, 0, 3])
+    np.testing.assert_array_equal(values.data, [np.nan, 2.0, 2.0, 1.0, 1.0])
+    y = tg.tensor(np.array([[1.0, 2.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]), requires_grad=True)
+    values, indices = tg.topk(y, 1)
+    np.testing.assert_array_equal(indices.data, [[1], [0]])
+    values.sum().backward()
+    np.testing.assert_array_equal(y.grad, [[0, 1, 0, 0], [1, 0, 0, 0]])
+
+
+def test_leaky_relu_takes_a_0_d_tensor_slope_as_a_constant():
+    x = tg.tensor(np.array([-2.0, 3.0]), requires_grad=True)
+    y = tg.leaky_relu(x, tg.tensor(0.2))     # was a bare AttributeError ('Tensor' has no astype)
+    np.testing.assert_allclose(y.data, [-0.4, 3.0])
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [0.2, 1.0])

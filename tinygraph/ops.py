@@ -17,6 +17,7 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+from numpy.lib.array_utils import normalize_axis_tuple
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
@@ -413,7 +414,9 @@ _MATMUL = Rule(lambda g, out, a, b: _matmul_grad_a(g, a, b), lambda g, out, a, b
 
 def _addmm(c, a, b):
     prod, rule = _matmul(a, b)
-    if (type(c) is np.ndarray and c.shape == prod.shape and c.dtype == prod.dtype) or (
+    if type(prod) is not np.ndarray:     # a 1-D @ 1-D product is a numpy scalar
+        out = c + prod
+    elif (type(c) is np.ndarray and c.shape == prod.shape and c.dtype == prod.dtype) or (
             np.broadcast_shapes(np.shape(c), prod.shape) == prod.shape
             and np.result_type(c, prod) == prod.dtype):
         out = np.add(prod, c, out=prod)      # the product is a fresh array: add c into it
@@ -501,8 +504,13 @@ def _var(x, axis=None, ddof=0, keepdims=False):
     return x.var(axis=axis, ddof=ddof, keepdims=keepdims), _VAR
 
 
+def _var_factor(x, out, ddof):   # 2 / (n - ddof); inf where numpy's var is (ddof >= n)
+    d = _count(x, out) - ddof
+    return 2 / d if d > 0 else math.inf
+
+
 _VAR = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
-            _xp.expand(g, x.shape, axis, keepdims) * (2 / (_count(x, out) - ddof))
+            _xp.expand(g, x.shape, axis, keepdims) * _var_factor(x, out, ddof)
             * (x - x.mean(axis=axis, keepdims=True)))
 
 
@@ -512,7 +520,8 @@ def _std(x, axis=None, ddof=0, keepdims=False):
 
 
 _STD = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
-            _xp.expand(g / ((_count(x, out) - ddof) * _xp.where(out == 0, 1, out)), x.shape, axis, keepdims)
+            _xp.expand(g / (builtins.max(_count(x, out) - ddof, 0) * _xp.where(out == 0, 1, out)), x.shape, axis,
+                       keepdims)
             * (x - x.mean(axis=axis, keepdims=True)))
 
 
@@ -619,11 +628,28 @@ def _broadcast_to(x, shape):
 _BROADCAST_TO = Rule(lambda g, out, x, shape: g, saves=False)   # the engine sums g back to x's shape
 
 
+def _cast(x, dtype):   # x as ``dtype`` (create_graph: a gradient back to its input's dtype)
+    return x.astype(dtype, copy=False), _CAST
+
+
+_CAST = Rule(lambda g, out, x, dtype: cast(g, x.dtype))
+
+
+def cast(x, dtype):
+    """``x`` as ``dtype``; the gradient goes back in ``x``'s dtype."""
+    if isinstance(x, Tensor) and x.dtype == dtype:
+        return x
+    return apply("cast", _cast, x, dtype=np.dtype(dtype))
+
+
 def _sum_to(x, shape):   # the engine's broadcast reduction as an op (create_graph uses it)
     return _unbroadcast(x, shape), _SUM_TO
 
 
-_SUM_TO = Rule(lambda g, out, x, shape: _xp.broadcast_to(g, x.shape))
+# x (2, 1) to (1, 3) (a rule's gradient that broadcast only part of the way) is summed over
+# axis 0 and broadcast along axis 1: g is broadcast to both shapes, then summed back to x's
+_SUM_TO = Rule(lambda g, out, x, shape: _xp.sum_to(_xp.broadcast_to(g, np.broadcast_shapes(x.shape, shape)),
+                                                   x.shape))
 
 
 def _getitem(x, index):
@@ -822,14 +848,27 @@ def _row_logsumexp(x):
 def _shifted_logsumexp(x, axis):
     """(m, z, s) of :func:`_row_logsumexp` along ``axis`` of any ``x`` (m and s kept as size 1)."""
     if x.ndim == 0:   # numpy lets a 0-d input take axis 0 (or -1)
-        if axis not in (0, -1):
+        if axis not in (0, -1, (), (0,), (-1,)):
             raise ShapeError(f"axis {axis} is out of range for a 0-d input")
         return tuple(part.reshape(()) for part in _shifted_logsumexp(x.reshape(1), 0))
-    last = np.moveaxis(x, axis, -1)
-    _, m, z, s = _row_logsumexp(last.reshape(-1, last.shape[-1]))
-    kept = last.shape[:-1] + (1,)
-    return (np.moveaxis(m.reshape(kept), -1, axis), np.moveaxis(z.reshape(last.shape), -1, axis),
-            np.moveaxis(s.reshape(kept), -1, axis))
+    if isinstance(axis, tuple):     # several axes (or none): moved last and taken as one
+        axis = normalize_axis_tuple(axis, x.ndim)
+        last_axes = tuple(range(x.ndim - len(axis), x.ndim))
+    else:
+        last_axes = -1
+    last = np.moveaxis(x, axis, last_axes)
+    lead = last.shape[:x.ndim - len(axis)] if isinstance(axis, tuple) else last.shape[:-1]
+    n = last.size // builtins.max(math.prod(lead), 1) if last.size else math.prod(last.shape[len(lead):])
+    rows = last.reshape(math.prod(lead), n)
+    if n:
+        _, m, z, s = _row_logsumexp(rows)
+    else:      # an empty sum: log 0 = -inf, as numpy's and torch's
+        z = rows.astype(np.result_type(x, 1.0))
+        m = np.zeros((rows.shape[0], 1), z.dtype)
+        s = np.full((rows.shape[0], 1), -np.inf, z.dtype)
+    kept = lead + (1,) * (last.ndim - len(lead))
+    return (np.moveaxis(m.reshape(kept), last_axes, axis), np.moveaxis(z.reshape(last.shape), last_axes, axis),
+            np.moveaxis(s.reshape(kept), last_axes, axis))
 
 
 def _logsumexp(x, axis=-1, keepdims=False):
@@ -1142,8 +1181,12 @@ def cumsum(x, axis=None, *, dim=None):
 
 def _index_result(fn, x, axis, keepdims, dim, keepdim, who):
     axis, keepdims = _axis(who, axis, keepdims, dim, keepdim)
-    data = _constant_of(x, f"the step takes an {who} (an index computed from values, as a constant)")
-    return Tensor(fn(np.asarray(data), axis=axis, keepdims=keepdims))
+    data = np.asarray(_constant_of(x, f"the step takes an {who} (an index computed from values, as a "
+                                      "constant)"))
+    try:
+        return Tensor(fn(data, axis=axis, keepdims=keepdims))
+    except (ValueError, TypeError, IndexError) as e:    # numpy's AxisError, an empty input
+        raise ShapeError(f"{who}: {e} (input shape {data.shape})") from None
 
 
 def argmax(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
@@ -1214,6 +1257,9 @@ def relu(x):
 
 def leaky_relu(x, slope=0.01):
     """x where x > 0, slope * x elsewhere."""
+    slope = _constant_of(slope, "the step gives leaky_relu a Tensor slope (a constant)")
+    if np.ndim(slope) or np.asarray(slope).dtype.kind not in "iuf":
+        raise ConfigError(f"leaky_relu: slope must be a number, got {slope!r}")
     return apply("leaky_relu", _leaky_relu, x, slope=slope)
 
 
@@ -1377,8 +1423,10 @@ def take(x, indices, axis=0):
     """
     if not isinstance(indices, Tensor):
         indices = np.asarray(indices)
-    if axis is None:     # numpy's rule: take from the flattened input
-        x, axis = flatten(x), 0
+        if indices.size == 0 and indices.dtype.kind == "f":    # [] is float64 to numpy: no ids
+            indices = indices.astype(np.intp)
+    if axis is None or (axis in (0, -1) and not np.shape(x._data if isinstance(x, Tensor) else x)):
+        x, axis = flatten(x), 0     # numpy's rule: from the flattened input (a 0-d one as (1,))
     return apply("take", _take, x, indices, axis=axis)
 
 
@@ -1391,8 +1439,13 @@ def split(x, sections_or_indices, axis=0):
     shape = np.shape(x._data if isinstance(x, Tensor) else x)
     if not shape:
         raise ShapeError("split: cannot split a 0-d tensor")
-    axis = axis % len(shape)
+    axis = _checked_axis("split", shape, axis)
     n = shape[axis]
+    if not isinstance(sections_or_indices, (int, np.integer)) and (
+            not isinstance(sections_or_indices, (list, tuple, np.ndarray, range))
+            or np.asarray(sections_or_indices).dtype.kind not in "iu" and len(sections_or_indices)):
+        raise ConfigError(f"split: sections_or_indices must be a number of sections or a list of "
+                          f"integer indices, got {sections_or_indices!r}")
     if isinstance(sections_or_indices, (int, np.integer)):
         parts = int(sections_or_indices)
         if parts <= 0:
@@ -1593,9 +1646,11 @@ def _ordered(who, x, axis, descending, k=None):
             raise ShapeError(f"{who}: axis {axis!r} is out of range for a 0-d input")
         x, data, axis = reshape(x, (1,)), data.reshape(1), 0
     axis = _checked_axis(who, data.shape, axis)
-    order = np.argsort(data, axis=axis, kind="stable")
-    if descending:
-        order = np.flip(order, axis)
+    if descending:   # largest first, ties in their order (as torch's stable sort): the reversed
+        n = data.shape[axis]     # input sorted stably, its positions mapped back, then reversed
+        order = np.flip(n - 1 - np.argsort(np.flip(data, axis), axis=axis, kind="stable"), axis)
+    else:
+        order = np.argsort(data, axis=axis, kind="stable")
     if k is not None:
         n = data.shape[axis]
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:

@@ -1617,7 +1617,7 @@ def _backprop_graph(root, grad, retain_graph, targets):
     ops' tensor-level rules (:func:`defvjp`) from engine ops, so it can be differentiated
     again.  Same visiting order, checks and results as :func:`_backprop`; with ``targets``
     only the nodes on paths to them are visited."""
-    from .ops import sum_to   # ops builds on this module
+    from .ops import cast, sum_to   # ops builds on this module
     if not isinstance(grad, Tensor) and _is_container(grad) and _holds_tensor(grad):
         grad = _stacked(grad)     # a seed given as a list of tensors keeps their graph
     if isinstance(grad, Tensor):
@@ -1658,6 +1658,8 @@ def _backprop_graph(root, grad, retain_graph, targets):
                         continue
                     if pg.shape != x.shape:
                         pg = sum_to(pg, x.shape)
+                    if pg.dtype != x.dtype:     # as backward: each input's gradient in its dtype
+                        pg = cast(pg, x.dtype)
                     if anomaly:
                         _check_finite(node, pg._data, "the gradient rule of")
                     x._g = pg if x._g is None else x._g + pg
