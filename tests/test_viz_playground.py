@@ -351,3 +351,12 @@ def test_the_heatmap_of_a_long_probe_shows_each_sampled_row_as_its_own_loss_term
     for i, t in enumerate(heat["rows"]):
         expected = [direct[t - 1, a:b].max() for a, b in zip(edges[:-1], edges[1:])]
         np.testing.assert_allclose(heat["cells"][i], expected, rtol=1e-5, atol=1e-12)
+
+
+def test_a_runs_title_names_the_design_chosen():
+    # the signal task's elman is an echo state network with U, W and b trained too: its title
+    # said "esn (4 hidden)" under a control that said elman
+    elman = Run(check_config({"task": "signal", "design": "elman", "length": 20, "hidden": 4}))
+    esn = Run(check_config({"task": "signal", "design": "esn", "length": 20, "hidden": 4}))
+    assert elman.name == "elman: esn with every weight trained (4 hidden)"
+    assert esn.name == "esn (4 hidden)"

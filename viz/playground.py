@@ -258,8 +258,11 @@ class Run:
 
     @property
     def name(self):
-        return f"{self.model.name} ({self.model.n_hidden} hidden)" if hasattr(
-            self.model, "n_hidden") else self.model.name
+        """The run's title: the design chosen, and the model's own name where it differs (the
+        signal task's elman is an echo state network with every weight trained)."""
+        design, own = self.config.get("design"), self.model.name
+        label = own if design in (None, own) else f"{design}: {own} with every weight trained"
+        return f"{label} ({self.model.n_hidden} hidden)" if hasattr(self.model, "n_hidden") else label
 
     def update(self):
         """Update number ``self.steps``: one chunk of ``trunc`` steps (the state carried,
