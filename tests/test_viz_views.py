@@ -280,3 +280,30 @@ def test_folded_fixed_weights_are_dashed_and_marked_fixed():
     assert {re.search(r"label=<(\w+) \(fixed\)>", line).group(1) for line in fixed} == {"U", "W"}
     assert all("dashed" in line for line in fixed)
     assert "(fixed)" not in viz.folded(rnn.ElmanRNN(4, 3, 4)).source
+
+
+def _through_forks(nodes, edges):
+    """(tail text, head text) -> label of the drawn edges, an edge through a fork (a point with
+    no text) read as one edge from what enters the fork."""
+    text = {nid: n["text"] for nid, n in nodes.items()}
+    into = {b: a for a, b, _ in edges if text.get(b) == ""}
+    out = {}
+    for a, b, label in edges:
+        if text.get(b) == "":
+            continue
+        tail = into.get(a, a)
+        out[(text[tail], text[b])] = label
+    return out
+
+
+def test_a_skip_nets_one_step_edges_carry_their_own_weights_not_those_of_the_first_step():
+    # LeakyRNN(skip=2): v(t) reads h(t-1) through W and h(t-2) through Wd.  Before step 1 the
+    # two are the same node h(0), so h(0) -> v(1) carries W and Wd; the steps after it carry W
+    # alone (h(1) -> v(2) was drawn "W, Wd", the labels of every step merged).
+    model = rnn.LeakyRNN(4, 3, 4, skip=2)
+    for steps in (3, 12):
+        labels = _through_forks(*_svg(viz.unrolled(model, steps=steps))[:2])
+        assert labels[("h (1)", "v (2)")] == "W"
+        assert labels[("h (1)", "v (3)")] == "Wd"
+        assert labels[(f"h ({steps - 1})", f"v ({steps})")] == "W"
+        assert labels[("h (...)", "v (1)")] == "W, Wd"

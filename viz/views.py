@@ -371,9 +371,12 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         if src in present_set and dst in present_set:
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt)
 
-    def enter(src_id, src_name, t, dt, edge_labels=None):
+    def enter(src_id, src_name, t, dt, edge_labels=None, own=None):
         """Edges from ``src_id`` (src_name one step before t in the direction dt) into step t:
-        through a fork in step t's box where it feeds several variables there."""
+        through a fork in step t's box where it feeds several variables there.  ``own``: the
+        step of a drawn source, whose edges carry their own weights (not those merged over all
+        steps: h(0) of a skip=2 net is also h(-1), so h(0) -> v(1) carries W and Wd, h(1) -> v(2)
+        W alone)."""
         targets = [d for d in fans.get((src_name, dt), ()) if (d, t) in present_set]
         if not targets:
             return
@@ -392,6 +395,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             src_id = fork
         for dst_name in targets:
             labels = crossing[(src_name, dst_name, dt)] if edge_labels is None else edge_labels
+            if own is not None:
+                labels = variables.edges.get(((src_name, own), (dst_name, t)), labels)
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
                  at_head=len(targets) > 1)
 
@@ -407,7 +412,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             for (src_name, dt) in fans:
                 before = t - dt
                 if first <= before <= last and (src_name, before) in present_set:
-                    enter(node_id((src_name, before)), src_name, t, dt)
+                    enter(node_id((src_name, before)), src_name, t, dt, own=before)
         for (src_name, dt) in fans:               # in from / out to what is not drawn
             into, out_of = (first, last) if dt == 1 else (last, first)
             left = "start" if i == 0 else "gap"
