@@ -307,3 +307,14 @@ def test_a_skip_nets_one_step_edges_carry_their_own_weights_not_those_of_the_fir
         assert labels[("h (1)", "v (3)")] == "Wd"
         assert labels[(f"h ({steps - 1})", f"v ({steps})")] == "W"
         assert labels[("h (...)", "v (1)")] == "W, Wd"
+
+
+@pytest.mark.parametrize("steps", [3, 12])
+def test_the_backward_chain_of_a_bidirectional_net_comes_in_from_its_end_as_h_from_its_start(steps):
+    # g(T) reads the initial state g(T+1), made in scope t=0 (so the edge is T steps long, not
+    # -1): h(...) -> h(1) was drawn, g(...) -> g(T) was not.
+    nodes, edges, _ = _svg(viz.unrolled(rnn.BidirectionalRNN(4, 3, 4), steps=steps))
+    labels = _through_forks(nodes, edges)
+    assert labels[("h (...)", "h (1)")] == "W"
+    assert labels[("g (...)", f"g ({steps})")] == "Wg"
+    assert labels[("g (1)", "g (...)")] == "Wg"

@@ -419,7 +419,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             right = "end" if i == len(segments) - 1 else "gap"
             inward, outward = (left, right) if dt == 1 else (right, left)
             fed = [d for d in fans[(src_name, dt)] if ((src_name, into - dt), (d, into))
-                   in variables.edges]
+                   in variables.edges or ((src_name, 0), (d, into)) in variables.edges]
+            # (a chain backward in time starts from its initial state too, made in scope t=0)
             if (inward == "gap" or ends) and (inward == "gap" or fed) and any(
                     (d, into) in present_set for d in fans[(src_name, dt)]):
                 enter(end_node(src_name, inward), src_name, into, dt)
