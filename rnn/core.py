@@ -295,6 +295,18 @@ def rows_loss(o, ys, keep, batch, criterion=tg.cross_entropy):
     return criterion(o[rows], targets[rows]) * float(rows.size / batch)
 
 
+def own_node(part):
+    """A state part returned by a step as a node of that step: a part the step passes on as it
+    came (p(t) = h(t-1), a part kept unchanged, a tensor made outside the unroll) is an identity
+    view made in the step's scope, so that naming it renames nothing of an earlier step (h(t-1)
+    stays h, not p) and the part is drawn, and read, at every step."""
+    here = tg.current_scope()
+    scope = part.scope or ""
+    if here is None or scope == here or scope.startswith(here + "/"):
+        return part
+    return part.reshape(part.shape)
+
+
 def carry_masked(h, h_prev, keep):
     """h where ``keep`` (B,) is True, h_prev (carried unchanged) where it is False."""
     if keep is None or keep.all():
@@ -630,7 +642,7 @@ class Cell(RecurrentModel):
             seen = self._with_past(state, ring) if ring else state
             new = self._step(seen, self.input_map(inputs), t, inputs, t == first)
             for name in names:
-                new[name] = carry_masked(new[name], state[name], k)
+                new[name] = own_node(carry_masked(new[name], state[name], k))
             named = {name: inputs[name] for name in seq} if self.names_inputs else {}
             named.update(new)
             y = None
@@ -713,11 +725,11 @@ class Cell(RecurrentModel):
                 if type(new) is not dict:
                     new = {only: new}
             if keep is not None:
-                new = {n: carry_masked(new[n], state[n], keep[t - 1]) for n in names}
+                new = {n: own_node(carry_masked(new[n], state[n], keep[t - 1])) for n in names}
             elif only is None:
-                new = {n: new[n] for n in names}
+                new = {n: own_node(new[n]) for n in names}
             else:
-                new = {only: new[only]}
+                new = {only: own_node(new[only])}
             return (new, ring and ring[1:] + [new]), new
 
         if replays:

@@ -318,3 +318,37 @@ def test_the_backward_chain_of_a_bidirectional_net_comes_in_from_its_end_as_h_fr
     assert labels[("h (...)", "h (1)")] == "W"
     assert labels[("g (...)", f"g ({steps})")] == "Wg"
     assert labels[("g (1)", "g (...)")] == "Wg"
+
+
+def _passing_cell():
+    """h(t) = tanh(U x(t) + W h(t-1) + A p(t-1) + B c(t-1)) with p(t) = h(t-1) (a delay line: p
+    passes h on as it came) and c(t) = c(t-1) (a part kept unchanged)."""
+    rng = np.random.default_rng(0)
+    P = {k: tg.Parameter(rng.normal(size=s) * 0.3, name=k) for k, s in
+         (("U", (3, 2)), ("W", (3, 3)), ("A", (3, 3)), ("B", (3, 3)), ("V", (4, 3)))}
+
+    def step(s, x):
+        h = (x @ P["U"].T + s["h"] @ P["W"].T + s["p"] @ P["A"].T + s["c"] @ P["B"].T).tanh()
+        return {"h": h, "p": s["h"], "c": s["c"]}
+
+    return rnn.Recurrence(step, list(P.values()), {"h": 3, "p": 3, "c": 3}, n_in=2,
+                          readout=lambda s: s["h"] @ P["V"].T, name="passing")
+
+
+def test_a_part_passed_on_as_it_came_is_its_own_node_and_renames_nothing():
+    # p(t) = h(t-1) returned the node h(t-1) itself, and naming it "p" renamed h(t-1): the run's
+    # h(1), h(2) were called p, the views drew x(1) -U-> p(1) and p -W-> p, and c(t) = c(t-1) was
+    # c(0) at every step, so h(2), h(3) read c with no edge drawn and the folded view had no c.
+    cell = _passing_cell()
+    run = cell.run(np.zeros((3, 2)), np.array([0, 1, 2]))
+    assert [n.name for n in run.parts["h"]] == ["h", "h", "h"]
+    assert [n.scope for n in run.parts["c"]] == [f"passing/t={t}" for t in (1, 2, 3)]
+    labels = _through_forks(*_svg(viz.unrolled(cell, steps=3))[:2])
+    assert labels[("x (1)", "h (1)")] == "U"
+    assert labels[("h (1)", "p (2)")] == "f"            # no weight: the cell's edge_label
+    assert labels[("p (2)", "h (3)")] == "A"
+    assert labels[("c (2)", "h (3)")] == "B"
+    assert not any(a.startswith("p") and b.startswith("p") for a, b in labels)
+    nodes, edges, _ = _svg(viz.folded(cell))
+    assert sorted(n["text"] for n in nodes.values() if n["text"]) == sorted(
+        ["x", "h", "p", "c", "o", "L", "y"])
