@@ -99,7 +99,11 @@ class MemoryNetwork(SequenceDesign):
             raise tg.ShapeError(f"{self.name}: h0 must be a dict of the state parts "
                                 f"{list(self.parts)}, got {type(h0).__name__}")
         if given.get("M") is None:
-            given = {**given, "M": self.M0.reshape(self.slots * self.width)}
+            if batch is None:   # M(0) of the unroll, not M0 itself (a batch broadcasts it into one)
+                with tg.scope(self.name), tg.scope("t=0"):
+                    given = {**given, "M": self.M0.reshape(self.slots * self.width).named("M")}
+            else:
+                given = {**given, "M": self.M0.reshape(self.slots * self.width)}
         state0 = checks.states(given, self.parts, batch, self.name, self.dtype)
         return self.unroll(Plan(seq, steps, state0, ys, keep, batch), per_step)
 

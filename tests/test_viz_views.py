@@ -352,3 +352,17 @@ def test_a_part_passed_on_as_it_came_is_its_own_node_and_renames_nothing():
     nodes, edges, _ = _svg(viz.folded(cell))
     assert sorted(n["text"] for n in nodes.values() if n["text"]) == sorted(
         ["x", "h", "p", "c", "o", "L", "y"])
+
+
+def test_a_memory_networks_unbatched_run_has_the_memory_m_0_not_a_weight_m0():
+    # Unbatched, the state before step 1 was the learned M0 itself (a Parameter, through a
+    # reshape): derive (the explorer's views) drew it as a weight, erase(1) -M0-> M(1) and
+    # h(1) -M0, Kw-> ww(1), with no M(0); a batch of one drew M(0) -> M(1) as it should.
+    from viz.derive import derive
+    model = rnn.MemoryNetwork(4, 3, 4, slots=4, width=3)
+    xs, ys = np.array([0, 1, 2, 3]), np.array([1, 2, 3, 0])
+    alone = derive([model.run(xs, ys).loss]).edges
+    batched = derive([model.run(xs[:, None], ys[:, None]).loss]).edges
+    assert alone == batched
+    assert (("M", 0), ("M", 1)) in alone
+    assert not any("M0" in labels for labels in alone.values())
