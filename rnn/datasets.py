@@ -207,26 +207,39 @@ class YearTask:
         self.vocab, self.years, self.sentences = vocab, years, sentences
 
 
-def year_task(n, years=range(2000, 2010), seed=0):
+def year_task(n, years=range(2000, 2010), seed=0, exclude=()):
     """``n`` sentences of the year task, from templates that put the year at different positions.
+
+    There are only len(templates) x len(places) x len(years) different sentences (560 by
+    default), so two draws share most of them: a held-out set must pass the training
+    sentences as ``exclude`` to hold only sentences never trained on.
 
     Parameters
     ----------
     n : int, number of sentences
     years : the possible years (the classes)
     seed : int
+    exclude : sentences (strings) never drawn: a sentence drawn from among them is drawn again
     """
     if n < 1:
         raise ConfigError(f"year_task: n must be positive, got {n}")
     years = [str(y) for y in years]
     words = {w for tpl in _YEAR_TEMPLATES for w in tpl.split() if "{" not in w}
     vocab = Vocab(words | set(_PLACES) | set(years))
+    exclude = set(exclude)
+    possible = {tpl.format(place=p, year=y) for tpl in _YEAR_TEMPLATES for p in _PLACES
+                for y in years}
+    if not possible - exclude:
+        raise ConfigError(f"year_task: exclude holds all {len(possible)} possible sentences; "
+                          "none is left to draw")
     rng = np.random.default_rng(seed)
     sentences, seqs, labels = [], [], []
-    for _ in range(n):
+    while len(sentences) < n:
         label = int(rng.integers(len(years)))
         text = _YEAR_TEMPLATES[rng.integers(len(_YEAR_TEMPLATES))].format(
             place=_PLACES[rng.integers(len(_PLACES))], year=years[label])
+        if text in exclude:
+            continue
         sentences.append(text)
         seqs.append(vocab.encode(text.split()))
         labels.append(label)

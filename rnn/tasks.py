@@ -127,7 +127,7 @@ class YearTask(Task):
 
     def __init__(self, seed, hidden=32, batch=32, lr=2e-2):
         self.data = datasets.year_task(512, seed=seed)
-        self.test = datasets.year_task(256, seed=seed + 1000)
+        self.test = datasets.year_task(256, seed=seed + 1000, exclude=self.data.sentences)
         self.batch = batch
         self.window = -(-len(self.data.labels) // batch)     # one pass over the sentences
         n_words = len(self.data.vocab)
