@@ -387,3 +387,23 @@ def test_a_resumed_character_run_goes_on_from_the_state_it_had_reached(design, t
         engine.stop(timeout=5)
     assert engine.runs[0].losses == whole.losses
     assert engine.runs[0].digest() == whole.digest()
+
+
+def test_the_command_line_runs_without_out(tmp_path):
+    # --out is optional for the playground; main() made and locked it for every command and
+    # os.makedirs(None) ended `tinygraph playground` in a bare TypeError traceback
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-m", "viz.cli", "playground", "--no-browser"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=tmp_path)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("tinygraph playground: http://127.0.0.1:"), proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=WAIT) == 0
+        assert os.listdir(tmp_path) == []                         # nothing written
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
