@@ -221,8 +221,7 @@ def year_task(n, years=range(2000, 2010), seed=0, exclude=()):
     seed : int
     exclude : sentences (strings) never drawn: a sentence drawn from among them is drawn again
     """
-    if n < 1:
-        raise ConfigError(f"year_task: n must be positive, got {n}")
+    n = checks.positive_int(n, "year_task", "n")
     years = [str(y) for y in years]
     words = {w for tpl in _YEAR_TEMPLATES for w in tpl.split() if "{" not in w}
     vocab = Vocab(words | set(_PLACES) | set(years))
@@ -259,8 +258,8 @@ def copy_task(batch, length=5, delay=10, n_symbols=8, seed=0):
     -------
     xs, ys : int64 (T, batch) with T = 2 * length + delay
     """
-    if min(batch, length, delay, n_symbols) < 1:
-        raise ConfigError("copy_task: batch, length, delay and n_symbols must be positive")
+    batch, length, delay, n_symbols = (checks.positive_int(v, "copy_task", name) for v, name in (
+        (batch, "batch"), (length, "length"), (delay, "delay"), (n_symbols, "n_symbols")))
     rng = np.random.default_rng(seed)
     blank, go = n_symbols, n_symbols + 1
     steps = 2 * length + delay
@@ -274,8 +273,8 @@ def copy_task(batch, length=5, delay=10, n_symbols=8, seed=0):
 
 
 def _symbols(batch, length, n_symbols, seed, who):
-    if min(batch, length, n_symbols) < 1:
-        raise ConfigError(f"{who}: batch, length and n_symbols must be positive")
+    batch, length, n_symbols = (checks.positive_int(v, who, name) for v, name in (
+        (batch, "batch"), (length, "length"), (n_symbols, "n_symbols")))
     return np.random.default_rng(seed).integers(n_symbols, size=(length, batch))
 
 
@@ -290,9 +289,9 @@ def lookahead_task(batch, length=10, shift=1, n_symbols=4, seed=0):
     -------
     xs, ys : int64 (length, batch)
     """
-    if not 1 <= shift < length:
-        raise ConfigError(f"lookahead_task: shift must be in [1, length), got {shift}")
     xs = _symbols(batch, length, n_symbols, seed, "lookahead_task")
+    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or not 1 <= shift < length:
+        raise ConfigError(f"lookahead_task: shift must be in [1, length), got {shift}")
     ys = np.full((length, batch), n_symbols, dtype=np.int64)
     ys[:length - shift] = xs[shift:]
     return xs, ys
