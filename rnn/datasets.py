@@ -47,7 +47,11 @@ class Vocab:
     """
 
     def __init__(self, tokens):
-        self.tokens = sorted(set(tokens))
+        try:
+            self.tokens = sorted(set(tokens))
+        except TypeError as e:      # unhashable, or tokens of kinds that have no order (1 and "a")
+            raise ConfigError(f"Vocab: tokens must be hashable and of one sortable kind (e.g. "
+                              f"characters): {e}") from None
         self.index = {tok: i for i, tok in enumerate(self.tokens)}
 
     def __len__(self):

@@ -82,3 +82,10 @@ def test_delayed_product_with_a_delay_past_the_end_has_only_zero_targets():
     xs, ys = rnn.problems.delayed_product(50, delay=5, seed=3)
     np.testing.assert_array_equal(ys[5:, 0], xs[5:, 0] * xs[:-5, 0])
     assert not ys[:5].any()
+
+
+@pytest.mark.parametrize("tokens", [[1, "a"], [[1], [2]], 5])
+def test_vocab_refuses_tokens_it_cannot_sort_or_hash(tokens):
+    # a bare TypeError ('<' not supported between 'str' and 'int', unhashable type) before
+    with pytest.raises(tg.ConfigError, match="Vocab: tokens must be hashable and of one sortable"):
+        rnn.datasets.Vocab(tokens)
