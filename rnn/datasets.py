@@ -47,7 +47,11 @@ class Vocab:
     """
 
     def __init__(self, tokens):
-        self.tokens = sorted(set(tokens))
+        try:
+            self.tokens = sorted(set(tokens))
+        except TypeError as e:      # unhashable, or tokens of kinds that have no order (1 and "a")
+            raise ConfigError(f"Vocab: tokens must be hashable and of one sortable kind (e.g. "
+                              f"characters): {e}") from None
         self.index = {tok: i for i, tok in enumerate(self.tokens)}
 
     def __len__(self):
@@ -207,26 +211,38 @@ class YearTask:
         self.vocab, self.years, self.sentences = vocab, years, sentences
 
 
-def year_task(n, years=range(2000, 2010), seed=0):
+def year_task(n, years=range(2000, 2010), seed=0, exclude=()):
     """``n`` sentences of the year task, from templates that put the year at different positions.
+
+    There are only len(templates) x len(places) x len(years) different sentences (560 by
+    default), so two draws share most of them: a held-out set must pass the training
+    sentences as ``exclude`` to hold only sentences never trained on.
 
     Parameters
     ----------
     n : int, number of sentences
     years : the possible years (the classes)
     seed : int
+    exclude : sentences (strings) never drawn: a sentence drawn from among them is drawn again
     """
-    if n < 1:
-        raise ConfigError(f"year_task: n must be positive, got {n}")
+    n = checks.positive_int(n, "year_task", "n")
     years = [str(y) for y in years]
     words = {w for tpl in _YEAR_TEMPLATES for w in tpl.split() if "{" not in w}
     vocab = Vocab(words | set(_PLACES) | set(years))
+    exclude = set(exclude)
+    possible = {tpl.format(place=p, year=y) for tpl in _YEAR_TEMPLATES for p in _PLACES
+                for y in years}
+    if not possible - exclude:
+        raise ConfigError(f"year_task: exclude holds all {len(possible)} possible sentences; "
+                          "none is left to draw")
     rng = np.random.default_rng(seed)
     sentences, seqs, labels = [], [], []
-    for _ in range(n):
+    while len(sentences) < n:
         label = int(rng.integers(len(years)))
         text = _YEAR_TEMPLATES[rng.integers(len(_YEAR_TEMPLATES))].format(
             place=_PLACES[rng.integers(len(_PLACES))], year=years[label])
+        if text in exclude:
+            continue
         sentences.append(text)
         seqs.append(vocab.encode(text.split()))
         labels.append(label)
@@ -246,8 +262,8 @@ def copy_task(batch, length=5, delay=10, n_symbols=8, seed=0):
     -------
     xs, ys : int64 (T, batch) with T = 2 * length + delay
     """
-    if min(batch, length, delay, n_symbols) < 1:
-        raise ConfigError("copy_task: batch, length, delay and n_symbols must be positive")
+    batch, length, delay, n_symbols = (checks.positive_int(v, "copy_task", name) for v, name in (
+        (batch, "batch"), (length, "length"), (delay, "delay"), (n_symbols, "n_symbols")))
     rng = np.random.default_rng(seed)
     blank, go = n_symbols, n_symbols + 1
     steps = 2 * length + delay
@@ -261,8 +277,8 @@ def copy_task(batch, length=5, delay=10, n_symbols=8, seed=0):
 
 
 def _symbols(batch, length, n_symbols, seed, who):
-    if min(batch, length, n_symbols) < 1:
-        raise ConfigError(f"{who}: batch, length and n_symbols must be positive")
+    batch, length, n_symbols = (checks.positive_int(v, who, name) for v, name in (
+        (batch, "batch"), (length, "length"), (n_symbols, "n_symbols")))
     return np.random.default_rng(seed).integers(n_symbols, size=(length, batch))
 
 
@@ -277,9 +293,9 @@ def lookahead_task(batch, length=10, shift=1, n_symbols=4, seed=0):
     -------
     xs, ys : int64 (length, batch)
     """
-    if not 1 <= shift < length:
-        raise ConfigError(f"lookahead_task: shift must be in [1, length), got {shift}")
     xs = _symbols(batch, length, n_symbols, seed, "lookahead_task")
+    if isinstance(shift, bool) or not isinstance(shift, (int, np.integer)) or not 1 <= shift < length:
+        raise ConfigError(f"lookahead_task: shift must be in [1, length), got {shift}")
     ys = np.full((length, batch), n_symbols, dtype=np.int64)
     ys[:length - shift] = xs[shift:]
     return xs, ys

@@ -82,12 +82,14 @@ def running_parity(batch, length=10, seed=0):
 def delayed_product(steps, delay=5, seed=0):
     """x(t) = sin(0.2 t + phi) cos(0.031 t + phi) and the target y(t) = x(t) x(t - delay)
     (0 for t < delay).  Returns xs (steps, 1), ys (steps, 1) floats."""
+    steps = checks.positive_int(steps, "delayed_product", "steps")
+    delay = checks.positive_int(delay, "delayed_product", "delay")
     rng = np.random.default_rng(seed)
     phase = rng.uniform(0, 2 * np.pi)
     t = np.arange(steps)
     x = np.sin(0.2 * t + phase) * np.cos(0.031 * t + phase)
     y = np.zeros(steps)
-    y[delay:] = x[delay:] * x[:-delay]
+    y[delay:] = x[delay:] * x[:max(steps - delay, 0)]
     return x[:, None], y[:, None]
 
 
@@ -95,6 +97,8 @@ def noisy_sine(batch, steps=40, noise=0.1, seed=0):
     """A regression task: read a sine seen through noise, x(t) = sin(w t + phi) + noise e(t), and
     predict the clean next value y(t) = sin(w (t + 1) + phi); each sequence has its own
     frequency w in [0.15, 0.35] and phase phi.  Returns xs, ys : floats (steps, batch, 1)."""
+    batch = checks.positive_int(batch, "noisy_sine", "batch")
+    steps = checks.positive_int(steps, "noisy_sine", "steps")
     rng = np.random.default_rng(seed)
     w = rng.uniform(0.15, 0.35, batch)
     phi = rng.uniform(0, 2 * np.pi, batch)
@@ -111,6 +115,9 @@ def associative_recall(batch, pairs=2, n_keys=4, seed=0):
     Inputs are floats (T, batch, 2 n_keys + 1): one-hot key, one-hot value, query flag;
     targets (T, batch) are the blank ``n_keys`` except the value at the query step.
     """
+    batch = checks.positive_int(batch, "associative_recall", "batch")
+    pairs = checks.positive_int(pairs, "associative_recall", "pairs")
+    n_keys = checks.positive_int(n_keys, "associative_recall", "n_keys")
     if not 1 <= pairs <= n_keys:
         raise tg.ConfigError(f"associative_recall: need 1 <= pairs <= n_keys, got {pairs}, "
                              f"{n_keys}")

@@ -57,3 +57,13 @@ def test_gated_units_copy_across_a_delay_where_elman_stays_at_chance(gated, step
 
 def test_elman_with_as_many_parameters_stays_at_chance_over_the_long_delay():
     assert _train(tasks.LongCopyElman(0), 200).recall() < 0.5 + 0.1
+
+
+def test_the_signal_reference_is_the_loss_of_predicting_the_mean_on_the_held_out_steps():
+    # held_out_loss averages over all 256 held-out steps; the reference took only the steps after
+    # the washout of 100 (0.0662 where predicting the mean scores 0.0625 on what is measured)
+    task = rnn.tasks.SignalTask(0)
+    xs, ys = task.held
+    mean = np.full_like(ys, ys.mean())
+    per_step = np.mean(np.sum((mean - ys) ** 2, axis=-1))
+    assert task.reference[1] == pytest.approx(per_step, rel=1e-12)

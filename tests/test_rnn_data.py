@@ -57,3 +57,35 @@ def test_pad_sequences_keeps_floats_when_ids_and_floats_are_mixed():
 def test_pad_sequences_keeps_a_small_integer_dtype_with_a_pad_it_can_hold():
     xs, _ = rnn.pad_sequences([np.array([1, 2], np.uint8), np.array([3], np.uint8)], pad=255)
     assert xs.dtype == np.uint8 and xs[:, 1].tolist() == [3, 255]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: rnn.datasets.year_task(2.5), "year_task: n must be a positive integer, got 2.5"),
+    (lambda: rnn.datasets.copy_task(2.5), "copy_task: batch must be a positive integer"),
+    (lambda: rnn.datasets.copy_task(2, length="3"), "copy_task: length must be a positive integer"),
+    (lambda: rnn.datasets.lookahead_task(2, length=5, shift=1.5), r"shift must be in \[1, length\)"),
+    (lambda: rnn.datasets.lookahead_task(2, length="5"), "lookahead_task: length must be"),
+    (lambda: rnn.problems.delayed_product(10, delay=0), "delayed_product: delay must be"),
+    (lambda: rnn.problems.noisy_sine(0), "noisy_sine: batch must be a positive integer"),
+    (lambda: rnn.problems.associative_recall(2.0), "associative_recall: batch must be"),
+])
+def test_task_generators_refuse_counts_that_are_not_positive_integers(make, message):
+    # year_task(2.5) drew 3 sentences, noisy_sine(0) an empty batch; the others ended in bare
+    # TypeErrors or a broadcasting ValueError from numpy
+    with pytest.raises(tg.ConfigError, match=message):
+        make()
+
+
+def test_delayed_product_with_a_delay_past_the_end_has_only_zero_targets():
+    xs, ys = rnn.problems.delayed_product(10, delay=20)
+    assert xs.shape == ys.shape == (10, 1) and not ys.any()
+    xs, ys = rnn.problems.delayed_product(50, delay=5, seed=3)
+    np.testing.assert_array_equal(ys[5:, 0], xs[5:, 0] * xs[:-5, 0])
+    assert not ys[:5].any()
+
+
+@pytest.mark.parametrize("tokens", [[1, "a"], [[1], [2]], 5])
+def test_vocab_refuses_tokens_it_cannot_sort_or_hash(tokens):
+    # a bare TypeError ('<' not supported between 'str' and 'int', unhashable type) before
+    with pytest.raises(tg.ConfigError, match="Vocab: tokens must be hashable and of one sortable"):
+        rnn.datasets.Vocab(tokens)

@@ -44,3 +44,25 @@ def test_split_rejects_a_fraction_outside_zero_and_one(held_out):
 def test_split_refuses_parts_too_short_for_an_input_and_a_target():
     with pytest.raises(tg.ShapeError, match="5 ids"):
         rnn.datasets.split(np.arange(5), held_out=0.1)
+
+
+def test_the_year_task_holds_out_sentences_never_trained_on():
+    # 560 sentences are possible: a second draw shared 162 of its 256 with the training set
+    task = rnn.tasks.YearTask(0)
+    trained = set(task.data.sentences)
+    assert len(task.test.sentences) == 256
+    assert not trained & set(task.test.sentences)
+    again = rnn.tasks.YearTask(0)
+    assert again.test.sentences == task.test.sentences          # deterministic per seed
+    assert rnn.datasets.year_task(50, seed=3).sentences == rnn.datasets.year_task(
+        50, seed=3, exclude=()).sentences                       # without exclude: as before
+
+
+def test_year_task_refuses_to_exclude_every_sentence():
+    every = {f"i went to {p} in 2000" for p in ("nepal", "peru", "oslo", "kenya", "chile", "lima",
+                                                "rome")}
+    task = rnn.datasets.year_task(20, years=[2000], seed=0, exclude=every)
+    assert not every & set(task.sentences)
+    everything = set(rnn.datasets.year_task(5000, years=[2000], seed=0).sentences)
+    with pytest.raises(tg.ConfigError, match="year_task: exclude holds all 56"):
+        rnn.datasets.year_task(1, years=[2000], seed=0, exclude=everything)

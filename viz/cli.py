@@ -746,9 +746,11 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        out = _out_dir(args.out)
-        with _locked(out):
+        if args.out is None:             # only the playground's --out is optional: nothing to lock
             args.run(args)
+        else:
+            with _locked(_out_dir(args.out)):
+                args.run(args)
     except rnn.tasks.TrainingStopped as e:
         return _stopped(e, args)
     except KeyboardInterrupt:

@@ -294,6 +294,35 @@ class Run:
     def _length(self):
         return len(self.source.held[0])
 
+    def carried_arrays(self):
+        """The state the character model carries into its next chunk, as checkpoint arrays
+        ("carried", or "carried/<part>" for a state of parts); {} when nothing is carried."""
+        h = self.carried.get("h0") if self.source.stream else None
+        if h is None:
+            return {}
+        if isinstance(h, dict):
+            return {f"carried/{k}": v.data for k, v in h.items()}
+        return {"carried": h.data}
+
+    def carried_expected(self):
+        """name -> (shape, dtype) of what :meth:`carried_arrays` may give (a run over
+        sequences starts each afresh: nothing)."""
+        if not self.source.stream:
+            return {}
+        with tg.no_grad():
+            last = self.model.run_for_loss(self.source.xs[:1], self.source.ys[:1]).last
+        if isinstance(last, dict):
+            return {f"carried/{k}": (v.shape, v.data.dtype) for k, v in last.items()}
+        return {"carried": (last.shape, last.data.dtype)}
+
+    def load_carried(self, arrays):
+        parts = {k.split("/", 1)[1]: tg.tensor(v) for k, v in arrays.items()
+                 if k.startswith("carried/")}
+        if "carried" in arrays:
+            self.carried = {"h0": tg.tensor(arrays["carried"])}
+        else:
+            self.carried = {"h0": parts} if parts else {}
+
     def measure(self):
         """The held-out loss per step (and recall for the copy task) at this update."""
         xs, ys = self.source.held
@@ -549,7 +578,8 @@ class Engine:
             raise BadRequest("no --out folder was given: nothing can be saved")
         for i, run in enumerate(self.runs):
             rnn.save_training(self._path(i), run.trainer,
-                              {"losses": np.array(run.losses), "norms": np.array(run.norms)},
+                              {"losses": np.array(run.losses), "norms": np.array(run.norms),
+                               **run.carried_arrays()},
                               meta={"config": run.config, "steps": run.steps, "runs": len(self.runs)})
 
     def resume(self):
@@ -569,12 +599,15 @@ class Engine:
             for i, run in enumerate(self.runs):
                 arrays, meta = rnn.load_training(self._path(i), run.trainer,
                                                  {"losses": ((None,), np.float64),
-                                                  "norms": ((None,), np.float64)})
+                                                  "norms": ((None,), np.float64),
+                                                  **run.carried_expected()})
                 steps = meta.get("steps")
                 if steps != len(arrays["losses"]) or steps != run.trainer.steps:
                     raise tg.CheckpointError(f"'{self._path(i)}': step {steps!r} disagrees "
                                              "with its losses")
                 run.steps, run.losses, run.norms = steps, arrays["losses"].tolist(), arrays["norms"].tolist()
+                # the character model goes on reading its text from the state it had reached
+                run.load_carried(arrays)
                 # a resumed run starts its next sequence afresh: updates stay whole sequences
                 per = -(-run._length() // run.config["trunc"]) if not run.source.stream else 1
                 if steps % per:
