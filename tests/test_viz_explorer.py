@@ -282,3 +282,29 @@ def test_the_lag_decay_of_a_skip_connection_says_it_is_the_one_step_chain_only()
     assert any("skip connection" in n and "h(t-2)" in n for n in notes)
     plain = viz.explore(rnn.LeakyRNN(4, 3, 4, seed=1), ids, ids).data["bundles"][-1]["diag"]
     assert not any("skip connection" in n for n in plain["notes"])
+
+
+def test_a_model_with_dropout_is_explored_in_evaluation_mode_and_left_as_it_was():
+    """Every view of the page comes from runs of the model: with dropout on, each run drew
+    other masks (the loss and the connectivity of two different functions) and a seeded
+    tg.Dropout moved on by 12 masks, changing the masks training gets next.  The page is
+    computed with dropout off, says so, and leaves every module's mode and count as they were."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(3, 3)), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(3, 2)), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
+    drop = tg.Dropout(0.5, seed=1)
+    cell = rnn.Recurrence(lambda h, x: drop((h @ W.T + x @ U.T).tanh()), [W, U, V], 3, n_in=2,
+                          readout=lambda h: h @ V.T, name="cell")
+    cell.drop = drop
+    xs, ys = rng.normal(size=(6, 2)), rng.integers(0, 4, size=6)
+    page = viz.explore(cell, xs, ys)
+    assert drop._calls == 0 and cell.training and drop.training
+    cell.eval()
+    expected = cell.run(xs, ys).loss.item()
+    cell.train()
+    bundle = page.data["bundles"][-1]
+    assert abs(float(bundle["loss"]) - expected) <= 1e-5 * expected
+    assert any("evaluation mode" in note and "(drop)" in note for note in bundle["diag"]["notes"])
+    without = viz.explore(rnn.ElmanRNN(3, 4, 3, seed=0), [0, 1, 2], [1, 2, 0])
+    assert not any("evaluation mode" in n for n in without.data["bundles"][-1]["diag"]["notes"])

@@ -24,6 +24,7 @@ its script block, and a Content-Security-Policy lets only its own script run.
 """
 
 import base64
+import contextlib
 import hashlib
 import html
 import json
@@ -120,11 +121,16 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     parts = getattr(model, "parts", {}) or {}
     part = part or (next(iter(parts)) if parts else "h")
     bundles = []
-    if before is not None:     # the model's own arrays and versions come back untouched
-        with model.state_swapped(before):
-            bundles.append(("before training", _bundle(model, xs, ys, h0, part, steps, draw=False)))
-    bundles.append(("after training" if before is not None else "model",
-                    _bundle(model, xs, ys, h0, part, steps)))
+    with evaluating(model) as dropped:
+        if before is not None:     # the model's own arrays and versions come back untouched
+            with model.state_swapped(before):
+                bundles.append(("before training",
+                                _bundle(model, xs, ys, h0, part, steps, draw=False)))
+        bundles.append(("after training" if before is not None else "model",
+                        _bundle(model, xs, ys, h0, part, steps)))
+    if dropped:
+        for _, b in bundles:
+            b["diag"]["notes"].append(DROPOUT_OFF.format(dropped))
     current = bundles[-1][1]                   # the model's own parameters: its drawings serve all
     svg, templates = current.pop("svg"), current.pop("templates")
     sources = current.pop("template_sources")
@@ -142,6 +148,31 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
         "bundles": [dict(b, label=label) for label, b in bundles],
     }
     return Explorer(_page(data), data)
+
+
+DROPOUT_OFF = ("computed in evaluation mode (model.eval()): its dropout ({}) is off, so that "
+               "every view shows the same function of the parameters; the model's modes are "
+               "restored")
+
+
+@contextlib.contextmanager
+def evaluating(model):
+    """``model`` in evaluation mode inside the block (every module's own mode restored after):
+    views made of several runs of a model with dropout would each draw other masks (and
+    advance a seeded ``tg.Dropout``'s masks the training gets next).  Yields the names of the
+    ``tg.Dropout`` modules that were in training mode with p > 0 (", "-joined, "" if none)."""
+    named = getattr(model, "named_modules", None)
+    modules = list(named()) if callable(named) else []
+    modes = [(module, module.training) for _, module in modules]
+    dropped = ", ".join(name or "the model" for name, module in modules
+                        if isinstance(module, tg.Dropout) and module.training and module.p > 0)
+    for module, _ in modes:
+        module.training = False
+    try:
+        yield dropped
+    finally:
+        for module, mode in modes:
+            module.training = mode
 
 
 # ------------------------------------------------------------------ what the engine computed

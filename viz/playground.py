@@ -39,7 +39,7 @@ from rnn.core import detach_state, time_step
 from rnn.diagnostics import part_nodes, run_model
 
 from .derive import derive
-from .explorer import _binned, _num, _nums, _svg_text
+from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text, evaluating
 from .views import BOOK_HIDDEN, draw_unrolled, new_digraph
 
 _ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playground")
@@ -326,7 +326,7 @@ class Run:
     def measure(self):
         """The held-out loss per step (and recall for the copy task) at this update."""
         xs, ys = self.source.held
-        with tg.no_grad():
+        with tg.no_grad(), evaluating(self.model):      # dropout off, as in the views
             if self.source.stream:
                 loss = rnn.stream_loss(self.model, xs, ys)
             else:
@@ -334,7 +334,8 @@ class Run:
         self.held.append((self.steps, loss))
         if self.recall_length:
             n = self.recall_length
-            predicted = self.model.predict(xs)
+            with evaluating(self.model):
+                predicted = self.model.predict(xs)
             self.recall.append((self.steps, float(np.mean(predicted[-n:] == ys[-n:]))))
 
     def digest(self):
@@ -346,7 +347,15 @@ class Run:
         return h.hexdigest()
 
     def views(self):
-        """Every live view of the probe sequence from the current parameters (a dict)."""
+        """Every live view of the probe sequence from the current parameters (a dict), in
+        evaluation mode (see :func:`viz.explorer.evaluating`)."""
+        with evaluating(self.model) as dropped:
+            out = self._views()
+        if dropped:
+            out["notes"].append(DROPOUT_OFF.format(dropped))
+        return out
+
+    def _views(self):
         model, (xs, ys) = self.model, self.source.probe
         parts = getattr(model, "parts", {}) or {}
         part = "h" if "h" in parts else next(iter(parts), "h")
