@@ -764,8 +764,7 @@ class Cell(RecurrentModel):
         if len(set(dtypes.values())) > 1:    # a replay keeps all the parts in one array
             return "the state parts have different dtypes (" + ", ".join(
                 f"{n}: {d}" for n, d in dtypes.items()) + ")"
-        parts = u.items() if type(u) is dict else enumerate(u) if type(u) is tuple else [(None, u)]
-        for key, v in parts:     # the step would read this step's values as constants
+        for key, v in _keyed(u):     # the step would read this step's values as constants
             if v is not None and not isinstance(v, tg.Tensor):
                 return ("the input map" + ("" if key is None else f"'s part {key!r}")
                         + f" is {type(v).__name__}, not a Tensor")
@@ -796,8 +795,7 @@ class Cell(RecurrentModel):
         (T, ...): each step reads its own row.  A map that does not (it ignores x, or moves the
         batch to the front) would read another step's row, or raise deep in the step."""
         lead = (() if steps is None else (steps,)) + (() if batch is None else (batch,))
-        parts = u.items() if type(u) is dict else enumerate(u) if type(u) is tuple else [(None, u)]
-        for key, v in parts:
+        for key, v in _keyed(u):
             shape = getattr(v, "shape", None)
             if shape is None or tuple(shape[:len(lead)]) == lead:
                 continue
@@ -1057,6 +1055,16 @@ def _copied_function(fn, memo, params, what):
     new.__dict__.update(copy.deepcopy(fn.__dict__, memo))
     new.__qualname__, new.__module__, new.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
     return new
+
+
+def _keyed(u):
+    """(key, value) of each part of an input map's value (a dict, a tuple, or one value: key
+    None), as :func:`_at` indexes them."""
+    if type(u) is dict:
+        return u.items()
+    if type(u) is tuple:
+        return enumerate(u)
+    return [(None, u)]
 
 
 class Recurrence(Cell):

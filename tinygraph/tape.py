@@ -35,6 +35,7 @@ invisible to it; the methods of two objects are two forward functions.
 
 import contextlib
 import functools
+import operator
 import threading
 
 import numpy as np
@@ -48,9 +49,9 @@ class Recording:
     cells)`` in the order they were made (``kwargs`` with its arrays copied, ``cells`` the
     values in ``forward``'s closure then, copied likewise, or None); ``read``, None, or how a
     tensor's value was read; ``made``, how many nodes were made (by :func:`apply` or not);
-    ``grad``, whether gradients were on when it began; ``kept``, ``id`` -> a copy of each
-    constant array (a numpy input, or the array of a tensor that needs no gradient) as the
-    first op that read it saw it."""
+    ``grad``, whether gradients were on when it began; ``kept``, ``id`` -> a copy of the array
+    of each tensor that needs no gradient as the first op that read it saw it (numpy operands
+    are the ops' own copies already)."""
 
     __slots__ = ("ops", "read", "made", "grad", "kept")
 
@@ -151,7 +152,7 @@ class Program:
                             consts.append(kept.get(id(x), x._data))
                 else:
                     ref = (_CONST, len(consts))
-                    consts.append(kept.get(id(x), x) if type(x) is np.ndarray else x)
+                    consts.append(x)      # a number, or the op's own copy of an array
                 refs.append(ref)
             slots[id(node)] = (_OP, j)
             ops.append((name, forward, refs, kwargs))
@@ -197,12 +198,7 @@ class Program:
                                                                 self.cells, other.cells):
             if n1 != n2 or a1 != a2 or not _equal(k1, k2):
                 return False
-            if c1 is not None and c2 is not None:   # closures: their values when recorded
-                if (f1 is not f2 and (f1.__code__ is not f2.__code__
-                                      or not _equal(f1.__defaults__, f2.__defaults__))) \
-                        or not _equal(c1, c2):
-                    return False
-            elif not _same_function(f1, f2):
+            if not _same_function(f1, f2, cells=None if c1 is None or c2 is None else (c1, c2)):
                 return False
         return True
 
@@ -218,7 +214,8 @@ class Program:
                    tuple((name, args) for name, _, args, _ in self.ops))
             known = _known.get(key)
             if (known is not None and known[0].same(self, outside=False)
-                    and all(_calls_alike(a[1], b[1]) for a, b in zip(known[0].ops, self.ops))):
+                    and all(_same_function(a[1], b[1], equal=operator.is_)
+                            for a, b in zip(known[0].ops, self.ops))):
                 self._code = known[1]
             else:
                 self._code = {}
@@ -680,40 +677,26 @@ def _dense(pg, like):
     return pg
 
 
-def _same_function(f, g):
-    """The same function, or two closures of the same code over equal values (a method: of
-    the same object, whose attributes it may read)."""
-    if f is g:
+def _same_function(f, g, equal=None, cells=None):
+    """The same function, or functions of the same code and defaults (a method: of the same
+    object, whose attributes it may read) over closures whose values are ``equal`` (default
+    :func:`_equal`; ``operator.is_``: calling one is calling the other).  ``cells``, the two
+    closures' values as they were recorded, are compared instead of the values now."""
+    if f is g and cells is None:
         return True
-    code_f, code_g = getattr(f, "__code__", None), getattr(g, "__code__", None)
-    if code_f is None or code_f is not code_g or f.__defaults__ != g.__defaults__:
-        return False
-    if getattr(f, "__self__", None) is not getattr(g, "__self__", None):
-        return False      # a bound method's __code__ is its function's, whatever its object
-    cells_f, cells_g = f.__closure__ or (), g.__closure__ or ()
-    if len(cells_f) != len(cells_g):
-        return False
-    try:
-        return all(_equal(a.cell_contents, b.cell_contents) for a, b in zip(cells_f, cells_g))
-    except ValueError:      # an empty cell
-        return False
-
-
-def _calls_alike(f, g):
-    """Calling ``f`` is calling ``g``: the same function, or closures (or methods) of the same
-    code over the very same objects."""
-    if f is g:
-        return True
-    if getattr(f, "__code__", None) is not getattr(g, "__code__", object()):
-        return False
-    if getattr(f, "__self__", None) is not getattr(g, "__self__", None):
-        return False
-    cells_f, cells_g = f.__closure__ or (), g.__closure__ or ()
-    try:
-        return len(cells_f) == len(cells_g) and all(
-            a.cell_contents is b.cell_contents for a, b in zip(cells_f, cells_g))
-    except ValueError:      # an empty cell
-        return False
+    if f is not g:
+        code_f, code_g = getattr(f, "__code__", None), getattr(g, "__code__", None)
+        if code_f is None or code_f is not code_g or not _equal(f.__defaults__, g.__defaults__):
+            return False
+        if getattr(f, "__self__", None) is not getattr(g, "__self__", None):
+            return False      # a bound method's __code__ is its function's, whatever its object
+    if cells is None:
+        try:
+            cells = [tuple(c.cell_contents for c in h.__closure__ or ()) for h in (f, g)]
+        except ValueError:      # an empty cell
+            return False
+    equal = equal or _equal
+    return len(cells[0]) == len(cells[1]) and all(equal(a, b) for a, b in zip(*cells))
 
 
 def _equal(a, b):

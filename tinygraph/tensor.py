@@ -871,10 +871,10 @@ def _fresh_random(who):
 
 
 def _taped(op, forward, inputs, kwargs, t):
-    """Note the op in this thread's recording, with what it read as it was then: numpy arrays
-    among its inputs, settings and closure (and the arrays of tensors that need no gradient)
-    are copied, so a buffer the step changes in place makes its two recorded steps differ
-    instead of comparing equal to itself."""
+    """Note the op in this thread's recording, with what it read as it was then: its settings,
+    its closure and the arrays of its inputs that need no gradient are copied (its numpy
+    operands are its own copies already: :func:`_gathered`), so a buffer the step changes in
+    place makes its two recorded steps differ instead of comparing equal to itself."""
     tape = _tapes.get(threading.get_ident())
     if tape is None:
         return
@@ -883,13 +883,8 @@ def _taped(op, forward, inputs, kwargs, t):
                      "(tg.enable_grad) unlike its unroll: a cut that replayed steps would not make")
     kept = tape.kept
     for x in inputs:
-        if isinstance(x, Tensor):
-            if not x.requires_grad and id(x) not in kept:
-                kept[id(x)] = x._data.copy()
-        elif type(x) is not np.ndarray:
-            continue
-        elif id(x) not in kept:
-            kept[id(x)] = x.copy()
+        if isinstance(x, Tensor) and not x.requires_grad and id(x) not in kept:
+            kept[id(x)] = x._data.copy()
     cells = forward.__closure__ if type(forward) is types.FunctionType else None
     tape.ops.append((op, forward, inputs, _frozen(kwargs) if kwargs else kwargs, t,
                      None if not cells else _frozen(_cell_values(cells))))
