@@ -70,14 +70,14 @@ def _add(a, b):
     return a + b, _ADD
 
 
-_ADD = Rule(lambda g, out, a, b: g, lambda g, out, a, b: g, saves=False)
+_ADD = Rule(lambda g, out, a, b: g, lambda g, out, a, b: g, saves=False, reads_out=False)
 
 
 def _sub(a, b):
     return a - b, _SUB
 
 
-_SUB = Rule(lambda g, out, a, b: g, lambda g, out, a, b: -g, saves=False)
+_SUB = Rule(lambda g, out, a, b: g, lambda g, out, a, b: -g, saves=False, reads_out=False)
 
 
 def _mul(a, b):
@@ -111,7 +111,7 @@ def _neg(a):
     return -a, _NEG
 
 
-_NEG = Rule(lambda g, out, a: -g, saves=False)
+_NEG = Rule(lambda g, out, a: -g, saves=False, reads_out=False)
 
 
 def _exp(x):

@@ -36,6 +36,7 @@ invisible to it; the methods of two objects are two forward functions.
 import contextlib
 import functools
 import operator
+import re
 import threading
 
 import numpy as np
@@ -110,11 +111,6 @@ class Program:
         for _, _, args, _ in ops:
             need.append(any(need[i] for i in args))
         self.need = need
-        # which ops read the inputs (directly or not); the others compute the same every run
-        varies = [True] * n_in + [False] * (len(outside) + len(consts))
-        for _, _, args, _ in ops:
-            varies.append(any(varies[i] for i in args))
-        self.varies = varies[first:]
 
     @classmethod
     def of(cls, rec, inputs, outputs):
@@ -381,9 +377,10 @@ def _compile_forward(program):
     return _made("forward", lines, env)
 
 
-def _arguments(args, kwargs, j, env):
-    """The arguments of op j's call: its input slots, and its settings as ``**K{j}``."""
-    call = ", ".join(f"v{i}" for i in args)
+def _arguments(args, kwargs, j, env, none=False):
+    """The arguments of op j's call: its input slots (with ``none``, None for each), and its
+    settings as ``**K{j}``."""
+    call = ", ".join("None" if none else f"v{i}" for i in args)
     if kwargs:
         env[f"K{j}"] = kwargs
         call += f", **K{j}"
@@ -452,12 +449,19 @@ def _guards(rules, env, otherwise):
     return lines
 
 
-def _backward_body(program, values, rules, env):
+def _backward_body(program, values, rules, env, lean=False):
     """Lines running the ops' gradient rules in reverse: from ``g{slot}`` of the outputs (and
     ``o{slot}``, True where that array is this code's own), the ``g{i}`` of the inputs and
     outside tensors; a^T g of a few rows for an outside matrix appended to ``D`` instead (of
     one shape per matrix, so that they stack: a matrix that also multiplies rows of another
-    shape in the step gets their product at once)."""
+    shape in the step gets their product at once).
+
+    ``lean``: read no slot the rules do not need, so that a step keeps only those: a rule's
+    output is passed as None where its Rule does not read it (``reads_out=False``) and its
+    inputs where it reads only g and out (``saves=False``), as the engine does for a node that
+    saved nothing else; where only a slot's shape and dtype count (a gradient made dense or a
+    zero buffer), ``Z{i}``, the recorded ones, stand in (the caller checks that the step's
+    inputs have the recorded shapes and dtypes, which fix every slot's)."""
     env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter)
     n_in, n_out = program.n_in, len(program.outside)
     need, defer = program.need, _deferrable()
@@ -475,9 +479,13 @@ def _backward_body(program, values, rules, env):
         for k, i in enumerate(args):
             if not need[i]:
                 continue
+            like = f"v{i}"
+            if lean:
+                like = f"Z{i}"
+                env[like] = _Shape(np.shape(values[i]), np.asarray(values[i]).dtype)
             if index is not None and k == 0:        # x[index]: add g into x's gradient there
                 env[f"K{j}"] = index
-                body += [f"if not o{i}: g{i}, o{i} = _own(g{i}, v{i}), True",
+                body += [f"if not o{i}: g{i}, o{i} = _own(g{i}, {like}), True",
                          f"g{i}[K{j}] += g"]
                 continue
             if type(vjps) is Rule and vjps.joint is not None:
@@ -496,7 +504,10 @@ def _backward_body(program, values, rules, env):
                     body.append(f"D[{i - n_in}].append((v{args[at]}, g))")
                     continue
                 env[f"Q{j}_{k}"] = grad
-                body.append(f"pg = Q{j}_{k}(g, v{slot}, {_arguments(args, kwargs, j, env)})")
+                out = f"v{slot}" if not lean or vjps.reads_out else "None"
+                ins = (_arguments(args, kwargs, j, env) if not lean or vjps.saves
+                       else _arguments(args, kwargs, j, env, none=True))
+                body.append(f"pg = Q{j}_{k}(g, {out}, {ins})")
             else:
                 if vjps[k] is None:
                     continue
@@ -504,11 +515,11 @@ def _backward_body(program, values, rules, env):
             env[f"S{i}"] = np.shape(values[i])
             env[f"T{i}"] = np.asarray(values[i]).dtype
             add = ["if type(pg) is _Scatter:",
-                   f"    if not o{i}: g{i}, o{i} = _own(g{i}, v{i}), True",
+                   f"    if not o{i}: g{i}, o{i} = _own(g{i}, {like}), True",
                    f"    pg.add_into(g{i})",
                    "else:",
                    f"    if type(pg) is not _nd or pg.shape != S{i} or pg.dtype is not T{i}: "
-                   f"pg = _dense(pg, v{i})",
+                   f"pg = _dense(pg, {like})",
                    f"    if g{i} is None: g{i} = pg",
                    f"    elif o{i}: g{i} += pg",
                    f"    else: g{i}, o{i} = g{i} + pg, True"]
@@ -565,11 +576,24 @@ def _compile_scan(program, n_carry, values, rules):
     n_in, n_out = program.n_in, len(program.outside)
     n_x = n_in - n_carry
     outs = program.outputs[:n_carry]
-    env = {}
+    b_env = {"_RulesDiffer": RulesDiffer, "_copy": functools.partial(np.array, copy=True)}
+    body = _backward_body(program, values, rules, b_env, lean=True)
+    kept = {int(i) for i in re.findall(r"\bv(\d+)\b", "\n".join(body))}
+    env = {"_RulesDiffer": RulesDiffer}
     f = ["def forward(carry, xs, rows, masks, outs, at, outside):",
          f"    {_unpack('s', n_carry, 'carry')}",
          f"    {_unpack('X', n_x, 'xs')}",
          f"    {_unpack('O', n_carry, 'outs')}"]
+    # the lean backward stands in the recorded shapes and dtypes for slots it does not keep:
+    # the step's inputs must be those recorded (the ops then make the recorded ones)
+    for p in range(n_carry):
+        env[f"I{p}"] = (np.shape(values[p]), np.asarray(values[p]).dtype)
+        f.append(f"    if (s{p}.shape, s{p}.dtype) != I{p}: raise _RulesDiffer")
+    for k in range(n_x):
+        env[f"I{n_carry + k}"] = (np.shape(values[n_carry + k]),
+                                  np.asarray(values[n_carry + k]).dtype)
+        f.append(f"    if rows and (X{k}[rows[0]].shape, X{k}.dtype) != I{n_carry + k}: "
+                 "raise _RulesDiffer")
     if n_out:
         f.append(f"    {_slots('v', n_out, n_in)}= outside")
     f += ["    saved = []",
@@ -584,11 +608,12 @@ def _compile_scan(program, n_carry, values, rules):
     f += ["        else:"]
     f += [f"            O{p}[j] = s{p} + (v{o} - s{p}) * m" for p, o in enumerate(outs)]
     f += [f"        s{p} = O{p}[j]" for p in range(n_carry)]
-    f += [f"        keep(([{_slots('v', program.size)}], ({_slots('r', len(program.ops))})))",
+    kept_slots = "".join(f"v{i}, " if i in kept else "None, " for i in range(program.size))
+    f += [f"        keep(([{kept_slots}], ({_slots('r', len(program.ops))})))",
           "    return saved"]
     forward = _made("forward", f, env)
 
-    env = {"_RulesDiffer": RulesDiffer, "_copy": functools.partial(np.array, copy=True)}
+    env = b_env
     b = ["def backward(saved, ups, masks, rows, gxs, D):",
          f"    {_unpack('U', n_carry, 'ups')}",
          f"    {_unpack('GX', n_x, 'gxs')}"]
@@ -607,7 +632,7 @@ def _compile_scan(program, n_carry, values, rules):
     b.append(f"        {_slots('o', program.size).replace(', ', ' = ')}False")
     for p, o in enumerate(outs):
         b.append(f"        g{o}, o{o} = (G{p}, False) if g{o} is None else (g{o} + G{p}, True)")
-    b += ["        " + line for line in _backward_body(program, values, rules, env)]
+    b += ["        " + line for line in body]
     b += [f"        c{p} = g{p}" for p in range(n_carry)]
     b += ["        if m is not None:"]
     b += [f"            c{p} = x{p} if c{p} is None else c{p} + x{p}" for p in range(n_carry)]
