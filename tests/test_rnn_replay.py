@@ -554,6 +554,15 @@ def test_steps_with_large_arrays_replay_to_the_same_loss_and_gradients(name):
     _close(replayed, _loss_and_grads(model, args, kwargs, "engine"))
 
 
+def test_a_weight_multiplying_many_rows_twice_in_a_step_replays_exactly():
+    """h W and (h h) W in one step, 6 rows each: W's two products of a step, computed into the
+    scan's scratch (the first) and anew (the second), add up over the steps as in the engine."""
+    cell, _ = _cell(lambda h, x, W, U: (h @ W + (h * h) @ W + x @ U.T).tanh())
+    got = _both(cell, *_data(np.random.default_rng(3), batch=6))
+    assert got[0][0].replayed == (4, T)
+    _equal_results(got)
+
+
 def _scanned_step():
     """A step h(t) = tanh(h(t-1) @ W + x(t)) recorded, its scan compiled: (scan, program, W,
     h0, the step's output slots: matmul, add, tanh)."""

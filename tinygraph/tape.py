@@ -41,7 +41,7 @@ import threading
 
 import numpy as np
 
-from .tensor import (Owned, Rule, Scatter, Tensor, _current, _graph_rule, _tapes, _unbroadcast,
+from .tensor import (Owned, Product, Rule, Scatter, Tensor, _current, _graph_rule, _tapes, _unbroadcast,
                      apply)
 
 
@@ -461,8 +461,11 @@ def _backward_body(program, values, rules, env, lean=False):
     inputs where it reads only g and out (``saves=False``), as the engine does for a node that
     saved nothing else; where only a slot's shape and dtype count (a gradient made dense or a
     zero buffer), ``Z{i}``, the recorded ones, stand in (the caller checks that the step's
-    inputs have the recorded shapes and dtypes, which fix every slot's)."""
-    env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter)
+    inputs have the recorded shapes and dtypes, which fix every slot's); and an outside
+    tensor's first gradient of a step, when a :class:`Product`, is computed into its scratch
+    ``B{i}`` (None at first; the caller adds it up before the next step writes it again)."""
+    env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter, _Product=Product,
+               _product_into=_product_into)
     n_in, n_out = program.n_in, len(program.outside)
     need, defer = program.need, _deferrable()
     deferred = {}      # outside tensor -> the shapes of its (a, g) pairs: one shape, to stack
@@ -514,7 +517,11 @@ def _backward_body(program, values, rules, env, lean=False):
                 body.append(f"pg = r{j}[{k}](g)")
             env[f"S{i}"] = np.shape(values[i])
             env[f"T{i}"] = np.asarray(values[i]).dtype
-            add = ["if type(pg) is _Scatter:",
+            add = []
+            if lean and n_in <= i < n_in + n_out:     # a^T g of a weight: into its scratch
+                add = [f"if type(pg) is _Product and g{i} is None: "
+                       f"B{i}, pg = _product_into(pg, B{i}, {like})"]
+            add += ["if type(pg) is _Scatter:",
                    f"    if not o{i}: g{i}, o{i} = _own(g{i}, {like}), True",
                    f"    pg.add_into(g{i})",
                    "else:",
@@ -619,6 +626,7 @@ def _compile_scan(program, n_carry, values, rules):
          f"    {_unpack('GX', n_x, 'gxs')}"]
     b += [f"    c{p} = None" for p in range(n_carry)]
     b += [f"    q{i} = None" for i in range(n_out)]
+    b += [f"    B{n_in + i} = None" for i in range(n_out)]
     b += ["    for i in range(len(saved) - 1, -1, -1):",
           "        V, R = saved[i]",
           f"        {_unpack('v', program.size, 'V')}",
@@ -676,6 +684,19 @@ def _basic_index(forward, kwargs):
 def _scatter_rule(index):
     from . import ops
     return ops._GETITEM
+
+
+def _product_into(pg, buf, like):
+    """``(buf, value)``: the value of the Product ``pg`` computed into ``buf`` (made on first
+    use, of ``like``'s shape and dtype) when it has that shape and dtype, else a new array."""
+    a, b = pg.a, pg.b
+    if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2
+            or (a.shape[0], b.shape[1]) != like.shape
+            or a.dtype != like.dtype or b.dtype != like.dtype):
+        return buf, np.asarray(pg)
+    if buf is None:
+        buf = np.empty(like.shape, like.dtype)
+    return buf, np.dot(a, b, out=buf)
 
 
 def _own(g, like):
