@@ -451,7 +451,7 @@ def _addmm(c, a, b):
 
 
 _ADDMM_2D = Rule(lambda g, out, c, a, b: g, lambda g, out, c, a, b: _dot(g, b.T),
-                 lambda g, out, c, a, b: _outer_product(a, g))
+                 lambda g, out, c, a, b: _outer_product(a, g), reads_out=False)
 
 
 def _product_part(g, a, b):   # c broadcast the product: g summed back to the product's shape
@@ -460,7 +460,7 @@ def _product_part(g, a, b):   # c broadcast the product: g summed back to the pr
 
 _ADDMM = Rule(lambda g, out, c, a, b: g,
               lambda g, out, c, a, b: _matmul_grad_a(_product_part(g, a, b), a, b),
-              lambda g, out, c, a, b: _matmul_grad_b(_product_part(g, a, b), a, b))
+              lambda g, out, c, a, b: _matmul_grad_b(_product_part(g, a, b), a, b), reads_out=False)
 
 
 def _check_matmul_size(a, b):
