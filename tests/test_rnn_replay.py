@@ -563,6 +563,22 @@ def test_a_weight_multiplying_many_rows_twice_in_a_step_replays_exactly():
     _equal_results(got)
 
 
+def test_a_state_sliced_into_blocks_some_without_gradient_replays_exactly(monkeypatch):
+    """z sliced into blocks that tile it, one block read by nothing: a replayed step copies
+    each block's gradient into an uninitialised array (here filled with NaN, as memory may
+    hold anything), and zeros the block without one."""
+    monkeypatch.setattr(tape, "_empty", lambda like: np.full(like.shape, np.nan, like.dtype))
+
+    def step(h, x, W, U):
+        z = h @ W.T + x @ U.T
+        first, _unused = z[:, :1], z[:, 1:]
+        return tg.concat([first.tanh(), first * 0.5, first.sigmoid()], axis=1)
+    cell, _ = _cell(step)
+    got = _both(cell, *_data(np.random.default_rng(5), batch=3))
+    assert got[0][0].replayed == (4, T)
+    _equal_results(got)
+
+
 def _scanned_step():
     """A step h(t) = tanh(h(t-1) @ W + x(t)) recorded, its scan compiled: (scan, program, W,
     h0, the step's output slots: matmul, add, tanh)."""

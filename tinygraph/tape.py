@@ -41,7 +41,8 @@ import threading
 
 import numpy as np
 
-from .tensor import (Owned, Product, Rule, Scatter, Tensor, _current, _graph_rule, _tapes, _unbroadcast,
+from .tensor import (Owned, Product, Rule, Scatter, Tensor, _current, _graph_rule, _tapes, _tile,
+                     _unbroadcast,
                      apply)
 
 
@@ -463,12 +464,16 @@ def _backward_body(program, values, rules, env, lean=False):
     zero buffer), ``Z{i}``, the recorded ones, stand in (the caller checks that the step's
     inputs have the recorded shapes and dtypes, which fix every slot's); and an outside
     tensor's first gradient of a step, when a :class:`Product`, is computed into its scratch
-    ``B{i}`` (None at first; the caller adds it up before the next step writes it again)."""
+    ``B{i}`` (None at first; the caller adds it up before the next step writes it again); and
+    the gradient of a slot read only by slices that tile it (an LSTM's gates) is each slice's
+    gradient copied into its block of an uninitialised array (zeros where none came), not a
+    zero array and an add per slice."""
     env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter, _Product=Product,
-               _product_into=_product_into)
+               _product_into=_product_into, _empty=_empty)
     n_in, n_out = program.n_in, len(program.outside)
     need, defer = program.need, _deferrable()
     deferred = {}      # outside tensor -> the shapes of its (a, g) pairs: one shape, to stack
+    tiled = _tiled_slots(program, values) if lean else set()
     lines = []
     for j in range(len(program.ops) - 1, -1, -1):
         _, _, args, kwargs = program.ops[j]
@@ -476,6 +481,13 @@ def _backward_body(program, values, rules, env, lean=False):
         vjps = rules[j]
         body = []
         index = _basic_index(program.ops[j][1], kwargs)
+        if index is not None and args[0] in tiled:      # copy g into its block, once
+            i = args[0]
+            env[f"K{j}"] = index
+            env[f"Z{i}"] = _Shape(np.shape(values[i]), np.asarray(values[i]).dtype)
+            lines += [f"if not o{i}: g{i}, o{i} = _empty(Z{i}), True",
+                      f"g{i}[K{j}] = 0 if g{slot} is None else g{slot}"]
+            continue
         if type(vjps) is Rule and vjps.joint is not None and any(need[i] for i in args):
             env[f"J{j}"] = vjps.joint
             body.append(f"pgs = J{j}(g, v{slot}, {_arguments(args, kwargs, j, env)})")
@@ -697,6 +709,34 @@ def _product_into(pg, buf, like):
     if buf is None:
         buf = np.empty(like.shape, like.dtype)
     return buf, np.dot(a, b, out=buf)
+
+
+def _tiled_slots(program, values):
+    """The slots that need a gradient, are no output of the program and are read only by
+    basic slices that tile them: disjoint blocks along one axis that cover it."""
+    readers = {}
+    for j, (_, forward, args, kwargs) in enumerate(program.ops):
+        for k, i in enumerate(args):
+            index = _basic_index(forward, kwargs)
+            tile = None if index is None or k != 0 or len(args) != 1 else \
+                _tile(index, np.shape(values[i]))
+            readers.setdefault(i, []).append(tile)
+    tiled = set()
+    for i, tiles in readers.items():
+        if not program.need[i] or i in program.outputs or None in tiles:
+            continue
+        if len({axis for axis, _, _ in tiles}) != 1:
+            continue
+        blocks = sorted((start, stop) for _, start, stop in tiles)
+        n = np.shape(values[i])[tiles[0][0]]
+        if blocks[0][0] == 0 and blocks[-1][1] == n and all(
+                a[1] == b[0] for a, b in zip(blocks, blocks[1:])):
+            tiled.add(i)
+    return tiled
+
+
+def _empty(like):
+    return np.empty(like.shape, like.dtype)
 
 
 def _own(g, like):
