@@ -209,6 +209,8 @@ def _sigmoid_slope(out, x):
             d = 1 + e
             return e / (d * d)
     d = e + 1
+    if type(d) is not np.ndarray:     # 0-d: numpy's arithmetic gives a scalar
+        return e / (d * d)
     np.multiply(d, d, out=d)
     return np.divide(e, d, out=d)
 
