@@ -554,10 +554,20 @@ def test_steps_with_large_arrays_replay_to_the_same_loss_and_gradients(name):
     _close(replayed, _loss_and_grads(model, args, kwargs, "engine"))
 
 
-def test_a_weight_multiplying_many_rows_twice_in_a_step_replays_exactly():
-    """h W and (h h) W in one step, 6 rows each: W's two products of a step, computed into the
-    scan's scratch (the first) and anew (the second), add up over the steps as in the engine."""
-    cell, _ = _cell(lambda h, x, W, U: (h @ W + (h * h) @ W + x @ U.T).tanh())
+def _twice(h, x, W, U):
+    Wt = W.T          # one transpose taken in the step, multiplied twice
+    return (h @ Wt + (h * h) @ Wt + x @ U.T).tanh()
+
+
+@pytest.mark.parametrize("step", [
+    lambda h, x, W, U: (h @ W + (h * h) @ W + x @ U.T).tanh(),
+    lambda h, x, W, U: (h @ W.T + (h * h) @ W.T + x @ U.T).tanh(),
+    _twice], ids=["W", "two W.T", "one W.T"])
+def test_a_weight_multiplying_many_rows_twice_in_a_step_replays_exactly(step):
+    """h W and (h h) W in one step (or with W.T taken in the step), 6 rows each: the two
+    products of a step, computed into the scan's scratch (the first of each slot) and anew,
+    add up over the steps as in the engine."""
+    cell, _ = _cell(step)
     got = _both(cell, *_data(np.random.default_rng(3), batch=6))
     assert got[0][0].replayed == (4, T)
     _equal_results(got)

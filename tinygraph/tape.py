@@ -41,8 +41,8 @@ import threading
 
 import numpy as np
 
-from .tensor import (Owned, Product, Rule, Scatter, Tensor, _current, _graph_rule, _tapes, _tile,
-                     _unbroadcast,
+from .tensor import (_TRANSPOSES, Owned, Product, Rule, Scatter, Tensor, _current, _graph_rule,
+                     _tapes, _tile, _unbroadcast,
                      apply)
 
 
@@ -464,7 +464,9 @@ def _backward_body(program, values, rules, env, lean=False):
     zero buffer), ``Z{i}``, the recorded ones, stand in (the caller checks that the step's
     inputs have the recorded shapes and dtypes, which fix every slot's); and an outside
     tensor's first gradient of a step, when a :class:`Product`, is computed into its scratch
-    ``B{i}`` (None at first; the caller adds it up before the next step writes it again); and
+    ``B{i}`` (None at first; the caller adds it up before the next step writes it again), and
+    so is that of an outside tensor's transpose taken in the step (``W.T``: its rule passes a
+    view of it on to the outside tensor, and nothing else); and
     the gradient of a slot read only by slices that tile it (an LSTM's gates) is each slice's
     gradient copied into its block of an uninitialised array (zeros where none came), not a
     zero array and an add per slice."""
@@ -474,6 +476,7 @@ def _backward_body(program, values, rules, env, lean=False):
     need, defer = program.need, _deferrable()
     deferred = {}      # outside tensor -> the shapes of its (a, g) pairs: one shape, to stack
     tiled = _tiled_slots(program, values) if lean else set()
+    scratched = _scratched_slots(program, rules) if lean else set()
     lines = []
     for j in range(len(program.ops) - 1, -1, -1):
         _, _, args, kwargs = program.ops[j]
@@ -530,7 +533,7 @@ def _backward_body(program, values, rules, env, lean=False):
             env[f"S{i}"] = np.shape(values[i])
             env[f"T{i}"] = np.asarray(values[i]).dtype
             add = []
-            if lean and n_in <= i < n_in + n_out:     # a^T g of a weight: into its scratch
+            if i in scratched:     # a^T g of a weight (or of its transpose): into a scratch
                 add = [f"if type(pg) is _Product and g{i} is None: "
                        f"B{i}, pg = _product_into(pg, B{i}, {like})"]
             add += ["if type(pg) is _Scatter:",
@@ -638,7 +641,7 @@ def _compile_scan(program, n_carry, values, rules):
          f"    {_unpack('GX', n_x, 'gxs')}"]
     b += [f"    c{p} = None" for p in range(n_carry)]
     b += [f"    q{i} = None" for i in range(n_out)]
-    b += [f"    B{n_in + i} = None" for i in range(n_out)]
+    b += [f"    B{i} = None" for i in sorted(_scratched_slots(program, rules))]
     b += ["    for i in range(len(saved) - 1, -1, -1):",
           "        V, R = saved[i]",
           f"        {_unpack('v', program.size, 'V')}",
@@ -709,6 +712,16 @@ def _product_into(pg, buf, like):
     if buf is None:
         buf = np.empty(like.shape, like.dtype)
     return buf, np.dot(a, b, out=buf)
+
+
+def _scratched_slots(program, rules):
+    """The outside tensors' slots, and those of their transposes taken in the step."""
+    n_in, n_out = program.n_in, len(program.outside)
+    slots = set(range(n_in, n_in + n_out))
+    for j, (_, _, args, _) in enumerate(program.ops):
+        if rules[j] in _TRANSPOSES and len(args) == 1 and n_in <= args[0] < n_in + n_out:
+            slots.add(program.first_op + j)
+    return slots
 
 
 def _tiled_slots(program, values):
