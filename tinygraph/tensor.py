@@ -1117,6 +1117,26 @@ def _unbroadcast(g, shape):
     return g
 
 
+_sweeping = threading.RLock()
+
+
+def _one_sweep_at_a_time(sweep):
+    """Run ``sweep`` holding the engine's sweep lock.
+
+    A sweep keeps its counts and partial gradients in the nodes' ``_g`` slots, and graphs
+    built in different threads share their leaves (a model's parameters): two sweeps at
+    once would add into each other's slots and ``.grad``.  Sweeps therefore take turns (the
+    lock is re-entrant, so a hook or an op's rule may start a sweep of its own); building
+    graphs, and numpy's own work, still run side by side.
+    """
+    @functools.wraps(sweep)
+    def taking_turns(*args, **kwargs):
+        with _sweeping:
+            return sweep(*args, **kwargs)
+    return taking_turns
+
+
+@_one_sweep_at_a_time
 def _sweep_order(root):
     """Nodes that require grad reachable from ``root``, each after every node that uses it
     (the order backward visits them: children before parents).
@@ -1440,6 +1460,7 @@ def _ready(node, owned):
         owned[id(node)] = None
 
 
+@_one_sweep_at_a_time
 def _backprop(root, grad, retain_graph, targets):
     """Reverse-mode sweep from ``root``.
 
@@ -1607,6 +1628,7 @@ def _through_targets(order, targets):
     return through
 
 
+@_one_sweep_at_a_time
 def _backprop_graph(root, grad, retain_graph, targets):
     """The reverse-mode sweep of ``create_graph``: every gradient is a Tensor, made by the
     ops' tensor-level rules (:func:`defvjp`) from engine ops, so it can be differentiated
