@@ -1174,13 +1174,13 @@ class Recurrence(Cell):
         return (f"Recurrence(name={self.name!r}, n_state={self.n_state!r}, n_in={self.n_in}, "
                 f"params={[f'{n}{tuple(p.shape)}' for n, p in self.named_parameters()]})")
 
-    def _named_state(self, prefix=""):
-        """theta by the Parameters' own names (what named_parameters and checkpoints use)."""
-        seen = set()
+    def _walk(self, prefix, visited=None):
+        """theta by the Parameters' own names (``param<i>`` for an unnamed one): what
+        named_parameters and checkpoints use, for the cell alone and inside a module that
+        holds it (``<attr>.W``), so that reordering the list in the code cannot load one
+        weight's checkpointed values into another of the same shape."""
         for i, p in enumerate(self._params):
-            if id(p) not in seen:
-                seen.add(id(p))
-                yield prefix + (p.name or f"param{i}"), p
+            yield prefix + (p.name or f"param{i}"), p
 
     @property
     def has_readout(self):
