@@ -104,7 +104,13 @@ def _pow_base(g, out, a, b):
     return g * (b * a ** _xp.where(b == 0, 1, b - 1))
 
 
-_POW = Rule(_pow_base, lambda g, out, a, b: g * out * _xp.log(_xp.where(a > 0, a, 1)))
+def _pow_exponent(g, out, a, b):
+    """d(a**b)/db = a**b log(a): 0 where a == 0 (0**b is 0 for every b > 0), NaN where a < 0,
+    whose power has no real derivative in b (as PyTorch; it was 0 here, a made-up number)."""
+    return g * out * _xp.log(_xp.where(a < 0, np.nan, _xp.where(a > 0, a, 1)))   # a's dtype
+
+
+_POW = Rule(_pow_base, _pow_exponent)
 
 
 def _neg(a):
