@@ -3,14 +3,18 @@
 On the training path (``model.loss``, the Trainer, truncated BPTT) a cell's first steps run
 as engine ops, as always (three, or d + 2 with lags of up to d steps); the last two of them
 are recorded (:mod:`tinygraph.tape`).  When both recorded the same program and at least three
-steps remain, steps t+1..T run from it: forward over raw arrays, step after
-step, and backward as back-propagation through time over the same ops' gradient rules, in
-reverse, step after step: generic reverse mode over the recorded ops, without a Tensor per
-op and step.  Without lags, steps 2..n of the replay run in the loops of
-:func:`tinygraph.tape.compile_scan` (straight-line code made once per step structure).  The
-replayed steps are one node of the graph (op ``"replay"``, in scope ``t=a..b``), whose output is
-the state of every step (those run as engine ops too) in time order; :class:`Steps` gives them
-to the rest of the unroll as per-step tensors (made only when asked for) or stacked.
+steps remain after them, the steps from the first recorded one on (t = d+1..T) run from it:
+forward over raw arrays, step after step, and backward as back-propagation through time over
+the same ops' gradient rules, in reverse, step after step: generic reverse mode over the
+recorded ops, without a Tensor per op and step.  The recorded steps are run again from the
+program (the same functions on the same arrays, so the same values), and their engine nodes
+stay out of the graph: the loss's backward does not run through them.  Without lags, the
+steps of the replay run in the loops of :func:`tinygraph.tape.compile_scan` (straight-line
+code made once per step structure; the first step alone, before, when they are not made yet).
+The replayed steps are one node of the graph (op ``"replay"``, in scope ``t=a..b``), whose
+output is the state of every step (those run as engine ops too) in time order; :class:`Steps`
+gives them to the rest of the unroll as per-step tensors (made only when asked for) or
+stacked.
 
 A step is not replayed (:func:`why_not` says why; the unroll keeps it in
 ``Unrolled.not_replayed``, and ``Unrolled.replayed`` is ``(a, b)`` when it is) when it reads a
