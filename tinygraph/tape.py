@@ -359,9 +359,15 @@ _FEW_ROWS = 4    # a^T g of more rows per step is worth its own product (no copi
 def sum_deferred(pairs):
     """The sum of a^T g over the ``(a, g)`` pairs that :meth:`Program.backward` deferred, as
     one product of the stacked rows."""
-    a = np.stack([p[0] for p in pairs])
-    g = np.stack([p[1] for p in pairs])
-    return np.dot(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]))
+    a, g = _rows_of([p[0] for p in pairs]), _rows_of([p[1] for p in pairs])
+    return np.dot(a.T, g)
+
+
+def _rows_of(arrays):
+    """The rows of arrays of one shape, (N, K) or (K,), one after the other: (n N, K)."""
+    if arrays[0].ndim == 2:
+        return np.concatenate(arrays)
+    return np.stack(arrays)
 
 
 def _with_deferred(g, pairs):
