@@ -642,8 +642,9 @@ def make_node(op, data, parents, vjps, arrays=None):
     if n and mode.grad_enabled:
         t.op = op
         if n == 2:      # one or two parents (most ops) in slots (``_many`` is read only when
-            a = t._a = parents[0]      # ``_a`` is None); more as the tuple
-            b = t._b = parents[1]
+            a, b = parents     # ``_a`` is None); more as the tuple
+            t._a = a
+            t._b = b
             needs = a.requires_grad or b.requires_grad
         elif n == 1:
             a = t._a = parents[0]
@@ -771,30 +772,8 @@ def _apply(op, forward, inputs, kwargs):
     """:func:`apply` on the inputs as a tuple and the settings as a dict: the built-in ops'
     entry (their name and forward need no check, and their arguments no packing anew);
     ``kwargs`` is read, never changed."""
-    if not kwargs and len(inputs) == 2:
-        a, b = inputs
-        if isinstance(a, Tensor) and isinstance(b, Tensor):   # the most common call: its own path
-            x, y = a._data, b._data
-            try:
-                if op in _BROADCASTING and x.size * y.size > _SMALL:
-                    _check_broadcast(op, (x, y))
-                value, vjps = forward(x, y)
-            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
-                error = _forward_error(op, (x, y), e)
-                if error is None:
-                    raise
-                raise error from None
-            if type(vjps) is Rule:
-                t = make_node(op, value, inputs, vjps, (x, y))
-            else:
-                t = make_node(op, value, inputs, vjps)
-                if t._vjps is not None:
-                    t._ctx = forward
-            if _tapes:
-                _taped(op, forward, inputs, kwargs, t)
-            return t
     if len(inputs) == 2 and isinstance(inputs[0], Tensor) and isinstance(inputs[1], Tensor):
-        parents = inputs       # two tensors, with settings
+        parents = inputs       # two tensors: the most common case, without a loop
         arrays = (inputs[0]._data, inputs[1]._data)
         checked = op not in _BROADCASTING or arrays[0].size * arrays[1].size <= _SMALL
     elif len(inputs) == 1 and isinstance(inputs[0], Tensor):
@@ -860,6 +839,72 @@ def _forward_error(op, arrays, e):
     shapes = ", ".join(str(np.shape(a)) for a in arrays)
     return _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
         f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}")
+
+
+
+def binary_op(name, op, forward, doc=None):
+    """The function ``name(a, b)`` of a built-in op of two inputs without settings (``op`` its
+    node's name, ``forward`` as for :func:`apply`, returning a :class:`Rule`): two Tensors go
+    straight to their node, which is :func:`_apply`'s work without its general checks (the
+    most common call of the engine: ``y * w``); anything else goes through ``_apply``."""
+    broadcasting = op in _BROADCASTING
+
+    def two(a, b):
+        if isinstance(a, Tensor) and isinstance(b, Tensor):
+            x = a._data
+            y = b._data
+            try:
+                if broadcasting and x.size * y.size > _SMALL:
+                    _check_broadcast(op, (x, y))
+                value, vjps = forward(x, y)
+            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+                error = _forward_error(op, (x, y), e)
+                if error is None:
+                    raise
+                raise error from None
+            if type(vjps) is not Rule:
+                raise TypeError(f"{op}: binary_op takes a forward that returns a Rule")
+            t = make_node(op, value, (a, b), vjps, (x, y))
+            if _tapes:
+                _taped(op, forward, (a, b), _NO_SETTINGS, t)
+            return t
+        return _apply(op, forward, (a, b), _NO_SETTINGS)
+
+    two.__name__ = two.__qualname__ = name
+    two.__module__ = forward.__module__
+    two.__doc__ = doc
+    return two
+
+
+def unary_op(name, op, forward, doc=None):
+    """The function ``name(x)`` of a built-in op of one input without settings, as
+    :func:`binary_op`: a Tensor goes straight to its node, anything else through ``_apply``."""
+    broadcasting = op in _BROADCASTING
+
+    def one(x):
+        if isinstance(x, Tensor):
+            a = x._data
+            try:
+                if broadcasting and a.size > _SMALL:
+                    _check_broadcast(op, (a,))
+                value, vjps = forward(a)
+            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+                error = _forward_error(op, (a,), e)
+                if error is None:
+                    raise
+                raise error from None
+            if type(vjps) is not Rule:
+                raise TypeError(f"{op}: unary_op takes a forward that returns a Rule")
+            t = make_node(op, value, (x,), vjps, (a,))
+            if _tapes:
+                _taped(op, forward, (x,), _NO_SETTINGS, t)
+            return t
+        return _apply(op, forward, (x,), _NO_SETTINGS)
+
+    one.__name__ = one.__qualname__ = name
+    one.__module__ = forward.__module__
+    one.__doc__ = doc
+    return one
 
 
 def _gathered(inputs):
