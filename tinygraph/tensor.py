@@ -729,7 +729,9 @@ def _constant(x, copy=False):
 
 def apply(op, forward, *inputs, **kwargs):
     """``apply(op, forward, *inputs, **kwargs)``: run ``forward`` on the arrays behind ``inputs``
-    and make its output node: how every op of the engine is made, and how to make your own.
+    and make its output node: how every op of the engine is made (those of one or two Tensors
+    without settings by the same steps written out once, :func:`binary_op`), and how to make
+    your own.
 
     Parameters
     ----------
@@ -770,8 +772,9 @@ _NO_SETTINGS = types.MappingProxyType({})    # the kwargs of a built-in op calle
 
 def _apply(op, forward, inputs, kwargs):
     """:func:`apply` on the inputs as a tuple and the settings as a dict: the built-in ops'
-    entry (their name and forward need no check, and their arguments no packing anew);
-    ``kwargs`` is read, never changed."""
+    entry (their name and forward need no check, and their arguments no packing anew; a call
+    of one or two Tensors without settings comes here only through :func:`apply`, see
+    :func:`binary_op`); ``kwargs`` is read, never changed."""
     if len(inputs) == 2 and isinstance(inputs[0], Tensor) and isinstance(inputs[1], Tensor):
         parents = inputs       # two tensors: the most common case, without a loop
         arrays = (inputs[0]._data, inputs[1]._data)
