@@ -808,6 +808,8 @@ def _apply(op, forward, inputs, kwargs):
             raise
         raise error from None
     every = len(parents) == len(inputs)
+    if type(vjps) is not Rule:
+        _check_vjps(op, vjps, len(inputs))
     if type(vjps) is Rule:     # _ctx: the output and the inputs as they are now (see Rule)
         if every and not kwargs:
             t = make_node(op, value, inputs, vjps, arrays)
@@ -828,6 +830,20 @@ def _apply(op, forward, inputs, kwargs):
     if _tapes:       # a tinygraph.tape recording in some thread: note the op if it is this one's
         _taped(op, forward, inputs, kwargs, t)
     return t
+
+
+def _check_vjps(op, vjps, count):
+    """A user's forward gives one vector-Jacobian product (or None) per input: with fewer, the
+    inputs left over would get no gradient without a word."""
+    try:
+        given = len(vjps)
+    except TypeError:
+        raise DTypeError(f"{op}: the forward must return (value, vjps) with vjps a tuple of one "
+                         f"function (or None) per input, got {type(vjps).__name__} as vjps") from None
+    if given != count:
+        raise DTypeError(f"{op}: the forward returned {given} vector-Jacobian product"
+                         f"{'s' * (given != 1)} for {count} input{'s' * (count != 1)} (one per "
+                         "input, in order; None for an input with no gradient)")
 
 
 def _forward_error(op, arrays, e):
