@@ -737,8 +737,9 @@ class Cell(RecurrentModel):
             carry = run_steps(one_step, (state, ring0), order[:lead], history)
             programs = [self._program(*recorded[t], names) for t in order[lead - 2:lead]]
             why = replay.why_not(*programs)
-            if why is None:
-                rest = order[lead:]
+            if why is None:      # the recorded steps too: their nodes stay out of the graph
+                rest = order[lead - 2:]
+                history = {n: nodes[:lead - 2] for n, nodes in history.items()}
                 (last, ring), history = self._replayed(programs[0], history, depth, rest,
                                                        blocks[-1][0], first_block, keep, reverse)
             else:
@@ -750,7 +751,7 @@ class Cell(RecurrentModel):
             (last, ring), history = unroll(one_step, (state, ring0), steps, reverse)
         result = self._batched_result(history, last, ring, ys, keep, batch, steps)
         if replays:
-            result.replayed = None if why else (order[lead], order[-1])
+            result.replayed = None if why else (order[lead - 2], order[-1])
             result.not_replayed = why
         return result
 
@@ -1174,13 +1175,13 @@ class Recurrence(Cell):
         return (f"Recurrence(name={self.name!r}, n_state={self.n_state!r}, n_in={self.n_in}, "
                 f"params={[f'{n}{tuple(p.shape)}' for n, p in self.named_parameters()]})")
 
-    def _named_state(self, prefix=""):
-        """theta by the Parameters' own names (what named_parameters and checkpoints use)."""
-        seen = set()
+    def _walk(self, prefix, visited=None):
+        """theta by the Parameters' own names (``param<i>`` for an unnamed one): what
+        named_parameters and checkpoints use, for the cell alone and inside a module that
+        holds it (``<attr>.W``), so that reordering the list in the code cannot load one
+        weight's checkpointed values into another of the same shape."""
         for i, p in enumerate(self._params):
-            if id(p) not in seen:
-                seen.add(id(p))
-                yield prefix + (p.name or f"param{i}"), p
+            yield prefix + (p.name or f"param{i}"), p
 
     @property
     def has_readout(self):

@@ -3,14 +3,18 @@
 On the training path (``model.loss``, the Trainer, truncated BPTT) a cell's first steps run
 as engine ops, as always (three, or d + 2 with lags of up to d steps); the last two of them
 are recorded (:mod:`tinygraph.tape`).  When both recorded the same program and at least three
-steps remain, steps t+1..T run from it: forward over raw arrays, step after
-step, and backward as back-propagation through time over the same ops' gradient rules, in
-reverse, step after step: generic reverse mode over the recorded ops, without a Tensor per
-op and step.  Without lags, steps 2..n of the replay run in the loops of
-:func:`tinygraph.tape.compile_scan` (straight-line code made once per step structure).  The
-replayed steps are one node of the graph (op ``"replay"``, in scope ``t=a..b``), whose output is
-the state of every step (those run as engine ops too) in time order; :class:`Steps` gives them
-to the rest of the unroll as per-step tensors (made only when asked for) or stacked.
+steps remain after them, the steps from the first recorded one on (t = d+1..T) run from it:
+forward over raw arrays, step after step, and backward as back-propagation through time over
+the same ops' gradient rules, in reverse, step after step: generic reverse mode over the
+recorded ops, without a Tensor per op and step.  The recorded steps are run again from the
+program (the same functions on the same arrays, so the same values), and their engine nodes
+stay out of the graph: the loss's backward does not run through them.  Without lags, the
+steps of the replay run in the loops of :func:`tinygraph.tape.compile_scan` (straight-line
+code made once per step structure; the first step alone, before, when they are not made yet).
+The replayed steps are one node of the graph (op ``"replay"``, in scope ``t=a..b``), whose
+output is the state of every step (those run as engine ops too) in time order; :class:`Steps`
+gives them to the rest of the unroll as per-step tensors (made only when asked for) or
+stacked.
 
 A step is not replayed (:func:`why_not` says why; the unroll keeps it in
 ``Unrolled.not_replayed``, and ``Unrolled.replayed`` is ``(a, b)`` when it is) when it reads a
@@ -21,6 +25,8 @@ engine ops.  Steps of any size are replayed: a replayed step keeps only the arra
 gradient rules read (no node, no intermediate value the rules do not need), which at wide
 steps saves page faults as well as the per-op cost.
 """
+
+import math
 
 import numpy as np
 
@@ -116,7 +122,8 @@ def flat(u):
 class Replay:
     """Steps of one unroll run from a recorded :class:`tinygraph.tape.Program`, as one node
     whose output is the states of every step (those run as engine ops before too), each part
-    (T, ...) in time order, one part after the other, flat.
+    (T, ...) in time order, one part after the other: ``(T, ...)`` for one part, ``(P, T,
+    ...)`` for P parts of one shape, else flat (``shape``).
 
     names : the state parts (the program's first inputs and its outputs)
     lags : list of (part, d): the lagged inputs after the parts
@@ -160,9 +167,14 @@ class Replay:
 
     def _forward(self, heads):
         program, names, n, lead = self.program, self.names, self.n, self.lead
-        width = [int(np.prod(self.shapes[name])) for name in names]
-        self.offsets = np.cumsum([0] + [w * self.total for w in width])
-        self.value = np.empty(int(self.offsets[-1]), self.dtype)   # the node's output
+        width = [math.prod(self.shapes[name]) for name in names]
+        self.offsets = [0]
+        for w in width:
+            self.offsets.append(self.offsets[-1] + w * self.total)
+        self.value = np.empty(self.offsets[-1], self.dtype)   # the node's output, flat
+        one = {self.shapes[name] for name in names}
+        self.shape = (((self.total,) if len(names) == 1 else (len(names), self.total))
+                      + self.shapes[names[0]] if len(one) == 1 else self.value.shape)
         rows = {name: self.value[start:stop].reshape((self.total,) + self.shapes[name])
                 for name, start, stop in zip(names, self.offsets[:-1], self.offsets[1:])}
         for name in names:
@@ -172,13 +184,14 @@ class Replay:
         states = {name: list(heads[name][-d:]) for name in names}
         self.saved = []
         self.scan = None
+        scanning = not self.lags
         for i in range(n):
-            if i == 1 and not self.lags:     # the rest in one compiled loop
+            if scanning and (i == 1 or tape.compiled_scan(program, len(names))):
                 try:
-                    self._scan_forward(states, rows)
+                    self._scan_forward(states, rows, i)     # the rest in one compiled loop
                     break
                 except tape.RulesDiffer:     # inputs not of the shapes it was made for
-                    self.scan = None         # (raised before any step): step by step
+                    self.scan, scanning = None, False       # (raised before any step)
             values, rules = program.forward(self._inputs(states, i))
             self.saved.append((values, rules))
             mask = self._mask(i)
@@ -192,16 +205,19 @@ class Replay:
                     row[...] = prev + (out - prev) * mask
                 states[name].append(row)
 
-    def _scan_forward(self, states, rows):
-        """Steps 1..n-1 in the compiled loop of :func:`tinygraph.tape.compile_scan` (for a cell
-        without lags: the state the step reads is the one the step before made)."""
+    def _scan_forward(self, states, rows, start):
+        """Steps start..n-1 in the compiled loop of :func:`tinygraph.tape.compile_scan` (for a
+        cell without lags: the state the step reads is the one the step before made); start
+        is 1 (step 0 ran alone, and the loop is compiled for its values and rules) or 0 (the
+        loop was compiled for an equal program before)."""
         program, names, n = self.program, self.names, self.n
-        self.scan = tape.compile_scan(program, len(names), *self.saved[0])
-        at = [self._time(self.lead + i) for i in range(1, n)]
+        self.scan = tape.compile_scan(program, len(names), *(self.saved[0] if start else
+                                                             (None, None)))
+        at = [self._time(self.lead + i) for i in range(start, n)]
         self.saved += self.scan[0](
-            [states[name][-1] for name in names], [u.data for u in self.u_all], self.rows[1:],
-            [self._mask(i) for i in range(1, n)], [rows[name] for name in names], at,
-            [x.data for x in program.outside])
+            [states[name][-1] for name in names], [u.data for u in self.u_all],
+            self.rows[start:], [self._mask(i) for i in range(start, n)],
+            [rows[name] for name in names], at, [x.data for x in program.outside])
 
     def _mask(self, i):
         if self.keep is None:
@@ -218,6 +234,7 @@ class Replay:
         output."""
         if self._grads_for is g:
             return self._grads
+        whole, g = g, g.reshape(-1)
         program, names, d, n, lead = self.program, self.names, self.depth, self.n, self.lead
         times, ups = {}, {}
         for name, start, stop in zip(names, self.offsets[:-1], self.offsets[1:]):
@@ -250,7 +267,7 @@ class Replay:
                 out.append(own if sent is None else own + sent)
         out += [Owned(gk) for gk in g_u]      # backward adds the engine's steps' rows into it
         out += g_out      # None: no gradient reached that tensor (as the engine leaves it)
-        self._grads_for, self._grads = g, out
+        self._grads_for, self._grads = whole, out
         return out
 
     def _steps_back(self, ups, g_u, deferred, local):
@@ -305,6 +322,7 @@ class Replay:
         heads = {name: list(parents[k * lead:(k + 1) * lead]) for k, name in enumerate(names)}
         u_all = parents[len(names) * lead:len(names) * lead + len(self.u_all)]
         states = {name: heads[name][-d:] for name in names}
+        g = g.reshape(-1)
         saved = []
         for i in range(n):
             ins = [states[name][d + i - 1] for name in names]
@@ -319,7 +337,7 @@ class Replay:
         # the gradient reaching each state: the node's own, then what later steps send back
         times, gs = {}, {}
         for name, start, stop in zip(names, self.offsets[:-1], self.offsets[1:]):
-            times[name] = g[int(start):int(stop)].reshape((self.total,) + self.shapes[name])
+            times[name] = g[start:stop].reshape((self.total,) + self.shapes[name])
             gs[name] = [None] * d + [times[name][self._time(lead + i)] for i in range(n)]
         g_u = [[None] * n for _ in u_all]
         g_out = [None] * len(program.outside)
@@ -385,7 +403,7 @@ class _Part:
 
 
 def _replay_forward(*arrays, replay):
-    return replay.value, replay.vjps()
+    return replay.value.reshape(replay.shape), replay.vjps()
 
 
 def _replay_graph(g, out, *parents, replay):
@@ -405,9 +423,10 @@ def run(program, names, lags, heads, u_all, rows, keep, label, backwards):
     with tg.scope(label):
         node = tg.apply("replay", _replay_forward, *parents, replay=replay)
         if len(names) == 1:
-            return {names[0]: node.reshape((replay.total,) + replay.shapes[names[0]])}
+            return {names[0]: node}
+        if node.ndim > 1:          # (P, T, ...): one shape
+            return {name: node[k] for k, name in enumerate(names)}
         blocks = {}
         for name, start, stop in zip(names, replay.offsets[:-1], replay.offsets[1:]):
-            part = node[int(start):int(stop)]
-            blocks[name] = part.reshape((replay.total,) + replay.shapes[name])
+            blocks[name] = node[start:stop].reshape((replay.total,) + replay.shapes[name])
     return blocks

@@ -58,3 +58,23 @@ def test_apply_with_the_function_first_says_what_the_first_argument_is():
     assert "op's name" in message and "tg.apply('my_op', forward, x)" in message and "gelu" in message
     with pytest.raises(tg.DTypeError, match="forward function"):
         tg.apply("gelu", x)
+
+
+@pytest.mark.parametrize("vjps,said", [
+    (lambda x, y: (lambda g: g * y,), "returned 1 vector-Jacobian product for 2 inputs"),
+    (lambda x, y: (None, None, None), "returned 3 vector-Jacobian products for 2 inputs"),
+    (lambda x, y: (lambda g: g * y), "a tuple of one function (or None) per input"),
+], ids=["too_few", "too_many", "not_a_tuple"])
+def test_a_forward_with_another_count_of_vjps_than_inputs_is_refused(vjps, said):
+    # with one vjp for two inputs, the second input got a gradient of zeros without a word
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([3.0, 4.0], requires_grad=True)
+    with pytest.raises(tg.DTypeError) as info:
+        tg.apply("scale", lambda x, y: (x * y, vjps(x, y)), a, b)
+    assert "scale:" in str(info.value) and said in str(info.value)
+
+
+def test_a_constant_input_still_takes_its_place_among_the_vjps():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    out = tg.apply("scale", lambda x, c: (x * c, (lambda g: g * c, None)), a, np.array([3.0, 4.0]))
+    np.testing.assert_array_equal(tg.grad(out.sum(), a), [3.0, 4.0])

@@ -264,3 +264,32 @@ def test_requires_grad_freezes_a_parameter_or_a_whole_module_as_pytorchs():
         tg.tensor([1, 2]).requires_grad_()
     with pytest.raises(tg.ConfigError, match="ElmanRNN.requires_grad_: expected True or False"):
         m.requires_grad_("no")
+
+
+def _container_of_a_user_cell(order):
+    """A module holding a user Recurrence whose parameter list is written in ``order``."""
+    rng = np.random.default_rng(0)
+    weights = {name: tg.Parameter(rng.normal(size=(3, 3)), name=name) for name in "WUV"}
+    W, U, V = weights["W"], weights["U"], weights["V"]
+    cell = rnn.Recurrence(lambda h, x: (h @ W.T + x @ U.T).tanh(), [weights[n] for n in order],
+                          n_state=3, n_in=3, readout=lambda h: h @ V.T)
+
+    class Tagger(tg.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = cell
+    return Tagger(), weights
+
+
+def test_a_user_cell_inside_a_module_names_its_parameters_by_their_own_names():
+    # they were named cell._params.0, .1, .2 by position: after the list was reordered in the
+    # code, a checkpoint loaded W's values into U (same shape), without a word
+    saved, weights = _container_of_a_user_cell("WUV")
+    assert [n for n, _ in saved.named_parameters()] == ["cell.W", "cell.U", "cell.V"]
+    state = saved.state_dict()
+    loaded, reordered = _container_of_a_user_cell("UVW")
+    for p in reordered.values():
+        p.data = np.zeros((3, 3))
+    loaded.load_state_dict(state)
+    for name in "WUV":
+        np.testing.assert_array_equal(reordered[name].data, weights[name].data)

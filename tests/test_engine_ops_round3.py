@@ -420,3 +420,17 @@ def test_leaky_relu_takes_a_0_d_tensor_slope_as_a_constant():
     np.testing.assert_allclose(y.data, [-0.4, 3.0])
     y.sum().backward()
     np.testing.assert_allclose(x.grad, [0.2, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("create_graph", [False, True], ids=["arrays", "create_graph"])
+def test_the_exponents_gradient_is_nan_for_a_negative_base_and_zero_for_a_zero_one(dtype, create_graph):
+    # d(a**b)/db = a**b log(a) has no real value for a < 0: it was 0 here, a made-up number
+    # that trained on without a word; PyTorch gives NaN.  For a == 0 (and b > 0) 0**b is 0.
+    a = tg.tensor(np.array([-2.0, 0.0, 3.0], dtype))
+    b = tg.tensor(np.array([2.0, 2.0, 2.0], dtype), requires_grad=True)
+    g = tg.grad((a ** b).sum(), b, create_graph=create_graph)
+    g = g.data if create_graph else g
+    assert g.dtype == dtype
+    assert np.isnan(g[0]) and g[1] == 0
+    np.testing.assert_allclose(g[2], 9.0 * np.log(3.0), rtol=1e-6 if dtype == np.float32 else 1e-15)

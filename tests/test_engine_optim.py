@@ -3,6 +3,8 @@ a quadratic, single steps match their closed forms, clipping rescales to the
 requested norm, and a saved optimizer state resumes training exactly.
 """
 
+import math
+
 import numpy as np
 import pytest
 
@@ -129,6 +131,18 @@ def test_clip_grad_norm_below_max_norm_changes_nothing():
     norm = tg.clip_grad_norm([p], max_norm=100.0)
     assert norm == pytest.approx(np.linalg.norm(G2), rel=1e-14)
     np.testing.assert_array_equal(p.grad, G2)
+
+
+@pytest.mark.parametrize("grads", [[G2], [np.array([np.inf, 1.0])], [np.array([np.nan])]],
+                         ids=["finite", "inf", "nan"])
+def test_clip_grad_norm_with_an_infinite_max_norm_only_measures(grads):
+    # PyTorch's idiom for logging the norm; it was refused as "max_norm must be positive"
+    ps = [_one_grad(g.copy()) for g in grads]
+    norm = tg.clip_grad_norm(ps, max_norm=math.inf)
+    expected = np.sqrt(sum(np.sum(g ** 2) for g in grads))
+    assert norm == pytest.approx(expected, rel=1e-14, nan_ok=True)
+    for p, g in zip(ps, grads):
+        np.testing.assert_array_equal(p.grad, g)     # left as it was, NaN and inf included
 
 
 def test_clip_grad_norm_skips_parameters_without_gradient():

@@ -1,4 +1,5 @@
-"""The modes (no_grad, enable_grad, scope, detect_anomaly) belong to the thread that sets them."""
+"""The modes (no_grad, enable_grad, scope, detect_anomaly) belong to the thread that sets them;
+backward sweeps from several threads over graphs that share parameters take turns."""
 
 import threading
 
@@ -64,3 +65,72 @@ def test_a_new_thread_starts_with_grad_enabled_even_when_its_parent_is_in_no_gra
         thread.join(10)
         assert not tg.is_grad_enabled()
     assert seen == [True]
+
+
+def _paused_identity(inside, resume):
+    """An identity op whose gradient rule signals ``inside`` and then waits (at most half a
+    second) for ``resume``: a sweep through it stops midway, its partial gradients held."""
+    def forward(x):
+        def vjp(g):
+            inside.set()
+            resume.wait(0.5)
+            return g
+        return x.copy(), (vjp,)
+    return lambda t: tg.apply("paused", forward, t)
+
+
+def test_a_sweep_in_one_thread_does_not_mix_with_a_sweep_in_another_over_shared_parameters():
+    # Thread one's backward stops inside its graph with part of w's gradient added up (w is
+    # used on both sides of the paused op); thread two then runs tg.grad and backward through
+    # w.  A sweep keeps its partial sums in the nodes, so two at once added into each other:
+    # now the second waits for the first, and each gets its own gradient.
+    w = tg.Parameter(np.arange(1.0, 4.0))
+    inside, resume = threading.Event(), threading.Event()
+    paused = _paused_identity(inside, resume)
+    seen = {}
+
+    def one():
+        loss = (w * 3.0).sum() + paused(w * 2.0).sum() + (w * 5.0).sum()
+        seen["one"] = tg.grad(loss, w)
+
+    def two():
+        inside.wait(10)
+        seen["two"] = tg.grad((w * w).sum(), w)
+        (w * 7.0).sum().backward()
+        seen["two .grad"] = np.array(w.grad)
+        resume.set()
+
+    _run_together(one, two)
+    np.testing.assert_array_equal(seen["one"], np.full(3, 10.0))
+    np.testing.assert_array_equal(seen["two"], 2 * np.arange(1.0, 4.0))
+    np.testing.assert_array_equal(seen["two .grad"], np.full(3, 7.0))
+
+
+def test_backward_from_several_threads_adds_every_gradient_into_a_shared_parameter_once():
+    w = tg.Parameter(np.ones(4))
+    inside, resume = threading.Event(), threading.Event()
+    paused = _paused_identity(inside, resume)
+
+    def one():
+        (paused(w * 2.0) * w).sum().backward()
+
+    def two():
+        inside.wait(10)
+        (w * 3.0).sum().backward()
+        resume.set()
+
+    _run_together(one, two)
+    np.testing.assert_array_equal(w.grad, np.full(4, 2.0 + 2.0 + 3.0))
+
+
+def test_a_sweep_may_start_another_in_its_own_thread():
+    # the sweeps' lock is re-entrant: an op's gradient rule can itself differentiate
+    inner = tg.Parameter(np.array([2.0, 3.0]))
+
+    def forward(x):
+        def vjp(g):
+            return g * tg.grad((inner * inner).sum(), inner)
+        return x.copy(), (vjp,)
+
+    w = tg.Parameter(np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(tg.grad(tg.apply("nested", forward, w).sum(), w), [4.0, 6.0])

@@ -4,6 +4,7 @@ scope, stable ids, summarised long unrolls and the gradient-flow colouring."""
 import re
 
 import numpy as np
+import pytest
 
 import rnn
 import tinygraph as tg
@@ -170,19 +171,18 @@ def test_precomputation_shared_by_all_steps_is_one_cluster_named_for_what_it_is(
     assert not any("(t" in label for label in labels)
 
 
-def test_replayed_steps_are_one_cluster_after_the_recorded_steps():
+def test_replayed_steps_are_one_cluster_after_the_engine_step():
     model = rnn.LSTM(4, 3, 4)
     xs = np.array([0, 1, 2, 3, 1, 2, 0, 3, 1])
     loss = model.loss(xs, (xs + 1) % 4)
     left, members = _left_edges(loss)
     source = viz.graph(loss).source
-    title = ("lstm/t=4..9: steps 4 to 9 as one node, run from the tape of a recorded step "
+    title = ("lstm/t=2..9: steps 2 to 9 as one node, run from the tape of a recorded step "
              "(rnn.replay)")
     assert title in members
     assert "replay" in re.findall(r"<b>(\w+)</b>", source)
-    assert not any(f"lstm/t={t}" in members for t in range(4, 10))
-    steps = [left[f"lstm/t={t}"] for t in range(1, 4)] + [left[title]]
-    assert steps == sorted(steps)
+    assert not any(f"lstm/t={t}" in members for t in range(2, 10))    # recorded: not in the graph
+    assert left["lstm/t=1"] < left[title]
 
 
 def test_gradient_norms_leave_out_states_that_need_no_gradient_instead_of_zeros():
@@ -200,3 +200,21 @@ def test_gradient_norms_leave_out_states_that_need_no_gradient_instead_of_zeros(
     np.testing.assert_allclose([g for _, g in viz.gradient_norms(run.loss)],
                                [np.linalg.norm(g) for g in expected], rtol=1e-12)
     assert all(g > 0 for _, g in viz.gradient_norms(run.loss))
+
+
+def test_gradient_norms_refuse_two_states_of_one_step_from_a_state_carried_without_detach():
+    # a run started from an earlier run's h(T), not detached: both runs' h(1)..h(4) are behind
+    # the loss, and the list gave two entries for every t, interleaved, with nothing to say
+    # which run each belonged to
+    model = rnn.ElmanRNN(5, 8, 5, seed=0)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 5, size=4), rng.integers(0, 5, size=4)
+    earlier = model.run(xs, ys)
+    later = model.run(xs, ys, h0=earlier.states[-1])
+    with pytest.raises(tg.ConfigError, match=r"gradient_norms: two variables h\(1\).*detach"):
+        viz.gradient_norms(later.loss)
+    detached = model.run(xs, ys, h0=earlier.states[-1].detach())
+    expected = tg.grad(detached.loss, detached.parts["h"], retain_graph=True)
+    assert [t for t, _ in viz.gradient_norms(detached.loss)] == [1, 2, 3, 4]
+    np.testing.assert_allclose([n for _, n in viz.gradient_norms(detached.loss)],
+                               [np.linalg.norm(g) for g in expected], rtol=1e-12)

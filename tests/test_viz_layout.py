@@ -137,7 +137,8 @@ def test_a_summary_from_short_traces_draws_what_the_whole_trace_draws():
     for name in ("lstm", "bidirectional", "leaky_skip", "encdec"):
         short = viz.unrolled(DESIGNS[name], steps=30).source
         g = new_digraph(f"{DESIGNS[name].name}_unrolled")
-        draw_unrolled(g, views.variables_of(DESIGNS[name], 30, views.BOOK_HIDDEN, window=views.KEEP,
+        window = views.edge_window(DESIGNS[name])
+        draw_unrolled(g, views.variables_of(DESIGNS[name], 30, views.BOOK_HIDDEN, window=window,
                                     who="unrolled"), "u", getattr(DESIGNS[name], "edge_label", None))
         assert sorted(short.splitlines()) == sorted(g.source.splitlines())
 

@@ -389,6 +389,35 @@ def test_a_resumed_character_run_goes_on_from_the_state_it_had_reached(design, t
     assert engine.runs[0].digest() == whole.digest()
 
 
+def test_a_resume_refuses_checkpoints_of_two_different_saves(tmp_path, monkeypatch):
+    # a save writes one file per run; one that failed partway left run 0's file new and run 1's
+    # from the save before, and a resume put the two runs at different moments without a word
+    engine = sys.modules["viz.playground"].Engine(
+        check_config({"hidden": 4, "delay": 2, "batch": 2, "compare": "lstm"}), out=str(tmp_path))
+    engine.stop(timeout=5)        # this thread drives it from here: no commands race
+    engine.save()
+    engine._one_update()
+    before = [run.digest() for run in engine.runs]
+    save_training = rnn.save_training
+
+    def disk_full_at_run_1(path, *args, **kwargs):
+        if path.endswith("_1.npz"):
+            raise OSError(28, "No space left on device")
+        return save_training(path, *args, **kwargs)
+
+    monkeypatch.setattr(rnn, "save_training", disk_full_at_run_1)
+    with pytest.raises(OSError):
+        engine.save()
+    with pytest.raises(tg.CheckpointError, match="another save"):
+        engine.resume()
+    assert [run.digest() for run in engine.runs] == before      # nothing changed
+    monkeypatch.setattr(rnn, "save_training", save_training)
+    engine.save()
+    engine._one_update()
+    engine.resume()
+    assert [run.digest() for run in engine.runs] == before and engine.runs[0].steps == 1
+
+
 def test_the_command_line_runs_without_out(tmp_path):
     # --out is optional for the playground; main() made and locked it for every command and
     # os.makedirs(None) ended `tinygraph playground` in a bare TypeError traceback

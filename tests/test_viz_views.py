@@ -309,6 +309,37 @@ def test_a_skip_nets_one_step_edges_carry_their_own_weights_not_those_of_the_fir
         assert labels[("h (...)", "v (1)")] == "W, Wd"
 
 
+def _all_labels(digraph):
+    """(tail text, head text) -> sorted labels of every drawn edge between them (an edge through
+    a fork read from what enters the fork): an elision node feeds one step twice."""
+    nodes, edges, _ = _svg(digraph)
+    text = {nid: n["text"] for nid, n in nodes.items()}
+    into = {b: a for a, b, _ in edges if text.get(b) == ""}
+    out = {}
+    for a, b, label in edges:
+        if text.get(b) != "":
+            out.setdefault((text[into.get(a, a)], text[b]), []).append(label)
+    return {key: sorted(labels) for key, labels in out.items()}
+
+
+def test_a_skip_nets_lagged_edges_into_and_out_of_what_is_not_drawn_are_drawn():
+    # v(2) reads h(0) through Wd, and in a summary h(2), h(3) feed v(4), v(5) in the elision and
+    # h(8), h(9) feed v(10), v(11): those edges exist in the unroll but were not drawn, so the
+    # picture showed v(2) with no lagged input at all.  The one-step edge out of the elision
+    # carries its own weight (h(9) -> v(10): W), as those between drawn steps do.
+    model = rnn.LeakyRNN(4, 3, 4, skip=2)
+    labels = _all_labels(viz.unrolled(model, steps=3))
+    assert labels[("h (...)", "v (1)")] == ["W, Wd"]        # h(0) is h(-1) too
+    assert labels[("h (...)", "v (2)")] == ["Wd"]
+    labels = _all_labels(viz.unrolled(model, steps=12))
+    h_gap, v_gap = "h: ... 6 steps left out ...", "v: ... 6 steps left out ..."
+    assert labels[("h (...)", "v (2)")] == ["Wd"]
+    assert labels[("h (2)", v_gap)] == labels[("h (3)", v_gap)] == ["Wd"]
+    assert labels[(h_gap, "v (10)")] == ["W", "Wd"]
+    assert labels[(h_gap, "v (11)")] == ["Wd"]
+    assert [key for key, found in labels.items() if "Wd" in found and key[0] in ("h (11)", "h (12)")] == []
+
+
 @pytest.mark.parametrize("steps", [3, 12])
 def test_the_backward_chain_of_a_bidirectional_net_comes_in_from_its_end_as_h_from_its_start(steps):
     # g(T) reads the initial state g(T+1), made in scope t=0 (so the edge is T steps long, not

@@ -123,6 +123,8 @@ def measure(digraph):
         if len(ends_) == 2 and ends_[0][0] == ends_[1][0]:     # a skip over d steps spans them
             (c, a), (_, b) = sorted(ends_)
             joined |= {(c, t) for t in range(a, b + 1)}
+        elif len(ends_) == 1:          # a skip from or to a (...) end or the elision spans the
+            joined |= _spanned(ends_[0], tail if boxes.get(head) else head, keys)   # steps between
         if any(_inside(p, box[k]) for k in keys if k not in joined for p in _points(spline)):
             stray += 1
     ends = sum(1 for nid, (x, y, w, h) in nodes.items() if nid not in boxes and w > 0
@@ -132,6 +134,22 @@ def measure(digraph):
     right = max(x + w / 2 for x, y, w, h in drawn)
     return {"interleaved": interleaved, "stray": stray, "ends": ends,
             "per_step": (right - left) / max(1, len({t for _, t in keys}))}
+
+
+def _spanned(step, other, keys):
+    """The drawn steps of ``step``'s chain between it and ``other``, a node outside the steps:
+    a ``(...)`` end before (``_start``) or after (``_end``) them, or the elision (``_gap``)."""
+    chain, t = step
+    steps = sorted(s for c, s in keys if c == chain)
+    if other.endswith("_start"):
+        return {(chain, s) for s in steps if s < t}
+    if other.endswith("_end"):
+        return {(chain, s) for s in steps if s > t}
+    if other.endswith("_gap"):
+        after = [b for a, b in zip(steps, steps[1:]) if b - a > 1]    # the first step after it
+        if after:
+            return {(chain, s) for s in steps if (after[0] <= s < t if t >= after[0] else t < s < after[0])}
+    return set()
 
 
 def _overlap(a, b):

@@ -21,6 +21,7 @@ from numpy.lib.array_utils import normalize_axis_tuple
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
+                     binary_op, unary_op,
                      _fresh_random, _unbroadcast, apply, check_size)
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
@@ -104,7 +105,13 @@ def _pow_base(g, out, a, b):
     return g * (b * a ** _xp.where(b == 0, 1, b - 1))
 
 
-_POW = Rule(_pow_base, lambda g, out, a, b: g * out * _xp.log(_xp.where(a > 0, a, 1)))
+def _pow_exponent(g, out, a, b):
+    """d(a**b)/db = a**b log(a): 0 where a == 0 (0**b is 0 for every b > 0), NaN where a < 0,
+    whose power has no real derivative in b (as PyTorch; it was 0 here, a made-up number)."""
+    return g * out * _xp.log(_xp.where(a < 0, np.nan, _xp.where(a > 0, a, 1)))   # a's dtype
+
+
+_POW = Rule(_pow_base, _pow_exponent)
 
 
 def _neg(a):
@@ -1195,9 +1202,8 @@ def logsumexp(x, axis=-1, keepdims=False, *, dim=None, keepdim=None):
     return apply("logsumexp", _logsumexp, x, axis=axis, keepdims=keepdims)
 
 
-def norm(x):
-    """The L2 (Frobenius) norm of all entries; its gradient x / norm is 0 at x = 0."""
-    return _apply("norm", _norm, (x,), _NO_SETTINGS)
+norm = unary_op("norm", "norm", _norm,
+                "The L2 (Frobenius) norm of all entries; its gradient x / norm is 0 at x = 0.")
 
 
 def cumsum(x, axis=None, *, dim=None):
@@ -1227,59 +1233,45 @@ def argmin(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     return _index_result(np.argmin, x, axis, keepdims, dim, keepdim, "argmin")
 
 
-def add(a, b):
-    return _apply("add", _add, (a, b), _NO_SETTINGS)
+add = binary_op("add", "add", _add)
 
 
-def sub(a, b):
-    return _apply("sub", _sub, (a, b), _NO_SETTINGS)
+sub = binary_op("sub", "sub", _sub)
 
 
-def mul(a, b):
-    return _apply("mul", _mul, (a, b), _NO_SETTINGS)
+mul = binary_op("mul", "mul", _mul)
 
 
-def div(a, b):
-    return _apply("div", _div, (a, b), _NO_SETTINGS)
+div = binary_op("div", "div", _div)
 
 
-def power(a, b):
-    return _apply("pow", _pow, (a, b), _NO_SETTINGS)
+power = binary_op("power", "pow", _pow)
 
 
-def neg(x):
-    return _apply("neg", _neg, (x,), _NO_SETTINGS)
+neg = unary_op("neg", "neg", _neg)
 
 
-def exp(x):
-    return _apply("exp", _exp, (x,), _NO_SETTINGS)
+exp = unary_op("exp", "exp", _exp)
 
 
-def log(x):
-    return _apply("log", _log, (x,), _NO_SETTINGS)
+log = unary_op("log", "log", _log)
 
 
-def log1p(x):
-    """log(1 + x), accurate for small x."""
-    return _apply("log1p", _log1p, (x,), _NO_SETTINGS)
+log1p = unary_op("log1p", "log1p", _log1p, "log(1 + x), accurate for small x.")
 
 
-def tanh(x):
-    return _apply("tanh", _tanh, (x,), _NO_SETTINGS)
+tanh = unary_op("tanh", "tanh", _tanh)
 
 
-def sigmoid(x):
-    """1 / (1 + exp(-x)), computed by the sign of x (full relative precision for x << 0)."""
-    return _apply("sigmoid", _sigmoid, (x,), _NO_SETTINGS)
+sigmoid = unary_op("sigmoid", "sigmoid", _sigmoid,
+                   "1 / (1 + exp(-x)), computed by the sign of x (full relative precision for x << 0).")
 
 
-def softplus(x):
-    """log(1 + exp(x)), exact for every x (no overflow); gradient sigmoid(x)."""
-    return _apply("softplus", _softplus, (x,), _NO_SETTINGS)
+softplus = unary_op("softplus", "softplus", _softplus,
+                    "log(1 + exp(x)), exact for every x (no overflow); gradient sigmoid(x).")
 
 
-def relu(x):
-    return _apply("relu", _relu, (x,), _NO_SETTINGS)
+relu = unary_op("relu", "relu", _relu)
 
 
 def leaky_relu(x, slope=0.01):
@@ -1290,12 +1282,10 @@ def leaky_relu(x, slope=0.01):
     return apply("leaky_relu", _leaky_relu, x, slope=slope)
 
 
-def abs(x):   # noqa: A001 - numpy's name
-    return _apply("abs", _abs, (x,), _NO_SETTINGS)
+abs = unary_op("abs", "abs", _abs)  # noqa: A001 - numpy's name
 
 
-def sqrt(x):
-    return _apply("sqrt", _sqrt, (x,), _NO_SETTINGS)
+sqrt = unary_op("sqrt", "sqrt", _sqrt)
 
 
 def where(cond, a, b):
@@ -1306,14 +1296,12 @@ def where(cond, a, b):
     return apply("where", _where, cond, a, b)
 
 
-def maximum(a, b):
-    """Elementwise max; at a tie each input gets half the gradient (as PyTorch)."""
-    return _apply("maximum", _maximum, (a, b), _NO_SETTINGS)
+maximum = binary_op("maximum", "maximum", _maximum,
+                    "Elementwise max; at a tie each input gets half the gradient (as PyTorch).")
 
 
-def minimum(a, b):
-    """Elementwise min; at a tie each input gets half the gradient (as PyTorch)."""
-    return _apply("minimum", _minimum, (a, b), _NO_SETTINGS)
+minimum = binary_op("minimum", "minimum", _minimum,
+                    "Elementwise min; at a tie each input gets half the gradient (as PyTorch).")
 
 
 def clip(x, lo=None, hi=None):
@@ -1330,36 +1318,26 @@ def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
     return apply("clamp", _clip, x, -np.inf if min is None else min, np.inf if max is None else max)
 
 
-def sign(x):
-    """-1, 0 or 1 by the sign of each entry; its gradient is 0."""
-    return _apply("sign", _sign, (x,), _NO_SETTINGS)
+sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry; its gradient is 0.")
 
 
-def square(x):
-    return _apply("square", _square, (x,), _NO_SETTINGS)
+square = unary_op("square", "square", _square)
 
 
-def expm1(x):
-    """exp(x) - 1, accurate for small x."""
-    return _apply("expm1", _expm1, (x,), _NO_SETTINGS)
+expm1 = unary_op("expm1", "expm1", _expm1, "exp(x) - 1, accurate for small x.")
 
 
-def sin(x):
-    return _apply("sin", _sin, (x,), _NO_SETTINGS)
+sin = unary_op("sin", "sin", _sin)
 
 
-def cos(x):
-    return _apply("cos", _cos, (x,), _NO_SETTINGS)
+cos = unary_op("cos", "cos", _cos)
 
 
-def gelu(x):
-    """x Phi(x), Phi the standard normal CDF: the erf form (PyTorch's default ``gelu``), exact in
-    both tails; its gradient is Phi(x) + x phi(x)."""
-    return _apply("gelu", _gelu, (x,), _NO_SETTINGS)
+gelu = unary_op("gelu", "gelu", _gelu, """x Phi(x), Phi the standard normal CDF: the erf form (PyTorch's default ``gelu``), exact in
+    both tails; its gradient is Phi(x) + x phi(x).""")
 
 
-def matmul(a, b):
-    return _apply("matmul", _matmul, (a, b), _NO_SETTINGS)
+matmul = binary_op("matmul", "matmul", _matmul)
 
 
 def addmm(c, a, b):
@@ -1400,9 +1378,7 @@ def expand_dims(x, axis):
 unsqueeze = expand_dims
 
 
-def flatten(x):
-    """The entries as one axis (C order)."""
-    return _apply("flatten", _flatten, (x,), _NO_SETTINGS)
+flatten = unary_op("flatten", "flatten", _flatten, "The entries as one axis (C order).")
 
 
 def broadcast_to(x, shape):

@@ -470,21 +470,32 @@ class AdamW(Adam):
         return g
 
 
+def _global_norm(grads):
+    """The L2 norm of all the gradients together, summed in float64."""
+    return float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
+
+
 def clip_grad_norm(params, max_norm):
     """Scale all gradients so their global L2 norm is at most ``max_norm``.
 
     Returns the norm before clipping (float).  A non-finite norm zeroes the
-    gradients rather than spreading NaN into the parameters.
+    gradients rather than spreading NaN into the parameters.  ``max_norm=math.inf``
+    only measures: the norm is returned and no gradient is touched, finite or not
+    (PyTorch's idiom for logging the norm).
     """
     params = _check_params("clip_grad_norm", params, trained=False)
-    _check_positive("clip_grad_norm", "max_norm", max_norm)
+    measure_only = _is_number(max_norm) and max_norm == np.inf
+    if not measure_only:
+        _check_positive("clip_grad_norm", "max_norm", max_norm)
     found = _gradients("clip_grad_norm", params)
+    if measure_only:
+        return _global_norm(g for _, _, g in found)
     for i, p, g in found:     # checked before any gradient is scaled
         if not g.flags.writeable:
             raise ConfigError(f"clip_grad_norm: the gradient of parameter {i}{_name(p)} is a "
                               "read-only array, which cannot be scaled in place")
     grads = [g for _, _, g in found]
-    total = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
+    total = _global_norm(grads)
     if not np.isfinite(total):
         for g in grads:
             g[...] = 0

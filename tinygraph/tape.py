@@ -92,8 +92,9 @@ class Program:
     input; ``outputs``: the slots of the outputs.
     """
 
-    def __init__(self, n_in, outside, consts, ops, outputs, shapes, cells=None):
+    def __init__(self, n_in, outside, consts, ops, outputs, shapes, cells=None, in_shapes=None):
         self.n_in = n_in
+        self.in_shapes = in_shapes       # (shape, dtype) of every input (None: not known)
         self.cells = cells if cells is not None else [None] * len(ops)  # closures' values then
         self.outside = outside           # the outside tensors that require grad
         self.consts = consts
@@ -171,7 +172,8 @@ class Program:
             return place[ref[0]] + ref[1]
         ops = [(name, forward, tuple(at(r) for r in refs), kwargs)
                for name, forward, refs, kwargs in ops]
-        return cls(n_in, outside, consts, ops, tuple(at(r) for r in outs), shapes, cells)
+        return cls(n_in, outside, consts, ops, tuple(at(r) for r in outs), shapes, cells,
+                   tuple((x.shape, x.dtype) for x in inputs))
 
     def same(self, other, outside=True):
         """True when ``other`` (a Program, or a str) would compute the same function: the same
@@ -182,6 +184,7 @@ class Program:
             return False
         if (self.n_in != other.n_in or len(self.ops) != len(other.ops)
                 or self.outputs != other.outputs or self.shapes != other.shapes
+                or self.in_shapes != other.in_shapes
                 or len(self.outside) != len(other.outside) or len(self.consts) != len(other.consts)):
             return False
         if outside and any(a is not b for a, b in zip(self.outside, other.outside)):
@@ -207,7 +210,8 @@ class Program:
         or closures of the same code over the same objects (not equal ones: those of another
         cell may have changed since they were recorded)."""
         if self._code is None:
-            key = (self.n_in, len(self.outside), len(self.consts), self.outputs, tuple(self.shapes),
+            key = (self.n_in, self.in_shapes, len(self.outside), len(self.consts), self.outputs,
+                   tuple(self.shapes),
                    tuple((name, args) for name, _, args, _ in self.ops))
             known = _known.get(key)
             if (known is not None and known[0].same(self, outside=False)
@@ -352,9 +356,15 @@ _FEW_ROWS = 4    # a^T g of more rows per step is worth its own product (no copi
 def sum_deferred(pairs):
     """The sum of a^T g over the ``(a, g)`` pairs that :meth:`Program.backward` deferred, as
     one product of the stacked rows."""
-    a = np.stack([p[0] for p in pairs])
-    g = np.stack([p[1] for p in pairs])
-    return np.dot(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]))
+    a, g = _rows_of([p[0] for p in pairs]), _rows_of([p[1] for p in pairs])
+    return np.dot(a.T, g)
+
+
+def _rows_of(arrays):
+    """The rows of arrays of one shape, (N, K) or (K,), one after the other: (n N, K)."""
+    if arrays[0].ndim == 2:
+        return np.concatenate(arrays)
+    return np.stack(arrays)
 
 
 def _with_deferred(g, pairs):
@@ -561,12 +571,21 @@ class RulesDiffer(Exception):
 
 
 def compile_scan(program, n_carry, values, rules):
-    """:func:`_compile_scan`, once per program (and per equal program, see Program._compiled)."""
+    """:func:`_compile_scan`, once per program (and per equal program, see Program._compiled);
+    ``values`` and ``rules`` are only read the first time (None: see :func:`compiled_scan`)."""
     code = program._compiled()
     key = ("scan", n_carry)
     if key not in code:
+        if values is None:
+            raise ValueError("compile_scan: no step's values and rules to compile the loop for")
         code[key] = _compile_scan(program, n_carry, values, rules)
     return code[key]
+
+
+def compiled_scan(program, n_carry):
+    """Whether :func:`compile_scan` of ``program`` is made already (for an equal program): a
+    replay may then run every step in its loop, without a first step run alone."""
+    return ("scan", n_carry) in program._compiled()
 
 
 class _Shape:

@@ -533,7 +533,10 @@ data, and backward through that node refuses (PyTorch's version counter).
 Tensors that share memory -- a tensor, its ``detach()`` and its views (basic indexing,
 ``.T``, ``reshape`` ... made with or without ``no_grad``) -- also share one cell,
 ``_shared = [count]``, holding the count of the last in-place change through any of them
-(as PyTorch's views share their base's version counter)."""
+(as PyTorch's views share their base's version counter).  A node's ``_shared`` slot is unset
+until it shares a cell (read it with ``getattr(t, "_shared", None)``), as is its ``_site``
+until anomaly mode records where it was made: a slot left unset is one write less per node,
+and one object less the cycle collector visits in it on each of its passes."""
 
 
 def clear_grads(who, tensors, set_to_none):
@@ -556,13 +559,14 @@ def bump_version(t):
     global _clock
     _clock += 1
     t._version = _clock
-    if t._shared is not None:
-        t._shared[0] = _clock
+    cell = getattr(t, "_shared", None)
+    if cell is not None:
+        cell[0] = _clock
 
 
 def _share_version(view, base):
     """Make ``view`` (whose data is a view of ``base``'s memory) share ``base``'s version cell."""
-    cell = base._shared
+    cell = getattr(base, "_shared", None)
     if cell is None:
         cell = base._shared = [base._version]
     view._shared = cell
@@ -571,7 +575,10 @@ def _share_version(view, base):
 def _changed_since(t, version):
     """True if ``t``'s memory was changed in place after ``version`` (through ``t`` or a
     tensor sharing its memory)."""
-    return t._version > version or (t._shared is not None and t._shared[0] > version)
+    if t._version > version:
+        return True
+    cell = getattr(t, "_shared", None)
+    return cell is not None and cell[0] > version
 
 
 def _what(t):
@@ -584,8 +591,8 @@ def _label(name):
 
 def _init_leaf(t, data, mode):
     """Fill the slots of ``t``, just made by ``Tensor.__new__``, as a leaf holding ``data`` (a
-    node's are filled in :func:`make_node`, which sets the same slots inline: it runs for every
-    op)."""
+    node's are filled in :func:`make_node`, which sets the same slots inline but ``_site`` and
+    ``_shared``, left unset: it runs for every op)."""
     t._data = data
     t.grad = None
     t.name = None
@@ -602,7 +609,7 @@ def _init_leaf(t, data, mode):
     t._vjps = None
 
 
-def make_node(op, data, parents, vjps):
+def make_node(op, data, parents, vjps, arrays=None):
     """Make the output node of ``op``: the one place every node is created.
 
     Parameters
@@ -612,6 +619,9 @@ def make_node(op, data, parents, vjps):
         The forward value.
     parents : tuple of Tensor
     vjps : sequence of callables, one per parent, each ``g -> gradient for that parent``.
+    arrays : tuple of np.ndarray, optional
+        With a :class:`Rule` as ``vjps`` (not its keyed twin) and every input a Tensor: the
+        input arrays the forward ran on, of which the node keeps what the rule reads.
 
     A node made here directly has no tensor-level rule, so ``create_graph`` cannot pass
     through it; ops made by :func:`apply` from a forward with a :func:`defvjp` rule can.
@@ -620,44 +630,56 @@ def make_node(op, data, parents, vjps):
         data = np.asarray(data)
     mode = _current()
     t = Tensor.__new__(Tensor)
-    t._data = data     # the slots of _init_leaf, written here (every op makes a node)
+    t._data = data     # the slots of _init_leaf but _site and _shared (left unset: see _clock),
+    #                    written here (every op makes a node)
     t.grad = None
     t.name = None
     t.scope = mode.scope
     t._g = None
     t._retain = False
-    t._site = None
     t._version = _clock
-    t._shared = None
-    if parents and mode.grad_enabled:
+    n = len(parents)
+    if n and mode.grad_enabled:
         t.op = op
-        n = len(parents)
-        if n <= 2:      # one or two parents (most ops) in slots; more as the tuple
+        if n == 2:      # one or two parents (most ops) in slots (``_many`` is read only when
+            a, b = parents     # ``_a`` is None); more as the tuple
+            t._a = a
+            t._b = b
+            needs = a.requires_grad or b.requires_grad
+        elif n == 1:
             a = t._a = parents[0]
-            b = t._b = parents[1] if n == 2 else None
-            t._many = ()
-            needs = a.requires_grad or (b is not None and b.requires_grad)
+            t._b = None
+            needs = a.requires_grad
         else:
             t._a = t._b = None
             t._many = tuple(parents)
             needs = any(p.requires_grad for p in parents)
         t.requires_grad = needs
-        t._vjps = vjps if needs else None
+        if needs:
+            t._vjps = vjps
+            if arrays is not None:     # a Rule's: arrays in slots rather than a tuple the
+                bare = vjps.bare       # collector must visit (see Rule)
+                if bare == "inputs":
+                    t._ctx = arrays[0]
+                    t._ctx2 = arrays[1]
+                elif bare is None:
+                    t._ctx = (data, *arrays)
+                elif bare == "out":
+                    t._ctx = data
+                else:
+                    t._ctx = arrays[0]
+        else:
+            t._vjps = None
     else:
         t.op = None
         t._a = t._b = None
         t._many = ()
         t.requires_grad = False
         t._vjps = None
-    base = data.base
-    if base is not None:     # a view (of a parent's memory?): share its version counter
-        for p in parents:
-            pdata = p._data
-            if pdata is base or pdata.base is base:
-                _share_version(t, p)
-                break
-    elif parents and data is parents[0]._data:    # the input itself (an identity op)
-        _share_version(t, parents[0])
+    if n:   # a view of an input's memory, or the input itself: share its version counter
+        base = data.base
+        if base is not None or data is parents[0]._data:
+            _share_parents_version(t, data, base, parents)
     if mode.anomaly:
         t._site = _creation_site()
         if data.dtype.kind in "fc" and not np.isfinite(data).all():
@@ -666,6 +688,19 @@ def make_node(op, data, parents, vjps):
     if _tapes:
         _value_read(made=1)
     return t
+
+
+def _share_parents_version(t, data, base, parents):
+    """``t``'s array ``data`` is a view (``base`` its base) or one of its parents' arrays:
+    share the version counter of the parent whose memory it is, if any."""
+    if base is None:      # the first input itself (an identity op)
+        _share_version(t, parents[0])
+        return
+    for p in parents:
+        pdata = p._data
+        if pdata is base or pdata.base is base:
+            _share_version(t, p)
+            return
 
 
 def _bad_kind(arr):
@@ -694,7 +729,9 @@ def _constant(x, copy=False):
 
 def apply(op, forward, *inputs, **kwargs):
     """``apply(op, forward, *inputs, **kwargs)``: run ``forward`` on the arrays behind ``inputs``
-    and make its output node: how every op of the engine is made, and how to make your own.
+    and make its output node: how every op of the engine is made (those of one or two Tensors
+    without settings by the same steps written out once, :func:`binary_op`), and how to make
+    your own.
 
     Parameters
     ----------
@@ -735,8 +772,9 @@ _NO_SETTINGS = types.MappingProxyType({})    # the kwargs of a built-in op calle
 
 def _apply(op, forward, inputs, kwargs):
     """:func:`apply` on the inputs as a tuple and the settings as a dict: the built-in ops'
-    entry (their name and forward need no check, and their arguments no packing anew);
-    ``kwargs`` is read, never changed."""
+    entry (their name and forward need no check, and their arguments no packing anew; a call
+    of one or two Tensors without settings comes here only through :func:`apply`, see
+    :func:`binary_op`); ``kwargs`` is read, never changed."""
     if len(inputs) == 2 and isinstance(inputs[0], Tensor) and isinstance(inputs[1], Tensor):
         parents = inputs       # two tensors: the most common case, without a loop
         arrays = (inputs[0]._data, inputs[1]._data)
@@ -764,31 +802,17 @@ def _apply(op, forward, inputs, kwargs):
         if not checked:
             _check_broadcast(op, arrays)
         value, vjps = forward(*arrays, **kwargs) if kwargs else forward(*arrays)
-    except TinygraphError as e:   # an op's own check: add the scope it happened in
-        where = _current().scope
-        if where is None:
+    except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+        error = _forward_error(op, arrays, e)
+        if error is None:
             raise
-        raise type(e)(f"{e}{_where(where)}") from None
-    except MemoryError as e:
-        raise _allocation_error(op, [np.shape(a) for a in arrays], e) from None
-    except (ValueError, IndexError, TypeError) as e:
-        shapes = ", ".join(str(np.shape(a)) for a in arrays)
-        raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
-            f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}") from None
+        raise error from None
     every = len(parents) == len(inputs)
+    if type(vjps) is not Rule:
+        _check_vjps(op, vjps, len(inputs))
     if type(vjps) is Rule:     # _ctx: the output and the inputs as they are now (see Rule)
         if every and not kwargs:
-            t = make_node(op, value, inputs, vjps)
-            if t._vjps is not None:
-                bare = vjps.bare   # arrays in slots rather than a tuple the collector must visit
-                if bare is None:
-                    t._ctx = (t._data, *arrays)
-                elif bare == "out":
-                    t._ctx = t._data
-                else:
-                    t._ctx = arrays[0]
-                    if bare == "inputs":
-                        t._ctx2 = arrays[1]
+            t = make_node(op, value, inputs, vjps, arrays)
         else:
             positions = None if every else tuple(i for i, x in enumerate(inputs) if isinstance(x, Tensor))
             t = make_node(op, value, inputs if every else tuple(parents), vjps.keyed)
@@ -806,6 +830,100 @@ def _apply(op, forward, inputs, kwargs):
     if _tapes:       # a tinygraph.tape recording in some thread: note the op if it is this one's
         _taped(op, forward, inputs, kwargs, t)
     return t
+
+
+def _check_vjps(op, vjps, count):
+    """A user's forward gives one vector-Jacobian product (or None) per input: with fewer, the
+    inputs left over would get no gradient without a word."""
+    try:
+        given = len(vjps)
+    except TypeError:
+        raise DTypeError(f"{op}: the forward must return (value, vjps) with vjps a tuple of one "
+                         f"function (or None) per input, got {type(vjps).__name__} as vjps") from None
+    if given != count:
+        raise DTypeError(f"{op}: the forward returned {given} vector-Jacobian product"
+                         f"{'s' * (given != 1)} for {count} input{'s' * (count != 1)} (one per "
+                         "input, in order; None for an input with no gradient)")
+
+
+def _forward_error(op, arrays, e):
+    """The error to raise for ``e``, raised by ``op``'s forward on ``arrays``: an op's own
+    check with the scope it happened in added (None: ``e`` as it is, outside any scope),
+    numpy's errors as tinygraph's naming the op, the input shapes and the scope."""
+    if isinstance(e, TinygraphError):
+        where = _current().scope
+        return None if where is None else type(e)(f"{e}{_where(where)}")
+    if isinstance(e, MemoryError):
+        return _allocation_error(op, [np.shape(a) for a in arrays], e)
+    shapes = ", ".join(str(np.shape(a)) for a in arrays)
+    return _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
+        f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}")
+
+
+
+def binary_op(name, op, forward, doc=None):
+    """The function ``name(a, b)`` of a built-in op of two inputs without settings (``op`` its
+    node's name, ``forward`` as for :func:`apply`, returning a :class:`Rule`): two Tensors go
+    straight to their node, which is :func:`_apply`'s work without its general checks (the
+    most common call of the engine: ``y * w``); anything else goes through ``_apply``."""
+    broadcasting = op in _BROADCASTING
+
+    def two(a, b):
+        if isinstance(a, Tensor) and isinstance(b, Tensor):
+            x = a._data
+            y = b._data
+            try:
+                if broadcasting and x.size * y.size > _SMALL:
+                    _check_broadcast(op, (x, y))
+                value, vjps = forward(x, y)
+            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+                error = _forward_error(op, (x, y), e)
+                if error is None:
+                    raise
+                raise error from None
+            if type(vjps) is not Rule:
+                raise TypeError(f"{op}: binary_op takes a forward that returns a Rule")
+            t = make_node(op, value, (a, b), vjps, (x, y))
+            if _tapes:
+                _taped(op, forward, (a, b), _NO_SETTINGS, t)
+            return t
+        return _apply(op, forward, (a, b), _NO_SETTINGS)
+
+    two.__name__ = two.__qualname__ = name
+    two.__module__ = forward.__module__
+    two.__doc__ = doc
+    return two
+
+
+def unary_op(name, op, forward, doc=None):
+    """The function ``name(x)`` of a built-in op of one input without settings, as
+    :func:`binary_op`: a Tensor goes straight to its node, anything else through ``_apply``."""
+    broadcasting = op in _BROADCASTING
+
+    def one(x):
+        if isinstance(x, Tensor):
+            a = x._data
+            try:
+                if broadcasting and a.size > _SMALL:
+                    _check_broadcast(op, (a,))
+                value, vjps = forward(a)
+            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+                error = _forward_error(op, (a,), e)
+                if error is None:
+                    raise
+                raise error from None
+            if type(vjps) is not Rule:
+                raise TypeError(f"{op}: unary_op takes a forward that returns a Rule")
+            t = make_node(op, value, (x,), vjps, (a,))
+            if _tapes:
+                _taped(op, forward, (x,), _NO_SETTINGS, t)
+            return t
+        return _apply(op, forward, (x,), _NO_SETTINGS)
+
+    one.__name__ = one.__qualname__ = name
+    one.__module__ = forward.__module__
+    one.__doc__ = doc
+    return one
 
 
 def _gathered(inputs):
@@ -1119,6 +1237,26 @@ def _unbroadcast(g, shape):
     return g
 
 
+_sweeping = threading.RLock()
+
+
+def _one_sweep_at_a_time(sweep):
+    """Run ``sweep`` holding the engine's sweep lock.
+
+    A sweep keeps its counts and partial gradients in the nodes' ``_g`` slots, and graphs
+    built in different threads share their leaves (a model's parameters): two sweeps at
+    once would add into each other's slots and ``.grad``.  Sweeps therefore take turns (the
+    lock is re-entrant, so a hook or an op's rule may start a sweep of its own); building
+    graphs, and numpy's own work, still run side by side.
+    """
+    @functools.wraps(sweep)
+    def taking_turns(*args, **kwargs):
+        with _sweeping:
+            return sweep(*args, **kwargs)
+    return taking_turns
+
+
+@_one_sweep_at_a_time
 def _sweep_order(root):
     """Nodes that require grad reachable from ``root``, each after every node that uses it
     (the order backward visits them: children before parents).
@@ -1145,7 +1283,8 @@ def _sweep_order(root):
                 for p in node.parents:
                     if _changed_since(p, node._version):
                         raise _stale(node, p)
-                if node.op is not None and node._shared is not None and node._shared[0] > node._version:
+                cell = getattr(node, "_shared", None)
+                if node.op is not None and cell is not None and cell[0] > node._version:
                     raise _stale(node, node)   # its own output (saved by its rule) changed
             for p in node.parents:
                 if p.requires_grad:
@@ -1315,7 +1454,7 @@ def _check_finite(node, arr, what):
         raise AnomalyError(
             f"backward: {what} '{node.op or 'leaf'}'{_label(node.name)}{_where(node.scope)} "
             f"{'contains' if what.startswith('gradient') else 'produced'} {_bad_kind(arr)}"
-            + (f", node created at {node._site}" if node._site else ""))
+            + (f", node created at {site}" if (site := getattr(node, "_site", None)) else ""))
 
 
 def _tile(index, shape):
@@ -1442,6 +1581,7 @@ def _ready(node, owned):
         owned[id(node)] = None
 
 
+@_one_sweep_at_a_time
 def _backprop(root, grad, retain_graph, targets):
     """Reverse-mode sweep from ``root``.
 
@@ -1609,6 +1749,7 @@ def _through_targets(order, targets):
     return through
 
 
+@_one_sweep_at_a_time
 def _backprop_graph(root, grad, retain_graph, targets):
     """The reverse-mode sweep of ``create_graph``: every gradient is a Tensor, made by the
     ops' tensor-level rules (:func:`defvjp`) from engine ops, so it can be differentiated

@@ -60,10 +60,22 @@ def gradient_norms(output, name="h"):
     list of (t, float), sorted by time step t (the initial state at t=0 is left out, and so is
     a v(t) that needs no gradient, e.g. an echo state network's fixed reservoir: the engine
     computes none for it, and its ∂output/∂v(t) is not zero).
+
+    Raises ConfigError when two variables behind ``output`` share the name and the step, as
+    when a run starts from a state carried over from an earlier run without ``detach()``
+    (both runs have an h(1)), or two stacked layers name their states alike: their norms
+    would be listed under one t with no way to tell them apart.
     """
     nodes = [n for n in walk([output]) if is_variable(n) and n.name == name
              and (time_step(n.scope) or 0) >= 1 and n.requires_grad]
     nodes.sort(key=lambda n: time_step(n.scope))
+    for a, b in zip(nodes, nodes[1:]):
+        if time_step(a.scope) == time_step(b.scope):
+            raise tg.ConfigError(
+                f"gradient_norms: two variables {name}({time_step(a.scope)}) behind this output, so "
+                f"their norms cannot be told apart by step: a state carried over from an earlier "
+                f"run without detach() (pass h0=state.detach(), or take the earlier run's norms "
+                f"from its own loss), or two layers whose states share the name {name!r}")
     grads = tg.grad(output, nodes, retain_graph=True)
     return [(time_step(n.scope), float(np.linalg.norm(g))) for n, g in zip(nodes, grads)]
 

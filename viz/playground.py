@@ -582,14 +582,22 @@ class Engine:
         return os.path.join(self.out, SAVE_NAME.format(i))
 
     def save(self):
-        """Write every run's checkpoint into ``out`` atomically (rnn.save_training)."""
+        """Write every run's checkpoint into ``out``, each atomically (rnn.save_training).
+
+        The files are written one after the other, so a save that fails partway leaves some
+        new and some from an earlier save; every file carries the same mark of its save (a
+        digest of every run's configuration, step and parameters), and :meth:`resume`
+        refuses a set whose marks differ."""
         if self.out is None:
             raise BadRequest("no --out folder was given: nothing can be saved")
+        mark = hashlib.sha256(json.dumps([[run.config, run.steps, run.digest()] for run in self.runs],
+                                         sort_keys=True).encode()).hexdigest()
         for i, run in enumerate(self.runs):
             rnn.save_training(self._path(i), run.trainer,
                               {"losses": np.array(run.losses), "norms": np.array(run.norms),
                                **run.carried_arrays()},
-                              meta={"config": run.config, "steps": run.steps, "runs": len(self.runs)})
+                              meta={"config": run.config, "steps": run.steps, "runs": len(self.runs),
+                                    "save": mark})
 
     def resume(self):
         """Read the checkpoints that :meth:`save` wrote; nothing changes unless all load."""
@@ -602,6 +610,7 @@ class Engine:
         config = check_config(user.get("config"), self.custom) if isinstance(user, dict) else None
         if config is None:
             raise tg.CheckpointError(f"'{first}' is not a playground checkpoint")
+        mark = user.get("save")
         saved = self.runs
         self._reset(config)
         try:
@@ -610,6 +619,10 @@ class Engine:
                                                  {"losses": ((None,), np.float64),
                                                   "norms": ((None,), np.float64),
                                                   **run.carried_expected()})
+                if meta.get("save") != mark:
+                    raise tg.CheckpointError(
+                        f"'{self._path(i)}' was written by another save than '{first}' (a save "
+                        "that failed partway?): the runs would resume from different moments")
                 steps = meta.get("steps")
                 if steps != len(arrays["losses"]) or steps != run.trainer.steps:
                     raise tg.CheckpointError(f"'{self._path(i)}': step {steps!r} disagrees "

@@ -98,12 +98,20 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
     variables = None if grads else _summary(model, steps, keep, hide)
     if variables is None:
         roots = _trace(model, steps, "unrolled")
-        window = keep if steps > 2 * keep + 1 else None
-        variables = derive(roots, hide=hide, window=window)
+        variables = derive(roots, hide=hide, window=edge_window(model, keep) if steps > 2 * keep + 1
+                           else None)
     norms = _variable_grad_norms(roots, variables) if grads else None
     draw_unrolled(g, variables, "u", getattr(model, "edge_label", None), keep, time_labels,
                   norms=norms)
     return g
+
+
+def edge_window(model, keep=KEEP):
+    """The ``window`` of :func:`viz.derive.derive` that a summary of the first and last ``keep``
+    steps needs: the edges into ``keep`` steps more the longest lag (a skip=2 net's h(3) -> v(5)
+    goes into the elision)."""
+    lags = getattr(model, "lags", None) or {}
+    return keep + max(lags.values(), default=1) - 1
 
 
 def _summary(model, steps, keep, hide):
@@ -344,9 +352,14 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             attrs["taillabel"] = attrs.pop("headlabel")
         _add_edge(g, src, dst, attrs, back)
 
+    made_ends = set()
+
     def end_node(name, where):
         """The node of ``name`` before ("start"), after ("end") or inside ("gap") the drawn steps."""
         nid = f"{ids[name]}_{where}"
+        if nid in made_ends:          # a chain's end that an earlier edge already drew
+            return nid
+        made_ends.add(nid)
         if where == "gap":
             attrs = {"label": f"<{gap_text(name, gap)}>", "shape": "box", "style": "dashed",
                      "fontsize": "14"}
@@ -423,9 +436,25 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             # (a chain backward in time starts from its initial state too, made in scope t=0)
             if (inward == "gap" or ends) and (inward == "gap" or fed) and any(
                     (d, into) in present_set for d in fans[(src_name, dt)]):
-                enter(end_node(src_name, inward), src_name, into, dt)
+                enter(end_node(src_name, inward), src_name, into, dt, own=into - dt)
             if (outward == "gap" or ends) and (src_name, out_of) in present_set:
                 leave(src_name, out_of, dt, end_node(src_name, outward))
+
+    def outside(t):
+        """Where step t, not drawn, stands: before the drawn steps, in the gap, or after."""
+        return "start" if t < shown[0] else "end" if t > shown[-1] else "gap"
+
+    for src, dst, labels, dt in whole.lagged(shown_set):   # skip connections with one end not
+        if (src in present_set) == (dst in present_set):   # drawn (h(0) -> v(2) of skip=2) come
+            continue                                        # from or go to that step's (...) node
+        if src[1] == 0 and dst[0] in fans.get((src[0], -1), ()):
+            continue    # a backward chain's initial state (made at t=0): it comes in from the end
+        other = dst if src in present_set else src
+        where = outside(other[1])
+        if where == "gap" or ends:
+            nid = end_node(other[0], where)
+            link(node_id(src) if other is dst else nid, node_id(dst) if other is src else nid,
+                 src[0], dst[0], labels, dt)
 
     if columns is not None:
         columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs])
@@ -462,6 +491,7 @@ class _WholeGraph:
         self.inputs = _inputs(variables)
         self.crossing = {}           # (src, dst, dt) -> labels of one-step edges
         self._edges = {}             # a step (or None) -> [(index, src, dst, labels, dt)]
+        self._lagged = {}            # a step -> the edges of several steps into or out of it
         for i, ((src, dst), labels) in enumerate(variables.edges.items()):
             dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
             if dt in (1, -1):
@@ -470,6 +500,9 @@ class _WholeGraph:
             else:
                 step = src[1] if src[1] is not None else dst[1]
                 self._edges.setdefault(step, []).append((i, src, dst, labels, dt))
+                if dt is not None:       # a lagged edge: found from either end's step
+                    for end in {src[1], dst[1]}:
+                        self._lagged.setdefault(end, []).append((i, src, dst, labels, dt))
         self.fans = {}               # (src name, dt) -> the names it feeds one step on
         for src_name, dst_name, dt in self.crossing:
             self.fans.setdefault((src_name, dt), []).append(dst_name)
@@ -484,6 +517,12 @@ class _WholeGraph:
         for t in shown:
             found += self._key_steps.get(t, ())
         return [self._keys[i] for i in sorted(found)]
+
+    def lagged(self, shown):
+        """(src, dst, labels, dt) of each edge of several steps (a skip connection through
+        time) with an end in a step of ``shown`` (a set), each once, in order."""
+        found = {edge[0]: edge for t in shown for edge in self._lagged.get(t, ())}
+        return [found[i][1:] for i in sorted(found)]
 
     def within(self, shown):
         """(src, dst, labels, dt) of each edge that is not one step long and whose steps are
