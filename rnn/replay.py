@@ -20,9 +20,10 @@ A step is not replayed (:func:`why_not` says why; the unroll keeps it in
 ``Unrolled.not_replayed``, and ``Unrolled.replayed`` is ``(a, b)`` when it is) when it reads a
 tensor's value or takes one as a constant, draws new random numbers, makes nodes without
 ``tg.apply`` (see :mod:`tinygraph.tape`), when two steps made different programs (the step
-reads Python state that changes, or its ops depend on the data), or when its arrays have
-more than :data:`LARGEST` numbers (numpy's work then outweighs the engine's per-op cost); every
-step then runs as engine ops.
+reads Python state that changes, or its ops depend on the data); every step then runs as
+engine ops.  Steps of any size are replayed: a replayed step keeps only the arrays its
+gradient rules read (no node, no intermediate value the rules do not need), which at wide
+steps saves page faults as well as the per-op cost.
 """
 
 import math
@@ -95,24 +96,15 @@ def stacked(nodes, axis=0):
     return tg.stack(nodes, axis=axis)
 
 
-LARGEST = 1024    # a step whose arrays are larger is numpy's work more than Python's: not replayed
-
-
 def why_not(program, other):
     """Why the steps after two recorded ones (their programs, or why each is none) are not
-    replayed, or None if they are.  The size that counts is that of the arrays computed from
-    the step's inputs (not, e.g., a weight's transpose taken in the step)."""
+    replayed, or None if they are."""
     for p in (program, other):
         if isinstance(p, str):
             return p
     if not program.same(other):
         return "two steps recorded different programs (the step depends on the data or on " \
                "Python state)"
-    largest = max((math.prod(shape) for (shape, _), varies in zip(program.shapes, program.varies)
-                   if varies), default=0)
-    if largest > LARGEST:
-        return (f"the step makes arrays of {largest:,} numbers (more than {LARGEST:,}): numpy's "
-                "own work outweighs the engine's per-op cost, which replaying saves")
     return None
 
 
@@ -192,10 +184,14 @@ class Replay:
         states = {name: list(heads[name][-d:]) for name in names}
         self.saved = []
         self.scan = None
+        scanning = not self.lags
         for i in range(n):
-            if not self.lags and (i == 1 or tape.compiled_scan(program, len(names))):
-                self._scan_forward(states, rows, i)     # the rest in one compiled loop
-                break
+            if scanning and (i == 1 or tape.compiled_scan(program, len(names))):
+                try:
+                    self._scan_forward(states, rows, i)     # the rest in one compiled loop
+                    break
+                except tape.RulesDiffer:     # inputs not of the shapes it was made for
+                    self.scan, scanning = None, False       # (raised before any step)
             values, rules = program.forward(self._inputs(states, i))
             self.saved.append((values, rules))
             mask = self._mask(i)

@@ -355,6 +355,22 @@ def test_sigmoid_and_tanh_gradients_are_the_written_out_formulas_and_leave_a_sha
         np.testing.assert_array_equal(tg.sigmoid(x0).data, np.where(x0 >= 0, 1, e) / (1 + e))
 
 
+def test_the_sigmoid_gradient_reads_the_exp_its_forward_kept_beside_its_output_and_only_there():
+    """sigmoid's forward keeps e = exp(-|x|) in the second row of the array whose first row is
+    its output; the gradient reads it there (no second exp, and no x: given None for x it still
+    works), bit for bit e / (1 + e)^2, and computes e anew for any other array."""
+    from tinygraph import ops
+    for dtype in (np.float64, np.float32):
+        x0 = np.array([[-700.0, -40.0, -3.5, -0.0, 0.0, 1e-9, 2.0, 40.0, 700.0]], dtype)
+        y, _ = ops._sigmoid(x0)
+        e = np.exp(-np.abs(x0))
+        d = 1 + e
+        np.testing.assert_array_equal(ops._sigmoid_slope(y, None), e / (d * d))
+        assert ops._kept_exp(np.array(y)) is None          # a copy: no kept exp
+        assert ops._kept_exp(y.base[1, ...]) is None        # the kept row itself is not an output
+        np.testing.assert_array_equal(ops._sigmoid_slope(np.array(y), x0), e / (d * d))
+
+
 def test_slices_that_tile_an_array_give_its_gradient_block_by_block_with_the_rest_zero():
     """Gradients of disjoint slices along one axis are copied into their blocks of an
     uninitialised buffer; the blocks no slice took are zero, a slice overlapping an earlier one

@@ -205,15 +205,27 @@ def test_an_index_array_of_a_small_integer_type_scatters_its_gradient_into_a_lon
 
 def test_a_one_input_rule_that_does_not_read_its_output_keeps_only_the_input_array():
     x = _t(5)
+    h = x * 1.5 + 3.0
+    y = tg.log(h)
+    assert ops._LOG.bare == "input" and y._ctx is h.data      # no tuple for the collector
+    h.data = np.ones(5)            # rebinding the input afterwards cannot change the gradient
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, 1.5 / (1.5 * x.data + 3.0), rtol=1e-14)
+    z = tg.exp(_t(3))
+    assert ops._EXP.bare == "out" and z._ctx is z.data
+
+
+def test_sigmoid_keeps_only_its_output_and_its_gradient_ignores_a_rebound_input():
+    """sigmoid's gradient reads the exp(-|x|) its forward kept beside its output (see
+    ops._sigmoid), so the node keeps the output alone and never reads the input again."""
+    x = _t(5)
     h = x * 1.5
     y = tg.sigmoid(h)
-    assert ops._SIGMOID.bare == "input" and y._ctx is h.data      # no tuple for the collector
-    h.data = np.zeros(5)           # rebinding the input afterwards cannot change the gradient
+    assert ops._SIGMOID.bare == "out" and y._ctx is y.data
+    h.data = np.zeros(5)
     y.sum().backward()
     s = 1 / (1 + np.exp(-1.5 * x.data))
     np.testing.assert_allclose(x.grad, 1.5 * s * (1 - s), rtol=1e-14)
-    z = tg.exp(_t(3))
-    assert ops._EXP.bare == "out" and z._ctx is z.data
 
 
 def test_saved_reads_every_layout_of_a_rule_node():

@@ -562,17 +562,103 @@ def test_a_recording_sees_only_its_own_thread():
     assert [op[0] for op in rec.ops] == ["tanh"] and rec.ops[0][4] is y
 
 
-def test_steps_with_large_arrays_run_as_engine_ops_and_say_why():
-    from rnn import replay
-    model = rnn.ElmanRNN(5, 8, 5)
+@pytest.mark.parametrize("name", ["elman", "lstm", "gru", "user_lstm"])
+def test_steps_with_large_arrays_replay_to_the_same_loss_and_gradients(name):
+    model, rng = _fresh(name)
+    args, kwargs = _args(name, model, rng, 400)       # h(t) of 1,200 numbers, gates of 3,600
+    run = model.run_for_loss(*args, **kwargs)
+    assert run.replayed is not None and run.not_replayed is None
+    replayed = _loss_and_grads(model, args, kwargs, "replay")
+    assert "replay" in replayed[2]
+    _close(replayed, _loss_and_grads(model, args, kwargs, "engine"))
+
+
+def _twice(h, x, W, U):
+    Wt = W.T          # one transpose taken in the step, multiplied twice
+    return (h @ Wt + (h * h) @ Wt + x @ U.T).tanh()
+
+
+@pytest.mark.parametrize("step", [
+    lambda h, x, W, U: (h @ W + (h * h) @ W + x @ U.T).tanh(),
+    lambda h, x, W, U: (h @ W.T + (h * h) @ W.T + x @ U.T).tanh(),
+    _twice], ids=["W", "two W.T", "one W.T"])
+def test_a_weight_multiplying_many_rows_twice_in_a_step_replays_exactly(step):
+    """h W and (h h) W in one step (or with W.T taken in the step), 6 rows each: the two
+    products of a step, computed into the scan's scratch (the first of each slot) and anew,
+    add up over the steps as in the engine."""
+    cell, _ = _cell(step)
+    got = _both(cell, *_data(np.random.default_rng(3), batch=6))
+    assert got[0][0].replayed == (2, T)
+    _equal_results(got)
+
+
+def test_a_state_sliced_into_blocks_some_without_gradient_replays_exactly(monkeypatch):
+    """z sliced into blocks that tile it, one block read by nothing: a replayed step copies
+    each block's gradient into an uninitialised array (here filled with NaN, as memory may
+    hold anything), and zeros the block without one."""
+    monkeypatch.setattr(tape, "_empty", lambda like: np.full(like.shape, np.nan, like.dtype))
+
+    def step(h, x, W, U):
+        z = h @ W.T + x @ U.T
+        first, _unused = z[:, :1], z[:, 1:]
+        return tg.concat([first.tanh(), first * 0.5, first.sigmoid()], axis=1)
+    cell, _ = _cell(step)
+    got = _both(cell, *_data(np.random.default_rng(5), batch=3))
+    assert got[0][0].replayed == (2, T)
+    _equal_results(got)
+
+
+def _scanned_step():
+    """A step h(t) = tanh(h(t-1) @ W + x(t)) recorded, its scan compiled: (scan, program, W,
+    h0, the step's output slots: matmul, add, tanh)."""
     rng = np.random.default_rng(0)
-    small = (rng.integers(0, 5, size=(T, 2)), rng.integers(0, 5, size=(T, 2)))
-    assert model.run_for_loss(*small).replayed is not None
-    batch = replay.LARGEST // 8 + 1           # h(t) has more than LARGEST numbers
-    large = (rng.integers(0, 5, size=(T, batch)), rng.integers(0, 5, size=(T, batch)))
-    run = model.run_for_loss(*large)
-    assert run.replayed is None and "numpy's own work" in run.not_replayed
-    assert abs(run.loss.item() - model.run(*large).loss.item()) <= 1e-12 * run.loss.item()
+    W = tg.Tensor(rng.normal(scale=0.5, size=(3, 3)), requires_grad=True)
+    h, x = tg.Tensor(rng.normal(size=(4, 3))), tg.Tensor(rng.normal(size=(4, 3)))
+    with tape.recording() as rec:
+        y = (h @ W + x).tanh()
+    program = tape.Program.of(rec, [h, x], [y])
+    values, rules = program.forward([h.data, x.data])
+    first = program.first_op
+    return tape.compile_scan(program, 1, values, rules), W, h.data, (first, first + 1, first + 2)
+
+
+def test_a_scanned_step_keeps_only_what_its_gradient_rules_read():
+    (forward, backward), W, h0, (matmul, add, tanh) = _scanned_step()
+    rng = np.random.default_rng(1)
+    xs = rng.normal(size=(5, 4, 3))
+    out = np.empty((5, 4, 3))
+    saved = forward([h0], [xs], list(range(5)), [None] * 5, [out], list(range(5)), [W.data])
+    for values, _ in saved:       # h and W for the product's rule, tanh's output for its own
+        assert values[0] is not None and values[2] is not None and values[tanh] is not None
+        assert values[1] is None and values[matmul] is None and values[add] is None
+    g_out = rng.normal(size=(5, 4, 3))
+    gxs, deferred = [np.zeros((5, 4, 3))], [[]]
+    (g_h0,), (g_W,) = backward(saved, [g_out], [None] * 5, list(range(5)), gxs, deferred)
+    if deferred[0]:      # h(t-1)^T g of a few rows: left for one product over the steps
+        g_W = tape.sum_deferred(deferred[0]) + (0 if g_W is None else g_W)
+    h = tg.Tensor(h0, requires_grad=True)
+    x = tg.Tensor(xs, requires_grad=True)
+    states = [h]
+    for t in range(5):
+        states.append((states[-1] @ W + x[t]).tanh())
+    loss = sum((s * g).sum() for s, g in zip(states[1:], g_out))
+    expected = tg.grad(loss, [h, W, x])
+    for got, want in zip((g_h0, g_W, gxs[0]), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(out[-1], states[-1].data, rtol=1e-15)
+
+
+def test_a_scan_refuses_inputs_of_other_shapes_than_it_was_made_for():
+    """The lean backward stands in the recorded shape of x(t) for x's gradient: rows (1, 3)
+    that broadcast to the same (4, 3) step would have their gradient summed to (4, 3)."""
+    (forward, _), W, h0, _ = _scanned_step()
+    xs = np.ones((5, 1, 3))
+    with pytest.raises(tape.RulesDiffer):
+        forward([h0], [xs], list(range(5)), [None] * 5, [np.empty((5, 4, 3))], list(range(5)),
+                [W.data])
+    with pytest.raises(tape.RulesDiffer):
+        forward([h0.astype(np.float32)], [np.ones((5, 4, 3))], list(range(5)), [None] * 5,
+                [np.empty((5, 4, 3))], list(range(5)), [W.data])
 
 
 def test_a_replayed_graph_back_propagates_under_anomaly_detection():

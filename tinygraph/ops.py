@@ -71,14 +71,14 @@ def _add(a, b):
     return a + b, _ADD
 
 
-_ADD = Rule(lambda g, out, a, b: g, lambda g, out, a, b: g, saves=False)
+_ADD = Rule(lambda g, out, a, b: g, lambda g, out, a, b: g, saves=False, reads_out=False)
 
 
 def _sub(a, b):
     return a - b, _SUB
 
 
-_SUB = Rule(lambda g, out, a, b: g, lambda g, out, a, b: -g, saves=False)
+_SUB = Rule(lambda g, out, a, b: g, lambda g, out, a, b: -g, saves=False, reads_out=False)
 
 
 def _mul(a, b):
@@ -118,7 +118,7 @@ def _neg(a):
     return -a, _NEG
 
 
-_NEG = Rule(lambda g, out, a: -g, saves=False)
+_NEG = Rule(lambda g, out, a: -g, saves=False, reads_out=False)
 
 
 def _exp(x):
@@ -178,27 +178,54 @@ def _sigmoid(x):
     """1 / (1 + exp(-x)) by the sign of x: with e = exp(-|x|) <= 1, y = 1 / (1 + e) for x >= 0
     and e / (1 + e) for x < 0, so nothing overflows and a tiny y keeps its relative precision.
     The numerator, 1 or e, is max(x >= 0, e) (e <= 1; no ``np.where``, whose branch on random
-    signs costs several times the exp), written into e."""
-    e = _exp_neg_abs(x)
-    if type(e) is not np.ndarray or e.dtype.kind != "f":
+    signs costs several times the exp).  y is the first row of a (2, ...) array whose second
+    row keeps e, which the gradient reads (:func:`_kept_exp`) instead of a second exp."""
+    if type(x) is not np.ndarray or x.dtype.kind != "f":
+        e = _exp_neg_abs(x)
         return np.where(x >= 0, 1, e) / (1 + e), _SIGMOID
+    pair = np.empty((2,) + x.shape, x.dtype)
+    y, e = pair[0, ...], pair[1, ...]
+    np.abs(x, out=e)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
     d = e + 1
-    np.maximum(x >= 0, e, out=e)
-    return np.divide(e, d, out=e), _SIGMOID
+    np.maximum(x >= 0, e, out=y)
+    return np.divide(y, d, out=y), _SIGMOID
 
 
-def _sigmoid_slope(x):   # sigma'(x) = e / (1 + e)^2 with e = exp(-|x|): no overflow, for either sign
-    e = _exp_neg_abs(x)
-    if type(e) is not np.ndarray or e.dtype.kind != "f":
-        d = 1 + e
+def _kept_exp(out):
+    """exp(-|x|) as the sigmoid's forward kept it beside its output ``out`` (see _sigmoid), or
+    None if ``out`` is not that output: the first row of a (2, ...) array, which is the only
+    view of its shape and strides that does not reach into the second."""
+    pair = out.base
+    if (type(pair) is np.ndarray and pair.shape == (2,) + out.shape and pair.dtype == out.dtype
+            and pair.flags.c_contiguous and out.strides == pair.strides[1:]):
+        e = pair[1, ...]
+        if not np.may_share_memory(out, e):
+            return e
+    return None
+
+
+def _sigmoid_slope(out, x):
+    """sigma'(x) = e / (1 + e)^2 with e = exp(-|x|) (no overflow, for either sign): e as the
+    forward kept it beside ``out`` (an array), else computed from ``x``."""
+    e = _kept_exp(out) if type(out) is np.ndarray else None
+    if e is None:
+        e = _exp_neg_abs(x)
+        if type(e) is not np.ndarray or e.dtype.kind != "f":
+            d = 1 + e
+            return e / (d * d)
+    d = e + 1
+    if type(d) is not np.ndarray:     # 0-d: numpy's arithmetic gives a scalar
         return e / (d * d)
-    d = e + 1
     np.multiply(d, d, out=d)
-    return np.divide(e, d, out=e)
+    return np.divide(e, d, out=d)
 
 
-# sigma'(x) = sigma(x) sigma(-x): on Tensors, each factor with its full relative precision
-_SIGMOID = Rule(lambda g, out, x: _xp.sigmoid_grad(g, x), reads_out=False)
+# sigma'(x) = sigma(x) sigma(-x): on Tensors, each factor with its full relative precision; on
+# arrays from the e = exp(-|x|) the forward kept beside out, so the rule reads g and out (x
+# only for an output the forward did not make in pairs: not a float array)
+_SIGMOID = Rule(lambda g, out, x: _xp.sigmoid_grad(g, out, x), saves=False)
 
 
 def _softplus(x):   # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), exact for every x
@@ -433,7 +460,7 @@ def _addmm(c, a, b):
 
 
 _ADDMM_2D = Rule(lambda g, out, c, a, b: g, lambda g, out, c, a, b: _dot(g, b.T),
-                 lambda g, out, c, a, b: _outer_product(a, g))
+                 lambda g, out, c, a, b: _outer_product(a, g), reads_out=False)
 
 
 def _product_part(g, a, b):   # c broadcast the product: g summed back to the product's shape
@@ -442,7 +469,7 @@ def _product_part(g, a, b):   # c broadcast the product: g summed back to the pr
 
 _ADDMM = Rule(lambda g, out, c, a, b: g,
               lambda g, out, c, a, b: _matmul_grad_a(_product_part(g, a, b), a, b),
-              lambda g, out, c, a, b: _matmul_grad_b(_product_part(g, a, b), a, b))
+              lambda g, out, c, a, b: _matmul_grad_b(_product_part(g, a, b), a, b), reads_out=False)
 
 
 def _check_matmul_size(a, b):
@@ -1093,8 +1120,8 @@ _xp = SimpleNamespace(
     sin=_dual(np.sin, lambda x: sin(x)),
     cos=_dual(np.cos, lambda x: cos(x)),
     sigmoid=_dual(lambda x: _sigmoid(x)[0], lambda x: sigmoid(x)),
-    sigmoid_grad=_dual(lambda g, x: _times_in_place(g, _sigmoid_slope(x)),
-                       lambda g, x: g * (sigmoid(x) * sigmoid(-x))),
+    sigmoid_grad=_dual(lambda g, out, x: _times_in_place(g, _sigmoid_slope(out, x)),
+                       lambda g, out, x: g * (sigmoid(x) * sigmoid(-x))),
     tanh_grad=_dual(_tanh_grad, lambda g, out: g * (1 - out * out)),
     normal_cdf=_dual(_phi_big, lambda x: apply("normal_cdf", _normal_cdf, x)),
     where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),

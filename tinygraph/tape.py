@@ -36,11 +36,13 @@ invisible to it; the methods of two objects are two forward functions.
 import contextlib
 import functools
 import operator
+import re
 import threading
 
 import numpy as np
 
-from .tensor import (Owned, Rule, Scatter, Tensor, _current, _graph_rule, _tapes, _unbroadcast,
+from .tensor import (_TRANSPOSES, Owned, Product, Rule, Scatter, Tensor, _current, _graph_rule,
+                     _tapes, _tile, _unbroadcast,
                      apply)
 
 
@@ -111,11 +113,6 @@ class Program:
         for _, _, args, _ in ops:
             need.append(any(need[i] for i in args))
         self.need = need
-        # which ops read the inputs (directly or not); the others compute the same every run
-        varies = [True] * n_in + [False] * (len(outside) + len(consts))
-        for _, _, args, _ in ops:
-            varies.append(any(varies[i] for i in args))
-        self.varies = varies[first:]
 
     @classmethod
     def of(cls, rec, inputs, outputs):
@@ -391,9 +388,10 @@ def _compile_forward(program):
     return _made("forward", lines, env)
 
 
-def _arguments(args, kwargs, j, env):
-    """The arguments of op j's call: its input slots, and its settings as ``**K{j}``."""
-    call = ", ".join(f"v{i}" for i in args)
+def _arguments(args, kwargs, j, env, none=False):
+    """The arguments of op j's call: its input slots (with ``none``, None for each), and its
+    settings as ``**K{j}``."""
+    call = ", ".join("None" if none else f"v{i}" for i in args)
     if kwargs:
         env[f"K{j}"] = kwargs
         call += f", **K{j}"
@@ -462,16 +460,33 @@ def _guards(rules, env, otherwise):
     return lines
 
 
-def _backward_body(program, values, rules, env):
+def _backward_body(program, values, rules, env, lean=False):
     """Lines running the ops' gradient rules in reverse: from ``g{slot}`` of the outputs (and
     ``o{slot}``, True where that array is this code's own), the ``g{i}`` of the inputs and
     outside tensors; a^T g of a few rows for an outside matrix appended to ``D`` instead (of
     one shape per matrix, so that they stack: a matrix that also multiplies rows of another
-    shape in the step gets their product at once)."""
-    env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter)
+    shape in the step gets their product at once).
+
+    ``lean``: read no slot the rules do not need, so that a step keeps only those: a rule's
+    output is passed as None where its Rule does not read it (``reads_out=False``) and its
+    inputs where it reads only g and out (``saves=False``), as the engine does for a node that
+    saved nothing else; where only a slot's shape and dtype count (a gradient made dense or a
+    zero buffer), ``Z{i}``, the recorded ones, stand in (the caller checks that the step's
+    inputs have the recorded shapes and dtypes, which fix every slot's); and an outside
+    tensor's first gradient of a step, when a :class:`Product`, is computed into its scratch
+    ``B{i}`` (None at first; the caller adds it up before the next step writes it again), and
+    so is that of an outside tensor's transpose taken in the step (``W.T``: its rule passes a
+    view of it on to the outside tensor, and nothing else); and
+    the gradient of a slot read only by slices that tile it (an LSTM's gates) is each slice's
+    gradient copied into its block of an uninitialised array (zeros where none came), not a
+    zero array and an add per slice."""
+    env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter, _Product=Product,
+               _product_into=_product_into, _empty=_empty)
     n_in, n_out = program.n_in, len(program.outside)
     need, defer = program.need, _deferrable()
     deferred = {}      # outside tensor -> the shapes of its (a, g) pairs: one shape, to stack
+    tiled = _tiled_slots(program, values) if lean else set()
+    scratched = _scratched_slots(program, rules) if lean else set()
     lines = []
     for j in range(len(program.ops) - 1, -1, -1):
         _, _, args, kwargs = program.ops[j]
@@ -479,15 +494,26 @@ def _backward_body(program, values, rules, env):
         vjps = rules[j]
         body = []
         index = _basic_index(program.ops[j][1], kwargs)
+        if index is not None and args[0] in tiled:      # copy g into its block, once
+            i = args[0]
+            env[f"K{j}"] = index
+            env[f"Z{i}"] = _Shape(np.shape(values[i]), np.asarray(values[i]).dtype)
+            lines += [f"if not o{i}: g{i}, o{i} = _empty(Z{i}), True",
+                      f"g{i}[K{j}] = 0 if g{slot} is None else g{slot}"]
+            continue
         if type(vjps) is Rule and vjps.joint is not None and any(need[i] for i in args):
             env[f"J{j}"] = vjps.joint
             body.append(f"pgs = J{j}(g, v{slot}, {_arguments(args, kwargs, j, env)})")
         for k, i in enumerate(args):
             if not need[i]:
                 continue
+            like = f"v{i}"
+            if lean:
+                like = f"Z{i}"
+                env[like] = _Shape(np.shape(values[i]), np.asarray(values[i]).dtype)
             if index is not None and k == 0:        # x[index]: add g into x's gradient there
                 env[f"K{j}"] = index
-                body += [f"if not o{i}: g{i}, o{i} = _own(g{i}, v{i}), True",
+                body += [f"if not o{i}: g{i}, o{i} = _own(g{i}, {like}), True",
                          f"g{i}[K{j}] += g"]
                 continue
             if type(vjps) is Rule and vjps.joint is not None:
@@ -506,19 +532,26 @@ def _backward_body(program, values, rules, env):
                     body.append(f"D[{i - n_in}].append((v{args[at]}, g))")
                     continue
                 env[f"Q{j}_{k}"] = grad
-                body.append(f"pg = Q{j}_{k}(g, v{slot}, {_arguments(args, kwargs, j, env)})")
+                out = f"v{slot}" if not lean or vjps.reads_out else "None"
+                ins = (_arguments(args, kwargs, j, env) if not lean or vjps.saves
+                       else _arguments(args, kwargs, j, env, none=True))
+                body.append(f"pg = Q{j}_{k}(g, {out}, {ins})")
             else:
                 if vjps[k] is None:
                     continue
                 body.append(f"pg = r{j}[{k}](g)")
             env[f"S{i}"] = np.shape(values[i])
             env[f"T{i}"] = np.asarray(values[i]).dtype
-            add = ["if type(pg) is _Scatter:",
-                   f"    if not o{i}: g{i}, o{i} = _own(g{i}, v{i}), True",
+            add = []
+            if i in scratched:     # a^T g of a weight (or of its transpose): into a scratch
+                add = [f"if type(pg) is _Product and g{i} is None: "
+                       f"B{i}, pg = _product_into(pg, B{i}, {like})"]
+            add += ["if type(pg) is _Scatter:",
+                   f"    if not o{i}: g{i}, o{i} = _own(g{i}, {like}), True",
                    f"    pg.add_into(g{i})",
                    "else:",
                    f"    if type(pg) is not _nd or pg.shape != S{i} or pg.dtype is not T{i}: "
-                   f"pg = _dense(pg, v{i})",
+                   f"pg = _dense(pg, {like})",
                    f"    if g{i} is None: g{i} = pg",
                    f"    elif o{i}: g{i} += pg",
                    f"    else: g{i}, o{i} = g{i} + pg, True"]
@@ -584,11 +617,24 @@ def _compile_scan(program, n_carry, values, rules):
     n_in, n_out = program.n_in, len(program.outside)
     n_x = n_in - n_carry
     outs = program.outputs[:n_carry]
-    env = {}
+    b_env = {"_RulesDiffer": RulesDiffer, "_copy": functools.partial(np.array, copy=True)}
+    body = _backward_body(program, values, rules, b_env, lean=True)
+    kept = {int(i) for i in re.findall(r"\bv(\d+)\b", "\n".join(body))}
+    env = {"_RulesDiffer": RulesDiffer}
     f = ["def forward(carry, xs, rows, masks, outs, at, outside):",
          f"    {_unpack('s', n_carry, 'carry')}",
          f"    {_unpack('X', n_x, 'xs')}",
          f"    {_unpack('O', n_carry, 'outs')}"]
+    # the lean backward stands in the recorded shapes and dtypes for slots it does not keep:
+    # the step's inputs must be those recorded (the ops then make the recorded ones)
+    for p in range(n_carry):
+        env[f"I{p}"] = (np.shape(values[p]), np.asarray(values[p]).dtype)
+        f.append(f"    if (s{p}.shape, s{p}.dtype) != I{p}: raise _RulesDiffer")
+    for k in range(n_x):
+        env[f"I{n_carry + k}"] = (np.shape(values[n_carry + k]),
+                                  np.asarray(values[n_carry + k]).dtype)
+        f.append(f"    if rows and (X{k}[rows[0]].shape, X{k}.dtype) != I{n_carry + k}: "
+                 "raise _RulesDiffer")
     if n_out:
         f.append(f"    {_slots('v', n_out, n_in)}= outside")
     f += ["    saved = []",
@@ -603,16 +649,18 @@ def _compile_scan(program, n_carry, values, rules):
     f += ["        else:"]
     f += [f"            O{p}[j] = s{p} + (v{o} - s{p}) * m" for p, o in enumerate(outs)]
     f += [f"        s{p} = O{p}[j]" for p in range(n_carry)]
-    f += [f"        keep(([{_slots('v', program.size)}], ({_slots('r', len(program.ops))})))",
+    kept_slots = "".join(f"v{i}, " if i in kept else "None, " for i in range(program.size))
+    f += [f"        keep(([{kept_slots}], ({_slots('r', len(program.ops))})))",
           "    return saved"]
     forward = _made("forward", f, env)
 
-    env = {"_RulesDiffer": RulesDiffer, "_copy": functools.partial(np.array, copy=True)}
+    env = b_env
     b = ["def backward(saved, ups, masks, rows, gxs, D):",
          f"    {_unpack('U', n_carry, 'ups')}",
          f"    {_unpack('GX', n_x, 'gxs')}"]
     b += [f"    c{p} = None" for p in range(n_carry)]
     b += [f"    q{i} = None" for i in range(n_out)]
+    b += [f"    B{i} = None" for i in sorted(_scratched_slots(program, rules))]
     b += ["    for i in range(len(saved) - 1, -1, -1):",
           "        V, R = saved[i]",
           f"        {_unpack('v', program.size, 'V')}",
@@ -626,7 +674,7 @@ def _compile_scan(program, n_carry, values, rules):
     b.append(f"        {_slots('o', program.size).replace(', ', ' = ')}False")
     for p, o in enumerate(outs):
         b.append(f"        g{o}, o{o} = (G{p}, False) if g{o} is None else (g{o} + G{p}, True)")
-    b += ["        " + line for line in _backward_body(program, values, rules, env)]
+    b += ["        " + line for line in body]
     b += [f"        c{p} = g{p}" for p in range(n_carry)]
     b += ["        if m is not None:"]
     b += [f"            c{p} = x{p} if c{p} is None else c{p} + x{p}" for p in range(n_carry)]
@@ -670,6 +718,57 @@ def _basic_index(forward, kwargs):
 def _scatter_rule(index):
     from . import ops
     return ops._GETITEM
+
+
+def _product_into(pg, buf, like):
+    """``(buf, value)``: the value of the Product ``pg`` computed into ``buf`` (made on first
+    use, of ``like``'s shape and dtype) when it has that shape and dtype, else a new array."""
+    a, b = pg.a, pg.b
+    if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2
+            or (a.shape[0], b.shape[1]) != like.shape
+            or a.dtype != like.dtype or b.dtype != like.dtype):
+        return buf, np.asarray(pg)
+    if buf is None:
+        buf = np.empty(like.shape, like.dtype)
+    return buf, np.dot(a, b, out=buf)
+
+
+def _scratched_slots(program, rules):
+    """The outside tensors' slots, and those of their transposes taken in the step."""
+    n_in, n_out = program.n_in, len(program.outside)
+    slots = set(range(n_in, n_in + n_out))
+    for j, (_, _, args, _) in enumerate(program.ops):
+        if rules[j] in _TRANSPOSES and len(args) == 1 and n_in <= args[0] < n_in + n_out:
+            slots.add(program.first_op + j)
+    return slots
+
+
+def _tiled_slots(program, values):
+    """The slots that need a gradient, are no output of the program and are read only by
+    basic slices that tile them: disjoint blocks along one axis that cover it."""
+    readers = {}
+    for j, (_, forward, args, kwargs) in enumerate(program.ops):
+        for k, i in enumerate(args):
+            index = _basic_index(forward, kwargs)
+            tile = None if index is None or k != 0 or len(args) != 1 else \
+                _tile(index, np.shape(values[i]))
+            readers.setdefault(i, []).append(tile)
+    tiled = set()
+    for i, tiles in readers.items():
+        if not program.need[i] or i in program.outputs or None in tiles:
+            continue
+        if len({axis for axis, _, _ in tiles}) != 1:
+            continue
+        blocks = sorted((start, stop) for _, start, stop in tiles)
+        n = np.shape(values[i])[tiles[0][0]]
+        if blocks[0][0] == 0 and blocks[-1][1] == n and all(
+                a[1] == b[0] for a, b in zip(blocks, blocks[1:])):
+            tiled.add(i)
+    return tiled
+
+
+def _empty(like):
+    return np.empty(like.shape, like.dtype)
 
 
 def _own(g, like):

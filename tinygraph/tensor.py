@@ -1140,7 +1140,9 @@ class Rule:
     ``out``), just the input array for a one-input rule made with ``reads_out=False`` (it then
     gets None for ``out`` in backward), the two input arrays in ``_ctx`` and ``_ctx2`` for a
     two-input rule made with ``reads_out=False``, ``rule.bare`` saying which ("out", "input",
-    "inputs" or None);
+    "inputs" or None; a rule made with both ``saves=False`` and ``reads_out=False`` reads
+    ``g`` alone, which lets a replayed step keep nothing of the op, see
+    :func:`tinygraph.tape.compile_scan`);
     else ``(out, positions, *inputs)``, ``positions`` the indices of the inputs that are Tensors
     (the node's parents, in order; None when all are), with the keyword arguments in the
     ``_kwargs`` slot and the rule's keyed twin ``rule.keyed`` (the same functions, ``is_keyed``
