@@ -228,6 +228,20 @@ def test_sigmoid_keeps_only_its_output_and_its_gradient_ignores_a_rebound_input(
     np.testing.assert_allclose(x.grad, 1.5 * s * (1 - s), rtol=1e-14)
 
 
+@pytest.mark.parametrize("shape", [(), (7,), (3, 4)])
+def test_sigmoid_under_no_grad_gives_the_same_values_without_keeping_the_exp_beside_them(shape):
+    # the exp row is for the gradient; an inference run kept twice each sigmoid's memory
+    x = np.random.default_rng(0).normal(size=shape) * 30
+    with_grad = tg.sigmoid(tg.tensor(x, requires_grad=True)).data
+    with tg.no_grad():
+        without = tg.sigmoid(tg.tensor(x)).data
+    np.testing.assert_array_equal(without, with_grad)
+    assert without.base is None or without.base.shape == without.shape
+    assert ops._kept_exp(without) is None
+    if shape:
+        assert with_grad.base.shape == (2,) + shape      # what backward reads beside the output
+
+
 def test_saved_reads_every_layout_of_a_rule_node():
     x, w = _t(3), _t(3)
     prod, act, total = x * w, tg.relu(x), tg.exp(x)

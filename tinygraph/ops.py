@@ -22,7 +22,7 @@ from numpy.lib.array_utils import normalize_axis_tuple
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
                      binary_op, unary_op,
-                     _fresh_random, _unbroadcast, apply, check_size)
+                     _fresh_random, _unbroadcast, apply, check_size, is_grad_enabled)
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -179,12 +179,16 @@ def _sigmoid(x):
     and e / (1 + e) for x < 0, so nothing overflows and a tiny y keeps its relative precision.
     The numerator, 1 or e, is max(x >= 0, e) (e <= 1; no ``np.where``, whose branch on random
     signs costs several times the exp).  y is the first row of a (2, ...) array whose second
-    row keeps e, which the gradient reads (:func:`_kept_exp`) instead of a second exp."""
+    row keeps e, which the gradient reads (:func:`_kept_exp`) instead of a second exp; under
+    ``no_grad`` no gradient will be taken, and y is an array of its own (the same values)."""
     if type(x) is not np.ndarray or x.dtype.kind != "f":
         e = _exp_neg_abs(x)
         return np.where(x >= 0, 1, e) / (1 + e), _SIGMOID
-    pair = np.empty((2,) + x.shape, x.dtype)
-    y, e = pair[0, ...], pair[1, ...]
+    if is_grad_enabled():
+        pair = np.empty((2,) + x.shape, x.dtype)
+        y, e = pair[0, ...], pair[1, ...]
+    else:
+        y, e = np.empty_like(x, order="C"), np.empty_like(x, order="C")
     np.abs(x, out=e)
     np.negative(e, out=e)
     np.exp(e, out=e)
