@@ -21,8 +21,8 @@ from numpy.lib.array_utils import normalize_axis_tuple
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
-                     binary_op, unary_op,
-                     _fresh_random, _unbroadcast, apply, check_size, is_grad_enabled)
+                     _fresh_random, _unbroadcast, apply, binary_op, check_size, is_grad_enabled,
+                     unary_op)
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -1337,8 +1337,9 @@ sin = unary_op("sin", "sin", _sin)
 cos = unary_op("cos", "cos", _cos)
 
 
-gelu = unary_op("gelu", "gelu", _gelu, """x Phi(x), Phi the standard normal CDF: the erf form (PyTorch's default ``gelu``), exact in
-    both tails; its gradient is Phi(x) + x phi(x).""")
+gelu = unary_op("gelu", "gelu", _gelu,
+                "x Phi(x), Phi the standard normal CDF: the erf form (PyTorch's default ``gelu``), "
+                "exact in both tails; its gradient is Phi(x) + x phi(x).")
 
 
 matmul = binary_op("matmul", "matmul", _matmul)

@@ -803,10 +803,7 @@ def _apply(op, forward, inputs, kwargs):
             _check_broadcast(op, arrays)
         value, vjps = forward(*arrays, **kwargs) if kwargs else forward(*arrays)
     except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
-        error = _forward_error(op, arrays, e)
-        if error is None:
-            raise
-        raise error from None
+        _raise_forward_error(op, arrays, e)
     every = len(parents) == len(inputs)
     if type(vjps) is not Rule:
         _check_vjps(op, vjps, len(inputs))
@@ -846,19 +843,20 @@ def _check_vjps(op, vjps, count):
                          "input, in order; None for an input with no gradient)")
 
 
-def _forward_error(op, arrays, e):
-    """The error to raise for ``e``, raised by ``op``'s forward on ``arrays``: an op's own
-    check with the scope it happened in added (None: ``e`` as it is, outside any scope),
-    numpy's errors as tinygraph's naming the op, the input shapes and the scope."""
+def _raise_forward_error(op, arrays, e):
+    """Raise the error for ``e``, raised by ``op``'s forward on ``arrays``: an op's own check
+    with the scope it happened in added (``e`` itself outside any scope), numpy's errors as
+    tinygraph's naming the op, the input shapes and the scope."""
     if isinstance(e, TinygraphError):
         where = _current().scope
-        return None if where is None else type(e)(f"{e}{_where(where)}")
+        if where is None:
+            raise e
+        raise type(e)(f"{e}{_where(where)}") from None
     if isinstance(e, MemoryError):
-        return _allocation_error(op, [np.shape(a) for a in arrays], e)
+        raise _allocation_error(op, [np.shape(a) for a in arrays], e) from None
     shapes = ", ".join(str(np.shape(a)) for a in arrays)
-    return _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
-        f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}")
-
+    raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
+        f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}") from None
 
 
 def binary_op(name, op, forward, doc=None):
@@ -877,10 +875,7 @@ def binary_op(name, op, forward, doc=None):
                     _check_broadcast(op, (x, y))
                 value, vjps = forward(x, y)
             except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
-                error = _forward_error(op, (x, y), e)
-                if error is None:
-                    raise
-                raise error from None
+                _raise_forward_error(op, (x, y), e)
             if type(vjps) is not Rule:
                 raise TypeError(f"{op}: binary_op takes a forward that returns a Rule")
             t = make_node(op, value, (a, b), vjps, (x, y))
@@ -908,10 +903,7 @@ def unary_op(name, op, forward, doc=None):
                     _check_broadcast(op, (a,))
                 value, vjps = forward(a)
             except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
-                error = _forward_error(op, (a,), e)
-                if error is None:
-                    raise
-                raise error from None
+                _raise_forward_error(op, (a,), e)
             if type(vjps) is not Rule:
                 raise TypeError(f"{op}: unary_op takes a forward that returns a Rule")
             t = make_node(op, value, (x,), vjps, (a,))
