@@ -134,3 +134,32 @@ def test_a_sweep_may_start_another_in_its_own_thread():
 
     w = tg.Parameter(np.array([1.0, 1.0]))
     np.testing.assert_array_equal(tg.grad(tg.apply("nested", forward, w).sum(), w), [4.0, 6.0])
+
+
+def test_in_place_changes_from_several_threads_each_get_a_version_of_their_own():
+    # every change is counted once, so a graph built between two changes in another thread
+    # sees the later one as newer than itself (and refuses to back-propagate through it)
+    import importlib
+    import sys
+    engine = importlib.import_module("tinygraph.tensor")
+    tensors = [tg.Parameter(np.ones(2)) for _ in range(4)]
+    versions = [[] for _ in tensors]
+    start = engine._clock
+
+    def changer(k):
+        def run():
+            for _ in range(3000):
+                engine.bump_version(tensors[k])
+                versions[k].append(tensors[k]._version)
+        return run
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)     # threads switch as often as they can
+    try:
+        _run_together(*(changer(k) for k in range(len(tensors))))
+    finally:
+        sys.setswitchinterval(switch)
+    issued = [v for vs in versions for v in vs]
+    assert len(set(issued)) == len(issued) == 4 * 3000
+    assert engine._clock == start + 4 * 3000 == max(issued)
+    assert all(vs == sorted(vs) for vs in versions)

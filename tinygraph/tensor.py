@@ -557,11 +557,16 @@ def bump_version(t):
     this); graphs built before from ``t`` -- or from a tensor sharing its memory -- then
     refuse to back-propagate."""
     global _clock
-    _clock += 1
-    t._version = _clock
+    with _counting:     # ``+= 1`` on a global is a read and a write: another thread between
+        _clock += 1     # them would make two changes one version, or set the clock back
+        version = _clock
+    t._version = version
     cell = getattr(t, "_shared", None)
     if cell is not None:
-        cell[0] = _clock
+        cell[0] = version
+
+
+_counting = threading.Lock()
 
 
 def _share_version(view, base):
