@@ -463,3 +463,35 @@ def test_the_sorted_scatter_of_row_gradients_equals_numpy_add_at(rows, width, n)
     _add_rows_sorted(got, index, values)
     np.add.at(want, index, values)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rows, width, n", [(65, 100, 25), (16, 32, 1000), (3, 7, 8)])
+def test_the_counted_scatter_of_row_gradients_equals_numpy_add_at(rows, width, n):
+    """take's gradient of float64 rows into a small table is one bincount: the same bits as
+    np.add.at into a zero buffer (each id's rows summed in the order given), to rounding into
+    one that holds a gradient already; ids may be negative."""
+    from tinygraph.tensor import _add_rows_counted, _counted
+    rng = np.random.default_rng(rows)
+    index = rng.integers(-rows, rows, size=(n, 1))
+    values = rng.normal(size=(n, 1, width))
+    assert _counted(np.zeros((rows, width)), index, values)
+    got, want = np.zeros((rows, width)), np.zeros((rows, width))
+    _add_rows_counted(got, index, values)
+    np.add.at(want, index.reshape(-1), values.reshape(n, width))
+    assert np.array_equal(got, want)
+    start = rng.normal(size=(rows, width))
+    got, want = start.copy(), start.copy()
+    _add_rows_counted(got, index, values)
+    np.add.at(want, index.reshape(-1), values.reshape(n, width))
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+def test_take_of_a_small_table_gets_the_same_gradient_as_through_numpy_add_at():
+    rng = np.random.default_rng(3)
+    table = tg.tensor(rng.normal(size=(65, 100)), requires_grad=True)
+    ids = rng.integers(0, 65, size=(25, 1))
+    seed = rng.normal(size=(25, 1, 100))
+    (tg.take(table, ids, axis=0) * seed).sum().backward()
+    want = np.zeros((65, 100))
+    np.add.at(want, ids.reshape(-1), seed.reshape(25, 100))
+    assert np.array_equal(table.grad, want)

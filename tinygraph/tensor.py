@@ -1364,7 +1364,10 @@ class Scatter:
             buf[self.index] += self.values
         elif self.axis == 0:
             index = self.index
-            if (type(index) is np.ndarray and index.dtype.kind in "iu"
+            if type(index) is np.ndarray and index.dtype.kind in "iu" and _counted(
+                    buf, index, self.values):
+                _add_rows_counted(buf, index, self.values)
+            elif (type(index) is np.ndarray and index.dtype.kind in "iu"
                     and index.size >= _SORTED_SCATTER_MIN):
                 _add_rows_sorted(buf, index, self.values)
             else:
@@ -1441,6 +1444,32 @@ def _add_rows_sorted(buf, index, values):
                 buf[row] += chunk[order[a:b]].sum(axis=0)    # each group's rows gathered alone
         else:
             buf[rows[starts]] += np.add.reduceat(chunk[order], starts, axis=0)
+
+
+def _counted(buf, index, values):
+    """Whether :func:`_add_rows_counted` is the fastest way to add ``values`` into the rows
+    ``index`` of ``buf``: float64 rows, a few to some thousands of them, into a table not much
+    larger than they are (an input map's rows of a small vocabulary: 25 rows of 100 into 65
+    rows, 9 us against np.add.at's 23 and sorting's 25)."""
+    return (buf.dtype == np.float64 and values.dtype == np.float64 and buf.ndim == 2
+            and index.size >= _COUNTED_MIN and values.size <= _COUNTED_MAX
+            and buf.size <= 4 * values.size)
+
+
+_COUNTED_MIN = 8             # np.add.at is faster for fewer rows
+_COUNTED_MAX = 1 << 19       # beyond, the sort's sums of whole groups are faster
+
+
+def _add_rows_counted(buf, index, values):
+    """``np.add.at(buf, index, values)`` for a float64 2-D ``buf`` with one ``np.bincount``
+    over the entries' flat positions: each entry's values are summed in the order given, as
+    np.add.at sums them, into a zero table that is then added to ``buf`` (the same bits when
+    ``buf`` is zero, as the buffer a gradient starts in)."""
+    n, width = buf.shape
+    index = index.reshape(-1)
+    index = np.where(index < 0, index + n, index)
+    flat = (index[:, None] * width + np.arange(width)).reshape(-1)
+    buf += np.bincount(flat, weights=values.reshape(-1), minlength=n * width).reshape(n, width)
 
 
 _GROUP_SUM_COST = 4096     # entries reduceat sums in the time of one Python-level sum call
