@@ -9,7 +9,7 @@ import pytest
 import rnn
 import tinygraph as tg
 import viz
-from viz_svg import by_text, parse
+from viz_svg import by_text, crowded, edge_labels, parse
 
 
 def _gated_cell():
@@ -397,3 +397,15 @@ def test_a_memory_networks_unbatched_run_has_the_memory_m_0_not_a_weight_m0():
     assert alone == batched
     assert (("M", 0), ("M", 1)) in alone
     assert not any("M0" in labels for labels in alone.values())
+
+
+@pytest.mark.parametrize("model, steps", [(rnn.BidirectionalRNN(3, 4, 3), 4), (rnn.GRU(3, 4, 3), 3),
+                                          (rnn.LSTM(3, 4, 3), 3), (rnn.ElmanRNN(3, 4, 3), 4)])
+def test_the_weights_on_the_edges_of_an_unrolled_view_stand_apart(model, steps):
+    """Figure 10.11's x(t) -> g(t) passes h's row and h(t) -> o(t) passes g's: their weights
+    are written at their heads, not beside the W and Wg along those rows ("UgW", "WgV")."""
+    svg = viz.render(viz.unrolled(model, steps))
+    svg = svg.decode() if isinstance(svg, bytes) else svg
+    labels = edge_labels(svg)
+    assert {"U", "W", "V"} <= {text for text, *_ in labels}
+    assert crowded(labels) == []

@@ -64,3 +64,29 @@ def by_text(nodes):
         assert n["text"] not in out, f"two nodes drawn as {n['text']!r}"
         out[n["text"]] = nid
     return out
+
+
+def edge_labels(svg):
+    """The texts written on edges (weights), each as (text, x0, y0, x1, y1): a box from the
+    text's anchor, its font size and its length (a glyph taken as 0.55 of the size wide)."""
+    root = ET.fromstring(svg)
+    out = []
+    for g in root.iter("{http://www.w3.org/2000/svg}g"):
+        if g.get("class") != "edge":
+            continue
+        for t in g.findall(".//s:text", _NS):
+            text = "".join(t.itertext())
+            size = float(t.get("font-size", 14))
+            width, x, y = 0.55 * size * len(text), float(t.get("x")), float(t.get("y"))
+            anchor = t.get("text-anchor", "start")
+            x0 = x - width / 2 if anchor == "middle" else x - width if anchor == "end" else x
+            out.append((text, x0, y - 0.8 * size, x0 + width, y))
+    return out
+
+
+def crowded(labels, margin=4.0):
+    """Pairs of edge labels whose boxes come closer than ``margin`` (points): read as one word
+    ("UgW") or drawn over each other."""
+    return [(a[0], b[0]) for i, a in enumerate(labels) for b in labels[i + 1:]
+            if a[1] < b[3] + margin and b[1] < a[3] + margin
+            and a[2] < b[4] + margin and b[2] < a[4] + margin]

@@ -380,9 +380,12 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
 
     segments = _segments(shown)
     crossing, fans = whole.crossing, whole.fans
+    rails = {a for a, b, dt in crossing if a == b and dt and a in level}
     for src, dst, labels, dt in whole.within(shown_set):
-        if src in present_set and dst in present_set:
-            link(node_id(src), node_id(dst), src[0], dst[0], labels, dt)
+        if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
+            link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
+                 at_head=boxes and _passes_a_rail(level, rails, src[0], dst[0]))  # weights at
+            #                              its head, clear of the weights along the rail
 
     def enter(src_id, src_name, t, dt, edge_labels=None, own=None):
         """Edges from ``src_id`` (src_name one step before t in the direction dt) into step t:
@@ -721,6 +724,16 @@ def _laid_back(src_name, dt, above):
     """Whether an edge is laid out from its head to its tail: from a target drawn above its
     loss (y above L), or backward in time (g(t+1) -> g(t) points left, time still runs right)."""
     return src_name in above or (dt is not None and dt < 0)
+
+
+def _passes_a_rail(level, rails, src_name, dst_name):
+    """Whether the edge src -> dst of one step passes the row of a state part carried from
+    step to step (``rails``) between them: figure 10.11's x(t) -> g(t) past h's row."""
+    a, b = level.get(src_name), level.get(dst_name)
+    if a is None or b is None:
+        return False
+    low, high = min(a, b), max(a, b)
+    return any(low < level[r] < high for r in rails)
 
 
 def _place_end(row, nid, left):
