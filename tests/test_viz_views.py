@@ -399,11 +399,15 @@ def test_a_memory_networks_unbatched_run_has_the_memory_m_0_not_a_weight_m0():
     assert not any("M0" in labels for labels in alone.values())
 
 
-@pytest.mark.parametrize("model, steps", [(rnn.BidirectionalRNN(3, 4, 3), 4), (rnn.GRU(3, 4, 3), 3),
-                                          (rnn.LSTM(3, 4, 3), 3), (rnn.ElmanRNN(3, 4, 3), 4)])
+@pytest.mark.parametrize("model, steps", [
+    (rnn.BidirectionalRNN(3, 4, 3), 4), (rnn.BidirectionalRNN(3, 4, 3), 12), (rnn.GRU(3, 4, 3), 3),
+    (rnn.LSTM(3, 4, 3), 3), (rnn.ElmanRNN(3, 4, 3), 4), (rnn.LeakyRNN(3, 4, 3, skip=2), 4),
+    (rnn.LeakyRNN(3, 4, 3, skip=2), 12), (rnn.LeakyRNN(3, 4, 3, skip=3), 12)])
 def test_the_weights_on_the_edges_of_an_unrolled_view_stand_apart(model, steps):
-    """Figure 10.11's x(t) -> g(t) passes h's row and h(t) -> o(t) passes g's: their weights
-    are written at their heads, not beside the W and Wg along those rows ("UgW", "WgV")."""
+    """Figure 10.11's x(t) -> g(t) passes h's row and h(t) -> o(t) passes g's, and a skip
+    edge h(t-d) -> v(t) runs through the steps between: their weights are written by the
+    drawn step they reach (or leave, toward a (...) node), not beside the W, Wg along the rows
+    ("UgW", "WgV", "W, WdWd")."""
     svg = viz.render(viz.unrolled(model, steps))
     svg = svg.decode() if isinstance(svg, bytes) else svg
     labels = edge_labels(svg)

@@ -327,15 +327,17 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         g.node(node_id((name, t)), **attrs)
 
     def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None, flat=False,
-             at_head=False):
+             at_head=False, at_tail=False):
         """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
         (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes;
         ``flat``: along one row, written in the direction of time; ``at_head``: the weights
-        written beside the arrowhead, as the several edges out of a fork are told apart)."""
-        key = "label" if not boxes else "headlabel" if at_head else "xlabel"
+        written beside the arrowhead, as the several edges out of a fork are told apart;
+        ``at_tail``: beside the edge's start)."""
+        key = ("label" if not boxes else "headlabel" if at_head else "taillabel" if at_tail
+               else "xlabel")
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
-        if key == "headlabel" and key in attrs:
+        if key in ("headlabel", "taillabel") and key in attrs:
             attrs.update(labeldistance="1.6", labelangle="35", labelfontsize="14")
         attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
@@ -348,8 +350,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         elif dt and boxes and src_name == dst_name:
             attrs["minlen"] = "0"          # a rail: the same row in both steps
         back = dt is not None and dt < 0 if flat else back
-        if back and "headlabel" in attrs:     # written from dst to src: dst is its tail
-            attrs["taillabel"] = attrs.pop("headlabel")
+        if back and key in ("headlabel", "taillabel") and key in attrs:   # written from dst
+            attrs[_OTHER_END[key]] = attrs.pop(key)                           # to src
+
         _add_edge(g, src, dst, attrs, back)
 
     made_ends = set()
@@ -384,7 +387,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     for src, dst, labels, dt in whole.within(shown_set):
         if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
-                 at_head=boxes and _passes_a_rail(level, rails, src[0], dst[0]))  # weights at
+                 at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1))  # weights at
             #                              its head, clear of the weights along the rail
 
     def enter(src_id, src_name, t, dt, edge_labels=None, own=None):
@@ -457,7 +460,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         if where == "gap" or ends:
             nid = end_node(other[0], where)
             link(node_id(src) if other is dst else nid, node_id(dst) if other is src else nid,
-                 src[0], dst[0], labels, dt)
+                 src[0], dst[0], labels, dt, at_head=other is src, at_tail=other is dst)
+            #               (the weights beside the drawn step, away from the (...) node)
 
     if columns is not None:
         columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs])
@@ -724,6 +728,9 @@ def _laid_back(src_name, dt, above):
     """Whether an edge is laid out from its head to its tail: from a target drawn above its
     loss (y above L), or backward in time (g(t+1) -> g(t) points left, time still runs right)."""
     return src_name in above or (dt is not None and dt < 0)
+
+
+_OTHER_END = {"headlabel": "taillabel", "taillabel": "headlabel"}
 
 
 def _passes_a_rail(level, rails, src_name, dst_name):
