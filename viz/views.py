@@ -256,7 +256,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     parts that would share a row (h and g of a bidirectional net) one above the other, and a
     state part is a rail: the same row in every step.  Edges between steps do not pull the
     layout (``constraint=false``), so they stay between the boxes they join; weights are
-    ``xlabel``\\ s, placed beside their edges without widening the steps.  Static variables
+    ``xlabel``\\ s, placed beside their edges without widening the steps, except on an edge
+    that passes a carried state's row (x(t) -> g(t) past h) or runs from step t - d (a skip
+    edge), whose weights stand beside the drawn step it reaches (or leaves, toward a ``(...)``
+    node), clear of the weights along the rows it passes.  Static variables
     (made outside the unroll) stand outside the boxes, drawn once; the ``(...)`` ends and the
     elision nodes stand in columns of their own before, between and after the steps.  Without
     ``boxes`` (the book's figures) each variable is a ``rank=same`` row and weights are edge
