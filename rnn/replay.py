@@ -150,6 +150,7 @@ class Replay:
         self.dtype = heads[names[0]][-1].dtype
         self._grads_for = None
         self._grads = None
+        self.parents = ()       # the node's parents (set by run)
         self._forward(heads)
 
     def _time(self, q):
@@ -228,11 +229,15 @@ class Replay:
         return k[:, None].astype(self.dtype)
 
     # ---------------------------------------------------------------- backward
-    def grads(self, g):
+    def grads(self, g, k=None):
         """The gradients of the node's parents (the engine's steps, in the order run, per
         part; the input maps; the outside tensors) from ``g``, the gradient of its flat
-        output."""
-        if self._grads_for is g:
+        output.  All are computed at once, when a sweep asks for the first parent that needs
+        one (backward asks in the parents' order), and kept for the other parents of that
+        sweep only: another sweep may hand over the same array ``g`` with other values (a
+        ``grad=`` array changed in place) or after adding into the Owned gradients given the
+        last time."""
+        if self._grads_for is g and k != self._first_needed():
             return self._grads
         whole, g = g, g.reshape(-1)
         program, names, d, n, lead = self.program, self.names, self.depth, self.n, self.lead
@@ -309,6 +314,12 @@ class Replay:
                 else:
                     g_out[k] += gk
         return later, g_out
+
+    def _first_needed(self):
+        for k, p in enumerate(self.parents):
+            if p.requires_grad:
+                return k
+        return None
 
     def vjps(self):
         count = len(self.names) * self.lead + len(self.u_all) + len(self.program.outside)
@@ -399,7 +410,7 @@ class _Part:
         self.k = k
 
     def __call__(self, g):
-        return self.replay.grads(g)[self.k]
+        return self.replay.grads(g, self.k)[self.k]
 
 
 def _replay_forward(*arrays, replay):
@@ -420,6 +431,7 @@ def run(program, names, lags, heads, u_all, rows, keep, label, backwards):
     replay = Replay(program, names, lags, {name: [t.data for t in ts] for name, ts in heads.items()},
                     u_all, rows, keep, backwards)
     parents = [t for name in names for t in heads[name]] + list(u_all) + list(program.outside)
+    replay.parents = parents
     with tg.scope(label):
         node = tg.apply("replay", _replay_forward, *parents, replay=replay)
         if len(names) == 1:

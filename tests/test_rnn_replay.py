@@ -9,6 +9,7 @@ import pytest
 
 import rnn
 import tinygraph as tg
+from rnn import replay
 from tinygraph import tape
 
 from viz_layout import designs
@@ -898,3 +899,35 @@ def test_a_parameter_that_gets_no_gradient_in_the_step_keeps_none():
         finally:
             cell.replayable = True
         assert gain.grad is None and unused.grad is None, how
+
+
+def test_backward_twice_with_one_grad_array_recomputes_the_replayed_gradients():
+    """The replay node computes all its parents' gradients at once and kept them for the
+    array g it was given: a second backward handing over the same array (a grad= array used
+    again, or changed in place) got the first sweep's gradients, among them the input map's
+    Owned buffer that sweep had added the engine's steps' rows into (U's gradient was off by
+    0.85 the second time)."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(3, 3)), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(3, 2)), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
+    cell = rnn.Recurrence(lambda h, x: (h @ W.T + x).tanh(), [W, U, V], 3, n_in=2,
+                          input_map=lambda x: x @ U.T, readout=lambda h: h @ V.T)
+    xs, ys = rng.normal(size=(T, 2, 2)), rng.integers(0, 4, size=(T, 2))
+    G = rng.normal(size=(T, 2, 3))
+    got = {}
+    for replayable in (True, False):
+        cell.replayable = replayable
+        run = cell.run_for_loss(xs, ys)
+        assert (run.replayed is not None) == replayable
+        out = replay.stacked(run.parts["h"]) + 0.0      # add hands g on as it is
+        g, got[replayable] = G.copy(), []
+        for scale in (1.0, 1.0, 3.0):
+            g *= scale               # the same array, the third time with other values
+            cell.zero_grad()
+            out.backward(g, retain_graph=True)
+            got[replayable].append([W.grad.copy(), U.grad.copy()])
+    cell.replayable = True
+    for a, b in zip(got[True], got[False]):
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
