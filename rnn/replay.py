@@ -247,7 +247,7 @@ class Replay:
             # the replayed steps' rows in the order run
             ups[name] = times[name][:n][::-1] if self.backwards else times[name][lead:]
         local = self.rows
-        g_u = [np.zeros(u.shape, u.dtype) for u in self.u_all]
+        g_u = [_Rows(u) for u in self.u_all]
         deferred = [[] for _ in program.outside]     # (a, g) of a^T g: one product at the end
         try:
             if self.scan is None:
@@ -257,7 +257,7 @@ class Replay:
                                         deferred)
             later = {name: {-1: c} for name, c in zip(names, tails)}
         except tape.RulesDiffer:       # step by step
-            g_u = [np.zeros(u.shape, u.dtype) for u in self.u_all]
+            g_u = [_Rows(u) for u in self.u_all]
             deferred = [[] for _ in program.outside]
             later, g_out = self._steps_back(ups, g_u, deferred, local)
         for k, pairs in enumerate(deferred):
@@ -270,7 +270,9 @@ class Replay:
                 own = times[name][self._time(q)]
                 sent = later[name].get(q - lead) if q >= lead - d else None
                 out.append(own if sent is None else own + sent)
-        out += [Owned(gk) for gk in g_u]      # backward adds the engine's steps' rows into it
+        # backward adds the engine's steps' rows into it; None where no replayed step sent
+        # one (a step that does not read its input: the engine leaves its .grad None)
+        out += [None if gk.array is None else Owned(gk.array) for gk in g_u]
         out += g_out      # None: no gradient reached that tensor (as the engine leaves it)
         self._grads_for, self._grads = whole, out
         return out
@@ -381,10 +383,28 @@ class Replay:
         return tuple(out + g_out)
 
     def _graph_rows(self, rows, u):
+        if all(gr is None for gr in rows):     # no step sent one (as the engine: None)
+            return None
         zero = np.zeros(u.shape[1:], u.dtype)
         by_row = {r: gr for r, gr in zip(self.rows, rows)}
         full = [by_row.get(r) for r in range(u.shape[0])]
         return tg.stack([zero if gr is None else gr for gr in full])
+
+
+class _Rows:
+    """The gradient of an input map (made at the first row a replayed step writes into it:
+    zeros elsewhere), or None if no step wrote one."""
+
+    __slots__ = ("u", "array")
+
+    def __init__(self, u):
+        self.u = u
+        self.array = None
+
+    def __setitem__(self, row, g):
+        if self.array is None:
+            self.array = np.zeros(self.u.shape, self.u.dtype)
+        self.array[row] = g
 
 
 def _send(later, k, g):

@@ -931,3 +931,31 @@ def test_backward_twice_with_one_grad_array_recomputes_the_replayed_gradients():
     for a, b in zip(got[True], got[False]):
         for x, y in zip(a, b):
             np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+
+
+def test_an_input_map_the_step_does_not_read_keeps_a_gradient_of_none():
+    """A step that does not read its input: the engine leaves the input map's weight (and a
+    Tensor input) without a gradient, and the replay gave them zeros (an optimizer skips a
+    None gradient; weight decay or momentum would move a zero one), also under create_graph."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(3, 3)), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(3, 2)), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
+    cell = rnn.Recurrence(lambda h, x: (h @ W.T).tanh() + 0.1, [W, U, V], 3, n_in=2,
+                          input_map=lambda x: x @ U.T, readout=lambda h: h @ V.T)
+    xs, ys = _data(rng)
+    first = {}
+    for how in ("replay", "engine", "run"):
+        for create_graph in (False, True):
+            cell.replayable = how == "replay"
+            cell.zero_grad()
+            x = tg.Tensor(xs, requires_grad=True)
+            try:
+                run = (cell.run if how == "run" else cell.run_for_loss)(x, ys)
+            finally:
+                cell.replayable = True
+            assert (run.replayed is not None) == (how == "replay")
+            run.loss.backward(create_graph=create_graph)
+            assert U.grad is None and x.grad is None, (how, create_graph)
+            w = W.grad.data if create_graph else W.grad
+            np.testing.assert_allclose(w, first.setdefault("W", w), rtol=1e-12, atol=1e-14)
