@@ -959,3 +959,12 @@ def test_an_input_map_the_step_does_not_read_keeps_a_gradient_of_none():
             assert U.grad is None and x.grad is None, (how, create_graph)
             w = W.grad.data if create_graph else W.grad
             np.testing.assert_allclose(w, first.setdefault("W", w), rtol=1e-12, atol=1e-14)
+
+
+def test_a_step_that_indexes_its_state_with_an_empty_tuple_replays():
+    """h[()] in a step: the scan's check for slices that tile a slot raised a bare IndexError
+    where the engine ran."""
+    cell, _ = _cell(lambda h, x, W, U: (h[()] @ W.T + x @ U.T).tanh())
+    got = _both(cell, *_data(np.random.default_rng(0)))
+    assert got[0][0].replayed == (2, T)
+    _equal_results(got)
