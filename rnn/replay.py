@@ -150,6 +150,7 @@ class Replay:
         self.dtype = heads[names[0]][-1].dtype
         self._grads_for = None
         self._grads = None
+        self.parents = ()       # the node's parents (set by run)
         self._forward(heads)
 
     def _time(self, q):
@@ -228,11 +229,15 @@ class Replay:
         return k[:, None].astype(self.dtype)
 
     # ---------------------------------------------------------------- backward
-    def grads(self, g):
+    def grads(self, g, k=None):
         """The gradients of the node's parents (the engine's steps, in the order run, per
         part; the input maps; the outside tensors) from ``g``, the gradient of its flat
-        output."""
-        if self._grads_for is g:
+        output.  All are computed at once, when a sweep asks for the first parent that needs
+        one (backward asks in the parents' order), and kept for the other parents of that
+        sweep only: another sweep may hand over the same array ``g`` with other values (a
+        ``grad=`` array changed in place) or after adding into the Owned gradients given the
+        last time."""
+        if self._grads_for is g and k != self._first_needed():
             return self._grads
         whole, g = g, g.reshape(-1)
         program, names, d, n, lead = self.program, self.names, self.depth, self.n, self.lead
@@ -242,7 +247,7 @@ class Replay:
             # the replayed steps' rows in the order run
             ups[name] = times[name][:n][::-1] if self.backwards else times[name][lead:]
         local = self.rows
-        g_u = [np.zeros(u.shape, u.dtype) for u in self.u_all]
+        g_u = [_Rows(u) for u in self.u_all]
         deferred = [[] for _ in program.outside]     # (a, g) of a^T g: one product at the end
         try:
             if self.scan is None:
@@ -252,7 +257,7 @@ class Replay:
                                         deferred)
             later = {name: {-1: c} for name, c in zip(names, tails)}
         except tape.RulesDiffer:       # step by step
-            g_u = [np.zeros(u.shape, u.dtype) for u in self.u_all]
+            g_u = [_Rows(u) for u in self.u_all]
             deferred = [[] for _ in program.outside]
             later, g_out = self._steps_back(ups, g_u, deferred, local)
         for k, pairs in enumerate(deferred):
@@ -265,7 +270,9 @@ class Replay:
                 own = times[name][self._time(q)]
                 sent = later[name].get(q - lead) if q >= lead - d else None
                 out.append(own if sent is None else own + sent)
-        out += [Owned(gk) for gk in g_u]      # backward adds the engine's steps' rows into it
+        # backward adds the engine's steps' rows into it; None where no replayed step sent
+        # one (a step that does not read its input: the engine leaves its .grad None)
+        out += [None if gk.array is None else Owned(gk.array) for gk in g_u]
         out += g_out      # None: no gradient reached that tensor (as the engine leaves it)
         self._grads_for, self._grads = whole, out
         return out
@@ -309,6 +316,12 @@ class Replay:
                 else:
                     g_out[k] += gk
         return later, g_out
+
+    def _first_needed(self):
+        for k, p in enumerate(self.parents):
+            if p.requires_grad:
+                return k
+        return None
 
     def vjps(self):
         count = len(self.names) * self.lead + len(self.u_all) + len(self.program.outside)
@@ -370,10 +383,28 @@ class Replay:
         return tuple(out + g_out)
 
     def _graph_rows(self, rows, u):
+        if all(gr is None for gr in rows):     # no step sent one (as the engine: None)
+            return None
         zero = np.zeros(u.shape[1:], u.dtype)
         by_row = {r: gr for r, gr in zip(self.rows, rows)}
         full = [by_row.get(r) for r in range(u.shape[0])]
         return tg.stack([zero if gr is None else gr for gr in full])
+
+
+class _Rows:
+    """The gradient of an input map (made at the first row a replayed step writes into it:
+    zeros elsewhere), or None if no step wrote one."""
+
+    __slots__ = ("u", "array")
+
+    def __init__(self, u):
+        self.u = u
+        self.array = None
+
+    def __setitem__(self, row, g):
+        if self.array is None:
+            self.array = np.zeros(self.u.shape, self.u.dtype)
+        self.array[row] = g
 
 
 def _send(later, k, g):
@@ -399,7 +430,7 @@ class _Part:
         self.k = k
 
     def __call__(self, g):
-        return self.replay.grads(g)[self.k]
+        return self.replay.grads(g, self.k)[self.k]
 
 
 def _replay_forward(*arrays, replay):
@@ -420,6 +451,7 @@ def run(program, names, lags, heads, u_all, rows, keep, label, backwards):
     replay = Replay(program, names, lags, {name: [t.data for t in ts] for name, ts in heads.items()},
                     u_all, rows, keep, backwards)
     parents = [t for name in names for t in heads[name]] + list(u_all) + list(program.outside)
+    replay.parents = parents
     with tg.scope(label):
         node = tg.apply("replay", _replay_forward, *parents, replay=replay)
         if len(names) == 1:

@@ -405,6 +405,20 @@ def test_slices_that_tile_an_array_give_its_gradient_block_by_block_with_the_res
             np.testing.assert_allclose(x.grad, expected, rtol=0, atol=1e-15, err_msg=name)
 
 
+def test_indexing_with_an_empty_tuple_back_propagates():
+    """x[()] (the whole array, or a 0-d tensor's value) is a basic index of no part: the check
+    for a block of one axis read its last part and raised a bare IndexError in backward (and
+    in a replayed step's scan)."""
+    for x0 in (np.array(2.0), np.arange(6.0).reshape(2, 3)):
+        x = tg.tensor(x0, requires_grad=True)
+        w = np.full(x0.shape, 3.0)
+        (x[()] * w).sum().backward()
+        np.testing.assert_array_equal(x.grad, w)
+        x.grad = None
+        ((x[()] + x[()]) * w + x * w).sum().backward()
+        np.testing.assert_array_equal(x.grad, 3 * w)
+
+
 def test_a_weight_shared_by_many_products_gets_the_sum_of_their_gradients():
     """a^T g of a matmul is computed by backward where it goes (the later ones into one scratch
     array, then added): the sum over the products is as written out, with tg.grad, under

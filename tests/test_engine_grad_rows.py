@@ -101,3 +101,41 @@ def test_rows_through_broadcast_to_leaky_relu_and_a_broadcast_addmm_match_one_sw
     for r, o in enumerate(outputs):
         for got, want in zip(rows, tg.grad(o, [x, a, b], retain_graph=True)):
             np.testing.assert_allclose(got[r], want, rtol=1e-13, atol=1e-15)
+
+
+def test_a_vjp_that_gives_none_is_a_row_of_zeros_not_nan():
+    """A user's vjp that returns None (no gradient for that input this time; the replay node
+    of rnn says so for a weight or an input map its steps never reached): tg.grad gives
+    zeros, and grad_rows made np.asarray(None) a row of NaN without a word."""
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    y = tg.Tensor(np.ones(3), requires_grad=True)
+
+    def f(a, b):
+        return a * 2 + b, (lambda g: g * 2, lambda g: None)
+
+    out = tg.apply("f", f, x, y).sum()
+    rows = grad_rows([out, out * 3], [x, y])
+    for r, seed in enumerate((1.0, 3.0)):
+        for got, want in zip(rows, tg.grad(out * seed, [x, y], retain_graph=True)):
+            np.testing.assert_array_equal(got[r], want)
+
+
+def test_rows_through_a_replayed_unroll_with_a_weight_the_steps_do_not_reach():
+    import rnn
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(3, 3)), name="W")
+    Z = tg.Parameter(rng.normal(scale=0.5, size=(3, 3)), name="Z")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
+
+    def step(h, x):
+        (h @ Z).tanh()                  # computed, not returned: Z gets no gradient
+        return (h @ W.T).tanh() + x
+
+    cell = rnn.Recurrence(step, [W, Z, V], 3, n_in=3, readout=lambda h: h @ V.T)
+    xs, ys = rng.normal(size=(9, 2, 3)), rng.integers(0, 4, size=(9, 2))
+    run = cell.run_for_loss(xs, ys)
+    assert run.replayed is not None
+    rows = grad_rows([run.loss, run.loss * 2], [W, Z, V])
+    for r, seed in enumerate((1.0, 2.0)):
+        for got, want in zip(rows, tg.grad(run.loss * seed, [W, Z, V], retain_graph=True)):
+            np.testing.assert_allclose(got[r], want, rtol=1e-12, atol=1e-14)

@@ -9,6 +9,7 @@ import pytest
 
 import rnn
 import tinygraph as tg
+from rnn import replay
 from tinygraph import tape
 
 from viz_layout import designs
@@ -898,3 +899,72 @@ def test_a_parameter_that_gets_no_gradient_in_the_step_keeps_none():
         finally:
             cell.replayable = True
         assert gain.grad is None and unused.grad is None, how
+
+
+def test_backward_twice_with_one_grad_array_recomputes_the_replayed_gradients():
+    """The replay node computes all its parents' gradients at once and kept them for the
+    array g it was given: a second backward handing over the same array (a grad= array used
+    again, or changed in place) got the first sweep's gradients, among them the input map's
+    Owned buffer that sweep had added the engine's steps' rows into (U's gradient was off by
+    0.85 the second time)."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(3, 3)), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(3, 2)), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
+    cell = rnn.Recurrence(lambda h, x: (h @ W.T + x).tanh(), [W, U, V], 3, n_in=2,
+                          input_map=lambda x: x @ U.T, readout=lambda h: h @ V.T)
+    xs, ys = rng.normal(size=(T, 2, 2)), rng.integers(0, 4, size=(T, 2))
+    G = rng.normal(size=(T, 2, 3))
+    got = {}
+    for replayable in (True, False):
+        cell.replayable = replayable
+        run = cell.run_for_loss(xs, ys)
+        assert (run.replayed is not None) == replayable
+        out = replay.stacked(run.parts["h"]) + 0.0      # add hands g on as it is
+        g, got[replayable] = G.copy(), []
+        for scale in (1.0, 1.0, 3.0):
+            g *= scale               # the same array, the third time with other values
+            cell.zero_grad()
+            out.backward(g, retain_graph=True)
+            got[replayable].append([W.grad.copy(), U.grad.copy()])
+    cell.replayable = True
+    for a, b in zip(got[True], got[False]):
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+
+
+def test_an_input_map_the_step_does_not_read_keeps_a_gradient_of_none():
+    """A step that does not read its input: the engine leaves the input map's weight (and a
+    Tensor input) without a gradient, and the replay gave them zeros (an optimizer skips a
+    None gradient; weight decay or momentum would move a zero one), also under create_graph."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(3, 3)), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(3, 2)), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
+    cell = rnn.Recurrence(lambda h, x: (h @ W.T).tanh() + 0.1, [W, U, V], 3, n_in=2,
+                          input_map=lambda x: x @ U.T, readout=lambda h: h @ V.T)
+    xs, ys = _data(rng)
+    first = {}
+    for how in ("replay", "engine", "run"):
+        for create_graph in (False, True):
+            cell.replayable = how == "replay"
+            cell.zero_grad()
+            x = tg.Tensor(xs, requires_grad=True)
+            try:
+                run = (cell.run if how == "run" else cell.run_for_loss)(x, ys)
+            finally:
+                cell.replayable = True
+            assert (run.replayed is not None) == (how == "replay")
+            run.loss.backward(create_graph=create_graph)
+            assert U.grad is None and x.grad is None, (how, create_graph)
+            w = W.grad.data if create_graph else W.grad
+            np.testing.assert_allclose(w, first.setdefault("W", w), rtol=1e-12, atol=1e-14)
+
+
+def test_a_step_that_indexes_its_state_with_an_empty_tuple_replays():
+    """h[()] in a step: the scan's check for slices that tile a slot raised a bare IndexError
+    where the engine ran."""
+    cell, _ = _cell(lambda h, x, W, U: (h[()] @ W.T + x @ U.T).tanh())
+    got = _both(cell, *_data(np.random.default_rng(0)))
+    assert got[0][0].replayed == (2, T)
+    _equal_results(got)

@@ -119,9 +119,15 @@ def _apply(vjp, g, shape, dtype):
         if pg.ndim >= 1 and pg.shape[0] == n:
             return _rows_to_shape(pg, n, shape, dtype)
     out = np.empty((n,) + shape, dtype)
+    some = False
     for i in range(n):
-        out[i] = _one_row(vjp(g[i]), shape, dtype)
-    return out
+        pg = vjp(g[i])
+        if pg is None:       # no gradient for this parent this time (a user's op may say so)
+            out[i] = 0
+        else:
+            out[i] = _one_row(pg, shape, dtype)
+            some = True
+    return out if some else None
 
 
 def _add_rows(held, rows, values):
@@ -218,5 +224,6 @@ def grad_rows(outputs, inputs, seeds=None):
             if vjp is None or not p.requires_grad or id(p) not in through:
                 continue
             pg = _apply(vjp, g, p.shape, p._data.dtype)
-            held[id(p)] = _add_rows(held.get(id(p)), rows, pg)
+            if pg is not None:
+                held[id(p)] = _add_rows(held.get(id(p)), rows, pg)
     return results

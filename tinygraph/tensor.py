@@ -1488,6 +1488,8 @@ def _tile(index, shape):
     along a single axis (an int, or a slice with step 1, after full slices or an Ellipsis:
     ``x[t]``, ``x[..., a:b]``), else None."""
     parts = index if type(index) is tuple else (index,)
+    if not parts:        # x[()]: the whole array (or its one value), no block of an axis
+        return None
     lead, last = parts[:-1], parts[-1]
     if lead and lead[0] is Ellipsis:
         lead, axis = lead[1:], len(shape) - 1
