@@ -462,3 +462,24 @@ def test_a_model_with_dropout_is_measured_and_viewed_in_evaluation_mode():
     assert any("evaluation mode" in note for note in views["notes"])
     run.update()              # training still draws its masks
     assert drop._calls > 0
+
+
+# ------------------------------------------------------------------ failed calls change nothing
+
+def test_a_failed_update_inside_a_sequence_leaves_the_carried_state_where_it_was():
+    config = check_config({"hidden": 5, "delay": 4, "trunc": 4})      # T = 10: three chunks
+    failed, whole = Run(config), Run(config)
+    failed.update()
+    whole.update()
+    carried = failed.carried["h0"].data.copy()
+    failed.trainer.optimizer.param_groups[0]["lr"] = -1.0     # the step refuses, cleanly
+    with pytest.raises(tg.ConfigError, match="lr must be a number >= 0"):
+        failed.update()
+    assert np.array_equal(failed.carried["h0"].data, carried)
+    assert failed.steps == 1 and len(failed.losses) == 1
+    failed.trainer.optimizer.param_groups[0]["lr"] = config["lr"]
+    for _ in range(3):                     # the retry reads chunk 2 from h(4), as the whole run
+        failed.update()
+        whole.update()
+    assert failed.losses == whole.losses
+    assert failed.digest() == whole.digest()

@@ -272,20 +272,19 @@ class Run:
             i = k % self.source.chunks
             xs = self.source.xs[i * trunc:(i + 1) * trunc]
             ys = self.source.ys[i * trunc:(i + 1) * trunc]
-            if i == 0:
-                self.carried = {}
         else:
             steps = self._length()
             per = -(-steps // trunc)
             number, i = divmod(k, per)
             xs, ys = self.source.batch(number)
             xs, ys = xs[i * trunc:(i + 1) * trunc], ys[i * trunc:(i + 1) * trunc]
-            if i == 0:
-                self.carried = {}
-        run = self.model.run_for_loss(xs, ys, **self.carried)
-        self.carried = {"h0": detach_state(run.last)} if run.last is not None else {}
+        run = self.model.run_for_loss(xs, ys, **({} if i == 0 else self.carried))
+        after = {"h0": detach_state(run.last)} if run.last is not None else {}
         loss, norm = run.loss.item(), self.trainer.update(run.loss)
         del run
+        # only an update that went through moves the state on: one that raised leaves the
+        # state this chunk started from, so that a retry reads the same chunk from it
+        self.carried = after
         self.steps += 1
         self.losses.append(loss / len(xs))
         self.norms.append(norm)
