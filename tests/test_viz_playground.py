@@ -483,3 +483,32 @@ def test_a_failed_update_inside_a_sequence_leaves_the_carried_state_where_it_was
         whole.update()
     assert failed.losses == whole.losses
     assert failed.digest() == whole.digest()
+
+
+@pytest.mark.parametrize("bad", ["another model", "steps disagree"])
+def test_a_failed_resume_leaves_the_users_model_as_it_was(bad, tmp_path):
+    # the resume made new runs over the user's own model, which put back its initial parameters
+    # before reading the file; a file that was then refused left the model at those
+    model = rnn.GRU(2, 5, 2, seed=1)
+    task = lambda batch, seed: rnn.problems.running_parity(batch, 6, seed)      # noqa: E731
+    engine = sys.modules["viz.playground"].Engine(
+        check_config({"design": "gru", "task": "custom", "rho": 0.0, "batch": 3}, custom=True),
+        model, sys.modules["viz.playground"]._user_source(model, task, 3, 0), out=str(tmp_path))
+    engine.stop(timeout=5)        # this thread drives it from here: no commands race
+    engine._one_update()
+    engine.save()
+    path = engine._path(0)
+    meta = tg.read_meta(path)["user"]
+    if bad == "another model":         # refused as the file is read
+        rnn.save_training(path, rnn.Trainer(rnn.GRU(2, 6, 2, seed=1)), {}, meta=meta)
+    else:                               # refused after the model was loaded from it
+        rnn.save_training(path, engine.runs[0].trainer, {"losses": np.zeros(1), "norms": np.zeros(1)},
+                          meta=dict(meta, steps=7))
+    engine._one_update()
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    run = engine.runs[0]
+    with pytest.raises(tg.CheckpointError):
+        engine.resume()
+    assert engine.runs[0] is run and run.steps == 2
+    for key, value in model.state_dict().items():
+        assert np.array_equal(value, before[key]), key

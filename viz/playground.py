@@ -611,6 +611,10 @@ class Engine:
             raise tg.CheckpointError(f"'{first}' is not a playground checkpoint")
         mark = user.get("save")
         saved = self.runs
+        # the new runs train the user's own model (if given), which they set to its initial
+        # parameters and then to the file's: a resume that fails puts back what it had
+        model = self.user_model
+        kept = None if model is None else (model.state_dict(), rnn.train._dropout_calls(model))
         self._reset(config)
         try:
             for i, run in enumerate(self.runs):
@@ -635,6 +639,10 @@ class Engine:
                     raise tg.CheckpointError(f"'{self._path(i)}' stopped inside a sequence")
         except BaseException:
             self.runs = saved
+            if kept is not None:
+                model.load_state_dict(kept[0])
+                for name, module in rnn.train._dropouts(model).items():
+                    module._calls = kept[1][name]
             raise
 
 
