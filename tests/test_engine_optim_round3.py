@@ -616,3 +616,54 @@ def test_a_resumed_warmup_schedule_gives_the_uninterrupted_rates_whatever_the_lo
     (rates, data), (resumed_rates, resumed) = run(), run(resume_at=3)
     assert resumed_rates == rates
     np.testing.assert_array_equal(resumed, data)
+
+
+@pytest.mark.parametrize("make", [lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: tg.optim.Adam(ps, lr=0.1),
+                                  lambda ps: tg.optim.AdamW(ps, lr=0.1),
+                                  lambda ps: tg.optim.Adagrad(ps, lr=0.1)],
+                         ids=["SGD-momentum", "Adam", "AdamW", "Adagrad"])
+@pytest.mark.parametrize("was, now", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_state_of_a_parameter_whose_data_changed_dtype_is_refused(make, was, now):
+    """``p.data = ...`` of another dtype after the optimizer made its state: the float32 state
+    of a float64 parameter rounded every later update to float32 without a word (and the other
+    way the float64 state's update was cast into the float32 parameter), and a state_dict of
+    such a state no longer loaded into the same optimizer.  The step names the optimizer, the
+    parameter, the state and both dtypes, and changes nothing."""
+    p = tg.tensor(np.ones(3, dtype=was), requires_grad=True, name="w")
+    opt = make([p])
+    p.grad = np.ones(3, dtype=was)
+    opt.step()
+    p.data = np.full(3, 0.5, dtype=now)
+    p.grad = np.ones(3, dtype=now)
+    state = {k: v.copy() for k, v in opt.state[0].items()}
+    who = type(opt).__name__
+    with pytest.raises(tg.DTypeError, match=rf"{who}.step: the state '\w+' of parameter 0 'w' "
+                                            rf"has dtype {np.dtype(was)}, the parameter has "
+                                            rf"{np.dtype(now)}"):
+        opt.step()
+    assert p.data.dtype == now and np.array_equal(p.data, np.full(3, 0.5))
+    assert opt.steps == 1 and all(np.array_equal(opt.state[0][k], v) and opt.state[0][k].dtype == v.dtype
+                                  for k, v in state.items())
+
+
+@pytest.mark.parametrize("param, grad", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_sgd_momentum_holds_its_velocity_in_the_parameters_dtype(param, grad):
+    """A gradient of another float dtype than its parameter (set by hand, or by a user's op)
+    made the velocity of its dtype: a float64 parameter's velocity rounded to float32 (and a
+    float32 parameter's state saved as float64), a state its own load_state_dict refused."""
+    p = tg.tensor(np.array([1.0, 2.0, 3.0], dtype=param), requires_grad=True, name="w")
+    opt = tg.optim.SGD([p], lr=0.1, momentum=0.9)
+    steps = [np.array([0.1, 0.2, 0.3]), np.array([1 / 3, 0.7, -0.2]), np.array([2 / 7, 0.0, 1.0])]
+    expected, v = np.array([1.0, 2.0, 3.0], dtype=param), None
+    for g in steps:
+        p.grad = g.astype(grad)
+        opt.step()
+        g = g.astype(grad).astype(param)      # the gradient as the parameter holds it
+        v = g.copy() if v is None else (0.9 * v + g).astype(param)
+        expected = (expected - 0.1 * v).astype(param)
+    assert opt.state[0]["velocity"].dtype == param and p.dtype == param
+    np.testing.assert_array_equal(opt.state[0]["velocity"], v)
+    np.testing.assert_array_equal(p.data, expected)
+    fresh = tg.optim.SGD([tg.tensor(p.data.copy(), requires_grad=True)], lr=0.1, momentum=0.9)
+    fresh.load_state_dict(opt.state_dict())         # its own state loads back

@@ -200,6 +200,11 @@ class Optimizer:
                                      f"shape {buf.shape}, the parameter has {p.shape} (its .data "
                                      "was replaced by an array of another shape); make a new "
                                      "optimizer, or load a state_dict of this shape")
+                if key != "step" and buf.dtype != p.dtype:
+                    raise DTypeError(f"{who}: the state '{key}' of parameter {i}{_name(p)} has "
+                                     f"dtype {buf.dtype}, the parameter has {p.dtype} (its .data "
+                                     "was replaced by an array of another dtype); make a new "
+                                     "optimizer, or load a state_dict of this dtype")
         return [(i, p, g, group_of[i]) for i, p, g in grads]
 
     def step(self):
@@ -383,6 +388,8 @@ class SGD(Optimizer):
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p._data
         if group["momentum"]:
+            # the velocity is held in the parameter's dtype, whatever the gradient's
+            g = g.astype(p.dtype, copy=False)
             v = state.get("velocity")
             v = g.copy() if v is None else group["momentum"] * v + g
             state["velocity"] = v
