@@ -68,3 +68,33 @@ def test_truncated_bptt_refuses_a_module_whose_state_it_cannot_carry_in_one_line
     assert "Classifier" in message and "carry(run)" in message and "\n" not in message
     for p, b in zip(trainer.model.parameters(), before):
         np.testing.assert_array_equal(p.data, b)
+
+
+class Linear(tg.Module):
+    """loss = sum(w * c) + sum(u * d): the gradient of w is c and of u is d, as given."""
+
+    def __init__(self, c, d):
+        self.w = tg.Parameter(np.zeros(len(c), dtype=c.dtype), name="w")
+        self.u = tg.Parameter(np.zeros(len(d), dtype=d.dtype), name="u")
+        self.c, self.d = tg.tensor(c), tg.tensor(d)
+
+    def loss(self):
+        return (self.w * self.c).sum() + (self.u * self.d).sum()
+
+
+@pytest.mark.parametrize("c, d", [
+    (np.array([3e19, 4e19], np.float32), np.array([0.0], np.float64)),      # squares overflow
+    (np.array([3e-24, 4e-24], np.float32), np.array([0.0], np.float32)),    # squares underflow
+    (np.array([0.1, 1 / 3, 2 / 7], np.float32), np.array([1e-3, 0.7], np.float64))],
+    ids=["float32-large", "float32-small", "mixed"])
+def test_the_reported_gradient_norm_without_clip_is_measured_in_float64(c, d):
+    """Without clip the Trainer summed the squares in the gradients' own dtype: a float32
+    gradient of norm 5e19 was reported inf (its squares overflow float32, the gradient is
+    finite and the update went on), one of norm 5e-24 was reported 0; the norm is now
+    clip_grad_norm(params, inf)'s, the same float64 sum a clipped run reports."""
+    model = Linear(c, d)
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), lr=0.0))
+    _, norm = trainer.step()
+    assert norm == tg.clip_grad_norm(model.parameters(), np.inf)
+    expected = np.sqrt(np.sum(c.astype(np.float64) ** 2) + np.sum(d.astype(np.float64) ** 2))
+    assert norm == pytest.approx(expected, rel=1e-15)
