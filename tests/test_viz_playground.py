@@ -512,3 +512,40 @@ def test_a_failed_resume_leaves_the_users_model_as_it_was(bad, tmp_path):
     assert engine.runs[0] is run and run.steps == 2
     for key, value in model.state_dict().items():
         assert np.array_equal(value, before[key]), key
+
+
+@pytest.mark.parametrize("design, task", [("elman", "copy"), ("lstm", "parity"), ("esn", "signal")])
+def test_a_save_inside_a_sequence_resumes_as_the_uninterrupted_run(design, task, tmp_path):
+    # a save between two chunks of a sequence wrote no carried state (only the character
+    # model's was kept), and its file could not be resumed ("stopped inside a sequence")
+    config = check_config({"design": design, "task": task, "hidden": 5, "delay": 4, "length": 10,
+                           "trunc": 4, "batch": 2})      # 10 steps: three chunks per sequence
+    whole = _trained(config, 7)
+    engine = sys.modules["viz.playground"].Engine(config, out=str(tmp_path))
+    engine.stop(timeout=5)        # this thread drives it from here: no commands race
+    for _ in range(4):            # the 2nd chunk of the 2nd sequence is next
+        engine._one_update()
+    engine.save()
+    engine._one_update()
+    engine.resume()
+    assert engine.runs[0].steps == 4
+    for _ in range(3):
+        engine._one_update()
+    assert engine.runs[0].losses == whole.losses
+    assert engine.runs[0].digest() == whole.digest()
+
+
+def test_a_file_that_stopped_inside_a_sequence_without_its_state_is_refused(tmp_path):
+    config = check_config({"hidden": 5, "delay": 4, "trunc": 4, "batch": 2})
+    engine = sys.modules["viz.playground"].Engine(config, out=str(tmp_path))
+    engine.stop(timeout=5)
+    engine._one_update()
+    engine.save()
+    path, run = engine._path(0), engine.runs[0]
+    assert tg.read_checkpoint(path).arrays["extra/carried"].shape == (2, 5)
+    rnn.save_training(path, run.trainer, {"losses": np.array(run.losses), "norms": np.array(run.norms)},
+                      meta=tg.read_meta(path)["user"])         # as a save before the state was kept
+    with pytest.raises(tg.CheckpointError, match="stopped inside a sequence .after update 1. "
+                                                 "but holds no carried state"):
+        engine.resume()
+    assert engine.runs[0] is run

@@ -293,26 +293,38 @@ class Run:
     def _length(self):
         return len(self.source.held[0])
 
+    def _per_sequence(self):
+        """Updates per sequence: its chunks of ``trunc`` steps (1 for the character model,
+        whose text is one long sequence)."""
+        return 1 if self.source.stream else -(-self._length() // self.config["trunc"])
+
     def carried_arrays(self):
-        """The state the character model carries into its next chunk, as checkpoint arrays
-        ("carried", or "carried/<part>" for a state of parts); {} when nothing is carried."""
-        h = self.carried.get("h0") if self.source.stream else None
-        if h is None:
+        """The state carried into the next chunk, as checkpoint arrays ("carried", or
+        "carried/<part>" for a state of parts): the character model's always, a run over
+        sequences' inside a sequence; {} when nothing is carried."""
+        h = self.carried.get("h0")
+        if h is None or not (self.source.stream or self.steps % self._per_sequence()):
             return {}
         if isinstance(h, dict):
             return {f"carried/{k}": v.data for k, v in h.items()}
         return {"carried": h.data}
 
     def carried_expected(self):
-        """name -> (shape, dtype) of what :meth:`carried_arrays` may give (a run over
-        sequences starts each afresh: nothing)."""
-        if not self.source.stream:
-            return {}
+        """name -> (shape, dtype) of what :meth:`carried_arrays` may give."""
+        if self.source.stream:
+            xs, ys, rows = self.source.xs[:1], self.source.ys[:1], None
+        else:                   # one step of one held-out sequence; a state has batch rows
+            xs, ys = (a[:1, :1] for a in self.source.held)
+            rows = self.config["batch"]
         with tg.no_grad():
-            last = self.model.run_for_loss(self.source.xs[:1], self.source.ys[:1]).last
+            last = self.model.run_for_loss(xs, ys).last
+        def entry(v):
+            return (v.shape if rows is None else (rows,) + v.shape[1:], v.data.dtype)
+        if last is None:
+            return {}
         if isinstance(last, dict):
-            return {f"carried/{k}": (v.shape, v.data.dtype) for k, v in last.items()}
-        return {"carried": (last.shape, last.data.dtype)}
+            return {f"carried/{k}": entry(v) for k, v in last.items()}
+        return {"carried": entry(last)}
 
     def load_carried(self, arrays):
         parts = {k.split("/", 1)[1]: tg.tensor(v) for k, v in arrays.items()
@@ -631,12 +643,12 @@ class Engine:
                     raise tg.CheckpointError(f"'{self._path(i)}': step {steps!r} disagrees "
                                              "with its losses")
                 run.steps, run.losses, run.norms = steps, arrays["losses"].tolist(), arrays["norms"].tolist()
-                # the character model goes on reading its text from the state it had reached
+                # the run goes on from the state it had reached: the character model's in its
+                # text, a run over sequences' inside a sequence
+                if steps % run._per_sequence() and not any(k.startswith("carried") for k in arrays):
+                    raise tg.CheckpointError(f"'{self._path(i)}' stopped inside a sequence (after "
+                                             f"update {steps}) but holds no carried state")
                 run.load_carried(arrays)
-                # a resumed run starts its next sequence afresh: updates stay whole sequences
-                per = -(-run._length() // run.config["trunc"]) if not run.source.stream else 1
-                if steps % per:
-                    raise tg.CheckpointError(f"'{self._path(i)}' stopped inside a sequence")
         except BaseException:
             self.runs = saved
             if kept is not None:
