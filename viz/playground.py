@@ -337,17 +337,19 @@ class Run:
     def measure(self):
         """The held-out loss per step (and recall for the copy task) at this update."""
         xs, ys = self.source.held
+        recall = None
         with tg.no_grad(), evaluating(self.model):      # dropout off, as in the views
             if self.source.stream:
                 loss = rnn.stream_loss(self.model, xs, ys)
             else:
                 loss = self.model.run_for_loss(xs, ys).loss.item() / len(xs)
+            if self.recall_length:      # the symbols written back: argmax o(t) of the last steps
+                n = self.recall_length
+                predicted = np.stack([o.data.argmax(-1) for o in self.model.run(xs).outputs[-n:]])
+                recall = float(np.mean(predicted == ys[-n:]))
         self.held.append((self.steps, loss))
-        if self.recall_length:
-            n = self.recall_length
-            with evaluating(self.model):
-                predicted = self.model.predict(xs)
-            self.recall.append((self.steps, float(np.mean(predicted[-n:] == ys[-n:]))))
+        if recall is not None:
+            self.recall.append((self.steps, recall))
 
     def digest(self):
         """sha256 of every parameter's bytes, in order: equal digests, equal parameters."""
