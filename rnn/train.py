@@ -71,7 +71,8 @@ class Trainer:
 
         A loss or a gradient that is not finite changes neither the parameters nor the
         optimizer (see ``skip_nonfinite``); ``locate()`` (optional) then names the first
-        non-finite loss term.  Returns NaN for a skipped batch.
+        non-finite loss term.  Returns NaN for a skipped batch.  A loss that gives none of the
+        optimizer's parameters a gradient is refused (ConfigError), nothing changed.
         """
         value = loss.item()
         if not np.isfinite(value):
@@ -80,6 +81,11 @@ class Trainer:
         self.optimizer.zero_grad()
         loss.backward()
         params = self.optimizer.params
+        if all(p.grad is None for p in params):     # a step would count an update of nothing
+            raise tg.ConfigError(f"Trainer: update {self.steps + 1}: none of the optimizer's "
+                                 f"{len(params)} parameters got a gradient from the loss (is the "
+                                 "optimizer over another model's parameters?); refused, nothing "
+                                 "changed")
         bad = next((p for p in params if p.grad is not None and not np.isfinite(p.grad).all()),
                    None)
         if bad is not None:

@@ -98,3 +98,24 @@ def test_the_reported_gradient_norm_without_clip_is_measured_in_float64(c, d):
     assert norm == tg.clip_grad_norm(model.parameters(), np.inf)
     expected = np.sqrt(np.sum(c.astype(np.float64) ** 2) + np.sum(d.astype(np.float64) ** 2))
     assert norm == pytest.approx(expected, rel=1e-15)
+
+
+@pytest.mark.parametrize("make", [tg.optim.Adam, lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9)],
+                         ids=["Adam", "SGD"])
+def test_an_update_where_no_parameter_of_the_optimizer_got_a_gradient_is_refused(make):
+    """An optimizer over another model's parameters (or parameters the loss does not read):
+    every update 'went through', updating nothing, the optimizer's and the Trainer's step
+    counts advancing (a scheduler too), the gradient norm 0.0."""
+    model, other = Classifier(), Classifier(seed=1)
+    optimizer = make(other.parameters())
+    trainer = rnn.Trainer(model, optimizer)
+    before = [p.data.copy() for p in other.parameters()]
+    with pytest.raises(tg.ConfigError, match=r"Trainer: update 1: none of the optimizer's 2 "
+                                             r"parameters got a gradient from the loss"):
+        trainer.step(XS, YS)
+    assert trainer.steps == 0 and optimizer.steps == 0 and optimizer.state == [{}, {}]
+    assert all(np.array_equal(p.data, q) for p, q in zip(other.parameters(), before))
+    # one parameter of two with a gradient is an update (the other is skipped, as always)
+    trainer = rnn.Trainer(model, make([model.W, other.b]))
+    trainer.step(XS, YS)
+    assert trainer.steps == 1 and trainer.optimizer.steps == 1
