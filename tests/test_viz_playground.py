@@ -566,3 +566,31 @@ def test_copy_recall_is_the_argmax_of_the_outputs_on_the_symbols_written_back(de
     picked = o[-3:].argmax(axis=-1)
     assert run.recall == [(3, float(np.mean(picked == ys[-3:])))]
     assert len(run.held) == 1 and run.held[0][0] == 3
+
+
+def test_side_by_side_runs_update_together_or_not_at_all(tmp_path):
+    # the runs were updated one after the other: when the second failed, the first had taken
+    # its update, and the two went on one update apart (a save then marked them as one moment)
+    config = check_config({"hidden": 4, "delay": 2, "batch": 2, "trunc": 3, "compare": "lstm"})
+    engine_of = sys.modules["viz.playground"].Engine
+    engine, whole = engine_of(config), engine_of(config)
+    for e in (engine, whole):
+        e.stop(timeout=5)        # this thread drives them from here: no commands race
+        e._one_update()
+    first, second = engine.runs
+    before = (first.digest(), first.trainer.optimizer.state_dict(), first.carried["h0"].data.copy())
+    second.trainer.optimizer.param_groups[0]["lr"] = -1.0      # the second run's step refuses
+    with pytest.raises(tg.ConfigError, match="lr must be a number >= 0"):
+        engine._one_update()
+    assert first.digest() == before[0]
+    assert first.steps == first.trainer.steps == 1 and len(first.losses) == len(first.norms) == 1
+    state = first.trainer.optimizer.state_dict()
+    assert state.keys() == before[1].keys()
+    assert all(np.array_equal(state[k], before[1][k]) for k in state)
+    assert np.array_equal(first.carried["h0"].data, before[2])
+    second.trainer.optimizer.param_groups[0]["lr"] = config["lr"]
+    for _ in range(3):
+        engine._one_update()
+        whole._one_update()
+    for run, twin in zip(engine.runs, whole.runs):
+        assert run.losses == twin.losses and run.digest() == twin.digest()

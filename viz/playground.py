@@ -293,6 +293,22 @@ class Run:
     def _length(self):
         return len(self.source.held[0])
 
+    def kept(self):
+        """What :meth:`update` changes, as copies, for :meth:`put_back`."""
+        return (self.model.state_dict(), self.trainer.optimizer.state_dict(), self.trainer.steps,
+                self.steps, len(self.losses), len(self.norms), self.carried,
+                rnn.train._dropout_calls(self.model))
+
+    def put_back(self, kept):
+        """The run as it was when :meth:`kept` was taken (undoing the updates since)."""
+        params, optimizer, trainer_steps, steps, losses, norms, carried, calls = kept
+        self.model.load_state_dict(params)
+        self.trainer.optimizer.load_state_dict(optimizer)
+        self.trainer.steps, self.steps, self.carried = trainer_steps, steps, carried
+        del self.losses[losses:], self.norms[norms:]
+        for name, module in rnn.train._dropouts(self.model).items():
+            module._calls = calls[name]
+
     def _per_sequence(self):
         """Updates per sequence: its chunks of ``trunc`` steps (1 for the character model,
         whose text is one long sequence)."""
@@ -553,8 +569,16 @@ class Engine:
         return 0
 
     def _one_update(self):
-        for run in self.runs:
-            run.update()
+        # side by side the runs update together or not at all: if one fails, those before it
+        # are put back, so that they stay at the same update
+        kept = [run.kept() for run in self.runs] if len(self.runs) > 1 else []
+        for k, run in enumerate(self.runs):
+            try:
+                run.update()
+            except BaseException:
+                for done, was in zip(self.runs[:k], kept):
+                    done.put_back(was)
+                raise
         # the thread's own CPU time, so that a loaded machine does not stretch the interval
         if time.thread_time() - self._last_views >= self.refresh_seconds:
             started = time.thread_time()
