@@ -667,3 +667,28 @@ def test_sgd_momentum_holds_its_velocity_in_the_parameters_dtype(param, grad):
     np.testing.assert_array_equal(p.data, expected)
     fresh = tg.optim.SGD([tg.tensor(p.data.copy(), requires_grad=True)], lr=0.1, momentum=0.9)
     fresh.load_state_dict(opt.state_dict())         # its own state loads back
+
+
+@pytest.mark.parametrize("saved, loaded", [(tg.optim.Adam, tg.optim.AdamW),
+                                           (tg.optim.AdamW, tg.optim.Adam)])
+def test_a_state_of_adam_is_refused_by_adamw_and_the_other_way(saved, loaded):
+    """Adam and AdamW keep the same arrays and settings, so one's state loaded into the other
+    without a word, and its weight_decay then meant the other algorithm's (L2 on the gradient
+    against decoupled decay).  A state names its optimizer; another's is refused, changing
+    nothing; a state saved before it named one loads as before."""
+    p = tg.tensor(START.copy(), requires_grad=True, name="w")
+    source = saved([p], lr=0.1, weight_decay=0.1)
+    p.grad = _gradient(p.data)
+    source.step()
+    state = source.state_dict()
+    q = tg.tensor(START.copy(), requires_grad=True)
+    target = loaded([q], lr=0.01, weight_decay=0.0)
+    with pytest.raises(tg.CheckpointError, match=rf"{loaded.__name__}.load_state_dict: the state "
+                                                 rf"is of {saved.__name__}, not {loaded.__name__}"):
+        target.load_state_dict(state)
+    assert target.steps == 0 and target.state == [{}] and target.param_groups[0]["lr"] == 0.01
+    target.load_state_dict({k: v for k, v in state.items() if k != "optimizer"})     # an old state
+    assert target.steps == 1
+    same = saved([tg.tensor(START.copy(), requires_grad=True)], lr=0.01)
+    same.load_state_dict(state)
+    assert same.param_groups[0]["weight_decay"] == 0.1

@@ -119,3 +119,21 @@ def test_an_update_where_no_parameter_of_the_optimizer_got_a_gradient_is_refused
     trainer = rnn.Trainer(model, make([model.W, other.b]))
     trainer.step(XS, YS)
     assert trainer.steps == 1 and trainer.optimizer.steps == 1
+
+
+def test_a_checkpoint_of_an_adam_run_is_refused_by_a_trainer_with_adamw(tmp_path):
+    path = str(tmp_path / "run.npz")
+    model = Classifier()
+    trainer = rnn.Trainer(model, tg.optim.Adam(model.parameters(), lr=0.1, weight_decay=0.1))
+    trainer.step(XS, YS)
+    rnn.save_training(path, trainer)
+    twin = Classifier(seed=3)
+    other = rnn.Trainer(twin, tg.optim.AdamW(twin.parameters(), lr=0.1, weight_decay=0.1))
+    before = [p.data.copy() for p in twin.parameters()]
+    with pytest.raises(tg.CheckpointError, match="the state is of Adam, not AdamW"):
+        rnn.load_training(path, other)
+    assert other.steps == 0 and other.optimizer.steps == 0
+    assert all(np.array_equal(p.data, q) for p, q in zip(twin.parameters(), before))
+    same = rnn.Trainer(twin, tg.optim.Adam(twin.parameters(), lr=0.1))
+    rnn.load_training(path, same)
+    assert same.steps == 1

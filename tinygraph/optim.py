@@ -110,6 +110,9 @@ def _split_groups(who, params):
     return [{"params": _check_params(who, params)}]
 
 
+NAME_BYTES = 64   # the bytes of an optimizer's name in its state_dict ("optimizer")
+
+
 class Optimizer:
     """Base class: the parameter groups and a per-parameter state of arrays.
 
@@ -248,10 +251,18 @@ class Optimizer:
                 out[f"group.{k}.{key}"] = np.array(group[key], dtype=np.float64)
         return out
 
+    def _kind(self):
+        """The optimizer's class name as an array of its UTF-8 bytes (a checkpoint holds
+        numbers), zero-padded to NAME_BYTES: every optimizer's has one shape, so the file of
+        another passes a header check and load_state_dict names both."""
+        name = type(self).__name__.encode("utf-8")[:NAME_BYTES]
+        return np.frombuffer(name.ljust(NAME_BYTES, b"\0"), dtype=np.uint8).copy()
+
     def state_dict(self):
-        """The optimizer's state as a flat dict of arrays (for ``save_arrays``): ``"steps"``, each
-        parameter's state arrays (``"0.m"``, ...) and each group's settings (``"group.0.lr"``, ...)."""
-        out = {"steps": np.array(self.steps)}
+        """The optimizer's state as a flat dict of arrays (for ``save_arrays``): ``"steps"``, its
+        class name (``"optimizer"``, UTF-8 bytes), each parameter's state arrays (``"0.m"``,
+        ...) and each group's settings (``"group.0.lr"``, ...)."""
+        out = {"steps": np.array(self.steps), "optimizer": self._kind()}
         for i, state in enumerate(self.state):
             for key, value in state.items():
                 out[f"{i}.{key}"] = value.copy()
@@ -260,7 +271,7 @@ class Optimizer:
 
     def expected_state(self):
         """name -> (shape, dtype) of every entry ``state_dict`` may hold (for ``load_arrays``)."""
-        out = {"steps": ((), np.dtype(np.int64))}
+        out = {"steps": ((), np.dtype(np.int64)), "optimizer": ((NAME_BYTES,), np.dtype(np.uint8))}
         for i, p in enumerate(self.params):
             out.update({f"{i}.{key}": (p.shape, p.dtype) for key in self.state_keys})
             if self.counted:
@@ -317,11 +328,22 @@ class Optimizer:
                                   f"state_dict()), got {type(d).__name__}")
         if "steps" not in d:
             raise CheckpointError(f"{who}: missing 'steps'")
+        if "optimizer" in d:      # absent from a state saved before it was written
+            kind = np.asarray(d["optimizer"])
+            if kind.dtype != np.uint8 or kind.shape != (NAME_BYTES,):
+                raise CheckpointError(f"{who}: 'optimizer' must be the optimizer's name as UTF-8 "
+                                      f"bytes ({NAME_BYTES} uint8), got {kind.dtype} of shape "
+                                      f"{kind.shape}")
+            if not np.array_equal(kind, self._kind()):
+                name = bytes(kind).rstrip(b"\0").decode("utf-8", "replace")
+                raise CheckpointError(f"{who}: the state is of {name}, not {type(self).__name__} "
+                                      "(another algorithm: its settings and state mean other "
+                                      "things); make the optimizer the state was saved from")
         new = [{} for _ in self.params]
         for key, value in d.items():
             if not isinstance(key, str):
                 raise CheckpointError(f"{who}: unexpected entry {key!r}")
-            if key == "steps" or key.startswith("group."):
+            if key in ("steps", "optimizer") or key.startswith("group."):
                 continue
             index, _, name = key.partition(".")
             if (not index.isdigit() or not index.isascii() or int(index) >= len(self.params)
