@@ -204,7 +204,9 @@ def save_training(path, trainer, arrays=None, meta=None):
     """Write a checkpoint of a training run to ``path``, atomically.
 
     The same state always writes the same bytes.  Besides the arrays the checkpoint records
-    :func:`blas_threading` (a resume repeats the run bit for bit under the same threading).
+    :func:`blas_threading` (a resume repeats the run bit for bit under the same threading) and
+    the model's ``config()`` (its settings that are not parameters, which
+    :func:`load_training` checks).
 
     Parameters
     ----------
@@ -216,9 +218,11 @@ def save_training(path, trainer, arrays=None, meta=None):
     state = {f"model/{k}": v for k, v in trainer.model.state_dict().items()}
     state.update({f"optim/{k}": v for k, v in trainer.optimizer.state_dict().items()})
     state.update({f"extra/{k}": v for k, v in (arrays or {}).items()})
+    config = trainer.model.config() if isinstance(trainer.model, tg.Module) else {}
     tg.save_arrays(path, state, meta={"trainer_steps": trainer.steps, "user": meta or {},
                                       "blas": blas_threading(),
-                                      "dropout_calls": _dropout_calls(trainer.model)})
+                                      "dropout_calls": _dropout_calls(trainer.model),
+                                      "model_config": config})
 
 
 def _dropouts(model):
@@ -251,7 +255,8 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     Raises
     ------
     CheckpointError
-        Naming the file and the entry.
+        Naming the file and the entry, or the model's setting that differs from the saved
+        model's (``config()``: an attention, a leak rate...).
     """
     model, optimizer = trainer.model, trainer.optimizer
     wanted = {f"model/{k}": v for k, v in model.expected_state().items()}
@@ -270,6 +275,8 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
             or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in calls.values())):
         raise tg.CheckpointError(f"load: '{path}': its dropout call counts {calls!r} do not fit "
                                  f"the model's Dropout modules {sorted(dropouts)}")
+    if isinstance(model, tg.Module):     # absent from a checkpoint written before: not checked
+        model.check_config(found.meta.get("model_config"), f"load: '{path}'")
     parts = {part: {k.split("/", 1)[1]: v for k, v in found.arrays.items()
                     if k.startswith(part + "/")} for part in ("model", "optim", "extra")}
     # the optimizer first: its state is restored from a copy if the model then refuses, so a
