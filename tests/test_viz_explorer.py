@@ -308,3 +308,20 @@ def test_a_model_with_dropout_is_explored_in_evaluation_mode_and_left_as_it_was(
     assert any("evaluation mode" in note and "(drop)" in note for note in bundle["diag"]["notes"])
     without = viz.explore(rnn.ElmanRNN(3, 4, 3, seed=0), [0, 1, 2], [1, 2, 0])
     assert not any("evaluation mode" in n for n in without.data["bundles"][-1]["diag"]["notes"])
+
+
+def test_the_backward_chain_of_a_one_step_run_points_left():
+    # a run of one step has no g(2) -> g(1) edge to tell that g runs backward in time: the edge
+    # from its initial state (made at t=0, as h(0)) was drawn coming in from the left
+    from viz_svg import parse
+    page = viz.explore(rnn.BidirectionalRNN(3, 2, 3), np.array([0]), np.array([1]))
+    for svg in [page.data["svg"]["summary"]] + page.data["svg"]["windows"]:
+        nodes, edges, _ = parse(svg)
+        text = {nid: n["text"] for nid, n in nodes.items()}
+        into = {b: a for a, b, _ in edges if text.get(b) == ""}
+        for name, rightward in (("h", True), ("g", False)):
+            chain = [(into.get(a, a), b) for a, b, _ in edges if text.get(b) != ""
+                     and text[into.get(a, a)].split(" ")[0] == name
+                     and text[b].split(" ")[0] == name]
+            assert len(chain) == 2
+            assert all((nodes[b]["x"] > nodes[a]["x"]) == rightward for a, b in chain), name

@@ -43,7 +43,7 @@ from rnn.diagnostics import own_run, part_nodes, run_connectivity, run_saturatio
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
-from .views import BOOK_HIDDEN, KEEP, draw_folded, draw_unrolled, new_digraph
+from .views import BOOK_HIDDEN, KEEP, backward_chains, draw_folded, draw_unrolled, new_digraph
 
 WINDOW = 10           # steps per expandable window of the unrolled view
 MAX_WINDOWS = 30      # windows drawn for a long run (evenly spaced, the first and last included)
@@ -633,7 +633,8 @@ def _folded_graph(model, variables):
 def _unrolled_graph(model, variables, shown):
     g = new_digraph(f"{model.name}_unrolled")
     draw_unrolled(g, variables, "u", getattr(model, "edge_label", None), keep=KEEP, shown=shown,
-                  gap_text=lambda name, n: f"{html_text(name)} &#215;{n:,}")
+                  gap_text=lambda name, n: f"{html_text(name)} &#215;{n:,}",
+                  backward=backward_chains(model, variables))
     return g
 
 
