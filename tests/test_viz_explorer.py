@@ -325,3 +325,31 @@ def test_the_backward_chain_of_a_one_step_run_points_left():
                      and text[b].split(" ")[0] == name]
             assert len(chain) == 2
             assert all((nodes[b]["x"] > nodes[a]["x"]) == rightward for a, b in chain), name
+
+
+@pytest.mark.parametrize("model, kwargs, error, message", [
+    (rnn.ElmanRNN(3, 4, 3), {"part": "zz"}, tg.ConfigError,
+     r"part='zz' is not a state part of elman; its parts are \['h'\]"),
+    (rnn.LSTM(3, 4, 3), {"part": "c"}, tg.ConfigError, r"part='c'.*its parts are \['s', 'h'\]"),
+    (rnn.ElmanRNN(3, 4, 3), {"part": ""}, tg.ConfigError, "part=''"),
+    (rnn.ElmanRNN(3, 4, 3), {"part": 0}, tg.DTypeError, "part must be the name of a state part"),
+    (rnn.JordanRNN(3, 4, 3), {"part": "zz"}, tg.ConfigError,
+     r"part='zz' is no variable of jordan's run .*'h'"),
+    (rnn.ElmanRNN(3, 4, 3), {"steps": 5}, tg.ConfigError, "steps=5, but elman takes no steps"),
+    (rnn.ElmanRNN(3, 4, 3), {"steps": 0}, tg.ConfigError, "steps=0, but elman takes no steps"),
+], ids=["unknown-part", "lstm-part", "empty-part", "part-not-str", "jordan-part", "steps",
+        "steps-0"])
+def test_explore_refuses_an_argument_it_cannot_use_naming_it(model, kwargs, error, message):
+    # an unknown part was only a note on the page ("elman carries no state part 'zz'"), "" was
+    # taken as the default part, and steps= with xs was a bare TypeError from model.run
+    xs, ys = np.array([0, 1, 2]), np.array([1, 2, 0])
+    with pytest.raises(error, match=message):
+        viz.explore(model, xs, ys, **kwargs)
+
+
+def test_explore_takes_a_valid_part_and_steps_where_the_run_takes_them():
+    xs, ys = np.array([0, 1, 2]), np.array([1, 2, 0])
+    assert viz.explore(rnn.LSTM(3, 4, 3), xs, ys, part="s").data["part"] == "s"
+    assert viz.explore(rnn.JordanRNN(3, 4, 3), xs, ys, part="h").data["part"] == "h"
+    page = viz.explore(rnn.VectorToSequence(3, 4, 3), np.array([1.0, 0.0, 0.0]), ys, steps=3)
+    assert page.data["steps"] == 3
