@@ -18,10 +18,10 @@ from .models import (GRU, LSTM, BidirectionalRNN, ConditionalRNN, ElmanRNN, Enco
                      JordanRNN, Sampler, SequenceToOne, VectorToSequence)
 from .pytorch import from_torch
 from .recursive import RecursiveNet, balanced_tree
-from .train import (NonFiniteLossError, Trainer, load_training, save_training, stream_loss,
+from .train import (Carried, NonFiniteLossError, Trainer, load_training, save_training, stream_loss,
                     train_char_model, truncated_bptt)
 
-__all__ = ["BidirectionalRNN", "Cell", "Chain", "ConditionalRNN", "DeepRNN", "EchoStateNetwork",
+__all__ = ["BidirectionalRNN", "Carried", "Cell", "Chain", "ConditionalRNN", "DeepRNN", "EchoStateNetwork",
            "ElmanRNN", "EncoderDecoder", "GRU", "JordanRNN", "LSTM", "LagDecay", "LeakyRNN",
            "MemoryNetwork", "NonFiniteLossError", "Recurrence", "RecurrentModel", "RecursiveNet",
            "Sampler", "SequenceToOne", "Trainer", "Unrolled", "VectorToSequence", "Vocab",

@@ -446,6 +446,12 @@ class RecurrentModel(tg.Module):
     def _trace_roots(self, steps):
         raise NotImplementedError
 
+    def own_config(self):
+        """The settings that change what the model computes and are not parameters, which
+        ``save`` records and ``load`` checks: the design (its class), and what a design adds
+        (its criterion, attention, leak rate, nonlinearity...)."""
+        return {"model": type(self).__name__}
+
     @contextlib.contextmanager
     def transposes(self, stack_gates=False):
         """``self.T`` (:class:`Transposes` of this model's weights) inside the block, in this
@@ -567,6 +573,10 @@ class Cell(RecurrentModel):
     def regression(self):
         """True when the per-step loss is the squared error on float targets."""
         return self.criterion is squared_error
+
+    def own_config(self):
+        return {**super().own_config(),
+                "criterion": "squared_error" if self.regression else "cross_entropy"}
 
     def _set_criterion(self, criterion, who):
         """``criterion="cross_entropy"`` (the class default) or ``"squared_error"``."""

@@ -93,6 +93,9 @@ class DeepRNN(SequenceDesign):
             self.parts = {"h": self.n_hidden}
         self.state_is_dict = kind == "stacked"
 
+    def own_config(self):
+        return {**super().own_config(), "kind": self.kind, "layers": self.layers}
+
     def _mlp(self, v, block, weight, bias):
         """The hidden layers of one block: v -> tanh(bias + weight v), named block + suffix."""
         for s in _suffixes(self.layers - 1):

@@ -64,6 +64,10 @@ class LeakyRNN(Design):
         self.parts = {"h": self.n_hidden}
         self.lags = {"h": self.skip} if self.skip is not None else {}
 
+    def own_config(self):
+        alpha = "learned" if hasattr(self, "alpha_logit") else self._alpha
+        return {**super().own_config(), "alpha": alpha, "skip": self.skip}
+
     @property
     def alpha(self):
         """The leak: a float, or the (H,) array sigmoid(alpha_logit) when learned."""

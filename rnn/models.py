@@ -174,6 +174,13 @@ class CausalSequenceDesign(SequenceDesign):
     def layered(self):
         return self.layers > 1 or self.bidirectional
 
+    def own_config(self):
+        extra = {"candidate": self.candidate} if hasattr(self, "candidate") else {}
+        if hasattr(self, "reset"):
+            extra["reset"] = self.reset
+        return {**super().own_config(), "layers": self.layers,
+                "bidirectional": self.bidirectional, **extra}
+
     @property
     def state_is_dict(self):
         """Several layers or directions: the state is a dict of their parts."""
@@ -965,6 +972,9 @@ class EncoderDecoder(Design):
             self.va.data[...] = rng.normal(0.0, 1.0 / np.sqrt(self.n_hidden), self.n_hidden)
         self.start = self.n_out
         self.parts = {"h": self.n_hidden, "s": self.n_hidden}
+
+    def own_config(self):
+        return {**super().own_config(), "attention": self.attention}
 
     def _encoder(self):
         return Chain(self, {"h": self.n_hidden}, self._recur, Design.input_map.__get__(self),

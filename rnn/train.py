@@ -210,7 +210,9 @@ def save_training(path, trainer, arrays=None, meta=None):
     """Write a checkpoint of a training run to ``path``, atomically.
 
     The same state always writes the same bytes.  Besides the arrays the checkpoint records
-    :func:`blas_threading` (a resume repeats the run bit for bit under the same threading).
+    :func:`blas_threading` (a resume repeats the run bit for bit under the same threading) and
+    the model's ``config()`` (its settings that are not parameters, which
+    :func:`load_training` checks).
 
     Parameters
     ----------
@@ -222,9 +224,11 @@ def save_training(path, trainer, arrays=None, meta=None):
     state = {f"model/{k}": v for k, v in trainer.model.state_dict().items()}
     state.update({f"optim/{k}": v for k, v in trainer.optimizer.state_dict().items()})
     state.update({f"extra/{k}": v for k, v in (arrays or {}).items()})
+    config = trainer.model.config() if isinstance(trainer.model, tg.Module) else {}
     tg.save_arrays(path, state, meta={"trainer_steps": trainer.steps, "user": meta or {},
                                       "blas": blas_threading(),
-                                      "dropout_calls": _dropout_calls(trainer.model)})
+                                      "dropout_calls": _dropout_calls(trainer.model),
+                                      "model_config": config})
 
 
 def _dropouts(model):
@@ -257,7 +261,8 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     Raises
     ------
     CheckpointError
-        Naming the file and the entry.
+        Naming the file and the entry, or the model's setting that differs from the saved
+        model's (``config()``: an attention, a leak rate...).
     """
     model, optimizer = trainer.model, trainer.optimizer
     wanted = {f"model/{k}": v for k, v in model.expected_state().items()}
@@ -276,6 +281,8 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
             or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in calls.values())):
         raise tg.CheckpointError(f"load: '{path}': its dropout call counts {calls!r} do not fit "
                                  f"the model's Dropout modules {sorted(dropouts)}")
+    if isinstance(model, tg.Module):     # absent from a checkpoint written before: not checked
+        model.check_config(found.meta.get("model_config"), f"load: '{path}'")
     parts = {part: {k.split("/", 1)[1]: v for k, v in found.arrays.items()
                     if k.startswith(part + "/")} for part in ("model", "optim", "extra")}
     # the optimizer first: its state is restored from a copy if the model then refuses, so a
@@ -308,12 +315,17 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     xs, ys : (T, ...) inputs and (T,) / (T, B) targets, e.g. from ``datasets.stream_batches``
         (float targets (T, n_out) / (T, B, n_out) for a model with ``criterion="squared_error"``)
     chunk : int, steps per chunk (gradients do not cross chunk boundaries)
-    h0 : initial state, default zeros
+    h0 : initial state, default zeros; or the :class:`Carried` an earlier call returned, to go
+        on with the sequence where that call stopped
     on_step : callable ``(step, loss_per_step, grad_norm)``, called after every chunk
 
     Returns
     -------
-    (losses, h) : the mean loss per time step of every chunk, and the detached last state.
+    (losses, h) : the mean loss per time step of every chunk, and the detached last state; for
+    a model whose next chunk reads more than its last state (a LeakyRNN with ``skip=d`` reads
+    h(t-d), a design that feeds its output back reads y(t-1)), a :class:`Carried` of all of it.
+    Passed back as ``h0=``, either makes the next call compute what one call over both parts
+    computes.
     """
     model = trainer.model
     if not callable(getattr(model, "run_for_loss", None)) or not callable(getattr(model, "carry", None)):
@@ -321,15 +333,24 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
                              "and carry(run) to carry its state from one chunk to the next (an "
                              "rnn.Recurrence cell has both)")
     losses = []
-    carried = {} if h0 is None else {"h0": h0}
+    carried = dict(h0) if isinstance(h0, Carried) else {} if h0 is None else {"h0": h0}
     for x, y in chunks(trainer.model, xs, ys, chunk, "truncated_bptt"):
         loss, norm, carried = trainer.chunk(x, y, carried)
         losses.append(loss / len(x))
         if on_step is not None:
             on_step(trainer.steps, losses[-1], norm)
-    # the last state: what the next chunk would start from (a design without state parts
-    # carries only its fed-back output)
-    return losses, carried.get("h0", carried.get("y0", h0))
+    # what the next chunk would start from: the last state alone where that is all
+    if set(carried) <= {"h0"}:
+        return losses, carried.get("h0", h0)
+    return losses, Carried(carried)
+
+
+class Carried(dict):
+    """What :func:`truncated_bptt` returns for a model whose next chunk reads more than its last
+    state: the keyword arguments of its ``run`` that the next chunk starts from (``model.carry``
+    of the last chunk, all detached): ``"h0"`` the last state, ``"past"`` the states of the last
+    d steps of a skip connection of delay d, ``"y0"`` the last output fed back.  Give it back as
+    ``truncated_bptt(..., h0=carried)`` to go on with the sequence."""
 
 
 def chunks(model, xs, ys, chunk, who):

@@ -270,3 +270,81 @@ def test_concurrent_writers_of_one_file_leave_it_whole(tmp_path):
     assert all(w.returncode == 0 for w in writers) and reads > 0
     rnn.ElmanRNN(100, 100, 100).load(path)
     assert os.listdir(tmp_path) == ["net.npz"]
+
+
+# a checkpoint of one model, loaded into a model whose parameters have the same names, shapes
+# and dtypes but which computes something else with them
+OTHER_SETTINGS = [
+    (lambda: rnn.EncoderDecoder(3, 4, 2, seed=1, attention="dot"),
+     lambda: rnn.EncoderDecoder(3, 4, 2), "attention"),
+    (lambda: rnn.LeakyRNN(3, 4, 2, alpha=0.5, seed=1), lambda: rnn.LeakyRNN(3, 4, 2), "alpha"),
+    (lambda: rnn.LSTM(3, 4, 2, candidate="sigmoid", seed=1), lambda: rnn.LSTM(3, 4, 2),
+     "candidate"),
+    (lambda: rnn.GRU(3, 4, 2, candidate="sigmoid", seed=1), lambda: rnn.GRU(3, 4, 2), "candidate"),
+    (lambda: rnn.ElmanRNN(3, 4, 2, seed=1), lambda: rnn.SequenceToOne(3, 4, 2), "model"),
+]
+
+
+@pytest.mark.parametrize("saved, other, setting", OTHER_SETTINGS,
+                         ids=["attention", "alpha", "lstm-candidate", "gru-candidate", "class"])
+def test_a_model_of_other_settings_refuses_the_checkpoint_and_changes_nothing(
+        tmp_path, saved, other, setting):
+    model, into = saved(), other()
+    xs, ys = np.array([0, 1, 2]), np.array([1, 0, 1])
+    path = tmp_path / "m.npz"
+    model.save(path)
+    assert into.expected_state() == model.expected_state()     # names, shapes, dtypes all fit
+    before = into.state_dict()
+    with pytest.raises(tg.CheckpointError, match=f"{setting}=") as e:
+        into.load(path)
+    assert "m.npz" in str(e.value)
+    for name, value in into.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    again = saved()                      # a model of the same settings loads it
+    again.load(path)
+    assert again.loss(xs, ys).item() == model.loss(xs, ys).item()
+
+
+def test_a_leaky_net_with_other_lags_refuses_the_checkpoint(tmp_path):
+    rnn.LeakyRNN(3, 4, 2, skip=2).save(tmp_path / "m.npz")
+    with pytest.raises(tg.CheckpointError, match="skip=2.*skip=3"):
+        rnn.LeakyRNN(3, 4, 2, skip=3).load(tmp_path / "m.npz")
+
+
+def test_the_settings_of_a_sub_module_are_recorded_and_checked(tmp_path):
+    class Net(tg.Module):
+        def __init__(self, p):
+            self.W = tg.Parameter(np.eye(2), name="W")
+            self.drop = tg.Dropout(p)
+    Net(0.5).save(tmp_path / "m.npz")
+    assert tg.read_meta(tmp_path / "m.npz") == {"config": {"drop.p": 0.5}}
+    with pytest.raises(tg.CheckpointError, match=r"drop\.p=0\.5.*drop\.p=0\.1"):
+        Net(0.1).load(tmp_path / "m.npz")
+    Net(0.5).load(tmp_path / "m.npz")
+
+
+def test_a_checkpoint_without_settings_still_loads(tmp_path):
+    """A file written before the settings were recorded (or a plain npz) is loaded on its
+    names, shapes and dtypes alone."""
+    model = rnn.EncoderDecoder(3, 4, 2, seed=1, attention="dot")
+    tg.save_arrays(tmp_path / "old.npz", model.state_dict())
+    into = rnn.EncoderDecoder(3, 4, 2, attention="dot")
+    into.load(tmp_path / "old.npz")
+    np.testing.assert_array_equal(into.W.data, model.W.data)
+
+
+def test_a_training_checkpoint_of_other_settings_is_refused_and_changes_nothing(tmp_path):
+    xs, ys = np.array([0, 1, 2]), np.array([1, 0, 1])
+    trainer = rnn.Trainer(rnn.LeakyRNN(3, 4, 2, alpha=0.5, seed=1), lr=0.1)
+    trainer.step(xs, ys)
+    rnn.save_training(tmp_path / "run.npz", trainer)
+    other = rnn.Trainer(rnn.LeakyRNN(3, 4, 2, alpha=0.9), lr=0.1)
+    before = other.model.state_dict()
+    with pytest.raises(tg.CheckpointError, match="alpha=0.5"):
+        rnn.load_training(tmp_path / "run.npz", other)
+    assert other.steps == 0
+    for name, value in other.model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    same = rnn.Trainer(rnn.LeakyRNN(3, 4, 2, alpha=0.5), lr=0.1)
+    rnn.load_training(tmp_path / "run.npz", same)
+    assert same.steps == 1

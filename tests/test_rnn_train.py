@@ -165,3 +165,57 @@ def test_elman_learns_to_recall_symbols_across_a_delay():
     outputs, _, _ = model(xs)
     recalled = np.stack([o.data.argmax(axis=-1) for o in outputs])[length + delay:]
     assert np.mean(recalled == ys[length + delay:]) > 0.9      # chance is 1 / n_symbols
+
+
+LAG_AND_FEEDBACK = {"leaky_skip3": lambda: rnn.LeakyRNN(3, 4, 3, alpha=0.5, skip=3, seed=1),
+                    "jordan": lambda: rnn.JordanRNN(3, 4, 3, seed=1),
+                    "cond": lambda: rnn.ConditionalRNN(3, 4, 3, seed=1),
+                    "elman": lambda: rnn.ElmanRNN(3, 4, 3, seed=1)}
+
+
+@pytest.mark.parametrize("name", list(LAG_AND_FEEDBACK))
+def test_truncated_bptt_in_two_calls_equals_one_call_over_both_parts(name):
+    # a skip=3 net's next chunk reads h(t-3), h(t-2) besides h(t-1), and a design that feeds
+    # its output back reads y(t-1): what the first call returns carries all of it
+    rng = np.random.default_rng(4)
+    xs, ys = rng.integers(0, 3, (12, 2)), rng.integers(0, 3, (12, 2))
+    one, two = LAG_AND_FEEDBACK[name](), LAG_AND_FEEDBACK[name]()
+    whole, last = rnn.truncated_bptt(rnn.Trainer(one, lr=0.1), xs, ys, chunk=3)
+    trainer = rnn.Trainer(two, lr=0.1)
+    first, carried = rnn.truncated_bptt(trainer, xs[:6], ys[:6], chunk=3)
+    second, last_two = rnn.truncated_bptt(trainer, xs[6:], ys[6:], chunk=3, h0=carried)
+    np.testing.assert_allclose(first + second, whole, rtol=1e-13)
+    for p, q in zip(one.parameters(), two.parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-13)
+    if name == "elman":       # the last state alone, as before
+        assert isinstance(carried, tg.Tensor)
+    else:
+        assert isinstance(carried, rnn.Carried) and isinstance(last_two, rnn.Carried)
+        assert set(carried) == set(two.carry(two.run(xs[:3], ys[:3])))
+
+
+def test_truncated_bptt_of_a_skip_net_equals_full_bptt_per_chunk_with_the_carried_states_fixed():
+    # the oracle runs each chunk from h(t-1), h(t-2), h(t-3) of the chunk before as fixed arrays
+    rng = np.random.default_rng(5)
+    xs, ys = rng.normal(size=(9, 2, 3)), rng.integers(0, 3, (9, 2))
+    lr = 0.1
+    model = rnn.LeakyRNN(3, 4, 3, alpha=0.5, skip=3, seed=2)
+    oracle = rnn.LeakyRNN(3, 4, 3, alpha=0.5, skip=3, seed=2)
+    rnn.truncated_bptt(rnn.Trainer(model, tg.optim.SGD(model.parameters(), lr)), xs, ys, chunk=3)
+    state = {}
+    for start in (0, 3, 6):
+        run = oracle.run(xs[start:start + 3], ys[start:start + 3], **state)
+        grads = tg.grad(run.loss, oracle.parameters())
+        state = {"h0": tg.Tensor(run.last.data.copy()),
+                 "past": [{k: tg.Tensor(v.data.copy()) for k, v in s.items()} for s in run.past]}
+        for p, g in zip(oracle.parameters(), grads):
+            p.data -= lr * g
+    for p, q in zip(model.parameters(), oracle.parameters()):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-12)
+
+
+def test_stream_loss_of_a_skip_net_equals_one_unroll():
+    model = rnn.LeakyRNN(5, 6, 5, alpha=0.7, skip=3, seed=3)
+    ids = np.random.default_rng(0).integers(5, size=40)
+    whole = model.loss(ids[:-1], ids[1:]).item() / 39
+    assert rnn.stream_loss(model, ids[:-1], ids[1:], chunk=4) == pytest.approx(whole, rel=1e-12)

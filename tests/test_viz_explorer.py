@@ -308,3 +308,48 @@ def test_a_model_with_dropout_is_explored_in_evaluation_mode_and_left_as_it_was(
     assert any("evaluation mode" in note and "(drop)" in note for note in bundle["diag"]["notes"])
     without = viz.explore(rnn.ElmanRNN(3, 4, 3, seed=0), [0, 1, 2], [1, 2, 0])
     assert not any("evaluation mode" in n for n in without.data["bundles"][-1]["diag"]["notes"])
+
+
+def test_the_backward_chain_of_a_one_step_run_points_left():
+    # a run of one step has no g(2) -> g(1) edge to tell that g runs backward in time: the edge
+    # from its initial state (made at t=0, as h(0)) was drawn coming in from the left
+    from viz_svg import parse
+    page = viz.explore(rnn.BidirectionalRNN(3, 2, 3), np.array([0]), np.array([1]))
+    for svg in [page.data["svg"]["summary"]] + page.data["svg"]["windows"]:
+        nodes, edges, _ = parse(svg)
+        text = {nid: n["text"] for nid, n in nodes.items()}
+        into = {b: a for a, b, _ in edges if text.get(b) == ""}
+        for name, rightward in (("h", True), ("g", False)):
+            chain = [(into.get(a, a), b) for a, b, _ in edges if text.get(b) != ""
+                     and text[into.get(a, a)].split(" ")[0] == name
+                     and text[b].split(" ")[0] == name]
+            assert len(chain) == 2
+            assert all((nodes[b]["x"] > nodes[a]["x"]) == rightward for a, b in chain), name
+
+
+@pytest.mark.parametrize("model, kwargs, error, message", [
+    (rnn.ElmanRNN(3, 4, 3), {"part": "zz"}, tg.ConfigError,
+     r"part='zz' is not a state part of elman; its parts are \['h'\]"),
+    (rnn.LSTM(3, 4, 3), {"part": "c"}, tg.ConfigError, r"part='c'.*its parts are \['s', 'h'\]"),
+    (rnn.ElmanRNN(3, 4, 3), {"part": ""}, tg.ConfigError, "part=''"),
+    (rnn.ElmanRNN(3, 4, 3), {"part": 0}, tg.DTypeError, "part must be the name of a state part"),
+    (rnn.JordanRNN(3, 4, 3), {"part": "zz"}, tg.ConfigError,
+     r"part='zz' is no variable of jordan's run .*'h'"),
+    (rnn.ElmanRNN(3, 4, 3), {"steps": 5}, tg.ConfigError, "steps=5, but elman takes no steps"),
+    (rnn.ElmanRNN(3, 4, 3), {"steps": 0}, tg.ConfigError, "steps=0, but elman takes no steps"),
+], ids=["unknown-part", "lstm-part", "empty-part", "part-not-str", "jordan-part", "steps",
+        "steps-0"])
+def test_explore_refuses_an_argument_it_cannot_use_naming_it(model, kwargs, error, message):
+    # an unknown part was only a note on the page ("elman carries no state part 'zz'"), "" was
+    # taken as the default part, and steps= with xs was a bare TypeError from model.run
+    xs, ys = np.array([0, 1, 2]), np.array([1, 2, 0])
+    with pytest.raises(error, match=message):
+        viz.explore(model, xs, ys, **kwargs)
+
+
+def test_explore_takes_a_valid_part_and_steps_where_the_run_takes_them():
+    xs, ys = np.array([0, 1, 2]), np.array([1, 2, 0])
+    assert viz.explore(rnn.LSTM(3, 4, 3), xs, ys, part="s").data["part"] == "s"
+    assert viz.explore(rnn.JordanRNN(3, 4, 3), xs, ys, part="h").data["part"] == "h"
+    page = viz.explore(rnn.VectorToSequence(3, 4, 3), np.array([1.0, 0.0, 0.0]), ys, steps=3)
+    assert page.data["steps"] == 3

@@ -351,6 +351,28 @@ def test_the_backward_chain_of_a_bidirectional_net_comes_in_from_its_end_as_h_fr
     assert labels[("g (1)", "g (...)")] == "Wg"
 
 
+@pytest.mark.parametrize("make", [lambda: rnn.BidirectionalRNN(4, 3, 4),
+                                  lambda: rnn.ElmanRNN(4, 3, 4, bidirectional=True)],
+                         ids=["bidirectional", "elman-bidirectional"])
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_a_backward_chain_points_left_whatever_the_number_of_steps(make, steps):
+    # figure 10.11: g(t+1) -> g(t) points left; h(t-1) -> h(t) right.  One step has no edge
+    # between steps, and the edge from the backward chain's initial state (made at t=0, as h(0))
+    # into g(1) read as a forward one: g(...) on the left -> g(1) -> g(...) on the right.
+    model = make()
+    back = "g" if isinstance(model, rnn.BidirectionalRNN) else "h_r"
+    fore = "h"
+    nodes, edges, _ = _svg(viz.unrolled(model, steps=steps))
+    text = {nid: n["text"] for nid, n in nodes.items()}
+    into = {b: a for a, b, _ in edges if text.get(b) == ""}     # through a fork, from its source
+    for name, rightward in ((fore, True), (back, False)):
+        chain = [(into.get(a, a), b) for a, b, _ in edges if text.get(b) != ""
+                 and text[into.get(a, a)].split(" ")[0] == name and text[b].split(" ")[0] == name]
+        assert len(chain) == steps + 1, (name, chain)
+        for a, b in chain:
+            assert (nodes[b]["x"] > nodes[a]["x"]) == rightward, (name, text[a], text[b])
+
+
 def _passing_cell():
     """h(t) = tanh(U x(t) + W h(t-1) + A p(t-1) + B c(t-1)) with p(t) = h(t-1) (a delay line: p
     passes h on as it came) and c(t) = c(t-1) (a part kept unchanged)."""

@@ -8,14 +8,18 @@ one of its ``parameters()``, so no optimizer trains it.
 Checkpoints are written in the format of :mod:`tinygraph.checkpoint` (atomically, any
 parameter names, numeric arrays only); ``load`` checks every name, shape and dtype,
 in the file's headers before reading its data, and changes nothing unless all fit.
+A checkpoint also records the model's :meth:`Module.config` (the settings that change what it
+computes without being parameters: an attention, a leak rate, a nonlinearity), and ``load``
+refuses a file saved from a model of other settings.
 """
 
 import contextlib
+import json
 from collections.abc import Mapping
 
 import numpy as np
 
-from .checkpoint import load_arrays, save_arrays
+from .checkpoint import read_checkpoint, save_arrays
 from .errors import CheckpointError, ConfigError, DTypeError
 from .ops import dropout
 from .tensor import Tensor, _as_array, _repr, bump_version, clear_grads
@@ -256,9 +260,31 @@ class Module:
                 if p._shared is not None:
                     p._shared[0] = count
 
+    def own_config(self):
+        """This module's own settings that change what it computes but are not parameters (a
+        nonlinearity, a leak rate, an attention): a dict name -> JSON value (numbers, text,
+        None, lists).  A plain Module has none; a subclass with such settings overrides this
+        (its sub-modules report their own)."""
+        return {}
+
+    def config(self):
+        """The ``own_config()`` of this module and of every sub-module, keyed by the setting's
+        name (``"attention"``), behind the sub-module's dotted name for a sub-module
+        (``"drop.p"``): what ``save`` records beside the parameters and ``load`` checks."""
+        out = {}
+        for name, module in self.named_modules():
+            for key, value in module.own_config().items():
+                out[f"{name}.{key}" if name else key] = value
+        try:          # as a file gives it back: tuples as lists, numpy numbers as Python's
+            return json.loads(json.dumps(out, default=_json_number))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{type(self).__name__}.config: a setting is not a JSON value "
+                              f"({e})") from None
+
     def save(self, path):
-        """Write the state dict to ``path`` (a checkpoint, see ``tinygraph.checkpoint``), atomically."""
-        save_arrays(path, self.state_dict())
+        """Write the state dict to ``path`` (a checkpoint, see ``tinygraph.checkpoint``), with
+        ``config()`` in its metadata, atomically."""
+        save_arrays(path, self.state_dict(), meta={"config": self.config()})
 
     def expected_state(self):
         """name -> (shape, dtype) of every parameter: what ``load`` accepts from a file."""
@@ -267,9 +293,42 @@ class Module:
     def load(self, path):
         """Load a checkpoint written by ``save``; a failed load changes nothing.
 
-        Each entry's header is checked against the parameter before its data is read.
+        Each entry's header is checked against the parameter before its data is read, and
+        the settings the file records (``config()`` of the model saved) against this model's:
+        a model of another attention, leak rate or nonlinearity computes something else with
+        the same parameters, so a difference is a CheckpointError naming the setting.  A file
+        that records no settings (written before they were recorded, or a plain ``.npz``) is
+        loaded on its names, shapes and dtypes alone.
         """
-        self.load_state_dict(load_arrays(path, expect=self.expected_state()))
+        found = read_checkpoint(path, expect=self.expected_state())
+        self.check_config(found.meta.get("config"), f"load: '{path}'")
+        self.load_state_dict(found.arrays)
+
+    def check_config(self, saved, who):
+        """Raise CheckpointError (``who`` first) unless ``saved``, the ``config()`` recorded in a
+        checkpoint (None: none recorded, nothing to check), is this model's ``config()``."""
+        if saved is None:
+            return
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{who}: its recorded model settings {saved!r} are not a dict")
+        mine = self.config()
+        differ = [k for k in sorted(set(saved) | set(mine), key=str)
+                  if k not in saved or k not in mine or saved[k] != mine[k]
+                  or type(saved[k]) is not type(mine[k])]
+        if differ:
+            def said(d, k):
+                return f"{k}={d[k]!r}" if k in d else f"no setting {k!r}"
+            detail = "; ".join(f"the file has {said(saved, k)}, the model {said(mine, k)}"
+                               for k in differ)
+            raise CheckpointError(f"{who} was saved from a model of other settings ({detail}): "
+                                  f"with the same parameters it would compute something else")
+
+
+def _json_number(value):
+    """numpy scalars as Python numbers (for ``json.dumps``)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{value!r} of type {type(value).__name__} is not a JSON value")
 
 
 def _converted_grad(grad, dtype):
@@ -311,6 +370,9 @@ class Dropout(Module):
         seed = None if self._seed is None else self._seed + self._calls
         self._calls += 1
         return dropout(x, self.p, seed=seed)
+
+    def own_config(self):
+        return {"p": self.p}
 
 
 def _members(name, value, visited):

@@ -27,6 +27,7 @@ import base64
 import contextlib
 import hashlib
 import html
+import inspect
 import json
 import math
 import os
@@ -43,7 +44,7 @@ from rnn.diagnostics import own_run, part_nodes, run_connectivity, run_saturatio
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
-from .views import BOOK_HIDDEN, KEEP, draw_folded, draw_unrolled, new_digraph
+from .views import BOOK_HIDDEN, KEEP, backward_chains, draw_folded, draw_unrolled, new_digraph
 
 WINDOW = 10           # steps per expandable window of the unrolled view
 MAX_WINDOWS = 30      # windows drawn for a long run (evenly spaced, the first and last included)
@@ -95,12 +96,16 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     xs, ys : what ``model.run`` takes first (inputs, and targets for the loss and gradients)
     h0 : initial state, optional
     part : the state part of the connectivity and Jacobians (default: the first part, or
-        "h" for a design without state parts)
+        "h" for a design without state parts, where it names a variable of the steps); a name
+        that is no state part (or, without state parts, no variable of the run) raises
+        ConfigError naming the valid ones
     before : dict name -> array (a ``state_dict``), optional
         The parameters before training: the page then switches between before and after.
         The model's own parameters are restored when the page is made.
     title : str, optional
-    steps : int, for a system without input (``xs=None``)
+    steps : int, for a model whose ``run`` takes ``steps`` (a system without input, with
+        ``xs=None``; a VectorToSequence; an EncoderDecoder decoding freely); any other model
+        runs ``len(xs)`` steps, and ``steps`` raises ConfigError
     symbols : rnn.datasets.Vocab or sequence of str, optional
         What each id stands for (id i is ``symbols[i]``): the page shows the ids of x(t) and
         y(t) as these symbols (the characters of a character model).
@@ -119,15 +124,27 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
         raise tg.DTypeError(f"viz.explore: title must be a str, got {type(title).__name__}")
     symbols = _symbols(symbols)
     parts = getattr(model, "parts", {}) or {}
-    part = part or (next(iter(parts)) if parts else "h")
+    if part is not None and not isinstance(part, str):
+        raise tg.DTypeError(f"viz.explore: part must be the name of a state part (a str), got "
+                            f"{type(part).__name__}")
+    if part is not None and parts and part not in parts:
+        raise tg.ConfigError(f"viz.explore: part={part!r} is not a state part of {model.name}; "
+                             f"its parts are {list(parts)}")
+    if steps is not None and not _takes(model.run, "steps"):
+        raise tg.ConfigError(f"viz.explore: steps={steps!r}, but {model.name} takes no steps: its "
+                             "run has one step per input of xs (steps= is for a model whose run "
+                             "takes steps, e.g. an rnn.Recurrence without input, xs=None)")
+    part_given = part is not None
+    part = part if part_given else (next(iter(parts)) if parts else "h")
     bundles = []
     with evaluating(model) as dropped:
         if before is not None:     # the model's own arrays and versions come back untouched
             with model.state_swapped(before):
                 bundles.append(("before training",
-                                _bundle(model, xs, ys, h0, part, steps, draw=False)))
+                                _bundle(model, xs, ys, h0, part, steps, part_given,
+                                        draw=False)))
         bundles.append(("after training" if before is not None else "model",
-                        _bundle(model, xs, ys, h0, part, steps)))
+                        _bundle(model, xs, ys, h0, part, steps, part_given)))
     if dropped:
         for _, b in bundles:
             b["diag"]["notes"].append(DROPOUT_OFF.format(dropped))
@@ -177,17 +194,32 @@ def evaluating(model):
 
 # ------------------------------------------------------------------ what the engine computed
 
-def _bundle(model, xs, ys, h0, part, length, draw=True):
+def _takes(function, name):
+    """Whether ``function`` takes a keyword argument ``name``."""
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return True           # no signature to read: let the call say
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _bundle(model, xs, ys, h0, part, length, part_given=False, draw=True):
     with ThreadPoolExecutor(max_workers=3) as background:    # spectra, lag decay, renders
-        return _bundle_with(model, xs, ys, h0, part, length, draw, background)
+        return _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background)
 
 
-def _bundle_with(model, xs, ys, h0, part, length, draw, background):
+def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
     run, own = own_run(model, xs, ys, h0, length)
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
     variables, folded = _own_variables(roots, own, run, h0, windows=(None, KEEP))
     steps = variables.steps
+    stepped = [name for name in variables.names
+               if any(t is not None and t >= 1 and n == name for n, t in variables.nodes)]
+    if part_given and not run.parts and part not in stepped:
+        raise tg.ConfigError(f"viz.explore: part={part!r} is no variable of {model.name}'s run "
+                             f"(it carries no state parts; part names a variable of its steps: "
+                             f"one of {stepped})")
     jacobians = _jacobians(model, xs, ys, h0, part, run, length, steps, background)
     names = variables.names
     windows = _windows(steps)
@@ -633,7 +665,8 @@ def _folded_graph(model, variables):
 def _unrolled_graph(model, variables, shown):
     g = new_digraph(f"{model.name}_unrolled")
     draw_unrolled(g, variables, "u", getattr(model, "edge_label", None), keep=KEEP, shown=shown,
-                  gap_text=lambda name, n: f"{html_text(name)} &#215;{n:,}")
+                  gap_text=lambda name, n: f"{html_text(name)} &#215;{n:,}",
+                  backward=backward_chains(model, variables))
     return g
 
 

@@ -40,7 +40,7 @@ from rnn.diagnostics import part_nodes, run_model
 
 from .derive import derive
 from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text, evaluating
-from .views import BOOK_HIDDEN, draw_unrolled, new_digraph
+from .views import BOOK_HIDDEN, backward_chains, draw_unrolled, new_digraph
 
 _ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playground")
 ASSETS = {"/": ("playground.html", "text/html; charset=utf-8"),
@@ -435,7 +435,8 @@ class Run:
         g = new_digraph(f"{self.model.name}_unrolled")
         shown = range(max(1, steps - WINDOW + 1), steps + 1)
         ids = draw_unrolled(g, variables, "u", getattr(self.model, "edge_label", None),
-                            norms=norms, shown=shown)
+                            norms=norms, shown=shown,
+                            backward=backward_chains(self.model, variables, BOOK_HIDDEN))
         nodes = {nid: {"name": name, "t": t,
                        "norm": _num(np.linalg.norm(variables.nodes[(name, t)].data)),
                        "gnorm": None if (name, t) not in norms else _num(norms[(name, t)])}

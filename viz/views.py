@@ -64,6 +64,19 @@ def variables_of(model, steps=3, hide=(), window=None, who="folded"):
 BOOK_HIDDEN = ("a",)   # the pre-activation a(t) is named in the DAG but not drawn in the book's figures
 
 
+def backward_chains(model, variables, hide=()):
+    """The names of the variables of ``variables`` that run backward in time (figure 10.11's
+    g(t+1) -> g(t)), for :func:`draw_unrolled`'s ``backward``.  An unroll of two steps or more
+    shows them itself (its edges from step t + 1 to step t); one step has no such edge, and its
+    backward chain's initial state g(T+1), made before the steps (t = 0) like a forward chain's
+    h(0), reads as a forward edge g(0) -> g(1): for one step they are found in a trace of two."""
+    if variables.steps != 1:
+        return frozenset()
+    longer = derive(model.trace(2), hide=hide)
+    return frozenset(src[0] for src, dst in longer.edges
+                     if src[0] == dst[0] and None not in (src[1], dst[1]) and dst[1] == src[1] - 1)
+
+
 def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grads=False):
     """The unrolled graph of ``model`` over ``steps`` time steps.
 
@@ -102,7 +115,7 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
                            else None)
     norms = _variable_grad_norms(roots, variables) if grads else None
     draw_unrolled(g, variables, "u", getattr(model, "edge_label", None), keep, time_labels,
-                  norms=norms)
+                  norms=norms, backward=backward_chains(model, variables, hide))
     return g
 
 
@@ -244,7 +257,8 @@ def _add_edge(g, src, dst, attrs, above):
 
 
 def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None, ends=True,
-                  norms=None, stacked=(), shown_as=None, shown=None, gap_text=None, boxes=True):
+                  norms=None, stacked=(), shown_as=None, shown=None, gap_text=None, boxes=True,
+                  backward=()):
     """Add the unrolled graph of ``variables`` to ``g`` (node ids start with ``prefix``).
 
     With ``boxes`` (the default) the layout is the same for every design and derived from the
@@ -274,7 +288,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     in from and go out to the ``(...)`` nodes) instead of the first and last ``keep`` steps
     around one elision node per variable, whose HTML-like label is
     ``gap_text(name, steps_left_out)``.  ``time_labels`` (t -> str) writes the steps' times
-    (in the superscripts and on the boxes).
+    (in the superscripts and on the boxes).  ``backward`` names the chains that run backward in
+    time, which an unroll of one step cannot show (see :func:`backward_chains`): the edge from
+    such a chain's initial state into step 1 comes in from the right, as from step 2.
 
     Returns {(name, t): node id} of the variables drawn.
     """
@@ -292,7 +308,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     shown_set = set(shown)
     gap = 0 if not shown or shown[-1] - shown[0] + 1 == len(shown) else steps - len(shown)
     gap_text = gap_text or (lambda name, n: html_text(f"{name}: ... {n:,} steps left out ..."))
-    whole = _whole_graph(variables, stacked, boxes)
+    whole = _whole_graph(variables, stacked, boxes, backward)
     above, level, stacked, inputs = whole.above, whole.level, whole.stacked, whole.inputs
     columns = _Columns(prefix, whole.chains, level, stamp) if boxes else None
     if boxes:                       # the boxes set the steps apart: the nodes can stand closer
@@ -489,7 +505,7 @@ class _WholeGraph:
     and the keys and the other edges indexed by step, so that a window finds its own in the
     order of ``variables.keys`` and ``variables.edges`` without walking all of them."""
 
-    def __init__(self, variables, stacked, boxes):
+    def __init__(self, variables, stacked, boxes, backward=()):
         self.above = _targets(variables)
         self.level = _levels(variables, self.above)
         self.stacked = stacked = list(stacked)
@@ -504,6 +520,8 @@ class _WholeGraph:
         self._lagged = {}            # a step -> the edges of several steps into or out of it
         for i, ((src, dst), labels) in enumerate(variables.edges.items()):
             dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
+            if dt == 1 and src[1] == 0 and src[0] in backward:
+                dt = -1     # a backward chain's initial state (t = 0) into step 1 of one step
             if dt in (1, -1):
                 merged = self.crossing.setdefault((src[0], dst[0], dt), [])
                 merged += [w for w in labels if w not in merged]
@@ -543,15 +561,15 @@ class _WholeGraph:
         return [edge[1:] for edge in sorted(found, key=lambda edge: edge[0])]
 
 
-def _whole_graph(variables, stacked, boxes):
+def _whole_graph(variables, stacked, boxes, backward=()):
     """:class:`_WholeGraph` of ``variables``, made once and kept in ``variables._view_memo``
     where the variables carry that dict (the explorer's: variables that do not change after
     they are made, drawn in many windows); made anew on every call otherwise."""
     memo = getattr(variables, "_view_memo", None)
-    key = (tuple(stacked), boxes)
+    key = (tuple(stacked), boxes, frozenset(backward))
     if memo is not None and key in memo:
         return memo[key]
-    whole = _WholeGraph(variables, stacked, boxes)
+    whole = _WholeGraph(variables, stacked, boxes, backward)
     if memo is not None:
         memo[key] = whole
     return whole
