@@ -24,27 +24,42 @@ from .plan import Plan
 class Sampler:
     """Picks y(t) from o(t): greedy (temperature 0) or a softmax sample at ``temperature``.
 
+    The logits are shifted by their maximum before the division by the temperature, so a
+    small temperature gives (nearly) the argmax, never an overflow.  Logits that are not
+    finite (NaN or inf) raise :class:`tinygraph.AnomalyError` naming ``who``, the step t
+    (the number of the pick), the batch entry and the class.
+
     Parameters
     ----------
     temperature : float >= 0
     seed : int or np.random.Generator
+    who : str, the name errors give (e.g. "elman.generate")
     """
 
-    def __init__(self, temperature=1.0, seed=0):
-        self.temperature, self.rng = checks.sampling(temperature, seed, "sampling")
+    def __init__(self, temperature=1.0, seed=0, who="sampling"):
+        self.who = who
+        self.temperature, self.rng = checks.sampling(temperature, seed, who)
         self.picked = []
 
     def __call__(self, logits):
         """logits (..., C) array -> ids (...); every pick is also appended to ``picked``."""
-        ids = self._pick(logits)
+        ids = self._pick(np.asarray(logits))
         self.picked.append(ids)
         return ids
 
     def _pick(self, logits):
+        bad = ~np.isfinite(logits)
+        if bad.any():
+            index = [int(i) for i in np.argwhere(bad)[0]]
+            where = f"t={len(self.picked) + 1}" + (f", b={index[0]}" if len(index) > 1 else "")
+            raise tg.AnomalyError(f"{self.who}: o(t) at {where} has a non-finite logit "
+                                  f"{logits[tuple(index)]} (class {index[-1]}); nothing to sample "
+                                  "from")
         if self.temperature == 0:
             return np.argmax(logits, axis=-1)
-        z = logits / self.temperature
-        p = np.exp(z - z.max(axis=-1, keepdims=True))
+        with np.errstate(over="ignore"):      # a gap beyond the float range: exp gives 0
+            z = (logits - logits.max(axis=-1, keepdims=True)) / self.temperature
+        p = np.exp(z)
         p /= p.sum(axis=-1, keepdims=True)
         flat = p.reshape(-1, p.shape[-1])
         u = self.rng.random((flat.shape[0], 1))
@@ -124,7 +139,7 @@ class Design(Cell):
 
     def _generate(self, run, temperature, seed, **kwargs):
         """Run with ``feedback=`` a :class:`Sampler` under no_grad; the sampled ids (steps, ...)."""
-        sampler = Sampler(temperature, seed)
+        sampler = Sampler(temperature, seed, who=f"{self.name}.generate")
         with tg.no_grad():
             run(feedback=sampler, **kwargs)
         return np.stack(sampler.picked)
