@@ -1089,8 +1089,30 @@ class EncoderDecoder(Design):
                                           free=free), per_step)
         decoded.parts = {"h": encoded.parts["h"], **decoded.parts}
         if self.attention is not None:
-            decoded.attention = alphas
+            decoded.attention = self._all_weights(decoded, alphas, encoded.last["h"], memory,
+                                                  valid)
         return decoded
+
+    def _all_weights(self, decoded, alphas, context, memory, valid):
+        """α(1..n_y) of a decoded run: ``alphas`` as the steps made them where every step ran as
+        engine ops; where steps were replayed (``alphas`` then holds only the steps run before
+        the replay, of which the recorded ones are out of the graph), a function making the
+        α(t) of the replayed steps from s(t-1) when first asked for."""
+        states = decoded.parts["s"]
+        if not isinstance(states, replay.Steps):
+            return alphas
+        engine = len(states.head)
+
+        def complete():
+            weights = list(alphas[:engine])
+            with self.transposes(), tg.scope(f"{self.name}/decoder"):
+                keys = memory @ self.T.Ua if self.attention == "additive" else None
+                for t in range(engine + 1, len(states) + 1):
+                    with tg.scope(f"t={t}"):
+                        s = context if t == 1 else states[t - 2]
+                        weights.append(self._attend(s, memory, keys, valid)[0])
+            return weights
+        return complete
 
     def _zeros(self, batch):
         return np.zeros((self.n_hidden,) if batch is None else (batch, self.n_hidden),
