@@ -699,11 +699,15 @@ class Cell(RecurrentModel):
                                    else None, batch)
         if not names:    # nothing is carried: the steps decouple, no loop at all
             loss = None
-            for u, targets, over_time in blocks:
+            for i, (u, targets, over_time) in enumerate(blocks):
                 out = self._step({}, u, None, None, False)
                 lead = int(over_time) + int(batch is not None)
                 o = self.readout({k: v.reshape((-1,) + v.shape[lead:]) for k, v in out.items()})
-                term = rows_loss(o, _rows(targets, batch), None, batch or 1, self.criterion)
+                kept = None
+                if keep is not None:      # the steps of this block: all, or step 1 and the rest
+                    kept = (keep if len(blocks) == 1 else keep[:1] if i == 0 else keep[1:])
+                    kept = kept.reshape(-1)
+                term = rows_loss(o, _rows(targets, batch), kept, batch or 1, self.criterion)
                 loss = term if loss is None else loss + term
             return self._result({}, None, tg.Tensor(ys[-1]), loss)
         first_block = 0 if self.feedback is None else 1    # steps before the time-batched block

@@ -600,13 +600,17 @@ class JordanRNN(Design):
     def step(self, state, u):
         return {"h": u.named("a").tanh()}
 
-    def run(self, xs, ys=None, teacher_forcing=True, feedback=None, y0=None, per_step=True):
+    def run(self, xs, ys=None, teacher_forcing=True, feedback=None, y0=None, per_step=True,
+            mask=None):
         """Unroll over the sequence.
 
         Parameters
         ----------
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in)
         ys : ids (T,) / (T, B); needed for teacher forcing, optional when running free
+        mask : (T, B) of 0/1, optional: padded sequences (right padding); padded steps add no
+            loss (the steps after a sequence's end read only its padding, so nothing else
+            changes)
         teacher_forcing : bool
             True: f(t-1) = onehot(y(t-1)) (figure 10.6, train time).  False: f(t-1) = softmax(o(t-1)).
         feedback : Sampler, optional
@@ -618,22 +622,23 @@ class JordanRNN(Design):
         -------
         Unrolled (``last`` and ``feedback`` are the f(T) the next step would get)
         """
-        seq, steps, batch, _, _ = self._sequence(xs, None)
+        seq, steps, batch, keep, _ = self._sequence(xs, mask)
         if ys is None and teacher_forcing and feedback is None:
             raise tg.ConfigError(f"{self.name}: teacher forcing needs the targets ys "
                                  "(or teacher_forcing=False)")
-        ys = self._targets(ys, steps, batch)
+        ys = self._targets(ys, steps, batch, keep)
         first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
         if feedback is not None:
             free = ("y", _sampled(feedback))
         else:
             free = None if teacher_forcing else ("y", tg.softmax)
-        return self.unroll(Plan(seq, steps, ys=ys, batch=batch, y0=first, free=free,
+        return self.unroll(Plan(seq, steps, ys=ys, keep=keep, batch=batch, y0=first, free=free,
                                 y0_name="y" if free is None else "o"), per_step)
 
-    def run_for_loss(self, xs, ys=None, teacher_forcing=True, y0=None):
+    def run_for_loss(self, xs, ys=None, teacher_forcing=True, y0=None, mask=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
-        return self.run(xs, ys, teacher_forcing=teacher_forcing, y0=y0, per_step=False)
+        return self.run(xs, ys, teacher_forcing=teacher_forcing, y0=y0, per_step=False,
+                        mask=mask)
 
     def __call__(self, xs, ys=None, teacher_forcing=False):
         """Forward only (free running unless ``teacher_forcing`` with ``ys``): (outputs, states, last)."""

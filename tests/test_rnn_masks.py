@@ -18,7 +18,7 @@ def _grads(model, loss):
     return [p.grad.copy() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("cls", [rnn.ElmanRNN, rnn.ConditionalRNN])
+@pytest.mark.parametrize("cls", [rnn.ElmanRNN, rnn.ConditionalRNN, rnn.JordanRNN])
 def test_masked_batch_equals_the_mean_of_sequences_run_one_by_one(cls):
     m = cls(4, 5, 4, seed=1)
     xs, mask = rnn.pad_sequences(SEQS)
@@ -27,6 +27,22 @@ def test_masked_batch_equals_the_mean_of_sequences_run_one_by_one(cls):
     batched = _grads(m, batched_loss)
     singles = [m.loss(x, y) for x, y in zip(SEQS, TARGETS)]
     assert batched_loss.item() == pytest.approx(np.mean([s.item() for s in singles]), rel=1e-12)
+    single_grads = [_grads(m, s) for s in singles]
+    for i, g in enumerate(batched):
+        np.testing.assert_allclose(g, np.mean([sg[i] for sg in single_grads], axis=0),
+                                   rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("teacher_forcing", [True, False])
+def test_jordan_run_with_a_mask_equals_the_sequences_run_one_by_one(teacher_forcing):
+    # JordanRNN.run and loss took no mask= (a bare TypeError from run_for_loss)
+    m = rnn.JordanRNN(4, 5, 4, seed=1)
+    xs, mask = rnn.pad_sequences(SEQS)
+    ys, _ = rnn.pad_sequences(TARGETS)
+    run = m.run(xs, ys, teacher_forcing=teacher_forcing, mask=mask)
+    batched = _grads(m, run.loss)
+    singles = [m.run(x, y, teacher_forcing=teacher_forcing).loss for x, y in zip(SEQS, TARGETS)]
+    assert run.loss.item() == pytest.approx(np.mean([s.item() for s in singles]), rel=1e-12)
     single_grads = [_grads(m, s) for s in singles]
     for i, g in enumerate(batched):
         np.testing.assert_allclose(g, np.mean([sg[i] for sg in single_grads], axis=0),
