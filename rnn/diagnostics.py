@@ -31,6 +31,7 @@ vector x and the targets, for ``SequenceToOne`` the sequence and its one label).
 """
 
 import copy
+import inspect
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -75,15 +76,17 @@ def jacobian_stack(jacs, who):
     return arr.astype(np.float64)
 
 
-def run_model(model, xs, ys=None, h0=None, steps=None):
+def run_model(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     """``model.run(xs, ys, h0=h0, steps=steps)`` with only the arguments given (every op of every
     step a node); ``steps`` is for a system without input (rnn.Recurrence with n_in=None)."""
-    return own_run(model, xs, ys, h0, steps)[0]
+    return own_run(model, xs, ys, h0, steps, who)[0]
 
 
-def own_run(model, xs, ys=None, h0=None, steps=None):
+def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     """:func:`run_model` and the predicate ``own(scope)``: whether a node of that scope label
-    (``node.scope``) was made by this run.
+    (``node.scope``) was made by this run.  An ``h0`` or ``steps`` that the model's ``run``
+    does not take (the encoder-decoder starts from zeros and C) is a ConfigError naming
+    ``who``, the model and the argument.
 
     The run is made inside a scope of its own, so that the nodes behind it that earlier
     computations made (a state carried from an earlier run and not detached, another model's
@@ -95,6 +98,11 @@ def own_run(model, xs, ys=None, h0=None, steps=None):
     kwargs = {} if h0 is None else {"h0": h0}
     if steps is not None:
         kwargs["steps"] = steps
+    taken = _arguments(model.run)
+    for name in kwargs:
+        if taken is not None and name not in taken:
+            raise tg.ConfigError(f"{who}: {type(model).__name__}.run takes no {name}= (its "
+                                 f"arguments are {', '.join(taken)}); leave {name} out")
     args = (xs,) if ys is None else (xs, ys)
     with tg.scope(f"run#{next(_RUNS)}") as label:
         run = model.run(*args, **kwargs)
@@ -103,6 +111,17 @@ def own_run(model, xs, ys=None, h0=None, steps=None):
     def own(scope):
         return scope is not None and (scope == label or scope.startswith(inside))
     return run, own
+
+
+def _arguments(function):
+    """The names of the keyword arguments ``function`` takes, or None when it takes any."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def part_nodes(run, part, who, own=None):
@@ -206,7 +225,7 @@ def connectivity(model, xs, ys, part="h", h0=None, rows=None):
     """
     who = "rnn.connectivity"
     chain_model(model, who)
-    run, own = own_run(model, xs, ys, h0)
+    run, own = own_run(model, xs, ys, h0, who=who)
     return run_connectivity(run, [part], who, rows, own)[part]
 
 
@@ -259,7 +278,7 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
                              f"are {list(parts)}); a design without one carries no h(t-1) into h(t)")
     cut = copy.copy(model)
     cut_steps = cut.step = _CutSteps(cut.step, parts)   # bound to the copy
-    run_model(cut, xs, ys, h0, steps)
+    run_model(cut, xs, ys, h0, steps, who)
     if not cut_steps.records:
         raise tg.ConfigError(f"{who}: {model.name} runs its steps through chains of its own "
                              "(a model made of several recurrences), not one step function; "
@@ -387,7 +406,7 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     is for a system without input (``xs=None``).
     """
     chain_model(model, "rnn.saturation")
-    run, own = own_run(model, xs, ys, h0, steps)
+    run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation")
     return run_saturation(run, own, tol)
 
 
@@ -417,7 +436,7 @@ def gradient_ratio(model, xs, ys, part="h", h0=None):
     its vector-Jacobian product with :func:`jacobians`.  NaN where ∇_{h(t)} L is zero.
     """
     chain_model(model, "rnn.gradient_ratio")
-    run, own = own_run(model, xs, ys, h0)
+    run, own = own_run(model, xs, ys, h0, who="rnn.gradient_ratio")
     if run.loss is None:
         raise tg.ConfigError("rnn.gradient_ratio: the run has no loss (give targets ys)")
     nodes = part_nodes(run, part, "rnn.gradient_ratio", own)

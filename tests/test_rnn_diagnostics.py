@@ -371,6 +371,19 @@ def test_diagnostics_in_time_refuse_a_recursive_net_naming_the_function_and_the_
         assert word in str(caught.value)
 
 
+@pytest.mark.parametrize("name, call", [
+    ("rnn.connectivity", lambda m, xs, ys: rnn.connectivity(m, xs, ys, h0=np.zeros(4))),
+    ("rnn.saturation", lambda m, xs, ys: rnn.saturation(m, xs, ys, h0=np.zeros(4))),
+    ("rnn.gradient_ratio", lambda m, xs, ys: rnn.gradient_ratio(m, xs, ys, h0=np.zeros(4))),
+])
+def test_diagnostics_with_an_h0_the_model_does_not_take_name_the_argument(name, call):
+    # a bare TypeError from EncoderDecoder.run (it starts from zeros and C)
+    model = rnn.EncoderDecoder(3, 4, 3)
+    with pytest.raises(tg.ConfigError, match=name.replace(".", r"\.")
+                       + r": EncoderDecoder\.run takes no h0="):
+        call(model, np.array([0, 1, 2]), np.array([1, 2]))
+
+
 def test_spectra_and_lag_decay_of_a_model_instead_of_jacobians_say_so():
     model = rnn.ElmanRNN(3, 4, 3)
     for function in (rnn.spectra, rnn.lag_decay):
