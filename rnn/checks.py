@@ -147,6 +147,19 @@ def mask(value, steps, batch, batched, who):
     return arr
 
 
+def no_holes(keep, who):
+    """Refuse a (T, B) mask with a hole (a kept step after a padded one, e.g. [1, 0, 1]) in a
+    cell that feeds y(t-1) into step t: the state is carried over the hole, but the y(t-1) the
+    step after it reads would be the padded target, not the last kept one.  ShapeError naming
+    the sequence and the steps."""
+    holes = keep[1:] & ~keep[:-1]          # kept at t+1 after a padded step t
+    if holes.any():
+        t, b = (int(i) for i in np.argwhere(holes)[0])
+        raise ShapeError(f"{who}: mask of sequence b={b} keeps step t={t + 2} after padded step "
+                         f"t={t + 1}; this design feeds y(t-1) into step t, so its masks must be "
+                         "right padding (kept steps first, as rnn.pad_sequences makes), not holes")
+
+
 def targets(ys, shape, n_out, who, batched, keep=None, what="ys", axis="t"):
     """Check target ids of the given shape (T,), (T, B), () or (B,); returns int64 ids.
 

@@ -605,6 +605,8 @@ class Cell(RecurrentModel):
             later steps are replayed from a recorded one where they can be (:mod:`rnn.replay`).
         """
         checks.batch_size(plan.batch, plan.steps, self.name)
+        if plan.keep is not None and self.feedback is not None:
+            checks.no_holes(plan.keep, self.name)
         if plan.reverse and (self.feedback is not None or plan.free is not None
                              or self.outputs != "all" or self.lags):
             raise tg.ConfigError(f"{self.name}: a cell run backward in time takes no feedback "
