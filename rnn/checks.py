@@ -9,7 +9,8 @@ floats in the model's dtype, masked positions replaced by a harmless id 0.
 
 import numpy as np
 
-from tinygraph import BadIndexError, ConfigError, DTypeError, ShapeError, Tensor
+from tinygraph import (BadIndexError, ConfigError, DTypeError, ShapeError, Tensor,
+                        is_grad_enabled)
 
 
 def as_array(value, who, what):
@@ -190,6 +191,7 @@ def step_targets(ys, shape, n_out, who, design, keep=None, regression=False, dty
     (T, B)) for cross-entropy, float vectors ``shape + (n_out,)`` for the squared error
     (``n_out`` None: any width K).  A target of the other kind is a clear error naming the
     ``design``, the criterion and the shapes."""
+    untracked_target(ys, who, "ys")
     arr = as_array(ys, who, "ys")
     wanted = shape + ("n_out" if n_out is None else n_out,)
     if regression:
@@ -304,6 +306,7 @@ def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
 
     Where ``keep`` (a bool (T, B) mask) is False the target is set to 0 (it adds no loss).
     """
+    untracked_target(ys, who, what)
     arr = as_array(ys, who, what)
     if arr.dtype.kind != "f":
         raise DTypeError(f"{who}: {what} must be float target vectors, got dtype {arr.dtype}")
@@ -317,6 +320,16 @@ def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
         raise ShapeError(f"{who}: {what} has a non-finite value at t={index[0] + 1}")
     arr = arr.astype(dtype)
     return arr if keep is None else np.where(keep[..., None], arr, 0).astype(dtype)
+
+
+def untracked_target(ys, who, what="ys"):
+    """Refuse float targets given as a Tensor that requires grad (outside ``no_grad``): the
+    designs read the targets' values, so they would get no gradient without a word."""
+    if isinstance(ys, Tensor) and ys.requires_grad and is_grad_enabled():
+        raise ConfigError(f"{who}: the targets {what} are a Tensor that requires grad, but a "
+                          "design's loss takes targets as values: they would get no gradient; "
+                          f"pass {what}.detach(), or compute the loss from the outputs o(t) with "
+                          "tg.mse_loss for a gradient with respect to the targets")
 
 
 def unit_interval(value, who, what):

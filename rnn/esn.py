@@ -133,7 +133,8 @@ class EchoStateNetwork(Design):
             raise tg.ShapeError(f"{who}: the reservoir state h(t) is not finite at {where} "
                                 "(NaN or inf in xs or h0); nothing fitted")
         batch = None if states.ndim == 2 else states.shape[1]
-        ys = self._float_targets(ys, steps, batch, None)
+        ys = self._float_targets(ys.detach() if isinstance(ys, tg.Tensor) else ys, steps, batch,
+                                 None)        # values only: the fit makes no graph
         H = states[washout:].reshape(-1, self.n_hidden).astype(np.float64)
         Y = ys[washout:].reshape(-1, self.n_out).astype(np.float64)
         h_mean, y_mean = H.mean(axis=0), Y.mean(axis=0)

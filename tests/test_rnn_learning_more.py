@@ -102,6 +102,14 @@ def test_echo_state_fit_with_ridge_is_the_closed_form_with_an_unpenalised_bias()
     assert error == pytest.approx(np.mean(np.sum((X @ solution - Y) ** 2, axis=1)), rel=1e-10)
 
 
+def test_echo_state_fit_reads_the_values_of_targets_that_require_grad():
+    model, other = rnn.EchoStateNetwork(2, 6, 1, seed=0), rnn.EchoStateNetwork(2, 6, 1, seed=0)
+    rng = np.random.default_rng(2)
+    xs, ys = rng.normal(size=(12, 2)), rng.normal(size=(12, 1))
+    assert model.fit(xs, tg.tensor(ys, requires_grad=True)) == other.fit(xs, ys)
+    np.testing.assert_array_equal(model.V.data, other.V.data)
+
+
 @pytest.mark.parametrize("kwargs, words", [
     ({"ridge": float("nan")}, ["ridge", "finite", "nan"]),
     ({"ridge": float("inf")}, ["ridge", "finite", "inf"]),
