@@ -9,7 +9,8 @@ floats in the model's dtype, masked positions replaced by a harmless id 0.
 
 import numpy as np
 
-from tinygraph import BadIndexError, ConfigError, DTypeError, ShapeError, Tensor
+from tinygraph import (BadIndexError, ConfigError, DTypeError, ShapeError, Tensor,
+                        is_grad_enabled)
 
 
 def as_array(value, who, what):
@@ -147,6 +148,19 @@ def mask(value, steps, batch, batched, who):
     return arr
 
 
+def no_holes(keep, who):
+    """Refuse a (T, B) mask with a hole (a kept step after a padded one, e.g. [1, 0, 1]) in a
+    cell that feeds y(t-1) into step t: the state is carried over the hole, but the y(t-1) the
+    step after it reads would be the padded target, not the last kept one.  ShapeError naming
+    the sequence and the steps."""
+    holes = keep[1:] & ~keep[:-1]          # kept at t+1 after a padded step t
+    if holes.any():
+        t, b = (int(i) for i in np.argwhere(holes)[0])
+        raise ShapeError(f"{who}: mask of sequence b={b} keeps step t={t + 2} after padded step "
+                         f"t={t + 1}; this design feeds y(t-1) into step t, so its masks must be "
+                         "right padding (kept steps first, as rnn.pad_sequences makes), not holes")
+
+
 def targets(ys, shape, n_out, who, batched, keep=None, what="ys", axis="t"):
     """Check target ids of the given shape (T,), (T, B), () or (B,); returns int64 ids.
 
@@ -177,6 +191,7 @@ def step_targets(ys, shape, n_out, who, design, keep=None, regression=False, dty
     (T, B)) for cross-entropy, float vectors ``shape + (n_out,)`` for the squared error
     (``n_out`` None: any width K).  A target of the other kind is a clear error naming the
     ``design``, the criterion and the shapes."""
+    untracked_target(ys, who, "ys")
     arr = as_array(ys, who, "ys")
     wanted = shape + ("n_out" if n_out is None else n_out,)
     if regression:
@@ -291,6 +306,7 @@ def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
 
     Where ``keep`` (a bool (T, B) mask) is False the target is set to 0 (it adds no loss).
     """
+    untracked_target(ys, who, what)
     arr = as_array(ys, who, what)
     if arr.dtype.kind != "f":
         raise DTypeError(f"{who}: {what} must be float target vectors, got dtype {arr.dtype}")
@@ -304,6 +320,16 @@ def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
         raise ShapeError(f"{who}: {what} has a non-finite value at t={index[0] + 1}")
     arr = arr.astype(dtype)
     return arr if keep is None else np.where(keep[..., None], arr, 0).astype(dtype)
+
+
+def untracked_target(ys, who, what="ys"):
+    """Refuse float targets given as a Tensor that requires grad (outside ``no_grad``): the
+    designs read the targets' values, so they would get no gradient without a word."""
+    if isinstance(ys, Tensor) and ys.requires_grad and is_grad_enabled():
+        raise ConfigError(f"{who}: the targets {what} are a Tensor that requires grad, but a "
+                          "design's loss takes targets as values: they would get no gradient; "
+                          f"pass {what}.detach(), or compute the loss from the outputs o(t) with "
+                          "tg.mse_loss for a gradient with respect to the targets")
 
 
 def unit_interval(value, who, what):

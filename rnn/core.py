@@ -70,7 +70,10 @@ class Unrolled:
         steps, oldest first, that the next chunk reads as h(t-d).
     attention : list of Tensor or None
         A design with attention (``rnn.EncoderDecoder(attention=...)``): the weights α(t) of
-        every decoder step, each (n_x,) or (B, n_x); None for a design without attention.
+        every decoder step t = 1..n_y, each (n_x,) or (B, n_x); None for a design without
+        attention.  Made when first asked for where decoder steps were replayed (their α(t)
+        are computed then from the replayed s(t-1), as the states are); set it to a list, or
+        to a function of no arguments that makes the list.
     replayed : (a, b) or None
         Steps a..b (in the order run) were replayed from a recorded step as one node
         (:mod:`rnn.replay`); None when every step ran as engine ops.
@@ -80,7 +83,7 @@ class Unrolled:
     """
 
     __slots__ = ("loss", "outputs", "_states", "parts", "losses", "last", "feedback", "past",
-                 "attention", "replayed", "not_replayed", "_shown")
+                 "_attention", "replayed", "not_replayed", "_shown")
 
     def __init__(self, history, part_names, last, loss=None, feedback=None, single=True,
                  shown="h", past=None):
@@ -93,7 +96,7 @@ class Unrolled:
         self.last = last
         self.feedback = feedback
         self.past = past
-        self.attention = None
+        self._attention = None
         self.replayed = None
         self.not_replayed = None
         self.loss = total(self.losses) if self.losses else loss
@@ -113,6 +116,17 @@ class Unrolled:
     @states.setter
     def states(self, value):
         self._states = value
+
+    @property
+    def attention(self):
+        """The attention weights α(1..n_y) (see the class docstring), made when first asked for."""
+        if callable(self._attention):
+            self._attention = self._attention()
+        return self._attention
+
+    @attention.setter
+    def attention(self, value):
+        self._attention = value
 
     def __repr__(self):
         steps = max((len(v) for v in self.parts.values()), default=len(self.outputs))
@@ -601,6 +615,8 @@ class Cell(RecurrentModel):
             later steps are replayed from a recorded one where they can be (:mod:`rnn.replay`).
         """
         checks.batch_size(plan.batch, plan.steps, self.name)
+        if plan.keep is not None and self.feedback is not None:
+            checks.no_holes(plan.keep, self.name)
         if plan.reverse and (self.feedback is not None or plan.free is not None
                              or self.outputs != "all" or self.lags):
             raise tg.ConfigError(f"{self.name}: a cell run backward in time takes no feedback "
@@ -695,11 +711,15 @@ class Cell(RecurrentModel):
                                    else None, batch)
         if not names:    # nothing is carried: the steps decouple, no loop at all
             loss = None
-            for u, targets, over_time in blocks:
+            for i, (u, targets, over_time) in enumerate(blocks):
                 out = self._step({}, u, None, None, False)
                 lead = int(over_time) + int(batch is not None)
                 o = self.readout({k: v.reshape((-1,) + v.shape[lead:]) for k, v in out.items()})
-                term = rows_loss(o, _rows(targets, batch), None, batch or 1, self.criterion)
+                kept = None
+                if keep is not None:      # the steps of this block: all, or step 1 and the rest
+                    kept = (keep if len(blocks) == 1 else keep[:1] if i == 0 else keep[1:])
+                    kept = kept.reshape(-1)
+                term = rows_loss(o, _rows(targets, batch), kept, batch or 1, self.criterion)
                 loss = term if loss is None else loss + term
             return self._result({}, None, tg.Tensor(ys[-1]), loss)
         first_block = 0 if self.feedback is None else 1    # steps before the time-batched block

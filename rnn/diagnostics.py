@@ -23,11 +23,15 @@ undetached from an earlier run, or another model's states that the steps read, n
 this run's; :func:`run_connectivity` is the connectivity of a run already made, for every part
 at once.
 
+They are diagnostics of a chain in time: a RecursiveNet (a tree, its nodes without a step t)
+is refused with a ConfigError naming the function and the model.
+
 ``xs`` and ``ys`` are what the design's ``run`` takes first (for ``VectorToSequence`` the
 vector x and the targets, for ``SequenceToOne`` the sequence and its one label).
 """
 
 import copy
+import inspect
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +42,7 @@ import tinygraph as tg
 from tinygraph.rows import grad_rows
 
 from .core import time_step, walk
+from .recursive import RecursiveNet
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 _RUNS = itertools.count(1)                       # the scope label of each run made here
@@ -45,15 +50,43 @@ _ROWS_BYTES = 64 * 2**20                         # stacked gradients held at onc
 _JACOBIAN_ROWS = 1024                            # rows (units of h(t)) per sweep of jacobians
 
 
-def run_model(model, xs, ys=None, h0=None, steps=None):
+def chain_model(model, who):
+    """Refuse a model whose unroll is not a chain in time: a RecursiveNet is a tree, its nodes
+    have no step t, so there is no h(t-1) -> h(t) and no L(t) to read (ConfigError naming
+    ``who`` and the model)."""
+    if isinstance(model, RecursiveNet):
+        raise tg.ConfigError(f"{who}: {type(model).__name__} ('{model.name}') computes over a "
+                             "tree, not a chain in time: its nodes have no time step t, so "
+                             "there is no h(t-1) -> h(t) and no L(t) to diagnose; take "
+                             "gradients of model.run(tree, y).loss with tg.grad instead")
+
+
+def jacobian_stack(jacs, who):
+    """``jacs`` (T, H, H) as float64; a model in their place is a ConfigError naming ``who``
+    and the model (a RecursiveNet has no Jacobians in time; another model needs
+    :func:`jacobians` first)."""
+    if isinstance(jacs, tg.Module) or callable(getattr(jacs, "run", None)):
+        chain_model(jacs, who)
+        raise tg.ConfigError(f"{who}: takes the Jacobians (T, H, H) from "
+                             f"rnn.jacobians(model, xs), got the model {type(jacs).__name__}")
+    arr = np.asarray(jacs)
+    if arr.dtype.kind not in "biuf" or arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
+        raise tg.ShapeError(f"{who}: jacs must be numbers of shape (T, H, H), got dtype "
+                            f"{arr.dtype} and shape {arr.shape}")
+    return arr.astype(np.float64)
+
+
+def run_model(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     """``model.run(xs, ys, h0=h0, steps=steps)`` with only the arguments given (every op of every
     step a node); ``steps`` is for a system without input (rnn.Recurrence with n_in=None)."""
-    return own_run(model, xs, ys, h0, steps)[0]
+    return own_run(model, xs, ys, h0, steps, who)[0]
 
 
-def own_run(model, xs, ys=None, h0=None, steps=None):
+def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     """:func:`run_model` and the predicate ``own(scope)``: whether a node of that scope label
-    (``node.scope``) was made by this run.
+    (``node.scope``) was made by this run.  An ``h0`` or ``steps`` that the model's ``run``
+    does not take (the encoder-decoder starts from zeros and C) is a ConfigError naming
+    ``who``, the model and the argument.
 
     The run is made inside a scope of its own, so that the nodes behind it that earlier
     computations made (a state carried from an earlier run and not detached, another model's
@@ -65,6 +98,11 @@ def own_run(model, xs, ys=None, h0=None, steps=None):
     kwargs = {} if h0 is None else {"h0": h0}
     if steps is not None:
         kwargs["steps"] = steps
+    taken = _arguments(model.run)
+    for name in kwargs:
+        if taken is not None and name not in taken:
+            raise tg.ConfigError(f"{who}: {type(model).__name__}.run takes no {name}= (its "
+                                 f"arguments are {', '.join(taken)}); leave {name} out")
     args = (xs,) if ys is None else (xs, ys)
     with tg.scope(f"run#{next(_RUNS)}") as label:
         run = model.run(*args, **kwargs)
@@ -73,6 +111,17 @@ def own_run(model, xs, ys=None, h0=None, steps=None):
     def own(scope):
         return scope is not None and (scope == label or scope.startswith(inside))
     return run, own
+
+
+def _arguments(function):
+    """The names of the keyword arguments ``function`` takes, or None when it takes any."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def part_nodes(run, part, who, own=None):
@@ -175,7 +224,8 @@ def connectivity(model, xs, ys, part="h", h0=None, rows=None):
     encoder-decoder), T_h the steps of ``part`` (n_x for the encoder's "h").
     """
     who = "rnn.connectivity"
-    run, own = own_run(model, xs, ys, h0)
+    chain_model(model, who)
+    run, own = own_run(model, xs, ys, h0, who=who)
     return run_connectivity(run, [part], who, rows, own)[part]
 
 
@@ -218,6 +268,7 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
     np.ndarray (T, H, H)
     """
     who = "rnn.jacobians"
+    chain_model(model, who)
     parts = getattr(model, "parts", None)
     if not isinstance(parts, dict) or not callable(getattr(model, "step", None)):
         raise tg.DTypeError(f"{who}: needs a cell (an rnn design or rnn.Recurrence), got "
@@ -227,7 +278,7 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
                              f"are {list(parts)}); a design without one carries no h(t-1) into h(t)")
     cut = copy.copy(model)
     cut_steps = cut.step = _CutSteps(cut.step, parts)   # bound to the copy
-    run_model(cut, xs, ys, h0, steps)
+    run_model(cut, xs, ys, h0, steps, who)
     if not cut_steps.records:
         raise tg.ConfigError(f"{who}: {model.name} runs its steps through chains of its own "
                              "(a model made of several recurrences), not one step function; "
@@ -268,7 +319,7 @@ def spectra(jacs):
 
     LAPACK runs on each matrix alone, so a long stack is split over the cores, a thread each
     (numpy lets go of the GIL there); every matrix's numbers are what one call gives."""
-    jacs = np.asarray(jacs, dtype=np.float64)
+    jacs = jacobian_stack(jacs, "rnn.spectra")
     work = min(os.cpu_count() or 1, len(jacs) // _SPECTRA_SHARE)
     if work < 2:
         return _spectra(jacs)
@@ -324,7 +375,7 @@ def lag_decay(jacs, max_lag=None, ends=16):
     -------
     LagDecay
     """
-    jacs = np.asarray(jacs, dtype=np.float64)
+    jacs = jacobian_stack(jacs, "rnn.lag_decay")
     steps = len(jacs)
     max_lag = min(steps, 50) if max_lag is None else int(max_lag)
     if not 1 <= max_lag <= steps:
@@ -354,7 +405,8 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     of a tanh or sigmoid op in the scope of step t (state units and gates alike).  ``steps``
     is for a system without input (``xs=None``).
     """
-    run, own = own_run(model, xs, ys, h0, steps)
+    chain_model(model, "rnn.saturation")
+    run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation")
     return run_saturation(run, own, tol)
 
 
@@ -383,7 +435,8 @@ def gradient_ratio(model, xs, ys, part="h", h0=None):
     ∇_{h(t)} L is the gradient of the whole loss at h(t) (one engine sweep); the product is
     its vector-Jacobian product with :func:`jacobians`.  NaN where ∇_{h(t)} L is zero.
     """
-    run, own = own_run(model, xs, ys, h0)
+    chain_model(model, "rnn.gradient_ratio")
+    run, own = own_run(model, xs, ys, h0, who="rnn.gradient_ratio")
     if run.loss is None:
         raise tg.ConfigError("rnn.gradient_ratio: the run has no loss (give targets ys)")
     nodes = part_nodes(run, part, "rnn.gradient_ratio", own)

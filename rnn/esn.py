@@ -105,33 +105,62 @@ class EchoStateNetwork(Design):
         """Set V and c to the least-squares readout of the reservoir states (convex: one solve).
 
         Minimises sum_t ||c + V h(t) - y(t)||^2 + ridge ||V||^2 over the steps after the
-        first ``washout`` (which only warm the reservoir up).  Returns the mean squared error
-        per step of the fit.
+        first ``washout`` (which only warm the reservoir up).  c is not penalised: it is
+        eliminated by centering, and V comes from the SVD of the centered states.  With
+        ``ridge=0`` and fewer independent states than units (a singular system) V is the
+        least-squares readout of smallest ||V|| (the limit ridge -> 0), directions of the states
+        below rounding left out, not an arbitrary one.  ``ridge`` is a finite number >= 0,
+        ``washout`` an integer in [0, T); reservoir states that are not finite (from NaN/inf in
+        xs or h0) are refused naming the step.  On any error V and c are left as they were.
+        Returns the mean squared error per step of the fit.
         """
         who = f"{self.name}.fit"
-        if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or ridge < 0:
-            raise tg.ConfigError(f"{who}: ridge must be a number >= 0, got {ridge!r}")
+        if isinstance(ridge, (bool, np.bool_)) or not isinstance(ridge, (int, float, np.integer,
+                                                                         np.floating)) \
+                or not np.isfinite(ridge) or ridge < 0:
+            raise tg.ConfigError(f"{who}: ridge must be a finite number >= 0, got {ridge!r}")
+        if isinstance(washout, (bool, np.bool_)) or not isinstance(washout, (int, np.integer)):
+            raise tg.ConfigError(f"{who}: washout must be an integer number of steps, got "
+                                 f"{washout!r}")
         states = self.states(xs, h0=h0)
         steps = states.shape[0]
         washout = int(washout)
         if not 0 <= washout < steps:
             raise tg.ConfigError(f"{who}: washout must be in [0, {steps}), got {washout}")
+        if not np.isfinite(states).all():
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(states))[0])
+            where = f"t={index[0] + 1}" + (f", b={index[1]}" if states.ndim == 3 else "")
+            raise tg.ShapeError(f"{who}: the reservoir state h(t) is not finite at {where} "
+                                "(NaN or inf in xs or h0); nothing fitted")
         batch = None if states.ndim == 2 else states.shape[1]
-        ys = self._float_targets(ys, steps, batch, None)
-        H = states[washout:].reshape(-1, self.n_hidden)
-        Y = ys[washout:].reshape(-1, self.n_out)
-        X = np.hstack([H, np.ones((len(H), 1))])
-        reg = ridge * np.eye(self.n_hidden + 1)
-        reg[-1, -1] = 0.0                      # the bias c is not penalised
-        solution = np.linalg.solve(X.T @ X + reg, X.T @ Y)
+        ys = self._float_targets(ys.detach() if isinstance(ys, tg.Tensor) else ys, steps, batch,
+                                 None)        # values only: the fit makes no graph
+        H = states[washout:].reshape(-1, self.n_hidden).astype(np.float64)
+        Y = ys[washout:].reshape(-1, self.n_out).astype(np.float64)
+        h_mean, y_mean = H.mean(axis=0), Y.mean(axis=0)
+        V = _ridge_readout(H - h_mean, Y - y_mean, float(ridge), np.linalg.norm(H))
+        c = y_mean - V @ h_mean
         with tg.no_grad():
-            self.V.data = np.ascontiguousarray(solution[:-1].T).astype(self.dtype)
-            self.c.data = solution[-1].astype(self.dtype)
-        return float(np.mean(np.sum((X @ solution - Y) ** 2, axis=1)))
+            self.V.data = np.ascontiguousarray(V).astype(self.dtype)
+            self.c.data = c.astype(self.dtype)
+        return float(np.mean(np.sum((H @ V.T + c - Y) ** 2, axis=1)))
 
     def _trace_roots(self, steps):
         xs = np.zeros((steps, 1, self.n_in))
         return [self.run(xs, np.zeros((steps, 1, self.n_out))).loss]
+
+
+def _ridge_readout(A, B, ridge, scale):
+    """argmin_V ||A V^T - B||^2 + ridge ||V||^2 through the SVD A = P diag(s) Q^T:
+    V^T = Q diag(s / (s^2 + ridge)) P^T B.  With ridge 0, singular values below rounding of
+    ``scale`` (the size of the uncentered states) are dropped: the solution of least norm."""
+    P, s, Qt = np.linalg.svd(A, full_matrices=False)
+    if ridge > 0:
+        factor = s / (s * s + ridge)
+    else:
+        kept = s > max(A.shape) * np.finfo(np.float64).eps * scale
+        factor = np.divide(1.0, s, out=np.zeros_like(s), where=kept)
+    return ((Qt.T * factor) @ (P.T @ B)).T
 
 
 def _fixed(values, name, dtype):

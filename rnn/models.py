@@ -24,27 +24,42 @@ from .plan import Plan
 class Sampler:
     """Picks y(t) from o(t): greedy (temperature 0) or a softmax sample at ``temperature``.
 
+    The logits are shifted by their maximum before the division by the temperature, so a
+    small temperature gives (nearly) the argmax, never an overflow.  Logits that are not
+    finite (NaN or inf) raise :class:`tinygraph.AnomalyError` naming ``who``, the step t
+    (the number of the pick), the batch entry and the class.
+
     Parameters
     ----------
     temperature : float >= 0
     seed : int or np.random.Generator
+    who : str, the name errors give (e.g. "elman.generate")
     """
 
-    def __init__(self, temperature=1.0, seed=0):
-        self.temperature, self.rng = checks.sampling(temperature, seed, "sampling")
+    def __init__(self, temperature=1.0, seed=0, who="sampling"):
+        self.who = who
+        self.temperature, self.rng = checks.sampling(temperature, seed, who)
         self.picked = []
 
     def __call__(self, logits):
         """logits (..., C) array -> ids (...); every pick is also appended to ``picked``."""
-        ids = self._pick(logits)
+        ids = self._pick(np.asarray(logits))
         self.picked.append(ids)
         return ids
 
     def _pick(self, logits):
+        bad = ~np.isfinite(logits)
+        if bad.any():
+            index = [int(i) for i in np.argwhere(bad)[0]]
+            where = f"t={len(self.picked) + 1}" + (f", b={index[0]}" if len(index) > 1 else "")
+            raise tg.AnomalyError(f"{self.who}: o(t) at {where} has a non-finite logit "
+                                  f"{logits[tuple(index)]} (class {index[-1]}); nothing to sample "
+                                  "from")
         if self.temperature == 0:
             return np.argmax(logits, axis=-1)
-        z = logits / self.temperature
-        p = np.exp(z - z.max(axis=-1, keepdims=True))
+        with np.errstate(over="ignore"):      # a gap beyond the float range: exp gives 0
+            z = (logits - logits.max(axis=-1, keepdims=True)) / self.temperature
+        p = np.exp(z)
         p /= p.sum(axis=-1, keepdims=True)
         flat = p.reshape(-1, p.shape[-1])
         u = self.rng.random((flat.shape[0], 1))
@@ -124,7 +139,7 @@ class Design(Cell):
 
     def _generate(self, run, temperature, seed, **kwargs):
         """Run with ``feedback=`` a :class:`Sampler` under no_grad; the sampled ids (steps, ...)."""
-        sampler = Sampler(temperature, seed)
+        sampler = Sampler(temperature, seed, who=f"{self.name}.generate")
         with tg.no_grad():
             run(feedback=sampler, **kwargs)
         return np.stack(sampler.picked)
@@ -592,13 +607,17 @@ class JordanRNN(Design):
     def step(self, state, u):
         return {"h": u.named("a").tanh()}
 
-    def run(self, xs, ys=None, teacher_forcing=True, feedback=None, y0=None, per_step=True):
+    def run(self, xs, ys=None, teacher_forcing=True, feedback=None, y0=None, per_step=True,
+            mask=None):
         """Unroll over the sequence.
 
         Parameters
         ----------
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in)
         ys : ids (T,) / (T, B); needed for teacher forcing, optional when running free
+        mask : (T, B) of 0/1, optional: padded sequences (right padding); padded steps add no
+            loss (the steps after a sequence's end read only its padding, so nothing else
+            changes)
         teacher_forcing : bool
             True: f(t-1) = onehot(y(t-1)) (figure 10.6, train time).  False: f(t-1) = softmax(o(t-1)).
         feedback : Sampler, optional
@@ -610,22 +629,23 @@ class JordanRNN(Design):
         -------
         Unrolled (``last`` and ``feedback`` are the f(T) the next step would get)
         """
-        seq, steps, batch, _, _ = self._sequence(xs, None)
+        seq, steps, batch, keep, _ = self._sequence(xs, mask)
         if ys is None and teacher_forcing and feedback is None:
             raise tg.ConfigError(f"{self.name}: teacher forcing needs the targets ys "
                                  "(or teacher_forcing=False)")
-        ys = self._targets(ys, steps, batch)
+        ys = self._targets(ys, steps, batch, keep)
         first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
         if feedback is not None:
             free = ("y", _sampled(feedback))
         else:
             free = None if teacher_forcing else ("y", tg.softmax)
-        return self.unroll(Plan(seq, steps, ys=ys, batch=batch, y0=first, free=free,
+        return self.unroll(Plan(seq, steps, ys=ys, keep=keep, batch=batch, y0=first, free=free,
                                 y0_name="y" if free is None else "o"), per_step)
 
-    def run_for_loss(self, xs, ys=None, teacher_forcing=True, y0=None):
+    def run_for_loss(self, xs, ys=None, teacher_forcing=True, y0=None, mask=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
-        return self.run(xs, ys, teacher_forcing=teacher_forcing, y0=y0, per_step=False)
+        return self.run(xs, ys, teacher_forcing=teacher_forcing, y0=y0, per_step=False,
+                        mask=mask)
 
     def __call__(self, xs, ys=None, teacher_forcing=False):
         """Forward only (free running unless ``teacher_forcing`` with ``ys``): (outputs, states, last)."""
@@ -1084,8 +1104,30 @@ class EncoderDecoder(Design):
                                           free=free), per_step)
         decoded.parts = {"h": encoded.parts["h"], **decoded.parts}
         if self.attention is not None:
-            decoded.attention = alphas
+            decoded.attention = self._all_weights(decoded, alphas, encoded.last["h"], memory,
+                                                  valid)
         return decoded
+
+    def _all_weights(self, decoded, alphas, context, memory, valid):
+        """α(1..n_y) of a decoded run: ``alphas`` as the steps made them where every step ran as
+        engine ops; where steps were replayed (``alphas`` then holds only the steps run before
+        the replay, of which the recorded ones are out of the graph), a function making the
+        α(t) of the replayed steps from s(t-1) when first asked for."""
+        states = decoded.parts["s"]
+        if not isinstance(states, replay.Steps):
+            return alphas
+        engine = len(states.head)
+
+        def complete():
+            weights = list(alphas[:engine])
+            with self.transposes(), tg.scope(f"{self.name}/decoder"):
+                keys = memory @ self.T.Ua if self.attention == "additive" else None
+                for t in range(engine + 1, len(states) + 1):
+                    with tg.scope(f"t={t}"):
+                        s = context if t == 1 else states[t - 2]
+                        weights.append(self._attend(s, memory, keys, valid)[0])
+            return weights
+        return complete
 
     def _zeros(self, batch):
         return np.zeros((self.n_hidden,) if batch is None else (batch, self.n_hidden),

@@ -72,6 +72,30 @@ def test_run_attention_is_the_weights_of_every_decoder_step(attention):
     assert all(a.shape == (4, 6) for a in run.attention)
 
 
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+@pytest.mark.parametrize("replayable", [True, False])
+def test_attention_of_the_run_for_the_loss_is_every_decoder_steps_weights(attention, replayable):
+    # with the decoder's steps replayed, attention held only alpha(1..3) of 9 steps
+    model = _model(attention)
+    model.replayable = replayable
+    rng = np.random.default_rng(7)
+    lengths = np.array([6, 3, 1, 5])
+    mask = (np.arange(6)[:, None] < lengths).astype(int)
+    xs, ys = rng.integers(0, N_IN, (6, 4)), rng.integers(0, N_OUT, (9, 4))
+    _, _, alphas = ref.encoder_decoder_attention(
+        {n: getattr(model, n).data for n in NAMES[attention]}, xs, ys, model.start, attention,
+        mask)
+    run = model.run_for_loss(xs, ys, mask=mask)
+    assert (run.replayed is not None) == replayable
+    assert len(run.attention) == len(ys)
+    assert np.abs(np.stack([a.data for a in run.attention]) - alphas).max() <= 1e-14
+    assert [_step_of(a) for a in run.attention] == list(range(1, 10))
+
+
+def _step_of(node):
+    return rnn.core.time_step(node.scope)
+
+
 def test_padded_source_positions_get_no_attention_and_the_rows_sum_to_one():
     model = _model("additive")
     xs, ys, mask = _case("masked", np.random.default_rng(5))

@@ -352,6 +352,48 @@ def test_diagnostics_of_something_that_is_not_a_model_name_what_they_got():
         rnn.jacobians("elman", np.zeros(3, dtype=int))
 
 
+@pytest.mark.parametrize("name, call", [
+    ("rnn.connectivity", lambda m, tree, y: rnn.connectivity(m, tree, y)),
+    ("rnn.jacobians", lambda m, tree, y: rnn.jacobians(m, tree, ys=y)),
+    ("rnn.spectra", lambda m, tree, y: rnn.spectra(m)),
+    ("rnn.lag_decay", lambda m, tree, y: rnn.lag_decay(m)),
+    ("rnn.saturation", lambda m, tree, y: rnn.saturation(m, tree, y)),
+    ("rnn.gradient_ratio", lambda m, tree, y: rnn.gradient_ratio(m, tree, y)),
+])
+def test_diagnostics_in_time_refuse_a_recursive_net_naming_the_function_and_the_model(name, call):
+    # connectivity and gradient_ratio raised a bare TypeError (None + int), spectra and
+    # lag_decay one from float(), and saturation returned an empty array without a word
+    model = rnn.RecursiveNet(2, 4, 2, seed=0)
+    tree, y = rnn.problems.parity_trees(2, leaves=4, seed=0)
+    with pytest.raises(tg.ConfigError) as caught:
+        call(model, tree, y)
+    for word in [name, "RecursiveNet", "tree, not a chain in time"]:
+        assert word in str(caught.value)
+
+
+@pytest.mark.parametrize("name, call", [
+    ("rnn.connectivity", lambda m, xs, ys: rnn.connectivity(m, xs, ys, h0=np.zeros(4))),
+    ("rnn.saturation", lambda m, xs, ys: rnn.saturation(m, xs, ys, h0=np.zeros(4))),
+    ("rnn.gradient_ratio", lambda m, xs, ys: rnn.gradient_ratio(m, xs, ys, h0=np.zeros(4))),
+])
+def test_diagnostics_with_an_h0_the_model_does_not_take_name_the_argument(name, call):
+    # a bare TypeError from EncoderDecoder.run (it starts from zeros and C)
+    model = rnn.EncoderDecoder(3, 4, 3)
+    with pytest.raises(tg.ConfigError, match=name.replace(".", r"\.")
+                       + r": EncoderDecoder\.run takes no h0="):
+        call(model, np.array([0, 1, 2]), np.array([1, 2]))
+
+
+def test_spectra_and_lag_decay_of_a_model_instead_of_jacobians_say_so():
+    model = rnn.ElmanRNN(3, 4, 3)
+    for function in (rnn.spectra, rnn.lag_decay):
+        with pytest.raises(tg.ConfigError, match=r"Jacobians \(T, H, H\) from rnn.jacobians.*"
+                                                 "ElmanRNN"):
+            function(model)
+        with pytest.raises(tg.ShapeError, match=r"\(T, H, H\).*\(3, 4\)"):
+            function(np.zeros((3, 4)))
+
+
 # ------------------------------------------------------------------ connectivity of every design
 
 def _every_design():

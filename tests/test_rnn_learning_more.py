@@ -2,6 +2,7 @@
 rnn.problems (seconds each, fixed seeds)."""
 
 import numpy as np
+import pytest
 
 import rnn
 import tinygraph as tg
@@ -61,6 +62,82 @@ def test_echo_state_least_squares_readout_is_where_the_gradient_of_the_loss_vani
     scale = np.abs(model.V.data).max() * loss.item()
     assert np.abs(model.V.grad).max() < 1e-8 * scale and np.abs(model.c.grad).max() < 1e-8 * scale
     assert model.U.grad is None and model.W.grad is None
+
+
+def test_echo_state_fit_with_ridge_zero_on_a_singular_system_is_the_least_norm_readout():
+    # 20 units, 5 steps: X^T X is singular (cond ~1e18); solving it gave ||V|| = 5.3 where
+    # the least squares readout of least norm has ||V|| = 0.83
+    model = rnn.EchoStateNetwork(2, 20, 1, spectral_radius=0.9, seed=0)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(5, 2)), rng.normal(size=(5, 1))
+    error = model.fit(xs, ys, ridge=0)
+    H = model.states(xs)
+    centered = H - H.mean(axis=0)                          # c unpenalised: eliminated by centering
+    V = (np.linalg.pinv(centered) @ (ys - ys.mean(axis=0))).T
+    np.testing.assert_allclose(model.V.data, V, atol=1e-10)
+    np.testing.assert_allclose(model.c.data, ys.mean(axis=0) - V @ H.mean(axis=0), atol=1e-10)
+    assert error < 1e-20                                   # 5 points, 20 units: an exact fit
+
+
+def test_echo_state_fit_with_ridge_zero_on_states_that_stopped_changing_fits_the_mean():
+    model = rnn.EchoStateNetwork(2, 6, 1, spectral_radius=0.1, seed=0)
+    xs, ys = np.zeros((40, 2)), np.arange(40.0)[:, None]
+    assert np.ptp(model.states(xs)[20:], axis=0).max() == 0    # one state from t=16 on
+    model.fit(xs, ys, ridge=0, washout=20)     # the solve gave V up to 140 in size, c = 9.3
+    np.testing.assert_array_equal(model.V.data, 0)
+    np.testing.assert_allclose(model.c.data, [29.5])
+
+
+def test_echo_state_fit_with_ridge_is_the_closed_form_with_an_unpenalised_bias():
+    model = rnn.EchoStateNetwork(3, 8, 2, spectral_radius=1.1, seed=2)
+    rng = np.random.default_rng(1)
+    xs, ys = rng.normal(size=(30, 2, 3)), rng.normal(size=(30, 2, 2))
+    error = model.fit(xs, ys, ridge=0.5, washout=4)
+    X = np.hstack([model.states(xs)[4:].reshape(-1, 8), np.ones((52, 1))])
+    Y = ys[4:].reshape(-1, 2)
+    penalty = np.diag([0.5] * 8 + [0.0])
+    solution = np.linalg.solve(X.T @ X + penalty, X.T @ Y)
+    np.testing.assert_allclose(model.V.data, solution[:-1].T, rtol=1e-10)
+    np.testing.assert_allclose(model.c.data, solution[-1], rtol=1e-10)
+    assert error == pytest.approx(np.mean(np.sum((X @ solution - Y) ** 2, axis=1)), rel=1e-10)
+
+
+def test_echo_state_fit_reads_the_values_of_targets_that_require_grad():
+    model, other = rnn.EchoStateNetwork(2, 6, 1, seed=0), rnn.EchoStateNetwork(2, 6, 1, seed=0)
+    rng = np.random.default_rng(2)
+    xs, ys = rng.normal(size=(12, 2)), rng.normal(size=(12, 1))
+    assert model.fit(xs, tg.tensor(ys, requires_grad=True)) == other.fit(xs, ys)
+    np.testing.assert_array_equal(model.V.data, other.V.data)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"ridge": float("nan")}, ["ridge", "finite", "nan"]),
+    ({"ridge": float("inf")}, ["ridge", "finite", "inf"]),
+    ({"ridge": -1e-3}, ["ridge", ">= 0"]),
+    ({"washout": 2.5}, ["washout", "integer", "2.5"]),
+    ({"washout": True}, ["washout", "integer", "True"]),
+    ({"washout": 10}, ["washout", "[0, 10)"]),
+    ({"xs_nan": (3, 1)}, ["h(t)", "not finite", "t=4, b=1"]),
+    ({"h0_nan": 0}, ["h(t)", "not finite", "t=1, b=0"]),
+])
+def test_echo_state_fit_refuses_bad_arguments_and_leaves_the_readout_as_it_was(kwargs, words):
+    # ridge NaN or inf set V and c to NaN; washout 2.5 or True was cut to 2 or 1
+    model = rnn.EchoStateNetwork(2, 4, 1, seed=0)
+    before = {name: p.data.copy() for name, p in model.named_parameters()}
+    rng = np.random.default_rng(0)
+    xs, ys, h0 = rng.normal(size=(10, 3, 2)), rng.normal(size=(10, 3, 1)), None
+    if "xs_nan" in kwargs:
+        xs[kwargs.pop("xs_nan")] = np.nan
+    if "h0_nan" in kwargs:
+        h0 = np.zeros((3, 4))
+        h0[kwargs.pop("h0_nan"), 2] = np.nan
+    with pytest.raises(ValueError) as caught:
+        model.fit(xs, ys, h0=h0, **kwargs)
+    assert isinstance(caught.value, tg.TinygraphError)
+    for word in ["esn.fit"] + words:
+        assert word in str(caught.value)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p.data, before[name])
 
 
 def test_memory_network_solves_associative_recall():

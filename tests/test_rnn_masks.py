@@ -18,7 +18,7 @@ def _grads(model, loss):
     return [p.grad.copy() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("cls", [rnn.ElmanRNN, rnn.ConditionalRNN])
+@pytest.mark.parametrize("cls", [rnn.ElmanRNN, rnn.ConditionalRNN, rnn.JordanRNN])
 def test_masked_batch_equals_the_mean_of_sequences_run_one_by_one(cls):
     m = cls(4, 5, 4, seed=1)
     xs, mask = rnn.pad_sequences(SEQS)
@@ -27,6 +27,22 @@ def test_masked_batch_equals_the_mean_of_sequences_run_one_by_one(cls):
     batched = _grads(m, batched_loss)
     singles = [m.loss(x, y) for x, y in zip(SEQS, TARGETS)]
     assert batched_loss.item() == pytest.approx(np.mean([s.item() for s in singles]), rel=1e-12)
+    single_grads = [_grads(m, s) for s in singles]
+    for i, g in enumerate(batched):
+        np.testing.assert_allclose(g, np.mean([sg[i] for sg in single_grads], axis=0),
+                                   rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("teacher_forcing", [True, False])
+def test_jordan_run_with_a_mask_equals_the_sequences_run_one_by_one(teacher_forcing):
+    # JordanRNN.run and loss took no mask= (a bare TypeError from run_for_loss)
+    m = rnn.JordanRNN(4, 5, 4, seed=1)
+    xs, mask = rnn.pad_sequences(SEQS)
+    ys, _ = rnn.pad_sequences(TARGETS)
+    run = m.run(xs, ys, teacher_forcing=teacher_forcing, mask=mask)
+    batched = _grads(m, run.loss)
+    singles = [m.run(x, y, teacher_forcing=teacher_forcing).loss for x, y in zip(SEQS, TARGETS)]
+    assert run.loss.item() == pytest.approx(np.mean([s.item() for s in singles]), rel=1e-12)
     single_grads = [_grads(m, s) for s in singles]
     for i, g in enumerate(batched):
         np.testing.assert_allclose(g, np.mean([sg[i] for sg in single_grads], axis=0),
@@ -73,6 +89,38 @@ def test_masked_gradients_match_finite_differences():
     xs, mask = rnn.pad_sequences(SEQS)
     ys, _ = rnn.pad_sequences(TARGETS)
     assert tg.gradcheck(lambda *_: m.loss(xs, ys, mask=mask), m.parameters(), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("model, call", [
+    (rnn.ConditionalRNN(4, 5, 4), lambda m, xs, ys, mask: m.loss(xs, ys, mask=mask)),
+    (rnn.ConditionalRNN(4, 5, 4), lambda m, xs, ys, mask: m.run(xs, ys, mask=mask)),
+    (rnn.JordanRNN(4, 5, 4), lambda m, xs, ys, mask: m.loss(xs, ys, mask=mask)),
+    (rnn.JordanRNN(4, 5, 4), lambda m, xs, ys, mask: m.run(xs, ys, teacher_forcing=False,
+                                                            mask=mask)),
+])
+def test_a_mask_with_a_hole_in_a_design_that_feeds_back_y_is_refused_naming_the_step(model,
+                                                                                     call):
+    # the state was carried over the hole but the step after it read the padded target as
+    # y(t-1): ConditionalRNN's loss was 3.626 where the sequence without its hole gives 3.665
+    # (designs without feedback carry the state over a hole: tests/test_rnn_bptt.py)
+    xs, ys = np.array([[1, 2], [3, 2], [2, 1]]), np.array([[2, 1], [1, 3], [3, 0]])
+    mask = np.array([[1, 1], [1, 0], [1, 1]])
+    with pytest.raises(tg.ShapeError, match=r"sequence b=1 keeps step t=3 after padded step t=2"):
+        call(model, xs, ys, mask)
+
+
+def test_a_mask_with_a_hole_in_elman_is_the_sequence_without_the_hole():
+    m = rnn.ElmanRNN(4, 5, 4, seed=1)
+    xs, ys = np.array([[1, 2], [3, 2], [2, 1]]), np.array([[2, 1], [1, 3], [3, 0]])
+    mask = np.array([[1, 1], [1, 0], [1, 1]])
+    holed = m.loss(xs, ys, mask=mask)
+    batched = _grads(m, holed)
+    singles = [m.loss(xs[:, 0], ys[:, 0]), m.loss(xs[[0, 2], 1], ys[[0, 2], 1])]
+    assert holed.item() == pytest.approx(np.mean([s.item() for s in singles]), rel=1e-12)
+    single_grads = [_grads(m, s) for s in singles]
+    for i, g in enumerate(batched):
+        np.testing.assert_allclose(g, np.mean([sg[i] for sg in single_grads], axis=0),
+                                   rtol=1e-10, atol=1e-14)
 
 
 def test_pad_sequences_pads_on_the_right_and_marks_real_steps():

@@ -154,6 +154,26 @@ def test_float_targets_of_the_wrong_width_are_a_shape_error():
         _user_cell().loss(xs, ys[..., :2])
 
 
+@pytest.mark.parametrize("make", [
+    lambda: DESIGNS["ElmanRNN"](criterion="squared_error"),
+    lambda: rnn.EchoStateNetwork(N_IN, H, N_OUT),
+    _user_cell,
+])
+def test_targets_that_require_grad_are_refused_not_left_without_a_gradient(make):
+    # ys.grad stayed None after backward: the designs read the targets' values
+    model = make()
+    xs, ys = _data()
+    target = tg.tensor(ys, requires_grad=True)
+    for call in (lambda: model.loss(xs, target, mask=MASK), lambda: model.run(xs, target)):
+        with pytest.raises(tg.ConfigError, match=r"targets ys are a Tensor that requires grad"):
+            call()
+    assert target.grad is None
+    detached = model.loss(xs, target.detach(), mask=MASK).item()
+    assert detached == model.loss(xs, ys, mask=MASK).item()
+    with tg.no_grad():               # no gradient is asked for: the values are the targets
+        assert model.loss(xs, target, mask=MASK).item() == detached
+
+
 def test_an_unknown_criterion_is_a_config_error():
     with pytest.raises(tg.ConfigError, match="criterion must be one of"):
         rnn.ElmanRNN(N_IN, H, N_OUT, criterion="mse")

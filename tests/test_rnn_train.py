@@ -148,6 +148,39 @@ def test_samples_follow_the_softmax_at_the_temperature():
     np.testing.assert_allclose(np.bincount(ids, minlength=3) / 20000, p, atol=0.015)
 
 
+@pytest.mark.parametrize("temperature, logits", [
+    (1e-310, [[0.0, 1.0, 2.0], [2.0, 0.5, 1.0], [-3.0, 4.0, 1.0]]),
+    (0.5, [[1e308, -1e308, 1.7e308], [-1.7e308, 1.7e308, 0.0], [1.7e308, 0.0, -1e308]]),
+])
+def test_samples_at_a_temperature_where_logits_over_it_overflow_are_the_argmax(temperature, logits):
+    # o / temperature overflowed to inf, inf - inf = NaN probabilities, and every pick was id 0
+    logits = np.repeat(np.array(logits), 50, axis=0)
+    ids = rnn.Sampler(temperature=temperature, seed=0)(logits)
+    np.testing.assert_array_equal(ids, logits.argmax(axis=1))
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_sampling_refuses_logits_that_are_not_finite_naming_the_step(temperature, bad):
+    # greedy picked the NaN's class, sampling picked id 0, both without a word
+    sampler = rnn.Sampler(temperature=temperature, seed=0)
+    logits = np.zeros((2, 4))
+    sampler(logits), sampler(logits)
+    logits[1, 2] = bad
+    with pytest.raises(tg.AnomalyError) as caught:
+        sampler(logits)
+    for word in ["sampling", "t=3, b=1", "class 2", str(bad)]:
+        assert word in str(caught.value)
+    assert len(sampler.picked) == 2
+
+
+def test_generate_from_a_model_whose_outputs_are_nan_names_the_model_and_step():
+    model = rnn.ElmanRNN(4, 5, 4, seed=0)
+    model.c.data[1] = np.nan
+    with pytest.raises(tg.AnomalyError, match=r"elman\.generate: o\(t\) at t=1 .*nan"):
+        model.generate([0, 1], 5, temperature=1.0)
+
+
 def test_vector_to_sequence_and_conditional_generate_sequences():
     v = rnn.VectorToSequence(3, 5, 4, seed=1).generate(np.ones(3), steps=6, temperature=0)
     c = rnn.ConditionalRNN(3, 5, 4, seed=1).generate(np.array([0, 1, 2, 0]), temperature=0)

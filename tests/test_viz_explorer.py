@@ -143,6 +143,13 @@ def test_explore_of_something_that_is_not_a_model_names_what_it_got():
         viz.explore({}, np.zeros(3, dtype=int))
 
 
+def test_explore_with_an_h0_the_model_does_not_take_names_the_function_and_argument():
+    # viz.explore(EncoderDecoder, ..., h0=...) raised a bare TypeError from run()
+    model = rnn.EncoderDecoder(4, 5, 4)
+    with pytest.raises(tg.ConfigError, match=r"viz\.explore: EncoderDecoder\.run takes no h0="):
+        viz.explore(model, np.array([0, 1, 2]), np.array([1, 2]), h0=np.zeros(5))
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_explore_command_writes_a_page_for_every_model_of_draw_or_says_why_not(name, tmp_path,
                                                                            capsys):

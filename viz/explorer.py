@@ -209,7 +209,7 @@ def _bundle(model, xs, ys, h0, part, length, part_given=False, draw=True):
 
 
 def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
-    run, own = own_run(model, xs, ys, h0, length)
+    run, own = own_run(model, xs, ys, h0, length, "viz.explore")
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
     variables, folded = _own_variables(roots, own, run, h0, windows=(None, KEEP))
