@@ -732,19 +732,23 @@ def _compile_scan(program, n_carry, values, rules):
         made[forms] = env, _backward_body(program, values, rules, env, lean=True, forms=forms)
     kept = {int(i) for i in re.findall(r"\bv(\d+)\b",
                                        "\n".join(made[False][1] + made[True][1]))}
+    recorded = tuple(rules)     # every step's rules, where every op runs as a lean form
     forward = _scan_forward(program, n_carry, values, like, kept, None)
-    lean = _scan_forward(program, n_carry, values, like, kept, (values, rules), forward)
+    lean = _scan_forward(program, n_carry, values, like, kept, (values, rules), forward,
+                         recorded)
     backward = _scan_backward(program, n_carry, rules, *made[False])
     if all(like[p] == (np.shape(values[o]), np.asarray(values[o]).dtype)
            for p, o in enumerate(outs)):      # a state's gradient then keeps its shape and dtype
-        backward = _scan_backward(program, n_carry, rules, *made[True], like, backward)
+        backward = _scan_backward(program, n_carry, rules, *made[True], like, backward,
+                                  recorded)
     return lean or forward, backward
 
 
-def _scan_forward(program, n_carry, values, like, kept, lean, generic=None):
+def _scan_forward(program, n_carry, values, like, kept, lean, generic=None, recorded=None):
     """:func:`_compile_scan`'s forward; with ``lean`` (the recorded values and rules), its ops'
     lean forms, running ``generic`` instead when a state's buffer rows are not of the recorded
-    shape and dtype (None if no op has a lean form)."""
+    shape and dtype (None if no op has a lean form).  A step whose ops all run as lean forms
+    (or index with slices) keeps the tuple ``recorded`` as its rules."""
     n_in, n_out = program.n_in, len(program.outside)
     n_x = n_in - n_carry
     outs = program.outputs[:n_carry]
@@ -752,6 +756,12 @@ def _scan_forward(program, n_carry, values, like, kept, lean, generic=None):
     body = _forward_body(program, env, lean)
     if lean is not None and body == _forward_body(program, {}):
         return None
+    rules = f"({_slots('r', len(program.ops))})"
+    constant = [f"r{j} = P{j}" for j in range(len(program.ops))]
+    if lean is not None and all(line in body for line in constant):
+        env["RULES"] = recorded
+        body = [line for line in body if line not in constant]
+        rules = "RULES"
     f = ["def forward(carry, xs, rows, masks, outs, at, outside):",
          f"    {_unpack('s', n_carry, 'carry')}",
          f"    {_unpack('X', n_x, 'xs')}",
@@ -784,7 +794,7 @@ def _scan_forward(program, n_carry, values, like, kept, lean, generic=None):
     f += [f"            O{p}[j] = s{p} + (v{o} - s{p}) * m" for p, o in enumerate(outs)]
     f += [f"        s{p} = O{p}[j]" for p in range(n_carry)]
     kept_slots = "".join(f"v{i}, " if i in kept else "None, " for i in range(program.size))
-    f += [f"        keep(([{kept_slots}], ({_slots('r', len(program.ops))})))",
+    f += [f"        keep(([{kept_slots}], {rules}))",
           "    return saved"]
     return _made("forward", f, env)
 
@@ -806,10 +816,11 @@ def _fits(ups, masks, like):
     return True
 
 
-def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None):
+def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, recorded=None):
     """:func:`_compile_scan`'s backward over ``body``; with ``like`` (the states' recorded
     shapes and dtypes), one made with lean forms, running ``generic`` instead where
-    :func:`_fits` does not hold (None if the body is ``generic``'s)."""
+    :func:`_fits` does not hold, and checking a step's rules one by one only when they are not
+    the tuple ``recorded`` (None if the body is ``generic``'s)."""
     n_in, n_out = program.n_in, len(program.outside)
     n_x = n_in - n_carry
     outs = program.outputs[:n_carry]
@@ -827,7 +838,11 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None):
           "        V, R = saved[i]",
           f"        {_unpack('v', program.size, 'V')}",
           f"        {_unpack('r', len(program.ops), 'R')}"]
-    b += ["        " + line for line in _guards(rules, env, "raise _RulesDiffer")]
+    guards = _guards(rules, env, "raise _RulesDiffer")
+    if recorded is not None and guards:
+        env["RULES"] = recorded
+        guards = ["if R is not RULES:"] + ["    " + line for line in guards]
+    b += ["        " + line for line in guards]
     b += [f"        G{p} = U{p}[i] if c{p} is None else U{p}[i] + c{p}" for p in range(n_carry)]
     b += ["        m = masks[i]", "        if m is not None:"]
     for p in range(n_carry):     # new = s + (out - s) * m: out gets G m, s gets G - G m
