@@ -496,7 +496,12 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
     view of it on to the outside tensor, and nothing else); and
     the gradient of a slot read only by slices that tile it (an LSTM's gates) is each slice's
     gradient copied into its block of an uninitialised array (zeros where none came), not a
-    zero array and an add per slice."""
+    zero array and an add per slice.
+
+    ``forms`` (with ``lean``): a rule's gradient with a lean form (:func:`lean_grad`) is that
+    form, inline, and added without the checks of its type, shape and dtype when it is an array
+    of its input's recorded shape and dtype: the caller makes sure each output's gradient has
+    the output's recorded shape and dtype (the forms' gradients then have theirs)."""
     env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter, _Product=Product,
                _product_into=_product_into, _empty=_empty)
     n_in, n_out = program.n_in, len(program.outside)
