@@ -10,6 +10,14 @@ arrays and Tensors share and, where they differ, the functions of ``_xp``
 arrays, ``backward(create_graph=True)`` on Tensors, so its result is
 differentiable again.  Gradients may come back in the broadcast shape: the
 engine sums them back to each input's shape once, centrally.
+
+The forwards and rules a recurrent step makes most also have a *lean form*
+(``LEAN_FORWARDS``, ``LEAN_GRADS``, after the rules): the source text of that
+forward or rule for the situation a recorded step was in, which the loops of a
+replayed step (:func:`tinygraph.tape.compile_scan`) inline, calling numpy
+without the function layers.  It is not a second rule: the same numpy calls in
+the same order on the same arrays, so the same bits (checked against the op in
+tests/test_engine_lean_forms.py).
 """
 
 import builtins
@@ -1145,6 +1153,163 @@ _xp = SimpleNamespace(
     take_along=_dual(np.take_along_axis,
                      lambda x, indices, axis: apply("gather", _gather, x, indices, axis=axis)),
 )
+
+# ---------------------------------------------------------------- lean forms (tinygraph.tape)
+#
+# A replayed step runs its ops in a loop of generated code (tinygraph.tape.compile_scan).  For
+# the ops a recurrent step makes most, that code calls numpy directly instead of through the
+# op's forward and its rule.  A lean form is not a second rule: it is the source text of the
+# forward or rule above, for the situation a recorded step was in (its shapes, dtypes and the
+# branch the forward took), with the same numpy calls in the same order on the same arrays, so
+# it gives the same bits; where an op or situation has none, the op's own forward and rule run.
+# tests/test_engine_lean_forms.py checks every form against its op.
+#
+# LEAN_FORWARDS: forward -> f(rule, out, *inputs, **kwargs) -> (template, consts) or None, for
+# the recorded rule, output and inputs.  The template assigns ``{out}`` from ``{x0}``, ``{x1}``
+# ... (``{xs}``: all inputs, comma-separated); ``{t0}``, ``{t1}`` are its own temporaries and
+# ``consts`` names the settings it reads (each a placeholder too).
+# LEAN_GRADS: rule -> f(k, out, *inputs, **kwargs) -> (template, consts, result) or None: the
+# gradient of input k as a template assigning ``{pg}`` from ``{g}`` (the output's gradient,
+# of the output's shape and dtype), ``{out}`` and the inputs (None where the rule does not
+# read them: ``reads_out``, ``saves``); ``result``, the (shape, dtype) of that gradient when
+# it is a plain array of them, else None.
+# LEAN_NAMES: the numpy functions the templates call.
+
+LEAN_NAMES = {"L_dot": np.dot, "L_add": np.add, "L_subtract": np.subtract,
+              "L_multiply": np.multiply, "L_divide": np.divide, "L_tanh": np.tanh,
+              "L_exp": np.exp, "L_abs": np.abs, "L_negative": np.negative,
+              "L_maximum": np.maximum, "L_empty": np.empty, "L_concatenate": np.concatenate,
+              "L_stack": np.stack, "L_broadcast_to": np.broadcast_to,
+              "L_expand_dims": np.expand_dims, "L_Product": Product,
+              "L_sigmoid_slope": _sigmoid_slope}
+
+
+def _like(*operands):
+    """(shape, dtype) of a ufunc of ``operands`` (the output standing in for its gradient)."""
+    return np.broadcast_shapes(*(np.shape(x) for x in operands)), np.result_type(*operands)
+
+
+def _dots(a, b):      # _matmul takes np.dot: rows (or one vector) times a matrix
+    return type(a) is np.ndarray and type(b) is np.ndarray and b.ndim == 2 and 1 <= a.ndim <= 2
+
+
+def _lean_addmm(rule, out, c, a, b):
+    # the product is fresh and c is added into it when the sum keeps its shape and dtype
+    if rule is _ADDMM_2D and _dots(a, b) and out.dtype == np.result_type(a, b):
+        return "{out} = L_dot({x1}, {x2})\nL_add({out}, {x0}, out={out})", {}
+    return None
+
+
+def _lean_sigmoid(rule, out, x):      # _sigmoid on a float array, its output and e in a pair
+    if type(x) is not np.ndarray or x.dtype.kind != "f":
+        return None
+    return ("{t0} = L_empty((2,) + {x0}.shape, {x0}.dtype)\n{out} = {t0}[0, ...]\n"
+            "{t1} = {t0}[1, ...]\nL_abs({x0}, out={t1})\nL_negative({t1}, out={t1})\n"
+            "L_exp({t1}, out={t1})\n{t0} = {t1} + 1\nL_maximum({x0} >= 0, {t1}, out={out})\n"
+            "L_divide({out}, {t0}, out={out})"), {}
+
+
+def _form(template):
+    return lambda *args, **kwargs: (template, {})
+
+
+LEAN_FORWARDS = {
+    _add: _form("{out} = {x0} + {x1}"),
+    _sub: _form("{out} = {x0} - {x1}"),
+    _mul: _form("{out} = {x0} * {x1}"),
+    _div: _form("{out} = {x0} / {x1}"),
+    _neg: _form("{out} = -{x0}"),
+    _exp: _form("{out} = L_exp({x0})"),
+    _tanh: _form("{out} = L_tanh({x0})"),
+    _sigmoid: _lean_sigmoid,
+    _addmm: _lean_addmm,
+    _matmul: lambda rule, out, a, b: (("{out} = L_dot({x0}, {x1})", {})
+                                      if rule is _MATMUL_2D and _dots(a, b) else None),
+    _transpose: lambda rule, out, x, axes=None: ("{out} = {x0}.transpose({axes})",
+                                                 {"axes": axes}),
+    _reshape: lambda rule, out, x, shape: ("{out} = {x0}.reshape({shape})", {"shape": shape}),
+    _sum: lambda rule, out, x, axis=None, keepdims=False: (
+        "{out} = {x0}.sum(axis={axis}, keepdims={keepdims})",
+        {"axis": axis, "keepdims": keepdims}),
+    _concat: lambda rule, out, *xs, axis=0: ("{out} = L_concatenate(({xs}), axis={axis})",
+                                             {"axis": axis}),
+    _stack: lambda rule, out, *xs, axis=0: ("{out} = L_stack(({xs}), axis={axis})",
+                                            {"axis": axis}),
+}
+
+
+def _per_input(*forms):     # one form per input
+    return lambda k, *args, **kwargs: forms[k](k, *args, **kwargs)
+
+
+def _g(k, out, *inputs, **kwargs):
+    return "{pg} = {g}", {}, _like(out)
+
+
+def _times(other):     # g times input ``other``
+    return lambda k, out, *inputs: ("{pg} = {g} * {x%d}" % other, {}, _like(out, inputs[other]))
+
+
+def _dot_grad_a(b_at):     # d(a @ b)/da = g b^T
+    def form(k, out, *inputs):
+        b = inputs[b_at]
+        return ("{pg} = L_dot({g}, {x%d}.T)" % b_at, {},
+                (out.shape[:-1] + b.shape[:1], np.result_type(out, b)))
+    return form
+
+
+def _dot_grad_b(a_at):     # d(a @ b)/db = a^T g: a Product (backward computes it in place)
+    def form(k, out, *inputs):
+        a = inputs[a_at]
+        if a.ndim == 2:
+            return "{pg} = L_Product({x%d}.T, {g})" % a_at, {}, None
+        return ("{pg} = {x%d}.reshape(-1, 1) * {g}" % a_at, {},
+                ((a.shape[0],) + out.shape, np.result_type(a, out)))
+    return form
+
+
+def _lean_sum_grad(k, out, x, axis=None, keepdims=False):
+    if axis is not None and not keepdims and x.shape:
+        template = "{pg} = L_broadcast_to(L_expand_dims({g}, {axis}), {shape})"
+    else:
+        template = "{pg} = L_broadcast_to({g}, {shape})"
+    return template, {"axis": axis, "shape": x.shape}, (x.shape, out.dtype)
+
+
+def _lean_transpose_grad(k, out, x, axes=None):
+    back = None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))
+    return "{pg} = {g}.transpose({axes})", {"axes": back}, (x.shape, out.dtype)
+
+
+def _block(slices):       # input k of concat or stack: its block of g
+    def form(k, out, *xs, axis=0):
+        index = slices(xs, axis, out.ndim)[k]
+        return "{pg} = {g}[{index}]", {"index": index}, (np.shape(xs[k]), out.dtype)
+    return form
+
+
+LEAN_GRADS = {
+    _ADD: _g,
+    _SUB: _per_input(_g, lambda k, out, a, b: ("{pg} = -{g}", {}, _like(out))),
+    _MUL: _per_input(_times(1), _times(0)),
+    _DIV: _per_input(lambda k, out, a, b: ("{pg} = {g} / {x1}", {}, _like(out, b)),
+                     lambda k, out, a, b: ("{pg} = -{g} * {out} / {x1}", {}, _like(out, out, b))),
+    _NEG: lambda k, out, a: ("{pg} = -{g}", {}, _like(out)),
+    _EXP: lambda k, out, x: ("{pg} = {g} * {out}", {}, _like(out, out)),
+    # _tanh_grad and _times_in_place on arrays: g (1 - out^2) in one temporary
+    _TANH: lambda k, out, x: ("{t0} = {out} * {out}\nL_subtract(1, {t0}, out={t0})\n"
+                              "{pg} = L_multiply({g}, {t0}, out={t0})", {}, _like(out)),
+    _SIGMOID: lambda k, out, x: ("{t0} = L_sigmoid_slope({out}, {x0})\n"
+                                 "{pg} = L_multiply({g}, {t0}, out={t0})", {}, _like(out)),
+    _ADDMM_2D: _per_input(_g, _dot_grad_a(2), _dot_grad_b(1)),
+    _MATMUL_2D: _per_input(_dot_grad_a(1), _dot_grad_b(0)),
+    _BACK_TO_SHAPE: lambda k, out, x, **kwargs: ("{pg} = {g}.reshape({shape})",
+                                                 {"shape": x.shape}, (x.shape, out.dtype)),
+    _TRANSPOSE: _lean_transpose_grad,
+    _SUM: _lean_sum_grad,
+    _CONCAT: _block(lambda xs, axis, ndim: _concat_slices(xs, axis, ndim)),
+    _STACK: _block(lambda xs, axis, ndim: _stack_slices(len(xs), axis, ndim)),
+}
 
 # ---------------------------------------------------------------- public functions
 

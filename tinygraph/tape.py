@@ -31,6 +31,10 @@ code changes in place between two recordings makes them differ.  Python state th
 that is the same in the two recorded steps and changes later (a counter, ``t % 10``), and
 module globals a forward function reads (or, for a method, its object's attributes), are
 invisible to it; the methods of two objects are two forward functions.
+
+The loops that run a recorded step again and again (:func:`compile_scan`) write the ops that
+have a lean form (:mod:`tinygraph.ops`, ``LEAN_FORWARDS`` and ``LEAN_GRADS``) as numpy calls in
+the loop itself, not calls of the op's forward and rule: the same calls, so the same bits.
 """
 
 import contextlib
@@ -38,6 +42,7 @@ import functools
 import operator
 import re
 import threading
+import types
 
 import numpy as np
 
@@ -408,9 +413,12 @@ def _unpack(prefix, n, source):
     return f"{_slots(prefix, n)}= {source}" if n else "pass"
 
 
-def _forward_body(program, env):
+def _forward_body(program, env, lean=None):
     """Lines computing every op, ``v{slot}`` and its rule ``r{j}``, from the inputs and outside
-    arrays in ``v0 ...`` (constants are globals of ``env``)."""
+    arrays in ``v0 ...`` (constants are globals of ``env``).  ``lean``: a recorded step's
+    ``(values, rules)``; an op with a lean form for them runs as that form (its rule the
+    recorded one): the caller makes sure every step's inputs have the recorded shapes and
+    dtypes (which fix every op's)."""
     env.update(_nd=np.ndarray, _asarray=np.asarray)
     n_in, n_out = program.n_in, len(program.outside)
     for i in range(n_in + n_out, program.first_op):
@@ -425,6 +433,15 @@ def _forward_body(program, env):
             lines.append(f"r{j} = P{j}")
             slot += 1
             continue
+        if lean is not None:
+            values, rules = lean
+            form = lean_forward(forward, rules[j], values[slot], [values[i] for i in args],
+                                kwargs, dict(_input_names(args), out=f"v{slot}"), env, j)
+            if form is not None:
+                env[f"P{j}"] = rules[j]
+                lines += form + [f"r{j} = P{j}"]
+                slot += 1
+                continue
         env[f"F{j}"] = forward
         lines.append(f"v{slot}, r{j} = F{j}({_arguments(args, kwargs, j, env)})")
         lines.append(f"if type(v{slot}) is not _nd: v{slot} = _asarray(v{slot})")
@@ -460,7 +477,7 @@ def _guards(rules, env, otherwise):
     return lines
 
 
-def _backward_body(program, values, rules, env, lean=False):
+def _backward_body(program, values, rules, env, lean=False, forms=False):
     """Lines running the ops' gradient rules in reverse: from ``g{slot}`` of the outputs (and
     ``o{slot}``, True where that array is this code's own), the ``g{i}`` of the inputs and
     outside tensors; a^T g of a few rows for an outside matrix appended to ``D`` instead (of
@@ -479,7 +496,12 @@ def _backward_body(program, values, rules, env, lean=False):
     view of it on to the outside tensor, and nothing else); and
     the gradient of a slot read only by slices that tile it (an LSTM's gates) is each slice's
     gradient copied into its block of an uninitialised array (zeros where none came), not a
-    zero array and an add per slice."""
+    zero array and an add per slice.
+
+    ``forms`` (with ``lean``): a rule's gradient with a lean form (:func:`lean_grad`) is that
+    form, inline, and added without the checks of its type, shape and dtype when it is an array
+    of its input's recorded shape and dtype: the caller makes sure each output's gradient has
+    the output's recorded shape and dtype (the forms' gradients then have theirs)."""
     env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter, _Product=Product,
                _product_into=_product_into, _empty=_empty)
     n_in, n_out = program.n_in, len(program.outside)
@@ -501,7 +523,15 @@ def _backward_body(program, values, rules, env, lean=False):
             lines += [f"if not o{i}: g{i}, o{i} = _empty(Z{i}), True",
                       f"g{i}[K{j}] = 0 if g{slot} is None else g{slot}"]
             continue
-        if type(vjps) is Rule and vjps.joint is not None and any(need[i] for i in args):
+        grads = {}       # input -> (lines, result) of its lean form
+        if forms and index is None:
+            grads = {k: _lean_grad_of(program, j, k, values, vjps, env) for k, i in
+                     enumerate(args) if need[i]}
+            if None in grads.values():
+                grads = {} if type(vjps) is Rule and vjps.joint is not None else \
+                    {k: form for k, form in grads.items() if form is not None}
+        if (type(vjps) is Rule and vjps.joint is not None and any(need[i] for i in args)
+                and not grads):
             env[f"J{j}"] = vjps.joint
             body.append(f"pgs = J{j}(g, v{slot}, {_arguments(args, kwargs, j, env)})")
         for k, i in enumerate(args):
@@ -516,9 +546,7 @@ def _backward_body(program, values, rules, env, lean=False):
                 body += [f"if not o{i}: g{i}, o{i} = _own(g{i}, {like}), True",
                          f"g{i}[K{j}] += g"]
                 continue
-            if type(vjps) is Rule and vjps.joint is not None:
-                body.append(f"pg = pgs[{k}]")
-            elif type(vjps) is Rule:
+            if type(vjps) is Rule and vjps.joint is None:
                 grad = vjps.grads[k]
                 if grad is None:
                     continue
@@ -531,6 +559,17 @@ def _backward_body(program, values, rules, env, lean=False):
                         == (np.shape(a), np.shape(values[slot]))):
                     body.append(f"D[{i - n_in}].append((v{args[at]}, g))")
                     continue
+            form = grads.get(k)
+            if form is not None:      # the rule's lean form, inline
+                body += form[0]
+                if form[1] == (np.shape(values[i]), np.asarray(values[i]).dtype):
+                    body += [f"if g{i} is None: g{i} = pg",     # an array of its shape and dtype
+                             f"elif o{i}: g{i} += pg",
+                             f"else: g{i}, o{i} = g{i} + pg, True"]
+                    continue
+            elif type(vjps) is Rule and vjps.joint is not None:
+                body.append(f"pg = pgs[{k}]")
+            elif type(vjps) is Rule:
                 env[f"Q{j}_{k}"] = grad
                 out = f"v{slot}" if not lean or vjps.reads_out else "None"
                 ins = (_arguments(args, kwargs, j, env) if not lean or vjps.saves
@@ -555,7 +594,7 @@ def _backward_body(program, values, rules, env, lean=False):
                    f"    if g{i} is None: g{i} = pg",
                    f"    elif o{i}: g{i} += pg",
                    f"    else: g{i}, o{i} = g{i} + pg, True"]
-            if type(vjps) is Rule and vjps.joint is not None:    # may give None for an input
+            if type(vjps) is Rule and vjps.joint is not None and not grads:   # may give None
                 body += ["if pg is not None:"] + ["    " + line for line in add]
             else:
                 body += add
@@ -564,6 +603,74 @@ def _backward_body(program, values, rules, env, lean=False):
             lines.append("if g is not None:")
             lines += ["    " + line for line in body]
     return lines
+
+
+# ---------------------------------------------------------------- lean forms
+def _leanable(out, inputs):
+    """Whether an op of output ``out`` on ``inputs`` (a recorded step's) may run as a lean form:
+    an output array of at least one axis (numpy then returns an array, never a scalar) from
+    arrays and numbers."""
+    return type(out) is np.ndarray and out.ndim >= 1 and all(
+        type(x) is np.ndarray or type(x) in (int, float, bool) or isinstance(x, np.generic)
+        for x in inputs)
+
+
+def _lean_lines(template, consts, names, env, tag):
+    """The lines of a lean form's ``template`` (see :mod:`tinygraph.ops`, lean forms): its
+    placeholders replaced by ``names``, its temporaries by names of op ``tag`` and its settings
+    ``consts`` by globals of ``env``."""
+    from .ops import LEAN_NAMES
+    env.update(LEAN_NAMES)
+    names = dict(names, t0=f"t{tag}_0", t1=f"t{tag}_1")
+    for key, value in consts.items():
+        env[f"C{tag}_{key}"] = value
+        names[key] = f"C{tag}_{key}"
+    return template.format(**names).split("\n")
+
+
+def lean_forward(forward, rule, out, inputs, kwargs, names, env, tag):
+    """The lines of the lean form of an op's forward (assigning ``names["out"]`` from
+    ``names["x0"]`` ...) for the output ``out`` and ``rule`` it made on ``inputs``, or None."""
+    from .ops import LEAN_FORWARDS
+    make = LEAN_FORWARDS.get(forward) if isinstance(forward, types.FunctionType) else None
+    if make is None or type(rule) is not Rule or not _leanable(out, inputs):
+        return None
+    form = make(rule, out, *inputs, **kwargs)
+    return None if form is None else _lean_lines(*form, names, env, tag)
+
+
+def lean_grad(rule, k, out, inputs, kwargs, names, env, tag):
+    """``(lines, result)``: the lean form of ``rule``'s gradient of input k (assigning
+    ``names["pg"]`` from ``names["g"]``, ``names["out"]``, ``names["x0"]`` ...), ``result`` the
+    (shape, dtype) of that gradient when it is an array of them (else None); or None."""
+    from .ops import LEAN_GRADS
+    make = LEAN_GRADS.get(rule) if type(rule) is Rule else None
+    if make is None or not _leanable(out, inputs):
+        return None
+    form = make(k, out, *inputs, **kwargs)
+    if form is None:
+        return None
+    template, consts, result = form
+    return _lean_lines(template, consts, names, env, tag), result
+
+
+def _input_names(args):
+    names = {f"x{m}": f"v{i}" for m, i in enumerate(args)}
+    names["xs"] = "".join(f"v{i}, " for i in args)
+    return names
+
+
+def _lean_grad_of(program, j, k, values, rule, env):
+    """:func:`lean_grad` of op j's input k in a replayed step's backward, which passes None for
+    the output and inputs its rule does not read (``reads_out``, ``saves``)."""
+    _, _, args, kwargs = program.ops[j]
+    slot = program.first_op + j
+    names = _input_names(args) if type(rule) is not Rule or rule.saves else \
+        dict({f"x{m}": "None" for m in range(len(args))}, xs="None")
+    names.update(out=f"v{slot}" if type(rule) is not Rule or rule.reads_out else "None",
+                 g="g", pg="pg")
+    return lean_grad(rule, k, values[slot], [values[i] for i in args], kwargs, names, env,
+                     f"{j}_{k}")
 
 
 class RulesDiffer(Exception):
@@ -613,14 +720,53 @@ def _compile_scan(program, n_carry, values, rules):
     runs them in reverse from ``ups[p][i]``, the gradient each step's new state gets from
     elsewhere, writing each step's input gradients into ``gxs[k][rows[i]]``; it raises
     :class:`RulesDiffer` if a step's rules are not those compiled for.
+
+    The ops with a lean form for the recorded step (:mod:`tinygraph.ops`, ``LEAN_FORWARDS``
+    and ``LEAN_GRADS``) run as that form, numpy called in the loop itself: the same calls on
+    the same arrays as their forward and rule, so the same bits.  The forms hold for the
+    recorded shapes and dtypes: the loops check once, before the first step, that every step
+    sees those (each state's buffer rows and gradients, and the masks keep them), and run the
+    same loops without lean forms where not.
     """
+    n_in = program.n_in
+    outs = program.outputs[:n_carry]
+    like = [(np.shape(values[i]), np.asarray(values[i]).dtype) for i in range(n_in)]
+    made = {}
+    for forms in (False, True):
+        env = {"_RulesDiffer": RulesDiffer, "_copy": functools.partial(np.array, copy=True)}
+        made[forms] = env, _backward_body(program, values, rules, env, lean=True, forms=forms)
+    kept = {int(i) for i in re.findall(r"\bv(\d+)\b",
+                                       "\n".join(made[False][1] + made[True][1]))}
+    recorded = tuple(rules)     # every step's rules, where every op runs as a lean form
+    forward = _scan_forward(program, n_carry, values, like, kept, None)
+    lean = _scan_forward(program, n_carry, values, like, kept, (values, rules), forward,
+                         recorded)
+    backward = _scan_backward(program, n_carry, rules, *made[False])
+    if all(like[p] == (np.shape(values[o]), np.asarray(values[o]).dtype)
+           for p, o in enumerate(outs)):      # a state's gradient then keeps its shape and dtype
+        backward = _scan_backward(program, n_carry, rules, *made[True], like, backward,
+                                  recorded)
+    return lean or forward, backward
+
+
+def _scan_forward(program, n_carry, values, like, kept, lean, generic=None, recorded=None):
+    """:func:`_compile_scan`'s forward; with ``lean`` (the recorded values and rules), its ops'
+    lean forms, running ``generic`` instead when a state's buffer rows are not of the recorded
+    shape and dtype (None if no op has a lean form).  A step whose ops all run as lean forms
+    (or index with slices) keeps the tuple ``recorded`` as its rules."""
     n_in, n_out = program.n_in, len(program.outside)
     n_x = n_in - n_carry
     outs = program.outputs[:n_carry]
-    b_env = {"_RulesDiffer": RulesDiffer, "_copy": functools.partial(np.array, copy=True)}
-    body = _backward_body(program, values, rules, b_env, lean=True)
-    kept = {int(i) for i in re.findall(r"\bv(\d+)\b", "\n".join(body))}
-    env = {"_RulesDiffer": RulesDiffer}
+    env = {"_RulesDiffer": RulesDiffer, "_generic": generic}
+    body = _forward_body(program, env, lean)
+    if lean is not None and body == _forward_body(program, {}):
+        return None
+    rules = f"({_slots('r', len(program.ops))})"
+    constant = [f"r{j} = P{j}" for j in range(len(program.ops))]
+    if lean is not None and all(line in body for line in constant):
+        env["RULES"] = recorded
+        body = [line for line in body if line not in constant]
+        rules = "RULES"
     f = ["def forward(carry, xs, rows, masks, outs, at, outside):",
          f"    {_unpack('s', n_carry, 'carry')}",
          f"    {_unpack('X', n_x, 'xs')}",
@@ -628,13 +774,16 @@ def _compile_scan(program, n_carry, values, rules):
     # the lean backward stands in the recorded shapes and dtypes for slots it does not keep:
     # the step's inputs must be those recorded (the ops then make the recorded ones)
     for p in range(n_carry):
-        env[f"I{p}"] = (np.shape(values[p]), np.asarray(values[p]).dtype)
+        env[f"I{p}"] = like[p]
         f.append(f"    if (s{p}.shape, s{p}.dtype) != I{p}: raise _RulesDiffer")
     for k in range(n_x):
-        env[f"I{n_carry + k}"] = (np.shape(values[n_carry + k]),
-                                  np.asarray(values[n_carry + k]).dtype)
+        env[f"I{n_carry + k}"] = like[n_carry + k]
         f.append(f"    if rows and (X{k}[rows[0]].shape, X{k}.dtype) != I{n_carry + k}: "
                  "raise _RulesDiffer")
+    if lean is not None:
+        f += [f"    if (O{p}.shape[1:], O{p}.dtype) != I{p}: "
+              "return _generic(carry, xs, rows, masks, outs, at, outside)"
+              for p in range(n_carry)]
     if n_out:
         f.append(f"    {_slots('v', n_out, n_in)}= outside")
     f += ["    saved = []",
@@ -643,21 +792,50 @@ def _compile_scan(program, n_carry, values, rules):
           "        r = rows[i]"]
     f += [f"        v{p} = s{p}" for p in range(n_carry)]
     f += [f"        v{n_carry + k} = X{k}[r]" for k in range(n_x)]
-    f += ["        " + line for line in _forward_body(program, env)]
+    f += ["        " + line for line in body]
     f += ["        m = masks[i]", "        j = at[i]", "        if m is None:"]
     f += [f"            O{p}[j] = v{o}" for p, o in enumerate(outs)]
     f += ["        else:"]
     f += [f"            O{p}[j] = s{p} + (v{o} - s{p}) * m" for p, o in enumerate(outs)]
     f += [f"        s{p} = O{p}[j]" for p in range(n_carry)]
     kept_slots = "".join(f"v{i}, " if i in kept else "None, " for i in range(program.size))
-    f += [f"        keep(([{kept_slots}], ({_slots('r', len(program.ops))})))",
+    f += [f"        keep(([{kept_slots}], {rules}))",
           "    return saved"]
-    forward = _made("forward", f, env)
+    return _made("forward", f, env)
 
-    env = b_env
-    b = ["def backward(saved, ups, masks, rows, gxs, D):",
-         f"    {_unpack('U', n_carry, 'ups')}",
-         f"    {_unpack('GX', n_x, 'gxs')}"]
+
+def _fits(ups, masks, like):
+    """Whether each state's gradients ``ups[p]`` (rows) are of the recorded shape and dtype
+    ``like[p]`` and the masks keep them so (a lean backward's precondition)."""
+    kinds = {(m.shape, m.dtype) for m in masks if m is not None}
+    for u, (shape, dtype) in zip(ups, like):
+        if type(u) is not np.ndarray or u.shape[1:] != shape or u.dtype != dtype:
+            return False
+        for m_shape, m_dtype in kinds:
+            try:
+                if (np.broadcast_shapes(m_shape, shape) != shape
+                        or np.result_type(dtype, m_dtype) != dtype):
+                    return False
+            except ValueError:
+                return False
+    return True
+
+
+def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, recorded=None):
+    """:func:`_compile_scan`'s backward over ``body``; with ``like`` (the states' recorded
+    shapes and dtypes), one made with lean forms, running ``generic`` instead where
+    :func:`_fits` does not hold, and checking a step's rules one by one only when they are not
+    the tuple ``recorded`` (None if the body is ``generic``'s)."""
+    n_in, n_out = program.n_in, len(program.outside)
+    n_x = n_in - n_carry
+    outs = program.outputs[:n_carry]
+    b = ["def backward(saved, ups, masks, rows, gxs, D):"]
+    if like is not None:
+        env.update(_fits=_fits, _like=like, _generic=generic)
+        b.append("    if not _fits(ups, masks, _like): "
+                 "return _generic(saved, ups, masks, rows, gxs, D)")
+    b += [f"    {_unpack('U', n_carry, 'ups')}",
+          f"    {_unpack('GX', n_x, 'gxs')}"]
     b += [f"    c{p} = None" for p in range(n_carry)]
     b += [f"    q{i} = None" for i in range(n_out)]
     b += [f"    B{i} = None" for i in sorted(_scratched_slots(program, rules))]
@@ -665,7 +843,11 @@ def _compile_scan(program, n_carry, values, rules):
           "        V, R = saved[i]",
           f"        {_unpack('v', program.size, 'V')}",
           f"        {_unpack('r', len(program.ops), 'R')}"]
-    b += ["        " + line for line in _guards(rules, env, "raise _RulesDiffer")]
+    guards = _guards(rules, env, "raise _RulesDiffer")
+    if recorded is not None and guards:
+        env["RULES"] = recorded
+        guards = ["if R is not RULES:"] + ["    " + line for line in guards]
+    b += ["        " + line for line in guards]
     b += [f"        G{p} = U{p}[i] if c{p} is None else U{p}[i] + c{p}" for p in range(n_carry)]
     b += ["        m = masks[i]", "        if m is not None:"]
     for p in range(n_carry):     # new = s + (out - s) * m: out gets G m, s gets G - G m
@@ -685,8 +867,7 @@ def _compile_scan(program, n_carry, values, rules):
               f"            if q{i} is None: q{i} = _copy(g{n_in + i})",
               f"            else: q{i} += g{n_in + i}"]
     b.append(f"    return [{_slots('c', n_carry)}], [{_slots('q', n_out)}]")
-    backward = _made("backward", b, env)
-    return forward, backward
+    return _made("backward", b, env)
 
 
 def _made(name, lines, env):
