@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .errors import CheckpointError, ConfigError
+from .optim import NAME_BYTES, name_bytes
 
 
 def _number(value):
@@ -107,15 +108,47 @@ class LRScheduler:
         self.last_epoch = epoch
         self._last_lr = [float(lr) for lr in rates]
 
+    settings = ()   # the names of the numeric settings a state_dict records and checks
+
     def state_dict(self):
-        """``{"last_epoch", "base_lrs"}`` as arrays (the optimizer's own state holds its lr)."""
-        return {"last_epoch": np.array(self.last_epoch), "base_lrs": np.array(self.base_lrs)}
+        """``{"last_epoch", "base_lrs"}`` as arrays (the optimizer's own state holds its lr),
+        ``"scheduler"`` (the class name's UTF-8 bytes, as an optimizer's ``"optimizer"``) and
+        each setting as ``"setting.<name>"``."""
+        out = {"last_epoch": np.array(self.last_epoch), "base_lrs": np.array(self.base_lrs),
+               "scheduler": name_bytes(type(self).__name__)}
+        out.update({f"setting.{k}": np.array(getattr(self, k)) for k in self.settings})
+        return out
+
+    def _check_kind(self, who, state):
+        """Refuse another scheduler's state, or one with other settings (a state saved
+        without these entries is taken as before)."""
+        if "scheduler" in state:
+            kind = np.asarray(state["scheduler"])
+            if kind.dtype != np.uint8 or kind.shape != (NAME_BYTES,):
+                raise CheckpointError(f"{who}: 'scheduler' must be the scheduler's name as UTF-8 "
+                                      f"bytes ({NAME_BYTES} uint8), got {kind.dtype} of shape {kind.shape}")
+            if not np.array_equal(kind, name_bytes(type(self).__name__)):
+                name = bytes(kind).rstrip(b"\0").decode("utf-8", "replace")
+                raise CheckpointError(f"{who}: the state is of {name}, not {type(self).__name__} "
+                                      "(another schedule); make the scheduler the state was saved from")
+        for k in self.settings:
+            if f"setting.{k}" in state:
+                saved = np.asarray(state[f"setting.{k}"])
+                if saved.shape != () or saved.dtype.kind not in "iuf" or float(saved) != getattr(self, k):
+                    raise CheckpointError(f"{who}: the state was saved with {k}={saved.tolist()!r}, "
+                                          f"this scheduler has {k}={getattr(self, k)!r}")
 
     def load_state_dict(self, state):
         """Restore ``state_dict()`` and set every group's rate of that epoch (so the resumed
         rates do not depend on whether the optimizer's state was loaded before this scheduler
         was made); a mismatch raises CheckpointError and changes nothing."""
-        entries = _Entries(f"{type(self).__name__}.load_state_dict", state, ("last_epoch", "base_lrs"))
+        names = ("last_epoch", "base_lrs")
+        if isinstance(state, Mapping) and "scheduler" in state:
+            # the kind is checked first, so another scheduler's settings are named as such
+            self._check_kind(f"{type(self).__name__}.load_state_dict", state)
+            names += ("scheduler",) + tuple(f"setting.{k}" for k in self.settings)
+        entries = _Entries(f"{type(self).__name__}.load_state_dict", state, names)
+        self._check_kind(entries.who, state)
         epoch = entries.array("last_epoch", (), "iu")
         bases = entries.array("base_lrs", (len(self.base_lrs),), "f")
         if epoch < 0 or not np.all(np.isfinite(bases)) or np.any(bases < 0):
@@ -145,6 +178,7 @@ class StepLR(LRScheduler):
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         self.step_size = _count("StepLR", "step_size", step_size, 1)
         self.gamma = _finite("StepLR", "gamma", gamma)
+        self.settings = ("step_size", "gamma")
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, epoch, base, k):
@@ -157,6 +191,7 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):   # noqa: N803 - torch's name
         self.T_max = _count("CosineAnnealingLR", "T_max", T_max, 1)
         self.eta_min = _finite("CosineAnnealingLR", "eta_min", eta_min)
+        self.settings = ("T_max", "eta_min")
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, epoch, base, k):

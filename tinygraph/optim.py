@@ -113,6 +113,13 @@ def _split_groups(who, params):
 NAME_BYTES = 64   # the bytes of an optimizer's name in its state_dict ("optimizer")
 
 
+def name_bytes(name):
+    """``name``'s UTF-8 bytes zero-padded to NAME_BYTES as a uint8 array: how a state_dict
+    (optimizer's or scheduler's) names its kind, one shape for every kind."""
+    raw = name.encode("utf-8")[:NAME_BYTES]
+    return np.frombuffer(raw.ljust(NAME_BYTES, b"\0"), dtype=np.uint8).copy()
+
+
 class Optimizer:
     """Base class: the parameter groups and a per-parameter state of arrays.
 
@@ -255,8 +262,7 @@ class Optimizer:
         """The optimizer's class name as an array of its UTF-8 bytes (a checkpoint holds
         numbers), zero-padded to NAME_BYTES: every optimizer's has one shape, so the file of
         another passes a header check and load_state_dict names both."""
-        name = type(self).__name__.encode("utf-8")[:NAME_BYTES]
-        return np.frombuffer(name.ljust(NAME_BYTES, b"\0"), dtype=np.uint8).copy()
+        return name_bytes(type(self).__name__)
 
     def state_dict(self):
         """The optimizer's state as a flat dict of arrays (for ``save_arrays``): ``"steps"``, its
