@@ -12,6 +12,7 @@ import tinygraph as tg
 from tinygraph import ops, tape
 from tinygraph.tensor import Product
 
+from test_rnn_replay import _args as replay_args
 from viz_layout import designs
 
 T = 11
@@ -183,18 +184,8 @@ def _fresh(name, dtype, seed=1):
 
 
 def _args(name, rng, batch):
-    lead = (T,) if batch is None else (T, batch)
-    ids = rng.integers(0, 4, size=lead)
-    ys = rng.integers(0, 4, size=lead)
-    if name == "seq2one":
-        return (ids, ys[-1]), {}
-    if name == "vec2seq":
-        return (rng.normal(size=(4,) if batch is None else (batch, 4)), ys), {}
-    if name in ("user_lstm", "peephole"):
-        return (rng.normal(size=lead + (2,)), ys), {}
-    if name == "esn":
-        return (ids, rng.normal(size=lead + (4,))), {}
-    return (ids, ys), {}
+    """The inputs test_rnn_replay gives each design (same T)."""
+    return replay_args(name, None, rng, batch)
 
 
 def _both(monkeypatch, compute):
