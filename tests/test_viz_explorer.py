@@ -360,3 +360,19 @@ def test_explore_takes_a_valid_part_and_steps_where_the_run_takes_them():
     assert viz.explore(rnn.JordanRNN(3, 4, 3), xs, ys, part="h").data["part"] == "h"
     page = viz.explore(rnn.VectorToSequence(3, 4, 3), np.array([1.0, 0.0, 0.0]), ys, steps=3)
     assert page.data["steps"] == 3
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"bad": np.zeros(2)}, r"names do not match the model: missing \['U', 'V', 'W', 'b', 'c'\]"),
+    ("W", "state must be a dict"),
+    (lambda m: {**m.state_dict(), "W": np.zeros((2, 2))}, r"'W' has shape \(2, 2\)"),
+])
+def test_a_bad_before_is_refused_naming_explore_before_and_leaves_the_model_as_it_was(bad, words):
+    # was: the error began "load_state_dict:", a call the user never made
+    model, xs, ys = _elman()
+    bad = bad(model) if callable(bad) else bad
+    kept = {name: (p._data, p._version) for name, p in model.named_parameters()}
+    with pytest.raises(tg.CheckpointError, match=r"^viz\.explore\(before=\.\.\.\): " + words):
+        viz.explore(model, xs, ys, before=bad)
+    assert all(p._data is kept[name][0] and p._version == kept[name][1]
+               for name, p in model.named_parameters())

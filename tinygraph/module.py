@@ -212,46 +212,55 @@ class Module:
         wrong shape or dtype.  With ``cast=True`` a value of another real dtype (e.g. a
         float64 state into a float32 model) is converted to its parameter's dtype instead.
         """
+        values = self._checked_state(state, cast, "load_state_dict")
+        for name, p in self._unique_parameters("load_state_dict").items():
+            p._data = values[name]
+            bump_version(p)
+
+    def _checked_state(self, state, cast, who):
+        """name -> a new array of each parameter's dtype holding ``state``'s value, after every
+        check of :meth:`load_state_dict` (errors begin with ``who``); changes nothing."""
         if not isinstance(state, Mapping):
-            raise CheckpointError(f"load_state_dict: state must be a dict of name -> array, "
+            raise CheckpointError(f"{who}: state must be a dict of name -> array, "
                                   f"got {type(state).__name__}")
-        params = self._unique_parameters("load_state_dict")
+        params = self._unique_parameters(who)
         missing = sorted(set(params) - set(state))
         extra = sorted(set(state) - set(params))
         if missing or extra:
             raise CheckpointError(
-                f"load_state_dict: names do not match the model: missing {missing}, unexpected {extra}")
+                f"{who}: names do not match the model: missing {missing}, unexpected {extra}")
         for name, p in params.items():
             try:
                 value = np.asarray(state[name])
             except (ValueError, TypeError) as e:
-                raise CheckpointError(f"load_state_dict: '{name}' is not an array ({e})") from None
+                raise CheckpointError(f"{who}: '{name}' is not an array ({e})") from None
             if value.shape != p._data.shape:
-                raise CheckpointError(f"load_state_dict: '{name}' has shape {value.shape}, "
+                raise CheckpointError(f"{who}: '{name}' has shape {value.shape}, "
                                       f"the model's is {p.data.shape}")
             if value.dtype != p._data.dtype and not (cast and value.dtype.kind in "biuf"):
                 hint = "" if cast or value.dtype.kind not in "biuf" else " (cast=True converts it)"
-                raise CheckpointError(f"load_state_dict: '{name}' has dtype {value.dtype}, "
+                raise CheckpointError(f"{who}: '{name}' has dtype {value.dtype}, "
                                       f"the model's is {p.data.dtype}{hint}")
-        values = {name: np.array(state[name], dtype=p._data.dtype, copy=True)   # before any change
-                  for name, p in params.items()}
-        for name, p in params.items():
-            p._data = values[name]
-            bump_version(p)
+        return {name: np.array(state[name], dtype=p._data.dtype, copy=True)   # before any change
+                for name, p in params.items()}
 
     @contextlib.contextmanager
-    def state_swapped(self, state):
-        """Within the block the parameters hold ``state`` (checked as ``load_state_dict``);
+    def state_swapped(self, state, who="state_swapped"):
+        """Within the block the parameters hold ``state`` (checked as ``load_state_dict``, its
+        errors beginning with ``who``);
         afterwards each holds its own array again, the very same object with the same
         version, as if the block never ran: graphs built before still back-propagate.
 
         For looking at other parameters (``viz.explore(before=)``); graphs built inside the
         block belong to it and are not to be used after it.
         """
-        params = self._unique_parameters("state_swapped")
+        params = self._unique_parameters(who)
         kept = {name: (p._data, p._version, p._shared, None if p._shared is None else p._shared[0])
                 for name, p in params.items()}       # the version cell shared with its views too
-        self.load_state_dict(state)
+        values = self._checked_state(state, False, who)
+        for name, p in params.items():
+            p._data = values[name]
+            bump_version(p)
         try:
             yield self
         finally:

@@ -139,7 +139,7 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     bundles = []
     with evaluating(model) as dropped:
         if before is not None:     # the model's own arrays and versions come back untouched
-            with model.state_swapped(before):
+            with model.state_swapped(before, who="viz.explore(before=...)"):
                 bundles.append(("before training",
                                 _bundle(model, xs, ys, h0, part, steps, part_given,
                                         draw=False)))
