@@ -594,3 +594,47 @@ def test_side_by_side_runs_update_together_or_not_at_all(tmp_path):
         whole._one_update()
     for run, twin in zip(engine.runs, whole.runs):
         assert run.losses == twin.losses and run.digest() == twin.digest()
+
+
+@pytest.mark.parametrize("bad", ["another model", "interrupted in the reset"])
+def test_a_failed_resume_keeps_the_users_parameters_very_arrays_and_versions(bad, tmp_path,
+                                                                              monkeypatch):
+    # was: _reset ran outside the resume's try, so a failure in it (here an interrupt while W
+    # was rescaled) left the user's model at its initial parameters, rescaled, without a word;
+    # and a resume refused later put the values back by load_state_dict, with new arrays and
+    # new versions, so a graph the user had built before refused backward
+    playground = sys.modules["viz.playground"]
+    model = rnn.GRU(2, 5, 2, seed=1)
+    task = lambda batch, seed: rnn.problems.running_parity(batch, 6, seed)      # noqa: E731
+    engine = playground.Engine(
+        check_config({"design": "gru", "task": "custom", "rho": 0.5, "batch": 3}, custom=True),
+        model, playground._user_source(model, task, 3, 0), out=str(tmp_path))
+    engine.stop(timeout=5)        # this thread drives it from here: no commands race
+    engine._one_update()
+    engine.save()
+    engine._one_update()
+    if bad == "another model":
+        meta = tg.read_meta(engine._path(0))["user"]
+        rnn.save_training(engine._path(0), rnn.Trainer(rnn.GRU(2, 6, 2, seed=1)), {}, meta=meta)
+    else:
+        rescale = playground.rescale
+
+        def interrupted(model, rho):
+            rescale(model, rho)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(playground, "rescale", interrupted)
+    xs, ys = task(3, 9)
+    loss = model.loss(xs, ys)             # a graph the user built before the resume
+    kept = {name: (p._data, p._data.copy(), p._version) for name, p in model.named_parameters()}
+    engine.refresh_seconds = refresh = 7.0     # as the views' timing had set it
+    run = engine.runs[0]
+    with pytest.raises((tg.CheckpointError, KeyboardInterrupt)):
+        engine.resume()
+    assert engine.runs[0] is run and run.steps == 2 and engine.refresh_seconds == refresh
+    for name, p in model.named_parameters():
+        data, values, version = kept[name]
+        assert p._data is data and p._version == version, name
+        np.testing.assert_array_equal(p._data, values)
+    loss.backward()                       # still back-propagates
+    assert model.W.grad is not None

@@ -649,13 +649,14 @@ class Engine:
         if config is None:
             raise tg.CheckpointError(f"'{first}' is not a playground checkpoint")
         mark = user.get("save")
-        saved = self.runs
+        saved = self.runs, self.refresh_seconds
         # the new runs train the user's own model (if given), which they set to its initial
-        # parameters and then to the file's: a resume that fails puts back what it had
+        # parameters and then to the file's: a resume that fails (in _reset too) puts back its
+        # very arrays, versions (graphs built before still back-propagate) and Dropout calls
         model = self.user_model
-        kept = None if model is None else (model.state_dict(), rnn.train._dropout_calls(model))
-        self._reset(config)
+        kept = None if model is None else _held(model)
         try:
+            self._reset(config)
             for i, run in enumerate(self.runs):
                 arrays, meta = rnn.load_training(self._path(i), run.trainer,
                                                  {"losses": ((None,), np.float64),
@@ -677,12 +678,34 @@ class Engine:
                                              f"update {steps}) but holds no carried state")
                 run.load_carried(arrays)
         except BaseException:
-            self.runs = saved
+            self.runs, self.refresh_seconds = saved
             if kept is not None:
-                model.load_state_dict(kept[0])
-                for name, module in rnn.train._dropouts(model).items():
-                    module._calls = kept[1][name]
+                _put_back(model, kept)
             raise
+
+
+def _held(model):
+    """What a resume may change in the user's ``model``: each Parameter's array object, version
+    and shared version count, and each Dropout's calls (for :func:`_put_back`); of a model
+    that is not a tg.Module, its state_dict."""
+    if not isinstance(model, tg.Module):
+        return model.state_dict(), {}
+    params = [(p, p._data, p._version, p._shared, None if p._shared is None else p._shared[0])
+              for _, p in model._named_state()]
+    return params, rnn.train._dropout_calls(model)
+
+
+def _put_back(model, kept):
+    params, calls = kept
+    if not isinstance(model, tg.Module):
+        model.load_state_dict(params)
+        return
+    for p, data, version, shared, count in params:
+        p._data, p._version, p._shared = data, version, shared
+        if shared is not None:
+            shared[0] = count
+    for name, module in rnn.train._dropouts(model).items():
+        module._calls = calls[name]
 
 
 # ------------------------------------------------------------------ the server
