@@ -4,7 +4,7 @@ import pytest
 
 import tinygraph as tg
 from tinygraph.errors import CheckpointError
-from tinygraph.lr_scheduler import CosineAnnealingLR, StepLR
+from tinygraph.lr_scheduler import CosineAnnealingLR, LambdaLR, StepLR
 
 
 def _opt():
@@ -46,3 +46,85 @@ def test_same_scheduler_and_old_state_still_load():
     target = StepLR(_opt(), step_size=2, gamma=0.5)
     target.load_state_dict(old)
     assert target.last_epoch == 3 and target.get_last_lr() == [0.5]
+
+
+def _plateau(opt, **settings):
+    return tg.optim.lr_scheduler.ReduceLROnPlateau(opt, **{"patience": 2, **settings})
+
+
+def _plateau_state():
+    s = _plateau(_opt())
+    for loss in (3.0, 2.0, 2.5, 2.4):
+        s.step(loss)
+    assert (s.best, s.num_bad_epochs) == (2.0, 2)
+    return s.state_dict()
+
+
+@pytest.mark.parametrize("other", [dict(mode="max"), dict(patience=3), dict(factor=0.5),
+                                   dict(threshold=1e-3), dict(threshold_mode="abs"),
+                                   dict(cooldown=1), dict(min_lr=0.01), dict(eps=1e-9)])
+def test_plateau_state_refused_by_other_settings_naming_the_setting(other):
+    # was: ReduceLROnPlateau's state held its counts alone, so a mode="min" state (best loss
+    # 2.0) loaded into mode="max" read 2.0 as the best accuracy, and 2 bad epochs of patience
+    # 2 counted against patience 3, without a word
+    state = _plateau_state()
+    target = _plateau(_opt(), **other)
+    before = target.state_dict()
+    name = next(iter(other))
+    with pytest.raises(CheckpointError, match=rf"ReduceLROnPlateau.load_state_dict: .*{name}"):
+        target.load_state_dict(state)
+    after = target.state_dict()
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def test_plateau_state_and_another_kinds_are_refused_both_ways_naming_both():
+    state = _plateau_state()
+    with pytest.raises(CheckpointError, match="ReduceLROnPlateau, not StepLR"):
+        StepLR(_opt(), step_size=2).load_state_dict(state)
+    target = _plateau(_opt())
+    with pytest.raises(CheckpointError, match="StepLR, not ReduceLROnPlateau"):
+        target.load_state_dict(_stepped(lambda o: StepLR(o, step_size=2)).state_dict())
+    assert (target.best, target.num_bad_epochs, target.last_epoch) == (np.inf, 0, 0)
+
+
+def test_plateau_state_of_the_same_settings_and_an_old_state_still_load():
+    state = _plateau_state()
+    target = _plateau(_opt())
+    target.load_state_dict(state)
+    assert (target.best, target.num_bad_epochs, target.last_epoch) == (2.0, 2, 4)
+    old = {k: state[k] for k in ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")}
+    target = _plateau(_opt(), mode="max")       # saved before the settings were: not checked
+    target.load_state_dict(old)
+    assert (target.best, target.num_bad_epochs, target.last_epoch) == (2.0, 2, 4)
+
+
+def _warmup(length):
+    return lambda epoch: min(1.0, (epoch + 1) / length)
+
+
+def test_lambdalr_state_refused_by_a_function_of_another_value_at_its_epoch():
+    # was: a LambdaLR state loaded into a LambdaLR of any function; resumed with a warmup of
+    # 10 epochs instead of 5, epoch 3's rate was 0.4, not the saved run's 0.8, without a word
+    state = _stepped(lambda o: LambdaLR(o, _warmup(5))).state_dict()
+    target = LambdaLR(_opt(), _warmup(10))
+    before = (target.last_epoch, target.get_last_lr())
+    with pytest.raises(CheckpointError, match="lr_lambda of group 0 giving 0.8 at epoch 3.*0.4"):
+        target.load_state_dict(state)
+    assert (target.last_epoch, target.get_last_lr()) == before
+    with pytest.raises(CheckpointError, match="LambdaLR, not StepLR"):
+        StepLR(_opt(), step_size=2).load_state_dict(state)
+
+
+def test_lambdalr_state_loads_into_the_same_functions_and_one_saved_before_into_any():
+    state = _stepped(lambda o: LambdaLR(o, _warmup(5))).state_dict()
+    target = LambdaLR(_opt(), _warmup(5))
+    target.load_state_dict(state)
+    assert target.last_epoch == 3 and target.get_last_lr() == [0.8]
+    # functions that agree at the saved epoch pass: only that epoch's value can be checked
+    target = LambdaLR(_opt(), lambda epoch: 0.8 if epoch == 3 else 0.0)
+    target.load_state_dict(state)
+    assert target.get_last_lr() == [0.8]
+    older = {k: v for k, v in state.items() if k != "lr_lambda"}
+    target = LambdaLR(_opt(), _warmup(10))
+    target.load_state_dict(older)
+    assert target.last_epoch == 3 and target.get_last_lr() == [0.4]

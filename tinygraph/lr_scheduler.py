@@ -5,8 +5,9 @@ initial learning rate (``base_lrs``) and the number of ``step()`` calls so far
 (``last_epoch``); call ``scheduler.step()`` once per epoch, after ``optimizer.step()``.
 Making a scheduler sets the learning rates of epoch 0.  :class:`ReduceLROnPlateau` reads
 a metric instead: ``scheduler.step(val_loss)``.  Each has ``state_dict()`` (a flat dict of
-arrays, for ``save_arrays``) and ``load_state_dict()``, which checks everything before
-changing anything.  The values follow PyTorch's closed forms:
+arrays, for ``save_arrays``, naming its kind and settings) and ``load_state_dict()``, which
+checks everything before changing anything and refuses another kind's state or one saved with
+other settings (``LambdaLR``: functions that give another value at the saved epoch).  The values follow PyTorch's closed forms:
 
 - ``StepLR``: lr = base · gamma^⌊epoch / step_size⌋
 - ``CosineAnnealingLR``: lr = eta_min + (base − eta_min) · (1 + cos(π · epoch / T_max)) / 2
@@ -50,12 +51,12 @@ def _optimizer(who, optimizer):
 class _Entries:
     """Checks the entries of a state dict before any is used: each a number of the right kind."""
 
-    def __init__(self, who, state, names):
+    def __init__(self, who, state, names, optional=()):
         if not isinstance(state, Mapping):
             raise CheckpointError(f"{who}: state must be a dict (from state_dict()), got "
                                   f"{type(state).__name__}")
         missing = sorted(set(names) - set(state))
-        extra = sorted(str(k) for k in set(state) - set(names))
+        extra = sorted(str(k) for k in set(state) - set(names) - set(optional))
         if missing or extra:
             raise CheckpointError(f"{who}: entries do not match: missing {missing}, unexpected {extra}")
         self.who, self.state = who, state
@@ -147,7 +148,8 @@ class LRScheduler:
             # the kind is checked first, so another scheduler's settings are named as such
             self._check_kind(f"{type(self).__name__}.load_state_dict", state)
             names += ("scheduler",) + tuple(f"setting.{k}" for k in self.settings)
-        entries = _Entries(f"{type(self).__name__}.load_state_dict", state, names)
+        entries = _Entries(f"{type(self).__name__}.load_state_dict", state, names,
+                           self._optional if "scheduler" in names else ())
         self._check_kind(entries.who, state)
         epoch = entries.array("last_epoch", (), "iu")
         bases = entries.array("base_lrs", (len(self.base_lrs),), "f")
@@ -162,11 +164,17 @@ class LRScheduler:
             if not _number(lr) or not np.isfinite(lr) or lr < 0:
                 raise CheckpointError(f"{entries.who}: the learning rate of group {k} at epoch "
                                       f"{int(epoch)} would be {lr!r}; it must be a finite number >= 0")
+        self._check_loaded(entries, int(epoch))
         self.last_epoch = int(epoch)
         self.base_lrs = bases.tolist()
         for group, lr in zip(self.optimizer.param_groups, rates):
             group["lr"] = float(lr)
         self._last_lr = [float(lr) for lr in rates]
+
+    _optional = ()   # entries a state may lack (saved before they were recorded)
+
+    def _check_loaded(self, entries, epoch):
+        """Further checks of a state about to be loaded at ``epoch`` (raise CheckpointError)."""
 
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self._last_lr})"
@@ -199,7 +207,14 @@ class CosineAnnealingLR(LRScheduler):
 
 
 class LambdaLR(LRScheduler):
-    """lr = base · lr_lambda(epoch); ``lr_lambda`` a function of the epoch, or one per group."""
+    """lr = base · lr_lambda(epoch); ``lr_lambda`` a function of the epoch, or one per group.
+
+    A function cannot be saved or compared, so the state records what it can check: the
+    kind (``"scheduler"``) and each group's ``lr_lambda(last_epoch)`` (``"lr_lambda"``), and
+    ``load_state_dict`` refuses a scheduler whose functions give other values at that epoch
+    (another warmup, say).  Functions that agree at that epoch and differ elsewhere are not
+    noticed: give the resumed scheduler the functions of the saved one.
+    """
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         groups = len(_optimizer("LambdaLR", optimizer).param_groups)
@@ -212,6 +227,26 @@ class LambdaLR(LRScheduler):
 
     def lr_at(self, epoch, base, k):
         return base * self.lr_lambdas[k](epoch)
+
+    _optional = ("lr_lambda",)      # absent from a state saved before it was recorded
+
+    def state_dict(self):
+        """As :meth:`LRScheduler.state_dict`, and ``"lr_lambda"``: each group's function's value
+        at ``last_epoch``."""
+        out = super().state_dict()
+        out["lr_lambda"] = np.array([float(f(self.last_epoch)) for f in self.lr_lambdas])
+        return out
+
+    def _check_loaded(self, entries, epoch):
+        if "lr_lambda" not in entries.state:
+            return
+        saved = entries.array("lr_lambda", (len(self.lr_lambdas),), "f").tolist()
+        mine = [f(epoch) for f in self.lr_lambdas]
+        for k, (was, now) in enumerate(zip(saved, mine)):
+            if not _number(now) or float(now) != was:
+                raise CheckpointError(f"{entries.who}: the state was saved with lr_lambda of group "
+                                      f"{k} giving {was!r} at epoch {epoch}, this scheduler's gives "
+                                      f"{now!r} (another schedule); give it the saved functions")
 
 
 class ReduceLROnPlateau:
@@ -293,16 +328,62 @@ class ReduceLROnPlateau:
         return list(self._last_lr)
 
     _STATE = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
+    _NUMBERS = ("factor", "patience", "threshold", "cooldown", "eps")    # settings, as numbers
+    _NAMES = ("mode", "threshold_mode")                                    # settings, as text
+
+    def _settings(self):
+        """name -> array of every setting the state records ("setting.<name>")."""
+        out = {f"setting.{k}": np.array(getattr(self, k)) for k in self._NUMBERS}
+        out.update({f"setting.{k}": name_bytes(getattr(self, k)) for k in self._NAMES})
+        out["setting.min_lrs"] = np.array(self.min_lrs)
+        return out
 
     def state_dict(self):
-        """best, num_bad_epochs, cooldown_counter and last_epoch as arrays."""
-        return {"best": np.array(self.best), "num_bad_epochs": np.array(self.num_bad_epochs),
-                "cooldown_counter": np.array(self.cooldown_counter),
-                "last_epoch": np.array(self.last_epoch)}
+        """best, num_bad_epochs, cooldown_counter and last_epoch as arrays, ``"scheduler"`` (the
+        class name's UTF-8 bytes) and every setting as ``"setting.<name>"`` (``mode`` and
+        ``threshold_mode`` as UTF-8 bytes, ``min_lrs`` one per group)."""
+        out = {"best": np.array(self.best), "num_bad_epochs": np.array(self.num_bad_epochs),
+               "cooldown_counter": np.array(self.cooldown_counter),
+               "last_epoch": np.array(self.last_epoch),
+               "scheduler": name_bytes("ReduceLROnPlateau")}
+        out.update(self._settings())
+        return out
 
     def load_state_dict(self, state):
-        """Restore ``state_dict()``; a mismatch raises CheckpointError and changes nothing."""
-        entries = _Entries("ReduceLROnPlateau.load_state_dict", state, self._STATE)
+        """Restore ``state_dict()``; a mismatch raises CheckpointError and changes nothing.
+
+        Another scheduler's state is refused, and so is one saved with other settings (a
+        ``mode="min"`` state's best loss read as the best of ``mode="max"``, or its bad epochs
+        counted against another patience, would reduce the rates at other epochs); a state
+        saved before the settings were recorded is loaded on its counts alone."""
+        who = "ReduceLROnPlateau.load_state_dict"
+        names = self._STATE
+        if isinstance(state, Mapping) and "scheduler" in state:
+            kind = np.asarray(state["scheduler"])
+            if kind.dtype != np.uint8 or kind.shape != (NAME_BYTES,):
+                raise CheckpointError(f"{who}: 'scheduler' must be the scheduler's name as UTF-8 "
+                                      f"bytes ({NAME_BYTES} uint8), got {kind.dtype} of shape {kind.shape}")
+            if not np.array_equal(kind, name_bytes("ReduceLROnPlateau")):
+                name = bytes(kind).rstrip(b"\0").decode("utf-8", "replace")
+                raise CheckpointError(f"{who}: the state is of {name}, not ReduceLROnPlateau "
+                                      "(another schedule); make the scheduler the state was saved from")
+            names += ("scheduler",) + tuple(self._settings())
+        entries = _Entries(who, state, names)
+        mine = self._settings()
+        for key in names[len(self._STATE) + 1:]:
+            setting = key.split(".", 1)[1]
+            if setting in self._NAMES:
+                value = entries.array(key, (NAME_BYTES,), "u")
+                same = np.array_equal(value, mine[key])
+                saved = bytes(value.astype(np.uint8)).rstrip(b"\0").decode("utf-8", "replace")
+            else:
+                value = entries.array(key, mine[key].shape, "iuf")
+                same = np.array_equal(value.astype(np.float64), mine[key].astype(np.float64))
+                saved = value.tolist()
+            if not same:
+                own = getattr(self, "min_lrs" if setting == "min_lrs" else setting)
+                raise CheckpointError(f"{who}: the state was saved with {setting}={saved!r}, this "
+                                      f"scheduler has {setting}={own!r}")
         best = entries.array("best", (), "iuf")
         counts = [entries.array(name, (), "iu") for name in self._STATE[1:]]
         if np.isnan(best) or any(c < 0 for c in counts):
