@@ -81,7 +81,7 @@ class Trainer:
         self.optimizer.zero_grad()
         loss.backward()
         params = self.optimizer.params
-        if all(p.grad is None for p in params):     # a step would count an update of nothing
+        if all(p.grad is None for p in params):     # a step would update nothing
             raise tg.ConfigError(f"Trainer: update {self.steps + 1}: none of the optimizer's "
                                  f"{len(params)} parameters got a gradient from the loss (is the "
                                  "optimizer over another model's parameters?); refused, nothing "

@@ -692,3 +692,28 @@ def test_a_state_of_adam_is_refused_by_adamw_and_the_other_way(saved, loaded):
     same = saved([tg.tensor(START.copy(), requires_grad=True)], lr=0.01)
     same.load_state_dict(state)
     assert same.param_groups[0]["weight_decay"] == 0.1
+
+
+@pytest.mark.parametrize("make", [lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: tg.optim.Adam(ps, lr=0.1),
+                                  lambda ps: tg.optim.AdamW(ps, lr=0.1),
+                                  lambda ps: tg.optim.Adagrad(ps, lr=0.1)],
+                         ids=["SGD-momentum", "Adam", "AdamW", "Adagrad"])
+def test_a_step_when_no_parameter_has_a_gradient_changes_nothing_not_even_steps(make):
+    # was: such a step updated nothing but counted one more step (opt.steps 1 after a call
+    # that changed no parameter), as rnn.Trainer refuses to do
+    p, q = tg.Parameter(START.copy()), tg.Parameter(START[::-1].copy())
+    opt = make([p, q])
+    opt.step()
+    assert opt.steps == 0 and opt.state == [{}, {}]
+    np.testing.assert_array_equal(p.data, START)
+    p.grad = _gradient(p.data)
+    opt.step()
+    before = opt.state_dict(), p.data.copy(), q.data.copy()
+    opt.zero_grad()
+    opt.step()
+    after = opt.state_dict()
+    assert opt.steps == 1 and after.keys() == before[0].keys()
+    assert all(np.array_equal(after[k], before[0][k]) for k in after)
+    np.testing.assert_array_equal(p.data, before[1])
+    np.testing.assert_array_equal(q.data, before[2])

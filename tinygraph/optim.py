@@ -128,6 +128,7 @@ class Optimizer:
     override the defaults given as keyword arguments, as in PyTorch.  ``param_groups`` holds
     them (every setting filled in); a setting changed there (e.g. by a scheduler) applies from
     the next ``step``.  ``params`` is the flat list of every group's parameters, in order.
+    ``steps`` counts the ``step`` calls that updated at least one parameter.
     """
 
     state_keys = ()   # the names of the per-parameter state arrays
@@ -223,9 +224,15 @@ class Optimizer:
         value).
 
         All or nothing: if an update fails part-way (or is interrupted), every parameter, the
-        optimizer's state and its step count are put back as they were before the error."""
+        optimizer's state and its step count are put back as they were before the error.
+
+        A call when no parameter has a gradient updates nothing and changes nothing, ``steps``
+        included (as PyTorch's, whose per-parameter state skips such a parameter): ``steps``
+        counts the calls that updated a parameter."""
         who = f"{type(self).__name__}.step"
         grads = self._checked_groups(who)
+        if not grads:
+            return
         for i, p, _, _ in grads:
             if not p._data.flags.writeable:
                 raise ConfigError(f"{who}: parameter {i}{_name(p)} holds a read-only array, "
