@@ -293,3 +293,22 @@ def test_a_user_cell_inside_a_module_names_its_parameters_by_their_own_names():
     loaded.load_state_dict(state)
     for name in "WUV":
         np.testing.assert_array_equal(reordered[name].data, weights[name].data)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_load_state_dict_with_cast_refuses_a_value_beyond_the_models_range_and_changes_nothing():
+    # was: cast=True made a float64 1e39 an inf of the float32 model, with only numpy's own
+    # "overflow encountered in cast" warning (no name, no entry) or, where warnings are off,
+    # nothing at all
+    model32 = rnn.GRU(3, 4, 3, seed=1).float()
+    state64 = rnn.GRU(3, 4, 3, seed=2).state_dict()
+    state64["W"][1, 2] = 1e39
+    before = model32.state_dict()
+    with pytest.raises(tg.CheckpointError, match=r"load_state_dict: 'W' holds 1e\+39 at \(1, 2\)"
+                                                 r", beyond the range of the model's float32"):
+        model32.load_state_dict(state64, cast=True)
+    for name, value in model32.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+    state64["W"][1, 2] = np.inf                  # an infinite value stays what it was
+    model32.load_state_dict(state64, cast=True)
+    assert model32.W.data[1, 2] == np.inf

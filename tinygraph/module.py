@@ -210,7 +210,9 @@ class Module:
 
         Raises CheckpointError (changing nothing) on missing or extra names, or on a
         wrong shape or dtype.  With ``cast=True`` a value of another real dtype (e.g. a
-        float64 state into a float32 model) is converted to its parameter's dtype instead.
+        float64 state into a float32 model) is converted to its parameter's dtype instead,
+        rounded as numpy's ``astype`` (and PyTorch's ``load_state_dict``) does; a finite value
+        beyond that dtype's range (1e39 into float32) is refused rather than made infinite.
         """
         values = self._checked_state(state, cast, "load_state_dict")
         for name, p in self._unique_parameters("load_state_dict").items():
@@ -241,8 +243,20 @@ class Module:
                 hint = "" if cast or value.dtype.kind not in "biuf" else " (cast=True converts it)"
                 raise CheckpointError(f"{who}: '{name}' has dtype {value.dtype}, "
                                       f"the model's is {p.data.dtype}{hint}")
-        return {name: np.array(state[name], dtype=p._data.dtype, copy=True)   # before any change
-                for name, p in params.items()}
+        values = {}
+        for name, p in params.items():      # every value converted before any change
+            value = np.asarray(state[name])
+            with np.errstate(over="ignore"):
+                values[name] = np.array(value, dtype=p._data.dtype, copy=True)
+            if value.dtype != p._data.dtype:
+                grown = np.isfinite(value) & ~np.isfinite(values[name])
+                if grown.any():
+                    index = tuple(int(i) for i in np.argwhere(grown)[0])
+                    raise CheckpointError(
+                        f"{who}: '{name}' holds {float(value[index])!r} at {index}, beyond the range of "
+                        f"the model's {p._data.dtype} (largest {np.finfo(p._data.dtype).max:.4g}): "
+                        "cast=True would make it infinite")
+        return values
 
     @contextlib.contextmanager
     def state_swapped(self, state, who="state_swapped"):
