@@ -285,16 +285,17 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
         model.check_config(found.meta.get("model_config"), f"load: '{path}'")
     parts = {part: {k.split("/", 1)[1]: v for k, v in found.arrays.items()
                     if k.startswith(part + "/")} for part in ("model", "optim", "extra")}
-    # the optimizer first: its state is restored from a copy if the model then refuses, so a
-    # failed load never writes the parameters (their versions stay: graphs built before still
-    # back-propagate); each load_state_dict checks everything before it changes anything
-    snapshot = optimizer.state_dict()
+    # the optimizer first: its state is put back if the model then refuses (or the load is
+    # interrupted), so a failed load never writes the parameters (their versions stay: graphs
+    # built before still back-propagate); each load_state_dict checks everything before it
+    # changes anything
+    put_back = _optimizer_kept(optimizer)
     try:
         optimizer.load_state_dict(parts["optim"])
         try:
             model.load_state_dict(parts["model"])
-        except tg.CheckpointError:
-            optimizer.load_state_dict(snapshot)
+        except BaseException:
+            put_back()
             raise
     except tg.CheckpointError as e:
         raise tg.CheckpointError(f"load: '{path}': {e}") from None
@@ -302,6 +303,24 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
         dropouts[name]._calls = count
     trainer.steps = steps
     return parts["extra"], user
+
+
+def _optimizer_kept(optimizer):
+    """A function that puts ``optimizer`` back as it is now: a tg.optim optimizer's very state
+    (its step count, state arrays and group settings, whatever they are), another's by its own
+    load_state_dict."""
+    if not isinstance(optimizer, tg.optim.Optimizer):
+        snapshot = optimizer.state_dict()
+        return lambda: optimizer.load_state_dict(snapshot)
+    steps, state = optimizer.steps, optimizer.state
+    groups = [(group, dict(group)) for group in optimizer.param_groups]
+
+    def put_back():
+        optimizer.steps, optimizer.state = steps, state
+        for group, was in groups:
+            group.clear()
+            group.update(was)
+    return put_back
 
 
 def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):

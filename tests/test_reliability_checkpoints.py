@@ -348,3 +348,33 @@ def test_a_training_checkpoint_of_other_settings_is_refused_and_changes_nothing(
     same = rnn.Trainer(rnn.LeakyRNN(3, 4, 2, alpha=0.5), lr=0.1)
     rnn.load_training(tmp_path / "run.npz", same)
     assert same.steps == 1
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, tg.CheckpointError])
+def test_a_load_training_whose_model_load_fails_leaves_the_optimizer_exactly_as_it_was(
+        tmp_path, failure):
+    # was: the optimizer was loaded first and put back only on a CheckpointError, from a copy
+    # of its state_dict: an interrupt while the model loaded left it at the file's 3 steps
+    # over the model's own parameters
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, (6, 2)), rng.integers(0, 4, (6, 2))
+    saved = rnn.Trainer(rnn.ElmanRNN(4, 5, 4, seed=0), lr=0.05)
+    for _ in range(3):
+        saved.step(xs, ys)
+    rnn.save_training(tmp_path / "run.ckpt", saved)
+    trainer = rnn.Trainer(rnn.ElmanRNN(4, 5, 4, seed=1), lr=0.01)
+    trainer.step(xs, ys)
+    optimizer = trainer.optimizer
+    state, groups = optimizer.state, [dict(g) for g in optimizer.param_groups]
+    arrays = {k: v.copy() for k, v in optimizer.state_dict().items()}
+
+    def fails(state):
+        raise failure("the model's load failed")
+
+    trainer.model.load_state_dict = fails
+    with pytest.raises(failure):
+        rnn.load_training(tmp_path / "run.ckpt", trainer)
+    assert optimizer.steps == 1 and optimizer.state is state and optimizer.param_groups == groups
+    after = optimizer.state_dict()
+    assert after.keys() == arrays.keys()
+    assert all(np.array_equal(after[k], arrays[k]) for k in arrays)
