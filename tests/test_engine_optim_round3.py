@@ -717,3 +717,20 @@ def test_a_step_when_no_parameter_has_a_gradient_changes_nothing_not_even_steps(
     assert all(np.array_equal(after[k], before[0][k]) for k in after)
     np.testing.assert_array_equal(p.data, before[1])
     np.testing.assert_array_equal(q.data, before[2])
+
+
+@pytest.mark.parametrize("cls", [tg.optim.Adam, tg.optim.AdamW])
+def test_a_state_whose_count_is_zero_beside_its_moments_is_refused_and_changes_nothing(cls):
+    # was: loaded, so the next update corrected the moments of 4 updates as a first update's
+    # (1 - b1 ** 1 for 1 - b1 ** 5), with no word
+    p = tg.Parameter(START.copy())
+    opt = cls([p], lr=0.05)
+    for _ in range(4):
+        p.grad = _gradient(p.data)
+        opt.step()
+    state = opt.state_dict()
+    other = cls([tg.Parameter(START.copy())], lr=0.05)
+    with pytest.raises(tg.CheckpointError, match=rf"{cls.__name__}.load_state_dict: '0.step' is 0, "
+                                                 r"but parameter 0 holds the state \['0.m', '0.v'\]"):
+        other.load_state_dict({**state, "0.step": np.array(0)})
+    assert other.steps == 0 and other.state == [{}]

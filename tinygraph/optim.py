@@ -333,7 +333,9 @@ class Optimizer:
         parameter that never had a gradient); anything else could not resume exactly.  The
         groups' settings (``group.k.lr``, ...) are restored when present.  A parameter's own
         update count (``"0.step"``, Adam's) absent from a state saved before it existed is
-        ``steps``, the count that state's updates used.
+        ``steps``, the count that state's updates used (those runs corrected every parameter's
+        bias with ``steps``, so the resumed run goes on as they would have); a count above
+        ``steps``, or of 0 beside the state of updates, is refused.
         """
         who = f"{type(self).__name__}.load_state_dict"
         if not isinstance(d, Mapping):
@@ -398,6 +400,10 @@ class Optimizer:
             if "step" in state and state["step"] > steps:
                 raise CheckpointError(f"{who}: '{i}.step' is {int(state['step'])}, more updates "
                                       f"than the optimizer's {int(steps)} steps")
+            if arrays and "step" in state and state["step"] == 0:
+                raise CheckpointError(f"{who}: '{i}.step' is 0, but parameter {i} holds the state "
+                                      f"{[f'{i}.{k}' for k in arrays]} of updates (its bias "
+                                      "correction would start again from 1 over them)")
         groups = self._loaded_groups(who, d)
         self.steps = int(steps)
         self.state = new
