@@ -239,13 +239,15 @@ class Run:
     current parameters.
     """
 
-    def __init__(self, config, model=None, task=None, initial=None):
+    def __init__(self, config, model=None, task=None, initial=None, calls=None):
         self.config = config
         if model is None:
             self.model, self.source, self.recall_length = build(config)
-        else:
+        else:           # a user's model: its parameters (and its seeded Dropouts' calls) as given
             self.model, self.source, self.recall_length = model, task, 0
             model.load_state_dict(initial)
+            for name, module in rnn.train._dropouts(model).items():
+                module._calls = (calls or {}).get(name, module._calls)
             rescale(model, config["rho"])
         params = self.model.parameters()
         optimizer = (tg.optim.SGD(params, config["lr"]) if config["optimizer"] == "sgd"
@@ -474,6 +476,7 @@ class Engine:
         self.custom = model is not None
         self.user_model, self.user_task = model, task
         self.initial = model.state_dict() if model is not None else None
+        self.initial_calls = rnn.train._dropout_calls(model) if model is not None else None
         self.out = out
         self.lock = threading.Lock()            # the snapshot and the command queue
         self.wake = threading.Event()
@@ -508,7 +511,7 @@ class Engine:
 
     # the thread ------------------------------------------------------
     def _reset(self, config):
-        runs = [Run(config, self.user_model, self.user_task, self.initial)]
+        runs = [Run(config, self.user_model, self.user_task, self.initial, self.initial_calls)]
         if config["compare"]:
             runs.append(Run(dict(config, design=config["compare"], compare="")))
         self.runs = runs
@@ -892,7 +895,8 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False, **co
     Parameters
     ----------
     model : an rnn design or Cell of your own, optional; trained in place (reset restores its
-        parameters as given, W rescaled to ``rho`` when ``rho`` is set)
+        parameters as given, W rescaled to ``rho`` when ``rho`` is set, and the calls of its
+        seeded tg.Dropout modules, so that a reset run draws the same masks again)
     task : callable (batch, seed) -> (xs, ys), optional: your data for ``model``; without a
         model, the name of a built-in task ("copy", "parity", "chars", "signal")
     port : int, 0 for a free port; out : folder for checkpoints, optional
