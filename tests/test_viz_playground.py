@@ -644,8 +644,23 @@ def test_a_reset_of_a_users_model_with_seeded_dropout_replays_the_same_run():
     # was: reset put back the parameters as given but not the Dropout's calls, so the reset
     # run drew other masks: losses 0.7747, 0.7014, 0.7169 where the first run had 0.7506,
     # 0.7385, 0.6968, from the same configuration and parameters
+    cell, drop, config, task = _dropout_cell()
+    engine = sys.modules["viz.playground"].Engine(config, cell, task)
+    engine.stop(timeout=5)        # this thread drives it from here: no commands race
+    for _ in range(3):
+        engine._one_update()
+    first = list(engine.runs[0].losses), engine.runs[0].digest()
+    assert drop._calls > 0
+    engine._apply("reset", None)
+    for _ in range(3):
+        engine._one_update()
+    assert (engine.runs[0].losses, engine.runs[0].digest()) == first
+
+
+def _dropout_cell(seed=0):
+    """(cell, its seeded tg.Dropout, configuration, task) of a user's cell with dropout."""
     from viz.playground import _user_source
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     W = tg.Parameter(rng.normal(scale=0.5, size=(4, 4)), name="W")
     E = tg.Parameter(rng.normal(scale=0.5, size=(2, 4)), name="E")
     V = tg.Parameter(rng.normal(scale=0.5, size=(2, 4)), name="V")
@@ -657,13 +672,27 @@ def test_a_reset_of_a_users_model_with_seeded_dropout_replays_the_same_run():
     config = check_config({"rho": 0.0, "design": "cell", "task": "custom"}, custom=True)
     task = _user_source(cell, lambda batch, seed: rnn.problems.running_parity(batch, 6, seed),
                         config["batch"], config["seed"])
-    engine = sys.modules["viz.playground"].Engine(config, cell, task)
-    engine.stop(timeout=5)        # this thread drives it from here: no commands race
+    return cell, drop, config, task
+
+
+def test_a_failed_update_of_a_model_with_seeded_dropout_is_retried_with_the_same_masks():
+    # was: the failed attempt's forward had drawn its masks, so the retry drew the next ones
+    # and the run went on from other masks than an uninterrupted run's
+    runs = []
+    for _ in range(2):
+        cell, drop, config, task = _dropout_cell()
+        runs.append(Run(config, cell, task, initial=cell.state_dict()))
+    failed, whole = runs
+    failed.update()
+    whole.update()
+    calls = failed.model.drop._calls
+    failed.trainer.optimizer.param_groups[0]["lr"] = -1.0     # the step refuses, cleanly
+    with pytest.raises(tg.ConfigError, match="lr must be a number >= 0"):
+        failed.update()
+    assert failed.model.drop._calls == calls and failed.steps == 1
+    failed.trainer.optimizer.param_groups[0]["lr"] = config["lr"]
     for _ in range(3):
-        engine._one_update()
-    first = list(engine.runs[0].losses), engine.runs[0].digest()
-    assert drop._calls > 0
-    engine._apply("reset", None)
-    for _ in range(3):
-        engine._one_update()
-    assert (engine.runs[0].losses, engine.runs[0].digest()) == first
+        failed.update()
+        whole.update()
+    assert failed.losses == whole.losses
+    assert failed.digest() == whole.digest()

@@ -280,9 +280,15 @@ class Run:
             number, i = divmod(k, per)
             xs, ys = self.source.batch(number)
             xs, ys = xs[i * trunc:(i + 1) * trunc], ys[i * trunc:(i + 1) * trunc]
-        run = self.model.run_for_loss(xs, ys, **({} if i == 0 else self.carried))
-        after = {"h0": detach_state(run.last)} if run.last is not None else {}
-        loss, norm = run.loss.item(), self.trainer.update(run.loss)
+        calls = rnn.train._dropout_calls(self.model)
+        try:
+            run = self.model.run_for_loss(xs, ys, **({} if i == 0 else self.carried))
+            after = {"h0": detach_state(run.last)} if run.last is not None else {}
+            loss, norm = run.loss.item(), self.trainer.update(run.loss)
+        except BaseException:   # a retry draws the same dropout masks as this attempt did
+            for name, module in rnn.train._dropouts(self.model).items():
+                module._calls = calls[name]
+            raise
         del run
         # only an update that went through moves the state on: one that raised leaves the
         # state this chunk started from, so that a retry reads the same chunk from it
