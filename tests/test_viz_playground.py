@@ -696,3 +696,29 @@ def test_a_failed_update_of_a_model_with_seeded_dropout_is_retried_with_the_same
         whole.update()
     assert failed.losses == whole.losses
     assert failed.digest() == whole.digest()
+
+
+def test_a_reset_that_fails_leaves_the_run_and_the_users_model_as_they_were(monkeypatch):
+    # was: the new run set the user's model to its initial parameters and rescaled W before
+    # the failure (here an interrupt in the rescale), and the old run trained on from those
+    playground = sys.modules["viz.playground"]
+    cell, drop, config, task = _dropout_cell()
+    engine = playground.Engine(dict(config, rho=0.5), cell, task)
+    engine.stop(timeout=5)        # this thread drives it from here: no commands race
+    engine._one_update()
+    kept = {name: (p._data, p._data.copy(), p._version) for name, p in cell.named_parameters()}
+    run, calls = engine.runs[0], drop._calls
+    rescale = playground.rescale
+
+    def interrupted(model, rho):
+        rescale(model, rho)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(playground, "rescale", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        engine._apply("reset", None)
+    assert engine.runs[0] is run and run.steps == 1 and drop._calls == calls
+    for name, p in cell.named_parameters():
+        data, values, version = kept[name]
+        assert p._data is data and p._version == version, name
+        np.testing.assert_array_equal(p._data, values)

@@ -517,9 +517,17 @@ class Engine:
 
     # the thread ------------------------------------------------------
     def _reset(self, config):
-        runs = [Run(config, self.user_model, self.user_task, self.initial, self.initial_calls)]
-        if config["compare"]:
-            runs.append(Run(dict(config, design=config["compare"], compare="")))
+        """New runs of ``config``; all or nothing: one that fails (or is interrupted) leaves
+        the runs and the user's model as they were."""
+        kept = None if self.user_model is None else _held(self.user_model)
+        try:
+            runs = [Run(config, self.user_model, self.user_task, self.initial, self.initial_calls)]
+            if config["compare"]:
+                runs.append(Run(dict(config, design=config["compare"], compare="")))
+        except BaseException:
+            if kept is not None:
+                _put_back(self.user_model, kept)
+            raise
         self.runs = runs
         self.refresh_seconds = REFRESH_SECONDS
 
