@@ -575,11 +575,16 @@ def test_a_state_of_one_group_is_refused_by_an_optimizer_of_two_and_changes_noth
     two = tg.optim.SGD([{"params": [p]}, {"params": [q], "lr": 0.5, "momentum": 0.0}], lr=0.01,
                        momentum=0.5)
     groups = [dict(g) for g in two.param_groups]
-    with pytest.raises(tg.CheckpointError, match=r"groups \[0\], this optimizer has 2 groups"):
+    with pytest.raises(tg.CheckpointError, match=r"of 1 parameter group \(\[2\] parameters\), "
+                                                 r"this one has 2 groups \(\[1, 1\] parameters\)"):
         two.load_state_dict(one.state_dict())
     assert two.param_groups == groups and two.steps == 0 and two.state == [{}, {}]
+    unsized = {k: v for k, v in one.state_dict().items() if k != "params"}   # saved before it was
+    with pytest.raises(tg.CheckpointError, match=r"groups \[0\], this optimizer has 2 groups"):
+        two.load_state_dict(unsized)
+    assert two.param_groups == groups and two.steps == 0 and two.state == [{}, {}]
     # a state saved before groups existed (no settings at all) still loads into either
-    two.load_state_dict({k: v for k, v in one.state_dict().items() if not k.startswith("group.")})
+    two.load_state_dict({k: v for k, v in unsized.items() if not k.startswith("group.")})
     assert two.param_groups[1]["lr"] == 0.5 and two.steps == 1
 
 
@@ -734,3 +739,30 @@ def test_a_state_whose_count_is_zero_beside_its_moments_is_refused_and_changes_n
                                                  r"but parameter 0 holds the state \['0.m', '0.v'\]"):
         other.load_state_dict({**state, "0.step": np.array(0)})
     assert other.steps == 0 and other.state == [{}]
+
+
+@pytest.mark.parametrize("saved_over, loaded_over", [(4, 5), (3, 2)], ids=["one_more", "one_fewer"])
+def test_a_state_of_an_optimizer_over_another_number_of_parameters_is_refused(saved_over,
+                                                                             loaded_over):
+    # was: loaded silently, the state of parameter k going to parameter k of the other list:
+    # 4 parameters' Adam moments into an optimizer over 5 (one inserted before the last, all of
+    # one shape, the moments of the third going to the new one), and a state of 3 parameters
+    # whose last had no gradient yet into an optimizer over 2; torch refuses both
+    saved = [tg.Parameter(START * (k + 1)) for k in range(saved_over)]
+    opt = tg.optim.Adam(saved, lr=0.1)
+    for k, p in enumerate(saved):
+        p.grad = _gradient(p.data) if k < 2 or saved_over == 4 else None
+    opt.step()
+    other = tg.optim.Adam([tg.Parameter(START.copy()) for _ in range(loaded_over)], lr=0.2)
+    before = other.state_dict()
+    with pytest.raises(tg.CheckpointError, match=rf"Adam.load_state_dict: the state is of an "
+                                                 rf"optimizer over {saved_over} parameters.*this "
+                                                 rf"one has {loaded_over}"):
+        other.load_state_dict(opt.state_dict())
+    after = other.state_dict()
+    assert other.state == [{}] * loaded_over and other.lr == 0.2
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+    # a state saved before the counts were written loads as before (nothing to check it by)
+    if saved_over < loaded_over:
+        other.load_state_dict({k: v for k, v in opt.state_dict().items() if k != "params"})
+        assert other.steps == 1

@@ -273,18 +273,24 @@ class Optimizer:
 
     def state_dict(self):
         """The optimizer's state as a flat dict of arrays (for ``save_arrays``): ``"steps"``, its
-        class name (``"optimizer"``, UTF-8 bytes), each parameter's state arrays (``"0.m"``,
-        ...) and each group's settings (``"group.0.lr"``, ...)."""
-        out = {"steps": np.array(self.steps), "optimizer": self._kind()}
+        class name (``"optimizer"``, UTF-8 bytes), the number of parameters of each group
+        (``"params"``), each parameter's state arrays (``"0.m"``, ...) and each group's
+        settings (``"group.0.lr"``, ...)."""
+        out = {"steps": np.array(self.steps), "optimizer": self._kind(), "params": self._sizes()}
         for i, state in enumerate(self.state):
             for key, value in state.items():
                 out[f"{i}.{key}"] = value.copy()
         out.update(self._group_entries())
         return out
 
+    def _sizes(self):
+        """The number of parameters of each group, an int64 array."""
+        return np.array([len(group["params"]) for group in self.param_groups], dtype=np.int64)
+
     def expected_state(self):
         """name -> (shape, dtype) of every entry ``state_dict`` may hold (for ``load_arrays``)."""
-        out = {"steps": ((), np.dtype(np.int64)), "optimizer": ((NAME_BYTES,), np.dtype(np.uint8))}
+        out = {"steps": ((), np.dtype(np.int64)), "optimizer": ((NAME_BYTES,), np.dtype(np.uint8)),
+               "params": ((len(self.param_groups),), np.dtype(np.int64))}
         for i, p in enumerate(self.params):
             out.update({f"{i}.{key}": (p.shape, p.dtype) for key in self.state_keys})
             if self.counted:
@@ -354,11 +360,29 @@ class Optimizer:
                 raise CheckpointError(f"{who}: the state is of {name}, not {type(self).__name__} "
                                       "(another algorithm: its settings and state mean other "
                                       "things); make the optimizer the state was saved from")
+        if "params" in d:         # absent from a state saved before it was written
+            try:
+                sizes = np.asarray(d["params"])
+            except (ValueError, TypeError):
+                sizes = np.asarray(None)
+            if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
+                raise CheckpointError(f"{who}: 'params' must be the number of parameters of each "
+                                      f"group (integers), got {d['params']!r}")
+            if len(sizes) != len(self.param_groups):
+                raise CheckpointError(f"{who}: the state is of an optimizer of {len(sizes)} "
+                                      f"parameter group{'s' * (len(sizes) != 1)} ({sizes.tolist()} "
+                                      f"parameters), this one has {len(self.param_groups)} groups "
+                                      f"({self._sizes().tolist()} parameters)")
+            if not np.array_equal(sizes, self._sizes()):
+                raise CheckpointError(f"{who}: the state is of an optimizer over {int(sizes.sum())} "
+                                      f"parameters (per group {sizes.tolist()}), this one has "
+                                      f"{len(self.params)} ({self._sizes().tolist()}); each "
+                                      "parameter's state would go to another parameter")
         new = [{} for _ in self.params]
         for key, value in d.items():
             if not isinstance(key, str):
                 raise CheckpointError(f"{who}: unexpected entry {key!r}")
-            if key in ("steps", "optimizer") or key.startswith("group."):
+            if key in ("steps", "optimizer", "params") or key.startswith("group."):
                 continue
             index, _, name = key.partition(".")
             if (not index.isdigit() or not index.isascii() or int(index) >= len(self.params)
