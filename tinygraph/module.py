@@ -245,9 +245,9 @@ class Module:
                                       f"the model's is {p.data.dtype}{hint}")
         values = {}
         for name, p in params.items():      # every value converted before any change
-            value = np.asarray(state[name])
             with np.errstate(over="ignore"):
-                values[name] = np.array(value, dtype=p._data.dtype, copy=True)
+                values[name] = np.array(state[name], dtype=p._data.dtype, copy=True)
+            value = np.asarray(state[name])
             if value.dtype != p._data.dtype:
                 grown = np.isfinite(value) & ~np.isfinite(values[name])
                 if grown.any():
