@@ -3,6 +3,8 @@ the mode, to(dtype)/float()/double() in place, named_modules()/children(), and
 load_state_dict(cast=True).
 """
 
+import sys
+
 import numpy as np
 import pytest
 from test_engine_module import Cell, Net
@@ -312,3 +314,42 @@ def test_load_state_dict_with_cast_refuses_a_value_beyond_the_models_range_and_c
     state64["W"][1, 2] = np.inf                  # an infinite value stays what it was
     model32.load_state_dict(state64, cast=True)
     assert model32.W.data[1, 2] == np.inf
+
+
+def test_dropout_modules_of_neighbouring_seeds_draw_independent_masks():
+    # was: the k-th call used seed + k, so Dropout(seed=2)'s masks were Dropout(seed=1)'s
+    # shifted by one call: every mask of one equal to the next mask of the other
+    a, b = tg.Dropout(0.5, seed=1), tg.Dropout(0.5, seed=2)
+    x = np.ones(64)
+    first = [a(x).data for _ in range(6)]
+    second = [b(x).data for _ in range(6)]
+    assert not any(np.array_equal(m, n) for m in first for n in second)
+    again = tg.Dropout(0.5, seed=1)            # still reproducible, call after call
+    for mask in first:
+        np.testing.assert_array_equal(again(x).data, mask)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "7"])
+def test_a_dropout_seed_that_is_no_count_is_refused_when_made(seed):
+    # was: accepted, and the first call in training mode raised numpy's own error
+    with pytest.raises(tg.ConfigError, match=r"Dropout: seed must be an integer >= 0 or None"):
+        tg.Dropout(0.5, seed=seed)
+
+
+def test_a_dropout_call_that_fails_draws_no_mask(monkeypatch):
+    # was: the call was counted before the mask was drawn, so after a failure (here out of
+    # memory) the next call skipped a mask and the run went on from other masks
+    drop, twin = tg.Dropout(0.5, seed=4), tg.Dropout(0.5, seed=4)
+    x = np.ones(32)
+    module = sys.modules["tinygraph.module"]
+    dropout = module.dropout
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(module, "dropout", out_of_memory)
+    with pytest.raises(MemoryError):
+        drop(x)
+    monkeypatch.setattr(module, "dropout", dropout)
+    assert drop._calls == 0
+    np.testing.assert_array_equal(drop(x).data, twin(x).data)

@@ -376,23 +376,29 @@ class Dropout(Module):
     """Inverted dropout as a sub-module (PyTorch's ``nn.Dropout``): ``Dropout(p)(x)`` is
     ``tg.dropout(x, p, train=self.training)``, so ``model.eval()`` turns it off.
 
-    ``seed`` makes the masks reproducible: the k-th call in training mode uses ``seed + k``.
+    ``seed`` (an integer >= 0) makes the masks reproducible: the k-th call in training mode
+    draws its mask from numpy's generator seeded with the pair ``(seed, k)``, so the masks of
+    two modules of different seeds are independent streams (not one stream shifted).
     """
 
     def __init__(self, p=0.5, seed=None):
         if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) \
                 or not 0 <= p <= 1:
             raise ConfigError(f"Dropout: p must be in [0, 1], got {p!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise ConfigError(f"Dropout: seed must be an integer >= 0 or None, got {seed!r}")
         self.p = float(p)
-        self._seed = seed
+        self._seed = None if seed is None else int(seed)
         self._calls = 0
 
     def __call__(self, x):
         if not self.training:
             return x
-        seed = None if self._seed is None else self._seed + self._calls
-        self._calls += 1
-        return dropout(x, self.p, seed=seed)
+        seed = None if self._seed is None else (self._seed, self._calls)
+        out = dropout(x, self.p, seed=seed)
+        self._calls += 1          # a call that raised drew no mask
+        return out
 
     def own_config(self):
         return {"p": self.p}
