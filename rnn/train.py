@@ -217,7 +217,8 @@ def save_training(path, trainer, arrays=None, meta=None):
     Parameters
     ----------
     trainer : Trainer; its model's parameters, its optimizer's state, its update count and
-        the calls made so far of each seeded ``tg.Dropout`` in the model (its next mask)
+        the calls made so far of each seeded ``tg.Dropout`` in the model (its next mask) and
+        its seed (:func:`load_training` refuses a model of other seeds)
     arrays : dict name -> numeric array, the caller's own state (e.g. a carried h)
     meta : dict of JSON values, the caller's own metadata (e.g. the task's name)
     """
@@ -228,6 +229,7 @@ def save_training(path, trainer, arrays=None, meta=None):
     tg.save_arrays(path, state, meta={"trainer_steps": trainer.steps, "user": meta or {},
                                       "blas": blas_threading(),
                                       "dropout_calls": _dropout_calls(trainer.model),
+                                      "dropout_seeds": _dropout_seeds(trainer.model),
                                       "model_config": config})
 
 
@@ -240,6 +242,10 @@ def _dropouts(model):
 
 def _dropout_calls(model):
     return {name: m._calls for name, m in _dropouts(model).items()}
+
+
+def _dropout_seeds(model):
+    return {name: m._seed for name, m in _dropouts(model).items()}
 
 
 def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES):
@@ -262,7 +268,7 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     ------
     CheckpointError
         Naming the file and the entry, or the model's setting that differs from the saved
-        model's (``config()``: an attention, a leak rate...).
+        model's (``config()``: an attention, a leak rate...; a Dropout's seed).
     """
     model, optimizer = trainer.model, trainer.optimizer
     wanted = {f"model/{k}": v for k, v in model.expected_state().items()}
@@ -281,6 +287,11 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
             or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in calls.values())):
         raise tg.CheckpointError(f"load: '{path}': its dropout call counts {calls!r} do not fit "
                                  f"the model's Dropout modules {sorted(dropouts)}")
+    seeds = found.meta.get("dropout_seeds")      # absent from a checkpoint written before
+    if seeds is not None and seeds != _dropout_seeds(model):
+        raise tg.CheckpointError(f"load: '{path}': its Dropout seeds {seeds!r} are not the model's "
+                                 f"{_dropout_seeds(model)!r}: the resumed run would draw other "
+                                 "masks than the saved run")
     if isinstance(model, tg.Module):     # absent from a checkpoint written before: not checked
         model.check_config(found.meta.get("model_config"), f"load: '{path}'")
     parts = {part: {k.split("/", 1)[1]: v for k, v in found.arrays.items()

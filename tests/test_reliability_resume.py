@@ -108,3 +108,21 @@ def test_a_model_with_seeded_dropout_resumed_from_a_checkpoint_draws_the_same_ma
         rnn.train.load_training(tmp_path / "run.ckpt", other)
     np.testing.assert_array_equal(other.model.W.data, before)
     assert other.model.drop._calls == 0 and other.optimizer.steps == 0
+
+
+def test_a_checkpoint_of_seeded_dropout_is_refused_by_a_model_of_another_seed(tmp_path):
+    # was: loaded, the calls restored onto a Dropout of seed 8 where the run had seed 7, so the
+    # resumed run drew other masks than the saved one without a word
+    rng = np.random.default_rng(1)
+    data = [(rng.standard_normal((5, 4)), rng.standard_normal((5, 3))) for _ in range(3)]
+    first = rnn.Trainer(_DropoutNet(), lr=0.05)
+    first.fit(data)
+    rnn.train.save_training(tmp_path / "run.ckpt", first)
+    other = rnn.Trainer(_DropoutNet(), lr=0.05)
+    other.model.drop = tg.Dropout(0.5, seed=8)
+    before = other.model.W.data.copy()
+    with pytest.raises(tg.CheckpointError, match=r"its Dropout seeds \{'drop': 7\} are not the "
+                                                 r"model's \{'drop': 8\}"):
+        rnn.train.load_training(tmp_path / "run.ckpt", other)
+    np.testing.assert_array_equal(other.model.W.data, before)
+    assert other.model.drop._calls == 0 and other.optimizer.steps == 0 and other.steps == 0
