@@ -353,3 +353,23 @@ def test_a_dropout_call_that_fails_draws_no_mask(monkeypatch):
     monkeypatch.setattr(module, "dropout", dropout)
     assert drop._calls == 0
     np.testing.assert_array_equal(drop(x).data, twin(x).data)
+
+
+@pytest.mark.parametrize("saved, model", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_a_checkpoint_of_another_precision_is_refused_by_load_with_the_way_to_convert_it(
+        tmp_path, saved, model):
+    # a float32 file into a float64 model (or the reverse) is never cast by load (torch's
+    # load_state_dict would copy it with a cast): the error names both dtypes and says how to
+    # convert on purpose; nothing changes
+    rnn.GRU(3, 4, 3, seed=2).to(saved).save(tmp_path / "m.npz")
+    target = rnn.GRU(3, 4, 3, seed=1).to(model)
+    before = target.state_dict()
+    with pytest.raises(tg.CheckpointError, match=rf"dtype {np.dtype(saved)}, expected "
+                                                 rf"{np.dtype(model)} \(saved in another precision.*"
+                                                 r"cast=True"):
+        target.load(tmp_path / "m.npz")
+    for name, value in target.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+        assert value.dtype == model
+    target.load_state_dict(tg.load_arrays(tmp_path / "m.npz"), cast=True)
+    assert all(v.dtype == model for v in target.state_dict().values())

@@ -295,7 +295,11 @@ def _read_member(zf, info, expected, budget):
 def _check_expected(shape, dtype, want_shape, want_dtype):
     want_dtype = np.dtype(want_dtype)
     if dtype != want_dtype:
-        raise _Refused(f"it has dtype {dtype}, expected {want_dtype}")
+        hint = ""
+        if dtype.kind == "f" and want_dtype.kind == "f":    # another precision: never cast here
+            hint = (f" (saved in another precision: make the model {dtype} to load it, or convert "
+                    "it with model.load_state_dict(tg.load_arrays(path), cast=True))")
+        raise _Refused(f"it has dtype {dtype}, expected {want_dtype}{hint}")
     want_shape = tuple(want_shape)
     if len(shape) != len(want_shape) or any(w is not None and w != n
                                             for n, w in zip(shape, want_shape)):
