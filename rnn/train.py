@@ -216,7 +216,8 @@ def save_training(path, trainer, arrays=None, meta=None):
 
     Parameters
     ----------
-    trainer : Trainer; its model's parameters, its optimizer's state, its update count and
+    trainer : Trainer; its model's parameters, its optimizer's state, its update count, its
+        ``clip`` (:func:`load_training` refuses a Trainer of another clip) and
         the calls made so far of each seeded ``tg.Dropout`` in the model (its next mask) and
         its seed (:func:`load_training` refuses a model of other seeds)
     arrays : dict name -> numeric array, the caller's own state (e.g. a carried h)
@@ -226,7 +227,9 @@ def save_training(path, trainer, arrays=None, meta=None):
     state.update({f"optim/{k}": v for k, v in trainer.optimizer.state_dict().items()})
     state.update({f"extra/{k}": v for k, v in (arrays or {}).items()})
     config = trainer.model.config() if isinstance(trainer.model, tg.Module) else {}
+    clip = None if trainer.clip is None else float(trainer.clip)
     tg.save_arrays(path, state, meta={"trainer_steps": trainer.steps, "user": meta or {},
+                                      "trainer_clip": clip,
                                       "blas": blas_threading(),
                                       "dropout_calls": _dropout_calls(trainer.model),
                                       "dropout_seeds": _dropout_seeds(trainer.model),
@@ -287,6 +290,12 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
             or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in calls.values())):
         raise tg.CheckpointError(f"load: '{path}': its dropout call counts {calls!r} do not fit "
                                  f"the model's Dropout modules {sorted(dropouts)}")
+    clip = None if trainer.clip is None else float(trainer.clip)
+    if "trainer_clip" in found.meta and found.meta["trainer_clip"] != clip:   # absent: before
+        raise tg.CheckpointError(f"load: '{path}': the run was saved by a Trainer of clip="
+                                 f"{found.meta['trainer_clip']!r}, this one has clip={clip!r}: its "
+                                 "updates would clip other gradients (to change it on purpose, "
+                                 "load into a Trainer of the saved clip, then set trainer.clip)")
     seeds = found.meta.get("dropout_seeds")      # absent from a checkpoint written before
     if seeds is not None and seeds != _dropout_seeds(model):
         raise tg.CheckpointError(f"load: '{path}': its Dropout seeds {seeds!r} are not the model's "

@@ -126,3 +126,24 @@ def test_a_checkpoint_of_seeded_dropout_is_refused_by_a_model_of_another_seed(tm
         rnn.train.load_training(tmp_path / "run.ckpt", other)
     np.testing.assert_array_equal(other.model.W.data, before)
     assert other.model.drop._calls == 0 and other.optimizer.steps == 0 and other.steps == 0
+
+
+@pytest.mark.parametrize("clip", [1.0, None], ids=["another_clip", "no_clip"])
+def test_a_checkpoint_is_refused_by_a_trainer_of_another_clip(tmp_path, clip):
+    # was: loaded, and the resumed updates clipped the gradient norm at another bound than the
+    # saved run's 5.0 (or not at all), without a word
+    rng = np.random.default_rng(1)
+    data = [(rng.standard_normal((5, 4)), rng.standard_normal((5, 3))) for _ in range(3)]
+    first = rnn.Trainer(_DropoutNet(), lr=0.05, clip=5.0)
+    first.fit(data)
+    rnn.train.save_training(tmp_path / "run.ckpt", first)
+    other = rnn.Trainer(_DropoutNet(), lr=0.05, clip=clip)
+    before = other.model.W.data.copy()
+    with pytest.raises(tg.CheckpointError, match=rf"a Trainer of clip=5.0, this one has "
+                                                 rf"clip={clip}"):
+        rnn.train.load_training(tmp_path / "run.ckpt", other)
+    np.testing.assert_array_equal(other.model.W.data, before)
+    assert other.optimizer.steps == 0 and other.steps == 0
+    same = rnn.Trainer(_DropoutNet(), lr=0.05, clip=5)     # the same bound, given as an int
+    rnn.train.load_training(tmp_path / "run.ckpt", same)
+    assert same.steps == 3
