@@ -106,16 +106,22 @@ class Trainer:
         warnings.warn(f"{message}; batch skipped (no update)", RuntimeWarning, stacklevel=4)
         return float("nan")
 
-    def _locate(self, *args, **kwargs):
-        """The first non-finite loss term L(t) of the model's per-step run on these arguments."""
+    def _locate(self, calls, *args, **kwargs):
+        """The first non-finite loss term L(t) of the model's per-step run on these arguments,
+        its seeded Dropouts drawing the masks of the loss it explains (their ``calls`` before
+        that loss) and left as they were."""
         def where():
             if not callable(getattr(self.model, "run_for_loss", None)):    # not an rnn design
                 return None
+            after = _dropout_calls(self.model)
+            _set_dropout_calls(self.model, calls)
             with tg.no_grad():
                 try:
                     terms = self.model.run(*args, **kwargs).losses
                 except tg.TinygraphError:
                     return None
+                finally:
+                    _set_dropout_calls(self.model, after)
             for t, term in enumerate(terms, 1):
                 value = term.item()
                 if not np.isfinite(value):
@@ -126,10 +132,16 @@ class Trainer:
     def step(self, *args, **kwargs):
         """The model's loss on ``(*args, **kwargs)`` (as ``model.loss``), then one update.
 
-        Returns (loss, grad_norm) floats (grad_norm NaN for a skipped batch).
+        Returns (loss, grad_norm) floats (grad_norm NaN for a skipped batch).  A step that
+        raises leaves the model's seeded Dropouts as they were: a retry draws the same masks.
         """
-        loss = self._loss(*args, **kwargs)
-        value, norm = loss.item(), self.update(loss, self._locate(*args, **kwargs))
+        calls = _dropout_calls(self.model)
+        try:
+            loss = self._loss(*args, **kwargs)
+            value, norm = loss.item(), self.update(loss, self._locate(calls, *args, **kwargs))
+        except BaseException:
+            _set_dropout_calls(self.model, calls)
+            raise
         del loss
         return value, norm
 
@@ -148,9 +160,15 @@ class Trainer:
 
         Returns (loss, grad_norm, carried for the next chunk: ``model.carry`` of this run).
         """
-        run = self.model.run_for_loss(xs, ys, **carried)
-        after = self.model.carry(run)
-        value, norm = run.loss.item(), self.update(run.loss, self._locate(xs, ys, **carried))
+        calls = _dropout_calls(self.model)
+        try:
+            run = self.model.run_for_loss(xs, ys, **carried)
+            after = self.model.carry(run)
+            value, norm = run.loss.item(), self.update(run.loss,
+                                                       self._locate(calls, xs, ys, **carried))
+        except BaseException:     # a retry draws the same dropout masks
+            _set_dropout_calls(self.model, calls)
+            raise
         del run
         return value, norm, after
 
@@ -245,6 +263,11 @@ def _dropouts(model):
 
 def _dropout_calls(model):
     return {name: m._calls for name, m in _dropouts(model).items()}
+
+
+def _set_dropout_calls(model, calls):
+    for name, module in _dropouts(model).items():
+        module._calls = calls[name]
 
 
 def _dropout_seeds(model):

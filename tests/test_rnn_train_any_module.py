@@ -137,3 +137,45 @@ def test_a_checkpoint_of_an_adam_run_is_refused_by_a_trainer_with_adamw(tmp_path
     same = rnn.Trainer(twin, tg.optim.Adam(twin.parameters(), lr=0.1))
     rnn.load_training(path, same)
     assert same.steps == 1
+
+
+class _DropoutCell(tg.Module):
+    """A per-step model with a seeded Dropout whose loss is NaN where its input is."""
+
+    def __init__(self):
+        self.W = tg.Parameter(np.random.default_rng(0).standard_normal((3, 3)), name="W")
+        self.drop = tg.Dropout(0.5, seed=5)
+
+    def run(self, xs, ys):
+        class Run:
+            losses = [((self.drop(tg.tensor(x) @ self.W) - y) ** 2).sum() for x, y in zip(xs, ys)]
+        Run.loss = tg.stack(Run.losses).sum()
+        return Run
+
+    def run_for_loss(self, xs, ys):
+        return self.run(xs, ys)
+
+
+def test_a_refused_update_draws_no_dropout_mask_and_naming_the_bad_step_draws_none():
+    # was: a refused update had drawn its masks (a retry drew the next ones), and naming the
+    # first non-finite loss term ran the model again, drawing still more (4 calls of the
+    # Dropout for a sequence of 2 steps), with other masks than the loss it explained
+    rng = np.random.default_rng(2)
+    xs, ys = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 4, 3))
+    bad = xs.copy()
+    bad[1, 0, 0] = np.nan
+    trainer = rnn.Trainer(_DropoutCell(), lr=0.05)
+    with pytest.raises(rnn.train.NonFiniteLossError, match=r"L\(2\) = nan"):
+        trainer.step(bad, ys)
+    assert trainer.model.drop._calls == 0
+    trainer.optimizer.param_groups[0]["lr"] = -1.0   # the step refuses, cleanly
+    with pytest.raises(tg.ConfigError):
+        trainer.step(xs, ys)
+    assert trainer.model.drop._calls == 0
+    trainer.optimizer.param_groups[0]["lr"] = 0.05
+    whole = rnn.Trainer(_DropoutCell(), lr=0.05)
+    assert [trainer.step(xs, ys) for _ in range(2)] == [whole.step(xs, ys) for _ in range(2)]
+    skipping = rnn.Trainer(_DropoutCell(), lr=0.05, skip_nonfinite=True)
+    with pytest.warns(RuntimeWarning, match=r"L\(2\) = nan"):
+        skipping.step(bad, ys)
+    assert skipping.model.drop._calls == 2           # the skipped batch's own masks alone
