@@ -7,7 +7,8 @@ Making a scheduler sets the learning rates of epoch 0.  :class:`ReduceLROnPlatea
 a metric instead: ``scheduler.step(val_loss)``.  Each has ``state_dict()`` (a flat dict of
 arrays, for ``save_arrays``, naming its kind and settings) and ``load_state_dict()``, which
 checks everything before changing anything and refuses another kind's state or one saved with
-other settings (``LambdaLR``: functions that give another value at the saved epoch).  The values follow PyTorch's closed forms:
+other settings (``LambdaLR``: functions that give another value at the saved epoch).
+The values follow PyTorch's closed forms:
 
 - ``StepLR``: lr = base · gamma^⌊epoch / step_size⌋
 - ``CosineAnnealingLR``: lr = eta_min + (base − eta_min) · (1 + cos(π · epoch / T_max)) / 2
