@@ -253,9 +253,9 @@ class Module:
                 if grown.any():
                     index = tuple(int(i) for i in np.argwhere(grown)[0])
                     raise CheckpointError(
-                        f"{who}: '{name}' holds {float(value[index])!r} at {index}, beyond the range of "
-                        f"the model's {p._data.dtype} (largest {np.finfo(p._data.dtype).max:.4g}): "
-                        "cast=True would make it infinite")
+                        f"{who}: '{name}' holds {float(value[index])!r} at {index}, beyond the "
+                        f"range of the model's {p._data.dtype} (largest "
+                        f"{np.finfo(p._data.dtype).max:.4g}): cast=True would make it infinite")
         return values
 
     @contextlib.contextmanager
