@@ -1112,13 +1112,26 @@ class EncoderDecoder(Design):
         """α(1..n_y) of a decoded run: ``alphas`` as the steps made them where every step ran as
         engine ops; where steps were replayed (``alphas`` then holds only the steps run before
         the replay, of which the recorded ones are out of the graph), a function making the
-        α(t) of the replayed steps from s(t-1) when first asked for."""
+        α(t) of the replayed steps from s(t-1) when first asked for (a ConfigError if the
+        parameters it reads changed since the run: it would give the new parameters' α)."""
         states = decoded.parts["s"]
         if not isinstance(states, replay.Steps):
             return alphas
         engine = len(states.head)
+        # the parameters _attend reads, as the run read them: asked for after they changed
+        # (an optimizer step), the weights would be the new parameters', not the run's
+        read = [getattr(self, n) for n in ("Wa", "Ua", "va")] if self.attention == "additive" \
+            else []
+        kept = [p.data.copy() for p in read]
 
         def complete():
+            changed = [p.name for p, was in zip(read, kept) if not np.array_equal(p.data, was)]
+            if changed:
+                raise tg.ConfigError(
+                    f"{self.name}: run.attention of the replayed decoder steps {engine + 1}.."
+                    f"{len(states)} is made when first asked for, from the parameters "
+                    f"{', '.join(changed)}, which changed since the run (an optimizer step?); "
+                    "read run.attention before changing them, or run the model again")
             weights = list(alphas[:engine])
             with self.transposes(), tg.scope(f"{self.name}/decoder"):
                 keys = memory @ self.T.Ua if self.attention == "additive" else None
