@@ -71,6 +71,24 @@ class _Entries:
         return value
 
 
+def _check_kind(who, state, mine):
+    """Refuse a state whose ``"scheduler"`` (its class name's UTF-8 bytes) is not ``mine``
+    (naming both); a state without one is not checked."""
+    if "scheduler" not in state:
+        return
+    try:
+        kind = np.asarray(state["scheduler"])
+    except (ValueError, TypeError):
+        kind = np.asarray(None)
+    if kind.dtype != np.uint8 or kind.shape != (NAME_BYTES,):
+        raise CheckpointError(f"{who}: 'scheduler' must be the scheduler's name as UTF-8 "
+                              f"bytes ({NAME_BYTES} uint8), got {kind.dtype} of shape {kind.shape}")
+    if not np.array_equal(kind, name_bytes(mine)):
+        name = bytes(kind).rstrip(b"\0").decode("utf-8", "replace")
+        raise CheckpointError(f"{who}: the state is of {name}, not {mine} "
+                              "(another schedule); make the scheduler the state was saved from")
+
+
 class LRScheduler:
     """Base class: ``lr_at(epoch, base) -> lr`` per group; ``step()`` moves one epoch on."""
 
@@ -122,15 +140,7 @@ class LRScheduler:
     def _check_kind(self, who, state):
         """Refuse another scheduler's state, or one with other settings (a state saved
         without these entries is taken as before)."""
-        if "scheduler" in state:
-            kind = np.asarray(state["scheduler"])
-            if kind.dtype != np.uint8 or kind.shape != (NAME_BYTES,):
-                raise CheckpointError(f"{who}: 'scheduler' must be the scheduler's name as UTF-8 "
-                                      f"bytes ({NAME_BYTES} uint8), got {kind.dtype} of shape {kind.shape}")
-            if not np.array_equal(kind, name_bytes(type(self).__name__)):
-                name = bytes(kind).rstrip(b"\0").decode("utf-8", "replace")
-                raise CheckpointError(f"{who}: the state is of {name}, not {type(self).__name__} "
-                                      "(another schedule); make the scheduler the state was saved from")
+        _check_kind(who, state, type(self).__name__)
         for k in self.settings:
             if f"setting.{k}" in state:
                 saved = np.asarray(state[f"setting.{k}"])
@@ -294,15 +304,43 @@ class ReduceLROnPlateau:
 
     _STATE = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")
 
+    def _settings(self):
+        """The settings a state_dict records and load_state_dict checks, as arrays (the modes
+        as their names' UTF-8 bytes): the counts and ``best`` mean something else under others."""
+        return {"mode": name_bytes(self.mode), "threshold_mode": name_bytes(self.threshold_mode),
+                "factor": np.array(self.factor), "patience": np.array(self.patience),
+                "threshold": np.array(self.threshold), "cooldown": np.array(self.cooldown),
+                "eps": np.array(self.eps), "min_lrs": np.array(self.min_lrs, dtype=np.float64)}
+
     def state_dict(self):
-        """best, num_bad_epochs, cooldown_counter and last_epoch as arrays."""
-        return {"best": np.array(self.best), "num_bad_epochs": np.array(self.num_bad_epochs),
-                "cooldown_counter": np.array(self.cooldown_counter),
-                "last_epoch": np.array(self.last_epoch)}
+        """best, num_bad_epochs, cooldown_counter and last_epoch as arrays, ``"scheduler"``
+        (the class name's UTF-8 bytes) and each setting as ``"setting.<name>"``."""
+        out = {"best": np.array(self.best), "num_bad_epochs": np.array(self.num_bad_epochs),
+               "cooldown_counter": np.array(self.cooldown_counter),
+               "last_epoch": np.array(self.last_epoch),
+               "scheduler": name_bytes(type(self).__name__)}
+        out.update({f"setting.{k}": v for k, v in self._settings().items()})
+        return out
 
     def load_state_dict(self, state):
-        """Restore ``state_dict()``; a mismatch raises CheckpointError and changes nothing."""
-        entries = _Entries("ReduceLROnPlateau.load_state_dict", state, self._STATE)
+        """Restore ``state_dict()``; a mismatch (another scheduler's state, or one saved with
+        other settings: a mode "min" best is no "max" one) raises CheckpointError and changes
+        nothing.  A state saved without its kind and settings is taken as before."""
+        who, names = "ReduceLROnPlateau.load_state_dict", self._STATE
+        recorded = isinstance(state, Mapping) and "scheduler" in state
+        if recorded:        # the kind first, so another scheduler's state is named as such
+            _check_kind(who, state, type(self).__name__)
+            names += ("scheduler",) + tuple(f"setting.{k}" for k in self._settings())
+        entries = _Entries(who, state, names)
+        for k, mine in (self._settings().items() if recorded else ()):
+            try:
+                saved = np.asarray(state[f"setting.{k}"])
+            except (ValueError, TypeError):
+                saved = np.asarray(None)
+            if (saved.shape != mine.shape or saved.dtype.kind not in "iuf"
+                    or not np.array_equal(saved, mine)):
+                raise CheckpointError(f"{who}: the state was saved with {k}={_shown(saved, mine)}, "
+                                      f"this scheduler has {k}={_shown(mine, mine)}")
         best = entries.array("best", (), "iuf")
         counts = [entries.array(name, (), "iu") for name in self._STATE[1:]]
         if np.isnan(best) or any(c < 0 for c in counts):
@@ -315,3 +353,10 @@ class ReduceLROnPlateau:
     def __repr__(self):
         return (f"ReduceLROnPlateau(mode={self.mode!r}, factor={self.factor}, patience={self.patience}, "
                 f"best={self.best}, lr={self._last_lr})")
+
+
+def _shown(value, like):
+    """A recorded setting as the user wrote it: a mode's name, else its number(s)."""
+    if like.dtype == np.uint8 and value.dtype == np.uint8 and value.shape == like.shape:
+        return repr(bytes(value).rstrip(b"\0").decode("utf-8", "replace"))
+    return repr(value.tolist())
