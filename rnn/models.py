@@ -761,9 +761,13 @@ class VectorToSequence(Design):
         batch = x.shape[0] if x.ndim == 2 else None
         if ys is not None:
             ys = checks.as_array(ys, self.name, "ys")
-            steps = ys.shape[0] if ys.ndim else 0
+            given, steps = steps, ys.shape[0] if ys.ndim else 0
             if steps == 0:
                 raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
+            if given is not None and (isinstance(given, bool) or given != steps):
+                raise tg.ConfigError(f"{self.name}: steps={given!r} disagrees with the {steps} "
+                                     "targets ys (with targets there is one step per target); "
+                                     "leave steps out, or give as many targets")
             ys = self._targets(ys, steps, batch)
         elif feedback is None:
             raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback sampler)")
@@ -1078,9 +1082,13 @@ class EncoderDecoder(Design):
         seq, n_x, batch, keep, _ = self._sequence(xs, mask)
         if ys is not None:
             ys = checks.as_array(ys, self.name, "ys")
-            steps = ys.shape[0] if ys.ndim else 0
+            given, steps = steps, ys.shape[0] if ys.ndim else 0
             if steps == 0:
                 raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
+            if given is not None and (isinstance(given, bool) or given != steps):
+                raise tg.ConfigError(f"{self.name}: steps={given!r} disagrees with the {steps} "
+                                     "targets ys (with targets there is one step per target); "
+                                     "leave steps out, or give as many targets")
             ys = self._targets(ys, steps, batch)
         elif feedback is None:
             raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback "
