@@ -1246,6 +1246,8 @@ class Recurrence(Cell):
             ``criterion="squared_error"`` float targets (T, K) or (T, B, K).
         h0 : the state before step 1, default zeros: (n_state,) or (B, n_state), or a dict of
             the parts for a dict state.
+        steps : the number of steps of a system without input; with xs, one step per input
+            (a steps= that disagrees is a ConfigError).
         mask : (T, B) of 0/1, optional (padded steps carry the state and add no loss).  Each
             L(t) is the sum over the kept rows divided by the full B (not by the number kept),
             so a padded step weighs less than a full one and the gradient equals that of the
@@ -1275,6 +1277,10 @@ class Recurrence(Cell):
                 raise tg.DTypeError(f"{who}: a Recurrence without input_map takes float input "
                                     "vectors (T, n_in); give an input_map= that embeds the ids "
                                     "(e.g. tg.take(U.T, ids, axis=0)), or turn them into vectors")
+            if steps is not None and (isinstance(steps, bool) or steps != arr.shape[0]):
+                raise tg.ConfigError(f"{who}: steps={steps!r} disagrees with the {arr.shape[0]} "
+                                     "steps of xs (a system with input runs one step per input); "
+                                     "leave steps out")
             steps = arr.shape[0]
             batch = arr.shape[1] if batched else None
             keep = checks.mask(mask, steps, batch, batched, who)
