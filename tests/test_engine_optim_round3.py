@@ -692,3 +692,13 @@ def test_a_state_of_adam_is_refused_by_adamw_and_the_other_way(saved, loaded):
     same = saved([tg.tensor(START.copy(), requires_grad=True)], lr=0.01)
     same.load_state_dict(state)
     assert same.param_groups[0]["weight_decay"] == 0.1
+
+
+@pytest.mark.parametrize("bad", [[[1, 2], [3]], "SGD", np.zeros(64)])
+def test_an_optimizer_name_that_is_no_name_array_is_refused_naming_the_entry(bad):
+    # a ragged 'optimizer' entry was a bare numpy ValueError ("inhomogeneous shape")
+    p = tg.tensor(START.copy(), requires_grad=True)
+    opt = tg.optim.SGD([p], lr=0.1)
+    with pytest.raises(tg.CheckpointError, match=r"SGD.load_state_dict: 'optimizer' must be "):
+        opt.load_state_dict({"steps": np.array(0), "optimizer": bad})
+    assert opt.steps == 0 and opt.state == [{}]
