@@ -101,3 +101,14 @@ def test_plateau_state_of_the_same_settings_and_an_old_state_load():
     target = _plateau(patience=1, factor=0.5, min_lr=0.01)
     target.load_state_dict(old)
     assert target.last_epoch == 4 and target.best == 1.0
+
+
+@pytest.mark.parametrize("entry, bad", [("scheduler", [[1, 2], [3]]), ("setting.gamma", [[1], [2, 3]])])
+def test_a_kind_or_setting_that_is_no_array_is_refused_naming_it(entry, bad):
+    # a ragged entry was a bare numpy ValueError ("inhomogeneous shape")
+    state = _stepped(lambda o: StepLR(o, step_size=2, gamma=0.5)).state_dict()
+    state[entry] = bad
+    target = StepLR(_opt(), step_size=2, gamma=0.5)
+    with pytest.raises(CheckpointError, match=r"StepLR\.load_state_dict: .*(scheduler|gamma)"):
+        target.load_state_dict(state)
+    assert target.last_epoch == 0

@@ -143,7 +143,10 @@ class LRScheduler:
         _check_kind(who, state, type(self).__name__)
         for k in self.settings:
             if f"setting.{k}" in state:
-                saved = np.asarray(state[f"setting.{k}"])
+                try:
+                    saved = np.asarray(state[f"setting.{k}"])
+                except (ValueError, TypeError):     # a ragged list: no array
+                    saved = np.asarray(None)
                 if saved.shape != () or saved.dtype.kind not in "iuf" or float(saved) != getattr(self, k):
                     raise CheckpointError(f"{who}: the state was saved with {k}={saved.tolist()!r}, "
                                           f"this scheduler has {k}={getattr(self, k)!r}")
