@@ -720,6 +720,8 @@ class Cell(RecurrentModel):
                 if keep is not None:      # the steps of this block: all, or step 1 and the rest
                     kept = (keep if len(blocks) == 1 else keep[:1] if i == 0 else keep[1:])
                     kept = kept.reshape(-1)
+                    if not kept.any():    # every row padded: no loss (a mean of no rows is NaN)
+                        continue
                 term = rows_loss(o, _rows(targets, batch), kept, batch or 1, self.criterion)
                 loss = term if loss is None else loss + term
             return self._result({}, None, tg.Tensor(ys[-1]), loss)
