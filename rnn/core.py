@@ -72,7 +72,8 @@ class Unrolled:
         A design with attention (``rnn.EncoderDecoder(attention=...)``): the weights α(t) of
         every decoder step t = 1..n_y, each (n_x,) or (B, n_x); None for a design without
         attention.  Made when first asked for where decoder steps were replayed (their α(t)
-        are computed then from the replayed s(t-1), as the states are); set it to a list, or
+        are computed then from the replayed s(t-1), as the states are; a ConfigError once the
+        parameters they read changed since the run); set it to a list, or
         to a function of no arguments that makes the list.
     replayed : (a, b) or None
         Steps a..b (in the order run) were replayed from a recorded step as one node
@@ -719,6 +720,8 @@ class Cell(RecurrentModel):
                 if keep is not None:      # the steps of this block: all, or step 1 and the rest
                     kept = (keep if len(blocks) == 1 else keep[:1] if i == 0 else keep[1:])
                     kept = kept.reshape(-1)
+                    if not kept.any():    # every row padded: no loss (a mean of no rows is NaN)
+                        continue
                 term = rows_loss(o, _rows(targets, batch), kept, batch or 1, self.criterion)
                 loss = term if loss is None else loss + term
             return self._result({}, None, tg.Tensor(ys[-1]), loss)
@@ -1245,6 +1248,8 @@ class Recurrence(Cell):
             ``criterion="squared_error"`` float targets (T, K) or (T, B, K).
         h0 : the state before step 1, default zeros: (n_state,) or (B, n_state), or a dict of
             the parts for a dict state.
+        steps : the number of steps of a system without input; with xs, one step per input
+            (a steps= that disagrees is a ConfigError).
         mask : (T, B) of 0/1, optional (padded steps carry the state and add no loss).  Each
             L(t) is the sum over the kept rows divided by the full B (not by the number kept),
             so a padded step weighs less than a full one and the gradient equals that of the
@@ -1274,6 +1279,10 @@ class Recurrence(Cell):
                 raise tg.DTypeError(f"{who}: a Recurrence without input_map takes float input "
                                     "vectors (T, n_in); give an input_map= that embeds the ids "
                                     "(e.g. tg.take(U.T, ids, axis=0)), or turn them into vectors")
+            if steps is not None and (isinstance(steps, bool) or steps != arr.shape[0]):
+                raise tg.ConfigError(f"{who}: steps={steps!r} disagrees with the {arr.shape[0]} "
+                                     "steps of xs (a system with input runs one step per input); "
+                                     "leave steps out")
             steps = arr.shape[0]
             batch = arr.shape[1] if batched else None
             keep = checks.mask(mask, steps, batch, batched, who)

@@ -64,16 +64,26 @@ def chain_model(model, who):
 def jacobian_stack(jacs, who):
     """``jacs`` (T, H, H) as float64; a model in their place is a ConfigError naming ``who``
     and the model (a RecursiveNet has no Jacobians in time; another model needs
-    :func:`jacobians` first)."""
+    :func:`jacobians` first), a ragged stack a ShapeError, a Jacobian with NaN or inf an
+    AnomalyError naming its step."""
     if isinstance(jacs, tg.Module) or callable(getattr(jacs, "run", None)):
         chain_model(jacs, who)
         raise tg.ConfigError(f"{who}: takes the Jacobians (T, H, H) from "
                              f"rnn.jacobians(model, xs), got the model {type(jacs).__name__}")
-    arr = np.asarray(jacs)
+    try:
+        arr = np.asarray(jacs)
+    except (ValueError, TypeError) as e:       # a ragged list of matrices
+        raise tg.ShapeError(f"{who}: jacs must be numbers of shape (T, H, H), got "
+                            f"{type(jacs).__name__} that is no array of one shape ({e})") from None
     if arr.dtype.kind not in "biuf" or arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
         raise tg.ShapeError(f"{who}: jacs must be numbers of shape (T, H, H), got dtype "
                             f"{arr.dtype} and shape {arr.shape}")
-    return arr.astype(np.float64)
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():       # LAPACK would fail with "SVD did not converge"
+        t = int(np.argwhere(~np.isfinite(arr))[0][0]) + 1
+        raise tg.AnomalyError(f"{who}: the Jacobian J({t}) = jacs[{t - 1}] is not finite (NaN or "
+                              "inf: a run whose state diverged?); no spectrum to take")
+    return arr
 
 
 def run_model(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
@@ -377,6 +387,13 @@ def lag_decay(jacs, max_lag=None, ends=16):
     """
     jacs = jacobian_stack(jacs, "rnn.lag_decay")
     steps = len(jacs)
+    for what, value in (("max_lag", max_lag), ("ends", ends)):
+        if value is None and what == "max_lag":
+            continue
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+                or value < 1:
+            raise tg.ConfigError(f"rnn.lag_decay: {what} must be a whole number >= 1, got "
+                                 f"{value!r}")
     max_lag = min(steps, 50) if max_lag is None else int(max_lag)
     if not 1 <= max_lag <= steps:
         raise tg.ShapeError(f"rnn.lag_decay: max_lag must be in 1..{steps}, got {max_lag}")

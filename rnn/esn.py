@@ -122,6 +122,9 @@ class EchoStateNetwork(Design):
         if isinstance(washout, (bool, np.bool_)) or not isinstance(washout, (int, np.integer)):
             raise tg.ConfigError(f"{who}: washout must be an integer number of steps, got "
                                  f"{washout!r}")
+        if ys is None:
+            raise tg.ConfigError(f"{who}: needs the targets ys (T, n_out) or (T, B, n_out) that "
+                                 "the readout is fitted to")
         states = self.states(xs, h0=h0)
         steps = states.shape[0]
         washout = int(washout)

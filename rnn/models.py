@@ -761,9 +761,13 @@ class VectorToSequence(Design):
         batch = x.shape[0] if x.ndim == 2 else None
         if ys is not None:
             ys = checks.as_array(ys, self.name, "ys")
-            steps = ys.shape[0] if ys.ndim else 0
+            given, steps = steps, ys.shape[0] if ys.ndim else 0
             if steps == 0:
                 raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
+            if given is not None and (isinstance(given, bool) or given != steps):
+                raise tg.ConfigError(f"{self.name}: steps={given!r} disagrees with the {steps} "
+                                     "targets ys (with targets there is one step per target); "
+                                     "leave steps out, or give as many targets")
             ys = self._targets(ys, steps, batch)
         elif feedback is None:
             raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback sampler)")
@@ -1078,9 +1082,13 @@ class EncoderDecoder(Design):
         seq, n_x, batch, keep, _ = self._sequence(xs, mask)
         if ys is not None:
             ys = checks.as_array(ys, self.name, "ys")
-            steps = ys.shape[0] if ys.ndim else 0
+            given, steps = steps, ys.shape[0] if ys.ndim else 0
             if steps == 0:
                 raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
+            if given is not None and (isinstance(given, bool) or given != steps):
+                raise tg.ConfigError(f"{self.name}: steps={given!r} disagrees with the {steps} "
+                                     "targets ys (with targets there is one step per target); "
+                                     "leave steps out, or give as many targets")
             ys = self._targets(ys, steps, batch)
         elif feedback is None:
             raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback "
@@ -1112,13 +1120,26 @@ class EncoderDecoder(Design):
         """α(1..n_y) of a decoded run: ``alphas`` as the steps made them where every step ran as
         engine ops; where steps were replayed (``alphas`` then holds only the steps run before
         the replay, of which the recorded ones are out of the graph), a function making the
-        α(t) of the replayed steps from s(t-1) when first asked for."""
+        α(t) of the replayed steps from s(t-1) when first asked for (a ConfigError if the
+        parameters it reads changed since the run: it would give the new parameters' α)."""
         states = decoded.parts["s"]
         if not isinstance(states, replay.Steps):
             return alphas
         engine = len(states.head)
+        # the parameters _attend reads, as the run read them: asked for after they changed
+        # (an optimizer step), the weights would be the new parameters', not the run's
+        read = [getattr(self, n) for n in ("Wa", "Ua", "va")] if self.attention == "additive" \
+            else []
+        kept = [p.data.copy() for p in read]
 
         def complete():
+            changed = [p.name for p, was in zip(read, kept) if not np.array_equal(p.data, was)]
+            if changed:
+                raise tg.ConfigError(
+                    f"{self.name}: run.attention of the replayed decoder steps {engine + 1}.."
+                    f"{len(states)} is made when first asked for, from the parameters "
+                    f"{', '.join(changed)}, which changed since the run (an optimizer step?); "
+                    "read run.attention before changing them, or run the model again")
             weights = list(alphas[:engine])
             with self.transposes(), tg.scope(f"{self.name}/decoder"):
                 keys = memory @ self.T.Ua if self.attention == "additive" else None

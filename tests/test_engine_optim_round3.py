@@ -766,3 +766,13 @@ def test_a_state_of_an_optimizer_over_another_number_of_parameters_is_refused(sa
     if saved_over < loaded_over:
         other.load_state_dict({k: v for k, v in opt.state_dict().items() if k != "params"})
         assert other.steps == 1
+
+
+@pytest.mark.parametrize("bad", [[[1, 2], [3]], "SGD", np.zeros(64)])
+def test_an_optimizer_name_that_is_no_name_array_is_refused_naming_the_entry(bad):
+    # a ragged 'optimizer' entry was a bare numpy ValueError ("inhomogeneous shape")
+    p = tg.tensor(START.copy(), requires_grad=True)
+    opt = tg.optim.SGD([p], lr=0.1)
+    with pytest.raises(tg.CheckpointError, match=r"SGD.load_state_dict: 'optimizer' must be "):
+        opt.load_state_dict({"steps": np.array(0), "optimizer": bad})
+    assert opt.steps == 0 and opt.state == [{}]

@@ -213,3 +213,42 @@ def test_attention_reverses_sequences_the_plain_encoder_decoder_cannot_at_the_sa
     _, plain = tasks[None].accuracy()
     _, attending = tasks["dot"].accuracy()
     assert attending > 0.8 and plain < 0.2        # held-out whole sequences, greedy decoding
+
+
+def test_attention_of_replayed_steps_asked_for_after_an_update_is_refused_not_recomputed():
+    # the alpha(t) of replayed decoder steps are made when first asked for, from the model's
+    # Wa, Ua and va: asked for after an SGD step (lr 0.5) they were those of the new
+    # parameters, up to 0.0127 from the run's own, without a word
+    model = _model("additive")
+    rng = np.random.default_rng(3)
+    xs, ys = rng.integers(0, N_IN, (4, 2)), rng.integers(0, N_OUT, (6, 2))
+    run = model.run_for_loss(xs, ys)
+    assert run.replayed is not None
+    run.loss.backward()
+    tg.optim.SGD(model.parameters(), lr=0.5).step()
+    with pytest.raises(tg.ConfigError, match=r"encdec.*attention.*Wa.*changed"):
+        run.attention
+    # read before the parameters change, they are the run's (as the reference's)
+    model = _model("additive")
+    _, _, alphas = ref.encoder_decoder_attention(
+        {n: getattr(model, n).data for n in NAMES["additive"]}, xs, ys, model.start,
+        "additive", None)
+    run = model.run_for_loss(xs, ys)
+    weights = np.stack([a.data for a in run.attention])
+    model.Wa.data = model.Wa.data + 1.0        # after the first read: kept as made
+    assert np.abs(np.stack([a.data for a in run.attention]) - alphas).max() <= 1e-14
+    assert np.array_equal(np.stack([a.data for a in run.attention]), weights)
+
+
+def test_attention_of_replayed_dot_steps_reads_no_parameter():
+    # dot attention reads only the run's states: a later update changes nothing in it
+    model = _model("dot")
+    rng = np.random.default_rng(3)
+    xs, ys = rng.integers(0, N_IN, (4, 2)), rng.integers(0, N_OUT, (6, 2))
+    _, _, alphas = ref.encoder_decoder_attention(
+        {n: getattr(model, n).data for n in NAMES["dot"]}, xs, ys, model.start, "dot", None)
+    run = model.run_for_loss(xs, ys)
+    assert run.replayed is not None
+    run.loss.backward()
+    tg.optim.SGD(model.parameters(), lr=0.5).step()
+    assert np.abs(np.stack([a.data for a in run.attention]) - alphas).max() <= 1e-14

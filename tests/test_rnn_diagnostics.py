@@ -394,6 +394,30 @@ def test_spectra_and_lag_decay_of_a_model_instead_of_jacobians_say_so():
             function(np.zeros((3, 4)))
 
 
+def test_spectra_and_lag_decay_of_jacobians_that_are_no_stack_name_what_they_got():
+    # a ragged list was a bare numpy ValueError ("inhomogeneous shape"), NaN or inf in a
+    # Jacobian (a diverged run) a bare LinAlgError "SVD did not converge"
+    for function in (rnn.spectra, rnn.lag_decay):
+        name = f"rnn.{function.__name__}"
+        with pytest.raises(tg.ShapeError, match=name + r": jacs must be .*\(T, H, H\)"):
+            function([np.eye(2), np.eye(3)])
+        for bad in (np.nan, np.inf):
+            jacs = np.ones((4, 2, 2))
+            jacs[2, 1, 0] = bad
+            with pytest.raises(tg.AnomalyError, match=name + r": .*J\(3\).*not finite"):
+                function(jacs)
+
+
+@pytest.mark.parametrize("setting, value", [("max_lag", 2.5), ("max_lag", "3"),
+                                            ("max_lag", True), ("ends", 2.5), ("ends", 0),
+                                            ("ends", -1), ("ends", "4")])
+def test_lag_decay_refuses_a_setting_that_is_no_whole_count(setting, value):
+    # max_lag 2.5 was cut to 2 and "3" read as 3 without a word; ends 0 gave a rate of NaN
+    # (a mean of no end steps), 2.5 and -1 bare numpy errors from linspace
+    with pytest.raises(tg.ConfigError, match=rf"rnn\.lag_decay: {setting} must be"):
+        rnn.lag_decay(np.full((4, 2, 2), 0.5), **{setting: value})
+
+
 # ------------------------------------------------------------------ connectivity of every design
 
 def _every_design():

@@ -80,3 +80,28 @@ def test_every_design_checks_its_own_inputs(call, error, words):
         call()
     for word in words:
         assert word in str(info.value)
+
+
+@pytest.mark.parametrize("model, x", [(rnn.VectorToSequence(3, 4, 2), np.ones(3)),
+                                      (rnn.EncoderDecoder(3, 4, 2), np.array([0, 1, 2]))],
+                         ids=["VectorToSequence", "EncoderDecoder"])
+def test_steps_that_disagree_with_the_targets_are_refused_not_ignored(model, x):
+    # steps=5 with 3 targets ran 3 steps without a word (the targets' length won); the
+    # explorer passes its steps= on to run beside ys
+    ys = np.array([1, 0, 1])
+    with pytest.raises(tg.ConfigError, match=rf"{model.name}: steps=5 .*3 targets"):
+        model.run(x, ys, steps=5)
+    assert len(model.run(x, ys, steps=3).outputs) == 3      # the same number: taken
+    assert len(model.run(x, ys).outputs) == 3
+
+
+def test_a_recurrence_with_input_refuses_steps_that_disagree_with_xs():
+    # steps=6 beside 4 steps of xs ran 4 without a word
+    W, U = tg.Parameter(np.eye(3) * 0.5, name="W"), tg.Parameter(np.ones((3, 2)), name="U")
+    cell = rnn.Recurrence(lambda h, x: (h @ W.T + x @ U.T).tanh(), [W, U], 3, n_in=2)
+    xs = np.ones((4, 2))
+    with pytest.raises(tg.ConfigError, match=r"system: steps=6 .*4 steps of xs"):
+        cell.run(xs, steps=6)
+    with pytest.raises(tg.ConfigError, match=r"system: steps=6 .*4 steps of xs"):
+        cell.run_for_loss(xs, steps=6)
+    assert len(cell.run(xs, steps=4).states) == 4 and len(cell.run(xs).states) == 4

@@ -119,9 +119,11 @@ def test_echo_state_fit_reads_the_values_of_targets_that_require_grad():
     ({"washout": 10}, ["washout", "[0, 10)"]),
     ({"xs_nan": (3, 1)}, ["h(t)", "not finite", "t=4, b=1"]),
     ({"h0_nan": 0}, ["h(t)", "not finite", "t=1, b=0"]),
+    ({"ys_none": True}, ["ys", "targets"]),     # was a bare TypeError: None[washout:]
 ])
 def test_echo_state_fit_refuses_bad_arguments_and_leaves_the_readout_as_it_was(kwargs, words):
-    # ridge NaN or inf set V and c to NaN; washout 2.5 or True was cut to 2 or 1
+    # ridge NaN or inf set V and c to NaN; washout 2.5 or True was cut to 2 or 1; ys None
+    # was a bare TypeError
     model = rnn.EchoStateNetwork(2, 4, 1, seed=0)
     before = {name: p.data.copy() for name, p in model.named_parameters()}
     rng = np.random.default_rng(0)
@@ -131,6 +133,8 @@ def test_echo_state_fit_refuses_bad_arguments_and_leaves_the_readout_as_it_was(k
     if "h0_nan" in kwargs:
         h0 = np.zeros((3, 4))
         h0[kwargs.pop("h0_nan"), 2] = np.nan
+    if kwargs.pop("ys_none", False):
+        ys = None
     with pytest.raises(ValueError) as caught:
         model.fit(xs, ys, h0=h0, **kwargs)
     assert isinstance(caught.value, tg.TinygraphError)

@@ -127,3 +127,24 @@ def test_pad_sequences_pads_on_the_right_and_marks_real_steps():
     xs, mask = rnn.pad_sequences([[1, 2, 3], [4]], pad=7)
     np.testing.assert_array_equal(xs, [[1, 4], [2, 7], [3, 7]])
     np.testing.assert_array_equal(mask, [[1, 1], [1, 0], [1, 0]])
+
+
+@pytest.mark.parametrize("teacher_forcing", [True, False])
+def test_jordan_batch_of_one_step_sequences_padded_to_three_has_their_loss_not_nan(
+        teacher_forcing):
+    # the batched loss (model.loss, run_for_loss, training) of steps 2..3, all padded, was the
+    # mean of no rows: NaN (loss NaN where run(...).loss gave 0.8806), without a word
+    m = rnn.JordanRNN(4, 5, 3, seed=0)
+    xs, ys = np.array([[0, 1], [2, 3], [1, 1]]), np.array([[0, 1], [2, 0], [1, 1]])
+    mask = np.array([[1, 1], [0, 0], [0, 0]])
+    loss = m.run_for_loss(xs, ys, teacher_forcing=teacher_forcing, mask=mask).loss
+    per_step = m.run(xs, ys, teacher_forcing=teacher_forcing, mask=mask).loss
+    singles = [m.run(xs[:1, b], ys[:1, b], teacher_forcing=teacher_forcing).loss for b in (0, 1)]
+    assert np.isfinite(loss.item())
+    assert loss.item() == pytest.approx(per_step.item(), rel=1e-12)
+    assert loss.item() == pytest.approx(np.mean([s.item() for s in singles]), rel=1e-12)
+    batched = _grads(m, loss)
+    single_grads = [_grads(m, s) for s in singles]
+    for i, g in enumerate(batched):
+        np.testing.assert_allclose(g, np.mean([sg[i] for sg in single_grads], axis=0),
+                                   rtol=1e-10, atol=1e-14)

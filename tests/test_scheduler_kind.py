@@ -4,7 +4,7 @@ import pytest
 
 import tinygraph as tg
 from tinygraph.errors import CheckpointError
-from tinygraph.lr_scheduler import CosineAnnealingLR, LambdaLR, StepLR
+from tinygraph.lr_scheduler import CosineAnnealingLR, LambdaLR, ReduceLROnPlateau, StepLR
 
 
 def _opt():
@@ -128,3 +128,69 @@ def test_lambdalr_state_loads_into_the_same_functions_and_one_saved_before_into_
     target = LambdaLR(_opt(), _warmup(10))
     target.load_state_dict(older)
     assert target.last_epoch == 3 and target.get_last_lr() == [0.4]
+
+
+def _plateau_of(opt=None, **settings):
+    return ReduceLROnPlateau(opt or _opt(), **settings)
+
+
+def test_plateau_state_of_another_mode_is_refused_naming_the_setting():
+    # a mode="min" state (best 0.8, the lowest loss) loaded into mode="max" was taken as the
+    # highest accuracy so far: the next metric 0.7 counted as a bad epoch and, with patience 0,
+    # halved the rate (1.0 -> 0.5), where the saved run had improved
+    saved = _plateau_of(mode="min", patience=0, factor=0.5)
+    for metric in (1.0, 0.9, 0.8):
+        saved.step(metric)
+    state = saved.state_dict()
+    target = _plateau_of(mode="max", patience=0, factor=0.5)
+    before = (target.best, target.num_bad_epochs, target.last_epoch, target.get_last_lr())
+    with pytest.raises(CheckpointError, match="mode='min'.*mode='max'"):
+        target.load_state_dict(state)
+    assert (target.best, target.num_bad_epochs, target.last_epoch, target.get_last_lr()) == before
+
+
+@pytest.mark.parametrize("setting, value", [("patience", 3), ("factor", 0.5), ("cooldown", 2),
+                                            ("threshold", 1e-3), ("threshold_mode", "abs"),
+                                            ("min_lr", 1e-4), ("eps", 1e-6)])
+def test_plateau_state_of_other_settings_is_refused(setting, value):
+    saved = _plateau_of()
+    saved.step(1.0)
+    saved.step(2.0)
+    target = _plateau_of(**{setting: value})
+    with pytest.raises(CheckpointError, match=setting):
+        target.load_state_dict(saved.state_dict())
+    assert target.last_epoch == 0 and target.num_bad_epochs == 0
+
+
+def test_plateau_and_step_states_are_refused_by_each_other_naming_both():
+    step = _stepped(lambda o: StepLR(o, step_size=2)).state_dict()
+    with pytest.raises(CheckpointError, match="StepLR, not ReduceLROnPlateau"):
+        _plateau_of().load_state_dict(step)
+    with pytest.raises(CheckpointError, match="ReduceLROnPlateau, not StepLR"):
+        StepLR(_opt(), step_size=2).load_state_dict(_plateau_of().state_dict())
+
+
+def test_plateau_state_of_the_same_settings_and_an_old_state_load():
+    saved = _plateau_of(patience=1, factor=0.5, min_lr=[0.01])
+    for metric in (1.0, 2.0, 3.0, 4.0):
+        saved.step(metric)
+    state = saved.state_dict()
+    target = _plateau_of(patience=1, factor=0.5, min_lr=0.01)
+    target.load_state_dict(state)
+    assert (target.best, target.num_bad_epochs, target.cooldown_counter, target.last_epoch) == \
+        (saved.best, saved.num_bad_epochs, saved.cooldown_counter, saved.last_epoch)
+    old = {k: state[k] for k in ("best", "num_bad_epochs", "cooldown_counter", "last_epoch")}
+    target = _plateau_of(patience=1, factor=0.5, min_lr=0.01)
+    target.load_state_dict(old)
+    assert target.last_epoch == 4 and target.best == 1.0
+
+
+@pytest.mark.parametrize("entry, bad", [("scheduler", [[1, 2], [3]]), ("setting.gamma", [[1], [2, 3]])])
+def test_a_kind_or_setting_that_is_no_array_is_refused_naming_it(entry, bad):
+    # a ragged entry was a bare numpy ValueError ("inhomogeneous shape")
+    state = _stepped(lambda o: StepLR(o, step_size=2, gamma=0.5)).state_dict()
+    state[entry] = bad
+    target = StepLR(_opt(), step_size=2, gamma=0.5)
+    with pytest.raises(CheckpointError, match=r"StepLR\.load_state_dict: .*(scheduler|gamma)"):
+        target.load_state_dict(state)
+    assert target.last_epoch == 0

@@ -73,6 +73,24 @@ class _Entries:
         return value
 
 
+def _check_kind(who, state, mine):
+    """Refuse a state whose ``"scheduler"`` (its class name's UTF-8 bytes) is not ``mine``
+    (naming both); a state without one is not checked."""
+    if "scheduler" not in state:
+        return
+    try:
+        kind = np.asarray(state["scheduler"])
+    except (ValueError, TypeError):
+        kind = np.asarray(None)
+    if kind.dtype != np.uint8 or kind.shape != (NAME_BYTES,):
+        raise CheckpointError(f"{who}: 'scheduler' must be the scheduler's name as UTF-8 "
+                              f"bytes ({NAME_BYTES} uint8), got {kind.dtype} of shape {kind.shape}")
+    if not np.array_equal(kind, name_bytes(mine)):
+        name = bytes(kind).rstrip(b"\0").decode("utf-8", "replace")
+        raise CheckpointError(f"{who}: the state is of {name}, not {mine} "
+                              "(another schedule); make the scheduler the state was saved from")
+
+
 class LRScheduler:
     """Base class: ``lr_at(epoch, base) -> lr`` per group; ``step()`` moves one epoch on."""
 
@@ -124,18 +142,13 @@ class LRScheduler:
     def _check_kind(self, who, state):
         """Refuse another scheduler's state, or one with other settings (a state saved
         without these entries is taken as before)."""
-        if "scheduler" in state:
-            kind = np.asarray(state["scheduler"])
-            if kind.dtype != np.uint8 or kind.shape != (NAME_BYTES,):
-                raise CheckpointError(f"{who}: 'scheduler' must be the scheduler's name as UTF-8 "
-                                      f"bytes ({NAME_BYTES} uint8), got {kind.dtype} of shape {kind.shape}")
-            if not np.array_equal(kind, name_bytes(type(self).__name__)):
-                name = bytes(kind).rstrip(b"\0").decode("utf-8", "replace")
-                raise CheckpointError(f"{who}: the state is of {name}, not {type(self).__name__} "
-                                      "(another schedule); make the scheduler the state was saved from")
+        _check_kind(who, state, type(self).__name__)
         for k in self.settings:
             if f"setting.{k}" in state:
-                saved = np.asarray(state[f"setting.{k}"])
+                try:
+                    saved = np.asarray(state[f"setting.{k}"])
+                except (ValueError, TypeError):     # a ragged list: no array
+                    saved = np.asarray(None)
                 if saved.shape != () or saved.dtype.kind not in "iuf" or float(saved) != getattr(self, k):
                     raise CheckpointError(f"{who}: the state was saved with {k}={saved.tolist()!r}, "
                                           f"this scheduler has {k}={getattr(self, k)!r}")
@@ -360,14 +373,7 @@ class ReduceLROnPlateau:
         who = "ReduceLROnPlateau.load_state_dict"
         names = self._STATE
         if isinstance(state, Mapping) and "scheduler" in state:
-            kind = np.asarray(state["scheduler"])
-            if kind.dtype != np.uint8 or kind.shape != (NAME_BYTES,):
-                raise CheckpointError(f"{who}: 'scheduler' must be the scheduler's name as UTF-8 "
-                                      f"bytes ({NAME_BYTES} uint8), got {kind.dtype} of shape {kind.shape}")
-            if not np.array_equal(kind, name_bytes("ReduceLROnPlateau")):
-                name = bytes(kind).rstrip(b"\0").decode("utf-8", "replace")
-                raise CheckpointError(f"{who}: the state is of {name}, not ReduceLROnPlateau "
-                                      "(another schedule); make the scheduler the state was saved from")
+            _check_kind(who, state, "ReduceLROnPlateau")     # first: another kind named as such
             names += ("scheduler",) + tuple(self._settings())
         entries = _Entries(who, state, names)
         mine = self._settings()
@@ -397,3 +403,4 @@ class ReduceLROnPlateau:
     def __repr__(self):
         return (f"ReduceLROnPlateau(mode={self.mode!r}, factor={self.factor}, patience={self.patience}, "
                 f"best={self.best}, lr={self._last_lr})")
+

@@ -350,7 +350,10 @@ class Optimizer:
         if "steps" not in d:
             raise CheckpointError(f"{who}: missing 'steps'")
         if "optimizer" in d:      # absent from a state saved before it was written
-            kind = np.asarray(d["optimizer"])
+            try:
+                kind = np.asarray(d["optimizer"])
+            except (ValueError, TypeError):     # a ragged list: no array
+                kind = np.asarray(None)
             if kind.dtype != np.uint8 or kind.shape != (NAME_BYTES,):
                 raise CheckpointError(f"{who}: 'optimizer' must be the optimizer's name as UTF-8 "
                                       f"bytes ({NAME_BYTES} uint8), got {kind.dtype} of shape "

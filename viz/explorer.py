@@ -103,9 +103,12 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
         The parameters before training: the page then switches between before and after.
         The model's own parameters are restored when the page is made.
     title : str, optional
-    steps : int, for a model whose ``run`` takes ``steps`` (a system without input, with
-        ``xs=None``; a VectorToSequence; an EncoderDecoder decoding freely); any other model
-        runs ``len(xs)`` steps, and ``steps`` raises ConfigError
+    steps : int, for a system without input (an rnn.Recurrence with n_in=None, ``xs=None``).
+        A model whose ``run`` takes ``steps`` and targets (a VectorToSequence, an
+        EncoderDecoder) runs one step per target: a ``steps`` that disagrees with ``len(ys)``
+        raises ConfigError, and without ``ys`` it cannot run (the page passes no sampler to
+        decode freely); any other model runs ``len(xs)`` steps, and ``steps`` raises
+        ConfigError
     symbols : rnn.datasets.Vocab or sequence of str, optional
         What each id stands for (id i is ``symbols[i]``): the page shows the ids of x(t) and
         y(t) as these symbols (the characters of a character model).
