@@ -72,8 +72,10 @@ class Unrolled:
         A design with attention (``rnn.EncoderDecoder(attention=...)``): the weights α(t) of
         every decoder step t = 1..n_y, each (n_x,) or (B, n_x); None for a design without
         attention.  Made when first asked for where decoder steps were replayed (their α(t)
-        are computed then from the replayed s(t-1), as the states are); set it to a list, or
-        to a function of no arguments that makes the list.
+        are computed then from the replayed s(t-1), as the states are: a loss on them
+        back-propagates exactly, but ``tg.grad`` or ``retain_grad`` of such an α(t) is refused,
+        as for a replayed state); set it to a list, or to a function of no arguments that
+        makes the list.
     replayed : (a, b) or None
         Steps a..b (in the order run) were replayed from a recorded step as one node
         (:mod:`rnn.replay`); None when every step ran as engine ops.

@@ -16,6 +16,7 @@ id): there is no second implementation of any design.
 import numpy as np
 
 import tinygraph as tg
+from tinygraph.tensor import stand_in
 
 from . import checks, replay, stacked
 from .core import Cell, Chain, init_bias, init_weight, output_and_loss, step_leaves, unroll
@@ -943,6 +944,14 @@ class BidirectionalRNN(SequenceDesign):
 ATTENTIONS = (None, "additive", "dot")
 
 
+REMADE_ALPHA = (
+    "it is α({t}) of a decoder step replayed from a recorded one (rnn.replay, steps "
+    "{first}..{last}), made when asked for from the replayed s(t-1): the loss read the replay's "
+    "own α, not this node, so its gradient would miss all of it (zeros); a loss on the "
+    "attention weights back-propagates through them exactly, but for gradients with respect to "
+    "α(t) unroll with model.replayable = False, or with model.run")
+
+
 class EncoderDecoder(Design):
     """Figure 10.12 (section 10.4): an encoder reads x(1..n_x), a decoder writes y(1..n_y).
 
@@ -1125,7 +1134,9 @@ class EncoderDecoder(Design):
                 for t in range(engine + 1, len(states) + 1):
                     with tg.scope(f"t={t}"):
                         s = context if t == 1 else states[t - 2]
-                        weights.append(self._attend(s, memory, keys, valid)[0])
+                        alpha = self._attend(s, memory, keys, valid)[0]
+                    weights.append(stand_in(alpha, REMADE_ALPHA.format(
+                        t=t, first=engine + 1, last=len(states))))
             return weights
         return complete
 
