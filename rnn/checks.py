@@ -9,7 +9,7 @@ floats in the model's dtype, masked positions replaced by a harmless id 0.
 
 import numpy as np
 
-from tinygraph import (BadIndexError, ConfigError, DTypeError, ShapeError, Tensor,
+from tinygraph import (AnomalyError, BadIndexError, ConfigError, DTypeError, ShapeError, Tensor,
                         is_grad_enabled)
 
 
@@ -338,3 +338,20 @@ def unit_interval(value, who, what):
             or not 0 < value < 1:
         raise ConfigError(f"{who}: {what} must be a number strictly between 0 and 1, got {value!r}")
     return float(value)
+
+
+def class_ids(logits, who, what, steps=False):
+    """argmax over the last axis of ``logits`` (the outputs ``what``, stacked over time first
+    when ``steps``).  A NaN or inf logit raises AnomalyError naming ``who``, the step, the batch
+    entry and the class: argmax would give a class id for it without a word (the first NaN's,
+    or 0 for a row of NaN)."""
+    bad = ~np.isfinite(logits)
+    if bad.any():
+        index = [int(i) for i in np.argwhere(bad)[0]]
+        where = ([f"t={index[0] + 1}"] if steps else []) + (
+            [f"b={index[int(steps)]}"] if len(index) > 1 + int(steps) else [])
+        at = f" at {', '.join(where)}" if where else ""
+        raise AnomalyError(f"{who}: {what}{at} has a non-finite logit {logits[tuple(index)]} "
+                           f"(class {index[-1]}), so it has no class (are the inputs or the "
+                           "parameters NaN or inf?)")
+    return logits.argmax(axis=-1)

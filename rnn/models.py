@@ -168,8 +168,10 @@ class SequenceDesign(Design):
         """Class ids argmax o(t): (T,) or (T, B); with ``criterion="squared_error"`` the outputs
         o(t) themselves: (T, n_out) or (T, B, n_out)."""
         with tg.no_grad():
-            outputs = self(xs, h0=h0, mask=mask)[0]
-        return np.stack([o.data if self.regression else o.data.argmax(-1) for o in outputs])
+            outputs = np.stack([o.data for o in self(xs, h0=h0, mask=mask)[0]])
+        if self.regression:
+            return outputs
+        return checks.class_ids(outputs, f"{self.name}.predict", "o(t)", steps=True)
 
     def _trace_roots(self, steps):
         return [self.run(*self._trace_ids(steps)).loss]
@@ -700,7 +702,8 @@ class SequenceToOne(SequenceDesign):
     def predict(self, xs, h0=None, mask=None):
         """Class ids argmax o(tau): () or (B,)."""
         with tg.no_grad():
-            return np.argmax(self.run(xs, h0=h0, mask=mask).outputs[0].data, axis=-1)
+            logits = self.run(xs, h0=h0, mask=mask).outputs[0].data
+        return checks.class_ids(logits, f"{self.name}.predict", "o(τ)")
 
     def _trace_roots(self, steps):
         xs = (np.arange(steps) % self.n_in)[:, None]

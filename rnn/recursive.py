@@ -168,7 +168,8 @@ class RecursiveNet(RecurrentModel):
     def predict(self, tree):
         """Class ids argmax o: () or (B,)."""
         with tg.no_grad():
-            return np.argmax(self.run(tree).outputs[0].data, axis=-1)
+            logits = self.run(tree).outputs[0].data
+        return checks.class_ids(logits, f"{self.name}.predict", "the root's o")
 
     def _trace_roots(self, steps):
         tree = balanced_tree([np.array([i % self.n_in]) for i in range(steps)])
