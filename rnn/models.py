@@ -1076,9 +1076,10 @@ class EncoderDecoder(Design):
         steps, feedback : generation without ys: ``steps`` decoder steps, each y(t) picked from
             o(t) by the Sampler ``feedback`` and fed to step t+1
         per_step : bool, as ElmanRNN.run
-        mask : (n_x, B) of 0/1, optional: padded source sequences (right padding).  The encoder
-            carries its state over the padding, so C is each sequence's state at its own last
-            step; with attention, padded positions get α = 0.
+        mask : (n_x, B) of 0/1, optional: padded source sequences (right padding, or holes
+            anywhere: the same as the source without them).  The encoder carries its state over
+            the padding, so C is each sequence's state at its own last kept step; with
+            attention, padded positions get α = 0.
 
         Returns
         -------

@@ -273,3 +273,51 @@ def test_a_loss_on_the_attention_weights_of_replayed_steps_has_exact_gradients(a
             for n, p in saved.items():
                 setattr(model, n, p)
     assert tg.gradcheck(loss_of, [saved[n] for n in names], rtol=1e-6)
+
+
+HOLED = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 0]])
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+def test_a_source_mask_with_holes_equals_the_hand_written_bptt(attention):
+    # holes (a kept step after a padded one) and a padded first step: the encoder carries its
+    # state over them and α is 0 there, as the oracle's m(k) says
+    model = _model(attention)
+    rng = np.random.default_rng(11)
+    xs, ys = rng.integers(0, N_IN, (6, 3)), rng.integers(0, N_OUT, (7, 3))
+    expected, grads, alphas = ref.encoder_decoder_attention(
+        {n: getattr(model, n).data for n in NAMES[attention]}, xs, ys, model.start, attention,
+        HOLED)
+    loss = model.loss(xs, ys, mask=HOLED)
+    loss.backward()
+    assert _relative(loss.item(), expected) <= TOL
+    for name in NAMES[attention]:
+        assert _relative(getattr(model, name).grad, grads[name]) <= TOL, name
+    run = model.run_for_loss(xs, ys, mask=HOLED)
+    assert np.abs(np.stack([a.data for a in run.attention]) - alphas).max() <= 1e-14
+
+
+@pytest.mark.parametrize("attention", [None, "additive", "dot"])
+@pytest.mark.parametrize("floats", [False, True])
+def test_a_source_mask_with_holes_equals_each_source_without_its_holes(attention, floats):
+    model = _model(attention)
+    rng = np.random.default_rng(12)
+    xs = rng.normal(size=(6, 3, N_IN)) if floats else rng.integers(0, N_IN, (6, 3))
+    ys = rng.integers(0, N_OUT, (5, 3))
+    loss = model.loss(xs, ys, mask=HOLED)
+    loss.backward()
+    batched = {n: p.grad.copy() for n, p in model.named_parameters()}
+    model.zero_grad()
+    alone = []
+    for b in range(3):
+        keep = HOLED[:, b].astype(bool)
+        alone.append(model.loss(xs[keep, b], ys[:, b]))
+    mean = sum(alone) / 3
+    mean.backward()
+    assert loss.item() == pytest.approx(mean.item(), rel=1e-13)
+    for name, p in model.named_parameters():
+        assert _relative(batched[name], p.grad) <= TOL, name
+    generated = model.generate(xs, 4, mask=HOLED)
+    for b in range(3):
+        keep = HOLED[:, b].astype(bool)
+        np.testing.assert_array_equal(generated[:, b], model.generate(xs[keep, b], 4))
