@@ -4,7 +4,7 @@ Every check runs before any graph is built, so bad input raises one clear
 tinygraph error (naming the model, the argument, the time step and the valid
 range) and never a numpy traceback from the middle of an unroll.  The checked
 arrays come back in the layout the unroll wants: time first, ids as int64,
-floats in the model's dtype, masked positions replaced by a harmless id 0.
+floats in the model's dtype, masked positions replaced by a harmless id 0 or zero vector.
 """
 
 import numpy as np
@@ -146,6 +146,25 @@ def mask(value, steps, batch, batched, who):
     if empty.size:
         raise ShapeError(f"{who}: mask keeps no step of sequence b={empty[0]} (an empty sequence)")
     return arr
+
+
+def padded_inputs(arr, keep, is_ids, who, tensor=None):
+    """The checked inputs ``arr`` with what the mask ``keep`` pads replaced by 0 (id 0, or a zero
+    vector): a padded step reads nothing of x(t), so a pad value that is no valid id (e.g. -1 or
+    n_in) or no number (NaN padding) changes nothing.  ``tensor``, a float Tensor of these inputs
+    that requires grad, is returned as it is (its gradient flows to it); a NaN or inf at a padded
+    position of it is a ShapeError naming ``who``, t and b."""
+    if keep is None:
+        return arr if tensor is None else tensor
+    if tensor is not None:
+        bad = ~np.isfinite(arr).all(axis=-1) & ~keep
+        if bad.any():
+            t, b = (int(i) for i in np.argwhere(bad)[0])
+            raise ShapeError(f"{who}: xs (a Tensor that requires grad) holds a non-finite value at "
+                             f"padded step t={t + 1}, b={b}; the gradient would be NaN: pad it "
+                             "with zeros, or pass the values as an array")
+        return tensor
+    return np.where(keep if is_ids else keep[..., None], arr, 0).astype(arr.dtype, copy=False)
 
 
 def no_holes(keep, who):

@@ -1126,7 +1126,8 @@ class Recurrence(Cell):
         ``input_map(x) -> u``, the state-independent part of the step (e.g. ``x @ U.T + b``):
         ``loss`` applies it to all steps at once (x of shape (T, B, n_in)), ``run`` per step.
         Given integer ids, it receives them as they are (T,) or (T, B): an embedding lookup
-        such as ``tg.take(U.T, x, axis=0) + b`` is its job.
+        such as ``tg.take(U.T, x, axis=0) + b`` is its job.  Where a mask pads, x(t) is id 0
+        (or a zero vector): a padded step reads nothing of it.
     name : str
         The scope of every unroll.
     state_name : str
@@ -1281,7 +1282,8 @@ class Recurrence(Cell):
             keep = checks.mask(mask, steps, batch, batched, who)
             if is_ids:
                 checks.check_ids(arr, self.n_in, who, "xs", batched, keep)
-            seq = {"x": xs if isinstance(xs, tg.Tensor) and xs.requires_grad else arr}
+            tensor = xs if isinstance(xs, tg.Tensor) and xs.requires_grad else None
+            seq = {"x": checks.padded_inputs(arr, keep, is_ids, who, tensor)}
         if ys is not None:
             if self.readout_fn is None:
                 raise tg.ConfigError(f"{who}: targets ys need a readout= function giving o(t)")

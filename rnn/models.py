@@ -91,9 +91,8 @@ class Design(Cell):
         keep = checks.mask(mask, steps, batch, batched, self.name)
         if is_ids:
             checks.check_ids(arr, self.n_in, self.name, "xs", batched, keep)
-            if keep is not None:
-                arr = np.where(keep, arr, 0)
-        x = xs if isinstance(xs, tg.Tensor) and xs.requires_grad and not is_ids else arr
+        tensor = xs if isinstance(xs, tg.Tensor) and xs.requires_grad and not is_ids else None
+        x = checks.padded_inputs(arr, keep, is_ids, self.name, tensor)
         return {"x": x}, steps, batch, keep, is_ids
 
     def _targets(self, ys, steps, batch, keep=None):

@@ -127,3 +127,73 @@ def test_pad_sequences_pads_on_the_right_and_marks_real_steps():
     xs, mask = rnn.pad_sequences([[1, 2, 3], [4]], pad=7)
     np.testing.assert_array_equal(xs, [[1, 4], [2, 7], [3, 7]])
     np.testing.assert_array_equal(mask, [[1, 1], [1, 0], [1, 0]])
+
+
+def _user_cell(ids):
+    rng = np.random.default_rng(4)
+    W, U, V = (tg.Parameter(rng.normal(0, 0.5, shape), name=name)
+               for name, shape in (("W", (5, 5)), ("U", (5, 4)), ("V", (4, 5))))
+    embed = (lambda x: tg.take(U.T, x, axis=0)) if ids else (lambda x: x @ U.T)
+    return rnn.Recurrence(lambda h, u: (h @ W.T + u).tanh(), [W, U, V], n_state=5, n_in=4,
+                          readout=lambda h: h @ V.T, input_map=embed, name="cell")
+
+
+PADDED_DESIGNS = {     # name -> (model, the targets' shape: per step, per sequence, decoder)
+    "elman": (lambda: rnn.ElmanRNN(4, 5, 4, seed=1), "steps"),
+    "lstm": (lambda: rnn.LSTM(4, 5, 4, seed=1), "steps"),
+    "bidirectional": (lambda: rnn.BidirectionalRNN(4, 5, 4, seed=1), "steps"),
+    "deep": (lambda: rnn.DeepRNN(4, 5, 4, kind="skip", seed=1), "steps"),
+    "leaky": (lambda: rnn.LeakyRNN(4, 5, 4, skip=2, seed=1), "steps"),
+    "memory": (lambda: rnn.MemoryNetwork(4, 5, 4, slots=3, width=2, seed=1), "steps"),
+    "conditional": (lambda: rnn.ConditionalRNN(4, 5, 4, seed=1), "steps"),
+    "jordan": (lambda: rnn.JordanRNN(4, 5, 4, seed=1), "steps"),
+    "seq2one": (lambda: rnn.SequenceToOne(4, 5, 4, seed=1), "one"),
+    "encdec": (lambda: rnn.EncoderDecoder(4, 5, 4, seed=1, attention="additive"), "decoder"),
+    "esn": (lambda: rnn.EchoStateNetwork(4, 5, 2, seed=1), "floats"),
+    "cell": (lambda: _user_cell(ids=True), "steps"),
+    "cell_floats": (lambda: _user_cell(ids=False), "steps"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PADDED_DESIGNS))
+def test_what_pads_a_sequence_is_not_read(name):
+    # a padded step reads nothing of x(t), so NaN padding (floats) or a pad id outside
+    # [0, n_in) gives the loss and gradients of zero padding: before, NaN padding made the loss
+    # NaN (ElmanRNN 4.2935 with zeros), and a user cell's input_map got the pad id 99 (an
+    # error from take at t=3) where the designs read id 0
+    make, kind = PADDED_DESIGNS[name]
+    rng = np.random.default_rng(5)
+    mask = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 0, 0]])
+    floats = name in ("esn", "cell_floats", "elman")      # the others read ids
+    xs = rng.normal(size=(4, 3, 4)) if floats else rng.integers(0, 4, (4, 3))
+    ys = {"steps": rng.integers(0, 4, (4, 3)), "one": rng.integers(0, 4, 3),
+          "decoder": rng.integers(0, 4, (2, 3)), "floats": rng.normal(size=(4, 3, 2))}[kind]
+    results = []
+    for pad in ([0.0, np.nan, np.inf] if floats else [0, 99, -1]):
+        x = xs.copy()
+        x[mask == 0] = pad
+        model = make()
+        loss = model.loss(x, ys, mask=mask)
+        loss.backward()
+        results.append((loss.item(), [p.grad for p in model.parameters() if p.requires_grad]))
+    for value, grads in results[1:]:
+        assert value == results[0][0] and np.isfinite(value)
+        for g, g0 in zip(grads, results[0][1]):
+            np.testing.assert_array_equal(g, g0)
+
+
+def test_a_tensor_of_inputs_that_requires_grad_refuses_nan_padding_naming_the_step():
+    # its values are used as they are (the gradient flows to them): a NaN there made every
+    # gradient NaN
+    xs = np.random.default_rng(6).normal(size=(4, 2, 4))
+    xs[2, 1] = np.nan
+    mask = np.array([[1, 1], [1, 1], [1, 0], [1, 0]])
+    x = tg.tensor(xs, requires_grad=True)
+    with pytest.raises(tg.ShapeError, match=r"elman: xs .* non-finite value at padded step "
+                                            r"t=3, b=1"):
+        rnn.ElmanRNN(4, 5, 4).loss(x, np.zeros((4, 2), int), mask=mask)
+    xs[2, 1] = 0.0
+    x = tg.tensor(xs, requires_grad=True)
+    model = rnn.ElmanRNN(4, 5, 4)
+    model.loss(x, np.zeros((4, 2), int), mask=mask).backward()
+    assert np.all(x.grad[2:, 1] == 0) and np.abs(x.grad[:, 0]).max() > 0
