@@ -253,21 +253,21 @@ def state(h0, shape, batch, who, dtype, what="h0"):
     return arr.astype(dtype)
 
 
-def states(h0, parts, batch, who, dtype):
+def states(h0, parts, batch, who, dtype, what="h0"):
     """Check the initial state of a cell with state ``parts`` (name -> size): ``h0`` is None
     (zeros), one array or Tensor for a one-part state, or a dict of parts (missing ones are
-    zeros).  Returns a dict part -> array or Tensor."""
+    zeros).  Returns a dict part -> array or Tensor.  ``what`` names the argument in errors."""
     if isinstance(h0, dict):
         unknown = [k for k in h0 if k not in parts]
         if unknown:
-            raise ConfigError(f"{who}: h0 has no state part {unknown[0]!r}; the parts are "
+            raise ConfigError(f"{who}: {what} has no state part {unknown[0]!r}; the parts are "
                               f"{list(parts)}")
-        return {k: state(h0.get(k), (n,), batch, who, dtype, what=f"h0[{k!r}]")
+        return {k: state(h0.get(k), (n,), batch, who, dtype, what=f"{what}[{k!r}]")
                 for k, n in parts.items()}
     if h0 is not None and len(parts) != 1:
-        raise ShapeError(f"{who}: h0 must be a dict of the state parts {list(parts)}, got "
+        raise ShapeError(f"{who}: {what} must be a dict of the state parts {list(parts)}, got "
                          f"{type(h0).__name__}")
-    return {k: state(h0, (n,), batch, who, dtype) for k, n in parts.items()}
+    return {k: state(h0, (n,), batch, who, dtype, what=what) for k, n in parts.items()}
 
 
 def batch_of_state(h0, parts, who):

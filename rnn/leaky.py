@@ -108,7 +108,8 @@ class LeakyRNN(SequenceDesign):
                                     f"(h(1-d) .. h(0)), got {type(past).__name__}"
                                     + (f" of length {len(past)}" if isinstance(past, (list, tuple))
                                        else ""))
-            past = [checks.states(s, self.parts, batch, self.name, self.dtype) for s in past]
+            past = [checks.states(s, self.parts, batch, self.name, self.dtype, what=f"past[{i}]")
+                    for i, s in enumerate(past)]
         return self.unroll(Plan(seq, steps, state0, ys, keep, batch, past=past), per_step)
 
     def run_for_loss(self, xs, ys=None, h0=None, mask=None, past=None):

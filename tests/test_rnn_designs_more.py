@@ -194,6 +194,12 @@ def test_a_bad_tree_is_refused_with_a_clear_error(call, error, words):
     ("leaky-skip", lambda m, xs, ys: m.loss(xs, ys, past=[{"h": np.zeros((2, 5))}]),
      tg.ShapeError, "list of 3 states"),
     ("leaky", lambda m, xs, ys: m.loss(xs, ys, past=[]), tg.ConfigError, "skip"),
+    # a bad past state was named h0 ('h0 must have shape (5,) or (2, 5), got (4,)', 'h0 has
+    # no state part'), an argument the call did not give
+    ("leaky-skip", lambda m, xs, ys: m.loss(xs, ys, past=[np.zeros(5), np.zeros(4), np.zeros(5)]),
+     tg.ShapeError, r"leaky: past\[1\] must have shape \(5,\) or \(2, 5\), got \(4,\)"),
+    ("leaky-skip", lambda m, xs, ys: m.loss(xs, ys, past=[{"h": np.zeros(5)}, {"s": 0}, {}]),
+     tg.ConfigError, r"leaky: past\[1\] has no state part 's'"),
     ("memory", lambda m, xs, ys: m.loss(xs, ys, h0=np.zeros((2, 5))), tg.ShapeError, "dict"),
     ("deep-stacked", lambda m, xs, ys: m.loss(xs + 9, ys), tg.BadIndexError, "out of range"),
     ("memory", lambda m, xs, ys: m.loss(xs, ys, mask=np.ones((T, 3))), tg.ShapeError, "mask"),
