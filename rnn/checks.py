@@ -167,18 +167,16 @@ def padded_inputs(arr, keep, is_ids, who, tensor=None):
     return np.where(keep if is_ids else keep[..., None], arr, 0).astype(arr.dtype, copy=False)
 
 
-def no_holes(keep, who, reads="feeds y(t-1) into step t"):
+def no_holes(keep, who):
     """Refuse a (T, B) mask with a hole (a kept step after a padded one, e.g. [1, 0, 1]) in a
-    cell that reads across the hole what the state alone does not carry: y(t-1) fed into step
-    t (the y(t-1) the step after the hole reads would be the padded target, not the last kept
-    one), or h(t-d) of a skip connection (d steps counted in real steps, padded ones included,
-    where a sequence without its hole counts only kept ones).  ``reads`` says which; ShapeError
-    naming the sequence and the steps."""
+    cell that feeds y(t-1) into step t: the state is carried over the hole, but the y(t-1) the
+    step after it reads would be the padded target, not the last kept one.  ShapeError naming
+    the sequence and the steps."""
     holes = keep[1:] & ~keep[:-1]          # kept at t+1 after a padded step t
     if holes.any():
         t, b = (int(i) for i in np.argwhere(holes)[0])
         raise ShapeError(f"{who}: mask of sequence b={b} keeps step t={t + 2} after padded step "
-                         f"t={t + 1}; this design {reads}, so its masks must be "
+                         f"t={t + 1}; this design feeds y(t-1) into step t, so its masks must be "
                          "right padding (kept steps first, as rnn.pad_sequences makes), not holes")
 
 

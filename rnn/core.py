@@ -619,11 +619,6 @@ class Cell(RecurrentModel):
         checks.batch_size(plan.batch, plan.steps, self.name)
         if plan.keep is not None and self.feedback is not None:
             checks.no_holes(plan.keep, self.name)
-        if plan.keep is not None and self.lags:
-            lagged_parts = ", ".join(f"{n}(t-{d})" for n, d in self.lags.items())
-            checks.no_holes(plan.keep, self.name, f"reads {lagged_parts} through a skip "
-                            "connection (d steps back in real time, padded steps included: across "
-                            "a hole not the state of the sequence without it)")
         if plan.reverse and (self.feedback is not None or plan.free is not None
                              or self.outputs != "all" or self.lags):
             raise tg.ConfigError(f"{self.name}: a cell run backward in time takes no feedback "

@@ -91,8 +91,7 @@ class LeakyRNN(SequenceDesign):
         """Unroll over the sequence.
 
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in); ys : ids (T,) / (T, B);
-        h0 : (H,) or (B, H), default zeros; mask : (T, B) of 0/1 (padded steps carry h; with
-            skip=d right padding only: a hole would shift h(t-d) by the padded steps);
+        h0 : (H,) or (B, H), default zeros; mask : (T, B) of 0/1 (padded steps carry h);
         past : with ``skip=d``, the states h(1-d) .. h(0) (a list of d dicts {"h": ...}, oldest
             first; what ``carry`` hands the next chunk), default h0 for all of them.
         per_step : bool, as ElmanRNN.run.

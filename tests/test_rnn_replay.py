@@ -100,7 +100,7 @@ def test_masked_steps_replay_to_the_same_loss_and_gradients(name):
     args, kwargs = _args(name, model, rng, 4)
     mask = np.ones((T, 4))
     mask[T - 3:, 0] = 0          # a shorter sequence, ending among the replayed steps
-    if name in ("conditional", "leaky_skip"):   # y(t-1) fed back, h(t-d) read: right padding
+    if name == "conditional":    # it feeds back y(t-1): its masks are right padding only
         mask[T - 5:, 2] = 0
     else:
         mask[7, 2] = 0           # a skipped step inside a sequence: the state is carried
