@@ -67,7 +67,9 @@ class Unrolled:
         The previous output the next step would read (designs with y(t-1) -> h(t) connections).
     past : list of dict or None
         Designs with lagged parts (``Cell.lags``): the states after the last ``max(lags)``
-        steps, oldest first, that the next chunk reads as h(t-d).
+        steps, oldest first, that the next chunk reads as h(t-d); in a padded batch
+        (``mask``) the padded steps count, carrying the state, as a hole does.
+        In a padded batch ``feedback`` is each sequence's target at its last kept step.
     attention : list of Tensor or None
         A design with attention (``rnn.EncoderDecoder(attention=...)``): the weights α(t) of
         every decoder step t = 1..n_y, each (n_x,) or (B, n_x); None for a design without
@@ -633,7 +635,24 @@ class Cell(RecurrentModel):
             prev = None if self.feedback is None else initial(plan.y0, plan.y0_name)
             ring = self._ring(state, plan.past, batch)
             run = self._per_step if per_step else self._batched
-            return run(plan, statics, state, prev, ring)
+            result = run(plan, statics, state, prev, ring)
+        if plan.keep is not None and self.feedback is not None and not plan.reverse:
+            self._feedback_at_sequence_ends(result, plan)
+        return result
+
+    def _feedback_at_sequence_ends(self, result, plan):
+        """A padded batch whose sequences end before step T: the y(t-1) the next chunk reads
+        (``carry``) is each sequence's target at its last kept step, not the padded target of
+        step T (as a step after a hole would read it, which these cells refuse).  The state
+        parts, and the lagged states of a skip, are carried over the padding in real time as
+        over any padded step."""
+        keep = plan.keep
+        ends = keep.shape[0] - 1 - np.argmax(keep[::-1], axis=0)    # each last kept step - 1
+        if plan.free is not None or plan.ys is None or (ends == keep.shape[0] - 1).all():
+            return
+        result.feedback = tg.Tensor(np.asarray(plan.ys)[ends, np.arange(keep.shape[1])])
+        if not self.parts:          # a design without state parts carries its feedback
+            result.last = result.feedback
 
     def _ring(self, state, past, batch):
         """The states of the last ``max(lags)`` steps, oldest first (None without lags)."""
