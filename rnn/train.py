@@ -11,6 +11,7 @@ Both report progress through a callback ``on_step(step, loss, grad_norm)``.
 update count, the caller's own arrays and metadata) in one file, all or nothing.
 """
 
+import inspect
 import os
 import warnings
 
@@ -334,6 +335,15 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
                              "rnn.Recurrence cell has both)")
     losses = []
     carried = dict(h0) if isinstance(h0, Carried) else {} if h0 is None else {"h0": h0}
+    takes = inspect.signature(model.run_for_loss).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in takes.values()):
+        unknown = [k for k in carried if k not in takes]
+        if unknown:
+            given = (f"an rnn.Carried of {sorted(carried)}" if isinstance(h0, Carried)
+                     else "a state")
+            raise tg.ConfigError(f"truncated_bptt: h0 is {given}, but {type(model).__name__}."
+                                 f"run_for_loss takes no {unknown[0]!r}: give what this model's "
+                                 "own earlier truncated_bptt call returned")
     for x, y in chunks(trainer.model, xs, ys, chunk, "truncated_bptt"):
         loss, norm, carried = trainer.chunk(x, y, carried)
         losses.append(loss / len(x))

@@ -252,3 +252,22 @@ def test_stream_loss_of_a_skip_net_equals_one_unroll():
     ids = np.random.default_rng(0).integers(5, size=40)
     whole = model.loss(ids[:-1], ids[1:]).item() / 39
     assert rnn.stream_loss(model, ids[:-1], ids[1:], chunk=4) == pytest.approx(whole, rel=1e-12)
+
+
+@pytest.mark.parametrize("model, h0, words", [
+    # the Carried of a LeakyRNN(skip=3) (h0 and past) into a ConditionalRNN, and a state
+    # into a JordanRNN (it has no state part): both were bare TypeErrors from run_for_loss
+    (rnn.ConditionalRNN(4, 5, 4), rnn.Carried(h0=np.zeros((2, 5)), past=[np.zeros((2, 5))] * 3),
+     r"h0 is an rnn\.Carried of \['h0', 'past'\], but ConditionalRNN\.run_for_loss takes no "
+     r"'past'"),
+    (rnn.JordanRNN(4, 5, 4), np.zeros((2, 5)),
+     r"h0 is a state, but JordanRNN\.run_for_loss takes no 'h0'"),
+])
+def test_truncated_bptt_refuses_what_another_kind_of_model_carried(model, h0, words):
+    trainer = rnn.Trainer(model)
+    before = model.state_dict()
+    xs = np.zeros((6, 2), dtype=np.int64)
+    with pytest.raises(tg.ConfigError, match=words):
+        rnn.truncated_bptt(trainer, xs, xs, 3, h0=h0)
+    assert trainer.steps == 0
+    assert all(np.array_equal(v, model.state_dict()[k]) for k, v in before.items())
