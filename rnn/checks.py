@@ -323,7 +323,8 @@ def sampling(temperature, seed, who):
 def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
     """Check regression targets of the given shape ((T, K) or (T, B, K)); returns ``dtype`` floats.
 
-    Where ``keep`` (a bool (T, B) mask) is False the target is set to 0 (it adds no loss).
+    Where ``keep`` (a bool (T, B) mask) is False the target is set to 0 (it adds no loss) and
+    may be anything (NaN padding); a NaN or inf target at a kept step is a ShapeError.
     """
     untracked_target(ys, who, what)
     arr = as_array(ys, who, what)
@@ -334,9 +335,13 @@ def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
             raise ShapeError(f"{who}: the inputs have {shape[0]} steps but {what} has "
                              f"{arr.shape[0]} (shape {arr.shape}, need {shape})")
         raise ShapeError(f"{who}: {what} must have shape {shape}, got {arr.shape}")
-    if not np.isfinite(arr).all():
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ShapeError(f"{who}: {what} has a non-finite value at t={index[0] + 1}")
+    bad = ~np.isfinite(arr)
+    if keep is not None:      # a padded target is not read: NaN padding is padding
+        bad &= keep[..., None]
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ShapeError(f"{who}: {what} has a non-finite value at t={index[0] + 1}"
+                         + (f", b={index[1]}" if len(index) == 3 else ""))
     arr = arr.astype(dtype)
     return arr if keep is None else np.where(keep[..., None], arr, 0).astype(dtype)
 

@@ -248,3 +248,31 @@ def test_a_skip_carries_over_a_padded_end_in_real_time_as_over_a_hole(per_step):
         whole = model.run(xs, ys, mask=mask)
     np.testing.assert_allclose([L.item() for L in went_on.losses],
                                [L.item() for L in whole.losses[9:]], rtol=1e-13)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rnn.ElmanRNN(3, 4, 2, seed=1, criterion="squared_error"),
+    lambda: rnn.EchoStateNetwork(3, 4, 2, seed=1),
+    lambda: rnn.LeakyRNN(3, 4, 2, seed=1, criterion="squared_error"),
+], ids=["elman", "esn", "leaky"])
+def test_float_targets_padded_with_nan_are_padding_and_a_kept_nan_is_named(make):
+    # NaN-padded float targets were refused ('ys has a non-finite value at t=3') although a
+    # padded target adds nothing to the loss
+    rng = np.random.default_rng(10)
+    xs, ys = rng.normal(size=(4, 2, 3)), rng.normal(size=(4, 2, 2))
+    mask = np.array([[1, 1], [1, 1], [1, 0], [1, 0]])
+    zero, nan = ys.copy(), ys.copy()
+    zero[2:, 1], nan[2:, 1] = 0.0, np.nan
+    results = []
+    for targets in (zero, nan):
+        model = make()
+        loss = model.loss(xs, targets, mask=mask)
+        loss.backward()
+        results.append((loss.item(), [p.grad for p in model.parameters() if p.requires_grad]))
+    assert results[0][0] == results[1][0] and np.isfinite(results[0][0])
+    for g, g0 in zip(results[1][1], results[0][1]):
+        np.testing.assert_array_equal(g, g0)
+    kept = ys.copy()
+    kept[1, 1, 0] = np.inf
+    with pytest.raises(tg.ShapeError, match=r"ys has a non-finite value at t=2, b=1"):
+        make().loss(xs, kept, mask=mask)
