@@ -271,3 +271,15 @@ def test_truncated_bptt_refuses_what_another_kind_of_model_carried(model, h0, wo
         rnn.truncated_bptt(trainer, xs, xs, 3, h0=h0)
     assert trainer.steps == 0
     assert all(np.array_equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("name", list(LAG_AND_FEEDBACK))
+def test_a_10000_step_stream_read_in_uneven_chunks_equals_one_unroll(name):
+    # what each chunk carries (h(t-1), the skip's h(t-3), h(t-2), the fed-back y(t-1)) over
+    # ten thousand steps, in chunks that do not divide them, loses nothing
+    model = LAG_AND_FEEDBACK[name]()
+    rng = np.random.default_rng(11)
+    xs, ys = rng.integers(0, 3, (10_000, 2)), rng.integers(0, 3, (10_000, 2))
+    with tg.no_grad():
+        whole = model.loss(xs, ys).item() / len(xs)
+    assert rnn.stream_loss(model, xs, ys, chunk=997) == pytest.approx(whole, rel=1e-12)
