@@ -165,7 +165,9 @@ class SequenceDesign(Design):
 
     def predict(self, xs, h0=None, mask=None):
         """Class ids argmax o(t): (T,) or (T, B); with ``criterion="squared_error"`` the outputs
-        o(t) themselves: (T, n_out) or (T, B, n_out)."""
+        o(t) themselves: (T, n_out) or (T, B, n_out).  A padded step (``mask``) repeats what its
+        carried state gives (leave it out of a score).  A NaN or inf logit is an AnomalyError
+        naming t and b, not a class."""
         with tg.no_grad():
             outputs = np.stack([o.data for o in self(xs, h0=h0, mask=mask)[0]])
         if self.regression:
