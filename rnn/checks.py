@@ -161,7 +161,7 @@ def padded_inputs(arr, keep, is_ids, who, tensor=None):
         if bad.any():
             t, b = (int(i) for i in np.argwhere(bad)[0])
             raise ShapeError(f"{who}: xs (a Tensor that requires grad) holds a non-finite value at "
-                             f"padded step t={t + 1}, b={b}; the gradient would be NaN: pad it "
+                             f"padded step t={t + 1}, b={b}, which would make every gradient NaN: pad it "
                              "with zeros, or pass the values as an array")
         return tensor
     return np.where(keep if is_ids else keep[..., None], arr, 0).astype(arr.dtype, copy=False)
