@@ -160,9 +160,9 @@ def padded_inputs(arr, keep, is_ids, who, tensor=None):
         bad = ~np.isfinite(arr).all(axis=-1) & ~keep
         if bad.any():
             t, b = (int(i) for i in np.argwhere(bad)[0])
-            raise ShapeError(f"{who}: xs (a Tensor that requires grad) holds a non-finite value at "
-                             f"padded step t={t + 1}, b={b}, which would make every gradient NaN: pad it "
-                             "with zeros, or pass the values as an array")
+            raise ShapeError(f"{who}: xs (a Tensor that requires grad) holds a non-finite value "
+                             f"at padded step t={t + 1}, b={b}, which would make every gradient "
+                             "NaN: pad it with zeros, or pass the values as an array")
         return tensor
     return np.where(keep if is_ids else keep[..., None], arr, 0).astype(arr.dtype, copy=False)
 
