@@ -64,12 +64,12 @@ class Unrolled:
         The state after the last step, in the form of ``states``, to carry into the next
         chunk; for a design without state parts, the feedback (below).
     feedback : Tensor or None
-        The previous output the next step would read (designs with y(t-1) -> h(t) connections).
+        The previous output the next step would read (designs with y(t-1) -> h(t) connections);
+        in a padded batch (``mask``), each sequence's target at its last kept step.
     past : list of dict or None
         Designs with lagged parts (``Cell.lags``): the states after the last ``max(lags)``
-        steps, oldest first, that the next chunk reads as h(t-d); in a padded batch
-        (``mask``) the padded steps count, carrying the state, as a hole does.
-        In a padded batch ``feedback`` is each sequence's target at its last kept step.
+        steps, oldest first, that the next chunk reads as h(t-d); in a padded batch the padded
+        steps count, carrying the state, as a hole does.
     attention : list of Tensor or None
         A design with attention (``rnn.EncoderDecoder(attention=...)``): the weights α(t) of
         every decoder step t = 1..n_y, each (n_x,) or (B, n_x); None for a design without
