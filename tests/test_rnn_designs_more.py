@@ -212,3 +212,16 @@ def test_bad_input_to_the_new_designs_is_refused_before_anything_changes(name, c
         call(model, xs, ys)
     after = model.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_a_recursive_nets_vector_leaves_that_require_grad_get_their_gradient():
+    # a leaf given as a Tensor that requires grad (an embedding of another model) was read as
+    # values: after backward its .grad stayed None, without a word
+    model = rnn.RecursiveNet(3, 4, 2, seed=1)
+    rng = np.random.default_rng(13)
+    a = tg.tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    b = tg.tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    y = np.array([1, 0])
+    model.loss(((a, b), (np.array([0, 2]), a)), y).backward()      # a is read twice
+    assert a.grad is not None and b.grad is not None
+    assert tg.gradcheck(lambda a, b: model.loss(((a, b), (np.array([0, 2]), a)), y), [a, b])
