@@ -40,8 +40,9 @@ class Trainer:
     clip : float or None, max global gradient norm (tg.clip_grad_norm)
     skip_nonfinite : bool
         What an update does with a loss or gradient that is not finite (NaN or inf).  False
-        (the default): raise :class:`NonFiniteLossError`, naming the update and the first
-        non-finite loss term, with the parameters and the optimizer's state as they were.
+        (the default): raise :class:`NonFiniteLossError`, naming the update, the first
+        non-finite loss term and the first NaN or inf of float inputs xs (t and b), with the
+        parameters and the optimizer's state as they were.
         True: skip that batch (no update), warn (RuntimeWarning) and record it in ``skipped``.
 
     Attributes
@@ -120,7 +121,9 @@ class Trainer:
             for t, term in enumerate(terms, 1):
                 value = term.item()
                 if not np.isfinite(value):
-                    return f"the first non-finite loss term is L({t}) = {value}"
+                    found = _nonfinite_input(args[0] if args else kwargs.get("xs"))
+                    return (f"the first non-finite loss term is L({t}) = {value}"
+                            + (f" (xs holds {found})" if found else ""))
             return None
         return where
 
@@ -167,6 +170,23 @@ class Trainer:
             if on_step is not None:
                 on_step(self.steps, loss, norm)
         return losses
+
+
+def _nonfinite_input(xs):
+    """Where float inputs ``xs`` ((T, ...) time first) hold their first NaN or inf, as
+    "nan at t=3, b=1", or None (ids, no array, all finite)."""
+    try:
+        arr = np.asarray(xs.data if isinstance(xs, tg.Tensor) else xs)
+    except (ValueError, TypeError):
+        return None
+    if arr.dtype.kind != "f" or arr.ndim == 0:
+        return None
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    at = f"t={index[0] + 1}" + (f", b={index[1]}" if arr.ndim == 3 else "")
+    return f"{arr[index]} at {at}"
 
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "MKL_NUM_THREADS",

@@ -283,3 +283,22 @@ def test_a_10000_step_stream_read_in_uneven_chunks_equals_one_unroll(name):
     with tg.no_grad():
         whole = model.loss(xs, ys).item() / len(xs)
     assert rnn.stream_loss(model, xs, ys, chunk=997) == pytest.approx(whole, rel=1e-12)
+
+
+def test_a_refused_update_names_where_the_inputs_are_not_finite():
+    # the refusal named the first non-finite loss term only (L(5) here, where a NaN input
+    # meets it; the inf at t=3 saturates tanh): which input of the batch was bad was left to
+    # the user to find
+    model = rnn.ElmanRNN(3, 4, 3)
+    xs = np.random.default_rng(14).normal(size=(5, 2, 3))
+    xs[2, 1, 0] = np.inf
+    xs[4, 0, 2] = np.nan
+    trainer = rnn.Trainer(model)
+    with np.errstate(invalid="ignore"), pytest.raises(
+            rnn.NonFiniteLossError,
+            match=r"update 1: .*L\(5\) = nan \(xs holds inf at t=3, b=1\)"):
+        trainer.step(xs, np.zeros((5, 2), int))
+    with np.errstate(invalid="ignore"), pytest.raises(rnn.NonFiniteLossError,
+                                                      match=r"\(xs holds nan at t=5\)"):
+        trainer.step(xs[:, 0], np.zeros(5, int))
+    assert trainer.steps == 0
