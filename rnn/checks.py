@@ -4,12 +4,12 @@ Every check runs before any graph is built, so bad input raises one clear
 tinygraph error (naming the model, the argument, the time step and the valid
 range) and never a numpy traceback from the middle of an unroll.  The checked
 arrays come back in the layout the unroll wants: time first, ids as int64,
-floats in the model's dtype, masked positions replaced by a harmless id 0.
+floats in the model's dtype, masked positions replaced by a harmless id 0 or zero vector.
 """
 
 import numpy as np
 
-from tinygraph import (BadIndexError, ConfigError, DTypeError, ShapeError, Tensor,
+from tinygraph import (AnomalyError, BadIndexError, ConfigError, DTypeError, ShapeError, Tensor,
                         is_grad_enabled)
 
 
@@ -148,6 +148,25 @@ def mask(value, steps, batch, batched, who):
     return arr
 
 
+def padded_inputs(arr, keep, is_ids, who, tensor=None):
+    """The checked inputs ``arr`` with what the mask ``keep`` pads replaced by 0 (id 0, or a zero
+    vector): a padded step reads nothing of x(t), so a pad value that is no valid id (e.g. -1 or
+    n_in) or no number (NaN padding) changes nothing.  ``tensor``, a float Tensor of these inputs
+    that requires grad, is returned as it is (its gradient flows to it); a NaN or inf at a padded
+    position of it is a ShapeError naming ``who``, t and b."""
+    if keep is None:
+        return arr if tensor is None else tensor
+    if tensor is not None:
+        bad = ~np.isfinite(arr).all(axis=-1) & ~keep
+        if bad.any():
+            t, b = (int(i) for i in np.argwhere(bad)[0])
+            raise ShapeError(f"{who}: xs (a Tensor that requires grad) holds a non-finite value "
+                             f"at padded step t={t + 1}, b={b}, which would make every gradient "
+                             "NaN: pad it with zeros, or pass the values as an array")
+        return tensor
+    return np.where(keep if is_ids else keep[..., None], arr, 0).astype(arr.dtype, copy=False)
+
+
 def no_holes(keep, who):
     """Refuse a (T, B) mask with a hole (a kept step after a padded one, e.g. [1, 0, 1]) in a
     cell that feeds y(t-1) into step t: the state is carried over the hole, but the y(t-1) the
@@ -234,21 +253,21 @@ def state(h0, shape, batch, who, dtype, what="h0"):
     return arr.astype(dtype)
 
 
-def states(h0, parts, batch, who, dtype):
+def states(h0, parts, batch, who, dtype, what="h0"):
     """Check the initial state of a cell with state ``parts`` (name -> size): ``h0`` is None
     (zeros), one array or Tensor for a one-part state, or a dict of parts (missing ones are
-    zeros).  Returns a dict part -> array or Tensor."""
+    zeros).  Returns a dict part -> array or Tensor.  ``what`` names the argument in errors."""
     if isinstance(h0, dict):
         unknown = [k for k in h0 if k not in parts]
         if unknown:
-            raise ConfigError(f"{who}: h0 has no state part {unknown[0]!r}; the parts are "
+            raise ConfigError(f"{who}: {what} has no state part {unknown[0]!r}; the parts are "
                               f"{list(parts)}")
-        return {k: state(h0.get(k), (n,), batch, who, dtype, what=f"h0[{k!r}]")
+        return {k: state(h0.get(k), (n,), batch, who, dtype, what=f"{what}[{k!r}]")
                 for k, n in parts.items()}
     if h0 is not None and len(parts) != 1:
-        raise ShapeError(f"{who}: h0 must be a dict of the state parts {list(parts)}, got "
+        raise ShapeError(f"{who}: {what} must be a dict of the state parts {list(parts)}, got "
                          f"{type(h0).__name__}")
-    return {k: state(h0, (n,), batch, who, dtype) for k, n in parts.items()}
+    return {k: state(h0, (n,), batch, who, dtype, what=what) for k, n in parts.items()}
 
 
 def batch_of_state(h0, parts, who):
@@ -304,7 +323,8 @@ def sampling(temperature, seed, who):
 def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
     """Check regression targets of the given shape ((T, K) or (T, B, K)); returns ``dtype`` floats.
 
-    Where ``keep`` (a bool (T, B) mask) is False the target is set to 0 (it adds no loss).
+    Where ``keep`` (a bool (T, B) mask) is False the target is set to 0 (it adds no loss) and
+    may be anything (NaN padding); a NaN or inf target at a kept step is a ShapeError.
     """
     untracked_target(ys, who, what)
     arr = as_array(ys, who, what)
@@ -315,9 +335,13 @@ def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
             raise ShapeError(f"{who}: the inputs have {shape[0]} steps but {what} has "
                              f"{arr.shape[0]} (shape {arr.shape}, need {shape})")
         raise ShapeError(f"{who}: {what} must have shape {shape}, got {arr.shape}")
-    if not np.isfinite(arr).all():
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise ShapeError(f"{who}: {what} has a non-finite value at t={index[0] + 1}")
+    bad = ~np.isfinite(arr)
+    if keep is not None:      # a padded target is not read: NaN padding is padding
+        bad &= keep[..., None]
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ShapeError(f"{who}: {what} has a non-finite value at t={index[0] + 1}"
+                         + (f", b={index[1]}" if len(index) == 3 else ""))
     arr = arr.astype(dtype)
     return arr if keep is None else np.where(keep[..., None], arr, 0).astype(dtype)
 
@@ -338,3 +362,20 @@ def unit_interval(value, who, what):
             or not 0 < value < 1:
         raise ConfigError(f"{who}: {what} must be a number strictly between 0 and 1, got {value!r}")
     return float(value)
+
+
+def class_ids(logits, who, what, steps=False):
+    """argmax over the last axis of ``logits`` (the outputs ``what``, stacked over time first
+    when ``steps``).  A NaN or inf logit raises AnomalyError naming ``who``, the step, the batch
+    entry and the class: argmax would give a class id for it without a word (the first NaN's,
+    or 0 for a row of NaN)."""
+    bad = ~np.isfinite(logits)
+    if bad.any():
+        index = [int(i) for i in np.argwhere(bad)[0]]
+        where = ([f"t={index[0] + 1}"] if steps else []) + (
+            [f"b={index[int(steps)]}"] if len(index) > 1 + int(steps) else [])
+        at = f" at {', '.join(where)}" if where else ""
+        raise AnomalyError(f"{who}: {what}{at} has a non-finite logit {logits[tuple(index)]} "
+                           f"(class {index[-1]}), so it has no class (are the inputs or the "
+                           "parameters NaN or inf?)")
+    return logits.argmax(axis=-1)

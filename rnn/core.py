@@ -64,17 +64,21 @@ class Unrolled:
         The state after the last step, in the form of ``states``, to carry into the next
         chunk; for a design without state parts, the feedback (below).
     feedback : Tensor or None
-        The previous output the next step would read (designs with y(t-1) -> h(t) connections).
+        The previous output the next step would read (designs with y(t-1) -> h(t) connections);
+        in a padded batch (``mask``), each sequence's target at its last kept step.
     past : list of dict or None
         Designs with lagged parts (``Cell.lags``): the states after the last ``max(lags)``
-        steps, oldest first, that the next chunk reads as h(t-d).
+        steps, oldest first, that the next chunk reads as h(t-d); in a padded batch the padded
+        steps count, carrying the state, as a hole does.
     attention : list of Tensor or None
         A design with attention (``rnn.EncoderDecoder(attention=...)``): the weights α(t) of
         every decoder step t = 1..n_y, each (n_x,) or (B, n_x); None for a design without
         attention.  Made when first asked for where decoder steps were replayed (their α(t)
-        are computed then from the replayed s(t-1), as the states are; a ConfigError once the
-        parameters they read changed since the run); set it to a list, or
-        to a function of no arguments that makes the list.
+        are computed then from the replayed s(t-1), as the states are: a loss on them
+        back-propagates exactly, but ``tg.grad`` or ``retain_grad`` of such an α(t) is refused,
+        as for a replayed state; reading them is a ConfigError once the parameters they read
+        changed since the run); set it to a list, or to a function of no arguments that makes
+        the list.
     replayed : (a, b) or None
         Steps a..b (in the order run) were replayed from a recorded step as one node
         (:mod:`rnn.replay`); None when every step ran as engine ops.
@@ -632,7 +636,24 @@ class Cell(RecurrentModel):
             prev = None if self.feedback is None else initial(plan.y0, plan.y0_name)
             ring = self._ring(state, plan.past, batch)
             run = self._per_step if per_step else self._batched
-            return run(plan, statics, state, prev, ring)
+            result = run(plan, statics, state, prev, ring)
+        if plan.keep is not None and self.feedback is not None and not plan.reverse:
+            self._feedback_at_sequence_ends(result, plan)
+        return result
+
+    def _feedback_at_sequence_ends(self, result, plan):
+        """A padded batch whose sequences end before step T: the y(t-1) the next chunk reads
+        (``carry``) is each sequence's target at its last kept step, not the padded target of
+        step T (as a step after a hole would read it, which these cells refuse).  The state
+        parts, and the lagged states of a skip, are carried over the padding in real time as
+        over any padded step."""
+        keep = plan.keep
+        ends = keep.shape[0] - 1 - np.argmax(keep[::-1], axis=0)    # each last kept step - 1
+        if plan.free is not None or plan.ys is None or (ends == keep.shape[0] - 1).all():
+            return
+        result.feedback = tg.Tensor(np.asarray(plan.ys)[ends, np.arange(keep.shape[1])])
+        if not self.parts:          # a design without state parts carries its feedback
+            result.last = result.feedback
 
     def _ring(self, state, past, batch):
         """The states of the last ``max(lags)`` steps, oldest first (None without lags)."""
@@ -1127,7 +1148,8 @@ class Recurrence(Cell):
         ``input_map(x) -> u``, the state-independent part of the step (e.g. ``x @ U.T + b``):
         ``loss`` applies it to all steps at once (x of shape (T, B, n_in)), ``run`` per step.
         Given integer ids, it receives them as they are (T,) or (T, B): an embedding lookup
-        such as ``tg.take(U.T, x, axis=0) + b`` is its job.
+        such as ``tg.take(U.T, x, axis=0) + b`` is its job.  Where a mask pads, x(t) is id 0
+        (or a zero vector): a padded step reads nothing of it.
     name : str
         The scope of every unroll.
     state_name : str
@@ -1288,7 +1310,8 @@ class Recurrence(Cell):
             keep = checks.mask(mask, steps, batch, batched, who)
             if is_ids:
                 checks.check_ids(arr, self.n_in, who, "xs", batched, keep)
-            seq = {"x": xs if isinstance(xs, tg.Tensor) and xs.requires_grad else arr}
+            tensor = xs if isinstance(xs, tg.Tensor) and xs.requires_grad else None
+            seq = {"x": checks.padded_inputs(arr, keep, is_ids, who, tensor)}
         if ys is not None:
             if self.readout_fn is None:
                 raise tg.ConfigError(f"{who}: targets ys need a readout= function giving o(t)")

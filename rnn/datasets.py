@@ -130,6 +130,9 @@ def stream_batches(ids, batch_size):
     ids = checks.as_array(ids, "stream_batches", "ids")
     if ids.ndim != 1:
         raise ShapeError(f"stream_batches: ids must be one stream (N,), got shape {ids.shape}")
+    if ids.dtype.kind not in "iu":    # float "ids" (T, B) would read as T vectors of width B
+        raise DTypeError(f"stream_batches: ids must be integer ids, got dtype {ids.dtype}")
+    ids = checks.as_int64(ids, "stream_batches", "ids", False)
     n = (len(ids) - 1) // batch_size
     if n < 1:
         raise ShapeError(f"stream_batches: {len(ids)} ids are too few for {batch_size} streams")

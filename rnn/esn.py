@@ -16,11 +16,11 @@ import tinygraph as tg
 
 from . import checks
 from .core import init_bias, init_weight, squared_error
-from .models import Design
+from .models import SequenceDesign
 from .plan import Plan
 
 
-class EchoStateNetwork(Design):
+class EchoStateNetwork(SequenceDesign):
     """h(t) = tanh(b + W h(t-1) + U x(t)) with U, W, b fixed; o(t) = c + V h(t), fitted to float
     targets.
 
@@ -85,15 +85,6 @@ class EchoStateNetwork(Design):
         ys = self._float_targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         return self.unroll(Plan(seq, steps, state0, ys, keep, batch), per_step)
-
-    def run_for_loss(self, xs, ys=None, h0=None, mask=None):
-        """``run`` with ``per_step=False``: what ``loss`` and training use."""
-        return self.run(xs, ys, h0=h0, mask=mask, per_step=False)
-
-    def __call__(self, xs, h0=None, mask=None):
-        """Forward only: (outputs [o(t)], states [h(t)], last state h(T))."""
-        run = self.run(xs, h0=h0, mask=mask)
-        return run.outputs, run.states, run.last
 
     def states(self, xs, h0=None):
         """The reservoir states h(1..T) as an array (T, H) or (T, B, H), under no_grad."""

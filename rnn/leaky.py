@@ -13,11 +13,11 @@ import tinygraph as tg
 
 from . import checks
 from .core import lagged
-from .models import Design
+from .models import SequenceDesign
 from .plan import Plan
 
 
-class LeakyRNN(Design):
+class LeakyRNN(SequenceDesign):
     """Leaky units (section 10.9), optionally with a delay-d skip connection.
 
     v(t) = tanh(b + W h(t-1) + U x(t) [+ Wd h(t-d)]),  h(t) = alpha h(t-1) + (1 - alpha) v(t),
@@ -108,17 +108,13 @@ class LeakyRNN(Design):
                                     f"(h(1-d) .. h(0)), got {type(past).__name__}"
                                     + (f" of length {len(past)}" if isinstance(past, (list, tuple))
                                        else ""))
-            past = [checks.states(s, self.parts, batch, self.name, self.dtype) for s in past]
+            past = [checks.states(s, self.parts, batch, self.name, self.dtype, what=f"past[{i}]")
+                    for i, s in enumerate(past)]
         return self.unroll(Plan(seq, steps, state0, ys, keep, batch, past=past), per_step)
 
     def run_for_loss(self, xs, ys=None, h0=None, mask=None, past=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
         return self.run(xs, ys, h0=h0, mask=mask, past=past, per_step=False)
-
-    def __call__(self, xs, h0=None, mask=None):
-        """Forward only: (outputs [o(t)], states [h(t)], last state h(T))."""
-        run = self.run(xs, h0=h0, mask=mask)
-        return run.outputs, run.states, run.last
 
     def _trace_roots(self, steps):
         xs, ys = self._trace_ids(steps)

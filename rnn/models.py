@@ -16,6 +16,7 @@ id): there is no second implementation of any design.
 import numpy as np
 
 import tinygraph as tg
+from tinygraph.tensor import stand_in
 
 from . import checks, replay, stacked
 from .core import Cell, Chain, init_bias, init_weight, output_and_loss, step_leaves, unroll
@@ -90,9 +91,8 @@ class Design(Cell):
         keep = checks.mask(mask, steps, batch, batched, self.name)
         if is_ids:
             checks.check_ids(arr, self.n_in, self.name, "xs", batched, keep)
-            if keep is not None:
-                arr = np.where(keep, arr, 0)
-        x = xs if isinstance(xs, tg.Tensor) and xs.requires_grad and not is_ids else arr
+        tensor = xs if isinstance(xs, tg.Tensor) and xs.requires_grad and not is_ids else None
+        x = checks.padded_inputs(arr, keep, is_ids, self.name, tensor)
         return {"x": x}, steps, batch, keep, is_ids
 
     def _targets(self, ys, steps, batch, keep=None):
@@ -165,10 +165,14 @@ class SequenceDesign(Design):
 
     def predict(self, xs, h0=None, mask=None):
         """Class ids argmax o(t): (T,) or (T, B); with ``criterion="squared_error"`` the outputs
-        o(t) themselves: (T, n_out) or (T, B, n_out)."""
+        o(t) themselves: (T, n_out) or (T, B, n_out).  A padded step (``mask``) repeats what its
+        carried state gives (leave it out of a score).  A NaN or inf logit is an AnomalyError
+        naming t and b, not a class."""
         with tg.no_grad():
-            outputs = self(xs, h0=h0, mask=mask)[0]
-        return np.stack([o.data if self.regression else o.data.argmax(-1) for o in outputs])
+            outputs = np.stack([o.data for o in self(xs, h0=h0, mask=mask)[0]])
+        if self.regression:
+            return outputs
+        return checks.class_ids(outputs, f"{self.name}.predict", "o(t)", steps=True)
 
     def _trace_roots(self, steps):
         return [self.run(*self._trace_ids(steps)).loss]
@@ -699,7 +703,8 @@ class SequenceToOne(SequenceDesign):
     def predict(self, xs, h0=None, mask=None):
         """Class ids argmax o(tau): () or (B,)."""
         with tg.no_grad():
-            return np.argmax(self.run(xs, h0=h0, mask=mask).outputs[0].data, axis=-1)
+            logits = self.run(xs, h0=h0, mask=mask).outputs[0].data
+        return checks.class_ids(logits, f"{self.name}.predict", "o(τ)")
 
     def _trace_roots(self, steps):
         xs = (np.arange(steps) % self.n_in)[:, None]
@@ -947,6 +952,14 @@ class BidirectionalRNN(SequenceDesign):
 ATTENTIONS = (None, "additive", "dot")
 
 
+REMADE_ALPHA = (
+    "it is α({t}) of a decoder step replayed from a recorded one (rnn.replay, steps "
+    "{first}..{last}), made when asked for from the replayed s(t-1): the loss read the replay's "
+    "own α, not this node, so its gradient would miss all of it (zeros); a loss on the "
+    "attention weights back-propagates through them exactly, but for gradients with respect to "
+    "α(t) unroll with model.replayable = False, or with model.run")
+
+
 class EncoderDecoder(Design):
     """Figure 10.12 (section 10.4): an encoder reads x(1..n_x), a decoder writes y(1..n_y).
 
@@ -1068,9 +1081,10 @@ class EncoderDecoder(Design):
         steps, feedback : generation without ys: ``steps`` decoder steps, each y(t) picked from
             o(t) by the Sampler ``feedback`` and fed to step t+1
         per_step : bool, as ElmanRNN.run
-        mask : (n_x, B) of 0/1, optional: padded source sequences (right padding).  The encoder
-            carries its state over the padding, so C is each sequence's state at its own last
-            step; with attention, padded positions get α = 0.
+        mask : (n_x, B) of 0/1, optional: padded source sequences (right padding, or holes
+            anywhere: the same as the source without them).  The encoder carries its state over
+            the padding, so C is each sequence's state at its own last kept step; with
+            attention, padded positions get α = 0.
 
         Returns
         -------
@@ -1146,7 +1160,9 @@ class EncoderDecoder(Design):
                 for t in range(engine + 1, len(states) + 1):
                     with tg.scope(f"t={t}"):
                         s = context if t == 1 else states[t - 2]
-                        weights.append(self._attend(s, memory, keys, valid)[0])
+                        alpha = self._attend(s, memory, keys, valid)[0]
+                    weights.append(stand_in(alpha, REMADE_ALPHA.format(
+                        t=t, first=engine + 1, last=len(states))))
             return weights
         return complete
 

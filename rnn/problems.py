@@ -145,13 +145,26 @@ def train(model, make_batch, updates, lr=1e-2, clip=1.0):
 
 
 def last_step_accuracy(model, xs, ys):
-    """The fraction of sequences whose output at the last step picks the target ys[-1]."""
+    """The fraction of sequences whose output at the last step picks the target ys[-1] (a NaN
+    or inf output is an AnomalyError naming it, not a class)."""
     with tg.no_grad():
         outputs = model.run(xs).outputs
-    return float(np.mean(outputs[-1].data.argmax(axis=-1) == ys[-1]))
+    picked = checks.class_ids(outputs[-1].data, "last_step_accuracy", "o(T)")
+    return float(np.mean(picked == np.asarray(ys)[-1]))
 
 
 def normalised_error(predicted, target):
-    """Mean squared error over the variance of the target (1: no better than its mean)."""
+    """Mean squared error over the variance of the target (1: no better than its mean).
+
+    ``predicted`` and ``target`` must have the same shape (numpy would broadcast (T, B, 1)
+    against (T, B) into a (T, B, B) mean of every pair); a constant target has no variance to
+    normalise by.  Both are ShapeErrors naming the shapes or the value."""
     predicted, target = np.asarray(predicted), np.asarray(target)
-    return float(np.mean((predicted - target) ** 2) / np.var(target))
+    if predicted.shape != target.shape:
+        raise tg.ShapeError(f"normalised_error: predicted has shape {predicted.shape} but target "
+                            f"has shape {target.shape}; they must be the same")
+    variance = float(np.var(target)) if target.size else 0.0
+    if not variance > 0:
+        raise tg.ShapeError(f"normalised_error: the target has variance {variance} (a constant "
+                            "target, or one of no values): nothing to normalise the error by")
+    return float(np.mean((predicted - target) ** 2) / variance)

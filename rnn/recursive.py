@@ -112,7 +112,8 @@ class RecursiveNet(RecurrentModel):
         """Compute the tree bottom-up; every node under ``tg.scope(f"node={k}")``.
 
         tree : a leaf or a pair (left, right); leaves are ids, ids (B,), vectors (n_in,) or
-            (B, n_in), all with the same batch.
+            (B, n_in), all with the same batch; a vector leaf that is a Tensor requiring grad
+            gets its gradient.
         y : id () or ids (B,), optional.
         Returns Unrolled: ``states`` are h of every tree node in post-order, ``last`` the
         root's h, ``outputs`` [o] and ``loss`` CE(o, y) (batch mean).
@@ -137,11 +138,12 @@ class RecursiveNet(RecurrentModel):
         with tg.scope(self.name):
             VT, UT, WT = self.V.T, self.U.T, self.W.T
             stack = []
-            for k, (kind, _, _) in enumerate(nodes, start=1):
+            for k, (kind, given, _) in enumerate(nodes, start=1):
                 with tg.scope(f"node={k}"):
                     if kind == "leaf":
                         arr, is_ids, _ = leaves[k - 1]
-                        x = tg.Tensor(arr, name="x")
+                        tracked = isinstance(given, tg.Tensor) and given.requires_grad
+                        x = given if tracked and not is_ids else tg.Tensor(arr, name="x")
                         h = tg.take(VT, x, axis=0) if is_ids else x @ VT
                         history["x"].append(x)
                     else:
@@ -168,7 +170,8 @@ class RecursiveNet(RecurrentModel):
     def predict(self, tree):
         """Class ids argmax o: () or (B,)."""
         with tg.no_grad():
-            return np.argmax(self.run(tree).outputs[0].data, axis=-1)
+            logits = self.run(tree).outputs[0].data
+        return checks.class_ids(logits, f"{self.name}.predict", "the root's o")
 
     def _trace_roots(self, steps):
         tree = balanced_tree([np.array([i % self.n_in]) for i in range(steps)])

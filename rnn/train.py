@@ -11,6 +11,7 @@ Both report progress through a callback ``on_step(step, loss, grad_norm)``.
 update count, the caller's own arrays and metadata) in one file, all or nothing.
 """
 
+import inspect
 import os
 import warnings
 
@@ -39,8 +40,9 @@ class Trainer:
     clip : float or None, max global gradient norm (tg.clip_grad_norm)
     skip_nonfinite : bool
         What an update does with a loss or gradient that is not finite (NaN or inf).  False
-        (the default): raise :class:`NonFiniteLossError`, naming the update and the first
-        non-finite loss term, with the parameters and the optimizer's state as they were.
+        (the default): raise :class:`NonFiniteLossError`, naming the update, the first
+        non-finite loss term and the first NaN or inf of float inputs xs (t and b), with the
+        parameters and the optimizer's state as they were.
         True: skip that batch (no update), warn (RuntimeWarning) and record it in ``skipped``.
 
     Attributes
@@ -125,7 +127,9 @@ class Trainer:
             for t, term in enumerate(terms, 1):
                 value = term.item()
                 if not np.isfinite(value):
-                    return f"the first non-finite loss term is L({t}) = {value}"
+                    found = _nonfinite_input(args[0] if args else kwargs.get("xs"))
+                    return (f"the first non-finite loss term is L({t}) = {value}"
+                            + (f" (xs holds {found})" if found else ""))
             return None
         return where
 
@@ -184,6 +188,23 @@ class Trainer:
             if on_step is not None:
                 on_step(self.steps, loss, norm)
         return losses
+
+
+def _nonfinite_input(xs):
+    """Where float inputs ``xs`` ((T, ...) time first) hold their first NaN or inf, as
+    "nan at t=3, b=1", or None (ids, no array, all finite)."""
+    try:
+        arr = np.asarray(xs.data if isinstance(xs, tg.Tensor) else xs)
+    except (ValueError, TypeError):
+        return None
+    if arr.dtype.kind != "f" or arr.ndim == 0:
+        return None
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    at = f"t={index[0] + 1}" + (f", b={index[1]}" if arr.ndim == 3 else "")
+    return f"{arr[index]} at {at}"
 
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "MKL_NUM_THREADS",
@@ -396,6 +417,15 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
                              "rnn.Recurrence cell has both)")
     losses = []
     carried = dict(h0) if isinstance(h0, Carried) else {} if h0 is None else {"h0": h0}
+    takes = inspect.signature(model.run_for_loss).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in takes.values()):
+        unknown = [k for k in carried if k not in takes]
+        if unknown:
+            given = (f"an rnn.Carried of {sorted(carried)}" if isinstance(h0, Carried)
+                     else "a state")
+            raise tg.ConfigError(f"truncated_bptt: h0 is {given}, but {type(model).__name__}."
+                                 f"run_for_loss takes no {unknown[0]!r}: give what this model's "
+                                 "own earlier truncated_bptt call returned")
     for x, y in chunks(trainer.model, xs, ys, chunk, "truncated_bptt"):
         loss, norm, carried = trainer.chunk(x, y, carried)
         losses.append(loss / len(x))

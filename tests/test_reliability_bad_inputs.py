@@ -751,6 +751,11 @@ CATALOGUE = [
     ("stream_batches_2d_ids",
      call(lambda w: rnn.datasets.stream_batches(np.zeros((5, 2), int), 2)), E, ValueError,
      ["stream_batches", "(5, 2)"]),
+    # float ids were cut into float streams (T, B), which a model with n_in == B reads as T
+    # input vectors without a word; the docstring promised int64
+    ("stream_batches_float_ids",
+     call(lambda w: rnn.datasets.stream_batches(np.arange(10.0), 2)), D, TypeError,
+     ["stream_batches", "integer ids", "float64"]),
     ("vocab_decode_negative_id", call(lambda w: rnn.Vocab("abc").decode([0, -1])), B, IndexError,
      ["Vocab.decode", "id -1", "position 1", "[0, 3)"]),
     ("vocab_decode_id_too_big", call(lambda w: rnn.Vocab("abc").decode([3])), B, IndexError,

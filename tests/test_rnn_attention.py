@@ -252,3 +252,111 @@ def test_attention_of_replayed_dot_steps_reads_no_parameter():
     run.loss.backward()
     tg.optim.SGD(model.parameters(), lr=0.5).step()
     assert np.abs(np.stack([a.data for a in run.attention]) - alphas).max() <= 1e-14
+
+
+def _replayed_attention_run(attention, replayable=True):
+    model = _model(attention)
+    model.replayable = replayable
+    rng = np.random.default_rng(9)
+    xs, ys = rng.integers(0, N_IN, (5, 2)), rng.integers(0, N_OUT, (8, 2))
+    run = model.run_for_loss(xs, ys)
+    assert (run.replayed is not None) == replayable
+    return model, run
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+def test_the_gradient_with_respect_to_a_replayed_steps_alpha_is_refused_not_zeros(attention):
+    # tg.grad(run.loss, run.attention[t]) of a replayed decoder step was zeros (and
+    # retain_grad left .grad None): the loss read the replay's own α, not the node made later
+    _, plain = _replayed_attention_run(attention, replayable=False)
+    expected = tg.grad(plain.loss, plain.attention[5], retain_graph=True)
+    assert np.abs(expected).max() > 1e-3             # the loss does depend on α(6)
+    _, run = _replayed_attention_run(attention)
+    first, last = run.replayed
+    assert first <= 6 <= last
+    with pytest.raises(tg.BackwardError, match=r"grad: input 0: .*α\(6\).*replayable = False"):
+        tg.grad(run.loss, run.attention[5])
+    with pytest.raises(tg.BackwardError, match=r"retain_grad: .*α\(6\)"):
+        run.attention[5].retain_grad()
+    for t in range(1, first):                        # the steps run as engine ops: as before
+        np.testing.assert_allclose(tg.grad(run.loss, run.attention[t - 1], retain_graph=True),
+                                   tg.grad(plain.loss, plain.attention[t - 1],
+                                           retain_graph=True), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+def test_a_loss_on_the_attention_weights_of_replayed_steps_has_exact_gradients(attention):
+    # what a user does with α(t): a penalty on the weights, back-propagated with the loss
+    def penalised(replayable):
+        model, run = _replayed_attention_run(attention, replayable)
+        (run.loss + sum((a * a).sum() for a in run.attention) * 0.7).backward()
+        return {n: getattr(model, n).grad for n in NAMES[attention]}
+    replayed, plain = penalised(True), penalised(False)
+    for name in NAMES[attention]:
+        assert _relative(replayed[name], plain[name]) <= TOL, name
+    model = _model(attention)
+    model.replayable = True
+    rng = np.random.default_rng(9)
+    xs, ys = rng.integers(0, N_IN, (5, 2)), rng.integers(0, N_OUT, (8, 2))
+    names = NAMES[attention]
+    saved = {n: getattr(model, n) for n in names}
+
+    def loss_of(*params):
+        for n, p in zip(names, params):
+            setattr(model, n, p)
+        try:
+            run = model.run_for_loss(xs, ys)
+            assert run.replayed is not None
+            return sum((a * a).sum() for a in run.attention)
+        finally:
+            for n, p in saved.items():
+                setattr(model, n, p)
+    assert tg.gradcheck(loss_of, [saved[n] for n in names], rtol=1e-6)
+
+
+HOLED = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 0]])
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+def test_a_source_mask_with_holes_equals_the_hand_written_bptt(attention):
+    # holes (a kept step after a padded one) and a padded first step: the encoder carries its
+    # state over them and α is 0 there, as the oracle's m(k) says
+    model = _model(attention)
+    rng = np.random.default_rng(11)
+    xs, ys = rng.integers(0, N_IN, (6, 3)), rng.integers(0, N_OUT, (7, 3))
+    expected, grads, alphas = ref.encoder_decoder_attention(
+        {n: getattr(model, n).data for n in NAMES[attention]}, xs, ys, model.start, attention,
+        HOLED)
+    loss = model.loss(xs, ys, mask=HOLED)
+    loss.backward()
+    assert _relative(loss.item(), expected) <= TOL
+    for name in NAMES[attention]:
+        assert _relative(getattr(model, name).grad, grads[name]) <= TOL, name
+    run = model.run_for_loss(xs, ys, mask=HOLED)
+    assert np.abs(np.stack([a.data for a in run.attention]) - alphas).max() <= 1e-14
+
+
+@pytest.mark.parametrize("attention", [None, "additive", "dot"])
+@pytest.mark.parametrize("floats", [False, True])
+def test_a_source_mask_with_holes_equals_each_source_without_its_holes(attention, floats):
+    model = _model(attention)
+    rng = np.random.default_rng(12)
+    xs = rng.normal(size=(6, 3, N_IN)) if floats else rng.integers(0, N_IN, (6, 3))
+    ys = rng.integers(0, N_OUT, (5, 3))
+    loss = model.loss(xs, ys, mask=HOLED)
+    loss.backward()
+    batched = {n: p.grad.copy() for n, p in model.named_parameters()}
+    model.zero_grad()
+    alone = []
+    for b in range(3):
+        keep = HOLED[:, b].astype(bool)
+        alone.append(model.loss(xs[keep, b], ys[:, b]))
+    mean = sum(alone) / 3
+    mean.backward()
+    assert loss.item() == pytest.approx(mean.item(), rel=1e-13)
+    for name, p in model.named_parameters():
+        assert _relative(batched[name], p.grad) <= TOL, name
+    generated = model.generate(xs, 4, mask=HOLED)
+    for b in range(3):
+        keep = HOLED[:, b].astype(bool)
+        np.testing.assert_array_equal(generated[:, b], model.generate(xs[keep, b], 4))

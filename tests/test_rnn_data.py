@@ -89,3 +89,10 @@ def test_vocab_refuses_tokens_it_cannot_sort_or_hash(tokens):
     # a bare TypeError ('<' not supported between 'str' and 'int', unhashable type) before
     with pytest.raises(tg.ConfigError, match="Vocab: tokens must be hashable and of one sortable"):
         rnn.datasets.Vocab(tokens)
+
+
+def test_stream_batches_gives_int64_streams_whatever_the_integer_dtype_of_the_ids():
+    xs, ys = rnn.datasets.stream_batches(np.arange(11, dtype=np.uint8), 2)
+    assert xs.dtype == ys.dtype == np.int64
+    np.testing.assert_array_equal(xs[:, 1], np.arange(5, 10))
+    np.testing.assert_array_equal(ys[:, 1], np.arange(6, 11))

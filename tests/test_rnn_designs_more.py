@@ -194,6 +194,12 @@ def test_a_bad_tree_is_refused_with_a_clear_error(call, error, words):
     ("leaky-skip", lambda m, xs, ys: m.loss(xs, ys, past=[{"h": np.zeros((2, 5))}]),
      tg.ShapeError, "list of 3 states"),
     ("leaky", lambda m, xs, ys: m.loss(xs, ys, past=[]), tg.ConfigError, "skip"),
+    # a bad past state was named h0 ('h0 must have shape (5,) or (2, 5), got (4,)', 'h0 has
+    # no state part'), an argument the call did not give
+    ("leaky-skip", lambda m, xs, ys: m.loss(xs, ys, past=[np.zeros(5), np.zeros(4), np.zeros(5)]),
+     tg.ShapeError, r"leaky: past\[1\] must have shape \(5,\) or \(2, 5\), got \(4,\)"),
+    ("leaky-skip", lambda m, xs, ys: m.loss(xs, ys, past=[{"h": np.zeros(5)}, {"s": 0}, {}]),
+     tg.ConfigError, r"leaky: past\[1\] has no state part 's'"),
     ("memory", lambda m, xs, ys: m.loss(xs, ys, h0=np.zeros((2, 5))), tg.ShapeError, "dict"),
     ("deep-stacked", lambda m, xs, ys: m.loss(xs + 9, ys), tg.BadIndexError, "out of range"),
     ("memory", lambda m, xs, ys: m.loss(xs, ys, mask=np.ones((T, 3))), tg.ShapeError, "mask"),
@@ -206,3 +212,16 @@ def test_bad_input_to_the_new_designs_is_refused_before_anything_changes(name, c
         call(model, xs, ys)
     after = model.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_a_recursive_nets_vector_leaves_that_require_grad_get_their_gradient():
+    # a leaf given as a Tensor that requires grad (an embedding of another model) was read as
+    # values: after backward its .grad stayed None, without a word
+    model = rnn.RecursiveNet(3, 4, 2, seed=1)
+    rng = np.random.default_rng(13)
+    a = tg.tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    b = tg.tensor(rng.normal(size=(2, 3)), requires_grad=True)
+    y = np.array([1, 0])
+    model.loss(((a, b), (np.array([0, 2]), a)), y).backward()      # a is read twice
+    assert a.grad is not None and b.grad is not None
+    assert tg.gradcheck(lambda a, b: model.loss(((a, b), (np.array([0, 2]), a)), y), [a, b])

@@ -149,3 +149,27 @@ def test_memory_network_solves_associative_recall():
     problems.train(model, lambda k: problems.associative_recall(32, seed=k), 600, lr=2e-2)
     xs, ys = problems.associative_recall(500, seed=10**6)
     assert problems.last_step_accuracy(model, xs, ys) >= 0.85    # chance: 0.25
+
+
+@pytest.mark.parametrize("predicted, target, words", [
+    # (T, 1) against (T,) broadcast to a (T, T) mean of every pair: 2.0 for this perfect
+    # prediction, whose error is 0
+    (np.arange(4.0)[:, None], np.arange(4.0),
+     r"predicted has shape \(4, 1\) but target has shape \(4,\)"),
+    (np.zeros(4), np.ones(4), r"the target has variance 0\.0"),      # was inf, with a warning
+    (np.zeros(0), np.zeros(0), r"the target has variance 0\.0"),     # was nan, with warnings
+])
+def test_normalised_error_refuses_shapes_that_differ_and_a_constant_target(predicted, target,
+                                                                          words):
+    with pytest.raises(tg.ShapeError, match="normalised_error: " + words):
+        problems.normalised_error(predicted, target)
+    assert problems.normalised_error(np.arange(6.0), np.arange(6.0)) == 0.0
+
+
+def test_last_step_accuracy_refuses_outputs_that_are_not_numbers():
+    # argmax of a NaN output counted as class 0: 'accuracy' 1.0 for targets of class 0
+    model = rnn.ElmanRNN(3, 4, 3)
+    xs = np.random.default_rng(12).normal(size=(4, 2, 3))
+    xs[1, 0, 0] = np.nan
+    with pytest.raises(tg.AnomalyError, match=r"last_step_accuracy: o\(T\) at b=0 .*nan"):
+        problems.last_step_accuracy(model, xs, np.zeros((4, 2), int))

@@ -148,3 +148,152 @@ def test_jordan_batch_of_one_step_sequences_padded_to_three_has_their_loss_not_n
     for i, g in enumerate(batched):
         np.testing.assert_allclose(g, np.mean([sg[i] for sg in single_grads], axis=0),
                                    rtol=1e-10, atol=1e-14)
+
+
+def _user_cell(ids):
+    rng = np.random.default_rng(4)
+    W, U, V = (tg.Parameter(rng.normal(0, 0.5, shape), name=name)
+               for name, shape in (("W", (5, 5)), ("U", (5, 4)), ("V", (4, 5))))
+    embed = (lambda x: tg.take(U.T, x, axis=0)) if ids else (lambda x: x @ U.T)
+    return rnn.Recurrence(lambda h, u: (h @ W.T + u).tanh(), [W, U, V], n_state=5, n_in=4,
+                          readout=lambda h: h @ V.T, input_map=embed, name="cell")
+
+
+PADDED_DESIGNS = {     # name -> (model, the targets' shape: per step, per sequence, decoder)
+    "elman": (lambda: rnn.ElmanRNN(4, 5, 4, seed=1), "steps"),
+    "lstm": (lambda: rnn.LSTM(4, 5, 4, seed=1), "steps"),
+    "bidirectional": (lambda: rnn.BidirectionalRNN(4, 5, 4, seed=1), "steps"),
+    "deep": (lambda: rnn.DeepRNN(4, 5, 4, kind="skip", seed=1), "steps"),
+    "leaky": (lambda: rnn.LeakyRNN(4, 5, 4, skip=2, seed=1), "steps"),
+    "memory": (lambda: rnn.MemoryNetwork(4, 5, 4, slots=3, width=2, seed=1), "steps"),
+    "conditional": (lambda: rnn.ConditionalRNN(4, 5, 4, seed=1), "steps"),
+    "jordan": (lambda: rnn.JordanRNN(4, 5, 4, seed=1), "steps"),
+    "seq2one": (lambda: rnn.SequenceToOne(4, 5, 4, seed=1), "one"),
+    "encdec": (lambda: rnn.EncoderDecoder(4, 5, 4, seed=1, attention="additive"), "decoder"),
+    "esn": (lambda: rnn.EchoStateNetwork(4, 5, 2, seed=1), "floats"),
+    "cell": (lambda: _user_cell(ids=True), "steps"),
+    "cell_floats": (lambda: _user_cell(ids=False), "steps"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PADDED_DESIGNS))
+def test_what_pads_a_sequence_is_not_read(name):
+    # a padded step reads nothing of x(t), so NaN padding (floats) or a pad id outside
+    # [0, n_in) gives the loss and gradients of zero padding: before, NaN padding made the loss
+    # NaN (ElmanRNN 4.2935 with zeros), and a user cell's input_map got the pad id 99 (an
+    # error from take at t=3) where the designs read id 0
+    make, kind = PADDED_DESIGNS[name]
+    rng = np.random.default_rng(5)
+    mask = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 0, 0]])
+    floats = name in ("esn", "cell_floats", "elman")      # the others read ids
+    xs = rng.normal(size=(4, 3, 4)) if floats else rng.integers(0, 4, (4, 3))
+    ys = {"steps": rng.integers(0, 4, (4, 3)), "one": rng.integers(0, 4, 3),
+          "decoder": rng.integers(0, 4, (2, 3)), "floats": rng.normal(size=(4, 3, 2))}[kind]
+    results = []
+    for pad in ([0.0, np.nan, np.inf] if floats else [0, 99, -1]):
+        x = xs.copy()
+        x[mask == 0] = pad
+        model = make()
+        loss = model.loss(x, ys, mask=mask)
+        loss.backward()
+        results.append((loss.item(), [p.grad for p in model.parameters() if p.requires_grad]))
+    for value, grads in results[1:]:
+        assert value == results[0][0] and np.isfinite(value)
+        for g, g0 in zip(grads, results[0][1]):
+            np.testing.assert_array_equal(g, g0)
+
+
+def test_a_tensor_of_inputs_that_requires_grad_refuses_nan_padding_naming_the_step():
+    # its values are used as they are (the gradient flows to them): a NaN there made every
+    # gradient NaN
+    xs = np.random.default_rng(6).normal(size=(4, 2, 4))
+    xs[2, 1] = np.nan
+    mask = np.array([[1, 1], [1, 1], [1, 0], [1, 0]])
+    x = tg.tensor(xs, requires_grad=True)
+    with pytest.raises(tg.ShapeError, match=r"elman: xs .* non-finite value at padded step "
+                                            r"t=3, b=1"):
+        rnn.ElmanRNN(4, 5, 4).loss(x, np.zeros((4, 2), int), mask=mask)
+    xs[2, 1] = 0.0
+    x = tg.tensor(xs, requires_grad=True)
+    model = rnn.ElmanRNN(4, 5, 4)
+    model.loss(x, np.zeros((4, 2), int), mask=mask).backward()
+    assert np.all(x.grad[2:, 1] == 0) and np.abs(x.grad[:, 0]).max() > 0
+
+
+def _one_sequence_of(carried, b):
+    """Sequence b's part of what ``model.carry`` gave a batch."""
+    def row(v):
+        if isinstance(v, dict):
+            return {k: row(x) for k, x in v.items()}
+        return v[b]
+    return {k: [row(s) for s in v] if isinstance(v, list) else row(v) for k, v in carried.items()}
+
+
+@pytest.mark.parametrize("make", [lambda: rnn.ConditionalRNN(4, 5, 4, seed=1),
+                                  lambda: rnn.JordanRNN(4, 5, 4, seed=1)],
+                         ids=["conditional", "jordan"])
+@pytest.mark.parametrize("per_step", [True, False])
+def test_carry_of_a_padded_batch_feeds_back_each_sequences_last_target(make, per_step):
+    # model.carry of a batch whose sequences end before step T handed on the padded target of
+    # step T (id 0) as y(0) of the next chunk: continuing ConditionalRNN's sequence of
+    # length 5 gave first a loss of 1.9455 where the sequence run whole gives 1.1946 (JordanRNN
+    # 1.2482 where 1.3529)
+    model = make()
+    rng = np.random.default_rng(8)
+    xs, ys = rng.integers(0, 4, (9, 3)), rng.integers(1, 4, (9, 3))
+    more_x, more_y = rng.integers(0, 4, (5, 3)), rng.integers(0, 4, (5, 3))
+    lengths = [9, 5, 1]
+    mask = (np.arange(9)[:, None] < np.array(lengths)).astype(int)
+    run = model.run(xs, ys, mask=mask) if per_step else model.run_for_loss(xs, ys, mask=mask)
+    carried = model.carry(run)
+    with tg.no_grad():
+        for b, n in enumerate(lengths):
+            went_on = model.run(more_x[:, b], more_y[:, b], **_one_sequence_of(carried, b))
+            whole = model.run(np.r_[xs[:n, b], more_x[:, b]], np.r_[ys[:n, b], more_y[:, b]])
+            np.testing.assert_allclose([L.item() for L in went_on.losses],
+                                       [L.item() for L in whole.losses[n:]], rtol=1e-13)
+
+
+@pytest.mark.parametrize("per_step", [True, False])
+def test_a_skip_carries_over_a_padded_end_in_real_time_as_over_a_hole(per_step):
+    # padded steps are time steps that carry the state: a chunk that ends padded, carried into
+    # the next, reads h(t-d) as one run over both reads it across the same steps as a hole
+    model = rnn.LeakyRNN(4, 5, 4, skip=3, seed=1)
+    rng = np.random.default_rng(9)
+    xs, ys = rng.integers(0, 4, (14, 2)), rng.integers(0, 4, (14, 2))
+    mask = np.ones((14, 2), int)
+    mask[6:9, 1] = 0                  # sequence 1: padded at the end of the first chunk
+    first = (model.run if per_step else model.run_for_loss)(xs[:9], ys[:9], mask=mask[:9])
+    with tg.no_grad():
+        went_on = model.run(xs[9:], ys[9:], **model.carry(first))
+        whole = model.run(xs, ys, mask=mask)
+    np.testing.assert_allclose([L.item() for L in went_on.losses],
+                               [L.item() for L in whole.losses[9:]], rtol=1e-13)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rnn.ElmanRNN(3, 4, 2, seed=1, criterion="squared_error"),
+    lambda: rnn.EchoStateNetwork(3, 4, 2, seed=1),
+    lambda: rnn.LeakyRNN(3, 4, 2, seed=1, criterion="squared_error"),
+], ids=["elman", "esn", "leaky"])
+def test_float_targets_padded_with_nan_are_padding_and_a_kept_nan_is_named(make):
+    # NaN-padded float targets were refused ('ys has a non-finite value at t=3') although a
+    # padded target adds nothing to the loss
+    rng = np.random.default_rng(10)
+    xs, ys = rng.normal(size=(4, 2, 3)), rng.normal(size=(4, 2, 2))
+    mask = np.array([[1, 1], [1, 1], [1, 0], [1, 0]])
+    zero, nan = ys.copy(), ys.copy()
+    zero[2:, 1], nan[2:, 1] = 0.0, np.nan
+    results = []
+    for targets in (zero, nan):
+        model = make()
+        loss = model.loss(xs, targets, mask=mask)
+        loss.backward()
+        results.append((loss.item(), [p.grad for p in model.parameters() if p.requires_grad]))
+    assert results[0][0] == results[1][0] and np.isfinite(results[0][0])
+    for g, g0 in zip(results[1][1], results[0][1]):
+        np.testing.assert_array_equal(g, g0)
+    kept = ys.copy()
+    kept[1, 1, 0] = np.inf
+    with pytest.raises(tg.ShapeError, match=r"ys has a non-finite value at t=2, b=1"):
+        make().loss(xs, kept, mask=mask)

@@ -252,3 +252,53 @@ def test_stream_loss_of_a_skip_net_equals_one_unroll():
     ids = np.random.default_rng(0).integers(5, size=40)
     whole = model.loss(ids[:-1], ids[1:]).item() / 39
     assert rnn.stream_loss(model, ids[:-1], ids[1:], chunk=4) == pytest.approx(whole, rel=1e-12)
+
+
+@pytest.mark.parametrize("model, h0, words", [
+    # the Carried of a LeakyRNN(skip=3) (h0 and past) into a ConditionalRNN, and a state
+    # into a JordanRNN (it has no state part): both were bare TypeErrors from run_for_loss
+    (rnn.ConditionalRNN(4, 5, 4), rnn.Carried(h0=np.zeros((2, 5)), past=[np.zeros((2, 5))] * 3),
+     r"h0 is an rnn\.Carried of \['h0', 'past'\], but ConditionalRNN\.run_for_loss takes no "
+     r"'past'"),
+    (rnn.JordanRNN(4, 5, 4), np.zeros((2, 5)),
+     r"h0 is a state, but JordanRNN\.run_for_loss takes no 'h0'"),
+])
+def test_truncated_bptt_refuses_what_another_kind_of_model_carried(model, h0, words):
+    trainer = rnn.Trainer(model)
+    before = model.state_dict()
+    xs = np.zeros((6, 2), dtype=np.int64)
+    with pytest.raises(tg.ConfigError, match=words):
+        rnn.truncated_bptt(trainer, xs, xs, 3, h0=h0)
+    assert trainer.steps == 0
+    assert all(np.array_equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize("name", list(LAG_AND_FEEDBACK))
+def test_a_10000_step_stream_read_in_uneven_chunks_equals_one_unroll(name):
+    # what each chunk carries (h(t-1), the skip's h(t-3), h(t-2), the fed-back y(t-1)) over
+    # ten thousand steps, in chunks that do not divide them, loses nothing
+    model = LAG_AND_FEEDBACK[name]()
+    rng = np.random.default_rng(11)
+    xs, ys = rng.integers(0, 3, (10_000, 2)), rng.integers(0, 3, (10_000, 2))
+    with tg.no_grad():
+        whole = model.loss(xs, ys).item() / len(xs)
+    assert rnn.stream_loss(model, xs, ys, chunk=997) == pytest.approx(whole, rel=1e-12)
+
+
+def test_a_refused_update_names_where_the_inputs_are_not_finite():
+    # the refusal named the first non-finite loss term only (L(5) here, where a NaN input
+    # meets it; the inf at t=3 saturates tanh): which input of the batch was bad was left to
+    # the user to find
+    model = rnn.ElmanRNN(3, 4, 3)
+    xs = np.random.default_rng(14).normal(size=(5, 2, 3))
+    xs[2, 1, 0] = np.inf
+    xs[4, 0, 2] = np.nan
+    trainer = rnn.Trainer(model)
+    with np.errstate(invalid="ignore"), pytest.raises(
+            rnn.NonFiniteLossError,
+            match=r"update 1: .*L\(5\) = nan \(xs holds inf at t=3, b=1\)"):
+        trainer.step(xs, np.zeros((5, 2), int))
+    with np.errstate(invalid="ignore"), pytest.raises(rnn.NonFiniteLossError,
+                                                      match=r"\(xs holds nan at t=5\)"):
+        trainer.step(xs[:, 0], np.zeros(5, int))
+    assert trainer.steps == 0

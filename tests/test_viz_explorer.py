@@ -279,6 +279,23 @@ def test_ids_carry_the_symbols_they_stand_for_and_only_vectors_have_histograms()
         viz.explore(model, ids[:-1], ids[1:], symbols="helo wrd")
 
 
+def test_fewer_symbols_than_the_ids_of_the_model_are_refused_naming_both_counts():
+    # symbols=["h", "e"] for a model of 8 ids made a page showing ids 0 and 1 as 'h' and 'e'
+    # and the other six as bare ids, without a word
+    vocab = rnn.Vocab("hello world")
+    ids = vocab.encode("hello wor")
+    model = rnn.ElmanRNN(len(vocab), 3, len(vocab), seed=0)
+    with pytest.raises(tg.ConfigError, match=r"symbols has 2 entries but elman's xs are ids "
+                                             r"0\.\.7 \(n_in=8\)"):
+        viz.explore(model, ids[:-1], ids[1:], symbols=["h", "e"])
+    classes = rnn.ElmanRNN(len(vocab), 3, 12, seed=0)     # the targets' ids reach further
+    with pytest.raises(tg.ConfigError, match=r"symbols has 8 entries but elman's ys are ids "
+                                             r"0\.\.11 \(n_out=12\)"):
+        viz.explore(classes, ids[:-1], ids[1:], symbols=vocab)
+    assert viz.explore(model, ids[:-1], ids[1:], symbols=vocab.tokens + ["extra"]).data[
+        "symbols"][-1] == "extra"                          # more symbols than ids: each id has one
+
+
 def test_the_lag_decay_of_a_skip_connection_says_it_is_the_one_step_chain_only():
     # LeakyRNN(skip=2): h(t) reads h(t-2) too, so ‖∂h(t)/∂h(t-k)‖ (k >= 2) is not the norm of the
     # product of one-step Jacobians the lag decay plots (here 0.885 vs 0.868 at k = 2 and

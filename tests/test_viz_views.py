@@ -435,3 +435,24 @@ def test_the_weights_on_the_edges_of_an_unrolled_view_stand_apart(model, steps):
     labels = edge_labels(svg)
     assert {"U", "W", "V"} <= {text for text, *_ in labels}
     assert crowded(labels) == []
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"steps": None}, "steps must be a positive integer, got None"),   # a bare TypeError
+    ({"steps": 20, "keep": None}, "keep must be a positive integer, got None"),   # TypeError
+    ({"steps": 20, "keep": 2.5}, "keep must be a positive integer, got 2.5"),     # TypeError
+    ({"steps": 20, "keep": 0}, "keep must be a positive integer, got 0"),   # drew no step
+    ({"steps": 20, "keep": -1}, "keep must be a positive integer, got -1"),
+    ({"steps": 20, "keep": True}, "keep must be a positive integer, got True"),
+])
+def test_unrolled_refuses_steps_and_keep_that_are_not_positive_integers(kwargs, words):
+    with pytest.raises(tg.ConfigError, match=r"viz\.unrolled: " + re.escape(words)):
+        viz.unrolled(rnn.ElmanRNN(3, 4, 3), **kwargs)
+
+
+@pytest.mark.parametrize("keep", [None, 2.5, 0, -1, True])
+def test_graph_refuses_a_keep_that_is_not_a_positive_integer(keep):
+    # None and 2.5 were bare TypeErrors; 0 and -1 drew every step, True one step each side
+    loss = rnn.ElmanRNN(3, 4, 3).loss(np.zeros(20, int), np.zeros(20, int))
+    with pytest.raises(tg.ConfigError, match=r"viz\.graph: keep must be a positive integer"):
+        viz.graph(loss, keep=keep)

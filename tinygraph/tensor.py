@@ -946,7 +946,7 @@ def _gathered(inputs):
 
 _tapes = {}    # thread id -> the tinygraph.tape.Recording open in that thread
 
-_stand_ins = {}    # id -> (weak reference, why): nodes whose rows' gradients cannot be asked for
+_stand_ins = {}    # id -> (weak reference, why, itself): nodes whose (rows') gradients cannot be asked for
 
 
 def stand_in_rows(t, why):
@@ -955,17 +955,35 @@ def stand_in_rows(t, why):
     the nodes that outputs made before used, rnn.replay's per-step states), so ``grad`` and
     ``retain_grad`` refuse them, saying ``why``, instead of a gradient that misses what reached
     the value through the block (zeros, when nothing used the row itself)."""
+    return _mark_stand_in(t, why, itself=False)
+
+
+def stand_in(t, why):
+    """Mark ``t`` itself as standing in for a value that the graph's other nodes did not read
+    (made again when asked for from stand-in rows, e.g. the attention weights α(t) of replayed
+    decoder steps), so ``grad`` and ``retain_grad`` refuse it, saying ``why``, instead of a
+    gradient of zeros (or None); back-propagating through ``t`` is unchanged."""
+    return _mark_stand_in(t, why, itself=True)
+
+
+def _mark_stand_in(t, why, itself):
     key = id(t)
-    _stand_ins[key] = (weakref.ref(t, lambda _, key=key: _stand_ins.pop(key, None)), why)
+    _stand_ins[key] = (weakref.ref(t, lambda _, key=key: _stand_ins.pop(key, None)), why,
+                       itself)
     return t
 
 
 def _stand_in_why(t):
-    if not _stand_ins or t.op != "index":
+    if not _stand_ins:
+        return None
+    entry = _stand_ins.get(id(t))
+    if entry is not None and entry[2] and entry[0]() is t:
+        return entry[1]
+    if t.op != "index":
         return None
     block = t._a
     entry = _stand_ins.get(id(block))
-    return entry[1] if entry is not None and entry[0]() is block else None
+    return entry[1] if entry is not None and not entry[2] and entry[0]() is block else None
 
 
 def _constant_of(x, why):

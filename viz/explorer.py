@@ -111,7 +111,8 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
         ConfigError
     symbols : rnn.datasets.Vocab or sequence of str, optional
         What each id stands for (id i is ``symbols[i]``): the page shows the ids of x(t) and
-        y(t) as these symbols (the characters of a character model).
+        y(t) as these symbols (the characters of a character model).  Fewer than the model's
+        ``n_in`` (when xs are ids) or ``n_out`` (when ys are ids) raise ConfigError.
 
     Returns
     -------
@@ -125,7 +126,7 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
                              "draw it with viz.unrolled(model) or viz.graph(model.run(...).loss)")
     if title is not None and not isinstance(title, str):
         raise tg.DTypeError(f"viz.explore: title must be a str, got {type(title).__name__}")
-    symbols = _symbols(symbols)
+    symbols = _symbols(symbols, model, xs, ys)
     parts = getattr(model, "parts", {}) or {}
     if part is not None and not isinstance(part, str):
         raise tg.DTypeError(f"viz.explore: part must be the name of a state part (a str), got "
@@ -400,15 +401,41 @@ class _Variables(Variables):
         return list(self._names)
 
 
-def _symbols(symbols):
-    """The list of str that ids stand for, from a Vocab (its tokens) or a sequence."""
+def _symbols(symbols, model, xs, ys):
+    """The list of str that ids stand for, from a Vocab (its tokens) or a sequence; fewer than
+    the ids that ``xs`` and ``ys`` may hold when they are ids (the model's ``n_in`` and
+    ``n_out``) raise ConfigError naming both counts: the page would show some ids as symbols and
+    the rest as bare ids, a sign of another vocabulary's symbols."""
     if symbols is None:
         return None
     tokens = getattr(symbols, "tokens", symbols)
     if isinstance(tokens, str) or not hasattr(tokens, "__len__"):
         raise tg.DTypeError(f"viz.explore: symbols must be an rnn.datasets.Vocab or a sequence of "
                             f"str (symbols[i] for id i), got {type(symbols).__name__}")
-    return [str(t) for t in tokens]
+    tokens = [str(t) for t in tokens]
+    for what, value, size in (("xs", xs, "n_in"), ("ys", ys, "n_out")):
+        ids = _ids_of(value)
+        if ids is None:
+            continue
+        n = getattr(model, size, None)
+        if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and len(tokens) < n:
+            raise tg.ConfigError(
+                f"viz.explore: symbols has {len(tokens)} entries but {model.name}'s {what} are "
+                f"ids 0..{n - 1} ({size}={n}); give one symbol per id (symbols[i] for id i, "
+                "e.g. the Vocab the model was made for)")
+    return tokens
+
+
+def _ids_of(value):
+    """``value`` (xs or ys) as an integer array when it holds ids, else None (floats, or what the
+    model's own checks refuse later)."""
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value.data if isinstance(value, tg.Tensor) else value)
+    except (ValueError, TypeError):
+        return None
+    return arr if arr.dtype.kind in "iu" else None
 
 
 def _summary_steps(steps):

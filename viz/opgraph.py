@@ -138,6 +138,8 @@ def graph(tensor, keep=KEEP, grads=False):
     """
     if not isinstance(tensor, tg.Tensor):
         raise tg.DTypeError(f"viz.graph: needs a tinygraph Tensor, got {type(tensor).__name__}")
+    if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 1:
+        raise tg.ConfigError(f"viz.graph: keep must be a positive integer, got {keep!r}")
     return _draw(tensor, keep, grads)
 
 

@@ -103,6 +103,9 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
     -------
     graphviz.Digraph
     """
+    for what, value in (("steps", steps), ("keep", keep)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise tg.ConfigError(f"viz.unrolled: {what} must be a positive integer, got {value!r}")
     if getattr(model, "structure", None) == "tree":
         from .tree import tree          # tree.py builds on this module
         return tree(model, steps, grads=grads)
