@@ -1125,6 +1125,14 @@ class Recurrence(Cell):
         ``loss`` applies it to all steps at once (x of shape (T, B, n_in)), ``run`` per step.
         Given integer ids, it receives them as they are (T,) or (T, B): an embedding lookup
         such as ``tg.take(U.T, x, axis=0) + b`` is its job.
+    ids : bool or None
+        What xs are, which the diagrams (``trace``, ``viz.folded``/``unrolled``) need since they
+        draw the cell on dummy inputs: True, integer ids in [0, n_in) (needs an ``input_map``
+        that looks them up; ``run`` refuses float vectors); False, float vectors (T, n_in)
+        (``run`` refuses ids); None (default), either: ``run`` takes both, and a trace draws the
+        cell on the kind of xs it last ran on (``run``, ``loss``, training), float vectors
+        before its first run.  A trace on float vectors that fails (an input map that looks up
+        ids) says to give ``ids=True``.
     name : str
         The scope of every unroll.
     state_name : str
@@ -1144,9 +1152,12 @@ class Recurrence(Cell):
 
     def __init__(self, step, params, n_state, n_in=None, readout=None, input_map=None,
                  name="system", state_name="h", edge_label="f", batch_readout=True,
-                 criterion="cross_entropy"):
+                 criterion="cross_entropy", ids=None):
         who = "Recurrence"
         self._set_criterion(criterion, who)
+        if ids is not None and not isinstance(ids, (bool, np.bool_)):
+            raise tg.ConfigError(f"{who}: ids must be True (xs are integer ids), False (float "
+                                 f"vectors) or None (either), got {ids!r}")
         for fn, what in ((step, "step"), (readout, "readout"), (input_map, "input_map")):
             if fn is not None and not callable(fn):
                 raise tg.ConfigError(f"{who}: {what} must be a function, got {type(fn).__name__}")
@@ -1165,6 +1176,14 @@ class Recurrence(Cell):
         self.n_in = None if n_in is None else checks.positive_int(n_in, who, "n_in")
         if input_map is not None and self.n_in is None:
             raise tg.ConfigError(f"{who}: input_map= needs an input (n_in)")
+        if ids is not None and self.n_in is None:
+            raise tg.ConfigError(f"{who}: ids= says what the inputs are; this system has none "
+                                 "(n_in=None)")
+        if ids and input_map is None:
+            raise tg.ConfigError(f"{who}: ids=True needs an input_map= that looks the ids up "
+                                 "(e.g. lambda x: tg.take(E, x, axis=0))")
+        self.ids = None if ids is None else bool(ids)
+        self._ran_on_ids = None       # the kind of xs of the last run (what ids=None traces on)
         self.step_fn, self.readout_fn, self.input_map_fn = step, readout, input_map
         self.batch_readout = bool(batch_readout)
         self.name = name
@@ -1240,7 +1259,8 @@ class Recurrence(Cell):
             A Tensor is read as is, so gradients reach it.  With an ``input_map``, also ids
             (T,) or (T, B) in [0, n_in): the input map then receives the raw integer ids (not
             one-hot vectors, so ``x @ U.T`` fails on them) and must look them up itself, e.g.
-            ``tg.take(U.T, ids, axis=0)``.
+            ``tg.take(U.T, ids, axis=0)``.  A cell made with ``ids=True`` takes only ids, with
+            ``ids=False`` only float vectors.
         ys : ids (T,) or (T, B), optional; with a ``readout``, adds L(t) = CE(o(t), y(t)); with
             ``criterion="squared_error"`` float targets (T, K) or (T, B, K).
         h0 : the state before step 1, default zeros: (n_state,) or (B, n_state), or a dict of
@@ -1274,6 +1294,11 @@ class Recurrence(Cell):
                 raise tg.DTypeError(f"{who}: a Recurrence without input_map takes float input "
                                     "vectors (T, n_in); give an input_map= that embeds the ids "
                                     "(e.g. tg.take(U.T, ids, axis=0)), or turn them into vectors")
+            if self.ids is not None and is_ids != self.ids:
+                raise tg.DTypeError(
+                    f"{who}: this cell was made with ids={self.ids} (xs are "
+                    f"{'integer ids (T,) or (T, B)' if self.ids else f'float vectors (T, {self.n_in})'}"
+                    f"), got {'integer ids' if is_ids else 'float'} xs of shape {arr.shape}")
             steps = arr.shape[0]
             batch = arr.shape[1] if batched else None
             keep = checks.mask(mask, steps, batch, batched, who)
@@ -1286,7 +1311,10 @@ class Recurrence(Cell):
             shape = (steps,) if batch is None else (steps, batch)
             ys = checks.step_targets(ys, shape, None, who, who, keep, self.regression, self.dtype)
         state0 = checks.states(h0, self.parts, batch, who, self.dtype)
-        return self.unroll(Plan(seq, steps, state0, ys, keep, batch), per_step)
+        run = self.unroll(Plan(seq, steps, state0, ys, keep, batch), per_step)
+        if self.n_in is not None:
+            self._ran_on_ids = is_ids
+        return run
 
     def run_for_loss(self, xs=None, ys=None, h0=None, steps=None, mask=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
@@ -1298,18 +1326,38 @@ class Recurrence(Cell):
         return run.outputs, run.states, run.last
 
     def _trace_roots(self, steps):
-        xs = None if self.n_in is None else np.zeros((steps, 1, self.n_in))
+        if self.n_in is None:
+            return self._traced(None, steps)
+        on_ids = self.ids if self.ids is not None else self._ran_on_ids
+        xs = np.zeros((steps, 1), dtype=np.int64) if on_ids else np.zeros((steps, 1, self.n_in))
+        try:
+            return self._traced(xs, steps)
+        except tg.TinygraphError as e:
+            if on_ids is not None:
+                raise
+            raise tg.ConfigError(
+                f"{self.name}.trace: the diagrams draw a cell on dummy inputs, and this one, made "
+                f"with ids=None and never run, failed on float vectors of shape {xs.shape} "
+                f"({type(e).__name__}: {e}); if its xs are integer ids, make it with "
+                "Recurrence(..., ids=True) (or run it on ids once)") from e
+
+    def _traced(self, xs, steps):
+        """The roots of a run of ``steps`` steps on ``xs`` (batch 1) from zero states."""
+        ran_on_ids = self._ran_on_ids      # a drawing is not a run: what ids=None traces on stays
         h0 = {k: np.zeros((1, n)) for k, n in self.parts.items()}
         h0 = h0 if self.state_is_dict else next(iter(h0.values()))
-        if self.readout_fn is not None:
-            ys = np.zeros((steps, 1), dtype=np.int64)
-            if self.regression:     # float targets as wide as the readout's output
-                width = self.run(xs, h0=h0, steps=steps).outputs[0].shape[-1]
-                ys = np.zeros((steps, 1, width), dtype=self.dtype)
-            run = self.run(xs, ys=ys, h0=h0, steps=steps)
-            return [run.loss]
-        last = self.run(xs, h0=h0, steps=steps).last
-        return list(last.values()) if isinstance(last, dict) else [last]
+        try:
+            if self.readout_fn is not None:
+                ys = np.zeros((steps, 1), dtype=np.int64)
+                if self.regression:     # float targets as wide as the readout's output
+                    width = self.run(xs, h0=h0, steps=steps).outputs[0].shape[-1]
+                    ys = np.zeros((steps, 1, width), dtype=self.dtype)
+                run = self.run(xs, ys=ys, h0=h0, steps=steps)
+                return [run.loss]
+            last = self.run(xs, h0=h0, steps=steps).last
+            return list(last.values()) if isinstance(last, dict) else [last]
+        finally:
+            self._ran_on_ids = ran_on_ids
 
 
 def _param_list(params, who):
