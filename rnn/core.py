@@ -438,6 +438,30 @@ def init_bias(size, dtype, name):
     return tg.Parameter(np.zeros(size), name=name, dtype=dtype)
 
 
+@contextlib.contextmanager
+def evaluating(model):
+    """``model`` in evaluation mode inside the block (every module's own mode restored after):
+    what the diagrams (``trace``), the diagnostics and viz's explorer and playground compute.
+    In training mode each of their runs would draw other dropout masks (the views of one model
+    disagreeing) and advance a seeded ``tg.Dropout``'s masks, changing the ones the training
+    gets next.  Only the model's own sub-modules (``named_modules``) are switched: a Dropout
+    that a cell's functions read without holding it (``cell.drop = drop``) stays as it is.
+    Yields the names of the ``tg.Dropout`` modules that were in training mode with p > 0
+    (", "-joined, "" if none)."""
+    named = getattr(model, "named_modules", None)
+    modules = list(named()) if callable(named) else []
+    modes = [(module, module.training) for _, module in modules]
+    dropped = ", ".join(name or "the model" for name, module in modules
+                        if isinstance(module, tg.Dropout) and module.training and module.p > 0)
+    for module, _ in modes:
+        module.training = False
+    try:
+        yield dropped
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
 class RecurrentModel(tg.Module):
     """Base class of the designs: a ``name`` (the scope of every unroll), ``trace`` and ``loss``.
 
@@ -451,10 +475,12 @@ class RecurrentModel(tg.Module):
     def trace(self, steps=3):
         """Roots of a small, fully named unroll of ``steps`` steps on dummy inputs (batch 1).
 
-        viz derives the folded and the unrolled diagrams from these roots alone.
+        viz derives the folded and the unrolled diagrams from these roots alone.  Traced in
+        evaluation mode (:func:`evaluating`: dropout off, every module's mode restored), so a
+        drawing neither shows one random mask nor advances a seeded ``tg.Dropout``'s masks.
         """
         steps = checks.positive_int(steps, f"{self.name}.trace", "steps")
-        with tg.enable_grad():
+        with tg.enable_grad(), evaluating(self):
             return self._trace_roots(steps)
 
     def _trace_roots(self, steps):

@@ -1,5 +1,6 @@
 """Every view and diagnostic of a user's own cell: a cell whose input map looks ids up draws
-(``ids=True``, or what it last ran on)."""
+(``ids=True``, or what it last ran on), and drawing or diagnosing a model with a seeded
+tg.Dropout leaves its modes and its next training masks as they were."""
 
 import re
 
@@ -92,3 +93,40 @@ def test_a_float_cell_with_ids_false_keeps_its_own_trace_error():
     with pytest.raises(tg.ShapeError) as caught:
         viz.folded(cell)
     assert "ids=True" not in str(caught.value)
+
+
+def _diagnostics(cell):
+    return {"jacobians": rnn.jacobians(cell, XS),
+            "connectivity": rnn.connectivity(cell, XS, YS),
+            "saturation": rnn.saturation(cell, XS, YS),
+            "ratio": rnn.gradient_ratio(cell, XS, YS)}
+
+
+def test_views_and_diagnostics_leave_a_seeded_dropouts_masks_and_modes_as_they_were():
+    # each view traced the cell in training mode: viz.folded moved drop._calls 0 -> 3,
+    # unrolled(steps=40) by 21, rnn.jacobians and rnn.connectivity by 5 each (T = 5), so
+    # drawing a picture changed the masks of the next training step
+    drop = tg.Dropout(0.5, seed=1)
+    cell, twin = id_cell(drop=drop), id_cell(drop=tg.Dropout(0.5, seed=1))
+    views = _views(cell)
+    diagnostics = _diagnostics(cell)
+    assert drop._calls == 0 and cell.training and drop.training
+    assert cell.loss(XS, YS).item() == twin.loss(XS, YS).item()     # the same masks
+    assert drop._calls == 5
+    # what they computed is the model in evaluation mode
+    cell.eval()
+    assert _views(cell) == views
+    for name, value in _diagnostics(cell).items():
+        np.testing.assert_array_equal(value, diagnostics[name], err_msg=name)
+    assert drop._calls == 5 and not drop.training
+
+
+def test_the_views_of_a_cell_in_training_mode_draw_no_dropout_node():
+    drop = tg.Dropout(0.5, seed=1)
+    cell = id_cell(drop=drop)
+    assert not any(n.op == "dropout" for n in rnn.core.walk(cell.trace(3)))
+    cell.eval()
+    cell.drop.train()
+    assert drop.training and not cell.training      # each module's own mode is restored
+    cell.trace(2)
+    assert drop.training and not cell.training
