@@ -1351,6 +1351,69 @@ class Recurrence(Cell):
         run = self.run(xs, h0=h0, steps=steps, mask=mask)
         return run.outputs, run.states, run.last
 
+    def generate(self, prompt, steps, temperature=1.0, seed=0, h0=None):
+        """Free-running generation: read ``prompt`` ids, then feed each id sampled from o(t)
+        back as x(t+1).
+
+        For a cell that reads ids (``ids=True``, or ``ids=None`` with an ``input_map`` that
+        looks them up) and whose readout gives one logit per id (o(t) of width ``n_in``), with
+        ``criterion="cross_entropy"``.  Runs under no_grad, in the model's own mode (as
+        ``run`` does: dropout follows ``training``).
+
+        Parameters
+        ----------
+        prompt : ids (P,) or (P, B) in [0, n_in), P >= 1
+        steps : int, how many ids to generate
+        temperature : float; 0 is greedy decoding (argmax)
+        seed : int, for the sampling
+        h0 : the state before the prompt, default zeros
+
+        Returns
+        -------
+        ids (steps,) or (steps, B) : the generated continuation.
+        """
+        from .models import Sampler       # models builds on this module
+        who = f"{self.name}.generate"
+        steps = checks.positive_int(steps, who, "steps")
+        if self.n_in is None:
+            raise tg.ConfigError(f"{who}: a system with no input (n_in=None) has nothing to feed "
+                                 "back; run(steps=...) runs it free")
+        if self.readout_fn is None:
+            raise tg.ConfigError(f"{who}: needs a readout= giving the logits o(t) to sample from")
+        if self.regression:
+            raise tg.ConfigError(f"{who}: samples class ids from o(t); a cell with "
+                                 "criterion='squared_error' outputs vectors (run it instead)")
+        if self.ids is False or self.input_map_fn is None:
+            raise tg.ConfigError(f"{who}: generation feeds each sampled id back as the next "
+                                 "input, and this cell reads float vectors ("
+                                 + ("made with ids=False" if self.ids is False else
+                                    "no input_map to look ids up") + ")")
+        arr = checks.as_array(prompt, who, "prompt")
+        arr, is_ids, batched = checks.inputs(np.atleast_1d(arr), self.n_in, who, self.dtype)
+        if not is_ids:
+            raise tg.DTypeError(f"{who}: the prompt must be integer ids, got float values of "
+                                f"shape {arr.shape}")
+        checks.check_ids(arr, self.n_in, who, "prompt", batched)
+        batch = arr.shape[1] if batched else None
+        sampler = Sampler(temperature, seed, who=who)
+
+        def back(o):
+            if o.shape[-1] != self.n_in:
+                raise tg.ConfigError(f"{who}: o(t) has {o.shape[-1]} classes but the cell reads "
+                                     f"ids in [0, {self.n_in}): generation feeds each sampled "
+                                     "class back as the next input")
+            return tg.Tensor(sampler(o.data))
+
+        with tg.no_grad():
+            if len(arr) > 1:
+                h0 = self.run(arr[:-1], h0=h0).last
+            state0 = checks.states(h0, self.parts, batch, who, self.dtype)
+            plan = Plan({"x": arr[[-1] * steps]}, steps, state0, None, None, batch,
+                        free=("x", back))
+            self.unroll(plan, per_step=True)
+        self._ran_on_ids = True
+        return np.stack(sampler.picked)
+
     def _trace_roots(self, steps):
         if self.n_in is None:
             return self._traced(None, steps)

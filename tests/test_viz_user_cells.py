@@ -130,3 +130,59 @@ def test_the_views_of_a_cell_in_training_mode_draw_no_dropout_node():
     assert drop.training and not cell.training      # each module's own mode is restored
     cell.trace(2)
     assert drop.training and not cell.training
+
+
+# ------------------------------------------------------------------ generate (SPEC: "any cell")
+
+def token_cell(ids=True, seed=0, criterion="cross_entropy", width=N_IN):
+    """A cell over a vocabulary of N_IN ids whose readout gives a logit per id."""
+    rng = np.random.default_rng(seed)
+    W = tg.Parameter(rng.normal(0, 1.0, (H, H)), name="W")
+    E = tg.Parameter(rng.normal(0, 1.0, (N_IN, H)), name="E")
+    V = tg.Parameter(rng.normal(0, 1.0, (width, H)), name="V")
+    return rnn.Recurrence(lambda h, u: (h @ W.T + u).tanh(), [W, E, V], H, n_in=N_IN,
+                          readout=lambda h: h @ V.T, input_map=lambda x: tg.take(E, x, axis=0),
+                          name="tokens", ids=ids, criterion=criterion)
+
+
+def _greedy_by_hand(cell, prompt, steps):
+    """Greedy continuation from runs of the cell on the growing sequence (batch of one)."""
+    seq = list(prompt)
+    for _ in range(steps):
+        seq.append(int(cell.run(np.array(seq)).outputs[-1].data.argmax()))
+    return np.array(seq[len(prompt):])
+
+
+@pytest.mark.parametrize("ids", [True, None])
+def test_a_cell_that_reads_and_outputs_ids_generates(ids):
+    # Recurrence had no generate at all (AttributeError), though SPEC promises it for any cell
+    cell = token_cell(ids=ids)
+    out = cell.generate(np.array([0, 2, 1]), steps=6, temperature=0)
+    assert out.shape == (6,) and out.dtype.kind == "i"
+    np.testing.assert_array_equal(out, _greedy_by_hand(cell, [0, 2, 1], 6))
+    batched = cell.generate(np.array([[0, 1], [2, 2], [1, 0]]), steps=4, temperature=0)
+    assert batched.shape == (4, 2)
+    np.testing.assert_array_equal(batched[:, 1], _greedy_by_hand(cell, [1, 2, 0], 4))
+    sampled = [cell.generate(np.array([1]), steps=20, temperature=1.0, seed=s) for s in (3, 3, 4)]
+    np.testing.assert_array_equal(sampled[0], sampled[1])
+    assert ((sampled[0] >= 0) & (sampled[0] < N_IN)).all()
+
+
+def test_generate_refuses_a_cell_it_cannot_feed_back_and_says_why():
+    prompt = np.array([0, 1])
+    with pytest.raises(tg.ConfigError, match=r"tokens.generate: .*ids=False"):
+        token_cell(ids=False).generate(np.zeros((2, N_IN)), 3)
+    with pytest.raises(tg.ConfigError, match=r"tokens.generate: o\(t\) has 5 classes .*ids in "
+                       r"\[0, 3\)"):
+        token_cell(width=5).generate(prompt, 3)
+    with pytest.raises(tg.ConfigError, match=r"tokens.generate: .*squared_error"):
+        token_cell(criterion="squared_error").generate(prompt, 3)
+    with pytest.raises(tg.DTypeError, match=r"tokens.generate: the prompt must be integer ids"):
+        token_cell(ids=None).generate(np.zeros((2, N_IN)), 3)
+    with pytest.raises(tg.BadIndexError, match=r"prompt"):
+        token_cell().generate(np.array([0, 7]), 3)
+    W = tg.Parameter(np.eye(2), name="W")
+    with pytest.raises(tg.ConfigError, match=r"system.generate: .*no input"):
+        rnn.Recurrence(lambda s: s @ W.T, W, 2, readout=lambda s: s).generate(None, 3)
+    with pytest.raises(tg.ConfigError, match=r"system.generate: .*readout"):
+        rnn.Recurrence(lambda h, x: h @ W.T + x, W, 2, n_in=2).generate(np.array([0]), 3)
