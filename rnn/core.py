@@ -1176,6 +1176,9 @@ class Recurrence(Cell):
     >>> run = system.run(steps=4, h0=np.ones(2))
     """
 
+    ids = None              # class defaults: a cell pickled before these existed reads them
+    _ran_on_ids = None
+
     def __init__(self, step, params, n_state, n_in=None, readout=None, input_map=None,
                  name="system", state_name="h", edge_label="f", batch_readout=True,
                  criterion="cross_entropy", ids=None):
@@ -1432,21 +1435,17 @@ class Recurrence(Cell):
 
     def _traced(self, xs, steps):
         """The roots of a run of ``steps`` steps on ``xs`` (batch 1) from zero states."""
-        ran_on_ids = self._ran_on_ids      # a drawing is not a run: what ids=None traces on stays
         h0 = {k: np.zeros((1, n)) for k, n in self.parts.items()}
         h0 = h0 if self.state_is_dict else next(iter(h0.values()))
-        try:
-            if self.readout_fn is not None:
-                ys = np.zeros((steps, 1), dtype=np.int64)
-                if self.regression:     # float targets as wide as the readout's output
-                    width = self.run(xs, h0=h0, steps=steps).outputs[0].shape[-1]
-                    ys = np.zeros((steps, 1, width), dtype=self.dtype)
-                run = self.run(xs, ys=ys, h0=h0, steps=steps)
-                return [run.loss]
-            last = self.run(xs, h0=h0, steps=steps).last
-            return list(last.values()) if isinstance(last, dict) else [last]
-        finally:
-            self._ran_on_ids = ran_on_ids
+        if self.readout_fn is not None:
+            ys = np.zeros((steps, 1), dtype=np.int64)
+            if self.regression:     # float targets as wide as the readout's output
+                width = self.run(xs, h0=h0, steps=steps).outputs[0].shape[-1]
+                ys = np.zeros((steps, 1, width), dtype=self.dtype)
+            run = self.run(xs, ys=ys, h0=h0, steps=steps)
+            return [run.loss]
+        last = self.run(xs, h0=h0, steps=steps).last
+        return list(last.values()) if isinstance(last, dict) else [last]
 
 
 def _param_list(params, who):
