@@ -1137,7 +1137,9 @@ class Recurrence(Cell):
         tinygraph ops on the parameters in ``params``; ``t.named("g")`` names an intermediate
         variable for the diagrams.
     params : list of Parameter, one Parameter, or a tg.Module (its parameters)
-        theta: what training updates (named by their ``.name``).
+        theta: what training updates (named by their ``.name``).  A Module is also held as
+        the sub-module ``params_module``, so ``train()``/``eval()`` switch its dropout and the
+        views and diagnostics run it in evaluation mode.
     n_state : int or dict name -> int
         The size of the state, or its named parts, e.g. ``{"h": H, "c": H}`` for an LSTM.
     n_in : int or None
@@ -1193,6 +1195,8 @@ class Recurrence(Cell):
         if step is None:
             raise tg.ConfigError(f"{who}: step must be a function, got None")
         self._params = _param_list(params, who)
+        if isinstance(params, tg.Module):   # held, so that train()/eval() (its dropout) reach it
+            self.params_module = params
         if isinstance(n_state, dict):
             if not n_state:
                 raise tg.ConfigError(f"{who}: n_state needs at least one named part")

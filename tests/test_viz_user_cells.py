@@ -2,6 +2,7 @@
 (``ids=True``, or what it last ran on), and drawing or diagnosing a model with a seeded
 tg.Dropout leaves its modes and its next training masks as they were."""
 
+import copy
 import re
 
 import numpy as np
@@ -186,3 +187,36 @@ def test_generate_refuses_a_cell_it_cannot_feed_back_and_says_why():
         rnn.Recurrence(lambda s: s @ W.T, W, 2, readout=lambda s: s).generate(None, 3)
     with pytest.raises(tg.ConfigError, match=r"system.generate: .*readout"):
         rnn.Recurrence(lambda h, x: h @ W.T + x, W, 2, n_in=2).generate(np.array([0]), 3)
+
+
+class _Net(tg.Module):
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.W = tg.Parameter(rng.normal(0, 0.5, (H, H)), name="W")
+        self.E = tg.Parameter(rng.normal(0, 0.5, (N_IN, H)), name="E")
+        self.V = tg.Parameter(rng.normal(0, 0.5, (N_OUT, H)), name="V")
+        self.drop = tg.Dropout(0.5, seed=1)
+
+
+def _module_cell(net):
+    return rnn.Recurrence(lambda h, u: net.drop((h @ net.W.T + u).tanh()), net, H, n_in=N_IN,
+                          readout=lambda h: h @ net.V.T, ids=True,
+                          input_map=lambda x: tg.take(net.E, x, axis=0), name="cell")
+
+
+def test_a_module_given_as_params_follows_the_cells_mode():
+    # the cell took the Module's parameters but not the Module: cell.eval() left its dropout
+    # on (loss still random), and viz.folded(cell) moved its seeded masks on by 3
+    net = _Net()
+    cell = _module_cell(net)
+    assert [name for name, _ in cell.named_parameters()] == ["W", "E", "V"]
+    viz.folded(cell)
+    rnn.connectivity(cell, XS, YS)
+    assert net.drop._calls == 0 and net.drop.training
+    cell.eval()
+    assert not net.drop.training
+    assert cell.loss(XS, YS).item() == cell.loss(XS, YS).item() and net.drop._calls == 0
+    twin = copy.deepcopy(cell)
+    assert twin.params_module is not net and twin.parameters()[0] is twin.params_module.W
+    twin.train()
+    assert twin.params_module.drop.training and not net.drop.training
