@@ -220,3 +220,84 @@ def test_a_module_given_as_params_follows_the_cells_mode():
     assert twin.params_module is not net and twin.parameters()[0] is twin.params_module.W
     twin.train()
     assert twin.params_module.drop.training and not net.drop.training
+
+
+# ------------------------------------------------------------------ every entry point, every kind
+
+def _kinds():
+    """name -> (cell, xs, ys, run kwargs) for the kinds of cell users write."""
+    rng = np.random.default_rng(3)
+
+    def P(shape, name, dtype=np.float64):
+        return tg.Parameter(rng.normal(0, 0.5, shape), name=name, dtype=dtype)
+
+    T, floats, labels = 5, rng.normal(size=(5, N_IN)), rng.integers(0, N_OUT, 5)
+    kinds = {"ids": (id_cell(), XS, YS, {})}
+    U, W, V = P((H, N_IN), "U"), P((H, H), "W"), P((N_OUT, H), "V")
+    kinds["floats"] = (rnn.Recurrence(lambda h, u: (h @ W.T + u).tanh(), [U, W, V], H, n_in=N_IN,
+                                      input_map=lambda x: x @ U.T, readout=lambda h: h @ V.T,
+                                      name="fl"), floats, labels, {})
+    Ws = P((H, H), "W")
+    kinds["no input"] = (rnn.Recurrence(lambda s: (s @ Ws.T).tanh(), Ws, H, state_name="s",
+                                        name="sys"), None, None, {"steps": T})
+    Ul, Wl, Vl = P((4 * H, N_IN), "U"), P((4 * H, H), "W"), P((N_OUT, H), "V")
+
+    def lstm(state, u):
+        z = u + state["h"] @ Wl.T
+        f, g, q = (z[..., k * H:(k + 1) * H].sigmoid().named(n) for k, n in enumerate("fgq"))
+        c = f * state["c"] + g * z[..., 3 * H:].tanh()
+        return {"c": c, "h": c.tanh() * q}
+    kinds["dict state"] = (rnn.Recurrence(lstm, [Ul, Wl, Vl], {"h": H, "c": H}, n_in=N_IN,
+                                          input_map=lambda x: x @ Ul.T, edge_label=None,
+                                          readout=lambda s: s["h"] @ Vl.T, name="lstm"),
+                           floats, labels, {})
+    Ur, Wr, Vr = P((H, N_IN), "U"), P((H, H), "W"), P((N_OUT, H), "V")
+    kinds["regression"] = (rnn.Recurrence(lambda h, x: (h @ Wr.T + x @ Ur.T).tanh(), [Ur, Wr, Vr],
+                                          H, n_in=N_IN, readout=lambda h: h @ Vr.T, name="reg",
+                                          criterion="squared_error"),
+                           floats, rng.normal(size=(T, N_OUT)), {})
+    U32, W32, V32 = (P(s, n, np.float32) for s, n in (((H, N_IN), "U"), ((H, H), "W"),
+                                                        ((N_OUT, H), "V")))
+    kinds["float32"] = (rnn.Recurrence(lambda h, u: (h @ W32.T + u).tanh(), [U32, W32, V32], H,
+                                       n_in=N_IN, input_map=lambda x: x @ U32.T,
+                                       readout=lambda h: h @ V32.T, name="f32"),
+                        floats.astype(np.float32), labels, {})
+    other = rnn.ElmanRNN(N_IN, H, N_OUT, seed=1).run(floats).parts["h"][-1]
+    Uo, Wo, Vo, R = P((H, N_IN), "U"), P((H, H), "W"), P((N_OUT, H), "V"), P((H, H), "R")
+    kinds["reads another model"] = (
+        rnn.Recurrence(lambda h, x: (h @ Wo.T + x @ Uo.T + other @ R.T).tanh(), [Uo, Wo, Vo, R],
+                       H, n_in=N_IN, readout=lambda h: h @ Vo.T, name="reader"),
+        floats, labels, {})
+    Un, Wn, Vn = P((H, N_IN), "U"), P((H, H), "W"), P((N_OUT, H), "V")
+    kinds["named"] = (rnn.Recurrence(lambda h, x: ((h @ Wn.T).named("g") + x @ Un.T).tanh(),
+                                     [Un, Wn, Vn], H, n_in=N_IN, readout=lambda h: h @ Vn.T,
+                                     name="nm"), floats, labels, {})
+    return kinds
+
+
+KINDS = _kinds()
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_view_and_diagnostic_of_every_kind_of_cell(kind, tmp_path):
+    cell, xs, ys, kw = KINDS[kind]
+    parts, T = list(cell.parts), 5
+    folded = viz.folded(cell).source
+    for part in parts:
+        assert f">{part}<" in folded or f"label={part}" in folded or f"label=<{part}>" in folded
+    assert folded.count("fillcolor=black") >= len(parts)         # a delay square per part
+    one, three = viz.unrolled(cell, steps=1).source, viz.unrolled(cell, steps=3).source
+    assert "t = 1" in one and "t = 2" not in one and "t = 3" in three
+    assert "34 steps left out" in viz.unrolled(cell, steps=40).source
+    assert re.search(r"\d\.\de[-+]\d\d", viz.unrolled(cell, steps=3, grads=True).source)  # norms
+    viz.save(viz.folded(cell), tmp_path / "folded.svg")
+    assert "<svg" in (tmp_path / "folded.svg").read_text()
+    run = cell.run(xs, ys, **kw) if ys is not None else cell.run(xs, **kw)
+    assert viz.graph(run.loss if ys is not None else run.last).source.count("t=5") > 0
+    viz.explore(cell, xs, ys, **kw).save(tmp_path / "page.html")
+    assert cell.name in (tmp_path / "page.html").read_text()
+    assert rnn.jacobians(cell, xs, part=parts[0], **kw).shape == (T, H, H)
+    assert rnn.saturation(cell, xs, ys, **kw).shape == (T,)
+    if ys is not None:
+        assert rnn.connectivity(cell, xs, ys, part=parts[0]).shape == (T, T)
+        assert rnn.gradient_ratio(cell, xs, ys, part=parts[0]).shape == (T,)
