@@ -443,6 +443,30 @@ def init_bias(size, dtype, name):
     return tg.Parameter(np.zeros(size), name=name, dtype=dtype)
 
 
+@contextlib.contextmanager
+def evaluating(model):
+    """``model`` in evaluation mode inside the block (every module's own mode restored after):
+    what the diagrams (``trace``), the diagnostics and viz's explorer and playground compute.
+    In training mode each of their runs would draw other dropout masks (the views of one model
+    disagreeing) and advance a seeded ``tg.Dropout``'s masks, changing the ones the training
+    gets next.  Only the model's own sub-modules (``named_modules``) are switched: a Dropout
+    that a cell's functions read without holding it (``cell.drop = drop``) stays as it is.
+    Yields the names of the ``tg.Dropout`` modules that were in training mode with p > 0
+    (", "-joined, "" if none)."""
+    named = getattr(model, "named_modules", None)
+    modules = list(named()) if callable(named) else []
+    modes = [(module, module.training) for _, module in modules]
+    dropped = ", ".join(name or "the model" for name, module in modules
+                        if isinstance(module, tg.Dropout) and module.training and module.p > 0)
+    for module, _ in modes:
+        module.training = False
+    try:
+        yield dropped
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
 class RecurrentModel(tg.Module):
     """Base class of the designs: a ``name`` (the scope of every unroll), ``trace`` and ``loss``.
 
@@ -456,10 +480,12 @@ class RecurrentModel(tg.Module):
     def trace(self, steps=3):
         """Roots of a small, fully named unroll of ``steps`` steps on dummy inputs (batch 1).
 
-        viz derives the folded and the unrolled diagrams from these roots alone.
+        viz derives the folded and the unrolled diagrams from these roots alone.  Traced in
+        evaluation mode (:func:`evaluating`: dropout off, every module's mode restored), so a
+        drawing neither shows one random mask nor advances a seeded ``tg.Dropout``'s masks.
         """
         steps = checks.positive_int(steps, f"{self.name}.trace", "steps")
-        with tg.enable_grad():
+        with tg.enable_grad(), evaluating(self):
             return self._trace_roots(steps)
 
     def _trace_roots(self, steps):
@@ -1135,7 +1161,9 @@ class Recurrence(Cell):
         tinygraph ops on the parameters in ``params``; ``t.named("g")`` names an intermediate
         variable for the diagrams.
     params : list of Parameter, one Parameter, or a tg.Module (its parameters)
-        theta: what training updates (named by their ``.name``).
+        theta: what training updates (named by their ``.name``).  A Module is also held as
+        the sub-module ``params_module``, so ``train()``/``eval()`` switch its dropout and the
+        views and diagnostics run it in evaluation mode.
     n_state : int or dict name -> int
         The size of the state, or its named parts, e.g. ``{"h": H, "c": H}`` for an LSTM.
     n_in : int or None
@@ -1150,6 +1178,14 @@ class Recurrence(Cell):
         Given integer ids, it receives them as they are (T,) or (T, B): an embedding lookup
         such as ``tg.take(U.T, x, axis=0) + b`` is its job.  Where a mask pads, x(t) is id 0
         (or a zero vector): a padded step reads nothing of it.
+    ids : bool or None
+        What xs are, which the diagrams (``trace``, ``viz.folded``/``unrolled``) need since they
+        draw the cell on dummy inputs: True, integer ids in [0, n_in) (needs an ``input_map``
+        that looks them up; ``run`` refuses float vectors); False, float vectors (T, n_in)
+        (``run`` refuses ids); None (default), either: ``run`` takes both, and a trace draws the
+        cell on the kind of xs it last ran on (``run``, ``loss``, training), float vectors
+        before its first run.  A trace on float vectors that fails (an input map that looks up
+        ids) says to give ``ids=True``.
     name : str
         The scope of every unroll.
     state_name : str
@@ -1167,17 +1203,25 @@ class Recurrence(Cell):
     >>> run = system.run(steps=4, h0=np.ones(2))
     """
 
+    ids = None              # class defaults: a cell pickled before these existed reads them
+    _ran_on_ids = None
+
     def __init__(self, step, params, n_state, n_in=None, readout=None, input_map=None,
                  name="system", state_name="h", edge_label="f", batch_readout=True,
-                 criterion="cross_entropy"):
+                 criterion="cross_entropy", ids=None):
         who = "Recurrence"
         self._set_criterion(criterion, who)
+        if ids is not None and not isinstance(ids, (bool, np.bool_)):
+            raise tg.ConfigError(f"{who}: ids must be True (xs are integer ids), False (float "
+                                 f"vectors) or None (either), got {ids!r}")
         for fn, what in ((step, "step"), (readout, "readout"), (input_map, "input_map")):
             if fn is not None and not callable(fn):
                 raise tg.ConfigError(f"{who}: {what} must be a function, got {type(fn).__name__}")
         if step is None:
             raise tg.ConfigError(f"{who}: step must be a function, got None")
         self._params = _param_list(params, who)
+        if isinstance(params, tg.Module):   # held, so that train()/eval() (its dropout) reach it
+            self.params_module = params
         if isinstance(n_state, dict):
             if not n_state:
                 raise tg.ConfigError(f"{who}: n_state needs at least one named part")
@@ -1190,6 +1234,14 @@ class Recurrence(Cell):
         self.n_in = None if n_in is None else checks.positive_int(n_in, who, "n_in")
         if input_map is not None and self.n_in is None:
             raise tg.ConfigError(f"{who}: input_map= needs an input (n_in)")
+        if ids is not None and self.n_in is None:
+            raise tg.ConfigError(f"{who}: ids= says what the inputs are; this system has none "
+                                 "(n_in=None)")
+        if ids and input_map is None:
+            raise tg.ConfigError(f"{who}: ids=True needs an input_map= that looks the ids up "
+                                 "(e.g. lambda x: tg.take(E, x, axis=0))")
+        self.ids = None if ids is None else bool(ids)
+        self._ran_on_ids = None       # the kind of xs of the last run (what ids=None traces on)
         self.step_fn, self.readout_fn, self.input_map_fn = step, readout, input_map
         self.batch_readout = bool(batch_readout)
         self.name = name
@@ -1265,7 +1317,8 @@ class Recurrence(Cell):
             A Tensor is read as is, so gradients reach it.  With an ``input_map``, also ids
             (T,) or (T, B) in [0, n_in): the input map then receives the raw integer ids (not
             one-hot vectors, so ``x @ U.T`` fails on them) and must look them up itself, e.g.
-            ``tg.take(U.T, ids, axis=0)``.
+            ``tg.take(U.T, ids, axis=0)``.  A cell made with ``ids=True`` takes only ids, with
+            ``ids=False`` only float vectors.
         ys : ids (T,) or (T, B), optional; with a ``readout``, adds L(t) = CE(o(t), y(t)); with
             ``criterion="squared_error"`` float targets (T, K) or (T, B, K).
         h0 : the state before step 1, default zeros: (n_state,) or (B, n_state), or a dict of
@@ -1301,6 +1354,11 @@ class Recurrence(Cell):
                 raise tg.DTypeError(f"{who}: a Recurrence without input_map takes float input "
                                     "vectors (T, n_in); give an input_map= that embeds the ids "
                                     "(e.g. tg.take(U.T, ids, axis=0)), or turn them into vectors")
+            if self.ids is not None and is_ids != self.ids:
+                raise tg.DTypeError(
+                    f"{who}: this cell was made with ids={self.ids} (xs are "
+                    f"{'integer ids (T,) or (T, B)' if self.ids else f'float vectors (T, {self.n_in})'}"
+                    f"), got {'integer ids' if is_ids else 'float'} xs of shape {arr.shape}")
             if steps is not None and (isinstance(steps, bool) or steps != arr.shape[0]):
                 raise tg.ConfigError(f"{who}: steps={steps!r} disagrees with the {arr.shape[0]} "
                                      "steps of xs (a system with input runs one step per input); "
@@ -1318,7 +1376,10 @@ class Recurrence(Cell):
             shape = (steps,) if batch is None else (steps, batch)
             ys = checks.step_targets(ys, shape, None, who, who, keep, self.regression, self.dtype)
         state0 = checks.states(h0, self.parts, batch, who, self.dtype)
-        return self.unroll(Plan(seq, steps, state0, ys, keep, batch), per_step)
+        run = self.unroll(Plan(seq, steps, state0, ys, keep, batch), per_step)
+        if self.n_in is not None:
+            self._ran_on_ids = is_ids
+        return run
 
     def run_for_loss(self, xs=None, ys=None, h0=None, steps=None, mask=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""
@@ -1329,8 +1390,87 @@ class Recurrence(Cell):
         run = self.run(xs, h0=h0, steps=steps, mask=mask)
         return run.outputs, run.states, run.last
 
+    def generate(self, prompt, steps, temperature=1.0, seed=0, h0=None):
+        """Free-running generation: read ``prompt`` ids, then feed each id sampled from o(t)
+        back as x(t+1).
+
+        For a cell that reads ids (``ids=True``, or ``ids=None`` with an ``input_map`` that
+        looks them up) and whose readout gives one logit per id (o(t) of width ``n_in``), with
+        ``criterion="cross_entropy"``.  Runs under no_grad, in the model's own mode (as
+        ``run`` does: dropout follows ``training``).
+
+        Parameters
+        ----------
+        prompt : ids (P,) or (P, B) in [0, n_in), P >= 1
+        steps : int, how many ids to generate
+        temperature : float; 0 is greedy decoding (argmax)
+        seed : int, for the sampling
+        h0 : the state before the prompt, default zeros
+
+        Returns
+        -------
+        ids (steps,) or (steps, B) : the generated continuation.
+        """
+        from .models import Sampler       # models builds on this module
+        who = f"{self.name}.generate"
+        steps = checks.positive_int(steps, who, "steps")
+        if self.n_in is None:
+            raise tg.ConfigError(f"{who}: a system with no input (n_in=None) has nothing to feed "
+                                 "back; run(steps=...) runs it free")
+        if self.readout_fn is None:
+            raise tg.ConfigError(f"{who}: needs a readout= giving the logits o(t) to sample from")
+        if self.regression:
+            raise tg.ConfigError(f"{who}: samples class ids from o(t); a cell with "
+                                 "criterion='squared_error' outputs vectors (run it instead)")
+        if self.ids is False or self.input_map_fn is None:
+            raise tg.ConfigError(f"{who}: generation feeds each sampled id back as the next "
+                                 "input, and this cell reads float vectors ("
+                                 + ("made with ids=False" if self.ids is False else
+                                    "no input_map to look ids up") + ")")
+        arr = checks.as_array(prompt, who, "prompt")
+        arr, is_ids, batched = checks.inputs(np.atleast_1d(arr), self.n_in, who, self.dtype)
+        if not is_ids:
+            raise tg.DTypeError(f"{who}: the prompt must be integer ids, got float values of "
+                                f"shape {arr.shape}")
+        checks.check_ids(arr, self.n_in, who, "prompt", batched)
+        batch = arr.shape[1] if batched else None
+        sampler = Sampler(temperature, seed, who=who)
+
+        def back(o):
+            if o.shape[-1] != self.n_in:
+                raise tg.ConfigError(f"{who}: o(t) has {o.shape[-1]} classes but the cell reads "
+                                     f"ids in [0, {self.n_in}): generation feeds each sampled "
+                                     "class back as the next input")
+            return tg.Tensor(sampler(o.data))
+
+        with tg.no_grad():
+            if len(arr) > 1:
+                h0 = self.run(arr[:-1], h0=h0).last
+            state0 = checks.states(h0, self.parts, batch, who, self.dtype)
+            plan = Plan({"x": arr[[-1] * steps]}, steps, state0, None, None, batch,
+                        free=("x", back))
+            self.unroll(plan, per_step=True)
+        self._ran_on_ids = True
+        return np.stack(sampler.picked)
+
     def _trace_roots(self, steps):
-        xs = None if self.n_in is None else np.zeros((steps, 1, self.n_in))
+        if self.n_in is None:
+            return self._traced(None, steps)
+        on_ids = self.ids if self.ids is not None else self._ran_on_ids
+        xs = np.zeros((steps, 1), dtype=np.int64) if on_ids else np.zeros((steps, 1, self.n_in))
+        try:
+            return self._traced(xs, steps)
+        except tg.TinygraphError as e:
+            if on_ids is not None:
+                raise
+            raise tg.ConfigError(
+                f"{self.name}.trace: the diagrams draw a cell on dummy inputs, and this one, made "
+                f"with ids=None and never run, failed on float vectors of shape {xs.shape} "
+                f"({type(e).__name__}: {e}); if its xs are integer ids, make it with "
+                "Recurrence(..., ids=True) (or run it on ids once)") from e
+
+    def _traced(self, xs, steps):
+        """The roots of a run of ``steps`` steps on ``xs`` (batch 1) from zero states."""
         h0 = {k: np.zeros((1, n)) for k, n in self.parts.items()}
         h0 = h0 if self.state_is_dict else next(iter(h0.values()))
         if self.readout_fn is not None:

@@ -23,6 +23,10 @@ undetached from an earlier run, or another model's states that the steps read, n
 this run's; :func:`run_connectivity` is the connectivity of a run already made, for every part
 at once.
 
+Each runs the model in evaluation mode (:func:`rnn.core.evaluating`: dropout off, every
+module's mode restored after, a seeded ``tg.Dropout``'s masks not advanced), so that they are
+functions of the parameters and leave the masks of the next training step as they were.
+
 They are diagnostics of a chain in time: a RecursiveNet (a tree, its nodes without a step t)
 is refused with a ConfigError naming the function and the model.
 
@@ -41,7 +45,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.rows import grad_rows
 
-from .core import time_step, walk
+from .core import evaluating, time_step, walk
 from .recursive import RecursiveNet
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
@@ -101,7 +105,7 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     The run is made inside a scope of its own, so that the nodes behind it that earlier
     computations made (a state carried from an earlier run and not detached, another model's
     states that the steps read) are told apart from this run's, even where they carry the
-    same names and time steps."""
+    same names and time steps.  The run is made in evaluation mode (:func:`evaluating`)."""
     if not callable(getattr(model, "run", None)):
         raise tg.DTypeError(f"rnn diagnostics: needs a recurrent model with .run(...), got "
                             f"{type(model).__name__}")
@@ -114,7 +118,7 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
             raise tg.ConfigError(f"{who}: {type(model).__name__}.run takes no {name}= (its "
                                  f"arguments are {', '.join(taken)}); leave {name} out")
     args = (xs,) if ys is None else (xs, ys)
-    with tg.scope(f"run#{next(_RUNS)}") as label:
+    with tg.scope(f"run#{next(_RUNS)}") as label, evaluating(model):
         run = model.run(*args, **kwargs)
     inside = label + "/"
 

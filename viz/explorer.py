@@ -39,7 +39,7 @@ import numpy as np
 
 import rnn
 import tinygraph as tg
-from rnn.core import time_step, walk
+from rnn.core import evaluating, time_step, walk
 from rnn.diagnostics import own_run, part_nodes, run_connectivity, run_saturation
 
 from .derive import Variables, derive, param_behind
@@ -174,26 +174,6 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
 DROPOUT_OFF = ("computed in evaluation mode (model.eval()): its dropout ({}) is off, so that "
                "every view shows the same function of the parameters; the model's modes are "
                "restored")
-
-
-@contextlib.contextmanager
-def evaluating(model):
-    """``model`` in evaluation mode inside the block (every module's own mode restored after):
-    views made of several runs of a model with dropout would each draw other masks (and
-    advance a seeded ``tg.Dropout``'s masks the training gets next).  Yields the names of the
-    ``tg.Dropout`` modules that were in training mode with p > 0 (", "-joined, "" if none)."""
-    named = getattr(model, "named_modules", None)
-    modules = list(named()) if callable(named) else []
-    modes = [(module, module.training) for _, module in modules]
-    dropped = ", ".join(name or "the model" for name, module in modules
-                        if isinstance(module, tg.Dropout) and module.training and module.p > 0)
-    for module, _ in modes:
-        module.training = False
-    try:
-        yield dropped
-    finally:
-        for module, mode in modes:
-            module.training = mode
 
 
 # ------------------------------------------------------------------ what the engine computed

@@ -35,11 +35,11 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn import datasets, problems
-from rnn.core import detach_state, time_step
+from rnn.core import detach_state, evaluating, time_step
 from rnn.diagnostics import part_nodes, run_model
 
 from .derive import derive
-from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text, evaluating
+from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text
 from .views import BOOK_HIDDEN, backward_chains, draw_unrolled, new_digraph
 
 _ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playground")
@@ -385,7 +385,7 @@ class Run:
 
     def views(self):
         """Every live view of the probe sequence from the current parameters (a dict), in
-        evaluation mode (see :func:`viz.explorer.evaluating`)."""
+        evaluation mode (see :func:`rnn.core.evaluating`)."""
         with evaluating(self.model) as dropped:
             out = self._views()
         if dropped:
