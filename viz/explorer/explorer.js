@@ -628,17 +628,18 @@
   function drawPlots() {
     const d = B().diag, steps = Array.from({ length: D.steps }, (_, i) => i + 1);
     if (d.spectra) {
-      plot($("plot-spectra"), [{ x: steps, y: d.spectra.norm, colour: "#2b6cb0", label: "spectral norm ‖J(t)‖₂" },
+      const J = `J(t) = ∂${part}(t)/∂${part}(t${d.backward ? "+" : "−"}1)`;
+      plot($("plot-spectra"), [{ x: steps, y: d.spectra.norm, colour: "#2b6cb0", label: `spectral norm ‖J(t)‖₂, ${J}` },
         { x: steps, y: d.spectra.radius, colour: "#d9822b", label: "spectral radius ρ(J(t))" }], { logy: true, xlabel: "t" });
     } else plot($("plot-spectra"), [], { xlabel: "t", empty: "no Jacobians for this design" });
     if (d.lag) {
       const fit = d.lag.lags.map((k) => d.lag.scale * Math.pow(d.lag.rate, k));
-      plot($("plot-lag"), [{ x: d.lag.lags, y: d.lag.norms, colour: "#2b6cb0", label: "‖J(t)…J(t−k+1)‖₂ (geometric mean over t)" },
+      plot($("plot-lag"), [{ x: d.lag.lags, y: d.lag.norms, colour: "#2b6cb0", label: (d.backward ? "‖J(t)…J(t+k−1)‖₂" : "‖J(t)…J(t−k+1)‖₂") + " (geometric mean over t)" },
         { x: d.lag.lags, y: fit, colour: "#555", dash: true, label: `fit C·ρᵏ, ρ = ${fmt(d.lag.rate)}` }], { logy: true, xlabel: "lag k" });
       $("lag-label").textContent = `fitted decay rate ρ = ${fmt(d.lag.rate)} per step (${d.lag.rate < 1 ? "vanishing" : "exploding"})`;
     } else { plot($("plot-lag"), [], { xlabel: "k", empty: "no Jacobians for this design" }); $("lag-label").textContent = ""; }
     const series = [{ x: steps, y: d.saturation, colour: "#c53030", label: "fraction of saturated tanh/σ units" }];
-    if (d.ratio) series.push({ x: steps, y: d.ratio, colour: "#2f855a", label: `‖(∇${part} L) ∂${part}(t)/∂${part}(t−1)‖ / ‖∇${part} L‖ (eq. 10.52)` });
+    if (d.ratio) series.push({ x: steps, y: d.ratio, colour: "#2f855a", label: `‖(∇${part} L) ∂${part}(t)/∂${part}(t${d.backward ? "+" : "−"}1)‖ / ‖∇${part} L‖ (eq. 10.52)` });
     plot($("plot-sat"), series, { logy: false, xlabel: "t", ymin: 0 });
   }
 
