@@ -11,12 +11,13 @@ import graphviz
 import numpy as np
 import pytest
 
+import rnn
 import tinygraph as tg
 import viz
 import viz.views as views
 from viz.derive import derive
 from viz.views import _summary, draw_unrolled, new_digraph
-from viz_layout import bands, designs, measure, plain, step_boxes
+from viz_layout import _drawn_edges, bands, designs, measure, plain, step_boxes
 
 DESIGNS = designs()
 STEPS = 4
@@ -58,6 +59,40 @@ def test_ends_and_static_inputs_stand_outside_the_steps(layouts, design):
 @pytest.mark.parametrize("design", ALL)
 def test_a_step_takes_at_most_four_and_a_half_inches(layouts, design):
     assert layouts[design][1]["per_step"] <= 4.5
+
+
+def _bent_rails(digraph):
+    """The drawn edges along a rail (from a variable to itself one step on, or to its fork or
+    its (...) end: ids ``u<k>_...`` of one variable k) that are not straight, with how far
+    their splines leave the row (inches)."""
+    nodes, edges = plain(digraph)
+    drawn = set(_drawn_edges(digraph))
+    bent = []
+    for tail, head, spline in edges:
+        a, b = re.match(r"(u\d+)_\w+$", tail), re.match(r"(u\d+)_\w+$", head)
+        if a and b and a.group(1) == b.group(1) and ((tail, head) in drawn or (head, tail) in drawn):
+            heights = [y for _, y in spline]
+            if max(heights) - min(heights) > 0.05:
+                bent.append((tail, head, round(max(heights) - min(heights), 2)))
+    return bent
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+@pytest.mark.parametrize("design", list(DESIGNS) + ["system"])
+def test_a_rail_is_one_straight_row_through_the_steps(design, steps):
+    """h(t-1) -> h(t) is a straight segment between the boxes, also where h is a chain's lowest
+    row (a vector-to-sequence net, a decoder, a system without input): there an invisible
+    anchor stood in h's row between h(t-1) and h(t), and the edge went round it, 0.55 inch
+    under the row, through the boxes' captions (vec2seq, encdec's decoder, system)."""
+    model = _system() if design == "system" else DESIGNS[design]
+    assert _bent_rails(viz.unrolled(model, steps=steps)) == []
+
+
+def _system():
+    """A dynamical system without input (figure 10.1): s(t) = tanh(W s(t-1))."""
+    W = tg.Parameter(np.random.default_rng(0).normal(0, 0.5, (3, 3)), name="W")
+    return rnn.Recurrence(lambda s: (s @ W.T).tanh(), [W], n_state=3, name="system",
+                          state_name="s", edge_label="f")
 
 
 def test_the_layout_check_sees_boxes_out_of_time_order():

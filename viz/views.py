@@ -362,6 +362,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         back = _laid_back(src_name, dt, above)
         if boxes and src_name in inputs and dst_name not in inputs:
             attrs["constraint"] = "false"      # an input drawn once, beside the steps it feeds
+            if dst_name in rails and level[dst_name] == min(v for n, v in level.items()
+                                                            if n not in inputs):
+                attrs["headport"] = "s"     # under the steps, into h(t) from below
         elif dt and src_name != dst_name and src_name not in above:
             attrs["constraint"] = "false"
             if boxes:
@@ -483,7 +486,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             #               (the weights beside the drawn step, away from the (...) node)
 
     if columns is not None:
-        columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs])
+        columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs],
+                     rails)
     for name, row in rows.items():
         with g.subgraph() as s:
             s.attr(rank="same")
@@ -597,9 +601,15 @@ class _Columns:
         self.members.setdefault((self.chain[name], column), []).append((name, nid, attrs))
         self.rows.setdefault(self.level[name], []).append(nid)
 
-    def draw(self, g, shown, inputs):
+    def draw(self, g, shown, inputs, rails=()):
         """Write the columns' clusters, the spine and the rows into ``g``; ``inputs`` (node ids
-        of static inputs) stand in the spine's row, beside the steps."""
+        of static inputs) stand in the anchors' row, beside the steps.  No anchor stands in a
+        rail's row (``rails``: names carried from step to step), where it would stand between
+        h(t-1) and h(t) and the edge between them would go round it, under the boxes and
+        through their captions: where the bottom chain's lowest row is a rail (h of a
+        vector-to-sequence net, which has no x(t)) its anchors are a row of their own under it,
+        outside the boxes, and a chain above is aligned over the bottom one by its own lowest
+        nodes (a decoder's s(t)), not by points beside them."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -614,6 +624,9 @@ class _Columns:
         if not chains:
             return
         base = {}
+        under = any(name in rails and self.level[name] == lowest[chains[0]]
+                    for (chain, _), members in self.members.items() if chain == chains[0]
+                    for name, _, _ in members)      # the bottom chain's lowest row is a rail
         for chain in chains:
             ci = self.chains.index(chain)
             for column in order:
@@ -622,28 +635,26 @@ class _Columns:
                     continue
                 step = not isinstance(column, str)
                 anchor = f"{self.prefix}_a{ci}_{column}"
+                low = min(self.level[name] for name, _, _ in members)
+                bottom = [nid for name, nid, _ in members if self.level[name] == low]
                 with g.subgraph(name=f"cluster_{self.prefix}_c{ci}_{'t' if step else ''}"
                                      f"{column}") as box:
                     if step:
                         box.attr(label=f"<{html_text(self.title(chain, column))}>", **self._BOX)
                     else:
                         box.attr(peripheries="0", label="")
-                    box.node(anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
+                    if chain == chains[0]:      # (under a rail: outside the box, which
+                        (g if under else box).node(          # then ends at the rail)
+                            anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
                     for _, nid, attrs in members:
                         box.node(nid, **attrs)
-                low = min(self.level[name] for name, _, _ in members)
-                bottom = [nid for name, nid, _ in members if self.level[name] == low]
                 if chain == chains[0]:
                     for nid in bottom:
-                        g.edge(anchor, nid, style="invis", minlen="0", weight="100")
+                        g.edge(anchor, nid, style="invis", minlen="1" if under else "0",
+                               weight="100")
                     base[column] = anchor
-                else:                    # aligned over the bottom chain's column
-                    with g.subgraph() as same:
-                        same.attr(rank="same")
-                        same.node(anchor)
-                        same.node(bottom[0])
-                    if column in base:
-                        g.edge(base[column], anchor, style="invis", weight="10")
+                elif column in base:     # aligned over the bottom chain's column by its lowest
+                    g.edge(base[column], bottom[0], style="invis", weight="10")   # node itself
         with g.subgraph() as row:       # the bottom chain's anchors: one row under its steps
             row.attr(rank="same")
             for column in order:
