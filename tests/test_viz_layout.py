@@ -17,7 +17,8 @@ import viz
 import viz.views as views
 from viz.derive import derive
 from viz.views import _summary, draw_unrolled, new_digraph
-from viz_layout import _drawn_edges, bands, designs, measure, plain, step_boxes
+from viz_layout import (_drawn_edges, bands, designs, label_clashes, measure, plain,
+                        step_boxes)
 
 DESIGNS = designs()
 STEPS = 4
@@ -93,6 +94,35 @@ def _system():
     W = tg.Parameter(np.random.default_rng(0).normal(0, 0.5, (3, 3)), name="W")
     return rnn.Recurrence(lambda s: (s @ W.T).tanh(), [W], n_state=3, name="system",
                           state_name="s", edge_label="f")
+
+
+def test_the_rail_weights_of_a_one_step_bidirectional_view_lie_on_nothing():
+    """Figure 10.11 at one step: before, "W" of h(1) -> h(...) lay on the curve x(1) -> g(1),
+    "Wg" of g(1) -> g(...) (to the left) on the curve h(1) -> o(1) and "Wg" of g(...) -> g(1)
+    (from the right) on the node g(...) (xlabels, placed after the layout, in a gap narrower
+    than "Wg")."""
+    assert label_clashes(viz.unrolled(DESIGNS["bidirectional"], steps=1)) == []
+
+
+@pytest.mark.parametrize("design", ["bidirectional", "esn", "elman"])
+def test_rail_weights_lie_on_no_node_and_no_other_weight(design):
+    """At four steps, "Wg" lay on g(1), g(2), g(3), g(4) and g(...), "W" on h(...) and h(4)
+    (bidirectional), each of the five "W (fixed)" on both nodes of its edge (the echo state
+    network); the Elman RNN's stay clear."""
+    clashes = label_clashes(viz.unrolled(DESIGNS[design], steps=4))
+    assert [c for c in clashes if " on node " in c or " on label " in c] == []
+
+
+def test_the_label_check_sees_a_label_on_a_node():
+    """The oracle can fail: an xlabel that cannot stand clear of the nodes around it."""
+    digraph = graphviz.Digraph()
+    digraph.attr(nodesep="0.02")
+    for name in "abc":
+        digraph.node(name, shape="circle", width="0.5")
+    digraph.body.append("\t{rank=same; a; b; c}\n")
+    digraph.edge("a", "b", xlabel="<WWWWWW>")
+    digraph.edge("b", "c", xlabel="<WWWWWW>")
+    assert any(" on node " in c for c in label_clashes(digraph))
 
 
 def test_the_layout_check_sees_boxes_out_of_time_order():

@@ -270,7 +270,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     parts that would share a row (h and g of a bidirectional net) one above the other, and a
     state part is a rail: the same row in every step.  Edges between steps do not pull the
     layout (``constraint=false``), so they stay between the boxes they join; weights are
-    ``xlabel``\\ s, placed beside their edges without widening the steps, except on an edge
+    ``xlabel``\\ s, placed beside their edges without widening the steps (but where every rail
+    of a view of one chain feeds only itself, the rails' weights are labels, which the layout
+    makes room for between the boxes), except on an edge
     that passes a carried state's row (x(t) -> g(t) past h) or runs from step t - d (a skip
     edge), whose weights stand beside the drawn step it reaches (or leaves, toward a ``(...)``
     node), clear of the weights along the rows it passes.  Static variables
@@ -352,8 +354,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         ``flat``: along one row, written in the direction of time; ``at_head``: the weights
         written beside the arrowhead, as the several edges out of a fork are told apart;
         ``at_tail``: beside the edge's start)."""
-        key = ("label" if not boxes else "headlabel" if at_head else "taillabel" if at_tail
-               else "xlabel")
+        key = ("label" if not boxes or (dt and src_name in plain_rails and src_name == dst_name
+                                        and not (at_head or at_tail))
+               else "headlabel" if at_head else "taillabel" if at_tail else "xlabel")
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
         if key in ("headlabel", "taillabel") and key in attrs:
@@ -406,6 +409,15 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     segments = _segments(shown)
     crossing, fans = whole.crossing, whole.fans
     rails = {a for a, b, dt in crossing if a == b and dt and a in level}
+    # Where every rail of a view of one chain feeds only itself (no fork), the rails carry
+    # their weights as labels, for which the layout makes room between the boxes: an xlabel,
+    # placed after the layout, lay on the nodes where the gap is narrower than the text ("Wg"
+    # of figure 10.11) and beside the curve of x(t) -> g(t).  (With several chains or a fork,
+    # labels push the boxes out of line or bend the rails: there they stay xlabels.)
+    plain_rails = set()
+    if columns is not None and len(set(whole.chains.values())) == 1 and all(
+            fans.get((a, d), [a]) == [a] for a in rails for d in (1, -1)):
+        plain_rails = rails
     for src, dst, labels, dt in whole.within(shown_set):
         if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
