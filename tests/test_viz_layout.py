@@ -113,6 +113,17 @@ def test_rail_weights_lie_on_no_node_and_no_other_weight(design):
     assert [c for c in clashes if " on node " in c or " on label " in c] == []
 
 
+@pytest.mark.parametrize("steps", [1, 4])
+@pytest.mark.parametrize("design", list(DESIGNS))
+def test_no_weight_lies_on_another(design, steps):
+    """The weights at the arrowheads of a fork's edges were written 35 degrees counter-clockwise
+    of the edge, onto the weight of the edge beside them: in the GRU's every step "Wr" (fork to
+    r(t)) lay on "W" (r(t) to h(t)), read "WWr", and weights of the user-written and the
+    peephole LSTMs lay on each other at 1 and 4 steps; now they are written clockwise of it."""
+    clashes = label_clashes(viz.unrolled(DESIGNS[design], steps=steps))
+    assert [c for c in clashes if " on label " in c] == []
+
+
 def test_the_label_check_sees_a_label_on_a_node():
     """The oracle can fail: an xlabel that cannot stand clear of the nodes around it."""
     digraph = graphviz.Digraph()

@@ -348,19 +348,22 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         g.node(node_id((name, t)), **attrs)
 
     def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None, flat=False,
-             at_head=False, at_tail=False):
+             at_head=False, at_tail=False, clockwise=False):
         """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
         (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes;
         ``flat``: along one row, written in the direction of time; ``at_head``: the weights
         written beside the arrowhead, as the several edges out of a fork are told apart;
-        ``at_tail``: beside the edge's start)."""
+        ``at_tail``: beside the edge's start; ``clockwise``: such a weight written clockwise
+        of the edge, as the edges out of a fork are, whose weights written the other way lay on
+        the weight of the edge beside them: "Wr" on "W" of the GRU, read "WWr")."""
         key = ("label" if not boxes or (dt and src_name in plain_rails and src_name == dst_name
                                         and not (at_head or at_tail))
                else "headlabel" if at_head else "taillabel" if at_tail else "xlabel")
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
         if key in ("headlabel", "taillabel") and key in attrs:
-            attrs.update(labeldistance="1.6", labelangle="35", labelfontsize="14")
+            attrs.update(labeldistance="1.6", labelangle="-35" if clockwise else "35",
+                         labelfontsize="14")
         attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
         if boxes and src_name in inputs and dst_name not in inputs:
@@ -421,8 +424,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     for src, dst, labels, dt in whole.within(shown_set):
         if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
-                 at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1))  # weights at
-            #                              its head, clear of the weights along the rail
+                 at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1),
+                 clockwise=abs(dt or 0) > 1)   # weights at its head, clear of the weights along
+            #                                    the rail (a skip edge's as the fork's beside it)
 
     def enter(src_id, src_name, t, dt, edge_labels=None, own=None):
         """Edges from ``src_id`` (src_name one step before t in the direction dt) into step t:
@@ -451,7 +455,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             if own is not None:
                 labels = variables.edges.get(((src_name, own), (dst_name, t)), labels)
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
-                 at_head=len(targets) > 1)
+                 at_head=len(targets) > 1, clockwise=True)
 
     def leave(src_name, t, dt, nid):
         """The edge from src_name(t) out to ``nid``, the rest of its chain in the direction dt."""
@@ -494,7 +498,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         if where == "gap" or ends:
             nid = end_node(other[0], where)
             link(node_id(src) if other is dst else nid, node_id(dst) if other is src else nid,
-                 src[0], dst[0], labels, dt, at_head=other is src, at_tail=other is dst)
+                 src[0], dst[0], labels, dt, at_head=other is src, at_tail=other is dst,
+                 clockwise=True)
             #               (the weights beside the drawn step, away from the (...) node)
 
     if columns is not None:
