@@ -96,6 +96,17 @@ def _system():
                           state_name="s", edge_label="f")
 
 
+@pytest.mark.parametrize("steps", [8, 12])
+def test_an_encoder_decoder_summary_keeps_its_steps_in_time_order(steps):
+    """A summary of both chains (steps 1-3, an elision, the last three): aligning the decoder
+    by its s(t) alone (no anchor point in its columns) put step 8 of both chains second,
+    between steps 1 and 2; the decoder keeps its anchor points where its lowest row is no
+    rail, and the layout check sees every box in order."""
+    digraph = viz.unrolled(DESIGNS["encdec"], steps=steps)
+    assert {t for _, t in step_boxes(digraph).values()} == {1, 2, 3, steps - 2, steps - 1, steps}
+    assert measure(digraph)["interleaved"] == 0
+
+
 def test_the_rail_weights_of_a_one_step_bidirectional_view_lie_on_nothing():
     """Figure 10.11 at one step: before, "W" of h(1) -> h(...) lay on the curve x(1) -> g(1),
     "Wg" of g(1) -> g(...) (to the left) on the curve h(1) -> o(1) and "Wg" of g(...) -> g(1)

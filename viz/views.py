@@ -625,8 +625,9 @@ class _Columns:
         h(t-1) and h(t) and the edge between them would go round it, under the boxes and
         through their captions: where the bottom chain's lowest row is a rail (h of a
         vector-to-sequence net, which has no x(t)) its anchors are a row of their own under it,
-        outside the boxes, and a chain above is aligned over the bottom one by its own lowest
-        nodes (a decoder's s(t)), not by points beside them."""
+        outside the boxes, and a chain above is aligned over the bottom one, in a column whose
+        lowest row is a rail, by its own node there (a decoder's s(t)), elsewhere by a point in
+        its lowest row."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -660,9 +661,13 @@ class _Columns:
                         box.attr(label=f"<{html_text(self.title(chain, column))}>", **self._BOX)
                     else:
                         box.attr(peripheries="0", label="")
+                    own = chain != chains[0] and any(
+                        name in rails for name, _, _ in members if self.level[name] == low)
                     if chain == chains[0]:      # (under a rail: outside the box, which
                         (g if under else box).node(          # then ends at the rail)
                             anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
+                    elif not own:
+                        box.node(anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
                     for _, nid, attrs in members:
                         box.node(nid, **attrs)
                 if chain == chains[0]:
@@ -670,8 +675,16 @@ class _Columns:
                         g.edge(anchor, nid, style="invis", minlen="1" if under else "0",
                                weight="100")
                     base[column] = anchor
-                elif column in base:     # aligned over the bottom chain's column by its lowest
-                    g.edge(base[column], bottom[0], style="invis", weight="10")   # node itself
+                elif own:                # aligned over the bottom chain's column by its own
+                    if column in base:       # node on a rail (a point beside it would stand
+                        g.edge(base[column], bottom[0], style="invis", weight="10")  # between
+                else:                    # s(t-1) and s(t)), else by a point in its lowest row
+                    with g.subgraph() as same:
+                        same.attr(rank="same")
+                        same.node(anchor)
+                        same.node(bottom[0])
+                    if column in base:
+                        g.edge(base[column], anchor, style="invis", weight="10")
         with g.subgraph() as row:       # the bottom chain's anchors: one row under its steps
             row.attr(rank="same")
             for column in order:
