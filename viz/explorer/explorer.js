@@ -297,7 +297,7 @@
   function histogram(h, colour) {
     if (!h) return null;
     const w = 300, hgt = 50, n = h.counts.length, top = Math.max(...h.counts, 1);
-    const svg = svgEl("svg", { width: w, height: hgt + 14, class: "hist" });
+    const svg = svgEl("svg", { width: "100%", viewBox: `0 0 ${w} ${hgt + 14}`, class: "hist" });   // the panel's width
     h.counts.forEach((c, i) => svg.append(svgEl("rect", { x: (i * w) / n, y: hgt - (c / top) * hgt,
       width: Math.max(0, w / n - 1), height: (c / top) * hgt, fill: colour })));
     svg.append(svgEl("text", { x: 0, y: hgt + 12, "font-size": 10 }, fmt(h.lo)));
