@@ -593,3 +593,21 @@ def test_the_info_panel_shows_whole_numbers_and_whole_histograms(browser, tmp_pa
     assert spill == 0
     assert page.evaluate("(e => e.scrollWidth <= e.clientWidth)(document.querySelector('#info'))")
     page.close()
+
+
+def test_the_connectivity_hint_names_the_state_part_shown(browser, tmp_path):
+    """With the bidirectional net's g shown, the hint under the heatmap said "L(t) and h(k)
+    light up" (the page's fixed text) while g(k) lit up; it names the part shown, and comes
+    back when the pointer leaves the heatmap."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 4, 6)
+    page = Page(browser, _save(tmp_path, rnn.BidirectionalRNN(4, 3, 4), ids, ids))
+    assert "and h(k) light up" in page.page.inner_text("#heat-label")
+    page.page.click("#heat-parts button[data-part='g']")
+    assert "and g(k) light up" in page.page.inner_text("#heat-label")
+    page.page.hover("#heat", position={"x": 200, "y": 200})
+    assert "/∂g(" in page.page.inner_text("#heat-label")
+    page.page.mouse.move(5, 5)
+    assert "and g(k) light up" in page.page.inner_text("#heat-label")
+    assert page.errors == []
+    page.close()
