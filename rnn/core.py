@@ -1022,7 +1022,8 @@ class Chain(Cell):
         self.parts = dict(parts)
         self.name = owner.name if name is None else name
         self.feedback = feedback
-        self.step = step
+        cut = getattr(owner, "_cut_chain_steps", None)    # set by rnn.jacobians on its own copy
+        self.step = step if cut is None else cut(self.parts, step)     # of the owner
         self.input_map = input_map or (lambda inputs: inputs.get("x"))
         self.readout = readout
         self.initial_state = initial_state or (lambda state, statics: state)

@@ -270,6 +270,13 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
     step's inputs (including a teacher-forced y(t-1)) are held fixed, so for an LSTM
     ``part="h"`` gives the block ∂h(t)/∂h(t-1) of the state's Jacobian.
 
+    A model made of several chains (:class:`~rnn.core.Chain`: the bidirectional net, the
+    encoder-decoder, a stacked or bidirectional ElmanRNN) gives the Jacobians of the chain
+    that carries ``part``, its own step cut the same way (the other chains' states it reads,
+    such as the layer below, held fixed).  A chain that runs backward in time (the
+    bidirectional net's g) reads g(t+1) at step t: there ``J[t-1]`` is ∂g(t)/∂g(t+1), still
+    in time order t = 1..T (so ``lag_decay`` wants ``J[::-1]``, the order the chain runs in).
+
     Parameters
     ----------
     model : a design with state parts (a Cell: every rnn design but JordanRNN, or rnn.Recurrence)
@@ -292,15 +299,29 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
                              f"are {list(parts)}); a design without one carries no h(t-1) into h(t)")
     cut = copy.copy(model)
     cut_steps = cut.step = _CutSteps(cut.step, parts)   # bound to the copy
+    chains = []                 # a model made of several chains: each chain's step, cut alike
+
+    def cut_chain(chain_parts, step):
+        chains.append(_CutSteps(step, chain_parts))
+        return chains[-1]
+    cut._cut_chain_steps = cut_chain
     run_model(cut, xs, ys, h0, steps, who)
-    if not cut_steps.records:
-        raise tg.ConfigError(f"{who}: {model.name} runs its steps through chains of its own "
-                             "(a model made of several recurrences), not one step function; "
-                             "its Jacobians are not available")
+    records = cut_steps.records
+    if not records:
+        own = [c for c in chains if part in c.parts and c.records]
+        if len(own) != 1:
+            raise tg.ConfigError(f"{who}: {model.name} runs its steps through chains of its own "
+                                 f"(a model made of several recurrences), and "
+                                 f"{'none' if not own else len(own)} of them carries '{part}'; "
+                                 "its Jacobians are not available")
+        records = own[0].records
+        when = [time_step(new[part].scope) for _, new in records]
+        if len(when) > 1 and None not in when and when == sorted(when, reverse=True):
+            records = records[::-1]     # a chain backward in time: J[t-1] = ∂g(t)/∂g(t+1)
     size = parts[part]
-    out = np.zeros((len(cut_steps.records), size, size))
+    out = np.zeros((len(records), size, size))
     live = []
-    for t, (leaves, new) in enumerate(cut_steps.records):
+    for t, (leaves, new) in enumerate(records):
         h_new, h_old = new[part], leaves[part]
         if h_new.size != size:
             raise tg.ShapeError(f"{who}: needs a batch of one; '{part}' has shape "

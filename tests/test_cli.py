@@ -306,6 +306,19 @@ def test_module_entry_point_reports_usage_errors(tmp_path):
     assert done.stderr.count("\n") == 1
 
 
+def test_python_dash_m_viz_is_the_tinygraph_program(tmp_path):
+    """``python -m viz`` was "No module named viz.__main__"; it runs the command as
+    ``tinygraph`` does (a usage error: one line and exit status 2; a figure written)."""
+    done = subprocess.run([sys.executable, "-m", "viz", "draw", "--model", "nope",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("tinygraph") and done.stderr.count("\n") == 1
+    done = subprocess.run([sys.executable, "-m", "viz", "figures", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "fig10_16.svg").is_file()
+
+
 def test_only_the_tinygraph_program_tunes_the_allocator(monkeypatch, tmp_path):
     """glibc's mallopt changes the whole process: the console script calls it first thing
     (keep_freed_memory), cli.main (and so the library) never does; TINYGRAPH_MALLOC=default

@@ -237,6 +237,52 @@ def test_jacobians_need_a_batch_of_one():
         rnn.jacobians(model, np.zeros((5, 2), dtype=int))
 
 
+def _bidirectional_chains(P, xs, at=None, delta=None, part="h"):
+    """h(1..T) and g(1..T) of a bidirectional net (numpy, ids in), ``delta`` added to part(at)
+    (at = 0 is h(0), at = T + 1 is g(T + 1))."""
+    T, H = len(xs), P["W"].shape[0]
+    h, g = np.zeros(H), np.zeros(H)
+    hs, gs = [], [None] * T
+    if part == "h" and at == 0:
+        h = h + delta
+    for t in range(1, T + 1):
+        h = np.tanh(P["b"] + P["W"] @ h + P["U"][:, xs[t - 1]])
+        if part == "h" and at == t:
+            h = h + delta
+        hs.append(h)
+    if part == "g" and at == T + 1:
+        g = g + delta
+    for t in range(T, 0, -1):
+        g = np.tanh(P["bg"] + P["Wg"] @ g + P["Ug"][:, xs[t - 1]])
+        if part == "g" and at == t:
+            g = g + delta
+        gs[t - 1] = g
+    return hs, gs
+
+
+def test_jacobians_of_the_bidirectional_nets_two_chains_equal_central_differences():
+    """Each chain's own step: ∂h(t)/∂h(t-1) forward, ∂g(t)/∂g(t+1) backward (in time order),
+    against central differences of a numpy forward pass (before: a ConfigError, 'its
+    Jacobians are not available')."""
+    model = rnn.BidirectionalRNN(4, 3, 4, seed=1)
+    P = {n: p.data for n, p in model.named_parameters()}
+    xs = np.random.default_rng(0).integers(0, 4, 5)
+    T, H = len(xs), 3
+    for part, prev in (("h", -1), ("g", +1)):
+        J = rnn.jacobians(model, xs, part=part)
+        assert J.shape == (T, H, H)
+        index = 0 if part == "h" else 1
+        for t in range(1, T + 1):
+            fd = np.zeros((H, H))
+            for j in range(H):
+                e = np.zeros(H)
+                e[j] = EPS
+                up = _bidirectional_chains(P, xs, t + prev, e, part)[index][t - 1]
+                down = _bidirectional_chains(P, xs, t + prev, -e, part)[index][t - 1]
+                fd[:, j] = (up - down) / (2 * EPS)
+            np.testing.assert_allclose(J[t - 1], fd, rtol=1e-7, atol=1e-9)
+
+
 def test_jacobians_of_a_design_without_state_parts_say_so():
     with pytest.raises(tg.ConfigError, match=r"no state part 'h'.*\[\]"):
         rnn.jacobians(rnn.JordanRNN(4, 3, 4), np.zeros(3, dtype=int), ys=np.zeros(3, dtype=int))
@@ -585,3 +631,23 @@ def test_jacobians_of_a_long_run_in_blocks_equal_the_closed_form_at_every_step()
     h = [np.zeros(40)] + [n.data.reshape(-1) for n in model.run(xs).parts["h"]]
     expected = np.array([(1 - h[t] ** 2)[:, None] * model.W.data for t in range(1, 101)])
     np.testing.assert_allclose(J, expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("model, weights", [
+    (rnn.ElmanRNN(4, 3, 4, layers=2, bidirectional=True, seed=0),
+     {"h1": "W1", "h1_r": "W1_r", "h2": "W2", "h2_r": "W2_r"}),
+    (rnn.EncoderDecoder(4, 3, 4, seed=0), {"h": "W", "s": "Wd"})], ids=["stacked", "encdec"])
+def test_jacobians_of_every_chain_of_a_stacked_net_and_an_encoder_decoder(model, weights):
+    """Each chain's own tanh step: diag(1 - h(t)²) W, the backward chains (h1_r, h2_r) in time
+    order (the layer below, the context C: inputs held fixed)."""
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, 5), rng.integers(0, 4, 3 if "s" in weights else 5)
+    run = model.run(xs, ys)
+    params = dict(model.named_parameters())
+    for part, W in weights.items():
+        J = rnn.jacobians(model, xs, part=part, ys=ys)
+        states = [h.data.reshape(-1) for h in run.parts[part]]
+        assert J.shape == (len(states), 3, 3)
+        for t, h in enumerate(states):
+            np.testing.assert_allclose(J[t], (1 - h ** 2)[:, None] * params[W].data, rtol=1e-13,
+                                       atol=1e-15)

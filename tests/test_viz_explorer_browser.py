@@ -554,3 +554,60 @@ def test_the_heatmap_of_a_non_causal_design_shows_every_part_and_k_after_t(brows
     assert _node_id(names, "L", t) in page.titles("hl")
     assert page.errors == []
     page.close()
+
+
+_SPLIT_NUMBERS = """(sel) => {     // the numbers of a box laid out over two lines (a Range per number)
+  const box = document.querySelector(sel), text = box.firstChild, s = text.textContent, out = [];
+  for (const m of s.matchAll(/-?[0-9][0-9.e+-]*/g)) {
+    const r = document.createRange();
+    r.setStart(text, m.index);
+    r.setEnd(text, m.index + m[0].length);
+    if (new Set(Array.from(r.getClientRects()).map((q) => Math.round(q.top))).size > 1) out.push(m[0]);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("width, height", [(1366, 768), (1920, 1080)])
+def test_the_info_panel_shows_whole_numbers_and_whole_histograms(browser, tmp_path, width,
+                                                                 height):
+    """The value and gradient of h(3) were broken inside numbers (0.152630 shown as "0.15" at
+    the end of a line and "2630" on the next, "-" alone before 0.645978), and the histograms,
+    300 px wide in a panel of 279, lost their last bar and the end of their upper bound
+    ("-0.19177", "1.0778")."""
+    model = rnn.ElmanRNN(5, 4, 5, seed=7)
+    rng = np.random.default_rng(11)
+    path = _save(tmp_path, model, rng.integers(0, 5, 6), rng.integers(0, 5, 6))
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(f"file://{path}#sel=h,3")
+    page.wait_for_function("window.explorer !== undefined")
+    page.wait_for_selector("#info-value")
+    assert page.evaluate(_SPLIT_NUMBERS, "#info-value") == []
+    assert page.evaluate(_SPLIT_NUMBERS, "#info-grad") == []
+    spill = page.evaluate("""() => {
+      const info = document.querySelector('#info').getBoundingClientRect();
+      return Array.from(document.querySelectorAll('#info svg')).map((s) => s.getBoundingClientRect())
+        .filter((r) => r.right > info.right - 1).length;
+    }""")
+    assert page.evaluate("document.querySelectorAll('#info svg').length") == 2
+    assert spill == 0
+    assert page.evaluate("(e => e.scrollWidth <= e.clientWidth)(document.querySelector('#info'))")
+    page.close()
+
+
+def test_the_connectivity_hint_names_the_state_part_shown(browser, tmp_path):
+    """With the bidirectional net's g shown, the hint under the heatmap said "L(t) and h(k)
+    light up" (the page's fixed text) while g(k) lit up; it names the part shown, and comes
+    back when the pointer leaves the heatmap."""
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 4, 6)
+    page = Page(browser, _save(tmp_path, rnn.BidirectionalRNN(4, 3, 4), ids, ids))
+    assert "and h(k) light up" in page.page.inner_text("#heat-label")
+    page.page.click("#heat-parts button[data-part='g']")
+    assert "and g(k) light up" in page.page.inner_text("#heat-label")
+    page.page.hover("#heat", position={"x": 200, "y": 200})
+    assert "/∂g(" in page.page.inner_text("#heat-label")
+    page.page.mouse.move(5, 5)
+    assert "and g(k) light up" in page.page.inner_text("#heat-label")
+    assert page.errors == []
+    page.close()

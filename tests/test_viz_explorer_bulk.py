@@ -111,7 +111,8 @@ def test_the_pages_spectra_and_lag_decay_are_those_of_rnn_diagnostics_exactly():
     decay = rnn.lag_decay(jacs, max_lag=30, ends=3)
     assert diag["lag"] == {"lags": list(range(1, 31)), "norms": _nums(decay.norms),
                            "rate": _num(decay.rate), "scale": _num(decay.scale)}
-    assert list(diag) == ["part", "connectivity", "spectra", "lag", "ratio", "saturation", "notes"]
+    assert list(diag) == ["part", "connectivity", "spectra", "lag", "ratio", "saturation", "notes",
+                          "backward"]
 
 
 def test_the_pages_connectivity_is_each_loss_terms_own_backward():
@@ -237,3 +238,42 @@ def test_diagrams_rendered_in_batches_are_those_rendered_one_by_one():
     broken = graphs[:3] + [graphviz.Source("digraph { a -> }")] + graphs[3:]
     with pytest.raises(viz.RenderError):          # the batch fails; the broken graph says so
         explorer_module._svg_texts(broken)
+
+
+def test_the_bidirectional_pages_jacobians_are_each_chains_own_in_its_own_direction():
+    """part="g" (the chain backward in time): J(t) = ∂g(t)/∂g(t+1), and the lag decay is
+    ‖∂g(t)/∂g(t+k)‖, checked against central differences of a numpy forward pass (before:
+    "no Jacobians for this design"; a product in the forward order would be another number)."""
+    from test_rnn_diagnostics import EPS, _bidirectional_chains
+    model = rnn.BidirectionalRNN(4, 3, 4, seed=1)
+    P = {n: p.data for n, p in model.named_parameters()}
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, 6), rng.integers(0, 4, 6)
+    T, H = 6, 3
+
+    def d_g1(k):                  # ∂g(1)/∂g(1+k) by central differences
+        fd = np.zeros((H, H))
+        for j in range(H):
+            e = np.zeros(H)
+            e[j] = EPS
+            fd[:, j] = (_bidirectional_chains(P, xs, 1 + k, e, "g")[1][0]
+                        - _bidirectional_chains(P, xs, 1 + k, -e, "g")[1][0]) / (2 * EPS)
+        return fd
+    for part in ("h", "g"):
+        diag = viz.explore(model, xs, ys, part=part).data["bundles"][-1]["diag"]
+        assert diag["backward"] == (part == "g")
+        chain = _bidirectional_chains(P, xs)[0 if part == "h" else 1]
+        W = P["W"] if part == "h" else P["Wg"]
+        jacs = np.stack([(1 - v ** 2)[:, None] * W for v in chain])
+        np.testing.assert_allclose(diag["spectra"]["norm"],
+                                   [np.linalg.norm(J, 2) for J in jacs], rtol=1e-5)
+        np.testing.assert_allclose(diag["spectra"]["radius"],
+                                   [np.abs(np.linalg.eigvals(J)).max() for J in jacs], rtol=1e-5)
+    # six steps, lags 1..6 and one end: the end is t = 1, the norms ‖∂g(1)/∂g(1+k)‖
+    assert diag["lag"]["lags"] == list(range(1, T + 1))
+    np.testing.assert_allclose(diag["lag"]["norms"],
+                               [np.linalg.norm(d_g1(k), 2) for k in range(1, T + 1)], rtol=1e-5)
+    run = model.run(xs, ys)
+    grads = tg.grad(run.loss, run.parts["g"])
+    ratio = [np.linalg.norm(g.reshape(-1) @ J) / np.linalg.norm(g) for g, J in zip(grads, jacs)]
+    np.testing.assert_allclose(diag["ratio"], ratio, rtol=1e-5)

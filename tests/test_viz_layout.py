@@ -11,12 +11,14 @@ import graphviz
 import numpy as np
 import pytest
 
+import rnn
 import tinygraph as tg
 import viz
 import viz.views as views
 from viz.derive import derive
 from viz.views import _summary, draw_unrolled, new_digraph
-from viz_layout import bands, designs, measure, plain, step_boxes
+from viz_layout import (_drawn_edges, bands, designs, label_clashes, measure, plain,
+                        step_boxes)
 
 DESIGNS = designs()
 STEPS = 4
@@ -58,6 +60,91 @@ def test_ends_and_static_inputs_stand_outside_the_steps(layouts, design):
 @pytest.mark.parametrize("design", ALL)
 def test_a_step_takes_at_most_four_and_a_half_inches(layouts, design):
     assert layouts[design][1]["per_step"] <= 4.5
+
+
+def _bent_rails(digraph):
+    """The drawn edges along a rail (from a variable to itself one step on, or to its fork or
+    its (...) end: ids ``u<k>_...`` of one variable k) that are not straight, with how far
+    their splines leave the row (inches)."""
+    nodes, edges = plain(digraph)
+    drawn = set(_drawn_edges(digraph))
+    bent = []
+    for tail, head, spline in edges:
+        a, b = re.match(r"(u\d+)_\w+$", tail), re.match(r"(u\d+)_\w+$", head)
+        if a and b and a.group(1) == b.group(1) and ((tail, head) in drawn or (head, tail) in drawn):
+            heights = [y for _, y in spline]
+            if max(heights) - min(heights) > 0.05:
+                bent.append((tail, head, round(max(heights) - min(heights), 2)))
+    return bent
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+@pytest.mark.parametrize("design", list(DESIGNS) + ["system"])
+def test_a_rail_is_one_straight_row_through_the_steps(design, steps):
+    """h(t-1) -> h(t) is a straight segment between the boxes, also where h is a chain's lowest
+    row (a vector-to-sequence net, a decoder, a system without input): there an invisible
+    anchor stood in h's row between h(t-1) and h(t), and the edge went round it, 0.55 inch
+    under the row, through the boxes' captions (vec2seq, encdec's decoder, system)."""
+    model = _system() if design == "system" else DESIGNS[design]
+    assert _bent_rails(viz.unrolled(model, steps=steps)) == []
+
+
+def _system():
+    """A dynamical system without input (figure 10.1): s(t) = tanh(W s(t-1))."""
+    W = tg.Parameter(np.random.default_rng(0).normal(0, 0.5, (3, 3)), name="W")
+    return rnn.Recurrence(lambda s: (s @ W.T).tanh(), [W], n_state=3, name="system",
+                          state_name="s", edge_label="f")
+
+
+@pytest.mark.parametrize("steps", [8, 12])
+def test_an_encoder_decoder_summary_keeps_its_steps_in_time_order(steps):
+    """A summary of both chains (steps 1-3, an elision, the last three): aligning the decoder
+    by its s(t) alone (no anchor point in its columns) put step 8 of both chains second,
+    between steps 1 and 2; the decoder keeps its anchor points where its lowest row is no
+    rail, and the layout check sees every box in order."""
+    digraph = viz.unrolled(DESIGNS["encdec"], steps=steps)
+    assert {t for _, t in step_boxes(digraph).values()} == {1, 2, 3, steps - 2, steps - 1, steps}
+    assert measure(digraph)["interleaved"] == 0
+
+
+def test_the_rail_weights_of_a_one_step_bidirectional_view_lie_on_nothing():
+    """Figure 10.11 at one step: before, "W" of h(1) -> h(...) lay on the curve x(1) -> g(1),
+    "Wg" of g(1) -> g(...) (to the left) on the curve h(1) -> o(1) and "Wg" of g(...) -> g(1)
+    (from the right) on the node g(...) (xlabels, placed after the layout, in a gap narrower
+    than "Wg")."""
+    assert label_clashes(viz.unrolled(DESIGNS["bidirectional"], steps=1)) == []
+
+
+@pytest.mark.parametrize("design", ["bidirectional", "esn", "elman"])
+def test_rail_weights_lie_on_no_node_and_no_other_weight(design):
+    """At four steps, "Wg" lay on g(1), g(2), g(3), g(4) and g(...), "W" on h(...) and h(4)
+    (bidirectional), each of the five "W (fixed)" on both nodes of its edge (the echo state
+    network); the Elman RNN's stay clear."""
+    clashes = label_clashes(viz.unrolled(DESIGNS[design], steps=4))
+    assert [c for c in clashes if " on node " in c or " on label " in c] == []
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+@pytest.mark.parametrize("design", list(DESIGNS))
+def test_no_weight_lies_on_another(design, steps):
+    """The weights at the arrowheads of a fork's edges were written 35 degrees counter-clockwise
+    of the edge, onto the weight of the edge beside them: in the GRU's every step "Wr" (fork to
+    r(t)) lay on "W" (r(t) to h(t)), read "WWr", and weights of the user-written and the
+    peephole LSTMs lay on each other at 1 and 4 steps; now they are written clockwise of it."""
+    clashes = label_clashes(viz.unrolled(DESIGNS[design], steps=steps))
+    assert [c for c in clashes if " on label " in c] == []
+
+
+def test_the_label_check_sees_a_label_on_a_node():
+    """The oracle can fail: an xlabel that cannot stand clear of the nodes around it."""
+    digraph = graphviz.Digraph()
+    digraph.attr(nodesep="0.02")
+    for name in "abc":
+        digraph.node(name, shape="circle", width="0.5")
+    digraph.body.append("\t{rank=same; a; b; c}\n")
+    digraph.edge("a", "b", xlabel="<WWWWWW>")
+    digraph.edge("b", "c", xlabel="<WWWWWW>")
+    assert any(" on node " in c for c in label_clashes(digraph))
 
 
 def test_the_layout_check_sees_boxes_out_of_time_order():

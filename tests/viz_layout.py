@@ -229,3 +229,65 @@ def designs():
         "user_lstm": _user_lstm(),
         "peephole": _peephole(),
     }
+
+
+def label_clashes(digraph, margin=1.0):
+    """What the weights written on the edges (labels, xlabels, head and tail labels) lie on,
+    read from the renderer's ``-Tjson`` layout (text boxes from the drawn text's position,
+    width and font size; points): "label 'W' of a->b on node c", "... on edge c->d" (an edge
+    other than its own passing inside its box by more than ``margin`` points), "... on label
+    'U' of c->d"."""
+    import json
+    import subprocess
+    from viz.render import find_renderer
+    out = subprocess.run([find_renderer(), "-Tjson"], input=digraph.source.encode(),
+                         capture_output=True, check=True).stdout
+    layout = json.loads(out)
+    objects = layout["objects"]
+    nodes = {}
+    for o in objects:
+        if "pos" in o and "nodes" not in o and "width" in o and o.get("style") != "invis":
+            x, y = map(float, o["pos"].split(","))
+            w, h = float(o["width"]) * 72, float(o["height"]) * 72
+            if w > 0:
+                nodes[o["name"]] = (x, y, w, h, o.get("shape"))
+    labels, edges = [], []
+    for i, e in enumerate(layout.get("edges", [])):
+        if e.get("style") == "invis":
+            continue
+        name = f"{objects[e['tail']]['name']}->{objects[e['head']]['name']}"
+        points = []
+        for op in e.get("_draw_", []):
+            if op["op"] in "bB":
+                points += _points(op["points"], per_piece=12)
+        edges.append((i, name, points))
+        for key in ("_ldraw_", "_xldraw_", "_hldraw_", "_tldraw_"):
+            size = 14.0
+            for op in e.get(key, []):
+                if op["op"] == "F":
+                    size = op["size"]
+                elif op["op"] == "T":
+                    (x, y), w = op["pt"], op["width"]
+                    left = x if op["align"] == "l" else x - w / 2 if op["align"] == "c" else x - w
+                    labels.append((i, f"'{op['text']}' of {name}",
+                                   (left, left + w, y - 0.2 * size, y + 0.72 * size)))
+    found = []
+    for i, what, (l, r, b, t) in labels:
+        for j, other, points in edges:
+            if j != i and any(l + margin < x < r - margin and b + margin < y < t - margin
+                              for x, y in points):
+                found.append(f"label {what} on edge {other}")
+        for node, (x, y, w, h, shape) in nodes.items():
+            grid = [(u, v) for u in np.linspace(l, r, 6) for v in np.linspace(b, t, 4)]
+            if shape in ("circle", "ellipse", "doublecircle"):
+                hit = any(((u - x) / (w / 2 - 0.5)) ** 2 + ((v - y) / (h / 2 - 0.5)) ** 2 < 1
+                          for u, v in grid)
+            else:
+                hit = any(abs(u - x) < w / 2 - 0.5 and abs(v - y) < h / 2 - 0.5 for u, v in grid)
+            if hit:
+                found.append(f"label {what} on node {node}")
+    for k, (_, what, a) in enumerate(labels):
+        for _, other, b in labels[k + 1:]:
+            if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                found.append(f"label {what} on label {other}")
+    return found

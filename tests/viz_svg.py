@@ -38,7 +38,7 @@ def parse(svg):
                 fill = g.find("s:path", _NS).get("fill")
             nodes[title] = {"text": _texts(g), "x": x, "y": y, "fill": fill}
         elif kind == "edge" and g.find("s:path", _NS) is not None:
-            tail, head = title.split("->")
+            tail, head = (end.split(":")[0] for end in title.split("->"))   # without ports
             arrow = g.find("s:polygon", _NS)
             path = [tuple(map(float, p.split(",")))
                     for p in g.find("s:path", _NS).get("d").replace("M", "").replace("C", " ").split()]

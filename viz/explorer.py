@@ -204,7 +204,8 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
         raise tg.ConfigError(f"viz.explore: part={part!r} is no variable of {model.name}'s run "
                              f"(it carries no state parts; part names a variable of its steps: "
                              f"one of {stepped})")
-    jacobians = _jacobians(model, xs, ys, h0, part, run, length, steps, background)
+    backward = _runs_backward(model, variables, part)
+    jacobians = _jacobians(model, xs, ys, h0, part, run, length, steps, background, backward)
     names = variables.names
     windows = _windows(steps)
     detail = sorted({t for a, b in windows for t in range(a, b + 1)} | _summary_steps(steps))
@@ -237,7 +238,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
         if key is not None:
             sweep.append([name_index[key[0]], key[1], i])
     ops = _op_numbers(by_step, template_of, position, op_grads)
-    diag = _diagnostics(model, part, run, own, steps, grads, jacobians)
+    diag = _diagnostics(model, part, run, own, steps, grads, jacobians, backward)
     var_data = _variable_data(variables, names, grads, set(detail))
     diag = diag()
     templates = None
@@ -434,11 +435,22 @@ def _windows(steps):
     return [(a, min(a + WINDOW - 1, steps)) for a in starts]
 
 
-def _jacobians(model, xs, ys, h0, part, run, length, steps, background):
-    """The Jacobians ∂part(t)/∂part(t-1) of the run (:func:`rnn.jacobians`), made first so
-    that their spectra and lag decay are computed by ``background`` (an executor; LAPACK lets
-    go of the GIL) while the rest of the page is made.  Returns (jacs or None, finite, spectra
-    future or None, lag decay future or None, notes)."""
+def _runs_backward(model, variables, part):
+    """Whether state part ``part`` is a chain that runs backward in time (figure 10.11's g:
+    step t reads g(t+1)): its edges go from step t + 1 to step t (a run of one step has none,
+    and a trace of two steps tells, see :func:`viz.views.backward_chains`)."""
+    if variables.steps == 1:
+        return part in backward_chains(model, variables, BOOK_HIDDEN)
+    return any(a[0] == b[0] == part and None not in (a[1], b[1]) and b[1] == a[1] - 1 >= 1
+               for a, b in variables.edges)
+
+
+def _jacobians(model, xs, ys, h0, part, run, length, steps, background, backward=False):
+    """The Jacobians ∂part(t)/∂part(t-1) of the run (:func:`rnn.jacobians`; for a chain
+    ``backward`` in time, ∂g(t)/∂g(t+1) in time order), made first so that their spectra and
+    lag decay (over the products in the chain's own order) are computed by ``background`` (an
+    executor; LAPACK lets go of the GIL) while the rest of the page is made.  Returns (jacs or
+    None, finite, spectra future or None, lag decay future or None, notes)."""
     parts = getattr(model, "parts", {}) or {}
     if part not in parts:
         return None, None, None, None, [f"{model.name} carries no state part '{part}' from "
@@ -468,16 +480,17 @@ def _jacobians(model, xs, ys, h0, part, run, length, steps, background):
         spectra = background.submit(rnn.spectra, jacs if finite.all() else jacs[finite])
     decay = None
     if finite.all():          # 30 lags and 3 end steps: LAPACK on a busy machine is slow
-        decay = background.submit(rnn.lag_decay, jacs, max_lag=min(steps, 30), ends=3)
+        decay = background.submit(rnn.lag_decay, jacs[::-1] if backward else jacs,
+                                  max_lag=min(steps, 30), ends=3)
     return jacs, finite, spectra, decay, notes
 
 
-def _diagnostics(model, part, run, own, steps, grads, jacobians):
+def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False):
     """The page's diagnostics, as a function that returns them once the spectra (from
     :func:`_jacobians`, computed in the background) are done."""
     jacs, finite, spectra, decay, jacobian_notes = jacobians
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
-           "saturation": _nums(run_saturation(run, own)), "notes": []}
+           "saturation": _nums(run_saturation(run, own)), "notes": [], "backward": backward}
     parts = getattr(model, "parts", {}) or {}
     if run.losses:
         rows = None

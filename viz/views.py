@@ -273,7 +273,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     parts that would share a row (h and g of a bidirectional net) one above the other, and a
     state part is a rail: the same row in every step.  Edges between steps do not pull the
     layout (``constraint=false``), so they stay between the boxes they join; weights are
-    ``xlabel``\\ s, placed beside their edges without widening the steps, except on an edge
+    ``xlabel``\\ s, placed beside their edges without widening the steps (but where every rail
+    of a view of one chain feeds only itself, the rails' weights are labels, which the layout
+    makes room for between the boxes), except on an edge
     that passes a carried state's row (x(t) -> g(t) past h) or runs from step t - d (a skip
     edge), whose weights stand beside the drawn step it reaches (or leaves, toward a ``(...)``
     node), clear of the weights along the rows it passes.  Static variables
@@ -349,22 +351,29 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         g.node(node_id((name, t)), **attrs)
 
     def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None, flat=False,
-             at_head=False, at_tail=False):
+             at_head=False, at_tail=False, clockwise=False):
         """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
         (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes;
         ``flat``: along one row, written in the direction of time; ``at_head``: the weights
         written beside the arrowhead, as the several edges out of a fork are told apart;
-        ``at_tail``: beside the edge's start)."""
-        key = ("label" if not boxes else "headlabel" if at_head else "taillabel" if at_tail
-               else "xlabel")
+        ``at_tail``: beside the edge's start; ``clockwise``: such a weight written clockwise
+        of the edge, as the edges out of a fork are, whose weights written the other way lay on
+        the weight of the edge beside them: "Wr" on "W" of the GRU, read "WWr")."""
+        key = ("label" if not boxes or (dt and src_name in plain_rails and src_name == dst_name
+                                        and not (at_head or at_tail))
+               else "headlabel" if at_head else "taillabel" if at_tail else "xlabel")
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
         if key in ("headlabel", "taillabel") and key in attrs:
-            attrs.update(labeldistance="1.6", labelangle="35", labelfontsize="14")
+            attrs.update(labeldistance="1.6", labelangle="-35" if clockwise else "35",
+                         labelfontsize="14")
         attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
         if boxes and src_name in inputs and dst_name not in inputs:
             attrs["constraint"] = "false"      # an input drawn once, beside the steps it feeds
+            if dst_name in rails and level[dst_name] == min(v for n, v in level.items()
+                                                            if n not in inputs):
+                attrs["headport"] = "s"     # under the steps, into h(t) from below
         elif dt and src_name != dst_name and src_name not in above:
             attrs["constraint"] = "false"
             if boxes:
@@ -406,11 +415,21 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     segments = _segments(shown)
     crossing, fans = whole.crossing, whole.fans
     rails = {a for a, b, dt in crossing if a == b and dt and a in level}
+    # Where every rail of a view of one chain feeds only itself (no fork), the rails carry
+    # their weights as labels, for which the layout makes room between the boxes: an xlabel,
+    # placed after the layout, lay on the nodes where the gap is narrower than the text ("Wg"
+    # of figure 10.11) and beside the curve of x(t) -> g(t).  (With several chains or a fork,
+    # labels push the boxes out of line or bend the rails: there they stay xlabels.)
+    plain_rails = set()
+    if columns is not None and len(set(whole.chains.values())) == 1 and all(
+            fans.get((a, d), [a]) == [a] for a in rails for d in (1, -1)):
+        plain_rails = rails
     for src, dst, labels, dt in whole.within(shown_set):
         if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
-                 at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1))  # weights at
-            #                              its head, clear of the weights along the rail
+                 at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1),
+                 clockwise=abs(dt or 0) > 1)   # weights at its head, clear of the weights along
+            #                                    the rail (a skip edge's as the fork's beside it)
 
     def enter(src_id, src_name, t, dt, edge_labels=None, own=None):
         """Edges from ``src_id`` (src_name one step before t in the direction dt) into step t:
@@ -439,7 +458,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             if own is not None:
                 labels = variables.edges.get(((src_name, own), (dst_name, t)), labels)
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
-                 at_head=len(targets) > 1)
+                 at_head=len(targets) > 1, clockwise=True)
 
     def leave(src_name, t, dt, nid):
         """The edge from src_name(t) out to ``nid``, the rest of its chain in the direction dt."""
@@ -482,11 +501,13 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         if where == "gap" or ends:
             nid = end_node(other[0], where)
             link(node_id(src) if other is dst else nid, node_id(dst) if other is src else nid,
-                 src[0], dst[0], labels, dt, at_head=other is src, at_tail=other is dst)
+                 src[0], dst[0], labels, dt, at_head=other is src, at_tail=other is dst,
+                 clockwise=True)
             #               (the weights beside the drawn step, away from the (...) node)
 
     if columns is not None:
-        columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs])
+        columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs],
+                     rails)
     for name, row in rows.items():
         with g.subgraph() as s:
             s.attr(rank="same")
@@ -600,9 +621,16 @@ class _Columns:
         self.members.setdefault((self.chain[name], column), []).append((name, nid, attrs))
         self.rows.setdefault(self.level[name], []).append(nid)
 
-    def draw(self, g, shown, inputs):
+    def draw(self, g, shown, inputs, rails=()):
         """Write the columns' clusters, the spine and the rows into ``g``; ``inputs`` (node ids
-        of static inputs) stand in the spine's row, beside the steps."""
+        of static inputs) stand in the anchors' row, beside the steps.  No anchor stands in a
+        rail's row (``rails``: names carried from step to step), where it would stand between
+        h(t-1) and h(t) and the edge between them would go round it, under the boxes and
+        through their captions: where the bottom chain's lowest row is a rail (h of a
+        vector-to-sequence net, which has no x(t)) its anchors are a row of their own under it,
+        outside the boxes, and a chain above is aligned over the bottom one, in a column whose
+        lowest row is a rail, by its own node there (a decoder's s(t)), elsewhere by a point in
+        its lowest row."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -617,6 +645,9 @@ class _Columns:
         if not chains:
             return
         base = {}
+        under = any(name in rails and self.level[name] == lowest[chains[0]]
+                    for (chain, _), members in self.members.items() if chain == chains[0]
+                    for name, _, _ in members)      # the bottom chain's lowest row is a rail
         for chain in chains:
             ci = self.chains.index(chain)
             for column in order:
@@ -625,22 +656,32 @@ class _Columns:
                     continue
                 step = not isinstance(column, str)
                 anchor = f"{self.prefix}_a{ci}_{column}"
+                low = min(self.level[name] for name, _, _ in members)
+                bottom = [nid for name, nid, _ in members if self.level[name] == low]
                 with g.subgraph(name=f"cluster_{self.prefix}_c{ci}_{'t' if step else ''}"
                                      f"{column}") as box:
                     if step:
                         box.attr(label=f"<{html_text(self.title(chain, column))}>", **self._BOX)
                     else:
                         box.attr(peripheries="0", label="")
-                    box.node(anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
+                    own = chain != chains[0] and any(
+                        name in rails for name, _, _ in members if self.level[name] == low)
+                    if chain == chains[0]:      # (under a rail: outside the box, which
+                        (g if under else box).node(          # then ends at the rail)
+                            anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
+                    elif not own:
+                        box.node(anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
                     for _, nid, attrs in members:
                         box.node(nid, **attrs)
-                low = min(self.level[name] for name, _, _ in members)
-                bottom = [nid for name, nid, _ in members if self.level[name] == low]
                 if chain == chains[0]:
                     for nid in bottom:
-                        g.edge(anchor, nid, style="invis", minlen="0", weight="100")
+                        g.edge(anchor, nid, style="invis", minlen="1" if under else "0",
+                               weight="100")
                     base[column] = anchor
-                else:                    # aligned over the bottom chain's column
+                elif own:                # aligned over the bottom chain's column by its own
+                    if column in base:       # node on a rail (a point beside it would stand
+                        g.edge(base[column], bottom[0], style="invis", weight="10")  # between
+                else:                    # s(t-1) and s(t)), else by a point in its lowest row
                     with g.subgraph() as same:
                         same.attr(rank="same")
                         same.node(anchor)

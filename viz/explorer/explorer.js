@@ -297,7 +297,7 @@
   function histogram(h, colour) {
     if (!h) return null;
     const w = 300, hgt = 50, n = h.counts.length, top = Math.max(...h.counts, 1);
-    const svg = svgEl("svg", { width: w, height: hgt + 14, class: "hist" });
+    const svg = svgEl("svg", { width: "100%", viewBox: `0 0 ${w} ${hgt + 14}`, class: "hist" });   // the panel's width
     h.counts.forEach((c, i) => svg.append(svgEl("rect", { x: (i * w) / n, y: hgt - (c / top) * hgt,
       width: Math.max(0, w / n - 1), height: (c / top) * hgt, fill: colour })));
     svg.append(svgEl("text", { x: 0, y: hgt + 12, "font-size": 10 }, fmt(h.lo)));
@@ -425,6 +425,7 @@
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     drawHeatParts();
     $("heat-title").textContent = `connectivity ‖∂L(t)/∂${hp}(k)‖ (rows t, columns k)`;
+    if (!S.cell) $("heat-label").textContent = `hover a cell: L(t) and ${hp}(k) light up in the graph`;
     if (!h) { ctx.fillStyle = "#222"; ctx.fillText("no loss terms or no gradient", 10, 20); $("heat-scale").replaceChildren(); return; }
     const [lo, hi] = heatRange(hp), rows = h.cells.length, cols = h.cells[0].length, A = heatArea();
     const cw = A.w / cols, ch = A.h / rows;
@@ -628,17 +629,18 @@
   function drawPlots() {
     const d = B().diag, steps = Array.from({ length: D.steps }, (_, i) => i + 1);
     if (d.spectra) {
-      plot($("plot-spectra"), [{ x: steps, y: d.spectra.norm, colour: "#2b6cb0", label: "spectral norm ‖J(t)‖₂" },
+      const J = `J(t) = ∂${part}(t)/∂${part}(t${d.backward ? "+" : "−"}1)`;
+      plot($("plot-spectra"), [{ x: steps, y: d.spectra.norm, colour: "#2b6cb0", label: `spectral norm ‖J(t)‖₂, ${J}` },
         { x: steps, y: d.spectra.radius, colour: "#d9822b", label: "spectral radius ρ(J(t))" }], { logy: true, xlabel: "t" });
     } else plot($("plot-spectra"), [], { xlabel: "t", empty: "no Jacobians for this design" });
     if (d.lag) {
       const fit = d.lag.lags.map((k) => d.lag.scale * Math.pow(d.lag.rate, k));
-      plot($("plot-lag"), [{ x: d.lag.lags, y: d.lag.norms, colour: "#2b6cb0", label: "‖J(t)…J(t−k+1)‖₂ (geometric mean over t)" },
+      plot($("plot-lag"), [{ x: d.lag.lags, y: d.lag.norms, colour: "#2b6cb0", label: (d.backward ? "‖J(t)…J(t+k−1)‖₂" : "‖J(t)…J(t−k+1)‖₂") + " (geometric mean over t)" },
         { x: d.lag.lags, y: fit, colour: "#555", dash: true, label: `fit C·ρᵏ, ρ = ${fmt(d.lag.rate)}` }], { logy: true, xlabel: "lag k" });
       $("lag-label").textContent = `fitted decay rate ρ = ${fmt(d.lag.rate)} per step (${d.lag.rate < 1 ? "vanishing" : "exploding"})`;
     } else { plot($("plot-lag"), [], { xlabel: "k", empty: "no Jacobians for this design" }); $("lag-label").textContent = ""; }
     const series = [{ x: steps, y: d.saturation, colour: "#c53030", label: "fraction of saturated tanh/σ units" }];
-    if (d.ratio) series.push({ x: steps, y: d.ratio, colour: "#2f855a", label: `‖(∇${part} L) ∂${part}(t)/∂${part}(t−1)‖ / ‖∇${part} L‖ (eq. 10.52)` });
+    if (d.ratio) series.push({ x: steps, y: d.ratio, colour: "#2f855a", label: `‖(∇${part} L) ∂${part}(t)/∂${part}(t${d.backward ? "+" : "−"}1)‖ / ‖∇${part} L‖ (eq. 10.52)` });
     plot($("plot-sat"), series, { logy: false, xlabel: "t", ymin: 0 });
   }
 
