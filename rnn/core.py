@@ -579,6 +579,13 @@ class Cell(RecurrentModel):
 
     @property
     def dtype(self):
+        """The dtype of the first parameter (``named_parameters`` order), float64 without one."""
+        for value in vars(self).values():    # the common case: a Parameter among the attributes
+            if type(value) is tg.Parameter:  # before any module or container that may hold one
+                if value.requires_grad:
+                    return value.dtype
+            elif isinstance(value, (tg.Module, list, tuple, dict, tg.Tensor)):
+                break
         for _, p in self.named_parameters():     # the first one (not a list of them all)
             return p.dtype
         return np.dtype(np.float64)
