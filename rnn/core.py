@@ -786,7 +786,7 @@ class Cell(RecurrentModel):
                         nodes.reverse()
         else:
             (last, ring), history = unroll(one_step, (state, ring0), steps, reverse)
-        result = self._batched_result(history, last, ring, ys, keep, batch, steps)
+        result = self._batched_result(history, last, ring, ys, keep, batch, steps, plan.classes)
         if replays:
             result.replayed = None if why else (order[lead - 2], order[-1])
             result.not_replayed = why
@@ -846,24 +846,26 @@ class Cell(RecurrentModel):
                 f"not ({want}, ...) = ({axes}, ...): the input map must act on each step's input "
                 "alone (x(t) -> u(t)), keeping those axes in front")
 
-    def _batched_result(self, history, last, ring, ys, keep, batch, steps):
+    def _batched_result(self, history, last, ring, ys, keep, batch, steps, classes=None):
         if not self.has_readout:
             return self._result(history, last, None, past=ring)
         if self.outputs == "last":
             with tg.scope(f"t={steps}"):
                 loss = self.criterion(self.readout(last), tg.Tensor(ys, name="y"))
         else:
-            loss = self.batched_loss(history, ys, keep, batch)
+            loss = self.batched_loss(history, ys, keep, batch, classes=classes)
         feedback = None if self.feedback is None else tg.Tensor(ys[-1])
         return self._result(history, last, feedback, loss, past=ring)
 
-    def batched_loss(self, history, ys, keep, batch, readout=None):
+    def batched_loss(self, history, ys, keep, batch, readout=None, classes=None):
         """The loss of every step at once: ``readout`` (default the cell's) applied to the
-        rows of the stacked state parts of ``history`` (name -> list of T Tensors)."""
+        rows of the stacked state parts of ``history`` (name -> list of T Tensors).  The
+        targets are checked against the readout's classes unless ``classes`` (the number they
+        were checked against, see :class:`rnn.plan.Plan`) is that number."""
         stacked = {n: replay.stacked(v) for n, v in history.items()}
         rows = {n: s.reshape((-1,) + s.shape[2:]) if batch else s for n, s in stacked.items()}
         o = (readout or self.readout)(rows)
-        if self.criterion is tg.cross_entropy:
+        if self.criterion is tg.cross_entropy and classes != o.shape[-1]:
             self._check_classes(o, ys, keep)
         return rows_loss(o, _rows(ys, batch), None if keep is None else keep.reshape(-1),
                          batch or 1, self.criterion)
