@@ -341,6 +341,24 @@ def _transpose_copy(w):
 tg.defvjp(_transpose_copy, lambda g, out, w: (g.T,))   # for create_graph: the gradient is g.T
 
 
+def transposed_plus(weight, bias):
+    """``weight.T + bias`` as one node (one per unroll): the rows that ``take`` picks for one-hot
+    inputs, summed straight into a C-ordered array, without first a transposed copy of the
+    weight as a node of its own (the same sums, so the same bits as ``transposed(weight) +
+    bias``, and the same gradients: g.T for the weight, g summed over the rows for the bias)."""
+    return tg.apply("transpose_add", _transpose_add, weight, bias)
+
+
+def _transpose_add(w, b):
+    wt = w.T
+    out = np.empty(np.broadcast_shapes(wt.shape, b.shape), np.result_type(w, b))
+    np.add(wt, b, out=out)
+    return out, (lambda g: g.T, lambda g: g)
+
+
+tg.defvjp(_transpose_add, lambda g, out, w, b: (g.T, g))   # the engine sums g to b's shape
+
+
 def joined(weights):
     """``[W1.T | W2.T | ...]``: the weights transposed and side by side, as one node (one per
     unroll), so that one matmul of the rows makes the products of all of them (an LSTM's four
@@ -393,11 +411,14 @@ class Transposes:
 
     def biased(self, name, bias):
         """``W.T + b`` for the weight ``name`` and the bias Parameter ``bias``, made once per unroll:
-        the rows that ``take`` picks for one-hot inputs (U x + b in one gather)."""
+        the rows that ``take`` picks for one-hot inputs (U x + b in one gather).  Batched over
+        time (``stack_gates``, what ``loss`` uses) it is one node (:func:`transposed_plus`); per
+        step, the transpose ``T.W`` and the sum, as the diagrams draw them."""
         made = self.__dict__["_made"]
         key = (name, id(bias))
         if key not in made:
-            made[key] = getattr(self, name) + bias
+            made[key] = (transposed_plus(getattr(self.__dict__["_model"], name), bias)
+                         if self.stack_gates else getattr(self, name) + bias)
         return made[key]
 
     def joined(self, names):

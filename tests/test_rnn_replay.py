@@ -1020,3 +1020,33 @@ def test_replayed_masked_steps_read_each_steps_mask_in_both_directions(monkeypat
     replayed = _loss_and_grads(model, (xs, ys), {"mask": mask}, "replay")
     assert sorted(directions) == [(False, True), (True, True)]
     _close(replayed, _loss_and_grads(model, (xs, ys), {"mask": mask}, "engine"))
+
+
+def test_the_input_table_of_ids_is_one_node_with_the_bits_of_a_transpose_and_a_sum():
+    """``loss`` gathers U x + b for ids from the table U^T + b made as one node
+    (``transpose_add``, no transposed copy of U first); its value and gradients are those of
+    ``transposed(U) + b`` bit for bit, also under create_graph and for mixed dtypes, and the
+    per-step graph the diagrams draw keeps the transpose and the sum."""
+    from rnn import core
+    rng = np.random.default_rng(0)
+    for w_dtype, b_dtype in ((np.float64, np.float64), (np.float32, np.float32),
+                             (np.float32, np.float64)):
+        W = tg.Parameter(rng.normal(size=(3, 5)), name="W", dtype=w_dtype)
+        b = tg.Parameter(rng.normal(size=(3,)), name="b", dtype=b_dtype)
+        fused, two = core.transposed_plus(W, b), core.transposed(W) + b
+        assert fused.op == "transpose_add" and fused.data.flags.c_contiguous
+        assert fused.dtype == two.dtype and np.array_equal(fused.data, two.data)
+        g = rng.normal(size=(5, 3)).astype(fused.dtype)
+        for got, want in zip(tg.grad(fused, [W, b], grad=g), tg.grad(two, [W, b], grad=g)):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+        second = []
+        for table in (core.transposed_plus(W, b), core.transposed(W) + b):
+            gW, gb = tg.grad((table * table).sum(), [W, b], create_graph=True)
+            second.append(tg.grad((gW * gW).sum() + gb.sum(), [W, b]))
+        for got, want in zip(*second):
+            assert np.array_equal(got, want)
+    model = rnn.ElmanRNN(4, 3, 4, seed=0)
+    xs, ys = np.zeros((T, 2), dtype=int), np.ones((T, 2), dtype=int)
+    assert "transpose_add" in _graph_ops(model.loss(xs, ys))
+    ops = _graph_ops(model.run(xs, ys).loss)
+    assert "transpose_add" not in ops and "transpose" in ops and "add" in ops
