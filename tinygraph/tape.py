@@ -171,14 +171,11 @@ class Program:
             outs.append(ref)
         n_in, n_out = len(inputs), len(outside)
         first = n_in + n_out + len(consts)
-        place = {_IN: 0, _OUTSIDE: n_in, _CONST: n_in + n_out, _OP: first}
-
-        def at(ref):
-            return place[ref[0]] + ref[1]
-        ops = [(name, forward, tuple(at(r) for r in refs), kwargs)
+        place = (0, n_in, n_in + n_out, first)      # where each kind of slot starts
+        ops = [(name, forward, tuple([place[kind] + k for kind, k in refs]), kwargs)
                for name, forward, refs, kwargs in ops]
-        return cls(n_in, outside, consts, ops, tuple(at(r) for r in outs), shapes, cells,
-                   tuple((x.shape, x.dtype) for x in inputs))
+        return cls(n_in, outside, consts, ops, tuple([place[kind] + k for kind, k in outs]),
+                   shapes, cells, tuple([(x.shape, x.dtype) for x in inputs]))
 
     def same(self, other, outside=True):
         """True when ``other`` (a Program, or a str) would compute the same function: the same
