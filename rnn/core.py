@@ -346,6 +346,24 @@ def _transpose_copy(w):
 tg.defvjp(_transpose_copy, lambda g, out, w: (g.T,))   # for create_graph: the gradient is g.T
 
 
+def transposed_plus(weight, bias):
+    """``weight.T + bias`` as one node (one per unroll): the rows that ``take`` picks for one-hot
+    inputs, summed straight into a C-ordered array, without first a transposed copy of the
+    weight as a node of its own (the same sums, so the same bits as ``transposed(weight) +
+    bias``, and the same gradients: g.T for the weight, g summed over the rows for the bias)."""
+    return tg.apply("transpose_add", _transpose_add, weight, bias)
+
+
+def _transpose_add(w, b):
+    wt = w.T
+    out = np.empty(np.broadcast_shapes(wt.shape, b.shape), np.result_type(w, b))
+    np.add(wt, b, out=out)
+    return out, (lambda g: g.T, lambda g: g)
+
+
+tg.defvjp(_transpose_add, lambda g, out, w, b: (g.T, g))   # the engine sums g to b's shape
+
+
 def joined(weights):
     """``[W1.T | W2.T | ...]``: the weights transposed and side by side, as one node (one per
     unroll), so that one matmul of the rows makes the products of all of them (an LSTM's four
@@ -398,11 +416,14 @@ class Transposes:
 
     def biased(self, name, bias):
         """``W.T + b`` for the weight ``name`` and the bias Parameter ``bias``, made once per unroll:
-        the rows that ``take`` picks for one-hot inputs (U x + b in one gather)."""
+        the rows that ``take`` picks for one-hot inputs (U x + b in one gather).  Batched over
+        time (``stack_gates``, what ``loss`` uses) it is one node (:func:`transposed_plus`); per
+        step, the transpose ``T.W`` and the sum, as the diagrams draw them."""
         made = self.__dict__["_made"]
         key = (name, id(bias))
         if key not in made:
-            made[key] = getattr(self, name) + bias
+            made[key] = (transposed_plus(getattr(self.__dict__["_model"], name), bias)
+                         if self.stack_gates else getattr(self, name) + bias)
         return made[key]
 
     def joined(self, names):
@@ -610,6 +631,13 @@ class Cell(RecurrentModel):
 
     @property
     def dtype(self):
+        """The dtype of the first parameter (``named_parameters`` order), float64 without one."""
+        for value in vars(self).values():    # the common case: a Parameter among the attributes
+            if type(value) is tg.Parameter:  # before any module or container that may hold one
+                if value.requires_grad:
+                    return value.dtype
+            elif isinstance(value, (tg.Module, list, tuple, dict, tg.Tensor)):
+                break
         for _, p in self.named_parameters():     # the first one (not a list of them all)
             return p.dtype
         return np.dtype(np.float64)
@@ -829,7 +857,7 @@ class Cell(RecurrentModel):
                         nodes.reverse()
         else:
             (last, ring), history = unroll(one_step, (state, ring0), steps, reverse)
-        result = self._batched_result(history, last, ring, ys, keep, batch, steps)
+        result = self._batched_result(history, last, ring, ys, keep, batch, steps, plan.classes)
         if replays:
             result.replayed = None if why else (order[lead - 2], order[-1])
             result.not_replayed = why
@@ -889,24 +917,26 @@ class Cell(RecurrentModel):
                 f"not ({want}, ...) = ({axes}, ...): the input map must act on each step's input "
                 "alone (x(t) -> u(t)), keeping those axes in front")
 
-    def _batched_result(self, history, last, ring, ys, keep, batch, steps):
+    def _batched_result(self, history, last, ring, ys, keep, batch, steps, classes=None):
         if not self.has_readout:
             return self._result(history, last, None, past=ring)
         if self.outputs == "last":
             with tg.scope(f"t={steps}"):
                 loss = self.criterion(self.readout(last), tg.Tensor(ys, name="y"))
         else:
-            loss = self.batched_loss(history, ys, keep, batch)
+            loss = self.batched_loss(history, ys, keep, batch, classes=classes)
         feedback = None if self.feedback is None else tg.Tensor(ys[-1])
         return self._result(history, last, feedback, loss, past=ring)
 
-    def batched_loss(self, history, ys, keep, batch, readout=None):
+    def batched_loss(self, history, ys, keep, batch, readout=None, classes=None):
         """The loss of every step at once: ``readout`` (default the cell's) applied to the
-        rows of the stacked state parts of ``history`` (name -> list of T Tensors)."""
+        rows of the stacked state parts of ``history`` (name -> list of T Tensors).  The
+        targets are checked against the readout's classes unless ``classes`` (the number they
+        were checked against, see :class:`rnn.plan.Plan`) is that number."""
         stacked = {n: replay.stacked(v) for n, v in history.items()}
         rows = {n: s.reshape((-1,) + s.shape[2:]) if batch else s for n, s in stacked.items()}
         o = (readout or self.readout)(rows)
-        if self.criterion is tg.cross_entropy:
+        if self.criterion is tg.cross_entropy and classes != o.shape[-1]:
             self._check_classes(o, ys, keep)
         return rows_loss(o, _rows(ys, batch), None if keep is None else keep.reshape(-1),
                          batch or 1, self.criterion)

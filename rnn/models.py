@@ -286,7 +286,8 @@ class CausalSequenceDesign(SequenceDesign):
             free = ("x", _sampled(feedback))
         ys = self._targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
-        return self.unroll(Plan(seq, steps, state0, ys, keep, batch, free=free), per_step)
+        return self.unroll(Plan(seq, steps, state0, ys, keep, batch, free=free,
+                                classes=None if self.regression else self.n_out), per_step)
 
     def generate(self, prompt, steps, temperature=1.0, seed=0, h0=None):
         """Free-running generation: read ``prompt`` ids, then feed each sampled id back.

@@ -34,6 +34,8 @@ class Plan:
         t = 1).  Only for a cell without feedback and with an output at every step.
     past : list of ``max(lags)`` dicts part -> array or Tensor, the states before the first
         step, oldest first (designs with ``lags``; default: the state before step 1)
+    classes : the number of classes the ids ``ys`` were checked against (every kept one in
+        [0, classes)), or None: a readout of that many classes needs no check of its own
     """
 
     seq: dict
@@ -48,6 +50,7 @@ class Plan:
     y0_name: str = "y"
     reverse: bool = False
     past: list = None
+    classes: int = None
 
     @property
     def order(self):

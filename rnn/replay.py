@@ -150,6 +150,7 @@ class Replay:
         self.dtype = heads[names[0]][-1].dtype
         self._grads_for = None
         self._grads = None
+        self._mask_list = None
         self.parents = ()       # the node's parents (set by run)
         self._forward(heads)
 
@@ -214,11 +215,19 @@ class Replay:
         program, names, n = self.program, self.names, self.n
         self.scan = tape.compile_scan(program, len(names), *(self.saved[0] if start else
                                                              (None, None)))
-        at = [self._time(self.lead + i) for i in range(start, n)]
+        first, last = self._time(self.lead + start), self._time(self.lead + n - 1)
+        at = list(range(first, last - 1, -1) if self.backwards else range(first, last + 1))
         self.saved += self.scan[0](
             [states[name][-1] for name in names], [u.data for u in self.u_all],
-            self.rows[start:], [self._mask(i) for i in range(start, n)],
+            self.rows[start:], self._masks()[start:],
             [rows[name] for name in names], at, [x.data for x in program.outside])
+
+    def _masks(self):
+        """``_mask(i)`` of every replayed step, in the order run (made once per replay)."""
+        if self._mask_list is None:
+            self._mask_list = ([None] * self.n if self.keep is None else
+                               [self._mask(i) for i in range(self.n)])
+        return self._mask_list
 
     def _mask(self, i):
         if self.keep is None:
@@ -247,17 +256,17 @@ class Replay:
             # the replayed steps' rows in the order run
             ups[name] = times[name][:n][::-1] if self.backwards else times[name][lead:]
         local = self.rows
-        g_u = [_Rows(u) for u in self.u_all]
+        g_u = [tape.Rows(u.shape, u.dtype) for u in self.u_all]
         deferred = [[] for _ in program.outside]     # (a, g) of a^T g: one product at the end
         try:
             if self.scan is None:
                 raise tape.RulesDiffer
             tails, g_out = self.scan[1](self.saved, [ups[name] for name in names],
-                                        [self._mask(i) for i in range(n)], local, g_u,
+                                        self._masks(), local, g_u,
                                         deferred)
             later = {name: {-1: c} for name, c in zip(names, tails)}
         except tape.RulesDiffer:       # step by step
-            g_u = [_Rows(u) for u in self.u_all]
+            g_u = [tape.Rows(u.shape, u.dtype) for u in self.u_all]
             deferred = [[] for _ in program.outside]
             later, g_out = self._steps_back(ups, g_u, deferred, local)
         for k, pairs in enumerate(deferred):
@@ -389,22 +398,6 @@ class Replay:
         by_row = {r: gr for r, gr in zip(self.rows, rows)}
         full = [by_row.get(r) for r in range(u.shape[0])]
         return tg.stack([zero if gr is None else gr for gr in full])
-
-
-class _Rows:
-    """The gradient of an input map (made at the first row a replayed step writes into it:
-    zeros elsewhere), or None if no step wrote one."""
-
-    __slots__ = ("u", "array")
-
-    def __init__(self, u):
-        self.u = u
-        self.array = None
-
-    def __setitem__(self, row, g):
-        if self.array is None:
-            self.array = np.zeros(self.u.shape, self.u.dtype)
-        self.array[row] = g
 
 
 def _send(later, k, g):

@@ -494,7 +494,7 @@ def test_the_train_command_run_twice_with_one_seed_writes_the_same_checkpoint_by
 def test_importing_the_benchmarks_changes_no_environment_variable():
     code = ("import os, sys; sys.path.insert(0, sys.argv[1]); before = dict(os.environ); "
             "import bench.designs, bench.run, bench.explorer, bench.overhead, bench.playground, "
-            "bench.threads; "
+            "bench.phases, bench.threads; "
             "print(sorted(k for k in set(before) | set(os.environ) "
             "if before.get(k) != os.environ.get(k)))")
     done = subprocess.run([sys.executable, "-c", code, ROOT], capture_output=True, text=True,

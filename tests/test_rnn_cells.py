@@ -481,3 +481,40 @@ def test_pickling_a_cell_that_reads_its_parameter_as_a_global_is_refused():
 
 def _global_step(h, x):
     return (h @ GLOBAL_W.T + x).tanh()
+
+
+def test_a_cells_dtype_is_its_first_trained_parameters_wherever_that_is():
+    """``Cell.dtype`` (what its inputs are cast to) is the dtype of the first parameter in
+    ``named_parameters`` order: an attribute itself, or one inside a list or module that comes
+    first; a fixed parameter before it does not count; float64 without any."""
+    fixed = tg.Parameter(np.zeros(2), name="fixed", dtype=np.float16)
+    fixed.requires_grad = False
+    W = tg.Parameter(np.zeros((2, 2)), name="W", dtype=np.float32)
+    U = tg.Parameter(np.zeros((2, 2)), name="U")
+
+    def step(h, x):
+        return h
+
+    cell = rnn.Recurrence(step, [W, U], 2, n_in=2)
+    assert cell.dtype == np.float32
+    cell = rnn.Recurrence(step, [U, W], 2, n_in=2)
+    assert cell.dtype == np.float64
+
+    class Cell(rnn.Cell):
+        parts = {"h": 2}
+
+    c = Cell()
+    assert c.dtype == np.float64
+    c.fixed = fixed
+    c.W = W
+    assert c.dtype == np.float32       # the fixed one is passed over
+    c = Cell()
+    c.first = [W]
+    c.U = U
+    assert c.dtype == np.float32       # inside a list that comes first
+    c = Cell()
+    c.inner = tg.Module()
+    c.inner.W = W
+    c.U = U
+    assert c.dtype == np.float32       # inside a module that comes first
+    assert rnn.ElmanRNN(3, 2, 3, dtype=np.float32).dtype == np.float32

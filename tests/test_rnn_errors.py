@@ -105,3 +105,25 @@ def test_a_recurrence_with_input_refuses_steps_that_disagree_with_xs():
     with pytest.raises(tg.ConfigError, match=r"system: steps=6 .*4 steps of xs"):
         cell.run_for_loss(xs, steps=6)
     assert len(cell.run(xs, steps=4).states) == 4 and len(cell.run(xs).states) == 4
+
+
+@pytest.mark.parametrize("replayable", [True, False])
+def test_targets_beyond_a_readouts_own_classes_are_named_with_their_step(replayable):
+    """The targets are checked against n_out when they are given; a readout that gives fewer
+    classes than n_out (a subclass's) has them checked again against its own, and the loss
+    names the step, batched or not, replayed or not."""
+    class Fewer(rnn.ElmanRNN):
+        def readout(self, state):
+            return super().readout(state)[..., :3]
+
+    model = Fewer(4, 3, 4, seed=0)
+    model.replayable = replayable
+    xs = np.zeros((8, 2), dtype=int)
+    ys = np.zeros((8, 2), dtype=int)
+    ys[4, 1] = 3                       # < n_out = 4, but not < 3
+    with pytest.raises(tg.BadIndexError, match=r"target 3 out of range \[0, 3\).*t=5"):
+        model.loss(xs, ys)
+    with pytest.raises(tg.BadIndexError, match=r"target 3 out of range \[0, 3\).*t=5"):
+        model.loss(xs[:, 0], ys[:, 1])
+    ys[4, 1] = 2
+    assert np.isfinite(model.loss(xs, ys).item())

@@ -971,3 +971,82 @@ def test_a_step_that_indexes_its_state_with_an_empty_tuple_replays():
     got = _both(cell, *_data(np.random.default_rng(0)))
     assert got[0][0].replayed == (2, T)
     _equal_results(got)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_scan_writes_an_input_gradient_into_rows_made_at_its_first_write(masked):
+    """compile_scan's backward takes a tape.Rows for an input's gradient (what rnn.replay hands
+    it: the array is made only when a step writes a row, None if none does) as well as an
+    array: the same rows, bit for bit, with and without masks."""
+    (forward, backward), W, h0, _ = _scanned_step()
+    rng = np.random.default_rng(2)
+    xs = rng.normal(size=(5, 4, 3))
+    masks = [None] * 5
+    if masked:
+        masks[2] = np.asarray([[1.0], [0.0], [1.0], [1.0]])
+    saved = forward([h0], [xs], list(range(5)), masks, [np.empty((5, 4, 3))], list(range(5)),
+                    [W.data])
+    g_out = rng.normal(size=(5, 4, 3))
+    got = []
+    for gx in (np.zeros((5, 4, 3)), tape.Rows((5, 4, 3), np.dtype(np.float64))):
+        (g_h0,), (g_W,) = backward(saved, [g_out], masks, list(range(5)), [gx], [[]])
+        got.append((gx if isinstance(gx, np.ndarray) else gx.array, g_h0, g_W))
+    for a, b in zip(*got):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    assert got[1][0].shape == (5, 4, 3)
+    untouched = tape.Rows((5, 4, 3), np.dtype(np.float64))
+    assert untouched.array is None
+    untouched[1] = np.ones((4, 3))
+    assert untouched.array[1].sum() == 12 and untouched.array[0].sum() == 0
+
+
+def test_replayed_masked_steps_read_each_steps_mask_in_both_directions(monkeypatch):
+    """The replay makes every step's mask once and hands the same list to its forward and
+    backward loops (and the row each step writes, t ascending or descending): a bidirectional
+    model with masks, both chains replayed, gives the engine's loss and gradients."""
+    directions = []
+    made = replay.Replay.__init__
+
+    def noted(self, *args):
+        made(self, *args)
+        directions.append((self.backwards, self.keep is not None))
+    monkeypatch.setattr(replay.Replay, "__init__", noted)
+    model = rnn.BidirectionalRNN(4, 3, 4, seed=1)
+    rng = np.random.default_rng(3)
+    xs, ys = rng.integers(0, 4, size=(T, 3)), rng.integers(0, 4, size=(T, 3))
+    mask = np.ones((T, 3), bool)
+    mask[7:, 1] = False
+    mask[4:, 2] = False
+    replayed = _loss_and_grads(model, (xs, ys), {"mask": mask}, "replay")
+    assert sorted(directions) == [(False, True), (True, True)]
+    _close(replayed, _loss_and_grads(model, (xs, ys), {"mask": mask}, "engine"))
+
+
+def test_the_input_table_of_ids_is_one_node_with_the_bits_of_a_transpose_and_a_sum():
+    """``loss`` gathers U x + b for ids from the table U^T + b made as one node
+    (``transpose_add``, no transposed copy of U first); its value and gradients are those of
+    ``transposed(U) + b`` bit for bit, also under create_graph and for mixed dtypes, and the
+    per-step graph the diagrams draw keeps the transpose and the sum."""
+    from rnn import core
+    rng = np.random.default_rng(0)
+    for w_dtype, b_dtype in ((np.float64, np.float64), (np.float32, np.float32),
+                             (np.float32, np.float64)):
+        W = tg.Parameter(rng.normal(size=(3, 5)), name="W", dtype=w_dtype)
+        b = tg.Parameter(rng.normal(size=(3,)), name="b", dtype=b_dtype)
+        fused, two = core.transposed_plus(W, b), core.transposed(W) + b
+        assert fused.op == "transpose_add" and fused.data.flags.c_contiguous
+        assert fused.dtype == two.dtype and np.array_equal(fused.data, two.data)
+        g = rng.normal(size=(5, 3)).astype(fused.dtype)
+        for got, want in zip(tg.grad(fused, [W, b], grad=g), tg.grad(two, [W, b], grad=g)):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+        second = []
+        for table in (core.transposed_plus(W, b), core.transposed(W) + b):
+            gW, gb = tg.grad((table * table).sum(), [W, b], create_graph=True)
+            second.append(tg.grad((gW * gW).sum() + gb.sum(), [W, b]))
+        for got, want in zip(*second):
+            assert np.array_equal(got, want)
+    model = rnn.ElmanRNN(4, 3, 4, seed=0)
+    xs, ys = np.zeros((T, 2), dtype=int), np.ones((T, 2), dtype=int)
+    assert "transpose_add" in _graph_ops(model.loss(xs, ys))
+    ops = _graph_ops(model.run(xs, ys).loss)
+    assert "transpose_add" not in ops and "transpose" in ops and "add" in ops

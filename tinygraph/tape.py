@@ -171,14 +171,11 @@ class Program:
             outs.append(ref)
         n_in, n_out = len(inputs), len(outside)
         first = n_in + n_out + len(consts)
-        place = {_IN: 0, _OUTSIDE: n_in, _CONST: n_in + n_out, _OP: first}
-
-        def at(ref):
-            return place[ref[0]] + ref[1]
-        ops = [(name, forward, tuple(at(r) for r in refs), kwargs)
+        place = (0, n_in, n_in + n_out, first)      # where each kind of slot starts
+        ops = [(name, forward, tuple([place[kind] + k for kind, k in refs]), kwargs)
                for name, forward, refs, kwargs in ops]
-        return cls(n_in, outside, consts, ops, tuple(at(r) for r in outs), shapes, cells,
-                   tuple((x.shape, x.dtype) for x in inputs))
+        return cls(n_in, outside, consts, ops, tuple([place[kind] + k for kind, k in outs]),
+                   shapes, cells, tuple([(x.shape, x.dtype) for x in inputs]))
 
     def same(self, other, outside=True):
         """True when ``other`` (a Program, or a str) would compute the same function: the same
@@ -673,6 +670,27 @@ def _lean_grad_of(program, j, k, values, rule, env):
                      f"{j}_{k}")
 
 
+class Rows:
+    """The gradient of an input the loops of :func:`compile_scan` read a row of at each step,
+    made at the first row a step writes into it (zeros elsewhere): ``array`` stays None if no
+    step wrote one.  The loops ask for the array once (:meth:`made`) and write its rows
+    themselves; any other array given in its place is written into as it is."""
+
+    __slots__ = ("shape", "dtype", "array")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = shape, dtype
+        self.array = None
+
+    def made(self):
+        if self.array is None:
+            self.array = np.zeros(self.shape, self.dtype)
+        return self.array
+
+    def __setitem__(self, row, g):
+        self.made()[row] = g
+
+
 class RulesDiffer(Exception):
     """A step's op returned another gradient rule than the one its scan was compiled for."""
 
@@ -829,6 +847,7 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
     n_in, n_out = program.n_in, len(program.outside)
     n_x = n_in - n_carry
     outs = program.outputs[:n_carry]
+    env["_Rows"] = Rows
     b = ["def backward(saved, ups, masks, rows, gxs, D):"]
     if like is not None:
         env.update(_fits=_fits, _like=like, _generic=generic)
@@ -861,7 +880,10 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
     b += ["        if m is not None:"]
     b += [f"            c{p} = x{p} if c{p} is None else c{p} + x{p}" for p in range(n_carry)]
     b += ["        r = rows[i]"]
-    b += [f"        if g{n_carry + k} is not None: GX{k}[r] = g{n_carry + k}" for k in range(n_x)]
+    for k in range(n_x):       # a Rows gives its array at the first row written into it
+        b += [f"        if g{n_carry + k} is not None:",
+              f"            if type(GX{k}) is _Rows: GX{k} = GX{k}.made()",
+              f"            GX{k}[r] = g{n_carry + k}"]
     for i in range(n_out):
         b += [f"        if g{n_in + i} is not None:",
               f"            if q{i} is None: q{i} = _copy(g{n_in + i})",
