@@ -442,19 +442,7 @@ def test_a_model_with_dropout_is_measured_and_viewed_in_evaluation_mode():
     """The views and held-out loss run when the training thread's CPU clock says so: with
     dropout on, each moved a seeded tg.Dropout on, so the masks of the next updates (and a
     link's 'same run, bit for bit') depended on the machine's speed."""
-    from viz.playground import _user_source
-    rng = np.random.default_rng(0)
-    W = tg.Parameter(rng.normal(scale=0.5, size=(4, 4)), name="W")
-    E = tg.Parameter(rng.normal(scale=0.5, size=(2, 4)), name="E")
-    V = tg.Parameter(rng.normal(scale=0.5, size=(2, 4)), name="V")
-    drop = tg.Dropout(0.5, seed=1)
-    cell = rnn.Recurrence(lambda h, u: drop((h @ W.T + u).tanh()), [W, E, V], 4, n_in=2,
-                          readout=lambda h: h @ V.T, input_map=lambda x: tg.take(E, x, axis=0),
-                          name="cell")
-    cell.drop = drop
-    config = check_config({"rho": 0.0, "design": "cell", "task": "custom"}, custom=True)
-    task = _user_source(cell, lambda batch, seed: rnn.problems.running_parity(batch, 6, seed),
-                        config["batch"], config["seed"])
+    cell, drop, config, task = _dropout_cell()
     run = Run(config, cell, task, initial=cell.state_dict())
     run.measure()
     views = run.views()
