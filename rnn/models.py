@@ -752,7 +752,9 @@ class VectorToSequence(Design):
         if arr.ndim not in (1, 2) or arr.shape[-1] != self.n_in:
             raise tg.ShapeError(f"{who}: x must have shape ({self.n_in},) or (B, {self.n_in}), "
                                 f"got {arr.shape}")
-        return x if isinstance(x, tg.Tensor) and x.requires_grad else arr.astype(self.dtype)
+        if isinstance(x, tg.Tensor) and x.requires_grad:
+            return checks.tensor_dtype(x, self.dtype, who, "x")
+        return arr.astype(self.dtype)
 
     def run(self, x, ys=None, h0=None, steps=None, feedback=None, per_step=True):
         """Unroll from the fixed vector x.

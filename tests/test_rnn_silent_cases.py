@@ -1,0 +1,58 @@
+"""Inputs that used to give a run without a word while something was off: a tensor of another
+dtype promoting a whole unroll, a step's state with parts added or dropped, and the like.  Each
+is refused with an error naming what is wrong, or handled and checked against a reference."""
+
+import numpy as np
+import pytest
+
+import rnn
+import tinygraph as tg
+
+
+def _float32_designs():
+    return [rnn.ElmanRNN(3, 4, 2, seed=0, dtype=np.float32),
+            rnn.LSTM(3, 4, 2, seed=0, dtype=np.float32),
+            rnn.GRU(3, 4, 2, seed=0, dtype=np.float32)]
+
+
+@pytest.mark.parametrize("model", _float32_designs(), ids=lambda m: type(m).__name__)
+def test_a_float64_h0_or_xs_that_requires_grad_is_refused_by_a_float32_design(model):
+    # it used to run the whole unroll in float64: o(t), h(t) and the loss float64
+    xs = np.ones((5, 3), np.float32)
+    part = next(iter(model.parts))
+    h0 = tg.Tensor(np.zeros(4), requires_grad=True)
+    h0 = h0 if len(model.parts) == 1 else {part: h0}
+    with pytest.raises(tg.DTypeError, match=r"h0.*float64 Tensor.*float32"):
+        model.run(xs, h0=h0)
+    with pytest.raises(tg.DTypeError, match=r"xs is a float64 Tensor.*float32"):
+        model.run(tg.Tensor(np.ones((5, 3)), requires_grad=True))
+
+
+def test_a_float64_y0_or_x_that_requires_grad_is_refused_by_float32_feedback_designs():
+    jordan = rnn.JordanRNN(3, 4, 2, seed=0, dtype=np.float32)
+    with pytest.raises(tg.DTypeError, match=r"y0 is a float64 Tensor.*float32"):
+        jordan.run(np.ones((5, 3), np.float32), teacher_forcing=False, y0=tg.Tensor(np.zeros(2), requires_grad=True))
+    v2s = rnn.VectorToSequence(3, 4, 2, seed=0, dtype=np.float32)
+    with pytest.raises(tg.DTypeError, match=r"x is a float64 Tensor.*float32"):
+        v2s.run(tg.Tensor(np.ones(3), requires_grad=True), steps=4)
+
+
+def test_a_float64_h0_is_refused_by_a_float32_recurrence_and_a_grad_free_one_is_cast():
+    W = tg.Parameter(np.eye(2, dtype=np.float32) * 0.5, name="W")
+    system = rnn.Recurrence(lambda s: (s @ W.T).tanh(), W, n_state=2, state_name="s",
+                            name="sys")
+    with pytest.raises(tg.DTypeError, match=r"sys: h0 is a float64 Tensor .*float32"):
+        system.run(steps=3, h0=tg.Tensor(np.ones(2), requires_grad=True))
+    run = system.run(steps=3, h0=tg.Tensor(np.ones(2)))      # a value: cast, as an array is
+    assert run.last.dtype == np.float32
+    assert np.allclose(run.last.data, system.run(steps=3, h0=np.ones(2, np.float32)).last.data)
+
+
+def test_a_float32_tensor_into_a_float64_design_runs_in_float64_with_its_gradient():
+    model = rnn.ElmanRNN(3, 4, 2, seed=0)
+    xs = tg.Tensor(np.ones((5, 3), np.float32), requires_grad=True)
+    run = model.run(xs, ys=np.zeros(5, np.int64))
+    assert run.loss.dtype == np.float64
+    run.loss.backward()
+    assert xs.grad.dtype == np.float32 and np.isfinite(xs.grad).all()
+
