@@ -583,6 +583,7 @@ class Cell(RecurrentModel):
     has_readout = True
     names_inputs = True       # per step, the inputs of ``seq`` are named (x(t)); False: left as given
     replayable = True         # False: ``loss`` runs every step as engine ops (see rnn.replay)
+    only_parts = False        # True: a step returning keys that are no state part is refused
 
     def input_map(self, inputs):
         """u from the step's inputs (a dict name -> Tensor, one step or all steps at once)."""
@@ -944,6 +945,12 @@ class Cell(RecurrentModel):
             raise tg.ConfigError(f"{self.name}: at t={t} the step function returned no "
                                  f"{', '.join(map(repr, missing))} (the state parts are "
                                  f"{list(self.parts)})")
+        extra = [n for n in new if n not in self.parts] if self.only_parts else []
+        if extra:
+            raise tg.ConfigError(f"{self.name}: at t={t} the step function returned "
+                                 f"{', '.join(map(repr, extra))}, not a state part (the parts "
+                                 f"are {list(self.parts)}), which would be dropped without a "
+                                 "word: return exactly the parts, or add it to n_state")
         for name, value in new.items():
             if not isinstance(value, tg.Tensor):
                 raise tg.DTypeError(f"{self.name}: at t={t} the step function returned "
@@ -1203,6 +1210,7 @@ class Recurrence(Cell):
     >>> run = system.run(steps=4, h0=np.ones(2))
     """
 
+    only_parts = True       # a user's step returns its state, nothing else
     ids = None              # class defaults: a cell pickled before these existed reads them
     _ran_on_ids = None
 

@@ -56,3 +56,27 @@ def test_a_float32_tensor_into_a_float64_design_runs_in_float64_with_its_gradien
     run.loss.backward()
     assert xs.grad.dtype == np.float32 and np.isfinite(xs.grad).all()
 
+
+def _lstm_like(extra=None, drop=False):
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(0, 0.5, (2, 2)), name="W")
+
+    def step(state, x):
+        h = (state["h"] @ W.T + x).tanh()
+        new = {"h": h} if drop else {"h": h, "c": state["c"] + h}
+        if extra:
+            new[extra] = h * 2
+        return new
+    return rnn.Recurrence(step, W, n_state={"h": 2, "c": 2}, n_in=2, name="mine")
+
+
+@pytest.mark.parametrize("per_step", [True, False])
+def test_a_step_returning_a_key_that_is_no_state_part_is_refused_naming_it_and_t(per_step):
+    # the extra "g" used to be dropped without a word
+    xs = np.ones((4, 1, 2))
+    with pytest.raises(tg.ConfigError, match=r"mine: at t=1 the step function returned 'g', "
+                                             r"not a state part .*\['h', 'c'\]"):
+        _lstm_like(extra="g").run(xs, per_step=per_step)
+    with pytest.raises(tg.ConfigError, match=r"mine: at t=1 the step function returned no 'c'"):
+        _lstm_like(drop=True).run(xs, per_step=per_step)
+    assert set(_lstm_like().run(xs, per_step=per_step).last) == {"h", "c"}
