@@ -65,7 +65,9 @@ class Unrolled:
         chunk; for a design without state parts, the feedback (below).
     feedback : Tensor or None
         The previous output the next step would read (designs with y(t-1) -> h(t) connections);
-        in a padded batch (``mask``), each sequence's target at its last kept step.
+        in a padded batch (``mask``), each sequence's target at its last kept step (running
+        free, what its last kept step fed back: the padded steps carry it, as they carry the
+        state).
     past : list of dict or None
         Designs with lagged parts (``Cell.lags``): the states after the last ``max(lags)``
         steps, oldest first, that the next chunk reads as h(t-d); in a padded batch the padded
@@ -331,6 +333,18 @@ def carry_masked(h, h_prev, keep):
     if keep is None or keep.all():
         return h
     return h_prev + (h - h_prev) * keep[:, None].astype(h.dtype)
+
+
+def _carry_fed(fed, prev, keep):
+    """Running free over a padded batch: what step t+1 reads, ``fed`` (from o(t)) where ``keep``
+    (B,) is True and the previous feedback where step t is padding, so that after a sequence's
+    end its feedback (``run.feedback``, and ``run.last`` of a design without state parts) stays
+    the one of its last kept step, as when it runs alone."""
+    if keep.all():
+        return fed
+    if fed.dtype.kind in "iu":          # sampled ids: no gradient to keep
+        return tg.Tensor(np.where(keep, fed.data, prev.data))
+    return carry_masked(fed, prev, keep)
 
 
 def transposed(weight):
@@ -671,7 +685,8 @@ class Cell(RecurrentModel):
     def _feedback_at_sequence_ends(self, result, plan):
         """A padded batch whose sequences end before step T: the y(t-1) the next chunk reads
         (``carry``) is each sequence's target at its last kept step, not the padded target of
-        step T (as a step after a hole would read it, which these cells refuse).  The state
+        step T (as a step after a hole would read it, which these cells refuse); running free,
+        the padded steps carry the fed-back output (``_carry_fed``) instead.  The state
         parts, and the lagged states of a skip, are carried over the padding in real time as
         over any padded step."""
         keep = plan.keep
@@ -729,7 +744,8 @@ class Cell(RecurrentModel):
                 y = named.get("y")
             if free is not None:
                 nxt = free[1](named["o"])
-                prev = nxt if isinstance(nxt, tg.Tensor) else tg.Tensor(nxt)
+                nxt = nxt if isinstance(nxt, tg.Tensor) else tg.Tensor(nxt)
+                prev = nxt if k is None or prev is None else _carry_fed(nxt, prev, k)
             elif self.feedback is not None:
                 prev = y
             new = {n: new[n] for n in names}

@@ -80,3 +80,41 @@ def test_a_step_returning_a_key_that_is_no_state_part_is_refused_naming_it_and_t
     with pytest.raises(tg.ConfigError, match=r"mine: at t=1 the step function returned no 'c'"):
         _lstm_like(drop=True).run(xs, per_step=per_step)
     assert set(_lstm_like().run(xs, per_step=per_step).last) == {"h", "c"}
+
+
+XS_PADDED = np.array([[0, 1], [1, 2], [2, 0], [1, 0]])
+MASK = np.array([[1, 1], [1, 1], [1, 0], [1, 0]])     # sequence b=1 ends after step 2
+
+
+def test_a_jordan_rnn_running_free_over_padding_carries_each_sequences_last_feedback():
+    # f(t) = softmax(o(t)) fed back: the padded steps of b=1 used to go on feeding it, so its
+    # run.last (what the next chunk reads) was softmax(o(4)) of the padding, e.g.
+    # [0.659, 0.150, 0.191] instead of [0.229, 0.245, 0.526] that b=1 alone ends with
+    jordan = rnn.JordanRNN(3, 4, 3, seed=1)
+    run = jordan.run(XS_PADDED, teacher_forcing=False, mask=MASK)
+    for b in range(2):
+        alone = jordan.run(XS_PADDED[MASK[:, b] == 1, b], teacher_forcing=False)
+        np.testing.assert_allclose(run.last.data[b], alone.last.data, rtol=1e-12)
+        np.testing.assert_allclose(run.feedback.data[b], alone.feedback.data, rtol=1e-12)
+        for t in range(int(MASK[:, b].sum())):
+            np.testing.assert_allclose(run.outputs[t].data[b], alone.outputs[t].data,
+                                       rtol=1e-12)
+    # and the gradient through the carried feedback is that of the sequence alone
+    run.last[1].sum().backward()
+    batched = jordan.W.grad.copy()
+    jordan.zero_grad()
+    jordan.run(XS_PADDED[:2, 1], teacher_forcing=False).last.sum().backward()
+    np.testing.assert_allclose(batched, jordan.W.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_a_conditional_rnn_sampling_over_padding_carries_each_sequences_last_sample():
+    # y(t) sampled at temperature 1 fed back: b=1's run.feedback (the y(0) of the next chunk)
+    # used to be the id drawn at padded step 4, not the one drawn at its last kept step 2
+    xs = np.tile(XS_PADDED, (1, 4))
+    mask = np.tile(MASK, (1, 4))
+    model = rnn.ConditionalRNN(3, 4, 3, seed=3)
+    sampler = rnn.Sampler(1.0, seed=0)
+    run = model.run(xs, feedback=sampler, mask=mask)
+    picked = np.stack(sampler.picked)
+    ends = mask.sum(axis=0) - 1
+    np.testing.assert_array_equal(run.feedback.data, picked[ends, np.arange(8)])
