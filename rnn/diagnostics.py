@@ -45,7 +45,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.rows import grad_rows
 
-from .core import evaluating, time_step, walk
+from .core import Cell, evaluating, time_step, walk
 from .recursive import RecursiveNet
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
@@ -109,6 +109,11 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     if not callable(getattr(model, "run", None)):
         raise tg.DTypeError(f"rnn diagnostics: needs a recurrent model with .run(...), got "
                             f"{type(model).__name__}")
+    if ys is None and steps is None and (isinstance(getattr(model, "feedback", None), str)
+                                          or getattr(model, "reads_targets", False)):
+        raise tg.ConfigError(f"{who}: {type(model).__name__} feeds the target y(t-1) into step "
+                             f"t, so its run needs the targets ys: give them, "
+                             f"{who}(model, xs, ys=ys) (ids as model.loss takes them)")
     kwargs = {} if h0 is None else {"h0": h0}
     if steps is not None:
         kwargs["steps"] = steps
@@ -290,13 +295,15 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
     if part not in parts:
         raise tg.ConfigError(f"{who}: {model.name} has no state part '{part}' (its state parts "
                              f"are {list(parts)}); a design without one carries no h(t-1) into h(t)")
+    chains = (f"{who}: {model.name} runs its steps through chains of its own (a model made of "
+              "several recurrences), not one step function; its Jacobians are not available")
+    if getattr(type(model), "step", None) is Cell.step:   # known before running it (which may
+        raise tg.ConfigError(chains)                      # ask for arguments to no purpose)
     cut = copy.copy(model)
     cut_steps = cut.step = _CutSteps(cut.step, parts)   # bound to the copy
     run_model(cut, xs, ys, h0, steps, who)
     if not cut_steps.records:
-        raise tg.ConfigError(f"{who}: {model.name} runs its steps through chains of its own "
-                             "(a model made of several recurrences), not one step function; "
-                             "its Jacobians are not available")
+        raise tg.ConfigError(chains)
     size = parts[part]
     out = np.zeros((len(cut_steps.records), size, size))
     live = []

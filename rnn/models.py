@@ -990,6 +990,7 @@ class EncoderDecoder(Design):
 
     name = "encdec"
     causal = False
+    reads_targets = True       # the decoder reads y(t-1) (what rnn's diagnostics need to know)
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, attention=None):
         if attention not in ATTENTIONS:

@@ -118,3 +118,22 @@ def test_a_conditional_rnn_sampling_over_padding_carries_each_sequences_last_sam
     picked = np.stack(sampler.picked)
     ends = mask.sum(axis=0) - 1
     np.testing.assert_array_equal(run.feedback.data, picked[ends, np.arange(8)])
+
+
+def test_jacobians_of_an_encoder_decoder_say_they_are_not_available_without_asking_for_ys():
+    # it used to say "encdec: give the targets ys", and with ys given, that they are not
+    # available
+    with pytest.raises(tg.ConfigError, match=r"rnn.jacobians: encdec runs its steps through "
+                                             r"chains of its own.*not available"):
+        rnn.jacobians(rnn.EncoderDecoder(3, 4, 3), np.array([0, 1, 2]))
+
+
+@pytest.mark.parametrize("make", [lambda: rnn.ConditionalRNN(3, 4, 3),
+                                  lambda: rnn.EncoderDecoder(3, 4, 3)],
+                         ids=["ConditionalRNN", "EncoderDecoder"])
+def test_a_diagnostic_of_a_design_that_reads_y_without_ys_says_how_to_give_them(make):
+    with pytest.raises(tg.ConfigError, match=r"rnn.saturation: \w+ feeds the target y\(t-1\) "
+                                             r"into step t.*rnn.saturation\(model, xs, ys=ys\)"):
+        rnn.saturation(make(), np.array([0, 1, 2]))
+    ys = np.array([1, 2, 0])
+    assert rnn.saturation(make(), np.array([0, 1, 2]), ys=ys) is not None
