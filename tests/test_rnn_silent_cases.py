@@ -137,3 +137,12 @@ def test_a_diagnostic_of_a_design_that_reads_y_without_ys_says_how_to_give_them(
         rnn.saturation(make(), np.array([0, 1, 2]))
     ys = np.array([1, 2, 0])
     assert rnn.saturation(make(), np.array([0, 1, 2]), ys=ys) is not None
+
+
+def test_pad_sequences_refuses_ids_mixed_with_float_values_naming_the_sequence():
+    # it used to return float64 (T, B) xs, which the models then refused as ids, far from here
+    with pytest.raises(tg.DTypeError, match=r"pad_sequences: sequence 2 holds floats "
+                                             r"\(dtype float64\) but sequence 0 holds ids"):
+        rnn.pad_sequences([[0, 1, 2], [1], [0.5, 1.0]])
+    xs, _ = rnn.pad_sequences([np.array([[0, 1]]), np.array([[0.5, 0.5], [1.0, 0.0]])])
+    assert xs.dtype == np.float64 and xs.shape == (2, 2, 2)   # int and float vectors: floats
