@@ -146,3 +146,21 @@ def test_pad_sequences_refuses_ids_mixed_with_float_values_naming_the_sequence()
         rnn.pad_sequences([[0, 1, 2], [1], [0.5, 1.0]])
     xs, _ = rnn.pad_sequences([np.array([[0, 1]]), np.array([[0.5, 0.5], [1.0, 0.0]])])
     assert xs.dtype == np.float64 and xs.shape == (2, 2, 2)   # int and float vectors: floats
+
+
+def test_loading_a_sound_checkpoint_of_another_dtype_does_not_call_it_unreadable(tmp_path):
+    # it used to say "'m.tgz' is not a readable checkpoint, entry 'U': it has dtype float64"
+    path = tmp_path / "m.tgz"
+    rnn.ElmanRNN(3, 4, 3).save(path)
+    with pytest.raises(tg.CheckpointError) as caught:
+        rnn.ElmanRNN(3, 4, 3, dtype=np.float32).load(path)
+    message = str(caught.value)
+    assert "not a readable" not in message
+    assert ("is a readable checkpoint that does not match what loads it, entry 'U': it has "
+            "dtype float64, expected float32" in message)
+    trainer = rnn.Trainer(rnn.ElmanRNN(3, 4, 3), lr=0.1)
+    rnn.save_training(tmp_path / "t.tgz", trainer)
+    with pytest.raises(tg.CheckpointError, match=r"does not match what loads it, entry "
+                                                 r"'model/U': it has shape \(4, 3\), expected "
+                                                 r"\(5, 3\)"):
+        rnn.load_training(tmp_path / "t.tgz", rnn.Trainer(rnn.ElmanRNN(3, 5, 3), lr=0.1))
