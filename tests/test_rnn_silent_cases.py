@@ -164,3 +164,15 @@ def test_loading_a_sound_checkpoint_of_another_dtype_does_not_call_it_unreadable
                                                  r"'model/U': it has shape \(4, 3\), expected "
                                                  r"\(5, 3\)"):
         rnn.load_training(tmp_path / "t.tgz", rnn.Trainer(rnn.ElmanRNN(3, 5, 3), lr=0.1))
+
+
+def test_a_state_carried_from_float64_chunks_into_a_model_made_float32_runs_in_float32():
+    # the carried float64 state kept every later chunk of the float32 LSTM in float64
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 3, (20, 2)), rng.integers(0, 3, (20, 2))
+    model = rnn.LSTM(3, 4, 3, seed=1)
+    _, carried = rnn.truncated_bptt(rnn.Trainer(model, lr=0.1), xs[:10], ys[:10], chunk=5)
+    model.to(np.float32)
+    _, carried = rnn.truncated_bptt(rnn.Trainer(model, lr=0.1), xs[10:], ys[10:], chunk=5,
+                                    h0=carried)
+    assert {k: v.dtype for k, v in carried.items()} == {"s": np.float32, "h": np.float32}
