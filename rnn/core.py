@@ -971,6 +971,12 @@ class Cell(RecurrentModel):
             if not isinstance(value, tg.Tensor):
                 raise tg.DTypeError(f"{self.name}: at t={t} the step function returned "
                                     f"{type(value).__name__} for '{name}'; it must be a Tensor")
+            if value.dtype.kind == "f" and np.promote_types(value.dtype, self.dtype) != self.dtype:
+                raise tg.DTypeError(f"{self.name}: at t={t} the step function returned '{name}' "
+                                    f"of dtype {value.dtype}, wider than the model's "
+                                    f"{self.dtype}: an op of the step mixed in a {value.dtype} "
+                                    "value (a numpy array constant?), which would run every later "
+                                    f"step in {value.dtype}; make it {self.dtype}")
             if name in state and t is not None and value.shape != state[name].shape:
                 raise tg.ShapeError(f"{self.name}: at t={t} the step function returned '{name}' "
                                     f"of shape {value.shape}; the state part has shape "

@@ -176,3 +176,18 @@ def test_a_state_carried_from_float64_chunks_into_a_model_made_float32_runs_in_f
     _, carried = rnn.truncated_bptt(rnn.Trainer(model, lr=0.1), xs[10:], ys[10:], chunk=5,
                                     h0=carried)
     assert {k: v.dtype for k, v in carried.items()} == {"s": np.float32, "h": np.float32}
+
+
+@pytest.mark.parametrize("per_step", [True, False])
+def test_a_float32_step_that_widens_its_state_to_float64_is_refused_naming_t(per_step):
+    # a float64 numpy constant in the step ran the float32 cell's whole unroll in float64
+    W = tg.Parameter(np.eye(2, dtype=np.float32) * 0.5, name="W")
+    bias = np.ones(2)                                           # float64
+    cell = rnn.Recurrence(lambda s, x: (s @ W.T + x + bias).tanh(), W, n_state=2, n_in=2,
+                          name="mine")
+    with pytest.raises(tg.DTypeError, match=r"mine: at t=1 the step function returned 'h' of "
+                                             r"dtype float64, wider than the model's float32"):
+        cell.run(np.ones((3, 1, 2), np.float32), per_step=per_step)
+    fixed = rnn.Recurrence(lambda s, x: (s @ W.T + x + bias.astype(np.float32)).tanh(), W,
+                           n_state=2, n_in=2)
+    assert fixed.run(np.ones((3, 1, 2), np.float32), per_step=per_step).last.dtype == np.float32
