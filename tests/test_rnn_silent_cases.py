@@ -2,6 +2,8 @@
 dtype promoting a whole unroll, a step's state with parts added or dropped, and the like.  Each
 is refused with an error naming what is wrong, or handled and checked against a reference."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -191,3 +193,26 @@ def test_a_float32_step_that_widens_its_state_to_float64_is_refused_naming_t(per
     fixed = rnn.Recurrence(lambda s, x: (s @ W.T + x + bias.astype(np.float32)).tanh(), W,
                            n_state=2, n_in=2)
     assert fixed.run(np.ones((3, 1, 2), np.float32), per_step=per_step).last.dtype == np.float32
+
+
+def test_deepcopy_of_a_tensor_of_a_graph_is_a_clear_error_and_of_a_leaf_a_copy():
+    # copy.deepcopy(run.loss), or of a model holding a state of a run, raised Python's bare
+    # "TypeError: cannot pickle 'mappingproxy' object"
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    run = model.run(np.array([0, 1, 2]), np.array([1, 2, 0]))
+    with pytest.raises(tg.ConfigError, match=r"copy.deepcopy: tensor.* was made by op '\w+' "
+                                             r"\(it is part of a graph\).*t.detach\(\)"):
+        copy.deepcopy(run.loss)
+    holder = tg.Module()
+    holder.memory = run.last
+    with pytest.raises(tg.ConfigError, match="copy.deepcopy"):
+        copy.deepcopy(holder)
+    twin = copy.deepcopy(model)                   # a model mid-run: its leaves are copied
+    assert twin.W is not model.W and twin.W.name == model.W.name and twin.W.requires_grad
+    np.testing.assert_array_equal(twin.W.data, model.W.data)
+    twin.W.data *= 0
+    assert np.abs(model.W.data).sum() > 0
+    run.loss.backward()                            # the original's graph is untouched
+    assert model.W.grad is not None and twin.W.grad is None
+    pair = copy.deepcopy([model.W, model.W])
+    assert pair[0] is pair[1]
