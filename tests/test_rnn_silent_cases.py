@@ -216,3 +216,13 @@ def test_deepcopy_of_a_tensor_of_a_graph_is_a_clear_error_and_of_a_leaf_a_copy()
     assert model.W.grad is not None and twin.W.grad is None
     pair = copy.deepcopy([model.W, model.W])
     assert pair[0] is pair[1]
+
+
+@pytest.mark.parametrize("optimizer, match", [("adam", r"got str 'adam'"),
+                                              (0.1, r"got float 0.1; a learning rate is lr=")])
+def test_a_trainer_given_no_optimizer_object_is_refused_when_made(optimizer, match):
+    # Trainer(model, "adam") or Trainer(model, 0.1) was accepted and its first update failed
+    # with a bare "AttributeError: 'str' object has no attribute 'zero_grad'"
+    with pytest.raises(tg.ConfigError, match=r"Trainer: optimizer must be a tg.optim optimizer.*"
+                                             + match):
+        rnn.Trainer(rnn.ElmanRNN(3, 4, 3), optimizer)
