@@ -1,6 +1,8 @@
-"""Inputs that used to give a run without a word while something was off: a tensor of another
-dtype promoting a whole unroll, a step's state with parts added or dropped, and the like.  Each
-is refused with an error naming what is wrong, or handled and checked against a reference."""
+"""Inputs that used to give a run without a word while something was off (a tensor of another
+dtype promoting a whole unroll, a step's state with parts added or dropped, the feedback of
+padding carried on), or an error that did not say what was wrong.  Each is now refused with an
+error naming what is wrong, or handled and checked against a reference (the sequence run
+alone)."""
 
 import copy
 
