@@ -597,7 +597,8 @@ class Cell(RecurrentModel):
     has_readout = True
     names_inputs = True       # per step, the inputs of ``seq`` are named (x(t)); False: left as given
     replayable = True         # False: ``loss`` runs every step as engine ops (see rnn.replay)
-    only_parts = False        # True: a step returning keys that are no state part is refused
+    user_step = False         # True (a user's step): keys that are no state part, or a part
+                              # wider than the model's dtype, are refused
 
     def input_map(self, inputs):
         """u from the step's inputs (a dict name -> Tensor, one step or all steps at once)."""
@@ -961,7 +962,7 @@ class Cell(RecurrentModel):
             raise tg.ConfigError(f"{self.name}: at t={t} the step function returned no "
                                  f"{', '.join(map(repr, missing))} (the state parts are "
                                  f"{list(self.parts)})")
-        extra = [n for n in new if n not in self.parts] if self.only_parts else []
+        extra = [n for n in new if n not in self.parts] if self.user_step else []
         if extra:
             raise tg.ConfigError(f"{self.name}: at t={t} the step function returned "
                                  f"{', '.join(map(repr, extra))}, not a state part (the parts "
@@ -971,7 +972,8 @@ class Cell(RecurrentModel):
             if not isinstance(value, tg.Tensor):
                 raise tg.DTypeError(f"{self.name}: at t={t} the step function returned "
                                     f"{type(value).__name__} for '{name}'; it must be a Tensor")
-            if value.dtype.kind == "f" and np.promote_types(value.dtype, self.dtype) != self.dtype:
+            if (self.user_step and value.dtype.kind == "f"
+                    and np.promote_types(value.dtype, self.dtype) != self.dtype):
                 raise tg.DTypeError(f"{self.name}: at t={t} the step function returned '{name}' "
                                     f"of dtype {value.dtype}, wider than the model's "
                                     f"{self.dtype}: an op of the step mixed in a {value.dtype} "
@@ -1232,7 +1234,7 @@ class Recurrence(Cell):
     >>> run = system.run(steps=4, h0=np.ones(2))
     """
 
-    only_parts = True       # a user's step returns its state, nothing else
+    user_step = True        # its step returns its state, nothing else, in the model's dtype
     ids = None              # class defaults: a cell pickled before these existed reads them
     _ran_on_ids = None
 
