@@ -974,11 +974,7 @@ class Cell(RecurrentModel):
                                     f"{type(value).__name__} for '{name}'; it must be a Tensor")
             if (self.user_step and value.dtype.kind == "f"
                     and np.promote_types(value.dtype, self.dtype) != self.dtype):
-                raise tg.DTypeError(f"{self.name}: at t={t} the step function returned '{name}' "
-                                    f"of dtype {value.dtype}, wider than the model's "
-                                    f"{self.dtype}: an op of the step mixed in a {value.dtype} "
-                                    "value (a numpy array constant?), which would run every later "
-                                    f"step in {value.dtype}; make it {self.dtype}")
+                self._not_wider(name, value, t)
             if name in state and t is not None and value.shape != state[name].shape:
                 raise tg.ShapeError(f"{self.name}: at t={t} the step function returned '{name}' "
                                     f"of shape {value.shape}; the state part has shape "
@@ -986,6 +982,18 @@ class Cell(RecurrentModel):
         if inputs is not None and first:
             self._check_names(new, state, inputs)
         return new
+
+    def _not_wider(self, name, value, t):
+        """Refuse a state part ``value`` of a float dtype wider than every parameter's: an op
+        of the step mixed in a wider constant, and every later step would run in its dtype
+        (a cell of parameters of several dtypes may have parts of each)."""
+        widest = np.result_type(*[p.dtype for _, p in self.named_parameters()], np.float16)
+        if np.promote_types(value.dtype, widest) != widest:
+            raise tg.DTypeError(f"{self.name}: at t={t} the step function returned '{name}' "
+                                f"of dtype {value.dtype}, wider than the model's parameters "
+                                f"({widest}): an op of the step mixed in a {value.dtype} value "
+                                "(a numpy array constant?), which would run every later step "
+                                f"in {value.dtype}; make it {widest}")
 
     def _as_parts(self, new, t):
         if len(self.parts) != 1:

@@ -190,7 +190,8 @@ def test_a_float32_step_that_widens_its_state_to_float64_is_refused_naming_t(per
     cell = rnn.Recurrence(lambda s, x: (s @ W.T + x + bias).tanh(), W, n_state=2, n_in=2,
                           name="mine")
     with pytest.raises(tg.DTypeError, match=r"mine: at t=1 the step function returned 'h' of "
-                                             r"dtype float64, wider than the model's float32"):
+                                             r"dtype float64, wider than the model's "
+                                             r"parameters \(float32\)"):
         cell.run(np.ones((3, 1, 2), np.float32), per_step=per_step)
     fixed = rnn.Recurrence(lambda s, x: (s @ W.T + x + bias.astype(np.float32)).tanh(), W,
                            n_state=2, n_in=2)
