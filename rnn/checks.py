@@ -42,6 +42,28 @@ def _not_a_number(arr):
     return f"Python objects (dtype object, shape {arr.shape})"
 
 
+def tensor_dtype(tensor, dtype, who, what):
+    """A float Tensor ``what`` in the model's ``dtype``.  One that requires grad is read as it
+    is (its gradient flows), so another dtype is a DTypeError naming ``who``, ``what`` and both
+    dtypes: numpy would promote every op it meets, e.g. a float64 h0 would run a float32 model's
+    whole unroll in float64 without a word (PyTorch refuses the mix too); a narrower one (float32
+    into a float64 model) computes in the model's dtype and gets its gradient in its own.  One
+    that does not require grad is a value, cast as an array is (rounded to a float32 model's
+    precision)."""
+    dtype = np.dtype(dtype)
+    if tensor.dtype.kind != "f" or tensor.dtype == dtype:
+        return tensor
+    if not tensor.requires_grad:
+        return Tensor(tensor.data.astype(dtype), name=tensor.name)
+    if np.promote_types(tensor.dtype, dtype) == dtype:   # e.g. float32 into float64: the
+        return tensor                                      # unroll stays in the model's dtype
+    raise DTypeError(f"{who}: {what} is a {tensor.dtype} Tensor that requires grad but the "
+                     f"model's parameters are {dtype}; mixing them would run the unroll in "
+                     f"{tensor.dtype} without a word: give {what} as "
+                     f"{dtype} (e.g. tg.Tensor(v.data.astype(np.{dtype}), requires_grad=True)), "
+                     f"or convert the model with .to(np.{tensor.dtype})")
+
+
 def generator(seed, who):
     """The random generator of a design's initial weights: ``seed`` an integer >= 0, or a
     np.random.Generator used as it is; anything else is a ConfigError naming ``who``."""
@@ -154,6 +176,8 @@ def padded_inputs(arr, keep, is_ids, who, tensor=None):
     n_in) or no number (NaN padding) changes nothing.  ``tensor``, a float Tensor of these inputs
     that requires grad, is returned as it is (its gradient flows to it); a NaN or inf at a padded
     position of it is a ShapeError naming ``who``, t and b."""
+    if tensor is not None:
+        tensor_dtype(tensor, arr.dtype, who, "xs")
     if keep is None:
         return arr if tensor is None else tensor
     if tensor is not None:
@@ -246,7 +270,7 @@ def state(h0, shape, batch, who, dtype, what="h0"):
     if arr_shape not in ok:
         raise ShapeError(f"{who}: {what} must have shape {' or '.join(map(str, ok))}, got {arr_shape}")
     if isinstance(h0, Tensor):
-        return h0
+        return tensor_dtype(h0, dtype, who, what)
     arr = as_array(h0, who, what)
     if arr.dtype.kind != "f":
         raise DTypeError(f"{who}: {what} must be floats, got dtype {arr.dtype}")
@@ -295,7 +319,7 @@ def previous_output(y0, n_out, batch, who, dtype):
                              f"shape {shape}, got {y0.shape}")
         if ids:
             targets(y0.data, shape, n_out, who, batch is not None, what="y0")
-        return y0
+        return tensor_dtype(y0, dtype, who, "y0")
     return targets(y0, () if batch is None else (batch,), n_out, who, batch is not None, what="y0")
 
 

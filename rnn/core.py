@@ -65,7 +65,9 @@ class Unrolled:
         chunk; for a design without state parts, the feedback (below).
     feedback : Tensor or None
         The previous output the next step would read (designs with y(t-1) -> h(t) connections);
-        in a padded batch (``mask``), each sequence's target at its last kept step.
+        in a padded batch (``mask``), each sequence's target at its last kept step (running
+        free, what its last kept step fed back: the padded steps carry it, as they carry the
+        state).
     past : list of dict or None
         Designs with lagged parts (``Cell.lags``): the states after the last ``max(lags)``
         steps, oldest first, that the next chunk reads as h(t-d); in a padded batch the padded
@@ -331,6 +333,18 @@ def carry_masked(h, h_prev, keep):
     if keep is None or keep.all():
         return h
     return h_prev + (h - h_prev) * keep[:, None].astype(h.dtype)
+
+
+def _carry_fed(fed, prev, keep):
+    """Running free over a padded batch: what step t+1 reads, ``fed`` (from o(t)) where ``keep``
+    (B,) is True and the previous feedback where step t is padding, so that after a sequence's
+    end its feedback (``run.feedback``, and ``run.last`` of a design without state parts) stays
+    the one of its last kept step, as when it runs alone."""
+    if keep.all():
+        return fed
+    if fed.dtype.kind in "iu":          # sampled ids: no gradient to keep
+        return tg.Tensor(np.where(keep, fed.data, prev.data))
+    return carry_masked(fed, prev, keep)
 
 
 def transposed(weight):
@@ -604,6 +618,8 @@ class Cell(RecurrentModel):
     has_readout = True
     names_inputs = True       # per step, the inputs of ``seq`` are named (x(t)); False: left as given
     replayable = True         # False: ``loss`` runs every step as engine ops (see rnn.replay)
+    user_step = False         # True (a user's step): keys that are no state part, or a part
+                              # wider than the model's dtype, are refused
 
     def input_map(self, inputs):
         """u from the step's inputs (a dict name -> Tensor, one step or all steps at once)."""
@@ -698,7 +714,8 @@ class Cell(RecurrentModel):
     def _feedback_at_sequence_ends(self, result, plan):
         """A padded batch whose sequences end before step T: the y(t-1) the next chunk reads
         (``carry``) is each sequence's target at its last kept step, not the padded target of
-        step T (as a step after a hole would read it, which these cells refuse).  The state
+        step T (as a step after a hole would read it, which these cells refuse); running free,
+        the padded steps carry the fed-back output (``_carry_fed``) instead.  The state
         parts, and the lagged states of a skip, are carried over the padding in real time as
         over any padded step."""
         keep = plan.keep
@@ -756,7 +773,8 @@ class Cell(RecurrentModel):
                 y = named.get("y")
             if free is not None:
                 nxt = free[1](named["o"])
-                prev = nxt if isinstance(nxt, tg.Tensor) else tg.Tensor(nxt)
+                nxt = nxt if isinstance(nxt, tg.Tensor) else tg.Tensor(nxt)
+                prev = nxt if k is None or prev is None else _carry_fed(nxt, prev, k)
             elif self.feedback is not None:
                 prev = y
             new = {n: new[n] for n in names}
@@ -974,10 +992,19 @@ class Cell(RecurrentModel):
             raise tg.ConfigError(f"{self.name}: at t={t} the step function returned no "
                                  f"{', '.join(map(repr, missing))} (the state parts are "
                                  f"{list(self.parts)})")
+        extra = [n for n in new if n not in self.parts] if self.user_step else []
+        if extra:
+            raise tg.ConfigError(f"{self.name}: at t={t} the step function returned "
+                                 f"{', '.join(map(repr, extra))}, not a state part (the parts "
+                                 f"are {list(self.parts)}), which would be dropped without a "
+                                 "word: return exactly the parts, or add it to n_state")
         for name, value in new.items():
             if not isinstance(value, tg.Tensor):
                 raise tg.DTypeError(f"{self.name}: at t={t} the step function returned "
                                     f"{type(value).__name__} for '{name}'; it must be a Tensor")
+            if (self.user_step and value.dtype.kind == "f"
+                    and np.promote_types(value.dtype, self.dtype) != self.dtype):
+                self._not_wider(name, value, t)
             if name in state and t is not None and value.shape != state[name].shape:
                 raise tg.ShapeError(f"{self.name}: at t={t} the step function returned '{name}' "
                                     f"of shape {value.shape}; the state part has shape "
@@ -985,6 +1012,18 @@ class Cell(RecurrentModel):
         if inputs is not None and first:
             self._check_names(new, state, inputs)
         return new
+
+    def _not_wider(self, name, value, t):
+        """Refuse a state part ``value`` of a float dtype wider than every parameter's: an op
+        of the step mixed in a wider constant, and every later step would run in its dtype
+        (a cell of parameters of several dtypes may have parts of each)."""
+        widest = np.result_type(*[p.dtype for _, p in self.named_parameters()], np.float16)
+        if np.promote_types(value.dtype, widest) != widest:
+            raise tg.DTypeError(f"{self.name}: at t={t} the step function returned '{name}' "
+                                f"of dtype {value.dtype}, wider than the model's parameters "
+                                f"({widest}): an op of the step mixed in a {value.dtype} value "
+                                "(a numpy array constant?), which would run every later step "
+                                f"in {value.dtype}; make it {widest}")
 
     def _as_parts(self, new, t):
         if len(self.parts) != 1:
@@ -1234,6 +1273,7 @@ class Recurrence(Cell):
     >>> run = system.run(steps=4, h0=np.ones(2))
     """
 
+    user_step = True        # its step returns its state, nothing else, in the model's dtype
     ids = None              # class defaults: a cell pickled before these existed reads them
     _ran_on_ids = None
 

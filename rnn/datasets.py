@@ -146,7 +146,9 @@ def pad_sequences(seqs, pad=0):
 
     Parameters
     ----------
-    seqs : list of B sequences of ids (length T_b >= 1) or of float vectors (T_b, n_in)
+    seqs : list of B sequences of ids (length T_b >= 1) or of float vectors (T_b, n_in); a
+        sequence of float values among sequences of ids (or the other way) is a DTypeError
+        naming it (padded together they would be floats, which no model reads as ids)
     pad : the value written into padded positions
 
     Returns
@@ -163,7 +165,15 @@ def pad_sequences(seqs, pad=0):
         if a.shape[1:] != arrays[0].shape[1:]:
             raise ShapeError(f"{who}: sequence {b} has steps of shape {a.shape[1:]}, sequence 0 "
                              f"has {arrays[0].shape[1:]}")
-    dtype = np.result_type(*arrays)           # ids and floats mixed: floats, never truncated
+    kinds = ["ids" if a.dtype.kind in "biu" else "floats" for a in arrays]
+    if arrays[0].ndim == 1 and len(set(kinds)) > 1:
+        b = kinds.index(next(k for k in kinds if k != kinds[0]))
+        raise DTypeError(f"{who}: sequence {b} holds {kinds[b]} (dtype {arrays[b].dtype}) but "
+                         f"sequence 0 holds {kinds[0]} (dtype {arrays[0].dtype}); a batch of "
+                         "integer ids padded with floats would be floats, which no model reads "
+                         "as ids: give every sequence as integer ids (or every one as float "
+                         "vectors (T_b, n_in))")
+    dtype = np.result_type(*arrays)           # int and float vectors mixed: floats, never truncated
     if not _fits(pad, dtype):
         raise ConfigError(f"{who}: pad={pad!r} cannot be stored in the sequences' dtype {dtype}")
     steps = max(len(a) for a in arrays)

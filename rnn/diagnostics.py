@@ -45,7 +45,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.rows import grad_rows
 
-from .core import evaluating, time_step, walk
+from .core import Cell, evaluating, time_step, walk
 from .recursive import RecursiveNet
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
@@ -109,6 +109,11 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     if not callable(getattr(model, "run", None)):
         raise tg.DTypeError(f"rnn diagnostics: needs a recurrent model with .run(...), got "
                             f"{type(model).__name__}")
+    if ys is None and steps is None and (isinstance(getattr(model, "feedback", None), str)
+                                          or getattr(model, "reads_targets", False)):
+        raise tg.ConfigError(f"{who}: {type(model).__name__} feeds the target y(t-1) into step "
+                             f"t, so its run needs the targets ys: give them, "
+                             f"{who}(model, xs, ys=ys) (ids as model.loss takes them)")
     kwargs = {} if h0 is None else {"h0": h0}
     if steps is not None:
         kwargs["steps"] = steps

@@ -753,7 +753,9 @@ class VectorToSequence(Design):
         if arr.ndim not in (1, 2) or arr.shape[-1] != self.n_in:
             raise tg.ShapeError(f"{who}: x must have shape ({self.n_in},) or (B, {self.n_in}), "
                                 f"got {arr.shape}")
-        return x if isinstance(x, tg.Tensor) and x.requires_grad else arr.astype(self.dtype)
+        if isinstance(x, tg.Tensor) and x.requires_grad:
+            return checks.tensor_dtype(x, self.dtype, who, "x")
+        return arr.astype(self.dtype)
 
     def run(self, x, ys=None, h0=None, steps=None, feedback=None, per_step=True):
         """Unroll from the fixed vector x.
@@ -989,6 +991,7 @@ class EncoderDecoder(Design):
 
     name = "encdec"
     causal = False
+    reads_targets = True       # the decoder reads y(t-1) (what rnn's diagnostics need to know)
 
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, attention=None):
         if attention not in ATTENTIONS:

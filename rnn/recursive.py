@@ -89,6 +89,8 @@ class RecursiveNet(RecurrentModel):
             raise tg.ShapeError(f"{where}: a leaf is an id, a batch of ids (B,), or a float vector "
                                 f"({self.n_in},) or batch (B, {self.n_in}); got dtype {arr.dtype}, "
                                 f"shape {arr.shape}")
+        if isinstance(leaf, tg.Tensor) and leaf.requires_grad:   # read as it is (see run)
+            checks.tensor_dtype(leaf, self.dtype, where, "the leaf")
         return arr.astype(self.dtype), False, arr.shape[0] if arr.ndim == 2 else None
 
     def _post_order(self, tree):

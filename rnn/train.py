@@ -55,6 +55,13 @@ class Trainer:
         if not callable(getattr(model, "run_for_loss", None)) and not callable(getattr(model, "loss", None)):
             raise tg.ConfigError(f"Trainer: {type(model).__name__} has no loss(xs, ys, ...) method "
                                  "returning a scalar Tensor, so it cannot be trained")
+        if optimizer is not None and not all(callable(getattr(optimizer, m, None))
+                                             for m in ("zero_grad", "step")):
+            raise tg.ConfigError(f"Trainer: optimizer must be a tg.optim optimizer (e.g. "
+                                 "tg.optim.SGD(model.parameters(), lr=0.1)), got "
+                                 f"{type(optimizer).__name__} {optimizer!r:.40}"
+                                 + ("; a learning rate is lr=" if isinstance(optimizer, (int, float))
+                                    else ""))
         self.model = model
         self.optimizer = optimizer if optimizer is not None else tg.optim.Adam(model.parameters(), lr)
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float, np.number))

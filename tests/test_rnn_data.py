@@ -48,10 +48,12 @@ def test_copy_task_targets_repeat_the_inputs_after_the_delay():
     assert (xs[9] == 6).all() and (ys[:10] == 5).all()     # the go marker; blanks before recall
 
 
-def test_pad_sequences_keeps_floats_when_ids_and_floats_are_mixed():
-    xs, mask = rnn.pad_sequences([[0, 1], [0.5]])
-    assert xs.dtype == np.float64 and xs[:, 1].tolist() == [0.5, 0.0]
-    assert mask.tolist() == [[1, 1], [1, 0]]
+def test_pad_sequences_never_truncates_floats_and_refuses_them_mixed_with_ids():
+    xs, mask = rnn.pad_sequences([[[0, 1]], [[0.5, 0.25], [1, 0]]])  # int and float vectors
+    assert xs.dtype == np.float64 and xs[:, 1].tolist() == [[0.5, 0.25], [1.0, 0.0]]
+    assert mask.tolist() == [[1, 1], [0, 1]]
+    with pytest.raises(tg.DTypeError, match="sequence 1 holds floats"):
+        rnn.pad_sequences([[0, 1], [0.5]])        # ids and a float value: no batch of ids
 
 
 def test_pad_sequences_keeps_a_small_integer_dtype_with_a_pad_it_can_hold():

@@ -710,3 +710,27 @@ def test_a_reset_that_fails_leaves_the_run_and_the_users_model_as_they_were(monk
         data, values, version = kept[name]
         assert p._data is data and p._version == version, name
         np.testing.assert_array_equal(p._data, values)
+
+
+def test_a_file_with_only_some_parts_of_the_carried_state_is_refused_changing_nothing(tmp_path):
+    # a hand-edited file holding carried/h but not carried/s of an LSTM was resumed, the
+    # missing cell state s going on from zeros without a word
+    config = check_config({"design": "lstm", "hidden": 5, "delay": 4, "trunc": 4, "batch": 2})
+    engine = sys.modules["viz.playground"].Engine(config, out=str(tmp_path))
+    engine.stop(timeout=5)
+    engine._one_update()
+    engine.save()
+    path, run = engine._path(0), engine.runs[0]
+    arrays = tg.read_checkpoint(path).arrays
+    assert {"extra/carried/s", "extra/carried/h"} <= set(arrays)
+    rnn.save_training(path, run.trainer, {"losses": np.array(run.losses),
+                                          "norms": np.array(run.norms),
+                                          "carried/h": arrays["extra/carried/h"]},
+                      meta=tg.read_meta(path)["user"])
+    engine._one_update()
+    digest, carried = run.digest(), {k: v.data.copy() for k, v in run.carried["h0"].items()}
+    with pytest.raises(tg.CheckpointError, match=r"holds only some parts of the carried state: "
+                                                 r"\['h'\], not \['s'\]"):
+        engine.resume()
+    assert engine.runs[0] is run and run.steps == 2 and run.digest() == digest
+    assert all(np.array_equal(run.carried["h0"][k].data, v) for k, v in carried.items())

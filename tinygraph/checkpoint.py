@@ -147,7 +147,7 @@ def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES):
         extra = [] if expect is None else sorted(n for n in names if n not in expect)
         if extra:
             where.entry = extra[0]
-            raise _Refused(f"unexpected {extra} (not among the {len(expect)} entries wanted)")
+            raise _Mismatch(f"unexpected {extra} (not among the {len(expect)} entries wanted)")
         arrays, budget = {}, max_bytes
         for name, member in names.items():
             where.entry = name
@@ -196,16 +196,22 @@ def _reading(path):
         with zipfile.ZipFile(path) as zf:
             yield zf, _members(zf), where
         return
+    except _Mismatch as e:       # a sound file, of another model (dtype, shape, entries)
+        detail, what = str(e), "is a readable checkpoint that does not match what loads it"
     except _Refused as e:
-        detail = str(e)
+        detail, what = str(e), "is not a readable checkpoint"
     except _BAD_FILE as e:
-        detail = f"{type(e).__name__}: {e}"
+        detail, what = f"{type(e).__name__}: {e}", "is not a readable checkpoint"
     at = "" if where.entry is None else f", entry {where.entry!r}"
-    raise CheckpointError(f"load: '{path}' is not a readable checkpoint{at}: {detail}") from None
+    raise CheckpointError(f"load: '{path}' {what}{at}: {detail}") from None
 
 
 class _Refused(Exception):
     """A reason to refuse the file, found by our own checks."""
+
+
+class _Mismatch(_Refused):
+    """A reason to refuse a sound file: it does not hold what the caller expects."""
 
 
 def _members(zf):
@@ -299,8 +305,8 @@ def _check_expected(shape, dtype, want_shape, want_dtype):
         if dtype.kind == "f" and want_dtype.kind == "f":    # another precision: never cast here
             hint = (f" (saved in another precision: make the model {dtype} to load it, or convert "
                     "it with model.load_state_dict(tg.load_arrays(path), cast=True))")
-        raise _Refused(f"it has dtype {dtype}, expected {want_dtype}{hint}")
+        raise _Mismatch(f"it has dtype {dtype}, expected {want_dtype}{hint}")
     want_shape = tuple(want_shape)
     if len(shape) != len(want_shape) or any(w is not None and w != n
                                             for n, w in zip(shape, want_shape)):
-        raise _Refused(f"it has shape {shape}, expected {want_shape}")
+        raise _Mismatch(f"it has shape {shape}, expected {want_shape}")

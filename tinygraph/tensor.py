@@ -18,6 +18,7 @@ frees it by reference counting alone.
 
 import contextlib
 import contextvars
+import copy
 import functools
 import os
 import threading
@@ -409,6 +410,28 @@ class Tensor:
         """Set ``name`` and return self (handy inside step functions: ``h = (...).named("h")``)."""
         self.name = name
         return self
+
+    def __deepcopy__(self, memo):
+        """A copy of a leaf (its array and slots deep-copied, as ``copy.deepcopy`` would).  A
+        tensor made by an op is part of a graph, whose backward functions cannot be copied:
+        a ConfigError naming the op says to copy ``t.detach()`` (torch refuses it too), where
+        Python's own copy failed with "cannot pickle 'mappingproxy' object"."""
+        if self.op is not None:
+            raise ConfigError(f"copy.deepcopy: tensor{_label(self.name)} was made by op "
+                              f"'{self.op}' (it is part of a graph) and cannot be copied; copy "
+                              "t.detach() (its value, cut from the graph), or the leaves")
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for klass in cls.__mro__:
+            for slot in getattr(klass, "__slots__", ()):
+                if slot in ("__weakref__", "__dict__") or not hasattr(self, slot):
+                    continue
+                object.__setattr__(new, slot, copy.deepcopy(getattr(self, slot), memo))
+        if hasattr(self, "__dict__"):
+            for key, value in vars(self).items():
+                object.__setattr__(new, key, copy.deepcopy(value, memo))
+        return new
 
     def detach(self):
         """A new leaf sharing this tensor's data (and its version counter: an in-place change

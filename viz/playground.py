@@ -675,10 +675,18 @@ class Engine:
         try:
             self._reset(config)
             for i, run in enumerate(self.runs):
+                carried = run.carried_expected()
                 arrays, meta = rnn.load_training(self._path(i), run.trainer,
                                                  {"losses": ((None,), np.float64),
                                                   "norms": ((None,), np.float64),
-                                                  **run.carried_expected()})
+                                                  **carried})
+                given = sorted(k for k in arrays if k.startswith("carried"))
+                if given and len(given) != len(carried):    # the run would carry zeros for them
+                    raise tg.CheckpointError(
+                        f"'{self._path(i)}' holds only some parts of the carried state: "
+                        f"{[k.split('/', 1)[-1] for k in given]}, not "
+                        f"{[k.split('/', 1)[-1] for k in sorted(carried) if k not in arrays]} "
+                        "(the run would go on from zeros for them); a file edited by hand?")
                 if meta.get("save") != mark:
                     raise tg.CheckpointError(
                         f"'{self._path(i)}' was written by another save than '{first}' (a save "
