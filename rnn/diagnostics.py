@@ -45,7 +45,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.rows import grad_rows
 
-from .core import Cell, evaluating, time_step, walk
+from .core import evaluating, time_step, walk
 from .recursive import RecursiveNet
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
