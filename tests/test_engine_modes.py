@@ -42,6 +42,92 @@ def test_no_grad_restores_grad_mode_after_an_exception():
     assert tg.is_grad_enabled()
 
 
+def test_a_generator_decorated_with_no_grad_builds_no_graph_in_its_body_only():
+    # the decorator used to wrap only the call that makes the generator: its body then ran with
+    # gradients on (every yielded tensor required grad, [True, True]), the opposite of asked
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+
+    @tg.no_grad()
+    def doubled(n):
+        for _ in range(n):
+            seen = yield x * 2
+            assert seen is None or seen == "sent"
+
+    outside = []
+    gen = doubled(3)
+    first = next(gen)
+    outside.append((x * 1).requires_grad)            # the caller, between two steps
+    second = gen.send("sent")
+    assert [first.requires_grad, second.requires_grad, outside] == [False, False, [True]]
+    assert [t.requires_grad for t in gen] == [False]
+    assert tg.is_grad_enabled()
+
+
+def test_a_generator_decorated_with_enable_grad_builds_its_graph_inside_no_grad():
+    x = tg.tensor([1.0], requires_grad=True)
+
+    @tg.enable_grad()
+    def steps():
+        yield x * 2
+
+    with tg.no_grad():
+        gen = steps()
+        assert next(gen).requires_grad
+        assert not (x * 2).requires_grad
+
+
+def test_an_exception_thrown_into_a_decorated_generator_is_seen_inside_the_mode():
+    seen = []
+
+    @tg.no_grad()
+    def gen():
+        try:
+            yield 1
+        except KeyError:
+            seen.append(tg.is_grad_enabled())
+            yield 2
+
+    g = gen()
+    next(g)
+    assert g.throw(KeyError("k")) == 2
+    g.close()
+    assert seen == [False] and tg.is_grad_enabled()
+
+
+def test_modes_decorate_functions_with_or_without_parentheses():
+    x = tg.tensor([1.0], requires_grad=True)
+
+    @tg.no_grad
+    def bare():
+        return (x * 2).requires_grad
+
+    @tg.detect_anomaly()
+    def anomalous():
+        return tg.is_anomaly_enabled()
+
+    assert [bare(), anomalous(), tg.is_grad_enabled(), tg.is_anomaly_enabled()] == [False, True, True, False]
+
+
+def test_an_async_function_decorated_with_no_grad_is_refused_by_name():
+    with pytest.raises(TypeError, match=r"tg.no_grad: cannot decorate the async function .*later"):
+        @tg.no_grad()
+        async def later():
+            return 1
+
+
+def test_one_no_grad_object_can_be_entered_again_while_active_and_reused():
+    # contextlib's one-shot manager raised a bare AttributeError on the second `with`
+    off = tg.no_grad()
+    with off:
+        with off:
+            assert not tg.is_grad_enabled()
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+    with off:
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+
+
 def test_enable_grad_inside_no_grad_builds_a_graph():
     x = tg.tensor([1.0], requires_grad=True)
     with tg.no_grad(), tg.enable_grad():

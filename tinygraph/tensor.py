@@ -16,9 +16,9 @@ a graph has no reference cycles: dropping the last reference to its output
 frees it by reference counting alone.
 """
 
-import contextlib
 import contextvars
 import functools
+import inspect
 import os
 import threading
 import traceback
@@ -68,28 +68,126 @@ def _own_mode():
 _own_mode()   # the importing thread's, made now rather than inside a user's gc.freeze()
 
 
-@contextlib.contextmanager
-def no_grad():
+class _Switch:
+    """A mode switch of this thread (``no_grad``, ``enable_grad``, ``detect_anomaly``), as a
+    ``with`` block or a decorator, as PyTorch's.
+
+    One object may be entered again while it is active (nested, or reused), and by several
+    threads: each entry remembers its own thread's previous value.  Decorating a generator
+    function switches the mode on for each step of the generator only (its body runs inside
+    the mode, the caller's code between two ``next`` calls does not), so neither half leaks into
+    the other; an ``async def`` function is refused (its body would run outside the mode).
+    ``@tg.no_grad`` without parentheses decorates as ``@tg.no_grad()`` does.
+    """
+
+    __slots__ = ("_entered",)
+    _name = None
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        self._entered = []
+        return self if func is None else self(func)
+
+    def _set(self, mode):   # the new value in ``mode``; returns what undoes it
+        raise NotImplementedError
+
+    def _reset(self, mode, prev):
+        raise NotImplementedError
+
+    def __enter__(self):
+        mode = _own_mode()
+        self._entered.append((mode, self._set(mode)))
+        return None
+
+    def __exit__(self, *exc):
+        mode, entered = _current(), self._entered
+        ident = _thread_id()
+        for same in (lambda m: m is mode, lambda m: m.thread == ident):   # this thread's latest
+            for i in range(len(entered) - 1, -1, -1):
+                if same(entered[i][0]):
+                    entry_mode, undo = entered.pop(i)
+                    self._reset(entry_mode, undo)
+                    return False
+        return False
+
+    def __call__(self, func):
+        if not callable(func):
+            raise TypeError(f"tg.{self._name}: decorates a function, got {type(func).__name__}; "
+                            f"use `with tg.{self._name}():` around code")
+        cls = type(self)
+        if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(f"tg.{self._name}: cannot decorate the async function "
+                            f"{getattr(func, '__qualname__', func)!r} (its body runs after the call "
+                            f"returns, outside the mode); write `with tg.{self._name}():` inside it")
+        if inspect.isgeneratorfunction(func):
+            @functools.wraps(func)
+            def generator(*args, **kwargs):
+                with cls():
+                    gen = func(*args, **kwargs)
+                    try:
+                        value = next(gen)
+                    except StopIteration as stop:
+                        return stop.value
+                while True:
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        with cls():
+                            gen.close()
+                        raise
+                    except BaseException as e:     # thrown in: into the body, inside the mode
+                        with cls():
+                            try:
+                                value = gen.throw(e)
+                            except StopIteration as stop:
+                                return stop.value
+                        continue
+                    with cls():
+                        try:
+                            value = gen.send(sent)
+                        except StopIteration as stop:
+                            return stop.value
+            return generator
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with cls():
+                return func(*args, **kwargs)
+        return wrapper
+
+    def __repr__(self):
+        return f"tg.{self._name}()"
+
+
+class no_grad(_Switch):
     """Within the block, ops build no graph: results are leaves that do not require grad.
 
-    Per thread: another thread keeps building graphs.
+    Per thread: another thread keeps building graphs.  Also a decorator (see :class:`_Switch`).
     """
-    mode = _own_mode()
-    prev, mode.grad_enabled = mode.grad_enabled, False
-    try:
-        yield
-    finally:
+
+    __slots__ = ()
+    _name = "no_grad"
+
+    def _set(self, mode):
+        prev, mode.grad_enabled = mode.grad_enabled, False
+        return prev
+
+    def _reset(self, mode, prev):
         mode.grad_enabled = prev
 
 
-@contextlib.contextmanager
-def enable_grad():
-    """Re-enable graph building inside a ``no_grad`` block (this thread only)."""
-    mode = _own_mode()
-    prev, mode.grad_enabled = mode.grad_enabled, True
-    try:
-        yield
-    finally:
+class enable_grad(_Switch):
+    """Re-enable graph building inside a ``no_grad`` block (this thread only).  Also a
+    decorator."""
+
+    __slots__ = ()
+    _name = "enable_grad"
+
+    def _set(self, mode):
+        prev, mode.grad_enabled = mode.grad_enabled, True
+        return prev
+
+    def _reset(self, mode, prev):
         mode.grad_enabled = prev
 
 
@@ -128,20 +226,27 @@ def current_scope():
     return _current().scope
 
 
-@contextlib.contextmanager
-def detect_anomaly():
+class detect_anomaly(_Switch):
     """Check every forward value and every gradient for NaN and Inf (this thread only).
 
     The first one found raises :class:`AnomalyError` naming the op, its scope
     (the time step of an unroll) and the line of user code that created the node.
+    Also a decorator (see :class:`_Switch`).
     """
-    mode = _own_mode()
-    prev, mode.anomaly = mode.anomaly, True
-    try:
-        with np.errstate(all="ignore"):
-            yield
-    finally:
-        mode.anomaly = prev
+
+    __slots__ = ()
+    _name = "detect_anomaly"
+
+    def _set(self, mode):
+        errstate = np.errstate(all="ignore")
+        errstate.__enter__()
+        prev, mode.anomaly = mode.anomaly, True
+        return prev, errstate
+
+    def _reset(self, mode, prev):
+        mode.anomaly, errstate = prev
+        errstate.__exit__(None, None, None)
+
 
 
 def is_anomaly_enabled():
