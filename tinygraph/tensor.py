@@ -313,7 +313,7 @@ def _holds_tensor(x):
 
 def _needs_grad(x):
     """True if a Tensor that requires grad is inside the list, tuple or object array ``x``."""
-    return any(t.requires_grad for t in _tensors_in(x))
+    return any(t._rg for t in _tensors_in(x))
 
 
 def _stacked(x):
@@ -381,7 +381,7 @@ class Tensor:
 
     # the parents live in slots, not in a tuple the cycle collector would track beside the
     # node: one tracked object per node instead of two (see the ``parents`` property)
-    __slots__ = ("_data", "grad", "requires_grad", "name", "op", "_a", "_b", "_many", "scope",
+    __slots__ = ("_data", "grad", "_rg", "name", "op", "_a", "_b", "_many", "scope",
                  "_vjps", "_g", "_retain", "_site", "_version", "_shared", "_ctx", "_ctx2", "_kwargs",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
@@ -393,7 +393,7 @@ class Tensor:
                              f"got dtype {arr.dtype}")
         mode = _current()
         _init_leaf(self, arr, mode)
-        self.requires_grad = bool(requires_grad)
+        self._rg = bool(requires_grad)
         self.name = name
         if mode.anomaly:
             self._site = _creation_site()
@@ -418,7 +418,7 @@ class Tensor:
         if value.dtype.kind not in "biuf":
             raise DTypeError(f"tensor{_label(self.name)}.data: unsupported dtype {value.dtype} "
                              "(need bool, integer or float data)")
-        if self.requires_grad and value.dtype.kind != "f":
+        if self._rg and value.dtype.kind != "f":
             raise DTypeError(f"tensor{_label(self.name)}.data: the tensor requires grad, so its "
                              f"data must be a float array, got dtype {value.dtype}")
         if _tapes:
@@ -508,7 +508,7 @@ class Tensor:
         return self._data.item()
 
     def __repr__(self):
-        return _repr(self, "tensor", self.requires_grad)
+        return _repr(self, "tensor", self._rg)
 
     def named(self, name):
         """Set ``name`` and return self (handy inside step functions: ``h = (...).named("h")``)."""
@@ -527,19 +527,36 @@ class Tensor:
         _share_version(t, self)
         return t
 
+    @property
+    def requires_grad(self):
+        """Whether backward computes a gradient for this tensor: set on a leaf (as
+        ``requires_grad_`` does, with its checks); a node made by an op requires grad when one of
+        its inputs does, and its flag cannot be changed (use ``.detach()`` to cut the graph)."""
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad):
+        self._set_requires_grad(requires_grad, "requires_grad")
+
+    def _set_requires_grad(self, requires_grad, who):
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise ConfigError(f"tensor{_label(self.name)}.{who}: expected True or False, "
+                              f"got {requires_grad!r}")
+        requires_grad = bool(requires_grad)
+        if requires_grad == self._rg:
+            return
+        if self.op is not None:
+            raise ConfigError(f"tensor{_label(self.name)}.{who}: only a leaf's flag can be "
+                              f"changed; this tensor was made by {self.op} (use .detach())")
+        if requires_grad and self._data.dtype.kind != "f":
+            raise DTypeError(f"tensor{_label(self.name)}.{who}: only float tensors can "
+                             f"require grad, got dtype {self._data.dtype}")
+        self._rg = requires_grad
+
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` of this leaf in place and return it, as PyTorch's (e.g.
         ``p.requires_grad_(False)`` freezes a parameter)."""
-        if not isinstance(requires_grad, (bool, np.bool_)):
-            raise ConfigError(f"tensor{_label(self.name)}.requires_grad_: expected True or False, "
-                              f"got {requires_grad!r}")
-        if self.op is not None:
-            raise ConfigError(f"tensor{_label(self.name)}.requires_grad_: only a leaf's flag can be "
-                              f"changed; this tensor was made by {self.op} (use .detach())")
-        if requires_grad and self._data.dtype.kind != "f":
-            raise DTypeError(f"tensor{_label(self.name)}.requires_grad_: only float tensors can "
-                             f"require grad, got dtype {self._data.dtype}")
-        self.requires_grad = bool(requires_grad)
+        self._set_requires_grad(requires_grad, "requires_grad_")
         return self
 
     def retain_grad(self):
@@ -583,12 +600,12 @@ class Tensor:
         if not isinstance(other, Tensor) and _is_container(other) and _holds_tensor(other):
             other = _stacked(other)   # a list holding tensors is their stack (a node under grad)
         if _current().grad_enabled:
-            if self.requires_grad:
+            if self._rg:
                 raise InPlaceError(
                     f"in-place {symbol}: {_what(self)} requires grad, and changing it in place "
                     f"would make its gradient wrong; update parameters inside `with tg.no_grad():` "
                     f"or write `x = x {symbol[0]} ...`")
-            if isinstance(other, Tensor) and other.requires_grad:
+            if isinstance(other, Tensor) and other._rg:
                 raise InPlaceError(
                     f"in-place {symbol}: the right-hand side requires grad but {_what(self)} does "
                     f"not, so the gradient would be lost; write `x = x {symbol[0]} ...`")
@@ -715,7 +732,7 @@ def _init_leaf(t, data, mode):
     t.op = None
     t._a = t._b = None
     t._many = ()
-    t.requires_grad = False
+    t._rg = False
     t._vjps = None
 
 
@@ -755,16 +772,16 @@ def make_node(op, data, parents, vjps, arrays=None):
             a, b = parents     # ``_a`` is None); more as the tuple
             t._a = a
             t._b = b
-            needs = a.requires_grad or b.requires_grad
+            needs = a._rg or b._rg
         elif n == 1:
             a = t._a = parents[0]
             t._b = None
-            needs = a.requires_grad
+            needs = a._rg
         else:
             t._a = t._b = None
             t._many = tuple(parents)
-            needs = any(p.requires_grad for p in parents)
-        t.requires_grad = needs
+            needs = any(p._rg for p in parents)
+        t._rg = needs
         if needs:
             t._vjps = vjps
             if arrays is not None:     # a Rule's: arrays in slots rather than a tuple the
@@ -784,7 +801,7 @@ def make_node(op, data, parents, vjps, arrays=None):
         t.op = None
         t._a = t._b = None
         t._many = ()
-        t.requires_grad = False
+        t._rg = False
         t._vjps = None
     if n:   # a view of an input's memory, or the input itself: share its version counter
         base = data.base
@@ -1121,7 +1138,7 @@ def _taped(op, forward, inputs, kwargs, t):
                      "(tg.enable_grad) unlike its unroll: a cut that replayed steps would not make")
     kept = tape.kept
     for x in inputs:
-        if isinstance(x, Tensor) and not x.requires_grad and id(x) not in kept:
+        if isinstance(x, Tensor) and not x._rg and id(x) not in kept:
             kept[id(x)] = x._data.copy()
     cells = forward.__closure__ if type(forward) is types.FunctionType else None
     tape.ops.append((op, forward, inputs, _frozen(kwargs) if kwargs else kwargs, t,
@@ -1407,7 +1424,7 @@ def _sweep_order(root):
                 if node.op is not None and cell is not None and cell[0] > node._version:
                     raise _stale(node, node)   # its own output (saved by its rule) changed
             for p in node.parents:
-                if p.requires_grad:
+                if p._rg:
                     if p._g is None:
                         p._g = 1
                         nodes.append(p)
@@ -1419,7 +1436,7 @@ def _sweep_order(root):
             node = ready.pop()
             order.append(node)
             for p in node.parents:
-                if p.requires_grad:
+                if p._rg:
                     p._g -= 1
                     if p._g == 0:
                         ready.append(p)
@@ -1439,7 +1456,7 @@ def _stale(node, parent):
 
 
 def _seed(root, grad):
-    if not root.requires_grad:
+    if not root._rg:
         raise BackwardError("backward: this tensor does not require grad "
                             "(no leaf of its graph has requires_grad=True)")
     if grad is None:
@@ -1779,7 +1796,7 @@ def _backprop(root, grad, retain_graph, targets):
                 continue
             if type(vjps) is not Rule:      # a user's op: one closure per parent
                 for p, vjp in zip(node.parents, vjps):
-                    if p.requires_grad and vjp is not None:    # None: no gradient for p
+                    if p._rg and vjp is not None:    # None: no gradient for p
                         pg = vjp(g)
                         if pg is None:      # this time none either (rnn.replay's outside tensors)
                             continue
@@ -1812,7 +1829,7 @@ def _backprop(root, grad, retain_graph, targets):
             if positions is not None:     # the parents' among the gradients of every input
                 grads = [grads[i] for i in positions]
             for p, pg in zip(node.parents, grads):
-                if p.requires_grad and pg is not None:
+                if p._rg and pg is not None:
                     if joint is None:
                         pg = pg(g, out, *arrays, **kwargs) if kwargs else pg(g, out, *arrays)
                     if anomaly:
@@ -1856,7 +1873,7 @@ def _check_grads(order):
     for node in order:
         if node.op is not None and not node._retain:
             continue
-        if node.requires_grad and node._data.dtype.kind != "f":   # requires_grad set by hand
+        if node._rg and node._data.dtype.kind != "f":   # requires_grad set by hand
             raise DTypeError(f"backward: {_what(node)} of shape {node.shape} requires grad but "
                              f"holds {node._data.dtype} data: only float tensors can require grad "
                              "(make it float, e.g. tg.tensor(x, dtype=float), before setting "
@@ -1942,7 +1959,7 @@ def _backprop_graph(root, grad, retain_graph, targets):
                     continue
                 inputs, pgs = _graph_rule(node, g)
                 for x, pg in zip(inputs, pgs):
-                    if pg is None or not x.requires_grad or (through is not None and id(x) not in through
+                    if pg is None or not x._rg or (through is not None and id(x) not in through
                                                              and id(x) not in targets):
                         continue
                     if pg.shape != x.shape:
