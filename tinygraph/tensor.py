@@ -637,7 +637,10 @@ class Tensor:
 
 
 def _repr(t, kind, show_requires_grad):
-    """``kind(values, dtype=..., op=..., name=...)``; the dtype shows when it is not float64."""
+    """``kind(values, dtype=..., op=..., name=...)``; the dtype shows when it is not float64.
+    (Text of the values: inside a recorded step, a value read, as ``item()`` is.)"""
+    if _tapes:
+        _value_read(why="the step makes text of a tensor's values (repr, str, print)")
     extra = f", dtype={t.dtype}" if t.dtype != np.float64 else ""
     extra += f", op={t.op}" if t.op else ""
     extra += f", name={t.name!r}" if t.name else ""
