@@ -158,6 +158,18 @@ def test_nested_scopes_label_nodes_outer_slash_inner():
     assert [a.scope, b.scope, c.scope, d.scope] == ["rnn", "rnn/t=3", "rnn", None]
 
 
+def test_one_scope_object_entered_again_restores_the_outer_label_on_each_exit():
+    # the object kept one saved label: after `with s: with s:` the scope stayed "a" for good,
+    # so every later node was tagged "a"
+    s = tg.scope("a")
+    with s:
+        with s as inner:
+            assert inner == "a/a"
+        assert tg.current_scope() == "a"
+    assert tg.current_scope() is None
+    assert tg.tensor([1.0], requires_grad=True).exp().scope is None
+
+
 def test_scope_is_restored_after_an_exception():
     with pytest.raises(KeyError):
         with tg.scope("t=1"):

@@ -68,6 +68,19 @@ def _own_mode():
 _own_mode()   # the importing thread's, made now rather than inside a user's gc.freeze()
 
 
+def _exit_entry(entered, reset):
+    """Undo the latest of ``entered`` (a list of (mode, what undoes it)) made by this thread:
+    ``reset(mode, undo)``.  A mode switch or scope object may be entered again while active, and
+    by several threads, so the latest entry is not always this thread's."""
+    mode, ident = _current(), _thread_id()
+    for same in (lambda m: m is mode, lambda m: m.thread == ident):
+        for i in range(len(entered) - 1, -1, -1):
+            if same(entered[i][0]):
+                entry_mode, undo = entered.pop(i)
+                reset(entry_mode, undo)
+                return
+
+
 class _Switch:
     """A mode switch of this thread (``no_grad``, ``enable_grad``, ``detect_anomaly``), as a
     ``with`` block or a decorator, as PyTorch's.
@@ -100,14 +113,12 @@ class _Switch:
         return None
 
     def __exit__(self, *exc):
-        mode, entered = _current(), self._entered
-        ident = _thread_id()
-        for same in (lambda m: m is mode, lambda m: m.thread == ident):   # this thread's latest
-            for i in range(len(entered) - 1, -1, -1):
-                if same(entered[i][0]):
-                    entry_mode, undo = entered.pop(i)
-                    self._reset(entry_mode, undo)
-                    return False
+        entered = self._entered
+        if entered[-1][0] is _current():     # the usual case: this thread's latest entry
+            mode, undo = entered.pop()
+            self._reset(mode, undo)
+        else:
+            _exit_entry(entered, self._reset)
         return False
 
     def __call__(self, func):
@@ -199,26 +210,46 @@ class scope:
     """Tag every node made in the block with ``label``; scopes nest as ``"outer/inner"``.
 
     ``with tg.scope("t=3") as label:`` binds the full scope string.  (A small class rather
-    than a generator: an unroll enters one scope per time step.)  Per thread.
+    than a generator: an unroll enters one scope per time step.)  Per thread; one object may
+    be entered again while active (nested, reused, or by several threads): each exit restores
+    the label its own entry found.
     """
 
-    __slots__ = ("label", "_prev", "_mode")
+    __slots__ = ("label", "_mode", "_prev", "_more")
 
     def __init__(self, label):
         self.label = str(label)
+        self._mode = None       # the one entry's mode and previous label (the usual case)
+        self._more = None       # while entered more than once: every entry, (mode, previous)
 
     def __enter__(self):
         mode = _current()
         if mode.thread != _thread_id():
             mode = _own_mode()
-        self._mode = mode
-        self._prev = prev = mode.scope
-        mode.scope = self.label if prev is None else f"{prev}/{self.label}"
-        return mode.scope
+        prev = mode.scope
+        if self._mode is None and self._more is None:
+            self._mode, self._prev = mode, prev
+        else:
+            if self._more is None:
+                self._more = [(self._mode, self._prev)]
+                self._mode = None
+            self._more.append((mode, prev))
+        mode.scope = full = self.label if prev is None else f"{prev}/{self.label}"
+        return full
 
     def __exit__(self, *exc):
-        self._mode.scope = self._prev
+        if self._more is None:
+            self._mode.scope = self._prev
+            self._mode = None
+        else:
+            _exit_entry(self._more, _reset_scope)
+            if not self._more:
+                self._more = None
         return False
+
+
+def _reset_scope(mode, prev):
+    mode.scope = prev
 
 
 def current_scope():
