@@ -546,6 +546,30 @@ class Tensor:
         self.name = name
         return self
 
+    def __copy__(self):
+        """``copy.copy(t)``: for a leaf, a new leaf of the same class, name and
+        ``requires_grad`` holding a copy of the array (and of ``.grad``), as ``copy.copy`` of a
+        numpy array copies it; for a node made by an op, a twin of the node (its gradient flows
+        to the same inputs) sharing its memory and its version counter.  (The slot-by-slot
+        copy Python made before shared a leaf's memory but not its counter, so an in-place
+        change through the copy left graphs that used the leaf silently stale.)"""
+        if _tapes:
+            _value_read(why="the step copies a tensor (copy.copy)")
+        cls = type(self)
+        new = cls.__new__(cls)
+        for slot in _TENSOR_SLOTS:
+            value = getattr(self, slot, _UNSET)
+            if value is not _UNSET:
+                setattr(new, slot, value)
+        if self.op is None:
+            new._data = self._data.copy()
+            new.grad = None if self.grad is None else np.array(self.grad, copy=True)
+            new._version = _clock
+            new._shared = None
+        else:
+            _share_version(new, self)
+        return new
+
     def detach(self):
         """A new leaf sharing this tensor's data (and its version counter: an in-place change
         through either makes graphs that used the old values refuse backward), cut from the
@@ -723,6 +747,11 @@ def bump_version(t):
 
 
 _counting = threading.Lock()
+
+
+_UNSET = object()
+_TENSOR_SLOTS = tuple(name.replace("requires_grad", "_rg") for name in Tensor.__slots__
+                      if name != "__weakref__")
 
 
 def _share_version(view, base):
