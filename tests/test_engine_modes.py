@@ -224,6 +224,22 @@ def test_float32_is_kept_through_ops_and_in_gradients(fn):
     assert x.grad.dtype == np.float32
 
 
+@pytest.mark.parametrize("other, dtype", [
+    (2.0, np.float32), (2, np.float32), (np.float32(2), np.float32),
+    (np.float64(2), np.float64), (np.array(2.0), np.float64), (np.ones(2), np.float64),
+    (tg.tensor([1.0, 2.0]), np.float64), (tg.tensor([1, 2]), np.float64),
+    (tg.tensor(np.int8([1, 2])), np.float32),
+])
+def test_a_float32_tensor_promotes_as_numpy_does_and_its_gradient_stays_float32(other, dtype):
+    # the README's rule (numpy's NEP 50, not torch's): only a Python number is weak
+    x = tg.tensor(np.float32([1.0, 2.0]), requires_grad=True)
+    y = x * other
+    assert y.dtype == dtype == (np.float32([1.0, 2.0]) * np.asarray(other)
+                                if isinstance(other, tg.Tensor) else np.float32([1.0, 2.0]) * other).dtype
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
 @pytest.mark.parametrize("data", [[1, 2], [True, False], np.arange(3, dtype=np.int32)],
                          ids=["int64", "bool", "int32"])
 def test_integer_or_boolean_tensor_cannot_require_grad(data):
