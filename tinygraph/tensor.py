@@ -659,11 +659,11 @@ class Tensor:
                 raise InPlaceError(
                     f"in-place {symbol}: {_what(self)} requires grad, and changing it in place "
                     f"would make its gradient wrong; update parameters inside `with tg.no_grad():` "
-                    f"or write `x = x {symbol[0]} ...`")
+                    f"or write `x = x {symbol[:-1]} ...`")
             if isinstance(other, Tensor) and other._rg:
                 raise InPlaceError(
                     f"in-place {symbol}: the right-hand side requires grad but {_what(self)} does "
-                    f"not, so the gradient would be lost; write `x = x {symbol[0]} ...`")
+                    f"not, so the gradient would be lost; write `x = x {symbol[:-1]} ...`")
         elif self.op is not None and self._vjps is not None:
             raise InPlaceError(f"in-place {symbol}: {_what(self)} is the output of '{self.op}' in a "
                                "graph that backward still needs; change a leaf, or make a new tensor")
@@ -689,6 +689,12 @@ class Tensor:
 
     def __itruediv__(self, other):
         return self._in_place(np.true_divide, "/=", other)
+
+    def __ipow__(self, other):   # without it Python rebinds: `p **= 2` under no_grad made a new
+        return self._in_place(np.power, "**=", other)     # plain tensor, the Parameter unchanged
+
+    def __imatmul__(self, other):   # as numpy's `a @= b`: the result must keep a's shape
+        return self._in_place(np.matmul, "@=", other)
 
 
 def _repr(t, kind, show_requires_grad):
