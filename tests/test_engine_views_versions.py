@@ -121,3 +121,13 @@ def test_copy_copy_of_a_node_shares_its_memory_and_its_version_counter():
     twin += 1                                # changes z's memory: the graph must know
     with pytest.raises(tg.StaleGraphError, match="changed in place"):
         y.backward()
+
+
+def test_copy_copy_keeps_the_attributes_of_a_subclass():
+    class Tagged(tg.Parameter):
+        pass
+    t = Tagged([1.0, 2.0], name="x")
+    t.tag = "kept"
+    c = copy.copy(t)
+    assert type(c) is Tagged and c.tag == "kept" and c.name == "x"
+    assert not np.shares_memory(c.data, t.data)

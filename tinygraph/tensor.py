@@ -561,6 +561,8 @@ class Tensor:
             value = getattr(self, slot, _UNSET)
             if value is not _UNSET:
                 setattr(new, slot, value)
+        if hasattr(self, "__dict__"):      # a subclass's own attributes, as copy.copy keeps them
+            new.__dict__.update(self.__dict__)
         if self.op is None:
             new._data = self._data.copy()
             new.grad = None if self.grad is None else np.array(self.grad, copy=True)
