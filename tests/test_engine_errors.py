@@ -239,11 +239,33 @@ def test_data_written_directly_becomes_an_array_and_stays_float_under_grad():
     assert type(q.data) is np.ndarray
 
 
-def test_requires_grad_set_by_hand_on_integers_fails_at_backward():
-    """PyTorch refuses ``requires_grad`` on an integer tensor; set by hand here, ``backward``
-    names it before anything is computed, instead of an integer gradient of zeros."""
+def test_requires_grad_set_by_hand_on_integers_is_refused_at_once():
+    """PyTorch refuses ``requires_grad`` on an integer tensor; set by hand here too, the
+    assignment raises naming the tensor (instead of an integer gradient of zeros later)."""
     x = tg.tensor(np.array([1, 2]), name="x")
-    x.requires_grad = True
-    with pytest.raises(tg.DTypeError, match=r"backward: a Tensor 'x'.*requires grad.*int64"):
+    with pytest.raises(tg.DTypeError, match=r"tensor 'x'.requires_grad: only float tensors.*int64"):
+        x.requires_grad = True
+    assert x.requires_grad is False
+    with pytest.raises(tg.BackwardError, match="does not require grad"):
         (x * 0.5).sum().backward()
     assert x.grad is None
+
+
+def test_requires_grad_of_a_node_made_by_an_op_cannot_be_switched_by_hand():
+    """``h.requires_grad = False`` on a node made by an op used to cut the graph silently: for
+    y = sum(h * x) with h = 2x the gradient came out as h = [2, 4] instead of 4x = [4, 8].
+    As PyTorch, only a leaf's flag changes (``.detach()`` cuts the graph on purpose); setting
+    the value a node already has is allowed."""
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    with pytest.raises(tg.ConfigError, match=r"requires_grad: only a leaf's flag.*made by mul.*detach"):
+        h.requires_grad = False
+    h.requires_grad = True                      # what it is already
+    c = tg.tensor([1.0, 2.0]) * 2               # a node of constants: no gradient either
+    with pytest.raises(tg.ConfigError, match=r"only a leaf's flag.*made by mul"):
+        c.requires_grad = True
+    with pytest.raises(tg.ConfigError, match=r"requires_grad: expected True or False, got 'yes'"):
+        x.requires_grad = "yes"
+    (h * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [4.0, 8.0])
+    assert h.requires_grad and not c.requires_grad and x.requires_grad is True

@@ -81,6 +81,19 @@ def test_a_seed_of_the_wrong_shape_is_refused():
         grad_rows([a * 2], [a], [np.ones(3)])
 
 
+@pytest.mark.parametrize("seed", [np.array([1 + 1j, 1]), np.array([True, False]),
+                                  np.array(["1", "2"]), np.array([1, None], dtype=object)])
+def test_a_seed_that_is_not_real_numbers_is_refused_as_backward_refuses_it(seed):
+    # the seeds were cast to the output's dtype: the imaginary part dropped, text parsed
+    # ("1", "2" gave the row [2, 8]), None made NaN, booleans 1 and 0
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(tg.DTypeError, match=r"grad_rows: seed 0 must be real numbers, got dtype"):
+        grad_rows([a * a], [a], [seed])
+    with pytest.raises(tg.DTypeError, match="grad= must be real numbers"):
+        (a * a).backward(grad=seed)
+    np.testing.assert_array_equal(grad_rows([a * a], [a], [np.array([1, 2])])[0], [[2.0, 8.0]])
+
+
 def test_a_freed_graph_is_refused():
     a = tg.tensor([1.0, 2.0], requires_grad=True)
     out = tg.sum(tg.tanh(a))

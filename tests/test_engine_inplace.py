@@ -33,6 +33,28 @@ def test_every_in_place_operator_keeps_the_same_parameter_and_array():
     assert p.data.tolist() == [2.5, 0.75]
 
 
+def test_power_and_matmul_in_place_update_the_parameter_itself():
+    # without __ipow__ / __imatmul__ Python rebinds: `p **= 2` under no_grad made p a new plain
+    # Tensor (requires_grad False) and left the model's Parameter and its views unchanged
+    p = tg.Parameter(np.array([[1.0, 2.0], [3.0, 4.0]]), name="W")
+    data, view = p.data, p.T
+    with tg.no_grad():
+        p **= 2
+        p @= np.array([[0.0, 1.0], [1.0, 0.0]])
+    assert type(p) is tg.Parameter and p.requires_grad and p.data is data
+    assert p.data.tolist() == [[4.0, 1.0], [16.0, 9.0]] and view.data.tolist() == [[4.0, 16.0], [1.0, 9.0]]
+    y = (p * p).sum()
+    with tg.no_grad():
+        p **= 1.0
+    with pytest.raises(tg.StaleGraphError, match="'W' was changed in place"):
+        y.backward()
+    with pytest.raises(tg.InPlaceError, match=r"'W' requires grad.*`x = x \*\* \.\.\.`"):
+        p **= 2
+    with tg.no_grad(), pytest.raises(tg.ShapeError, match=r"in-place @= .*'W' of shape \(2, 2\)"):
+        p @= np.ones((2, 3))                # numpy's `a @= b` keeps a's shape too
+    assert p.data.tolist() == [[4.0, 1.0], [16.0, 9.0]]
+
+
 def test_in_place_operator_on_a_tensor_that_requires_grad_outside_no_grad_raises():
     p = tg.Parameter(np.ones(2), name="W")
     with pytest.raises(tg.InPlaceError, match="'W' requires grad.*tg.no_grad"):

@@ -42,6 +42,92 @@ def test_no_grad_restores_grad_mode_after_an_exception():
     assert tg.is_grad_enabled()
 
 
+def test_a_generator_decorated_with_no_grad_builds_no_graph_in_its_body_only():
+    # the decorator used to wrap only the call that makes the generator: its body then ran with
+    # gradients on (every yielded tensor required grad, [True, True]), the opposite of asked
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+
+    @tg.no_grad()
+    def doubled(n):
+        for _ in range(n):
+            seen = yield x * 2
+            assert seen is None or seen == "sent"
+
+    outside = []
+    gen = doubled(3)
+    first = next(gen)
+    outside.append((x * 1).requires_grad)            # the caller, between two steps
+    second = gen.send("sent")
+    assert [first.requires_grad, second.requires_grad, outside] == [False, False, [True]]
+    assert [t.requires_grad for t in gen] == [False]
+    assert tg.is_grad_enabled()
+
+
+def test_a_generator_decorated_with_enable_grad_builds_its_graph_inside_no_grad():
+    x = tg.tensor([1.0], requires_grad=True)
+
+    @tg.enable_grad()
+    def steps():
+        yield x * 2
+
+    with tg.no_grad():
+        gen = steps()
+        assert next(gen).requires_grad
+        assert not (x * 2).requires_grad
+
+
+def test_an_exception_thrown_into_a_decorated_generator_is_seen_inside_the_mode():
+    seen = []
+
+    @tg.no_grad()
+    def gen():
+        try:
+            yield 1
+        except KeyError:
+            seen.append(tg.is_grad_enabled())
+            yield 2
+
+    g = gen()
+    next(g)
+    assert g.throw(KeyError("k")) == 2
+    g.close()
+    assert seen == [False] and tg.is_grad_enabled()
+
+
+def test_modes_decorate_functions_with_or_without_parentheses():
+    x = tg.tensor([1.0], requires_grad=True)
+
+    @tg.no_grad
+    def bare():
+        return (x * 2).requires_grad
+
+    @tg.detect_anomaly()
+    def anomalous():
+        return tg.is_anomaly_enabled()
+
+    assert [bare(), anomalous(), tg.is_grad_enabled(), tg.is_anomaly_enabled()] == [False, True, True, False]
+
+
+def test_an_async_function_decorated_with_no_grad_is_refused_by_name():
+    with pytest.raises(TypeError, match=r"tg.no_grad: cannot decorate the async function .*later"):
+        @tg.no_grad()
+        async def later():
+            return 1
+
+
+def test_one_no_grad_object_can_be_entered_again_while_active_and_reused():
+    # contextlib's one-shot manager raised a bare AttributeError on the second `with`
+    off = tg.no_grad()
+    with off:
+        with off:
+            assert not tg.is_grad_enabled()
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+    with off:
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+
+
 def test_enable_grad_inside_no_grad_builds_a_graph():
     x = tg.tensor([1.0], requires_grad=True)
     with tg.no_grad(), tg.enable_grad():
@@ -70,6 +156,18 @@ def test_nested_scopes_label_nodes_outer_slash_inner():
     d = c - 1
     assert (outer, inner) == ("rnn", "rnn/t=3")
     assert [a.scope, b.scope, c.scope, d.scope] == ["rnn", "rnn/t=3", "rnn", None]
+
+
+def test_one_scope_object_entered_again_restores_the_outer_label_on_each_exit():
+    # the object kept one saved label: after `with s: with s:` the scope stayed "a" for good,
+    # so every later node was tagged "a"
+    s = tg.scope("a")
+    with s:
+        with s as inner:
+            assert inner == "a/a"
+        assert tg.current_scope() == "a"
+    assert tg.current_scope() is None
+    assert tg.tensor([1.0], requires_grad=True).exp().scope is None
 
 
 def test_scope_is_restored_after_an_exception():
@@ -123,6 +221,22 @@ def test_float32_is_kept_through_ops_and_in_gradients(fn):
     out = fn(x)
     assert out.dtype == np.float32
     out.backward()
+    assert x.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("other, dtype", [
+    (2.0, np.float32), (2, np.float32), (np.float32(2), np.float32),
+    (np.float64(2), np.float64), (np.array(2.0), np.float64), (np.ones(2), np.float64),
+    (tg.tensor([1.0, 2.0]), np.float64), (tg.tensor([1, 2]), np.float64),
+    (tg.tensor(np.int8([1, 2])), np.float32),
+])
+def test_a_float32_tensor_promotes_as_numpy_does_and_its_gradient_stays_float32(other, dtype):
+    # the README's rule (numpy's NEP 50, not torch's): only a Python number is weak
+    x = tg.tensor(np.float32([1.0, 2.0]), requires_grad=True)
+    y = x * other
+    assert y.dtype == dtype == (np.float32([1.0, 2.0]) * np.asarray(other)
+                                if isinstance(other, tg.Tensor) else np.float32([1.0, 2.0]) * other).dtype
+    y.sum().backward()
     assert x.grad.dtype == np.float32
 
 

@@ -79,6 +79,49 @@ def test_load_state_dict_copies_values_in():
     np.testing.assert_array_equal(dst.U.data, src.U.data)
 
 
+def test_load_state_dict_writes_into_the_parameters_so_their_views_follow():
+    # the loaded arrays used to replace the parameters' arrays: a view made before (W.T, W[0],
+    # W.detach()) kept the old values without a word, while after an optimizer step it follows
+    src, dst = Net(seed=0), Net(seed=10)
+    views = [dst.U.T, dst.U[0], dst.U.detach(), dst.cell.W.reshape(9)]
+    dst.load_state_dict(src.state_dict())
+    np.testing.assert_array_equal(views[0].data, src.U.data.T)
+    np.testing.assert_array_equal(views[1].data, src.U.data[0])
+    np.testing.assert_array_equal(views[2].data, src.U.data)
+    np.testing.assert_array_equal(views[3].data, src.cell.W.data.reshape(9))
+
+
+def test_load_state_dict_interrupted_part_way_puts_every_parameter_back(monkeypatch):
+    src, dst = Net(seed=0), Net(seed=10)
+    before = _snapshot(dst)
+    arrays = [p.data for p in dst.parameters()]
+    copyto, calls = np.copyto, []
+
+    def interrupted(dst_array, src_array, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:           # the third parameter's copy: two are written already
+            raise KeyboardInterrupt
+        return copyto(dst_array, src_array, *args, **kwargs)
+    monkeypatch.setattr(np, "copyto", interrupted)
+    versions = [p._version for p in dst.parameters()]
+    with pytest.raises(KeyboardInterrupt):
+        dst.load_state_dict(src.state_dict())
+    monkeypatch.undo()
+    _assert_unchanged(dst, before)
+    assert all(p.data is a for p, a in zip(dst.parameters(), arrays))
+    assert [p._version for p in dst.parameters()] == versions
+
+
+def test_load_state_dict_gives_a_read_only_parameter_a_new_array():
+    src, dst = Net(seed=0), Net(seed=10)
+    frozen = np.array(dst.c.data)
+    frozen.flags.writeable = False
+    dst.c.data = frozen
+    dst.load_state_dict(src.state_dict())
+    np.testing.assert_array_equal(dst.c.data, src.c.data)
+    assert dst.c.data is not frozen and frozen[0] != src.c.data[0]
+
+
 def test_save_load_round_trip_is_exact(tmp_path):
     src, dst = Net(seed=0), Net(seed=10)
     src.save(tmp_path / "net.npz")

@@ -163,3 +163,51 @@ def test_in_place_changes_from_several_threads_each_get_a_version_of_their_own()
     assert len(set(issued)) == len(issued) == 4 * 3000
     assert engine._clock == start + 4 * 3000 == max(issued)
     assert all(vs == sorted(vs) for vs in versions)
+
+
+def test_one_no_grad_object_entered_by_two_threads_restores_each_threads_own_mode():
+    off = tg.no_grad()
+    entered, leave = threading.Event(), threading.Event()
+    seen = {}
+
+    def other():
+        with tg.no_grad():                 # this thread was already off: it must stay off after
+            with off:
+                entered.set()
+                leave.wait(10)
+            seen["after"] = tg.is_grad_enabled()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    entered.wait(10)
+    with off:
+        leave.set()
+        thread.join()
+        seen["main inside"] = tg.is_grad_enabled()
+    assert seen == {"after": False, "main inside": False}
+    assert tg.is_grad_enabled()
+
+
+def test_one_scope_object_entered_by_two_threads_gives_each_its_own_label_back():
+    s = tg.scope("shared")
+    entered, leave = threading.Event(), threading.Event()
+    seen = {}
+
+    def other():
+        with tg.scope("outer"):
+            with s as label:
+                seen["other inside"] = label
+                entered.set()
+                leave.wait(10)
+            seen["other after"] = tg.current_scope()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    entered.wait(10)
+    with s:
+        leave.set()
+        thread.join()
+        seen["main inside"] = tg.current_scope()
+    seen["main after"] = tg.current_scope()
+    assert seen == {"other inside": "outer/shared", "other after": "outer",
+                    "main inside": "shared", "main after": None}

@@ -2,6 +2,8 @@
 in-place change through any of them makes backward through a graph that saved the old
 values raise StaleGraphError, never return a gradient for values the graph did not use."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,46 @@ def test_an_op_whose_result_is_its_input_array_shares_its_version_counter():
         same += 1
     with pytest.raises(tg.StaleGraphError):
         y.backward()
+
+
+def test_copy_copy_of_a_parameter_is_a_copy_and_leaves_its_graphs_exact():
+    # copy.copy copied the slots: the copy shared W's memory but not its version counter, so
+    # `c += 1` under no_grad changed W without a word and backward gave 2 * (W + 1) = [4, 6]
+    # instead of 2W = [2, 4].  Now a leaf's copy holds its own array, as numpy's copy.copy.
+    W = tg.Parameter([1.0, 2.0], name="W")
+    y = (W * W).sum()
+    c = copy.copy(W)
+    assert type(c) is tg.Parameter and c.name == "W" and c.requires_grad
+    with tg.no_grad():
+        c += 1
+    y.backward()
+    np.testing.assert_array_equal(W.grad, [2.0, 4.0])
+    np.testing.assert_array_equal(W.data, [1.0, 2.0])
+    np.testing.assert_array_equal(c.data, [2.0, 3.0])
+    g = copy.copy(W)
+    W.grad += 1                              # the copy's .grad is its own too
+    np.testing.assert_array_equal(g.grad, [2.0, 4.0])
+
+
+def test_copy_copy_of_a_node_shares_its_memory_and_its_version_counter():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    k = copy.copy(x * 3)                     # a twin of the node: the gradient reaches x
+    (k * k).sum().backward()
+    np.testing.assert_array_equal(x.grad, [18.0, 36.0])
+    z = tg.tensor([1.0, 2.0]) * 2            # a node of constants, saved by the mul below
+    a = tg.tensor([1.0, 1.0], requires_grad=True)
+    y = (a * z).sum()
+    twin = copy.copy(z)
+    twin += 1                                # changes z's memory: the graph must know
+    with pytest.raises(tg.StaleGraphError, match="changed in place"):
+        y.backward()
+
+
+def test_copy_copy_keeps_the_attributes_of_a_subclass():
+    class Tagged(tg.Parameter):
+        pass
+    t = Tagged([1.0, 2.0], name="x")
+    t.tag = "kept"
+    c = copy.copy(t)
+    assert type(c) is Tagged and c.tag == "kept" and c.name == "x"
+    assert not np.shares_memory(c.data, t.data)

@@ -63,6 +63,30 @@ def test_meta_round_trips_as_json(tmp_path):
     assert tg.read_meta(tmp_path / "m.npz") == meta
 
 
+@pytest.mark.parametrize("meta, where, back", [
+    ({1: "a"}, "meta", "'1'"),                              # read back as {"1": "a"}
+    ({"user": {"1": "a", 1: "b"}}, r"meta\['user'\]", "'1'"),   # JSON kept only one of them
+    ({"runs": [{True: 0}]}, r"meta\['runs'\]\[0\]", "'true'"),
+    ({"x": {None: 1}}, r"meta\['x'\]", "'null'"),
+])
+def test_meta_with_a_key_that_is_not_a_string_is_refused_and_nothing_is_written(
+        tmp_path, meta, where, back):
+    # json.dumps turned such keys into text silently: {1: "a"} read back as {"1": "a"}
+    path = tmp_path / "m.npz"
+    tg.save_arrays(path, {"a": np.ones(2)}, meta={"old": 1})
+    before = path.read_bytes()
+    with pytest.raises(tg.CheckpointError, match=rf"save: {where} has the key .*read back as {back}"):
+        tg.save_arrays(path, {"a": np.zeros(2)}, meta=meta)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_meta_that_holds_itself_is_refused(tmp_path):
+    meta = {"a": []}
+    meta["a"].append(meta)
+    with pytest.raises(tg.CheckpointError, match="save: meta must hold only JSON values"):
+        tg.save_arrays(tmp_path / "m.npz", {}, meta=meta)
+
+
 def test_two_parameters_with_one_name_are_refused_and_nothing_is_written(tmp_path):
     W1, W2 = tg.Parameter(np.ones(2), name="W"), tg.Parameter(np.ones(2), name="W")
     cell = rnn.Recurrence(lambda h: (h * W1 * W2).tanh(), [W1, W2], n_state=2)
@@ -378,3 +402,24 @@ def test_a_load_training_whose_model_load_fails_leaves_the_optimizer_exactly_as_
     after = optimizer.state_dict()
     assert after.keys() == arrays.keys()
     assert all(np.array_equal(after[k], arrays[k]) for k in arrays)
+
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or sys.platform == "win32", reason="symbolic links")
+def test_saving_through_a_symbolic_link_writes_the_file_it_points_to(tmp_path):
+    # the rename replaced the link itself with a new file: the file it pointed to kept the old
+    # checkpoint without a word (np.save and open() write through the link)
+    (tmp_path / "runs").mkdir()
+    real = tmp_path / "runs" / "run3.ckpt"
+    tg.save_arrays(real, {"a": np.zeros(2)})
+    link = tmp_path / "latest.ckpt"
+    os.symlink(real, link)
+    tg.save_arrays(link, {"a": np.ones(2)})
+    assert os.path.islink(link) and os.readlink(link) == str(real)
+    np.testing.assert_array_equal(tg.load_arrays(real)["a"], [1.0, 1.0])
+    assert sorted(os.listdir(tmp_path / "runs")) == ["run3.ckpt"]
+    dangling = tmp_path / "next.ckpt"
+    os.symlink(tmp_path / "runs" / "run4.ckpt", dangling)      # a link to a file not made yet
+    tg.save_arrays(dangling, {"a": np.ones(1)})
+    assert os.path.islink(dangling)
+    np.testing.assert_array_equal(tg.load_arrays(tmp_path / "runs" / "run4.ckpt")["a"], [1.0])

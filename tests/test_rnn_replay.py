@@ -260,6 +260,22 @@ def test_a_step_that_reads_a_value_falls_back():
     _equal_results(got)
 
 
+def test_a_step_that_branches_on_the_text_of_a_value_falls_back():
+    # str(t) and repr(t) read the values without telling the tape: the steps after the two
+    # recorded ones (x positive) were replayed on their branch (tanh) though their x is negative
+    def step(h, x, W, U):
+        z = h @ W.T + x @ U.T
+        return z.tanh() if "-" not in str(x) else z.sigmoid()
+    cell, _ = _cell(step)
+    xs, ys = _data(np.random.default_rng(0))
+    xs = np.abs(xs)
+    xs[6:] *= -1
+    got = _both(cell, xs, ys)
+    assert got[0][0].replayed is None
+    assert "makes text of a tensor's values" in got[0][0].not_replayed
+    _equal_results(got)
+
+
 def test_a_step_that_branches_through_a_comparison_is_not_replayed_on_the_recorded_branch():
     """A leaky ReLU written with where(z > 0, ...): with two units and one sequence, steps 2 and 3
     can have the same signs and a later step others. The comparison's value is a constant of

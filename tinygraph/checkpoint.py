@@ -65,12 +65,13 @@ def save_arrays(path, arrays, meta=None):
     ----------
     path : str or os.PathLike
     arrays : dict name (str) -> array_like of numbers
-    meta : dict of JSON values (numbers, text, lists, dicts), optional
+    meta : dict of JSON values (numbers, text, lists, dicts with string keys), optional
 
     Raises
     ------
     CheckpointError
-        A name that is not a string, a non-numeric array, or meta that JSON cannot hold;
+        A name that is not a string, a non-numeric array, or meta that JSON cannot hold
+        (or would change: a dict key that is not a string);
         checked before anything is written.
     CheckpointWriteError
         The file cannot be written; an existing file at ``path`` is left as it was.
@@ -82,6 +83,7 @@ def save_arrays(path, arrays, meta=None):
         if not isinstance(name, str):
             raise CheckpointError(f"{who}: array names must be strings, got {name!r}")
     checked = [_numeric(name, arrays[name], who) for name in names]
+    _check_meta_keys(meta, who)
     try:
         manifest = json.dumps({"format": FORMAT, "version": VERSION, "names": names,
                                "meta": {} if meta is None else meta})
@@ -94,6 +96,33 @@ def save_arrays(path, arrays, meta=None):
             for i, arr in enumerate(checked):
                 with zf.open(_member(f"{i}.npy"), "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, arr, allow_pickle=False)
+
+
+def _check_meta_keys(meta, who):
+    """Refuse a dict in ``meta`` (at any depth) with a key that is not a string: JSON would write
+    it as text, so ``{1: "a"}`` would read back as ``{"1": "a"}`` (and ``{1: "a", "1": "b"}`` lose
+    an entry).  Iterative: no recursion however deep the meta."""
+    todo, seen = [("meta", meta)], set()
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, (dict, list, tuple)):
+            if id(value) in seen:      # a cycle: json.dumps refuses it below
+                continue
+            seen.add(id(value))
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    try:
+                        back = next(iter(json.loads(json.dumps({key: 0}))))
+                    except (TypeError, ValueError):
+                        back = None         # not a JSON key at all: json.dumps says so below
+                    if back is not None:
+                        raise CheckpointError(
+                            f"{who}: {where} has the key {key!r} ({type(key).__name__}); JSON keeps "
+                            f"only string keys, so it would read back as {back!r}: use string keys")
+                todo.append((f"{where}[{key!r}]", item))
+        elif isinstance(value, (list, tuple)):
+            todo.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
 
 
 def _member(name):

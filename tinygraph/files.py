@@ -3,8 +3,9 @@
 :func:`atomic_write` hands out a temporary file in the target's folder and, when the
 ``with`` block succeeds, fsyncs it, renames it over the target and fsyncs the folder,
 so a reader (or a crash, a full disk, ``kill -9``, a second writer) only ever sees the
-old file whole or the new file whole.  A file that is replaced keeps its permission
-bits; a new one gets the usual ``0666 & ~umask``.  Temporary files of our own naming
+old file whole or the new file whole.  A path that is a symbolic link is written through to
+the file it points to (the link stays), as ``open`` writes.  A file that is replaced keeps its
+permission bits; a new one gets the usual ``0666 & ~umask``.  Temporary files of our own naming
 (``.<name>.<pid>.<token>.tmp``, the name a digest when it is too long) left behind by a process that no longer runs are
 removed the next time the same target is written.
 """
@@ -101,13 +102,14 @@ def atomic_write(path, who="write", error=WriteError, make_folder=False):
     a binary file object open for writing.
     """
     path = checked_path(path, who, error)
-    folder = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
+    target = os.path.realpath(path) if os.path.islink(path) else path   # through a symlink to its
+    folder = os.path.dirname(os.path.abspath(target))   # file, as open() writes (renaming over
+    base = os.path.basename(target)                      # the link would leave the file as it was)
     tmp = None
     try:
         if make_folder:
             os.makedirs(folder, exist_ok=True)
-        if os.path.isdir(path):
+        if os.path.isdir(target):
             raise IsADirectoryError(21, "Is a directory")
         stem = _stem(folder, base)
         for name in _orphans(folder, stem):
@@ -122,11 +124,11 @@ def atomic_write(path, who="write", error=WriteError, make_folder=False):
             tmp = candidate
         with os.fdopen(fd, "wb") as f:
             with contextlib.suppress(FileNotFoundError):
-                os.chmod(fd, stat.S_IMODE(os.stat(path).st_mode))
+                os.chmod(fd, stat.S_IMODE(os.stat(target).st_mode))
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
         tmp = None
         _fsync_folder(folder)
     except OSError as e:

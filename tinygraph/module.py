@@ -208,15 +208,33 @@ class Module:
     def load_state_dict(self, state, cast=False):
         """Copy ``state`` into the parameters, after checking every name, shape and dtype.
 
-        Raises CheckpointError (changing nothing) on missing or extra names, or on a
-        wrong shape or dtype.  With ``cast=True`` a value of another real dtype (e.g. a
+        The values are copied into each parameter's array, as PyTorch's ``copy_``, so a view
+        made of a parameter before (``W.T``, ``W[0]``, ``W.detach()``) holds the new values, as
+        after an optimizer step.  Raises CheckpointError (changing nothing) on missing or extra
+        names, or on a wrong shape or dtype.  With ``cast=True`` a value of another real dtype (e.g. a
         float64 state into a float32 model) is converted to its parameter's dtype instead,
         rounded as numpy's ``astype`` (and PyTorch's ``load_state_dict``) does; a finite value
         beyond that dtype's range (1e39 into float32) is refused rather than made infinite.
         """
         values = self._checked_state(state, cast, "load_state_dict")
-        for name, p in self._unique_parameters("load_state_dict").items():
-            p._data = values[name]
+        params = self._unique_parameters("load_state_dict")
+        kept = []          # (p, its array, a copy of its old values or None): to undo on any error
+        try:
+            for name, p in params.items():
+                data = p._data
+                if data.flags.writeable:     # in place, as torch's copy_: views made of the
+                    kept.append((p, data, data.copy()))      # parameter see the new values too
+                    np.copyto(data, values[name])
+                else:                        # a read-only array cannot take them: a new one
+                    kept.append((p, data, None))
+                    p._data = values[name]
+        except BaseException:
+            for p, data, old in kept:
+                if old is not None:
+                    np.copyto(data, old)
+                p._data = data
+            raise
+        for p in params.values():
             bump_version(p)
 
     def _checked_state(self, state, cast, who):

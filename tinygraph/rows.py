@@ -181,7 +181,14 @@ def grad_rows(outputs, inputs, seeds=None):
                                     "output needs a seed of that shape")
         seeds = [np.ones_like(out._data) for out in outputs]
     else:
-        seeds = [np.asarray(s) for s in seeds]
+        try:
+            seeds = [np.asarray(s._data if isinstance(s, Tensor) else s) for s in seeds]
+        except (ValueError, TypeError) as e:
+            raise DTypeError(f"grad_rows: cannot make arrays of the seeds: {e}") from None
+        for r, s in enumerate(seeds):   # as backward's grad=: complex, bool, text or objects
+            if s.dtype.kind not in "iuf":   # are never a gradient (the cast parsed text, made
+                raise DTypeError(          # None NaN and dropped imaginary parts)
+                    f"grad_rows: seed {r} must be real numbers, got dtype {s.dtype}")
         if len(seeds) != count:
             raise ShapeError(f"grad_rows: {count} outputs but {len(seeds)} seeds")
         for r, (out, s) in enumerate(zip(outputs, seeds)):

@@ -19,7 +19,7 @@ one recorded step stands for the others: same ops, same constants, same outside 
 same shapes.
 
 What a recording cannot see, it refuses: a tensor's value read as a Python value or a plain
-array (``item()``, ``float(t)``, ``bool(t)``, ``np.asarray(t)``, ``t.data``), on which the code
+array (``item()``, ``float(t)``, ``bool(t)``, ``np.asarray(t)``, ``t.data``, ``str(t)``), on which the code
 may branch; a value the engine turns into a constant (``detach()``, a comparison, ``where``'s
 condition, an index or targets given as a Tensor, ``argmax``, ``one_hot``); fresh random
 numbers (``dropout``, ``rand``, ``randn`` without a seed); a new tensor made of a tensor

@@ -16,10 +16,10 @@ a graph has no reference cycles: dropping the last reference to its output
 frees it by reference counting alone.
 """
 
-import contextlib
 import contextvars
 import copy
 import functools
+import inspect
 import os
 import threading
 import traceback
@@ -69,28 +69,137 @@ def _own_mode():
 _own_mode()   # the importing thread's, made now rather than inside a user's gc.freeze()
 
 
-@contextlib.contextmanager
-def no_grad():
+def _exit_entry(entered, reset):
+    """Undo the latest of ``entered`` (a list of (mode, what undoes it)) made by this thread:
+    ``reset(mode, undo)``.  A mode switch or scope object may be entered again while active, and
+    by several threads, so the latest entry is not always this thread's."""
+    mode, ident = _current(), _thread_id()
+    for same in (lambda m: m is mode, lambda m: m.thread == ident):
+        for i in range(len(entered) - 1, -1, -1):
+            if same(entered[i][0]):
+                entry_mode, undo = entered.pop(i)
+                reset(entry_mode, undo)
+                return
+
+
+class _Switch:
+    """A mode switch of this thread (``no_grad``, ``enable_grad``, ``detect_anomaly``), as a
+    ``with`` block or a decorator, as PyTorch's.
+
+    One object may be entered again while it is active (nested, or reused), and by several
+    threads: each entry remembers its own thread's previous value.  Decorating a generator
+    function switches the mode on for each step of the generator only (its body runs inside
+    the mode, the caller's code between two ``next`` calls does not), so neither half leaks into
+    the other; an ``async def`` function is refused (its body would run outside the mode).
+    ``@tg.no_grad`` without parentheses decorates as ``@tg.no_grad()`` does.
+    """
+
+    __slots__ = ("_entered",)
+    _name = None
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        self._entered = []
+        return self if func is None else self(func)
+
+    def _set(self, mode):   # the new value in ``mode``; returns what undoes it
+        raise NotImplementedError
+
+    def _reset(self, mode, prev):
+        raise NotImplementedError
+
+    def __enter__(self):
+        mode = _own_mode()
+        self._entered.append((mode, self._set(mode)))
+        return None
+
+    def __exit__(self, *exc):
+        entered = self._entered
+        if entered[-1][0] is _current():     # the usual case: this thread's latest entry
+            mode, undo = entered.pop()
+            self._reset(mode, undo)
+        else:
+            _exit_entry(entered, self._reset)
+        return False
+
+    def __call__(self, func):
+        if not callable(func):
+            raise TypeError(f"tg.{self._name}: decorates a function, got {type(func).__name__}; "
+                            f"use `with tg.{self._name}():` around code")
+        cls = type(self)
+        if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(f"tg.{self._name}: cannot decorate the async function "
+                            f"{getattr(func, '__qualname__', func)!r} (its body runs after the call "
+                            f"returns, outside the mode); write `with tg.{self._name}():` inside it")
+        if inspect.isgeneratorfunction(func):
+            @functools.wraps(func)
+            def generator(*args, **kwargs):
+                with cls():
+                    gen = func(*args, **kwargs)
+                    try:
+                        value = next(gen)
+                    except StopIteration as stop:
+                        return stop.value
+                while True:
+                    try:
+                        sent = yield value
+                    except GeneratorExit:
+                        with cls():
+                            gen.close()
+                        raise
+                    except BaseException as e:     # thrown in: into the body, inside the mode
+                        with cls():
+                            try:
+                                value = gen.throw(e)
+                            except StopIteration as stop:
+                                return stop.value
+                        continue
+                    with cls():
+                        try:
+                            value = gen.send(sent)
+                        except StopIteration as stop:
+                            return stop.value
+            return generator
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with cls():
+                return func(*args, **kwargs)
+        return wrapper
+
+    def __repr__(self):
+        return f"tg.{self._name}()"
+
+
+class no_grad(_Switch):
     """Within the block, ops build no graph: results are leaves that do not require grad.
 
-    Per thread: another thread keeps building graphs.
+    Per thread: another thread keeps building graphs.  Also a decorator (see :class:`_Switch`).
     """
-    mode = _own_mode()
-    prev, mode.grad_enabled = mode.grad_enabled, False
-    try:
-        yield
-    finally:
+
+    __slots__ = ()
+    _name = "no_grad"
+
+    def _set(self, mode):
+        prev, mode.grad_enabled = mode.grad_enabled, False
+        return prev
+
+    def _reset(self, mode, prev):
         mode.grad_enabled = prev
 
 
-@contextlib.contextmanager
-def enable_grad():
-    """Re-enable graph building inside a ``no_grad`` block (this thread only)."""
-    mode = _own_mode()
-    prev, mode.grad_enabled = mode.grad_enabled, True
-    try:
-        yield
-    finally:
+class enable_grad(_Switch):
+    """Re-enable graph building inside a ``no_grad`` block (this thread only).  Also a
+    decorator."""
+
+    __slots__ = ()
+    _name = "enable_grad"
+
+    def _set(self, mode):
+        prev, mode.grad_enabled = mode.grad_enabled, True
+        return prev
+
+    def _reset(self, mode, prev):
         mode.grad_enabled = prev
 
 
@@ -102,26 +211,46 @@ class scope:
     """Tag every node made in the block with ``label``; scopes nest as ``"outer/inner"``.
 
     ``with tg.scope("t=3") as label:`` binds the full scope string.  (A small class rather
-    than a generator: an unroll enters one scope per time step.)  Per thread.
+    than a generator: an unroll enters one scope per time step.)  Per thread; one object may
+    be entered again while active (nested, reused, or by several threads): each exit restores
+    the label its own entry found.
     """
 
-    __slots__ = ("label", "_prev", "_mode")
+    __slots__ = ("label", "_mode", "_prev", "_more")
 
     def __init__(self, label):
         self.label = str(label)
+        self._mode = None       # the one entry's mode and previous label (the usual case)
+        self._more = None       # while entered more than once: every entry, (mode, previous)
 
     def __enter__(self):
         mode = _current()
         if mode.thread != _thread_id():
             mode = _own_mode()
-        self._mode = mode
-        self._prev = prev = mode.scope
-        mode.scope = self.label if prev is None else f"{prev}/{self.label}"
-        return mode.scope
+        prev = mode.scope
+        if self._mode is None and self._more is None:
+            self._mode, self._prev = mode, prev
+        else:
+            if self._more is None:
+                self._more = [(self._mode, self._prev)]
+                self._mode = None
+            self._more.append((mode, prev))
+        mode.scope = full = self.label if prev is None else f"{prev}/{self.label}"
+        return full
 
     def __exit__(self, *exc):
-        self._mode.scope = self._prev
+        if self._more is None:
+            self._mode.scope = self._prev
+            self._mode = None
+        else:
+            _exit_entry(self._more, _reset_scope)
+            if not self._more:
+                self._more = None
         return False
+
+
+def _reset_scope(mode, prev):
+    mode.scope = prev
 
 
 def current_scope():
@@ -129,20 +258,27 @@ def current_scope():
     return _current().scope
 
 
-@contextlib.contextmanager
-def detect_anomaly():
+class detect_anomaly(_Switch):
     """Check every forward value and every gradient for NaN and Inf (this thread only).
 
     The first one found raises :class:`AnomalyError` naming the op, its scope
     (the time step of an unroll) and the line of user code that created the node.
+    Also a decorator (see :class:`_Switch`).
     """
-    mode = _own_mode()
-    prev, mode.anomaly = mode.anomaly, True
-    try:
-        with np.errstate(all="ignore"):
-            yield
-    finally:
-        mode.anomaly = prev
+
+    __slots__ = ()
+    _name = "detect_anomaly"
+
+    def _set(self, mode):
+        errstate = np.errstate(all="ignore")
+        errstate.__enter__()
+        prev, mode.anomaly = mode.anomaly, True
+        return prev, errstate
+
+    def _reset(self, mode, prev):
+        mode.anomaly, errstate = prev
+        errstate.__exit__(None, None, None)
+
 
 
 def is_anomaly_enabled():
@@ -209,7 +345,7 @@ def _holds_tensor(x):
 
 def _needs_grad(x):
     """True if a Tensor that requires grad is inside the list, tuple or object array ``x``."""
-    return any(t.requires_grad for t in _tensors_in(x))
+    return any(t._rg for t in _tensors_in(x))
 
 
 def _stacked(x):
@@ -277,7 +413,7 @@ class Tensor:
 
     # the parents live in slots, not in a tuple the cycle collector would track beside the
     # node: one tracked object per node instead of two (see the ``parents`` property)
-    __slots__ = ("_data", "grad", "requires_grad", "name", "op", "_a", "_b", "_many", "scope",
+    __slots__ = ("_data", "grad", "_rg", "name", "op", "_a", "_b", "_many", "scope",
                  "_vjps", "_g", "_retain", "_site", "_version", "_shared", "_ctx", "_ctx2", "_kwargs",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
@@ -289,7 +425,7 @@ class Tensor:
                              f"got dtype {arr.dtype}")
         mode = _current()
         _init_leaf(self, arr, mode)
-        self.requires_grad = bool(requires_grad)
+        self._rg = bool(requires_grad)
         self.name = name
         if mode.anomaly:
             self._site = _creation_site()
@@ -314,7 +450,7 @@ class Tensor:
         if value.dtype.kind not in "biuf":
             raise DTypeError(f"tensor{_label(self.name)}.data: unsupported dtype {value.dtype} "
                              "(need bool, integer or float data)")
-        if self.requires_grad and value.dtype.kind != "f":
+        if self._rg and value.dtype.kind != "f":
             raise DTypeError(f"tensor{_label(self.name)}.data: the tensor requires grad, so its "
                              f"data must be a float array, got dtype {value.dtype}")
         if _tapes:
@@ -404,7 +540,7 @@ class Tensor:
         return self._data.item()
 
     def __repr__(self):
-        return _repr(self, "tensor", self.requires_grad)
+        return _repr(self, "tensor", self._rg)
 
     def named(self, name):
         """Set ``name`` and return self (handy inside step functions: ``h = (...).named("h")``)."""
@@ -433,6 +569,32 @@ class Tensor:
                 object.__setattr__(new, key, copy.deepcopy(value, memo))
         return new
 
+    def __copy__(self):
+        """``copy.copy(t)``: for a leaf, a new leaf of the same class, name and
+        ``requires_grad`` holding a copy of the array (and of ``.grad``), as ``copy.copy`` of a
+        numpy array copies it; for a node made by an op, a twin of the node (its gradient flows
+        to the same inputs) sharing its memory and its version counter.  (The slot-by-slot
+        copy Python made before shared a leaf's memory but not its counter, so an in-place
+        change through the copy left graphs that used the leaf silently stale.)"""
+        if _tapes:
+            _value_read(why="the step copies a tensor (copy.copy)")
+        cls = type(self)
+        new = cls.__new__(cls)
+        for slot in _TENSOR_SLOTS:
+            value = getattr(self, slot, _UNSET)
+            if value is not _UNSET:
+                setattr(new, slot, value)
+        if hasattr(self, "__dict__"):      # a subclass's own attributes, as copy.copy keeps them
+            new.__dict__.update(self.__dict__)
+        if self.op is None:
+            new._data = self._data.copy()
+            new.grad = None if self.grad is None else np.array(self.grad, copy=True)
+            new._version = _clock
+            new._shared = None
+        else:
+            _share_version(new, self)
+        return new
+
     def detach(self):
         """A new leaf sharing this tensor's data (and its version counter: an in-place change
         through either makes graphs that used the old values refuse backward), cut from the
@@ -445,19 +607,36 @@ class Tensor:
         _share_version(t, self)
         return t
 
+    @property
+    def requires_grad(self):
+        """Whether backward computes a gradient for this tensor: set on a leaf (as
+        ``requires_grad_`` does, with its checks); a node made by an op requires grad when one of
+        its inputs does, and its flag cannot be changed (use ``.detach()`` to cut the graph)."""
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad):
+        self._set_requires_grad(requires_grad, "requires_grad")
+
+    def _set_requires_grad(self, requires_grad, who):
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise ConfigError(f"tensor{_label(self.name)}.{who}: expected True or False, "
+                              f"got {requires_grad!r}")
+        requires_grad = bool(requires_grad)
+        if requires_grad == self._rg:
+            return
+        if self.op is not None:
+            raise ConfigError(f"tensor{_label(self.name)}.{who}: only a leaf's flag can be "
+                              f"changed; this tensor was made by {self.op} (use .detach())")
+        if requires_grad and self._data.dtype.kind != "f":
+            raise DTypeError(f"tensor{_label(self.name)}.{who}: only float tensors can "
+                             f"require grad, got dtype {self._data.dtype}")
+        self._rg = requires_grad
+
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` of this leaf in place and return it, as PyTorch's (e.g.
         ``p.requires_grad_(False)`` freezes a parameter)."""
-        if not isinstance(requires_grad, (bool, np.bool_)):
-            raise ConfigError(f"tensor{_label(self.name)}.requires_grad_: expected True or False, "
-                              f"got {requires_grad!r}")
-        if self.op is not None:
-            raise ConfigError(f"tensor{_label(self.name)}.requires_grad_: only a leaf's flag can be "
-                              f"changed; this tensor was made by {self.op} (use .detach())")
-        if requires_grad and self._data.dtype.kind != "f":
-            raise DTypeError(f"tensor{_label(self.name)}.requires_grad_: only float tensors can "
-                             f"require grad, got dtype {self._data.dtype}")
-        self.requires_grad = bool(requires_grad)
+        self._set_requires_grad(requires_grad, "requires_grad_")
         return self
 
     def retain_grad(self):
@@ -501,15 +680,15 @@ class Tensor:
         if not isinstance(other, Tensor) and _is_container(other) and _holds_tensor(other):
             other = _stacked(other)   # a list holding tensors is their stack (a node under grad)
         if _current().grad_enabled:
-            if self.requires_grad:
+            if self._rg:
                 raise InPlaceError(
                     f"in-place {symbol}: {_what(self)} requires grad, and changing it in place "
                     f"would make its gradient wrong; update parameters inside `with tg.no_grad():` "
-                    f"or write `x = x {symbol[0]} ...`")
-            if isinstance(other, Tensor) and other.requires_grad:
+                    f"or write `x = x {symbol[:-1]} ...`")
+            if isinstance(other, Tensor) and other._rg:
                 raise InPlaceError(
                     f"in-place {symbol}: the right-hand side requires grad but {_what(self)} does "
-                    f"not, so the gradient would be lost; write `x = x {symbol[0]} ...`")
+                    f"not, so the gradient would be lost; write `x = x {symbol[:-1]} ...`")
         elif self.op is not None and self._vjps is not None:
             raise InPlaceError(f"in-place {symbol}: {_what(self)} is the output of '{self.op}' in a "
                                "graph that backward still needs; change a leaf, or make a new tensor")
@@ -536,9 +715,18 @@ class Tensor:
     def __itruediv__(self, other):
         return self._in_place(np.true_divide, "/=", other)
 
+    def __ipow__(self, other):   # without it Python rebinds: `p **= 2` under no_grad made a new
+        return self._in_place(np.power, "**=", other)     # plain tensor, the Parameter unchanged
+
+    def __imatmul__(self, other):   # as numpy's `a @= b`: the result must keep a's shape
+        return self._in_place(np.matmul, "@=", other)
+
 
 def _repr(t, kind, show_requires_grad):
-    """``kind(values, dtype=..., op=..., name=...)``; the dtype shows when it is not float64."""
+    """``kind(values, dtype=..., op=..., name=...)``; the dtype shows when it is not float64.
+    (Text of the values: inside a recorded step, a value read, as ``item()`` is.)"""
+    if _tapes:
+        _value_read(why="the step makes text of a tensor's values (repr, str, print)")
     extra = f", dtype={t.dtype}" if t.dtype != np.float64 else ""
     extra += f", op={t.op}" if t.op else ""
     extra += f", name={t.name!r}" if t.name else ""
@@ -592,6 +780,11 @@ def bump_version(t):
 _counting = threading.Lock()
 
 
+_UNSET = object()
+_TENSOR_SLOTS = tuple(name.replace("requires_grad", "_rg") for name in Tensor.__slots__
+                      if name != "__weakref__")
+
+
 def _share_version(view, base):
     """Make ``view`` (whose data is a view of ``base``'s memory) share ``base``'s version cell."""
     cell = getattr(base, "_shared", None)
@@ -633,7 +826,7 @@ def _init_leaf(t, data, mode):
     t.op = None
     t._a = t._b = None
     t._many = ()
-    t.requires_grad = False
+    t._rg = False
     t._vjps = None
 
 
@@ -673,16 +866,16 @@ def make_node(op, data, parents, vjps, arrays=None):
             a, b = parents     # ``_a`` is None); more as the tuple
             t._a = a
             t._b = b
-            needs = a.requires_grad or b.requires_grad
+            needs = a._rg or b._rg
         elif n == 1:
             a = t._a = parents[0]
             t._b = None
-            needs = a.requires_grad
+            needs = a._rg
         else:
             t._a = t._b = None
             t._many = tuple(parents)
-            needs = any(p.requires_grad for p in parents)
-        t.requires_grad = needs
+            needs = any(p._rg for p in parents)
+        t._rg = needs
         if needs:
             t._vjps = vjps
             if arrays is not None:     # a Rule's: arrays in slots rather than a tuple the
@@ -702,7 +895,7 @@ def make_node(op, data, parents, vjps, arrays=None):
         t.op = None
         t._a = t._b = None
         t._many = ()
-        t.requires_grad = False
+        t._rg = False
         t._vjps = None
     if n:   # a view of an input's memory, or the input itself: share its version counter
         base = data.base
@@ -1039,7 +1232,7 @@ def _taped(op, forward, inputs, kwargs, t):
                      "(tg.enable_grad) unlike its unroll: a cut that replayed steps would not make")
     kept = tape.kept
     for x in inputs:
-        if isinstance(x, Tensor) and not x.requires_grad and id(x) not in kept:
+        if isinstance(x, Tensor) and not x._rg and id(x) not in kept:
             kept[id(x)] = x._data.copy()
     cells = forward.__closure__ if type(forward) is types.FunctionType else None
     tape.ops.append((op, forward, inputs, _frozen(kwargs) if kwargs else kwargs, t,
@@ -1325,7 +1518,7 @@ def _sweep_order(root):
                 if node.op is not None and cell is not None and cell[0] > node._version:
                     raise _stale(node, node)   # its own output (saved by its rule) changed
             for p in node.parents:
-                if p.requires_grad:
+                if p._rg:
                     if p._g is None:
                         p._g = 1
                         nodes.append(p)
@@ -1337,7 +1530,7 @@ def _sweep_order(root):
             node = ready.pop()
             order.append(node)
             for p in node.parents:
-                if p.requires_grad:
+                if p._rg:
                     p._g -= 1
                     if p._g == 0:
                         ready.append(p)
@@ -1357,7 +1550,7 @@ def _stale(node, parent):
 
 
 def _seed(root, grad):
-    if not root.requires_grad:
+    if not root._rg:
         raise BackwardError("backward: this tensor does not require grad "
                             "(no leaf of its graph has requires_grad=True)")
     if grad is None:
@@ -1697,7 +1890,7 @@ def _backprop(root, grad, retain_graph, targets):
                 continue
             if type(vjps) is not Rule:      # a user's op: one closure per parent
                 for p, vjp in zip(node.parents, vjps):
-                    if p.requires_grad and vjp is not None:    # None: no gradient for p
+                    if p._rg and vjp is not None:    # None: no gradient for p
                         pg = vjp(g)
                         if pg is None:      # this time none either (rnn.replay's outside tensors)
                             continue
@@ -1730,7 +1923,7 @@ def _backprop(root, grad, retain_graph, targets):
             if positions is not None:     # the parents' among the gradients of every input
                 grads = [grads[i] for i in positions]
             for p, pg in zip(node.parents, grads):
-                if p.requires_grad and pg is not None:
+                if p._rg and pg is not None:
                     if joint is None:
                         pg = pg(g, out, *arrays, **kwargs) if kwargs else pg(g, out, *arrays)
                     if anomaly:
@@ -1774,7 +1967,7 @@ def _check_grads(order):
     for node in order:
         if node.op is not None and not node._retain:
             continue
-        if node.requires_grad and node._data.dtype.kind != "f":   # requires_grad set by hand
+        if node._rg and node._data.dtype.kind != "f":   # requires_grad set by hand
             raise DTypeError(f"backward: {_what(node)} of shape {node.shape} requires grad but "
                              f"holds {node._data.dtype} data: only float tensors can require grad "
                              "(make it float, e.g. tg.tensor(x, dtype=float), before setting "
@@ -1860,7 +2053,7 @@ def _backprop_graph(root, grad, retain_graph, targets):
                     continue
                 inputs, pgs = _graph_rule(node, g)
                 for x, pg in zip(inputs, pgs):
-                    if pg is None or not x.requires_grad or (through is not None and id(x) not in through
+                    if pg is None or not x._rg or (through is not None and id(x) not in through
                                                              and id(x) not in targets):
                         continue
                     if pg.shape != x.shape:

@@ -710,12 +710,14 @@ class Engine:
 
 
 def _held(model):
-    """What a resume may change in the user's ``model``: each Parameter's array object, version
-    and shared version count, and each Dropout's calls (for :func:`_put_back`); of a model
-    that is not a tg.Module, its state_dict."""
+    """What a resume may change in the user's ``model``: each Parameter's array object and its
+    values (``load_state_dict`` writes into the array), version and shared version count, and
+    each Dropout's calls (for :func:`_put_back`); of a model that is not a tg.Module, its
+    state_dict."""
     if not isinstance(model, tg.Module):
         return model.state_dict(), {}
-    params = [(p, p._data, p._version, p._shared, None if p._shared is None else p._shared[0])
+    params = [(p, p._data, p._data.copy(), p._version, p._shared,
+               None if p._shared is None else p._shared[0])
               for _, p in model._named_state()]
     return params, rnn.train._dropout_calls(model)
 
@@ -725,7 +727,9 @@ def _put_back(model, kept):
     if not isinstance(model, tg.Module):
         model.load_state_dict(params)
         return
-    for p, data, version, shared, count in params:
+    for p, data, values, version, shared, count in params:
+        if data.flags.writeable:
+            np.copyto(data, values)
         p._data, p._version, p._shared = data, version, shared
         if shared is not None:
             shared[0] = count
