@@ -130,12 +130,9 @@ def test_run_and_loss_agree(attention):
         model.loss(xs, ys, mask=mask).item(), rel=1e-13)
 
 
-@pytest.mark.parametrize("attention", ["additive", "dot"])
-def test_gradients_match_finite_differences(attention):
-    model = rnn.EncoderDecoder(3, 2, 2, seed=1, attention=attention)
-    rng = np.random.default_rng(8)
-    xs, ys = rng.normal(size=(3, 2, 3)), rng.integers(0, 2, (2, 2))
-    mask = np.array([[1, 1], [1, 1], [1, 0]])
+def _gradcheck_parameters(model, attention, loss):
+    """tg.gradcheck of ``loss()`` (of no arguments, reading the model) in the attention
+    design's parameters, each put in place for the call and the model's own put back after."""
     names = NAMES[attention]
     saved = {n: getattr(model, n) for n in names}
 
@@ -143,11 +140,20 @@ def test_gradients_match_finite_differences(attention):
         for n, p in zip(names, params):
             setattr(model, n, p)
         try:
-            return model.loss(xs, ys, mask=mask)
+            return loss()
         finally:
             for n, p in saved.items():
                 setattr(model, n, p)
-    assert tg.gradcheck(loss_of, [saved[n] for n in names], rtol=1e-6)
+    return tg.gradcheck(loss_of, [saved[n] for n in names], rtol=1e-6)
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot"])
+def test_gradients_match_finite_differences(attention):
+    model = rnn.EncoderDecoder(3, 2, 2, seed=1, attention=attention)
+    rng = np.random.default_rng(8)
+    xs, ys = rng.normal(size=(3, 2, 3)), rng.integers(0, 2, (2, 2))
+    mask = np.array([[1, 1], [1, 1], [1, 0]])
+    assert _gradcheck_parameters(model, attention, lambda: model.loss(xs, ys, mask=mask))
 
 
 def test_without_attention_the_model_and_its_parameters_are_as_before():
@@ -304,20 +310,12 @@ def test_a_loss_on_the_attention_weights_of_replayed_steps_has_exact_gradients(a
     model.replayable = True
     rng = np.random.default_rng(9)
     xs, ys = rng.integers(0, N_IN, (5, 2)), rng.integers(0, N_OUT, (8, 2))
-    names = NAMES[attention]
-    saved = {n: getattr(model, n) for n in names}
 
-    def loss_of(*params):
-        for n, p in zip(names, params):
-            setattr(model, n, p)
-        try:
-            run = model.run_for_loss(xs, ys)
-            assert run.replayed is not None
-            return sum((a * a).sum() for a in run.attention)
-        finally:
-            for n, p in saved.items():
-                setattr(model, n, p)
-    assert tg.gradcheck(loss_of, [saved[n] for n in names], rtol=1e-6)
+    def penalty():
+        run = model.run_for_loss(xs, ys)
+        assert run.replayed is not None
+        return sum((a * a).sum() for a in run.attention)
+    assert _gradcheck_parameters(model, attention, penalty)
 
 
 HOLED = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 0]])
