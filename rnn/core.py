@@ -834,6 +834,7 @@ class Cell(RecurrentModel):
         replays = getattr(self.owner, "replayable", True) and steps >= lead + 3   # 3 replayed
         recorded = {}                 # t -> (recording, the step's inputs, its outputs)
         record_at = set(order[lead - 2:lead]) if replays else ()
+        parts = self.parts.keys()
 
         def one_step(t, carry):
             state, ring = carry
@@ -850,6 +851,8 @@ class Cell(RecurrentModel):
                     new = step(seen, u)
                 if type(new) is not dict:
                     new = {only: new}
+                elif new.keys() != parts:      # the first step's keys were checked in full
+                    self._check_parts(new, t)
             if keep is not None:
                 new = {n: own_node(carry_masked(new[n], state[n], keep[t - 1])) for n in names}
             elif only is None:
@@ -982,11 +985,9 @@ class Cell(RecurrentModel):
         return Unrolled(history, names, last_state, loss=loss, feedback=feedback, single=single,
                         past=past)
 
-    # ---------------------------------------------------------------- one step, checked
-    def _step(self, state, u, t, inputs, first):
-        new = self.step(state, u)
-        if not isinstance(new, dict):
-            new = self._as_parts(new, t)
+    def _check_parts(self, new, t):
+        """Refuse a step's dict ``new`` that lacks a state part, or (a user's step) holds a key
+        that is none, naming step ``t``: such a key would be dropped without a word."""
         missing = [n for n in self.parts if n not in new]
         if missing:
             raise tg.ConfigError(f"{self.name}: at t={t} the step function returned no "
@@ -998,6 +999,13 @@ class Cell(RecurrentModel):
                                  f"{', '.join(map(repr, extra))}, not a state part (the parts "
                                  f"are {list(self.parts)}), which would be dropped without a "
                                  "word: return exactly the parts, or add it to n_state")
+
+    # ---------------------------------------------------------------- one step, checked
+    def _step(self, state, u, t, inputs, first):
+        new = self.step(state, u)
+        if not isinstance(new, dict):
+            new = self._as_parts(new, t)
+        self._check_parts(new, t)
         for name, value in new.items():
             if not isinstance(value, tg.Tensor):
                 raise tg.DTypeError(f"{self.name}: at t={t} the step function returned "

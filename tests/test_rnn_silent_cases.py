@@ -86,6 +86,30 @@ def test_a_step_returning_a_key_that_is_no_state_part_is_refused_naming_it_and_t
     assert set(_lstm_like().run(xs, per_step=per_step).last) == {"h", "c"}
 
 
+@pytest.mark.parametrize("replayable", [False, True])
+@pytest.mark.parametrize("key, found", [("x", r"returned 'x', not a state part"),
+                                        (None, r"returned no 'c'")], ids=["extra", "missing"])
+def test_a_step_whose_keys_change_after_the_first_step_is_refused_naming_t(replayable, key,
+                                                                           found):
+    # only step 1's keys were checked in the batched unroll: a step that returned other keys
+    # from t=3 on (here a Python counter decides) was a bare KeyError 'c' from the unroll
+    W = tg.Parameter(np.eye(2) * 0.5, name="W")
+    V = tg.Parameter(np.ones((2, 2)), name="V")
+    calls = []
+
+    def step(state, x):
+        calls.append(1)
+        h = (state["h"] @ W.T + x).tanh()
+        if len(calls) < 3:
+            return {"h": h, "c": state["c"] + h}
+        return {"h": h} if key is None else {"h": h, "c": state["c"] + h, key: h}
+    cell = rnn.Recurrence(step, [W, V], n_state={"h": 2, "c": 2}, n_in=2, name="mine",
+                          readout=lambda s: s["h"] @ V.T)
+    cell.replayable = replayable
+    with pytest.raises(tg.ConfigError, match=rf"mine: at t=3 the step function {found}"):
+        cell.loss(np.ones((8, 2, 2)), np.zeros((8, 2), dtype=np.int64))
+
+
 XS_PADDED = np.array([[0, 1], [1, 2], [2, 0], [1, 0]])
 MASK = np.array([[1, 1], [1, 1], [1, 0], [1, 0]])     # sequence b=1 ends after step 2
 
