@@ -171,7 +171,21 @@ class _Switch:
         return f"tg.{self._name}()"
 
 
-class no_grad(_Switch):
+class _GradSwitch(_Switch):
+    """A switch of graph building: ``grad_enabled`` set to ``_on`` in the block."""
+
+    __slots__ = ()
+    _on = None
+
+    def _set(self, mode):
+        prev, mode.grad_enabled = mode.grad_enabled, self._on
+        return prev
+
+    def _reset(self, mode, prev):
+        mode.grad_enabled = prev
+
+
+class no_grad(_GradSwitch):
     """Within the block, ops build no graph: results are leaves that do not require grad.
 
     Per thread: another thread keeps building graphs.  Also a decorator (see :class:`_Switch`).
@@ -179,28 +193,16 @@ class no_grad(_Switch):
 
     __slots__ = ()
     _name = "no_grad"
-
-    def _set(self, mode):
-        prev, mode.grad_enabled = mode.grad_enabled, False
-        return prev
-
-    def _reset(self, mode, prev):
-        mode.grad_enabled = prev
+    _on = False
 
 
-class enable_grad(_Switch):
+class enable_grad(_GradSwitch):
     """Re-enable graph building inside a ``no_grad`` block (this thread only).  Also a
     decorator."""
 
     __slots__ = ()
     _name = "enable_grad"
-
-    def _set(self, mode):
-        prev, mode.grad_enabled = mode.grad_enabled, True
-        return prev
-
-    def _reset(self, mode, prev):
-        mode.grad_enabled = prev
+    _on = True
 
 
 def is_grad_enabled():
@@ -278,7 +280,6 @@ class detect_anomaly(_Switch):
     def _reset(self, mode, prev):
         mode.anomaly, errstate = prev
         errstate.__exit__(None, None, None)
-
 
 
 def is_anomaly_enabled():
