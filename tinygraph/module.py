@@ -249,10 +249,9 @@ class Module:
         if missing or extra:
             raise CheckpointError(
                 f"{who}: names do not match the model: missing {missing}, unexpected {extra}")
-        given = {}
         for name, p in params.items():
             try:
-                given[name] = value = np.asarray(state[name])
+                value = np.asarray(state[name])
             except (ValueError, TypeError) as e:
                 raise CheckpointError(f"{who}: '{name}' is not an array ({e})") from None
             if value.shape != p._data.shape:
@@ -264,9 +263,9 @@ class Module:
                                       f"the model's is {p.data.dtype}{hint}")
         values = {}
         for name, p in params.items():      # every value converted before any change
-            value = given[name]
             with np.errstate(over="ignore"):
-                values[name] = np.array(value, dtype=p._data.dtype, copy=True)
+                values[name] = np.array(state[name], dtype=p._data.dtype, copy=True)
+            value = np.asarray(state[name])
             if value.dtype != p._data.dtype:
                 grown = np.isfinite(value) & ~np.isfinite(values[name])
                 if grown.any():
