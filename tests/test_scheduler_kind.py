@@ -194,3 +194,40 @@ def test_a_kind_or_setting_that_is_no_array_is_refused_naming_it(entry, bad):
     with pytest.raises(CheckpointError, match=r"StepLR\.load_state_dict: .*(scheduler|gamma)"):
         target.load_state_dict(state)
     assert target.last_epoch == 0
+
+
+def test_lambdalr_state_dict_does_not_call_the_functions_again():
+    # state_dict called lr_lambda(last_epoch) once more: a function with side effects (a
+    # counter, a log line) ran an extra time, and one that raises made state_dict fail
+    calls = []
+
+    def warmup(epoch):
+        calls.append(epoch)
+        if len(calls) > 4:
+            raise RuntimeError("called after the run")
+        return min(1.0, (epoch + 1) / 5)
+
+    scheduler = _stepped(lambda o: LambdaLR(o, warmup))
+    assert calls == [0, 1, 2, 3]
+    state = scheduler.state_dict()
+    assert calls == [0, 1, 2, 3]
+    np.testing.assert_array_equal(state["lr_lambda"], [0.8])
+    target = LambdaLR(_opt(), _warmup(5))
+    target.load_state_dict(state)
+    assert target.get_last_lr() == [0.8]
+    np.testing.assert_array_equal(target.state_dict()["lr_lambda"], [0.8])
+
+
+@pytest.mark.parametrize("value", [None, "0.5", [0.5]])
+def test_lambdalr_function_that_returns_no_number_is_a_clear_error(value):
+    # None or a string: base * value was a bare TypeError from the multiplication
+    opt = _opt()
+    with pytest.raises(tg.ConfigError, match=r"LambdaLR: lr_lambda of group 0 gave .* at epoch 0; "
+                                             "it must return a number"):
+        LambdaLR(opt, lambda epoch: value)
+    scheduler = LambdaLR(opt, lambda epoch: 0.5 if epoch < 2 else value)
+    scheduler.step()
+    with pytest.raises(tg.ConfigError, match="gave .* at epoch 2"):
+        scheduler.step()
+    assert scheduler.last_epoch == 1 and opt.lr == 0.5
+    assert LambdaLR(_opt(), lambda epoch: np.array(0.25)).get_last_lr() == [0.25]

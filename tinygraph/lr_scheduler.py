@@ -240,24 +240,42 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, epoch, base, k):
-        return base * self.lr_lambdas[k](epoch)
+        factor = self.lr_lambdas[k](epoch)
+        if isinstance(factor, np.ndarray) and factor.shape == ():    # np.minimum(1.0, ...) of arrays
+            factor = factor[()]
+        if not _number(factor):     # base * None or * "x" would be a bare TypeError
+            raise ConfigError(f"LambdaLR: lr_lambda of group {k} gave {factor!r} at epoch "
+                              f"{epoch}; it must return a number")
+        self._computed[k] = float(factor)
+        return base * factor
+
+    def step(self):
+        self._computed = {}
+        super().step()
+        self._factors = [self._computed[k] for k in range(len(self.lr_lambdas))]
+
+    def load_state_dict(self, state):
+        self._computed = {}
+        super().load_state_dict(state)
+        self._factors = [self._computed[k] for k in range(len(self.lr_lambdas))]
 
     _optional = ("lr_lambda",)      # absent from a state saved before it was recorded
 
     def state_dict(self):
         """As :meth:`LRScheduler.state_dict`, and ``"lr_lambda"``: each group's function's value
-        at ``last_epoch``."""
+        at ``last_epoch``, as ``step`` (or ``load_state_dict``) computed it (the functions are
+        not called again)."""
         out = super().state_dict()
-        out["lr_lambda"] = np.array([float(f(self.last_epoch)) for f in self.lr_lambdas])
+        out["lr_lambda"] = np.array(self._factors)
         return out
 
     def _check_loaded(self, entries, epoch):
         if "lr_lambda" not in entries.state:
             return
         saved = entries.array("lr_lambda", (len(self.lr_lambdas),), "f").tolist()
-        mine = [f(epoch) for f in self.lr_lambdas]
-        for k, (was, now) in enumerate(zip(saved, mine)):
-            if not _number(now) or float(now) != was:
+        for k, was in enumerate(saved):
+            now = self._computed[k]      # lr_at's call at this epoch, made just before
+            if now != was:
                 raise CheckpointError(f"{entries.who}: the state was saved with lr_lambda of group "
                                       f"{k} giving {was!r} at epoch {epoch}, this scheduler's gives "
                                       f"{now!r} (another schedule); give it the saved functions")
