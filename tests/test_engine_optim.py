@@ -158,6 +158,19 @@ def test_clip_grad_norm_zeroes_non_finite_gradients():
     np.testing.assert_array_equal(p.grad, [0.0, 0.0])
 
 
+@pytest.mark.parametrize("scale", [1e200, 1e-200], ids=["huge", "tiny"])
+def test_clip_grad_norm_of_finite_gradients_beyond_the_range_of_their_squares(scale):
+    # the squares of [3e200, 4e200] overflow float64: the norm was inf, and the finite
+    # gradients were zeroed as if non-finite (an optimizer step then saw none of them); the
+    # squares of [3e-200, 4e-200] underflow: the norm was 0.0
+    p, q = _one_grad(np.array([3.0, 0.0]) * scale), _one_grad(np.array([4.0]) * scale)
+    norm = tg.clip_grad_norm([p, q], max_norm=math.inf)
+    assert norm == pytest.approx(5 * scale, rel=1e-15, abs=0)
+    if scale > 1:
+        assert tg.clip_grad_norm([p, q], max_norm=1.0) == pytest.approx(5 * scale, rel=1e-15)
+        np.testing.assert_allclose(np.concatenate([p.grad, q.grad]), [0.6, 0.0, 0.8], rtol=1e-12)
+
+
 # ---------------------------------------------------------------- state round trip
 
 OPTIMIZERS = [

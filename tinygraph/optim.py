@@ -546,14 +546,32 @@ class AdamW(Adam):
 
 
 def _global_norm(grads):
-    """The L2 norm of all the gradients together, summed in float64."""
-    return float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
+    """The L2 norm of all the gradients together, summed in float64.
+
+    Squares beyond float64's range (gradients past about 1e154) or below it (under about
+    1e-154) are summed again scaled by the largest magnitude, so a norm float64 can hold is
+    returned as it is (5e200 for gradients [3e200, 4e200], not inf); a NaN or inf gradient
+    gives a NaN or inf norm."""
+    grads = list(grads)
+    with np.errstate(over="ignore", under="ignore"):
+        total = float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads)))
+        if np.isfinite(total) and total > _UNSCALED_LEAST:
+            return total
+        largest = max((float(np.max(np.abs(g))) for g in grads if g.size), default=0.0)
+        if largest == 0 or not np.isfinite(largest):
+            return total
+        return largest * float(np.sqrt(sum(np.sum(np.square(np.divide(g, largest, dtype=np.float64)))
+                                           for g in grads)))
+
+
+_UNSCALED_LEAST = 1e-140   # a norm below this may hold squares that underflowed to 0
 
 
 def clip_grad_norm(params, max_norm):
     """Scale all gradients so their global L2 norm is at most ``max_norm``.
 
-    Returns the norm before clipping (float).  A non-finite norm zeroes the
+    Returns the norm before clipping (float), exact for finite gradients even where their
+    squares leave float64's range.  A NaN or inf gradient (a non-finite norm) zeroes the
     gradients rather than spreading NaN into the parameters.  ``max_norm=math.inf``
     only measures: the norm is returned and no gradient is touched, finite or not
     (PyTorch's idiom for logging the norm).
