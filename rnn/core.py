@@ -775,6 +775,8 @@ class Cell(RecurrentModel):
                 nxt = free[1](named["o"])
                 nxt = nxt if isinstance(nxt, tg.Tensor) else tg.Tensor(nxt)
                 prev = nxt if k is None or prev is None else _carry_fed(nxt, prev, k)
+                if prev is not nxt and hasattr(free[1], "fed"):
+                    free[1].fed(prev)     # a Sampler records the id fed, not the padding's
             elif self.feedback is not None:
                 prev = y
             new = {n: new[n] for n in names}

@@ -43,7 +43,11 @@ class Sampler:
         self.picked = []
 
     def __call__(self, logits):
-        """logits (..., C) array -> ids (...); every pick is also appended to ``picked``."""
+        """logits (..., C) array -> ids (...); every pick is also appended to ``picked``.
+
+        Running over a padded batch (``mask``), ``picked[t]`` holds the ids fed to step t+1:
+        at a padded step of sequence b, its last sampled id carried on (as ``run.feedback``),
+        not the id drawn there, which nothing reads."""
         ids = self._pick(np.asarray(logits))
         self.picked.append(ids)
         return ids
@@ -145,9 +149,19 @@ class Design(Cell):
         return np.stack(sampler.picked)
 
 
-def _sampled(sampler):
-    """The feedback of generation: the id sampled from o(t), as a leaf."""
-    return lambda o: tg.Tensor(sampler(o.data))
+class _Sampled:
+    """The feedback of generation: the id sampled from o(t), as a leaf.  ``fed(ids)``: over a
+    padded batch, the ids fed instead (a padded step carries its sequence's last one), which
+    ``sampler.picked`` then records for that step."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def __call__(self, o):
+        return tg.Tensor(self.sampler(o.data))
+
+    def fed(self, ids):
+        self.sampler.picked[-1] = ids.data
 
 
 class SequenceDesign(Design):
@@ -283,7 +297,7 @@ class CausalSequenceDesign(SequenceDesign):
             if self.n_out != self.n_in:
                 raise tg.ConfigError(f"{self.name}: generation needs n_out == n_in, got "
                                      f"{self.n_out} and {self.n_in}")
-            free = ("x", _sampled(feedback))
+            free = ("x", _Sampled(feedback))
         ys = self._targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         return self.unroll(Plan(seq, steps, state0, ys, keep, batch, free=free,
@@ -641,7 +655,7 @@ class JordanRNN(Design):
         ys = self._targets(ys, steps, batch, keep)
         first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
         if feedback is not None:
-            free = ("y", _sampled(feedback))
+            free = ("y", _Sampled(feedback))
         else:
             free = None if teacher_forcing else ("y", tg.softmax)
         return self.unroll(Plan(seq, steps, ys=ys, keep=keep, batch=batch, y0=first, free=free,
@@ -786,7 +800,7 @@ class VectorToSequence(Design):
                                  "do not pass h0 as well")
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
-        free = None if feedback is None else ("y", _sampled(feedback))
+        free = None if feedback is None else ("y", _Sampled(feedback))
         return self.unroll(Plan({}, steps, state0, ys, None, batch, static={"x": x}, y0=zeros,
                                 free=free), per_step)
 
@@ -848,7 +862,7 @@ class ConditionalRNN(Design):
         ys = self._targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
-        free = None if feedback is None else ("y", _sampled(feedback))
+        free = None if feedback is None else ("y", _Sampled(feedback))
         return self.unroll(Plan(seq, steps, state0, ys, keep, batch, y0=first, free=free),
                            per_step)
 
@@ -1114,7 +1128,7 @@ class EncoderDecoder(Design):
         else:
             steps = checks.positive_int(steps, self.name, "steps")
         start = np.full((() if batch is None else (batch,)), self.start, dtype=np.int64)
-        free = None if feedback is None else ("y", _sampled(feedback))
+        free = None if feedback is None else ("y", _Sampled(feedback))
         alphas = []
         with self.transposes():
             encoded = self._encoder().unroll(Plan(seq, n_x, {"h": self._zeros(batch)}, keep=keep,

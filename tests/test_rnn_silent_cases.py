@@ -148,6 +148,25 @@ def test_a_conditional_rnn_sampling_over_padding_carries_each_sequences_last_sam
     np.testing.assert_array_equal(run.feedback.data, picked[ends, np.arange(8)])
 
 
+def test_sampler_picked_at_a_padded_step_is_the_id_fed_not_one_drawn_from_the_padding():
+    # picked[t] at a padded step of b held the id drawn from that step's o(t), which nothing
+    # read: picked[-1] (the last ids, to go on generating from) was not run.feedback for the
+    # sequences that had ended (b=1: 2 drawn at padded step 4, where 2 was fed)
+    xs, mask = np.tile(XS_PADDED, (1, 4)), np.tile(MASK, (1, 4))
+    model = rnn.ConditionalRNN(3, 4, 3, seed=3)
+    sampler, unpadded = rnn.Sampler(1.0, seed=0), rnn.Sampler(1.0, seed=0)
+    run = model.run(xs, feedback=sampler, mask=mask)
+    model.run(xs, feedback=unpadded, mask=np.ones_like(mask))
+    picked = np.stack(sampler.picked)
+    np.testing.assert_array_equal(picked[-1], run.feedback.data)
+    ends = mask.sum(axis=0) - 1
+    for b, end in enumerate(ends):
+        assert (picked[end:, b] == picked[end, b]).all()
+    # the kept steps are the draws of a run without padding (each row samples on its own)
+    kept = mask.astype(bool)
+    np.testing.assert_array_equal(picked[kept], np.stack(unpadded.picked)[kept])
+
+
 def test_jacobians_of_an_encoder_decoder_ask_for_ys_in_the_words_of_jacobians_and_then_run():
     # it used to say "encdec: give the targets ys" (model.run's words), and with ys given, that
     # they were not available; each chain now has its Jacobians (part "h": the encoder's)
