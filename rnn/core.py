@@ -37,6 +37,7 @@ import numpy as np
 import tinygraph as tg
 
 from tinygraph import tape
+from tinygraph.module import running_model
 
 from . import checks, replay
 from .plan import Plan
@@ -485,7 +486,8 @@ def evaluating(model):
     In training mode each of their runs would draw other dropout masks (the views of one model
     disagreeing) and advance a seeded ``tg.Dropout``'s masks, changing the ones the training
     gets next.  Only the model's own sub-modules (``named_modules``) are switched: a Dropout
-    that a cell's functions read without holding it (``cell.drop = drop``) stays as it is.
+    that a cell's functions read without holding it (``cell.drop = drop``) stays as it is, and
+    warns when an unroll calls it in training mode (:func:`tinygraph.module.running_model`).
     Yields the names of the ``tg.Dropout`` modules that were in training mode with p > 0
     (", "-joined, "" if none)."""
     named = getattr(model, "named_modules", None)
@@ -699,7 +701,7 @@ class Cell(RecurrentModel):
         per_step = (per_step or plan.free is not None or (plan.ys is None and self.has_readout)
                     or not self.batch_readout or tg.is_anomaly_enabled())
         batch = plan.batch
-        with tg.scope(self.name), self.owner.transposes():
+        with tg.scope(self.name), self.owner.transposes(), running_model(self.owner):
             statics = {k: _leaf(v, k) for k, v in (plan.static or {}).items()}
             state = {k: _broadcast(initial(v, k), batch, k) for k, v in (plan.state0 or {}).items()}
             state = self.initial_state(state, statics)

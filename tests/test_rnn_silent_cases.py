@@ -5,6 +5,7 @@ error naming what is wrong, or handled and checked against a reference (the sequ
 alone)."""
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -274,3 +275,52 @@ def test_a_trainer_given_no_optimizer_object_is_refused_when_made(optimizer, mat
     with pytest.raises(tg.ConfigError, match=r"Trainer: optimizer must be a tg.optim optimizer.*"
                                              + match):
         rnn.Trainer(rnn.ElmanRNN(3, 4, 3), optimizer)
+
+
+def _dropout_cell(hold):
+    """A cell whose step calls a seeded tg.Dropout; held by the cell (cell.drop) or not."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(3, 3)), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(3, 2)), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
+    drop = tg.Dropout(0.5, seed=1)
+    cell = rnn.Recurrence(lambda h, x: drop((h @ W.T + x @ U.T).tanh()), [W, U, V], 3, n_in=2,
+                          readout=lambda h: h @ V.T, name="cell")
+    if hold:
+        cell.drop = drop
+    return cell, drop
+
+
+DROP_XS, DROP_YS = np.random.default_rng(1).normal(size=(6, 2)), np.array([0, 3, 1, 2, 2, 0])
+
+
+@pytest.mark.parametrize("run, evaluate", [
+    (lambda c: c.loss(DROP_XS, DROP_YS), True), (lambda c: c.run(DROP_XS), True),
+    (lambda c: rnn.connectivity(c, DROP_XS, DROP_YS), False)],    # it runs in evaluation mode
+    ids=["loss", "run", "connectivity"])
+def test_a_dropout_the_model_does_not_hold_warns_when_the_model_runs_in_evaluation_mode(run, evaluate):
+    # cell.eval() cannot reach a Dropout its step calls without holding it: in evaluation
+    # mode the loss was still random (7.88 then 8.18 for the same inputs), without a word;
+    # the views (connectivity) run in evaluation mode and drew masks from it too
+    cell, drop = _dropout_cell(hold=False)
+    if evaluate:
+        cell.eval()
+    with pytest.warns(RuntimeWarning, match=r"cell runs in evaluation mode.*tg.Dropout\(p=0.5\) "
+                                            r"that it does not hold.*still drops \(first at "
+                                            r"\S*cell/t=1\).*cell.drop = drop"):
+        run(cell)
+    assert drop.training
+
+
+def test_a_held_dropout_or_one_in_a_training_model_does_not_warn():
+    held, drop = _dropout_cell(hold=True)
+    free, _ = _dropout_cell(hold=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        free.loss(DROP_XS, DROP_YS)               # training mode: dropping is what it should do
+        held.eval()
+        first = held.loss(DROP_XS, DROP_YS).item()
+        assert held.loss(DROP_XS, DROP_YS).item() == first      # off: one function
+        drop.train()                              # held, and switched on by hand (MC dropout)
+        held.loss(DROP_XS, DROP_YS)
+    assert drop._calls == 6

@@ -15,6 +15,8 @@ refuses a file saved from a model of other settings.
 
 import contextlib
 import json
+import threading
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -22,7 +24,7 @@ import numpy as np
 from .checkpoint import read_checkpoint, save_arrays
 from .errors import CheckpointError, ConfigError, DTypeError
 from .ops import dropout
-from .tensor import Tensor, _as_array, _repr, bump_version, clear_grads
+from .tensor import Tensor, _as_array, _repr, bump_version, clear_grads, current_scope
 
 
 class Parameter(Tensor):
@@ -394,6 +396,12 @@ class Dropout(Module):
     """Inverted dropout as a sub-module (PyTorch's ``nn.Dropout``): ``Dropout(p)(x)`` is
     ``tg.dropout(x, p, train=self.training)``, so ``model.eval()`` turns it off.
 
+    ``eval()`` reaches the model's own sub-modules only: a Dropout that a model's functions
+    call without the model holding it (as an attribute, or in a list or dict of them) keeps
+    its own mode, as in PyTorch.  Called in training mode while a model that does not hold it
+    runs in evaluation mode (an ``rnn`` unroll after ``eval()``, or viz's views, which run in
+    evaluation mode), it still drops, and warns (RuntimeWarning, once per run) naming the step.
+
     ``seed`` (an integer >= 0) makes the masks reproducible: the k-th call in training mode
     draws its mask from numpy's generator seeded with the pair ``(seed, k)``, so the masks of
     two modules of different seeds are independent streams (not one stream shifted).
@@ -413,6 +421,8 @@ class Dropout(Module):
     def __call__(self, x):
         if not self.training:
             return x
+        if self.p > 0:
+            _check_held(self)
         seed = None if self._seed is None else (self._seed, self._calls)
         out = dropout(x, self.p, seed=seed)
         self._calls += 1          # a call that raised drew no mask
@@ -420,6 +430,48 @@ class Dropout(Module):
 
     def own_config(self):
         return {"p": self.p}
+
+
+_runs = threading.local()    # .stack: [model, ids of its modules or None, warned] of each
+# model this thread is running (running_model), outermost first
+
+
+@contextlib.contextmanager
+def running_model(model):
+    """Within the block this thread runs ``model`` (rnn's unrolls enter it): a :class:`Dropout`
+    in training mode that the outermost model running does not hold, called while that model
+    is in evaluation mode, warns."""
+    stack = _runs.__dict__.setdefault("stack", [])
+    stack.append([model, None, False])
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+def _check_held(drop):
+    """Warn (once per run) if ``drop``, in training mode, is called inside a run of a model in
+    evaluation mode that does not hold it: ``eval()`` could not switch it off."""
+    stack = getattr(_runs, "stack", None)
+    if not stack:
+        return
+    entry = stack[0]
+    model = entry[0]
+    if entry[2] or getattr(model, "training", True):
+        return
+    if entry[1] is None:
+        named = getattr(model, "named_modules", None)
+        entry[1] = {id(m) for _, m in named()} if callable(named) else set()
+    if id(drop) in entry[1]:
+        return          # held: set to training mode on its own (Monte Carlo dropout, say)
+    entry[2] = True
+    name = getattr(model, "name", None) or type(model).__name__
+    where = current_scope()
+    warnings.warn(f"{name} runs in evaluation mode (eval()), but a tg.Dropout(p={drop.p}) that it "
+                  "does not hold is in training mode and still drops"
+                  + (f" (first at {where})" if where else "") + ": eval() reaches only the "
+                  "model's own sub-modules; hold it in the model (e.g. cell.drop = drop) or call "
+                  "its eval()", RuntimeWarning, stacklevel=3)
 
 
 def _members(name, value, visited):
