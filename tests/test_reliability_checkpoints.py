@@ -95,6 +95,19 @@ def test_two_parameters_with_one_name_are_refused_and_nothing_is_written(tmp_pat
     assert os.listdir(tmp_path) == []
 
 
+def test_a_file_lacking_a_parameter_is_refused_naming_the_file(tmp_path):
+    # every other refusal of model.load named the file; this one said only "load_state_dict:
+    # names do not match the model: missing ['W']", the name of a call the user never made
+    model, path = rnn.ElmanRNN(3, 4, 3), tmp_path / "elman.ckpt"
+    state = model.state_dict()
+    del state["W"]
+    tg.save_arrays(path, state, meta={"config": model.config()})
+    before = model.state_dict()
+    with pytest.raises(tg.CheckpointError, match=r"load: '.*elman.ckpt': .*missing \['W'\]"):
+        model.load(path)
+    assert all(np.array_equal(model.state_dict()[k], v) for k, v in before.items())
+
+
 def test_a_plain_npz_of_numbers_is_read(tmp_path):
     np.savez(tmp_path / "plain.npz", U=np.ones((2, 3)), b=np.arange(3))
     arrays = tg.load_arrays(tmp_path / "plain.npz")

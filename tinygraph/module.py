@@ -345,7 +345,10 @@ class Module:
         """
         found = read_checkpoint(path, expect=self.expected_state())
         self.check_config(found.meta.get("config"), f"load: '{path}'")
-        self.load_state_dict(found.arrays)
+        try:        # a file lacking a parameter: the error names the file, as the others do
+            self.load_state_dict(found.arrays)
+        except CheckpointError as e:
+            raise CheckpointError(f"load: '{path}': {e}") from None
 
     def check_config(self, saved, who):
         """Raise CheckpointError (``who`` first) unless ``saved``, the ``config()`` recorded in a
