@@ -584,6 +584,28 @@ def test_side_by_side_runs_update_together_or_not_at_all(tmp_path):
         assert run.losses == twin.losses and run.digest() == twin.digest()
 
 
+def test_a_side_by_side_update_undone_keeps_the_first_runs_parameters_very_arrays_and_versions():
+    # the first run's update was undone by load_state_dict, which gives every parameter a new
+    # version: a graph built from them before the failed update then refused backward
+    # (StaleGraphError), though they held the very values it was built from
+    config = check_config({"hidden": 4, "delay": 2, "batch": 2, "trunc": 3, "compare": "lstm"})
+    engine = sys.modules["viz.playground"].Engine(config)
+    engine.stop(timeout=5)        # this thread drives it from here: no commands race
+    engine._one_update()
+    first, second = engine.runs
+    params = first.model.parameters()
+    arrays, values = [p._data for p in params], [p.data.copy() for p in params]
+    y = sum((p * 2.0).sum() for p in params)
+    second.trainer.optimizer.param_groups[0]["lr"] = -1.0      # the second run's step refuses
+    with pytest.raises(tg.ConfigError, match="lr must be a number >= 0"):
+        engine._one_update()
+    assert all(p._data is a and np.array_equal(p.data, v) for p, a, v in zip(params, arrays, values))
+    first.model.zero_grad()       # the gradients of the update undone
+    y.backward()
+    for p in params:
+        np.testing.assert_array_equal(p.grad, np.full(p.shape, 2.0))
+
+
 @pytest.mark.parametrize("bad", ["another model", "interrupted in the reset"])
 def test_a_failed_resume_keeps_the_users_parameters_very_arrays_and_versions(bad, tmp_path,
                                                                               monkeypatch):

@@ -289,19 +289,36 @@ class Module:
         block belong to it and are not to be used after it.
         """
         params = self._unique_parameters(who)
-        kept = {name: (p._data, p._version, p._shared, None if p._shared is None else p._shared[0])
-                for name, p in params.items()}       # the version cell shared with its views too
         values = self._checked_state(state, False, who)
+        put_back = self._snapshot()
         for name, p in params.items():
             p._data = values[name]
             bump_version(p)
         try:
             yield self
         finally:
-            for name, p in params.items():
-                p._data, p._version, p._shared, count = kept[name]
-                if p._shared is not None:
-                    p._shared[0] = count
+            put_back()
+
+    def _snapshot(self):
+        """A function that puts every Parameter (fixed ones too) back as it is now: its very
+        array object holding its present values (copied now and written back into it, as
+        ``load_state_dict`` and an optimizer write in place; a read-only array cannot have
+        changed), its version, and the version cell it shares with its views with that
+        cell's count.  After it runs, graphs built before back-propagate as if nothing had
+        changed: what an all-or-nothing change of the model (a resume, ``state_swapped``, a
+        playground's side-by-side update) undoes itself with."""
+        kept = [(p, p._data, p._data.copy() if p._data.flags.writeable else None, p._version,
+                 p._shared, None if p._shared is None else p._shared[0])
+                for _, p in self._named_state()]
+
+        def put_back():
+            for p, data, values, version, shared, count in kept:
+                if values is not None:
+                    np.copyto(data, values)
+                p._data, p._version, p._shared = data, version, shared
+                if shared is not None:
+                    shared[0] = count
+        return put_back
 
     def own_config(self):
         """This module's own settings that change what it computes but are not parameters (a

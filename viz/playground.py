@@ -302,20 +302,20 @@ class Run:
         return len(self.source.held[0])
 
     def kept(self):
-        """What :meth:`update` changes, as copies, for :meth:`put_back`."""
-        return (self.model.state_dict(), self.trainer.optimizer.state_dict(), self.trainer.steps,
-                self.steps, len(self.losses), len(self.norms), self.carried,
-                rnn.train._dropout_calls(self.model))
+        """A function that undoes what :meth:`update` changes from now on (for a side-by-side
+        update that fails partway): the model's parameters as :func:`_held` keeps them (the
+        very arrays and versions) and its Dropouts' calls, the optimizer's state, the counts,
+        the losses and norms measured, the carried state."""
+        model = _held(self.model)
+        optimizer = self.trainer.optimizer.state_dict()
+        counts = (self.trainer.steps, self.steps, len(self.losses), len(self.norms), self.carried)
 
-    def put_back(self, kept):
-        """The run as it was when :meth:`kept` was taken (undoing the updates since)."""
-        params, optimizer, trainer_steps, steps, losses, norms, carried, calls = kept
-        self.model.load_state_dict(params)
-        self.trainer.optimizer.load_state_dict(optimizer)
-        self.trainer.steps, self.steps, self.carried = trainer_steps, steps, carried
-        del self.losses[losses:], self.norms[norms:]
-        for name, module in rnn.train._dropouts(self.model).items():
-            module._calls = calls[name]
+        def put_back():
+            model()
+            self.trainer.optimizer.load_state_dict(optimizer)
+            self.trainer.steps, self.steps, losses, norms, self.carried = counts
+            del self.losses[losses:], self.norms[norms:]
+        return put_back
 
     def _per_sequence(self):
         """Updates per sequence: its chunks of ``trunc`` steps (1 for the character model,
@@ -519,14 +519,14 @@ class Engine:
     def _reset(self, config):
         """New runs of ``config``; all or nothing: one that fails (or is interrupted) leaves
         the runs and the user's model as they were."""
-        kept = None if self.user_model is None else _held(self.user_model)
+        put_back = None if self.user_model is None else _held(self.user_model)
         try:
             runs = [Run(config, self.user_model, self.user_task, self.initial, self.initial_calls)]
             if config["compare"]:
                 runs.append(Run(dict(config, design=config["compare"], compare="")))
         except BaseException:
-            if kept is not None:
-                _put_back(self.user_model, kept)
+            if put_back is not None:
+                put_back()
             raise
         self.runs = runs
         self.refresh_seconds = REFRESH_SECONDS
@@ -594,8 +594,8 @@ class Engine:
             try:
                 run.update()
             except BaseException:
-                for done, was in zip(self.runs[:k], kept):
-                    done.put_back(was)
+                for put_back in kept[:k]:
+                    put_back()
                 raise
         # the thread's own CPU time, so that a loaded machine does not stretch the interval
         if time.thread_time() - self._last_views >= self.refresh_seconds:
@@ -671,7 +671,7 @@ class Engine:
         # parameters and then to the file's: a resume that fails (in _reset too) puts back its
         # very arrays, versions (graphs built before still back-propagate) and Dropout calls
         model = self.user_model
-        kept = None if model is None else _held(model)
+        put_back = None if model is None else _held(model)
         try:
             self._reset(config)
             for i, run in enumerate(self.runs):
@@ -704,37 +704,26 @@ class Engine:
                 run.load_carried(arrays)
         except BaseException:
             self.runs, self.refresh_seconds = saved
-            if kept is not None:
-                _put_back(model, kept)
+            if put_back is not None:
+                put_back()
             raise
 
 
 def _held(model):
-    """What a resume may change in the user's ``model``: each Parameter's array object and its
-    values (``load_state_dict`` writes into the array), version and shared version count, and
-    each Dropout's calls (for :func:`_put_back`); of a model that is not a tg.Module, its
-    state_dict."""
+    """A function that puts ``model`` back as it is now: a tg.Module's parameters by
+    :meth:`tg.Module._snapshot` (the very arrays, values and versions: graphs built before
+    still back-propagate) and its Dropouts' calls; a model that is not a tg.Module by its
+    own state_dict."""
     if not isinstance(model, tg.Module):
-        return model.state_dict(), {}
-    params = [(p, p._data, p._data.copy(), p._version, p._shared,
-               None if p._shared is None else p._shared[0])
-              for _, p in model._named_state()]
-    return params, rnn.train._dropout_calls(model)
+        state = model.state_dict()
+        return lambda: model.load_state_dict(state)
+    put_back, calls = model._snapshot(), rnn.train._dropout_calls(model)
 
-
-def _put_back(model, kept):
-    params, calls = kept
-    if not isinstance(model, tg.Module):
-        model.load_state_dict(params)
-        return
-    for p, data, values, version, shared, count in params:
-        if data.flags.writeable:
-            np.copyto(data, values)
-        p._data, p._version, p._shared = data, version, shared
-        if shared is not None:
-            shared[0] = count
-    for name, module in rnn.train._dropouts(model).items():
-        module._calls = calls[name]
+    def put_back_all():
+        put_back()
+        for name, module in rnn.train._dropouts(model).items():
+            module._calls = calls[name]
+    return put_back_all
 
 
 # ------------------------------------------------------------------ the server
