@@ -158,6 +158,25 @@ def test_clip_grad_norm_zeroes_non_finite_gradients():
     np.testing.assert_array_equal(p.grad, [0.0, 0.0])
 
 
+@pytest.mark.parametrize("max_norm", [1.0, math.inf])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_clip_grad_norm_error_if_nonfinite_raises_naming_the_parameter_and_changes_nothing(
+        bad, max_norm):
+    # PyTorch's clip_grad_norm_(..., error_if_nonfinite=True): it was a bare TypeError
+    # (unexpected keyword), so a NaN gradient could only be zeroed, and an optimizer step then
+    # moved the parameters by its momentum alone
+    p, q = _one_grad(np.array([3.0, 4.0])), _one_grad(np.array([1.0, bad]))
+    q.name = "W"
+    with pytest.raises(tg.AnomalyError, match=rf"clip_grad_norm: .*parameter 1 'W' \(2,\) holds "
+                                              rf"{bad}; no gradient was changed"):
+        tg.clip_grad_norm([p, q], max_norm, error_if_nonfinite=True)
+    np.testing.assert_array_equal(p.grad, [3.0, 4.0])
+    np.testing.assert_array_equal(q.grad, [1.0, bad])
+    assert tg.clip_grad_norm([p], 1.0, error_if_nonfinite=True) == 5.0
+    with pytest.raises(tg.ConfigError, match="error_if_nonfinite must be True or False"):
+        tg.clip_grad_norm([p], 1.0, error_if_nonfinite="yes")
+
+
 @pytest.mark.parametrize("scale", [1e200, 1e-200], ids=["huge", "tiny"])
 def test_clip_grad_norm_of_finite_gradients_beyond_the_range_of_their_squares(scale):
     # the squares of [3e200, 4e200] overflow float64: the norm was inf, and the finite

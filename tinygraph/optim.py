@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .errors import CheckpointError, ConfigError, DTypeError, ShapeError
+from .errors import AnomalyError, CheckpointError, ConfigError, DTypeError, ShapeError
 from .tensor import Tensor, bump_version, clear_grads
 
 
@@ -567,20 +567,32 @@ def _global_norm(grads):
 _UNSCALED_LEAST = 1e-140   # a norm below this may hold squares that underflowed to 0
 
 
-def clip_grad_norm(params, max_norm):
+def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
     """Scale all gradients so their global L2 norm is at most ``max_norm``.
 
     Returns the norm before clipping (float), exact for finite gradients even where their
     squares leave float64's range.  A NaN or inf gradient (a non-finite norm) zeroes the
-    gradients rather than spreading NaN into the parameters.  ``max_norm=math.inf``
+    gradients rather than spreading NaN into the parameters; with ``error_if_nonfinite=True``
+    (as PyTorch's) it raises AnomalyError instead, naming the first such parameter, and no
+    gradient is touched.  ``max_norm=math.inf``
     only measures: the norm is returned and no gradient is touched, finite or not
     (PyTorch's idiom for logging the norm).
     """
     params = _check_params("clip_grad_norm", params, trained=False)
+    if not isinstance(error_if_nonfinite, (bool, np.bool_)):
+        raise ConfigError(f"clip_grad_norm: error_if_nonfinite must be True or False, got "
+                          f"{error_if_nonfinite!r}")
     measure_only = _is_number(max_norm) and max_norm == np.inf
     if not measure_only:
         _check_positive("clip_grad_norm", "max_norm", max_norm)
     found = _gradients("clip_grad_norm", params)
+    if error_if_nonfinite:
+        for i, p, g in found:
+            if not np.isfinite(g).all():
+                raise AnomalyError(f"clip_grad_norm: the total norm of the gradients is not "
+                                   f"finite: the gradient of parameter {i}{_name(p)} {p.shape} "
+                                   f"holds {g[~np.isfinite(g)][0]}; no gradient was changed "
+                                   "(error_if_nonfinite=True)")
     if measure_only:
         return _global_norm(g for _, _, g in found)
     for i, p, g in found:     # checked before any gradient is scaled
