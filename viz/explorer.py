@@ -205,7 +205,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
                              f"(it carries no state parts; part names a variable of its steps: "
                              f"one of {stepped})")
     backward = _runs_backward(model, variables, part)
-    jacobians = _jacobians(model, xs, ys, h0, part, run, length, steps, background, backward)
+    jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward)
     names = variables.names
     windows = _windows(steps)
     detail = sorted({t for a, b in windows for t in range(a, b + 1)} | _summary_steps(steps))
@@ -445,10 +445,11 @@ def _runs_backward(model, variables, part):
                for a, b in variables.edges)
 
 
-def _jacobians(model, xs, ys, h0, part, run, length, steps, background, backward=False):
+def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False):
     """The Jacobians ∂part(t)/∂part(t-1) of the run (:func:`rnn.jacobians`; for a chain
     ``backward`` in time, ∂g(t)/∂g(t+1) in time order), made first so that their spectra and
-    lag decay (over the products in the chain's own order) are computed by ``background`` (an
+    lag decay (over the products in the chain's own order, lags up to the chain's own length:
+    an encoder-decoder's two chains may differ in length) are computed by ``background`` (an
     executor; LAPACK lets go of the GIL) while the rest of the page is made.  Returns (jacs or
     None, finite, spectra future or None, lag decay future or None, notes)."""
     parts = getattr(model, "parts", {}) or {}
@@ -481,7 +482,7 @@ def _jacobians(model, xs, ys, h0, part, run, length, steps, background, backward
     decay = None
     if finite.all():          # 30 lags and 3 end steps: LAPACK on a busy machine is slow
         decay = background.submit(rnn.lag_decay, jacs[::-1] if backward else jacs,
-                                  max_lag=min(steps, 30), ends=3)
+                                  max_lag=min(len(jacs), 30), ends=3)
     return jacs, finite, spectra, decay, notes
 
 
