@@ -47,6 +47,7 @@ from tinygraph.rows import grad_rows
 
 from .core import evaluating, time_step, walk
 from .recursive import RecursiveNet
+from .train import Carried
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 _RUNS = itertools.count(1)                       # the scope label of each run made here
@@ -100,7 +101,10 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     """:func:`run_model` and the predicate ``own(scope)``: whether a node of that scope label
     (``node.scope``) was made by this run.  An ``h0`` or ``steps`` that the model's ``run``
     does not take (the encoder-decoder starts from zeros and C) is a ConfigError naming
-    ``who``, the model and the argument.
+    ``who``, the model and the argument.  ``h0`` may be the :class:`~rnn.train.Carried` that
+    :func:`~rnn.train.truncated_bptt` returns (the last state, the states of a skip
+    connection's last d steps, the last output fed back): the run then starts from all of it,
+    as the next chunk of training does.
 
     The run is made inside a scope of its own, so that the nodes behind it that earlier
     computations made (a state carried from an earlier run and not detached, another model's
@@ -114,7 +118,7 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
         raise tg.ConfigError(f"{who}: {type(model).__name__} feeds the target y(t-1) into step "
                              f"t, so its run needs the targets ys: give them, "
                              f"{who}(model, xs, ys=ys) (ids as model.loss takes them)")
-    kwargs = {} if h0 is None else {"h0": h0}
+    kwargs = dict(h0) if isinstance(h0, Carried) else {} if h0 is None else {"h0": h0}
     if steps is not None:
         kwargs["steps"] = steps
     taken = _arguments(model.run)

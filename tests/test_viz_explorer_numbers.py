@@ -1,12 +1,16 @@
-"""viz.explore's numbers checked against computations of this file alone: a numpy forward pass
-written here, its Jacobians by hand and central differences.  Designs made of two chains (an
-encoder-decoder's encoder and decoder, which may differ in length) and states carried from an
-earlier chunk, where the page's numbers could belong to the wrong chain or the wrong step."""
+"""viz.explore's numbers checked against other computations of them: a numpy forward pass
+written here and its Jacobians by hand, or one run over a whole sequence of which the page shows
+a later chunk.  Designs made of two chains (an encoder-decoder's encoder and decoder, which may
+differ in length) and states carried from an earlier chunk, where the page's numbers could
+belong to the wrong chain or the wrong step."""
 
 import numpy as np
+import pytest
 
 import rnn
+import tinygraph as tg
 import viz
+from rnn.diagnostics import part_nodes
 
 EPS = 1e-6
 
@@ -54,3 +58,37 @@ def test_an_encoder_decoder_whose_chains_differ_in_length_has_each_chains_own_ja
                                    [np.abs(np.linalg.eigvals(J)).max() for J in jacs], rtol=1e-5)
         assert diag["lag"]["lags"] == list(range(1, len(chain) + 1))
         np.testing.assert_allclose(diag["lag"]["norms"], _lag_norms(jacs, len(chain)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("model", [rnn.LeakyRNN(4, 3, 4, skip=2, seed=1),
+                                   rnn.ConditionalRNN(4, 3, 4, seed=1),
+                                   rnn.JordanRNN(4, 3, 4, seed=1)], ids=lambda m: m.name)
+def test_the_next_chunk_of_truncated_bptt_is_shown_from_all_that_it_carries(model):
+    """truncated_bptt returns an rnn.Carried where the next chunk reads more than the last state
+    (a skip=2 net's h(t-2), a fed-back y(t-1)) and says to pass it back as h0=; the page refused
+    it ("leaky: h0 has no state part 'h0'", "JordanRNN.run takes no h0="), and given only its
+    last state it showed another run without a word (ConditionalRNN: L(1) = 1.825 where the
+    sequence read on has 1.582).  It now starts the chunk from all of it: the page's L(t) and
+    h(t) are those of steps 7..10 of one run over the whole sequence, and ∂L/∂h(t) that run's
+    gradient of the chunk's loss terms."""
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, 10), rng.integers(0, 4, 10)
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), lr=0.0))
+    _, carried = rnn.truncated_bptt(trainer, xs[:6], ys[:6], chunk=3)
+    assert isinstance(carried, rnn.Carried)
+    bundle = viz.explore(model, xs[6:], ys[6:], h0=carried).data["bundles"][-1]
+    whole = model.run(xs, ys)
+    chunk_loss = whole.losses[6]
+    for loss in whole.losses[7:]:
+        chunk_loss = chunk_loss + loss
+    np.testing.assert_allclose(bundle["loss"], chunk_loss.item(), rtol=1e-5)
+    shown = bundle["vars"]["L"]["value"]
+    np.testing.assert_allclose([shown[str(t)][0] for t in range(1, 5)],
+                               [loss.item() for loss in whole.losses[6:]], rtol=1e-5)
+    states = [node for t, node in sorted(part_nodes(whole, "h", "test").items()) if t > 6]
+    grads = tg.grad(chunk_loss, states)
+    for t in range(1, 5):
+        np.testing.assert_allclose(bundle["vars"]["h"]["value"][str(t)], states[t - 1].data,
+                                   rtol=1e-5, err_msg=t)
+        np.testing.assert_allclose(bundle["vars"]["h"]["gnorm"][str(t)],
+                                   np.linalg.norm(grads[t - 1]), rtol=1e-5, err_msg=t)

@@ -94,7 +94,9 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     ----------
     model : an rnn design or rnn.Recurrence
     xs, ys : what ``model.run`` takes first (inputs, and targets for the loss and gradients)
-    h0 : initial state, optional
+    h0 : initial state, optional; or the rnn.Carried that rnn.truncated_bptt returns (the
+        last state and what else the next chunk reads: a skip connection's past states, the
+        last output fed back), so that the page shows the next chunk of that training
     part : the state part of the connectivity and Jacobians (default: the first part, or
         "h" for a design without state parts, where it names a variable of the steps); a name
         that is no state part (or, without state parts, no variable of the run) raises
@@ -310,6 +312,8 @@ def _own_variables(roots, own, run, h0, windows=(None,)):
     part is ``run.parts[part][k-1]``.
     """
     given = {}
+    if isinstance(h0, rnn.Carried):
+        h0 = h0.get("h0")
     if isinstance(h0, tg.Tensor):
         given[id(h0)] = next(iter(run.parts), "h")
     elif isinstance(h0, dict):
