@@ -38,6 +38,7 @@ import copy
 import inspect
 import itertools
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -461,23 +462,35 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     return run_saturation(run, own, tol)
 
 
-def run_saturation(run, own, tol=0.05):
-    """:func:`saturation` of an existing ``run`` (``own`` from :func:`own_run`)."""
+def run_saturation(run, own, tol=0.05, by_chain=False):
+    """:func:`saturation` of an existing ``run`` (``own`` from :func:`own_run`).
+
+    With ``by_chain``, {chain: (T,)}: the fraction of each chain's own units (a chain is the
+    scope of its steps without their ``t=K``: an encoder-decoder's encoder and decoder, whose
+    step t are not the same time), NaN at a step t where that chain has none."""
     roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
     roots += [n for nodes in run.parts.values() for n in nodes]
     steps = max((time_step(n.scope) or 0 for n in roots), default=0)
-    saturated = np.zeros(steps + 1)
-    units = np.zeros(steps + 1)
+    counts = {}                    # chain -> (saturated, units) per step 0..steps
     for node in walk(roots):
         if not own(node.scope):    # e.g. the earlier run behind a carried h0
             continue
         t = time_step(node.scope)
         if node.op in SATURATING and t is not None and t >= 1:
+            chain = _STEP.sub("", node.scope) if by_chain else ""
+            saturated, units = counts.setdefault(chain, (np.zeros(steps + 1), np.zeros(steps + 1)))
             y = node.data
             slope = (1 - y * y) if node.op == "tanh" else y * (1 - y)
             saturated[t] += np.count_nonzero(slope < tol * SATURATING[node.op])
             units[t] += y.size
-    return np.divide(saturated[1:], units[1:], out=np.zeros(steps), where=units[1:] > 0)
+    if not by_chain:
+        saturated, units = counts.get("", (np.zeros(steps + 1), np.zeros(steps + 1)))
+        return np.divide(saturated[1:], units[1:], out=np.zeros(steps), where=units[1:] > 0)
+    return {chain: np.divide(saturated[1:], units[1:], out=np.full(steps, np.nan),
+                             where=units[1:] > 0) for chain, (saturated, units) in counts.items()}
+
+
+_STEP = re.compile(r"(^|/)t=-?\d+(/.*)?$")      # the "t=K" of a scope (and what is inside it)
 
 
 def gradient_ratio(model, xs, ys, part="h", h0=None):

@@ -92,3 +92,22 @@ def test_the_next_chunk_of_truncated_bptt_is_shown_from_all_that_it_carries(mode
                                    rtol=1e-5, err_msg=t)
         np.testing.assert_allclose(bundle["vars"]["h"]["gnorm"][str(t)],
                                    np.linalg.norm(grads[t - 1]), rtol=1e-5, err_msg=t)
+
+
+def test_an_encoder_decoders_saturation_is_each_chains_own_units():
+    """Encoder step 2 and decoder step 2 are not the same time, yet the page's saturation at t=2
+    was the fraction over the units of both (n_x = 5, n_y = 3, weights scaled by 3: 0.375 at
+    t = 1 where the encoder has 0.25 and the decoder 0.5, and the encoder's own 0.5 at t = 4);
+    it is one series per chain, each of its own units, checked against a numpy forward pass
+    (tanh units with 1 - v² < 0.05)."""
+    model = rnn.EncoderDecoder(4, 4, 4, seed=2)
+    for p in model.parameters():
+        p.data *= 3.0
+    P = {n: p.data for n, p in model.named_parameters()}
+    xs, ys = np.array([0, 1, 2, 3, 1]), np.array([1, 2, 3])
+    hs, ss = _encdec_states(P, xs, ys, 4)
+    saturation = viz.explore(model, xs, ys).data["bundles"][-1]["diag"]["saturation"]
+    assert sorted(saturation) == ["decoder", "encoder"]
+    np.testing.assert_allclose(saturation["encoder"], np.mean(1 - hs ** 2 < 0.05, axis=1))
+    assert saturation["decoder"][3:] == [None, None]          # the decoder has no step 4 or 5
+    np.testing.assert_allclose(saturation["decoder"][:3], np.mean(1 - ss ** 2 < 0.05, axis=1))

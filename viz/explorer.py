@@ -495,7 +495,7 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False)
     :func:`_jacobians`, computed in the background) are done."""
     jacs, finite, spectra, decay, jacobian_notes = jacobians
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
-           "saturation": _nums(run_saturation(run, own)), "notes": [], "backward": backward}
+           "saturation": _saturation(run, own), "notes": [], "backward": backward}
     parts = getattr(model, "parts", {}) or {}
     if run.losses:
         rows = None
@@ -547,6 +547,18 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False)
         # the page's key order: spectra before lag and ratio
         return dict(out, spectra={"norm": _nums(norms), "radius": _nums(radii)}, lag=lag)
     return finish
+
+
+def _saturation(run, own):
+    """The fraction of saturated units per step: one list, or for a run of several chains whose
+    steps are not the same time (an encoder-decoder's encoder and decoder: scopes of their own,
+    "encdec/encoder/t=K" and "encdec/decoder/t=K") {chain: list} of each chain's own units,
+    None where it has no step t, so that encoder step 2 and decoder step 2 are not averaged."""
+    chains = run_saturation(run, own, by_chain=True)
+    if len(chains) < 2:            # as rnn.saturation: 0 at a step without such units
+        return _nums(run_saturation(run, own) if not chains
+                     else np.nan_to_num(next(iter(chains.values())), nan=0.0))
+    return {chain.rsplit("/", 1)[-1]: _nums(values) for chain, values in sorted(chains.items())}
 
 
 def _binned(matrix, rows, height):
