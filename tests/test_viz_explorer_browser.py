@@ -611,3 +611,23 @@ def test_the_connectivity_hint_names_the_state_part_shown(browser, tmp_path):
     assert "and g(k) light up" in page.page.inner_text("#heat-label")
     assert page.errors == []
     page.close()
+
+
+@pytest.mark.parametrize("model, xs, ys, words", [
+    (rnn.EncoderDecoder(4, 3, 4), [0, 1, 2, 3, 1], [1, 2, 3], "the sum of the 3 loss terms L(1)…L(3)"),
+    (rnn.SequenceToOne(4, 3, 2), [0, 1, 2, 3, 1], 1, "the loss term L(5)"),
+    (rnn.ElmanRNN(4, 3, 4), [0, 1, 2, 3, 1], [1, 2, 3, 0, 0], "the sum of the 5 loss terms L(1)…L(5)")],
+    ids=["encdec", "seq2one", "elman"])
+def test_the_header_says_which_loss_terms_the_loss_sums(browser, tmp_path, model, xs, ys, words):
+    """The header said "loss L = 5.70550 over 5 steps" for an encoder-decoder of n_x = 5 and
+    n_y = 3, whose loss is the sum of its 3 decoder terms; it names the terms it sums (computed
+    here as the run's L(t) added up)."""
+    run = model.run(np.array(xs), ys if np.ndim(ys) == 0 else np.array(ys))
+    page = Page(browser, _save(tmp_path, model, np.array(xs),
+                               ys if np.ndim(ys) == 0 else np.array(ys)))
+    text = page.page.inner_text("#loss")
+    assert text.endswith(words)
+    shown = float(text.split("=")[1].split(",")[0])
+    assert shown == pytest.approx(sum(loss.item() for loss in run.losses), rel=1e-5)
+    assert page.errors == []
+    page.close()

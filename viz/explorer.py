@@ -251,9 +251,19 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
         svg = {"folded": folded, "summary": summary, "windows": drawn}
     return {"steps": steps, "names": names, "windows": windows, "detail": detail,
             "loss": None if run.loss is None else _shown(run.loss.item()),
+            "loss_terms": _loss_terms(run),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
             "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run),
             "template_sources": [g.source for g in template_graphs]}
+
+
+def _loss_terms(run):
+    """[how many, first t, last t] of the loss terms L(t) whose sum the page's loss is (an
+    encoder-decoder's n_y, not its n_x steps; a sequence-to-one net's one), or None."""
+    when = [time_step(loss.scope) for loss in run.losses]
+    if not when or None in when:
+        return None
+    return [len(when), min(when), max(when)]
 
 
 def _variable_data(variables, names, grads, detail):

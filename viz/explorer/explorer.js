@@ -732,7 +732,9 @@
       });
     }
     const bl = B();
-    $("loss").textContent = bl.loss === null ? "" : `loss L = ${fmt(bl.loss)} over ${D.steps} steps`;
+    const lt = bl.loss_terms;          // [how many, first t, last t]: the terms L(t) summed
+    $("loss").textContent = bl.loss === null ? "" : `loss L = ${fmt(bl.loss)}` + (!lt ? ""
+      : lt[0] === 1 ? `, the loss term L(${lt[1]})` : `, the sum of the ${lt[0]} loss terms L(${lt[1]})…L(${lt[2]})`);
     $("notes").textContent = bl.diag.notes.join("; ");
     drawPlots();
     update(true);
