@@ -416,6 +416,14 @@
     for (let v = step; v <= n; v += step) if (v > 1) out.push(v);
     return out;
   }
+  function fitText(ctx, text, x, y, lo, hi) {   // a tick label kept whole within [lo, hi]:
+    const font = ctx.font, w = ctx.measureText(text).width, room = hi - lo - 2;   // moved in
+    if (w > room) ctx.font = font.replace(/^\d+(\.\d+)?px/, `${Math.max(6, (10 * room) / w).toFixed(1)}px`);  // or smaller
+    const width = ctx.measureText(text).width;
+    const left = ctx.textAlign === "center" ? x - width / 2 : ctx.textAlign === "right" ? x - width : x;
+    ctx.fillText(text, x + Math.max(0, lo + 1 - left) - Math.max(0, left + width - (hi - 1)), y);
+    ctx.font = font;
+  }
   function heatArea() {
     const canvas = $("heat");
     return { x: HM.left, y: HM.top, w: canvas.width - HM.left - HM.right, h: canvas.height - HM.top - HM.bottom };
@@ -445,7 +453,7 @@
       if (j < 0) return;
       const x = A.x + (j + 0.5) * cw;
       ctx.fillRect(x, A.y + A.h, 1, 4);
-      ctx.fillText(String(k), x, A.y + A.h + 14);
+      fitText(ctx, String(k), x, A.y + A.h + 14, 0, canvas.width);
     });
     ctx.fillText(`k (step of ${hp})`, A.x + A.w / 2, A.y + A.h + 28);
     ctx.textAlign = "right";
@@ -454,7 +462,7 @@
       if (i < 0) return;
       const y = A.y + (i + 0.5) * ch;
       ctx.fillRect(A.x - 4, y, 4, 1);
-      ctx.fillText(String(t), A.x - 6, y + 3);
+      fitText(ctx, String(t), A.x - 6, y + 3, 0, A.x - 5);
     });
     ctx.save();
     ctx.translate(10, A.y + A.h / 2);
