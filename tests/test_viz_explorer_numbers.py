@@ -111,3 +111,66 @@ def test_an_encoder_decoders_saturation_is_each_chains_own_units():
     np.testing.assert_allclose(saturation["encoder"], np.mean(1 - hs ** 2 < 0.05, axis=1))
     assert saturation["decoder"][3:] == [None, None]          # the decoder has no step 4 or 5
     np.testing.assert_allclose(saturation["decoder"][:3], np.mean(1 - ss ** 2 < 0.05, axis=1))
+
+
+def _elman_losses(P, xs, ys, h):
+    """L(t) = -log softmax(c + V h(t))[y(t)] of an ElmanRNN from h(0) = ``h``, in numpy."""
+    out = []
+    for x, y in zip(xs, ys):
+        h = np.tanh(P["b"] + P["W"] @ h + P["U"][:, x])
+        o = P["c"] + P["V"] @ h
+        out.append(np.log(np.exp(o - o.max()).sum()) + o.max() - o[y])
+    return np.array(out)
+
+
+def test_the_parameters_before_training_run_from_the_same_carried_state():
+    """A state carried undetached from an earlier run and before=... made the page fail with
+    "StaleGraphError: backward: a Parameter 'W' was changed in place": the before-training run
+    swapped the parameters in place and its sweep went on into the earlier run's graph.  That
+    run starts from the same values, a leaf: its L(t) are a numpy forward pass's with the
+    parameters before training, and the page's own run (after) is unchanged."""
+    model, earlier = rnn.ElmanRNN(4, 3, 4, seed=1), rnn.ElmanRNN(4, 3, 4, seed=5)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, 8), rng.integers(0, 4, 8)
+    last = model.run(xs[:4], ys[:4]).last                   # undetached: the earlier run behind
+    page = viz.explore(model, xs[4:], ys[4:], h0=last, before=earlier.state_dict())
+    before, after = page.data["bundles"]
+    for bundle, params in ((before, earlier), (after, model)):
+        P = {n: p.data for n, p in params.named_parameters()}
+        losses = _elman_losses(P, xs[4:], ys[4:], last.data)
+        np.testing.assert_allclose([bundle["vars"]["L"]["value"][str(t)][0] for t in range(1, 5)],
+                                   losses, rtol=1e-5)
+        np.testing.assert_allclose(bundle["loss"], losses.sum(), rtol=1e-5)
+    assert before["vars"]["h"]["gnorm"]["0"] is not None       # ∂L/∂h(0) still shown
+
+
+def _inputs_of_step(page, t):
+    """The names of the inputs made outside step t that its op-level DAG draws."""
+    import html
+    import re
+    bundle = page.data["bundles"][-1]
+    svg = page.data["templates"][bundle["ops"][str(t)]["template"]]
+    return {html.unescape(x) for x in re.findall(r'fill="#dbe9f6".*?<text[^>]*>([^<]*)</text>',
+                                                  svg, flags=re.S)}
+
+
+def test_the_op_level_dag_names_a_carried_state_h0_and_another_runs_states_for_what_they_are():
+    """Step 1's op-level DAG named a state carried undetached from an earlier run of 4 steps
+    "h (t+3)" (that run's h(4), read as this run's step 4) where it is this run's h(0): it is
+    "h (t-1)", as the same state given as numbers is; a tensor of another computation (here an
+    earlier run's h(2), mixed into the state) is named for its own scope, as its variable is."""
+    model = rnn.ElmanRNN(4, 3, 4, seed=1)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, 8), rng.integers(0, 4, 8)
+    earlier = model.run(xs[:4], ys[:4])
+    last = earlier.last
+    carried = _inputs_of_step(viz.explore(model, xs[4:], ys[4:], h0=last), 1)
+    assert "h (t-1)" in carried and not any("(t+" in name for name in carried)
+    assert carried == _inputs_of_step(viz.explore(model, xs[4:], ys[4:], h0=last.data), 1)
+    other = earlier.parts["h"][1]                                # scope "elman/t=2"
+    W = tg.Parameter(np.eye(3) * 0.5, name="W")
+    cell = rnn.Recurrence(lambda h: (h @ W.T + other).tanh(), [W], 3, name="cell")
+    page = viz.explore(cell, None, None, h0=np.zeros(3), steps=3)
+    names = _inputs_of_step(page, 2)
+    assert f"h@{other.scope}" in names and f"h@{other.scope}" in page.data["names"]
+    assert not any(name.startswith("h (t") and name != "h (t-1)" for name in names)
