@@ -38,6 +38,7 @@ import copy
 import inspect
 import itertools
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -47,6 +48,7 @@ from tinygraph.rows import grad_rows
 
 from .core import evaluating, time_step, walk
 from .recursive import RecursiveNet
+from .train import Carried
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 _RUNS = itertools.count(1)                       # the scope label of each run made here
@@ -100,7 +102,10 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     """:func:`run_model` and the predicate ``own(scope)``: whether a node of that scope label
     (``node.scope``) was made by this run.  An ``h0`` or ``steps`` that the model's ``run``
     does not take (the encoder-decoder starts from zeros and C) is a ConfigError naming
-    ``who``, the model and the argument.
+    ``who``, the model and the argument.  ``h0`` may be the :class:`~rnn.train.Carried` that
+    :func:`~rnn.train.truncated_bptt` returns (the last state, the states of a skip
+    connection's last d steps, the last output fed back): the run then starts from all of it,
+    as the next chunk of training does.
 
     The run is made inside a scope of its own, so that the nodes behind it that earlier
     computations made (a state carried from an earlier run and not detached, another model's
@@ -114,7 +119,7 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
         raise tg.ConfigError(f"{who}: {type(model).__name__} feeds the target y(t-1) into step "
                              f"t, so its run needs the targets ys: give them, "
                              f"{who}(model, xs, ys=ys) (ids as model.loss takes them)")
-    kwargs = {} if h0 is None else {"h0": h0}
+    kwargs = dict(h0) if isinstance(h0, Carried) else {} if h0 is None else {"h0": h0}
     if steps is not None:
         kwargs["steps"] = steps
     taken = _arguments(model.run)
@@ -457,23 +462,35 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     return run_saturation(run, own, tol)
 
 
-def run_saturation(run, own, tol=0.05):
-    """:func:`saturation` of an existing ``run`` (``own`` from :func:`own_run`)."""
+def run_saturation(run, own, tol=0.05, by_chain=False):
+    """:func:`saturation` of an existing ``run`` (``own`` from :func:`own_run`).
+
+    With ``by_chain``, {chain: (T,)}: the fraction of each chain's own units (a chain is the
+    scope of its steps without their ``t=K``: an encoder-decoder's encoder and decoder, whose
+    step t are not the same time), NaN at a step t where that chain has none."""
     roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
     roots += [n for nodes in run.parts.values() for n in nodes]
     steps = max((time_step(n.scope) or 0 for n in roots), default=0)
-    saturated = np.zeros(steps + 1)
-    units = np.zeros(steps + 1)
+    counts = {}                    # chain -> (saturated, units) per step 0..steps
     for node in walk(roots):
         if not own(node.scope):    # e.g. the earlier run behind a carried h0
             continue
         t = time_step(node.scope)
         if node.op in SATURATING and t is not None and t >= 1:
+            chain = _STEP.sub("", node.scope) if by_chain else ""
+            saturated, units = counts.setdefault(chain, (np.zeros(steps + 1), np.zeros(steps + 1)))
             y = node.data
             slope = (1 - y * y) if node.op == "tanh" else y * (1 - y)
             saturated[t] += np.count_nonzero(slope < tol * SATURATING[node.op])
             units[t] += y.size
-    return np.divide(saturated[1:], units[1:], out=np.zeros(steps), where=units[1:] > 0)
+    if not by_chain:
+        saturated, units = counts.get("", (np.zeros(steps + 1), np.zeros(steps + 1)))
+        return np.divide(saturated[1:], units[1:], out=np.zeros(steps), where=units[1:] > 0)
+    return {chain: np.divide(saturated[1:], units[1:], out=np.full(steps, np.nan),
+                             where=units[1:] > 0) for chain, (saturated, units) in counts.items()}
+
+
+_STEP = re.compile(r"(^|/)t=-?\d+(/.*)?$")      # the "t=K" of a scope (and what is inside it)
 
 
 def gradient_ratio(model, xs, ys, part="h", h0=None):

@@ -347,3 +347,26 @@ def test_only_the_tinygraph_program_tunes_the_allocator(monkeypatch, tmp_path):
     with pytest.raises(SystemExit) as stop:
         cli.command()
     assert stop.value.code == 0 and len(calls) == (2 if linux else 0)
+
+
+def test_the_op_view_after_training_shows_the_probes_gradients_not_the_last_updates(tmp_path):
+    """`tinygraph train` draws the trained model's op-level DAG coloured by gradient norm, with
+    the model still holding its last update's gradients: the probe's backward added to them, and
+    W showed |grad| = 6.51e-01 where the probe's ∂L/∂W has norm 3.48e-01 (computed here on a
+    fresh run).  The view now shows the probe's own gradients."""
+    from viz.cli import write_model_views
+    model = rnn.ElmanRNN(4, 3, 4, seed=0)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, 6), rng.integers(0, 4, 6)
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), lr=0.0))
+    trainer.step(rng.integers(0, 4, (6, 2)), rng.integers(0, 4, (6, 2)))
+    assert model.W.grad is not None                     # what training leaves behind
+    stale = model.W.grad.copy()
+    (want,) = tg.grad(model.run(xs, ys).loss, [model.W])
+    write_model_views(model, str(tmp_path), "elman", (xs, ys), {})
+    svg = (tmp_path / "elman_ops.svg").read_text()
+
+    def shown(norm):
+        return f"|grad|={norm:.2e}".replace("-", "&#45;")
+    assert shown(np.linalg.norm(want)) in svg
+    assert shown(np.linalg.norm(want + stale)) not in svg

@@ -611,3 +611,51 @@ def test_the_connectivity_hint_names_the_state_part_shown(browser, tmp_path):
     assert "and g(k) light up" in page.page.inner_text("#heat-label")
     assert page.errors == []
     page.close()
+
+
+@pytest.mark.parametrize("model, xs, ys, words", [
+    (rnn.EncoderDecoder(4, 3, 4), [0, 1, 2, 3, 1], [1, 2, 3], "the sum of the 3 loss terms L(1)…L(3)"),
+    (rnn.SequenceToOne(4, 3, 2), [0, 1, 2, 3, 1], 1, "the loss term L(5)"),
+    (rnn.ElmanRNN(4, 3, 4), [0, 1, 2, 3, 1], [1, 2, 3, 0, 0], "the sum of the 5 loss terms L(1)…L(5)")],
+    ids=["encdec", "seq2one", "elman"])
+def test_the_header_says_which_loss_terms_the_loss_sums(browser, tmp_path, model, xs, ys, words):
+    """The header said "loss L = 5.70550 over 5 steps" for an encoder-decoder of n_x = 5 and
+    n_y = 3, whose loss is the sum of its 3 decoder terms; it names the terms it sums (computed
+    here as the run's L(t) added up)."""
+    run = model.run(np.array(xs), ys if np.ndim(ys) == 0 else np.array(ys))
+    page = Page(browser, _save(tmp_path, model, np.array(xs),
+                               ys if np.ndim(ys) == 0 else np.array(ys)))
+    text = page.page.inner_text("#loss")
+    assert text.endswith(words)
+    shown = float(text.split("=")[1].split(",")[0])
+    assert shown == pytest.approx(sum(loss.item() for loss in run.losses), rel=1e-5)
+    assert page.errors == []
+    page.close()
+
+
+def test_the_heatmaps_tick_labels_stand_whole_inside_its_canvas(browser, tmp_path):
+    """Over 200 steps the last column tick "200" was centred on the last bin, 2 px from the
+    canvas's right edge, and drawn half outside it ("20" and a cut "0"); every tick label of
+    either axis now stands whole inside the canvas (read from the page's own fillText calls)."""
+    model = rnn.ElmanRNN(4, 3, 4, seed=2)
+    rng = np.random.default_rng(0)
+    path = _save(tmp_path, model, rng.integers(0, 4, 200), rng.integers(0, 4, 200))
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.add_init_script("""window.__texts = [];
+      const fill = CanvasRenderingContext2D.prototype.fillText;
+      CanvasRenderingContext2D.prototype.fillText = function (text, x, y) {
+        const w = this.measureText(text).width, m = this.getTransform();
+        const left = this.textAlign === "center" ? x - w / 2 : this.textAlign === "right" ? x - w : x;
+        if (m.a === 1 && m.b === 0 && this.canvas.id === "heat")    // not the rotated axis title
+          window.__texts.push([String(text), left, left + w, this.canvas.width]);
+        return fill.apply(this, arguments);
+      };""")
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"file://{path}")
+    page.wait_for_function("window.explorer !== undefined")
+    texts = page.evaluate("window.__texts")
+    assert "200" in [t[0] for t in texts] and "1" in [t[0] for t in texts]
+    assert [t for t in texts if t[1] < 0 or t[2] > t[3]] == []
+    assert errors == []
+    page.close()

@@ -1,6 +1,7 @@
 """The gradient-flow chart (viz.plots.gradient_flow) stays a bar per step for short
 sequences and becomes one filled outline for long ones, so a 10,000-step profile is
-drawn in well under a second instead of as 10,000 patches."""
+drawn in well under a second instead of as 10,000 patches; a step whose norm a log axis cannot
+draw (NaN, infinite, exactly 0) is marked at that step and named in the legend, never left blank."""
 
 import re
 
@@ -57,3 +58,54 @@ def test_loss_and_recall_panels_tick_only_whole_training_steps(tmp_path):
     ticks = _x_ticks(path)
     assert ticks and all(re.fullmatch(r"−?\d+", t) for t in ticks), ticks
     assert "<!-- chance (50%) -->" in open(path).read()
+
+
+def _marks(fig):
+    """{legend text: the steps t it marks} of a gradient-flow figure's markers."""
+    (ax,) = fig.axes
+    return {line.get_label(): line.get_xdata().tolist() for line in ax.get_lines()}
+
+
+@pytest.mark.parametrize("steps", [7, plots.MAX_BARS + 7])
+def test_non_finite_and_zero_norms_are_marked_at_their_steps_not_left_blank(tmp_path, steps):
+    """Norms NaN at t = 2, inf at t = 4 (a gradient that overflowed) and 0 at t = 6 were three
+    blank steps, like steps with no bar at all; each is marked at its step and named in the
+    legend with its count, the finite norms drawn as before."""
+    norms = np.linspace(0.5, 2.0, steps)
+    norms[[1, 3, 5]] = [np.nan, np.inf, 0.0]
+    with open(plots.gradient_flow(norms, str(tmp_path / "flow.svg"))) as f:
+        svg = f.read()
+    assert "<!-- NaN or infinite (2 steps) -->" in svg and "<!-- exactly 0 (1 step) -->" in svg
+    fig = plots.gradient_flow_figure(norms)
+    assert _marks(fig) == {"NaN or infinite (2 steps)": [2.0, 4.0], "exactly 0 (1 step)": [6.0]}
+    assert fig.axes[0].get_yscale() == "log"
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == \
+        ["NaN or infinite (2 steps)", "exactly 0 (1 step)"]
+
+
+def test_finite_positive_norms_have_no_marks_and_no_legend():
+    fig = plots.gradient_flow_figure([1.0, 0.5, 0.1])
+    assert _marks(fig) == {} and fig.axes[0].get_legend() is None
+
+
+def test_the_pairs_of_gradient_norms_are_drawn_at_their_own_steps(tmp_path):
+    """viz.opgraph.gradient_norms returns (t, norm) pairs; given to gradient_flow they were a
+    bare matplotlib "shape mismatch" error.  Each bar stands at its own t (here 3, 4, 6)."""
+    plots.gradient_flow([(3, 0.5), (4, 0.25), (6, 0.0)], str(tmp_path / "flow.svg"))
+    fig = plots.gradient_flow_figure([(3, 0.5), (4, 0.25), (6, 0.0)])
+    bars = fig.axes[0].patches
+    assert [b.get_x() + b.get_width() / 2 for b in bars] == pytest.approx([3, 4, 6])
+    assert [b.get_height() for b in bars[:2]] == pytest.approx([0.5, 0.25])
+    assert _marks(fig) == {"exactly 0 (1 step)": [6.0]}
+
+
+@pytest.mark.parametrize("bad, error, words", [
+    (np.ones((4, 3)), "ShapeError", "got shape (4, 3)"),
+    ([(1.5, 0.5), (2, 0.1)], "ShapeError", "whole steps t"),
+    (["a", "b"], "DTypeError", "norms must be numbers")])
+def test_norms_of_another_shape_are_refused_naming_the_function(tmp_path, bad, error, words):
+    import tinygraph as tg
+    with pytest.raises(getattr(tg, error), match=r"viz.plots.gradient_flow: ") as caught:
+        plots.gradient_flow(bad, str(tmp_path / "flow.svg"))
+    assert words in str(caught.value)
+    assert not (tmp_path / "flow.svg").exists()

@@ -274,6 +274,7 @@ def write_model_views(model, out, stem, probe_args, probe_kwargs, steps=3):
     # run(...).loss, not loss(...): every op of every step is its own node, as the view should show
     loss = model.run(*probe_args, **probe_kwargs).loss
     norms = gradient_norms(loss)
+    model.zero_grad()       # a trained model holds its last update's gradients: not the probe's
     loss.backward(retain_graph=True)
     save(graph(loss, grads=True), os.path.join(out, f"{stem}_ops.svg"))
     files.append((f"{stem}_ops.svg", f"{model.name}: op-level DAG coloured by gradient norm "

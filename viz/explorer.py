@@ -94,7 +94,9 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
     ----------
     model : an rnn design or rnn.Recurrence
     xs, ys : what ``model.run`` takes first (inputs, and targets for the loss and gradients)
-    h0 : initial state, optional
+    h0 : initial state, optional; or the rnn.Carried that rnn.truncated_bptt returns (the
+        last state and what else the next chunk reads: a skip connection's past states, the
+        last output fed back), so that the page shows the next chunk of that training
     part : the state part of the connectivity and Jacobians (default: the first part, or
         "h" for a design without state parts, where it names a variable of the steps); a name
         that is no state part (or, without state parts, no variable of the run) raises
@@ -145,7 +147,7 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
         if before is not None:     # the model's own arrays and versions come back untouched
             with model.state_swapped(before, who="viz.explore(before=...)"):
                 bundles.append(("before training",
-                                _bundle(model, xs, ys, h0, part, steps, part_given,
+                                _bundle(model, xs, ys, _cut(h0), part, steps, part_given,
                                         draw=False)))
         bundles.append(("after training" if before is not None else "model",
                         _bundle(model, xs, ys, h0, part, steps, part_given)))
@@ -174,6 +176,20 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
 DROPOUT_OFF = ("computed in evaluation mode (model.eval()): its dropout ({}) is off, so that "
                "every view shows the same function of the parameters; the model's modes are "
                "restored")
+
+
+def _cut(h0):
+    """``h0`` for the run with the parameters before training: a state carried undetached from
+    an earlier run (its graph made with the model's own parameters, which the swap changes in
+    place, so a sweep into it would refuse them as stale) as a leaf of the same values, still
+    requiring grad (the page shows ∂L/∂h(0)); a dict of parts part by part."""
+    def leaf(v):
+        if isinstance(v, tg.Tensor) and v.parents:
+            return tg.tensor(v.data.copy(), requires_grad=v.requires_grad, name=v.name)
+        return v
+    if isinstance(h0, dict) and not isinstance(h0, rnn.Carried):
+        return {k: leaf(v) for k, v in h0.items()}
+    return leaf(h0)
 
 
 # ------------------------------------------------------------------ what the engine computed
@@ -205,12 +221,14 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
                              f"(it carries no state parts; part names a variable of its steps: "
                              f"one of {stepped})")
     backward = _runs_backward(model, variables, part)
-    jacobians = _jacobians(model, xs, ys, h0, part, run, length, steps, background, backward)
+    jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward)
     names = variables.names
     windows = _windows(steps)
     detail = sorted({t for a, b in windows for t in range(a, b + 1)} | _summary_steps(steps))
     by_step = _op_nodes(roots, set(detail), own)
-    template_of, template_graphs = _op_templates(by_step)
+    given = _given(h0, run)
+    template_of, template_graphs = _op_templates(
+        by_step, lambda p, t: _outside(p, t, own, given))
     svg = None
     if draw:          # the renderer's processes run while the rest is computed here
         views = ([_folded_graph(model, folded),
@@ -249,9 +267,19 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
         svg = {"folded": folded, "summary": summary, "windows": drawn}
     return {"steps": steps, "names": names, "windows": windows, "detail": detail,
             "loss": None if run.loss is None else _shown(run.loss.item()),
+            "loss_terms": _loss_terms(run),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
             "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run),
             "template_sources": [g.source for g in template_graphs]}
+
+
+def _loss_terms(run):
+    """[how many, first t, last t] of the loss terms L(t) whose sum the page's loss is (an
+    encoder-decoder's n_y, not its n_x steps; a sequence-to-one net's one), or None."""
+    when = [time_step(loss.scope) for loss in run.losses]
+    if not when or None in when:
+        return None
+    return [len(when), min(when), max(when)]
 
 
 def _variable_data(variables, names, grads, detail):
@@ -309,11 +337,7 @@ def _own_variables(roots, own, run, h0, windows=(None,)):
     own scope ("h@encoder/t=5"), never mistaken for this run's h(5).  The k-th state of each
     part is ``run.parts[part][k-1]``.
     """
-    given = {}
-    if isinstance(h0, tg.Tensor):
-        given[id(h0)] = next(iter(run.parts), "h")
-    elif isinstance(h0, dict):
-        given.update({id(v): k for k, v in h0.items() if isinstance(v, tg.Tensor)})
+    given = _given(h0, run)
     outside = {}
 
     def position(scope):               # outside scopes get negative codes, told apart below
@@ -324,6 +348,17 @@ def _own_variables(roots, own, run, h0, windows=(None,)):
     found = derive(roots, hide=BOOK_HIDDEN, position=position, inside=False)
     scope_of = {code: scope for scope, code in outside.items()}
     return [_own_of(_window_of(found, window), scope_of, given, run) for window in windows]
+
+
+def _given(h0, run):
+    """{id: part} of the tensors of ``h0`` (the state the run starts from, each part(0))."""
+    if isinstance(h0, rnn.Carried):
+        h0 = h0.get("h0")
+    if isinstance(h0, tg.Tensor):
+        return {id(h0): next(iter(run.parts), "h")}
+    if isinstance(h0, dict):
+        return {id(v): k for k, v in h0.items() if isinstance(v, tg.Tensor)}
+    return {}
 
 
 def _window_of(found, window):
@@ -445,10 +480,11 @@ def _runs_backward(model, variables, part):
                for a, b in variables.edges)
 
 
-def _jacobians(model, xs, ys, h0, part, run, length, steps, background, backward=False):
+def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False):
     """The Jacobians ∂part(t)/∂part(t-1) of the run (:func:`rnn.jacobians`; for a chain
     ``backward`` in time, ∂g(t)/∂g(t+1) in time order), made first so that their spectra and
-    lag decay (over the products in the chain's own order) are computed by ``background`` (an
+    lag decay (over the products in the chain's own order, lags up to the chain's own length:
+    an encoder-decoder's two chains may differ in length) are computed by ``background`` (an
     executor; LAPACK lets go of the GIL) while the rest of the page is made.  Returns (jacs or
     None, finite, spectra future or None, lag decay future or None, notes)."""
     parts = getattr(model, "parts", {}) or {}
@@ -481,7 +517,7 @@ def _jacobians(model, xs, ys, h0, part, run, length, steps, background, backward
     decay = None
     if finite.all():          # 30 lags and 3 end steps: LAPACK on a busy machine is slow
         decay = background.submit(rnn.lag_decay, jacs[::-1] if backward else jacs,
-                                  max_lag=min(steps, 30), ends=3)
+                                  max_lag=min(len(jacs), 30), ends=3)
     return jacs, finite, spectra, decay, notes
 
 
@@ -490,7 +526,7 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False)
     :func:`_jacobians`, computed in the background) are done."""
     jacs, finite, spectra, decay, jacobian_notes = jacobians
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
-           "saturation": _nums(run_saturation(run, own)), "notes": [], "backward": backward}
+           "saturation": _saturation(run, own), "notes": [], "backward": backward}
     parts = getattr(model, "parts", {}) or {}
     if run.losses:
         rows = None
@@ -544,6 +580,18 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False)
     return finish
 
 
+def _saturation(run, own):
+    """The fraction of saturated units per step: one list, or for a run of several chains whose
+    steps are not the same time (an encoder-decoder's encoder and decoder: scopes of their own,
+    "encdec/encoder/t=K" and "encdec/decoder/t=K") {chain: list} of each chain's own units,
+    None where it has no step t, so that encoder step 2 and decoder step 2 are not averaged."""
+    chains = run_saturation(run, own, by_chain=True)
+    if len(chains) < 2:            # as rnn.saturation: 0 at a step without such units
+        return _nums(run_saturation(run, own) if not chains
+                     else np.nan_to_num(next(iter(chains.values())), nan=0.0))
+    return {chain.rsplit("/", 1)[-1]: _nums(values) for chain, values in sorted(chains.items())}
+
+
 def _binned(matrix, rows, height):
     """The heatmap: loss terms t = 1..height (rows) and steps k (columns) in at most HEAT_BINS
     bins each, a bin showing its largest entry (None where one is not finite); with sampled
@@ -595,19 +643,20 @@ def _op_nodes(roots, detail, own):
     return by_step
 
 
-def _op_templates(by_step):
+def _op_templates(by_step, outside):
     """The op-level DAG of each step of ``by_step`` (from :func:`_op_nodes`) as a template, the
     op structure shared by all steps that have the same one: {t: its template's index} and the
-    templates (Digraphs, rendered by the caller)."""
+    templates (Digraphs, rendered by the caller).  ``outside(p, t)`` names an input p of step
+    t made outside the step (:func:`_outside`)."""
     templates, index, template_of = [], {}, {}
     for t in sorted(by_step):
         nodes = by_step[t]
         local = {id(n): j for j, n in enumerate(nodes)}
         signature = tuple((n.op, n.name, tuple(n.shape),
-                           tuple(local.get(id(p), _outside(p, t)) for p in n.parents)) for n in nodes)
+                           tuple(local.get(id(p), outside(p, t)) for p in n.parents)) for n in nodes)
         if signature not in index:
             index[signature] = len(templates)
-            templates.append(_op_graph(nodes, local, t))
+            templates.append(_op_graph(nodes, local, t, outside))
         template_of[t] = index[signature]
     return template_of, templates
 
@@ -625,14 +674,21 @@ def _op_numbers(by_step, template_of, position, grads):
          next(hists)] for n in by_step[t]]} for t in sorted(by_step)}
 
 
-def _outside(p, t):
+def _outside(p, t, own=None, given=None):
     """How a step's op graph names an input made outside the step: a parameter, or a node of
-    another step relative to this one ("h (t-1)"), so that every step has the same graph."""
+    another step relative to this one ("h (t-1)"), so that every step has the same graph.  The
+    state the run starts from (``given``, {id: part}) is its part(0), however it was made (a
+    state carried undetached from an earlier run, in that run's scope "t=5", was "h (t+4)" at
+    step 1); another node that the run did not make (``own``) is named for its own scope."""
     base = param_behind(p)
     if base is not None:
         return f"param {base.name}"
+    if given and id(p) in given:
+        return f"{given[id(p)]} (t{-t:+d})"
     if _of_parameters(p):
         return f"{p.name or p.op} of the parameters (shared by every step)"
+    if own is not None and p.scope is not None and not own(p.scope):
+        return f"{p.name or p.op or 'leaf'}@{p.scope}"
     other = time_step(p.scope)
     when = "" if other is None else " (t)" if other == t else f" (t{other - t:+d})"
     return f"{p.name or p.op or 'leaf'}{when}"
@@ -655,7 +711,7 @@ def _of_parameters(node, limit=64):
     return True
 
 
-def _op_graph(nodes, local, t):
+def _op_graph(nodes, local, t, name_of=_outside):
     g = new_digraph("ops")
     g.attr(rankdir="LR", nodesep="0.15", ranksep="0.3")
     g.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname="Helvetica",
@@ -670,7 +726,7 @@ def _op_graph(nodes, local, t):
             if id(p) in local:
                 g.edge(f"op{local[id(p)]}", f"op{j}")
                 continue
-            text = _outside(p, t)
+            text = name_of(p, t)
             if text not in outside:
                 outside[text] = f"in{len(outside)}"
                 g.node(outside[text], label=f"<{html_text(text)}>", shape="box", style="filled",

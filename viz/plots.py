@@ -85,25 +85,67 @@ def gradient_flow(norms, path, title="Gradient flow: ‖∂L/∂h(t)‖ per time
 
     Parameters
     ----------
-    norms : sequence of float, indexed by t = 1..τ
+    norms : sequence of float, indexed by t = 1..τ; or the (t, norm) pairs that
+        :func:`viz.opgraph.gradient_norms` returns, each drawn at its own step t
+
+    A log axis draws no bar for a norm that is NaN, infinite (a gradient that overflowed) or
+    exactly 0: such steps are marked instead, a NaN or infinite one by a triangle at the top of
+    the chart and a zero by a circle at its foot, each kind named in the legend with its count,
+    so that none of them reads as a step left out or as another.
     """
-    norms = np.asarray(norms, dtype=float)
-    t = np.arange(1, len(norms) + 1)
+    return _finish(gradient_flow_figure(norms, title), path)
+
+
+def gradient_flow_figure(norms, title="Gradient flow: ‖∂L/∂h(t)‖ per time step"):
+    """The matplotlib Figure of :func:`gradient_flow` (made without pyplot)."""
+    t, norms = _steps_and_norms(norms)
     fig, ax = new_figure()
-    heights = np.where(norms > 0, norms, np.nan)
+    drawn = np.isfinite(norms) & (norms > 0)
+    heights = np.where(drawn, norms, np.nan)
     if len(norms) <= MAX_BARS:
         ax.bar(t, heights, color="#d62728", width=0.8)
     else:   # one filled outline: thousands of bar patches take seconds and are narrower than a pixel
         ax.fill_between(t, 0, heights, step="mid", color="#d62728", linewidth=0)
-    if np.any(norms > 0):
+    if drawn.any():
         ax.set_yscale("log")
+    marks = ((~np.isfinite(norms), 0.96, "v", "#e7298a", "NaN or infinite"),
+             (norms == 0, 0.04, "o", "#555555", "exactly 0"))
+    for where, height, marker, colour, what in marks:
+        if where.any():         # at a height of the axes (not of the data): seen on any scale
+            n = int(where.sum())
+            ax.plot(t[where], np.full(n, height), linestyle="none", marker=marker, color=colour,
+                    markerfacecolor=colour if marker == "v" else "none", markersize=7,
+                    transform=ax.get_xaxis_transform(), clip_on=False,
+                    label=f"{what} ({n} step{'s' if n > 1 else ''})")
+    if (~drawn).any():
+        ax.set_xlim(t.min() - 0.6, t.max() + 0.6)
+        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax.set_xlabel("time step t")
     ax.set_ylabel("‖∂L/∂h(t)‖")
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
     _legible(ax)
     fig.tight_layout()
-    return _finish(fig, path)
+    return fig
+
+
+def _steps_and_norms(norms):
+    """(t, norm) as two float arrays from one norm per step t = 1..τ or from (t, norm) pairs; a
+    clear error for anything else (matplotlib's own would name neither this function nor the
+    shapes it takes)."""
+    from tinygraph.errors import DTypeError, ShapeError
+    try:
+        arr = np.asarray(norms, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise DTypeError(f"viz.plots.gradient_flow: norms must be numbers, one per step t = 1..τ "
+                         f"(or (t, norm) pairs), got {type(norms).__name__} ({e})") from None
+    if arr.ndim == 1:
+        return np.arange(1, len(arr) + 1, dtype=float), arr
+    if arr.ndim == 2 and arr.shape[1] == 2 and len(arr) and np.all(arr[:, 0] == np.round(arr[:, 0])):
+        return arr[:, 0], arr[:, 1]
+    raise ShapeError(f"viz.plots.gradient_flow: norms must be one number per step t = 1..τ, shape "
+                     f"(τ,), or (t, norm) pairs with whole steps t, shape (n, 2) (as "
+                     f"viz.opgraph.gradient_norms returns); got shape {arr.shape}")
 
 
 # ------------------------------------------------------------------ figures 10.15 and 10.17

@@ -416,6 +416,14 @@
     for (let v = step; v <= n; v += step) if (v > 1) out.push(v);
     return out;
   }
+  function fitText(ctx, text, x, y, lo, hi) {   // a tick label kept whole within [lo, hi]:
+    const font = ctx.font, w = ctx.measureText(text).width, room = hi - lo - 2;   // moved in
+    if (w > room) ctx.font = font.replace(/^\d+(\.\d+)?px/, `${Math.max(6, (10 * room) / w).toFixed(1)}px`);  // or smaller
+    const width = ctx.measureText(text).width;
+    const left = ctx.textAlign === "center" ? x - width / 2 : ctx.textAlign === "right" ? x - width : x;
+    ctx.fillText(text, x + Math.max(0, lo + 1 - left) - Math.max(0, left + width - (hi - 1)), y);
+    ctx.font = font;
+  }
   function heatArea() {
     const canvas = $("heat");
     return { x: HM.left, y: HM.top, w: canvas.width - HM.left - HM.right, h: canvas.height - HM.top - HM.bottom };
@@ -445,7 +453,7 @@
       if (j < 0) return;
       const x = A.x + (j + 0.5) * cw;
       ctx.fillRect(x, A.y + A.h, 1, 4);
-      ctx.fillText(String(k), x, A.y + A.h + 14);
+      fitText(ctx, String(k), x, A.y + A.h + 14, 0, canvas.width);
     });
     ctx.fillText(`k (step of ${hp})`, A.x + A.w / 2, A.y + A.h + 28);
     ctx.textAlign = "right";
@@ -454,7 +462,7 @@
       if (i < 0) return;
       const y = A.y + (i + 0.5) * ch;
       ctx.fillRect(A.x - 4, y, 4, 1);
-      ctx.fillText(String(t), A.x - 6, y + 3);
+      fitText(ctx, String(t), A.x - 6, y + 3, 0, A.x - 5);
     });
     ctx.save();
     ctx.translate(10, A.y + A.h / 2);
@@ -639,7 +647,9 @@
         { x: d.lag.lags, y: fit, colour: "#555", dash: true, label: `fit C·ρᵏ, ρ = ${fmt(d.lag.rate)}` }], { logy: true, xlabel: "lag k" });
       $("lag-label").textContent = `fitted decay rate ρ = ${fmt(d.lag.rate)} per step (${d.lag.rate < 1 ? "vanishing" : "exploding"})`;
     } else { plot($("plot-lag"), [], { xlabel: "k", empty: "no Jacobians for this design" }); $("lag-label").textContent = ""; }
-    const series = [{ x: steps, y: d.saturation, colour: "#c53030", label: "fraction of saturated tanh/σ units" }];
+    const sat = Array.isArray(d.saturation) ? { "": d.saturation } : d.saturation;   // {chain: fractions}
+    const series = Object.keys(sat).map((c, i) => ({ x: steps, y: sat[c], colour: ["#c53030", "#805ad5", "#dd6b20"][i % 3],
+      label: "fraction of saturated tanh/σ units" + (c ? ` (${c})` : "") }));
     if (d.ratio) series.push({ x: steps, y: d.ratio, colour: "#2f855a", label: `‖(∇${part} L) ∂${part}(t)/∂${part}(t${d.backward ? "+" : "−"}1)‖ / ‖∇${part} L‖ (eq. 10.52)` });
     plot($("plot-sat"), series, { logy: false, xlabel: "t", ymin: 0 });
   }
@@ -730,7 +740,9 @@
       });
     }
     const bl = B();
-    $("loss").textContent = bl.loss === null ? "" : `loss L = ${fmt(bl.loss)} over ${D.steps} steps`;
+    const lt = bl.loss_terms;          // [how many, first t, last t]: the terms L(t) summed
+    $("loss").textContent = bl.loss === null ? "" : `loss L = ${fmt(bl.loss)}` + (!lt ? ""
+      : lt[0] === 1 ? `, the loss term L(${lt[1]})` : `, the sum of the ${lt[0]} loss terms L(${lt[1]})…L(${lt[2]})`);
     $("notes").textContent = bl.diag.notes.join("; ");
     drawPlots();
     update(true);
