@@ -135,6 +135,41 @@ def test_no_weight_lies_on_another(design, steps):
     assert [c for c in clashes if " on label " in c] == []
 
 
+# Weights that lie on a node, on another edge or on another weight, per design, in its folded
+# view, its unrolled view at 1 and 4 steps and its summary of 12 steps (3 steps, an elision, 3
+# steps).  These are the counts the views have now: a change may lower them (then lower them
+# here), never raise them.
+CLASHES = {
+    "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
+    "vec2seq": (0, 1, 4, 9), "conditional": (0, 0, 0, 0), "lstm": (1, 2, 6, 8),
+    "gru": (0, 3, 16, 27), "bidirectional": (0, 0, 3, 10), "encdec": (0, 2, 5, 9),
+    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 2, 9, 13), "deep_skip": (0, 2, 8, 15),
+    "leaky_skip": (0, 1, 1, 7), "esn": (0, 0, 0, 0), "memory": (0, 3, 12, 21),
+    "user_lstm": (1, 2, 6, 8), "peephole": (0, 6, 18, 28),
+}
+VIEWS = {"folded": lambda m: viz.folded(m), "1 step": lambda m: viz.unrolled(m, steps=1),
+         "4 steps": lambda m: viz.unrolled(m, steps=4),
+         "12 steps summarised": lambda m: viz.unrolled(m, steps=12)}
+
+
+def test_every_design_has_a_pinned_clash_count():
+    assert set(CLASHES) == set(DESIGNS)
+
+
+@pytest.mark.parametrize("view", list(VIEWS))
+@pytest.mark.parametrize("design", list(DESIGNS))
+def test_weights_on_nodes_edges_or_weights_do_not_come_back(design, view):
+    """A step's own weights were xlabels, placed after the layout wherever they fitted: on the
+    nodes and curves of a crowded step.  Over these 68 views 446 weights lay on something
+    (GRU: 0, 4, 28, 42 in the four views; peephole LSTM 0, 7, 28, 45; the V and U of an Elman
+    summary's steps 10-12, whose nodes are wider than h(1)); in views of one chain, without
+    skip edges and with at most one rail (or plain rails no edge passes), they are now edge
+    labels, which the layout makes room for: 271 left."""
+    pinned = CLASHES[design][list(VIEWS).index(view)]
+    clashes = label_clashes(VIEWS[view](DESIGNS[design]))
+    assert len(clashes) <= pinned, clashes
+
+
 def test_the_label_check_sees_a_label_on_a_node():
     """The oracle can fail: an xlabel that cannot stand clear of the nodes around it."""
     digraph = graphviz.Digraph()
