@@ -440,7 +440,20 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                    and (len(rails) <= 1 or rails == plain_rails and not any(
                        _passes_a_rail(level, rails, s[0], d[0])
                        for s, d, _, _ in whole.within(shown_set))))
+    # A static variable that feeds a rail of the steps of a view of several chains (C into
+    # every s(t) of a decoder) lists its edges in time order, the elision's place among them
+    # (an invisible edge into it): else the decoder's elision and the encoder's columns under it
+    # stood between steps 1 and 2, its rail from s(3) running back left to it.
+    after_gap = segments[1][0] if len(segments) > 1 else None
+    ordered = set()
+    if columns is not None and after_gap is not None and len(set(whole.chains.values())) > 1:
+        ordered = {src for src, dst, _, _ in whole.within(shown_set) if src[1] is None
+                   and src[0] not in inputs and dst[1] is not None and dst[0] in rails}
+    for src in ordered:
+        g.node(node_id(src), ordering="out")
     for src, dst, labels, dt in whole.within(shown_set):
+        if src in ordered and dst[1] == after_gap and dst[0] in rails:
+            g.edge(node_id(src), f"{ids[dst[0]]}_gap", style="invis")
         if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
                  at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1),
