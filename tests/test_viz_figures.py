@@ -7,6 +7,7 @@ import pytest
 
 import tinygraph as tg
 import viz
+from viz_layout import _points
 from viz_svg import parse
 
 _SVG = "{http://www.w3.org/2000/svg}"
@@ -123,6 +124,44 @@ def test_figure_10_7_connects_every_earlier_y_to_every_later_y_in_15_arcs():
     assert sorted(n["text"] for n in nodes.values()) == sorted(order)
     pairs = [(a, b) for a, b, _ in labelled]
     assert sorted(pairs) == sorted(itertools.combinations(order, 2)) and len(pairs) == 15
+
+
+def _arcs(svg):
+    """(length in steps, side, reach) of each edge of figure 10.7: the side of the row it runs on
+    (1 above, -1 below) and how far its curve gets from the row's centre line (points)."""
+    nodes, _, _ = parse(svg)
+    row = sum(n["y"] for n in nodes.values()) / len(nodes)
+    order = [f"y ({t})" for t in range(1, 6)] + ["y (...)"]
+    step = {nid: order.index(n["text"]) for nid, n in nodes.items()}
+    out = []
+    for g in ET.fromstring(svg).iter(f"{_SVG}g"):
+        if g.get("class") != "edge":
+            continue
+        tail, head = (end.split(":")[0] for end in g.findtext(f"{_SVG}title").split("->"))
+        d = g.find(f"{_SVG}path").get("d").replace("M", "").replace("C", " ").split()
+        offsets = [row - y for _, y in _points([tuple(map(float, p.split(","))) for p in d])]
+        far = max(offsets, key=abs)             # (SVG's y grows downwards)
+        out.append((step[head] - step[tail], 1 if far > 0 else -1, abs(far)))
+    return out
+
+
+def test_figure_10_7_stacks_its_arcs_by_length_on_both_sides_of_the_row():
+    """The ten arcs over two steps or more all ran in one band under the row, reaching 50.8,
+    59.9, 57.1 and 61.6 points below it for 2, 3, 4 and 5 steps (those over 4 steps inside
+    those over 3): they now run on both sides, and on each side a longer arc reaches at least
+    a quarter inch (18 points) farther than a shorter one."""
+    arcs = _arcs(viz.render(viz.figure("10.7")))
+    assert sorted(k for k, _, _ in arcs) == [1] * 5 + [2] * 4 + [3] * 3 + [4] * 2 + [5]
+    assert all(reach < 1 for k, _, reach in arcs if k == 1)        # the row itself is straight
+    long = [arc for arc in arcs if arc[0] > 1]
+    assert {side for _, side, _ in long} == {1, -1}
+    for side in (1, -1):
+        reach = {}
+        for k, s, r in long:
+            if s == side:
+                reach.setdefault(k, []).append(r)
+        lengths = sorted(reach)
+        assert all(max(reach[a]) + 18 <= min(reach[b]) for a, b in zip(lengths, lengths[1:])), reach
 
 
 def test_figure_10_8_routes_the_dependencies_through_the_state_chain_to_h_and_y_dots():

@@ -52,7 +52,7 @@ def test_a_cell_made_with_ids_is_traced_on_integer_ids_and_drawn():
     source = views["unrolled3"]
     for t in (1, 2, 3):              # x(t) -> h(t) through E at every step
         x, h = (_node(source, name, t) for name in ("x", "h"))
-        assert f"{x} -> {h} [xlabel=<E>]" in source
+        assert f"{x} -> {h} [label=<E>]" in source
     assert "label=<E>" in views["folded"] and "label=<V>" in views["folded"]
 
 

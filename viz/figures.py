@@ -254,9 +254,25 @@ def _ellipsis_after(n):
 
 def _fig_10_7(n=5):
     """Chain rule P(y(1..n), y(...)) = prod_t P(y(t) | y(1..t-1)): every earlier y is a parent,
-    y(...) (the rest of the sequence) included: 15 arcs for n = 5."""
-    parents = {("y", t): [("y", s) for s in range(1, t)] for t in range(1, n + 2)}
-    return _graphical_model("fig10_7", [["y"]] * (n + 1), parents, _ellipsis_after(n))
+    y(...) (the rest of the sequence) included: 15 arcs for n = 5.
+
+    The y's are a row laid out left to right, one rank each, joined by y(t) -> y(t+1); an arc
+    over k > 1 steps runs above the row for odd k and below it for even k, so that the layout
+    stacks the arcs by length (those of 3 steps, then 5, above; 2, then 4, below) instead of
+    bunching every arc in one band under the row."""
+    stamp = _ellipsis_after(n)
+    g = new_digraph("fig10_7")
+    g.attr(rankdir="LR")
+    for t in range(1, n + 2):
+        g.node(f"y_{t}", label=f"<{sup_html('y', f'({stamp(t)})')}>", group="y")
+    for t in range(2, n + 2):
+        for s in range(1, t):
+            if t - s == 1:
+                g.edge(f"y_{s}", f"y_{t}")
+            else:                   # not pulling the row: it stays straight
+                side = "n" if (t - s) % 2 else "s"
+                g.edge(f"y_{s}:{side}", f"y_{t}:{side}", weight="0")
+    return g
 
 
 def _fig_10_8(n=5):

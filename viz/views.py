@@ -275,7 +275,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     layout (``constraint=false``), so they stay between the boxes they join; weights are
     ``xlabel``\\ s, placed beside their edges without widening the steps (but where every rail
     of a view of one chain feeds only itself, the rails' weights are labels, which the layout
-    makes room for between the boxes), except on an edge
+    makes room for between the boxes; and in a view of one chain without skip edges, with one
+    rail or rails that no edge passes, a step's own weights are labels too), except on an edge
     that passes a carried state's row (x(t) -> g(t) past h) or runs from step t - d (a skip
     edge), whose weights stand beside the drawn step it reaches (or leaves, toward a ``(...)``
     node), clear of the weights along the rows it passes.  Static variables
@@ -361,6 +362,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         the weight of the edge beside them: "Wr" on "W" of the GRU, read "WWr")."""
         key = ("label" if not boxes or (dt and src_name in plain_rails and src_name == dst_name
                                         and not (at_head or at_tail))
+               or (dt == 0 and step_labels and not (at_head or at_tail) and src_name not in forked)
                else "headlabel" if at_head else "taillabel" if at_tail else "xlabel")
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
@@ -424,7 +426,34 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     if columns is not None and len(set(whole.chains.values())) == 1 and all(
             fans.get((a, d), [a]) == [a] for a in rails for d in (1, -1)):
         plain_rails = rails
+    # The weights of a step's own edges are labels too, where the layout stays readable with
+    # them: an xlabel lay on the nodes and curves of a crowded step (the U, Uu and Ur
+    # of the GRU's steps, the Uf, Ug, Uo of an LSTM, the V of h(10) wider than h(1)).  Not
+    # with several chains (the decoder's steps came out of time order), a skip edge (it then
+    # passed through the steps it skips), two rails but for rails without forks and no edge
+    # past them (the memory network's M and h bent round their forks; figure 10.11's two V
+    # into o(t) lay on each other).  A variable fed by a fork (the GRU's r(t)) keeps xlabels
+    # on its edges: as a label, "W" of r(t) -> h(t) stood 1 point from "Wr" at the fork's head.
+    forked = {d for targets in fans.values() if len(targets) > 1 for d in targets}
+    step_labels = (columns is not None and len(set(whole.chains.values())) == 1
+                   and not any(abs(dt) > 1 for *_, dt in whole.lagged(shown_set))
+                   and (len(rails) <= 1 or rails == plain_rails and not any(
+                       _passes_a_rail(level, rails, s[0], d[0])
+                       for s, d, _, _ in whole.within(shown_set))))
+    # A static variable that feeds a rail of the steps of a view of several chains (C into
+    # every s(t) of a decoder) lists its edges in time order, the elision's place among them
+    # (an invisible edge into it): else the decoder's elision and the encoder's columns under it
+    # stood between steps 1 and 2, its rail from s(3) running back left to it.
+    after_gap = segments[1][0] if len(segments) > 1 else None
+    ordered = set()
+    if columns is not None and after_gap is not None and len(set(whole.chains.values())) > 1:
+        ordered = {src for src, dst, _, _ in whole.within(shown_set) if src[1] is None
+                   and src[0] not in inputs and dst[1] is not None and dst[0] in rails}
+    for src in ordered:
+        g.node(node_id(src), ordering="out")
     for src, dst, labels, dt in whole.within(shown_set):
+        if src in ordered and dst[1] == after_gap and dst[0] in rails:
+            g.edge(node_id(src), f"{ids[dst[0]]}_gap", style="invis")
         if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
                  at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1),
