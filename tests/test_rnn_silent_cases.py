@@ -224,6 +224,32 @@ def test_a_float32_step_that_widens_its_state_to_float64_is_refused_naming_t(per
     assert fixed.run(np.ones((3, 1, 2), np.float32), per_step=per_step).last.dtype == np.float32
 
 
+@pytest.mark.parametrize("replayable", [False, True])
+@pytest.mark.parametrize("from_t", [2, 3])
+def test_a_step_that_widens_its_state_after_the_first_step_is_refused_by_loss_too(replayable,
+                                                                                  from_t):
+    # the batched unroll (loss, training) checked the dtype of step 1's state only: a float32
+    # step that mixed in a float64 constant from t=3 on (a Python counter decides) ran the
+    # rest of the unroll, and the loss, in float64 without a word, where run refuses at t=3
+    W = tg.Parameter(np.eye(2, dtype=np.float32) * 0.5, name="W")
+    V = tg.Parameter(np.ones((3, 2), dtype=np.float32), name="V")
+    calls = []
+
+    def step(s, x):
+        calls.append(1)
+        h = (s @ W.T + x).tanh()
+        return h + np.zeros(2) if len(calls) >= from_t else h        # np.zeros: float64
+    cell = rnn.Recurrence(step, [W, V], n_state=2, n_in=2, name="mine",
+                          readout=lambda h: h @ V.T)
+    cell.replayable = replayable
+    xs, ys = np.ones((8, 2, 2), np.float32), np.zeros((8, 2), dtype=np.int64)
+    for per_step in (True, False):
+        calls.clear()
+        with pytest.raises(tg.DTypeError, match=rf"mine: at t={from_t} the step function "
+                                                 r"returned 'h' of dtype float64, wider"):
+            cell.run(xs, ys, per_step=per_step)
+
+
 def test_deepcopy_of_a_tensor_of_a_graph_is_a_clear_error_and_of_a_leaf_a_copy():
     # copy.deepcopy(run.loss), or of a model holding a state of a run, raised Python's bare
     # "TypeError: cannot pickle 'mappingproxy' object"
