@@ -69,17 +69,33 @@ def _own_mode():
 _own_mode()   # the importing thread's, made now rather than inside a user's gc.freeze()
 
 
+_exits = threading.Lock()     # an exit's search for its own entry and its pop, as one step
+
+
 def _exit_entry(entered, reset):
     """Undo the latest of ``entered`` (a list of (mode, what undoes it)) made by this thread:
     ``reset(mode, undo)``.  A mode switch or scope object may be entered again while active, and
-    by several threads, so the latest entry is not always this thread's."""
-    mode, ident = _current(), _thread_id()
-    for same in (lambda m: m is mode, lambda m: m.thread == ident):
-        for i in range(len(entered) - 1, -1, -1):
-            if same(entered[i][0]):
-                entry_mode, undo = entered.pop(i)
-                reset(entry_mode, undo)
+    by several threads, so the latest entry is not always this thread's: the entry is found by
+    its mode, not by its place, under a lock (another thread's entry appended, or its exit
+    popping one, between the search and the pop would otherwise make this exit undo the other
+    thread's entry and leave its own in force)."""
+    mode = _current()
+    with _exits:
+        if entered and entered[-1][0] is mode:      # the usual case: this thread's latest
+            mode, undo = entered.pop()
+        else:
+            i = len(entered) - 1
+            while i >= 0 and entered[i][0] is not mode:
+                i -= 1
+            if i < 0:           # this thread's mode object was replaced since its entry
+                ident = _thread_id()
+                i = len(entered) - 1
+                while i >= 0 and entered[i][0].thread != ident:
+                    i -= 1
+            if i < 0:
                 return
+            mode, undo = entered.pop(i)
+    reset(mode, undo)
 
 
 class _Switch:
@@ -114,12 +130,7 @@ class _Switch:
         return None
 
     def __exit__(self, *exc):
-        entered = self._entered
-        if entered[-1][0] is _current():     # the usual case: this thread's latest entry
-            mode, undo = entered.pop()
-            self._reset(mode, undo)
-        else:
-            _exit_entry(entered, self._reset)
+        _exit_entry(self._entered, self._reset)
         return False
 
     def __call__(self, func):
