@@ -571,10 +571,8 @@ class Tensor:
         cls = type(self)
         new = cls.__new__(cls)
         memo[id(self)] = new
-        for klass in cls.__mro__:
-            for slot in getattr(klass, "__slots__", ()):
-                if slot in ("__weakref__", "__dict__") or not hasattr(self, slot):
-                    continue
+        for slot in _slot_names(cls):
+            if hasattr(self, slot):
                 object.__setattr__(new, slot, copy.deepcopy(getattr(self, slot), memo))
         if hasattr(self, "__dict__"):
             for key, value in vars(self).items():
@@ -592,11 +590,11 @@ class Tensor:
             _value_read(why="the step copies a tensor (copy.copy)")
         cls = type(self)
         new = cls.__new__(cls)
-        for slot in _TENSOR_SLOTS:
+        for slot in _slot_names(cls):      # a subclass's own slots too, as copy.copy keeps them
             value = getattr(self, slot, _UNSET)
             if value is not _UNSET:
-                setattr(new, slot, value)
-        if hasattr(self, "__dict__"):      # a subclass's own attributes, as copy.copy keeps them
+                object.__setattr__(new, slot, value)
+        if hasattr(self, "__dict__"):      # and its own attributes
             new.__dict__.update(self.__dict__)
         if self.op is None:
             new._data = self._data.copy()
@@ -793,8 +791,28 @@ _counting = threading.Lock()
 
 
 _UNSET = object()
-_TENSOR_SLOTS = tuple(name.replace("requires_grad", "_rg") for name in Tensor.__slots__
-                      if name != "__weakref__")
+_SLOT_NAMES = weakref.WeakKeyDictionary()    # class -> its slots (see _slot_names)
+
+
+def _slot_names(cls):
+    """The attribute names of every slot of ``cls`` and its bases (a Tensor subclass's own
+    ``__slots__`` included, given as one str or several, private names mangled), without
+    ``__dict__`` and ``__weakref__``: what ``copy.copy`` and ``copy.deepcopy`` of a tensor
+    carry over, as Python's own copy of a slotted object does."""
+    names = _SLOT_NAMES.get(cls)
+    if names is None:
+        names = []
+        for klass in cls.__mro__:
+            slots = klass.__dict__.get("__slots__", ())
+            for slot in (slots,) if isinstance(slots, str) else slots:
+                if slot in ("__dict__", "__weakref__"):
+                    continue
+                if slot.startswith("__") and not slot.endswith("__"):
+                    slot = f"_{klass.__name__.lstrip('_')}{slot}"
+                if slot not in names:
+                    names.append(slot)
+        _SLOT_NAMES[cls] = names = tuple(names)
+    return names
 
 
 def _share_version(view, base):
