@@ -605,6 +605,17 @@ class Tensor:
             _share_version(new, self)
         return new
 
+    def __setstate__(self, state):
+        """Unpickling: ``state`` as Python's pickling of a slotted object gives it, (``__dict__``
+        or None, slot name -> value).  A tensor pickled before ``requires_grad`` became a
+        property (stop 35) holds its flag under the slot name ``requires_grad``, which is
+        ``_rg`` now: setting the property there failed (AttributeError) before the flag it
+        compares with was set."""
+        attrs, slots = state if isinstance(state, tuple) else (state, None)
+        for mapping in (attrs, slots):
+            for key, value in (mapping or {}).items():
+                object.__setattr__(self, "_rg" if key == "requires_grad" else key, value)
+
     def detach(self):
         """A new leaf sharing this tensor's data (and its version counter: an in-place change
         through either makes graphs that used the old values refuse backward), cut from the
