@@ -850,8 +850,8 @@ class Cell(RecurrentModel):
                     recorded[t] = (rec, seen, u, new)
                 else:
                     new = step(seen, u)
-                if type(new) is not dict:
-                    new = {only: new}
+                if type(new) is not dict:      # a bare Tensor: one part's (checked at step 1)
+                    new = {only: new} if only is not None else self._as_parts(new, t)
                 elif new.keys() != parts:      # the first step's keys were checked in full
                     self._check_parts(new, t)
                 if user_step:                  # and its values: a user's may change later

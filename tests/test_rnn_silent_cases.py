@@ -110,6 +110,31 @@ def test_a_step_whose_keys_change_after_the_first_step_is_refused_naming_t(repla
         cell.loss(np.ones((8, 2, 2)), np.zeros((8, 2), dtype=np.int64))
 
 
+@pytest.mark.parametrize("replayable", [False, True])
+def test_a_step_of_several_parts_returning_a_bare_tensor_after_step_1_is_refused_naming_t(
+        replayable):
+    # the batched unroll (loss) read a bare Tensor returned from t=3 on by a step of parts h
+    # and c as the one part of a one-part state: a bare KeyError 'h' from the unroll, where
+    # run names t and says to return a dict
+    W = tg.Parameter(np.eye(2) * 0.5, name="W")
+    V = tg.Parameter(np.ones((2, 2)), name="V")
+    calls = []
+
+    def step(state, x):
+        calls.append(1)
+        h = (state["h"] @ W.T + x).tanh()
+        return {"h": h, "c": state["c"] + h} if len(calls) < 3 else h
+    cell = rnn.Recurrence(step, [W, V], n_state={"h": 2, "c": 2}, n_in=2, name="mine",
+                          readout=lambda s: s["h"] @ V.T)
+    cell.replayable = replayable
+    for per_step in (True, False):
+        calls.clear()
+        with pytest.raises(tg.DTypeError, match=r"mine: at t=3 the step function returned "
+                                                 r"Tensor; with state parts \['h', 'c'\] it "
+                                                 r"must return a dict of them"):
+            cell.run(np.ones((8, 2, 2)), np.zeros((8, 2), dtype=np.int64), per_step=per_step)
+
+
 XS_PADDED = np.array([[0, 1], [1, 2], [2, 0], [1, 0]])
 MASK = np.array([[1, 1], [1, 1], [1, 0], [1, 0]])     # sequence b=1 ends after step 2
 
