@@ -1019,19 +1019,25 @@ class Cell(RecurrentModel):
         float dtype wider than the model's, or of another shape than its part in ``state``,
         naming step ``t``.  The batched executor runs it on every step of a user's step that
         is not replayed, not only the first: a step whose Python state changes its result
-        from t=3 on (a float64 constant mixed in) would otherwise run on in float64."""
-        dtype = self.dtype if self.user_step else None
+        from t=3 on (a float64 constant mixed in) would otherwise run on in float64.  A value
+        of its part's dtype in ``state`` (the state before, itself no wider) is not compared
+        with the model's dtype (whose look-up costs more than the rest of the check)."""
+        dtype = None
         for name, value in new.items():
             if not isinstance(value, tg.Tensor):
                 raise tg.DTypeError(f"{self.name}: at t={t} the step function returned "
                                     f"{type(value).__name__} for '{name}'; it must be a Tensor")
-            if (dtype is not None and value.dtype != dtype and value.dtype.kind == "f"
-                    and np.promote_types(value.dtype, dtype) != dtype):
-                self._not_wider(name, value, t)
-            if name in state and t is not None and value.shape != state[name].shape:
+            before = state.get(name)
+            if self.user_step and value.dtype.kind == "f" and (
+                    before is None or value.dtype != before.dtype):
+                if dtype is None:
+                    dtype = self.dtype
+                if np.promote_types(value.dtype, dtype) != dtype:
+                    self._not_wider(name, value, t)
+            if before is not None and t is not None and value.shape != before.shape:
                 raise tg.ShapeError(f"{self.name}: at t={t} the step function returned '{name}' "
                                     f"of shape {value.shape}; the state part has shape "
-                                    f"{state[name].shape}")
+                                    f"{before.shape}")
 
     def _not_wider(self, name, value, t):
         """Refuse a state part ``value`` of a float dtype wider than every parameter's: an op
