@@ -839,6 +839,7 @@ class Cell(RecurrentModel):
         recorded = {}                 # t -> (recording, the step's inputs, its outputs)
         record_at = set(order[lead - 2:lead]) if replays else ()
         parts = self.parts.keys()
+        user_step = self.user_step
 
         def one_step(t, carry):
             state, ring = carry
@@ -853,10 +854,12 @@ class Cell(RecurrentModel):
                     recorded[t] = (rec, seen, u, new)
                 else:
                     new = step(seen, u)
-                if type(new) is not dict:
-                    new = {only: new}
+                if type(new) is not dict:      # a bare Tensor: one part's (checked at step 1)
+                    new = {only: new} if only is not None else self._as_parts(new, t)
                 elif new.keys() != parts:      # the first step's keys were checked in full
                     self._check_parts(new, t)
+                if user_step:                  # and its values: a user's may change later
+                    self._check_values(new, seen, t)
             if keep is not None:
                 new = {n: own_node(carry_masked(new[n], state[n], keep[t - 1])) for n in names}
             elif only is None:
@@ -1010,20 +1013,35 @@ class Cell(RecurrentModel):
         if not isinstance(new, dict):
             new = self._as_parts(new, t)
         self._check_parts(new, t)
+        self._check_values(new, state, t)
+        if inputs is not None and first:
+            self._check_names(new, state, inputs)
+        return new
+
+    def _check_values(self, new, state, t):
+        """Refuse a value of the step's dict ``new`` that is no Tensor, (a user's step) of a
+        float dtype wider than the model's, or of another shape than its part in ``state``,
+        naming step ``t``.  The batched executor runs it on every step of a user's step that
+        is not replayed, not only the first: a step whose Python state changes its result
+        from t=3 on (a float64 constant mixed in) would otherwise run on in float64.  A value
+        of its part's dtype in ``state`` (the state before, itself no wider) is not compared
+        with the model's dtype (whose look-up costs more than the rest of the check)."""
+        dtype = None
         for name, value in new.items():
             if not isinstance(value, tg.Tensor):
                 raise tg.DTypeError(f"{self.name}: at t={t} the step function returned "
                                     f"{type(value).__name__} for '{name}'; it must be a Tensor")
-            if (self.user_step and value.dtype.kind == "f"
-                    and np.promote_types(value.dtype, self.dtype) != self.dtype):
-                self._not_wider(name, value, t)
-            if name in state and t is not None and value.shape != state[name].shape:
+            before = state.get(name)
+            if self.user_step and value.dtype.kind == "f" and (
+                    before is None or value.dtype != before.dtype):
+                if dtype is None:
+                    dtype = self.dtype
+                if np.promote_types(value.dtype, dtype) != dtype:
+                    self._not_wider(name, value, t)
+            if before is not None and t is not None and value.shape != before.shape:
                 raise tg.ShapeError(f"{self.name}: at t={t} the step function returned '{name}' "
                                     f"of shape {value.shape}; the state part has shape "
-                                    f"{state[name].shape}")
-        if inputs is not None and first:
-            self._check_names(new, state, inputs)
-        return new
+                                    f"{before.shape}")
 
     def _not_wider(self, name, value, t):
         """Refuse a state part ``value`` of a float dtype wider than every parameter's: an op

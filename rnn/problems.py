@@ -158,11 +158,17 @@ def normalised_error(predicted, target):
 
     ``predicted`` and ``target`` must have the same shape (numpy would broadcast (T, B, 1)
     against (T, B) into a (T, B, B) mean of every pair); a constant target has no variance to
-    normalise by.  Both are ShapeErrors naming the shapes or the value."""
+    normalise by, and one holding NaN or inf none to measure.  Each is a ShapeError naming
+    the shapes, the variance or the value and where it is."""
     predicted, target = np.asarray(predicted), np.asarray(target)
     if predicted.shape != target.shape:
         raise tg.ShapeError(f"normalised_error: predicted has shape {predicted.shape} but target "
                             f"has shape {target.shape}; they must be the same")
+    bad = ~np.isfinite(target)
+    if bad.any():           # its variance is NaN: neither constant nor a scale to divide by
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise tg.ShapeError(f"normalised_error: the target holds {target[index]} at {index}; "
+                            "it must be finite numbers")
     variance = float(np.var(target)) if target.size else 0.0
     if not variance > 0:
         raise tg.ShapeError(f"normalised_error: the target has variance {variance} (a constant "

@@ -41,8 +41,9 @@ class Trainer:
     skip_nonfinite : bool
         What an update does with a loss or gradient that is not finite (NaN or inf).  False
         (the default): raise :class:`NonFiniteLossError`, naming the update, the first
-        non-finite loss term and the first NaN or inf of float inputs xs (t and b), with the
-        parameters and the optimizer's state as they were.
+        non-finite loss term and the first NaN or inf of float inputs xs (t and b; of
+        VectorToSequence's vector x, b), with the parameters and the optimizer's state as
+        they were.
         True: skip that batch (no update), warn (RuntimeWarning) and record it in ``skipped``.
 
     Attributes
@@ -134,9 +135,11 @@ class Trainer:
             for t, term in enumerate(terms, 1):
                 value = term.item()
                 if not np.isfinite(value):
-                    found = _nonfinite_input(args[0] if args else kwargs.get("xs"))
+                    name = _first_input(self.model.run)
+                    found = _nonfinite_input(args[0] if args else kwargs.get(name),
+                                             over_time=name == "xs")
                     return (f"the first non-finite loss term is L({t}) = {value}"
-                            + (f" (xs holds {found})" if found else ""))
+                            + (f" ({name} holds {found})" if found else ""))
             return None
         return where
 
@@ -197,9 +200,20 @@ class Trainer:
         return losses
 
 
-def _nonfinite_input(xs):
-    """Where float inputs ``xs`` ((T, ...) time first) hold their first NaN or inf, as
-    "nan at t=3, b=1", or None (ids, no array, all finite)."""
+def _first_input(run):
+    """The name of the first parameter of a model's ``run``: "xs" for a sequence of inputs
+    (time first), "x" for VectorToSequence's one vector (n_in,) or batch (B, n_in)."""
+    try:
+        names = list(inspect.signature(run).parameters)
+    except (TypeError, ValueError):
+        return "xs"
+    return names[0] if names else "xs"
+
+
+def _nonfinite_input(xs, over_time=True):
+    """Where float inputs ``xs`` hold their first NaN or inf, as "nan at t=3, b=1" (time first,
+    ``over_time``) or "nan at b=1" (one vector or a batch (B, n_in) of them), or None (ids, no
+    array, all finite)."""
     try:
         arr = np.asarray(xs.data if isinstance(xs, tg.Tensor) else xs)
     except (ValueError, TypeError):
@@ -210,8 +224,11 @@ def _nonfinite_input(xs):
     if not bad.any():
         return None
     index = tuple(int(i) for i in np.argwhere(bad)[0])
-    at = f"t={index[0] + 1}" + (f", b={index[1]}" if arr.ndim == 3 else "")
-    return f"{arr[index]} at {at}"
+    if over_time:
+        at = f" at t={index[0] + 1}" + (f", b={index[1]}" if arr.ndim == 3 else "")
+    else:
+        at = f" at b={index[0]}" if arr.ndim == 2 else ""
+    return f"{arr[index]}{at}"
 
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "MKL_NUM_THREADS",

@@ -210,6 +210,26 @@ def test_a_model_and_its_optimizer_copied_together_train_on_as_the_original(how)
         assert not np.shares_memory(p.data, q.data)
 
 
+def test_a_model_pickled_before_requires_grad_became_a_property_unpickles():
+    # requires_grad was a slot until stop 35 and is now a property over the slot _rg: a pickle
+    # made before names the slot 'requires_grad', and unpickling it set the property, which
+    # failed with a bare "AttributeError: 'Parameter' object has no attribute '_rg'".  Here
+    # that pickle is made by renaming the slot in a protocol-2 pickle (its strings carry their
+    # length, and it has no frames)
+    import pickle
+    xs, ys = np.array([0, 1, 2]), np.array([1, 2, 0])
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    model.U.requires_grad = False
+    new = pickle.dumps(model, protocol=2)
+    old = new.replace(b"X\x03\x00\x00\x00_rg", b"X\x0d\x00\x00\x00requires_grad")
+    assert b"requires_grad" in old and b"_rg" not in old     # (memoised: written once)
+    for data in (old, new):
+        twin = pickle.loads(data)
+        assert not twin.U.requires_grad and twin.W.requires_grad
+        assert [n for n, _ in twin.named_parameters()] == [n for n, _ in model.named_parameters()]
+        assert twin.loss(xs, ys).item() == model.loss(xs, ys).item()
+
+
 def test_a_trainer_with_clipping_trains_on_after_a_parameter_is_frozen():
     # was: clip_grad_norm refused the frozen parameter still in the optimizer's list ("every
     # parameter must be a Tensor that requires grad, got Parameter"), after backward had run

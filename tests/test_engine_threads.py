@@ -1,6 +1,7 @@
 """The modes (no_grad, enable_grad, scope, detect_anomaly) belong to the thread that sets them;
 backward sweeps from several threads over graphs that share parameters take turns."""
 
+import importlib
 import threading
 
 import numpy as np
@@ -186,6 +187,41 @@ def test_one_no_grad_object_entered_by_two_threads_restores_each_threads_own_mod
         seen["main inside"] = tg.is_grad_enabled()
     assert seen == {"after": False, "main inside": False}
     assert tg.is_grad_enabled()
+
+
+def test_a_thread_leaving_a_no_grad_object_as_another_enters_it_undoes_its_own_entry(
+        monkeypatch):
+    # the exit took the list's last entry as its own when the last entry it read was: another
+    # thread's entry appended in between was popped instead, so that thread ran the rest of its
+    # block with graph building on and this one stayed in no_grad for good.  Here the other
+    # thread enters while this one's exit asks for its mode (no timing: the exit waits for it)
+    off = tg.no_grad()
+    entered, leave = threading.Event(), threading.Event()
+    seen = {}
+
+    def other():
+        with off:
+            entered.set()
+            leave.wait(10)
+            seen["other inside"] = tg.is_grad_enabled()
+        seen["other after"] = tg.is_grad_enabled()
+
+    thread = threading.Thread(target=other)
+    engine = importlib.import_module("tinygraph.tensor")     # tg.tensor is the function
+    real = engine._current
+
+    def current():       # the main thread's exit: the other thread enters the object now
+        if threading.current_thread() is threading.main_thread() and not entered.is_set():
+            thread.start()
+            entered.wait(10)
+        return real()
+    with off:
+        monkeypatch.setattr(engine, "_current", current)
+    monkeypatch.undo()
+    seen["main after"] = tg.is_grad_enabled()
+    leave.set()
+    thread.join(10)
+    assert seen == {"main after": True, "other inside": False, "other after": True}
 
 
 def test_one_scope_object_entered_by_two_threads_gives_each_its_own_label_back():

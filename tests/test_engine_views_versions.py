@@ -131,3 +131,26 @@ def test_copy_copy_keeps_the_attributes_of_a_subclass():
     c = copy.copy(t)
     assert type(c) is Tagged and c.tag == "kept" and c.name == "x"
     assert not np.shares_memory(c.data, t.data)
+
+
+@pytest.mark.parametrize("slots", [("tag", "__own"), "tag"], ids=["tuple", "one str"])
+def test_copy_and_deepcopy_keep_the_slots_of_a_subclass(slots):
+    # __copy__ copied Tensor's own slots only, and __deepcopy__ read a str __slots__ letter by
+    # letter: a slotted subclass's attribute was lost on the copy (AttributeError), where
+    # Python's own copy (before __copy__ and __deepcopy__ were written) kept it
+    class Tagged(tg.Parameter):
+        __slots__ = slots
+
+        def own(self):
+            return self.__own if isinstance(slots, tuple) else None
+
+        def set_own(self, value):
+            if isinstance(slots, tuple):
+                self.__own = value
+    t = Tagged([1.0, 2.0], name="x")
+    t.tag = "kept"
+    t.set_own("private")
+    for c in (copy.copy(t), copy.deepcopy(t)):
+        assert type(c) is Tagged and c.tag == "kept" and c.name == "x" and c.requires_grad
+        assert c.own() == t.own()
+        assert not np.shares_memory(c.data, t.data)

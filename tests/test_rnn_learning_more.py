@@ -166,6 +166,17 @@ def test_normalised_error_refuses_shapes_that_differ_and_a_constant_target(predi
     assert problems.normalised_error(np.arange(6.0), np.arange(6.0)) == 0.0
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_normalised_error_of_a_target_that_is_not_finite_names_the_value_not_a_constant(bad):
+    # a NaN (or inf) in the target made its variance NaN, and the refusal said "the target has
+    # variance nan (a constant target, or one of no values)": neither, and no word of where
+    target = np.arange(6.0)
+    target[4] = bad
+    with pytest.raises(tg.ShapeError, match=rf"normalised_error: the target holds {bad} at "
+                                            r"\(4,\); it must be finite numbers"):
+        problems.normalised_error(np.arange(6.0), target)
+
+
 def test_last_step_accuracy_refuses_outputs_that_are_not_numbers():
     # argmax of a NaN output counted as class 0: 'accuracy' 1.0 for targets of class 0
     model = rnn.ElmanRNN(3, 4, 3)

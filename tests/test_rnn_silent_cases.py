@@ -111,6 +111,31 @@ def test_a_step_whose_keys_change_after_the_first_step_is_refused_naming_t(repla
         cell.loss(np.ones((8, 2, 2)), np.zeros((8, 2), dtype=np.int64))
 
 
+@pytest.mark.parametrize("replayable", [False, True])
+def test_a_step_of_several_parts_returning_a_bare_tensor_after_step_1_is_refused_naming_t(
+        replayable):
+    # the batched unroll (loss) read a bare Tensor returned from t=3 on by a step of parts h
+    # and c as the one part of a one-part state: a bare KeyError 'h' from the unroll, where
+    # run names t and says to return a dict
+    W = tg.Parameter(np.eye(2) * 0.5, name="W")
+    V = tg.Parameter(np.ones((2, 2)), name="V")
+    calls = []
+
+    def step(state, x):
+        calls.append(1)
+        h = (state["h"] @ W.T + x).tanh()
+        return {"h": h, "c": state["c"] + h} if len(calls) < 3 else h
+    cell = rnn.Recurrence(step, [W, V], n_state={"h": 2, "c": 2}, n_in=2, name="mine",
+                          readout=lambda s: s["h"] @ V.T)
+    cell.replayable = replayable
+    for per_step in (True, False):
+        calls.clear()
+        with pytest.raises(tg.DTypeError, match=r"mine: at t=3 the step function returned "
+                                                 r"Tensor; with state parts \['h', 'c'\] it "
+                                                 r"must return a dict of them"):
+            cell.run(np.ones((8, 2, 2)), np.zeros((8, 2), dtype=np.int64), per_step=per_step)
+
+
 XS_PADDED = np.array([[0, 1], [1, 2], [2, 0], [1, 0]])
 MASK = np.array([[1, 1], [1, 1], [1, 0], [1, 0]])     # sequence b=1 ends after step 2
 
@@ -242,6 +267,32 @@ def test_a_float32_step_that_widens_its_state_to_float64_is_refused_naming_t(per
     fixed = rnn.Recurrence(lambda s, x: (s @ W.T + x + bias.astype(np.float32)).tanh(), W,
                            n_state=2, n_in=2)
     assert fixed.run(np.ones((3, 1, 2), np.float32), per_step=per_step).last.dtype == np.float32
+
+
+@pytest.mark.parametrize("replayable", [False, True])
+@pytest.mark.parametrize("from_t", [2, 3])
+def test_a_step_that_widens_its_state_after_the_first_step_is_refused_by_loss_too(replayable,
+                                                                                  from_t):
+    # the batched unroll (loss, training) checked the dtype of step 1's state only: a float32
+    # step that mixed in a float64 constant from t=3 on (a Python counter decides) ran the
+    # rest of the unroll, and the loss, in float64 without a word, where run refuses at t=3
+    W = tg.Parameter(np.eye(2, dtype=np.float32) * 0.5, name="W")
+    V = tg.Parameter(np.ones((3, 2), dtype=np.float32), name="V")
+    calls = []
+
+    def step(s, x):
+        calls.append(1)
+        h = (s @ W.T + x).tanh()
+        return h + np.zeros(2) if len(calls) >= from_t else h        # np.zeros: float64
+    cell = rnn.Recurrence(step, [W, V], n_state=2, n_in=2, name="mine",
+                          readout=lambda h: h @ V.T)
+    cell.replayable = replayable
+    xs, ys = np.ones((8, 2, 2), np.float32), np.zeros((8, 2), dtype=np.int64)
+    for per_step in (True, False):
+        calls.clear()
+        with pytest.raises(tg.DTypeError, match=rf"mine: at t={from_t} the step function "
+                                                 r"returned 'h' of dtype float64, wider"):
+            cell.run(xs, ys, per_step=per_step)
 
 
 def test_deepcopy_of_a_tensor_of_a_graph_is_a_clear_error_and_of_a_leaf_a_copy():

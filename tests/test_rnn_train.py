@@ -302,3 +302,20 @@ def test_a_refused_update_names_where_the_inputs_are_not_finite():
                                                       match=r"\(xs holds nan at t=5\)"):
         trainer.step(xs[:, 0], np.zeros(5, int))
     assert trainer.steps == 0
+
+
+def test_a_refused_update_names_a_vector_inputs_batch_entry_not_a_time_step():
+    # VectorToSequence reads one vector x (B, n_in), not a sequence: a NaN in x's batch entry
+    # b=1 was named "x holds nan at t=2" (its batch axis read as time), and one in an
+    # unbatched x (n_in,) at index 2 "at t=3"
+    model = rnn.VectorToSequence(3, 4, 3, seed=0)
+    x = np.ones((2, 3))
+    x[1, 2] = np.nan
+    trainer = rnn.Trainer(model)
+    with np.errstate(invalid="ignore"), pytest.raises(
+            rnn.NonFiniteLossError, match=r"L\(1\) = nan \(x holds nan at b=1\); refused"):
+        trainer.step(x, np.zeros((5, 2), int))
+    with np.errstate(invalid="ignore"), pytest.raises(
+            rnn.NonFiniteLossError, match=r"L\(1\) = nan \(x holds nan\); refused"):
+        trainer.step(x[1], np.zeros(5, int))
+    assert trainer.steps == 0

@@ -69,17 +69,33 @@ def _own_mode():
 _own_mode()   # the importing thread's, made now rather than inside a user's gc.freeze()
 
 
+_exits = threading.Lock()     # an exit's search for its own entry and its pop, as one step
+
+
 def _exit_entry(entered, reset):
     """Undo the latest of ``entered`` (a list of (mode, what undoes it)) made by this thread:
     ``reset(mode, undo)``.  A mode switch or scope object may be entered again while active, and
-    by several threads, so the latest entry is not always this thread's."""
-    mode, ident = _current(), _thread_id()
-    for same in (lambda m: m is mode, lambda m: m.thread == ident):
-        for i in range(len(entered) - 1, -1, -1):
-            if same(entered[i][0]):
-                entry_mode, undo = entered.pop(i)
-                reset(entry_mode, undo)
+    by several threads, so the latest entry is not always this thread's: the entry is found by
+    its mode, not by its place, under a lock (another thread's entry appended, or its exit
+    popping one, between the search and the pop would otherwise make this exit undo the other
+    thread's entry and leave its own in force)."""
+    mode = _current()
+    with _exits:
+        if entered and entered[-1][0] is mode:      # the usual case: this thread's latest
+            mode, undo = entered.pop()
+        else:
+            i = len(entered) - 1
+            while i >= 0 and entered[i][0] is not mode:
+                i -= 1
+            if i < 0:           # this thread's mode object was replaced since its entry
+                ident = _thread_id()
+                i = len(entered) - 1
+                while i >= 0 and entered[i][0].thread != ident:
+                    i -= 1
+            if i < 0:
                 return
+            mode, undo = entered.pop(i)
+    reset(mode, undo)
 
 
 class _Switch:
@@ -114,12 +130,7 @@ class _Switch:
         return None
 
     def __exit__(self, *exc):
-        entered = self._entered
-        if entered[-1][0] is _current():     # the usual case: this thread's latest entry
-            mode, undo = entered.pop()
-            self._reset(mode, undo)
-        else:
-            _exit_entry(entered, self._reset)
+        _exit_entry(self._entered, self._reset)
         return False
 
     def __call__(self, func):
@@ -560,10 +571,8 @@ class Tensor:
         cls = type(self)
         new = cls.__new__(cls)
         memo[id(self)] = new
-        for klass in cls.__mro__:
-            for slot in getattr(klass, "__slots__", ()):
-                if slot in ("__weakref__", "__dict__") or not hasattr(self, slot):
-                    continue
+        for slot in _slot_names(cls):
+            if hasattr(self, slot):
                 object.__setattr__(new, slot, copy.deepcopy(getattr(self, slot), memo))
         if hasattr(self, "__dict__"):
             for key, value in vars(self).items():
@@ -581,11 +590,11 @@ class Tensor:
             _value_read(why="the step copies a tensor (copy.copy)")
         cls = type(self)
         new = cls.__new__(cls)
-        for slot in _TENSOR_SLOTS:
+        for slot in _slot_names(cls):      # a subclass's own slots too, as copy.copy keeps them
             value = getattr(self, slot, _UNSET)
             if value is not _UNSET:
-                setattr(new, slot, value)
-        if hasattr(self, "__dict__"):      # a subclass's own attributes, as copy.copy keeps them
+                object.__setattr__(new, slot, value)
+        if hasattr(self, "__dict__"):      # and its own attributes
             new.__dict__.update(self.__dict__)
         if self.op is None:
             new._data = self._data.copy()
@@ -595,6 +604,17 @@ class Tensor:
         else:
             _share_version(new, self)
         return new
+
+    def __setstate__(self, state):
+        """Unpickling: ``state`` as Python's pickling of a slotted object gives it, (``__dict__``
+        or None, slot name -> value).  A tensor pickled before ``requires_grad`` became a
+        property (stop 35) holds its flag under the slot name ``requires_grad``, which is
+        ``_rg`` now: setting the property there failed (AttributeError) before the flag it
+        compares with was set."""
+        attrs, slots = state if isinstance(state, tuple) else (state, None)
+        for mapping in (attrs, slots):
+            for key, value in (mapping or {}).items():
+                object.__setattr__(self, "_rg" if key == "requires_grad" else key, value)
 
     def detach(self):
         """A new leaf sharing this tensor's data (and its version counter: an in-place change
@@ -782,8 +802,28 @@ _counting = threading.Lock()
 
 
 _UNSET = object()
-_TENSOR_SLOTS = tuple(name.replace("requires_grad", "_rg") for name in Tensor.__slots__
-                      if name != "__weakref__")
+_SLOT_NAMES = weakref.WeakKeyDictionary()    # class -> its slots (see _slot_names)
+
+
+def _slot_names(cls):
+    """The attribute names of every slot of ``cls`` and its bases (a Tensor subclass's own
+    ``__slots__`` included, given as one str or several, private names mangled), without
+    ``__dict__`` and ``__weakref__``: what ``copy.copy`` and ``copy.deepcopy`` of a tensor
+    carry over, as Python's own copy of a slotted object does."""
+    names = _SLOT_NAMES.get(cls)
+    if names is None:
+        names = []
+        for klass in cls.__mro__:
+            slots = klass.__dict__.get("__slots__", ())
+            for slot in (slots,) if isinstance(slots, str) else slots:
+                if slot in ("__dict__", "__weakref__"):
+                    continue
+                if slot.startswith("__") and not slot.endswith("__"):
+                    slot = f"_{klass.__name__.lstrip('_')}{slot}"
+                if slot not in names:
+                    names.append(slot)
+        _SLOT_NAMES[cls] = names = tuple(names)
+    return names
 
 
 def _share_version(view, base):
