@@ -522,13 +522,22 @@ class Tensor:
         return format(self._scalar(f"format '{spec}'"), spec)
 
     def __array__(self, dtype=None, copy=None):
-        """``np.asarray(t)`` is ``t.data`` (no gradient flows into a plain array)."""
+        """``np.asarray(t)`` is ``t.data`` (no gradient flows into a plain array); as numpy 2's
+        protocol asks, ``copy=False`` with another dtype raises (a ValueError) rather than
+        return a copy the caller was told is the tensor's memory."""
         _converted[0] += 1
         if _tapes:
             _value_read()
         if copy:
             return np.array(self._data, dtype=dtype, copy=True)
-        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+        if dtype is None or np.dtype(dtype) == self._data.dtype:
+            return self._data
+        if copy is False:
+            raise ConfigError(f"np.asarray(tensor{_label(self.name)}, dtype={np.dtype(dtype)}, "
+                              f"copy=False): the tensor holds {self._data.dtype} data, so it "
+                              "cannot be read as another dtype without a copy; leave out "
+                              "copy=False (or pass copy=None) to allow the copy")
+        return self._data.astype(dtype)
 
     def numpy(self):
         if _tapes:
