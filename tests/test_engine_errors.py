@@ -151,7 +151,32 @@ CATALOGUE = [
      ["clip_grad_norm", "empty"]),
     ("load_missing_file", lambda: tg.load_arrays("/nonexistent/dir/ckpt.npz"),
      tg.CheckpointNotFoundError, FileNotFoundError, ["/nonexistent/dir/ckpt.npz"]),
+    # an integer to a negative integer power is no integer: numpy's ValueError (it was a
+    # ShapeError, as any ValueError of a forward was, though no shape is wrong)
+    ("pow_integer_negative", lambda: tg.tensor([1, 2, 3]) ** -1, tg.DomainError, ValueError,
+     ["pow", "integer base (int64, shape (3,))", "negative integer power (-1", "float"]),
+    ("rpow_integer_negative", lambda: 2 ** tg.tensor([2, -3]), tg.DomainError, ValueError,
+     ["pow", "negative integer power (-3, shape (2,))"]),
+    ("ipow_integer_negative", lambda: _in_place_no_grad(tg.tensor([1, 2]), "__ipow__", -2),
+     tg.DomainError, ValueError, ["in-place **=", "negative integer power (-2"]),
+    # a Python int beyond an integer tensor's dtype (NEP 50 keeps the dtype): numpy's bare
+    # OverflowError, which named no op
+    ("mul_int8_overflow", lambda: tg.tensor(np.array([1, 2], np.int8)) * 300, tg.OutOfRangeError,
+     OverflowError, ["mul", "300 out of bounds for int8", "(2,), ()", "NEP 50"]),
+    ("sub_uint8_overflow", lambda: tg.tensor(np.array([1], np.uint8)) - (-1), tg.OutOfRangeError,
+     OverflowError, ["sub", "-1 out of bounds for uint8"]),
+    ("imul_int8_overflow", lambda: _in_place_no_grad(tg.tensor(np.array([1], np.int8)), "__imul__", 300),
+     tg.OutOfRangeError, OverflowError, ["in-place *=", "int8", "300 out of bounds"]),
+    ("tensor_int8_overflow", lambda: tg.tensor([1, 300], dtype=np.int8), tg.OutOfRangeError,
+     OverflowError, ["tensor", "300 out of bounds for int8"]),
+    ("full_uint8_overflow", lambda: tg.full(2, -1, dtype=np.uint8), tg.OutOfRangeError,
+     OverflowError, ["full", "-1 out of bounds for uint8"]),
 ]
+
+
+def _in_place_no_grad(t, method, other):
+    with tg.no_grad():
+        return getattr(t, method)(other)
 
 
 @pytest.mark.parametrize("call,error,builtin,details", [c[1:] for c in CATALOGUE],

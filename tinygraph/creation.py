@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .errors import ConfigError, DTypeError, ShapeError
+from .errors import ConfigError, DTypeError, OutOfRangeError, ShapeError
 from .tensor import Tensor, _allocation_error, _constant_of, _current, _fresh_random, check_size
 
 
@@ -31,6 +31,8 @@ def _make(who, make, shape, dtype):
         return make()
     except MemoryError as e:
         raise _allocation_error(who, [], e) from None
+    except OverflowError as e:      # a fill value out of the integer dtype's range
+        raise OutOfRangeError(f"{who}: {e}{given}") from None
     except ValueError as e:
         raise ShapeError(f"{who}: {e}{given}") from None
     except TypeError as e:

@@ -24,6 +24,16 @@ class DTypeError(TinygraphError, TypeError):
     """A dtype an op or a leaf cannot take (e.g. an integer tensor asked to require grad)."""
 
 
+class DomainError(TinygraphError, ValueError):
+    """Values an op cannot compute in its inputs' dtype: an integer tensor to a negative integer
+    power (numpy's ValueError; the result is no integer), named with the op and the shapes."""
+
+
+class OutOfRangeError(TinygraphError, OverflowError):
+    """A Python int that does not fit an integer tensor's dtype (``int8_tensor * 300``: the
+    tensor's dtype is kept, NEP 50, so numpy raises its OverflowError), named with the op."""
+
+
 class AllocationError(TinygraphError, MemoryError):
     """A result too large to allocate: more than this machine's physical memory, or refused by
     the allocator (names the op, the shapes and the size in GiB)."""

@@ -30,7 +30,7 @@ from numpy.lib.array_utils import normalize_axis_tuple
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
                      _fresh_random, _unbroadcast, apply, binary_op, check_size, is_grad_enabled,
-                     unary_op)
+                     refuse_negative_integer_power, unary_op)
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -104,7 +104,11 @@ _DIV = Rule(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b)
 
 
 def _pow(a, b):   # d(a**b)/da = b a**(b-1), taken as 0 where b == 0 (x**0 is constant, also at 0)
-    return a ** b, _POW
+    try:
+        return a ** b, _POW
+    except ValueError:
+        refuse_negative_integer_power("pow", a, b)
+        raise
 
 
 def _pow_base(g, out, a, b):

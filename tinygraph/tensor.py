@@ -28,8 +28,9 @@ import weakref
 
 import numpy as np
 
-from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, ConfigError, DTypeError,
-                     GraphFreedError, InPlaceError, ShapeError, StaleGraphError, TinygraphError)
+from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, ConfigError, DomainError,
+                     DTypeError, GraphFreedError, InPlaceError, OutOfRangeError, ShapeError,
+                     StaleGraphError, TinygraphError)
 
 
 class _Mode:
@@ -384,6 +385,8 @@ def _as_array(data, dtype=None):
     converted = _converted[0]
     try:
         arr = np.array(data, dtype=dtype)
+    except OverflowError as e:
+        raise OutOfRangeError(f"tensor: {e} (dtype={np.dtype(dtype)} was asked for)") from None
     except (ValueError, TypeError) as e:
         if _is_container(data):
             _refuse_grad_inside(data)
@@ -707,9 +710,13 @@ class Tensor:
         value = other._data if isinstance(other, Tensor) else _constant(other)
         try:
             ufunc(self._data, value, out=self._data, casting="same_kind")
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, OverflowError) as e:
+            if ufunc is np.power:
+                refuse_negative_integer_power(f"in-place {symbol} on {_what(self)}", self._data, value)
+            hint = _KEEPS_DTYPE if isinstance(e, OverflowError) else ""
             raise _ERROR_FOR[_base(e)](f"in-place {symbol} on {_what(self)} of shape {self.shape}, "
-                                       f"dtype {self.dtype}, with shape {np.shape(value)}: {e}") from None
+                                       f"dtype {self.dtype}, with shape {np.shape(value)}: {e}"
+                                       f"{hint}") from None
         bump_version(self)
         return self
 
@@ -938,7 +945,22 @@ def _bad_kind(arr):
     return "NaN" if np.isnan(arr).any() else "Inf"
 
 
-_ERROR_FOR = {ValueError: ShapeError, IndexError: BadIndexError, TypeError: DTypeError}
+_ERROR_FOR = {ValueError: ShapeError, IndexError: BadIndexError, TypeError: DTypeError,
+              OverflowError: OutOfRangeError}
+
+_KEEPS_DTYPE = ("; the tensor's integer dtype is kept (NEP 50), so make the tensor wider "
+                "(e.g. dtype=np.int64) or float")
+
+
+def refuse_negative_integer_power(op, a, b):
+    """Raise a DomainError when ``a ** b`` is an integer to a negative integer power (numpy's
+    bare ValueError, or a ShapeError as every ValueError of a forward was); return otherwise."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "biu" and b.dtype.kind in "biu" and (b < 0).any():
+        raise DomainError(f"{op}: an integer base ({a.dtype}, shape {a.shape}) to a negative "
+                          f"integer power ({b.min()}, shape {b.shape}) is no integer "
+                          "(numpy and PyTorch refuse it); make the base float (e.g. "
+                          f"tg.tensor(x, dtype=float)) or the exponent a float")
 
 
 def _constant(x, copy=False):
@@ -1033,7 +1055,7 @@ def _apply(op, forward, inputs, kwargs):
         if not checked:
             _check_broadcast(op, arrays)
         value, vjps = forward(*arrays, **kwargs) if kwargs else forward(*arrays)
-    except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+    except (TinygraphError, MemoryError, ValueError, IndexError, TypeError, OverflowError) as e:
         _raise_forward_error(op, arrays, e)
     every = len(parents) == len(inputs)
     if type(vjps) is not Rule:
@@ -1086,8 +1108,9 @@ def _raise_forward_error(op, arrays, e):
     if isinstance(e, MemoryError):
         raise _allocation_error(op, [np.shape(a) for a in arrays], e) from None
     shapes = ", ".join(str(np.shape(a)) for a in arrays)
+    hint = _KEEPS_DTYPE if isinstance(e, OverflowError) else ""
     raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
-        f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}") from None
+        f"{op}: {e} (input shapes {shapes}){hint}{_where(_current().scope)}") from None
 
 
 def binary_op(name, op, forward, doc=None):
@@ -1105,7 +1128,7 @@ def binary_op(name, op, forward, doc=None):
                 if broadcasting and x.size * y.size > _SMALL:
                     _check_broadcast(op, (x, y))
                 value, vjps = forward(x, y)
-            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError, OverflowError) as e:
                 _raise_forward_error(op, (x, y), e)
             if type(vjps) is not Rule:
                 raise TypeError(f"{op}: binary_op takes a forward that returns a Rule")
@@ -1133,7 +1156,7 @@ def unary_op(name, op, forward, doc=None):
                 if broadcasting and a.size > _SMALL:
                     _check_broadcast(op, (a,))
                 value, vjps = forward(a)
-            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError, OverflowError) as e:
                 _raise_forward_error(op, (a,), e)
             if type(vjps) is not Rule:
                 raise TypeError(f"{op}: unary_op takes a forward that returns a Rule")
