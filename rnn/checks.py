@@ -9,8 +9,8 @@ floats in the model's dtype, masked positions replaced by a harmless id 0 or zer
 
 import numpy as np
 
-from tinygraph import (AnomalyError, BadIndexError, ConfigError, DTypeError, ShapeError, Tensor,
-                        is_grad_enabled)
+from tinygraph import (AnomalyError, BadIndexError, ConfigError, DTypeError, NonFiniteError, ShapeError,
+                        Tensor, is_grad_enabled)
 
 
 def as_array(value, who, what):
@@ -175,7 +175,7 @@ def padded_inputs(arr, keep, is_ids, who, tensor=None):
     vector): a padded step reads nothing of x(t), so a pad value that is no valid id (e.g. -1 or
     n_in) or no number (NaN padding) changes nothing.  ``tensor``, a float Tensor of these inputs
     that requires grad, is returned as it is (its gradient flows to it); a NaN or inf at a padded
-    position of it is a ShapeError naming ``who``, t and b."""
+    position of it is a NonFiniteError naming ``who``, t and b."""
     if tensor is not None:
         tensor_dtype(tensor, arr.dtype, who, "xs")
     if keep is None:
@@ -184,9 +184,9 @@ def padded_inputs(arr, keep, is_ids, who, tensor=None):
         bad = ~np.isfinite(arr).all(axis=-1) & ~keep
         if bad.any():
             t, b = (int(i) for i in np.argwhere(bad)[0])
-            raise ShapeError(f"{who}: xs (a Tensor that requires grad) holds a non-finite value "
-                             f"at padded step t={t + 1}, b={b}, which would make every gradient "
-                             "NaN: pad it with zeros, or pass the values as an array")
+            raise NonFiniteError(f"{who}: xs (a Tensor that requires grad) holds a non-finite "
+                                 f"value at padded step t={t + 1}, b={b}, which would make every "
+                                 "gradient NaN: pad it with zeros, or pass the values as an array")
         return tensor
     return np.where(keep if is_ids else keep[..., None], arr, 0).astype(arr.dtype, copy=False)
 
@@ -348,7 +348,7 @@ def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
     """Check regression targets of the given shape ((T, K) or (T, B, K)); returns ``dtype`` floats.
 
     Where ``keep`` (a bool (T, B) mask) is False the target is set to 0 (it adds no loss) and
-    may be anything (NaN padding); a NaN or inf target at a kept step is a ShapeError.
+    may be anything (NaN padding); a NaN or inf target at a kept step is a NonFiniteError.
     """
     untracked_target(ys, who, what)
     arr = as_array(ys, who, what)
@@ -364,8 +364,8 @@ def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
         bad &= keep[..., None]
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ShapeError(f"{who}: {what} has a non-finite value at t={index[0] + 1}"
-                         + (f", b={index[1]}" if len(index) == 3 else ""))
+        raise NonFiniteError(f"{who}: {what} has a non-finite value at t={index[0] + 1}"
+                             + (f", b={index[1]}" if len(index) == 3 else ""))
     arr = arr.astype(dtype)
     return arr if keep is None else np.where(keep[..., None], arr, 0).astype(dtype)
 

@@ -56,7 +56,16 @@ class InPlaceError(TinygraphError, RuntimeError):
 
 
 class AnomalyError(TinygraphError, FloatingPointError):
-    """A NaN or Inf met under ``tg.detect_anomaly()``."""
+    """A NaN or Inf where a finite number is needed: met under ``tg.detect_anomaly()``, in a
+    logit to sample or predict from, in a training loss (``rnn.NonFiniteLossError``), or in the
+    data given (:class:`NonFiniteError`)."""
+
+
+class NonFiniteError(AnomalyError, ShapeError):
+    """A NaN or Inf in the data given where it would be used (an input that requires grad at a
+    padded step, a float target at a kept step, a reservoir state an echo state network would
+    fit to), naming where.  An AnomalyError as every non-finite value is, and still a
+    ShapeError (a ``ValueError``), the class these checks raised before."""
 
 
 class GradcheckError(TinygraphError, AssertionError):
