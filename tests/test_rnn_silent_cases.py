@@ -224,6 +224,32 @@ def test_a_float32_step_that_widens_its_state_to_float64_is_refused_naming_t(per
     assert fixed.run(np.ones((3, 1, 2), np.float32), per_step=per_step).last.dtype == np.float32
 
 
+@pytest.mark.parametrize("how", ["loss", "run"])
+def test_a_float32_readout_that_widens_o_to_float64_is_refused_as_a_widened_state_is(how):
+    # a float64 numpy constant in the readout of a float32 cell made o(t) and the loss float64
+    # without a word (the state check saw only the step's parts)
+    rng = np.random.default_rng(3)
+    W = tg.Parameter(rng.normal(0, 0.5, (3, 3)).astype(np.float32), name="W")
+    V = tg.Parameter(rng.normal(0, 0.5, (2, 3)).astype(np.float32), name="V")
+    scale = np.array([1.0, 2.0])                                # float64
+    xs, ys = rng.normal(size=(4, 2, 3)).astype(np.float32), rng.integers(0, 2, (4, 2))
+
+    def cell(readout):
+        return rnn.Recurrence(lambda h, x: (h @ W.T + x).tanh(), [W, V], n_state=3, n_in=3,
+                              readout=readout, name="mine")
+
+    def loss(model):
+        return model.loss(xs, ys) if how == "loss" else model.run(xs, ys).loss
+
+    at = "at t=1 " if how == "run" else ""
+    with pytest.raises(tg.DTypeError, match=rf"mine: {at}the readout returned 'o' of dtype "
+                                            r"float64, wider than the model's parameters "
+                                            r"\(float32\).*make it float32"):
+        loss(cell(lambda h: h @ V.T * scale))
+    fixed = loss(cell(lambda h: h @ V.T * scale.astype(np.float32)))
+    assert fixed.dtype == np.float32 and np.isfinite(fixed.item())
+
+
 def test_deepcopy_of_a_tensor_of_a_graph_is_a_clear_error_and_of_a_leaf_a_copy():
     # copy.deepcopy(run.loss), or of a model holding a state of a run, raised Python's bare
     # "TypeError: cannot pickle 'mappingproxy' object"
