@@ -654,15 +654,19 @@ def test_state_of_a_parameter_whose_data_changed_dtype_is_refused(make, was, now
 
 @pytest.mark.parametrize("param, grad", [(np.float32, np.float64), (np.float64, np.float32)])
 def test_sgd_momentum_holds_its_velocity_in_the_parameters_dtype(param, grad):
-    """A gradient of another float dtype than its parameter (set by hand, or by a user's op)
-    made the velocity of its dtype: a float64 parameter's velocity rounded to float32 (and a
-    float32 parameter's state saved as float64), a state its own load_state_dict refused."""
+    """A gradient of another float dtype than its parameter (left over when the parameter's
+    .data was replaced by one of another dtype: ``p.grad = ...`` itself refuses it) made the
+    velocity of its dtype: a float64 parameter's velocity rounded to float32 (and a float32
+    parameter's state saved as float64), a state its own load_state_dict refused."""
     p = tg.tensor(np.array([1.0, 2.0, 3.0], dtype=param), requires_grad=True, name="w")
     opt = tg.optim.SGD([p], lr=0.1, momentum=0.9)
     steps = [np.array([0.1, 0.2, 0.3]), np.array([1 / 3, 0.7, -0.2]), np.array([2 / 7, 0.0, 1.0])]
     expected, v = np.array([1.0, 2.0, 3.0], dtype=param), None
     for g in steps:
+        held = p.data
+        p.data = np.zeros(3, dtype=grad)      # the gradient set while the data had its dtype,
         p.grad = g.astype(grad)
+        p.data = held                         # then the data put back
         opt.step()
         g = g.astype(grad).astype(param)      # the gradient as the parameter holds it
         v = g.copy() if v is None else (0.9 * v + g).astype(param)

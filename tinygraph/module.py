@@ -123,7 +123,7 @@ class Module:
         converted = [(p._data.astype(dtype), _converted_grad(p.grad, dtype)) for p in params]
         for p, (data, grad) in zip(params, converted):
             if p._data.dtype != dtype:
-                p._data, p.grad = data, grad
+                p._data, p._grad = data, grad
                 bump_version(p)
         return self
 

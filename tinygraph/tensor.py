@@ -417,7 +417,7 @@ class Tensor:
 
     # the parents live in slots, not in a tuple the cycle collector would track beside the
     # node: one tracked object per node instead of two (see the ``parents`` property)
-    __slots__ = ("_data", "grad", "_rg", "name", "op", "_a", "_b", "_many", "scope",
+    __slots__ = ("_data", "_grad", "_rg", "name", "op", "_a", "_b", "_many", "scope",
                  "_vjps", "_g", "_retain", "_site", "_version", "_shared", "_ctx", "_ctx2", "_kwargs",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
@@ -601,7 +601,7 @@ class Tensor:
             new.__dict__.update(self.__dict__)
         if self.op is None:
             new._data = self._data.copy()
-            new.grad = None if self.grad is None else np.array(self.grad, copy=True)
+            new._grad = None if self._grad is None else np.array(self._grad, copy=True)
             new._version = _clock
             new._shared = None
         else:
@@ -619,6 +619,32 @@ class Tensor:
         t.name = self.name
         _share_version(t, self)
         return t
+
+    @property
+    def grad(self):
+        """The gradient backward accumulated: None, or an array of this tensor's shape and dtype
+        (a Tensor after ``backward(create_graph=True)``)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        """Set by hand (as PyTorch's ``p.grad = ...``): None, or an array or Tensor of this
+        tensor's shape and dtype; anything else is refused here, where it was kept, so a
+        float64 ``.grad`` of a float32 leaf stayed float64 through every backward."""
+        if value is not None:
+            arr = value._data if isinstance(value, Tensor) else value
+            if not isinstance(arr, np.ndarray):
+                raise DTypeError(f"tensor{_label(self.name)}.grad: expected an array (or Tensor) "
+                                 f"of shape {self.shape} and dtype {self.dtype}, or None; got "
+                                 f"{type(value).__name__}")
+            if arr.dtype != self._data.dtype:
+                raise DTypeError(f"tensor{_label(self.name)}.grad: the gradient must have the "
+                                 f"tensor's dtype {self.dtype}, got {arr.dtype} (cast it, e.g. "
+                                 f"g.astype(np.{self.dtype}))")
+            if arr.shape != self._data.shape:
+                raise ShapeError(f"tensor{_label(self.name)}.grad: the gradient must have the "
+                                 f"tensor's shape {self.shape}, got {arr.shape}")
+        self._grad = value
 
     @property
     def requires_grad(self):
@@ -773,11 +799,11 @@ def clear_grads(who, tensors, set_to_none):
     if not isinstance(set_to_none, (bool, np.bool_)):
         raise ConfigError(f"{who}: set_to_none must be True or False, got {set_to_none!r}")
     for t in tensors:
-        if set_to_none or t.grad is None:
-            t.grad = None
+        if set_to_none or t._grad is None:
+            t._grad = None
         else:
-            t.grad = np.zeros(t.shape, (t.grad._data if isinstance(t.grad, Tensor) else
-                                        np.asarray(t.grad)).dtype)
+            t._grad = np.zeros(t.shape, (t._grad._data if isinstance(t._grad, Tensor) else
+                                         np.asarray(t._grad)).dtype)
 
 
 def bump_version(t):
@@ -832,7 +858,7 @@ def _init_leaf(t, data, mode):
     node's are filled in :func:`make_node`, which sets the same slots inline but ``_site`` and
     ``_shared``, left unset: it runs for every op)."""
     t._data = data
-    t.grad = None
+    t._grad = None
     t.name = None
     t.scope = mode.scope
     t._g = None
@@ -870,7 +896,7 @@ def make_node(op, data, parents, vjps, arrays=None):
     t = Tensor.__new__(Tensor)
     t._data = data     # the slots of _init_leaf but _site and _shared (left unset: see _clock),
     #                    written here (every op makes a node)
-    t.grad = None
+    t._grad = None
     t.name = None
     t.scope = mode.scope
     t._g = None
@@ -1975,12 +2001,12 @@ def _backprop(root, grad, retain_graph, targets):
     if not retain_graph:        # freed only now: a backward that raised can run again
         _free(order)
     for node, g, owned in results:
-        if node.grad is None:
-            node.grad = g if owned else np.array(g, dtype=node._data.dtype, copy=True)
-        elif type(node.grad) is np.ndarray:
-            node.grad += g
+        if node._grad is None:
+            node._grad = g if owned else np.array(g, dtype=node._data.dtype, copy=True)
+        elif type(node._grad) is np.ndarray:
+            node._grad += g
         else:                     # a Tensor left by an earlier create_graph backward
-            node.grad = node.grad + g
+            node._grad = node._grad + g
 
 
 def _free(order):
@@ -2005,7 +2031,7 @@ def _check_grads(order):
                              f"holds {node._data.dtype} data: only float tensors can require grad "
                              "(make it float, e.g. tg.tensor(x, dtype=float), before setting "
                              "requires_grad)")
-        g = node.grad
+        g = node._grad
         if g is None:
             continue
         arr = g._data if isinstance(g, Tensor) else g
@@ -2018,6 +2044,10 @@ def _check_grads(order):
             raise ShapeError(f"backward: the existing .grad of {_what(node)} has shape {arr.shape}, "
                              f"but the tensor has shape {node.shape}; reset it with zero_grad() "
                              "(or .grad = None)")
+        if arr.dtype != node._data.dtype:     # its .data replaced by one of another dtype since
+            raise DTypeError(f"backward: the existing .grad of {_what(node)} has dtype {arr.dtype}, "
+                             f"but the tensor has dtype {node._data.dtype}; reset it with "
+                             "zero_grad() (or .grad = None)")
         if not isinstance(g, Tensor) and not arr.flags.writeable:
             raise DTypeError(f"backward: the existing .grad of {_what(node)} of shape {node.shape} "
                              "is a read-only array, so the new gradient cannot be added into it; "
@@ -2102,7 +2132,7 @@ def _backprop_graph(root, grad, retain_graph, targets):
     if not retain_graph:
         _free(order if through is None else [node for node in order if id(node) in through])
     for node, g in results:
-        node.grad = g if node.grad is None else g + node.grad
+        node._grad = g if node._grad is None else g + node._grad
 
 
 def _graph_rule(node, g):
