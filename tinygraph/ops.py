@@ -576,6 +576,8 @@ _STD = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
 
 
 def _norm(x):   # sqrt(sum x^2); d/dx = x / norm, taken as 0 at x = 0 (PyTorch's subgradient)
+    if x.dtype.kind in "biu":     # as np.linalg.norm: squares in a small integer dtype wrap
+        x = x.astype(np.float64)
     return np.sqrt(np.sum(x * x)), _NORM
 
 
