@@ -171,6 +171,11 @@ CATALOGUE = [
      OverflowError, ["tensor", "300 out of bounds for int8"]),
     ("full_uint8_overflow", lambda: tg.full(2, -1, dtype=np.uint8), tg.OutOfRangeError,
      OverflowError, ["full", "-1 out of bounds for uint8"]),
+    # np.where wraps it without a word: int8 with 300 gave 44, uint8 with -1 gave 255
+    ("where_int8_overflow", lambda: tg.where([True, False], tg.tensor(np.array([1, 2], np.int8)), 300),
+     tg.OutOfRangeError, OverflowError, ["where", "300 out of bounds for int8", "(2,), (2,), ()"]),
+    ("where_uint8_overflow", lambda: tg.where([True, False], -1, tg.tensor(np.array([1, 2], np.uint8))),
+     tg.OutOfRangeError, OverflowError, ["where", "-1 out of bounds for uint8"]),
 ]
 
 

@@ -280,7 +280,12 @@ _SQRT = Rule(lambda g, out, x: g / (2 * out), saves=False)
 
 
 def _where(cond, a, b):
-    return np.where(cond, a, b), _WHERE
+    out = np.where(cond, a, b)
+    if out.dtype.kind in "iu":    # numpy wraps a Python int beyond the result's integer dtype
+        for v in (a, b):          # (int8 with 300 gave 44) where its operators raise
+            if type(v) is int and not np.iinfo(out.dtype).min <= v <= np.iinfo(out.dtype).max:
+                raise OverflowError(f"Python integer {v} out of bounds for {out.dtype}")
+    return out, _WHERE
 
 
 _WHERE = Rule(None, lambda g, out, cond, a, b: g * _value(cond),
