@@ -174,6 +174,11 @@ CATALOGUE = [
     # np.where wraps it without a word: int8 with 300 gave 44, uint8 with -1 gave 255
     ("where_int8_overflow", lambda: tg.where([True, False], tg.tensor(np.array([1, 2], np.int8)), 300),
      tg.OutOfRangeError, OverflowError, ["where", "300 out of bounds for int8", "(2,), (2,), ()"]),
+    # np.arange wraps values beyond an integer dtype: (250, 260, uint8) ended 0, 1, 2, 3
+    ("arange_uint8_overflow", lambda: tg.arange(250, 260, dtype=np.uint8), tg.OutOfRangeError,
+     OverflowError, ["arange", "250 to 259", "uint8", "[0, 255]"]),
+    ("arange_int8_overflow", lambda: tg.arange(300, dtype=np.int8), tg.OutOfRangeError,
+     OverflowError, ["arange", "0 to 299", "int8"]),
     ("where_uint8_overflow", lambda: tg.where([True, False], -1, tg.tensor(np.array([1, 2], np.uint8))),
      tg.OutOfRangeError, OverflowError, ["where", "-1 out of bounds for uint8"]),
 ]

@@ -92,8 +92,15 @@ def arange(*args, dtype=None, requires_grad=False):
         length = (builtins.max(0, math.ceil((stop - start) / step)),)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError):
         length = None
-    return _leaf(_make("arange", lambda: np.arange(*args, dtype=dtype), length,
-                       np.float64 if dtype is None else dtype), requires_grad)
+    out = _make("arange", lambda: np.arange(*args, dtype=dtype), length,
+                np.float64 if dtype is None else dtype)
+    if out.dtype.kind in "iu" and out.size and length is not None:
+        last = start + (out.size - 1) * step       # numpy wraps values beyond an integer dtype
+        info = np.iinfo(out.dtype)                 # (arange(250, 260, dtype=np.uint8) ends 0 .. 3)
+        if not (info.min <= start <= info.max and info.min <= last <= info.max):
+            raise OutOfRangeError(f"arange: the values {start} to {last} do not fit {out.dtype} "
+                                  f"([{info.min}, {info.max}]); use a wider dtype")
+    return _leaf(out, requires_grad)
 
 
 def eye(n, m=None, dtype=None, requires_grad=False):
