@@ -174,6 +174,19 @@ CATALOGUE = [
     # np.where wraps it without a word: int8 with 300 gave 44, uint8 with -1 gave 255
     ("where_int8_overflow", lambda: tg.where([True, False], tg.tensor(np.array([1, 2], np.int8)), 300),
      tg.OutOfRangeError, OverflowError, ["where", "300 out of bounds for int8", "(2,), (2,), ()"]),
+    # a complex array or numpy scalar as a constant made a complex node (whose gradient then
+    # lost its imaginary part); a Python complex was refused already
+    ("add_complex_array", lambda: _v() + np.array([1j, 2, 3]), tg.DTypeError, TypeError,
+     ["add", "complex128", "(3,)"]),
+    ("mul_complex_scalar", lambda: _v() * np.complex128(1j), tg.DTypeError, TypeError,
+     ["mul", "complex128"]),
+    ("where_object_array", lambda: tg.where([True, False, True], _v(), np.array([1.0, None, 2.0])),
+     tg.DTypeError, TypeError, ["where", "object"]),
+    # comparisons gave numpy's bare errors
+    ("compare_with_a_str", lambda: _v() == "a", tg.DTypeError, TypeError, ["equal", "(3,)"]),
+    ("order_with_none", lambda: _v() < None, tg.DTypeError, TypeError, ["less", "(3,)"]),
+    ("compare_shapes", lambda: _x() >= np.ones(4), tg.ShapeError, ValueError,
+     ["greater_equal", "(2, 3)", "(4,)"]),
     # np.arange wraps values beyond an integer dtype: (250, 260, uint8) ended 0, 1, 2, 3
     ("arange_uint8_overflow", lambda: tg.arange(250, 260, dtype=np.uint8), tg.OutOfRangeError,
      OverflowError, ["arange", "250 to 259", "uint8", "[0, 255]"]),

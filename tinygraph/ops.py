@@ -29,8 +29,8 @@ from numpy.lib.array_utils import normalize_axis_tuple
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
-                     _fresh_random, _unbroadcast, apply, binary_op, check_size, is_grad_enabled,
-                     refuse_negative_integer_power, unary_op)
+                     _fresh_random, _raise_forward_error, _unbroadcast, apply, binary_op, check_size,
+                     is_grad_enabled, refuse_negative_integer_power, unary_op)
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -2000,8 +2000,14 @@ _COMPARED = "the step compares tensors (<, ==, ...: a constant of their values)"
 
 
 def _compare(fn):
+    """The comparison ``fn`` (no gradient); numpy's errors (a str, None, shapes that do not
+    broadcast) as tinygraph's naming it and the shapes."""
     def compare(a, b):
-        return Tensor(fn(_constant_of(a, _COMPARED), _constant_of(b, _COMPARED)))
+        x, y = _constant_of(a, _COMPARED), _constant_of(b, _COMPARED)
+        try:
+            return Tensor(fn(x, y))
+        except (ValueError, TypeError) as e:
+            _raise_forward_error(fn.__name__, (x, y), e)
     return compare
 
 

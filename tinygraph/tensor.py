@@ -993,6 +993,10 @@ def _constant(x, copy=False):
     """``x`` (a number, array or array-like) as an op's constant operand; with ``copy``, an
     array is copied: an op keeps its constants for backward, and the caller's array may be
     changed in place after the op (``y = w * a; a += 1``) without changing the gradient."""
+    if isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind not in "biuf":
+        # (a complex one made a complex node, whose gradient lost its imaginary part)
+        raise DTypeError(f"cannot use {type(x).__name__} of dtype {x.dtype} (shape {x.shape}) "
+                         "as a tensor (need bool, integer or float data)")
     if isinstance(x, np.ndarray):
         return np.array(x) if copy else x
     if isinstance(x, (int, float, bool, np.generic)):
@@ -1067,7 +1071,10 @@ def _apply(op, forward, inputs, kwargs):
         if len(arrays) == len(inputs):     # tensors only
             parents = inputs
         else:
-            arrays, parents, inputs = _gathered(inputs)
+            try:
+                arrays, parents, inputs = _gathered(inputs)
+            except DTypeError as e:       # a constant of no number dtype: named with the op
+                raise DTypeError(f"{op}: {e}{_where(_current().scope)}") from None
         if not parents:      # constants only: as arrays, so every forward can ask for .shape, .ndim
             arrays = [np.asarray(a) if type(a) in (int, float, bool) else a for a in arrays]
         checked = op not in _BROADCASTING
