@@ -446,3 +446,16 @@ def test_the_norm_of_small_integers_is_numpys_not_their_wrapped_squares(dtype):
     got = tg.norm(tg.tensor(a))
     assert got.dtype == np.float64
     assert got.item() == pytest.approx(np.linalg.norm(a), rel=1e-15)
+
+
+def test_an_empty_list_of_indices_or_ids_selects_nothing_as_in_numpy():
+    # [] is float64 to numpy, so x[[]], x[:, []] and one_hot([], n) were refused ("indices must
+    # be integers") where numpy gives an empty selection (tg.take already took [])
+    a = np.arange(6.0).reshape(2, 3)
+    x = tg.tensor(a, requires_grad=True)
+    for index in ([], (slice(None), [])):
+        got = x[index]
+        assert got.shape == a[index].shape
+        got.sum().backward()
+        np.testing.assert_array_equal(x.grad, np.zeros((2, 3)))
+    assert tg.one_hot([], 3).shape == (0, 3)

@@ -1587,6 +1587,8 @@ def _plain_index(index):
             p = _constant_of(p, "the step indexes with a Tensor (its value as a constant)")
         elif isinstance(p, list):
             p = np.asarray(p)
+            if p.size == 0 and p.dtype.kind == "f":    # [] is float64 to numpy: no indices
+                p = p.astype(np.intp)
         if isinstance(p, np.ndarray):
             if p.dtype.kind not in "iub":
                 raise BadIndexError(f"index: indices must be integers or booleans, got dtype {p.dtype}")
@@ -1878,6 +1880,8 @@ def log_softmax(x, axis=-1, *, dim=None):
 def one_hot(ids, n, dtype=np.float64):
     """ids (...) -> (..., n) with a 1 at each id: a constant (no gradient)."""
     ids = np.asarray(_constant_of(ids, "the step makes a one_hot of a Tensor (a constant)"))
+    if ids.size == 0 and ids.dtype.kind == "f":
+        ids = ids.astype(np.intp)        # [] is float64 to numpy: no ids
     if ids.dtype.kind not in "iu":
         raise DTypeError(f"one_hot: ids must be integers, got dtype {ids.dtype}")
     check_size("one_hot", ids.shape + (int(n),), dtype, (ids.shape,))
