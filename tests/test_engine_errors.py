@@ -187,6 +187,9 @@ CATALOGUE = [
     ("order_with_none", lambda: _v() < None, tg.DTypeError, TypeError, ["less", "(3,)"]),
     ("compare_shapes", lambda: _x() >= np.ones(4), tg.ShapeError, ValueError,
      ["greater_equal", "(2, 3)", "(4,)"]),
+    # an integer dtype= rounded the data to integers and the Parameter was float64 all the same
+    ("parameter_integer_dtype", lambda: tg.Parameter([0.4, -1.7], name="w", dtype=np.int32),
+     tg.DTypeError, TypeError, ["Parameter 'w'", "float dtype", "int32"]),
     # np.arange wraps values beyond an integer dtype: (250, 260, uint8) ended 0, 1, 2, 3
     ("arange_uint8_overflow", lambda: tg.arange(250, 260, dtype=np.uint8), tg.OutOfRangeError,
      OverflowError, ["arange", "250 to 259", "uint8", "[0, 255]"]),

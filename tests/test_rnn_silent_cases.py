@@ -250,6 +250,14 @@ def test_a_float32_readout_that_widens_o_to_float64_is_refused_as_a_widened_stat
     assert fixed.dtype == np.float32 and np.isfinite(fixed.item())
 
 
+@pytest.mark.parametrize("make", [rnn.ElmanRNN, rnn.LSTM, rnn.GRU, rnn.EncoderDecoder])
+def test_a_design_made_with_an_integer_dtype_is_refused_not_made_of_rounded_weights(make):
+    # dtype=np.int32 rounded the N(0, 1/n_in) weights to integers (U of ElmanRNN(3, 4, 3) all
+    # zeros), then made the parameters float64: a float64 model of zero weights, without a word
+    with pytest.raises(tg.DTypeError, match=r"Parameter '\w+': dtype must be a float dtype.*int32"):
+        make(3, 4, 3, dtype=np.int32)
+
+
 def test_deepcopy_of_a_tensor_of_a_graph_is_a_clear_error_and_of_a_leaf_a_copy():
     # copy.deepcopy(run.loss), or of a model holding a state of a run, raised Python's bare
     # "TypeError: cannot pickle 'mappingproxy' object"

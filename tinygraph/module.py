@@ -22,7 +22,7 @@ import numpy as np
 from .checkpoint import read_checkpoint, save_arrays
 from .errors import CheckpointError, ConfigError, DTypeError
 from .ops import dropout
-from .tensor import Tensor, _as_array, _repr, bump_version, clear_grads
+from .tensor import Tensor, _as_array, _label, _repr, bump_version, clear_grads
 
 
 class Parameter(Tensor):
@@ -31,7 +31,13 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, name=None, dtype=None):
-        arr = _as_array(data, dtype)
+        """Integer or bool ``data`` becomes float64; ``dtype``, when given, must be a float
+        dtype (an integer one rounded the data to integers first: N(0, 0.6) weights became
+        zeros and ones, then float64, without a word)."""
+        arr = _as_array(data, dtype)     # (names a dtype numpy does not know)
+        if dtype is not None and arr.dtype.kind != "f":
+            raise DTypeError(f"Parameter{_label(name)}: dtype must be a float dtype (a parameter "
+                             f"requires grad), got {arr.dtype}")
         if arr.dtype.kind != "f":
             arr = arr.astype(np.float64)
         super().__init__(arr, requires_grad=True, name=name)
