@@ -190,6 +190,11 @@ CATALOGUE = [
     # an integer dtype= rounded the data to integers and the Parameter was float64 all the same
     ("parameter_integer_dtype", lambda: tg.Parameter([0.4, -1.7], name="w", dtype=np.int32),
      tg.DTypeError, TypeError, ["Parameter 'w'", "float dtype", "int32"]),
+    # random values in an integer dtype were truncated: randn(3, dtype=np.int32) gave [0 0 0]
+    ("randn_integer_dtype", lambda: tg.randn(3, dtype=np.int32), tg.DTypeError, TypeError,
+     ["randn", "float dtype", "int32"]),
+    ("rand_integer_dtype", lambda: tg.rand(2, 2, dtype=np.int64, seed=0), tg.DTypeError, TypeError,
+     ["rand", "float dtype", "int64"]),
     # np.arange wraps values beyond an integer dtype: (250, 260, uint8) ended 0, 1, 2, 3
     ("arange_uint8_overflow", lambda: tg.arange(250, 260, dtype=np.uint8), tg.OutOfRangeError,
      OverflowError, ["arange", "250 to 259", "uint8", "[0, 255]"]),

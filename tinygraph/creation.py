@@ -43,6 +43,19 @@ def _float(dtype):
     return np.float64 if dtype is None else dtype
 
 
+def _random_dtype(who, dtype):
+    """The dtype of random values: a float one (an integer one truncated every N(0, 1) or
+    [0, 1) value to 0 or +-1 without a word; torch refuses it too)."""
+    try:
+        kind = np.dtype(_float(dtype))
+    except TypeError as e:
+        raise DTypeError(f"{who}: {e}") from None
+    if kind.kind != "f":
+        raise DTypeError(f"{who}: dtype must be a float dtype (random values in {kind} would be "
+                         f"truncated to integers), got {kind}")
+    return kind
+
+
 def _shape(shape):
     """``randn(2, 3)`` and ``randn((2, 3))`` alike."""
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -111,20 +124,22 @@ def eye(n, m=None, dtype=None, requires_grad=False):
 
 def randn(*shape, seed=None, dtype=None, requires_grad=False):
     """Standard normal entries of ``shape``; ``seed`` makes them reproducible."""
+    kind = _random_dtype("randn", dtype)
     if seed is None:
         _fresh_random("randn")
     values = _make("randn", lambda: np.random.default_rng(seed).standard_normal(_shape(shape)),
                    _shape(shape), np.float64)
-    return _leaf(values.astype(_float(dtype), copy=False), requires_grad)
+    return _leaf(values.astype(kind, copy=False), requires_grad)
 
 
 def rand(*shape, seed=None, dtype=None, requires_grad=False):
     """Uniform entries in [0, 1) of ``shape``."""
+    kind = _random_dtype("rand", dtype)
     if seed is None:
         _fresh_random("rand")
     values = _make("rand", lambda: np.random.default_rng(seed).random(_shape(shape)),
                    _shape(shape), np.float64)
-    return _leaf(values.astype(_float(dtype), copy=False), requires_grad)
+    return _leaf(values.astype(kind, copy=False), requires_grad)
 
 
 def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False):
