@@ -30,8 +30,10 @@ class DomainError(TinygraphError, ValueError):
 
 
 class OutOfRangeError(TinygraphError, OverflowError):
-    """A Python int that does not fit an integer tensor's dtype (``int8_tensor * 300``: the
-    tensor's dtype is kept, NEP 50, so numpy raises its OverflowError), named with the op."""
+    """A value that does not fit a dtype: a Python int beyond an integer tensor's dtype
+    (``int8_tensor * 300``: the tensor's dtype is kept, NEP 50, so numpy raises its
+    OverflowError), integer values numpy would wrap (``tg.arange``, ``tg.where``), or a
+    parameter ``Module.to`` would make infinite; named with the op."""
 
 
 class AllocationError(TinygraphError, MemoryError):
