@@ -780,3 +780,29 @@ def test_an_optimizer_name_that_is_no_name_array_is_refused_naming_the_entry(bad
     with pytest.raises(tg.CheckpointError, match=r"SGD.load_state_dict: 'optimizer' must be "):
         opt.load_state_dict({"steps": np.array(0), "optimizer": bad})
     assert opt.steps == 0 and opt.state == [{}]
+
+
+@pytest.mark.parametrize("make", [lambda ps: tg.optim.Adam(ps, lr=0.1),
+                                  lambda ps: tg.optim.AdamW(ps, lr=0.1),
+                                  lambda ps: tg.optim.Adagrad(ps, lr=0.1)],
+                         ids=["Adam", "AdamW", "Adagrad"])
+def test_an_eps_that_is_zero_in_the_parameters_dtype_is_refused_before_it_makes_nan(make):
+    """Adam's eps=1e-8 (Adagrad's 1e-10) is 0 in float16: the first step of a float16
+    parameter with a zero gradient entry updated it by 0 / 0 and made every entry NaN, without
+    a word.  Refused when made, and at a step after .data became float16; an eps the dtype
+    holds works."""
+    p = tg.tensor(np.array([1.0, 2.0], dtype=np.float16), requires_grad=True, name="w")
+    with pytest.raises(tg.ConfigError, match=r"eps=1e-\d+ is 0 in float16, the dtype of "
+                                             r"parameter 'w' of shape \(2,\).*0 / 0 = NaN"):
+        make([p])
+    q = tg.tensor(np.array([1.0, 2.0]), requires_grad=True, name="w")
+    opt = make([q])
+    q.data = q.data.astype(np.float16)
+    q.grad = np.array([0.0, 1.0], dtype=np.float16)
+    with pytest.raises(tg.ConfigError, match=r"step: .*is 0 in float16"):
+        opt.step()
+    assert q.data.tolist() == [1.0, 2.0]
+    fine = tg.optim.Adam([p], lr=0.1, eps=1e-4)
+    p.grad = np.array([0.0, 1.0], dtype=np.float16)
+    fine.step()
+    assert np.isfinite(p.data).all() and p.data[0] == 1.0 and p.data[1] < 2.0
