@@ -9,8 +9,8 @@ floats in the model's dtype, masked positions replaced by a harmless id 0 or zer
 
 import numpy as np
 
-from tinygraph import (AnomalyError, BadIndexError, ConfigError, DTypeError, ShapeError, Tensor,
-                        is_grad_enabled)
+from tinygraph import (AnomalyError, BadIndexError, ConfigError, DTypeError, NonFiniteError,
+                        OutOfRangeError, ShapeError, Tensor, is_grad_enabled)
 
 
 def as_array(value, who, what):
@@ -42,6 +42,25 @@ def _not_a_number(arr):
     return f"Python objects (dtype object, shape {arr.shape})"
 
 
+def in_dtype(arr, dtype, who, what, steps=False):
+    """``arr`` (float or integer values) cast to the model's ``dtype``; a finite value beyond
+    that dtype's range is refused (OutOfRangeError naming ``who``, ``what`` and where: t and b
+    with ``steps``), where the cast made it inf without a word (1e39 into float32, 7e4 into
+    float16) and the loss inf or NaN."""
+    with np.errstate(over="ignore"):
+        out = arr.astype(dtype)
+    if np.dtype(dtype).itemsize < arr.dtype.itemsize or arr.dtype.kind != "f":
+        grown = ~np.isfinite(out) & np.isfinite(arr)
+        if grown.any():
+            index = tuple(int(i) for i in np.argwhere(grown)[0])
+            where = (f"t={index[0] + 1}" + (f", b={index[1]}" if len(index) == 3 else "")
+                     if steps else f"index {index}")
+            raise OutOfRangeError(f"{who}: {what} holds {arr[index].item()!r} at {where}, beyond "
+                                  f"the range of the model's {np.dtype(dtype)} (largest "
+                                  f"{np.finfo(dtype).max:.4g}): it would become inf")
+    return out
+
+
 def tensor_dtype(tensor, dtype, who, what):
     """A float Tensor ``what`` in the model's ``dtype``.  One that requires grad is read as it
     is (its gradient flows), so another dtype is a DTypeError naming ``who``, ``what`` and both
@@ -54,7 +73,7 @@ def tensor_dtype(tensor, dtype, who, what):
     if tensor.dtype.kind != "f" or tensor.dtype == dtype:
         return tensor
     if not tensor.requires_grad:
-        return Tensor(tensor.data.astype(dtype), name=tensor.name)
+        return Tensor(in_dtype(tensor.data, dtype, who, what, what == "xs"), name=tensor.name)
     if np.promote_types(tensor.dtype, dtype) == dtype:   # e.g. float32 into float64: the
         return tensor                                      # unroll stays in the model's dtype
     raise DTypeError(f"{who}: {what} is a {tensor.dtype} Tensor that requires grad but the "
@@ -149,7 +168,7 @@ def inputs(xs, n_in, who, dtype):
                          f"{arr.shape}")
     if arr.ndim == 3 and arr.shape[1] == 0:
         raise ShapeError(f"{who}: xs has an empty batch (shape {arr.shape})")
-    return arr.astype(dtype), False, arr.ndim == 3
+    return in_dtype(arr, dtype, who, "xs", steps=True), False, arr.ndim == 3
 
 
 def mask(value, steps, batch, batched, who):
@@ -175,7 +194,7 @@ def padded_inputs(arr, keep, is_ids, who, tensor=None):
     vector): a padded step reads nothing of x(t), so a pad value that is no valid id (e.g. -1 or
     n_in) or no number (NaN padding) changes nothing.  ``tensor``, a float Tensor of these inputs
     that requires grad, is returned as it is (its gradient flows to it); a NaN or inf at a padded
-    position of it is a ShapeError naming ``who``, t and b."""
+    position of it is a NonFiniteError naming ``who``, t and b."""
     if tensor is not None:
         tensor_dtype(tensor, arr.dtype, who, "xs")
     if keep is None:
@@ -184,9 +203,9 @@ def padded_inputs(arr, keep, is_ids, who, tensor=None):
         bad = ~np.isfinite(arr).all(axis=-1) & ~keep
         if bad.any():
             t, b = (int(i) for i in np.argwhere(bad)[0])
-            raise ShapeError(f"{who}: xs (a Tensor that requires grad) holds a non-finite value "
-                             f"at padded step t={t + 1}, b={b}, which would make every gradient "
-                             "NaN: pad it with zeros, or pass the values as an array")
+            raise NonFiniteError(f"{who}: xs (a Tensor that requires grad) holds a non-finite "
+                                 f"value at padded step t={t + 1}, b={b}, which would make every "
+                                 "gradient NaN: pad it with zeros, or pass the values as an array")
         return tensor
     return np.where(keep if is_ids else keep[..., None], arr, 0).astype(arr.dtype, copy=False)
 
@@ -274,7 +293,7 @@ def state(h0, shape, batch, who, dtype, what="h0"):
     arr = as_array(h0, who, what)
     if arr.dtype.kind != "f":
         raise DTypeError(f"{who}: {what} must be floats, got dtype {arr.dtype}")
-    return arr.astype(dtype)
+    return in_dtype(arr, dtype, who, what)
 
 
 def states(h0, parts, batch, who, dtype, what="h0"):
@@ -348,7 +367,7 @@ def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
     """Check regression targets of the given shape ((T, K) or (T, B, K)); returns ``dtype`` floats.
 
     Where ``keep`` (a bool (T, B) mask) is False the target is set to 0 (it adds no loss) and
-    may be anything (NaN padding); a NaN or inf target at a kept step is a ShapeError.
+    may be anything (NaN padding); a NaN or inf target at a kept step is a NonFiniteError.
     """
     untracked_target(ys, who, what)
     arr = as_array(ys, who, what)
@@ -364,10 +383,11 @@ def float_targets(ys, shape, who, dtype, keep=None, what="ys"):
         bad &= keep[..., None]
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ShapeError(f"{who}: {what} has a non-finite value at t={index[0] + 1}"
-                         + (f", b={index[1]}" if len(index) == 3 else ""))
-    arr = arr.astype(dtype)
-    return arr if keep is None else np.where(keep[..., None], arr, 0).astype(dtype)
+        raise NonFiniteError(f"{who}: {what} has a non-finite value at t={index[0] + 1}"
+                             + (f", b={index[1]}" if len(index) == 3 else ""))
+    if keep is not None:    # a padded target is not read: anything there is padding
+        arr = np.where(keep[..., None], arr, 0)
+    return in_dtype(arr, dtype, who, what, steps=True)
 
 
 def untracked_target(ys, who, what="ys"):

@@ -1043,17 +1043,18 @@ class Cell(RecurrentModel):
                                     f"of shape {value.shape}; the state part has shape "
                                     f"{before.shape}")
 
-    def _not_wider(self, name, value, t):
-        """Refuse a state part ``value`` of a float dtype wider than every parameter's: an op
-        of the step mixed in a wider constant, and every later step would run in its dtype
-        (a cell of parameters of several dtypes may have parts of each)."""
+    def _not_wider(self, name, value, t, what="the step function", then="run every later step"):
+        """Refuse a state part (or, from :meth:`Recurrence.readout`, an output) ``value`` of a
+        float dtype wider than every parameter's: an op of the step mixed in a wider constant,
+        and every later step would run in its dtype (a cell of parameters of several dtypes may
+        have parts of each)."""
         widest = np.result_type(*[p.dtype for _, p in self.named_parameters()], np.float16)
         if np.promote_types(value.dtype, widest) != widest:
-            raise tg.DTypeError(f"{self.name}: at t={t} the step function returned '{name}' "
-                                f"of dtype {value.dtype}, wider than the model's parameters "
-                                f"({widest}): an op of the step mixed in a {value.dtype} value "
-                                "(a numpy array constant?), which would run every later step "
-                                f"in {value.dtype}; make it {widest}")
+            at = "" if t is None else f"at t={t} "
+            raise tg.DTypeError(f"{self.name}: {at}{what} returned '{name}' of dtype "
+                                f"{value.dtype}, wider than the model's parameters ({widest}): "
+                                f"an op of it mixed in a {value.dtype} value (a numpy array "
+                                f"constant?), which would {then} in {value.dtype}; make it {widest}")
 
     def _as_parts(self, new, t):
         if len(self.parts) != 1:
@@ -1407,7 +1408,14 @@ class Recurrence(Cell):
         return self.step_fn(s) if self.n_in is None else self.step_fn(s, u)
 
     def readout(self, state):
-        return self.readout_fn(self._user_state(state))
+        """o = readout(state); an o wider than the parameters (a float64 constant in the
+        readout of a float32 cell) is refused, as a wider state part is (see ``_step``)."""
+        o = self.readout_fn(self._user_state(state))
+        if (isinstance(o, tg.Tensor) and o.dtype.kind == "f"
+                and np.promote_types(o.dtype, self.dtype) != self.dtype):
+            step = re.search(r"(?:^|/)t=(\d+)", tg.current_scope() or "")   # run: one step's
+            self._not_wider("o", o, step and step[1], "the readout", "compute o(t) and the loss")
+        return o
 
     def run(self, xs=None, ys=None, h0=None, steps=None, mask=None, per_step=True):
         """Unroll the recurrence.

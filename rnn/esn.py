@@ -124,8 +124,8 @@ class EchoStateNetwork(SequenceDesign):
         if not np.isfinite(states).all():
             index = tuple(int(i) for i in np.argwhere(~np.isfinite(states))[0])
             where = f"t={index[0] + 1}" + (f", b={index[1]}" if states.ndim == 3 else "")
-            raise tg.ShapeError(f"{who}: the reservoir state h(t) is not finite at {where} "
-                                "(NaN or inf in xs or h0); nothing fitted")
+            raise tg.NonFiniteError(f"{who}: the reservoir state h(t) is not finite at {where} "
+                                    "(NaN or inf in xs or h0); nothing fitted")
         batch = None if states.ndim == 2 else states.shape[1]
         ys = self._float_targets(ys.detach() if isinstance(ys, tg.Tensor) else ys, steps, batch,
                                  None)        # values only: the fit makes no graph

@@ -77,9 +77,10 @@ def _setup(cls=tg.optim.Adam):
 # ------------------------------------------------------------------ backward (issue 8)
 
 def test_backward_with_a_wrong_shaped_grad_raises_naming_the_shapes_and_fills_no_grad():
-    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    a = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     b = tg.tensor([1.0, 2.0], requires_grad=True)
     a.grad = np.zeros(3)
+    a.data = np.array([1.0, 2.0])       # its data replaced by another shape, its .grad left over
     loss = (a * 2 + b * 3).sum()
     with pytest.raises(tg.ShapeError, match=r"\.grad.*shape \(3,\).*shape \(2,\)"):
         loss.backward()
@@ -89,8 +90,43 @@ def test_backward_with_a_wrong_shaped_grad_raises_naming_the_shapes_and_fills_no
     assert a.grad.tolist() == [2.0, 2.0] and b.grad.tolist() == [3.0, 3.0]
 
 
-@pytest.mark.parametrize("bad", [np.zeros(2, dtype=int), [0.0, 0.0], np.broadcast_to(0.0, (2,))],
-                         ids=["integer array", "list", "read-only array"])
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros(2, dtype=int), r"dtype float64, got int64"),
+    ([0.0, 0.0], r"expected an array.*got list"),
+    (np.zeros(2, dtype=np.float32), r"dtype float64, got float32"),
+    (np.zeros(3), r"shape \(2,\), got \(3,\)"),
+    (np.zeros((1, 2)), r"shape \(2,\), got \(1, 2\)")],
+    ids=["integer array", "list", "float32 array", "longer", "broadcastable"])
+def test_a_grad_set_by_hand_of_another_dtype_or_shape_is_refused_as_pytorch_refuses_it(bad, match):
+    """``p.grad = ...`` kept anything until a backward or an optimizer step refused it, and a
+    float32 gradient of a float64 leaf (or the other way) was kept: every backward then added
+    into it in its own dtype, so the .grad stayed float32 (rounded) without a word.  Refused at
+    the assignment now, naming the tensor, with its .grad left as it was."""
+    a = tg.tensor([1.0, 2.0], requires_grad=True, name="a")
+    a.grad = np.array([5.0, 5.0])
+    with pytest.raises((tg.DTypeError, tg.ShapeError), match=r"tensor 'a'\.grad: .*" + match):
+        a.grad = bad
+    assert a.grad.tolist() == [5.0, 5.0]
+    (a * 2).sum().backward()
+    assert a.grad.dtype == np.float64 and a.grad.tolist() == [7.0, 7.0]
+
+
+def test_backward_refuses_a_grad_left_of_another_dtype_when_the_data_was_replaced():
+    # the float64 .grad of a leaf whose data became float32 took every later gradient in float64
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    a.grad = np.array([5.0, 5.0])
+    a.data = np.array([1.0, 2.0], dtype=np.float32)
+    loss = (a * 2).sum()
+    with pytest.raises(tg.DTypeError, match=r"\.grad .* has dtype float64, but the tensor has "
+                                            r"dtype float32"):
+        loss.backward()
+    assert a.grad.dtype == np.float64 and a.grad.tolist() == [5.0, 5.0]
+    a.grad = None
+    loss.backward()
+    assert a.grad.dtype == np.float32 and a.grad.tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("bad", [np.broadcast_to(0.0, (2,))], ids=["read-only array"])
 def test_backward_refuses_an_existing_grad_it_cannot_add_into_before_changing_anything(bad):
     a = tg.tensor([1.0, 2.0], requires_grad=True)
     b = tg.tensor([1.0, 2.0], requires_grad=True)
@@ -180,12 +216,12 @@ def _stale_backward(net, opt, x):
 
 
 def _bad_grad_backward(net, opt, x):
-    net.W.grad = np.zeros((3, 2))
+    net.b.data = np.array([0.5])       # its data replaced by another shape: its .grad (2,) left over
     return ((x @ net.W + net.b) ** 2).sum().backward
 
 
 def _bad_grad_create_graph(net, opt, x):
-    net.W.grad = np.zeros((2, 3))
+    net.W.data = np.ones((2, 1))       # likewise: its .grad (2, 2) left over
     loss = ((x @ net.W + net.b) ** 2).sum()
     return lambda: loss.backward(create_graph=True)
 

@@ -151,7 +151,63 @@ CATALOGUE = [
      ["clip_grad_norm", "empty"]),
     ("load_missing_file", lambda: tg.load_arrays("/nonexistent/dir/ckpt.npz"),
      tg.CheckpointNotFoundError, FileNotFoundError, ["/nonexistent/dir/ckpt.npz"]),
+    # an integer to a negative integer power is no integer: numpy's ValueError (it was a
+    # ShapeError, as any ValueError of a forward was, though no shape is wrong)
+    ("pow_integer_negative", lambda: tg.tensor([1, 2, 3]) ** -1, tg.DomainError, ValueError,
+     ["pow", "integer base (int64, shape (3,))", "negative integer power (-1", "float"]),
+    ("rpow_integer_negative", lambda: 2 ** tg.tensor([2, -3]), tg.DomainError, ValueError,
+     ["pow", "negative integer power (-3, shape (2,))"]),
+    ("ipow_integer_negative", lambda: _in_place_no_grad(tg.tensor([1, 2]), "__ipow__", -2),
+     tg.DomainError, ValueError, ["in-place **=", "negative integer power (-2"]),
+    # a Python int beyond an integer tensor's dtype (NEP 50 keeps the dtype): numpy's bare
+    # OverflowError, which named no op
+    ("mul_int8_overflow", lambda: tg.tensor(np.array([1, 2], np.int8)) * 300, tg.OutOfRangeError,
+     OverflowError, ["mul", "300 out of bounds for int8", "(2,), ()", "NEP 50"]),
+    ("sub_uint8_overflow", lambda: tg.tensor(np.array([1], np.uint8)) - (-1), tg.OutOfRangeError,
+     OverflowError, ["sub", "-1 out of bounds for uint8"]),
+    ("imul_int8_overflow", lambda: _in_place_no_grad(tg.tensor(np.array([1], np.int8)), "__imul__", 300),
+     tg.OutOfRangeError, OverflowError, ["in-place *=", "int8", "300 out of bounds"]),
+    ("tensor_int8_overflow", lambda: tg.tensor([1, 300], dtype=np.int8), tg.OutOfRangeError,
+     OverflowError, ["tensor", "300 out of bounds for int8"]),
+    ("full_uint8_overflow", lambda: tg.full(2, -1, dtype=np.uint8), tg.OutOfRangeError,
+     OverflowError, ["full", "-1 out of bounds for uint8"]),
+    # np.where wraps it without a word: int8 with 300 gave 44, uint8 with -1 gave 255
+    ("where_int8_overflow", lambda: tg.where([True, False], tg.tensor(np.array([1, 2], np.int8)), 300),
+     tg.OutOfRangeError, OverflowError, ["where", "300 out of bounds for int8", "(2,), (2,), ()"]),
+    # a complex array or numpy scalar as a constant made a complex node (whose gradient then
+    # lost its imaginary part); a Python complex was refused already
+    ("add_complex_array", lambda: _v() + np.array([1j, 2, 3]), tg.DTypeError, TypeError,
+     ["add", "complex128", "(3,)"]),
+    ("mul_complex_scalar", lambda: _v() * np.complex128(1j), tg.DTypeError, TypeError,
+     ["mul", "complex128"]),
+    ("where_object_array", lambda: tg.where([True, False, True], _v(), np.array([1.0, None, 2.0])),
+     tg.DTypeError, TypeError, ["where", "object"]),
+    # comparisons gave numpy's bare errors
+    ("compare_with_a_str", lambda: _v() == "a", tg.DTypeError, TypeError, ["equal", "(3,)"]),
+    ("order_with_none", lambda: _v() < None, tg.DTypeError, TypeError, ["less", "(3,)"]),
+    ("compare_shapes", lambda: _x() >= np.ones(4), tg.ShapeError, ValueError,
+     ["greater_equal", "(2, 3)", "(4,)"]),
+    # an integer dtype= rounded the data to integers and the Parameter was float64 all the same
+    ("parameter_integer_dtype", lambda: tg.Parameter([0.4, -1.7], name="w", dtype=np.int32),
+     tg.DTypeError, TypeError, ["Parameter 'w'", "float dtype", "int32"]),
+    # random values in an integer dtype were truncated: randn(3, dtype=np.int32) gave [0 0 0]
+    ("randn_integer_dtype", lambda: tg.randn(3, dtype=np.int32), tg.DTypeError, TypeError,
+     ["randn", "float dtype", "int32"]),
+    ("rand_integer_dtype", lambda: tg.rand(2, 2, dtype=np.int64, seed=0), tg.DTypeError, TypeError,
+     ["rand", "float dtype", "int64"]),
+    # np.arange wraps values beyond an integer dtype: (250, 260, uint8) ended 0, 1, 2, 3
+    ("arange_uint8_overflow", lambda: tg.arange(250, 260, dtype=np.uint8), tg.OutOfRangeError,
+     OverflowError, ["arange", "250 to 259", "uint8", "[0, 255]"]),
+    ("arange_int8_overflow", lambda: tg.arange(300, dtype=np.int8), tg.OutOfRangeError,
+     OverflowError, ["arange", "0 to 299", "int8"]),
+    ("where_uint8_overflow", lambda: tg.where([True, False], -1, tg.tensor(np.array([1, 2], np.uint8))),
+     tg.OutOfRangeError, OverflowError, ["where", "-1 out of bounds for uint8"]),
 ]
+
+
+def _in_place_no_grad(t, method, other):
+    with tg.no_grad():
+        return getattr(t, method)(other)
 
 
 @pytest.mark.parametrize("call,error,builtin,details", [c[1:] for c in CATALOGUE],

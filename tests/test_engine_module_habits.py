@@ -130,6 +130,26 @@ def test_to_refuses_a_non_float_dtype_and_changes_nothing(dtype):
     assert all(p.dtype == np.float64 for p in net.parameters())
 
 
+@pytest.mark.parametrize("where", ["value", "gradient"])
+def test_to_refuses_a_value_beyond_the_new_dtypes_range_and_converts_nothing(where):
+    # model.to(np.float16) made a bias of 1e6 (or its gradient) inf without a word, where
+    # load_state_dict(cast=True) refuses a value it would make infinite
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    model.loss(np.array([0, 1]), np.array([1, 2])).backward()
+    (model.b.data if where == "value" else model.b.grad)[2] = 1e6
+    before = {name: (p.data.copy(), p.grad.copy()) for name, p in model.named_parameters()}
+    label = "'b'" if where == "value" else "the gradient of 'b'"
+    with pytest.raises(tg.OutOfRangeError, match=rf"ElmanRNN.to: {label} holds 1000000.0 at "
+                                                 r"\(2,\), beyond the range of float16"):
+        model.to(np.float16)
+    for name, p in model.named_parameters():
+        assert p.dtype == np.float64 and p.grad.dtype == np.float64
+        np.testing.assert_array_equal(p.data, before[name][0])
+        np.testing.assert_array_equal(p.grad, before[name][1])
+    (model.b.data if where == "value" else model.b.grad)[2] = 0.5
+    assert model.to(np.float16).b.dtype == np.float16
+
+
 def test_load_state_dict_refuses_another_dtype_by_default_and_cast_converts_it():
     model32 = rnn.GRU(3, 4, 3, seed=1).float()
     state64 = rnn.GRU(3, 4, 3, seed=2).state_dict()

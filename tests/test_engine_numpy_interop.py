@@ -18,6 +18,21 @@ def test_asarray_is_the_data():
     assert np.array(t).dtype == np.float64 and np.array(t) is not t.data
 
 
+def test_asarray_with_copy_false_never_copies_and_another_dtype_raises_a_value_error():
+    """numpy 2's protocol: ``copy=False`` must not copy, and an object that cannot avoid a copy
+    raises a ValueError (as numpy does for its own arrays).  A float32 copy of a float64 tensor
+    was returned, so a write into it was silently lost for the tensor."""
+    t = _t().named("w")
+    assert np.asarray(t, copy=False) is t.data
+    assert np.asarray(t, dtype=np.float64, copy=False) is t.data
+    with pytest.raises(ValueError, match=r"np.asarray\(tensor 'w', dtype=float32, copy=False\).*"
+                                         r"float64 data.*without a copy") as caught:
+        np.asarray(t, dtype=np.float32, copy=False)
+    assert isinstance(caught.value, tg.TinygraphError)
+    assert np.asarray(t, dtype=np.float32).dtype == np.float32      # a copy is fine when allowed
+    assert np.asarray(t, dtype=np.float32, copy=True).base is None
+
+
 @pytest.mark.parametrize("call, op, expected", [
     (lambda t: np.exp(t), "exp", lambda a: np.exp(a)),
     (lambda t: np.maximum(t, 0), "maximum", lambda a: np.maximum(a, 0)),

@@ -434,3 +434,28 @@ def test_the_exponents_gradient_is_nan_for_a_negative_base_and_zero_for_a_zero_o
     assert g.dtype == dtype
     assert np.isnan(g[0]) and g[1] == 0
     np.testing.assert_allclose(g[2], 9.0 * np.log(3.0), rtol=1e-6 if dtype == np.float32 else 1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, bool])
+def test_the_norm_of_small_integers_is_numpys_not_their_wrapped_squares(dtype):
+    # the squares were taken in the tensor's dtype: norm of uint8 [1, 2, 250] was 6.403
+    # (250**2 wrapped to 36), numpy's np.linalg.norm 250.01
+    values = np.array([1, 2, 250, 0] if dtype is np.uint8 else [1, -2, 127, 0] if dtype is np.int8
+                      else [3, -300, 200, 0] if dtype is np.int16 else [True, True, False, True])
+    a = values.astype(dtype)
+    got = tg.norm(tg.tensor(a))
+    assert got.dtype == np.float64
+    assert got.item() == pytest.approx(np.linalg.norm(a), rel=1e-15)
+
+
+def test_an_empty_list_of_indices_or_ids_selects_nothing_as_in_numpy():
+    # [] is float64 to numpy, so x[[]], x[:, []] and one_hot([], n) were refused ("indices must
+    # be integers") where numpy gives an empty selection (tg.take already took [])
+    a = np.arange(6.0).reshape(2, 3)
+    x = tg.tensor(a, requires_grad=True)
+    for index in ([], (slice(None), [])):
+        got = x[index]
+        assert got.shape == a[index].shape
+        got.sum().backward()
+        np.testing.assert_array_equal(x.grad, np.zeros((2, 3)))
+    assert tg.one_hot([], 3).shape == (0, 3)

@@ -654,15 +654,19 @@ def test_state_of_a_parameter_whose_data_changed_dtype_is_refused(make, was, now
 
 @pytest.mark.parametrize("param, grad", [(np.float32, np.float64), (np.float64, np.float32)])
 def test_sgd_momentum_holds_its_velocity_in_the_parameters_dtype(param, grad):
-    """A gradient of another float dtype than its parameter (set by hand, or by a user's op)
-    made the velocity of its dtype: a float64 parameter's velocity rounded to float32 (and a
-    float32 parameter's state saved as float64), a state its own load_state_dict refused."""
+    """A gradient of another float dtype than its parameter (left over when the parameter's
+    .data was replaced by one of another dtype: ``p.grad = ...`` itself refuses it) made the
+    velocity of its dtype: a float64 parameter's velocity rounded to float32 (and a float32
+    parameter's state saved as float64), a state its own load_state_dict refused."""
     p = tg.tensor(np.array([1.0, 2.0, 3.0], dtype=param), requires_grad=True, name="w")
     opt = tg.optim.SGD([p], lr=0.1, momentum=0.9)
     steps = [np.array([0.1, 0.2, 0.3]), np.array([1 / 3, 0.7, -0.2]), np.array([2 / 7, 0.0, 1.0])]
     expected, v = np.array([1.0, 2.0, 3.0], dtype=param), None
     for g in steps:
+        held = p.data
+        p.data = np.zeros(3, dtype=grad)      # the gradient set while the data had its dtype,
         p.grad = g.astype(grad)
+        p.data = held                         # then the data put back
         opt.step()
         g = g.astype(grad).astype(param)      # the gradient as the parameter holds it
         v = g.copy() if v is None else (0.9 * v + g).astype(param)
@@ -776,3 +780,29 @@ def test_an_optimizer_name_that_is_no_name_array_is_refused_naming_the_entry(bad
     with pytest.raises(tg.CheckpointError, match=r"SGD.load_state_dict: 'optimizer' must be "):
         opt.load_state_dict({"steps": np.array(0), "optimizer": bad})
     assert opt.steps == 0 and opt.state == [{}]
+
+
+@pytest.mark.parametrize("make", [lambda ps: tg.optim.Adam(ps, lr=0.1),
+                                  lambda ps: tg.optim.AdamW(ps, lr=0.1),
+                                  lambda ps: tg.optim.Adagrad(ps, lr=0.1)],
+                         ids=["Adam", "AdamW", "Adagrad"])
+def test_an_eps_that_is_zero_in_the_parameters_dtype_is_refused_before_it_makes_nan(make):
+    """Adam's eps=1e-8 (Adagrad's 1e-10) is 0 in float16: the first step of a float16
+    parameter with a zero gradient entry updated it by 0 / 0 and made every entry NaN, without
+    a word.  Refused when made, and at a step after .data became float16; an eps the dtype
+    holds works."""
+    p = tg.tensor(np.array([1.0, 2.0], dtype=np.float16), requires_grad=True, name="w")
+    with pytest.raises(tg.ConfigError, match=r"eps=1e-\d+ is 0 in float16, the dtype of "
+                                             r"parameter 'w' of shape \(2,\).*0 / 0 = NaN"):
+        make([p])
+    q = tg.tensor(np.array([1.0, 2.0]), requires_grad=True, name="w")
+    opt = make([q])
+    q.data = q.data.astype(np.float16)
+    q.grad = np.array([0.0, 1.0], dtype=np.float16)
+    with pytest.raises(tg.ConfigError, match=r"step: .*is 0 in float16"):
+        opt.step()
+    assert q.data.tolist() == [1.0, 2.0]
+    fine = tg.optim.Adam([p], lr=0.1, eps=1e-4)
+    p.grad = np.array([0.0, 1.0], dtype=np.float16)
+    fine.step()
+    assert np.isfinite(p.data).all() and p.data[0] == 1.0 and p.data[1] < 2.0

@@ -72,6 +72,18 @@ def test_gradcheck_says_float32_is_too_coarse_for_float64_tolerances():
         tg.gradcheck(lambda t: t.exp(), [x], eps=1e-6, rtol=1e-5, atol=1e-8)
 
 
+def test_gradcheck_on_float16_says_it_is_too_coarse_rather_than_blame_a_right_gradient():
+    # the float32 defaults cannot hold in float16 (3 digits): the right gradient of x tanh(x)
+    # (-1.049 at -0.7, as float64's) failed as "backprop vs finite differences" with no hint,
+    # which reads as a wrong gradient
+    x = tg.tensor([0.3, -0.7], requires_grad=True, dtype=np.float16)
+    (x * x.tanh()).sum().backward()
+    np.testing.assert_allclose(x.grad, [0.5658537, -1.0486855], rtol=1e-3)
+    with pytest.raises(tg.GradcheckError, match=r"float16, too coarse for finite differences.*"
+                                                r"use float64 inputs"):
+        tg.gradcheck(lambda t: (t * t.tanh()).sum(), [x])
+
+
 def test_gradcheck_float32_still_catches_a_wrong_gradient():
     def wrong(x):   # value x^2, gradient claimed 3x
         return x * x, (lambda g: 3 * g * x,)

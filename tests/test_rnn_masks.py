@@ -1,5 +1,7 @@
 """Variable-length batches: padded steps add nothing to the loss or the gradients."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -297,3 +299,38 @@ def test_float_targets_padded_with_nan_are_padding_and_a_kept_nan_is_named(make)
     kept[1, 1, 0] = np.inf
     with pytest.raises(tg.ShapeError, match=r"ys has a non-finite value at t=2, b=1"):
         make().loss(xs, kept, mask=mask)
+
+
+def _esn_fit_on_nan_inputs():
+    xs = np.ones((5, 2, 3))
+    xs[3, 1, 0] = np.nan
+    rnn.EchoStateNetwork(3, 4, 2, seed=0).fit(xs, np.zeros((5, 2, 2)))
+
+
+def _nan_target_at_a_kept_step():
+    ys = np.zeros((4, 2, 2))
+    ys[1, 1, 0] = np.inf
+    rnn.ElmanRNN(3, 4, 2, seed=1, criterion="squared_error").loss(np.ones((4, 2, 3)), ys)
+
+
+def _nan_padding_of_inputs_that_require_grad():
+    xs = np.ones((4, 2, 4))
+    xs[2, 1] = np.nan
+    rnn.ElmanRNN(4, 5, 4).loss(tg.tensor(xs, requires_grad=True), np.zeros((4, 2), int),
+                               mask=np.array([[1, 1], [1, 1], [1, 0], [1, 0]]))
+
+
+@pytest.mark.parametrize("call, where", [
+    (_esn_fit_on_nan_inputs, "h(t) is not finite at t=4, b=1"),
+    (_nan_target_at_a_kept_step, "ys has a non-finite value at t=2, b=1"),
+    (_nan_padding_of_inputs_that_require_grad, "non-finite value at padded step t=3, b=1"),
+], ids=["esn-fit", "kept-target", "padded-input-tensor"])
+def test_a_nan_or_inf_in_the_data_is_an_anomaly_error_as_the_sampler_says_and_still_a_shape_error(call, where):
+    """The echo state fit and the targets and padding checks called a non-finite value a
+    ShapeError, where sampling and predict (a NaN logit) say AnomalyError: one class for a NaN
+    or inf now, tg.NonFiniteError, which is both, so `except tg.ShapeError` (or ValueError) of
+    a caller written before still catches it."""
+    with pytest.raises(tg.NonFiniteError, match=re.escape(where)) as caught:
+        call()
+    assert isinstance(caught.value, tg.AnomalyError) and isinstance(caught.value, FloatingPointError)
+    assert isinstance(caught.value, tg.ShapeError) and isinstance(caught.value, ValueError)

@@ -295,6 +295,69 @@ def test_a_step_that_widens_its_state_after_the_first_step_is_refused_by_loss_to
             cell.run(xs, ys, per_step=per_step)
 
 
+@pytest.mark.parametrize("how", ["loss", "run"])
+def test_a_float32_readout_that_widens_o_to_float64_is_refused_as_a_widened_state_is(how):
+    # a float64 numpy constant in the readout of a float32 cell made o(t) and the loss float64
+    # without a word (the state check saw only the step's parts)
+    rng = np.random.default_rng(3)
+    W = tg.Parameter(rng.normal(0, 0.5, (3, 3)).astype(np.float32), name="W")
+    V = tg.Parameter(rng.normal(0, 0.5, (2, 3)).astype(np.float32), name="V")
+    scale = np.array([1.0, 2.0])                                # float64
+    xs, ys = rng.normal(size=(4, 2, 3)).astype(np.float32), rng.integers(0, 2, (4, 2))
+
+    def cell(readout):
+        return rnn.Recurrence(lambda h, x: (h @ W.T + x).tanh(), [W, V], n_state=3, n_in=3,
+                              readout=readout, name="mine")
+
+    def loss(model):
+        return model.loss(xs, ys) if how == "loss" else model.run(xs, ys).loss
+
+    at = "at t=1 " if how == "run" else ""
+    with pytest.raises(tg.DTypeError, match=rf"mine: {at}the readout returned 'o' of dtype "
+                                            r"float64, wider than the model's parameters "
+                                            r"\(float32\).*make it float32"):
+        loss(cell(lambda h: h @ V.T * scale))
+    fixed = loss(cell(lambda h: h @ V.T * scale.astype(np.float32)))
+    assert fixed.dtype == np.float32 and np.isfinite(fixed.item())
+
+
+@pytest.mark.parametrize("make", [rnn.ElmanRNN, rnn.LSTM, rnn.GRU, rnn.EncoderDecoder])
+def test_a_design_made_with_an_integer_dtype_is_refused_not_made_of_rounded_weights(make):
+    # dtype=np.int32 rounded the N(0, 1/n_in) weights to integers (U of ElmanRNN(3, 4, 3) all
+    # zeros), then made the parameters float64: a float64 model of zero weights, without a word
+    with pytest.raises(tg.DTypeError, match=r"Parameter '\w+': dtype must be a float dtype.*int32"):
+        make(3, 4, 3, dtype=np.int32)
+
+
+def _float32_regression_loss(xs=None, ys=None, h0=None):
+    rng = np.random.default_rng(4)
+    model = rnn.ElmanRNN(3, 4, 3, seed=0, dtype=np.float32, criterion="squared_error")
+    xs = rng.normal(size=(5, 2, 3)) if xs is None else xs
+    ys = rng.normal(size=(5, 2, 3)) if ys is None else ys
+    return model.run(xs, ys, h0=h0).loss
+
+
+def _with(value, at, shape=(5, 2, 3)):
+    arr = np.random.default_rng(5).normal(size=shape)
+    arr[at] = value
+    return arr
+
+
+@pytest.mark.parametrize("call, where", [
+    (lambda: _float32_regression_loss(ys=_with(1e300, (3, 1, 2))), r"ys holds 1e\+300 at t=4, b=1"),
+    (lambda: _float32_regression_loss(xs=_with(-1e39, (2, 0, 1))), r"xs holds -1e\+39 at t=3, b=0"),
+    (lambda: _float32_regression_loss(xs=tg.tensor(_with(1e39, (0, 1, 0)))), r"xs holds 1e\+39 at t=1, b=1"),
+    (lambda: _float32_regression_loss(h0=_with(1e40, (1, 3), (2, 4))), r"h0 holds 1e\+40 at index \(1, 3\)"),
+], ids=["targets", "inputs", "input-tensor", "h0"])
+def test_a_finite_value_beyond_a_float32_models_range_is_refused_not_made_inf(call, where):
+    # the cast to the model's dtype made 1e300 (finite in the float64 array given) inf, and the
+    # loss inf or NaN, without a word; NaN and inf given as such are refused already
+    with pytest.raises(tg.OutOfRangeError, match=rf"elman: {where}, beyond the range of the "
+                                                 r"model's float32 \(largest 3.403e\+38\)"):
+        call()
+    assert np.isfinite(_float32_regression_loss().item())
+
+
 def test_deepcopy_of_a_tensor_of_a_graph_is_a_clear_error_and_of_a_leaf_a_copy():
     # copy.deepcopy(run.loss), or of a model holding a state of a run, raised Python's bare
     # "TypeError: cannot pickle 'mappingproxy' object"

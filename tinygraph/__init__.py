@@ -8,9 +8,9 @@ from . import interop, optim  # noqa: F401 - interop puts numpy's hooks onto Ten
 from .check import gradcheck
 from .creation import arange, eye, full, linspace, ones, ones_like, rand, randn, zeros, zeros_like
 from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, CheckpointError,
-                     CheckpointNotFoundError, CheckpointWriteError, ConfigError, DTypeError, GradcheckError,
-                     GraphFreedError, InPlaceError, ShapeError, StaleGraphError, TinygraphError,
-                     WriteError)
+                     CheckpointNotFoundError, CheckpointWriteError, ConfigError, DomainError,
+                     DTypeError, GradcheckError, GraphFreedError, InPlaceError, NonFiniteError,
+                     OutOfRangeError, ShapeError, StaleGraphError, TinygraphError, WriteError)
 from .checkpoint import (Checkpoint, load_arrays, read_checkpoint, read_headers, read_meta,
                          save_arrays)
 from .files import atomic_write
@@ -33,8 +33,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AllocationError", "AnomalyError", "BackwardError", "BadIndexError", "Checkpoint", "CheckpointError",
-    "CheckpointNotFoundError", "CheckpointWriteError", "ConfigError", "DTypeError", "Dropout",
-    "GradcheckError", "GraphFreedError", "InPlaceError", "Module", "Parameter", "Scatter",
+    "CheckpointNotFoundError", "CheckpointWriteError", "ConfigError", "DomainError", "DTypeError", "Dropout",
+    "GradcheckError", "GraphFreedError", "InPlaceError", "Module", "NonFiniteError", "OutOfRangeError", "Parameter", "Scatter",
     "ShapeError", "StaleGraphError", "Tensor", "TinygraphError", "WriteError", "abs", "add",
     "addmm", "amax", "amin", "apply", "arange", "argmax", "argmin", "atomic_write",
     "binary_cross_entropy_with_logits", "broadcast_to", "bump_version", "cat", "chunk", "clamp",

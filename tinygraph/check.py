@@ -25,7 +25,8 @@ def gradcheck(fn, inputs, eps=None, rtol=None, atol=None, seed=0):
         Step and tolerances.  Defaults: 1e-6, 1e-5, 1e-8 when every checked input is
         float64; with a float32 (or float16) input, 5e-3, 2e-2, 1e-3, as tight as finite
         differences in float32 can go -- use float64 inputs for an exact check.  A failure
-        with tighter tolerances on float32 inputs says so.
+        with tighter tolerances on float32 inputs says so, as does any failure on float16
+        inputs (3 digits: finite differences cannot check them, whatever the tolerances).
 
     Returns True, or raises GradcheckError naming the worst entry.  The inputs are left as
     they were, also when ``fn`` raises on a perturbed input.
@@ -68,7 +69,11 @@ def gradcheck(fn, inputs, eps=None, rtol=None, atol=None, seed=0):
         _, i, idx, a, numeric = worst
         name = inputs[i].name or f"input {i}"
         hint = ""
-        if coarse and (rtol < _FLOAT32["rtol"] or atol < _FLOAT32["atol"] or eps < _FLOAT32["eps"] / 10):
+        if any(dtype.itemsize < 4 for dtype in coarse):    # a correct float16 gradient fails
+            hint = (f"; the inputs are {min(coarse, key=lambda d: d.itemsize)}, too coarse for "
+                    "finite differences (about 3 digits): use float64 inputs to check the "
+                    "gradient")
+        elif coarse and (rtol < _FLOAT32["rtol"] or atol < _FLOAT32["atol"] or eps < _FLOAT32["eps"] / 10):
             hint = (f"; the inputs are {coarse[0]}, too coarse for finite differences at "
                     f"eps={eps:g}, rtol={rtol:g}, atol={atol:g}: use float64 inputs, or the "
                     "defaults, which adapt to float32")

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .errors import ConfigError, DTypeError, ShapeError
+from .errors import ConfigError, DTypeError, OutOfRangeError, ShapeError
 from .tensor import Tensor, _allocation_error, _constant_of, _current, _fresh_random, check_size
 
 
@@ -31,6 +31,8 @@ def _make(who, make, shape, dtype):
         return make()
     except MemoryError as e:
         raise _allocation_error(who, [], e) from None
+    except OverflowError as e:      # a fill value out of the integer dtype's range
+        raise OutOfRangeError(f"{who}: {e}{given}") from None
     except ValueError as e:
         raise ShapeError(f"{who}: {e}{given}") from None
     except TypeError as e:
@@ -39,6 +41,19 @@ def _make(who, make, shape, dtype):
 
 def _float(dtype):
     return np.float64 if dtype is None else dtype
+
+
+def _random_dtype(who, dtype):
+    """The dtype of random values: a float one (an integer one truncated every N(0, 1) or
+    [0, 1) value to 0 or +-1 without a word; torch refuses it too)."""
+    try:
+        kind = np.dtype(_float(dtype))
+    except TypeError as e:
+        raise DTypeError(f"{who}: {e}") from None
+    if kind.kind != "f":
+        raise DTypeError(f"{who}: dtype must be a float dtype (random values in {kind} would be "
+                         f"truncated to integers), got {kind}")
+    return kind
 
 
 def _shape(shape):
@@ -90,8 +105,15 @@ def arange(*args, dtype=None, requires_grad=False):
         length = (builtins.max(0, math.ceil((stop - start) / step)),)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError):
         length = None
-    return _leaf(_make("arange", lambda: np.arange(*args, dtype=dtype), length,
-                       np.float64 if dtype is None else dtype), requires_grad)
+    out = _make("arange", lambda: np.arange(*args, dtype=dtype), length,
+                np.float64 if dtype is None else dtype)
+    if out.dtype.kind in "iu" and out.size and length is not None:
+        last = start + (out.size - 1) * step       # numpy wraps values beyond an integer dtype
+        info = np.iinfo(out.dtype)                 # (arange(250, 260, dtype=np.uint8) ends 0 .. 3)
+        if not (info.min <= start <= info.max and info.min <= last <= info.max):
+            raise OutOfRangeError(f"arange: the values {start} to {last} do not fit {out.dtype} "
+                                  f"([{info.min}, {info.max}]); use a wider dtype")
+    return _leaf(out, requires_grad)
 
 
 def eye(n, m=None, dtype=None, requires_grad=False):
@@ -102,20 +124,22 @@ def eye(n, m=None, dtype=None, requires_grad=False):
 
 def randn(*shape, seed=None, dtype=None, requires_grad=False):
     """Standard normal entries of ``shape``; ``seed`` makes them reproducible."""
+    kind = _random_dtype("randn", dtype)
     if seed is None:
         _fresh_random("randn")
     values = _make("randn", lambda: np.random.default_rng(seed).standard_normal(_shape(shape)),
                    _shape(shape), np.float64)
-    return _leaf(values.astype(_float(dtype), copy=False), requires_grad)
+    return _leaf(values.astype(kind, copy=False), requires_grad)
 
 
 def rand(*shape, seed=None, dtype=None, requires_grad=False):
     """Uniform entries in [0, 1) of ``shape``."""
+    kind = _random_dtype("rand", dtype)
     if seed is None:
         _fresh_random("rand")
     values = _make("rand", lambda: np.random.default_rng(seed).random(_shape(shape)),
                    _shape(shape), np.float64)
-    return _leaf(values.astype(_float(dtype), copy=False), requires_grad)
+    return _leaf(values.astype(kind, copy=False), requires_grad)
 
 
 def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False):

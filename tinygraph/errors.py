@@ -24,6 +24,18 @@ class DTypeError(TinygraphError, TypeError):
     """A dtype an op or a leaf cannot take (e.g. an integer tensor asked to require grad)."""
 
 
+class DomainError(TinygraphError, ValueError):
+    """Values an op cannot compute in its inputs' dtype: an integer tensor to a negative integer
+    power (numpy's ValueError; the result is no integer), named with the op and the shapes."""
+
+
+class OutOfRangeError(TinygraphError, OverflowError):
+    """A value that does not fit a dtype: a Python int beyond an integer tensor's dtype
+    (``int8_tensor * 300``: the tensor's dtype is kept, NEP 50, so numpy raises its
+    OverflowError), integer values numpy would wrap (``tg.arange``, ``tg.where``), or a
+    parameter ``Module.to`` would make infinite; named with the op."""
+
+
 class AllocationError(TinygraphError, MemoryError):
     """A result too large to allocate: more than this machine's physical memory, or refused by
     the allocator (names the op, the shapes and the size in GiB)."""
@@ -46,7 +58,16 @@ class InPlaceError(TinygraphError, RuntimeError):
 
 
 class AnomalyError(TinygraphError, FloatingPointError):
-    """A NaN or Inf met under ``tg.detect_anomaly()``."""
+    """A NaN or Inf where a finite number is needed: met under ``tg.detect_anomaly()``, in a
+    logit to sample or predict from, in a training loss (``rnn.NonFiniteLossError``), or in the
+    data given (:class:`NonFiniteError`)."""
+
+
+class NonFiniteError(AnomalyError, ShapeError):
+    """A NaN or Inf in the data given where it would be used (an input that requires grad at a
+    padded step, a float target at a kept step, a reservoir state an echo state network would
+    fit to), naming where.  An AnomalyError as every non-finite value is, and still a
+    ShapeError (a ``ValueError``), the class these checks raised before."""
 
 
 class GradcheckError(TinygraphError, AssertionError):

@@ -22,9 +22,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from .checkpoint import read_checkpoint, save_arrays
-from .errors import CheckpointError, ConfigError, DTypeError
+from .errors import CheckpointError, ConfigError, DTypeError, OutOfRangeError
 from .ops import dropout
-from .tensor import Tensor, _as_array, _repr, bump_version, clear_grads, current_scope
+from .tensor import Tensor, _as_array, _label, _repr, bump_version, clear_grads, current_scope
 
 
 class Parameter(Tensor):
@@ -33,7 +33,13 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, name=None, dtype=None):
-        arr = _as_array(data, dtype)
+        """Integer or bool ``data`` becomes float64; ``dtype``, when given, must be a float
+        dtype (an integer one rounded the data to integers first: N(0, 0.6) weights became
+        zeros and ones, then float64, without a word)."""
+        arr = _as_array(data, dtype)     # (names a dtype numpy does not know)
+        if dtype is not None and arr.dtype.kind != "f":
+            raise DTypeError(f"Parameter{_label(name)}: dtype must be a float dtype (a parameter "
+                             f"requires grad), got {arr.dtype}")
         if arr.dtype.kind != "f":
             arr = arr.astype(np.float64)
         super().__init__(arr, requires_grad=True, name=name)
@@ -112,7 +118,9 @@ class Module:
 
         Each converted Parameter counts as changed in place (a graph built before refuses
         to back-propagate through it).  An optimizer made before keeps its state in the old
-        dtype: make a new one.
+        dtype: make a new one.  A value (or gradient) beyond the new dtype's range (1e6 into
+        float16) is refused, naming the parameter, and nothing is converted: it would become
+        infinite (``load_state_dict(cast=True)`` refuses it too).
         """
         try:
             dtype = np.dtype(dtype)
@@ -121,11 +129,26 @@ class Module:
         if dtype.kind != "f":
             raise DTypeError(f"{type(self).__name__}.to: parameters must stay floating point, got "
                              f"{dtype}")
-        params = [p for _, p in self._named_state()]
-        converted = [(p._data.astype(dtype), _converted_grad(p.grad, dtype)) for p in params]
+        named = list(self._named_state())
+        params = [p for _, p in named]
+        with np.errstate(over="ignore"):
+            converted = [(p._data.astype(dtype), _converted_grad(p.grad, dtype)) for p in params]
+        for (name, p), (data, grad) in zip(named, converted):
+            for what, old, new in ((f"'{name}'", p._data, data),
+                                   (f"the gradient of '{name}'", p.grad, grad)):
+                if new is None:
+                    continue
+                grown = ~np.isfinite(new) & np.isfinite(old._data if isinstance(old, Tensor) else old)
+                if grown.any():
+                    index = tuple(int(i) for i in np.argwhere(grown)[0])
+                    raise OutOfRangeError(
+                        f"{type(self).__name__}.to: {what} holds "
+                        f"{float(np.asarray(old)[index])!r} at {index}, beyond the range of {dtype} "
+                        f"(largest {np.finfo(dtype).max:.4g}): it would become infinite; nothing "
+                        "converted")
         for p, (data, grad) in zip(params, converted):
             if p._data.dtype != dtype:
-                p._data, p.grad = data, grad
+                p._data, p._grad = data, grad
                 bump_version(p)
         return self
 

@@ -29,8 +29,8 @@ from numpy.lib.array_utils import normalize_axis_tuple
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
-                     _fresh_random, _unbroadcast, apply, binary_op, check_size, is_grad_enabled,
-                     unary_op)
+                     _fresh_random, _raise_forward_error, _unbroadcast, apply, binary_op, check_size,
+                     is_grad_enabled, refuse_negative_integer_power, unary_op)
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -104,7 +104,11 @@ _DIV = Rule(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b)
 
 
 def _pow(a, b):   # d(a**b)/da = b a**(b-1), taken as 0 where b == 0 (x**0 is constant, also at 0)
-    return a ** b, _POW
+    try:
+        return a ** b, _POW
+    except ValueError:
+        refuse_negative_integer_power("pow", a, b)
+        raise
 
 
 def _pow_base(g, out, a, b):
@@ -276,7 +280,12 @@ _SQRT = Rule(lambda g, out, x: g / (2 * out), saves=False)
 
 
 def _where(cond, a, b):
-    return np.where(cond, a, b), _WHERE
+    out = np.where(cond, a, b)
+    if out.dtype.kind in "iu":    # numpy wraps a Python int beyond the result's integer dtype
+        for v in (a, b):          # (int8 with 300 gave 44) where its operators raise
+            if type(v) is int and not np.iinfo(out.dtype).min <= v <= np.iinfo(out.dtype).max:
+                raise OverflowError(f"Python integer {v} out of bounds for {out.dtype}")
+    return out, _WHERE
 
 
 _WHERE = Rule(None, lambda g, out, cond, a, b: g * _value(cond),
@@ -572,6 +581,8 @@ _STD = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
 
 
 def _norm(x):   # sqrt(sum x^2); d/dx = x / norm, taken as 0 at x = 0 (PyTorch's subgradient)
+    if x.dtype.kind in "biu":     # as np.linalg.norm: squares in a small integer dtype wrap
+        x = x.astype(np.float64)
     return np.sqrt(np.sum(x * x)), _NORM
 
 
@@ -1576,6 +1587,8 @@ def _plain_index(index):
             p = _constant_of(p, "the step indexes with a Tensor (its value as a constant)")
         elif isinstance(p, list):
             p = np.asarray(p)
+            if p.size == 0 and p.dtype.kind == "f":    # [] is float64 to numpy: no indices
+                p = p.astype(np.intp)
         if isinstance(p, np.ndarray):
             if p.dtype.kind not in "iub":
                 raise BadIndexError(f"index: indices must be integers or booleans, got dtype {p.dtype}")
@@ -1867,6 +1880,8 @@ def log_softmax(x, axis=-1, *, dim=None):
 def one_hot(ids, n, dtype=np.float64):
     """ids (...) -> (..., n) with a 1 at each id: a constant (no gradient)."""
     ids = np.asarray(_constant_of(ids, "the step makes a one_hot of a Tensor (a constant)"))
+    if ids.size == 0 and ids.dtype.kind == "f":
+        ids = ids.astype(np.intp)        # [] is float64 to numpy: no ids
     if ids.dtype.kind not in "iu":
         raise DTypeError(f"one_hot: ids must be integers, got dtype {ids.dtype}")
     check_size("one_hot", ids.shape + (int(n),), dtype, (ids.shape,))
@@ -1989,8 +2004,14 @@ _COMPARED = "the step compares tensors (<, ==, ...: a constant of their values)"
 
 
 def _compare(fn):
+    """The comparison ``fn`` (no gradient); numpy's errors (a str, None, shapes that do not
+    broadcast) as tinygraph's naming it and the shapes."""
     def compare(a, b):
-        return Tensor(fn(_constant_of(a, _COMPARED), _constant_of(b, _COMPARED)))
+        x, y = _constant_of(a, _COMPARED), _constant_of(b, _COMPARED)
+        try:
+            return Tensor(fn(x, y))
+        except (ValueError, TypeError) as e:
+            _raise_forward_error(fn.__name__, (x, y), e)
     return compare
 
 

@@ -477,7 +477,7 @@ class Adagrad(Optimizer):
 
     def _check_group(self, who, group):
         super()._check_group(who, group)
-        _check_positive(who, "eps", group["eps"])
+        _check_eps(who, group)
 
     def _update(self, p, g, state, group):
         if group["weight_decay"]:
@@ -485,6 +485,18 @@ class Adagrad(Optimizer):
         s = _buffer(state, "sum_sq", p)
         s += g * g
         p._data -= group["lr"] * g / (np.sqrt(s) + group["eps"])
+
+
+def _check_eps(who, group):
+    """eps must be positive, and not 0 in a parameter's dtype: Adam's 1e-8 is 0 in float16, so
+    the first update of a zero gradient entry was 0 / 0 and made the parameter NaN."""
+    _check_positive(who, "eps", group["eps"])
+    for p in group["params"]:
+        if p._data.dtype.kind == "f" and p._data.dtype.type(group["eps"]) == 0:
+            raise ConfigError(f"{who}: eps={group['eps']} is 0 in {p._data.dtype}, the dtype of "
+                              f"parameter{_name(p)} of shape {p.shape}: a zero gradient entry "
+                              "would update it by 0 / 0 = NaN; use float32 parameters (e.g. "
+                              "model.float()) or an eps that dtype holds (e.g. eps=1e-4)")
 
 
 def _buffer(state, key, p):
@@ -512,7 +524,7 @@ class Adam(Optimizer):
     def _check_group(self, who, group):
         super()._check_group(who, group)
         _check_betas(who, group["betas"])
-        _check_positive(who, "eps", group["eps"])
+        _check_eps(who, group)
 
     def _decay(self, p, g, group):
         return g + group["weight_decay"] * p._data if group["weight_decay"] else g

@@ -28,8 +28,9 @@ import weakref
 
 import numpy as np
 
-from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, ConfigError, DTypeError,
-                     GraphFreedError, InPlaceError, ShapeError, StaleGraphError, TinygraphError)
+from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, ConfigError, DomainError,
+                     DTypeError, GraphFreedError, InPlaceError, OutOfRangeError, ShapeError,
+                     StaleGraphError, TinygraphError)
 
 
 class _Mode:
@@ -395,6 +396,8 @@ def _as_array(data, dtype=None):
     converted = _converted[0]
     try:
         arr = np.array(data, dtype=dtype)
+    except OverflowError as e:
+        raise OutOfRangeError(f"tensor: {e} (dtype={np.dtype(dtype)} was asked for)") from None
     except (ValueError, TypeError) as e:
         if _is_container(data):
             _refuse_grad_inside(data)
@@ -425,7 +428,7 @@ class Tensor:
 
     # the parents live in slots, not in a tuple the cycle collector would track beside the
     # node: one tracked object per node instead of two (see the ``parents`` property)
-    __slots__ = ("_data", "grad", "_rg", "name", "op", "_a", "_b", "_many", "scope",
+    __slots__ = ("_data", "_grad", "_rg", "name", "op", "_a", "_b", "_many", "scope",
                  "_vjps", "_g", "_retain", "_site", "_version", "_shared", "_ctx", "_ctx2", "_kwargs",
                  "__weakref__")
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
@@ -533,13 +536,22 @@ class Tensor:
         return format(self._scalar(f"format '{spec}'"), spec)
 
     def __array__(self, dtype=None, copy=None):
-        """``np.asarray(t)`` is ``t.data`` (no gradient flows into a plain array)."""
+        """``np.asarray(t)`` is ``t.data`` (no gradient flows into a plain array); as numpy 2's
+        protocol asks, ``copy=False`` with another dtype raises (a ValueError) rather than
+        return a copy the caller was told is the tensor's memory."""
         _converted[0] += 1
         if _tapes:
             _value_read()
         if copy:
             return np.array(self._data, dtype=dtype, copy=True)
-        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+        if dtype is None or np.dtype(dtype) == self._data.dtype:
+            return self._data
+        if copy is False:
+            raise ConfigError(f"np.asarray(tensor{_label(self.name)}, dtype={np.dtype(dtype)}, "
+                              f"copy=False): the tensor holds {self._data.dtype} data, so it "
+                              "cannot be read as another dtype without a copy; leave out "
+                              "copy=False (or pass copy=None) to allow the copy")
+        return self._data.astype(dtype)
 
     def numpy(self):
         if _tapes:
@@ -598,7 +610,7 @@ class Tensor:
             new.__dict__.update(self.__dict__)
         if self.op is None:
             new._data = self._data.copy()
-            new.grad = None if self.grad is None else np.array(self.grad, copy=True)
+            new._grad = None if self._grad is None else np.array(self._grad, copy=True)
             new._version = _clock
             new._shared = None
         else:
@@ -627,6 +639,32 @@ class Tensor:
         t.name = self.name
         _share_version(t, self)
         return t
+
+    @property
+    def grad(self):
+        """The gradient backward accumulated: None, or an array of this tensor's shape and dtype
+        (a Tensor after ``backward(create_graph=True)``)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        """Set by hand (as PyTorch's ``p.grad = ...``): None, or an array or Tensor of this
+        tensor's shape and dtype; anything else is refused here, where it was kept, so a
+        float64 ``.grad`` of a float32 leaf stayed float64 through every backward."""
+        if value is not None:
+            arr = value._data if isinstance(value, Tensor) else value
+            if not isinstance(arr, np.ndarray):
+                raise DTypeError(f"tensor{_label(self.name)}.grad: expected an array (or Tensor) "
+                                 f"of shape {self.shape} and dtype {self.dtype}, or None; got "
+                                 f"{type(value).__name__}")
+            if arr.dtype != self._data.dtype:
+                raise DTypeError(f"tensor{_label(self.name)}.grad: the gradient must have the "
+                                 f"tensor's dtype {self.dtype}, got {arr.dtype} (cast it, e.g. "
+                                 f"g.astype(np.{self.dtype}))")
+            if arr.shape != self._data.shape:
+                raise ShapeError(f"tensor{_label(self.name)}.grad: the gradient must have the "
+                                 f"tensor's shape {self.shape}, got {arr.shape}")
+        self._grad = value
 
     @property
     def requires_grad(self):
@@ -718,9 +756,13 @@ class Tensor:
         value = other._data if isinstance(other, Tensor) else _constant(other)
         try:
             ufunc(self._data, value, out=self._data, casting="same_kind")
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, OverflowError) as e:
+            if ufunc is np.power:
+                refuse_negative_integer_power(f"in-place {symbol} on {_what(self)}", self._data, value)
+            hint = _KEEPS_DTYPE if isinstance(e, OverflowError) else ""
             raise _ERROR_FOR[_base(e)](f"in-place {symbol} on {_what(self)} of shape {self.shape}, "
-                                       f"dtype {self.dtype}, with shape {np.shape(value)}: {e}") from None
+                                       f"dtype {self.dtype}, with shape {np.shape(value)}: {e}"
+                                       f"{hint}") from None
         bump_version(self)
         return self
 
@@ -777,11 +819,11 @@ def clear_grads(who, tensors, set_to_none):
     if not isinstance(set_to_none, (bool, np.bool_)):
         raise ConfigError(f"{who}: set_to_none must be True or False, got {set_to_none!r}")
     for t in tensors:
-        if set_to_none or t.grad is None:
-            t.grad = None
+        if set_to_none or t._grad is None:
+            t._grad = None
         else:
-            t.grad = np.zeros(t.shape, (t.grad._data if isinstance(t.grad, Tensor) else
-                                        np.asarray(t.grad)).dtype)
+            t._grad = np.zeros(t.shape, (t._grad._data if isinstance(t._grad, Tensor) else
+                                         np.asarray(t._grad)).dtype)
 
 
 def bump_version(t):
@@ -856,7 +898,7 @@ def _init_leaf(t, data, mode):
     node's are filled in :func:`make_node`, which sets the same slots inline but ``_site`` and
     ``_shared``, left unset: it runs for every op)."""
     t._data = data
-    t.grad = None
+    t._grad = None
     t.name = None
     t.scope = mode.scope
     t._g = None
@@ -894,7 +936,7 @@ def make_node(op, data, parents, vjps, arrays=None):
     t = Tensor.__new__(Tensor)
     t._data = data     # the slots of _init_leaf but _site and _shared (left unset: see _clock),
     #                    written here (every op makes a node)
-    t.grad = None
+    t._grad = None
     t.name = None
     t.scope = mode.scope
     t._g = None
@@ -969,13 +1011,32 @@ def _bad_kind(arr):
     return "NaN" if np.isnan(arr).any() else "Inf"
 
 
-_ERROR_FOR = {ValueError: ShapeError, IndexError: BadIndexError, TypeError: DTypeError}
+_ERROR_FOR = {ValueError: ShapeError, IndexError: BadIndexError, TypeError: DTypeError,
+              OverflowError: OutOfRangeError}
+
+_KEEPS_DTYPE = ("; the tensor's integer dtype is kept (NEP 50), so make the tensor wider "
+                "(e.g. dtype=np.int64) or float")
+
+
+def refuse_negative_integer_power(op, a, b):
+    """Raise a DomainError when ``a ** b`` is an integer to a negative integer power (numpy's
+    bare ValueError, or a ShapeError as every ValueError of a forward was); return otherwise."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "biu" and b.dtype.kind in "biu" and (b < 0).any():
+        raise DomainError(f"{op}: an integer base ({a.dtype}, shape {a.shape}) to a negative "
+                          f"integer power ({b.min()}, shape {b.shape}) is no integer "
+                          "(numpy and PyTorch refuse it); make the base float (e.g. "
+                          f"tg.tensor(x, dtype=float)) or the exponent a float")
 
 
 def _constant(x, copy=False):
     """``x`` (a number, array or array-like) as an op's constant operand; with ``copy``, an
     array is copied: an op keeps its constants for backward, and the caller's array may be
     changed in place after the op (``y = w * a; a += 1``) without changing the gradient."""
+    if isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind not in "biuf":
+        # (a complex one made a complex node, whose gradient lost its imaginary part)
+        raise DTypeError(f"cannot use {type(x).__name__} of dtype {x.dtype} (shape {x.shape}) "
+                         "as a tensor (need bool, integer or float data)")
     if isinstance(x, np.ndarray):
         return np.array(x) if copy else x
     if isinstance(x, (int, float, bool, np.generic)):
@@ -1050,7 +1111,10 @@ def _apply(op, forward, inputs, kwargs):
         if len(arrays) == len(inputs):     # tensors only
             parents = inputs
         else:
-            arrays, parents, inputs = _gathered(inputs)
+            try:
+                arrays, parents, inputs = _gathered(inputs)
+            except DTypeError as e:       # a constant of no number dtype: named with the op
+                raise DTypeError(f"{op}: {e}{_where(_current().scope)}") from None
         if not parents:      # constants only: as arrays, so every forward can ask for .shape, .ndim
             arrays = [np.asarray(a) if type(a) in (int, float, bool) else a for a in arrays]
         checked = op not in _BROADCASTING
@@ -1064,7 +1128,7 @@ def _apply(op, forward, inputs, kwargs):
         if not checked:
             _check_broadcast(op, arrays)
         value, vjps = forward(*arrays, **kwargs) if kwargs else forward(*arrays)
-    except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+    except (TinygraphError, MemoryError, ValueError, IndexError, TypeError, OverflowError) as e:
         _raise_forward_error(op, arrays, e)
     every = len(parents) == len(inputs)
     if type(vjps) is not Rule:
@@ -1117,8 +1181,9 @@ def _raise_forward_error(op, arrays, e):
     if isinstance(e, MemoryError):
         raise _allocation_error(op, [np.shape(a) for a in arrays], e) from None
     shapes = ", ".join(str(np.shape(a)) for a in arrays)
+    hint = _KEEPS_DTYPE if isinstance(e, OverflowError) else ""
     raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
-        f"{op}: {e} (input shapes {shapes}){_where(_current().scope)}") from None
+        f"{op}: {e} (input shapes {shapes}){hint}{_where(_current().scope)}") from None
 
 
 def binary_op(name, op, forward, doc=None):
@@ -1136,7 +1201,7 @@ def binary_op(name, op, forward, doc=None):
                 if broadcasting and x.size * y.size > _SMALL:
                     _check_broadcast(op, (x, y))
                 value, vjps = forward(x, y)
-            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError, OverflowError) as e:
                 _raise_forward_error(op, (x, y), e)
             if type(vjps) is not Rule:
                 raise TypeError(f"{op}: binary_op takes a forward that returns a Rule")
@@ -1164,7 +1229,7 @@ def unary_op(name, op, forward, doc=None):
                 if broadcasting and a.size > _SMALL:
                     _check_broadcast(op, (a,))
                 value, vjps = forward(a)
-            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError) as e:
+            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError, OverflowError) as e:
                 _raise_forward_error(op, (a,), e)
             if type(vjps) is not Rule:
                 raise TypeError(f"{op}: unary_op takes a forward that returns a Rule")
@@ -1983,12 +2048,12 @@ def _backprop(root, grad, retain_graph, targets):
     if not retain_graph:        # freed only now: a backward that raised can run again
         _free(order)
     for node, g, owned in results:
-        if node.grad is None:
-            node.grad = g if owned else np.array(g, dtype=node._data.dtype, copy=True)
-        elif type(node.grad) is np.ndarray:
-            node.grad += g
+        if node._grad is None:
+            node._grad = g if owned else np.array(g, dtype=node._data.dtype, copy=True)
+        elif type(node._grad) is np.ndarray:
+            node._grad += g
         else:                     # a Tensor left by an earlier create_graph backward
-            node.grad = node.grad + g
+            node._grad = node._grad + g
 
 
 def _free(order):
@@ -2013,7 +2078,7 @@ def _check_grads(order):
                              f"holds {node._data.dtype} data: only float tensors can require grad "
                              "(make it float, e.g. tg.tensor(x, dtype=float), before setting "
                              "requires_grad)")
-        g = node.grad
+        g = node._grad
         if g is None:
             continue
         arr = g._data if isinstance(g, Tensor) else g
@@ -2026,6 +2091,10 @@ def _check_grads(order):
             raise ShapeError(f"backward: the existing .grad of {_what(node)} has shape {arr.shape}, "
                              f"but the tensor has shape {node.shape}; reset it with zero_grad() "
                              "(or .grad = None)")
+        if arr.dtype != node._data.dtype:     # its .data replaced by one of another dtype since
+            raise DTypeError(f"backward: the existing .grad of {_what(node)} has dtype {arr.dtype}, "
+                             f"but the tensor has dtype {node._data.dtype}; reset it with "
+                             "zero_grad() (or .grad = None)")
         if not isinstance(g, Tensor) and not arr.flags.writeable:
             raise DTypeError(f"backward: the existing .grad of {_what(node)} of shape {node.shape} "
                              "is a read-only array, so the new gradient cannot be added into it; "
@@ -2110,7 +2179,7 @@ def _backprop_graph(root, grad, retain_graph, targets):
     if not retain_graph:
         _free(order if through is None else [node for node in order if id(node) in through])
     for node, g in results:
-        node.grad = g if node.grad is None else g + node.grad
+        node._grad = g if node._grad is None else g + node._grad
 
 
 def _graph_rule(node, g):
