@@ -1930,6 +1930,9 @@ def scaled_cross_entropy(logits, targets, scale):
     as one node, whose backward reuses the forward's row log-sum-exp instead of computing it
     again: the loss of all steps of an unroll at once (:func:`rnn.core.rows_loss`).  The same
     numpy calls in the same order as the two ops, so the same bits, value and gradient.
+    Unlike the built-in ops it is made as a user's op (:func:`apply` with closures over the
+    forward's z and s, and a :func:`defvjp` rule for ``create_graph``), not with a shared
+    :class:`Rule`: its backward reads arrays only the forward computed.
 
     logits : (N, C) Tensor; targets : (N,) ids (a Tensor stays a parent, with no gradient);
     scale : a Python float.
