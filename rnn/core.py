@@ -38,6 +38,7 @@ import tinygraph as tg
 
 from tinygraph import tape
 from tinygraph.module import running_model
+from tinygraph.ops import scaled_cross_entropy
 
 from . import checks, replay
 from .plan import Plan
@@ -312,9 +313,17 @@ def rows_loss(o, ys, keep, batch, criterion=tg.cross_entropy):
     """
     targets = tg.Tensor(ys, name="y")
     if keep is None:
-        return criterion(o, targets) * float(len(ys) / batch)
+        return _scaled_loss(criterion, o, targets, float(len(ys) / batch))
     rows = np.flatnonzero(keep)
-    return criterion(o[rows], targets[rows]) * float(rows.size / batch)
+    return _scaled_loss(criterion, o[rows], targets[rows], float(rows.size / batch))
+
+
+def _scaled_loss(criterion, o, y, scale):
+    """``criterion(o, y) * scale``; for cross-entropy one node (``scaled_cross_entropy``: the
+    same bits, without a second log-sum-exp in backward)."""
+    if criterion is tg.cross_entropy:
+        return scaled_cross_entropy(o, y, scale)
+    return criterion(o, y) * scale
 
 
 def own_node(part):

@@ -509,3 +509,44 @@ def test_take_of_a_small_table_gets_the_same_gradient_as_through_numpy_add_at():
     want = np.zeros((65, 100))
     np.add.at(want, ids.reshape(-1), seed.reshape(25, 100))
     assert np.array_equal(table.grad, want)
+
+
+def _transposed_copy(w):     # a user's op of one input whose rule gives a view of g (g.T)
+    return np.ascontiguousarray(w.T), (lambda g: g.T,)
+
+
+def test_a_view_of_a_one_input_ops_own_gradient_buffer_is_kept_by_its_input_not_copied():
+    """A transposed copy (a user's op, as ``rnn.core.transposed``) whose incoming gradient is a
+    buffer the sweep made hands g.T to its weight, which keeps it as its ``.grad`` (no second
+    copy); where g is not the sweep's alone (a ``grad=`` seed, a retained gradient, ``tg.grad``)
+    or the op has several inputs, the gradients are copies that share no memory."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 3))
+    W = tg.tensor(rng.normal(size=(5, 3)), requires_grad=True)
+    want = (np.ones((4, 5)).T @ x)             # d sum(x @ W.T) / dW
+    (x @ tg.apply("transpose", _transposed_copy, W)).sum().backward()
+    np.testing.assert_array_equal(W.grad, want)
+    assert W.grad.base is not None and W.grad.flags.f_contiguous    # g.T itself, as copied before
+    first = W.grad
+    (x @ tg.apply("transpose", _transposed_copy, W)).sum().backward()     # added in place
+    assert W.grad is first
+    np.testing.assert_array_equal(W.grad, 2 * want)
+    W.grad = None
+    t = tg.apply("transpose", _transposed_copy, W)
+    t.retain_grad()
+    (x @ t).sum().backward()
+    assert not np.shares_memory(W.grad, t.grad)
+    np.testing.assert_array_equal(t.grad, want.T)
+    W.grad = None
+    seed = rng.normal(size=(3, 5))
+    tg.apply("transpose", _transposed_copy, W).backward(grad=seed)
+    assert not np.shares_memory(W.grad, seed)
+    (g,) = tg.grad((x @ tg.apply("transpose", _transposed_copy, W)).sum(), [W])
+    np.testing.assert_array_equal(g, want)
+    A = tg.tensor(rng.normal(size=(5, 3)), requires_grad=True)
+    B = tg.tensor(rng.normal(size=(5, 3)), requires_grad=True)
+    both = tg.apply("transpose_pair", lambda a, b: (a.T + b.T, (lambda g: g.T, lambda g: g.T)), A, B)
+    (x @ both).sum().backward()
+    assert not np.shares_memory(A.grad, B.grad)
+    np.testing.assert_array_equal(A.grad, want)
+    np.testing.assert_array_equal(B.grad, want)

@@ -1066,3 +1066,40 @@ def test_the_input_table_of_ids_is_one_node_with_the_bits_of_a_transpose_and_a_s
     assert "transpose_add" in _graph_ops(model.loss(xs, ys))
     ops = _graph_ops(model.run(xs, ys).loss)
     assert "transpose_add" not in ops and "transpose" in ops and "add" in ops
+
+
+def test_the_loss_of_all_steps_is_one_cross_entropy_node_with_the_bits_of_the_two_ops(monkeypatch):
+    """``loss`` takes the cross-entropy of every step's rows and its scale (T / B) as one node
+    (``tg.ops.scaled_cross_entropy``), not a cross_entropy node and a mul node; its value and
+    gradient are those of ``cross_entropy(o, y) * scale`` bit for bit, also under create_graph,
+    and its backward reuses the forward's row log-sum-exp (computed once per loss + backward,
+    not twice)."""
+    from tinygraph import ops
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        for ids in (rng.integers(0, 5, size=7), tg.Tensor(rng.integers(0, 5, size=7))):
+            o = tg.Parameter(rng.normal(scale=4.0, size=(7, 5)), dtype=dtype)
+            fused, two = ops.scaled_cross_entropy(o, ids, 11 / 3), tg.cross_entropy(o, ids) * (11 / 3)
+            assert fused.op == "cross_entropy" and fused.dtype == two.dtype == dtype
+            assert np.array_equal(fused.data, two.data)
+            for g in (None, np.asarray(0.7, dtype)):
+                got, want = (tg.grad(y, [o], grad=g, retain_graph=True)[0] for y in (fused, two))
+                assert got.dtype == want.dtype and np.array_equal(got, want)
+            second = []
+            for loss in (ops.scaled_cross_entropy(o, ids, 11 / 3), tg.cross_entropy(o, ids) * (11 / 3)):
+                (g_o,) = tg.grad(loss, [o], create_graph=True)
+                second.append(tg.grad((g_o * g_o).sum(), [o])[0])
+            assert np.array_equal(*second)
+    with pytest.raises(tg.BadIndexError, match="cross_entropy: target 5 out of range"):
+        ops.scaled_cross_entropy(o, np.full(7, 5), 1.0)
+    calls = []
+    row_logsumexp = ops._row_logsumexp
+    monkeypatch.setattr(ops, "_row_logsumexp", lambda x: calls.append(x.shape) or row_logsumexp(x))
+    model = rnn.ElmanRNN(4, 3, 4, seed=0)
+    xs, ys = rng.integers(0, 4, size=(T, 2)), rng.integers(0, 4, size=(T, 2))
+    for mask in (None, np.arange(T)[:, None] < np.array([T, T - 3])):
+        calls.clear()
+        loss = model.loss(xs, ys, mask=mask)
+        assert loss.op == "cross_entropy" and "mul" not in _graph_ops(loss)
+        loss.backward()
+        assert len(calls) == 1

@@ -30,7 +30,7 @@ from numpy.lib.array_utils import normalize_axis_tuple
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
                      _fresh_random, _raise_forward_error, _unbroadcast, apply, binary_op, check_size,
-                     is_grad_enabled, refuse_negative_integer_power, unary_op)
+                     defvjp, is_grad_enabled, refuse_negative_integer_power, unary_op)
 
 # ---------------------------------------------------------------- one rule, two kinds of arrays
 
@@ -1938,6 +1938,44 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=None, weight=N
         return _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, label_smoothing)
     return apply("cross_entropy", _cross_entropy, logits, _ids(targets), reduction=reduction,
                  ignore_index=ignore_index)
+
+
+def scaled_cross_entropy(logits, targets, scale):
+    """``cross_entropy(logits, targets) * scale`` (the mean over the examples, times a number)
+    as one node, whose backward reuses the forward's row log-sum-exp instead of computing it
+    again: the loss of all steps of an unroll at once (:func:`rnn.core.rows_loss`).  The same
+    numpy calls in the same order as the two ops, so the same bits, value and gradient.
+    Unlike the built-in ops it is made as a user's op (:func:`apply` with closures over the
+    forward's z and s, and a :func:`defvjp` rule for ``create_graph``), not with a shared
+    :class:`Rule`: its backward reads arrays only the forward computed.
+
+    logits : (N, C) Tensor; targets : (N,) ids (a Tensor stays a parent, with no gradient);
+    scale : a Python float.
+    """
+    return apply("cross_entropy", _scaled_cross_entropy, logits, _ids(targets), scale=scale)
+
+
+def _scaled_cross_entropy(logits, targets, scale):
+    _check_targets("cross_entropy", logits, targets, None)
+    n_classes = logits.shape[-1]
+    cols = targets.reshape(-1)
+    rows, _, flat_z, s = _row_logsumexp(logits.reshape(-1, n_classes))
+    per_example = s.reshape(-1) - flat_z[rows, cols]
+    mean = np.asarray(_reduced(per_example.reshape(targets.shape), "mean", None, per_example.dtype))
+    factor = _factor("mean", targets.size, None)
+
+    def logits_grad(g):      # the scale's rule (g * scale), then cross_entropy's on the saved z, s
+        g = np.asarray(g * scale)
+        d = np.subtract(flat_z, s)
+        np.exp(d, out=d)
+        d[rows, cols] = np.expm1(flat_z[rows, cols] - s[:, 0])
+        return d.reshape(logits.shape) * _per_example(g, factor, targets.shape)
+
+    return mean * scale, (logits_grad, None)
+
+
+defvjp(_scaled_cross_entropy, lambda g, out, logits, targets, scale:
+       (_cross_entropy_grad(g * scale, None, logits, targets), None))
 
 
 def _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, label_smoothing):

@@ -1995,11 +1995,16 @@ def _backprop(root, grad, retain_graph, targets):
             if vjps is None:      # a leaf
                 continue
             if type(vjps) is not Rule:      # a user's op: one closure per parent
+                # one parent, and g a buffer of the sweep's that nothing else holds now: a view
+                # of it (the transposed copy's g.T) becomes that parent's own, not copied again
+                mine = len(vjps) == 1 and id(node) in owned and not node._retain and targets is None
                 for p, vjp in zip(node.parents, vjps):
                     if p._rg and vjp is not None:    # None: no gradient for p
                         pg = vjp(g)
                         if pg is None:      # this time none either (rnn.replay's outside tensors)
                             continue
+                        if mine and type(pg) is np.ndarray and pg.base is g:
+                            pg = Owned(pg)
                         if anomaly:
                             if type(pg) is Product:
                                 pg = np.asarray(pg)
