@@ -853,6 +853,10 @@ class Cell(RecurrentModel):
                     new = {only: new}
                 elif new.keys() != parts:      # the first step's keys were checked in full
                     self._check_parts(new, t)
+                for n in names:                # ... and its parts' kinds and shapes
+                    v = new[n]
+                    if not isinstance(v, tg.Tensor) or v.shape != state[n].shape:
+                        self._check_values(new, state, t)
             if keep is not None:
                 new = {n: own_node(carry_masked(new[n], state[n], keep[t - 1])) for n in names}
             elif only is None:
@@ -1006,6 +1010,16 @@ class Cell(RecurrentModel):
         if not isinstance(new, dict):
             new = self._as_parts(new, t)
         self._check_parts(new, t)
+        self._check_values(new, state, t)
+        if inputs is not None and first:
+            self._check_names(new, state, inputs)
+        return new
+
+    def _check_values(self, new, state, t):
+        """Refuse a part of the step's dict ``new`` that is no Tensor, (a user's step) is wider
+        than the model's dtype, or has another shape than the part of ``state`` it replaces
+        (which a mask's carry would broadcast to the state's shape without a word), naming
+        step ``t``."""
         for name, value in new.items():
             if not isinstance(value, tg.Tensor):
                 raise tg.DTypeError(f"{self.name}: at t={t} the step function returned "
@@ -1017,9 +1031,6 @@ class Cell(RecurrentModel):
                 raise tg.ShapeError(f"{self.name}: at t={t} the step function returned '{name}' "
                                     f"of shape {value.shape}; the state part has shape "
                                     f"{state[name].shape}")
-        if inputs is not None and first:
-            self._check_names(new, state, inputs)
-        return new
 
     def _not_wider(self, name, value, t):
         """Refuse a state part ``value`` of a float dtype wider than every parameter's: an op
