@@ -250,6 +250,25 @@ def test_a_bad_leaf_deep_in_a_tree_is_named_by_its_path():
         model.loss(((((((0, 9), 1), 2), 3), 0), 1), 1)
 
 
+def test_a_skip_models_past_alone_gives_the_state_before_step_1():
+    # past[-1] is h(0), but without h0 step 1 read zeros as h(t-1) while step 3 read past[-1]
+    # as h(t-3): a sequence continued from carry's past alone gave 10.97 nats, not 10.63
+    model = rnn.LeakyRNN(4, 5, 3, alpha=0.7, skip=3, seed=2)
+    xs, ys = _ids(steps=10)
+    first = model.run_for_loss(xs[:4], ys[:4])
+    rest = model.loss(xs[4:], ys[4:], past=model.carry(first)["past"])
+    assert rest.item() + first.loss.item() == pytest.approx(model.loss(xs, ys).item(), rel=1e-12)
+
+
+def test_a_skip_models_h0_that_differs_from_past_is_refused():
+    model = rnn.LeakyRNN(4, 5, 3, alpha=0.7, skip=3, seed=2)
+    xs, ys = _ids()
+    carried = model.carry(model.run_for_loss(xs, ys))
+    with pytest.raises(tg.ConfigError, match=r"leaky: h0 and past\[-1\] are both the state h\(0\)"):
+        model.loss(xs, ys, h0=np.zeros((2, 5)), past=carried["past"])
+    assert model.loss(xs, ys, **carried).item() > 0       # carry's h0 and past agree
+
+
 def test_a_recursive_nets_vector_leaves_that_require_grad_get_their_gradient():
     # a leaf given as a Tensor that requires grad (an embedding of another model) was read as
     # values: after backward its .grad stayed None, without a word
