@@ -228,13 +228,15 @@ def targets(ys, shape, n_out, who, batched, keep=None, what="ys", axis="t"):
 
     ``n_out`` None skips the range check (the loss op checks it).
     Where ``keep`` (a bool mask of that shape) is False the id is not checked and set to 0.
+    ``axis`` says what the first axis of ``shape`` is: "t" (steps) or "b" (the batch).
     """
     arr = as_array(ys, who, what)
     if arr.dtype.kind not in "iu":
         raise DTypeError(f"{who}: {what} must be integer class ids, got dtype {arr.dtype}")
     if arr.shape != shape:
         if arr.ndim and shape and arr.shape[0] != shape[0]:
-            raise ShapeError(f"{who}: the inputs have {shape[0]} steps but {what} has "
+            have = f"{shape[0]} steps" if axis == "t" else f"a batch of {shape[0]}"
+            raise ShapeError(f"{who}: the inputs have {have} but {what} has "
                              f"{arr.shape[0]} (shape {arr.shape}, need {shape})")
         raise ShapeError(f"{who}: {what} must have shape {shape}, got {arr.shape}")
     arr = as_int64(arr, who, what, batched)

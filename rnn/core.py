@@ -869,6 +869,11 @@ class Cell(RecurrentModel):
                     self._check_parts(new, t)
                 if user_step:                  # and its values: a user's may change later
                     self._check_values(new, seen, t)
+                else:                          # a subclass's: its parts' kinds and shapes
+                    for n in names:
+                        v = new[n]
+                        if not isinstance(v, tg.Tensor) or v.shape != state[n].shape:
+                            self._check_values(new, state, t)
             if keep is not None:
                 new = {n: own_node(carry_masked(new[n], state[n], keep[t - 1])) for n in names}
             elif only is None:

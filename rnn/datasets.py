@@ -69,9 +69,16 @@ class Vocab:
         """ids (N,) -> a string (for characters) made by joining the tokens.
 
         An id outside [0, len(vocab)) raises BadIndexError (never a negative index's
-        silent wrap-around to the end of the vocabulary).
+        silent wrap-around to the end of the vocabulary).  A batch (T, B), such as ``generate``
+        returns for a batch of prompts, is a ShapeError: flattened, its sequences would be
+        interleaved token by token into one string.
         """
-        ids = checks.as_array(ids, "Vocab.decode", "ids").reshape(-1)
+        ids = checks.as_array(ids, "Vocab.decode", "ids")
+        if ids.ndim > 1:
+            raise ShapeError(f"Vocab.decode: ids must be one sequence (N,), got shape {ids.shape}; "
+                             "decode each sequence of a batch (T, B) alone, e.g. "
+                             "[vocab.decode(ids[:, b]) for b in range(ids.shape[1])]")
+        ids = ids.reshape(-1)
         if ids.size and ids.dtype.kind not in "iu":
             raise DTypeError(f"Vocab.decode: ids must be integers, got dtype {ids.dtype}")
         bad = np.flatnonzero((ids < 0) | (ids >= len(self)))

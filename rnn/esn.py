@@ -103,7 +103,8 @@ class EchoStateNetwork(SequenceDesign):
         below rounding left out, not an arbitrary one.  ``ridge`` is a finite number >= 0,
         ``washout`` an integer in [0, T); reservoir states that are not finite (from NaN/inf in
         xs or h0) are refused naming the step.  On any error V and c are left as they were.
-        Returns the mean squared error per step of the fit.
+        As after an optimizer step, a graph built from V and c before the fit refuses to
+        back-propagate (StaleGraphError).  Returns the mean squared error per step of the fit.
         """
         who = f"{self.name}.fit"
         if isinstance(ridge, (bool, np.bool_)) or not isinstance(ridge, (int, float, np.integer,
@@ -137,6 +138,8 @@ class EchoStateNetwork(SequenceDesign):
         with tg.no_grad():
             self.V.data = np.ascontiguousarray(V).astype(self.dtype)
             self.c.data = c.astype(self.dtype)
+        tg.bump_version(self.V)       # as an optimizer step: a graph built before from V and
+        tg.bump_version(self.c)       # c now refuses backward (its gradient is the old V's)
         return float(np.mean(np.sum((H @ V.T + c - Y) ** 2, axis=1)))
 
     def _trace_roots(self, steps):

@@ -93,7 +93,9 @@ class LeakyRNN(SequenceDesign):
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in); ys : ids (T,) / (T, B);
         h0 : (H,) or (B, H), default zeros; mask : (T, B) of 0/1 (padded steps carry h);
         past : with ``skip=d``, the states h(1-d) .. h(0) (a list of d dicts {"h": ...}, oldest
-            first; what ``carry`` hands the next chunk), default h0 for all of them.
+            first; what ``carry`` hands the next chunk), default h0 for all of them.  Its last
+            entry is h(0): without h0 it is the state before step 1, and an h0 of other values
+            is a ConfigError.
         per_step : bool, as ElmanRNN.run.
         Returns Unrolled (``past`` is the last d states).
         """
@@ -110,7 +112,26 @@ class LeakyRNN(SequenceDesign):
                                        else ""))
             past = [checks.states(s, self.parts, batch, self.name, self.dtype, what=f"past[{i}]")
                     for i, s in enumerate(past)]
+            state0 = self._h0_of_past(h0, state0, past[-1])
         return self.unroll(Plan(seq, steps, state0, ys, keep, batch, past=past), per_step)
+
+    def _h0_of_past(self, h0, state0, last):
+        """The state before step 1 when ``past`` is given: its last entry is h(0), which step 1
+        reads as h(t-1) and step d as h(t-d).  Without ``h0`` it is that entry (h0 defaulted
+        to zeros while step d read the given h(0)); an ``h0`` of other values is refused."""
+        if h0 is None:
+            return dict(last)
+        for name in self.parts:
+            a, b = (np.asarray(v.data if isinstance(v, tg.Tensor) else v)
+                    for v in (state0[name], last[name]))
+            shape = np.broadcast_shapes(a.shape, b.shape)
+            if not np.array_equal(np.broadcast_to(a, shape), np.broadcast_to(b, shape),
+                                  equal_nan=True):
+                raise tg.ConfigError(
+                    f"{self.name}: h0 and past[-1] are both the state h(0) before step 1 (step 1 "
+                    f"reads it as h(t-1), step {self.skip} as h(t-{self.skip})), but their "
+                    f"'{name}' differ; give the same state, or past alone")
+        return state0
 
     def run_for_loss(self, xs, ys=None, h0=None, mask=None, past=None):
         """``run`` with ``per_step=False``: what ``loss`` and training use."""

@@ -199,13 +199,25 @@ def from_torch(module, head):
                        module.num_layers, bool(module.bidirectional), dtype=dtype)
 
 
+def _torch_dtype(torch, dtype, who):
+    """torch's dtype of the numpy float ``dtype`` (float16, float32 or float64), else a
+    DTypeError: any other became float32 without a word (a float16 model's module computed in
+    float32)."""
+    name = np.dtype(dtype).name
+    if name not in ("float16", "float32", "float64"):
+        raise tg.DTypeError(f"{who}: torch has no dtype for this model's {name}; convert it "
+                            "with model.to(np.float64) (or float32, float16) first")
+    return getattr(torch, name)
+
+
 def to_torch(model):
     """``(module, head)``: the PyTorch ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` and
     ``nn.Linear`` equal to ``model`` (see :func:`from_torch`), in the model's dtype."""
     kind = kind_of(model)
-    torch = _torch(f"{type(model).__name__}.to_torch")
+    who = f"{type(model).__name__}.to_torch"
+    torch = _torch(who)
     nn = torch.nn
-    dtype = torch.float64 if model.dtype == np.float64 else torch.float32
+    dtype = _torch_dtype(torch, model.dtype, who)
     cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
     module = cls(model.n_in, model.n_hidden, num_layers=model.layers,
                  bidirectional=model.bidirectional, dtype=dtype)

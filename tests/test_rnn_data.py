@@ -20,6 +20,17 @@ def test_vocab_rejects_an_unknown_token():
         rnn.Vocab("abc").encode("a#")
 
 
+def test_vocab_refuses_to_decode_a_batch_rather_than_interleave_its_sequences():
+    # generate on a batch of prompts returns (steps, B); decode flattened it row by row,
+    # 'aAbB' for the two sequences 'ab' and 'AB', without a word
+    vocab = rnn.Vocab("abAB")
+    batch = np.stack([vocab.encode("ab"), vocab.encode("AB")], axis=1)     # (2, 2)
+    with pytest.raises(tg.ShapeError, match=r"Vocab.decode: ids must be one sequence \(N,\), "
+                                            r"got shape \(2, 2\)"):
+        vocab.decode(batch)
+    assert [vocab.decode(batch[:, b]) for b in range(2)] == ["ab", "AB"]
+
+
 def test_stream_batches_targets_are_the_next_character():
     ids = np.arange(23)
     xs, ys = rnn.datasets.stream_batches(ids, 4)

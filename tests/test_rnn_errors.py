@@ -82,6 +82,18 @@ def test_every_design_checks_its_own_inputs(call, error, words):
         assert word in str(info.value)
 
 
+@pytest.mark.parametrize("call", [
+    lambda: rnn.SequenceToOne(3, 4, 2).loss(np.zeros((5, 2), dtype=np.int64), [0, 1, 1]),
+    lambda: rnn.RecursiveNet(3, 4, 2).loss(([0, 1], [1, 2]), [0, 1, 1]),
+], ids=["SequenceToOne", "RecursiveNet"])
+def test_one_label_per_sequence_of_the_wrong_count_is_named_against_the_batch(call):
+    # 5 steps of 2 sequences (a batch of 2 trees) and 3 labels: the message said 'the inputs
+    # have 2 steps but y has 3', the batch called steps
+    with pytest.raises(tg.ShapeError, match=r"the inputs have a batch of 2 but y has 3 "
+                                            r"\(shape \(3,\), need \(2,\)\)"):
+        call()
+
+
 @pytest.mark.parametrize("model, x", [(rnn.VectorToSequence(3, 4, 2), np.ones(3)),
                                       (rnn.EncoderDecoder(3, 4, 2), np.array([0, 1, 2]))],
                          ids=["VectorToSequence", "EncoderDecoder"])

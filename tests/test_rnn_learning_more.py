@@ -110,6 +110,20 @@ def test_echo_state_fit_reads_the_values_of_targets_that_require_grad():
     np.testing.assert_array_equal(model.V.data, other.V.data)
 
 
+def test_a_graph_built_before_an_echo_state_fit_refuses_backward_as_after_an_optimizer_step():
+    # fit replaced V and c without a version bump: a loss built before it back-propagated
+    # the old readout's gradient without a word, which a step then applied to the new one
+    model = rnn.EchoStateNetwork(2, 5, 1, seed=0)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(20, 2)), rng.normal(size=(20, 1))
+    loss = model.loss(xs, ys)
+    model.fit(xs, ys)
+    with pytest.raises(tg.StaleGraphError, match=r"Parameter '[Vc]' was changed in place"):
+        loss.backward()
+    model.loss(xs, ys).backward()         # a loss built after the fit back-propagates
+    assert model.V.grad is not None
+
+
 @pytest.mark.parametrize("kwargs, words", [
     ({"ridge": float("nan")}, ["ridge", "finite", "nan"]),
     ({"ridge": float("inf")}, ["ridge", "finite", "inf"]),

@@ -64,6 +64,24 @@ def test_to_torch_round_trips(kind, layers, bi):
         assert np.allclose(getattr(back, name).data, p.data, rtol=0, atol=1e-15), name
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_to_torch_keeps_a_narrow_models_dtype(dtype):
+    # every dtype but float64 became torch.float32: a float16 model's module computed in
+    # float32, and from_torch of it gave a float32 model
+    model = rnn.LSTM(3, 4, 5, seed=3, dtype=dtype)
+    module, head = model.to_torch()
+    want = getattr(torch, np.dtype(dtype).name)
+    assert {p.dtype for p in module.parameters()} | {p.dtype for p in head.parameters()} == {want}
+    assert rnn.from_torch(module, head).dtype == dtype
+
+
+def test_to_torch_refuses_a_dtype_torch_does_not_have():
+    model = rnn.ElmanRNN(3, 4, 5, dtype=np.longdouble)
+    with pytest.raises(tg.DTypeError, match=r"ElmanRNN.to_torch: torch has no dtype for this "
+                                            r"model's float128"):
+        model.to_torch()
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda: torch.nn.RNN(3, 4, nonlinearity="relu", dtype=torch.float64), "nonlinearity='relu'"),
     (lambda: torch.nn.LSTM(3, 4, proj_size=2, dtype=torch.float64), "proj_size=2"),

@@ -136,6 +136,29 @@ def test_a_step_of_several_parts_returning_a_bare_tensor_after_step_1_is_refused
             cell.run(np.ones((8, 2, 2)), np.zeros((8, 2), dtype=np.int64), per_step=per_step)
 
 
+@pytest.mark.parametrize("replayable", [False, True])
+def test_a_step_whose_part_changes_shape_after_the_first_step_is_refused_naming_t(replayable):
+    # only step 1's shapes were checked in the batched unroll: a part of shape (B, 1) instead
+    # of (B, 3) from t=3 on (a Python counter decides) was broadcast back to (B, 3) by the
+    # mask's carry, prev + (new - prev) * keep, and the loss came out as a number (2.77);
+    # run() refused it at t=3
+    a = tg.Parameter(np.array([0.5, -0.3, 0.2]), name="a")
+    V = tg.Parameter(np.ones((2, 3)) * 0.2, name="V")
+    calls = []
+
+    def step(h, x):
+        calls.append(1)
+        out = (h * a + x).tanh()
+        return out if len(calls) < 3 else out.sum(axis=-1, keepdims=True)
+    cell = rnn.Recurrence(step, [a, V], 3, n_in=3, name="mine", readout=lambda h: h @ V.T)
+    cell.replayable = replayable
+    mask = np.ones((8, 2))
+    mask[2:, 1] = 0                    # sequence b=1 ends after step 2
+    with pytest.raises(tg.ShapeError, match=r"mine: at t=3 the step function returned 'h' of "
+                                            r"shape \(2, 1\); the state part has shape \(2, 3\)"):
+        cell.loss(np.ones((8, 2, 3)), np.zeros((8, 2), dtype=np.int64), mask=mask)
+
+
 XS_PADDED = np.array([[0, 1], [1, 2], [2, 0], [1, 0]])
 MASK = np.array([[1, 1], [1, 1], [1, 0], [1, 0]])     # sequence b=1 ends after step 2
 
