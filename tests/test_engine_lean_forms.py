@@ -307,3 +307,56 @@ def test_the_loops_run_without_lean_forms_where_a_states_buffer_is_of_another_dt
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert len(on[4]) == len(off[4]) and all(
         np.array_equal(x, y) for p, q in zip(on[4], off[4]) for x, y in zip(p, q))
+
+
+# ---------------------------------------------------------------- into a block's row
+def _lean_forward_into(forward, inputs):
+    """(the op's own output, the lean form's output computed into row 1 of a block of three
+    rows, the block), or None when the form makes no new array it could write there."""
+    out, rule = forward(*inputs)
+    out = np.asarray(out)
+    names = {f"x{m}": f"v{m}" for m in range(len(inputs))}
+    names.update(xs="".join(f"v{m}, " for m in range(len(inputs))), out="y")
+    made = {}
+
+    def into(shape, dtype):
+        made["block"] = np.full((3,) + shape, np.nan, dtype)
+        return "block[1]"
+    env = {}
+    lines = tape.lean_forward(forward, rule, out, list(inputs), {}, names, env, 0, into)
+    if "block" not in made:
+        return None
+    env.update({f"v{m}": x for m, x in enumerate(inputs)}, block=made["block"])
+    return out, _run(lines, env)["y"], made["block"]
+
+
+@pytest.mark.parametrize("forward", [ops._add, ops._sub, ops._mul, ops._div, ops._neg,
+                                     ops._exp, ops._tanh, ops._sigmoid])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_lean_form_computed_into_a_blocks_row_is_the_op(forward, dtype):
+    """A replayed step's kept new arrays of at least tape.BLOCK_BYTES are rows of one block
+    made for all its steps: the form with ``out=`` that row gives the op's bits there, and the
+    sigmoid's gradient reads the e = exp(-|x|) kept beside its output in that row."""
+    x = _a(3, 4, dtype=dtype) * 4
+    x.flat[0], x.flat[-1] = 40.0, -40.0
+    binary = forward in (ops._add, ops._sub, ops._mul, ops._div)
+    for inputs in ([(x, _a(4, dtype=dtype)), (2.5, x), (x, _a(3, 1, dtype=np.float64))]
+                   if binary else [(x,)]):
+        got = _lean_forward_into(forward, inputs)
+        assert got is not None, forward.__name__
+        out, lean_out, block = got
+        _same(out, lean_out)
+        assert np.shares_memory(lean_out, block[1])
+        assert not np.shares_memory(lean_out, block[0]) and np.isnan(block[2]).all()
+    if forward is ops._sigmoid:
+        _same(ops._sigmoid_slope(out, x), ops._sigmoid_slope(lean_out, None))
+
+
+def test_the_sigmoids_kept_exp_is_found_only_beside_its_own_output():
+    pairs = np.empty((3, 2, 4))        # an array of its own, as the replay's blocks
+    pairs[...] = np.arange(24.0).reshape(3, 2, 4)
+    _same(ops._kept_exp(pairs[1, 0]), pairs[1, 1])
+    _same(ops._kept_exp(pairs[2, 0]), pairs[2, 1])
+    assert ops._kept_exp(pairs[1, 1]) is None           # an e row, not an output
+    assert ops._kept_exp(pairs[1, 0, :2]) is None       # part of an output
+    assert ops._kept_exp(pairs[:, 0][1]) is not None    # the same row reached another way
