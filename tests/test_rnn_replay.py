@@ -1066,37 +1066,3 @@ def test_the_input_table_of_ids_is_one_node_with_the_bits_of_a_transpose_and_a_s
     assert "transpose_add" in _graph_ops(model.loss(xs, ys))
     ops = _graph_ops(model.run(xs, ys).loss)
     assert "transpose_add" not in ops and "transpose" in ops and "add" in ops
-
-
-@pytest.mark.parametrize("name", ["lstm", "gru", "user_lstm", "elman"])
-def test_wide_steps_keep_their_arrays_in_one_block_per_slot_and_replay_exactly(name, monkeypatch):
-    """A replayed step's new arrays that its backward keeps, of at least tape.BLOCK_BYTES
-    (lowered to 0 here, so these small steps have them), are rows of one block per slot made
-    for all the steps of the loop, not an array per step (at 65/256/200/64 an LSTM made about
-    1 MB of them per step, faulted in anew at each loss): the same loss and gradients, bit for
-    bit, as the loop without blocks, and as replay off."""
-    made = []
-    forward = replay.Replay._scan_forward
-
-    def kept(self, *args):
-        forward(self, *args)
-        made.append(self)
-    monkeypatch.setattr(replay.Replay, "_scan_forward", kept)
-    model, rng = _fresh(name)
-    args, kwargs = _args(name, model, rng, 3)
-    results = {}
-    for size in (np.inf, 0):
-        monkeypatch.setattr(tape, "BLOCK_BYTES", size, raising=False)
-        monkeypatch.setattr(tape, "_known", {})      # the loops made anew for that size
-        made.clear()
-        results[size] = _loss_and_grads(model, args, kwargs, "replay")
-        (one,) = made
-        steps = one.saved[1:]          # those run in the loop (the first one ran alone)
-        bases = {id(v.base) for values, _ in steps for v in values
-                 if type(v) is np.ndarray and v.base is not None and v.base.ndim
-                 and v.base.shape[0] == len(steps)}
-        assert bool(bases) == (size == 0)
-    assert results[0][0] == results[np.inf][0]
-    for key, g in results[np.inf][1].items():
-        assert np.array_equal(results[0][1][key], g), key
-    _close(results[0], _loss_and_grads(model, args, kwargs, "engine"))

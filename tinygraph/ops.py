@@ -208,21 +208,14 @@ def _sigmoid(x):
 def _kept_exp(out):
     """exp(-|x|) as the sigmoid's forward kept it beside its output ``out`` (see _sigmoid), or
     None if ``out`` is not that output: the first row of a (2, ...) array, which is the only
-    view of its shape and strides that does not reach into the second; or, in a replayed step
-    (tinygraph.tape.BLOCK_BYTES), ``pairs[k, 0]`` of a block of such pairs, one per step."""
+    view of its shape and strides that does not reach into the second."""
     pair = out.base
-    if type(pair) is not np.ndarray or pair.dtype != out.dtype or not pair.flags.c_contiguous:
-        return None
-    if pair.shape == (2,) + out.shape and out.strides == pair.strides[1:]:
+    if (type(pair) is np.ndarray and pair.shape == (2,) + out.shape and pair.dtype == out.dtype
+            and pair.flags.c_contiguous and out.strides == pair.strides[1:]):
         e = pair[1, ...]
-    elif pair.shape[1:] == (2,) + out.shape and out.strides == pair.strides[2:]:
-        k, rest = divmod(out.ctypes.data - pair.ctypes.data, pair.strides[0])
-        if rest or not 0 <= k < pair.shape[0]:
-            return None
-        e = pair[k, 1, ...]
-    else:
-        return None
-    return None if np.may_share_memory(out, e) else e
+        if not np.may_share_memory(out, e):
+            return e
+    return None
 
 
 def _sigmoid_slope(out, x):
@@ -1174,10 +1167,7 @@ _xp = SimpleNamespace(
 # LEAN_FORWARDS: forward -> f(rule, out, *inputs, **kwargs) -> (template, consts) or None, for
 # the recorded rule, output and inputs.  The template assigns ``{out}`` from ``{x0}``, ``{x1}``
 # ... (``{xs}``: all inputs, comma-separated); ``{t0}``, ``{t1}`` are its own temporaries and
-# ``consts`` names the settings it reads (each a placeholder too).  A form whose output is a
-# new array may add a third item, ``(template, shape)``: the same computation into ``{buf}``,
-# a given array of that shape and the output's dtype (the same numpy calls, with ``out=``),
-# which a replayed step takes from one block made for all its steps (tinygraph.tape).
+# ``consts`` names the settings it reads (each a placeholder too).
 # LEAN_GRADS: rule -> f(k, out, *inputs, **kwargs) -> (template, consts, result) or None: the
 # gradient of input k as a template assigning ``{pg}`` from ``{g}`` (the output's gradient,
 # of the output's shape and dtype), ``{out}`` and the inputs (None where the rule does not
@@ -1210,36 +1200,27 @@ def _lean_addmm(rule, out, c, a, b):
     return None
 
 
-_SIGMOID_LEAN = ("{out} = {t0}[0, ...]\n{t1} = {t0}[1, ...]\nL_abs({x0}, out={t1})\n"
-                 "L_negative({t1}, out={t1})\nL_exp({t1}, out={t1})\n{t0} = {t1} + 1\n"
-                 "L_maximum({x0} >= 0, {t1}, out={out})\nL_divide({out}, {t0}, out={out})")
-
-
 def _lean_sigmoid(rule, out, x):      # _sigmoid on a float array, its output and e in a pair
     if type(x) is not np.ndarray or x.dtype.kind != "f":
         return None
-    return ("{t0} = L_empty((2,) + {x0}.shape, {x0}.dtype)\n" + _SIGMOID_LEAN, {},
-            ("{t0} = {buf}\n" + _SIGMOID_LEAN, (2,) + x.shape))
+    return ("{t0} = L_empty((2,) + {x0}.shape, {x0}.dtype)\n{out} = {t0}[0, ...]\n"
+            "{t1} = {t0}[1, ...]\nL_abs({x0}, out={t1})\nL_negative({t1}, out={t1})\n"
+            "L_exp({t1}, out={t1})\n{t0} = {t1} + 1\nL_maximum({x0} >= 0, {t1}, out={out})\n"
+            "L_divide({out}, {t0}, out={out})"), {}
 
 
-def _form(template, into=None):
-    """A lean forward of one template; ``into``: the same computed into ``{buf}``, an array of
-    the output's shape and dtype (the same numpy call with ``out=``: the same bits)."""
-    def form(rule, out, *args, **kwargs):
-        if into is None:
-            return template, {}
-        return template, {}, (into, out.shape)
-    return form
+def _form(template):
+    return lambda *args, **kwargs: (template, {})
 
 
 LEAN_FORWARDS = {
-    _add: _form("{out} = {x0} + {x1}", "{out} = L_add({x0}, {x1}, out={buf})"),
-    _sub: _form("{out} = {x0} - {x1}", "{out} = L_subtract({x0}, {x1}, out={buf})"),
-    _mul: _form("{out} = {x0} * {x1}", "{out} = L_multiply({x0}, {x1}, out={buf})"),
-    _div: _form("{out} = {x0} / {x1}", "{out} = L_divide({x0}, {x1}, out={buf})"),
-    _neg: _form("{out} = -{x0}", "{out} = L_negative({x0}, out={buf})"),
-    _exp: _form("{out} = L_exp({x0})", "{out} = L_exp({x0}, out={buf})"),
-    _tanh: _form("{out} = L_tanh({x0})", "{out} = L_tanh({x0}, out={buf})"),
+    _add: _form("{out} = {x0} + {x1}"),
+    _sub: _form("{out} = {x0} - {x1}"),
+    _mul: _form("{out} = {x0} * {x1}"),
+    _div: _form("{out} = {x0} / {x1}"),
+    _neg: _form("{out} = -{x0}"),
+    _exp: _form("{out} = L_exp({x0})"),
+    _tanh: _form("{out} = L_tanh({x0})"),
     _sigmoid: _lean_sigmoid,
     _addmm: _lean_addmm,
     _matmul: lambda rule, out, a, b: (("{out} = L_dot({x0}, {x1})", {})

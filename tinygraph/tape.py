@@ -410,14 +410,12 @@ def _unpack(prefix, n, source):
     return f"{_slots(prefix, n)}= {source}" if n else "pass"
 
 
-def _forward_body(program, env, lean=None, blocks=None):
+def _forward_body(program, env, lean=None):
     """Lines computing every op, ``v{slot}`` and its rule ``r{j}``, from the inputs and outside
     arrays in ``v0 ...`` (constants are globals of ``env``).  ``lean``: a recorded step's
     ``(values, rules)``; an op with a lean form for them runs as that form (its rule the
     recorded one): the caller makes sure every step's inputs have the recorded shapes and
-    dtypes (which fix every op's).  ``blocks``: a dict of the slots whose new array (lean
-    forms that have an ``into``) goes into row ``i`` of a block ``N{slot}`` made for all steps
-    instead (see :func:`_scan_forward`); filled in with each one's (shape, dtype) of a row."""
+    dtypes (which fix every op's)."""
     env.update(_nd=np.ndarray, _asarray=np.asarray)
     n_in, n_out = program.n_in, len(program.outside)
     for i in range(n_in + n_out, program.first_op):
@@ -434,13 +432,8 @@ def _forward_body(program, env, lean=None, blocks=None):
             continue
         if lean is not None:
             values, rules = lean
-            into = None
-            if blocks is not None and slot in blocks:
-                def into(shape, dtype, slot=slot):
-                    blocks[slot] = (shape, dtype)
-                    return f"N{slot}[i]"
             form = lean_forward(forward, rules[j], values[slot], [values[i] for i in args],
-                                kwargs, dict(_input_names(args), out=f"v{slot}"), env, j, into)
+                                kwargs, dict(_input_names(args), out=f"v{slot}"), env, j)
             if form is not None:
                 env[f"P{j}"] = rules[j]
                 lines += form + [f"r{j} = P{j}"]
@@ -632,25 +625,15 @@ def _lean_lines(template, consts, names, env, tag):
     return template.format(**names).split("\n")
 
 
-def lean_forward(forward, rule, out, inputs, kwargs, names, env, tag, into=None):
+def lean_forward(forward, rule, out, inputs, kwargs, names, env, tag):
     """The lines of the lean form of an op's forward (assigning ``names["out"]`` from
-    ``names["x0"]`` ...) for the output ``out`` and ``rule`` it made on ``inputs``, or None.
-    With ``into`` (a function of the buffer's shape and dtype giving the name of an array of
-    them, or None), a form that has one computes its output into that array instead of a new
-    one (the same numpy calls with ``out=``, so the same bits)."""
+    ``names["x0"]`` ...) for the output ``out`` and ``rule`` it made on ``inputs``, or None."""
     from .ops import LEAN_FORWARDS
     make = LEAN_FORWARDS.get(forward) if isinstance(forward, types.FunctionType) else None
     if make is None or type(rule) is not Rule or not _leanable(out, inputs):
         return None
     form = make(rule, out, *inputs, **kwargs)
-    if form is None:
-        return None
-    template, consts = form[:2]
-    if into is not None and len(form) > 2:
-        buf = into(form[2][1], out.dtype)
-        if buf is not None:
-            template, names = form[2][0], dict(names, buf=buf)
-    return _lean_lines(template, consts, names, env, tag)
+    return None if form is None else _lean_lines(*form, names, env, tag)
 
 
 def lean_grad(rule, k, out, inputs, kwargs, names, env, tag):
@@ -792,15 +775,10 @@ def _scan_forward(program, n_carry, values, like, kept, lean, generic=None, reco
     n_in, n_out = program.n_in, len(program.outside)
     n_x = n_in - n_carry
     outs = program.outputs[:n_carry]
-    env = {"_RulesDiffer": RulesDiffer, "_generic": generic, "_empty": np.empty}
-    blocks = None
-    if lean is not None:     # kept new arrays of a wide step: rows of one block per slot
-        blocks = {i: None for i in kept if program.first_op <= i < program.size
-                  and type(values[i]) is np.ndarray and values[i].nbytes >= BLOCK_BYTES}
-    body = _forward_body(program, env, lean, blocks)
+    env = {"_RulesDiffer": RulesDiffer, "_generic": generic}
+    body = _forward_body(program, env, lean)
     if lean is not None and body == _forward_body(program, {}):
         return None
-    blocks = {i: made for i, made in (blocks or {}).items() if made is not None}
     rules = f"({_slots('r', len(program.ops))})"
     constant = [f"r{j} = P{j}" for j in range(len(program.ops))]
     if lean is not None and all(line in body for line in constant):
@@ -826,9 +804,6 @@ def _scan_forward(program, n_carry, values, like, kept, lean, generic=None, reco
               for p in range(n_carry)]
     if n_out:
         f.append(f"    {_slots('v', n_out, n_in)}= outside")
-    for i, (shape, dtype) in sorted(blocks.items()):
-        env[f"NS{i}"], env[f"ND{i}"] = shape, dtype
-        f.append(f"    N{i} = _empty((len(rows),) + NS{i}, ND{i})")
     f += ["    saved = []",
           "    keep = saved.append",
           "    for i in range(len(rows)):",
@@ -845,14 +820,6 @@ def _scan_forward(program, n_carry, values, like, kept, lean, generic=None, reco
     f += [f"        keep(([{kept_slots}], {rules}))",
           "    return saved"]
     return _made("forward", f, env)
-
-
-BLOCK_BYTES = 1 << 16
-"""A replayed step's new array that its backward keeps (a kept slot) of at least this many bytes
-is a row of one array made for all the steps of the loop (:func:`_scan_forward`), not an array
-of its own per step: a few large allocations, which numpy backs with huge pages where the system
-has them, instead of one per step and slot, which glibc's allocator hands out from fresh pages
-(faulted in 4 KiB at a time) or from its heap depending on what the process freed before."""
 
 
 def _fits(ups, masks, like):
