@@ -15,7 +15,7 @@ import pytest
 import rnn
 import tinygraph as tg
 import viz
-from viz.playground import BadRequest, Run, build, check_config, recurrent_weights
+from viz.playground import BadRequest, Run, _curve, build, check_config, recurrent_weights
 
 WAIT = 120.0      # generous bound for anything the training thread must do (a loaded machine)
 
@@ -555,6 +555,20 @@ def test_copy_recall_is_the_argmax_of_the_outputs_on_the_symbols_written_back(de
     assert run.recall == [(3, float(np.mean(picked == ys[-3:])))]
     assert len(run.held) == 1 and run.held[0][0] == 3
 
+
+
+def test_copy_recall_of_outputs_that_are_not_finite_is_no_number_not_symbol_0():
+    # argmax of a NaN output row is 0: outputs made NaN by a NaN readout bias scored the
+    # sequences whose symbol written back is 0 as recalled (0.112 here) beside a NaN loss
+    run = _trained({"design": "elman", "hidden": 6, "delay": 3, "batch": 4, "lr": 0.05}, 3)
+    xs, ys = run.source.held
+    with tg.no_grad():
+        run.model.c.data[:] = np.nan
+    run.measure()
+    assert np.isnan(run.held[-1][1])
+    (step, recall), = run.recall
+    assert step == 3 and np.isnan(recall)
+    assert _curve(run.recall) == [[3, None]]                 # the page draws no point there
 
 def test_side_by_side_runs_update_together_or_not_at_all(tmp_path):
     # the runs were updated one after the other: when the second failed, the first had taken

@@ -369,8 +369,10 @@ class Run:
                 loss = self.model.run_for_loss(xs, ys).loss.item() / len(xs)
             if self.recall_length:      # the symbols written back: argmax o(t) of the last steps
                 n = self.recall_length
-                predicted = np.stack([o.data.argmax(-1) for o in self.model.run(xs).outputs[-n:]])
-                recall = float(np.mean(predicted == ys[-n:]))
+                o = np.stack([o.data for o in self.model.run(xs).outputs[-n:]])
+                # a NaN or inf output names no symbol (argmax would call it symbol 0): no recall
+                recall = (float(np.mean(o.argmax(-1) == ys[-n:])) if np.isfinite(o).all()
+                          else math.nan)
         self.held.append((self.steps, loss))
         if recall is not None:
             self.recall.append((self.steps, recall))
