@@ -81,7 +81,9 @@ class Trainer:
         A loss or a gradient that is not finite changes neither the parameters nor the
         optimizer (see ``skip_nonfinite``); ``locate()`` (optional) then names the first
         non-finite loss term.  Returns NaN for a skipped batch.  A loss that gives none of the
-        optimizer's parameters a gradient is refused (ConfigError), nothing changed.
+        optimizer's parameters a gradient is refused (ConfigError), nothing changed.  An
+        interrupt (Ctrl-C) leaves all of the update or none of it: ``steps`` always counts the
+        optimizer's steps taken here.
         """
         value = loss.item()
         if not np.isfinite(value):
@@ -102,8 +104,13 @@ class Trainer:
                                    f"parameter {bad.name or '?'} {bad.shape} is not")
         # without clip the norm is measured alone (max_norm inf): the same float64 sum
         norm = tg.clip_grad_norm(params, self.clip if self.clip is not None else np.inf)
-        self.optimizer.step()
-        self.steps += 1
+        steps = self.steps
+        try:    # counted with the step: the optimizer's step is all-or-nothing, interrupts too
+            self.steps = steps + 1
+            self.optimizer.step()
+        except BaseException:
+            self.steps = steps
+            raise
         return norm
 
     def _nonfinite(self, what):

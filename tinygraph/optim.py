@@ -244,6 +244,10 @@ class Optimizer:
             self.steps += 1
             for i, p, g, group in grads:
                 self._update(p, g, self.state[i], group)
+            # inside the try: an interrupt while the versions are bumped puts the update back
+            # too (a version bumped on data put back only makes older graphs refuse backward)
+            for _, p, _, _ in grads:
+                bump_version(p)
         except BaseException:
             self.steps = steps
             for (i, _, _, _), (p, data, copy, state) in zip(grads, saved):
@@ -251,8 +255,6 @@ class Optimizer:
                 p._data = data
                 self.state[i] = state
             raise
-        for _, p, _, _ in grads:
-            bump_version(p)
 
     def _update(self, p, g, state, group):
         raise NotImplementedError
