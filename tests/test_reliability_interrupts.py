@@ -237,13 +237,14 @@ def test_an_interrupt_anywhere_in_an_update_leaves_all_of_it_or_none(tmp_path):
         n += 1
         trainer = fresh()
         tracer, seen = _interrupt_at_line(n, codes)
+        previous = sys.gettrace()      # a coverage tool's or debugger's, put back after
         sys.settrace(tracer)
         try:
             trainer.step(xs, ys)
         except KeyboardInterrupt:
             pass
         finally:
-            sys.settrace(None)
+            sys.settrace(previous)
         matches = [k for k, (steps, opt_steps, params, opt_state) in enumerate(states)
                    if trainer.steps == steps and trainer.optimizer.steps == opt_steps
                    and all(np.array_equal(p.data, q) for p, q in zip(trainer.model.parameters(), params))
