@@ -567,6 +567,7 @@ def _global_norm(grads):
 
 
 _UNSCALED_LEAST = 1e-140   # a norm below this may hold squares that underflowed to 0
+_NORMAL_LEAST = float(np.finfo(np.float64).tiny)   # the least float64 of full precision
 
 
 def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
@@ -579,6 +580,11 @@ def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
     gradient is touched.  ``max_norm=math.inf``
     only measures: the norm is returned and no gradient is touched, finite or not
     (PyTorch's idiom for logging the norm).
+
+    Clipped gradients have the norm ``max_norm`` to float64 rounding, at any scale: they are
+    multiplied by ``max_norm / norm`` (PyTorch's clip_grad_norm_ uses ``max_norm / (norm +
+    1e-6)``, which leaves a norm of 1e-6 clipped to 0.5 instead of 1e-6 below ``max_norm``, and
+    gradients near 1e-6 short of it).
     """
     params = _check_params("clip_grad_norm", params, trained=False)
     if not isinstance(error_if_nonfinite, (bool, np.bool_)):
@@ -606,10 +612,13 @@ def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
     if not np.isfinite(total):
         for g in grads:
             g[...] = 0
-    elif total > max_norm:
-        scale = max_norm / (total + 1e-12)
+    elif total > max_norm:      # max_norm / total exactly: total > max_norm > 0, no epsilon
+        scale = max_norm / total
         for g in grads:
-            g *= scale
+            if scale >= _NORMAL_LEAST:
+                g *= scale
+            else:               # a subnormal scale holds few digits: divide by total first
+                g[...] = np.divide(g, total, dtype=np.float64) * max_norm
     else:
         return total
     for p in params:     # a Tensor gradient (create_graph) was changed in place: graphs built
