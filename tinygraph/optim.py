@@ -583,8 +583,8 @@ def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
 
     Clipped gradients have the norm ``max_norm`` to float64 rounding, at any scale: they are
     multiplied by ``max_norm / norm`` (PyTorch's clip_grad_norm_ uses ``max_norm / (norm +
-    1e-6)``, which leaves a norm of 1e-6 clipped to 0.5 instead of 1e-6 below ``max_norm``, and
-    gradients near 1e-6 short of it).
+    1e-6)``: gradients of norm 1e-6 come out of norm ``max_norm / 2``, those of norm 1 about
+    1e-6 short of ``max_norm``).
     """
     params = _check_params("clip_grad_norm", params, trained=False)
     if not isinstance(error_if_nonfinite, (bool, np.bool_)):
