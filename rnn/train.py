@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 import tinygraph as tg
+from tinygraph.module import dropouts_drawing
 
 from . import checks
 from .core import detach_state
@@ -74,6 +75,7 @@ class Trainer:
         self.skip_nonfinite = skip_nonfinite
         self.steps = 0
         self.skipped = []
+        self._unheld = {}   # id -> seeded Dropout the steps called that the model does not hold
 
     def update(self, loss, locate=None):
         """Back-propagate ``loss``, clip, step; returns the gradient norm before clipping.
@@ -155,13 +157,24 @@ class Trainer:
         """
         calls = _dropout_calls(self.model)
         try:
-            loss = self._loss(*args, **kwargs)
+            with dropouts_drawing() as drawn:
+                loss = self._loss(*args, **kwargs)
+            self._note_unheld(drawn)
             value, norm = loss.item(), self.update(loss, self._locate(calls, *args, **kwargs))
         except BaseException:
             _set_dropout_calls(self.model, calls)
             raise
         del loss
         return value, norm
+
+    def _note_unheld(self, drawn):
+        """Keep the seeded Dropouts among ``drawn`` that the model does not hold: a checkpoint
+        cannot record their calls (save_training names them)."""
+        held = {id(m) for m in _dropouts(self.model).values()}
+        unheld = self.__dict__.setdefault("_unheld", {})     # absent from an older pickle
+        for key, drop in drawn.items():
+            if drop._seed is not None and key not in held:
+                unheld[key] = drop
 
     def _loss(self, *args, **kwargs):
         if callable(getattr(self.model, "run_for_loss", None)):   # an rnn design: the batched run
@@ -180,7 +193,9 @@ class Trainer:
         """
         calls = _dropout_calls(self.model)
         try:
-            run = self.model.run_for_loss(xs, ys, **carried)
+            with dropouts_drawing() as drawn:
+                run = self.model.run_for_loss(xs, ys, **carried)
+            self._note_unheld(drawn)
             after = self.model.carry(run)
             value, norm = run.loss.item(), self.update(run.loss,
                                                        self._locate(calls, xs, ys, **carried))
@@ -272,7 +287,10 @@ def save_training(path, trainer, arrays=None, meta=None):
     trainer : Trainer; its model's parameters, its optimizer's state, its update count, its
         ``clip`` (:func:`load_training` refuses a Trainer of another clip) and
         the calls made so far of each seeded ``tg.Dropout`` in the model (its next mask) and
-        its seed (:func:`load_training` refuses a model of other seeds)
+        its seed (:func:`load_training` refuses a model of other seeds).  A seeded Dropout
+        that the trainer's steps called but the model does not hold cannot be recorded by
+        name: save_training and load_training warn (RuntimeWarning) naming it, since the
+        resumed run draws other masks; hold it in the model
     arrays : dict name -> numeric array, the caller's own state (e.g. a carried h)
     meta : dict of JSON values, the caller's own metadata (e.g. the task's name)
     """
@@ -281,12 +299,30 @@ def save_training(path, trainer, arrays=None, meta=None):
     state.update({f"extra/{k}": v for k, v in (arrays or {}).items()})
     config = trainer.model.config() if isinstance(trainer.model, tg.Module) else {}
     clip = None if trainer.clip is None else float(trainer.clip)
-    tg.save_arrays(path, state, meta={"trainer_steps": trainer.steps, "user": meta or {},
-                                      "trainer_clip": clip,
-                                      "blas": blas_threading(),
-                                      "dropout_calls": _dropout_calls(trainer.model),
-                                      "dropout_seeds": _dropout_seeds(trainer.model),
-                                      "model_config": config})
+    header = {"trainer_steps": trainer.steps, "user": meta or {}, "trainer_clip": clip,
+              "blas": blas_threading(), "dropout_calls": _dropout_calls(trainer.model),
+              "dropout_seeds": _dropout_seeds(trainer.model), "model_config": config}
+    unheld = _unheld_dropouts(trainer)
+    if unheld:
+        header["unheld_dropouts"] = unheld
+        model = type(trainer.model).__name__
+        for d in unheld:
+            warnings.warn(f"save_training: a seeded tg.Dropout(p={d['p']}, seed={d['seed']}) "
+                          f"that the model {model} does not hold drew {d['calls']} masks in "
+                          "the trainer's steps; its position is not recorded (a checkpoint "
+                          "records the model's own Dropouts), so a resumed run draws other "
+                          "masks than this run would: hold it in the model (e.g. model.drop = "
+                          "drop)", RuntimeWarning, stacklevel=2)
+    tg.save_arrays(path, state, meta=header)
+
+
+def _unheld_dropouts(trainer):
+    """The seeded Dropouts the trainer's steps called that its model does not hold (now), as
+    {"p", "seed", "calls"} sorted (the same state writes the same bytes)."""
+    held = {id(m) for m in _dropouts(trainer.model).values()}
+    found = [d for key, d in getattr(trainer, "_unheld", {}).items() if key not in held]
+    return sorted(({"p": d.p, "seed": d._seed, "calls": d._calls} for d in found),
+                  key=lambda d: (d["seed"], d["p"], d["calls"]))
 
 
 def _dropouts(model):
@@ -367,6 +403,14 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     # interrupted), so a failed load never writes the parameters (their versions stay: graphs
     # built before still back-propagate); each load_state_dict checks everything before it
     # changes anything
+    unheld = found.meta.get("unheld_dropouts")     # said before anything is changed
+    for d in unheld if isinstance(unheld, list) else ():
+        if isinstance(d, dict):
+            warnings.warn(f"load: '{path}': the run was saved with a seeded tg.Dropout(p="
+                          f"{d.get('p')}, seed={d.get('seed')}) that its model did not hold, "
+                          f"after {d.get('calls')} masks; its position is not restored, so the "
+                          "resumed run draws other masks than the saved run would",
+                          RuntimeWarning, stacklevel=2)
     put_back = _optimizer_kept(optimizer)
     try:
         optimizer.load_state_dict(parts["optim"])
