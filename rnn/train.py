@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 import tinygraph as tg
+from tinygraph.module import dropouts_drawing
 
 from . import checks
 from .core import detach_state
@@ -75,6 +76,7 @@ class Trainer:
         self.skip_nonfinite = skip_nonfinite
         self.steps = 0
         self.skipped = []
+        self._unheld = {}   # id -> seeded Dropout the steps called that the model does not hold
 
     def update(self, loss, locate=None):
         """Back-propagate ``loss``, clip, step; returns the gradient norm before clipping.
@@ -82,7 +84,9 @@ class Trainer:
         A loss or a gradient that is not finite changes neither the parameters nor the
         optimizer (see ``skip_nonfinite``); ``locate()`` (optional) then names the first
         non-finite loss term.  Returns NaN for a skipped batch.  A loss that gives none of the
-        optimizer's parameters a gradient is refused (ConfigError), nothing changed.
+        optimizer's parameters a gradient is refused (ConfigError), nothing changed.  An
+        interrupt (Ctrl-C) leaves all of the update or none of it: ``steps`` always counts the
+        optimizer's steps taken here.
         """
         value = loss.item()
         if not np.isfinite(value):
@@ -103,8 +107,13 @@ class Trainer:
                                    f"parameter {bad.name or '?'} {bad.shape} is not")
         # without clip the norm is measured alone (max_norm inf): the same float64 sum
         norm = tg.clip_grad_norm(params, self.clip if self.clip is not None else np.inf)
-        self.optimizer.step()
-        self.steps += 1
+        steps = self.steps
+        try:    # counted with the step: the optimizer's step is all-or-nothing, interrupts too
+            self.steps = steps + 1
+            self.optimizer.step()
+        except BaseException:
+            self.steps = steps
+            raise
         return norm
 
     def _nonfinite(self, what):
@@ -151,13 +160,24 @@ class Trainer:
         """
         calls = _dropout_calls(self.model)
         try:
-            loss = self._loss(*args, **kwargs)
+            with dropouts_drawing() as drawn:
+                loss = self._loss(*args, **kwargs)
+            self._note_unheld(drawn)
             value, norm = loss.item(), self.update(loss, self._locate(calls, *args, **kwargs))
         except BaseException:
             _set_dropout_calls(self.model, calls)
             raise
         del loss
         return value, norm
+
+    def _note_unheld(self, drawn):
+        """Keep the seeded Dropouts among ``drawn`` that the model does not hold: a checkpoint
+        cannot record their calls (save_training names them)."""
+        held = {id(m) for m in _dropouts(self.model).values()}
+        unheld = self.__dict__.setdefault("_unheld", {})     # absent from an older pickle
+        for key, drop in drawn.items():
+            if drop._seed is not None and key not in held:
+                unheld[key] = drop
 
     def _loss(self, *args, **kwargs):
         if callable(getattr(self.model, "run_for_loss", None)):   # an rnn design: the batched run
@@ -176,7 +196,9 @@ class Trainer:
         """
         calls = _dropout_calls(self.model)
         try:
-            run = self.model.run_for_loss(xs, ys, **carried)
+            with dropouts_drawing() as drawn:
+                run = self.model.run_for_loss(xs, ys, **carried)
+            self._note_unheld(drawn)
             after = self.model.carry(run)
             value, norm = run.loss.item(), self.update(run.loss,
                                                        self._locate(calls, xs, ys, **carried))
@@ -282,7 +304,10 @@ def save_training(path, trainer, arrays=None, meta=None):
     trainer : Trainer; its model's parameters, its optimizer's state, its update count, its
         ``clip`` (:func:`load_training` refuses a Trainer of another clip) and
         the calls made so far of each seeded ``tg.Dropout`` in the model (its next mask) and
-        its seed (:func:`load_training` refuses a model of other seeds)
+        its seed (:func:`load_training` refuses a model of other seeds).  A seeded Dropout
+        that the trainer's steps called but the model does not hold cannot be recorded by
+        name: save_training and load_training warn (RuntimeWarning) naming it, since the
+        resumed run draws other masks; hold it in the model
     arrays : dict name -> numeric array, the caller's own state (e.g. a carried h)
     meta : dict of JSON values, the caller's own metadata (e.g. the task's name)
     """
@@ -291,12 +316,30 @@ def save_training(path, trainer, arrays=None, meta=None):
     state.update({f"extra/{k}": v for k, v in (arrays or {}).items()})
     config = trainer.model.config() if isinstance(trainer.model, tg.Module) else {}
     clip = None if trainer.clip is None else float(trainer.clip)
-    tg.save_arrays(path, state, meta={"trainer_steps": trainer.steps, "user": meta or {},
-                                      "trainer_clip": clip,
-                                      "blas": blas_threading(),
-                                      "dropout_calls": _dropout_calls(trainer.model),
-                                      "dropout_seeds": _dropout_seeds(trainer.model),
-                                      "model_config": config})
+    header = {"trainer_steps": trainer.steps, "user": meta or {}, "trainer_clip": clip,
+              "blas": blas_threading(), "dropout_calls": _dropout_calls(trainer.model),
+              "dropout_seeds": _dropout_seeds(trainer.model), "model_config": config}
+    unheld = _unheld_dropouts(trainer)
+    if unheld:
+        header["unheld_dropouts"] = unheld
+        model = type(trainer.model).__name__
+        for d in unheld:
+            warnings.warn(f"save_training: a seeded tg.Dropout(p={d['p']}, seed={d['seed']}) "
+                          f"that the model {model} does not hold drew {d['calls']} masks in "
+                          "the trainer's steps; its position is not recorded (a checkpoint "
+                          "records the model's own Dropouts), so a resumed run draws other "
+                          "masks than this run would: hold it in the model (e.g. model.drop = "
+                          "drop)", RuntimeWarning, stacklevel=2)
+    tg.save_arrays(path, state, meta=header)
+
+
+def _unheld_dropouts(trainer):
+    """The seeded Dropouts the trainer's steps called that its model does not hold (now), as
+    {"p", "seed", "calls"} sorted (the same state writes the same bytes)."""
+    held = {id(m) for m in _dropouts(trainer.model).values()}
+    found = [d for key, d in getattr(trainer, "_unheld", {}).items() if key not in held]
+    return sorted(({"p": d.p, "seed": d._seed, "calls": d._calls} for d in found),
+                  key=lambda d: (d["seed"], d["p"], d["calls"]))
 
 
 def _dropouts(model):
@@ -377,6 +420,14 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     # interrupted), so a failed load never writes the parameters (their versions stay: graphs
     # built before still back-propagate); each load_state_dict checks everything before it
     # changes anything
+    unheld = found.meta.get("unheld_dropouts")     # said before anything is changed
+    for d in unheld if isinstance(unheld, list) else ():
+        if isinstance(d, dict):
+            warnings.warn(f"load: '{path}': the run was saved with a seeded tg.Dropout(p="
+                          f"{d.get('p')}, seed={d.get('seed')}) that its model did not hold, "
+                          f"after {d.get('calls')} masks; its position is not restored, so the "
+                          "resumed run draws other masks than the saved run would",
+                          RuntimeWarning, stacklevel=2)
     put_back = _optimizer_kept(optimizer)
     try:
         optimizer.load_state_dict(parts["optim"])

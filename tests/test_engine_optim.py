@@ -190,6 +190,21 @@ def test_clip_grad_norm_of_finite_gradients_beyond_the_range_of_their_squares(sc
         np.testing.assert_allclose(np.concatenate([p.grad, q.grad]), [0.6, 0.0, 0.8], rtol=1e-12)
 
 
+@pytest.mark.parametrize("size,max_norm", [(1.0, 0.5), (1e-6, 1e-7), (1e-150, 1e-160),
+                                           (1.0, 1e-300), (1e10, 1e-300), (1e300, 1e-10)],
+                         ids=["unit", "1e-6", "tiny", "max_norm_1e-300", "scale_subnormal", "huge"])
+def test_clip_grad_norm_clips_to_max_norm_exactly_at_any_scale(size, max_norm):
+    # was: max_norm / (total + 1e-12): gradients of norm 1e-150 clipped to 1e-160 came out of
+    # norm 1e-298 (scaled by 1e-148, not 1e-10); a norm of 1e-6 clipped to 1e-7 was 1e-6 short
+    # relatively; a scale below float64's normal range (1e-310) kept 3 digits
+    grads = [np.array([3.0, 0.0]) * size, np.array([4.0]) * size]
+    p, q = _one_grad(grads[0].copy()), _one_grad(grads[1].copy())
+    assert tg.clip_grad_norm([p, q], max_norm) == pytest.approx(5 * size, rel=1e-15)
+    np.testing.assert_allclose(np.concatenate([p.grad, q.grad]),
+                               np.array([0.6, 0.0, 0.8]) * max_norm, rtol=1e-14, atol=0)
+    assert tg.clip_grad_norm([p, q], np.inf) == pytest.approx(max_norm, rel=1e-14)
+
+
 # ---------------------------------------------------------------- state round trip
 
 OPTIMIZERS = [

@@ -195,3 +195,64 @@ def test_a_renderer_that_writes_nothing_fails_the_command_and_leaves_no_empty_sv
     assert main(["figures", "--out", str(tmp_path)]) == 2
     assert "no output" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def _interrupt_at_line(n, codes):
+    """A tracer raising KeyboardInterrupt at the ``n``-th line run in a frame of ``codes`` (as a
+    Ctrl-C landing there); the tracer then switches itself off.  Returns (tracer, counter)."""
+    seen = [0]
+
+    def local(frame, event, arg):
+        if event == "line":
+            seen[0] += 1
+            if seen[0] == n:
+                raise KeyboardInterrupt(f"injected at line {frame.f_lineno} of {frame.f_code.co_name}")
+        return local
+
+    def tracer(frame, event, arg):
+        return local if frame.f_code in codes else None
+    return tracer, seen
+
+
+def test_an_interrupt_anywhere_in_an_update_leaves_all_of_it_or_none(tmp_path):
+    # was: an interrupt landing after optimizer.step() had updated the parameters (while it
+    # bumped their versions, or just before Trainer.update counted the update) left
+    # trainer.steps at 0 with optimizer.steps 1 and the parameters moved
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, (6, 2)), rng.integers(0, 4, (6, 2))
+
+    def fresh():
+        return rnn.Trainer(rnn.ElmanRNN(4, 5, 4, seed=0), lr=0.05, clip=1.0)
+
+    untouched, done = fresh(), fresh()
+    done.step(xs, ys)
+    states = [(t.steps, t.optimizer.steps, [p.data.copy() for p in t.model.parameters()],
+               t.optimizer.state_dict()) for t in (untouched, done)]
+    # not inside bump_version: a tracer sees a line event where its `with` lock is released,
+    # which no signal handler can (CPython runs those on calls and backward jumps)
+    codes = {rnn.Trainer.step.__code__, rnn.Trainer.update.__code__,
+             tg.optim.Optimizer.step.__code__, type(done.optimizer)._update.__code__}
+    outcomes, n = set(), 0
+    while True:
+        n += 1
+        trainer = fresh()
+        tracer, seen = _interrupt_at_line(n, codes)
+        previous = sys.gettrace()      # a coverage tool's or debugger's, put back after
+        sys.settrace(tracer)
+        try:
+            trainer.step(xs, ys)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(previous)
+        matches = [k for k, (steps, opt_steps, params, opt_state) in enumerate(states)
+                   if trainer.steps == steps and trainer.optimizer.steps == opt_steps
+                   and all(np.array_equal(p.data, q) for p, q in zip(trainer.model.parameters(), params))
+                   and all(np.array_equal(v, opt_state[key])
+                           for key, v in trainer.optimizer.state_dict().items())]
+        assert len(matches) == 1, (f"interrupt at line event {n}: trainer.steps "
+                                   f"{trainer.steps}, optimizer.steps {trainer.optimizer.steps}")
+        outcomes.add(matches[0])
+        if seen[0] < n:            # ran to the end: no line left to interrupt
+            break
+    assert n > 20 and outcomes == {0, 1}

@@ -231,3 +231,31 @@ def test_lambdalr_function_that_returns_no_number_is_a_clear_error(value):
         scheduler.step()
     assert scheduler.last_epoch == 1 and opt.lr == 0.5
     assert LambdaLR(_opt(), lambda epoch: np.array(0.25)).get_last_lr() == [0.25]
+
+
+_WARMUP_CALLS = []
+
+
+def _counted_warmup(epoch):       # module level: a pickle holds it by name
+    _WARMUP_CALLS.append(epoch)
+    return min(1.0, (epoch + 1) / 5)
+
+
+def test_a_lambdalr_pickled_before_it_recorded_its_factors_still_gives_its_state():
+    # was: a LambdaLR pickled before its state gained _factors raised a bare AttributeError
+    # ("'LambdaLR' object has no attribute '_factors'") from state_dict, and step then from lr_at
+    import pickle
+    scheduler = _stepped(lambda o: LambdaLR(o, _counted_warmup))
+    expected = scheduler.state_dict()
+    del scheduler._factors, scheduler._computed      # what an older tinygraph pickled
+    old = pickle.loads(pickle.dumps(scheduler))
+    _WARMUP_CALLS.clear()
+    state = old.state_dict()
+    assert state.keys() == expected.keys()
+    assert all(np.array_equal(state[k], expected[k]) for k in expected)
+    assert _WARMUP_CALLS == [3]                      # computed once, at its last epoch
+    old.state_dict()
+    assert _WARMUP_CALLS == [3]
+    old.step()
+    assert old.last_epoch == 4 and old.get_last_lr() == [1.0]
+    assert old.state_dict()["lr_lambda"].tolist() == [1.0]

@@ -266,8 +266,20 @@ class LambdaLR(LRScheduler):
         at ``last_epoch``, as ``step`` (or ``load_state_dict``) computed it (the functions are
         not called again)."""
         out = super().state_dict()
+        if self._factors is None:       # unpickled from before they were recorded: once, now
+            self._computed = {}
+            for k in range(len(self.lr_lambdas)):
+                self.lr_at(self.last_epoch, 1.0, k)
+            self._factors = [self._computed[k] for k in range(len(self.lr_lambdas))]
         out["lr_lambda"] = np.array(self._factors)
         return out
+
+    def __setstate__(self, state):
+        # a LambdaLR pickled before step recorded its functions' values has neither
+        # _computed nor _factors: state_dict computes them at its first call
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_computed", {})
+        self.__dict__.setdefault("_factors", None)
 
     def _check_loaded(self, entries, epoch):
         if "lr_lambda" not in entries.state:

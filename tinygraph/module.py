@@ -469,6 +469,8 @@ class Dropout(Module):
         seed = None if self._seed is None else (self._seed, self._calls)
         out = dropout(x, self.p, seed=seed)
         self._calls += 1          # a call that raised drew no mask
+        for drawn in getattr(_runs, "observers", ()):
+            drawn[id(self)] = self
         return out
 
     def own_config(self):
@@ -490,6 +492,20 @@ def running_model(model):
         yield
     finally:
         stack.pop()
+
+
+@contextlib.contextmanager
+def dropouts_drawing():
+    """Within the block, every :class:`Dropout` that this thread calls in training mode is
+    added to the dict the block is given (id -> Dropout); rnn's Trainer uses it to find the
+    seeded ones its model does not hold (whose calls a checkpoint cannot record)."""
+    drawn = {}
+    observers = _runs.__dict__.setdefault("observers", [])
+    observers.append(drawn)
+    try:
+        yield drawn
+    finally:
+        del observers[next(i for i, o in enumerate(observers) if o is drawn)]
 
 
 def _check_held(drop):

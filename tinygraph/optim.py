@@ -244,6 +244,10 @@ class Optimizer:
             self.steps += 1
             for i, p, g, group in grads:
                 self._update(p, g, self.state[i], group)
+            # inside the try: an interrupt while the versions are bumped puts the update back
+            # too (a version bumped on data put back only makes older graphs refuse backward)
+            for _, p, _, _ in grads:
+                bump_version(p)
         except BaseException:
             self.steps = steps
             for (i, _, _, _), (p, data, copy, state) in zip(grads, saved):
@@ -251,8 +255,6 @@ class Optimizer:
                 p._data = data
                 self.state[i] = state
             raise
-        for _, p, _, _ in grads:
-            bump_version(p)
 
     def _update(self, p, g, state, group):
         raise NotImplementedError
@@ -577,6 +579,7 @@ def _global_norm(grads):
 
 
 _UNSCALED_LEAST = 1e-140   # a norm below this may hold squares that underflowed to 0
+_NORMAL_LEAST = float(np.finfo(np.float64).tiny)   # the least float64 of full precision
 
 
 def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
@@ -589,6 +592,11 @@ def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
     gradient is touched.  ``max_norm=math.inf``
     only measures: the norm is returned and no gradient is touched, finite or not
     (PyTorch's idiom for logging the norm).
+
+    Clipped gradients have the norm ``max_norm`` to float64 rounding, at any scale: they are
+    multiplied by ``max_norm / norm`` (PyTorch's clip_grad_norm_ uses ``max_norm / (norm +
+    1e-6)``: gradients of norm 1e-6 come out of norm ``max_norm / 2``, those of norm 1 about
+    1e-6 short of ``max_norm``).
     """
     params = _check_params("clip_grad_norm", params, trained=False)
     if not isinstance(error_if_nonfinite, (bool, np.bool_)):
@@ -616,10 +624,13 @@ def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
     if not np.isfinite(total):
         for g in grads:
             g[...] = 0
-    elif total > max_norm:
-        scale = max_norm / (total + 1e-12)
+    elif total > max_norm:      # max_norm / total exactly: total > max_norm > 0, no epsilon
+        scale = max_norm / total
         for g in grads:
-            g *= scale
+            if scale >= _NORMAL_LEAST:
+                g *= scale
+            else:               # a subnormal scale holds few digits: divide by total first
+                g[...] = np.divide(g, total, dtype=np.float64) * max_norm
     else:
         return total
     for p in params:     # a Tensor gradient (create_graph) was changed in place: graphs built

@@ -922,8 +922,8 @@ def _vectors(arrays):
 
 def _histogram(arr, bins=12):
     """None for a scalar or ids (nothing to histogram); else the counts of the finite entries in
-    ``bins`` equal bins from the least to the largest (on a halved scale, so that a range near
-    ±1.8e308 does not overflow), and how many entries are NaN or infinite."""
+    ``bins`` equal bins from the least to the largest, as ``np.histogram`` counts them (see
+    :func:`_bins_of`), and how many entries are NaN or infinite."""
     if np.size(arr) < 2 or np.asarray(arr).dtype.kind in "iub":
         return None
     flat = np.asarray(arr, dtype=np.float64).reshape(-1)
@@ -936,10 +936,30 @@ def _histogram(arr, bins=12):
         counts = np.zeros(bins, dtype=np.int64)
         counts[bins // 2] = finite.size
     else:
-        half_lo, span = lo / 2, hi / 2 - lo / 2    # halved: no overflow near ±1.8e308
-        where = np.floor((finite / 2 - half_lo) / span * bins).astype(np.int64)
-        counts = np.bincount(np.clip(where, 0, bins - 1), minlength=bins)
+        where = _bins_of(finite[None, :], np.array([lo]), np.array([hi]), bins)[0]
+        counts = np.bincount(where, minlength=bins)
     return {"counts": counts.tolist(), "lo": _num(lo), "hi": _num(hi), "nonfinite": other}
+
+
+def _bins_of(values, lo, hi, bins):
+    """The bin of each entry of ``values`` (rows, n), row i binned from ``lo[i]`` to ``hi[i]``
+    (> lo[i]) as ``np.histogram(row, bins, range=(lo, hi))`` bins it: by the edges
+    ``np.linspace(lo, hi, bins + 1)``, each bin holding its left edge (the last both), a
+    value's computed bin moved by one where it is on the other side of an edge (7/12 of 0..1
+    in 12 bins computes 6.999..., its edge 7/12 puts it in bin 7).  A row whose span overflows
+    (a range near ±1.8e308) is binned on a halved scale, where np.histogram gives up."""
+    with np.errstate(over="ignore"):
+        scale = np.where(np.isfinite(hi - lo), 1.0, 0.5)[:, None]
+    lo, hi, values = lo[:, None] * scale, hi[:, None] * scale, values * scale
+    edges = np.linspace(lo[:, 0], hi[:, 0], bins + 1, axis=1)
+    for i in np.flatnonzero((hi[:, 0] - lo[:, 0]) / bins == 0).tolist():
+        edges[i] = np.linspace(lo[i, 0], hi[i, 0], bins + 1)   # linspace's own zero-step form
+    where = ((values - lo) / (hi - lo) * bins).astype(np.int64)   # np.histogram's estimate
+    where = np.clip(where, 0, bins - 1)
+    rows = np.arange(len(values))[:, None]
+    where -= values < edges[rows, where]
+    where += (values >= edges[rows, where + 1]) & (where != bins - 1)
+    return where
 
 
 def _histograms(arrays, bins=12):
@@ -963,10 +983,7 @@ def _histograms(arrays, bins=12):
         counts[same, bins // 2] = size
         spread = flat[~same]
         if len(spread):
-            half_lo = lo[~same] / 2
-            span = hi[~same] / 2 - half_lo         # halved: no overflow near ±1.8e308
-            where = np.floor((spread / 2 - half_lo[:, None]) / span[:, None] * bins)
-            where = np.clip(where.astype(np.int64), 0, bins - 1)
+            where = _bins_of(spread, lo[~same], hi[~same], bins)
             where += (np.arange(len(spread)) * bins)[:, None]
             counts[~same] = np.bincount(where.reshape(-1), minlength=len(spread) * bins
                                         ).reshape(len(spread), bins)
