@@ -632,7 +632,9 @@ class _Columns:
     """The columns of an unrolled view with boxes: per chain, the ``(...)`` starts, each step
     (a visible box), the elision nodes and the ``(...)`` ends, each a cluster holding an
     invisible anchor in the chain's lowest row; a spine node under each chain points at its
-    anchors with ``ordering=out``, so the columns come out left to right in that order."""
+    anchors with ``ordering=out``, so the columns come out left to right in that order.  (The
+    renderer keeps the order of a row's nodes only where they stand outside the clusters:
+    with several chains, each chain's anchors stand in rows of their own outside its boxes.)"""
 
     _BOX = {"style": "rounded,filled", "color": "#b0b0b0", "fillcolor": "#f5f5f5",
             "fontname": "Helvetica", "fontsize": "11", "fontcolor": "#666666", "margin": "6", "labelloc": "t"}
@@ -657,9 +659,13 @@ class _Columns:
         h(t-1) and h(t) and the edge between them would go round it, under the boxes and
         through their captions: where the bottom chain's lowest row is a rail (h of a
         vector-to-sequence net, which has no x(t)) its anchors are a row of their own under it,
-        outside the boxes, and a chain above is aligned over the bottom one, in a column whose
-        lowest row is a rail, by its own node there (a decoder's s(t)), elsewhere by a point in
-        its lowest row."""
+        outside the boxes.  So are they with several chains (an encoder and a decoder), where
+        the renderer (which keeps a row's order only outside the boxes) put the steps out of
+        time order (3, 1, 2: C, from h(n_x) into s(1), pulled the last encoder step to the
+        front): there every chain also has a row of points over its highest row, each chain's
+        points in time order and tied to its steps by four edges each (with one, C and the
+        attention's memory still pulled steps out of order), and a chain above stands over the bottom one by a point
+        under its columns, tied to the bottom chain's anchors."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -674,9 +680,13 @@ class _Columns:
         if not chains:
             return
         base = {}
-        under = any(name in rails and self.level[name] == lowest[chains[0]]
-                    for (chain, _), members in self.members.items() if chain == chains[0]
-                    for name, _, _ in members)      # the bottom chain's lowest row is a rail
+        several = len(chains) > 1
+        under = several or any(name in rails and self.level[name] == lowest[chains[0]]
+                               for (chain, _), members in self.members.items()
+                               if chain == chains[0] for name, _, _ in members)
+        #  (several chains, or the bottom chain's lowest row is a rail)
+        ties = 4 if several else 1      # edges tying a step to its rows of points
+        held = {}                   # (chain, "below" | "above") -> its anchors, in order
         for chain in chains:
             ci = self.chains.index(chain)
             for column in order:
@@ -693,30 +703,35 @@ class _Columns:
                         box.attr(label=f"<{html_text(self.title(chain, column))}>", **self._BOX)
                     else:
                         box.attr(peripheries="0", label="")
-                    own = chain != chains[0] and any(
-                        name in rails for name, _, _ in members if self.level[name] == low)
-                    if chain == chains[0]:      # (under a rail: outside the box, which
-                        (g if under else box).node(          # then ends at the rail)
-                            anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
-                    elif not own:
-                        box.node(anchor, group=f"{self.prefix}_col_{column}", **self._POINT)
-                    for _, nid, attrs in members:
+                    (g if under else box).node(     # (under: outside the box, which
+                        anchor, group=f"{self.prefix}_col_{column}", **self._POINT)  # ends
+                    for _, nid, attrs in members:                            # at its nodes)
                         box.node(nid, **attrs)
-                if chain == chains[0]:
-                    for nid in bottom:
+                for nid in bottom if chain == chains[0] else bottom[:1]:
+                    for _ in range(ties if chain == chains[0] else 1):
                         g.edge(anchor, nid, style="invis", minlen="1" if under else "0",
                                weight="100")
+                if several:              # and a point over the column's highest row
+                    high = max(self.level[name] for name, _, _ in members)
+                    cap = f"{anchor}_top"
+                    g.node(cap, **self._POINT)
+                    for nid in [nid for name, nid, _ in members if self.level[name] == high]:
+                        for _ in range(ties):
+                            g.edge(nid, cap, style="invis", weight="100")
+                    held.setdefault((chain, "above"), []).append(cap)
+                if chain == chains[0]:
                     base[column] = anchor
-                elif own:                # aligned over the bottom chain's column by its own
-                    if column in base:       # node on a rail (a point beside it would stand
-                        g.edge(base[column], bottom[0], style="invis", weight="10")  # between
-                else:                    # s(t-1) and s(t)), else by a point in its lowest row
-                    with g.subgraph() as same:
-                        same.attr(rank="same")
-                        same.node(anchor)
-                        same.node(bottom[0])
+                else:                    # aligned over the bottom chain's column
+                    held.setdefault((chain, "below"), []).append(anchor)
                     if column in base:
                         g.edge(base[column], anchor, style="invis", weight="10")
+        for points in held.values():    # the points under and over a chain's steps: a row
+            with g.subgraph() as row:   # each, in time order
+                row.attr(rank="same")
+                for point in points:
+                    row.node(point)
+            for left, right in zip(points, points[1:]):
+                g.edge(left, right, style="invis")
         with g.subgraph() as row:       # the bottom chain's anchors: one row under its steps
             row.attr(rank="same")
             for column in order:
