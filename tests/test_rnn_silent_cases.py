@@ -87,13 +87,9 @@ def test_a_step_returning_a_key_that_is_no_state_part_is_refused_naming_it_and_t
     assert set(_lstm_like().run(xs, per_step=per_step).last) == {"h", "c"}
 
 
-@pytest.mark.parametrize("replayable", [False, True])
-@pytest.mark.parametrize("key, found", [("x", r"returned 'x', not a state part"),
-                                        (None, r"returned no 'c'")], ids=["extra", "missing"])
-def test_a_step_whose_keys_change_after_the_first_step_is_refused_naming_t(replayable, key,
-                                                                           found):
-    # only step 1's keys were checked in the batched unroll: a step that returned other keys
-    # from t=3 on (here a Python counter decides) was a bare KeyError 'c' from the unroll
+def _two_part_cell(late, replayable):
+    """A cell of state parts h and c whose step returns ``late(h, c)`` from its third call on
+    (a Python counter decides), {"h": h, "c": c} before; and the list of its calls."""
     W = tg.Parameter(np.eye(2) * 0.5, name="W")
     V = tg.Parameter(np.ones((2, 2)), name="V")
     calls = []
@@ -101,12 +97,23 @@ def test_a_step_whose_keys_change_after_the_first_step_is_refused_naming_t(repla
     def step(state, x):
         calls.append(1)
         h = (state["h"] @ W.T + x).tanh()
-        if len(calls) < 3:
-            return {"h": h, "c": state["c"] + h}
-        return {"h": h} if key is None else {"h": h, "c": state["c"] + h, key: h}
+        c = state["c"] + h
+        return {"h": h, "c": c} if len(calls) < 3 else late(h, c)
     cell = rnn.Recurrence(step, [W, V], n_state={"h": 2, "c": 2}, n_in=2, name="mine",
                           readout=lambda s: s["h"] @ V.T)
     cell.replayable = replayable
+    return cell, calls
+
+
+@pytest.mark.parametrize("replayable", [False, True])
+@pytest.mark.parametrize("key, found", [("x", r"returned 'x', not a state part"),
+                                        (None, r"returned no 'c'")], ids=["extra", "missing"])
+def test_a_step_whose_keys_change_after_the_first_step_is_refused_naming_t(replayable, key,
+                                                                           found):
+    # only step 1's keys were checked in the batched unroll: a step that returned other keys
+    # from t=3 on (here a Python counter decides) was a bare KeyError 'c' from the unroll
+    cell, _ = _two_part_cell(lambda h, c: {"h": h} if key is None else {"h": h, "c": c, key: h},
+                             replayable)
     with pytest.raises(tg.ConfigError, match=rf"mine: at t=3 the step function {found}"):
         cell.loss(np.ones((8, 2, 2)), np.zeros((8, 2), dtype=np.int64))
 
@@ -117,17 +124,7 @@ def test_a_step_of_several_parts_returning_a_bare_tensor_after_step_1_is_refused
     # the batched unroll (loss) read a bare Tensor returned from t=3 on by a step of parts h
     # and c as the one part of a one-part state: a bare KeyError 'h' from the unroll, where
     # run names t and says to return a dict
-    W = tg.Parameter(np.eye(2) * 0.5, name="W")
-    V = tg.Parameter(np.ones((2, 2)), name="V")
-    calls = []
-
-    def step(state, x):
-        calls.append(1)
-        h = (state["h"] @ W.T + x).tanh()
-        return {"h": h, "c": state["c"] + h} if len(calls) < 3 else h
-    cell = rnn.Recurrence(step, [W, V], n_state={"h": 2, "c": 2}, n_in=2, name="mine",
-                          readout=lambda s: s["h"] @ V.T)
-    cell.replayable = replayable
+    cell, calls = _two_part_cell(lambda h, c: h, replayable)
     for per_step in (True, False):
         calls.clear()
         with pytest.raises(tg.DTypeError, match=r"mine: at t=3 the step function returned "

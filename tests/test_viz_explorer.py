@@ -313,14 +313,9 @@ def test_a_model_with_dropout_is_explored_in_evaluation_mode_and_left_as_it_was(
     other masks (the loss and the connectivity of two different functions) and a seeded
     tg.Dropout moved on by 12 masks, changing the masks training gets next.  The page is
     computed with dropout off, says so, and leaves every module's mode and count as they were."""
-    rng = np.random.default_rng(0)
-    W = tg.Parameter(rng.normal(scale=0.5, size=(3, 3)), name="W")
-    U = tg.Parameter(rng.normal(scale=0.5, size=(3, 2)), name="U")
-    V = tg.Parameter(rng.normal(scale=0.5, size=(4, 3)), name="V")
-    drop = tg.Dropout(0.5, seed=1)
-    cell = rnn.Recurrence(lambda h, x: drop((h @ W.T + x @ U.T).tanh()), [W, U, V], 3, n_in=2,
-                          readout=lambda h: h @ V.T, name="cell")
-    cell.drop = drop
+    from test_rnn_silent_cases import _dropout_cell
+    cell, drop = _dropout_cell(hold=True)
+    rng = np.random.default_rng(1)
     xs, ys = rng.normal(size=(6, 2)), rng.integers(0, 4, size=6)
     page = viz.explore(cell, xs, ys)
     assert drop._calls == 0 and cell.training and drop.training
