@@ -96,6 +96,54 @@ def test_a_100000_step_unroll_is_summarised_by_its_first_and_last_steps():
     assert sum(1 for a, _, _ in edges if a == gap[0]) == 1
 
 
+def _clusters_of(source):
+    """node id -> title of its cluster, from the DOT source."""
+    of = {}
+    for body in re.findall(r"subgraph cluster_\d+ \{(.*?)\n\t\}", source, re.S):
+        label = re.search(r"label=<([^>]*)>", body).group(1)
+        of.update({nid: label for nid in re.findall(r"^\t\t(\w+) \[", body, re.M)})
+    return of
+
+
+@pytest.mark.parametrize("attention", [None, "dot"])
+def test_an_encoder_decoder_long_unroll_is_summarised_chain_by_chain(attention):
+    # The encoder and the decoder each have steps t=1..10.  The elision counted the steps
+    # left out over both chains at once: one node "6 time steps left out (t=3 to t=8)" for
+    # the 12 steps (6 of each chain) it stood for, wired to both; and the invisible edges
+    # that keep steps in time order went from the encoder's step t to the decoder's t+1.
+    model = rnn.EncoderDecoder(3, 3, 3, attention=attention)
+    loss = model.run(np.arange(10) % 3, np.arange(10) % 3).loss
+    source = viz.graph(loss, keep=2).source
+    drawn, edges, clusters = parse(viz.render(viz.graph(loss, keep=2)))
+    gaps = {n["text"]: nid for nid, n in drawn.items() if "left out" in n["text"]}
+    chains = ("encdec/encoder", "encdec/decoder")
+    assert sorted(gaps) == sorted(f"... 6 time steps of {c} left out (t=3 to t=8) ..."
+                                  for c in chains)
+    kept = {f"{c}/t={t}" for c in chains for t in (0, 1, 2, 9, 10)}
+    assert kept <= set(clusters.values())
+    assert not any(f"/t={t}" in label for label in clusters.values() for t in range(3, 9))
+    cluster = _clusters_of(source)
+    for chain in chains:
+        gap = gaps[f"... 6 time steps of {chain} left out (t=3 to t=8) ..."]
+        into = {cluster.get(a) for a, b, _ in edges if b == gap}
+        out_of = {cluster.get(b) for a, b, _ in edges if a == gap}
+        assert f"{chain}/t=2" in into and f"{chain}/t=9" in out_of
+        other = next(c for c in chains if c != chain)
+        assert not any(label.startswith(other) for label in into | out_of if label)
+    invisible = re.findall(r"^\t(\w+) -> (\w+) \[style=invis", source, re.M)
+    assert invisible
+    for a, b in invisible:                    # each chain's steps in its own time order
+        ca, cb = cluster[a].rsplit("/t=", 1), cluster[b].rsplit("/t=", 1)
+        assert ca[0] == cb[0] and int(ca[1]) < int(cb[1]), (cluster[a], cluster[b])
+
+
+def test_a_one_chain_unroll_names_no_chain_in_its_summary():
+    h, _ = _chain(20)
+    source = viz.graph(h, keep=3).source
+    assert "... 14 time steps left out (t=4 to t=17) ..." in source
+    assert source.count("left out") == 1
+
+
 def test_gradient_norms_per_step_match_the_closed_form():
     h, _ = _chain(6, w=0.5)
     norms = viz.gradient_norms(h, "h")

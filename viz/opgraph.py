@@ -4,9 +4,10 @@ name, grouped in one cluster per scope (a time step of an unroll).
 Node ids come from a deterministic traversal, so the same computation gives
 the same file on every run.  A Parameter is drawn as a small copy beside each
 op that uses it (one shared node with an edge to every step makes the layout
-cost explode), and a long unroll is summarised: the first and last few time
-steps and one node saying how many steps were left out.  With ``grads=True``
-nodes are coloured by the norm of their gradient (the gradient-flow view).
+cost explode), and a long unroll is summarised chain by chain (an encoder-decoder's
+encoder and decoder are two chains, each with steps 1, 2, ...): each chain's first
+and last few time steps and one node saying how many of its steps were left out.
+With ``grads=True`` nodes are coloured by the norm of their gradient (the gradient-flow view).
 """
 
 import math
@@ -126,8 +127,9 @@ def graph(tensor, keep=KEEP, grads=False):
     ----------
     tensor : Tensor
     keep : int
-        An unroll longer than ``2 * keep + 1`` steps is drawn as its first and
-        last ``keep`` steps plus an elision node.
+        A chain of steps longer than ``2 * keep + 1`` steps is drawn as its first
+        and last ``keep`` steps plus an elision node naming the chain when there
+        are several (the encoder and the decoder of an encoder-decoder).
     grads : bool
         Colour nodes by gradient norm: ``.grad`` of leaves and retained nodes,
         and ∂tensor/∂node of named nodes while the graph is alive.
@@ -145,8 +147,19 @@ def graph(tensor, keep=KEEP, grads=False):
 
 def _draw(tensor, keep, grads):
     order = walk([tensor])
-    steps = sorted({t for t in (time_step(n.scope) for n in order) if t is not None and t >= 1})
-    hidden = set(steps[keep:-keep]) if len(steps) > 2 * keep + 1 else set()
+    chains = {}         # chain -> its steps t >= 1 (an encoder-decoder has two chains)
+    for n in order:
+        t = time_step(n.scope)
+        if t is not None and t >= 1:
+            chains.setdefault(_chain(n.scope), set()).add(t)
+    hidden = {}         # chain -> its steps left out
+    for chain, ts in chains.items():
+        ts = sorted(ts)
+        if len(ts) > 2 * keep + 1:
+            hidden[chain] = set(ts[keep:-keep])
+
+    def is_hidden(node):
+        return time_step(node.scope) in hidden.get(_chain(node.scope), ())
     norms = _norms(tensor, order) if grads else {}
     lo, hi = log_range(norms.values())
 
@@ -157,18 +170,22 @@ def _draw(tensor, keep, grads):
     g.attr("edge", arrowsize="0.6")
 
     ids = {}
-    shown = [n for n in order if time_step(n.scope) not in hidden
+    shown = [n for n in order if not is_hidden(n)
              and (param_behind(n) is None or n is tensor)]
     for i, node in enumerate(shown):
         ids[id(node)] = f"n{i}"
-    before = _before_the_steps(order) if steps else None
+    before = _before_the_steps(order) if chains else None
     clusters = {}
-    gap_id = "elided"
-    if hidden:
-        first, last = min(hidden), max(hidden)
+    gap_ids = {}        # chain -> the id of the node standing for its steps left out
+    for k, chain in enumerate(sorted(hidden)):
+        gap_ids[chain] = "elided" if len(hidden) == 1 else f"elided{k}"
+        first, last = min(hidden[chain]), max(hidden[chain])
+        of = f" of {chain}" if len(chains) > 1 else ""
         clusters.setdefault(None, []).append(
-            (gap_id, {"label": f"<... {len(hidden):,} time steps left out (t={first} to t={last}) ...>",
-                      "shape": "box", "style": "dashed", "fontsize": "12"}))
+            (gap_ids[chain],
+             {"label": f"<... {len(hidden[chain]):,} time steps{html_text(of)} left out "
+                       f"(t={first} to t={last}) ...>",
+              "shape": "box", "style": "dashed", "fontsize": "12"}))
     gap_edges = set()
     groups = {}
     edges = []
@@ -191,11 +208,14 @@ def _draw(tensor, keep, grads):
                 edges.append((pid, nid))
             elif id(p) in ids:
                 edges.append((ids[id(p)], nid))
-            elif (gap_id, nid) not in gap_edges:
-                gap_edges.add((gap_id, nid))
-                edges.append((gap_id, nid))
+            else:
+                gap_id = gap_ids[_chain(p.scope)]
+                if (gap_id, nid) not in gap_edges:
+                    gap_edges.add((gap_id, nid))
+                    edges.append((gap_id, nid))
     for node in order:
-        if time_step(node.scope) in hidden:
+        if is_hidden(node):
+            gap_id = gap_ids[_chain(node.scope)]
             for p in node.parents:
                 if id(p) in ids and (ids[id(p)], gap_id) not in gap_edges:
                     gap_edges.add((ids[id(p)], gap_id))
@@ -211,8 +231,8 @@ def _draw(tensor, keep, grads):
         scope, part = key
         t = time_step(scope) if part != "replayed" else _replayed(scope)[0]
         if t is not None:
-            firsts.setdefault(t, members[-1][0])
-            lasts[t] = members[0][0]
+            firsts.setdefault((_chain(scope), t), members[-1][0])
+            lasts[(_chain(scope), t)] = members[0][0]
         with g.subgraph(name=f"cluster_{k}") as c:
             c.attr(label=f"<{html_text(_cluster_title(scope, part))}>", style="rounded",
                    color="#999999", fontname="Helvetica", fontsize="11")
@@ -220,9 +240,10 @@ def _draw(tensor, keep, grads):
                 c.node(nid, **attrs)
     for a, b in edges:
         g.edge(a, b)
-    drawn = sorted(lasts)
-    for t, later in zip(drawn, drawn[1:]):      # the steps left to right in time order
-        g.edge(lasts[t], firsts[later], style="invis", weight="0")
+    drawn = sorted(lasts)                       # by chain, then time
+    for a, b in zip(drawn, drawn[1:]):          # each chain's steps left to right in time order
+        if a[0] == b[0]:
+            g.edge(lasts[a], firsts[b], style="invis", weight="0")
     return g
 
 
@@ -254,6 +275,17 @@ def _replayed(scope):
     """(a, b) for the scope of steps a..b replayed as one node (rnn.replay), else None."""
     m = _REPLAYED.match((scope or "").split("/")[-1])
     return None if m is None else (int(m.group(1)), int(m.group(2)))
+
+
+def _chain(scope):
+    """The chain a step's scope belongs to: the scope up to its innermost step ("t=K" or the
+    replayed "t=a..b"), e.g. "encdec/encoder" for "encdec/encoder/t=3"; None outside the steps.
+    The encoder and the decoder of an encoder-decoder are two chains with steps 1, 2, ... each."""
+    parts = (scope or "").split("/")
+    for i in range(len(parts) - 1, -1, -1):
+        if time_step(parts[i]) is not None or _REPLAYED.match(parts[i]):
+            return "/".join(parts[:i])
+    return None
 
 
 def _cluster_key(node, before):
