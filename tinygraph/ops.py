@@ -194,6 +194,12 @@ def _sigmoid(x):
     row keeps e, which the gradient reads (:func:`_kept_exp`) instead of a second exp; under
     ``no_grad`` no gradient will be taken, and y is an array of its own (the same values)."""
     if type(x) is not np.ndarray or x.dtype.kind != "f":
+        # bools and integers first go to the float dtype np.exp gives them, as tanh's (float16
+        # for bool, int8, uint8): -|x| of an unsigned x wraps (uint8 3 -> 253: sigmoid 0, not
+        # 0.95), and of a bool x is an error
+        x = np.asarray(x)
+        if x.dtype.kind in "biu":
+            x = x.astype(np.exp(np.zeros(0, x.dtype)).dtype)
         e = _exp_neg_abs(x)
         return np.where(x >= 0, 1, e) / (1 + e), _SIGMOID
     if is_grad_enabled():
@@ -346,8 +352,8 @@ def _sign(x):   # piecewise constant: gradient 0 everywhere (0 at 0 too, as torc
 _SIGN = Rule(lambda g, out, x: g * 0, saves=False)
 
 
-def _square(x):
-    return x * x, _SQUARE
+def _square(x):   # np.square, not x * x: a bool x squares to int8 as numpy's (x * x stays bool)
+    return np.square(x), _SQUARE
 
 
 _SQUARE = Rule(lambda g, out, x: 2 * g * x, reads_out=False)
