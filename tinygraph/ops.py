@@ -950,8 +950,8 @@ _LOGSUMEXP = Rule(lambda g, out, x, axis=-1, keepdims=False: _xp.expand(g, x.sha
                   * _xp.exp(x - _xp.expand(out, x.shape, axis, keepdims)))
 
 
-def _softmax(x, axis=-1):
-    _, z, s = _shifted_logsumexp(x, axis)
+def _softmax(x, axis=-1):   # axis None: over all entries (scipy.special.softmax's axis=None)
+    _, z, s = _shifted_logsumexp(x, tuple(range(x.ndim)) if axis is None else axis)
     return np.exp(z - s).reshape(x.shape), _SOFTMAX
 
 
@@ -959,7 +959,7 @@ _SOFTMAX = Rule(lambda g, out, x, axis=-1: out * (g - (g * out).sum(axis=axis, k
 
 
 def _log_softmax(x, axis=-1):
-    _, z, s = _shifted_logsumexp(x, axis)
+    _, z, s = _shifted_logsumexp(x, tuple(range(x.ndim)) if axis is None else axis)
     return (z - s).reshape(x.shape), _LOG_SOFTMAX
 
 
@@ -1872,15 +1872,27 @@ def topk(x, k, axis=-1, largest=True, sorted=True, *, dim=None):   # noqa: A002 
     return _ordered("topk", x, axis, largest, k)
 
 
+def _softmax_axis(who, axis, dim):
+    """The axis of softmax/log_softmax: an int, a tuple (or list) of ints, or None for all
+    entries (as scipy.special.softmax); anything else is a ConfigError naming ``who``."""
+    axis, _ = _axis(who, None if dim is not None else axis, False, dim, None)
+    ints = axis if isinstance(axis, tuple) else () if axis is None else (axis,)
+    if any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in ints):
+        raise ConfigError(f"{who}: axis must be an int, a tuple of ints or None (all entries), "
+                          f"got {axis!r}")
+    return axis
+
+
 def softmax(x, axis=-1, *, dim=None):
-    axis, _ = _axis("softmax", None if dim is not None else axis, False, dim, None)
-    return apply("softmax", _softmax, x, axis=axis)
+    """exp(x) / sum exp(x) over ``axis`` (default the last; a tuple of axes, or None for all
+    entries as ``scipy.special.softmax(x, axis=None)``), computed without overflow."""
+    return apply("softmax", _softmax, x, axis=_softmax_axis("softmax", axis, dim))
 
 
 def log_softmax(x, axis=-1, *, dim=None):
-    """x - logsumexp(x), with the max's term kept out of the sum (no digits lost to a large max)."""
-    axis, _ = _axis("log_softmax", None if dim is not None else axis, False, dim, None)
-    return apply("log_softmax", _log_softmax, x, axis=axis)
+    """x - logsumexp(x) over ``axis`` (as :func:`softmax`'s: None is all entries), with the
+    max's term kept out of the sum (no digits lost to a large max)."""
+    return apply("log_softmax", _log_softmax, x, axis=_softmax_axis("log_softmax", axis, dim))
 
 
 def one_hot(ids, n, dtype=np.float64):
