@@ -326,22 +326,35 @@ def batch_of_state(h0, parts, who):
 
 
 def previous_output(y0, n_out, batch, who, dtype):
-    """The feedback before step 1: zeros by default; ids () or (B,) (a previous target), or a
-    Tensor (e.g. carried from the previous chunk of truncated BPTT) of ids () / (B,) or of
-    outputs (n_out,) / (B, n_out)."""
+    """The feedback before step 1: zeros by default; ids () or (B,) (a previous target), or
+    outputs (n_out,) / (B, n_out) as floats (e.g. a Tensor carried from the previous chunk of
+    truncated BPTT), an array or a Tensor.  As h0 of shape (H,) is, one y0 ((), or (n_out,))
+    given to a batched run is the same for every sequence: ids are repeated here, a float
+    Tensor is broadcast in the unroll (its gradient is the sum over the batch).  A (1, n_out)
+    is refused, not broadcast (it is one sequence's output, not one for all)."""
     if y0 is None:
         return np.zeros((n_out,) if batch is None else (batch, n_out), dtype=dtype)
-    if isinstance(y0, Tensor):     # ids, or output vectors; a (1, n_out) must not broadcast
-        ids = y0.dtype.kind in "iu"
-        shape = (() if batch is None else (batch,)) if ids else (
-            (n_out,) if batch is None else (batch, n_out))
-        if y0.shape != shape:
-            raise ShapeError(f"{who}: y0 as a Tensor of {'ids' if ids else 'outputs'} must have "
-                             f"shape {shape}, got {y0.shape}")
-        if ids:
-            targets(y0.data, shape, n_out, who, batch is not None, what="y0")
-        return tensor_dtype(y0, dtype, who, "y0")
-    return targets(y0, () if batch is None else (batch,), n_out, who, batch is not None, what="y0")
+    kind = (y0.dtype if isinstance(y0, Tensor) else as_array(y0, who, "y0").dtype).kind
+    if kind == "f":
+        ok = ((n_out,),) if batch is None else ((n_out,), (batch, n_out))
+        shape = y0.shape if isinstance(y0, Tensor) else np.shape(y0)
+        if shape not in ok:
+            raise ShapeError(f"{who}: y0 as outputs (floats) must have shape "
+                             f"{' or '.join(map(str, ok))} (n_out={n_out}"
+                             f"{'' if batch is None else f', B={batch}'}), got {shape}")
+        if isinstance(y0, Tensor):
+            return tensor_dtype(y0, dtype, who, "y0")
+        arr = in_dtype(as_array(y0, who, "y0"), dtype, who, "y0")
+        return arr if arr.shape == ok[-1] else np.broadcast_to(arr, ok[-1]).copy()
+    data = y0.data if isinstance(y0, Tensor) else y0
+    if batch is not None and kind in "iu" and np.ndim(data) == 0:
+        data = np.full((batch,), data)       # one previous id for every sequence
+    elif isinstance(y0, Tensor) and kind in "iu":
+        targets(data, () if batch is None else (batch,), n_out, who, batch is not None,
+                what="y0")
+        return y0
+    return targets(data, () if batch is None else (batch,), n_out, who, batch is not None,
+                   what="y0")
 
 
 def positive_int(value, who, what):

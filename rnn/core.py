@@ -715,6 +715,8 @@ class Cell(RecurrentModel):
             state = {k: _broadcast(initial(v, k), batch, k) for k, v in (plan.state0 or {}).items()}
             state = self.initial_state(state, statics)
             prev = None if self.feedback is None else initial(plan.y0, plan.y0_name)
+            if prev is not None and prev.dtype.kind == "f":    # outputs (n_out,) for a batch
+                prev = _broadcast(prev, batch, plan.y0_name)
             ring = self._ring(state, plan.past, batch)
             run = self._per_step if per_step else self._batched
             result = run(plan, statics, state, prev, ring)

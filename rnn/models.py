@@ -641,7 +641,9 @@ class JordanRNN(Design):
             True: f(t-1) = onehot(y(t-1)) (figure 10.6, train time).  False: f(t-1) = softmax(o(t-1)).
         feedback : Sampler, optional
             Generation: f(t-1) = onehot of the id sampled from o(t-1) (overrides both modes).
-        y0 : f(0): ids () / (B,), or a Tensor (e.g. the previous chunk's ``last``); default zeros
+        y0 : f(0): ids () / (B,), or outputs (n_out,) / (B, n_out) as an array or a Tensor
+            (e.g. the previous chunk's ``last``); one () or (n_out,) is used for every
+            sequence of a batch, as h0 of shape (H,) is; default zeros
         per_step : bool, as ElmanRNN.run (False: no loop under teacher forcing)
 
         Returns
@@ -853,7 +855,9 @@ class ConditionalRNN(Design):
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in); ys : ids (T,) / (T, B)
         (y(t-1) feeds step t); h0 : (H,) or (B, H); mask : (T, B) of 0/1;
         feedback : Sampler (generation without ys: the sampled y(t) feeds step t+1);
-        y0 : y(0), ids () / (B,) or a Tensor (the previous chunk's ``feedback``); default zeros.
+        y0 : y(0), ids () / (B,) or outputs (n_out,) / (B, n_out), an array or a Tensor (the
+        previous chunk's ``feedback``); one () or (n_out,) serves every sequence of a batch, as
+        h0 of shape (H,) does; default zeros.
         Returns Unrolled (``feedback`` is y(T)).
         """
         seq, steps, batch, keep, _ = self._sequence(xs, mask)

@@ -194,6 +194,12 @@ def _sigmoid(x):
     row keeps e, which the gradient reads (:func:`_kept_exp`) instead of a second exp; under
     ``no_grad`` no gradient will be taken, and y is an array of its own (the same values)."""
     if type(x) is not np.ndarray or x.dtype.kind != "f":
+        # bools and integers first go to the float dtype np.exp gives them, as tanh's (float16
+        # for bool, int8, uint8): -|x| of an unsigned x wraps (uint8 3 -> 253: sigmoid 0, not
+        # 0.95), and of a bool x is an error
+        x = np.asarray(x)
+        if x.dtype.kind in "biu":
+            x = x.astype(np.exp(np.zeros(0, x.dtype)).dtype)
         e = _exp_neg_abs(x)
         return np.where(x >= 0, 1, e) / (1 + e), _SIGMOID
     if is_grad_enabled():
@@ -346,8 +352,8 @@ def _sign(x):   # piecewise constant: gradient 0 everywhere (0 at 0 too, as torc
 _SIGN = Rule(lambda g, out, x: g * 0, saves=False)
 
 
-def _square(x):
-    return x * x, _SQUARE
+def _square(x):   # np.square, not x * x: a bool x squares to int8 as numpy's (x * x stays bool)
+    return np.square(x), _SQUARE
 
 
 _SQUARE = Rule(lambda g, out, x: 2 * g * x, reads_out=False)
@@ -944,8 +950,8 @@ _LOGSUMEXP = Rule(lambda g, out, x, axis=-1, keepdims=False: _xp.expand(g, x.sha
                   * _xp.exp(x - _xp.expand(out, x.shape, axis, keepdims)))
 
 
-def _softmax(x, axis=-1):
-    _, z, s = _shifted_logsumexp(x, axis)
+def _softmax(x, axis=-1):   # axis None: over all entries (scipy.special.softmax's axis=None)
+    _, z, s = _shifted_logsumexp(x, tuple(range(x.ndim)) if axis is None else axis)
     return np.exp(z - s).reshape(x.shape), _SOFTMAX
 
 
@@ -953,7 +959,7 @@ _SOFTMAX = Rule(lambda g, out, x, axis=-1: out * (g - (g * out).sum(axis=axis, k
 
 
 def _log_softmax(x, axis=-1):
-    _, z, s = _shifted_logsumexp(x, axis)
+    _, z, s = _shifted_logsumexp(x, tuple(range(x.ndim)) if axis is None else axis)
     return (z - s).reshape(x.shape), _LOG_SOFTMAX
 
 
@@ -1866,15 +1872,27 @@ def topk(x, k, axis=-1, largest=True, sorted=True, *, dim=None):   # noqa: A002 
     return _ordered("topk", x, axis, largest, k)
 
 
+def _softmax_axis(who, axis, dim):
+    """The axis of softmax/log_softmax: an int, a tuple (or list) of ints, or None for all
+    entries (as scipy.special.softmax); anything else is a ConfigError naming ``who``."""
+    axis, _ = _axis(who, None if dim is not None else axis, False, dim, None)
+    ints = axis if isinstance(axis, tuple) else () if axis is None else (axis,)
+    if any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) for a in ints):
+        raise ConfigError(f"{who}: axis must be an int, a tuple of ints or None (all entries), "
+                          f"got {axis!r}")
+    return axis
+
+
 def softmax(x, axis=-1, *, dim=None):
-    axis, _ = _axis("softmax", None if dim is not None else axis, False, dim, None)
-    return apply("softmax", _softmax, x, axis=axis)
+    """exp(x) / sum exp(x) over ``axis`` (default the last; a tuple of axes, or None for all
+    entries as ``scipy.special.softmax(x, axis=None)``), computed without overflow."""
+    return apply("softmax", _softmax, x, axis=_softmax_axis("softmax", axis, dim))
 
 
 def log_softmax(x, axis=-1, *, dim=None):
-    """x - logsumexp(x), with the max's term kept out of the sum (no digits lost to a large max)."""
-    axis, _ = _axis("log_softmax", None if dim is not None else axis, False, dim, None)
-    return apply("log_softmax", _log_softmax, x, axis=axis)
+    """x - logsumexp(x) over ``axis`` (as :func:`softmax`'s: None is all entries), with the
+    max's term kept out of the sum (no digits lost to a large max)."""
+    return apply("log_softmax", _log_softmax, x, axis=_softmax_axis("log_softmax", axis, dim))
 
 
 def one_hot(ids, n, dtype=np.float64):

@@ -1,0 +1,50 @@
+"""Unary ops on bool and integer tensors give numpy's result: its dtype and its values.
+tg.square of a bool tensor used to stay bool (x * x is a logical and) where np.square gives
+int8, and tg.sigmoid of an unsigned tensor was 0 for every positive entry (-|x| wrapped
+around: uint8 3 -> 253) and of a bool tensor a DTypeError about numpy's boolean negative."""
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+BOOLS = np.array([True, False, True])
+INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+
+
+def _same(result, want):
+    assert result.dtype == want.dtype
+    np.testing.assert_array_equal(result.data, want)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_] + INT_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_square_and_abs_give_numpys_dtype_and_values(dtype):
+    x = BOOLS if dtype is np.bool_ else np.array([3, 0, 1, 11], dtype)
+    _same(tg.square(tg.Tensor(x)), np.square(x))     # bool -> int8 [1, 0, 1]
+    _same(tg.Tensor(x) ** 2, x ** 2)
+    _same(tg.abs(tg.Tensor(x)), np.abs(x))
+    _same(tg.square(tg.Tensor(x[0])), np.square(x[0]))   # a 0-d one too
+
+
+@pytest.mark.parametrize("dtype", [np.bool_] + INT_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_sigmoid_of_bools_and_integers_is_that_of_the_floats_in_tanhs_dtype(dtype):
+    x = BOOLS if dtype is np.bool_ else np.array([3, 0, 1, 11], dtype)
+    out = tg.sigmoid(tg.Tensor(x))
+    want_dtype = np.tanh(x).dtype        # float16 for bool, int8, uint8; float32, float64
+    assert out.dtype == want_dtype
+    want = 1 / (1 + np.exp(-x.astype(np.float64)))
+    np.testing.assert_allclose(out.data.astype(np.float64), want,
+                               rtol=float(np.finfo(want_dtype).eps) * 2)
+
+
+def test_sigmoid_of_negative_integers_and_the_int8_extremes():
+    x = np.array([-128, -3, 0, 5, 127], np.int8)
+    want = 1 / (1 + np.exp(-x.astype(np.float64)))
+    np.testing.assert_allclose(tg.sigmoid(tg.Tensor(x)).data.astype(np.float64), want,
+                               rtol=2 * float(np.finfo(np.float16).eps), atol=1e-7)
+
+
+@pytest.mark.parametrize("op", ["neg", "sign"])
+def test_what_numpy_refuses_on_bools_is_a_dtype_error_naming_the_op(op):
+    with pytest.raises(tg.DTypeError, match=op):
+        getattr(tg, op)(tg.Tensor(BOOLS)) if op != "neg" else -tg.Tensor(BOOLS)
