@@ -166,27 +166,37 @@ def test_in_place_changes_from_several_threads_each_get_a_version_of_their_own()
     assert all(vs == sorted(vs) for vs in versions)
 
 
-def test_one_no_grad_object_entered_by_two_threads_restores_each_threads_own_mode():
-    off = tg.no_grad()
+def _both_inside(shared, outer, probe):
+    """Another thread enters ``outer``, then ``shared``, and waits there; the main thread then
+    enters ``shared`` too, lets the other leave and end, and leaves.  ``probe()`` as each
+    thread reads it inside ``shared`` and after it."""
     entered, leave = threading.Event(), threading.Event()
     seen = {}
 
     def other():
-        with tg.no_grad():                 # this thread was already off: it must stay off after
-            with off:
+        with outer:
+            with shared:
+                seen["other inside"] = probe()
                 entered.set()
                 leave.wait(10)
-            seen["after"] = tg.is_grad_enabled()
+            seen["other after"] = probe()
 
     thread = threading.Thread(target=other)
     thread.start()
     entered.wait(10)
-    with off:
+    with shared:
         leave.set()
         thread.join()
-        seen["main inside"] = tg.is_grad_enabled()
-    assert seen == {"after": False, "main inside": False}
-    assert tg.is_grad_enabled()
+        seen["main inside"] = probe()
+    seen["main after"] = probe()
+    return seen
+
+
+def test_one_no_grad_object_entered_by_two_threads_restores_each_threads_own_mode():
+    # the other thread was already off (an outer no_grad): it must stay off after
+    seen = _both_inside(tg.no_grad(), tg.no_grad(), tg.is_grad_enabled)
+    assert seen == {"other inside": False, "other after": False, "main inside": False,
+                    "main after": True}
 
 
 def test_a_thread_leaving_a_no_grad_object_as_another_enters_it_undoes_its_own_entry(
@@ -225,25 +235,6 @@ def test_a_thread_leaving_a_no_grad_object_as_another_enters_it_undoes_its_own_e
 
 
 def test_one_scope_object_entered_by_two_threads_gives_each_its_own_label_back():
-    s = tg.scope("shared")
-    entered, leave = threading.Event(), threading.Event()
-    seen = {}
-
-    def other():
-        with tg.scope("outer"):
-            with s as label:
-                seen["other inside"] = label
-                entered.set()
-                leave.wait(10)
-            seen["other after"] = tg.current_scope()
-
-    thread = threading.Thread(target=other)
-    thread.start()
-    entered.wait(10)
-    with s:
-        leave.set()
-        thread.join()
-        seen["main inside"] = tg.current_scope()
-    seen["main after"] = tg.current_scope()
+    seen = _both_inside(tg.scope("shared"), tg.scope("outer"), tg.current_scope)
     assert seen == {"other inside": "outer/shared", "other after": "outer",
                     "main inside": "shared", "main after": None}
