@@ -850,7 +850,6 @@ class Cell(RecurrentModel):
         recorded = {}                 # t -> (recording, the step's inputs, its outputs)
         record_at = set(order[lead - 2:lead]) if replays else ()
         parts = self.parts.keys()
-        user_step = self.user_step
 
         def one_step(t, carry):
             state, ring = carry
@@ -869,13 +868,7 @@ class Cell(RecurrentModel):
                     new = {only: new} if only is not None else self._as_parts(new, t)
                 elif new.keys() != parts:      # the first step's keys were checked in full
                     self._check_parts(new, t)
-                if user_step:                  # and its values: a user's may change later
-                    self._check_values(new, seen, t)
-                else:                          # a subclass's: its parts' kinds and shapes
-                    for n in names:
-                        v = new[n]
-                        if not isinstance(v, tg.Tensor) or v.shape != state[n].shape:
-                            self._check_values(new, state, t)
+                self._check_values(new, seen, t)    # and its values: they may change later
             if keep is not None:
                 new = {n: own_node(carry_masked(new[n], state[n], keep[t - 1])) for n in names}
             elif only is None:
@@ -1037,9 +1030,10 @@ class Cell(RecurrentModel):
     def _check_values(self, new, state, t):
         """Refuse a value of the step's dict ``new`` that is no Tensor, (a user's step) of a
         float dtype wider than the model's, or of another shape than its part in ``state``,
-        naming step ``t``.  The batched executor runs it on every step of a user's step that
-        is not replayed, not only the first: a step whose Python state changes its result
-        from t=3 on (a float64 constant mixed in) would otherwise run on in float64.  A value
+        naming step ``t``.  The batched executor runs it on every step it runs as engine ops,
+        not only the first: a step whose Python state changes its result from t=3 on (a
+        float64 constant mixed in, a part of another shape) would otherwise run on in float64
+        or be broadcast back to the state's shape by a mask's carry.  A value
         of its part's dtype in ``state`` (the state before, itself no wider) is not compared
         with the model's dtype (whose look-up costs more than the rest of the check)."""
         dtype = None
