@@ -173,7 +173,9 @@ class Trainer:
     def _note_unheld(self, drawn):
         """Keep the seeded Dropouts among ``drawn`` that the model does not hold: a checkpoint
         cannot record their calls (save_training names them)."""
-        held = {id(m) for m in _dropouts(self.model).values()}
+        if not drawn:            # the usual case: no Dropout drew a mask (no walk of the model)
+            return
+        held = _held_ids(self.model)
         unheld = self.__dict__.setdefault("_unheld", {})     # absent from an older pickle
         for key, drop in drawn.items():
             if drop._seed is not None and key not in held:
@@ -336,10 +338,15 @@ def save_training(path, trainer, arrays=None, meta=None):
 def _unheld_dropouts(trainer):
     """The seeded Dropouts the trainer's steps called that its model does not hold (now), as
     {"p", "seed", "calls"} sorted (the same state writes the same bytes)."""
-    held = {id(m) for m in _dropouts(trainer.model).values()}
+    held = _held_ids(trainer.model)
     found = [d for key, d in getattr(trainer, "_unheld", {}).items() if key not in held]
     return sorted(({"p": d.p, "seed": d._seed, "calls": d._calls} for d in found),
                   key=lambda d: (d["seed"], d["p"], d["calls"]))
+
+
+def _held_ids(model):
+    """ids of the Dropouts the model holds (keys as ``dropouts_drawing`` gives them)."""
+    return {id(m) for m in _dropouts(model).values()}
 
 
 def _dropouts(model):
