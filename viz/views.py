@@ -664,8 +664,8 @@ class _Columns:
         time order (3, 1, 2: C, from h(n_x) into s(1), pulled the last encoder step to the
         front): there every chain also has a row of points over its highest row, each chain's
         points in time order and tied to its steps by four edges each (with one, C and the
-        attention's memory still pulled steps out of order), and a chain above stands over the bottom one by a point
-        under its columns, tied to the bottom chain's anchors."""
+        attention's memory still pulled steps out of order), and a chain above stands over
+        the bottom one by a point under its columns, tied to the bottom chain's anchors."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
