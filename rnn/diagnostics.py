@@ -46,7 +46,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.rows import grad_rows
 
-from .core import evaluating, time_step, walk
+from .core import evaluating, lagged, time_step, walk
 from .recursive import RecursiveNet
 from .train import Carried
 
@@ -255,7 +255,12 @@ def connectivity(model, xs, ys, part="h", h0=None, rows=None):
 
 class _CutSteps:
     """The model's step function run on a fresh leaf copy of the state before every step, so
-    that each step's graph starts at its own h(t-1) (what a Jacobian of one step needs)."""
+    that each step's graph starts at its own h(t-1) (what a Jacobian of one step needs).
+
+    A skip connection of delay 1 (``LeakyRNN(skip=1)``) reads h(t-1) a second time, as
+    ``state["h(t-1)"]``: that is the same h(t-1), so it reads the same leaf (a copy of its own
+    would hold the skip path fixed, and ∂h(t)/∂h(t-1) would miss Wd).  Parts of longer delays
+    are other steps' states, held fixed."""
 
     def __init__(self, step, parts):
         self.step = step
@@ -264,6 +269,9 @@ class _CutSteps:
 
     def __call__(self, state, u):
         leaves = {k: tg.tensor(v.data, requires_grad=True) for k, v in state.items()}
+        for name in self.parts:
+            if name in leaves and lagged(name, 1) in leaves:
+                leaves[lagged(name, 1)] = leaves[name]
         new = self.step(leaves, u)
         out = new if isinstance(new, dict) else {self.parts[0]: new}
         self.records.append((leaves, out))

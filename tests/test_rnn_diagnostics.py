@@ -340,6 +340,46 @@ def test_lag_decay_norms_are_the_norms_of_dh_t_dh_t_minus_k_by_finite_difference
         assert decay.norms[k - 1] == pytest.approx(np.linalg.norm(fd, 2), rel=1e-6)
 
 
+@pytest.mark.parametrize("alpha", [0.5, "learned"])
+def test_jacobians_of_a_skip_connection_of_delay_one_include_its_path(alpha):
+    # LeakyRNN(skip=1) reads h(t-1) twice, through W and through Wd: its one-step Jacobian is
+    # alpha I + (1 - alpha) diag(1 - v(t)^2) (W + Wd).  The cut step gave the skip's read a
+    # leaf of its own and held it fixed: J missed Wd (off by 0.45 here), and the lag decay,
+    # the spectra and eq. 10.52's ratio with it
+    model = rnn.LeakyRNN(3, 4, 3, skip=1, alpha=alpha, seed=2)
+    xs = np.array([0, 1, 2, 1, 0, 2])
+    J = rnn.jacobians(model, xs)
+    a = model.alpha
+    h, hs, vs = np.zeros(4), [], []
+    for x in xs:         # numpy forward pass
+        v = np.tanh(model.b.data + model.W.data @ h + model.Wd.data @ h + model.U.data[:, x])
+        h = a * h + (1 - a) * v
+        hs.append(h)
+        vs.append(v)
+    for t, v in enumerate(vs):
+        want = np.diag(np.broadcast_to(a, 4)) + ((1 - a) * (1 - v ** 2))[:, None] * (
+            model.W.data + model.Wd.data)
+        np.testing.assert_allclose(J[t], want, rtol=1e-12, atol=1e-14)
+    # the lag decay is then the norm of dh(T)/dh(T-k) exactly (central differences)
+    decay = rnn.lag_decay(J, max_lag=3, ends=1)
+
+    def h_last(at, d):
+        h = np.zeros(4)
+        for t, x in enumerate(xs, start=1):
+            h = a * h + (1 - a) * np.tanh(model.b.data + (model.W.data + model.Wd.data) @ h
+                                          + model.U.data[:, x])
+            if t == at:
+                h = h + d
+        return h
+    for k in (1, 2, 3):
+        fd = np.zeros((4, 4))
+        for j in range(4):
+            d = np.zeros(4)
+            d[j] = EPS
+            fd[:, j] = (h_last(len(xs) - k, d) - h_last(len(xs) - k, -d)) / (2 * EPS)
+        assert decay.norms[k - 1] == pytest.approx(np.linalg.norm(fd, 2), rel=1e-6)
+
+
 def test_lag_decay_refuses_a_lag_longer_than_the_run():
     with pytest.raises(tg.ShapeError, match="max_lag"):
         rnn.lag_decay(np.zeros((4, 2, 2)), max_lag=5)

@@ -306,6 +306,11 @@ def test_the_lag_decay_of_a_skip_connection_says_it_is_the_one_step_chain_only()
     assert any("skip connection" in n and "h(t-2)" in n for n in notes)
     plain = viz.explore(rnn.LeakyRNN(4, 3, 4, seed=1), ids, ids).data["bundles"][-1]["diag"]
     assert not any("skip connection" in n for n in plain["notes"])
+    # a delay of 1 reads h(t-1) itself: its path is in the one-step Jacobian, so the lag
+    # decay is exact and the page says nothing (it said the decay left out 'the paths through
+    # h(t-1)')
+    one = viz.explore(rnn.LeakyRNN(4, 3, 4, skip=1, seed=1), ids, ids).data["bundles"][-1]
+    assert not any("skip connection" in n for n in one["diag"]["notes"])
 
 
 def test_a_model_with_dropout_is_explored_in_evaluation_mode_and_left_as_it_was():

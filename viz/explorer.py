@@ -501,7 +501,7 @@ def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False)
         return None, None, None, None, [str(e)]
     notes = []
     lag = (getattr(model, "lags", None) or {}).get(part)
-    if lag:
+    if lag and lag > 1:     # a delay of 1 reads h(t-1) itself: its path is in the Jacobian
         notes.append(f"{model.name} also carries {part}(t-{lag}) into step t (a skip connection): "
                      f"the lag decay is the product of the one-step Jacobians "
                      f"∂{part}(t)/∂{part}(t-1), without the paths through {part}(t-{lag}), so it "
