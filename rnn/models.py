@@ -62,14 +62,18 @@ class Sampler:
                                   "from")
         if self.temperature == 0:
             return np.argmax(logits, axis=-1)
+        # the softmax in float64 whatever the logits' dtype, and u drawn below the cumulated
+        # sum itself: the normalised probabilities of float16 (or float32) logits summed to
+        # 1 - 1e-3 (1 - 2e-7), and a u in that gap picked the last class, even one of
+        # probability 0 (a float16 row sampled its e^-100 class 8 times in 10,000)
         with np.errstate(over="ignore"):      # a gap beyond the float range: exp gives 0
-            z = (logits - logits.max(axis=-1, keepdims=True)) / self.temperature
-        p = np.exp(z)
-        p /= p.sum(axis=-1, keepdims=True)
-        flat = p.reshape(-1, p.shape[-1])
-        u = self.rng.random((flat.shape[0], 1))
-        ids = (flat.cumsum(axis=1) < u).sum(axis=1)
-        return np.minimum(ids, p.shape[-1] - 1).reshape(p.shape[:-1])
+            z = (logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)) / self.temperature
+        flat = np.exp(z).reshape(-1, z.shape[-1])
+        cumulated = (flat / flat.sum(axis=1, keepdims=True)).cumsum(axis=1)
+        u = self.rng.random((flat.shape[0], 1)) * cumulated[:, -1:]
+        # class k where cumulated[k-1] <= u < cumulated[k]: never one of probability 0
+        ids = (cumulated <= u).sum(axis=1)
+        return ids.reshape(z.shape[:-1])
 
 
 class Design(Cell):

@@ -148,6 +148,19 @@ def test_samples_follow_the_softmax_at_the_temperature():
     np.testing.assert_allclose(np.bincount(ids, minlength=3) / 20000, p, atol=0.015)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_samples_of_narrow_logits_never_pick_a_class_of_probability_zero(dtype):
+    # the softmax of float16 (float32) logits was normalised in their dtype and summed to
+    # 1 - 9.8e-4 here (1 - 1.8e-7 for float32), and every u drawn in that gap picked the last
+    # class: 16 of 20,000 float16 picks were its class of probability e^-100 / ... = 2e-44
+    logits = np.array([[-3.396, 0.06177, -3.523, -0.6396, -100.0]], dtype=dtype)
+    ids = rnn.Sampler(temperature=1.0, seed=0)(np.repeat(logits, 20000, axis=0))
+    assert not (ids == 4).any()
+    z = logits[0].astype(np.float64)
+    p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    np.testing.assert_allclose(np.bincount(ids, minlength=5) / 20000, p, atol=0.012)
+
+
 @pytest.mark.parametrize("temperature, logits", [
     (1e-310, [[0.0, 1.0, 2.0], [2.0, 0.5, 1.0], [-3.0, 4.0, 1.0]]),
     (0.5, [[1e308, -1e308, 1.7e308], [-1.7e308, 1.7e308, 0.0], [1.7e308, 0.0, -1e308]]),
