@@ -6,6 +6,8 @@ back to the engine, and the unroll says why."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rnn
 import tinygraph as tg
@@ -1103,3 +1105,117 @@ def test_the_loss_of_all_steps_is_one_cross_entropy_node_with_the_bits_of_the_tw
         assert loss.op == "cross_entropy" and "mul" not in _graph_ops(loss)
         loss.backward()
         assert len(calls) == 1
+
+
+# ------------------------------------------------------------------ generated cells
+
+# A grammar of steps: what the leaves and ops a user's cell is made of, drawn by hypothesis.
+# Each generated cell is unrolled by ``loss`` (replayed from a recorded step) and by ``run``
+# (every op a node of its step), with and without a mask, a batch, an h0, float32, two state
+# parts of different widths, an input map giving a dict, and a tensor made outside the unroll
+# that requires grad: the loss and every gradient must agree.
+_UNARY = {
+    "tanh": lambda a: a.tanh(), "sigmoid": lambda a: a.sigmoid(), "relu": lambda a: a.relu(),
+    "square": lambda a: a * a, "sin": tg.sin, "softmax": lambda a: tg.softmax(a, axis=-1),
+    "log_softmax": lambda a: tg.log_softmax(a, axis=-1), "clip": lambda a: a.clip(-0.5, 0.7),
+    "gelu": tg.gelu, "softplus": tg.softplus, "abs": abs, "flip": lambda a: tg.flip(a, -1),
+    "cumsum": lambda a: a.cumsum(-1), "rowmax": lambda a: a.max(axis=-1, keepdims=True) + a,
+    "centre": lambda a: a - a.mean(axis=-1, keepdims=True), "pick": lambda a: a[..., [2, 0, 0]],
+    "ratio": lambda a: a / (1.0 + a * a), "root": lambda a: (a * a + 1.0) ** 0.5,
+    "roll": lambda a: tg.concat([a[..., 1:], a[..., :1]], axis=-1),
+    "lse": lambda a: tg.logsumexp(a, axis=-1).unsqueeze(-1) * 0.2 + a,
+}
+_BINARY = {
+    "add": lambda a, b, P: a + b, "mul": lambda a, b, P: a * b,
+    "max": lambda a, b, P: tg.maximum(a, b), "min": lambda a, b, P: tg.minimum(a, b),
+    "matmul": lambda a, b, P: a @ P["W"].T + b, "where": lambda a, b, P: tg.where(
+        np.array([True, False, True]), a, b),
+}
+_LEAVES = ("h", "g", "u", "u2", "b", "outside")
+_steps = st.recursive(st.sampled_from(_LEAVES), lambda inner: st.one_of(
+    st.tuples(st.sampled_from(sorted(_UNARY)), inner),
+    st.tuples(st.sampled_from(sorted(_BINARY)), inner, inner)), max_leaves=6)
+
+
+def _evaluate(expr, env):
+    if isinstance(expr, str):
+        return env[expr]
+    if len(expr) == 2:
+        return _UNARY[expr[0]](_evaluate(expr[1], env))
+    return _BINARY[expr[0]](_evaluate(expr[1], env), _evaluate(expr[2], env), env)
+
+
+def _generated_cell(first, second, two_parts, input_map, dtype):
+    rng = np.random.default_rng(3)
+    P = {name: tg.Parameter(rng.normal(scale=0.5, size=shape).astype(dtype), name=name)
+         for name, shape in (("W", (3, 3)), ("G", (3, 2)), ("b", (3,)), ("U", (3, 2)),
+                             ("U2", (3, 2)), ("V", (4, 3)), ("S", (3,)))}
+    made = {}          # the tensor made outside the unroll, made again before each unroll
+
+    def step(state, u):
+        if isinstance(u, dict):
+            u, u2 = u["a"], u["b"]
+        elif input_map:
+            u2 = u
+        else:
+            u = u2 = u @ P["U"].T
+        h = state["h"] if two_parts else state
+        g = state["g"] @ P["G"].T if two_parts else h
+        env = {**P, "h": h, "g": g, "u": u, "u2": u2, "outside": made["outside"]}
+        h_new = (_evaluate(first, env) + u).tanh()
+        if not two_parts:
+            return h_new
+        return {"h": h_new, "g": ((_evaluate(second, env) + u2) @ P["G"]).tanh()}
+
+    def readout(state):
+        if two_parts:
+            return (state["h"] + state["g"] @ P["G"].T) @ P["V"].T
+        return state @ P["V"].T
+
+    maps = {0: None, 1: lambda x: x @ P["U"].T + P["b"],
+            2: lambda x: {"a": x @ P["U"].T + P["b"], "b": x @ P["U2"].T}}
+    cell = rnn.Recurrence(step, list(P.values()), {"h": 3, "g": 2} if two_parts else 3,
+                          n_in=2, readout=readout, input_map=maps[input_map], name="drawn")
+    return cell, P, made
+
+
+@settings(max_examples=40, deadline=None)
+@given(first=_steps, second=_steps, two_parts=st.booleans(), input_map=st.sampled_from([0, 1, 2]),
+       steps=st.integers(6, 11), batch=st.sampled_from([None, 1, 3]), masked=st.booleans(),
+       with_h0=st.booleans(), dtype=st.sampled_from([np.float64, np.float32]),
+       seed=st.integers(0, 50))
+def test_generated_cells_replay_to_the_loss_and_gradients_of_run(first, second, two_parts,
+                                                                 input_map, steps, batch, masked,
+                                                                 with_h0, dtype, seed):
+    cell, P, made = _generated_cell(first, second, two_parts, input_map, dtype)
+    rng = np.random.default_rng(seed)
+    lead = (steps,) if batch is None else (steps, batch)
+    xs = rng.normal(size=lead + (2,)).astype(dtype)
+    ys = rng.integers(0, 4, size=lead)
+    mask = None
+    if masked and batch is not None:
+        mask = np.arange(steps)[:, None] < rng.integers(1, steps + 1, size=batch)[None]
+    h0 = None
+    if with_h0:
+        rows = () if batch is None else (batch,)
+        h0 = rng.normal(size=rows + (3,)).astype(dtype)
+        h0 = {"h": h0, "g": rng.normal(size=rows + (2,)).astype(dtype)} if two_parts else h0
+    got = []
+    for how in ("run", "loss"):
+        made["outside"] = (P["S"] * 2.0).tanh()
+        cell.zero_grad()
+        unrolled = (cell.run(xs, ys, h0=h0, mask=mask) if how == "run"
+                    else cell.run_for_loss(xs, ys, h0=h0, mask=mask))
+        unrolled.loss.backward()
+        got.append((unrolled, unrolled.loss.item(),
+                    {k: None if p.grad is None else p.grad.copy() for k, p in P.items()}))
+    (_, loss_run, grads_run), (replayed, loss, grads) = got
+    assert replayed.replayed == (2, steps) and replayed.not_replayed is None
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    assert abs(loss - loss_run) <= tol * max(1.0, abs(loss_run))
+    for name, g in grads_run.items():
+        if g is None:
+            assert grads[name] is None or not grads[name].any(), name
+            continue
+        np.testing.assert_allclose(grads[name], g, rtol=tol, atol=tol * max(1.0, abs(g).max()),
+                                   err_msg=name)
