@@ -399,7 +399,8 @@ class LagDecay:
     norms : float array (K,)
         The geometric mean over end steps t of ‖J(t) J(t-1) ... J(t-k+1)‖₂, the chain of
         ∂h(t)/∂h(t-k) through this state part (for a cell with lags, a skip connection from
-        h(t-d), only the chain of one-step Jacobians: ∂h(t)/∂h(t-k) also has the skip paths).
+        h(t-d) with d >= 2, only the chain of one-step Jacobians: ∂h(t)/∂h(t-k) also has the
+        skip paths; a skip of delay 1 is inside the one-step Jacobian, so its chain is exact).
     rate : float
         ρ of the least-squares fit norms ≈ C ρ^k (log norms linear in k); below 1 the
         gradient vanishes with the lag, above 1 it explodes.

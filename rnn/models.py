@@ -26,7 +26,9 @@ class Sampler:
     """Picks y(t) from o(t): greedy (temperature 0) or a softmax sample at ``temperature``.
 
     The logits are shifted by their maximum before the division by the temperature, so a
-    small temperature gives (nearly) the argmax, never an overflow.  Logits that are not
+    small temperature gives (nearly) the argmax, never an overflow; the probabilities are
+    computed in float64 whatever the logits' dtype, and a class of probability 0 is never
+    picked.  Logits that are not
     finite (NaN or inf) raise :class:`tinygraph.AnomalyError` naming ``who``, the step t
     (the number of the pick), the batch entry and the class.
 
