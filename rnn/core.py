@@ -39,6 +39,7 @@ import tinygraph as tg
 from tinygraph import tape
 from tinygraph.module import running_model
 from tinygraph.ops import scaled_cross_entropy
+from tinygraph.tensor import _unbroadcast
 
 from . import checks, replay
 from .plan import Plan
@@ -382,7 +383,9 @@ def _transpose_add(w, b):
     wt = w.T
     out = np.empty(np.broadcast_shapes(wt.shape, b.shape), np.result_type(w, b))
     np.add(wt, b, out=out)
-    return out, (lambda g: g.T, lambda g: g)
+    shape = b.shape  # the bias's gradient summed here, as the engine would sum it (the same
+    # call): g is then held by the weight's g.T alone, which the engine hands over as its own
+    return out, (lambda g: g.T, lambda g: _unbroadcast(g, shape))
 
 
 tg.defvjp(_transpose_add, lambda g, out, w, b: (g.T, g))   # the engine sums g to b's shape

@@ -550,3 +550,41 @@ def test_a_view_of_a_one_input_ops_own_gradient_buffer_is_kept_by_its_input_not_
     assert not np.shares_memory(A.grad, B.grad)
     np.testing.assert_array_equal(A.grad, want)
     np.testing.assert_array_equal(B.grad, want)
+
+
+def _transpose_add(w, b):     # a user's op of two inputs, as ``rnn.core.transposed_plus``
+    return w.T + b, (lambda g: g.T, lambda g: g if g.shape == b.shape else g.sum(axis=0))
+
+
+def test_a_view_of_a_two_input_ops_gradient_buffer_is_kept_when_no_other_gradient_shares_it():
+    """``w.T + b`` with a bias of one row: the weight keeps the view g.T of the sweep's buffer
+    as its ``.grad`` (no copy), since b's gradient is a sum, a new array."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 5))
+    W = tg.tensor(rng.normal(size=(3, 5)), requires_grad=True)
+    b = tg.tensor(rng.normal(size=3), requires_grad=True)
+    (x @ tg.apply("transpose_add", _transpose_add, W, b)).sum().backward()
+    g = x.T @ np.ones((4, 3))                  # d sum(x @ (W.T + b)) / d(W.T + b)
+    np.testing.assert_array_equal(W.grad, g.T)
+    np.testing.assert_array_equal(b.grad, g.sum(axis=0))
+    assert W.grad.base is not None and not np.shares_memory(W.grad, b.grad)
+
+
+@pytest.mark.parametrize("weight_first", [True, False])
+def test_a_view_of_g_is_not_handed_over_while_another_input_holds_g_itself(weight_first):
+    """``w.T + b`` with a bias of the op's full shape: b's gradient is g itself, so the weight's
+    g.T stays a view the engine does not add into; the weight's gradient from its other use is
+    added into a buffer of its own, and b's gradient keeps its values (whichever of the two
+    uses of the weight the sweep reaches first)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 5))
+    c = rng.normal(size=(3, 5))
+    W = tg.tensor(rng.normal(size=(3, 5)), requires_grad=True)
+    b = tg.tensor(rng.normal(size=(5, 3)), requires_grad=True)
+    both = tg.apply("transpose_add", _transpose_add, W, b)
+    terms = [(x @ both).sum(), (W * c).sum()]
+    (terms[0] + terms[1] if weight_first else terms[1] + terms[0]).backward()
+    g = x.T @ np.ones((4, 3))
+    np.testing.assert_array_equal(b.grad, g)
+    np.testing.assert_allclose(W.grad, g.T + c, rtol=0, atol=1e-12)
+    assert not np.shares_memory(W.grad, b.grad)

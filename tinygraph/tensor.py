@@ -1995,23 +1995,20 @@ def _backprop(root, grad, retain_graph, targets):
             if vjps is None:      # a leaf
                 continue
             if type(vjps) is not Rule:      # a user's op: one closure per parent
-                # one parent, and g a buffer of the sweep's that nothing else holds now: a view
-                # of it (the transposed copy's g.T) becomes that parent's own, not copied again
-                mine = len(vjps) == 1 and id(node) in owned and not node._retain and targets is None
-                for p, vjp in zip(node.parents, vjps):
-                    if p._rg and vjp is not None:    # None: no gradient for p
-                        pg = vjp(g)
-                        if pg is None:      # this time none either (rnn.replay's outside tensors)
-                            continue
-                        if mine and type(pg) is np.ndarray and pg.base is g:
-                            pg = Owned(pg)
-                        if anomaly:
-                            if type(pg) is Product:
-                                pg = np.asarray(pg)
-                            _check_finite(node, pg.values if type(pg) is Scatter else
-                                          pg.array if type(pg) is Owned else np.asarray(pg),
-                                          "the gradient rule of")
-                        _accumulate(p, pg, owned)
+                pgs = [vjp(g) if p._rg and vjp is not None else None    # None: no gradient
+                       for p, vjp in zip(node.parents, vjps)]  # for p (a replay's outside ones)
+                if id(node) in owned and not node._retain and targets is None:
+                    _hand_over(pgs, g)
+                for p, pg in zip(node.parents, pgs):
+                    if pg is None:
+                        continue
+                    if anomaly:
+                        if type(pg) is Product:
+                            pg = np.asarray(pg)
+                        _check_finite(node, pg.values if type(pg) is Scatter else
+                                      pg.array if type(pg) is Owned else np.asarray(pg),
+                                      "the gradient rule of")
+                    _accumulate(p, pg, owned)
                 continue
             # one shared rule, on the output and inputs the node saved (not .data now)
             if vjps.is_keyed:
@@ -2059,6 +2056,23 @@ def _backprop(root, grad, retain_graph, targets):
             node._grad += g
         else:                     # a Tensor left by an earlier create_graph backward
             node._grad = node._grad + g
+
+
+def _hand_over(pgs, g):
+    """``g``, a user op's incoming gradient, is a buffer of the sweep's that nothing else holds
+    now: a gradient ``pgs[k]`` its rules made that is a view of it (a transposed copy's ``g.T``)
+    becomes its parent's own (:class:`Owned`, not copied again into a buffer or ``.grad``),
+    unless another of ``pgs`` may share g's memory (``transpose_add``'s ``g`` for its bias of
+    the same shape, a second view): that one would see its values change."""
+    views = [k for k, pg in enumerate(pgs) if type(pg) is np.ndarray and pg.base is g]
+    if len(views) != 1:
+        return
+    view = views[0]
+    for k, pg in enumerate(pgs):
+        if k != view and pg is not None and (type(pg) is not np.ndarray
+                                             or np.may_share_memory(pg, g)):
+            return
+    pgs[view] = Owned(pgs[view])
 
 
 def _free(order):
