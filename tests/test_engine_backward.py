@@ -588,3 +588,22 @@ def test_a_view_of_g_is_not_handed_over_while_another_input_holds_g_itself(weigh
     np.testing.assert_array_equal(b.grad, g)
     np.testing.assert_allclose(W.grad, g.T + c, rtol=0, atol=1e-12)
     assert not np.shares_memory(W.grad, b.grad)
+
+
+@pytest.mark.parametrize("shape", [(), (1, 3), (3,), (4, 1)])
+def test_a_gradient_summed_back_to_a_broadcast_inputs_shape_is_its_own_buffer(shape):
+    """A gradient the sweep sums back to a broadcast input's shape is a new array the input then
+    owns (later gradients are added into it, and a leaf keeps it as ``.grad`` without a copy);
+    for a 0-d input the sum is a numpy scalar, not an array to add into: every use counts."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 3))
+    b = tg.tensor(rng.normal(size=shape), requires_grad=True)
+    c, d = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    (((x + b) * c).sum() + ((x - b) * d).sum()).backward()
+    axes = tuple(range(2 - len(shape))) + tuple(i + 2 - len(shape) for i, n in enumerate(shape)
+                                                  if n == 1)
+    want = (c.sum(axis=axes) - d.sum(axis=axes)).reshape(shape)
+    np.testing.assert_allclose(b.grad, want, rtol=0, atol=1e-12)
+    first = b.grad.copy()
+    ((x + b) * c).sum().backward()               # added into the .grad kept the first time
+    np.testing.assert_allclose(b.grad, first + c.sum(axis=axes).reshape(shape), rtol=0, atol=1e-12)

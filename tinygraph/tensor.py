@@ -1926,12 +1926,17 @@ def _accumulate(p, pg, owned):
         return
     if type(pg) is not np.ndarray:
         pg = np.asarray(pg)
+    fresh = False       # an array made here, which nothing else holds: p's own
     if pg.shape != data.shape:
         pg = _unbroadcast(pg, data.shape)
+        fresh = type(pg) is np.ndarray and pg.base is None   # a sum (not a broadcast view)
     if pg.dtype is not data.dtype and pg.dtype != data.dtype:
         pg = pg.astype(data.dtype)
+        fresh = True
     if prev is None:
         p._g = pg
+        if fresh:
+            owned[key] = None
     elif key in owned:
         _ready(p, owned)
         prev += pg
