@@ -422,6 +422,32 @@ def _transposes():
     return made
 
 
+class _TransposesBlock:
+    """The block of :meth:`RecurrentModel.transposes` (a small class rather than a generator:
+    every unroll enters it twice)."""
+
+    __slots__ = ("model", "stack_gates", "_made")
+
+    def __init__(self, model, stack_gates):
+        self.model = model
+        self.stack_gates = stack_gates
+
+    def __enter__(self):
+        made = _transposes()
+        key = id(self.model)
+        if key in made:           # a nested use: the outer block's, which it removes
+            self._made = None
+            return made[key]
+        self._made = made
+        t = made[key] = Transposes(self.model, self.stack_gates)
+        return t
+
+    def __exit__(self, *exc):
+        if self._made is not None:
+            del self._made[id(self.model)]
+        return False
+
+
 class Transposes:
     """``T.W`` is ``transposed(model.W)``, made once per unroll on first use (in the model's scope).
 
@@ -546,22 +572,13 @@ class RecurrentModel(tg.Module):
         (its criterion, attention, leak rate, nonlinearity...)."""
         return {"model": type(self).__name__}
 
-    @contextlib.contextmanager
     def transposes(self, stack_gates=False):
         """``self.T`` (:class:`Transposes` of this model's weights) inside the block, in this
         thread; a nested use (the chains of one model's run) shares the outer one, and its
         ``stack_gates``.  The table lives per thread, so one model unrolls in two threads at
         once.  ``stack_gates``: the gated cells compute all their gates with one matmul per step
         (what ``loss`` uses); False keeps one product per gate (what the diagrams draw)."""
-        made = _transposes()
-        if id(self) in made:
-            yield made[id(self)]
-            return
-        made[id(self)] = Transposes(self, stack_gates)
-        try:
-            yield made[id(self)]
-        finally:
-            del made[id(self)]
+        return _TransposesBlock(self, stack_gates)
 
     @property
     def T(self):
