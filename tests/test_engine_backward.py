@@ -488,7 +488,7 @@ def test_the_counted_scatter_of_row_gradients_equals_numpy_add_at(rows, width, n
     rng = np.random.default_rng(rows)
     index = rng.integers(-rows, rows, size=(n, 1))
     values = rng.normal(size=(n, 1, width))
-    assert _counted(np.zeros((rows, width)), index, values)
+    assert _counted((rows, width), np.float64, index, values)
     got, want = np.zeros((rows, width)), np.zeros((rows, width))
     _add_rows_counted(got, index, values)
     np.add.at(want, index.reshape(-1), values.reshape(n, width))
@@ -607,3 +607,40 @@ def test_a_gradient_summed_back_to_a_broadcast_inputs_shape_is_its_own_buffer(sh
     first = b.grad.copy()
     ((x + b) * c).sum().backward()               # added into the .grad kept the first time
     np.testing.assert_allclose(b.grad, first + c.sum(axis=axes).reshape(shape), rtol=0, atol=1e-12)
+
+
+def test_rows_summed_by_counting_into_a_new_gradient_are_bitwise_zeros_plus_the_rows():
+    """An input's first gradient from ``take`` of many rows (summed by counting) is the counted
+    table itself, not zeros it is added to: the same bits, signed zeros and repeated rows
+    included (each count starts at +0.0, as the zeros did)."""
+    from tinygraph.tensor import Scatter
+    rng = np.random.default_rng(4)
+    index = rng.integers(0, 13, size=40)
+    values = rng.normal(size=(40, 6))
+    values[::3] = -0.0                       # whole rows of -0.0: their sums are +0.0
+    index[:3] = 12                           # a row that gets only -0.0 ... and others
+    scatter = Scatter(index, values, basic=False)
+    want = np.zeros((13, 6))
+    np.add.at(want, index, values)
+    zeros = np.zeros((13, 6))
+    scatter.add_into(zeros)
+    got = scatter.dense((13, 6), np.float64)
+    assert got.tobytes() == zeros.tobytes()
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_view_of_a_counted_gradient_is_handed_over_to_the_one_input_it_comes_from():
+    """``take`` of many rows from ``w.T + b`` (an input map's table) gives the table its counted
+    gradient (a view of the counts); the weight keeps the view g.T of that memory as its
+    ``.grad``, the bias gets its own sum."""
+    rng = np.random.default_rng(5)
+    W = tg.tensor(rng.normal(size=(7, 13)), requires_grad=True)
+    b = tg.tensor(rng.normal(size=7), requires_grad=True)
+    ids = rng.integers(0, 13, size=(25, 1))
+    seed = rng.normal(size=(25, 1, 7))
+    (tg.take(tg.apply("transpose_add", _transpose_add, W, b), ids, axis=0) * seed).sum().backward()
+    table = np.zeros((13, 7))
+    np.add.at(table, ids.reshape(-1), seed.reshape(25, 7))
+    np.testing.assert_array_equal(W.grad, table.T)
+    np.testing.assert_array_equal(b.grad, table.sum(axis=0))
+    assert W.grad.base is not None and not np.shares_memory(W.grad, b.grad)

@@ -1705,7 +1705,7 @@ class Scatter:
         elif self.axis == 0:
             index = self.index
             if type(index) is np.ndarray and index.dtype.kind in "iu" and _counted(
-                    buf, index, self.values):
+                    buf.shape, buf.dtype, index, self.values):
                 _add_rows_counted(buf, index, self.values)
             elif (type(index) is np.ndarray and index.dtype.kind in "iu"
                     and index.size >= _SORTED_SCATTER_MIN):
@@ -1716,6 +1716,19 @@ class Scatter:
             index_axes = range(self.axis, self.axis + np.ndim(self.index))
             np.add.at(np.moveaxis(buf, self.axis, 0), self.index,
                       np.moveaxis(self.values, list(index_axes), list(range(len(index_axes)))))
+
+
+    def dense(self, shape, dtype):
+        """A new array of ``shape`` and ``dtype``: zeros with the values added (an input's
+        first gradient).  Rows summed by counting (:func:`_rows_counted`) are that array
+        already: no zeros to add them to."""
+        index = self.index
+        if (not self.basic and self.axis == 0 and type(index) is np.ndarray
+                and index.dtype.kind in "iu" and _counted(shape, dtype, index, self.values)):
+            return _rows_counted(shape, index, self.values)
+        buf = np.zeros(shape, dtype)
+        self.add_into(buf)
+        return buf
 
 
 class Owned:
@@ -1786,14 +1799,14 @@ def _add_rows_sorted(buf, index, values):
             buf[rows[starts]] += np.add.reduceat(chunk[order], starts, axis=0)
 
 
-def _counted(buf, index, values):
+def _counted(shape, dtype, index, values):
     """Whether :func:`_add_rows_counted` is the fastest way to add ``values`` into the rows
-    ``index`` of ``buf``: float64 rows, a few to some thousands of them, into a table not much
-    larger than they are (an input map's rows of a small vocabulary: 25 rows of 100 into 65
-    rows, 9 us against np.add.at's 23 and sorting's 25)."""
-    return (buf.dtype == np.float64 and values.dtype == np.float64 and buf.ndim == 2
+    ``index`` of a buffer of ``shape`` and ``dtype``: float64 rows, a few to some thousands of
+    them, into a table not much larger than they are (an input map's rows of a small
+    vocabulary: 25 rows of 100 into 65 rows, 9 us against np.add.at's 23 and sorting's 25)."""
+    return (dtype == np.float64 and values.dtype == np.float64 and len(shape) == 2
             and index.size >= _COUNTED_MIN and values.size <= _COUNTED_MAX
-            and buf.size <= 4 * values.size)
+            and shape[0] * shape[1] <= 4 * values.size)
 
 
 _COUNTED_MIN = 8             # np.add.at is faster for fewer rows
@@ -1805,11 +1818,18 @@ def _add_rows_counted(buf, index, values):
     over the entries' flat positions: each entry's values are summed in the order given, as
     np.add.at sums them, into a zero table that is then added to ``buf`` (the same bits when
     ``buf`` is zero, as the buffer a gradient starts in)."""
-    n, width = buf.shape
+    buf += _rows_counted(buf.shape, index, values)
+
+
+def _rows_counted(shape, index, values):
+    """The zero table of :func:`_add_rows_counted` with the values summed in: a new array (a
+    view of the counts), never -0.0 (each sum starts at +0.0), so adding it to zeros gives it
+    back bit for bit."""
+    n, width = shape
     index = index.reshape(-1)
     index = np.where(index < 0, index + n, index)
     flat = (index[:, None] * width + np.arange(width)).reshape(-1)
-    buf += np.bincount(flat, weights=values.reshape(-1), minlength=n * width).reshape(n, width)
+    return np.bincount(flat, weights=values.reshape(-1), minlength=n * width).reshape(n, width)
 
 
 _GROUP_SUM_COST = 4096     # entries reduceat sums in the time of one Python-level sum call
@@ -1917,9 +1937,11 @@ def _accumulate(p, pg, owned):
                 tiles[1][start:stop] = True
                 return
         if key not in owned:
-            prev = np.zeros(data.shape, data.dtype) if prev is None else np.array(prev, data.dtype)
-            p._g = prev
             owned[key] = None
+            if prev is None:
+                p._g = pg.dense(data.shape, data.dtype)
+                return
+            prev = p._g = np.array(prev, data.dtype)
         else:
             _ready(p, owned)
         pg.add_into(prev)
@@ -2069,7 +2091,9 @@ def _hand_over(pgs, g):
     becomes its parent's own (:class:`Owned`, not copied again into a buffer or ``.grad``),
     unless another of ``pgs`` may share g's memory (``transpose_add``'s ``g`` for its bias of
     the same shape, a second view): that one would see its values change."""
-    views = [k for k, pg in enumerate(pgs) if type(pg) is np.ndarray and pg.base is g]
+    mine = g if g.base is None else g.base     # g, or the memory g is all or part of
+    views = [k for k, pg in enumerate(pgs) if type(pg) is np.ndarray and pg.base is mine
+             and np.may_share_memory(pg, g)]
     if len(views) != 1:
         return
     view = views[0]
