@@ -39,6 +39,7 @@ import tinygraph as tg
 from tinygraph import tape
 from tinygraph.module import running_model
 from tinygraph.ops import scaled_cross_entropy
+from tinygraph.tensor import _unbroadcast
 
 from . import checks, replay
 from .plan import Plan
@@ -382,7 +383,9 @@ def _transpose_add(w, b):
     wt = w.T
     out = np.empty(np.broadcast_shapes(wt.shape, b.shape), np.result_type(w, b))
     np.add(wt, b, out=out)
-    return out, (lambda g: g.T, lambda g: g)
+    shape = b.shape  # the bias's gradient summed here, as the engine would sum it (the same
+    # call): g is then held by the weight's g.T alone, which the engine hands over as its own
+    return out, (lambda g: g.T, lambda g: _unbroadcast(g, shape))
 
 
 tg.defvjp(_transpose_add, lambda g, out, w, b: (g.T, g))   # the engine sums g to b's shape
@@ -417,6 +420,32 @@ def _transposes():
     if made is None:
         made = _local.transposes = {}
     return made
+
+
+class _TransposesBlock:
+    """The block of :meth:`RecurrentModel.transposes` (a small class rather than a generator:
+    every unroll enters it twice)."""
+
+    __slots__ = ("model", "stack_gates", "_made")
+
+    def __init__(self, model, stack_gates):
+        self.model = model
+        self.stack_gates = stack_gates
+
+    def __enter__(self):
+        made = _transposes()
+        key = id(self.model)
+        if key in made:           # a nested use: the outer block's, which it removes
+            self._made = None
+            return made[key]
+        self._made = made
+        t = made[key] = Transposes(self.model, self.stack_gates)
+        return t
+
+    def __exit__(self, *exc):
+        if self._made is not None:
+            del self._made[id(self.model)]
+        return False
 
 
 class Transposes:
@@ -543,22 +572,13 @@ class RecurrentModel(tg.Module):
         (its criterion, attention, leak rate, nonlinearity...)."""
         return {"model": type(self).__name__}
 
-    @contextlib.contextmanager
     def transposes(self, stack_gates=False):
         """``self.T`` (:class:`Transposes` of this model's weights) inside the block, in this
         thread; a nested use (the chains of one model's run) shares the outer one, and its
         ``stack_gates``.  The table lives per thread, so one model unrolls in two threads at
         once.  ``stack_gates``: the gated cells compute all their gates with one matmul per step
         (what ``loss`` uses); False keeps one product per gate (what the diagrams draw)."""
-        made = _transposes()
-        if id(self) in made:
-            yield made[id(self)]
-            return
-        made[id(self)] = Transposes(self, stack_gates)
-        try:
-            yield made[id(self)]
-        finally:
-            del made[id(self)]
+        return _TransposesBlock(self, stack_gates)
 
     @property
     def T(self):

@@ -11,7 +11,7 @@ later steps).
 import dataclasses
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(eq=False)   # not frozen: its __init__ would cost three times as much
 class Plan:
     """One unroll of a cell, its arguments already checked.
 

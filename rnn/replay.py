@@ -282,7 +282,10 @@ class Replay:
         # backward adds the engine's steps' rows into it; None where no replayed step sent
         # one (a step that does not read its input: the engine leaves its .grad None)
         out += [None if gk.array is None else Owned(gk.array) for gk in g_u]
-        out += g_out      # None: no gradient reached that tensor (as the engine leaves it)
+        # the outside tensors' gradients are new arrays (a product of the deferred pairs, or the
+        # loop's copy added into): each tensor's own, as the input maps' (None: no gradient
+        # reached it, as the engine leaves it)
+        out += [None if gk is None else Owned(gk) for gk in g_out]
         self._grads_for, self._grads = whole, out
         return out
 

@@ -488,7 +488,7 @@ def test_the_counted_scatter_of_row_gradients_equals_numpy_add_at(rows, width, n
     rng = np.random.default_rng(rows)
     index = rng.integers(-rows, rows, size=(n, 1))
     values = rng.normal(size=(n, 1, width))
-    assert _counted(np.zeros((rows, width)), index, values)
+    assert _counted((rows, width), np.float64, index, values)
     got, want = np.zeros((rows, width)), np.zeros((rows, width))
     _add_rows_counted(got, index, values)
     np.add.at(want, index.reshape(-1), values.reshape(n, width))
@@ -550,3 +550,97 @@ def test_a_view_of_a_one_input_ops_own_gradient_buffer_is_kept_by_its_input_not_
     assert not np.shares_memory(A.grad, B.grad)
     np.testing.assert_array_equal(A.grad, want)
     np.testing.assert_array_equal(B.grad, want)
+
+
+def _transpose_add(w, b):     # a user's op of two inputs, as ``rnn.core.transposed_plus``
+    return w.T + b, (lambda g: g.T, lambda g: g if g.shape == b.shape else g.sum(axis=0))
+
+
+def test_a_view_of_a_two_input_ops_gradient_buffer_is_kept_when_no_other_gradient_shares_it():
+    """``w.T + b`` with a bias of one row: the weight keeps the view g.T of the sweep's buffer
+    as its ``.grad`` (no copy), since b's gradient is a sum, a new array."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 5))
+    W = tg.tensor(rng.normal(size=(3, 5)), requires_grad=True)
+    b = tg.tensor(rng.normal(size=3), requires_grad=True)
+    (x @ tg.apply("transpose_add", _transpose_add, W, b)).sum().backward()
+    g = x.T @ np.ones((4, 3))                  # d sum(x @ (W.T + b)) / d(W.T + b)
+    np.testing.assert_array_equal(W.grad, g.T)
+    np.testing.assert_array_equal(b.grad, g.sum(axis=0))
+    assert W.grad.base is not None and not np.shares_memory(W.grad, b.grad)
+
+
+@pytest.mark.parametrize("weight_first", [True, False])
+def test_a_view_of_g_is_not_handed_over_while_another_input_holds_g_itself(weight_first):
+    """``w.T + b`` with a bias of the op's full shape: b's gradient is g itself, so the weight's
+    g.T stays a view the engine does not add into; the weight's gradient from its other use is
+    added into a buffer of its own, and b's gradient keeps its values (whichever of the two
+    uses of the weight the sweep reaches first)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 5))
+    c = rng.normal(size=(3, 5))
+    W = tg.tensor(rng.normal(size=(3, 5)), requires_grad=True)
+    b = tg.tensor(rng.normal(size=(5, 3)), requires_grad=True)
+    both = tg.apply("transpose_add", _transpose_add, W, b)
+    terms = [(x @ both).sum(), (W * c).sum()]
+    (terms[0] + terms[1] if weight_first else terms[1] + terms[0]).backward()
+    g = x.T @ np.ones((4, 3))
+    np.testing.assert_array_equal(b.grad, g)
+    np.testing.assert_allclose(W.grad, g.T + c, rtol=0, atol=1e-12)
+    assert not np.shares_memory(W.grad, b.grad)
+
+
+@pytest.mark.parametrize("shape", [(), (1, 3), (3,), (4, 1)])
+def test_a_gradient_summed_back_to_a_broadcast_inputs_shape_is_its_own_buffer(shape):
+    """A gradient the sweep sums back to a broadcast input's shape is a new array the input then
+    owns (later gradients are added into it, and a leaf keeps it as ``.grad`` without a copy);
+    for a 0-d input the sum is a numpy scalar, not an array to add into: every use counts."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 3))
+    b = tg.tensor(rng.normal(size=shape), requires_grad=True)
+    c, d = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    (((x + b) * c).sum() + ((x - b) * d).sum()).backward()
+    axes = tuple(range(2 - len(shape))) + tuple(i + 2 - len(shape) for i, n in enumerate(shape)
+                                                  if n == 1)
+    want = (c.sum(axis=axes) - d.sum(axis=axes)).reshape(shape)
+    np.testing.assert_allclose(b.grad, want, rtol=0, atol=1e-12)
+    first = b.grad.copy()
+    ((x + b) * c).sum().backward()               # added into the .grad kept the first time
+    np.testing.assert_allclose(b.grad, first + c.sum(axis=axes).reshape(shape), rtol=0, atol=1e-12)
+
+
+def test_rows_summed_by_counting_into_a_new_gradient_are_bitwise_zeros_plus_the_rows():
+    """An input's first gradient from ``take`` of many rows (summed by counting) is the counted
+    table itself, not zeros it is added to: the same bits, signed zeros and repeated rows
+    included (each count starts at +0.0, as the zeros did)."""
+    from tinygraph.tensor import Scatter
+    rng = np.random.default_rng(4)
+    index = rng.integers(0, 13, size=40)
+    values = rng.normal(size=(40, 6))
+    values[::3] = -0.0                       # whole rows of -0.0: their sums are +0.0
+    index[:3] = 12                           # a row that gets only -0.0 ... and others
+    scatter = Scatter(index, values, basic=False)
+    want = np.zeros((13, 6))
+    np.add.at(want, index, values)
+    zeros = np.zeros((13, 6))
+    scatter.add_into(zeros)
+    got = scatter.dense((13, 6), np.float64)
+    assert got.tobytes() == zeros.tobytes()
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_view_of_a_counted_gradient_is_handed_over_to_the_one_input_it_comes_from():
+    """``take`` of many rows from ``w.T + b`` (an input map's table) gives the table its counted
+    gradient (a view of the counts); the weight keeps the view g.T of that memory as its
+    ``.grad``, the bias gets its own sum."""
+    rng = np.random.default_rng(5)
+    W = tg.tensor(rng.normal(size=(7, 13)), requires_grad=True)
+    b = tg.tensor(rng.normal(size=7), requires_grad=True)
+    ids = rng.integers(0, 13, size=(25, 1))
+    seed = rng.normal(size=(25, 1, 7))
+    (tg.take(tg.apply("transpose_add", _transpose_add, W, b), ids, axis=0) * seed).sum().backward()
+    table = np.zeros((13, 7))
+    np.add.at(table, ids.reshape(-1), seed.reshape(25, 7))
+    np.testing.assert_array_equal(W.grad, table.T)
+    np.testing.assert_array_equal(b.grad, table.sum(axis=0))
+    assert W.grad.base is not None and not np.shares_memory(W.grad, b.grad)

@@ -481,17 +481,24 @@ _runs = threading.local()    # .stack: [model, ids of its modules or None, warne
 # model this thread is running (running_model), outermost first
 
 
-@contextlib.contextmanager
-def running_model(model):
+class running_model:
     """Within the block this thread runs ``model`` (rnn's unrolls enter it): a :class:`Dropout`
     in training mode that the outermost model running does not hold, called while that model
-    is in evaluation mode, warns."""
-    stack = _runs.__dict__.setdefault("stack", [])
-    stack.append([model, None, False])
-    try:
-        yield
-    finally:
-        stack.pop()
+    is in evaluation mode, warns.  (A small class rather than a generator: every unroll enters
+    it.)"""
+
+    __slots__ = ("model", "_stack")
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self._stack = _runs.__dict__.setdefault("stack", [])
+        self._stack.append([self.model, None, False])
+
+    def __exit__(self, *exc):
+        self._stack.pop()
+        return False
 
 
 @contextlib.contextmanager

@@ -716,6 +716,8 @@ _SUM_TO = Rule(lambda g, out, x, shape: _xp.sum_to(_xp.broadcast_to(g, np.broadc
 
 
 def _getitem(x, index):
+    if type(index) is int and _INTP_MIN <= index <= _INTP_MAX:    # needs no conversion
+        return x[index], _GETITEM
     return x[_intp_index(index, x.shape)], _GETITEM
 
 
@@ -728,6 +730,7 @@ def _is_basic(index):
 
 
 _INTP = np.iinfo(np.intp)
+_INTP_MIN, _INTP_MAX = int(_INTP.min), int(_INTP.max)
 _INTP_SIZE = np.dtype(np.intp).itemsize
 
 
@@ -739,11 +742,11 @@ def _intp_index(index, shape):
     out = []
     for p in parts:
         if isinstance(p, np.ndarray) and p.dtype.kind in "iu":
-            if p.size and (p.max() > _INTP.max or p.min() < _INTP.min):
-                bad = p.max() if p.max() > _INTP.max else p.min()
+            if p.size and (p.max() > _INTP_MAX or p.min() < _INTP_MIN):
+                bad = p.max() if p.max() > _INTP_MAX else p.min()
                 raise BadIndexError(f"index: index {bad} is out of range for an input of shape {shape}")
             p = p.astype(np.intp, copy=False)
-        elif isinstance(p, (int, np.integer)) and not _INTP.min <= p <= _INTP.max:
+        elif isinstance(p, (int, np.integer)) and not _INTP_MIN <= p <= _INTP_MAX:
             raise BadIndexError(f"index: index {p} is out of range for an input of shape {shape}")
         out.append(p)
     return tuple(out) if isinstance(index, tuple) else out[0]
@@ -1582,7 +1585,9 @@ def sum_to(x, shape):
 
 
 def getitem(x, index):
-    return apply("index", _getitem, x, index=_plain_index(index))
+    if type(index) is not int:      # a Python int (a step of an unroll) is plain already
+        index = _plain_index(index)
+    return apply("index", _getitem, x, index=index)
 
 
 def _plain_index(index):

@@ -109,15 +109,27 @@ class Program:
         first = n_in + len(outside) + len(consts)
         self.first_op = first
         self.size = first + len(ops)
-        self._base = [None] * self.size
-        for i, c in enumerate(consts):
-            self._base[n_in + len(outside) + i] = c
         self._code = None       # compiled on first use, or an equal program's (_compiled)
-        # which slots need a gradient: the inputs and outside tensors, and ops that read one
-        need = [True] * (n_in + len(outside)) + [False] * len(consts)
-        for _, _, args, _ in ops:
-            need.append(any(need[i] for i in args))
-        self.need = need
+        self._need = None       # made when first asked for (a replay's step that is compared
+        #                         and run from compiled code never asks)
+
+    @property
+    def _base(self):
+        """Every slot's value known before a run: the constants (None elsewhere)."""
+        base = [None] * self.size
+        start = self.n_in + len(self.outside)
+        base[start:start + len(self.consts)] = self.consts
+        return base
+
+    @property
+    def need(self):
+        """Which slots need a gradient: the inputs and outside tensors, and ops that read one."""
+        if self._need is None:
+            need = [True] * (self.n_in + len(self.outside)) + [False] * len(self.consts)
+            for _, _, args, _ in self.ops:
+                need.append(any(need[i] for i in args))
+            self._need = need
+        return self._need
 
     @classmethod
     def of(cls, rec, inputs, outputs):
@@ -145,7 +157,7 @@ class Program:
                 if isinstance(x, Tensor):
                     ref = slots.get(id(x))
                     if ref is None:
-                        if x.requires_grad:
+                        if x._rg:
                             if id(x) not in outside_at:
                                 outside_at[id(x)] = len(outside)
                                 outside.append(x)
@@ -160,7 +172,8 @@ class Program:
             slots[id(node)] = (_OP, j)
             ops.append((name, forward, refs, kwargs))
             cells.append(values)
-            shapes.append((node.shape, node.dtype))
+            data = node._data
+            shapes.append((data.shape, data.dtype))
         outs = []
         for y in outputs:
             if not isinstance(y, Tensor):
@@ -175,7 +188,7 @@ class Program:
         ops = [(name, forward, tuple([place[kind] + k for kind, k in refs]), kwargs)
                for name, forward, refs, kwargs in ops]
         return cls(n_in, outside, consts, ops, tuple([place[kind] + k for kind, k in outs]),
-                   shapes, cells, tuple([(x.shape, x.dtype) for x in inputs]))
+                   shapes, cells, tuple([(x._data.shape, x._data.dtype) for x in inputs]))
 
     def same(self, other, outside=True):
         """True when ``other`` (a Program, or a str) would compute the same function: the same
@@ -304,7 +317,7 @@ class Program:
     def graph_forward(self, inputs):
         """:meth:`forward` as engine ops on the Tensors ``inputs`` (for ``create_graph``):
         every slot's value, Tensors for the inputs, outside tensors and ops."""
-        values = self._base[:]
+        values = self._base
         values[:self.n_in] = inputs
         for i, x in enumerate(self.outside):
             values[self.n_in + i] = x
@@ -418,8 +431,8 @@ def _forward_body(program, env, lean=None):
     dtypes (which fix every op's)."""
     env.update(_nd=np.ndarray, _asarray=np.asarray)
     n_in, n_out = program.n_in, len(program.outside)
-    for i in range(n_in + n_out, program.first_op):
-        env[f"v{i}"] = program._base[i]
+    for i, c in enumerate(program.consts, n_in + n_out):
+        env[f"v{i}"] = c
     lines = []
     slot = program.first_op
     for j, (_, forward, args, kwargs) in enumerate(program.ops):

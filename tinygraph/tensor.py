@@ -1705,7 +1705,7 @@ class Scatter:
         elif self.axis == 0:
             index = self.index
             if type(index) is np.ndarray and index.dtype.kind in "iu" and _counted(
-                    buf, index, self.values):
+                    buf.shape, buf.dtype, index, self.values):
                 _add_rows_counted(buf, index, self.values)
             elif (type(index) is np.ndarray and index.dtype.kind in "iu"
                     and index.size >= _SORTED_SCATTER_MIN):
@@ -1716,6 +1716,19 @@ class Scatter:
             index_axes = range(self.axis, self.axis + np.ndim(self.index))
             np.add.at(np.moveaxis(buf, self.axis, 0), self.index,
                       np.moveaxis(self.values, list(index_axes), list(range(len(index_axes)))))
+
+
+    def dense(self, shape, dtype):
+        """A new array of ``shape`` and ``dtype``: zeros with the values added (an input's
+        first gradient).  Rows summed by counting (:func:`_rows_counted`) are that array
+        already: no zeros to add them to."""
+        index = self.index
+        if (not self.basic and self.axis == 0 and type(index) is np.ndarray
+                and index.dtype.kind in "iu" and _counted(shape, dtype, index, self.values)):
+            return _rows_counted(shape, index, self.values)
+        buf = np.zeros(shape, dtype)
+        self.add_into(buf)
+        return buf
 
 
 class Owned:
@@ -1786,14 +1799,14 @@ def _add_rows_sorted(buf, index, values):
             buf[rows[starts]] += np.add.reduceat(chunk[order], starts, axis=0)
 
 
-def _counted(buf, index, values):
+def _counted(shape, dtype, index, values):
     """Whether :func:`_add_rows_counted` is the fastest way to add ``values`` into the rows
-    ``index`` of ``buf``: float64 rows, a few to some thousands of them, into a table not much
-    larger than they are (an input map's rows of a small vocabulary: 25 rows of 100 into 65
-    rows, 9 us against np.add.at's 23 and sorting's 25)."""
-    return (buf.dtype == np.float64 and values.dtype == np.float64 and buf.ndim == 2
+    ``index`` of a buffer of ``shape`` and ``dtype``: float64 rows, a few to some thousands of
+    them, into a table not much larger than they are (an input map's rows of a small
+    vocabulary: 25 rows of 100 into 65 rows, 9 us against np.add.at's 23 and sorting's 25)."""
+    return (dtype == np.float64 and values.dtype == np.float64 and len(shape) == 2
             and index.size >= _COUNTED_MIN and values.size <= _COUNTED_MAX
-            and buf.size <= 4 * values.size)
+            and shape[0] * shape[1] <= 4 * values.size)
 
 
 _COUNTED_MIN = 8             # np.add.at is faster for fewer rows
@@ -1805,11 +1818,18 @@ def _add_rows_counted(buf, index, values):
     over the entries' flat positions: each entry's values are summed in the order given, as
     np.add.at sums them, into a zero table that is then added to ``buf`` (the same bits when
     ``buf`` is zero, as the buffer a gradient starts in)."""
-    n, width = buf.shape
+    buf += _rows_counted(buf.shape, index, values)
+
+
+def _rows_counted(shape, index, values):
+    """The zero table of :func:`_add_rows_counted` with the values summed in: a new array (a
+    view of the counts), never -0.0 (each sum starts at +0.0), so adding it to zeros gives it
+    back bit for bit."""
+    n, width = shape
     index = index.reshape(-1)
     index = np.where(index < 0, index + n, index)
     flat = (index[:, None] * width + np.arange(width)).reshape(-1)
-    buf += np.bincount(flat, weights=values.reshape(-1), minlength=n * width).reshape(n, width)
+    return np.bincount(flat, weights=values.reshape(-1), minlength=n * width).reshape(n, width)
 
 
 _GROUP_SUM_COST = 4096     # entries reduceat sums in the time of one Python-level sum call
@@ -1917,21 +1937,28 @@ def _accumulate(p, pg, owned):
                 tiles[1][start:stop] = True
                 return
         if key not in owned:
-            prev = np.zeros(data.shape, data.dtype) if prev is None else np.array(prev, data.dtype)
-            p._g = prev
             owned[key] = None
+            if prev is None:
+                p._g = pg.dense(data.shape, data.dtype)
+                return
+            prev = p._g = np.array(prev, data.dtype)
         else:
             _ready(p, owned)
         pg.add_into(prev)
         return
     if type(pg) is not np.ndarray:
         pg = np.asarray(pg)
+    fresh = False       # an array made here, which nothing else holds: p's own
     if pg.shape != data.shape:
         pg = _unbroadcast(pg, data.shape)
+        fresh = type(pg) is np.ndarray and pg.base is None   # a sum (not a broadcast view)
     if pg.dtype is not data.dtype and pg.dtype != data.dtype:
         pg = pg.astype(data.dtype)
+        fresh = True
     if prev is None:
         p._g = pg
+        if fresh:
+            owned[key] = None
     elif key in owned:
         _ready(p, owned)
         prev += pg
@@ -1995,23 +2022,20 @@ def _backprop(root, grad, retain_graph, targets):
             if vjps is None:      # a leaf
                 continue
             if type(vjps) is not Rule:      # a user's op: one closure per parent
-                # one parent, and g a buffer of the sweep's that nothing else holds now: a view
-                # of it (the transposed copy's g.T) becomes that parent's own, not copied again
-                mine = len(vjps) == 1 and id(node) in owned and not node._retain and targets is None
-                for p, vjp in zip(node.parents, vjps):
-                    if p._rg and vjp is not None:    # None: no gradient for p
-                        pg = vjp(g)
-                        if pg is None:      # this time none either (rnn.replay's outside tensors)
-                            continue
-                        if mine and type(pg) is np.ndarray and pg.base is g:
-                            pg = Owned(pg)
-                        if anomaly:
-                            if type(pg) is Product:
-                                pg = np.asarray(pg)
-                            _check_finite(node, pg.values if type(pg) is Scatter else
-                                          pg.array if type(pg) is Owned else np.asarray(pg),
-                                          "the gradient rule of")
-                        _accumulate(p, pg, owned)
+                pgs = [vjp(g) if p._rg and vjp is not None else None    # None: no gradient
+                       for p, vjp in zip(node.parents, vjps)]  # for p (a replay's outside ones)
+                if id(node) in owned and not node._retain and targets is None:
+                    _hand_over(pgs, g)
+                for p, pg in zip(node.parents, pgs):
+                    if pg is None:
+                        continue
+                    if anomaly:
+                        if type(pg) is Product:
+                            pg = np.asarray(pg)
+                        _check_finite(node, pg.values if type(pg) is Scatter else
+                                      pg.array if type(pg) is Owned else np.asarray(pg),
+                                      "the gradient rule of")
+                    _accumulate(p, pg, owned)
                 continue
             # one shared rule, on the output and inputs the node saved (not .data now)
             if vjps.is_keyed:
@@ -2059,6 +2083,25 @@ def _backprop(root, grad, retain_graph, targets):
             node._grad += g
         else:                     # a Tensor left by an earlier create_graph backward
             node._grad = node._grad + g
+
+
+def _hand_over(pgs, g):
+    """``g``, a user op's incoming gradient, is a buffer of the sweep's that nothing else holds
+    now: a gradient ``pgs[k]`` its rules made that is a view of it (a transposed copy's ``g.T``)
+    becomes its parent's own (:class:`Owned`, not copied again into a buffer or ``.grad``),
+    unless another of ``pgs`` may share g's memory (``transpose_add``'s ``g`` for its bias of
+    the same shape, a second view): that one would see its values change."""
+    mine = g if g.base is None else g.base     # g, or the memory g is all or part of
+    views = [k for k, pg in enumerate(pgs) if type(pg) is np.ndarray and pg.base is mine
+             and np.may_share_memory(pg, g)]
+    if len(views) != 1:
+        return
+    view = views[0]
+    for k, pg in enumerate(pgs):
+        if k != view and pg is not None and (type(pg) is not np.ndarray
+                                             or np.may_share_memory(pg, g)):
+            return
+    pgs[view] = Owned(pgs[view])
 
 
 def _free(order):
