@@ -141,10 +141,11 @@ class LRScheduler:
                 raise ConfigError(
                     f"{who}: the learning rate of group {k} is {group['lr']!r}, but this scheduler "
                     f"set {mine!r} at epoch {self.last_epoch}: something else changed it since "
-                    "(another scheduler, a ReduceLROnPlateau, or a hand change), and this schedule's "
-                    "closed form would overwrite that change without a word; use one schedule per "
-                    "optimizer (a LambdaLR can combine several), or make the scheduler after the "
-                    "change (it starts from the rates it finds)")
+                    "(another scheduler, a ReduceLROnPlateau, an optimizer's load_state_dict "
+                    "without the scheduler's, or a hand change), and this schedule's closed form "
+                    "would overwrite that change without a word; use one schedule per optimizer (a "
+                    "LambdaLR can combine several), or make the scheduler after the change (it "
+                    "starts from the rates it finds)")
 
     settings = ()   # the names of the numeric settings a state_dict records and checks
 
