@@ -7,6 +7,7 @@ exactly where it stopped.  :mod:`tinygraph.lr_scheduler` (also ``tg.optim.lr_sch
 changes the groups' learning rates over time.
 """
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -541,9 +542,12 @@ class Adam(Optimizer):
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * g * g
-        m_hat = m / (1 - b1 ** count)
-        v_hat = v / (1 - b2 ** count)
-        p._data -= group["lr"] * m_hat / (np.sqrt(v_hat) + group["eps"])
+        # lr m_hat / (sqrt(v_hat) + eps), in PyTorch's order: v / (1 - b2^t) (v_hat itself) and
+        # m / (1 - b1^t) may leave float16's range (v = 90 of a gradient 300 at t = 1: 9e4, inf,
+        # and that entry was not updated at all); sqrt(v) / sqrt(1 - b2^t) and m / denominator
+        # stay near the gradient's and lr's scale
+        denominator = np.sqrt(v) / math.sqrt(1 - b2 ** count) + group["eps"]
+        p._data -= group["lr"] / (1 - b1 ** count) * (m / denominator)
 
 
 class AdamW(Adam):
