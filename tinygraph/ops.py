@@ -25,7 +25,7 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
-from numpy.lib.array_utils import normalize_axis_tuple
+from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
@@ -917,7 +917,8 @@ def _shifted_logsumexp(x, axis):
     if isinstance(axis, tuple):     # several axes (or none): moved last and taken as one
         axis = normalize_axis_tuple(axis, x.ndim)
         last_axes = tuple(range(x.ndim - len(axis), x.ndim))
-    else:
+    else:   # checked here: np.moveaxis's own error begins 'source:', which names no argument
+        axis = normalize_axis_index(axis, x.ndim)
         last_axes = -1
     last = np.moveaxis(x, axis, last_axes)
     lead = last.shape[:x.ndim - len(axis)] if isinstance(axis, tuple) else last.shape[:-1]
