@@ -242,23 +242,29 @@ class scope:
         if mode.thread != _thread_id():
             mode = _own_mode()
         prev = mode.scope
-        if self._mode is None and self._more is None:
-            self._mode, self._prev = mode, prev
-        else:
-            if self._more is None:
-                self._more = [(self._mode, self._prev)]
-                self._mode = None
-            self._more.append((mode, prev))
+        with _exits:    # two threads' first entries at once: each must see the other's record
+            if self._mode is None and self._more is None:
+                self._mode, self._prev = mode, prev
+            else:
+                if self._more is None:
+                    self._more = [(self._mode, self._prev)]
+                    self._mode = None
+                self._more.append((mode, prev))
         mode.scope = full = self.label if prev is None else f"{prev}/{self.label}"
         return full
 
     def __exit__(self, *exc):
-        if self._more is None:
-            self._mode.scope = self._prev
-            self._mode = None
-        else:
-            _exit_entry(self._more, _reset_scope)
-            if not self._more:
+        with _exits:
+            more = self._more
+            if more is None:
+                mode, prev, self._mode = self._mode, self._prev, None
+        if more is None:
+            if mode is not None:
+                mode.scope = prev
+            return False
+        _exit_entry(more, _reset_scope)
+        with _exits:
+            if self._more is more and not more:
                 self._more = None
         return False
 
