@@ -826,3 +826,36 @@ def test_adam_moves_a_float16_parameter_whose_bias_corrected_moment_float16_cann
             opt.step()
         np.testing.assert_allclose(p.data, -0.01 * t * np.sign(g), rtol=3e-3)
         assert p.dtype == np.float16 and opt.state[0]["v"].dtype == np.float16
+
+
+@pytest.mark.parametrize("cls, key, value", [(tg.optim.SGD, "nesterov", True),
+                                             (tg.optim.SGD, "dampening", 0.5),
+                                             (tg.optim.Adam, "amsgrad", True),
+                                             (tg.optim.AdamW, "maximize", True),
+                                             (tg.optim.Adagrad, "lr_decay", 0.1)])
+def test_a_torch_setting_added_to_a_group_after_the_optimizer_was_made_is_refused(cls, key, value):
+    # refused when the optimizer is made, but a torch habit such as
+    # `for g in opt.param_groups: g["nesterov"] = True` was then ignored without a word: SGD
+    # stepped as plain momentum SGD (maximize: it descended)
+    p = tg.Parameter(START.copy())
+    opt = cls([p], lr=0.1)
+    opt.param_groups[0][key] = value
+    p.grad = np.ones_like(START)
+    with pytest.raises(tg.ConfigError, match=rf"step: parameter group 0: has unknown settings "
+                                             rf"\['{key}'\].*{cls.__name__} takes"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, START)
+    assert opt.steps == 0 and opt.state == [{}]
+    del opt.param_groups[0][key]
+    opt.step()
+    assert opt.steps == 1
+
+
+def test_a_setting_removed_from_a_group_is_named_not_a_bare_key_error():
+    p = tg.Parameter(START.copy())
+    opt = tg.optim.SGD([p], lr=0.1, momentum=0.9)
+    del opt.param_groups[0]["momentum"]
+    p.grad = np.ones_like(START)
+    with pytest.raises(tg.ConfigError, match=r"lacks the settings \['momentum'\]"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, START)

@@ -160,6 +160,18 @@ class Optimizer:
         self.steps = 0
         self.state = [{} for _ in self.params]
 
+    def _check_keys(self, who, group):
+        """Refuse a group given a setting this optimizer does not have since it was made (a
+        torch habit such as ``group["nesterov"] = True`` on SGD would be ignored without a word)
+        or one of its settings removed."""
+        unknown = sorted(str(key) for key in set(group) - set(self.settings) - {"params"})
+        missing = [key for key in self.settings if key not in group]
+        if unknown or missing:
+            raise ConfigError(f"{who}: " + (f"has unknown settings {unknown} (set after the "
+                                            "optimizer was made: it would ignore them)" if unknown
+                                            else f"lacks the settings {missing}")
+                              + f"; {type(self).__name__} takes {list(self.settings)}")
+
     def _check_group(self, who, group):
         """Refuse a group whose settings this optimizer cannot use (ConfigError naming it)."""
         _check_non_negative(who, "lr", group["lr"])
@@ -202,6 +214,7 @@ class Optimizer:
             raise ConfigError(f"{who}: the parameters of param_groups were changed after the "
                               "optimizer was made; make a new optimizer instead")
         for k, group in enumerate(self.param_groups):
+            self._check_keys(f"{who}: parameter group {k}", group)
             self._check_group(f"{who}: parameter group {k}", group)
         group_of = [group for group in self.param_groups for _ in group["params"]]
         grads = _gradients(who, self.params)
