@@ -111,6 +111,14 @@ def _pow(a, b):   # d(a**b)/da = b a**(b-1), taken as 0 where b == 0 (x**0 is co
         raise
 
 
+def _np_pow(a, b):   # tg.power: np.power's dtypes, where a ** b has the operator's: numpy's
+    try:             # bool ** 2 is np.square's int8, np.power(bool, 2) int64 (every value the same)
+        return np.power(a, b), _POW
+    except ValueError:
+        refuse_negative_integer_power("pow", a, b)
+        raise
+
+
 def _pow_base(g, out, a, b):
     if not isinstance(b, Tensor) and np.ndim(b) == 0:    # a number: numpy's scalar promotion
         return g * (b * a ** (b - 1)) if b != 0 else g * 0
@@ -1432,7 +1440,8 @@ mul = binary_op("mul", "mul", _mul)
 div = binary_op("div", "div", _div)
 
 
-power = binary_op("power", "pow", _pow)
+power = binary_op("power", "pow", _np_pow)
+_power_operator = binary_op("power", "pow", _pow)     # t ** x, as numpy's operator
 
 
 neg = unary_op("neg", "neg", _neg)
@@ -2087,8 +2096,8 @@ Tensor.__mul__ = mul
 Tensor.__rmul__ = _reflected(mul)
 Tensor.__truediv__ = div
 Tensor.__rtruediv__ = _reflected(div)
-Tensor.__pow__ = power
-Tensor.__rpow__ = _reflected(power)
+Tensor.__pow__ = _power_operator
+Tensor.__rpow__ = _reflected(_power_operator)
 Tensor.__matmul__ = matmul
 Tensor.__rmatmul__ = _reflected(matmul)
 Tensor.__neg__ = neg
