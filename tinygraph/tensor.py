@@ -1067,8 +1067,9 @@ def apply(op, forward, *inputs, **kwargs):
     op : str, the op's name (what ``t.op``, the diagrams and error messages show)
     forward : ``forward(*arrays, **kwargs) -> (value, vjps)``, on numpy arrays: the value, and
         one vector-Jacobian product per input, a function ``g -> gradient`` of the same shape as
-        that input (or broadcast: the engine sums it back), or None for an input with no gradient;
-        or the value and one shared :class:`Rule` (how the built-in ops are made)
+        that input (or of a shape it broadcasts to: the engine sums it back; a smaller one is a
+        ShapeError, not broadcast up), or None for an input with no gradient; or the value and
+        one shared :class:`Rule` (how the built-in ops are made)
     inputs : Tensors, or constants (numbers, lists, arrays: they get no gradient)
     kwargs : passed to ``forward`` as they are (settings, not tensors)
 
@@ -2004,11 +2005,13 @@ def _backprop(root, grad, retain_graph, targets):
                 # one parent, and g a buffer of the sweep's that nothing else holds now: a view
                 # of it (the transposed copy's g.T) becomes that parent's own, not copied again
                 mine = len(vjps) == 1 and id(node) in owned and not node._retain and targets is None
-                for p, vjp in zip(node.parents, vjps):
+                for i, (p, vjp) in enumerate(zip(node.parents, vjps)):
                     if p._rg and vjp is not None:    # None: no gradient for p
                         pg = vjp(g)
                         if pg is None:      # this time none either (rnn.replay's outside tensors)
                             continue
+                        if type(pg) is not np.ndarray or pg.shape != p._data.shape:
+                            pg = _checked_user_grad(node, i, p, pg)
                         if mine and type(pg) is np.ndarray and pg.base is g:
                             pg = Owned(pg)
                         if anomaly:
@@ -2065,6 +2068,43 @@ def _backprop(root, grad, retain_graph, targets):
             node._grad += g
         else:                     # a Tensor left by an earlier create_graph backward
             node._grad = node._grad + g
+
+
+def _checked_user_grad(node, index, p, pg):
+    """A user's vjp's gradient for parent ``p`` of ``node``: real numbers of ``p``'s shape or of
+    a shape ``p`` broadcasts to (the engine sums it back).  A smaller one (a vjp that returned
+    ``g.sum()``, or forgot an axis) was broadcast up to ``p``'s shape without a word, every entry
+    given the same wrong number; a complex one lost its imaginary part to a warning."""
+    if type(pg) in (Scatter, Owned, Product):     # the engine's own forms (rnn's replay)
+        return pg
+    try:
+        array = np.asarray(pg)
+    except (ValueError, TypeError) as e:
+        array = e
+    if isinstance(array, Exception) or array.dtype.kind not in "biuf":
+        kind = f"{type(pg).__name__}" if isinstance(array, Exception) else f"dtype {array.dtype}"
+        raise DTypeError(f"backward: the gradient rule of '{node.op}'{_where(node.scope)} gave input "
+                         f"{index} (shape {p.shape}) a gradient of {kind}; it must be real numbers")
+    if array.shape != p._data.shape:
+        _check_user_shape(node, index, p, array.shape)
+    return array
+
+
+def _check_user_shape(node, index, x, got):
+    """Refuse a user's rule's gradient of shape ``got`` for input ``x`` (number ``index``, or
+    found in the list ``index``) unless ``x`` broadcasts to it (it is then summed back)."""
+    shape = x._data.shape
+    try:
+        fits = np.broadcast_shapes(got, shape) == got
+    except ValueError:
+        fits = False
+    if not fits:
+        if not isinstance(index, int):
+            index = next(i for i, y in enumerate(index) if y is x)
+        raise ShapeError(f"backward: the gradient rule of '{node.op}'{_where(node.scope)} gave input "
+                         f"{index} a gradient of shape {got}, but that input has shape {shape}: a "
+                         "gradient must have its input's shape, or a shape the input broadcasts to "
+                         "(then it is summed back)")
 
 
 def _free(order):
@@ -2178,6 +2218,8 @@ def _backprop_graph(root, grad, retain_graph, targets):
                                                              and id(x) not in targets):
                         continue
                     if pg.shape != x.shape:
+                        if type(node._vjps) is not Rule:    # a user's tg.defvjp rule
+                            _check_user_shape(node, inputs, x, pg.shape)
                         pg = sum_to(pg, x.shape)
                     if pg.dtype != x.dtype:     # as backward: each input's gradient in its dtype
                         pg = cast(pg, x.dtype)
