@@ -550,3 +550,18 @@ def test_a_view_of_a_one_input_ops_own_gradient_buffer_is_kept_by_its_input_not_
     assert not np.shares_memory(A.grad, B.grad)
     np.testing.assert_array_equal(A.grad, want)
     np.testing.assert_array_equal(B.grad, want)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_grad_refuses_an_input_the_output_reads_that_does_not_require_grad(create_graph):
+    # tg.grad(y, [w, x]) of y = sum(w x^2) with x made without requires_grad gave x the zeros
+    # of an input y does not depend on, where dy/dx = 2 w x = [6, 16]
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    x = tg.tensor([3.0, 4.0], name="x")
+    y = (w * x * x).sum()
+    with pytest.raises(tg.BackwardError, match=r"grad: input 1 'x' of shape \(2,\) does not require "
+                                               r"grad, but the output is computed from it"):
+        tg.grad(y, [w, x], create_graph=create_graph)
+    gw, unused = tg.grad(y, [w, tg.tensor([5.0])], create_graph=create_graph)  # graph kept
+    np.testing.assert_array_equal(np.asarray(gw.data if create_graph else gw), [9.0, 16.0])
+    np.testing.assert_array_equal(np.asarray(unused.data if create_graph else unused), [0.0])

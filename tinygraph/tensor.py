@@ -2282,7 +2282,9 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     Returns
     -------
     list of np.ndarray (of Tensor with ``create_graph``), one per input (zeros for an input
-    the output does not depend on); a single input gives a single gradient.
+    the output does not depend on); a single input gives a single gradient.  An input that
+    does not require grad but that the output is computed from is a BackwardError: no gradient
+    was tracked for it (as PyTorch's ``autograd.grad`` refuses).
     """
     if not isinstance(output, Tensor):
         raise DTypeError(f"grad: output must be a Tensor (the result of engine ops), got "
@@ -2300,6 +2302,8 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
         why = _stand_in_why(t)
         if why is not None:
             raise BackwardError(f"grad: input {i}: {why}")
+    if not all(t._rg for t in inputs):
+        _refuse_untracked(output, inputs)
     targets = {id(t): None for t in inputs}
     retain = create_graph if retain_graph is None else retain_graph
     if create_graph:
@@ -2311,6 +2315,25 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
         out = [np.asarray(targets[id(t)]) if targets[id(t)] is not None else np.zeros_like(t._data)
                for t in inputs]
     return out[0] if single else out
+
+
+def _refuse_untracked(output, inputs):
+    """Raise BackwardError if ``output``'s graph reads an input of ``grad`` that does not
+    require grad: no gradient reaches it, and the zeros ``grad`` gives an input the output does
+    not depend on would be read as its gradient (2 w x for x in sum(w x^2), not 0)."""
+    wanted = {id(t): i for i, t in enumerate(inputs) if not t._rg}
+    seen, stack = {id(output)}, [output]
+    while stack:                     # the graph's nodes that require grad, and their inputs
+        for p in stack.pop().parents:
+            i = wanted.get(id(p))
+            if i is not None:
+                raise BackwardError(
+                    f"grad: input {i}{_label(p.name)} of shape {p.shape} does not require grad, "
+                    "but the output is computed from it: its gradient was not tracked (zeros would "
+                    "be given for it); make it with requires_grad=True")
+            if p._rg and id(p) not in seen:
+                seen.add(id(p))
+                stack.append(p)
 
 
 def tensor(data, requires_grad=False, name=None, dtype=None):
