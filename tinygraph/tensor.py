@@ -2317,7 +2317,7 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     return out[0] if single else out
 
 
-def _refuse_untracked(output, inputs):
+def _refuse_untracked(output, inputs, who="grad"):
     """Raise BackwardError if ``output``'s graph reads an input of ``grad`` that does not
     require grad: no gradient reaches it, and the zeros ``grad`` gives an input the output does
     not depend on would be read as its gradient (2 w x for x in sum(w x^2), not 0)."""
@@ -2328,7 +2328,7 @@ def _refuse_untracked(output, inputs):
             i = wanted.get(id(p))
             if i is not None:
                 raise BackwardError(
-                    f"grad: input {i}{_label(p.name)} of shape {p.shape} does not require grad, "
+                    f"{who}: input {i}{_label(p.name)} of shape {p.shape} does not require grad, "
                     "but the output is computed from it: its gradient was not tracked (zeros would "
                     "be given for it); make it with requires_grad=True")
             if p._rg and id(p) not in seen:
