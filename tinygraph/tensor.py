@@ -401,7 +401,8 @@ def _as_array(data, dtype=None):
         _refuse_grad_inside(data)
     converted = _converted[0]
     try:
-        arr = np.array(data, dtype=dtype)
+        with np.errstate(over="ignore"):     # a finite value made inf is refused below
+            arr = np.array(data, dtype=dtype)
     except OverflowError as e:
         raise OutOfRangeError(f"tensor: {e} (dtype={np.dtype(dtype)} was asked for)") from None
     except (ValueError, TypeError) as e:
@@ -412,7 +413,27 @@ def _as_array(data, dtype=None):
         _refuse_grad_inside(data)
     if arr.dtype.kind not in "biuf":
         raise DTypeError(f"tensor: unsupported dtype {arr.dtype} (need bool, integer or float data)")
+    if dtype is not None:
+        refuse_overflow("tensor", data, arr)
     return arr
+
+
+def refuse_overflow(who, data, arr, at=True):
+    """OutOfRangeError if casting ``data`` to ``arr``'s float dtype made a finite value infinite
+    (1e40 as float32, 7e4 as float16), as an integer beyond its dtype is refused: the array
+    would hold inf where the caller gave a number.  ``at``: name the value's index."""
+    if arr.dtype.kind != "f" or not np.isinf(arr).any():
+        return
+    source = np.asarray(data._data if isinstance(data, Tensor) else data)
+    if source.dtype.kind not in "biuf":
+        return
+    grown = np.isinf(arr) & np.isfinite(source)
+    if grown.any():
+        index = tuple(int(i) for i in np.argwhere(grown)[0]) if grown.ndim else ()
+        value = source[index] if source.ndim else source[()]
+        raise OutOfRangeError(f"{who}: {value.item()!r}{f' at {index}' if index and at else ''} is beyond "
+                              f"the range of {arr.dtype} (largest {np.finfo(arr.dtype).max:.4g}): "
+                              "it would become inf; use a wider dtype")
 
 
 class Tensor:
