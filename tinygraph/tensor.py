@@ -21,6 +21,7 @@ import copy
 import functools
 import inspect
 import os
+import sys
 import threading
 import traceback
 import types
@@ -2086,7 +2087,10 @@ def _backprop(root, grad, retain_graph, targets):
         if node._grad is None:
             node._grad = g if owned else np.array(g, dtype=node._data.dtype, copy=True)
         elif type(node._grad) is np.ndarray:
-            node._grad += g
+            if _held_by_slot_alone(node):
+                node._grad += g
+            else:     # another tensor's .grad, a view or a name the caller keeps holds it too
+                node._grad = node._grad + g
         else:                     # a Tensor left by an earlier create_graph backward
             node._grad = node._grad + g
 
@@ -2126,6 +2130,30 @@ def _check_user_shape(node, index, x, got):
                          f"{index} a gradient of shape {got}, but that input has shape {shape}: a "
                          "gradient must have its input's shape, or a shape the input broadcasts to "
                          "(then it is summed back)")
+
+
+def _held_by_slot_alone(node):
+    """Whether ``node._grad`` is referenced by that slot alone, so adding into it in place
+    changes no array anyone else holds.  Held elsewhere (``p.grad = q.grad = buf``, the caller's
+    ``old = p.grad``, a view of it), an in-place sum would change the other tensor's gradient or
+    the caller's array too (p.grad = q.grad = zeros gave both p's and q's gradients their sum),
+    so the sum is a new array, as PyTorch's AccumulateGrad does (it checks the use count)."""
+    return sys.getrefcount(node._grad) <= _ALONE
+
+
+class _Slot:
+    __slots__ = ("_grad",)
+
+
+def _alone_count():
+    """The reference count ``_held_by_slot_alone`` sees for an array held by one slot only
+    (measured, as the interpreter's count of the call's own references varies by version)."""
+    node = _Slot()
+    node._grad = np.zeros(1)
+    return sys.getrefcount(node._grad)
+
+
+_ALONE = _alone_count()
 
 
 def _free(order):
