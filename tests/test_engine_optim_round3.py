@@ -859,3 +859,23 @@ def test_a_setting_removed_from_a_group_is_named_not_a_bare_key_error():
     with pytest.raises(tg.ConfigError, match=r"lacks the settings \['momentum'\]"):
         opt.step()
     np.testing.assert_array_equal(p.data, START)
+
+
+@pytest.mark.parametrize("cls", [tg.optim.Adam, tg.optim.AdamW])
+def test_adam_says_when_a_float16_second_moment_underflows(cls):
+    # (1 - b2) g^2 is 1e-9 for g = 1e-3: 0 in float16, so the update was lr m / eps, 11x Adam's
+    # step here (as in PyTorch's float16 Adam), without a word
+    p = tg.Parameter(np.zeros(2, np.float16), name="w")
+    opt = cls([p], lr=0.01, eps=1e-4, weight_decay=0.0)
+    p.grad = np.array([1e-3, 0.5], np.float16)
+    with pytest.warns(RuntimeWarning, match=r"float16 parameter 'w' of shape \(2,\): the second "
+                                            r"moment of gradient entries below about 5.5e-03 "
+                                            r"underflows to 0"):
+        opt.step()
+    assert abs(p.data[0]) > 5 * 0.01      # the step it warns of
+    q = tg.Parameter(np.zeros(2, np.float32))
+    opt = cls([q], lr=0.01, weight_decay=0.0)
+    q.grad = np.array([1e-3, 0.5], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step()

@@ -8,6 +8,7 @@ changes the groups' learning rates over time.
 """
 
 import math
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -555,12 +556,31 @@ class Adam(Optimizer):
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * g * g
+        if v.dtype == np.float16:
+            _warn_underflow(type(self).__name__, p, g, v, b2)
         # lr m_hat / (sqrt(v_hat) + eps), in PyTorch's order: v / (1 - b2^t) (v_hat itself) and
         # m / (1 - b1^t) may leave float16's range (v = 90 of a gradient 300 at t = 1: 9e4, inf,
         # and that entry was not updated at all); sqrt(v) / sqrt(1 - b2^t) and m / denominator
         # stay near the gradient's and lr's scale
         denominator = np.sqrt(v) / math.sqrt(1 - b2 ** count) + group["eps"]
         p._data -= group["lr"] / (1 - b1 ** count) * (m / denominator)
+
+
+def _warn_underflow(who, p, g, v, b2):
+    """A RuntimeWarning (once per parameter, as Python shows a repeated warning) when a float16
+    second moment holds 0 for a nonzero gradient entry: (1 - b2) g^2 underflows float16 for
+    |g| below about 5e-3 (b2 = 0.999), and that entry's update is then lr m / eps, not
+    lr m / sqrt(v): 11x Adam's step for |g| = 1e-3 at eps = 1e-4, 50x for 5e-3 (PyTorch's
+    float16 Adam computes the same).  Not refused: the update is what the formula gives in
+    float16; the warning says so and what to do."""
+    lost = (v == 0) & (g != 0)
+    if lost.any():
+        below = math.sqrt(float(np.finfo(np.float16).smallest_subnormal) / 2 / (1 - b2))
+        warnings.warn(f"{who}: float16 parameter{_name(p)} of shape {p.shape}: the second moment "
+                      f"of gradient entries below about {below:.1e} underflows to 0 in float16, so "
+                      "their updates are lr * m / eps, many times Adam's lr * m / sqrt(v); keep "
+                      "the parameters in float32 (model.float()) to train them with Adam",
+                      RuntimeWarning, stacklevel=4)
 
 
 class AdamW(Adam):
