@@ -29,8 +29,7 @@ def _make(who, make, shape, dtype):
     if dims is not None and all(n >= 0 for n in dims):
         check_size(who, dims, kind)
     try:
-        with np.errstate(over="ignore"):     # a finite value made inf is refused by the caller
-            return make()
+        return make()
     except MemoryError as e:
         raise _allocation_error(who, [], e) from None
     except OverflowError as e:      # a fill value out of the integer dtype's range

@@ -401,9 +401,8 @@ def _as_array(data, dtype=None):
     elif type(data) is np.ndarray and data.dtype == object:
         _refuse_grad_inside(data)
     converted = _converted[0]
-    try:
-        with np.errstate(over="ignore"):     # a finite value made inf is refused below
-            arr = np.array(data, dtype=dtype)
+    try:     # (no np.errstate here: setting its context variable per tensor frees a program's
+        arr = np.array(data, dtype=dtype)      # gc.freeze()-frozen contexts; numpy may warn)
     except OverflowError as e:
         raise OutOfRangeError(f"tensor: {e} (dtype={np.dtype(dtype)} was asked for)") from None
     except (ValueError, TypeError) as e:
