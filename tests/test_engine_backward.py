@@ -527,9 +527,9 @@ def test_a_view_of_a_one_input_ops_own_gradient_buffer_is_kept_by_its_input_not_
     (x @ tg.apply("transpose", _transposed_copy, W)).sum().backward()
     np.testing.assert_array_equal(W.grad, want)
     assert W.grad.base is not None and W.grad.flags.f_contiguous    # g.T itself, as copied before
-    first = W.grad
+    memory = W.grad.ctypes.data     # its address, not a reference: an array held elsewhere
     (x @ tg.apply("transpose", _transposed_copy, W)).sum().backward()     # added in place
-    assert W.grad is first
+    assert W.grad.ctypes.data == memory                                 # is summed anew
     np.testing.assert_array_equal(W.grad, 2 * want)
     W.grad = None
     t = tg.apply("transpose", _transposed_copy, W)
@@ -644,3 +644,44 @@ def test_a_view_of_a_counted_gradient_is_handed_over_to_the_one_input_it_comes_f
     np.testing.assert_array_equal(W.grad, table.T)
     np.testing.assert_array_equal(b.grad, table.sum(axis=0))
     assert W.grad.base is not None and not np.shares_memory(W.grad, b.grad)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_grad_refuses_an_input_the_output_reads_that_does_not_require_grad(create_graph):
+    # tg.grad(y, [w, x]) of y = sum(w x^2) with x made without requires_grad gave x the zeros
+    # of an input y does not depend on, where dy/dx = 2 w x = [6, 16]
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    x = tg.tensor([3.0, 4.0], name="x")
+    y = (w * x * x).sum()
+    with pytest.raises(tg.BackwardError, match=r"grad: input 1 'x' of shape \(2,\) does not require "
+                                               r"grad, but the output is computed from it"):
+        tg.grad(y, [w, x], create_graph=create_graph)
+    gw, unused = tg.grad(y, [w, tg.tensor([5.0])], create_graph=create_graph)  # graph kept
+    np.testing.assert_array_equal(np.asarray(gw.data if create_graph else gw), [9.0, 16.0])
+    np.testing.assert_array_equal(np.asarray(unused.data if create_graph else unused), [0.0])
+
+
+def test_backward_does_not_add_into_a_grad_array_that_something_else_holds():
+    # backward added into an existing .grad in place: two tensors given one array
+    # (p.grad = q.grad = zeros) each got the sum of both gradients, and an array the caller
+    # kept (old = p.grad, or the one it assigned) changed under it, where PyTorch's
+    # AccumulateGrad makes a new sum when the gradient is held elsewhere
+    p = tg.tensor([1.0, 2.0], requires_grad=True)
+    q = tg.tensor([3.0, 4.0], requires_grad=True)
+    shared = np.zeros(2)
+    p.grad = shared
+    q.grad = shared
+    del shared
+    (p * 10 + q * 100).sum().backward()
+    np.testing.assert_array_equal(p.grad, [10.0, 10.0])
+    np.testing.assert_array_equal(q.grad, [100.0, 100.0])
+    mine = np.ones(2)
+    p.grad = mine
+    old = q.grad
+    view = p.grad[:1]
+    (p * 10 + q * 100).sum().backward()
+    np.testing.assert_array_equal(mine, [1.0, 1.0])
+    np.testing.assert_array_equal(view, [1.0])
+    np.testing.assert_array_equal(old, [100.0, 100.0])
+    np.testing.assert_array_equal(p.grad, [11.0, 11.0])
+    np.testing.assert_array_equal(q.grad, [200.0, 200.0])

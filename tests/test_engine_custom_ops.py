@@ -78,3 +78,38 @@ def test_a_constant_input_still_takes_its_place_among_the_vjps():
     a = tg.tensor([1.0, 2.0], requires_grad=True)
     out = tg.apply("scale", lambda x, c: (x * c, (lambda g: g * c, None)), a, np.array([3.0, 4.0]))
     np.testing.assert_array_equal(tg.grad(out.sum(), a), [3.0, 4.0])
+
+
+@pytest.mark.parametrize("wrong", [lambda g: g.sum(), lambda g: g[:1], lambda g: 2.0,
+                                   lambda g: np.ones(2)])
+def test_a_vjp_giving_a_gradient_smaller_than_its_input_is_refused_not_broadcast(wrong):
+    # a vjp that returned g.sum() (or g[:1], a number) for an input of shape (3,) was broadcast
+    # up to (3,) without a word: every entry got the same wrong number
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = tg.apply("mine", lambda a: (a * 2, (wrong,)), x)
+    with pytest.raises(tg.ShapeError, match=r"gradient rule of 'mine' gave input 0 a gradient of "
+                                            r"shape \(\d?,?\), but that input has shape \(3,\)"):
+        (y * np.array([1.0, 2.0, 3.0])).sum().backward()
+    assert x.grad is None
+
+
+def test_a_vjp_may_give_a_gradient_its_input_broadcasts_to_or_a_list():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = tg.apply("wide", lambda a: (a * 2, (lambda g: np.stack([g, g]),)), x)   # (2, 3): summed
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
+    x.grad = None
+    tg.apply("listed", lambda a: (a * 2, (lambda g: [1.0, 2.0, 3.0],)), x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0, 3.0])
+    with pytest.raises(tg.DTypeError, match="gave input 0 .*a gradient of dtype <U1"):
+        tg.apply("text", lambda a: (a * 2, (lambda g: "x",)), x).sum().backward()
+
+
+def test_a_tensor_level_rule_giving_a_smaller_gradient_is_refused_under_create_graph():
+    def doubled(a):
+        return a * 2, (lambda g: g * 2,)
+    tg.defvjp(doubled, lambda g, out, a: (tg.sum(g * 2),))     # () for an input of shape (3,)
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(tg.ShapeError, match=r"'doubled' gave input 0 a gradient of shape \(\)"):
+        tg.grad((tg.apply("doubled", doubled, x) * np.array([1.0, 2.0, 3.0])).sum(), x,
+                create_graph=True)

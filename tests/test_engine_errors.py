@@ -7,6 +7,8 @@ dtypes, ``RuntimeError`` for backward), with the op and the offending details
 in its message.  Shape mismatches also name the scope they happened in.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -325,3 +327,26 @@ def test_requires_grad_of_a_node_made_by_an_op_cannot_be_switched_by_hand():
     (h * x).sum().backward()
     np.testing.assert_array_equal(x.grad, [4.0, 8.0])
     assert h.requires_grad and not c.requires_grad and x.requires_grad is True
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: tg.tensor([1.0, 1e40], dtype=np.float32), r"tensor: 1e\+40 at \(1,\) is beyond the range of float32"),
+    (lambda: tg.Parameter([7e4], dtype=np.float16), r"tensor: 70000.0 at \(0,\) is beyond the range of float16"),
+    (lambda: tg.tensor(70000, dtype=np.float16), r"tensor: 70000 is beyond the range of float16"),
+    (lambda: tg.full(2, 1e40, dtype=np.float32), r"full: 1e\+40 is beyond the range of float32"),
+    (lambda: tg.arange(0, 1e5, 1e4, dtype=np.float16), r"arange: 90000.0 is beyond the range of float16"),
+    (lambda: tg.linspace(0, 1e5, 3, dtype=np.float16), r"linspace: 100000.0 at \(2,\) is beyond the range"),
+])
+def test_a_finite_value_made_infinite_by_a_float_dtype_is_refused(make, words):
+    # an integer beyond its dtype is refused (OutOfRangeError), but a float beyond float32's or
+    # float16's range became inf without a word (numpy's RuntimeWarning at most, shown or not)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(tg.OutOfRangeError, match=words + r".*it would become inf"):
+            make()
+
+
+def test_inf_given_as_such_and_the_largest_float16_are_kept():
+    np.testing.assert_array_equal(tg.tensor([np.inf, 1.0], dtype=np.float32).data, [np.inf, 1.0])
+    np.testing.assert_array_equal(tg.full(2, -np.inf, dtype=np.float16).data, [-np.inf, -np.inf])
+    assert tg.tensor([65504.0], dtype=np.float16).data[0] == 65504.0

@@ -152,3 +152,16 @@ def test_rows_through_a_replayed_unroll_with_a_weight_the_steps_do_not_reach():
     for r, seed in enumerate((1.0, 2.0)):
         for got, want in zip(rows, tg.grad(run.loss * seed, [W, Z, V], retain_graph=True)):
             np.testing.assert_allclose(got[r], want, rtol=1e-12, atol=1e-14)
+
+
+def test_grad_rows_refuses_an_input_the_outputs_read_that_does_not_require_grad():
+    # as tg.grad: x without requires_grad got rows of zeros, where d sum(w x^2)/dx = 2 w x
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    x = tg.tensor([3.0, 4.0], name="x")
+    y = (w * x * x).sum()
+    with pytest.raises(tg.BackwardError, match=r"grad_rows: input 1 'x' of shape \(2,\) does not "
+                                               r"require grad"):
+        grad_rows([y, 2 * y], [w, x])
+    gw, unused = grad_rows([y, 2 * y], [w, tg.tensor([5.0])])
+    np.testing.assert_array_equal(gw, [[9.0, 16.0], [18.0, 32.0]])
+    np.testing.assert_array_equal(unused, [[0.0], [0.0]])

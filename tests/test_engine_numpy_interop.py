@@ -41,7 +41,7 @@ def test_asarray_with_copy_false_never_copies_and_another_dtype_raises_a_value_e
     (lambda t: np.mean(t), "mean", np.mean),
     (lambda t: np.tanh(t) * 2, "mul", lambda a: np.tanh(a) * 2),
     (lambda t: np.array([1.0, 2.0]) * t, "mul", lambda a: np.array([1.0, 2.0]) * a),
-    (lambda t: np.square(t), "pow", np.square),
+    (lambda t: np.square(t), "square", np.square),
     (lambda t: np.concatenate([t, t], axis=1), "concat", lambda a: np.concatenate([a, a], axis=1)),
     (lambda t: np.reshape(t, (4,)), "reshape", lambda a: np.reshape(a, (4,))),
     (lambda t: np.transpose(t), "transpose", np.transpose),

@@ -7,6 +7,7 @@ float64 for 20 steps beside the engine's; where torch is installed, torch itself
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -51,8 +52,9 @@ def _reference(kind, lrs, steps=STEPS, momentum=0.0, betas=(0.9, 0.999), eps=Non
             b1, b2 = betas
             m = b1 * m + (1 - b1) * g
             v = b2 * v + (1 - b2) * g * g
-            m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
-            p = p - lr * m_hat / (np.sqrt(v_hat) + (1e-8 if eps is None else eps))
+            # lr m_hat / (sqrt(v_hat) + eps) in PyTorch's order (bias corrections as numbers)
+            denominator = np.sqrt(v) / math.sqrt(1 - b2 ** t) + (1e-8 if eps is None else eps)
+            p = p - lr / (1 - b1 ** t) * (m / denominator)
         out.append(p)
     return out
 
@@ -467,8 +469,8 @@ def test_the_repr_shows_a_non_zero_weight_decay_and_the_number_of_groups():
 @pytest.mark.parametrize("cls, decay", [(tg.optim.Adam, 0.0), (tg.optim.Adam, 0.1),
                                         (tg.optim.AdamW, 0.05)])
 def test_adam_is_the_written_out_update_bit_for_bit(dtype, cls, decay):
-    """Adam works in two scratch arrays, not a new array per operation: the same operations in
-    the same order, so the same bits as the formula written out."""
+    """Adam's update is the formula written out, the same operations in the same order (PyTorch's),
+    so the same bits."""
     rng = np.random.default_rng(0)
     p = tg.Parameter(rng.normal(size=(7, 5)).astype(dtype))
     expected, m, v = p.data.copy(), np.zeros((7, 5), dtype), np.zeros((7, 5), dtype)
@@ -485,7 +487,8 @@ def test_adam_is_the_written_out_update_bit_for_bit(dtype, cls, decay):
         m += (1 - 0.9) * g
         v *= 0.999
         v += (1 - 0.999) * g * g
-        expected -= 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        # PyTorch's order: lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+        expected -= 0.01 / (1 - 0.9 ** t) * (m / (np.sqrt(v) / math.sqrt(1 - 0.999 ** t) + 1e-8))
         np.testing.assert_array_equal(p.data, expected)
 
 
@@ -806,3 +809,73 @@ def test_an_eps_that_is_zero_in_the_parameters_dtype_is_refused_before_it_makes_
     p.grad = np.array([0.0, 1.0], dtype=np.float16)
     fine.step()
     assert np.isfinite(p.data).all() and p.data[0] == 1.0 and p.data[1] < 2.0
+
+
+@pytest.mark.parametrize("cls", [tg.optim.Adam, tg.optim.AdamW])
+def test_adam_moves_a_float16_parameter_whose_bias_corrected_moment_float16_cannot_hold(cls):
+    # the first update of gradient 300: v = 0.001 * 300^2 = 90, v_hat = v / 0.001 = 9e4, beyond
+    # float16's 65504: sqrt(v_hat) was inf and the entry did not move at all (a numpy warning
+    # at most), where Adam (and PyTorch's float16 Adam) moves it by lr, as the others
+    g = np.array([300.0, 1.0, -0.5, 2000.0], np.float16)
+    p = tg.Parameter(np.zeros(4, np.float16))
+    opt = cls([p], lr=0.01, eps=1e-4, weight_decay=0.0)
+    for t in range(1, 4):
+        p.grad = g.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")      # no overflow on the way either
+            opt.step()
+        np.testing.assert_allclose(p.data, -0.01 * t * np.sign(g), rtol=3e-3)
+        assert p.dtype == np.float16 and opt.state[0]["v"].dtype == np.float16
+
+
+@pytest.mark.parametrize("cls, key, value", [(tg.optim.SGD, "nesterov", True),
+                                             (tg.optim.SGD, "dampening", 0.5),
+                                             (tg.optim.Adam, "amsgrad", True),
+                                             (tg.optim.AdamW, "maximize", True),
+                                             (tg.optim.Adagrad, "lr_decay", 0.1)])
+def test_a_torch_setting_added_to_a_group_after_the_optimizer_was_made_is_refused(cls, key, value):
+    # refused when the optimizer is made, but a torch habit such as
+    # `for g in opt.param_groups: g["nesterov"] = True` was then ignored without a word: SGD
+    # stepped as plain momentum SGD (maximize: it descended)
+    p = tg.Parameter(START.copy())
+    opt = cls([p], lr=0.1)
+    opt.param_groups[0][key] = value
+    p.grad = np.ones_like(START)
+    with pytest.raises(tg.ConfigError, match=rf"step: parameter group 0: has unknown settings "
+                                             rf"\['{key}'\].*{cls.__name__} takes"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, START)
+    assert opt.steps == 0 and opt.state == [{}]
+    del opt.param_groups[0][key]
+    opt.step()
+    assert opt.steps == 1
+
+
+def test_a_setting_removed_from_a_group_is_named_not_a_bare_key_error():
+    p = tg.Parameter(START.copy())
+    opt = tg.optim.SGD([p], lr=0.1, momentum=0.9)
+    del opt.param_groups[0]["momentum"]
+    p.grad = np.ones_like(START)
+    with pytest.raises(tg.ConfigError, match=r"lacks the settings \['momentum'\]"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, START)
+
+
+@pytest.mark.parametrize("cls", [tg.optim.Adam, tg.optim.AdamW])
+def test_adam_says_when_a_float16_second_moment_underflows(cls):
+    # (1 - b2) g^2 is 1e-9 for g = 1e-3: 0 in float16, so the update was lr m / eps, 11x Adam's
+    # step here (as in PyTorch's float16 Adam), without a word
+    p = tg.Parameter(np.zeros(2, np.float16), name="w")
+    opt = cls([p], lr=0.01, eps=1e-4, weight_decay=0.0)
+    p.grad = np.array([1e-3, 0.5], np.float16)
+    with pytest.warns(RuntimeWarning, match=r"float16 parameter 'w' of shape \(2,\): the second "
+                                            r"moment of gradient entries below about 5.5e-03 "
+                                            r"underflows to 0"):
+        opt.step()
+    assert abs(p.data[0]) > 5 * 0.01      # the step it warns of
+    q = tg.Parameter(np.zeros(2, np.float32))
+    opt = cls([q], lr=0.01, weight_decay=0.0)
+    q.grad = np.array([1e-3, 0.5], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step()

@@ -90,3 +90,21 @@ def test_gradcheck_float32_still_catches_a_wrong_gradient():
     x = tg.tensor([0.5, 1.0], requires_grad=True, dtype=np.float32)
     with pytest.raises(tg.GradcheckError):
         tg.gradcheck(lambda t: tg.apply("wrong", wrong, t), [x])
+
+
+@pytest.mark.parametrize("case", ["nan gradient", "where of sqrt", "inf difference"])
+def test_gradcheck_fails_a_nan_or_infinite_gradient_or_difference(case):
+    # a NaN error compared as > tolerance is False: a vjp giving NaN everywhere, or the NaN
+    # where(x > 0, sqrt(x), 3x) sends to x = -1 (0 * 1/sqrt(-1)), passed as True; so did a
+    # finite gradient beside an infinite difference (inf - inf tolerance is NaN)
+    if case == "nan gradient":
+        fn = lambda t: tg.apply("nan_grad", lambda a: (a * 2, (lambda g: g * np.nan,)), t)
+        x = tg.tensor([1.0, 2.0], requires_grad=True)
+    elif case == "where of sqrt":
+        fn = lambda t: tg.where(t.data > 0, tg.sqrt(t), t * 3).sum()
+        x = tg.tensor([-1.0, 2.0], requires_grad=True)
+    else:   # forward 1/x stepped across 0 at x = eps: up is inf, the claimed gradient finite
+        fn = lambda t: tg.apply("jump", lambda a: (1 / (a - 1e-6), (lambda g: g * 0.0,)), t)
+        x = tg.tensor([0.0], requires_grad=True)
+    with np.errstate(all="ignore"), pytest.raises(tg.GradcheckError, match=r"entry \(0,\)"):
+        tg.gradcheck(fn, [x])

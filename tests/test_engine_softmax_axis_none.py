@@ -47,3 +47,15 @@ def test_an_axis_of_another_kind_is_a_config_error_naming_the_op(name, axis):
     with pytest.raises(tg.ConfigError, match=rf"{name}: axis must be an int, a tuple of ints "
                                              r"or None"):
         getattr(tg, name)(tg.Tensor(np.zeros((2, 3))), axis=axis)
+
+
+@pytest.mark.parametrize("fn", [tg.softmax, tg.log_softmax, tg.logsumexp])
+@pytest.mark.parametrize("axis", [2, -3, 5])
+def test_an_out_of_range_axis_is_named_as_the_ops_axis_not_moveaxiss_source(fn, axis):
+    # the message quoted np.moveaxis's "source: axis 5 is out of bounds ...", an argument the
+    # caller never gave
+    with pytest.raises(tg.ShapeError) as caught:
+        fn(tg.tensor(np.ones((2, 3)), requires_grad=True), axis=axis)
+    message = str(caught.value)
+    assert message.startswith(f"{fn.__name__}: axis {axis} is out of bounds") and "(2, 3)" in message
+    assert "source" not in message

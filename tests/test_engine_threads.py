@@ -2,6 +2,8 @@
 backward sweeps from several threads over graphs that share parameters take turns."""
 
 import importlib
+import linecache
+import sys
 import threading
 
 import numpy as np
@@ -238,3 +240,50 @@ def test_one_scope_object_entered_by_two_threads_gives_each_its_own_label_back()
     seen = _both_inside(tg.scope("shared"), tg.scope("outer"), tg.current_scope)
     assert seen == {"other inside": "outer/shared", "other after": "outer",
                     "main inside": "shared", "main after": None}
+
+
+def test_two_threads_entering_one_scope_object_at_once_each_get_their_own_label_back():
+    # the first entry's record was checked and set in two steps: another thread entering
+    # between them (both saw no entry) had its record overwritten, so its exit put back this
+    # thread's label and its own stayed 'shared' for good (every later node mislabelled), and
+    # this thread's exit failed on the record the other's exit had cleared.  Here the other
+    # thread enters at that very line of this thread's entry (a line tracer stops it there;
+    # the fixed entry holds a lock there, so the other waits for it: the wait ends by timeout)
+    shared = tg.scope("shared")
+    engine = importlib.import_module("tinygraph.tensor")
+    entered, leave = threading.Event(), threading.Event()
+    seen = {}
+
+    def other():
+        with shared:
+            seen["other inside"] = tg.current_scope()
+            entered.set()
+            leave.wait(10)
+        seen["other after"] = tg.current_scope()
+
+    thread = threading.Thread(target=other)
+
+    def on_line(frame, event, arg):
+        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+        if event == "line" and line == "self._mode, self._prev = mode, prev" and not thread.is_alive():
+            thread.start()
+            entered.wait(1)
+        return on_line
+
+    def on_call(frame, event, arg):
+        return on_line if frame.f_code is engine.scope.__enter__.__code__ else None
+
+    before = sys.gettrace()
+    sys.settrace(on_call)
+    try:
+        with shared:
+            sys.settrace(before)
+            entered.wait(10)
+            seen["main inside"] = tg.current_scope()
+            leave.set()
+            thread.join(10)
+    finally:
+        sys.settrace(before)
+    seen["main after"] = tg.current_scope()
+    assert seen == {"other inside": "shared", "other after": None, "main inside": "shared",
+                    "main after": None}

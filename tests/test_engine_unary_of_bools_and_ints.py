@@ -48,3 +48,15 @@ def test_sigmoid_of_negative_integers_and_the_int8_extremes():
 def test_what_numpy_refuses_on_bools_is_a_dtype_error_naming_the_op(op):
     with pytest.raises(tg.DTypeError, match=op):
         getattr(tg, op)(tg.Tensor(BOOLS)) if op != "neg" else -tg.Tensor(BOOLS)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.uint8, np.int64, np.float16, np.float32])
+@pytest.mark.parametrize("exponent", [2, 3, 0, 2.0, np.int8(2)])
+def test_power_gives_np_powers_dtype_and_the_operator_numpys_operator(dtype, exponent):
+    # numpy's a ** 2 is np.square (a bool base: int8), np.power(a, 2) is int64; tg.power (and
+    # np.power of a tensor) gave the operator's int8
+    x = np.array([True, False, True]).astype(dtype)
+    _same(tg.power(tg.Tensor(x), exponent), np.power(x, exponent))
+    _same(np.power(tg.Tensor(x), exponent), np.power(x, exponent))
+    _same(tg.Tensor(x) ** exponent, x ** exponent)
+    _same(np.square(tg.Tensor(x)), np.square(x))

@@ -259,3 +259,45 @@ def test_a_lambdalr_pickled_before_it_recorded_its_factors_still_gives_its_state
     old.step()
     assert old.last_epoch == 4 and old.get_last_lr() == [1.0]
     assert old.state_dict()["lr_lambda"].tolist() == [1.0]
+
+
+@pytest.mark.parametrize("make", [lambda o: StepLR(o, step_size=3, gamma=0.5),
+                                  lambda o: CosineAnnealingLR(o, T_max=10),
+                                  lambda o: LambdaLR(o, lambda t: 0.9 ** t)])
+@pytest.mark.parametrize("change", ["plateau", "another schedule", "by hand"])
+def test_a_rate_changed_by_something_else_is_not_overwritten_by_a_step(make, change):
+    # ReduceLROnPlateau(patience=0) cut the rate 1.0 -> 0.1 at epoch 1; StepLR's closed form
+    # then set it back to 1.0 without a word (torch's chainable StepLR keeps the cut: 0.005
+    # by epoch 3 of the plateau metrics below, here 0.5)
+    opt = _opt()
+    scheduler = make(opt)
+    if change == "plateau":
+        plateau = ReduceLROnPlateau(opt, patience=0)
+        plateau.step(1.0)
+        scheduler.step()
+        plateau.step(2.0)          # no improvement: the rate is cut
+    elif change == "another schedule":
+        StepLR(opt, step_size=1, gamma=0.5).step()
+    else:
+        opt.param_groups[0]["lr"] *= 0.1
+    cut = opt.param_groups[0]["lr"]
+    before = (scheduler.last_epoch, scheduler.get_last_lr())
+    with pytest.raises(tg.ConfigError, match=r"learning rate of group 0 is .*something else "
+                                             r"changed it"):
+        scheduler.step()
+    assert (scheduler.last_epoch, scheduler.get_last_lr()) == before
+    assert opt.param_groups[0]["lr"] == cut
+    fresh = make(opt)       # made after the change: it starts from the rate it finds
+    fresh.step()
+    assert fresh.last_epoch == 1 and fresh.get_last_lr() == [opt.param_groups[0]["lr"]]
+
+
+def test_a_schedule_resumed_from_a_state_dict_steps_on():
+    saved = _stepped(lambda o: StepLR(o, step_size=2, gamma=0.5))
+    opt = _opt()
+    opt.load_state_dict(saved.optimizer.state_dict())     # the saved rate, then the schedule's
+    resumed = StepLR(opt, step_size=2, gamma=0.5)
+    resumed.load_state_dict(saved.state_dict())
+    resumed.step()
+    saved.step()
+    assert resumed.get_last_lr() == saved.get_last_lr() == [0.25]

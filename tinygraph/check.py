@@ -28,7 +28,8 @@ def gradcheck(fn, inputs, eps=None, rtol=None, atol=None, seed=0):
         with tighter tolerances on float32 inputs says so, as does any failure on float16
         inputs (3 digits: finite differences cannot check them, whatever the tolerances).
 
-    Returns True, or raises GradcheckError naming the worst entry.  The inputs are left as
+    Returns True, or raises GradcheckError naming the worst entry; a NaN or infinite
+    gradient or finite difference fails (nothing was checked there).  The inputs are left as
     they were, also when ``fn`` raises on a perturbed input.
     """
     inputs = list(inputs)
@@ -63,6 +64,8 @@ def gradcheck(fn, inputs, eps=None, rtol=None, atol=None, seed=0):
             numeric = (up - down) / (step_up - step_down)   # the step as stored in x's dtype
             err = abs(a[idx] - numeric)
             excess = err - (atol + rtol * abs(numeric))
+            if not np.isfinite(excess):    # a NaN (or inf) on either side: nothing agrees, it
+                excess = np.inf            # fails (a NaN compared as > 0 is False: it passed)
             if excess > 0 and (worst is None or excess > worst[0]):
                 worst = (excess, i, idx, a[idx], numeric)
     if worst is not None:

@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from .errors import ConfigError, DTypeError, OutOfRangeError, ShapeError
-from .tensor import Tensor, _allocation_error, _constant_of, _current, _fresh_random, check_size
+from .tensor import (Tensor, _allocation_error, _constant_of, _current, _fresh_random, check_size,
+                     refuse_overflow)
 
 
 def _leaf(array, requires_grad):
@@ -80,7 +81,10 @@ def full(shape, value, dtype=None, requires_grad=False):
                          "the graph, or value.item() for its value alone")
     fill = _constant_of(value, "the step fills a tensor with a Tensor's value (a constant)")
     kind = np.asarray(fill).dtype if dtype is None else dtype
-    return _leaf(_make("full", lambda: np.full(shape, fill, dtype), shape, kind), requires_grad)
+    out = _make("full", lambda: np.full(shape, fill, dtype), shape, kind)
+    if out.size:
+        refuse_overflow("full", np.broadcast_to(np.asarray(fill), out.shape), out, at=False)
+    return _leaf(out, requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -107,6 +111,8 @@ def arange(*args, dtype=None, requires_grad=False):
         length = None
     out = _make("arange", lambda: np.arange(*args, dtype=dtype), length,
                 np.float64 if dtype is None else dtype)
+    if out.dtype.kind == "f" and dtype is not None and out.size:    # the ends as numpy computes them
+        refuse_overflow("arange", np.arange(*args)[[0, -1]], out[[0, -1]], at=False)
     if out.dtype.kind in "iu" and out.size and length is not None:
         last = start + (out.size - 1) * step       # numpy wraps values beyond an integer dtype
         info = np.iinfo(out.dtype)                 # (arange(250, 260, dtype=np.uint8) ends 0 .. 3)
@@ -147,6 +153,8 @@ def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False
     third argument is ``steps``, the same count)."""
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
         raise ConfigError(f"linspace: num must be an integer >= 0, got {num!r}")
-    return _leaf(_make("linspace", lambda: np.linspace(start, stop, int(num), endpoint=endpoint,
-                                                       dtype=_float(dtype)), int(num), _float(dtype)),
-                 requires_grad)
+    out = _make("linspace", lambda: np.linspace(start, stop, int(num), endpoint=endpoint,
+                                                dtype=_float(dtype)), int(num), _float(dtype))
+    if dtype is not None and out.size:
+        refuse_overflow("linspace", np.linspace(start, stop, int(num), endpoint=endpoint), out)
+    return _leaf(out, requires_grad)

@@ -16,15 +16,11 @@ from .errors import ConfigError, DTypeError, ShapeError
 from .tensor import Tensor, _constant_of
 
 
-def _square(x):
-    return ops.power(x, 2)
-
-
 _UFUNCS = {
     np.add: ops.add, np.subtract: ops.sub, np.multiply: ops.mul, np.true_divide: ops.div,
     np.power: ops.power, np.negative: ops.neg, np.exp: ops.exp, np.log: ops.log,
     np.log1p: ops.log1p, np.tanh: ops.tanh, np.sqrt: ops.sqrt, np.absolute: ops.abs,
-    np.maximum: ops.maximum, np.minimum: ops.minimum, np.matmul: ops.matmul, np.square: _square,
+    np.maximum: ops.maximum, np.minimum: ops.minimum, np.matmul: ops.matmul, np.square: ops.square,
     np.less: Tensor.__lt__, np.less_equal: Tensor.__le__, np.greater: Tensor.__gt__,
     np.greater_equal: Tensor.__ge__, np.equal: Tensor.__eq__, np.not_equal: Tensor.__ne__,
 }

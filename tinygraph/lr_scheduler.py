@@ -8,6 +8,8 @@ a metric instead: ``scheduler.step(val_loss)``.  Each has ``state_dict()`` (a fl
 arrays, for ``save_arrays``, naming its kind and settings) and ``load_state_dict()``, which
 checks everything before changing anything and refuses another kind's state or one saved with
 other settings (``LambdaLR``: functions that give another value at the saved epoch).
+Closed forms do not chain: a ``step()`` after something else changed a group's rate (a
+ReduceLROnPlateau, another scheduler, a hand change) is a ConfigError, not an overwrite.
 The values follow PyTorch's closed forms:
 
 - ``StepLR``: lr = base · gamma^⌊epoch / step_size⌋
@@ -117,6 +119,8 @@ class LRScheduler:
         if len(self.optimizer.param_groups) != len(self.base_lrs):
             raise ConfigError(f"{who}: the optimizer has {len(self.optimizer.param_groups)} "
                               f"parameter groups, the scheduler was made for {len(self.base_lrs)}")
+        if self.last_epoch >= 0:    # not the first step, which __init__ makes
+            self._check_unchanged(who)
         epoch = self.last_epoch + 1
         rates = [self.lr_at(epoch, base, k) for k, base in enumerate(self.base_lrs)]
         for k, lr in enumerate(rates):
@@ -127,6 +131,21 @@ class LRScheduler:
             group["lr"] = float(lr)
         self.last_epoch = epoch
         self._last_lr = [float(lr) for lr in rates]
+
+    def _check_unchanged(self, who):
+        """Refuse a step when a group's rate is no longer the one this scheduler set: the closed
+        form would overwrite what changed it (ReduceLROnPlateau's reduction, another scheduler's
+        rate, a hand change) without a word, where torch's chainable forms scale it."""
+        for k, (group, mine) in enumerate(zip(self.optimizer.param_groups, self._last_lr)):
+            if group["lr"] != mine:
+                raise ConfigError(
+                    f"{who}: the learning rate of group {k} is {group['lr']!r}, but this scheduler "
+                    f"set {mine!r} at epoch {self.last_epoch}: something else changed it since "
+                    "(another scheduler, a ReduceLROnPlateau, an optimizer's load_state_dict "
+                    "without the scheduler's, or a hand change), and this schedule's closed form "
+                    "would overwrite that change without a word; use one schedule per optimizer (a "
+                    "LambdaLR can combine several), or make the scheduler after the change (it "
+                    "starts from the rates it finds)")
 
     settings = ()   # the names of the numeric settings a state_dict records and checks
 

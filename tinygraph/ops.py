@@ -25,7 +25,7 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
-from numpy.lib.array_utils import normalize_axis_tuple
+from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from .errors import BadIndexError, ConfigError, DTypeError, ShapeError
 from .tensor import (_NO_SETTINGS, _SMALL, _TRANSPOSES, Product, Rule, Scatter, Tensor, _apply, _constant_of,
@@ -106,6 +106,14 @@ _DIV = Rule(lambda g, out, a, b: g / b, lambda g, out, a, b: -g * out / b)
 def _pow(a, b):   # d(a**b)/da = b a**(b-1), taken as 0 where b == 0 (x**0 is constant, also at 0)
     try:
         return a ** b, _POW
+    except ValueError:
+        refuse_negative_integer_power("pow", a, b)
+        raise
+
+
+def _np_pow(a, b):   # tg.power: np.power's dtypes, where a ** b has the operator's: numpy's
+    try:             # bool ** 2 is np.square's int8, np.power(bool, 2) int64 (every value the same)
+        return np.power(a, b), _POW
     except ValueError:
         refuse_negative_integer_power("pow", a, b)
         raise
@@ -920,7 +928,8 @@ def _shifted_logsumexp(x, axis):
     if isinstance(axis, tuple):     # several axes (or none): moved last and taken as one
         axis = normalize_axis_tuple(axis, x.ndim)
         last_axes = tuple(range(x.ndim - len(axis), x.ndim))
-    else:
+    else:   # checked here: np.moveaxis's own error begins 'source:', which names no argument
+        axis = normalize_axis_index(axis, x.ndim)
         last_axes = -1
     last = np.moveaxis(x, axis, last_axes)
     lead = last.shape[:x.ndim - len(axis)] if isinstance(axis, tuple) else last.shape[:-1]
@@ -1434,7 +1443,8 @@ mul = binary_op("mul", "mul", _mul)
 div = binary_op("div", "div", _div)
 
 
-power = binary_op("power", "pow", _pow)
+power = binary_op("power", "pow", _np_pow)
+_power_operator = binary_op("power", "pow", _pow)     # t ** x, as numpy's operator
 
 
 neg = unary_op("neg", "neg", _neg)
@@ -2091,8 +2101,8 @@ Tensor.__mul__ = mul
 Tensor.__rmul__ = _reflected(mul)
 Tensor.__truediv__ = div
 Tensor.__rtruediv__ = _reflected(div)
-Tensor.__pow__ = power
-Tensor.__rpow__ = _reflected(power)
+Tensor.__pow__ = _power_operator
+Tensor.__rpow__ = _reflected(_power_operator)
 Tensor.__matmul__ = matmul
 Tensor.__rmatmul__ = _reflected(matmul)
 Tensor.__neg__ = neg

@@ -17,8 +17,8 @@ import numpy as np
 
 from . import ops
 from .errors import BackwardError, DTypeError, ShapeError
-from .tensor import (Owned, Rule, Scatter, Tensor, _stand_in_why, _sweep_order, _unbroadcast,
-                     enable_grad, make_node, saved)
+from .tensor import (Owned, Rule, Scatter, Tensor, _refuse_untracked, _stand_in_why, _sweep_order,
+                     _unbroadcast, enable_grad, make_node, saved)
 
 
 def _outer_rows(a, g):                 # a^T g (d(a @ b)/db) for stacked g (n, N, M) or (n, M)
@@ -161,7 +161,8 @@ def grad_rows(outputs, inputs, seeds=None):
     -------
     list of np.ndarray, one per input, of shape (R, *input.shape): row r is
     ``tg.grad(outputs[r], input, grad=seeds[r], retain_graph=True)`` (zeros where row r does
-    not depend on the input, or its output needs no gradient).
+    not depend on the input, or its output needs no gradient).  An input that does not require
+    grad but that an output is computed from is a BackwardError, as ``tg.grad``'s.
     """
     outputs, inputs = list(outputs), list(inputs)
     for what, items in (("outputs", outputs), ("inputs", inputs)):
@@ -205,6 +206,8 @@ def grad_rows(outputs, inputs, seeds=None):
     with enable_grad():     # a node joining the outputs, so that the engine orders them once
         join = make_node("grad_rows", np.zeros(()), tuple(o for o, _ in roots.values()),
                          tuple(None for _ in roots))
+    if not all(t._rg for t in inputs):    # one the outputs read would get zeros, not its gradient
+        _refuse_untracked(join, inputs, "grad_rows")
     order = _sweep_order(join)[1:]
     wanted = {}
     for i, t in enumerate(inputs):

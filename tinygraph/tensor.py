@@ -21,6 +21,7 @@ import copy
 import functools
 import inspect
 import os
+import sys
 import threading
 import traceback
 import types
@@ -242,23 +243,29 @@ class scope:
         if mode.thread != _thread_id():
             mode = _own_mode()
         prev = mode.scope
-        if self._mode is None and self._more is None:
-            self._mode, self._prev = mode, prev
-        else:
-            if self._more is None:
-                self._more = [(self._mode, self._prev)]
-                self._mode = None
-            self._more.append((mode, prev))
+        with _exits:    # two threads' first entries at once: each must see the other's record
+            if self._mode is None and self._more is None:
+                self._mode, self._prev = mode, prev
+            else:
+                if self._more is None:
+                    self._more = [(self._mode, self._prev)]
+                    self._mode = None
+                self._more.append((mode, prev))
         mode.scope = full = self.label if prev is None else f"{prev}/{self.label}"
         return full
 
     def __exit__(self, *exc):
-        if self._more is None:
-            self._mode.scope = self._prev
-            self._mode = None
-        else:
-            _exit_entry(self._more, _reset_scope)
-            if not self._more:
+        with _exits:
+            more = self._more
+            if more is None:
+                mode, prev, self._mode = self._mode, self._prev, None
+        if more is None:
+            if mode is not None:
+                mode.scope = prev
+            return False
+        _exit_entry(more, _reset_scope)
+        with _exits:
+            if self._more is more and not more:
                 self._more = None
         return False
 
@@ -394,8 +401,8 @@ def _as_array(data, dtype=None):
     elif type(data) is np.ndarray and data.dtype == object:
         _refuse_grad_inside(data)
     converted = _converted[0]
-    try:
-        arr = np.array(data, dtype=dtype)
+    try:     # (no np.errstate here: setting its context variable per tensor frees a program's
+        arr = np.array(data, dtype=dtype)      # gc.freeze()-frozen contexts; numpy may warn)
     except OverflowError as e:
         raise OutOfRangeError(f"tensor: {e} (dtype={np.dtype(dtype)} was asked for)") from None
     except (ValueError, TypeError) as e:
@@ -406,7 +413,27 @@ def _as_array(data, dtype=None):
         _refuse_grad_inside(data)
     if arr.dtype.kind not in "biuf":
         raise DTypeError(f"tensor: unsupported dtype {arr.dtype} (need bool, integer or float data)")
+    if dtype is not None:
+        refuse_overflow("tensor", data, arr)
     return arr
+
+
+def refuse_overflow(who, data, arr, at=True):
+    """OutOfRangeError if casting ``data`` to ``arr``'s float dtype made a finite value infinite
+    (1e40 as float32, 7e4 as float16), as an integer beyond its dtype is refused: the array
+    would hold inf where the caller gave a number.  ``at``: name the value's index."""
+    if arr.dtype.kind != "f" or not np.isinf(arr).any():
+        return
+    source = np.asarray(data._data if isinstance(data, Tensor) else data)
+    if source.dtype.kind not in "biuf":
+        return
+    grown = np.isinf(arr) & np.isfinite(source)
+    if grown.any():
+        index = tuple(int(i) for i in np.argwhere(grown)[0]) if grown.ndim else ()
+        value = source[index] if source.ndim else source[()]
+        raise OutOfRangeError(f"{who}: {value.item()!r}{f' at {index}' if index and at else ''} is beyond "
+                              f"the range of {arr.dtype} (largest {np.finfo(arr.dtype).max:.4g}): "
+                              "it would become inf; use a wider dtype")
 
 
 class Tensor:
@@ -1061,8 +1088,9 @@ def apply(op, forward, *inputs, **kwargs):
     op : str, the op's name (what ``t.op``, the diagrams and error messages show)
     forward : ``forward(*arrays, **kwargs) -> (value, vjps)``, on numpy arrays: the value, and
         one vector-Jacobian product per input, a function ``g -> gradient`` of the same shape as
-        that input (or broadcast: the engine sums it back), or None for an input with no gradient;
-        or the value and one shared :class:`Rule` (how the built-in ops are made)
+        that input (or of a shape it broadcasts to: the engine sums it back; a smaller one is a
+        ShapeError, not broadcast up), or None for an input with no gradient; or the value and
+        one shared :class:`Rule` (how the built-in ops are made)
     inputs : Tensors, or constants (numbers, lists, arrays: they get no gradient)
     kwargs : passed to ``forward`` as they are (settings, not tensors)
 
@@ -2022,8 +2050,13 @@ def _backprop(root, grad, retain_graph, targets):
             if vjps is None:      # a leaf
                 continue
             if type(vjps) is not Rule:      # a user's op: one closure per parent
-                pgs = [vjp(g) if p._rg and vjp is not None else None    # None: no gradient
-                       for p, vjp in zip(node.parents, vjps)]  # for p (a replay's outside ones)
+                pgs = []
+                for i, (p, vjp) in enumerate(zip(node.parents, vjps)):
+                    pg = vjp(g) if p._rg and vjp is not None else None    # None: no gradient
+                    if pg is not None and (type(pg) is not np.ndarray   # for p (a replay's
+                                           or pg.shape != p._data.shape):   # outside ones)
+                        pg = _checked_user_grad(node, i, p, pg)
+                    pgs.append(pg)
                 if id(node) in owned and not node._retain and targets is None:
                     _hand_over(pgs, g)
                 for p, pg in zip(node.parents, pgs):
@@ -2080,7 +2113,10 @@ def _backprop(root, grad, retain_graph, targets):
         if node._grad is None:
             node._grad = g if owned else np.array(g, dtype=node._data.dtype, copy=True)
         elif type(node._grad) is np.ndarray:
-            node._grad += g
+            if _held_by_slot_alone(node):
+                node._grad += g
+            else:     # another tensor's .grad, a view or a name the caller keeps holds it too
+                node._grad = node._grad + g
         else:                     # a Tensor left by an earlier create_graph backward
             node._grad = node._grad + g
 
@@ -2102,6 +2138,67 @@ def _hand_over(pgs, g):
                                              or np.may_share_memory(pg, g)):
             return
     pgs[view] = Owned(pgs[view])
+
+
+def _checked_user_grad(node, index, p, pg):
+    """A user's vjp's gradient for parent ``p`` of ``node``: real numbers of ``p``'s shape or of
+    a shape ``p`` broadcasts to (the engine sums it back).  A smaller one (a vjp that returned
+    ``g.sum()``, or forgot an axis) was broadcast up to ``p``'s shape without a word, every entry
+    given the same wrong number; a complex one lost its imaginary part to a warning."""
+    if type(pg) in (Scatter, Owned, Product):     # the engine's own forms (rnn's replay)
+        return pg
+    try:
+        array = np.asarray(pg)
+    except (ValueError, TypeError) as e:
+        array = e
+    if isinstance(array, Exception) or array.dtype.kind not in "biuf":
+        kind = f"{type(pg).__name__}" if isinstance(array, Exception) else f"dtype {array.dtype}"
+        raise DTypeError(f"backward: the gradient rule of '{node.op}'{_where(node.scope)} gave input "
+                         f"{index} (shape {p.shape}) a gradient of {kind}; it must be real numbers")
+    if array.shape != p._data.shape:
+        _check_user_shape(node, index, p, array.shape)
+    return array
+
+
+def _check_user_shape(node, index, x, got):
+    """Refuse a user's rule's gradient of shape ``got`` for input ``x`` (number ``index``, or
+    found in the list ``index``) unless ``x`` broadcasts to it (it is then summed back)."""
+    shape = x._data.shape
+    try:
+        fits = np.broadcast_shapes(got, shape) == got
+    except ValueError:
+        fits = False
+    if not fits:
+        if not isinstance(index, int):
+            index = next(i for i, y in enumerate(index) if y is x)
+        raise ShapeError(f"backward: the gradient rule of '{node.op}'{_where(node.scope)} gave input "
+                         f"{index} a gradient of shape {got}, but that input has shape {shape}: a "
+                         "gradient must have its input's shape, or a shape the input broadcasts to "
+                         "(then it is summed back)")
+
+
+def _held_by_slot_alone(node):
+    """Whether ``node._grad`` is referenced by that slot alone, so adding into it in place
+    changes no array anyone else holds.  Held elsewhere (``p.grad = q.grad = buf``, the caller's
+    ``old = p.grad``, a view of it), an in-place sum would change the other tensor's gradient or
+    the caller's array too (p.grad = q.grad = zeros gave both p's and q's gradients their sum),
+    so the sum is a new array, as PyTorch's AccumulateGrad does (it checks the use count)."""
+    return sys.getrefcount(node._grad) <= _ALONE
+
+
+class _Slot:
+    __slots__ = ("_grad",)
+
+
+def _alone_count():
+    """The reference count ``_held_by_slot_alone`` sees for an array held by one slot only
+    (measured, as the interpreter's count of the call's own references varies by version)."""
+    node = _Slot()
+    node._grad = np.zeros(1)
+    return sys.getrefcount(node._grad)
+
+
+_ALONE = _alone_count()
 
 
 def _free(order):
@@ -2215,6 +2312,8 @@ def _backprop_graph(root, grad, retain_graph, targets):
                                                              and id(x) not in targets):
                         continue
                     if pg.shape != x.shape:
+                        if type(node._vjps) is not Rule:    # a user's tg.defvjp rule
+                            _check_user_shape(node, inputs, x, pg.shape)
                         pg = sum_to(pg, x.shape)
                     if pg.dtype != x.dtype:     # as backward: each input's gradient in its dtype
                         pg = cast(pg, x.dtype)
@@ -2277,7 +2376,9 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     Returns
     -------
     list of np.ndarray (of Tensor with ``create_graph``), one per input (zeros for an input
-    the output does not depend on); a single input gives a single gradient.
+    the output does not depend on); a single input gives a single gradient.  An input that
+    does not require grad but that the output is computed from is a BackwardError: no gradient
+    was tracked for it (as PyTorch's ``autograd.grad`` refuses).
     """
     if not isinstance(output, Tensor):
         raise DTypeError(f"grad: output must be a Tensor (the result of engine ops), got "
@@ -2295,6 +2396,8 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
         why = _stand_in_why(t)
         if why is not None:
             raise BackwardError(f"grad: input {i}: {why}")
+    if not all(t._rg for t in inputs):
+        _refuse_untracked(output, inputs)
     targets = {id(t): None for t in inputs}
     retain = create_graph if retain_graph is None else retain_graph
     if create_graph:
@@ -2306,6 +2409,25 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
         out = [np.asarray(targets[id(t)]) if targets[id(t)] is not None else np.zeros_like(t._data)
                for t in inputs]
     return out[0] if single else out
+
+
+def _refuse_untracked(output, inputs, who="grad"):
+    """Raise BackwardError if ``output``'s graph reads an input of ``grad`` that does not
+    require grad: no gradient reaches it, and the zeros ``grad`` gives an input the output does
+    not depend on would be read as its gradient (2 w x for x in sum(w x^2), not 0)."""
+    wanted = {id(t): i for i, t in enumerate(inputs) if not t._rg}
+    seen, stack = {id(output)}, [output]
+    while stack:                     # the graph's nodes that require grad, and their inputs
+        for p in stack.pop().parents:
+            i = wanted.get(id(p))
+            if i is not None:
+                raise BackwardError(
+                    f"{who}: input {i}{_label(p.name)} of shape {p.shape} does not require grad, "
+                    "but the output is computed from it: its gradient was not tracked (zeros would "
+                    "be given for it); make it with requires_grad=True")
+            if p._rg and id(p) not in seen:
+                seen.add(id(p))
+                stack.append(p)
 
 
 def tensor(data, requires_grad=False, name=None, dtype=None):
