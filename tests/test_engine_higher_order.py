@@ -94,9 +94,9 @@ OPS = {
     "nll_loss": (lambda a: tg.nll_loss(a, IDS, reduction="sum"), [_normal(3, 4)]),
     "mse_loss": (tg.mse_loss, [_normal(2, 3), _normal(3)]),
     "binary_cross_entropy_with_logits": (tg.binary_cross_entropy_with_logits, [_normal(2, 3), rng.random(3)]),
-    # the targets' gradient -x g is (2, 1), summed to (1, 3) by a sum_to across both ways
-    "binary_cross_entropy_with_logits, both broadcast": (
-        lambda a, b: tg.binary_cross_entropy_with_logits(a, b, reduction="sum"), [_normal(2, 1), rng.random((1, 3))]),
+    # the targets' gradient -x g is (2, 3), summed to (1, 3) by a sum_to
+    "binary_cross_entropy_with_logits, targets broadcast": (
+        lambda a, b: tg.binary_cross_entropy_with_logits(a, b, reduction="sum"), [_normal(2, 3), rng.random((1, 3))]),
     "sum_to (2, 1) to (1, 3)": (lambda a: tg.sum_to(a * a, (1, 3)) * np.arange(3.0), [_normal(2, 1)]),
     "addmm of vectors": (tg.addmm, [_normal(), _normal(3), _normal(3)]),
     # round 3

@@ -428,3 +428,24 @@ def test_new_ops_agree_with_torch_in_float64():
         ref.backward(torch.ones_like(ref))
         np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
         np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("loss", [tg.mse_loss, tg.binary_cross_entropy_with_logits])
+def test_a_loss_of_pairs_refuses_inputs_that_broadcast_to_a_larger_shape_than_both(loss):
+    # predictions (3, 1) against targets (3,) paired every prediction with every target: nine
+    # terms (3, 3), a loss of the wrong value without a word (mse 1.0 where each entry's is 0)
+    pred = tg.tensor([[0.0], [1.0], [2.0]], requires_grad=True)
+    with pytest.raises(tg.ShapeError, match=rf"{loss.__name__}: inputs of shapes \(3, 1\) and "
+                                            r"\(3,\) broadcast to \(3, 3\)"):
+        loss(pred, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(tg.ShapeError, match=r"shapes \(2, 1\) and \(1, 3\)"):
+        loss(tg.zeros((2, 1)), np.zeros((1, 3)))
+    assert pred.grad is None
+    # one input broadcast to the other's shape stays a loss: a target row for every row, a scalar
+    rows = tg.tensor(np.arange(6.0).reshape(2, 3) / 6, requires_grad=True)
+    target = np.array([0.0, 0.5, 1.0])
+    loss(rows, target, reduction="sum").backward()
+    want = loss(rows, np.stack([target, target]), reduction="sum")
+    np.testing.assert_allclose(loss(rows, target, reduction="sum").item(), want.item(), rtol=1e-15)
+    np.testing.assert_allclose(loss(target, rows).item(), loss(np.stack([target] * 2), rows).item())
+    assert np.isfinite(loss(rows, 0.5).item())
