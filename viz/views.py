@@ -535,8 +535,13 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             #               (the weights beside the drawn step, away from the (...) node)
 
     if columns is not None:
+        outside = {}         # a drawn step's variable -> the static variables it joins
+        for src, dst, _, _ in whole.within(shown_set):
+            if (src[1] is None) != (dst[1] is None) and src in present_set and dst in present_set:
+                step, other = (dst, src) if src[1] is None else (src, dst)
+                outside.setdefault(step, set()).add(other[0])
         columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs],
-                     rails)
+                     rails, {key: len(others) for key, others in outside.items()})
     for name, row in rows.items():
         with g.subgraph() as s:
             s.attr(rank="same")
@@ -652,7 +657,7 @@ class _Columns:
         self.members.setdefault((self.chain[name], column), []).append((name, nid, attrs))
         self.rows.setdefault(self.level[name], []).append(nid)
 
-    def draw(self, g, shown, inputs, rails=()):
+    def draw(self, g, shown, inputs, rails=(), outside=None):
         """Write the columns' clusters, the spine and the rows into ``g``; ``inputs`` (node ids
         of static inputs) stand in the anchors' row, beside the steps.  No anchor stands in a
         rail's row (``rails``: names carried from step to step), where it would stand between
@@ -663,9 +668,16 @@ class _Columns:
         the renderer (which keeps a row's order only outside the boxes) put the steps out of
         time order (3, 1, 2: C, from h(n_x) into s(1), pulled the last encoder step to the
         front): there every chain also has a row of points over its highest row, each chain's
-        points in time order and tied to its steps by four edges each (with one, C and the
-        attention's memory still pulled steps out of order), and a chain above stands over
-        the bottom one by a point under its columns, tied to the bottom chain's anchors."""
+        points in time order, and a chain above stands over the bottom one by a point under
+        its columns, tied to the bottom chain's anchors.  The renderer orders the boxes by
+        the median place of each one's neighbours in the next row, where parallel edges to
+        one point count once: with one point over each column (tied by four edges), h(n_x)
+        of an encoder with attention, whose neighbours are its point, C and the memory, had
+        the memory's place as its median and came out before h(n_x - 1) (at 5 to 12 steps).
+        So where a step's highest row joins k > 1 variables outside the steps (``outside``:
+        (name, t) -> k), every column has k + 1 points over it, each tied by one edge, and
+        the k cannot move the median off the column's own points.  (With k = 1, the median of
+        two is their midpoint, which keeps the order of the points; one point there.)"""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -686,6 +698,12 @@ class _Columns:
                                if chain == chains[0] for name, _, _ in members)
         #  (several chains, or the bottom chain's lowest row is a rail)
         ties = 4 if several else 1      # edges tying a step to its rows of points
+        caps = 1                    # the points over each column
+        for (chain, column), members in self.members.items():
+            high = max(self.level[name] for name, _, _ in members)
+            joins = max((outside or {}).get((name, column), 0) for name, _, _ in members
+                        if self.level[name] == high)
+            caps = max(caps, joins + 1 if joins > 1 else 1)
         held = {}                   # (chain, "below" | "above") -> its anchors, in order
         for chain in chains:
             ci = self.chains.index(chain)
@@ -711,14 +729,15 @@ class _Columns:
                     for _ in range(ties if chain == chains[0] else 1):
                         g.edge(anchor, nid, style="invis", minlen="1" if under else "0",
                                weight="100")
-                if several:              # and a point over the column's highest row
+                if several:              # and points over the column's highest row
                     high = max(self.level[name] for name, _, _ in members)
-                    cap = f"{anchor}_top"
-                    g.node(cap, **self._POINT)
-                    for nid in [nid for name, nid, _ in members if self.level[name] == high]:
-                        for _ in range(ties):
-                            g.edge(nid, cap, style="invis", weight="100")
-                    held.setdefault((chain, "above"), []).append(cap)
+                    for k in range(caps):
+                        cap = f"{anchor}_top{k or ''}"
+                        g.node(cap, **self._POINT)
+                        for nid in [nid for name, nid, _ in members if self.level[name] == high]:
+                            for _ in range(ties if caps == 1 else 1):
+                                g.edge(nid, cap, style="invis", weight="100")
+                        held.setdefault((chain, "above"), []).append(cap)
                 if chain == chains[0]:
                     base[column] = anchor
                 else:                    # aligned over the bottom chain's column
