@@ -202,14 +202,18 @@ def test_no_weight_lies_on_another(design, steps):
 # view, its unrolled view at 1 and 4 steps and its summary of 12 steps (3 steps, an elision, 3
 # steps).  These are the counts the views have now: a change may lower them (then lower them
 # here), never raise them.  The encoder-decoder's summary went from 8 to 12 when its steps were
-# put in time order (orderX: rows of points outside the boxes); its order comes first.
+# put in time order (orderX: rows of points outside the boxes); its order comes first.  The
+# weights at the ends of edges (a fork's, a skip edge's) went from 14 to 12 points (viewsA):
+# LSTM (1, 2, 6, 8) -> (1, 1, 4, 5), also the user-written LSTM; peephole LSTM 28 -> 22 at 12
+# steps; leaky skip 7 -> 6.  (11 points lowered the GRU's 27 to 24 and the peephole's to 19,
+# but set the fork's weights apart from the 16-point weights beside them.)
 CLASHES = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
-    "vec2seq": (0, 1, 4, 9), "conditional": (0, 0, 0, 0), "lstm": (1, 2, 6, 8),
-    "gru": (0, 3, 16, 27), "bidirectional": (0, 0, 3, 10), "encdec": (0, 2, 5, 12),
+    "vec2seq": (0, 1, 4, 9), "conditional": (0, 0, 0, 0), "lstm": (1, 1, 4, 5),
+    "gru": (0, 3, 16, 27), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 5, 12),
     "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 2, 9, 13), "deep_skip": (0, 2, 8, 15),
-    "leaky_skip": (0, 1, 1, 7), "esn": (0, 0, 0, 0), "memory": (0, 3, 12, 21),
-    "user_lstm": (1, 2, 6, 8), "peephole": (0, 6, 18, 28),
+    "leaky_skip": (0, 1, 1, 6), "esn": (0, 0, 0, 0), "memory": (0, 3, 12, 21),
+    "user_lstm": (1, 1, 4, 5), "peephole": (0, 6, 18, 22),
 }
 VIEWS = {"folded": lambda m: viz.folded(m), "1 step": lambda m: viz.unrolled(m, steps=1),
          "4 steps": lambda m: viz.unrolled(m, steps=4),

