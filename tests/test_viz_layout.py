@@ -170,6 +170,28 @@ def test_the_explorers_encoder_decoder_keeps_each_chains_steps_in_time_order(
     assert (figures["interleaved"], figures["stray"]) == (0, 0)
 
 
+@pytest.mark.parametrize("attention", [None, "dot"])
+def test_an_explorer_window_with_the_decoders_steps_alone_keeps_them_in_time_order(
+        attention, monkeypatch):
+    """A run of 3 encoder and 12 decoder steps: the explorer's window of steps 11-12 draws the
+    decoder alone, which was laid out as one chain (its anchors inside the boxes) and came
+    out as 12, 11 with attention, the (...) ends on the right, 2 edges through the boxes;
+    a window of a graph with several chains keeps their rows of points outside the boxes."""
+    import viz.explorer as explorer
+    drawn = []
+    draw = explorer._unrolled_graph
+    monkeypatch.setattr(explorer, "_unrolled_graph",
+                        lambda *args: drawn.append(draw(*args)) or drawn[-1])
+    model = rnn.EncoderDecoder(4, 3, 4, attention=attention)
+    rng = np.random.default_rng(0)
+    viz.explore(model, rng.normal(size=(3, 1, 4)), rng.integers(0, 4, size=(12, 1)))
+    window = drawn[-1]                        # the summary, steps 1-10, steps 11-12
+    assert len(set(step_boxes(window).values())) == 2         # the decoder's steps 11, 12
+    assert {t for _, t in step_boxes(window).values()} == {11, 12}
+    figures = measure(window)
+    assert (figures["interleaved"], figures["stray"]) == (0, 0)
+
+
 def test_the_rail_weights_of_a_one_step_bidirectional_view_lie_on_nothing():
     """Figure 10.11 at one step: before, "W" of h(1) -> h(...) lay on the curve x(1) -> g(1),
     "Wg" of g(1) -> g(...) (to the left) on the curve h(1) -> o(1) and "Wg" of g(...) -> g(1)

@@ -316,7 +316,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     gap_text = gap_text or (lambda name, n: html_text(f"{name}: ... {n:,} steps left out ..."))
     whole = _whole_graph(variables, stacked, boxes, backward)
     above, level, stacked, inputs = whole.above, whole.level, whole.stacked, whole.inputs
-    columns = _Columns(prefix, whole.chains, level, stamp) if boxes else None
+    columns = _Columns(prefix, whole.chains, level, stamp, len(whole.step_chains)) if boxes \
+        else None
     if boxes:                       # the boxes set the steps apart: the nodes can stand closer
         g.attr(nodesep="0.15")
 
@@ -597,8 +598,12 @@ class _WholeGraph:
             self.fans.setdefault((src_name, dt), []).append(dst_name)
         self._keys = variables.keys
         self._key_steps = {}         # a step (or None) -> indices of its keys
-        for i, (_, t) in enumerate(variables.keys):
+        stepped = set()
+        for i, (name, t) in enumerate(variables.keys):
             self._key_steps.setdefault(t, []).append(i)
+            if t is not None:
+                stepped.add(name)
+        self.step_chains = {self.chains[n] for n in stepped} if boxes else set()
 
     def present(self, shown):
         """The keys of the static variables and of the steps in ``shown`` (a set), in order."""
@@ -648,8 +653,9 @@ class _Columns:
             "fontname": "Helvetica", "fontsize": "11", "fontcolor": "#666666", "margin": "6", "labelloc": "t"}
     _POINT = {"shape": "point", "style": "invis", "width": "0", "height": "0", "label": ""}
 
-    def __init__(self, prefix, chain, level, stamp):
+    def __init__(self, prefix, chain, level, stamp, n_chains=1):
         self.prefix, self.chain, self.level, self.stamp = prefix, chain, level, stamp
+        self.n_chains = n_chains     # the chains with steps in the whole graph
         self.members = {}            # (chain, column) -> [(name, node id, attrs)]
         self.rows = {}               # level -> its node ids (a rank=same row)
         self.chains = list(dict.fromkeys(chain.values()))
@@ -680,7 +686,10 @@ class _Columns:
         So where a step's highest row joins k > 1 variables outside the steps (``outside``:
         (name, t) -> k), every column has k + 1 points over it, each tied by one edge, and
         the k cannot move the median off the column's own points.  (With k = 1, the median of
-        two is their midpoint, which keeps the order of the points; one point there.)"""
+        two is their midpoint, which keeps the order of the points; one point there.)  A window
+        of a graph of several chains that draws one of them (the explorer's steps 11-12 of a
+        decoder after a 3-step encoder) is laid out so too (``n_chains``): as one chain, its
+        anchors in the boxes, it came out 12, 11."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -695,7 +704,7 @@ class _Columns:
         if not chains:
             return
         base = {}
-        several = len(chains) > 1
+        several = len(chains) > 1 or self.n_chains > 1   # (a window may draw one of them)
         under = several or any(name in rails and self.level[name] == lowest[chains[0]]
                                for (chain, _), members in self.members.items()
                                if chain == chains[0] for name, _, _ in members)
