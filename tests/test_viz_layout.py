@@ -192,6 +192,21 @@ def test_an_explorer_window_with_the_decoders_steps_alone_keeps_them_in_time_ord
     assert (figures["interleaved"], figures["stray"]) == (0, 0)
 
 
+def test_an_elision_counts_the_steps_its_own_chain_leaves_out(monkeypatch):
+    """The explorer's summary of 4 encoder and 8 decoder steps draws steps 1-3 and 6-8: the
+    encoder's elision stands for its step 4 alone, but read "h ×2" (the decoder's count)."""
+    import viz.explorer as explorer
+    drawn = []
+    draw = explorer._unrolled_graph
+    monkeypatch.setattr(explorer, "_unrolled_graph",
+                        lambda *args: drawn.append(draw(*args)) or drawn[-1])
+    model = rnn.EncoderDecoder(4, 3, 4)
+    rng = np.random.default_rng(0)
+    viz.explore(model, rng.normal(size=(4, 1, 4)), rng.integers(0, 4, size=(8, 1)))
+    texts = sorted(re.findall(r"label=<(\w+) &#215;(\d+)>", drawn[0].source))
+    assert texts == [("h", "1"), ("s", "2"), ("y", "2")]
+
+
 def test_the_rail_weights_of_a_one_step_bidirectional_view_lie_on_nothing():
     """Figure 10.11 at one step: before, "W" of h(1) -> h(...) lay on the curve x(1) -> g(1),
     "Wg" of g(1) -> g(...) (to the left) on the curve h(1) -> o(1) and "Wg" of g(...) -> g(1)

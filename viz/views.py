@@ -401,7 +401,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             return nid
         made_ends.add(nid)
         if where == "gap":
-            attrs = {"label": f"<{gap_text(name, gap)}>", "shape": "box", "style": "dashed",
+            left_out = gap       # but a chain that ends in the elision (an encoder of 4 steps
+            if len(segments) > 1:  # under a decoder of 8) leaves out its own steps there
+                left_out = min(whole.last.get(name, steps), segments[1][0] - 1) - segments[0][1]
+            attrs = {"label": f"<{gap_text(name, left_out)}>", "shape": "box", "style": "dashed",
                      "fontsize": "14"}
         else:
             attrs = {"label": f"<{sup_html(name, '(...)')}>"}
@@ -599,10 +602,12 @@ class _WholeGraph:
         self._keys = variables.keys
         self._key_steps = {}         # a step (or None) -> indices of its keys
         stepped = set()
+        self.last = {}               # a variable of the steps -> its last step
         for i, (name, t) in enumerate(variables.keys):
             self._key_steps.setdefault(t, []).append(i)
             if t is not None:
                 stepped.add(name)
+                self.last[name] = max(self.last.get(name, t), t)
         self.step_chains = {self.chains[n] for n in stepped} if boxes else set()
 
     def present(self, shown):
