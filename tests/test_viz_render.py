@@ -110,3 +110,34 @@ def test_names_that_a_label_cannot_show_are_drawn_visibly_escaped(tmp_path, name
         svg = viz.save(view, tmp_path / "v.svg").read_text(encoding="utf-8")
         assert "s" + shown in svg and shown in svg
         assert viz.save(view, tmp_path / "v.dot").read_text(encoding="utf-8").count(shown) > 0
+
+
+def test_the_renderers_width_warning_for_non_ascii_text_is_not_passed_on(capfd, tmp_path):
+    """``make demo`` printed "Warning: Warning: no value for width of non-ASCII character 206.
+    Falling back to width of space character" (the renderer's width tables hold ASCII only:
+    α, ×, ∂ and the like get the width of spaces, close for these labels).  That one warning
+    is dropped; the drawing is the renderer's own, byte for byte."""
+    import graphviz
+    digraph = graphviz.Digraph()
+    digraph.node("a", label="<α(t) × ∂L/∂h>")
+    digraph.node("b", label="h ×194")
+    svg = viz.render(digraph, "svg")
+    viz.save(digraph, tmp_path / "fig.svg")
+    assert capfd.readouterr().err == ""
+    assert "α(t) × ∂L/∂h" in svg.decode() and svg == viz.render(digraph, "svg", quiet=True)
+    said = subprocess.run([viz.find_renderer(), "-Tsvg"], input=digraph.source.encode(),
+                          capture_output=True).stderr.decode()
+    assert "no value for width of non-ASCII character" in said     # what is dropped
+
+
+def test_the_renderers_other_warnings_still_reach_stderr(capfd):
+    """Only that one warning is dropped: another (an unknown shape) is passed on whole, beside
+    the width warning of the same drawing; ``quiet`` keeps every warning off stderr."""
+    import graphviz
+    digraph = graphviz.Digraph()
+    digraph.node("a", label="<α>", shape="nosuchshape")
+    viz.render(digraph, "svg")
+    err = capfd.readouterr().err
+    assert "unknown shape nosuchshape" in err and "non-ASCII" not in err
+    viz.render(digraph, "svg", quiet=True)
+    assert capfd.readouterr().err == ""

@@ -316,7 +316,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     gap_text = gap_text or (lambda name, n: html_text(f"{name}: ... {n:,} steps left out ..."))
     whole = _whole_graph(variables, stacked, boxes, backward)
     above, level, stacked, inputs = whole.above, whole.level, whole.stacked, whole.inputs
-    columns = _Columns(prefix, whole.chains, level, stamp) if boxes else None
+    columns = _Columns(prefix, whole.chains, level, stamp, len(whole.step_chains)) if boxes \
+        else None
     if boxes:                       # the boxes set the steps apart: the nodes can stand closer
         g.attr(nodesep="0.15")
 
@@ -359,7 +360,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         written beside the arrowhead, as the several edges out of a fork are told apart;
         ``at_tail``: beside the edge's start; ``clockwise``: such a weight written clockwise
         of the edge, as the edges out of a fork are, whose weights written the other way lay on
-        the weight of the edge beside them: "Wr" on "W" of the GRU, read "WWr")."""
+        the weight of the edge beside them: "Wr" on "W" of the GRU, read "WWr").  Weights at an
+        end of an edge are 12 points (16 along edges): at 14, 160 weights lay on something
+        in the 12-step summaries of tests/viz_layout.designs, 147 at 12 (an LSTM's 8 -> 5,
+        the peephole LSTM's 28 -> 22), none more in any view."""
         key = ("label" if not boxes or (dt and src_name in plain_rails and src_name == dst_name
                                         and not (at_head or at_tail))
                or (dt == 0 and step_labels and not (at_head or at_tail) and src_name not in forked)
@@ -368,7 +372,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
         if key in ("headlabel", "taillabel") and key in attrs:
             attrs.update(labeldistance="1.6", labelangle="-35" if clockwise else "35",
-                         labelfontsize="14")
+                         labelfontsize="12")
         attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
         if boxes and src_name in inputs and dst_name not in inputs:
@@ -397,7 +401,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             return nid
         made_ends.add(nid)
         if where == "gap":
-            attrs = {"label": f"<{gap_text(name, gap)}>", "shape": "box", "style": "dashed",
+            left_out = gap       # but a chain that ends in the elision (an encoder of 4 steps
+            if len(segments) > 1:  # under a decoder of 8) leaves out its own steps there
+                left_out = min(whole.last.get(name, steps), segments[1][0] - 1) - segments[0][1]
+            attrs = {"label": f"<{gap_text(name, left_out)}>", "shape": "box", "style": "dashed",
                      "fontsize": "14"}
         else:
             attrs = {"label": f"<{sup_html(name, '(...)')}>"}
@@ -535,8 +542,13 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             #               (the weights beside the drawn step, away from the (...) node)
 
     if columns is not None:
+        outside = {}         # a drawn step's variable -> the static variables it joins
+        for src, dst, _, _ in whole.within(shown_set):
+            if (src[1] is None) != (dst[1] is None) and src in present_set and dst in present_set:
+                step, other = (dst, src) if src[1] is None else (src, dst)
+                outside.setdefault(step, set()).add(other[0])
         columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs],
-                     rails)
+                     rails, {key: len(others) for key, others in outside.items()})
     for name, row in rows.items():
         with g.subgraph() as s:
             s.attr(rank="same")
@@ -589,8 +601,14 @@ class _WholeGraph:
             self.fans.setdefault((src_name, dt), []).append(dst_name)
         self._keys = variables.keys
         self._key_steps = {}         # a step (or None) -> indices of its keys
-        for i, (_, t) in enumerate(variables.keys):
+        stepped = set()
+        self.last = {}               # a variable of the steps -> its last step
+        for i, (name, t) in enumerate(variables.keys):
             self._key_steps.setdefault(t, []).append(i)
+            if t is not None:
+                stepped.add(name)
+                self.last[name] = max(self.last.get(name, t), t)
+        self.step_chains = {self.chains[n] for n in stepped} if boxes else set()
 
     def present(self, shown):
         """The keys of the static variables and of the steps in ``shown`` (a set), in order."""
@@ -640,8 +658,9 @@ class _Columns:
             "fontname": "Helvetica", "fontsize": "11", "fontcolor": "#666666", "margin": "6", "labelloc": "t"}
     _POINT = {"shape": "point", "style": "invis", "width": "0", "height": "0", "label": ""}
 
-    def __init__(self, prefix, chain, level, stamp):
+    def __init__(self, prefix, chain, level, stamp, n_chains=1):
         self.prefix, self.chain, self.level, self.stamp = prefix, chain, level, stamp
+        self.n_chains = n_chains     # the chains with steps in the whole graph
         self.members = {}            # (chain, column) -> [(name, node id, attrs)]
         self.rows = {}               # level -> its node ids (a rank=same row)
         self.chains = list(dict.fromkeys(chain.values()))
@@ -652,7 +671,7 @@ class _Columns:
         self.members.setdefault((self.chain[name], column), []).append((name, nid, attrs))
         self.rows.setdefault(self.level[name], []).append(nid)
 
-    def draw(self, g, shown, inputs, rails=()):
+    def draw(self, g, shown, inputs, rails=(), outside=None):
         """Write the columns' clusters, the spine and the rows into ``g``; ``inputs`` (node ids
         of static inputs) stand in the anchors' row, beside the steps.  No anchor stands in a
         rail's row (``rails``: names carried from step to step), where it would stand between
@@ -663,9 +682,19 @@ class _Columns:
         the renderer (which keeps a row's order only outside the boxes) put the steps out of
         time order (3, 1, 2: C, from h(n_x) into s(1), pulled the last encoder step to the
         front): there every chain also has a row of points over its highest row, each chain's
-        points in time order and tied to its steps by four edges each (with one, C and the
-        attention's memory still pulled steps out of order), and a chain above stands over
-        the bottom one by a point under its columns, tied to the bottom chain's anchors."""
+        points in time order, and a chain above stands over the bottom one by a point under
+        its columns, tied to the bottom chain's anchors.  The renderer orders the boxes by
+        the median place of each one's neighbours in the next row, where parallel edges to
+        one point count once: with one point over each column (tied by four edges), h(n_x)
+        of an encoder with attention, whose neighbours are its point, C and the memory, had
+        the memory's place as its median and came out before h(n_x - 1) (at 5 to 12 steps).
+        So where a step's highest row joins k > 1 variables outside the steps (``outside``:
+        (name, t) -> k), every column has k + 1 points over it, each tied by one edge, and
+        the k cannot move the median off the column's own points.  (With k = 1, the median of
+        two is their midpoint, which keeps the order of the points; one point there.)  A window
+        of a graph of several chains that draws one of them (the explorer's steps 11-12 of a
+        decoder after a 3-step encoder) is laid out so too (``n_chains``): as one chain, its
+        anchors in the boxes, it came out 12, 11."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -680,12 +709,18 @@ class _Columns:
         if not chains:
             return
         base = {}
-        several = len(chains) > 1
+        several = len(chains) > 1 or self.n_chains > 1   # (a window may draw one of them)
         under = several or any(name in rails and self.level[name] == lowest[chains[0]]
                                for (chain, _), members in self.members.items()
                                if chain == chains[0] for name, _, _ in members)
         #  (several chains, or the bottom chain's lowest row is a rail)
         ties = 4 if several else 1      # edges tying a step to its rows of points
+        caps = 1                    # the points over each column
+        for (chain, column), members in self.members.items():
+            high = max(self.level[name] for name, _, _ in members)
+            joins = max((outside or {}).get((name, column), 0) for name, _, _ in members
+                        if self.level[name] == high)
+            caps = max(caps, joins + 1 if joins > 1 else 1)
         held = {}                   # (chain, "below" | "above") -> its anchors, in order
         for chain in chains:
             ci = self.chains.index(chain)
@@ -711,14 +746,15 @@ class _Columns:
                     for _ in range(ties if chain == chains[0] else 1):
                         g.edge(anchor, nid, style="invis", minlen="1" if under else "0",
                                weight="100")
-                if several:              # and a point over the column's highest row
+                if several:              # and points over the column's highest row
                     high = max(self.level[name] for name, _, _ in members)
-                    cap = f"{anchor}_top"
-                    g.node(cap, **self._POINT)
-                    for nid in [nid for name, nid, _ in members if self.level[name] == high]:
-                        for _ in range(ties):
-                            g.edge(nid, cap, style="invis", weight="100")
-                    held.setdefault((chain, "above"), []).append(cap)
+                    for k in range(caps):
+                        cap = f"{anchor}_top{k or ''}"
+                        g.node(cap, **self._POINT)
+                        for nid in [nid for name, nid, _ in members if self.level[name] == high]:
+                            for _ in range(ties if caps == 1 else 1):
+                                g.edge(nid, cap, style="invis", weight="100")
+                        held.setdefault((chain, "above"), []).append(cap)
                 if chain == chains[0]:
                     base[column] = anchor
                 else:                    # aligned over the bottom chain's column
