@@ -370,3 +370,20 @@ def test_the_op_view_after_training_shows_the_probes_gradients_not_the_last_upda
         return f"|grad|={norm:.2e}".replace("-", "&#45;")
     assert shown(np.linalg.norm(want)) in svg
     assert shown(np.linalg.norm(want + stale)) not in svg
+
+
+def test_explore_does_not_offer_the_recursive_net_it_cannot_show(capsys, tmp_path):
+    """``explore --model recursive`` was listed in --help and always failed after creating
+    --out, with the Python API's advice; the tree is not a choice of explore (draw draws it),
+    and a parity checkpoint, whose model is that tree, is refused saying why."""
+    with pytest.raises(SystemExit) as e:
+        main(["explore", "--model", "recursive", "--out", str(tmp_path / "never")])
+    assert e.value.code == 2
+    _one_line_error(capsys, "invalid choice: 'recursive'")
+    assert not (tmp_path / "never").exists()
+    assert main(["train", "--task", "parity", "--steps", "1", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["explore", "--model", "elman", "--out", str(tmp_path),
+                 "--checkpoint", str(tmp_path / "parity_checkpoint.npz")]) == 2
+    _one_line_error(capsys, "a tree and not an unroll over time")
+    assert main(["draw", "--model", "recursive", "--steps", "4", "--out", str(tmp_path)]) == 0

@@ -84,6 +84,10 @@ MODELS.update({     # sections 10.5-10.12
 })
 
 
+# the explorer's models: every one but the recursive net, a tree that viz.explore refuses
+EXPLORABLE = sorted(name for name in MODELS if name != "recursive")
+
+
 def model_inputs(model, steps, seed):
     """(args, kwargs) of ``explore`` for a model of MODELS: random ids (or a vector) of ``steps``
     steps and random targets; a system without input starts from a random state."""
@@ -319,6 +323,10 @@ def cmd_explore(args):
             raise UsageError(f"--checkpoint '{args.checkpoint}' is not a training checkpoint of "
                              f"tinygraph train or demo")
         task, _, _, seed, _ = rnn.tasks.load_checkpoint(args.checkpoint, task_name)
+        if task.model.name not in EXPLORABLE:
+            raise UsageError(f"--checkpoint '{args.checkpoint}' holds a {task.model.name} model "
+                             f"(task {task_name}), a tree and not an unroll over time: the "
+                             f"explorer cannot show it (train drew its views into that folder)")
         if task.model.name != args.model:
             raise UsageError(f"--checkpoint '{args.checkpoint}' holds a {task.model.name} "
                              f"model (task {task_name}), not {args.model}")
@@ -706,7 +714,9 @@ def build_parser():
 
     p = sub.add_parser("explore", help="the explorer: one interactive page of a model's unroll, "
                                        "gradients and BPTT diagnostics")
-    p.add_argument("--model", required=True, choices=sorted(MODELS))
+    p.add_argument("--model", required=True, choices=EXPLORABLE,
+                   help="any model of draw but recursive, a tree and not an unroll over time "
+                        "(tinygraph draw --model recursive draws it)")
     p.add_argument("--out", required=True)
     p.add_argument("--steps", type=_steps(EXPLORE_MAX_STEPS, EXPLORE_BYTES_PER_STEP, "the explorer"),
                    default=40, help=f"length of the random sequence (default 40, at most "
