@@ -138,3 +138,25 @@ def test_two_tabs_see_the_same_run(browser, app):
     b.until("document.querySelector('.run').dataset.steps === '1'", "the other tab's step")
     a.close()
     b.close()
+
+
+_X_TICKS = """[...document.querySelectorAll('.run svg.CHART text.axis[text-anchor=middle]')]
+              .map(e => [+e.getAttribute('x'), e.textContent])"""
+
+
+def test_a_step_axis_labels_distinct_whole_numbers_each_where_it_stands(browser, app):
+    """An integer axis put five evenly spaced ticks and labelled each with its rounded value:
+    at update 0 the loss axis read -1 0 0 1 1, and the 11 steps of ‖∂L/∂h(t)‖ were labelled
+    1 4 6 9 11 at 1, 3.5, 6, 8.5, 11 (a label half a step from its value)."""
+    page = Page(browser, app.url)
+    page.until("document.querySelectorAll('.run svg.p-dldh polyline').length === 1 && "
+               "document.querySelectorAll('.run svg.p-loss circle').length > 0", "the first views")
+    for chart in ("p-loss", "p-dldh"):
+        ticks = page.page.evaluate(_X_TICKS.replace("CHART", chart))
+        values = [int(text) for _, text in ticks]
+        assert len(values) >= 3 and len(set(values)) == len(values), (chart, ticks)
+        (xa, a), (xb, b) = ticks[0], ticks[-1]
+        per_unit = (xb - xa) / (int(b) - int(a))
+        for x, text in ticks:
+            assert x == pytest.approx(xa + (int(text) - int(a)) * per_unit, abs=0.01), (chart, ticks)
+    page.close()
