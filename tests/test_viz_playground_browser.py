@@ -160,3 +160,19 @@ def test_a_step_axis_labels_distinct_whole_numbers_each_where_it_stands(browser,
         for x, text in ticks:
             assert x == pytest.approx(xa + (int(text) - int(a)) * per_unit, abs=0.01), (chart, ticks)
     page.close()
+
+
+def test_the_last_step_label_of_a_long_run_stays_inside_its_chart(browser, app):
+    """The last tick label is centred on the chart's right edge: '1500' of a 1,500-step run ran
+    5 px past the SVG and was cut ('150'); a whole-number axis also writes 12000, not 1.20e+4."""
+    page = Page(browser, app.url.split("#")[0] + "#task=parity&length=1500&hidden=4&batch=2")
+    page.until("document.querySelector('.run-title').textContent.startsWith('elman (4 hidden)') "
+               "&& document.querySelectorAll('.run svg.p-dldh polyline').length === 1",
+               "the views of a 1,500-step run")
+    boxes = page.page.evaluate("""[...document.querySelectorAll(
+        '.run svg.p-dldh text.axis[text-anchor=middle]')].map(e => { const r = e.getBBox();
+        return [e.textContent, r.x, r.x + r.width, +e.ownerSVGElement.getAttribute('width')]; })""")
+    assert boxes[-1][0] == "1500", boxes
+    for text, left, right, width in boxes:
+        assert 0 <= left and right <= width, boxes
+    page.close()

@@ -137,8 +137,13 @@
       const xt = opts.integerX ? Math.round(xv) : xv;
       if (!xticks.includes(xt)) xticks.push(xt);
     }
-    for (const xt of xticks)
-      svg.appendChild(svgEl("text", {x: px(xt), y: H - B + 14, "text-anchor": "middle", class: "axis xtick"}, fmt(xt)));
+    for (const xt of xticks) {
+      const label = svgEl("text", {x: px(xt), y: H - B + 14, "text-anchor": "middle", class: "axis xtick"},
+                          opts.integerX ? String(xt) : fmt(xt));
+      svg.appendChild(label);
+      const box = label.getBBox();       // the last one centred on the right edge: keep it inside
+      if (box.x + box.width > W) label.setAttribute("x", W - box.width / 2);
+    }
     if (opts.xlabel) svg.appendChild(svgEl("text", {x: W - R, y: H - 2, "text-anchor": "end", class: "axis"}, opts.xlabel));
     for (const h of (opts.hlines || [])) {
       if (opts.log && !(h.y > 0)) continue;
