@@ -387,3 +387,14 @@ def test_explore_does_not_offer_the_recursive_net_it_cannot_show(capsys, tmp_pat
                  "--checkpoint", str(tmp_path / "parity_checkpoint.npz")]) == 2
     _one_line_error(capsys, "a tree and not an unroll over time")
     assert main(["draw", "--model", "recursive", "--steps", "4", "--out", str(tmp_path)]) == 0
+
+
+def test_figures_print_the_files_written_and_no_renderer_warnings(tmp_path, capfd):
+    """`tinygraph figures` (and the demo) printed 'Warning: Warning: no value for width of
+    non-ASCII character 226 ...' six times: the renderer's width guesses for its own captions'
+    → and α, noise to a user.  The command saves quietly; viz.save(quiet=False) still shows them."""
+    assert main(["figures", "--out", str(tmp_path)]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert captured.out.splitlines() == [str(tmp_path / f"fig{n.replace('.', '_')}.svg")
+                                         for n in viz.FIGURES]
