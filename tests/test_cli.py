@@ -398,3 +398,17 @@ def test_figures_print_the_files_written_and_no_renderer_warnings(tmp_path, capf
     assert captured.err == ""
     assert captured.out.splitlines() == [str(tmp_path / f"fig{n.replace('.', '_')}.svg")
                                          for n in viz.FIGURES]
+
+
+def test_an_out_that_is_a_file_or_a_dangling_link_says_so(tmp_path, capsys):
+    """--out naming a file, or a link to nowhere, was refused with makedirs' bare 'File exists'."""
+    (tmp_path / "a_file").write_text("not a folder")
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    os.symlink(tmp_path / "loop_b", tmp_path / "loop_a")
+    os.symlink(tmp_path / "loop_a", tmp_path / "loop_b")
+    for name, what in (("a_file", "it is a file, not a folder"),
+                       ("dangling", "it is a link that leads to no folder"),
+                       ("loop_a", "it is a link that leads to no folder")):
+        assert main(["figures", "--out", str(tmp_path / name)]) == 2
+        _one_line_error(capsys, what)
+    assert not (tmp_path / "nowhere").exists()

@@ -186,6 +186,10 @@ LOCK_NAME = ".tinygraph.lock"
 def _out_dir(path):
     try:
         os.makedirs(path, exist_ok=True)
+    except FileExistsError:             # makedirs says only "File exists"
+        what = ("a link that leads to no folder" if os.path.islink(path)
+                else "a file, not a folder")
+        raise UsageError(f"cannot write to --out '{path}': it is {what}") from None
     except OSError as e:
         raise UsageError(f"cannot write to --out '{path}': {e.strerror or e}") from None
     if not os.access(path, os.W_OK):
