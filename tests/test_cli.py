@@ -412,3 +412,22 @@ def test_an_out_that_is_a_file_or_a_dangling_link_says_so(tmp_path, capsys):
         assert main(["figures", "--out", str(tmp_path / name)]) == 2
         _one_line_error(capsys, what)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_explore_refuses_steps_or_seed_it_would_ignore_with_a_checkpoint(tmp_path, capsys):
+    """With --checkpoint the page shows the task's own probe (20 characters for chars): a given
+    --steps 7 or --seed 3 was silently ignored.  Without a checkpoint they act as before."""
+    assert main(["train", "--task", "chars", "--steps", "1", "--out", str(tmp_path)]) == 0
+    ckpt = str(tmp_path / "chars_checkpoint.npz")
+    capsys.readouterr()
+    for extra, named in ((["--steps", "7"], "--steps"), (["--seed", "3"], "--seed"),
+                         (["--steps", "7", "--seed", "3"], "--steps and --seed")):
+        assert main(["explore", "--model", "elman", "--out", str(tmp_path), "--checkpoint", ckpt,
+                     *extra]) == 2
+        _one_line_error(capsys, f"{named} cannot be used with --checkpoint")
+    assert not (tmp_path / "elman_explorer.html").exists()
+    assert main(["explore", "--model", "elman", "--out", str(tmp_path), "--steps", "7",
+                 "--seed", "3"]) == 0
+    page = (tmp_path / "elman_explorer.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r"id='explorer-data'>(.*?)</script>", page, re.S).group(1))
+    assert data["steps"] == 7

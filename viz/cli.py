@@ -91,6 +91,8 @@ MODELS.update({     # sections 10.5-10.12
 })
 
 
+EXPLORE_STEPS = 40      # the random sequence of `explore` without a checkpoint
+
 # the explorer's models: every one but the recursive net, a tree that viz.explore refuses
 EXPLORABLE = sorted(name for name in MODELS if name != "recursive")
 
@@ -327,6 +329,11 @@ def cmd_draw(args):
 
 def cmd_explore(args):
     out = _out_dir(args.out)
+    if args.checkpoint and (args.steps is not None or args.seed is not None):
+        given = " and ".join(f for f, v in (("--steps", args.steps), ("--seed", args.seed))
+                             if v is not None)
+        raise UsageError(f"{given} cannot be used with --checkpoint: the page shows the trained "
+                         f"model on its task's own probe sequence")
     if args.checkpoint:
         meta = tg.read_meta(args.checkpoint).get("user")
         task_name = meta.get("task") if isinstance(meta, dict) else None
@@ -346,10 +353,11 @@ def cmd_explore(args):
         probe_args, probe_kwargs = task.probe()
         symbols = getattr(task, "vocab", None)
     else:
-        model = MODELS[args.model](args.seed)
+        seed = 0 if args.seed is None else args.seed
+        model = MODELS[args.model](seed)
         before = None
         symbols = None
-        probe_args, probe_kwargs = model_inputs(model, args.steps, args.seed)
+        probe_args, probe_kwargs = model_inputs(model, args.steps or EXPLORE_STEPS, seed)
     page = explore(model, *probe_args, before=before, symbols=symbols, **probe_kwargs)
     path = page.save(os.path.join(out, f"{args.model}_explorer.html"))
     print(path)
@@ -730,9 +738,10 @@ def build_parser():
                         "(tinygraph draw --model recursive draws it)")
     p.add_argument("--out", required=True)
     p.add_argument("--steps", type=_steps(EXPLORE_MAX_STEPS, EXPLORE_BYTES_PER_STEP, "the explorer"),
-                   default=40, help=f"length of the random sequence (default 40, at most "
-                                    f"{EXPLORE_MAX_STEPS:,})")
-    p.add_argument("--seed", type=_seed, default=0)
+                   help=f"length of the random sequence (default {EXPLORE_STEPS}, at most "
+                        f"{EXPLORE_MAX_STEPS:,}; not with --checkpoint)")
+    p.add_argument("--seed", type=_seed, help="of the model and the sequence (default 0; not "
+                                               "with --checkpoint)")
     p.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of tinygraph train or demo: "
                    "its trained model, before and after training, on the task's probe sequence")
     p.set_defaults(run=cmd_explore)
