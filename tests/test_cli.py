@@ -431,3 +431,11 @@ def test_explore_refuses_steps_or_seed_it_would_ignore_with_a_checkpoint(tmp_pat
     page = (tmp_path / "elman_explorer.html").read_text(encoding="utf-8")
     data = json.loads(re.search(r"id='explorer-data'>(.*?)</script>", page, re.S).group(1))
     assert data["steps"] == 7
+
+
+def test_resume_from_a_models_own_save_says_it_is_no_training_checkpoint(tmp_path, capsys):
+    """A file of model.save given to --resume was 'a checkpoint of task None, not 'chars''."""
+    rnn.ElmanRNN(57, 8, 57, seed=0).save(tmp_path / "model.npz")
+    assert main(["train", "--task", "chars", "--steps", "2", "--out", str(tmp_path / "out"),
+                 "--resume", str(tmp_path / "model.npz")]) == 2
+    _one_line_error(capsys, "model.npz' is not a training checkpoint of tinygraph train or demo")
