@@ -439,3 +439,15 @@ def test_resume_from_a_models_own_save_says_it_is_no_training_checkpoint(tmp_pat
     assert main(["train", "--task", "chars", "--steps", "2", "--out", str(tmp_path / "out"),
                  "--resume", str(tmp_path / "model.npz")]) == 2
     _one_line_error(capsys, "model.npz' is not a training checkpoint of tinygraph train or demo")
+
+
+def test_resume_or_checkpoint_naming_a_folder_says_it_is_a_folder(tmp_path, capsys):
+    """--resume DIR (the --out of the run, not its file) said 'no checkpoint file at DIR'."""
+    assert main(["train", "--task", "year", "--steps", "1", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--task", "year", "--steps", "2", "--out", str(tmp_path / "o"),
+                 "--resume", str(tmp_path)]) == 2
+    _one_line_error(capsys, f"'{tmp_path}' is a folder, not a checkpoint file")
+    assert main(["explore", "--model", "seq2one", "--out", str(tmp_path / "o"),
+                 "--checkpoint", str(tmp_path)]) == 2
+    _one_line_error(capsys, "is a folder, not a checkpoint file")
