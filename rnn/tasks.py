@@ -383,10 +383,14 @@ def load_checkpoint(path, task_name):
     that is not a count in range, or losses, history and optimizer that disagree with the step.
     """
     meta = tg.read_meta(path).get("user", {})
-    if not isinstance(meta, dict) or meta.get("task") != task_name:
-        raise tg.CheckpointError(f"'{path}' is a checkpoint of task "
-                                 f"{meta.get('task') if isinstance(meta, dict) else None!r}, "
-                                 f"not '{task_name}'")
+    recorded = meta.get("task") if isinstance(meta, dict) else None
+    if recorded not in TASKS:          # a model's own save, say: it records no task
+        raise tg.CheckpointError(f"'{path}' is not a training checkpoint of tinygraph train or "
+                                 f"demo (it records no task); give the <task>_checkpoint.npz "
+                                 f"they write")
+    if recorded != task_name:
+        raise tg.CheckpointError(f"'{path}' is a checkpoint of task '{recorded}', not "
+                                 f"'{task_name}'")
     step, seed = meta.get("step"), meta.get("seed")
     if not _count(step, 0, None) or not _count(seed, 0, MAX_SEED):
         raise tg.CheckpointError(f"'{path}': meta step {step!r} and seed {seed!r} must be whole "

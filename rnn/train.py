@@ -287,7 +287,8 @@ def threading_note(meta):
     if saved == now:
         return None
     def said(b):
-        return (f"{b.get('library')} with {b.get('threads')} threads ({b.get('from')})"
+        threads = "1 thread" if b.get("threads") == "1" else f"{b.get('threads')} threads"
+        return (f"{b.get('library')} with {threads} ({b.get('from')})"
                 if isinstance(b, dict) else "not recorded")
     return (f"the checkpoint was written under BLAS {said(saved)} and this process runs "
             f"{said(now)}: the resumed run is exact but not bit for bit the uninterrupted one")

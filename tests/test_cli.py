@@ -370,3 +370,84 @@ def test_the_op_view_after_training_shows_the_probes_gradients_not_the_last_upda
         return f"|grad|={norm:.2e}".replace("-", "&#45;")
     assert shown(np.linalg.norm(want)) in svg
     assert shown(np.linalg.norm(want + stale)) not in svg
+
+
+def test_explore_does_not_offer_the_recursive_net_it_cannot_show(capsys, tmp_path):
+    """``explore --model recursive`` was listed in --help and always failed after creating
+    --out, with the Python API's advice; the tree is not a choice of explore (draw draws it),
+    and a parity checkpoint, whose model is that tree, is refused saying why."""
+    with pytest.raises(SystemExit) as e:
+        main(["explore", "--model", "recursive", "--out", str(tmp_path / "never")])
+    assert e.value.code == 2
+    _one_line_error(capsys, "invalid choice: 'recursive'")
+    assert not (tmp_path / "never").exists()
+    assert main(["train", "--task", "parity", "--steps", "1", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["explore", "--model", "elman", "--out", str(tmp_path),
+                 "--checkpoint", str(tmp_path / "parity_checkpoint.npz")]) == 2
+    _one_line_error(capsys, "a tree and not an unroll over time")
+    assert main(["draw", "--model", "recursive", "--steps", "4", "--out", str(tmp_path)]) == 0
+
+
+def test_figures_print_the_files_written_and_no_renderer_warnings(tmp_path, capfd):
+    """`tinygraph figures` (and the demo) printed 'Warning: Warning: no value for width of
+    non-ASCII character 226 ...' six times: the renderer's width guesses for its own captions'
+    → and α, noise to a user.  The command saves quietly; viz.save(quiet=False) still shows them."""
+    assert main(["figures", "--out", str(tmp_path)]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert captured.out.splitlines() == [str(tmp_path / f"fig{n.replace('.', '_')}.svg")
+                                         for n in viz.FIGURES]
+
+
+def test_an_out_that_is_a_file_or_a_dangling_link_says_so(tmp_path, capsys):
+    """--out naming a file, or a link to nowhere, was refused with makedirs' bare 'File exists'."""
+    (tmp_path / "a_file").write_text("not a folder")
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    os.symlink(tmp_path / "loop_b", tmp_path / "loop_a")
+    os.symlink(tmp_path / "loop_a", tmp_path / "loop_b")
+    for name, what in (("a_file", "it is a file, not a folder"),
+                       ("dangling", "it is a link that leads to no folder"),
+                       ("loop_a", "it is a link that leads to no folder")):
+        assert main(["figures", "--out", str(tmp_path / name)]) == 2
+        _one_line_error(capsys, what)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_explore_refuses_steps_or_seed_it_would_ignore_with_a_checkpoint(tmp_path, capsys):
+    """With --checkpoint the page shows the task's own probe (20 characters for chars): a given
+    --steps 7 or --seed 3 was silently ignored.  Without a checkpoint they act as before."""
+    assert main(["train", "--task", "chars", "--steps", "1", "--out", str(tmp_path)]) == 0
+    ckpt = str(tmp_path / "chars_checkpoint.npz")
+    capsys.readouterr()
+    for extra, named in ((["--steps", "7"], "--steps"), (["--seed", "3"], "--seed"),
+                         (["--steps", "7", "--seed", "3"], "--steps and --seed")):
+        assert main(["explore", "--model", "elman", "--out", str(tmp_path), "--checkpoint", ckpt,
+                     *extra]) == 2
+        _one_line_error(capsys, f"{named} cannot be used with --checkpoint")
+    assert not (tmp_path / "elman_explorer.html").exists()
+    assert main(["explore", "--model", "elman", "--out", str(tmp_path), "--steps", "7",
+                 "--seed", "3"]) == 0
+    page = (tmp_path / "elman_explorer.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r"id='explorer-data'>(.*?)</script>", page, re.S).group(1))
+    assert data["steps"] == 7
+
+
+def test_resume_from_a_models_own_save_says_it_is_no_training_checkpoint(tmp_path, capsys):
+    """A file of model.save given to --resume was 'a checkpoint of task None, not 'chars''."""
+    rnn.ElmanRNN(57, 8, 57, seed=0).save(tmp_path / "model.npz")
+    assert main(["train", "--task", "chars", "--steps", "2", "--out", str(tmp_path / "out"),
+                 "--resume", str(tmp_path / "model.npz")]) == 2
+    _one_line_error(capsys, "model.npz' is not a training checkpoint of tinygraph train or demo")
+
+
+def test_resume_or_checkpoint_naming_a_folder_says_it_is_a_folder(tmp_path, capsys):
+    """--resume DIR (the --out of the run, not its file) said 'no checkpoint file at DIR'."""
+    assert main(["train", "--task", "year", "--steps", "1", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--task", "year", "--steps", "2", "--out", str(tmp_path / "o"),
+                 "--resume", str(tmp_path)]) == 2
+    _one_line_error(capsys, f"'{tmp_path}' is a folder, not a checkpoint file")
+    assert main(["explore", "--model", "seq2one", "--out", str(tmp_path / "o"),
+                 "--checkpoint", str(tmp_path)]) == 2
+    _one_line_error(capsys, "is a folder, not a checkpoint file")

@@ -62,3 +62,14 @@ def test_quick_start_has_exactly_two_commands_and_ci_runs_the_test_one():
     assert [c.split("#")[0].strip() for c in commands] == ["make demo", "make test"]
     with open(os.path.join(os.path.dirname(README), ".ci", "run"), encoding="utf-8") as f:
         assert "make test" in f.read()
+
+
+def test_readme_gradient_flow_image_is_the_demos_with_whole_step_ticks():
+    """The README's docs/chars_gradient_flow.svg was drawn before the plots' step axes got
+    integer ticks (it read 2.5, 7.5, 17.5): it is the demo's current drawing."""
+    path = os.path.join(os.path.dirname(README), "docs", "chars_gradient_flow.svg")
+    with open(path, encoding="utf-8") as f:
+        labels = re.findall(r"<!-- (.*?) -->", f.read())
+    ticks = labels[:labels.index("time step t")]
+    assert len(ticks) >= 3
+    assert all(re.fullmatch(r"\d+", tick) for tick in ticks), ticks

@@ -285,6 +285,9 @@ def test_the_checkpoint_records_the_blas_threading_and_a_differing_resume_is_not
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
     note = rnn.train.threading_note(meta)
     assert "7 threads (OPENBLAS_NUM_THREADS)" in note and "bit for bit" in note
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")          # it said "with 1 threads"
+    other = dict(meta, blas=dict(meta["blas"], threads="9"))
+    assert " with 1 thread (OPENBLAS_NUM_THREADS):" in rnn.train.threading_note(other)
 
 
 # ------------------------------------------------------------------ the command line

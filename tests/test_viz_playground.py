@@ -5,8 +5,10 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 import rnn
 import tinygraph as tg
 import viz
+from viz.cli import main
 from viz.playground import BadRequest, Run, _curve, build, check_config, recurrent_weights
 
 WAIT = 120.0      # generous bound for anything the training thread must do (a loaded machine)
@@ -770,3 +773,20 @@ def test_a_file_with_only_some_parts_of_the_carried_state_is_refused_changing_no
         engine.resume()
     assert engine.runs[0] is run and run.steps == 2 and run.digest() == digest
     assert all(np.array_equal(run.carried["h0"][k].data, v) for k, v in carried.items())
+
+
+def test_a_port_in_use_is_a_clear_error_that_leaves_no_thread_or_folder(tmp_path, capsys):
+    """A taken port was '[Errno 98] Address already in use' (no port named), after the training
+    thread had started (it ran on, idle, in the caller's process) and --out was made."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        before = {t.ident for t in threading.enumerate()}
+        with pytest.raises(tg.ConfigError, match=f"cannot listen on 127.0.0.1:{port}: .*another port"):
+            viz.playground(port=port, out=tmp_path / "never")
+        assert [t.name for t in threading.enumerate() if t.ident not in before] == []
+        assert not (tmp_path / "never").exists()
+        assert main(["playground", "--no-browser", "--port", str(port)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"127.0.0.1:{port}" in err[0] and "--port" in err[0], err

@@ -138,3 +138,41 @@ def test_two_tabs_see_the_same_run(browser, app):
     b.until("document.querySelector('.run').dataset.steps === '1'", "the other tab's step")
     a.close()
     b.close()
+
+
+_X_TICKS = """[...document.querySelectorAll('.run svg.CHART text.axis[text-anchor=middle]')]
+              .map(e => [+e.getAttribute('x'), e.textContent])"""
+
+
+def test_a_step_axis_labels_distinct_whole_numbers_each_where_it_stands(browser, app):
+    """An integer axis put five evenly spaced ticks and labelled each with its rounded value:
+    at update 0 the loss axis read -1 0 0 1 1, and the 11 steps of ‖∂L/∂h(t)‖ were labelled
+    1 4 6 9 11 at 1, 3.5, 6, 8.5, 11 (a label half a step from its value)."""
+    page = Page(browser, app.url)
+    page.until("document.querySelectorAll('.run svg.p-dldh polyline').length === 1 && "
+               "document.querySelectorAll('.run svg.p-loss circle').length > 0", "the first views")
+    for chart in ("p-loss", "p-dldh"):
+        ticks = page.page.evaluate(_X_TICKS.replace("CHART", chart))
+        values = [int(text) for _, text in ticks]
+        assert len(values) >= 3 and len(set(values)) == len(values), (chart, ticks)
+        (xa, a), (xb, b) = ticks[0], ticks[-1]
+        per_unit = (xb - xa) / (int(b) - int(a))
+        for x, text in ticks:
+            assert x == pytest.approx(xa + (int(text) - int(a)) * per_unit, abs=0.01), (chart, ticks)
+    page.close()
+
+
+def test_the_last_step_label_of_a_long_run_stays_inside_its_chart(browser, app):
+    """The last tick label is centred on the chart's right edge: '1500' of a 1,500-step run ran
+    5 px past the SVG and was cut ('150'); a whole-number axis also writes 12000, not 1.20e+4."""
+    page = Page(browser, app.url.split("#")[0] + "#task=parity&length=1500&hidden=4&batch=2")
+    page.until("document.querySelector('.run-title').textContent.startsWith('elman (4 hidden)') "
+               "&& document.querySelectorAll('.run svg.p-dldh polyline').length === 1",
+               "the views of a 1,500-step run")
+    boxes = page.page.evaluate("""[...document.querySelectorAll(
+        '.run svg.p-dldh text.axis[text-anchor=middle]')].map(e => { const r = e.getBBox();
+        return [e.textContent, r.x, r.x + r.width, +e.ownerSVGElement.getAttribute('width')]; })""")
+    assert boxes[-1][0] == "1500", boxes
+    for text, left, right, width in boxes:
+        assert 0 <= left and right <= width, boxes
+    page.close()

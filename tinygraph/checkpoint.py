@@ -218,6 +218,9 @@ def _reading(path):
     """The open zip of checkpoint ``path``, its members and a :class:`_Where`; anything wrong
     inside becomes a CheckpointError naming the file and the entry being read."""
     path = checked_path(path, "load", CheckpointError)
+    if os.path.isdir(path):
+        raise CheckpointNotFoundError(f"load: '{path}' is a folder, not a checkpoint file; give "
+                                      f"the file in it")
     if not os.path.isfile(path):
         raise CheckpointNotFoundError(f"load: no checkpoint file at '{path}'")
     where = _Where()

@@ -43,12 +43,19 @@ from .figures import FIGURES, figure
 from .opgraph import gradient_norms, graph
 from .page import Page, figure_caption
 from .playground import add_parser as add_playground_parser
-from .render import OutputPathError, save
+from .render import OutputPathError
+from .render import save as _save
 from .views import folded, unrolled
 
 
 class UsageError(tg.TinygraphError, ValueError):
     """A command-line request that cannot be carried out."""
+
+
+def save(digraph, path):
+    """:func:`viz.save`, quietly: the command prints the files it writes, not the renderer's
+    width guesses for a non-ASCII character (a failure still raises with what it said)."""
+    return _save(digraph, path, quiet=True)
 
 
 # ------------------------------------------------------------------ models for `draw`
@@ -82,6 +89,12 @@ MODELS.update({     # sections 10.5-10.12
     "esn": lambda seed: rnn.EchoStateNetwork(3, 8, 2, spectral_radius=1.2, seed=seed),
     "memory": lambda seed: rnn.MemoryNetwork(6, 8, 6, slots=4, width=4, seed=seed),
 })
+
+
+EXPLORE_STEPS = 40      # the random sequence of `explore` without a checkpoint
+
+# the explorer's models: every one but the recursive net, a tree that viz.explore refuses
+EXPLORABLE = sorted(name for name in MODELS if name != "recursive")
 
 
 def model_inputs(model, steps, seed):
@@ -175,6 +188,10 @@ LOCK_NAME = ".tinygraph.lock"
 def _out_dir(path):
     try:
         os.makedirs(path, exist_ok=True)
+    except FileExistsError:             # makedirs says only "File exists"
+        what = ("a link that leads to no folder" if os.path.islink(path)
+                else "a file, not a folder")
+        raise UsageError(f"cannot write to --out '{path}': it is {what}") from None
     except OSError as e:
         raise UsageError(f"cannot write to --out '{path}': {e.strerror or e}") from None
     if not os.access(path, os.W_OK):
@@ -312,6 +329,11 @@ def cmd_draw(args):
 
 def cmd_explore(args):
     out = _out_dir(args.out)
+    if args.checkpoint and (args.steps is not None or args.seed is not None):
+        given = " and ".join(f for f, v in (("--steps", args.steps), ("--seed", args.seed))
+                             if v is not None)
+        raise UsageError(f"{given} cannot be used with --checkpoint: the page shows the trained "
+                         f"model on its task's own probe sequence")
     if args.checkpoint:
         meta = tg.read_meta(args.checkpoint).get("user")
         task_name = meta.get("task") if isinstance(meta, dict) else None
@@ -319,6 +341,10 @@ def cmd_explore(args):
             raise UsageError(f"--checkpoint '{args.checkpoint}' is not a training checkpoint of "
                              f"tinygraph train or demo")
         task, _, _, seed, _ = rnn.tasks.load_checkpoint(args.checkpoint, task_name)
+        if task.model.name not in EXPLORABLE:
+            raise UsageError(f"--checkpoint '{args.checkpoint}' holds a {task.model.name} model "
+                             f"(task {task_name}), a tree and not an unroll over time: the "
+                             f"explorer cannot show it (train drew its views into that folder)")
         if task.model.name != args.model:
             raise UsageError(f"--checkpoint '{args.checkpoint}' holds a {task.model.name} "
                              f"model (task {task_name}), not {args.model}")
@@ -327,10 +353,11 @@ def cmd_explore(args):
         probe_args, probe_kwargs = task.probe()
         symbols = getattr(task, "vocab", None)
     else:
-        model = MODELS[args.model](args.seed)
+        seed = 0 if args.seed is None else args.seed
+        model = MODELS[args.model](seed)
         before = None
         symbols = None
-        probe_args, probe_kwargs = model_inputs(model, args.steps, args.seed)
+        probe_args, probe_kwargs = model_inputs(model, args.steps or EXPLORE_STEPS, seed)
     page = explore(model, *probe_args, before=before, symbols=symbols, **probe_kwargs)
     path = page.save(os.path.join(out, f"{args.model}_explorer.html"))
     print(path)
@@ -706,12 +733,15 @@ def build_parser():
 
     p = sub.add_parser("explore", help="the explorer: one interactive page of a model's unroll, "
                                        "gradients and BPTT diagnostics")
-    p.add_argument("--model", required=True, choices=sorted(MODELS))
+    p.add_argument("--model", required=True, choices=EXPLORABLE,
+                   help="any model of draw but recursive, a tree and not an unroll over time "
+                        "(tinygraph draw --model recursive draws it)")
     p.add_argument("--out", required=True)
     p.add_argument("--steps", type=_steps(EXPLORE_MAX_STEPS, EXPLORE_BYTES_PER_STEP, "the explorer"),
-                   default=40, help=f"length of the random sequence (default 40, at most "
-                                    f"{EXPLORE_MAX_STEPS:,})")
-    p.add_argument("--seed", type=_seed, default=0)
+                   help=f"length of the random sequence (default {EXPLORE_STEPS}, at most "
+                        f"{EXPLORE_MAX_STEPS:,}; not with --checkpoint)")
+    p.add_argument("--seed", type=_seed, help="of the model and the sequence (default 0; not "
+                                               "with --checkpoint)")
     p.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of tinygraph train or demo: "
                    "its trained model, before and after training, on the task's probe sequence")
     p.set_defaults(run=cmd_explore)

@@ -836,12 +836,21 @@ class Playground:
     """
 
     def __init__(self, config, model=None, task=None, port=0, out=None):
-        if out is not None:
-            out = os.path.abspath(out)
-            os.makedirs(out, exist_ok=True)
-        self.token = secrets.token_urlsafe(24)
-        self.engine = Engine(config, model, task, out)
-        self.server = _Server(("127.0.0.1", port), _Handler)
+        try:                 # first: a port taken leaves no training thread and no folder behind
+            self.server = _Server(("127.0.0.1", port), _Handler)
+        except OSError as e:
+            raise tg.ConfigError(f"viz.playground: cannot listen on 127.0.0.1:{port}: "
+                                 f"{e.strerror or e}; give another port (--port), or 0 for a "
+                                 f"free one") from None
+        try:
+            if out is not None:
+                out = os.path.abspath(out)
+                os.makedirs(out, exist_ok=True)
+            self.token = secrets.token_urlsafe(24)
+            self.engine = Engine(config, model, task, out)
+        except BaseException:
+            self.server.server_close()
+            raise
         self.server.app = self
         self.port = self.server.server_address[1]
         self.hosts = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}

@@ -147,8 +147,11 @@ def _is_plot(figure):
     return callable(getattr(figure, "savefig", None))
 
 
-def save(digraph, path):
+def save(digraph, path, quiet=False):
     """Write ``digraph`` to ``path``; the format is the suffix (.svg, .png or .dot/.gv for the source).
+
+    ``quiet`` keeps the renderer's warnings off stderr, as for :func:`render` (the ``tinygraph``
+    command saves quietly: its own figures' width guesses for a non-ASCII character are noise).
 
     A matplotlib Figure (figures 10.15 and 10.17) is written as SVG or PNG the same way.
 
@@ -166,7 +169,7 @@ def save(digraph, path):
     if fmt in ("dot", "gv") and not _is_plot(digraph):
         data = digraph.source.encode()
     elif fmt in FORMATS:
-        data = render(digraph, fmt)
+        data = render(digraph, fmt, quiet=quiet)
     else:
         raise RenderError(f"viz.save: cannot tell the format of {str(path)!r}; "
                           "use a .svg, .png or .dot suffix")

@@ -128,13 +128,21 @@
     const py = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
     svg.appendChild(svgEl("line", {x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#999"}));
     svg.appendChild(svgEl("line", {x1: L, y1: T, x2: L, y2: H - B, stroke: "#999"}));
+    const xticks = [];       // an integer axis labels whole numbers, each one where it stands
     for (let i = 0; i <= 4; i++) {
       const yv = y0 + (y1 - y0) * i / 4;
       svg.appendChild(svgEl("text", {x: L - 4, y: py(yv) + 3, "text-anchor": "end", class: "axis"},
                             opts.log ? fmt(Math.pow(10, yv)) : fmt(yv)));
       const xv = x0 + (x1 - x0) * i / 4;
       const xt = opts.integerX ? Math.round(xv) : xv;
-      svg.appendChild(svgEl("text", {x: px(xv), y: H - B + 14, "text-anchor": "middle", class: "axis"}, fmt(xt)));
+      if (!xticks.includes(xt)) xticks.push(xt);
+    }
+    for (const xt of xticks) {
+      const label = svgEl("text", {x: px(xt), y: H - B + 14, "text-anchor": "middle", class: "axis xtick"},
+                          opts.integerX ? String(xt) : fmt(xt));
+      svg.appendChild(label);
+      const box = label.getBBox();       // the last one centred on the right edge: keep it inside
+      if (box.x + box.width > W) label.setAttribute("x", W - box.width / 2);
     }
     if (opts.xlabel) svg.appendChild(svgEl("text", {x: W - R, y: H - 2, "text-anchor": "end", class: "axis"}, opts.xlabel));
     for (const h of (opts.hlines || [])) {
