@@ -392,7 +392,8 @@ def test_explore_does_not_offer_the_recursive_net_it_cannot_show(capsys, tmp_pat
 def test_figures_print_the_files_written_and_no_renderer_warnings(tmp_path, capfd):
     """`tinygraph figures` (and the demo) printed 'Warning: Warning: no value for width of
     non-ASCII character 226 ...' six times: the renderer's width guesses for its own captions'
-    → and α, noise to a user.  The command saves quietly; viz.save(quiet=False) still shows them."""
+    → and α, noise to a user.  viz.render drops that one warning (its other stderr lines still
+    reach the user: tests/test_viz_render.py)."""
     assert main(["figures", "--out", str(tmp_path)]) == 0
     captured = capfd.readouterr()
     assert captured.err == ""

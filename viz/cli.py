@@ -43,19 +43,12 @@ from .figures import FIGURES, figure
 from .opgraph import gradient_norms, graph
 from .page import Page, figure_caption
 from .playground import add_parser as add_playground_parser
-from .render import OutputPathError
-from .render import save as _save
+from .render import OutputPathError, save
 from .views import folded, unrolled
 
 
 class UsageError(tg.TinygraphError, ValueError):
     """A command-line request that cannot be carried out."""
-
-
-def save(digraph, path):
-    """:func:`viz.save`, quietly: the command prints the files it writes, not the renderer's
-    width guesses for a non-ASCII character (a failure still raises with what it said)."""
-    return _save(digraph, path, quiet=True)
 
 
 # ------------------------------------------------------------------ models for `draw`

@@ -150,8 +150,8 @@ def _is_plot(figure):
 def save(digraph, path, quiet=False):
     """Write ``digraph`` to ``path``; the format is the suffix (.svg, .png or .dot/.gv for the source).
 
-    ``quiet`` keeps the renderer's warnings off stderr, as for :func:`render` (the ``tinygraph``
-    command saves quietly: its own figures' width guesses for a non-ASCII character are noise).
+    ``quiet`` keeps every renderer warning off stderr, as for :func:`render` (which drops only
+    the width guess for a non-ASCII character unless quiet).
 
     A matplotlib Figure (figures 10.15 and 10.17) is written as SVG or PNG the same way.
 
