@@ -2056,17 +2056,19 @@ def nll_loss(log_probs, targets, reduction="mean", ignore_index=None):
 
 
 def _check_paired(who, a, b):
-    """Refuse inputs of a loss of pairs that broadcast to a shape larger than either: predictions
-    (3, 1) against targets (3,) made nine pairs (3, 3) of every prediction with every target, a
-    loss of the wrong value without a word (PyTorch's mse_loss warns, its
-    binary_cross_entropy_with_logits refuses).  One input broadcast to the other's shape (a
-    target row for every row of predictions, a scalar) stays allowed."""
+    """Refuse inputs of a loss of pairs that broadcast to more entries than either has, each
+    input's entries repeated: predictions (3, 1) against targets (3,) made nine pairs (3, 3) of
+    every prediction with every target, a loss of the wrong value without a word (PyTorch's
+    mse_loss warns, its binary_cross_entropy_with_logits refuses).  One input broadcast to the
+    other (a target row for every row of predictions, a scalar; (1, 1) against (2,)) stays
+    allowed."""
     try:
         shapes = [x.shape if isinstance(x, Tensor) else np.shape(x) for x in (a, b)]
         both = np.broadcast_shapes(*shapes)
     except ValueError:      # ragged, or shapes that do not broadcast: the op's own error says so
         return
-    if both != shapes[0] and both != shapes[1]:
+    size = math.prod(both)
+    if size != math.prod(shapes[0]) and size != math.prod(shapes[1]):   # each one repeated
         raise ShapeError(f"{who}: inputs of shapes {shapes[0]} and {shapes[1]} broadcast to "
                          f"{both}, pairing every entry of one with several of the other; give "
                          f"them one shape (e.g. reshape the (N, 1) one to (N,))")
@@ -2074,8 +2076,8 @@ def _check_paired(who, a, b):
 
 def mse_loss(pred, target, reduction="mean"):
     """``(pred - target)^2`` per entry, reduced; both inputs may take gradients.  One input may
-    broadcast to the other's shape; inputs that broadcast to a shape larger than both (predictions
-    (N, 1) against targets (N,)) are refused."""
+    broadcast to the other; inputs that would both be repeated (predictions (N, 1) against
+    targets (N,): N^2 pairs) are refused."""
     _check_reduction("mse_loss", reduction)
     _check_paired("mse_loss", pred, target)
     return apply("mse_loss", _mse_loss, pred, target, reduction=reduction)
@@ -2084,7 +2086,7 @@ def mse_loss(pred, target, reduction="mean"):
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     """``-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]`` per entry, computed as
     max(x, 0) - x y + log1p(exp(-|x|)) (stable for any x); targets y in [0, 1].  As for
-    :func:`mse_loss`, one input may broadcast to the other's shape, not both to a larger one."""
+    :func:`mse_loss`, one input may broadcast to the other, not both be repeated."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     _check_paired("binary_cross_entropy_with_logits", logits, targets)
     return apply("binary_cross_entropy_with_logits", _bce_with_logits, logits, targets,
