@@ -105,6 +105,21 @@ def test_a_vjp_may_give_a_gradient_its_input_broadcasts_to_or_a_list():
         tg.apply("text", lambda a: (a * 2, (lambda g: "x",)), x).sum().backward()
 
 
+def test_a_vjp_giving_a_complex_gradient_of_its_inputs_shape_is_refused():
+    # a complex gradient of the right shape was cast to the input's float dtype with only
+    # numpy's ComplexWarning: its imaginary part was dropped without an error
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = tg.apply("rotate", lambda a: (a * 2, (lambda g: g * (1 + 2j),)), x)
+    with pytest.raises(tg.DTypeError, match=r"gradient rule of 'rotate'.* gave input 0 \(shape "
+                                            r"\(3,\)\) a gradient of dtype complex128"):
+        y.sum().backward()
+    assert x.grad is None
+    z = tg.apply("halve", lambda a: (a / 2, (lambda g: (g / 2).astype(np.float32),)), x)
+    z.sum().backward()      # a real gradient of another dtype is cast to the input's
+    assert x.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad, [0.5, 0.5, 0.5])
+
+
 def test_a_tensor_level_rule_giving_a_smaller_gradient_is_refused_under_create_graph():
     def doubled(a):
         return a * 2, (lambda g: g * 2,)

@@ -2054,7 +2054,8 @@ def _backprop(root, grad, retain_graph, targets):
                 for i, (p, vjp) in enumerate(zip(node.parents, vjps)):
                     pg = vjp(g) if p._rg and vjp is not None else None    # None: no gradient
                     if pg is not None and (type(pg) is not np.ndarray   # for p (a replay's
-                                           or pg.shape != p._data.shape):   # outside ones)
+                                           or pg.shape != p._data.shape     # outside ones)
+                                           or pg.dtype is not p._data.dtype):
                         pg = _checked_user_grad(node, i, p, pg)
                     pgs.append(pg)
                 if id(node) in owned and not node._retain and targets is None:
