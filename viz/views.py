@@ -732,7 +732,10 @@ class _Columns:
         two is their midpoint, which keeps the order of the points; one point there.)  A window
         of a graph of several chains that draws one of them (the explorer's steps 11-12 of a
         decoder after a 3-step encoder) is laid out so too (``n_chains``): as one chain, its
-        anchors in the boxes, it came out 12, 11."""
+        anchors in the boxes, it came out 12, 11.  A chain above is tied to the bottom chain's
+        points over its columns, not to its anchors under them: that edge went round the bottom
+        chain's box (the renderer routes no edge through a cluster it does not join), and
+        the columns above stood up to half a column off the ones below (1.1 to 3.2 inches)."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -798,7 +801,8 @@ class _Columns:
                 else:                    # aligned over the bottom chain's column
                     held.setdefault((chain, "below"), []).append(anchor)
                     if column in base:
-                        g.edge(base[column], anchor, style="invis", weight="10")
+                        g.edge(f"{base[column]}_top" if several else base[column], anchor,
+                               style="invis", weight="10")
         for points in held.values():    # the points under and over a chain's steps: a row
             with g.subgraph() as row:   # each, in time order
                 row.attr(rank="same")
