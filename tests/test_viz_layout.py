@@ -207,6 +207,110 @@ def test_an_elision_counts_the_steps_its_own_chain_leaves_out(monkeypatch):
     assert texts == [("h", "1"), ("s", "2"), ("y", "2")]
 
 
+def _explorer_views(monkeypatch, n_x, n_y, attention=None):
+    """The unrolled views the explorer draws of an encoder-decoder's run of n_x encoder and n_y
+    decoder steps: the whole run (a summary past 7 steps), then each window of 10 steps."""
+    import viz.explorer as explorer
+    drawn = []
+    draw = explorer._unrolled_graph
+    monkeypatch.setattr(explorer, "_unrolled_graph",
+                        lambda *args: drawn.append(draw(*args)) or drawn[-1])
+    model = rnn.EncoderDecoder(4, 3, 4, attention=attention)
+    rng = np.random.default_rng(0)
+    viz.explore(model, rng.normal(size=(n_x, 1, 4)), rng.integers(0, 4, size=(n_y, 1)))
+    return drawn
+
+
+def _node_of(digraph, pattern, nid=r"\w+"):
+    """The id (matching ``nid``) of the one node whose label matches ``pattern`` (regular
+    expressions)."""
+    (nid,) = re.findall(r"^\s*(" + nid + r") \[label=<" + pattern, digraph.source, re.M)
+    return nid
+
+
+def _stacked(digraph):
+    """Whether the decoder's boxes all stand over the encoder's (two chains, one row each)."""
+    nodes, _ = plain(digraph)
+    box = bands(nodes, step_boxes(digraph))
+    low, high = sorted({c for c, _ in box}, key=lambda c: min(b[2] for k, b in box.items()
+                                                             if k[0] == c))
+    return (max(b[3] for k, b in box.items() if k[0] == low)
+            < min(b[2] for k, b in box.items() if k[0] == high))
+
+
+@pytest.mark.parametrize("attention, n_x, n_y", [
+    (None, 4, 8), (None, 5, 9), (None, 7, 11), ("dot", 4, 8), ("additive", 7, 11)])
+def test_an_encoder_that_ends_in_the_elision_feeds_c_from_it(attention, n_x, n_y, monkeypatch):
+    """The explorer's summary of a run whose encoder ends inside the elision (4 encoder steps
+    under 8 decoder steps: steps 1-3 and 6-8 drawn) drew C without the edge from the encoder's
+    last step, a real dependency left out; and without attention the decoder's s(t) came out
+    in the encoder's row (the chains side by side, an edge through a box).  C's edge now comes
+    from the encoder's elision, the chains stacked, in time order, no edge through a box."""
+    summary = _explorer_views(monkeypatch, n_x, n_y, attention)[0]
+    gap, c = _node_of(summary, r"h &#215;"), _node_of(summary, r"C>")
+    assert (gap, c) in _drawn_edges(summary)
+    figures = measure(summary)
+    assert (figures["interleaved"], figures["stray"]) == (0, 0)
+    assert _stacked(summary)
+
+
+@pytest.mark.parametrize("attention, n_x, n_y, k", [
+    (None, 12, 12, 1), (None, 11, 7, 1), (None, 12, 8, 1), (None, 12, 3, 1), ("dot", 12, 12, 1),
+    ("dot", 21, 9, 2)])
+def test_an_explorer_window_before_the_encoders_end_feeds_c_from_its_end(
+        attention, n_x, n_y, k, monkeypatch):
+    """The explorer's window of steps 1-10 of a run whose encoder runs past step 10: C (made
+    from h(n_x), outside the window) had no edge from the encoder, and without attention the
+    encoder and decoder came out side by side (12/12: 13 edges through boxes; 11/7: 8; 12/8:
+    6; 12/3: 2).  C's edge now comes from the encoder's h(...) end, the chains stacked.  (The
+    k-th window: 21/9's steps 11-20 draw the encoder alone, C by its h(...) end, not under the
+    boxes.)"""
+    window = _explorer_views(monkeypatch, n_x, n_y, attention)[k]
+    steps = set(range(10 * k - 9, 10 * k + 1))
+    assert {t for _, t in step_boxes(window).values()} == steps
+    end, c = _node_of(window, r"<table[^\n]*>h</td>", nid=r"\w+_end"), _node_of(window, r"C>")
+    assert (end, c) in _drawn_edges(window)
+    figures = measure(window)
+    assert (figures["interleaved"], figures["stray"]) == (0, 0)
+    assert not _two_chains(n_y, steps) or _stacked(window)
+
+
+def _two_chains(n_y, steps):
+    """Whether a window of ``steps`` draws decoder steps too (every window here draws the
+    encoder's)."""
+    return min(steps) <= n_y
+
+
+def _column_shift_spread(digraph):
+    """How far (inches) the offset between a decoder box and the encoder box of its step, centre
+    to centre, varies over the steps both chains draw: 0 where each column stands straight."""
+    nodes, _ = plain(digraph)
+    box = bands(nodes, step_boxes(digraph))
+    low, high = sorted({c for c, _ in box}, key=lambda c: min(b[2] for k, b in box.items()
+                                                             if k[0] == c))
+    offsets = [(sum(box[(high, t)][:2]) - sum(box[(low, t)][:2])) / 2
+               for c, t in box if c == low and (high, t) in box]
+    return max(offsets) - min(offsets)
+
+
+@pytest.mark.parametrize("attention, steps, most", [
+    (None, 3, 0.05), (None, 8, 0.05), ("dot", 3, 0.3), ("dot", 5, 0.3), ("additive", 8, 0.5)])
+def test_an_encoder_decoders_decoder_steps_stand_over_its_encoder_steps(attention, steps, most):
+    """The decoder's boxes were tied to the points under the encoder's columns by an edge that
+    went round the encoder's box: columns stood up to half a column apart (1.1 inches without
+    attention at 3 steps, 2.6 with dot attention); tied to the points over them, 0 and 0.05."""
+    model = rnn.EncoderDecoder(4, 3, 4, attention=attention)
+    assert _column_shift_spread(viz.unrolled(model, steps=steps)) <= most
+
+
+@pytest.mark.parametrize("n_x, n_y, k", [(2, 10, 1), (3, 12, 1), (12, 3, 0)])
+def test_the_explorers_decoder_steps_stand_over_its_encoder_steps(n_x, n_y, k, monkeypatch):
+    """The explorer's runs of unequal lengths: in 2/10's and 3/12's window of steps 1-10 the
+    decoder's steps stood 3.2 and 2.5 inches out of line with the encoder's; 12/3's summary
+    1.8."""
+    assert _column_shift_spread(_explorer_views(monkeypatch, n_x, n_y)[k]) <= 0.05
+
+
 def test_the_rail_weights_of_a_one_step_bidirectional_view_lie_on_nothing():
     """Figure 10.11 at one step: before, "W" of h(1) -> h(...) lay on the curve x(1) -> g(1),
     "Wg" of g(1) -> g(...) (to the left) on the curve h(1) -> o(1) and "Wg" of g(...) -> g(1)
@@ -247,7 +351,7 @@ def test_no_weight_lies_on_another(design, steps):
 CLASHES = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
     "vec2seq": (0, 1, 4, 9), "conditional": (0, 0, 0, 0), "lstm": (1, 1, 4, 5),
-    "gru": (0, 3, 16, 27), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 5, 12),
+    "gru": (0, 3, 16, 27), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 8, 17),
     "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 2, 9, 13), "deep_skip": (0, 2, 8, 15),
     "leaky_skip": (0, 1, 1, 6), "esn": (0, 0, 0, 0), "memory": (0, 3, 12, 21),
     "user_lstm": (1, 1, 4, 5), "peephole": (0, 6, 18, 22),

@@ -541,6 +541,40 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                  clockwise=True)
             #               (the weights beside the drawn step, away from the (...) node)
 
+    # A static variable made from the steps (C from h(n_x)) whose every source step is left
+    # out of the view (an encoder that ends in the elision or after the window) has its edge
+    # from that chain's elision or (...) node: else C stood without its encoder edge, a real
+    # dependency not drawn, and without an attention (nothing else joining the chains) the
+    # decoder's s came out in the encoder's row, the chains side by side, 2 to 13 edges through
+    # the boxes.  The edge sets the rows where it is all that ties the drawn steps of its chain
+    # to the static variables; where another does (h(t) -> memory of an attention), or its
+    # chain has no step drawn, it leaves the layout to them (constraint=false) if C feeds a
+    # drawn step (which places it): with attention the C edge from the elision put the
+    # decoder out of time order; a C that feeds no drawn step stands by its (...) node
+    # (else the edge to it ran under the encoder's boxes).  (A static variable read
+    # from drawn steps too, the memory, keeps the edges of its drawn steps alone.)
+    gathered, tied = {}, set()
+    for src, dst, labels in whole.gathered:
+        if dst in present_set:
+            gathered.setdefault((src[0], dst), []).append((src, labels))
+            if src in present_set:
+                tied.add(whole.chains[src[0]] if whole.chains else None)
+    drawn_chains = {whole.chains[name] for name, t in present if t is not None} \
+        if whole.chains else set()
+    for (src_name, dst), sources in gathered.items():
+        if any(src in present_set for src, _ in sources):
+            continue
+        chain = whole.chains[src_name] if whole.chains else None
+        placed = any(d in present_set for s, d, _, _ in whole.within(shown_set) if s == dst)
+        loose = {"constraint": "false"} if placed and (chain in tied or chain not in drawn_chains) \
+            else {}
+        for src, labels in sources:
+            where = outside(src[1])
+            if where == "gap" or ends:
+                link(end_node(src_name, where), node_id(dst), src_name, dst[0], labels, None,
+                     at_head=boxes and _passes_a_rail(level, rails, src_name, dst[0]),
+                     extra=loose)
+
     if columns is not None:
         outside = {}         # a drawn step's variable -> the static variables it joins
         for src, dst, _, _ in whole.within(shown_set):
@@ -583,6 +617,8 @@ class _WholeGraph:
         self.crossing = {}           # (src, dst, dt) -> labels of one-step edges
         self._edges = {}             # a step (or None) -> [(index, src, dst, labels, dt)]
         self._lagged = {}            # a step -> the edges of several steps into or out of it
+        self.gathered = []           # (src, dst, labels) of each edge from a step into a static
+        #                              variable (h(n_x) -> C of an encoder-decoder), in order
         for i, ((src, dst), labels) in enumerate(variables.edges.items()):
             dt = None if src[1] is None or dst[1] is None else dst[1] - src[1]
             if dt == 1 and src[1] == 0 and src[0] in backward:
@@ -592,6 +628,8 @@ class _WholeGraph:
                 merged += [w for w in labels if w not in merged]
             else:
                 step = src[1] if src[1] is not None else dst[1]
+                if src[1] is not None and dst[1] is None:
+                    self.gathered.append((src, dst, labels))
                 self._edges.setdefault(step, []).append((i, src, dst, labels, dt))
                 if dt is not None:       # a lagged edge: found from either end's step
                     for end in {src[1], dst[1]}:
@@ -694,7 +732,10 @@ class _Columns:
         two is their midpoint, which keeps the order of the points; one point there.)  A window
         of a graph of several chains that draws one of them (the explorer's steps 11-12 of a
         decoder after a 3-step encoder) is laid out so too (``n_chains``): as one chain, its
-        anchors in the boxes, it came out 12, 11."""
+        anchors in the boxes, it came out 12, 11.  A chain above is tied to the bottom chain's
+        points over its columns, not to its anchors under them: that edge went round the bottom
+        chain's box (the renderer routes no edge through a cluster it does not join), and
+        the columns above stood up to half a column off the ones below (1.1 to 3.2 inches)."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -760,7 +801,8 @@ class _Columns:
                 else:                    # aligned over the bottom chain's column
                     held.setdefault((chain, "below"), []).append(anchor)
                     if column in base:
-                        g.edge(base[column], anchor, style="invis", weight="10")
+                        g.edge(f"{base[column]}_top" if several else base[column], anchor,
+                               style="invis", weight="10")
         for points in held.values():    # the points under and over a chain's steps: a row
             with g.subgraph() as row:   # each, in time order
                 row.attr(rank="same")
