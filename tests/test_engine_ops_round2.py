@@ -93,6 +93,8 @@ BINARY = {
 def test_binary_op_gradient_reaches_both_broadcast_inputs(name, pair, seed):
     tg_fn, np_fn = BINARY[name]
     a, b = _array(pair.input_shapes[0], seed), _array(pair.input_shapes[1], seed + 1)
+    if name.startswith("mse_loss"):     # it refuses a pairing larger than both inputs (c5c272b)
+        assume(np.broadcast_shapes(a.shape, b.shape) in (a.shape, b.shape))
     if np.broadcast_shapes(a.shape, b.shape):
         assume(np.min(np.abs(np.subtract(a, b))) > 1e-3)   # no ties (where max is not differentiable)
     check_op(tg_fn, np_fn, [a, b])
@@ -334,6 +336,7 @@ def test_cross_entropy_and_nll_loss_with_every_reduction_and_ignore_index(batch,
 def test_binary_cross_entropy_with_logits_gradient_for_logits_and_soft_targets(pair, reduction, seed):
     rng = np.random.default_rng(seed)
     x, y = rng.standard_normal(pair.input_shapes[0]) * 3, rng.random(pair.input_shapes[1])
+    assume(pair.result_shape in (x.shape, y.shape))   # a pairing larger than both is refused (c5c272b)
 
     def reference(a, b):
         # -(b log p + (1 - b) log(1 - p)), p = sigmoid(a), in the form that keeps its digits
