@@ -1,7 +1,9 @@
 """Single-threaded BLAS for the benchmarks, without touching ``os.environ`` at import.
 
-BLAS reads its thread count from the environment once, when numpy loads it, so it cannot
-be changed inside a process that has imported numpy.  :func:`run_single_threaded` runs a
+BLAS reads its thread count from the environment once, when numpy loads it, so setting the
+variables inside a process that has imported numpy changes nothing (the ``tinygraph`` program
+sets OpenBLAS's count through OpenBLAS itself, ``viz.cli.one_blas_thread``; a benchmark of any
+BLAS needs the variables).  :func:`run_single_threaded` runs a
 benchmark's ``main`` in a process whose environment says one thread: this one when it
 already does, else the same command started again (``os.execv``) with those variables set.
 Importing a benchmark module (as the tests do) changes nothing in the importing process.

@@ -11,6 +11,9 @@ Both report progress through a callback ``on_step(step, loss, grad_norm)``.
 update count, the caller's own arrays and metadata) in one file, all or nothing.
 """
 
+import ctypes
+import functools
+import glob
 import inspect
 import os
 import warnings
@@ -259,10 +262,57 @@ BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "MKL_NUM_TH
                          "OMP_NUM_THREADS")
 
 
+# The names OpenBLAS builds give its thread-count functions: numpy's wheels bundle
+# scipy-openblas (symbols with a prefix and, for 64-bit integers, a suffix); a system OpenBLAS
+# has the plain names.
+_OPENBLAS_NAMES = (("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", "64_"),
+                   ("openblas_", ""))
+
+
+@functools.cache
+def openblas():
+    """``(get_num_threads, set_num_threads)`` of the OpenBLAS that numpy uses, as ctypes
+    functions, or None if numpy's BLAS is not an OpenBLAS this can find.
+
+    The library is the one already loaded into this process (Linux: /proc/self/maps) or the
+    one numpy's wheel bundles (numpy.libs, numpy/.dylibs).  The library only ever reads the
+    count (:func:`blas_threading`); the ``tinygraph`` program sets it for its training
+    (``viz.cli.one_blas_thread``), since the count is process-wide.
+    """
+    paths = []
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = [line.split(None, 5)[5].strip() for line in maps
+                     if line.count(" ") >= 5 and "openblas" in line.rsplit("/", 1)[-1].lower()]
+    except (OSError, IndexError):
+        pass
+    top = os.path.dirname(os.path.dirname(np.__file__))
+    for folder in (os.path.join(top, "numpy.libs"), os.path.join(os.path.dirname(np.__file__), ".dylibs")):
+        paths += sorted(glob.glob(os.path.join(folder, "*openblas*")))
+    for path in dict.fromkeys(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in _OPENBLAS_NAMES:
+            try:
+                get = getattr(lib, f"{prefix}get_num_threads{suffix}")
+                put = getattr(lib, f"{prefix}set_num_threads{suffix}")
+            except AttributeError:
+                continue
+            get.argtypes, get.restype = [], ctypes.c_int
+            put.argtypes, put.restype = [ctypes.c_int], None
+            return get, put
+    return None
+
+
 def blas_threading():
     """The BLAS library numpy uses and its thread count, as well as this process can tell
-    without threadpoolctl: the first of ``BLAS_THREAD_VARIABLES`` set in the environment,
-    else the CPUs this process may run on (what OpenBLAS and MKL default to).
+    without threadpoolctl: for an OpenBLAS (:func:`openblas`) the count it runs with now, else
+    the first of ``BLAS_THREAD_VARIABLES`` set in the environment, else the CPUs this process
+    may run on (what OpenBLAS and MKL default to).  ``from`` says where the count comes from:
+    the variable or "CPUs" when the running count agrees with it, else "OpenBLAS's count"
+    (the ``tinygraph`` program trains with one thread; OpenBLAS caps a variable at the CPUs).
 
     A matrix product sums in an order that depends on the thread count, so a resumed run
     repeats an uninterrupted one bit for bit only under the same threading; the checkpoint
@@ -272,20 +322,29 @@ def blas_threading():
         library = np.show_config(mode="dicts")["Build Dependencies"]["blas"].get("name", "?")
     except (TypeError, KeyError, AttributeError):      # numpy < 1.26 prints, and returns None
         library = "?"
+    said = None
     for name in BLAS_THREAD_VARIABLES:
         value = os.environ.get(name, "").strip()
         if value:
-            return {"library": library, "threads": value, "from": name}
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"library": library, "threads": str(cpus), "from": "CPUs"}
+            said = (value, name)
+            break
+    if said is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        said = (str(cpus), "CPUs")
+    functions = openblas()
+    if functions is not None:
+        running = str(functions[0]())
+        if running != said[0]:
+            said = (running, "OpenBLAS's count")
+    return {"library": library, "threads": said[0], "from": said[1]}
 
 
 def threading_note(meta):
     """None, or one line saying how the BLAS threading of checkpoint ``meta`` (of
     :func:`tg.read_meta`) differs from this process's."""
     saved, now = meta.get("blas") if isinstance(meta, dict) else None, blas_threading()
-    if saved == now:
-        return None
+    if isinstance(saved, dict) and all(saved.get(k) == now[k] for k in ("library", "threads")):
+        return None           # where the count came from does not change the sums
     def said(b):
         threads = "1 thread" if b.get("threads") == "1" else f"{b.get('threads')} threads"
         return (f"{b.get('library')} with {threads} ({b.get('from')})"

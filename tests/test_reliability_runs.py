@@ -273,6 +273,19 @@ def test_the_resume_loader_checks_the_losses_count_in_the_header_before_reading(
     assert read == []                                    # not one array was read
 
 
+class FakeOpenBLAS:
+    """The (get_num_threads, set_num_threads) pair of rnn.train.openblas, on a plain count."""
+
+    def __init__(self, threads):
+        self.threads, self.sets = threads, []
+
+    def functions(self):
+        def put(n):
+            self.sets.append(n)
+            self.threads = n
+        return (lambda: self.threads), put
+
+
 def test_the_checkpoint_records_the_blas_threading_and_a_differing_resume_is_noted(
         tmp_path, monkeypatch):
     task = rnn.tasks.YearTask(0)
@@ -282,6 +295,7 @@ def test_the_checkpoint_records_the_blas_threading_and_a_differing_resume_is_not
     assert rnn.train.threading_note(meta) is None
     for name in rnn.train.BLAS_THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(rnn.train, "openblas", lambda: None)     # a BLAS it cannot ask
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
     note = rnn.train.threading_note(meta)
     assert "7 threads (OPENBLAS_NUM_THREADS)" in note and "bit for bit" in note
@@ -290,10 +304,118 @@ def test_the_checkpoint_records_the_blas_threading_and_a_differing_resume_is_not
     assert " with 1 thread (OPENBLAS_NUM_THREADS):" in rnn.train.threading_note(other)
 
 
+def test_the_recorded_blas_threading_is_the_count_openblas_runs_with(monkeypatch):
+    """OpenBLAS reads its variables once, when it loads: a variable set later, or a count set in
+    the process (the tinygraph program trains with one thread), is told by OpenBLAS itself.
+    The threading note compares the library and the count, not where the count came from."""
+    for name in rnn.train.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeOpenBLAS(3)
+    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert rnn.train.blas_threading()["threads"] == "3"
+    assert rnn.train.blas_threading()["from"] == "OPENBLAS_NUM_THREADS"
+    saved = {"blas": rnn.train.blas_threading()}
+    fake.threads = 1
+    assert rnn.train.blas_threading()["threads"] == "1"
+    assert rnn.train.blas_threading()["from"] == "OpenBLAS's count"
+    assert "with 1 thread (OpenBLAS's count)" in rnn.train.threading_note(saved)
+    fake.threads = 3
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    assert rnn.train.blas_threading()["from"] != "OPENBLAS_NUM_THREADS"
+    assert rnn.train.threading_note(saved) is None              # 3 threads either way
+    assert fake.sets == []                                      # reading sets nothing
+
+
+def test_the_real_openblas_is_found_and_its_count_recorded_when_numpy_uses_one():
+    library = rnn.train.blas_threading()["library"]
+    if "openblas" not in library.lower():
+        pytest.skip(f"numpy's BLAS here is {library}, not OpenBLAS")
+    functions = rnn.train.openblas()
+    assert functions is not None, "numpy uses OpenBLAS, but rnn.train.openblas did not find it"
+    assert rnn.train.blas_threading()["threads"] == str(functions[0]())
+
+
 # ------------------------------------------------------------------ the command line
 
 def _train_cli(out, *extra, task="year", steps=3):
     return main(["train", "--task", task, "--steps", str(steps), "--out", str(out), *extra])
+
+
+def test_the_training_commands_run_with_one_blas_thread_and_restore_the_count(
+        tmp_path, monkeypatch, capsys):
+    """A second OpenBLAS thread made the demo several times slower on a busy machine (its
+    matrices are too small to share): train, demo and playground set one thread for the
+    command and put the count back after, also when the command fails.  Their checkpoint
+    records the one thread, so a resume by the program is bit for bit the uninterrupted run
+    and says nothing about threading."""
+    for name in rnn.train.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeOpenBLAS(4)
+    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    seen = []
+    real = rnn.tasks.run_training
+    monkeypatch.setattr(rnn.tasks, "run_training",
+                        lambda *a, **k: seen.append(fake.threads) or real(*a, **k))
+    assert _train_cli(tmp_path / "run", steps=2) == 0
+    assert seen == [1] and fake.threads == 4 and fake.sets == [1, 4]
+    meta = tg.read_meta(tmp_path / "run" / "year_checkpoint.npz")
+    assert meta["blas"]["threads"] == "1"
+    capsys.readouterr()
+    assert _train_cli(tmp_path / "run", "--resume", str(tmp_path / "run" / "year_checkpoint.npz"),
+                      steps=4) == 0
+    assert "note" not in capsys.readouterr().err and fake.threads == 4
+    assert _train_cli(tmp_path / "run", steps=2) == 2               # refused: a checkpoint is there
+    assert fake.threads == 4
+    assert main(["draw", "--model", "elman", "--out", str(tmp_path / "draw")]) == 0
+    assert fake.sets == [1, 4] * 3                                  # draw trains nothing
+    monkeypatch.setattr(cli, "cmd_demo", lambda args: seen.append(("demo", fake.threads)))
+    monkeypatch.setattr(sys.modules["viz.playground"], "cmd_playground",
+                        lambda args: seen.append(("playground", fake.threads)))
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    assert main(["playground", "--no-browser"]) == 0
+    assert seen[-2:] == [("demo", 1), ("playground", 1)] and fake.threads == 4
+
+
+def test_a_blas_thread_variable_in_the_environment_leaves_the_count_to_the_user(
+        tmp_path, monkeypatch):
+    fake = FakeOpenBLAS(4)
+    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert _train_cli(tmp_path / "run", steps=2) == 0
+    assert fake.sets == [] and fake.threads == 4
+
+
+def test_the_library_never_sets_the_blas_thread_count(tmp_path, monkeypatch):
+    fake = FakeOpenBLAS(4)
+    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    task = rnn.tasks.YearTask(0)
+    rnn.tasks.run_training(task, 0, 2, [])
+    rnn.tasks.save_checkpoint(tmp_path / "year.npz", task, 2, [0.0, 0.0], 0)
+    rnn.tasks.load_checkpoint(tmp_path / "year.npz", "year")
+    assert fake.sets == [] and fake.threads == 4
+
+
+def test_the_program_really_trains_with_one_openblas_thread(tmp_path, monkeypatch):
+    """With numpy's own OpenBLAS (not a stand-in): one thread inside the command, the count
+    as it was after."""
+    functions = rnn.train.openblas()
+    if functions is None:
+        pytest.skip("numpy's BLAS here is not an OpenBLAS that rnn.train.openblas finds")
+    for name in rnn.train.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    get, put = functions
+    before = get()
+    put(2)                      # OpenBLAS keeps it at 1 on a machine of one CPU
+    try:
+        outside, seen = get(), []
+        real = rnn.tasks.run_training
+        monkeypatch.setattr(rnn.tasks, "run_training",
+                            lambda *a, **k: seen.append(get()) or real(*a, **k))
+        assert _train_cli(tmp_path / "run", steps=2) == 0
+        assert seen == [1] and get() == outside
+    finally:
+        put(before)
 
 
 def test_a_fresh_train_over_a_checkpoint_is_refused_and_names_resume_and_force(tmp_path, capsys):
