@@ -153,15 +153,7 @@ def test_the_explorers_encoder_decoder_keeps_each_chains_steps_in_time_order(
     3 steps before a decoder of 5 was drawn 2, 3, 1 with additive attention, the decoder
     1, 2, 5, 4, 3 without; with attention, 5/3, 7/2, 6/5, 6/6 and 7/4 steps swapped the
     encoder's last steps (6/6: two swaps, 9 edges through steps they do not join)."""
-    import viz.explorer as explorer
-    drawn = []
-    draw = explorer._unrolled_graph
-    monkeypatch.setattr(explorer, "_unrolled_graph",
-                        lambda *args: drawn.append(draw(*args)) or drawn[-1])
-    model = rnn.EncoderDecoder(4, 3, 4, attention=attention)
-    rng = np.random.default_rng(0)
-    viz.explore(model, rng.normal(size=(n_x, 1, 4)), rng.integers(0, 4, size=(n_y, 1)))
-    digraph = drawn[0]                                  # the whole run (then its windows)
+    digraph = _explorer_views(monkeypatch, n_x, n_y, attention)[0]   # the whole run
     chains = {}
     for chain, t in step_boxes(digraph).values():
         chains.setdefault(chain, set()).add(t)
@@ -177,15 +169,7 @@ def test_an_explorer_window_with_the_decoders_steps_alone_keeps_them_in_time_ord
     decoder alone, which was laid out as one chain (its anchors inside the boxes) and came
     out as 12, 11 with attention, the (...) ends on the right, 2 edges through the boxes;
     a window of a graph with several chains keeps their rows of points outside the boxes."""
-    import viz.explorer as explorer
-    drawn = []
-    draw = explorer._unrolled_graph
-    monkeypatch.setattr(explorer, "_unrolled_graph",
-                        lambda *args: drawn.append(draw(*args)) or drawn[-1])
-    model = rnn.EncoderDecoder(4, 3, 4, attention=attention)
-    rng = np.random.default_rng(0)
-    viz.explore(model, rng.normal(size=(3, 1, 4)), rng.integers(0, 4, size=(12, 1)))
-    window = drawn[-1]                        # the summary, steps 1-10, steps 11-12
+    window = _explorer_views(monkeypatch, 3, 12, attention)[-1]   # after the summary, 1-10
     assert len(set(step_boxes(window).values())) == 2         # the decoder's steps 11, 12
     assert {t for _, t in step_boxes(window).values()} == {11, 12}
     figures = measure(window)
@@ -195,15 +179,8 @@ def test_an_explorer_window_with_the_decoders_steps_alone_keeps_them_in_time_ord
 def test_an_elision_counts_the_steps_its_own_chain_leaves_out(monkeypatch):
     """The explorer's summary of 4 encoder and 8 decoder steps draws steps 1-3 and 6-8: the
     encoder's elision stands for its step 4 alone, but read "h ×2" (the decoder's count)."""
-    import viz.explorer as explorer
-    drawn = []
-    draw = explorer._unrolled_graph
-    monkeypatch.setattr(explorer, "_unrolled_graph",
-                        lambda *args: drawn.append(draw(*args)) or drawn[-1])
-    model = rnn.EncoderDecoder(4, 3, 4)
-    rng = np.random.default_rng(0)
-    viz.explore(model, rng.normal(size=(4, 1, 4)), rng.integers(0, 4, size=(8, 1)))
-    texts = sorted(re.findall(r"label=<(\w+) &#215;(\d+)>", drawn[0].source))
+    summary = _explorer_views(monkeypatch, 4, 8)[0]
+    texts = sorted(re.findall(r"label=<(\w+) &#215;(\d+)>", summary.source))
     assert texts == [("h", "1"), ("s", "2"), ("y", "2")]
 
 

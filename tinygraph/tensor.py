@@ -2064,11 +2064,7 @@ def _backprop(root, grad, retain_graph, targets):
                     if pg is None:
                         continue
                     if anomaly:
-                        if type(pg) is Product:
-                            pg = np.asarray(pg)
-                        _check_finite(node, pg.values if type(pg) is Scatter else
-                                      pg.array if type(pg) is Owned else np.asarray(pg),
-                                      "the gradient rule of")
+                        pg = _finite_gradient(node, pg)
                     _accumulate(p, pg, owned)
                 continue
             # one shared rule, on the output and inputs the node saved (not .data now)
@@ -2096,11 +2092,7 @@ def _backprop(root, grad, retain_graph, targets):
                     if joint is None:
                         pg = pg(g, out, *arrays, **kwargs) if kwargs else pg(g, out, *arrays)
                     if anomaly:
-                        if type(pg) is Product:
-                            pg = np.asarray(pg)
-                        _check_finite(node, pg.values if type(pg) is Scatter else
-                                      pg.array if type(pg) is Owned else np.asarray(pg),
-                                      "the gradient rule of")
+                        pg = _finite_gradient(node, pg)
                     _accumulate(p, pg, owned)
     except MemoryError as e:
         raise _allocation_error(f"backward through '{node.op or 'leaf'}'",
@@ -2120,6 +2112,16 @@ def _backprop(root, grad, retain_graph, targets):
                 node._grad = node._grad + g
         else:                     # a Tensor left by an earlier create_graph backward
             node._grad = node._grad + g
+
+
+def _finite_gradient(node, pg):
+    """``pg``, a gradient ``node``'s rule gave (anomaly mode), once checked for NaN and inf; a
+    Product is made an array here (what is checked is what is added)."""
+    if type(pg) is Product:
+        pg = np.asarray(pg)
+    _check_finite(node, pg.values if type(pg) is Scatter else
+                  pg.array if type(pg) is Owned else np.asarray(pg), "the gradient rule of")
+    return pg
 
 
 def _hand_over(pgs, g):
