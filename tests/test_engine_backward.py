@@ -685,3 +685,17 @@ def test_backward_does_not_add_into_a_grad_array_that_something_else_holds():
     np.testing.assert_array_equal(old, [100.0, 100.0])
     np.testing.assert_array_equal(p.grad, [11.0, 11.0])
     np.testing.assert_array_equal(q.grad, [200.0, 200.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_0d_inputs_gradient_summed_and_cast_from_another_dtype_keeps_every_later_use(dtype):
+    # maximum's rule gives a 0-d input broadcast against (1,) a float64 gradient; summed back to
+    # () it is a numpy scalar, and cast to float32 it was taken for a buffer of the input's own:
+    # the gradient of the input's other use was added into that scalar (a new object) and lost,
+    # d/dx [0.36 lse(x) + 0.947 max(x, lse(x))] = 0.947 in float32 where it is 1.307
+    x = tg.tensor(np.array([0.1257], dtype), requires_grad=True)
+    lse = tg.logsumexp(x)                       # 0-d, equal to x: a tie, half the gradient each
+    loss = tg.sum(lse * 0.36) + tg.sum(tg.maximum(x, lse) * 0.947)
+    (grad,) = tg.grad(loss, [x])
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(grad, [0.36 + 0.947], rtol=1e-6)

@@ -1982,7 +1982,7 @@ def _accumulate(p, pg, owned):
         fresh = type(pg) is np.ndarray and pg.base is None   # a sum (not a broadcast view)
     if pg.dtype is not data.dtype and pg.dtype != data.dtype:
         pg = pg.astype(data.dtype)
-        fresh = True
+        fresh = type(pg) is np.ndarray     # a 0-d sum cast is a numpy scalar: nothing to add into
     if prev is None:
         p._g = pg
         if fresh:
