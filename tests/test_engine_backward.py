@@ -699,3 +699,17 @@ def test_a_0d_inputs_gradient_summed_and_cast_from_another_dtype_keeps_every_lat
     (grad,) = tg.grad(loss, [x])
     assert grad.dtype == dtype
     np.testing.assert_allclose(grad, [0.36 + 0.947], rtol=1e-6)
+
+
+def test_backward_does_not_add_into_a_grad_that_is_a_view_of_an_array_the_caller_holds():
+    # p.grad = buf[:2]: the view is held by the slot alone, but the memory it writes is buf's,
+    # which the caller holds: backward added into buf without a word
+    p = tg.tensor([1.0, 2.0], requires_grad=True)
+    buf = np.zeros(4)
+    p.grad = buf[:2]
+    (p * 10).sum().backward()
+    np.testing.assert_array_equal(buf, [0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(p.grad, [10.0, 10.0])
+    p.grad = np.zeros(4)[1:3]       # a view of memory nothing else holds: added into in place
+    (p * 10).sum().backward()
+    np.testing.assert_array_equal(p.grad, [10.0, 10.0])

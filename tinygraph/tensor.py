@@ -2185,23 +2185,33 @@ def _held_by_slot_alone(node):
     changes no array anyone else holds.  Held elsewhere (``p.grad = q.grad = buf``, the caller's
     ``old = p.grad``, a view of it), an in-place sum would change the other tensor's gradient or
     the caller's array too (p.grad = q.grad = zeros gave both p's and q's gradients their sum),
-    so the sum is a new array, as PyTorch's AccumulateGrad does (it checks the use count)."""
-    return sys.getrefcount(node._grad) <= _ALONE
+    so the sum is a new array, as PyTorch's AccumulateGrad does (it checks the use count).  A
+    ``.grad`` that is a view (``p.grad = buf[:2]``, or the ``g.T`` backward hands a weight) is
+    added into only when its base, the memory written, is held by that view alone."""
+    if sys.getrefcount(node._grad) > _ALONE:
+        return False
+    base = node._grad.base
+    return base is None or sys.getrefcount(base) <= _BASE_ALONE
 
 
 class _Slot:
     __slots__ = ("_grad",)
 
 
-def _alone_count():
-    """The reference count ``_held_by_slot_alone`` sees for an array held by one slot only
-    (measured, as the interpreter's count of the call's own references varies by version)."""
+def _alone_counts():
+    """The reference counts ``_held_by_slot_alone`` sees for an array held by one slot only, and
+    for the base of a view held by that view only (measured, as the interpreter's count of the
+    call's own references varies by version)."""
     node = _Slot()
     node._grad = np.zeros(1)
-    return sys.getrefcount(node._grad)
+    alone = sys.getrefcount(node._grad)
+    node._grad = np.zeros(2)[:1]
+    base = node._grad.base
+    base_alone = sys.getrefcount(base) - 1      # less the name ``base`` held here
+    return alone, base_alone
 
 
-_ALONE = _alone_count()
+_ALONE, _BASE_ALONE = _alone_counts()
 
 
 def _free(order):
