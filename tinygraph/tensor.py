@@ -2207,8 +2207,7 @@ def _alone_counts():
     alone = sys.getrefcount(node._grad)
     node._grad = np.zeros(2)[:1]
     base = node._grad.base
-    base_alone = sys.getrefcount(base) - 1      # less the name ``base`` held here
-    return alone, base_alone
+    return alone, sys.getrefcount(base)     # ``base`` named here as there
 
 
 _ALONE, _BASE_ALONE = _alone_counts()
