@@ -841,7 +841,7 @@ class Cell(RecurrentModel):
         if not names:    # nothing is carried: the steps decouple, no loop at all
             loss = None
             for i, (u, targets, over_time) in enumerate(blocks):
-                out = self._step({}, u, None, None, False)
+                out = self._step({}, u, None, _input_parts(u), True)
                 lead = int(over_time) + int(batch is not None)
                 o = self.readout({k: v.reshape((-1,) + v.shape[lead:]) for k, v in out.items()})
                 kept = None
@@ -876,7 +876,7 @@ class Cell(RecurrentModel):
             u = u_at(t)
             seen = self._with_past(state, ring) if ring else state
             if t == first:
-                new = self._step(seen, u, t, None, True)
+                new = self._step(seen, u, t, _input_parts(u), True)
             else:   # the same shapes as step 1: only the recurrence itself
                 if t in record_at:
                     with tape.recording() as rec:
@@ -1210,6 +1210,18 @@ def _broadcast(state, batch, name):
         return state
     with tg.scope("t=0"):
         return (state + np.zeros((batch,) + state.shape, dtype=state.dtype)).named(name)
+
+
+def _input_parts(u):
+    """The Tensors of the input map's value ``u`` (a Tensor, tuple or dict of them, or None) as
+    a dict: where :meth:`Cell._check_names` stops walking back from a step's outputs."""
+    if u is None:
+        return {}
+    if type(u) is dict:
+        return u
+    if type(u) is tuple:
+        return dict(enumerate(u))
+    return {"u": u}
 
 
 def _at(u, t):

@@ -237,6 +237,22 @@ def test_a_name_inside_the_step_that_clashes_is_a_config_error(clash):
         cell.run(np.ones((3, 2)))
 
 
+@pytest.mark.parametrize("clash", ["x", "o", "L", "y", "s"])
+def test_a_name_that_clashes_is_refused_by_loss_too(clash):
+    """``loss`` runs the batched executor (the input map of all steps at once), which must
+    check the step's names as ``run`` does, not train a cell whose diagram would be refused."""
+    W = tg.Parameter(np.eye(2) * 0.5, name="W")
+
+    def step(state, u):
+        g = (u @ W.T).named(clash)
+        return {"h": (state["h"] @ W.T + g).tanh(), "s": state["s"]}
+
+    cell = rnn.Recurrence(step, [W], {"h": 2, "s": 2}, n_in=2, input_map=lambda x: x * 1.0,
+                          readout=lambda s: s["h"])
+    with pytest.raises(tg.ConfigError, match=f"'{clash}'"):
+        cell.loss(np.ones((5, 2)), np.zeros(5, dtype=int))
+
+
 def test_a_state_part_named_like_the_machinerys_own_nodes_is_refused():
     with pytest.raises(tg.ConfigError, match="'y'"):
         rnn.Recurrence(lambda s: s, [], {"h": 2, "y": 2})
