@@ -202,6 +202,13 @@ CATALOGUE = [
      OverflowError, ["arange", "250 to 259", "uint8", "[0, 255]"]),
     ("arange_int8_overflow", lambda: tg.arange(300, dtype=np.int8), tg.OutOfRangeError,
      OverflowError, ["arange", "0 to 299", "int8"]),
+    # a step of 0 raised numpy's bare ZeroDivisionError
+    ("arange_zero_step", lambda: tg.arange(0, 1, 0), tg.ConfigError, ValueError,
+     ["arange", "step", "0"]),
+    ("arange_zero_float_step", lambda: tg.arange(0.0, 1.0, 0.0), tg.ConfigError, ValueError,
+     ["arange", "step"]),
+    ("arange_zero_numpy_step", lambda: tg.arange(0, 3, np.float64(0)), tg.ConfigError,
+     ValueError, ["arange", "step"]),
     ("where_uint8_overflow", lambda: tg.where([True, False], -1, tg.tensor(np.array([1, 2], np.uint8))),
      tg.OutOfRangeError, OverflowError, ["where", "-1 out of bounds for uint8"]),
 ]

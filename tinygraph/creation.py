@@ -106,9 +106,12 @@ def arange(*args, dtype=None, requires_grad=False):
     """numpy's ``arange(stop)`` / ``arange(start, stop, step)``."""
     try:    # the length, for the size check (numpy names bad arguments itself)
         start, stop, step = (0, args[0], 1) if len(args) == 1 else (tuple(args) + (1,))[:3]
-        length = (builtins.max(0, math.ceil((stop - start) / step)),)
+        zero_step = bool(step == 0)
+        length = None if zero_step else (builtins.max(0, math.ceil((stop - start) / step)),)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError):
-        length = None
+        zero_step, length = False, None
+    if zero_step:       # numpy's own error is a bare ZeroDivisionError (or a warning and a size)
+        raise ConfigError(f"arange: step must not be 0, got arange{tuple(args)!r}")
     out = _make("arange", lambda: np.arange(*args, dtype=dtype), length,
                 np.float64 if dtype is None else dtype)
     if out.dtype.kind == "f" and dtype is not None and out.size:    # the ends as numpy computes them
