@@ -112,6 +112,19 @@ def test_in_place_update_or_load_state_dict_after_forward_makes_backward_refuse(
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_a_stale_parameter_without_a_name_is_named_by_its_shape():
+    class Net(tg.Module):
+        def __init__(self):
+            super().__init__()
+            self.W = tg.Parameter(np.ones((2, 3)))
+
+    net = Net()
+    loss = (net.W * net.W).sum()
+    net.load_state_dict({"W": np.zeros((2, 3))})
+    with pytest.raises(tg.StaleGraphError, match=r"Parameter of shape \(2, 3\) was changed"):
+        loss.backward()
+
+
 def test_a_constant_changed_in_place_after_use_is_refused_too():
     x = tg.tensor([1.0, 2.0])
     w = tg.Parameter([3.0, 4.0])

@@ -1676,7 +1676,8 @@ def _sweep_order(root):
 
 def _stale(node, parent):
     return StaleGraphError(
-        f"backward: {_what(parent)} was changed in place (an optimizer step, an in-place "
+        f"backward: {_what(parent)}{'' if parent.name else f' of shape {parent.shape}'} was "
+        f"changed in place (an optimizer step, an in-place "
         f"operator -- also through a view or detach() sharing its memory -- or "
         f"load_state_dict) after '{node.op}'{_where(node.scope)} used it, so the "
         "gradients of this graph would be for the old values; run the forward pass again "
