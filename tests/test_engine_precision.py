@@ -2,6 +2,7 @@
 sigmoid far below zero, and the gradient of x ** 0 at 0; and gradcheck on float32 inputs."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -90,6 +91,18 @@ def test_gradcheck_float32_still_catches_a_wrong_gradient():
     x = tg.tensor([0.5, 1.0], requires_grad=True, dtype=np.float32)
     with pytest.raises(tg.GradcheckError):
         tg.gradcheck(lambda t: tg.apply("wrong", wrong, t), [x])
+
+
+def test_gradcheck_names_the_worst_entry_and_both_values_as_plain_numbers():
+    x = tg.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True, name="x")
+    half = lambda a: (a * a, (lambda g: g * a,))     # noqa: E731 - d(a^2)/da is 2a, not a
+    with pytest.raises(tg.GradcheckError) as info:
+        tg.gradcheck(lambda t: tg.apply("half", half, t).sum(), [x])
+    message = str(info.value)
+    found = re.search(r"x entry \(2,\): backprop (\S+) vs finite differences (\S+) ", message)
+    assert found, message           # numbers as Python prints them, not np.float64(...)
+    backprop, numeric = float(found.group(1)), float(found.group(2))
+    assert backprop == pytest.approx(numeric / 2, rel=1e-6)
 
 
 @pytest.mark.parametrize("case", ["nan gradient", "where of sqrt", "inf difference"])

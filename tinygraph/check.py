@@ -80,6 +80,7 @@ def gradcheck(fn, inputs, eps=None, rtol=None, atol=None, seed=0):
             hint = (f"; the inputs are {coarse[0]}, too coarse for finite differences at "
                     f"eps={eps:g}, rtol={rtol:g}, atol={atol:g}: use float64 inputs, or the "
                     "defaults, which adapt to float32")
-        raise GradcheckError(f"gradcheck: {name} entry {idx}: backprop {a!r} vs finite "
-                             f"differences {numeric!r} (abs error {abs(a - numeric):.3g}){hint}")
+        raise GradcheckError(f"gradcheck: {name} entry {idx}: backprop {float(a)!r} vs finite "
+                             f"differences {float(numeric)!r} (abs error "
+                             f"{abs(a - numeric):.3g}){hint}")
     return True
