@@ -221,6 +221,12 @@ def test_unknown_figure_is_a_clear_error(number):
         viz.figure(number)
 
 
+def test_the_float_10_1_is_refused_as_it_is_also_10_10():
+    with pytest.raises(tg.ConfigError, match="'10.1' or '10.10'"):
+        viz.figure(10.10)       # was figure 10.1 without a word
+    assert viz.figure(10.3).source == viz.figure("10.3").source
+
+
 def test_figure_10_11_runs_h_to_the_right_and_g_to_the_left_in_rows_x_h_g_o_L_y():
     nodes, edges, _, labelled = _figure("10.11")
     at = {n["text"]: (n["x"], n["y"]) for n in nodes.values()}

@@ -409,8 +409,10 @@ FIGURES = {
 
 
 def figure(number):
-    """Figure ``number`` (a key of ``FIGURES``) of chapter 10: a ``graphviz.Digraph``, or a
-    matplotlib Figure for the plotted ones (10.15, 10.17); ``viz.save`` writes either.
+    """Figure ``number`` (a key of ``FIGURES``, "10.1" to "10.18") of chapter 10: a
+    ``graphviz.Digraph``, or a matplotlib Figure for the plotted ones (10.15, 10.17);
+    ``viz.save`` writes either.  A float is read as its string (10.3 is "10.3"), except 10.1,
+    which is also 10.10 and is refused.
 
     Raises
     ------
@@ -418,6 +420,9 @@ def figure(number):
         For a number that is not one of the chapter's figures.
     """
     key = str(number).strip()
+    if isinstance(number, (float, np.floating)) and key == "10.1":
+        raise tg.ConfigError("viz.figure: the float 10.1 is also 10.10; give the figure's "
+                             "number as a string, '10.1' or '10.10'")
     if key not in FIGURES:
         raise tg.ConfigError(f"viz.figure: no figure {key!r}; choose one of "
                              f"{', '.join(FIGURES)}")
