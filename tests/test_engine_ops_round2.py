@@ -251,9 +251,28 @@ def test_norm_gradient_is_zero_at_zero():
     assert x.grad.tolist() == [0.0, 0.0, 0.0]
 
 
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (None, True), (0, False), (-1, True),
+                                           ((0, 2), False), ([1, 2], True)])
+def test_norm_over_an_axis_is_numpys_2_norm_with_its_gradient(axis, keepdims):
+    x = _array((3, 4, 2), 0)
+    x[1] = 0.0          # a zero norm along the axes that reduce row 1: gradient 0 there
+    got = tg.norm(tg.tensor(x), axis=axis, keepdims=keepdims)
+    axes = tuple(axis) if isinstance(axis, list) else axis
+    np.testing.assert_allclose(got.data, np.sqrt(np.sum(x * x, axis=axes, keepdims=keepdims)),
+                               rtol=1e-15)
+    assert tg.gradcheck(lambda t: t.norm(axis=axis, keepdims=keepdims),
+                        [tg.tensor(_array((3, 4, 2), 1), requires_grad=True)])
+    t = tg.tensor(x, requires_grad=True)
+    t.norm(axis=axis, keepdims=keepdims).sum().backward()
+    assert np.isfinite(t.grad).all()
+    np.testing.assert_allclose(np.linalg.norm(tg.tensor(x), axis=axes, keepdims=keepdims).data,
+                               got.data, rtol=1e-15)
+
+
 def test_dim_and_keepdim_are_aliases_of_axis_and_keepdims():
     x = tg.tensor(np.arange(6.0).reshape(2, 3))
-    for name in ("sum", "mean", "max", "min", "prod", "var", "std", "logsumexp", "argmax", "argmin"):
+    for name in ("sum", "mean", "max", "min", "prod", "var", "std", "logsumexp", "argmax", "argmin",
+                 "norm"):
         fn = getattr(tg, name)
         np.testing.assert_array_equal(fn(x, dim=1, keepdim=True).data, fn(x, axis=1, keepdims=True).data)
     np.testing.assert_array_equal(x.softmax(dim=0).data, x.softmax(axis=0).data)

@@ -100,9 +100,9 @@ def _np_where(condition, x=None, y=None):
 
 
 def _np_norm(x, ord=None, axis=None, keepdims=False):   # noqa: A002 - numpy's name
-    if ord is not None or axis is not None or keepdims:
-        _refuse("np.linalg.norm(..., ord=/axis=/keepdims=)", "t.norm() (the L2 norm of all entries)")
-    return ops.norm(x)
+    if ord is not None:     # without ord: the 2-norm over axis (Frobenius over two axes or all)
+        _refuse("np.linalg.norm(..., ord=)", "t.norm(axis) (the L2 norm)")
+    return ops.norm(x, axis=axis, keepdims=keepdims)
 
 
 def _np_dot(a, b):

@@ -594,13 +594,14 @@ _STD = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
             * (x - x.mean(axis=axis, keepdims=True)))
 
 
-def _norm(x):   # sqrt(sum x^2); d/dx = x / norm, taken as 0 at x = 0 (PyTorch's subgradient)
-    if x.dtype.kind in "biu":     # as np.linalg.norm: squares in a small integer dtype wrap
-        x = x.astype(np.float64)
-    return np.sqrt(np.sum(x * x)), _NORM
+def _norm(x, axis=None, keepdims=False):   # sqrt(sum x^2) over axis; d/dx = x / norm, taken
+    if x.dtype.kind in "biu":     # as 0 at x = 0 (PyTorch's subgradient); as np.linalg.norm:
+        x = x.astype(np.float64)  # squares in a small integer dtype wrap
+    return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims)), _NORM
 
 
-_NORM = Rule(lambda g, out, x: g * x / _xp.where(out == 0, 1, out))
+_NORM = Rule(lambda g, out, x, axis=None, keepdims=False:
+             _xp.expand(g / _xp.where(out == 0, 1, out), x.shape, axis, keepdims) * x)
 
 
 def _prod_layout(shape, axis):
@@ -1400,8 +1401,17 @@ def logsumexp(x, axis=-1, keepdims=False, *, dim=None, keepdim=None):
     return apply("logsumexp", _logsumexp, x, axis=axis, keepdims=keepdims)
 
 
-norm = unary_op("norm", "norm", _norm,
-                "The L2 (Frobenius) norm of all entries; its gradient x / norm is 0 at x = 0.")
+def norm(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+    """The L2 norm over ``axis`` (of all entries, the Frobenius norm, when None), as
+    ``np.linalg.norm``'s default and torch's ``norm``; ``dim``/``keepdim`` are aliases.  Its
+    gradient x / norm is taken as 0 where the norm is 0."""
+    if dim is not None or keepdim is not None:
+        axis, keepdims = _axis("norm", axis, keepdims, dim, keepdim)
+    elif isinstance(axis, list):
+        axis = tuple(axis)
+    if axis is None and not keepdims:
+        return apply("norm", _norm, x)
+    return apply("norm", _norm, x, axis=axis, keepdims=keepdims)
 
 
 def cumsum(x, axis=None, *, dim=None):
