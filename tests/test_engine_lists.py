@@ -207,7 +207,8 @@ def _one_tensor_ops():
     """Every public tg function that takes one tensor (and nothing else required): an op."""
     not_ops = {"bump_version", "sweep_order", "eye", "ones", "zeros", "tensor", "ones_like", "zeros_like",
                "concat", "stack", "cat", "hstack", "vstack", "clip", "clamp", "argmax", "argmin",
-               "reshape", "permute"}   # sequence ops take lists; the rest need more arguments
+               "reshape", "permute", "expand_dims", "unsqueeze"}   # sequence ops take lists;
+    # the rest need more arguments (unsqueeze its axis, given as axis= or dim=)
     names = []
     for name in tg.__all__:
         fn = getattr(tg, name)

@@ -280,6 +280,16 @@ def test_dim_and_keepdim_are_aliases_of_axis_and_keepdims():
     with pytest.raises(tg.ConfigError, match="not both"):
         x.sum(axis=0, dim=1)
 
+
+def test_dim_is_an_alias_of_axis_for_stack_concat_and_unsqueeze_as_in_torch():
+    x = tg.tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(tg.stack([x, x], dim=1).data, np.stack([x.data, x.data], axis=1))
+    np.testing.assert_array_equal(tg.concat([x, x], dim=1).data,
+                                  np.concatenate([x.data, x.data], axis=1))
+    assert x.unsqueeze(dim=1).shape == (2, 1, 3) and tg.expand_dims(x, dim=-1).shape == (2, 3, 1)
+    with pytest.raises(tg.ConfigError, match="unsqueeze"):
+        x.unsqueeze()
+
 # ---------------------------------------------------------------- shapes
 
 

@@ -1580,9 +1580,13 @@ def squeeze(x, axis=None, *, dim=None):
     return apply("squeeze", _squeeze, x, axis=axis)
 
 
-def expand_dims(x, axis):
-    """Insert an axis of length 1 at ``axis`` (an int or a tuple); also ``t.unsqueeze(axis)``."""
-    return apply("unsqueeze", _expand_dims, x, axis=tuple(axis) if isinstance(axis, list) else axis)
+def expand_dims(x, axis=None, *, dim=None):
+    """Insert an axis of length 1 at ``axis`` (an int or a tuple); also ``t.unsqueeze(axis)``
+    (``dim`` an alias, as torch's ``unsqueeze(dim)``)."""
+    axis, _ = _axis("unsqueeze", axis, False, dim, None)
+    if axis is None:
+        raise ConfigError("unsqueeze: give the axis to insert (axis= or dim=)")
+    return apply("unsqueeze", _expand_dims, x, axis=axis)
 
 
 unsqueeze = expand_dims
@@ -1676,8 +1680,11 @@ def split(x, sections_or_indices, axis=0):
             for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def concat(tensors, axis=0):
-    """Join ``tensors`` along ``axis`` (``axis=None``: flattened first, as numpy's)."""
+def concat(tensors, axis=0, *, dim=None):
+    """Join ``tensors`` along ``axis`` (``axis=None``: flattened first, as numpy's; ``dim`` an
+    alias, as torch's ``cat``)."""
+    if dim is not None:
+        axis, _ = _axis("concat", None, False, dim, None)
     tensors = list(tensors)
     if not tensors:
         raise ShapeError("concat: needs at least one tensor")
@@ -1686,7 +1693,9 @@ def concat(tensors, axis=0):
     return apply("concat", _concat, *tensors, axis=axis)
 
 
-def stack(tensors, axis=0):
+def stack(tensors, axis=0, *, dim=None):
+    """Join ``tensors`` along a new axis ``axis`` (``dim`` an alias, as torch's ``stack``)."""
+    axis, _ = _axis("stack", None if dim is not None else axis, False, dim, None)
     tensors = list(tensors)
     if not tensors:
         raise ShapeError("stack: needs at least one tensor")
