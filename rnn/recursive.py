@@ -106,7 +106,14 @@ class RecursiveNet(RecurrentModel):
             raise tg.ShapeError(f"{self.name}: the tree node at {path} is a tuple of length "
                                 f"{len(leaf)}; a pair is a tuple of two trees (left, right)")
         where = _LeafAt(self.name, path)
-        arr = checks.as_array(leaf, where, "the leaf")
+        try:
+            arr = checks.as_array(leaf, where, "the leaf")
+        except (tg.ShapeError, tg.DTypeError) as e:
+            if not isinstance(leaf, list):
+                raise
+            raise type(e)(f"{where}: this list is no leaf (an id, a batch of ids or a "
+                          "float vector): a pair of trees is a tuple (left, right), not a "
+                          "list") from None
         if arr.dtype.kind in "iu":
             if arr.ndim > 1:
                 raise tg.ShapeError(f"{where}: ids must be one id or a batch (B,), got shape "

@@ -183,6 +183,8 @@ def test_bad_configurations_are_refused_with_a_clear_error(make, error, words):
      "same batch"),
     (lambda m: m.loss((0, 1), 5), tg.BadIndexError, "out of range"),
     (lambda m: m.loss((0, np.ones(2)), 0), tg.ShapeError, r"\(4,\)"),
+    # a pair written as a list was read as a ragged leaf: "pad them ... rnn.pad_sequences"
+    (lambda m: m.loss([0, [1, 2]], 0), tg.ShapeError, r"a pair of trees is a tuple \(left, right\)"),
 ])
 def test_a_bad_tree_is_refused_with_a_clear_error(call, error, words):
     with pytest.raises(error, match=words):
