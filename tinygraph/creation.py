@@ -69,6 +69,7 @@ def zeros(shape, dtype=None, requires_grad=False):
 
 
 def ones(shape, dtype=None, requires_grad=False):
+    """A tensor of ones of ``shape`` (an int or a tuple)."""
     return _leaf(_make("ones", lambda: np.ones(shape, _float(dtype)), shape, _float(dtype)),
                  requires_grad)
 
@@ -93,6 +94,7 @@ def zeros_like(t, dtype=None, requires_grad=False):
 
 
 def ones_like(t, dtype=None, requires_grad=False):
+    """Ones of ``t``'s shape and dtype (``t`` a Tensor or anything array-like)."""
     return _leaf(np.ones_like(_layout(t), dtype), requires_grad)
 
 

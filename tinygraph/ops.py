@@ -1441,35 +1441,37 @@ def argmin(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     return _index_result(np.argmin, x, axis, keepdims, dim, keepdim, "argmin")
 
 
-add = binary_op("add", "add", _add)
+add = binary_op("add", "add", _add,
+                "a + b, broadcasting as numpy; each gradient is summed back to its input's shape.")
 
 
-sub = binary_op("sub", "sub", _sub)
+sub = binary_op("sub", "sub", _sub, "a - b, broadcasting as numpy.")
 
 
-mul = binary_op("mul", "mul", _mul)
+mul = binary_op("mul", "mul", _mul, "a * b elementwise, broadcasting as numpy.")
 
 
-div = binary_op("div", "div", _div)
+div = binary_op("div", "div", _div, "a / b elementwise (true division), broadcasting as numpy.")
 
 
-power = binary_op("power", "pow", _np_pow)
+power = binary_op("power", "pow", _np_pow,
+                 "a ** b elementwise (numpy's ``power``); d/da is 0 where b == 0, x ** 0 included.")
 _power_operator = binary_op("power", "pow", _pow)     # t ** x, as numpy's operator
 
 
-neg = unary_op("neg", "neg", _neg)
+neg = unary_op("neg", "neg", _neg, "-x.")
 
 
-exp = unary_op("exp", "exp", _exp)
+exp = unary_op("exp", "exp", _exp, "e ** x; gradient exp(x).")
 
 
-log = unary_op("log", "log", _log)
+log = unary_op("log", "log", _log, "The natural logarithm; gradient 1 / x.")
 
 
 log1p = unary_op("log1p", "log1p", _log1p, "log(1 + x), accurate for small x.")
 
 
-tanh = unary_op("tanh", "tanh", _tanh)
+tanh = unary_op("tanh", "tanh", _tanh, "tanh(x); gradient 1 - tanh(x) ** 2.")
 
 
 sigmoid = unary_op("sigmoid", "sigmoid", _sigmoid,
@@ -1480,7 +1482,7 @@ softplus = unary_op("softplus", "softplus", _softplus,
                     "log(1 + exp(x)), exact for every x (no overflow); gradient sigmoid(x).")
 
 
-relu = unary_op("relu", "relu", _relu)
+relu = unary_op("relu", "relu", _relu, "max(x, 0); gradient 1 where x > 0, else 0.")
 
 
 def leaky_relu(x, slope=0.01):
@@ -1491,10 +1493,10 @@ def leaky_relu(x, slope=0.01):
     return apply("leaky_relu", _leaky_relu, x, slope=slope)
 
 
-abs = unary_op("abs", "abs", _abs)  # noqa: A001 - numpy's name
+abs = unary_op("abs", "abs", _abs, "|x|; gradient sign(x) (0 at 0).")  # noqa: A001 - numpy's name
 
 
-sqrt = unary_op("sqrt", "sqrt", _sqrt)
+sqrt = unary_op("sqrt", "sqrt", _sqrt, "The square root; gradient 1 / (2 sqrt(x)).")
 
 
 def where(cond, a, b):
@@ -1530,16 +1532,16 @@ def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
 sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry; its gradient is 0.")
 
 
-square = unary_op("square", "square", _square)
+square = unary_op("square", "square", _square, "x ** 2; gradient 2 x.")
 
 
 expm1 = unary_op("expm1", "expm1", _expm1, "exp(x) - 1, accurate for small x.")
 
 
-sin = unary_op("sin", "sin", _sin)
+sin = unary_op("sin", "sin", _sin, "sin(x); gradient cos(x).")
 
 
-cos = unary_op("cos", "cos", _cos)
+cos = unary_op("cos", "cos", _cos, "cos(x); gradient -sin(x).")
 
 
 gelu = unary_op("gelu", "gelu", _gelu,
@@ -1547,7 +1549,9 @@ gelu = unary_op("gelu", "gelu", _gelu,
                 "exact in both tails; its gradient is Phi(x) + x phi(x).")
 
 
-matmul = binary_op("matmul", "matmul", _matmul)
+matmul = binary_op("matmul", "matmul", _matmul,
+                  "a @ b as numpy's ``matmul``: (n, k) @ (k, m) -> (n, m), 1-D operands as "
+                  "vectors, leading axes broadcast.")
 
 
 def addmm(c, a, b):
@@ -1561,6 +1565,8 @@ def _shape_args(shape):
 
 
 def reshape(x, *shape):
+    """``x`` with ``shape`` (``reshape(x, 3, 4)`` or ``reshape(x, (3, 4))``, one -1 inferred), as
+    numpy's ``reshape``; also ``t.view(*shape)``."""
     return apply("reshape", _reshape, x, shape=_shape_args(shape))
 
 
@@ -1571,6 +1577,7 @@ def transpose(x, *axes):
 
 
 def swapaxes(x, axis1, axis2):
+    """``x`` with axes ``axis1`` and ``axis2`` exchanged."""
     return apply("swapaxes", _swapaxes, x, axis1=axis1, axis2=axis2)
 
 
@@ -1609,6 +1616,8 @@ def sum_to(x, shape):
 
 
 def getitem(x, index):
+    """``x[index]``: basic and integer-array indexing as numpy; the gradient is scatter-added
+    into ``x``'s shape (a repeated index gets the sum)."""
     if type(index) is not int:      # a Python int (a step of an unroll) is plain already
         index = _plain_index(index)
     return apply("index", _getitem, x, index=index)

@@ -219,6 +219,7 @@ class enable_grad(_GradSwitch):
 
 
 def is_grad_enabled():
+    """True unless this thread is inside ``no_grad`` (and not in an ``enable_grad`` within it)."""
     return _current().grad_enabled
 
 
