@@ -34,14 +34,20 @@ class EchoStateNetwork(SequenceDesign):
         tanh reservoirs; below 1 the state map is contractive).
     seed : int; dtype : numpy float dtype
     input_scale : float > 0, the standard deviation of the entries of U and b
+    criterion : "squared_error", the only one (accepted as every design with an output at
+        every step takes it): the readout is fitted by least squares (section 10.8); class ids
+        with a cross-entropy are a ConfigError
     """
 
     name = "esn"
     criterion = staticmethod(squared_error)
 
     def __init__(self, n_in, n_hidden, n_out, spectral_radius=1.0, seed=0, dtype=np.float64,
-                 input_scale=1.0):
+                 input_scale=1.0, criterion="squared_error"):
         who = type(self).__name__
+        if not isinstance(criterion, str) or criterion != "squared_error":
+            raise tg.ConfigError(f"{who}: criterion must be 'squared_error' (its readout is a "
+                                 f"least-squares fit to float targets), got {criterion!r}")
         for what, value in (("spectral_radius", spectral_radius), ("input_scale", input_scale)):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
                     or not np.isfinite(value) or value <= 0:

@@ -168,6 +168,10 @@ def test_recursive_net_runs_leaves_that_are_vectors_and_batches():
     (lambda: rnn.DeepRNN(2, 3, 1, kind="wide"), tg.ConfigError, "'stacked', 'mlp', 'skip'"),
     (lambda: rnn.DeepRNN(2, 3, 1, layers=1), tg.ConfigError, "at least 2"),
     (lambda: rnn.MemoryNetwork(2, 3, 1, slots=0), tg.ConfigError, "slots"),
+    (lambda: rnn.EchoStateNetwork(2, 3, 1, criterion="cross_entropy"), tg.ConfigError,
+     "criterion must be 'squared_error'"),
+    (lambda: rnn.EchoStateNetwork(2, 3, 1, criterion="mse"), tg.ConfigError,
+     "criterion must be 'squared_error'"),
 ])
 def test_bad_configurations_are_refused_with_a_clear_error(make, error, words):
     with pytest.raises(error, match=words):
@@ -189,6 +193,15 @@ def test_bad_configurations_are_refused_with_a_clear_error(make, error, words):
 def test_a_bad_tree_is_refused_with_a_clear_error(call, error, words):
     with pytest.raises(error, match=words):
         call(rnn.RecursiveNet(4, 3, 2))
+
+
+def test_the_echo_state_network_takes_criterion_squared_error_as_every_design_does():
+    xs = np.random.default_rng(0).normal(size=(6, 2))
+    ys = np.random.default_rng(1).normal(size=(6, 1))
+    named = rnn.EchoStateNetwork(2, 5, 1, seed=0, criterion="squared_error")
+    default = rnn.EchoStateNetwork(2, 5, 1, seed=0)
+    assert named.config() == default.config()
+    assert named.loss(xs, ys).item() == default.loss(xs, ys).item()
 
 
 @pytest.mark.parametrize("name, call, error, words", [
