@@ -148,8 +148,7 @@
     const hlines = (opts.hlines || []).filter((h) => !opts.log || h.y > 0);
     for (const h of hlines)
       svg.appendChild(svgEl("line", {x1: L, x2: W - R, y1: py(tf(h.y)), y2: py(tf(h.y)), stroke: h.color, "stroke-dasharray": "4 3"}));
-    const taken = [];        // what a line's label must not cover: the curves, dots and labels
-    let ly = T + 10;
+    const taken = [];        // what a label must not cover: the curves, dots and other labels
     for (const s of series) {
       const xy = s.points.filter(([, y]) => y !== null && (!opts.log || y > 0)).map(([x, y]) => [+px(x).toFixed(1), +py(tf(y)).toFixed(1)]);
       const pts = xy.map(([x, y]) => x + "," + y);
@@ -161,13 +160,23 @@
         svg.appendChild(svgEl("polyline", {points: pts.join(" "), fill: "none", stroke: s.color, "stroke-width": 1.5}));
         taken.push({path: xy});
       }
-      if (s.label) {
-        const t = svgEl("text", {x: L + 8, y: ly, fill: s.color, "font-size": "11"}, s.label);
-        svg.appendChild(t);
-        const b = t.getBBox();
-        taken.push({box: {x0: b.x, x1: b.x + b.width, y0: b.y, y1: b.y + b.height}});
-        ly += 13;
+    }
+    const legend = series.filter((s) => s.label).map((s) => {
+      const t = svgEl("text", {x: 0, y: 0, fill: s.color, "font-size": "11", class: "legend",
+                               stroke: "#fff", "stroke-width": 3, "paint-order": "stroke"}, s.label);
+      svg.appendChild(t);
+      return t;
+    });
+    if (legend.length) {      // the legend goes to the corner where it covers the least
+      const w = Math.max(...legend.map((t) => t.getBBox().width)), h = 13 * legend.length;
+      let best = null;
+      for (const [x0, y0] of [[L + 8, T], [W - R - 4 - w, T], [L + 8, H - B - 4 - h], [W - R - 4 - w, H - B - 4 - h]]) {
+        const box = {x0: x0, x1: x0 + w, y0: y0, y1: y0 + h};
+        const cost = taken.reduce((n, o) => n + (o.path ? pathCrossings(o.path, box) : boxesMeet(o.box, box)), 0);
+        if (best === null || cost < best.cost) best = {cost: cost, box: box};
       }
+      legend.forEach((t, i) => { t.setAttribute("x", best.box.x0); t.setAttribute("y", best.box.y0 + 10 + 13 * i); });
+      taken.push({box: best.box});
     }
     for (const h of hlines) {      // a line's label goes where it covers the least
       const y = py(tf(h.y));
