@@ -250,3 +250,95 @@ def test_an_encoder_decoders_every_number_with_chains_of_unequal_length(n_x, n_y
         assert set(diag["saturation"]) == {"encoder", "decoder"}
         _close(diag["saturation"]["encoder"][:n_x], _saturation(h), "the encoder's saturation")
         _close(diag["saturation"]["decoder"][:n_y], _saturation(s), "the decoder's saturation")
+
+
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def _lstm_forward(P, xs, h0, s0):
+    """Eqs. 10.40-10.44 (tanh input unit): every step's gates f, g, q, input z, s and h."""
+    steps, h, s = [], h0, s0
+    for x in xs:
+        f = _sigmoid(P["bf"] + P["Uf"][:, x] + P["Wf"] @ h)
+        g = _sigmoid(P["bg"] + P["Ug"][:, x] + P["Wg"] @ h)
+        q = _sigmoid(P["bo"] + P["Uo"][:, x] + P["Wo"] @ h)
+        z = np.tanh(P["b"] + P["U"][:, x] + P["W"] @ h)
+        s_prev, s = s, f * s + g * z
+        h = np.tanh(s) * q
+        steps.append({"f": f, "g": g, "q": q, "z": z, "s_prev": s_prev, "s": s, "h": h})
+    return steps
+
+
+def _lstm_back(P, steps, direct_h):
+    """The total gradients ∂L/∂h(t) and ∂L/∂s(t), t = 1..T, and of h(0) and s(0), for the loss
+    whose gradient reaching each h(t) from its output is ``direct_h`` (T, H)."""
+    T = len(steps)
+    dh_all, ds_all = np.zeros_like(direct_h), np.zeros_like(direct_h)
+    dh_future, ds_future = np.zeros(direct_h.shape[1]), np.zeros(direct_h.shape[1])
+    for t in range(T, 0, -1):
+        st = steps[t - 1]
+        dh = dh_future + direct_h[t - 1]
+        ds = ds_future + dh * st["q"] * (1 - np.tanh(st["s"]) ** 2)
+        dh_all[t - 1], ds_all[t - 1] = dh, ds
+        d_q = dh * np.tanh(st["s"]) * st["q"] * (1 - st["q"])
+        d_f = ds * st["s_prev"] * st["f"] * (1 - st["f"])
+        d_g = ds * st["z"] * st["g"] * (1 - st["g"])
+        d_z = ds * st["g"] * (1 - st["z"] ** 2)
+        dh_future = P["Wf"].T @ d_f + P["Wg"].T @ d_g + P["Wo"].T @ d_q + P["W"].T @ d_z
+        ds_future = ds * st["f"]
+    return dh_all, ds_all, dh_future, ds_future
+
+
+def test_an_lstm_from_carried_h_and_s_over_a_windowed_run_every_number():
+    """Both state parts carried undetached from an earlier run (the dict rnn.LSTM's run ends
+    with, as truncated BPTT carries it), 40 steps: the page's gates, h(t), s(t), the gradients
+    ∂L/∂h(t) and ∂L/∂s(t) (and of the carried h(0), s(0)), both heatmaps and the saturated
+    gates and tanh units are numpy's, from those h(0) and s(0)."""
+    model = MODELS["lstm"](6)
+    for p in model.parameters():
+        p.data *= 2.5
+    P = {n: p.data.copy() for n, p in model.named_parameters()}
+    rng = np.random.default_rng(11)
+    earlier = rng.integers(0, 6, 5)
+    carried = model.run(earlier, rng.integers(0, 6, 5)).last
+    h0, s0 = (np.asarray(carried[k].data, dtype=float).reshape(-1) for k in ("h", "s"))
+    q0 = _lstm_forward(P, earlier, np.zeros(8), np.zeros(8))[-1]["q"]      # h(0) = tanh(s(0)) q
+    xs, ys = rng.integers(0, 6, 40), rng.integers(0, 6, 40)
+    b = viz.explore(model, xs, ys, h0=carried).data["bundles"][-1]
+    assert len(b["windows"]) > 1
+
+    steps = _lstm_forward(P, xs, h0, s0)
+    h = np.array([st["h"] for st in steps])
+    o = h @ P["V"].T + P["c"]
+    probs = np.array([_softmax(r) for r in o])
+    terms = -np.log(probs[np.arange(40), ys])
+    direct = (probs - np.eye(6)[ys]) @ P["V"]
+    dh, ds, dh0, ds0 = _lstm_back(P, steps, direct)
+    V = b["vars"]
+    assert b["loss"] == pytest.approx(terms.sum(), rel=RTOL)
+    for name in ("h", "s", "f", "g", "q"):
+        for t in (1, 20, 40):
+            _close(V[name]["value"][str(t)], steps[t - 1][name], f"{name}({t})")
+    _close(V["h"]["value"]["0"], h0, "the carried h(0)")
+    _close(V["s"]["value"]["0"], s0, "the carried s(0)")
+    _close([V["h"]["gnorm"][str(t)] for t in range(1, 41)], np.linalg.norm(dh, axis=1), "‖∂L/∂h(t)‖")
+    _close([V["s"]["gnorm"][str(t)] for t in range(1, 41)], np.linalg.norm(ds, axis=1), "‖∂L/∂s(t)‖")
+    # s(0) reaches L through h(0) = tanh(s(0)) q too: the carried nodes are the earlier run's
+    ds0 = ds0 + dh0 * q0 * (1 - np.tanh(s0) ** 2)
+    _close([V["h"]["gnorm"]["0"], V["s"]["gnorm"]["0"]], [np.linalg.norm(dh0), np.linalg.norm(ds0)],
+           "the carried state's gradients")
+    heat_h, heat_s = np.zeros((40, 40)), np.zeros((40, 40))
+    for t in range(1, 41):
+        one = np.zeros_like(direct)
+        one[t - 1] = direct[t - 1]
+        dh_t, ds_t, _, _ = _lstm_back(P, steps, one)
+        heat_h[t - 1], heat_s[t - 1] = np.linalg.norm(dh_t, axis=1), np.linalg.norm(ds_t, axis=1)
+    conn = b["diag"]["connectivity"]
+    _close(np.ravel(conn["h"]["cells"]), np.ravel(heat_h), "connectivity of h")
+    _close(np.ravel(conn["s"]["cells"]), np.ravel(heat_s), "connectivity of s")
+    saturated = [(np.sum([np.sum(st[k] * (1 - st[k]) < 0.05 / 4) for k in "fgq"])
+                  + np.sum(1 - st["z"] ** 2 < 0.05) + np.sum(1 - np.tanh(st["s"]) ** 2 < 0.05))
+                 / (5 * len(st["h"])) for st in steps]
+    assert max(saturated) > 0, "the check needs some saturated units"
+    _close(b["diag"]["saturation"], saturated, "saturation of the gates and tanh units")
