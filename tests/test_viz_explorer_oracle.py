@@ -342,3 +342,32 @@ def test_an_lstm_from_carried_h_and_s_over_a_windowed_run_every_number():
                  / (5 * len(st["h"])) for st in steps]
     assert max(saturated) > 0, "the check needs some saturated units"
     _close(b["diag"]["saturation"], saturated, "saturation of the gates and tanh units")
+
+
+def test_the_demo_pages_gradient_norms_over_t_are_numpys(tmp_path):
+    """The demo page's '‖∂L/∂h(t)‖ over 20 steps of a training sequence: from ... to ...' and its
+    gradient-flow plot (viz.cli.write_model_views on the probe), and the copy table's
+    ‖∂L/∂h(t)‖ of an LSTM (viz.opgraph.gradient_norms of a held-out run), against numpy BPTT."""
+    from viz.cli import write_model_views
+    from viz.opgraph import gradient_norms
+    rng = np.random.default_rng(2)
+    model = rnn.ElmanRNN(7, 9, 7, seed=5)
+    for p in model.parameters():
+        p.data *= 2.0
+    P = {n: p.data.copy() for n, p in model.named_parameters()}
+    xs, ys = rng.integers(0, 7, (20, 1)), rng.integers(0, 7, (20, 1))
+    _, norms = write_model_views(model, str(tmp_path), "chars", (xs, ys), {})
+    h = _chain([P["U"][:, x] for x in xs[:, 0]], P["W"], P["b"], np.zeros(9))
+    probs = np.array([_softmax(r) for r in h[1:] @ P["V"].T + P["c"]])
+    gh = _back((probs - np.eye(7)[ys[:, 0]]) @ P["V"], h, P["W"])
+    assert [t for t, _ in norms] == list(range(1, 21))
+    np.testing.assert_allclose([n for _, n in norms], np.linalg.norm(gh, axis=1), rtol=1e-9)
+
+    lstm = rnn.LSTM(3, 6, 3, seed=1)
+    P = {n: p.data.copy() for n, p in lstm.named_parameters()}
+    xs, ys = rng.integers(0, 3, (30, 1)), rng.integers(0, 3, (30, 1))
+    norms = gradient_norms(lstm.run(xs, ys).loss)
+    steps = _lstm_forward(P, xs[:, 0], np.zeros(6), np.zeros(6))
+    probs = np.array([_softmax(P["c"] + P["V"] @ st["h"]) for st in steps])
+    dh, _, _, _ = _lstm_back(P, steps, (probs - np.eye(3)[ys[:, 0]]) @ P["V"])
+    np.testing.assert_allclose([n for _, n in norms], np.linalg.norm(dh, axis=1), rtol=1e-9)
