@@ -11,7 +11,7 @@ import pytest
 import rnn
 import tinygraph as tg
 import viz
-from viz.cli import MODELS
+from viz.cli import EXPLORABLE, MODELS, model_inputs
 
 RTOL, ATOL = 2e-5, 1e-9          # the page rounds to six significant digits
 
@@ -371,3 +371,36 @@ def test_the_demo_pages_gradient_norms_over_t_are_numpys(tmp_path):
     probs = np.array([_softmax(P["c"] + P["V"] @ st["h"]) for st in steps])
     dh, _, _, _ = _lstm_back(P, steps, (probs - np.eye(3)[ys[:, 0]]) @ P["V"])
     np.testing.assert_allclose([n for _, n in norms], np.linalg.norm(dh, axis=1), rtol=1e-9)
+
+
+def _reference_loss(name, model, args):
+    """The loss of ``model`` on the explorer's inputs by the numpy references of tests/ (forward
+    and BPTT written from the book's equations), for each design of `tinygraph explore`."""
+    import bptt_reference as ref
+    import bptt_reference_more as more
+    P = {n: p.data for n, p in model.named_parameters()}
+    if name == "esn":                  # the fixed reservoir is no parameter
+        P.update(U=model.U.data, W=model.W.data, b=model.b.data)
+        return more.echo_state(P, *args)[0]
+    if name == "leaky":
+        return more.leaky(P, *args, alpha=None, skip=model.skip)[0]
+    if name == "deep":
+        return more.deep_mlp(P, *args, hidden=1, skip=True)[0]
+    if name == "memory":
+        return more.memory(P, *args, slots=model.slots, width=model.width)[0]
+    if name == "encdec":
+        return ref.encoder_decoder(P, *args, start=model.n_out)[0]
+    function = {"elman": ref.elman, "jordan": ref.jordan, "seq2one": ref.sequence_to_one,
+                "vec2seq": ref.vector_to_sequence, "conditional": ref.conditional,
+                "lstm": ref.lstm, "gru": ref.gru, "bidirectional": ref.bidirectional}[name]
+    return function(P, *args)[0]
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPLORABLE) - {"system"}))
+def test_the_explorers_loss_of_every_design_is_the_numpy_references(name):
+    """The loss at the top of `tinygraph explore --model NAME`'s page (its 40 random steps, seed
+    3), against tests/bptt_reference*.py; the system without input has no loss."""
+    model = MODELS[name](3)
+    args, kwargs = model_inputs(model, 40, 3)
+    page = viz.explore(model, *args, **kwargs).data["bundles"][-1]["loss"]
+    assert page == pytest.approx(_reference_loss(name, model, args), rel=RTOL)
