@@ -1,5 +1,6 @@
 # The two quick-start commands: `make demo` (the main job) and `make test`.
-# Each makes its own virtual environment in .venv and installs what it needs;
+# Each makes its own virtual environment in .venv and installs what it needs: the demo
+# (and bench) the package alone, the tests its [test] extras too (pytest, hypothesis, playwright);
 # `make test PYTHON=python3.13 VENV=.venv313` tests under another Python in its own venv.
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,6 +12,10 @@ OUT ?= out
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
@@ -19,7 +24,7 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/tinygraph demo --out $(OUT)
 
-test: install
+test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest
 
 bench: install

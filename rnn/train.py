@@ -276,8 +276,8 @@ def openblas():
 
     The library is the one already loaded into this process (Linux: /proc/self/maps) or the
     one numpy's wheel bundles (numpy.libs, numpy/.dylibs).  The library only ever reads the
-    count (:func:`blas_threading`); the ``tinygraph`` program sets it for its training
-    (``viz.cli.one_blas_thread``), since the count is process-wide.
+    count (:func:`blas_threading`); the ``tinygraph`` program and a running ``viz.playground``
+    set it for their training (``viz.blas``), since the count is process-wide.
     """
     paths = []
     try:

@@ -4,6 +4,8 @@ import contextlib
 import io
 import os
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -73,3 +75,22 @@ def test_readme_gradient_flow_image_is_the_demos_with_whole_step_ticks():
     ticks = labels[:labels.index("time step t")]
     assert len(ticks) >= 3
     assert all(re.fullmatch(r"\d+", tick) for tick in ticks), ticks
+
+
+def test_make_demo_installs_the_package_alone_and_make_test_its_test_extras(tmp_path):
+    """The demo needs none of pytest, hypothesis and playwright (playwright alone is tens of MB):
+    `make demo` installs the package, `make test` adds the [test] extras (checked by make's dry
+    run into a fresh venv folder, which runs nothing)."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("no make here")
+    root = os.path.dirname(README)
+
+    def dry_run(target):
+        return subprocess.run([make, "-n", "-C", root, target, f"VENV={tmp_path / 'venv'}"],
+                              capture_output=True, text=True, check=True).stdout
+    demo = dry_run("demo")
+    assert "pip install --quiet -e ." in demo and "[test]" not in demo
+    assert "tinygraph demo" in demo
+    test = dry_run("test")
+    assert "-e '.[test]'" in test and "-m pytest" in test

@@ -377,6 +377,93 @@ def test_the_training_commands_run_with_one_blas_thread_and_restore_the_count(
     assert seen[-2:] == [("demo", 1), ("playground", 1)] and fake.threads == 4
 
 
+def _steps_of(app, n):
+    """Ask ``app``'s engine for ``n`` updates and wait for them (a loaded machine: generous)."""
+    for _ in range(n):
+        app.engine.command("step")
+    end = time.monotonic() + 120
+    while app.engine.runs[0].steps < n:
+        assert time.monotonic() < end, f"{n} playground updates not within 120 s"
+        time.sleep(0.02)
+
+
+def test_a_playground_from_python_trains_with_one_blas_thread_while_it_runs(monkeypatch):
+    """viz.playground() trains as `tinygraph playground` does, with one OpenBLAS thread, and
+    puts the count back when it stops; two playgrounds that overlap hold it together, so the
+    count comes back when the last one stops, whichever stops first."""
+    for name in rnn.train.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeOpenBLAS(4)
+    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    seen = []
+    real = sys.modules["viz.playground"].Run.update
+    monkeypatch.setattr(sys.modules["viz.playground"].Run, "update",
+                        lambda self: seen.append(fake.threads) or real(self))
+    first = viz.playground(hidden=4, delay=2, batch=2)
+    try:
+        _steps_of(first, 2)
+        second = viz.playground(hidden=4, delay=2, batch=2)
+        try:
+            _steps_of(second, 1)
+            first.stop()
+            assert fake.threads == 1                    # the second one still trains
+            _steps_of(second, 2)
+        finally:
+            second.stop()
+        assert fake.threads == 4
+    finally:
+        first.stop()
+    assert seen == [1] * 5 and fake.threads == 4 and fake.sets == [1, 4]
+
+
+def test_a_playground_that_fails_to_start_or_is_interrupted_puts_the_blas_count_back(monkeypatch):
+    for name in rnn.train.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeOpenBLAS(4)
+    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    playground_module = sys.modules["viz.playground"]
+    with pytest.raises(tg.ConfigError, match="task"):           # refused before it holds
+        viz.playground(task="nonsense")
+    assert fake.sets == []
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    real = playground_module.Engine._reset
+    monkeypatch.setattr(playground_module.Engine, "_reset", interrupted)   # Ctrl-C while starting
+    with pytest.raises(KeyboardInterrupt):
+        viz.playground(hidden=4)
+    assert fake.threads == 4 and fake.sets == [1, 4]
+    monkeypatch.setattr(playground_module.Engine, "_reset", real)
+    app = playground_module.Playground(dict(playground_module.DEFAULTS, hidden=4))
+    assert fake.threads == 1
+    monkeypatch.setattr(app.server, "serve_forever", interrupted)     # Ctrl-C while serving
+    with pytest.raises(KeyboardInterrupt):
+        app.serve_forever()
+    assert fake.threads == 4 and fake.sets == [1, 4] * 2
+
+
+def test_a_playground_from_python_really_runs_numpys_openblas_with_one_thread(monkeypatch):
+    functions = rnn.train.openblas()
+    if functions is None:
+        pytest.skip("numpy's BLAS here is not an OpenBLAS that rnn.train.openblas finds")
+    for name in rnn.train.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    get, put = functions
+    before = get()
+    put(2)                      # OpenBLAS keeps it at 1 on a machine of one CPU
+    try:
+        outside = get()
+        app = viz.playground(hidden=4, delay=2, batch=2)
+        try:
+            _steps_of(app, 1)
+            assert get() == 1
+        finally:
+            app.stop()
+        assert get() == outside
+    finally:
+        put(before)
+
+
 def test_a_blas_thread_variable_in_the_environment_leaves_the_count_to_the_user(
         tmp_path, monkeypatch):
     fake = FakeOpenBLAS(4)

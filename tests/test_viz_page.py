@@ -1,6 +1,7 @@
 """viz.page.Page, the demo's summary page: a table of contents whose links resolve, sections with
 anchors, every figure captioned and shown at one scale (never shrunk to fit)."""
 
+import pathlib
 import re
 
 import pytest
@@ -55,3 +56,22 @@ def test_every_chapter_figure_has_a_caption_naming_its_section():
     for number in FIGURES:
         assert re.fullmatch(rf"Figure {re.escape(number)} \(§10\.[\d.]+\): .{{20,}}\.",
                             figure_caption(number)), number
+
+
+@pytest.mark.parametrize("width", [1024, 1280])
+def test_no_contents_entry_is_split_between_two_columns(browser, tmp_path, width):
+    """At 1024 px the demo's seventh entry, 'Long delays: Elman, LSTM and GRU on the copy task
+    (300 updates each)', ended its column with '(300' and went on at the top of the next."""
+    page = Page("t")
+    for k in range(1, 10):
+        page.text(f"Section {k}" if k != 7 else "Long delays: Elman, LSTM and GRU on the copy "
+                  "task (300 updates each)", "text")
+    path = page.write(str(tmp_path))
+    tab = browser.new_page(viewport={"width": width, "height": 768})
+    try:
+        tab.goto(pathlib.Path(path).resolve().as_uri())
+        columns = tab.evaluate("""[...document.querySelectorAll('nav.toc li')].map(li =>
+            new Set([...li.getClientRects()].map(r => Math.round(r.left))).size)""")
+    finally:
+        tab.close()
+    assert columns == [1] * 9, columns

@@ -176,3 +176,51 @@ def test_the_last_step_label_of_a_long_run_stays_inside_its_chart(browser, app):
     for text, left, right, width in boxes:
         assert 0 <= left and right <= width, boxes
     page.close()
+
+
+_LABEL_COVERS = """([chart, text]) => {
+    const svg = document.querySelector('.run svg.' + chart);
+    const label = [...svg.querySelectorAll('text')].find(e => e.textContent === text).getBBox();
+    const inside = (x, y) => x >= label.x && x <= label.x + label.width && y >= label.y && y <= label.y + label.height;
+    let covered = 0;
+    for (const line of svg.querySelectorAll('polyline')) {
+        const pts = line.getAttribute('points').split(' ').map(p => p.split(',').map(Number));
+        for (let i = 0; i + 1 < pts.length; i++)
+            for (let k = 0; k <= 20; k++) {
+                const f = k / 20;
+                if (inside(pts[i][0] + f * (pts[i + 1][0] - pts[i][0]), pts[i][1] + f * (pts[i + 1][1] - pts[i][1]))) { covered++; break; }
+            }
+    }
+    for (const dot of svg.querySelectorAll('circle'))
+        if (inside(+dot.getAttribute('cx'), +dot.getAttribute('cy'))) covered++;
+    return covered;
+}"""
+
+
+def test_a_lines_label_and_the_legend_are_put_where_they_cover_no_curve(browser, app):
+    """'clip 1' stood at the right end just above its line, where a gradient norm that
+    hovers over the threshold runs (the Elman vs LSTM screenshot): the label goes where it
+    covers no segment of the curves (here the snapshot's gradient norms hover just above 1 in
+    the right half, and the recall's dots sit on the chance line at its right end); the legend
+    of a chart goes to the corner where it covers no curve (here the loss stays high on the
+    left, where the legend stood)."""
+    state = Client(app).state()
+    run = state["runs"][0]
+    n = 300
+    run["config"]["clip"] = 1
+    run["gnorm"] = [[k, 300.0 * 0.9 ** k if k < n // 2 else 1.1 + 0.2 * (k % 3)] for k in range(1, n + 1)]
+    run["recall"] = [[k * 20, 0.125 + 0.01 * (k % 2)] for k in range(10, 16)]
+    run["loss"] = [[k, 2.0 + 0.1 * (k % 2) if k < 200 else 0.3] for k in range(n)]    # high at the left
+    run["held"] = [[k, 2.0 if k < 200 else 0.3] for k in range(0, n, 30)]
+    state["version"] = 10 ** 6
+    page = Page(browser, app.url)
+    page.page.route("**/api/state*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(state)))
+    page.until("document.querySelector('.run').dataset.steps == " + str(run["steps"]) + " && "
+               "(document.querySelector('.run svg.p-gnorm polyline')?.getAttribute('points') || '')"
+               ".split(' ').length === 300", "the crafted snapshot drawn")
+    assert page.page.evaluate(_LABEL_COVERS, ["p-gnorm", "clip 1"]) == 0
+    assert page.page.evaluate(_LABEL_COVERS, ["p-recall", "chance"]) == 0
+    for legend in ("training", "held-out"):      # the legend stood at the top left, over the curve
+        assert page.page.evaluate(_LABEL_COVERS, ["p-loss", legend]) == 0, legend
+    page.close()

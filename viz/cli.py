@@ -42,6 +42,7 @@ from .explorer import explore
 from .figures import FIGURES, figure
 from .opgraph import gradient_norms, graph
 from .page import Page, figure_caption
+from .blas import one_blas_thread
 from .playground import add_parser as add_playground_parser
 from .render import OutputPathError, save
 from .views import folded, unrolled
@@ -768,7 +769,7 @@ def main(argv=None):
     """Run the command line; returns the exit status: 0 on success, 2 on a user error, and
     130 / 143 when SIGINT / SIGTERM stopped it (training first writes its checkpoint).
     The commands that train (``TRAINING_COMMANDS``) run with one BLAS thread
-    (:func:`one_blas_thread`)."""
+    (:func:`viz.blas.one_blas_thread`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     threads = one_blas_thread() if args.command in TRAINING_COMMANDS else contextlib.nullcontext()
@@ -798,34 +799,6 @@ def command():
 
 
 TRAINING_COMMANDS = ("train", "demo", "playground")
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """Within the block numpy's OpenBLAS runs with one thread; its count is restored after.
-
-    The models' matrices are small (the demo's 57 x 128), so a second BLAS thread finds no
-    work worth sharing, and on a busy machine its spinning and waiting made training several
-    times slower (the demo's character model: 19 against 216 updates/s beside two busy
-    processes on two cores, bench/README.md).  The count is process-wide, so only the command
-    line sets it, for the commands that train; the library only reads it (the checkpoint
-    records it: a resume by the program runs under the same count).  Nothing changes when
-    numpy's BLAS is not an OpenBLAS that ``rnn.train.openblas`` finds, or when one of
-    ``rnn.train.BLAS_THREAD_VARIABLES`` is set in the environment (the user's choice).
-    """
-    functions = rnn.train.openblas()
-    if functions is None or any(os.environ.get(name, "").strip()
-                                for name in rnn.train.BLAS_THREAD_VARIABLES):
-        yield
-        return
-    get, put = functions
-    before = get()
-    put(1)
-    try:
-        yield
-    finally:
-        put(before)
-
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3     # glibc's mallopt parameters (malloc.h)
 

@@ -24,6 +24,7 @@ h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom:
 nav.toc { background: #f6f8fa; border: 1px solid #e4e4e4; border-radius: 6px; padding: 0.4em 1em; }
 nav.toc h2 { border: 0; margin: 0.3em 0; font-size: 1.1em; }
 nav.toc ol { columns: 3; column-gap: 2em; margin: 0.3em 0; }
+nav.toc li { break-inside: avoid; }
 .blocks { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: flex-start; }
 .blocks > * { min-width: 0; max-width: 100%; }
 .blocks > table { flex: 1 1 30em; }

@@ -38,6 +38,7 @@ from rnn import datasets, problems
 from rnn.core import detach_state, evaluating, time_step
 from rnn.diagnostics import part_nodes, run_model
 
+from .blas import hold_one_blas_thread
 from .derive import derive
 from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text
 from .views import BOOK_HIDDEN, backward_chains, draw_unrolled, new_digraph
@@ -480,7 +481,8 @@ class Engine:
     under a short lock); everything that touches a model runs in the thread.
     """
 
-    def __init__(self, config, model=None, task=None, out=None):
+    def __init__(self, config, model=None, task=None, out=None, release=lambda: None):
+        self.release = release                  # counts the engine out of one BLAS thread
         self.custom = model is not None
         self.user_model, self.user_task = model, task
         self.initial = model.state_dict() if model is not None else None
@@ -513,9 +515,14 @@ class Engine:
             return self._snapshot
 
     def stop(self, timeout=0.5):
+        """Stop the thread (waiting up to ``timeout`` s for its update) and put the BLAS count
+        back now, even if the thread is still finishing an update."""
         self.stopping.set()
         self.wake.set()
-        self.thread.join(timeout)
+        try:
+            self.thread.join(timeout)
+        finally:
+            self.release()
 
     # the thread ------------------------------------------------------
     def _reset(self, config):
@@ -534,6 +541,12 @@ class Engine:
         self.refresh_seconds = REFRESH_SECONDS
 
     def _loop(self):
+        try:
+            self._train()
+        finally:                # whatever ends the thread, the BLAS count is put back
+            self.release()
+
+    def _train(self):
         self._last_views = time.thread_time()          # this thread's own clock
         while not self.stopping.is_set():
             with self.lock:
@@ -833,6 +846,9 @@ class Playground:
     """A running playground: ``url`` (with its token), ``stop()``; in Jupyter the page inline.
 
     Made by :func:`playground`; ``serve_forever()`` blocks until Ctrl-C (the command line).
+    While it runs, numpy's OpenBLAS runs with one thread, as the command's training does
+    (:func:`viz.blas.hold_one_blas_thread`); ``stop()`` puts the count back (the last
+    playground to stop, when several run).
     """
 
     def __init__(self, config, model=None, task=None, port=0, out=None):
@@ -842,13 +858,15 @@ class Playground:
             raise tg.ConfigError(f"viz.playground: cannot listen on 127.0.0.1:{port}: "
                                  f"{e.strerror or e}; give another port (--port), or 0 for a "
                                  f"free one") from None
+        release = hold_one_blas_thread()        # the engine trains as the command does
         try:
             if out is not None:
                 out = os.path.abspath(out)
                 os.makedirs(out, exist_ok=True)
             self.token = secrets.token_urlsafe(24)
-            self.engine = Engine(config, model, task, out)
+            self.engine = Engine(config, model, task, out, release)
         except BaseException:
+            release()
             self.server.server_close()
             raise
         self.server.app = self
@@ -929,6 +947,9 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False, **co
     open_browser : bool
     **config : fields of :data:`DEFAULTS` (design, task, delay, hidden, rho, lr, clip, batch,
         trunc, seed, compare)
+
+    Until ``stop()`` numpy's OpenBLAS runs with one thread, as in ``tinygraph playground``
+    (unless a BLAS thread variable such as ``OPENBLAS_NUM_THREADS`` is set).
     """
     if model is None and isinstance(task, str):      # a built-in task by name
         config["task"], task = task, None

@@ -145,18 +145,82 @@
       if (box.x + box.width > W) label.setAttribute("x", W - box.width / 2);
     }
     if (opts.xlabel) svg.appendChild(svgEl("text", {x: W - R, y: H - 2, "text-anchor": "end", class: "axis"}, opts.xlabel));
-    for (const h of (opts.hlines || [])) {
-      if (opts.log && !(h.y > 0)) continue;
+    const hlines = (opts.hlines || []).filter((h) => !opts.log || h.y > 0);
+    for (const h of hlines)
       svg.appendChild(svgEl("line", {x1: L, x2: W - R, y1: py(tf(h.y)), y2: py(tf(h.y)), stroke: h.color, "stroke-dasharray": "4 3"}));
-      svg.appendChild(svgEl("text", {x: W - R - 2, y: py(tf(h.y)) - 3, "text-anchor": "end", class: "axis"}, h.label));
-    }
-    let ly = T + 10;
+    const taken = [];        // what a label must not cover: the curves, dots and other labels
     for (const s of series) {
-      const pts = s.points.filter(([, y]) => y !== null && (!opts.log || y > 0)).map(([x, y]) => px(x).toFixed(1) + "," + py(tf(y)).toFixed(1));
-      if (s.dots) for (const p of pts) { const [cx, cy] = p.split(","); svg.appendChild(svgEl("circle", {cx: cx, cy: cy, r: 2.5, fill: s.color})); }
-      else if (pts.length) svg.appendChild(svgEl("polyline", {points: pts.join(" "), fill: "none", stroke: s.color, "stroke-width": 1.5}));
-      if (s.label) { svg.appendChild(svgEl("text", {x: L + 8, y: ly, fill: s.color, "font-size": "11"}, s.label)); ly += 13; }
+      const xy = s.points.filter(([, y]) => y !== null && (!opts.log || y > 0)).map(([x, y]) => [+px(x).toFixed(1), +py(tf(y)).toFixed(1)]);
+      const pts = xy.map(([x, y]) => x + "," + y);
+      if (s.dots) for (const [cx, cy] of xy) {
+        svg.appendChild(svgEl("circle", {cx: cx, cy: cy, r: 2.5, fill: s.color}));
+        taken.push({box: {x0: cx - 2.5, x1: cx + 2.5, y0: cy - 2.5, y1: cy + 2.5}});
+      }
+      else if (pts.length) {
+        svg.appendChild(svgEl("polyline", {points: pts.join(" "), fill: "none", stroke: s.color, "stroke-width": 1.5}));
+        taken.push({path: xy});
+      }
     }
+    const legend = series.filter((s) => s.label).map((s) => {
+      const t = svgEl("text", {x: 0, y: 0, fill: s.color, "font-size": "11", class: "legend",
+                               stroke: "#fff", "stroke-width": 3, "paint-order": "stroke"}, s.label);
+      svg.appendChild(t);
+      return t;
+    });
+    if (legend.length) {      // the legend goes to the corner where it covers the least
+      const w = Math.max(...legend.map((t) => t.getBBox().width)), h = 13 * legend.length;
+      let best = null;
+      for (const [x0, y0] of [[L + 8, T], [W - R - 4 - w, T], [L + 8, H - B - 4 - h], [W - R - 4 - w, H - B - 4 - h]]) {
+        const box = {x0: x0, x1: x0 + w, y0: y0, y1: y0 + h};
+        const cost = taken.reduce((n, o) => n + (o.path ? pathCrossings(o.path, box) : boxesMeet(o.box, box)), 0);
+        if (best === null || cost < best.cost) best = {cost: cost, box: box};
+      }
+      legend.forEach((t, i) => { t.setAttribute("x", best.box.x0); t.setAttribute("y", best.box.y0 + 10 + 13 * i); });
+      taken.push({box: best.box});
+    }
+    for (const h of hlines) {      // a line's label goes where it covers the least
+      const y = py(tf(h.y));
+      const t = svgEl("text", {x: 0, y: 0, "text-anchor": "start", class: "axis hline-label",
+                               stroke: "#fff", "stroke-width": 3, "paint-order": "stroke"}, h.label);
+      svg.appendChild(t);
+      const w = t.getBBox().width;
+      let best = null;
+      for (const baseline of [y - 3, y + 11]) {
+        for (const f of [1, 0, 0.5, 0.75, 0.25]) {
+          const x0 = L + 4 + f * (W - R - 2 - w - (L + 4));
+          const box = {x0: x0 - 1, x1: x0 + w + 1, y0: baseline - 9, y1: baseline + 3};
+          if (box.y0 < 0 || box.y1 > H - B) continue;
+          const cost = taken.reduce((n, o) => n + (o.path ? pathCrossings(o.path, box) : boxesMeet(o.box, box)), 0);
+          if (best === null || cost < best.cost) best = {cost: cost, x: x0, baseline: baseline, box: box};
+        }
+      }
+      if (best === null) best = {x: W - R - 2 - w, baseline: y - 3, box: null};
+      t.setAttribute("x", best.x.toFixed(1));
+      t.setAttribute("y", best.baseline.toFixed(1));
+      if (best.box) taken.push({box: best.box});
+    }
+  }
+
+  function boxesMeet(a, b) {
+    return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1 ? 1 : 0;
+  }
+
+  function pathCrossings(path, box) {
+    // the segments of a polyline that pass through the box (Liang-Barsky clipping)
+    let n = 0;
+    for (let i = 0; i < path.length; i++) {
+      const [ax, ay] = path[i], [bx, by] = path[Math.min(i + 1, path.length - 1)];
+      const dx = bx - ax, dy = by - ay;
+      let lo = 0, hi = 1, inside = true;
+      for (const [p, q] of [[-dx, ax - box.x0], [dx, box.x1 - ax], [-dy, ay - box.y0], [dy, box.y1 - ay]]) {
+        if (p === 0) { if (q < 0) { inside = false; break; } continue; }
+        const r = q / p;
+        if (p < 0) lo = Math.max(lo, r); else hi = Math.min(hi, r);
+        if (lo > hi) { inside = false; break; }
+      }
+      if (inside) n++;
+    }
+    return n;
   }
 
   function heatmap(canvas, scaleDiv, conn) {
