@@ -24,7 +24,7 @@ import tinygraph as tg
 from tinygraph.module import dropouts_drawing
 
 from . import checks
-from .core import detach_state
+from .core import detach_state, evaluating
 from .datasets import stream_batches
 
 
@@ -615,9 +615,14 @@ def stream_loss(model, xs, ys, chunk=1000):
     from what the previous one ended with (``model.carry``), so the result equals
     ``model.loss(xs, ys).item() / len(xs)`` of one unroll over the whole sequence, in memory that
     does not grow with its length: the held-out loss of a language model, for example.
+
+    An evaluation, so it runs in evaluation mode (:func:`rnn.core.evaluating`: dropout off,
+    every module's own mode restored after, also on an error, and a seeded ``tg.Dropout``'s
+    masks not advanced), as the diagnostics do: a held-out loss of a model in training mode
+    is not one of random dropout masks.
     """
     total, steps, carried = 0.0, 0, {}
-    with tg.no_grad():
+    with tg.no_grad(), evaluating(model):
         for x, y in chunks(model, xs, ys, chunk, "stream_loss"):
             run = model.run_for_loss(x, y, **carried)
             carried = model.carry(run)     # the state (and fed-back output) the next chunk reads

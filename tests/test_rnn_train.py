@@ -332,3 +332,39 @@ def test_a_refused_update_names_a_vector_inputs_batch_entry_not_a_time_step():
             rnn.NonFiniteLossError, match=r"L\(1\) = nan \(x holds nan\); refused"):
         trainer.step(x[1], np.zeros(5, int))
     assert trainer.steps == 0
+
+
+def _cell_with_dropout():
+    """A user's cell whose step calls a seeded tg.Dropout the cell holds (cell.drop)."""
+    rng = np.random.default_rng(5)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(4, 4)), name="W")
+    E = tg.Parameter(rng.normal(scale=0.5, size=(3, 4)), name="E")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(3, 4)), name="V")
+    drop = tg.Dropout(0.5, seed=1)
+    cell = rnn.Recurrence(lambda h, u: drop((h @ W.T + u).tanh()), [W, E, V], 4, n_in=3,
+                          readout=lambda h: h @ V.T, input_map=lambda x: tg.take(E, x, axis=0),
+                          name="cell")
+    cell.drop = drop
+    return cell, drop
+
+
+def test_stream_loss_is_an_evaluation_in_eval_mode_and_restores_the_mode():
+    # was: stream_loss ran in the model's own mode, so the held-out loss of a model in
+    # training mode was that of random dropout masks (and advanced the seeded masks)
+    cell, drop = _cell_with_dropout()
+    ids = np.random.default_rng(0).integers(3, size=30)
+    cell.eval()
+    with tg.no_grad():
+        whole = cell.loss(ids[:-1], ids[1:]).item() / 29
+    cell.train()
+    assert rnn.stream_loss(cell, ids[:-1], ids[1:], chunk=7) == pytest.approx(whole, rel=1e-12)
+    assert cell.training and drop.training and drop._calls == 0
+    # the caller's mode comes back after an error midway (an id out of range in chunk 2)
+    bad = ids[1:].copy()
+    bad[10] = 9
+    with pytest.raises(tg.BadIndexError):
+        rnn.stream_loss(cell, ids[:-1], bad, chunk=7)
+    assert cell.training and drop.training and drop._calls == 0
+    cell.eval()        # a model in evaluation mode stays in it
+    rnn.stream_loss(cell, ids[:-1], ids[1:], chunk=7)
+    assert not cell.training and not drop.training
