@@ -443,3 +443,29 @@ def test_stream_loss_error_names_the_chunk_and_where_its_steps_are():
     with pytest.raises(tg.BadIndexError, match=r"stream_loss: chunk 2 \(steps 8-14 of the "
                                                r"sequence; the t of its steps below is t \+ 7"):
         rnn.stream_loss(model, ids[:-1], bad, chunk=7)
+
+
+def test_held_out_measures_run_in_evaluation_mode_and_restore_the_mode():
+    # was: problems.last_step_accuracy and a task's held_out_loss ran in the model's own
+    # mode: a model in training mode was measured with random dropout masks, and the seeded
+    # masks of its next training step moved on
+    cell, drop = _cell_with_dropout()
+    rng = np.random.default_rng(4)
+    xs, ys = rng.integers(3, size=(6, 40)), rng.integers(3, size=(6, 40))
+    cell.eval()
+    expected = rnn.problems.last_step_accuracy(cell, xs, ys)
+    with tg.no_grad():
+        held = cell.loss(xs, ys).item() / 6
+    cell.train()
+    assert rnn.problems.last_step_accuracy(cell, xs, ys) == expected
+    assert cell.training and drop.training and drop._calls == 0
+
+    class Drawn(rnn.tasks.DrawnTask):
+        data = staticmethod(lambda batch, seed: (xs, ys))
+        shape = {}
+
+        def __init__(self):
+            self._train(cell, 0, 40, 1e-2)
+
+    assert Drawn().held_out_loss() == pytest.approx(held, rel=1e-12)
+    assert cell.training and drop.training and drop._calls == 0
