@@ -562,7 +562,8 @@ def _training_kept(trainer):
     model, optimizer = trainer.model, trainer.optimizer
     params = list(model.parameters()) if callable(getattr(model, "parameters", None)) else []
     params = list({id(p): p for p in params + list(getattr(optimizer, "params", ()))}.values())
-    saved = [(p, p.data, p.data.copy(), None if p.grad is None else np.array(p.grad, copy=True))
+    saved = [(p, p.data, p.data.copy(),      # a Tensor .grad (create_graph) is kept as it is
+              p.grad if p.grad is None or isinstance(p.grad, tg.Tensor) else p.grad.copy())
              for p in params]
     optimizer_back = _optimizer_kept(optimizer)
     steps, skipped, calls = trainer.steps, list(trainer.skipped), _dropout_calls(model)
