@@ -538,14 +538,24 @@ def _optimizer_kept(optimizer):
     if not isinstance(optimizer, tg.optim.Optimizer):
         snapshot = optimizer.state_dict()
         return lambda: optimizer.load_state_dict(snapshot)
-    # copies: a step updates the state arrays in place (m *= b1), which a put-back after
-    # steps (a truncated_bptt or fit that fails midway) must undo
-    steps = optimizer.steps
-    state = [{k: np.array(v, copy=True) for k, v in s.items()} for s in optimizer.state]
+    # the very objects, and copies of the arrays' values: a step updates the state arrays in
+    # place (m *= b1), which a put-back after steps (a truncated_bptt or fit that fails
+    # midway) must undo
+    steps, state = optimizer.steps, optimizer.state
+    entries = [(s, dict(s), {k: np.array(v, copy=True) for k, v in s.items()}) for s in state]
     groups = [(group, dict(group)) for group in optimizer.param_groups]
 
     def put_back():
-        optimizer.steps, optimizer.state = steps, [dict(s) for s in state]
+        optimizer.steps, optimizer.state = steps, state
+        state[:] = [entry for entry, _, _ in entries]     # a failed step puts in new dicts
+        for entry, was, values in entries:
+            entry.clear()
+            entry.update(was)
+            for key, value in was.items():
+                if isinstance(value, np.ndarray) and value.flags.writeable:
+                    np.copyto(value, values[key])
+                else:
+                    entry[key] = values[key]
         for group, was in groups:
             group.clear()
             group.update(was)
