@@ -108,9 +108,11 @@ class EchoStateNetwork(SequenceDesign):
         least-squares readout of smallest ||V|| (the limit ridge -> 0), directions of the states
         below rounding left out, not an arbitrary one.  ``ridge`` is a finite number >= 0,
         ``washout`` an integer in [0, T); reservoir states that are not finite (from NaN/inf in
-        xs or h0) are refused naming the step.  On any error V and c are left as they were.
+        xs or h0) are refused naming the step, and a readout beyond the model's dtype (a
+        float16 V of 1e5) is an OutOfRangeError.  On any error V and c are left as they were.
         As after an optimizer step, a graph built from V and c before the fit refuses to
-        back-propagate (StaleGraphError).  Returns the mean squared error per step of the fit.
+        back-propagate (StaleGraphError).  Returns the mean squared error per step of the
+        readout as stored (rounded to the model's dtype) on the reservoir states.
         """
         who = f"{self.name}.fit"
         if isinstance(ridge, (bool, np.bool_)) or not isinstance(ridge, (int, float, np.integer,
@@ -141,11 +143,23 @@ class EchoStateNetwork(SequenceDesign):
         h_mean, y_mean = H.mean(axis=0), Y.mean(axis=0)
         V = _ridge_readout(H - h_mean, Y - y_mean, float(ridge), np.linalg.norm(H))
         c = y_mean - V @ h_mean
+        with np.errstate(over="ignore"):    # a value beyond the model's dtype: refused below
+            stored = {"V": np.ascontiguousarray(V).astype(self.dtype), "c": c.astype(self.dtype)}
+        for name, value in (("V", V), ("c", c)):
+            grown = ~np.isfinite(stored[name])
+            if grown.any():
+                index = tuple(int(i) for i in np.argwhere(grown)[0])
+                raise tg.OutOfRangeError(
+                    f"{who}: the fitted readout {name} holds {float(value[index])!r} at {index}, "
+                    f"beyond the range of the model's {np.dtype(self.dtype).name} (largest "
+                    f"{np.finfo(self.dtype).max:.4g}): it would become infinite; nothing fitted "
+                    "(scale the targets down, raise ridge, or use float32/float64)")
         with tg.no_grad():
-            self.V.data = np.ascontiguousarray(V).astype(self.dtype)
-            self.c.data = c.astype(self.dtype)
+            self.V.data, self.c.data = stored["V"], stored["c"]
         tg.bump_version(self.V)       # as an optimizer step: a graph built before from V and
         tg.bump_version(self.c)       # c now refuses backward (its gradient is the old V's)
+        # the error of the readout stored (in the model's dtype), not of the float64 solution
+        V, c = stored["V"].astype(np.float64), stored["c"].astype(np.float64)
         return float(np.mean(np.sum((H @ V.T + c - Y) ** 2, axis=1)))
 
     def _trace_roots(self, steps):

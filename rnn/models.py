@@ -777,7 +777,7 @@ class VectorToSequence(Design):
                                 f"got {arr.shape}")
         if isinstance(x, tg.Tensor) and x.requires_grad:
             return checks.tensor_dtype(x, self.dtype, who, "x")
-        return arr.astype(self.dtype)
+        return checks.in_dtype(arr, self.dtype, who, "x")
 
     def run(self, x, ys=None, h0=None, steps=None, feedback=None, per_step=True):
         """Unroll from the fixed vector x.

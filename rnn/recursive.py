@@ -129,7 +129,8 @@ class RecursiveNet(RecurrentModel):
                                 f"shape {arr.shape}")
         if isinstance(leaf, tg.Tensor) and leaf.requires_grad:   # read as it is (see run)
             checks.tensor_dtype(leaf, self.dtype, where, "the leaf")
-        return arr.astype(self.dtype), False, arr.shape[0] if arr.ndim == 2 else None
+        return (checks.in_dtype(arr, self.dtype, where, "the leaf"), False,
+                arr.shape[0] if arr.ndim == 2 else None)
 
     def _post_order(self, tree):
         """The tree's nodes in post-order: ("leaf", leaf, path) and ("pair", None, path); an

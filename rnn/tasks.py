@@ -19,6 +19,7 @@ import tinygraph as tg
 from . import datasets
 from .models import GRU, LSTM, BidirectionalRNN, ElmanRNN, EncoderDecoder, SequenceToOne
 from . import problems
+from .core import evaluating
 from .esn import EchoStateNetwork
 from .leaky import LeakyRNN
 from .memory import MemoryNetwork
@@ -147,11 +148,11 @@ class YearTask(Task):
 
     def held_out_loss(self):
         """Mean loss per sentence on sentences never trained on."""
-        with tg.no_grad():
+        with tg.no_grad(), evaluating(self.model):
             return self.model.loss(self.test.xs, self.test.labels, mask=self.test.mask).item()
 
     def accuracy(self):
-        with tg.no_grad():
+        with tg.no_grad(), evaluating(self.model):
             pred = self.model.predict(self.test.xs, mask=self.test.mask)
         return float(np.mean(pred == self.test.labels))
 
@@ -198,9 +199,10 @@ class DrawnTask(Task):
         return loss / self.steps_of(ys)
 
     def held_out_loss(self):
-        """Loss per step on the held-out batch."""
+        """Loss per step on the held-out batch (in evaluation mode, as every held-out
+        measure here: :func:`rnn.core.evaluating`)."""
         xs, ys = self.held
-        with tg.no_grad():
+        with tg.no_grad(), evaluating(self.model):
             return self.model.loss(xs, ys).item() / self.steps_of(ys)
 
     def steps_of(self, ys):
@@ -233,7 +235,8 @@ class CopyTask(DrawnTask):
         """The fraction of held-out symbols written back correctly (chance: 1 / n_symbols)."""
         xs, ys = self.held
         length = self.shape["length"]
-        return float(np.mean(self.model.predict(xs)[-length:] == ys[-length:]))
+        with evaluating(self.model):
+            return float(np.mean(self.model.predict(xs)[-length:] == ys[-length:]))
 
     def report(self, seed):
         xs, ys = self.held
@@ -307,7 +310,8 @@ class LookaheadTask(DrawnTask):
     def accuracy(self):
         """The fraction of held-out steps whose next symbol is named (chance 1 / n_symbols)."""
         xs, ys = self.held
-        return float(np.mean(self.model.predict(xs)[:-1] == ys[:-1]))
+        with evaluating(self.model):
+            return float(np.mean(self.model.predict(xs)[:-1] == ys[:-1]))
 
     def report(self, seed):
         return [f"{type(self.model).__name__} ({n_parameters(self.model):,} parameters) names "
@@ -340,7 +344,8 @@ class ReverseTask(DrawnTask):
     def accuracy(self):
         """(symbols, whole sequences) of the held-out set decoded right, greedily."""
         xs, ys = self.held
-        right = self.model.generate(xs, len(ys)) == ys
+        with evaluating(self.model):
+            right = self.model.generate(xs, len(ys)) == ys
         return float(right.mean()), float(right.all(axis=0).mean())
 
     def report(self, seed):

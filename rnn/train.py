@@ -24,7 +24,7 @@ import tinygraph as tg
 from tinygraph.module import dropouts_drawing
 
 from . import checks
-from .core import detach_state
+from .core import detach_state, evaluating
 from .datasets import stream_batches
 
 
@@ -217,13 +217,33 @@ class Trainer:
         """Run :meth:`step` on every item of ``batches`` (each a tuple of args or a dict of kwargs).
 
         ``on_step(step, loss, grad_norm)`` is called after each update.  Returns the losses.
+
+        All or nothing: a batch that raises undoes the call's earlier updates (parameters,
+        their gradients, the optimizer's state, ``steps``, ``skipped`` and the seeded Dropouts'
+        masks as before the call) and its error names the batch.  An interrupt (Ctrl-C)
+        keeps the updates completed, each whole.
         """
         losses = []
-        for batch in batches:
-            loss, norm = self.step(**batch) if isinstance(batch, dict) else self.step(*batch)
-            losses.append(loss)
-            if on_step is not None:
-                on_step(self.steps, loss, norm)
+        put_back, made = _training_kept(self), self.steps
+        for k, batch in enumerate(batches, 1):
+            try:
+                loss, norm = self.step(**batch) if isinstance(batch, dict) else self.step(*batch)
+                losses.append(loss)
+                if on_step is not None:
+                    on_step(self.steps, loss, norm)
+            except Exception as e:
+                undone = self.steps - made
+                put_back()
+                if undone:
+                    note = (f"Trainer.fit: batch {k}; the {undone} earlier update"
+                            f"{'s' if undone > 1 else ''} of this call undone: model, optimizer "
+                            "and trainer as before it")
+                    if isinstance(e, tg.TinygraphError) and len(e.args) == 1 \
+                            and isinstance(e.args[0], str):
+                        e.args = (f"{e.args[0]} ({note})",)
+                    else:
+                        e.add_note(note)
+                raise
         return losses
 
 
@@ -518,15 +538,71 @@ def _optimizer_kept(optimizer):
     if not isinstance(optimizer, tg.optim.Optimizer):
         snapshot = optimizer.state_dict()
         return lambda: optimizer.load_state_dict(snapshot)
+    # the very objects, and copies of the arrays' values: a step updates the state arrays in
+    # place (m *= b1), which a put-back after steps (a truncated_bptt or fit that fails
+    # midway) must undo
     steps, state = optimizer.steps, optimizer.state
+    entries = [(s, dict(s), {k: np.array(v, copy=True) for k, v in s.items()}) for s in state]
     groups = [(group, dict(group)) for group in optimizer.param_groups]
 
     def put_back():
         optimizer.steps, optimizer.state = steps, state
+        state[:] = [entry for entry, _, _ in entries]     # a failed step puts in new dicts
+        for entry, was, values in entries:
+            entry.clear()
+            entry.update(was)
+            for key, value in was.items():
+                if isinstance(value, np.ndarray) and value.flags.writeable:
+                    np.copyto(value, values[key])
+                else:
+                    entry[key] = values[key]
         for group, was in groups:
             group.clear()
             group.update(was)
     return put_back
+
+
+def _training_kept(trainer):
+    """A function that puts ``trainer`` back as it is now: its model's and optimizer's
+    parameters (values and gradients), the optimizer's state, ``steps``, ``skipped`` and the
+    calls of the model's seeded Dropouts.  What a training call of several updates
+    (:func:`truncated_bptt`, :meth:`Trainer.fit`) runs when one of them fails: the call changes
+    all or nothing.  The values put back keep the versions the updates gave them (graphs
+    built before the call refuse to back-propagate, as after an optimizer's own put-back)."""
+    model, optimizer = trainer.model, trainer.optimizer
+    params = list(model.parameters()) if callable(getattr(model, "parameters", None)) else []
+    params = list({id(p): p for p in params + list(getattr(optimizer, "params", ()))}.values())
+    saved = [(p, p.data, p.data.copy(),      # a Tensor .grad (create_graph) is kept as it is
+              p.grad if p.grad is None or isinstance(p.grad, tg.Tensor) else p.grad.copy())
+             for p in params]
+    optimizer_back = _optimizer_kept(optimizer)
+    steps, skipped, calls = trainer.steps, list(trainer.skipped), _dropout_calls(model)
+
+    def put_back():
+        for p, data, copy, grad in saved:
+            np.copyto(data, copy)
+            p.data = data
+            p.grad = grad
+        optimizer_back()
+        trainer.steps, trainer.skipped[:] = steps, skipped
+        _set_dropout_calls(model, calls)
+    return put_back
+
+
+def _in_chunk(error, who, k, start, stop, undone):
+    """``error`` (raised by chunk ``k`` of a long sequence, steps ``start``..``stop``) with its
+    message saying so: its t=... is the chunk's own step, t + start - 1 of the sequence.
+    ``undone``: the earlier updates of the call that were put back (None: no updates)."""
+    where = f"{who}: chunk {k} (steps {start}-{stop} of the sequence"
+    where += f"; the t of its steps below is t + {start - 1} in the sequence)" if start > 1 else ")"
+    after = "" if not undone else (f"; the {undone} earlier update{'s' if undone > 1 else ''} of "
+                                   "this call undone: model, optimizer and trainer as before it")
+    if isinstance(error, tg.TinygraphError) and len(error.args) == 1 \
+            and isinstance(error.args[0], str):
+        error.args = (f"{where}: {error.args[0]}{after}",)
+    else:
+        error.add_note(where + after)
+    return error
 
 
 def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
@@ -551,6 +627,12 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     h(t-d), a design that feeds its output back reads y(t-1)), a :class:`Carried` of all of it.
     Passed back as ``h0=``, either makes the next call compute what one call over both parts
     computes.
+
+    All or nothing: a chunk that raises (an id out of range at its step 2, a refused
+    non-finite loss) undoes the call's earlier updates (parameters, their gradients, the
+    optimizer's state, ``trainer.steps`` and ``skipped``, the seeded Dropouts' masks as before
+    the call), and its error names the chunk and where its steps are in the sequence.  An
+    interrupt (Ctrl-C) keeps the updates completed, each whole (see :meth:`Trainer.update`).
     """
     model = trainer.model
     if not callable(getattr(model, "run_for_loss", None)) or not callable(getattr(model, "carry", None)):
@@ -568,11 +650,22 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
             raise tg.ConfigError(f"truncated_bptt: h0 is {given}, but {type(model).__name__}."
                                  f"run_for_loss takes no {unknown[0]!r}: give what this model's "
                                  "own earlier truncated_bptt call returned")
-    for x, y in chunks(trainer.model, xs, ys, chunk, "truncated_bptt"):
-        loss, norm, carried = trainer.chunk(x, y, carried)
-        losses.append(loss / len(x))
-        if on_step is not None:
-            on_step(trainer.steps, losses[-1], norm)
+    parts = chunks(trainer.model, xs, ys, chunk, "truncated_bptt")
+    put_back = _training_kept(trainer) if len(parts) > 1 else None
+    start, made = 1, trainer.steps
+    for k, (x, y) in enumerate(parts, 1):
+        try:
+            loss, norm, carried = trainer.chunk(x, y, carried)
+            losses.append(loss / len(x))
+            if on_step is not None:
+                on_step(trainer.steps, losses[-1], norm)
+        except Exception as e:
+            if put_back is None:
+                raise
+            undone = trainer.steps - made
+            put_back()
+            raise _in_chunk(e, "truncated_bptt", k, start, start + len(x) - 1, undone)
+        start += len(x)
     # what the next chunk would start from: the last state alone where that is all
     if set(carried) <= {"h0"}:
         return losses, carried.get("h0", h0)
@@ -615,11 +708,22 @@ def stream_loss(model, xs, ys, chunk=1000):
     from what the previous one ended with (``model.carry``), so the result equals
     ``model.loss(xs, ys).item() / len(xs)`` of one unroll over the whole sequence, in memory that
     does not grow with its length: the held-out loss of a language model, for example.
+
+    An evaluation, so it runs in evaluation mode (:func:`rnn.core.evaluating`: dropout off,
+    every module's own mode restored after, also on an error, and a seeded ``tg.Dropout``'s
+    masks not advanced), as the diagnostics do: a held-out loss of a model in training mode
+    is not one of random dropout masks.
     """
     total, steps, carried = 0.0, 0, {}
-    with tg.no_grad():
-        for x, y in chunks(model, xs, ys, chunk, "stream_loss"):
-            run = model.run_for_loss(x, y, **carried)
+    with tg.no_grad(), evaluating(model):
+        parts = chunks(model, xs, ys, chunk, "stream_loss")
+        for k, (x, y) in enumerate(parts, 1):
+            try:
+                run = model.run_for_loss(x, y, **carried)
+            except Exception as e:
+                if len(parts) == 1:
+                    raise
+                raise _in_chunk(e, "stream_loss", k, steps + 1, steps + len(x), None)
             carried = model.carry(run)     # the state (and fed-back output) the next chunk reads
             total += run.loss.item()
             steps += len(x)

@@ -198,3 +198,25 @@ def test_last_step_accuracy_refuses_outputs_that_are_not_numbers():
     xs[1, 0, 0] = np.nan
     with pytest.raises(tg.AnomalyError, match=r"last_step_accuracy: o\(T\) at b=0 .*nan"):
         problems.last_step_accuracy(model, xs, np.zeros((4, 2), int))
+
+
+def test_echo_state_fit_refuses_a_readout_beyond_the_models_dtype_and_reports_the_stored_ones_error():
+    # was: a float32 reservoir fitted to targets of 1e37 stored V = [inf, -inf, ...] and c = inf
+    # (numpy's cast warning at most) and returned the float64 solution's error, 8.2e73
+    rng = np.random.default_rng(0)
+    model = rnn.EchoStateNetwork(2, 6, 1, dtype=np.float32, spectral_radius=0.5)
+    xs, ys = rng.normal(size=(30, 2)) * 1e-3, rng.normal(size=(30, 1)) * 1e37
+    V, c = model.V.data.copy(), model.c.data.copy()
+    with pytest.raises(tg.OutOfRangeError, match=r"esn\.fit: the fitted readout V holds .* "
+                                                 r"beyond the range of the model's float32"):
+        model.fit(xs, ys, ridge=0)
+    assert np.array_equal(model.V.data, V) and np.array_equal(model.c.data, c)
+    # what fit returns is the error of the readout it stored, rounded to the model's dtype
+    half = rnn.EchoStateNetwork(1, 8, 1, dtype=np.float16, spectral_radius=0.9)
+    xs = rng.normal(size=(200, 1)) * 0.01
+    ys = np.roll(xs, 3, axis=0) * 100
+    error = half.fit(xs, ys, ridge=0)
+    states = half.states(xs).astype(np.float64)
+    out = states @ half.V.data.astype(np.float64).T + half.c.data.astype(np.float64)
+    targets = ys.astype(np.float16).astype(np.float64)      # as the model reads them
+    assert error == pytest.approx(np.mean(np.sum((out - targets) ** 2, axis=1)), rel=1e-12)

@@ -458,3 +458,21 @@ def test_a_held_dropout_or_one_in_a_training_model_does_not_warn():
         drop.train()                              # held, and switched on by hand (MC dropout)
         held.loss(DROP_XS, DROP_YS)
     assert drop._calls == 6
+
+
+@pytest.mark.parametrize("case", ["vec2seq", "recursive"])
+def test_a_float_input_beyond_a_narrow_models_dtype_is_refused_by_every_design(case):
+    # was: VectorToSequence's x and RecursiveNet's float leaves were cast to float16 without
+    # the check every other design's inputs go through: x = 1e6 became inf, h = tanh(inf) = 1,
+    # and the loss was a finite 5.14 of another input (the recursive net's a NaN), numpy's
+    # cast warning at most
+    big = np.array([1e6, 0.0, 0.0])
+    if case == "vec2seq":
+        model = rnn.VectorToSequence(3, 4, 3, dtype=np.float16)
+        call, words = lambda: model.loss(big, np.array([0, 1, 2])), r"vec2seq: x holds 1000000\.0"
+    else:
+        model = rnn.RecursiveNet(3, 4, 2, dtype=np.float16)
+        call = lambda: model.run((big, np.array([0.0, 1.0, 0.0])), np.array(1))
+        words = r"recursive: leaf at root\.0: the leaf holds 1000000\.0"
+    with pytest.raises(tg.OutOfRangeError, match=words + r" .* float16 \(largest 6\.55e\+04\)"):
+        call()

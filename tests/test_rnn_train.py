@@ -332,3 +332,140 @@ def test_a_refused_update_names_a_vector_inputs_batch_entry_not_a_time_step():
             rnn.NonFiniteLossError, match=r"L\(1\) = nan \(x holds nan\); refused"):
         trainer.step(x[1], np.zeros(5, int))
     assert trainer.steps == 0
+
+
+def _cell_with_dropout():
+    """A user's cell whose step calls a seeded tg.Dropout the cell holds (cell.drop)."""
+    rng = np.random.default_rng(5)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(4, 4)), name="W")
+    E = tg.Parameter(rng.normal(scale=0.5, size=(3, 4)), name="E")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(3, 4)), name="V")
+    drop = tg.Dropout(0.5, seed=1)
+    cell = rnn.Recurrence(lambda h, u: drop((h @ W.T + u).tanh()), [W, E, V], 4, n_in=3,
+                          readout=lambda h: h @ V.T, input_map=lambda x: tg.take(E, x, axis=0),
+                          name="cell")
+    cell.drop = drop
+    return cell, drop
+
+
+def test_stream_loss_is_an_evaluation_in_eval_mode_and_restores_the_mode():
+    # was: stream_loss ran in the model's own mode, so the held-out loss of a model in
+    # training mode was that of random dropout masks (and advanced the seeded masks)
+    cell, drop = _cell_with_dropout()
+    ids = np.random.default_rng(0).integers(3, size=30)
+    cell.eval()
+    with tg.no_grad():
+        whole = cell.loss(ids[:-1], ids[1:]).item() / 29
+    cell.train()
+    assert rnn.stream_loss(cell, ids[:-1], ids[1:], chunk=7) == pytest.approx(whole, rel=1e-12)
+    assert cell.training and drop.training and drop._calls == 0
+    # the caller's mode comes back after an error midway (an id out of range in chunk 2)
+    bad = ids[1:].copy()
+    bad[10] = 9
+    with pytest.raises(tg.BadIndexError):
+        rnn.stream_loss(cell, ids[:-1], bad, chunk=7)
+    assert cell.training and drop.training and drop._calls == 0
+    cell.eval()        # a model in evaluation mode stays in it
+    rnn.stream_loss(cell, ids[:-1], ids[1:], chunk=7)
+    assert not cell.training and not drop.training
+
+
+def _training_snapshot(trainer):
+    """Every array and count a training call may change: parameters, gradients, the
+    optimizer's state, the trainer's counts and the seeded Dropouts' calls."""
+    model = trainer.model
+    return ({k: v.copy() for k, v in model.state_dict().items()},
+            [None if p.grad is None else p.grad.copy() for p in model.parameters()],
+            {k: np.array(v, copy=True) for k, v in trainer.optimizer.state_dict().items()},
+            trainer.steps, list(trainer.skipped),
+            {n: m._calls for n, m in model.named_modules() if isinstance(m, tg.Dropout)})
+
+
+def _same_snapshot(a, b):
+    params, grads, optim, steps, skipped, calls = a
+    params2, grads2, optim2, steps2, skipped2, calls2 = b
+    assert params.keys() == params2.keys()
+    assert all(np.array_equal(params[k], params2[k]) for k in params)
+    assert all((g is None and h is None) or np.array_equal(g, h) for g, h in zip(grads, grads2))
+    assert optim.keys() == optim2.keys()
+    assert all(np.array_equal(optim[k], optim2[k]) for k in optim)
+    assert (steps, skipped, calls) == (steps2, skipped2, calls2)
+
+
+@pytest.mark.parametrize("bad", ["id", "nan"])
+def test_truncated_bptt_that_fails_in_a_later_chunk_changes_nothing(bad):
+    # was: chunks 1-3 were trained, then chunk 4 raised: the model and Adam's moments had
+    # changed without a word, and the error named t=1 (the chunk's own step) for step 10
+    # (a cell with a seeded Dropout: its masks are put back too; an Elman net on floats)
+    model = _cell_with_dropout()[0] if bad == "id" else rnn.ElmanRNN(3, 4, 3, seed=0)
+    trainer = rnn.Trainer(model, lr=0.1)
+    rng = np.random.default_rng(2)
+    xs, ys = rng.integers(3, size=(12, 2)), rng.integers(3, size=(12, 2))
+    if bad == "nan":
+        xs = np.eye(3)[xs]
+    rnn.truncated_bptt(trainer, xs[:6], ys[:6], 3)      # Adam's moments are not zeros
+    before = _training_snapshot(trainer)
+    if bad == "id":
+        ys[9, 1] = 7
+        with pytest.raises(tg.BadIndexError) as e:
+            rnn.truncated_bptt(trainer, xs, ys, 3)
+        assert before[-1]["drop"] > 0
+    else:
+        xs[9, 1, 0] = np.nan
+        with pytest.raises(rnn.NonFiniteLossError) as e:
+            rnn.truncated_bptt(trainer, xs, ys, 3)
+    message = str(e.value)
+    assert "chunk 4 (steps 10-12 of the sequence; the t of its steps below is t + 9" in message
+    assert "the 3 earlier updates of this call undone" in message
+    _same_snapshot(before, _training_snapshot(trainer))
+
+
+def test_trainer_fit_that_fails_at_a_later_batch_changes_nothing():
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    trainer = rnn.Trainer(model, lr=0.1)
+    rng = np.random.default_rng(3)
+    batches = [(rng.integers(3, size=(5, 2)), rng.integers(3, size=(5, 2))) for _ in range(4)]
+    trainer.fit(batches[:2])
+    before = _training_snapshot(trainer)
+    bad = batches[3][1].copy()
+    bad[2, 0] = 5
+    with pytest.raises(tg.BadIndexError, match=r"batch 4; the 3 earlier updates of this call "
+                                               r"undone"):
+        trainer.fit(batches[:3] + [(batches[3][0], bad)])
+    _same_snapshot(before, _training_snapshot(trainer))
+
+
+def test_stream_loss_error_names_the_chunk_and_where_its_steps_are():
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    ids = np.random.default_rng(0).integers(3, size=30)
+    bad = ids[1:].copy()
+    bad[10] = 9
+    with pytest.raises(tg.BadIndexError, match=r"stream_loss: chunk 2 \(steps 8-14 of the "
+                                               r"sequence; the t of its steps below is t \+ 7"):
+        rnn.stream_loss(model, ids[:-1], bad, chunk=7)
+
+
+def test_held_out_measures_run_in_evaluation_mode_and_restore_the_mode():
+    # was: problems.last_step_accuracy and a task's held_out_loss ran in the model's own
+    # mode: a model in training mode was measured with random dropout masks, and the seeded
+    # masks of its next training step moved on
+    cell, drop = _cell_with_dropout()
+    rng = np.random.default_rng(4)
+    xs, ys = rng.integers(3, size=(6, 40)), rng.integers(3, size=(6, 40))
+    cell.eval()
+    expected = rnn.problems.last_step_accuracy(cell, xs, ys)
+    with tg.no_grad():
+        held = cell.loss(xs, ys).item() / 6
+    cell.train()
+    assert rnn.problems.last_step_accuracy(cell, xs, ys) == expected
+    assert cell.training and drop.training and drop._calls == 0
+
+    class Drawn(rnn.tasks.DrawnTask):
+        data = staticmethod(lambda batch, seed: (xs, ys))
+        shape = {}
+
+        def __init__(self):
+            self._train(cell, 0, 40, 1e-2)
+
+    assert Drawn().held_out_loss() == pytest.approx(held, rel=1e-12)
+    assert cell.training and drop.training and drop._calls == 0
