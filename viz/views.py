@@ -551,8 +551,14 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # chain has no step drawn, it leaves the layout to them (constraint=false) if C feeds a
     # drawn step (which places it): with attention the C edge from the elision put the
     # decoder out of time order; a C that feeds no drawn step stands by its (...) node
-    # (else the edge to it ran under the encoder's boxes).  (A static variable read
-    # from drawn steps too, the memory, keeps the edges of its drawn steps alone.)
+    # (else the edge to it ran under the encoder's boxes).  A static variable read from drawn
+    # steps too (the memory of an attention, read from every encoder step) also has an edge
+    # from each place its other steps are left out (the elision, the (...) ends of a window):
+    # without it the view claimed the decoder reads only the drawn encoder steps.  That edge is
+    # constrained like the drawn steps' edges into it: with constraint=false the elision's edge
+    # ran round to the left over the edges of the steps before it, and the summary's decoder
+    # columns stood up to 0.78 in off the encoder's (0.21 in constrained).  Each place has one
+    # edge, whatever the number of steps it stands for.
     gathered, tied = {}, set()
     for src, dst, labels in whole.gathered:
         if dst in present_set:
@@ -562,18 +568,22 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     drawn_chains = {whole.chains[name] for name, t in present if t is not None} \
         if whole.chains else set()
     for (src_name, dst), sources in gathered.items():
-        if any(src in present_set for src, _ in sources):
-            continue
         chain = whole.chains[src_name] if whole.chains else None
-        placed = any(d in present_set for s, d, _, _ in whole.within(shown_set) if s == dst)
-        loose = {"constraint": "false"} if placed and (chain in tied or chain not in drawn_chains) \
-            else {}
+        if any(src in present_set for src, _ in sources):
+            loose = {}      # constrained like its drawn steps' edges
+        else:
+            placed = any(d in present_set for s, d, _, _ in whole.within(shown_set) if s == dst)
+            loose = {"constraint": "false"} if placed and (
+                chain in tied or chain not in drawn_chains) else {}
+        merged = {}             # where -> the weights of the edges from the steps left out there
         for src, labels in sources:
-            where = outside(src[1])
-            if where == "gap" or ends:
-                link(end_node(src_name, where), node_id(dst), src_name, dst[0], labels, None,
-                     at_head=boxes and _passes_a_rail(level, rails, src_name, dst[0]),
-                     extra=loose)
+            where = outside(src[1]) if src not in present_set else None
+            if where is not None and (where == "gap" or ends):
+                merged.setdefault(where, [])
+                merged[where] += [w for w in labels if w not in merged[where]]
+        for where, labels in merged.items():
+            link(end_node(src_name, where), node_id(dst), src_name, dst[0], tuple(labels), None,
+                 at_head=boxes and _passes_a_rail(level, rails, src_name, dst[0]), extra=loose)
 
     if columns is not None:
         outside = {}         # a drawn step's variable -> the static variables it joins
