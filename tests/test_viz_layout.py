@@ -18,7 +18,7 @@ import viz.views as views
 from viz.derive import derive
 from viz.views import _summary, draw_unrolled, new_digraph
 from viz_layout import (_drawn_edges, bands, designs, label_clashes, measure, plain,
-                        step_boxes)
+                        step_boxes, undrawn_dependencies, undrawn_folded_dependencies)
 
 DESIGNS = designs()
 STEPS = 4
@@ -271,11 +271,16 @@ def _column_shift_spread(digraph):
 
 
 @pytest.mark.parametrize("attention, steps, most", [
-    (None, 3, 0.05), (None, 8, 0.05), ("dot", 3, 0.3), ("dot", 5, 0.3), ("additive", 8, 0.5)])
+    (None, 3, 0.05), (None, 8, 0.05), ("dot", 3, 0.06), ("dot", 5, 0.06), ("additive", 8, 0.06),
+    ("dot", 6, 0.35), ("additive", 12, 0.06), ("dot", 30, 0.06)])
 def test_an_encoder_decoders_decoder_steps_stand_over_its_encoder_steps(attention, steps, most):
     """The decoder's boxes were tied to the points under the encoder's columns by an edge that
     went round the encoder's box: columns stood up to half a column apart (1.1 inches without
-    attention at 3 steps, 2.6 with dot attention); tied to the points over them, 0 and 0.05."""
+    attention at 3 steps, 2.6 with dot attention); tied to the points over them, 0 and 0.05.
+    With attention every encoder step's edge into the memory pulled its column towards the
+    memory against that tie (weight 10): the columns' shifts spread over 0.18 in (4, 5 steps),
+    0.44 (6), 0.19 (7-9), 0.11 (12, 30); tied ten times harder where the steps feed a static
+    variable from more than one drawn step, 0.05 (but 0.31 at 6 steps)."""
     model = rnn.EncoderDecoder(4, 3, 4, attention=attention)
     assert _column_shift_spread(viz.unrolled(model, steps=steps)) <= most
 
@@ -286,6 +291,138 @@ def test_the_explorers_decoder_steps_stand_over_its_encoder_steps(n_x, n_y, k, m
     decoder's steps stood 3.2 and 2.5 inches out of line with the encoder's; 12/3's summary
     1.8."""
     assert _column_shift_spread(_explorer_views(monkeypatch, n_x, n_y)[k]) <= 0.05
+
+
+@pytest.mark.parametrize("attention, n_x, n_y, most", [
+    ("dot", 6, 7, 0.65), ("additive", 6, 7, 0.65), ("dot", 8, 8, 0.1), ("additive", 12, 12, 0.1)])
+def test_the_explorers_attention_steps_stand_over_its_encoder_steps(
+        attention, n_x, n_y, most, monkeypatch):
+    """The explorer's summaries of runs with attention: 6/7's columns' shifts spread over
+    1.08 in, 8/8's 0.18 and 12/12's 0.11 (0.44 and 0.37 before the memory's edge from the
+    elision), the memory's edges pulling the encoder's columns against their tie to the
+    decoder's; now 0.63, 0.05 and 0.05."""
+    summary = _explorer_views(monkeypatch, n_x, n_y, attention)[0]
+    assert _column_shift_spread(summary) <= most
+
+
+def _explorer_drawings(monkeypatch, model, xs, ys):
+    """(folded, its variables), then (digraph, variables, shown) of every unrolled view the
+    explorer draws of ``model.run(xs, ys)`` (its summary, then each window), as DOT: the
+    renderer is not run (the page's SVG texts left empty)."""
+    import viz.explorer as explorer
+    drawn, folded = [], []
+    draw, fold = explorer._unrolled_graph, explorer._folded_graph
+    monkeypatch.setattr(explorer, "_unrolled_graph", lambda model, variables, shown: drawn.append(
+        (draw(model, variables, shown), variables, shown)) or drawn[-1][0])
+    monkeypatch.setattr(explorer, "_folded_graph", lambda model, variables: folded.append(
+        (fold(model, variables), variables)) or folded[-1][0])
+    monkeypatch.setattr(explorer, "_svg_texts", lambda graphs: [""] * len(graphs))
+    viz.explore(model, xs, ys)
+    return folded[0], drawn
+
+
+@pytest.mark.parametrize("attention", ["dot", "additive"])
+def test_an_attentions_memory_reads_the_encoder_steps_in_the_elision_from_it(attention):
+    """The memory of an attention is read from every encoder step h(1..n_x), but a summary drew
+    only the edges of the drawn steps h(1..3) and h(10..12) into it: the picture claimed the
+    decoder's steps never read h(4..9).  The elision now feeds the memory (one edge for its
+    6 steps), constrained like the drawn steps' edges, so the decoder's columns stand within
+    0.21 in of the encoder's (0.47 before, with no such edge; 0.78 with it unconstrained)."""
+    summary = viz.unrolled(rnn.EncoderDecoder(4, 3, 4, attention=attention), steps=12)
+    gap = _node_of(summary, r"h: \.\.\. 6 steps left out")
+    memory = _node_of(summary, r"memory>")
+    assert _drawn_edges(summary).count((gap, memory)) == 1
+    figures = measure(summary)
+    assert (figures["interleaved"], figures["stray"], figures["ends"]) == (0, 0, 0)
+    assert _column_shift_spread(summary) <= 0.25
+
+
+@pytest.mark.parametrize("attention, n_x, n_y, k, end", [
+    ("dot", 12, 12, 1, "end"), ("dot", 20, 20, 2, "start"), ("additive", 21, 9, 3, "start"),
+    ("dot", 9, 21, 2, "start")])
+def test_an_explorer_window_feeds_the_memory_from_the_encoders_ends(
+        attention, n_x, n_y, k, end, monkeypatch):
+    """A window of 10 steps of a longer encoder drew the memory's edges from the window's
+    encoder steps alone (12/12's steps 1-10 left h(11), h(12) out, 20/20's steps 11-20 left
+    h(1..10) out); now the encoder's h(...) end before or after the window feeds it, once
+    (9/21's steps 11-20, the encoder all before them, had nine edges from h(...), one per
+    step)."""
+    rng = np.random.default_rng(0)
+    _, drawn = _explorer_drawings(monkeypatch, rnn.EncoderDecoder(4, 3, 4, attention=attention),
+                                  rng.normal(size=(n_x, 1, 4)), rng.integers(0, 4, size=(n_y, 1)))
+    window = drawn[k][0]
+    h, memory = _node_of(window, r"<table[^\n]*>h</td>", nid=r"\w+_" + end), \
+        _node_of(window, r"memory>")
+    assert _drawn_edges(window).count((h, memory)) == 1
+
+
+def _explore_args(name, model, steps, rng):
+    """xs and ys of a run of ``steps`` steps of the design ``name``, as its run takes them."""
+    n_in = getattr(model, "n_in", 4)
+    xs = rng.normal(size=(1, n_in)) if name == "vec2seq" else rng.normal(size=(steps, 1, n_in))
+    ys = (rng.integers(0, 4, size=(1,)) if name == "seq2one" else rng.normal(size=(steps, 1, 4))
+          if name == "esn" else rng.integers(0, 4, size=(steps, 1)))
+    return xs, ys
+
+
+ATTENTIONS = {f"encdec_{a}": rnn.EncoderDecoder(4, 3, 4, attention=a) for a in ("dot", "additive")}
+
+
+@pytest.mark.parametrize("design", list(DESIGNS) + list(ATTENTIONS))
+def test_every_view_draws_every_dependency(design, monkeypatch):
+    """Each dependency of the unrolled graph (each of its edges, a step left out standing as
+    its chain's elision or (...) end) is a drawn edge, directly or through forks and delays:
+    in the folded view, the unrolled view of 1, 4, 9 and 30 steps (summaries past 7), and the
+    explorer's folded view, summary and every window of runs of 1, 8 and 23 steps (an
+    encoder-decoder: of 17 pairs of encoder and decoder lengths): 69 views of an attention.
+    Before, each summary and window of an attention that left encoder steps out drew no edge
+    from them into the memory: 32 of its 69 views (viz.unrolled at 9 and 30 steps, 30 of the
+    explorer's 47 summaries and windows); the other designs' views drew every dependency."""
+    model = {**DESIGNS, **ATTENTIONS}[design]
+    missing = {}
+    folded = viz.folded(model)
+    lags = getattr(model, "lags", None) or {}
+    variables = views.variables_of(model, max(3, max(lags.values(), default=0) + 1),
+                                   views.BOOK_HIDDEN, window=views.KEEP)
+    missing["folded"] = undrawn_folded_dependencies(folded, variables)
+    for steps in (1, 4, 9, 30):
+        variables = derive(model.trace(steps), hide=views.BOOK_HIDDEN)
+        missing[steps] = undrawn_dependencies(viz.unrolled(model, steps=steps), variables)
+    rng = np.random.default_rng(0)
+    runs = ([(rng.normal(size=(n_x, 1, 4)), rng.integers(0, 4, size=(n_y, 1)))
+             for n_x, n_y in [(1, 1), (1, 8), (8, 1), (4, 8), (8, 4), (6, 8), (8, 7), (3, 12),
+                              (12, 3), (12, 12), (11, 7), (13, 13), (21, 9), (9, 21), (20, 20),
+                              (4, 15), (25, 5)]]
+            if isinstance(model, rnn.EncoderDecoder) else
+            [_explore_args(design, model, steps, rng) for steps in (1, 8, 23)])
+    for xs, ys in runs:
+        (folded, variables), drawn = _explorer_drawings(monkeypatch, model, xs, ys)
+        where = f"explorer {len(xs)}/{len(ys)}"
+        missing[f"{where} folded"] = undrawn_folded_dependencies(folded, variables)
+        for digraph, variables, shown in drawn:
+            view = "summary" if shown is None else f"steps {shown[0]}-{shown[-1]}"
+            missing[f"{where} {view}"] = undrawn_dependencies(digraph, variables, shown)
+    assert {view: left for view, left in missing.items() if left} == {}
+
+
+def test_the_dependency_checks_see_an_edge_left_out():
+    """The oracles can fail: a view whose edge into the memory, or whose delay, is taken out."""
+    model = ATTENTIONS["encdec_dot"]
+    digraph = viz.unrolled(model, steps=4)
+    memory = _node_of(digraph, r"memory>")
+    cut = graphviz.Source("\n".join(line for line in digraph.source.splitlines()
+                                     if not line.strip().endswith(f"-> {memory}")))
+    variables = derive(model.trace(4), hide=views.BOOK_HIDDEN)
+    assert undrawn_dependencies(digraph, variables) == []
+    assert undrawn_dependencies(cut, variables) == [f"('h', {t}) -> ('memory', None)"
+                                                    for t in range(1, 5)]
+    folded = viz.folded(DESIGNS["elman"])
+    cut = graphviz.Source("\n".join(line for line in folded.source.splitlines()
+                                     if not re.match(r"\s*fd_\w+ -> ", line)))
+    variables = views.variables_of(DESIGNS["elman"], 3, views.BOOK_HIDDEN, window=views.KEEP)
+    assert undrawn_folded_dependencies(folded, variables) == []
+    assert undrawn_folded_dependencies(cut, variables) == ["('h', 1) -> ('h', 2)",
+                                                           "('h', 2) -> ('h', 3)"]
 
 
 def test_the_rail_weights_of_a_one_step_bidirectional_view_lie_on_nothing():

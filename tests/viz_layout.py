@@ -291,3 +291,123 @@ def label_clashes(digraph, margin=1.0):
             if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
                 found.append(f"label {what} on label {other}")
     return found
+
+
+_NODE_LINE = re.compile(r"^\s*(\w+) \[(.*)\]$")
+_ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|<.*?>(?= \w+=|$)|[^ \]]+)')
+
+
+def _dot_graph(digraph):
+    """(nodes, edges) of the DOT source: node id -> its attribute text, and (tail, head) of
+    each drawn edge in the direction of the dependency (an edge written head to tail with
+    ``dir=back``, laid out reversed, read back the right way)."""
+    nodes, edges = {}, []
+    for line in digraph.source.splitlines():
+        m = _EDGE.match(line)
+        if m:
+            attrs = m.group(3) or ""
+            if "style=invis" in attrs:
+                continue
+            a, b = m.group(1), m.group(2)
+            edges.append((b, a) if "dir=back" in attrs else (a, b))
+            continue
+        m = _NODE_LINE.match(line)
+        if m and m.group(1) not in ("graph", "node", "edge"):
+            nodes[m.group(1)] = m.group(2)
+    return nodes, edges
+
+
+def undrawn_dependencies(digraph, variables, shown=None, keep=viz.views.KEEP, prefix="u"):
+    """The dependencies of ``variables`` (its edges, the real edges of the unrolled graph)
+    that the unrolled view ``digraph`` (drawn by viz.views.draw_unrolled with ``prefix``,
+    ``shown`` and ``keep``) does not draw.
+
+    Each end of an edge is aggregated to the nodes that stand for it: a drawn (name, t) to its
+    own node; a step left out to the elision (``_gap``) or ``(...)`` node before (``_start``)
+    or after (``_end``) the drawn steps of any variable of its chain (an initial state made at
+    t = 0 to the chain's start or, for a chain backward in time, its end).  Every edge into a
+    drawn node, and every edge out of a drawn step into a step left out, must be a drawn path
+    from one of its tail's nodes to one of its head's through nothing but forks (points) and
+    delays (empty squares).  An edge between two steps left out is summarised by the elision,
+    and so is an edge from a static variable (C, the memory) into a step left out: its edges
+    into the drawn steps of that chain show that it feeds them.  Returns the edges missing, as
+    "('h', 5) -> ('memory', None)" strings."""
+    names = variables.names
+    ids = {name: f"{prefix}{i}" for i, name in enumerate(names)}
+    chain = viz.views._chains(variables)
+    steps = variables.steps
+    if shown is not None:
+        shown = list(shown)
+    elif steps > 2 * keep + 1:
+        shown = list(range(1, keep + 1)) + list(range(steps - keep + 1, steps + 1))
+    else:
+        shown = list(range(1, steps + 1))
+    shown_set = set(shown)
+    nodes, edges = _dot_graph(digraph)
+    after = {}
+    for a, b in edges:
+        after.setdefault(a, set()).add(b)
+
+    def connector(nid):
+        attrs = nodes.get(nid, "")
+        return "shape=point" in attrs or 'label=""' in attrs
+
+    def reaches(a, b):
+        seen, todo = {a}, [a]
+        while todo:
+            for nxt in after.get(todo.pop(), ()):
+                if nxt == b:
+                    return True
+                if nxt not in seen and connector(nxt):
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    def nodes_of(key):
+        name, t = key
+        if t is None:
+            return [ids[name]]
+        if t in shown_set:
+            return [f"{ids[name]}_{t}"]
+        wheres = ["start", "end"] if t == 0 else [
+            "start" if t < shown[0] else "end" if t > shown[-1] else "gap"]
+        return [f"{ids[n]}_{where}" for n in names if chain[n] == chain[name]
+                for where in wheres if f"{ids[n]}_{where}" in nodes]
+
+    def drawn(key):
+        return key[1] is None or key[1] in shown_set
+
+    missing = []
+    for src, dst in variables.edges:
+        if not drawn(dst) and (not drawn(src) or src[1] is None):
+            continue
+        if not any(reaches(a, b) for a in nodes_of(src) for b in nodes_of(dst)):
+            missing.append(f"{src} -> {dst}")
+    return missing
+
+
+def undrawn_folded_dependencies(digraph, variables, prefix="f"):
+    """The dependencies of ``variables`` that the folded view ``digraph`` (drawn by
+    viz.views.draw_folded with ``prefix``) does not draw: every edge between steps 1, 2, ...
+    and static variables, quotiented by time, must be a drawn path from its tail's node to its
+    head's through nothing but delays and look-aheads (squares without a label)."""
+    ids = {name: f"{prefix}{i}" for i, name in enumerate(variables.names)}
+    nodes, edges = _dot_graph(digraph)
+    after = {}
+    for a, b in edges:
+        after.setdefault(a, set()).add(b)
+    missing = []
+    for src, dst in variables.edges:
+        if any(t is not None and t < 1 for t in (src[1], dst[1])):
+            continue            # from the initial state: the folded view draws no step 0
+        seen, todo, found = set(), [ids[src[0]]], False
+        while todo and not found:
+            for nxt in after.get(todo.pop(), ()):
+                if nxt == ids[dst[0]]:
+                    found = True
+                elif nxt not in seen and 'label=""' in nodes.get(nxt, ""):
+                    seen.add(nxt)
+                    todo.append(nxt)
+        if not found:
+            missing.append(f"{src} -> {dst}")
+    return missing
