@@ -52,6 +52,14 @@ def _value(x):
     return x._data if isinstance(x, Tensor) else x
 
 
+def _float_of(x):
+    """The float dtype a formula of exp, log, erf ... computes ``x`` (an array or dtype) in:
+    numpy's for ``np.exp(x)``, so float16 for bool, int8 and uint8, float32 for int16 and
+    uint16, float64 for wider integers; a float dtype is kept."""
+    dtype = np.dtype(getattr(x, "dtype", x))
+    return np.promote_types(dtype, np.float16) if dtype.kind in "biu" else dtype
+
+
 def _expand(g, shape, axis, keepdims):    # a reduction's g back to its input's shape
     if axis is not None and not keepdims and shape:   # numpy lets a 0-d input take axis=0
         g = np.expand_dims(g, axis)
@@ -259,6 +267,8 @@ _SIGMOID = Rule(lambda g, out, x: _xp.sigmoid_grad(g, out, x), saves=False)
 
 
 def _softplus(x):   # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), exact for every x
+    if x.dtype.kind == "b":   # np.logaddexp(0, x) takes the 0 for int64: float64, not exp's float16
+        x = x.astype(_float_of(x))
     return np.logaddexp(0, x), _SOFTPLUS
 
 
@@ -395,7 +405,7 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 def _phi_big(x):
     """Phi(x), the standard normal CDF, as erfc(-x / sqrt 2) / 2 (computed in float64): full
     relative precision in the left tail, where 1 + erf(x / sqrt 2) would cancel to 0."""
-    wide = np.result_type(x, 1.0)
+    wide = _float_of(x)
     cdf = 0.5 * np.asarray(_erfc(np.asarray(x, np.float64) * -_INV_SQRT2), dtype=np.float64)
     return cdf.astype(wide, copy=False)
 
@@ -909,7 +919,7 @@ def _row_logsumexp(x):
     all_finite = finite.all()
     if not all_finite:
         m = np.where(finite, m, 0)
-    z = np.subtract(x, m, dtype=np.result_type(x, 1.0))
+    z = np.subtract(x, m, dtype=_float_of(x))
     e = np.exp(z)
     e[rows, top] = 0
     s = np.log1p(e.sum(axis=1, keepdims=True))
@@ -938,7 +948,7 @@ def _shifted_logsumexp(x, axis):
     if n:
         _, m, z, s = _row_logsumexp(rows)
     else:      # an empty sum: log 0 = -inf, as numpy's and torch's
-        z = rows.astype(np.result_type(x, 1.0))
+        z = rows.astype(_float_of(x))
         m = np.zeros((rows.shape[0], 1), z.dtype)
         s = np.full((rows.shape[0], 1), -np.inf, z.dtype)
     kept = lead + (1,) * (last.ndim - len(lead))
@@ -1085,7 +1095,7 @@ _CROSS_ENTROPY = Rule(_cross_entropy_grad, None)
 def _nll_loss(log_probs, targets, reduction="mean", ignore_index=None):   # -log_probs[target]
     kept = _check_targets("nll_loss", log_probs, targets, ignore_index)
     onehot = _one_hot(targets if kept is None else np.where(kept, targets, 0), log_probs.shape[-1],
-                      np.result_type(log_probs, 1.0))
+                      _float_of(log_probs))
     if kept is not None:
         onehot *= kept[..., None]
     per_example = -(log_probs * onehot).sum(axis=-1)
@@ -1094,7 +1104,7 @@ def _nll_loss(log_probs, targets, reduction="mean", ignore_index=None):   # -log
 
 def _nll_grad(g, out, log_probs, targets, reduction="mean", ignore_index=None):
     ids, kept = _kept_ids(targets, ignore_index)
-    onehot = _one_hot(ids, log_probs.shape[-1], np.result_type(_value(log_probs), 1.0))
+    onehot = _one_hot(ids, log_probs.shape[-1], _float_of(_value(log_probs)))
     if kept is not None:
         onehot *= kept[..., None]
     return -onehot * _per_example(g, _factor(reduction, ids.size, kept), ids.shape)
@@ -1118,8 +1128,18 @@ def _scaled(g, factor):
     return g if factor is None else g * factor
 
 
+def _as_float(x):
+    """``x`` as a float array: a bool or integer input of a loss in float64, as ``np.mean``
+    reduces integers (its difference, square and -|x| wrapped in the integer dtype: mse of
+    uint8 [1, 100] against [3, 0] gave 10 for 5002, binary cross-entropy of uint8 logits inf)."""
+    if isinstance(x, (bool, np.ndarray, np.generic)) and np.dtype(type(x) if isinstance(x, bool)
+                                                                else x.dtype).kind in "biu":
+        return np.asarray(x, np.float64)
+    return x    # a float array, or a Python number (numpy takes it in the array's dtype)
+
+
 def _mse_loss(pred, target, reduction="mean"):   # (pred - target)^2
-    d = pred - target
+    d = _as_float(pred) - _as_float(target)
     return _reduce_entries(d * d, reduction), _MSE_LOSS
 
 
@@ -1135,13 +1155,14 @@ _MSE_LOSS = Rule(joint=_mse_grads)
 def _bce_with_logits(x, y, reduction="mean"):
     """-[y log sigma(x) + (1 - y) log(1 - sigma(x))] = max(x, 0) - x y + log1p(exp(-|x|));
     d/dx = sigma(x) - y, d/dy = -x."""
+    x, y = _as_float(x), _as_float(y)
     per_entry = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
     return _reduce_entries(per_entry, reduction), _BCE_WITH_LOGITS
 
 
 def _bce_grads(g, out, x, y, reduction="mean"):
     gs = _scaled(g, _entry_factor(np.broadcast_shapes(np.shape(_value(x)), np.shape(_value(y))), reduction))
-    return (_xp.sigmoid(x) - y) * gs, -x * gs
+    return (_xp.sigmoid(x) - y) * gs, -(x * gs)   # not -x: an unsigned x wraps (-3 -> 253)
 
 
 _BCE_WITH_LOGITS = Rule(joint=_bce_grads)
@@ -2024,7 +2045,7 @@ def _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, la
                                   "constants)"))
     kept = _check_targets(who, x._data, ids, ignore_index)
     n_classes = x.shape[-1]
-    dtype = np.result_type(x._data, 1.0)
+    dtype = _float_of(x._data)
     if weight is None:
         w = np.ones(n_classes, dtype)
     else:
