@@ -632,6 +632,8 @@ def _others(x, axis):
     """The product of the other entries of each product: on arrays, the exclusive products from
     the left times those from the right."""
     perm, kept, n = _prod_layout(x.shape, axis)
+    if n == 0:     # products of no entries: x is empty, and so is its gradient (the two
+        return np.empty_like(x)   # shifted copies below would hold one entry each)
     flat = x.transpose(perm).reshape(kept + (n,))
     ones = np.ones(kept + (1,), x.dtype)
     left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
