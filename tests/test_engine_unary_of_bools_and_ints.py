@@ -116,3 +116,16 @@ def test_float_formulas_of_bools_and_integers_take_exps_dtype(name, dtype):
     exact = _FLOAT_FORMULAS[name](tg.Tensor(x.astype(np.float64)))
     np.testing.assert_allclose(out.data.astype(np.float64), exact.data,
                                rtol=4 * float(np.finfo(want_dtype).eps), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int8, np.uint8, np.int64, np.float16, np.float32],
+                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("lo, hi", [(None, 5), (0, None), (None, np.int8(4)), (None, 2.5), (1, 5)])
+def test_clip_with_a_bound_left_out_gives_numpys_dtype(dtype, lo, hi):
+    # a bound left out was -inf or inf, a float: clip of an int8 tensor with hi alone gave
+    # float64 where np.clip gives int8
+    x = np.array([0, 1, 9]).astype(dtype)
+    want = np.clip(x, lo, hi)
+    for got in (tg.clip(tg.Tensor(x), lo, hi), tg.clamp(tg.Tensor(x), lo, hi),
+                np.clip(tg.Tensor(x), lo, hi)):
+        _same(got, want)

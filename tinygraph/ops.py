@@ -1526,18 +1526,33 @@ minimum = binary_op("minimum", "minimum", _minimum,
                     "Elementwise min; at a tie each input gets half the gradient (as PyTorch).")
 
 
+def _no_bound(x, low):
+    """The bound that limits nothing, standing for a bound not given: -inf or inf, or for a
+    bool or integer ``x`` its dtype's least or largest value (an infinite float made an integer
+    tensor float64 where numpy's clip of int8 with a bound None stays int8)."""
+    dtype = np.asarray(_value(x)).dtype if not isinstance(x, Tensor) else x._data.dtype
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return dtype.type(info.min if low else info.max)
+    if dtype.kind == "b":
+        return np.bool_(not low)
+    return -np.inf if low else np.inf
+
+
 def clip(x, lo=None, hi=None):
     """``x`` limited to [lo, hi] (either may be None); the gradient passes where lo <= x <= hi."""
     if lo is None and hi is None:
         raise ConfigError("clip: give lo=, hi= or both")
-    return apply("clip", _clip, x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    return apply("clip", _clip, x, _no_bound(x, True) if lo is None else lo,
+                 _no_bound(x, False) if hi is None else hi)
 
 
 def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
     """PyTorch's name for :func:`clip`: ``x`` limited to [min, max] (either may be None)."""
     if min is None and max is None:
         raise ConfigError("clamp: give min=, max= or both")
-    return apply("clamp", _clip, x, -np.inf if min is None else min, np.inf if max is None else max)
+    return apply("clamp", _clip, x, _no_bound(x, True) if min is None else min,
+                 _no_bound(x, False) if max is None else max)
 
 
 sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry; its gradient is 0.")
