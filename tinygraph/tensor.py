@@ -1760,11 +1760,12 @@ def _seed(root, grad):
     if g.dtype.kind not in "iuf":     # complex, text, objects, dates: never a real gradient
         raise DTypeError(f"backward: grad= must be real numbers, got {type(grad).__name__} "
                          f"of dtype {g.dtype}")
-    source = g
-    g = g.astype(root.dtype, copy=False)
     if g.shape != root.shape:
         raise ShapeError(f"backward: grad has shape {g.shape} but the output has shape {root.shape}")
-    if g is not source:     # cast to the output's dtype: 1e40 into float32 was an inf seed
+    if g.dtype != root.dtype:    # cast to the output's dtype: 1e40 into float32 was an inf seed
+        source = g
+        with np.errstate(over="ignore"):     # refused below, not warned about
+            g = g.astype(root.dtype)
         refuse_overflow(f"backward: grad= for an output of shape {root.shape}", source, g)
     return g
 
