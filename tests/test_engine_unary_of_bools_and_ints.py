@@ -129,3 +129,21 @@ def test_clip_with_a_bound_left_out_gives_numpys_dtype(dtype, lo, hi):
     for got in (tg.clip(tg.Tensor(x), lo, hi), tg.clamp(tg.Tensor(x), lo, hi),
                 np.clip(tg.Tensor(x), lo, hi)):
         _same(got, want)
+
+
+@pytest.mark.parametrize("loss", [tg.mse_loss, tg.binary_cross_entropy_with_logits],
+                         ids=["mse_loss", "bce_with_logits"])
+@pytest.mark.parametrize("pred_dtype, target_dtype", [
+    (np.float32, np.bool_), (np.float16, np.uint8), (np.float32, np.int64), (np.float64, np.int8)])
+def test_a_loss_of_a_float_input_and_integer_targets_keeps_numpys_dtype(loss, pred_dtype,
+                                                                        target_dtype):
+    # an integer input beside a float one is taken in numpy's dtype of the pair (float32
+    # logits with bool targets stay float32), not made float64 first
+    pred = tg.tensor(np.array([0.5, -1.0, 2.0], pred_dtype), requires_grad=True)
+    target = np.array([1, 0, 1]).astype(target_dtype)
+    want = (pred.data - target).dtype
+    for a, b in ((pred, target), (target, pred)):
+        out = loss(a, b, reduction="none")
+        assert out.dtype == want
+        out.sum().backward()
+        assert pred.grad.dtype == pred_dtype

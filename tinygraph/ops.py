@@ -1130,18 +1130,23 @@ def _scaled(g, factor):
     return g if factor is None else g * factor
 
 
-def _as_float(x):
-    """``x`` as a float array: a bool or integer input of a loss in float64, as ``np.mean``
-    reduces integers (its difference, square and -|x| wrapped in the integer dtype: mse of
-    uint8 [1, 100] against [3, 0] gave 10 for 5002, binary cross-entropy of uint8 logits inf)."""
-    if isinstance(x, (bool, np.ndarray, np.generic)) and np.dtype(type(x) if isinstance(x, bool)
-                                                                else x.dtype).kind in "biu":
-        return np.asarray(x, np.float64)
-    return x    # a float array, or a Python number (numpy takes it in the array's dtype)
+def _as_float(x, other):
+    """``x``, a loss's input, as a float array when it is bool or integer (its difference,
+    square and -|x| wrapped in the integer dtype: mse of uint8 [1, 100] against [3, 0] gave 10
+    for 5002, binary cross-entropy of uint8 logits inf): in the dtype numpy gives it beside a
+    float ``other`` (float32 logits with bool targets stay float32), else float64, as
+    ``np.mean`` reduces integers."""
+    if isinstance(x, bool):
+        x = np.bool_(x)
+    if not isinstance(x, (np.ndarray, np.generic)) or x.dtype.kind not in "biu":
+        return x    # a float array, or a Python number (numpy takes it in the array's dtype)
+    if isinstance(other, (np.ndarray, np.generic)) and other.dtype.kind == "f":
+        return np.asarray(x, np.promote_types(x.dtype, other.dtype))
+    return np.asarray(x, np.float64)
 
 
 def _mse_loss(pred, target, reduction="mean"):   # (pred - target)^2
-    d = _as_float(pred) - _as_float(target)
+    d = _as_float(pred, target) - _as_float(target, pred)
     return _reduce_entries(d * d, reduction), _MSE_LOSS
 
 
@@ -1157,7 +1162,7 @@ _MSE_LOSS = Rule(joint=_mse_grads)
 def _bce_with_logits(x, y, reduction="mean"):
     """-[y log sigma(x) + (1 - y) log(1 - sigma(x))] = max(x, 0) - x y + log1p(exp(-|x|));
     d/dx = sigma(x) - y, d/dy = -x."""
-    x, y = _as_float(x), _as_float(y)
+    x, y = _as_float(x, y), _as_float(y, x)
     per_entry = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
     return _reduce_entries(per_entry, reduction), _BCE_WITH_LOGITS
 
