@@ -4,6 +4,7 @@ a graph by reference counting alone.
 """
 
 import gc
+import warnings
 import weakref
 
 import numpy as np
@@ -713,3 +714,24 @@ def test_backward_does_not_add_into_a_grad_that_is_a_view_of_an_array_the_caller
     p.grad = np.zeros(4)[1:3]       # a view of memory nothing else holds: added into in place
     (p * 10).sum().backward()
     np.testing.assert_array_equal(p.grad, [10.0, 10.0])
+
+
+@pytest.mark.parametrize("how", ["backward", "grad", "backward create_graph", "grad create_graph"])
+def test_a_seed_beyond_the_outputs_float_dtype_is_refused_not_made_inf(how):
+    # backward(grad=[1e40, 1, 1]) of a float32 output cast the seed to inf without a word (the
+    # constructors refuse such a value); a seed of float32 range, or inf itself, is still used
+    x = tg.tensor(np.array([1.0, 2.0, 3.0], np.float32), requires_grad=True)
+    create_graph = how.endswith("create_graph")
+
+    def run(seed):
+        if how.startswith("backward"):
+            (x * 2).backward(seed, create_graph=create_graph)
+            return x.grad
+        return tg.grad(x * 2, [x], grad=seed, create_graph=create_graph)[0]
+
+    with pytest.raises(tg.OutOfRangeError, match=r"grad=.*1e\+40 at \(0,\).*float32"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)    # refused, not warned about first
+            run([1e40, 1.0, 1.0])
+    assert x.grad is None
+    np.testing.assert_array_equal(np.asarray(run(np.array([7e4, 1.0, np.inf]))), [1.4e5, 2.0, np.inf])

@@ -49,6 +49,9 @@ def test_asarray_with_copy_false_never_copies_and_another_dtype_raises_a_value_e
     (lambda t: np.linalg.norm(t), "norm", np.linalg.norm),
     (lambda t: np.dot(t, t), "matmul", lambda a: np.dot(a, a)),
     (lambda t: np.abs(t), "abs", np.abs),
+    # np.swapaxes was refused, 'np.swapaxes(..., a=)': the engine's op names its input x
+    (lambda t: np.swapaxes(t, 0, 1), "swapaxes", lambda a: np.swapaxes(a, 0, 1)),
+    (lambda t: np.swapaxes(t, axis1=1, axis2=0), "swapaxes", lambda a: np.swapaxes(a, 1, 0)),
 ])
 def test_numpy_functions_run_the_engine_op_with_its_gradient(call, op, expected):
     t = _t()
@@ -122,3 +125,14 @@ def test_iterating_a_0_d_tensor_raises_and_a_vector_gives_its_entries_as_nodes()
     assert [r.item() for r in rows] == [1.0, 2.0]
     sum(rows).backward()
     assert x.grad.tolist() == [1.0, 1.0]
+
+
+def test_every_numpy_function_the_engine_runs_takes_numpys_argument_names():
+    # each implementation's parameters are numpy's own (bound by numpy's signature, then passed
+    # by name): one named otherwise is never passed and the call refused
+    import inspect
+
+    from tinygraph.interop import _FUNCTIONS
+    for func, (_, impl) in _FUNCTIONS.items():
+        ours = set(inspect.signature(impl).parameters)
+        assert ours <= set(inspect.signature(func).parameters), func.__name__

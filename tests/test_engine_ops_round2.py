@@ -231,6 +231,19 @@ def test_prod_gradient_is_exact_with_zero_entries(shape, axis, seed, zeros):
     check_op(lambda t: tg.prod(t, axis=axis), lambda a: np.prod(a, axis=axis), [x])
 
 
+@pytest.mark.parametrize("shape, axis", [((0,), None), ((0, 3), None), ((0, 3), 0), ((3, 0), 1),
+                                         ((2, 0, 3), (0, 1)), ((0, 3), 1)])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_prod_over_no_entries_is_one_with_an_empty_gradient(shape, axis, create_graph):
+    # the gradient of a product over an empty axis raised numpy's bare "cannot reshape array
+    # of size 1 into shape (0, 3)": the shifted copies of no entries held one each
+    x = tg.tensor(np.ones(shape, np.float32), requires_grad=True)
+    y = tg.prod(x, axis=axis)
+    np.testing.assert_array_equal(y.data, np.prod(x.data, axis=axis))
+    g, = tg.grad(tg.sum(y), [x], create_graph=create_graph)
+    assert g.shape == shape and g.dtype == np.float32
+
+
 @SETTINGS
 @given(shape=shapes, axis=st.integers(-3, 2), keepdims=st.booleans(), seed=seeds)
 def test_argmax_and_argmin_are_numpys_integer_indices_without_gradient(shape, axis, keepdims, seed):

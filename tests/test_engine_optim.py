@@ -152,6 +152,31 @@ def test_clip_grad_norm_skips_parameters_without_gradient():
     assert q.grad is None
 
 
+@pytest.mark.parametrize("dtype, max_norm", [(np.float64, 1.0), (np.float32, 1.0), (np.float64, 1e-320)],
+                         ids=["float64", "float32", "float64-subnormal-scale"])
+@pytest.mark.parametrize("layout", ["one-array", "overlapping-views", "tensor-grad"])
+def test_clip_grad_norm_scales_memory_two_gradients_share_once(layout, max_norm, dtype):
+    # p.grad = q.grad = buf: the norm counts each parameter's gradient (buf twice, as
+    # PyTorch's), and each entry of buf is scaled once; it was scaled once per parameter
+    # holding it (buf [3, 4] came out [0.06, 0.08], a norm of 0.14 for max_norm 1), as
+    # PyTorch's clip_grad_norm_ still does
+    p, q = tg.Parameter(np.zeros(2, dtype)), tg.Parameter(np.zeros(2, dtype))
+    buf = np.array([3.0, 4.0, 12.0], dtype)
+    if layout == "one-array":
+        p.grad = q.grad = buf[:2]
+    elif layout == "overlapping-views":
+        p.grad, q.grad = buf[:2], buf[1:]
+    else:
+        p.grad = q.grad = tg.tensor(buf[:2])
+    before = [np.array(t.grad, np.float64) for t in (p, q)]
+    norm = tg.clip_grad_norm([p, q], max_norm=max_norm)
+    want = math.sqrt(sum(np.sum(g * g) for g in before))
+    assert norm == pytest.approx(want, rel=1e-6)
+    for t, g in zip((p, q), before):
+        np.testing.assert_allclose(np.asarray(t.grad, np.float64), g / want * max_norm,
+                                   rtol=1e-6, atol=1e-322)   # subnormals: a few units apart
+
+
 def test_clip_grad_norm_zeroes_non_finite_gradients():
     p = _one_grad(np.array([np.inf, 1.0]))
     assert not np.isfinite(tg.clip_grad_norm([p], max_norm=1.0))

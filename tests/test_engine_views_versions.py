@@ -154,3 +154,57 @@ def test_copy_and_deepcopy_keep_the_slots_of_a_subclass(slots):
         assert type(c) is Tagged and c.tag == "kept" and c.name == "x" and c.requires_grad
         assert c.own() == t.own()
         assert not np.shares_memory(c.data, t.data)
+
+
+# A write through .data, .numpy(), np.asarray(t) or np.copyto bumps no version (as PyTorch's
+# .data), so outside detect_anomaly the graph back-propagates from the new values (w.data[...]
+# = 0 between forward and backward gave d sum(w^2)/dw = 0, not 2 w). A graph built inside
+# detect_anomaly keeps digests of the arrays its rules read, and backward raises naming the op
+# and the tensor instead.
+WRITES = {
+    ".data[...] = 0": lambda w: w.data.__setitem__(Ellipsis, 0.0),
+    "np.copyto(.numpy(), ...)": lambda w: np.copyto(w.numpy(), [5.0, 6.0, 7.0]),
+    "np.asarray(t)[0] = 9": lambda w: np.asarray(w).__setitem__(0, 9.0),
+    "a view of .data": lambda w: w.data[1:].__imul__(3.0),
+}
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_write_that_bumps_no_version_is_caught_by_detect_anomaly(write, create_graph):
+    w = tg.Parameter(np.array([1.0, 2.0, 3.0]), name="w")
+    with tg.detect_anomaly():
+        loss = tg.sum(tg.tanh(w * w))
+    WRITES[write](w)
+    with pytest.raises(tg.AnomalyError, match=r"'mul'.*Parameter 'w' of shape \(3,\).*changed in place"):
+        tg.grad(loss, [w], create_graph=create_graph)
+    with pytest.raises(tg.AnomalyError, match="changed in place"):
+        loss.backward()
+    assert w.grad is None                  # nothing changed: the sweep raised before any .grad
+
+
+def test_detect_anomaly_catches_a_write_into_a_nodes_output_and_a_replaced_data_in_create_graph():
+    w = tg.Parameter(np.array([1.0, 2.0]), name="w")
+    with tg.detect_anomaly():
+        h = tg.tanh(w)
+    h.data[0] = 0.0                        # tanh's rule reads its output
+    with pytest.raises(tg.AnomalyError, match="'tanh'.*its output.*changed in place"):
+        h.backward(np.ones(2))
+    with tg.detect_anomaly():
+        loss = tg.sum(tg.tanh(w))
+    w.data = np.array([5.0, 5.0])          # replaced: a create_graph rule reads w's new array
+    with pytest.raises(tg.AnomalyError, match="'tanh'.*Parameter 'w'.*replaced"):
+        tg.grad(loss, [w], create_graph=True)
+    g, = tg.grad(loss, [w])                # backward reads the arrays the node saved: exact
+    np.testing.assert_allclose(g, 1 - np.tanh([1.0, 2.0]) ** 2, rtol=1e-15)
+
+
+def test_outside_detect_anomaly_a_write_through_data_is_documented_as_unchecked():
+    # the default, as PyTorch's .data: no version bump, the gradient of the new values
+    w = tg.Parameter(np.array([1.0, 2.0, 3.0]))
+    loss = tg.sum(w * w)
+    w.data[...] = 0.0
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, [0.0, 0.0, 0.0])
+    assert "detect_anomaly" in tg.Tensor.data.__doc__
+    assert ".numpy()" in tg.detect_anomaly.__doc__

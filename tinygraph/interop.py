@@ -136,7 +136,7 @@ _FUNCTIONS = {
     np.stack: ("stack", lambda arrays, axis=0: ops.stack(arrays, axis)),
     np.reshape: ("reshape", lambda a, shape: ops.reshape(a, shape)),
     np.transpose: ("transpose", lambda a, axes=None: ops.transpose(a, axes)),
-    np.swapaxes: ("swapaxes", ops.swapaxes),
+    np.swapaxes: ("swapaxes", lambda a, axis1, axis2: ops.swapaxes(a, axis1, axis2)),
     np.squeeze: ("squeeze", lambda a, axis=None: ops.squeeze(a, axis)),
     np.expand_dims: ("expand_dims", lambda a, axis: ops.expand_dims(a, axis)),
     np.ravel: ("flatten", lambda a: ops.flatten(a)),

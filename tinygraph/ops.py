@@ -52,6 +52,14 @@ def _value(x):
     return x._data if isinstance(x, Tensor) else x
 
 
+def _float_of(x):
+    """The float dtype a formula of exp, log, erf ... computes ``x`` (an array or dtype) in:
+    numpy's for ``np.exp(x)``, so float16 for bool, int8 and uint8, float32 for int16 and
+    uint16, float64 for wider integers; a float dtype is kept."""
+    dtype = np.dtype(getattr(x, "dtype", x))
+    return np.promote_types(dtype, np.float16) if dtype.kind in "biu" else dtype
+
+
 def _expand(g, shape, axis, keepdims):    # a reduction's g back to its input's shape
     if axis is not None and not keepdims and shape:   # numpy lets a 0-d input take axis=0
         g = np.expand_dims(g, axis)
@@ -259,6 +267,8 @@ _SIGMOID = Rule(lambda g, out, x: _xp.sigmoid_grad(g, out, x), saves=False)
 
 
 def _softplus(x):   # log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), exact for every x
+    if x.dtype.kind == "b":   # np.logaddexp(0, x) takes the 0 for int64: float64, not exp's float16
+        x = x.astype(_float_of(x))
     return np.logaddexp(0, x), _SOFTPLUS
 
 
@@ -395,7 +405,7 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 def _phi_big(x):
     """Phi(x), the standard normal CDF, as erfc(-x / sqrt 2) / 2 (computed in float64): full
     relative precision in the left tail, where 1 + erf(x / sqrt 2) would cancel to 0."""
-    wide = np.result_type(x, 1.0)
+    wide = _float_of(x)
     cdf = 0.5 * np.asarray(_erfc(np.asarray(x, np.float64) * -_INV_SQRT2), dtype=np.float64)
     return cdf.astype(wide, copy=False)
 
@@ -623,6 +633,8 @@ def _others(x, axis):
     """The product of the other entries of each product: on arrays, the exclusive products from
     the left times those from the right."""
     perm, kept, n = _prod_layout(x.shape, axis)
+    if n == 0:     # products of no entries: x is empty, and so is its gradient (the two
+        return np.empty_like(x)   # shifted copies below would hold one entry each)
     flat = x.transpose(perm).reshape(kept + (n,))
     ones = np.ones(kept + (1,), x.dtype)
     left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
@@ -910,7 +922,7 @@ def _row_logsumexp(x):
     all_finite = finite.all()
     if not all_finite:
         m = np.where(finite, m, 0)
-    z = np.subtract(x, m, dtype=np.result_type(x, 1.0))
+    z = np.subtract(x, m, dtype=_float_of(x))
     e = np.exp(z)
     e[rows, top] = 0
     s = np.log1p(e.sum(axis=1, keepdims=True))
@@ -939,7 +951,7 @@ def _shifted_logsumexp(x, axis):
     if n:
         _, m, z, s = _row_logsumexp(rows)
     else:      # an empty sum: log 0 = -inf, as numpy's and torch's
-        z = rows.astype(np.result_type(x, 1.0))
+        z = rows.astype(_float_of(x))
         m = np.zeros((rows.shape[0], 1), z.dtype)
         s = np.full((rows.shape[0], 1), -np.inf, z.dtype)
     kept = lead + (1,) * (last.ndim - len(lead))
@@ -1086,7 +1098,7 @@ _CROSS_ENTROPY = Rule(_cross_entropy_grad, None)
 def _nll_loss(log_probs, targets, reduction="mean", ignore_index=None):   # -log_probs[target]
     kept = _check_targets("nll_loss", log_probs, targets, ignore_index)
     onehot = _one_hot(targets if kept is None else np.where(kept, targets, 0), log_probs.shape[-1],
-                      np.result_type(log_probs, 1.0))
+                      _float_of(log_probs))
     if kept is not None:
         onehot *= kept[..., None]
     per_example = -(log_probs * onehot).sum(axis=-1)
@@ -1095,7 +1107,7 @@ def _nll_loss(log_probs, targets, reduction="mean", ignore_index=None):   # -log
 
 def _nll_grad(g, out, log_probs, targets, reduction="mean", ignore_index=None):
     ids, kept = _kept_ids(targets, ignore_index)
-    onehot = _one_hot(ids, log_probs.shape[-1], np.result_type(_value(log_probs), 1.0))
+    onehot = _one_hot(ids, log_probs.shape[-1], _float_of(_value(log_probs)))
     if kept is not None:
         onehot *= kept[..., None]
     return -onehot * _per_example(g, _factor(reduction, ids.size, kept), ids.shape)
@@ -1119,8 +1131,23 @@ def _scaled(g, factor):
     return g if factor is None else g * factor
 
 
+def _as_float(x, other):
+    """``x``, a loss's input, as a float array when it is bool or integer (its difference,
+    square and -|x| wrapped in the integer dtype: mse of uint8 [1, 100] against [3, 0] gave 10
+    for 5002, binary cross-entropy of uint8 logits inf): in the dtype numpy gives it beside a
+    float ``other`` (float32 logits with bool targets stay float32), else float64, as
+    ``np.mean`` reduces integers."""
+    if isinstance(x, bool):
+        x = np.bool_(x)
+    if not isinstance(x, (np.ndarray, np.generic)) or x.dtype.kind not in "biu":
+        return x    # a float array, or a Python number (numpy takes it in the array's dtype)
+    if isinstance(other, (np.ndarray, np.generic)) and other.dtype.kind == "f":
+        return np.asarray(x, np.promote_types(x.dtype, other.dtype))
+    return np.asarray(x, np.float64)
+
+
 def _mse_loss(pred, target, reduction="mean"):   # (pred - target)^2
-    d = pred - target
+    d = _as_float(pred, target) - _as_float(target, pred)
     return _reduce_entries(d * d, reduction), _MSE_LOSS
 
 
@@ -1136,13 +1163,14 @@ _MSE_LOSS = Rule(joint=_mse_grads)
 def _bce_with_logits(x, y, reduction="mean"):
     """-[y log sigma(x) + (1 - y) log(1 - sigma(x))] = max(x, 0) - x y + log1p(exp(-|x|));
     d/dx = sigma(x) - y, d/dy = -x."""
+    x, y = _as_float(x, y), _as_float(y, x)
     per_entry = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
     return _reduce_entries(per_entry, reduction), _BCE_WITH_LOGITS
 
 
 def _bce_grads(g, out, x, y, reduction="mean"):
     gs = _scaled(g, _entry_factor(np.broadcast_shapes(np.shape(_value(x)), np.shape(_value(y))), reduction))
-    return (_xp.sigmoid(x) - y) * gs, -x * gs
+    return (_xp.sigmoid(x) - y) * gs, -(x * gs)   # not -x: an unsigned x wraps (-3 -> 253)
 
 
 _BCE_WITH_LOGITS = Rule(joint=_bce_grads)
@@ -1515,18 +1543,33 @@ minimum = binary_op("minimum", "minimum", _minimum,
                     "Elementwise min; at a tie each input gets half the gradient (as PyTorch).")
 
 
+def _no_bound(x, low):
+    """The bound that limits nothing, standing for a bound not given: -inf or inf, or for a
+    bool or integer ``x`` its dtype's least or largest value (an infinite float made an integer
+    tensor float64 where numpy's clip of int8 with a bound None stays int8)."""
+    dtype = np.asarray(_value(x)).dtype if not isinstance(x, Tensor) else x._data.dtype
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return dtype.type(info.min if low else info.max)
+    if dtype.kind == "b":
+        return np.bool_(not low)
+    return -np.inf if low else np.inf
+
+
 def clip(x, lo=None, hi=None):
     """``x`` limited to [lo, hi] (either may be None); the gradient passes where lo <= x <= hi."""
     if lo is None and hi is None:
         raise ConfigError("clip: give lo=, hi= or both")
-    return apply("clip", _clip, x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    return apply("clip", _clip, x, _no_bound(x, True) if lo is None else lo,
+                 _no_bound(x, False) if hi is None else hi)
 
 
 def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
     """PyTorch's name for :func:`clip`: ``x`` limited to [min, max] (either may be None)."""
     if min is None and max is None:
         raise ConfigError("clamp: give min=, max= or both")
-    return apply("clamp", _clip, x, -np.inf if min is None else min, np.inf if max is None else max)
+    return apply("clamp", _clip, x, _no_bound(x, True) if min is None else min,
+                 _no_bound(x, False) if max is None else max)
 
 
 sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry; its gradient is 0.")
@@ -2052,7 +2095,7 @@ def _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, la
                                   "constants)"))
     kept = _check_targets(who, x._data, ids, ignore_index)
     n_classes = x.shape[-1]
-    dtype = np.result_type(x._data, 1.0)
+    dtype = _float_of(x._data)
     if weight is None:
         w = np.ones(n_classes, dtype)
     else:

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Mapping
 
 import numpy as np
+from numpy.lib.array_utils import byte_bounds
 
 from .errors import AnomalyError, CheckpointError, ConfigError, DTypeError, ShapeError
 from .tensor import Tensor, bump_version, clear_grads
@@ -615,6 +616,13 @@ def _global_norm(grads):
                                            for g in grads)))
 
 
+def _overlapping(grads):
+    """Whether two of ``grads`` may share memory (``p.grad = q.grad = buf``, or two views of
+    one buffer): the intervals of their bytes, sorted, overlap."""
+    spans = sorted(byte_bounds(g) for g in grads if g.size)
+    return any(start < end for (_, end), (start, _) in zip(spans, spans[1:]))
+
+
 _UNSCALED_LEAST = 1e-140   # a norm below this may hold squares that underflowed to 0
 _NORMAL_LEAST = float(np.finfo(np.float64).tiny)   # the least float64 of full precision
 
@@ -634,6 +642,13 @@ def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
     multiplied by ``max_norm / norm`` (PyTorch's clip_grad_norm_ uses ``max_norm / (norm +
     1e-6)``: gradients of norm 1e-6 come out of norm ``max_norm / 2``, those of norm 1 about
     1e-6 short of ``max_norm``).
+
+    Gradients that share memory (``p.grad = q.grad = buf``, or overlapping views of one
+    buffer) are each one parameter's gradient: the norm counts each parameter's (buf twice,
+    as PyTorch's), and every entry of that memory is multiplied once, so each parameter's
+    gradient is its own times ``max_norm / norm``.  (PyTorch's scales such a buffer once per
+    parameter holding it: buf [3, 4] held twice came out [0.06, 0.08], a norm of 0.14 for
+    ``max_norm=1``.)
     """
     params = _check_params("clip_grad_norm", params, trained=False)
     if not isinstance(error_if_nonfinite, (bool, np.bool_)):
@@ -663,11 +678,21 @@ def clip_grad_norm(params, max_norm, error_if_nonfinite=False):
             g[...] = 0
     elif total > max_norm:      # max_norm / total exactly: total > max_norm > 0, no epsilon
         scale = max_norm / total
-        for g in grads:
-            if scale >= _NORMAL_LEAST:
-                g *= scale
-            else:               # a subnormal scale holds few digits: divide by total first
-                g[...] = np.divide(g, total, dtype=np.float64) * max_norm
+        if scale >= _NORMAL_LEAST:
+            def scaled(g):
+                return g * scale
+        else:                   # a subnormal scale holds few digits: divide by total first
+            def scaled(g):
+                return np.divide(g, total, dtype=np.float64) * max_norm
+        if _overlapping(grads):   # every new value first, then written: each entry once
+            for g, new in [(g, scaled(g)) for g in grads]:
+                np.copyto(g, new, casting="unsafe")
+        else:
+            for g in grads:
+                if scale >= _NORMAL_LEAST:
+                    g *= scale
+                else:
+                    g[...] = scaled(g)
     else:
         return total
     for p in params:     # a Tensor gradient (create_graph) was changed in place: graphs built

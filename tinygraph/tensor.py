@@ -19,6 +19,7 @@ frees it by reference counting alone.
 import contextvars
 import copy
 import functools
+import hashlib
 import inspect
 import os
 import sys
@@ -286,6 +287,13 @@ class detect_anomaly(_Switch):
     The first one found raises :class:`AnomalyError` naming the op, its scope
     (the time step of an unroll) and the line of user code that created the node.
     Also a decorator (see :class:`_Switch`).
+
+    A node made inside also keeps a digest of its output's and inputs' arrays; backward through
+    it (in the mode or not) raises AnomalyError naming the op and the tensor if one was changed
+    in place since without a version bump -- a write through ``.data``, ``.numpy()``,
+    ``np.asarray(t)`` or ``np.copyto``, which outside this mode gives a gradient from the new
+    values without a word (as PyTorch's ``.data``) -- or, for ``create_graph``, if an input's
+    ``.data`` was replaced.
     """
 
     __slots__ = ()
@@ -475,9 +483,15 @@ class Tensor:
 
     @property
     def data(self):
-        """The array (the engine's own code reads the slot ``_data``: a read through ``.data``
-        inside a step that ``tinygraph.tape`` records is a value read, as ``item()`` is, so
-        the step is never replayed on a branch it cannot see)."""
+        """The array itself, not a copy (the engine's own code reads the slot ``_data``: a read
+        through ``.data`` inside a step that ``tinygraph.tape`` records is a value read, as
+        ``item()`` is, so the step is never replayed on a branch it cannot see).
+
+        A write into it (``t.data[...] = 0``, as into ``t.numpy()`` or ``np.asarray(t)``, the
+        same array) bumps no version, as PyTorch's ``.data``: a graph that saved the array
+        back-propagates from the new values without a word.  Change a tensor in place with its
+        operators (``t += x`` under ``tg.no_grad()``), or call ``tg.bump_version(t)`` after the
+        write, so such a graph refuses backward; :class:`detect_anomaly` catches the write."""
         if _tapes:
             _value_read(why="the step reads a tensor's .data")
         return self._data
@@ -564,7 +578,8 @@ class Tensor:
         return format(self._scalar(f"format '{spec}'"), spec)
 
     def __array__(self, dtype=None, copy=None):
-        """``np.asarray(t)`` is ``t.data`` (no gradient flows into a plain array); as numpy 2's
+        """``np.asarray(t)`` is ``t.data`` (no gradient flows into a plain array; a write into it
+        bumps no version, see ``data``); as numpy 2's
         protocol asks, ``copy=False`` with another dtype raises (a ValueError) rather than
         return a copy the caller was told is the tensor's memory."""
         _converted[0] += 1
@@ -582,6 +597,7 @@ class Tensor:
         return self._data.astype(dtype)
 
     def numpy(self):
+        """The array itself (``.data``), not a copy: see ``data`` on writing into it."""
         if _tapes:
             _value_read()
         return self._data
@@ -1017,9 +1033,53 @@ def make_node(op, data, parents, vjps, arrays=None):
         if data.dtype.kind in "fc" and not np.isfinite(data).all():
             raise AnomalyError(f"{op}: forward produced {_bad_kind(data)}{_where(t.scope)}, "
                                f"created at {t._site}")
+        if t._vjps is not None:
+            _record_saved(t, [("its output", None, data)]
+                          + [(f"its input {i} ({_what(p)} of shape {p.shape})", p, p._data)
+                             for i, p in enumerate(t.parents)])
     if _tapes:
         _value_read(made=1)
     return t
+
+
+# Graphs built inside detect_anomaly: id(node) -> (a weak reference to it, [(what, the input
+# tensor or None for the output, array, digest)]) of the arrays its gradient rule may read -- its output's and its inputs' (a
+# numpy constant is copied when the op is made: a later write into the caller's array changes
+# nothing) -- so backward can tell that one was written in place without a version bump
+# (``t.data[...] = 0``, ``np.copyto(t.numpy(), ...)``, ``np.asarray(t)[0] = 1``): its gradient
+# would come from the new values without a word.
+_saved_digests = {}
+
+
+def _digest(arr):
+    return hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16).digest()
+
+
+def _record_saved(t, entries):
+    key = id(t)
+    ref = weakref.ref(t, lambda _, key=key: _saved_digests.pop(key, None))
+    _saved_digests[key] = (ref, [(what, owner, a, _digest(a)) for what, owner, a in entries])
+
+
+def _check_saved(node, graph=False):
+    """Raise AnomalyError if an array ``node`` saved in detect_anomaly was changed in place
+    (or, ``graph``: an input's ``.data`` replaced, which a create_graph rule reads) since."""
+    known = _saved_digests.get(id(node))
+    if known is None or known[0]() is not node:
+        return
+    for what, owner, arr, digest in known[1]:
+        replaced = graph and (node if owner is None else owner)._data is not arr
+        if replaced or _digest(arr) != digest:
+            site = getattr(node, "_site", None)
+            raise AnomalyError(
+                f"backward: op '{node.op}'{_label(node.name)}{_where(node.scope)}: the array of "
+                f"{what}, which its gradient may read, was "
+                f"{'replaced (.data = ...)' if replaced else 'changed in place'} after the forward "
+                "without a version bump (a write through .data, .numpy(), np.asarray(t) or "
+                "np.copyto), so its gradient would be "
+                "computed from the new values; change tensors in place with their operators "
+                "(t += x, under tg.no_grad()) or call tg.bump_version(t) after a write, and build "
+                "the graph again" + (f"; node created at {site}" if site else ""))
 
 
 def _share_parents_version(t, data, base, parents):
@@ -1702,9 +1762,13 @@ def _seed(root, grad):
     if g.dtype.kind not in "iuf":     # complex, text, objects, dates: never a real gradient
         raise DTypeError(f"backward: grad= must be real numbers, got {type(grad).__name__} "
                          f"of dtype {g.dtype}")
-    g = g.astype(root.dtype, copy=False)
     if g.shape != root.shape:
         raise ShapeError(f"backward: grad has shape {g.shape} but the output has shape {root.shape}")
+    if g.dtype != root.dtype:    # cast to the output's dtype: 1e40 into float32 was an inf seed
+        source = g
+        with np.errstate(over="ignore"):     # refused below, not warned about
+            g = g.astype(root.dtype)
+        refuse_overflow(f"backward: grad= for an output of shape {root.shape}", source, g)
     return g
 
 
@@ -2051,6 +2115,8 @@ def _backprop(root, grad, retain_graph, targets):
             vjps = node._vjps
             if vjps is None:      # a leaf
                 continue
+            if _saved_digests:    # a graph built in detect_anomaly is alive
+                _check_saved(node)
             if type(vjps) is not Rule:      # a user's op: one closure per parent
                 pgs = []
                 for i, (p, vjp) in enumerate(zip(node.parents, vjps)):
@@ -2320,6 +2386,8 @@ def _backprop_graph(root, grad, retain_graph, targets):
                     results.append((node, g))
                 if node._vjps is None:      # a leaf
                     continue
+                if _saved_digests:    # a graph built in detect_anomaly is alive
+                    _check_saved(node, graph=True)
                 inputs, pgs = _graph_rule(node, g)
                 for x, pg in zip(inputs, pgs):
                     if pg is None or not x._rg or (through is not None and id(x) not in through
