@@ -87,7 +87,9 @@ class Trainer:
         A loss or a gradient that is not finite changes neither the parameters nor the
         optimizer (see ``skip_nonfinite``); ``locate()`` (optional) then names the first
         non-finite loss term.  Returns NaN for a skipped batch.  A loss that gives none of the
-        optimizer's parameters a gradient is refused (ConfigError), nothing changed.  An
+        optimizer's parameters a gradient is refused (ConfigError), nothing changed.  A step the
+        optimizer would refuse (its settings, state or parameters) is refused before clipping:
+        the gradients are left as backward made them.  An
         interrupt (Ctrl-C) leaves all of the update or none of it: ``steps`` always counts the
         optimizer's steps taken here.
         """
@@ -108,6 +110,9 @@ class Trainer:
         if bad is not None:
             return self._nonfinite(f"the loss {value:.6g} is finite but the gradient of "
                                    f"parameter {bad.name or '?'} {bad.shape} is not")
+        ready = getattr(self.optimizer, "_ready", None)
+        if callable(ready):     # every check of the step before clipping changes a gradient
+            ready(f"{type(self.optimizer).__name__}.step")
         # without clip the norm is measured alone (max_norm inf): the same float64 sum
         norm = tg.clip_grad_norm(params, self.clip if self.clip is not None else np.inf)
         steps = self.steps

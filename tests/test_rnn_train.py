@@ -332,3 +332,25 @@ def test_a_refused_update_names_a_vector_inputs_batch_entry_not_a_time_step():
             rnn.NonFiniteLossError, match=r"L\(1\) = nan \(x holds nan\); refused"):
         trainer.step(x[1], np.zeros(5, int))
     assert trainer.steps == 0
+
+
+@pytest.mark.parametrize("spoil", ["lr", "read-only"])
+def test_an_update_the_optimizer_refuses_leaves_the_gradients_unclipped(spoil):
+    """The optimizer's checks run before clipping: a refused step leaves the gradients as
+    backward made them (not scaled down), the parameters and the optimizer as they were."""
+    xs = np.random.default_rng(0).integers(0, 3, (5, 2))
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    opt = tg.optim.SGD(model.parameters(), 0.1)
+    trainer = rnn.Trainer(model, opt, clip=1e-3)
+    if spoil == "lr":
+        opt.param_groups[0]["lr"] = -1.0
+    else:
+        model.parameters()[0]._data.flags.writeable = False
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(tg.ConfigError, match="SGD.step"):
+        trainer.update(model.run_for_loss(xs, xs).loss)
+    fresh = rnn.ElmanRNN(3, 4, 3, seed=0)
+    fresh.run_for_loss(xs, xs).loss.backward()
+    for p, q, data in zip(model.parameters(), fresh.parameters(), before):
+        assert np.array_equal(p.grad, q.grad) and np.array_equal(p.data, data)
+    assert trainer.steps == 0 and opt.steps == 0

@@ -250,13 +250,9 @@ class Optimizer:
         included (as PyTorch's, whose per-parameter state skips such a parameter): ``steps``
         counts the calls that updated a parameter."""
         who = f"{type(self).__name__}.step"
-        grads = self._checked_groups(who)
+        grads = self._ready(who)
         if not grads:
             return
-        for i, p, _, _ in grads:
-            if not p._data.flags.writeable:
-                raise ConfigError(f"{who}: parameter {i}{_name(p)} holds a read-only array, "
-                                  "which cannot be updated in place")
         saved = [(p, p._data, p._data.copy(), {k: v.copy() for k, v in self.state[i].items()})
                  for i, p, _, _ in grads]
         steps = self.steps
@@ -275,6 +271,18 @@ class Optimizer:
                 p._data = data
                 self.state[i] = state
             raise
+
+    def _ready(self, who):
+        """Every check of ``step`` (the groups' settings, the gradients, the state, writable
+        parameters), nothing changed: (index, parameter, gradient, group) of every parameter
+        with a gradient.  rnn.Trainer calls it before it clips the gradients, so a step that
+        would be refused is refused with the gradients as backward left them."""
+        grads = self._checked_groups(who)
+        for i, p, _, _ in grads:
+            if not p._data.flags.writeable:
+                raise ConfigError(f"{who}: parameter {i}{_name(p)} holds a read-only array, "
+                                  "which cannot be updated in place")
+        return grads
 
     def _update(self, p, g, state, group):
         raise NotImplementedError
