@@ -602,6 +602,15 @@ def chunks(model, xs, ys, chunk, who):
     if not getattr(model, "causal", True):
         raise tg.ConfigError(f"{who}: {model.name} is not causal (each output reads the whole "
                              "sequence), so it cannot be read in chunks")
+    name = getattr(model, "name", type(model).__name__)
+    if getattr(model, "outputs", "all") != "all":
+        raise tg.ConfigError(f"{who}: {name} has one output (and one loss term) per sequence, not "
+                             "one per time step, so its loss cannot be cut into chunks of steps; "
+                             "use model.loss(xs, y) on the whole sequence")
+    if callable(getattr(model, "run", None)) and _first_input(model.run) == "x":
+        raise tg.ConfigError(f"{who}: {name} reads one vector x per sequence, not a sequence of "
+                             "inputs xs (T, ...), so it cannot be read in chunks of steps; use "
+                             "model.loss(x, ys) on the whole sequence")
     xs = checks.as_array(xs, who, "xs")
     ys = checks.as_array(ys, who, "ys")
     for what, arr in (("xs", xs), ("ys", ys)):
@@ -619,7 +628,10 @@ def stream_loss(model, xs, ys, chunk=1000):
     The sequence is read in chunks of ``chunk`` steps under ``tg.no_grad()``, each chunk starting
     from what the previous one ended with (``model.carry``), so the result equals
     ``model.loss(xs, ys).item() / len(xs)`` of one unroll over the whole sequence, in memory that
-    does not grow with its length: the held-out loss of a language model, for example.
+    does not grow with its length: the held-out loss of a language model, for example.  A model
+    with one output per sequence (SequenceToOne) or one input vector per sequence
+    (VectorToSequence) has no loss per time step to read in chunks, and is refused
+    (ConfigError), as a model that is not causal is.
     """
     total, steps, carried = 0.0, 0, {}
     with tg.no_grad():

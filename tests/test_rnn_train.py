@@ -354,3 +354,23 @@ def test_an_update_the_optimizer_refuses_leaves_the_gradients_unclipped(spoil):
     for p, q, data in zip(model.parameters(), fresh.parameters(), before):
         assert np.array_equal(p.grad, q.grad) and np.array_equal(p.data, data)
     assert trainer.steps == 0 and opt.steps == 0
+
+
+@pytest.mark.parametrize("chunk", [1000, 2])
+@pytest.mark.parametrize("reader", ["stream_loss", "truncated_bptt"])
+def test_one_output_or_one_input_per_sequence_is_refused_by_the_chunked_readers(reader, chunk):
+    """SequenceToOne has one loss term per sequence and VectorToSequence one input vector:
+    neither has steps to read in chunks.  With T == B the shapes passed every check, and
+    stream_loss read in one chunk returned the sequence's loss divided by T."""
+    rng = np.random.default_rng(0)
+    seq2one, vec2seq = rnn.SequenceToOne(3, 5, 2, seed=0), rnn.VectorToSequence(3, 5, 3, seed=0)
+    cases = [(seq2one, rng.integers(0, 3, (4, 4)), rng.integers(0, 2, 4), "one output"),
+             (vec2seq, rng.normal(size=(4, 3)), rng.integers(0, 3, (4, 4)), "one vector x")]
+    for model, xs, ys, why in cases:
+        before = [p.data.copy() for p in model.parameters()]
+        with pytest.raises(tg.ConfigError, match=f"{reader}: {model.name} .*{why}.* chunks"):
+            if reader == "stream_loss":
+                rnn.stream_loss(model, xs, ys, chunk=chunk)
+            else:
+                rnn.truncated_bptt(rnn.Trainer(model, lr=0.1), xs, ys, chunk=chunk)
+        assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
