@@ -87,7 +87,8 @@ class Trainer:
         A loss or a gradient that is not finite changes neither the parameters nor the
         optimizer (see ``skip_nonfinite``); ``locate()`` (optional) then names the first
         non-finite loss term.  Returns NaN for a skipped batch.  A loss that gives none of the
-        optimizer's parameters a gradient is refused (ConfigError), nothing changed.  A step the
+        optimizer's parameters a gradient is refused (ConfigError), nothing changed (their gradients
+        put back as they were).  A step the
         optimizer would refuse (its settings, state or parameters) is refused before clipping:
         the gradients are left as backward made them.  An
         interrupt (Ctrl-C) leaves all of the update or none of it: ``steps`` always counts the
@@ -97,14 +98,17 @@ class Trainer:
         if not np.isfinite(value):
             where = locate() if locate is not None else None
             return self._nonfinite(f"the loss is {value}" + (f"; {where}" if where else ""))
+        params = self.optimizer.params
+        held = [p.grad for p in params]     # put back if the loss reaches none of them
         self.optimizer.zero_grad()
         loss.backward()
-        params = self.optimizer.params
         if all(p.grad is None for p in params):     # a step would update nothing
+            for p, g in zip(params, held):
+                p.grad = g
             raise tg.ConfigError(f"Trainer: update {self.steps + 1}: none of the optimizer's "
                                  f"{len(params)} parameters got a gradient from the loss (is the "
-                                 "optimizer over another model's parameters?); refused, nothing "
-                                 "changed")
+                                 "optimizer over another model's parameters?); refused: the "
+                                 "parameters, their gradients and the optimizer unchanged")
         bad = next((p for p in params if p.grad is not None and not np.isfinite(p.grad).all()),
                    None)
         if bad is not None:
