@@ -19,7 +19,11 @@ PyTorch's modules and ours compute the same functions:
   side) is V and c.
 
 ``to_torch`` puts each of our biases in b_ih and zeros in b_hh (their sum is what counts; the
-GRU's b_hn is ``bh``).  Dropout between torch's layers acts only in training: the model here
+GRU's b_hn is ``bh``).  A module made with ``bias=False`` (a head ``nn.Linear(..., bias=False)``)
+has no biases: ``from_torch`` gives the model zero biases (c) that are fixed
+(``requires_grad=False``, out of ``parameters()``), so that training moves only what torch's
+trains, and ``to_torch`` of a model whose biases (c) are all fixed at zero gives ``bias=False``
+back.  Dropout between torch's layers acts only in training: the model here
 is torch's module in ``eval()`` mode.
 """
 
@@ -67,6 +71,7 @@ def from_arrays(kind, arrays, head_weight, head_bias, layers, bidirectional, dty
     model = _model_class(kind)(n_in, H, n_out, dtype=dtype, layers=layers,
                                bidirectional=bidirectional, **options)
     chunks = CHUNKS[kind]
+    biased = "bias_ih_l0" in arrays
     for ours, theirs in mapping(kind, layers, bidirectional):
         w_ih = np.asarray(arrays[f"weight_ih{theirs}"])
         w_hh = np.asarray(arrays[f"weight_hh{theirs}"])
@@ -84,7 +89,27 @@ def from_arrays(kind, arrays, head_weight, head_bias, layers, bidirectional, dty
                 _set(model, f"b{gate}{ours}", b_ih[rows] + b_hh[rows])
     _set(model, "V", head_weight)
     _set(model, "c", np.zeros(n_out) if head_bias is None else np.asarray(head_bias))
+    for name, p in bias_parameters(model, kind):     # bias=False: zeros that stay zero
+        if (name == "c" and head_bias is None) or (name != "c" and not biased):
+            p.requires_grad = False
     return model
+
+
+def bias_parameters(model, kind):
+    """(name, Parameter) of every bias of ``model``: each layer's and direction's b of each gate
+    (and the GRU's bh), then the head's c."""
+    out = []
+    for ours, _ in mapping(kind, model.layers, model.bidirectional):
+        for gate in CHUNKS[kind]:
+            out.append(f"b{gate}{ours}")
+            if kind == "gru" and gate == "":
+                out.append(f"bh{ours}")
+    return [(name, getattr(model, name)) for name in out + ["c"]]
+
+
+def _fixed_zero(params):
+    """True if every Parameter of ``params`` is fixed (requires_grad False) and all zeros."""
+    return all(not p.requires_grad and not np.any(p.data) for p in params)
 
 
 def _set(model, name, value):
@@ -158,6 +183,9 @@ def from_torch(module, head):
     rnn.ElmanRNN, rnn.LSTM or rnn.GRU(reset="after") with ``layers`` and ``bidirectional`` as
     the module's and the same weights (in the module's dtype): the same outputs o(t), and
     ``loss`` the sum over steps of the batch-mean cross-entropy of ``head(module(x)[0])``.
+    A module (head) made with ``bias=False`` gives zero biases (c) fixed at zero
+    (``requires_grad=False``, not in ``parameters()``): trained, the model moves what torch's
+    module trains, and ``to_torch`` gives ``bias=False`` back.
     """
     torch = _torch("rnn.from_torch")
     nn = torch.nn
@@ -219,12 +247,18 @@ def to_torch(model):
     nn = torch.nn
     dtype = _torch_dtype(torch, model.dtype, who)
     cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
+    biases = bias_parameters(model, kind)
+    biased = not _fixed_zero([p for name, p in biases if name != "c"])
+    head_biased = not _fixed_zero([model.c])
     module = cls(model.n_in, model.n_hidden, num_layers=model.layers,
-                 bidirectional=model.bidirectional, dtype=dtype)
-    head = nn.Linear(model.V.shape[1], model.n_out, dtype=dtype)
+                 bidirectional=model.bidirectional, bias=biased, dtype=dtype)
+    head = nn.Linear(model.V.shape[1], model.n_out, bias=head_biased, dtype=dtype)
     arrays, (weight, bias) = torch_arrays(model)
+    if not biased:
+        arrays = {k: v for k, v in arrays.items() if not k.startswith("bias_")}
     with torch.no_grad():
         module.load_state_dict({k: torch.tensor(v, dtype=dtype) for k, v in arrays.items()})
         head.weight.copy_(torch.tensor(weight, dtype=dtype))
-        head.bias.copy_(torch.tensor(bias, dtype=dtype))
+        if head_biased:
+            head.bias.copy_(torch.tensor(bias, dtype=dtype))
     return module, head

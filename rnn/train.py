@@ -87,7 +87,10 @@ class Trainer:
         A loss or a gradient that is not finite changes neither the parameters nor the
         optimizer (see ``skip_nonfinite``); ``locate()`` (optional) then names the first
         non-finite loss term.  Returns NaN for a skipped batch.  A loss that gives none of the
-        optimizer's parameters a gradient is refused (ConfigError), nothing changed.  An
+        optimizer's parameters a gradient is refused (ConfigError), nothing changed (their gradients
+        put back as they were).  A step the
+        optimizer would refuse (its settings, state or parameters) is refused before clipping:
+        the gradients are left as backward made them.  An
         interrupt (Ctrl-C) leaves all of the update or none of it: ``steps`` always counts the
         optimizer's steps taken here.
         """
@@ -95,19 +98,25 @@ class Trainer:
         if not np.isfinite(value):
             where = locate() if locate is not None else None
             return self._nonfinite(f"the loss is {value}" + (f"; {where}" if where else ""))
+        params = self.optimizer.params
+        held = [p.grad for p in params]     # put back if the loss reaches none of them
         self.optimizer.zero_grad()
         loss.backward()
-        params = self.optimizer.params
         if all(p.grad is None for p in params):     # a step would update nothing
+            for p, g in zip(params, held):
+                p.grad = g
             raise tg.ConfigError(f"Trainer: update {self.steps + 1}: none of the optimizer's "
                                  f"{len(params)} parameters got a gradient from the loss (is the "
-                                 "optimizer over another model's parameters?); refused, nothing "
-                                 "changed")
+                                 "optimizer over another model's parameters?); refused: the "
+                                 "parameters, their gradients and the optimizer unchanged")
         bad = next((p for p in params if p.grad is not None and not np.isfinite(p.grad).all()),
                    None)
         if bad is not None:
             return self._nonfinite(f"the loss {value:.6g} is finite but the gradient of "
                                    f"parameter {bad.name or '?'} {bad.shape} is not")
+        ready = getattr(self.optimizer, "_ready", None)
+        if callable(ready):     # every check of the step before clipping changes a gradient
+            ready(f"{type(self.optimizer).__name__}.step")
         # without clip the norm is measured alone (max_norm inf): the same float64 sum
         norm = tg.clip_grad_norm(params, self.clip if self.clip is not None else np.inf)
         steps = self.steps
@@ -690,6 +699,15 @@ def chunks(model, xs, ys, chunk, who):
     if not getattr(model, "causal", True):
         raise tg.ConfigError(f"{who}: {model.name} is not causal (each output reads the whole "
                              "sequence), so it cannot be read in chunks")
+    name = getattr(model, "name", type(model).__name__)
+    if getattr(model, "outputs", "all") != "all":
+        raise tg.ConfigError(f"{who}: {name} has one output (and one loss term) per sequence, not "
+                             "one per time step, so its loss cannot be cut into chunks of steps; "
+                             "use model.loss(xs, y) on the whole sequence")
+    if callable(getattr(model, "run", None)) and _first_input(model.run) == "x":
+        raise tg.ConfigError(f"{who}: {name} reads one vector x per sequence, not a sequence of "
+                             "inputs xs (T, ...), so it cannot be read in chunks of steps; use "
+                             "model.loss(x, ys) on the whole sequence")
     xs = checks.as_array(xs, who, "xs")
     ys = checks.as_array(ys, who, "ys")
     for what, arr in (("xs", xs), ("ys", ys)):
@@ -707,7 +725,10 @@ def stream_loss(model, xs, ys, chunk=1000):
     The sequence is read in chunks of ``chunk`` steps under ``tg.no_grad()``, each chunk starting
     from what the previous one ended with (``model.carry``), so the result equals
     ``model.loss(xs, ys).item() / len(xs)`` of one unroll over the whole sequence, in memory that
-    does not grow with its length: the held-out loss of a language model, for example.
+    does not grow with its length: the held-out loss of a language model, for example.  A model
+    with one output per sequence (SequenceToOne) or one input vector per sequence
+    (VectorToSequence) has no loss per time step to read in chunks, and is refused
+    (ConfigError), as a model that is not causal is.
 
     An evaluation, so it runs in evaluation mode (:func:`rnn.core.evaluating`: dropout off,
     every module's own mode restored after, also on an error, and a seeded ``tg.Dropout``'s

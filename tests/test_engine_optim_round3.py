@@ -460,7 +460,7 @@ def test_optimizers_and_schedulers_equal_torchs_over_twenty_steps_in_float64():
 def test_the_repr_shows_a_non_zero_weight_decay_and_the_number_of_groups():
     p, q = tg.Parameter(START.copy()), tg.Parameter(START.copy())
     assert repr(tg.optim.SGD([p], lr=0.1, weight_decay=0.01)) == \
-        "SGD(lr=0.1, momentum=0.0, weight_decay=0.01; 1 parameters, 4 values; 0 steps)"
+        "SGD(lr=0.1, momentum=0.0, weight_decay=0.01; 1 parameter, 4 values; 0 steps)"
     assert repr(tg.optim.Adam([{"params": [p]}, {"params": [q], "lr": 0.5}], lr=0.1)) == \
         "Adam(lr=0.1, betas=(0.9, 0.999), eps=1e-08; 2 groups; 2 parameters, 8 values; 0 steps)"
 

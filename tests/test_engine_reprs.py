@@ -35,3 +35,18 @@ def test_optimizers_print_their_settings_and_progress():
     assert repr(tg.optim.Adam(params, 0.01)) == \
         "Adam(lr=0.01, betas=(0.9, 0.999), eps=1e-08; 5 parameters, 16 values; 0 steps)"
     assert repr(tg.optim.Adagrad(params, 0.5)).startswith("Adagrad(lr=0.5, eps=1e-10;")
+
+
+def test_counts_of_one_are_singular_in_optimizer_and_module_reprs():
+    p = tg.Parameter(np.ones(1))
+    opt = tg.optim.SGD([p], 0.1)
+    assert repr(opt) == "SGD(lr=0.1, momentum=0.0; 1 parameter, 1 value; 0 steps)"
+    (p * p).sum().backward()
+    opt.step()
+    assert repr(opt) == "SGD(lr=0.1, momentum=0.0; 1 parameter, 1 value; 1 step)"
+
+    class One(tg.Module):
+        def __init__(self):
+            self.w = tg.Parameter(np.ones(1))
+
+    assert repr(One()).splitlines()[-2] == "  1 parameter value in 1 parameter"

@@ -14,7 +14,7 @@ import pytest
 
 import rnn
 import tinygraph as tg
-from rnn.pytorch import CHUNKS, from_arrays, mapping, torch_arrays
+from rnn.pytorch import CHUNKS, bias_parameters, from_arrays, mapping, torch_arrays
 
 DATA = np.load(os.path.join(os.path.dirname(__file__), "data", "torch_reference.npz"))
 CASES = [(kind, layers, bi) for kind in ("rnn", "lstm", "gru") for layers in (1, 2)
@@ -99,3 +99,22 @@ def test_models_without_a_torch_equivalent_are_refused():
         torch_arrays(rnn.LeakyRNN(3, 4, 5))
     with pytest.raises(tg.ConfigError, match="candidate='sigmoid'"):
         torch_arrays(rnn.LSTM(3, 4, 5, candidate="sigmoid"))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_arrays_of_a_bias_free_module_give_biases_fixed_at_zero(kind):
+    """torch's bias=False (no bias_* arrays, no head bias): zero biases that training leaves
+    at zero (they were trainable, so training moved what torch's module does not have)."""
+    saved, params, _ = _saved_model(kind, 2, True)
+    weights = {k: v for k, v in params.items() if not k.startswith("bias_")}
+    model = from_arrays(kind, weights, saved["head/weight"], None, 2, True)
+    biases = bias_parameters(model, kind)
+    assert len(biases) == 4 * len(CHUNKS[kind]) + (4 if kind == "gru" else 0) + 1
+    assert all(not p.requires_grad and not np.any(p.data) for _, p in biases)
+    trained = {id(p) for p in model.parameters()}
+    assert trained and not trained & {id(p) for _, p in biases}
+    xs, ys = np.random.default_rng(0).normal(size=(4, 2, 3)), np.zeros((4, 2), dtype=int)
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), 0.5))
+    for _ in range(3):
+        trainer.step(xs, ys)
+    assert all(not np.any(p.data) for _, p in biases)

@@ -176,3 +176,35 @@ def test_packed_sequences_and_an_initial_state_equal_torch(T, B, H, lengths, kin
         if kind == "lstm":
             assert _relative(leaves["s" + ours].grad, ts.grad[i].numpy()) <= 10 * tol
             assert _relative(ends["s" + ours].data, last_s[i].detach().numpy()) <= tol
+
+
+@pytest.mark.parametrize("kind, layers, bi", [("rnn", 1, False), ("lstm", 2, True),
+                                              ("gru", 2, False)])
+def test_a_bias_free_module_trains_as_torchs_and_round_trips(kind, layers, bi):
+    """bias=False (module and head): from_torch's biases are fixed at zero, so SGD moves the
+    same weights as torch's (trainable zero biases made the two differ after one step), and
+    to_torch gives bias=False back."""
+    torch.manual_seed(5)
+    module = KINDS[kind](3, 4, num_layers=layers, bidirectional=bi, bias=False,
+                         dtype=torch.float64)
+    head = torch.nn.Linear(4 * (2 if bi else 1), 5, bias=False, dtype=torch.float64)
+    model = rnn.from_torch(module, head)
+    rng = np.random.default_rng(5)
+    xs, ys = rng.normal(size=(6, 3, 3)), rng.integers(0, 5, (6, 3))
+    ours = tg.optim.SGD(model.parameters(), 0.5)
+    theirs = torch.optim.SGD(list(module.parameters()) + list(head.parameters()), 0.5)
+    for _ in range(3):
+        ours.zero_grad()
+        model.loss(xs, ys).backward()
+        ours.step()
+        theirs.zero_grad()
+        _torch_loss(module, head, xs, ys)[1].backward()
+        theirs.step()
+    o = _torch_loss(module, head, xs, ys)[0].detach().numpy()
+    assert _relative(np.stack([t.data for t in model(xs)[0]]), o) <= TOL
+    module2, head2 = model.to_torch()
+    assert not module2.bias and head2.bias is None
+    assert _relative(_torch_loss(module2, head2, xs, ys)[0].detach().numpy(), o) <= TOL
+    biased = rnn.from_torch(*_torch_pair(kind, layers, bi))
+    module3, head3 = biased.to_torch()
+    assert module3.bias and head3.bias is not None

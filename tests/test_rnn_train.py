@@ -469,3 +469,45 @@ def test_held_out_measures_run_in_evaluation_mode_and_restore_the_mode():
 
     assert Drawn().held_out_loss() == pytest.approx(held, rel=1e-12)
     assert cell.training and drop.training and drop._calls == 0
+
+
+@pytest.mark.parametrize("spoil", ["lr", "read-only"])
+def test_an_update_the_optimizer_refuses_leaves_the_gradients_unclipped(spoil):
+    """The optimizer's checks run before clipping: a refused step leaves the gradients as
+    backward made them (not scaled down), the parameters and the optimizer as they were."""
+    xs = np.random.default_rng(0).integers(0, 3, (5, 2))
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    opt = tg.optim.SGD(model.parameters(), 0.1)
+    trainer = rnn.Trainer(model, opt, clip=1e-3)
+    if spoil == "lr":
+        opt.param_groups[0]["lr"] = -1.0
+    else:
+        model.parameters()[0]._data.flags.writeable = False
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(tg.ConfigError, match="SGD.step"):
+        trainer.update(model.run_for_loss(xs, xs).loss)
+    fresh = rnn.ElmanRNN(3, 4, 3, seed=0)
+    fresh.run_for_loss(xs, xs).loss.backward()
+    for p, q, data in zip(model.parameters(), fresh.parameters(), before):
+        assert np.array_equal(p.grad, q.grad) and np.array_equal(p.data, data)
+    assert trainer.steps == 0 and opt.steps == 0
+
+
+@pytest.mark.parametrize("chunk", [1000, 2])
+@pytest.mark.parametrize("reader", ["stream_loss", "truncated_bptt"])
+def test_one_output_or_one_input_per_sequence_is_refused_by_the_chunked_readers(reader, chunk):
+    """SequenceToOne has one loss term per sequence and VectorToSequence one input vector:
+    neither has steps to read in chunks.  With T == B the shapes passed every check, and
+    stream_loss read in one chunk returned the sequence's loss divided by T."""
+    rng = np.random.default_rng(0)
+    seq2one, vec2seq = rnn.SequenceToOne(3, 5, 2, seed=0), rnn.VectorToSequence(3, 5, 3, seed=0)
+    cases = [(seq2one, rng.integers(0, 3, (4, 4)), rng.integers(0, 2, 4), "one output"),
+             (vec2seq, rng.normal(size=(4, 3)), rng.integers(0, 3, (4, 4)), "one vector x")]
+    for model, xs, ys, why in cases:
+        before = [p.data.copy() for p in model.parameters()]
+        with pytest.raises(tg.ConfigError, match=f"{reader}: {model.name} .*{why}.* chunks"):
+            if reader == "stream_loss":
+                rnn.stream_loss(model, xs, ys, chunk=chunk)
+            else:
+                rnn.truncated_bptt(rnn.Trainer(model, lr=0.1), xs, ys, chunk=chunk)
+        assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))

@@ -110,11 +110,15 @@ def test_an_update_where_no_parameter_of_the_optimizer_got_a_gradient_is_refused
     optimizer = make(other.parameters())
     trainer = rnn.Trainer(model, optimizer)
     before = [p.data.copy() for p in other.parameters()]
+    other.loss(XS, YS).backward()       # the gradients of other's own last backward
+    grads = [p.grad for p in other.parameters()]
     with pytest.raises(tg.ConfigError, match=r"Trainer: update 1: none of the optimizer's 2 "
                                              r"parameters got a gradient from the loss"):
         trainer.step(XS, YS)
     assert trainer.steps == 0 and optimizer.steps == 0 and optimizer.state == [{}, {}]
     assert all(np.array_equal(p.data, q) for p, q in zip(other.parameters(), before))
+    # refused with the gradients as they were (zero_grad had cleared them: a partial change)
+    assert all(p.grad is g for p, g in zip(other.parameters(), grads))
     # one parameter of two with a gradient is an update (the other is skipped, as always)
     trainer = rnn.Trainer(model, make([model.W, other.b]))
     trainer.step(XS, YS)

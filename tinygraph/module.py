@@ -172,7 +172,8 @@ class Module:
             frozen = "" if p.requires_grad else ", requires_grad=False"
             lines.append(f"  ({name}): Parameter(shape={p.shape}{dtype}{frozen})")
         total = sum(p.size for _, p in named)
-        lines.append(f"  {total:,} parameter values in {len(named)} parameters")
+        lines.append(f"  {total:,} parameter value{'' if total == 1 else 's'} in {len(named)} "
+                     f"parameter{'' if len(named) == 1 else 's'}")
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
     def named_parameters(self, prefix=""):

@@ -123,6 +123,11 @@ def name_bytes(name):
     return np.frombuffer(raw.ljust(NAME_BYTES, b"\0"), dtype=np.uint8).copy()
 
 
+def _counted(n, noun):
+    """``1 parameter``, ``2 parameters``, ``1,024 values``: a count and its noun, singular for one."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 class Optimizer:
     """Base class: the parameter groups and a per-parameter state of arrays.
 
@@ -205,8 +210,8 @@ class Optimizer:
                              if k != "weight_decay" or first[k])   # no decay: as before groups
         groups = f"; {len(self.param_groups)} groups" if len(self.param_groups) > 1 else ""
         values = sum(p.size for p in self.params)
-        return (f"{type(self).__name__}({settings}{groups}; {len(self.params)} parameters, "
-                f"{values:,} values; {self.steps} steps)")
+        return (f"{type(self).__name__}({settings}{groups}; {_counted(len(self.params), 'parameter')}, "
+                f"{_counted(values, 'value')}; {_counted(self.steps, 'step')})")
 
     def _checked_groups(self, who):
         """(index, parameter, gradient, group) of every parameter with a gradient; every group's
@@ -246,13 +251,9 @@ class Optimizer:
         included (as PyTorch's, whose per-parameter state skips such a parameter): ``steps``
         counts the calls that updated a parameter."""
         who = f"{type(self).__name__}.step"
-        grads = self._checked_groups(who)
+        grads = self._ready(who)
         if not grads:
             return
-        for i, p, _, _ in grads:
-            if not p._data.flags.writeable:
-                raise ConfigError(f"{who}: parameter {i}{_name(p)} holds a read-only array, "
-                                  "which cannot be updated in place")
         saved = [(p, p._data, p._data.copy(), {k: v.copy() for k, v in self.state[i].items()})
                  for i, p, _, _ in grads]
         steps = self.steps
@@ -271,6 +272,18 @@ class Optimizer:
                 p._data = data
                 self.state[i] = state
             raise
+
+    def _ready(self, who):
+        """Every check of ``step`` (the groups' settings, the gradients, the state, writable
+        parameters), nothing changed: (index, parameter, gradient, group) of every parameter
+        with a gradient.  rnn.Trainer calls it before it clips the gradients, so a step that
+        would be refused is refused with the gradients as backward left them."""
+        grads = self._checked_groups(who)
+        for i, p, _, _ in grads:
+            if not p._data.flags.writeable:
+                raise ConfigError(f"{who}: parameter {i}{_name(p)} holds a read-only array, "
+                                  "which cannot be updated in place")
+        return grads
 
     def _update(self, p, g, state, group):
         raise NotImplementedError
