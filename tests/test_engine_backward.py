@@ -483,7 +483,7 @@ def test_the_sorted_scatter_of_row_gradients_equals_numpy_add_at(rows, width, n)
 def test_wide_rows_of_the_sorted_scatter_are_summed_in_order_as_numpy_add_at(dtype, width):
     """Rows of 2 KiB or more (a GRU's two gates of 128 in float64, into a table of 65 ids) are
     summed group by group, each id's rows one after the other as np.add.at adds them: the same
-    bits as np.add.at into zeros within a chunk of 1,024 (reduceat, 1.3-7x slower on rows this
+    bits as np.add.at into zeros within a chunk of 1,024 (reduceat, 1.3-10x slower on rows this
     wide, sums them in another order)."""
     from tinygraph.tensor import _add_rows_sorted
     rng = np.random.default_rng(width)

@@ -1810,7 +1810,7 @@ def _add_rows_sorted(buf, index, values):
     or, when there are few groups of many entries (the embedding rows of a small vocabulary,
     an LSTM's four gates side by side) or the rows are wide (2 KiB or more: a GRU's two gates
     of 128), one sum per group: ``reduceat`` along axis 0 walks the rows column by column, 10-30x
-    slower than a sum of a contiguous block on rows of 512+, and 1.3-7x on rows of 2 KiB however
+    slower than a sum of a contiguous block on rows of 512+, and 1.3-10x on rows of 2 KiB however
     many groups there are.  A group's rows within a chunk are summed one after the other, as
     np.add.at sums them."""
     n = buf.shape[0]
