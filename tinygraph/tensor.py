@@ -21,6 +21,7 @@ import copy
 import functools
 import hashlib
 import inspect
+import math
 import os
 import sys
 import threading
@@ -1873,11 +1874,15 @@ def _add_rows_sorted(buf, index, values):
     """``np.add.at(buf, index, values)`` for an integer index array along axis 0, by sorting:
     rows with the same index are summed with one ``reduceat`` (~3x faster for thousands of rows),
     or, when there are few groups of many entries (the embedding rows of a small vocabulary,
-    an LSTM's four gates side by side), one sum per group: ``reduceat`` along axis 0 walks the
-    rows column by column, 10-30x slower than a sum of a contiguous block on rows of 512+."""
+    an LSTM's four gates side by side) or the rows are wide (2 KiB or more: a GRU's two gates
+    of 128), one sum per group: ``reduceat`` along axis 0 walks the rows column by column, 10-30x
+    slower than a sum of a contiguous block on rows of 512+, and 1.3-10x on rows of 2 KiB however
+    many groups there are.  A group's rows within a chunk are summed one after the other, as
+    np.add.at sums them."""
     n = buf.shape[0]
     index = index.reshape(-1)
     values = values.reshape(index.shape + buf.shape[1:])
+    wide = values.itemsize * math.prod(buf.shape[1:]) >= _REDUCEAT_ROW_BYTES
     for start in range(0, index.size, _SORTED_SCATTER_CHUNK):   # bounds the sorted copy
         part = index[start:start + _SORTED_SCATTER_CHUNK]
         part = np.where(part < 0, part + n, part)
@@ -1885,7 +1890,7 @@ def _add_rows_sorted(buf, index, values):
         rows = part[order]
         starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
         chunk = values[start:start + part.size]
-        if starts.size * _GROUP_SUM_COST < chunk.size:     # a Python call per group is cheaper
+        if wide or starts.size * _GROUP_SUM_COST < chunk.size:   # a Python call per group is cheaper
             ends = starts[1:].tolist() + [part.size]
             for row, a, b in zip(rows[starts].tolist(), starts.tolist(), ends):
                 buf[row] += chunk[order[a:b]].sum(axis=0)    # each group's rows gathered alone
@@ -1927,6 +1932,7 @@ def _rows_counted(shape, index, values):
 
 
 _GROUP_SUM_COST = 4096     # entries reduceat sums in the time of one Python-level sum call
+_REDUCEAT_ROW_BYTES = 2048  # rows at least this wide are summed per group whatever their count
 
 
 def _check_finite(node, arr, what):
