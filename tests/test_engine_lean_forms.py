@@ -307,3 +307,102 @@ def test_the_loops_run_without_lean_forms_where_a_states_buffer_is_of_another_dt
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert len(on[4]) == len(off[4]) and all(
         np.array_equal(x, y) for p, q in zip(on[4], off[4]) for x, y in zip(p, q))
+
+
+# ---------------------------------------------------------------- a weight read at every step
+def _lstm_like(batch, hidden, dtype, steps=6, n_in=5, seed=0):
+    """A user's cell whose step multiplies by ``Wh.T`` (a transpose taken in the step, not
+    C-contiguous), the gates sliced from one product; its data (steps, batch)."""
+    rng = np.random.default_rng(seed)
+    P = {"Ux": tg.Parameter(rng.normal(0, 0.4, (4 * hidden, n_in)).astype(dtype), name="Ux"),
+         "Wh": tg.Parameter(rng.normal(0, 0.1, (4 * hidden, hidden)).astype(dtype), name="Wh"),
+         "V": tg.Parameter(rng.normal(0, 0.3, (3, hidden)).astype(dtype), name="V")}
+    H = hidden
+
+    def step(state, u):
+        z = tg.addmm(u, state["h"], P["Wh"].T)
+        gates = z[..., :3 * H].sigmoid()
+        s = gates[..., :H] * state["s"] + gates[..., H:2 * H] * z[..., 3 * H:].tanh()
+        return {"s": s, "h": s.tanh() * gates[..., 2 * H:]}
+
+    cell = rnn.Recurrence(step, list(P.values()), {"s": H, "h": H}, n_in=n_in,
+                          readout=lambda state: state["h"] @ P["V"].T,
+                          input_map=lambda x: x @ P["Ux"].T, name="lstm_like")
+    xs = rng.normal(size=(steps, batch, n_in)).astype(dtype)
+    ys = rng.integers(0, 3, size=(steps, batch))
+    return cell, P, xs, ys
+
+
+def _matrices_the_loops_multiply(monkeypatch, compute):
+    """``compute()`` from freshly compiled loops, and the (shape, C-contiguous) of every
+    matrix a lean form's product (``L_dot``) read as its second operand."""
+    seen = []
+
+    def dot(a, b, *rest, **kwargs):
+        if np.ndim(b) == 2:
+            seen.append((np.shape(b), np.asarray(b).flags.c_contiguous))
+        return np.dot(a, b, *rest, **kwargs)
+
+    tape._known.clear()
+    tape._compiled.clear()
+    with monkeypatch.context() as patch:
+        patch.setitem(ops.LEAN_NAMES, "L_dot", dot)
+        got = compute()
+    tape._known.clear()
+    tape._compiled.clear()
+    return got, seen
+
+
+def _cell_loss_and_grads(cell, P, xs, ys, replayable=True):
+    cell.replayable = replayable
+    for p in P.values():
+        p.grad = None
+    try:
+        loss = cell.loss(xs, ys)
+        loss.backward()
+    finally:
+        cell.replayable = True
+    return loss.item(), {k: p.grad.copy() for k, p in P.items()}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_replayed_steps_large_products_read_a_c_contiguous_copy_of_a_transposed_weight(
+        monkeypatch, dtype):
+    """h(t-1) @ Wh.T of 64 rows and a (128, 512) matrix (4.2 M multiply-adds per step): the
+    loops multiply by a C-contiguous copy of Wh.T made once per loss (BLAS reads it faster),
+    and the loss and gradients are those of the steps run as engine ops."""
+    cell, P, xs, ys = _lstm_like(64, 128, dtype)
+    (loss, grads), seen = _matrices_the_loops_multiply(
+        monkeypatch, lambda: _cell_loss_and_grads(cell, P, xs, ys))
+    weight = [c for shape, c in seen if shape == (128, 512)]
+    assert weight and all(weight)
+    want_loss, want = _cell_loss_and_grads(cell, P, xs, ys, replayable=False)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert abs(loss - want_loss) <= tol * abs(want_loss)
+    for k in want:
+        np.testing.assert_allclose(grads[k], want[k], rtol=tol, atol=tol, err_msg=k)
+
+
+def test_a_replayed_steps_small_products_read_the_weight_as_it_is(monkeypatch):
+    """Below ``tape._HOIST_WORK`` multiply-adds (here 2 x 8 x 32) a copy gains little, and
+    BLAS's small-matrix and vector kernels add in another order for each layout: the loops
+    multiply by Wh.T itself, as the engine's own op does, so the bits are the op's."""
+    cell, P, xs, ys = _lstm_like(2, 8, np.float64)
+    _, seen = _matrices_the_loops_multiply(monkeypatch, lambda: _cell_loss_and_grads(cell, P, xs, ys))
+    weight = [c for shape, c in seen if shape == (8, 32)]
+    assert weight and not any(weight)
+
+
+def test_the_copy_of_a_weight_follows_an_in_place_update_between_losses():
+    """The C-contiguous copy is made from the weight's array at every loss: after an update
+    in place (an optimizer's step), the next loss reads the new values."""
+    cell, P, xs, ys = _lstm_like(64, 128, np.float64)
+    _cell_loss_and_grads(cell, P, xs, ys)
+    optimizer = tg.optim.SGD(list(P.values()), lr=0.5)
+    optimizer.step()
+    P["Wh"].data *= 1.5       # in place as well
+    loss, grads = _cell_loss_and_grads(cell, P, xs, ys)
+    want_loss, want = _cell_loss_and_grads(cell, P, xs, ys, replayable=False)
+    assert abs(loss - want_loss) <= 1e-12 * abs(want_loss)
+    for k in want:
+        np.testing.assert_allclose(grads[k], want[k], rtol=1e-12, atol=1e-14, err_msg=k)

@@ -1225,7 +1225,10 @@ _xp = SimpleNamespace(
 # LEAN_FORWARDS: forward -> f(rule, out, *inputs, **kwargs) -> (template, consts) or None, for
 # the recorded rule, output and inputs.  The template assigns ``{out}`` from ``{x0}``, ``{x1}``
 # ... (``{xs}``: all inputs, comma-separated); ``{t0}``, ``{t1}`` are its own temporaries and
-# ``consts`` names the settings it reads (each a placeholder too).
+# ``consts`` names the settings it reads (each a placeholder too).  A matrix a product reads
+# is written ``{c_x1}`` (``{c_x1T}`` for its transpose): input 1 as it is (``{x1}.T``), or in a
+# replay's loops a C-contiguous copy made once when it is the same at every step
+# (tinygraph.tape._hoisted).
 # LEAN_GRADS: rule -> f(k, out, *inputs, **kwargs) -> (template, consts, result) or None: the
 # gradient of input k as a template assigning ``{pg}`` from ``{g}`` (the output's gradient,
 # of the output's shape and dtype), ``{out}`` and the inputs (None where the rule does not
@@ -1254,7 +1257,7 @@ def _dots(a, b):      # _matmul takes np.dot: rows (or one vector) times a matri
 def _lean_addmm(rule, out, c, a, b):
     # the product is fresh and c is added into it when the sum keeps its shape and dtype
     if rule is _ADDMM_2D and _dots(a, b) and out.dtype == np.result_type(a, b):
-        return "{out} = L_dot({x1}, {x2})\nL_add({out}, {x0}, out={out})", {}
+        return "{out} = L_dot({x1}, {c_x2})\nL_add({out}, {x0}, out={out})", {}
     return None
 
 
@@ -1281,7 +1284,7 @@ LEAN_FORWARDS = {
     _tanh: _form("{out} = L_tanh({x0})"),
     _sigmoid: _lean_sigmoid,
     _addmm: _lean_addmm,
-    _matmul: lambda rule, out, a, b: (("{out} = L_dot({x0}, {x1})", {})
+    _matmul: lambda rule, out, a, b: (("{out} = L_dot({x0}, {c_x1})", {})
                                       if rule is _MATMUL_2D and _dots(a, b) else None),
     _transpose: lambda rule, out, x, axes=None: ("{out} = {x0}.transpose({axes})",
                                                  {"axes": axes}),
@@ -1311,7 +1314,7 @@ def _times(other):     # g times input ``other``
 def _dot_grad_a(b_at):     # d(a @ b)/da = g b^T
     def form(k, out, *inputs):
         b = inputs[b_at]
-        return ("{pg} = L_dot({g}, {x%d}.T)" % b_at, {},
+        return ("{pg} = L_dot({g}, {c_x%dT})" % b_at, {},
                 (out.shape[:-1] + b.shape[:1], np.result_type(out, b)))
     return form
 
