@@ -2458,7 +2458,8 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     Returns
     -------
     list of np.ndarray (of Tensor with ``create_graph``), one per input (zeros for an input
-    the output does not depend on); a single input gives a single gradient.  An input that
+    the output does not depend on); a single input gives a single gradient; an input given
+    twice gets two distinct arrays (PyTorch returns the same tensor twice).  An input that
     does not require grad but that the output is computed from is a BackwardError: no gradient
     was tracked for it (as PyTorch's ``autograd.grad`` refuses).
     """
@@ -2490,7 +2491,26 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
         _backprop(output, grad, retain, targets)
         out = [np.asarray(targets[id(t)]) if targets[id(t)] is not None else np.zeros_like(t._data)
                for t in inputs]
+    if len(targets) < len(inputs):      # an input given twice: each place its own result
+        _distinct(out, inputs)
     return out[0] if single else out
+
+
+def _distinct(out, inputs):
+    """Give a repeated input's later places a copy of its gradient (an array's ``copy()``, a
+    Tensor's ``x * 1``, exact, differentiable again): ``grad(y, [x, x])`` gave the same object
+    twice (as PyTorch's ``autograd.grad`` does), so changing one result in place changed the
+    other."""
+    seen = set()
+    for i, t in enumerate(inputs):
+        if id(t) in seen:
+            r = out[i]
+            if isinstance(r, Tensor):
+                with enable_grad():
+                    out[i] = r * 1
+            else:
+                out[i] = r.copy()
+        seen.add(id(t))
 
 
 def _refuse_untracked(output, inputs, who="grad"):
