@@ -2071,13 +2071,16 @@ def _ready(node, owned):
 
 
 @_one_sweep_at_a_time
-def _backprop(root, grad, retain_graph, targets):
+def _backprop(root, grad, retain_graph, targets, accept=None):
     """Reverse-mode sweep from ``root``.
 
     With ``targets`` (a dict id -> None) the gradients reaching those tensors are
     returned in it and no ``.grad`` is touched; without, leaves (and tensors marked with
     ``retain_grad``) accumulate into ``.grad`` -- all at once after the sweep, so an error
-    raised midway (an anomaly) changes no ``.grad``.
+    raised midway (an anomaly) changes no ``.grad``.  ``accept`` (optional, without
+    ``targets``) is called with the list of (tensor, gradient array, owned) about to be added,
+    before the graph is freed or any ``.grad`` written: if it raises, nothing has changed
+    (rnn.Trainer refuses there a loss that reaches none of its optimizer's parameters).
     """
     seed = _seed(root, grad)
     order = _sweep_order(root)
@@ -2168,6 +2171,8 @@ def _backprop(root, grad, retain_graph, targets):
     finally:
         for node in order:
             node._g = None
+    if accept is not None:
+        accept(results)
     if not retain_graph:        # freed only now: a backward that raised can run again
         _free(order)
     for node, g, owned in results:
