@@ -501,7 +501,9 @@ class Tensor:
         """Replace the array (as PyTorch's ``p.data = ...``: no version bump, no copy of an
         ndarray or of a Tensor's array); anything else becomes an array as ``tensor`` makes
         one, and a tensor that requires grad keeps float data, so its gradient is never cast
-        to integers."""
+        to integers.  A graph built before goes on back-propagating from the arrays its
+        forward saved; ``backward(create_graph=True)`` and ``grad(..., create_graph=True)``,
+        whose rules would read the new array, refuse it (StaleGraphError)."""
         if type(value) is not np.ndarray:
             value = value._data if isinstance(value, Tensor) else _as_array(value)
         if value.dtype.kind not in "biuf":
@@ -512,6 +514,8 @@ class Tensor:
                              f"data must be a float array, got dtype {value.dtype}")
         if _tapes:
             _value_read(why="the step writes a tensor's .data")
+        if value is not self._data:
+            _note_replaced(self)
         self._data = value
 
     @property
@@ -868,6 +872,38 @@ def clear_grads(who, tensors, set_to_none):
         else:
             t._grad = np.zeros(t.shape, (t._grad._data if isinstance(t._grad, Tensor) else
                                          np.asarray(t._grad)).dtype)
+
+
+_replaced = {}
+"""id -> (weak reference, count of ``_clock``) of every live tensor whose ``.data`` was replaced
+(``t.data = new``), with the count it was replaced at: plain backward reads the arrays the
+forward saved, but a ``create_graph`` rule reads its inputs' tensors (their ``.data`` now), so
+:func:`_backprop_graph` refuses a node whose inputs' (or own) array was replaced after it was
+made (no version bump: plain backward goes on, as PyTorch's ``.data``)."""
+
+
+def _note_replaced(t):
+    """Record that ``t.data`` is being replaced now (a new count of ``_clock``)."""
+    global _clock
+    with _counting:
+        _clock += 1
+        count = _clock
+    key = id(t)
+    known = _replaced.get(key)
+    if known is not None and known[0]() is t:
+        _replaced[key] = (known[0], count)
+    else:
+        _replaced[key] = (weakref.ref(t, lambda _, key=key: _replaced.pop(key, None)), count)
+
+
+def _replaced_since(node):
+    """The tensor among ``node`` and its parents whose ``.data`` was replaced after ``node``
+    was made, or None."""
+    for t in (node, *node.parents):
+        known = _replaced.get(id(t))
+        if known is not None and known[0]() is t and known[1] > node._version:
+            return t
+    return None
 
 
 def bump_version(t):
@@ -2393,6 +2429,10 @@ def _backprop_graph(root, grad, retain_graph, targets):
                     continue
                 if _saved_digests:    # a graph built in detect_anomaly is alive
                     _check_saved(node, graph=True)
+                if _replaced:         # a .data replaced since: its rule would read the new array
+                    t = _replaced_since(node)
+                    if t is not None:
+                        raise _replaced_error(node, t)
                 inputs, pgs = _graph_rule(node, g)
                 for x, pg in zip(inputs, pgs):
                     if pg is None or not x._rg or (through is not None and id(x) not in through
@@ -2414,6 +2454,15 @@ def _backprop_graph(root, grad, retain_graph, targets):
         _free(order if through is None else [node for node in order if id(node) in through])
     for node, g in results:
         node._grad = g if node._grad is None else g + node._grad
+
+
+def _replaced_error(node, t):
+    return StaleGraphError(
+        f"backward(create_graph=True): the .data of {_what(t)}"
+        f"{'' if t.name else f' of shape {t.shape}'} was replaced (.data = ...) after "
+        f"'{node.op}'{_where(node.scope)} used it: its create_graph rule reads the new array, "
+        "where plain backward uses the one the forward saw, so the same graph would give "
+        "another gradient; run the forward pass again after replacing it (nothing was changed)")
 
 
 def _graph_rule(node, g):
