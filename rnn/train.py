@@ -22,6 +22,7 @@ import numpy as np
 
 import tinygraph as tg
 from tinygraph.module import dropouts_drawing
+from tinygraph.tensor import _backprop
 
 from . import checks
 from .core import detach_state, evaluating
@@ -30,6 +31,11 @@ from .datasets import stream_batches
 
 class NonFiniteLossError(tg.AnomalyError):
     """A training update refused because its loss or a gradient is NaN or inf."""
+
+
+class _NonFinite(Exception):
+    """Raised inside backward by :meth:`Trainer.update`'s check: a gradient is not finite (its
+    message says which), so nothing is written; the update then refuses or skips the batch."""
 
 
 class Trainer:
@@ -46,8 +52,8 @@ class Trainer:
         What an update does with a loss or gradient that is not finite (NaN or inf).  False
         (the default): raise :class:`NonFiniteLossError`, naming the update, the first
         non-finite loss term and the first NaN or inf of float inputs xs (t and b; of
-        VectorToSequence's vector x, b), with the parameters and the optimizer's state as
-        they were.
+        VectorToSequence's vector x, b), with the parameters, every ``.grad`` and the
+        optimizer's state as they were.
         True: skip that batch (no update), warn (RuntimeWarning) and record it in ``skipped``.
 
     Attributes
@@ -87,52 +93,73 @@ class Trainer:
         A loss or a gradient that is not finite changes neither the parameters nor the
         optimizer (see ``skip_nonfinite``); ``locate()`` (optional) then names the first
         non-finite loss term.  Returns NaN for a skipped batch.  A loss that gives none of the
-        optimizer's parameters a gradient is refused (ConfigError), nothing changed (their gradients
-        put back as they were).  A step the
-        optimizer would refuse (its settings, state or parameters) is refused before clipping:
-        the gradients are left as backward made them.  An
-        interrupt (Ctrl-C) leaves all of the update or none of it: ``steps`` always counts the
-        optimizer's steps taken here.
+        optimizer's parameters a gradient is refused (ConfigError) before backward writes any
+        ``.grad`` (another model's parameters that the loss reads keep theirs).
+
+        All or nothing: an update that raises or is refused (backward failing, a step the
+        optimizer would refuse, an interrupt (Ctrl-C) anywhere, between clipping and the
+        optimizer's step too) leaves the parameters, every ``.grad`` and the optimizer as before
+        the call; ``steps`` always counts the optimizer's steps taken here.
         """
         value = loss.item()
         if not np.isfinite(value):
             where = locate() if locate is not None else None
             return self._nonfinite(f"the loss is {value}" + (f"; {where}" if where else ""))
         params = self.optimizer.params
-        held = [p.grad for p in params]     # put back if the loss reaches none of them
-        self.optimizer.zero_grad()
-        loss.backward()
-        if all(p.grad is None for p in params):     # a step would update nothing
-            for p, g in zip(params, held):
-                p.grad = g
-            raise tg.ConfigError(f"Trainer: update {self.steps + 1}: none of the optimizer's "
-                                 f"{len(params)} parameters got a gradient from the loss (is the "
-                                 "optimizer over another model's parameters?); refused: the "
-                                 "parameters, their gradients and the optimizer unchanged")
-        bad = next((p for p in params if p.grad is not None and not np.isfinite(p.grad).all()),
-                   None)
-        if bad is not None:
-            return self._nonfinite(f"the loss {value:.6g} is finite but the gradient of "
-                                   f"parameter {bad.name or '?'} {bad.shape} is not")
-        ready = getattr(self.optimizer, "_ready", None)
-        if callable(ready):     # every check of the step before clipping changes a gradient
-            ready(f"{type(self.optimizer).__name__}.step")
-        # without clip the norm is measured alone (max_norm inf): the same float64 sum
-        norm = tg.clip_grad_norm(params, self.clip if self.clip is not None else np.inf)
+        held = [p.grad for p in params]     # every .grad as before the call, put back on failure
+        written = []            # (tensor, its .grad before) of every tensor backward wrote
         steps = self.steps
-        try:    # counted with the step: the optimizer's step is all-or-nothing, interrupts too
-            self.steps = steps + 1
+        try:
+            self.optimizer.zero_grad()
+            _backprop(loss, None, False, None, accept=self._accepting(params, written, value))
+            ready = getattr(self.optimizer, "_ready", None)
+            if callable(ready):     # every check of the step before the gradients are clipped
+                ready(f"{type(self.optimizer).__name__}.step")
+            # scaled in place: backward's own arrays, not the ones held (zero_grad dropped
+            # those); without clip the norm is measured alone (max_norm inf), the same float64 sum
+            norm = tg.clip_grad_norm(params, self.clip if self.clip is not None else np.inf)
+            self.steps = steps + 1    # counted with the step: it is all-or-nothing, interrupts too
             self.optimizer.step()
-        except BaseException:
+        except BaseException as e:
             self.steps = steps
+            for t, before in written:
+                t._grad = before
+            for p, g in zip(params, held):
+                p._grad = g
+            if isinstance(e, _NonFinite):
+                return self._nonfinite(e.args[0])
             raise
         return norm
 
+    def _accepting(self, params, written, value):
+        """The check ``_backprop`` runs on the gradients it is about to write: refused (nothing
+        written) if none of ``params`` gets one, or one of theirs is not finite; else every
+        tensor about to be written is noted in ``written`` with its ``.grad`` before."""
+        def accept(results):
+            got = {id(t): g for t, g, _ in results}
+            if not any(id(p) in got for p in params):     # a step would update nothing
+                raise tg.ConfigError(
+                    f"Trainer: update {self.steps + 1}: none of the optimizer's {len(params)} "
+                    "parameters got a gradient from the loss (is the optimizer over another "
+                    "model's parameters?); refused: the parameters, every gradient and the "
+                    "optimizer unchanged")
+            for p in params:
+                g = got.get(id(p))
+                if g is None:
+                    continue
+                if type(g) is not np.ndarray or g.dtype != p.dtype:   # as backward writes it
+                    g = np.asarray(g, dtype=p.dtype)
+                if not np.isfinite(g).all():
+                    raise _NonFinite(f"the loss {value:.6g} is finite but the "
+                                     f"gradient of parameter {p.name or '?'} {p.shape} is not")
+            written.extend((t, t._grad) for t, _, _ in results)
+        return accept
     def _nonfinite(self, what):
         message = f"Trainer: update {self.steps + 1}: {what}"
         if not self.skip_nonfinite:
-            raise NonFiniteLossError(f"{message}; refused (parameters and optimizer state "
-                                     "unchanged; Trainer(skip_nonfinite=True) skips such a batch)")
+            raise NonFiniteLossError(f"{message}; refused (parameters, gradients and optimizer "
+                                     "state unchanged; Trainer(skip_nonfinite=True) skips such a "
+                                     "batch)")
         self.skipped.append(f"{message}; batch skipped")
         warnings.warn(f"{message}; batch skipped (no update)", RuntimeWarning, stacklevel=4)
         return float("nan")

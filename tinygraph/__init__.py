@@ -10,7 +10,8 @@ from .creation import arange, eye, full, linspace, ones, ones_like, rand, randn,
 from .errors import (AllocationError, AnomalyError, BackwardError, BadIndexError, CheckpointError,
                      CheckpointNotFoundError, CheckpointWriteError, ConfigError, DomainError,
                      DTypeError, GradcheckError, GraphFreedError, InPlaceError, NonFiniteError,
-                     OutOfRangeError, ShapeError, StaleGraphError, TinygraphError, WriteError)
+                     OutOfRangeError, ShapeError, StaleGraphError, TinygraphError,
+                     UnsupportedOptionError, WriteError)
 from .checkpoint import (Checkpoint, load_arrays, read_checkpoint, read_headers, read_meta,
                          save_arrays)
 from .files import atomic_write
@@ -35,7 +36,7 @@ __all__ = [
     "AllocationError", "AnomalyError", "BackwardError", "BadIndexError", "Checkpoint", "CheckpointError",
     "CheckpointNotFoundError", "CheckpointWriteError", "ConfigError", "DomainError", "DTypeError", "Dropout",
     "GradcheckError", "GraphFreedError", "InPlaceError", "Module", "NonFiniteError", "OutOfRangeError", "Parameter", "Scatter",
-    "ShapeError", "StaleGraphError", "Tensor", "TinygraphError", "WriteError", "abs", "add",
+    "ShapeError", "StaleGraphError", "Tensor", "TinygraphError", "UnsupportedOptionError", "WriteError", "abs", "add",
     "addmm", "amax", "amin", "apply", "arange", "argmax", "argmin", "atomic_write",
     "binary_cross_entropy_with_logits", "broadcast_to", "bump_version", "cat", "chunk", "clamp",
     "clip", "clip_grad_norm", "concat", "cos", "cross_entropy", "cumsum", "current_scope",

@@ -93,3 +93,9 @@ class CheckpointWriteError(CheckpointError, WriteError):
 
 class ConfigError(TinygraphError, ValueError):
     """A bad setting: non-positive learning rate, empty parameter list, ..."""
+
+
+class UnsupportedOptionError(ConfigError, TypeError):
+    """An option (keyword argument) that is not supported, such as PyTorch's ``nesterov=`` given
+    to ``tg.optim.SGD``: a ConfigError that is also the TypeError Python raises for an
+    unexpected keyword argument."""

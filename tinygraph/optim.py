@@ -14,8 +14,30 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
-from .errors import AnomalyError, CheckpointError, ConfigError, DTypeError, ShapeError
+from .errors import (AnomalyError, CheckpointError, ConfigError, DTypeError, ShapeError,
+                     UnsupportedOptionError)
 from .tensor import Tensor, bump_version, clear_grads
+
+
+_TORCH_OPTIONS = ("amsgrad", "capturable", "dampening", "differentiable", "foreach", "fused",
+                  "initial_accumulator_value", "lr_decay", "maximize", "nesterov")
+
+
+def _refuse_options(optimizer, options):
+    """Refuse keyword arguments an optimizer does not take (UnsupportedOptionError, which is
+    a ConfigError and a TypeError), naming the optimizer and the option: PyTorch's options
+    (``nesterov=``, ``amsgrad=``, ``foreach=``, ...) are not supported here."""
+    if not options:
+        return
+    who = type(optimizer).__name__
+    name = sorted(options)[0]
+    takes = ", ".join(optimizer.settings)
+    if name in _TORCH_OPTIONS:
+        raise UnsupportedOptionError(f"{who}: the option {name}={options[name]!r} (of PyTorch's "
+                                     f"optimizers) is not supported by tinygraph's {who}; it takes "
+                                     f"params, {takes}")
+    raise UnsupportedOptionError(f"{who}: unknown option {name}={options[name]!r}, not supported; "
+                                 f"{who} takes params, {takes}")
 
 
 def _check_params(who, params, trained=True):
@@ -476,7 +498,9 @@ class SGD(Optimizer):
     state_keys = ("velocity",)
     settings = ("lr", "momentum", "weight_decay")
 
-    def __init__(self, params, lr=None, momentum=0.0, weight_decay=0.0):
+    def __init__(self, params, lr=None, momentum=0.0, weight_decay=0.0,
+                 **options):
+        _refuse_options(self, options)
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
     def _check_group(self, who, group):
@@ -503,7 +527,9 @@ class Adagrad(Optimizer):
     state_keys = ("sum_sq",)
     settings = ("lr", "eps", "weight_decay")
 
-    def __init__(self, params, lr=None, eps=1e-10, weight_decay=0.0):
+    def __init__(self, params, lr=None, eps=1e-10, weight_decay=0.0,
+                 **options):
+        _refuse_options(self, options)
         super().__init__(params, lr=lr, eps=eps, weight_decay=weight_decay)
 
     def _check_group(self, who, group):
@@ -549,7 +575,9 @@ class Adam(Optimizer):
     counted = True
     settings = ("lr", "betas", "eps", "weight_decay")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 **options):
+        _refuse_options(self, options)
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _check_group(self, who, group):
@@ -601,7 +629,9 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as PyTorch's AdamW:
     ``p -= lr * weight_decay * p`` first, then Adam's step on the gradient alone."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 **options):
+        _refuse_options(self, options)
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _decay(self, p, g, group):

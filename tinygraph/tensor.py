@@ -502,7 +502,9 @@ class Tensor:
         """Replace the array (as PyTorch's ``p.data = ...``: no version bump, no copy of an
         ndarray or of a Tensor's array); anything else becomes an array as ``tensor`` makes
         one, and a tensor that requires grad keeps float data, so its gradient is never cast
-        to integers."""
+        to integers.  A graph built before goes on back-propagating from the arrays its
+        forward saved; ``backward(create_graph=True)`` and ``grad(..., create_graph=True)``,
+        whose rules would read the new array, refuse it (StaleGraphError)."""
         if type(value) is not np.ndarray:
             value = value._data if isinstance(value, Tensor) else _as_array(value)
         if value.dtype.kind not in "biuf":
@@ -513,6 +515,8 @@ class Tensor:
                              f"data must be a float array, got dtype {value.dtype}")
         if _tapes:
             _value_read(why="the step writes a tensor's .data")
+        if value is not self._data:
+            _note_replaced(self)
         self._data = value
 
     @property
@@ -869,6 +873,38 @@ def clear_grads(who, tensors, set_to_none):
         else:
             t._grad = np.zeros(t.shape, (t._grad._data if isinstance(t._grad, Tensor) else
                                          np.asarray(t._grad)).dtype)
+
+
+_replaced = {}
+"""id -> (weak reference, count of ``_clock``) of every live tensor whose ``.data`` was replaced
+(``t.data = new``), with the count it was replaced at: plain backward reads the arrays the
+forward saved, but a ``create_graph`` rule reads its inputs' tensors (their ``.data`` now), so
+:func:`_backprop_graph` refuses a node whose inputs' (or own) array was replaced after it was
+made (no version bump: plain backward goes on, as PyTorch's ``.data``)."""
+
+
+def _note_replaced(t):
+    """Record that ``t.data`` is being replaced now (a new count of ``_clock``)."""
+    global _clock
+    with _counting:
+        _clock += 1
+        count = _clock
+    key = id(t)
+    known = _replaced.get(key)
+    if known is not None and known[0]() is t:
+        _replaced[key] = (known[0], count)
+    else:
+        _replaced[key] = (weakref.ref(t, lambda _, key=key: _replaced.pop(key, None)), count)
+
+
+def _replaced_since(node):
+    """The tensor among ``node`` and its parents whose ``.data`` was replaced after ``node``
+    was made, or None."""
+    for t in (node, *node.parents):
+        known = _replaced.get(id(t))
+        if known is not None and known[0]() is t and known[1] > node._version:
+            return t
+    return None
 
 
 def bump_version(t):
@@ -2077,13 +2113,16 @@ def _ready(node, owned):
 
 
 @_one_sweep_at_a_time
-def _backprop(root, grad, retain_graph, targets):
+def _backprop(root, grad, retain_graph, targets, accept=None):
     """Reverse-mode sweep from ``root``.
 
     With ``targets`` (a dict id -> None) the gradients reaching those tensors are
     returned in it and no ``.grad`` is touched; without, leaves (and tensors marked with
     ``retain_grad``) accumulate into ``.grad`` -- all at once after the sweep, so an error
-    raised midway (an anomaly) changes no ``.grad``.
+    raised midway (an anomaly) changes no ``.grad``.  ``accept`` (optional, without
+    ``targets``) is called with the list of (tensor, gradient array, owned) about to be added,
+    before the graph is freed or any ``.grad`` written: if it raises, nothing has changed
+    (rnn.Trainer refuses there a loss that reaches none of its optimizer's parameters).
     """
     seed = _seed(root, grad)
     order = _sweep_order(root)
@@ -2174,6 +2213,8 @@ def _backprop(root, grad, retain_graph, targets):
     finally:
         for node in order:
             node._g = None
+    if accept is not None:
+        accept(results)
     if not retain_graph:        # freed only now: a backward that raised can run again
         _free(order)
     for node, g, owned in results:
@@ -2394,6 +2435,10 @@ def _backprop_graph(root, grad, retain_graph, targets):
                     continue
                 if _saved_digests:    # a graph built in detect_anomaly is alive
                     _check_saved(node, graph=True)
+                if _replaced:         # a .data replaced since: its rule would read the new array
+                    t = _replaced_since(node)
+                    if t is not None:
+                        raise _replaced_error(node, t)
                 inputs, pgs = _graph_rule(node, g)
                 for x, pg in zip(inputs, pgs):
                     if pg is None or not x._rg or (through is not None and id(x) not in through
@@ -2415,6 +2460,15 @@ def _backprop_graph(root, grad, retain_graph, targets):
         _free(order if through is None else [node for node in order if id(node) in through])
     for node, g in results:
         node._grad = g if node._grad is None else g + node._grad
+
+
+def _replaced_error(node, t):
+    return StaleGraphError(
+        f"backward(create_graph=True): the .data of {_what(t)}"
+        f"{'' if t.name else f' of shape {t.shape}'} was replaced (.data = ...) after "
+        f"'{node.op}'{_where(node.scope)} used it: its create_graph rule reads the new array, "
+        "where plain backward uses the one the forward saw, so the same graph would give "
+        "another gradient; run the forward pass again after replacing it (nothing was changed)")
 
 
 def _graph_rule(node, g):
@@ -2464,7 +2518,8 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     Returns
     -------
     list of np.ndarray (of Tensor with ``create_graph``), one per input (zeros for an input
-    the output does not depend on); a single input gives a single gradient.  An input that
+    the output does not depend on); a single input gives a single gradient; an input given
+    twice gets two distinct arrays (PyTorch returns the same tensor twice).  An input that
     does not require grad but that the output is computed from is a BackwardError: no gradient
     was tracked for it (as PyTorch's ``autograd.grad`` refuses).
     """
@@ -2496,7 +2551,26 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
         _backprop(output, grad, retain, targets)
         out = [np.asarray(targets[id(t)]) if targets[id(t)] is not None else np.zeros_like(t._data)
                for t in inputs]
+    if len(targets) < len(inputs):      # an input given twice: each place its own result
+        _distinct(out, inputs)
     return out[0] if single else out
+
+
+def _distinct(out, inputs):
+    """Give a repeated input's later places a copy of its gradient (an array's ``copy()``, a
+    Tensor's ``x * 1``, exact, differentiable again): ``grad(y, [x, x])`` gave the same object
+    twice (as PyTorch's ``autograd.grad`` does), so changing one result in place changed the
+    other."""
+    seen = set()
+    for i, t in enumerate(inputs):
+        if id(t) in seen:
+            r = out[i]
+            if isinstance(r, Tensor):
+                with enable_grad():
+                    out[i] = r * 1
+            else:
+                out[i] = r.copy()
+        seen.add(id(t))
 
 
 def _refuse_untracked(output, inputs, who="grad"):
