@@ -154,6 +154,7 @@ class Trainer:
                                      f"gradient of parameter {p.name or '?'} {p.shape} is not")
             written.extend((t, t._grad) for t, _, _ in results)
         return accept
+
     def _nonfinite(self, what):
         message = f"Trainer: update {self.steps + 1}: {what}"
         if not self.skip_nonfinite:
