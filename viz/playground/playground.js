@@ -110,7 +110,7 @@
     opts = opts || {};
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     const W = +svg.getAttribute("width"), H = +svg.getAttribute("height");
-    const L = 58, R = 8, T = 8, B = 24;
+    const L = 58, R = 8, T = 8, B = 30;     // below the axis: the tick labels, then the axis name
     const tf = opts.log ? (v) => Math.log10(v) : (v) => v;
     let xs = [], ys = [];
     for (const s of series) for (const [x, y] of s.points) {
@@ -138,13 +138,14 @@
       if (!xticks.includes(xt)) xticks.push(xt);
     }
     for (const xt of xticks) {
-      const label = svgEl("text", {x: px(xt), y: H - B + 14, "text-anchor": "middle", class: "axis xtick"},
+      const label = svgEl("text", {x: px(xt), y: H - B + 13, "text-anchor": "middle", class: "axis xtick"},
                           opts.integerX ? String(xt) : fmt(xt));
       svg.appendChild(label);
       const box = label.getBBox();       // the last one centred on the right edge: keep it inside
       if (box.x + box.width > W) label.setAttribute("x", W - box.width / 2);
     }
-    if (opts.xlabel) svg.appendChild(svgEl("text", {x: W - R, y: H - 2, "text-anchor": "end", class: "axis"}, opts.xlabel));
+    // 14 px from the ticks' baseline (10 px text): the last tick label, over the right end, clears it
+    if (opts.xlabel) svg.appendChild(svgEl("text", {x: W - R, y: H - 3, "text-anchor": "end", class: "axis xname"}, opts.xlabel));
     const hlines = (opts.hlines || []).filter((h) => !opts.log || h.y > 0);
     for (const h of hlines)
       svg.appendChild(svgEl("line", {x1: L, x2: W - R, y1: py(tf(h.y)), y2: py(tf(h.y)), stroke: h.color, "stroke-dasharray": "4 3"}));
