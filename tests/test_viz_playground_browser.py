@@ -256,3 +256,23 @@ def test_the_last_tick_label_stands_clear_of_the_axis_name_below_it(browser, app
     for chart, _, tick_bottom, name_top, name_bottom, height in charts:
         assert name_top - tick_bottom >= 2 and name_bottom <= height, charts
     page.close()
+
+
+def test_the_x_axis_starts_at_the_first_update_even_where_it_has_no_value(browser, app):
+    """A point with no value (a gradient norm of 0 on the log axis, a NaN loss sent as null)
+    is a gap in the curve, yet it is data: the axis began at the first point it could draw
+    (update 11 here), as if the updates before it had not happened."""
+    state = Client(app).state()
+    run = state["runs"][0]
+    n = run["steps"] = 60
+    run["gnorm"] = [[k, 0.0 if k <= 10 else 2.0 + k % 3] for k in range(1, n + 1)]
+    run["loss"] = [[k, None if k <= 10 else 1.0 / k] for k in range(1, n + 1)]
+    run["held"] = [[k, None if k <= 10 else 1.0 / k] for k in range(0, n + 1, 20)]
+    state["version"] = 10 ** 6
+    page = Page(browser, app.url)
+    page.page.route("**/api/state*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(state)))
+    page.until("document.querySelector('.run').dataset.steps == '60'", "the crafted snapshot drawn")
+    assert page.page.evaluate(_X_TICKS.replace("CHART", "p-gnorm"))[0][1] == "1"
+    assert page.page.evaluate(_X_TICKS.replace("CHART", "p-loss"))[0][1] == "0"
+    page.close()

@@ -112,14 +112,15 @@
     const W = +svg.getAttribute("width"), H = +svg.getAttribute("height");
     const L = 58, R = 8, T = 8, B = 30;     // below the axis: the tick labels, then the axis name
     const tf = opts.log ? (v) => Math.log10(v) : (v) => v;
-    let xs = [], ys = [];
+    let xs = [], ys = [], all = [];     // the x axis spans every point, a gap (no value) too
     for (const s of series) for (const [x, y] of s.points) {
+      all.push(x);
       if (y === null || (opts.log && !(y > 0))) continue;
       xs.push(x); ys.push(tf(y));
     }
     for (const h of (opts.hlines || [])) if (!opts.log || h.y > 0) ys.push(tf(h.y));
     if (!xs.length) { svg.appendChild(svgEl("text", {x: L, y: H / 2, class: "axis"}, "no data yet")); return; }
-    let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+    let x0 = Math.min(...all), x1 = Math.max(...all), y0 = Math.min(...ys), y1 = Math.max(...ys);
     if (opts.ymin !== undefined) y0 = Math.min(y0, opts.ymin);
     if (opts.ymax !== undefined) y1 = Math.max(y1, opts.ymax);
     if (x1 === x0) { x0 -= 1; x1 += 1; }
