@@ -659,3 +659,26 @@ def test_the_heatmaps_tick_labels_stand_whole_inside_its_canvas(browser, tmp_pat
     assert [t for t in texts if t[1] < 0 or t[2] > t[3]] == []
     assert errors == []
     page.close()
+
+
+_Y_LABELS = """id => [...document.querySelectorAll('#' + id + ' text[text-anchor=end]')]
+    .filter(e => +e.getAttribute('x') < 60).map(e => [e.textContent, +e.getAttribute('y')])"""
+
+
+def test_a_log_plot_within_one_decade_labels_its_ends(browser, tmp_path):
+    """The Jacobian spectra of an Elman network near its edge of chaos run from about 0.6 to
+    1.6: the log axis was labelled "1e0" alone (the one power of ten inside), with no scale to
+    read a curve by; its ends are labelled with their values, and 1e0 stays between them."""
+    model = rnn.ElmanRNN(4, 8, 4, seed=0)
+    rng = np.random.default_rng(0)
+    path = _save(tmp_path, model, rng.integers(0, 4, 40), rng.integers(0, 4, 40))
+    page = Page(browser, path)
+    labels = page.page.evaluate(_Y_LABELS, "plot-spectra")
+    texts = [text for text, _ in labels]
+    assert len(texts) == 3 and "1e0" in texts, labels
+    top, bottom = sorted(labels, key=lambda label: label[1])[::2]
+    assert float(bottom[0]) < 1 < float(top[0]) < 10, labels
+    lag = [text for text, _ in page.page.evaluate(_Y_LABELS, "plot-lag")]
+    assert len(lag) == 2 and all(text.startswith("1e") for text in lag), lag   # two decades: powers
+    assert page.errors == []
+    page.close()

@@ -790,3 +790,51 @@ def test_a_port_in_use_is_a_clear_error_that_leaves_no_thread_or_folder(tmp_path
         assert main(["playground", "--no-browser", "--port", str(port)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"127.0.0.1:{port}" in err[0] and "--port" in err[0], err
+
+
+# ------------------------------------------------------------------ the curves' points
+
+def test_a_long_curve_keeps_its_first_and_last_points_its_spikes_and_its_lowest_value():
+    from viz.playground import CURVE_POINTS, _series
+    rng = np.random.default_rng(0)
+    values = (1 + 0.1 * rng.random(5000)).tolist()
+    values[1237] = 900.0            # a spike between two evenly spaced picks
+    values[3001] = 0.01             # the lowest loss
+    values[4321] = float("inf")     # a blow-up: a gap the chart must show
+    values[4444] = float("nan")
+    points = _series(values)
+    assert len(points) <= CURVE_POINTS
+    xs = [x for x, _ in points]
+    assert xs == sorted(set(xs)) and xs[0] == 1 and xs[-1] == 5000
+    shown = dict(points)
+    assert shown[1238] == 900.0 and shown[3002] == 0.01
+    assert shown[4322] is None and shown[4445] is None
+    assert max(y for y in shown.values() if y is not None) == 900.0
+
+
+def test_a_held_out_curve_of_irregular_updates_keeps_its_extremes():
+    from viz.playground import _curve
+    pairs = [(7 * k, 0.5) for k in range(1000)]
+    pairs[612] = (7 * 612, 1.0)
+    assert _curve(pairs)[0] == [0, 0.5] and _curve(pairs)[-1] == [6993, 0.5]
+    assert [7 * 612, 1.0] in _curve(pairs)
+
+
+def test_a_reset_and_a_play_taken_together_still_measure_update_0():
+    # the page's presets post reset then play: a busy training thread takes both at once
+    from viz.playground import Engine
+    config = check_config({"hidden": 8, "delay": 3, "batch": 4, "compare": "lstm"})
+    engine = Engine(check_config({"hidden": 4, "delay": 2, "batch": 2}))
+    try:
+        with engine.lock:
+            engine.commands += [("reset", config), ("play", None)]
+        engine.wake.set()
+        state = _until(lambda: len((s := json.loads(engine.snapshot()))["runs"]) == 2
+                       and all(r["steps"] >= 3 and r["recall"] for r in s["runs"]) and s,
+                       "three updates of the new runs, measured")
+    finally:
+        engine.stopping.set()
+        engine.wake.set()
+        engine.thread.join()
+    for run in state["runs"]:
+        assert run["held"][0][0] == 0 and run["recall"][0][0] == 0

@@ -224,3 +224,55 @@ def test_a_lines_label_and_the_legend_are_put_where_they_cover_no_curve(browser,
     for legend in ("training", "held-out"):      # the legend stood at the top left, over the curve
         assert page.page.evaluate(_LABEL_COVERS, ["p-loss", legend]) == 0, legend
     page.close()
+
+
+def test_the_last_tick_label_stands_clear_of_the_axis_name_below_it(browser, app):
+    """'1805' over 'update' and '36' over 't': the tick labels' boxes reached 3 px into the
+    axis name's below them (10 px text, baselines 8 px apart); now at least 2 px lie between,
+    in every chart, both inside the SVG."""
+    state = Client(app).state()
+    run = state["runs"][0]
+    n = run["steps"] = 1805
+    run["loss"] = [[k, 2.0 * 0.99 ** k + 0.2] for k in range(1, n + 1)]
+    run["gnorm"] = [[k, 5 * 0.99 ** k + 1] for k in range(1, n + 1)]
+    run["held"] = [[k, 2.0 * 0.99 ** k + 0.2] for k in range(0, n + 1, 150)]
+    run["recall"] = [[k, 0.125 + k / 3000] for k in range(0, n + 1, 150)]
+    state["version"] = 10 ** 6
+    page = Page(browser, app.url)
+    page.page.route("**/api/state*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(state)))
+    page.until("document.querySelector('.run').dataset.steps == '1805' && "
+               "document.querySelectorAll('.run svg.p-dldh polyline').length === 1",
+               "the crafted snapshot drawn")
+    charts = page.page.evaluate("""[...document.querySelectorAll('.run svg')].map(svg => {
+        const name = [...svg.querySelectorAll('text')].find(e => e.textContent === 'update' || e.textContent === 't');
+        const ticks = [...svg.querySelectorAll('text.xtick')];
+        if (!name || !ticks.length) return null;
+        const a = ticks[ticks.length - 1].getBBox(), b = name.getBBox();
+        return [svg.getAttribute('class'), ticks[ticks.length - 1].textContent, a.y + a.height, b.y,
+                b.y + b.height, +svg.getAttribute('height')]; }).filter(c => c)""")
+    assert [c[0] for c in charts] == ["p-loss", "p-gnorm", "p-recall", "p-dldh", "p-spectra"]
+    assert charts[0][1] == "1805", charts
+    for chart, _, tick_bottom, name_top, name_bottom, height in charts:
+        assert name_top - tick_bottom >= 2 and name_bottom <= height, charts
+    page.close()
+
+
+def test_the_x_axis_starts_at_the_first_update_even_where_it_has_no_value(browser, app):
+    """A point with no value (a gradient norm of 0 on the log axis, a NaN loss sent as null)
+    is a gap in the curve, yet it is data: the axis began at the first point it could draw
+    (update 11 here), as if the updates before it had not happened."""
+    state = Client(app).state()
+    run = state["runs"][0]
+    n = run["steps"] = 60
+    run["gnorm"] = [[k, 0.0 if k <= 10 else 2.0 + k % 3] for k in range(1, n + 1)]
+    run["loss"] = [[k, None if k <= 10 else 1.0 / k] for k in range(1, n + 1)]
+    run["held"] = [[k, None if k <= 10 else 1.0 / k] for k in range(0, n + 1, 20)]
+    state["version"] = 10 ** 6
+    page = Page(browser, app.url)
+    page.page.route("**/api/state*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(state)))
+    page.until("document.querySelector('.run').dataset.steps == '60'", "the crafted snapshot drawn")
+    assert page.page.evaluate(_X_TICKS.replace("CHART", "p-gnorm"))[0][1] == "1"
+    assert page.page.evaluate(_X_TICKS.replace("CHART", "p-loss"))[0][1] == "0"
+    page.close()

@@ -455,21 +455,32 @@ class Run:
         return {"svg": _svg_text(g), "nodes": nodes, "first": shown[0], "last": shown[-1]}
 
 
-def _picks(n):
-    """At most CURVE_POINTS indices of 0..n-1, evenly spaced, the last included."""
+def _picks(values):
+    """At most CURVE_POINTS indices of ``values``, in order: the first and the last, and of
+    each of CURVE_POINTS // 2 - 1 equal runs of the ones between, the smallest and the largest
+    (a value that is not finite counts as the largest: a blow-up shows as a gap).  Evenly
+    spaced picks alone would drop a spike, or the lowest loss, between two of them."""
+    n = len(values)
     if n <= CURVE_POINTS:
         return range(n)
-    return np.unique(np.linspace(0, n - 1, CURVE_POINTS).round().astype(int)).tolist()
+    v = np.fromiter(values, dtype=float, count=n)
+    v = np.where(np.isfinite(v), v, np.inf)
+    picks = {0, n - 1}
+    edges = np.linspace(1, n - 1, CURVE_POINTS // 2).round().astype(int)
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        if b > a:
+            picks.update((a + int(np.argmin(v[a:b])), a + int(np.argmax(v[a:b]))))
+    return sorted(picks)
 
 
 def _curve(pairs):
-    """At most CURVE_POINTS of the (step, value) pairs, evenly spaced, the last included."""
-    return [[pairs[i][0], _num(pairs[i][1])] for i in _picks(len(pairs))]
+    """At most CURVE_POINTS of the (step, value) pairs (:func:`_picks`)."""
+    return [[pairs[i][0], _num(pairs[i][1])] for i in _picks([value for _, value in pairs])]
 
 
 def _series(values):
-    """At most CURVE_POINTS [update, value] of the values of updates 1, 2, ..."""
-    return [[i + 1, _num(values[i])] for i in _picks(len(values))]
+    """At most CURVE_POINTS [update, value] of the values of updates 1, 2, ... (:func:`_picks`)."""
+    return [[i + 1, _num(values[i])] for i in _picks(values)]
 
 
 # ------------------------------------------------------------------ the engine thread
@@ -602,6 +613,11 @@ class Engine:
         return 0
 
     def _one_update(self):
+        # a run's curves start where it starts: a reset (or resume) and a play taken in one go
+        # publish no views in between, and the first held-out point would be that of a later update
+        for run in self.runs:
+            if not run.held:
+                run.measure()
         # side by side the runs update together or not at all: if one fails, those before it
         # are put back, so that they stay at the same update
         kept = [run.kept() for run in self.runs] if len(self.runs) > 1 else []

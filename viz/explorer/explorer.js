@@ -616,12 +616,16 @@
     const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R), sy = (y) => H - Bm - ((tx(y) - y0) / (y1 - y0)) * (H - T - Bm);
     svg.append(svgEl("line", { x1: L, y1: H - Bm, x2: W - R, y2: H - Bm, stroke: "#888" }),
       svgEl("line", { x1: L, y1: T, x2: L, y2: H - Bm, stroke: "#888" }));
-    const powers = opts.logy && Math.ceil(y0) <= Math.floor(y1);        // ticks at powers of ten, else the ends
+    // ticks at the first and last power of ten inside; with fewer than two (a range within a
+    // decade: "1e0" alone gave no scale) the ends' values, and a power between them that clears both
+    const powers = opts.logy && Math.ceil(y0) < Math.floor(y1);
     const yt = powers ? [Math.ceil(y0), Math.floor(y1)] : [y0, y1];
-    yt.forEach((v) => {
-      const y = H - Bm - ((v - y0) / (y1 - y0)) * (H - T - Bm);
-      svg.append(svgEl("text", { x: L - 4, y: y + 4, "font-size": 10, "text-anchor": "end" },
-        powers ? "1e" + v : Number(opts.logy ? Math.pow(10, v) : v).toPrecision(3)));
+    const ty = (v) => H - Bm - ((v - y0) / (y1 - y0)) * (H - T - Bm);
+    const yl = yt.map((v) => [v, powers ? "1e" + v : Number(opts.logy ? Math.pow(10, v) : v).toPrecision(3)]);
+    const p = Math.ceil(y0);
+    if (opts.logy && !powers && p <= y1 && Math.abs(ty(p) - ty(y0)) >= 14 && Math.abs(ty(p) - ty(y1)) >= 14) yl.push([p, "1e" + p]);
+    yl.forEach(([v, text]) => {
+      svg.append(svgEl("text", { x: L - 4, y: ty(v) + 4, "font-size": 10, "text-anchor": "end" }, text));
     });
     svg.append(svgEl("text", { x: L, y: H - Bm + 14, "font-size": 10 }, String(x0)),
       svgEl("text", { x: W - R, y: H - Bm + 14, "font-size": 10, "text-anchor": "end" }, String(x1)),

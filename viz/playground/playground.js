@@ -110,16 +110,17 @@
     opts = opts || {};
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     const W = +svg.getAttribute("width"), H = +svg.getAttribute("height");
-    const L = 58, R = 8, T = 8, B = 24;
+    const L = 58, R = 8, T = 8, B = 30;     // below the axis: the tick labels, then the axis name
     const tf = opts.log ? (v) => Math.log10(v) : (v) => v;
-    let xs = [], ys = [];
+    let xs = [], ys = [], all = [];     // the x axis spans every point, a gap (no value) too
     for (const s of series) for (const [x, y] of s.points) {
+      all.push(x);
       if (y === null || (opts.log && !(y > 0))) continue;
       xs.push(x); ys.push(tf(y));
     }
     for (const h of (opts.hlines || [])) if (!opts.log || h.y > 0) ys.push(tf(h.y));
     if (!xs.length) { svg.appendChild(svgEl("text", {x: L, y: H / 2, class: "axis"}, "no data yet")); return; }
-    let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+    let x0 = Math.min(...all), x1 = Math.max(...all), y0 = Math.min(...ys), y1 = Math.max(...ys);
     if (opts.ymin !== undefined) y0 = Math.min(y0, opts.ymin);
     if (opts.ymax !== undefined) y1 = Math.max(y1, opts.ymax);
     if (x1 === x0) { x0 -= 1; x1 += 1; }
@@ -138,13 +139,14 @@
       if (!xticks.includes(xt)) xticks.push(xt);
     }
     for (const xt of xticks) {
-      const label = svgEl("text", {x: px(xt), y: H - B + 14, "text-anchor": "middle", class: "axis xtick"},
+      const label = svgEl("text", {x: px(xt), y: H - B + 13, "text-anchor": "middle", class: "axis xtick"},
                           opts.integerX ? String(xt) : fmt(xt));
       svg.appendChild(label);
       const box = label.getBBox();       // the last one centred on the right edge: keep it inside
       if (box.x + box.width > W) label.setAttribute("x", W - box.width / 2);
     }
-    if (opts.xlabel) svg.appendChild(svgEl("text", {x: W - R, y: H - 2, "text-anchor": "end", class: "axis"}, opts.xlabel));
+    // 14 px from the ticks' baseline (10 px text): the last tick label, over the right end, clears it
+    if (opts.xlabel) svg.appendChild(svgEl("text", {x: W - R, y: H - 3, "text-anchor": "end", class: "axis xname"}, opts.xlabel));
     const hlines = (opts.hlines || []).filter((h) => !opts.log || h.y > 0);
     for (const h of hlines)
       svg.appendChild(svgEl("line", {x1: L, x2: W - R, y1: py(tf(h.y)), y2: py(tf(h.y)), stroke: h.color, "stroke-dasharray": "4 3"}));
