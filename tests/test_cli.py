@@ -452,38 +452,3 @@ def test_resume_or_checkpoint_naming_a_folder_says_it_is_a_folder(tmp_path, caps
     assert main(["explore", "--model", "seq2one", "--out", str(tmp_path / "o"),
                  "--checkpoint", str(tmp_path)]) == 2
     _one_line_error(capsys, "is a folder, not a checkpoint file")
-
-
-_CTRL_C_WHILE_IMPORTING = """
-import os, signal, sys
-class CtrlC:        # the user's Ctrl-C, delivered while the engine under viz is importing
-    def find_spec(self, name, path=None, target=None):
-        if name == "rnn.datasets":
-            os.kill(os.getpid(), signal.SIGINT)
-        return None
-sys.meta_path.insert(0, CtrlC())
-sys.argv = ["tinygraph", "figures", "--out", sys.argv[1]]
-from {module} import {function}    # what the console script of setup.cfg does
-sys.exit({function}())
-"""
-
-
-def test_ctrl_c_while_the_program_is_still_importing_exits_130_without_a_traceback(tmp_path):
-    """The console script named viz.cli:command, which imports numpy, the engine, rnn and viz
-    (about a second) before any code of the program runs: a Ctrl-C then printed a bare
-    KeyboardInterrupt traceback through viz/__init__ and the process died of SIGINT."""
-    import configparser
-    config = configparser.ConfigParser()
-    config.read(os.path.join(os.path.dirname(__file__), os.pardir, "setup.cfg"))
-    name, spec = config["options.entry_points"]["console_scripts"].strip().split("=")
-    assert name.strip() == "tinygraph"
-    module, function = spec.strip().split(":")
-    done = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_IMPORTING.format(
-                               module=module, function=function), str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 130, done.stderr
-    assert done.stderr == "tinygraph: interrupted\n"
-    assert not list(tmp_path.iterdir())
-    done = subprocess.run([sys.executable, "-m", module, "draw", "--model", "nope", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and done.stderr.startswith("tinygraph draw: ")
