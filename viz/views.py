@@ -596,6 +596,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         # their tie to the decoder's (weight 10): the columns' shifts spread over 0.18 to 0.44 in
         # (viz.unrolled, 4 to 12 steps), 1.08 in the explorer's summary of 6 encoder steps under
         # 7.  Tied at 100 there: 0.05 (0.31 at 6 steps; 0.63 that summary).  Other views keep 10.
+        # (And tied to every point over the encoder's column, not only the first: see
+        # _Columns.draw.)
         read = any(sum(src in present_set for src, _ in sources) > 1
                    for sources in gathered.values())
         columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs],
@@ -753,7 +755,12 @@ class _Columns:
         anchors in the boxes, it came out 12, 11.  A chain above is tied to the bottom chain's
         points over its columns, not to its anchors under them: that edge went round the bottom
         chain's box (the renderer routes no edge through a cluster it does not join), and
-        the columns above stood up to half a column off the ones below (1.1 to 3.2 inches)."""
+        the columns above stood up to half a column off the ones below (1.1 to 3.2 inches).
+        It is tied to every one of the k + 1 points over the column, each by its own edge (of
+        weight ``tie``): tied to the first alone, the memory's edges of an attention, which the
+        renderer may run between those points, pushed that one off the column and the decoder's
+        column with it (the explorer's 3/6 0.94 in, 6/7 0.63, the windows of steps 11-20 after
+        a 20-step encoder 0.31); tied to all, it stands at their median, over the column."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -818,9 +825,10 @@ class _Columns:
                     base[column] = anchor
                 else:                    # aligned over the bottom chain's column
                     held.setdefault((chain, "below"), []).append(anchor)
-                    if column in base:
-                        g.edge(f"{base[column]}_top" if several else base[column], anchor,
-                               style="invis", weight=tie)
+                    if column in base:    # to every point over the column (see below)
+                        for cap in ([f"{base[column]}_top{k or ''}" for k in range(caps)]
+                                    if several else [base[column]]):
+                            g.edge(cap, anchor, style="invis", weight=tie)
         for points in held.values():    # the points under and over a chain's steps: a row
             with g.subgraph() as row:   # each, in time order
                 row.attr(rank="same")
