@@ -503,7 +503,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             if own is not None:
                 labels = variables.edges.get(((src_name, own), (dst_name, t)), labels)
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
-                 at_head=len(targets) > 1, clockwise=True)
+                 at_head=len(targets) > 1, clockwise=dst_name != src_name)
+            #  (along the rail, the weights over it, clear of the fork's other edges)
 
     def leave(src_name, t, dt, nid):
         """The edge from src_name(t) out to ``nid``, the rest of its chain in the direction dt."""
