@@ -368,6 +368,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                                         and not (at_head or at_tail))
                or (dt == 0 and step_labels and not (at_head or at_tail) and src_name not in forked)
                else "headlabel" if at_head else "taillabel" if at_tail else "xlabel")
+        if key == "xlabel" and boxes and dt == 0 and dst_name in forked:
+            key, clockwise = "headlabel", True   # into a variable a fork feeds: at its head
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
         if key in ("headlabel", "taillabel") and key in attrs:
@@ -441,6 +443,13 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # past them (the memory network's M and h bent round their forks; figure 10.11's two V
     # into o(t) lay on each other).  A variable fed by a fork (the GRU's r(t)) keeps xlabels
     # on its edges: as a label, "W" of r(t) -> h(t) stood 1 point from "Wr" at the fork's head.
+    # A step's edge into a variable a fork feeds writes its weights at its head (clockwise of
+    # it, as the fork's edges do) where it would have an xlabel: the renderer put the xlabel
+    # where the fork's edges run ("W" of the GRU's r(t) -> h(t) on the fork's edge into r(t),
+    # "Kw" of the memory network's h(t) -> ww(t) on h(t) -> o(t) and h(t) -> wr(t)).  Head
+    # labels do not move the nodes: only the weights move (in 580 views of the GRU, memory
+    # network, peephole LSTM, deep and leaky skip nets, attention: 12314 -> 10386 clashes of
+    # tests/viz_layout.label_clashes, none more in any view).
     forked = {d for targets in fans.values() if len(targets) > 1 for d in targets}
     step_labels = (columns is not None and len(set(whole.chains.values())) == 1
                    and not any(abs(dt) > 1 for *_, dt in whole.lagged(shown_set))
@@ -494,7 +503,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             if own is not None:
                 labels = variables.edges.get(((src_name, own), (dst_name, t)), labels)
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
-                 at_head=len(targets) > 1, clockwise=True)
+                 at_head=len(targets) > 1, clockwise=dst_name != src_name)
+            #  (along the rail, the weights over it, clear of the fork's other edges)
 
     def leave(src_name, t, dt, nid):
         """The edge from src_name(t) out to ``nid``, the rest of its chain in the direction dt."""
@@ -596,6 +606,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         # their tie to the decoder's (weight 10): the columns' shifts spread over 0.18 to 0.44 in
         # (viz.unrolled, 4 to 12 steps), 1.08 in the explorer's summary of 6 encoder steps under
         # 7.  Tied at 100 there: 0.05 (0.31 at 6 steps; 0.63 that summary).  Other views keep 10.
+        # (And tied to every point over the encoder's column, not only the first: see
+        # _Columns.draw.)
         read = any(sum(src in present_set for src, _ in sources) > 1
                    for sources in gathered.values())
         columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs],
@@ -753,7 +765,12 @@ class _Columns:
         anchors in the boxes, it came out 12, 11.  A chain above is tied to the bottom chain's
         points over its columns, not to its anchors under them: that edge went round the bottom
         chain's box (the renderer routes no edge through a cluster it does not join), and
-        the columns above stood up to half a column off the ones below (1.1 to 3.2 inches)."""
+        the columns above stood up to half a column off the ones below (1.1 to 3.2 inches).
+        It is tied to every one of the k + 1 points over the column, each by its own edge (of
+        weight ``tie``): tied to the first alone, the memory's edges of an attention, which the
+        renderer may run between those points, pushed that one off the column and the decoder's
+        column with it (the explorer's 3/6 0.94 in, 6/7 0.63, the windows of steps 11-20 after
+        a 20-step encoder 0.31); tied to all, it stands at their median, over the column."""
         order = ["start"]
         for i, t in enumerate(shown):
             if i and t - shown[i - 1] > 1:
@@ -818,9 +835,10 @@ class _Columns:
                     base[column] = anchor
                 else:                    # aligned over the bottom chain's column
                     held.setdefault((chain, "below"), []).append(anchor)
-                    if column in base:
-                        g.edge(f"{base[column]}_top" if several else base[column], anchor,
-                               style="invis", weight=tie)
+                    if column in base:    # to every point over the column (see below)
+                        for cap in ([f"{base[column]}_top{k or ''}" for k in range(caps)]
+                                    if several else [base[column]]):
+                            g.edge(cap, anchor, style="invis", weight=tie)
         for points in held.values():    # the points under and over a chain's steps: a row
             with g.subgraph() as row:   # each, in time order
                 row.attr(rank="same")
