@@ -532,8 +532,7 @@ class GRU(CausalSequenceDesign):
 
     With ``reset="before"``, ``loss`` (``run(per_step=False)``) computes u and r with one matmul
     per step against [Wu.T | Wr.T] joined once per unroll (W multiplies r h(t-1), so it stays
-    apart), and the input maps of u, r and the candidate with one ``take`` of their biased
-    columns side by side; ``reset="after"`` keeps one product per gate.
+    apart); ``reset="after"`` keeps one product per gate.
     """
 
     name = "gru"
@@ -583,21 +582,21 @@ class GRU(CausalSequenceDesign):
 
     def _layer_input(self, x, k):
         """b* + U* x(t) of the gates and of the candidate, keyed u, r and ""; with stacked gates
-        (``loss``, reset="before") one Tensor, the columns of u, r and the candidate side by
-        side (one ``take`` for ids, as the LSTM's)."""
+        (``loss``, reset="before") a pair: the two gates' columns side by side, the candidate's."""
         if self.T.stack_gates and self.reset == "before":
-            return _joined_input(self, x, [f"Uu{k}", f"Ur{k}", f"U{k}"],
-                                 [f"bu{k}", f"br{k}", f"b{k}"], [f"Wu{k}", f"Wr{k}"])
+            gates = _joined_input(self, x, [f"Uu{k}", f"Ur{k}"], [f"bu{k}", f"br{k}"],
+                                  [f"Wu{k}", f"Wr{k}"])
+            return gates, self._affine(x, f"U{k}", getattr(self, f"b{k}"))
         return {g: self._times(x, f"U{g}{k}") + getattr(self, f"b{g}{k}") for g in ("u", "r", "")}
 
     def _layer_step(self, state, inp, k):
         h, T = state[f"h{k}"], self.T
-        if type(inp) is not dict:       # stacked gates: one product for u and r
+        if type(inp) is tuple:       # stacked gates: one product for u and r
             H = self.n_hidden
-            gates = tg.addmm(inp[..., :2 * H], h, T.joined([f"Wu{k}", f"Wr{k}"])).sigmoid()
+            gates = tg.addmm(inp[0], h, T.joined([f"Wu{k}", f"Wr{k}"])).sigmoid()
             u = gates[..., :H]
-            candidate = getattr(tg.addmm(inp[..., 2 * H:], gates[..., H:] * h,
-                                         getattr(T, f"W{k}")), self.candidate)()
+            candidate = getattr(tg.addmm(inp[1], gates[..., H:] * h, getattr(T, f"W{k}")),
+                                self.candidate)()
             return {f"h{k}": u * h + (1 - u) * candidate}
         u = tg.addmm(inp["u"], h, getattr(T, f"Wu{k}")).sigmoid().named(f"u{k}")
         r = tg.addmm(inp["r"], h, getattr(T, f"Wr{k}")).sigmoid().named(f"r{k}")

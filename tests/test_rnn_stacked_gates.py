@@ -78,18 +78,6 @@ def test_the_loss_makes_one_product_per_step_for_the_gates(cls, per_gate):
 
 
 @pytest.mark.parametrize("cls", [rnn.LSTM, rnn.GRU])
-def test_the_loss_maps_the_inputs_of_every_gate_with_one_take(cls):
-    """For ids, the loss's input map of all the gates (the GRU's candidate too) is one ``take``
-    of their biased columns side by side (one ``join_transposed`` of the U*, one concat of the
-    b*), so its gradient is one row sum; ``run`` keeps a ``take`` per gate."""
-    m = cls(N_IN, H, N_OUT, seed=2)
-    steps = 5
-    xs, ys = _inputs("ids", steps, 2), _ids(steps, 2, 3)
-    assert _ops(m.loss(xs, ys))["take"] == 1
-    assert _ops(m.run(xs, ys).loss)["take"] == (4 if cls is rnn.LSTM else 3) * steps
-
-
-@pytest.mark.parametrize("cls", [rnn.LSTM, rnn.GRU])
 def test_run_keeps_the_named_gates_of_every_step(cls):
     m = cls(N_IN, H, N_OUT, seed=2)
     run = m.run(_inputs("ids", 3, None), _ids(3, None, 3))
