@@ -513,7 +513,9 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
     ``forms`` (with ``lean``): a rule's gradient with a lean form (:func:`lean_grad`) is that
     form, inline, and added without the checks of its type, shape and dtype when it is an array
     of its input's recorded shape and dtype: the caller makes sure each output's gradient has
-    the output's recorded shape and dtype (the forms' gradients then have theirs)."""
+    the output's recorded shape and dtype (the forms' gradients then have theirs); and a tiling
+    slice's first gradient, when its form ends in one ufunc of names (:func:`_into_block`), is
+    that ufunc computed into the slice's block (``W{slot}``, out=), which is then not copied."""
     env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter, _Product=Product,
                _product_into=_product_into, _empty=_empty)
     n_in, n_out = program.n_in, len(program.outside)
