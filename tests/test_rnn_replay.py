@@ -630,6 +630,68 @@ def test_a_state_sliced_into_blocks_some_without_gradient_replays_exactly(monkey
     _equal_results(got)
 
 
+class _CountedWrites(np.ndarray):
+    """An array counting the writes into it by indexing (``a[k] = value``)."""
+    writes = 0
+
+    def __setitem__(self, index, value):
+        _CountedWrites.writes += 1
+        super().__setitem__(index, value)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_tiled_gradient_is_computed_into_its_blocks_not_copied(monkeypatch, dtype):
+    """A replayed step's slices that tile an array (a GRU-like step's gates and candidate) get
+    their first gradient computed into their block of its gradient (the lean form's ufunc with
+    ``out=``: a sigmoid's and a tanh's slope, a product, a negation), so nothing is copied in;
+    a block no gradient reaches is still zeroed, one write per step; loss and gradients are
+    those of copying each block in, bit for bit (and replay off's to rounding)."""
+    monkeypatch.setattr(tape, "_empty", lambda like: np.full(like.shape, np.nan, like.dtype)
+                        .view(_CountedWrites))
+    H, rng = 3, np.random.default_rng(1)
+    W = tg.Parameter(rng.normal(scale=0.5, size=(4 * H, H)).astype(dtype), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(4 * H, 2)).astype(dtype), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, H)).astype(dtype), name="V")
+
+    def step(h, x):
+        z = h @ W.T + x @ U.T                           # (B, 4 H)
+        _unused = z[:, 3 * H:]                          # a block no gradient reaches
+        gates = z[:, :2 * H].sigmoid()
+        u, r = gates[:, :H], gates[:, H:]
+        return u * h + (1 - u) * (r * z[:, 2 * H:3 * H]).tanh()
+    cell = rnn.Recurrence(step, [W, U, V], H, n_in=2, readout=lambda h: h @ V.T, name="cell")
+    xs, ys = _data(np.random.default_rng(5), batch=3)
+    xs = xs.astype(dtype)
+    _CountedWrites.writes = 0
+    got = _both(cell, xs, ys)
+    assert got[0][0].replayed == (2, T)
+    assert _CountedWrites.writes == T - 1      # z's unread block, zeroed at each replayed step
+    if dtype == np.float64:
+        _equal_results(got)
+    else:       # the steps' sums rounded to float32 in another order
+        for a, b in zip(got[0][2], got[1][2]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    monkeypatch.setattr(tape, "_into_block", lambda line, block: None)    # copied in, as before
+    monkeypatch.setattr(tape, "_known", {})
+    copied = _both(cell, xs, ys)
+    assert _CountedWrites.writes > 4 * (T - 1)
+    assert got[0][1] == copied[0][1]
+    for a, b in zip(got[0][2], copied[0][2]):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_into_block_rewrites_only_one_ufunc_of_names():
+    """The lean gradients' last lines that :func:`tape._into_block` computes into a block."""
+    assert tape._into_block("pg = g * v4", "W9") == "L_multiply(g, v4, out=W9)"
+    assert tape._into_block("pg = g / v4", "W9") == "L_divide(g, v4, out=W9)"
+    assert tape._into_block("pg = -g", "W9") == "L_negative(g, out=W9)"
+    assert (tape._into_block("pg = L_multiply(g, t7_0_0, out=t7_0_0)", "W9")
+            == "L_multiply(g, t7_0_0, out=W9)")
+    for line in ("pg = g", "pg = -g * v3 / v5", "pg = L_dot(g, v7.T)", "pg = g * None",
+                 "pg = g[C10_0_index]", "pg = L_Product(v1.T, g)"):
+        assert tape._into_block(line, "W9") is None
+
+
 def _scanned_step():
     """A step h(t) = tanh(h(t-1) @ W + x(t)) recorded, its scan compiled: (scan, program, W,
     h0, the step's output slots: matmul, add, tanh)."""

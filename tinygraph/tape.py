@@ -513,7 +513,9 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
     ``forms`` (with ``lean``): a rule's gradient with a lean form (:func:`lean_grad`) is that
     form, inline, and added without the checks of its type, shape and dtype when it is an array
     of its input's recorded shape and dtype: the caller makes sure each output's gradient has
-    the output's recorded shape and dtype (the forms' gradients then have theirs)."""
+    the output's recorded shape and dtype (the forms' gradients then have theirs); and a tiling
+    slice's first gradient, when its form ends in one ufunc of names (:func:`_into_block`), is
+    that ufunc computed into the slice's block (``W{slot}``, out=), which is then not copied."""
     env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter, _Product=Product,
                _product_into=_product_into, _empty=_empty)
     n_in, n_out = program.n_in, len(program.outside)
@@ -521,7 +523,11 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
     deferred = {}      # outside tensor -> the shapes of its (a, g) pairs: one shape, to stack
     tiled = _tiled_slots(program, values) if lean else set()
     scratched = _scratched_slots(program, rules) if lean else set()
-    lines = []
+    blocks = {}        # a slice tiling its input -> (that input, the slice's op)
+    for j, (_, forward, args, kwargs) in enumerate(program.ops):
+        if args and args[0] in tiled and _basic_index(forward, kwargs) is not None:
+            blocks[program.first_op + j] = (args[0], j)
+    lines = [f"W{s} = None" for s in blocks if forms]
     for j in range(len(program.ops) - 1, -1, -1):
         _, _, args, kwargs = program.ops[j]
         slot = program.first_op + j
@@ -532,8 +538,12 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
             i = args[0]
             env[f"K{j}"] = index
             env[f"Z{i}"] = _Shape(np.shape(values[i]), np.asarray(values[i]).dtype)
-            lines += [f"if not o{i}: g{i}, o{i} = _empty(Z{i}), True",
-                      f"g{i}[K{j}] = 0 if g{slot} is None else g{slot}"]
+            lines += [f"if not o{i}: g{i}, o{i} = _empty(Z{i}), True"]
+            if forms:     # W{slot}: the block, when the first gradient was written into it
+                lines += [f"if g{slot} is None: g{i}[K{j}] = 0",
+                          f"elif g{slot} is not W{slot}: g{i}[K{j}] = g{slot}"]
+            else:
+                lines += [f"g{i}[K{j}] = 0 if g{slot} is None else g{slot}"]
             continue
         grads = {}       # input -> (lines, result) of its lean form
         if forms and index is None:
@@ -574,6 +584,23 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
             form = grads.get(k)
             if form is not None:      # the rule's lean form, inline
                 body += form[0]
+                into = _into_block(form[0][-1], f"W{i}") if i in blocks else None
+                if (into is not None
+                        and form[1] == (np.shape(values[i]), np.asarray(values[i]).dtype)):
+                    parent, at = blocks[i]     # the first gradient, written into its block
+                    env[f"K{at}"] = _basic_index(program.ops[at][1], program.ops[at][3])
+                    env[f"Z{parent}"] = _Shape(np.shape(values[parent]),
+                                               np.asarray(values[parent]).dtype)
+                    body[-len(form[0]):] = [
+                        f"if g{i} is None:",
+                        f"    if not o{parent}: g{parent}, o{parent} = _empty(Z{parent}), True",
+                        f"    W{i} = g{parent}[K{at}]"]
+                    body += ["    " + line for line in form[0][:-1]]
+                    body += [f"    {into}", f"    g{i}, o{i} = W{i}, True", "else:"]
+                    body += ["    " + line for line in form[0]]
+                    body += [f"    if o{i}: g{i} += pg",
+                             f"    else: g{i}, o{i} = g{i} + pg, True"]
+                    continue
                 if form[1] == (np.shape(values[i]), np.asarray(values[i]).dtype):
                     body += [f"if g{i} is None: g{i} = pg",     # an array of its shape and dtype
                              f"elif o{i}: g{i} += pg",
@@ -1031,6 +1058,25 @@ def _scratched_slots(program, rules):
         if rules[j] in _TRANSPOSES and len(args) == 1 and n_in <= args[0] < n_in + n_out:
             slots.add(program.first_op + j)
     return slots
+
+
+_BINARY = {"*": "L_multiply", "/": "L_divide", "+": "L_add", "-": "L_subtract"}
+
+
+def _into_block(line, block):
+    """A lean gradient's last line ``pg = ...`` computing the same ufunc into ``block``
+    (``out=``: the same loop on the same operands, so the same bits), or None where it is not
+    one ufunc of names: ``pg = a * b`` (also / + -), ``pg = -a``, ``pg = L_f(..., out=t)``."""
+    m = re.fullmatch(r"pg = (\w+) ([-*/+]) (\w+)", line)
+    if m and "None" not in (m[1], m[3]):
+        return f"{_BINARY[m[2]]}({m[1]}, {m[3]}, out={block})"
+    m = re.fullmatch(r"pg = -(\w+)", line)
+    if m and m[1] != "None":
+        return f"L_negative({m[1]}, out={block})"
+    m = re.fullmatch(r"pg = (L_\w+)\((.*), out=(\w+)\)", line)
+    if m:
+        return f"{m[1]}({m[2]}, out={block})"
+    return None
 
 
 def _tiled_slots(program, values):
