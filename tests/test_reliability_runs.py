@@ -442,7 +442,10 @@ def test_a_playground_that_fails_to_start_or_is_interrupted_puts_the_blas_count_
     assert fake.threads == 4 and fake.sets == [1, 4] * 2
 
 
-def test_a_playground_from_python_really_runs_numpys_openblas_with_one_thread(monkeypatch):
+@pytest.fixture
+def openblas_at_two(monkeypatch):
+    """numpy's own OpenBLAS (not a stand-in) at two threads, no BLAS thread variable set: its
+    get(); the count it had is put back after the test (skipped without such an OpenBLAS)."""
     functions = rnn.train.openblas()
     if functions is None:
         pytest.skip("numpy's BLAS here is not an OpenBLAS that rnn.train.openblas finds")
@@ -452,16 +455,21 @@ def test_a_playground_from_python_really_runs_numpys_openblas_with_one_thread(mo
     before = get()
     put(2)                      # OpenBLAS keeps it at 1 on a machine of one CPU
     try:
-        outside = get()
-        app = viz.playground(hidden=4, delay=2, batch=2)
-        try:
-            _steps_of(app, 1)
-            assert get() == 1
-        finally:
-            app.stop()
-        assert get() == outside
+        yield get
     finally:
         put(before)
+
+
+def test_a_playground_from_python_really_runs_numpys_openblas_with_one_thread(openblas_at_two):
+    get = openblas_at_two
+    outside = get()
+    app = viz.playground(hidden=4, delay=2, batch=2)
+    try:
+        _steps_of(app, 1)
+        assert get() == 1
+    finally:
+        app.stop()
+    assert get() == outside
 
 
 def test_a_blas_thread_variable_in_the_environment_leaves_the_count_to_the_user(
@@ -483,26 +491,17 @@ def test_the_library_never_sets_the_blas_thread_count(tmp_path, monkeypatch):
     assert fake.sets == [] and fake.threads == 4
 
 
-def test_the_program_really_trains_with_one_openblas_thread(tmp_path, monkeypatch):
+def test_the_program_really_trains_with_one_openblas_thread(tmp_path, monkeypatch,
+                                                           openblas_at_two):
     """With numpy's own OpenBLAS (not a stand-in): one thread inside the command, the count
     as it was after."""
-    functions = rnn.train.openblas()
-    if functions is None:
-        pytest.skip("numpy's BLAS here is not an OpenBLAS that rnn.train.openblas finds")
-    for name in rnn.train.BLAS_THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    get, put = functions
-    before = get()
-    put(2)                      # OpenBLAS keeps it at 1 on a machine of one CPU
-    try:
-        outside, seen = get(), []
-        real = rnn.tasks.run_training
-        monkeypatch.setattr(rnn.tasks, "run_training",
-                            lambda *a, **k: seen.append(get()) or real(*a, **k))
-        assert _train_cli(tmp_path / "run", steps=2) == 0
-        assert seen == [1] and get() == outside
-    finally:
-        put(before)
+    get = openblas_at_two
+    outside, seen = get(), []
+    real = rnn.tasks.run_training
+    monkeypatch.setattr(rnn.tasks, "run_training",
+                        lambda *a, **k: seen.append(get()) or real(*a, **k))
+    assert _train_cli(tmp_path / "run", steps=2) == 0
+    assert seen == [1] and get() == outside
 
 
 def test_a_fresh_train_over_a_checkpoint_is_refused_and_names_resume_and_force(tmp_path, capsys):

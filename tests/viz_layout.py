@@ -336,12 +336,7 @@ def undrawn_dependencies(digraph, variables, shown=None, keep=viz.views.KEEP, pr
     ids = {name: f"{prefix}{i}" for i, name in enumerate(names)}
     chain = viz.views._chains(variables)
     steps = variables.steps
-    if shown is not None:
-        shown = list(shown)
-    elif steps > 2 * keep + 1:
-        shown = list(range(1, keep + 1)) + list(range(steps - keep + 1, steps + 1))
-    else:
-        shown = list(range(1, steps + 1))
+    shown = viz.views._shown_steps(steps, keep, shown)
     shown_set = set(shown)
     nodes, edges = _dot_graph(digraph)
     after = {}

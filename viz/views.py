@@ -259,6 +259,17 @@ def _add_edge(g, src, dst, attrs, above):
         g.edge(src, dst, **attrs)
 
 
+def _shown_steps(steps, keep, shown=None):
+    """The steps (1-based, in order) an unrolled view of ``steps`` draws: ``shown`` if given,
+    else all of them, or the first and last ``keep`` when more than 2 keep + 1 (the rest is
+    the elision)."""
+    if shown is not None:
+        return list(shown)
+    if steps > 2 * keep + 1:
+        return list(range(1, keep + 1)) + list(range(steps - keep + 1, steps + 1))
+    return list(range(1, steps + 1))
+
+
 def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=None, ends=True,
                   norms=None, stacked=(), shown_as=None, shown=None, gap_text=None, boxes=True,
                   backward=()):
@@ -305,12 +316,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     ids = _name_ids(names, prefix)
     steps = variables.steps
     stamp = time_labels or str
-    if shown is not None:
-        shown = list(shown)
-    elif steps > 2 * keep + 1:
-        shown = list(range(1, keep + 1)) + list(range(steps - keep + 1, steps + 1))
-    else:
-        shown = list(range(1, steps + 1))
+    shown = _shown_steps(steps, keep, shown)
     shown_set = set(shown)
     gap = 0 if not shown or shown[-1] - shown[0] + 1 == len(shown) else steps - len(shown)
     gap_text = gap_text or (lambda name, n: html_text(f"{name}: ... {n:,} steps left out ..."))
