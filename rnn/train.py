@@ -272,14 +272,8 @@ class Trainer:
                 undone = self.steps - made
                 put_back()
                 if undone:
-                    note = (f"Trainer.fit: batch {k}; the {undone} earlier update"
-                            f"{'s' if undone > 1 else ''} of this call undone: model, optimizer "
-                            "and trainer as before it")
-                    if isinstance(e, tg.TinygraphError) and len(e.args) == 1 \
-                            and isinstance(e.args[0], str):
-                        e.args = (f"{e.args[0]} ({note})",)
-                    else:
-                        e.add_note(note)
+                    note = f"Trainer.fit: batch {k}; {_undone(undone)}"
+                    _amend(e, lambda message: f"{message} ({note})", note)
                 raise
         return losses
 
@@ -632,14 +626,25 @@ def _in_chunk(error, who, k, start, stop, undone):
     ``undone``: the earlier updates of the call that were put back (None: no updates)."""
     where = f"{who}: chunk {k} (steps {start}-{stop} of the sequence"
     where += f"; the t of its steps below is t + {start - 1} in the sequence)" if start > 1 else ")"
-    after = "" if not undone else (f"; the {undone} earlier update{'s' if undone > 1 else ''} of "
-                                   "this call undone: model, optimizer and trainer as before it")
+    after = f"; {_undone(undone)}" if undone else ""
+    _amend(error, lambda message: f"{where}: {message}{after}", where + after)
+    return error
+
+
+def _undone(updates):
+    """What an error of a training call says of the ``updates`` (> 0) it undid."""
+    return (f"the {updates} earlier update{'s' if updates > 1 else ''} of this call undone: "
+            "model, optimizer and trainer as before it")
+
+
+def _amend(error, message, note):
+    """Say more in ``error``: a tinygraph error of one message gets ``message(its message)``
+    as its message, any other error ``note`` as a note (its own message stays as it is)."""
     if isinstance(error, tg.TinygraphError) and len(error.args) == 1 \
             and isinstance(error.args[0], str):
-        error.args = (f"{where}: {error.args[0]}{after}",)
+        error.args = (message(error.args[0]),)
     else:
-        error.add_note(where + after)
-    return error
+        error.add_note(note)
 
 
 def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
