@@ -24,7 +24,7 @@ import numpy as np
 from .checkpoint import read_checkpoint, save_arrays
 from .errors import CheckpointError, ConfigError, DTypeError, OutOfRangeError
 from .ops import dropout
-from .tensor import Tensor, _as_array, _label, _repr, bump_version, clear_grads, current_scope
+from .tensor import Tensor, _as_array, _count_of, _label, _repr, bump_version, clear_grads, current_scope
 
 
 class Parameter(Tensor):
@@ -172,8 +172,8 @@ class Module:
             frozen = "" if p.requires_grad else ", requires_grad=False"
             lines.append(f"  ({name}): Parameter(shape={p.shape}{dtype}{frozen})")
         total = sum(p.size for _, p in named)
-        lines.append(f"  {total:,} parameter value{'' if total == 1 else 's'} in {len(named)} "
-                     f"parameter{'' if len(named) == 1 else 's'}")
+        lines.append(f"  {_count_of(total, 'parameter value')} in "
+                     f"{_count_of(len(named), 'parameter')}")
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
     def named_parameters(self, prefix=""):

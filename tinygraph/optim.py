@@ -16,7 +16,7 @@ from numpy.lib.array_utils import byte_bounds
 
 from .errors import (AnomalyError, CheckpointError, ConfigError, DTypeError, ShapeError,
                      UnsupportedOptionError)
-from .tensor import Tensor, bump_version, clear_grads
+from .tensor import Tensor, _count_of, bump_version, clear_grads
 
 
 _TORCH_OPTIONS = ("amsgrad", "capturable", "dampening", "differentiable", "foreach", "fused",
@@ -145,11 +145,6 @@ def name_bytes(name):
     return np.frombuffer(raw.ljust(NAME_BYTES, b"\0"), dtype=np.uint8).copy()
 
 
-def _counted(n, noun):
-    """``1 parameter``, ``2 parameters``, ``1,024 values``: a count and its noun, singular for one."""
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
 class Optimizer:
     """Base class: the parameter groups and a per-parameter state of arrays.
 
@@ -232,8 +227,8 @@ class Optimizer:
                              if k != "weight_decay" or first[k])   # no decay: as before groups
         groups = f"; {len(self.param_groups)} groups" if len(self.param_groups) > 1 else ""
         values = sum(p.size for p in self.params)
-        return (f"{type(self).__name__}({settings}{groups}; {_counted(len(self.params), 'parameter')}, "
-                f"{_counted(values, 'value')}; {_counted(self.steps, 'step')})")
+        return (f"{type(self).__name__}({settings}{groups}; {_count_of(len(self.params), 'parameter')}, "
+                f"{_count_of(values, 'value')}; {_count_of(self.steps, 'step')})")
 
     def _checked_groups(self, who):
         """(index, parameter, gradient, group) of every parameter with a gradient; every group's

@@ -970,6 +970,11 @@ def _what(t):
     return f"a {type(t).__name__}{_label(t.name)}"
 
 
+def _count_of(n, noun):
+    """``1 parameter``, ``2 parameters``, ``1,024 values``: a count and its noun, singular for one."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _label(name):
     return f" '{name}'" if name else ""
 
