@@ -114,6 +114,24 @@ class Design(Cell):
         return checks.step_targets(ys, shape, self.n_out, self.name, type(self).__name__, keep,
                                    self.regression, self.dtype)
 
+    def _generated(self, ys, steps, feedback, batch):
+        """(ys, steps) of a design that generates its sequence: the checked targets and their
+        count (teacher forcing), or None and ``steps`` with a feedback sampler."""
+        if ys is not None:
+            ys = checks.as_array(ys, self.name, "ys")
+            given, steps = steps, ys.shape[0] if ys.ndim else 0
+            if steps == 0:
+                raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
+            if given is not None and (isinstance(given, bool) or given != steps):
+                raise tg.ConfigError(f"{self.name}: steps={given!r} disagrees with the {steps} "
+                                     "targets ys (with targets there is one step per target); "
+                                     "leave steps out, or give as many targets")
+            return self._targets(ys, steps, batch), steps
+        if feedback is None:
+            raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback "
+                                 "sampler)")
+        return None, checks.positive_int(steps, self.name, "steps")
+
     def _times(self, v, weight):
         """``weight`` times v as rows: ``take`` of the weight's columns for ids (a one-hot v), a
         matmul for float vectors."""
@@ -789,20 +807,7 @@ class VectorToSequence(Design):
         """
         x = self._vector(x)
         batch = x.shape[0] if x.ndim == 2 else None
-        if ys is not None:
-            ys = checks.as_array(ys, self.name, "ys")
-            given, steps = steps, ys.shape[0] if ys.ndim else 0
-            if steps == 0:
-                raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
-            if given is not None and (isinstance(given, bool) or given != steps):
-                raise tg.ConfigError(f"{self.name}: steps={given!r} disagrees with the {steps} "
-                                     "targets ys (with targets there is one step per target); "
-                                     "leave steps out, or give as many targets")
-            ys = self._targets(ys, steps, batch)
-        elif feedback is None:
-            raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback sampler)")
-        else:
-            steps = checks.positive_int(steps, self.name, "steps")
+        ys, steps = self._generated(ys, steps, feedback, batch)
         if h0 is not None and self.h0_from_x:
             raise tg.ConfigError(f"{self.name}: h(0) is computed from x (h0_from_x=True); "
                                  "do not pass h0 as well")
@@ -1122,21 +1127,7 @@ class EncoderDecoder(Design):
         """
         self._source_mask(xs, mask)
         seq, n_x, batch, keep, _ = self._sequence(xs, mask)
-        if ys is not None:
-            ys = checks.as_array(ys, self.name, "ys")
-            given, steps = steps, ys.shape[0] if ys.ndim else 0
-            if steps == 0:
-                raise tg.ShapeError(f"{self.name}: ys is an empty sequence (shape {ys.shape})")
-            if given is not None and (isinstance(given, bool) or given != steps):
-                raise tg.ConfigError(f"{self.name}: steps={given!r} disagrees with the {steps} "
-                                     "targets ys (with targets there is one step per target); "
-                                     "leave steps out, or give as many targets")
-            ys = self._targets(ys, steps, batch)
-        elif feedback is None:
-            raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback "
-                                 "sampler)")
-        else:
-            steps = checks.positive_int(steps, self.name, "steps")
+        ys, steps = self._generated(ys, steps, feedback, batch)
         start = np.full((() if batch is None else (batch,)), self.start, dtype=np.int64)
         free = None if feedback is None else ("y", _Sampled(feedback))
         alphas = []
