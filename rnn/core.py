@@ -1158,6 +1158,7 @@ class Chain(Cell):
         self.readout = readout
         self.initial_state = initial_state or (lambda state, statics: state)
         self.state_is_dict = True
+        self.criterion = owner.criterion      # a chain with a readout has its owner's loss
 
     @property
     def owner(self):

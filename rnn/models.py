@@ -132,6 +132,45 @@ class Design(Cell):
                                  "sampler)")
         return None, checks.positive_int(steps, self.name, "steps")
 
+    def _fed_back(self, feedback):
+        """``Plan.free`` of a design that feeds its output back, running free with ``feedback``:
+        None (teacher forcing); a :class:`Sampler` (cross-entropy: the id sampled from o(t) feeds
+        step t+1); or ``"output"`` (``criterion="squared_error"``: o(t) itself feeds step t+1, the
+        float vector the squared error fits, as the targets feed it under teacher forcing).
+        Sampling ids from a regression model's vector, or feeding back the logits of a
+        classifier, is a ConfigError naming the design and its criterion."""
+        if feedback is None:
+            return None
+        design = type(self).__name__
+        if isinstance(feedback, str) and feedback == "output":
+            if not self.regression:
+                raise tg.ConfigError(
+                    f"{self.name}: feedback='output' feeds o(t) itself back, for "
+                    f"criterion='squared_error'; this {design} has criterion='cross_entropy' "
+                    "(o(t) are logits of class ids): give a Sampler (rnn.Sampler(0) is greedy)")
+            return ("y", _output_itself)
+        if self.regression:
+            raise tg.ConfigError(
+                f"{self.name}: feedback= a Sampler picks class ids from o(t), but this {design} "
+                "has criterion='squared_error' (o(t) is a float vector, not logits of classes); "
+                "run it free with feedback='output' (o(t) itself feeds step t+1)")
+        return ("y", _Sampled(feedback))
+
+    def _first_output(self, y0, batch):
+        """f(0), the output fed to step 1 (``checks.previous_output``): with
+        ``criterion="squared_error"`` a float vector, never a class id."""
+        if self.regression and y0 is not None:
+            arr = y0.data if isinstance(y0, tg.Tensor) else checks.as_array(y0, self.name, "y0")
+            if arr.dtype.kind != "f":
+                wanted = (f"({self.n_out},)" if batch is None
+                          else f"({self.n_out},) or ({batch}, {self.n_out})")
+                raise tg.DTypeError(
+                    f"{self.name}: this {type(self).__name__} has criterion='squared_error', so "
+                    f"y0 (the output fed to step 1) is a float vector of shape {wanted}; got "
+                    f"dtype {arr.dtype} of shape {arr.shape} (class ids need "
+                    "criterion='cross_entropy')")
+        return checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
+
     def _times(self, v, weight):
         """``weight`` times v as rows: ``take`` of the weight's columns for ids (a one-hot v), a
         matmul for float vectors."""
@@ -166,11 +205,22 @@ class Design(Cell):
         return xs, ys
 
     def _generate(self, run, temperature, seed, **kwargs):
-        """Run with ``feedback=`` a :class:`Sampler` under no_grad; the sampled ids (steps, ...)."""
+        """Run with ``feedback=`` a :class:`Sampler` under no_grad; the sampled ids (steps, ...).
+        A model with ``criterion="squared_error"`` has no ids to sample: a ConfigError."""
+        if self.regression:
+            raise tg.ConfigError(f"{type(self).__name__}.generate: samples class ids from o(t); "
+                                 "a model with criterion='squared_error' outputs vectors (run it "
+                                 "with feedback='output' to feed o(t) itself back)")
         sampler = Sampler(temperature, seed, who=f"{self.name}.generate")
         with tg.no_grad():
             run(feedback=sampler, **kwargs)
         return np.stack(sampler.picked)
+
+
+def _output_itself(o):
+    """The feedback of a regression model running free: o(t) itself (the identity; a softmax
+    belongs to class probabilities)."""
+    return o
 
 
 class _Sampled:
@@ -634,12 +684,19 @@ class JordanRNN(Design):
     free.  W is (H, n_out).  The cell has no state parts: all it carries is the fed-back
     output, so under teacher forcing (section 10.2.1) its steps decouple and ``loss`` has
     no sequential loop at all.
+
+    With ``criterion="squared_error"`` the targets y(t) are float vectors (n_out,) and
+    L(t) = (1/B) sum_b ||o_b(t) - y_b(t)||^2: teacher forcing feeds f(t-1) = y(t-1) (the target
+    vector itself), running free f(t-1) = o(t-1) (itself, no softmax), and f(0) is a zero
+    vector or a float ``y0``.  There are no ids to sample (``generate`` is a ConfigError).
     """
 
     name = "jordan"
     feedback = "y"
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64,
+                 criterion="cross_entropy"):
+        self._set_criterion(criterion, "JordanRNN")
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
                    U=("n_hidden", "n_in"), W=("n_hidden", "n_out"), V=("n_out", "n_hidden"),
                    b=("n_hidden",), c=("n_out",))
@@ -657,17 +714,22 @@ class JordanRNN(Design):
         Parameters
         ----------
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in)
-        ys : ids (T,) / (T, B); needed for teacher forcing, optional when running free
+        ys : ids (T,) / (T, B) (float vectors (T, n_out) / (T, B, n_out) with
+            ``criterion="squared_error"``); needed for teacher forcing, optional when running free
         mask : (T, B) of 0/1, optional: padded sequences (right padding); padded steps add no
             loss (the steps after a sequence's end read only its padding, so nothing else
             changes)
         teacher_forcing : bool
-            True: f(t-1) = onehot(y(t-1)) (figure 10.6, train time).  False: f(t-1) = softmax(o(t-1)).
+            True: f(t-1) = onehot(y(t-1)) (figure 10.6, train time), y(t-1) itself with the
+            squared error.  False: f(t-1) = softmax(o(t-1)), o(t-1) itself with the squared error.
         feedback : Sampler, optional
             Generation: f(t-1) = onehot of the id sampled from o(t-1) (overrides both modes).
+            With the squared error there are no ids: ``"output"`` (o(t-1) itself, as
+            ``teacher_forcing=False``), and a Sampler is a ConfigError.
         y0 : f(0): ids () / (B,), or outputs (n_out,) / (B, n_out) as an array or a Tensor
             (e.g. the previous chunk's ``last``); one () or (n_out,) is used for every
-            sequence of a batch, as h0 of shape (H,) is; default zeros
+            sequence of a batch, as h0 of shape (H,) is; default zeros (floats only with the
+            squared error)
         per_step : bool, as ElmanRNN.run (False: no loop under teacher forcing)
 
         Returns
@@ -679,11 +741,13 @@ class JordanRNN(Design):
             raise tg.ConfigError(f"{self.name}: teacher forcing needs the targets ys "
                                  "(or teacher_forcing=False)")
         ys = self._targets(ys, steps, batch, keep)
-        first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
+        first = self._first_output(y0, batch)
         if feedback is not None:
-            free = ("y", _Sampled(feedback))
+            free = self._fed_back(feedback)
+        elif teacher_forcing:
+            free = None
         else:
-            free = None if teacher_forcing else ("y", tg.softmax)
+            free = ("y", _output_itself if self.regression else tg.softmax)
         return self.unroll(Plan(seq, steps, ys=ys, keep=keep, batch=batch, y0=first, free=free,
                                 y0_name="y" if free is None else "o"), per_step)
 
@@ -760,12 +824,19 @@ class VectorToSequence(Design):
 
     Section 10.2.4 lists three ways to feed x: an extra input at every step (always here),
     the initial state, or both: with ``h0_from_x=True`` also h(0) = tanh(Q x), Q (H, n_in).
+
+    With ``criterion="squared_error"`` the targets y(t) are float vectors (n_out,),
+    L(t) = (1/B) sum_b ||o_b(t) - y_b(t)||^2, and U reads y(t-1) itself (y(0) = the zero
+    vector); ``feedback="output"`` runs it free on o(t-1) itself.  There are no ids to sample
+    (``generate`` is a ConfigError).
     """
 
     name = "vec2seq"
     feedback = "y"
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, h0_from_x=False):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, h0_from_x=False,
+                 criterion="cross_entropy"):
+        self._set_criterion(criterion, "VectorToSequence")
         extra = {"Q": ("n_hidden", "n_in")} if h0_from_x else {}
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
                    R=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), U=("n_hidden", "n_out"),
@@ -801,8 +872,10 @@ class VectorToSequence(Design):
         """Unroll from the fixed vector x.
 
         x : floats (n_in,) or (B, n_in) (a Tensor is read as is, so gradients reach it);
-        ys : ids (T,) or (T, B) (teacher forcing: y(t-1) feeds step t); h0 : (H,) or (B, H);
-        steps, feedback : generation without ys (a Sampler picks y(t), which feeds step t+1).
+        ys : ids (T,) or (T, B) (teacher forcing: y(t-1) feeds step t); float vectors (T, n_out)
+        or (T, B, n_out) with ``criterion="squared_error"``; h0 : (H,) or (B, H);
+        steps, feedback : generation without ys (a Sampler picks y(t), which feeds step t+1;
+        with the squared error ``feedback="output"``: o(t) itself feeds step t+1).
         Returns Unrolled.
         """
         x = self._vector(x)
@@ -813,7 +886,7 @@ class VectorToSequence(Design):
                                  "do not pass h0 as well")
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         zeros = np.zeros((self.n_out,) if batch is None else (batch, self.n_out), dtype=self.dtype)
-        free = None if feedback is None else ("y", _Sampled(feedback))
+        free = self._fed_back(feedback)
         return self.unroll(Plan({}, steps, state0, ys, None, batch, static={"x": x}, y0=zeros,
                                 free=free), per_step)
 
@@ -835,6 +908,8 @@ class VectorToSequence(Design):
 
     def _trace_roots(self, steps):
         ys = (np.arange(steps) % self.n_out)[:, None]
+        if self.regression:
+            ys = np.zeros((steps, 1, self.n_out), dtype=self.dtype)
         return [self.run(np.zeros((1, self.n_in)), ys).loss]
 
 
@@ -844,12 +919,19 @@ class ConditionalRNN(Design):
     a(t) = b + W h(t-1) + U x(t) + R onehot(y(t-1)), y(0) = 0, h(t) = tanh(a(t)),
     o(t) = c + V h(t).  R is (H, n_out).  Under teacher forcing R y(t-1) is known in
     advance, so ``loss`` computes it for all steps at once, beside U x(t).
+
+    With ``criterion="squared_error"`` the targets y(t) are float vectors (n_out,),
+    L(t) = (1/B) sum_b ||o_b(t) - y_b(t)||^2, and R reads y(t-1) itself (y(0) = the zero vector
+    or a float ``y0``); ``feedback="output"`` runs it free on o(t-1) itself.  There are no ids to
+    sample (``generate`` is a ConfigError).
     """
 
     name = "conditional"
     feedback = "y"
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64,
+                 criterion="cross_entropy"):
+        self._set_criterion(criterion, "ConditionalRNN")
         self._init(seed, dtype, {"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out},
                    U=("n_hidden", "n_in"), W=("n_hidden", "n_hidden"), R=("n_hidden", "n_out"),
                    V=("n_out", "n_hidden"), b=("n_hidden",), c=("n_out",))
@@ -864,11 +946,13 @@ class ConditionalRNN(Design):
         """Unroll over the sequence.
 
         xs : ids (T,) / (T, B) or floats (T, n_in) / (T, B, n_in); ys : ids (T,) / (T, B)
-        (y(t-1) feeds step t); h0 : (H,) or (B, H); mask : (T, B) of 0/1;
-        feedback : Sampler (generation without ys: the sampled y(t) feeds step t+1);
+        (y(t-1) feeds step t), float vectors (T, n_out) / (T, B, n_out) with
+        ``criterion="squared_error"``; h0 : (H,) or (B, H); mask : (T, B) of 0/1;
+        feedback : Sampler (generation without ys: the sampled y(t) feeds step t+1); with the
+        squared error ``"output"`` (o(t) itself feeds step t+1);
         y0 : y(0), ids () / (B,) or outputs (n_out,) / (B, n_out), an array or a Tensor (the
         previous chunk's ``feedback``); one () or (n_out,) serves every sequence of a batch, as
-        h0 of shape (H,) does; default zeros.
+        h0 of shape (H,) does; default zeros (floats only with the squared error).
         Returns Unrolled (``feedback`` is y(T)).
         """
         seq, steps, batch, keep, _ = self._sequence(xs, mask)
@@ -876,8 +960,8 @@ class ConditionalRNN(Design):
             raise tg.ConfigError(f"{self.name}: give the targets ys (or a feedback sampler)")
         ys = self._targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
-        first = checks.previous_output(y0, self.n_out, batch, self.name, self.dtype)
-        free = None if feedback is None else ("y", _Sampled(feedback))
+        first = self._first_output(y0, batch)
+        free = self._fed_back(feedback)
         return self.unroll(Plan(seq, steps, state0, ys, keep, batch, y0=first, free=free),
                            per_step)
 
@@ -1016,18 +1100,27 @@ class EncoderDecoder(Design):
     s(t) = tanh(bd + Wd s(t-1) + Ud y(t-1) + R ctx(t)), s(0) = C as before.  α and ctx are
     named variables of every decoder step; ``run(...).attention`` lists α(1..n_y).  Padded
     source positions (``mask``) get α = 0.
+
+    With ``criterion="squared_error"`` the targets y(t) are float vectors (n_out,),
+    L(t) = (1/B) sum_b ||o_b(t) - y_b(t)||^2, and Ud reads y(t-1) itself: Ud is (H, n_out), and
+    y(0) is the zero vector (there is no start symbol, so ``start`` is None);
+    ``feedback="output"`` decodes free on o(t-1) itself.  There are no ids to sample
+    (``generate`` is a ConfigError).
     """
 
     name = "encdec"
     causal = False
     reads_targets = True       # the decoder reads y(t-1) (what rnn's diagnostics need to know)
 
-    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, attention=None):
+    def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, attention=None,
+                 criterion="cross_entropy"):
         if attention not in ATTENTIONS:
             raise tg.ConfigError(f"EncoderDecoder: attention must be one of {ATTENTIONS}, "
                                  f"got {attention!r}")
+        self._set_criterion(criterion, "EncoderDecoder")
         self.attention = attention
-        n_start = checks.positive_int(n_out, "EncoderDecoder", "n_out") + 1
+        # the decoder's inputs: the n_out class ids and the start symbol, or float vectors
+        n_start = checks.positive_int(n_out, "EncoderDecoder", "n_out") + (not self.regression)
         extra = {}
         if attention == "additive":
             extra = {"Wa": ("n_hidden", "n_hidden"), "Ua": ("n_hidden", "n_hidden"),
@@ -1040,7 +1133,7 @@ class EncoderDecoder(Design):
         if attention == "additive":     # a zero va would make every e(t, k) zero
             rng = np.random.default_rng([seed, 1])
             self.va.data[...] = rng.normal(0.0, 1.0 / np.sqrt(self.n_hidden), self.n_hidden)
-        self.start = self.n_out
+        self.start = None if self.regression else self.n_out
         self.parts = {"h": self.n_hidden, "s": self.n_hidden}
 
     def own_config(self):
@@ -1110,9 +1203,11 @@ class EncoderDecoder(Design):
         ----------
         xs : ids (n_x,) / (n_x, B) or floats (n_x, n_in) / (n_x, B, n_in); a float Tensor that
             requires grad gets its gradient
-        ys : ids (n_y,) / (n_y, B): the targets; y(t-1) feeds decoder step t
+        ys : ids (n_y,) / (n_y, B): the targets; y(t-1) feeds decoder step t (float vectors
+            (n_y, n_out) / (n_y, B, n_out) with ``criterion="squared_error"``)
         steps, feedback : generation without ys: ``steps`` decoder steps, each y(t) picked from
-            o(t) by the Sampler ``feedback`` and fed to step t+1
+            o(t) by the Sampler ``feedback`` and fed to step t+1; with the squared error
+            ``feedback="output"``: o(t) itself fed to step t+1
         per_step : bool, as ElmanRNN.run
         mask : (n_x, B) of 0/1, optional: padded source sequences (right padding, or holes
             anywhere: the same as the source without them).  The encoder carries its state over
@@ -1128,8 +1223,12 @@ class EncoderDecoder(Design):
         self._source_mask(xs, mask)
         seq, n_x, batch, keep, _ = self._sequence(xs, mask)
         ys, steps = self._generated(ys, steps, feedback, batch)
-        start = np.full((() if batch is None else (batch,)), self.start, dtype=np.int64)
-        free = None if feedback is None else ("y", _Sampled(feedback))
+        rows = () if batch is None else (batch,)
+        if self.regression:      # y(0): the zero vector
+            start = np.zeros(rows + (self.n_out,), dtype=self.dtype)
+        else:
+            start = np.full(rows, self.start, dtype=np.int64)
+        free = self._fed_back(feedback)
         alphas = []
         with self.transposes():
             encoded = self._encoder().unroll(Plan(seq, n_x, {"h": self._zeros(batch)}, keep=keep,
