@@ -437,3 +437,166 @@ def finite_difference_grads(loss_fn, params, eps=1e-6):
             g[idx] = (up - loss_fn(shifted)) / (2 * eps)
         grads[name] = g
     return grads
+
+
+# ---------------------------------------------------------------- regression (squared error)
+# The designs that feed their output back, with L(t) = (1/B) sum_b m(t, b) ||o_b(t) - y_b(t)||^2:
+# the fed-back f(t-1) is the target vector y(t-1) itself under teacher forcing, or o(t-1)
+# itself running free (no softmax), f(0) a zero vector or a given float y0.
+
+def as_batched_vectors(ys):
+    """Float targets as (T, B, K): ys (T, K) or (T, B, K)."""
+    ys = np.asarray(ys, dtype=np.float64)
+    return ys if ys.ndim == 3 else ys[:, None, :]
+
+
+def _fed_back_chain(P, drive, ys, mask, h0, f0, free, fb, recurrent=True):
+    """Forward and BPTT of a chain that reads its previous output, with the squared error.
+
+    a(t) = b + drive(t) + f(t-1) P[fb].T (+ h(t-1) W.T when ``recurrent``), h(t) = tanh(a(t))
+    where mask is 1, h(t-1) carried where it is 0; o(t) = c + h(t) V.T.  Teacher forcing:
+    f(t-1) = y(t-1) (f(0) = f0).  Free running: f(t) = m o(t) + (1 - m) f(t-1) (a padded step
+    carries what its sequence fed back last), so dL/do(t) also has the path through f(t).
+    Without ``recurrent`` (Jordan) there is no state: h(t) = tanh(a(t)).
+
+    P : "b", "V", "c", fb, and "W" when recurrent.  drive (T, B, H): the other inputs of a(t).
+    ys (T, B, K), mask (T, B), h0 (B, H), f0 (B, K).
+    Returns (loss, grads, d drive (T, B, H), d h0 (B, H), d f0 (B, K)).
+    """
+    T, B, K = ys.shape
+    b, V, c, F = P["b"], P["V"], P["c"], P[fb]
+    W = P["W"] if recurrent else None
+    h, cand, fin, o = [h0], [], [], []
+    f_prev = f0
+    loss = 0.0
+    for t in range(T):
+        fin.append(f_prev if (free or t == 0) else ys[t - 1])
+        a = b + drive[t] + fin[t] @ F.T + (h[t] @ W.T if recurrent else 0.0)
+        cand.append(np.tanh(a))
+        m = mask[t][:, None]
+        h.append(m * cand[t] + (1 - m) * h[t] if recurrent else cand[t])
+        o.append(c + h[t + 1] @ V.T)
+        loss += float(mask[t] @ ((o[t] - ys[t]) ** 2).sum(axis=1)) / B
+        if free:
+            f_prev = m * o[t] + (1 - m) * f_prev
+    grads = {k: np.zeros_like(P[k]) for k in ("b", "V", "c", fb) + (("W",) if recurrent else ())}
+    d_drive = np.zeros((T, B, b.shape[0]))
+    future_h = np.zeros_like(h0)           # dL/dh(t) through h(t+1)
+    future_f = np.zeros((B, K))            # dL/df(t) through step t+1 (running free)
+    d_f0 = np.zeros((B, K))
+    for t in range(T - 1, -1, -1):
+        m = mask[t][:, None]
+        grad_o = 2.0 * m * (o[t] - ys[t]) / B
+        if free:
+            grad_o = grad_o + m * future_f
+        grads["c"] += grad_o.sum(axis=0)
+        grads["V"] += grad_o.T @ h[t + 1]
+        grad_h = grad_o @ V + future_h
+        grad_a = (m if recurrent else 1.0) * grad_h * (1 - cand[t] ** 2)
+        grads["b"] += grad_a.sum(axis=0)
+        grads[fb] += grad_a.T @ fin[t]
+        d_drive[t] = grad_a
+        grad_fin = grad_a @ F
+        if recurrent:
+            grads["W"] += grad_a.T @ h[t]
+            future_h = grad_a @ W + (1 - m) * grad_h
+        if free:
+            future_f = grad_fin + (1 - m) * future_f
+        elif t == 0:
+            d_f0 = grad_fin
+    if free:
+        d_f0 = future_f
+    return loss, grads, d_drive, future_h, d_f0
+
+
+def _regression_inputs(xs, ys, mask, n_in):
+    x = as_step_inputs(xs, n_in)
+    ys = as_batched_vectors(ys)
+    mask = np.ones(ys.shape[:2]) if mask is None else np.asarray(mask, dtype=np.float64)
+    return x, ys, mask
+
+
+def _start(value, B, size):
+    return np.zeros((B, size)) if value is None else np.broadcast_to(
+        np.asarray(value, dtype=np.float64), (B, size)).copy()
+
+
+def jordan_regression(params, xs, ys, mask=None, y0=None, teacher_forcing=True):
+    """Figure 10.4 with the squared error: h(t) = tanh(b + f(t-1) W.T + x(t) U.T),
+    o(t) = c + h(t) V.T; f(t-1) = y(t-1) (teacher forcing) or o(t-1) (free), f(0) = y0 or 0.
+    params U (H, n_in), W (H, K), V (K, H), b, c.  Returns (loss, grads); grads["y0"] is the
+    gradient of f(0), (B, K)."""
+    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    x, ys, mask = _regression_inputs(xs, ys, mask, P["U"].shape[1])
+    B = ys.shape[1]
+    loss, grads, d_drive, _, d_f0 = _fed_back_chain(
+        P, x @ P["U"].T, ys, mask, np.zeros((B, P["b"].shape[0])), _start(y0, B, ys.shape[2]),
+        not teacher_forcing, "W", recurrent=False)
+    grads["U"] = np.einsum("tbh,tbn->hn", d_drive, x)
+    grads["y0"] = d_f0
+    return loss, grads
+
+
+def conditional_regression(params, xs, ys, h0=None, mask=None, y0=None, free=False):
+    """Figure 10.10 with the squared error: a(t) = b + h(t-1) W.T + x(t) U.T + f(t-1) R.T,
+    f(t-1) = y(t-1) (teacher forcing) or o(t-1) (``free``), f(0) = y0 or 0.
+    params U (H, n_in), W (H, H), R (H, K), V (K, H), b, c.  Returns (loss, grads) with
+    grads["h0"] and grads["y0"] (B, ...)."""
+    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    x, ys, mask = _regression_inputs(xs, ys, mask, P["U"].shape[1])
+    B = ys.shape[1]
+    H = P["W"].shape[0]
+    loss, grads, d_drive, d_h0, d_f0 = _fed_back_chain(
+        P, x @ P["U"].T, ys, mask, _initial_state(h0, B, H), _start(y0, B, ys.shape[2]), free,
+        "R")
+    grads["U"] = np.einsum("tbh,tbn->hn", d_drive, x)
+    grads["h0"], grads["y0"] = d_h0, d_f0
+    return loss, grads
+
+
+def vector_to_sequence_regression(params, x, ys, h0=None, free=False):
+    """Figure 10.9 with the squared error: a(t) = b + h(t-1) W.T + x R.T + f(t-1) U.T,
+    f(0) = 0, f(t-1) = y(t-1) or o(t-1) (``free``); with a "Q" in params h(0) = tanh(x Q.T).
+    params R (H, n_in), W (H, H), U (H, K), V (K, H), b, c (and Q (H, n_in)); x (n_in,) or
+    (B, n_in).  Returns (loss, grads)."""
+    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    ys = as_batched_vectors(ys)
+    T, B, K = ys.shape
+    H = P["W"].shape[0]
+    x = np.broadcast_to(np.asarray(x, dtype=np.float64).reshape(-1, P["R"].shape[1]),
+                        (B, P["R"].shape[1]))
+    start = np.tanh(x @ P["Q"].T) if "Q" in P else _initial_state(h0, B, H)
+    loss, grads, d_drive, d_h0, _ = _fed_back_chain(
+        P, np.broadcast_to(x @ P["R"].T, (T, B, H)), ys, np.ones((T, B)), start,
+        np.zeros((B, K)), free, "U")
+    grads["R"] = d_drive.sum(axis=0).T @ x
+    if "Q" in P:
+        grads["Q"] = (d_h0 * (1 - start ** 2)).T @ x
+    return loss, grads
+
+
+def encoder_decoder_regression(params, xs, ys, mask=None, free=False):
+    """Figure 10.12 with the squared error: the encoder h(t) = tanh(b + h(t-1) W.T + x(t) U.T)
+    (masked steps carry h), C = h(n_x); the decoder s(0) = C,
+    s(t) = tanh(bd + s(t-1) Wd.T + f(t-1) Ud.T + C R.T), f(0) = 0 (no start symbol),
+    f(t-1) = y(t-1) or o(t-1) (``free``), o(t) = c + s(t) V.T.
+    params U (H, n_in), W (H, H), b, Ud (H, K), Wd (H, H), R (H, H), bd, V (K, H), c;
+    mask (n_x, B) of the source.  Returns (loss, grads)."""
+    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    x, ys, _ = _regression_inputs(xs, ys, None, P["U"].shape[1])
+    n_y, B, K = ys.shape
+    H = P["W"].shape[0]
+    source = np.ones(x.shape[:2]) if mask is None else np.asarray(mask, dtype=np.float64)
+    h, h_cand = _tanh_chain(x, P["U"], P["W"], P["b"], np.zeros((B, H)), source)
+    C = h[-1]
+    dec = {"b": P["bd"], "W": P["Wd"], "V": P["V"], "c": P["c"], "Ud": P["Ud"]}
+    loss, g, d_drive, d_s0, _ = _fed_back_chain(
+        dec, np.broadcast_to(C @ P["R"].T, (n_y, B, H)), ys, np.ones((n_y, B)), C,
+        np.zeros((B, K)), free, "Ud")
+    grads = {"bd": g["b"], "Wd": g["W"], "V": g["V"], "c": g["c"], "Ud": g["Ud"],
+             "R": d_drive.sum(axis=0).T @ C}
+    grad_h_out = np.zeros_like(h[1:])      # C = h(n_x) is s(0) and an input of every step
+    grad_h_out[-1] = d_s0 + d_drive.sum(axis=0) @ P["R"]
+    grads["U"], grads["W"], grads["b"], _, _ = _tanh_chain_bptt(grad_h_out, x, P["U"], P["W"],
+                                                                h, h_cand, source)
+    return loss, grads
