@@ -128,8 +128,8 @@ class Design(Cell):
                                      "leave steps out, or give as many targets")
             return self._targets(ys, steps, batch), steps
         if feedback is None:
-            raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and a feedback "
-                                 "sampler)")
+            free = "feedback='output'" if self.regression else "a feedback sampler"
+            raise tg.ConfigError(f"{self.name}: give the targets ys (or steps= and {free})")
         return None, checks.positive_int(steps, self.name, "steps")
 
     def _fed_back(self, feedback):
@@ -957,7 +957,8 @@ class ConditionalRNN(Design):
         """
         seq, steps, batch, keep, _ = self._sequence(xs, mask)
         if ys is None and feedback is None:
-            raise tg.ConfigError(f"{self.name}: give the targets ys (or a feedback sampler)")
+            free = "feedback='output'" if self.regression else "a feedback sampler"
+            raise tg.ConfigError(f"{self.name}: give the targets ys (or {free})")
         ys = self._targets(ys, steps, batch, keep)
         state0 = checks.states(h0, self.parts, batch, self.name, self.dtype)
         first = self._first_output(y0, batch)

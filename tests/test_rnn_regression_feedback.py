@@ -370,6 +370,19 @@ def test_sampling_ids_from_a_regression_model_is_a_config_error():
             classifier.run(inputs, feedback="output", **steps)
 
 
+def test_without_targets_the_error_says_how_to_run_free():
+    xs, _ = _data()
+    for model, call in ((rnn.ConditionalRNN, lambda m: m.run(xs)),
+                        (rnn.VectorToSequence, lambda m: m.run(xs[0])),
+                        (rnn.EncoderDecoder, lambda m: m.run(xs))):
+        m = model(N_IN, H, K, criterion="squared_error")
+        with pytest.raises(tg.ConfigError, match=rf"{m.name}: give the targets ys \(or "
+                                                 r"(steps= and )?feedback='output'\)"):
+            call(m)
+        with pytest.raises(tg.ConfigError, match=r"\(or (steps= and )?a feedback sampler\)"):
+            call(model(N_IN, H, K))
+
+
 def test_an_unknown_criterion_is_a_config_error():
     for model in (rnn.JordanRNN, rnn.ConditionalRNN, rnn.VectorToSequence, rnn.EncoderDecoder):
         with pytest.raises(tg.ConfigError, match=rf"{model.__name__}: criterion must be one of"):
