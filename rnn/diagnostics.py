@@ -118,7 +118,9 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
                                           or getattr(model, "reads_targets", False)):
         raise tg.ConfigError(f"{who}: {type(model).__name__} feeds the target y(t-1) into step "
                              f"t, so its run needs the targets ys: give them, "
-                             f"{who}(model, xs, ys=ys) (ids as model.loss takes them)")
+                             f"{who}(model, xs, ys=ys) ("
+                             + ("float vectors" if getattr(model, "regression", False) else "ids")
+                             + " as model.loss takes them)")
     kwargs = dict(h0) if isinstance(h0, Carried) else {} if h0 is None else {"h0": h0}
     if steps is not None:
         kwargs["steps"] = steps

@@ -142,7 +142,11 @@ class Design(Cell):
         if feedback is None:
             return None
         design = type(self).__name__
-        if isinstance(feedback, str) and feedback == "output":
+        if isinstance(feedback, str) and feedback != "output":
+            raise tg.ConfigError(f"{self.name}: feedback must be a Sampler (ids sampled from "
+                                 "o(t), criterion='cross_entropy') or 'output' (o(t) itself, "
+                                 f"criterion='squared_error'), got {feedback!r}")
+        if isinstance(feedback, str):
             if not self.regression:
                 raise tg.ConfigError(
                     f"{self.name}: feedback='output' feeds o(t) itself back, for "

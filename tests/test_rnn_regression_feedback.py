@@ -383,6 +383,22 @@ def test_without_targets_the_error_says_how_to_run_free():
             call(model(N_IN, H, K))
 
 
+def test_another_string_as_feedback_is_a_config_error_not_a_type_error():
+    # it was called as a Sampler: TypeError 'str' object is not callable, deep in the unroll
+    xs, _ = _data()
+    for criterion in ("cross_entropy", "squared_error"):
+        model = rnn.ConditionalRNN(N_IN, H, K, criterion=criterion)
+        with pytest.raises(tg.ConfigError, match=r"conditional: feedback must be a Sampler .* or "
+                                                 r"'output' .*, got 'outputs'"):
+            model.run(xs, feedback="outputs")
+
+
+def test_the_diagnostics_ask_for_float_targets():
+    xs, _ = _data()
+    with pytest.raises(tg.ConfigError, match=r"ys=ys\) \(float vectors as model.loss takes"):
+        rnn.jacobians(rnn.ConditionalRNN(N_IN, H, K, criterion="squared_error"), xs[:, :1])
+
+
 def test_an_unknown_criterion_is_a_config_error():
     for model in (rnn.JordanRNN, rnn.ConditionalRNN, rnn.VectorToSequence, rnn.EncoderDecoder):
         with pytest.raises(tg.ConfigError, match=rf"{model.__name__}: criterion must be one of"):
