@@ -131,16 +131,17 @@ def test_the_gradient_reaches_a_float_y0_as_the_reference_says():
             (rnn.ConditionalRNN, ref.conditional_regression, {"free": True}),
             (rnn.ConditionalRNN, ref.conditional_regression, {})):
         model = make(N_IN, H, K, seed=7, criterion="squared_error")
+        free = kw.get("free") or kw.get("teacher_forcing") is False
+        how = ({"teacher_forcing": False} if make is rnn.JordanRNN
+               else {"feedback": "output"} if free else {})
         for value in (np.linspace(-1, 1, K), np.linspace(-1, 1, B * K).reshape(B, K)):
-            y0 = tg.tensor(value, requires_grad=True)
-            free = kw.get("free") or kw.get("teacher_forcing") is False
-            loss = model.run(xs, ys, mask=MASK, y0=y0, **(
-                {"teacher_forcing": False} if make is rnn.JordanRNN
-                else {"feedback": "output"} if free else {})).loss
             expected = reference(_params(model), xs, ys, mask=MASK, y0=value, **kw)[1]["y0"]
-            got = tg.grad(loss, y0)
-            np.testing.assert_allclose(got, expected if value.ndim == 2 else expected.sum(0),
-                                       **TIGHT)
+            for per_step in (True, False):        # taught, False is the batched loss path
+                y0 = tg.tensor(value, requires_grad=True)
+                loss = model.run(xs, ys, mask=MASK, y0=y0, per_step=per_step, **how).loss
+                np.testing.assert_allclose(tg.grad(loss, y0),
+                                           expected if value.ndim == 2 else expected.sum(0),
+                                           **TIGHT)
 
 
 # ---------------------------------------------------------------- finite differences
