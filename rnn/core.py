@@ -603,7 +603,9 @@ class RecurrentModel(tg.Module):
         return self.run(*args, **kwargs)
 
     def loss(self, *args, **kwargs):
-        """Sum over time steps of the batch-mean cross-entropy (see ``run`` for the arguments).
+        """Sum over time steps of the batch-mean criterion: cross-entropy of class ids, or with
+        ``criterion="squared_error"`` the squared error ||o(t) - y(t)||^2 (see ``run`` for the
+        arguments).
 
         With a ``mask``, each step's term is the sum over the kept rows divided by the full
         batch size B, not by the number of rows kept at that step.
