@@ -266,8 +266,10 @@ class Program:
         flows) from the gradients ``grads`` of the outputs (None for no gradient).
 
         ``deferred``, a list of one list per outside tensor: a^T g gradients of an outside
-        matrix b of ``a @ b`` (matmul, addmm) are not computed but appended there as
-        ``(a, g)``, to be summed over many steps with one product (:func:`sum_deferred`)."""
+        matrix b of ``a @ b`` (matmul, addmm; or of its transpose taken in the step) are not
+        computed but appended there as ``(a, g)``, to be summed over many steps with one
+        product (:func:`sum_deferred`); a step that brings a list to :data:`_CHUNK_BYTES` of
+        rows sums it (:func:`flush_deferred`) into that tensor's gradient it returns."""
         code = self._compiled()
         if "backward" not in code:
             code["backward"] = _compile_backward(self, values, rules)
@@ -365,14 +367,35 @@ def _deferrable():
     return table
 
 
-_FEW_ROWS = 4    # a^T g of more rows per step is worth its own product (no copies to stack)
+_CHUNK_BYTES = 8 << 20
+"""The deferred ``(a, g)`` pairs of one outside matrix are summed (:func:`flush_deferred`) as
+soon as they hold this many bytes of rows (at least one pair): each chunk is one product of
+its stacked rows, added into the matrix's gradient, so a wide step's a^T g is neither its own
+mid-size product and (K, N) add at every step nor the whole sequence's rows kept at once."""
 
 
 def sum_deferred(pairs):
     """The sum of a^T g over the ``(a, g)`` pairs that :meth:`Program.backward` deferred, as
     one product of the stacked rows."""
+    if len(pairs) == 1:
+        a, g = pairs[0]
+        return np.outer(a, g) if a.ndim == 1 else np.dot(a.T, g)
     a, g = _rows_of([p[0] for p in pairs]), _rows_of([p[1] for p in pairs])
     return np.dot(a.T, g)
+
+
+def flush_deferred(pairs):
+    """:func:`sum_deferred` of ``pairs`` (a list), which is then emptied: a chunk's sum."""
+    total = sum_deferred(pairs)
+    pairs.clear()
+    return total
+
+
+def _chunk_pairs(first, second):
+    """How many ``(a, g)`` pairs of these arrays (one step's) make a chunk of
+    :data:`_CHUNK_BYTES`."""
+    size = np.asarray(first).nbytes + np.asarray(second).nbytes
+    return max(1, _CHUNK_BYTES // max(size, 1))
 
 
 def _rows_of(arrays):
@@ -492,9 +515,12 @@ def _guards(rules, env, otherwise):
 def _backward_body(program, values, rules, env, lean=False, forms=False):
     """Lines running the ops' gradient rules in reverse: from ``g{slot}`` of the outputs (and
     ``o{slot}``, True where that array is this code's own), the ``g{i}`` of the inputs and
-    outside tensors; a^T g of a few rows for an outside matrix appended to ``D`` instead (of
-    one shape per matrix, so that they stack: a matrix that also multiplies rows of another
-    shape in the step gets their product at once).
+    outside tensors; a^T g of an outside matrix (or g^T a of its transpose ``W.T`` taken in
+    the step) appended to ``D`` as a pair instead (of one shape per matrix, so that they stack:
+    a matrix that also multiplies rows of another shape in the step gets their product at
+    once), and the pairs summed as one product (:func:`flush_deferred`) into the matrix's
+    gradient of the step that brings them to :data:`_CHUNK_BYTES`; the caller sums what is left
+    in ``D`` after the last step (:func:`sum_deferred`).
 
     ``lean``: read no slot the rules do not need, so that a step keeps only those: a rule's
     output is passed as None where its Rule does not read it (``reads_out=False``) and its
@@ -517,9 +543,10 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
     slice's first gradient, when its form ends in one ufunc of names (:func:`_into_block`), is
     that ufunc computed into the slice's block (``W{slot}``, out=), which is then not copied."""
     env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter, _Product=Product,
-               _product_into=_product_into, _empty=_empty)
+               _product_into=_product_into, _empty=_empty, _flush=flush_deferred)
     n_in, n_out = program.n_in, len(program.outside)
     need, defer = program.need, _deferrable()
+    invariant = _invariant_matrices(program, values)     # an outside matrix, or its W.T
     deferred = {}      # outside tensor -> the shapes of its (a, g) pairs: one shape, to stack
     tiled = _tiled_slots(program, values) if lean else set()
     scratched = _scratched_slots(program, rules) if lean else set()
@@ -574,12 +601,22 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
                     continue
                 at = defer.get(grad)
                 a = values[args[at]] if at is not None else None
-                if (at is not None and n_in <= i < n_in + n_out and not kwargs
+                source, flip = invariant.get(i, (None, False)) if at is not None else (None, 0)
+                # W's gradient a^T g, or for W.T taken in the step, W's own: g^T a
+                pair = (values[slot], a) if flip else (a, values[slot])
+                names = "" if at is None else f"(g, v{args[at]})" if flip else f"(v{args[at]}, g)"
+                if (source is not None and not kwargs
                         and np.ndim(a) in (1, 2) and np.ndim(a) == np.ndim(values[slot])
-                        and (np.ndim(a) == 1 or np.shape(a)[0] <= _FEW_ROWS)
-                        and deferred.setdefault(i, (np.shape(a), np.shape(values[slot])))
-                        == (np.shape(a), np.shape(values[slot]))):
-                    body.append(f"D[{i - n_in}].append((v{args[at]}, g))")
+                        and deferred.setdefault(source, tuple(map(np.shape, pair)))
+                        == tuple(map(np.shape, pair))):
+                    k_out = source - n_in
+                    env[f"N{k_out}"] = _chunk_pairs(*pair)
+                    body += [f"D[{k_out}].append({names})",
+                             f"if len(D[{k_out}]) >= N{k_out}:",
+                             "    pg = _flush(D[" + str(k_out) + "])",
+                             f"    if g{source} is None: g{source}, o{source} = pg, True",
+                             f"    elif o{source}: g{source} += pg",
+                             f"    else: g{source}, o{source} = g{source} + pg, True"]
                     continue
             form = grads.get(k)
             if form is not None:      # the rule's lean form, inline
