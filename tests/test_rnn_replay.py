@@ -637,6 +637,11 @@ def test_a_wide_steps_weight_gradient_is_summed_in_chunks_of_stacked_rows(monkey
         sums.append((len(pairs), pairs[0][0].shape, pairs[0][1].shape))
         return sum_deferred(pairs)
     monkeypatch.setattr(tape, "sum_deferred", counted)
+    monkeypatch.setattr(tape, "_ROW_VIEW_BYTES", 1)    # rows of the states' block: a view
+    views = []
+    adjacent = tape._adjacent
+    monkeypatch.setattr(tape, "_adjacent", lambda arrays: views.append(
+        adjacent(arrays) is not None) or adjacent(arrays))
     rng = np.random.default_rng(7)
     W = tg.Parameter(rng.normal(scale=0.4, size=(H, H)).astype(dtype), name="W")
     U = tg.Parameter(rng.normal(scale=0.5, size=(H, 2)).astype(dtype), name="U")
@@ -672,10 +677,50 @@ def test_a_wide_steps_weight_gradient_is_summed_in_chunks_of_stacked_rows(monkey
     steps = T - first + 1           # the replayed steps, each one pair (two when lagged)
     pairs = 2 * steps if how == "lagged" else steps
     assert sum(counts) == pairs and max(counts) <= 3 and counts.count(3) == pairs // 3
+    if how != "lagged":       # h(t-1) of the chunks after the first replayed step's
+        assert views.count(True) >= len(counts) - 2
     tol = 1e-12 if dtype == np.float64 else 1e-5
     assert abs(got[0][1] - got[1][1]) <= tol * abs(got[1][1])
     for a, b in zip(got[0][2], got[1][2]):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 1e-2)
+
+
+def test_deferred_rows_that_are_consecutive_rows_of_a_block_are_stacked_as_a_view(monkeypatch):
+    """sum_deferred stacks a's (or g's) that are consecutive rows of one block, in the pairs'
+    order or reversed (a replay's backward runs the steps in reverse), as a view of the block,
+    the other side in the same order; anything else is copied as before.  The sum is the same
+    to rounding whichever way the rows are stacked."""
+    monkeypatch.setattr(tape, "_ROW_VIEW_BYTES", 1)
+    rng = np.random.default_rng(2)
+    states, grads = rng.normal(size=(6, 4, 3)), rng.normal(size=(6, 4, 5))
+    fresh = [g.copy() for g in grads]
+    expected = sum(states[t].T @ grads[t] for t in range(6))
+    views = []
+    adjacent = tape._adjacent
+
+    def seen(arrays):
+        got = adjacent(arrays)
+        views.append(None if got is None else got[1])
+        return got
+    monkeypatch.setattr(tape, "_adjacent", seen)
+    cases = {"both reversed": [(states[t], grads[t]) for t in range(5, -1, -1)],
+             "a reversed, g copies": [(states[t], fresh[t]) for t in range(5, -1, -1)],
+             "a in order, g reversed": [(states[t], grads[5 - t]) for t in range(6)],
+             "copies": [(states[t].copy(), fresh[t]) for t in range(6)]}
+    for name, pairs in cases.items():
+        expected_here = expected
+        if name == "a in order, g reversed":      # a's rows forward, g's backward: pair t
+            expected_here = sum(states[t].T @ grads[5 - t] for t in range(6))
+        views.clear()
+        np.testing.assert_allclose(tape.sum_deferred(pairs), expected_here, rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
+        assert views == {"both reversed": [True, True], "a reversed, g copies": [True, None],
+                         "a in order, g reversed": [False, True],
+                         "copies": [None, None]}[name], name
+    a, flipped = adjacent([states[t] for t in (3, 2, 1)])
+    assert flipped and np.shares_memory(a, states) and np.array_equal(a, states[1:4].reshape(-1, 3))
+    assert adjacent([states[0], states[2]]) is None          # not consecutive
+    assert adjacent([states[0], fresh[1][:, :3].copy()]) is None
 
 
 def test_a_state_sliced_into_blocks_some_without_gradient_replays_exactly(monkeypatch):
