@@ -50,7 +50,7 @@ PHASES = {      # (file name, function) -> phase; the innermost one on the stack
     ("tensor.py", "backward"): "backward: engine sweep",
     ("replay.py", "grads"): "backward: replay node set-up",
     (_LOOP_B, "backward"): "backward: replayed loop",
-    ("tape.py", "sum_deferred"): "backward: W's a^T g of all steps, one product",
+    ("tape.py", "sum_deferred"): "backward: W's a^T g, one product per chunk of steps",
 }
 
 

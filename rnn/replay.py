@@ -257,7 +257,7 @@ class Replay:
             ups[name] = times[name][:n][::-1] if self.backwards else times[name][lead:]
         local = self.rows
         g_u = [tape.Rows(u.shape, u.dtype) for u in self.u_all]
-        deferred = [[] for _ in program.outside]     # (a, g) of a^T g: one product at the end
+        deferred = [[] for _ in program.outside]     # (a, g) of a^T g: summed in chunks
         try:
             if self.scan is None:
                 raise tape.RulesDiffer

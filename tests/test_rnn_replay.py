@@ -617,6 +617,112 @@ def test_a_weight_multiplying_many_rows_twice_in_a_step_replays_exactly(step):
     _equal_results(got)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("how", ["W", "W.T", "masked", "lagged"])
+def test_a_wide_steps_weight_gradient_is_summed_in_chunks_of_stacked_rows(monkeypatch, how,
+                                                                            dtype):
+    """A replayed step of many rows (8 here) leaves h^T g of its weight W (of W.T taken in the
+    step: W's own g^T h) to be summed with the other steps' as one product of their stacked
+    rows, made whenever the pairs hold tape._CHUNK_BYTES (here 3 steps' rows) and for the rest
+    after the last step: never the whole sequence's rows at once, nor a product and a (H, H)
+    add per step.  Masked and lagged steps too; the gradients are replay off's to rounding."""
+    B, H = 8, 5
+    itemsize = np.dtype(dtype).itemsize
+    monkeypatch.setattr(tape, "_CHUNK_BYTES", 3 * 2 * B * H * itemsize)
+    monkeypatch.setattr(tape, "_known", {})     # no loops made for another chunk size
+    sums = []
+    sum_deferred = tape.sum_deferred
+
+    def counted(pairs):
+        sums.append((len(pairs), pairs[0][0].shape, pairs[0][1].shape))
+        return sum_deferred(pairs)
+    monkeypatch.setattr(tape, "sum_deferred", counted)
+    monkeypatch.setattr(tape, "_ROW_VIEW_BYTES", 1)    # rows of the states' block: a view
+    views = []
+    adjacent = tape._adjacent
+    monkeypatch.setattr(tape, "_adjacent", lambda arrays: views.append(
+        adjacent(arrays) is not None) or adjacent(arrays))
+    rng = np.random.default_rng(7)
+    W = tg.Parameter(rng.normal(scale=0.4, size=(H, H)).astype(dtype), name="W")
+    U = tg.Parameter(rng.normal(scale=0.5, size=(H, 2)).astype(dtype), name="U")
+    V = tg.Parameter(rng.normal(scale=0.5, size=(4, H)).astype(dtype), name="V")
+
+    def step(s, x):
+        h = s["h"]
+        z = (h @ W.T if how == "W.T" else h @ W) + x @ U.T
+        if how == "lagged":
+            z = z + s[rnn.core.lagged("h", 2)] @ W
+        return {"h": z.tanh()}
+    cell = rnn.Recurrence(step, [W, U, V], {"h": H}, n_in=2, readout=lambda s: s["h"] @ V.T)
+    if how == "lagged":
+        cell.lags = {"h": 2}
+    xs, ys = rng.normal(size=(T, B, 2)).astype(dtype), rng.integers(0, 4, size=(T, B))
+    kwargs = {}
+    if how == "masked":
+        mask = np.ones((T, B))
+        mask[T - 3:, 0] = mask[6, 2] = 0
+        kwargs["mask"] = mask
+    got = []
+    for replayable in (True, False):
+        cell.replayable = replayable
+        cell.zero_grad()
+        run = cell.run_for_loss(xs, ys, **kwargs)
+        run.loss.backward()
+        got.append((run, run.loss.item(), [p.grad.copy() for p in cell.parameters()]))
+        if replayable:
+            counts = [n for n, *shapes in sums if shapes == [(B, H), (B, H)]]
+    cell.replayable = True
+    first = 3 if how == "lagged" else 2
+    assert got[0][0].replayed == (first, T)
+    steps = T - first + 1           # the replayed steps, each one pair (two when lagged)
+    pairs = 2 * steps if how == "lagged" else steps
+    assert sum(counts) == pairs and max(counts) <= 3 and counts.count(3) == pairs // 3
+    if how != "lagged":       # h(t-1) of the chunks after the first replayed step's
+        assert views.count(True) >= len(counts) - 2
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert abs(got[0][1] - got[1][1]) <= tol * abs(got[1][1])
+    for a, b in zip(got[0][2], got[1][2]):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 1e-2)
+
+
+def test_deferred_rows_that_are_consecutive_rows_of_a_block_are_stacked_as_a_view(monkeypatch):
+    """sum_deferred stacks a's (or g's) that are consecutive rows of one block, in the pairs'
+    order or reversed (a replay's backward runs the steps in reverse), as a view of the block,
+    the other side in the same order; anything else is copied as before.  The sum is the same
+    to rounding whichever way the rows are stacked."""
+    monkeypatch.setattr(tape, "_ROW_VIEW_BYTES", 1)
+    rng = np.random.default_rng(2)
+    states, grads = rng.normal(size=(6, 4, 3)), rng.normal(size=(6, 4, 5))
+    fresh = [g.copy() for g in grads]
+    expected = sum(states[t].T @ grads[t] for t in range(6))
+    views = []
+    adjacent = tape._adjacent
+
+    def seen(arrays):
+        got = adjacent(arrays)
+        views.append(None if got is None else got[1])
+        return got
+    monkeypatch.setattr(tape, "_adjacent", seen)
+    cases = {"both reversed": [(states[t], grads[t]) for t in range(5, -1, -1)],
+             "a reversed, g copies": [(states[t], fresh[t]) for t in range(5, -1, -1)],
+             "a in order, g reversed": [(states[t], grads[5 - t]) for t in range(6)],
+             "copies": [(states[t].copy(), fresh[t]) for t in range(6)]}
+    for name, pairs in cases.items():
+        expected_here = expected
+        if name == "a in order, g reversed":      # a's rows forward, g's backward: pair t
+            expected_here = sum(states[t].T @ grads[5 - t] for t in range(6))
+        views.clear()
+        np.testing.assert_allclose(tape.sum_deferred(pairs), expected_here, rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
+        assert views == {"both reversed": [True, True], "a reversed, g copies": [True, None],
+                         "a in order, g reversed": [False, True],
+                         "copies": [None, None]}[name], name
+    a, flipped = adjacent([states[t] for t in (3, 2, 1)])
+    assert flipped and np.shares_memory(a, states) and np.array_equal(a, states[1:4].reshape(-1, 3))
+    assert adjacent([states[0], states[2]]) is None          # not consecutive
+    assert adjacent([states[0], fresh[1][:, :3].copy()]) is None
+
+
 def test_a_state_sliced_into_blocks_some_without_gradient_replays_exactly(monkeypatch):
     """z sliced into blocks that tile it, one block read by nothing: a replayed step copies
     each block's gradient into an uninitialised array (here filled with NaN, as memory may
@@ -721,7 +827,7 @@ def test_a_scanned_step_keeps_only_what_its_gradient_rules_read():
     g_out = rng.normal(size=(5, 4, 3))
     gxs, deferred = [np.zeros((5, 4, 3))], [[]]
     (g_h0,), (g_W,) = backward(saved, [g_out], [None] * 5, list(range(5)), gxs, deferred)
-    if deferred[0]:      # h(t-1)^T g of a few rows: left for one product over the steps
+    if deferred[0]:      # h(t-1)^T g: left for one product over the steps
         g_W = tape.sum_deferred(deferred[0]) + (0 if g_W is None else g_W)
     h = tg.Tensor(h0, requires_grad=True)
     x = tg.Tensor(xs, requires_grad=True)

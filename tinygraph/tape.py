@@ -266,8 +266,10 @@ class Program:
         flows) from the gradients ``grads`` of the outputs (None for no gradient).
 
         ``deferred``, a list of one list per outside tensor: a^T g gradients of an outside
-        matrix b of ``a @ b`` (matmul, addmm) are not computed but appended there as
-        ``(a, g)``, to be summed over many steps with one product (:func:`sum_deferred`)."""
+        matrix b of ``a @ b`` (matmul, addmm; or of its transpose taken in the step) are not
+        computed but appended there as ``(a, g)``, to be summed over many steps with one
+        product (:func:`sum_deferred`); a step that brings a list to :data:`_CHUNK_BYTES` of
+        rows sums it (:func:`flush_deferred`) into that tensor's gradient it returns."""
         code = self._compiled()
         if "backward" not in code:
             code["backward"] = _compile_backward(self, values, rules)
@@ -365,14 +367,95 @@ def _deferrable():
     return table
 
 
-_FEW_ROWS = 4    # a^T g of more rows per step is worth its own product (no copies to stack)
+_CHUNK_BYTES = 8 << 20
+"""The deferred ``(a, g)`` pairs of one outside matrix are summed (:func:`flush_deferred`) as
+soon as they hold this many bytes of rows (at least one pair): each chunk is one product of
+its stacked rows, added into the matrix's gradient, so a wide step's a^T g is neither its own
+mid-size product and (K, N) add at every step nor the whole sequence's rows kept at once."""
+
+
+_ROW_VIEW_BYTES = 1 << 14
+"""Pairs' arrays of at least this many bytes are looked at for rows that lie one after the other
+in one block (a replay's states, an input map's gradient rows), stacked as a view of it."""
 
 
 def sum_deferred(pairs):
     """The sum of a^T g over the ``(a, g)`` pairs that :meth:`Program.backward` deferred, as
-    one product of the stacked rows."""
-    a, g = _rows_of([p[0] for p in pairs]), _rows_of([p[1] for p in pairs])
-    return np.dot(a.T, g)
+    one product of the stacked rows.  The a's (or g's) that are consecutive rows of one block,
+    in the pairs' order or its reverse, are stacked as a view of the block, not copied; the
+    other side is then stacked in the same order."""
+    if len(pairs) == 1:
+        a, g = pairs[0]
+        return np.outer(a, g) if a.ndim == 1 else np.dot(a.T, g)
+    firsts, seconds = [p[0] for p in pairs], [p[1] for p in pairs]
+    a, g = _adjacent(firsts), _adjacent(seconds)
+    if a is not None and g is not None and a[1] != g[1]:
+        g = None
+    if a is None and g is None:
+        return np.dot(_rows_of(firsts).T, _rows_of(seconds))
+    flipped = (a or g)[1]
+    if a is None:
+        a = (_rows_of(firsts[::-1] if flipped else firsts), flipped)
+    if g is None:
+        g = (_rows_of(seconds[::-1] if flipped else seconds), flipped)
+    return np.dot(a[0].T, g[0])
+
+
+def _adjacent(arrays):
+    """``(view, reversed)``: the rows of the arrays (of one shape, (N, K) or (K,)) stacked as
+    one view of the block they are consecutive rows of, in the list's order (``reversed``
+    False) or in its reverse; or None (small arrays are not looked at)."""
+    first = arrays[0]
+    base = first.base
+    if (type(first) is not np.ndarray or first.nbytes < _ROW_VIEW_BYTES or first.ndim not in (1, 2)
+            or type(base) is not np.ndarray or not base.flags.c_contiguous
+            or not first.flags.c_contiguous):
+        return None
+    at = []
+    for x in arrays:
+        if (type(x) is not np.ndarray or x.base is not base or x.shape != first.shape
+                or x.dtype != first.dtype or not x.flags.c_contiguous):
+            return None
+        at.append(x.__array_interface__["data"][0])
+    size = first.nbytes
+    if all(b - a == size for a, b in zip(at, at[1:])):
+        start, flipped = at[0], False
+    elif all(a - b == size for a, b in zip(at, at[1:])):
+        start, flipped = at[-1], True
+    else:
+        return None
+    offset = start - base.__array_interface__["data"][0]
+    if offset < 0 or offset + size * len(arrays) > base.nbytes:
+        return None
+    width = first.shape[-1]
+    view = np.ndarray((size * len(arrays) // (width * first.itemsize), width), first.dtype,
+                      buffer=base, offset=offset)
+    return view, flipped
+
+
+def _as_row(pairs, n, g, row):
+    """In the last ``n`` pairs, the array ``g`` (a step's gradient, just copied into the block
+    row ``row``) replaced by that row, so that consecutive steps' rows stack as a view."""
+    for k in range(max(len(pairs) - n, 0), len(pairs)):
+        a, b = pairs[k]
+        if b is g:
+            pairs[k] = (a, row)
+        elif a is g:
+            pairs[k] = (row, b)
+
+
+def flush_deferred(pairs):
+    """:func:`sum_deferred` of ``pairs`` (a list), which is then emptied: a chunk's sum."""
+    total = sum_deferred(pairs)
+    pairs.clear()
+    return total
+
+
+def _chunk_pairs(first, second):
+    """How many ``(a, g)`` pairs of these arrays (one step's) make a chunk of
+    :data:`_CHUNK_BYTES`."""
+    size = np.asarray(first).nbytes + np.asarray(second).nbytes
+    return max(1, _CHUNK_BYTES // max(size, 1))
 
 
 def _rows_of(arrays):
@@ -489,12 +572,17 @@ def _guards(rules, env, otherwise):
     return lines
 
 
-def _backward_body(program, values, rules, env, lean=False, forms=False):
+def _backward_body(program, values, rules, env, lean=False, forms=False, late=False):
     """Lines running the ops' gradient rules in reverse: from ``g{slot}`` of the outputs (and
     ``o{slot}``, True where that array is this code's own), the ``g{i}`` of the inputs and
-    outside tensors; a^T g of a few rows for an outside matrix appended to ``D`` instead (of
-    one shape per matrix, so that they stack: a matrix that also multiplies rows of another
-    shape in the step gets their product at once).
+    outside tensors; a^T g of an outside matrix (or g^T a of its transpose ``W.T`` taken in
+    the step) appended to ``D`` as a pair instead (of one shape per matrix, so that they stack:
+    a matrix that also multiplies rows of another shape in the step gets their product at
+    once), and the pairs summed as one product (:func:`flush_deferred`) into the matrix's
+    gradient of the step that brings them to :data:`_CHUNK_BYTES`; the caller sums what is left
+    in ``D`` after the last step (:func:`sum_deferred`).  With ``late``, the pairs are only
+    appended, and ``env["_FLUSH"]`` maps each list of ``D`` to its matrix's slot and to the
+    slots whose gradient a pair holds: the caller flushes at the end of the step.
 
     ``lean``: read no slot the rules do not need, so that a step keeps only those: a rule's
     output is passed as None where its Rule does not read it (``reads_out=False``) and its
@@ -517,9 +605,10 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
     slice's first gradient, when its form ends in one ufunc of names (:func:`_into_block`), is
     that ufunc computed into the slice's block (``W{slot}``, out=), which is then not copied."""
     env.update(_nd=np.ndarray, _dense=_dense, _own=_own, _Scatter=Scatter, _Product=Product,
-               _product_into=_product_into, _empty=_empty)
+               _product_into=_product_into, _empty=_empty, _flush=flush_deferred)
     n_in, n_out = program.n_in, len(program.outside)
     need, defer = program.need, _deferrable()
+    invariant = _invariant_matrices(program, values)     # an outside matrix, or its W.T
     deferred = {}      # outside tensor -> the shapes of its (a, g) pairs: one shape, to stack
     tiled = _tiled_slots(program, values) if lean else set()
     scratched = _scratched_slots(program, rules) if lean else set()
@@ -574,12 +663,26 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
                     continue
                 at = defer.get(grad)
                 a = values[args[at]] if at is not None else None
-                if (at is not None and n_in <= i < n_in + n_out and not kwargs
+                source, flip = invariant.get(i, (None, False)) if at is not None else (None, 0)
+                # W's gradient a^T g, or for W.T taken in the step, W's own: g^T a
+                pair = (values[slot], a) if flip else (a, values[slot])
+                names = "" if at is None else f"(g, v{args[at]})" if flip else f"(v{args[at]}, g)"
+                if (source is not None and not kwargs
                         and np.ndim(a) in (1, 2) and np.ndim(a) == np.ndim(values[slot])
-                        and (np.ndim(a) == 1 or np.shape(a)[0] <= _FEW_ROWS)
-                        and deferred.setdefault(i, (np.shape(a), np.shape(values[slot])))
-                        == (np.shape(a), np.shape(values[slot]))):
-                    body.append(f"D[{i - n_in}].append((v{args[at]}, g))")
+                        and deferred.setdefault(source, tuple(map(np.shape, pair)))
+                        == tuple(map(np.shape, pair))):
+                    k_out = source - n_in
+                    env[f"N{k_out}"] = _chunk_pairs(*pair)
+                    body.append(f"D[{k_out}].append({names})")
+                    if late:
+                        env.setdefault("_FLUSH", {}).setdefault(k_out, [source, []])[1].append(
+                            (slot, np.asarray(values[slot]).nbytes))
+                        continue
+                    body += [f"if len(D[{k_out}]) >= N{k_out}:",
+                             "    pg = _flush(D[" + str(k_out) + "])",
+                             f"    if g{source} is None: g{source}, o{source} = pg, True",
+                             f"    elif o{source}: g{source} += pg",
+                             f"    else: g{source}, o{source} = g{source} + pg, True"]
                     continue
             form = grads.get(k)
             if form is not None:      # the rule's lean form, inline
@@ -858,7 +961,8 @@ def _compile_scan(program, n_carry, values, rules):
     made = {}
     for forms in (False, True):
         env = {"_RulesDiffer": RulesDiffer, "_copy": functools.partial(np.array, copy=True)}
-        made[forms] = env, _backward_body(program, values, rules, env, lean=True, forms=forms)
+        made[forms] = env, _backward_body(program, values, rules, env, lean=True, forms=forms,
+                                          late=True)
     kept = {int(i) for i in re.findall(r"\bv(\d+)\b",
                                        "\n".join(made[False][1] + made[True][1]))}
     kept |= {i for i, _ in made[True][0].get("_HOIST", {}).values()}
@@ -994,10 +1098,20 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
     b += ["        if m is not None:"]
     b += [f"            c{p} = x{p} if c{p} is None else c{p} + x{p}" for p in range(n_carry)]
     b += ["        r = rows[i]"]
+    flush = env.get("_FLUSH", {})
+    env["_as_row"] = _as_row
     for k in range(n_x):       # a Rows gives its array at the first row written into it
         b += [f"        if g{n_carry + k} is not None:",
               f"            if type(GX{k}) is _Rows: GX{k} = GX{k}.made()",
               f"            GX{k}[r] = g{n_carry + k}"]
+        for k_out, (_, held) in sorted(flush.items()):    # a pair's g that is this row: the row
+            if any(size >= _ROW_VIEW_BYTES for _, size in held):
+                b.append(f"            _as_row(D[{k_out}], {len(held)}, g{n_carry + k}, "
+                         f"GX{k}[r])")
+    for k_out, (source, _) in sorted(flush.items()):
+        b += [f"        if len(D[{k_out}]) >= N{k_out}:",
+              f"            pg = _flush(D[{k_out}])",
+              f"            g{source} = pg if g{source} is None else g{source} + pg"]
     for i in range(n_out):
         b += [f"        if g{n_in + i} is not None:",
               f"            if q{i} is None: q{i} = _copy(g{n_in + i})",
