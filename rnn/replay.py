@@ -18,10 +18,10 @@ stacked.
 
 A step is not replayed (:func:`why_not` says why; the unroll keeps it in
 ``Unrolled.not_replayed``, and ``Unrolled.replayed`` is ``(a, b)`` when it is) when it reads a
-tensor's value or takes one as a constant, draws new random numbers, makes nodes without
-``tg.apply`` (see :mod:`tinygraph.tape`), when two steps made different programs (the step
-reads Python state that changes, or its ops depend on the data); every step then runs as
-engine ops.  Steps of any size are replayed: a replayed step keeps only the arrays its
+tensor's value or takes one as a constant, draws new random numbers, retains a gradient
+(``retain_grad``), makes nodes without ``tg.apply`` (see :mod:`tinygraph.tape`), when two
+steps made different programs (the step reads Python state that changes, or its ops depend on
+the data); every step then runs as engine ops.  Steps of any size are replayed: a replayed step keeps only the arrays its
 gradient rules read (no node, no intermediate value the rules do not need), which at wide
 steps saves page faults as well as the per-op cost.
 """

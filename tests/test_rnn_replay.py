@@ -452,6 +452,39 @@ def test_a_step_that_makes_a_tensor_of_a_tensor_falls_back_and_says_so():
     assert run.replayed is None and "tg.tensor(t)" in run.not_replayed
 
 
+@pytest.mark.parametrize("which", ["inside", "input", "output"])
+def test_a_step_that_retains_a_gradient_falls_back_and_every_step_keeps_it(which):
+    """``retain_grad`` on a tensor of the step (one it makes, its input state or the state it
+    returns): a replayed step makes no tensor to keep a gradient in, and the recorded steps'
+    nodes stay out of the graph, so before, those tensors of steps 2 and 3 kept a .grad of
+    None (and the steps after made none) where the engine's steps all had theirs."""
+    kept = []
+
+    def step(h, x, W, U):
+        z = h @ W.T + x @ U.T
+        new = z.tanh()
+        kept.append({"inside": z, "input": h, "output": new}[which].retain_grad())
+        return new
+    cell, _ = _cell(step)
+    xs, ys = _data(np.random.default_rng(0))
+    grads = {}
+    for how in ("loss", "run"):
+        kept.clear()
+        cell.zero_grad()
+        run = cell.run_for_loss(xs, ys) if how == "loss" else cell.run(xs, ys)
+        run.loss.backward()
+        assert len(kept) == T
+        grads[how] = [t.grad for t in kept]
+        if how == "loss":
+            assert run.replayed is None and "retain_grad" in run.not_replayed
+    if which == "input":         # the state before step 1 needs no gradient
+        assert grads["loss"][0] is None and grads["run"][0] is None
+        del grads["loss"][0], grads["run"][0]
+    for a, b in zip(grads["loss"], grads["run"]):
+        assert a is not None and b is not None
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
 def test_state_parts_of_different_dtypes_fall_back():
     """A replay keeps every part in one array of one dtype: a float32 part beside a float64
     one would be computed in float64.  Before, the loss differed by 2e-8 from the engine's."""

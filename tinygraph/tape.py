@@ -24,7 +24,8 @@ may branch; a value the engine turns into a constant (``detach()``, a comparison
 condition, an index or targets given as a Tensor, ``argmax``, ``one_hot``); fresh random
 numbers (``dropout``, ``rand``, ``randn`` without a seed); a new tensor made of a tensor
 (``tg.tensor(t)``); ops made with gradients switched otherwise than where the recording began
-(``tg.no_grad`` inside the step: a cut a replay would not make); and nodes made without
+(``tg.no_grad`` inside the step: a cut a replay would not make); a gradient kept by
+``retain_grad`` (a replayed step makes no tensor to keep it in); and nodes made without
 :func:`tinygraph.apply`.  What an op read is kept as it was when the op ran (numpy arrays among
 its inputs, settings and closure, the arrays of tensors that need no gradient), so a buffer the
 code changes in place between two recordings makes them differ.  Python state the code reads
