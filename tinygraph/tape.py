@@ -746,8 +746,9 @@ def _hoisted(program, args, values, slot, env):
     name -> (outside slot, transposed), by :func:`_lean_lines` for a form that reads it).
     OpenBLAS's gemm reads a C-contiguous matrix faster (float32 (64, 1024) @ (1024, 256): 245
     against 336 us) and gives the same bits from either layout; a smaller product may run in
-    its small-matrix kernels or as a vector product (gemv), which add in another order for
-    each layout, and gains little: it reads the matrix as it is."""
+    its small-matrix kernels, and a product of one row (``out.shape[0] == 1``: numpy's dot
+    then calls gemv, of any size) as a vector product, which add in another order for each
+    layout, and gains little: it reads the matrix as it is."""
     out = values[slot]
     if type(out) is not np.ndarray or out.ndim != 2:
         return {}
@@ -758,7 +759,7 @@ def _hoisted(program, args, values, slot, env):
             continue
         source, transposed = invariant[i]
         array = np.asarray(values[i])
-        if out.shape[0] * array.size < _HOIST_WORK:
+        if out.shape[0] < 2 or out.shape[0] * array.size < _HOIST_WORK:
             continue
         for suffix, flip in (("", False), ("T", True)):
             if (array.T if flip else array).flags.c_contiguous:
