@@ -194,7 +194,12 @@ class Replay:
                     break
                 except tape.RulesDiffer:     # inputs not of the shapes it was made for
                     self.scan, scanning = None, False       # (raised before any step)
-            values, rules = program.forward(self._inputs(states, i))
+                except Exception:            # an op refused a step's values: step by step
+                    self.scan, scanning = None, False       # again, to the step that did
+            try:
+                values, rules = program.forward(self._inputs(states, i))
+            except Exception as e:
+                self._refuse(states, i, e)
             self.saved.append((values, rules))
             mask = self._mask(i)
             at = self._time(lead + i)
@@ -206,6 +211,21 @@ class Replay:
                     prev = states[name][-1]
                     row[...] = prev + (out - prev) * mask
                 states[name].append(row)
+
+    def _refuse(self, states, i, e):
+        """Raise the error the engine raises where an op refused replayed step i's values (a
+        user's op that checks them): the step run again as engine ops, in the scope of its
+        time step, names the op, its input shapes and the step; ``e`` itself if it runs.  An
+        op whose output's shape or dtype differs from the recorded step's
+        (:class:`tinygraph.tape.StepDiffers`) is raised again with the step's time: the unroll
+        runs the steps as engine ops instead."""
+        t = self._time(self.lead + i) + 1
+        if isinstance(e, tape.StepDiffers):
+            raise e.at(t) from None
+        ins = [tg.Tensor(a) for a in self._inputs(states, i)]
+        with tg.no_grad(), tg.scope(f"t={t}"):
+            self.program.graph_forward(ins)
+        raise e
 
     def _scan_forward(self, states, rows, start):
         """Steps start..n-1 in the compiled loop of :func:`tinygraph.tape.compile_scan` (for a

@@ -485,6 +485,78 @@ def test_a_step_that_retains_a_gradient_falls_back_and_every_step_keeps_it(which
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_an_op_that_fails_at_a_replayed_step_names_itself_and_the_step():
+    """A user's op whose forward refuses some values, first at step 7: the engine's steps
+    raise the engine's error (naming the op, its input shapes and the scope t=7); the
+    replayed steps called the forward from the recorded program, and its bare ValueError
+    came out of the replay's loop, without op, shapes or step."""
+    def checked_log(x):
+        if (x <= 0).any():
+            raise ValueError("checked_log needs positive inputs")
+        return np.log(x), (lambda g: g / x,)
+
+    cell, _ = _cell(lambda h, x, W, U: tg.apply(
+        "checked_log", checked_log, (h @ W.T + x @ U.T).tanh() + x[..., :1]) * 0.5)
+    xs, ys = _data(np.random.default_rng(0))
+    xs[:, :, 0] = 1.5          # tanh(.) + 1.5 > 0 ...
+    xs[6, 1, 0] = -5.0         # ... but at t=7
+    errors = []
+    for how in ("loss", "engine", "run"):
+        cell.replayable = how != "engine"
+        try:
+            with pytest.raises(tg.TinygraphError) as caught:
+                cell.run(xs, ys) if how == "run" else cell.loss(xs, ys)
+        finally:
+            cell.replayable = True
+        errors.append((type(caught.value), str(caught.value)))
+    assert "checked_log" in errors[0][1] and "(2, 3)" in errors[0][1] and "t=7" in errors[0][1]
+    assert errors[0] == errors[1] == errors[2]
+    # the same cell on good data still replays, and gives the engine's loss
+    xs[6, 1, 0] = 1.5
+    got = _both(cell, xs, ys)
+    assert got[0][0].replayed == (2, T)
+    _equal_results(got)
+
+
+def test_a_users_op_whose_output_shape_follows_its_values_falls_back_at_the_step_it_changes():
+    """A user's op that makes (B, 1) from some values and (B, 3) from others, first at step 7
+    (numpy broadcasts either on): the replay ran step 7 on from the recorded step's program,
+    whose lean gradient forms hold for the recorded shapes, and gave another gradient than
+    the engine's (off by 7e-3, the loss the same); a (B, 1) state was written into the (B, 3)
+    rows, and came out as numpy's error in backward.  Now the op's output is checked against the recorded
+    one (only a user's op: the engine's follow from their inputs' shapes) and the unroll
+    runs every step as engine ops, saying why."""
+    def peak(x):
+        top = x == x.max(axis=1, keepdims=True)
+        if (x > 1.2).any():       # the row maxima only
+            return x.max(axis=1, keepdims=True), (lambda g: g * top,)
+        return x.copy(), (lambda g: g,)
+
+    for state_shape_changes in (False, True):
+        def step(h, x, W, U):
+            y = tg.apply("peak", peak, (h @ W.T + x @ U.T).tanh() * 0.1 + x[..., :1])
+            return y.tanh() if state_shape_changes else (y * tg.Tensor(np.ones(3))).tanh()
+        cell, _ = _cell(step)
+        xs, ys = _data(np.random.default_rng(0))
+        xs[:, :, 0] = 0.5
+        xs[6, 1, 0] = 1.8          # from t=7 on
+        if state_shape_changes:    # the engine refuses the state of step 7, as run does
+            for how in ("loss", "run"):
+                with pytest.raises(tg.ShapeError, match="at t=7 the step function returned"):
+                    cell.run(xs, ys) if how == "run" else cell.loss(xs, ys)
+            continue
+        got = _both(cell, xs, ys)
+        assert got[0][0].replayed is None
+        assert "peak" in got[0][0].not_replayed and "t=7" in got[0][0].not_replayed
+        _equal_results(got)
+        cell.zero_grad()
+        run = cell.run(xs, ys)
+        run.loss.backward()
+        assert abs(run.loss.item() - got[0][1]) <= 1e-12 * abs(got[0][1])
+        for p, g in zip(cell.parameters(), got[0][2]):
+            np.testing.assert_allclose(p.grad, g, rtol=1e-12, atol=1e-14)
+
+
 def test_state_parts_of_different_dtypes_fall_back():
     """A replay keeps every part in one array of one dtype: a float32 part beside a float64
     one would be computed in float64.  Before, the loss differed by 2e-8 from the engine's."""

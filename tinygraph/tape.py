@@ -31,7 +31,10 @@ its inputs, settings and closure, the arrays of tensors that need no gradient), 
 code changes in place between two recordings makes them differ.  Python state the code reads
 that is the same in the two recorded steps and changes later (a counter, ``t % 10``), and
 module globals a forward function reads (or, for a method, its object's attributes), are
-invisible to it; the methods of two objects are two forward functions.
+invisible to it; the methods of two objects are two forward functions.  A user's op (one
+not of tinygraph or rnn) may make outputs whose shape follows its values: the replayed code
+checks each of its outputs against the recorded step's shape and dtype
+(:class:`StepDiffers`).
 
 The loops that run a recorded step again and again (:func:`compile_scan`) write the ops that
 have a lean form (:mod:`tinygraph.ops`, ``LEAN_FORWARDS`` and ``LEAN_GRADS``) as numpy calls in
@@ -458,8 +461,36 @@ def _forward_body(program, env, lean=None):
         env[f"F{j}"] = forward
         lines.append(f"v{slot}, r{j} = F{j}({_arguments(args, kwargs, j, env)})")
         lines.append(f"if type(v{slot}) is not _nd: v{slot} = _asarray(v{slot})")
+        if not _engine_forward(forward):     # a user's op: its output's shape may follow values
+            env["_StepDiffers"], env[f"SH{slot}"] = StepDiffers, program.shapes[j]
+            lines.append(f"if (v{slot}.shape, v{slot}.dtype) != SH{slot}: raise _StepDiffers("
+                         f"{program.ops[j][0]!r}, v{slot}.shape, v{slot}.dtype, SH{slot})")
         slot += 1
     return lines
+
+
+def _engine_forward(forward):
+    """Whether ``forward`` is one of the engine's own ops (tinygraph's or rnn's), whose output's
+    shape and dtype follow from its inputs' and settings."""
+    module = getattr(forward, "__module__", None) or ""
+    return module.split(".")[0] in ("tinygraph", "rnn")
+
+
+class StepDiffers(Exception):
+    """A replayed step's op (a user's: :func:`_engine_forward`) made an output of another
+    shape or dtype than in the recorded step (``recorded``: that (shape, dtype)): the recorded
+    program does not stand for the step (``t``, its time when known)."""
+
+    def __init__(self, op, shape, dtype, recorded, t=None):
+        self.op, self.shape, self.dtype, self.recorded, self.t = op, shape, dtype, recorded, t
+        at = "" if t is None else f"at t={t} "
+        super().__init__(f"{at}op '{op}' made an output of shape {shape} and dtype {dtype}, "
+                         f"where the recorded step's had shape {recorded[0]} and dtype "
+                         f"{recorded[1]}")
+
+    def at(self, t):
+        """The same, at step ``t``."""
+        return StepDiffers(self.op, self.shape, self.dtype, self.recorded, t)
 
 
 def _compile_backward(program, values, rules):
