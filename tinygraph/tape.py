@@ -1165,15 +1165,17 @@ def _dense(pg, like):
 
 
 def _same_function(f, g, equal=None, cells=None):
-    """The same function, or functions of the same code and defaults (a method: of the same
-    object, whose attributes it may read) over closures whose values are ``equal`` (default
-    :func:`_equal`; ``operator.is_``: calling one is calling the other).  ``cells``, the two
-    closures' values as they were recorded, are compared instead of the values now."""
+    """The same function, or functions of the same code and defaults (positional and
+    keyword-only; a method: of the same object, whose attributes it may read) over closures
+    whose values are ``equal`` (default :func:`_equal`; ``operator.is_``: calling one is
+    calling the other).  ``cells``, the two closures' values as they were recorded, are
+    compared instead of the values now."""
     if f is g and cells is None:
         return True
     if f is not g:
         code_f, code_g = getattr(f, "__code__", None), getattr(g, "__code__", None)
-        if code_f is None or code_f is not code_g or not _equal(f.__defaults__, g.__defaults__):
+        if (code_f is None or code_f is not code_g or not _equal(f.__defaults__, g.__defaults__)
+                or not _equal(f.__kwdefaults__, g.__kwdefaults__)):
             return False
         if getattr(f, "__self__", None) is not getattr(g, "__self__", None):
             return False      # a bound method's __code__ is its function's, whatever its object
