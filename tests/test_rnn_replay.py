@@ -557,6 +557,31 @@ def test_a_users_op_whose_output_shape_follows_its_values_falls_back_at_the_step
             np.testing.assert_allclose(p.grad, g, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("none_at", ["every step", "t=7 on", "t=1..6 and 8.."])
+def test_a_users_op_without_a_gradient_for_an_input_at_some_steps_replays_exactly(none_at):
+    """A user's op may give an input no gradient (None for its vjp, or a vjp that returns
+    None), at every step or only at some (its rule follows the values): the replayed code was
+    made for the recorded steps' vjps, so a vjp returning None was made an array of NaN (U's
+    gradient all NaN), a None vjp at a later step was called (a bare TypeError), and a
+    closure at a later step where the recorded ones were None was not called (its gradient
+    lost)."""
+    def gate(a, b):
+        if none_at == "every step":
+            return a * b, (lambda g: g * b, lambda g: None)
+        if (b > 0.9).any():
+            return a * b, (lambda g: g * b, None)
+        return a * b, (lambda g: g * b, lambda g: g * a)
+
+    tape._known.clear()     # no code made for another test's step
+    cell, _ = _cell(lambda h, x, W, U: tg.apply(
+        "gate", gate, (h @ W.T + x @ U.T + 0.5).tanh(), (x @ U.T).tanh() + x[..., 1:]))
+    xs, ys = _data(np.random.default_rng(0))
+    xs[:, :, 1] = 5.0 if none_at == "t=1..6 and 8.." else 0.3
+    xs[6, :, 1] = 0.3 if none_at == "t=1..6 and 8.." else 5.0
+    run = _replay_engine_run(cell, xs, ys)
+    assert run.replayed == (2, T)
+
+
 def test_state_parts_of_different_dtypes_fall_back():
     """A replay keeps every part in one array of one dtype: a float32 part beside a float64
     one would be computed in float64.  Before, the loss differed by 2e-8 from the engine's."""

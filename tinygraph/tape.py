@@ -646,10 +646,8 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
                 ins = (_arguments(args, kwargs, j, env) if not lean or vjps.saves
                        else _arguments(args, kwargs, j, env, none=True))
                 body.append(f"pg = Q{j}_{k}(g, {out}, {ins})")
-            else:
-                if vjps[k] is None:
-                    continue
-                body.append(f"pg = r{j}[{k}](g)")
+            else:     # a user's op: a closure per input, or None, at each step anew
+                body.append(f"pg = None if r{j}[{k}] is None else r{j}[{k}](g)")
             env[f"S{i}"] = np.shape(values[i])
             env[f"T{i}"] = np.asarray(values[i]).dtype
             add = []
@@ -665,7 +663,7 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
                    f"    if g{i} is None: g{i} = pg",
                    f"    elif o{i}: g{i} += pg",
                    f"    else: g{i}, o{i} = g{i} + pg, True"]
-            if type(vjps) is Rule and vjps.joint is not None and not grads:   # may give None
+            if type(vjps) is not Rule or (vjps.joint is not None and not grads):  # may give None
                 body += ["if pg is not None:"] + ["    " + line for line in add]
             else:
                 body += add
