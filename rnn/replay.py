@@ -21,9 +21,13 @@ A step is not replayed (:func:`why_not` says why; the unroll keeps it in
 tensor's value or takes one as a constant, draws new random numbers, retains a gradient
 (``retain_grad``), makes nodes without ``tg.apply`` (see :mod:`tinygraph.tape`), when two
 steps made different programs (the step reads Python state that changes, or its ops depend on
-the data); every step then runs as engine ops.  Steps of any size are replayed: a replayed step keeps only the arrays its
-gradient rules read (no node, no intermediate value the rules do not need), which at wide
-steps saves page faults as well as the per-op cost.
+the data), or when a user's op (made with ``tg.apply``) of a replayed step makes an output
+of another shape or dtype than in the recorded steps (:class:`tinygraph.tape.StepDiffers`);
+every step then runs as engine ops.  An op that refuses a replayed step's values raises the
+engine's error for that step (naming the op, its input shapes and the time step), as the
+step run as engine ops would.  Steps of any size are replayed: a replayed step keeps only
+the arrays its gradient rules read (no node, no intermediate value the rules do not need),
+which at wide steps saves page faults as well as the per-op cost.
 """
 
 import math
