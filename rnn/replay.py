@@ -361,7 +361,7 @@ class Replay:
 
     def vjps(self):
         count = len(self.names) * self.lead + len(self.u_all) + len(self.program.outside)
-        return tuple(_Part(self, k) for k in range(count))
+        return tuple(_Part(self, k) for k in range(count)) + (None,) * len(self.program.held)
 
     # ---------------------------------------------------------------- create_graph
     def graph(self, g, parents):
@@ -416,7 +416,7 @@ class Replay:
                 out.append(own if sent is None else own + sent)
         for rows, u in zip(g_u, u_all):
             out.append(self._graph_rows(rows, u))
-        return tuple(out + g_out)
+        return tuple(out + g_out + [None] * len(program.held))
 
     def _graph_rows(self, rows, u):
         if all(gr is None for gr in rows):     # no step sent one (as the engine: None)
@@ -472,6 +472,10 @@ def run(program, names, lags, heads, u_all, rows, keep, label, backwards):
                     u_all, rows, keep, backwards)
     parents = [t for name in names for t in heads[name]] + list(u_all) + list(program.outside)
     replay.parents = parents
+    # and the tensors that need no gradient the steps read as constants: changed in place
+    # since (a version bump) or replaced, backward refuses the node, as it refuses the steps'
+    # nodes run as engine ops
+    parents = parents + program.held
     with tg.scope(label):
         node = tg.apply("replay", _replay_forward, *parents, replay=replay)
         if len(names) == 1:

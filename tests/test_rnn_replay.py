@@ -582,6 +582,30 @@ def test_a_users_op_without_a_gradient_for_an_input_at_some_steps_replays_exactl
     assert run.replayed == (2, T)
 
 
+def test_a_constant_the_steps_read_changed_in_place_before_backward_is_refused_as_by_the_engine():
+    """A frozen weight (no gradient) is a constant of the recorded program, kept by value.
+    Changed in place after the loss (an update under no_grad: a version bump), backward
+    through the engine's steps refuses (their products saved it), but the replay node did not
+    read it as a parent: backward ran on and gave the gradients of the old values where the
+    engine and run refuse.  Its steps' constants are now parents of the node too."""
+    cell, (W, U, V) = _cell(lambda h, x, W, U: (h @ W.T + x @ U.T).tanh())
+    W.requires_grad_(False)      # the first step's h @ W.T (h = 0) needs no gradient either
+    xs, ys = _data(np.random.default_rng(0))
+    for how in ("loss", "engine", "run"):
+        cell.replayable = how != "engine"
+        try:
+            loss = cell.run(xs, ys).loss if how == "run" else cell.loss(xs, ys)
+        finally:
+            cell.replayable = True
+        with tg.no_grad():
+            W *= 2.0
+        with pytest.raises(tg.StaleGraphError, match="changed in place"):
+            loss.backward()
+    run = cell.run_for_loss(xs, ys)     # the frozen weight read as it is now: replayed again
+    assert run.replayed == (2, T)
+    run.loss.backward()
+
+
 def test_state_parts_of_different_dtypes_fall_back():
     """A replay keeps every part in one array of one dtype: a float32 part beside a float64
     one would be computed in float64.  Before, the loss differed by 2e-8 from the engine's."""

@@ -106,6 +106,8 @@ class Program:
         self.in_shapes = in_shapes       # (shape, dtype) of every input (None: not known)
         self.cells = cells if cells is not None else [None] * len(ops)  # closures' values then
         self.outside = outside           # the outside tensors that require grad
+        self.held = []                   # the tensors that need no gradient whose arrays the
+        #                                  constants are (a replay's node reads them as well)
         self.consts = consts
         self.ops = ops
         self.outputs = outputs
@@ -154,6 +156,7 @@ class Program:
                 return "the step reads one tensor as two inputs"
             slots[id(x)] = (_IN, i)
         outside, outside_at, consts, ops, shapes, cells = [], {}, [], [], [], []
+        held_at = {}
         kept = rec.kept
         for j, (name, forward, args, kwargs, node, values) in enumerate(rec.ops):
             refs = []
@@ -169,6 +172,8 @@ class Program:
                         else:
                             ref = (_CONST, len(consts))
                             consts.append(kept.get(id(x), x._data))
+                            if id(x) not in held_at:
+                                held_at[id(x)] = x
                 else:
                     ref = (_CONST, len(consts))
                     consts.append(x)      # a number, or the op's own copy of an array
@@ -191,8 +196,10 @@ class Program:
         place = (0, n_in, n_in + n_out, first)      # where each kind of slot starts
         ops = [(name, forward, tuple([place[kind] + k for kind, k in refs]), kwargs)
                for name, forward, refs, kwargs in ops]
-        return cls(n_in, outside, consts, ops, tuple([place[kind] + k for kind, k in outs]),
-                   shapes, cells, tuple([(x._data.shape, x._data.dtype) for x in inputs]))
+        program = cls(n_in, outside, consts, ops, tuple([place[kind] + k for kind, k in outs]),
+                      shapes, cells, tuple([(x._data.shape, x._data.dtype) for x in inputs]))
+        program.held = list(held_at.values())
+        return program
 
     def same(self, other, outside=True):
         """True when ``other`` (a Program, or a str) would compute the same function: the same
@@ -249,6 +256,7 @@ class Program:
         twin = Program.__new__(Program)
         twin.__dict__.update(self.__dict__)
         twin.outside = [_Shape(x.shape, x.dtype) for x in self.outside]
+        twin.held = []
         twin._code = None
         return twin
 
