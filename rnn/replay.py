@@ -289,6 +289,8 @@ class Replay:
                                         self._masks(), local, g_u,
                                         deferred)
             later = {name: {-1: c} for name, c in zip(names, tails)}
+        except tg.TinygraphError as e:     # a user's rule's gradient refused at a step
+            raise self._at_step(e, e.replayed_step) from None
         except tape.RulesDiffer:       # step by step
             g_u = [tape.Rows(u.shape, u.dtype) for u in self.u_all]
             deferred = [[] for _ in program.outside]
@@ -334,7 +336,10 @@ class Replay:
                     g_new = g_in
                 grads.append(g_new)
             values, rules = self.saved[i]
-            g_ins, g_outside = program.backward(values, rules, grads, deferred)
+            try:
+                g_ins, g_outside = program.backward(values, rules, grads, deferred)
+            except tg.TinygraphError as e:      # a user's rule's gradient refused
+                raise self._at_step(e, i) from None
             for k, name in enumerate(names):
                 _send(later[name], i - 1, g_ins[k])
             for k, (name, lag) in enumerate(self.lags):
@@ -352,6 +357,12 @@ class Replay:
                 else:
                     g_out[k] += gk
         return later, g_out
+
+    def _at_step(self, e, i):
+        """The error ``e`` of a replayed step's gradient rule (:func:`tinygraph.tape._user_grad`)
+        naming replayed step i's time."""
+        t = self._time(self.lead + i) + 1
+        return type(e)(str(e).replace("in a replayed step", f"at replayed step t={t}", 1))
 
     def _first_needed(self):
         for k, p in enumerate(self.parents):

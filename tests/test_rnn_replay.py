@@ -606,6 +606,35 @@ def test_a_constant_the_steps_read_changed_in_place_before_backward_is_refused_a
     run.loss.backward()
 
 
+@pytest.mark.parametrize("bad", ["smaller", "complex"])
+def test_a_users_vjp_that_gives_a_bad_gradient_at_a_replayed_step_is_refused_as_by_the_engine(bad):
+    """A user's vjp whose gradient is of a shape smaller than its input's (``g.sum()``), or
+    complex, only from step 7 on (it follows the values): the engine refuses it, naming the op,
+    the shapes and the step; the replayed backward broadcast the smaller one up to the input's
+    shape (every entry the same wrong number) or dropped the imaginary part, without a word."""
+    def odd(x):
+        def vjp(g):
+            if (x > 1.2).any():
+                return g.sum() if bad == "smaller" else g * (1 + 0j)
+            return g
+        return x.copy(), (vjp,)
+
+    cell, _ = _cell(lambda h, x, W, U: tg.apply(
+        "odd", odd, (h @ W.T + x @ U.T).tanh() * 0.1 + x[..., :1]))
+    xs, ys = _data(np.random.default_rng(0))
+    xs[:, :, 0] = 0.5
+    xs[6, 1, 0] = 1.8            # from t=7 on
+    error = tg.ShapeError if bad == "smaller" else tg.DTypeError
+    for how in ("loss", "engine", "run"):
+        cell.replayable = how != "engine"
+        try:
+            loss = cell.run(xs, ys).loss if how == "run" else cell.loss(xs, ys)
+        finally:
+            cell.replayable = True
+        with pytest.raises(error, match="the gradient rule of 'odd'.*t=7"):
+            loss.backward()
+
+
 def test_state_parts_of_different_dtypes_fall_back():
     """A replay keeps every part in one array of one dtype: a float32 part beside a float64
     one would be computed in float64.  Before, the loss differed by 2e-8 from the engine's."""

@@ -34,7 +34,7 @@ module globals a forward function reads (or, for a method, its object's attribut
 invisible to it; the methods of two objects are two forward functions.  A user's op (one
 not of tinygraph or rnn) may make outputs whose shape follows its values: the replayed code
 checks each of its outputs against the recorded step's shape and dtype
-(:class:`StepDiffers`).
+(:class:`StepDiffers`), and each of its gradients as the engine does (:func:`_user_grad`).
 
 The loops that run a recorded step again and again (:func:`compile_scan`) write the ops that
 have a lean form (:mod:`tinygraph.ops`, ``LEAN_FORWARDS`` and ``LEAN_GRADS``) as numpy calls in
@@ -50,6 +50,7 @@ import types
 
 import numpy as np
 
+from .errors import DTypeError, ShapeError, TinygraphError
 from .tensor import (_TRANSPOSES, Owned, Product, Rule, Scatter, Tensor, _current, _graph_rule,
                      _tapes, _tile, _unbroadcast,
                      apply)
@@ -303,7 +304,7 @@ class Program:
                 gs[i] = g if gs[i] is None else gs[i] + g
         need = self.need
         j = self.size
-        for (_, _, args, kwargs), vjps in zip(reversed(self.ops), reversed(rules)):
+        for (name, _, args, kwargs), vjps in zip(reversed(self.ops), reversed(rules)):
             j -= 1
             g = gs[j]
             if g is None:
@@ -320,6 +321,8 @@ class Program:
                     pg = None if grad is None else grad(g, values[j], *arrays, **kwargs)
                 else:
                     pg = None if vjps[k] is None else vjps[k](g)
+                    if pg is not None:
+                        pg = _user_grad(pg, values[i], name, k)
                 if pg is not None:
                     pg = _dense(pg, values[i])
                     gs[i] = pg if gs[i] is None else gs[i] + pg
@@ -658,6 +661,10 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
                 body.append(f"pg = None if r{j}[{k}] is None else r{j}[{k}](g)")
             env[f"S{i}"] = np.shape(values[i])
             env[f"T{i}"] = np.asarray(values[i]).dtype
+            checked = "pg"
+            if type(vjps) is not Rule:     # a user's gradient: checked as the engine checks it
+                env["_user_grad"] = _user_grad
+                checked = f"_user_grad(pg, {like}, {program.ops[j][0]!r}, {k})"
             add = []
             if i in scratched:     # a^T g of a weight (or of its transpose): into a scratch
                 add = [f"if type(pg) is _Product and g{i} is None: "
@@ -667,7 +674,7 @@ def _backward_body(program, values, rules, env, lean=False, forms=False):
                    f"    pg.add_into(g{i})",
                    "else:",
                    f"    if type(pg) is not _nd or pg.shape != S{i} or pg.dtype is not T{i}: "
-                   f"pg = _dense(pg, {like})",
+                   f"pg = _dense({checked}, {like})",
                    f"    if g{i} is None: g{i} = pg",
                    f"    elif o{i}: g{i} += pg",
                    f"    else: g{i}, o{i} = g{i} + pg, True"]
@@ -1041,6 +1048,12 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
         b += [f"        if g{n_in + i} is not None:",
               f"            if q{i} is None: q{i} = _copy(g{n_in + i})",
               f"            else: q{i} += g{n_in + i}"]
+    if any(type(vjps) is not Rule for vjps in rules):    # a user's rule: name its step
+        start = b.index("    for i in range(len(saved) - 1, -1, -1):")
+        env["_TinygraphError"] = TinygraphError
+        b[start:] = (["    try:"] + ["    " + line for line in b[start:]]
+                     + ["    except _TinygraphError as e:", "        e.replayed_step = i",
+                        "        raise"])
     b.append(f"    return [{_slots('c', n_carry)}], [{_slots('q', n_out)}]")
     return _made("backward", b, env)
 
@@ -1151,6 +1164,37 @@ def _own(g, like):
     if g is None:
         return np.zeros(like.shape, like.dtype)
     return np.array(_dense(g, like), copy=True)
+
+
+def _user_grad(pg, like, op, k):
+    """A user's vjp's gradient ``pg`` for input ``k`` of ``op`` (``like``: that input, or its
+    shape and dtype) as the engine takes it (``tinygraph.tensor._checked_user_grad``): real
+    numbers of the input's shape or of a shape the input broadcasts to (summed back then);
+    else the engine's error.  A replayed step's rule may give another than the recorded ones
+    (it follows the values): a smaller one would be broadcast up, a complex one lose its
+    imaginary part, without a word."""
+    if type(pg) in (Scatter, Owned, Product):
+        return pg
+    try:
+        array = np.asarray(pg)
+    except (ValueError, TypeError) as e:
+        array = e
+    shape = tuple(like.shape)
+    if isinstance(array, Exception) or array.dtype.kind not in "biuf":
+        kind = f"{type(pg).__name__}" if isinstance(array, Exception) else f"dtype {array.dtype}"
+        raise DTypeError(f"backward: the gradient rule of '{op}' in a replayed step gave input "
+                         f"{k} (shape {shape}) a gradient of {kind}; it must be real numbers")
+    if array.shape != shape:
+        try:
+            fits = np.broadcast_shapes(array.shape, shape) == array.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ShapeError(f"backward: the gradient rule of '{op}' in a replayed step gave "
+                             f"input {k} a gradient of shape {array.shape}, but that input has "
+                             f"shape {shape}: a gradient must have its input's shape, or a "
+                             "shape the input broadcasts to (then it is summed back)")
+    return array
 
 
 def _dense(pg, like):
