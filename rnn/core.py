@@ -906,10 +906,14 @@ class Cell(RecurrentModel):
             why = replay.why_not(*programs)
             if why is None:      # the recorded steps too: their nodes stay out of the graph
                 rest = order[lead - 2:]
-                history = {n: nodes[:lead - 2] for n, nodes in history.items()}
-                (last, ring), history = self._replayed(programs[0], history, depth, rest,
-                                                       blocks[-1][0], first_block, keep, reverse)
-            else:
+                head = {n: nodes[:lead - 2] for n, nodes in history.items()}
+                try:
+                    (last, ring), history = self._replayed(programs[0], head, depth, rest,
+                                                           blocks[-1][0], first_block, keep,
+                                                           reverse)
+                except tape.StepDiffers as e:     # a user's op's shape followed its values
+                    why = f"a replayed step differs from the recorded ones ({e})"
+            if why is not None:
                 last, ring = run_steps(one_step, carry, order[lead:], history)
                 if reverse:
                     for nodes in history.values():

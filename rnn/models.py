@@ -1265,12 +1265,13 @@ class EncoderDecoder(Design):
         engine = len(states.head)
         # the parameters _attend reads, as the run read them: asked for after they changed
         # (an optimizer step), the weights would be the new parameters', not the run's
-        read = [getattr(self, n) for n in ("Wa", "Ua", "va")] if self.attention == "additive" \
-            else []
+        names = ["Wa", "Ua", "va"] if self.attention == "additive" else []
+        read = [getattr(self, n) for n in names]
         kept = [p.data.copy() for p in read]
 
-        def complete():
-            changed = [p.name for p, was in zip(read, kept) if not np.array_equal(p.data, was)]
+        def complete():     # a parameter replaced by another (model.Wa = ...) changed too
+            changed = [p.name for n, p, was in zip(names, read, kept)
+                       if getattr(self, n) is not p or not np.array_equal(p.data, was)]
             if changed:
                 raise tg.ConfigError(
                     f"{self.name}: run.attention of the replayed decoder steps {engine + 1}.."

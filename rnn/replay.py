@@ -18,12 +18,16 @@ stacked.
 
 A step is not replayed (:func:`why_not` says why; the unroll keeps it in
 ``Unrolled.not_replayed``, and ``Unrolled.replayed`` is ``(a, b)`` when it is) when it reads a
-tensor's value or takes one as a constant, draws new random numbers, makes nodes without
-``tg.apply`` (see :mod:`tinygraph.tape`), when two steps made different programs (the step
-reads Python state that changes, or its ops depend on the data); every step then runs as
-engine ops.  Steps of any size are replayed: a replayed step keeps only the arrays its
-gradient rules read (no node, no intermediate value the rules do not need), which at wide
-steps saves page faults as well as the per-op cost.
+tensor's value or takes one as a constant, draws new random numbers, retains a gradient
+(``retain_grad``), makes nodes without ``tg.apply`` (see :mod:`tinygraph.tape`), when two
+steps made different programs (the step reads Python state that changes, or its ops depend on
+the data), or when a user's op (made with ``tg.apply``) of a replayed step makes an output
+of another shape or dtype than in the recorded steps (:class:`tinygraph.tape.StepDiffers`);
+every step then runs as engine ops.  An op that refuses a replayed step's values raises the
+engine's error for that step (naming the op, its input shapes and the time step), as the
+step run as engine ops would.  Steps of any size are replayed: a replayed step keeps only
+the arrays its gradient rules read (no node, no intermediate value the rules do not need),
+which at wide steps saves page faults as well as the per-op cost.
 """
 
 import math
@@ -194,7 +198,12 @@ class Replay:
                     break
                 except tape.RulesDiffer:     # inputs not of the shapes it was made for
                     self.scan, scanning = None, False       # (raised before any step)
-            values, rules = program.forward(self._inputs(states, i))
+                except Exception:            # an op refused a step's values: step by step
+                    self.scan, scanning = None, False       # again, to the step that did
+            try:
+                values, rules = program.forward(self._inputs(states, i))
+            except Exception as e:
+                self._refuse(states, i, e)
             self.saved.append((values, rules))
             mask = self._mask(i)
             at = self._time(lead + i)
@@ -206,6 +215,21 @@ class Replay:
                     prev = states[name][-1]
                     row[...] = prev + (out - prev) * mask
                 states[name].append(row)
+
+    def _refuse(self, states, i, e):
+        """Raise the error the engine raises where an op refused replayed step i's values (a
+        user's op that checks them): the step run again as engine ops, in the scope of its
+        time step, names the op, its input shapes and the step; ``e`` itself if it runs.  An
+        op whose output's shape or dtype differs from the recorded step's
+        (:class:`tinygraph.tape.StepDiffers`) is raised again with the step's time: the unroll
+        runs the steps as engine ops instead."""
+        t = self._time(self.lead + i) + 1
+        if isinstance(e, tape.StepDiffers):
+            raise e.at(t) from None
+        ins = [tg.Tensor(a) for a in self._inputs(states, i)]
+        with tg.no_grad(), tg.scope(f"t={t}"):
+            self.program.graph_forward(ins)
+        raise e
 
     def _scan_forward(self, states, rows, start):
         """Steps start..n-1 in the compiled loop of :func:`tinygraph.tape.compile_scan` (for a
@@ -265,6 +289,8 @@ class Replay:
                                         self._masks(), local, g_u,
                                         deferred)
             later = {name: {-1: c} for name, c in zip(names, tails)}
+        except tg.TinygraphError as e:     # a user's rule's gradient refused at a step
+            raise self._at_step(e, e.replayed_step) from None
         except tape.RulesDiffer:       # step by step
             g_u = [tape.Rows(u.shape, u.dtype) for u in self.u_all]
             deferred = [[] for _ in program.outside]
@@ -310,7 +336,10 @@ class Replay:
                     g_new = g_in
                 grads.append(g_new)
             values, rules = self.saved[i]
-            g_ins, g_outside = program.backward(values, rules, grads, deferred)
+            try:
+                g_ins, g_outside = program.backward(values, rules, grads, deferred)
+            except tg.TinygraphError as e:      # a user's rule's gradient refused
+                raise self._at_step(e, i) from None
             for k, name in enumerate(names):
                 _send(later[name], i - 1, g_ins[k])
             for k, (name, lag) in enumerate(self.lags):
@@ -329,6 +358,12 @@ class Replay:
                     g_out[k] += gk
         return later, g_out
 
+    def _at_step(self, e, i):
+        """The error ``e`` of a replayed step's gradient rule (:func:`tinygraph.tape._user_grad`)
+        naming replayed step i's time."""
+        t = self._time(self.lead + i) + 1
+        return type(e)(str(e).replace("in a replayed step", f"at replayed step t={t}", 1))
+
     def _first_needed(self):
         for k, p in enumerate(self.parents):
             if p.requires_grad:
@@ -337,7 +372,7 @@ class Replay:
 
     def vjps(self):
         count = len(self.names) * self.lead + len(self.u_all) + len(self.program.outside)
-        return tuple(_Part(self, k) for k in range(count))
+        return tuple(_Part(self, k) for k in range(count)) + (None,) * len(self.program.held)
 
     # ---------------------------------------------------------------- create_graph
     def graph(self, g, parents):
@@ -392,7 +427,7 @@ class Replay:
                 out.append(own if sent is None else own + sent)
         for rows, u in zip(g_u, u_all):
             out.append(self._graph_rows(rows, u))
-        return tuple(out + g_out)
+        return tuple(out + g_out + [None] * len(program.held))
 
     def _graph_rows(self, rows, u):
         if all(gr is None for gr in rows):     # no step sent one (as the engine: None)
@@ -448,6 +483,10 @@ def run(program, names, lags, heads, u_all, rows, keep, label, backwards):
                     u_all, rows, keep, backwards)
     parents = [t for name in names for t in heads[name]] + list(u_all) + list(program.outside)
     replay.parents = parents
+    # and the tensors that need no gradient the steps read as constants: changed in place
+    # since (a version bump) or replaced, backward refuses the node, as it refuses the steps'
+    # nodes run as engine ops
+    parents = parents + program.held
     with tg.scope(label):
         node = tg.apply("replay", _replay_forward, *parents, replay=replay)
         if len(names) == 1:

@@ -252,6 +252,20 @@ def test_attention_of_replayed_steps_asked_for_after_an_update_is_refused_not_re
     assert np.array_equal(np.stack([a.data for a in run.attention]), weights)
 
 
+def test_attention_of_replayed_steps_asked_for_after_a_parameter_is_replaced_is_refused():
+    # the check compared the values of the parameter objects the run read: a parameter
+    # replaced by another object (model.Wa = tg.Parameter(...)) kept them, and the alpha(t)
+    # of the replayed steps were made from the new one, off by 0.074, without a word
+    model = _model("additive")
+    rng = np.random.default_rng(3)
+    xs, ys = rng.integers(0, N_IN, (4, 2)), rng.integers(0, N_OUT, (6, 2))
+    run = model.run_for_loss(xs, ys)
+    assert run.replayed is not None
+    model.Wa = tg.Parameter(model.Wa.data + 1.0, name="Wa")
+    with pytest.raises(tg.ConfigError, match=r"encdec.*attention.*Wa.*changed"):
+        run.attention
+
+
 def test_attention_of_replayed_dot_steps_reads_no_parameter():
     # dot attention reads only the run's states: a later update changes nothing in it
     model = _model("dot")

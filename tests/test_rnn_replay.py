@@ -452,6 +452,189 @@ def test_a_step_that_makes_a_tensor_of_a_tensor_falls_back_and_says_so():
     assert run.replayed is None and "tg.tensor(t)" in run.not_replayed
 
 
+@pytest.mark.parametrize("which", ["inside", "input", "output"])
+def test_a_step_that_retains_a_gradient_falls_back_and_every_step_keeps_it(which):
+    """``retain_grad`` on a tensor of the step (one it makes, its input state or the state it
+    returns): a replayed step makes no tensor to keep a gradient in, and the recorded steps'
+    nodes stay out of the graph, so before, those tensors of steps 2 and 3 kept a .grad of
+    None (and the steps after made none) where the engine's steps all had theirs."""
+    kept = []
+
+    def step(h, x, W, U):
+        z = h @ W.T + x @ U.T
+        new = z.tanh()
+        kept.append({"inside": z, "input": h, "output": new}[which].retain_grad())
+        return new
+    cell, _ = _cell(step)
+    xs, ys = _data(np.random.default_rng(0))
+    grads = {}
+    for how in ("loss", "run"):
+        kept.clear()
+        cell.zero_grad()
+        run = cell.run_for_loss(xs, ys) if how == "loss" else cell.run(xs, ys)
+        run.loss.backward()
+        assert len(kept) == T
+        grads[how] = [t.grad for t in kept]
+        if how == "loss":
+            assert run.replayed is None and "retain_grad" in run.not_replayed
+    if which == "input":         # the state before step 1 needs no gradient
+        assert grads["loss"][0] is None and grads["run"][0] is None
+        del grads["loss"][0], grads["run"][0]
+    for a, b in zip(grads["loss"], grads["run"]):
+        assert a is not None and b is not None
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_an_op_that_fails_at_a_replayed_step_names_itself_and_the_step():
+    """A user's op whose forward refuses some values, first at step 7: the engine's steps
+    raise the engine's error (naming the op, its input shapes and the scope t=7); the
+    replayed steps called the forward from the recorded program, and its bare ValueError
+    came out of the replay's loop, without op, shapes or step."""
+    def checked_log(x):
+        if (x <= 0).any():
+            raise ValueError("checked_log needs positive inputs")
+        return np.log(x), (lambda g: g / x,)
+
+    cell, _ = _cell(lambda h, x, W, U: tg.apply(
+        "checked_log", checked_log, (h @ W.T + x @ U.T).tanh() + x[..., :1]) * 0.5)
+    xs, ys = _data(np.random.default_rng(0))
+    xs[:, :, 0] = 1.5          # tanh(.) + 1.5 > 0 ...
+    xs[6, 1, 0] = -5.0         # ... but at t=7
+    errors = []
+    for how in ("loss", "engine", "run"):
+        cell.replayable = how != "engine"
+        try:
+            with pytest.raises(tg.TinygraphError) as caught:
+                cell.run(xs, ys) if how == "run" else cell.loss(xs, ys)
+        finally:
+            cell.replayable = True
+        errors.append((type(caught.value), str(caught.value)))
+    assert "checked_log" in errors[0][1] and "(2, 3)" in errors[0][1] and "t=7" in errors[0][1]
+    assert errors[0] == errors[1] == errors[2]
+    # the same cell on good data still replays, and gives the engine's loss
+    xs[6, 1, 0] = 1.5
+    got = _both(cell, xs, ys)
+    assert got[0][0].replayed == (2, T)
+    _equal_results(got)
+
+
+def test_a_users_op_whose_output_shape_follows_its_values_falls_back_at_the_step_it_changes():
+    """A user's op that makes (B, 1) from some values and (B, 3) from others, first at step 7
+    (numpy broadcasts either on): the replay ran step 7 on from the recorded step's program,
+    whose lean gradient forms hold for the recorded shapes, and gave another gradient than
+    the engine's (off by 7e-3, the loss the same); a (B, 1) state was written into the (B, 3)
+    rows, and came out as numpy's error in backward.  Now the op's output is checked against the recorded
+    one (only a user's op: the engine's follow from their inputs' shapes) and the unroll
+    runs every step as engine ops, saying why."""
+    def peak(x):
+        top = x == x.max(axis=1, keepdims=True)
+        if (x > 1.2).any():       # the row maxima only
+            return x.max(axis=1, keepdims=True), (lambda g: g * top,)
+        return x.copy(), (lambda g: g,)
+
+    for state_shape_changes in (False, True):
+        def step(h, x, W, U):
+            y = tg.apply("peak", peak, (h @ W.T + x @ U.T).tanh() * 0.1 + x[..., :1])
+            return y.tanh() if state_shape_changes else (y * tg.Tensor(np.ones(3))).tanh()
+        cell, _ = _cell(step)
+        xs, ys = _data(np.random.default_rng(0))
+        xs[:, :, 0] = 0.5
+        xs[6, 1, 0] = 1.8          # from t=7 on
+        if state_shape_changes:    # the engine refuses the state of step 7, as run does
+            for how in ("loss", "run"):
+                with pytest.raises(tg.ShapeError, match="at t=7 the step function returned"):
+                    cell.run(xs, ys) if how == "run" else cell.loss(xs, ys)
+            continue
+        got = _both(cell, xs, ys)
+        assert got[0][0].replayed is None
+        assert "peak" in got[0][0].not_replayed and "t=7" in got[0][0].not_replayed
+        _equal_results(got)
+        cell.zero_grad()
+        run = cell.run(xs, ys)
+        run.loss.backward()
+        assert abs(run.loss.item() - got[0][1]) <= 1e-12 * abs(got[0][1])
+        for p, g in zip(cell.parameters(), got[0][2]):
+            np.testing.assert_allclose(p.grad, g, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("none_at", ["every step", "t=7 on", "t=1..6 and 8.."])
+def test_a_users_op_without_a_gradient_for_an_input_at_some_steps_replays_exactly(none_at):
+    """A user's op may give an input no gradient (None for its vjp, or a vjp that returns
+    None), at every step or only at some (its rule follows the values): the replayed code was
+    made for the recorded steps' vjps, so a vjp returning None was made an array of NaN (U's
+    gradient all NaN), a None vjp at a later step was called (a bare TypeError), and a
+    closure at a later step where the recorded ones were None was not called (its gradient
+    lost)."""
+    def gate(a, b):
+        if none_at == "every step":
+            return a * b, (lambda g: g * b, lambda g: None)
+        if (b > 0.9).any():
+            return a * b, (lambda g: g * b, None)
+        return a * b, (lambda g: g * b, lambda g: g * a)
+
+    tape._known.clear()     # no code made for another test's step
+    cell, _ = _cell(lambda h, x, W, U: tg.apply(
+        "gate", gate, (h @ W.T + x @ U.T + 0.5).tanh(), (x @ U.T).tanh() + x[..., 1:]))
+    xs, ys = _data(np.random.default_rng(0))
+    xs[:, :, 1] = 5.0 if none_at == "t=1..6 and 8.." else 0.3
+    xs[6, :, 1] = 0.3 if none_at == "t=1..6 and 8.." else 5.0
+    run = _replay_engine_run(cell, xs, ys)
+    assert run.replayed == (2, T)
+
+
+def test_a_constant_the_steps_read_changed_in_place_before_backward_is_refused_as_by_the_engine():
+    """A frozen weight (no gradient) is a constant of the recorded program, kept by value.
+    Changed in place after the loss (an update under no_grad: a version bump), backward
+    through the engine's steps refuses (their products saved it), but the replay node did not
+    read it as a parent: backward ran on and gave the gradients of the old values where the
+    engine and run refuse.  Its steps' constants are now parents of the node too."""
+    cell, (W, U, V) = _cell(lambda h, x, W, U: (h @ W.T + x @ U.T).tanh())
+    W.requires_grad_(False)      # the first step's h @ W.T (h = 0) needs no gradient either
+    xs, ys = _data(np.random.default_rng(0))
+    for how in ("loss", "engine", "run"):
+        cell.replayable = how != "engine"
+        try:
+            loss = cell.run(xs, ys).loss if how == "run" else cell.loss(xs, ys)
+        finally:
+            cell.replayable = True
+        with tg.no_grad():
+            W *= 2.0
+        with pytest.raises(tg.StaleGraphError, match="changed in place"):
+            loss.backward()
+    run = cell.run_for_loss(xs, ys)     # the frozen weight read as it is now: replayed again
+    assert run.replayed == (2, T)
+    run.loss.backward()
+
+
+@pytest.mark.parametrize("bad", ["smaller", "complex"])
+def test_a_users_vjp_that_gives_a_bad_gradient_at_a_replayed_step_is_refused_as_by_the_engine(bad):
+    """A user's vjp whose gradient is of a shape smaller than its input's (``g.sum()``), or
+    complex, only from step 7 on (it follows the values): the engine refuses it, naming the op,
+    the shapes and the step; the replayed backward broadcast the smaller one up to the input's
+    shape (every entry the same wrong number) or dropped the imaginary part, without a word."""
+    def odd(x):
+        def vjp(g):
+            if (x > 1.2).any():
+                return g.sum() if bad == "smaller" else g * (1 + 0j)
+            return g
+        return x.copy(), (vjp,)
+
+    cell, _ = _cell(lambda h, x, W, U: tg.apply(
+        "odd", odd, (h @ W.T + x @ U.T).tanh() * 0.1 + x[..., :1]))
+    xs, ys = _data(np.random.default_rng(0))
+    xs[:, :, 0] = 0.5
+    xs[6, 1, 0] = 1.8            # from t=7 on
+    error = tg.ShapeError if bad == "smaller" else tg.DTypeError
+    for how in ("loss", "engine", "run"):
+        cell.replayable = how != "engine"
+        try:
+            loss = cell.run(xs, ys).loss if how == "run" else cell.loss(xs, ys)
+        finally:
+            cell.replayable = True
+        with pytest.raises(error, match="the gradient rule of 'odd'.*t=7"):
+            loss.backward()
+
+
 def test_state_parts_of_different_dtypes_fall_back():
     """A replay keeps every part in one array of one dtype: a float32 part beside a float64
     one would be computed in float64.  Before, the loss differed by 2e-8 from the engine's."""
@@ -986,6 +1169,23 @@ def test_a_cell_does_not_run_the_code_made_for_another_cells_closures():
     assert _replay_engine_run(second, xs, ys).replayed == (2, T)
     first_again = _replay_engine_run(first, xs, ys)     # the first, run again, reads 2.0
     assert first_again.replayed == (2, T)
+
+
+def test_a_cell_does_not_run_the_code_made_for_an_op_of_other_keyword_only_defaults():
+    """Two cells whose ops are the same code with a setting given as a keyword-only default
+    (``def op(x, *, s=scale)``, made per cell): the defaults were compared, the keyword-only
+    ones not, so the second cell ran the code made for the first cell's op, s = 0.5 for 0.9
+    (loss 15.32 for 15.53, without a word)."""
+    def make(scale):
+        def scaled_tanh(x, *, s=scale):
+            y = np.tanh(x) * s
+            return y, (lambda g: g * s * (1 - (y / s) ** 2),)
+
+        return _cell(lambda h, x, W, U: tg.apply("scaled_tanh", scaled_tanh,
+                                                  h @ W.T + x @ U.T))[0]
+    xs, ys = _data(np.random.default_rng(0))
+    assert _replay_engine_run(make(0.5), xs, ys).replayed == (2, T)
+    assert _replay_engine_run(make(0.9), xs, ys).replayed == (2, T)
 
 
 @pytest.mark.parametrize("lags", [{}, {"h": 2}])

@@ -24,13 +24,17 @@ may branch; a value the engine turns into a constant (``detach()``, a comparison
 condition, an index or targets given as a Tensor, ``argmax``, ``one_hot``); fresh random
 numbers (``dropout``, ``rand``, ``randn`` without a seed); a new tensor made of a tensor
 (``tg.tensor(t)``); ops made with gradients switched otherwise than where the recording began
-(``tg.no_grad`` inside the step: a cut a replay would not make); and nodes made without
+(``tg.no_grad`` inside the step: a cut a replay would not make); a gradient kept by
+``retain_grad`` (a replayed step makes no tensor to keep it in); and nodes made without
 :func:`tinygraph.apply`.  What an op read is kept as it was when the op ran (numpy arrays among
 its inputs, settings and closure, the arrays of tensors that need no gradient), so a buffer the
 code changes in place between two recordings makes them differ.  Python state the code reads
 that is the same in the two recorded steps and changes later (a counter, ``t % 10``), and
 module globals a forward function reads (or, for a method, its object's attributes), are
-invisible to it; the methods of two objects are two forward functions.
+invisible to it; the methods of two objects are two forward functions.  A user's op (one
+not of tinygraph or rnn) may make outputs whose shape follows its values: the replayed code
+checks each of its outputs against the recorded step's shape and dtype
+(:class:`StepDiffers`), and each of its gradients as the engine does (:func:`_user_grad`).
 
 The loops that run a recorded step again and again (:func:`compile_scan`) write the ops that
 have a lean form (:mod:`tinygraph.ops`, ``LEAN_FORWARDS`` and ``LEAN_GRADS``) as numpy calls in
@@ -46,6 +50,7 @@ import types
 
 import numpy as np
 
+from .errors import DTypeError, ShapeError, TinygraphError
 from .tensor import (_TRANSPOSES, Owned, Product, Rule, Scatter, Tensor, _current, _graph_rule,
                      _tapes, _tile, _unbroadcast,
                      apply)
@@ -102,6 +107,8 @@ class Program:
         self.in_shapes = in_shapes       # (shape, dtype) of every input (None: not known)
         self.cells = cells if cells is not None else [None] * len(ops)  # closures' values then
         self.outside = outside           # the outside tensors that require grad
+        self.held = []                   # the tensors that need no gradient whose arrays the
+        #                                  constants are (a replay's node reads them as well)
         self.consts = consts
         self.ops = ops
         self.outputs = outputs
@@ -150,6 +157,7 @@ class Program:
                 return "the step reads one tensor as two inputs"
             slots[id(x)] = (_IN, i)
         outside, outside_at, consts, ops, shapes, cells = [], {}, [], [], [], []
+        held_at = {}
         kept = rec.kept
         for j, (name, forward, args, kwargs, node, values) in enumerate(rec.ops):
             refs = []
@@ -165,6 +173,8 @@ class Program:
                         else:
                             ref = (_CONST, len(consts))
                             consts.append(kept.get(id(x), x._data))
+                            if id(x) not in held_at:
+                                held_at[id(x)] = x
                 else:
                     ref = (_CONST, len(consts))
                     consts.append(x)      # a number, or the op's own copy of an array
@@ -187,8 +197,10 @@ class Program:
         place = (0, n_in, n_in + n_out, first)      # where each kind of slot starts
         ops = [(name, forward, tuple([place[kind] + k for kind, k in refs]), kwargs)
                for name, forward, refs, kwargs in ops]
-        return cls(n_in, outside, consts, ops, tuple([place[kind] + k for kind, k in outs]),
-                   shapes, cells, tuple([(x._data.shape, x._data.dtype) for x in inputs]))
+        program = cls(n_in, outside, consts, ops, tuple([place[kind] + k for kind, k in outs]),
+                      shapes, cells, tuple([(x._data.shape, x._data.dtype) for x in inputs]))
+        program.held = list(held_at.values())
+        return program
 
     def same(self, other, outside=True):
         """True when ``other`` (a Program, or a str) would compute the same function: the same
@@ -245,6 +257,7 @@ class Program:
         twin = Program.__new__(Program)
         twin.__dict__.update(self.__dict__)
         twin.outside = [_Shape(x.shape, x.dtype) for x in self.outside]
+        twin.held = []
         twin._code = None
         return twin
 
@@ -293,7 +306,7 @@ class Program:
                 gs[i] = g if gs[i] is None else gs[i] + g
         need = self.need
         j = self.size
-        for (_, _, args, kwargs), vjps in zip(reversed(self.ops), reversed(rules)):
+        for (name, _, args, kwargs), vjps in zip(reversed(self.ops), reversed(rules)):
             j -= 1
             g = gs[j]
             if g is None:
@@ -310,6 +323,8 @@ class Program:
                     pg = None if grad is None else grad(g, values[j], *arrays, **kwargs)
                 else:
                     pg = None if vjps[k] is None else vjps[k](g)
+                    if pg is not None:
+                        pg = _user_grad(pg, values[i], name, k)
                 if pg is not None:
                     pg = _dense(pg, values[i])
                     gs[i] = pg if gs[i] is None else gs[i] + pg
@@ -540,8 +555,36 @@ def _forward_body(program, env, lean=None):
         env[f"F{j}"] = forward
         lines.append(f"v{slot}, r{j} = F{j}({_arguments(args, kwargs, j, env)})")
         lines.append(f"if type(v{slot}) is not _nd: v{slot} = _asarray(v{slot})")
+        if not _engine_forward(forward):     # a user's op: its output's shape may follow values
+            env["_StepDiffers"], env[f"SH{slot}"] = StepDiffers, program.shapes[j]
+            lines.append(f"if (v{slot}.shape, v{slot}.dtype) != SH{slot}: raise _StepDiffers("
+                         f"{program.ops[j][0]!r}, v{slot}.shape, v{slot}.dtype, SH{slot})")
         slot += 1
     return lines
+
+
+def _engine_forward(forward):
+    """Whether ``forward`` is one of the engine's own ops (tinygraph's or rnn's), whose output's
+    shape and dtype follow from its inputs' and settings."""
+    module = getattr(forward, "__module__", None) or ""
+    return module.split(".")[0] in ("tinygraph", "rnn")
+
+
+class StepDiffers(Exception):
+    """A replayed step's op (a user's: :func:`_engine_forward`) made an output of another
+    shape or dtype than in the recorded step (``recorded``: that (shape, dtype)): the recorded
+    program does not stand for the step (``t``, its time when known)."""
+
+    def __init__(self, op, shape, dtype, recorded, t=None):
+        self.op, self.shape, self.dtype, self.recorded, self.t = op, shape, dtype, recorded, t
+        at = "" if t is None else f"at t={t} "
+        super().__init__(f"{at}op '{op}' made an output of shape {shape} and dtype {dtype}, "
+                         f"where the recorded step's had shape {recorded[0]} and dtype "
+                         f"{recorded[1]}")
+
+    def at(self, t):
+        """The same, at step ``t``."""
+        return StepDiffers(self.op, self.shape, self.dtype, self.recorded, t)
 
 
 def _compile_backward(program, values, rules):
@@ -717,12 +760,14 @@ def _backward_body(program, values, rules, env, lean=False, forms=False, late=Fa
                 ins = (_arguments(args, kwargs, j, env) if not lean or vjps.saves
                        else _arguments(args, kwargs, j, env, none=True))
                 body.append(f"pg = Q{j}_{k}(g, {out}, {ins})")
-            else:
-                if vjps[k] is None:
-                    continue
-                body.append(f"pg = r{j}[{k}](g)")
+            else:     # a user's op: a closure per input, or None, at each step anew
+                body.append(f"pg = None if r{j}[{k}] is None else r{j}[{k}](g)")
             env[f"S{i}"] = np.shape(values[i])
             env[f"T{i}"] = np.asarray(values[i]).dtype
+            checked = "pg"
+            if type(vjps) is not Rule:     # a user's gradient: checked as the engine checks it
+                env["_user_grad"] = _user_grad
+                checked = f"_user_grad(pg, {like}, {program.ops[j][0]!r}, {k})"
             add = []
             if i in scratched:     # a^T g of a weight (or of its transpose): into a scratch
                 add = [f"if type(pg) is _Product and g{i} is None: "
@@ -732,11 +777,11 @@ def _backward_body(program, values, rules, env, lean=False, forms=False, late=Fa
                    f"    pg.add_into(g{i})",
                    "else:",
                    f"    if type(pg) is not _nd or pg.shape != S{i} or pg.dtype is not T{i}: "
-                   f"pg = _dense(pg, {like})",
+                   f"pg = _dense({checked}, {like})",
                    f"    if g{i} is None: g{i} = pg",
                    f"    elif o{i}: g{i} += pg",
                    f"    else: g{i}, o{i} = g{i} + pg, True"]
-            if type(vjps) is Rule and vjps.joint is not None and not grads:   # may give None
+            if type(vjps) is not Rule or (vjps.joint is not None and not grads):  # may give None
                 body += ["if pg is not None:"] + ["    " + line for line in add]
             else:
                 body += add
@@ -848,8 +893,9 @@ def _hoisted(program, args, values, slot, env):
     name -> (outside slot, transposed), by :func:`_lean_lines` for a form that reads it).
     OpenBLAS's gemm reads a C-contiguous matrix faster (float32 (64, 1024) @ (1024, 256): 245
     against 336 us) and gives the same bits from either layout; a smaller product may run in
-    its small-matrix kernels or as a vector product (gemv), which add in another order for
-    each layout, and gains little: it reads the matrix as it is."""
+    its small-matrix kernels, and a product of one row (``out.shape[0] == 1``: numpy's dot
+    then calls gemv, of any size) as a vector product, which add in another order for each
+    layout, and gains little: it reads the matrix as it is."""
     out = values[slot]
     if type(out) is not np.ndarray or out.ndim != 2:
         return {}
@@ -860,7 +906,7 @@ def _hoisted(program, args, values, slot, env):
             continue
         source, transposed = invariant[i]
         array = np.asarray(values[i])
-        if out.shape[0] * array.size < _HOIST_WORK:
+        if out.shape[0] < 2 or out.shape[0] * array.size < _HOIST_WORK:
             continue
         for suffix, flip in (("", False), ("T", True)):
             if (array.T if flip else array).flags.c_contiguous:
@@ -1116,6 +1162,12 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
         b += [f"        if g{n_in + i} is not None:",
               f"            if q{i} is None: q{i} = _copy(g{n_in + i})",
               f"            else: q{i} += g{n_in + i}"]
+    if any(type(vjps) is not Rule for vjps in rules):    # a user's rule: name its step
+        start = b.index("    for i in range(len(saved) - 1, -1, -1):")
+        env["_TinygraphError"] = TinygraphError
+        b[start:] = (["    try:"] + ["    " + line for line in b[start:]]
+                     + ["    except _TinygraphError as e:", "        e.replayed_step = i",
+                        "        raise"])
     b.append(f"    return [{_slots('c', n_carry)}], [{_slots('q', n_out)}]")
     return _made("backward", b, env)
 
@@ -1228,6 +1280,37 @@ def _own(g, like):
     return np.array(_dense(g, like), copy=True)
 
 
+def _user_grad(pg, like, op, k):
+    """A user's vjp's gradient ``pg`` for input ``k`` of ``op`` (``like``: that input, or its
+    shape and dtype) as the engine takes it (``tinygraph.tensor._checked_user_grad``): real
+    numbers of the input's shape or of a shape the input broadcasts to (summed back then);
+    else the engine's error.  A replayed step's rule may give another than the recorded ones
+    (it follows the values): a smaller one would be broadcast up, a complex one lose its
+    imaginary part, without a word."""
+    if type(pg) in (Scatter, Owned, Product):
+        return pg
+    try:
+        array = np.asarray(pg)
+    except (ValueError, TypeError) as e:
+        array = e
+    shape = tuple(like.shape)
+    if isinstance(array, Exception) or array.dtype.kind not in "biuf":
+        kind = f"{type(pg).__name__}" if isinstance(array, Exception) else f"dtype {array.dtype}"
+        raise DTypeError(f"backward: the gradient rule of '{op}' in a replayed step gave input "
+                         f"{k} (shape {shape}) a gradient of {kind}; it must be real numbers")
+    if array.shape != shape:
+        try:
+            fits = np.broadcast_shapes(array.shape, shape) == array.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ShapeError(f"backward: the gradient rule of '{op}' in a replayed step gave "
+                             f"input {k} a gradient of shape {array.shape}, but that input has "
+                             f"shape {shape}: a gradient must have its input's shape, or a "
+                             "shape the input broadcasts to (then it is summed back)")
+    return array
+
+
 def _dense(pg, like):
     """A gradient as a dense array of ``like``'s shape and dtype."""
     if type(pg) is Owned:
@@ -1246,15 +1329,17 @@ def _dense(pg, like):
 
 
 def _same_function(f, g, equal=None, cells=None):
-    """The same function, or functions of the same code and defaults (a method: of the same
-    object, whose attributes it may read) over closures whose values are ``equal`` (default
-    :func:`_equal`; ``operator.is_``: calling one is calling the other).  ``cells``, the two
-    closures' values as they were recorded, are compared instead of the values now."""
+    """The same function, or functions of the same code and defaults (positional and
+    keyword-only; a method: of the same object, whose attributes it may read) over closures
+    whose values are ``equal`` (default :func:`_equal`; ``operator.is_``: calling one is
+    calling the other).  ``cells``, the two closures' values as they were recorded, are
+    compared instead of the values now."""
     if f is g and cells is None:
         return True
     if f is not g:
         code_f, code_g = getattr(f, "__code__", None), getattr(g, "__code__", None)
-        if code_f is None or code_f is not code_g or not _equal(f.__defaults__, g.__defaults__):
+        if (code_f is None or code_f is not code_g or not _equal(f.__defaults__, g.__defaults__)
+                or not _equal(f.__kwdefaults__, g.__kwdefaults__)):
             return False
         if getattr(f, "__self__", None) is not getattr(g, "__self__", None):
             return False      # a bound method's __code__ is its function's, whatever its object

@@ -753,6 +753,8 @@ class Tensor:
         if why is not None:
             raise BackwardError(f"retain_grad: {why}")
         self._retain = True
+        if _tapes:     # a replayed step makes no tensor to keep it in
+            _value_read(why="the step retains a tensor's gradient (retain_grad)")
         return self
 
     def zero_grad(self, set_to_none=True):
