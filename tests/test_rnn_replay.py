@@ -695,6 +695,74 @@ def test_into_block_rewrites_only_one_ufunc_of_names():
         assert tape._into_block(line, "W9") is None
 
 
+def _replay_of(loss):
+    """The :class:`rnn.replay.Replay` behind the "replay" node of a loss's graph."""
+    stack, seen = [loss], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.op == "replay":
+            return node._ctx[2]["replay"]
+        stack.extend(node.parents)
+    raise AssertionError("no replay node")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("design", [rnn.ElmanRNN, rnn.LSTM, rnn.GRU])
+def test_a_replayed_step_computes_its_new_state_into_its_row(monkeypatch, design, dtype):
+    """The compiled loop computes a new state made by one ufunc (Elman's tanh, the LSTM's sum
+    and product, the GRU's sum) into that state's row of the replay's block, not into a fresh
+    array copied into the row after; a masked row is still the blend of the two.  The loss and
+    gradients are those of the copying loop, bit for bit."""
+    rng = np.random.default_rng(4)
+    xs, ys = rng.integers(0, 5, (T, 3)), rng.integers(0, 5, (T, 3))
+    mask = np.ones((T, 3))
+    mask[T - 2:, 1] = 0          # the last two replayed steps are masked in one row
+    results = []
+    for into in (True, False):
+        monkeypatch.setattr(tape, "_known", {})
+        monkeypatch.setattr(tape, "_compiled", {})
+        if not into:
+            monkeypatch.setattr(tape, "_into_rows", lambda *args: {})
+        model = design(5, 4, 5, seed=1, dtype=dtype)
+        loss = model.loss(xs, ys, mask=mask)
+        replay = _replay_of(loss)
+        loops = [source for source in tape._compiled if source.startswith("def forward(carry")]
+        written = {p for p in range(len(replay.names)) for source in loops
+                   if f"out=O{p}[j])" in source}
+        assert written == (set(range(len(replay.names))) if into else set())
+        if design is rnn.ElmanRNN:    # h(t) = tanh(a(t)), kept for its rule: the row itself
+            shared = [np.shares_memory(values[replay.program.outputs[0]], replay.value)
+                      for values, _ in replay.saved]
+            assert shared[1:-2] == [into] * (len(shared) - 3) and shared[-2:] == [False] * 2
+        loss.backward()
+        results.append([loss.data] + [p.grad for p in model.parameters()])
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def test_into_rows_rewrites_only_a_state_made_by_one_ufunc():
+    """:func:`tape._into_rows` on a body's lines: a state made by one ufunc line is computed
+    into its row; one made by no line of its own, or written by two, is not."""
+    env = {"L_tanh": np.tanh, "L_dot": np.dot}
+    program = type("P", (), {"outputs": (4,), "first_op": 3})()
+    values = [np.zeros((1, 2))] * 5
+    like = [((1, 2), np.dtype(np.float64))]
+    for body, want in ((["v4 = L_tanh(v3)"], "v4 = L_tanh(v3, out=O0[j])"),
+                       (["v4 = v3 * v1"], "v4 = L_multiply(v3, v1, out=O0[j])"),
+                       (["v4 = -v3"], "v4 = L_negative(v3, out=O0[j])"),
+                       (["v4 = L_dot(v0, v2)"], None),
+                       (["v4 = L_dot(v0, v2)", "L_add(v4, v1, out=v4)"], None),
+                       (["v4, r1 = F1(v3)"], None),
+                       (["v4 = v3[K1]"], None)):
+        got = tape._into_rows(program, 1, body, values, like, env)
+        assert (got[body[0]][1] if got else None) == want
+    assert tape._into_rows(program, 1, ["v4 = L_tanh(v3)"], values,
+                           [((2,), np.dtype(np.float64))], env) == {}
+
+
 def _scanned_step():
     """A step h(t) = tanh(h(t-1) @ W + x(t)) recorded, its scan compiled: (scan, program, W,
     h0, the step's output slots: matmul, add, tanh)."""
