@@ -587,6 +587,26 @@ def test_a_recording_sees_only_its_own_thread():
     assert [op[0] for op in rec.ops] == ["tanh"] and rec.ops[0][4] is y
 
 
+def test_a_recording_ends_with_its_block_even_when_the_block_raises():
+    """The outer recording goes on recording after a nested one (which records nothing) ends;
+    a block that raises ends its recording: ops after it are recorded by no one."""
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    with tape.recording() as rec:
+        with tape.recording() as inner:
+            assert inner is None
+        y = x.tanh()
+    assert [op[4] for op in rec.ops] == [y]
+    with pytest.raises(RuntimeError):
+        with tape.recording() as failed:
+            x * 2.0
+            raise RuntimeError("inside the step")
+    x * 3.0
+    assert len(failed.ops) == 1
+    with tape.recording() as again:
+        z = x.exp()
+    assert [op[4] for op in again.ops] == [z]
+
+
 @pytest.mark.parametrize("name", ["elman", "lstm", "gru", "user_lstm"])
 def test_steps_with_large_arrays_replay_to_the_same_loss_and_gradients(name):
     model, rng = _fresh(name)

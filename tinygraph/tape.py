@@ -37,7 +37,6 @@ have a lean form (:mod:`tinygraph.ops`, ``LEAN_FORWARDS`` and ``LEAN_GRADS``) as
 the loop itself, not calls of the op's forward and rule: the same calls, so the same bits.
 """
 
-import contextlib
 import functools
 import operator
 import re
@@ -70,20 +69,27 @@ class Recording:
         self.kept = {}
 
 
-@contextlib.contextmanager
-def recording():
+class recording:
     """Record the engine ops this thread makes inside the block (other threads are not
-    recorded).  Yields a :class:`Recording`, or None inside another recording of this thread
-    (nothing is recorded twice)."""
-    key = threading.get_ident()
-    if key in _tapes:
-        yield None
-        return
-    rec = _tapes[key] = Recording()
-    try:
-        yield rec
-    finally:
-        del _tapes[key]
+    recorded).  Gives a :class:`Recording`, or None inside another recording of this thread
+    (nothing is recorded twice).  (A small class rather than a generator: an unroll records
+    two steps.)"""
+
+    __slots__ = ("_key",)
+
+    def __enter__(self):
+        key = threading.get_ident()
+        if key in _tapes:
+            self._key = None
+            return None
+        self._key = key
+        rec = _tapes[key] = Recording()
+        return rec
+
+    def __exit__(self, *exc):
+        if self._key is not None:
+            del _tapes[self._key]
+        return False
 
 
 _IN, _OUTSIDE, _CONST, _OP = range(4)
