@@ -1732,9 +1732,9 @@ def _sweep_order(root):
     Two passes with explicit stacks (no recursion, whatever the depth of the graph): the
     first counts, for every node, the edges coming from the nodes that use it, in its
     ``_g`` slot (free until the sweep); the second releases a node once all its users are
-    out (Kahn's algorithm), and frees its slot then (nothing counts into it again).  Raises GraphFreedError before any gradient is computed if
-    part of the graph was freed, and StaleGraphError if an input of a node was changed in
-    place after the node was made.
+    out (Kahn's algorithm), and frees its slot then (nothing counts into it again).  Raises
+    GraphFreedError before any gradient is computed if part of the graph was freed, and
+    StaleGraphError if an input of a node was changed in place after the node was made.
     """
     root._g = 0
     nodes, stack = [root], [root]
