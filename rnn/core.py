@@ -380,9 +380,7 @@ def transposed_plus(weight, bias):
 
 
 def _transpose_add(w, b):
-    wt = w.T
-    out = np.empty(np.broadcast_shapes(wt.shape, b.shape), np.result_type(w, b))
-    np.add(wt, b, out=out)
+    out = np.add(w.T, b, order="C")     # C-ordered (the transposed view is F-ordered)
     shape = b.shape  # the bias's gradient summed here, as the engine would sum it (the same
     # call): g is then held by the weight's g.T alone, which the engine hands over as its own
     return out, (lambda g: g.T, lambda g: _unbroadcast(g, shape))

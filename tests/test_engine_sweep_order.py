@@ -66,3 +66,20 @@ def test_sweep_order_of_a_freed_graph_is_an_error():
     y.backward()
     with pytest.raises(tg.GraphFreedError):
         tg.sweep_order(y)
+
+
+def test_a_sweep_refused_midway_leaves_no_count_in_the_nodes_it_had_counted():
+    # the sweep counts each node's users in the node as it walks; refused at a stale node
+    # after counting the shared node ``a``, it must clear that count, or the next sweep
+    # through ``a`` starts from it and releases ``a`` never (its gradient is lost)
+    x = tg.tensor([1.0, 2.0], requires_grad=True, name="x")
+    w = tg.tensor([3.0, 4.0], requires_grad=True, name="w")
+    a = x * x
+    stale = a * w
+    with tg.no_grad():
+        w += 1.0          # changed in place after ``stale`` read it
+    with pytest.raises(tg.StaleGraphError):
+        (stale.sum() + a.sum()).backward()
+    assert x.grad is None and w.grad is None
+    (a * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad, 6.0 * np.array([1.0, 2.0]))

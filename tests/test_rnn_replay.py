@@ -770,6 +770,26 @@ def test_a_recording_sees_only_its_own_thread():
     assert [op[0] for op in rec.ops] == ["tanh"] and rec.ops[0][4] is y
 
 
+def test_a_recording_ends_with_its_block_even_when_the_block_raises():
+    """The outer recording goes on recording after a nested one (which records nothing) ends;
+    a block that raises ends its recording: ops after it are recorded by no one."""
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    with tape.recording() as rec:
+        with tape.recording() as inner:
+            assert inner is None
+        y = x.tanh()
+    assert [op[4] for op in rec.ops] == [y]
+    with pytest.raises(RuntimeError):
+        with tape.recording() as failed:
+            x * 2.0
+            raise RuntimeError("inside the step")
+    x * 3.0
+    assert len(failed.ops) == 1
+    with tape.recording() as again:
+        z = x.exp()
+    assert [op[4] for op in again.ops] == [z]
+
+
 @pytest.mark.parametrize("name", ["elman", "lstm", "gru", "user_lstm"])
 def test_steps_with_large_arrays_replay_to_the_same_loss_and_gradients(name):
     model, rng = _fresh(name)
@@ -982,6 +1002,74 @@ def test_into_block_rewrites_only_one_ufunc_of_names():
     for line in ("pg = g", "pg = -g * v3 / v5", "pg = L_dot(g, v7.T)", "pg = g * None",
                  "pg = g[C10_0_index]", "pg = L_Product(v1.T, g)"):
         assert tape._into_block(line, "W9") is None
+
+
+def _replay_of(loss):
+    """The :class:`rnn.replay.Replay` behind the "replay" node of a loss's graph."""
+    stack, seen = [loss], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.op == "replay":
+            return node._ctx[2]["replay"]
+        stack.extend(node.parents)
+    raise AssertionError("no replay node")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("design", [rnn.ElmanRNN, rnn.LSTM, rnn.GRU])
+def test_a_replayed_step_computes_its_new_state_into_its_row(monkeypatch, design, dtype):
+    """The compiled loop computes a new state made by one ufunc (Elman's tanh, the LSTM's sum
+    and product, the GRU's sum) into that state's row of the replay's block, not into a fresh
+    array copied into the row after; a masked row is still the blend of the two.  The loss and
+    gradients are those of the copying loop, bit for bit."""
+    rng = np.random.default_rng(4)
+    xs, ys = rng.integers(0, 5, (T, 3)), rng.integers(0, 5, (T, 3))
+    mask = np.ones((T, 3))
+    mask[T - 2:, 1] = 0          # the last two replayed steps are masked in one row
+    results = []
+    for into in (True, False):
+        monkeypatch.setattr(tape, "_known", {})
+        monkeypatch.setattr(tape, "_compiled", {})
+        if not into:
+            monkeypatch.setattr(tape, "_into_rows", lambda *args: {})
+        model = design(5, 4, 5, seed=1, dtype=dtype)
+        loss = model.loss(xs, ys, mask=mask)
+        replay = _replay_of(loss)
+        loops = [source for source in tape._compiled if source.startswith("def forward(carry")]
+        written = {p for p in range(len(replay.names)) for source in loops
+                   if f"out=O{p}[j])" in source}
+        assert written == (set(range(len(replay.names))) if into else set())
+        if design is rnn.ElmanRNN:    # h(t) = tanh(a(t)), kept for its rule: the row itself
+            shared = [np.shares_memory(values[replay.program.outputs[0]], replay.value)
+                      for values, _ in replay.saved]
+            assert shared[1:-2] == [into] * (len(shared) - 3) and shared[-2:] == [False] * 2
+        loss.backward()
+        results.append([loss.data] + [p.grad for p in model.parameters()])
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def test_into_rows_rewrites_only_a_state_made_by_one_ufunc():
+    """:func:`tape._into_rows` on a body's lines: a state made by one ufunc line is computed
+    into its row; one made by no line of its own, or written by two, is not."""
+    env = {"L_tanh": np.tanh, "L_dot": np.dot}
+    program = type("P", (), {"outputs": (4,), "first_op": 3})()
+    values = [np.zeros((1, 2))] * 5
+    like = [((1, 2), np.dtype(np.float64))]
+    for body, want in ((["v4 = L_tanh(v3)"], "v4 = L_tanh(v3, out=O0[j])"),
+                       (["v4 = v3 * v1"], "v4 = L_multiply(v3, v1, out=O0[j])"),
+                       (["v4 = -v3"], "v4 = L_negative(v3, out=O0[j])"),
+                       (["v4 = L_dot(v0, v2)"], None),
+                       (["v4 = L_dot(v0, v2)", "L_add(v4, v1, out=v4)"], None),
+                       (["v4, r1 = F1(v3)"], None),
+                       (["v4 = v3[K1]"], None)):
+        got = tape._into_rows(program, 1, body, values, like, env)
+        assert (got[body[0]][1] if got else None) == want
+    assert tape._into_rows(program, 1, ["v4 = L_tanh(v3)"], values,
+                           [((2,), np.dtype(np.float64))], env) == {}
 
 
 def _scanned_step():

@@ -41,7 +41,6 @@ have a lean form (:mod:`tinygraph.ops`, ``LEAN_FORWARDS`` and ``LEAN_GRADS``) as
 the loop itself, not calls of the op's forward and rule: the same calls, so the same bits.
 """
 
-import contextlib
 import functools
 import operator
 import re
@@ -75,20 +74,27 @@ class Recording:
         self.kept = {}
 
 
-@contextlib.contextmanager
-def recording():
+class recording:
     """Record the engine ops this thread makes inside the block (other threads are not
-    recorded).  Yields a :class:`Recording`, or None inside another recording of this thread
-    (nothing is recorded twice)."""
-    key = threading.get_ident()
-    if key in _tapes:
-        yield None
-        return
-    rec = _tapes[key] = Recording()
-    try:
-        yield rec
-    finally:
-        del _tapes[key]
+    recorded).  Gives a :class:`Recording`, or None inside another recording of this thread
+    (nothing is recorded twice).  (A small class rather than a generator: an unroll records
+    two steps.)"""
+
+    __slots__ = ("_key",)
+
+    def __enter__(self):
+        key = threading.get_ident()
+        if key in _tapes:
+            self._key = None
+            return None
+        self._key = key
+        rec = _tapes[key] = Recording()
+        return rec
+
+    def __exit__(self, *exc):
+        if self._key is not None:
+            del _tapes[self._key]
+        return False
 
 
 _IN, _OUTSIDE, _CONST, _OP = range(4)
@@ -1066,11 +1072,19 @@ def _scan_forward(program, n_carry, values, like, kept, lean, generic=None, reco
           "    keep = saved.append",
           "    for i in range(len(rows)):",
           "        r = rows[i]"]
+    f += ["        m = masks[i]", "        j = at[i]"]
     f += [f"        v{p} = s{p}" for p in range(n_carry)]
     f += [f"        v{n_carry + k} = X{k}[r]" for k in range(n_x)]
-    f += ["        " + line for line in body]
-    f += ["        m = masks[i]", "        j = at[i]", "        if m is None:"]
-    f += [f"            O{p}[j] = v{o}" for p, o in enumerate(outs)]
+    into = {} if lean is None else _into_rows(program, n_carry, body, lean[0], like, env)
+    for line in body:
+        if line in into:      # a new state computed into its row (where the step is not masked)
+            f += [f"        if m is None: {into[line][1]}", f"        else: {line}"]
+        else:
+            f.append("        " + line)
+    written = {p for p, _ in into.values()}
+    f += ["        if m is None:"]
+    f += [f"            O{p}[j] = v{o}" for p, o in enumerate(outs) if p not in written]
+    f += ["            pass"] if len(written) == n_carry else []
     f += ["        else:"]
     f += [f"            O{p}[j] = s{p} + (v{o} - s{p}) * m" for p, o in enumerate(outs)]
     f += [f"        s{p} = O{p}[j]" for p in range(n_carry)]
@@ -1078,6 +1092,38 @@ def _scan_forward(program, n_carry, values, like, kept, lean, generic=None, reco
     f += [f"        keep(([{kept_slots}], {rules}))",
           "    return saved"]
     return _made("forward", f, env)
+
+
+def _into_rows(program, n_carry, body, values, like, env):
+    """Lines of a lean forward ``body`` that compute a new state as one ufunc, each mapped to
+    (p, the same ufunc computing into state p's row of its block, ``out=O{p}[j]``: the same loop
+    on the same operands, so the same bits, without a fresh array copied into the row after).
+    Only where the op's whole form is that line (no other line makes or writes the slot: not
+    the sigmoid's, whose gradient reads the pair its output is a row of) and the recorded
+    output has the state's shape and dtype; a step whose row is masked runs the line as it
+    is (the row is then a blend of it and the state before)."""
+    outs = program.outputs[:n_carry]
+    into = {}
+    for p, o in enumerate(outs):
+        if o < program.first_op or outs.count(o) > 1 or \
+                (np.shape(values[o]), np.asarray(values[o]).dtype) != like[p]:
+            continue
+        made = [line for line in body if re.match(rf"v{o}\b.*=", line) or f"out=v{o})" in line]
+        if len(made) != 1:
+            continue
+        line, row = made[0], f"out=O{p}[j]"
+        m = re.fullmatch(rf"v{o} = (\w+) ([-*/+]) (\w+)", line)
+        if m:
+            into[line] = p, f"v{o} = {_BINARY[m[2]]}({m[1]}, {m[3]}, {row})"
+            continue
+        m = re.fullmatch(rf"v{o} = -(\w+)", line)
+        if m:
+            into[line] = p, f"v{o} = L_negative({m[1]}, {row})"
+            continue
+        m = re.fullmatch(rf"v{o} = (L_\w+)\(([^=()]*)\)", line)
+        if m and isinstance(env.get(m[1]), np.ufunc):
+            into[line] = p, f"v{o} = {m[1]}({m[2]}, {row})"
+    return into
 
 
 def _fits(ups, masks, like):

@@ -1734,13 +1734,14 @@ def _sweep_order(root):
     Two passes with explicit stacks (no recursion, whatever the depth of the graph): the
     first counts, for every node, the edges coming from the nodes that use it, in its
     ``_g`` slot (free until the sweep); the second releases a node once all its users are
-    out (Kahn's algorithm).  Raises GraphFreedError before any gradient is computed if
-    part of the graph was freed, and StaleGraphError if an input of a node was changed in
-    place after the node was made.
+    out (Kahn's algorithm), and frees its slot then (nothing counts into it again).  Raises
+    GraphFreedError before any gradient is computed if part of the graph was freed, and
+    StaleGraphError if an input of a node was changed in place after the node was made.
     """
     root._g = 0
     nodes, stack = [root], [root]
     clock = _clock
+    done = False
     try:
         while stack:
             node = stack.pop()
@@ -1767,15 +1768,18 @@ def _sweep_order(root):
         order, ready = [], [root]
         while ready:
             node = ready.pop()
+            node._g = None
             order.append(node)
             for p in node.parents:
                 if p._rg:
                     p._g -= 1
                     if p._g == 0:
                         ready.append(p)
+        done = True
     finally:
-        for node in nodes:
-            node._g = None
+        if not done:        # raised (or interrupted) midway: no count is left behind
+            for node in nodes:
+                node._g = None
     return order
 
 
@@ -1797,7 +1801,7 @@ def _seed(root, grad):
         if root._data.size != 1:
             raise BackwardError(f"backward: output has shape {root.shape}; a non-scalar "
                                 f"output needs grad= of that shape")
-        return np.ones_like(root._data)
+        return np.ones(root._data.shape, root._data.dtype)    # ones_like without its dispatch
     try:
         g = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
     except (ValueError, TypeError) as e:
