@@ -465,8 +465,10 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
 
     A unit is saturated when its slope is below ``tol`` times the largest slope of its
     function (tanh: 1 - y² < tol; sigmoid: y (1 - y) < tol / 4).  The units are every output
-    of a tanh or sigmoid op in the scope of step t (state units and gates alike).  ``steps``
-    is for a system without input (``xs=None``).
+    of a tanh or sigmoid op in the scope of step t (state units and gates alike).  A step
+    with a unit that is NaN (a run that diverged, a NaN in the input) has no fraction: NaN
+    there, not the share of the other units.  ``steps`` is for a system without input
+    (``xs=None``).
     """
     chain_model(model, "rnn.saturation")
     run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation")
@@ -478,27 +480,50 @@ def run_saturation(run, own, tol=0.05, by_chain=False):
 
     With ``by_chain``, {chain: (T,)}: the fraction of each chain's own units (a chain is the
     scope of its steps without their ``t=K``: an encoder-decoder's encoder and decoder, whose
-    step t are not the same time), NaN at a step t where that chain has none."""
+    step t are not the same time), NaN at a step t where that chain has none.  Either way
+    NaN at a step with a NaN unit (:func:`nan_steps` tells those apart)."""
+    counts, steps = _saturation_counts(run, own, tol, by_chain)
+    empty = np.zeros((3, steps + 1))
+
+    def fractions(saturated, units, nans, none):
+        out = np.divide(saturated[1:], units[1:], out=np.full(steps, none), where=units[1:] > 0)
+        out[nans[1:] > 0] = np.nan
+        return out
+    if not by_chain:
+        return fractions(*counts.get("", empty), 0.0)
+    return {chain: fractions(*c, np.nan) for chain, c in counts.items()}
+
+
+def nan_steps(run, own, by_chain=False):
+    """The steps t (1-based) of ``run`` with a tanh or sigmoid unit that is NaN, where
+    :func:`run_saturation` has no fraction; with ``by_chain``, {chain: steps} (chains that
+    have some)."""
+    counts, _ = _saturation_counts(run, own, 0.05, by_chain)
+    found = {chain: (np.flatnonzero(c[2][1:]) + 1).tolist() for chain, c in counts.items()}
+    if not by_chain:
+        return found.get("", [])
+    return {chain: t for chain, t in found.items() if t}
+
+
+def _saturation_counts(run, own, tol, by_chain):
+    """{chain: (saturated, units, NaN units) per step 0..T} of ``run`` and T."""
     roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
     roots += [n for nodes in run.parts.values() for n in nodes]
     steps = max((time_step(n.scope) or 0 for n in roots), default=0)
-    counts = {}                    # chain -> (saturated, units) per step 0..steps
+    counts = {}
     for node in walk(roots):
         if not own(node.scope):    # e.g. the earlier run behind a carried h0
             continue
         t = time_step(node.scope)
         if node.op in SATURATING and t is not None and t >= 1:
             chain = _STEP.sub("", node.scope) if by_chain else ""
-            saturated, units = counts.setdefault(chain, (np.zeros(steps + 1), np.zeros(steps + 1)))
+            saturated, units, nans = counts.setdefault(chain, np.zeros((3, steps + 1)))
             y = node.data
             slope = (1 - y * y) if node.op == "tanh" else y * (1 - y)
             saturated[t] += np.count_nonzero(slope < tol * SATURATING[node.op])
             units[t] += y.size
-    if not by_chain:
-        saturated, units = counts.get("", (np.zeros(steps + 1), np.zeros(steps + 1)))
-        return np.divide(saturated[1:], units[1:], out=np.zeros(steps), where=units[1:] > 0)
-    return {chain: np.divide(saturated[1:], units[1:], out=np.full(steps, np.nan),
-                             where=units[1:] > 0) for chain, (saturated, units) in counts.items()}
+            nans[t] += np.count_nonzero(np.isnan(y))
+    return counts, steps
 
 
 _STEP = re.compile(r"(^|/)t=-?\d+(/.*)?$")      # the "t=K" of a scope (and what is inside it)

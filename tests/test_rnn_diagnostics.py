@@ -397,6 +397,20 @@ def test_saturation_of_elman_is_the_fraction_of_flat_tanh_units():
     assert 0 < sat.max()
 
 
+def test_saturation_at_a_step_with_nan_units_is_nan_not_the_share_of_the_others():
+    # a NaN in x(3) makes h(3..6) NaN: 1 - NaN² < tol is False, so those steps counted no
+    # saturated unit and showed 0.0, a number for units that have none
+    model, _, xs, ys = _elman(steps=6, hidden=4)
+    xs = np.eye(4)[xs]               # one-hot vectors, to hold a NaN
+    xs[2, 0] = np.nan
+    model.W.data *= 4.0
+    sat = rnn.saturation(model, xs, ys, tol=0.05)
+    hs = np.array([h.data for h in model.run(xs).parts["h"]])
+    assert np.isnan(hs[2:]).all() and np.isfinite(hs[:2]).all()
+    np.testing.assert_array_equal(sat[:2], np.mean(1 - hs[:2] ** 2 < 0.05, axis=1))
+    assert np.isnan(sat[2:]).all()
+
+
 def test_saturation_of_a_user_lstm_counts_its_gates_and_both_tanh():
     cell, P, xs, ys = _lstm_data()
     sat = rnn.saturation(cell, xs, ys, tol=0.5)

@@ -174,3 +174,26 @@ def test_the_op_level_dag_names_a_carried_state_h0_and_another_runs_states_for_w
     names = _inputs_of_step(page, 2)
     assert f"h@{other.scope}" in names and f"h@{other.scope}" in page.data["names"]
     assert not any(name.startswith("h (t") and name != "h (t-1)" for name in names)
+
+
+def test_the_saturation_at_steps_with_nan_units_is_no_number_and_a_note_says_so():
+    # a NaN in x(3): every unit of step 3 on is NaN, which the page showed as 0.0 saturated
+    # (1 - NaN² < tol is False), a finite number for steps that have none
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(6, 3)), rng.integers(0, 3, 6)
+    xs[2, 0] = np.nan
+    elman = rnn.ElmanRNN(3, 4, 3, seed=1)
+    with np.errstate(invalid="ignore"):
+        diag = viz.explore(elman, xs, ys).data["bundles"][-1]["diag"]
+        want = rnn.saturation(elman, xs, ys)
+    assert diag["saturation"][:2] == want[:2].tolist() and diag["saturation"][2:] == [None] * 4
+    assert any("NaN at 4 step(s) (first t=3)" in n for n in diag["notes"])
+    # two chains: the decoder starts from C = h(6), NaN, so none of its steps has a number
+    with np.errstate(invalid="ignore"):
+        diag = viz.explore(rnn.EncoderDecoder(3, 4, 3, seed=1), xs, ys[:5]
+                           ).data["bundles"][-1]["diag"]
+    assert diag["saturation"]["encoder"][2:] == [None] * 4
+    assert None not in diag["saturation"]["encoder"][:2]
+    assert diag["saturation"]["decoder"] == [None] * 5 + [None]    # 5 steps; 6th: none there
+    assert any("in the decoder at 5 step(s) (first t=1), in the encoder at 4 step(s) (first t=3)"
+               in n for n in diag["notes"])

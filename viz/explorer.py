@@ -40,7 +40,7 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
-from rnn.diagnostics import own_run, part_nodes, run_connectivity, run_saturation
+from rnn.diagnostics import nan_steps, own_run, part_nodes, run_connectivity, run_saturation
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
@@ -527,6 +527,9 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False)
     jacs, finite, spectra, decay, jacobian_notes = jacobians
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
            "saturation": _saturation(run, own), "notes": [], "backward": backward}
+    note = _saturation_note(run, own)
+    if note:
+        out["notes"].append(note)
     parts = getattr(model, "parts", {}) or {}
     if run.losses:
         rows = None
@@ -587,9 +590,22 @@ def _saturation(run, own):
     None where it has no step t, so that encoder step 2 and decoder step 2 are not averaged."""
     chains = run_saturation(run, own, by_chain=True)
     if len(chains) < 2:            # as rnn.saturation: 0 at a step without such units
-        return _nums(run_saturation(run, own) if not chains
-                     else np.nan_to_num(next(iter(chains.values())), nan=0.0))
+        return _nums(run_saturation(run, own))
     return {chain.rsplit("/", 1)[-1]: _nums(values) for chain, values in sorted(chains.items())}
+
+
+def _saturation_note(run, own):
+    """The note that says where the saturation has no number because units are NaN (the plot
+    leaves a gap there, not a 0), or None."""
+    chains = nan_steps(run, own, by_chain=True)
+    if not chains:
+        return None
+    several = len(run_saturation(run, own, by_chain=True)) > 1
+    where = ", ".join((f"in the {chain.rsplit('/', 1)[-1]} " if several else "")
+                      + f"at {len(bad)} step(s) (first t={bad[0]})"
+                      for chain, bad in sorted(chains.items()))
+    return (f"units of tanh or σ are NaN {where}: no fraction of saturated units there (a gap "
+            "in the plot)")
 
 
 def _binned(matrix, rows, height):
