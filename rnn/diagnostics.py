@@ -405,9 +405,11 @@ class LagDecay:
         skip paths; a skip of delay 1 is inside the one-step Jacobian, so its chain is exact).
     rate : float
         ρ of the least-squares fit norms ≈ C ρ^k (log norms linear in k); below 1 the
-        gradient vanishes with the lag, above 1 it explodes.
+        gradient vanishes with the lag, above 1 it explodes.  0.0 when the product is
+        exactly zero at some lag (a Jacobian of exactly 0, e.g. tanh units at exactly ±1):
+        the gradient is gone there, faster than any ρ^k, and no log-linear fit exists.
     scale : float
-        C of that fit.
+        C of that fit (NaN when there is none, rate 0).
     """
 
     def __init__(self, lags, norms, rate, scale):
@@ -445,14 +447,17 @@ def lag_decay(jacs, max_lag=None, ends=16):
         raise tg.ShapeError(f"rnn.lag_decay: max_lag must be in 1..{steps}, got {max_lag}")
     last = np.unique(np.linspace(steps - 1, max_lag - 1, min(ends, steps - max_lag + 1)).round()
                      .astype(int))            # always includes the last step
-    logs = np.zeros((len(last), max_lag))
+    norms = np.zeros((len(last), max_lag))
     for row, t in enumerate(last):
         product = np.eye(jacs.shape[1])
         for k in range(max_lag):
             product = product @ jacs[t - k]
-            logs[row, k] = np.log(max(np.linalg.norm(product, 2), np.finfo(float).tiny))
-    mean = logs.mean(axis=0)
+            norms[row, k] = np.linalg.norm(product, 2)
+    with np.errstate(divide="ignore"):       # an exact 0 is log 0 = -inf: a geometric mean of 0
+        mean = np.log(norms).mean(axis=0)
     lags = np.arange(1, max_lag + 1)
+    if np.isneginf(mean).any():              # no fit through a zero (it was 2.2e-308 and a rate)
+        return LagDecay(lags, np.exp(mean), 0.0, float("nan"))
     if max_lag > 1:
         slope, intercept = np.polyfit(lags, mean, 1)
     else:

@@ -380,6 +380,23 @@ def test_jacobians_of_a_skip_connection_of_delay_one_include_its_path(alpha):
         assert decay.norms[k - 1] == pytest.approx(np.linalg.norm(fd, 2), rel=1e-6)
 
 
+def test_lag_decay_through_a_jacobian_of_exactly_zero_is_zero_with_rate_zero_not_a_fit():
+    # J(3) = 0 (tanh units at exactly ±1): every product through it is exactly 0.  Its norm was
+    # clamped to 2.2e-308 and fitted: norms 2.2e-308 and, where all lags were clamped, rate
+    # 1.0 (the explorer said "exploding" of a gradient that is gone)
+    rng = np.random.default_rng(0)
+    jacs = rng.normal(size=(5, 3, 3))
+    jacs[2] = 0.0
+    decay = rnn.lag_decay(jacs, max_lag=3, ends=1)          # end step t = 5
+    want = [np.linalg.norm(jacs[4], 2), np.linalg.norm(jacs[4] @ jacs[3], 2), 0.0]
+    np.testing.assert_allclose(decay.norms, want, rtol=1e-12)
+    assert decay.norms[2] == 0.0 and decay.rate == 0.0 and np.isnan(decay.scale)
+    decay = rnn.lag_decay(jacs[:3], max_lag=2, ends=1)      # end step t = 3: zero from lag 1
+    assert decay.norms.tolist() == [0.0, 0.0] and decay.rate == 0.0
+    decay = rnn.lag_decay(jacs[3:], max_lag=2, ends=1)      # no zero: the fit as before
+    assert decay.rate > 0 and np.isfinite(decay.scale)
+
+
 def test_lag_decay_refuses_a_lag_longer_than_the_run():
     with pytest.raises(tg.ShapeError, match="max_lag"):
         rnn.lag_decay(np.zeros((4, 2, 2)), max_lag=5)

@@ -682,3 +682,24 @@ def test_a_log_plot_within_one_decade_labels_its_ends(browser, tmp_path):
     assert len(lag) == 2 and all(text.startswith("1e") for text in lag), lag   # two decades: powers
     assert page.errors == []
     page.close()
+
+
+def test_steps_whose_jacobians_are_exactly_zero_keep_their_place_and_the_lag_says_why(browser,
+                                                                                   tmp_path):
+    """float32 tanh units at exactly ±1: J(11) = J(12) = 0, which a log axis cannot draw.  The
+    spectra's x axis ran 1..10 (the points drawn), as if the run had 10 steps; the lag decay
+    (every product through J(12) exactly 0) showed 2.2e-308 at every lag and "ρ = 1 per step
+    (exploding)"."""
+    model = rnn.ElmanRNN(5, 4, 4, seed=1, dtype=np.float32)
+    model.W.data *= 30
+    model.U.data *= 30
+    rng = np.random.default_rng(0)
+    page = Page(browser, _save(tmp_path, model, rng.integers(0, 5, 12), rng.integers(0, 4, 12)))
+    ends = page.page.evaluate("""[...document.querySelectorAll('#plot-spectra text')]
+        .filter(e => e.getAttribute('y') > 100 && /^\\d+$/.test(e.textContent))
+        .map(e => e.textContent)""")
+    assert ends == ["1", "12"], ends
+    assert "ρ = 0: the product of the Jacobians is exactly 0" in page.page.inner_text("#lag-label")
+    assert "every product is exactly 0" in page.page.text_content("#plot-lag")
+    assert page.errors == []
+    page.close()

@@ -197,3 +197,17 @@ def test_the_saturation_at_steps_with_nan_units_is_no_number_and_a_note_says_so(
     assert diag["saturation"]["decoder"] == [None] * 5 + [None]    # 5 steps; 6th: none there
     assert any("in the decoder at 5 step(s) (first t=1), in the encoder at 4 step(s) (first t=3)"
                in n for n in diag["notes"])
+
+
+def test_the_lag_decay_of_units_at_exactly_one_is_zero_not_a_fitted_rate_of_one():
+    # float32 tanh units at exactly ±1 have Jacobians of exactly 0 (t = 11, 12): the page showed
+    # every lag's norm as 2.22507e-308 and the fitted rate 1.0, which it calls "exploding"
+    model = rnn.ElmanRNN(5, 4, 4, seed=1, dtype=np.float32)
+    model.W.data *= 30
+    model.U.data *= 30
+    rng = np.random.default_rng(0)
+    ids, ys = rng.integers(0, 5, 12), rng.integers(0, 4, 12)
+    jacs = rnn.jacobians(model, ids, ys=ys)
+    assert (jacs[-1] == 0).all()
+    lag = viz.explore(model, ids, ys).data["bundles"][-1]["diag"]["lag"]
+    assert lag["norms"] == [0.0] * 12 and lag["rate"] == 0.0 and lag["scale"] is None

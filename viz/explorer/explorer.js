@@ -608,7 +608,8 @@
     const pts = series.flatMap((s) => s.y.map((y, i) => [s.x[i], y])).filter(([x, y]) => y !== null && (!opts.logy || y > 0));
     if (!pts.length) { svg.append(svgEl("text", { x: 10, y: 20, "font-size": 12 }, opts.empty || "nothing to plot")); return; }
     const tx = (v) => (opts.logy ? Math.log10(v) : v);
-    let x0 = Math.min(...pts.map((p) => p[0])), x1 = Math.max(...pts.map((p) => p[0]));
+    const xs = series.flatMap((s) => s.x);      // every step, also those with no point (0 on a log axis)
+    let x0 = Math.min(...xs), x1 = Math.max(...xs);
     let y0 = Math.min(...pts.map((p) => tx(p[1]))), y1 = Math.max(...pts.map((p) => tx(p[1])));
     if (opts.ymin !== undefined) y0 = Math.min(y0, opts.ymin);
     if (x1 === x0) x1 = x0 + 1;
@@ -648,8 +649,9 @@
     if (d.lag) {
       const fit = d.lag.lags.map((k) => d.lag.scale * Math.pow(d.lag.rate, k));
       plot($("plot-lag"), [{ x: d.lag.lags, y: d.lag.norms, colour: "#2b6cb0", label: (d.backward ? "‖J(t)…J(t+k−1)‖₂" : "‖J(t)…J(t−k+1)‖₂") + " (geometric mean over t)" },
-        { x: d.lag.lags, y: fit, colour: "#555", dash: true, label: `fit C·ρᵏ, ρ = ${fmt(d.lag.rate)}` }], { logy: true, xlabel: "lag k" });
-      $("lag-label").textContent = `fitted decay rate ρ = ${fmt(d.lag.rate)} per step (${d.lag.rate < 1 ? "vanishing" : "exploding"})`;
+        { x: d.lag.lags, y: fit, colour: "#555", dash: true, label: `fit C·ρᵏ, ρ = ${fmt(d.lag.rate)}` }], { logy: true, xlabel: "lag k", empty: "every product is exactly 0" });
+      $("lag-label").textContent = d.lag.rate === 0 ? "ρ = 0: the product of the Jacobians is exactly 0 from some lag on (no point on the log axis there): the gradient is gone, faster than any ρᵏ"
+        : `fitted decay rate ρ = ${fmt(d.lag.rate)} per step (${d.lag.rate < 1 ? "vanishing" : "exploding"})`;
     } else { plot($("plot-lag"), [], { xlabel: "k", empty: "no Jacobians for this design" }); $("lag-label").textContent = ""; }
     const sat = Array.isArray(d.saturation) ? { "": d.saturation } : d.saturation;   // {chain: fractions}
     const series = Object.keys(sat).map((c, i) => ({ x: steps, y: sat[c], colour: ["#c53030", "#805ad5", "#dd6b20"][i % 3],

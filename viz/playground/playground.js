@@ -328,7 +328,8 @@
         lineChart(box.q("p-spectra"), [{points: v.spectra.norm.map((y, t) => [t + 1, y]), color: "#2ca02c", label: "spectral norm ‖J(t)‖₂"},
                                        {points: v.spectra.radius.map((y, t) => [t + 1, y]), color: "#ff7f0e", label: "spectral radius"}],
                   {integerX: true, xlabel: "t", ymin: 0, hlines: [{y: 1, color: "#999", label: "1"}]});
-        box.q("lag").textContent = "fitted lag-decay rate ρ = " + fmt(v.lag.rate) +
+        box.q("lag").textContent = v.lag.rate === 0 ? "lag-decay rate ρ = 0: the product of the Jacobians is exactly 0 from some lag on (the gradient is gone, faster than any ρᵏ)"
+          : "fitted lag-decay rate ρ = " + fmt(v.lag.rate) +
           " (‖J(t)…J(t−k+1)‖ ≈ C ρᵏ; below 1 the gradient vanishes with the lag, above 1 it explodes)";
         box.node.dataset.rate = v.lag.rate;
       } else {
