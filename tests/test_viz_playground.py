@@ -838,3 +838,60 @@ def test_a_reset_and_a_play_taken_together_still_measure_update_0():
         engine.thread.join()
     for run in state["runs"]:
         assert run["held"][0][0] == 0 and run["recall"][0][0] == 0
+
+
+def _user_run(model, task):
+    from viz.playground import _user_source
+    config = check_config(dict(design=model.name, task="custom", rho=0.0, batch=4), custom=True)
+    return Run(config, model, _user_source(model, task, 4, 0), model.state_dict())
+
+
+@pytest.mark.parametrize("design", ["seq2one", "vec2seq"])
+def test_the_probe_of_a_users_task_is_its_first_example_whatever_its_batch_axis(design):
+    # the probe was a[:, :1] of every array: a SequenceToOne's labels (B,) were a bare
+    # IndexError, a VectorToSequence's vectors (B, n) became B vectors of their first entry
+    if design == "seq2one":
+        model = rnn.SequenceToOne(3, 4, 2, seed=0)
+        task = lambda b, s: (np.random.default_rng(s).normal(size=(10, b, 3)),   # noqa: E731
+                             np.random.default_rng(s).integers(0, 2, b))
+    else:
+        model = rnn.VectorToSequence(3, 4, 2, seed=0)
+        task = lambda b, s: (np.random.default_rng(s).normal(size=(b, 3)),       # noqa: E731
+                             np.random.default_rng(s).integers(0, 2, (10, b)))
+    run = _user_run(model, task)
+    (xs, ys), (hx, hy) = run.source.probe, run.source.held
+    first = (hx[:, :1], hy[:1]) if design == "seq2one" else (hx[:1], hy[:, :1])
+    np.testing.assert_array_equal(xs, first[0])
+    np.testing.assert_array_equal(ys, first[1])
+    views = run.views()
+    probe = model.run(xs, ys)
+    want = [np.linalg.norm(g) for g in tg.grad(probe.loss, probe.parts["h"])]
+    np.testing.assert_allclose(views["dldh"], want, rtol=1e-5)
+    direct = rnn.connectivity(model, xs, ys)
+    np.testing.assert_allclose(np.array(views["connectivity"]["cells"], dtype=float), direct,
+                               rtol=1e-5, atol=1e-12)
+
+
+def test_a_task_without_an_axis_of_examples_is_refused_naming_its_shapes():
+    model = rnn.VectorToSequence(3, 4, 2, seed=0)
+    with pytest.raises(tg.ShapeError, match=r"task's xs for a batch of 128 has shape \(3,\)"):
+        _user_run(model, lambda b, s: (np.zeros(3), np.zeros((10, b), int)))
+
+
+def test_the_sampled_rows_of_an_encoder_decoder_are_its_loss_terms_steps():
+    # rows were sampled over 1..n_x (the encoder's steps), not the n_y loss terms: n_x = 150 >
+    # n_y = 120 was a ShapeError (rows outside 1..120), n_x = 50 < n_y = 150 showed rows of
+    # t <= 50 alone, the loss terms 51..150 missing without a word
+    for n_x, n_y in ((150, 120), (50, 150)):
+        model = rnn.EncoderDecoder(3, 4, 2, seed=0)
+        run = _user_run(model, lambda b, s, n_x=n_x, n_y=n_y: (
+            np.random.default_rng(s).normal(size=(n_x, b, 3)),
+            np.random.default_rng(s).integers(0, 2, (n_y, b))))
+        heat = run.views()["connectivity"]
+        assert heat["sampled"] and heat["rows"][0] == 1 and heat["rows"][-1] == n_y
+        assert heat["height"] == n_y and heat["width"] == n_x
+        direct = rnn.connectivity(model, *run.source.probe, rows=heat["rows"])
+        edges = heat["col_edges"]
+        for i, t in enumerate(heat["rows"]):
+            expected = [direct[t - 1, a:b].max() for a, b in zip(edges[:-1], edges[1:])]
+            np.testing.assert_allclose(heat["cells"][i], expected, rtol=1e-5, atol=1e-12)

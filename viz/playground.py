@@ -157,10 +157,24 @@ class _Source:
     def __init__(self, make, seed, batch):
         self.make, self.seed, self.size = make, seed, batch
         self.held = make(HELD_BATCH, 2**40 + seed)
-        self.probe = tuple(a[:, :1] for a in self.held)
+        self.probe = tuple(_first(a, HELD_BATCH, i) for i, a in enumerate(self.held))
 
     def batch(self, number):
         return self.make(self.size, self.seed * 100_003 + number)
+
+
+def _first(a, batch, which):
+    """The first example of a ``batch`` of them, keeping a batch axis of one: sequences
+    (T, B, ...) along axis 1, a batch of vectors (B, n) of a VectorToSequence or the labels (B,)
+    of a SequenceToOne along axis 0 (the axis of length ``batch``; axis 1 where both are)."""
+    shape = np.shape(a)
+    if len(shape) >= 2 and shape[1] == batch:
+        return a[:, :1]
+    if len(shape) >= 1 and shape[0] == batch:
+        return a[:1]
+    raise tg.ShapeError(f"viz.playground: the task's {('xs', 'ys')[which]} for a batch of "
+                        f"{batch} has shape {shape}: no axis of {batch} examples (sequences "
+                        f"(T, {batch}, ...), or ({batch}, ...) for one vector or label each)")
 
 
 class _Stream:
@@ -412,8 +426,10 @@ class Run:
             grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
             out["dldh"] = _nums([np.linalg.norm(g) for g in grads])
             rows = None
-            if len(run.losses) > PROBE_ROWS:
-                rows = np.unique(np.linspace(1, len(keys), 40).round().astype(int)).tolist()
+            if len(run.losses) > PROBE_ROWS:     # 40 of the loss terms' own steps, first and last
+                when = sorted(time_step(loss.scope) for loss in run.losses)
+                rows = [when[i] for i in np.unique(np.linspace(0, len(when) - 1, 40).round()
+                                                   .astype(int))]
             matrix = rnn.connectivity(model, xs, ys, part=part, rows=rows)
             if rows is not None:       # _binned takes the sampled rows alone, in order
                 matrix = matrix[np.asarray(rows) - 1]
