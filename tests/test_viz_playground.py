@@ -895,3 +895,28 @@ def test_the_sampled_rows_of_an_encoder_decoder_are_its_loss_terms_steps():
         for i, t in enumerate(heat["rows"]):
             expected = [direct[t - 1, a:b].max() for a, b in zip(edges[:-1], edges[1:])]
             np.testing.assert_allclose(heat["cells"][i], expected, rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize("design", ["vec2seq", "encdec", "seq2one"])
+def test_the_loss_per_step_of_a_users_model_is_per_loss_term(design):
+    # it was the loss over len(xs): a VectorToSequence's xs (B, n) gave the training loss over
+    # the batch of 4 and the held-out loss over 128 (curves 32x apart), an encoder-decoder's
+    # over n_x = 9 steps where it sums n_y = 5 terms, a sequence-to-one net's over T
+    def task(b, s):
+        rng = np.random.default_rng(s)
+        if design == "vec2seq":
+            return rng.normal(size=(b, 3)), rng.integers(0, 2, (5, b))
+        ys = rng.integers(0, 2, b if design == "seq2one" else (5, b))
+        return rng.normal(size=(9, b, 3)), ys
+    model = {"vec2seq": rnn.VectorToSequence, "encdec": rnn.EncoderDecoder,
+             "seq2one": rnn.SequenceToOne}[design](3, 4, 2, seed=0)
+    run = _user_run(model, task)
+    terms = 1 if design == "seq2one" else 5
+    xs, ys = run.source.batch(0)
+    want = model.run_for_loss(xs, ys).loss.item() / terms
+    assert run.update()[0] == pytest.approx(want, rel=1e-12)
+    run.measure()
+    hx, hy = run.source.held
+    with tg.no_grad():
+        assert run.held[-1][1] == pytest.approx(model.run_for_loss(hx, hy).loss.item() / terms,
+                                                rel=1e-12)

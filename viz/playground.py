@@ -163,6 +163,13 @@ class _Source:
         return self.make(self.size, self.seed * 100_003 + number)
 
 
+def _terms(model, ys):
+    """How many loss terms L(t) a loss of targets ``ys`` sums, what it is divided by to be the
+    page's "loss per step": one per target step (an encoder-decoder's n_y, a vector-to-sequence
+    net's T, not n_x or the batch that len(xs) is there), one for a sequence-to-one net."""
+    return 1 if isinstance(model, rnn.SequenceToOne) else len(ys)
+
+
 def _first(a, batch, which):
     """The first example of a ``batch`` of them, keeping a batch axis of one: sequences
     (T, B, ...) along axis 1, a batch of vectors (B, n) of a VectorToSequence or the labels (B,)
@@ -309,7 +316,7 @@ class Run:
         # state this chunk started from, so that a retry reads the same chunk from it
         self.carried = after
         self.steps += 1
-        self.losses.append(loss / len(xs))
+        self.losses.append(loss / _terms(self.model, ys))
         self.norms.append(norm)
         return self.losses[-1], norm
 
@@ -381,7 +388,7 @@ class Run:
             if self.source.stream:
                 loss = rnn.stream_loss(self.model, xs, ys)
             else:
-                loss = self.model.run_for_loss(xs, ys).loss.item() / len(xs)
+                loss = self.model.run_for_loss(xs, ys).loss.item() / _terms(self.model, ys)
             if self.recall_length:      # the symbols written back: argmax o(t) of the last steps
                 n = self.recall_length
                 o = np.stack([o.data for o in self.model.run(xs).outputs[-n:]])
