@@ -48,3 +48,32 @@ def test_hovering_an_alignment_cell_lights_decoder_step_t_and_encoder_step_k(bro
     page.page.mouse.move(1, 1)
     assert page.titles("hl") == set()
     page.close()
+
+
+def test_an_alignment_weight_that_is_nan_is_drawn_and_named_as_such_not_as_zero(browser,
+                                                                                tmp_path):
+    # a NaN in x(3) makes h(3), h(4) and so every α(t, k) NaN: the cells were drawn white, as
+    # α = 0, and the label said "n/a"
+    model = rnn.EncoderDecoder(3, 4, 6, seed=0, attention="additive")
+    xs = np.random.default_rng(0).normal(size=(4, 1, 3))
+    xs[2, 0, 0] = np.nan
+    path = tmp_path / "attention.html"
+    with np.errstate(invalid="ignore"):
+        explorer = viz.explore(model, xs, YS)
+    explorer.save(path)
+    assert explorer.data["bundles"][-1]["alignment"]["cells"][1] == [None] * 4
+    page = Page(browser, path)
+    centre = page.page.evaluate("window.explorer.alignCenter(2, 1)")
+    box = page.page.locator("#align").bounding_box()
+    pixel = page.page.evaluate("""([x, y]) => {
+        const c = document.getElementById('align'), f = c.width / c.clientWidth;
+        return [...c.getContext('2d').getImageData(Math.floor(x * f), Math.floor(y * f), 1, 1).data];
+    }""", [centre["x"], centre["y"]])
+    assert pixel[:3] == [0xe7, 0x29, 0x8a], pixel            # the heatmap's "NaN or infinite"
+    page.page.mouse.move(box["x"] + centre["x"], box["y"] + centre["y"])
+    assert page.page.inner_text("#align-label") == "α(2, 1) = NaN or infinite"
+    # the encoder's Jacobians J(3), J(4) are NaN: their spectra are gaps, and the lag decay
+    # said "no Jacobians for this design"
+    assert "a Jacobian is not finite" in page.page.text_content("#plot-lag")
+    assert page.errors == []
+    page.close()

@@ -574,7 +574,7 @@
     const rows = a.cells.length, cols = a.cells[0].length, cw = canvas.width / cols, ch = canvas.height / rows;
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     a.cells.forEach((row, i) => row.forEach((v, j) => {
-      ctx.fillStyle = v > 0 ? colour(v) : "#fff";
+      ctx.fillStyle = v === null ? NOTFINITE : v > 0 ? colour(v) : "#fff";   // NaN is not α = 0
       ctx.fillRect(j * cw, i * ch, Math.ceil(cw), Math.ceil(ch));
     }));
     if (S.align) {
@@ -596,7 +596,8 @@
   function hoverAlign(ev) {
     S.align = alignAt(ev);
     const a = B().alignment;
-    $("align-label").textContent = S.align ? `α(${S.align[0]}, ${S.align[1]}) = ${fmt(a.cells[S.align[0] - 1][S.align[1] - 1])}` : "";
+    const v = S.align ? a.cells[S.align[0] - 1][S.align[1] - 1] : null;
+    $("align-label").textContent = S.align ? `α(${S.align[0]}, ${S.align[1]}) = ${v === null ? "NaN or infinite" : fmt(v)}` : "";
     decorate();
     drawAlign();
   }
@@ -652,7 +653,10 @@
         { x: d.lag.lags, y: fit, colour: "#555", dash: true, label: `fit C·ρᵏ, ρ = ${fmt(d.lag.rate)}` }], { logy: true, xlabel: "lag k", empty: "every product is exactly 0" });
       $("lag-label").textContent = d.lag.rate === 0 ? "ρ = 0: the product of the Jacobians is exactly 0 from some lag on (no point on the log axis there): the gradient is gone, faster than any ρᵏ"
         : `fitted decay rate ρ = ${fmt(d.lag.rate)} per step (${d.lag.rate < 1 ? "vanishing" : "exploding"})`;
-    } else { plot($("plot-lag"), [], { xlabel: "k", empty: "no Jacobians for this design" }); $("lag-label").textContent = ""; }
+    } else {          // Jacobians with a NaN or inf (their spectra drawn where finite): no products
+      plot($("plot-lag"), [], { xlabel: "k", empty: d.spectra ? "no lag decay: a Jacobian is not finite (see the notes)" : "no Jacobians for this design" });
+      $("lag-label").textContent = "";
+    }
     const sat = Array.isArray(d.saturation) ? { "": d.saturation } : d.saturation;   // {chain: fractions}
     const series = Object.keys(sat).map((c, i) => ({ x: steps, y: sat[c], colour: ["#c53030", "#805ad5", "#dd6b20"][i % 3],
       label: "fraction of saturated tanh/σ units" + (c ? ` (${c})` : "") }));
