@@ -920,3 +920,24 @@ def test_the_loss_per_step_of_a_users_model_is_per_loss_term(design):
     with tg.no_grad():
         assert run.held[-1][1] == pytest.approx(model.run_for_loss(hx, hy).loss.item() / terms,
                                                 rel=1e-12)
+
+
+def test_the_views_of_a_run_with_nan_jacobians_show_what_is_finite_and_say_why():
+    # rnn.spectra refused the NaN Jacobians of t >= 3 (a NaN in x(3)), and the views failed
+    # as a whole: no connectivity, no ‖∂L/∂h(t)‖, only "the views failed: AnomalyError"
+    def task(batch, seed):
+        rng = np.random.default_rng(seed)
+        xs = rng.normal(size=(6, batch, 3))
+        xs[2] = np.nan
+        return xs, rng.integers(0, 2, (6, batch))
+    model = rnn.ElmanRNN(3, 4, 2, seed=0)
+    run = _user_run(model, task)
+    with np.errstate(invalid="ignore"):
+        views = run.views()
+        jacs = rnn.jacobians(model, *run.source.probe[:1], ys=run.source.probe[1])
+    np.testing.assert_allclose(views["spectra"]["norm"][:2],
+                               [np.linalg.norm(J, 2) for J in jacs[:2]], rtol=1e-5)
+    assert views["spectra"]["norm"][2:] == [None] * 4 and views["lag"] is None
+    cells = views["connectivity"]["cells"]
+    assert cells[0][0] is not None and cells[5][0] is None and cells[2][4] == 0.0
+    assert any("not finite at 4 step(s) (first t=3)" in n for n in views["notes"])

@@ -276,3 +276,36 @@ def test_the_x_axis_starts_at_the_first_update_even_where_it_has_no_value(browse
     assert page.page.evaluate(_X_TICKS.replace("CHART", "p-gnorm"))[0][1] == "1"
     assert page.page.evaluate(_X_TICKS.replace("CHART", "p-loss"))[0][1] == "0"
     page.close()
+
+
+def test_a_connectivity_of_nan_is_drawn_and_named_as_such_not_as_all_zero(browser):
+    """A user's task with a NaN in x(3) of every sequence: ‖∂L(t)/∂h(k)‖ is NaN for t >= 3,
+    k <= t, which the heatmap drew white, as 0 (and with every entry NaN labelled "all
+    zero"); and the views failed as a whole (rnn.spectra refused the NaN Jacobians), so no
+    heatmap was shown at all.  Now the spectra are gaps there and a note says why."""
+    import numpy as np
+
+    import rnn
+
+    def task(batch, seed):
+        rng = np.random.default_rng(seed)
+        xs = rng.normal(size=(6, batch, 3))
+        xs[2] = np.nan
+        return xs, rng.integers(0, 2, (6, batch))
+    started = viz.playground(rnn.ElmanRNN(3, 4, 2, seed=0), task)
+    try:
+        page = Page(browser, started.url)
+        text = page.until("(t => t !== 'no connectivity' && t)(document.querySelector("
+                          "'.heat-scale').textContent)", "the heatmap")
+        assert "all zero" not in text and "magenta: NaN or infinite" in text, text
+        pixel = page.page.evaluate("""(c => [...c.getContext('2d')
+            .getImageData(c.width - 2, c.height - 2, 1, 1).data])(document.querySelector('.heat'))""")
+        assert pixel[:3] == [0xe7, 0x29, 0x8a], pixel        # L(6) and h(6): NaN
+        notes = page.page.evaluate("document.querySelector('.run .notes').textContent")
+        assert "not finite at 4 step(s) (first t=3)" in notes and "views failed" not in notes
+        # every ‖∂L/∂h(t)‖ is NaN (so is L): that is no "no data yet"
+        assert page.page.evaluate("document.querySelector('.run .p-dldh').textContent") == \
+            "no point above 0 (every value NaN, infinite or 0)"
+        page.close()
+    finally:
+        started.stop()

@@ -449,12 +449,22 @@ class Run:
         if part in parts:
             jacs = rnn.jacobians(model, xs[:JACOBIAN_STEPS], part=part,
                                  ys=ys[:JACOBIAN_STEPS])
-            norms, radii = rnn.spectra(jacs)
-            decay = rnn.lag_decay(jacs, max_lag=min(len(jacs), 30), ends=3)
-            eig = np.linalg.eigvals(jacs[-1])
+            finite = np.isfinite(jacs).all(axis=(1, 2))
+            norms, radii = np.full(len(jacs), np.nan), np.full(len(jacs), np.nan)
+            if finite.any():            # as the explorer: spectra where finite, gaps elsewhere
+                norms[finite], radii[finite] = rnn.spectra(jacs[finite])
+            eig = np.linalg.eigvals(jacs[-1]) if finite[-1] else np.full(len(jacs[-1]), np.nan)
             out["spectra"] = {"norm": _nums(norms), "radius": _nums(radii),
                               "eig": [_nums(eig.real), _nums(eig.imag)]}
-            out["lag"] = {"norms": _nums(decay.norms), "rate": _num(decay.rate)}
+            if finite.all():
+                decay = rnn.lag_decay(jacs, max_lag=min(len(jacs), 30), ends=3)
+                out["lag"] = {"norms": _nums(decay.norms), "rate": _num(decay.rate)}
+            else:
+                bad = np.flatnonzero(~finite) + 1
+                out["lag"] = None
+                out["notes"].append(f"the Jacobians ∂{part}(t)/∂{part}(t-1) are not finite at "
+                                    f"{len(bad)} step(s) (first t={bad[0]}): no spectra there, "
+                                    "no lag decay")
         self.views_data = out
         return out
 

@@ -119,7 +119,9 @@
       xs.push(x); ys.push(tf(y));
     }
     for (const h of (opts.hlines || [])) if (!opts.log || h.y > 0) ys.push(tf(h.y));
-    if (!xs.length) { svg.appendChild(svgEl("text", {x: L, y: H / 2, class: "axis"}, "no data yet")); return; }
+    // points that are all NaN, infinite (null) or, on a log axis, 0 are not "no data"
+    const empty = !all.length ? "no data yet" : opts.log ? "no point above 0 (every value NaN, infinite or 0)" : "every value NaN or infinite";
+    if (!xs.length) { svg.appendChild(svgEl("text", {x: L, y: H / 2, class: "axis"}, empty)); return; }
     let x0 = Math.min(...all), x1 = Math.max(...all), y0 = Math.min(...ys), y1 = Math.max(...ys);
     if (opts.ymin !== undefined) y0 = Math.min(y0, opts.ymin);
     if (opts.ymax !== undefined) y1 = Math.max(y1, opts.ymax);
@@ -230,14 +232,18 @@
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     if (!conn) { scaleDiv.textContent = "no connectivity"; return; }
     const cells = conn.cells, n = cells.length, m = cells[0].length;
-    let lo = Infinity, hi = -Infinity;
-    for (const row of cells) for (const v of row) if (v !== null && v > 0) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-    if (!(hi > 0)) { scaleDiv.textContent = "all zero"; return; }
+    let lo = Infinity, hi = -Infinity, bad = 0;      // bad: cells that are NaN or infinite (null)
+    for (const row of cells) for (const v of row) {
+      if (v === null) bad++;
+      else if (v > 0) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    }
+    const notFinite = bad ? "; magenta: NaN or infinite (" + bad + " cells)" : "";
     lo = Math.max(lo, hi * 1e-12);
     const cw = canvas.width / m, ch = canvas.height / n;
     for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) {
       const v = cells[i][j];
-      if (v === null || !(v > 0)) { ctx.fillStyle = "#fff"; }
+      if (v === null) { ctx.fillStyle = "#e7298a"; }   // not white: that is 0
+      else if (!(v > 0)) { ctx.fillStyle = "#fff"; }
       else {
         const f = hi === lo ? 1 : (Math.log(Math.max(v, lo)) - Math.log(lo)) / (Math.log(hi) - Math.log(lo));
         const r = Math.round(255 - 200 * f), g = Math.round(255 - 170 * f), b = Math.round(255 - 60 * f * f);
@@ -245,7 +251,8 @@
       }
       ctx.fillRect(j * cw, i * ch, Math.ceil(cw), Math.ceil(ch));
     }
-    scaleDiv.textContent = "rows: loss terms L(t), columns: steps k (log colour scale " + fmt(lo) + " … " + fmt(hi) + ")";
+    scaleDiv.textContent = (hi > 0 ? "rows: loss terms L(t), columns: steps k (log colour scale " + fmt(lo) + " … " + fmt(hi) + ")"
+                            : bad ? "no finite entry above 0" : "all zero") + notFinite;
   }
 
   // ---------------------------------------------------------------- runs
@@ -328,10 +335,11 @@
         lineChart(box.q("p-spectra"), [{points: v.spectra.norm.map((y, t) => [t + 1, y]), color: "#2ca02c", label: "spectral norm ‖J(t)‖₂"},
                                        {points: v.spectra.radius.map((y, t) => [t + 1, y]), color: "#ff7f0e", label: "spectral radius"}],
                   {integerX: true, xlabel: "t", ymin: 0, hlines: [{y: 1, color: "#999", label: "1"}]});
-        box.q("lag").textContent = v.lag.rate === 0 ? "lag-decay rate ρ = 0: the product of the Jacobians is exactly 0 from some lag on (the gradient is gone, faster than any ρᵏ)"
+        box.q("lag").textContent = !v.lag ? "no lag decay: a Jacobian is not finite (see the notes)"
+          : v.lag.rate === 0 ? "lag-decay rate ρ = 0: the product of the Jacobians is exactly 0 from some lag on (the gradient is gone, faster than any ρᵏ)"
           : "fitted lag-decay rate ρ = " + fmt(v.lag.rate) +
           " (‖J(t)…J(t−k+1)‖ ≈ C ρᵏ; below 1 the gradient vanishes with the lag, above 1 it explodes)";
-        box.node.dataset.rate = v.lag.rate;
+        box.node.dataset.rate = v.lag ? v.lag.rate : "";
       } else {
         lineChart(box.q("p-spectra"), [], {}); box.q("lag").textContent = "";
       }
