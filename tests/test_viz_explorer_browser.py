@@ -703,3 +703,18 @@ def test_steps_whose_jacobians_are_exactly_zero_keep_their_place_and_the_lag_say
     assert "every product is exactly 0" in page.page.text_content("#plot-lag")
     assert page.errors == []
     page.close()
+
+
+def test_the_spectra_of_a_shorter_decoder_span_its_own_steps(browser, tmp_path):
+    """The decoder's spectra (part s, n_y = 3) beside an encoder of n_x = 7 steps: the x axis
+    runs 1..3, the decoder's steps, not 1..7."""
+    model = rnn.EncoderDecoder(4, 3, 4, seed=0)
+    rng = np.random.default_rng(0)
+    page = Page(browser, _save(tmp_path, model, rng.integers(0, 4, 7), rng.integers(0, 4, 3),
+                               part="s"))
+    ends = page.page.evaluate("""[...document.querySelectorAll('#plot-spectra text')]
+        .filter(e => e.getAttribute('y') > 100 && /^\\d+$/.test(e.textContent))
+        .map(e => e.textContent)""")
+    assert ends == ["1", "3"], ends
+    assert page.errors == []
+    page.close()

@@ -609,7 +609,9 @@
     const pts = series.flatMap((s) => s.y.map((y, i) => [s.x[i], y])).filter(([x, y]) => y !== null && (!opts.logy || y > 0));
     if (!pts.length) { svg.append(svgEl("text", { x: 10, y: 20, "font-size": 12 }, opts.empty || "nothing to plot")); return; }
     const tx = (v) => (opts.logy ? Math.log10(v) : v);
-    const xs = series.flatMap((s) => s.x);      // every step, also those with no point (0 on a log axis)
+    // every step of the data, also those with no point (0 on a log axis); not steps past its end
+    // (a decoder's spectra of n_y steps beside an encoder of more: s.x counts all the steps)
+    const xs = series.flatMap((s) => s.x.slice(0, s.y.length));
     let x0 = Math.min(...xs), x1 = Math.max(...xs);
     let y0 = Math.min(...pts.map((p) => tx(p[1]))), y1 = Math.max(...pts.map((p) => tx(p[1])));
     if (opts.ymin !== undefined) y0 = Math.min(y0, opts.ymin);
@@ -633,7 +635,7 @@
       svgEl("text", { x: W - R, y: H - Bm + 14, "font-size": 10, "text-anchor": "end" }, String(x1)),
       svgEl("text", { x: (L + W) / 2, y: H - 4, "font-size": 11, "text-anchor": "middle" }, opts.xlabel));
     series.forEach((s, n) => {
-      const seg = s.x.map((x, i) => (s.y[i] === null || (opts.logy && s.y[i] <= 0) ? null : `${sx(x).toFixed(1)},${sy(s.y[i]).toFixed(1)}`));
+      const seg = s.x.map((x, i) => (s.y[i] == null || (opts.logy && s.y[i] <= 0) ? null : `${sx(x).toFixed(1)},${sy(s.y[i]).toFixed(1)}`));
       const d = seg.reduce((acc, p, i) => acc + (p === null ? "" : (i && seg[i - 1] !== null ? " L" : " M") + p), "");
       const path = svgEl("path", { d: d || "M0,0", fill: "none", stroke: s.colour, "stroke-width": 1.5 });
       if (s.dash) path.setAttribute("stroke-dasharray", "4 3");
