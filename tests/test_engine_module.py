@@ -253,3 +253,34 @@ def test_save_into_a_missing_folder_names_the_path(tmp_path):
         Net().save(target)
     assert isinstance(e.value, OSError)
     assert str(target) in str(e.value)
+
+
+def test_load_state_dict_strict_false_loads_the_names_that_match_as_pytorchs():
+    """PyTorch's ``strict=False``: a parameter the state lacks keeps its values, a name the
+    model lacks is left out, and what did not match comes back as (missing_keys,
+    unexpected_keys); strict (the default) reports none, as it refuses a mismatch."""
+    src, net = Net(seed=0), Net(seed=10)
+    before = _snapshot(net)
+    state = src.state_dict()
+    del state["cell.b"], state["c"]
+    state["extra"] = np.ones(2)
+    result = net.load_state_dict(state, strict=False)
+    assert result.missing_keys == ["c", "cell.b"] and result.unexpected_keys == ["extra"]
+    assert tuple(result) == (["c", "cell.b"], ["extra"])
+    for name, p in net.named_parameters():
+        want = before[name] if name in ("c", "cell.b") else src.state_dict()[name]
+        np.testing.assert_array_equal(p.data, want, err_msg=name)
+    assert tuple(Net(seed=3).load_state_dict(src.state_dict())) == ([], [])
+
+
+def test_load_state_dict_strict_false_still_refuses_a_wrong_shape_and_changes_nothing():
+    net = Net(seed=10)
+    before = _snapshot(net)
+    state = Net(seed=0).state_dict()
+    del state["cell.b"]
+    state["U"] = np.ones((2, 3))
+    with pytest.raises(tg.CheckpointError, match=r"'U' has shape \(2, 3\)"):
+        net.load_state_dict(state, strict=False)
+    _assert_unchanged(net, before)
+    with pytest.raises(tg.ConfigError, match="strict must be True or False"):
+        net.load_state_dict(Net(seed=0).state_dict(), strict="no")

@@ -17,6 +17,7 @@ import contextlib
 import json
 import threading
 import warnings
+from collections import namedtuple
 from collections.abc import Mapping
 
 import numpy as np
@@ -25,6 +26,11 @@ from .checkpoint import read_checkpoint, save_arrays
 from .errors import CheckpointError, ConfigError, DTypeError, OutOfRangeError
 from .ops import dropout
 from .tensor import Tensor, _as_array, _count_of, _label, _repr, bump_version, clear_grads, current_scope
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """What :meth:`Module.load_state_dict` did not load, as PyTorch's: the model's
+names missing from the state, and the state's names the model lacks (sorted lists)."""
 
 
 class Parameter(Tensor):
@@ -231,7 +237,7 @@ class Module:
         distinct)."""
         return {name: p._data.copy() for name, p in self._unique_parameters("state_dict").items()}
 
-    def load_state_dict(self, state, cast=False):
+    def load_state_dict(self, state, cast=False, strict=True):
         """Copy ``state`` into the parameters, after checking every name, shape and dtype.
 
         The values are copied into each parameter's array, as PyTorch's ``copy_``, so a view
@@ -241,9 +247,17 @@ class Module:
         float64 state into a float32 model) is converted to its parameter's dtype instead,
         rounded as numpy's ``astype`` (and PyTorch's ``load_state_dict``) does; a finite value
         beyond that dtype's range (1e39 into float32) is refused rather than made infinite.
+
+        With ``strict=False`` (PyTorch's) names that do not match are no error: a parameter
+        missing from ``state`` keeps its values and a name of ``state`` that the model lacks is
+        left out; the names that do match are checked and loaded as above.  Returns
+        ``IncompatibleKeys(missing_keys, unexpected_keys)``, two sorted lists of names (both
+        empty when ``strict`` is True, as it refuses otherwise).
         """
-        values = self._checked_state(state, cast, "load_state_dict")
-        params = self._unique_parameters("load_state_dict")
+        values, missing, unexpected = self._checked_state(state, cast, "load_state_dict",
+                                                          strict)
+        params = {name: p for name, p in self._unique_parameters("load_state_dict").items()
+                  if name in values}
         kept = []          # (p, its array, a copy of its old values or None): to undo on any error
         try:
             for name, p in params.items():
@@ -262,19 +276,26 @@ class Module:
             raise
         for p in params.values():
             bump_version(p)
+        return IncompatibleKeys(missing, unexpected)
 
-    def _checked_state(self, state, cast, who):
-        """name -> a new array of each parameter's dtype holding ``state``'s value, after every
-        check of :meth:`load_state_dict` (errors begin with ``who``); changes nothing."""
+    def _checked_state(self, state, cast, who, strict=True):
+        """(name -> a new array of each parameter's dtype holding ``state``'s value, the names
+        missing from ``state``, the names the model lacks), after every check of
+        :meth:`load_state_dict` (errors begin with ``who``); changes nothing.  Without
+        ``strict`` names that do not match are left out rather than refused."""
         if not isinstance(state, Mapping):
             raise CheckpointError(f"{who}: state must be a dict of name -> array, "
                                   f"got {type(state).__name__}")
+        if not isinstance(strict, bool):
+            raise ConfigError(f"{who}: strict must be True or False, got {strict!r}")
         params = self._unique_parameters(who)
         missing = sorted(set(params) - set(state))
         extra = sorted(set(state) - set(params))
-        if missing or extra:
+        if strict and (missing or extra):
             raise CheckpointError(
-                f"{who}: names do not match the model: missing {missing}, unexpected {extra}")
+                f"{who}: names do not match the model: missing {missing}, unexpected {extra} "
+                "(strict=False loads the names that match)")
+        params = {name: p for name, p in params.items() if name in state}
         for name, p in params.items():
             try:
                 value = np.asarray(state[name])
@@ -300,7 +321,7 @@ class Module:
                         f"{who}: '{name}' holds {float(value[index])!r} at {index}, beyond the "
                         f"range of the model's {p._data.dtype} (largest "
                         f"{np.finfo(p._data.dtype).max:.4g}): cast=True would make it infinite")
-        return values
+        return values, missing, extra
 
     @contextlib.contextmanager
     def state_swapped(self, state, who="state_swapped"):
@@ -313,7 +334,7 @@ class Module:
         block belong to it and are not to be used after it.
         """
         params = self._unique_parameters(who)
-        values = self._checked_state(state, False, who)
+        values, _, _ = self._checked_state(state, False, who)
         put_back = self._snapshot()
         for name, p in params.items():
             p._data = values[name]
