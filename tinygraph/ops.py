@@ -1016,13 +1016,15 @@ def _check_targets(who, x, targets, ignore_index):
 
 def _factor(reduction, size, kept):
     """d(loss)/d(per-example loss) of each kept example: None for ``"none"`` (g as is), 1 for a
-    sum, 1 / (kept examples) for a mean (NaN for none kept: the loss is NaN, as PyTorch's)."""
+    sum, 1 / (kept examples) for a mean.  With none kept the mean is NaN (0 / 0, as PyTorch's)
+    but every example is ignored, so its gradient is 0, as PyTorch's (a factor of NaN made the
+    whole gradient NaN, and an optimizer's step then made every parameter NaN)."""
     if reduction == "none":
         return None
     if reduction == "sum":
         return 1
     n = size if kept is None else int(kept.sum())
-    return np.nan if n == 0 else 1 / n
+    return 0 if n == 0 else 1 / n
 
 
 def _reduced(per_example, reduction, kept, dtype):
@@ -2119,7 +2121,12 @@ def _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, la
     if reduction == "sum":
         return sum(per_example)
     total = target_weight.sum()
-    return sum(per_example) * np.nan if total == 0 else sum(per_example) / total   # NaN as torch
+    if total == 0:      # the mean is 0 / 0 = NaN, as torch's; as torch's, an ignored example's
+        # gradient stays 0 (only a kept one's, of weight 0, is NaN): a NaN factor on all of them
+        # made an all-ignored batch's gradient NaN, and a step then every parameter NaN
+        nan_where_kept = np.where(rows > 0, np.nan, 0).astype(dtype)
+        return sum(per_example * nan_where_kept) + np.nan
+    return sum(per_example) / total
 
 
 def nll_loss(log_probs, targets, reduction="mean", ignore_index=None):
