@@ -50,3 +50,19 @@ def test_an_all_ignored_batch_leaves_sgd_parameters_finite():
     loss.backward()
     opt.step()
     np.testing.assert_array_equal(W.data, np.eye(3))
+
+
+def test_maximum_and_minimum_pass_a_nan_results_gradient_to_both_inputs_as_torch():
+    # torch's rule: an input's share is zeroed only where it is the smaller (for maximum) or
+    # larger (for minimum), halved at a tie; NaN compares neither way, so both get all of g.
+    # Both got 0: a NaN result's gradient vanished (seen with a given grad= of finite values).
+    a = tg.tensor([np.nan, 1.0, np.nan, 2.0, 3.0], requires_grad=True)
+    b = tg.tensor([1.0, np.nan, np.nan, 2.0, 0.0], requires_grad=True)
+    g = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    for op, a_share, b_share in ((tg.maximum, [1, 1, 1, 0.5, 1], [1, 1, 1, 0.5, 0]),
+                                 (tg.minimum, [1, 1, 1, 0.5, 0], [1, 1, 1, 0.5, 1])):
+        a.grad = b.grad = None
+        op(a, b).backward(g)
+        np.testing.assert_array_equal(a.grad, g * a_share)
+        np.testing.assert_array_equal(b.grad, g * b_share)
+

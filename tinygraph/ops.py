@@ -317,9 +317,12 @@ _WHERE = Rule(None, lambda g, out, cond, a, b: g * _value(cond),
 
 
 def _tie_shares(a, b):
-    """(share of a, share of b) of the gradient of max(a, b): 1 for the larger, 1/2 each at a tie."""
+    """(share of a, share of b) of the gradient of max(a, b): 1 for the larger, 1/2 each at a
+    tie, and 1 each where either is NaN (the result is NaN; PyTorch's rule: each input's share
+    is zeroed only where it is the smaller, so a NaN result's gradient reaches both, where it
+    reached neither)."""
     tie = (a == b) * 0.5
-    return (a > b) + tie, (b > a) + tie
+    return 1.0 - (a < b) - tie, 1.0 - (b < a) - tie
 
 
 def _maximum(a, b):
