@@ -66,3 +66,45 @@ def test_maximum_and_minimum_pass_a_nan_results_gradient_to_both_inputs_as_torch
         np.testing.assert_array_equal(a.grad, g * a_share)
         np.testing.assert_array_equal(b.grad, g * b_share)
 
+
+
+def _hvp(fn, x, g, v):
+    """(grad of sum(g * fn(x)), the derivative of that gradient along v) via create_graph."""
+    t = tg.tensor(x, requires_grad=True)
+    (first,) = tg.grad((fn(t) * g).sum(), [t], create_graph=True)
+    (second,) = tg.grad((first * v).sum(), [t])
+    return np.asarray(first.data), np.asarray(second)
+
+
+def test_std_second_derivative_at_a_constant_row_is_zero_as_torch():
+    # torch's std_backward masks grad / std to 0 where std == 0, so the first derivative and
+    # its derivative are 0 on a constant row; the engine's second derivative there was
+    # g / n (v - mean(v)) (it divided by 1 instead of masking): a number that is no derivative
+    x = np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]])
+    g = np.array([0.7, -1.3])
+    v = np.array([[0.3, -1.1, 2.0], [0.5, 0.25, -1.0]])
+    first, second = _hvp(lambda t: t.std(axis=1, ddof=1), x, g, v)
+    np.testing.assert_array_equal(first[0], 0.0)
+    np.testing.assert_array_equal(second[0], 0.0)
+    # the other row: d/dx of g (x - m) / ((n - 1) s) along v, written out
+    r, vr = x[1], v[1]
+    n, m = 3, x[1].mean()
+    s = np.sqrt(((r - m) ** 2).sum() / (n - 1))
+    dv = vr - vr.mean()
+    ds = ((r - m) * dv).sum() / ((n - 1) * s)
+    expected = g[1] * (dv / ((n - 1) * s) - (r - m) * ds / ((n - 1) * s * s))
+    np.testing.assert_allclose(second[1], expected, rtol=1e-12, atol=1e-15)
+
+
+def test_norm_second_derivative_at_zero_follows_its_zero_gradient():
+    # the gradient x / |x| is taken as 0 at x = 0; its derivative there is taken as 0 too (it
+    # was g v: the gradient divided by 1 instead of masked)
+    x = np.array([[0.0, 0.0], [3.0, 4.0]])
+    g = np.array([1.5, 2.0])
+    v = np.array([[1.0, -2.0], [0.5, 1.0]])
+    first, second = _hvp(lambda t: tg.norm(t, axis=1), x, g, v)
+    np.testing.assert_array_equal(first[0], 0.0)
+    np.testing.assert_array_equal(second[0], 0.0)
+    r, vr = x[1], v[1]
+    nr = np.linalg.norm(r)
+    np.testing.assert_allclose(second[1], g[1] * (vr / nr - r * (r @ vr) / nr ** 3), rtol=1e-12)

@@ -601,9 +601,19 @@ def _std(x, axis=None, ddof=0, keepdims=False):
     return x.std(axis=axis, ddof=ddof, keepdims=keepdims), _STD
 
 
+def _zero_at_zero(factor, out):
+    """``factor`` (a gradient divided by ``out``, with 1 put for 0) taken as 0 where ``out`` is 0:
+    the first derivative there is 0 either way (it is times x - mean, or x, both 0), but under
+    create_graph the factor's own derivative is 0 there too, so the second derivative at a
+    constant row (std) or at 0 (norm) is 0, as PyTorch's masked_fill; dividing by 1 alone
+    left g / n times (v - mean(v)), a number that is no derivative and not torch's 0."""
+    return _xp.where(out == 0, 0, factor)
+
+
 _STD = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
-            _xp.expand(g / (builtins.max(_count(x, out) - ddof, 0) * _xp.where(out == 0, 1, out)), x.shape, axis,
-                       keepdims)
+            _xp.expand(_zero_at_zero(g / (builtins.max(_count(x, out) - ddof, 0)
+                                          * _xp.where(out == 0, 1, out)), out),
+                       x.shape, axis, keepdims)
             * (x - x.mean(axis=axis, keepdims=True)))
 
 
@@ -614,7 +624,8 @@ def _norm(x, axis=None, keepdims=False):   # sqrt(sum x^2) over axis; d/dx = x /
 
 
 _NORM = Rule(lambda g, out, x, axis=None, keepdims=False:
-             _xp.expand(g / _xp.where(out == 0, 1, out), x.shape, axis, keepdims) * x)
+             _xp.expand(_zero_at_zero(g / _xp.where(out == 0, 1, out), out), x.shape, axis, keepdims)
+             * x)
 
 
 def _prod_layout(shape, axis):
@@ -1440,7 +1451,8 @@ def logsumexp(x, axis=-1, keepdims=False, *, dim=None, keepdim=None):
 def norm(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """The L2 norm over ``axis`` (of all entries, the Frobenius norm, when None), as
     ``np.linalg.norm``'s default and torch's ``norm``; ``dim``/``keepdim`` are aliases.  Its
-    gradient x / norm is taken as 0 where the norm is 0."""
+    gradient x / norm is taken as 0 where the norm is 0, and so is that gradient's own
+    derivative under ``create_graph`` (torch's is NaN there)."""
     if dim is not None or keepdim is not None:
         axis, keepdims = _axis("norm", axis, keepdims, dim, keepdim)
     elif isinstance(axis, list):
