@@ -2048,7 +2048,8 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=None, weight=N
 
     logits : (..., C) Tensor; targets : (...) integer class ids (a Tensor of them stays a
     parent of the result, with no gradient, like ``take``'s indices).
-    reduction : "mean" (over the kept examples), "sum" or "none" (shape of targets).
+    reduction : "mean" (over the kept examples; NaN when none is kept, as torch's, with a zero
+        gradient), "sum" or "none" (shape of targets).
     ignore_index : a target id whose examples count for nothing (zero loss and gradient).
     weight : (C,) class weights, as PyTorch's: example i counts w[y_i] times, and "mean" divides
         by the sum of w[y_i] over the kept examples (not by their number).
