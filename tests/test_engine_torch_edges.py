@@ -108,3 +108,13 @@ def test_norm_second_derivative_at_zero_follows_its_zero_gradient():
     r, vr = x[1], v[1]
     nr = np.linalg.norm(r)
     np.testing.assert_allclose(second[1], g[1] * (vr / nr - r * (r @ vr) / nr ** 3), rtol=1e-12)
+
+
+def test_chunk_of_an_empty_axis_gives_that_many_empty_parts_as_torch():
+    # torch.chunk(torch.zeros(0, 2), 3) is three (0, 2) tensors; the engine gave one
+    x = tg.tensor(np.zeros((2, 0)), requires_grad=True)
+    parts = tg.chunk(x, 3, axis=1)
+    assert [p.shape for p in parts] == [(2, 0)] * 3
+    assert [p.shape for p in tg.chunk(x, 1, axis=-1)] == [(2, 0)]
+    tg.cat(parts, axis=1).sum().backward()
+    assert x.grad.shape == (2, 0)

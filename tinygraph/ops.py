@@ -1824,7 +1824,8 @@ def unbind(x, axis=0, *, dim=None):
 
 def chunk(x, chunks, axis=0, *, dim=None):
     """PyTorch's ``chunk``: parts of ceil(n / chunks) along ``axis`` (the last may be smaller, and
-    there may be fewer than ``chunks`` parts); a list of tensors."""
+    there may be fewer than ``chunks`` parts; an empty axis gives ``chunks`` empty parts, as
+    torch's); a list of tensors."""
     axis, _ = _axis("chunk", None if dim is not None else axis, False, dim, None)
     shape = np.shape(x._data if isinstance(x, Tensor) else x)
     axis = _checked_axis("chunk", shape, axis)
@@ -1833,8 +1834,10 @@ def chunk(x, chunks, axis=0, *, dim=None):
     n = shape[axis]
     size = builtins.max(-(-n // int(chunks)), 1)
     lead = (slice(None),) * axis
+    if n == 0:    # torch's: ``chunks`` empty parts (a, b, c = chunk(x, 3) holds for an empty x too)
+        return [apply("chunk", _getitem, x, index=lead + (slice(0, 0),)) for _ in range(int(chunks))]
     return [apply("chunk", _getitem, x, index=lead + (slice(a, builtins.min(a + size, n)),))
-            for a in range(0, n, size)] or [apply("chunk", _getitem, x, index=lead + (slice(0, 0),))]
+            for a in range(0, n, size)]
 
 
 def flip(x, axis=None, *, dims=None):
