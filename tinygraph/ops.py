@@ -317,9 +317,12 @@ _WHERE = Rule(None, lambda g, out, cond, a, b: g * _value(cond),
 
 
 def _tie_shares(a, b):
-    """(share of a, share of b) of the gradient of max(a, b): 1 for the larger, 1/2 each at a tie."""
+    """(share of a, share of b) of the gradient of max(a, b): 1 for the larger, 1/2 each at a
+    tie, and 1 each where either is NaN (the result is NaN; PyTorch's rule: each input's share
+    is zeroed only where it is the smaller, so a NaN result's gradient reaches both, where it
+    reached neither)."""
     tie = (a == b) * 0.5
-    return (a > b) + tie, (b > a) + tie
+    return 1.0 - (a < b) - tie, 1.0 - (b < a) - tie
 
 
 def _maximum(a, b):
@@ -598,9 +601,19 @@ def _std(x, axis=None, ddof=0, keepdims=False):
     return x.std(axis=axis, ddof=ddof, keepdims=keepdims), _STD
 
 
+def _zero_at_zero(factor, out):
+    """``factor`` (a gradient divided by ``out``, with 1 put for 0) taken as 0 where ``out`` is 0:
+    the first derivative there is 0 either way (it is times x - mean, or x, both 0), but under
+    create_graph the factor's own derivative is 0 there too, so the second derivative at a
+    constant row (std) or at 0 (norm) is 0, as PyTorch's masked_fill; dividing by 1 alone
+    left g / n times (v - mean(v)), a number that is no derivative and not torch's 0."""
+    return _xp.where(out == 0, 0, factor)
+
+
 _STD = Rule(lambda g, out, x, axis=None, ddof=0, keepdims=False:
-            _xp.expand(g / (builtins.max(_count(x, out) - ddof, 0) * _xp.where(out == 0, 1, out)), x.shape, axis,
-                       keepdims)
+            _xp.expand(_zero_at_zero(g / (builtins.max(_count(x, out) - ddof, 0)
+                                          * _xp.where(out == 0, 1, out)), out),
+                       x.shape, axis, keepdims)
             * (x - x.mean(axis=axis, keepdims=True)))
 
 
@@ -611,7 +624,8 @@ def _norm(x, axis=None, keepdims=False):   # sqrt(sum x^2) over axis; d/dx = x /
 
 
 _NORM = Rule(lambda g, out, x, axis=None, keepdims=False:
-             _xp.expand(g / _xp.where(out == 0, 1, out), x.shape, axis, keepdims) * x)
+             _xp.expand(_zero_at_zero(g / _xp.where(out == 0, 1, out), out), x.shape, axis, keepdims)
+             * x)
 
 
 def _prod_layout(shape, axis):
@@ -1016,13 +1030,15 @@ def _check_targets(who, x, targets, ignore_index):
 
 def _factor(reduction, size, kept):
     """d(loss)/d(per-example loss) of each kept example: None for ``"none"`` (g as is), 1 for a
-    sum, 1 / (kept examples) for a mean (NaN for none kept: the loss is NaN, as PyTorch's)."""
+    sum, 1 / (kept examples) for a mean.  With none kept the mean is NaN (0 / 0, as PyTorch's)
+    but every example is ignored, so its gradient is 0, as PyTorch's (a factor of NaN made the
+    whole gradient NaN, and an optimizer's step then made every parameter NaN)."""
     if reduction == "none":
         return None
     if reduction == "sum":
         return 1
     n = size if kept is None else int(kept.sum())
-    return np.nan if n == 0 else 1 / n
+    return 0 if n == 0 else 1 / n
 
 
 def _reduced(per_example, reduction, kept, dtype):
@@ -1435,7 +1451,8 @@ def logsumexp(x, axis=-1, keepdims=False, *, dim=None, keepdim=None):
 def norm(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
     """The L2 norm over ``axis`` (of all entries, the Frobenius norm, when None), as
     ``np.linalg.norm``'s default and torch's ``norm``; ``dim``/``keepdim`` are aliases.  Its
-    gradient x / norm is taken as 0 where the norm is 0."""
+    gradient x / norm is taken as 0 where the norm is 0, and so is that gradient's own
+    derivative under ``create_graph`` (torch's is NaN there)."""
     if dim is not None or keepdim is not None:
         axis, keepdims = _axis("norm", axis, keepdims, dim, keepdim)
     elif isinstance(axis, list):
@@ -1807,7 +1824,8 @@ def unbind(x, axis=0, *, dim=None):
 
 def chunk(x, chunks, axis=0, *, dim=None):
     """PyTorch's ``chunk``: parts of ceil(n / chunks) along ``axis`` (the last may be smaller, and
-    there may be fewer than ``chunks`` parts); a list of tensors."""
+    there may be fewer than ``chunks`` parts; an empty axis gives ``chunks`` empty parts, as
+    torch's); a list of tensors."""
     axis, _ = _axis("chunk", None if dim is not None else axis, False, dim, None)
     shape = np.shape(x._data if isinstance(x, Tensor) else x)
     axis = _checked_axis("chunk", shape, axis)
@@ -1816,8 +1834,10 @@ def chunk(x, chunks, axis=0, *, dim=None):
     n = shape[axis]
     size = builtins.max(-(-n // int(chunks)), 1)
     lead = (slice(None),) * axis
+    if n == 0:    # torch's: ``chunks`` empty parts (a, b, c = chunk(x, 3) holds for an empty x too)
+        return [apply("chunk", _getitem, x, index=lead + (slice(0, 0),)) for _ in range(int(chunks))]
     return [apply("chunk", _getitem, x, index=lead + (slice(a, builtins.min(a + size, n)),))
-            for a in range(0, n, size)] or [apply("chunk", _getitem, x, index=lead + (slice(0, 0),))]
+            for a in range(0, n, size)]
 
 
 def flip(x, axis=None, *, dims=None):
@@ -2031,7 +2051,8 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=None, weight=N
 
     logits : (..., C) Tensor; targets : (...) integer class ids (a Tensor of them stays a
     parent of the result, with no gradient, like ``take``'s indices).
-    reduction : "mean" (over the kept examples), "sum" or "none" (shape of targets).
+    reduction : "mean" (over the kept examples; NaN when none is kept, as torch's, with a zero
+        gradient), "sum" or "none" (shape of targets).
     ignore_index : a target id whose examples count for nothing (zero loss and gradient).
     weight : (C,) class weights, as PyTorch's: example i counts w[y_i] times, and "mean" divides
         by the sum of w[y_i] over the kept examples (not by their number).
@@ -2119,7 +2140,12 @@ def _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, la
     if reduction == "sum":
         return sum(per_example)
     total = target_weight.sum()
-    return sum(per_example) * np.nan if total == 0 else sum(per_example) / total   # NaN as torch
+    if total == 0:      # the mean is 0 / 0 = NaN, as torch's; as torch's, an ignored example's
+        # gradient stays 0 (only a kept one's, of weight 0, is NaN): a NaN factor on all of them
+        # made an all-ignored batch's gradient NaN, and a step then every parameter NaN
+        nan_where_kept = np.where(rows > 0, np.nan, 0).astype(dtype)
+        return sum(per_example * nan_where_kept) + np.nan
+    return sum(per_example) / total
 
 
 def nll_loss(log_probs, targets, reduction="mean", ignore_index=None):

@@ -1,0 +1,120 @@
+"""Edge cases where the engine once differed from PyTorch without a word, found by a
+differential fuzz against torch (branch huntZ).  Each oracle is written out here (torch's
+rule as a formula), so the tests run without torch."""
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_an_all_ignored_batch_has_a_nan_mean_but_a_zero_gradient_as_torch(weighted, smoothing):
+    # torch: the mean over no kept example is 0 / 0 = NaN, but an ignored example's gradient
+    # is 0.  The engine's gradient was NaN everywhere, so one batch of padding made every
+    # parameter NaN at the next step.
+    logits = tg.tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)
+    kw = {"weight": np.array([1.0, 2.0, 0.5, 1.0])} if weighted else {}
+    loss = tg.cross_entropy(logits, np.array([1, 1, 1]), ignore_index=1,
+                            label_smoothing=smoothing, **kw)
+    assert np.isnan(loss.item())
+    loss.backward()
+    np.testing.assert_array_equal(logits.grad, np.zeros((3, 4)))
+
+
+def test_nll_loss_of_an_all_ignored_batch_has_a_zero_gradient():
+    log_probs = tg.tensor(np.log(np.full((2, 3), 1 / 3)), requires_grad=True)
+    loss = tg.nll_loss(log_probs, np.array([2, 2]), ignore_index=2)
+    assert np.isnan(loss.item())
+    loss.backward()
+    np.testing.assert_array_equal(log_probs.grad, np.zeros((2, 3)))
+
+
+def test_weights_summing_to_zero_keep_ignored_rows_at_zero_and_kept_ones_nan_as_torch():
+    # weight 0 for every kept target: torch's mean is 0 / 0 and the kept rows' gradient NaN
+    # (w / 0 per row), the ignored row's 0
+    logits = tg.tensor(np.zeros((3, 4)), requires_grad=True)
+    loss = tg.cross_entropy(logits, np.array([1, 1, 2]), ignore_index=1,
+                            weight=np.array([1.0, 0.0, 0.0, 1.0]))
+    assert np.isnan(loss.item())
+    loss.backward()
+    np.testing.assert_array_equal(logits.grad[:2], np.zeros((2, 4)))
+    assert np.isnan(logits.grad[2]).all()
+
+
+def test_an_all_ignored_batch_leaves_sgd_parameters_finite():
+    W = tg.Parameter(np.eye(3), name="W")
+    opt = tg.optim.SGD([W], lr=0.1)
+    loss = tg.cross_entropy(tg.tensor(np.ones((2, 3))) @ W, np.array([0, 0]), ignore_index=0)
+    loss.backward()
+    opt.step()
+    np.testing.assert_array_equal(W.data, np.eye(3))
+
+
+def test_maximum_and_minimum_pass_a_nan_results_gradient_to_both_inputs_as_torch():
+    # torch's rule: an input's share is zeroed only where it is the smaller (for maximum) or
+    # larger (for minimum), halved at a tie; NaN compares neither way, so both get all of g.
+    # Both got 0: a NaN result's gradient vanished (seen with a given grad= of finite values).
+    a = tg.tensor([np.nan, 1.0, np.nan, 2.0, 3.0], requires_grad=True)
+    b = tg.tensor([1.0, np.nan, np.nan, 2.0, 0.0], requires_grad=True)
+    g = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    for op, a_share, b_share in ((tg.maximum, [1, 1, 1, 0.5, 1], [1, 1, 1, 0.5, 0]),
+                                 (tg.minimum, [1, 1, 1, 0.5, 0], [1, 1, 1, 0.5, 1])):
+        a.grad = b.grad = None
+        op(a, b).backward(g)
+        np.testing.assert_array_equal(a.grad, g * a_share)
+        np.testing.assert_array_equal(b.grad, g * b_share)
+
+
+
+def _hvp(fn, x, g, v):
+    """(grad of sum(g * fn(x)), the derivative of that gradient along v) via create_graph."""
+    t = tg.tensor(x, requires_grad=True)
+    (first,) = tg.grad((fn(t) * g).sum(), [t], create_graph=True)
+    (second,) = tg.grad((first * v).sum(), [t])
+    return np.asarray(first.data), np.asarray(second)
+
+
+def test_std_second_derivative_at_a_constant_row_is_zero_as_torch():
+    # torch's std_backward masks grad / std to 0 where std == 0, so the first derivative and
+    # its derivative are 0 on a constant row; the engine's second derivative there was
+    # g / n (v - mean(v)) (it divided by 1 instead of masking): a number that is no derivative
+    x = np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]])
+    g = np.array([0.7, -1.3])
+    v = np.array([[0.3, -1.1, 2.0], [0.5, 0.25, -1.0]])
+    first, second = _hvp(lambda t: t.std(axis=1, ddof=1), x, g, v)
+    np.testing.assert_array_equal(first[0], 0.0)
+    np.testing.assert_array_equal(second[0], 0.0)
+    # the other row: d/dx of g (x - m) / ((n - 1) s) along v, written out
+    r, vr = x[1], v[1]
+    n, m = 3, x[1].mean()
+    s = np.sqrt(((r - m) ** 2).sum() / (n - 1))
+    dv = vr - vr.mean()
+    ds = ((r - m) * dv).sum() / ((n - 1) * s)
+    expected = g[1] * (dv / ((n - 1) * s) - (r - m) * ds / ((n - 1) * s * s))
+    np.testing.assert_allclose(second[1], expected, rtol=1e-12, atol=1e-15)
+
+
+def test_norm_second_derivative_at_zero_follows_its_zero_gradient():
+    # the gradient x / |x| is taken as 0 at x = 0; its derivative there is taken as 0 too (it
+    # was g v: the gradient divided by 1 instead of masked)
+    x = np.array([[0.0, 0.0], [3.0, 4.0]])
+    g = np.array([1.5, 2.0])
+    v = np.array([[1.0, -2.0], [0.5, 1.0]])
+    first, second = _hvp(lambda t: tg.norm(t, axis=1), x, g, v)
+    np.testing.assert_array_equal(first[0], 0.0)
+    np.testing.assert_array_equal(second[0], 0.0)
+    r, vr = x[1], v[1]
+    nr = np.linalg.norm(r)
+    np.testing.assert_allclose(second[1], g[1] * (vr / nr - r * (r @ vr) / nr ** 3), rtol=1e-12)
+
+
+def test_chunk_of_an_empty_axis_gives_that_many_empty_parts_as_torch():
+    # torch.chunk(torch.zeros(0, 2), 3) is three (0, 2) tensors; the engine gave one
+    x = tg.tensor(np.zeros((2, 0)), requires_grad=True)
+    parts = tg.chunk(x, 3, axis=1)
+    assert [p.shape for p in parts] == [(2, 0)] * 3
+    assert [p.shape for p in tg.chunk(x, 1, axis=-1)] == [(2, 0)]
+    tg.cat(parts, axis=1).sum().backward()
+    assert x.grad.shape == (2, 0)
