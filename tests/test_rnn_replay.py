@@ -204,6 +204,18 @@ def _data(rng, batch=2):
     return rng.normal(size=(T, batch, 2)), rng.integers(0, 4, size=(T, batch))
 
 
+def _three_ways(cell, xs, ys):
+    """The cell's loss replayed (``loss``), with its steps run as engine ops (replay off) and
+    per step (``run``), one after the other."""
+    for how in ("loss", "engine", "run"):
+        cell.replayable = how != "engine"
+        try:
+            loss = cell.run(xs, ys).loss if how == "run" else cell.loss(xs, ys)
+        finally:
+            cell.replayable = True
+        yield loss
+
+
 def _both(cell, xs, ys):
     """(the unroll for the loss, its loss and gradients) with the cell as it is, and the loss
     and gradients with replay off."""
@@ -591,12 +603,7 @@ def test_a_constant_the_steps_read_changed_in_place_before_backward_is_refused_a
     cell, (W, U, V) = _cell(lambda h, x, W, U: (h @ W.T + x @ U.T).tanh())
     W.requires_grad_(False)      # the first step's h @ W.T (h = 0) needs no gradient either
     xs, ys = _data(np.random.default_rng(0))
-    for how in ("loss", "engine", "run"):
-        cell.replayable = how != "engine"
-        try:
-            loss = cell.run(xs, ys).loss if how == "run" else cell.loss(xs, ys)
-        finally:
-            cell.replayable = True
+    for loss in _three_ways(cell, xs, ys):
         with tg.no_grad():
             W *= 2.0
         with pytest.raises(tg.StaleGraphError, match="changed in place"):
@@ -625,12 +632,7 @@ def test_a_users_vjp_that_gives_a_bad_gradient_at_a_replayed_step_is_refused_as_
     xs[:, :, 0] = 0.5
     xs[6, 1, 0] = 1.8            # from t=7 on
     error = tg.ShapeError if bad == "smaller" else tg.DTypeError
-    for how in ("loss", "engine", "run"):
-        cell.replayable = how != "engine"
-        try:
-            loss = cell.run(xs, ys).loss if how == "run" else cell.loss(xs, ys)
-        finally:
-            cell.replayable = True
+    for loss in _three_ways(cell, xs, ys):
         with pytest.raises(error, match="the gradient rule of 'odd'.*t=7"):
             loss.backward()
 
