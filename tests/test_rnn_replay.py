@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import rnn
 import tinygraph as tg
 from rnn import replay
-from tinygraph import tape
+from tinygraph import ops, tape
 
 from viz_layout import designs
 
@@ -1678,3 +1678,70 @@ def test_generated_cells_replay_to_the_loss_and_gradients_of_run(first, second, 
             continue
         np.testing.assert_allclose(grads[name], g, rtol=tol, atol=tol * max(1.0, abs(g).max()),
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("design", [rnn.LSTM, rnn.GRU])
+def test_a_replayed_steps_kept_arrays_are_rows_of_one_block(monkeypatch, design, dtype):
+    """The compiled forward loop makes each fresh array a step keeps for its backward (the
+    sigmoid's pair of output and exp(-|x|), a tanh's output) as row i of one block for all the
+    loop's steps, made before the first (``tape._BLOCK_BYTES``; here every size), not as an
+    array of its own per step: the steps' sigmoid outputs are rows of one (n, 2, ...) block,
+    whose second rows the sigmoid's gradient reads.  Loss and gradients (masked rows too) are
+    those of the loop with an array per step, bit for bit, and replay off's to rounding."""
+    rng = np.random.default_rng(4)
+    xs, ys = rng.integers(0, 5, (T, 3)), rng.integers(0, 5, (T, 3))
+    mask = np.ones((T, 3))
+    mask[T - 2:, 1] = 0
+    results = []
+    for size in (1, 1 << 62):
+        monkeypatch.setattr(tape, "_BLOCK_BYTES", size)
+        monkeypatch.setattr(tape, "_known", {})
+        monkeypatch.setattr(tape, "_compiled", {})
+        model = design(5, 4, 5, seed=1, dtype=dtype)
+        loss = model.loss(xs, ys, mask=mask)
+        replay = _replay_of(loss)
+        loop = [s for s in tape._compiled if s.startswith("def forward(carry")][-1]
+        sigmoids = [j for j, op in enumerate(replay.program.ops) if op[0] == "sigmoid"]
+        assert sigmoids
+        for j in sigmoids:
+            outs = [values[replay.program.first_op + j] for values, _ in replay.saved[1:]]
+            bases = {id(out.base) for out in outs}
+            if size == 1:
+                assert "BK0 = L_empty((len(rows),) + BS0, BT0)" in loop
+                assert len(bases) == 1 and outs[0].base.shape == (len(outs), 2) + outs[0].shape
+                for i, out in enumerate(outs):
+                    assert np.shares_memory(ops._kept_exp(out), out.base[i, 1])
+            else:
+                assert "BK0" not in loop and len(bases) == len(outs)
+        loss.backward()
+        results.append([loss.data] + [p.grad for p in model.parameters()])
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    model = design(5, 4, 5, seed=1, dtype=dtype)
+    model.replayable = False
+    loss = model.loss(xs, ys, mask=mask)
+    loss.backward()
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for a, b in zip(results[0], [loss.data] + [p.grad for p in model.parameters()]):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 1e-2)
+
+
+def test_kept_exp_finds_a_pair_that_is_a_row_of_a_block():
+    """The sigmoid's gradient reads exp(-|x|) beside an output that is ``block[i, 0]`` of an
+    (n, 2, ...) block (a replay's steps), and nothing for any other view of the block."""
+    x = np.random.default_rng(0).normal(size=(3, 4, 5))
+    block = np.empty((3, 2, 4, 5))
+    for i in range(3):
+        block[i, 1] = np.exp(-np.abs(x[i]))
+        block[i, 0] = 1 / (1 + np.exp(-x[i]))
+    for i in range(3):
+        e = ops._kept_exp(block[i, 0])
+        assert e is not None and np.shares_memory(e, block[i, 1]) and e.shape == (4, 5)
+        np.testing.assert_array_equal(ops._sigmoid_slope(block[i, 0], None),
+                                      ops._sigmoid_slope(np.array(block[i, 0]), x[i]))
+        assert ops._kept_exp(block[i, 1]) is None           # the kept row is no output
+    assert ops._kept_exp(block[0, 0, 1:]) is None          # another shape
+    assert ops._kept_exp(block[:, 0][1]) is not None        # the same view, made another way
+    assert ops._kept_exp(block.reshape(6, 4, 5)[2]) is not None    # block[1, 0], as above
+    assert ops._kept_exp(np.empty((0, 2, 4, 5))[:1, 0]) is None

@@ -1076,6 +1076,9 @@ def _scan_forward(program, n_carry, values, like, kept, lean, generic=None, reco
     f += [f"        v{p} = s{p}" for p in range(n_carry)]
     f += [f"        v{n_carry + k} = X{k}[r]" for k in range(n_x)]
     into = {} if lean is None else _into_rows(program, n_carry, body, lean[0], like, env)
+    if lean is not None:
+        body, blocks = _into_step_blocks(program, body, lean[0], kept, env)
+        f[f.index("    saved = []"):f.index("    saved = []")] = blocks
     for line in body:
         if line in into:      # a new state computed into its row (where the step is not masked)
             f += [f"        if m is None: {into[line][1]}", f"        else: {line}"]
@@ -1124,6 +1127,59 @@ def _into_rows(program, n_carry, body, values, like, env):
         if m and isinstance(env.get(m[1]), np.ufunc):
             into[line] = p, f"v{o} = {m[1]}({m[2]}, {row})"
     return into
+
+
+_BLOCK_BYTES = 1 << 14
+"""A lean forward's fresh array of at least this many bytes that a step keeps for its backward
+is made as row i of one block for all the loop's steps (:func:`_into_step_blocks`)."""
+
+
+def _into_step_blocks(program, body, values, kept, env):
+    """``(body, lines)``: the lean forward ``body`` with each fresh array a step keeps for its
+    backward (a slot in ``kept``, or the buffer ``L_empty`` makes for one, as the sigmoid's
+    pair) of at least :data:`_BLOCK_BYTES` made as row i of a block ``BK{n}`` of the recorded
+    shape and dtype for all the loop's steps, made before the first step by ``lines``.  A
+    one-ufunc line ``v = f(a, b)`` (also ``a * b``, ``-a`` ...) computes into the row (``out=``:
+    the same loop on the same operands, so the same bits).  The steps' kept arrays are then a
+    few large blocks instead of many mid-size ones: the allocator gives a large block fresh
+    pages of the system at each loss either way, but numpy asks for huge pages for it (4 MiB
+    and up), so a loss takes some hundred page faults instead of one per 4 KiB kept."""
+    outputs = set(program.outputs)
+    lines, out = [], []
+
+    def block(shape, dtype):
+        n = len(lines)
+        env[f"BS{n}"], env[f"BT{n}"] = tuple(shape), np.dtype(dtype)
+        lines.append(f"    BK{n} = L_empty((len(rows),) + BS{n}, BT{n})")
+        return f"BK{n}[i]"
+
+    def big(value):
+        return (type(value) is np.ndarray and value.dtype.kind == "f"
+                and value.nbytes >= _BLOCK_BYTES)
+
+    for line in body:
+        m = re.fullmatch(r"(t(\d+)_\d+) = L_empty\(\(2,\) \+ (v\d+)\.shape, \3\.dtype\)", line)
+        if m:
+            slot = program.first_op + int(m[2])
+            x = values[int(m[3][1:])]
+            if slot in kept and slot not in outputs and big(values[slot]) and big(x):
+                out.append(f"{m[1]} = {block((2,) + x.shape, x.dtype)}")
+                continue
+        m = re.fullmatch(r"v(\d+) = (?:(\w+) ([-*/+]) (\w+)|-(\w+)|(L_\w+)\(([^=()]*)\))", line)
+        o = int(m[1]) if m else None
+        if (m and o in kept and o not in outputs and o >= program.first_op and big(values[o])
+                and (m[6] is None or isinstance(env.get(m[6]), np.ufunc))
+                and sum(1 for other in body if re.match(rf"v{o}\b.*=", other)) == 1):
+            row = block(values[o].shape, values[o].dtype)
+            if m[3]:
+                out.append(f"v{o} = {_BINARY[m[3]]}({m[2]}, {m[4]}, out={row})")
+            elif m[5]:
+                out.append(f"v{o} = L_negative({m[5]}, out={row})")
+            else:
+                out.append(f"v{o} = {m[6]}({m[7]}, out={row})")
+            continue
+        out.append(line)
+    return out, lines
 
 
 def _fits(ups, masks, like):
