@@ -1745,3 +1745,56 @@ def test_kept_exp_finds_a_pair_that_is_a_row_of_a_block():
     assert ops._kept_exp(block[:, 0][1]) is not None        # the same view, made another way
     assert ops._kept_exp(block.reshape(6, 4, 5)[2]) is not None    # block[1, 0], as above
     assert ops._kept_exp(np.empty((0, 2, 4, 5))[:1, 0]) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_gated_steps_gradient_is_computed_in_its_input_rows_gradient(monkeypatch, dtype):
+    """An LSTM's gates z = x + h W are sliced into blocks whose gradients fill z's gradient,
+    which is then the whole gradient of the step's input row x: the compiled backward makes
+    that buffer row r of the input's gradient (``tape._row_of``) instead of a new array copied
+    into the row after the step.  Loss and gradients (masked rows too) are those of the
+    copying loop bit for bit, and replay off's to rounding."""
+    rng = np.random.default_rng(4)
+    xs, ys = rng.integers(0, 5, (T, 3)), rng.integers(0, 5, (T, 3))
+    mask = np.ones((T, 3))
+    mask[T - 2:, 1] = 0
+    results = []
+    made = []
+    for rowed in (True, False):
+        monkeypatch.setattr(tape, "_known", {})
+        monkeypatch.setattr(tape, "_compiled", {})
+        if not rowed:
+            monkeypatch.setattr(tape, "_rowed_blocks", lambda *args: {})
+        monkeypatch.setattr(tape, "_row_of", lambda gx, r, like, f=tape._row_of:
+                            made.append(r) or f(gx, r, like))
+        model = rnn.LSTM(5, 4, 5, seed=1, dtype=dtype)
+        loss = model.loss(xs, ys, mask=mask)
+        loss.backward()
+        loop = [s for s in tape._compiled if s.startswith("def backward(saved, ups")][-1]
+        assert ("= _row_of(GX0, r, Z" in loop and "if g2 is not RW0: GX0[r] = g2" in loop) \
+            == rowed
+        results.append([loss.data] + [p.grad for p in model.parameters()])
+    assert sorted(made) == list(range(1, T))      # every replayed step's row, once
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    model = rnn.LSTM(5, 4, 5, seed=1, dtype=dtype)
+    model.replayable = False
+    loss = model.loss(xs, ys, mask=mask)
+    loss.backward()
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for a, b in zip(results[0], [loss.data] + [p.grad for p in model.parameters()]):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 1e-2)
+
+
+def test_row_of_gives_a_row_only_where_it_fits():
+    """:func:`tape._row_of`: row r of an input's gradient (made from a Rows) when it is a
+    C-contiguous array of the buffer's shape and dtype, else a new array."""
+    like = tape._Shape((2, 3), np.dtype(np.float64))
+    rows = tape.Rows((4, 2, 3), np.float64)
+    row = tape._row_of(rows, 1, like)
+    assert rows.array is not None and np.shares_memory(row, rows.array[1])
+    for gx in (np.zeros((4, 2, 3), np.float32), np.zeros((4, 3, 2)).transpose(0, 2, 1),
+               np.zeros((4, 2, 4))):
+        other = tape._row_of(gx, 1, like)
+        assert not np.shares_memory(other, gx) and (other.shape, other.dtype) == ((2, 3),
+                                                                                  like.dtype)

@@ -1218,6 +1218,10 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
     b += [f"    c{p} = None" for p in range(n_carry)]
     b += [f"    q{i} = None" for i in range(n_out)]
     b += [f"    B{i} = None" for i in sorted(_scratched_slots(program, rules))]
+    rowed = {} if like is None else _rowed_blocks(body, n_carry, n_in, env, like)
+    if rowed:
+        env["_row_of"] = _row_of
+        body = [_rowed_line(line, rowed) for line in body]
     b += ["    for i in range(len(saved) - 1, -1, -1):",
           "        V, R = saved[i]",
           f"        {_unpack('v', program.size, 'V')}",
@@ -1233,6 +1237,8 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
         b += [f"        if v{i} is not H{i}:", f"            H{i} = v{i}"]
         b += ["            " + line for line in hoists if line.endswith(f"(v{i})")
               or line.endswith(f"(v{i}.T)")]
+    if rowed:
+        b += ["        r = rows[i]"] + [f"        RW{k} = None" for k in sorted(set(rowed.values()))]
     b += [f"        G{p} = U{p}[i] if c{p} is None else U{p}[i] + c{p}" for p in range(n_carry)]
     b += ["        m = masks[i]", "        if m is not None:"]
     for p in range(n_carry):     # new = s + (out - s) * m: out gets G m, s gets G - G m
@@ -1252,6 +1258,8 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
         b += [f"        if g{n_carry + k} is not None:",
               f"            if type(GX{k}) is _Rows: GX{k} = GX{k}.made()",
               f"            GX{k}[r] = g{n_carry + k}"]
+        if k in rowed.values():      # the step's gradient computed in the row already
+            b[-1] = f"            if g{n_carry + k} is not RW{k}: GX{k}[r] = g{n_carry + k}"
         for k_out, (_, held) in sorted(flush.items()):    # a pair's g that is this row: the row
             if any(size >= _ROW_VIEW_BYTES for _, size in held):
                 b.append(f"            _as_row(D[{k_out}], {len(held)}, g{n_carry + k}, "
@@ -1272,6 +1280,50 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
                         "        raise"])
     b.append(f"    return [{_slots('c', n_carry)}], [{_slots('q', n_out)}]")
     return _made("backward", b, env)
+
+
+def _rowed_blocks(body, n_carry, n_in, env, like):
+    """Tiled slots (their gradient an ``_empty`` array the slices' gradients fill, see
+    :func:`_backward_body`) whose whole gradient is then the gradient of a step's input row
+    (``pg = g``: an LSTM's gates z = x + h W), of that row's recorded shape and dtype: slot ->
+    the input's index k.  Their buffer is then row r of the input's gradient ``GX{k}``
+    (:func:`_row_of`), which the loop would copy it into after the step."""
+    rowed = {}
+    for at, line in enumerate(body[:-3]):
+        m = re.fullmatch(r"g = g(\d+)", line)
+        if not m or f"_empty(Z{m[1]})" not in "\n".join(body):
+            continue
+        i = int(m[1])
+        n = re.fullmatch(r"    if g(\d+) is None: g\1 = pg", body[at + 3])
+        if body[at + 1:at + 3] != ["if g is not None:", "    pg = g"] or not n:
+            continue
+        x = int(n[1])
+        z = env.get(f"Z{i}")
+        if (n_carry <= x < n_in and x - n_carry not in rowed.values() and z is not None
+                and (z.shape, z.dtype) == like[x]):
+            rowed[i] = x - n_carry
+    return rowed
+
+
+def _rowed_line(line, rowed):
+    for i, k in rowed.items():
+        line = line.replace(f"g{i}, o{i} = _empty(Z{i}), True",
+                            f"g{i} = RW{k} = _row_of(GX{k}, r, Z{i}); o{i} = True")
+    return line
+
+
+def _row_of(gx, r, like):
+    """Row r of an input's gradient ``gx`` (a :class:`Rows` made here) when it is a
+    C-contiguous array of ``like``'s shape and dtype, for a step's gradient to be computed in;
+    else a new array."""
+    if type(gx) is Rows:
+        gx = gx.made()
+    if type(gx) is np.ndarray:
+        row = gx[r]
+        if (type(row) is np.ndarray and row.shape == like.shape and row.dtype == like.dtype
+                and row.flags.c_contiguous):
+            return row
+    return np.empty(like.shape, like.dtype)
 
 
 def _made(name, lines, env):
