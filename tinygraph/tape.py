@@ -1005,7 +1005,10 @@ def _compile_scan(program, n_carry, values, rules):
     the same arrays as their forward and rule, so the same bits.  The forms hold for the
     recorded shapes and dtypes: the loops check once, before the first step, that every step
     sees those (each state's buffer rows and gradients, and the masks keep them), and run the
-    same loops without lean forms where not.
+    same loops without lean forms where not.  With the forms, what a step keeps for its
+    backward is made as a row of one block per array for all the steps
+    (:func:`_into_step_blocks`), and a step's gradient that ends as its input row's is made as
+    that row of ``gxs[k]`` (:func:`_rowed_blocks`).
     """
     n_in = program.n_in
     outs = program.outputs[:n_carry]
