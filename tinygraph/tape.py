@@ -1137,6 +1137,12 @@ _BLOCK_BYTES = 1 << 14
 is made as row i of one block for all the loop's steps (:func:`_into_step_blocks`)."""
 
 
+_BLOCKS_FROM = 64 << 20
+"""... and only when the loop's steps keep at least this many bytes in such arrays: below, the
+allocator keeps the memory a loss freed for the next (glibc keeps up to 64 MiB at the top of
+its heap), and a fresh block's pages would cost more than they save."""
+
+
 def _into_step_blocks(program, body, values, kept, env):
     """``(body, lines)``: the lean forward ``body`` with each fresh array a step keeps for its
     backward (a slot in ``kept``, or the buffer ``L_empty`` makes for one, as the sigmoid's
@@ -1146,14 +1152,17 @@ def _into_step_blocks(program, body, values, kept, env):
     the same loop on the same operands, so the same bits).  The steps' kept arrays are then a
     few large blocks instead of many mid-size ones: the allocator gives a large block fresh
     pages of the system at each loss either way, but numpy asks for huge pages for it (4 MiB
-    and up), so a loss takes some hundred page faults instead of one per 4 KiB kept."""
+    and up), so a loss takes some hundred page faults instead of one per 4 KiB kept.  Only
+    where the steps keep :data:`_BLOCKS_FROM` bytes in them (``BIG``, at each call); else each
+    line runs as it was."""
     outputs = set(program.outputs)
     lines, out = [], []
 
     def block(shape, dtype):
         n = len(lines)
         env[f"BS{n}"], env[f"BT{n}"] = tuple(shape), np.dtype(dtype)
-        lines.append(f"    BK{n} = L_empty((len(rows),) + BS{n}, BT{n})")
+        env["BIG_STEP"] = env.get("BIG_STEP", 0) + int(np.prod(shape)) * np.dtype(dtype).itemsize
+        lines.append(f"    BK{n} = L_empty((len(rows),) + BS{n}, BT{n}) if BIG else None")
         return f"BK{n}[i]"
 
     def big(value):
@@ -1166,22 +1175,28 @@ def _into_step_blocks(program, body, values, kept, env):
             slot = program.first_op + int(m[2])
             x = values[int(m[3][1:])]
             if slot in kept and slot not in outputs and big(values[slot]) and big(x):
-                out.append(f"{m[1]} = {block((2,) + x.shape, x.dtype)}")
+                out.append(f"{m[1]} = {line.split(' = ', 1)[1]} if BK{len(lines)} is None "
+                           f"else {block((2,) + x.shape, x.dtype)}")
                 continue
         m = re.fullmatch(r"v(\d+) = (?:(\w+) ([-*/+]) (\w+)|-(\w+)|(L_\w+)\(([^=()]*)\))", line)
         o = int(m[1]) if m else None
         if (m and o in kept and o not in outputs and o >= program.first_op and big(values[o])
                 and (m[6] is None or isinstance(env.get(m[6]), np.ufunc))
                 and sum(1 for other in body if re.match(rf"v{o}\b.*=", other)) == 1):
+            n = len(lines)
             row = block(values[o].shape, values[o].dtype)
             if m[3]:
-                out.append(f"v{o} = {_BINARY[m[3]]}({m[2]}, {m[4]}, out={row})")
+                into = f"{_BINARY[m[3]]}({m[2]}, {m[4]}, out={row})"
             elif m[5]:
-                out.append(f"v{o} = L_negative({m[5]}, out={row})")
+                into = f"L_negative({m[5]}, out={row})"
             else:
-                out.append(f"v{o} = {m[6]}({m[7]}, out={row})")
+                into = f"{m[6]}({m[7]}, out={row})"
+            out += [f"if BK{n} is None: {line}", f"else: v{o} = {into}"]
             continue
         out.append(line)
+    if lines:
+        env["_BLOCKS_FROM"] = lambda: _BLOCKS_FROM
+        lines.insert(0, "    BIG = len(rows) * BIG_STEP >= _BLOCKS_FROM()")
     return out, lines
 
 
