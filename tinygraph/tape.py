@@ -1256,7 +1256,8 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
         b += ["            " + line for line in hoists if line.endswith(f"(v{i})")
               or line.endswith(f"(v{i}.T)")]
     if rowed:
-        b += ["        r = rows[i]"] + [f"        RW{k} = None" for k in sorted(set(rowed.values()))]
+        b += ["        r = rows[i]"]
+        b += [f"        RW{k} = None" for k in sorted(set(rowed.values()))]
     b += [f"        G{p} = U{p}[i] if c{p} is None else U{p}[i] + c{p}" for p in range(n_carry)]
     b += ["        m = masks[i]", "        if m is not None:"]
     for p in range(n_carry):     # new = s + (out - s) * m: out gets G m, s gets G - G m
