@@ -1303,9 +1303,9 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
 
 def _rowed_blocks(body, n_carry, n_in, env, like):
     """Tiled slots (their gradient an ``_empty`` array the slices' gradients fill, see
-    :func:`_backward_body`) whose whole gradient is then the gradient of a step's input row
-    (``pg = g``: an LSTM's gates z = x + h W), of that row's recorded shape and dtype: slot ->
-    the input's index k.  Their buffer is then row r of the input's gradient ``GX{k}``
+    :func:`_backward_body`) whose whole gradient is then the whole gradient of a step's input
+    row (``pg = g``: an LSTM's gates z = x + h W, x read by nothing else), of that row's
+    recorded shape and dtype: slot -> the input's index k.  Their buffer is then row r of the input's gradient ``GX{k}``
     (:func:`_row_of`), which the loop would copy it into after the step."""
     rowed = {}
     for at, line in enumerate(body[:-3]):
@@ -1318,8 +1318,11 @@ def _rowed_blocks(body, n_carry, n_in, env, like):
             continue
         x = int(n[1])
         z = env.get(f"Z{i}")
+        # x's gradient is this one alone (its three lines of adding): the row then holds it,
+        # which a deferred pair of the step may read (else the row would get the sum after)
+        alone = sum(1 for other in body if re.search(rf"\bg{x}\b", other)) == 3
         if (n_carry <= x < n_in and x - n_carry not in rowed.values() and z is not None
-                and (z.shape, z.dtype) == like[x]):
+                and (z.shape, z.dtype) == like[x] and alone):
             rowed[i] = x - n_carry
     return rowed
 
