@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import rnn
 import tinygraph as tg
 from rnn import replay
-from tinygraph import tape
+from tinygraph import ops, tape
 
 from viz_layout import designs
 
@@ -1680,3 +1680,161 @@ def test_generated_cells_replay_to_the_loss_and_gradients_of_run(first, second, 
             continue
         np.testing.assert_allclose(grads[name], g, rtol=tol, atol=tol * max(1.0, abs(g).max()),
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("design", [rnn.LSTM, rnn.GRU])
+def test_a_replayed_steps_kept_arrays_are_rows_of_one_block(monkeypatch, design, dtype):
+    """The compiled forward loop makes each fresh array a step keeps for its backward (the
+    sigmoid's pair of output and exp(-|x|), a tanh's output) as row i of one block for all the
+    loop's steps, made before the first (``tape._BLOCK_BYTES``, ``tape._BLOCKS_FROM``; here
+    every size), not as an array of its own per step: the steps' sigmoid outputs are rows of
+    one (n, 2, ...) block, whose second rows the sigmoid's gradient reads; below
+    ``_BLOCKS_FROM`` bytes for all steps (as here by default) the same code makes an array per
+    step.  Loss and gradients (masked rows too) are those of the loop with an array per step,
+    bit for bit, and replay off's to rounding."""
+    rng = np.random.default_rng(4)
+    xs, ys = rng.integers(0, 5, (T, 3)), rng.integers(0, 5, (T, 3))
+    mask = np.ones((T, 3))
+    mask[T - 2:, 1] = 0
+    results = []
+    for size, start in ((1, 0), (1, tape._BLOCKS_FROM), (1 << 62, 0)):
+        monkeypatch.setattr(tape, "_BLOCK_BYTES", size)
+        monkeypatch.setattr(tape, "_BLOCKS_FROM", start)
+        monkeypatch.setattr(tape, "_known", {})
+        monkeypatch.setattr(tape, "_compiled", {})
+        model = design(5, 4, 5, seed=1, dtype=dtype)
+        loss = model.loss(xs, ys, mask=mask)
+        replay = _replay_of(loss)
+        loop = [s for s in tape._compiled if s.startswith("def forward(carry")][-1]
+        sigmoids = [j for j, op in enumerate(replay.program.ops) if op[0] == "sigmoid"]
+        assert sigmoids
+        for j in sigmoids:
+            outs = [values[replay.program.first_op + j] for values, _ in replay.saved[1:]]
+            bases = {id(out.base) for out in outs}
+            if size == 1:
+                assert "BK0 = L_empty((len(rows),) + BS0, BT0) if BIG else None" in loop
+            if size == 1 and start == 0:
+                assert len(bases) == 1 and outs[0].base.shape == (len(outs), 2) + outs[0].shape
+                for i, out in enumerate(outs):
+                    assert np.shares_memory(ops._kept_exp(out), out.base[i, 1])
+            else:
+                assert ("BK0" in loop) == (size == 1) and len(bases) == len(outs)
+        loss.backward()
+        results.append([loss.data] + [p.grad for p in model.parameters()])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    model = design(5, 4, 5, seed=1, dtype=dtype)
+    model.replayable = False
+    loss = model.loss(xs, ys, mask=mask)
+    loss.backward()
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for a, b in zip(results[0], [loss.data] + [p.grad for p in model.parameters()]):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 1e-2)
+
+
+def test_kept_exp_finds_a_pair_that_is_a_row_of_a_block():
+    """The sigmoid's gradient reads exp(-|x|) beside an output that is ``block[i, 0]`` of an
+    (n, 2, ...) block (a replay's steps), and nothing for any other view of the block."""
+    x = np.random.default_rng(0).normal(size=(3, 4, 5))
+    block = np.empty((3, 2, 4, 5))
+    for i in range(3):
+        block[i, 1] = np.exp(-np.abs(x[i]))
+        block[i, 0] = 1 / (1 + np.exp(-x[i]))
+    for i in range(3):
+        e = ops._kept_exp(block[i, 0])
+        assert e is not None and np.shares_memory(e, block[i, 1]) and e.shape == (4, 5)
+        np.testing.assert_array_equal(ops._sigmoid_slope(block[i, 0], None),
+                                      ops._sigmoid_slope(np.array(block[i, 0]), x[i]))
+        assert ops._kept_exp(block[i, 1]) is None           # the kept row is no output
+    assert ops._kept_exp(block[0, 0, 1:]) is None          # another shape
+    assert ops._kept_exp(block[:, 0][1]) is not None        # the same view, made another way
+    assert ops._kept_exp(block.reshape(6, 4, 5)[2]) is not None    # block[1, 0], as above
+    assert ops._kept_exp(np.empty((0, 2, 4, 5))[:1, 0]) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_gated_steps_gradient_is_computed_in_its_input_rows_gradient(monkeypatch, dtype):
+    """An LSTM's gates z = x + h W are sliced into blocks whose gradients fill z's gradient,
+    which is then the whole gradient of the step's input row x: the compiled backward makes
+    that buffer row r of the input's gradient (``tape._row_of``) instead of a new array copied
+    into the row after the step.  Loss and gradients (masked rows too) are those of the
+    copying loop bit for bit, and replay off's to rounding."""
+    rng = np.random.default_rng(4)
+    xs, ys = rng.integers(0, 5, (T, 3)), rng.integers(0, 5, (T, 3))
+    mask = np.ones((T, 3))
+    mask[T - 2:, 1] = 0
+    results = []
+    made = []
+    for rowed in (True, False):
+        monkeypatch.setattr(tape, "_known", {})
+        monkeypatch.setattr(tape, "_compiled", {})
+        if not rowed:
+            monkeypatch.setattr(tape, "_rowed_blocks", lambda *args: {})
+        monkeypatch.setattr(tape, "_row_of", lambda gx, r, like, f=tape._row_of:
+                            made.append(r) or f(gx, r, like))
+        model = rnn.LSTM(5, 4, 5, seed=1, dtype=dtype)
+        loss = model.loss(xs, ys, mask=mask)
+        loss.backward()
+        loop = [s for s in tape._compiled if s.startswith("def backward(saved, ups")][-1]
+        assert ("= _row_of(GX0, r, Z" in loop and "if g2 is not RW0: GX0[r] = g2" in loop) \
+            == rowed
+        results.append([loss.data] + [p.grad for p in model.parameters()])
+    assert sorted(made) == list(range(1, T))      # every replayed step's row, once
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    model = rnn.LSTM(5, 4, 5, seed=1, dtype=dtype)
+    model.replayable = False
+    loss = model.loss(xs, ys, mask=mask)
+    loss.backward()
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for a, b in zip(results[0], [loss.data] + [p.grad for p in model.parameters()]):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 1e-2)
+
+
+def test_row_of_gives_a_row_only_where_it_fits():
+    """:func:`tape._row_of`: row r of an input's gradient (made from a Rows) when it is a
+    C-contiguous array of the buffer's shape and dtype, else a new array."""
+    like = tape._Shape((2, 3), np.dtype(np.float64))
+    rows = tape.Rows((4, 2, 3), np.float64)
+    row = tape._row_of(rows, 1, like)
+    assert rows.array is not None and np.shares_memory(row, rows.array[1])
+    for gx in (np.zeros((4, 2, 3), np.float32), np.zeros((4, 3, 2)).transpose(0, 2, 1),
+               np.zeros((4, 2, 4))):
+        other = tape._row_of(gx, 1, like)
+        assert not np.shares_memory(other, gx) and (other.shape, other.dtype) == ((2, 3),
+                                                                                  like.dtype)
+
+
+def test_an_input_row_read_twice_keeps_its_own_buffer_for_the_gates_gradient(monkeypatch):
+    """The gates' gradient is made in the input row's gradient only where the row is read by
+    nothing else: here it also feeds h, so the row gets the sum of both after the step, while
+    the weight's deferred a^T g must read the gates' part alone (the row made it wrong: Wh's
+    gradient off by its own size).  Replay equals replay off to 1e-12."""
+    monkeypatch.setattr(tape, "_known", {})
+    monkeypatch.setattr(tape, "_compiled", {})
+    H, V, rng = 3, 4, np.random.default_rng(0)
+    P = [tg.Parameter(rng.normal(size=shape) * 0.5, name=name)
+         for name, shape in (("Ux", (4 * H, V)), ("Wh", (4 * H, H)), ("V", (V, H)))]
+
+    def step(state, u):
+        z = tg.addmm(u, state["h"], P[1].T)
+        gates = z[..., :3 * H].sigmoid()
+        s = gates[..., :H] * state["s"] + gates[..., H:2 * H] * z[..., 3 * H:].tanh()
+        return {"s": s, "h": s.tanh() * gates[..., 2 * H:] + u[..., :H] * u[..., H:2 * H]}
+    cell = rnn.Recurrence(step, P, {"s": H, "h": H}, n_in=V,
+                          readout=lambda state: state["h"] @ P[2].T,
+                          input_map=lambda ids: tg.take(P[0].T, ids, axis=0), name="cell")
+    xs, ys = rng.integers(0, V, (T, 2)), rng.integers(0, V, (T, 2))
+    got = []
+    for replayable in (True, False):
+        cell.replayable = replayable
+        cell.zero_grad()
+        loss = cell.loss(xs, ys)
+        loss.backward()
+        got.append([loss.data] + [p.grad.copy() for p in P])
+    loops = [s for s in tape._compiled if s.startswith("def backward(saved, ups")]
+    assert loops and not any("_row_of" in source for source in loops)
+    for a, b in zip(*got):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

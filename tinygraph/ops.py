@@ -234,13 +234,27 @@ def _sigmoid(x):
 def _kept_exp(out):
     """exp(-|x|) as the sigmoid's forward kept it beside its output ``out`` (see _sigmoid), or
     None if ``out`` is not that output: the first row of a (2, ...) array, which is the only
-    view of its shape and strides that does not reach into the second."""
+    view of its shape and strides that does not reach into the second; or, where a replay's
+    loop made each step's pair a row of one (n, 2, ...) block (tinygraph.tape, per-unroll
+    blocks), ``out`` is ``block[i, 0]`` for some i and e is ``block[i, 1]``."""
     pair = out.base
-    if (type(pair) is np.ndarray and pair.shape == (2,) + out.shape and pair.dtype == out.dtype
-            and pair.flags.c_contiguous and out.strides == pair.strides[1:]):
+    if (type(pair) is not np.ndarray or pair.dtype != out.dtype
+            or not pair.flags.c_contiguous):
+        return None
+    if pair.shape == (2,) + out.shape and out.strides == pair.strides[1:]:
         e = pair[1, ...]
-        if not np.may_share_memory(out, e):
-            return e
+    elif pair.shape[1:] == (2,) + out.shape and out.strides == pair.strides[2:]:
+        offset = out.__array_interface__["data"][0] - pair.__array_interface__["data"][0]
+        if pair.strides[0] <= 0:
+            return None
+        i, rest = divmod(offset, pair.strides[0])
+        if rest or not 0 <= i < pair.shape[0]:
+            return None
+        e = pair[i, 1, ...]
+    else:
+        return None
+    if not np.may_share_memory(out, e):
+        return e
     return None
 
 

@@ -1005,7 +1005,10 @@ def _compile_scan(program, n_carry, values, rules):
     the same arrays as their forward and rule, so the same bits.  The forms hold for the
     recorded shapes and dtypes: the loops check once, before the first step, that every step
     sees those (each state's buffer rows and gradients, and the masks keep them), and run the
-    same loops without lean forms where not.
+    same loops without lean forms where not.  With the forms, what a step keeps for its
+    backward is made as a row of one block per array for all the steps
+    (:func:`_into_step_blocks`), and a step's gradient that ends as its input row's is made as
+    that row of ``gxs[k]`` (:func:`_rowed_blocks`).
     """
     n_in = program.n_in
     outs = program.outputs[:n_carry]
@@ -1076,6 +1079,9 @@ def _scan_forward(program, n_carry, values, like, kept, lean, generic=None, reco
     f += [f"        v{p} = s{p}" for p in range(n_carry)]
     f += [f"        v{n_carry + k} = X{k}[r]" for k in range(n_x)]
     into = {} if lean is None else _into_rows(program, n_carry, body, lean[0], like, env)
+    if lean is not None:
+        body, blocks = _into_step_blocks(program, body, lean[0], kept, env)
+        f[f.index("    saved = []"):f.index("    saved = []")] = blocks
     for line in body:
         if line in into:      # a new state computed into its row (where the step is not masked)
             f += [f"        if m is None: {into[line][1]}", f"        else: {line}"]
@@ -1126,6 +1132,74 @@ def _into_rows(program, n_carry, body, values, like, env):
     return into
 
 
+_BLOCK_BYTES = 1 << 14
+"""A lean forward's fresh array of at least this many bytes that a step keeps for its backward
+is made as row i of one block for all the loop's steps (:func:`_into_step_blocks`)."""
+
+
+_BLOCKS_FROM = 64 << 20
+"""... and only when the loop's steps keep at least this many bytes in such arrays: below, the
+allocator keeps the memory a loss freed for the next (glibc keeps up to 64 MiB at the top of
+its heap), and a fresh block's pages would cost more than they save."""
+
+
+def _into_step_blocks(program, body, values, kept, env):
+    """``(body, lines)``: the lean forward ``body`` with each fresh array a step keeps for its
+    backward (a slot in ``kept``, or the buffer ``L_empty`` makes for one, as the sigmoid's
+    pair) of at least :data:`_BLOCK_BYTES` made as row i of a block ``BK{n}`` of the recorded
+    shape and dtype for all the loop's steps, made before the first step by ``lines``.  A
+    one-ufunc line ``v = f(a, b)`` (also ``a * b``, ``-a`` ...) computes into the row (``out=``:
+    the same loop on the same operands, so the same bits).  The steps' kept arrays are then a
+    few large blocks instead of many mid-size ones: the allocator gives a large block fresh
+    pages of the system at each loss either way, but numpy asks for huge pages for it (4 MiB
+    and up), so a loss takes some hundred page faults instead of one per 4 KiB kept.  Only
+    where the steps keep :data:`_BLOCKS_FROM` bytes in them (``BIG``, at each call); else each
+    line runs as it was."""
+    outputs = set(program.outputs)
+    lines, out = [], []
+
+    def block(shape, dtype):
+        n = len(lines)
+        env[f"BS{n}"], env[f"BT{n}"] = tuple(shape), np.dtype(dtype)
+        env["BIG_STEP"] = env.get("BIG_STEP", 0) + int(np.prod(shape)) * np.dtype(dtype).itemsize
+        lines.append(f"    BK{n} = L_empty((len(rows),) + BS{n}, BT{n}) if BIG else None")
+        return f"BK{n}[i]"
+
+    def big(value):
+        return (type(value) is np.ndarray and value.dtype.kind == "f"
+                and value.nbytes >= _BLOCK_BYTES)
+
+    for line in body:
+        m = re.fullmatch(r"(t(\d+)_\d+) = L_empty\(\(2,\) \+ (v\d+)\.shape, \3\.dtype\)", line)
+        if m:
+            slot = program.first_op + int(m[2])
+            x = values[int(m[3][1:])]
+            if slot in kept and slot not in outputs and big(values[slot]) and big(x):
+                out.append(f"{m[1]} = {line.split(' = ', 1)[1]} if BK{len(lines)} is None "
+                           f"else {block((2,) + x.shape, x.dtype)}")
+                continue
+        m = re.fullmatch(r"v(\d+) = (?:(\w+) ([-*/+]) (\w+)|-(\w+)|(L_\w+)\(([^=()]*)\))", line)
+        o = int(m[1]) if m else None
+        if (m and o in kept and o not in outputs and o >= program.first_op and big(values[o])
+                and (m[6] is None or isinstance(env.get(m[6]), np.ufunc))
+                and sum(1 for other in body if re.match(rf"v{o}\b.*=", other)) == 1):
+            n = len(lines)
+            row = block(values[o].shape, values[o].dtype)
+            if m[3]:
+                into = f"{_BINARY[m[3]]}({m[2]}, {m[4]}, out={row})"
+            elif m[5]:
+                into = f"L_negative({m[5]}, out={row})"
+            else:
+                into = f"{m[6]}({m[7]}, out={row})"
+            out += [f"if BK{n} is None: {line}", f"else: v{o} = {into}"]
+            continue
+        out.append(line)
+    if lines:
+        env["_BLOCKS_FROM"] = lambda: _BLOCKS_FROM
+        lines.insert(0, "    BIG = len(rows) * BIG_STEP >= _BLOCKS_FROM()")
+    return out, lines
+
+
 def _fits(ups, masks, like):
     """Whether each state's gradients ``ups[p]`` (rows) are of the recorded shape and dtype
     ``like[p]`` and the masks keep them so (a lean backward's precondition)."""
@@ -1162,6 +1236,10 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
     b += [f"    c{p} = None" for p in range(n_carry)]
     b += [f"    q{i} = None" for i in range(n_out)]
     b += [f"    B{i} = None" for i in sorted(_scratched_slots(program, rules))]
+    rowed = {} if like is None else _rowed_blocks(body, n_carry, n_in, env, like)
+    if rowed:
+        env["_row_of"] = _row_of
+        body = [_rowed_line(line, rowed) for line in body]
     b += ["    for i in range(len(saved) - 1, -1, -1):",
           "        V, R = saved[i]",
           f"        {_unpack('v', program.size, 'V')}",
@@ -1177,6 +1255,9 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
         b += [f"        if v{i} is not H{i}:", f"            H{i} = v{i}"]
         b += ["            " + line for line in hoists if line.endswith(f"(v{i})")
               or line.endswith(f"(v{i}.T)")]
+    if rowed:
+        b += ["        r = rows[i]"]
+        b += [f"        RW{k} = None" for k in sorted(set(rowed.values()))]
     b += [f"        G{p} = U{p}[i] if c{p} is None else U{p}[i] + c{p}" for p in range(n_carry)]
     b += ["        m = masks[i]", "        if m is not None:"]
     for p in range(n_carry):     # new = s + (out - s) * m: out gets G m, s gets G - G m
@@ -1196,6 +1277,8 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
         b += [f"        if g{n_carry + k} is not None:",
               f"            if type(GX{k}) is _Rows: GX{k} = GX{k}.made()",
               f"            GX{k}[r] = g{n_carry + k}"]
+        if k in rowed.values():      # the step's gradient computed in the row already
+            b[-1] = f"            if g{n_carry + k} is not RW{k}: GX{k}[r] = g{n_carry + k}"
         for k_out, (_, held) in sorted(flush.items()):    # a pair's g that is this row: the row
             if any(size >= _ROW_VIEW_BYTES for _, size in held):
                 b.append(f"            _as_row(D[{k_out}], {len(held)}, g{n_carry + k}, "
@@ -1216,6 +1299,53 @@ def _scan_backward(program, n_carry, rules, env, body, like=None, generic=None, 
                         "        raise"])
     b.append(f"    return [{_slots('c', n_carry)}], [{_slots('q', n_out)}]")
     return _made("backward", b, env)
+
+
+def _rowed_blocks(body, n_carry, n_in, env, like):
+    """Tiled slots (their gradient an ``_empty`` array the slices' gradients fill, see
+    :func:`_backward_body`) whose whole gradient is then the whole gradient of a step's input
+    row (``pg = g``: an LSTM's gates z = x + h W, x read by nothing else), of that row's
+    recorded shape and dtype: slot -> the input's index k.  Their buffer is then row r of the input's gradient ``GX{k}``
+    (:func:`_row_of`), which the loop would copy it into after the step."""
+    rowed = {}
+    for at, line in enumerate(body[:-3]):
+        m = re.fullmatch(r"g = g(\d+)", line)
+        if not m or f"_empty(Z{m[1]})" not in "\n".join(body):
+            continue
+        i = int(m[1])
+        n = re.fullmatch(r"    if g(\d+) is None: g\1 = pg", body[at + 3])
+        if body[at + 1:at + 3] != ["if g is not None:", "    pg = g"] or not n:
+            continue
+        x = int(n[1])
+        z = env.get(f"Z{i}")
+        # x's gradient is this one alone (its three lines of adding): the row then holds it,
+        # which a deferred pair of the step may read (else the row would get the sum after)
+        alone = sum(1 for other in body if re.search(rf"\bg{x}\b", other)) == 3
+        if (n_carry <= x < n_in and x - n_carry not in rowed.values() and z is not None
+                and (z.shape, z.dtype) == like[x] and alone):
+            rowed[i] = x - n_carry
+    return rowed
+
+
+def _rowed_line(line, rowed):
+    for i, k in rowed.items():
+        line = line.replace(f"g{i}, o{i} = _empty(Z{i}), True",
+                            f"g{i} = RW{k} = _row_of(GX{k}, r, Z{i}); o{i} = True")
+    return line
+
+
+def _row_of(gx, r, like):
+    """Row r of an input's gradient ``gx`` (a :class:`Rows` made here) when it is a
+    C-contiguous array of ``like``'s shape and dtype, for a step's gradient to be computed in;
+    else a new array."""
+    if type(gx) is Rows:
+        gx = gx.made()
+    if type(gx) is np.ndarray:
+        row = gx[r]
+        if (type(row) is np.ndarray and row.shape == like.shape and row.dtype == like.dtype
+                and row.flags.c_contiguous):
+            return row
+    return np.empty(like.shape, like.dtype)
 
 
 def _made(name, lines, env):
