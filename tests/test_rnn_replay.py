@@ -1722,14 +1722,20 @@ def test_a_replayed_steps_kept_arrays_are_rows_of_one_block(monkeypatch, design,
                 assert ("BK0" in loop) == (size == 1) and len(bases) == len(outs)
         loss.backward()
         results.append([loss.data] + [p.grad for p in model.parameters()])
+    _same_bits_and_replay_offs(results, design(5, 4, 5, seed=1, dtype=dtype), xs, ys, mask)
+
+
+def _same_bits_and_replay_offs(results, model, xs, ys, mask):
+    """Each of ``results`` ([loss, gradients...] of forms of one replayed loss) is the first's
+    bit for bit, and the first is ``model``'s with replay off, to rounding (1e-12 in float64,
+    1e-5 in float32)."""
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
-    model = design(5, 4, 5, seed=1, dtype=dtype)
     model.replayable = False
     loss = model.loss(xs, ys, mask=mask)
     loss.backward()
-    tol = 1e-12 if dtype == np.float64 else 1e-5
+    tol = 1e-12 if model.dtype == np.float64 else 1e-5
     for a, b in zip(results[0], [loss.data] + [p.grad for p in model.parameters()]):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 1e-2)
 
@@ -1782,15 +1788,7 @@ def test_a_gated_steps_gradient_is_computed_in_its_input_rows_gradient(monkeypat
             == rowed
         results.append([loss.data] + [p.grad for p in model.parameters()])
     assert sorted(made) == list(range(1, T))      # every replayed step's row, once
-    for a, b in zip(*results):
-        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
-    model = rnn.LSTM(5, 4, 5, seed=1, dtype=dtype)
-    model.replayable = False
-    loss = model.loss(xs, ys, mask=mask)
-    loss.backward()
-    tol = 1e-12 if dtype == np.float64 else 1e-5
-    for a, b in zip(results[0], [loss.data] + [p.grad for p in model.parameters()]):
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * 1e-2)
+    _same_bits_and_replay_offs(results, rnn.LSTM(5, 4, 5, seed=1, dtype=dtype), xs, ys, mask)
 
 
 def test_row_of_gives_a_row_only_where_it_fits():
