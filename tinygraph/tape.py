@@ -49,9 +49,9 @@ import types
 
 import numpy as np
 
-from .errors import DTypeError, ShapeError, TinygraphError
+from .errors import TinygraphError
 from .tensor import (_TRANSPOSES, Owned, Product, Rule, Scatter, Tensor, _current, _graph_rule,
-                     _tapes, _tile, _unbroadcast,
+                     _real_user_grad, _tapes, _tile, _unbroadcast,
                      apply)
 
 
@@ -1463,28 +1463,7 @@ def _user_grad(pg, like, op, k):
     else the engine's error.  A replayed step's rule may give another than the recorded ones
     (it follows the values): a smaller one would be broadcast up, a complex one lose its
     imaginary part, without a word."""
-    if type(pg) in (Scatter, Owned, Product):
-        return pg
-    try:
-        array = np.asarray(pg)
-    except (ValueError, TypeError) as e:
-        array = e
-    shape = tuple(like.shape)
-    if isinstance(array, Exception) or array.dtype.kind not in "biuf":
-        kind = f"{type(pg).__name__}" if isinstance(array, Exception) else f"dtype {array.dtype}"
-        raise DTypeError(f"backward: the gradient rule of '{op}' in a replayed step gave input "
-                         f"{k} (shape {shape}) a gradient of {kind}; it must be real numbers")
-    if array.shape != shape:
-        try:
-            fits = np.broadcast_shapes(array.shape, shape) == array.shape
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ShapeError(f"backward: the gradient rule of '{op}' in a replayed step gave "
-                             f"input {k} a gradient of shape {array.shape}, but that input has "
-                             f"shape {shape}: a gradient must have its input's shape, or a "
-                             "shape the input broadcasts to (then it is summed back)")
-    return array
+    return _real_user_grad(pg, op, " in a replayed step", k, like.shape)
 
 
 def _dense(pg, like):

@@ -2274,18 +2274,26 @@ def _checked_user_grad(node, index, p, pg):
     a shape ``p`` broadcasts to (the engine sums it back).  A smaller one (a vjp that returned
     ``g.sum()``, or forgot an axis) was broadcast up to ``p``'s shape without a word, every entry
     given the same wrong number; a complex one lost its imaginary part to a warning."""
+    return _real_user_grad(pg, node.op, _where(node.scope), index, p._data.shape)
+
+
+def _real_user_grad(pg, op, where, index, shape):
+    """A user's gradient ``pg`` for input ``index`` (of ``shape``) of ``op`` as the engine takes
+    it (:func:`_checked_user_grad`; ``where`` follows the op's name in the errors, e.g. its
+    scope): real numbers of the input's shape or of a shape the input broadcasts to."""
     if type(pg) in (Scatter, Owned, Product):     # the engine's own forms (rnn's replay)
         return pg
     try:
         array = np.asarray(pg)
     except (ValueError, TypeError) as e:
         array = e
+    shape = tuple(shape)
     if isinstance(array, Exception) or array.dtype.kind not in "biuf":
         kind = f"{type(pg).__name__}" if isinstance(array, Exception) else f"dtype {array.dtype}"
-        raise DTypeError(f"backward: the gradient rule of '{node.op}'{_where(node.scope)} gave input "
-                         f"{index} (shape {p.shape}) a gradient of {kind}; it must be real numbers")
-    if array.shape != p._data.shape:
-        _check_user_shape(node, index, p, array.shape)
+        raise DTypeError(f"backward: the gradient rule of '{op}'{where} gave input "
+                         f"{index} (shape {shape}) a gradient of {kind}; it must be real numbers")
+    if array.shape != shape and not _broadcasts_to(shape, array.shape):
+        raise _user_shape_error(op, where, index, shape, array.shape)
     return array
 
 
@@ -2293,17 +2301,24 @@ def _check_user_shape(node, index, x, got):
     """Refuse a user's rule's gradient of shape ``got`` for input ``x`` (number ``index``, or
     found in the list ``index``) unless ``x`` broadcasts to it (it is then summed back)."""
     shape = x._data.shape
-    try:
-        fits = np.broadcast_shapes(got, shape) == got
-    except ValueError:
-        fits = False
-    if not fits:
+    if not _broadcasts_to(shape, got):
         if not isinstance(index, int):
             index = next(i for i, y in enumerate(index) if y is x)
-        raise ShapeError(f"backward: the gradient rule of '{node.op}'{_where(node.scope)} gave input "
-                         f"{index} a gradient of shape {got}, but that input has shape {shape}: a "
-                         "gradient must have its input's shape, or a shape the input broadcasts to "
-                         "(then it is summed back)")
+        raise _user_shape_error(node.op, _where(node.scope), index, shape, got)
+
+
+def _broadcasts_to(shape, got):
+    try:
+        return np.broadcast_shapes(got, shape) == got
+    except ValueError:
+        return False
+
+
+def _user_shape_error(op, where, index, shape, got):
+    return ShapeError(f"backward: the gradient rule of '{op}'{where} gave input "
+                      f"{index} a gradient of shape {got}, but that input has shape {shape}: a "
+                      "gradient must have its input's shape, or a shape the input broadcasts to "
+                      "(then it is summed back)")
 
 
 def _held_by_slot_alone(node):
