@@ -1117,19 +1117,27 @@ def _into_rows(program, n_carry, body, values, like, env):
         made = [line for line in body if re.match(rf"v{o}\b.*=", line) or f"out=v{o})" in line]
         if len(made) != 1:
             continue
-        line, row = made[0], f"out=O{p}[j]"
-        m = re.fullmatch(rf"v{o} = (\w+) ([-*/+]) (\w+)", line)
-        if m:
-            into[line] = p, f"v{o} = {_BINARY[m[2]]}({m[1]}, {m[3]}, {row})"
-            continue
-        m = re.fullmatch(rf"v{o} = -(\w+)", line)
-        if m:
-            into[line] = p, f"v{o} = L_negative({m[1]}, {row})"
-            continue
-        m = re.fullmatch(rf"v{o} = (L_\w+)\(([^=()]*)\)", line)
-        if m and isinstance(env.get(m[1]), np.ufunc):
-            into[line] = p, f"v{o} = {m[1]}({m[2]}, {row})"
+        line = made[0]
+        call = _ufunc_into(line, f"v{o}", f"O{p}[j]", env)
+        if call is not None:
+            into[line] = p, f"v{o} = {call}"
     return into
+
+
+def _ufunc_into(line, target, out, env):
+    """A lean forward's line ``{target} = ...`` as the same one ufunc computed into ``out``
+    (``out=``: the same loop on the same operands, so the same bits): ``a * b`` (also / + -),
+    ``-a``, or ``L_f(args)`` of a ufunc ``L_f`` of ``env``; None for any other line."""
+    m = re.fullmatch(rf"{target} = (\w+) ([-*/+]) (\w+)", line)
+    if m:
+        return f"{_BINARY[m[2]]}({m[1]}, {m[3]}, out={out})"
+    m = re.fullmatch(rf"{target} = -(\w+)", line)
+    if m:
+        return f"L_negative({m[1]}, out={out})"
+    m = re.fullmatch(rf"{target} = (L_\w+)\(([^=()]*)\)", line)
+    if m and isinstance(env.get(m[1]), np.ufunc):
+        return f"{m[1]}({m[2]}, out={out})"
+    return None
 
 
 _BLOCK_BYTES = 1 << 14
@@ -1178,19 +1186,14 @@ def _into_step_blocks(program, body, values, kept, env):
                 out.append(f"{m[1]} = {line.split(' = ', 1)[1]} if BK{len(lines)} is None "
                            f"else {block((2,) + x.shape, x.dtype)}")
                 continue
-        m = re.fullmatch(r"v(\d+) = (?:(\w+) ([-*/+]) (\w+)|-(\w+)|(L_\w+)\(([^=()]*)\))", line)
+        m = re.match(r"v(\d+) = ", line)
         o = int(m[1]) if m else None
-        if (m and o in kept and o not in outputs and o >= program.first_op and big(values[o])
-                and (m[6] is None or isinstance(env.get(m[6]), np.ufunc))
+        n = len(lines)       # the block this line's array would be a row of
+        into = _ufunc_into(line, f"v{o}", f"BK{n}[i]", env) if m else None
+        if (into is not None and o in kept and o not in outputs and o >= program.first_op
+                and big(values[o])
                 and sum(1 for other in body if re.match(rf"v{o}\b.*=", other)) == 1):
-            n = len(lines)
-            row = block(values[o].shape, values[o].dtype)
-            if m[3]:
-                into = f"{_BINARY[m[3]]}({m[2]}, {m[4]}, out={row})"
-            elif m[5]:
-                into = f"L_negative({m[5]}, out={row})"
-            else:
-                into = f"{m[6]}({m[7]}, out={row})"
+            block(values[o].shape, values[o].dtype)
             out += [f"if BK{n} is None: {line}", f"else: v{o} = {into}"]
             continue
         out.append(line)
