@@ -488,15 +488,7 @@ def run_saturation(run, own, tol=0.05, by_chain=False):
     step t are not the same time), NaN at a step t where that chain has none.  Either way
     NaN at a step with a NaN unit (:func:`nan_steps` tells those apart)."""
     counts, steps = _saturation_counts(run, own, tol, by_chain)
-    empty = np.zeros((3, steps + 1))
-
-    def fractions(saturated, units, nans, none):
-        out = np.divide(saturated[1:], units[1:], out=np.full(steps, none), where=units[1:] > 0)
-        out[nans[1:] > 0] = np.nan
-        return out
-    if not by_chain:
-        return fractions(*counts.get("", empty), 0.0)
-    return {chain: fractions(*c, np.nan) for chain, c in counts.items()}
+    return _fractions(counts, steps, by_chain)
 
 
 def nan_steps(run, own, by_chain=False):
@@ -504,6 +496,31 @@ def nan_steps(run, own, by_chain=False):
     :func:`run_saturation` has no fraction; with ``by_chain``, {chain: steps} (chains that
     have some)."""
     counts, _ = _saturation_counts(run, own, 0.05, by_chain)
+    return _nan_steps_of(counts, by_chain)
+
+
+def saturation_with_nans(run, own, tol=0.05):
+    """``(run_saturation(run, own, tol), run_saturation(run, own, tol, by_chain=True),
+    nan_steps(run, own, by_chain=True))`` from one walk of the run's graph."""
+    counts, steps = _saturation_counts(run, own, tol, True)
+    whole = {"": sum(counts.values())} if counts else {}      # every chain's units together
+    return (_fractions(whole, steps, False), _fractions(counts, steps, True),
+            _nan_steps_of(counts, True))
+
+
+def _fractions(counts, steps, by_chain):
+    """:func:`run_saturation` of the counts of :func:`_saturation_counts`."""
+    def fractions(saturated, units, nans, none):
+        out = np.divide(saturated[1:], units[1:], out=np.full(steps, none), where=units[1:] > 0)
+        out[nans[1:] > 0] = np.nan
+        return out
+    if not by_chain:
+        return fractions(*counts.get("", np.zeros((3, steps + 1))), 0.0)
+    return {chain: fractions(*c, np.nan) for chain, c in counts.items()}
+
+
+def _nan_steps_of(counts, by_chain):
+    """:func:`nan_steps` of the counts of :func:`_saturation_counts`."""
     found = {chain: (np.flatnonzero(c[2][1:]) + 1).tolist() for chain, c in counts.items()}
     if not by_chain:
         return found.get("", [])

@@ -40,7 +40,7 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
-from rnn.diagnostics import nan_steps, own_run, part_nodes, run_connectivity, run_saturation
+from rnn.diagnostics import own_run, part_nodes, run_connectivity, saturation_with_nans
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
@@ -525,9 +525,10 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False)
     """The page's diagnostics, as a function that returns them once the spectra (from
     :func:`_jacobians`, computed in the background) are done."""
     jacs, finite, spectra, decay, jacobian_notes = jacobians
+    whole, chains, nans = saturation_with_nans(run, own)
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
-           "saturation": _saturation(run, own), "notes": [], "backward": backward}
-    note = _saturation_note(run, own)
+           "saturation": _saturation(whole, chains), "notes": [], "backward": backward}
+    note = _saturation_note(chains, nans)
     if note:
         out["notes"].append(note)
     parts = getattr(model, "parts", {}) or {}
@@ -583,27 +584,28 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False)
     return finish
 
 
-def _saturation(run, own):
-    """The fraction of saturated units per step: one list, or for a run of several chains whose
-    steps are not the same time (an encoder-decoder's encoder and decoder: scopes of their own,
-    "encdec/encoder/t=K" and "encdec/decoder/t=K") {chain: list} of each chain's own units,
-    None where it has no step t, so that encoder step 2 and decoder step 2 are not averaged."""
-    chains = run_saturation(run, own, by_chain=True)
+def _saturation(whole, chains):
+    """The fraction of saturated units per step (``whole``, ``chains``: the run's fractions, and
+    by chain, of :func:`rnn.diagnostics.saturation_with_nans`): one list, or for a run of several
+    chains whose steps are not the same time (an encoder-decoder's encoder and decoder: scopes
+    of their own, "encdec/encoder/t=K" and "encdec/decoder/t=K") {chain: list} of each chain's
+    own units, None where it has no step t, so that encoder step 2 and decoder step 2 are not
+    averaged."""
     if len(chains) < 2:            # as rnn.saturation: 0 at a step without such units
-        return _nums(run_saturation(run, own))
+        return _nums(whole)
     return {chain.rsplit("/", 1)[-1]: _nums(values) for chain, values in sorted(chains.items())}
 
 
-def _saturation_note(run, own):
+def _saturation_note(chains, nans):
     """The note that says where the saturation has no number because units are NaN (the plot
-    leaves a gap there, not a 0), or None."""
-    chains = nan_steps(run, own, by_chain=True)
-    if not chains:
+    leaves a gap there, not a 0), or None (``chains``: the fractions by chain, ``nans``: the
+    NaN steps by chain)."""
+    if not nans:
         return None
-    several = len(run_saturation(run, own, by_chain=True)) > 1
+    several = len(chains) > 1
     where = ", ".join((f"in the {chain.rsplit('/', 1)[-1]} " if several else "")
                       + f"at {len(bad)} step(s) (first t={bad[0]})"
-                      for chain, bad in sorted(chains.items()))
+                      for chain, bad in sorted(nans.items()))
     return (f"units of tanh or σ are NaN {where}: no fraction of saturated units there (a gap "
             "in the plot)")
 
