@@ -118,3 +118,35 @@ def test_chunk_of_an_empty_axis_gives_that_many_empty_parts_as_torch():
     assert [p.shape for p in tg.chunk(x, 1, axis=-1)] == [(2, 0)]
     tg.cat(parts, axis=1).sum().backward()
     assert x.grad.shape == (2, 0)
+
+
+_SPECIAL = np.array([np.nan, -np.inf, -2.0, -0.0, 0.0, 3.0, np.inf])
+
+
+def _value_and_grad(fn, x, g):
+    t = tg.tensor(x, requires_grad=True)
+    out = fn(t)
+    out.backward(g)
+    return out.data, t.grad
+
+
+def test_relu_passes_the_gradient_at_nan_as_torch():
+    # torch's threshold_backward zeroes g only where x <= 0, which NaN is not; the engine's
+    # mask x > 0 zeroed it, so a NaN's gradient vanished instead of showing up upstream
+    g = np.arange(1.0, 8.0)
+    value, grad = _value_and_grad(tg.relu, _SPECIAL, g)
+    np.testing.assert_array_equal(value, [np.nan, 0, 0, 0, 0, 3, np.inf])
+    np.testing.assert_array_equal(grad, g * [1, 0, 0, 0, 0, 1, 1])
+
+
+def test_sign_of_nan_is_zero_and_abs_gradient_at_nan_is_zero_as_torch():
+    # torch.sign(nan) is 0, and abs's gradient is g * sign(x); the engine's sign(nan) was NaN
+    # (numpy's), so abs's gradient at a NaN entry was NaN where torch's is 0
+    g = np.arange(1.0, 8.0)
+    value, grad = _value_and_grad(tg.sign, _SPECIAL, g)
+    np.testing.assert_array_equal(value, [0, -1, -1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(grad, np.zeros(7))
+    value, grad = _value_and_grad(tg.abs, _SPECIAL, g)
+    np.testing.assert_array_equal(value, [np.nan, np.inf, 2, 0, 0, 3, np.inf])
+    np.testing.assert_array_equal(grad, g * [0, -1, -1, 0, 0, 1, 1])
+

@@ -293,7 +293,7 @@ def _relu(x):
     return np.maximum(x, 0), _RELU
 
 
-_RELU = Rule(lambda g, out, x: g * (x > 0), reads_out=False)
+_RELU = Rule(lambda g, out, x: g * ~(_value(x) <= 0), reads_out=False)   # g at NaN, as torch
 
 
 def _leaky_relu(x, slope=0.01):   # slope where x <= 0 (PyTorch's choice at 0)
@@ -307,7 +307,12 @@ def _abs(x):
     return np.abs(x), _ABS
 
 
-_ABS = Rule(lambda g, out, x: g * np.sign(_value(x)), reads_out=False)
+def _sign_as_torch(x):   # np.sign, but 0 at NaN (torch's sign(NaN), and so its abs gradient)
+    s = np.sign(x)
+    return np.nan_to_num(s, copy=type(s) is not np.ndarray, nan=0)   # a 0-d input gives a scalar
+
+
+_ABS = Rule(lambda g, out, x: g * _sign_as_torch(_value(x)), reads_out=False)
 
 
 def _sqrt(x):
@@ -381,7 +386,7 @@ _DROPOUT = Rule(lambda g, out, x, mask: g * mask, None)
 
 
 def _sign(x):   # piecewise constant: gradient 0 everywhere (0 at 0 too, as torch)
-    return np.sign(x), _SIGN
+    return _sign_as_torch(x), _SIGN
 
 
 _SIGN = Rule(lambda g, out, x: g * 0, saves=False)
@@ -1544,7 +1549,8 @@ softplus = unary_op("softplus", "softplus", _softplus,
                     "log(1 + exp(x)), exact for every x (no overflow); gradient sigmoid(x).")
 
 
-relu = unary_op("relu", "relu", _relu, "max(x, 0); gradient 1 where x > 0, else 0.")
+relu = unary_op("relu", "relu", _relu, "max(x, 0); gradient 0 where x <= 0, else 1 (1 at NaN, as "
+                "torch's).")
 
 
 def leaky_relu(x, slope=0.01):
@@ -1555,7 +1561,7 @@ def leaky_relu(x, slope=0.01):
     return apply("leaky_relu", _leaky_relu, x, slope=slope)
 
 
-abs = unary_op("abs", "abs", _abs, "|x|; gradient sign(x) (0 at 0).")  # noqa: A001 - numpy's name
+abs = unary_op("abs", "abs", _abs, "|x|; gradient sign(x) (0 at 0 and at NaN, as torch's).")  # noqa: A001 - numpy's name
 
 
 sqrt = unary_op("sqrt", "sqrt", _sqrt, "The square root; gradient 1 / (2 sqrt(x)).")
@@ -1606,7 +1612,8 @@ def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
                  _no_bound(x, False) if max is None else max)
 
 
-sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry; its gradient is 0.")
+sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry (0 for NaN, as torch's); its "
+                "gradient is 0.")
 
 
 square = unary_op("square", "square", _square, "x ** 2; gradient 2 x.")
