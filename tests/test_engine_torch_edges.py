@@ -150,3 +150,14 @@ def test_sign_of_nan_is_zero_and_abs_gradient_at_nan_is_zero_as_torch():
     np.testing.assert_array_equal(value, [np.nan, np.inf, 2, 0, 0, 3, np.inf])
     np.testing.assert_array_equal(grad, g * [0, -1, -1, 0, 0, 1, 1])
 
+
+
+@pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning",
+                            "ignore:divide by zero:RuntimeWarning")   # numpy's, on 0 dof
+def test_var_with_ddof_at_least_n_has_the_signed_infinite_gradient_of_its_limit():
+    # 2 (x - mean) / (n - ddof) as ddof rises to n: -inf below the mean, +inf above (torch
+    # 2.13 gives +inf everywhere; the docstring of tg.var says the engine keeps the limit)
+    for ddof in (3, 4):
+        value, grad = _value_and_grad(lambda t: t.var(ddof=ddof), np.array([1.0, 2.0, 4.0]), 1.0)
+        assert value == np.inf
+        np.testing.assert_array_equal(grad, [-np.inf, -np.inf, np.inf])

@@ -1450,7 +1450,12 @@ amin.__doc__ = "PyTorch's ``amin``: the smallest entry over ``axis``; ties share
 
 
 def var(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None):
-    """Variance over ``axis``, dividing by n - ddof (numpy's default ddof=0)."""
+    """Variance over ``axis``, dividing by n - ddof (numpy's default ddof=0).
+
+    With ddof >= n the value is inf (NaN for a constant row), as numpy's and torch's; the
+    gradient is then 2 (x - mean) / 0, i.e. -inf, 0 or +inf by the sign of x - mean (the limit
+    as ddof rises to n).  torch 2.13 gives +inf at every entry there; the engine keeps the
+    signed limit."""
     axis, keepdims = _axis("var", axis, keepdims, dim, keepdim)
     return apply("var", _var, x, axis=axis, ddof=ddof, keepdims=keepdims)
 
