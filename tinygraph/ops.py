@@ -392,6 +392,44 @@ def _sign(x):   # piecewise constant: gradient 0 everywhere (0 at 0 too, as torc
 _SIGN = Rule(lambda g, out, x: g * 0, saves=False)
 
 
+def _round(x, decimals=0):   # half to even, as np.round and torch.round; piecewise constant
+    return np.round(x, decimals), _STEPPED
+
+
+def _floor(x):
+    return np.floor(x), _STEPPED
+
+
+def _ceil(x):
+    return np.ceil(x), _STEPPED
+
+
+def _trunc(x):
+    return np.trunc(x), _STEPPED
+
+
+_STEPPED = Rule(lambda g, out, x, decimals=0: g * 0, saves=False)   # 0, as torch's (0 at jumps)
+
+
+def _clone(x):
+    return x.copy(), _CLONE
+
+
+_CLONE = Rule(lambda g, out, x: g, saves=False)
+
+
+def _roll(x, shifts, axis=None):
+    return np.roll(x, shifts, axis), _ROLL
+
+
+def _unrolled(shifts):
+    return tuple(-s for s in shifts) if isinstance(shifts, tuple) else -shifts
+
+
+_ROLL = Rule(lambda g, out, x, shifts, axis=None: _xp.roll(g, _unrolled(shifts), axis),
+             saves=False)
+
+
 def _square(x):   # np.square, not x * x: a bool x squares to int8 as numpy's (x * x stays bool)
     return np.square(x), _SQUARE
 
@@ -1231,6 +1269,7 @@ _xp = SimpleNamespace(
     normal_cdf=_dual(_phi_big, lambda x: apply("normal_cdf", _normal_cdf, x)),
     where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
     flip=_dual(np.flip, lambda x, axis: flip(x, axis)),
+    roll=_dual(np.roll, lambda x, shifts, axis: roll(x, shifts, axis)),
     moveaxis=_dual(np.moveaxis, lambda x, source, destination: moveaxis(x, source, destination)),
     cumsum=_dual(np.cumsum, lambda x, axis: cumsum(x, axis)),
     take=_dual(np.take, lambda x, indices, axis: take(x, indices, axis)),
@@ -1619,6 +1658,43 @@ def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
 
 sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry (0 for NaN, as torch's); its "
                 "gradient is 0.")
+
+
+def round(x, decimals=0):   # noqa: A001 - numpy's and torch's name
+    """``x`` rounded to ``decimals`` places, halves to even (as ``np.round`` and
+    ``torch.round``); its gradient is 0, as torch's."""
+    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)):
+        raise ConfigError(f"round: decimals must be an int, got {decimals!r}")
+    return apply("round", _round, x, decimals=int(decimals))
+
+
+floor = unary_op("floor", "floor", _floor, "The largest integer <= x; its gradient is 0, as torch's.")
+ceil = unary_op("ceil", "ceil", _ceil, "The smallest integer >= x; its gradient is 0, as torch's.")
+trunc = unary_op("trunc", "trunc", _trunc, "x rounded toward 0; its gradient is 0, as torch's.")
+clone = unary_op("clone", "clone", _clone, "A copy of ``x`` in new memory, in the graph (the "
+                 "gradient passes through), as torch's ``clone``; ``detach`` cuts it.")
+
+
+def roll(x, shifts, axis=None, *, dims=None):
+    """Entries shifted by ``shifts`` along ``axis`` (ints or equal-length tuples), wrapping
+    around; over the flattened input when ``axis`` is None.  As ``np.roll`` and torch's
+    ``roll`` (``dims`` is its name for ``axis``); the gradient is rolled back."""
+    if dims is not None:
+        if axis is not None:
+            raise ConfigError("roll: give axis= or its alias dims=, not both")
+        axis = dims
+    shifts, axis = (tuple(v) if isinstance(v, (list, tuple)) else v for v in (shifts, axis))
+    for what, value in (("shifts", shifts), ("axis", axis)):
+        ints = value if isinstance(value, tuple) else () if value is None else (value,)
+        if (value is None and what == "shifts") or any(
+                isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in ints):
+            raise ConfigError(f"roll: {what} must be an int or a tuple of ints, got {value!r}")
+    if isinstance(shifts, tuple) and (not isinstance(axis, tuple) or len(shifts) != len(axis)):
+        raise ConfigError(f"roll: shifts {shifts!r} need a tuple of as many axes, got axis {axis!r}")
+    shape = x.shape if isinstance(x, Tensor) else np.shape(x)
+    for a in axis if isinstance(axis, tuple) else () if axis is None else (axis,):
+        _checked_axis("roll", shape, a)
+    return apply("roll", _roll, x, shifts=shifts, axis=axis)
 
 
 square = unary_op("square", "square", _square, "x ** 2; gradient 2 x.")
@@ -2268,8 +2344,10 @@ for _fn in (exp, log, log1p, tanh, sigmoid, softplus, relu, leaky_relu, abs, sqr
             min, prod, var, std, norm, cumsum, argmax, argmin, logsumexp, clip, maximum, minimum,
             reshape, transpose, swapaxes, squeeze, expand_dims, flatten, softmax,
             log_softmax, clamp, sign, square, expm1, sin, cos, amax, amin, flip, permute,
-            moveaxis, repeat, tile, expand, unbind, chunk, sort, topk):
+            moveaxis, repeat, tile, expand, unbind, chunk, sort, topk, round, floor, ceil, trunc,
+            clone, roll, add, sub, mul, div, matmul, neg):
     setattr(Tensor, _fn.__name__, _fn)
 Tensor.unsqueeze = unsqueeze
+Tensor.pow = power
 Tensor.view = reshape
 Tensor.T = property(lambda self: transpose(self))
