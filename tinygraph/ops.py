@@ -2147,12 +2147,46 @@ def _ids(targets):   # a Tensor of ids stays a parent of the loss (with no gradi
     return targets if isinstance(targets, Tensor) else np.asarray(targets)
 
 
+def _classes_last(who, x, targets, axis):
+    """``x`` with its class axis last: ``axis`` as given (moved there by one ``moveaxis`` node
+    unless it is the last already), or, when None, the last, which is refused for an input of
+    3 or more axes whose targets fit PyTorch's layout too ((N, C, d1, ...) with targets
+    (N, d1, ...), the classes on axis 1): both readings give a number, and the wrong one is
+    silent, so the caller says which (``axis=-1`` or ``axis=1``)."""
+    shape = x.shape if isinstance(x, Tensor) else np.shape(x)
+    wanted = targets.shape if isinstance(targets, Tensor) else np.shape(targets)
+    if axis is None:
+        if len(shape) >= 3 and wanted == shape[:1] + shape[2:]:
+            both = wanted == shape[:-1]
+            raise ShapeError(
+                f"{who}: input of shape {shape} with targets of shape {wanted}: "
+                + (f"this fits both the classes on the last axis ({shape[-1]} classes, "
+                   f"tinygraph's default) and on axis 1 ({shape[1]} classes, PyTorch's layout "
+                   f"(N, C, d1, ...)); " if both else
+                   f"the targets fit PyTorch's layout (N, C, d1, ...) with {shape[1]} classes on "
+                   f"axis 1, not the classes on the last axis (which needs targets of shape "
+                   f"{shape[:-1]}); ")
+                + ("say which with axis=-1 (last) or axis=1 (PyTorch's)" if both else
+                   "pass axis=1 for that layout"))
+        return x
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ConfigError(f"{who}: axis must be an int (the class axis), got {axis!r}")
+    if not -len(shape) <= axis < len(shape):
+        raise ShapeError(f"{who}: class axis {axis} is out of range for an input of shape {shape}")
+    axis = int(axis) % len(shape)
+    return x if axis == len(shape) - 1 else moveaxis(x, axis, -1)
+
+
 def cross_entropy(logits, targets, reduction="mean", ignore_index=None, weight=None,
-                  label_smoothing=0.0):
+                  label_smoothing=0.0, *, axis=None):
     """``-log softmax(logits)[target]`` per example, reduced by ``reduction``.
 
     logits : (..., C) Tensor; targets : (...) integer class ids (a Tensor of them stays a
     parent of the result, with no gradient, like ``take``'s indices).
+    axis : the class axis of logits; None (default) is the last, except that logits of 3 or
+        more axes whose targets also fit PyTorch's layout (N, C, d1, ...) with targets
+        (N, d1, ...) are refused (a ShapeError naming both readings) until ``axis=-1`` or
+        ``axis=1`` says which.  PyTorch users pass ``axis=1`` (its ``dim``).
     reduction : "mean" (over the kept examples; NaN when none is kept, as torch's, with a zero
         gradient), "sum" or "none" (shape of targets).
     ignore_index : a target id whose examples count for nothing (zero loss and gradient).
@@ -2164,6 +2198,7 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=None, weight=N
     Exact for any logits: logits [1000, 975] lose no digits in the loss or its gradient.
     """
     _check_reduction("cross_entropy", reduction)
+    logits = _classes_last("cross_entropy", logits, targets, axis)
     if weight is not None or label_smoothing != 0.0:
         return _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, label_smoothing)
     return apply("cross_entropy", _cross_entropy, logits, _ids(targets), reduction=reduction,
@@ -2250,9 +2285,11 @@ def _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, la
     return sum(per_example) / total
 
 
-def nll_loss(log_probs, targets, reduction="mean", ignore_index=None):
-    """``-log_probs[target]`` per example (log_probs (..., C), e.g. from ``log_softmax``)."""
+def nll_loss(log_probs, targets, reduction="mean", ignore_index=None, *, axis=None):
+    """``-log_probs[target]`` per example (log_probs (..., C), e.g. from ``log_softmax``);
+    ``axis``, the class axis, as :func:`cross_entropy`'s (PyTorch's layout is ``axis=1``)."""
     _check_reduction("nll_loss", reduction)
+    log_probs = _classes_last("nll_loss", log_probs, targets, axis)
     return apply("nll_loss", _nll_loss, log_probs, _ids(targets), reduction=reduction,
                  ignore_index=ignore_index)
 
