@@ -200,7 +200,7 @@ class RecursiveNet(RecurrentModel):
                 history["o"] = [o]
                 if y is not None:
                     target = tg.Tensor(y, name="y")
-                    history["L"] = [tg.cross_entropy(o, target).named("L")]
+                    history["L"] = [tg.cross_entropy(o, target, axis=-1).named("L")]
         return Unrolled(history, ["h"], root)
 
     def __call__(self, tree):

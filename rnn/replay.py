@@ -28,6 +28,13 @@ engine's error for that step (naming the op, its input shapes and the time step)
 step run as engine ops would.  Steps of any size are replayed: a replayed step keeps only
 the arrays its gradient rules read (no node, no intermediate value the rules do not need),
 which at wide steps saves page faults as well as the per-op cost.
+
+A tensor that needs no gradient which the step reads is a constant of the program, kept as it
+was recorded.  The engine's nodes read its array in backward, so a write through ``.data``
+between the forward and the backward (which bumps no version, as PyTorch's) reaches their
+gradients; when the node's backward finds such a constant changed, it runs the replayed steps
+again as engine ops on the recorded values and back-propagates with the new ones, as the
+engine does (``loss`` and ``run`` agree).
 """
 
 import math
@@ -156,6 +163,8 @@ class Replay:
         self._grads = None
         self._mask_list = None
         self.parents = ()       # the node's parents (set by run)
+        # the arrays of the tensors read as constants, which the engine's nodes would hold
+        self.held_arrays = [x.data for x in program.held]
         self._forward(heads)
 
     def _time(self, q):
@@ -272,6 +281,11 @@ class Replay:
         last time."""
         if self._grads_for is g and k != self._first_needed():
             return self._grads
+        new = self._new_constants()
+        if new is not None:
+            out = self._grads_with_new_constants(g, new)
+            self._grads_for, self._grads = g, out
+            return out
         whole, g = g, g.reshape(-1)
         program, names, d, n, lead = self.program, self.names, self.depth, self.n, self.lead
         times, ups = {}, {}
@@ -314,6 +328,36 @@ class Replay:
         out += [None if gk is None else Owned(gk) for gk in g_out]
         self._grads_for, self._grads = whole, out
         return out
+
+    def _new_constants(self):
+        """``(consts, news)`` for :meth:`graph` when a tensor that needs no gradient, which the
+        replayed steps read as a constant (kept as it was when recorded), holds other values
+        now (written through ``.data`` or ``.numpy()`` since the forward, which bumps no
+        version); None when none does.  ``consts`` are Tensors of the recorded values standing
+        for the constants, ``news`` pairs each one with the array (the tensor's at the
+        forward, as an engine node holds it) whose values it takes between the forward and
+        the backward: the engine's nodes read the new values in
+        backward (PyTorch's rule for a write through ``.data``), the forward's stay."""
+        program = self.program
+        changed = False
+        for k, c in {k: c for c, k in enumerate(program.held_of) if k is not None}.items():
+            then, now = program.consts[c], self.held_arrays[k]
+            changed = changed or not np.array_equal(then, now, equal_nan=then.dtype.kind in "fc")
+        if not changed:
+            return None
+        consts = [c if k is None else tg.Tensor(np.array(c, copy=True))
+                  for c, k in zip(program.consts, program.held_of)]
+        news = [(consts[c], self.held_arrays[k]) for c, k in enumerate(program.held_of)
+                if k is not None]
+        return consts, news
+
+    def _grads_with_new_constants(self, g, new):
+        """:meth:`grads` when :meth:`_new_constants` found one: the replayed steps run again
+        as engine ops (:meth:`graph`), back-propagated with the new values."""
+        with tg.enable_grad():
+            got = self.graph(tg.Tensor(g), self.parents, *new)
+        return [None if x is None else np.array(x.data if isinstance(x, tg.Tensor) else x)
+                for x in got[:len(self.parents)]]
 
     def _steps_back(self, ups, g_u, deferred, local):
         """BPTT over the replayed steps one program.backward at a time: (what they sent back
@@ -375,9 +419,11 @@ class Replay:
         return tuple(_Part(self, k) for k in range(count)) + (None,) * len(self.program.held)
 
     # ---------------------------------------------------------------- create_graph
-    def graph(self, g, parents):
+    def graph(self, g, parents, consts=None, news=()):
         """The gradients as Tensors (for ``create_graph``): the replayed steps run again as
-        engine ops from ``parents``, then back-propagated through the ops' tensor rules."""
+        engine ops from ``parents``, then back-propagated through the ops' tensor rules.
+        ``consts``: Tensors standing for the recorded constants, and ``news``, pairs (one of
+        them, the array whose new values it takes after the forward, before the backward)."""
         program, names, d, n, lead = self.program, self.names, self.depth, self.n, self.lead
         heads = {name: list(parents[k * lead:(k + 1) * lead]) for k, name in enumerate(names)}
         u_all = parents[len(names) * lead:len(names) * lead + len(self.u_all)]
@@ -388,12 +434,14 @@ class Replay:
             ins = [states[name][d + i - 1] for name in names]
             ins += [states[name][d + i - lag] for name, lag in self.lags]
             ins += [u[self.rows[i]] for u in u_all]
-            values = program.graph_forward(ins)
+            values = program.graph_forward(ins, consts)
             saved.append(values)
             m = self._mask(i)
             for name, out in zip(names, program.outputs_of(values)):
                 prev = states[name][-1]     # as core.carry_masked
                 states[name].append(out if m is None else prev + (out - prev) * m)
+        for stand_in, array in news:
+            stand_in.data[...] = array
         # the gradient reaching each state: the node's own, then what later steps send back
         times, gs = {}, {}
         for name, start, stop in zip(names, self.offsets[:-1], self.offsets[1:]):
@@ -469,7 +517,7 @@ def _replay_forward(*arrays, replay):
 
 
 def _replay_graph(g, out, *parents, replay):
-    return replay.graph(g, parents)
+    return replay.graph(g, parents, *(replay._new_constants() or ()))
 
 
 tg.defvjp(_replay_forward, _replay_graph)

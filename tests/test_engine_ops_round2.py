@@ -376,9 +376,11 @@ def test_cross_entropy_and_nll_loss_with_every_reduction_and_ignore_index(batch,
 
     def picked(logp):
         return np.where(kept, -np.take_along_axis(logp, safe[..., None], -1)[..., 0], 0.0)
-    check_op(lambda t: tg.cross_entropy(t, targets, reduction=reduction, ignore_index=ignore_index),
+    check_op(lambda t: tg.cross_entropy(t, targets, reduction=reduction, ignore_index=ignore_index,
+                                        axis=-1),
              lambda a: _reduce(picked(_log_softmax(a)), reduction, kept), [logits])
-    check_op(lambda t: tg.nll_loss(t, targets, reduction=reduction, ignore_index=ignore_index),
+    check_op(lambda t: tg.nll_loss(t, targets, reduction=reduction, ignore_index=ignore_index,
+                                  axis=-1),
              lambda a: _reduce(picked(a), reduction, kept), [_log_softmax(logits)])
 
 

@@ -289,7 +289,7 @@ def test_cross_entropy_with_class_weights_and_label_smoothing_is_torchs_formula(
         targets = np.where(rng.random(batch) < 0.3, -1, targets)
     assume(reduction != "mean" or (targets != -1).any())
     check_op(lambda t: tg.cross_entropy(t, targets, reduction=reduction, ignore_index=ignore_index,
-                                        weight=weight, label_smoothing=eps),
+                                        weight=weight, label_smoothing=eps, axis=-1),
              lambda a: _weighted_reference(a, targets, weight, eps, reduction, ignore_index), [logits])
 
 

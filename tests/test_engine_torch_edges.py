@@ -118,3 +118,115 @@ def test_chunk_of_an_empty_axis_gives_that_many_empty_parts_as_torch():
     assert [p.shape for p in tg.chunk(x, 1, axis=-1)] == [(2, 0)]
     tg.cat(parts, axis=1).sum().backward()
     assert x.grad.shape == (2, 0)
+
+
+_SPECIAL = np.array([np.nan, -np.inf, -2.0, -0.0, 0.0, 3.0, np.inf])
+
+
+def _value_and_grad(fn, x, g):
+    t = tg.tensor(x, requires_grad=True)
+    out = fn(t)
+    out.backward(g)
+    return out.data, t.grad
+
+
+def test_relu_passes_the_gradient_at_nan_as_torch():
+    # torch's threshold_backward zeroes g only where x <= 0, which NaN is not; the engine's
+    # mask x > 0 zeroed it, so a NaN's gradient vanished instead of showing up upstream
+    g = np.arange(1.0, 8.0)
+    value, grad = _value_and_grad(tg.relu, _SPECIAL, g)
+    np.testing.assert_array_equal(value, [np.nan, 0, 0, 0, 0, 3, np.inf])
+    np.testing.assert_array_equal(grad, g * [1, 0, 0, 0, 0, 1, 1])
+
+
+def test_sign_of_nan_is_zero_and_abs_gradient_at_nan_is_zero_as_torch():
+    # torch.sign(nan) is 0, and abs's gradient is g * sign(x); the engine's sign(nan) was NaN
+    # (numpy's), so abs's gradient at a NaN entry was NaN where torch's is 0
+    g = np.arange(1.0, 8.0)
+    value, grad = _value_and_grad(tg.sign, _SPECIAL, g)
+    np.testing.assert_array_equal(value, [0, -1, -1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(grad, np.zeros(7))
+    value, grad = _value_and_grad(tg.abs, _SPECIAL, g)
+    np.testing.assert_array_equal(value, [np.nan, np.inf, 2, 0, 0, 3, np.inf])
+    np.testing.assert_array_equal(grad, g * [0, -1, -1, 0, 0, 1, 1])
+
+
+
+@pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning",
+                            "ignore:divide by zero:RuntimeWarning")   # numpy's, on 0 dof
+def test_var_with_ddof_at_least_n_has_the_signed_infinite_gradient_of_its_limit():
+    # 2 (x - mean) / (n - ddof) as ddof rises to n: -inf below the mean, +inf above (torch
+    # 2.13 gives +inf everywhere; the docstring of tg.var says the engine keeps the limit)
+    for ddof in (3, 4):
+        value, grad = _value_and_grad(lambda t: t.var(ddof=ddof), np.array([1.0, 2.0, 4.0]), 1.0)
+        assert value == np.inf
+        np.testing.assert_array_equal(grad, [-np.inf, -np.inf, np.inf])
+
+
+# ---------------------------------------------------------------- the class axis of the losses
+
+
+def _ambiguous():     # (N, C, C) logits, (N, C) targets: PyTorch's layout and ours both fit
+    rng = np.random.default_rng(3)
+    return rng.standard_normal((2, 3, 3)), rng.integers(0, 3, (2, 3))
+
+
+@pytest.mark.parametrize("loss", [tg.cross_entropy, tg.nll_loss])
+def test_a_loss_refuses_logits_whose_class_axis_could_be_last_or_pytorchs_axis_1(loss):
+    # a PyTorch user's (N, C, d) logits with (N, d) targets gave, whenever C == d, a number
+    # that read the classes on the last axis: another loss than torch's, without a word
+    x, y = _ambiguous()
+    with pytest.raises(tg.ShapeError, match=rf"{loss.__name__}: input of shape \(2, 3, 3\) with "
+                       r"targets of shape \(2, 3\): this fits both .* axis=-1 .* axis=1"):
+        loss(tg.tensor(x, requires_grad=True), y)
+    with pytest.raises(tg.ShapeError, match=r"PyTorch's layout .* 4 classes on axis 1.*pass axis=1"):
+        loss(np.zeros((2, 4, 3)), y)
+
+
+def _picked(logp, y):     # -logp[n, y[n, d], d] averaged: the loss with the classes on axis 1
+    n, d = np.indices(y.shape)
+    return -logp[n, y, d].mean()
+
+
+def test_the_class_axis_given_picks_the_reading():
+    x, y = _ambiguous()
+    logp_last = x - np.log(np.exp(x).sum(-1, keepdims=True))
+    logp_one = x - np.log(np.exp(x).sum(1, keepdims=True))
+    last = -np.take_along_axis(logp_last, y[..., None], -1).mean()
+    for axis in (-1, 2):
+        np.testing.assert_allclose(tg.cross_entropy(x, y, axis=axis).item(), last, rtol=1e-14)
+        np.testing.assert_allclose(tg.nll_loss(logp_last, y, axis=axis).item(), last, rtol=1e-14)
+    for axis in (1, -2):
+        np.testing.assert_allclose(tg.cross_entropy(x, y, axis=axis).item(), _picked(logp_one, y),
+                                   rtol=1e-14)
+        np.testing.assert_allclose(tg.nll_loss(logp_one, y, axis=axis).item(), _picked(logp_one, y),
+                                   rtol=1e-14)
+    t = tg.tensor(x, requires_grad=True)
+    tg.cross_entropy(t, y, reduction="none", axis=1, weight=[1.0, 2.0, 0.5]).sum().backward()
+    assert tg.gradcheck(lambda t: tg.cross_entropy(t, y, axis=1, label_smoothing=0.1), [t])
+    assert tg.gradcheck(lambda t: tg.nll_loss(t, y, reduction="sum", axis=1), [t])
+    with pytest.raises(tg.ShapeError, match="cross_entropy: class axis 3 is out of range"):
+        tg.cross_entropy(x, y, axis=3)
+    # a (B, C) input is one reading whatever C is, as is (T, B, C) with B != C
+    assert tg.cross_entropy(np.zeros((3, 3)), [0, 1, 2]).item() == pytest.approx(np.log(3))
+    assert tg.cross_entropy(np.zeros((2, 4, 3)), np.zeros((2, 4), np.int64)).item() == \
+        pytest.approx(np.log(3))
+
+
+def test_the_class_axis_one_is_torchs_cross_entropy_and_nll_loss():
+    torch = pytest.importorskip("torch", reason="torch is optional; the written-out loss is the oracle")
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((2, 3, 3, 2)), rng.integers(0, 3, (2, 3, 2))
+    for reduction in ("mean", "sum", "none"):
+        t, tt = tg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        ours = tg.cross_entropy(t, y, reduction=reduction, axis=1, weight=[1.0, 2.0, 0.5])
+        ref = torch.nn.functional.cross_entropy(tt, torch.tensor(y), reduction=reduction,
+                                                weight=torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64))
+        ours.backward(np.ones(ours.shape))
+        ref.backward(torch.ones_like(ref))
+        np.testing.assert_allclose(ours.data, ref.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-12, atol=1e-15)
+        ours = tg.nll_loss(tg.log_softmax(tg.tensor(x), 1), y, reduction=reduction, axis=1)
+        ref = torch.nn.functional.nll_loss(torch.log_softmax(torch.tensor(x), 1), torch.tensor(y),
+                                           reduction=reduction)
+        np.testing.assert_allclose(ours.data, ref.numpy(), rtol=1e-12)

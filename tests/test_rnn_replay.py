@@ -1836,3 +1836,74 @@ def test_an_input_row_read_twice_keeps_its_own_buffer_for_the_gates_gradient(mon
     assert loops and not any("_row_of" in source for source in loops)
     for a, b in zip(*got):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- a constant changed after the forward
+
+
+def _masked_cell():
+    """A cell whose step reads a tensor that needs no gradient (a constant of its program)."""
+    scale = tg.tensor(np.array([1.0, 0.5, 2.0]), name="scale")
+    cell, params = _cell(lambda h, x, W, U: (h @ W.T + x @ U.T).tanh() * scale)
+    return cell, params, scale
+
+
+def _grads_after_write(cell, params, how, forward, write, create_graph=False):
+    """The loss's gradients when ``write`` changes the constant between forward and backward."""
+    cell.zero_grad()
+    cell.replayable = how != "engine"
+    try:
+        run = forward(how)
+    finally:
+        cell.replayable = True
+    assert (run.replayed is not None) == (how == "loss")
+    write()
+    if create_graph:
+        grads = tg.grad(run.loss, params, create_graph=True)
+        return [g.data for g in grads]
+    run.loss.backward()
+    return [p.grad.copy() for p in params]
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_constant_written_through_data_after_the_forward_is_read_by_backward_replayed_or_not(
+        create_graph):
+    # the engine's nodes read the constant's array in backward, so a write through .data
+    # (no version bump, as PyTorch's) gives the gradient of the new values at the forward's
+    # states; the replayed steps read the copy recorded with the step, so `loss` gave the
+    # old values' gradient where `run` gave the new ones'
+    cell, params, scale = _masked_cell()
+    xs, ys = _data(np.random.default_rng(0))
+    old, new = np.array([1.0, 0.5, 2.0]), np.array([3.0, -1.0, 0.25])
+
+    def forward(how):
+        scale.data[...] = old
+        return cell.run(xs, ys) if how == "run" else cell.run_for_loss(xs, ys)
+
+    def write():
+        scale.data[...] = new
+    got = {how: _grads_after_write(cell, params, how, forward, write, create_graph)
+           for how in ("loss", "engine", "run")}
+    unchanged = _grads_after_write(cell, params, "engine", forward, lambda: None, create_graph)
+    assert not np.allclose(got["run"][0], unchanged[0])      # the write matters
+    for how in ("loss", "engine"):
+        for a, b in zip(got[how], got["run"]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=how)
+
+
+def test_a_constant_replaced_through_data_after_the_forward_leaves_backward_on_the_old_array():
+    # `.data = array` replaces the tensor's array: the engine's nodes keep the one they saved
+    cell, params, scale = _masked_cell()
+    xs, ys = _data(np.random.default_rng(1))
+
+    def forward(how):
+        scale.data = np.array([1.0, 0.5, 2.0])
+        return cell.run(xs, ys) if how == "run" else cell.run_for_loss(xs, ys)
+
+    def write():
+        scale.data = np.array([3.0, -1.0, 0.25])
+    got = {how: _grads_after_write(cell, params, how, forward, write) for how in ("loss", "run")}
+    unchanged = _grads_after_write(cell, params, "run", forward, lambda: None)
+    for a, b, c in zip(got["loss"], got["run"], unchanged):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(b, c, rtol=1e-12, atol=1e-14)

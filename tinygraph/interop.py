@@ -244,6 +244,9 @@ _FUNCTIONS.update({
     np.tile: ("tile", lambda A, reps: ops.tile(A, reps)),   # noqa: N803 - numpy's name
     np.hstack: ("hstack", lambda tup: ops.hstack(tup)), np.vstack: ("vstack", lambda tup: ops.vstack(tup)),
     np.pad: ("pad", _np_pad), np.sort: ("sort", lambda a, axis=-1: ops.sort(a, axis)[0]),
+    np.roll: ("roll", lambda a, shift, axis=None: ops.roll(a, shift, axis)),
+    np.round: ("round", lambda a, decimals=0: ops.round(a, decimals)),
+    np.around: ("round", lambda a, decimals=0: ops.round(a, decimals)),
 })
 
 Tensor.__array_ufunc__ = array_ufunc

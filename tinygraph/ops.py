@@ -293,7 +293,7 @@ def _relu(x):
     return np.maximum(x, 0), _RELU
 
 
-_RELU = Rule(lambda g, out, x: g * (x > 0), reads_out=False)
+_RELU = Rule(lambda g, out, x: g * ~(_value(x) <= 0), reads_out=False)   # g at NaN, as torch
 
 
 def _leaky_relu(x, slope=0.01):   # slope where x <= 0 (PyTorch's choice at 0)
@@ -307,7 +307,12 @@ def _abs(x):
     return np.abs(x), _ABS
 
 
-_ABS = Rule(lambda g, out, x: g * np.sign(_value(x)), reads_out=False)
+def _sign_as_torch(x):   # np.sign, but 0 at NaN (torch's sign(NaN), and so its abs gradient)
+    s = np.sign(x)
+    return np.nan_to_num(s, copy=type(s) is not np.ndarray, nan=0)   # a 0-d input gives a scalar
+
+
+_ABS = Rule(lambda g, out, x: g * _sign_as_torch(_value(x)), reads_out=False)
 
 
 def _sqrt(x):
@@ -381,10 +386,48 @@ _DROPOUT = Rule(lambda g, out, x, mask: g * mask, None)
 
 
 def _sign(x):   # piecewise constant: gradient 0 everywhere (0 at 0 too, as torch)
-    return np.sign(x), _SIGN
+    return _sign_as_torch(x), _SIGN
 
 
 _SIGN = Rule(lambda g, out, x: g * 0, saves=False)
+
+
+def _round(x, decimals=0):   # half to even, as np.round and torch.round; piecewise constant
+    return np.round(x, decimals), _STEPPED
+
+
+def _floor(x):
+    return np.floor(x), _STEPPED
+
+
+def _ceil(x):
+    return np.ceil(x), _STEPPED
+
+
+def _trunc(x):
+    return np.trunc(x), _STEPPED
+
+
+_STEPPED = Rule(lambda g, out, x, decimals=0: g * 0, saves=False)   # 0, as torch's (0 at jumps)
+
+
+def _clone(x):
+    return x.copy(), _CLONE
+
+
+_CLONE = Rule(lambda g, out, x: g, saves=False)
+
+
+def _roll(x, shifts, axis=None):
+    return np.roll(x, shifts, axis), _ROLL
+
+
+def _unrolled(shifts):
+    return tuple(-s for s in shifts) if isinstance(shifts, tuple) else -shifts
+
+
+_ROLL = Rule(lambda g, out, x, shifts, axis=None: _xp.roll(g, _unrolled(shifts), axis),
+             saves=False)
 
 
 def _square(x):   # np.square, not x * x: a bool x squares to int8 as numpy's (x * x stays bool)
@@ -1226,6 +1269,7 @@ _xp = SimpleNamespace(
     normal_cdf=_dual(_phi_big, lambda x: apply("normal_cdf", _normal_cdf, x)),
     where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
     flip=_dual(np.flip, lambda x, axis: flip(x, axis)),
+    roll=_dual(np.roll, lambda x, shifts, axis: roll(x, shifts, axis)),
     moveaxis=_dual(np.moveaxis, lambda x, source, destination: moveaxis(x, source, destination)),
     cumsum=_dual(np.cumsum, lambda x, axis: cumsum(x, axis)),
     take=_dual(np.take, lambda x, indices, axis: take(x, indices, axis)),
@@ -1445,7 +1489,12 @@ amin.__doc__ = "PyTorch's ``amin``: the smallest entry over ``axis``; ties share
 
 
 def var(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None):
-    """Variance over ``axis``, dividing by n - ddof (numpy's default ddof=0)."""
+    """Variance over ``axis``, dividing by n - ddof (numpy's default ddof=0).
+
+    With ddof >= n the value is inf (NaN for a constant row), as numpy's and torch's; the
+    gradient is then 2 (x - mean) / 0, i.e. -inf, 0 or +inf by the sign of x - mean (the limit
+    as ddof rises to n).  torch 2.13 gives +inf at every entry there; the engine keeps the
+    signed limit."""
     axis, keepdims = _axis("var", axis, keepdims, dim, keepdim)
     return apply("var", _var, x, axis=axis, ddof=ddof, keepdims=keepdims)
 
@@ -1544,7 +1593,8 @@ softplus = unary_op("softplus", "softplus", _softplus,
                     "log(1 + exp(x)), exact for every x (no overflow); gradient sigmoid(x).")
 
 
-relu = unary_op("relu", "relu", _relu, "max(x, 0); gradient 1 where x > 0, else 0.")
+relu = unary_op("relu", "relu", _relu, "max(x, 0); gradient 0 where x <= 0, else 1 (1 at NaN, as "
+                "torch's).")
 
 
 def leaky_relu(x, slope=0.01):
@@ -1555,7 +1605,7 @@ def leaky_relu(x, slope=0.01):
     return apply("leaky_relu", _leaky_relu, x, slope=slope)
 
 
-abs = unary_op("abs", "abs", _abs, "|x|; gradient sign(x) (0 at 0).")  # noqa: A001 - numpy's name
+abs = unary_op("abs", "abs", _abs, "|x|; gradient sign(x) (0 at 0 and at NaN, as torch's).")  # noqa: A001 - numpy's name
 
 
 sqrt = unary_op("sqrt", "sqrt", _sqrt, "The square root; gradient 1 / (2 sqrt(x)).")
@@ -1606,7 +1656,45 @@ def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
                  _no_bound(x, False) if max is None else max)
 
 
-sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry; its gradient is 0.")
+sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry (0 for NaN, as torch's); its "
+                "gradient is 0.")
+
+
+def round(x, decimals=0):   # noqa: A001 - numpy's and torch's name
+    """``x`` rounded to ``decimals`` places, halves to even (as ``np.round`` and
+    ``torch.round``); its gradient is 0, as torch's."""
+    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)):
+        raise ConfigError(f"round: decimals must be an int, got {decimals!r}")
+    return apply("round", _round, x, decimals=int(decimals))
+
+
+floor = unary_op("floor", "floor", _floor, "The largest integer <= x; its gradient is 0, as torch's.")
+ceil = unary_op("ceil", "ceil", _ceil, "The smallest integer >= x; its gradient is 0, as torch's.")
+trunc = unary_op("trunc", "trunc", _trunc, "x rounded toward 0; its gradient is 0, as torch's.")
+clone = unary_op("clone", "clone", _clone, "A copy of ``x`` in new memory, in the graph (the "
+                 "gradient passes through), as torch's ``clone``; ``detach`` cuts it.")
+
+
+def roll(x, shifts, axis=None, *, dims=None):
+    """Entries shifted by ``shifts`` along ``axis`` (ints or equal-length tuples), wrapping
+    around; over the flattened input when ``axis`` is None.  As ``np.roll`` and torch's
+    ``roll`` (``dims`` is its name for ``axis``); the gradient is rolled back."""
+    if dims is not None:
+        if axis is not None:
+            raise ConfigError("roll: give axis= or its alias dims=, not both")
+        axis = dims
+    shifts, axis = (tuple(v) if isinstance(v, (list, tuple)) else v for v in (shifts, axis))
+    for what, value in (("shifts", shifts), ("axis", axis)):
+        ints = value if isinstance(value, tuple) else () if value is None else (value,)
+        if (value is None and what == "shifts") or any(
+                isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in ints):
+            raise ConfigError(f"roll: {what} must be an int or a tuple of ints, got {value!r}")
+    if isinstance(shifts, tuple) and (not isinstance(axis, tuple) or len(shifts) != len(axis)):
+        raise ConfigError(f"roll: shifts {shifts!r} need a tuple of as many axes, got axis {axis!r}")
+    shape = x.shape if isinstance(x, Tensor) else np.shape(x)
+    for a in axis if isinstance(axis, tuple) else () if axis is None else (axis,):
+        _checked_axis("roll", shape, a)
+    return apply("roll", _roll, x, shifts=shifts, axis=axis)
 
 
 square = unary_op("square", "square", _square, "x ** 2; gradient 2 x.")
@@ -2059,12 +2147,46 @@ def _ids(targets):   # a Tensor of ids stays a parent of the loss (with no gradi
     return targets if isinstance(targets, Tensor) else np.asarray(targets)
 
 
+def _classes_last(who, x, targets, axis):
+    """``x`` with its class axis last: ``axis`` as given (moved there by one ``moveaxis`` node
+    unless it is the last already), or, when None, the last, which is refused for an input of
+    3 or more axes whose targets fit PyTorch's layout too ((N, C, d1, ...) with targets
+    (N, d1, ...), the classes on axis 1): both readings give a number, and the wrong one is
+    silent, so the caller says which (``axis=-1`` or ``axis=1``)."""
+    shape = x.shape if isinstance(x, Tensor) else np.shape(x)
+    wanted = targets.shape if isinstance(targets, Tensor) else np.shape(targets)
+    if axis is None:
+        if len(shape) >= 3 and wanted == shape[:1] + shape[2:]:
+            both = wanted == shape[:-1]
+            raise ShapeError(
+                f"{who}: input of shape {shape} with targets of shape {wanted}: "
+                + (f"this fits both the classes on the last axis ({shape[-1]} classes, "
+                   f"tinygraph's default) and on axis 1 ({shape[1]} classes, PyTorch's layout "
+                   f"(N, C, d1, ...)); " if both else
+                   f"the targets fit PyTorch's layout (N, C, d1, ...) with {shape[1]} classes on "
+                   f"axis 1, not the classes on the last axis (which needs targets of shape "
+                   f"{shape[:-1]}); ")
+                + ("say which with axis=-1 (last) or axis=1 (PyTorch's)" if both else
+                   "pass axis=1 for that layout"))
+        return x
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ConfigError(f"{who}: axis must be an int (the class axis), got {axis!r}")
+    if not -len(shape) <= axis < len(shape):
+        raise ShapeError(f"{who}: class axis {axis} is out of range for an input of shape {shape}")
+    axis = int(axis) % len(shape)
+    return x if axis == len(shape) - 1 else moveaxis(x, axis, -1)
+
+
 def cross_entropy(logits, targets, reduction="mean", ignore_index=None, weight=None,
-                  label_smoothing=0.0):
+                  label_smoothing=0.0, *, axis=None):
     """``-log softmax(logits)[target]`` per example, reduced by ``reduction``.
 
     logits : (..., C) Tensor; targets : (...) integer class ids (a Tensor of them stays a
     parent of the result, with no gradient, like ``take``'s indices).
+    axis : the class axis of logits; None (default) is the last, except that logits of 3 or
+        more axes whose targets also fit PyTorch's layout (N, C, d1, ...) with targets
+        (N, d1, ...) are refused (a ShapeError naming both readings) until ``axis=-1`` or
+        ``axis=1`` says which.  PyTorch users pass ``axis=1`` (its ``dim``).
     reduction : "mean" (over the kept examples; NaN when none is kept, as torch's, with a zero
         gradient), "sum" or "none" (shape of targets).
     ignore_index : a target id whose examples count for nothing (zero loss and gradient).
@@ -2076,6 +2198,7 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=None, weight=N
     Exact for any logits: logits [1000, 975] lose no digits in the loss or its gradient.
     """
     _check_reduction("cross_entropy", reduction)
+    logits = _classes_last("cross_entropy", logits, targets, axis)
     if weight is not None or label_smoothing != 0.0:
         return _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, label_smoothing)
     return apply("cross_entropy", _cross_entropy, logits, _ids(targets), reduction=reduction,
@@ -2162,9 +2285,11 @@ def _weighted_cross_entropy(logits, targets, reduction, ignore_index, weight, la
     return sum(per_example) / total
 
 
-def nll_loss(log_probs, targets, reduction="mean", ignore_index=None):
-    """``-log_probs[target]`` per example (log_probs (..., C), e.g. from ``log_softmax``)."""
+def nll_loss(log_probs, targets, reduction="mean", ignore_index=None, *, axis=None):
+    """``-log_probs[target]`` per example (log_probs (..., C), e.g. from ``log_softmax``);
+    ``axis``, the class axis, as :func:`cross_entropy`'s (PyTorch's layout is ``axis=1``)."""
     _check_reduction("nll_loss", reduction)
+    log_probs = _classes_last("nll_loss", log_probs, targets, axis)
     return apply("nll_loss", _nll_loss, log_probs, _ids(targets), reduction=reduction,
                  ignore_index=ignore_index)
 
@@ -2256,8 +2381,10 @@ for _fn in (exp, log, log1p, tanh, sigmoid, softplus, relu, leaky_relu, abs, sqr
             min, prod, var, std, norm, cumsum, argmax, argmin, logsumexp, clip, maximum, minimum,
             reshape, transpose, swapaxes, squeeze, expand_dims, flatten, softmax,
             log_softmax, clamp, sign, square, expm1, sin, cos, amax, amin, flip, permute,
-            moveaxis, repeat, tile, expand, unbind, chunk, sort, topk):
+            moveaxis, repeat, tile, expand, unbind, chunk, sort, topk, round, floor, ceil, trunc,
+            clone, roll, add, sub, mul, div, matmul, neg):
     setattr(Tensor, _fn.__name__, _fn)
 Tensor.unsqueeze = unsqueeze
+Tensor.pow = power
 Tensor.view = reshape
 Tensor.T = property(lambda self: transpose(self))

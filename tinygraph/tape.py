@@ -115,6 +115,7 @@ class Program:
         self.outside = outside           # the outside tensors that require grad
         self.held = []                   # the tensors that need no gradient whose arrays the
         #                                  constants are (a replay's node reads them as well)
+        self.held_of = [None] * len(consts)   # per constant: its tensor's index in held, or None
         self.consts = consts
         self.ops = ops
         self.outputs = outputs
@@ -163,7 +164,7 @@ class Program:
                 return "the step reads one tensor as two inputs"
             slots[id(x)] = (_IN, i)
         outside, outside_at, consts, ops, shapes, cells = [], {}, [], [], [], []
-        held_at = {}
+        held_at, held_of = {}, []
         kept = rec.kept
         for j, (name, forward, args, kwargs, node, values) in enumerate(rec.ops):
             refs = []
@@ -181,9 +182,11 @@ class Program:
                             consts.append(kept.get(id(x), x._data))
                             if id(x) not in held_at:
                                 held_at[id(x)] = x
+                            held_of.append(list(held_at).index(id(x)))
                 else:
                     ref = (_CONST, len(consts))
                     consts.append(x)      # a number, or the op's own copy of an array
+                    held_of.append(None)
                 refs.append(ref)
             slots[id(node)] = (_OP, j)
             ops.append((name, forward, refs, kwargs))
@@ -206,6 +209,7 @@ class Program:
         program = cls(n_in, outside, consts, ops, tuple([place[kind] + k for kind, k in outs]),
                       shapes, cells, tuple([(x._data.shape, x._data.dtype) for x in inputs]))
         program.held = list(held_at.values())
+        program.held_of = held_of
         return program
 
     def same(self, other, outside=True):
@@ -337,10 +341,14 @@ class Program:
         n_in = self.n_in
         return gs[:n_in], gs[n_in:n_in + len(self.outside)]
 
-    def graph_forward(self, inputs):
+    def graph_forward(self, inputs, consts=None):
         """:meth:`forward` as engine ops on the Tensors ``inputs`` (for ``create_graph``):
-        every slot's value, Tensors for the inputs, outside tensors and ops."""
+        every slot's value, Tensors for the inputs, outside tensors and ops; ``consts``, if
+        given, stand for the recorded constants (same values)."""
         values = self._base
+        if consts is not None:
+            start = self.n_in + len(self.outside)
+            values[start:start + len(consts)] = consts
         values[:self.n_in] = inputs
         for i, x in enumerate(self.outside):
             values[self.n_in + i] = x

@@ -574,6 +574,27 @@ class Tensor:
     def __float__(self):
         return float(self._scalar("float"))
 
+    def __index__(self):   # range(t), lst[t], arr[t] for a 0-d integer tensor (numpy's rule)
+        if self._data.ndim or self._data.dtype.kind not in "iu":
+            raise TypeError(f"only a 0-d integer tensor converts to an index (as a 0-d numpy "
+                            f"array), got shape {self.shape}, dtype {self.dtype}; use int(t) for "
+                            "a one-element tensor")
+        return int(self._scalar("index"))
+
+    def numel(self):
+        """The number of entries (PyTorch's name for ``.size``)."""
+        return self._data.size
+
+    def dim(self):
+        """The number of axes (PyTorch's name for ``.ndim``)."""
+        return self._data.ndim
+
+    def tolist(self):
+        """The values as nested Python lists (a Python scalar for a 0-d tensor), as numpy's."""
+        if _tapes:
+            _value_read()
+        return self._data.tolist()
+
     def __int__(self):
         return int(self._scalar("int"))
 
@@ -786,7 +807,7 @@ class Tensor:
             _backprop(self, grad, retain, targets=None)
 
     # --- in-place updates (PyTorch's ``p -= lr * p.grad`` under no_grad) ----------------
-    def _in_place(self, ufunc, symbol, other):
+    def _in_place(self, ufunc, symbol, other, out_of_place=None):
         if not isinstance(other, Tensor) and _is_container(other) and _holds_tensor(other):
             other = _stacked(other)   # a list holding tensors is their stack (a node under grad)
         if _current().grad_enabled:
@@ -794,11 +815,12 @@ class Tensor:
                 raise InPlaceError(
                     f"in-place {symbol}: {_what(self)} requires grad, and changing it in place "
                     f"would make its gradient wrong; update parameters inside `with tg.no_grad():` "
-                    f"or write `x = x {symbol[:-1]} ...`")
+                    f"or write `x = {out_of_place or f'x {symbol[:-1]} ...'}`")
             if isinstance(other, Tensor) and other._rg:
                 raise InPlaceError(
                     f"in-place {symbol}: the right-hand side requires grad but {_what(self)} does "
-                    f"not, so the gradient would be lost; write `x = x {symbol[:-1]} ...`")
+                    f"not, so the gradient would be lost; write "
+                    f"`x = {out_of_place or f'x {symbol[:-1]} ...'}`")
         elif self.op is not None and self._vjps is not None:
             raise InPlaceError(f"in-place {symbol}: {_what(self)} is the output of '{self.op}' in a "
                                "graph that backward still needs; change a leaf, or make a new tensor")
@@ -834,6 +856,29 @@ class Tensor:
 
     def __imatmul__(self, other):   # as numpy's `a @= b`: the result must keep a's shape
         return self._in_place(np.matmul, "@=", other)
+
+    def clamp_(self, min=None, max=None):   # noqa: A002 - torch's names
+        """PyTorch's in-place clamp: ``x`` limited to [min, max] (``max`` wins where min > max,
+        as torch's) in its own memory, under ``tg.no_grad()`` for a tensor that requires grad
+        (as ``+=``); returns ``x``.  A bound that does not fit changes nothing."""
+        if min is None and max is None:
+            raise ConfigError("clamp_: give min=, max= or both")
+        lo, hi = (None if b is None else _constant(_constant_of(b, "the step clamps a tensor in "
+                                                               "place (a constant bound)"))
+                  for b in (min, max))
+        try:
+            value = self._data if lo is None else np.maximum(self._data, lo)
+            value = value if hi is None else np.minimum(value, hi)
+            if value.shape != self.shape:
+                raise ValueError(f"the bounds broadcast it to shape {value.shape}")
+        except (ValueError, TypeError) as e:
+            raise _ERROR_FOR[_base(e)](f"clamp_ on {_what(self)} of shape {self.shape}, dtype "
+                                       f"{self.dtype}, with bounds of shapes {np.shape(lo)} and "
+                                       f"{np.shape(hi)}: {e}") from None
+        return self._in_place(lambda a, v, out, casting: np.copyto(out, v, casting=casting),
+                              "clamp_", value, "x.clamp(...)")
+
+    clip_ = clamp_
 
 
 def _repr(t, kind, show_requires_grad):
