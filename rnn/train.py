@@ -271,9 +271,8 @@ class Trainer:
             except Exception as e:
                 undone = self.steps - made
                 put_back()
-                if undone:
-                    note = f"Trainer.fit: batch {k}; {_undone(undone)}"
-                    _amend(e, lambda message: f"{message} ({note})", note)
+                note = f"Trainer.fit: batch {k}" + (f"; {_undone(undone)}" if undone else "")
+                _amend(e, lambda message: f"{message} ({note})", note)
                 raise
         return losses
 
