@@ -997,6 +997,14 @@ class Cell(RecurrentModel):
         stacked = {n: replay.stacked(v) for n, v in history.items()}
         rows = {n: s.reshape((-1,) + s.shape[2:]) if batch else s for n, s in stacked.items()}
         o = (readout or self.readout)(rows)
+        n = len(next(iter(rows.values()))) if rows else None
+        if isinstance(o, tg.Tensor) and n is not None and (o.ndim == 0 or o.shape[0] != n):
+            raise tg.ShapeError(
+                f"{self.name}: the readout gave o of shape {o.shape} from the rows of all "
+                f"{len(ys)} steps at once ({n} rows, one per step{' and example' if batch else ''}"
+                f"), not one row of o per row: loss applies it to all steps together, so it must "
+                f"treat each row alone, as an output layer does (a readout that does not needs "
+                f"the cell made with batch_readout=False)")
         if self.criterion is tg.cross_entropy and classes != o.shape[-1]:
             self._check_classes(o, ys, keep)
         return rows_loss(o, _rows(ys, batch), None if keep is None else keep.reshape(-1),

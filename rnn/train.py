@@ -271,9 +271,8 @@ class Trainer:
             except Exception as e:
                 undone = self.steps - made
                 put_back()
-                if undone:
-                    note = f"Trainer.fit: batch {k}; {_undone(undone)}"
-                    _amend(e, lambda message: f"{message} ({note})", note)
+                note = f"Trainer.fit: batch {k}" + (f"; {_undone(undone)}" if undone else "")
+                _amend(e, lambda message: f"{message} ({note})", note)
                 raise
         return losses
 
@@ -500,13 +499,23 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     ------
     CheckpointError
         Naming the file and the entry, or the model's setting that differs from the saved
-        model's (``config()``: an attention, a leak rate...; a Dropout's seed).
+        model's (``config()``: an attention, a leak rate...; a Dropout's seed), or the saved
+        run's optimizer and the trainer's where they differ (Adam's state into an SGD).
     """
     model, optimizer = trainer.model, trainer.optimizer
     wanted = {f"model/{k}": v for k, v in model.expected_state().items()}
     wanted.update({f"optim/{k}": v for k, v in optimizer.expected_state().items()})
     wanted.update({f"extra/{k}": v for k, v in (expect or {}).items()})
-    found = tg.read_checkpoint(path, wanted, max_bytes)
+    try:
+        found = tg.read_checkpoint(path, wanted, max_bytes)
+    except tg.CheckpointError:
+        saved = _saved_optimizer(path)
+        if saved is not None and saved != type(optimizer).__name__:
+            raise tg.CheckpointError(
+                f"load: '{path}': the run was saved with optimizer {saved}, this Trainer's is "
+                f"{type(optimizer).__name__} (another algorithm: its state means other things); "
+                f"make the Trainer with {saved} to resume the run") from None
+        raise
     steps = found.meta.get("trainer_steps")
     user = found.meta.get("user")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0 or not isinstance(user, dict):
@@ -560,6 +569,17 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
         dropouts[name]._calls = count
     trainer.steps = steps
     return parts["extra"], user
+
+
+def _saved_optimizer(path):
+    """The class name of the optimizer a :func:`save_training` checkpoint was saved with, or None
+    (a file without it, or one that cannot say)."""
+    try:
+        kind = tg.checkpoint.read_entry(path, "optim/optimizer",
+                                        ((tg.optim.NAME_BYTES,), np.dtype(np.uint8)))
+    except tg.CheckpointError:
+        return None
+    return bytes(kind).rstrip(b"\0").decode("utf-8", "replace") or None
 
 
 def _optimizer_kept(optimizer):

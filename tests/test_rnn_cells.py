@@ -534,3 +534,43 @@ def test_a_cells_dtype_is_its_first_trained_parameters_wherever_that_is():
     c.U = U
     assert c.dtype == np.float32       # inside a module that comes first
     assert rnn.ElmanRNN(3, 2, 3, dtype=np.float32).dtype == np.float32
+
+
+def _mixing_readout_cell(rows_alone, batch_readout=True):
+    """An Elman-like cell whose readout centres the hidden states over the examples it is given
+    (``rows_alone=False``: o depends on the other rows) or sums over them (a readout that
+    keeps no row per example)."""
+    rng = np.random.default_rng(0)
+    W = tg.Parameter(rng.normal(size=(3, 3)) * 0.5, name="W")
+    V = tg.Parameter(rng.normal(size=(2, 3)), name="V")
+    readout = (lambda h: (h - h.mean(axis=0)) @ V.T) if rows_alone is False else \
+        (lambda h: (h @ V.T).sum(axis=0))
+    return rnn.Recurrence(lambda h, x: (h @ W.T + x).tanh(), [W, V], n_state=3, n_in=3,
+                          readout=readout, name="mixing", batch_readout=batch_readout), [W, V]
+
+
+def test_a_readout_that_keeps_no_row_per_example_is_refused_by_loss_naming_batch_readout():
+    """loss applies the readout to the rows of all steps at once; one that sums them gave
+    cross_entropy's "an input of shape (2,) needs targets of shape (), got (24,)", targets of a
+    shape the user never made. The error now says what loss did and what to give."""
+    cell, _ = _mixing_readout_cell(rows_alone=None)
+    rng = np.random.default_rng(1)
+    xs, ys = rng.normal(size=(6, 4, 3)), rng.integers(0, 2, (6, 4))
+    with pytest.raises(tg.ShapeError, match=r"mixing: the readout gave o of shape \(2,\) from "
+                       r"the rows of all 6 steps at once \(24 rows.*batch_readout=False"):
+        cell.loss(xs, ys)
+
+
+def test_batch_readout_false_gives_a_readout_that_mixes_rows_the_loss_of_run():
+    """A readout that reads several rows at once (centring over the batch) computes another
+    function on the rows of all steps; ``batch_readout=False`` applies it step by step, as run
+    does: the same loss and gradients (and no replay, which would batch it)."""
+    rng = np.random.default_rng(1)
+    xs, ys = rng.normal(size=(6, 4, 3)), rng.integers(0, 2, (6, 4))
+    cell, params = _mixing_readout_cell(rows_alone=False, batch_readout=False)
+    loss, per_step = cell.loss(xs, ys), cell.run(xs, ys).loss
+    assert loss.item() == per_step.item()
+    for a, b in zip(tg.grad(loss, params), tg.grad(per_step, params)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    batched, _ = _mixing_readout_cell(rows_alone=False)
+    assert abs(batched.loss(xs, ys).item() - per_step.item()) > 1e-3   # the oracle can fail

@@ -435,6 +435,21 @@ def test_trainer_fit_that_fails_at_a_later_batch_changes_nothing():
     _same_snapshot(before, _training_snapshot(trainer))
 
 
+def test_trainer_fit_names_the_batch_that_fails_also_when_it_is_the_first():
+    """fit's error named the batch only when earlier updates were undone: a first batch of a
+    thousand that raised said nothing of which batch it was (its docstring: "its error names
+    the batch")."""
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    rng = np.random.default_rng(3)
+    xs, ys = rng.integers(3, size=(5, 2)), rng.integers(3, size=(5, 2))
+    bad = ys.copy()
+    bad[2, 0] = 5
+    trainer = rnn.Trainer(model, lr=0.1)
+    with pytest.raises(tg.BadIndexError, match=r"out of range \[0, 3\) \(Trainer.fit: batch 1\)$"):
+        trainer.fit([(xs, bad), (xs, ys)])
+    assert trainer.steps == 0
+
+
 def test_stream_loss_error_names_the_chunk_and_where_its_steps_are():
     model = rnn.ElmanRNN(3, 4, 3, seed=0)
     ids = np.random.default_rng(0).integers(3, size=30)

@@ -96,6 +96,42 @@ def _system():
                           state_name="s", edge_label="f")
 
 
+def _readme_attention_decoder():
+    """The README's own attention over another model's states: a user's Recurrence whose step
+    reads the stacked states of an ElmanRNN (a static input of the view, drawn once)."""
+    encoder = rnn.ElmanRNN(3, 4, 3, seed=0)
+    memory = tg.stack(encoder.run(np.array([0, 1, 2, 1])).states)
+    rng = np.random.default_rng(1)
+    Wd, R, V = (tg.Parameter(rng.normal(0, 0.5, s), name=n) for n, s in
+                (("Wd", (4, 4)), ("R", (4, 4)), ("V", (3, 4))))
+
+    def step(s, x):
+        alpha = tg.softmax(s @ memory.T, axis=-1).named("α")
+        ctx = (alpha @ memory).named("ctx")
+        return (s @ Wd.T + ctx @ R.T + x).tanh()
+
+    return rnn.Recurrence(step, [Wd, R, V], n_state=4, n_in=4, readout=lambda s: s @ V.T,
+                          name="dec")
+
+
+@pytest.mark.parametrize("steps", [3, 8])
+def test_a_cell_reading_another_models_states_keeps_its_ends_at_the_ends(steps):
+    """The README's attention decoder drew h(...) of its start and of its end both between its
+    steps 2 and 3 (and the elman.h it reads there too): the static input stood in the anchors'
+    row inside the boxes, where the renderer keeps no order.  Its anchors are now a row under
+    the boxes, and h(...) before step 1 stands left of every box, the one after the last step
+    right of every box."""
+    digraph = viz.unrolled(_readme_attention_decoder(), steps=steps)
+    nodes, _ = plain(digraph)
+    box = bands(nodes, step_boxes(digraph))
+    ends = dict(re.findall(r"^\s*(u\d+_(start|end)) \[", digraph.source, flags=re.M))
+    (start,), (end,) = ([nodes[nid][0] for nid, kind in ends.items() if kind == which]
+                        for which in ("start", "end"))
+    assert start < min(left for left, _, _, _ in box.values())
+    assert end > max(right for _, right, _, _ in box.values())
+    assert measure(digraph)["interleaved"] == 0
+
+
 @pytest.mark.parametrize("steps", [8, 12])
 def test_an_encoder_decoder_summary_keeps_its_steps_in_time_order(steps):
     """A summary of both chains (steps 1-3, an elision, the last three): aligning the decoder

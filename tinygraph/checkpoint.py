@@ -187,6 +187,19 @@ def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES):
     return Checkpoint(arrays, meta)
 
 
+def read_entry(path, name, expect):
+    """The one array ``name`` of a checkpoint, its header checked against ``expect`` (shape,
+    dtype) before its data is read; no other array is read.  Raises CheckpointError as
+    :func:`read_checkpoint` does, also when the file has no such entry."""
+    with _reading(path) as (zf, members, where):
+        where.entry = MANIFEST
+        names, _ = _manifest(zf, members)
+        where.entry = name
+        if name not in names:
+            raise _Mismatch("no such entry")
+        return _read_member(zf, members[names[name]], expect, MAX_BYTES)
+
+
 def read_meta(path):
     """The metadata of a checkpoint (its manifest only: no array is read)."""
     with _reading(path) as (zf, members, _):

@@ -752,7 +752,11 @@ class _Columns:
         h(t-1) and h(t) and the edge between them would go round it, under the boxes and
         through their captions: where the bottom chain's lowest row is a rail (h of a
         vector-to-sequence net, which has no x(t)) its anchors are a row of their own under it,
-        outside the boxes.  So are they with several chains (an encoder and a decoder), where
+        outside the boxes.  So are they where static inputs stand in the anchors' row (another
+        model's states that a user's attention reads): inside the boxes the renderer kept
+        neither the anchors' nor the inputs' order, and the README's attention decoder came out
+        with both its h(...) ends, the start's and the end's, between steps 2 and 3.  So
+        are they with several chains (an encoder and a decoder), where
         the renderer (which keeps a row's order only outside the boxes) put the steps out of
         time order (3, 1, 2: C, from h(n_x) into s(1), pulled the last encoder step to the
         front): there every chain also has a row of points over its highest row, each chain's
@@ -792,10 +796,12 @@ class _Columns:
             return
         base = {}
         several = len(chains) > 1 or self.n_chains > 1   # (a window may draw one of them)
-        under = several or any(name in rails and self.level[name] == lowest[chains[0]]
-                               for (chain, _), members in self.members.items()
-                               if chain == chains[0] for name, _, _ in members)
-        #  (several chains, or the bottom chain's lowest row is a rail)
+        under = several or bool(inputs) or any(
+            name in rails and self.level[name] == lowest[chains[0]]
+            for (chain, _), members in self.members.items()
+            if chain == chains[0] for name, _, _ in members)
+        #  (several chains, static inputs beside the steps, or the bottom chain's lowest row
+        #  is a rail)
         ties = 4 if several else 1      # edges tying a step to its rows of points
         caps = 1                    # the points over each column
         for (chain, column), members in self.members.items():
