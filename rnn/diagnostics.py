@@ -48,7 +48,7 @@ from tinygraph.rows import grad_rows
 
 from .core import evaluating, lagged, time_step, walk
 from .recursive import RecursiveNet
-from .train import Carried
+from .train import Carried, _amend
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 _RUNS = itertools.count(1)                       # the scope label of each run made here
@@ -112,7 +112,7 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     states that the steps read) are told apart from this run's, even where they carry the
     same names and time steps.  The run is made in evaluation mode (:func:`evaluating`)."""
     if not callable(getattr(model, "run", None)):
-        raise tg.DTypeError(f"rnn diagnostics: needs a recurrent model with .run(...), got "
+        raise tg.DTypeError(f"{who}: needs a recurrent model with .run(...), got "
                             f"{type(model).__name__}")
     if ys is None and steps is None and (isinstance(getattr(model, "feedback", None), str)
                                           or getattr(model, "reads_targets", False)):
@@ -130,8 +130,13 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
             raise tg.ConfigError(f"{who}: {type(model).__name__}.run takes no {name}= (its "
                                  f"arguments are {', '.join(taken)}); leave {name} out")
     args = (xs,) if ys is None else (xs, ys)
-    with tg.scope(f"run#{next(_RUNS)}") as label, evaluating(model):
-        run = model.run(*args, **kwargs)
+    try:
+        with tg.scope(f"run#{next(_RUNS)}") as label, evaluating(model):
+            run = model.run(*args, **kwargs)
+    except Exception as e:     # the model's own error (its name, the shapes), and who ran it
+        if not str(e).startswith(f"{who}:"):
+            _amend(e, lambda message: f"{who}: {message}", f"in {who}")
+        raise
     inside = label + "/"
 
     def own(scope):
@@ -308,7 +313,12 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
     -------
     np.ndarray (T, H, H)
     """
-    who = "rnn.jacobians"
+    return model_jacobians(model, xs, part, h0, ys, steps, "rnn.jacobians")
+
+
+def model_jacobians(model, xs, part="h", h0=None, ys=None, steps=None, who="rnn.jacobians"):
+    """:func:`jacobians`, its errors naming ``who`` (the function the user called: e.g.
+    rnn.gradient_ratio, which computes them, or viz.explore)."""
     chain_model(model, who)
     parts = getattr(model, "parts", None)
     if not isinstance(parts, dict) or not callable(getattr(model, "step", None)):
@@ -566,7 +576,7 @@ def gradient_ratio(model, xs, ys, part="h", h0=None):
     # retained: a state carried undetached from an earlier run (h0) is that run's graph, which
     # the user may still back-propagate through
     grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
-    jacs = jacobians(model, xs, part=part, h0=h0, ys=ys)
+    jacs = model_jacobians(model, xs, part, h0, ys, None, "rnn.gradient_ratio")
     ratio = np.full(len(jacs), np.nan)
     for k, g in zip(keys, grads):
         g = g.reshape(-1)

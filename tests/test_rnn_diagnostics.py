@@ -722,3 +722,39 @@ def test_jacobians_of_every_chain_of_a_stacked_net_and_an_encoder_decoder(model,
         for t, h in enumerate(states):
             np.testing.assert_allclose(J[t], (1 - h ** 2)[:, None] * params[W].data, rtol=1e-13,
                                        atol=1e-15)
+
+
+def test_every_diagnostics_entry_point_names_itself_in_its_errors():
+    # rnn.gradient_ratio of a batch of 2 said "rnn.jacobians: needs a batch of one" (it computes
+    # the Jacobians by calling rnn.jacobians), and a model's own refusal of its inputs named the
+    # model alone: each error now starts with the function the user called
+    import viz
+    model = rnn.ElmanRNN(3, 4, 2, seed=0)
+    xs = np.random.default_rng(0).normal(size=(6, 2, 3))
+    ys = np.zeros((6, 2), dtype=int)
+    x1, y1 = xs[:, :1], ys[:, :1]
+    calls = {
+        "rnn.jacobians": lambda a, b, **k: rnn.jacobians(model, a, ys=b, **k),
+        "rnn.gradient_ratio": lambda a, b, **k: rnn.gradient_ratio(model, a, b, **k),
+        "rnn.connectivity": lambda a, b, **k: rnn.connectivity(model, a, b, **k),
+        "rnn.saturation": lambda a, b, **k: rnn.saturation(model, a, b, **k),
+        "viz.explore": lambda a, b, **k: viz.explore(model, a, b, **k),
+    }
+    for who, call in calls.items():
+        with pytest.raises(tg.ShapeError, match=rf"^{who}: elman: each input vector must have "
+                                                r"width n_in=3, got xs of shape \(6, 1, 5\)"):
+            call(np.zeros((6, 1, 5)), y1)
+        with pytest.raises(tg.ShapeError, match=rf"^{who}: elman: the inputs have 6 steps but ys "
+                                                "has 5"):
+            call(x1, y1[:5])
+        with pytest.raises(tg.ShapeError, match=rf"^{who}: elman: h0 must have shape"):
+            call(x1, y1, h0=np.zeros(7))
+    for who in ("rnn.jacobians", "rnn.gradient_ratio"):
+        with pytest.raises(tg.ShapeError, match=rf"^{who}: needs a batch of one; 'h' has shape "
+                                                r"\(2, 4\) at t=1"):
+            calls[who](xs, ys)
+        with pytest.raises(tg.ConfigError, match=rf"^{who}: jordan has no state part 'h'"):
+            (rnn.jacobians if who == "rnn.jacobians" else
+             lambda m, a, ys: rnn.gradient_ratio(m, a, ys))(rnn.JordanRNN(3, 4, 2), x1, ys=y1)
+    with pytest.raises(tg.ConfigError, match=r"^rnn\.lag_decay: takes the Jacobians"):
+        rnn.lag_decay(model)

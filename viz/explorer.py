@@ -40,7 +40,8 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
-from rnn.diagnostics import own_run, part_nodes, run_connectivity, saturation_with_nans
+from rnn.diagnostics import (model_jacobians, own_run, part_nodes, run_connectivity,
+                             saturation_with_nans)
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
@@ -496,7 +497,7 @@ def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False)
         return None, None, None, None, [f"a batch of {batch}: the Jacobians need a batch of "
                                         "one"]
     try:
-        jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
+        jacs = model_jacobians(model, xs, part, h0, ys, length, "viz.explore")
     except tg.ConfigError as e:
         return None, None, None, None, [str(e)]
     notes = []
