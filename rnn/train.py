@@ -506,7 +506,12 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     wanted = {f"model/{k}": v for k, v in model.expected_state().items()}
     wanted.update({f"optim/{k}": v for k, v in optimizer.expected_state().items()})
     wanted.update({f"extra/{k}": v for k, v in (expect or {}).items()})
-    found = tg.read_checkpoint(path, wanted, max_bytes)
+    try:
+        found = tg.read_checkpoint(path, wanted, max_bytes)
+    except tg.CheckpointError:      # a model of other settings (e.g. criterion) is named as such
+        if isinstance(model, tg.Module):
+            model.check_saved_settings(path, "model_config", f"load: '{path}'")
+        raise
     steps = found.meta.get("trainer_steps")
     user = found.meta.get("user")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0 or not isinstance(user, dict):
