@@ -1054,3 +1054,29 @@ def test_a_users_model_saved_inside_a_sequence_resumes_with_all_it_carries(desig
     for _ in range(2):
         engine._one_update()
     assert (engine.runs[0].losses, engine.runs[0].digest()) == want
+
+
+def test_a_conditional_regression_net_cut_into_chunks_feeds_the_last_target_of_the_chunk_before():
+    # the playground carried {"h0": last} alone: a ConditionalRNN's chunk after the first
+    # read y(0) = 0 instead of the target y(start-1) (no error: a silently other loss).  Each
+    # chunk's loss against bptt_reference from the numpy state carried, 1e-12
+    import bptt_reference as ref
+    rng = np.random.default_rng
+
+    def task(b, s):
+        return rng(s).normal(size=(10, b, 3)), rng(s + 1).normal(size=(10, b, 2))
+    model = rnn.ConditionalRNN(3, 4, 2, seed=0, criterion="squared_error")
+    run = _user_run_cut(model, task, 4)
+    xs, ys = task(4, 0)
+    h = np.zeros((4, 4))
+    for start in (0, 4, 8):
+        p = model.state_dict()
+        x, y = xs[start:start + 4], ys[start:start + 4]
+        y0 = ys[start - 1] if start else None
+        want = ref.conditional_regression(p, x, y, h0=h, y0=y0)[0] / len(x)
+        loss, _ = run.update()
+        assert abs(loss - want) < 1e-12
+        f = np.zeros((4, 2)) if y0 is None else y0
+        for t in range(len(x)):
+            h = np.tanh(p["b"] + h @ p["W"].T + x[t] @ p["U"].T + f @ p["R"].T)
+            f = y[t]
