@@ -7,6 +7,9 @@ arrays come back in the layout the unroll wants: time first, ids as int64,
 floats in the model's dtype, masked positions replaced by a harmless id 0 or zero vector.
 """
 
+import contextlib
+import threading
+
 import numpy as np
 
 from tinygraph import (AnomalyError, BadIndexError, ConfigError, DTypeError, NonFiniteError,
@@ -184,9 +187,25 @@ def mask(value, steps, batch, batched, who):
         raise ShapeError(f"{who}: mask entries must be 0 or 1")
     arr = arr.astype(bool)
     empty = np.flatnonzero(~arr.any(axis=0))
-    if empty.size:
+    if empty.size and not getattr(_chunks, "on", False):
         raise ShapeError(f"{who}: mask keeps no step of sequence b={empty[0]} (an empty sequence)")
     return arr
+
+
+_chunks = threading.local()
+
+
+@contextlib.contextmanager
+def chunk_masks():
+    """In this thread, within the block: a mask may keep no step of a sequence (a chunk of
+    truncated BPTT after that sequence's end, its state carried unchanged; the whole mask was
+    checked for empty sequences before); restored on exit, also on an error."""
+    was = getattr(_chunks, "on", False)
+    _chunks.on = True
+    try:
+        yield
+    finally:
+        _chunks.on = was
 
 
 def padded_inputs(arr, keep, is_ids, who, tensor=None):

@@ -32,6 +32,15 @@ is refused with a ConfigError naming the function and the model.
 
 ``xs`` and ``ys`` are what the design's ``run`` takes first (for ``VectorToSequence`` the
 vector x and the targets, for ``SequenceToOne`` the sequence and its one label).
+
+Each takes the keyword arguments of the model's ``run`` that change what its loss computes
+(``**options``: ``mask=`` of padded sequences, ``teacher_forcing=False`` of a JordanRNN running
+free, ``feedback="output"`` of a design that feeds o(t-1) back, ``y0=``), so that it diagnoses
+the run the model was trained on: without them the run is ``model.run(xs, ys)``, unmasked and,
+for a design that feeds y(t-1) back, teacher-forced (the targets fed in).  An option the
+model's ``run`` does not take is a ConfigError naming the function.  The Jacobians
+∂h(t)/∂h(t-1) of a run that feeds its own output back are refused (ConfigError): the one-step
+Jacobian holds the step's inputs fixed, so it would leave out the path through o(t-1).
 """
 
 import copy
@@ -48,7 +57,7 @@ from tinygraph.rows import grad_rows
 
 from .core import evaluating, lagged, time_step, walk
 from .recursive import RecursiveNet
-from .train import Carried
+from .train import Carried, _amend
 
 SATURATING = {"tanh": 1.0, "sigmoid": 0.25}     # op -> its largest slope
 _RUNS = itertools.count(1)                       # the scope label of each run made here
@@ -92,13 +101,21 @@ def jacobian_stack(jacs, who):
     return arr
 
 
-def run_model(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
-    """``model.run(xs, ys, h0=h0, steps=steps)`` with only the arguments given (every op of every
-    step a node); ``steps`` is for a system without input (rnn.Recurrence with n_in=None)."""
-    return own_run(model, xs, ys, h0, steps, who)[0]
+def run_model(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics", options=None):
+    """``model.run(xs, ys, h0=h0, steps=steps, **options)`` with only the arguments given (every
+    op of every step a node); ``steps`` is for a system without input (rnn.Recurrence with
+    n_in=None)."""
+    return own_run(model, xs, ys, h0, steps, who, options)[0]
 
 
-def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
+def runs_free(options):
+    """Whether the run ``options`` (keyword arguments of a model's ``run``) feed the model's
+    own output back (``teacher_forcing=False``, a ``feedback``) rather than the targets."""
+    options = options or {}
+    return options.get("teacher_forcing", True) is False or options.get("feedback") is not None
+
+
+def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics", options=None):
     """:func:`run_model` and the predicate ``own(scope)``: whether a node of that scope label
     (``node.scope``) was made by this run.  An ``h0`` or ``steps`` that the model's ``run``
     does not take (the encoder-decoder starts from zeros and C) is a ConfigError naming
@@ -112,10 +129,11 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     states that the steps read) are told apart from this run's, even where they carry the
     same names and time steps.  The run is made in evaluation mode (:func:`evaluating`)."""
     if not callable(getattr(model, "run", None)):
-        raise tg.DTypeError(f"rnn diagnostics: needs a recurrent model with .run(...), got "
+        raise tg.DTypeError(f"{who}: needs a recurrent model with .run(...), got "
                             f"{type(model).__name__}")
-    if ys is None and steps is None and (isinstance(getattr(model, "feedback", None), str)
-                                          or getattr(model, "reads_targets", False)):
+    if ys is None and steps is None and not runs_free(options) and (
+            isinstance(getattr(model, "feedback", None), str)
+            or getattr(model, "reads_targets", False)):
         raise tg.ConfigError(f"{who}: {type(model).__name__} feeds the target y(t-1) into step "
                              f"t, so its run needs the targets ys: give them, "
                              f"{who}(model, xs, ys=ys) ("
@@ -124,14 +142,24 @@ def own_run(model, xs, ys=None, h0=None, steps=None, who="rnn diagnostics"):
     kwargs = dict(h0) if isinstance(h0, Carried) else {} if h0 is None else {"h0": h0}
     if steps is not None:
         kwargs["steps"] = steps
+    for name, value in (options or {}).items():
+        if name in kwargs or name in ("per_step", "xs", "ys", "x", "y"):
+            raise tg.ConfigError(f"{who}: {name}= is no option of the run here (it is "
+                                 f"{'given already' if name in kwargs else 'set by ' + who})")
+        kwargs[name] = value
     taken = _arguments(model.run)
     for name in kwargs:
         if taken is not None and name not in taken:
             raise tg.ConfigError(f"{who}: {type(model).__name__}.run takes no {name}= (its "
                                  f"arguments are {', '.join(taken)}); leave {name} out")
     args = (xs,) if ys is None else (xs, ys)
-    with tg.scope(f"run#{next(_RUNS)}") as label, evaluating(model):
-        run = model.run(*args, **kwargs)
+    try:
+        with tg.scope(f"run#{next(_RUNS)}") as label, evaluating(model):
+            run = model.run(*args, **kwargs)
+    except Exception as e:     # the model's own error (its name, the shapes), and who ran it
+        if not str(e).startswith(f"{who}:"):
+            _amend(e, lambda message: f"{who}: {message}", f"in {who}")
+        raise
     inside = label + "/"
 
     def own(scope):
@@ -222,7 +250,7 @@ def run_connectivity(run, parts, who, rows=None, own=None, compact=False):
     return out
 
 
-def connectivity(model, xs, ys, part="h", h0=None, rows=None):
+def connectivity(model, xs, ys, part="h", h0=None, rows=None, **options):
     """‖∂L(t)/∂h(k)‖ for every loss term L(t) and every step k of the state part h.
 
     Entry ``[t-1, k-1]`` is the norm of the gradient of the loss term of step t alone with
@@ -243,6 +271,9 @@ def connectivity(model, xs, ys, part="h", h0=None, rows=None):
     h0 : initial state, optional
     rows : iterable of int, optional
         Only the loss terms of these steps t (1-based); the other rows are NaN.  For long runs.
+    **options : keyword arguments of ``model.run`` that the loss was computed with (``mask=``,
+        ``teacher_forcing=False``, ``feedback="output"``...; see the module's doc): without
+        them, the unmasked run, teacher-forced where the design feeds y(t-1) back
 
     Returns
     -------
@@ -251,7 +282,7 @@ def connectivity(model, xs, ys, part="h", h0=None, rows=None):
     """
     who = "rnn.connectivity"
     chain_model(model, who)
-    run, own = own_run(model, xs, ys, h0, who=who)
+    run, own = own_run(model, xs, ys, h0, who=who, options=options)
     return run_connectivity(run, [part], who, rows, own)[part]
 
 
@@ -280,7 +311,7 @@ class _CutSteps:
         return new
 
 
-def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
+def jacobians(model, xs, part="h", h0=None, ys=None, steps=None, **options):
     """∂h(t)/∂h(t-1) for every step t of a batch of one: shape (T, H, H).
 
     Row i of ``J[t-1]`` is the gradient of unit i of h(t) with respect to h(t-1), computed by
@@ -303,13 +334,27 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
     xs : what ``model.run`` takes first; ys : targets, for designs that read y(t-1)
     part : str, a state part; h0 : initial state, optional
     steps : int, for a system without input (``xs=None``)
+    **options : keyword arguments of ``model.run`` (``mask=``: a padded step carries the
+        state unchanged, its Jacobian the identity); a run that feeds the model's own output
+        back (``teacher_forcing=False``, ``feedback=``) is refused (see the module's doc)
 
     Returns
     -------
     np.ndarray (T, H, H)
     """
-    who = "rnn.jacobians"
+    return model_jacobians(model, xs, part, h0, ys, steps, "rnn.jacobians", options)
+
+
+def model_jacobians(model, xs, part="h", h0=None, ys=None, steps=None, who="rnn.jacobians",
+                    options=None):
+    """:func:`jacobians`, its errors naming ``who`` (the function the user called: e.g.
+    rnn.gradient_ratio, which computes them, or viz.explore)."""
     chain_model(model, who)
+    if runs_free(options):
+        raise tg.ConfigError(f"{who}: a run that feeds {getattr(model, 'name', 'the model')}'s "
+                             "own output back (teacher_forcing=False, feedback=) has no one-step "
+                             "Jacobian ∂h(t)/∂h(t-1) here: it holds the step's inputs fixed, and "
+                             "would leave out the path through o(t-1) fed back")
     parts = getattr(model, "parts", None)
     if not isinstance(parts, dict) or not callable(getattr(model, "step", None)):
         raise tg.DTypeError(f"{who}: needs a cell (an rnn design or rnn.Recurrence), got "
@@ -325,8 +370,12 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
         chains.append(_CutSteps(step, chain_parts))
         return chains[-1]
     cut._cut_chain_steps = cut_chain
-    run_model(cut, xs, ys, h0, steps, who)
+    run_model(cut, xs, ys, h0, steps, who, options)
     records = cut_steps.records
+    keep = kept_rows(options, who)
+    if keep is not None and not records:
+        raise tg.ConfigError(f"{who}: a mask of {model.name}, a model of several chains, does "
+                             "not say which of their steps it pads; leave the mask out")
     if not records:
         own = [c for c in chains if part in c.parts and c.records]
         if len(own) != 1:
@@ -365,6 +414,11 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None):
         grads = grad_rows(outputs, [h_old for _, _, h_old in chunk], seeds)
         for j, ((t, _, _), g) in enumerate(zip(chunk, grads)):
             out[t] = g[j * size:(j + 1) * size].reshape(size, size)
+    if keep is not None:        # a padded step carries the state: h(t) = h(t-1)
+        if keep.shape[0] != len(out) or keep.shape[1] != 1:
+            raise tg.ShapeError(f"{who}: the mask has shape {keep.shape}, the run {len(out)} "
+                                "steps of a batch of one")
+        out[~keep[:, 0]] = np.eye(size)
     return out
 
 
@@ -465,7 +519,7 @@ def lag_decay(jacs, max_lag=None, ends=16):
     return LagDecay(lags, np.exp(mean), float(np.exp(slope)), float(np.exp(intercept)))
 
 
-def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
+def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None, **options):
     """Fraction of the tanh and sigmoid units of each step that are saturated: shape (T,).
 
     A unit is saturated when its slope is below ``tol`` times the largest slope of its
@@ -473,36 +527,50 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None):
     of a tanh or sigmoid op in the scope of step t (state units and gates alike).  A step
     with a unit that is NaN (a run that diverged, a NaN in the input) has no fraction: NaN
     there, not the share of the other units.  ``steps`` is for a system without input
-    (``xs=None``).
+    (``xs=None``).  ``**options``: keyword arguments of ``model.run`` (``mask=``,
+    ``teacher_forcing=False``...; see the module's doc).
     """
     chain_model(model, "rnn.saturation")
-    run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation")
-    return run_saturation(run, own, tol)
+    run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation", options)
+    return run_saturation(run, own, tol, keep=kept_rows(options, "rnn.saturation"))
 
 
-def run_saturation(run, own, tol=0.05, by_chain=False):
+def kept_rows(options, who):
+    """The ``mask`` of run ``options`` as a bool array (T, B), or None: the rows of each step
+    whose units count (a padded step's units are computed and then dropped)."""
+    mask = (options or {}).get("mask")
+    if mask is None:
+        return None
+    keep = np.asarray(mask.data if isinstance(mask, tg.Tensor) else mask)
+    if keep.ndim != 2:
+        raise tg.ShapeError(f"{who}: mask must be (T, B) of 0/1, got shape {keep.shape}")
+    return keep.astype(bool)
+
+
+def run_saturation(run, own, tol=0.05, by_chain=False, keep=None):
     """:func:`saturation` of an existing ``run`` (``own`` from :func:`own_run`).
 
     With ``by_chain``, {chain: (T,)}: the fraction of each chain's own units (a chain is the
     scope of its steps without their ``t=K``: an encoder-decoder's encoder and decoder, whose
     step t are not the same time), NaN at a step t where that chain has none.  Either way
-    NaN at a step with a NaN unit (:func:`nan_steps` tells those apart)."""
-    counts, steps = _saturation_counts(run, own, tol, by_chain)
+    NaN at a step with a NaN unit (:func:`nan_steps` tells those apart).  ``keep`` (T, B), the
+    run's mask (:func:`kept_rows`): only the units of the rows each step keeps count."""
+    counts, steps = _saturation_counts(run, own, tol, by_chain, keep)
     return _fractions(counts, steps, by_chain)
 
 
-def nan_steps(run, own, by_chain=False):
+def nan_steps(run, own, by_chain=False, keep=None):
     """The steps t (1-based) of ``run`` with a tanh or sigmoid unit that is NaN, where
     :func:`run_saturation` has no fraction; with ``by_chain``, {chain: steps} (chains that
     have some)."""
-    counts, _ = _saturation_counts(run, own, 0.05, by_chain)
+    counts, _ = _saturation_counts(run, own, 0.05, by_chain, keep)
     return _nan_steps_of(counts, by_chain)
 
 
-def saturation_with_nans(run, own, tol=0.05):
+def saturation_with_nans(run, own, tol=0.05, keep=None, who="rnn.saturation"):
     """``(run_saturation(run, own, tol), run_saturation(run, own, tol, by_chain=True),
     nan_steps(run, own, by_chain=True))`` from one walk of the run's graph."""
-    counts, steps = _saturation_counts(run, own, tol, True)
+    counts, steps = _saturation_counts(run, own, tol, True, keep, who)
     whole = {"": sum(counts.values())} if counts else {}      # every chain's units together
     return (_fractions(whole, steps, False), _fractions(counts, steps, True),
             _nan_steps_of(counts, True))
@@ -527,20 +595,34 @@ def _nan_steps_of(counts, by_chain):
     return {chain: t for chain, t in found.items() if t}
 
 
-def _saturation_counts(run, own, tol, by_chain):
-    """{chain: (saturated, units, NaN units) per step 0..T} of ``run`` and T."""
+def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation"):
+    """{chain: (saturated, units, NaN units) per step 0..T} of ``run`` and T; with ``keep``
+    (T, B) only the rows each step keeps (a run of one chain in time: the mask of a model of
+    several, such as an encoder-decoder's of its source alone, is refused)."""
     roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
     roots += [n for nodes in run.parts.values() for n in nodes]
     steps = max((time_step(n.scope) or 0 for n in roots), default=0)
     counts = {}
+    chains = set()
     for node in walk(roots):
         if not own(node.scope):    # e.g. the earlier run behind a carried h0
             continue
         t = time_step(node.scope)
         if node.op in SATURATING and t is not None and t >= 1:
-            chain = _STEP.sub("", node.scope) if by_chain else ""
-            saturated, units, nans = counts.setdefault(chain, np.zeros((3, steps + 1)))
+            chain = _STEP.sub("", node.scope)
+            chains.add(chain)
+            if keep is not None and len(chains) > 1:
+                raise tg.ConfigError(f"{who}: a mask of a run of several chains ("
+                                     f"{sorted(chains)}) does not say which units each step "
+                                     "keeps; leave the mask out, or diagnose one sequence")
+            saturated, units, nans = counts.setdefault(chain if by_chain else "",
+                                                       np.zeros((3, steps + 1)))
             y = node.data
+            if keep is not None:
+                if t > len(keep) or y.ndim < 1 or y.shape[0] != keep.shape[1]:
+                    raise tg.ShapeError(f"{who}: the mask {keep.shape} does not fit "
+                                        f"the units {y.shape} of step t={t}")
+                y = y[keep[t - 1]]
             slope = (1 - y * y) if node.op == "tanh" else y * (1 - y)
             saturated[t] += np.count_nonzero(slope < tol * SATURATING[node.op])
             units[t] += y.size
@@ -551,14 +633,18 @@ def _saturation_counts(run, own, tol, by_chain):
 _STEP = re.compile(r"(^|/)t=-?\d+(/.*)?$")      # the "t=K" of a scope (and what is inside it)
 
 
-def gradient_ratio(model, xs, ys, part="h", h0=None):
+def gradient_ratio(model, xs, ys, part="h", h0=None, **options):
     """‖(∇_{h(t)} L) ∂h(t)/∂h(t-1)‖ / ‖∇_{h(t)} L‖ for t = 1..T (eq. 10.52): shape (T,).
 
     ∇_{h(t)} L is the gradient of the whole loss at h(t) (one engine sweep); the product is
     its vector-Jacobian product with :func:`jacobians`.  NaN where ∇_{h(t)} L is zero.
+    ``**options``: keyword arguments of ``model.run`` (``mask=``; a run that feeds the
+    model's own output back is refused, as :func:`jacobians` refuses it).
     """
     chain_model(model, "rnn.gradient_ratio")
-    run, own = own_run(model, xs, ys, h0, who="rnn.gradient_ratio")
+    if runs_free(options):      # refused before the run, as the Jacobians would be
+        model_jacobians(model, xs, part, h0, ys, None, "rnn.gradient_ratio", options)
+    run, own = own_run(model, xs, ys, h0, who="rnn.gradient_ratio", options=options)
     if run.loss is None:
         raise tg.ConfigError("rnn.gradient_ratio: the run has no loss (give targets ys)")
     nodes = part_nodes(run, part, "rnn.gradient_ratio", own)
@@ -566,7 +652,7 @@ def gradient_ratio(model, xs, ys, part="h", h0=None):
     # retained: a state carried undetached from an earlier run (h0) is that run's graph, which
     # the user may still back-propagate through
     grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
-    jacs = jacobians(model, xs, part=part, h0=h0, ys=ys)
+    jacs = model_jacobians(model, xs, part, h0, ys, None, "rnn.gradient_ratio", options)
     ratio = np.full(len(jacs), np.nan)
     for k, g in zip(keys, grads):
         g = g.reshape(-1)

@@ -1144,6 +1144,18 @@ class EncoderDecoder(Design):
     def own_config(self):
         return {**super().own_config(), "attention": self.attention}
 
+    def _state_mismatch(self, name, shape):
+        """A state whose Ud is the width of the other criterion's decoder input (n_out + 1: the
+        ids and the start symbol; n_out: the float vectors) is named as that criterion's."""
+        theirs = self.n_out + self.regression      # the other criterion's width
+        if name != "Ud" or tuple(shape) != (self.n_hidden, theirs):
+            return None
+        mine, other = (("squared_error", "cross_entropy") if self.regression
+                       else ("cross_entropy", "squared_error"))
+        return (f"the state looks like that of an EncoderDecoder of criterion={other!r} (its "
+                f"decoder reads {'ids and a start symbol' if other == 'cross_entropy' else 'float vectors'}"
+                f", Ud (H, {theirs})), this one has criterion={mine!r}")
+
     def _encoder(self):
         return Chain(self, {"h": self.n_hidden}, self._recur, Design.input_map.__get__(self),
                      name=f"{self.name}/encoder")

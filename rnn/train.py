@@ -508,7 +508,10 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     wanted.update({f"extra/{k}": v for k, v in (expect or {}).items()})
     try:
         found = tg.read_checkpoint(path, wanted, max_bytes)
-    except tg.CheckpointError:
+    except tg.CheckpointError:      # a model of other settings (e.g. criterion), or a run of
+        #                               another optimizer, is named as such
+        if isinstance(model, tg.Module):
+            model.check_saved_settings(path, "model_config", f"load: '{path}'")
         saved = _saved_optimizer(path)
         if saved is not None and saved != type(optimizer).__name__:
             raise tg.CheckpointError(
@@ -667,7 +670,7 @@ def _amend(error, message, note):
         error.add_note(note)
 
 
-def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
+def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None, mask=None):
     """One pass of truncated BPTT over a long sequence, carrying the state across chunks.
 
     Parameters
@@ -681,10 +684,18 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     h0 : initial state, default zeros; or the :class:`Carried` an earlier call returned, to go
         on with the sequence where that call stopped
     on_step : callable ``(step, loss_per_step, grad_norm)``, called after every chunk
+    mask : (T, B) of 0/1, optional: padded sequences (right padding, e.g. from
+        ``rnn.pad_sequences``), as ``model.loss(xs, ys, mask=mask)`` takes it; cut into chunks
+        with xs and ys.  Each chunk's loss is what ``loss`` computes on that chunk with its
+        part of the mask (padded steps add nothing; each step's term divided by the full batch
+        B), from the carried state; a sequence that ended in an earlier chunk keeps its last
+        state unchanged through the later ones.  A chunk that keeps no step of any sequence
+        (padding alone) is refused before any update.
 
     Returns
     -------
-    (losses, h) : the mean loss per time step of every chunk, and the detached last state; for
+    (losses, h) : the loss of every chunk divided by its number of steps (padded ones
+    included), and the detached last state; for
     a model whose next chunk reads more than its last state (a LeakyRNN with ``skip=d`` reads
     h(t-d), a design that feeds its output back reads y(t-1)), a :class:`Carried` of all of it.
     Passed back as ``h0=``, either makes the next call compute what one call over both parts
@@ -713,11 +724,16 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
                                  f"run_for_loss takes no {unknown[0]!r}: give what this model's "
                                  "own earlier truncated_bptt call returned")
     parts = chunks(trainer.model, xs, ys, chunk, "truncated_bptt")
+    masks = _chunk_masks(model, xs, mask, parts, takes)
     put_back = _training_kept(trainer) if len(parts) > 1 else None
     start, made = 1, trainer.steps
     for k, (x, y) in enumerate(parts, 1):
         try:
-            loss, norm, carried = trainer.chunk(x, y, carried)
+            if masks is None:
+                loss, norm, carried = trainer.chunk(x, y, carried)
+            else:
+                with checks.chunk_masks():      # a row may have ended in an earlier chunk
+                    loss, norm, carried = trainer.chunk(x, y, dict(carried, mask=masks[k - 1]))
             losses.append(loss / len(x))
             if on_step is not None:
                 on_step(trainer.steps, losses[-1], norm)
@@ -732,6 +748,32 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None):
     if set(carried) <= {"h0"}:
         return losses, carried.get("h0", h0)
     return losses, Carried(carried)
+
+
+def _chunk_masks(model, xs, mask, parts, takes):
+    """``mask`` (T, B) cut as ``parts`` are (a list of (steps, B) bool arrays), or None; checked
+    whole before the first chunk runs: its shape against xs, 0/1 entries, no empty sequence,
+    no chunk of padding alone, and a model whose run_for_loss takes mask=."""
+    if mask is None:
+        return None
+    if "mask" not in takes and not any(p.kind is p.VAR_KEYWORD for p in takes.values()):
+        raise tg.ConfigError(f"truncated_bptt: {type(model).__name__}.run_for_loss takes no "
+                             "mask=, so its padded sequences cannot be masked")
+    xs = checks.as_array(xs, "truncated_bptt", "xs")
+    if xs.ndim < 2:
+        raise tg.ShapeError(f"truncated_bptt: mask= needs a batch of sequences xs (T, B, ...), "
+                            f"got xs of shape {xs.shape}")
+    keep = checks.mask(mask, len(xs), xs.shape[1], True, "truncated_bptt")
+    cut, start = [], 0
+    for k, (x, _) in enumerate(parts, 1):
+        part = keep[start:start + len(x)]
+        if not part.any():
+            raise tg.ShapeError(f"truncated_bptt: chunk {k} (steps {start + 1}-{start + len(x)}) "
+                                "is padding alone (its mask keeps no step of any sequence): "
+                                "cut that padding off xs, ys and mask")
+        cut.append(part)
+        start += len(x)
+    return cut
 
 
 class Carried(dict):

@@ -458,3 +458,41 @@ def test_saving_through_a_symbolic_link_writes_the_file_it_points_to(tmp_path):
     tg.save_arrays(dangling, {"a": np.ones(1)})
     assert os.path.islink(dangling)
     np.testing.assert_array_equal(tg.load_arrays(tmp_path / "runs" / "run4.ckpt")["a"], [1.0])
+
+
+@pytest.mark.parametrize("saved, loading", [("squared_error", "cross_entropy"),
+                                             ("cross_entropy", "squared_error")])
+def test_an_encoder_decoder_of_another_criterion_is_named_as_such_not_by_ud_s_shape(
+        saved, loading, tmp_path):
+    # its Ud is (H, n_out + 1) with cross-entropy (the start symbol) and (H, n_out) with the
+    # squared error: load, load_training and load_state_dict said only "'Ud' has shape (4, 2),
+    # expected (4, 3)"; the criterion is now named first, and nothing changes
+    src = rnn.EncoderDecoder(3, 4, 2, seed=1, criterion=saved)
+    dst = rnn.EncoderDecoder(3, 4, 2, seed=2, criterion=loading)
+    trainer = rnn.Trainer(dst, tg.optim.Adam(dst.parameters(), 0.1))
+    xs = np.random.default_rng(0).normal(size=(3, 2, 3))
+    ys = (np.random.default_rng(1).normal(size=(4, 2, 2)) if loading == "squared_error"
+          else np.zeros((4, 2), dtype=int))
+    trainer.step(xs, ys)
+    before = dst.state_dict()
+    optim = trainer.optimizer.state_dict()
+    versions = [p._version for p in dst.parameters()]
+    path = str(tmp_path / "m.npz")
+    src.save(path)
+    file_says = rf"the file has criterion='{saved}', the model criterion='{loading}'"
+    with pytest.raises(tg.CheckpointError, match=file_says):
+        dst.load(path)
+    rnn.save_training(path, rnn.Trainer(src, tg.optim.Adam(src.parameters(), 0.1)))
+    with pytest.raises(tg.CheckpointError, match=file_says):
+        rnn.load_training(path, trainer)
+    with pytest.raises(tg.CheckpointError,
+                       match=rf"^load_state_dict: the state looks like that of an EncoderDecoder "
+                             rf"of criterion='{saved}' .*this one has criterion='{loading}': 'Ud' "
+                             r"has shape"):
+        dst.load_state_dict(src.state_dict())
+    after = dst.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert [p._version for p in dst.parameters()] == versions
+    now = trainer.optimizer.state_dict()
+    assert now.keys() == optim.keys() and all(np.array_equal(now[k], optim[k]) for k in now)
+    assert trainer.steps == 1

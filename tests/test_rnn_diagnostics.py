@@ -722,3 +722,138 @@ def test_jacobians_of_every_chain_of_a_stacked_net_and_an_encoder_decoder(model,
         for t, h in enumerate(states):
             np.testing.assert_allclose(J[t], (1 - h ** 2)[:, None] * params[W].data, rtol=1e-13,
                                        atol=1e-15)
+
+
+def test_every_diagnostics_entry_point_names_itself_in_its_errors():
+    # rnn.gradient_ratio of a batch of 2 said "rnn.jacobians: needs a batch of one" (it computes
+    # the Jacobians by calling rnn.jacobians), and a model's own refusal of its inputs named the
+    # model alone: each error now starts with the function the user called
+    import viz
+    model = rnn.ElmanRNN(3, 4, 2, seed=0)
+    xs = np.random.default_rng(0).normal(size=(6, 2, 3))
+    ys = np.zeros((6, 2), dtype=int)
+    x1, y1 = xs[:, :1], ys[:, :1]
+    calls = {
+        "rnn.jacobians": lambda a, b, **k: rnn.jacobians(model, a, ys=b, **k),
+        "rnn.gradient_ratio": lambda a, b, **k: rnn.gradient_ratio(model, a, b, **k),
+        "rnn.connectivity": lambda a, b, **k: rnn.connectivity(model, a, b, **k),
+        "rnn.saturation": lambda a, b, **k: rnn.saturation(model, a, b, **k),
+        "viz.explore": lambda a, b, **k: viz.explore(model, a, b, **k),
+    }
+    for who, call in calls.items():
+        with pytest.raises(tg.ShapeError, match=rf"^{who}: elman: each input vector must have "
+                                                r"width n_in=3, got xs of shape \(6, 1, 5\)"):
+            call(np.zeros((6, 1, 5)), y1)
+        with pytest.raises(tg.ShapeError, match=rf"^{who}: elman: the inputs have 6 steps but ys "
+                                                "has 5"):
+            call(x1, y1[:5])
+        with pytest.raises(tg.ShapeError, match=rf"^{who}: elman: h0 must have shape"):
+            call(x1, y1, h0=np.zeros(7))
+    for who in ("rnn.jacobians", "rnn.gradient_ratio"):
+        with pytest.raises(tg.ShapeError, match=rf"^{who}: needs a batch of one; 'h' has shape "
+                                                r"\(2, 4\) at t=1"):
+            calls[who](xs, ys)
+        with pytest.raises(tg.ConfigError, match=rf"^{who}: jordan has no state part 'h'"):
+            (rnn.jacobians if who == "rnn.jacobians" else
+             lambda m, a, ys: rnn.gradient_ratio(m, a, ys))(rnn.JordanRNN(3, 4, 2), x1, ys=y1)
+    with pytest.raises(tg.ConfigError, match=r"^rnn\.lag_decay: takes the Jacobians"):
+        rnn.lag_decay(model)
+
+
+def _elman_forward(p, xs, mask):
+    """numpy: h(t) for t = 0..T (masked steps carry h(t-1)) and tanh(a(t)) before masking."""
+    T, B, _ = xs.shape
+    hs, cands = [np.zeros((B, p["W"].shape[0]))], [None]
+    for t in range(T):
+        cand = np.tanh(p["b"] + hs[-1] @ p["W"].T + xs[t] @ p["U"].T)
+        m = mask[t][:, None]
+        hs.append(m * cand + (1 - m) * hs[-1])
+        cands.append(cand)
+    return hs, cands
+
+
+def _numpy_connectivity(p, xs, ys, mask):
+    """‖∂L(t)/∂h(k)‖ of a masked Elman run, L(t) = (1/B) sum_b mask[t, b] CE(o_b(t), y_b(t)),
+    by hand: back from each L(t) alone through the masked steps."""
+    import bptt_reference as ref
+    T, B, _ = xs.shape
+    hs, cands = _elman_forward(p, xs, mask)
+    out = np.zeros((T, T))
+    for t in range(1, T + 1):
+        o = p["c"] + hs[t] @ p["V"].T
+        g = (mask[t - 1][:, None] / B) * (ref.softmax(o) - ref.one_hot(ys[t - 1], len(p["c"]))) @ p["V"]
+        out[t - 1, t - 1] = np.linalg.norm(g)
+        for k in range(t - 1, 0, -1):       # g is ∂L(t)/∂h(k+1): through step k+1 to h(k)
+            m = mask[k][:, None]
+            g = (m * g * (1 - cands[k + 1] ** 2)) @ p["W"] + (1 - m) * g
+            out[t - 1, k - 1] = np.linalg.norm(g)
+    return out
+
+
+def _padded_case():
+    rng = np.random.default_rng(7)
+    xs, ys = rng.normal(size=(6, 2, 3)), rng.integers(0, 2, (6, 2))
+    mask = (np.arange(6)[:, None] < np.array([6, 3])).astype(int)
+    return rnn.ElmanRNN(3, 4, 2, seed=2), xs, ys, mask
+
+
+def test_the_diagnostics_of_a_masked_run_are_those_of_the_masked_loss():
+    # the diagnostics took no mask: a model trained on padded batches was diagnosed on the
+    # unmasked run (loss terms of the padding, its states moving on), under the same labels.
+    # Now mask= is the loss's, checked against numpy by hand
+    model, xs, ys, mask = _padded_case()
+    p = model.state_dict()
+    got = rnn.connectivity(model, xs, ys, mask=mask)
+    np.testing.assert_allclose(got, _numpy_connectivity(p, xs, ys, mask), rtol=1e-10, atol=1e-14)
+    assert not np.allclose(got, rnn.connectivity(model, xs, ys))      # the padding counted there
+    # saturation: the units of the kept rows alone (a row of padding is computed, then dropped)
+    hs, cands = _elman_forward(p, xs, mask)
+    want = [np.mean((1 - cands[t][mask[t - 1] > 0] ** 2) < 0.5) for t in range(1, 7)]
+    np.testing.assert_allclose(rnn.saturation(model, xs, ys, tol=0.5, mask=mask), want,
+                               rtol=0, atol=1e-15)
+    # the Jacobians of one padded sequence: the identity at a padded step (h(t) = h(t-1))
+    x1, y1, m1 = xs[:, 1:], ys[:, 1:], mask[:, 1:]
+    jacs = rnn.jacobians(model, x1, ys=y1, mask=m1)
+    hs1, cands1 = _elman_forward(p, x1, m1)
+    for t in range(1, 7):
+        want = (np.diag(1 - cands1[t][0] ** 2) @ p["W"]) if m1[t - 1, 0] else np.eye(4)
+        np.testing.assert_allclose(jacs[t - 1], want, rtol=1e-12, atol=1e-15)
+    ratio = rnn.gradient_ratio(model, x1, y1, mask=m1)
+    assert np.isnan(ratio[3:]).all() and np.isfinite(ratio[:3]).all()   # no loss after step 3
+
+
+def test_the_diagnostics_of_a_free_running_jordan_network_are_those_of_its_loss():
+    # a JordanRNN trained with teacher_forcing=False was diagnosed teacher-forced: its h(k)
+    # reaches L(t) for t > k only through o(k) fed back, which the teacher-forced run cuts
+    import bptt_reference as ref
+    rng = np.random.default_rng(8)
+    xs, ys = rng.normal(size=(5, 2, 3)), rng.integers(0, 2, (5, 2))
+    model = rnn.JordanRNN(3, 4, 2, seed=1)
+    p = model.state_dict()
+    got = rnn.connectivity(model, xs, ys, teacher_forcing=False)
+    # numpy: h(t) = tanh(b + W softmax(o(t-1)) + U x(t)), o(t) = c + V h(t)
+    B, T = 2, 5
+    f, hs, probs = np.zeros((B, 2)), [], []
+    for t in range(T):
+        hs.append(np.tanh(p["b"] + f @ p["W"].T + xs[t] @ p["U"].T))
+        probs.append(ref.softmax(p["c"] + hs[-1] @ p["V"].T))
+        f = probs[-1]
+    want = np.zeros((T, T))
+    for t in range(T):
+        g_o = (probs[t] - ref.one_hot(ys[t], 2)) / B
+        for k in range(t, -1, -1):
+            g_h = g_o @ p["V"]                       # ∂L(t)/∂h(k)
+            want[t, k] = np.linalg.norm(g_h)
+            g_a = g_h * (1 - hs[k] ** 2)             # back into o(k-1) through f(k-1) = softmax
+            g_f = g_a @ p["W"]
+            if k:
+                q = probs[k - 1]
+                g_o = q * (g_f - (g_f * q).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    assert np.count_nonzero(np.tril(got, -1)) == 10 and not np.tril(rnn.connectivity(model, xs, ys), -1).any()
+    with pytest.raises(tg.ConfigError, match=r"^rnn\.jacobians: a run that feeds jordan's own "
+                                             "output back"):
+        rnn.jacobians(model, xs[:, :1], ys=ys[:, :1], teacher_forcing=False)
+    with pytest.raises(tg.ConfigError, match=r"^rnn\.connectivity: ElmanRNN\.run takes no "
+                                             r"teacher_forcing="):
+        rnn.connectivity(rnn.ElmanRNN(3, 4, 2), xs, ys, teacher_forcing=False)

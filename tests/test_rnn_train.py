@@ -531,3 +531,93 @@ def test_one_output_or_one_input_per_sequence_is_refused_by_the_chunked_readers(
             else:
                 rnn.truncated_bptt(rnn.Trainer(model, lr=0.1), xs, ys, chunk=chunk)
         assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
+
+
+def _elman_states(p, x, mask, h):
+    """The numpy forward of an Elman chunk with its mask: its last state (a masked step carries
+    h(t-1) unchanged)."""
+    for t in range(len(x)):
+        cand = np.tanh(p["b"] + h @ p["W"].T + x[t] @ p["U"].T)
+        m = mask[t][:, None]
+        h = m * cand + (1 - m) * h
+    return h
+
+
+def _lstm_states(p, x, mask, h, s):
+    sig = lambda a: 1 / (1 + np.exp(-a))      # noqa: E731
+    for t in range(len(x)):
+        f, g, q = (sig(p[b] + x[t] @ p[u].T + h @ p[w].T) for u, w, b in
+                   (("Uf", "Wf", "bf"), ("Ug", "Wg", "bg"), ("Uo", "Wo", "bo")))
+        s_new = f * s + g * np.tanh(p["b"] + x[t] @ p["U"].T + h @ p["W"].T)
+        h_new = np.tanh(s_new) * q
+        m = mask[t][:, None]
+        h, s = m * h_new + (1 - m) * h, m * s_new + (1 - m) * s
+    return h, s
+
+
+@pytest.mark.parametrize("design", ["elman", "lstm"])
+def test_truncated_bptt_takes_a_mask_cut_with_the_chunks(design):
+    # truncated_bptt took no mask: padded batches could not be trained in chunks.  Each chunk's
+    # loss and SGD update are checked against an independent numpy BPTT of that chunk with its
+    # part of the mask, from the numpy state carried out of the chunks before (1e-12); the
+    # sequences of lengths 10, 6, 3 end inside chunks 3, 2 and 1 of 4 steps, so later chunks
+    # hold rows that keep no step (their state carried unchanged)
+    import bptt_reference as ref
+    rng = np.random.default_rng(3)
+    T, B, n_in, H, C, lr = 10, 3, 3, 4, 2, 0.1
+    xs = rng.normal(size=(T, B, n_in))
+    ys = rng.integers(0, C, (T, B))
+    lengths = np.array([10, 6, 3])
+    mask = (np.arange(T)[:, None] < lengths).astype(int)
+    model = (rnn.ElmanRNN if design == "elman" else rnn.LSTM)(n_in, H, C, seed=1)
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), lr))
+    p = {k: v.copy() for k, v in model.state_dict().items()}
+    losses, last = rnn.truncated_bptt(trainer, xs, ys, 4, mask=mask)
+    assert len(losses) == 3
+    h, s = np.zeros((B, H)), np.zeros((B, H))
+    for k, start in enumerate((0, 4, 8)):
+        x, y, m = xs[start:start + 4], ys[start:start + 4], mask[start:start + 4]
+        if design == "elman":
+            loss, grads = ref.elman(p, x, y, h0=h, mask=m)
+            h = _elman_states(p, x, m, h)
+        else:
+            loss, grads = ref.lstm(p, x, y, h0=h, s0=s, mask=m)
+            h, s = _lstm_states(p, x, m, h, s)
+        assert abs(losses[k] - loss / len(x)) < 1e-12
+        p = {name: v - lr * grads[name] for name, v in p.items()}
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(value, p[name], rtol=0, atol=1e-12)
+    got = last["h"].data if isinstance(last, dict) else last.data
+    np.testing.assert_allclose(got, h, rtol=0, atol=1e-12)
+
+
+def test_truncated_bptt_with_a_mask_in_one_chunk_is_the_masked_loss():
+    rng = np.random.default_rng(4)
+    xs, ys = rng.normal(size=(7, 3, 2)), rng.integers(0, 2, (7, 3))
+    mask = (np.arange(7)[:, None] < np.array([7, 2, 5])).astype(int)
+    model = rnn.GRU(2, 3, 2, seed=0)
+    want = model.loss(xs, ys, mask=mask).item()
+    losses, _ = rnn.truncated_bptt(rnn.Trainer(model, lr=0.1), xs, ys, 7, mask=mask)
+    assert abs(losses[0] * 7 - want) < 1e-12
+
+
+def test_truncated_bptt_refuses_a_bad_mask_before_any_update():
+    rng = np.random.default_rng(5)
+    xs, ys = rng.normal(size=(8, 2, 2)), rng.integers(0, 2, (8, 2))
+    model = rnn.ElmanRNN(2, 3, 2, seed=0)
+    trainer = rnn.Trainer(model, lr=0.1)
+    before = model.state_dict()
+    padding = (np.arange(8)[:, None] < np.array([3, 4])).astype(int)
+    with pytest.raises(tg.ShapeError, match=r"truncated_bptt: chunk 3 \(steps 7-8\) is padding "
+                                            r"alone"):
+        rnn.truncated_bptt(trainer, xs, ys, 3, mask=padding)
+    with pytest.raises(tg.ShapeError, match=r"truncated_bptt: mask must have shape \(T, B\) = "
+                                            r"\(8, 2\), got \(7, 2\)"):
+        rnn.truncated_bptt(trainer, xs, ys, 3, mask=np.ones((7, 2)))
+    with pytest.raises(tg.ShapeError, match="truncated_bptt: mask keeps no step of sequence b=1"):
+        rnn.truncated_bptt(trainer, xs, ys, 3, mask=np.c_[np.ones(8), np.zeros(8)])
+    assert trainer.steps == 0
+    assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())
+    # the mode that lets a chunk hold a sequence that ended is this thread's, for the call only
+    with pytest.raises(tg.ShapeError, match="mask keeps no step of sequence b=1"):
+        model.loss(xs, ys, mask=np.c_[np.ones(8), np.zeros(8)])

@@ -211,3 +211,36 @@ def test_the_lag_decay_of_units_at_exactly_one_is_zero_not_a_fitted_rate_of_one(
     assert (jacs[-1] == 0).all()
     lag = viz.explore(model, ids, ys).data["bundles"][-1]["diag"]["lag"]
     assert lag["norms"] == [0.0] * 12 and lag["rate"] == 0.0 and lag["scale"] is None
+
+
+def test_the_explorer_shows_the_run_the_loss_computes_and_says_which():
+    # viz.explore ran model.run(xs, ys) only: a model trained on padded batches or running
+    # free was shown unmasked and teacher-forced, its page saying neither.  The run's options
+    # are now explore's keyword arguments, and the notes say what run the numbers are of
+    import bptt_reference as ref
+    rng = np.random.default_rng(9)
+    xs, ys = rng.normal(size=(5, 2, 3)), rng.integers(0, 2, (5, 2))
+    mask = (np.arange(5)[:, None] < np.array([5, 2])).astype(int)
+    elman = rnn.ElmanRNN(3, 4, 2, seed=0)
+    page = viz.explore(elman, xs, ys, mask=mask).data["bundles"][-1]
+    want = ref.elman(elman.state_dict(), xs, ys, mask=mask)[0]
+    assert abs(float(page["loss"]) - want) < 1e-4 * abs(want)        # the page's 6 digits
+    assert any(n.startswith("masked: the padded steps") for n in page["diag"]["notes"])
+    jordan = rnn.JordanRNN(3, 4, 2, seed=0)
+    free = viz.explore(jordan, xs, ys, teacher_forcing=False).data["bundles"][-1]
+    want = ref.jordan(jordan.state_dict(), xs, ys, teacher_forcing=False)[0]
+    assert abs(float(free["loss"]) - want) < 1e-4 * abs(want)
+    assert any(n.startswith("running free: jordan is fed its own output") for n in free["diag"]["notes"])
+    forced = viz.explore(jordan, xs, ys).data["bundles"][-1]
+    want = ref.jordan(jordan.state_dict(), xs, ys)[0]
+    assert abs(float(forced["loss"]) - want) < 1e-4 * abs(want)
+    assert any(n.startswith("teacher-forced: jordan is fed the target") for n in forced["diag"]["notes"])
+    assert not any("teacher-forced" in n or "masked" in n
+                   for n in viz.explore(elman, xs, ys).data["bundles"][-1]["diag"]["notes"])
+    # a vector-to-sequence net on the squared error decoding free on o(t-1) itself
+    v2s = rnn.VectorToSequence(3, 4, 2, seed=0, criterion="squared_error")
+    x, targets = rng.normal(size=(2, 3)), rng.normal(size=(5, 2, 2))
+    page = viz.explore(v2s, x, targets, feedback="output").data["bundles"][-1]
+    want = ref.vector_to_sequence_regression(v2s.state_dict(), x, targets, free=True)[0]
+    assert abs(float(page["loss"]) - want) < 1e-4 * abs(want)
+    assert any("no Jacobians" in n for n in page["diag"]["notes"])

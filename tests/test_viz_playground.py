@@ -941,3 +941,142 @@ def test_the_views_of_a_run_with_nan_jacobians_show_what_is_finite_and_say_why()
     cells = views["connectivity"]["cells"]
     assert cells[0][0] is not None and cells[5][0] is None and cells[2][4] == 0.0
     assert any("not finite at 4 step(s) (first t=3)" in n for n in views["notes"])
+
+
+def _user_run_cut(model, task, trunc):
+    from viz.playground import _user_source
+    config = check_config(dict(design=model.name, task="custom", rho=0.0, batch=4, trunc=trunc,
+                               optimizer="sgd", lr=0.05), custom=True)
+    return Run(config, model, _user_source(model, task, 4, 0), model.state_dict())
+
+
+def _whole_tasks():
+    rng = np.random.default_rng
+    return {
+        "vec2seq": (lambda: rnn.VectorToSequence(3, 4, 2, seed=0),
+                    lambda b, s: (rng(s).normal(size=(b, 3)), rng(s + 1).integers(0, 2, (10, b)))),
+        "seq2one": (lambda: rnn.SequenceToOne(3, 4, 2, seed=0),
+                    lambda b, s: (rng(s).normal(size=(10, b, 3)), rng(s + 1).integers(0, 2, b))),
+        "encdec": (lambda: rnn.EncoderDecoder(3, 4, 2, seed=0),
+                   lambda b, s: (rng(s).normal(size=(7, b, 3)), rng(s + 1).integers(0, 2, (10, b)))),
+    }
+
+
+@pytest.mark.parametrize("design", ["vec2seq", "seq2one", "encdec"])
+def test_a_model_whose_sequences_cannot_be_cut_refuses_a_trunc_shorter_than_them(design):
+    # the update cut xs and ys at [i*trunc:(i+1)*trunc] whatever they were: a VectorToSequence's
+    # vectors (B, n) along the batch, a SequenceToOne's labels (B,) too (ShapeErrors, or with
+    # B <= trunc < T half the targets silently dropped); now refused before any update
+    make, task = _whole_tasks()[design]
+    with pytest.raises(tg.ConfigError, match=r"viz\.playground: trunc 4 would cut the task's "
+                                             r"sequences of 10 steps.*set trunc >= 10"):
+        _user_run_cut(make(), task, 4)
+    with pytest.raises(tg.ConfigError, match=r"trunc 9 would cut the task's sequences of 10"):
+        _user_run_cut(make(), task, 9)
+
+
+def test_a_vector_to_sequence_with_trunc_at_least_its_length_trains_on_whole_sequences():
+    # B = 4 <= trunc = 5 < T = 10 trained on the first 5 targets of each batch, then on an
+    # empty batch of vectors: every update must be the loss of the whole batch (T steps, B rows)
+    import bptt_reference as ref
+    make, task = _whole_tasks()["vec2seq"]
+    model = make()
+    run = _user_run_cut(model, task, 10)
+    for k in range(3):
+        params = {n: v.copy() for n, v in model.state_dict().items()}
+        x, ys = task(4, 0 * 100_003 + k)
+        want = ref.vector_to_sequence(params, x, ys)[0]
+        loss, _ = run.update()
+        assert abs(loss - want / 10) < 1e-12
+    assert run._per_sequence() == 1 and run.carried == {}
+
+
+def test_a_jordan_network_cut_into_chunks_carries_its_fed_back_output():
+    # the update carried {"h0": last} whatever the model: a JordanRNN's second chunk was a
+    # TypeError (no h0), and a fed-back output would restart from zeros; it now carries what
+    # model.carry gives, as rnn.truncated_bptt does.  Teacher-forced steps decouple, so each
+    # chunk's loss is the sum of its steps' own numpy losses with f(0) = onehot(y(start-1)).
+    import bptt_reference as ref
+    model = rnn.JordanRNN(3, 4, 2, seed=0)
+    rng = np.random.default_rng
+
+    def task(b, s):
+        return rng(s).normal(size=(10, b, 3)), rng(s + 1).integers(0, 2, (10, b))
+    run = _user_run_cut(model, task, 4)
+    xs, ys = task(4, 0)
+    for start, stop in ((0, 4), (4, 8), (8, 10)):
+        p = {n: v.copy() for n, v in model.state_dict().items()}
+        f = ref.previous_targets(ys, 2)
+        h = np.tanh(p["b"] + f @ p["W"].T + xs @ p["U"].T)
+        o = p["c"] + h @ p["V"].T
+        terms = [ref.cross_entropy_rows(o[t], ys[t]).mean() for t in range(start, stop)]
+        loss, _ = run.update()
+        assert abs(loss - sum(terms) / (stop - start)) < 1e-12
+        if stop < 10:
+            assert set(run.carried) == {"y0"}
+    assert run.steps == 3
+
+
+@pytest.mark.parametrize("design", ["jordan", "leaky_skip"])
+def test_a_users_model_saved_inside_a_sequence_resumes_with_all_it_carries(design, tmp_path):
+    # what a chunk carries beyond h0 (a Jordan network's fed-back output y0, a skip
+    # connection's past states) is written and read back: the resumed run goes on bit for bit
+    from viz.playground import Engine, _user_source
+    rng = np.random.default_rng
+
+    def make():
+        if design == "jordan":
+            return rnn.JordanRNN(3, 4, 2, seed=0)
+        return rnn.LeakyRNN(3, 4, 2, skip=2, seed=0)
+
+    def task(b, s):
+        return rng(s).normal(size=(10, b, 3)), rng(s + 1).integers(0, 2, (10, b))
+    config = check_config(dict(design=make().name, task="custom", rho=0.0, batch=2, trunc=4),
+                          custom=True)
+    whole = make()
+    engine = Engine(config, whole, _user_source(whole, task, 2, 0))
+    engine.stop(timeout=5)
+    for _ in range(6):
+        engine._one_update()
+    want = (list(engine.runs[0].losses), engine.runs[0].digest())
+    model = make()
+    engine = Engine(config, model, _user_source(model, task, 2, 0), out=str(tmp_path))
+    engine.stop(timeout=5)
+    for _ in range(4):            # the 2nd chunk of the 2nd sequence is next
+        engine._one_update()
+    engine.save()
+    saved = tg.read_checkpoint(engine._path(0)).arrays
+    assert any(k.startswith("extra/carried_" + ("y0" if design == "jordan" else "past/"))
+               for k in saved)
+    engine._one_update()
+    engine.resume()
+    assert engine.runs[0].steps == 4
+    for _ in range(2):
+        engine._one_update()
+    assert (engine.runs[0].losses, engine.runs[0].digest()) == want
+
+
+def test_a_conditional_regression_net_cut_into_chunks_feeds_the_last_target_of_the_chunk_before():
+    # the playground carried {"h0": last} alone: a ConditionalRNN's chunk after the first
+    # read y(0) = 0 instead of the target y(start-1) (no error: a silently other loss).  Each
+    # chunk's loss against bptt_reference from the numpy state carried, 1e-12
+    import bptt_reference as ref
+    rng = np.random.default_rng
+
+    def task(b, s):
+        return rng(s).normal(size=(10, b, 3)), rng(s + 1).normal(size=(10, b, 2))
+    model = rnn.ConditionalRNN(3, 4, 2, seed=0, criterion="squared_error")
+    run = _user_run_cut(model, task, 4)
+    xs, ys = task(4, 0)
+    h = np.zeros((4, 4))
+    for start in (0, 4, 8):
+        p = model.state_dict()
+        x, y = xs[start:start + 4], ys[start:start + 4]
+        y0 = ys[start - 1] if start else None
+        want = ref.conditional_regression(p, x, y, h0=h, y0=y0)[0] / len(x)
+        loss, _ = run.update()
+        assert abs(loss - want) < 1e-12
+        f = np.zeros((4, 2)) if y0 is None else y0
+        for t in range(len(x)):
+            h = np.tanh(p["b"] + h @ p["W"].T + x[t] @ p["U"].T + f @ p["R"].T)
+            f = y[t]

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .checkpoint import read_checkpoint, save_arrays
+from .checkpoint import read_checkpoint, read_meta, save_arrays
 from .errors import CheckpointError, ConfigError, DTypeError, OutOfRangeError
 from .ops import dropout
 from .tensor import Tensor, _as_array, _count_of, _label, _repr, bump_version, clear_grads, current_scope
@@ -302,8 +302,9 @@ class Module:
             except (ValueError, TypeError) as e:
                 raise CheckpointError(f"{who}: '{name}' is not an array ({e})") from None
             if value.shape != p._data.shape:
-                raise CheckpointError(f"{who}: '{name}' has shape {value.shape}, "
-                                      f"the model's is {p.data.shape}")
+                why = self._state_mismatch(name, value.shape)    # e.g. another criterion's
+                raise CheckpointError(f"{who}: {why + ': ' if why else ''}'{name}' has shape "
+                                      f"{value.shape}, the model's is {p.data.shape}")
             if value.dtype != p._data.dtype and not (cast and value.dtype.kind in "biuf"):
                 hint = "" if cast or value.dtype.kind not in "biuf" else " (cast=True converts it)"
                 raise CheckpointError(f"{who}: '{name}' has dtype {value.dtype}, "
@@ -322,6 +323,12 @@ class Module:
                         f"range of the model's {p._data.dtype} (largest "
                         f"{np.finfo(p._data.dtype).max:.4g}): cast=True would make it infinite")
         return values, missing, extra
+
+    def _state_mismatch(self, name, shape):
+        """Why a state's ``name`` of ``shape`` (not the parameter's) may be that of a model of
+        other settings, said before the shape (e.g. an encoder-decoder of another criterion,
+        whose Ud is another width); None when there is nothing to say.  A subclass overrides it."""
+        return None
 
     @contextlib.contextmanager
     def state_swapped(self, state, who="state_swapped"):
@@ -405,12 +412,29 @@ class Module:
         that records no settings (written before they were recorded, or a plain ``.npz``) is
         loaded on its names, shapes and dtypes alone.
         """
-        found = read_checkpoint(path, expect=self.expected_state())
+        try:
+            found = read_checkpoint(path, expect=self.expected_state())
+        except CheckpointError:
+            self.check_saved_settings(path, "config", f"load: '{path}'")
+            raise
         self.check_config(found.meta.get("config"), f"load: '{path}'")
         try:        # a file lacking a parameter: the error names the file, as the others do
             self.load_state_dict(found.arrays)
         except CheckpointError as e:
             raise CheckpointError(f"load: '{path}': {e}") from None
+
+    def check_saved_settings(self, path, key, who):
+        """For a checkpoint whose entries do not fit this model: raise the CheckpointError of
+        :meth:`check_config` when the settings it records (its metadata's ``key``, read from the
+        manifest alone) differ from this model's, so that a model of another criterion (whose
+        parameters have other shapes) is named as such rather than by a shape; else nothing
+        (the caller raises its own error)."""
+        try:
+            meta = read_meta(path)
+        except CheckpointError:
+            return
+        if isinstance(meta, dict):
+            self.check_config(meta.get(key), who)
 
     def check_config(self, saved, who):
         """Raise CheckpointError (``who`` first) unless ``saved``, the ``config()`` recorded in a

@@ -40,7 +40,8 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
-from rnn.diagnostics import own_run, part_nodes, run_connectivity, saturation_with_nans
+from rnn.diagnostics import (kept_rows, model_jacobians, own_run, part_nodes, run_connectivity,
+                             runs_free, saturation_with_nans)
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
@@ -87,7 +88,7 @@ class Explorer:
 
 
 def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, steps=None,
-            symbols=None):
+            symbols=None, **options):
     """The explorer of ``model`` on one sequence.
 
     Parameters
@@ -115,6 +116,15 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
         What each id stands for (id i is ``symbols[i]``): the page shows the ids of x(t) and
         y(t) as these symbols (the characters of a character model).  Fewer than the model's
         ``n_in`` (when xs are ids) or ``n_out`` (when ys are ids) raise ConfigError.
+    **options : keyword arguments of ``model.run`` that the model's loss was computed with,
+        so that the page shows that run: ``mask=`` (padded sequences: padded steps add no loss
+        term, and the saturation counts the kept rows' units), ``teacher_forcing=False`` (a
+        JordanRNN running free), ``feedback="output"`` (a design that feeds o(t-1) back, with
+        the squared error), ``y0=``.  Without them the run is ``model.run(xs, ys)``: unmasked
+        and, for a design that feeds y(t-1) back, teacher-forced, which the page's notes say.
+        A run that feeds the model's own output back has no Jacobians (the one-step Jacobian
+        holds the step's inputs fixed; the notes say so).  An option the model's ``run`` does
+        not take is a ConfigError.
 
     Returns
     -------
@@ -148,9 +158,10 @@ def explore(model, xs, ys=None, h0=None, part=None, before=None, title=None, ste
             with model.state_swapped(before, who="viz.explore(before=...)"):
                 bundles.append(("before training",
                                 _bundle(model, xs, ys, _cut(h0), part, steps, part_given,
-                                        draw=False)))
+                                        draw=False, options=options)))
         bundles.append(("after training" if before is not None else "model",
-                        _bundle(model, xs, ys, h0, part, steps, part_given)))
+                        _bundle(model, xs, ys, h0, part, steps, part_given,
+                                options=options)))
     if dropped:
         for _, b in bundles:
             b["diag"]["notes"].append(DROPOUT_OFF.format(dropped))
@@ -203,13 +214,14 @@ def _takes(function, name):
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def _bundle(model, xs, ys, h0, part, length, part_given=False, draw=True):
+def _bundle(model, xs, ys, h0, part, length, part_given=False, draw=True, options=None):
     with ThreadPoolExecutor(max_workers=3) as background:    # spectra, lag decay, renders
-        return _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background)
+        return _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background,
+                            options)
 
 
-def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
-    run, own = own_run(model, xs, ys, h0, length, "viz.explore")
+def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, options=None):
+    run, own = own_run(model, xs, ys, h0, length, "viz.explore", options)
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
     variables, folded = _own_variables(roots, own, run, h0, windows=(None, KEEP))
@@ -221,7 +233,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
                              f"(it carries no state parts; part names a variable of its steps: "
                              f"one of {stepped})")
     backward = _runs_backward(model, variables, part)
-    jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward)
+    jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward, options)
     names = variables.names
     windows = _windows(steps)
     detail = sorted({t for a, b in windows for t in range(a, b + 1)} | _summary_steps(steps))
@@ -256,7 +268,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background):
         if key is not None:
             sweep.append([name_index[key[0]], key[1], i])
     ops = _op_numbers(by_step, template_of, position, op_grads)
-    diag = _diagnostics(model, part, run, own, steps, grads, jacobians, backward)
+    diag = _diagnostics(model, part, run, own, steps, grads, jacobians, backward, options)
     var_data = _variable_data(variables, names, grads, set(detail))
     diag = diag()
     templates = None
@@ -480,7 +492,7 @@ def _runs_backward(model, variables, part):
                for a, b in variables.edges)
 
 
-def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False):
+def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False, options=None):
     """The Jacobians ∂part(t)/∂part(t-1) of the run (:func:`rnn.jacobians`; for a chain
     ``backward`` in time, ∂g(t)/∂g(t+1) in time order), made first so that their spectra and
     lag decay (over the products in the chain's own order, lags up to the chain's own length:
@@ -491,12 +503,17 @@ def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False)
     if part not in parts:
         return None, None, None, None, [f"{model.name} carries no state part '{part}' from "
                                         "step to step: no Jacobians ∂h(t)/∂h(t-1)"]
+    if runs_free(options):
+        return None, None, None, None, [
+            f"the run feeds {model.name}'s own output back (running free): no Jacobians "
+            f"∂{part}(t)/∂{part}(t-1), which hold the step's inputs fixed and would leave out "
+            "the path through o(t-1)"]
     batch = run.parts[part][0].data.size // parts[part] if run.parts.get(part) else 1
     if batch != 1:
         return None, None, None, None, [f"a batch of {batch}: the Jacobians need a batch of "
                                         "one"]
     try:
-        jacs = rnn.jacobians(model, xs, part=part, h0=h0, ys=ys, steps=length)
+        jacs = model_jacobians(model, xs, part, h0, ys, length, "viz.explore", options)
     except tg.ConfigError as e:
         return None, None, None, None, [str(e)]
     notes = []
@@ -521,13 +538,20 @@ def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False)
     return jacs, finite, spectra, decay, notes
 
 
-def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False):
+def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False, options=None):
     """The page's diagnostics, as a function that returns them once the spectra (from
     :func:`_jacobians`, computed in the background) are done."""
     jacs, finite, spectra, decay, jacobian_notes = jacobians
-    whole, chains, nans = saturation_with_nans(run, own)
+    notes = _run_notes(model, run, options)
+    try:
+        whole, chains, nans = saturation_with_nans(run, own, keep=kept_rows(options, "viz.explore"),
+                                                   who="viz.explore")
+    except tg.ConfigError:      # a mask of one of several chains: every row's units, said so
+        whole, chains, nans = saturation_with_nans(run, own)
+        notes.append("the saturation counts the units of every row at every step, padded ones "
+                     "too: the mask pads one of this model's chains, not the steps of each")
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
-           "saturation": _saturation(whole, chains), "notes": [], "backward": backward}
+           "saturation": _saturation(whole, chains), "notes": notes, "backward": backward}
     note = _saturation_note(chains, nans)
     if note:
         out["notes"].append(note)
@@ -582,6 +606,28 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False)
         # the page's key order: spectra before lag and ratio
         return dict(out, spectra={"norm": _nums(norms), "radius": _nums(radii)}, lag=lag)
     return finish
+
+
+def _run_notes(model, run, options):
+    """What run the page shows, where it is not simply ``model.run(xs, ys)`` of a model that
+    reads no targets: teacher-forced or running free, masked."""
+    options = options or {}
+    notes = []
+    feeds = (isinstance(getattr(model, "feedback", None), str)
+             or getattr(model, "reads_targets", False))
+    if feeds and runs_free(options):
+        notes.append(f"running free: {model.name} is fed its own output o(t-1) (as given: "
+                     + ", ".join(f"{k}={v!r}" for k, v in options.items()
+                                 if k in ("teacher_forcing", "feedback")) + ")")
+    elif feeds and run.loss is not None:
+        notes.append(f"teacher-forced: {model.name} is fed the target y(t-1) at step t, as "
+                     "loss(xs, ys) computes by default; for a model trained running free give "
+                     "the run's options (viz.explore(..., teacher_forcing=False) for a "
+                     "JordanRNN, feedback=\"output\" with the squared error)")
+    if options.get("mask") is not None:
+        notes.append("masked: the padded steps (mask 0) add no loss term and carry the state, as "
+                     "in loss(xs, ys, mask=mask)")
+    return notes
 
 
 def _saturation(whole, chains):

@@ -35,7 +35,7 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn import datasets, problems
-from rnn.core import detach_state, evaluating, time_step
+from rnn.core import evaluating, time_step
 from rnn.diagnostics import part_nodes, run_model
 
 from .blas import hold_one_blas_thread
@@ -199,6 +199,56 @@ class _Stream:
         self.probe = (held[:min(trunc, 100)][:, None], held[1:min(trunc, 100) + 1][:, None])
 
 
+def _uncut(model, held, trunc):
+    """None for a model whose sequences the playground cuts into chunks of ``trunc`` steps (a
+    causal model with a loss term per step of its inputs xs (T, ...)); else why it cannot be
+    (a non-causal model, one output per sequence, one input vector per sequence), for which
+    every update reads a whole sequence.  A ``trunc`` shorter than such a sequence is refused
+    (ConfigError): it would train on something other than what the setting says."""
+    xs, ys = held
+    try:
+        rnn.train.chunks(model, xs, ys, trunc, "viz.playground")
+        return None
+    except tg.ConfigError as e:
+        reason = str(e).split(": ", 1)[-1].split("; use ")[0]
+    if rnn.train._first_input(model.run) == "x":
+        steps = len(ys)                     # one vector x (B, n): the steps are the targets'
+    elif getattr(model, "outputs", "all") != "all":
+        steps = len(xs)                     # one label per sequence (B,)
+    else:
+        steps = max(len(xs), len(ys))       # e.g. an encoder-decoder's n_x and n_y steps
+    if trunc < steps:
+        raise tg.ConfigError(f"viz.playground: trunc {trunc} would cut the task's sequences of "
+                             f"{steps} steps, but {reason}; set trunc >= {steps} (every update "
+                             "then reads whole sequences)")
+    return reason
+
+
+def _flat_carry(carry, leaf):
+    """A carry dict (``model.carry``: "h0" a state, "y0" the output fed back, "past" a list of
+    states) as flat checkpoint names -> ``leaf(tensor)``; see :meth:`Run.carried_arrays`."""
+    flat = {}
+
+    def put(name, state):
+        if isinstance(state, dict):
+            for part, v in state.items():
+                flat[f"{name}/{part}"] = leaf(v)
+        elif state is not None:
+            flat[name] = leaf(state)
+    for key, value in carry.items():
+        if key == "h0":
+            put("carried", value)
+        elif key == "y0":
+            put("carried_y0", value)
+        elif key == "past":
+            for i, state in enumerate(value):
+                put(f"carried_past/{i}", state)
+        else:
+            raise tg.ConfigError(f"viz.playground: {key!r} carried from chunk to chunk cannot be "
+                                 "checkpointed (known: h0, y0, past)")
+    return flat
+
+
 def _signal(batch, seed, length):
     """``batch`` windows of problems.delayed_product of ``length`` steps: (T, B, 1) each."""
     pairs = [problems.delayed_product(length, seed=seed * 1009 + i) for i in range(batch)]
@@ -279,6 +329,8 @@ class Run:
         self.losses, self.norms, self.held, self.recall = [], [], [], []
         self.carried = {}
         self.views_data = None
+        self.whole = None if self.source.stream else _uncut(self.model, self.source.held,
+                                                              config["trunc"])
 
     @property
     def name(self):
@@ -297,15 +349,16 @@ class Run:
             xs = self.source.xs[i * trunc:(i + 1) * trunc]
             ys = self.source.ys[i * trunc:(i + 1) * trunc]
         else:
-            steps = self._length()
-            per = -(-steps // trunc)
-            number, i = divmod(k, per)
+            number, i = divmod(k, self._per_sequence())
             xs, ys = self.source.batch(number)
-            xs, ys = xs[i * trunc:(i + 1) * trunc], ys[i * trunc:(i + 1) * trunc]
+            if self.whole is None:      # chunks along time, as rnn.truncated_bptt cuts them
+                xs, ys = rnn.train.chunks(self.model, xs, ys, trunc, "viz.playground")[i]
         calls = rnn.train._dropout_calls(self.model)
         try:
             run = self.model.run_for_loss(xs, ys, **({} if i == 0 else self.carried))
-            after = {"h0": detach_state(run.last)} if run.last is not None else {}
+            # what the next chunk starts from, as the model's own truncated BPTT carries it
+            # (the last state, and the output fed back or the skip's past states where it has them)
+            after = self.model.carry(run) if self.whole is None else {}
             loss, norm = run.loss.item(), self.trainer.update(run.loss)
         except BaseException:   # a retry draws the same dropout masks as this attempt did
             for name, module in rnn.train._dropouts(self.model).items():
@@ -341,44 +394,56 @@ class Run:
 
     def _per_sequence(self):
         """Updates per sequence: its chunks of ``trunc`` steps (1 for the character model,
-        whose text is one long sequence)."""
-        return 1 if self.source.stream else -(-self._length() // self.config["trunc"])
+        whose text is one long sequence, and for a model whose sequences are never cut)."""
+        if self.source.stream or self.whole is not None:
+            return 1
+        return -(-self._length() // self.config["trunc"])
 
     def carried_arrays(self):
-        """The state carried into the next chunk, as checkpoint arrays ("carried", or
-        "carried/<part>" for a state of parts): the character model's always, a run over
-        sequences' inside a sequence; {} when nothing is carried."""
-        h = self.carried.get("h0")
-        if h is None or not (self.source.stream or self.steps % self._per_sequence()):
+        """The state carried into the next chunk, as checkpoint arrays: "carried" (the last
+        state; "carried/<part>" for a state of parts), "carried_y0" (the output fed back) and
+        "carried_past/<i>" (a skip connection's past states; "carried_past/<i>/<part>"): the
+        character model's always, a run over sequences' inside a sequence; {} when nothing is
+        carried."""
+        if not self.carried or not (self.source.stream or self.steps % self._per_sequence()):
             return {}
-        if isinstance(h, dict):
-            return {f"carried/{k}": v.data for k, v in h.items()}
-        return {"carried": h.data}
+        return _flat_carry(self.carried, lambda v: v.data)
 
     def carried_expected(self):
         """name -> (shape, dtype) of what :meth:`carried_arrays` may give."""
+        if self.whole is not None:
+            return {}
         if self.source.stream:
             xs, ys, rows = self.source.xs[:1], self.source.ys[:1], None
         else:                   # one step of one held-out sequence; a state has batch rows
             xs, ys = (a[:1, :1] for a in self.source.held)
             rows = self.config["batch"]
         with tg.no_grad():
-            last = self.model.run_for_loss(xs, ys).last
-        def entry(v):
-            return (v.shape if rows is None else (rows,) + v.shape[1:], v.data.dtype)
-        if last is None:
-            return {}
-        if isinstance(last, dict):
-            return {f"carried/{k}": entry(v) for k, v in last.items()}
-        return {"carried": entry(last)}
+            carry = self.model.carry(self.model.run_for_loss(xs, ys))
+        return _flat_carry(carry, lambda v: (v.shape if rows is None else (rows,) + v.shape[1:],
+                                             v.data.dtype))
 
     def load_carried(self, arrays):
-        parts = {k.split("/", 1)[1]: tg.tensor(v) for k, v in arrays.items()
-                 if k.startswith("carried/")}
-        if "carried" in arrays:
-            self.carried = {"h0": tg.tensor(arrays["carried"])}
-        else:
-            self.carried = {"h0": parts} if parts else {}
+        carry = {}
+        for name, value in arrays.items():
+            key, _, rest = name.partition("/")
+            if key == "carried":
+                if rest:
+                    carry.setdefault("h0", {})[rest] = tg.tensor(value)
+                else:
+                    carry["h0"] = tg.tensor(value)
+            elif key == "carried_y0":
+                carry["y0"] = tg.tensor(value)
+            elif key == "carried_past":
+                at, _, part = rest.partition("/")
+                past = carry.setdefault("past", {})
+                if part:
+                    past.setdefault(int(at), {})[part] = tg.tensor(value)
+                else:
+                    past[int(at)] = tg.tensor(value)
+        if "past" in carry:
+            carry["past"] = [carry["past"][i] for i in sorted(carry["past"])]
+        self.carried = carry
 
     def measure(self):
         """The held-out loss per step (and recall for the copy task) at this update."""
