@@ -208,10 +208,10 @@ def grad_rows(outputs, inputs, seeds=None):
                          tuple(None for _ in roots))
     if not all(t._rg for t in inputs):    # one the outputs read would get zeros, not its gradient
         _refuse_untracked(join, inputs, "grad_rows")
-    order = _sweep_order(join)[1:]
     wanted = {}
     for i, t in enumerate(inputs):
         wanted.setdefault(id(t), []).append(i)
+    order = _sweep_order(join, "grad_rows", wanted)[1:]
     through = set(wanted)                 # nodes with a path to an input
     for node in reversed(order):          # parents before the nodes that use them
         if id(node) not in through and any(id(p) in through for p in node.parents):

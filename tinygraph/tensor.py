@@ -1772,7 +1772,7 @@ def _one_sweep_at_a_time(sweep):
 
 
 @_one_sweep_at_a_time
-def _sweep_order(root):
+def _sweep_order(root, who="backward", targets=None):
     """Nodes that require grad reachable from ``root``, each after every node that uses it
     (the order backward visits them: children before parents).
 
@@ -1781,27 +1781,29 @@ def _sweep_order(root):
     ``_g`` slot (free until the sweep); the second releases a node once all its users are
     out (Kahn's algorithm), and frees its slot then (nothing counts into it again).  Raises
     GraphFreedError before any gradient is computed if part of the graph was freed, and
-    StaleGraphError if an input of a node was changed in place after the node was made.
+    StaleGraphError if an input of a node was changed in place after the node was made; the
+    message starts with ``who`` (the function the user called).  With ``targets`` (ids of the
+    tensors a gradient is asked for, as ``grad``'s) only the nodes whose rule a path to a
+    target runs through are checked: a freed or changed part of the graph off those paths is
+    never run (PyTorch's ``autograd.grad`` prunes it too).
     """
     root._g = 0
     nodes, stack = [root], [root]
     clock = _clock
     done = False
+    deferred = []     # with targets: nodes that would raise, checked once the paths are known
     try:
         while stack:
             node = stack.pop()
             if node._vjps is None and node.op is not None:
-                raise GraphFreedError(
-                    f"backward: the graph through '{node.op}'{_where(node.scope)} was freed by an "
-                    "earlier backward; call backward(retain_graph=True) the first time to "
-                    "back-propagate through it again")
-            if node._version != clock:   # something changed in place since the node was made
-                for p in node.parents:
-                    if _changed_since(p, node._version):
-                        raise _stale(node, p)
-                cell = getattr(node, "_shared", None)
-                if node.op is not None and cell is not None and cell[0] > node._version:
-                    raise _stale(node, node)   # its own output (saved by its rule) changed
+                if targets is None:
+                    raise _freed(node, who)
+                deferred.append(node)
+            elif node._version != clock:   # changed in place since the node was made?
+                if targets is None:
+                    _check_fresh(node, who)
+                else:
+                    deferred.append(node)
             for p in node.parents:
                 if p._rg:
                     if p._g is None:
@@ -1825,12 +1827,37 @@ def _sweep_order(root):
         if not done:        # raised (or interrupted) midway: no count is left behind
             for node in nodes:
                 node._g = None
+    if deferred:
+        through = _through_targets(order, targets)
+        for node in deferred:
+            if id(node) in through:      # its rule is on a path to a target: it would run
+                if node._vjps is None:
+                    raise _freed(node, who)
+                _check_fresh(node, who)
     return order
 
 
-def _stale(node, parent):
+def _freed(node, who):
+    return GraphFreedError(
+        f"{who}: the graph through '{node.op}'{_where(node.scope)} was freed by an earlier "
+        "backward (or grad) without retain_graph=True; pass retain_graph=True the first time "
+        "to back-propagate through it again")
+
+
+def _check_fresh(node, who):
+    """Raise StaleGraphError if an input of ``node`` (or its own saved output) was changed in
+    place after ``node`` was made (its version differs from the clock's)."""
+    for p in node.parents:
+        if _changed_since(p, node._version):
+            raise _stale(node, p, who)
+    cell = getattr(node, "_shared", None)
+    if node.op is not None and cell is not None and cell[0] > node._version:
+        raise _stale(node, node, who)   # its own output (saved by its rule) changed
+
+
+def _stale(node, parent, who="backward"):
     return StaleGraphError(
-        f"backward: {_what(parent)}{'' if parent.name else f' of shape {parent.shape}'} was "
+        f"{who}: {_what(parent)}{'' if parent.name else f' of shape {parent.shape}'} was "
         f"changed in place (an optimizer step, an in-place "
         f"operator -- also through a view or detach() sharing its memory -- or "
         f"load_state_dict) after '{node.op}'{_where(node.scope)} used it, so the "
@@ -2181,9 +2208,14 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
     (rnn.Trainer refuses there a loss that reaches none of its optimizer's parameters).
     """
     seed = _seed(root, grad)
-    order = _sweep_order(root)
     if targets is None:
+        order = _sweep_order(root)
         _check_grads(order)
+    else:     # only the nodes on paths to the targets (and the root, which holds the seed)
+        order = _sweep_order(root, "grad", targets)
+        keep = _through_targets(order, targets)
+        order = [node for node in order if id(node) in keep or id(node) in targets
+                 or node is root]
     anomaly = _current().anomaly
     root._g = seed
     results = []
@@ -2269,6 +2301,10 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
     finally:
         for node in order:
             node._g = None
+        if targets is not None:     # a parent off the paths may hold a gradient given to it
+            for node in order:
+                for p in node.parents:
+                    p._g = None
     if accept is not None:
         accept(results)
     if not retain_graph:        # freed only now: a backward that raised can run again
@@ -2478,7 +2514,7 @@ def _backprop_graph(root, grad, retain_graph, targets):
         seed = grad
     else:
         seed = _leaf(_seed(root, grad))
-    order = _sweep_order(root)
+    order = _sweep_order(root, "backward" if targets is None else "grad", targets)
     if targets is None:
         _check_grads(order)
     through = None if targets is None else _through_targets(order, targets)
