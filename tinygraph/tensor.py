@@ -1360,8 +1360,21 @@ def _raise_forward_error(op, arrays, e):
         raise _allocation_error(op, [np.shape(a) for a in arrays], e) from None
     shapes = ", ".join(str(np.shape(a)) for a in arrays)
     hint = _KEEPS_DTYPE if isinstance(e, OverflowError) else ""
-    raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
-        f"{op}: {e} (input shapes {shapes}){hint}{_where(_current().scope)}") from None
+    text = str(e)
+    prefix = "" if text.startswith(f"{op}:") else f"{op}: "   # a user's forward named its op
+    message = f"{prefix}{text} (input shapes {shapes}){hint}{_where(_current().scope)}"
+    cls = type(e)
+    if cls not in _ERROR_FOR and cls.__module__ != "builtins" and not cls.__module__.startswith(
+            "numpy"):          # a user's forward raised its own class: the caller may catch it
+        try:
+            error = cls(message)
+        except Exception:      # noqa: BLE001 - a constructor that takes other arguments
+            error = None
+        if type(error) is cls and str(error) == message:
+            raise error from e
+        e.add_note(message)
+        raise e
+    raise _ERROR_FOR[cls if cls in _ERROR_FOR else _base(e)](message) from None
 
 
 def binary_op(name, op, forward, doc=None):
