@@ -162,7 +162,9 @@ def grad_rows(outputs, inputs, seeds=None):
     list of np.ndarray, one per input, of shape (R, *input.shape): row r is
     ``tg.grad(outputs[r], input, grad=seeds[r], retain_graph=True)`` (zeros where row r does
     not depend on the input, or its output needs no gradient).  An input that does not require
-    grad but that an output is computed from is a BackwardError, as ``tg.grad``'s.
+    grad but that an output is computed from is a BackwardError, as ``tg.grad``'s; as there,
+    only the part of the graph on paths to the inputs is run and checked (a freed part
+    elsewhere is no error).
     """
     outputs, inputs = list(outputs), list(inputs)
     for what, items in (("outputs", outputs), ("inputs", inputs)):

@@ -2642,6 +2642,10 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     twice gets two distinct arrays (PyTorch returns the same tensor twice).  An input that
     does not require grad but that the output is computed from is a BackwardError: no gradient
     was tracked for it (as PyTorch's ``autograd.grad`` refuses).
+
+    Only the part of the graph on paths from ``output`` to ``inputs`` is run, checked and (without
+    ``retain_graph``) freed, as PyTorch's ``autograd.grad``: a part elsewhere that an earlier
+    backward freed, or whose inputs changed in place, is no error.
     """
     if not isinstance(output, Tensor):
         raise DTypeError(f"grad: output must be a Tensor (the result of engine ops), got "
