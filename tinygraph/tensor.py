@@ -2222,13 +2222,11 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
     """
     seed = _seed(root, grad)
     if targets is None:
-        order = _sweep_order(root)
+        order = swept = _sweep_order(root)
         _check_grads(order)
     else:     # only the nodes on paths to the targets (and the root, which holds the seed)
-        order = _sweep_order(root, "grad", targets)
-        keep = _through_targets(order, targets)
-        order = [node for node in order if id(node) in keep or id(node) in targets
-                 or node is root]
+        swept = _sweep_order(root, "grad", targets)
+        order = _on_paths(swept, targets)
     anomaly = _current().anomaly
     root._g = seed
     results = []
@@ -2312,12 +2310,8 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
         raise _allocation_error(f"backward through '{node.op or 'leaf'}'",
                                 [p.shape for p in node.parents] or [node.shape], e) from None
     finally:
-        for node in order:
-            node._g = None
-        if targets is not None:     # a parent off the paths may hold a gradient given to it
-            for node in order:
-                for p in node.parents:
-                    p._g = None
+        for node in swept:     # (with targets, a node off the paths may hold a gradient a node
+            node._g = None     # on them gave it)
     if accept is not None:
         accept(results)
     if not retain_graph:        # freed only now: a backward that raised can run again
@@ -2498,6 +2492,26 @@ def _leaf(value):
     t = Tensor.__new__(Tensor)
     _init_leaf(t, np.asarray(value), _current())
     return t
+
+
+def _on_paths(order, targets):
+    """The nodes of ``order`` (a sweep's, the root first) on paths from the root to one of
+    ``targets``, in the same order: the targets it reaches, the nodes with a parent on such a
+    path, and the root."""
+    leads, kept = set(targets), []
+    for node in reversed(order):          # parents before the nodes that use them
+        if id(node) in leads:
+            kept.append(node)
+            continue
+        for p in node.parents:
+            if id(p) in leads:
+                leads.add(id(node))
+                kept.append(node)
+                break
+    if not kept or kept[-1] is not order[0]:
+        kept.append(order[0])
+    kept.reverse()
+    return kept
 
 
 def _through_targets(order, targets):
