@@ -1,7 +1,7 @@
 """The order in which ``backward`` visits a graph, for tools that replay it (read only)."""
 
 from .errors import BackwardError
-from .tensor import _sweep_order, _through_targets
+from .tensor import _on_paths, _sweep_order
 
 
 def sweep_order(root, inputs=None):
@@ -25,6 +25,4 @@ def sweep_order(root, inputs=None):
     if inputs is None:
         return _sweep_order(root, "sweep_order")
     targets = {id(t): None for t in inputs}
-    order = _sweep_order(root, "sweep_order", targets)
-    keep = _through_targets(order, targets)
-    return [node for node in order if id(node) in keep or id(node) in targets or node is root]
+    return _on_paths(_sweep_order(root, "sweep_order", targets), targets)
