@@ -128,3 +128,45 @@ def test_a_tensor_level_rule_giving_a_smaller_gradient_is_refused_under_create_g
     with pytest.raises(tg.ShapeError, match=r"'doubled' gave input 0 a gradient of shape \(\)"):
         tg.grad((tg.apply("doubled", doubled, x) * np.array([1.0, 2.0, 3.0])).sum(), x,
                 create_graph=True)
+
+
+class _UsersOwnError(ValueError):
+    pass
+
+
+def _picky(x):
+    if x.shape[0] != 2:
+        raise ValueError(f"picky: wants 2 rows, got {x.shape[0]}")
+    return x * 2, (lambda g: g * 2,)
+
+
+def test_a_users_value_error_keeps_its_class_one_prefix_and_the_shapes_and_step():
+    x = tg.tensor(np.ones((3, 2)), requires_grad=True)
+    with tg.scope("dec"), tg.scope("t=3"):
+        with pytest.raises(ValueError) as info:
+            tg.apply("picky", _picky, x)
+    said = str(info.value)
+    assert said == "picky: wants 2 rows, got 3 (input shapes (3, 2)) in scope 'dec/t=3'"
+    assert isinstance(info.value, tg.TinygraphError)     # a ShapeError, a ValueError too
+
+
+def test_a_users_own_error_class_comes_out_as_itself_with_the_context():
+    def forward(x):
+        raise _UsersOwnError("no rows of zeros here")
+    x = tg.tensor(np.ones((3, 2)), requires_grad=True)
+    with tg.scope("dec"), tg.scope("t=2"):
+        with pytest.raises(_UsersOwnError) as info:
+            tg.apply("nozero", forward, x)
+    assert str(info.value) == ("nozero: no rows of zeros here (input shapes (3, 2)) in scope "
+                               "'dec/t=2'")
+
+    class Coded(ValueError):        # a constructor of other arguments: the note carries it
+        def __init__(self, code, detail):
+            super().__init__(f"code {code}: {detail}")
+
+    def coded(x):
+        raise Coded(7, "bad")
+    with pytest.raises(Coded) as info:
+        tg.apply("coded", coded, x)
+    assert str(info.value) == "code 7: bad"
+    assert info.value.__notes__ == ["coded: code 7: bad (input shapes (3, 2))"]

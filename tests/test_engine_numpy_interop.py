@@ -136,3 +136,19 @@ def test_every_numpy_function_the_engine_runs_takes_numpys_argument_names():
     for func, (_, impl) in _FUNCTIONS.items():
         ours = set(inspect.signature(impl).parameters)
         assert ours <= set(inspect.signature(func).parameters), func.__name__
+
+
+def test_numpy_rounding_of_a_tensor_is_the_engines_op_with_gradient_zero():
+    # np.floor, np.ceil, np.trunc and np.rint gave a constant without a gradient, where
+    # tg.floor ... (and np.round) give a node whose gradient is 0; np.fix was refused
+    x = tg.tensor([1.5, -2.5, 0.3, 2.5], requires_grad=True)
+    pairs = [(np.floor, tg.floor, "floor"), (np.ceil, tg.ceil, "ceil"), (np.trunc, tg.trunc, "trunc"),
+             (np.rint, tg.round, "round"), (np.fix, tg.trunc, "trunc"), (np.round, tg.round, "round")]
+    for np_fn, tg_fn, op in pairs:
+        y = np_fn(x)
+        assert isinstance(y, tg.Tensor) and y.op == op and y.requires_grad, np_fn.__name__
+        np.testing.assert_array_equal(y.data, np_fn(x.data))
+        np.testing.assert_array_equal(y.data, tg_fn(x).data)
+        np.testing.assert_array_equal(tg.grad((y * x).sum(), x), np_fn(x.data))   # d/dx = 0 + y
+    ints = tg.tensor([1, -2])
+    assert np.floor(ints).dtype == tg.floor(ints).dtype and not np.floor(ints).requires_grad

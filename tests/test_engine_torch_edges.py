@@ -230,3 +230,55 @@ def test_the_class_axis_one_is_torchs_cross_entropy_and_nll_loss():
         ref = torch.nn.functional.nll_loss(torch.log_softmax(torch.tensor(x), 1), torch.tensor(y),
                                            reduction=reduction)
         np.testing.assert_allclose(ours.data, ref.numpy(), rtol=1e-12)
+
+
+# torch 2.13's gradients with an infinite incoming gradient (inf * 0 is NaN): its masked rules
+# select, so where the mask is 0 the gradient is 0, not NaN.  x = [-1, 0, 2], g = inf.
+_INF_G = {
+    "relu": (tg.relu, [0.0, 0.0, np.inf]),
+    "clamp(0, 1)": (lambda t: tg.clamp(t, 0, 1), [0.0, np.inf, 0.0]),
+    "clip(0, 1)": (lambda t: tg.clip(t, 0, 1), [0.0, np.inf, 0.0]),
+    "maximum(x, 0.5)": (lambda t: tg.maximum(t, tg.tensor(0.5)), [0.0, 0.0, np.inf]),
+    "minimum(x, 0.5)": (lambda t: tg.minimum(t, tg.tensor(0.5)), [np.inf, np.inf, 0.0]),
+    "maximum(x, 0), a tie at 0": (lambda t: tg.maximum(t, tg.zeros(t.shape)), [0.0, np.inf, np.inf]),
+    "where(x > 0, x, 0)": (lambda t: tg.where(t > 0, t, tg.zeros(t.shape)), [0.0, 0.0, np.inf]),
+    "where(x > 0, x, 2x)": (lambda t: tg.where(t > 0, t, 2 * t), [np.inf] * 3),
+    "floor": (tg.floor, [0.0] * 3), "ceil": (tg.ceil, [0.0] * 3), "trunc": (tg.trunc, [0.0] * 3),
+    "round": (tg.round, [0.0] * 3), "sign": (tg.sign, [0.0] * 3),
+    "abs (NaN at 0 in torch too)": (tg.abs, [-np.inf, np.nan, np.inf]),
+}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")     # abs's inf * 0, as torch
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("name", sorted(_INF_G))
+def test_an_infinite_gradient_through_a_masked_rule_is_0_where_the_mask_is_as_torch(name,
+                                                                                   create_graph):
+    fn, expected = _INF_G[name]
+    x = tg.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    g = tg.grad(fn(x), x, grad=np.full(3, np.inf), create_graph=create_graph)
+    np.testing.assert_array_equal(g.data if create_graph else g, expected)
+    big = tg.tensor(np.tile([-1.0, 0.0, 2.0], 3000), requires_grad=True)   # over _SELECT_MAX:
+    g = tg.grad(fn(big), big, grad=np.full(9000, np.inf))    # the checked product's path
+    np.testing.assert_array_equal(g, np.tile(expected, 3000))
+
+
+@pytest.mark.parametrize("size", [3, 9000])
+def test_max_and_min_reductions_give_an_infinite_gradient_to_the_extreme_alone_as_torch(size):
+    x = tg.tensor(np.resize([-1.0, 0.0, 2.0], size), requires_grad=True)
+    expected = np.where(x.data == 2.0, np.inf, 0.0)
+    np.testing.assert_array_equal(tg.grad(x.max(), x, grad=np.inf), expected)
+    np.testing.assert_array_equal(tg.grad(x.min(), x, grad=np.inf), np.where(x.data == -1.0,
+                                                                            np.inf, 0.0))
+    ties = tg.tensor([2.0, 2.0, 1.0], requires_grad=True)      # torch.max(): inf / 2 each
+    np.testing.assert_array_equal(tg.grad(ties.max(), ties, grad=np.inf), [np.inf, np.inf, 0.0])
+
+
+@pytest.mark.parametrize("size", [3, 9000])
+def test_relu_keeps_a_nan_gradient_where_it_passes_and_zero_where_it_does_not(size):
+    x = tg.tensor(np.resize([-1.0, 0.0, 2.0, np.nan], size), requires_grad=True)
+    g = tg.grad(tg.relu(x), x, grad=np.full(size, np.nan))
+    np.testing.assert_array_equal(g, np.where(x.data <= 0, 0.0, np.nan))     # torch: [0 0 nan nan]
+    finite = np.random.default_rng(0).normal(size=size)
+    np.testing.assert_array_equal(tg.grad(tg.relu(x), x, grad=finite),
+                                  np.where(x.data <= 0, 0.0, finite))

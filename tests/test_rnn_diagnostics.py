@@ -688,6 +688,22 @@ def test_diagnostics_of_a_run_from_a_carried_state_leave_the_earlier_run_backpro
     rnn.jacobians(model, xs, h0=earlier.last)
     np.testing.assert_array_equal(tg.grad(earlier.loss, model.W), expected)
 
+def test_diagnostics_of_a_run_from_a_state_whose_graph_was_freed_are_those_of_its_values():
+    # the earlier run's backward freed the graph behind its last state: the diagnostics' sweeps
+    # (tg.grad, grad_rows) never run it, but raised GraphFreedError ("backward: ... call
+    # backward(retain_graph=True)") as a backward through it would
+    model, _, xs, ys = _elman(steps=7)
+    earlier = model.run(xs[:4], ys[:4])
+    earlier.loss.backward()
+    detached = earlier.last.data.copy()
+    np.testing.assert_array_equal(rnn.connectivity(model, xs, ys, h0=earlier.last),
+                                  rnn.connectivity(model, xs, ys, h0=detached))
+    np.testing.assert_array_equal(rnn.gradient_ratio(model, xs, ys, h0=earlier.last),
+                                  rnn.gradient_ratio(model, xs, ys, h0=detached))
+    np.testing.assert_array_equal(rnn.jacobians(model, xs, h0=earlier.last),
+                                  rnn.jacobians(model, xs, h0=detached))
+
+
 def test_spectra_of_a_long_stack_are_each_matrix_own_norm_and_radius():
     jacs = np.random.default_rng(4).normal(size=(70, 5, 5))      # long enough to be split
     norms, radii = rnn.spectra(jacs)

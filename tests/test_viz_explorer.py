@@ -217,6 +217,37 @@ def test_a_decoder_reading_another_models_states_shows_its_own_and_names_theirs_
         np.testing.assert_allclose(value, encoded[k - 1].data, rtol=1e-5)
 
 
+def test_a_decoder_over_an_encoder_memory_whose_graph_a_training_step_freed_is_explored():
+    # the README's attention example, trained one step (its backward frees the encoder's graph
+    # behind the memory): the page raised GraphFreedError "backward: ... call
+    # backward(retain_graph=True)"; now the decoder's own variables get their gradients, the
+    # encoder's states (behind the freed graph) none
+    encoder = rnn.ElmanRNN(3, 4, 3, seed=0)
+    memory = tg.stack(encoder.run(np.array([0, 1, 2, 1])).states)
+    rng = np.random.default_rng(1)
+    Wd, R, V = (tg.Parameter(rng.normal(0, 0.5, s), name=n) for n, s in
+                (("Wd", (4, 4)), ("R", (4, 4)), ("V", (3, 4))))
+
+    def step(s, x):
+        alpha = tg.softmax(s @ memory.T, axis=-1).named("α")
+        ctx = (alpha @ memory).named("ctx")
+        return (s @ Wd.T + ctx @ R.T + x).tanh()
+    decoder = rnn.Recurrence(step, [Wd, R, V], n_state=4, n_in=4, readout=lambda s: s @ V.T,
+                             name="dec")
+    xs, ys = rng.normal(size=(3, 4)), np.array([0, 2, 1])
+    rnn.Trainer(decoder, lr=0.1).step(xs, ys)
+    page = viz.explore(decoder, xs, ys)
+    bundle = page.data["bundles"][0]
+    run = decoder.run(xs, ys)
+    grads = tg.grad(run.loss, run.parts["h"], retain_graph=True)
+    for t in range(1, 4):
+        np.testing.assert_allclose(bundle["vars"]["h"]["grad"][str(t)], grads[t - 1], rtol=1e-5)
+    assert bundle["vars"]["h@elman/t=1"]["grad"] == {"s": None}
+    h = page.data["names"].index("h")
+    swept = [(t, i) for name, t, i in bundle["sweep"] if name == h]   # the sweep grad ran
+    assert [t for t, _ in swept] == [3, 2, 1] and all(i < bundle["sweep_total"] for _, i in swept)
+
+
 # ------------------------------------------------------------------ bad input
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")     # numpy's, on the non-finite run

@@ -694,3 +694,48 @@ def _name_and_step(digraph, nid):
             step = label[1].strip("()")
             return (label[0], int(step) if step.isdigit() else None)
     return (None, None)
+
+
+def _readme_attention_decoder():
+    encoder = rnn.ElmanRNN(3, 4, 3, seed=0)
+    memory = tg.stack(encoder.run(np.array([0, 1, 2, 1])).states)
+    rng = np.random.default_rng(1)
+    Wd, R, V = (tg.Parameter(rng.normal(0, 0.5, s), name=n) for n, s in
+                (("Wd", (4, 4)), ("R", (4, 4)), ("V", (3, 4))))
+
+    def step(s, x):
+        alpha = tg.softmax(s @ memory.T, axis=-1).named("α")
+        ctx = (alpha @ memory).named("ctx")
+        return (s @ Wd.T + ctx @ R.T + x).tanh()
+    return rnn.Recurrence(step, [Wd, R, V], n_state=4, n_in=4, readout=lambda s: s @ V.T,
+                          name="dec")
+
+
+def test_the_weightless_f_of_a_delay_into_another_variable_lies_by_its_own_edge():
+    """The README's attention, folded: "f" of the delay of h -> α (h(t-1) read through the
+    step, no weight) was written in the middle of that edge, which runs down three ranks, where
+    x -> h crosses it: it read as x -> h's.  It is written at the edge's head now (by α), and
+    the edge nearest to it is its own."""
+    import json
+    import subprocess
+    from viz.render import find_renderer
+    from viz_layout import _points
+    digraph = viz.folded(_readme_attention_decoder())
+    layout = json.loads(subprocess.run([find_renderer(), "-Tjson"], input=digraph.source.encode(),
+                                       capture_output=True, check=True).stdout)
+    objects = layout["objects"]
+    name_of = {o["_gvid"]: o.get("label") if o.get("label") not in (None, "", "\\N")
+               else o["name"] for o in objects}
+    curves, text = {}, None
+    for e in layout["edges"]:
+        key = (name_of[e["tail"]], name_of[e["head"]])
+        curves[key] = [p for op in e.get("_draw_", []) if op["op"] in "bB"
+                       for p in _points(op["points"], per_piece=24)]
+        for draw in ("_ldraw_", "_hldraw_", "_tldraw_", "_xldraw_"):
+            for op in e.get(draw, []):
+                if op["op"] == "T" and op["text"] == "f":
+                    text, own = op["pt"], key
+    assert text is not None and own[1] == "α"
+    distance = {k: min(np.hypot(x - text[0], y - text[1]) for x, y in points)
+                for k, points in curves.items() if points}
+    assert min(distance, key=distance.get) == own, distance

@@ -162,7 +162,9 @@ def grad_rows(outputs, inputs, seeds=None):
     list of np.ndarray, one per input, of shape (R, *input.shape): row r is
     ``tg.grad(outputs[r], input, grad=seeds[r], retain_graph=True)`` (zeros where row r does
     not depend on the input, or its output needs no gradient).  An input that does not require
-    grad but that an output is computed from is a BackwardError, as ``tg.grad``'s.
+    grad but that an output is computed from is a BackwardError, as ``tg.grad``'s; as there,
+    only the part of the graph on paths to the inputs is run and checked (a freed part
+    elsewhere is no error).
     """
     outputs, inputs = list(outputs), list(inputs)
     for what, items in (("outputs", outputs), ("inputs", inputs)):
@@ -208,10 +210,10 @@ def grad_rows(outputs, inputs, seeds=None):
                          tuple(None for _ in roots))
     if not all(t._rg for t in inputs):    # one the outputs read would get zeros, not its gradient
         _refuse_untracked(join, inputs, "grad_rows")
-    order = _sweep_order(join)[1:]
     wanted = {}
     for i, t in enumerate(inputs):
         wanted.setdefault(id(t), []).append(i)
+    order = _sweep_order(join, "grad_rows", wanted)[1:]
     through = set(wanted)                 # nodes with a path to an input
     for node in reversed(order):          # parents before the nodes that use them
         if id(node) not in through and any(id(p) in through for p in node.parents):

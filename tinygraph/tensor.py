@@ -1360,8 +1360,21 @@ def _raise_forward_error(op, arrays, e):
         raise _allocation_error(op, [np.shape(a) for a in arrays], e) from None
     shapes = ", ".join(str(np.shape(a)) for a in arrays)
     hint = _KEEPS_DTYPE if isinstance(e, OverflowError) else ""
-    raise _ERROR_FOR[type(e) if type(e) in _ERROR_FOR else _base(e)](
-        f"{op}: {e} (input shapes {shapes}){hint}{_where(_current().scope)}") from None
+    text = str(e)
+    prefix = "" if text.startswith(f"{op}:") else f"{op}: "   # a user's forward named its op
+    message = f"{prefix}{text} (input shapes {shapes}){hint}{_where(_current().scope)}"
+    cls = type(e)
+    if cls not in _ERROR_FOR and cls.__module__ != "builtins" and not cls.__module__.startswith(
+            "numpy"):          # a user's forward raised its own class: the caller may catch it
+        try:
+            error = cls(message)
+        except Exception:      # noqa: BLE001 - a constructor that takes other arguments
+            error = None
+        if type(error) is cls and str(error) == message:
+            raise error from e
+        e.add_note(message)
+        raise e
+    raise _ERROR_FOR[cls if cls in _ERROR_FOR else _base(e)](message) from None
 
 
 def binary_op(name, op, forward, doc=None):
@@ -1772,7 +1785,7 @@ def _one_sweep_at_a_time(sweep):
 
 
 @_one_sweep_at_a_time
-def _sweep_order(root):
+def _sweep_order(root, who="backward", targets=None):
     """Nodes that require grad reachable from ``root``, each after every node that uses it
     (the order backward visits them: children before parents).
 
@@ -1781,27 +1794,29 @@ def _sweep_order(root):
     ``_g`` slot (free until the sweep); the second releases a node once all its users are
     out (Kahn's algorithm), and frees its slot then (nothing counts into it again).  Raises
     GraphFreedError before any gradient is computed if part of the graph was freed, and
-    StaleGraphError if an input of a node was changed in place after the node was made.
+    StaleGraphError if an input of a node was changed in place after the node was made; the
+    message starts with ``who`` (the function the user called).  With ``targets`` (ids of the
+    tensors a gradient is asked for, as ``grad``'s) only the nodes whose rule a path to a
+    target runs through are checked: a freed or changed part of the graph off those paths is
+    never run (PyTorch's ``autograd.grad`` prunes it too).
     """
     root._g = 0
     nodes, stack = [root], [root]
     clock = _clock
     done = False
+    deferred = []     # with targets: nodes that would raise, checked once the paths are known
     try:
         while stack:
             node = stack.pop()
             if node._vjps is None and node.op is not None:
-                raise GraphFreedError(
-                    f"backward: the graph through '{node.op}'{_where(node.scope)} was freed by an "
-                    "earlier backward; call backward(retain_graph=True) the first time to "
-                    "back-propagate through it again")
-            if node._version != clock:   # something changed in place since the node was made
-                for p in node.parents:
-                    if _changed_since(p, node._version):
-                        raise _stale(node, p)
-                cell = getattr(node, "_shared", None)
-                if node.op is not None and cell is not None and cell[0] > node._version:
-                    raise _stale(node, node)   # its own output (saved by its rule) changed
+                if targets is None:
+                    raise _freed(node, who)
+                deferred.append(node)
+            elif node._version != clock:   # changed in place since the node was made?
+                if targets is None:
+                    _check_fresh(node, who)
+                else:
+                    deferred.append(node)
             for p in node.parents:
                 if p._rg:
                     if p._g is None:
@@ -1825,12 +1840,37 @@ def _sweep_order(root):
         if not done:        # raised (or interrupted) midway: no count is left behind
             for node in nodes:
                 node._g = None
+    if deferred:
+        through = _through_targets(order, targets)
+        for node in deferred:
+            if id(node) in through:      # its rule is on a path to a target: it would run
+                if node._vjps is None:
+                    raise _freed(node, who)
+                _check_fresh(node, who)
     return order
 
 
-def _stale(node, parent):
+def _freed(node, who):
+    return GraphFreedError(
+        f"{who}: the graph through '{node.op}'{_where(node.scope)} was freed by an earlier "
+        "backward (or grad) without retain_graph=True; pass retain_graph=True the first time "
+        "to back-propagate through it again")
+
+
+def _check_fresh(node, who):
+    """Raise StaleGraphError if an input of ``node`` (or its own saved output) was changed in
+    place after ``node`` was made (its version differs from the clock's)."""
+    for p in node.parents:
+        if _changed_since(p, node._version):
+            raise _stale(node, p, who)
+    cell = getattr(node, "_shared", None)
+    if node.op is not None and cell is not None and cell[0] > node._version:
+        raise _stale(node, node, who)   # its own output (saved by its rule) changed
+
+
+def _stale(node, parent, who="backward"):
     return StaleGraphError(
-        f"backward: {_what(parent)}{'' if parent.name else f' of shape {parent.shape}'} was "
+        f"{who}: {_what(parent)}{'' if parent.name else f' of shape {parent.shape}'} was "
         f"changed in place (an optimizer step, an in-place "
         f"operator -- also through a view or detach() sharing its memory -- or "
         f"load_state_dict) after '{node.op}'{_where(node.scope)} used it, so the "
@@ -2181,9 +2221,12 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
     (rnn.Trainer refuses there a loss that reaches none of its optimizer's parameters).
     """
     seed = _seed(root, grad)
-    order = _sweep_order(root)
     if targets is None:
+        order = swept = _sweep_order(root)
         _check_grads(order)
+    else:     # only the nodes on paths to the targets (and the root, which holds the seed)
+        swept = _sweep_order(root, "grad", targets)
+        order = _on_paths(swept, targets)
     anomaly = _current().anomaly
     root._g = seed
     results = []
@@ -2267,8 +2310,8 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
         raise _allocation_error(f"backward through '{node.op or 'leaf'}'",
                                 [p.shape for p in node.parents] or [node.shape], e) from None
     finally:
-        for node in order:
-            node._g = None
+        for node in swept:     # (with targets, a node off the paths may hold a gradient a node
+            node._g = None     # on them gave it)
     if accept is not None:
         accept(results)
     if not retain_graph:        # freed only now: a backward that raised can run again
@@ -2451,6 +2494,26 @@ def _leaf(value):
     return t
 
 
+def _on_paths(order, targets):
+    """The nodes of ``order`` (a sweep's, the root first) on paths from the root to one of
+    ``targets``, in the same order: the targets it reaches, the nodes with a parent on such a
+    path, and the root."""
+    leads, kept = set(targets), []
+    for node in reversed(order):          # parents before the nodes that use them
+        if id(node) in leads:
+            kept.append(node)
+            continue
+        for p in node.parents:
+            if id(p) in leads:
+                leads.add(id(node))
+                kept.append(node)
+                break
+    if not kept or kept[-1] is not order[0]:
+        kept.append(order[0])
+    kept.reverse()
+    return kept
+
+
 def _through_targets(order, targets):
     """ids of the nodes of ``order`` with a parent on a path to one of ``targets``: the only
     nodes whose rules ``grad(..., create_graph=True)`` has to run."""
@@ -2478,7 +2541,7 @@ def _backprop_graph(root, grad, retain_graph, targets):
         seed = grad
     else:
         seed = _leaf(_seed(root, grad))
-    order = _sweep_order(root)
+    order = _sweep_order(root, "backward" if targets is None else "grad", targets)
     if targets is None:
         _check_grads(order)
     through = None if targets is None else _through_targets(order, targets)
@@ -2593,6 +2656,10 @@ def grad(output, inputs, grad=None, retain_graph=None, create_graph=False):
     twice gets two distinct arrays (PyTorch returns the same tensor twice).  An input that
     does not require grad but that the output is computed from is a BackwardError: no gradient
     was tracked for it (as PyTorch's ``autograd.grad`` refuses).
+
+    Only the part of the graph on paths from ``output`` to ``inputs`` is run, checked and (without
+    ``retain_graph``) freed, as PyTorch's ``autograd.grad``: a part elsewhere that an earlier
+    backward freed, or whose inputs changed in place, is no error.
     """
     if not isinstance(output, Tensor):
         raise DTypeError(f"grad: output must be a Tensor (the result of engine ops), got "

@@ -254,11 +254,21 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     if run.loss is not None:          # one sweep for the variables and the op nodes
         wanted = [k for k in keys if variables.nodes[k].requires_grad]
         op_nodes = [n for t in sorted(by_step) for n in by_step[t] if n.requires_grad]
-        values = tg.grad(run.loss, [variables.nodes[k] for k in wanted] + op_nodes,
-                         retain_graph=True)
+        try:
+            values = tg.grad(run.loss, [variables.nodes[k] for k in wanted] + op_nodes,
+                             retain_graph=True)
+        except tg.GraphFreedError:    # the user's backward freed the graph of tensors made
+            given = _given(h0, run)   # outside the run (another model's states the steps
+            wanted = [k for k in wanted if own(variables.nodes[k].scope)   # read): those
+                      or id(variables.nodes[k]) in given]     # get no gradient on the page
+            values = tg.grad(run.loss, [variables.nodes[k] for k in wanted] + op_nodes,
+                             retain_graph=True)
         grads = dict(zip(wanted, values))
         op_grads = {id(n): g for n, g in zip(op_nodes, values[len(wanted):])}
-        order = tg.sweep_order(run.loss)
+        try:
+            order = tg.sweep_order(run.loss)
+        except (tg.GraphFreedError, tg.StaleGraphError):   # a graph behind the run was freed
+            order = tg.sweep_order(run.loss, [variables.nodes[k] for k in wanted] + op_nodes)
     position = {id(n): i for i, n in enumerate(order)}
     key_of = {id(variables.nodes[k]): k for k in keys}
     name_index = {name: i for i, name in enumerate(names)}

@@ -1022,6 +1022,8 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
             if (src, dst, dt) in bare:
                 _add_edge(g, ids[src], ids[dst], dict(extra(src, dst)), src in above)
         else:
+            if not labels and attrs and dst != src:   # a weightless edge's text (the model's
+                attrs = _at_head(attrs)                # edge_label) into another variable
             delayed.setdefault((src, dt > 0), []).append((dst, abs(dt), attrs))
             if (src, dst, dt) in bare:
                 delayed[(src, dt > 0)].append((dst, abs(dt), {}))
@@ -1031,13 +1033,33 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
         for square in squares:
             g.node(square, **(_SQUARE if forward else _LOOKAHEAD))
         single = len(targets) == 1          # its one weight label goes on the edge into the delay
-        g.edge(ids[src], squares[0], **(targets[0][2] if single else {}))
+        g.edge(ids[src], squares[0], **(_at_middle(targets[0][2]) if single else {}))
         for a, b in zip(squares, squares[1:]):
             g.edge(a, b)
         for dst, dt, attrs in targets:      # a feedback loop: layers come from within-step edges
             g.edge(squares[dt - 1], ids[dst], constraint="false", **({} if single else attrs),
                    **extra(src, dst))
     return ids
+
+
+def _at_head(attrs):
+    """``attrs`` with its label written at the edge's head: the text of a weightless edge out of
+    a delay into another variable (the user cell's "f").  Written as a label, in the middle of
+    an edge that runs down several ranks, it lay where another edge crossed it (the README's
+    attention: "f" of delay -> α beside x -> h, read as x's); a head label takes no place in
+    the layout (nothing else moves).  A loop back into the delayed variable keeps its label."""
+    attrs = dict(attrs)
+    attrs["headlabel"] = attrs.pop("label")
+    return {**attrs, "labeldistance": "1.6", "labelangle": "-30"}
+
+
+def _at_middle(attrs):
+    """``attrs`` of the edge into a delay (its one destination's): the label back in the middle."""
+    if "headlabel" not in attrs:
+        return attrs
+    attrs = {k: v for k, v in attrs.items() if k not in ("labeldistance", "labelangle")}
+    attrs["label"] = attrs.pop("headlabel")
+    return attrs
 
 
 def _weight_attrs(labels, dt, edge_label, fixed, as_label):
