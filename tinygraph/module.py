@@ -65,7 +65,11 @@ class Module:
 
     @property
     def training(self):
-        """True (the default) in training mode, False after ``eval()``."""
+        """True (the default) in training mode, False after ``eval()`` (and, in the thread
+        running it, inside an :func:`evaluation` block of this module)."""
+        counts = getattr(_evaluated, "counts", None)
+        if counts and id(self) in counts:
+            return False
         return self.__dict__.get("_training", True)
 
     @training.setter
@@ -521,6 +525,30 @@ class Dropout(Module):
 
     def own_config(self):
         return {"p": self.p}
+
+
+_evaluated = threading.local()    # .counts: id -> entries, of the modules this thread evaluates
+
+
+@contextlib.contextmanager
+def evaluation(modules):
+    """Within the block every module of ``modules`` reads as in evaluation mode (``training``
+    False) in this thread only: its own mode, which other threads read (a thread training the
+    model while this one draws or diagnoses it), is not changed, so nothing is left switched
+    when blocks of several threads overlap.  Blocks nest; restored on exit, also on an error."""
+    counts = _evaluated.__dict__.setdefault("counts", {})
+    keys = [id(module) for module in modules]     # the caller holds the modules meanwhile
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        for key in keys:
+            left = counts[key] - 1
+            if left:
+                counts[key] = left
+            else:
+                del counts[key]
 
 
 _runs = threading.local()    # .stack: [model, ids of its modules or None, warned] of each
