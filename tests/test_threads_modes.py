@@ -2,6 +2,7 @@
 evaluation mode for a drawing or a diagnosis, the engine's modes) stays that thread's, and
 nothing is left switched after.  The interleavings are forced with events, not sleeps."""
 
+import re
 import threading
 
 import numpy as np
@@ -149,3 +150,64 @@ def _calls_after(updates):
         cell.loss(XS, YS)
     return cell.drop._calls
 
+
+class _Pause:
+    """An artist whose drawing signals ``inside`` and waits for ``go``: a save of its figure
+    stops midway, in the thread saving it."""
+
+    def __new__(cls, inside, go):
+        from matplotlib.artist import Artist
+
+        class Pause(Artist):
+            def draw(self, renderer):
+                inside.set()
+                go.wait(10)
+        return Pause()
+
+
+def test_saving_a_chart_changes_no_matplotlib_setting_another_thread_reads_or_makes():
+    # the save ran in matplotlib.rc_context({"svg.hashsalt": "tinygraph"}): process-wide, so
+    # another thread's plots saw the salt meanwhile, and the context's exit put back every
+    # rcParam as it was before, undoing a setting another thread made meanwhile
+    import matplotlib
+    from viz import plots
+    fig, ax = plots.new_figure()
+    ax.plot([1, 2, 3], [1.0, 2.0, 1.5])
+    alone = plots.figure_bytes(fig, "svg")
+    inside, go = threading.Event(), threading.Event()
+    fig.add_artist(_Pause(inside, go))
+    saved, seen = {}, {}
+    before = matplotlib.rcParams.copy()
+
+    def saving():
+        saved["svg"] = plots.figure_bytes(fig, "svg")
+
+    def user():
+        inside.wait(10)
+        seen["salt"] = matplotlib.rcParams["svg.hashsalt"]
+        matplotlib.rcParams["lines.linewidth"] = before["lines.linewidth"] + 1.5
+        go.set()
+
+    try:
+        _run_together(saving, user)
+        assert seen["salt"] == before["svg.hashsalt"]
+        assert matplotlib.rcParams["lines.linewidth"] == before["lines.linewidth"] + 1.5
+        assert saved["svg"] == alone        # the same bytes, the pausing artist drawing nothing
+    finally:
+        matplotlib.rcParams.update(before)
+
+
+def test_a_chart_saves_to_the_same_bytes_whatever_the_svg_salt_setting():
+    import matplotlib
+    from viz import plots
+    fig, ax = plots.new_figure()
+    ax.plot([1, 2, 3], [1.0, 2.0, 1.5], marker="o")       # markers and clip paths get ids
+    other, _ = plots.new_figure()
+    other.axes[0].plot([1, 2], [2.0, 1.0], marker="s")
+    first = plots.figure_bytes(fig, "svg")
+    with matplotlib.rc_context({"svg.hashsalt": "someone else's"}):
+        assert plots.figure_bytes(fig, "svg") == first
+    assert plots.figure_bytes(fig, "svg") == first
+    ids = set(re.findall(rb'id="([mp][0-9a-f]{10})"', first))
+    assert ids and not ids & set(re.findall(rb'id="([mp][0-9a-f]{10})"',
+                                            plots.figure_bytes(other, "svg")))
