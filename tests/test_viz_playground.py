@@ -1080,3 +1080,23 @@ def test_a_conditional_regression_net_cut_into_chunks_feeds_the_last_target_of_t
         for t in range(len(x)):
             h = np.tanh(p["b"] + h @ p["W"].T + x[t] @ p["U"].T + f @ p["R"].T)
             f = y[t]
+
+
+def test_a_snapshot_says_which_update_its_views_are_of_when_the_curves_went_on():
+    # a playing run publishes its curves (and the title's update and parameter digest) more
+    # often than its views: the snapshot showed update 2 beside views of update 0, saying nothing
+    from viz.playground import Engine
+    engine = Engine(check_config({"hidden": 4, "delay": 2, "batch": 2}))
+    engine.stopping.set()
+    engine.wake.set()
+    engine.thread.join()            # stopped: the test thread is the only one touching the runs
+    run = engine.runs[0]
+    assert json.loads(engine.snapshot())["runs"][0]["views"]["update"] == 0
+    run.update()
+    run.update()
+    engine._publish(views=False)
+    shown = json.loads(engine.snapshot())["runs"][0]
+    assert shown["steps"] == 2 and shown["views"]["update"] == 0
+    engine._publish(views=True)
+    shown = json.loads(engine.snapshot())["runs"][0]
+    assert shown["steps"] == 2 and shown["views"]["update"] == 2

@@ -474,7 +474,8 @@ class Run:
 
     def views(self):
         """Every live view of the probe sequence from the current parameters (a dict), in
-        evaluation mode (see :func:`rnn.core.evaluating`)."""
+        evaluation mode (see :func:`rnn.core.evaluating`); ``update`` says of which update
+        (the curves are published more often than the views: the page says when they differ)."""
         with evaluating(self.model) as dropped:
             out = self._views()
         if dropped:
@@ -485,7 +486,7 @@ class Run:
         model, (xs, ys) = self.model, self.source.probe
         parts = getattr(model, "parts", {}) or {}
         part = "h" if "h" in parts else next(iter(parts), "h")
-        out = {"part": part, "notes": []}
+        out = {"part": part, "notes": [], "update": self.steps}
         if not all(np.all(np.isfinite(p.data)) for p in model.parameters()):
             out["notes"].append(f"update {self.steps}: the parameters are no longer finite (the "
                                 "gradient exploded; clipping prevents it): reset")
@@ -745,7 +746,8 @@ class Engine:
                 try:
                     run.views()
                 except Exception as e:      # noqa: BLE001 - a view that cannot be computed says why
-                    run.views_data = {"notes": [f"the views failed: {type(e).__name__}: {e}"]}
+                    run.views_data = {"notes": [f"the views failed: {type(e).__name__}: {e}"],
+                                      "update": run.steps}
             runs.append({"name": run.name, "config": run.config, "steps": run.steps,
                          "loss": _series(run.losses), "gnorm": _series(run.norms),
                          "held": _curve(run.held), "recall": _curve(run.recall),
