@@ -151,6 +151,24 @@ def _calls_after(updates):
     return cell.drop._calls
 
 
+
+def test_nested_evaluations_and_one_left_by_an_error_leave_this_threads_mode_as_it_was():
+    cell = _dropout_cell()
+    try:
+        with evaluating(cell):
+            with evaluating(cell):
+                assert not cell.drop.training
+            assert not cell.drop.training       # the outer block still holds
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert cell.training and cell.drop.training
+    cell.eval()
+    with evaluating(cell):
+        assert not cell.training
+    assert not cell.training and not cell.drop.training     # eval() by the user stays
+
+
 class _Pause:
     """An artist whose drawing signals ``inside`` and waits for ``go``: a save of its figure
     stops midway, in the thread saving it."""
