@@ -1100,3 +1100,34 @@ def test_a_snapshot_says_which_update_its_views_are_of_when_the_curves_went_on()
     engine._publish(views=True)
     shown = json.loads(engine.snapshot())["runs"][0]
     assert shown["steps"] == 2 and shown["views"]["update"] == 2
+
+
+def test_stop_waits_for_the_update_in_progress_and_saves_the_run_it_ends_with(tmp_path):
+    # stop() waited 0.5 s for the training thread and went on: with an update still running,
+    # it returned while the thread went on changing the user's model, and saved nothing into
+    # out, without a word
+    inside, go = threading.Event(), threading.Event()
+    calls = []
+
+    def task(batch, seed):
+        calls.append(seed)
+        if len(calls) == 2:     # the first update's batch (the first call made the held-out one)
+            inside.set()
+            go.wait(1.5)        # longer than the old wait; stop() now waits for it whatever it is
+        return rnn.problems.running_parity(batch, 4, seed)
+
+    model = rnn.ElmanRNN(2, 3, 2, seed=0)
+    started = viz.playground(model, task, out=str(tmp_path))
+    try:
+        started.engine.command("step")
+        assert inside.wait(WAIT)
+    finally:
+        started.stop()
+    alive = started.engine.thread.is_alive()
+    at_stop = {k: np.array(v) for k, v in model.state_dict().items()}
+    go.set()
+    started.engine.thread.join(WAIT)
+    assert not alive
+    assert all(np.array_equal(at_stop[k], v) for k, v in model.state_dict().items())
+    saved = tg.read_meta(started.engine._path(0))
+    assert saved["user"]["steps"] == 1 and started.engine.runs[0].steps == 1

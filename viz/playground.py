@@ -624,13 +624,16 @@ class Engine:
         with self.lock:
             return self._snapshot
 
-    def stop(self, timeout=0.5):
-        """Stop the thread (waiting up to ``timeout`` s for its update) and put the BLAS count
-        back now, even if the thread is still finishing an update."""
+    def stop(self, timeout=None):
+        """Stop the thread: it ends after the update in progress, which this waits for (up to
+        ``timeout`` s; None, the default: as long as it takes), so that nothing changes the
+        model after stop() returned; the BLAS count is put back then, also when the wait is
+        interrupted (a second Ctrl-C)."""
         self.stopping.set()
         self.wake.set()
         try:
-            self.thread.join(timeout)
+            if self.thread is not threading.current_thread():   # (a task that stops it)
+                self.thread.join(timeout)
         finally:
             self.release()
 
@@ -1015,7 +1018,8 @@ class Playground:
             self.stop()
 
     def stop(self):
-        """Stop serving and training (saving the run into ``out`` first, if given)."""
+        """Stop serving and training (saving the run into ``out`` first, if given).  Returns
+        once the update in progress is done: after it nothing changes the model."""
         if self._thread is not None:
             self.server.shutdown()
             self._thread = None
