@@ -1131,3 +1131,41 @@ def test_stop_waits_for_the_update_in_progress_and_saves_the_run_it_ends_with(tm
     assert all(np.array_equal(at_stop[k], v) for k, v in model.state_dict().items())
     saved = tg.read_meta(started.engine._path(0))
     assert saved["user"]["steps"] == 1 and started.engine.runs[0].steps == 1
+
+
+def test_snapshots_read_by_requests_racing_a_playing_run_are_each_of_one_update(client):
+    # two request threads read /api/state as fast as they can while the run plays: every
+    # snapshot's update, loss curve and parameter digest belong to one update (the digest
+    # that of a fresh run trained to that update), whatever the interleaving
+    config = {"hidden": 8, "delay": 3, "batch": 4, "seed": 5}
+    client.post("/api/reset", {"config": config})
+    _until(lambda: (s := client.state())["config"]["seed"] == 5
+           and s["runs"][0]["steps"] == 0, "the reset")
+    client.post("/api/play")
+    seen, errors = [], []
+
+    def reader():
+        try:
+            while True:
+                run = client.state()["runs"][0]
+                seen.append((run["steps"], run["digest"], run["loss"], run["views"]["update"]))
+                if run["steps"] >= 40:
+                    return
+        except BaseException as e:          # noqa: BLE001 - reported below
+            errors.append(e)
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join(WAIT)
+    client.post("/api/pause")
+    assert errors == [] and not any(r.is_alive() for r in readers)
+    for steps, _, loss, views in seen:
+        assert (loss[-1][0] if loss else 0) == steps and views <= steps
+    digests = {steps: digest for steps, digest, _, _ in seen}
+    fresh = Run(check_config(config))
+    for steps in sorted(digests)[:: max(1, len(digests) // 4)] + [max(digests)]:
+        while fresh.steps < steps:
+            fresh.update()
+        assert digests[steps] == fresh.digest(), f"update {steps}"
