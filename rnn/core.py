@@ -37,7 +37,7 @@ import numpy as np
 import tinygraph as tg
 
 from tinygraph import tape
-from tinygraph.module import running_model
+from tinygraph.module import evaluation, running_model
 from tinygraph.ops import scaled_cross_entropy
 from tinygraph.tensor import _unbroadcast
 
@@ -517,7 +517,8 @@ def init_bias(size, dtype, name):
 
 @contextlib.contextmanager
 def evaluating(model):
-    """``model`` in evaluation mode inside the block (every module's own mode restored after):
+    """``model`` in evaluation mode inside the block, in this thread (no module's own mode is
+    changed: see below):
     what the diagrams (``trace``), the diagnostics and viz's explorer and playground compute.
     In training mode each of their runs would draw other dropout masks (the views of one model
     disagreeing) and advance a seeded ``tg.Dropout``'s masks, changing the ones the training
@@ -525,19 +526,17 @@ def evaluating(model):
     that a cell's functions read without holding it (``cell.drop = drop``) stays as it is, and
     warns when an unroll calls it in training mode (:func:`tinygraph.module.running_model`).
     Yields the names of the ``tg.Dropout`` modules that were in training mode with p > 0
-    (", "-joined, "" if none)."""
+    (", "-joined, "" if none).
+
+    The mode is switched for this thread only (:func:`tinygraph.module.evaluation`): another
+    thread training the same model meanwhile keeps its dropout, and overlapping blocks of
+    several threads leave every module's mode as it was."""
     named = getattr(model, "named_modules", None)
     modules = list(named()) if callable(named) else []
-    modes = [(module, module.training) for _, module in modules]
     dropped = ", ".join(name or "the model" for name, module in modules
                         if isinstance(module, tg.Dropout) and module.training and module.p > 0)
-    for module, _ in modes:
-        module.training = False
-    try:
+    with evaluation([module for _, module in modules]):
         yield dropped
-    finally:
-        for module, mode in modes:
-            module.training = mode
 
 
 class RecurrentModel(tg.Module):

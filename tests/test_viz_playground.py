@@ -1080,3 +1080,92 @@ def test_a_conditional_regression_net_cut_into_chunks_feeds_the_last_target_of_t
         for t in range(len(x)):
             h = np.tanh(p["b"] + h @ p["W"].T + x[t] @ p["U"].T + f @ p["R"].T)
             f = y[t]
+
+
+def test_a_snapshot_says_which_update_its_views_are_of_when_the_curves_went_on():
+    # a playing run publishes its curves (and the title's update and parameter digest) more
+    # often than its views: the snapshot showed update 2 beside views of update 0, saying nothing
+    from viz.playground import Engine
+    engine = Engine(check_config({"hidden": 4, "delay": 2, "batch": 2}))
+    engine.stopping.set()
+    engine.wake.set()
+    engine.thread.join()            # stopped: the test thread is the only one touching the runs
+    run = engine.runs[0]
+    assert json.loads(engine.snapshot())["runs"][0]["views"]["update"] == 0
+    run.update()
+    run.update()
+    engine._publish(views=False)
+    shown = json.loads(engine.snapshot())["runs"][0]
+    assert shown["steps"] == 2 and shown["views"]["update"] == 0
+    engine._publish(views=True)
+    shown = json.loads(engine.snapshot())["runs"][0]
+    assert shown["steps"] == 2 and shown["views"]["update"] == 2
+
+
+def test_stop_waits_for_the_update_in_progress_and_saves_the_run_it_ends_with(tmp_path):
+    # stop() waited 0.5 s for the training thread and went on: with an update still running,
+    # it returned while the thread went on changing the user's model, and saved nothing into
+    # out, without a word
+    inside, go = threading.Event(), threading.Event()
+    calls = []
+
+    def task(batch, seed):
+        calls.append(seed)
+        if len(calls) == 2:     # the first update's batch (the first call made the held-out one)
+            inside.set()
+            go.wait(1.5)        # longer than the old wait; stop() now waits for it whatever it is
+        return rnn.problems.running_parity(batch, 4, seed)
+
+    model = rnn.ElmanRNN(2, 3, 2, seed=0)
+    started = viz.playground(model, task, out=str(tmp_path))
+    try:
+        started.engine.command("step")
+        assert inside.wait(WAIT)
+    finally:
+        started.stop()
+    alive = started.engine.thread.is_alive()
+    at_stop = {k: np.array(v) for k, v in model.state_dict().items()}
+    go.set()
+    started.engine.thread.join(WAIT)
+    assert not alive
+    assert all(np.array_equal(at_stop[k], v) for k, v in model.state_dict().items())
+    saved = tg.read_meta(started.engine._path(0))
+    assert saved["user"]["steps"] == 1 and started.engine.runs[0].steps == 1
+
+
+def test_snapshots_read_by_requests_racing_a_playing_run_are_each_of_one_update(client):
+    # two request threads read /api/state as fast as they can while the run plays: every
+    # snapshot's update, loss curve and parameter digest belong to one update (the digest
+    # that of a fresh run trained to that update), whatever the interleaving
+    config = {"hidden": 8, "delay": 3, "batch": 4, "seed": 5}
+    client.post("/api/reset", {"config": config})
+    _until(lambda: (s := client.state())["config"]["seed"] == 5
+           and s["runs"][0]["steps"] == 0, "the reset")
+    client.post("/api/play")
+    seen, errors = [], []
+
+    def reader():
+        try:
+            while True:
+                run = client.state()["runs"][0]
+                seen.append((run["steps"], run["digest"], run["loss"], run["views"]["update"]))
+                if run["steps"] >= 40:
+                    return
+        except BaseException as e:          # noqa: BLE001 - reported below
+            errors.append(e)
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join(WAIT)
+    client.post("/api/pause")
+    assert errors == [] and not any(r.is_alive() for r in readers)
+    for steps, _, loss, views in seen:
+        assert (loss[-1][0] if loss else 0) == steps and views <= steps
+    digests = {steps: digest for steps, digest, _, _ in seen}
+    fresh = Run(check_config(config))
+    for steps in sorted(digests)[:: max(1, len(digests) // 4)] + [max(digests)]:
+        while fresh.steps < steps:
+            fresh.update()
+        assert digests[steps] == fresh.digest(), f"update {steps}"

@@ -309,3 +309,23 @@ def test_a_connectivity_of_nan_is_drawn_and_named_as_such_not_as_all_zero(browse
         page.close()
     finally:
         started.stop()
+
+
+def test_the_page_says_which_update_the_views_show_when_the_curves_went_on(browser, app):
+    # the title's update and the curves are published more often than the views: the page
+    # showed "update 2" above views of update 0 without a word
+    page = Page(browser, app.url)
+    page.until("document.querySelector('.views-of').textContent === 'the views below: update 0'",
+               "the views of update 0, of the update the title shows")
+    engine = app.engine
+    engine.stopping.set()
+    engine.wake.set()
+    engine.thread.join(WAIT)        # stopped: this thread alone updates the run and publishes
+    engine.runs[0].update()
+    engine.runs[0].update()
+    engine._publish(views=False)
+    said = page.until("document.querySelector('.run').dataset.steps === '2' && "
+                      "document.querySelector('.views-of').textContent", "the curves of update 2")
+    assert said.startswith("the views below: update 0 (the curves above: update 2;")
+    assert page.page.locator(".run-title").text_content().split(" · ")[2] == "update 2"
+    page.close()

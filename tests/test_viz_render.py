@@ -141,3 +141,16 @@ def test_the_renderers_other_warnings_still_reach_stderr(capfd):
     assert "unknown shape nosuchshape" in err and "non-ASCII" not in err
     viz.render(digraph, "svg", quiet=True)
     assert capfd.readouterr().err == ""
+
+
+def test_rendering_leaves_the_graphviz_packages_setting_as_the_user_set_it(monkeypatch, digraph):
+    # render() pointed graphviz.backend.dot_command.DOT_BINARY (process-wide) at its renderer
+    # on every call, though it runs the renderer itself: a user's own setting was replaced
+    import pathlib
+
+    import graphviz.backend.dot_command as dot_command
+    monkeypatch.setattr(dot_command, "DOT_BINARY", pathlib.Path("the-users-own-dot"))
+    assert b"<svg" in viz.render(digraph, "svg")
+    assert dot_command.DOT_BINARY == pathlib.Path("the-users-own-dot")
+    viz.use_renderer()          # asked for: the package then uses the renderer
+    assert dot_command.DOT_BINARY == viz.find_renderer()

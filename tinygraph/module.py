@@ -65,7 +65,14 @@ class Module:
 
     @property
     def training(self):
-        """True (the default) in training mode, False after ``eval()``."""
+        """True (the default) in training mode, False after ``eval()`` (and, in the thread
+        running it, inside an :func:`evaluation` block of this module)."""
+        blocks = getattr(_evaluated, "blocks", None)
+        if blocks:
+            key = id(self)
+            for block in blocks:
+                if key in block:
+                    return False
         return self.__dict__.get("_training", True)
 
     @training.setter
@@ -521,6 +528,30 @@ class Dropout(Module):
 
     def own_config(self):
         return {"p": self.p}
+
+
+_evaluated = threading.local()    # .blocks: the ids of the modules of each evaluation() block
+#                                   this thread is in
+
+
+@contextlib.contextmanager
+def evaluation(modules):
+    """Within the block every module of ``modules`` reads as in evaluation mode (``training``
+    False) in this thread only: its own mode, which other threads read (a thread training the
+    model while this one draws or diagnoses it), is not changed, so nothing is left switched
+    when blocks of several threads overlap.  Blocks nest; the block is gone on exit, also on an
+    error or KeyboardInterrupt (it is entered with one append, and left by finding it)."""
+    modules = list(modules)       # held meanwhile: their ids stay theirs
+    block = frozenset(id(module) for module in modules)
+    blocks = _evaluated.__dict__.setdefault("blocks", [])
+    try:
+        blocks.append(block)
+        yield
+    finally:
+        for i in range(len(blocks) - 1, -1, -1):
+            if blocks[i] is block:
+                del blocks[i]
+                break
 
 
 _runs = threading.local()    # .stack: [model, ids of its modules or None, warned] of each

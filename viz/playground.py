@@ -474,7 +474,8 @@ class Run:
 
     def views(self):
         """Every live view of the probe sequence from the current parameters (a dict), in
-        evaluation mode (see :func:`rnn.core.evaluating`)."""
+        evaluation mode (see :func:`rnn.core.evaluating`); ``update`` says of which update
+        (the curves are published more often than the views: the page says when they differ)."""
         with evaluating(self.model) as dropped:
             out = self._views()
         if dropped:
@@ -485,7 +486,7 @@ class Run:
         model, (xs, ys) = self.model, self.source.probe
         parts = getattr(model, "parts", {}) or {}
         part = "h" if "h" in parts else next(iter(parts), "h")
-        out = {"part": part, "notes": []}
+        out = {"part": part, "notes": [], "update": self.steps}
         if not all(np.all(np.isfinite(p.data)) for p in model.parameters()):
             out["notes"].append(f"update {self.steps}: the parameters are no longer finite (the "
                                 "gradient exploded; clipping prevents it): reset")
@@ -623,13 +624,16 @@ class Engine:
         with self.lock:
             return self._snapshot
 
-    def stop(self, timeout=0.5):
-        """Stop the thread (waiting up to ``timeout`` s for its update) and put the BLAS count
-        back now, even if the thread is still finishing an update."""
+    def stop(self, timeout=None):
+        """Stop the thread: it ends after the update in progress, which this waits for (up to
+        ``timeout`` s; None, the default: as long as it takes), so that nothing changes the
+        model after stop() returned; the BLAS count is put back then, also when the wait is
+        interrupted (a second Ctrl-C)."""
         self.stopping.set()
         self.wake.set()
         try:
-            self.thread.join(timeout)
+            if self.thread is not threading.current_thread():   # (a task that stops it)
+                self.thread.join(timeout)
         finally:
             self.release()
 
@@ -745,7 +749,8 @@ class Engine:
                 try:
                     run.views()
                 except Exception as e:      # noqa: BLE001 - a view that cannot be computed says why
-                    run.views_data = {"notes": [f"the views failed: {type(e).__name__}: {e}"]}
+                    run.views_data = {"notes": [f"the views failed: {type(e).__name__}: {e}"],
+                                      "update": run.steps}
             runs.append({"name": run.name, "config": run.config, "steps": run.steps,
                          "loss": _series(run.losses), "gnorm": _series(run.norms),
                          "held": _curve(run.held), "recall": _curve(run.recall),
@@ -1013,7 +1018,8 @@ class Playground:
             self.stop()
 
     def stop(self):
-        """Stop serving and training (saving the run into ``out`` first, if given)."""
+        """Stop serving and training (saving the run into ``out`` first, if given).  Returns
+        once the update in progress is done: after it nothing changes the model."""
         if self._thread is not None:
             self.server.shutdown()
             self._thread = None

@@ -3,7 +3,10 @@ gradient-flow profile ‖∂L/∂h(t)‖ per time step (vanishing and exploding
 gradients made visible).
 """
 
+import hashlib
+import io
 import os
+import re
 
 import numpy as np
 
@@ -40,11 +43,39 @@ def _legible(ax, steps=True):
 
 
 def _finish(fig, path):
-    import matplotlib
-    with matplotlib.rc_context({"svg.hashsalt": "tinygraph"}):   # the same SVG on every run
-        with atomic_write(path, "viz.plots", OutputPathError, make_folder=True) as f:
-            fig.savefig(f, format=os.path.splitext(path)[1][1:] or "svg", metadata={"Date": None})
+    fmt = os.path.splitext(path)[1][1:] or "svg"
+    data = figure_bytes(fig, fmt) if fmt.lower() == "svg" else None
+    with atomic_write(path, "viz.plots", OutputPathError, make_folder=True) as f:
+        if data is not None:
+            f.write(data)
+        else:
+            fig.savefig(f, format=fmt, metadata={"Date": None})
     return path
+
+
+# The ids matplotlib's SVG writer makes for what it refers to (markers, clip paths, hatches,
+# path collections, images): a prefix and 10 hex digits of a hash salted with the
+# svg.hashsalt setting, or with a new random salt when it is None (its default).
+_MADE_ID = re.compile(r'\bid="((?:Im_image|image|C\d+_\d+_|[hmp])[0-9a-f]{10})"')
+
+
+def _steady_ids(svg):
+    """``svg`` (bytes) with each id matplotlib made replaced by one that depends only on the
+    drawing: its prefix and 10 hex digits of a hash of the drawing (those ids left out) and of
+    its place among them.  So a chart's SVG is the same on every run without setting
+    svg.hashsalt: matplotlib's rcParams are process-wide, and setting them for a save (even
+    in ``rc_context``, which puts back all of them after) would change another thread's
+    plots meanwhile and undo a setting it made then.  Two different charts get different
+    ids, so they can be inlined in one page."""
+    text = svg.decode("utf-8")
+    made = list(dict.fromkeys(_MADE_ID.findall(text)))
+    if not made:
+        return svg
+    found = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, made)) + r")(?![\w-])")
+    digest = hashlib.sha256(found.sub(lambda m: m[1][:-10], text).encode("utf-8")).hexdigest()
+    steady = {old: old[:-10] + hashlib.sha256(f"{digest} {k}".encode()).hexdigest()[:10]
+              for k, old in enumerate(made)}
+    return found.sub(lambda m: steady[m[1]], text).encode("utf-8")
 
 
 def loss_curve(steps, losses, path, reference=None, title="Training loss", held_out=None,
@@ -153,14 +184,12 @@ def _steps_and_norms(norms):
 # viz.save and viz.render write it by suffix like a diagram.
 
 def figure_bytes(fig, fmt):
-    """A matplotlib Figure as SVG or PNG bytes (the same bytes on every run)."""
-    import io
-
-    import matplotlib
+    """A matplotlib Figure as SVG or PNG bytes (the same bytes on every run; no matplotlib
+    setting is changed, see :func:`_steady_ids`)."""
     buffer = io.BytesIO()
-    with matplotlib.rc_context({"svg.hashsalt": "tinygraph"}):
-        fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
-    return buffer.getvalue()
+    svg = fmt.lower() == "svg"
+    fig.savefig(buffer, format=fmt, metadata={"Date": None} if svg else None)
+    return _steady_ids(buffer.getvalue()) if svg else buffer.getvalue()
 
 
 def compositions(coordinate, projections, title="Repeated composition of h ← tanh(W h)"):

@@ -6,7 +6,9 @@ interpreter (so an unactivated virtual environment works); the environment
 variable ``TINYGRAPH_DOT`` names another ``dot`` program instead.  The
 ``graphviz`` package is pointed at it through
 ``graphviz.backend.dot_command.DOT_BINARY``, which is also what Jupyter's inline
-display uses.  Without any renderer the DOT source (``digraph.source``) is still
+display uses, once when viz is imported and when :func:`use_renderer` is called;
+:func:`render` and :func:`save` run the renderer themselves and leave that
+process-wide setting as it is (a user's own setting stays).  Without any renderer the DOT source (``digraph.source``) is still
 available and rendering raises :class:`RenderError` saying how to get one.
 """
 
@@ -63,6 +65,14 @@ def use_renderer():
     RenderError
         If there is no renderer.
     """
+    path = _renderer()
+    graphviz.backend.dot_command.DOT_BINARY = path
+    return path
+
+
+def _renderer():
+    """:func:`find_renderer`'s path, or RenderError saying why there is none.  (``render``
+    runs it itself: the ``graphviz`` package's setting, process-wide, is left as it is.)"""
     path = find_renderer()
     if path is None:
         wanted = os.environ.get(ENV_VAR)
@@ -74,7 +84,6 @@ def use_renderer():
             where = f"{ENV_VAR}={wanted!r} does not exist"
         raise RenderError(f"viz: {where}; {_INSTALL_HINT}. The DOT text is still available "
                           "as digraph.source")
-    graphviz.backend.dot_command.DOT_BINARY = path
     return path
 
 
@@ -97,7 +106,7 @@ def render(digraph, fmt="svg", quiet=False):
             raise RenderError("viz: a matplotlib figure has no plain layout; use svg or png")
         from .plots import figure_bytes
         return figure_bytes(digraph, fmt)
-    program = use_renderer()
+    program = _renderer()
     command = [program, f"-K{digraph.engine}", f"-T{fmt}"]     # as digraph.pipe runs it
     try:
         done = subprocess.run(command, input=digraph.source.encode(digraph.encoding or "utf-8"),

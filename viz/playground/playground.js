@@ -328,6 +328,10 @@
       if (!recallPanel.hidden) lineChart(box.q("p-recall"), [{points: run.recall, color: COLORS[1], dots: true}],
                                          {integerX: true, xlabel: "update", ymin: 0, ymax: 1, hlines: [{y: 1 / 8, color: "#999", label: "chance"}]});
       const v = run.views || {notes: []};
+      // the curves are published more often than the views: say which update the views show
+      box.q("views-of").textContent = v.update === undefined ? "" : "the views below: update " + v.update +
+        (v.update === run.steps ? "" : " (the curves above: update " + run.steps + "; the views are recomputed every " +
+         snap.refresh_seconds + " s of training CPU time)");
       heatmap(box.q("heat"), box.q("heat-scale"), v.connectivity);
       lineChart(box.q("p-dldh"), [{points: (v.dldh || []).map((y, t) => [t + 1, y]), color: COLORS[0]}],
                 {log: true, integerX: true, xlabel: "t"});
