@@ -17,8 +17,9 @@ import viz
 import viz.views as views
 from viz.derive import derive
 from viz.views import _summary, draw_unrolled, new_digraph
-from viz_layout import (_drawn_edges, bands, designs, label_clashes, measure, plain,
-                        step_boxes, undrawn_dependencies, undrawn_folded_dependencies)
+from viz_layout import (_drawn_edges, bands, columns_out_of_time_order, designs, label_clashes,
+                        measure, plain, step_boxes, undrawn_dependencies,
+                        undrawn_folded_dependencies)
 
 DESIGNS = designs()
 STEPS = 4
@@ -739,3 +740,46 @@ def test_the_weightless_f_of_a_delay_into_another_variable_lies_by_its_own_edge(
     distance = {k: min(np.hypot(x - text[0], y - text[1]) for x, y in points)
                 for k, points in curves.items() if points}
     assert min(distance, key=distance.get) == own, distance
+
+
+@pytest.mark.parametrize("steps", [6, 8, 12])
+def test_the_readme_attention_decoders_columns_stand_in_time_order(steps, monkeypatch):
+    """The explorer's summary of the README's attention decoder (4 static inputs, the encoder's
+    h@elman/t=1..4, in the row under the steps) drew its elision 'h ×2' between steps 2 and 3
+    (8 and 12 steps), and at 6 steps its h(...) end between steps 5 and 6: the renderer kept
+    the anchors' row in order but not the boxes over it.  With a row of points over the
+    columns too (as for several chains), every (...) end, step and elision stands in time
+    order, in the explorer's summary and windows and in viz.unrolled."""
+    model = _readme_attention_decoder()
+    rng = np.random.default_rng(1)
+    _, drawn = _explorer_drawings(monkeypatch, model, rng.normal(size=(steps, 4)),
+                                  np.arange(steps) % 3)
+    views = {f"explorer {'summary' if shown is None else f'steps {shown[0]}-{shown[-1]}'}":
+             digraph for digraph, _, shown in drawn}
+    views["viz.unrolled"] = viz.unrolled(model, steps=steps)
+    assert {view: found for view, digraph in views.items()
+            if (found := columns_out_of_time_order(digraph))} == {}
+
+
+@pytest.mark.parametrize("design", list(DESIGNS))
+def test_a_summarys_columns_stand_in_time_order(design, monkeypatch):
+    """Each design's summary of 9 steps (steps 1-3, the elision, steps 7-9, viz.unrolled's and
+    the explorer's) draws its (...) ends, steps and elisions left to right in time order."""
+    model = DESIGNS[design]
+    xs, ys = _explore_args(design, model, 9, np.random.default_rng(0))
+    _, drawn = _explorer_drawings(monkeypatch, model, xs, ys)
+    views = {"explorer summary": drawn[0][0], "viz.unrolled": viz.unrolled(model, steps=9)}
+    assert {view: found for view, digraph in views.items()
+            if (found := columns_out_of_time_order(digraph))} == {}
+
+
+def test_the_column_order_check_sees_an_elision_out_of_place():
+    """The check itself: steps 1 and 5 and the elision between them, laid out 1, 5, elision."""
+    source = "\n".join(["digraph {", "rankdir=LR",
+                         "subgraph cluster_u_c0_t1 {", "a", "}",
+                         "subgraph cluster_u_c0_gap {", "b", "}",
+                         "subgraph cluster_u_c0_t5 {", "c", "}",
+                         "a -> c", "c -> b", "}"])
+    found = columns_out_of_time_order(graphviz.Source(source))
+    assert len(found) == 1 and found[0].startswith("chain 0: gap at ")
+    assert found[0].split(", ")[1].startswith("step 5 at ")

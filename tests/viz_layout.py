@@ -64,6 +64,49 @@ def step_boxes(digraph):
     return out
 
 
+_COLUMN = re.compile(r"^\s*subgraph cluster_\w+_c(\d+)_t?(\d+|start|gap|end) \{$")
+
+
+def columns_out_of_time_order(digraph):
+    """The pairs of neighbouring columns of one chain of an unrolled view with boxes (its
+    ``(...)`` start, its steps, its elision, its ``(...)`` end: the ``cluster_..._c<chain>_...``
+    subgraphs) whose drawn nodes do not stand left to right in that order, as
+    "chain 0: gap at 7.06 in, step 3 at 8.52 in" strings (the x of each column's centre)."""
+    nodes, _ = plain(digraph)
+    span, column = {}, None
+    for line in digraph.source.splitlines():
+        m = _COLUMN.match(line)
+        if m:
+            chain, name = int(m.group(1)), m.group(2)
+            column = (chain, int(name) if name.isdigit() else name)
+        elif line.strip() == "}":
+            column = None
+        elif column is not None:
+            member = _MEMBER.match(line)
+            if member and member.group(1) in nodes and nodes[member.group(1)][2] > 0:
+                x, _, w, _ = nodes[member.group(1)]
+                left, right = span.get(column, (x - w / 2, x + w / 2))
+                span[column] = (min(left, x - w / 2), max(right, x + w / 2))
+    out = []
+    for chain in sorted({c for c, _ in span}):
+        steps = sorted(k for c, k in span if c == chain and isinstance(k, int))
+        gap = next((b - 0.5 for a, b in zip(steps, steps[1:]) if b - a > 1),   # (a chain
+                   steps[-1] + 0.5 if steps else 0)      # that ends in the elision: after it)
+        order = {"start": -1, "gap": gap, "end": float("inf")}
+        keys = sorted((k for c, k in span if c == chain),
+                      key=lambda k: k if isinstance(k, int) else order[k])
+        at = {k: sum(span[(chain, k)]) / 2 for k in keys}
+        for a, b in zip(keys, keys[1:]):
+            if at[a] >= at[b]:
+                out.append(f"chain {chain}: {_column_name(a)} at {at[a]:.2f} in, "
+                           f"{_column_name(b)} at {at[b]:.2f} in")
+    return out
+
+
+def _column_name(key):
+    return f"step {key}" if isinstance(key, int) else key
+
+
 def bands(nodes, boxes):
     """(chain, t) -> (left, right, bottom, top) of the box around its nodes, in inches."""
     out = {}

@@ -761,7 +761,13 @@ class _Columns:
         time order (3, 1, 2: C, from h(n_x) into s(1), pulled the last encoder step to the
         front): there every chain also has a row of points over its highest row, each chain's
         points in time order, and a chain above stands over the bottom one by a point under
-        its columns, tied to the bottom chain's anchors.  The renderer orders the boxes by
+        its columns, tied to the bottom chain's anchors.  A view with static inputs has that
+        row of points over its columns too: with the anchors' row alone in order under them,
+        the explorer's summary of the README's attention decoder (its inputs h@elman/t=1..4
+        under the steps) drew the elision "h ×2" between steps 2 and 3 (at 8 to 14 steps), and
+        h(...) after step 1 or before the last step: 17 of its 40 summaries and windows of 3 to
+        14 steps out of time order, none now.
+        The renderer orders the boxes by
         the median place of each one's neighbours in the next row, where parallel edges to
         one point count once: with one point over each column (tied by four edges), h(n_x)
         of an encoder with attention, whose neighbours are its point, C and the memory, had
@@ -834,7 +840,7 @@ class _Columns:
                     for _ in range(ties if chain == chains[0] else 1):
                         g.edge(anchor, nid, style="invis", minlen="1" if under else "0",
                                weight="100")
-                if several:              # and points over the column's highest row
+                if several or inputs:    # and points over the column's highest row
                     high = max(self.level[name] for name, _, _ in members)
                     for k in range(caps):
                         cap = f"{anchor}_top{k or ''}"
