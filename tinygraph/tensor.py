@@ -2226,7 +2226,8 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
         _check_grads(order)
     else:     # only the nodes on paths to the targets (and the root, which holds the seed)
         swept = _sweep_order(root, "grad", targets)
-        order = _on_paths(swept, targets)
+        through = set()       # the nodes whose rules run (a target's need not)
+        order = _on_paths(swept, targets, through)
     anomaly = _current().anomaly
     root._g = seed
     results = []
@@ -2253,6 +2254,9 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
                 if id(node) in targets:
                     prev = targets[id(node)]
                     targets[id(node)] = g.copy() if prev is None else prev + g
+                if id(node) not in through:     # a target whose rule leads to no target: not
+                    node._g = None              # run (nor freed), as create_graph's sweep
+                    continue
             elif node.op is None or node._retain:
                 results.append((node, g, node.op is None and id(node) in owned))
             node._g = None
@@ -2315,7 +2319,7 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
     if accept is not None:
         accept(results)
     if not retain_graph:        # freed only now: a backward that raised can run again
-        _free(order)
+        _free(order if targets is None else [node for node in order if id(node) in through])
     for node, g, owned in results:
         if node._grad is None:
             node._grad = g if owned else np.array(g, dtype=node._data.dtype, copy=True)
@@ -2494,20 +2498,24 @@ def _leaf(value):
     return t
 
 
-def _on_paths(order, targets):
+def _on_paths(order, targets, through=None):
     """The nodes of ``order`` (a sweep's, the root first) on paths from the root to one of
     ``targets``, in the same order: the targets it reaches, the nodes with a parent on such a
-    path, and the root."""
+    path, and the root.  ``through`` (a set, if given) gets the ids of the nodes with a parent
+    on such a path: the only ones whose rules run (a target's own rule leads to no target
+    unless one of its parents does)."""
     leads, kept = set(targets), []
     for node in reversed(order):          # parents before the nodes that use them
-        if id(node) in leads:
-            kept.append(node)
-            continue
         for p in node.parents:
             if id(p) in leads:
                 leads.add(id(node))
                 kept.append(node)
+                if through is not None:
+                    through.add(id(node))
                 break
+        else:
+            if id(node) in leads:
+                kept.append(node)
     if not kept or kept[-1] is not order[0]:
         kept.append(order[0])
     kept.reverse()
