@@ -1366,9 +1366,10 @@ def _raise_forward_error(op, arrays, e):
     cls = type(e)
     if cls not in _ERROR_FOR and cls.__module__ != "builtins" and not cls.__module__.startswith(
             "numpy"):          # a user's forward raised its own class: the caller may catch it
-        try:
-            error = cls(message)
-        except Exception:      # noqa: BLE001 - a constructor that takes other arguments
+        try:     # its constructor is not called again (it may count, log, or take other
+            error = cls.__new__(cls, message)     # arguments); its attributes are e's
+            error.__dict__.update(e.__dict__)
+        except Exception:      # noqa: BLE001 - a class that cannot be made so
             error = None
         if type(error) is cls and str(error) == message:
             raise error from e
