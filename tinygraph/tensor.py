@@ -2227,8 +2227,8 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
         _check_grads(order)
     else:     # only the nodes on paths to the targets (and the root, which holds the seed)
         swept = _sweep_order(root, "grad", targets)
-        through = set()       # the nodes whose rules run (a target's need not)
-        order = _on_paths(swept, targets, through)
+        idle = set()          # the kept nodes whose rules need not run (a target's own)
+        order = _on_paths(swept, targets, idle)
     anomaly = _current().anomaly
     root._g = seed
     results = []
@@ -2255,8 +2255,8 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
                 if id(node) in targets:
                     prev = targets[id(node)]
                     targets[id(node)] = g.copy() if prev is None else prev + g
-                if id(node) not in through:     # a target whose rule leads to no target: not
-                    node._g = None              # run (nor freed), as create_graph's sweep
+                if idle and id(node) in idle:   # its rule leads to no target: not run (nor
+                    node._g = None              # freed), as create_graph's sweep
                     continue
             elif node.op is None or node._retain:
                 results.append((node, g, node.op is None and id(node) in owned))
@@ -2320,7 +2320,8 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
     if accept is not None:
         accept(results)
     if not retain_graph:        # freed only now: a backward that raised can run again
-        _free(order if targets is None else [node for node in order if id(node) in through])
+        _free(order if targets is None or not idle else
+              [node for node in order if id(node) not in idle])
     for node, g, owned in results:
         if node._grad is None:
             node._grad = g if owned else np.array(g, dtype=node._data.dtype, copy=True)
@@ -2499,26 +2500,29 @@ def _leaf(value):
     return t
 
 
-def _on_paths(order, targets, through=None):
+def _on_paths(order, targets, idle=None):
     """The nodes of ``order`` (a sweep's, the root first) on paths from the root to one of
     ``targets``, in the same order: the targets it reaches, the nodes with a parent on such a
-    path, and the root.  ``through`` (a set, if given) gets the ids of the nodes with a parent
-    on such a path: the only ones whose rules run (a target's own rule leads to no target
-    unless one of its parents does)."""
+    path, and the root.  ``idle`` (a set, if given) gets the ids of the kept nodes with a rule
+    that leads to no target, which need not run: a target none of whose parents is on such a
+    path, and the root when it reaches no target (every other kept node has a parent on one)."""
     leads, kept = set(targets), []
     for node in reversed(order):          # parents before the nodes that use them
+        if id(node) in leads:             # a target (a node joins leads once visited)
+            kept.append(node)
+            if idle is not None and node.parents and not any(id(p) in leads
+                                                             for p in node.parents):
+                idle.add(id(node))       # (a leaf, without a rule, is left out)
+            continue
         for p in node.parents:
             if id(p) in leads:
                 leads.add(id(node))
                 kept.append(node)
-                if through is not None:
-                    through.add(id(node))
                 break
-        else:
-            if id(node) in leads:
-                kept.append(node)
     if not kept or kept[-1] is not order[0]:
         kept.append(order[0])
+        if idle is not None:
+            idle.add(id(order[0]))
     kept.reverse()
     return kept
 
