@@ -553,8 +553,9 @@ class RecurrentModel(tg.Module):
         """Roots of a small, fully named unroll of ``steps`` steps on dummy inputs (batch 1).
 
         viz derives the folded and the unrolled diagrams from these roots alone.  Traced in
-        evaluation mode (:func:`evaluating`: dropout off, every module's mode restored), so a
-        drawing neither shows one random mask nor advances a seeded ``tg.Dropout``'s masks.
+        evaluation mode (:func:`evaluating`: dropout off in this thread, no module's own mode
+        changed), so a drawing neither shows one random mask nor advances a seeded
+        ``tg.Dropout``'s masks.
         """
         steps = checks.positive_int(steps, f"{self.name}.trace", "steps")
         with tg.enable_grad(), evaluating(self):

@@ -23,9 +23,10 @@ undetached from an earlier run, or another model's states that the steps read, n
 this run's; :func:`run_connectivity` is the connectivity of a run already made, for every part
 at once.
 
-Each runs the model in evaluation mode (:func:`rnn.core.evaluating`: dropout off, every
-module's mode restored after, a seeded ``tg.Dropout``'s masks not advanced), so that they are
-functions of the parameters and leave the masks of the next training step as they were.
+Each runs the model in evaluation mode (:func:`rnn.core.evaluating`: dropout off in this
+thread only, no module's own mode changed, a seeded ``tg.Dropout``'s masks not advanced), so
+that they are functions of the parameters and leave the masks of the next training step as
+they were.
 
 They are diagnostics of a chain in time: a RecursiveNet (a tree, its nodes without a step t)
 is refused with a ConfigError naming the function and the model.

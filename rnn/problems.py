@@ -148,7 +148,8 @@ def train(model, make_batch, updates, lr=1e-2, clip=1.0):
 def last_step_accuracy(model, xs, ys):
     """The fraction of sequences whose output at the last step picks the target ys[-1] (a NaN
     or inf output is an AnomalyError naming it, not a class).  An evaluation: run in
-    evaluation mode (:func:`rnn.core.evaluating`: dropout off, every module's mode restored)."""
+    evaluation mode (:func:`rnn.core.evaluating`: dropout off in this thread only;
+    no module's own mode is changed)."""
     with tg.no_grad(), evaluating(model):
         outputs = model.run(xs).outputs
     picked = checks.class_ids(outputs[-1].data, "last_step_accuracy", "o(T)")

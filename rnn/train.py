@@ -825,8 +825,8 @@ def stream_loss(model, xs, ys, chunk=1000):
     (VectorToSequence) has no loss per time step to read in chunks, and is refused
     (ConfigError), as a model that is not causal is.
 
-    An evaluation, so it runs in evaluation mode (:func:`rnn.core.evaluating`: dropout off,
-    every module's own mode restored after, also on an error, and a seeded ``tg.Dropout``'s
+    An evaluation, so it runs in evaluation mode (:func:`rnn.core.evaluating`: dropout off in
+    this thread only, no module's own mode changed, and a seeded ``tg.Dropout``'s
     masks not advanced), as the diagnostics do: a held-out loss of a model in training mode
     is not one of random dropout masks.
     """

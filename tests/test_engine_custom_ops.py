@@ -160,13 +160,43 @@ def test_a_users_own_error_class_comes_out_as_itself_with_the_context():
     assert str(info.value) == ("nozero: no rows of zeros here (input shapes (3, 2)) in scope "
                                "'dec/t=2'")
 
-    class Coded(ValueError):        # a constructor of other arguments: the note carries it
+    class Coded(ValueError):        # a constructor of other arguments, with a side effect
+        made = 0
+
         def __init__(self, code, detail):
             super().__init__(f"code {code}: {detail}")
+            self.code = code
+            Coded.made += 1
 
     def coded(x):
         raise Coded(7, "bad")
     with pytest.raises(Coded) as info:
         tg.apply("coded", coded, x)
-    assert str(info.value) == "code 7: bad"
-    assert info.value.__notes__ == ["coded: code 7: bad (input shapes (3, 2))"]
+    assert str(info.value) == "coded: code 7: bad (input shapes (3, 2))"
+    assert info.value.code == 7 and Coded.made == 1     # its own attributes; made once, by forward
+
+    class Logged(ValueError):       # one argument would do: it was made again, losing code
+        made = 0
+
+        def __init__(self, message, code=None):
+            super().__init__(message)
+            self.code = code
+            Logged.made += 1
+
+    def logged(x):
+        raise Logged("bad", code=5)
+    with pytest.raises(Logged) as info:
+        tg.apply("logged", logged, x)
+    assert str(info.value) == "logged: bad (input shapes (3, 2))"
+    assert info.value.code == 5 and Logged.made == 1
+
+    class Told(ValueError):         # a class that words its own message: the note carries it
+        def __str__(self):
+            return "told: " + self.args[0]
+
+    def told(x):
+        raise Told("bad")
+    with pytest.raises(Told) as info:
+        tg.apply("told", told, x)
+    assert str(info.value) == "told: bad"
+    assert info.value.__notes__ == ["told: bad (input shapes (3, 2))"]

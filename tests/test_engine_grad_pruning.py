@@ -99,3 +99,16 @@ def test_plain_backward_still_refuses_a_freed_part_anywhere():
     with pytest.raises(tg.GraphFreedError, match="^backward: .*retain_graph=True"):
         y.backward()
     assert b.grad is None
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_grad_of_an_intermediate_neither_runs_nor_frees_its_own_rule(create_graph):
+    # the gradient of h is what reaches h: h's own rule (tanh's) leads to no input asked for,
+    # so it is not run and not freed (as torch's autograd.grad, and as create_graph's sweep did)
+    w = tg.tensor([[0.5, -1.0], [2.0, 0.25]], requires_grad=True)
+    x = tg.tensor([[1.0, 2.0], [-1.0, 0.5]])
+    h = tg.tanh(x @ w)
+    gh = tg.grad((h * h).sum(), h, create_graph=create_graph)
+    np.testing.assert_array_equal(gh.data if create_graph else gh, 2 * h.data)
+    gw = tg.grad(h.sum(), w)          # h's graph is whole: tanh's rule still there
+    np.testing.assert_allclose(gw, x.data.T @ (1 - h.data ** 2), rtol=1e-15)

@@ -282,3 +282,18 @@ def test_relu_keeps_a_nan_gradient_where_it_passes_and_zero_where_it_does_not(si
     finite = np.random.default_rng(0).normal(size=size)
     np.testing.assert_array_equal(tg.grad(tg.relu(x), x, grad=finite),
                                   np.where(x.data <= 0, 0.0, finite))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["relu", "clamp(0, 1)", "maximum(x, 0.5)", "where(x > 0, x, 0)"])
+def test_a_masked_gradient_is_plus_0_where_the_mask_is_0_on_both_sides_of_the_size_threshold(
+        name, dtype):
+    # a negative g: the product g * 0 is -0.0, torch's select (and np.where below 6,144
+    # entries) gives +0.0; the bits must not depend on the array's size
+    fn = _INF_G[name][0]
+    for size in (3, 9000):
+        x = tg.tensor(np.resize(np.array([-1.0, 0.0, 2.0], dtype), size), requires_grad=True)
+        g = tg.grad(fn(x), x, grad=np.full(size, -1.0, dtype))
+        assert g.dtype == dtype
+        zero = g == 0
+        assert zero.any() and not np.signbit(g[zero]).any(), size

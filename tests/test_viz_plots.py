@@ -109,3 +109,14 @@ def test_norms_of_another_shape_are_refused_naming_the_function(tmp_path, bad, e
         plots.gradient_flow(bad, str(tmp_path / "flow.svg"))
     assert words in str(caught.value)
     assert not (tmp_path / "flow.svg").exists()
+
+
+def test_steady_ids_cover_path_collection_ids_of_hex_counters():
+    # matplotlib names a path collection's defs 'C{collection:x}_{path:x}_' + 10 hex digits of a
+    # randomly salted hash: from the 11th collection (or path) on the counters have hex letters
+    def drawing(salt):      # salt: 6 hex digits, then 4 of the counters: 10 in all
+        ids = [f"C{c:x}_{i:x}_{salt}{c:02x}{i:02x}" for c, i in ((0, 0), (10, 0), (3, 11))]
+        return "".join(f'<path id="{d}"/><use xlink:href="#{d}"/>' for d in ids).encode()
+    one, two = plots._steady_ids(drawing("abcdef")), plots._steady_ids(drawing("987654"))
+    assert one == two
+    assert b"abcdef" not in one and one.count(b'id="') == 3

@@ -1274,7 +1274,8 @@ def _masked(g, mask):
             r = g * mask                                     # the inf * 0 it then replaces)
             finite = math.isfinite(r.sum())     # every g finite (an inf or NaN g makes it not)
         if finite:
-            return r
+            r += 0.0      # -g * 0 is -0.0: +0.0 where the mask is 0, as the select below (and
+            return r      # torch's) gives, so the bits do not depend on the size
         return np.where(mask == 0, 0, r)
     if mask.dtype.kind == "b":
         return np.where(mask, g, 0)

@@ -1366,9 +1366,10 @@ def _raise_forward_error(op, arrays, e):
     cls = type(e)
     if cls not in _ERROR_FOR and cls.__module__ != "builtins" and not cls.__module__.startswith(
             "numpy"):          # a user's forward raised its own class: the caller may catch it
-        try:
-            error = cls(message)
-        except Exception:      # noqa: BLE001 - a constructor that takes other arguments
+        try:     # its constructor is not called again (it may count, log, or take other
+            error = cls.__new__(cls, message)     # arguments); its attributes are e's
+            error.__dict__.update(e.__dict__)
+        except Exception:      # noqa: BLE001 - a class that cannot be made so
             error = None
         if type(error) is cls and str(error) == message:
             raise error from e
@@ -2226,7 +2227,8 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
         _check_grads(order)
     else:     # only the nodes on paths to the targets (and the root, which holds the seed)
         swept = _sweep_order(root, "grad", targets)
-        order = _on_paths(swept, targets)
+        idle = set()          # the kept nodes whose rules need not run (a target's own)
+        order = _on_paths(swept, targets, idle)
     anomaly = _current().anomaly
     root._g = seed
     results = []
@@ -2253,6 +2255,9 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
                 if id(node) in targets:
                     prev = targets[id(node)]
                     targets[id(node)] = g.copy() if prev is None else prev + g
+                if idle and id(node) in idle:   # its rule leads to no target: not run (nor
+                    node._g = None              # freed), as create_graph's sweep
+                    continue
             elif node.op is None or node._retain:
                 results.append((node, g, node.op is None and id(node) in owned))
             node._g = None
@@ -2315,7 +2320,8 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
     if accept is not None:
         accept(results)
     if not retain_graph:        # freed only now: a backward that raised can run again
-        _free(order)
+        _free(order if targets is None or not idle else
+              [node for node in order if id(node) not in idle])
     for node, g, owned in results:
         if node._grad is None:
             node._grad = g if owned else np.array(g, dtype=node._data.dtype, copy=True)
@@ -2494,14 +2500,19 @@ def _leaf(value):
     return t
 
 
-def _on_paths(order, targets):
+def _on_paths(order, targets, idle=None):
     """The nodes of ``order`` (a sweep's, the root first) on paths from the root to one of
     ``targets``, in the same order: the targets it reaches, the nodes with a parent on such a
-    path, and the root."""
+    path, and the root.  ``idle`` (a set, if given) gets the ids of the kept nodes with a rule
+    that leads to no target, which need not run: a target none of whose parents is on such a
+    path, and the root when it reaches no target (every other kept node has a parent on one)."""
     leads, kept = set(targets), []
     for node in reversed(order):          # parents before the nodes that use them
-        if id(node) in leads:
+        if id(node) in leads:             # a target (a node joins leads once visited)
             kept.append(node)
+            if idle is not None and node.parents and not any(id(p) in leads
+                                                             for p in node.parents):
+                idle.add(id(node))       # (a leaf, without a rule, is left out)
             continue
         for p in node.parents:
             if id(p) in leads:
@@ -2510,6 +2521,8 @@ def _on_paths(order, targets):
                 break
     if not kept or kept[-1] is not order[0]:
         kept.append(order[0])
+        if idle is not None:
+            idle.add(id(order[0]))
     kept.reverse()
     return kept
 

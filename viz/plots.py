@@ -56,7 +56,7 @@ def _finish(fig, path):
 # The ids matplotlib's SVG writer makes for what it refers to (markers, clip paths, hatches,
 # path collections, images): a prefix and 10 hex digits of a hash salted with the
 # svg.hashsalt setting, or with a new random salt when it is None (its default).
-_MADE_ID = re.compile(r'\bid="((?:Im_image|image|C\d+_\d+_|[hmp])[0-9a-f]{10})"')
+_MADE_ID = re.compile(r'\bid="((?:Im_image|image|C[0-9a-f]+_[0-9a-f]+_|[hmp])[0-9a-f]{10})"')
 
 
 def _steady_ids(svg):
