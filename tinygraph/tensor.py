@@ -21,6 +21,7 @@ import copy
 import functools
 import hashlib
 import inspect
+import itertools
 import math
 import os
 import sys
@@ -390,9 +391,13 @@ def _stacked(x):
     return stack([_stacked(item) for item in x])
 
 
-_converted = [0]
-"""How many times numpy has turned a Tensor into its data (``Tensor.__array__``): a constructor
-that sees it change while converting a list knows a Tensor was inside."""
+_converted = itertools.count()
+"""Counts numpy's conversions of a Tensor into its data (``Tensor.__array__`` takes a number):
+a constructor that sees numbers taken while it converts a list (its own two ``next`` calls
+more than one apart) checks the list for a Tensor that requires grad.  ``next`` on the count
+is one call into C, so no thread's conversion is lost, as a ``+= 1`` of a shared value, read
+and written back, could lose one between two threads (and the refusal with it); another
+thread's conversion at the same moment only makes the check run, and it looks at the list."""
 
 
 def _refuse_grad_inside(data):
@@ -403,14 +408,21 @@ def _refuse_grad_inside(data):
             "t + [...]) to keep the graph, or pass t.detach() / t.data for its values alone")
 
 
+_NUMBER_TYPES = (float, int, bool)
+
+
 def _as_array(data, dtype=None):
+    listed = None
     if isinstance(data, Tensor):
         if _tapes:      # a copy of its value now: a constant the next step would make anew
             _value_read(why="the step makes a new tensor of a tensor's value (tg.tensor(t))")
         data = data._data
-    elif type(data) is np.ndarray and data.dtype == object:
-        _refuse_grad_inside(data)
-    converted = _converted[0]
+    elif type(data) is np.ndarray:
+        if data.dtype == object:
+            _refuse_grad_inside(data)
+    elif type(data) is list or type(data) is tuple or (
+            type(data) not in _NUMBER_TYPES and isinstance(data, (list, tuple))):
+        listed = next(_converted)      # numpy may meet a Tensor inside: see _converted
     try:     # (no np.errstate here: setting its context variable per tensor frees a program's
         arr = np.array(data, dtype=dtype)      # gc.freeze()-frozen contexts; numpy may warn)
     except OverflowError as e:
@@ -419,7 +431,7 @@ def _as_array(data, dtype=None):
         if _is_container(data):
             _refuse_grad_inside(data)
         raise DTypeError(f"tensor: cannot make an array of {type(data).__name__}: {e}") from None
-    if _converted[0] != converted and _is_container(data):   # numpy met a Tensor inside
+    if listed is not None and next(_converted) != listed + 1:   # numpy met a Tensor inside
         _refuse_grad_inside(data)
     if arr.dtype.kind not in "biuf":
         raise DTypeError(f"tensor: unsupported dtype {arr.dtype} (need bool, integer or float data)")
@@ -608,7 +620,7 @@ class Tensor:
         bumps no version, see ``data``); as numpy 2's
         protocol asks, ``copy=False`` with another dtype raises (a ValueError) rather than
         return a copy the caller was told is the tensor's memory."""
-        _converted[0] += 1
+        next(_converted)
         if _tapes:
             _value_read()
         if copy:
