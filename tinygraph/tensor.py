@@ -1203,6 +1203,8 @@ def _bad_kind(arr):
 _ERROR_FOR = {ValueError: ShapeError, IndexError: BadIndexError, TypeError: DTypeError,
               OverflowError: OutOfRangeError}
 
+_MAPPED = tuple(_ERROR_FOR)
+
 _KEEPS_DTYPE = ("; the tensor's integer dtype is kept (NEP 50), so make the tensor wider "
                 "(e.g. dtype=np.int64) or float")
 
@@ -1318,7 +1320,7 @@ def _apply(op, forward, inputs, kwargs):
         if not checked:
             _check_broadcast(op, arrays)
         value, vjps = forward(*arrays, **kwargs) if kwargs else forward(*arrays)
-    except (TinygraphError, MemoryError, ValueError, IndexError, TypeError, OverflowError) as e:
+    except Exception as e:   # (not KeyboardInterrupt, SystemExit, GeneratorExit: left as they are)
         _raise_forward_error(op, arrays, e)
     every = len(parents) == len(inputs)
     if type(vjps) is not Rule:
@@ -1362,7 +1364,9 @@ def _check_vjps(op, vjps, count):
 def _raise_forward_error(op, arrays, e):
     """Raise the error for ``e``, raised by ``op``'s forward on ``arrays``: an op's own check
     with the scope it happened in added (``e`` itself outside any scope), numpy's errors as
-    tinygraph's naming the op, the input shapes and the scope."""
+    tinygraph's naming the op, the input shapes and the scope; any other class (a KeyError, a
+    ZeroDivisionError, a user's own class) stays itself, with that context in its message (or,
+    if its constructor takes other arguments, in a note), so the caller can still catch it."""
     if isinstance(e, TinygraphError):
         where = _current().scope
         if where is None:
@@ -1376,13 +1380,13 @@ def _raise_forward_error(op, arrays, e):
     prefix = "" if text.startswith(f"{op}:") else f"{op}: "   # a user's forward named its op
     message = f"{prefix}{text} (input shapes {shapes}){hint}{_where(_current().scope)}"
     cls = type(e)
-    if cls not in _ERROR_FOR and cls.__module__ != "builtins" and not cls.__module__.startswith(
-            "numpy"):          # a user's forward raised its own class: the caller may catch it
-        try:
+    if cls not in _ERROR_FOR and (not isinstance(e, _MAPPED) or (
+            cls.__module__ != "builtins" and not cls.__module__.startswith("numpy"))):
+        try:     # a user's own class, or a KeyError, ...: the caller may catch it as itself
             error = cls(message)
         except Exception:      # noqa: BLE001 - a constructor that takes other arguments
             error = None
-        if type(error) is cls and str(error) == message:
+        if type(error) is cls and str(error) in (message, repr(message)):   # (a KeyError's quotes)
             raise error from e
         e.add_note(message)
         raise e
