@@ -394,6 +394,10 @@ def _sign(x):   # piecewise constant: gradient 0 everywhere (0 at 0 too, as torc
 _SIGN = Rule(lambda g, out, x: _xp.zeros_like(g), saves=False)   # 0 also for an inf g, as torch
 
 
+def _numpy_sign(x):   # np.sign on a Tensor: numpy's values (NaN stays NaN), tg.sign's gradient 0
+    return np.sign(x), _SIGN
+
+
 def _round(x, decimals=0):   # half to even, as np.round and torch.round; piecewise constant
     return np.round(x, decimals), _STEPPED
 
@@ -1723,6 +1727,9 @@ def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
 
 sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry (0 for NaN, as torch's); its "
                 "gradient is 0.")
+_np_sign = unary_op("sign", "sign", _numpy_sign,
+                    "``np.sign`` of a Tensor: a node with gradient 0 as :func:`sign`, with "
+                    "numpy's values (NaN for NaN, where ``tg.sign`` gives torch's 0).")
 
 
 def round(x, decimals=0):   # noqa: A001 - numpy's and torch's name
