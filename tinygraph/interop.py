@@ -25,8 +25,9 @@ _UFUNCS = {
     np.greater_equal: Tensor.__ge__, np.equal: Tensor.__eq__, np.not_equal: Tensor.__ne__,
 }
 
-# ufuncs whose result has no gradient (a boolean, or a derivative that is zero almost
-# everywhere): a Tensor that does not require grad, like a comparison.
+# ufuncs whose result is a boolean (no gradient): a Tensor that does not require grad, like a
+# comparison.  (np.sign, whose derivative is zero almost everywhere, is a node with gradient
+# 0 below, as the rounding ufuncs.)
 _CONSTANT_UFUNCS = {np.isfinite, np.isnan, np.isinf, np.signbit, np.logical_not,
                     np.logical_and, np.logical_or, np.logical_xor}
 
