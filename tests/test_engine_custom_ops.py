@@ -200,3 +200,48 @@ def test_a_users_own_error_class_comes_out_as_itself_with_the_context():
         tg.apply("told", told, x)
     assert str(info.value) == "told: bad"
     assert info.value.__notes__ == ["told: bad (input shapes (3, 2))"]
+
+
+def test_a_key_error_or_other_class_from_a_forward_keeps_its_class_with_op_shapes_and_step():
+    table = {"a": 1.0}
+
+    def looked_up(x):
+        return x * table["b"], (lambda g: g * table["b"],)
+
+    x = tg.tensor(np.ones((3, 2)), requires_grad=True)
+    with tg.scope("dec"), tg.scope("t=4"):
+        with pytest.raises(KeyError) as info:
+            tg.apply("lookup", looked_up, x)
+    assert type(info.value) is KeyError
+    assert info.value.args == ("lookup: 'b' (input shapes (3, 2)) in scope 'dec/t=4'",)
+    assert isinstance(info.value.__cause__, KeyError)       # the forward's own, for its traceback
+
+    def halved(x):
+        return x / 0 if x.size > 99 else 1 // 0, (lambda g: g,)
+
+    with pytest.raises(ZeroDivisionError, match=r"^halve: integer division or modulo by zero "
+                       r"\(input shapes \(3, 2\)\)$"):
+        tg.apply("halve", halved, x)
+
+    class Refused(Exception):       # a user's own class, not one of numpy's
+        pass
+
+    def refusing(x):
+        raise Refused("not today")
+
+    with tg.scope("t=1"):
+        with pytest.raises(Refused, match=r"^refuse: not today \(input shapes \(3, 2\)\) in scope 't=1'$"):
+            tg.apply("refuse", refusing, x)
+
+
+def test_keyboard_interrupt_and_system_exit_from_a_forward_go_through_untouched():
+    x = tg.tensor(np.ones(2), requires_grad=True)
+    for cls in (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raised = cls("stop")
+
+        def stopping(x):
+            raise raised
+
+        with pytest.raises(cls) as info:
+            tg.apply("stopping", stopping, x)
+        assert info.value is raised and not getattr(raised, "__notes__", None)

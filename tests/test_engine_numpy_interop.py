@@ -152,3 +152,19 @@ def test_numpy_rounding_of_a_tensor_is_the_engines_op_with_gradient_zero():
         np.testing.assert_array_equal(tg.grad((y * x).sum(), x), np_fn(x.data))   # d/dx = 0 + y
     ints = tg.tensor([1, -2])
     assert np.floor(ints).dtype == tg.floor(ints).dtype and not np.floor(ints).requires_grad
+
+
+def test_numpy_sign_of_a_tensor_is_a_node_with_gradient_zero_and_numpys_values():
+    # np.sign gave a constant without a gradient, where tg.sign (and np.floor ...) give a node
+    # whose gradient is 0; its values stay numpy's (NaN at NaN, where tg.sign gives torch's 0)
+    x = tg.tensor([1.5, -2.5, 0.0, np.nan], requires_grad=True)
+    y = np.sign(x)
+    assert isinstance(y, tg.Tensor) and y.op == "sign" and y.requires_grad
+    np.testing.assert_array_equal(y.data, np.sign(x.data))         # [1, -1, 0, nan]
+    np.testing.assert_array_equal(tg.sign(x).data, [1.0, -1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(tg.grad((y * x).sum(), x, retain_graph=True),
+                                  np.sign(x.data))                    # d/dx = 0 + y
+    g, = tg.grad(y.sum(), [x], create_graph=True)
+    np.testing.assert_array_equal(g.data, np.zeros(4))
+    ints = tg.tensor([3, -2])
+    assert np.sign(ints).dtype == np.int64 and not np.sign(ints).requires_grad

@@ -7,6 +7,7 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 
 import tinygraph as tg
 
@@ -287,3 +288,61 @@ def test_two_threads_entering_one_scope_object_at_once_each_get_their_own_label_
     seen["main after"] = tg.current_scope()
     assert seen == {"other inside": "shared", "other after": None, "main inside": "shared",
                     "main after": None}
+
+
+def test_tensor_of_a_list_holding_a_grad_tensor_is_refused_while_another_thread_converts():
+    """``tg.tensor([t])`` of a tensor that requires grad is refused (a new leaf would cut it
+    from the graph), whatever another thread's ``np.asarray(tensor)`` is in the middle of.  The
+    other thread is held, by a trace, before each bytecode instruction of ``Tensor.__array__``
+    in turn, and let go only once this thread's conversion inside ``tg.tensor`` has run: every
+    place that other conversion can be interrupted, without sleeps or timing."""
+    import dis
+    code = tg.Tensor.__array__.__code__
+    offsets = [ins.offset for ins in dis.get_instructions(code)]
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    other = tg.tensor([3.0])
+    for offset in offsets:
+        held, resume = threading.Event(), threading.Event()
+
+        def hold_at(frame, event, arg):
+            if event == "opcode" and frame.f_lasti == offset:
+                held.set()
+                resume.wait(10)
+            return hold_at
+
+        def enter(frame, event, arg):
+            if event == "call" and frame.f_code is code:
+                frame.f_trace_opcodes = True
+                return hold_at
+            return None
+
+        def converter():
+            sys.settrace(enter)
+            try:
+                np.asarray(other)
+            finally:
+                sys.settrace(None)
+                held.set()       # finished (this offset is not on its path): nothing to hold
+
+        def let_go(frame, event, arg):     # this thread: once its own __array__ returns
+            if event == "call" and frame.f_code is code:
+                return let_go
+            if event == "return" and frame.f_code is code:
+                resume.set()
+                thread.join(10)
+            return None
+
+        thread = threading.Thread(target=converter)
+        thread.start()
+        assert held.wait(10)
+        np.asarray(other)        # a conversion of this thread's own, before the constructor
+        previous = sys.gettrace()
+        sys.settrace(let_go)
+        try:
+            with pytest.raises(tg.DTypeError, match="a new leaf would cut it from the graph"):
+                tg.tensor([w])
+        finally:
+            sys.settrace(previous)
+            resume.set()
+            thread.join(10)
+        assert not thread.is_alive()

@@ -328,7 +328,9 @@ _VALUE_STEPS = {
     "where": (lambda z: tg.where(z > 0.1, z, -z).tanh(), "compares"),
     "dropout, no seed": (lambda z: tg.dropout(z.tanh(), 0.5), "random numbers (dropout"),
     "randn, no seed": (lambda z: z.tanh() + 0.1 * tg.randn(*z.shape), "random numbers (randn"),
-    "numpy sign": (lambda z: z.tanh() * np.sign(z), "numpy function"),
+    "numpy signbit": (lambda z: z.tanh() * np.signbit(z), "numpy function"),   # (np.sign is
+    #                                                     a node with gradient 0, as tg.sign)
+    "np.asarray": (lambda z: z.tanh() * tg.tensor(np.asarray(z) > 0), "np.asarray"),
     "in place": (lambda z: z.tanh() * _COUNTS.__iadd__(1.0), "in place (+=)"),
 }
 _COUNTS = tg.zeros(1)      # a running count the step adds to: a constant that changes

@@ -426,3 +426,23 @@ def test_a_bad_before_is_refused_naming_explore_before_and_leaves_the_model_as_i
         viz.explore(model, xs, ys, before=bad)
     assert all(p._data is kept[name][0] and p._version == kept[name][1]
                for name, p in model.named_parameters())
+
+
+def test_a_graph_freed_inside_the_run_is_refused_naming_viz_explore():
+    # the step itself runs a backward (without retain_graph) through a node the loss reads:
+    # the page's second try (without the tensors made outside the run) fails too, and the
+    # error names the function the user called, not the engine's grad inside it
+    rng = np.random.default_rng(1)
+    Wd, V = (tg.Parameter(rng.normal(0, 0.5, s), name=n) for n, s in
+             (("Wd", (4, 4)), ("V", (3, 4))))
+
+    def step(s, x):
+        energy = (Wd * Wd).sum()
+        energy.backward()                      # frees the 'sum' node's graph
+        return (s @ Wd.T + x).tanh() + 0.1 * energy
+    decoder = rnn.Recurrence(step, [Wd, V], n_state=4, n_in=4, readout=lambda s: s @ V.T,
+                             name="dec")
+    xs, ys = rng.normal(size=(3, 4)), np.array([0, 2, 1])
+    with pytest.raises(tg.GraphFreedError, match=r"^viz\.explore: the graph through 'sum' in "
+                       r"scope '[^']*dec/t=\d' was freed by an earlier backward"):
+        viz.explore(decoder, xs, ys)

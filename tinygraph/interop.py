@@ -25,9 +25,10 @@ _UFUNCS = {
     np.greater_equal: Tensor.__ge__, np.equal: Tensor.__eq__, np.not_equal: Tensor.__ne__,
 }
 
-# ufuncs whose result has no gradient (a boolean, or a derivative that is zero almost
-# everywhere): a Tensor that does not require grad, like a comparison.
-_CONSTANT_UFUNCS = {np.isfinite, np.isnan, np.isinf, np.sign, np.signbit, np.logical_not,
+# ufuncs whose result is a boolean (no gradient): a Tensor that does not require grad, like a
+# comparison.  (np.sign, whose derivative is zero almost everywhere, is a node with gradient
+# 0 below, as the rounding ufuncs.)
+_CONSTANT_UFUNCS = {np.isfinite, np.isnan, np.isinf, np.signbit, np.logical_not,
                     np.logical_and, np.logical_or, np.logical_xor}
 
 # what a numpy user may reach for that tinygraph spells differently
@@ -238,9 +239,10 @@ def _np_pad(array, pad_width, mode="constant", kwargs=None):
 # the round-3 ops
 _UFUNCS.update({np.sin: ops.sin, np.cos: ops.cos, np.expm1: ops.expm1})
 # the rounding ops: nodes with gradient 0, as tg.floor ... and np.round (they were constants
-# without a gradient, where tg.floor gave a node); np.rint rounds halves to even, as tg.round
+# without a gradient, where tg.floor gave a node); np.rint rounds halves to even, as tg.round;
+# np.sign too (it was a constant, where tg.sign gave a node), keeping numpy's NaN for NaN
 _UFUNCS.update({np.floor: ops.floor, np.ceil: ops.ceil, np.trunc: ops.trunc,
-                np.rint: lambda x: ops.round(x, 0)})
+                np.rint: lambda x: ops.round(x, 0), np.sign: ops._np_sign})
 _FUNCTIONS.update({
     np.flip: ("flip", lambda m, axis=None: ops.flip(m, axis)),
     np.moveaxis: ("moveaxis", lambda a, source, destination: ops.moveaxis(a, source, destination)),

@@ -394,6 +394,10 @@ def _sign(x):   # piecewise constant: gradient 0 everywhere (0 at 0 too, as torc
 _SIGN = Rule(lambda g, out, x: _xp.zeros_like(g), saves=False)   # 0 also for an inf g, as torch
 
 
+def _numpy_sign(x):   # np.sign on a Tensor: numpy's values (NaN stays NaN), tg.sign's gradient 0
+    return np.sign(x), _SIGN
+
+
 def _round(x, decimals=0):   # half to even, as np.round and torch.round; piecewise constant
     return np.round(x, decimals), _STEPPED
 
@@ -639,6 +643,29 @@ def _min(x, axis=None, keepdims=False):
 _EXTREME = Rule(lambda g, out, x, axis=None, keepdims=False:
                 _xp.masked(_xp.expand(g, x.shape, axis, keepdims),
                            _extreme_share(_value(x), _value(out), axis, keepdims)))
+
+
+def _amax(x, axis=None, keepdims=False):
+    return x.max(axis=axis, keepdims=keepdims), _SHARED
+
+
+def _amin(x, axis=None, keepdims=False):
+    return x.min(axis=axis, keepdims=keepdims), _SHARED
+
+
+def _times_share(g, share):
+    """``g * share`` as a product, PyTorch's ``amax``/``amin`` backward (g / count * mask): an
+    inf or NaN g makes NaN at the entries that are not the extreme (inf * 0), where ``max``'s
+    rule (``_masked``) puts 0.  (No warning for that inf * 0: the errstate is this call's.)"""
+    with np.errstate(invalid="ignore"):
+        return g * share
+
+
+# PyTorch's amax/amin: the incoming gradient times the shares, so an inf or NaN gradient makes
+# NaN off the extremes (torch.max/min without dim, as tg.max/min, put 0 there)
+_SHARED = Rule(lambda g, out, x, axis=None, keepdims=False:
+               _xp.times_share(_xp.expand(g, x.shape, axis, keepdims),
+                               _extreme_share(_value(x), _value(out), axis, keepdims)))
 
 
 def _var(x, axis=None, ddof=0, keepdims=False):
@@ -1302,6 +1329,7 @@ _xp = SimpleNamespace(
     where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
     zeros_like=_dual(np.zeros_like, lambda g: Tensor(np.zeros_like(g._data))),  # no gradient
     masked=_dual(_masked, _masked_in_ops),
+    times_share=_dual(_times_share, lambda g, share: g * share),
     flip=_dual(np.flip, lambda x, axis: flip(x, axis)),
     roll=_dual(np.roll, lambda x, shifts, axis: roll(x, shifts, axis)),
     moveaxis=_dual(np.moveaxis, lambda x, source, destination: moveaxis(x, source, destination)),
@@ -1516,10 +1544,18 @@ mean.__doc__ = "Mean over ``axis`` (all axes when None)."
 max.__doc__ = "Largest entry over ``axis``; tied entries share the gradient equally."
 min.__doc__ = "Smallest entry over ``axis``; tied entries share the gradient equally."
 prod.__doc__ = "Product over ``axis``; the gradient is the product of the others (exact with zeros)."
-amax = _reduction("amax", _max)
-amin = _reduction("amin", _min)
-amax.__doc__ = "PyTorch's ``amax``: the largest entry over ``axis``; ties share the gradient equally."
-amin.__doc__ = "PyTorch's ``amin``: the smallest entry over ``axis``; ties share the gradient equally."
+max.__doc__ += ("  As PyTorch's ``max``/``min`` without ``dim`` (its ``max(dim=)`` gives a tie's "
+                "gradient to one entry): the other entries get 0 even from an inf or NaN gradient.")
+min.__doc__ += ("  As PyTorch's ``min``/``max`` without ``dim`` (its ``min(dim=)`` gives a tie's "
+                "gradient to one entry): the other entries get 0 even from an inf or NaN gradient.")
+amax = _reduction("amax", _amax)
+amin = _reduction("amin", _amin)
+amax.__doc__ = ("PyTorch's ``amax``: the largest entry over ``axis``; ties share the gradient "
+                "equally.  As ``torch.amax``, the gradient is g / count times the mask, so an inf or "
+                "NaN gradient makes NaN at the other entries (``tg.max`` puts 0 there).")
+amin.__doc__ = ("PyTorch's ``amin``: the smallest entry over ``axis``; ties share the gradient "
+                "equally.  As ``torch.amin``, the gradient is g / count times the mask, so an inf or "
+                "NaN gradient makes NaN at the other entries (``tg.min`` puts 0 there).")
 
 
 def var(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None):
@@ -1692,6 +1728,9 @@ def clamp(x, min=None, max=None):   # noqa: A002 - torch's names
 
 sign = unary_op("sign", "sign", _sign, "-1, 0 or 1 by the sign of each entry (0 for NaN, as torch's); its "
                 "gradient is 0.")
+_np_sign = unary_op("sign", "sign", _numpy_sign,
+                    "``np.sign`` of a Tensor: a node with gradient 0 as :func:`sign`, with "
+                    "numpy's values (NaN for NaN, where ``tg.sign`` gives torch's 0).")
 
 
 def round(x, decimals=0):   # noqa: A001 - numpy's and torch's name

@@ -21,6 +21,7 @@ import copy
 import functools
 import hashlib
 import inspect
+import itertools
 import math
 import os
 import sys
@@ -390,9 +391,13 @@ def _stacked(x):
     return stack([_stacked(item) for item in x])
 
 
-_converted = [0]
-"""How many times numpy has turned a Tensor into its data (``Tensor.__array__``): a constructor
-that sees it change while converting a list knows a Tensor was inside."""
+_converted = itertools.count()
+"""Counts numpy's conversions of a Tensor into its data (``Tensor.__array__`` takes a number):
+a constructor that sees numbers taken while it converts a list (its own two ``next`` calls
+more than one apart) checks the list for a Tensor that requires grad.  ``next`` on the count
+is one call into C, so no thread's conversion is lost, as a ``+= 1`` of a shared value, read
+and written back, could lose one between two threads (and the refusal with it); another
+thread's conversion at the same moment only makes the check run, and it looks at the list."""
 
 
 def _refuse_grad_inside(data):
@@ -403,14 +408,21 @@ def _refuse_grad_inside(data):
             "t + [...]) to keep the graph, or pass t.detach() / t.data for its values alone")
 
 
+_NUMBER_TYPES = (float, int, bool)
+
+
 def _as_array(data, dtype=None):
+    listed = None
     if isinstance(data, Tensor):
         if _tapes:      # a copy of its value now: a constant the next step would make anew
             _value_read(why="the step makes a new tensor of a tensor's value (tg.tensor(t))")
         data = data._data
-    elif type(data) is np.ndarray and data.dtype == object:
-        _refuse_grad_inside(data)
-    converted = _converted[0]
+    elif type(data) is np.ndarray:
+        if data.dtype == object:
+            _refuse_grad_inside(data)
+    elif type(data) is list or type(data) is tuple or (
+            type(data) not in _NUMBER_TYPES and isinstance(data, (list, tuple))):
+        listed = next(_converted)      # numpy may meet a Tensor inside: see _converted
     try:     # (no np.errstate here: setting its context variable per tensor frees a program's
         arr = np.array(data, dtype=dtype)      # gc.freeze()-frozen contexts; numpy may warn)
     except OverflowError as e:
@@ -419,7 +431,7 @@ def _as_array(data, dtype=None):
         if _is_container(data):
             _refuse_grad_inside(data)
         raise DTypeError(f"tensor: cannot make an array of {type(data).__name__}: {e}") from None
-    if _converted[0] != converted and _is_container(data):   # numpy met a Tensor inside
+    if listed is not None and next(_converted) != listed + 1:   # numpy met a Tensor inside
         _refuse_grad_inside(data)
     if arr.dtype.kind not in "biuf":
         raise DTypeError(f"tensor: unsupported dtype {arr.dtype} (need bool, integer or float data)")
@@ -608,7 +620,7 @@ class Tensor:
         bumps no version, see ``data``); as numpy 2's
         protocol asks, ``copy=False`` with another dtype raises (a ValueError) rather than
         return a copy the caller was told is the tensor's memory."""
-        _converted[0] += 1
+        next(_converted)
         if _tapes:
             _value_read()
         if copy:
@@ -1191,6 +1203,8 @@ def _bad_kind(arr):
 _ERROR_FOR = {ValueError: ShapeError, IndexError: BadIndexError, TypeError: DTypeError,
               OverflowError: OutOfRangeError}
 
+_MAPPED = tuple(_ERROR_FOR)
+
 _KEEPS_DTYPE = ("; the tensor's integer dtype is kept (NEP 50), so make the tensor wider "
                 "(e.g. dtype=np.int64) or float")
 
@@ -1306,7 +1320,7 @@ def _apply(op, forward, inputs, kwargs):
         if not checked:
             _check_broadcast(op, arrays)
         value, vjps = forward(*arrays, **kwargs) if kwargs else forward(*arrays)
-    except (TinygraphError, MemoryError, ValueError, IndexError, TypeError, OverflowError) as e:
+    except Exception as e:   # (not KeyboardInterrupt, SystemExit, GeneratorExit: left as they are)
         _raise_forward_error(op, arrays, e)
     every = len(parents) == len(inputs)
     if type(vjps) is not Rule:
@@ -1350,7 +1364,9 @@ def _check_vjps(op, vjps, count):
 def _raise_forward_error(op, arrays, e):
     """Raise the error for ``e``, raised by ``op``'s forward on ``arrays``: an op's own check
     with the scope it happened in added (``e`` itself outside any scope), numpy's errors as
-    tinygraph's naming the op, the input shapes and the scope."""
+    tinygraph's naming the op, the input shapes and the scope; any other class (a KeyError, a
+    ZeroDivisionError, a user's own class) stays itself, with that context in its message (or,
+    if its constructor takes other arguments, in a note), so the caller can still catch it."""
     if isinstance(e, TinygraphError):
         where = _current().scope
         if where is None:
@@ -1364,14 +1380,15 @@ def _raise_forward_error(op, arrays, e):
     prefix = "" if text.startswith(f"{op}:") else f"{op}: "   # a user's forward named its op
     message = f"{prefix}{text} (input shapes {shapes}){hint}{_where(_current().scope)}"
     cls = type(e)
-    if cls not in _ERROR_FOR and cls.__module__ != "builtins" and not cls.__module__.startswith(
-            "numpy"):          # a user's forward raised its own class: the caller may catch it
+    if cls not in _ERROR_FOR and (not isinstance(e, _MAPPED) or (
+            cls.__module__ != "builtins" and not cls.__module__.startswith("numpy"))):
+        # a user's own class, or a KeyError, ...: the caller may catch it as itself
         try:     # its constructor is not called again (it may count, log, or take other
             error = cls.__new__(cls, message)     # arguments); its attributes are e's
             error.__dict__.update(e.__dict__)
         except Exception:      # noqa: BLE001 - a class that cannot be made so
             error = None
-        if type(error) is cls and str(error) == message:
+        if type(error) is cls and str(error) in (message, repr(message)):   # (a KeyError's quotes)
             raise error from e
         e.add_note(message)
         raise e

@@ -261,14 +261,16 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
             given = _given(h0, run)   # outside the run (another model's states the steps
             wanted = [k for k in wanted if own(variables.nodes[k].scope)   # read): those
                       or id(variables.nodes[k]) in given]     # get no gradient on the page
-            values = tg.grad(run.loss, [variables.nodes[k] for k in wanted] + op_nodes,
-                             retain_graph=True)
+            with _named_as_explore():    # a graph inside the run freed: the user's call named
+                values = tg.grad(run.loss, [variables.nodes[k] for k in wanted] + op_nodes,
+                                 retain_graph=True)
         grads = dict(zip(wanted, values))
         op_grads = {id(n): g for n, g in zip(op_nodes, values[len(wanted):])}
         try:
             order = tg.sweep_order(run.loss)
         except (tg.GraphFreedError, tg.StaleGraphError):   # a graph behind the run was freed
-            order = tg.sweep_order(run.loss, [variables.nodes[k] for k in wanted] + op_nodes)
+            with _named_as_explore():
+                order = tg.sweep_order(run.loss, [variables.nodes[k] for k in wanted] + op_nodes)
     position = {id(n): i for i, n in enumerate(order)}
     key_of = {id(variables.nodes[k]): k for k in keys}
     name_index = {name: i for i, name in enumerate(names)}
@@ -293,6 +295,20 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
             "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run),
             "template_sources": [g.source for g in template_graphs]}
+
+
+@contextlib.contextmanager
+def _named_as_explore():
+    """A backward error raised inside as the same class, naming ``viz.explore`` (the function
+    the user called) where the engine's named its own ``grad`` or ``sweep_order``."""
+    try:
+        yield
+    except tg.BackwardError as e:
+        text = str(e)
+        for inner in ("grad: ", "sweep_order: "):
+            if text.startswith(inner):
+                text = text[len(inner):]
+        raise type(e)(f"viz.explore: {text}") from None
 
 
 def _loss_terms(run):
