@@ -14,6 +14,7 @@ import viz
 from viz import explorer as explorer_module
 from viz.cli import MODELS, main
 from viz.derive import derive, param_behind
+from viz_layout import readme_attention_decoder
 
 
 def _elman(steps=6, seed=2):
@@ -222,19 +223,8 @@ def test_a_decoder_over_an_encoder_memory_whose_graph_a_training_step_freed_is_e
     # behind the memory): the page raised GraphFreedError "backward: ... call
     # backward(retain_graph=True)"; now the decoder's own variables get their gradients, the
     # encoder's states (behind the freed graph) none
-    encoder = rnn.ElmanRNN(3, 4, 3, seed=0)
-    memory = tg.stack(encoder.run(np.array([0, 1, 2, 1])).states)
-    rng = np.random.default_rng(1)
-    Wd, R, V = (tg.Parameter(rng.normal(0, 0.5, s), name=n) for n, s in
-                (("Wd", (4, 4)), ("R", (4, 4)), ("V", (3, 4))))
-
-    def step(s, x):
-        alpha = tg.softmax(s @ memory.T, axis=-1).named("α")
-        ctx = (alpha @ memory).named("ctx")
-        return (s @ Wd.T + ctx @ R.T + x).tanh()
-    decoder = rnn.Recurrence(step, [Wd, R, V], n_state=4, n_in=4, readout=lambda s: s @ V.T,
-                             name="dec")
-    xs, ys = rng.normal(size=(3, 4)), np.array([0, 2, 1])
+    decoder = readme_attention_decoder()
+    xs, ys = np.random.default_rng(1).normal(size=(3, 4)), np.array([0, 2, 1])
     rnn.Trainer(decoder, lr=0.1).step(xs, ys)
     page = viz.explore(decoder, xs, ys)
     bundle = page.data["bundles"][0]

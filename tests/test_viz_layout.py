@@ -18,8 +18,8 @@ import viz.views as views
 from viz.derive import derive
 from viz.views import _summary, draw_unrolled, new_digraph
 from viz_layout import (_drawn_edges, bands, columns_out_of_time_order, designs, label_clashes,
-                        measure, plain, step_boxes, undrawn_dependencies,
-                        undrawn_folded_dependencies)
+                        measure, plain, readme_attention_decoder, step_boxes,
+                        undrawn_dependencies, undrawn_folded_dependencies)
 
 DESIGNS = designs()
 STEPS = 4
@@ -97,24 +97,6 @@ def _system():
                           state_name="s", edge_label="f")
 
 
-def _readme_attention_decoder():
-    """The README's own attention over another model's states: a user's Recurrence whose step
-    reads the stacked states of an ElmanRNN (a static input of the view, drawn once)."""
-    encoder = rnn.ElmanRNN(3, 4, 3, seed=0)
-    memory = tg.stack(encoder.run(np.array([0, 1, 2, 1])).states)
-    rng = np.random.default_rng(1)
-    Wd, R, V = (tg.Parameter(rng.normal(0, 0.5, s), name=n) for n, s in
-                (("Wd", (4, 4)), ("R", (4, 4)), ("V", (3, 4))))
-
-    def step(s, x):
-        alpha = tg.softmax(s @ memory.T, axis=-1).named("α")
-        ctx = (alpha @ memory).named("ctx")
-        return (s @ Wd.T + ctx @ R.T + x).tanh()
-
-    return rnn.Recurrence(step, [Wd, R, V], n_state=4, n_in=4, readout=lambda s: s @ V.T,
-                          name="dec")
-
-
 @pytest.mark.parametrize("steps", [3, 8])
 def test_a_cell_reading_another_models_states_keeps_its_ends_at_the_ends(steps):
     """The README's attention decoder drew h(...) of its start and of its end both between its
@@ -122,7 +104,7 @@ def test_a_cell_reading_another_models_states_keeps_its_ends_at_the_ends(steps):
     row inside the boxes, where the renderer keeps no order.  Its anchors are now a row under
     the boxes, and h(...) before step 1 stands left of every box, the one after the last step
     right of every box."""
-    digraph = viz.unrolled(_readme_attention_decoder(), steps=steps)
+    digraph = viz.unrolled(readme_attention_decoder(), steps=steps)
     nodes, _ = plain(digraph)
     box = bands(nodes, step_boxes(digraph))
     ends = dict(re.findall(r"^\s*(u\d+_(start|end)) \[", digraph.source, flags=re.M))
@@ -697,21 +679,6 @@ def _name_and_step(digraph, nid):
     return (None, None)
 
 
-def _readme_attention_decoder():
-    encoder = rnn.ElmanRNN(3, 4, 3, seed=0)
-    memory = tg.stack(encoder.run(np.array([0, 1, 2, 1])).states)
-    rng = np.random.default_rng(1)
-    Wd, R, V = (tg.Parameter(rng.normal(0, 0.5, s), name=n) for n, s in
-                (("Wd", (4, 4)), ("R", (4, 4)), ("V", (3, 4))))
-
-    def step(s, x):
-        alpha = tg.softmax(s @ memory.T, axis=-1).named("α")
-        ctx = (alpha @ memory).named("ctx")
-        return (s @ Wd.T + ctx @ R.T + x).tanh()
-    return rnn.Recurrence(step, [Wd, R, V], n_state=4, n_in=4, readout=lambda s: s @ V.T,
-                          name="dec")
-
-
 def test_the_weightless_f_of_a_delay_into_another_variable_lies_by_its_own_edge():
     """The README's attention, folded: "f" of the delay of h -> α (h(t-1) read through the
     step, no weight) was written in the middle of that edge, which runs down three ranks, where
@@ -721,7 +688,7 @@ def test_the_weightless_f_of_a_delay_into_another_variable_lies_by_its_own_edge(
     import subprocess
     from viz.render import find_renderer
     from viz_layout import _points
-    digraph = viz.folded(_readme_attention_decoder())
+    digraph = viz.folded(readme_attention_decoder())
     layout = json.loads(subprocess.run([find_renderer(), "-Tjson"], input=digraph.source.encode(),
                                        capture_output=True, check=True).stdout)
     objects = layout["objects"]
@@ -750,7 +717,7 @@ def test_the_readme_attention_decoders_columns_stand_in_time_order(steps, monkey
     the anchors' row in order but not the boxes over it.  With a row of points over the
     columns too (as for several chains), every (...) end, step and elision stands in time
     order, in the explorer's summary and windows and in viz.unrolled."""
-    model = _readme_attention_decoder()
+    model = readme_attention_decoder()
     rng = np.random.default_rng(1)
     _, drawn = _explorer_drawings(monkeypatch, model, rng.normal(size=(steps, 4)),
                                   np.arange(steps) % 3)

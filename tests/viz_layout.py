@@ -251,6 +251,25 @@ def _peephole():
                           readout=lambda state: state["h"] @ P["V"].T, name="peephole")
 
 
+def readme_attention_decoder():
+    """The README's own attention over another model's states: a user's Recurrence whose step
+    reads the stacked states of an ElmanRNN (a static input of the view, drawn once); its
+    parameters drawn from ``default_rng(1)``, as the README's."""
+    encoder = rnn.ElmanRNN(3, 4, 3, seed=0)
+    memory = tg.stack(encoder.run(np.array([0, 1, 2, 1])).states)
+    rng = np.random.default_rng(1)
+    Wd, R, V = (tg.Parameter(rng.normal(0, 0.5, s), name=n) for n, s in
+                (("Wd", (4, 4)), ("R", (4, 4)), ("V", (3, 4))))
+
+    def step(s, x):
+        alpha = tg.softmax(s @ memory.T, axis=-1).named("α")
+        ctx = (alpha @ memory).named("ctx")
+        return (s @ Wd.T + ctx @ R.T + x).tanh()
+
+    return rnn.Recurrence(step, [Wd, R, V], n_state=4, n_in=4, readout=lambda s: s @ V.T,
+                          name="dec")
+
+
 def designs():
     """name -> a small model of every design the issue lists (issue 20's layout targets)."""
     return {
