@@ -24,6 +24,21 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(f"{ORDER_VARIABLE} must be 'reverse' or unset, got {order!r}")
 
 
+def agree_with_torch(torch, cases, x, rtol, atol):
+    """Each case ``name -> (tinygraph function, torch function)`` of a float64 array ``x``: the
+    values and the gradients of x (from a backward of ones) equal torch's."""
+    import tinygraph as tg
+    for name, (tg_fn, torch_fn) in cases.items():
+        t = tg.tensor(x, requires_grad=True)
+        out = tg_fn(t)
+        out.backward(np.ones(out.shape))
+        tt = torch.tensor(x, requires_grad=True)
+        ref = torch_fn(tt)
+        ref.backward(torch.ones_like(ref))
+        np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=rtol, atol=atol, err_msg=name)
+        np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=rtol, atol=atol, err_msg=name)
+
+
 def central_differences(f, arrays, eps=1e-6):
     """d f / d arrays[i] for every i by central differences; ``f(*arrays) -> float``."""
     arrays = [np.array(a, dtype=np.float64) for a in arrays]

@@ -5,7 +5,7 @@ axes by hypothesis).  When numpy refuses the inputs, the op raises a TinygraphEr
 
 import numpy as np
 import pytest
-from conftest import central_differences
+from conftest import agree_with_torch, central_differences
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
@@ -478,15 +478,7 @@ def test_new_ops_agree_with_torch_in_float64():
                 lambda t: torch.nn.functional.binary_cross_entropy_with_logits(t, torch.full((3, 4), 0.25,
                                                                                       dtype=torch.float64))),
     }
-    for name, (tg_fn, torch_fn) in cases.items():
-        t = tg.tensor(x, requires_grad=True)
-        out = tg_fn(t)
-        out.backward(np.ones(out.shape))
-        tt = torch.tensor(x, requires_grad=True)
-        ref = torch_fn(tt)
-        ref.backward(torch.ones_like(ref))
-        np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
-        np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+    agree_with_torch(torch, cases, x, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("loss", [tg.mse_loss, tg.binary_cross_entropy_with_logits])

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import agree_with_torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
@@ -376,15 +377,7 @@ def test_round_3_ops_agree_with_torch_in_float64():
             lambda t: fn.cross_entropy(t, torch.tensor(ids), weight=torch.tensor([1.0, 2.0, 0.5, 3.0],
                                        dtype=torch.float64), label_smoothing=0.2)),
     }
-    for name, (tg_fn, torch_fn) in cases.items():
-        t = tg.tensor(x, requires_grad=True)
-        out = tg_fn(t)
-        out.backward(np.ones(out.shape))
-        tt = torch.tensor(x, requires_grad=True)
-        ref = torch_fn(tt)
-        ref.backward(torch.ones_like(ref))
-        np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
-        np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
+    agree_with_torch(torch, cases, x, rtol=1e-12, atol=1e-14)
 
 
 

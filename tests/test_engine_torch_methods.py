@@ -5,6 +5,7 @@ torch is installed) torch's values and gradients."""
 
 import numpy as np
 import pytest
+from conftest import agree_with_torch
 
 import tinygraph as tg
 
@@ -149,15 +150,7 @@ def test_the_new_methods_agree_with_torch_in_float64():
         "clone": (lambda t: t.clone() * t, lambda t: t.clone() * t),
         "pow": (lambda t: t.abs().pow(1.5), lambda t: t.abs().pow(1.5)),
     }
-    for name, (tg_fn, torch_fn) in cases.items():
-        t = tg.tensor(x, requires_grad=True)
-        out = tg_fn(t)
-        out.backward(np.ones(out.shape))
-        tt = torch.tensor(x, requires_grad=True)
-        ref = torch_fn(tt)
-        ref.backward(torch.ones_like(ref))
-        np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
-        np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
+    agree_with_torch(torch, cases, x, rtol=1e-12, atol=1e-14)
     ct, cref = tg.tensor(x), torch.tensor(x)
     with tg.no_grad():
         ct.clamp_(-1.0, 0.5)
