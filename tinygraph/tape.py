@@ -164,7 +164,7 @@ class Program:
                 return "the step reads one tensor as two inputs"
             slots[id(x)] = (_IN, i)
         outside, outside_at, consts, ops, shapes, cells = [], {}, [], [], [], []
-        held_at, held_of = {}, []
+        held, held_at, held_of = [], {}, []
         kept = rec.kept
         for j, (name, forward, args, kwargs, node, values) in enumerate(rec.ops):
             refs = []
@@ -181,8 +181,9 @@ class Program:
                             ref = (_CONST, len(consts))
                             consts.append(kept.get(id(x), x._data))
                             if id(x) not in held_at:
-                                held_at[id(x)] = x
-                            held_of.append(list(held_at).index(id(x)))
+                                held_at[id(x)] = len(held)
+                                held.append(x)
+                            held_of.append(held_at[id(x)])
                 else:
                     ref = (_CONST, len(consts))
                     consts.append(x)      # a number, or the op's own copy of an array
@@ -208,7 +209,7 @@ class Program:
                for name, forward, refs, kwargs in ops]
         program = cls(n_in, outside, consts, ops, tuple([place[kind] + k for kind, k in outs]),
                       shapes, cells, tuple([(x._data.shape, x._data.dtype) for x in inputs]))
-        program.held = list(held_at.values())
+        program.held = held
         program.held_of = held_of
         return program
 
