@@ -627,9 +627,18 @@ _MEAN = Rule(lambda g, out, x, axis=None, keepdims=False:
              _xp.expand(g / _count(x, out), x.shape, axis, keepdims))
 
 
-def _extreme_share(x, out, axis, keepdims):   # ties share the gradient equally
-    hit = x == _expand(out, x.shape, axis, keepdims)
-    return hit / hit.sum(axis=axis, keepdims=True)
+def _extreme_share(x, out, axis, keepdims, nan_hits=True):
+    """The share of the gradient of each entry of ``x`` in its max (or min) ``out``: ties share
+    it equally.  A NaN result is the NaN entries' (shared equally), as ``torch.max()``, with
+    ``nan_hits``; without, as ``torch.amax`` (g / count * mask), such a row has no entry equal
+    to its result, so its shares are 0 / 0 = NaN everywhere (no warning: this call's errstate,
+    which also holds under a caller's ``np.errstate(all="raise")``)."""
+    at = _expand(out, x.shape, axis, keepdims)
+    hit = x == at
+    if nan_hits and out.dtype.kind == "f" and np.isnan(out).any():
+        hit |= np.isnan(at) & np.isnan(x)   # NaN == NaN is False: the gradient went nowhere
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return hit / hit.sum(axis=axis, keepdims=True)
 
 
 def _max(x, axis=None, keepdims=False):
@@ -665,7 +674,7 @@ def _times_share(g, share):
 # NaN off the extremes (torch.max/min without dim, as tg.max/min, put 0 there)
 _SHARED = Rule(lambda g, out, x, axis=None, keepdims=False:
                _xp.times_share(_xp.expand(g, x.shape, axis, keepdims),
-                               _extreme_share(_value(x), _value(out), axis, keepdims)))
+                               _extreme_share(_value(x), _value(out), axis, keepdims, False)))
 
 
 def _var(x, axis=None, ddof=0, keepdims=False):
@@ -1541,8 +1550,10 @@ min = _reduction("min", _min)     # noqa: A001 - numpy's name
 prod = _reduction("prod", _prod)
 sum.__doc__ = "Sum over ``axis`` (all axes when None); ``dim``/``keepdim`` are aliases."
 mean.__doc__ = "Mean over ``axis`` (all axes when None)."
-max.__doc__ = "Largest entry over ``axis``; tied entries share the gradient equally."
-min.__doc__ = "Smallest entry over ``axis``; tied entries share the gradient equally."
+max.__doc__ = ("Largest entry over ``axis``; tied entries share the gradient equally (a NaN is "
+               "the largest: the NaN entries share it, as torch's).")
+min.__doc__ = ("Smallest entry over ``axis``; tied entries share the gradient equally (a NaN is "
+               "the smallest: the NaN entries share it, as torch's).")
 prod.__doc__ = "Product over ``axis``; the gradient is the product of the others (exact with zeros)."
 max.__doc__ += ("  As PyTorch's ``max``/``min`` without ``dim`` (its ``max(dim=)`` gives a tie's "
                 "gradient to one entry): the other entries get 0 even from an inf or NaN gradient.")
@@ -1552,10 +1563,12 @@ amax = _reduction("amax", _amax)
 amin = _reduction("amin", _amin)
 amax.__doc__ = ("PyTorch's ``amax``: the largest entry over ``axis``; ties share the gradient "
                 "equally.  As ``torch.amax``, the gradient is g / count times the mask, so an inf or "
-                "NaN gradient makes NaN at the other entries (``tg.max`` puts 0 there).")
+                "NaN gradient makes NaN at the other entries (``tg.max`` puts 0 there), and a "
+                "NaN result, equal to no entry, gives its whole row NaN.")
 amin.__doc__ = ("PyTorch's ``amin``: the smallest entry over ``axis``; ties share the gradient "
                 "equally.  As ``torch.amin``, the gradient is g / count times the mask, so an inf or "
-                "NaN gradient makes NaN at the other entries (``tg.min`` puts 0 there).")
+                "NaN gradient makes NaN at the other entries (``tg.min`` puts 0 there), and a "
+                "NaN result, equal to no entry, gives its whole row NaN.")
 
 
 def var(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None):

@@ -1,0 +1,74 @@
+"""Cases where the engine answered without a word but not as the math or PyTorch does: a NaN
+among the entries of a max, a caller's ``np.errstate(all="raise")``, ``train()`` inside an
+evaluation block, the sign of a zero gradient on either side of a size threshold.  Oracles:
+the math written out (and, when torch is installed, torch's values and gradients)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+# ---------------------------------------------------------------- NaN among a max's entries
+
+NAN_ROWS = np.array([[1.0, np.nan, 3.0], [2.0, 5.0, 5.0]])
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_a_nan_result_of_max_and_min_takes_the_gradient_at_its_nan_entry(op):
+    # max of a row holding NaN is NaN, and torch.max()/torch.max(dim) give that row's gradient
+    # to the NaN entry; the engine gave NaN to every entry of the row (NaN == NaN is False, so
+    # no entry counted as the extreme: 0 / 0), and warned
+    x = tg.tensor(NAN_ROWS, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        getattr(x, op)(axis=1).backward(np.array([2.0, 4.0]))
+    np.testing.assert_array_equal(x.grad, [[0.0, 2.0, 0.0],
+                                           [0.0, 2.0, 2.0] if op == "max" else [4.0, 0.0, 0.0]])
+    x = tg.tensor(NAN_ROWS, requires_grad=True)
+    getattr(x, op)().backward(3.0)
+    np.testing.assert_array_equal(x.grad, [[0.0, 3.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def test_several_nan_entries_share_a_max_gradient_equally_as_ties_do():
+    x = tg.tensor([np.nan, 1.0, np.nan], requires_grad=True)
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad, [0.5, 0.0, 0.5])
+
+
+def test_a_nan_max_gives_its_gradient_to_the_nan_entry_under_create_graph_too():
+    x = tg.tensor(NAN_ROWS, requires_grad=True)
+    (g,) = tg.grad(x.max(axis=1).sum(), [x], create_graph=True)
+    np.testing.assert_array_equal(g.data, [[0.0, 1.0, 0.0], [0.0, 0.5, 0.5]])
+
+
+@pytest.mark.parametrize("op", ["amax", "amin"])
+def test_amax_of_a_row_with_nan_gives_nan_to_the_whole_row_as_torch_without_a_warning(op):
+    # torch.amax's backward is g / count * mask: no entry equals NaN, so 0/0 * 0 in that row
+    x = tg.tensor(NAN_ROWS, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        getattr(tg, op)(x, axis=1).backward(np.ones(2))
+    assert np.isnan(x.grad[0]).all()
+    np.testing.assert_array_equal(x.grad[1], [0.0, 0.5, 0.5] if op == "amax" else [1.0, 0.0, 0.0])
+
+
+def test_max_and_amax_with_nan_agree_with_torch():
+    torch = pytest.importorskip("torch", reason="torch is optional; the tests above write the "
+                                                "expected gradients out")
+    cases = {"max()": (lambda t: t.max(), lambda t: t.max()),
+             "min()": (lambda t: t.min(), lambda t: t.min()),
+             "max(dim=0)": (lambda t: t.max(axis=0), lambda t: t.max(dim=0).values),
+             "amax(dim=1)": (lambda t: tg.amax(t, axis=1), lambda t: torch.amax(t, dim=1)),
+             "amin(dim=1)": (lambda t: tg.amin(t, axis=1), lambda t: torch.amin(t, dim=1))}
+    x = np.array([[1.0, np.nan, 3.0], [2.0, 0.5, 7.0]])      # no ties: torch.max(dim) picks one
+    for name, (tg_fn, torch_fn) in cases.items():
+        t = tg.tensor(x, requires_grad=True)
+        out = tg_fn(t)
+        out.backward(np.ones(out.shape))
+        tt = torch.tensor(x, requires_grad=True)
+        ref = torch_fn(tt)
+        ref.backward(torch.ones_like(ref))
+        np.testing.assert_array_equal(out.data, ref.detach().numpy(), err_msg=name)
+        np.testing.assert_array_equal(t.grad, tt.grad.numpy(), err_msg=name)
