@@ -72,3 +72,55 @@ def test_max_and_amax_with_nan_agree_with_torch():
         ref.backward(torch.ones_like(ref))
         np.testing.assert_array_equal(out.data, ref.detach().numpy(), err_msg=name)
         np.testing.assert_array_equal(t.grad, tt.grad.numpy(), err_msg=name)
+
+
+# ---------------------------------------------------------------- a caller's errstate(all="raise")
+
+
+@pytest.mark.parametrize("name, call, shapes", [
+    ("div", lambda a, z: a / z, r"\(2,\), \(2,\)"),              # two tensors: the fast path
+    ("log", lambda a, z: tg.log(z), r"\(2,\)"),                    # one tensor: the fast path
+    ("exp", lambda a, z: (a * 1000.0).exp(), r"\(2,\)"),
+    ("div", lambda a, z: a / 0.0, r"\(2,\), \(\)"),                # a constant: the general path
+])
+def test_a_floating_point_error_of_the_callers_errstate_names_the_op_shapes_and_step(name, call,
+                                                                                     shapes):
+    # numpy's bare "divide by zero encountered in divide", without the op or the time step,
+    # came out of the ops of one or two tensors; still a FloatingPointError, as the caller asked
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    z = tg.tensor([0.0, 0.0])
+    with np.errstate(all="raise"), tg.scope("t=3"):
+        with pytest.raises(FloatingPointError, match=rf"^{name}: .* \(input shapes {shapes}\) "
+                                                     r"in scope 't=3'$"):
+            call(a, z)
+
+
+def test_a_floating_point_error_in_backward_names_the_op_its_shapes_and_step():
+    x = tg.tensor([0.0, 1.0], requires_grad=True)
+    with tg.scope("t=2"):
+        y = tg.sqrt(x).sum()
+    with np.errstate(all="raise"), pytest.raises(
+            FloatingPointError, match=r"^backward through 'sqrt' in scope 't=2' \(input shapes "
+                                      r"\(2,\)\): divide by zero"):
+        y.backward()
+    assert x.grad is None
+    with np.errstate(divide="ignore"):
+        y.backward()       # nothing was changed or freed: it runs again
+    np.testing.assert_array_equal(x.grad, [np.inf, 0.5])
+
+
+def test_an_in_place_update_refused_by_the_callers_errstate_changes_nothing():
+    # numpy raises after its loop has written out=: the parameter was left inf, its version
+    # unchanged (a graph built before would back-propagate from the new values)
+    p = tg.Parameter(np.array([1.0, 2.0]), name="p")
+    y = (p * p).sum()
+    with tg.no_grad(), np.errstate(all="raise"), pytest.raises(
+            FloatingPointError, match=r"in-place /= on a Parameter 'p' of shape \(2,\), dtype "
+                                      r"float64, with shape \(2,\): divide by zero"):
+        p /= np.array([0.0, 1.0])
+    np.testing.assert_array_equal(p.data, [1.0, 2.0])
+    y.backward()             # still the graph's values
+    np.testing.assert_array_equal(p.grad, [2.0, 4.0])
+    with tg.no_grad(), np.errstate(all="raise"):
+        p /= 2.0
+    np.testing.assert_array_equal(p.data, [0.5, 1.0])

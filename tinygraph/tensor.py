@@ -840,7 +840,16 @@ class Tensor:
             _value_read(why=f"the step changes a tensor in place ({symbol})")
         value = other._data if isinstance(other, Tensor) else _constant(other)
         try:
-            ufunc(self._data, value, out=self._data, casting="same_kind")
+            if _raising():    # numpy raises after its loop wrote out: into a copy, then copied
+                result = np.empty_like(self._data)
+                ufunc(self._data, value, out=result, casting="same_kind")
+                np.copyto(self._data, result)
+            else:
+                ufunc(self._data, value, out=self._data, casting="same_kind")
+        except FloatingPointError as e:     # a caller's np.errstate(all="raise"): nothing changed
+            raise _floating_point_error(e, f"in-place {symbol} on {_what(self)} of shape "
+                                           f"{self.shape}, dtype {self.dtype}, with shape "
+                                           f"{np.shape(value)}: {e}") from e
         except (ValueError, TypeError, OverflowError) as e:
             if ufunc is np.power:
                 refuse_negative_integer_power(f"in-place {symbol} on {_what(self)}", self._data, value)
@@ -1196,6 +1205,18 @@ def _share_parents_version(t, data, base, parents):
             return
 
 
+def _raising():
+    """Whether a caller's ``np.errstate`` makes numpy raise (or call a function) on some
+    floating-point error: numpy raises after its loop, so an ``out=`` array is written first."""
+    return any(v == "raise" or v == "call" for v in np.geterr().values())
+
+
+def _floating_point_error(e, message):
+    """``e``, numpy's FloatingPointError of a caller's errstate, as one with ``message`` (naming
+    the op, the shapes and the scope): still the class the caller set out to catch."""
+    return type(e)(message)
+
+
 def _bad_kind(arr):
     return "NaN" if np.isnan(arr).any() else "Inf"
 
@@ -1410,7 +1431,7 @@ def binary_op(name, op, forward, doc=None):
                 if broadcasting and x.size * y.size > _SMALL:
                     _check_broadcast(op, (x, y))
                 value, vjps = forward(x, y)
-            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError, OverflowError) as e:
+            except Exception as e:     # as _apply: a FloatingPointError of a caller's errstate too
                 _raise_forward_error(op, (x, y), e)
             if type(vjps) is not Rule:
                 raise TypeError(f"{op}: binary_op takes a forward that returns a Rule")
@@ -1438,7 +1459,7 @@ def unary_op(name, op, forward, doc=None):
                 if broadcasting and a.size > _SMALL:
                     _check_broadcast(op, (a,))
                 value, vjps = forward(a)
-            except (TinygraphError, MemoryError, ValueError, IndexError, TypeError, OverflowError) as e:
+            except Exception as e:     # as _apply: a FloatingPointError of a caller's errstate too
                 _raise_forward_error(op, (a,), e)
             if type(vjps) is not Rule:
                 raise TypeError(f"{op}: unary_op takes a forward that returns a Rule")
@@ -2331,6 +2352,12 @@ def _backprop(root, grad, retain_graph, targets, accept=None):
     except MemoryError as e:
         raise _allocation_error(f"backward through '{node.op or 'leaf'}'",
                                 [p.shape for p in node.parents] or [node.shape], e) from None
+    except FloatingPointError as e:   # a caller's np.errstate(all="raise"), met by a rule
+        if isinstance(e, TinygraphError):    # an AnomalyError: named already
+            raise
+        shapes = ", ".join(str(p.shape) for p in node.parents) or str(node.shape)
+        raise _floating_point_error(e, f"backward through '{node.op or 'leaf'}'"
+                                       f"{_where(node.scope)} (input shapes {shapes}): {e}") from e
     finally:
         for node in swept:     # (with targets, a node off the paths may hold a gradient a node
             node._g = None     # on them gave it)
