@@ -124,3 +124,38 @@ def test_an_in_place_update_refused_by_the_callers_errstate_changes_nothing():
     with tg.no_grad(), np.errstate(all="raise"):
         p /= 2.0
     np.testing.assert_array_equal(p.data, [0.5, 1.0])
+
+
+# ---------------------------------------------------------------- train() inside an evaluation block
+
+
+class _Net(tg.Module):
+    def __init__(self):
+        self.drop = tg.Dropout(0.5)
+        self.w = tg.Parameter(np.ones(3), name="w")
+
+
+def test_train_called_inside_an_evaluation_block_is_what_training_reads_as_after_torchs_train():
+    # the block made every module read as evaluating in this thread; an explicit train()
+    # inside it set the module's own mode, but training still read False: silently ignored
+    from tinygraph.module import evaluation
+    net = _Net().eval()
+    with evaluation([m for _, m in net.named_modules()]):
+        assert not net.training and not net.drop.training
+        net.train()
+        assert net.training and net.drop.training
+        net.drop.eval()
+        assert net.training and not net.drop.training
+    assert net.training and not net.drop.training      # what the user set stays set
+
+
+def test_an_evaluation_block_still_holds_the_modules_no_one_set_and_blocks_after_the_call():
+    from tinygraph.module import evaluation
+    a, b = _Net(), _Net()
+    with evaluation([a, b]):
+        a.train()
+        assert a.training and not b.training        # b is still held by the block
+        with evaluation([a]):                       # a new block holds a again
+            assert not a.training
+        assert a.training
+    assert a.training and b.training

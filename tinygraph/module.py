@@ -80,6 +80,10 @@ class Module:
         if not isinstance(mode, (bool, np.bool_)):
             raise ConfigError(f"{type(self).__name__}.training must be True or False, got {mode!r}")
         self.__dict__["_training"] = bool(mode)
+        blocks = getattr(_evaluated, "blocks", None)
+        if blocks:      # set by this thread inside an evaluation block: what it reads from now
+            for block in blocks:
+                block.discard(id(self))
 
     def train(self, mode=True):
         """Set training mode on this module and every sub-module; returns the module."""
@@ -540,9 +544,14 @@ def evaluation(modules):
     False) in this thread only: its own mode, which other threads read (a thread training the
     model while this one draws or diagnoses it), is not changed, so nothing is left switched
     when blocks of several threads overlap.  Blocks nest; the block is gone on exit, also on an
-    error or KeyboardInterrupt (it is entered with one append, and left by finding it)."""
+    error or KeyboardInterrupt (it is entered with one append, and left by finding it).
+
+    A mode set inside the block by this thread (``train()``, ``eval()``, ``training = ...``)
+    is the module's own mode, as always, and what this thread reads from then on (as after
+    PyTorch's ``train()``): the block no longer holds that module; it stays set after the
+    block, which changes no mode itself."""
     modules = list(modules)       # held meanwhile: their ids stay theirs
-    block = frozenset(id(module) for module in modules)
+    block = {id(module) for module in modules}
     blocks = _evaluated.__dict__.setdefault("blocks", [])
     try:
         blocks.append(block)
