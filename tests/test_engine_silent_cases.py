@@ -159,3 +159,54 @@ def test_an_evaluation_block_still_holds_the_modules_no_one_set_and_blocks_after
             assert not a.training
         assert a.training
     assert a.training and b.training
+
+
+# ---------------------------------------------------------------- -0.0 where a mask keeps g
+
+_KEEPING = {   # x = [-1, 0.5, 2] repeated: entry 1 or 2 is kept by each rule (the others are 0)
+    "relu": lambda t: tg.relu(t),
+    "clamp(0, 1)": lambda t: tg.clamp(t, 0.0, 1.0),
+    "where(x > 0, x, 0)": lambda t: tg.where(t.data > 0, t, 0.0),
+    "maximum(x, 0)": lambda t: tg.maximum(t, 0.0),
+    "minimum(x, 1)": lambda t: tg.minimum(t, 1.0),
+    "max over rows": lambda t: t.reshape(-1, 3).max(axis=1),
+    "min over rows": lambda t: t.reshape(-1, 3).min(axis=1),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", list(_KEEPING))
+def test_a_minus_zero_gradient_where_the_mask_keeps_it_stays_minus_zero_at_every_size(name, dtype):
+    # np.where (at most 6,144 entries) and torch keep g's -0.0 where the mask passes g; the
+    # product path above that added 0.0 to turn -g * 0 into +0.0, which made the kept -0.0
+    # +0.0 too: the bits of the gradient depended on the array's size
+    fn = _KEEPING[name]
+    signs = []
+    for size in (3, 9000):
+        x = tg.tensor(np.resize(np.array([-1.0, 0.5, 2.0], dtype), size), requires_grad=True)
+        y = fn(x)
+        g = tg.grad(y, x, grad=np.full(y.shape, -0.0, dtype))
+        assert not g.any()
+        signs.append(np.signbit(g[:3]))
+    np.testing.assert_array_equal(signs[1], signs[0])
+    assert signs[0].any()        # some -0.0 was kept
+
+
+@pytest.mark.parametrize("size", [3, 9000])
+def test_masked_gradients_at_both_sizes_equal_the_selection_bit_for_bit(size):
+    # g of every sign, inf and NaN: 0 where the mask stops it, g itself where it passes it,
+    # g / 2 at a tie of maximum (torch's rules, which select)
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2, 3, size).astype(float)
+    g = rng.normal(size=size)
+    g[::7], g[1::7], g[2::7] = np.inf, np.nan, -0.0
+    t = tg.tensor(x, requires_grad=True)
+    expect = np.where(x > 0, g, 0.0)
+    np.testing.assert_array_equal(np.signbit(tg.grad(tg.relu(t), t, grad=g)), np.signbit(expect))
+    np.testing.assert_array_equal(tg.grad(tg.relu(t), t, grad=g), expect)
+    other = tg.tensor(np.ones(size), requires_grad=True)
+    ga, gb = tg.grad(tg.maximum(t, other), [t, other], grad=g)
+    half = g * 0.5
+    np.testing.assert_array_equal(ga, np.where(x > 1, g, np.where(x == 1, half, 0.0)))
+    np.testing.assert_array_equal(gb, np.where(x < 1, g, np.where(x == 1, half, 0.0)))
+    assert not np.signbit(ga[x < 1]).any() and not np.signbit(gb[x > 1]).any()

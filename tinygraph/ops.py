@@ -355,6 +355,15 @@ def _minimum(a, b):
 
 
 def _extremum_grads(larger, g, a, b):
+    if type(g) is np.ndarray and g.size > _SELECT_MAX:    # _masked's selection of g, on bools
+        a, b = _value(a), _value(b)                          # (shares cost a float array each)
+        lose_a, lose_b = (a < b, b < a) if larger else (b < a, a < b)
+        grads = _select(g, ~lose_a), _select(g, ~lose_b)
+        tie = a == b
+        if tie.any():
+            for pg in grads:
+                np.multiply(pg, 0.5, out=pg, where=tie)
+        return grads
     share_a, share_b = _tie_shares(_value(a), _value(b))
     if not larger:   # the smaller one takes the gradient
         share_a, share_b = share_b, share_a
@@ -627,18 +636,35 @@ _MEAN = Rule(lambda g, out, x, axis=None, keepdims=False:
              _xp.expand(g / _count(x, out), x.shape, axis, keepdims))
 
 
-def _extreme_share(x, out, axis, keepdims, nan_hits=True):
-    """The share of the gradient of each entry of ``x`` in its max (or min) ``out``: ties share
-    it equally.  A NaN result is the NaN entries' (shared equally), as ``torch.max()``, with
-    ``nan_hits``; without, as ``torch.amax`` (g / count * mask), such a row has no entry equal
-    to its result, so its shares are 0 / 0 = NaN everywhere (no warning: this call's errstate,
-    which also holds under a caller's ``np.errstate(all="raise")``)."""
+def _extreme_hits(x, out, axis, keepdims, nan_hits=True):
+    """Where each entry of ``x`` equals its max (or min) ``out``; with ``nan_hits``, a NaN
+    result's NaN entries too (NaN == NaN is False), as ``torch.max()``."""
     at = _expand(out, x.shape, axis, keepdims)
     hit = x == at
     if nan_hits and out.dtype.kind == "f" and np.isnan(out).any():
-        hit |= np.isnan(at) & np.isnan(x)   # NaN == NaN is False: the gradient went nowhere
+        hit |= np.isnan(at) & np.isnan(x)
+    return hit
+
+
+def _extreme_share(x, out, axis, keepdims, nan_hits=True):
+    """The share of the gradient of each entry of ``x`` in its max (or min) ``out``: ties share
+    it equally, and a NaN result is its NaN entries' (with ``nan_hits``).  Without, as
+    ``torch.amax`` (g / count * mask), a NaN result equals no entry, so its row's shares are
+    0 / 0 = NaN everywhere (no warning: this call's errstate, which also holds under a caller's
+    ``np.errstate(all="raise")``)."""
+    hit = _extreme_hits(x, out, axis, keepdims, nan_hits)
     with np.errstate(divide="ignore", invalid="ignore"):
         return hit / hit.sum(axis=axis, keepdims=True)
+
+
+def _extreme_grad(g, out, x, axis=None, keepdims=False):
+    """max's and min's rule: g shared by the extremes (:func:`_masked`); over ``_SELECT_MAX``
+    entries on arrays, g selected at them times 1 / count, the same product as g * share."""
+    if type(g) is np.ndarray and x.size > _SELECT_MAX:
+        hit = _extreme_hits(x, out, axis, keepdims)
+        return _select(_expand(g, x.shape, axis, keepdims), hit) * (1.0 / hit.sum(axis=axis, keepdims=True))
+    return _xp.masked(_xp.expand(g, x.shape, axis, keepdims),
+                      _extreme_share(_value(x), _value(out), axis, keepdims))
 
 
 def _max(x, axis=None, keepdims=False):
@@ -649,9 +675,7 @@ def _min(x, axis=None, keepdims=False):
     return x.min(axis=axis, keepdims=keepdims), _EXTREME
 
 
-_EXTREME = Rule(lambda g, out, x, axis=None, keepdims=False:
-                _xp.masked(_xp.expand(g, x.shape, axis, keepdims),
-                           _extreme_share(_value(x), _value(out), axis, keepdims)))
+_EXTREME = Rule(_extreme_grad)
 
 
 def _amax(x, axis=None, keepdims=False):
@@ -1296,23 +1320,34 @@ def _one_hot(ids, n, dtype):
 # ---------------------------------------------------------------- what the rules call
 
 _SELECT_MAX = 6144
-"""Above this size a masked gradient is the branch-free product g * mask, checked (np.where
-mispredicts on a mask of random signs: 1.5x the checked product at 8192 entries, 2.7x at
-1000 x 1000); at or below, np.where (1.4x at 4096)."""
+"""Above this size a masked gradient is selected bit by bit (:func:`_select`), as np.where
+mispredicts on a mask of random signs (np.where 349 us, the selection 51 us at 100,000 entries);
+at or below, np.where (1.4x the product g * mask at 4096)."""
+
+_SAME_WIDTH_INTS = {8: np.int64, 4: np.int32, 2: np.int16}
+
+
+def _select(g, keep):
+    """``np.where(keep, g, 0)`` for a float ``g`` and a bool ``keep`` of at most its shape,
+    branch-free: g's bits ANDed with all ones (keep) or all zeros (+0.0, also where g is inf or
+    NaN), so a -0.0 of g stays -0.0 where it is kept, as np.where keeps it."""
+    ints = _SAME_WIDTH_INTS.get(g.dtype.itemsize)
+    if ints is None or g.dtype.kind != "f":
+        return np.where(keep, g, 0)
+    return np.bitwise_and(g.view(ints), np.negative(keep.view(np.int8))).view(g.dtype)
 
 
 def _masked(g, mask):
-    """``g * mask`` for a mask of bools or of shares (1, 1/2 at a tie, 0; NaN stays NaN), with 0
-    wherever the mask is 0 even where g is inf or NaN (there inf * 0 is NaN): PyTorch's masked
-    rules (relu, clamp, where, maximum, max) select, so a mask of 0 stops any gradient."""
+    """``g * mask`` for a mask of bools or of shares (1, 1/2 at a tie, 0; NaN stays NaN), with
+    +0.0 wherever the mask is 0 even where g is inf, NaN or negative (there g * 0 is NaN or
+    -0.0): PyTorch's masked rules (relu, clamp, where, maximum, max) select, so a mask of 0 stops
+    any gradient.  The same bits at every size (a -0.0 of g where the mask is 1 stays -0.0)."""
     if g.size > _SELECT_MAX:
+        if mask.dtype.kind == "b":
+            return _select(g, mask)
         with np.errstate(invalid="ignore", over="ignore"):   # (this call's: no warning for
-            r = g * mask                                     # the inf * 0 it then replaces)
-            finite = math.isfinite(r.sum())     # every g finite (an inf or NaN g makes it not)
-        if finite:
-            r += 0.0      # -g * 0 is -0.0: +0.0 where the mask is 0, as the select below (and
-            return r      # torch's) gives, so the bits do not depend on the size
-        return np.where(mask == 0, 0, r)
+            r = g * mask                                     # the inf * 0 _select replaces)
+        return _select(r, mask != 0)
     if mask.dtype.kind == "b":
         return np.where(mask, g, 0)
     return np.where(mask == 0, 0, g) * mask
