@@ -210,3 +210,30 @@ def test_masked_gradients_at_both_sizes_equal_the_selection_bit_for_bit(size):
     np.testing.assert_array_equal(ga, np.where(x > 1, g, np.where(x == 1, half, 0.0)))
     np.testing.assert_array_equal(gb, np.where(x < 1, g, np.where(x == 1, half, 0.0)))
     assert not np.signbit(ga[x < 1]).any() and not np.signbit(gb[x > 1]).any()
+
+
+# ---------------------------------------------------------------- PyTorch's transpose(dim0, dim1)
+
+
+@pytest.mark.parametrize("axes", [(0, 1), (-2, -1), (0, -1), (-2, 1)])
+def test_torchs_transpose_of_two_axes_of_a_matrix_is_refused_where_numpy_would_keep_it(axes):
+    # numpy's transpose(0, 1) of a 2-D array is the identity, torch's swaps the axes: a square
+    # W.transpose(0, 1) came back as W, the shapes fitting every later op
+    w = tg.tensor(np.arange(4.0).reshape(2, 2), requires_grad=True)
+    with pytest.raises(tg.ShapeError, match=r"transpose\(.*\) keeps a 2-D tensor as it is.*"
+                                            r"t\.T or t\.swapaxes"):
+        w.transpose(*axes)
+    with pytest.raises(tg.ShapeError, match="PyTorch's swaps"):
+        tg.transpose(w, *axes)
+    np.testing.assert_array_equal(w.transpose(1, 0).data, [[0.0, 2.0], [1.0, 3.0]])   # both agree
+    np.testing.assert_array_equal(w.transpose(axes).data, w.data)      # numpy's tuple: explicit
+    np.testing.assert_array_equal(np.transpose(w, axes).data, w.data)
+    np.testing.assert_array_equal(w.swapaxes(*axes).data, w.data.T)
+
+
+def test_two_axes_of_a_three_axis_tensor_point_to_swapaxes():
+    x = tg.tensor(np.zeros((2, 3, 4)))
+    with pytest.raises(tg.ShapeError, match=r"transpose\(0, 2\) names 2 axes of a tensor of shape "
+                                            r"\(2, 3, 4\).*t\.swapaxes\(0, 2\)"):
+        x.transpose(0, 2)
+    assert x.transpose(2, 0, 1).shape == (4, 2, 3)

@@ -1857,7 +1857,22 @@ def reshape(x, *shape):
 
 
 def transpose(x, *axes):
-    """The axes reversed (``axes`` omitted or None, as ``.T``) or permuted as ``axes``."""
+    """The axes reversed (``axes`` omitted or None, as ``.T``) or permuted as ``axes`` (numpy's:
+    the new order of every axis).  Two axes given one by one, PyTorch's ``transpose(dim0, dim1)``,
+    are refused where numpy's reading differs without an error: ``t.transpose(0, 1)`` of a 2-D
+    tensor keeps it as it is in numpy and swaps its axes in PyTorch (``t.T`` or ``t.swapaxes``
+    say which); on more or fewer than 2 axes the error names ``swapaxes``."""
+    if len(axes) == 2 and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+                              for a in axes):
+        shape = np.shape(x._data if isinstance(x, Tensor) else x)
+        if len(shape) != 2 or (all(-2 <= a < 2 for a in axes) and [a % 2 for a in axes] == [0, 1]):
+            what = ("keeps a 2-D tensor as it is (numpy's transpose takes the new order of every "
+                    "axis), where PyTorch's swaps its two axes" if len(shape) == 2 else
+                    f"names 2 axes of a tensor of shape {shape}, where numpy's transpose takes "
+                    "the new order of every axis")
+            raise ShapeError(f"transpose{tuple(int(a) for a in axes)} {what}: write t.T or "
+                             f"t.swapaxes({int(axes[0])}, {int(axes[1])}) to swap two axes "
+                             "(PyTorch's transpose(dim0, dim1)), or t.permute(...) with every axis")
     axes = _shape_args(axes)
     return apply("transpose", _transpose, x, axes=None if axes in ((), (None,)) else axes)
 
