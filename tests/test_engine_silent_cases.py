@@ -237,3 +237,49 @@ def test_two_axes_of_a_three_axis_tensor_point_to_swapaxes():
                                             r"\(2, 3, 4\).*t\.swapaxes\(0, 2\)"):
         x.transpose(0, 2)
     assert x.transpose(2, 0, 1).shape == (4, 2, 3)
+
+
+# ---------------------------------------------------------------- x[index] = value
+
+
+def test_item_assignment_under_no_grad_writes_in_place_and_makes_an_older_graph_refuse_backward():
+    # PyTorch's `with torch.no_grad(): w[0] = 0` raised "'Parameter' object does not support
+    # item assignment"; it follows the rules of +=
+    w = tg.Parameter(np.arange(4.0), name="w")
+    data = w.data
+    y = (w * w).sum()
+    with tg.no_grad():
+        w[0] = 10.0
+        w[np.array([2, 3])] = tg.tensor([7.0, 8.0])
+        w[w.data > 9] -= 1.0                  # Python's getitem, -=, setitem
+    assert w.data is data
+    np.testing.assert_array_equal(w.data, [9.0, 1.0, 7.0, 8.0])
+    with pytest.raises(tg.StaleGraphError, match="'w' was changed in place"):
+        y.backward()
+    (w * w).sum().backward()                  # a new graph: 2 w
+    np.testing.assert_array_equal(w.grad, [18.0, 2.0, 14.0, 16.0])
+
+
+def test_item_assignment_that_would_lose_a_gradient_is_refused_and_changes_nothing():
+    w = tg.Parameter(np.ones(3), name="w")
+    with pytest.raises(tg.InPlaceError, match=r"'w' requires grad.*tg\.no_grad\(\).*tg\.where"):
+        w[0] = 5.0
+    x = tg.tensor(np.zeros(3))
+    with pytest.raises(tg.InPlaceError, match="the right-hand side requires grad"):
+        x[1] = w[0] * 2
+    with pytest.raises(tg.ShapeError, match=r"assignment .* shape \(3,\).*with shape \(4,\)"):
+        x[:] = np.ones(4)
+    with pytest.raises(tg.BadIndexError, match="index 5 is out of bounds"):
+        x[5] = 1.0
+    np.testing.assert_array_equal(w.data, np.ones(3))
+    np.testing.assert_array_equal(x.data, np.zeros(3))
+    x[x.data == 0] = 2.0                      # a tensor that does not require grad: as numpy
+    x[[0, 0]] = [3.0, 4.0]                    # numpy's rule: the last of a repeated index
+    np.testing.assert_array_equal(x.data, [4.0, 2.0, 2.0])
+
+
+def test_item_assignment_refused_by_the_callers_errstate_changes_nothing():
+    x = tg.tensor(np.zeros(2, np.float32))
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError, match="assignment.*float32"):
+        x[0] = 1e300                          # overflows float32 in the cast
+    np.testing.assert_array_equal(x.data, [0.0, 0.0])

@@ -1924,6 +1924,24 @@ def getitem(x, index):
     return apply("index", _getitem, x, index=index)
 
 
+def setitem(x, index, value):
+    """``x[index] = value`` in ``x``'s own memory (numpy's assignment: ``value`` broadcast to the
+    selection and cast to ``x``'s dtype), as PyTorch's habit ``with tg.no_grad(): w[0] = 0``: the
+    rules of ``+=`` hold (a tensor that requires grad only under ``tg.no_grad()``, a graph that
+    used ``x`` refuses backward afterwards, a failed assignment changes nothing).  A
+    differentiable assignment is ``tg.where(mask, value, x)``."""
+    if not isinstance(x, Tensor):
+        raise DTypeError(f"setitem: x must be a Tensor, got {type(x).__name__}")
+    index = _intp_index(_plain_index(index), x.shape) if type(index) is not int else index
+
+    def assign(a, v, out, casting):     # (_in_place's ufunc: numpy's assignment casting)
+        if out is not a:
+            np.copyto(out, a)
+        out[index] = v
+
+    return x._in_place(assign, "assignment x[...] =", value, "tg.where(mask, value, x)")
+
+
 def _plain_index(index):
     parts = index if isinstance(index, tuple) else (index,)
     plain = []
@@ -2507,6 +2525,7 @@ Tensor.__rmatmul__ = _reflected(matmul)
 Tensor.__neg__ = neg
 Tensor.__abs__ = abs
 Tensor.__getitem__ = getitem
+Tensor.__setitem__ = setitem
 Tensor.__lt__ = _compare(np.less)
 Tensor.__le__ = _compare(np.less_equal)
 Tensor.__gt__ = _compare(np.greater)

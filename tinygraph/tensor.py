@@ -850,7 +850,7 @@ class Tensor:
             raise _floating_point_error(e, f"in-place {symbol} on {_what(self)} of shape "
                                            f"{self.shape}, dtype {self.dtype}, with shape "
                                            f"{np.shape(value)}: {e}") from e
-        except (ValueError, TypeError, OverflowError) as e:
+        except (ValueError, TypeError, OverflowError, IndexError) as e:
             if ufunc is np.power:
                 refuse_negative_integer_power(f"in-place {symbol} on {_what(self)}", self._data, value)
             hint = _KEEPS_DTYPE if isinstance(e, OverflowError) else ""
