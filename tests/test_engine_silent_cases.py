@@ -283,3 +283,22 @@ def test_item_assignment_refused_by_the_callers_errstate_changes_nothing():
     with np.errstate(all="raise"), pytest.raises(FloatingPointError, match="assignment.*float32"):
         x[0] = 1e300                          # overflows float32 in the cast
     np.testing.assert_array_equal(x.data, [0.0, 0.0])
+
+
+# ---------------------------------------------------------------- item() and backward(gradient=)
+
+
+def test_item_of_several_entries_is_a_shape_error_naming_the_shape():
+    # it was numpy's bare "can only convert an array of size 1 to a Python scalar"
+    with pytest.raises(tg.ShapeError, match=r"item: only a one-element tensor .* shape \(2,\)"):
+        tg.tensor([1.0, 2.0]).item()
+    assert tg.tensor([[2.5]]).item() == 2.5 and type(tg.tensor(3).item()) is int
+
+
+def test_backward_takes_torchs_gradient_keyword():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).backward(gradient=np.array([1.0, -1.0]))
+    np.testing.assert_array_equal(x.grad, [3.0, -3.0])
+    with pytest.raises(tg.ConfigError, match="grad= or its alias gradient=, not both"):
+        (x * 3).backward(np.ones(2), gradient=np.ones(2))
+    np.testing.assert_array_equal(x.grad, [3.0, -3.0])

@@ -641,9 +641,8 @@ class Tensor:
         return self._data
 
     def item(self):
-        if _tapes:
-            _value_read()
-        return self._data.item()
+        """The one entry as a Python number (a ShapeError naming the shape for more entries)."""
+        return self._scalar("item")
 
     def __repr__(self):
         return _repr(self, "tensor", self._rg)
@@ -794,13 +793,14 @@ class Tensor:
         """Forget the gradient (``set_to_none=False``: an array of zeros instead, as PyTorch's)."""
         clear_grads("zero_grad", [self], set_to_none)
 
-    def backward(self, grad=None, retain_graph=None, create_graph=False):
+    def backward(self, grad=None, retain_graph=None, create_graph=False, *, gradient=None):
         """Back-propagate from this tensor, accumulating into the ``.grad`` of leaves.
 
         Parameters
         ----------
         grad : array_like or Tensor, optional
             d(objective)/d(self), same shape as self; required unless self has one element.
+            ``gradient=`` (PyTorch's name) is an alias.
         retain_graph : bool, optional
             Keep the saved buffers so a second backward can run through this graph
             (default: False, or True with ``create_graph``).
@@ -812,6 +812,10 @@ class Tensor:
         tensor's shape), the gradients are added only once all are computed, and the graph is
         freed only then -- a backward that raises changes nothing and can be run again.
         """
+        if gradient is not None:
+            if grad is not None:
+                raise ConfigError("backward: give grad= or its alias gradient=, not both")
+            grad = gradient
         retain = create_graph if retain_graph is None else retain_graph
         if create_graph:
             _backprop_graph(self, grad, retain, targets=None)
