@@ -302,3 +302,34 @@ def test_backward_takes_torchs_gradient_keyword():
     with pytest.raises(tg.ConfigError, match="grad= or its alias gradient=, not both"):
         (x * 3).backward(np.ones(2), gradient=np.ones(2))
     np.testing.assert_array_equal(x.grad, [3.0, -3.0])
+
+
+# ---------------------------------------------------------------- var and std: torch's keywords
+
+
+@pytest.mark.parametrize("op", ["var", "std"])
+def test_var_and_std_take_torchs_correction_and_unbiased_keywords(op):
+    # they raised TypeError; torch's default (unbiased) is not taken over: ddof=0 stays the default
+    x0 = np.array([[1.0, 2.0, 4.0], [0.5, -1.0, 3.0]])
+    centred = x0 - x0.mean(axis=1, keepdims=True)
+    for kwargs, ddof in (({"unbiased": True}, 1), ({"unbiased": False}, 0), ({"correction": 2}, 2),
+                         ({}, 0)):
+        x = tg.tensor(x0, requires_grad=True)
+        out = getattr(x, op)(dim=1, **kwargs)
+        v = (centred ** 2).sum(axis=1) / (3 - ddof)
+        np.testing.assert_allclose(out.data, v if op == "var" else np.sqrt(v), rtol=1e-14)
+        out.backward(np.ones(2))
+        d_var = 2 * centred / (3 - ddof)
+        np.testing.assert_allclose(x.grad, d_var if op == "var" else d_var / (2 * np.sqrt(v))[:, None],
+                                   rtol=1e-13)
+    with pytest.raises(tg.ConfigError, match="one of ddof=, correction= and unbiased="):
+        getattr(tg, op)(tg.tensor(x0), ddof=1, unbiased=True)
+
+
+def test_var_and_std_with_torchs_keywords_agree_with_torch():
+    torch = pytest.importorskip("torch", reason="torch is optional; the formulas above are the oracle")
+    from conftest import agree_with_torch
+    cases = {"var unbiased": (lambda t: t.var(dim=0, unbiased=True), lambda t: t.var(dim=0, unbiased=True)),
+             "std correction": (lambda t: tg.std(t, dim=1, correction=0, keepdim=True),
+                                lambda t: torch.std(t, dim=1, correction=0, keepdim=True))}
+    agree_with_torch(torch, cases, np.random.default_rng(3).normal(size=(4, 3)), rtol=1e-12, atol=1e-14)

@@ -1606,20 +1606,40 @@ amin.__doc__ = ("PyTorch's ``amin``: the smallest entry over ``axis``; ties shar
                 "NaN result, equal to no entry, gives its whole row NaN.")
 
 
-def var(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None):
-    """Variance over ``axis``, dividing by n - ddof (numpy's default ddof=0).
+def _ddof(who, ddof, correction, unbiased):
+    """numpy's ``ddof``, or PyTorch's ``correction=`` (the same number) or ``unbiased=`` (True is
+    ddof 1, False ddof 0); one of them.  The default stays numpy's ddof=0 (torch's is 1)."""
+    given = [name for name, v in (("correction", correction), ("unbiased", unbiased))
+             if v is not None]
+    if len(given) + (ddof != 0) > 1:
+        raise ConfigError(f"{who}: give one of ddof=, correction= and unbiased=")
+    if unbiased is not None:
+        if not isinstance(unbiased, (bool, np.bool_)):
+            raise ConfigError(f"{who}: unbiased must be True or False, got {unbiased!r}")
+        return int(bool(unbiased))
+    return ddof if correction is None else correction
+
+
+def var(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None, correction=None,
+        unbiased=None):
+    """Variance over ``axis``, dividing by n - ddof (numpy's default ddof=0, where PyTorch's is
+    1); PyTorch's ``correction=`` (= ddof) and ``unbiased=`` (True: ddof 1) are accepted.
 
     With ddof >= n the value is inf (NaN for a constant row), as numpy's and torch's; the
     gradient is then 2 (x - mean) / 0, i.e. -inf, 0 or +inf by the sign of x - mean (the limit
     as ddof rises to n).  torch 2.13 gives +inf at every entry there; the engine keeps the
     signed limit."""
     axis, keepdims = _axis("var", axis, keepdims, dim, keepdim)
+    ddof = _ddof("var", ddof, correction, unbiased)
     return apply("var", _var, x, axis=axis, ddof=ddof, keepdims=keepdims)
 
 
-def std(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None):
-    """Standard deviation over ``axis`` (sqrt of ``var``)."""
+def std(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None, correction=None,
+        unbiased=None):
+    """Standard deviation over ``axis`` (sqrt of ``var``; the same ``ddof``, ``correction=``
+    and ``unbiased=``)."""
     axis, keepdims = _axis("std", axis, keepdims, dim, keepdim)
+    ddof = _ddof("std", ddof, correction, unbiased)
     return apply("std", _std, x, axis=axis, ddof=ddof, keepdims=keepdims)
 
 
