@@ -333,3 +333,32 @@ def test_var_and_std_with_torchs_keywords_agree_with_torch():
              "std correction": (lambda t: tg.std(t, dim=1, correction=0, keepdim=True),
                                 lambda t: torch.std(t, dim=1, correction=0, keepdim=True))}
     agree_with_torch(torch, cases, np.random.default_rng(3).normal(size=(4, 3)), rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- model(x) runs forward
+
+
+def test_a_module_with_forward_is_called_as_pytorchs_and_one_without_is_not_callable():
+    # `model(x)` raised "'Net' object is not callable"
+    class Net(tg.Module):
+        def __init__(self):
+            self.w = tg.Parameter(np.array([2.0, 3.0]), name="w")
+
+        def forward(self, x, scale=1.0):
+            return x * self.w * scale
+
+    class Shifted(Net):
+        def forward(self, x):
+            return x + self.w
+
+    class Plain(tg.Module):
+        forward = None
+
+    net = Net()
+    y = net(tg.tensor([1.0, 1.0]), scale=2.0)
+    y.sum().backward()
+    np.testing.assert_array_equal(y.data, [4.0, 6.0])
+    np.testing.assert_array_equal(net.w.grad, [2.0, 2.0])
+    np.testing.assert_array_equal(Shifted()(np.zeros(2)).data, [2.0, 3.0])
+    assert not callable(Plain()) and not callable(tg.Module())
+    assert tg.Dropout(0.0)(tg.tensor([1.0])).data == 1.0      # its own __call__ is kept

@@ -60,8 +60,15 @@ class Module:
     sub-modules (``named_modules()``, ``children()``), as PyTorch's ``nn.Module``.
 
     A subclass need not call ``Module.__init__``.  In its forward, ``tg.dropout(x, p,
-    train=self.training)`` (or a :class:`Dropout` sub-module) follows the mode.
+    train=self.training)`` (or a :class:`Dropout` sub-module) follows the mode.  A subclass
+    that defines ``forward`` and no ``__call__`` is callable as PyTorch's: ``model(x)`` is
+    ``model.forward(x)`` (one without ``forward`` stays not callable).
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if callable(getattr(cls, "forward", None)) and "__call__" not in dir(cls):
+            cls.__call__ = _call_forward
 
     @property
     def training(self):
@@ -532,6 +539,11 @@ class Dropout(Module):
 
     def own_config(self):
         return {"p": self.p}
+
+
+def _call_forward(self, *args, **kwargs):
+    """``model(...)``: ``model.forward(...)``, PyTorch's habit (see :class:`Module`)."""
+    return self.forward(*args, **kwargs)
 
 
 _evaluated = threading.local()    # .blocks: the ids of the modules of each evaluation() block
