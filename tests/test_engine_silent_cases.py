@@ -149,6 +149,16 @@ def test_train_called_inside_an_evaluation_block_is_what_training_reads_as_after
     assert net.training and not net.drop.training      # what the user set stays set
 
 
+def test_an_evaluation_block_of_one_module_holds_its_whole_tree_as_eval_reaches_it():
+    # evaluation(model) raised "'_Net' object is not iterable"
+    from tinygraph.module import evaluation
+    net = _Net()
+    with evaluation(net):
+        assert not net.training and not net.drop.training
+        assert net.drop(tg.tensor(np.ones(4))).data.tolist() == [1.0] * 4
+    assert net.training and net.drop.training
+
+
 def test_an_evaluation_block_still_holds_the_modules_no_one_set_and_blocks_after_the_call():
     from tinygraph.module import evaluation
     a, b = _Net(), _Net()

@@ -561,7 +561,12 @@ def evaluation(modules):
     A mode set inside the block by this thread (``train()``, ``eval()``, ``training = ...``)
     is the module's own mode, as always, and what this thread reads from then on (as after
     PyTorch's ``train()``): the block no longer holds that module; it stays set after the
-    block, which changes no mode itself."""
+    block, which changes no mode itself.
+
+    ``modules``: an iterable of modules, or one Module, which stands for its whole tree (as
+    ``eval()`` reaches every sub-module)."""
+    if isinstance(modules, Module):
+        modules = [module for _, module in modules.named_modules()]
     modules = list(modules)       # held meanwhile: their ids stay theirs
     block = {id(module) for module in modules}
     blocks = _evaluated.__dict__.setdefault("blocks", [])
