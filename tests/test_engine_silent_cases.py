@@ -372,3 +372,19 @@ def test_a_module_with_forward_is_called_as_pytorchs_and_one_without_is_not_call
     np.testing.assert_array_equal(Shifted()(np.zeros(2)).data, [2.0, 3.0])
     assert not callable(Plain()) and not callable(tg.Module())
     assert tg.Dropout(0.0)(tg.tensor([1.0])).data == 1.0      # its own __call__ is kept
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "Adagrad"])
+def test_an_optimizer_step_refused_by_the_callers_errstate_names_the_parameter_and_changes_nothing(
+        name):
+    # the step was put back, but the error was numpy's bare "overflow encountered in multiply"
+    a, b = tg.Parameter(np.ones(2), name="a"), tg.Parameter(np.ones(2), name="b")
+    opt = getattr(tg.optim, name)([a, b], lr=1e300 if name == "SGD" else 0.1)
+    a.grad, b.grad = np.ones(2), np.array([1e200 if name != "SGD" else 1e10, 1.0])
+    with np.errstate(all="raise"), pytest.raises(
+            FloatingPointError, match=rf"^{name}\.step: parameter 1 'b' of shape \(2,\): overflow "
+                                      r".*\(nothing was changed\)$"):
+        opt.step()
+    np.testing.assert_array_equal(a.data, np.ones(2))
+    np.testing.assert_array_equal(b.data, np.ones(2))
+    assert opt.steps == 0

@@ -274,20 +274,27 @@ class Optimizer:
         saved = [(p, p._data, p._data.copy(), {k: v.copy() for k, v in self.state[i].items()})
                  for i, p, _, _ in grads]
         steps = self.steps
+        at = None
         try:
             self.steps += 1
-            for i, p, g, group in grads:
+            for at in grads:
+                i, p, g, group = at
                 self._update(p, g, self.state[i], group)
+            at = None
             # inside the try: an interrupt while the versions are bumped puts the update back
             # too (a version bumped on data put back only makes older graphs refuse backward)
             for _, p, _, _ in grads:
                 bump_version(p)
-        except BaseException:
+        except BaseException as e:
             self.steps = steps
             for (i, _, _, _), (p, data, copy, state) in zip(grads, saved):
                 np.copyto(data, copy)
                 p._data = data
                 self.state[i] = state
+            if type(e) is FloatingPointError and at is not None:   # a caller's np.errstate
+                i, p = at[0], at[1]
+                raise FloatingPointError(f"{who}: parameter {i}{_name(p)} of shape {p.shape}: "
+                                         f"{e} (nothing was changed)") from e
             raise
 
     def _ready(self, who):
