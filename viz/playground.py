@@ -965,19 +965,21 @@ class Playground:
     """A running playground: ``url`` (with its token), ``stop()``; in Jupyter the page inline.
 
     Made by :func:`playground`; ``serve_forever()`` blocks until Ctrl-C (the command line).
-    While it runs, numpy's OpenBLAS runs with one thread, as the command's training does
-    (:func:`viz.blas.hold_one_blas_thread`); ``stop()`` puts the count back (the last
-    playground to stop, when several run).
+    With ``one_blas_thread=True`` numpy's OpenBLAS runs with one thread while it runs, as the
+    command's training does (:func:`viz.blas.hold_one_blas_thread`; the count is process-wide)
+    and ``stop()`` puts the count back (the last playground to stop, when several hold it);
+    by default the process's BLAS count is left alone (the ``tinygraph`` command holds it
+    for its whole process itself, :func:`viz.cli.main`).
     """
 
-    def __init__(self, config, model=None, task=None, port=0, out=None):
+    def __init__(self, config, model=None, task=None, port=0, out=None, one_blas_thread=False):
         try:                 # first: a port taken leaves no training thread and no folder behind
             self.server = _Server(("127.0.0.1", port), _Handler)
         except OSError as e:
             raise tg.ConfigError(f"viz.playground: cannot listen on 127.0.0.1:{port}: "
                                  f"{e.strerror or e}; give another port (--port), or 0 for a "
                                  f"free one") from None
-        release = hold_one_blas_thread()        # the engine trains as the command does
+        release = hold_one_blas_thread() if one_blas_thread else (lambda: None)
         try:
             if out is not None:
                 out = os.path.abspath(out)
@@ -1053,7 +1055,8 @@ def _user_source(model, task, batch, seed):
     return _Source(lambda b, s: task(b, s), seed, batch)
 
 
-def playground(model=None, task=None, port=0, out=None, open_browser=False, **config):
+def playground(model=None, task=None, port=0, out=None, open_browser=False,
+               one_blas_thread=False, **config):
     """Start the playground; returns a :class:`Playground` (``url``, ``stop()``).
 
     Parameters
@@ -1065,12 +1068,17 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False, **co
         model, the name of a built-in task ("copy", "parity", "chars", "signal")
     port : int, 0 for a free port; out : folder for checkpoints, optional
     open_browser : bool
+    one_blas_thread : bool, default False.  True: until ``stop()`` numpy's OpenBLAS runs with
+        one thread, as in ``tinygraph playground`` (faster training of small matrices on a busy
+        machine), unless a BLAS thread variable such as ``OPENBLAS_NUM_THREADS`` is set.  The
+        count is process-wide: for that time every other thread of your process computes with
+        it too (a matrix product's last bits depend on it), so it is not done unless asked.
     **config : fields of :data:`DEFAULTS` (design, task, delay, hidden, rho, lr, clip, batch,
         trunc, seed, compare)
-
-    Until ``stop()`` numpy's OpenBLAS runs with one thread, as in ``tinygraph playground``
-    (unless a BLAS thread variable such as ``OPENBLAS_NUM_THREADS`` is set).
     """
+    if not isinstance(one_blas_thread, bool):
+        raise tg.ConfigError(f"viz.playground: one_blas_thread must be True or False, got "
+                             f"{one_blas_thread!r}")
     if model is None and isinstance(task, str):      # a built-in task by name
         config["task"], task = task, None
     if model is None and task is not None:
@@ -1086,7 +1094,7 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False, **co
         raise tg.ConfigError(f"viz.playground: {e}") from None
     if model is not None:
         task = _user_source(model, task, config["batch"], config["seed"])
-    app = Playground(config, model, task, port, out).start()
+    app = Playground(config, model, task, port, out, one_blas_thread=one_blas_thread).start()
     if open_browser:
         webbrowser.open(app.url)
     return app
