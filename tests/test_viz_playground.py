@@ -1056,6 +1056,40 @@ def test_a_users_model_saved_inside_a_sequence_resumes_with_all_it_carries(desig
     assert (engine.runs[0].losses, engine.runs[0].digest()) == want
 
 
+def test_an_old_checkpoint_without_the_fed_back_output_names_what_is_missing_and_why(tmp_path):
+    # a ConditionalRNN saved inside a sequence by a playground that carried {"h0": last} alone
+    # (no carried_y0) was refused as "a file edited by hand?": it now names carried_y0, what it
+    # is and where the file is from, and still changes nothing
+    from viz.playground import Engine, _user_source
+    rng = np.random.default_rng
+
+    def task(b, s):
+        return rng(s).normal(size=(10, b, 3)), rng(s + 1).normal(size=(10, b, 2))
+    model = rnn.ConditionalRNN(3, 4, 2, seed=0, criterion="squared_error")
+    config = check_config(dict(design=model.name, task="custom", rho=0.0, batch=2, trunc=4),
+                          custom=True)
+    engine = Engine(config, model, _user_source(model, task, 2, 0), out=str(tmp_path))
+    engine.stop(timeout=5)
+    engine._one_update()
+    engine.save()
+    path, run = engine._path(0), engine.runs[0]
+    arrays = tg.read_checkpoint(path).arrays
+    assert {"extra/carried", "extra/carried_y0"} <= set(arrays)
+    rnn.save_training(path, run.trainer, {"losses": np.array(run.losses),   # as it was written
+                                          "norms": np.array(run.norms),
+                                          "carried": arrays["extra/carried"]},
+                      meta=tg.read_meta(path)["user"])
+    engine._one_update()
+    digest, carried = run.digest(), {k: v.data.copy() for k, v in run.carried.items()}
+    with pytest.raises(tg.CheckpointError) as caught:
+        engine.resume()
+    message = str(caught.value)
+    assert "carried_y0 (the output y(t-1) fed back" in message
+    assert "older than these arrays" in message and "by hand" not in message
+    assert engine.runs[0] is run and run.steps == 2 and run.digest() == digest
+    assert all(np.array_equal(run.carried[k].data, v) for k, v in carried.items())
+
+
 def test_a_conditional_regression_net_cut_into_chunks_feeds_the_last_target_of_the_chunk_before():
     # the playground carried {"h0": last} alone: a ConditionalRNN's chunk after the first
     # read y(0) = 0 instead of the target y(start-1) (no error: a silently other loss).  Each

@@ -816,11 +816,7 @@ class Engine:
                                                   **carried})
                 given = sorted(k for k in arrays if k.startswith("carried"))
                 if given and len(given) != len(carried):    # the run would carry zeros for them
-                    raise tg.CheckpointError(
-                        f"'{self._path(i)}' holds only some parts of the carried state: "
-                        f"{[k.split('/', 1)[-1] for k in given]}, not "
-                        f"{[k.split('/', 1)[-1] for k in sorted(carried) if k not in arrays]} "
-                        "(the run would go on from zeros for them); a file edited by hand?")
+                    raise tg.CheckpointError(_partly_carried(self._path(i), given, carried))
                 if meta.get("save") != mark:
                     raise tg.CheckpointError(
                         f"'{self._path(i)}' was written by another save than '{first}' (a save "
@@ -841,6 +837,31 @@ class Engine:
             if put_back is not None:
                 put_back()
             raise
+
+
+def _partly_carried(path, given, expected):
+    """Why a checkpoint holding only some of the carried arrays ``expected`` (its own:
+    ``given``) cannot be resumed: what is missing, what it means and where the file is likely
+    from."""
+    missing = sorted(k for k in expected if k not in given)
+    text = (f"'{path}' holds only some parts of the carried state: "
+            f"{[k.split('/', 1)[-1] for k in given]}, not {[k.split('/', 1)[-1] for k in missing]} "
+            "(the run would go on from zeros for them)")
+    old = [k for k in missing if k == "carried_y0" or k.startswith("carried_past/")]
+    if old and all(k == "carried" or k.startswith("carried/") for k in given) \
+            and set(missing) == set(old):
+        what = []
+        if "carried_y0" in old:
+            what.append("carried_y0 (the output y(t-1) fed back into the next chunk's first step)")
+        if any(k.startswith("carried_past/") for k in old):
+            what.append("carried_past/<i> (the skip connection's past states)")
+        return (f"{text}: missing {' and '.join(what)}. The file was saved inside a sequence by "
+                "a playground older than these arrays, which carried only the last state from "
+                "chunk to chunk (its next chunk restarted the fed-back output or the past states "
+                "from their start values, a loss other than truncated BPTT's); it cannot go on "
+                "as this playground trains. Reset and train again, or resume a save made at "
+                "the end of a sequence (which holds no carried state)")
+    return f"{text}; a file edited by hand?"
 
 
 def _held(model):
