@@ -723,6 +723,9 @@ class Cell(RecurrentModel):
         checks.batch_size(plan.batch, plan.steps, self.name)
         if plan.keep is not None and self.feedback is not None:
             checks.no_holes(plan.keep, self.name)
+        told = getattr(self.step, "padded_by", None)    # rnn.jacobians' cut step: which of a
+        if callable(told):                              # model's chains the mask pads
+            told(plan.keep)
         if plan.reverse and (self.feedback is not None or plan.free is not None
                              or self.outputs != "all" or self.lags):
             raise tg.ConfigError(f"{self.name}: a cell run backward in time takes no feedback "

@@ -40,8 +40,8 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
-from rnn.diagnostics import (kept_rows, model_jacobians, own_run, part_nodes, run_connectivity,
-                             runs_free, saturation_with_nans)
+from rnn.diagnostics import (kept_rows, model_jacobians, own_run, padded_chain, part_nodes,
+                             run_connectivity, runs_free, saturation_with_nans)
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
@@ -571,7 +571,7 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
     notes = _run_notes(model, run, options)
     try:
         whole, chains, nans = saturation_with_nans(run, own, keep=kept_rows(options, "viz.explore"),
-                                                   who="viz.explore")
+                                                   who="viz.explore", padded=padded_chain(model))
     except tg.ConfigError:      # a mask of one of several chains: every row's units, said so
         whole, chains, nans = saturation_with_nans(run, own)
         notes.append("the saturation counts the units of every row at every step, padded ones "
