@@ -1203,3 +1203,37 @@ def test_snapshots_read_by_requests_racing_a_playing_run_are_each_of_one_update(
         while fresh.steps < steps:
             fresh.update()
         assert digests[steps] == fresh.digest(), f"update {steps}"
+
+
+def test_a_task_that_gives_a_mask_is_refused_not_trained_on_its_padding():
+    # the playground trains (xs, ys) without a mask: a task giving (xs, ys, mask) of padded
+    # sequences stopped viz.playground with a bare "ValueError: too many values to unpack";
+    # it now says why (the padding would be trained on) and what to do.  A batch drawn later
+    # that gives one is refused as well, changing nothing
+    from viz.playground import _user_source
+    model = rnn.ElmanRNN(3, 4, 2, seed=0)
+
+    def padded(b, s):
+        r = np.random.default_rng(s)
+        mask = np.ones((6, b))
+        mask[4:, 0] = 0
+        return r.normal(size=(6, b, 3)), r.integers(0, 2, (6, b)), mask
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(tg.ConfigError, match=r"^viz\.playground: the task gave 3 arrays .*"
+                                             r"padded steps would be trained on"):
+        viz.playground(model, padded)
+    with pytest.raises(tg.ConfigError, match=r"must give a pair \(xs, ys\), got 1 array$"):
+        viz.playground(model, lambda b, s: (np.zeros((6, b, 3)),))
+    with pytest.raises(tg.ConfigError, match=r"must give a pair \(xs, ys\), got a dict$"):
+        viz.playground(model, lambda b, s: {"xs": np.zeros((6, b, 3))})
+    calls = []
+
+    def later(b, s):            # the held-out batch is a pair, the first training batch not
+        calls.append(s)
+        xs, ys, mask = padded(b, s)
+        return (xs, ys) if len(calls) == 1 else (xs, ys, mask)
+    run = _user_run_cut(model, later, 6)
+    with pytest.raises(tg.ConfigError, match="the task gave 3 arrays"):
+        run.update()
+    assert run.steps == 0 and run.losses == []
+    assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())

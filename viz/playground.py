@@ -156,11 +156,30 @@ class _Source:
 
     def __init__(self, make, seed, batch):
         self.make, self.seed, self.size = make, seed, batch
-        self.held = make(HELD_BATCH, 2**40 + seed)
+        self.held = self._pair(make(HELD_BATCH, 2**40 + seed))
         self.probe = tuple(_first(a, HELD_BATCH, i) for i, a in enumerate(self.held))
 
     def batch(self, number):
-        return self.make(self.size, self.seed * 100_003 + number)
+        return self._pair(self.make(self.size, self.seed * 100_003 + number))
+
+    @staticmethod
+    def _pair(data):
+        """The task's (xs, ys); anything else is refused, a third array (a mask of padded
+        sequences) by name: the playground trains without one, so the padding would be trained
+        on as data."""
+        if isinstance(data, (tuple, list)) and len(data) == 2:
+            return tuple(data)
+        if isinstance(data, (tuple, list)) and len(data) == 3:
+            raise tg.ConfigError(
+                "viz.playground: the task gave 3 arrays (xs, ys and a mask of padded sequences?); "
+                "the playground trains on (xs, ys) alone, without a mask, so the padded steps "
+                "would be trained on as data: give sequences of one length (no padding), or "
+                "train padded batches with rnn.Trainer and model.loss(xs, ys, mask=mask)")
+        if isinstance(data, (tuple, list)):
+            got = f"{len(data)} array{'' if len(data) == 1 else 's'}"
+        else:
+            got = f"a {type(data).__name__}"
+        raise tg.ConfigError(f"viz.playground: the task must give a pair (xs, ys), got {got}")
 
 
 def _terms(model, ys):
@@ -1085,7 +1104,8 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False,
     model : an rnn design or Cell of your own, optional; trained in place (reset restores its
         parameters as given, W rescaled to ``rho`` when ``rho`` is set, and the calls of its
         seeded tg.Dropout modules, so that a reset run draws the same masks again)
-    task : callable (batch, seed) -> (xs, ys), optional: your data for ``model``; without a
+    task : callable (batch, seed) -> (xs, ys), optional: your data for ``model`` (sequences of
+        one length: there is no mask, and a third array given is refused); without a
         model, the name of a built-in task ("copy", "parity", "chars", "signal")
     port : int, 0 for a free port; out : folder for checkpoints, optional
     open_browser : bool
