@@ -1237,3 +1237,35 @@ def test_a_task_that_gives_a_mask_is_refused_not_trained_on_its_padding():
         run.update()
     assert run.steps == 0 and run.losses == []
     assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_settings_of_the_built_in_models_are_refused_for_a_users_model_not_ignored():
+    # viz.playground(model, task, hidden=64) was accepted and trained the model's own 4 units
+    # while the page said hidden 64; design="lstm" named an Elman network "lstm: elman with
+    # every weight trained"; a reset from the page with another hidden, delay or length (the
+    # controls were enabled) changed nothing but the page's numbers
+    model = rnn.ElmanRNN(2, 4, 2, seed=0)
+
+    def task(batch, seed):
+        return rnn.problems.running_parity(batch, 6, seed)
+    for key, value in (("hidden", 64), ("design", "lstm"), ("delay", 9), ("length", 7)):
+        with pytest.raises(tg.ConfigError, match=rf"^viz\.playground: {key}= is a setting of the "
+                                                 r"built-in models.*leave it out"):
+            viz.playground(model, task, **{key: value})
+    started = viz.playground(model, task)
+    try:
+        client = Client(started)
+        state = client.state()
+        assert state["config"]["hidden"] == 4 and state["config"]["design"] == "elman"
+        status, payload = client.post("/api/reset", {"config": dict(state["config"], hidden=64)})
+        assert status == 400 and "hidden 64: a model given from Python keeps its own (hidden 4)" \
+            in json.loads(payload)["error"]
+        # what the page sends: its design and task selects cannot show "custom" (empty values)
+        page = dict(state["config"], design="", task="", lr=0.05)
+        assert client.post("/api/reset", {"config": page})[0] == 200
+        assert client.post("/api/reset", {"config": {"lr": 0.02}})[0] == 200    # the rest: own
+        state = _until(lambda: (s := client.state())["config"]["lr"] == 0.02 and s, "the reset")
+        assert state["config"]["design"] == "elman" and state["config"]["task"] == "custom"
+        assert state["config"]["hidden"] == 4 and state["runs"][0]["name"] == "elman (4 hidden)"
+    finally:
+        started.stop()

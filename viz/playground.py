@@ -71,6 +71,9 @@ VIEW_SHARE = 0.1           # the views take at most about this share of the trai
 REFRESH_SECONDS = 0.25     # and are refreshed at most this often (CPU seconds of the thread)
 PUBLISH_SECONDS = 0.25     # the curves of a playing run are published at most this often
 SAVE_NAME = "playground_{}.npz"
+# settings of the built-in models and tasks: a model given from Python has its own (its name as
+# design, task "custom", its own hidden size) and its task its own data (no delay, no length)
+OWN_SETTINGS = ("design", "hidden", "delay", "length")
 
 
 class BadRequest(tg.TinygraphError, ValueError):
@@ -613,6 +616,8 @@ class Engine:
     def __init__(self, config, model=None, task=None, out=None, release=lambda: None):
         self.release = release                  # counts the engine out of one BLAS thread
         self.custom = model is not None
+        # a user's model keeps these whatever a reset asks (the page shows them, disabled)
+        self.own = {k: config[k] for k in OWN_SETTINGS + ("task",)} if self.custom else None
         self.user_model, self.user_task = model, task
         self.initial = model.state_dict() if model is not None else None
         self.initial_calls = rnn.train._dropout_calls(model) if model is not None else None
@@ -642,6 +647,21 @@ class Engine:
     def snapshot(self):
         with self.lock:
             return self._snapshot
+
+    def reset_config(self, config):
+        """``config`` (checked) as a reset of this engine takes it: for a model given from
+        Python its design and task as they are (the page cannot show them), and a hidden size,
+        delay or length other than the run's refused (BadRequest): they would not change the
+        model or the task's data, only what the page says of them."""
+        if not self.custom:
+            return config
+        changed = [k for k in ("hidden", "delay", "length") if config[k] != self.own[k]]
+        if changed:
+            k = changed[0]
+            raise BadRequest(f"{k} {config[k]!r}: a model given from Python keeps its own "
+                             f"({k} {self.own[k]!r}); lr, clip, batch, trunc, seed, optimizer "
+                             "and rho apply to it")
+        return dict(config, design=self.own["design"], task=self.own["task"])
 
     def stop(self, timeout=None):
         """Stop the thread: it ends after the update in progress, which this waits for (up to
@@ -976,7 +996,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             app = self.server.app
             if path == "/api/reset":
                 config = body.get("config")
-                config = None if config is None else check_config(config, app.engine.custom)
+                if config is not None:
+                    if app.engine.custom and isinstance(config, dict):   # missing: the run's own
+                        config = dict(app.engine.own, **config)
+                    config = app.engine.reset_config(check_config(config, app.engine.custom))
                 app.engine.command("reset", config)
             elif path in ("/api/play", "/api/pause", "/api/step"):
                 app.engine.command(path.rsplit("/", 1)[1])
@@ -1115,7 +1138,8 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False,
         count is process-wide: for that time every other thread of your process computes with
         it too (a matrix product's last bits depend on it), so it is not done unless asked.
     **config : fields of :data:`DEFAULTS` (design, task, delay, hidden, rho, lr, clip, batch,
-        trunc, seed, compare)
+        trunc, seed, compare); with your model, lr, clip, batch, trunc, seed, optimizer and rho
+        only (the others are the built-in models' and tasks': a ConfigError)
     """
     if not isinstance(one_blas_thread, bool):
         raise tg.ConfigError(f"viz.playground: one_blas_thread must be True or False, got "
@@ -1128,7 +1152,18 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False,
         if not callable(getattr(model, "run_for_loss", None)):
             raise tg.DTypeError(f"viz.playground: needs an rnn design or Cell, got "
                                 f"{type(model).__name__}")
-        config = dict({"rho": 0.0, "design": model.name, "task": "custom"}, **config)
+        given = [k for k in OWN_SETTINGS if k in config]
+        if given:            # they would change nothing but what the page says of the run
+            raise tg.ConfigError(f"viz.playground: {given[0]}= is a setting of the built-in "
+                                 f"models and tasks; your model {model.name!r} has its own, and "
+                                 "your task its own data: leave it out (lr, clip, batch, trunc, "
+                                 "seed, optimizer and rho apply to your model)")
+        own = {"rho": 0.0, "design": model.name, "task": "custom"}
+        hidden = getattr(model, "n_hidden", None)        # shown on the page, as it is
+        low, high = LIMITS["hidden"]
+        if isinstance(hidden, int) and not isinstance(hidden, bool) and low <= hidden <= high:
+            own["hidden"] = hidden
+        config = dict(own, **config)
     try:
         config = check_config(config, custom=model is not None)
     except BadRequest as e:
