@@ -642,3 +642,24 @@ def test_masked_truncated_bptt_in_two_calls_where_a_sequence_ends_in_the_first(n
         np.testing.assert_allclose(q.data, p.data, rtol=1e-13)
     with pytest.raises(tg.ShapeError, match="mask keeps no step of sequence b=1"):
         rnn.truncated_bptt(trainer, xs[6:], ys[6:], chunk=3, mask=mask[6:])   # no h0: empty
+
+
+@pytest.mark.parametrize("make", [lambda: rnn.BidirectionalRNN(3, 4, 2, seed=0),
+                                  lambda: rnn.ElmanRNN(3, 4, 2, seed=0, bidirectional=True),
+                                  lambda: rnn.EncoderDecoder(3, 4, 2, seed=0)],
+                         ids=["bidirectional", "elman_bidirectional", "encdec"])
+def test_the_carry_of_a_model_that_is_not_causal_is_refused_before_any_update(make):
+    # model.carry (and Trainer.chunk, a user's own chunk loop) gave a bidirectional net's
+    # {"h": h(T), "g": g(1)} as the next chunk's h0: its g(1) read as g(T+1), a state of no
+    # meaning there, without a word (truncated_bptt refuses such models; carry did not)
+    model = make()
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(6, 2, 3)), rng.integers(0, 2, (6, 2))
+    with pytest.raises(tg.ConfigError, match=rf"^{model.name}\.carry: {model.name} is not causal"):
+        model.carry(model.run(xs, ys))
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), 0.1))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(tg.ConfigError, match="is not causal"):
+        trainer.chunk(xs, ys, {})
+    assert trainer.steps == 0
+    assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())
