@@ -98,6 +98,26 @@ def test_reset_rescales_every_recurrent_matrix_to_rho():
             assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
 
 
+def test_rho_rescales_only_the_recurrent_matrices_of_a_users_model():
+    # a JordanRNN with n_out == H had its W (it reads y(t-1), no state h) rescaled as if it were
+    # h(t-1) -> h(t), and an attention's Wa (s(t-1) into the scores) too: rho changed them
+    jordan = rnn.JordanRNN(4, 4, 4, seed=0)
+    assert recurrent_weights(jordan) == []
+    attend = rnn.EncoderDecoder(3, 4, 2, seed=0, attention="additive")
+    assert [p.name for p in recurrent_weights(attend)] == ["W", "Wd"]
+    wa = attend.Wa.data.copy()
+
+    def task(b, s):
+        r = np.random.default_rng(s)
+        return r.normal(size=(5, b, 3)), r.integers(0, 2, (6, b))
+    from viz.playground import _user_source
+    config = check_config(dict(design=attend.name, task="custom", rho=0.5, batch=4), custom=True)
+    Run(config, attend, _user_source(attend, task, 4, 0), attend.state_dict())
+    np.testing.assert_array_equal(attend.Wa.data, wa)
+    for w in (attend.W, attend.Wd):
+        assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
+
+
 @pytest.mark.parametrize("clip", [0.0, 0.5])
 def test_sgd_moves_the_parameters_by_lr_times_the_clipped_gradient_norm(clip):
     run = Run(check_config({"hidden": 6, "delay": 4, "rho": 1.5, "optimizer": "sgd", "lr": 0.1,

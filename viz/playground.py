@@ -308,10 +308,15 @@ def build(config):
 
 
 def recurrent_weights(model):
-    """The square recurrent matrices h(t-1) -> h(t): W, and the gates' Wf, Wg, Wo, Wu, Wr."""
+    """The square recurrent matrices h(t-1) -> h(t): W, and the gates' Wf, Wg, Wo, Wu, Wr.  A
+    model without state parts (a JordanRNN: its W reads y(t-1), square when n_out == H) has
+    none, and an attention's Wa (it reads s(t-1) into the scores, not into s(t)) is none."""
     hidden = getattr(model, "n_hidden", None)
+    if not getattr(model, "parts", None):
+        return []
     return [p for name, p in model.named_parameters()
-            if name.split(".")[-1].startswith("W") and p.ndim == 2 and p.shape == (hidden, hidden)]
+            if name.split(".")[-1].startswith("W") and not name.split(".")[-1].startswith("Wa")
+            and p.ndim == 2 and p.shape == (hidden, hidden)]
 
 
 def rescale(model, rho):
