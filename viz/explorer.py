@@ -650,7 +650,11 @@ def _run_notes(model, run, options):
                      "loss(xs, ys) computes by default; for a model trained running free give "
                      "the run's options (viz.explore(..., teacher_forcing=False) for a "
                      "JordanRNN, feedback=\"output\" with the squared error)")
-    if options.get("mask") is not None:
+    if options.get("mask") is not None and padded_chain(model) is not None:
+        notes.append(f"masked: the mask pads the source, so the padded steps (mask 0) of "
+                     f"{padded_chain(model)} carry its state, as in loss(xs, ys, mask=mask); "
+                     "every other step and row has its loss term and units")
+    elif options.get("mask") is not None:
         notes.append("masked: the padded steps (mask 0) add no loss term and carry the state, as "
                      "in loss(xs, ys, mask=mask)")
     return notes
