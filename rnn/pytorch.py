@@ -23,8 +23,8 @@ GRU's b_hn is ``bh``).  A module made with ``bias=False`` (a head ``nn.Linear(..
 has no biases: ``from_torch`` gives the model zero biases (c) that are fixed
 (``requires_grad=False``, out of ``parameters()``), so that training moves only what torch's
 trains, and ``to_torch`` of a model whose biases (c) are all fixed at zero gives ``bias=False``
-back.  A parameter torch does not train (``requires_grad=False``) gives ours fixed likewise,
-and back.  Dropout between torch's layers acts only in training, and the models here have
+back.  A parameter torch does not train (``requires_grad=False``) gives ours made of it alone
+fixed likewise, and ``to_torch`` freezes a torch parameter whose every part is fixed here.  Dropout between torch's layers acts only in training, and the models here have
 none: ``from_torch`` takes such a module in ``eval()`` mode only (the function it then
 computes), and ``to_torch`` gives ``dropout=0``.
 """
