@@ -1289,3 +1289,27 @@ def test_settings_of_the_built_in_models_are_refused_for_a_users_model_not_ignor
         assert state["config"]["hidden"] == 4 and state["runs"][0]["name"] == "elman (4 hidden)"
     finally:
         started.stop()
+
+
+def test_a_task_whose_training_sequences_are_longer_than_its_held_out_ones_is_refused():
+    # the chunks per sequence were counted on the held-out batch (6 steps: 2 chunks of 3), so
+    # a training sequence of 10 steps was trained on its first 6 only, update after update,
+    # without a word (and a shorter one ran out of chunks: a bare IndexError)
+    model = rnn.ElmanRNN(3, 4, 2, seed=0)
+
+    def task(b, s, train=10):
+        T = 6 if s >= 2**40 else train          # the held-out batch's seed is 2**40 + seed
+        r = np.random.default_rng(s)
+        return r.normal(size=(T, b, 3)), r.integers(0, 2, (T, b))
+    for train in (10, 3):
+        run = _user_run_cut(model, lambda b, s: task(b, s, train), 3)
+        before = run.digest()
+        with pytest.raises(tg.ShapeError, match=rf"2 per sequence as its held-out batch of 6 "
+                                                rf"steps has them, but the batch of update 1 has "
+                                                rf"{train} steps"):
+            run.update()
+        assert run.steps == 0 and run.digest() == before
+    run = _user_run_cut(model, lambda b, s: task(b, s, 5), 3)   # 5 steps: 2 chunks as well
+    run.update()
+    run.update()
+    assert run.steps == 2

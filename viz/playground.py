@@ -379,6 +379,17 @@ class Run:
             number, i = divmod(k, self._per_sequence())
             xs, ys = self.source.batch(number)
             if self.whole is None:      # chunks along time, as rnn.truncated_bptt cuts them
+                steps = np.shape(xs)[0] if np.ndim(xs) else 0
+                if -(-steps // trunc) != self._per_sequence():
+                    # the chunks per sequence are counted on the held-out batch's length: a
+                    # longer sequence's later chunks would never be trained on, a shorter one
+                    # would have none to give
+                    raise tg.ShapeError(
+                        f"viz.playground: the task's sequences are cut into chunks of trunc "
+                        f"{trunc} steps, {self._per_sequence()} per sequence as its held-out "
+                        f"batch of {self._length()} steps has them, but the batch of update "
+                        f"{k + 1} has {steps} steps ({-(-steps // trunc)} chunks): give "
+                        "sequences of one length")
                 xs, ys = rnn.train.chunks(self.model, xs, ys, trunc, "viz.playground")[i]
         calls = rnn.train._dropout_calls(self.model)
         try:
