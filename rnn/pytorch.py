@@ -246,7 +246,13 @@ def from_torch(module, head):
     if not isinstance(head, nn.Linear):
         raise tg.ConfigError(f"rnn.from_torch: head must be a torch.nn.Linear, got "
                              f"{type(head).__name__}")
-    params = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    # each weight as the module computes with it: the attribute (a parametrized one, e.g. by
+    # torch.nn.utils.parametrizations.weight_norm, is its computed weight, not in state_dict)
+    names = [f"{w}{theirs}" for _, theirs in mapping(kind, module.num_layers,
+                                                      bool(module.bidirectional))
+             for w in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if module.bias else ())]
+    weights = {name: getattr(module, name) for name in names}
+    params = {k: v.detach().cpu().numpy() for k, v in weights.items()}
     dtype = params["weight_ih_l0"].dtype
     if dtype.kind != "f" or head.weight.detach().cpu().numpy().dtype != dtype:
         raise tg.DTypeError(f"rnn.from_torch: the module's dtype {dtype} and the head's "
@@ -258,8 +264,9 @@ def from_torch(module, head):
                             f"output of width {width} (hidden_size {module.hidden_size}"
                             f"{' x 2 directions' if module.bidirectional else ''})")
     bias = None if head.bias is None else head.bias.detach().cpu().numpy()
-    fixed = {k for k, v in module.named_parameters() if not v.requires_grad}
-    fixed |= {f"head.{k}" for k, v in head.named_parameters() if not v.requires_grad}
+    fixed = {k for k, v in weights.items() if not v.requires_grad}
+    fixed |= {f"head.{k}" for k in ("weight", "bias")
+              if getattr(head, k) is not None and not getattr(head, k).requires_grad}
     return from_arrays(kind, params, head.weight.detach().cpu().numpy(), bias,
                        module.num_layers, bool(module.bidirectional), dtype=dtype, fixed=fixed)
 

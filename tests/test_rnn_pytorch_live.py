@@ -275,3 +275,24 @@ def test_to_torch_refuses_a_torch_parameter_made_of_fixed_and_trained_ones():
                                              r"Wg, Wf, W, Wo; Wf is fixed .* but Wg, W, Wo are "
                                              "trained"):
         model.to_torch()
+
+
+def test_a_module_with_a_parametrized_weight_is_taken_as_it_computes():
+    """torch.nn.utils.parametrizations.weight_norm(module, "weight_hh_l0") moves the weight out
+    of state_dict (into parametrizations.weight_hh_l0.original0/1): from_torch read
+    state_dict() and failed with a bare KeyError 'weight_hh_l0'.  The weight the module
+    computes with is taken, and it is fixed when torch trains none of its parts."""
+    from torch.nn.utils.parametrizations import weight_norm
+    torch.manual_seed(1)
+    module = weight_norm(torch.nn.GRU(3, 4, num_layers=2, dtype=torch.float64), "weight_hh_l0")
+    head = weight_norm(torch.nn.Linear(4, 5, dtype=torch.float64))
+    model = rnn.from_torch(module, head)
+    xs = np.random.default_rng(1).normal(size=(6, 2, 3))
+    o = head(module(torch.tensor(xs))[0]).detach().numpy()
+    assert _relative(np.stack([t.data for t in model(xs)[0]]), o) <= TOL
+    assert model.Wr1.requires_grad and model.V.requires_grad
+    for p in module.parametrizations.weight_hh_l0.parameters():
+        p.requires_grad_(False)
+    fixed = rnn.from_torch(module, head)
+    assert not any(getattr(fixed, n).requires_grad for n in ("Wr1", "Wu1", "W1"))
+    assert fixed.Wr2.requires_grad
