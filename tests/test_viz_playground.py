@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -1313,3 +1314,50 @@ def test_a_task_whose_training_sequences_are_longer_than_its_held_out_ones_is_re
     run.update()
     run.update()
     assert run.steps == 2
+
+
+def test_a_new_run_keeps_an_earlier_runs_checkpoints_it_would_overwrite(tmp_path, capsys,
+                                                                       monkeypatch):
+    # `tinygraph playground --out DIR` saved into DIR/playground_0.npz when the server stopped,
+    # over the checkpoint an earlier playground had left there: opening the page and pressing
+    # Ctrl-C lost yesterday's run.  The first save of a run that did not resume them keeps
+    # them aside (all of one save together), as the demo keeps its previous checkpoint
+    from viz.playground import Engine
+    config = check_config({"hidden": 4, "delay": 2, "batch": 2, "compare": "lstm"})
+    first = Engine(config, out=str(tmp_path))
+    first.stop(timeout=5)
+    first._one_update()
+    first.save()
+    saved = {i: (tmp_path / f"playground_{i}.npz").read_bytes() for i in (0, 1)}
+    second = Engine(check_config({"hidden": 5, "delay": 2, "batch": 2}), out=str(tmp_path))
+    second.stop(timeout=5)
+    second.save()
+    second._one_update()
+    second.save()               # its own file now: replaced, nothing more kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "playground_0.npz", "playground_0.previous-1.npz", "playground_1.previous-1.npz"]
+    assert [(tmp_path / f"playground_{i}.previous-1.npz").read_bytes() for i in (0, 1)] \
+        == [saved[0], saved[1]]
+    assert second.kept == [str(tmp_path / f"playground_{i}.previous-1.npz") for i in (0, 1)]
+    assert tg.read_meta(tmp_path / "playground_0.npz")["user"]["steps"] == 1
+    third = Engine(check_config({"hidden": 5, "delay": 2, "batch": 2}), out=str(tmp_path))
+    third.stop(timeout=5)
+    third.resume()              # goes on from the second run's file: its saves replace it
+    third._one_update()
+    third.save()
+    assert third.kept == [] and tg.read_meta(tmp_path / "playground_0.npz")["user"]["steps"] == 2
+    fourth = Engine(check_config({"hidden": 5, "delay": 2, "batch": 2}), out=str(tmp_path))
+    fourth.stop(timeout=5)
+    fourth.save()
+    assert fourth.kept == [str(tmp_path / "playground_0.previous-2.npz")]
+    module = sys.modules["viz.playground"]
+
+    def sleep(seconds):                         # the command's wait loop: Ctrl-C at once
+        raise KeyboardInterrupt
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(
+        sleep=sleep, perf_counter=time.perf_counter, thread_time=time.thread_time))
+    capsys.readouterr()
+    assert main(["playground", "--no-browser", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"kept the earlier run's checkpoint as {tmp_path / 'playground_0.previous-3.npz'}" in out
+    assert (tmp_path / "playground_0.npz").exists()

@@ -24,6 +24,7 @@ import http.server
 import json
 import math
 import os
+import re
 import secrets
 import threading
 import time
@@ -638,6 +639,10 @@ class Engine:
         self.initial = model.state_dict() if model is not None else None
         self.initial_calls = rnn.train._dropout_calls(model) if model is not None else None
         self.out = out
+        # the checkpoints in ``out`` are this engine's once it saved or resumed them: before,
+        # they are an earlier run's, which the first save keeps aside (never overwritten)
+        self.owns_out = False
+        self.kept = []                          # the earlier run's files, as kept
         self.lock = threading.Lock()            # the snapshot and the command queue
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -836,12 +841,33 @@ class Engine:
             raise BadRequest("no --out folder was given: nothing can be saved")
         mark = hashlib.sha256(json.dumps([[run.config, run.steps, run.digest()] for run in self.runs],
                                          sort_keys=True).encode()).hexdigest()
+        if not self.owns_out:
+            self._keep_earlier()
         for i, run in enumerate(self.runs):
             rnn.save_training(self._path(i), run.trainer,
                               {"losses": np.array(run.losses), "norms": np.array(run.norms),
                                **run.carried_arrays()},
                               meta={"config": run.config, "steps": run.steps, "runs": len(self.runs),
                                     "save": mark})
+        self.owns_out = True
+
+    def _keep_earlier(self):
+        """Move the checkpoints an earlier playground left in ``out`` (``playground_<i>.npz``)
+        aside, together, to the first free ``playground_<i>.previous-<n>.npz``: a new run's
+        first save (also the one when the server stops) would overwrite them otherwise.
+        Their new names are added to :attr:`kept`."""
+        pattern = re.compile(re.escape(SAVE_NAME).replace(r"\{\}", r"(\d+)") + "$")
+        found = sorted(name for name in os.listdir(self.out) if pattern.match(name))
+        if not found:
+            return
+        n = 1
+        while any(os.path.exists(os.path.join(self.out, f"{name[:-4]}.previous-{n}.npz"))
+                  for name in found):
+            n += 1
+        for name in found:
+            kept = os.path.join(self.out, f"{name[:-4]}.previous-{n}.npz")
+            os.rename(os.path.join(self.out, name), kept)
+            self.kept.append(kept)
 
     def resume(self):
         """Read the checkpoints that :meth:`save` wrote; nothing changes unless all load."""
@@ -892,6 +918,7 @@ class Engine:
             if put_back is not None:
                 put_back()
             raise
+        self.owns_out = True        # the run goes on from these files: a save replaces them
 
 
 def _partly_carried(path, given, expected):
@@ -1218,4 +1245,6 @@ def cmd_playground(args):
         pass
     finally:
         app.stop()
+    for kept in app.engine.kept:
+        print(f"tinygraph playground: kept the earlier run's checkpoint as {kept}", flush=True)
     print("tinygraph playground: stopped", flush=True)
