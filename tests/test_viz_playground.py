@@ -1290,6 +1290,10 @@ def test_settings_of_the_built_in_models_are_refused_for_a_users_model_not_ignor
         assert state["config"]["hidden"] == 4 and state["runs"][0]["name"] == "elman (4 hidden)"
     finally:
         started.stop()
+    # a model of more units than the built-in ones may have: its own size, shown as it is
+    assert check_config({"hidden": 600, "rho": 0.0}, custom=True)["hidden"] == 600
+    with pytest.raises(BadRequest, match="hidden must be in 1..512"):
+        check_config({"hidden": 600})
 
 
 def test_a_task_whose_training_sequences_are_longer_than_its_held_out_ones_is_refused():

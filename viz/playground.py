@@ -112,6 +112,8 @@ def check_config(raw, custom=False):
     if config["optimizer"] not in OPTIMIZERS:
         raise BadRequest(f"optimizer must be one of {list(OPTIMIZERS)}, got {config['optimizer']!r}")
     for key, (low, high) in LIMITS.items():
+        if custom and key == "hidden":      # a user's model's own size, shown as it is
+            high = 2**31 - 1
         config[key] = _whole(key, config[key], low, high)
     for key, (low, high) in FLOATS.items():
         config[key] = _real(key, config[key], low, high)
@@ -1203,8 +1205,7 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False,
                                  "seed, optimizer and rho apply to your model)")
         own = {"rho": 0.0, "design": model.name, "task": "custom"}
         hidden = getattr(model, "n_hidden", None)        # shown on the page, as it is
-        low, high = LIMITS["hidden"]
-        if isinstance(hidden, int) and not isinstance(hidden, bool) and low <= hidden <= high:
+        if isinstance(hidden, int) and not isinstance(hidden, bool) and hidden >= 1:
             own["hidden"] = hidden
         config = dict(own, **config)
     try:
