@@ -589,7 +589,9 @@ class RecurrentModel(tg.Module):
 
     def carry(self, run):
         """What the next chunk of truncated BPTT starts from, as keyword arguments of ``run``:
-        the last state, detached (designs with more state override this)."""
+        the last state, detached (designs with more state override this).  A model that is
+        not causal is refused (:func:`not_carried`)."""
+        not_carried(self)
         return {"h0": detach_state(run.last)}
 
     def run_for_loss(self, *args, **kwargs):
@@ -615,6 +617,18 @@ class RecurrentModel(tg.Module):
         if loss is None:
             raise tg.ShapeError(f"{self.name}.loss: needs targets (ys) to compute a loss")
         return loss
+
+
+def not_carried(model):
+    """A ConfigError for ``carry`` of a model that is not causal (``causal = False``: a
+    bidirectional net, an encoder-decoder): each of its outputs reads the whole sequence, so
+    no state of a run is where a next chunk of the sequence starts (the chain backward in
+    time ends at step 1: its g(1) would be read as the next chunk's g(T+1))."""
+    if not getattr(model, "causal", True):
+        name = getattr(model, "name", type(model).__name__)
+        raise tg.ConfigError(f"{name}.carry: {name} is not causal (each output reads the whole "
+                             "sequence), so no state of a run starts a next chunk of it; read "
+                             "whole sequences (no truncated BPTT)")
 
 
 def detach_state(state):
@@ -668,7 +682,9 @@ class Cell(RecurrentModel):
         return state
 
     def carry(self, run):
-        """Truncated BPTT: the next chunk starts from the last state and reads the last feedback."""
+        """Truncated BPTT: the next chunk starts from the last state and reads the last feedback
+        (a model that is not causal is refused: :func:`not_carried`)."""
+        not_carried(self)
         carried = {"h0": detach_state(run.last)} if self.parts else {}
         if self.lags:
             carried["past"] = [detach_state(s) for s in run.past]
@@ -723,6 +739,9 @@ class Cell(RecurrentModel):
         checks.batch_size(plan.batch, plan.steps, self.name)
         if plan.keep is not None and self.feedback is not None:
             checks.no_holes(plan.keep, self.name)
+        told = getattr(self.step, "padded_by", None)    # rnn.jacobians' cut step: which of a
+        if callable(told):                              # model's chains the mask pads
+            told(plan.keep)
         if plan.reverse and (self.feedback is not None or plan.free is not None
                              or self.outputs != "all" or self.lags):
             raise tg.ConfigError(f"{self.name}: a cell run backward in time takes no feedback "

@@ -35,7 +35,8 @@ is refused with a ConfigError naming the function and the model.
 vector x and the targets, for ``SequenceToOne`` the sequence and its one label).
 
 Each takes the keyword arguments of the model's ``run`` that change what its loss computes
-(``**options``: ``mask=`` of padded sequences, ``teacher_forcing=False`` of a JordanRNN running
+(``**options``: ``mask=`` of padded sequences (an EncoderDecoder's pads the source: the
+encoder's steps, its decoder's steps all kept, as in its loss), ``teacher_forcing=False`` of a JordanRNN running
 free, ``feedback="output"`` of a design that feeds o(t-1) back, ``y0=``), so that it diagnoses
 the run the model was trained on: without them the run is ``model.run(xs, ys)``, unmasked and,
 for a design that feeds y(t-1) back, teacher-forced (the targets fed in).  An option the
@@ -300,6 +301,12 @@ class _CutSteps:
         self.step = step
         self.parts = list(parts)
         self.records = []
+        self.keep = None            # the mask (T, B) of the steps this chain ran, if it had one
+
+    def padded_by(self, keep):
+        """Told by :meth:`rnn.core.Cell.unroll`: the mask of the plan this step runs in (None:
+        none; an encoder-decoder's mask pads its encoder's steps, not its decoder's)."""
+        self.keep = None if keep is None else np.asarray(keep, dtype=bool)
 
     def __call__(self, state, u):
         leaves = {k: tg.tensor(v.data, requires_grad=True) for k, v in state.items()}
@@ -336,7 +343,9 @@ def jacobians(model, xs, part="h", h0=None, ys=None, steps=None, **options):
     part : str, a state part; h0 : initial state, optional
     steps : int, for a system without input (``xs=None``)
     **options : keyword arguments of ``model.run`` (``mask=``: a padded step carries the
-        state unchanged, its Jacobian the identity); a run that feeds the model's own output
+        state unchanged, its Jacobian the identity; the mask pads the steps of the chains that
+        run over it: every chain of a bidirectional or stacked net, an encoder-decoder's encoder
+        alone); a run that feeds the model's own output
         back (``teacher_forcing=False``, ``feedback=``) is refused (see the module's doc)
 
     Returns
@@ -374,9 +383,6 @@ def model_jacobians(model, xs, part="h", h0=None, ys=None, steps=None, who="rnn.
     run_model(cut, xs, ys, h0, steps, who, options)
     records = cut_steps.records
     keep = kept_rows(options, who)
-    if keep is not None and not records:
-        raise tg.ConfigError(f"{who}: a mask of {model.name}, a model of several chains, does "
-                             "not say which of their steps it pads; leave the mask out")
     if not records:
         own = [c for c in chains if part in c.parts and c.records]
         if len(own) != 1:
@@ -385,6 +391,9 @@ def model_jacobians(model, xs, part="h", h0=None, ys=None, steps=None, who="rnn.
                                  f"{'none' if not own else len(own)} of them carries '{part}'; "
                                  "its Jacobians are not available")
         records = own[0].records
+        # the mask pads the steps of the chains it was given to (all of a bidirectional or
+        # stacked net's, an encoder-decoder's encoder's only): a chain without it keeps them all
+        keep = own[0].keep if keep is not None else None
         when = [time_step(new[part].scope) for _, new in records]
         if len(when) > 1 and None not in when and when == sorted(when, reverse=True):
             records = records[::-1]     # a chain backward in time: J[t-1] = ∂g(t)/∂g(t+1)
@@ -533,7 +542,15 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None, **options):
     """
     chain_model(model, "rnn.saturation")
     run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation", options)
-    return run_saturation(run, own, tol, keep=kept_rows(options, "rnn.saturation"))
+    return run_saturation(run, own, tol, keep=kept_rows(options, "rnn.saturation"),
+                          padded=padded_chain(model))
+
+
+def padded_chain(model):
+    """The scope of the one chain of ``model`` whose steps its ``mask`` pads (the
+    encoder-decoder's: its encoder's, ``"encdec/encoder"``), or None: the mask pads every step
+    of the run (a model of one chain in time, or of several over the same steps)."""
+    return getattr(model, "masked_chain", None)
 
 
 def kept_rows(options, who):
@@ -548,30 +565,31 @@ def kept_rows(options, who):
     return keep.astype(bool)
 
 
-def run_saturation(run, own, tol=0.05, by_chain=False, keep=None):
+def run_saturation(run, own, tol=0.05, by_chain=False, keep=None, padded=None):
     """:func:`saturation` of an existing ``run`` (``own`` from :func:`own_run`).
 
     With ``by_chain``, {chain: (T,)}: the fraction of each chain's own units (a chain is the
     scope of its steps without their ``t=K``: an encoder-decoder's encoder and decoder, whose
     step t are not the same time), NaN at a step t where that chain has none.  Either way
     NaN at a step with a NaN unit (:func:`nan_steps` tells those apart).  ``keep`` (T, B), the
-    run's mask (:func:`kept_rows`): only the units of the rows each step keeps count."""
-    counts, steps = _saturation_counts(run, own, tol, by_chain, keep)
+    run's mask (:func:`kept_rows`): only the units of the rows each step keeps count, of the
+    chain ``padded`` alone where the mask pads one chain only (:func:`padded_chain`)."""
+    counts, steps = _saturation_counts(run, own, tol, by_chain, keep, padded=padded)
     return _fractions(counts, steps, by_chain)
 
 
-def nan_steps(run, own, by_chain=False, keep=None):
+def nan_steps(run, own, by_chain=False, keep=None, padded=None):
     """The steps t (1-based) of ``run`` with a tanh or sigmoid unit that is NaN, where
     :func:`run_saturation` has no fraction; with ``by_chain``, {chain: steps} (chains that
     have some)."""
-    counts, _ = _saturation_counts(run, own, 0.05, by_chain, keep)
+    counts, _ = _saturation_counts(run, own, 0.05, by_chain, keep, padded=padded)
     return _nan_steps_of(counts, by_chain)
 
 
-def saturation_with_nans(run, own, tol=0.05, keep=None, who="rnn.saturation"):
+def saturation_with_nans(run, own, tol=0.05, keep=None, who="rnn.saturation", padded=None):
     """``(run_saturation(run, own, tol), run_saturation(run, own, tol, by_chain=True),
     nan_steps(run, own, by_chain=True))`` from one walk of the run's graph."""
-    counts, steps = _saturation_counts(run, own, tol, True, keep, who)
+    counts, steps = _saturation_counts(run, own, tol, True, keep, who, padded)
     whole = {"": sum(counts.values())} if counts else {}      # every chain's units together
     return (_fractions(whole, steps, False), _fractions(counts, steps, True),
             _nan_steps_of(counts, True))
@@ -596,10 +614,12 @@ def _nan_steps_of(counts, by_chain):
     return {chain: t for chain, t in found.items() if t}
 
 
-def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation"):
+def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation", padded=None):
     """{chain: (saturated, units, NaN units) per step 0..T} of ``run`` and T; with ``keep``
-    (T, B) only the rows each step keeps (a run of one chain in time: the mask of a model of
-    several, such as an encoder-decoder's of its source alone, is refused)."""
+    (T, B) only the rows each step keeps: of every step of a run of one chain in time, or of
+    the chain ``padded`` alone (an encoder-decoder's mask pads its encoder's steps; every row
+    of the decoder's counts).  Without ``padded`` the mask of a run of several chains is
+    refused: it does not say which chain's steps it pads."""
     roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
     roots += [n for nodes in run.parts.values() for n in nodes]
     steps = max((time_step(n.scope) or 0 for n in roots), default=0)
@@ -612,14 +632,15 @@ def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation")
         if node.op in SATURATING and t is not None and t >= 1:
             chain = _STEP.sub("", node.scope)
             chains.add(chain)
-            if keep is not None and len(chains) > 1:
+            if keep is not None and padded is None and len(chains) > 1:
                 raise tg.ConfigError(f"{who}: a mask of a run of several chains ("
                                      f"{sorted(chains)}) does not say which units each step "
                                      "keeps; leave the mask out, or diagnose one sequence")
             saturated, units, nans = counts.setdefault(chain if by_chain else "",
                                                        np.zeros((3, steps + 1)))
             y = node.data
-            if keep is not None:
+            if keep is not None and (padded is None or chain == padded
+                                     or chain.endswith("/" + padded)):
                 if t > len(keep) or y.ndim < 1 or y.shape[0] != keep.shape[1]:
                     raise tg.ShapeError(f"{who}: the mask {keep.shape} does not fit "
                                         f"the units {y.shape} of step t={t}")

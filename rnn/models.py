@@ -1117,6 +1117,12 @@ class EncoderDecoder(Design):
     causal = False
     reads_targets = True       # the decoder reads y(t-1) (what rnn's diagnostics need to know)
 
+    @property
+    def masked_chain(self):
+        """The scope of the chain whose steps ``mask`` pads: the encoder's (the source's); every
+        decoder step and row has its loss term (what rnn's diagnostics need to know)."""
+        return f"{self.name}/encoder"
+
     def __init__(self, n_in, n_hidden, n_out, seed=0, dtype=np.float64, attention=None,
                  criterion="cross_entropy"):
         if attention not in ATTENTIONS:

@@ -23,8 +23,10 @@ GRU's b_hn is ``bh``).  A module made with ``bias=False`` (a head ``nn.Linear(..
 has no biases: ``from_torch`` gives the model zero biases (c) that are fixed
 (``requires_grad=False``, out of ``parameters()``), so that training moves only what torch's
 trains, and ``to_torch`` of a model whose biases (c) are all fixed at zero gives ``bias=False``
-back.  Dropout between torch's layers acts only in training: the model here
-is torch's module in ``eval()`` mode.
+back.  A parameter torch does not train (``requires_grad=False``) gives ours made of it alone
+fixed likewise, and ``to_torch`` freezes a torch parameter whose every part is fixed here.  Dropout between torch's layers acts only in training, and the models here have
+none: ``from_torch`` takes such a module in ``eval()`` mode only (the function it then
+computes), and ``to_torch`` gives ``dropout=0``.
 """
 
 import numpy as np
@@ -53,9 +55,12 @@ def mapping(kind, layers, bidirectional):
     return pairs
 
 
-def from_arrays(kind, arrays, head_weight, head_bias, layers, bidirectional, dtype=np.float64):
+def from_arrays(kind, arrays, head_weight, head_bias, layers, bidirectional, dtype=np.float64,
+                fixed=()):
     """Our model from torch's parameter arrays (``module.state_dict()`` as numpy: names as
-    torch's, ``bias_*`` may be missing for ``bias=False``) and the head's weight and bias."""
+    torch's, ``bias_*`` may be missing for ``bias=False``) and the head's weight and bias.
+    ``fixed``: the names of torch's parameters that it does not train (``requires_grad``
+    False; the head's as "head.weight", "head.bias"): ours made of them alone are fixed too."""
     who = "rnn.from_torch"
     first = np.asarray(arrays["weight_ih_l0"])
     H = np.asarray(arrays["weight_hh_l0"]).shape[1]
@@ -92,7 +97,28 @@ def from_arrays(kind, arrays, head_weight, head_bias, layers, bidirectional, dty
     for name, p in bias_parameters(model, kind):     # bias=False: zeros that stay zero
         if (name == "c" and head_bias is None) or (name != "c" and not biased):
             p.requires_grad = False
+    for name, theirs in sources(kind, layers, bidirectional).items():
+        if theirs and all(t in fixed for t in theirs):   # torch trains none of them
+            getattr(model, name).requires_grad = False
     return model
+
+
+def sources(kind, layers, bidirectional):
+    """Our parameter name -> the torch parameters it is made of (the head's as "head.weight",
+    "head.bias"): a bias b of ours is b_ih + b_hh, a chunk of both (torch trains the sum while
+    it trains either); the GRU's candidate b and bh are b_in and b_hn alone."""
+    out = {}
+    for ours, theirs in mapping(kind, layers, bidirectional):
+        for gate in CHUNKS[kind]:
+            out[f"U{gate}{ours}"] = [f"weight_ih{theirs}"]
+            out[f"W{gate}{ours}"] = [f"weight_hh{theirs}"]
+            if kind == "gru" and gate == "":
+                out[f"b{ours}"] = [f"bias_ih{theirs}"]
+                out[f"bh{ours}"] = [f"bias_hh{theirs}"]
+            else:
+                out[f"b{gate}{ours}"] = [f"bias_ih{theirs}", f"bias_hh{theirs}"]
+    out["V"], out["c"] = ["head.weight"], ["head.bias"]
+    return out
 
 
 def bias_parameters(model, kind):
@@ -175,7 +201,8 @@ def from_torch(module, head):
     Parameters
     ----------
     module : torch.nn.RNN (nonlinearity "tanh"), torch.nn.LSTM or torch.nn.GRU, any
-        ``num_layers`` and ``bidirectional``, ``batch_first=False``, no ``proj_size``
+        ``num_layers`` and ``bidirectional``, ``batch_first=False``, no ``proj_size``; with
+        ``dropout`` between layers, in ``eval()`` mode (the model has no such dropout)
     head : torch.nn.Linear(D * hidden_size, n_out), applied to torch's output at every step
 
     Returns
@@ -185,7 +212,9 @@ def from_torch(module, head):
     ``loss`` the sum over steps of the batch-mean cross-entropy of ``head(module(x)[0])``.
     A module (head) made with ``bias=False`` gives zero biases (c) fixed at zero
     (``requires_grad=False``, not in ``parameters()``): trained, the model moves what torch's
-    module trains, and ``to_torch`` gives ``bias=False`` back.
+    module trains, and ``to_torch`` gives ``bias=False`` back.  A parameter of the module that
+    torch does not train (``requires_grad=False``) gives the parameters of ours made of it
+    alone fixed too (a bias b = b_ih + b_hh: fixed when both are).
     """
     torch = _torch("rnn.from_torch")
     nn = torch.nn
@@ -208,10 +237,22 @@ def from_torch(module, head):
     if getattr(module, "proj_size", 0):
         raise tg.ConfigError(f"rnn.from_torch: {name}(proj_size={module.proj_size}) is not "
                              "supported (an LSTM with projections)")
+    if module.dropout and module.num_layers > 1 and module.training:
+        raise tg.ConfigError(f"rnn.from_torch: {name}(dropout={module.dropout}) in training "
+                             "mode drops units between its layers at random, which rnn's "
+                             f"{KINDS[kind]} does not: the model computes what the module "
+                             "computes in eval() mode; call module.eval() first (the model "
+                             "then trains without that dropout, and to_torch gives dropout=0)")
     if not isinstance(head, nn.Linear):
         raise tg.ConfigError(f"rnn.from_torch: head must be a torch.nn.Linear, got "
                              f"{type(head).__name__}")
-    params = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    # each weight as the module computes with it: the attribute (a parametrized one, e.g. by
+    # torch.nn.utils.parametrizations.weight_norm, is its computed weight, not in state_dict)
+    names = [f"{w}{theirs}" for _, theirs in mapping(kind, module.num_layers,
+                                                      bool(module.bidirectional))
+             for w in ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if module.bias else ())]
+    weights = {name: getattr(module, name) for name in names}
+    params = {k: v.detach().cpu().numpy() for k, v in weights.items()}
     dtype = params["weight_ih_l0"].dtype
     if dtype.kind != "f" or head.weight.detach().cpu().numpy().dtype != dtype:
         raise tg.DTypeError(f"rnn.from_torch: the module's dtype {dtype} and the head's "
@@ -223,8 +264,11 @@ def from_torch(module, head):
                             f"output of width {width} (hidden_size {module.hidden_size}"
                             f"{' x 2 directions' if module.bidirectional else ''})")
     bias = None if head.bias is None else head.bias.detach().cpu().numpy()
+    fixed = {k for k, v in weights.items() if not v.requires_grad}
+    fixed |= {f"head.{k}" for k in ("weight", "bias")
+              if getattr(head, k) is not None and not getattr(head, k).requires_grad}
     return from_arrays(kind, params, head.weight.detach().cpu().numpy(), bias,
-                       module.num_layers, bool(module.bidirectional), dtype=dtype)
+                       module.num_layers, bool(module.bidirectional), dtype=dtype, fixed=fixed)
 
 
 def _torch_dtype(torch, dtype, who):
@@ -256,9 +300,43 @@ def to_torch(model):
     arrays, (weight, bias) = torch_arrays(model)
     if not biased:
         arrays = {k: v for k, v in arrays.items() if not k.startswith("bias_")}
+    trained = _trained(model, kind, who)
     with torch.no_grad():
         module.load_state_dict({k: torch.tensor(v, dtype=dtype) for k, v in arrays.items()})
         head.weight.copy_(torch.tensor(weight, dtype=dtype))
         if head_biased:
             head.bias.copy_(torch.tensor(bias, dtype=dtype))
+    for name, p in list(module.named_parameters()) + [(f"head.{k}", v)
+                                                      for k, v in head.named_parameters()]:
+        p.requires_grad_(trained[name])
     return module, head
+
+
+def _trained(model, kind, who):
+    """torch parameter name -> whether torch is to train it: the model trains some of the
+    parameters of ours it is made of (:func:`sources`).  A torch parameter made of some of ours
+    that are trained and some that are fixed (``requires_grad=False``) is refused: torch trains
+    a parameter whole (its gates' rows together, b_ih and b_hh each whole)."""
+    made_of = {}
+    for ours, theirs in sources(kind, model.layers, model.bidirectional).items():
+        for t in theirs:
+            made_of.setdefault(t, []).append(ours)
+    trained = {}
+    for t, ours in made_of.items():
+        moving = [n for n in ours if getattr(model, n).requires_grad]
+        if kind == "gru" and t.startswith("bias_hh"):
+            # b_hn is bh; the r and z chunks hold zeros: fixed, they leave b_ir + b_hr to b_ir
+            # (ours br, trained or not); trained, they would move a fixed br, bu
+            bh = [n for n in ours if n.startswith("bh")]
+            if not getattr(model, bh[0]).requires_grad:
+                trained[t] = False
+                continue
+        if moving and len(moving) != len(ours):
+            fixed = [n for n in ours if n not in moving]
+            raise tg.ConfigError(f"{who}: torch's {t} is made of {', '.join(ours)}; "
+                                 f"{', '.join(fixed)} {'is' if len(fixed) == 1 else 'are'} fixed "
+                                 f"(requires_grad=False) but {', '.join(moving)} "
+                                 f"{'is' if len(moving) == 1 else 'are'} trained, and torch "
+                                 "trains a parameter whole: fix all of them or none")
+        trained[t] = bool(moving)
+    return trained

@@ -11,6 +11,7 @@ Both report progress through a callback ``on_step(step, loss, grad_norm)``.
 update count, the caller's own arrays and metadata) in one file, all or nothing.
 """
 
+import contextlib
 import ctypes
 import functools
 import glob
@@ -688,8 +689,9 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None, mask=None):
         ``rnn.pad_sequences``), as ``model.loss(xs, ys, mask=mask)`` takes it; cut into chunks
         with xs and ys.  Each chunk's loss is what ``loss`` computes on that chunk with its
         part of the mask (padded steps add nothing; each step's term divided by the full batch
-        B), from the carried state; a sequence that ended in an earlier chunk keeps its last
-        state unchanged through the later ones.  A chunk that keeps no step of any sequence
+        B), from the carried state; a sequence that ended in an earlier chunk (or, going on
+        with ``h0=``, in an earlier call: its column then keeps no step) keeps its last state
+        unchanged through the later ones.  A chunk that keeps no step of any sequence
         (padding alone) is refused before any update.
 
     Returns
@@ -724,7 +726,7 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None, mask=None):
                                  f"run_for_loss takes no {unknown[0]!r}: give what this model's "
                                  "own earlier truncated_bptt call returned")
     parts = chunks(trainer.model, xs, ys, chunk, "truncated_bptt")
-    masks = _chunk_masks(model, xs, mask, parts, takes)
+    masks = _chunk_masks(model, xs, mask, parts, takes, going_on=h0 is not None)
     put_back = _training_kept(trainer) if len(parts) > 1 else None
     start, made = 1, trainer.steps
     for k, (x, y) in enumerate(parts, 1):
@@ -750,7 +752,7 @@ def truncated_bptt(trainer, xs, ys, chunk, h0=None, on_step=None, mask=None):
     return losses, Carried(carried)
 
 
-def _chunk_masks(model, xs, mask, parts, takes):
+def _chunk_masks(model, xs, mask, parts, takes, going_on=False):
     """``mask`` (T, B) cut as ``parts`` are (a list of (steps, B) bool arrays), or None; checked
     whole before the first chunk runs: its shape against xs, 0/1 entries, no empty sequence,
     no chunk of padding alone, and a model whose run_for_loss takes mask=."""
@@ -763,7 +765,9 @@ def _chunk_masks(model, xs, mask, parts, takes):
     if xs.ndim < 2:
         raise tg.ShapeError(f"truncated_bptt: mask= needs a batch of sequences xs (T, B, ...), "
                             f"got xs of shape {xs.shape}")
-    keep = checks.mask(mask, len(xs), xs.shape[1], True, "truncated_bptt")
+    # going on from an earlier call (h0): a sequence may have ended in it, its state carried
+    with checks.chunk_masks() if going_on else contextlib.nullcontext():
+        keep = checks.mask(mask, len(xs), xs.shape[1], True, "truncated_bptt")
     cut, start = [], 0
     for k, (x, _) in enumerate(parts, 1):
         part = keep[start:start + len(x)]

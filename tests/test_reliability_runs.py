@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import zipfile
 
 import numpy as np
@@ -387,10 +388,9 @@ def _steps_of(app, n):
         time.sleep(0.02)
 
 
-def test_a_playground_from_python_trains_with_one_blas_thread_while_it_runs(monkeypatch):
-    """viz.playground() trains as `tinygraph playground` does, with one OpenBLAS thread, and
-    puts the count back when it stops; two playgrounds that overlap hold it together, so the
-    count comes back when the last one stops, whichever stops first."""
+def test_a_playground_from_python_leaves_the_process_blas_count_alone_by_default(monkeypatch):
+    """The count is process-wide: a playground started from Python (a notebook, a script)
+    must not change what the caller's other threads compute with unless asked."""
     for name in rnn.train.BLAS_THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     fake = FakeOpenBLAS(4)
@@ -399,10 +399,54 @@ def test_a_playground_from_python_trains_with_one_blas_thread_while_it_runs(monk
     real = sys.modules["viz.playground"].Run.update
     monkeypatch.setattr(sys.modules["viz.playground"].Run, "update",
                         lambda self: seen.append(fake.threads) or real(self))
-    first = viz.playground(hidden=4, delay=2, batch=2)
+    app = viz.playground(hidden=4, delay=2, batch=2)
+    try:
+        _steps_of(app, 2)
+        assert fake.threads == 4
+    finally:
+        app.stop()
+    assert seen == [4, 4] and fake.sets == [] and fake.threads == 4
+    with pytest.raises(tg.ConfigError, match="one_blas_thread must be True or False"):
+        viz.playground(hidden=4, one_blas_thread="yes")
+    assert fake.sets == []
+
+
+def test_the_playground_command_trains_with_one_blas_thread(monkeypatch, capsys):
+    """`tinygraph playground` (the whole process) serves and trains with one OpenBLAS thread
+    and puts the count back when Ctrl-C stops it."""
+    for name in rnn.train.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeOpenBLAS(4)
+    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    module = sys.modules["viz.playground"]
+    seen = []
+
+    def sleep(seconds):                         # the command's wait loop: Ctrl-C at once
+        seen.append(fake.threads)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(
+        sleep=sleep, perf_counter=time.perf_counter, thread_time=time.thread_time))
+    assert main(["playground", "--no-browser"]) == 0
+    assert seen == [1] and fake.threads == 4 and fake.sets == [1, 4]
+    assert "stopped" in capsys.readouterr().out
+
+
+def test_a_playground_from_python_trains_with_one_blas_thread_when_asked(monkeypatch):
+    """viz.playground(one_blas_thread=True) trains as `tinygraph playground` does, with one
+    OpenBLAS thread, and puts the count back when it stops; two playgrounds that overlap hold
+    it together, so the count comes back when the last one stops, whichever stops first."""
+    for name in rnn.train.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeOpenBLAS(4)
+    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    seen = []
+    real = sys.modules["viz.playground"].Run.update
+    monkeypatch.setattr(sys.modules["viz.playground"].Run, "update",
+                        lambda self: seen.append(fake.threads) or real(self))
+    first = viz.playground(hidden=4, delay=2, batch=2, one_blas_thread=True)
     try:
         _steps_of(first, 2)
-        second = viz.playground(hidden=4, delay=2, batch=2)
+        second = viz.playground(hidden=4, delay=2, batch=2, one_blas_thread=True)
         try:
             _steps_of(second, 1)
             first.stop()
@@ -431,10 +475,11 @@ def test_a_playground_that_fails_to_start_or_is_interrupted_puts_the_blas_count_
     real = playground_module.Engine._reset
     monkeypatch.setattr(playground_module.Engine, "_reset", interrupted)   # Ctrl-C while starting
     with pytest.raises(KeyboardInterrupt):
-        viz.playground(hidden=4)
+        viz.playground(hidden=4, one_blas_thread=True)
     assert fake.threads == 4 and fake.sets == [1, 4]
     monkeypatch.setattr(playground_module.Engine, "_reset", real)
-    app = playground_module.Playground(dict(playground_module.DEFAULTS, hidden=4))
+    app = playground_module.Playground(dict(playground_module.DEFAULTS, hidden=4),
+                                       one_blas_thread=True)
     assert fake.threads == 1
     monkeypatch.setattr(app.server, "serve_forever", interrupted)     # Ctrl-C while serving
     with pytest.raises(KeyboardInterrupt):
@@ -460,10 +505,11 @@ def openblas_at_two(monkeypatch):
         put(before)
 
 
-def test_a_playground_from_python_really_runs_numpys_openblas_with_one_thread(openblas_at_two):
+def test_a_playground_from_python_really_runs_numpys_openblas_with_one_thread_when_asked(
+        openblas_at_two):
     get = openblas_at_two
     outside = get()
-    app = viz.playground(hidden=4, delay=2, batch=2)
+    app = viz.playground(hidden=4, delay=2, batch=2, one_blas_thread=True)
     try:
         _steps_of(app, 1)
         assert get() == 1

@@ -873,3 +873,69 @@ def test_the_diagnostics_of_a_free_running_jordan_network_are_those_of_its_loss(
     with pytest.raises(tg.ConfigError, match=r"^rnn\.connectivity: ElmanRNN\.run takes no "
                                              r"teacher_forcing="):
         rnn.connectivity(rnn.ElmanRNN(3, 4, 2), xs, ys, teacher_forcing=False)
+
+
+def test_the_diagnostics_of_a_masked_encoder_decoder_are_those_of_its_loss():
+    # a mask of an EncoderDecoder pads its source (the encoder's steps); every decoder step and
+    # row has its loss term.  rnn.jacobians, rnn.saturation and rnn.gradient_ratio refused it
+    # ("a mask of encdec, a model of several chains..."): they now diagnose the run the loss
+    # computes, checked against numpy (a hole at step 2 of the sequence diagnosed alone)
+    model = rnn.EncoderDecoder(4, 3, 4, seed=2)
+    P = {k: v.data for k, v in model.named_parameters()}
+    rng = np.random.default_rng(5)
+    xs, ys = rng.integers(0, 4, (6, 2)), rng.integers(0, 4, (4, 2))
+    mask = np.array([[1, 1], [1, 0], [1, 1], [1, 0], [1, 0], [1, 0]])
+
+    def forward(xs, ys, mask):
+        """numpy: the encoder's tanh(a(t)) (before masking) and the decoder's s(t), (T, B, H)."""
+        B = xs.shape[1]
+        h, cands = np.zeros((B, 3)), []
+        for t in range(len(xs)):
+            cands.append(np.tanh(P["b"] + h @ P["W"].T + P["U"][:, xs[t]].T))
+            h = np.where(mask[t][:, None] > 0, cands[-1], h)
+        s, prev, states = h, np.full(B, 4), []
+        for t in range(len(ys)):
+            s = np.tanh(P["bd"] + s @ P["Wd"].T + P["Ud"][:, prev].T + h @ P["R"].T)
+            states.append(s)
+            prev = ys[t]
+        return cands, states
+    cands, states = forward(xs, ys, mask)
+    want = []
+    for t in range(6):          # step t: the encoder's kept rows and every decoder row
+        units = [cands[t][mask[t] > 0]] + ([states[t]] if t < 4 else [])
+        want.append(np.mean(np.concatenate([(1 - u ** 2).ravel() < 0.5 for u in units])))
+    np.testing.assert_allclose(rnn.saturation(model, xs, ys, tol=0.5, mask=mask), want,
+                               rtol=1e-12)
+    x1, y1, m1 = xs[:, 1:], ys[:, 1:], mask[:, 1:]
+    cands1, states1 = forward(x1, y1, m1)
+    jh = rnn.jacobians(model, x1, ys=y1, mask=m1)
+    for t in range(6):          # a padded step carries h: the identity
+        expected = (1 - cands1[t][0] ** 2)[:, None] * P["W"] if m1[t, 0] else np.eye(3)
+        np.testing.assert_allclose(jh[t], expected, rtol=1e-12, atol=1e-15)
+    js = rnn.jacobians(model, x1, part="s", ys=y1, mask=m1)
+    assert js.shape == (4, 3, 3)
+    for t in range(4):          # the decoder's steps: none padded
+        np.testing.assert_allclose(js[t], (1 - states1[t][0] ** 2)[:, None] * P["Wd"],
+                                   rtol=1e-12, atol=1e-15)
+    ratio = rnn.gradient_ratio(model, x1, y1, mask=m1)
+    np.testing.assert_allclose(ratio[~m1[:, 0].astype(bool)], 1.0, rtol=1e-12)
+    assert np.all((ratio[m1[:, 0] > 0] > 0) & (ratio[m1[:, 0] > 0] < 1))
+
+
+def test_the_jacobians_of_a_masked_bidirectional_net_carry_both_chains_over_the_padding():
+    # refused as "a mask of bidirectional, a model of several chains": the mask pads the steps
+    # of both chains, each carrying its state over a padded step (the identity there)
+    model = rnn.BidirectionalRNN(3, 4, 2, seed=1)
+    P = {k: v.data for k, v in model.named_parameters()}
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(5, 1, 3)), rng.integers(0, 2, (5, 1))
+    mask = np.array([[1], [1], [1], [0], [0]])
+    for part, W, U, b in (("h", "W", "U", "b"), ("g", "Wg", "Ug", "bg")):
+        J = rnn.jacobians(model, xs, part=part, ys=ys, mask=mask)
+        state, cands = np.zeros(4), {}
+        for t in (range(5) if part == "h" else range(4, -1, -1)):
+            cands[t] = np.tanh(P[b] + P[W] @ state + P[U] @ xs[t, 0])
+            state = cands[t] if mask[t, 0] else state
+        for t in range(5):
+            want = (1 - cands[t] ** 2)[:, None] * P[W] if mask[t, 0] else np.eye(4)
+            np.testing.assert_allclose(J[t], want, rtol=1e-12, atol=1e-15)

@@ -208,3 +208,91 @@ def test_a_bias_free_module_trains_as_torchs_and_round_trips(kind, layers, bi):
     biased = rnn.from_torch(*_torch_pair(kind, layers, bi))
     module3, head3 = biased.to_torch()
     assert module3.bias and head3.bias is not None
+
+
+@pytest.mark.parametrize("kind, layers, bi", [("rnn", 1, False), ("lstm", 2, True),
+                                              ("gru", 2, False)])
+def test_a_module_with_parameters_torch_does_not_train_trains_as_torchs_and_round_trips(
+        kind, layers, bi):
+    """A torch parameter with requires_grad=False (a frozen layer) became a trained one here:
+    SGD moved what torch's module keeps fixed.  Ours made of it are now fixed too, SGD gives
+    torch's outputs after three steps (bias=False: torch's two biases per gate move their sum
+    at twice SGD's rate, ours once), and to_torch freezes the same parameters."""
+    torch.manual_seed(6)
+    module = KINDS[kind](3, 4, num_layers=layers, bidirectional=bi, bias=False,
+                         dtype=torch.float64)
+    head = torch.nn.Linear(4 * (2 if bi else 1), 5, dtype=torch.float64)
+    frozen = {"weight_hh_l0", f"weight_ih_l{layers - 1}", "head.bias"}
+    named = dict(module.named_parameters(), **{f"head.{k}": v for k, v in head.named_parameters()})
+    for name in frozen:
+        named[name].requires_grad_(False)
+    model = rnn.from_torch(module, head)
+    for ours, theirs in rnn.pytorch.sources(kind, layers, bi).items():   # bias=False: no b_*
+        want = not all(t in frozen or t not in named for t in theirs)
+        assert getattr(model, ours).requires_grad == want, ours
+    W = "W1" if layers > 1 else "W"
+    assert not getattr(model, W).requires_grad and not model.c.requires_grad
+    assert model.V.requires_grad
+    rng = np.random.default_rng(6)
+    xs, ys = rng.normal(size=(6, 3, 3)), rng.integers(0, 5, (6, 3))
+    ours = tg.optim.SGD(model.parameters(), 0.5)
+    theirs = torch.optim.SGD([p for p in named.values() if p.requires_grad], 0.5)
+    for _ in range(3):
+        ours.zero_grad()
+        model.loss(xs, ys).backward()
+        ours.step()
+        theirs.zero_grad()
+        _torch_loss(module, head, xs, ys)[1].backward()
+        theirs.step()
+    o = _torch_loss(module, head, xs, ys)[0].detach().numpy()
+    assert _relative(np.stack([t.data for t in model(xs)[0]]), o) <= TOL
+    module2, head2 = model.to_torch()
+    back = {k for k, v in module2.named_parameters() if not v.requires_grad}
+    back |= {f"head.{k}" for k, v in head2.named_parameters() if not v.requires_grad}
+    assert back == frozen
+
+
+def test_a_module_with_dropout_between_layers_is_taken_in_eval_mode_only():
+    """nn.LSTM(dropout=0.5) in training mode computes other outputs at every call; the model
+    (which has no dropout) was made from it without a word: 2e-2 from torch's outputs."""
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(3, 4, num_layers=2, dropout=0.5, dtype=torch.float64)
+    head = torch.nn.Linear(4, 5, dtype=torch.float64)
+    with pytest.raises(tg.ConfigError, match=r"rnn\.from_torch: LSTM\(dropout=0\.5\) in training "
+                                             r"mode .*call module\.eval\(\) first"):
+        rnn.from_torch(module, head)
+    model = rnn.from_torch(module.eval(), head)
+    xs = np.random.default_rng(0).normal(size=(6, 2, 3))
+    o = head(module(torch.tensor(xs))[0]).detach().numpy()
+    assert _relative(np.stack([t.data for t in model(xs)[0]]), o) <= TOL
+    assert model.to_torch()[0].dropout == 0
+
+
+def test_to_torch_refuses_a_torch_parameter_made_of_fixed_and_trained_ones():
+    model = rnn.LSTM(3, 4, 5, seed=0)
+    model.Wf.requires_grad = False
+    with pytest.raises(tg.ConfigError, match=r"LSTM\.to_torch: torch's weight_hh_l0 is made of "
+                                             r"Wg, Wf, W, Wo; Wf is fixed .* but Wg, W, Wo are "
+                                             "trained"):
+        model.to_torch()
+
+
+def test_a_module_with_a_parametrized_weight_is_taken_as_it_computes():
+    """torch.nn.utils.parametrizations.weight_norm(module, "weight_hh_l0") moves the weight out
+    of state_dict (into parametrizations.weight_hh_l0.original0/1): from_torch read
+    state_dict() and failed with a bare KeyError 'weight_hh_l0'.  The weight the module
+    computes with is taken, and it is fixed when torch trains none of its parts."""
+    from torch.nn.utils.parametrizations import weight_norm
+    torch.manual_seed(1)
+    module = weight_norm(torch.nn.GRU(3, 4, num_layers=2, dtype=torch.float64), "weight_hh_l0")
+    head = weight_norm(torch.nn.Linear(4, 5, dtype=torch.float64))
+    model = rnn.from_torch(module, head)
+    xs = np.random.default_rng(1).normal(size=(6, 2, 3))
+    o = head(module(torch.tensor(xs))[0]).detach().numpy()
+    assert _relative(np.stack([t.data for t in model(xs)[0]]), o) <= TOL
+    assert model.Wr1.requires_grad and model.V.requires_grad
+    for p in module.parametrizations.weight_hh_l0.parameters():
+        p.requires_grad_(False)
+    fixed = rnn.from_torch(module, head)
+    assert not any(getattr(fixed, n).requires_grad for n in ("Wr1", "Wu1", "W1"))
+    assert fixed.Wr2.requires_grad

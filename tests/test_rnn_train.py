@@ -621,3 +621,45 @@ def test_truncated_bptt_refuses_a_bad_mask_before_any_update():
     # the mode that lets a chunk hold a sequence that ended is this thread's, for the call only
     with pytest.raises(tg.ShapeError, match="mask keeps no step of sequence b=1"):
         model.loss(xs, ys, mask=np.c_[np.ones(8), np.zeros(8)])
+
+
+@pytest.mark.parametrize("name", list(LAG_AND_FEEDBACK))
+def test_masked_truncated_bptt_in_two_calls_where_a_sequence_ends_in_the_first(name):
+    # going on with h0= (what the first call returned) over a mask whose sequence b=1 ended in
+    # the first call was refused: "mask keeps no step of sequence b=1 (an empty sequence)",
+    # though one call over both parts trains it (its state carried unchanged).  Now the two
+    # calls equal the one, losses and parameters
+    rng = np.random.default_rng(6)
+    xs, ys = rng.integers(0, 3, (12, 3)), rng.integers(0, 3, (12, 3))
+    mask = (np.arange(12)[:, None] < np.array([12, 4, 9])).astype(int)
+    one, two = LAG_AND_FEEDBACK[name](), LAG_AND_FEEDBACK[name]()
+    whole, _ = rnn.truncated_bptt(rnn.Trainer(one, lr=0.1), xs, ys, chunk=3, mask=mask)
+    trainer = rnn.Trainer(two, lr=0.1)
+    first, carried = rnn.truncated_bptt(trainer, xs[:6], ys[:6], chunk=3, mask=mask[:6])
+    second, _ = rnn.truncated_bptt(trainer, xs[6:], ys[6:], chunk=3, h0=carried, mask=mask[6:])
+    np.testing.assert_allclose(first + second, whole, rtol=1e-13)
+    for p, q in zip(one.parameters(), two.parameters()):
+        np.testing.assert_allclose(q.data, p.data, rtol=1e-13)
+    with pytest.raises(tg.ShapeError, match="mask keeps no step of sequence b=1"):
+        rnn.truncated_bptt(trainer, xs[6:], ys[6:], chunk=3, mask=mask[6:])   # no h0: empty
+
+
+@pytest.mark.parametrize("make", [lambda: rnn.BidirectionalRNN(3, 4, 2, seed=0),
+                                  lambda: rnn.ElmanRNN(3, 4, 2, seed=0, bidirectional=True),
+                                  lambda: rnn.EncoderDecoder(3, 4, 2, seed=0)],
+                         ids=["bidirectional", "elman_bidirectional", "encdec"])
+def test_the_carry_of_a_model_that_is_not_causal_is_refused_before_any_update(make):
+    # model.carry (and Trainer.chunk, a user's own chunk loop) gave a bidirectional net's
+    # {"h": h(T), "g": g(1)} as the next chunk's h0: its g(1) read as g(T+1), a state of no
+    # meaning there, without a word (truncated_bptt refuses such models; carry did not)
+    model = make()
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(6, 2, 3)), rng.integers(0, 2, (6, 2))
+    with pytest.raises(tg.ConfigError, match=rf"^{model.name}\.carry: {model.name} is not causal"):
+        model.carry(model.run(xs, ys))
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), 0.1))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(tg.ConfigError, match="is not causal"):
+        trainer.chunk(xs, ys, {})
+    assert trainer.steps == 0
+    assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())

@@ -244,3 +244,27 @@ def test_the_explorer_shows_the_run_the_loss_computes_and_says_which():
     want = ref.vector_to_sequence_regression(v2s.state_dict(), x, targets, free=True)[0]
     assert abs(float(page["loss"]) - want) < 1e-4 * abs(want)
     assert any("no Jacobians" in n for n in page["diag"]["notes"])
+
+
+def test_the_explorer_of_a_masked_encoder_decoder_counts_the_encoders_kept_rows():
+    # the mask of an EncoderDecoder pads its source: the explorer counted every row's units,
+    # padded ones too, with a note saying so ("the mask pads one of this model's chains");
+    # the encoder's saturation is now that of its kept rows (numpy below), the decoder's of
+    # every row, and the note says what the mask pads
+    model = rnn.EncoderDecoder(4, 3, 4, seed=2)
+    with tg.no_grad():
+        model.U.data, model.W.data = model.U.data * 4, model.W.data * 4     # some saturate
+    rng = np.random.default_rng(5)
+    xs, ys = rng.integers(0, 4, (6, 2)), rng.integers(0, 4, (4, 2))
+    mask = np.array([[1, 1], [1, 0], [1, 1], [1, 0], [1, 0], [1, 0]])
+    page = viz.explore(model, xs, ys, mask=mask).data["bundles"][-1]
+    P = model.state_dict()
+    h, want = np.zeros((2, 3)), []
+    for t in range(6):
+        cand = np.tanh(P["b"] + h @ P["W"].T + P["U"][:, xs[t]].T)
+        want.append(np.mean((1 - cand[mask[t] > 0] ** 2) < 0.05))
+        h = np.where(mask[t][:, None] > 0, cand, h)
+    np.testing.assert_allclose(page["diag"]["saturation"]["encoder"], want, atol=1e-6)
+    notes = page["diag"]["notes"]
+    assert any(n.startswith("masked: the mask pads the source") for n in notes)
+    assert not any("padded ones too" in n for n in notes)

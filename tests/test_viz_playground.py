@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -96,6 +97,26 @@ def test_reset_rescales_every_recurrent_matrix_to_rho():
         assert len(weights) == {"elman": 1, "lstm": 4, "gru": 3}[design]
         for w in weights:
             assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
+
+
+def test_rho_rescales_only_the_recurrent_matrices_of_a_users_model():
+    # a JordanRNN with n_out == H had its W (it reads y(t-1), no state h) rescaled as if it were
+    # h(t-1) -> h(t), and an attention's Wa (s(t-1) into the scores) too: rho changed them
+    jordan = rnn.JordanRNN(4, 4, 4, seed=0)
+    assert recurrent_weights(jordan) == []
+    attend = rnn.EncoderDecoder(3, 4, 2, seed=0, attention="additive")
+    assert [p.name for p in recurrent_weights(attend)] == ["W", "Wd"]
+    wa = attend.Wa.data.copy()
+
+    def task(b, s):
+        r = np.random.default_rng(s)
+        return r.normal(size=(5, b, 3)), r.integers(0, 2, (6, b))
+    from viz.playground import _user_source
+    config = check_config(dict(design=attend.name, task="custom", rho=0.5, batch=4), custom=True)
+    Run(config, attend, _user_source(attend, task, 4, 0), attend.state_dict())
+    np.testing.assert_array_equal(attend.Wa.data, wa)
+    for w in (attend.W, attend.Wd):
+        assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("clip", [0.0, 0.5])
@@ -1056,6 +1077,40 @@ def test_a_users_model_saved_inside_a_sequence_resumes_with_all_it_carries(desig
     assert (engine.runs[0].losses, engine.runs[0].digest()) == want
 
 
+def test_an_old_checkpoint_without_the_fed_back_output_names_what_is_missing_and_why(tmp_path):
+    # a ConditionalRNN saved inside a sequence by a playground that carried {"h0": last} alone
+    # (no carried_y0) was refused as "a file edited by hand?": it now names carried_y0, what it
+    # is and where the file is from, and still changes nothing
+    from viz.playground import Engine, _user_source
+    rng = np.random.default_rng
+
+    def task(b, s):
+        return rng(s).normal(size=(10, b, 3)), rng(s + 1).normal(size=(10, b, 2))
+    model = rnn.ConditionalRNN(3, 4, 2, seed=0, criterion="squared_error")
+    config = check_config(dict(design=model.name, task="custom", rho=0.0, batch=2, trunc=4),
+                          custom=True)
+    engine = Engine(config, model, _user_source(model, task, 2, 0), out=str(tmp_path))
+    engine.stop(timeout=5)
+    engine._one_update()
+    engine.save()
+    path, run = engine._path(0), engine.runs[0]
+    arrays = tg.read_checkpoint(path).arrays
+    assert {"extra/carried", "extra/carried_y0"} <= set(arrays)
+    rnn.save_training(path, run.trainer, {"losses": np.array(run.losses),   # as it was written
+                                          "norms": np.array(run.norms),
+                                          "carried": arrays["extra/carried"]},
+                      meta=tg.read_meta(path)["user"])
+    engine._one_update()
+    digest, carried = run.digest(), {k: v.data.copy() for k, v in run.carried.items()}
+    with pytest.raises(tg.CheckpointError) as caught:
+        engine.resume()
+    message = str(caught.value)
+    assert "carried_y0 (the output y(t-1) fed back" in message
+    assert "older than these arrays" in message and "by hand" not in message
+    assert engine.runs[0] is run and run.steps == 2 and run.digest() == digest
+    assert all(np.array_equal(run.carried[k].data, v) for k, v in carried.items())
+
+
 def test_a_conditional_regression_net_cut_into_chunks_feeds_the_last_target_of_the_chunk_before():
     # the playground carried {"h0": last} alone: a ConditionalRNN's chunk after the first
     # read y(0) = 0 instead of the target y(start-1) (no error: a silently other loss).  Each
@@ -1169,3 +1224,144 @@ def test_snapshots_read_by_requests_racing_a_playing_run_are_each_of_one_update(
         while fresh.steps < steps:
             fresh.update()
         assert digests[steps] == fresh.digest(), f"update {steps}"
+
+
+def test_a_task_that_gives_a_mask_is_refused_not_trained_on_its_padding():
+    # the playground trains (xs, ys) without a mask: a task giving (xs, ys, mask) of padded
+    # sequences stopped viz.playground with a bare "ValueError: too many values to unpack";
+    # it now says why (the padding would be trained on) and what to do.  A batch drawn later
+    # that gives one is refused as well, changing nothing
+    from viz.playground import _user_source
+    model = rnn.ElmanRNN(3, 4, 2, seed=0)
+
+    def padded(b, s):
+        r = np.random.default_rng(s)
+        mask = np.ones((6, b))
+        mask[4:, 0] = 0
+        return r.normal(size=(6, b, 3)), r.integers(0, 2, (6, b)), mask
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(tg.ConfigError, match=r"^viz\.playground: the task gave 3 arrays .*"
+                                             r"padded steps would be trained on"):
+        viz.playground(model, padded)
+    with pytest.raises(tg.ConfigError, match=r"must give a pair \(xs, ys\), got 1 array$"):
+        viz.playground(model, lambda b, s: (np.zeros((6, b, 3)),))
+    with pytest.raises(tg.ConfigError, match=r"must give a pair \(xs, ys\), got a dict$"):
+        viz.playground(model, lambda b, s: {"xs": np.zeros((6, b, 3))})
+    calls = []
+
+    def later(b, s):            # the held-out batch is a pair, the first training batch not
+        calls.append(s)
+        xs, ys, mask = padded(b, s)
+        return (xs, ys) if len(calls) == 1 else (xs, ys, mask)
+    run = _user_run_cut(model, later, 6)
+    with pytest.raises(tg.ConfigError, match="the task gave 3 arrays"):
+        run.update()
+    assert run.steps == 0 and run.losses == []
+    assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_settings_of_the_built_in_models_are_refused_for_a_users_model_not_ignored():
+    # viz.playground(model, task, hidden=64) was accepted and trained the model's own 4 units
+    # while the page said hidden 64; design="lstm" named an Elman network "lstm: elman with
+    # every weight trained"; a reset from the page with another hidden, delay or length (the
+    # controls were enabled) changed nothing but the page's numbers
+    model = rnn.ElmanRNN(2, 4, 2, seed=0)
+
+    def task(batch, seed):
+        return rnn.problems.running_parity(batch, 6, seed)
+    for key, value in (("hidden", 64), ("design", "lstm"), ("delay", 9), ("length", 7)):
+        with pytest.raises(tg.ConfigError, match=rf"^viz\.playground: {key}= is a setting of the "
+                                                 r"built-in models.*leave it out"):
+            viz.playground(model, task, **{key: value})
+    started = viz.playground(model, task)
+    try:
+        client = Client(started)
+        state = client.state()
+        assert state["config"]["hidden"] == 4 and state["config"]["design"] == "elman"
+        status, payload = client.post("/api/reset", {"config": dict(state["config"], hidden=64)})
+        assert status == 400 and "hidden 64: a model given from Python keeps its own (hidden 4)" \
+            in json.loads(payload)["error"]
+        # what the page sends: its design and task selects cannot show "custom" (empty values)
+        page = dict(state["config"], design="", task="", lr=0.05)
+        assert client.post("/api/reset", {"config": page})[0] == 200
+        assert client.post("/api/reset", {"config": {"lr": 0.02}})[0] == 200    # the rest: own
+        state = _until(lambda: (s := client.state())["config"]["lr"] == 0.02 and s, "the reset")
+        assert state["config"]["design"] == "elman" and state["config"]["task"] == "custom"
+        assert state["config"]["hidden"] == 4 and state["runs"][0]["name"] == "elman (4 hidden)"
+    finally:
+        started.stop()
+    # a model of more units than the built-in ones may have: its own size, shown as it is
+    assert check_config({"hidden": 600, "rho": 0.0}, custom=True)["hidden"] == 600
+    with pytest.raises(BadRequest, match="hidden must be in 1..512"):
+        check_config({"hidden": 600})
+
+
+def test_a_task_whose_training_sequences_are_longer_than_its_held_out_ones_is_refused():
+    # the chunks per sequence were counted on the held-out batch (6 steps: 2 chunks of 3), so
+    # a training sequence of 10 steps was trained on its first 6 only, update after update,
+    # without a word (and a shorter one ran out of chunks: a bare IndexError)
+    model = rnn.ElmanRNN(3, 4, 2, seed=0)
+
+    def task(b, s, train=10):
+        T = 6 if s >= 2**40 else train          # the held-out batch's seed is 2**40 + seed
+        r = np.random.default_rng(s)
+        return r.normal(size=(T, b, 3)), r.integers(0, 2, (T, b))
+    for train in (10, 3):
+        run = _user_run_cut(model, lambda b, s: task(b, s, train), 3)
+        before = run.digest()
+        with pytest.raises(tg.ShapeError, match=rf"2 per sequence as its held-out batch of 6 "
+                                                rf"steps has them, but the batch of update 1 has "
+                                                rf"{train} steps"):
+            run.update()
+        assert run.steps == 0 and run.digest() == before
+    run = _user_run_cut(model, lambda b, s: task(b, s, 5), 3)   # 5 steps: 2 chunks as well
+    run.update()
+    run.update()
+    assert run.steps == 2
+
+
+def test_a_new_run_keeps_an_earlier_runs_checkpoints_it_would_overwrite(tmp_path, capsys,
+                                                                       monkeypatch):
+    # `tinygraph playground --out DIR` saved into DIR/playground_0.npz when the server stopped,
+    # over the checkpoint an earlier playground had left there: opening the page and pressing
+    # Ctrl-C lost yesterday's run.  The first save of a run that did not resume them keeps
+    # them aside (all of one save together), as the demo keeps its previous checkpoint
+    from viz.playground import Engine
+    config = check_config({"hidden": 4, "delay": 2, "batch": 2, "compare": "lstm"})
+    first = Engine(config, out=str(tmp_path))
+    first.stop(timeout=5)
+    first._one_update()
+    first.save()
+    saved = {i: (tmp_path / f"playground_{i}.npz").read_bytes() for i in (0, 1)}
+    second = Engine(check_config({"hidden": 5, "delay": 2, "batch": 2}), out=str(tmp_path))
+    second.stop(timeout=5)
+    second.save()
+    second._one_update()
+    second.save()               # its own file now: replaced, nothing more kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "playground_0.npz", "playground_0.previous-1.npz", "playground_1.previous-1.npz"]
+    assert [(tmp_path / f"playground_{i}.previous-1.npz").read_bytes() for i in (0, 1)] \
+        == [saved[0], saved[1]]
+    assert second.kept == [str(tmp_path / f"playground_{i}.previous-1.npz") for i in (0, 1)]
+    assert tg.read_meta(tmp_path / "playground_0.npz")["user"]["steps"] == 1
+    third = Engine(check_config({"hidden": 5, "delay": 2, "batch": 2}), out=str(tmp_path))
+    third.stop(timeout=5)
+    third.resume()              # goes on from the second run's file: its saves replace it
+    third._one_update()
+    third.save()
+    assert third.kept == [] and tg.read_meta(tmp_path / "playground_0.npz")["user"]["steps"] == 2
+    fourth = Engine(check_config({"hidden": 5, "delay": 2, "batch": 2}), out=str(tmp_path))
+    fourth.stop(timeout=5)
+    fourth.save()
+    assert fourth.kept == [str(tmp_path / "playground_0.previous-2.npz")]
+    module = sys.modules["viz.playground"]
+
+    def sleep(seconds):                         # the command's wait loop: Ctrl-C at once
+        raise KeyboardInterrupt
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(
+        sleep=sleep, perf_counter=time.perf_counter, thread_time=time.thread_time))
+    capsys.readouterr()
+    assert main(["playground", "--no-browser", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"kept the earlier run's checkpoint as {tmp_path / 'playground_0.previous-3.npz'}" in out
+    assert (tmp_path / "playground_0.npz").exists()

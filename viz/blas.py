@@ -1,11 +1,12 @@
-"""One OpenBLAS thread while the tinygraph program or a playground trains, the count put back after.
+"""One OpenBLAS thread while the tinygraph program trains (or a playground that asks for it,
+``viz.playground(one_blas_thread=True)``), the count put back after.
 
 The models' matrices are small (the demo's 57 x 128), so a second BLAS thread finds no work
 worth sharing, and on a busy machine its spinning and waiting made training several times
 slower (the demo's character model: 19 against 216 updates/s beside two busy processes on two
 cores, bench/README.md).  OpenBLAS's count is process-wide (``openblas_set_num_threads``; its
 ``_local`` form sets the same global), so it is held, not set: every holder (a command of the
-program, a running playground) counts itself in, the first one sets one thread and the last one
+program, a running playground that asked) counts itself in, the first one sets one thread and the last one
 out puts back the count it found, whatever the order in which they end.  Nothing changes when
 numpy's BLAS is not an OpenBLAS that ``rnn.train.openblas`` finds, or when one of
 ``rnn.train.BLAS_THREAD_VARIABLES`` is set in the environment (the user's choice).

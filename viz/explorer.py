@@ -40,8 +40,8 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
-from rnn.diagnostics import (kept_rows, model_jacobians, own_run, part_nodes, run_connectivity,
-                             runs_free, saturation_with_nans)
+from rnn.diagnostics import (kept_rows, model_jacobians, own_run, padded_chain, part_nodes,
+                             run_connectivity, runs_free, saturation_with_nans)
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
@@ -571,7 +571,7 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
     notes = _run_notes(model, run, options)
     try:
         whole, chains, nans = saturation_with_nans(run, own, keep=kept_rows(options, "viz.explore"),
-                                                   who="viz.explore")
+                                                   who="viz.explore", padded=padded_chain(model))
     except tg.ConfigError:      # a mask of one of several chains: every row's units, said so
         whole, chains, nans = saturation_with_nans(run, own)
         notes.append("the saturation counts the units of every row at every step, padded ones "
@@ -650,7 +650,11 @@ def _run_notes(model, run, options):
                      "loss(xs, ys) computes by default; for a model trained running free give "
                      "the run's options (viz.explore(..., teacher_forcing=False) for a "
                      "JordanRNN, feedback=\"output\" with the squared error)")
-    if options.get("mask") is not None:
+    if options.get("mask") is not None and padded_chain(model) is not None:
+        notes.append(f"masked: the mask pads the source, so the padded steps (mask 0) of "
+                     f"{padded_chain(model)} carry its state, as in loss(xs, ys, mask=mask); "
+                     "every other step and row has its loss term and units")
+    elif options.get("mask") is not None:
         notes.append("masked: the padded steps (mask 0) add no loss term and carry the state, as "
                      "in loss(xs, ys, mask=mask)")
     return notes

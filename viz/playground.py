@@ -24,6 +24,7 @@ import http.server
 import json
 import math
 import os
+import re
 import secrets
 import threading
 import time
@@ -71,6 +72,9 @@ VIEW_SHARE = 0.1           # the views take at most about this share of the trai
 REFRESH_SECONDS = 0.25     # and are refreshed at most this often (CPU seconds of the thread)
 PUBLISH_SECONDS = 0.25     # the curves of a playing run are published at most this often
 SAVE_NAME = "playground_{}.npz"
+# settings of the built-in models and tasks: a model given from Python has its own (its name as
+# design, task "custom", its own hidden size) and its task its own data (no delay, no length)
+OWN_SETTINGS = ("design", "hidden", "delay", "length")
 
 
 class BadRequest(tg.TinygraphError, ValueError):
@@ -108,6 +112,8 @@ def check_config(raw, custom=False):
     if config["optimizer"] not in OPTIMIZERS:
         raise BadRequest(f"optimizer must be one of {list(OPTIMIZERS)}, got {config['optimizer']!r}")
     for key, (low, high) in LIMITS.items():
+        if custom and key == "hidden":      # a user's model's own size, shown as it is
+            high = 2**31 - 1
         config[key] = _whole(key, config[key], low, high)
     for key, (low, high) in FLOATS.items():
         config[key] = _real(key, config[key], low, high)
@@ -156,11 +162,30 @@ class _Source:
 
     def __init__(self, make, seed, batch):
         self.make, self.seed, self.size = make, seed, batch
-        self.held = make(HELD_BATCH, 2**40 + seed)
+        self.held = self._pair(make(HELD_BATCH, 2**40 + seed))
         self.probe = tuple(_first(a, HELD_BATCH, i) for i, a in enumerate(self.held))
 
     def batch(self, number):
-        return self.make(self.size, self.seed * 100_003 + number)
+        return self._pair(self.make(self.size, self.seed * 100_003 + number))
+
+    @staticmethod
+    def _pair(data):
+        """The task's (xs, ys); anything else is refused, a third array (a mask of padded
+        sequences) by name: the playground trains without one, so the padding would be trained
+        on as data."""
+        if isinstance(data, (tuple, list)) and len(data) == 2:
+            return tuple(data)
+        if isinstance(data, (tuple, list)) and len(data) == 3:
+            raise tg.ConfigError(
+                "viz.playground: the task gave 3 arrays (xs, ys and a mask of padded sequences?); "
+                "the playground trains on (xs, ys) alone, without a mask, so the padded steps "
+                "would be trained on as data: give sequences of one length (no padding), or "
+                "train padded batches with rnn.Trainer and model.loss(xs, ys, mask=mask)")
+        if isinstance(data, (tuple, list)):
+            got = f"{len(data)} array{'' if len(data) == 1 else 's'}"
+        else:
+            got = f"a {type(data).__name__}"
+        raise tg.ConfigError(f"viz.playground: the task must give a pair (xs, ys), got {got}")
 
 
 def _terms(model, ys):
@@ -286,10 +311,15 @@ def build(config):
 
 
 def recurrent_weights(model):
-    """The square recurrent matrices h(t-1) -> h(t): W, and the gates' Wf, Wg, Wo, Wu, Wr."""
+    """The square recurrent matrices h(t-1) -> h(t): W, and the gates' Wf, Wg, Wo, Wu, Wr.  A
+    model without state parts (a JordanRNN: its W reads y(t-1), square when n_out == H) has
+    none, and an attention's Wa (it reads s(t-1) into the scores, not into s(t)) is none."""
     hidden = getattr(model, "n_hidden", None)
+    if not getattr(model, "parts", None):
+        return []
     return [p for name, p in model.named_parameters()
-            if name.split(".")[-1].startswith("W") and p.ndim == 2 and p.shape == (hidden, hidden)]
+            if name.split(".")[-1].startswith("W") and not name.split(".")[-1].startswith("Wa")
+            and p.ndim == 2 and p.shape == (hidden, hidden)]
 
 
 def rescale(model, rho):
@@ -352,6 +382,17 @@ class Run:
             number, i = divmod(k, self._per_sequence())
             xs, ys = self.source.batch(number)
             if self.whole is None:      # chunks along time, as rnn.truncated_bptt cuts them
+                steps = np.shape(xs)[0] if np.ndim(xs) else 0
+                if -(-steps // trunc) != self._per_sequence():
+                    # the chunks per sequence are counted on the held-out batch's length: a
+                    # longer sequence's later chunks would never be trained on, a shorter one
+                    # would have none to give
+                    raise tg.ShapeError(
+                        f"viz.playground: the task's sequences are cut into chunks of trunc "
+                        f"{trunc} steps, {self._per_sequence()} per sequence as its held-out "
+                        f"batch of {self._length()} steps has them, but the batch of update "
+                        f"{k + 1} has {steps} steps ({-(-steps // trunc)} chunks): give "
+                        "sequences of one length")
                 xs, ys = rnn.train.chunks(self.model, xs, ys, trunc, "viz.playground")[i]
         calls = rnn.train._dropout_calls(self.model)
         try:
@@ -594,10 +635,16 @@ class Engine:
     def __init__(self, config, model=None, task=None, out=None, release=lambda: None):
         self.release = release                  # counts the engine out of one BLAS thread
         self.custom = model is not None
+        # a user's model keeps these whatever a reset asks (the page shows them, disabled)
+        self.own = {k: config[k] for k in OWN_SETTINGS + ("task",)} if self.custom else None
         self.user_model, self.user_task = model, task
         self.initial = model.state_dict() if model is not None else None
         self.initial_calls = rnn.train._dropout_calls(model) if model is not None else None
         self.out = out
+        # the checkpoints in ``out`` are this engine's once it saved or resumed them: before,
+        # they are an earlier run's, which the first save keeps aside (never overwritten)
+        self.owns_out = False
+        self.kept = []                          # the earlier run's files, as kept
         self.lock = threading.Lock()            # the snapshot and the command queue
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -623,6 +670,21 @@ class Engine:
     def snapshot(self):
         with self.lock:
             return self._snapshot
+
+    def reset_config(self, config):
+        """``config`` (checked) as a reset of this engine takes it: for a model given from
+        Python its design and task as they are (the page cannot show them), and a hidden size,
+        delay or length other than the run's refused (BadRequest): they would not change the
+        model or the task's data, only what the page says of them."""
+        if not self.custom:
+            return config
+        changed = [k for k in ("hidden", "delay", "length") if config[k] != self.own[k]]
+        if changed:
+            k = changed[0]
+            raise BadRequest(f"{k} {config[k]!r}: a model given from Python keeps its own "
+                             f"({k} {self.own[k]!r}); lr, clip, batch, trunc, seed, optimizer "
+                             "and rho apply to it")
+        return dict(config, design=self.own["design"], task=self.own["task"])
 
     def stop(self, timeout=None):
         """Stop the thread: it ends after the update in progress, which this waits for (up to
@@ -781,12 +843,33 @@ class Engine:
             raise BadRequest("no --out folder was given: nothing can be saved")
         mark = hashlib.sha256(json.dumps([[run.config, run.steps, run.digest()] for run in self.runs],
                                          sort_keys=True).encode()).hexdigest()
+        if not self.owns_out:
+            self._keep_earlier()
         for i, run in enumerate(self.runs):
             rnn.save_training(self._path(i), run.trainer,
                               {"losses": np.array(run.losses), "norms": np.array(run.norms),
                                **run.carried_arrays()},
                               meta={"config": run.config, "steps": run.steps, "runs": len(self.runs),
                                     "save": mark})
+        self.owns_out = True
+
+    def _keep_earlier(self):
+        """Move the checkpoints an earlier playground left in ``out`` (``playground_<i>.npz``)
+        aside, together, to the first free ``playground_<i>.previous-<n>.npz``: a new run's
+        first save (also the one when the server stops) would overwrite them otherwise.
+        Their new names are added to :attr:`kept`."""
+        pattern = re.compile(re.escape(SAVE_NAME).replace(r"\{\}", r"(\d+)") + "$")
+        found = sorted(name for name in os.listdir(self.out) if pattern.match(name))
+        if not found:
+            return
+        n = 1
+        while any(os.path.exists(os.path.join(self.out, f"{name[:-4]}.previous-{n}.npz"))
+                  for name in found):
+            n += 1
+        for name in found:
+            kept = os.path.join(self.out, f"{name[:-4]}.previous-{n}.npz")
+            os.rename(os.path.join(self.out, name), kept)
+            self.kept.append(kept)
 
     def resume(self):
         """Read the checkpoints that :meth:`save` wrote; nothing changes unless all load."""
@@ -816,11 +899,7 @@ class Engine:
                                                   **carried})
                 given = sorted(k for k in arrays if k.startswith("carried"))
                 if given and len(given) != len(carried):    # the run would carry zeros for them
-                    raise tg.CheckpointError(
-                        f"'{self._path(i)}' holds only some parts of the carried state: "
-                        f"{[k.split('/', 1)[-1] for k in given]}, not "
-                        f"{[k.split('/', 1)[-1] for k in sorted(carried) if k not in arrays]} "
-                        "(the run would go on from zeros for them); a file edited by hand?")
+                    raise tg.CheckpointError(_partly_carried(self._path(i), given, carried))
                 if meta.get("save") != mark:
                     raise tg.CheckpointError(
                         f"'{self._path(i)}' was written by another save than '{first}' (a save "
@@ -841,6 +920,32 @@ class Engine:
             if put_back is not None:
                 put_back()
             raise
+        self.owns_out = True        # the run goes on from these files: a save replaces them
+
+
+def _partly_carried(path, given, expected):
+    """Why a checkpoint holding only some of the carried arrays ``expected`` (its own:
+    ``given``) cannot be resumed: what is missing, what it means and where the file is likely
+    from."""
+    missing = sorted(k for k in expected if k not in given)
+    text = (f"'{path}' holds only some parts of the carried state: "
+            f"{[k.split('/', 1)[-1] for k in given]}, not {[k.split('/', 1)[-1] for k in missing]} "
+            "(the run would go on from zeros for them)")
+    old = [k for k in missing if k == "carried_y0" or k.startswith("carried_past/")]
+    if old and all(k == "carried" or k.startswith("carried/") for k in given) \
+            and set(missing) == set(old):
+        what = []
+        if "carried_y0" in old:
+            what.append("carried_y0 (the output y(t-1) fed back into the next chunk's first step)")
+        if any(k.startswith("carried_past/") for k in old):
+            what.append("carried_past/<i> (the skip connection's past states)")
+        return (f"{text}: missing {' and '.join(what)}. The file was saved inside a sequence by "
+                "a playground older than these arrays, which carried only the last state from "
+                "chunk to chunk (its next chunk restarted the fed-back output or the past states "
+                "from their start values, a loss other than truncated BPTT's); it cannot go on "
+                "as this playground trains. Reset and train again, or resume a save made at "
+                "the end of a sequence (which holds no carried state)")
+    return f"{text}; a file edited by hand?"
 
 
 def _held(model):
@@ -936,7 +1041,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             app = self.server.app
             if path == "/api/reset":
                 config = body.get("config")
-                config = None if config is None else check_config(config, app.engine.custom)
+                if config is not None:
+                    if app.engine.custom and isinstance(config, dict):   # missing: the run's own
+                        config = dict(app.engine.own, **config)
+                    config = app.engine.reset_config(check_config(config, app.engine.custom))
                 app.engine.command("reset", config)
             elif path in ("/api/play", "/api/pause", "/api/step"):
                 app.engine.command(path.rsplit("/", 1)[1])
@@ -965,19 +1073,21 @@ class Playground:
     """A running playground: ``url`` (with its token), ``stop()``; in Jupyter the page inline.
 
     Made by :func:`playground`; ``serve_forever()`` blocks until Ctrl-C (the command line).
-    While it runs, numpy's OpenBLAS runs with one thread, as the command's training does
-    (:func:`viz.blas.hold_one_blas_thread`); ``stop()`` puts the count back (the last
-    playground to stop, when several run).
+    With ``one_blas_thread=True`` numpy's OpenBLAS runs with one thread while it runs, as the
+    command's training does (:func:`viz.blas.hold_one_blas_thread`; the count is process-wide)
+    and ``stop()`` puts the count back (the last playground to stop, when several hold it);
+    by default the process's BLAS count is left alone (the ``tinygraph`` command holds it
+    for its whole process itself, :func:`viz.cli.main`).
     """
 
-    def __init__(self, config, model=None, task=None, port=0, out=None):
+    def __init__(self, config, model=None, task=None, port=0, out=None, one_blas_thread=False):
         try:                 # first: a port taken leaves no training thread and no folder behind
             self.server = _Server(("127.0.0.1", port), _Handler)
         except OSError as e:
             raise tg.ConfigError(f"viz.playground: cannot listen on 127.0.0.1:{port}: "
                                  f"{e.strerror or e}; give another port (--port), or 0 for a "
                                  f"free one") from None
-        release = hold_one_blas_thread()        # the engine trains as the command does
+        release = hold_one_blas_thread() if one_blas_thread else (lambda: None)
         try:
             if out is not None:
                 out = os.path.abspath(out)
@@ -1053,7 +1163,8 @@ def _user_source(model, task, batch, seed):
     return _Source(lambda b, s: task(b, s), seed, batch)
 
 
-def playground(model=None, task=None, port=0, out=None, open_browser=False, **config):
+def playground(model=None, task=None, port=0, out=None, open_browser=False,
+               one_blas_thread=False, **config):
     """Start the playground; returns a :class:`Playground` (``url``, ``stop()``).
 
     Parameters
@@ -1061,16 +1172,23 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False, **co
     model : an rnn design or Cell of your own, optional; trained in place (reset restores its
         parameters as given, W rescaled to ``rho`` when ``rho`` is set, and the calls of its
         seeded tg.Dropout modules, so that a reset run draws the same masks again)
-    task : callable (batch, seed) -> (xs, ys), optional: your data for ``model``; without a
+    task : callable (batch, seed) -> (xs, ys), optional: your data for ``model`` (sequences of
+        one length: there is no mask, and a third array given is refused); without a
         model, the name of a built-in task ("copy", "parity", "chars", "signal")
     port : int, 0 for a free port; out : folder for checkpoints, optional
     open_browser : bool
+    one_blas_thread : bool, default False.  True: until ``stop()`` numpy's OpenBLAS runs with
+        one thread, as in ``tinygraph playground`` (faster training of small matrices on a busy
+        machine), unless a BLAS thread variable such as ``OPENBLAS_NUM_THREADS`` is set.  The
+        count is process-wide: for that time every other thread of your process computes with
+        it too (a matrix product's last bits depend on it), so it is not done unless asked.
     **config : fields of :data:`DEFAULTS` (design, task, delay, hidden, rho, lr, clip, batch,
-        trunc, seed, compare)
-
-    Until ``stop()`` numpy's OpenBLAS runs with one thread, as in ``tinygraph playground``
-    (unless a BLAS thread variable such as ``OPENBLAS_NUM_THREADS`` is set).
+        trunc, seed, compare); with your model, lr, clip, batch, trunc, seed, optimizer and rho
+        only (the others are the built-in models' and tasks': a ConfigError)
     """
+    if not isinstance(one_blas_thread, bool):
+        raise tg.ConfigError(f"viz.playground: one_blas_thread must be True or False, got "
+                             f"{one_blas_thread!r}")
     if model is None and isinstance(task, str):      # a built-in task by name
         config["task"], task = task, None
     if model is None and task is not None:
@@ -1079,14 +1197,24 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False, **co
         if not callable(getattr(model, "run_for_loss", None)):
             raise tg.DTypeError(f"viz.playground: needs an rnn design or Cell, got "
                                 f"{type(model).__name__}")
-        config = dict({"rho": 0.0, "design": model.name, "task": "custom"}, **config)
+        given = [k for k in OWN_SETTINGS if k in config]
+        if given:            # they would change nothing but what the page says of the run
+            raise tg.ConfigError(f"viz.playground: {given[0]}= is a setting of the built-in "
+                                 f"models and tasks; your model {model.name!r} has its own, and "
+                                 "your task its own data: leave it out (lr, clip, batch, trunc, "
+                                 "seed, optimizer and rho apply to your model)")
+        own = {"rho": 0.0, "design": model.name, "task": "custom"}
+        hidden = getattr(model, "n_hidden", None)        # shown on the page, as it is
+        if isinstance(hidden, int) and not isinstance(hidden, bool) and hidden >= 1:
+            own["hidden"] = hidden
+        config = dict(own, **config)
     try:
         config = check_config(config, custom=model is not None)
     except BadRequest as e:
         raise tg.ConfigError(f"viz.playground: {e}") from None
     if model is not None:
         task = _user_source(model, task, config["batch"], config["seed"])
-    app = Playground(config, model, task, port, out).start()
+    app = Playground(config, model, task, port, out, one_blas_thread=one_blas_thread).start()
     if open_browser:
         webbrowser.open(app.url)
     return app
@@ -1118,4 +1246,6 @@ def cmd_playground(args):
         pass
     finally:
         app.stop()
+    for kept in app.engine.kept:
+        print(f"tinygraph playground: kept the earlier run's checkpoint as {kept}", flush=True)
     print("tinygraph playground: stopped", flush=True)

@@ -379,7 +379,7 @@
         render(snap);
         $("b-play").classList.toggle("on", snap.playing);
         $("b-save").disabled = $("b-resume").disabled = !snap.can_save;
-        for (const f of ["design", "task", "compare"]) $("c-" + f).disabled = snap.custom;
+        for (const f of ["design", "task", "compare", "hidden", "delay", "length"]) $("c-" + f).disabled = snap.custom;
         $("status").textContent = (snap.playing ? "training" : "paused") + " · views every " + snap.refresh_seconds + " s of training CPU time";
         document.body.dataset.version = snap.version;
       }
