@@ -17,9 +17,10 @@ import viz
 import viz.views as views
 from viz.derive import derive
 from viz.views import _summary, draw_unrolled, new_digraph
-from viz_layout import (_drawn_edges, bands, columns_out_of_time_order, designs, label_clashes,
-                        measure, plain, readme_attention_decoder, step_boxes,
-                        undrawn_dependencies, undrawn_folded_dependencies)
+from viz_layout import (_drawn_edges, bands, columns_out_of_time_order, crossings,
+                        crossings_in_steps, designs, label_clashes, measure, plain,
+                        readme_attention_decoder, step_boxes, undrawn_dependencies,
+                        undrawn_folded_dependencies)
 
 DESIGNS = designs()
 STEPS = 4
@@ -494,14 +495,17 @@ def test_no_weight_lies_on_another(design, steps):
 # -> (0, 3, 12, 21), memory network (0, 3, 12, 21) -> (0, 1, 4, 9), peephole LSTM
 # (0, 6, 18, 22) -> (0, 5, 14, 20), deep skip (0, 2, 8, 15) -> (0, 1, 4, 9), leaky skip
 # (0, 1, 1, 6) -> (0, 1, 1, 3).  A fork's weight along its rail written over the rail (viewsD):
-# GRU -> (0, 1, 4, 9), peephole LSTM -> (0, 4, 10, 14), deep skip -> (0, 0, 0, 3).
+# GRU -> (0, 1, 4, 9), peephole LSTM -> (0, 4, 10, 14), deep skip -> (0, 0, 0, 3).  An edge
+# into the fork's variable from the side away from the fork, and a fork's weight into another
+# rail written counter-clockwise of its edge (viewsF): GRU -> (0, 0, 0, 3), LSTM -> (1, 0, 0,
+# 0), user-written LSTM -> (1, 0, 1, 3), peephole LSTM -> (0, 0, 0, 1).
 CLASHES = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
-    "vec2seq": (0, 1, 4, 9), "conditional": (0, 0, 0, 0), "lstm": (1, 1, 4, 5),
-    "gru": (0, 1, 4, 9), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 8, 17),
+    "vec2seq": (0, 1, 4, 9), "conditional": (0, 0, 0, 0), "lstm": (1, 0, 0, 0),
+    "gru": (0, 0, 0, 3), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 8, 17),
     "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 2, 9, 13), "deep_skip": (0, 0, 0, 3),
     "leaky_skip": (0, 1, 1, 3), "esn": (0, 0, 0, 0), "memory": (0, 1, 4, 9),
-    "user_lstm": (1, 1, 4, 5), "peephole": (0, 4, 10, 14),
+    "user_lstm": (1, 0, 1, 3), "peephole": (0, 0, 0, 1),
 }
 VIEWS = {"folded": lambda m: viz.folded(m), "1 step": lambda m: viz.unrolled(m, steps=1),
          "4 steps": lambda m: viz.unrolled(m, steps=4),
@@ -750,3 +754,52 @@ def test_the_column_order_check_sees_an_elision_out_of_place():
     found = columns_out_of_time_order(graphviz.Source(source))
     assert len(found) == 1 and found[0].startswith("chain 0: gap at ")
     assert found[0].split(", ")[1].startswith("step 5 at ")
+
+
+def test_the_grus_own_edges_cross_once_in_each_step():
+    """In each step of the GRU, x(t) -> h(t) (U) ran round the left of u(t), across the fork's
+    edges into u(t) and r(t) (Wu, Wr), and Wr crossed u(t) -> h(t): 3 crossings a step.  It
+    now enters h(t) from the side away from the fork (the south-east): Wr across u(t) -> h(t)
+    is left, the fewest any order of the row u, r, x's edge allows (the fork, left of h, feeds
+    both u and r)."""
+    for steps in (1, 4):
+        found = crossings_in_steps(viz.unrolled(DESIGNS["gru"], steps=steps))
+        assert len(found) == steps, found
+
+
+# Pairs of drawn edges that cross, per design, in its folded view, its unrolled view at 1 and
+# 4 steps and its summary of 12 steps.  A change may lower them (then lower them here), never
+# raise them.  An edge within a step into the highest variable a fork feeds from (the GRU's h,
+# an LSTM's h) that passes a row enters it from the side away from the fork (viewsF): GRU
+# (1, 3, 12, 18) -> (1, 1, 4, 6), LSTM (4, 15, 57, 87) -> (4, 7, 28, 51), the user-written
+# LSTM (4, 15, 57, 87) -> (4, 8, 28, 51), peephole LSTM (11, 14, 59, 80) -> (11, 12, 49, 75).
+CROSSINGS = {
+    "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 0), "seq2one": (0, 0, 0, 0),
+    "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (4, 7, 28, 51),
+    "gru": (1, 1, 4, 6), "bidirectional": (0, 2, 5, 6), "encdec": (0, 0, 0, 0),
+    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (1, 1, 4, 6), "deep_skip": (1, 1, 4, 6),
+    "leaky_skip": (0, 0, 6, 10), "esn": (0, 0, 0, 0), "memory": (2, 6, 24, 37),
+    "user_lstm": (4, 8, 28, 51), "peephole": (11, 12, 49, 75),
+}
+
+
+def test_every_design_has_a_pinned_crossing_count():
+    assert set(CROSSINGS) == set(DESIGNS)
+
+
+@pytest.mark.parametrize("view", list(VIEWS))
+@pytest.mark.parametrize("design", list(DESIGNS))
+def test_edge_crossings_do_not_come_back(design, view):
+    pinned = CROSSINGS[design][list(VIEWS).index(view)]
+    found = crossings(VIEWS[view](DESIGNS[design]))
+    assert len(found) <= pinned, found
+
+
+def test_the_crossing_check_sees_two_edges_cross():
+    """The oracle can fail: a -> d and b -> c, their ends in crossed order on two rows."""
+    digraph = graphviz.Digraph()
+    digraph.edge("a", "d")
+    digraph.edge("b", "c")
+    digraph.body.append("\t{rank=same; a; b}\n\t{rank=same; c; d}\n\tc -> d [style=invis]\n"
+                        "\ta -> b [style=invis]\n")
+    assert crossings(digraph) == [(("a", "d"), ("b", "c"))]
