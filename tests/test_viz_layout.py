@@ -803,3 +803,29 @@ def test_the_crossing_check_sees_two_edges_cross():
     digraph.body.append("\t{rank=same; a; b}\n\t{rank=same; c; d}\n\tc -> d [style=invis]\n"
                         "\ta -> b [style=invis]\n")
     assert crossings(digraph) == [(("a", "d"), ("b", "c"))]
+
+
+@pytest.mark.parametrize("steps", [3, 8, 12])
+def test_the_readme_attention_decoders_views_run_no_edge_through_a_step_it_does_not_join(
+        steps, monkeypatch):
+    """The README's attention decoder reads another model's four states at every step
+    (memory -> α(t) and ctx(t)); the explorer draws them as four inputs of their own
+    (h@elman/t=1..4).  Each input had an edge into α(t) and ctx(t) of every step, and they ran
+    through the steps between: 8, 16 and 32 edges through steps they do not join in the
+    explorer's summary and windows at 3, 8 and 12 steps, 2 and 4 in viz.unrolled at 4 and 12
+    steps.  The inputs now stand left of the steps and join at one point, whose edge comes
+    into each step once, at a fork beside α(t); every dependency is still drawn."""
+    model = readme_attention_decoder()
+    rng = np.random.default_rng(1)
+    _, drawn = _explorer_drawings(monkeypatch, model, rng.normal(size=(steps, 4)),
+                                  np.arange(steps) % 3)
+    drawings = {f"explorer {'summary' if shown is None else f'steps {shown[0]}-{shown[-1]}'}":
+                (digraph, variables, shown) for digraph, variables, shown in drawn}
+    drawings["viz.unrolled"] = (viz.unrolled(model, steps=steps + 1),
+                                derive(model.trace(steps + 1), hide=views.BOOK_HIDDEN), None)
+    assert {view: measure(digraph)["stray"] for view, (digraph, _, _) in drawings.items()} == \
+        {view: 0 for view in drawings}
+    assert {view: undrawn_dependencies(digraph, variables, shown=shown)
+            for view, (digraph, variables, shown) in drawings.items()} == \
+        {view: [] for view in drawings}
+

@@ -486,9 +486,59 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                    and src[0] not in inputs and dst[1] is not None and dst[0] in rails}
     for src in ordered:
         g.node(node_id(src), ordering="out")
+    # A static input's edges into a step (another model's states that a user's attention
+    # reads: memory -> α(t) and ctx(t)) come into the step's box once, at a fork in the row of
+    # the lowest variable they feed, and static inputs that feed the same variables of the same
+    # steps without weights (the explorer's h@elman/t=1..4, each an input of its own) join at
+    # one point (a bus) first.  Each edge ran from the input to each variable, across the
+    # boxes between (the README's attention decoder: 3 to 5 edges through steps they do not
+    # join in viz.unrolled at 4 to 12 steps, 16 to 32 in the explorer's views, whose four
+    # inputs sent 8 edges into every step).
+    feeds = {}                      # a static input's id -> [(dst, labels)] of its drawn edges
+    if columns is not None:
+        for src, dst, labels, dt in whole.within(shown_set):
+            if (src[1] is None and src[0] in inputs and dst[1] is not None
+                    and src in present_set and dst in present_set):
+                feeds.setdefault(src, []).append((dst, tuple(labels)))
+    buses, bus_of = {}, {}          # a bus's id -> its inputs; an input -> its bus
+    for src, edges in feeds.items():
+        if all(not labels for _, labels in edges):
+            buses.setdefault(frozenset(dst for dst, _ in edges), []).append(src)
+    buses = {f"{prefix}_bus{i}": members for i, members in enumerate(
+        members for members in buses.values() if len(members) > 1)}
+    for bus, members in buses.items():
+        g.node(bus, shape="point", width="0.09", label="")
+        for src in members:
+            bus_of[src] = bus
+            link(node_id(src), bus, src[0], src[0], (), None, bare=True,
+                 extra={"arrowhead": "none", "constraint": "true"})
+    entering, named = {}, {}        # (source id, t) -> [(dst, labels)]; source id -> a name
+    for src, edges in feeds.items():
+        source = bus_of.get(src, node_id(src))
+        named.setdefault(source, src[0])
+        for dst, labels in edges:
+            into = entering.setdefault((source, dst[1]), [])
+            if (dst, labels) not in into:
+                into.append((dst, labels))
+    routed = {(src, dst) for src, edges in feeds.items() for dst, _ in edges
+              if src in bus_of or len(entering[(node_id(src), dst[1])]) > 1}
+    for (source, t), edges in entering.items():
+        src_name = named[source]
+        if len(edges) > 1:
+            low = min((dst[0] for dst, _ in edges), key=level.get)
+            fork = f"{source}_f{t}"
+            columns.add(t, low, fork, {"shape": "point", "width": "0.09", "label": ""})
+            link(source, fork, src_name, low, (), None, bare=True, extra={"arrowhead": "none"})
+            for dst, labels in edges:
+                link(fork, node_id(dst), low, dst[0], labels, 0, at_head=True)
+        elif source in buses:
+            (dst, labels), = edges
+            link(source, node_id(dst), src_name, dst[0], labels, None)
     for src, dst, labels, dt in whole.within(shown_set):
         if src in ordered and dst[1] == after_gap and dst[0] in rails:
             g.edge(node_id(src), f"{ids[dst[0]]}_gap", style="invis")
+        if (src, dst) in routed:
+            continue                # drawn above, through its fork or bus
         if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
                  at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1),
@@ -631,7 +681,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         # _Columns.draw.)
         read = any(sum(src in present_set for src, _ in sources) > 1
                    for sources in gathered.values())
-        columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs],
+        columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs]
+                     + list(buses),
                      rails, {key: len(others) for key, others in outside.items()},
                      tie="100" if read else "10")
     for name, row in rows.items():
@@ -881,6 +932,8 @@ class _Columns:
                 g.edge(left, right, style="invis")
         with g.subgraph() as row:       # the bottom chain's anchors: one row under its steps
             row.attr(rank="same")
+            for nid in inputs:
+                row.node(nid)
             for column in order:
                 if column in base:
                     row.node(base[column])
@@ -889,7 +942,8 @@ class _Columns:
         anchors = [base[column] for column in order if column in base]
         for anchor in anchors:
             g.edge(spine, anchor, style="invis", weight="0")
-        for left, right in zip(anchors, anchors[1:]):
+        line = list(inputs) + anchors    # the static inputs first, left of the steps
+        for left, right in zip(line, line[1:]):
             g.edge(left, right, style="invis")
         for nid in inputs:
             g.edge(spine, nid, style="invis")
