@@ -829,3 +829,22 @@ def test_the_readme_attention_decoders_views_run_no_edge_through_a_step_it_does_
             for view, (digraph, variables, shown) in drawings.items()} == \
         {view: [] for view in drawings}
 
+
+def _svg_pixels(digraph):
+    """(width, height) of the rendered SVG of ``digraph`` in CSS pixels (96 an inch; the SVG
+    gives points, 72 an inch)."""
+    svg = viz.render(digraph, "svg", quiet=True).decode()
+    width, height = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups()
+    return float(width) * 4 / 3, float(height) * 4 / 3
+
+
+@pytest.mark.parametrize("design", list(DESIGNS))
+def test_the_folded_view_and_a_long_summary_fit_a_1920_by_1080_screen(design):
+    """The summary of 200 steps of an LSTM (the user-written one too) was 2259 pixels wide,
+    the peephole LSTM's 1909 x 1108, the memory network's 2843 x 1208 and its folded view
+    581 x 1187: a projector showed part of it.  A drawing larger than the screen is scaled
+    down to fit it (a smaller one keeps its size)."""
+    model = DESIGNS[design]
+    for view in (viz.folded(model), viz.unrolled(model, steps=200)):
+        width, height = _svg_pixels(view)
+        assert width <= 1920 + 1 and height <= 1080 + 1, (view.name, width, height)

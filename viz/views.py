@@ -34,10 +34,19 @@ _SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": 
            "width": "0.14", "fixedsize": "true"}
 
 
+# The largest drawing, in inches (at 96 pixels an inch, a 1920 x 1080 projector's screen): a
+# larger one is scaled down to fit (the renderer's ``size``; a smaller one keeps its size).
+# The summaries of 200 steps of an LSTM, a peephole LSTM and the memory network were drawn
+# 2259, 1909 x 1108 and 2843 x 1208 pixels, the memory network's folded view 581 x 1187.
+SCREEN = (20, 11.25)
+
+
 def new_digraph(name):
-    """An empty Digraph with the book's look (bottom-to-top layout); ``name`` is made a safe DOT id."""
+    """An empty Digraph with the book's look (bottom-to-top layout, at most :data:`SCREEN`
+    inches); ``name`` is made a safe DOT id."""
     g = graphviz.Digraph(name=re.sub(r"\W", "_", str(name)))
-    g.attr(rankdir="BT", nodesep="0.45", ranksep="0.5", newrank="true")
+    g.attr(rankdir="BT", nodesep="0.45", ranksep="0.5", newrank="true",
+           size=f"{SCREEN[0]},{SCREEN[1]}")
     g.attr("node", **_NODE)
     g.attr("edge", **_EDGE)
     return g
