@@ -498,12 +498,13 @@ def test_no_weight_lies_on_another(design, steps):
 # GRU -> (0, 1, 4, 9), peephole LSTM -> (0, 4, 10, 14), deep skip -> (0, 0, 0, 3).  An edge
 # into the fork's variable from the side away from the fork, and a fork's weight into another
 # rail written counter-clockwise of its edge (viewsF): GRU -> (0, 0, 0, 3), LSTM -> (1, 0, 0,
-# 0), user-written LSTM -> (1, 0, 1, 3), peephole LSTM -> (0, 0, 0, 1).
+# 0), user-written LSTM -> (1, 0, 1, 3), peephole LSTM -> (0, 0, 0, 1).  An MLP transition's
+# hidden layer z(t) right under h(t), not in the lowest row (viewsF): deep MLP -> (0, 0, 1, 2).
 CLASHES = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
     "vec2seq": (0, 1, 4, 9), "conditional": (0, 0, 0, 0), "lstm": (1, 0, 0, 0),
     "gru": (0, 0, 0, 3), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 8, 17),
-    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 2, 9, 13), "deep_skip": (0, 0, 0, 3),
+    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 0, 1, 2), "deep_skip": (0, 0, 0, 3),
     "leaky_skip": (0, 1, 1, 3), "esn": (0, 0, 0, 0), "memory": (0, 1, 4, 9),
     "user_lstm": (1, 0, 1, 3), "peephole": (0, 0, 0, 1),
 }
@@ -773,11 +774,13 @@ def test_the_grus_own_edges_cross_once_in_each_step():
 # an LSTM's h) that passes a row enters it from the side away from the fork (viewsF): GRU
 # (1, 3, 12, 18) -> (1, 1, 4, 6), LSTM (4, 15, 57, 87) -> (4, 7, 28, 51), the user-written
 # LSTM (4, 15, 57, 87) -> (4, 8, 28, 51), peephole LSTM (11, 14, 59, 80) -> (11, 12, 49, 75).
+# An MLP transition's hidden layer z(t) right under h(t) (viewsF): deep MLP and deep skip
+# (1, 1, 4, 6) -> (1, 0, 0, 0).
 CROSSINGS = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 0), "seq2one": (0, 0, 0, 0),
     "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (4, 7, 28, 51),
     "gru": (1, 1, 4, 6), "bidirectional": (0, 2, 5, 6), "encdec": (0, 0, 0, 0),
-    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (1, 1, 4, 6), "deep_skip": (1, 1, 4, 6),
+    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (1, 0, 0, 0), "deep_skip": (1, 0, 0, 0),
     "leaky_skip": (0, 0, 6, 10), "esn": (0, 0, 0, 0), "memory": (2, 6, 24, 37),
     "user_lstm": (4, 8, 28, 51), "peephole": (11, 12, 49, 75),
 }
@@ -848,3 +851,18 @@ def test_the_folded_view_and_a_long_summary_fit_a_1920_by_1080_screen(design):
     for view in (viz.folded(model), viz.unrolled(model, steps=200)):
         width, height = _svg_pixels(view)
         assert width <= 1920 + 1 and height <= 1080 + 1, (view.name, width, height)
+
+
+@pytest.mark.parametrize("design", ["deep_mlp", "deep_skip"])
+def test_an_mlp_transitions_hidden_layer_stands_between_the_states_it_joins(design):
+    """Figure 10.13 (b): h(t-1) -> z(t) -> h(t), the transition's hidden layer z(t) fed from
+    the step before alone.  It stood in the lowest row beside x(t), h(t-1) -> z(t) running
+    down across e(t) -> h(t) (4 pairs of crossing edges at 4 steps); it now stands right
+    under h(t), in the row of e(t), and no edges cross."""
+    digraph = viz.unrolled(DESIGNS[design], steps=4)
+    nodes, _ = plain(digraph)
+    named = {_name_and_step(digraph, nid): nid for nid in nodes}
+    for t in range(1, 5):
+        z, e, h, x = (nodes[named[(name, t)]][1] for name in ("z", "e", "h", "x"))
+        assert x < z == e < h
+    assert crossings(digraph) == []

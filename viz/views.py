@@ -1003,7 +1003,11 @@ def _chains(variables):
 def _levels(variables, above, stacked=()):
     """name -> its row inside a step: the longest path to it over the edges within one step
     (and through static variables), a target above the loss it feeds, each of ``stacked``
-    above the one before it."""
+    above the one before it.  A variable fed from other steps alone stands right under the
+    lowest variable of its step it feeds: the hidden layer z(t) of an MLP transition
+    (figure 10.13 b, h(t-1) -> z(t) -> h(t)) stood in the lowest row, beside x(t), and
+    h(t-1) -> z(t) ran down across the step (the deep MLP and skip nets' 4 crossing pairs of
+    edges at 4 steps, 0 now; their weights on something 9 -> 1)."""
     succ = {n: set() for n in variables.names}
     for lower, upper in zip(stacked, stacked[1:]):
         if lower in succ and upper in succ:
@@ -1018,6 +1022,7 @@ def _levels(variables, above, stacked=()):
     for n in succ:
         for m in succ[n]:
             indegree[m] += 1
+    within = {n for n in succ if indegree[n]}     # fed by something of its own step
     level = {n: 0 for n in succ}
     ready = [n for n in succ if indegree[n] == 0]
     while ready:
@@ -1027,6 +1032,9 @@ def _levels(variables, above, stacked=()):
             indegree[m] -= 1
             if indegree[m] == 0:
                 ready.append(m)
+    for n in {d[0] for s, d in variables.edges if None not in (s[1], d[1]) and s[1] != d[1]}:
+        if n not in within and succ[n]:    # fed from other steps alone: right under the
+            level[n] = min(level[m] for m in succ[n]) - 1     # lowest variable it feeds
     return level
 
 
