@@ -867,3 +867,20 @@ def test_an_mlp_transitions_hidden_layer_stands_between_the_states_it_joins(desi
         z, e, h, x = (nodes[named[(name, t)]][1] for name in ("z", "e", "h", "x"))
         assert x < z == e < h
     assert crossings(digraph) == []
+
+
+def test_another_models_states_are_drawn_as_its_variable_at_its_steps(monkeypatch):
+    """The explorer names the README's attention decoder's four inputs h@elman/t=1..4 (the
+    encoder's h at its steps 1 to 4) and drew those names whole, circles 1.65 in across; they
+    are drawn elman.h(1) .. elman.h(4), as viz.unrolled draws the stacked states elman.h, in
+    circles 1.29 in across."""
+    rng = np.random.default_rng(1)
+    _, drawn = _explorer_drawings(monkeypatch, readme_attention_decoder(),
+                                  rng.normal(size=(6, 4)), np.arange(6) % 3)
+    digraph = drawn[0][0]
+    nodes, _ = plain(digraph)
+    found = dict(re.findall(r"^\s*(\w+) \[label=<<table.*?>elman\.h</td>.*?\((\d)\)</font>",
+                            digraph.source, re.M))
+    assert sorted(found.values()) == ["1", "2", "3", "4"]
+    assert "h@elman" not in digraph.source
+    assert max(nodes[nid][2] for nid in found) < 1.3

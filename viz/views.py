@@ -351,7 +351,11 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             below = f'<font point-size="9">{norms[(name, t)]:.1e}</font>'
             attrs.update(grad_fill(norms[(name, t)], lo, hi))
         text = shown_as.get(name, name)
-        if t is None or text == "":
+        other = _OTHER_STEP.match(text) if t is None else None
+        if other:                   # another model's variable at its step k: model.name(k)
+            label = sup_html(f"{other.group(2)}.{other.group(1)}", f"({other.group(3)})",
+                             below=below)
+        elif t is None or text == "":
             label = html_text(text) + ("" if below is None else f"<br/>{below}")
         else:
             label = sup_html(text, f"({stamp(t)})", below=below)
@@ -966,6 +970,13 @@ class _Columns:
         """"t = 2", or "decoder, t = 2" where there are several chains."""
         where = chain.rsplit("/", 1)[-1] if len(self.chains) > 1 and chain else ""
         return f"{where}, t = {self.stamp(t)}" if where else f"t = {self.stamp(t)}"
+
+
+# The name the explorer gives a variable of another model at one of its steps, read by this
+# run (an attention's memory of an encoder's states): "h@elman/t=3", drawn "elman.h(3)" (as
+# viz.unrolled draws the stacked states "elman.h"), in a circle as small as h(3)'s: the four
+# states of the README's attention decoder, written out whole, were circles 1.7 in across.
+_OTHER_STEP = re.compile(r"^(\w+)@(?:.*/)?(\w+)/t=(\d+)$")
 
 
 def _inputs(variables):
