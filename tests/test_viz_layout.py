@@ -884,3 +884,14 @@ def test_another_models_states_are_drawn_as_its_variable_at_its_steps(monkeypatc
     assert sorted(found.values()) == ["1", "2", "3", "4"]
     assert "h@elman" not in digraph.source
     assert max(nodes[nid][2] for nid in found) < 1.3
+
+
+def test_the_explorers_drawings_keep_their_size_for_its_own_zoom(monkeypatch):
+    """The explorer's page zooms and scrolls its drawings itself (its "fit" and "+"/"-"): they
+    are not scaled down to a screen, as viz.unrolled's and viz.folded's are."""
+    model = DESIGNS["memory"]
+    xs, ys = _explore_args("memory", model, 200, np.random.default_rng(0))
+    (folded, _), drawn = _explorer_drawings(monkeypatch, model, xs, ys)
+    assert not re.search(r"(^|\s)size=", folded.source + drawn[0][0].source)
+    assert _svg_pixels(drawn[0][0])[0] > 1920
+    assert _svg_pixels(viz.unrolled(model, steps=200))[0] <= 1921

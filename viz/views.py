@@ -41,12 +41,14 @@ _SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": 
 SCREEN = (20, 11.25)
 
 
-def new_digraph(name):
-    """An empty Digraph with the book's look (bottom-to-top layout, at most :data:`SCREEN`
-    inches); ``name`` is made a safe DOT id."""
+def new_digraph(name, fit=True):
+    """An empty Digraph with the book's look (bottom-to-top layout; with ``fit``, at most
+    :data:`SCREEN` inches: the explorer's and the playground's pages, which zoom and scroll
+    their drawings themselves, pass False); ``name`` is made a safe DOT id."""
     g = graphviz.Digraph(name=re.sub(r"\W", "_", str(name)))
-    g.attr(rankdir="BT", nodesep="0.45", ranksep="0.5", newrank="true",
-           size=f"{SCREEN[0]},{SCREEN[1]}")
+    g.attr(rankdir="BT", nodesep="0.45", ranksep="0.5", newrank="true")
+    if fit:
+        g.attr(size=f"{SCREEN[0]},{SCREEN[1]}")
     g.attr("node", **_NODE)
     g.attr("edge", **_EDGE)
     return g
