@@ -413,6 +413,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
               and dst_name == top_fork):     # past a row into the fork's variable: from the
             attrs["headport"] = _fork_side(fans, dst_name)    # side away from the fork
         back = dt is not None and dt < 0 if flat else back
+        if back and "headport" in attrs:
+            attrs["tailport"] = attrs.pop("headport")
         if back and key in ("headlabel", "taillabel") and key in attrs:   # written from dst
             attrs[_OTHER_END[key]] = attrs.pop(key)                           # to src
 
@@ -587,10 +589,15 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             if own is not None:
                 labels = variables.edges.get(((src_name, own), (dst_name, t)), labels)
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
-                 at_head=len(targets) > 1, clockwise=dst_name != src_name and dst_name not in rails)
+                 at_head=len(targets) > 1, clockwise=dst_name != src_name and dst_name not in rails,
+                 extra={"headport": "nw" if dt > 0 else "ne"}
+                 if bend and abs(level[dst_name] - level[src_name]) > 1 else None)
             #  (along the rail, the weights over it, clear of the fork's other edges; into
             #  another rail (an LSTM's h(t-1) into s(t)), the other way round too: clockwise,
-            #  "W" lay on s(t) -> h(t), which leaves s(t) where the fork's edge enters it)
+            #  "W" lay on s(t) -> h(t), which leaves s(t) where the fork's edge enters it.
+            #  A turn down past a row enters its variable on the side it comes from: into the
+            #  top of h(t), y(t-1) -> h(t) of a vector-to-sequence net ran beside h(t) -> o(t)
+            #  and its "V" lay on it, in every step)
 
     def leave(src_name, t, dt, nid):
         """The edge from src_name(t) out to ``nid``, the rest of its chain in the direction dt."""
