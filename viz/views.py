@@ -1052,9 +1052,10 @@ def _levels(variables, above, stacked=()):
             indegree[m] -= 1
             if indegree[m] == 0:
                 ready.append(m)
-    for n in {d[0] for s, d in variables.edges if None not in (s[1], d[1]) and s[1] != d[1]}:
-        if n not in within and succ[n]:    # fed from other steps alone: right under the
-            level[n] = min(level[m] for m in succ[n]) - 1     # lowest variable it feeds
+    fed = {d[0] for s, d in variables.edges if None not in (s[1], d[1]) and s[1] != d[1]}
+    for n in variables.names:       # fed from other steps alone (so no one's successor here):
+        if n in fed and n not in within and succ[n]:     # right under the lowest variable
+            level[n] = min(level[m] for m in succ[n]) - 1    # it feeds
     return level
 
 
