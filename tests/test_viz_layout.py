@@ -501,13 +501,15 @@ def test_no_weight_lies_on_another(design, steps):
 # 0), user-written LSTM -> (1, 0, 1, 3), peephole LSTM -> (0, 0, 0, 1).  An MLP transition's
 # hidden layer z(t) right under h(t), not in the lowest row (viewsF): deep MLP -> (0, 0, 1, 2).
 # An edge that turns down past a row enters its variable from the side it comes from (viewsF):
-# vector-to-sequence -> (0, 0, 0, 3), encoder-decoder -> (0, 1, 8, 14), memory -> (0, 1, 4, 5).
+# vector-to-sequence -> (0, 0, 0, 3), encoder-decoder -> (0, 1, 8, 14) (not into a variable that
+# feeds several of its step: the memory network's r(t-1) -> h(t) then ran by "Kw", 9 -> 5 but
+# two on h(t) -> ww(t)'s "Kw").
 CLASHES = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
     "vec2seq": (0, 0, 0, 3), "conditional": (0, 0, 0, 0), "lstm": (1, 0, 0, 0),
     "gru": (0, 0, 0, 3), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 8, 14),
     "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 0, 1, 2), "deep_skip": (0, 0, 0, 3),
-    "leaky_skip": (0, 1, 1, 3), "esn": (0, 0, 0, 0), "memory": (0, 1, 4, 5),
+    "leaky_skip": (0, 1, 1, 3), "esn": (0, 0, 0, 0), "memory": (0, 1, 4, 9),
     "user_lstm": (1, 0, 1, 3), "peephole": (0, 0, 0, 1),
 }
 VIEWS = {"folded": lambda m: viz.folded(m), "1 step": lambda m: viz.unrolled(m, steps=1),

@@ -487,6 +487,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # row, and the weights there came to lie on each other.
     top_fork = max((name for (name, _), targets in fans.items() if len(targets) > 1
                     and name in level), key=level.get, default=None)
+    feeding = {}                    # a variable -> the variables of its own step it feeds
+    for src, dst in variables.edges:
+        if src[1] is not None and src[1] == dst[1] and src[0] != dst[0]:
+            feeding.setdefault(src[0], set()).add(dst[0])
     step_labels = (columns is not None and len(set(whole.chains.values())) == 1
                    and not any(abs(dt) > 1 for *_, dt in whole.lagged(shown_set))
                    and (len(rails) <= 1 or rails == plain_rails and not any(
@@ -591,13 +595,16 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
                  at_head=len(targets) > 1, clockwise=dst_name != src_name and dst_name not in rails,
                  extra={"headport": "nw" if dt > 0 else "ne"}
-                 if bend and abs(level[dst_name] - level[src_name]) > 1 else None)
+                 if bend and abs(level[dst_name] - level[src_name]) > 1
+                 and len(feeding.get(dst_name, ())) <= 1 else None)
             #  (along the rail, the weights over it, clear of the fork's other edges; into
             #  another rail (an LSTM's h(t-1) into s(t)), the other way round too: clockwise,
             #  "W" lay on s(t) -> h(t), which leaves s(t) where the fork's edge enters it.
             #  A turn down past a row enters its variable on the side it comes from: into the
             #  top of h(t), y(t-1) -> h(t) of a vector-to-sequence net ran beside h(t) -> o(t)
-            #  and its "V" lay on it, in every step)
+            #  and its "V" lay on it, in every step.  Not into a variable that feeds several of
+            #  its step: there it ran among their edges, the memory network's r(t-1) -> h(t)
+            #  by "Kw" of h(t) -> ww(t))
 
     def leave(src_name, t, dt, nid):
         """The edge from src_name(t) out to ``nid``, the rest of its chain in the direction dt."""
