@@ -4,7 +4,8 @@ time to build and render the summarised view of a long unroll.
 Run ``python bench/views.py [--steps 10000] [--layout-only | --speed-only]`` from the
 repository root.  Per design: interleaved bands (pairs of steps whose columns overlap or are
 out of order), stray edges (edges passing through a step they do not join), misplaced ends
-(``(...)`` and static nodes inside a step), width per step in inches; then the seconds of
+(``(...)`` and static nodes inside a step), width per step in inches, pairs of edges that
+cross; then the seconds of
 ``viz.render(viz.unrolled(model, steps))`` (trace, derive, draw, lay out; one run), wall clock
 and CPU time (this process and the renderer's, which a machine shared with other jobs does not
 inflate).
@@ -21,13 +22,16 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import viz                                  # noqa: E402
-from viz_layout import designs, measure  # noqa: E402
+from viz_layout import crossings, designs, measure  # noqa: E402
 
 
 def layout_rows(steps=4):
     """design -> measure() of its unrolled view at ``steps`` steps."""
-    return {name: measure(viz.unrolled(model, steps=steps))
-            for name, model in designs().items()}
+    out = {}
+    for name, model in designs().items():
+        digraph = viz.unrolled(model, steps=steps)
+        out[name] = {**measure(digraph), "crossings": len(crossings(digraph))}
+    return out
 
 
 def _cpu():
@@ -55,14 +59,14 @@ def main():
     args = parser.parse_args()
     layout = {} if args.speed_only else layout_rows()
     speed = {} if args.layout_only else speed_rows(args.steps)
-    print(f"{'design':15} {'interleaved':>11} {'stray':>6} {'ends':>5} {'in/step':>8} "
+    print(f"{'design':15} {'interleaved':>11} {'stray':>6} {'ends':>5} {'in/step':>8} {'cross':>6} "
           f"{f'{args.steps:,} steps: wall s':>20} {'CPU s':>6}")
     for name in designs():
         row = layout.get(name)
         cells = ("" if row is None else f"{row['interleaved']:>11} {row['stray']:>6} "
-                 f"{row['ends']:>5} {row['per_step']:>8.2f}")
+                 f"{row['ends']:>5} {row['per_step']:>8.2f} {row['crossings']:>6}")
         secs = f"{speed[name][0]:>20.2f} {speed[name][1]:>6.2f}" if name in speed else ""
-        print(f"{name:15} {cells:>33} {secs}")
+        print(f"{name:15} {cells:>40} {secs}")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ import viz
 import viz.views as views
 from viz.derive import derive
 from viz.views import _summary, draw_unrolled, new_digraph
-from viz_layout import (_drawn_edges, bands, columns_out_of_time_order, designs, label_clashes,
-                        measure, plain, readme_attention_decoder, step_boxes,
-                        undrawn_dependencies, undrawn_folded_dependencies)
+from viz_layout import (_drawn_edges, bands, columns_out_of_time_order, crossings,
+                        crossings_in_steps, designs, label_clashes, measure, plain,
+                        readme_attention_decoder, step_boxes, undrawn_dependencies,
+                        undrawn_folded_dependencies)
 
 DESIGNS = designs()
 STEPS = 4
@@ -494,14 +495,22 @@ def test_no_weight_lies_on_another(design, steps):
 # -> (0, 3, 12, 21), memory network (0, 3, 12, 21) -> (0, 1, 4, 9), peephole LSTM
 # (0, 6, 18, 22) -> (0, 5, 14, 20), deep skip (0, 2, 8, 15) -> (0, 1, 4, 9), leaky skip
 # (0, 1, 1, 6) -> (0, 1, 1, 3).  A fork's weight along its rail written over the rail (viewsD):
-# GRU -> (0, 1, 4, 9), peephole LSTM -> (0, 4, 10, 14), deep skip -> (0, 0, 0, 3).
+# GRU -> (0, 1, 4, 9), peephole LSTM -> (0, 4, 10, 14), deep skip -> (0, 0, 0, 3).  An edge
+# into the fork's variable from the side away from the fork, and a fork's weight into another
+# rail written counter-clockwise of its edge (viewsF): GRU -> (0, 0, 0, 3), LSTM -> (1, 0, 0,
+# 0), user-written LSTM -> (1, 0, 1, 3), peephole LSTM -> (0, 0, 0, 1).  An MLP transition's
+# hidden layer z(t) right under h(t), not in the lowest row (viewsF): deep MLP -> (0, 0, 1, 2).
+# An edge that turns down past a row enters its variable from the side it comes from (viewsF):
+# vector-to-sequence -> (0, 0, 0, 3), encoder-decoder -> (0, 1, 8, 14) (not into a variable that
+# feeds several of its step: the memory network's r(t-1) -> h(t) then ran by "Kw", 9 -> 5 but
+# two on h(t) -> ww(t)'s "Kw").
 CLASHES = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
-    "vec2seq": (0, 1, 4, 9), "conditional": (0, 0, 0, 0), "lstm": (1, 1, 4, 5),
-    "gru": (0, 1, 4, 9), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 8, 17),
-    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 2, 9, 13), "deep_skip": (0, 0, 0, 3),
+    "vec2seq": (0, 0, 0, 3), "conditional": (0, 0, 0, 0), "lstm": (1, 0, 0, 0),
+    "gru": (0, 0, 0, 3), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 8, 14),
+    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 0, 1, 2), "deep_skip": (0, 0, 0, 3),
     "leaky_skip": (0, 1, 1, 3), "esn": (0, 0, 0, 0), "memory": (0, 1, 4, 9),
-    "user_lstm": (1, 1, 4, 5), "peephole": (0, 4, 10, 14),
+    "user_lstm": (1, 0, 1, 3), "peephole": (0, 0, 0, 1),
 }
 VIEWS = {"folded": lambda m: viz.folded(m), "1 step": lambda m: viz.unrolled(m, steps=1),
          "4 steps": lambda m: viz.unrolled(m, steps=4),
@@ -612,8 +621,9 @@ def test_a_static_input_is_drawn_once_outside_every_step(layouts):
     boxes = step_boxes(digraph)
     static = [nid for nid in nodes if _name_and_step(digraph, nid) == ("x", None)]
     assert len(static) == 1 and static[0] not in boxes
-    assert sorted(boxes[head] for tail, head, _ in edges if tail == static[0]) == \
-        [(0, t) for t in range(1, STEPS + 1)]
+    drawn = set(_drawn_edges(digraph))      # (not the invisible edges that place it)
+    assert sorted(boxes[head] for tail, head, _ in edges if tail == static[0]
+                  and (tail, head) in drawn) == [(0, t) for t in range(1, STEPS + 1)]
 
 
 def test_a_window_of_a_long_unroll_keeps_the_layout():
@@ -750,3 +760,142 @@ def test_the_column_order_check_sees_an_elision_out_of_place():
     found = columns_out_of_time_order(graphviz.Source(source))
     assert len(found) == 1 and found[0].startswith("chain 0: gap at ")
     assert found[0].split(", ")[1].startswith("step 5 at ")
+
+
+def test_the_grus_own_edges_cross_once_in_each_step():
+    """In each step of the GRU, x(t) -> h(t) (U) ran round the left of u(t), across the fork's
+    edges into u(t) and r(t) (Wu, Wr), and Wr crossed u(t) -> h(t): 3 crossings a step.  It
+    now enters h(t) from the side away from the fork (the south-east): Wr across u(t) -> h(t)
+    is left, the fewest any order of the row u, r, x's edge allows (the fork, left of h, feeds
+    both u and r)."""
+    for steps in (1, 4):
+        found = crossings_in_steps(viz.unrolled(DESIGNS["gru"], steps=steps))
+        assert len(found) == steps, found
+
+
+# Pairs of drawn edges that cross, per design, in its folded view, its unrolled view at 1 and
+# 4 steps and its summary of 12 steps.  A change may lower them (then lower them here), never
+# raise them.  An edge within a step into the highest variable a fork feeds from (the GRU's h,
+# an LSTM's h) that passes a row enters it from the side away from the fork (viewsF): GRU
+# (1, 3, 12, 18) -> (1, 1, 4, 6), LSTM (4, 15, 57, 87) -> (4, 7, 28, 51), the user-written
+# LSTM (4, 15, 57, 87) -> (4, 8, 28, 51), peephole LSTM (11, 14, 59, 80) -> (11, 12, 49, 75).
+# An MLP transition's hidden layer z(t) right under h(t) (viewsF): deep MLP and deep skip
+# (1, 1, 4, 6) -> (1, 0, 0, 0).
+CROSSINGS = {
+    "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 0), "seq2one": (0, 0, 0, 0),
+    "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (4, 7, 28, 51),
+    "gru": (1, 1, 4, 6), "bidirectional": (0, 2, 5, 6), "encdec": (0, 0, 0, 0),
+    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (1, 0, 0, 0), "deep_skip": (1, 0, 0, 0),
+    "leaky_skip": (0, 0, 6, 10), "esn": (0, 0, 0, 0), "memory": (2, 6, 24, 37),
+    "user_lstm": (4, 8, 28, 51), "peephole": (11, 12, 49, 75),
+}
+
+
+def test_every_design_has_a_pinned_crossing_count():
+    assert set(CROSSINGS) == set(DESIGNS)
+
+
+@pytest.mark.parametrize("view", list(VIEWS))
+@pytest.mark.parametrize("design", list(DESIGNS))
+def test_edge_crossings_do_not_come_back(design, view):
+    pinned = CROSSINGS[design][list(VIEWS).index(view)]
+    found = crossings(VIEWS[view](DESIGNS[design]))
+    assert len(found) <= pinned, found
+
+
+def test_the_crossing_check_sees_two_edges_cross():
+    """The oracle can fail: a -> d and b -> c, their ends in crossed order on two rows."""
+    digraph = graphviz.Digraph()
+    digraph.edge("a", "d")
+    digraph.edge("b", "c")
+    digraph.body.append("\t{rank=same; a; b}\n\t{rank=same; c; d}\n\tc -> d [style=invis]\n"
+                        "\ta -> b [style=invis]\n")
+    assert crossings(digraph) == [(("a", "d"), ("b", "c"))]
+
+
+@pytest.mark.parametrize("steps", [3, 8, 12])
+def test_the_readme_attention_decoders_views_run_no_edge_through_a_step_it_does_not_join(
+        steps, monkeypatch):
+    """The README's attention decoder reads another model's four states at every step
+    (memory -> α(t) and ctx(t)); the explorer draws them as four inputs of their own
+    (h@elman/t=1..4).  Each input had an edge into α(t) and ctx(t) of every step, and they ran
+    through the steps between: 8, 16 and 32 edges through steps they do not join in the
+    explorer's summary and windows at 3, 8 and 12 steps, 2 and 4 in viz.unrolled at 4 and 12
+    steps.  The inputs now stand left of the steps and join at one point, whose edge comes
+    into each step once, at a fork beside α(t); every dependency is still drawn."""
+    model = readme_attention_decoder()
+    rng = np.random.default_rng(1)
+    _, drawn = _explorer_drawings(monkeypatch, model, rng.normal(size=(steps, 4)),
+                                  np.arange(steps) % 3)
+    drawings = {f"explorer {'summary' if shown is None else f'steps {shown[0]}-{shown[-1]}'}":
+                (digraph, variables, shown) for digraph, variables, shown in drawn}
+    drawings["viz.unrolled"] = (viz.unrolled(model, steps=steps + 1),
+                                derive(model.trace(steps + 1), hide=views.BOOK_HIDDEN), None)
+    assert {view: measure(digraph)["stray"] for view, (digraph, _, _) in drawings.items()} == \
+        {view: 0 for view in drawings}
+    assert {view: undrawn_dependencies(digraph, variables, shown=shown)
+            for view, (digraph, variables, shown) in drawings.items()} == \
+        {view: [] for view in drawings}
+
+
+def _svg_pixels(digraph):
+    """(width, height) of the rendered SVG of ``digraph`` in CSS pixels (96 an inch; the SVG
+    gives points, 72 an inch)."""
+    svg = viz.render(digraph, "svg", quiet=True).decode()
+    width, height = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups()
+    return float(width) * 4 / 3, float(height) * 4 / 3
+
+
+@pytest.mark.parametrize("design", list(DESIGNS))
+def test_the_folded_view_and_a_long_summary_fit_a_1920_by_1080_screen(design):
+    """The summary of 200 steps of an LSTM (the user-written one too) was 2259 pixels wide,
+    the peephole LSTM's 1909 x 1108, the memory network's 2843 x 1208 and its folded view
+    581 x 1187: a projector showed part of it.  A drawing larger than the screen is scaled
+    down to fit it (a smaller one keeps its size)."""
+    model = DESIGNS[design]
+    for view in (viz.folded(model), viz.unrolled(model, steps=200)):
+        width, height = _svg_pixels(view)
+        assert width <= 1920 + 1 and height <= 1080 + 1, (view.name, width, height)
+
+
+@pytest.mark.parametrize("design", ["deep_mlp", "deep_skip"])
+def test_an_mlp_transitions_hidden_layer_stands_between_the_states_it_joins(design):
+    """Figure 10.13 (b): h(t-1) -> z(t) -> h(t), the transition's hidden layer z(t) fed from
+    the step before alone.  It stood in the lowest row beside x(t), h(t-1) -> z(t) running
+    down across e(t) -> h(t) (4 pairs of crossing edges at 4 steps); it now stands right
+    under h(t), in the row of e(t), and no edges cross."""
+    digraph = viz.unrolled(DESIGNS[design], steps=4)
+    nodes, _ = plain(digraph)
+    named = {_name_and_step(digraph, nid): nid for nid in nodes}
+    for t in range(1, 5):
+        z, e, h, x = (nodes[named[(name, t)]][1] for name in ("z", "e", "h", "x"))
+        assert x < z == e < h
+    assert crossings(digraph) == []
+
+
+def test_another_models_states_are_drawn_as_its_variable_at_its_steps(monkeypatch):
+    """The explorer names the README's attention decoder's four inputs h@elman/t=1..4 (the
+    encoder's h at its steps 1 to 4) and drew those names whole, circles 1.65 in across; they
+    are drawn elman.h(1) .. elman.h(4), as viz.unrolled draws the stacked states elman.h, in
+    circles 1.29 in across."""
+    rng = np.random.default_rng(1)
+    _, drawn = _explorer_drawings(monkeypatch, readme_attention_decoder(),
+                                  rng.normal(size=(6, 4)), np.arange(6) % 3)
+    digraph = drawn[0][0]
+    nodes, _ = plain(digraph)
+    found = dict(re.findall(r"^\s*(\w+) \[label=<<table.*?>elman\.h</td>.*?\((\d)\)</font>",
+                            digraph.source, re.M))
+    assert sorted(found.values()) == ["1", "2", "3", "4"]
+    assert "h@elman" not in digraph.source
+    assert max(nodes[nid][2] for nid in found) < 1.3
+
+
+def test_the_explorers_drawings_keep_their_size_for_its_own_zoom(monkeypatch):
+    """The explorer's page zooms and scrolls its drawings itself (its "fit" and "+"/"-"): they
+    are not scaled down to a screen, as viz.unrolled's and viz.folded's are."""
+    model = DESIGNS["memory"]
+    xs, ys = _explore_args("memory", model, 200, np.random.default_rng(0))
+    (folded, _), drawn = _explorer_drawings(monkeypatch, model, xs, ys)
+    assert not re.search(r"(^|\s)size=", folded.source + drawn[0][0].source)
+    assert _svg_pixels(drawn[0][0])[0] > 1920
+    assert _svg_pixels(viz.unrolled(model, steps=200))[0] <= 1921

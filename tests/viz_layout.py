@@ -468,3 +468,49 @@ def undrawn_folded_dependencies(digraph, variables, prefix="f"):
         if not found:
             missing.append(f"{src} -> {dst}")
     return missing
+
+
+def _segments_cross(p, q, r, s):
+    """Whether the segments p-q and r-s cross (a proper crossing, not a touch at an end)."""
+    def side(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+    d1, d2, d3, d4 = side(r, s, p), side(r, s, q), side(p, q, r), side(p, q, s)
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
+def crossings(digraph):
+    """The pairs of drawn edges of ``digraph`` whose curves cross (edges that share a node, which
+    meet there, are not counted), laid out by the project's renderer: a list of
+    ((tail, head), (tail, head)) pairs, each once, in the order of the layout's edges."""
+    _, edges = plain(digraph)
+    visible = set(_drawn_edges(digraph))
+    drawn = [(t, h, _points(s)) for t, h, s in edges if (t, h) in visible or (h, t) in visible]
+    boxes = []
+    for _, _, pts in drawn:
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        boxes.append((min(xs), max(xs), min(ys), max(ys)))
+    out = []
+    for i, (ta, ha, a) in enumerate(drawn):
+        for j in range(i + 1, len(drawn)):
+            tb, hb, b = drawn[j]
+            if {ta, ha} & {tb, hb}:
+                continue
+            (l1, r1, b1, t1), (l2, r2, b2, t2) = boxes[i], boxes[j]
+            if r1 < l2 or r2 < l1 or t1 < b2 or t2 < b1:
+                continue
+            if any(_segments_cross(p, q, r, s) for p, q in zip(a, a[1:])
+                   for r, s in zip(b, b[1:])):
+                out.append(((ta, ha), (tb, hb)))
+    return out
+
+
+def crossings_in_steps(digraph):
+    """The pairs of :func:`crossings` whose four ends all stand in one step's box (the step's
+    own edges crossing each other, as the GRU's U crossed Wu and Wr)."""
+    boxes = step_boxes(digraph)
+    out = []
+    for (a, b), (c, d) in crossings(digraph):
+        steps = {boxes.get(n) for n in (a, b, c, d)}
+        if len(steps) == 1 and None not in steps:
+            out.append(((a, b), (c, d)))
+    return out

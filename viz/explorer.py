@@ -806,7 +806,7 @@ def _of_parameters(node, limit=64):
 
 
 def _op_graph(nodes, local, t, name_of=_outside):
-    g = new_digraph("ops")
+    g = new_digraph("ops", fit=False)
     g.attr(rankdir="LR", nodesep="0.15", ranksep="0.3")
     g.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname="Helvetica",
            fontsize="10", width="0", height="0", margin="0.06,0.03")
@@ -830,13 +830,13 @@ def _op_graph(nodes, local, t, name_of=_outside):
 
 
 def _folded_graph(model, variables):
-    g = new_digraph(f"{model.name}_folded")
+    g = new_digraph(f"{model.name}_folded", fit=False)
     draw_folded(g, variables, "f", getattr(model, "edge_label", None))
     return g
 
 
 def _unrolled_graph(model, variables, shown):
-    g = new_digraph(f"{model.name}_unrolled")
+    g = new_digraph(f"{model.name}_unrolled", fit=False)
     draw_unrolled(g, variables, "u", getattr(model, "edge_label", None), keep=KEEP, shown=shown,
                   gap_text=lambda name, n: f"{html_text(name)} &#215;{n:,}",
                   backward=backward_chains(model, variables))

@@ -583,7 +583,7 @@ class Run:
         keys = [k for k, n in variables.nodes.items() if n.requires_grad]
         grads = tg.grad(run.loss, [variables.nodes[k] for k in keys], retain_graph=True)
         norms = {k: float(np.linalg.norm(g)) for k, g in zip(keys, grads)}
-        g = new_digraph(f"{self.model.name}_unrolled")
+        g = new_digraph(f"{self.model.name}_unrolled", fit=False)
         shown = range(max(1, steps - WINDOW + 1), steps + 1)
         ids = draw_unrolled(g, variables, "u", getattr(self.model, "edge_label", None),
                             norms=norms, shown=shown,

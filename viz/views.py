@@ -34,10 +34,21 @@ _SQUARE = {"shape": "square", "style": "filled", "fillcolor": "black", "label": 
            "width": "0.14", "fixedsize": "true"}
 
 
-def new_digraph(name):
-    """An empty Digraph with the book's look (bottom-to-top layout); ``name`` is made a safe DOT id."""
+# The largest drawing, in inches (at 96 pixels an inch, a 1920 x 1080 projector's screen): a
+# larger one is scaled down to fit (the renderer's ``size``; a smaller one keeps its size).
+# The summaries of 200 steps of an LSTM, a peephole LSTM and the memory network were drawn
+# 2259, 1909 x 1108 and 2843 x 1208 pixels, the memory network's folded view 581 x 1187.
+SCREEN = (20, 11.25)
+
+
+def new_digraph(name, fit=True):
+    """An empty Digraph with the book's look (bottom-to-top layout; with ``fit``, at most
+    :data:`SCREEN` inches: the explorer's and the playground's pages, which zoom and scroll
+    their drawings themselves, pass False); ``name`` is made a safe DOT id."""
     g = graphviz.Digraph(name=re.sub(r"\W", "_", str(name)))
     g.attr(rankdir="BT", nodesep="0.45", ranksep="0.5", newrank="true")
+    if fit:
+        g.attr(size=f"{SCREEN[0]},{SCREEN[1]}")
     g.attr("node", **_NODE)
     g.attr("edge", **_EDGE)
     return g
@@ -342,7 +353,11 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             below = f'<font point-size="9">{norms[(name, t)]:.1e}</font>'
             attrs.update(grad_fill(norms[(name, t)], lo, hi))
         text = shown_as.get(name, name)
-        if t is None or text == "":
+        other = _OTHER_STEP.match(text) if t is None else None
+        if other:                   # another model's variable at its step k: model.name(k)
+            label = sup_html(f"{other.group(2)}.{other.group(1)}", f"({other.group(3)})",
+                             below=below)
+        elif t is None or text == "":
             label = html_text(text) + ("" if below is None else f"<br/>{below}")
         else:
             label = sup_html(text, f"({stamp(t)})", below=below)
@@ -394,7 +409,12 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                 back = level[src_name] > level[dst_name]
         elif dt and boxes and src_name == dst_name:
             attrs["minlen"] = "0"          # a rail: the same row in both steps
+        elif (dt == 0 and boxes and not back and level[dst_name] - level[src_name] > 1
+              and dst_name == top_fork):     # past a row into the fork's variable: from the
+            attrs["headport"] = _fork_side(fans, dst_name)    # side away from the fork
         back = dt is not None and dt < 0 if flat else back
+        if back and "headport" in attrs:
+            attrs["tailport"] = attrs.pop("headport")
         if back and key in ("headlabel", "taillabel") and key in attrs:   # written from dst
             attrs[_OTHER_END[key]] = attrs.pop(key)                           # to src
 
@@ -457,6 +477,20 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # network, peephole LSTM, deep and leaky skip nets, attention: 12314 -> 10386 clashes of
     # tests/viz_layout.label_clashes, none more in any view).
     forked = {d for targets in fans.values() if len(targets) > 1 for d in targets}
+    # A step's own edge that passes a row into the highest variable whose value of the step
+    # before comes in through a fork (the GRU's x(t) -> h(t), U; an LSTM's q(t) -> h(t)) enters
+    # it from the side away from the fork: the renderer ran it round the fork's side, across
+    # the fork's edges down to the gates (the GRU's U across Wu and Wr, 3 crossings a step,
+    # now 1; 12 -> 4 pairs of crossing edges at 4 steps, an LSTM's 57 -> 28, the peephole
+    # LSTM's 59 -> 49, tests/viz_layout.crossings; no design more).  Not into a lower one
+    # (the peephole LSTM's x(t) -> s(t)): the fork above it sends its edges down past that
+    # row, and the weights there came to lie on each other.
+    top_fork = max((name for (name, _), targets in fans.items() if len(targets) > 1
+                    and name in level), key=level.get, default=None)
+    feeding = {}                    # a variable -> the variables of its own step it feeds
+    for src, dst in variables.edges:
+        if src[1] is not None and src[1] == dst[1] and src[0] != dst[0]:
+            feeding.setdefault(src[0], set()).add(dst[0])
     step_labels = (columns is not None and len(set(whole.chains.values())) == 1
                    and not any(abs(dt) > 1 for *_, dt in whole.lagged(shown_set))
                    and (len(rails) <= 1 or rails == plain_rails and not any(
@@ -473,9 +507,59 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                    and src[0] not in inputs and dst[1] is not None and dst[0] in rails}
     for src in ordered:
         g.node(node_id(src), ordering="out")
+    # A static input's edges into a step (another model's states that a user's attention
+    # reads: memory -> α(t) and ctx(t)) come into the step's box once, at a fork in the row of
+    # the lowest variable they feed, and static inputs that feed the same variables of the same
+    # steps without weights (the explorer's h@elman/t=1..4, each an input of its own) join at
+    # one point (a bus) first.  Each edge ran from the input to each variable, across the
+    # boxes between (the README's attention decoder: 3 to 5 edges through steps they do not
+    # join in viz.unrolled at 4 to 12 steps, 16 to 32 in the explorer's views, whose four
+    # inputs sent 8 edges into every step).
+    feeds = {}                      # a static input's id -> [(dst, labels)] of its drawn edges
+    if columns is not None:
+        for src, dst, labels, dt in whole.within(shown_set):
+            if (src[1] is None and src[0] in inputs and dst[1] is not None
+                    and src in present_set and dst in present_set):
+                feeds.setdefault(src, []).append((dst, tuple(labels)))
+    buses, bus_of = {}, {}          # a bus's id -> its inputs; an input -> its bus
+    for src, edges in feeds.items():
+        if all(not labels for _, labels in edges):
+            buses.setdefault(frozenset(dst for dst, _ in edges), []).append(src)
+    buses = {f"{prefix}_bus{i}": members for i, members in enumerate(
+        members for members in buses.values() if len(members) > 1)}
+    for bus, members in buses.items():
+        g.node(bus, shape="point", width="0.09", label="")
+        for src in members:
+            bus_of[src] = bus
+            link(node_id(src), bus, src[0], src[0], (), None, bare=True,
+                 extra={"arrowhead": "none", "constraint": "true"})
+    entering, named = {}, {}        # (source id, t) -> [(dst, labels)]; source id -> a name
+    for src, edges in feeds.items():
+        source = bus_of.get(src, node_id(src))
+        named.setdefault(source, src[0])
+        for dst, labels in edges:
+            into = entering.setdefault((source, dst[1]), [])
+            if (dst, labels) not in into:
+                into.append((dst, labels))
+    routed = {(src, dst) for src, edges in feeds.items() for dst, _ in edges
+              if src in bus_of or len(entering[(node_id(src), dst[1])]) > 1}
+    for (source, t), edges in entering.items():
+        src_name = named[source]
+        if len(edges) > 1:
+            low = min((dst[0] for dst, _ in edges), key=level.get)
+            fork = f"{source}_f{t}"
+            columns.add(t, low, fork, {"shape": "point", "width": "0.09", "label": ""})
+            link(source, fork, src_name, low, (), None, bare=True, extra={"arrowhead": "none"})
+            for dst, labels in edges:
+                link(fork, node_id(dst), low, dst[0], labels, 0, at_head=True)
+        elif source in buses:
+            (dst, labels), = edges
+            link(source, node_id(dst), src_name, dst[0], labels, None)
     for src, dst, labels, dt in whole.within(shown_set):
         if src in ordered and dst[1] == after_gap and dst[0] in rails:
             g.edge(node_id(src), f"{ids[dst[0]]}_gap", style="invis")
+        if (src, dst) in routed:
+            continue                # drawn above, through its fork or bus
         if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
                  at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1),
@@ -509,8 +593,18 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             if own is not None:
                 labels = variables.edges.get(((src_name, own), (dst_name, t)), labels)
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
-                 at_head=len(targets) > 1, clockwise=dst_name != src_name)
-            #  (along the rail, the weights over it, clear of the fork's other edges)
+                 at_head=len(targets) > 1, clockwise=dst_name != src_name and dst_name not in rails,
+                 extra={"headport": "nw" if dt > 0 else "ne"}
+                 if bend and abs(level[dst_name] - level[src_name]) > 1
+                 and len(feeding.get(dst_name, ())) <= 1 else None)
+            #  (along the rail, the weights over it, clear of the fork's other edges; into
+            #  another rail (an LSTM's h(t-1) into s(t)), the other way round too: clockwise,
+            #  "W" lay on s(t) -> h(t), which leaves s(t) where the fork's edge enters it.
+            #  A turn down past a row enters its variable on the side it comes from: into the
+            #  top of h(t), y(t-1) -> h(t) of a vector-to-sequence net ran beside h(t) -> o(t)
+            #  and its "V" lay on it, in every step.  Not into a variable that feeds several of
+            #  its step: there it ran among their edges, the memory network's r(t-1) -> h(t)
+            #  by "Kw" of h(t) -> ww(t))
 
     def leave(src_name, t, dt, nid):
         """The edge from src_name(t) out to ``nid``, the rest of its chain in the direction dt."""
@@ -616,7 +710,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         # _Columns.draw.)
         read = any(sum(src in present_set for src, _ in sources) > 1
                    for sources in gathered.values())
-        columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs],
+        columns.draw(g, shown, [node_id(k) for k in present if k[1] is None and k[0] in inputs]
+                     + list(buses),
                      rails, {key: len(others) for key, others in outside.items()},
                      tie="100" if read else "10")
     for name, row in rows.items():
@@ -866,6 +961,8 @@ class _Columns:
                 g.edge(left, right, style="invis")
         with g.subgraph() as row:       # the bottom chain's anchors: one row under its steps
             row.attr(rank="same")
+            for nid in inputs:
+                row.node(nid)
             for column in order:
                 if column in base:
                     row.node(base[column])
@@ -874,7 +971,8 @@ class _Columns:
         anchors = [base[column] for column in order if column in base]
         for anchor in anchors:
             g.edge(spine, anchor, style="invis", weight="0")
-        for left, right in zip(anchors, anchors[1:]):
+        line = list(inputs) + anchors    # the static inputs first, left of the steps
+        for left, right in zip(line, line[1:]):
             g.edge(left, right, style="invis")
         for nid in inputs:
             g.edge(spine, nid, style="invis")
@@ -888,6 +986,13 @@ class _Columns:
         """"t = 2", or "decoder, t = 2" where there are several chains."""
         where = chain.rsplit("/", 1)[-1] if len(self.chains) > 1 and chain else ""
         return f"{where}, t = {self.stamp(t)}" if where else f"t = {self.stamp(t)}"
+
+
+# The name the explorer gives a variable of another model at one of its steps, read by this
+# run (an attention's memory of an encoder's states): "h@elman/t=3", drawn "elman.h(3)" (as
+# viz.unrolled draws the stacked states "elman.h"), in a circle as small as h(3)'s: the four
+# states of the README's attention decoder, written out whole, were circles 1.7 in across.
+_OTHER_STEP = re.compile(r"^(\w+)@(?:.*/)?(\w+)/t=(\d+)$")
 
 
 def _inputs(variables):
@@ -925,7 +1030,11 @@ def _chains(variables):
 def _levels(variables, above, stacked=()):
     """name -> its row inside a step: the longest path to it over the edges within one step
     (and through static variables), a target above the loss it feeds, each of ``stacked``
-    above the one before it."""
+    above the one before it.  A variable fed from other steps alone stands right under the
+    lowest variable of its step it feeds: the hidden layer z(t) of an MLP transition
+    (figure 10.13 b, h(t-1) -> z(t) -> h(t)) stood in the lowest row, beside x(t), and
+    h(t-1) -> z(t) ran down across the step (the deep MLP and skip nets' 4 crossing pairs of
+    edges at 4 steps, 0 now; their weights on something 9 -> 1)."""
     succ = {n: set() for n in variables.names}
     for lower, upper in zip(stacked, stacked[1:]):
         if lower in succ and upper in succ:
@@ -940,6 +1049,7 @@ def _levels(variables, above, stacked=()):
     for n in succ:
         for m in succ[n]:
             indegree[m] += 1
+    within = {n for n in succ if indegree[n]}     # fed by something of its own step
     level = {n: 0 for n in succ}
     ready = [n for n in succ if indegree[n] == 0]
     while ready:
@@ -949,6 +1059,10 @@ def _levels(variables, above, stacked=()):
             indegree[m] -= 1
             if indegree[m] == 0:
                 ready.append(m)
+    fed = {d[0] for s, d in variables.edges if None not in (s[1], d[1]) and s[1] != d[1]}
+    for n in variables.names:       # fed from other steps alone (so no one's successor here):
+        if n in fed and n not in within and succ[n]:     # right under the lowest variable
+            level[n] = min(level[m] for m in succ[n]) - 1    # it feeds
     return level
 
 
@@ -982,6 +1096,16 @@ def _passes_a_rail(level, rails, src_name, dst_name):
         return False
     low, high = min(a, b), max(a, b)
     return any(low < level[r] < high for r in rails)
+
+
+def _fork_side(fans, name):
+    """The compass point of ``name``'s node away from the fork its rail enters each step
+    through ("se" where the rail runs forward in time and its fork stands left of it, "sw"
+    backward), or None where no fork feeds several variables of a step from that rail."""
+    for dt, side in ((1, "se"), (-1, "sw")):
+        if len(fans.get((name, dt), ())) > 1:
+            return side
+    return None
 
 
 def _place_end(row, nid, left):
