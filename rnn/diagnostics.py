@@ -527,9 +527,10 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None, **options):
     function (tanh: 1 - y² < tol; sigmoid: y (1 - y) < tol / 4).  The units are every output
     of a tanh or sigmoid op in the scope of step t (state units and gates alike).  A step
     with a unit that is NaN (a run that diverged, a NaN in the input) has no fraction: NaN
-    there, not the share of the other units.  ``steps`` is for a system without input
-    (``xs=None``).  ``**options``: keyword arguments of ``model.run`` (``mask=``,
-    ``teacher_forcing=False``...; see the module's doc).
+    there, not the share of the other units; so has a step whose every row the ``mask``
+    pads (its units are computed and dropped: none counts, and 0 of 0 is no fraction).
+    ``steps`` is for a system without input (``xs=None``).  ``**options``: keyword arguments
+    of ``model.run`` (``mask=``, ``teacher_forcing=False``...; see the module's doc).
     """
     chain_model(model, "rnn.saturation")
     run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation", options)
@@ -579,12 +580,13 @@ def saturation_with_nans(run, own, tol=0.05, keep=None, who="rnn.saturation"):
 
 def _fractions(counts, steps, by_chain):
     """:func:`run_saturation` of the counts of :func:`_saturation_counts`."""
-    def fractions(saturated, units, nans, none):
+    def fractions(saturated, units, nans, dropped, none):
         out = np.divide(saturated[1:], units[1:], out=np.full(steps, none), where=units[1:] > 0)
         out[nans[1:] > 0] = np.nan
+        out[(units[1:] == 0) & (dropped[1:] > 0)] = np.nan    # every row padded: no fraction
         return out
     if not by_chain:
-        return fractions(*counts.get("", np.zeros((3, steps + 1))), 0.0)
+        return fractions(*counts.get("", np.zeros((4, steps + 1))), 0.0)
     return {chain: fractions(*c, np.nan) for chain, c in counts.items()}
 
 
@@ -597,7 +599,8 @@ def _nan_steps_of(counts, by_chain):
 
 
 def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation"):
-    """{chain: (saturated, units, NaN units) per step 0..T} of ``run`` and T; with ``keep``
+    """{chain: (saturated, units, NaN units, units dropped by ``keep``) per step 0..T} of
+    ``run`` and T; with ``keep``
     (T, B) only the rows each step keeps (a run of one chain in time: the mask of a model of
     several, such as an encoder-decoder's of its source alone, is refused)."""
     roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
@@ -616,13 +619,14 @@ def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation")
                 raise tg.ConfigError(f"{who}: a mask of a run of several chains ("
                                      f"{sorted(chains)}) does not say which units each step "
                                      "keeps; leave the mask out, or diagnose one sequence")
-            saturated, units, nans = counts.setdefault(chain if by_chain else "",
-                                                       np.zeros((3, steps + 1)))
+            saturated, units, nans, dropped = counts.setdefault(chain if by_chain else "",
+                                                                np.zeros((4, steps + 1)))
             y = node.data
             if keep is not None:
                 if t > len(keep) or y.ndim < 1 or y.shape[0] != keep.shape[1]:
                     raise tg.ShapeError(f"{who}: the mask {keep.shape} does not fit "
                                         f"the units {y.shape} of step t={t}")
+                dropped[t] += y.size - np.count_nonzero(keep[t - 1]) * (y.size // len(y))
                 y = y[keep[t - 1]]
             slope = (1 - y * y) if node.op == "tanh" else y * (1 - y)
             saturated[t] += np.count_nonzero(slope < tol * SATURATING[node.op])
