@@ -220,7 +220,25 @@ def _bundle(model, xs, ys, h0, part, length, part_given=False, draw=True, option
                             options)
 
 
+def _named_start(h0, parts):
+    """``h0`` with each Tensor of its state parts that has no name (a user's leaf, e.g.
+    ``tg.tensor(..., requires_grad=True)``) read through a view named for its part, so that the
+    page shows it as part(0), its value and ∂L/∂part(0) (the gradient reaches the user's tensor
+    through the view); the user's tensors are not changed.  Named ones (a state carried from an
+    earlier run) are the run's part(0) as they are."""
+    def view(v, part):
+        if isinstance(v, tg.Tensor) and v.name is None:
+            return v.reshape(v.shape).named(part)
+        return v
+    if isinstance(h0, rnn.Carried):
+        return rnn.Carried(h0, **({"h0": _named_start(h0["h0"], parts)} if "h0" in h0 else {}))
+    if isinstance(h0, dict):
+        return {k: view(v, k) for k, v in h0.items()}
+    return view(h0, next(iter(parts), "h"))
+
+
 def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, options=None):
+    h0 = _named_start(h0, getattr(model, "parts", {}) or {})
     run, own = own_run(model, xs, ys, h0, length, "viz.explore", options)
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
@@ -233,6 +251,10 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
                              f"(it carries no state parts; part names a variable of its steps: "
                              f"one of {stepped})")
     backward = _runs_backward(model, variables, part)
+    # the chains that run backward in time (figure 10.11's g) start from g(T+1), which the run
+    # makes before the steps (scope t=0, as a forward chain's h(0)): the page names it g(T+1)
+    ends = {p: steps + 1 for p in run.parts
+            if p == part and backward or p != part and _runs_backward(model, variables, p)}
     jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward, options)
     names = variables.names
     windows = _windows(steps)
@@ -240,7 +262,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     by_step = _op_nodes(roots, set(detail), own)
     given = _given(h0, run)
     template_of, template_graphs = _op_templates(
-        by_step, lambda p, t: _outside(p, t, own, given))
+        by_step, lambda p, t: _outside(p, t, own, given, ends))
     svg = None
     if draw:          # the renderer's processes run while the rest is computed here
         views = ([_folded_graph(model, folded),
@@ -278,10 +300,10 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     for i, n in enumerate(order):
         key = key_of.get(id(n))
         if key is not None:
-            sweep.append([name_index[key[0]], key[1], i])
+            sweep.append([name_index[key[0]], _step_of(key, ends), i])
     ops = _op_numbers(by_step, template_of, position, op_grads)
     diag = _diagnostics(model, part, run, own, steps, grads, jacobians, backward, options)
-    var_data = _variable_data(variables, names, grads, set(detail))
+    var_data = _variable_data(variables, names, grads, set(detail), ends)
     diag = diag()
     templates = None
     if draw:
@@ -320,10 +342,18 @@ def _loss_terms(run):
     return [len(when), min(when), max(when)]
 
 
-def _variable_data(variables, names, grads, detail):
+def _step_of(key, ends):
+    """The step the page names variable ``key`` (name, t) at: t, but T + 1 for the state a chain
+    backward in time starts from (``ends``: {part: T + 1}), made before the steps as t = 0."""
+    name, t = key
+    return ends[name] if t == 0 and name in ends else t
+
+
+def _variable_data(variables, names, grads, detail, ends=None):
     """Per variable name: the norm of its value and gradient at every step, and at the steps of
     ``detail`` (and the static ones) the first entries and a histogram of both; the norms and
-    histograms of all steps are computed on stacked arrays (:func:`_norms`, :func:`_histograms`)."""
+    histograms of all steps are computed on stacked arrays (:func:`_norms`, :func:`_histograms`).
+    The state a backward chain starts from is keyed at its step T + 1 (:func:`_step_of`)."""
     items = list(variables.nodes.items())
     values = [node.data for _, node in items]
     found = [grads.get(key) for key, _ in items]
@@ -338,7 +368,7 @@ def _variable_data(variables, names, grads, detail):
                        "shape": None} for name in names}
     for ((name, t), node), norm, g, show in zip(items, norms, found, shown):
         entry = var_data[name]
-        key = "s" if t is None else str(t)
+        key = "s" if t is None else str(_step_of((name, t), ends or {}))
         entry["shape"] = list(node.shape)
         entry["ids"] = node.data.dtype.kind in "iub"
         entry["norm"][key] = norm
@@ -652,7 +682,8 @@ def _run_notes(model, run, options):
                      "JordanRNN, feedback=\"output\" with the squared error)")
     if options.get("mask") is not None:
         notes.append("masked: the padded steps (mask 0) add no loss term and carry the state, as "
-                     "in loss(xs, ys, mask=mask)")
+                     "in loss(xs, ys, mask=mask); the saturation counts the kept rows' units (no "
+                     "fraction at a step whose every row is padded)")
     return notes
 
 
@@ -764,22 +795,28 @@ def _op_numbers(by_step, template_of, position, grads):
          next(hists)] for n in by_step[t]]} for t in sorted(by_step)}
 
 
-def _outside(p, t, own=None, given=None):
+def _outside(p, t, own=None, given=None, ends=None):
     """How a step's op graph names an input made outside the step: a parameter, or a node of
     another step relative to this one ("h (t-1)"), so that every step has the same graph.  The
     state the run starts from (``given``, {id: part}) is its part(0), however it was made (a
     state carried undetached from an earlier run, in that run's scope "t=5", was "h (t+4)" at
-    step 1); another node that the run did not make (``own``) is named for its own scope."""
+    step 1); another node that the run did not make (``own``) is named for its own scope.  A
+    chain backward in time (``ends``, {part: T + 1}) starts from its part(T+1), made before
+    the steps as t = 0: step T reads it as "g (t+1)", not "g (t-T)"."""
+    ends = ends or {}
     base = param_behind(p)
     if base is not None:
         return f"param {base.name}"
     if given and id(p) in given:
-        return f"{given[id(p)]} (t{-t:+d})"
+        part = given[id(p)]
+        return f"{part} (t{ends.get(part, 0) - t:+d})"
     if _of_parameters(p):
         return f"{p.name or p.op} of the parameters (shared by every step)"
     if own is not None and p.scope is not None and not own(p.scope):
         return f"{p.name or p.op or 'leaf'}@{p.scope}"
     other = time_step(p.scope)
+    if other == 0 and p.name in ends:
+        other = ends[p.name]
     when = "" if other is None else " (t)" if other == t else f" (t{other - t:+d})"
     return f"{p.name or p.op or 'leaf'}{when}"
 
