@@ -1,0 +1,238 @@
+"""Every number viz.explore shows, for every design, to the last of its six digits: the page's
+loss, L(t), states, norms, ‖∂L/∂v(t)‖, connectivity, Jacobian spectra, eq. 10.52 ratio, lag decay
+and saturation against tests/explorer_numpy_oracle.py, a numpy forward pass of each design
+differentiated by the complex step (exact to ~1e-15, independent of the engine).  Each shown
+number must be the oracle's rounded to six digits (within 1e-10 of it, up to that rounding)."""
+
+import numpy as np
+import pytest
+
+import explorer_numpy_oracle as O
+import rnn
+import tinygraph as tg
+import viz
+
+T = 7
+
+
+def _params(model, scale=2.0):
+    """The model's parameters, scaled so that some units saturate, as float64 arrays."""
+    for p in model.parameters():
+        p.data *= scale
+    return {n: p.data.astype(np.float64).copy() for n, p in model.named_parameters()}
+
+
+def _ok(bad):
+    assert not bad, "\n".join(bad)
+
+
+def _ids(seed, *shape):
+    return np.random.default_rng(seed).integers(0, 4, shape)
+
+
+CHAINS = {       # design -> (model, the oracle's forward of (P, xs, ys), its parts and chains)
+    "elman": (lambda: rnn.ElmanRNN(4, 3, 4, seed=1), O.elman, {"h": False}),
+    "gru": (lambda: rnn.GRU(4, 3, 4, seed=1), O.gru, {"h": False}),
+    "lstm": (lambda: rnn.LSTM(4, 3, 4, seed=1), O.lstm, {"h": False, "s": False}),
+    "conditional": (lambda: rnn.ConditionalRNN(4, 3, 4, seed=1), O.conditional, {"h": False}),
+    "bidirectional": (lambda: rnn.BidirectionalRNN(4, 3, 4, seed=1), O.bidirectional,
+                      {"h": False, "g": True}),
+    "deep_stacked": (lambda: rnn.DeepRNN(4, 3, 4, kind="stacked", seed=1), O.stacked,
+                     {"h1": False, "h2": False}),
+}
+
+
+def _sites(parts, steps, start=1):
+    """Every state of every part: 1..T, and what each chain starts from (h(0), or g(T+1) of a
+    chain backward in time) from ``start`` 0."""
+    return {p: range(start if not back else 1, steps + 1 + (start == 0 and back))
+            for p, back in parts.items()}
+
+
+@pytest.mark.parametrize("design", sorted(CHAINS))
+def test_every_number_of_every_chain_of_a_design(design):
+    make, forward, parts = CHAINS[design]
+    model = make()
+    P = _params(model)
+    xs, ys = _ids(1, T), _ids(2, T)
+    o = O.oracle(forward(P, xs, ys), _sites(parts, T, 0), T)
+    for part, back in parts.items():
+        bundle = viz.explore(model, xs, ys, part=part).data["bundles"][-1]
+        _ok(O.check_bundle(bundle, o, _sites(parts, T), part, T, backward=back))
+
+
+def test_a_bidirectional_elman_rnns_backward_chain_h_r():
+    """rnn.ElmanRNN(bidirectional=True): its h_r is figure 10.11's g under another name."""
+    model = rnn.ElmanRNN(4, 3, 4, seed=1, bidirectional=True)
+    P = _params(model)
+    Q = {"U": P["U"], "W": P["W"], "b": P["b"], "Ug": P["U_r"], "Wg": P["W_r"], "bg": P["b_r"],
+         "V": P["V"], "c": P["c"]}
+    xs, ys = _ids(1, T), _ids(2, T)
+    forward = O.bidirectional(Q, xs, ys)
+
+    def renamed(tape):        # the oracle's g is the model's h_r
+        inner = O.Tape({(("read", "g", k[2]) if k[0] == "read" else ("g", k[1])) if "h_r" in k
+                        else k: v for k, v in tape.pert.items()})
+        forward(inner)
+        tape.losses, tape.units = inner.losses, inner.units
+        tape.states = {(("h_r", k) if p == "g" else (p, k)): v for (p, k), v in inner.states.items()}
+    o = O.oracle(renamed, {"h": range(1, T + 1), "h_r": range(1, T + 1)}, T)
+    for part in ("h", "h_r"):
+        bundle = viz.explore(model, xs, ys, part=part).data["bundles"][-1]
+        assert bundle["diag"]["backward"] == (part == "h_r")
+        _ok(O.check_bundle(bundle, o, {"h": range(1, T + 1), "h_r": range(1, T + 1)}, part, T,
+                           backward=part == "h_r"))
+
+
+@pytest.mark.parametrize("attention", [None, "dot", "additive"])
+@pytest.mark.parametrize("n_x, n_y", [(5, 3), (3, 6)])
+def test_every_number_of_an_encoder_decoder_either_chain(attention, n_x, n_y):
+    """Both chains (the encoder's h over n_x steps, the decoder's s over n_y), with and without
+    attention: the heatmaps n_y x n_x and n_y x n_y, each chain's own Jacobians (the decoder's
+    holding the encoder's states fixed), each chain's saturation, and the alignment α(t, k)."""
+    model = rnn.EncoderDecoder(4, 3, 4, seed=1, attention=attention)
+    P = _params(model)
+    xs, ys = _ids(n_x, n_x), _ids(n_y + 10, n_y)
+    sites = {"h": range(1, n_x + 1), "s": range(1, n_y + 1)}
+    o = O.oracle(O.encoder_decoder(P, xs, ys, 4, attention=attention), sites, max(n_x, n_y))
+    for part, steps in (("h", n_x), ("s", n_y)):
+        bundle = viz.explore(model, xs, ys, part=part).data["bundles"][-1]
+        _ok(O.check_bundle(bundle, o, sites, part, steps))
+        if attention is not None:
+            O.shown_is(bundle["alignment"]["cells"],
+                       [o["base"].values[("α", t)].real[0] for t in range(1, n_y + 1)], "α(t, k)")
+        else:
+            assert bundle["alignment"] is None
+
+
+def test_vector_to_sequence_sequence_to_one_and_jordan_running_either_way():
+    model = rnn.VectorToSequence(4, 3, 4, seed=1)
+    P = _params(model)
+    x, ys = np.random.default_rng(3).normal(size=4), _ids(2, T)
+    o = O.oracle(O.vector_to_sequence(P, x, ys), {"h": range(1, T + 1)}, T)
+    _ok(O.check_bundle(viz.explore(model, x, ys).data["bundles"][-1], o, {"h": range(1, T + 1)},
+                       "h", T))
+    model = rnn.SequenceToOne(4, 3, 4, seed=1)
+    P = _params(model)
+    xs = _ids(1, T)
+    o = O.oracle(O.elman(P, xs, [2], last_only=True), {"h": range(1, T + 1)}, T)
+    bundle = viz.explore(model, xs, 2).data["bundles"][-1]
+    assert bundle["loss_terms"] == [1, T, T]
+    _ok(O.check_bundle(bundle, o, {"h": range(1, T + 1)}, "h", T))
+    model = rnn.JordanRNN(4, 3, 4, seed=1)          # no state part: no Jacobians, h(t) a variable
+    P = _params(model)
+    for free in (False, True):
+        o = O.oracle(O.jordan(P, xs, ys, free=free), {"h": range(1, T + 1)}, T)
+        options = {"teacher_forcing": False} if free else {}
+        bundle = viz.explore(model, xs, ys, **options).data["bundles"][-1]
+        assert bundle["diag"]["spectra"] is None and bundle["diag"]["ratio"] is None
+        _ok(O.check_bundle(bundle, o, {"h": range(1, T + 1)}))
+
+
+def test_a_masked_batch_from_a_given_h0_numbers_or_a_leaf_that_requires_grad():
+    """A batch of 3 padded to 6, 4 and 2 steps from h(0) given: the masked loss terms, the
+    blended states, ∂L/∂h(t) over the batch, the connectivity and the kept rows' saturation.
+    h(0) given as a leaf tensor that requires grad was left off the page (no h(0), no
+    ∂L/∂h(0)) where numbers or a named tensor showed it: it is now h(0) with its gradient."""
+    model = rnn.ElmanRNN(4, 3, 4, seed=1)
+    P = _params(model)
+    B, steps = 3, 6
+    xs, ys = _ids(1, steps, B), _ids(2, steps, B)
+    mask = (np.arange(steps)[:, None] < np.array([6, 4, 2])).astype(int)
+    h0 = np.random.default_rng(4).normal(size=(B, 3))
+    o = O.oracle(O.elman(P, xs, ys, B=B, mask=mask, h0=h0), {"h": range(0, steps + 1)}, steps)
+    bundle = viz.explore(model, xs, ys, h0=h0, mask=mask).data["bundles"][-1]
+    assert bundle["diag"]["spectra"] is None       # a batch: no Jacobians, and a note says so
+    assert any("a batch of 3" in n for n in bundle["diag"]["notes"])
+    _ok(O.check_bundle(bundle, o, {"h": range(1, steps + 1)}, keep=mask))
+    leaf = tg.tensor(h0, requires_grad=True)
+    bundle = viz.explore(model, xs, ys, h0=leaf, mask=mask).data["bundles"][-1]
+    _ok(O.check_bundle(bundle, o, {"h": range(0, steps + 1)}, keep=mask))
+    assert leaf.name is None and leaf.grad is None         # the user's tensor as it was
+
+
+def test_an_lstm_batch_masked_from_h0_and_s0_and_a_masked_sequence_with_jacobians():
+    model = rnn.LSTM(4, 3, 4, seed=1)
+    P = _params(model)
+    B, steps = 3, 6
+    xs, ys = _ids(1, steps, B), _ids(2, steps, B)
+    mask = (np.arange(steps)[:, None] < np.array([6, 4, 5])).astype(int)
+    rng = np.random.default_rng(5)
+    h0, s0 = rng.normal(size=(B, 3)), rng.normal(size=(B, 3))
+    o = O.oracle(O.lstm(P, xs, ys, B=B, mask=mask, h0=h0, s0=s0),
+                 {"h": range(0, steps + 1), "s": range(0, steps + 1)}, steps)
+    given = {"h": tg.tensor(h0, requires_grad=True), "s": tg.tensor(s0, requires_grad=True)}
+    bundle = viz.explore(model, xs, ys, h0=given, mask=mask).data["bundles"][-1]
+    # s(6) of rows padded at step 6 is a blend that no loss term reads: no variable of the page
+    _ok(O.check_bundle(bundle, o, {"h": range(0, steps + 1), "s": range(0, steps)}, keep=mask))
+    # one sequence with a hole at step 3: that step's Jacobians are the identity
+    mask1 = np.array([[1], [1], [0], [1], [1], [1]])
+    o = O.oracle(O.lstm(P, xs[:, :1], ys[:, :1], mask=mask1),
+                 {"h": range(0, steps + 1), "s": range(0, steps + 1)}, steps)
+    for part in ("h", "s"):
+        bundle = viz.explore(model, xs[:, :1], ys[:, :1], mask=mask1, part=part).data["bundles"][-1]
+        _ok(O.check_bundle(bundle, o, {"h": range(1, steps + 1), "s": range(1, steps + 1)}, part,
+                           steps, keep=mask1))
+    # step 3 keeps no row: no unit counts, and 0 of 0 is no fraction (it was shown as 0.0)
+    assert bundle["diag"]["saturation"][2] is None
+    fractions = rnn.saturation(model, xs[:, :1], ys[:, :1], mask=mask1)
+    assert np.isnan(fractions[2]) and not np.isnan(fractions[[0, 1, 3, 4, 5]]).any()
+
+
+def test_the_state_a_backward_chain_starts_from_is_g_of_t_plus_1_on_the_page():
+    """The bidirectional net's g runs backward from g(T+1) (rnn.BidirectionalRNN.run: h0 =
+    {"h": h(0), "g": g(T+1)}), which the run makes before the steps, as h(0).  The page showed
+    it as g(0): its value, norm and ∂L/∂g(T+1) (0.0813892 here) under the key "0", and step T's
+    op-level DAG named it "g (t-5)" (g(0) at t = 5) where every other step reads "g (t+1)".
+    It is g(T+1) (key T + 1), and every step's op DAG reads "g (t+1)"."""
+    import html
+    import re
+    model = rnn.BidirectionalRNN(4, 3, 4, seed=1)
+    P = _params(model)
+    steps = 5
+    xs, ys = _ids(1, steps), _ids(2, steps)
+    rng = np.random.default_rng(0)
+    h0, g0 = rng.normal(size=3), rng.normal(size=3)
+    o = O.oracle(O.bidirectional(P, xs, ys, h0=h0, g0=g0),
+                 {"h": range(0, steps + 1), "g": range(1, steps + 2)}, steps)
+    start = {"h": tg.tensor(h0, requires_grad=True), "g": tg.tensor(g0, requires_grad=True)}
+    page = viz.explore(model, xs, ys, h0=start, part="g")
+    bundle = page.data["bundles"][-1]
+    assert "0" not in bundle["vars"]["g"]["norm"]
+    _ok(O.check_bundle(bundle, o, {"h": range(0, steps + 1), "g": range(1, steps + 2)}, "g",
+                       steps, backward=True))
+    for t in range(1, steps + 1):
+        svg = page.data["templates"][bundle["ops"][str(t)]["template"]]
+        inputs = {html.unescape(x) for x in
+                  re.findall(r'fill="#dbe9f6".*?<text[^>]*>([^<]*)</text>', svg, flags=re.S)}
+        assert "g (t+1)" in inputs and not any(n.startswith("g (t-") for n in inputs), (t, inputs)
+    names = bundle["names"]
+    assert [names[i] for i, t, _ in bundle["sweep"] if t in (0, steps + 1)] in (
+        ["g", "h"], ["h", "g"])                      # the sweep reaches g(T+1) and h(0)
+    assert all(t != 0 for i, t, _ in bundle["sweep"] if names[i] == "g")
+    # without a given g(T+1): the zeros the run starts from, still g(T+1)
+    bundle = viz.explore(model, xs, ys).data["bundles"][-1]
+    assert sorted(bundle["vars"]["g"]["norm"], key=int) == [str(t) for t in range(1, steps + 2)]
+    assert bundle["vars"]["g"]["value"][str(steps + 1)] == [0.0, 0.0, 0.0]
+
+
+def test_the_unrounded_diagnostics_are_the_oracles_to_1e_10():
+    """rnn.connectivity, rnn.jacobians, rnn.gradient_ratio and rnn.saturation (what the page
+    rounds), in float64, against the complex-step oracle: relative 1e-10."""
+    for make, forward, parts in (CHAINS["lstm"], CHAINS["bidirectional"]):
+        model = make()
+        P = _params(model)
+        xs, ys = _ids(1, T), _ids(2, T)
+        o = O.oracle(forward(P, xs, ys), _sites(parts, T, 0), T)
+        for part, back in parts.items():
+            np.testing.assert_allclose(rnn.connectivity(model, xs, ys, part=part),
+                                       o["conn"][part], rtol=1e-10, atol=1e-14)
+            J = O.jacobians(o["forward"], part, T, back)
+            np.testing.assert_allclose(rnn.jacobians(model, xs, part=part), J, rtol=1e-10,
+                                       atol=1e-14)
+            grads = [o["grad"][(part, k)].reshape(-1) for k in range(1, T + 1)]
+            np.testing.assert_allclose(rnn.gradient_ratio(model, xs, ys, part=part),
+                                       [np.linalg.norm(g @ j) / np.linalg.norm(g)
+                                        for g, j in zip(grads, J)], rtol=1e-10)
+        np.testing.assert_allclose(rnn.saturation(model, xs, ys),
+                                   O.saturation(o["base"]), rtol=0, atol=0)
