@@ -14,7 +14,7 @@ part:
   the product of the Jacobians over a lag k and its fitted rate of decay, as in section
   10.7 and Pascanu, Mikolov and Bengio 2013);
 - :func:`saturation`: the fraction of tanh and sigmoid units of each step whose slope is
-  almost zero;
+  almost zero (units of the network: not a function of the parameters alone);
 - :func:`gradient_ratio`: ‖(∇_{h(t)} L) ∂h(t)/∂h(t-1)‖ / ‖∇_{h(t)} L‖, the ratio that the
   regulariser of eq. 10.52 pulls towards 1.
 
@@ -525,8 +525,9 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None, **options):
 
     A unit is saturated when its slope is below ``tol`` times the largest slope of its
     function (tanh: 1 - y² < tol; sigmoid: y (1 - y) < tol / 4).  The units are every output
-    of a tanh or sigmoid op in the scope of step t (state units and gates alike).  A step
-    with a unit that is NaN (a run that diverged, a NaN in the input) has no fraction: NaN
+    of a tanh or sigmoid op in the scope of step t (state units and gates alike), but one
+    computed from the parameters alone (a LeakyRNN's learned leak σ(alpha_logit), the same at
+    every step, is no unit of the network).  A step with a unit that is NaN (a run that diverged, a NaN in the input) has no fraction: NaN
     there, not the share of the other units; so has a step whose every row the ``mask``
     pads (its units are computed and dropped: none counts, and 0 of 0 is no fraction).
     ``steps`` is for a system without input (``xs=None``).  ``**options``: keyword arguments
@@ -612,7 +613,7 @@ def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation")
         if not own(node.scope):    # e.g. the earlier run behind a carried h0
             continue
         t = time_step(node.scope)
-        if node.op in SATURATING and t is not None and t >= 1:
+        if node.op in SATURATING and t is not None and t >= 1 and not _of_parameters(node):
             chain = _STEP.sub("", node.scope)
             chains.add(chain)
             if keep is not None and len(chains) > 1:
@@ -633,6 +634,22 @@ def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation")
             units[t] += y.size
             nans[t] += np.count_nonzero(np.isnan(y))
     return counts, steps
+
+
+def _of_parameters(node, limit=64):
+    """Whether ``node`` is computed from Parameters alone (looking back at most ``limit``
+    nodes): a learned leak σ(alpha_logit) made inside every step is the same number at every
+    step, a function of the weights and no unit of the network, so it is not counted."""
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if len(seen) > limit or (not n.parents and not isinstance(n, tg.Parameter)):
+            return False
+        stack.extend(n.parents)
+    return True
 
 
 _STEP = re.compile(r"(^|/)t=-?\d+(/.*)?$")      # the "t=K" of a scope (and what is inside it)

@@ -257,6 +257,25 @@ def jordan(P, xs, ys, B=1, free=False):
     return forward
 
 
+def leaky(P, xs, ys, skip=None, alpha=None, B=1):
+    """Section 10.9: v(t) = tanh(b + W h(t-1) + U x(t) + Wd h(t-d)), h(t) = α h(t-1) +
+    (1 - α) v(t), h(t-d) = h(0) while t - d < 1; α = σ(alpha_logit) when ``alpha`` is None."""
+    xs, ys = _rows(xs, B), np.asarray(ys).reshape(-1, B)
+    a = sigmoid(P["alpha_logit"]) if alpha is None else alpha
+
+    def forward(tape):
+        hs = [tape.state("h", 0, np.zeros((B, len(P["b"])), complex))]
+        for t in range(1, len(xs) + 1):
+            h = tape.read("h", t - 1, hs[-1])
+            pre = P["b"] + h @ P["W"].T + _drive(P["U"], xs[t - 1])
+            if skip:        # a delay of 1 reads h(t-1) itself (its Jacobian has Wd too)
+                pre = pre + (h if skip == 1 else hs[max(t - skip, 0)]) @ P["Wd"].T
+            v = tape.unit("", t, "tanh", np.tanh(pre))
+            hs.append(tape.state("h", t, a * h + (1 - a) * v))
+            tape.loss(t, cross_entropy(P["c"] + hs[-1] @ P["V"].T, ys[t - 1]).mean())
+    return forward
+
+
 def stacked(P, xs, ys, B=1, layers=2):
     """A DeepRNN of kind "stacked": h1(t) = tanh(b1 + W1 h1(t-1) + U1 x(t)), h2(t) =
     tanh(b2 + W2 h2(t-1) + U2 h1(t)), o(t) = c + V h2(t)."""

@@ -61,6 +61,25 @@ def test_every_number_of_every_chain_of_a_design(design):
         _ok(O.check_bundle(bundle, o, _sites(parts, T), part, T, backward=back))
 
 
+@pytest.mark.parametrize("skip", [None, 1, 2])
+def test_a_leaky_rnn_with_a_learned_leak_and_a_skip_connection(skip):
+    """LeakyRNN(alpha="learned"): its saturation counted the leak α = σ(alpha_logit), made
+    inside every step from the parameters alone, as H more units of each step (0.166667 shown
+    at t = 4 where 1 of the 3 units of v is saturated: 0.333333).  The Jacobians hold
+    h(t-d) of a skip of d >= 2 fixed; a skip of 1 reads h(t-1) itself."""
+    model = rnn.LeakyRNN(4, 3, 4, alpha="learned", skip=skip, seed=1)
+    for p in model.parameters():
+        if p.name != "alpha_logit":
+            p.data *= 5.0
+    P = {n: p.data.copy() for n, p in model.named_parameters()}
+    xs, ys = _ids(1, T), _ids(2, T)
+    o = O.oracle(O.leaky(P, xs, ys, skip=skip), {"h": range(1, T + 1)}, T)
+    bundle = viz.explore(model, xs, ys).data["bundles"][-1]
+    assert max(O.saturation(o["base"])) > 0, "the check needs some saturated units"
+    _ok(O.check_bundle(bundle, o, {"h": range(1, T + 1)}, "h", T))
+    np.testing.assert_array_equal(rnn.saturation(model, xs, ys), O.saturation(o["base"]))
+
+
 def test_a_bidirectional_elman_rnns_backward_chain_h_r():
     """rnn.ElmanRNN(bidirectional=True): its h_r is figure 10.11's g under another name."""
     model = rnn.ElmanRNN(4, 3, 4, seed=1, bidirectional=True)
