@@ -240,6 +240,19 @@ def _named_start(h0, parts):
 def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, options=None):
     h0 = _named_start(h0, getattr(model, "parts", {}) or {})
     run, own = own_run(model, xs, ys, h0, length, "viz.explore", options)
+    fixed = None
+    if h0 is None and run.loss is not None and any(run.parts.values()) and not any(
+            n.requires_grad for nodes in run.parts.values() for n in nodes):
+        # a state computed by fixed weights alone (an echo state network's reservoir) needs
+        # no gradient, but ∂L/∂h(t) through it is what the page is for: the same run, from
+        # h(0) = 0 that requires grad
+        h0 = {p: tg.tensor(np.zeros(nodes[0].shape, dtype=nodes[0].dtype), requires_grad=True,
+                           name=p) for p, nodes in run.parts.items() if nodes}
+        run, own = own_run(model, xs, ys, h0, length, "viz.explore", options)
+        fixed = (f"{model.name}'s state needs no gradient (the weights it is computed by are "
+                 f"fixed): the page runs it from {', '.join(f'{p}(0)' for p in h0)} = 0 "
+                 "requiring grad, the same run, so that ∂L/∂h(t), the connectivity and the "
+                 "eq. 10.52 ratio through the fixed weights are shown")
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
     variables, folded = _own_variables(roots, own, run, h0, windows=(None, KEEP))
@@ -305,6 +318,8 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     diag = _diagnostics(model, part, run, own, steps, grads, jacobians, backward, options)
     var_data = _variable_data(variables, names, grads, set(detail), ends)
     diag = diag()
+    if fixed:
+        diag["notes"].insert(0, fixed)
     templates = None
     if draw:
         texts = svg.result()
