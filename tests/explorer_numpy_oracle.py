@@ -276,6 +276,40 @@ def leaky(P, xs, ys, skip=None, alpha=None, B=1):
     return forward
 
 
+def deep_mlp(P, xs, ys, skip=False, B=1):
+    """Figure 10.13 (b), with ``skip`` (c): e(t) = tanh(be + Ue x(t)), z(t) = tanh(bz + Wz
+    h(t-1)), h(t) = tanh(b + U e(t) + W z(t) [+ Ws h(t-1)]), g(t) = tanh(bg + Vg h(t)),
+    o(t) = c + V g(t)."""
+    xs, ys = _rows(xs, B), np.asarray(ys).reshape(-1, B)
+
+    def forward(tape):
+        h = tape.state("h", 0, np.zeros((B, len(P["b"])), complex))
+        for t in range(1, len(xs) + 1):
+            h = tape.read("h", t - 1, h)
+            e = tape.unit("", t, "tanh", np.tanh(P["be"] + _drive(P["Ue"], xs[t - 1])))
+            z = tape.unit("", t, "tanh", np.tanh(P["bz"] + h @ P["Wz"].T))
+            a = P["b"] + e @ P["U"].T + z @ P["W"].T + (h @ P["Ws"].T if skip else 0)
+            h = tape.state("h", t, tape.unit("", t, "tanh", np.tanh(a)))
+            g = tape.unit("", t, "tanh", np.tanh(P["bg"] + h @ P["Vg"].T))
+            tape.loss(t, cross_entropy(P["c"] + g @ P["V"].T, ys[t - 1]).mean())
+    return forward
+
+
+def echo_state(P, xs, ys, B=1):
+    """Section 10.8: h(t) = tanh(b + W h(t-1) + U x(t)) (U, W, b fixed), o(t) = c + V h(t),
+    L(t) = (1/B) sum_b ||o(t)_b - y(t)_b||²; xs (T, n) and ys (T, K) floats."""
+    xs = np.asarray(xs, dtype=float).reshape(len(xs), B, -1)
+    ys = np.asarray(ys, dtype=float).reshape(len(ys), B, -1)
+
+    def forward(tape):
+        h = tape.state("h", 0, np.zeros((B, len(P["b"])), complex))
+        for t in range(1, len(xs) + 1):
+            h = tape.state("h", t, tape.unit("", t, "tanh", np.tanh(
+                P["b"] + tape.read("h", t - 1, h) @ P["W"].T + xs[t - 1] @ P["U"].T)))
+            tape.loss(t, ((P["c"] + h @ P["V"].T - ys[t - 1]) ** 2).sum() / B)
+    return forward
+
+
 def stacked(P, xs, ys, B=1, layers=2):
     """A DeepRNN of kind "stacked": h1(t) = tanh(b1 + W1 h1(t-1) + U1 x(t)), h2(t) =
     tanh(b2 + W2 h2(t-1) + U2 h1(t)), o(t) = c + V h2(t)."""

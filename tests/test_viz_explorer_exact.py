@@ -39,6 +39,9 @@ CHAINS = {       # design -> (model, the oracle's forward of (P, xs, ys), its pa
                       {"h": False, "g": True}),
     "deep_stacked": (lambda: rnn.DeepRNN(4, 3, 4, kind="stacked", seed=1), O.stacked,
                      {"h1": False, "h2": False}),
+    "deep_mlp": (lambda: rnn.DeepRNN(4, 3, 4, kind="mlp", seed=1), O.deep_mlp, {"h": False}),
+    "deep_skip": (lambda: rnn.DeepRNN(4, 3, 4, kind="skip", seed=1),
+                  lambda P, xs, ys: O.deep_mlp(P, xs, ys, skip=True), {"h": False}),
 }
 
 
@@ -78,6 +81,22 @@ def test_a_leaky_rnn_with_a_learned_leak_and_a_skip_connection(skip):
     assert max(O.saturation(o["base"])) > 0, "the check needs some saturated units"
     _ok(O.check_bundle(bundle, o, {"h": range(1, T + 1)}, "h", T))
     np.testing.assert_array_equal(rnn.saturation(model, xs, ys), O.saturation(o["base"]))
+
+
+def test_an_echo_state_networks_gradients_through_its_fixed_reservoir():
+    """The reservoir's U, W, b are fixed, so its states needed no gradient and the page showed
+    no ∂L/∂h(t), no connectivity and an eq. 10.52 ratio without a point (its legend over an
+    empty plot).  The page now runs it from h(0) = 0 requiring grad (the same run; a note
+    says so): every number is the oracle's."""
+    model = rnn.EchoStateNetwork(3, 4, 2, spectral_radius=1.2, seed=1)
+    P = {"U": model.U.data, "W": model.W.data, "b": model.b.data, "V": model.V.data,
+         "c": model.c.data}
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(T, 3)), rng.normal(size=(T, 2))
+    o = O.oracle(O.echo_state(P, xs, ys), {"h": range(0, T + 1)}, T)
+    bundle = viz.explore(model, xs, ys).data["bundles"][-1]
+    _ok(O.check_bundle(bundle, o, {"h": range(0, T + 1)}, "h", T))
+    assert any("runs it from h(0) = 0 requiring grad" in n for n in bundle["diag"]["notes"])
 
 
 def test_a_bidirectional_elman_rnns_backward_chain_h_r():
