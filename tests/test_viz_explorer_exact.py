@@ -274,3 +274,75 @@ def test_the_unrounded_diagnostics_are_the_oracles_to_1e_10():
                                         for g, j in zip(grads, J)], rtol=1e-10)
         np.testing.assert_allclose(rnn.saturation(model, xs, ys),
                                    O.saturation(o["base"]), rtol=0, atol=0)
+
+
+def _user_lstm_forward(P, xs, ys, peephole=False):
+    """tests/viz_layout's user LSTM (rnn.Recurrence, no biases, float inputs) and its peephole
+    variant (f, g read c * P(t-1), q reads s(t) * Pq), as the oracle's forward."""
+    def forward(tape):
+        s = tape.state("s", 0, np.zeros((1, 3), complex))
+        h = tape.state("h", 0, np.zeros((1, 3), complex))
+        for t in range(1, len(xs) + 1):
+            x = xs[t - 1][None]
+            s, h = tape.read("s", t - 1, s), tape.read("h", t - 1, h)
+            f = tape.unit("", t, "sigmoid", O.sigmoid(x @ P["Uf"].T + h @ P["Wf"].T
+                                                      + (s * P["Pf"] if peephole else 0)))
+            g = tape.unit("", t, "sigmoid", O.sigmoid(x @ P["Ug"].T + h @ P["Wg"].T
+                                                      + (s * P["Pg"] if peephole else 0)))
+            if not peephole:
+                q = tape.unit("", t, "sigmoid", O.sigmoid(x @ P["Uq"].T + h @ P["Wq"].T))
+            z = tape.unit("", t, "tanh", np.tanh(x @ P["U"].T + h @ P["W"].T))
+            s = tape.state("s", t, f * s + g * z)
+            if peephole:
+                q = tape.unit("", t, "sigmoid", O.sigmoid(x @ P["Uq"].T + h @ P["Wq"].T
+                                                          + s * P["Pq"]))
+            h = tape.state("h", t, tape.unit("", t, "tanh", np.tanh(s)) * q)
+            tape.loss(t, O.cross_entropy(h @ P["V"].T, ys[t - 1:t]).mean())
+    return forward
+
+
+@pytest.mark.parametrize("peephole", [False, True])
+def test_a_users_cells_every_number(peephole):
+    from viz_layout import _peephole, _user_lstm
+    model = _peephole() if peephole else _user_lstm()
+    for p in model.parameters():
+        p.data *= 4.0
+    P = {p.name: p.data.copy() for p in model.parameters()}
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(T, 2)), rng.integers(0, 4, T)
+    sites = {"h": range(1, T + 1), "s": range(1, T + 1)}
+    o = O.oracle(_user_lstm_forward(P, xs, ys, peephole), sites, T)
+    assert max(O.saturation(o["base"])) > 0
+    for part in ("s", "h"):
+        _ok(O.check_bundle(viz.explore(model, xs, ys, part=part).data["bundles"][-1], o, sites,
+                           part, T))
+
+
+def test_the_readmes_attention_decoder_over_another_models_states():
+    """A user's Recurrence attending over an ElmanRNN's states (static inputs of its run): its
+    own chain's numbers, the encoder's states held fixed in its Jacobians."""
+    from viz_layout import readme_attention_decoder
+    model = readme_attention_decoder()
+    encoder = {n: p.data for n, p in rnn.ElmanRNN(3, 4, 3, seed=0).named_parameters()}
+    memory = [np.zeros(4)]
+    for x in (0, 1, 2, 1):
+        memory.append(np.tanh(encoder["b"] + encoder["W"] @ memory[-1] + encoder["U"][:, x]))
+    memory = np.array(memory[1:])
+    P = {p.name: p.data for p in model.parameters()}
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(T, 4)), rng.integers(0, 3, T)
+
+    def forward(tape):
+        s = tape.state("h", 0, np.zeros((1, 4), complex))
+        for t in range(1, T + 1):
+            s = tape.read("h", t - 1, s)
+            alpha = tape.value("α", t, O.softmax(s @ memory.T))
+            s = tape.state("h", t, tape.unit("", t, "tanh", np.tanh(
+                s @ P["Wd"].T + (alpha @ memory) @ P["R"].T + xs[t - 1][None])))
+            tape.loss(t, O.cross_entropy(s @ P["V"].T, ys[t - 1:t]).mean())
+    o = O.oracle(forward, {"h": range(1, T + 1)}, T)
+    bundle = viz.explore(model, xs, ys).data["bundles"][-1]
+    _ok(O.check_bundle(bundle, o, {"h": range(1, T + 1)}, "h", T))
+    for t in range(1, T + 1):
+        O.shown_is(bundle["vars"]["α"]["value"][str(t)], o["base"].values[("α", t)].real[0],
+                   f"α({t})")
