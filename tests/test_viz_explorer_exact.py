@@ -346,3 +346,47 @@ def test_the_readmes_attention_decoder_over_another_models_states():
     for t in range(1, T + 1):
         O.shown_is(bundle["vars"]["α"]["value"][str(t)], o["base"].values[("α", t)].real[0],
                    f"α({t})")
+
+
+def _memory_forward(P, xs, ys, slots, width, eps):
+    """rnn.MemoryNetwork's step: h = tanh(b + U x + W h(t-1) + R r(t-1)); write weights
+    ww = softmax_i(k . M_i / ||M_i||) with k = Kw h, erase σ(E h), add tanh(A h);
+    M(t) = M (1 - ww erase) + ww add; read weights wr from M(t) with Kr h; r = sum_i wr_i M_i;
+    o = c + V [h; r]; M(0) = M0."""
+    def address(cells, key):
+        norms = ((cells * cells).sum(axis=-1) + eps) ** 0.5
+        return O.softmax((cells * key[:, None, :]).sum(axis=-1) / norms)
+
+    def forward(tape):
+        H = len(P["b"])
+        h = tape.state("h", 0, np.zeros((1, H), complex))
+        M = tape.state("M", 0, P["M0"].reshape(1, -1).astype(complex))
+        r = tape.state("r", 0, np.zeros((1, width), complex))
+        for t in range(1, len(xs) + 1):
+            h, M, r = (tape.read(p, t - 1, v) for p, v in (("h", h), ("M", M), ("r", r)))
+            h = tape.state("h", t, tape.unit("", t, "tanh", np.tanh(
+                P["b"] + O._drive(P["U"], xs[t - 1:t]) + h @ P["W"].T + r @ P["R"].T)))
+            cells = M.reshape(1, slots, width)
+            ww = address(cells, h @ P["Kw"].T)[:, :, None]
+            erase = tape.unit("", t, "sigmoid", O.sigmoid(h @ P["E"].T))[:, None, :]
+            add = tape.unit("", t, "tanh", np.tanh(h @ P["A"].T))[:, None, :]
+            cells = cells * (1 - ww * erase) + ww * add
+            M = tape.state("M", t, cells.reshape(1, -1))
+            cells = M.reshape(1, slots, width)
+            wr = address(cells, h @ P["Kr"].T)[:, :, None]
+            r = tape.state("r", t, (wr * cells).sum(axis=1))
+            o = P["c"] + np.concatenate([h, r], axis=-1) @ P["V"].T
+            tape.loss(t, O.cross_entropy(o, ys[t - 1:t]).mean())
+    return forward
+
+
+@pytest.mark.parametrize("part", ["h", "M", "r"])
+def test_a_memory_networks_every_number_of_each_state_part(part):
+    from rnn.memory import EPS
+    model = rnn.MemoryNetwork(4, 3, 4, slots=3, width=2, seed=1)
+    P = _params(model)
+    xs, ys = _ids(1, T), _ids(2, T)
+    sites = {"h": range(1, T + 1), "M": range(1, T + 1), "r": range(1, T + 1)}
+    o = O.oracle(_memory_forward(P, xs, ys, 3, 2, EPS), sites, T)
+    bundle = viz.explore(model, xs, ys, part=part).data["bundles"][-1]
+    _ok(O.check_bundle(bundle, o, sites, part, T))
