@@ -506,3 +506,23 @@ def check_bundle(bundle, o, parts, part=None, steps=None, backward=False, keep=N
             pooled.units.setdefault(("", t), []).extend(units)
         cmp(sat, saturation(pooled, "", keep=keep), "saturation")
     return bad
+
+
+def later(forward, prefix):
+    """``forward`` over a whole sequence seen from step ``prefix`` on: its steps prefix + k as
+    k (states from k = 0), the loss terms of those steps only; perturbations of step k reach
+    step prefix + k.  The oracle of the next chunk of truncated BPTT, from all that a run over
+    the first ``prefix`` steps carries into it."""
+    def shift(key):
+        if key[0] == "read":
+            return ("read", key[1], key[2] + prefix)
+        return (key[0], key[1] + prefix)
+
+    def shifted(tape):
+        whole = Tape({shift(k): v for k, v in tape.pert.items()})
+        forward(whole)
+        tape.states = {(p, k - prefix): v for (p, k), v in whole.states.items() if k >= prefix}
+        tape.losses = {t - prefix: v for t, v in whole.losses.items() if t > prefix}
+        tape.units = {(c, t - prefix): v for (c, t), v in whole.units.items() if t > prefix}
+        tape.values = {(n, t - prefix): v for (n, t), v in whole.values.items() if t > prefix}
+    return shifted

@@ -390,3 +390,54 @@ def test_a_memory_networks_every_number_of_each_state_part(part):
     o = O.oracle(_memory_forward(P, xs, ys, 3, 2, EPS), sites, T)
     bundle = viz.explore(model, xs, ys, part=part).data["bundles"][-1]
     _ok(O.check_bundle(bundle, o, sites, part, T))
+
+
+@pytest.mark.parametrize("free", [False, True])
+def test_designs_fed_their_output_or_the_target_with_the_squared_error_and_y0(free):
+    """ConditionalRNN from y0 and VectorToSequence, teacher-forced or fed o(t-1) (feedback=
+    "output": no Jacobians, which hold the fed-back input fixed)."""
+    rng = np.random.default_rng(0)
+    xs, ys, y0, x = (rng.normal(size=(T, 3)), rng.normal(size=(T, 2)), rng.normal(size=2),
+                     rng.normal(size=3))
+
+    def chain(P, drive, weight, f0):
+        def forward(tape):
+            h = tape.state("h", 0, np.zeros((1, 3), complex))
+            f = np.asarray(f0, float).reshape(1, -1).astype(complex)
+            for t in range(1, T + 1):
+                h = tape.state("h", t, tape.unit("", t, "tanh", np.tanh(
+                    P["b"] + tape.read("h", t - 1, h) @ P["W"].T + drive(t) + f @ P[weight].T)))
+                o = P["c"] + h @ P["V"].T
+                tape.loss(t, ((o - ys[t - 1][None]) ** 2).sum())
+                f = o if free else ys[t - 1][None].astype(complex)
+        return forward
+    options = {"feedback": "output"} if free else {}
+    model = rnn.ConditionalRNN(3, 3, 2, seed=1, criterion="squared_error")
+    P = _params(model)
+    o = O.oracle(chain(P, lambda t: xs[t - 1][None] @ P["U"].T, "R", y0), {"h": range(1, T + 1)}, T)
+    bundle = viz.explore(model, xs, ys, y0=y0, **options).data["bundles"][-1]
+    _ok(O.check_bundle(bundle, o, {"h": range(1, T + 1)}, None if free else "h", T))
+    model = rnn.VectorToSequence(3, 3, 2, seed=1, criterion="squared_error")
+    P = _params(model)
+    o = O.oracle(chain(P, lambda t: x[None] @ P["R"].T, "U", np.zeros(2)), {"h": range(1, T + 1)}, T)
+    bundle = viz.explore(model, x, ys, **options).data["bundles"][-1]
+    _ok(O.check_bundle(bundle, o, {"h": range(1, T + 1)}, None if free else "h", T))
+    assert (bundle["diag"]["spectra"] is None) == free
+
+
+@pytest.mark.parametrize("skip", [1, 2, 3])
+def test_the_next_chunk_of_truncated_bptt_from_all_it_carries(skip):
+    """rnn.truncated_bptt's Carried (the last state and the skip connection's past states) as
+    h0: the page's numbers are those of steps 7..12 of one run over the whole sequence, the
+    gradients those of the chunk's loss terms, the Jacobians J(1) holding h(1-d) fixed."""
+    model = rnn.LeakyRNN(4, 3, 4, alpha="learned", skip=skip, seed=1)
+    for p in model.parameters():
+        if p.name != "alpha_logit":
+            p.data *= 3.0
+    P = {n: p.data.copy() for n, p in model.named_parameters()}
+    xs, ys = _ids(1, 12), _ids(2, 12)
+    trainer = rnn.Trainer(model, tg.optim.SGD(model.parameters(), lr=0.0))
+    _, carried = rnn.truncated_bptt(trainer, xs[:6], ys[:6], chunk=3)
+    o = O.oracle(O.later(O.leaky(P, xs, ys, skip=skip), 6), {"h": range(1, 7)}, 6)
+    bundle = viz.explore(model, xs[6:], ys[6:], h0=carried).data["bundles"][-1]
+    _ok(O.check_bundle(bundle, o, {"h": range(1, 7)}, "h", 6))
