@@ -441,3 +441,60 @@ def test_the_next_chunk_of_truncated_bptt_from_all_it_carries(skip):
     o = O.oracle(O.later(O.leaky(P, xs, ys, skip=skip), 6), {"h": range(1, 7)}, 6)
     bundle = viz.explore(model, xs[6:], ys[6:], h0=carried).data["bundles"][-1]
     _ok(O.check_bundle(bundle, o, {"h": range(1, 7)}, "h", 6))
+
+
+def test_a_long_runs_summarised_views_show_the_right_numbers_for_the_steps_they_show():
+    """3,000 steps: 48 sampled loss terms of the heatmap in 200 column bins (each the largest
+    entry of its bin), values in the drawn windows, norms, spectra, ratio, lag decay and
+    saturation of every step, against numpy (BPTT by eqs. 10.18-10.21 for each sampled row)."""
+    steps = 3000
+    model = rnn.ElmanRNN(4, 3, 4, seed=1)
+    P = _params(model)
+    xs, ys = _ids(1, steps), _ids(2, steps)
+    h = np.zeros((steps + 1, 3))
+    for t in range(1, steps + 1):
+        h[t] = np.tanh(P["b"] + P["W"] @ h[t - 1] + P["U"][:, xs[t - 1]])
+    o = h[1:] @ P["V"].T + P["c"]
+    probs = np.exp(o - o.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    terms = -np.log(probs[np.arange(steps), ys])
+    direct = (probs - np.eye(4)[ys]) @ P["V"]
+    gh, future = np.zeros((steps, 3)), np.zeros(3)
+    for t in range(steps, 0, -1):
+        gh[t - 1] = direct[t - 1] + future
+        future = P["W"].T @ ((1 - h[t] ** 2) * gh[t - 1])
+    bundle = viz.explore(model, xs, ys).data["bundles"][-1]
+    V = bundle["vars"]
+    O.shown_is([bundle["loss"]], [terms.sum()], "loss")
+    O.shown_is([V["L"]["norm"][str(t)] for t in range(1, steps + 1)], terms, "L(t)")
+    O.shown_is([V["h"]["norm"][str(t)] for t in range(1, steps + 1)],
+               np.linalg.norm(h[1:], axis=1), "‖h(t)‖")
+    O.shown_is([V["h"]["gnorm"][str(t)] for t in range(1, steps + 1)],
+               np.linalg.norm(gh, axis=1), "‖∂L/∂h(t)‖")
+    shown = [t for t in V["h"]["value"] if t != "0"]
+    assert len(shown) > 100 and str(steps) in shown and "1500" not in shown
+    for t in shown:
+        O.shown_is(V["h"]["value"][t], h[int(t)], f"h({t})")
+        O.shown_is(V["h"]["grad"][t], gh[int(t) - 1], f"∂L/∂h({t})")
+    heat = bundle["diag"]["connectivity"]["h"]
+    assert heat["sampled"] and len(heat["rows"]) == 48 and len(heat["col_edges"]) == 201
+    assert heat["rows"][0] == 1 and heat["rows"][-1] == steps
+    cells = []
+    for t in heat["rows"]:
+        g, row = direct[t - 1], np.zeros(steps)
+        row[t - 1] = np.linalg.norm(g)
+        for k in range(t - 1, 0, -1):
+            g = P["W"].T @ ((1 - h[k + 1] ** 2) * g)
+            row[k - 1] = np.linalg.norm(g)
+        cells.append(np.maximum.reduceat(row, heat["col_edges"][:-1]))
+    O.shown_is(heat["cells"], cells, "binned connectivity of the sampled rows")
+    J = (1 - h[1:] ** 2)[:, :, None] * P["W"]
+    d = bundle["diag"]
+    O.shown_is(d["spectra"]["norm"], np.linalg.norm(J, 2, axis=(1, 2)), "‖J(t)‖₂")
+    O.shown_is(d["spectra"]["radius"], np.abs(np.linalg.eigvals(J)).max(axis=1), "ρ(J(t))")
+    O.shown_is(d["ratio"], [np.linalg.norm(g @ j) / np.linalg.norm(g) for g, j in zip(gh, J)],
+               "eq. 10.52 ratio")
+    norms, rate, scale = O.lag_decay(J, 30, 3)
+    O.shown_is(d["lag"]["norms"] + [d["lag"]["rate"], d["lag"]["scale"]],
+               list(norms) + [rate, scale], "lag decay")
+    O.shown_is(d["saturation"], np.mean(1 - h[1:] ** 2 < 0.05, axis=1), "saturation")
