@@ -718,3 +718,24 @@ def test_the_spectra_of_a_shorter_decoder_span_its_own_steps(browser, tmp_path):
     assert ends == ["1", "3"], ends
     assert page.errors == []
     page.close()
+
+
+def test_hovering_a_bin_of_several_steps_says_it_shows_their_largest_entry(browser, tmp_path):
+    # 300 steps: 48 sampled rows, 200 column bins of 1 or 2 steps; a bin's label read
+    # "‖∂L(t)/∂h(k0–k1)‖ = v", as if v were one gradient's norm over the steps k0..k1: it is
+    # the largest ‖∂L(t)/∂h(k)‖ of the bin, and says so
+    model, xs, ys = _elman(steps=300)
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    heat = page.page.evaluate("explorer.data.bundles[0].diag.connectivity.h")
+    t = heat["rows"][-1]
+    C = rnn.connectivity(model, xs, ys, rows=[t])[t - 1]
+    j = next(j for j in range(200) if heat["col_edges"][j + 1] - heat["col_edges"][j] == 2
+             and heat["col_edges"][j] > 250)
+    k0, k1 = heat["col_edges"][j] + 1, heat["col_edges"][j + 1]
+    page.page.mouse.move(*_heat_point(page, t, k0))
+    label = page.page.inner_text("#heat-label")
+    assert label == (f"largest ‖∂L(t)/∂h(k)‖ over t = {t}, k = {k0}–{k1}: "
+                     f"{max(C[k0 - 1], C[k1 - 1]):.6g}"), label
+    assert max(C[k0 - 1], C[k1 - 1]) > min(C[k0 - 1], C[k1 - 1])
+    assert page.errors == []
+    page.close()

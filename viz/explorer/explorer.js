@@ -544,7 +544,10 @@
     const c = cellAt(ev);
     S.cell = c;
     const h = heat();
-    $("heat-label").textContent = c ? `‖∂L(${range(c[0], c[1])})/∂${heatPart()}(${range(c[2], c[3])})‖ = ${fmt(h.cells[c[4]][c[5]])}` : "";
+    // a bin of several (t, k) shows its largest entry: the label says which and over what steps
+    const one = c && c[0] === c[1] && c[2] === c[3];
+    $("heat-label").textContent = !c ? "" : one ? `‖∂L(${c[0]})/∂${heatPart()}(${c[2]})‖ = ${fmt(h.cells[c[4]][c[5]])}`
+      : `largest ‖∂L(t)/∂${heatPart()}(k)‖ over t = ${range(c[0], c[1])}, k = ${range(c[2], c[3])}: ${fmt(h.cells[c[4]][c[5]])}`;
     decorate();
     drawHeat();
   }
