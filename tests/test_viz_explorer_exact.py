@@ -498,3 +498,43 @@ def test_a_long_runs_summarised_views_show_the_right_numbers_for_the_steps_they_
     O.shown_is(d["lag"]["norms"] + [d["lag"]["rate"], d["lag"]["scale"]],
                list(norms) + [rate, scale], "lag decay")
     O.shown_is(d["saturation"], np.mean(1 - h[1:] ** 2 < 0.05, axis=1), "saturation")
+
+
+def test_a_bidirectional_lstms_backward_chains_s_r_and_h_r():
+    """rnn.LSTM(bidirectional=True): h_r(t+1) reaches h_r(t) only through the named gates (no
+    edge h_r -> h_r of the variables), so the page took h_r for a chain forward in time: its
+    lag decay multiplied the Jacobians ∂h_r(t)/∂h_r(t+1) in the wrong order (0.42924 shown at
+    lag 1 where the geometric mean over the end steps is 0.432514, fitted rate 0.293054 for
+    0.300287) and its plots said J(t) = ∂h_r(t)/∂h_r(t−1)."""
+    model = rnn.LSTM(4, 3, 4, seed=1, bidirectional=True)
+    P = _params(model)
+    xs, ys = _ids(1, T), _ids(2, T)
+
+    def step(tape, t, x, s, h, sfx):
+        after = t + 1 if sfx else t - 1            # the state step t reads
+        s, h = tape.read("s" + sfx, after, s), tape.read("h" + sfx, after, h)
+        gate = {k: tape.unit("", t, "sigmoid", O.sigmoid(
+            P[f"b{k}{sfx}"] + P[f"U{k}{sfx}"][:, x] + h @ P[f"W{k}{sfx}"].T)) for k in "fgo"}
+        z = tape.unit("", t, "tanh", np.tanh(P["b" + sfx] + P["U" + sfx][:, x] + h @ P["W" + sfx].T))
+        s = tape.state("s" + sfx, t, gate["f"] * s + gate["g"] * z)
+        return s, tape.state("h" + sfx, t, tape.unit("", t, "tanh", np.tanh(s)) * gate["o"])
+
+    def forward(tape):
+        zero = np.zeros((1, 3), complex)
+        s, h = tape.state("s", 0, zero), tape.state("h", 0, zero)
+        ahead = {}
+        for t in range(1, T + 1):
+            s, h = ahead[t] = step(tape, t, xs[t - 1], s, h, "")
+        s, h = tape.state("s_r", T + 1, zero), tape.state("h_r", T + 1, zero)
+        for t in range(T, 0, -1):
+            s, h = step(tape, t, xs[t - 1], s, h, "_r")
+            ahead[t] = np.concatenate([ahead[t][1], h], axis=-1)
+        for t in range(1, T + 1):
+            tape.loss(t, O.cross_entropy(P["c"] + ahead[t] @ P["V"].T, ys[t - 1:t]).mean())
+    sites = {p: range(1, T + 1) for p in ("s", "h", "s_r", "h_r")}
+    o = O.oracle(forward, sites, T)
+    for part in sites:
+        bundle = viz.explore(model, xs, ys, part=part).data["bundles"][-1]
+        assert bundle["diag"]["backward"] == part.endswith("_r"), part
+        _ok(O.check_bundle(bundle, o, sites, part, T, backward=part.endswith("_r")))
+        assert sorted(bundle["vars"]["h_r"]["norm"], key=int) == [str(t) for t in range(1, T + 2)]

@@ -263,11 +263,11 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
         raise tg.ConfigError(f"viz.explore: part={part!r} is no variable of {model.name}'s run "
                              f"(it carries no state parts; part names a variable of its steps: "
                              f"one of {stepped})")
-    backward = _runs_backward(model, variables, part)
+    backward = _runs_backward(model, variables, part, run)
     # the chains that run backward in time (figure 10.11's g) start from g(T+1), which the run
     # makes before the steps (scope t=0, as a forward chain's h(0)): the page names it g(T+1)
     ends = {p: steps + 1 for p in run.parts
-            if p == part and backward or p != part and _runs_backward(model, variables, p)}
+            if p == part and backward or p != part and _runs_backward(model, variables, p, run)}
     jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward, options)
     names = variables.names
     windows = _windows(steps)
@@ -553,14 +553,38 @@ def _windows(steps):
     return [(a, min(a + WINDOW - 1, steps)) for a in starts]
 
 
-def _runs_backward(model, variables, part):
+def _runs_backward(model, variables, part, run=None):
     """Whether state part ``part`` is a chain that runs backward in time (figure 10.11's g:
-    step t reads g(t+1)): its edges go from step t + 1 to step t (a run of one step has none,
-    and a trace of two steps tells, see :func:`viz.views.backward_chains`)."""
+    step t reads g(t+1)): its state of step 1 is computed from its state of step 2 (of
+    ``run``).  Without those, its edges go from step t + 1 to step t (a run of one step has
+    none, and a trace of two steps tells, see :func:`viz.views.backward_chains`); an LSTM's
+    h_r(t+1) reaches h_r(t) only through the named gates, with no edge of its own, so the
+    run's nodes are asked first."""
+    states = run.parts.get(part) if run is not None else None
+    if states is not None and len(states) >= 2:
+        return _reads(states[0], states[1])
     if variables.steps == 1:
         return part in backward_chains(model, variables, BOOK_HIDDEN)
     return any(a[0] == b[0] == part and None not in (a[1], b[1]) and b[1] == a[1] - 1 >= 1
                for a, b in variables.edges)
+
+
+def _reads(node, other):
+    """Whether ``other`` is behind ``node`` in the graph: a search from ``node`` breadth first,
+    which meets a chain's next state within its step (a forward chain's state of step 1 has
+    only step 1 and what came before behind it)."""
+    seen, frontier = {id(node)}, [node]
+    while frontier:
+        nxt = []
+        for n in frontier:
+            for p in n.parents:
+                if p is other:
+                    return True
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    nxt.append(p)
+        frontier = nxt
+    return False
 
 
 def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False, options=None):
