@@ -705,9 +705,18 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
 
 def _run_notes(model, run, options):
     """What run the page shows, where it is not simply ``model.run(xs, ys)`` of a model that
-    reads no targets: teacher-forced or running free, masked."""
+    reads no targets: teacher-forced or running free, masked; and the precision of a run in
+    less than float64, whose six digits the page shows are not all exact."""
     options = options or {}
     notes = []
+    states = [n for nodes in run.parts.values() for n in nodes[:1]] + list(run.outputs[:1])
+    low = sorted({str(n.dtype) for n in states if n.dtype.kind == "f" and n.dtype.itemsize < 8})
+    if low:
+        digits = {"float32": "7", "float16": "3"}
+        notes.append(f"computed in {', '.join(low)} (about "
+                     f"{' or '.join(digits.get(d, '?') for d in low)} significant digits, fewer "
+                     "after many steps of rounding): the page's six-digit numbers are that "
+                     "arithmetic's, their last digits not those of the exact values")
     feeds = (isinstance(getattr(model, "feedback", None), str)
              or getattr(model, "reads_targets", False))
     if feeds and runs_free(options):
