@@ -169,7 +169,7 @@ def bidirectional(P, xs, ys, B=1, h0=None, g0=None):
     return forward
 
 
-def encoder_decoder(P, xs, ys, start, B=1, attention=None):
+def encoder_decoder(P, xs, ys, start, B=1, attention=None, mask=None):
     """Figure 10.12: encoder h(t), C = h(n_x), s(0) = C, s(t) = tanh(bd + Wd s(t-1) +
     Ud y(t-1) + R C) (with attention R ctx(t), ctx(t) = sum_k α(t, k) h(k) and
     α(t) = softmax_k of s(t-1) . h(k) or va . tanh(Wa s(t-1) + Ua h(k))), y(0) = start.
@@ -181,8 +181,11 @@ def encoder_decoder(P, xs, ys, start, B=1, attention=None):
         h = tape.state("h", 0, np.zeros((B, H), complex))
         hs = []
         for t in range(1, len(xs) + 1):
-            h = tape.state("h", t, tape.unit("encoder", t, "tanh", np.tanh(
-                P["b"] + tape.read("h", t - 1, h) @ P["W"].T + _drive(P["U"], xs[t - 1]))))
+            h = tape.read("h", t - 1, h)
+            new = tape.unit("encoder", t, "tanh", np.tanh(
+                P["b"] + h @ P["W"].T + _drive(P["U"], xs[t - 1])))
+            m = 1 if mask is None else np.asarray(mask[t - 1], float)[:, None]
+            h = tape.state("h", t, m * new + (1 - m) * h)       # a padded row carries h
             hs.append(h)
         C = h
         memory = np.stack(hs, axis=1)                       # (B, n_x, H)
@@ -200,6 +203,8 @@ def encoder_decoder(P, xs, ys, start, B=1, attention=None):
                     hidden = tape.unit("decoder", t, "tanh", np.tanh(
                         memory @ P["Ua"].T + (s @ P["Wa"].T)[:, None, :]))
                     e = hidden @ P["va"]
+                if mask is not None:        # padded source positions: α = 0
+                    e = np.where(np.asarray(mask, bool).T, e, -np.inf)
                 alpha = tape.value("α", t, softmax(e))
                 ctx = tape.value("ctx", t, np.einsum("bk,bkh->bh", alpha, memory))
                 a = a + ctx @ P["R"].T

@@ -213,6 +213,8 @@ def test_an_lstm_batch_masked_from_h0_and_s0_and_a_masked_sequence_with_jacobian
                            steps, keep=mask1))
     # step 3 keeps no row: no unit counts, and 0 of 0 is no fraction (it was shown as 0.0)
     assert bundle["diag"]["saturation"][2] is None
+    assert any(n.startswith("the saturation counts the kept rows' units (no fraction at a step")
+               for n in bundle["diag"]["notes"])
     fractions = rnn.saturation(model, xs[:, :1], ys[:, :1], mask=mask1)
     assert np.isnan(fractions[2]) and not np.isnan(fractions[[0, 1, 3, 4, 5]]).any()
 
@@ -561,3 +563,29 @@ def test_a_float32_runs_numbers_are_float32_arithmetics_and_the_page_says_so():
     model64 = rnn.ElmanRNN(4, 3, 4, seed=1)
     assert not any("computed in float" in n
                    for n in viz.explore(model64, xs, ys).data["bundles"][-1]["diag"]["notes"])
+
+
+@pytest.mark.parametrize("attention", [None, "dot", "additive"])
+def test_an_encoder_decoder_of_padded_sources_in_a_batch(attention):
+    """Sources of 6, 3 and 4 steps in a batch of 3: the encoder carries each row's state over
+    its padding (C its last kept state), attention gives padded positions α = 0.  Every number
+    against the oracle; the notes say the saturation counts every row (the mask pads the
+    encoder alone) and nothing else about it; and no warning (the op-level histogram of the
+    scores at the lowest float made linspace warn of an overflow it then corrects)."""
+    import warnings
+    model = rnn.EncoderDecoder(4, 3, 4, seed=1, attention=attention)
+    P = _params(model)
+    n_x, n_y, B = 6, 4, 3
+    xs, ys = _ids(1, n_x, B), _ids(2, n_y, B)
+    mask = (np.arange(n_x)[:, None] < np.array([6, 3, 4])).astype(int)
+    sites = {"h": range(1, n_x + 1), "s": range(1, n_y + 1)}
+    with np.errstate(invalid="ignore"):        # exp(-inf - max) of the padded scores is 0
+        o = O.oracle(O.encoder_decoder(P, xs, ys, 4, B=B, attention=attention, mask=mask),
+                     sites, n_x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bundle = viz.explore(model, xs, ys, mask=mask).data["bundles"][-1]
+    _ok(O.check_bundle(bundle, o, sites))
+    notes = bundle["diag"]["notes"]
+    assert any(n.startswith("the saturation counts the units of every row") for n in notes)
+    assert not any("kept rows' units" in n for n in notes), notes

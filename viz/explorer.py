@@ -639,8 +639,11 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
     jacs, finite, spectra, decay, jacobian_notes = jacobians
     notes = _run_notes(model, run, options)
     try:
-        whole, chains, nans = saturation_with_nans(run, own, keep=kept_rows(options, "viz.explore"),
-                                                   who="viz.explore")
+        keep = kept_rows(options, "viz.explore")
+        whole, chains, nans = saturation_with_nans(run, own, keep=keep, who="viz.explore")
+        if keep is not None:
+            notes.append("the saturation counts the kept rows' units (no fraction at a step "
+                         "whose every row is padded)")
     except tg.ConfigError:      # a mask of one of several chains: every row's units, said so
         whole, chains, nans = saturation_with_nans(run, own)
         notes.append("the saturation counts the units of every row at every step, padded ones "
@@ -730,8 +733,7 @@ def _run_notes(model, run, options):
                      "JordanRNN, feedback=\"output\" with the squared error)")
     if options.get("mask") is not None:
         notes.append("masked: the padded steps (mask 0) add no loss term and carry the state, as "
-                     "in loss(xs, ys, mask=mask); the saturation counts the kept rows' units (no "
-                     "fraction at a step whose every row is padded)")
+                     "in loss(xs, ys, mask=mask)")
     return notes
 
 
@@ -1126,7 +1128,9 @@ def _bins_of(values, lo, hi, bins):
     with np.errstate(over="ignore"):
         scale = np.where(np.isfinite(hi - lo), 1.0, 0.5)[:, None]
     lo, hi, values = lo[:, None] * scale, hi[:, None] * scale, values * scale
-    edges = np.linspace(lo[:, 0], hi[:, 0], bins + 1, axis=1)
+    with np.errstate(over="ignore"):   # a span of nearly 1.8e308: linspace's own last
+        edges = np.linspace(lo[:, 0], hi[:, 0], bins + 1, axis=1)   # step overflows; it
+        # puts the endpoint back as hi itself, so the edges are right (no warning to show)
     for i in np.flatnonzero((hi[:, 0] - lo[:, 0]) / bins == 0).tolist():
         edges[i] = np.linspace(lo[i, 0], hi[i, 0], bins + 1)   # linspace's own zero-step form
     where = ((values - lo) / (hi - lo) * bins).astype(np.int64)   # np.histogram's estimate
