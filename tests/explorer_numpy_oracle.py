@@ -6,8 +6,13 @@ derivative to machine precision (no cancellation, unlike finite differences), so
 connectivity and Jacobians below are exact to ~1e-15 relative, not 1e-7.
 
 A perturbation of v(k) along unit j gives, in one forward pass, ∂L(t)/∂v(k)_j for every loss
-term L(t) (a column of the connectivity) and ∂v(k+1)/∂v(k)_j (a column of the one-step
-Jacobian: the perturbation of v(k) alone, every other input of step k + 1 held at its value)."""
+term L(t) (a column of the connectivity; their sum over t is ∂L/∂v(k)_j).  A perturbation of
+v(k) only as step k + 1 reads it (:meth:`Tape.read`) gives a column of the one-step Jacobian
+∂v(k+1)/∂v(k), every other input of the step (the other state parts too) held at its value.
+
+Designs whose forward differs from a step function of the engine's shape (teacher-forced
+inputs, fed-back outputs, masks, chains backward in time) are written out per design; a
+test's own cells are written in the test."""
 
 import numpy as np
 
@@ -361,8 +366,8 @@ def derivatives(forward, sites, shape_of):
 def oracle(forward, parts, steps):
     """Every number of the page's diagnostics for the state parts ``parts`` ({part: range of
     k}), from ``forward``: {"base": the unperturbed tape, "grad": {(part, k): ∂L/∂v(k)},
-    "conn": {part: (T_L, K) ‖∂L(t)/∂v(k)‖}, "jac": {part: [J(k)]} with J(k) = ∂v(k)/∂v(k-1)
-    (a chain whose steps run backward: ∂v(k)/∂v(k+1))}."""
+    "conn": {part: (T_L, K) ‖∂L(t)/∂v(k)‖}, "d": the derivatives of :func:`derivatives`,
+    "forward": ``forward``} (the Jacobians: :func:`jacobians` of ``forward``)."""
     base = Tape({})
     forward(base)
     sites = [(p, k) for p, ks in parts.items() for k in ks]
