@@ -446,10 +446,10 @@ def test_the_next_chunk_of_truncated_bptt_from_all_it_carries(skip):
 
 
 def test_a_long_runs_summarised_views_show_the_right_numbers_for_the_steps_they_show():
-    """3,000 steps: 48 sampled loss terms of the heatmap in 200 column bins (each the largest
+    """1,200 steps: 48 sampled loss terms of the heatmap in 200 column bins (each the largest
     entry of its bin), values in the drawn windows, norms, spectra, ratio, lag decay and
     saturation of every step, against numpy (BPTT by eqs. 10.18-10.21 for each sampled row)."""
-    steps = 3000
+    steps = 1200
     model = rnn.ElmanRNN(4, 3, 4, seed=1)
     P = _params(model)
     xs, ys = _ids(1, steps), _ids(2, steps)
@@ -474,7 +474,7 @@ def test_a_long_runs_summarised_views_show_the_right_numbers_for_the_steps_they_
     O.shown_is([V["h"]["gnorm"][str(t)] for t in range(1, steps + 1)],
                np.linalg.norm(gh, axis=1), "‖∂L/∂h(t)‖")
     shown = [t for t in V["h"]["value"] if t != "0"]
-    assert len(shown) > 100 and str(steps) in shown and "1500" not in shown
+    assert 100 < len(shown) < steps and str(steps) in shown and "1" in shown
     for t in shown:
         O.shown_is(V["h"]["value"][t], h[int(t)], f"h({t})")
         O.shown_is(V["h"]["grad"][t], gh[int(t) - 1], f"∂L/∂h({t})")
