@@ -589,3 +589,15 @@ def test_an_encoder_decoder_of_padded_sources_in_a_batch(attention):
     notes = bundle["diag"]["notes"]
     assert any(n.startswith("the saturation counts the units of every row") for n in notes)
     assert not any("kept rows' units" in n for n in notes), notes
+
+
+def test_a_one_step_run_of_a_bidirectional_lstm_knows_h_r_runs_backward():
+    # one step has no h_r(2) in the run to tell the direction by, and the variables of a trace
+    # of two have no edge h_r -> h_r: the page said J(t) = ∂h_r(t)/∂h_r(t−1) and keyed the
+    # state the chain starts from h_r(0); it is h_r(2), read by step 1
+    model = rnn.LSTM(4, 3, 4, bidirectional=True, seed=1)
+    for part in ("h_r", "s_r", "h"):
+        bundle = viz.explore(model, np.array([1]), np.array([2]), part=part).data["bundles"][-1]
+        assert bundle["diag"]["backward"] == part.endswith("_r")
+        assert sorted(bundle["vars"][part]["norm"]) == (["1", "2"] if part.endswith("_r")
+                                                        else ["0", "1"])

@@ -556,14 +556,20 @@ def _windows(steps):
 def _runs_backward(model, variables, part, run=None):
     """Whether state part ``part`` is a chain that runs backward in time (figure 10.11's g:
     step t reads g(t+1)): its state of step 1 is computed from its state of step 2 (of
-    ``run``).  Without those, its edges go from step t + 1 to step t (a run of one step has
-    none, and a trace of two steps tells, see :func:`viz.views.backward_chains`); an LSTM's
+    ``run``, or of a trace of two steps for a run of one).  Without those, its edges go from
+    step t + 1 to step t (see :func:`viz.views.backward_chains`); an LSTM's
     h_r(t+1) reaches h_r(t) only through the named gates, with no edge of its own, so the
     run's nodes are asked first."""
     states = run.parts.get(part) if run is not None else None
     if states is not None and len(states) >= 2:
         return _reads(states[0], states[1])
-    if variables.steps == 1:
+    if variables.steps == 1:          # one step: the part's states 1 and 2 of a trace of two
+        traced = {}
+        for node in walk(model.trace(2)):
+            if node.name == part and not isinstance(node, tg.Parameter):
+                traced.setdefault(time_step(node.scope), node)
+        if 1 in traced and 2 in traced:
+            return _reads(traced[1], traced[2])
         return part in backward_chains(model, variables, BOOK_HIDDEN)
     return any(a[0] == b[0] == part and None not in (a[1], b[1]) and b[1] == a[1] - 1 >= 1
                for a, b in variables.edges)
