@@ -739,3 +739,34 @@ def test_hovering_a_bin_of_several_steps_says_it_shows_their_largest_entry(brows
     assert max(C[k0 - 1], C[k1 - 1]) > min(C[k0 - 1], C[k1 - 1])
     assert page.errors == []
     page.close()
+
+
+def test_the_op_level_dag_of_a_decoder_step_is_that_chains_step_alone(browser, tmp_path):
+    # encoder step 2 and decoder step 2 are not the same time, yet the op-level DAG of s(2)
+    # drew both steps' ops in one graph (x, a, h with "h (t-1)" beside s, o, L): each chain's
+    # step is its own graph, and a tanh node's numbers are its chain's state
+    model = rnn.EncoderDecoder(4, 3, 4, seed=1)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, 5), rng.integers(0, 4, 3)
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    names = page.page.evaluate("explorer.data.names")
+    run = model.run(xs, ys)
+    for name, other in (("s", "h (t-1)"), ("h", "s (t-1)")):
+        page.page.uncheck("#ops-toggle")
+        page.node(_node_id(names, name, 2)).click()
+        page.page.check("#ops-toggle")
+        texts = page.page.eval_on_selector_all("#graph g.node text", "els => els.map(e => e.textContent)")
+        assert f"{name} (t-1)" in texts and other not in texts, (name, texts)
+        count = page.page.locator("#graph g.node").count()
+        tanh = [j for j in range(count) if page.node(f"op{j}").count()
+                and page.node(f"op{j}").locator("text").first.text_content() == "tanh"]
+        assert len(tanh) == 1
+        page.node(f"op{tanh[0]}").click()
+        state = run.parts[name][1]
+        (grad,) = tg.grad(run.loss, [state], retain_graph=True)
+        assert float(page.page.inner_text("#info-norm")) == pytest.approx(np.linalg.norm(state.data), rel=1e-5)
+        assert float(page.page.inner_text("#info-gnorm")) == pytest.approx(np.linalg.norm(grad), rel=1e-5)
+        chain = "decoder" if name == "s" else "encoder"
+        assert page.page.inner_text("#info-title").endswith(f"of {chain} step 2")
+    assert page.errors == []
+    page.close()

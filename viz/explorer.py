@@ -288,7 +288,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     op_grads = {}
     if run.loss is not None:          # one sweep for the variables and the op nodes
         wanted = [k for k in keys if variables.nodes[k].requires_grad]
-        op_nodes = [n for t in sorted(by_step) for n in by_step[t] if n.requires_grad]
+        op_nodes = [n for key in sorted(by_step) for n in by_step[key] if n.requires_grad]
         try:
             values = tg.grad(run.loss, [variables.nodes[k] for k in wanted] + op_nodes,
                              retain_graph=True)
@@ -331,6 +331,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
             "loss_terms": _loss_terms(run),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
             "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run),
+            "op_chains": _op_chains(variables, own, by_step),
             "template_sources": [g.source for g in template_graphs]}
 
 
@@ -807,17 +808,43 @@ def _block_max(matrix, edges, axis, finite=None):
                 np.logical_and.reduceat(finite, edges[:-1], axis=axis))
 
 
+_STEP_OF = re.compile(r"(^|/)t=-?\d+(/.*)?$")      # the "t=K" of a scope and what is inside
+
+
+def _chain_of(scope):
+    """The chain a node of step scope ``scope`` belongs to: its scope without the "t=K" (an
+    encoder-decoder's "encdec/encoder" and "encdec/decoder", whose step t are not the same
+    time)."""
+    return _STEP_OF.sub("", scope)
+
+
 def _op_nodes(roots, detail, own):
-    """{t: the op nodes of step t} for each step in ``detail`` (the nodes this run made,
-    ``own``), in the order the graph is walked."""
+    """{(chain, t): the op nodes of step t of that chain} for each step in ``detail`` (the
+    nodes this run made, ``own``), in the order the graph is walked.  The chain is "" for a
+    run of one chain in time, else the last name of its scope ("encoder", "decoder"): the op
+    DAG of decoder step 2 is not the encoder's step 2."""
     by_step = {}
     for node in walk(roots):
         if not own(node.scope):
             continue
         t = time_step(node.scope)
         if t in detail and param_behind(node) is None:
-            by_step.setdefault(t, []).append(node)
-    return by_step
+            by_step.setdefault((_chain_of(node.scope), t), []).append(node)
+    if len({chain for chain, _ in by_step}) < 2:
+        return {("", t): nodes for (_, t), nodes in by_step.items()}
+    return {(chain.rsplit("/", 1)[-1], t): nodes for (chain, t), nodes in by_step.items()}
+
+
+def _op_chains(variables, own, by_step):
+    """{variable name: its chain} of a run of several chains (the key of :func:`_op_nodes`
+    with which the page finds the op DAG of a selected variable's step), {} for one chain."""
+    if all(chain == "" for chain, _ in by_step):
+        return {}
+    out = {}
+    for (name, t), node in variables.nodes.items():
+        if t is not None and t >= 1 and own(node.scope):
+            out.setdefault(name, _chain_of(node.scope).rsplit("/", 1)[-1])
+    return out
 
 
 def _op_templates(by_step, outside):
@@ -826,15 +853,15 @@ def _op_templates(by_step, outside):
     templates (Digraphs, rendered by the caller).  ``outside(p, t)`` names an input p of step
     t made outside the step (:func:`_outside`)."""
     templates, index, template_of = [], {}, {}
-    for t in sorted(by_step):
-        nodes = by_step[t]
+    for key in sorted(by_step):
+        nodes, t = by_step[key], key[1]
         local = {id(n): j for j, n in enumerate(nodes)}
         signature = tuple((n.op, n.name, tuple(n.shape),
                            tuple(local.get(id(p), outside(p, t)) for p in n.parents)) for n in nodes)
         if signature not in index:
             index[signature] = len(templates)
             templates.append(_op_graph(nodes, local, t, outside))
-        template_of[t] = index[signature]
+        template_of[key] = index[signature]
     return template_of, templates
 
 
@@ -842,13 +869,13 @@ def _op_numbers(by_step, template_of, position, grads):
     """Per step of ``by_step``: its template (from :func:`_op_templates`) and each op node's
     norms (gradients from ``grads``, id -> array), sweep position and histogram, computed on
     stacked arrays."""
-    every = [n for t in sorted(by_step) for n in by_step[t]]
+    every = [n for key in sorted(by_step) for n in by_step[key]]
     norms = iter(_shown_all(_norms([n.data for n in every])))
     hists = iter(_histograms([n.data for n in every]))
     gnorms = iter(_shown_all(_norms([grads[id(n)] for n in every if id(n) in grads])))
-    return {str(t): {"template": template_of[t], "nodes": [
+    return {(f"{chain}:{t}" if chain else str(t)): {"template": template_of[(chain, t)], "nodes": [
         [next(norms), None if id(n) not in grads else next(gnorms), position.get(id(n)),
-         next(hists)] for n in by_step[t]]} for t in sorted(by_step)}
+         next(hists)] for n in by_step[(chain, t)]]} for chain, t in sorted(by_step)}
 
 
 def _outside(p, t, own=None, given=None, ends=None):

@@ -73,7 +73,7 @@
 
   function currentSvg() {
     if (S.ops) {
-      const ops = get(B().ops, String(opStep()));
+      const ops = opsOf();
       return ops ? D.templates[ops.template] : null;
     }
     if (S.view === "folded") return D.svg.folded;
@@ -84,6 +84,17 @@
   function opStep() {
     if (S.sel && S.sel.t) return S.sel.t;
     return 1;
+  }
+  function opChain() {               // the chain of the selected variable ("" for a run of one)
+    const chains = B().op_chains || {}, t = opStep();
+    const chain = S.sel && S.sel.name !== null ? get(chains, S.sel.name) : undefined;
+    if (chain !== undefined) return chain;
+    const key = Object.keys(B().ops).find((k) => k.endsWith(`:${t}`));   // none selected
+    return key === undefined ? "" : key.slice(0, key.length - `:${t}`.length);
+  }
+  function opsOf() {                 // the op DAG of the selected step of the selected chain
+    const chain = opChain();
+    return get(B().ops, chain ? `${chain}:${opStep()}` : String(opStep()));
   }
 
   function drawGraph() {
@@ -258,7 +269,7 @@
   function positions() {             // DOT name -> index in the engine's visit order
     const out = new Map();
     if (S.ops) {
-      const ops = get(B().ops, String(opStep()));
+      const ops = opsOf();
       if (ops) ops.nodes.forEach((n, j) => { out.set(`op${j}`, n[2]); });
     } else {
       B().sweep.forEach(([i, t, pos]) => { out.set(t === null ? `u${i}` : `u${i}_${t}`, pos); });
@@ -342,11 +353,11 @@
     if (!S.sel && S.ask !== null && !S.ops) { info.replaceChildren(...askStep(S.ask)); return; }
     if (!S.sel) { info.replaceChildren(el("p", { class: "hint" }, "Click a variable node.")); return; }
     if (S.ops && S.sel.op !== undefined) {
-      const ops = get(B().ops, String(opStep()));
+      const ops = opsOf(), chain = opChain();
       const n = ops && ops.nodes[S.sel.op];
       if (!n) { info.replaceChildren(); return; }
       info.replaceChildren(...kids(
-        el("h3", { id: "info-title" }, `op node ${S.sel.op} of step ${opStep()}`),
+        el("h3", { id: "info-title" }, `op node ${S.sel.op} of ${chain ? chain + " " : ""}step ${opStep()}`),
         el("p", {}, "‖value‖ = ", el("span", { id: "info-norm" }, fmt(n[0])), el("br"),
           "‖∂L/∂node‖ = ", el("span", { id: "info-gnorm" }, fmt(n[1])), el("br"),
           `visited ${n[2] === null ? "never (needs no gradient)" : `at ${n[2] + 1} of ${B().sweep_total} in the backward sweep`}`),
