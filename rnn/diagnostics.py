@@ -527,8 +527,9 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None, **options):
     function (tanh: 1 - y² < tol; sigmoid: y (1 - y) < tol / 4).  The units are every output
     of a tanh or sigmoid op in the scope of step t (state units and gates alike), but one
     computed from the parameters alone (a LeakyRNN's learned leak σ(alpha_logit), the same at
-    every step, is no unit of the network).  A step with a unit that is NaN (a run that diverged, a NaN in the input) has no fraction: NaN
-    there, not the share of the other units; so has a step whose every row the ``mask``
+    every step, is no unit of the network).  A step with a unit that is NaN (a run that
+    diverged, a NaN in the input) has no fraction: NaN there, not the share of the other
+    units; so has a step whose every row the ``mask``
     pads (its units are computed and dropped: none counts, and 0 of 0 is no fraction).
     ``steps`` is for a system without input (``xs=None``).  ``**options``: keyword arguments
     of ``model.run`` (``mask=``, ``teacher_forcing=False``...; see the module's doc).
@@ -636,19 +637,25 @@ def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation")
     return counts, steps
 
 
-def _of_parameters(node, limit=64):
+def _of_parameters(node, limit=16):
     """Whether ``node`` is computed from Parameters alone (looking back at most ``limit``
     nodes): a learned leak σ(alpha_logit) made inside every step is the same number at every
-    step, a function of the weights and no unit of the network, so it is not counted."""
-    seen, stack = set(), [node]
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        if len(seen) > limit or (not n.parents and not isinstance(n, tg.Parameter)):
+    step, a function of the weights and no unit of the network, so it is not counted.  A named
+    variable (a state h(t-1), an input x(t)) or a leaf that is no Parameter behind it says it
+    is a unit; breadth first, so that one is met within a step or two."""
+    seen, frontier = {id(node)}, list(node.parents)
+    while frontier:
+        nxt = []
+        for n in frontier:
+            if not isinstance(n, tg.Parameter) and (n.name is not None or not n.parents):
+                return False
+            for p in n.parents:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    nxt.append(p)
+        if len(seen) > limit:
             return False
-        stack.extend(n.parents)
+        frontier = nxt
     return True
 
 
