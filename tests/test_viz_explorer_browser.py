@@ -770,3 +770,24 @@ def test_the_op_level_dag_of_a_decoder_step_is_that_chains_step_alone(browser, t
         assert page.page.inner_text("#info-title").endswith(f"of {chain} step 2")
     assert page.errors == []
     page.close()
+
+
+def test_a_step_of_another_shape_shows_its_own_shape_and_entries(browser, tmp_path):
+    # h(0) given as one (H,) tensor for a batch of 3: the page showed "shape [3,3]" (the
+    # variable's shape at its other steps) and its 3 entries followed by '… (6 more)', entries
+    # it does not have; its own shape is [3], its norm and gradient that tensor's
+    model = rnn.ElmanRNN(4, 3, 4, seed=1)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, (5, 3)), rng.integers(0, 4, (5, 3))
+    h0 = tg.tensor(rng.normal(size=3), requires_grad=True)
+    page = Page(browser, _save(tmp_path, model, xs, ys, h0=h0), hash_="sel=h,0")
+    info = page.page.inner_text("#info")
+    assert "shape [3]" in info and "more)" not in page.page.inner_text("#info-value"), info
+    (grad,) = tg.grad(model.run(xs, ys, h0=h0).loss, [h0])
+    assert float(page.page.inner_text("#info-gnorm")) == pytest.approx(np.linalg.norm(grad), rel=1e-5)
+    page.page.goto(page.page.url.split("#")[0] + "#sel=h,2")
+    page.page.reload()
+    page.page.wait_for_function("window.explorer !== undefined")
+    assert "shape [3,3]" in page.page.inner_text("#info")
+    assert page.errors == []
+    page.close()

@@ -382,10 +382,18 @@ def _variable_data(variables, names, grads, detail, ends=None):
     gvecs = iter(_vectors([g for g, s in zip(found, shown) if s and g is not None]))
     var_data = {name: {"norm": {}, "gnorm": {}, "value": {}, "grad": {}, "vhist": {}, "ghist": {},
                        "shape": None} for name in names}
+    counts = {}
+    for (name, _), node in items:
+        counts.setdefault(name, {}).setdefault(tuple(node.shape), 0)
+        counts[name][tuple(node.shape)] += 1
+    common = {name: list(max(c, key=c.get)) for name, c in counts.items()}   # most steps'
     for ((name, t), node), norm, g, show in zip(items, norms, found, shown):
         entry = var_data[name]
         key = "s" if t is None else str(_step_of((name, t), ends or {}))
-        entry["shape"] = list(node.shape)
+        entry["shape"] = common[name]
+        if list(node.shape) != common[name]:
+            # a step of another shape (an h(0) of (H,) that the run broadcasts over the batch)
+            entry.setdefault("shapes", {})[key] = list(node.shape)
         entry["ids"] = node.data.dtype.kind in "iub"
         entry["norm"][key] = norm
         entry["gnorm"][key] = None if g is None else gnorms.pop()

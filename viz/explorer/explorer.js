@@ -367,16 +367,17 @@
     const v = get(B().vars, S.sel.name);
     const k = stepKey(S.sel.t);
     if (!v || !has(v.norm, k)) { info.replaceChildren(el("p", {}, `${label(S.sel.name, S.sel.t)}: not in this run`)); return; }
+    const shape = get(v.shapes || {}, k) || v.shape;     // a step of its own shape (an h(0) of (H,))
     const gradBox = v.gnorm[k] === null
       ? el("div", { id: "info-grad", class: "numbers" }, B().loss === null ? "no loss (no targets): no gradient" : "needs no gradient")
-      : vectorBox("info-grad", get(v.grad, k), v.shape);
+      : vectorBox("info-grad", get(v.grad, k), shape);
     info.replaceChildren(...kids(
       el("h3", { id: "info-title" }, label(S.sel.name, S.sel.t)),
-      v.ids ? el("p", {}, `ids of shape ${JSON.stringify(v.shape)} (integers: no norm, no gradient)`)
-        : el("p", {}, `shape ${JSON.stringify(v.shape)}`, el("br"), `‖${S.sel.name}‖ = `,
+      v.ids ? el("p", {}, `ids of shape ${JSON.stringify(shape)} (integers: no norm, no gradient)`)
+        : el("p", {}, `shape ${JSON.stringify(shape)}`, el("br"), `‖${S.sel.name}‖ = `,
           el("span", { id: "info-norm" }, fmt(v.norm[k])), el("br"), `‖∂L/∂${S.sel.name}‖ = `,
           el("span", { id: "info-gnorm" }, fmt(v.gnorm[k]))),
-      el("p", {}, v.ids ? "stands for" : "value"), vectorBox("info-value", get(v.value, k), v.shape, v.ids), histogram(get(v.vhist, k), "#6b8fb3"),
+      el("p", {}, v.ids ? "stands for" : "value"), vectorBox("info-value", get(v.value, k), shape, v.ids), histogram(get(v.vhist, k), "#6b8fb3"),
       el("p", {}, `gradient ∂L/∂${label(S.sel.name, S.sel.t)}`), gradBox, histogram(get(v.ghist, k), "#d9822b")));
   }
 
