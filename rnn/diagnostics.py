@@ -14,7 +14,7 @@ part:
   the product of the Jacobians over a lag k and its fitted rate of decay, as in section
   10.7 and Pascanu, Mikolov and Bengio 2013);
 - :func:`saturation`: the fraction of tanh and sigmoid units of each step whose slope is
-  almost zero;
+  almost zero (units of the network: not a function of the parameters alone);
 - :func:`gradient_ratio`: ‖(∇_{h(t)} L) ∂h(t)/∂h(t-1)‖ / ‖∇_{h(t)} L‖, the ratio that the
   regulariser of eq. 10.52 pulls towards 1.
 
@@ -534,11 +534,14 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None, **options):
 
     A unit is saturated when its slope is below ``tol`` times the largest slope of its
     function (tanh: 1 - y² < tol; sigmoid: y (1 - y) < tol / 4).  The units are every output
-    of a tanh or sigmoid op in the scope of step t (state units and gates alike).  A step
-    with a unit that is NaN (a run that diverged, a NaN in the input) has no fraction: NaN
-    there, not the share of the other units.  ``steps`` is for a system without input
-    (``xs=None``).  ``**options``: keyword arguments of ``model.run`` (``mask=``,
-    ``teacher_forcing=False``...; see the module's doc).
+    of a tanh or sigmoid op in the scope of step t (state units and gates alike), but one
+    computed from the parameters alone (a LeakyRNN's learned leak σ(alpha_logit), the same at
+    every step, is no unit of the network).  A step with a unit that is NaN (a run that
+    diverged, a NaN in the input) has no fraction: NaN there, not the share of the other
+    units; so has a step whose every row the ``mask``
+    pads (its units are computed and dropped: none counts, and 0 of 0 is no fraction).
+    ``steps`` is for a system without input (``xs=None``).  ``**options``: keyword arguments
+    of ``model.run`` (``mask=``, ``teacher_forcing=False``...; see the module's doc).
     """
     chain_model(model, "rnn.saturation")
     run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation", options)
@@ -597,12 +600,13 @@ def saturation_with_nans(run, own, tol=0.05, keep=None, who="rnn.saturation", pa
 
 def _fractions(counts, steps, by_chain):
     """:func:`run_saturation` of the counts of :func:`_saturation_counts`."""
-    def fractions(saturated, units, nans, none):
+    def fractions(saturated, units, nans, dropped, none):
         out = np.divide(saturated[1:], units[1:], out=np.full(steps, none), where=units[1:] > 0)
         out[nans[1:] > 0] = np.nan
+        out[(units[1:] == 0) & (dropped[1:] > 0)] = np.nan    # every row padded: no fraction
         return out
     if not by_chain:
-        return fractions(*counts.get("", np.zeros((3, steps + 1))), 0.0)
+        return fractions(*counts.get("", np.zeros((4, steps + 1))), 0.0)
     return {chain: fractions(*c, np.nan) for chain, c in counts.items()}
 
 
@@ -615,11 +619,11 @@ def _nan_steps_of(counts, by_chain):
 
 
 def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation", padded=None):
-    """{chain: (saturated, units, NaN units) per step 0..T} of ``run`` and T; with ``keep``
-    (T, B) only the rows each step keeps: of every step of a run of one chain in time, or of
-    the chain ``padded`` alone (an encoder-decoder's mask pads its encoder's steps; every row
-    of the decoder's counts).  Without ``padded`` the mask of a run of several chains is
-    refused: it does not say which chain's steps it pads."""
+    """{chain: (saturated, units, NaN units, units dropped by ``keep``) per step 0..T} of
+    ``run`` and T; with ``keep`` (T, B) only the rows each step keeps: of every step of a run
+    of one chain in time, or of the chain ``padded`` alone (an encoder-decoder's mask pads its
+    encoder's steps; every row of the decoder's counts).  Without ``padded`` the mask of a run
+    of several chains is refused: it does not say which chain's steps it pads."""
     roots = ([run.loss] if run.loss is not None else []) + list(run.outputs)
     roots += [n for nodes in run.parts.values() for n in nodes]
     steps = max((time_step(n.scope) or 0 for n in roots), default=0)
@@ -629,27 +633,50 @@ def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation",
         if not own(node.scope):    # e.g. the earlier run behind a carried h0
             continue
         t = time_step(node.scope)
-        if node.op in SATURATING and t is not None and t >= 1:
+        if node.op in SATURATING and t is not None and t >= 1 and not _of_parameters(node):
             chain = _STEP.sub("", node.scope)
             chains.add(chain)
             if keep is not None and padded is None and len(chains) > 1:
                 raise tg.ConfigError(f"{who}: a mask of a run of several chains ("
                                      f"{sorted(chains)}) does not say which units each step "
                                      "keeps; leave the mask out, or diagnose one sequence")
-            saturated, units, nans = counts.setdefault(chain if by_chain else "",
-                                                       np.zeros((3, steps + 1)))
+            saturated, units, nans, dropped = counts.setdefault(chain if by_chain else "",
+                                                                np.zeros((4, steps + 1)))
             y = node.data
             if keep is not None and (padded is None or chain == padded
                                      or chain.endswith("/" + padded)):
                 if t > len(keep) or y.ndim < 1 or y.shape[0] != keep.shape[1]:
                     raise tg.ShapeError(f"{who}: the mask {keep.shape} does not fit "
                                         f"the units {y.shape} of step t={t}")
+                dropped[t] += y.size - np.count_nonzero(keep[t - 1]) * (y.size // len(y))
                 y = y[keep[t - 1]]
             slope = (1 - y * y) if node.op == "tanh" else y * (1 - y)
             saturated[t] += np.count_nonzero(slope < tol * SATURATING[node.op])
             units[t] += y.size
             nans[t] += np.count_nonzero(np.isnan(y))
     return counts, steps
+
+
+def _of_parameters(node, limit=16):
+    """Whether ``node`` is computed from Parameters alone (looking back at most ``limit``
+    nodes): a learned leak σ(alpha_logit) made inside every step is the same number at every
+    step, a function of the weights and no unit of the network, so it is not counted.  A named
+    variable (a state h(t-1), an input x(t)) or a leaf that is no Parameter behind it says it
+    is a unit; breadth first, so that one is met within a step or two."""
+    seen, frontier = {id(node)}, list(node.parents)
+    while frontier:
+        nxt = []
+        for n in frontier:
+            if not isinstance(n, tg.Parameter) and (n.name is not None or not n.parents):
+                return False
+            for p in n.parents:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    nxt.append(p)
+        if len(seen) > limit:
+            return False
+        frontier = nxt
+    return True
 
 
 _STEP = re.compile(r"(^|/)t=-?\d+(/.*)?$")      # the "t=K" of a scope (and what is inside it)

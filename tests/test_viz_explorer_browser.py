@@ -718,3 +718,76 @@ def test_the_spectra_of_a_shorter_decoder_span_its_own_steps(browser, tmp_path):
     assert ends == ["1", "3"], ends
     assert page.errors == []
     page.close()
+
+
+def test_hovering_a_bin_of_several_steps_says_it_shows_their_largest_entry(browser, tmp_path):
+    # 300 steps: 48 sampled rows, 200 column bins of 1 or 2 steps; a bin's label read
+    # "‖∂L(t)/∂h(k0–k1)‖ = v", as if v were one gradient's norm over the steps k0..k1: it is
+    # the largest ‖∂L(t)/∂h(k)‖ of the bin, and says so
+    model, xs, ys = _elman(steps=300)
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    heat = page.page.evaluate("explorer.data.bundles[0].diag.connectivity.h")
+    t = heat["rows"][-1]
+    C = rnn.connectivity(model, xs, ys, rows=[t])[t - 1]
+    j = next(j for j in range(200) if heat["col_edges"][j + 1] - heat["col_edges"][j] == 2
+             and heat["col_edges"][j] > 250)
+    k0, k1 = heat["col_edges"][j] + 1, heat["col_edges"][j + 1]
+    page.page.mouse.move(*_heat_point(page, t, k0))
+    label = page.page.inner_text("#heat-label")
+    assert label == (f"largest ‖∂L(t)/∂h(k)‖ over t = {t}, k = {k0}–{k1}: "
+                     f"{max(C[k0 - 1], C[k1 - 1]):.6g}"), label
+    assert max(C[k0 - 1], C[k1 - 1]) > min(C[k0 - 1], C[k1 - 1])
+    assert page.errors == []
+    page.close()
+
+
+def test_the_op_level_dag_of_a_decoder_step_is_that_chains_step_alone(browser, tmp_path):
+    # encoder step 2 and decoder step 2 are not the same time, yet the op-level DAG of s(2)
+    # drew both steps' ops in one graph (x, a, h with "h (t-1)" beside s, o, L): each chain's
+    # step is its own graph, and a tanh node's numbers are its chain's state
+    model = rnn.EncoderDecoder(4, 3, 4, seed=1)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, 5), rng.integers(0, 4, 3)
+    page = Page(browser, _save(tmp_path, model, xs, ys))
+    names = page.page.evaluate("explorer.data.names")
+    run = model.run(xs, ys)
+    for name, other in (("s", "h (t-1)"), ("h", "s (t-1)")):
+        page.page.uncheck("#ops-toggle")
+        page.node(_node_id(names, name, 2)).click()
+        page.page.check("#ops-toggle")
+        texts = page.page.eval_on_selector_all("#graph g.node text", "els => els.map(e => e.textContent)")
+        assert f"{name} (t-1)" in texts and other not in texts, (name, texts)
+        count = page.page.locator("#graph g.node").count()
+        tanh = [j for j in range(count) if page.node(f"op{j}").count()
+                and page.node(f"op{j}").locator("text").first.text_content() == "tanh"]
+        assert len(tanh) == 1
+        page.node(f"op{tanh[0]}").click()
+        state = run.parts[name][1]
+        (grad,) = tg.grad(run.loss, [state], retain_graph=True)
+        assert float(page.page.inner_text("#info-norm")) == pytest.approx(np.linalg.norm(state.data), rel=1e-5)
+        assert float(page.page.inner_text("#info-gnorm")) == pytest.approx(np.linalg.norm(grad), rel=1e-5)
+        chain = "decoder" if name == "s" else "encoder"
+        assert page.page.inner_text("#info-title").endswith(f"of {chain} step 2")
+    assert page.errors == []
+    page.close()
+
+
+def test_a_step_of_another_shape_shows_its_own_shape_and_entries(browser, tmp_path):
+    # h(0) given as one (H,) tensor for a batch of 3: the page showed "shape [3,3]" (the
+    # variable's shape at its other steps) and its 3 entries followed by '… (6 more)', entries
+    # it does not have; its own shape is [3], its norm and gradient that tensor's
+    model = rnn.ElmanRNN(4, 3, 4, seed=1)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(0, 4, (5, 3)), rng.integers(0, 4, (5, 3))
+    h0 = tg.tensor(rng.normal(size=3), requires_grad=True)
+    page = Page(browser, _save(tmp_path, model, xs, ys, h0=h0), hash_="sel=h,0")
+    info = page.page.inner_text("#info")
+    assert "shape [3]" in info and "more)" not in page.page.inner_text("#info-value"), info
+    (grad,) = tg.grad(model.run(xs, ys, h0=h0).loss, [h0])
+    assert float(page.page.inner_text("#info-gnorm")) == pytest.approx(np.linalg.norm(grad), rel=1e-5)
+    page.page.goto(page.page.url.split("#")[0] + "#sel=h,2")
+    page.page.reload()
+    page.page.wait_for_function("window.explorer !== undefined")
+    assert "shape [3,3]" in page.page.inner_text("#info")
+    assert page.errors == []
+    page.close()

@@ -220,8 +220,39 @@ def _bundle(model, xs, ys, h0, part, length, part_given=False, draw=True, option
                             options)
 
 
+def _named_start(h0, parts):
+    """``h0`` with each Tensor of its state parts that has no name (a user's leaf, e.g.
+    ``tg.tensor(..., requires_grad=True)``) read through a view named for its part, so that the
+    page shows it as part(0), its value and ∂L/∂part(0) (the gradient reaches the user's tensor
+    through the view); the user's tensors are not changed.  Named ones (a state carried from an
+    earlier run) are the run's part(0) as they are."""
+    def view(v, part):
+        if isinstance(v, tg.Tensor) and v.name is None:
+            return v.reshape(v.shape).named(part)
+        return v
+    if isinstance(h0, rnn.Carried):
+        return rnn.Carried(h0, **({"h0": _named_start(h0["h0"], parts)} if "h0" in h0 else {}))
+    if isinstance(h0, dict):
+        return {k: view(v, k) for k, v in h0.items()}
+    return view(h0, next(iter(parts), "h"))
+
+
 def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, options=None):
+    h0 = _named_start(h0, getattr(model, "parts", {}) or {})
     run, own = own_run(model, xs, ys, h0, length, "viz.explore", options)
+    fixed = None
+    if h0 is None and run.loss is not None and any(run.parts.values()) and not any(
+            n.requires_grad for nodes in run.parts.values() for n in nodes):
+        # a state computed by fixed weights alone (an echo state network's reservoir) needs
+        # no gradient, but ∂L/∂h(t) through it is what the page is for: the same run, from
+        # h(0) = 0 that requires grad
+        h0 = {p: tg.tensor(np.zeros(nodes[0].shape, dtype=nodes[0].dtype), requires_grad=True,
+                           name=p) for p, nodes in run.parts.items() if nodes}
+        run, own = own_run(model, xs, ys, h0, length, "viz.explore", options)
+        fixed = (f"{model.name}'s state needs no gradient (the weights it is computed by are "
+                 f"fixed): the page runs it from {', '.join(f'{p}(0)' for p in h0)} = 0 "
+                 "requiring grad, the same run, so that ∂L/∂h(t), the connectivity and the "
+                 "eq. 10.52 ratio through the fixed weights are shown")
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
     variables, folded = _own_variables(roots, own, run, h0, windows=(None, KEEP))
@@ -232,7 +263,11 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
         raise tg.ConfigError(f"viz.explore: part={part!r} is no variable of {model.name}'s run "
                              f"(it carries no state parts; part names a variable of its steps: "
                              f"one of {stepped})")
-    backward = _runs_backward(model, variables, part)
+    backward = _runs_backward(model, variables, part, run)
+    # the chains that run backward in time (figure 10.11's g) start from g(T+1), which the run
+    # makes before the steps (scope t=0, as a forward chain's h(0)): the page names it g(T+1)
+    ends = {p: steps + 1 for p in run.parts
+            if p == part and backward or p != part and _runs_backward(model, variables, p, run)}
     jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward, options)
     names = variables.names
     windows = _windows(steps)
@@ -240,7 +275,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     by_step = _op_nodes(roots, set(detail), own)
     given = _given(h0, run)
     template_of, template_graphs = _op_templates(
-        by_step, lambda p, t: _outside(p, t, own, given))
+        by_step, lambda p, t: _outside(p, t, own, given, ends))
     svg = None
     if draw:          # the renderer's processes run while the rest is computed here
         views = ([_folded_graph(model, folded),
@@ -253,7 +288,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     op_grads = {}
     if run.loss is not None:          # one sweep for the variables and the op nodes
         wanted = [k for k in keys if variables.nodes[k].requires_grad]
-        op_nodes = [n for t in sorted(by_step) for n in by_step[t] if n.requires_grad]
+        op_nodes = [n for key in sorted(by_step) for n in by_step[key] if n.requires_grad]
         try:
             values = tg.grad(run.loss, [variables.nodes[k] for k in wanted] + op_nodes,
                              retain_graph=True)
@@ -278,11 +313,13 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     for i, n in enumerate(order):
         key = key_of.get(id(n))
         if key is not None:
-            sweep.append([name_index[key[0]], key[1], i])
+            sweep.append([name_index[key[0]], _step_of(key, ends), i])
     ops = _op_numbers(by_step, template_of, position, op_grads)
     diag = _diagnostics(model, part, run, own, steps, grads, jacobians, backward, options)
-    var_data = _variable_data(variables, names, grads, set(detail))
+    var_data = _variable_data(variables, names, grads, set(detail), ends)
     diag = diag()
+    if fixed:
+        diag["notes"].insert(0, fixed)
     templates = None
     if draw:
         texts = svg.result()
@@ -294,6 +331,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
             "loss_terms": _loss_terms(run),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
             "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run),
+            "op_chains": _op_chains(variables, own, by_step),
             "template_sources": [g.source for g in template_graphs]}
 
 
@@ -320,10 +358,18 @@ def _loss_terms(run):
     return [len(when), min(when), max(when)]
 
 
-def _variable_data(variables, names, grads, detail):
+def _step_of(key, ends):
+    """The step the page names variable ``key`` (name, t) at: t, but T + 1 for the state a chain
+    backward in time starts from (``ends``: {part: T + 1}), made before the steps as t = 0."""
+    name, t = key
+    return ends[name] if t == 0 and name in ends else t
+
+
+def _variable_data(variables, names, grads, detail, ends=None):
     """Per variable name: the norm of its value and gradient at every step, and at the steps of
     ``detail`` (and the static ones) the first entries and a histogram of both; the norms and
-    histograms of all steps are computed on stacked arrays (:func:`_norms`, :func:`_histograms`)."""
+    histograms of all steps are computed on stacked arrays (:func:`_norms`, :func:`_histograms`).
+    The state a backward chain starts from is keyed at its step T + 1 (:func:`_step_of`)."""
     items = list(variables.nodes.items())
     values = [node.data for _, node in items]
     found = [grads.get(key) for key, _ in items]
@@ -336,10 +382,18 @@ def _variable_data(variables, names, grads, detail):
     gvecs = iter(_vectors([g for g, s in zip(found, shown) if s and g is not None]))
     var_data = {name: {"norm": {}, "gnorm": {}, "value": {}, "grad": {}, "vhist": {}, "ghist": {},
                        "shape": None} for name in names}
+    counts = {}
+    for (name, _), node in items:
+        counts.setdefault(name, {}).setdefault(tuple(node.shape), 0)
+        counts[name][tuple(node.shape)] += 1
+    common = {name: list(max(c, key=c.get)) for name, c in counts.items()}   # most steps'
     for ((name, t), node), norm, g, show in zip(items, norms, found, shown):
         entry = var_data[name]
-        key = "s" if t is None else str(t)
-        entry["shape"] = list(node.shape)
+        key = "s" if t is None else str(_step_of((name, t), ends or {}))
+        entry["shape"] = common[name]
+        if list(node.shape) != common[name]:
+            # a step of another shape (an h(0) of (H,) that the run broadcasts over the batch)
+            entry.setdefault("shapes", {})[key] = list(node.shape)
         entry["ids"] = node.data.dtype.kind in "iub"
         entry["norm"][key] = norm
         entry["gnorm"][key] = None if g is None else gnorms.pop()
@@ -508,14 +562,44 @@ def _windows(steps):
     return [(a, min(a + WINDOW - 1, steps)) for a in starts]
 
 
-def _runs_backward(model, variables, part):
+def _runs_backward(model, variables, part, run=None):
     """Whether state part ``part`` is a chain that runs backward in time (figure 10.11's g:
-    step t reads g(t+1)): its edges go from step t + 1 to step t (a run of one step has none,
-    and a trace of two steps tells, see :func:`viz.views.backward_chains`)."""
-    if variables.steps == 1:
+    step t reads g(t+1)): its state of step 1 is computed from its state of step 2 (of
+    ``run``, or of a trace of two steps for a run of one).  Without those, its edges go from
+    step t + 1 to step t (see :func:`viz.views.backward_chains`); an LSTM's
+    h_r(t+1) reaches h_r(t) only through the named gates, with no edge of its own, so the
+    run's nodes are asked first."""
+    states = run.parts.get(part) if run is not None else None
+    if states is not None and len(states) >= 2:
+        return _reads(states[0], states[1])
+    if variables.steps == 1:          # one step: the part's states 1 and 2 of a trace of two
+        traced = {}
+        for node in walk(model.trace(2)):
+            if node.name == part and not isinstance(node, tg.Parameter):
+                traced.setdefault(time_step(node.scope), node)
+        if 1 in traced and 2 in traced:
+            return _reads(traced[1], traced[2])
         return part in backward_chains(model, variables, BOOK_HIDDEN)
     return any(a[0] == b[0] == part and None not in (a[1], b[1]) and b[1] == a[1] - 1 >= 1
                for a, b in variables.edges)
+
+
+def _reads(node, other):
+    """Whether ``other`` is behind ``node`` in the graph: a search from ``node`` breadth first,
+    which meets a chain's next state within its step (a forward chain's state of step 1 has
+    only step 1 and what came before behind it)."""
+    seen, frontier = {id(node)}, [node]
+    while frontier:
+        nxt = []
+        for n in frontier:
+            for p in n.parents:
+                if p is other:
+                    return True
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    nxt.append(p)
+        frontier = nxt
+    return False
 
 
 def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False, options=None):
@@ -570,8 +654,12 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
     jacs, finite, spectra, decay, jacobian_notes = jacobians
     notes = _run_notes(model, run, options)
     try:
-        whole, chains, nans = saturation_with_nans(run, own, keep=kept_rows(options, "viz.explore"),
-                                                   who="viz.explore", padded=padded_chain(model))
+        keep = kept_rows(options, "viz.explore")
+        whole, chains, nans = saturation_with_nans(run, own, keep=keep, who="viz.explore",
+                                                   padded=padded_chain(model))
+        if keep is not None:
+            notes.append("the saturation counts the kept rows' units (no fraction at a step "
+                         "whose every row is padded)")
     except tg.ConfigError:      # a mask of one of several chains: every row's units, said so
         whole, chains, nans = saturation_with_nans(run, own)
         notes.append("the saturation counts the units of every row at every step, padded ones "
@@ -636,9 +724,18 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
 
 def _run_notes(model, run, options):
     """What run the page shows, where it is not simply ``model.run(xs, ys)`` of a model that
-    reads no targets: teacher-forced or running free, masked."""
+    reads no targets: teacher-forced or running free, masked; and the precision of a run in
+    less than float64, whose six digits the page shows are not all exact."""
     options = options or {}
     notes = []
+    states = [n for nodes in run.parts.values() for n in nodes[:1]] + list(run.outputs[:1])
+    low = sorted({str(n.dtype) for n in states if n.dtype.kind == "f" and n.dtype.itemsize < 8})
+    if low:
+        digits = {"float32": "7", "float16": "3"}
+        notes.append(f"computed in {', '.join(low)} (about "
+                     f"{' or '.join(digits.get(d, '?') for d in low)} significant digits, fewer "
+                     "after many steps of rounding): the page's six-digit numbers are that "
+                     "arithmetic's, their last digits not those of the exact values")
     feeds = (isinstance(getattr(model, "feedback", None), str)
              or getattr(model, "reads_targets", False))
     if feeds and runs_free(options):
@@ -724,17 +821,43 @@ def _block_max(matrix, edges, axis, finite=None):
                 np.logical_and.reduceat(finite, edges[:-1], axis=axis))
 
 
+_STEP_OF = re.compile(r"(^|/)t=-?\d+(/.*)?$")      # the "t=K" of a scope and what is inside
+
+
+def _chain_of(scope):
+    """The chain a node of step scope ``scope`` belongs to: its scope without the "t=K" (an
+    encoder-decoder's "encdec/encoder" and "encdec/decoder", whose step t are not the same
+    time)."""
+    return _STEP_OF.sub("", scope)
+
+
 def _op_nodes(roots, detail, own):
-    """{t: the op nodes of step t} for each step in ``detail`` (the nodes this run made,
-    ``own``), in the order the graph is walked."""
+    """{(chain, t): the op nodes of step t of that chain} for each step in ``detail`` (the
+    nodes this run made, ``own``), in the order the graph is walked.  The chain is "" for a
+    run of one chain in time, else the last name of its scope ("encoder", "decoder"): the op
+    DAG of decoder step 2 is not the encoder's step 2."""
     by_step = {}
     for node in walk(roots):
         if not own(node.scope):
             continue
         t = time_step(node.scope)
         if t in detail and param_behind(node) is None:
-            by_step.setdefault(t, []).append(node)
-    return by_step
+            by_step.setdefault((_chain_of(node.scope), t), []).append(node)
+    if len({chain for chain, _ in by_step}) < 2:
+        return {("", t): nodes for (_, t), nodes in by_step.items()}
+    return {(chain.rsplit("/", 1)[-1], t): nodes for (chain, t), nodes in by_step.items()}
+
+
+def _op_chains(variables, own, by_step):
+    """{variable name: its chain} of a run of several chains (the key of :func:`_op_nodes`
+    with which the page finds the op DAG of a selected variable's step), {} for one chain."""
+    if all(chain == "" for chain, _ in by_step):
+        return {}
+    out = {}
+    for (name, t), node in variables.nodes.items():
+        if t is not None and t >= 1 and own(node.scope):
+            out.setdefault(name, _chain_of(node.scope).rsplit("/", 1)[-1])
+    return out
 
 
 def _op_templates(by_step, outside):
@@ -743,15 +866,15 @@ def _op_templates(by_step, outside):
     templates (Digraphs, rendered by the caller).  ``outside(p, t)`` names an input p of step
     t made outside the step (:func:`_outside`)."""
     templates, index, template_of = [], {}, {}
-    for t in sorted(by_step):
-        nodes = by_step[t]
+    for key in sorted(by_step):
+        nodes, t = by_step[key], key[1]
         local = {id(n): j for j, n in enumerate(nodes)}
         signature = tuple((n.op, n.name, tuple(n.shape),
                            tuple(local.get(id(p), outside(p, t)) for p in n.parents)) for n in nodes)
         if signature not in index:
             index[signature] = len(templates)
             templates.append(_op_graph(nodes, local, t, outside))
-        template_of[t] = index[signature]
+        template_of[key] = index[signature]
     return template_of, templates
 
 
@@ -759,31 +882,37 @@ def _op_numbers(by_step, template_of, position, grads):
     """Per step of ``by_step``: its template (from :func:`_op_templates`) and each op node's
     norms (gradients from ``grads``, id -> array), sweep position and histogram, computed on
     stacked arrays."""
-    every = [n for t in sorted(by_step) for n in by_step[t]]
+    every = [n for key in sorted(by_step) for n in by_step[key]]
     norms = iter(_shown_all(_norms([n.data for n in every])))
     hists = iter(_histograms([n.data for n in every]))
     gnorms = iter(_shown_all(_norms([grads[id(n)] for n in every if id(n) in grads])))
-    return {str(t): {"template": template_of[t], "nodes": [
+    return {(f"{chain}:{t}" if chain else str(t)): {"template": template_of[(chain, t)], "nodes": [
         [next(norms), None if id(n) not in grads else next(gnorms), position.get(id(n)),
-         next(hists)] for n in by_step[t]]} for t in sorted(by_step)}
+         next(hists)] for n in by_step[(chain, t)]]} for chain, t in sorted(by_step)}
 
 
-def _outside(p, t, own=None, given=None):
+def _outside(p, t, own=None, given=None, ends=None):
     """How a step's op graph names an input made outside the step: a parameter, or a node of
     another step relative to this one ("h (t-1)"), so that every step has the same graph.  The
     state the run starts from (``given``, {id: part}) is its part(0), however it was made (a
     state carried undetached from an earlier run, in that run's scope "t=5", was "h (t+4)" at
-    step 1); another node that the run did not make (``own``) is named for its own scope."""
+    step 1); another node that the run did not make (``own``) is named for its own scope.  A
+    chain backward in time (``ends``, {part: T + 1}) starts from its part(T+1), made before
+    the steps as t = 0: step T reads it as "g (t+1)", not "g (t-T)"."""
+    ends = ends or {}
     base = param_behind(p)
     if base is not None:
         return f"param {base.name}"
     if given and id(p) in given:
-        return f"{given[id(p)]} (t{-t:+d})"
+        part = given[id(p)]
+        return f"{part} (t{ends.get(part, 0) - t:+d})"
     if _of_parameters(p):
         return f"{p.name or p.op} of the parameters (shared by every step)"
     if own is not None and p.scope is not None and not own(p.scope):
         return f"{p.name or p.op or 'leaf'}@{p.scope}"
     other = time_step(p.scope)
+    if other == 0 and p.name in ends:
+        other = ends[p.name]
     when = "" if other is None else " (t)" if other == t else f" (t{other - t:+d})"
     return f"{p.name or p.op or 'leaf'}{when}"
 
@@ -1045,7 +1174,9 @@ def _bins_of(values, lo, hi, bins):
     with np.errstate(over="ignore"):
         scale = np.where(np.isfinite(hi - lo), 1.0, 0.5)[:, None]
     lo, hi, values = lo[:, None] * scale, hi[:, None] * scale, values * scale
-    edges = np.linspace(lo[:, 0], hi[:, 0], bins + 1, axis=1)
+    with np.errstate(over="ignore"):   # a span of nearly 1.8e308: linspace's own last
+        edges = np.linspace(lo[:, 0], hi[:, 0], bins + 1, axis=1)   # step overflows; it
+        # puts the endpoint back as hi itself, so the edges are right (no warning to show)
     for i in np.flatnonzero((hi[:, 0] - lo[:, 0]) / bins == 0).tolist():
         edges[i] = np.linspace(lo[i, 0], hi[i, 0], bins + 1)   # linspace's own zero-step form
     where = ((values - lo) / (hi - lo) * bins).astype(np.int64)   # np.histogram's estimate

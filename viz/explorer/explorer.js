@@ -73,7 +73,7 @@
 
   function currentSvg() {
     if (S.ops) {
-      const ops = get(B().ops, String(opStep()));
+      const ops = opsOf();
       return ops ? D.templates[ops.template] : null;
     }
     if (S.view === "folded") return D.svg.folded;
@@ -84,6 +84,17 @@
   function opStep() {
     if (S.sel && S.sel.t) return S.sel.t;
     return 1;
+  }
+  function opChain() {               // the chain of the selected variable ("" for a run of one)
+    const chains = B().op_chains || {}, t = opStep();
+    const chain = S.sel && S.sel.name !== null ? get(chains, S.sel.name) : undefined;
+    if (chain !== undefined) return chain;
+    const key = Object.keys(B().ops).find((k) => k.endsWith(`:${t}`));   // none selected
+    return key === undefined ? "" : key.slice(0, key.length - `:${t}`.length);
+  }
+  function opsOf() {                 // the op DAG of the selected step of the selected chain
+    const chain = opChain();
+    return get(B().ops, chain ? `${chain}:${opStep()}` : String(opStep()));
   }
 
   function drawGraph() {
@@ -258,7 +269,7 @@
   function positions() {             // DOT name -> index in the engine's visit order
     const out = new Map();
     if (S.ops) {
-      const ops = get(B().ops, String(opStep()));
+      const ops = opsOf();
       if (ops) ops.nodes.forEach((n, j) => { out.set(`op${j}`, n[2]); });
     } else {
       B().sweep.forEach(([i, t, pos]) => { out.set(t === null ? `u${i}` : `u${i}_${t}`, pos); });
@@ -342,11 +353,11 @@
     if (!S.sel && S.ask !== null && !S.ops) { info.replaceChildren(...askStep(S.ask)); return; }
     if (!S.sel) { info.replaceChildren(el("p", { class: "hint" }, "Click a variable node.")); return; }
     if (S.ops && S.sel.op !== undefined) {
-      const ops = get(B().ops, String(opStep()));
+      const ops = opsOf(), chain = opChain();
       const n = ops && ops.nodes[S.sel.op];
       if (!n) { info.replaceChildren(); return; }
       info.replaceChildren(...kids(
-        el("h3", { id: "info-title" }, `op node ${S.sel.op} of step ${opStep()}`),
+        el("h3", { id: "info-title" }, `op node ${S.sel.op} of ${chain ? chain + " " : ""}step ${opStep()}`),
         el("p", {}, "‖value‖ = ", el("span", { id: "info-norm" }, fmt(n[0])), el("br"),
           "‖∂L/∂node‖ = ", el("span", { id: "info-gnorm" }, fmt(n[1])), el("br"),
           `visited ${n[2] === null ? "never (needs no gradient)" : `at ${n[2] + 1} of ${B().sweep_total} in the backward sweep`}`),
@@ -356,16 +367,17 @@
     const v = get(B().vars, S.sel.name);
     const k = stepKey(S.sel.t);
     if (!v || !has(v.norm, k)) { info.replaceChildren(el("p", {}, `${label(S.sel.name, S.sel.t)}: not in this run`)); return; }
+    const shape = get(v.shapes || {}, k) || v.shape;     // a step of its own shape (an h(0) of (H,))
     const gradBox = v.gnorm[k] === null
       ? el("div", { id: "info-grad", class: "numbers" }, B().loss === null ? "no loss (no targets): no gradient" : "needs no gradient")
-      : vectorBox("info-grad", get(v.grad, k), v.shape);
+      : vectorBox("info-grad", get(v.grad, k), shape);
     info.replaceChildren(...kids(
       el("h3", { id: "info-title" }, label(S.sel.name, S.sel.t)),
-      v.ids ? el("p", {}, `ids of shape ${JSON.stringify(v.shape)} (integers: no norm, no gradient)`)
-        : el("p", {}, `shape ${JSON.stringify(v.shape)}`, el("br"), `‖${S.sel.name}‖ = `,
+      v.ids ? el("p", {}, `ids of shape ${JSON.stringify(shape)} (integers: no norm, no gradient)`)
+        : el("p", {}, `shape ${JSON.stringify(shape)}`, el("br"), `‖${S.sel.name}‖ = `,
           el("span", { id: "info-norm" }, fmt(v.norm[k])), el("br"), `‖∂L/∂${S.sel.name}‖ = `,
           el("span", { id: "info-gnorm" }, fmt(v.gnorm[k]))),
-      el("p", {}, v.ids ? "stands for" : "value"), vectorBox("info-value", get(v.value, k), v.shape, v.ids), histogram(get(v.vhist, k), "#6b8fb3"),
+      el("p", {}, v.ids ? "stands for" : "value"), vectorBox("info-value", get(v.value, k), shape, v.ids), histogram(get(v.vhist, k), "#6b8fb3"),
       el("p", {}, `gradient ∂L/∂${label(S.sel.name, S.sel.t)}`), gradBox, histogram(get(v.ghist, k), "#d9822b")));
   }
 
@@ -544,7 +556,10 @@
     const c = cellAt(ev);
     S.cell = c;
     const h = heat();
-    $("heat-label").textContent = c ? `‖∂L(${range(c[0], c[1])})/∂${heatPart()}(${range(c[2], c[3])})‖ = ${fmt(h.cells[c[4]][c[5]])}` : "";
+    // a bin of several (t, k) shows its largest entry: the label says which and over what steps
+    const one = c && c[0] === c[1] && c[2] === c[3];
+    $("heat-label").textContent = !c ? "" : one ? `‖∂L(${c[0]})/∂${heatPart()}(${c[2]})‖ = ${fmt(h.cells[c[4]][c[5]])}`
+      : `largest ‖∂L(t)/∂${heatPart()}(k)‖ over t = ${range(c[0], c[1])}, k = ${range(c[2], c[3])}: ${fmt(h.cells[c[4]][c[5]])}`;
     decorate();
     drawHeat();
   }
