@@ -463,7 +463,7 @@ def check_bundle(bundle, o, parts, part=None, steps=None, backward=False, keep=N
     each L(t), each state part's v(k) (``parts``: {part: steps k}), its norm and ‖∂L/∂v(k)‖,
     the connectivity of each part, and with ``part`` the spectra, eq. 10.52 ratio and lag decay
     of its Jacobians over ``steps`` (``backward``: ∂v(t)/∂v(t+1)); the saturation (of ``keep``'s
-    rows).  Returns the list of discrepancies (empty when every number is right)."""
+    rows; a dict {chain: keep} masks those chains alone).  Returns the list of discrepancies (empty when every number is right)."""
     base, bad = o["base"], []
 
     def cmp(got, want, what):
@@ -505,7 +505,7 @@ def check_bundle(bundle, o, parts, part=None, steps=None, backward=False, keep=N
     sat = d["saturation"]
     if isinstance(sat, dict):
         for chain, shown in sat.items():
-            want = saturation(base, chain, keep=keep)
+            want = saturation(base, chain, keep=keep.get(chain) if isinstance(keep, dict) else keep)
             cmp(shown[:len(want)], want, f"saturation of the {chain}")
             if any(v is not None for v in shown[len(want):]):
                 bad.append(f"saturation of the {chain} past its steps: {shown[len(want):]}")

@@ -569,11 +569,14 @@ def test_a_float32_runs_numbers_are_float32_arithmetics_and_the_page_says_so():
 def test_an_encoder_decoder_of_padded_sources_in_a_batch(attention):
     """Sources of 6, 3 and 4 steps in a batch of 3: the encoder carries each row's state over
     its padding (C its last kept state), attention gives padded positions α = 0.  Every number
-    against the oracle; the notes say the saturation counts every row (the mask pads the
-    encoder alone) and nothing else about it; and no warning (the op-level histogram of the
-    scores at the lowest float made linspace warn of an overflow it then corrects)."""
+    against the oracle; the saturation counts the encoder's kept rows and every row of the
+    decoder (the mask pads the source alone, as in the loss), and the notes say so; and no
+    warning (the op-level histogram of the scores at the lowest float made linspace warn of an
+    overflow it then corrects).  The weights are tripled so that some units saturate."""
     import warnings
     model = rnn.EncoderDecoder(4, 3, 4, seed=1, attention=attention)
+    for p in model.parameters():
+        p.data *= 3
     P = _params(model)
     n_x, n_y, B = 6, 4, 3
     xs, ys = _ids(1, n_x, B), _ids(2, n_y, B)
@@ -585,10 +588,13 @@ def test_an_encoder_decoder_of_padded_sources_in_a_batch(attention):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bundle = viz.explore(model, xs, ys, mask=mask).data["bundles"][-1]
-    _ok(O.check_bundle(bundle, o, sites))
+    _ok(O.check_bundle(bundle, o, sites, keep={"encoder": mask}))
+    encoder = bundle["diag"]["saturation"]["encoder"]
+    every_row = np.round(O.saturation(o["base"], "encoder"), 6)
+    assert not np.allclose(encoder[:len(every_row)], every_row), "the padded rows must not count"
     notes = bundle["diag"]["notes"]
-    assert any(n.startswith("the saturation counts the units of every row") for n in notes)
-    assert not any("kept rows' units" in n for n in notes), notes
+    assert any(n.startswith("masked: the mask pads the source") for n in notes), notes
+    assert any("kept rows' units" in n for n in notes), notes
 
 
 def test_a_one_step_run_of_a_bidirectional_lstm_knows_h_r_runs_backward():
