@@ -204,3 +204,20 @@ def test_a_scheduler_of_another_optimizer_is_refused_before_anything_is_written(
     with pytest.raises(tg.ConfigError, match="scheduler of another optimizer"):
         rnn.train.save_training(tmp_path / "run.ckpt", trainer, scheduler=stray)
     assert not (tmp_path / "run.ckpt").exists()
+
+
+def test_a_load_that_fails_after_the_scheduler_was_loaded_puts_it_back(tmp_path, monkeypatch):
+    _trained(tmp_path, with_scheduler=True)
+    model = _DropoutNet()
+    fresh = rnn.Trainer(model, tg.optim.Adam(model.parameters(), lr=0.05), clip=1.0)
+    scheduler = sched.StepLR(fresh.optimizer, 1, 0.5)
+
+    def refuse(state):
+        raise tg.CheckpointError("refused (the test's)")
+    monkeypatch.setattr(model, "load_state_dict", refuse)     # the last part of the load
+    with pytest.raises(tg.CheckpointError, match="refused"):
+        rnn.train.load_training(tmp_path / "run.ckpt", fresh, scheduler=scheduler)
+    _untouched(fresh, scheduler)
+    assert scheduler.base_lrs == [0.05]
+    scheduler.step()                            # its rates and the optimizer's agree
+    assert fresh.optimizer.param_groups[0]["lr"] == 0.025
