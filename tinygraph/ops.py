@@ -1045,6 +1045,12 @@ def _row_logsumexp(x):
     """(rows, m, z, s) for the rows of a 2-D ``x``: m each row's max, z = x - m and
     s = log sum exp(z) (m and s as columns; a non-finite max is taken as 0).
 
+    A row whose max is +inf: with one +inf, z is the limit as that entry grows (0 there,
+    -inf elsewhere), s = 0 and m = inf, so softmax is one-hot, log_softmax 0 and -inf and
+    logsumexp inf (a number is meant: the limit, not torch's NaN); with two or more, z is NaN
+    (which entry wins is undefined: the whole row NaN, as torch's) and s = inf (logsumexp inf).
+    A row of -inf alone, or with a NaN, keeps the plain sums (softmax NaN, logsumexp -inf or NaN).
+
     The max's own term exp(0) = 1 is left out of the sum and put back by ``log1p``, so the
     small remainder keeps every digit: log_softmax(x) = z - s and logsumexp(x) = m + s lose
     nothing to a large max (logits [1000, 975]: s = 1.4e-11 to full precision).
@@ -1063,6 +1069,14 @@ def _row_logsumexp(x):
     if not all_finite:   # an all -inf or an inf row: the plain sum
         with np.errstate(divide="ignore"):
             s = np.where(finite, s, np.log(np.exp(z).sum(axis=1, keepdims=True)))
+        top_inf = np.flatnonzero(x[rows, top] == np.inf)    # not a NaN max: argmax finds that
+        if top_inf.size:
+            infinite = x[top_inf] == np.inf
+            count = infinite.sum(axis=1)
+            one, many = top_inf[count == 1], top_inf[count > 1]
+            z[one] = np.where(infinite[count == 1], 0, -np.inf)
+            s[one], m[one] = 0, np.inf
+            z[many], s[many] = np.nan, np.inf
     return rows, m, z, s
 
 
@@ -2271,7 +2285,12 @@ def _softmax_axis(who, axis, dim):
 
 def softmax(x, axis=-1, *, dim=None):
     """exp(x) / sum exp(x) over ``axis`` (default the last; a tuple of axes, or None for all
-    entries as ``scipy.special.softmax(x, axis=None)``), computed without overflow."""
+    entries as ``scipy.special.softmax(x, axis=None)``), computed without overflow.
+
+    Infinite entries: a slice with one +inf gives its limit, 1 there and 0 elsewhere (torch
+    gives NaN), with a zero gradient; one with two +inf, a NaN or every entry -inf (0/0) has
+    no limit and is NaN whole (as torch's).  log_softmax and cross_entropy follow the same rule
+    (log_softmax 0 and -inf; cross_entropy 0 at the +inf target, inf at another)."""
     return apply("softmax", _softmax, x, axis=_softmax_axis("softmax", axis, dim))
 
 
