@@ -295,7 +295,19 @@ def _relu(x):
 
 _RELU = Rule(lambda g, out, x: np.where(x <= 0, 0, g)    # _masked's select, one ~ less
              if type(g) is np.ndarray and g.size <= _SELECT_MAX
-             else _xp.masked(g, ~(_value(x) <= 0)), reads_out=False)   # g at NaN, as torch
+             else _xp.relu_backward(g, x), reads_out=False)   # g at NaN, as torch
+
+
+def _relu_backward(g, x):
+    """relu's gradient ``g`` where x > 0 (or NaN), else +0.0, as an op of g and x (torch's
+    threshold_backward): under ``create_graph`` the gradient is then a function of x too, whose
+    derivative is 0 (relu is piecewise linear), so a second derivative through relu is zeros
+    (as torch's), not an error that the gradient needs no x."""
+    return _masked(g, ~(x <= 0)), _RELU_BACKWARD
+
+
+_RELU_BACKWARD = Rule(lambda gg, out, g, x: _xp.relu_backward(gg, x),
+                      lambda gg, out, g, x: _xp.zeros_like(gg))
 
 
 def _leaky_relu(x, slope=0.01):   # slope where x <= 0 (PyTorch's choice at 0)
@@ -314,7 +326,9 @@ def _sign_as_torch(x):   # np.sign, but 0 at NaN (torch's sign(NaN), and so its 
     return np.nan_to_num(s, copy=type(s) is not np.ndarray, nan=0)   # a 0-d input gives a scalar
 
 
-_ABS = Rule(lambda g, out, x: g * _sign_as_torch(_value(x)), reads_out=False)
+# sign(x) an op of x under create_graph (its derivative 0, as torch's sgn): a second derivative
+# through abs is zeros, as torch's, not an error that the gradient needs no x
+_ABS = Rule(lambda g, out, x: g * _xp.sign(x), reads_out=False)
 
 
 def _sqrt(x):
@@ -1388,6 +1402,9 @@ _xp = SimpleNamespace(
     where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
     zeros_like=_dual(np.zeros_like, lambda g: Tensor(np.zeros_like(g._data))),  # no gradient
     masked=_dual(_masked, _masked_in_ops),
+    relu_backward=_dual(lambda g, x: _masked(g, ~(x <= 0)),
+                        lambda g, x: apply("relu_backward", _relu_backward, g, x)),
+    sign=_dual(_sign_as_torch, lambda x: sign(x)),
     times_share=_dual(_times_share, lambda g, share: g * share),
     flip=_dual(np.flip, lambda x, axis: flip(x, axis)),
     roll=_dual(np.roll, lambda x, shifts, axis: roll(x, shifts, axis)),
