@@ -1,4 +1,4 @@
-"""Second derivatives (``create_graph``) through the piecewise-linear relu and abs.
+"""Second derivatives (``create_graph``) through the piecewise-linear relu, leaky_relu and abs.
 
 Their first derivative is a function of x (a step, a sign) whose own derivative is 0 away from
 the kinks, so a second derivative through them is zeros (as torch's), and one of f(relu(x)) or
@@ -22,6 +22,8 @@ CASES = {
     "abs_cubed": lambda t: (tg.abs(t) ** 3).sum(),
     "tanh_of_relu": lambda t: (tg.relu(t * 1.3).tanh() * t).sum(),
     "exp_of_abs_times_relu": lambda t: (tg.abs(t).exp() * tg.relu(t + 1.0)).sum(),
+    "leaky_relu": lambda t: tg.leaky_relu(t, 0.1).sum(),
+    "leaky_relu_squared": lambda t: (tg.leaky_relu(t, 0.1) ** 2 * t).sum(),
 }
 
 
@@ -41,11 +43,15 @@ def test_second_derivative_matches_differences_of_the_first(name):
     np.testing.assert_allclose(hv, expected, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("op", ["relu", "abs"])
-def test_second_derivative_of_relu_and_abs_alone_is_zeros(op):
-    t, g = _first(lambda t: getattr(t, op)().sum(), np.array([-1.5, 0.0, 2.0, np.nan]))
-    np.testing.assert_array_equal(g.data, [0.0, 0.0, 1.0, 1.0] if op == "relu" else
-                                  [-1.0, 0.0, 1.0, 0.0])
+ALONE = {"relu": (tg.relu, [0.0, 0.0, 1.0, 1.0]), "abs": (tg.abs, [-1.0, 0.0, 1.0, 0.0]),
+         "leaky_relu": (lambda t: tg.leaky_relu(t, 0.1), [0.1, 0.1, 1.0, 0.1])}
+
+
+@pytest.mark.parametrize("op", ALONE)
+def test_second_derivative_of_relu_leaky_relu_and_abs_alone_is_zeros(op):
+    fn, slope = ALONE[op]
+    t, g = _first(lambda t: fn(t).sum(), np.array([-1.5, 0.0, 2.0, np.nan]))
+    np.testing.assert_array_equal(g.data, slope)
     (h,) = tg.grad(g.sum(), [t])
     np.testing.assert_array_equal(h, np.zeros(4))
 
@@ -53,25 +59,28 @@ def test_second_derivative_of_relu_and_abs_alone_is_zeros(op):
 def test_the_gradient_is_the_same_bits_with_and_without_create_graph():
     x = np.array([-0.0, 0.0, -2.0, 3.0, np.inf, -np.inf])
     g = np.array([-0.0, -1.0, np.inf, np.nan, -2.0, 5.0])
-    for op in ("relu", "abs"):
+    for op, (fn, _) in ALONE.items():
         plain = tg.tensor(x, requires_grad=True)
-        getattr(plain, op)().backward(g)
+        fn(plain).backward(g)
         graph = tg.tensor(x, requires_grad=True)
         with np.errstate(invalid="ignore"):
-            (made,) = tg.grad(getattr(graph, op)(), [graph], grad=tg.tensor(g), create_graph=True)
+            (made,) = tg.grad(fn(graph), [graph], grad=tg.tensor(g), create_graph=True)
         assert made.data.tobytes() == plain.grad.tobytes(), op
 
 
-@pytest.mark.parametrize("op", ["relu", "abs"])
+@pytest.mark.parametrize("op", ["relu", "abs", "leaky_relu"])
 def test_second_derivative_agrees_with_torch(op):
     torch = pytest.importorskip("torch", reason="torch is optional; finite differences above "
                                                 "are the oracle")
     for build in (lambda f, t: f(t).sum(), lambda f, t: (f(t) ** 3 * t).sum()):
         t = tg.tensor(X, requires_grad=True)
-        (g,) = tg.grad(build(getattr(tg, op), t), [t], create_graph=True)
+        mine = (lambda t: tg.leaky_relu(t, 0.1)) if op == "leaky_relu" else getattr(tg, op)
+        theirs = ((lambda t: torch.nn.functional.leaky_relu(t, 0.1)) if op == "leaky_relu"
+                  else getattr(torch, op))
+        (g,) = tg.grad(build(mine, t), [t], create_graph=True)
         (h,) = tg.grad(g.sum(), [t])
         tt = torch.tensor(X, requires_grad=True)
-        (gt,) = torch.autograd.grad(build(getattr(torch, op), tt), [tt], create_graph=True)
+        (gt,) = torch.autograd.grad(build(theirs, tt), [tt], create_graph=True)
         (ht,) = torch.autograd.grad(gt.sum(), [tt])
         np.testing.assert_allclose(g.data, gt.detach().numpy(), rtol=1e-13)
         np.testing.assert_allclose(h, ht.numpy(force=True), rtol=1e-13)   # a ZeroTensor: zeros

@@ -314,7 +314,17 @@ def _leaky_relu(x, slope=0.01):   # slope where x <= 0 (PyTorch's choice at 0)
     return x * np.where(x > 0, 1, slope).astype(np.result_type(x, 1.0), copy=False), _LEAKY_RELU
 
 
-_LEAKY_RELU = Rule(lambda g, out, x, slope=0.01: _xp.where(x > 0, g, g * slope))
+_LEAKY_RELU = Rule(lambda g, out, x, slope=0.01: _xp.leaky_relu_backward(g, x, slope))
+
+
+def _leaky_relu_backward(g, x, slope=0.01):
+    """leaky_relu's gradient as an op of g and x (torch's leaky_relu_backward), as
+    :func:`_relu_backward`: a second derivative through leaky_relu is zeros, not an error."""
+    return np.where(x > 0, g, g * slope), _LEAKY_RELU_BACKWARD
+
+
+_LEAKY_RELU_BACKWARD = Rule(lambda gg, out, g, x, slope=0.01: _xp.leaky_relu_backward(gg, x, slope),
+                            lambda gg, out, g, x, slope=0.01: _xp.zeros_like(gg))
 
 
 def _abs(x):
@@ -1405,6 +1415,9 @@ _xp = SimpleNamespace(
     relu_backward=_dual(lambda g, x: _masked(g, ~(x <= 0)),
                         lambda g, x: apply("relu_backward", _relu_backward, g, x)),
     sign=_dual(_sign_as_torch, lambda x: sign(x)),
+    leaky_relu_backward=_dual(lambda g, x, slope: np.where(x > 0, g, g * slope),
+                              lambda g, x, slope: apply("leaky_relu_backward", _leaky_relu_backward,
+                                                        g, x, slope=slope)),
     times_share=_dual(_times_share, lambda g, share: g * share),
     flip=_dual(np.flip, lambda x, axis: flip(x, axis)),
     roll=_dual(np.roll, lambda x, shifts, axis: roll(x, shifts, axis)),
