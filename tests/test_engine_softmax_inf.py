@@ -4,8 +4,8 @@ A row with one +inf has a limit (that entry's probability 1): softmax is one-hot
 0 there and -inf elsewhere, cross_entropy 0 or inf, and the gradients are the limits (0, or
 softmax - onehot), where torch gives NaN.  A row whose limit does not exist (two +inf, a NaN,
 every entry -inf: 0/0) is NaN across the whole row, as torch's, never partly a number.
-Was: softmax([1, inf]) = [0, nan], log_softmax [-inf, nan], a gradient [nan, nan], and
-cross_entropy([1, inf], target 1) NaN with a NaN gradient.
+Was: softmax([1, inf]) = [0, nan], log_softmax [-inf, nan], a gradient [nan, nan],
+cross_entropy([1, inf], target 1) NaN with a NaN gradient, and logsumexp's gradient [0, nan].
 """
 
 import numpy as np
@@ -36,7 +36,19 @@ def test_one_inf_in_a_row_gives_the_limit(x):
     value, grad = _value_and_grad(lambda t: t.log_softmax(-1), x, w)
     np.testing.assert_array_equal(value, np.where(hot == 1, 0.0, -INF))
     np.testing.assert_array_equal(grad, np.array(w) - hot * sum(w))    # g - softmax * sum g
-    assert tg.tensor(np.array(x)).logsumexp(-1).item() == INF
+    value, grad = _value_and_grad(lambda t: t.logsumexp(-1), x, 1.5)
+    assert value == INF
+    np.testing.assert_array_equal(grad, 1.5 * hot)          # g times softmax's limit
+
+
+def test_logsumexp_gradient_of_rows_with_and_without_a_limit():
+    x = np.array([[1.0, INF, 0.0], [1.0, 2.0, 3.0], [INF, INF, 0.0]])
+    value, grad = _value_and_grad(lambda t: t.logsumexp(1), x)
+    np.testing.assert_array_equal(value[[0, 2]], [INF, INF])
+    np.testing.assert_array_equal(grad[0], [0.0, 1.0, 0.0])
+    finite = x[1] - value[1]
+    assert grad[1].tobytes() == np.exp(finite).tobytes()     # the finite row as before
+    assert np.isnan(grad[2]).all()                           # no limit: NaN whole
 
 
 def test_cross_entropy_of_an_inf_logit_is_its_limit_with_a_finite_gradient():

@@ -1144,7 +1144,19 @@ def _logsumexp(x, axis=-1, keepdims=False):
 
 # g times softmax(x) = exp(x - logsumexp(x))
 _LOGSUMEXP = Rule(lambda g, out, x, axis=-1, keepdims=False: _xp.expand(g, x.shape, axis, keepdims)
-                  * _xp.exp(x - _xp.expand(out, x.shape, axis, keepdims)))
+                  * _xp.logsumexp_slope(x, out, axis, keepdims))
+
+
+def _logsumexp_slope(x, out, axis, keepdims):
+    """softmax(x) = exp(x - logsumexp(x)); where the logsumexp is +inf (an entry +inf) that
+    is inf - inf, so those slices take softmax's limit (one-hot for one +inf, NaN whole for
+    more: see _row_logsumexp) rather than [0, nan]."""
+    full = _expand(out, x.shape, axis, keepdims)
+    with np.errstate(invalid="ignore"):
+        p = np.exp(x - full)
+    if np.isposinf(out).any():
+        p = np.where(np.isposinf(full), _softmax(x, axis)[0], p)
+    return p
 
 
 def _softmax(x, axis=-1):   # axis None: over all entries (scipy.special.softmax's axis=None)
@@ -1415,6 +1427,9 @@ _xp = SimpleNamespace(
     relu_backward=_dual(lambda g, x: _masked(g, ~(x <= 0)),
                         lambda g, x: apply("relu_backward", _relu_backward, g, x)),
     sign=_dual(_sign_as_torch, lambda x: sign(x)),
+    logsumexp_slope=_dual(_logsumexp_slope,        # in engine ops: exp(x - out) (inf - inf: NaN)
+                          lambda x, out, axis, keepdims: exp(x - _expand_rule(out, x.shape, axis,
+                                                                              keepdims))),
     leaky_relu_backward=_dual(lambda g, x, slope: np.where(x > 0, g, g * slope),
                               lambda g, x, slope: apply("leaky_relu_backward", _leaky_relu_backward,
                                                         g, x, slope=slope)),
@@ -2320,7 +2335,8 @@ def softmax(x, axis=-1, *, dim=None):
     Infinite entries: a slice with one +inf gives its limit, 1 there and 0 elsewhere (torch
     gives NaN), with a zero gradient; one with two +inf, a NaN or every entry -inf (0/0) has
     no limit and is NaN whole (as torch's).  log_softmax and cross_entropy follow the same rule
-    (log_softmax 0 and -inf; cross_entropy 0 at the +inf target, inf at another)."""
+    (log_softmax 0 and -inf; cross_entropy 0 at the +inf target, inf at another; logsumexp
+    inf, its gradient this limit, except under create_graph, where it is still NaN there)."""
     return apply("softmax", _softmax, x, axis=_softmax_axis("softmax", axis, dim))
 
 
