@@ -404,7 +404,7 @@ def threading_note(meta):
             f"{said(now)}: the resumed run is exact but not bit for bit the uninterrupted one")
 
 
-def save_training(path, trainer, arrays=None, meta=None):
+def save_training(path, trainer, arrays=None, meta=None, scheduler=None):
     """Write a checkpoint of a training run to ``path``, atomically.
 
     The same state always writes the same bytes.  Besides the arrays the checkpoint records
@@ -422,10 +422,22 @@ def save_training(path, trainer, arrays=None, meta=None):
         name: save_training and load_training warn (RuntimeWarning) naming it, since the
         resumed run draws other masks; hold it in the model
     arrays : dict name -> numeric array, the caller's own state (e.g. a carried h)
-    meta : dict of JSON values, the caller's own metadata (e.g. the task's name)
+    meta : dict of JSON values, the caller's own metadata (e.g. the task's name; the state of
+        a Generator that shuffles the data, ``rng.bit_generator.state``, to resume the same
+        data order: give it back with ``rng.bit_generator.state = meta["rng"]``)
+    scheduler : a learning-rate scheduler of ``trainer.optimizer`` (``tg.optim.lr_scheduler``)
+        or None; its state is saved with the run's (entries ``sched/...``), and
+        :func:`load_training` then needs a scheduler of the same kind and settings (without
+        it a resumed run that made its scheduler again would start the schedule over)
     """
+    if scheduler is not None and getattr(scheduler, "optimizer", None) is not trainer.optimizer:
+        raise tg.ConfigError(f"save_training: the {type(scheduler).__name__} given is a "
+                             "scheduler of another optimizer than the trainer's: its state would "
+                             "not be this run's schedule (nothing written)")
     state = {f"model/{k}": v for k, v in trainer.model.state_dict().items()}
     state.update({f"optim/{k}": v for k, v in trainer.optimizer.state_dict().items()})
+    if scheduler is not None:
+        state.update({f"sched/{k}": v for k, v in scheduler.state_dict().items()})
     state.update({f"extra/{k}": v for k, v in (arrays or {}).items()})
     config = trainer.model.config() if isinstance(trainer.model, tg.Module) else {}
     clip = None if trainer.clip is None else float(trainer.clip)
@@ -480,7 +492,8 @@ def _dropout_seeds(model):
     return {name: m._seed for name, m in _dropouts(model).items()}
 
 
-def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES):
+def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES,
+                  scheduler=None):
     """Restore a checkpoint of :func:`save_training` into ``trainer``; a failed load changes nothing.
 
     Parameters
@@ -491,6 +504,9 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
         length); every entry's header is checked against the model, the optimizer and this
         before its data is read.
     max_bytes : int, the most array data the load may read (see ``tg.read_checkpoint``)
+    scheduler : the learning-rate scheduler of ``trainer.optimizer`` the run was saved with
+        (made afresh, of the same kind and settings), or None for a run saved without one;
+        either way round is refused (CheckpointError), as is another kind or setting
 
     Returns
     -------
@@ -507,6 +523,7 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     wanted = {f"model/{k}": v for k, v in model.expected_state().items()}
     wanted.update({f"optim/{k}": v for k, v in optimizer.expected_state().items()})
     wanted.update({f"extra/{k}": v for k, v in (expect or {}).items()})
+    wanted.update(_scheduler_wanted(path, optimizer, scheduler))
     try:
         found = tg.read_checkpoint(path, wanted, max_bytes)
     except tg.CheckpointError:      # a model of other settings (e.g. criterion), or a run of
@@ -546,7 +563,7 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
     if isinstance(model, tg.Module):     # absent from a checkpoint written before: not checked
         model.check_config(found.meta.get("model_config"), f"load: '{path}'")
     parts = {part: {k.split("/", 1)[1]: v for k, v in found.arrays.items()
-                    if k.startswith(part + "/")} for part in ("model", "optim", "extra")}
+                    if k.startswith(part + "/")} for part in ("model", "optim", "extra", "sched")}
     # the optimizer first: its state is put back if the model then refuses (or the load is
     # interrupted), so a failed load never writes the parameters (their versions stay: graphs
     # built before still back-propagate); each load_state_dict checks everything before it
@@ -560,12 +577,18 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
                           "resumed run draws other masks than the saved run would",
                           RuntimeWarning, stacklevel=2)
     put_back = _optimizer_kept(optimizer)
+    kept = None if scheduler is None else dict(vars(scheduler))
     try:
         optimizer.load_state_dict(parts["optim"])
         try:
+            if scheduler is not None:   # after the optimizer's: it sets the rates of its epoch
+                scheduler.load_state_dict(parts["sched"])
             model.load_state_dict(parts["model"])
         except BaseException:
             put_back()
+            if kept is not None:
+                vars(scheduler).clear()
+                vars(scheduler).update(kept)
             raise
     except tg.CheckpointError as e:
         raise tg.CheckpointError(f"load: '{path}': {e}") from None
@@ -573,6 +596,49 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES)
         dropouts[name]._calls = count
     trainer.steps = steps
     return parts["extra"], user
+
+
+def _scheduler_wanted(path, optimizer, scheduler):
+    """name -> (shape, dtype) of the ``sched/`` entries ``load_training`` reads: none without a
+    scheduler, else those of ``scheduler``'s state; a checkpoint saved with a scheduler loaded
+    without one (or the other way round), a scheduler of another optimizer and a checkpoint of
+    another kind of scheduler are refused here, before anything is read or changed."""
+    if scheduler is not None and getattr(scheduler, "optimizer", None) is not optimizer:
+        raise tg.ConfigError(f"load: the {type(scheduler).__name__} given is a scheduler of "
+                             "another optimizer than the trainer's (nothing loaded)")
+    saved = any(name.startswith("sched/") for name in tg.read_headers(path))
+    mine = None if scheduler is None else type(scheduler).__name__
+    if saved and scheduler is None:
+        kind = _saved_name(path, "sched/scheduler") or "?"
+        raise tg.CheckpointError(
+            f"load: '{path}': the run was saved with a learning-rate scheduler ({kind}), but "
+            "none was given: the resumed run would start its schedule over; make the "
+            f"scheduler as the run did and give it: load_training(..., scheduler=...) "
+            "(nothing loaded)")
+    if scheduler is not None and not saved:
+        raise tg.CheckpointError(
+            f"load: '{path}': the run was saved without a learning-rate scheduler, but a "
+            f"{mine} was given: its schedule has no saved position in this run (load without "
+            "scheduler=, then make the scheduler; nothing loaded)")
+    if scheduler is None:
+        return {}
+    kind = _saved_name(path, "sched/scheduler")
+    if kind is not None and kind != mine:
+        raise tg.CheckpointError(f"load: '{path}': {type(scheduler).__name__}.load_state_dict: "
+                                 f"the state is of {kind}, not {mine} (another schedule); make "
+                                 "the scheduler the run was saved with (nothing loaded)")
+    return {f"sched/{k}": (np.asarray(v).shape, np.asarray(v).dtype)
+            for k, v in scheduler.state_dict().items()}
+
+
+def _saved_name(path, entry):
+    """The name a checkpoint's ``entry`` holds as UTF-8 bytes (an optimizer's or a
+    scheduler's kind), or None (no such entry, or one that cannot say)."""
+    try:
+        kind = tg.checkpoint.read_entry(path, entry, ((tg.optim.NAME_BYTES,), np.dtype(np.uint8)))
+    except tg.CheckpointError:
+        return None
+    return bytes(kind).rstrip(b"\0").decode("utf-8", "replace") or None
 
 
 def _saved_optimizer(path):

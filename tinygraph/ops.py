@@ -295,14 +295,36 @@ def _relu(x):
 
 _RELU = Rule(lambda g, out, x: np.where(x <= 0, 0, g)    # _masked's select, one ~ less
              if type(g) is np.ndarray and g.size <= _SELECT_MAX
-             else _xp.masked(g, ~(_value(x) <= 0)), reads_out=False)   # g at NaN, as torch
+             else _xp.relu_backward(g, x), reads_out=False)   # g at NaN, as torch
+
+
+def _relu_backward(g, x):
+    """relu's gradient ``g`` where x > 0 (or NaN), else +0.0, as an op of g and x (torch's
+    threshold_backward): under ``create_graph`` the gradient is then a function of x too, whose
+    derivative is 0 (relu is piecewise linear), so a second derivative through relu is zeros
+    (as torch's), not an error that the gradient needs no x."""
+    return _masked(g, ~(x <= 0)), _RELU_BACKWARD
+
+
+_RELU_BACKWARD = Rule(lambda gg, out, g, x: _xp.relu_backward(gg, x),
+                      lambda gg, out, g, x: _xp.zeros_like(gg))
 
 
 def _leaky_relu(x, slope=0.01):   # slope where x <= 0 (PyTorch's choice at 0)
     return x * np.where(x > 0, 1, slope).astype(np.result_type(x, 1.0), copy=False), _LEAKY_RELU
 
 
-_LEAKY_RELU = Rule(lambda g, out, x, slope=0.01: _xp.where(x > 0, g, g * slope))
+_LEAKY_RELU = Rule(lambda g, out, x, slope=0.01: _xp.leaky_relu_backward(g, x, slope))
+
+
+def _leaky_relu_backward(g, x, slope=0.01):
+    """leaky_relu's gradient as an op of g and x (torch's leaky_relu_backward), as
+    :func:`_relu_backward`: a second derivative through leaky_relu is zeros, not an error."""
+    return np.where(x > 0, g, g * slope), _LEAKY_RELU_BACKWARD
+
+
+_LEAKY_RELU_BACKWARD = Rule(lambda gg, out, g, x, slope=0.01: _xp.leaky_relu_backward(gg, x, slope),
+                            lambda gg, out, g, x, slope=0.01: _xp.zeros_like(gg))
 
 
 def _abs(x):
@@ -314,7 +336,9 @@ def _sign_as_torch(x):   # np.sign, but 0 at NaN (torch's sign(NaN), and so its 
     return np.nan_to_num(s, copy=type(s) is not np.ndarray, nan=0)   # a 0-d input gives a scalar
 
 
-_ABS = Rule(lambda g, out, x: g * _sign_as_torch(_value(x)), reads_out=False)
+# sign(x) an op of x under create_graph (its derivative 0, as torch's sgn): a second derivative
+# through abs is zeros, as torch's, not an error that the gradient needs no x
+_ABS = Rule(lambda g, out, x: g * _xp.sign(x), reads_out=False)
 
 
 def _sqrt(x):
@@ -1045,6 +1069,12 @@ def _row_logsumexp(x):
     """(rows, m, z, s) for the rows of a 2-D ``x``: m each row's max, z = x - m and
     s = log sum exp(z) (m and s as columns; a non-finite max is taken as 0).
 
+    A row whose max is +inf: with one +inf, z is the limit as that entry grows (0 there,
+    -inf elsewhere), s = 0 and m = inf, so softmax is one-hot, log_softmax 0 and -inf and
+    logsumexp inf (a number is meant: the limit, not torch's NaN); with two or more, z is NaN
+    (which entry wins is undefined: the whole row NaN, as torch's) and s = inf (logsumexp inf).
+    A row of -inf alone, or with a NaN, keeps the plain sums (softmax NaN, logsumexp -inf or NaN).
+
     The max's own term exp(0) = 1 is left out of the sum and put back by ``log1p``, so the
     small remainder keeps every digit: log_softmax(x) = z - s and logsumexp(x) = m + s lose
     nothing to a large max (logits [1000, 975]: s = 1.4e-11 to full precision).
@@ -1063,6 +1093,14 @@ def _row_logsumexp(x):
     if not all_finite:   # an all -inf or an inf row: the plain sum
         with np.errstate(divide="ignore"):
             s = np.where(finite, s, np.log(np.exp(z).sum(axis=1, keepdims=True)))
+        top_inf = np.flatnonzero(x[rows, top] == np.inf)    # not a NaN max: argmax finds that
+        if top_inf.size:
+            infinite = x[top_inf] == np.inf
+            count = infinite.sum(axis=1)
+            one, many = top_inf[count == 1], top_inf[count > 1]
+            z[one] = np.where(infinite[count == 1], 0, -np.inf)
+            s[one], m[one] = 0, np.inf
+            z[many], s[many] = np.nan, np.inf
     return rows, m, z, s
 
 
@@ -1106,7 +1144,19 @@ def _logsumexp(x, axis=-1, keepdims=False):
 
 # g times softmax(x) = exp(x - logsumexp(x))
 _LOGSUMEXP = Rule(lambda g, out, x, axis=-1, keepdims=False: _xp.expand(g, x.shape, axis, keepdims)
-                  * _xp.exp(x - _xp.expand(out, x.shape, axis, keepdims)))
+                  * _xp.logsumexp_slope(x, out, axis, keepdims))
+
+
+def _logsumexp_slope(x, out, axis, keepdims):
+    """softmax(x) = exp(x - logsumexp(x)); where the logsumexp is +inf (an entry +inf) that
+    is inf - inf, so those slices take softmax's limit (one-hot for one +inf, NaN whole for
+    more: see _row_logsumexp) rather than [0, nan]."""
+    full = _expand(out, x.shape, axis, keepdims)
+    with np.errstate(invalid="ignore"):
+        p = np.exp(x - full)
+    if np.isposinf(out).any():
+        p = np.where(np.isposinf(full), _softmax(x, axis)[0], p)
+    return p
 
 
 def _softmax(x, axis=-1):   # axis None: over all entries (scipy.special.softmax's axis=None)
@@ -1374,6 +1424,15 @@ _xp = SimpleNamespace(
     where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
     zeros_like=_dual(np.zeros_like, lambda g: Tensor(np.zeros_like(g._data))),  # no gradient
     masked=_dual(_masked, _masked_in_ops),
+    relu_backward=_dual(lambda g, x: _masked(g, ~(x <= 0)),
+                        lambda g, x: apply("relu_backward", _relu_backward, g, x)),
+    sign=_dual(_sign_as_torch, lambda x: sign(x)),
+    logsumexp_slope=_dual(_logsumexp_slope,        # in engine ops: exp(x - out) (inf - inf: NaN)
+                          lambda x, out, axis, keepdims: exp(x - _expand_rule(out, x.shape, axis,
+                                                                              keepdims))),
+    leaky_relu_backward=_dual(lambda g, x, slope: np.where(x > 0, g, g * slope),
+                              lambda g, x, slope: apply("leaky_relu_backward", _leaky_relu_backward,
+                                                        g, x, slope=slope)),
     times_share=_dual(_times_share, lambda g, share: g * share),
     flip=_dual(np.flip, lambda x, axis: flip(x, axis)),
     roll=_dual(np.roll, lambda x, shifts, axis: roll(x, shifts, axis)),
@@ -2271,7 +2330,13 @@ def _softmax_axis(who, axis, dim):
 
 def softmax(x, axis=-1, *, dim=None):
     """exp(x) / sum exp(x) over ``axis`` (default the last; a tuple of axes, or None for all
-    entries as ``scipy.special.softmax(x, axis=None)``), computed without overflow."""
+    entries as ``scipy.special.softmax(x, axis=None)``), computed without overflow.
+
+    Infinite entries: a slice with one +inf gives its limit, 1 there and 0 elsewhere (torch
+    gives NaN), with a zero gradient; one with two +inf, a NaN or every entry -inf (0/0) has
+    no limit and is NaN whole (as torch's).  log_softmax and cross_entropy follow the same rule
+    (log_softmax 0 and -inf; cross_entropy 0 at the +inf target, inf at another; logsumexp
+    inf, its gradient this limit, except under create_graph, where it is still NaN there)."""
     return apply("softmax", _softmax, x, axis=_softmax_axis("softmax", axis, dim))
 
 
