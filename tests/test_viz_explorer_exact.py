@@ -648,3 +648,21 @@ def test_a_one_step_run_of_a_bidirectional_lstm_knows_h_r_runs_backward():
         assert bundle["diag"]["backward"] == part.endswith("_r")
         assert sorted(bundle["vars"][part]["norm"]) == (["1", "2"] if part.endswith("_r")
                                                         else ["0", "1"])
+
+
+def test_a_systems_first_step_from_a_learned_initial_state_is_shown_saturated():
+    """s(1) = tanh(W s(0)) from a named Parameter given as h0 (a learned initial state): its
+    units were taken for a function of the weights alone (as a LeakyRNN's leak) and step 1
+    shown 0.0 saturated, where 2 of its 3 units are (numpy)."""
+    W = tg.Parameter(np.array([[3.0, 0.0, 0.0], [0.0, -4.0, 0.0], [0.0, 0.0, 0.1]]), name="W")
+    model = rnn.Recurrence(lambda s: (s @ W.T).tanh(), [W], n_state=3, name="system",
+                           state_name="s")
+    s0 = np.ones(3)
+    s, want = s0, []
+    for _ in range(3):
+        s = np.tanh(W.data @ s)
+        want.append(round(np.count_nonzero(1 - s * s < 0.05) / 3, 6))
+    bundle = viz.explore(model, None, h0=tg.Parameter(s0.copy(), name="s0"),
+                         steps=3).data["bundles"][-1]
+    assert bundle["diag"]["saturation"] == pytest.approx(want, abs=1e-6)
+    assert want[0] > 0
