@@ -535,8 +535,9 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None, **options):
     A unit is saturated when its slope is below ``tol`` times the largest slope of its
     function (tanh: 1 - y² < tol; sigmoid: y (1 - y) < tol / 4).  The units are every output
     of a tanh or sigmoid op in the scope of step t (state units and gates alike), but one
-    computed from the parameters alone (a LeakyRNN's learned leak σ(alpha_logit), the same at
-    every step, is no unit of the network).  A step with a unit that is NaN (a run that
+    computed from the model's parameters alone (a LeakyRNN's learned leak σ(alpha_logit), the
+    same at every step, is no unit of the network; a Parameter given as h0 is no weight of the
+    model: step 1's units computed from it count).  A step with a unit that is NaN (a run that
     diverged, a NaN in the input) has no fraction: NaN there, not the share of the other
     units; so has a step whose every row the ``mask``
     pads (its units are computed and dropped: none counts, and 0 of 0 is no fraction).
@@ -546,7 +547,14 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None, **options):
     chain_model(model, "rnn.saturation")
     run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation", options)
     return run_saturation(run, own, tol, keep=kept_rows(options, "rnn.saturation"),
-                          padded=padded_chain(model))
+                          padded=padded_chain(model), params=parameter_ids(model))
+
+
+def parameter_ids(model):
+    """The ids of ``model``'s own parameters (for :func:`run_saturation`'s ``params``), or None
+    for a model without ``parameters()``."""
+    parameters = getattr(model, "parameters", None)
+    return {id(p) for p in parameters()} if callable(parameters) else None
 
 
 def padded_chain(model):
@@ -568,7 +576,7 @@ def kept_rows(options, who):
     return keep.astype(bool)
 
 
-def run_saturation(run, own, tol=0.05, by_chain=False, keep=None, padded=None):
+def run_saturation(run, own, tol=0.05, by_chain=False, keep=None, padded=None, params=None):
     """:func:`saturation` of an existing ``run`` (``own`` from :func:`own_run`).
 
     With ``by_chain``, {chain: (T,)}: the fraction of each chain's own units (a chain is the
@@ -576,23 +584,27 @@ def run_saturation(run, own, tol=0.05, by_chain=False, keep=None, padded=None):
     step t are not the same time), NaN at a step t where that chain has none.  Either way
     NaN at a step with a NaN unit (:func:`nan_steps` tells those apart).  ``keep`` (T, B), the
     run's mask (:func:`kept_rows`): only the units of the rows each step keeps count, of the
-    chain ``padded`` alone where the mask pads one chain only (:func:`padded_chain`)."""
-    counts, steps = _saturation_counts(run, own, tol, by_chain, keep, padded=padded)
+    chain ``padded`` alone where the mask pads one chain only (:func:`padded_chain`).
+    ``params``, the ids of the model's own parameters (:func:`parameter_ids`): a tanh or sigmoid
+    computed from them alone is no unit (without, from any Parameters alone)."""
+    counts, steps = _saturation_counts(run, own, tol, by_chain, keep, padded=padded,
+                                       params=params)
     return _fractions(counts, steps, by_chain)
 
 
-def nan_steps(run, own, by_chain=False, keep=None, padded=None):
+def nan_steps(run, own, by_chain=False, keep=None, padded=None, params=None):
     """The steps t (1-based) of ``run`` with a tanh or sigmoid unit that is NaN, where
     :func:`run_saturation` has no fraction; with ``by_chain``, {chain: steps} (chains that
     have some)."""
-    counts, _ = _saturation_counts(run, own, 0.05, by_chain, keep, padded=padded)
+    counts, _ = _saturation_counts(run, own, 0.05, by_chain, keep, padded=padded, params=params)
     return _nan_steps_of(counts, by_chain)
 
 
-def saturation_with_nans(run, own, tol=0.05, keep=None, who="rnn.saturation", padded=None):
+def saturation_with_nans(run, own, tol=0.05, keep=None, who="rnn.saturation", padded=None,
+                         params=None):
     """``(run_saturation(run, own, tol), run_saturation(run, own, tol, by_chain=True),
     nan_steps(run, own, by_chain=True))`` from one walk of the run's graph."""
-    counts, steps = _saturation_counts(run, own, tol, True, keep, who, padded)
+    counts, steps = _saturation_counts(run, own, tol, True, keep, who, padded, params)
     whole = {"": sum(counts.values())} if counts else {}      # every chain's units together
     return (_fractions(whole, steps, False), _fractions(counts, steps, True),
             _nan_steps_of(counts, True))
@@ -618,7 +630,8 @@ def _nan_steps_of(counts, by_chain):
     return {chain: t for chain, t in found.items() if t}
 
 
-def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation", padded=None):
+def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation", padded=None,
+                       params=None):
     """{chain: (saturated, units, NaN units, units dropped by ``keep``) per step 0..T} of
     ``run`` and T; with ``keep`` (T, B) only the rows each step keeps: of every step of a run
     of one chain in time, or of the chain ``padded`` alone (an encoder-decoder's mask pads its
@@ -633,7 +646,7 @@ def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation",
         if not own(node.scope):    # e.g. the earlier run behind a carried h0
             continue
         t = time_step(node.scope)
-        if node.op in SATURATING and t is not None and t >= 1 and not _of_parameters(node):
+        if node.op in SATURATING and t is not None and t >= 1 and not _of_parameters(node, params):
             chain = _STEP.sub("", node.scope)
             chains.add(chain)
             if keep is not None and padded is None and len(chains) > 1:
@@ -657,17 +670,22 @@ def _saturation_counts(run, own, tol, by_chain, keep=None, who="rnn.saturation",
     return counts, steps
 
 
-def _of_parameters(node, limit=16):
-    """Whether ``node`` is computed from Parameters alone (looking back at most ``limit``
-    nodes): a learned leak σ(alpha_logit) made inside every step is the same number at every
-    step, a function of the weights and no unit of the network, so it is not counted.  A named
-    variable (a state h(t-1), an input x(t)) or a leaf that is no Parameter behind it says it
-    is a unit; breadth first, so that one is met within a step or two."""
+def _of_parameters(node, params=None, limit=16):
+    """Whether ``node`` is computed from the model's parameters alone (the ids ``params``; None:
+    any Parameters), looking back at most ``limit`` nodes: a learned leak σ(alpha_logit) made
+    inside every step is the same number at every step, a function of the weights and no unit
+    of the network, so it is not counted.  A named variable (a state h(t-1), an input x(t)) or
+    a leaf that is none of them behind it (a Parameter given as h0, a learned initial state:
+    step 1's units are computed from it) says it is a unit; breadth first, so that one is met
+    within a step or two."""
     seen, frontier = {id(node)}, list(node.parents)
     while frontier:
         nxt = []
         for n in frontier:
-            if not isinstance(n, tg.Parameter) and (n.name is not None or not n.parents):
+            if params is not None and not n.parents:
+                if id(n) not in params:
+                    return False
+            elif not isinstance(n, tg.Parameter) and (n.name is not None or not n.parents):
                 return False
             for p in n.parents:
                 if id(p) not in seen:

@@ -939,3 +939,21 @@ def test_the_jacobians_of_a_masked_bidirectional_net_carry_both_chains_over_the_
         for t in range(5):
             want = (1 - cands[t] ** 2)[:, None] * P[W] if mask[t, 0] else np.eye(4)
             np.testing.assert_allclose(J[t], want, rtol=1e-12, atol=1e-15)
+
+
+def test_a_systems_first_step_from_a_learned_initial_state_counts_its_units():
+    """A tanh computed from Parameters alone is no unit (a LeakyRNN's leak σ(alpha_logit)),
+    but a Parameter given as h0 (a learned initial state) is no weight of the model: step 1's
+    units s(1) = tanh(W s(0)) of a system without input were dropped, and its fraction shown
+    as 0.0 (0 of 0 units) where 2 of its 3 units are saturated (numpy)."""
+    W = tg.Parameter(np.array([[3.0, 0.0, 0.0], [0.0, -4.0, 0.0], [0.0, 0.0, 0.1]]), name="W")
+    model = rnn.Recurrence(lambda s: (s @ W.T).tanh(), [W], n_state=3, name="system",
+                           state_name="s")
+    s0 = np.array([1.0, 1.0, 1.0])
+    s, want = s0, []
+    for _ in range(3):
+        s = np.tanh(W.data @ s)
+        want.append(np.count_nonzero(1 - s * s < 0.05) / 3)
+    assert want[0] == 2 / 3
+    for h0 in (s0, tg.Parameter(s0.copy()), tg.tensor(s0, requires_grad=True)):
+        np.testing.assert_array_equal(rnn.saturation(model, None, h0=h0, steps=3), want)

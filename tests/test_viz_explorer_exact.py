@@ -99,6 +99,47 @@ def test_an_echo_state_networks_gradients_through_its_fixed_reservoir():
     assert any("runs it from h(0) = 0 requiring grad" in n for n in bundle["diag"]["notes"])
 
 
+@pytest.mark.parametrize("make, args", [
+    (lambda: rnn.VectorToSequence(3, 4, 5, seed=0, h0_from_x=True),
+     (np.array([0.3, -0.2, 0.5]), np.array([1, 2, 3, 4]))),
+    (lambda: rnn.EncoderDecoder(4, 3, 4, seed=0), (_ids(1, 5), _ids(2, 4))),
+    (lambda: rnn.JordanRNN(4, 3, 4, seed=0), (_ids(1, 5), _ids(2, 5)))])
+def test_a_model_whose_every_parameter_is_fixed_and_whose_h0_the_page_cannot_give_is_refused(
+        make, args):
+    """Every parameter fixed, of a model whose run makes its own h(0) (h0_from_x), takes no h0
+    (an encoder-decoder) or carries no state parts (a Jordan net): the page's rerun from an
+    h(0) = 0 requiring grad (made for the echo state network's reservoir) raised 'h(0) is
+    computed from x ...; do not pass h0 as well' and 'EncoderDecoder.run takes no h0=; leave
+    h0 out' of an h0 the caller never gave, or a bare BackwardError 'this tensor does not
+    require grad'.  Now a ConfigError says why the page has no gradient to show."""
+    model = make()
+    for p in model.parameters():
+        p.requires_grad = False
+    with pytest.raises(tg.ConfigError, match=r"viz\.explore: .*loss needs no gradient \(every "
+                                             r"parameter it is computed from is fixed.*make a "
+                                             r"parameter require grad$"):
+        viz.explore(model, *args)
+
+
+def test_a_fixed_model_explored_from_an_h0_that_needs_no_gradient_is_refused_naming_the_h0():
+    model = rnn.ElmanRNN(4, 3, 4, seed=0)
+    for p in model.parameters():
+        p.requires_grad = False
+    with pytest.raises(tg.ConfigError, match=r"and so is the h0 given.*requires grad$"):
+        viz.explore(model, _ids(1, 4), _ids(2, 4), h0=np.zeros(3))
+    page = viz.explore(model, _ids(1, 4), _ids(2, 4),
+                       h0=tg.tensor(np.zeros(3), requires_grad=True))     # what it says to do
+    assert page.data["bundles"][-1]["diag"]
+
+
+def test_the_explorer_called_under_no_grad_says_so():
+    """Under tg.no_grad() the run needs no gradient: it raised a bare BackwardError ('this
+    tensor does not require grad'), and the page would have blamed fixed parameters."""
+    model = rnn.ElmanRNN(4, 3, 4, seed=0)
+    with tg.no_grad(), pytest.raises(tg.ConfigError, match=r"called under tg\.no_grad\(\)"):
+        viz.explore(model, _ids(1, 4), _ids(2, 4))
+
+
 def test_a_bidirectional_elman_rnns_backward_chain_h_r():
     """rnn.ElmanRNN(bidirectional=True): its h_r is figure 10.11's g under another name."""
     model = rnn.ElmanRNN(4, 3, 4, seed=1, bidirectional=True)
@@ -607,3 +648,21 @@ def test_a_one_step_run_of_a_bidirectional_lstm_knows_h_r_runs_backward():
         assert bundle["diag"]["backward"] == part.endswith("_r")
         assert sorted(bundle["vars"][part]["norm"]) == (["1", "2"] if part.endswith("_r")
                                                         else ["0", "1"])
+
+
+def test_a_systems_first_step_from_a_learned_initial_state_is_shown_saturated():
+    """s(1) = tanh(W s(0)) from a named Parameter given as h0 (a learned initial state): its
+    units were taken for a function of the weights alone (as a LeakyRNN's leak) and step 1
+    shown 0.0 saturated, where 2 of its 3 units are (numpy)."""
+    W = tg.Parameter(np.array([[3.0, 0.0, 0.0], [0.0, -4.0, 0.0], [0.0, 0.0, 0.1]]), name="W")
+    model = rnn.Recurrence(lambda s: (s @ W.T).tanh(), [W], n_state=3, name="system",
+                           state_name="s")
+    s0 = np.ones(3)
+    s, want = s0, []
+    for _ in range(3):
+        s = np.tanh(W.data @ s)
+        want.append(round(np.count_nonzero(1 - s * s < 0.05) / 3, 6))
+    bundle = viz.explore(model, None, h0=tg.Parameter(s0.copy(), name="s0"),
+                         steps=3).data["bundles"][-1]
+    assert bundle["diag"]["saturation"] == pytest.approx(want, abs=1e-6)
+    assert want[0] > 0

@@ -40,8 +40,8 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
-from rnn.diagnostics import (kept_rows, model_jacobians, own_run, padded_chain, part_nodes,
-                             run_connectivity, runs_free, saturation_with_nans)
+from rnn.diagnostics import (kept_rows, model_jacobians, own_run, padded_chain, parameter_ids,
+                             part_nodes, run_connectivity, runs_free, saturation_with_nans)
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
@@ -240,19 +240,37 @@ def _named_start(h0, parts):
 def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, options=None):
     h0 = _named_start(h0, getattr(model, "parts", {}) or {})
     run, own = own_run(model, xs, ys, h0, length, "viz.explore", options)
+    if run.loss is not None and not run.loss.requires_grad and not tg.is_grad_enabled():
+        raise tg.ConfigError(f"viz.explore: called under tg.no_grad(), so {model.name}'s loss "
+                             "needs no gradient, and the page shows gradients: call it outside "
+                             "the block")
     fixed = None
     if h0 is None and run.loss is not None and any(run.parts.values()) and not any(
             n.requires_grad for nodes in run.parts.values() for n in nodes):
         # a state computed by fixed weights alone (an echo state network's reservoir) needs
         # no gradient, but ∂L/∂h(t) through it is what the page is for: the same run, from
         # h(0) = 0 that requires grad
-        h0 = {p: tg.tensor(np.zeros(nodes[0].shape, dtype=nodes[0].dtype), requires_grad=True,
-                           name=p) for p, nodes in run.parts.items() if nodes}
-        run, own = own_run(model, xs, ys, h0, length, "viz.explore", options)
-        fixed = (f"{model.name}'s state needs no gradient (the weights it is computed by are "
-                 f"fixed): the page runs it from {', '.join(f'{p}(0)' for p in h0)} = 0 "
-                 "requiring grad, the same run, so that ∂L/∂h(t), the connectivity and the "
-                 "eq. 10.52 ratio through the fixed weights are shown")
+        zeros = {p: tg.tensor(np.zeros(nodes[0].shape, dtype=nodes[0].dtype),
+                              requires_grad=True, name=p) for p, nodes in run.parts.items() if nodes}
+        try:
+            again = own_run(model, xs, ys, zeros, length, "viz.explore", options)
+        except tg.ConfigError:   # a run that takes no h0 (an encoder-decoder), or makes its
+            again = None         # own h(0) (a VectorToSequence with h0_from_x): refused below
+        if again is not None and any(n.requires_grad for nodes in again[0].parts.values()
+                                     for n in nodes):
+            (run, own), h0 = again, zeros
+            fixed = (f"{model.name}'s state needs no gradient (the weights it is computed by "
+                     f"are fixed): the page runs it from {', '.join(f'{p}(0)' for p in h0)} "
+                     "= 0 requiring grad, the same run, so that ∂L/∂h(t), the connectivity and "
+                     "the eq. 10.52 ratio through the fixed weights are shown")
+    if run.loss is not None and not run.loss.requires_grad:
+        raise tg.ConfigError(
+            f"viz.explore: {model.name}'s loss needs no gradient (every parameter it is "
+            "computed from is fixed, requires_grad=False" + (
+                ", and the page cannot start its state from an h(0) that requires grad"
+                if h0 is None else ", and so is the h0 given") + "), and the page shows "
+            "gradients: make a parameter require grad" + (
+                "" if h0 is None else ", or give h0 as a tensor that requires grad"))
     roots = [run.loss] if run.loss is not None else (
         list(run.outputs) + [n for nodes in run.parts.values() for n in nodes[-1:]])
     variables, folded = _own_variables(roots, own, run, h0, windows=(None, KEEP))
@@ -656,12 +674,13 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
     try:
         keep = kept_rows(options, "viz.explore")
         whole, chains, nans = saturation_with_nans(run, own, keep=keep, who="viz.explore",
-                                                   padded=padded_chain(model))
+                                                   padded=padded_chain(model),
+                                                   params=parameter_ids(model))
         if keep is not None:
             notes.append("the saturation counts the kept rows' units (no fraction at a step "
                          "whose every row is padded)")
     except tg.ConfigError:      # a mask of one of several chains: every row's units, said so
-        whole, chains, nans = saturation_with_nans(run, own)
+        whole, chains, nans = saturation_with_nans(run, own, params=parameter_ids(model))
         notes.append("the saturation counts the units of every row at every step, padded ones "
                      "too: the mask pads one of this model's chains, not the steps of each")
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
