@@ -1,13 +1,14 @@
 """The chapter's ten figures: each renders, and each has the structure of the book's figure."""
 
 import itertools
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
 
 import tinygraph as tg
 import viz
-from viz_layout import _points
+from viz_layout import _points, plain
 from viz_svg import parse
 
 _SVG = "{http://www.w3.org/2000/svg}"
@@ -87,6 +88,17 @@ def test_figure_10_4_draws_the_books_four_diagonals_from_o_dots_to_h_dots():
                          ("o (t+1)", "h (...)")}
     assert sorted(n["text"] for n in nodes.values() if "(...)" in n["text"]) == ["h (...)",
                                                                                   "o (...)"]
+
+
+def test_figure_10_4s_first_diagonal_comes_into_h_from_the_left_clear_of_v():
+    """o(...) -W-> h(t-1) ran round the right of h(t-1) -V-> o(t-1), crossing it, "W" written
+    beside "V" (read "V W"): every point of it now stands left of h(t-1), as the book draws it."""
+    digraph = viz.figure("10.4")
+    nodes, edges = plain(digraph)
+    (h,) = [nid for nid in nodes if re.search(rf"^\s*{nid} \[.*>h<.*>\(t-1\)<", digraph.source,
+                                              re.M)]
+    (spline,) = [s for a, b, s in edges if (a, b) in {("u_o_start", h), (h, "u_o_start")}]
+    assert max(x for x, _ in spline) <= nodes[h][0]
 
 
 def test_figure_10_5_has_a_single_output_and_loss_at_the_end():

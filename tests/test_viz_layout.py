@@ -67,12 +67,15 @@ def test_a_step_takes_at_most_four_and_a_half_inches(layouts, design):
 def _bent_rails(digraph):
     """The drawn edges along a rail (from a variable to itself one step on, or to its fork or
     its (...) end: ids ``u<k>_...`` of one variable k) that are not straight, with how far
-    their splines leave the row (inches)."""
+    their splines leave the row (inches).  (Not the drop from a rail's turn ``u<k>_k<t>`` down to
+    its fork ``u<k>_j<t>`` under the rail it feeds: an LSTM's h(t-1) into the cell from below.)"""
     nodes, edges = plain(digraph)
     drawn = set(_drawn_edges(digraph))
     bent = []
     for tail, head, spline in edges:
         a, b = re.match(r"(u\d+)_\w+$", tail), re.match(r"(u\d+)_\w+$", head)
+        if {re.sub(r"^u\d+_([jk])\d+$", r"\1", n) for n in (tail, head)} == {"j", "k"}:
+            continue
         if a and b and a.group(1) == b.group(1) and ((tail, head) in drawn or (head, tail) in drawn):
             heights = [y for _, y in spline]
             if max(heights) - min(heights) > 0.05:
@@ -503,14 +506,18 @@ def test_no_weight_lies_on_another(design, steps):
 # An edge that turns down past a row enters its variable from the side it comes from (viewsF):
 # vector-to-sequence -> (0, 0, 0, 3), encoder-decoder -> (0, 1, 8, 14) (not into a variable that
 # feeds several of its step: the memory network's r(t-1) -> h(t) then ran by "Kw", 9 -> 5 but
-# two on h(t) -> ww(t)'s "Kw").
+# two on h(t) -> ww(t)'s "Kw").  An LSTM's h(t-1) into the cell from below, through a fork under
+# s(t) (viewsG): LSTM (1, 0, 0, 0) -> (1, 1, 4, 1), the user-written LSTM (1, 0, 1, 3) -> (1, 2,
+# 5, 1): "Wf" at f(t), the gate left of the fork, lies on f(t) -> s(t), which leaves f(t) beside
+# the fork's edge into it, in every step (weighed against 7 -> 4 crossing edge pairs a step;
+# every other angle and distance of the fork's weights tried left as many or more).
 CLASHES = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
-    "vec2seq": (0, 0, 0, 3), "conditional": (0, 0, 0, 0), "lstm": (1, 0, 0, 0),
+    "vec2seq": (0, 0, 0, 3), "conditional": (0, 0, 0, 0), "lstm": (1, 1, 4, 1),
     "gru": (0, 0, 0, 3), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 8, 14),
     "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 0, 1, 2), "deep_skip": (0, 0, 0, 3),
     "leaky_skip": (0, 1, 1, 3), "esn": (0, 0, 0, 0), "memory": (0, 1, 4, 9),
-    "user_lstm": (1, 0, 1, 3), "peephole": (0, 0, 0, 1),
+    "user_lstm": (1, 2, 5, 1), "peephole": (0, 0, 0, 1),
 }
 VIEWS = {"folded": lambda m: viz.folded(m), "1 step": lambda m: viz.unrolled(m, steps=1),
          "4 steps": lambda m: viz.unrolled(m, steps=4),
@@ -600,6 +607,24 @@ def test_gates_of_a_step_stand_in_its_box_in_rows_below_the_state_they_feed(layo
         for gate in ("f", "g", "q"):
             assert boxes[named[(gate, t)]] == (0, t)
         assert nodes[named[("f", t)]][1] < nodes[named[("s", t)]][1]
+
+
+@pytest.mark.parametrize("design", ["lstm", "user_lstm"])
+def test_an_lstms_h_comes_into_the_cell_under_s(layouts, design):
+    """The fork of an LSTM's h(t-1), which feeds s(t) (W) and the gates f, g, q (Wf, Wg, Wo),
+    stood in h's row and sent its edges down past s(t), looping over it and across s(t) -> h(t)
+    and q(t) -> h(t): 7 pairs of crossing edges a step.  As in figure 10.16, h(t-1) comes into
+    the cell from below: along h's row to a turn, down past the s rail to a fork between the
+    gates and s(t), whose edges go up into s(t) and down into the gates."""
+    digraph, _ = layouts[design]
+    nodes, _ = plain(digraph)
+    named = {_name_and_step(digraph, nid): nid for nid in nodes}
+    h_id = named[("h", 1)].rsplit("_", 1)[0]
+    for t in range(1, STEPS + 1):
+        fork = nodes[f"{h_id}_j{t}"][1]
+        assert nodes[named[("s", t)]][1] > fork, t
+        assert all(nodes[named[(gate, t)]][1] < fork for gate in ("f", "g", "q")), t
+    assert len(crossings(digraph)) <= 4 * STEPS
 
 
 def test_encoder_and_decoder_are_two_rows_of_boxes_with_their_steps_aligned(layouts):
@@ -781,13 +806,16 @@ def test_the_grus_own_edges_cross_once_in_each_step():
 # LSTM (4, 15, 57, 87) -> (4, 8, 28, 51), peephole LSTM (11, 14, 59, 80) -> (11, 12, 49, 75).
 # An MLP transition's hidden layer z(t) right under h(t) (viewsF): deep MLP and deep skip
 # (1, 1, 4, 6) -> (1, 0, 0, 0).
+# The fork of an LSTM's h(t-1) under s(t), its edges up into s(t) and down into the gates (figure
+# 10.16's h(t-1) from below; viewsG): LSTM (4, 7, 28, 51) -> (4, 4, 16, 30), the user-written
+# LSTM (4, 8, 28, 51) -> (4, 4, 16, 30); no other design's crossings changed.
 CROSSINGS = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 0), "seq2one": (0, 0, 0, 0),
-    "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (4, 7, 28, 51),
+    "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (4, 4, 16, 30),
     "gru": (1, 1, 4, 6), "bidirectional": (0, 2, 5, 6), "encdec": (0, 0, 0, 0),
     "deep_stacked": (0, 0, 0, 0), "deep_mlp": (1, 0, 0, 0), "deep_skip": (1, 0, 0, 0),
     "leaky_skip": (0, 0, 6, 10), "esn": (0, 0, 0, 0), "memory": (2, 6, 24, 37),
-    "user_lstm": (4, 8, 28, 51), "peephole": (11, 12, 49, 75),
+    "user_lstm": (4, 4, 16, 30), "peephole": (11, 12, 49, 75),
 }
 
 

@@ -206,10 +206,12 @@ def _fig_10_3():
 
 
 def _output_recurrence_ends(g, ids, variables):
-    """Figure 10.4's diagonals at the ends: o(...) -W-> h(t-1) and o(t+1) -W-> h(...)."""
+    """Figure 10.4's diagonals at the ends: o(...) -W-> h(t-1) and o(t+1) -W-> h(...).  The
+    first sets the layout (as o(t-1) -> h(t) does not): without it the renderer put o(...) close
+    by o(t-1) and ran the edge round the right of h(t-1) -> o(t-1), crossing it, its "W" beside
+    that edge's "V" (read "V W")."""
     label = _weights(variables, ("o", 1), ("h", 2))
-    g.edge(_end_node(g, "u_o_start", "o", ids[("o", 1)], left=True), ids[("h", 1)], label=label,
-           constraint="false")
+    g.edge(_end_node(g, "u_o_start", "o", ids[("o", 1)], left=True), ids[("h", 1)], label=label)
     g.edge(ids[("o", 3)], _end_node(g, "u_h_end", "h", ids[("h", 3)], left=False), label=label,
            constraint="false")
 

@@ -374,7 +374,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         g.node(node_id((name, t)), **attrs)
 
     def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None, flat=False,
-             at_head=False, at_tail=False, clockwise=False):
+             at_head=False, at_tail=False, clockwise=False, from_row=None, angle=None):
         """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
         (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes;
         ``flat``: along one row, written in the direction of time; ``at_head``: the weights
@@ -384,7 +384,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         the weight of the edge beside them: "Wr" on "W" of the GRU, read "WWr").  Weights at an
         end of an edge are 12 points (16 along edges): at 14, 160 weights lay on something
         in the 12-step summaries of tests/viz_layout.designs, 147 at 12 (an LSTM's 8 -> 5,
-        the peephole LSTM's 28 -> 22), none more in any view."""
+        the peephole LSTM's 28 -> 22), none more in any view.  ``from_row``: the edge leaves a
+        fork that stands in that row of its own (under the rail it feeds), and sets it: laid
+        up into the variables over that row, down into those under it; ``angle``: the weight's
+        angle from its edge (degrees) where not the clockwise or counter-clockwise 35."""
         key = ("label" if not boxes or (dt and src_name in plain_rails and src_name == dst_name
                                         and not (at_head or at_tail))
                or (dt == 0 and step_labels and not (at_head or at_tail) and src_name not in forked)
@@ -394,7 +397,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
         if key in ("headlabel", "taillabel") and key in attrs:
-            attrs.update(labeldistance="1.6", labelangle="-35" if clockwise else "35",
+            attrs.update(labeldistance="1.6", labelangle=angle or ("-35" if clockwise else "35"),
                          labelfontsize="12")
         attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
@@ -403,6 +406,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             if dst_name in rails and level[dst_name] == min(v for n, v in level.items()
                                                             if n not in inputs):
                 attrs["headport"] = "s"     # under the steps, into h(t) from below
+        elif dt and src_name != dst_name and from_row is not None:
+            back = from_row > level[dst_name]     # from a fork under the rail it feeds: sets
+            #                                       the fork's row between its targets
         elif dt and src_name != dst_name and src_name not in above:
             attrs["constraint"] = "false"
             if boxes:
@@ -412,6 +418,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         elif (dt == 0 and boxes and not back and level[dst_name] - level[src_name] > 1
               and dst_name == top_fork):     # past a row into the fork's variable: from the
             attrs["headport"] = _fork_side(fans, dst_name)    # side away from the fork
+        elif (dt == 0 and boxes and not back and level[dst_name] - level[src_name] > 1
+              and dst_name in fed_below):    # past a row into a variable a fork under its
+            attrs["headport"] = fed_below[dst_name]     # rail feeds: from the side away from it
         back = dt is not None and dt < 0 if flat else back
         if back and "headport" in attrs:
             attrs["tailport"] = attrs.pop("headport")
@@ -487,6 +496,34 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # row, and the weights there came to lie on each other.
     top_fork = max((name for (name, _), targets in fans.items() if len(targets) > 1
                     and name in level), key=level.get, default=None)
+    # A fork that feeds a rail under its own row and variables under that rail, and nothing
+    # else but itself (an LSTM's h(t-1) into s(t) and the gates f, g, q), stands in a row of its
+    # own between the rail and those variables (figure 10.16 brings h(t-1) into the cell from
+    # below): its edge comes in along its own row to a turn beside the variable, then drops
+    # past the rail to the fork, whose edges go up into the rail and down into the gates.  In
+    # its own row the fork's edges looped over s(t) and across s(t) -> h(t) and q(t) -> h(t):
+    # pairs of crossing edges (1 step, 4, 12 summarised) LSTM (7, 28, 51) -> (4, 16, 30), the
+    # user-written LSTM (8, 28, 51) -> (4, 16, 30).  Not where the fork also feeds a variable
+    # over that rail (the peephole LSTM's q(t), which reads s(t)): its edge back up past the
+    # rail made the peephole's (12, 49, 75) (14, 56, 84).  An edge past a row into a variable
+    # such a fork feeds (an LSTM's x(t) -> s(t), U) enters it from the side away from the fork
+    # (the turn stands left of the rail's variable; 8, 16, 48 crossings with U round the left).
+    # The fork's weights are written at the gates 15 degrees clockwise of their edges and at
+    # the rail 70 clockwise: at 35 (clockwise at the gates, the other way at the rail) the
+    # LSTM's weights on something were (1 step, 4, 12 summarised) (2, 8, 13), "W" and "Wf" on
+    # f(t) -> s(t), now (1, 4, 1), "Wf" on f(t) -> s(t), which leaves f(t) beside it.
+    under = {}                      # (name, dt) -> the row of its forks
+    for (name, dt), targets in fans.items():
+        if len(targets) < 2 or name not in level:
+            continue
+        lower = [d for d in targets if d in rails and d != name and level[d] < level[name]]
+        if lower:
+            floor = max(level[d] for d in lower)
+            if any(level[d] < floor for d in targets) and all(
+                    level[d] < floor for d in targets if d not in lower and d != name):
+                under[(name, dt)] = floor - 0.5
+    fed_below = {d: "se" if dt > 0 else "sw" for (name, dt) in under for d in fans[(name, dt)]
+                 if d != name}
     feeding = {}                    # a variable -> the variables of its own step it feeds
     for src, dst in variables.edges:
         if src[1] is not None and src[1] == dst[1] and src[0] != dst[0]:
@@ -576,24 +613,34 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         if not targets:
             return
         bend = boxes and len(targets) == 1 and level[targets[0]] != level[src_name]
+        row = under.get((src_name, dt)) if columns is not None else None
         if len(targets) > 1 or bend:    # enters step t in its own row, then turns
             fork = f"{ids[src_name]}_j{t}"
             attrs = {"shape": "point", "width": "0" if bend else "0.09", "label": ""}
             if columns is not None:
-                columns.add(t, src_name, fork, attrs)
+                columns.add(t, src_name, fork, attrs, row=row)
             else:
                 g.node(fork, **attrs)
-            link(src_id, fork, src_name, src_name, (), dt, bare=True, flat=True,
+            turn = fork
+            if row is not None:     # a fork under the rail it feeds: in along the rail to a
+                turn = f"{ids[src_name]}_k{t}"      # turn, then down to the fork
+                columns.add(t, src_name, turn, {"shape": "point", "width": "0", "label": ""})
+                g.edge(fork, turn, dir="back", arrowhead="none", arrowtail="none")
+            link(src_id, turn, src_name, src_name, (), dt, bare=True, flat=True,
                  extra={"arrowhead": "none", "arrowtail": "none"})
             if (src_name, t) in present_set:     # the fork on the side the rail comes in from
-                _add_edge(g, fork, node_id((src_name, t)), {"style": "invis"}, dt < 0)
+                _add_edge(g, turn, node_id((src_name, t)), {"style": "invis"}, dt < 0)
             src_id = fork
+        else:
+            row = None
         for dst_name in targets:
             labels = crossing[(src_name, dst_name, dt)] if edge_labels is None else edge_labels
             if own is not None:
                 labels = variables.edges.get(((src_name, own), (dst_name, t)), labels)
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
                  at_head=len(targets) > 1, clockwise=dst_name != src_name and dst_name not in rails,
+                 from_row=row, angle=None if row is None else "-15" if dst_name not in rails
+                 else "-70",
                  extra={"headport": "nw" if dt > 0 else "ne"}
                  if bend and abs(level[dst_name] - level[src_name]) > 1
                  and len(feeding.get(dst_name, ())) <= 1 else None)
@@ -834,11 +881,11 @@ class _Columns:
         self.rows = {}               # level -> its node ids (a rank=same row)
         self.chains = list(dict.fromkeys(chain.values()))
 
-    def add(self, column, name, nid, attrs):
+    def add(self, column, name, nid, attrs, row=None):
         """Put node ``nid`` of variable ``name`` in ``column`` (a step t, "start", "gap" or
-        "end") of its chain."""
+        "end") of its chain, in ``name``'s row (or in ``row``, a level of its own)."""
         self.members.setdefault((self.chain[name], column), []).append((name, nid, attrs))
-        self.rows.setdefault(self.level[name], []).append(nid)
+        self.rows.setdefault(self.level[name] if row is None else row, []).append(nid)
 
     def draw(self, g, shown, inputs, rails=(), outside=None, tie="10"):
         """Write the columns' clusters, the spine and the rows into ``g``; ``inputs`` (node ids
