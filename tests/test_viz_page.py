@@ -3,7 +3,9 @@ anchors, every figure captioned and shown at one scale (never shrunk to fit)."""
 
 import pathlib
 import re
+import xml.etree.ElementTree as ElementTree
 
+import numpy as np
 import pytest
 
 from viz import FIGURES
@@ -75,3 +77,34 @@ def test_no_contents_entry_is_split_between_two_columns(browser, tmp_path, width
     finally:
         tab.close()
     assert columns == [1] * 9, columns
+
+
+def test_a_diagram_scaled_down_to_fit_a_screen_is_shown_at_the_one_scale(tmp_path):
+    """viz.views.new_digraph scales a drawing larger than a 1920 x 1080 screen down to fit (the
+    renderer's ``size``); the page undoes that scale, so its labels stay 18 px high like every
+    other image's (it showed such a diagram at the shrunk size it declares)."""
+    from viz.render import render
+    from viz.views import new_digraph
+
+    def chain(fit):
+        g = new_digraph("wide", fit=fit)
+        g.attr(rankdir="LR")
+        for k in range(40):
+            g.node(f"n{k}", f"h({k})")
+            if k:
+                g.edge(f"n{k - 1}", f"n{k}", "W")
+        return render(g)
+
+    (tmp_path / "fit.svg").write_bytes(chain(True))
+    (tmp_path / "natural.svg").write_bytes(chain(False))
+    declared = ElementTree.parse(tmp_path / "fit.svg").getroot().get("width")
+    assert float(declared.removesuffix("pt")) <= 1440, "the drawing was not scaled to fit"
+    natural = image_size(str(tmp_path / "natural.svg"))
+    assert natural[0] > 1440
+    # (the renderer rounds the scaled size to whole points: 23 pt over s = 0.3 is within 3 pt)
+    np.testing.assert_allclose(image_size(str(tmp_path / "fit.svg")), natural, atol=4)
+    page = Page("t")
+    page.figures("F", [("fit.svg", "a long chain")])
+    text = open(page.write(str(tmp_path))).read()
+    width = int(re.search(r"<img src='fit.svg' width='(\d+)'", text).group(1))
+    assert abs(width - natural[0] * PX_PER_PT) <= 4

@@ -5,7 +5,8 @@ with no server) and the text results (losses, gradient check, samples).
 The page opens with a table of contents; every section has an anchor.  Every image is
 shown at one scale, ``PX_PER_PT`` CSS pixels per point of the drawing (so an 18 pt label
 of a diagram is 18 px high, whatever the diagram's size), never shrunk to fit: a figure
-wider than the page scrolls inside its frame.  Every figure has a caption.
+wider than the page scrolls inside its frame.  A diagram the renderer scaled down to fit a
+screen (:func:`image_size`) is shown at its own scale too, as large as drawn before scaling.  Every figure has a caption.
 """
 
 import html
@@ -45,21 +46,39 @@ _PT = {"pt": 1.0, "px": 0.75, "in": 72.0, "cm": 72 / 2.54, "mm": 7.2 / 2.54, "":
 
 
 def image_size(path):
-    """(width, height) in points that an SVG file declares, or None (not an SVG, or no
-    absolute size)."""
+    """(width, height) in points of an SVG file's drawing at its own scale, or None (not an
+    SVG, or no absolute size).  That is the size the file declares, but for a diagram that
+    Graphviz scaled down to fit a screen (``viz.views.new_digraph``'s ``size``: its graph
+    group is ``transform="scale(s s) ..."`` with s < 1): the declared size over s, so that the
+    page shows its labels at the one scale of every other image."""
     if not path.lower().endswith(".svg"):
         return None
     try:
-        root = next(ElementTree.iterparse(path, events=("start",)))[1]
+        events = ElementTree.iterparse(path, events=("start",))
+        root = next(events)[1]
+        size = []
+        for name in ("width", "height"):
+            match = re.fullmatch(r"\s*([\d.]+)\s*(pt|px|in|cm|mm|)\s*", root.get(name, ""))
+            if match is None:
+                return None
+            size.append(float(match.group(1)) * _PT[match.group(2)])
+        scale = _drawing_scale(next(events, (None, None))[1])
     except (ElementTree.ParseError, StopIteration):
         return None
-    size = []
-    for name in ("width", "height"):
-        match = re.fullmatch(r"\s*([\d.]+)\s*(pt|px|in|cm|mm|)\s*", root.get(name, ""))
-        if match is None:
-            return None
-        size.append(float(match.group(1)) * _PT[match.group(2)])
-    return tuple(size)
+    return tuple(v / scale for v in size)
+
+
+def _drawing_scale(element):
+    """s of a Graphviz graph group's ``scale(s s)`` when 0 < s < 1 (a drawing scaled down to
+    fit), else 1."""
+    if element is None or element.get("class") != "graph":
+        return 1.0
+    match = re.match(r"\s*scale\(\s*([\d.eE+-]+)[\s,]+([\d.eE+-]+)\s*\)",
+                     element.get("transform", ""))
+    if match is None:
+        return 1.0
+    sx, sy = float(match.group(1)), float(match.group(2))
+    return sx if 0 < sx < 1 and abs(sx - sy) <= 1e-6 * sx else 1.0
 
 
 def anchor(heading, taken=()):
