@@ -11,6 +11,7 @@ import pytest
 import rnn
 import tinygraph as tg
 import viz
+from explorer_numpy_oracle import lag_decay     # rnn.lag_decay's definition, in numpy
 from viz.cli import EXPLORABLE, MODELS, model_inputs
 
 RTOL, ATOL = 2e-5, 1e-9          # the page rounds to six significant digits
@@ -50,30 +51,13 @@ def _jacobians(v, W):
     return np.array([(1 - s ** 2)[:, None] * W for s in v[1:]])
 
 
-def _lag(jacs, max_lag, ends):
-    """The lag decay as rnn.lag_decay defines it: the geometric mean over ``ends`` evenly spaced
-    end steps T of ‖J(T) J(T-1) ... J(T-k+1)‖₂, and exp of the slope of its log-linear fit."""
-    T = len(jacs)
-    last = np.unique(np.linspace(T - 1, max_lag - 1, min(ends, T - max_lag + 1)).round().astype(int))
-    logs = []
-    for t in last:
-        product, row = np.eye(jacs.shape[1]), []
-        for k in range(max_lag):
-            product = product @ jacs[t - k]
-            row.append(np.log(np.linalg.norm(product, 2)))
-        logs.append(row)
-    mean = np.mean(logs, axis=0)
-    slope, intercept = np.polyfit(np.arange(1, max_lag + 1), mean, 1)
-    return np.exp(mean), np.exp(slope), np.exp(intercept)
-
-
 def _check_chain(diag, v, W, grads, what, backward=False):
     """The spectra, lag decay and eq. 10.52 ratio the page shows for one chain."""
     jacs = _jacobians(v, W)
     _close(diag["spectra"]["norm"], [np.linalg.norm(J, 2) for J in jacs], f"{what}: ‖J(t)‖₂")
     _close(diag["spectra"]["radius"], [np.abs(np.linalg.eigvals(J)).max() for J in jacs],
            f"{what}: spectral radius")
-    norms, rate, scale = _lag(jacs[::-1] if backward else jacs, min(len(jacs), 30), 3)
+    norms, rate, scale = lag_decay(jacs[::-1] if backward else jacs, min(len(jacs), 30), 3)
     _close(diag["lag"]["norms"], norms, f"{what}: lag decay")
     _close([diag["lag"]["rate"], diag["lag"]["scale"]], [rate, scale], f"{what}: fitted rate")
     _close(diag["ratio"][:len(jacs)], [np.linalg.norm(g @ J) / np.linalg.norm(g) for g, J in zip(grads, jacs)],
