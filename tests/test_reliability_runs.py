@@ -287,6 +287,25 @@ class FakeOpenBLAS:
         return (lambda: self.threads), put
 
 
+def _fake_openblas(monkeypatch, threads=4):
+    """A FakeOpenBLAS of ``threads`` put where rnn.train.openblas finds numpy's, with no BLAS
+    thread variable in the environment (which would leave the count to the user)."""
+    for name in rnn.train.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeOpenBLAS(threads)
+    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    return fake
+
+
+def _threads_at_updates(monkeypatch, fake):
+    """The list, growing, of the fake count each playground update runs with."""
+    seen = []
+    real = sys.modules["viz.playground"].Run.update
+    monkeypatch.setattr(sys.modules["viz.playground"].Run, "update",
+                        lambda self: seen.append(fake.threads) or real(self))
+    return seen
+
+
 def test_the_checkpoint_records_the_blas_threading_and_a_differing_resume_is_noted(
         tmp_path, monkeypatch):
     task = rnn.tasks.YearTask(0)
@@ -350,10 +369,7 @@ def test_the_training_commands_run_with_one_blas_thread_and_restore_the_count(
     command and put the count back after, also when the command fails.  Their checkpoint
     records the one thread, so a resume by the program is bit for bit the uninterrupted run
     and says nothing about threading."""
-    for name in rnn.train.BLAS_THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    fake = FakeOpenBLAS(4)
-    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    fake = _fake_openblas(monkeypatch)
     seen = []
     real = rnn.tasks.run_training
     monkeypatch.setattr(rnn.tasks, "run_training",
@@ -391,14 +407,8 @@ def _steps_of(app, n):
 def test_a_playground_from_python_leaves_the_process_blas_count_alone_by_default(monkeypatch):
     """The count is process-wide: a playground started from Python (a notebook, a script)
     must not change what the caller's other threads compute with unless asked."""
-    for name in rnn.train.BLAS_THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    fake = FakeOpenBLAS(4)
-    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
-    seen = []
-    real = sys.modules["viz.playground"].Run.update
-    monkeypatch.setattr(sys.modules["viz.playground"].Run, "update",
-                        lambda self: seen.append(fake.threads) or real(self))
+    fake = _fake_openblas(monkeypatch)
+    seen = _threads_at_updates(monkeypatch, fake)
     app = viz.playground(hidden=4, delay=2, batch=2)
     try:
         _steps_of(app, 2)
@@ -414,10 +424,7 @@ def test_a_playground_from_python_leaves_the_process_blas_count_alone_by_default
 def test_the_playground_command_trains_with_one_blas_thread(monkeypatch, capsys):
     """`tinygraph playground` (the whole process) serves and trains with one OpenBLAS thread
     and puts the count back when Ctrl-C stops it."""
-    for name in rnn.train.BLAS_THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    fake = FakeOpenBLAS(4)
-    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    fake = _fake_openblas(monkeypatch)
     module = sys.modules["viz.playground"]
     seen = []
 
@@ -435,14 +442,8 @@ def test_a_playground_from_python_trains_with_one_blas_thread_when_asked(monkeyp
     """viz.playground(one_blas_thread=True) trains as `tinygraph playground` does, with one
     OpenBLAS thread, and puts the count back when it stops; two playgrounds that overlap hold
     it together, so the count comes back when the last one stops, whichever stops first."""
-    for name in rnn.train.BLAS_THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    fake = FakeOpenBLAS(4)
-    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
-    seen = []
-    real = sys.modules["viz.playground"].Run.update
-    monkeypatch.setattr(sys.modules["viz.playground"].Run, "update",
-                        lambda self: seen.append(fake.threads) or real(self))
+    fake = _fake_openblas(monkeypatch)
+    seen = _threads_at_updates(monkeypatch, fake)
     first = viz.playground(hidden=4, delay=2, batch=2, one_blas_thread=True)
     try:
         _steps_of(first, 2)
@@ -461,10 +462,7 @@ def test_a_playground_from_python_trains_with_one_blas_thread_when_asked(monkeyp
 
 
 def test_a_playground_that_fails_to_start_or_is_interrupted_puts_the_blas_count_back(monkeypatch):
-    for name in rnn.train.BLAS_THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    fake = FakeOpenBLAS(4)
-    monkeypatch.setattr(rnn.train, "openblas", fake.functions)
+    fake = _fake_openblas(monkeypatch)
     playground_module = sys.modules["viz.playground"]
     with pytest.raises(tg.ConfigError, match="task"):           # refused before it holds
         viz.playground(task="nonsense")

@@ -32,6 +32,20 @@ def _torch_loss(module, head, xs, ys):
     return o, loss
 
 
+def _three_sgd_steps(model, module, head, torch_params, xs, ys):
+    """Three SGD updates (rate 0.5) of ours and of torch's ``torch_params`` side by side; torch's
+    outputs after them."""
+    ours, theirs = tg.optim.SGD(model.parameters(), 0.5), torch.optim.SGD(torch_params, 0.5)
+    for _ in range(3):
+        ours.zero_grad()
+        model.loss(xs, ys).backward()
+        ours.step()
+        theirs.zero_grad()
+        _torch_loss(module, head, xs, ys)[1].backward()
+        theirs.step()
+    return _torch_loss(module, head, xs, ys)[0].detach().numpy()
+
+
 @pytest.mark.parametrize("kind, layers, bi", CASES)
 def test_from_torch_equals_torch_live(kind, layers, bi):
     module, head = _torch_pair(kind, layers, bi, seed=7)
@@ -191,16 +205,7 @@ def test_a_bias_free_module_trains_as_torchs_and_round_trips(kind, layers, bi):
     model = rnn.from_torch(module, head)
     rng = np.random.default_rng(5)
     xs, ys = rng.normal(size=(6, 3, 3)), rng.integers(0, 5, (6, 3))
-    ours = tg.optim.SGD(model.parameters(), 0.5)
-    theirs = torch.optim.SGD(list(module.parameters()) + list(head.parameters()), 0.5)
-    for _ in range(3):
-        ours.zero_grad()
-        model.loss(xs, ys).backward()
-        ours.step()
-        theirs.zero_grad()
-        _torch_loss(module, head, xs, ys)[1].backward()
-        theirs.step()
-    o = _torch_loss(module, head, xs, ys)[0].detach().numpy()
+    o = _three_sgd_steps(model, module, head, list(module.parameters()) + list(head.parameters()), xs, ys)
     assert _relative(np.stack([t.data for t in model(xs)[0]]), o) <= TOL
     module2, head2 = model.to_torch()
     assert not module2.bias and head2.bias is None
@@ -235,16 +240,7 @@ def test_a_module_with_parameters_torch_does_not_train_trains_as_torchs_and_roun
     assert model.V.requires_grad
     rng = np.random.default_rng(6)
     xs, ys = rng.normal(size=(6, 3, 3)), rng.integers(0, 5, (6, 3))
-    ours = tg.optim.SGD(model.parameters(), 0.5)
-    theirs = torch.optim.SGD([p for p in named.values() if p.requires_grad], 0.5)
-    for _ in range(3):
-        ours.zero_grad()
-        model.loss(xs, ys).backward()
-        ours.step()
-        theirs.zero_grad()
-        _torch_loss(module, head, xs, ys)[1].backward()
-        theirs.step()
-    o = _torch_loss(module, head, xs, ys)[0].detach().numpy()
+    o = _three_sgd_steps(model, module, head, [p for p in named.values() if p.requires_grad], xs, ys)
     assert _relative(np.stack([t.data for t in model(xs)[0]]), o) <= TOL
     module2, head2 = model.to_torch()
     back = {k for k, v in module2.named_parameters() if not v.requires_grad}
