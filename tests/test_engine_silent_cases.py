@@ -381,3 +381,35 @@ def test_an_optimizer_step_refused_by_the_callers_errstate_names_the_parameter_a
     np.testing.assert_array_equal(a.data, np.ones(2))
     np.testing.assert_array_equal(b.data, np.ones(2))
     assert opt.steps == 0
+
+
+def test_max_with_pytorchs_dim_refuses_the_pair_habits_that_would_read_rows():
+    """PyTorch's x.max(dim=1) is a (values, indices) pair; here dim= is an alias of axis= (the
+    values).  Its habits read rows of ours without a word: x.max(dim=1)[0] was the first row's
+    maximum (5.0, where PyTorch gives [5, 7]) and `vals, idx = x.max(dim=1)` of two rows gave
+    vals = 5, idx = 7.  They are refused, naming .values and argmax; every op still works."""
+    x = tg.tensor(np.array([[1.0, 5.0, 3.0], [2.0, 0.0, 7.0]]), requires_grad=True)
+    for op, want in (("max", [5.0, 7.0]), ("min", [1.0, 0.0])):
+        r = getattr(x, op)(dim=1)
+        np.testing.assert_array_equal(r.data, want)
+        with pytest.raises(tg.ConfigError, match=rf"{op}\(dim=\) gives the values only .*"
+                                                 rf"\.values .* x\.arg{op}\(axis=d\)"):
+            r[0]
+        with pytest.raises(tg.ConfigError, match="unpacking"):
+            vals, idx = r
+        with pytest.raises(tg.ConfigError, match="no .indices"):
+            r.indices
+        np.testing.assert_array_equal(getattr(tg, op)(x, dim=1).values.data, want)
+        values = r.values
+        assert values is r and type(values) is tg.Tensor
+        assert values[1].item() == want[1]          # a plain tensor from then on
+    x.max(dim=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [0, 0, 1]])
+    # numpy's spellings keep numpy's meaning: rows of the values
+    assert x.max(axis=1)[0].item() == 5.0 and x.max(1)[1].item() == 7.0
+    assert type(x.max(dim=1, keepdim=True) * 2) is tg.Tensor
+    # under create_graph the rule runs on the node: a second derivative goes through
+    y = tg.tensor(np.array([[1.0, 2.0], [4.0, 3.0]]), requires_grad=True)
+    (g,) = tg.grad((y.max(dim=1) ** 2).sum(), [y], create_graph=True)
+    g.sum().backward()
+    np.testing.assert_array_equal(y.grad, [[0, 2], [2, 0]])

@@ -1626,12 +1626,48 @@ def _axis(who, axis, keepdims, dim, keepdim):
     return (tuple(axis) if isinstance(axis, list) else axis), bool(keepdims)
 
 
+class ValuesOfDim(Tensor):
+    """What ``max``/``min`` give with PyTorch's ``dim=``: the values, as with numpy's ``axis=``
+    (``dim=`` is an alias), a Tensor in every op.  PyTorch's ``max(dim=)`` is a (values,
+    indices) pair, and its habits of reading it as one, ``x.max(dim=1)[0]`` and ``vals, idx =
+    x.max(dim=1)``, would take the first row's values here without a word (a 2-row x unpacks
+    into its two maxima); so indexing and iterating it are refused with what to write.
+    ``.values`` is the tensor itself, a plain Tensor from then on; ``.indices`` names argmax."""
+
+    __slots__ = ()
+
+    def _refuse(self, what):
+        raise ConfigError(f"{self.op}(dim=) gives the values only ({self.op}(axis=)'s, shape "
+                          f"{self.shape}), not PyTorch's (values, indices) pair: {what}; take "
+                          f"x.{self.op}(dim=d).values (or the result as it is) for the values and "
+                          f"x.arg{self.op}(axis=d) for the indices")
+
+    def __getitem__(self, index):
+        self._refuse(f"[{index!r}] would index its rows")
+
+    def __iter__(self):
+        self._refuse("unpacking or iterating it would take its rows")
+
+    @property
+    def values(self):
+        self.__class__ = Tensor
+        return self
+
+    @property
+    def indices(self):
+        self._refuse("it has no .indices")
+
+
 def _reduction(op, forward):
     """The public function of a reduction: ``f(x, axis=None, keepdims=False, dim=, keepdim=)``."""
     def reduce(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
         if dim is not None or keepdim is not None:
             axis, keepdims = _axis(op, axis, keepdims, dim, keepdim)
-        elif isinstance(axis, list):
+            out = apply(op, forward, x, axis=axis, keepdims=keepdims)
+            if dim is not None and op in ("max", "min") and type(out) is Tensor:
+                out.__class__ = ValuesOfDim      # PyTorch's pair habits refused (its docstring)
+            return out
+        if isinstance(axis, list):
             axis = tuple(axis)
         return apply(op, forward, x, axis=axis, keepdims=keepdims)
     reduce.__name__ = reduce.__qualname__ = op
