@@ -430,10 +430,8 @@ def save_training(path, trainer, arrays=None, meta=None, scheduler=None):
         :func:`load_training` then needs a scheduler of the same kind and settings (without
         it a resumed run that made its scheduler again would start the schedule over)
     """
-    if scheduler is not None and getattr(scheduler, "optimizer", None) is not trainer.optimizer:
-        raise tg.ConfigError(f"save_training: the {type(scheduler).__name__} given is a "
-                             "scheduler of another optimizer than the trainer's: its state would "
-                             "not be this run's schedule (nothing written)")
+    _scheduler_of(scheduler, trainer.optimizer, "save_training", "its state would not be this "
+                  "run's schedule; nothing written")
     state = {f"model/{k}": v for k, v in trainer.model.state_dict().items()}
     state.update({f"optim/{k}": v for k, v in trainer.optimizer.state_dict().items()})
     if scheduler is not None:
@@ -598,14 +596,20 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES,
     return parts["extra"], user
 
 
+def _scheduler_of(scheduler, optimizer, who, consequence):
+    """A ConfigError naming ``who`` unless ``scheduler`` is None or a scheduler of ``optimizer``
+    (the trainer's): another optimizer's schedule is not this run's."""
+    if scheduler is not None and getattr(scheduler, "optimizer", None) is not optimizer:
+        raise tg.ConfigError(f"{who}: the {type(scheduler).__name__} given is a scheduler of "
+                             f"another optimizer than the trainer's ({consequence})")
+
+
 def _scheduler_wanted(path, optimizer, scheduler):
     """name -> (shape, dtype) of the ``sched/`` entries ``load_training`` reads: none without a
     scheduler, else those of ``scheduler``'s state; a checkpoint saved with a scheduler loaded
     without one (or the other way round), a scheduler of another optimizer and a checkpoint of
     another kind of scheduler are refused here, before anything is read or changed."""
-    if scheduler is not None and getattr(scheduler, "optimizer", None) is not optimizer:
-        raise tg.ConfigError(f"load: the {type(scheduler).__name__} given is a scheduler of "
-                             "another optimizer than the trainer's (nothing loaded)")
+    _scheduler_of(scheduler, optimizer, "load", "nothing loaded")
     saved = any(name.startswith("sched/") for name in tg.read_headers(path))
     mine = None if scheduler is None else type(scheduler).__name__
     if saved and scheduler is None:
