@@ -1424,13 +1424,13 @@ _xp = SimpleNamespace(
     where=_dual(np.where, lambda cond, a, b: where(cond, a, b)),
     zeros_like=_dual(np.zeros_like, lambda g: Tensor(np.zeros_like(g._data))),  # no gradient
     masked=_dual(_masked, _masked_in_ops),
-    relu_backward=_dual(lambda g, x: _masked(g, ~(x <= 0)),
+    relu_backward=_dual(lambda g, x: _relu_backward(g, x)[0],
                         lambda g, x: apply("relu_backward", _relu_backward, g, x)),
     sign=_dual(_sign_as_torch, lambda x: sign(x)),
     logsumexp_slope=_dual(_logsumexp_slope,        # in engine ops: exp(x - out) (inf - inf: NaN)
                           lambda x, out, axis, keepdims: exp(x - _expand_rule(out, x.shape, axis,
                                                                               keepdims))),
-    leaky_relu_backward=_dual(lambda g, x, slope: np.where(x > 0, g, g * slope),
+    leaky_relu_backward=_dual(lambda g, x, slope: _leaky_relu_backward(g, x, slope)[0],
                               lambda g, x, slope: apply("leaky_relu_backward", _leaky_relu_backward,
                                                         g, x, slope=slope)),
     times_share=_dual(_times_share, lambda g, share: g * share),
