@@ -19,7 +19,8 @@ import rnn
 import tinygraph as tg
 import viz
 from viz.cli import main
-from viz.playground import BadRequest, Run, _curve, build, check_config, recurrent_weights
+from viz.playground import (BadRequest, Run, _curve, build, check_config, recurrent_weights,
+                            rescale)
 
 WAIT = 120.0      # generous bound for anything the training thread must do (a loaded machine)
 
@@ -117,6 +118,16 @@ def test_rho_rescales_only_the_recurrent_matrices_of_a_users_model():
     np.testing.assert_array_equal(attend.Wa.data, wa)
     for w in (attend.W, attend.Wd):
         assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("kind,layers", [("mlp", 2), ("mlp", 3), ("skip", 2), ("skip", 3)])
+def test_rho_is_the_radius_of_the_deep_transition_through_its_hidden_layer(kind, layers):
+    # h(t) = tanh(b + U e + W tanh(bz + Wz h(t-1)) [+ Ws h(t-1)]): rho scaled Wz and W each to
+    # 0.5, so dh(t)/dh(t-1) at h = 0, W Wz (+ Ws), had radius 0.32 (mlp, 2 layers), 0.063 (3)
+    model = rnn.DeepRNN(3, 6, 2, layers=layers, kind=kind, seed=0)
+    rescale(model, 0.5)
+    jac = rnn.jacobians(model, np.zeros((1, 3)), h0=np.zeros(6))[0]     # at h = 0, x = 0
+    assert np.max(np.abs(np.linalg.eigvals(jac))) == pytest.approx(0.5, rel=1e-9)
 
 
 @pytest.mark.parametrize("clip", [0.0, 0.5])

@@ -323,14 +323,35 @@ def recurrent_weights(model):
 
 
 def rescale(model, rho):
-    """Scale each recurrent matrix so that its spectral radius is ``rho`` (a no-op for 0)."""
+    """Scale each recurrence so that its spectral radius is ``rho`` (a no-op for 0): each
+    recurrent matrix of :func:`recurrent_weights` on its own, but for a DeepRNN of the mlp or
+    skip form, whose path h(t-1) -> z(t) -> h(t) goes through a hidden layer: there the matrix
+    of ∂h(t)/∂h(t-1) at h = 0 (biases zero, as initialized), W Wz (W Wz2 Wz1 with two hidden
+    layers; + Ws for skip), gets the radius ``rho``, by scaling W (and Ws) by one factor; the
+    hidden layers' Wz stay as they are."""
     if not rho:
         return
     with tg.no_grad():
-        for p in recurrent_weights(model):
-            radius = float(np.max(np.abs(np.linalg.eigvals(p.data))))
+        for scaled, matrix in _recurrences(model):
+            radius = float(np.max(np.abs(np.linalg.eigvals(matrix))))
             if radius > 0:
-                p.data = p.data * (rho / radius)
+                for p in scaled:
+                    p.data = p.data * (rho / radius)
+
+
+def _recurrences(model):
+    """[(the parameters scaled together, the matrix whose spectral radius they set)] of
+    :func:`rescale`."""
+    if isinstance(model, rnn.DeepRNN) and model.kind != "stacked":
+        path = np.eye(model.n_hidden)
+        hidden = model.layers - 1       # z = tanh(Wz h); z1 = tanh(Wz1 h), z2 = tanh(Wz2 z1), ...
+        for s in [""] if hidden == 1 else [str(i) for i in range(1, hidden + 1)]:
+            path = getattr(model, "Wz" + s).data @ path
+        path = model.W.data @ path
+        if model.kind == "skip":
+            return [([model.W, model.Ws], path + model.Ws.data)]
+        return [([model.W], path)]
+    return [([p], p.data) for p in recurrent_weights(model)]
 
 
 class Run:
