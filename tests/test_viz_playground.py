@@ -305,7 +305,8 @@ def test_checkpoint_saves_and_resumes_in_out_atomically(client, app):
     client.post("/api/resume")
     resumed = _until(lambda: (s := client.state())["runs"][0]["steps"] == 3 and s, "the resume")
     assert resumed["runs"][0]["digest"] == saved["runs"][0]["digest"]
-    assert sorted(os.listdir(app.engine.out)) == ["playground_0.npz"]
+    # (and the folder's lock, held while the playground runs)
+    assert sorted(os.listdir(app.engine.out)) == [".tinygraph.lock", "playground_0.npz"]
 
 
 def test_without_out_save_is_refused():
@@ -451,6 +452,25 @@ def test_a_resume_refuses_checkpoints_of_two_different_saves(tmp_path, monkeypat
     engine._one_update()
     engine.resume()
     assert [run.digest() for run in engine.runs] == before and engine.runs[0].steps == 1
+
+
+def test_a_second_playground_on_the_same_out_is_refused_until_the_first_stops(tmp_path):
+    # nothing locked out: a second playground's first save moved the first's checkpoints aside
+    # and wrote its own, then the first's next save overwrote them: the second run was lost
+    out = str(tmp_path / "out")
+    first = viz.playground(hidden=4, delay=2, batch=2, out=out)
+    try:
+        with pytest.raises(tg.ConfigError, match="viz.playground: another tinygraph command is "
+                                                 "writing into out '.*out' now"):
+            viz.playground(hidden=4, delay=2, batch=2, seed=1, out=out)
+        first.engine.command("save")
+        _until(lambda: os.path.exists(os.path.join(out, "playground_0.npz")), "the save")
+    finally:
+        first.stop()
+    assert sorted(os.listdir(out)) == ["playground_0.npz"]        # its lock file removed
+    second = viz.playground(hidden=4, delay=2, batch=2, seed=1, out=out)    # now free
+    second.stop()
+    assert sorted(os.listdir(out)) == ["playground_0.npz", "playground_0.previous-1.npz"]
 
 
 def test_the_command_line_runs_without_out(tmp_path):

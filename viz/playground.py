@@ -15,9 +15,12 @@ Host header that is not the server's own is refused (403), sizes are bounded (:d
 and anything malformed gets a 400 with a message.  The page's URL hash holds the configuration
 and the seed: the same configuration and seed give the same parameters after N updates, bit for
 bit.  With ``out`` the run is checkpointed there (atomically, ``rnn.save_training``) on request
-and when the server stops, and can be resumed from it; nothing else is read or written.
+and when the server stops, and can be resumed from it; nothing else is read or written but
+the folder's lock file (``.tinygraph.lock``, held until ``stop()``: a second playground or
+command on the same folder is refused meanwhile).
 """
 
+import contextlib
 import hashlib
 import hmac
 import http.server
@@ -1109,13 +1112,23 @@ class Playground:
                                  f"{e.strerror or e}; give another port (--port), or 0 for a "
                                  f"free one") from None
         release = hold_one_blas_thread() if one_blas_thread else (lambda: None)
+        # ``out``'s lock (the tinygraph commands' own, viz.cli._locked) until stop(): a second
+        # playground (thread or process) or command on the folder is refused, not left to
+        # overwrite this one's checkpoints or move them aside under it
+        self._out_lock = contextlib.ExitStack()
         try:
             if out is not None:
                 out = os.path.abspath(out)
                 os.makedirs(out, exist_ok=True)
+                from .cli import _locked     # (viz.cli imports this module)
+                try:
+                    self._out_lock.enter_context(_locked(out, "out", tg.ConfigError))
+                except tg.ConfigError as e:
+                    raise tg.ConfigError(f"viz.playground: {e}") from None
             self.token = secrets.token_urlsafe(24)
             self.engine = Engine(config, model, task, out, release)
         except BaseException:
+            self._out_lock.close()
             release()
             self.server.server_close()
             raise
@@ -1126,6 +1139,7 @@ class Playground:
         hash_ = urllib.parse.urlencode({k: v for k, v in config.items() if v != ""})
         self.url = f"http://127.0.0.1:{self.port}/?token={self.token}#{hash_}"
         self._thread = None
+        self._stopped = False
 
     def asset(self, name):
         if name not in self._assets:
@@ -1156,8 +1170,11 @@ class Playground:
             self._thread = None
         self.server.server_close()
         self.engine.stop()
-        if self.engine.out is not None and not self.engine.thread.is_alive():
-            self.engine.save()
+        if not self.engine.thread.is_alive():
+            with self._out_lock:     # released after the save; a second stop() saves nothing
+                if self.engine.out is not None and not self._stopped:
+                    self._stopped = True
+                    self.engine.save()
 
     def __repr__(self):
         return f"Playground({self.url})"
