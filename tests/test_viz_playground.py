@@ -167,6 +167,31 @@ def _trained(config, updates):
     return run
 
 
+def test_the_echo_state_networks_views_show_the_gradient_through_its_fixed_reservoir():
+    # the playground said "no gradient through time to show" and showed none, where the
+    # explorer shows dL/dh(t) through the fixed W from h(0) = 0 requiring grad; now both, in
+    # one wording, against the numpy BPTT of the echo state network
+    import bptt_reference_more as ref
+    from viz.explorer import fixed_state_note
+    run = Run(check_config({"task": "signal", "design": "esn", "hidden": 5, "length": 6}))
+    views = run.views()
+    model, (xs, ys) = run.model, run.source.probe
+    assert fixed_state_note(model, ["h"], "∂L/∂h(t), the connectivity and the unrolled "
+                                          "view's gradients") in views["notes"]
+    assert views["connectivity"] and views["unrolled"]
+    P = {k: np.asarray(getattr(model, k).data) for k in ("U", "W", "b", "V", "c")}
+    h, states, want = np.zeros((1, 5)), [], []
+    for x in xs:
+        h = np.tanh(P["b"] + h @ P["W"].T + x @ P["U"].T)
+        states.append(h)
+    for t in range(1, len(xs) + 1):          # dL/dh(t): its own term's and the later steps'
+        g = 2 * (P["c"] + states[t - 1] @ P["V"].T - ys[t - 1]) @ P["V"]
+        if t < len(xs):
+            g = g + ref.echo_state(P, xs[t:], ys[t:], h0=states[t - 1])[1]["h0"]
+        want.append(np.linalg.norm(g))
+    np.testing.assert_allclose(views["dldh"], want, rtol=1e-5)
+
+
 @pytest.mark.parametrize("task", ["copy", "parity", "chars", "signal"])
 def test_same_seed_and_config_give_the_same_parameters_bit_for_bit(task):
     config = {"task": task, "hidden": 6, "batch": 3, "trunc": 7, "length": 9, "seed": 5}

@@ -237,6 +237,16 @@ def _named_start(h0, parts):
     return view(h0, next(iter(parts), "h"))
 
 
+def fixed_state_note(model, parts, shown):
+    """What the explorer and the playground say of a state computed by fixed weights alone (an
+    echo state network's reservoir), which they run from h(0) = 0 requiring grad to show
+    ``shown``: training sends no gradient through time, but ∂L/∂h(t) through them is not 0."""
+    return (f"{model.name}'s state needs no gradient (the weights it is computed by are fixed, "
+            "so training sends none back through time: only the weights that read h(t) learn); "
+            f"the page runs it from {', '.join(f'{p}(0)' for p in parts)} = 0 requiring grad, "
+            f"the same run, so that {shown} through the fixed weights are shown")
+
+
 def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, options=None):
     h0 = _named_start(h0, getattr(model, "parts", {}) or {})
     run, own = own_run(model, xs, ys, h0, length, "viz.explore", options)
@@ -259,10 +269,8 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
         if again is not None and any(n.requires_grad for nodes in again[0].parts.values()
                                      for n in nodes):
             (run, own), h0 = again, zeros
-            fixed = (f"{model.name}'s state needs no gradient (the weights it is computed by "
-                     f"are fixed): the page runs it from {', '.join(f'{p}(0)' for p in h0)} "
-                     "= 0 requiring grad, the same run, so that ∂L/∂h(t), the connectivity and "
-                     "the eq. 10.52 ratio through the fixed weights are shown")
+            fixed = fixed_state_note(model, h0, "∂L/∂h(t), the connectivity and the eq. 10.52 "
+                                                "ratio")
     if run.loss is not None and not run.loss.requires_grad:
         raise tg.ConfigError(
             f"viz.explore: {model.name}'s loss needs no gradient (every parameter it is "

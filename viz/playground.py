@@ -44,7 +44,7 @@ from rnn.diagnostics import part_nodes, run_model
 
 from .blas import hold_one_blas_thread
 from .derive import derive
-from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text
+from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text, fixed_state_note
 from .views import BOOK_HIDDEN, backward_chains, draw_unrolled, new_digraph
 
 _ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playground")
@@ -560,6 +560,18 @@ class Run:
         run = run_model(model, xs, ys)
         nodes = part_nodes(run, part, "viz.playground")
         keys = sorted(nodes)
+        h0 = None
+        if run.loss is not None and parts and not any(
+                n.requires_grad for chain in run.parts.values() for n in chain):
+            # as the explorer: a state of fixed weights alone (an echo state network's
+            # reservoir) needs no gradient, but ∂L/∂h(t) through them is what the views show:
+            # the same run from h(0) = 0 requiring grad
+            h0 = {p: tg.tensor(np.zeros(chain[0].shape, dtype=chain[0].dtype),
+                               requires_grad=True, name=p) for p, chain in run.parts.items()}
+            run = run_model(model, xs, ys, h0=h0)
+            nodes = part_nodes(run, part, "viz.playground")
+            out["notes"].append(fixed_state_note(model, h0, "∂L/∂h(t), the connectivity and "
+                                                            "the unrolled view's gradients"))
         if run.loss is not None and all(nodes[k].requires_grad for k in keys):
             grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
             out["dldh"] = _nums([np.linalg.norm(g) for g in grads])
@@ -568,15 +580,15 @@ class Run:
                 when = sorted(time_step(loss.scope) for loss in run.losses)
                 rows = [when[i] for i in np.unique(np.linspace(0, len(when) - 1, 40).round()
                                                    .astype(int))]
-            matrix = rnn.connectivity(model, xs, ys, part=part, rows=rows)
+            matrix = rnn.connectivity(model, xs, ys, part=part, h0=h0, rows=rows)
             if rows is not None:       # _binned takes the sampled rows alone, in order
                 matrix = matrix[np.asarray(rows) - 1]
             height = max(time_step(loss.scope) for loss in run.losses)
             out["connectivity"] = _binned(matrix, rows, height)
             out["unrolled"] = self._unrolled(run)
         else:
-            out["notes"].append(f"{model.name}: h(t) does not depend on trained weights "
-                                "(a fixed reservoir): no gradient through time to show")
+            out["notes"].append(f"{model.name}: the loss needs no gradient through "
+                                f"{part}(t): no gradient through time to show")
         if part in parts:
             jacs = rnn.jacobians(model, xs[:JACOBIAN_STEPS], part=part,
                                  ys=ys[:JACOBIAN_STEPS])
