@@ -546,8 +546,16 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None, **options):
     """
     chain_model(model, "rnn.saturation")
     run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation", options)
-    return run_saturation(run, own, tol, keep=kept_rows(options, "rnn.saturation"),
-                          padded=padded_chain(model), params=parameter_ids(model))
+    return run_saturation(run, own, tol, **saturation_rows(model, options, "rnn.saturation"))
+
+
+def saturation_rows(model, options, who):
+    """Which units of a run of ``model`` with ``options`` :func:`run_saturation` counts, as its
+    keyword arguments ``keep`` (:func:`kept_rows`), ``padded`` (:func:`padded_chain`) and
+    ``params`` (:func:`parameter_ids`): the one derivation of :func:`saturation` and the
+    explorer's, so that the two count the same units."""
+    return {"keep": kept_rows(options, who), "padded": padded_chain(model),
+            "params": parameter_ids(model)}
 
 
 def parameter_ids(model):

@@ -666,3 +666,27 @@ def test_a_systems_first_step_from_a_learned_initial_state_is_shown_saturated():
                          steps=3).data["bundles"][-1]
     assert bundle["diag"]["saturation"] == pytest.approx(want, abs=1e-6)
     assert want[0] > 0
+
+
+_ROWS = np.array([[1, 1, 1], [1, 0, 1], [1, 0, 1], [0, 0, 1.]])     # lengths 3, 1 and 4 (full)
+
+
+@pytest.mark.parametrize("make, mask", [
+    (lambda: rnn.ElmanRNN(3, 4, 2, seed=0), _ROWS),
+    (lambda: rnn.LeakyRNN(3, 4, 2, alpha="learned", seed=0), _ROWS),   # sigma(alpha_logit): no unit
+    (lambda: rnn.BidirectionalRNN(3, 4, 2, seed=0), _ROWS),
+    (lambda: rnn.LSTM(3, 4, 2, seed=0), np.ones((4, 3))),              # every sequence full
+    (lambda: rnn.GRU(3, 4, 2, seed=0), None),
+    (lambda: rnn.EchoStateNetwork(3, 4, 2, seed=0), _ROWS),       # the page runs it from h(0) = 0
+])
+def test_the_explorer_counts_the_saturated_units_rnn_saturation_counts(make, mask):
+    # one derivation (rnn.diagnostics.saturation_rows) of the rows kept, the chain the mask pads
+    # and the model's own parameters, for rnn.saturation and the explorer's plot alike
+    model, r = make(), np.random.default_rng(1)
+    xs, ys = 3 * r.normal(size=(4, 3, 3)), r.integers(0, 2, (4, 3))
+    if isinstance(model, rnn.EchoStateNetwork):         # squared error of float targets
+        ys = r.normal(size=(4, 3, 2))
+    options = {} if mask is None else {"mask": mask}
+    want = rnn.saturation(model, xs, ys, **options)
+    page = viz.explorer._bundle(model, xs, ys, None, None, None, draw=False, options=options)
+    assert 0 < want.max() and np.allclose(page["diag"]["saturation"], want, atol=1e-6)

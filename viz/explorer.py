@@ -40,8 +40,8 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
-from rnn.diagnostics import (kept_rows, model_jacobians, own_run, padded_chain, parameter_ids,
-                             part_nodes, run_connectivity, runs_free, saturation_with_nans)
+from rnn.diagnostics import (model_jacobians, own_run, padded_chain, part_nodes, run_connectivity,
+                             runs_free, saturation_rows, saturation_with_nans)
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
@@ -679,16 +679,14 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
     :func:`_jacobians`, computed in the background) are done."""
     jacs, finite, spectra, decay, jacobian_notes = jacobians
     notes = _run_notes(model, run, options)
+    rows = saturation_rows(model, options, "viz.explore")
     try:
-        keep = kept_rows(options, "viz.explore")
-        whole, chains, nans = saturation_with_nans(run, own, keep=keep, who="viz.explore",
-                                                   padded=padded_chain(model),
-                                                   params=parameter_ids(model))
-        if keep is not None:
+        whole, chains, nans = saturation_with_nans(run, own, who="viz.explore", **rows)
+        if rows["keep"] is not None:
             notes.append("the saturation counts the kept rows' units (no fraction at a step "
                          "whose every row is padded)")
     except tg.ConfigError:      # a mask of one of several chains: every row's units, said so
-        whole, chains, nans = saturation_with_nans(run, own, params=parameter_ids(model))
+        whole, chains, nans = saturation_with_nans(run, own, **dict(rows, keep=None))
         notes.append("the saturation counts the units of every row at every step, padded ones "
                      "too: the mask pads one of this model's chains, not the steps of each")
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
