@@ -120,6 +120,21 @@ def test_rho_rescales_only_the_recurrent_matrices_of_a_users_model():
         assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
 
 
+def test_rho_rescales_a_users_cell_or_is_refused_when_it_would_change_nothing():
+    # a user's rnn.Recurrence has no n_hidden: rho found none of its matrices and trained it
+    # as given, and an echo state network's W is fixed: rho changed nothing, without a word
+    from viz_layout import designs
+    cell = designs()["user_lstm"]
+    assert [p.name for p in recurrent_weights(cell)] == ["Wf", "Wg", "Wq", "W"]
+    rescale(cell, 0.5)
+    for w in recurrent_weights(cell):
+        assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
+    esn = rnn.EchoStateNetwork(3, 4, 3, seed=0)
+    with pytest.raises(tg.ConfigError, match=r"rho 0\.5: esn has no recurrent matrix to rescale "
+                                             r"\(its W is fixed: make it with spectral_radius=\)"):
+        viz.playground(esn, lambda b, s: (np.zeros((4, b, 3)), np.zeros((4, b, 3))), rho=0.5)
+
+
 @pytest.mark.parametrize("kind,layers", [("mlp", 2), ("mlp", 3), ("skip", 2), ("skip", 3)])
 def test_rho_is_the_radius_of_the_deep_transition_through_its_hidden_layer(kind, layers):
     # h(t) = tanh(b + U e + W tanh(bz + Wz h(t-1)) [+ Ws h(t-1)]): rho scaled Wz and W each to

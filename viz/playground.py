@@ -317,12 +317,27 @@ def recurrent_weights(model):
     """The square recurrent matrices h(t-1) -> h(t): W, and the gates' Wf, Wg, Wo, Wu, Wr.  A
     model without state parts (a JordanRNN: its W reads y(t-1), square when n_out == H) has
     none, and an attention's Wa (it reads s(t-1) into the scores, not into s(t)) is none."""
-    hidden = getattr(model, "n_hidden", None)
-    if not getattr(model, "parts", None):
+    parts = getattr(model, "parts", None)
+    if not parts:
         return []
+    hidden = getattr(model, "n_hidden", None)
+    if hidden is None and len(set(parts.values())) == 1:    # a user's cell: its parts' one size
+        hidden = next(iter(parts.values()))
     return [p for name, p in model.named_parameters()
             if name.split(".")[-1].startswith("W") and not name.split(".")[-1].startswith("Wa")
             and p.ndim == 2 and p.shape == (hidden, hidden)]
+
+
+def check_rho(model, rho):
+    """Refuse (BadRequest) a ``rho`` that would change nothing of a user's ``model``: one
+    without a recurrent matrix :func:`rescale` finds (an echo state network's fixed W, a cell
+    whose matrices reading h(t-1) are not named W...), rather than train it as if rescaled."""
+    if rho and not _recurrences(model):
+        fixed = " (its W is fixed: make it with spectral_radius=)" if isinstance(
+            model, rnn.EchoStateNetwork) else ""
+        raise BadRequest(f"rho {rho}: {model.name} has no recurrent matrix to rescale{fixed}; rho "
+                         "rescales the trained square (H, H) parameters named W... (but Wa) "
+                         "that read h(t-1): leave rho at 0 for this model")
 
 
 def rescale(model, rho):
@@ -720,6 +735,7 @@ class Engine:
             raise BadRequest(f"{k} {config[k]!r}: a model given from Python keeps its own "
                              f"({k} {self.own[k]!r}); lr, clip, batch, trunc, seed, optimizer "
                              "and rho apply to it")
+        check_rho(self.user_model, config["rho"])
         return dict(config, design=self.own["design"], task=self.own["task"])
 
     def stop(self, timeout=None):
@@ -1260,6 +1276,8 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False,
         config = dict(own, **config)
     try:
         config = check_config(config, custom=model is not None)
+        if model is not None:
+            check_rho(model, config["rho"])
     except BadRequest as e:
         raise tg.ConfigError(f"viz.playground: {e}") from None
     if model is not None:
