@@ -207,6 +207,23 @@ def test_the_echo_state_networks_views_show_the_gradient_through_its_fixed_reser
     np.testing.assert_allclose(views["dldh"], want, rtol=1e-5)
 
 
+def test_views_of_a_fixed_state_that_takes_no_h0_say_so():
+    # an encoder-decoder whose recurrences are frozen: its state needs no gradient and its run
+    # takes no h0 to start it from one that does (the views must not raise on it)
+    from viz.playground import _user_source
+    model = rnn.EncoderDecoder(3, 4, 2, seed=0)
+    for name, p in model.named_parameters():
+        p.requires_grad = name in ("V", "c")
+
+    def task(b, s):
+        r = np.random.default_rng(s)
+        return r.normal(size=(5, b, 3)), r.integers(0, 2, (6, b))
+    config = check_config(dict(design=model.name, task="custom", rho=0.0, batch=2), custom=True)
+    views = Run(config, model, _user_source(model, task, 2, 0), model.state_dict()).views()
+    assert "dldh" not in views and any("no gradient through time to show" in n
+                                       for n in views["notes"])
+
+
 @pytest.mark.parametrize("task", ["copy", "parity", "chars", "signal"])
 def test_same_seed_and_config_give_the_same_parameters_bit_for_bit(task):
     config = {"task": task, "hidden": 6, "batch": 3, "trunc": 7, "length": 9, "seed": 5}

@@ -581,12 +581,18 @@ class Run:
             # as the explorer: a state of fixed weights alone (an echo state network's
             # reservoir) needs no gradient, but ∂L/∂h(t) through them is what the views show:
             # the same run from h(0) = 0 requiring grad
-            h0 = {p: tg.tensor(np.zeros(chain[0].shape, dtype=chain[0].dtype),
-                               requires_grad=True, name=p) for p, chain in run.parts.items()}
-            run = run_model(model, xs, ys, h0=h0)
-            nodes = part_nodes(run, part, "viz.playground")
-            out["notes"].append(fixed_state_note(model, h0, "∂L/∂h(t), the connectivity and "
-                                                            "the unrolled view's gradients"))
+            zeros = {p: tg.tensor(np.zeros(chain[0].shape, dtype=chain[0].dtype),
+                                  requires_grad=True, name=p)
+                     for p, chain in run.parts.items() if chain}
+            try:
+                again = run_model(model, xs, ys, h0=zeros)
+            except tg.ConfigError:   # a run that takes no h0 (an encoder-decoder): none shown
+                again = None
+            if again is not None:
+                run, h0 = again, zeros
+                nodes = part_nodes(run, part, "viz.playground")
+                out["notes"].append(fixed_state_note(model, h0, "∂L/∂h(t), the connectivity "
+                                                                "and the unrolled view's gradients"))
         if run.loss is not None and all(nodes[k].requires_grad for k in keys):
             grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
             out["dldh"] = _nums([np.linalg.norm(g) for g in grads])
@@ -602,8 +608,9 @@ class Run:
             out["connectivity"] = _binned(matrix, rows, height)
             out["unrolled"] = self._unrolled(run)
         else:
-            out["notes"].append(f"{model.name}: the loss needs no gradient through "
-                                f"{part}(t): no gradient through time to show")
+            out["notes"].append(f"{model.name}: {part}(t) needs no gradient (no trained weight "
+                                "computes it) and the run takes no h(0) that could require "
+                                "grad: no gradient through time to show")
         if part in parts:
             jacs = rnn.jacobians(model, xs[:JACOBIAN_STEPS], part=part,
                                  ys=ys[:JACOBIAN_STEPS])
