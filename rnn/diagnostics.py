@@ -559,8 +559,12 @@ def saturation_rows(model, options, who):
 
 
 def parameter_ids(model):
-    """The ids of ``model``'s own parameters (for :func:`run_saturation`'s ``params``), or None
-    for a model without ``parameters()``."""
+    """The ids of ``model``'s own parameters, trained or fixed (for :func:`run_saturation`'s
+    ``params``: a frozen leak σ(alpha_logit) is no more a unit than a trained one), or None for
+    a model without ``parameters()``."""
+    every = getattr(model, "_named_state", None)      # a tg.Module: fixed Parameters too
+    if callable(every):
+        return {id(p) for _, p in every()}
     parameters = getattr(model, "parameters", None)
     return {id(p) for p in parameters()} if callable(parameters) else None
 
