@@ -121,18 +121,22 @@ def test_rho_rescales_only_the_recurrent_matrices_of_a_users_model():
 
 
 def test_rho_rescales_a_users_cell_or_is_refused_when_it_would_change_nothing():
-    # a user's rnn.Recurrence has no n_hidden: rho found none of its matrices and trained it
-    # as given, and an echo state network's W is fixed: rho changed nothing, without a word
+    # a user's rnn.Recurrence has no n_hidden, and an echo state network's W is fixed: rho
+    # found none of their matrices and trained them as given, without a word
     from viz_layout import designs
     cell = designs()["user_lstm"]
     assert [p.name for p in recurrent_weights(cell)] == ["Wf", "Wg", "Wq", "W"]
     rescale(cell, 0.5)
     for w in recurrent_weights(cell):
         assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
-    esn = rnn.EchoStateNetwork(3, 4, 3, seed=0)
-    with pytest.raises(tg.ConfigError, match=r"rho 0\.5: esn has no recurrent matrix to rescale "
-                                             r"\(its W is fixed: make it with spectral_radius=\)"):
-        viz.playground(esn, lambda b, s: (np.zeros((4, b, 3)), np.zeros((4, b, 3))), rho=0.5)
+    esn = rnn.EchoStateNetwork(3, 4, 3, seed=0)           # its W is fixed, and rescaled too
+    rescale(esn, 0.5)
+    assert np.max(np.abs(np.linalg.eigvals(esn.W.data))) == pytest.approx(0.5)
+    jordan = rnn.JordanRNN(3, 3, 3, seed=0)                # (its W reads y(t-1))
+    with pytest.raises(tg.ConfigError, match=r"rho 0\.5: jordan has no recurrent matrix to "
+                                             "rescale"):
+        viz.playground(jordan, lambda b, s: (np.zeros((4, b), int), np.zeros((4, b), int)),
+                       rho=0.5)
 
 
 @pytest.mark.parametrize("kind,layers", [("mlp", 2), ("mlp", 3), ("skip", 2), ("skip", 3)])

@@ -323,21 +323,20 @@ def recurrent_weights(model):
     hidden = getattr(model, "n_hidden", None)
     if hidden is None and len(set(parts.values())) == 1:    # a user's cell: its parts' one size
         hidden = next(iter(parts.values()))
-    return [p for name, p in model.named_parameters()
+    every = getattr(model, "_named_state", model.named_parameters)   # fixed ones too (a reservoir)
+    return [p for name, p in every()
             if name.split(".")[-1].startswith("W") and not name.split(".")[-1].startswith("Wa")
             and p.ndim == 2 and p.shape == (hidden, hidden)]
 
 
 def check_rho(model, rho):
     """Refuse (BadRequest) a ``rho`` that would change nothing of a user's ``model``: one
-    without a recurrent matrix :func:`rescale` finds (an echo state network's fixed W, a cell
-    whose matrices reading h(t-1) are not named W...), rather than train it as if rescaled."""
+    without a recurrent matrix :func:`rescale` finds (a cell whose matrices reading h(t-1) are
+    not named W...), rather than train it as if rescaled."""
     if rho and not _recurrences(model):
-        fixed = " (its W is fixed: make it with spectral_radius=)" if isinstance(
-            model, rnn.EchoStateNetwork) else ""
-        raise BadRequest(f"rho {rho}: {model.name} has no recurrent matrix to rescale{fixed}; rho "
-                         "rescales the trained square (H, H) parameters named W... (but Wa) "
-                         "that read h(t-1): leave rho at 0 for this model")
+        raise BadRequest(f"rho {rho}: {model.name} has no recurrent matrix to rescale; rho "
+                         "rescales the square (H, H) parameters named W... (but Wa) that read "
+                         "h(t-1), trained or fixed: leave rho at 0 for this model")
 
 
 def rescale(model, rho):
