@@ -242,7 +242,7 @@ def fixed_state_note(model, parts, shown):
     echo state network's reservoir), which they run from h(0) = 0 requiring grad to show
     ``shown``: training sends no gradient through time, but ∂L/∂h(t) through them is not 0."""
     return (f"{model.name}'s state needs no gradient (the weights it is computed by are fixed, "
-            "so training sends none back through time: only the weights that read h(t) learn); "
+            "so training sends none back through time: only the readout after h(t) learns); "
             f"the page runs it from {', '.join(f'{p}(0)' for p in parts)} = 0 requiring grad, "
             f"the same run, so that {shown} through the fixed weights are shown")
 
