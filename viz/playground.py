@@ -314,9 +314,11 @@ def build(config):
 
 
 def recurrent_weights(model):
-    """The square recurrent matrices h(t-1) -> h(t): W, and the gates' Wf, Wg, Wo, Wu, Wr.  A
-    model without state parts (a JordanRNN: its W reads y(t-1), square when n_out == H) has
-    none, and an attention's Wa (it reads s(t-1) into the scores, not into s(t)) is none."""
+    """The square recurrent matrices h(t-1) -> h(t): W, and the gates' Wf, Wg, Wo, Wu, Wr, trained
+    or fixed (an echo state network's reservoir W); (H, H) with H the model's n_hidden, or a
+    user's cell's one size of its state parts.  A model without state parts (a JordanRNN: its W
+    reads y(t-1), square when n_out == H) has none, and an attention's Wa (it reads s(t-1) into
+    the scores, not into s(t)) is none."""
     parts = getattr(model, "parts", None)
     if not parts:
         return []
@@ -590,6 +592,7 @@ class Run:
             if again is not None:
                 run, h0 = again, zeros
                 nodes = part_nodes(run, part, "viz.playground")
+                keys = sorted(nodes)
                 out["notes"].append(fixed_state_note(model, h0, "∂L/∂h(t), the connectivity "
                                                                 "and the unrolled view's gradients"))
         if run.loss is not None and all(nodes[k].requires_grad for k in keys):
