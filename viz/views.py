@@ -374,7 +374,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         g.node(node_id((name, t)), **attrs)
 
     def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None, flat=False,
-             at_head=False, at_tail=False, clockwise=False, from_row=None, angle=None):
+             at_head=False, at_tail=False, clockwise=False, from_row=None, angle=None,
+             distance="1.6"):
         """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
         (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes;
         ``flat``: along one row, written in the direction of time; ``at_head``: the weights
@@ -397,7 +398,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
         if key in ("headlabel", "taillabel") and key in attrs:
-            attrs.update(labeldistance="1.6", labelangle=angle or ("-35" if clockwise else "35"),
+            attrs.update(labeldistance=distance, labelangle=angle or ("-35" if clockwise else "35"),
                          labelfontsize="12")
         attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
@@ -503,9 +504,17 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # past the rail to the fork, whose edges go up into the rail and down into the gates.  In
     # its own row the fork's edges looped over s(t) and across s(t) -> h(t) and q(t) -> h(t):
     # pairs of crossing edges (1 step, 4, 12 summarised) LSTM (7, 28, 51) -> (4, 16, 30), the
-    # user-written LSTM (8, 28, 51) -> (4, 16, 30).  Not where the fork also feeds a variable
-    # over that rail (the peephole LSTM's q(t), which reads s(t)): its edge back up past the
-    # rail made the peephole's (12, 49, 75) (14, 56, 84).  An edge past a row into a variable
+    # user-written LSTM (8, 28, 51) -> (4, 16, 30).  A variable the fork also feeds over that
+    # rail but under the fork's own row (the peephole LSTM's q(t), which reads s(t)) is fed
+    # from the turn, in the fork's own row: fed from the fork, its edge back up past the rail
+    # made the peephole's (12, 49, 75) (14, 56, 84).  Where such a fork stands under a rail, the
+    # rail's own fork, which feeds itself and variables under it alone (the peephole's s(t-1)
+    # into s(t) and the gates f, g), stands beside it, its edge along the rail turning down to
+    # it the same way: in the rail's row the h fork's edges ran down across both rails, s(t) ->
+    # h(t) and q(t) -> h(t) to the gates; the peephole (12, 49, 75) -> (7, 28, 42).  There the
+    # rail fork's weights are written along their edges at the gates (angle 0, 2.2) and the h
+    # fork's into the rail 35 counter-clockwise at 2.6: at the LSTM's angles the peephole's
+    # weights on something were (4, 16, 24), now (0, 0, 0).  An edge past a row into a variable
     # such a fork feeds (an LSTM's x(t) -> s(t), U) enters it from the side away from the fork
     # (the turn stands left of the rail's variable; 8, 16, 48 crossings with U round the left).
     # The fork's weights are written at the gates 15 degrees clockwise of their edges and at
@@ -513,17 +522,28 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # LSTM's weights on something were (1 step, 4, 12 summarised) (2, 8, 13), "W" and "Wf" on
     # f(t) -> s(t), now (1, 4, 1), "Wf" on f(t) -> s(t), which leaves f(t) beside it.
     under = {}                      # (name, dt) -> the row of its forks
+    from_turn = {}                  # (name, dt) -> the variables fed from its turn
     for (name, dt), targets in fans.items():
         if len(targets) < 2 or name not in level:
             continue
         lower = [d for d in targets if d in rails and d != name and level[d] < level[name]]
         if lower:
             floor = max(level[d] for d in lower)
+            over = [d for d in targets if d not in lower and d != name
+                    and floor < level[d] < level[name] and d not in rails]
             if any(level[d] < floor for d in targets) and all(
-                    level[d] < floor for d in targets if d not in lower and d != name):
+                    level[d] < floor for d in targets
+                    if d not in lower and d != name and d not in over):
                 under[(name, dt)] = floor - 0.5
+                if over:
+                    from_turn[(name, dt)] = set(over)
+    for (name, dt), targets in fans.items():
+        if (len(targets) > 1 and name in rails and name in targets and (name, dt) not in under
+                and all(level[d] < level[name] for d in targets if d != name)
+                and any(row == level[name] - 0.5 for row in under.values())):
+            under[(name, dt)] = level[name] - 0.5
     fed_below = {d: "se" if dt > 0 else "sw" for (name, dt) in under for d in fans[(name, dt)]
-                 if d != name}
+                 if d != name and d not in from_turn.get((name, dt), ())}
     feeding = {}                    # a variable -> the variables of its own step it feeds
     for src, dst in variables.edges:
         if src[1] is not None and src[1] == dst[1] and src[0] != dst[0]:
@@ -637,10 +657,21 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             labels = crossing[(src_name, dst_name, dt)] if edge_labels is None else edge_labels
             if own is not None:
                 labels = variables.edges.get(((src_name, own), (dst_name, t)), labels)
+            if row is not None and dst_name in from_turn.get((src_name, dt), ()):
+                link(turn, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
+                     at_head=True, clockwise=True, from_row=level[src_name], angle="-15")
+                continue
+            angle, distance = (None, "1.6") if row is None else ("-15", "1.6") \
+                if dst_name not in rails else ("-70", "1.6")
+            if row is not None and any(r == row and key != (src_name, dt)   # two forks
+                                       for key, r in under.items()):       # in one row
+                if src_name in rails and dst_name != src_name:
+                    angle, distance = "0", "2.2"
+                elif dst_name in rails and dst_name != src_name:
+                    angle, distance = "35", "2.6"
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
                  at_head=len(targets) > 1, clockwise=dst_name != src_name and dst_name not in rails,
-                 from_row=row, angle=None if row is None else "-15" if dst_name not in rails
-                 else "-70",
+                 from_row=row, angle=angle, distance=distance,
                  extra={"headport": "nw" if dt > 0 else "ne"}
                  if bend and abs(level[dst_name] - level[src_name]) > 1
                  and len(feeding.get(dst_name, ())) <= 1 else None)
