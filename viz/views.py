@@ -477,10 +477,16 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # them: an xlabel lay on the nodes and curves of a crowded step (the U, Uu and Ur
     # of the GRU's steps, the Uf, Ug, Uo of an LSTM, the V of h(10) wider than h(1)).  Not
     # with several chains (the decoder's steps came out of time order), a skip edge (it then
-    # passed through the steps it skips), two rails but for rails without forks and no edge
-    # past them (the memory network's M and h bent round their forks; figure 10.11's two V
-    # into o(t) lay on each other).  A variable fed by a fork (the GRU's r(t)) keeps xlabels
-    # on its edges: as a label, "W" of r(t) -> h(t) stood 1 point from "Wr" at the fork's head.
+    # passed through the steps it skips), two rails but for rails without forks (the memory
+    # network's M and h bent round their forks).  A backward chain's edge from its initial
+    # state g(T+1), made at t = 0, into step T is no skip edge, and an edge past a rail keeps
+    # its weights at its head, written clockwise where there are two rails: the bidirectional
+    # net's "V" of g(t) -> o(t) and "U" of x(t) -> h(t), xlabels, lay on g(t) and x(t) at
+    # steps 10-12, and h(t) -> o(t) ran round them across the g rail (crossing pairs at 1, 4,
+    # 12 summarised steps (2, 5, 6) -> (2, 2, 2), weights on something (0, 3, 10) -> (0, 2,
+    # 3)); written counter-clockwise, the "V" at the head of h(t) -> o(t) stood over the label
+    # "V" of g(t) -> o(t).  A variable fed by a fork (the GRU's r(t)) keeps xlabels on its
+    # edges: as a label, "W" of r(t) -> h(t) stood 1 point from "Wr" at the fork's head.
     # A step's edge into a variable a fork feeds writes its weights at its head (clockwise of
     # it, as the fork's edges do) where it would have an xlabel: the renderer put the xlabel
     # where the fork's edges run ("W" of the GRU's r(t) -> h(t) on the fork's edge into r(t),
@@ -566,10 +572,10 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         if rail and gates:
             out_top.add((min(gates, key=names.index), rail[0]))
     step_labels = (columns is not None and len(set(whole.chains.values())) == 1
-                   and not any(abs(dt) > 1 for *_, dt in whole.lagged(shown_set))
-                   and (len(rails) <= 1 or rails == plain_rails and not any(
-                       _passes_a_rail(level, rails, s[0], d[0])
-                       for s, d, _, _ in whole.within(shown_set))))
+                   and not any(abs(dt) > 1 for src, dst, _, dt in whole.lagged(shown_set)
+                               if not (src[1] == 0 and dst[0] in fans.get((src[0], -1), ())))
+                   and (len(rails) <= 1 or rails == plain_rails))
+    passing_clockwise = step_labels and len(rails) > 1
     # A static variable that feeds a rail of the steps of a view of several chains (C into
     # every s(t) of a decoder) lists its edges in time order, the elision's place among them
     # (an invisible edge into it): else the decoder's elision and the encoder's columns under it
@@ -637,7 +643,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
                  at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1),
-                 clockwise=abs(dt or 0) > 1)   # weights at its head, clear of the weights along
+                 clockwise=abs(dt or 0) > 1 or passing_clockwise)   # weights at its head, clear of the weights along
             #                                    the rail (a skip edge's as the fork's beside it)
 
     def enter(src_id, src_name, t, dt, edge_labels=None, own=None):
