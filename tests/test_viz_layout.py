@@ -519,11 +519,14 @@ def test_no_weight_lies_on_another(design, steps):
 # (viewsH): peephole (0, 0, 0, 1) -> (0, 0, 0, 0).  The first gate under such a fork leaves
 # from its top into the rail (viewsH): LSTM (1, 1, 4, 1) -> (1, 0, 0, 1), the user-written LSTM
 # (1, 2, 5, 1) -> (1, 1, 1, 1).  A bidirectional net's own weights are labels, but for those
-# at the heads of its edges past a rail (viewsH): (0, 0, 3, 10) -> (0, 0, 2, 3).
+# at the heads of its edges past a rail (viewsH): (0, 0, 3, 10) -> (0, 0, 2, 3).  In a view of
+# several chains (or steps and static variables), a step's own weights and its rails' at their
+# heads, not xlabels (viewsH): encoder-decoder (0, 1, 8, 14) -> (0, 1, 1, 2), vector-to-sequence
+# (0, 0, 0, 3) -> (0, 0, 0, 0).
 CLASHES = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
-    "vec2seq": (0, 0, 0, 3), "conditional": (0, 0, 0, 0), "lstm": (1, 0, 0, 1),
-    "gru": (0, 0, 0, 3), "bidirectional": (0, 0, 2, 3), "encdec": (0, 1, 8, 14),
+    "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (1, 0, 0, 1),
+    "gru": (0, 0, 0, 3), "bidirectional": (0, 0, 2, 3), "encdec": (0, 1, 1, 2),
     "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 0, 1, 2), "deep_skip": (0, 0, 0, 3),
     "leaky_skip": (0, 1, 1, 3), "esn": (0, 0, 0, 0), "memory": (0, 1, 4, 9),
     "user_lstm": (1, 1, 1, 1), "peephole": (0, 0, 0, 0),
@@ -652,6 +655,14 @@ def test_a_bidirectional_nets_own_weights_lie_on_no_node():
     digraph = viz.unrolled(DESIGNS["bidirectional"], steps=12)
     assert [c for c in label_clashes(digraph) if " on node " in c] == []
     assert len(crossings(digraph)) <= 2
+
+
+def test_an_encoder_decoders_weights_lie_on_no_node(layouts):
+    """Its step's own weights and its rails' were xlabels, which the renderer put on the nodes:
+    "V" of s(t) -> o(t) on s(t), "Wd" of s(t) -> s(t+1) on s(t), in every step.  They are now
+    written at the heads of their edges."""
+    digraph, _ = layouts["encdec"]
+    assert [c for c in label_clashes(digraph) if " on node " in c] == []
 
 
 def test_a_peepholes_h_and_s_come_into_the_cell_under_s(layouts):

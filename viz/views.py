@@ -395,6 +395,15 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                else "headlabel" if at_head else "taillabel" if at_tail else "xlabel")
         if key == "xlabel" and boxes and dt == 0 and dst_name in forked:
             key, clockwise = "headlabel", True   # into a variable a fork feeds: at its head
+        elif key == "xlabel" and boxes and dt == 0 and several_chains:
+            key, clockwise = "headlabel", True   # of several chains' steps: at its head
+        elif key == "xlabel" and boxes and dt and src_name == dst_name and several_chains:
+            key, angle = "headlabel", angle or "-20"     # along their rails too, under them
+        #  (the renderer put the xlabels of a view of several chains, or of steps and static
+        #  variables, on the nodes: the encoder-decoder's "V" of s(t) -> o(t) on s(t), "U"
+        #  on x(10..12), "Wd" on s(t); labels pushed the chains' columns apart (0.83 in at
+        #  8 steps).  Weights on something (1 step, 4, 12 summarised) encoder-decoder (1, 8,
+        #  14) -> (1, 1, 2), vector-to-sequence (0, 0, 3) -> (0, 0, 0); nothing moves)
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
         if key in ("headlabel", "taillabel") and key in attrs:
@@ -576,6 +585,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                                if not (src[1] == 0 and dst[0] in fans.get((src[0], -1), ())))
                    and (len(rails) <= 1 or rails == plain_rails))
     passing_clockwise = step_labels and len(rails) > 1
+    several_chains = columns is not None and len(set(whole.chains.values())) > 1   # (or
+    #                                              static variables beside one: a vec2seq's x)
     # A static variable that feeds a rail of the steps of a view of several chains (C into
     # every s(t) of a decoder) lists its edges in time order, the elision's place among them
     # (an invisible edge into it): else the decoder's elision and the encoder's columns under it
