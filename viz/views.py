@@ -431,8 +431,6 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         elif (dt == 0 and boxes and not back and level[dst_name] - level[src_name] > 1
               and dst_name in fed_below):    # past a row into a variable a fork under its
             attrs["headport"] = fed_below[dst_name]     # rail feeds: from the side away from it
-        if dt == 0 and boxes and not back and (src_name, dst_name) in out_top:
-            attrs["tailport"] = "n"     # out of the top of the first gate under a fork's row
         back = dt is not None and dt < 0 if flat else back
         if back and "headport" in attrs:
             attrs["tailport"] = attrs.pop("headport")
@@ -537,8 +535,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # The fork's weights are written at the gates 15 degrees clockwise of their edges and at
     # the rail 70 clockwise: at 35 (clockwise at the gates, the other way at the rail) the
     # LSTM's weights on something were (1 step, 4, 12 summarised) (2, 8, 13), "W" and "Wf" on
-    # f(t) -> s(t), then (1, 4, 1), "Wf" on f(t) -> s(t), which left f(t) beside it (now
-    # out of f(t)'s top, below).
+    # f(t) -> s(t), now (1, 4, 1), "Wf" on f(t) -> s(t), which leaves f(t) beside it.
     under = {}                      # (name, dt) -> the row of its forks
     from_turn = {}                  # (name, dt) -> the variables fed from its turn
     for (name, dt), targets in fans.items():
@@ -566,20 +563,6 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     for src, dst in variables.edges:
         if src[1] is not None and src[1] == dst[1] and src[0] != dst[0]:
             feeding.setdefault(src[0], set()).add(dst[0])
-    # The first variable (in the order of the variables, the renderer's first in its row) that
-    # such a fork feeds under the rail and that feeds the rail itself (an LSTM's f(t) -> s(t))
-    # leaves it from its top: its edge ran up beside the fork's edge into it, over the weight
-    # written there ("Wf" on f(t) -> s(t) in every step; LSTM's weights on something (1 step,
-    # 4, 12 summarised) (1, 4, 1) -> (0, 0, 1), the user-written LSTM's (2, 5, 1) -> (1, 1, 1),
-    # crossings the same).  Not the other gates: out of g(t)'s top too, the 12-step summary's
-    # crossings went 30 -> 24 but its weights on something 1 -> 6 (from the north-west 36 and 0).
-    out_top = set()
-    for (name, dt), row in under.items():
-        rail = [d for d in fans[(name, dt)] if d in rails and d != name and level[d] == row + 0.5]
-        gates = [d for d in fans[(name, dt)] if d not in rails and level[d] < row
-                 and rail and rail[0] in feeding.get(d, ())]
-        if rail and gates:
-            out_top.add((min(gates, key=names.index), rail[0]))
     step_labels = (columns is not None and len(set(whole.chains.values())) == 1
                    and not any(abs(dt) > 1 for src, dst, _, dt in whole.lagged(shown_set)
                                if not (src[1] == 0 and dst[0] in fans.get((src[0], -1), ())))
