@@ -520,14 +520,15 @@ def test_no_weight_lies_on_another(design, steps):
 # at the heads of its edges past a rail (viewsH): (0, 0, 3, 10) -> (0, 0, 2, 3).  In a view of
 # several chains (or steps and static variables), a step's own weights and its rails' at their
 # heads, not xlabels (viewsH): encoder-decoder (0, 1, 8, 14) -> (0, 1, 1, 2), vector-to-sequence
-# (0, 0, 0, 3) -> (0, 0, 0, 0).
+# (0, 0, 0, 3) -> (0, 0, 0, 0).  A delay whose destinations all stand below its variable, under
+# it in the folded view (viewsH): user-written LSTM (1, 2, 5, 1) -> (0, 2, 5, 1).
 CLASHES = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
     "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (1, 1, 4, 1),
     "gru": (0, 0, 0, 3), "bidirectional": (0, 0, 2, 3), "encdec": (0, 1, 1, 2),
     "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 0, 1, 2), "deep_skip": (0, 0, 0, 3),
     "leaky_skip": (0, 1, 1, 3), "esn": (0, 0, 0, 0), "memory": (0, 1, 4, 9),
-    "user_lstm": (1, 2, 5, 1), "peephole": (0, 0, 0, 0),
+    "user_lstm": (0, 2, 5, 1), "peephole": (0, 0, 0, 0),
 }
 VIEWS = {"folded": lambda m: viz.folded(m), "1 step": lambda m: viz.unrolled(m, steps=1),
          "4 steps": lambda m: viz.unrolled(m, steps=4),
@@ -653,6 +654,16 @@ def test_an_encoder_decoders_weights_lie_on_no_node(layouts):
     written at the heads of their edges."""
     digraph, _ = layouts["encdec"]
     assert [c for c in label_clashes(digraph) if " on node " in c] == []
+
+
+def test_an_lstms_folded_h_delay_stands_under_h():
+    """The delay of an LSTM's h, whose destinations s, f, g, q all stand below h, stood over h
+    and sent its edges down across q -> h (4 crossing pairs); it stands under h now."""
+    digraph = viz.folded(DESIGNS["lstm"])
+    nodes, _ = plain(digraph)
+    h = re.search(r"^\t(\w+) \[label=<h>\]", digraph.source, re.M).group(1)
+    assert nodes[f"fd_{h}_0"][1] < nodes[h][1]
+    assert len(crossings(digraph)) <= 1
 
 
 def test_a_peepholes_h_and_s_come_into_the_cell_under_s(layouts):
@@ -857,14 +868,16 @@ def test_the_grus_own_edges_cross_once_in_each_step():
 # LSTM (4, 8, 28, 51) -> (4, 4, 16, 30); no other design's crossings changed.  The peephole
 # LSTM's h(t-1) fork under s(t) too, q(t) fed from its turn, and its s(t-1) fork beside it
 # (viewsH): peephole (11, 12, 49, 75) -> (11, 7, 28, 42).  A bidirectional net's own weights
-# labels (viewsH): (0, 2, 5, 6) -> (0, 2, 2, 2).
+# labels (viewsH): (0, 2, 5, 6) -> (0, 2, 2, 2).  A delay whose destinations all stand below its
+# variable, under it in the folded view (viewsH): LSTM and user-written LSTM (4, 4, 16, 30) ->
+# (1, 4, 16, 30), deep MLP (1, 0, 0, 0) -> (0, 0, 0, 0).
 CROSSINGS = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 0), "seq2one": (0, 0, 0, 0),
-    "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (4, 4, 16, 30),
+    "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (1, 4, 16, 30),
     "gru": (1, 1, 4, 6), "bidirectional": (0, 2, 2, 2), "encdec": (0, 0, 0, 0),
-    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (1, 0, 0, 0), "deep_skip": (1, 0, 0, 0),
+    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 0, 0, 0), "deep_skip": (1, 0, 0, 0),
     "leaky_skip": (0, 0, 6, 10), "esn": (0, 0, 0, 0), "memory": (2, 6, 24, 37),
-    "user_lstm": (4, 4, 16, 30), "peephole": (11, 7, 28, 42),
+    "user_lstm": (1, 4, 16, 30), "peephole": (11, 7, 28, 42),
 }
 
 

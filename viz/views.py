@@ -1239,6 +1239,7 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
         grouped[(src[0], dst[0], dt)] = tuple(merged)
         if () in variables.paths.get((src, dst), ()) and labels:
             bare.add((src[0], dst[0], dt))
+    level = _levels(variables, above)
     delayed = {}
     for (src, dst, dt), labels in grouped.items():
         attrs = _weight_attrs(labels, dt, edge_label, variables.fixed, _label_attrs)
@@ -1258,7 +1259,20 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
         for square in squares:
             g.node(square, **(_SQUARE if forward else _LOOKAHEAD))
         single = len(targets) == 1          # its one weight label goes on the edge into the delay
-        g.edge(ids[src], squares[0], **(_at_middle(targets[0][2]) if single else {}))
+        into = _at_middle(targets[0][2]) if single else {}
+        # A one-step delay whose every destination stands below its variable, and whose
+        # destinations no other delay feeds but that delay's own variable, stands under its
+        # variable (its edge laid out upward), not over it: an LSTM's h delay above h sent its
+        # edges down across q -> h to s, f, g and q (4 crossing pairs, now 1; the user-written
+        # LSTM's too, its "Wf" off g -> s; deep MLP 1 -> 0).  Not the peephole LSTM's h delay,
+        # whose gates s's delay also feeds: 11 -> 12.
+        if forward and len(squares) == 1 and all(
+                level[dst] < level[src] for dst, _, _ in targets) and not any(
+                other != (src, forward) and {d for d, _, _ in more if d != other[0]}
+                & {d for d, _, _ in targets} for other, more in delayed.items()):
+            g.edge(squares[0], ids[src], dir="back", **into)    # laid out under src
+        else:
+            g.edge(ids[src], squares[0], **into)
         for a, b in zip(squares, squares[1:]):
             g.edge(a, b)
         for dst, dt, attrs in targets:      # a feedback loop: layers come from within-step edges
