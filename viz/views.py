@@ -298,7 +298,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     ``xlabel``\\ s, placed beside their edges without widening the steps (but where every rail
     of a view of one chain feeds only itself, the rails' weights are labels, which the layout
     makes room for between the boxes; and in a view of one chain without skip edges, with one
-    rail or rails that no edge passes, a step's own weights are labels too), except on an edge
+    rail or rails without forks, a step's own weights are labels too; in a view of several
+    chains, or of steps and static variables, a step's own weights and its rails' are written
+    at the heads of their edges), except on an edge
     that passes a carried state's row (x(t) -> g(t) past h) or runs from step t - d (a skip
     edge), whose weights stand beside the drawn step it reaches (or leaves, toward a ``(...)``
     node), clear of the weights along the rows it passes.  Static variables
@@ -475,7 +477,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # their weights as labels, for which the layout makes room between the boxes: an xlabel,
     # placed after the layout, lay on the nodes where the gap is narrower than the text ("Wg"
     # of figure 10.11) and beside the curve of x(t) -> g(t).  (With several chains or a fork,
-    # labels push the boxes out of line or bend the rails: there they stay xlabels.)
+    # labels push the boxes out of line or bend the rails: there they stay xlabels, or head
+    # labels with several chains, see link.)
     plain_rails = set()
     if columns is not None and len(set(whole.chains.values())) == 1 and all(
             fans.get((a, d), [a]) == [a] for a in rails for d in (1, -1)):
