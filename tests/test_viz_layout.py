@@ -68,13 +68,17 @@ def _bent_rails(digraph):
     """The drawn edges along a rail (from a variable to itself one step on, or to its fork or
     its (...) end: ids ``u<k>_...`` of one variable k) that are not straight, with how far
     their splines leave the row (inches).  (Not the drop from a rail's turn ``u<k>_k<t>`` down to
-    its fork ``u<k>_j<t>`` under the rail it feeds: an LSTM's h(t-1) into the cell from below.)"""
+    its fork ``u<k>_j<t>`` under the rail it feeds: an LSTM's h(t-1) into the cell from below;
+    nor the edge from such a fork up into its own variable: the peephole LSTM's s(t-1).)"""
     nodes, edges = plain(digraph)
     drawn = set(_drawn_edges(digraph))
     bent = []
     for tail, head, spline in edges:
         a, b = re.match(r"(u\d+)_\w+$", tail), re.match(r"(u\d+)_\w+$", head)
         if {re.sub(r"^u\d+_([jk])\d+$", r"\1", n) for n in (tail, head)} == {"j", "k"}:
+            continue
+        fork = re.match(r"(u\d+)_j(\d+)$", tail)
+        if fork and f"{fork.group(1)}_k{fork.group(2)}" in nodes:    # up from under the rail
             continue
         if a and b and a.group(1) == b.group(1) and ((tail, head) in drawn or (head, tail) in drawn):
             heights = [y for _, y in spline]
@@ -510,14 +514,21 @@ def test_no_weight_lies_on_another(design, steps):
 # s(t) (viewsG): LSTM (1, 0, 0, 0) -> (1, 1, 4, 1), the user-written LSTM (1, 0, 1, 3) -> (1, 2,
 # 5, 1): "Wf" at f(t), the gate left of the fork, lies on f(t) -> s(t), which leaves f(t) beside
 # the fork's edge into it, in every step (weighed against 7 -> 4 crossing edge pairs a step;
-# every other angle and distance of the fork's weights tried left as many or more).
+# every other angle and distance of the fork's weights tried left as many or more).  The
+# peephole LSTM's h(t-1) and s(t-1) into its cell from below, through two forks under s(t)
+# (viewsH): peephole (0, 0, 0, 1) -> (0, 0, 0, 0).  A bidirectional net's own weights are labels, but for those
+# at the heads of its edges past a rail (viewsH): (0, 0, 3, 10) -> (0, 0, 2, 3).  In a view of
+# several chains (or steps and static variables), a step's own weights and its rails' at their
+# heads, not xlabels (viewsH): encoder-decoder (0, 1, 8, 14) -> (0, 1, 1, 2), vector-to-sequence
+# (0, 0, 0, 3) -> (0, 0, 0, 0).  A delay whose destinations all stand below its variable, under
+# it in the folded view (viewsH): user-written LSTM (1, 2, 5, 1) -> (0, 2, 5, 1).
 CLASHES = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 2), "seq2one": (0, 0, 0, 0),
-    "vec2seq": (0, 0, 0, 3), "conditional": (0, 0, 0, 0), "lstm": (1, 1, 4, 1),
-    "gru": (0, 0, 0, 3), "bidirectional": (0, 0, 3, 10), "encdec": (0, 1, 8, 14),
+    "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (1, 1, 4, 1),
+    "gru": (0, 0, 0, 3), "bidirectional": (0, 0, 2, 3), "encdec": (0, 1, 1, 2),
     "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 0, 1, 2), "deep_skip": (0, 0, 0, 3),
     "leaky_skip": (0, 1, 1, 3), "esn": (0, 0, 0, 0), "memory": (0, 1, 4, 9),
-    "user_lstm": (1, 2, 5, 1), "peephole": (0, 0, 0, 1),
+    "user_lstm": (0, 2, 5, 1), "peephole": (0, 0, 0, 0),
 }
 VIEWS = {"folded": lambda m: viz.folded(m), "1 step": lambda m: viz.unrolled(m, steps=1),
          "4 steps": lambda m: viz.unrolled(m, steps=4),
@@ -625,6 +636,52 @@ def test_an_lstms_h_comes_into_the_cell_under_s(layouts, design):
         assert nodes[named[("s", t)]][1] > fork, t
         assert all(nodes[named[(gate, t)]][1] < fork for gate in ("f", "g", "q")), t
     assert len(crossings(digraph)) <= 4 * STEPS
+
+
+def test_a_bidirectional_nets_own_weights_lie_on_no_node():
+    """The weights of a bidirectional net's own steps were xlabels (its backward chain's edge
+    from g(13) into step 12 was taken for a skip edge): "V" of g(t) -> o(t) and "U" of
+    x(t) -> h(t) lay on g(t) and x(t) at steps 10-12 of the 12-step summary, and h(t) -> o(t)
+    ran round them across the g rail (6 crossing pairs).  Now they are labels."""
+    digraph = viz.unrolled(DESIGNS["bidirectional"], steps=12)
+    assert [c for c in label_clashes(digraph) if " on node " in c] == []
+    assert len(crossings(digraph)) <= 2
+
+
+def test_an_encoder_decoders_weights_lie_on_no_node(layouts):
+    """Its step's own weights and its rails' were xlabels, which the renderer put on the nodes:
+    "V" of s(t) -> o(t) on s(t), "Wd" of s(t) -> s(t+1) on s(t), in every step.  They are now
+    written at the heads of their edges."""
+    digraph, _ = layouts["encdec"]
+    assert [c for c in label_clashes(digraph) if " on node " in c] == []
+
+
+def test_an_lstms_folded_h_delay_stands_under_h():
+    """The delay of an LSTM's h, whose destinations s, f, g, q all stand below h, stood over h
+    and sent its edges down across q -> h (4 crossing pairs); it stands under h now."""
+    digraph = viz.folded(DESIGNS["lstm"])
+    nodes, _ = plain(digraph)
+    h = re.search(r"^\t(\w+) \[label=<h>\]", digraph.source, re.M).group(1)
+    assert nodes[f"fd_{h}_0"][1] < nodes[h][1]
+    assert len(crossings(digraph)) <= 1
+
+
+def test_a_peepholes_h_and_s_come_into_the_cell_under_s(layouts):
+    """The peephole LSTM's h(t-1) also feeds q(t), which reads s(t) and stands over it: its
+    fork stood in h's row and its edges down to the gates ran round s(t), across both rails,
+    s(t) -> h(t) and q(t) -> h(t) (12 crossing pairs a step).  Now q(t) is fed from the turn in
+    h's row, the fork under s(t) feeds s(t) and the gates, and s(t-1)'s own fork stands beside
+    it, both between the gates and s(t)."""
+    digraph, _ = layouts["peephole"]
+    nodes, edges = plain(digraph)
+    named = {_name_and_step(digraph, nid): nid for nid in nodes}
+    h_id, s_id = (named[(v, 1)].rsplit("_", 1)[0] for v in ("h", "s"))
+    for t in range(1, STEPS + 1):
+        for fork in (f"{h_id}_j{t}", f"{s_id}_j{t}"):
+            assert nodes[named[("s", t)]][1] > nodes[fork][1], (fork, t)
+            assert all(nodes[named[(gate, t)]][1] < nodes[fork][1] for gate in "fg"), (fork, t)
+        assert {(a, b) for a, b, _ in edges} >= {(named[("q", t)], f"{h_id}_k{t}")}
+    assert len(crossings(digraph)) <= 7 * STEPS
 
 
 def test_encoder_and_decoder_are_two_rows_of_boxes_with_their_steps_aligned(layouts):
@@ -808,14 +865,19 @@ def test_the_grus_own_edges_cross_once_in_each_step():
 # (1, 1, 4, 6) -> (1, 0, 0, 0).
 # The fork of an LSTM's h(t-1) under s(t), its edges up into s(t) and down into the gates (figure
 # 10.16's h(t-1) from below; viewsG): LSTM (4, 7, 28, 51) -> (4, 4, 16, 30), the user-written
-# LSTM (4, 8, 28, 51) -> (4, 4, 16, 30); no other design's crossings changed.
+# LSTM (4, 8, 28, 51) -> (4, 4, 16, 30); no other design's crossings changed.  The peephole
+# LSTM's h(t-1) fork under s(t) too, q(t) fed from its turn, and its s(t-1) fork beside it
+# (viewsH): peephole (11, 12, 49, 75) -> (11, 7, 28, 42).  A bidirectional net's own weights
+# labels (viewsH): (0, 2, 5, 6) -> (0, 2, 2, 2).  A delay whose destinations all stand below its
+# variable, under it in the folded view (viewsH): LSTM and user-written LSTM (4, 4, 16, 30) ->
+# (1, 4, 16, 30), deep MLP (1, 0, 0, 0) -> (0, 0, 0, 0).
 CROSSINGS = {
     "elman": (0, 0, 0, 0), "jordan": (0, 0, 0, 0), "seq2one": (0, 0, 0, 0),
-    "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (4, 4, 16, 30),
-    "gru": (1, 1, 4, 6), "bidirectional": (0, 2, 5, 6), "encdec": (0, 0, 0, 0),
-    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (1, 0, 0, 0), "deep_skip": (1, 0, 0, 0),
+    "vec2seq": (0, 0, 0, 0), "conditional": (0, 0, 0, 0), "lstm": (1, 4, 16, 30),
+    "gru": (1, 1, 4, 6), "bidirectional": (0, 2, 2, 2), "encdec": (0, 0, 0, 0),
+    "deep_stacked": (0, 0, 0, 0), "deep_mlp": (0, 0, 0, 0), "deep_skip": (1, 0, 0, 0),
     "leaky_skip": (0, 0, 6, 10), "esn": (0, 0, 0, 0), "memory": (2, 6, 24, 37),
-    "user_lstm": (4, 4, 16, 30), "peephole": (11, 12, 49, 75),
+    "user_lstm": (1, 4, 16, 30), "peephole": (11, 7, 28, 42),
 }
 
 

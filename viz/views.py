@@ -298,7 +298,9 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     ``xlabel``\\ s, placed beside their edges without widening the steps (but where every rail
     of a view of one chain feeds only itself, the rails' weights are labels, which the layout
     makes room for between the boxes; and in a view of one chain without skip edges, with one
-    rail or rails that no edge passes, a step's own weights are labels too), except on an edge
+    rail or rails without forks, a step's own weights are labels too; in a view of several
+    chains, or of steps and static variables, a step's own weights and its rails' are written
+    at the heads of their edges), except on an edge
     that passes a carried state's row (x(t) -> g(t) past h) or runs from step t - d (a skip
     edge), whose weights stand beside the drawn step it reaches (or leaves, toward a ``(...)``
     node), clear of the weights along the rows it passes.  Static variables
@@ -374,7 +376,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         g.node(node_id((name, t)), **attrs)
 
     def link(src, dst, src_name, dst_name, labels, dt, bare=False, extra=None, flat=False,
-             at_head=False, at_tail=False, clockwise=False, from_row=None, angle=None):
+             at_head=False, at_tail=False, clockwise=False, from_row=None, angle=None,
+             distance="1.6"):
         """The edge src -> dst (ids) between variables src_name and dst_name, dt steps apart
         (``bare``: no ``edge_label`` where it carries no weight; ``extra``: more attributes;
         ``flat``: along one row, written in the direction of time; ``at_head``: the weights
@@ -394,10 +397,19 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
                else "headlabel" if at_head else "taillabel" if at_tail else "xlabel")
         if key == "xlabel" and boxes and dt == 0 and dst_name in forked:
             key, clockwise = "headlabel", True   # into a variable a fork feeds: at its head
+        elif key == "xlabel" and boxes and dt == 0 and several_chains:
+            key, clockwise = "headlabel", True   # of several chains' steps: at its head
+        elif key == "xlabel" and boxes and dt and src_name == dst_name and several_chains:
+            key, angle = "headlabel", angle or "-20"     # along their rails too, under them
+        #  (the renderer put the xlabels of a view of several chains, or of steps and static
+        #  variables, on the nodes: the encoder-decoder's "V" of s(t) -> o(t) on s(t), "U"
+        #  on x(10..12), "Wd" on s(t); labels pushed the chains' columns apart (0.83 in at
+        #  8 steps).  Weights on something (1 step, 4, 12 summarised) encoder-decoder (1, 8,
+        #  14) -> (1, 1, 2), vector-to-sequence (0, 0, 3) -> (0, 0, 0); nothing moves)
         attrs = _weight_attrs(labels, dt, None if bare else edge_label, variables.fixed,
                               lambda text: {key: f"<{html_text(text)}>"} if text else {})
         if key in ("headlabel", "taillabel") and key in attrs:
-            attrs.update(labeldistance="1.6", labelangle=angle or ("-35" if clockwise else "35"),
+            attrs.update(labeldistance=distance, labelangle=angle or ("-35" if clockwise else "35"),
                          labelfontsize="12")
         attrs.update(extra or {})
         back = _laid_back(src_name, dt, above)
@@ -465,7 +477,8 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # their weights as labels, for which the layout makes room between the boxes: an xlabel,
     # placed after the layout, lay on the nodes where the gap is narrower than the text ("Wg"
     # of figure 10.11) and beside the curve of x(t) -> g(t).  (With several chains or a fork,
-    # labels push the boxes out of line or bend the rails: there they stay xlabels.)
+    # labels push the boxes out of line or bend the rails: there they stay xlabels, or head
+    # labels with several chains, see link.)
     plain_rails = set()
     if columns is not None and len(set(whole.chains.values())) == 1 and all(
             fans.get((a, d), [a]) == [a] for a in rails for d in (1, -1)):
@@ -474,10 +487,16 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # them: an xlabel lay on the nodes and curves of a crowded step (the U, Uu and Ur
     # of the GRU's steps, the Uf, Ug, Uo of an LSTM, the V of h(10) wider than h(1)).  Not
     # with several chains (the decoder's steps came out of time order), a skip edge (it then
-    # passed through the steps it skips), two rails but for rails without forks and no edge
-    # past them (the memory network's M and h bent round their forks; figure 10.11's two V
-    # into o(t) lay on each other).  A variable fed by a fork (the GRU's r(t)) keeps xlabels
-    # on its edges: as a label, "W" of r(t) -> h(t) stood 1 point from "Wr" at the fork's head.
+    # passed through the steps it skips), two rails but for rails without forks (the memory
+    # network's M and h bent round their forks).  A backward chain's edge from its initial
+    # state g(T+1), made at t = 0, into step T is no skip edge, and an edge past a rail keeps
+    # its weights at its head, written clockwise where there are two rails: the bidirectional
+    # net's "V" of g(t) -> o(t) and "U" of x(t) -> h(t), xlabels, lay on g(t) and x(t) at
+    # steps 10-12, and h(t) -> o(t) ran round them across the g rail (crossing pairs at 1, 4,
+    # 12 summarised steps (2, 5, 6) -> (2, 2, 2), weights on something (0, 3, 10) -> (0, 2,
+    # 3)); written counter-clockwise, the "V" at the head of h(t) -> o(t) stood over the label
+    # "V" of g(t) -> o(t).  A variable fed by a fork (the GRU's r(t)) keeps xlabels on its
+    # edges: as a label, "W" of r(t) -> h(t) stood 1 point from "Wr" at the fork's head.
     # A step's edge into a variable a fork feeds writes its weights at its head (clockwise of
     # it, as the fork's edges do) where it would have an xlabel: the renderer put the xlabel
     # where the fork's edges run ("W" of the GRU's r(t) -> h(t) on the fork's edge into r(t),
@@ -503,9 +522,17 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # past the rail to the fork, whose edges go up into the rail and down into the gates.  In
     # its own row the fork's edges looped over s(t) and across s(t) -> h(t) and q(t) -> h(t):
     # pairs of crossing edges (1 step, 4, 12 summarised) LSTM (7, 28, 51) -> (4, 16, 30), the
-    # user-written LSTM (8, 28, 51) -> (4, 16, 30).  Not where the fork also feeds a variable
-    # over that rail (the peephole LSTM's q(t), which reads s(t)): its edge back up past the
-    # rail made the peephole's (12, 49, 75) (14, 56, 84).  An edge past a row into a variable
+    # user-written LSTM (8, 28, 51) -> (4, 16, 30).  A variable the fork also feeds over that
+    # rail but under the fork's own row (the peephole LSTM's q(t), which reads s(t)) is fed
+    # from the turn, in the fork's own row: fed from the fork, its edge back up past the rail
+    # made the peephole's (12, 49, 75) (14, 56, 84).  Where such a fork stands under a rail, the
+    # rail's own fork, which feeds itself and variables under it alone (the peephole's s(t-1)
+    # into s(t) and the gates f, g), stands beside it, its edge along the rail turning down to
+    # it the same way: in the rail's row the h fork's edges ran down across both rails, s(t) ->
+    # h(t) and q(t) -> h(t) to the gates; the peephole (12, 49, 75) -> (7, 28, 42).  There the
+    # rail fork's weights are written along their edges at the gates (angle 0, 2.2) and the h
+    # fork's into the rail 35 counter-clockwise at 2.6: at the LSTM's angles the peephole's
+    # weights on something were (4, 16, 24), now (0, 0, 0).  An edge past a row into a variable
     # such a fork feeds (an LSTM's x(t) -> s(t), U) enters it from the side away from the fork
     # (the turn stands left of the rail's variable; 8, 16, 48 crossings with U round the left).
     # The fork's weights are written at the gates 15 degrees clockwise of their edges and at
@@ -513,26 +540,39 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
     # LSTM's weights on something were (1 step, 4, 12 summarised) (2, 8, 13), "W" and "Wf" on
     # f(t) -> s(t), now (1, 4, 1), "Wf" on f(t) -> s(t), which leaves f(t) beside it.
     under = {}                      # (name, dt) -> the row of its forks
+    from_turn = {}                  # (name, dt) -> the variables fed from its turn
     for (name, dt), targets in fans.items():
         if len(targets) < 2 or name not in level:
             continue
         lower = [d for d in targets if d in rails and d != name and level[d] < level[name]]
         if lower:
             floor = max(level[d] for d in lower)
+            over = [d for d in targets if d not in lower and d != name
+                    and floor < level[d] < level[name] and d not in rails]
             if any(level[d] < floor for d in targets) and all(
-                    level[d] < floor for d in targets if d not in lower and d != name):
+                    level[d] < floor for d in targets
+                    if d not in lower and d != name and d not in over):
                 under[(name, dt)] = floor - 0.5
+                if over:
+                    from_turn[(name, dt)] = set(over)
+    for (name, dt), targets in fans.items():
+        if (len(targets) > 1 and name in rails and name in targets and (name, dt) not in under
+                and all(level[d] < level[name] for d in targets if d != name)
+                and any(row == level[name] - 0.5 for row in under.values())):
+            under[(name, dt)] = level[name] - 0.5
     fed_below = {d: "se" if dt > 0 else "sw" for (name, dt) in under for d in fans[(name, dt)]
-                 if d != name}
+                 if d != name and d not in from_turn.get((name, dt), ())}
     feeding = {}                    # a variable -> the variables of its own step it feeds
     for src, dst in variables.edges:
         if src[1] is not None and src[1] == dst[1] and src[0] != dst[0]:
             feeding.setdefault(src[0], set()).add(dst[0])
     step_labels = (columns is not None and len(set(whole.chains.values())) == 1
-                   and not any(abs(dt) > 1 for *_, dt in whole.lagged(shown_set))
-                   and (len(rails) <= 1 or rails == plain_rails and not any(
-                       _passes_a_rail(level, rails, s[0], d[0])
-                       for s, d, _, _ in whole.within(shown_set))))
+                   and not any(abs(dt) > 1 for src, dst, _, dt in whole.lagged(shown_set)
+                               if not (src[1] == 0 and dst[0] in fans.get((src[0], -1), ())))
+                   and (len(rails) <= 1 or rails == plain_rails))
+    passing_clockwise = step_labels and len(rails) > 1
+    several_chains = columns is not None and len(set(whole.chains.values())) > 1   # (or
+    #                                              static variables beside one: a vec2seq's x)
     # A static variable that feeds a rail of the steps of a view of several chains (C into
     # every s(t) of a decoder) lists its edges in time order, the elision's place among them
     # (an invisible edge into it): else the decoder's elision and the encoder's columns under it
@@ -600,7 +640,7 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
         if src in present_set and dst in present_set:    # an edge past a rail (x to g past h,
             link(node_id(src), node_id(dst), src[0], dst[0], labels, dt,    # h to o past g):
                  at_head=boxes and (_passes_a_rail(level, rails, src[0], dst[0]) or abs(dt or 0) > 1),
-                 clockwise=abs(dt or 0) > 1)   # weights at its head, clear of the weights along
+                 clockwise=abs(dt or 0) > 1 or passing_clockwise)   # weights at its head, clear of the weights along
             #                                    the rail (a skip edge's as the fork's beside it)
 
     def enter(src_id, src_name, t, dt, edge_labels=None, own=None):
@@ -637,10 +677,21 @@ def draw_unrolled(g, variables, prefix, edge_label=None, keep=KEEP, time_labels=
             labels = crossing[(src_name, dst_name, dt)] if edge_labels is None else edge_labels
             if own is not None:
                 labels = variables.edges.get(((src_name, own), (dst_name, t)), labels)
+            if row is not None and dst_name in from_turn.get((src_name, dt), ()):
+                link(turn, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
+                     at_head=True, clockwise=True, from_row=level[src_name], angle="-15")
+                continue
+            angle, distance = (None, "1.6") if row is None else ("-15", "1.6") \
+                if dst_name not in rails else ("-70", "1.6")
+            if row is not None and any(r == row and key != (src_name, dt)   # two forks
+                                       for key, r in under.items()):       # in one row
+                if src_name in rails and dst_name != src_name:
+                    angle, distance = "0", "2.2"
+                elif dst_name in rails and dst_name != src_name:
+                    angle, distance = "35", "2.6"
             link(src_id, node_id((dst_name, t)), src_name, dst_name, tuple(labels), dt,
                  at_head=len(targets) > 1, clockwise=dst_name != src_name and dst_name not in rails,
-                 from_row=row, angle=None if row is None else "-15" if dst_name not in rails
-                 else "-70",
+                 from_row=row, angle=angle, distance=distance,
                  extra={"headport": "nw" if dt > 0 else "ne"}
                  if bend and abs(level[dst_name] - level[src_name]) > 1
                  and len(feeding.get(dst_name, ())) <= 1 else None)
@@ -1191,6 +1242,7 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
         grouped[(src[0], dst[0], dt)] = tuple(merged)
         if () in variables.paths.get((src, dst), ()) and labels:
             bare.add((src[0], dst[0], dt))
+    level = _levels(variables, above)
     delayed = {}
     for (src, dst, dt), labels in grouped.items():
         attrs = _weight_attrs(labels, dt, edge_label, variables.fixed, _label_attrs)
@@ -1210,7 +1262,20 @@ def draw_folded(g, variables, prefix, edge_label=None, edge_style=None):
         for square in squares:
             g.node(square, **(_SQUARE if forward else _LOOKAHEAD))
         single = len(targets) == 1          # its one weight label goes on the edge into the delay
-        g.edge(ids[src], squares[0], **(_at_middle(targets[0][2]) if single else {}))
+        into = _at_middle(targets[0][2]) if single else {}
+        # A one-step delay whose every destination stands below its variable, and whose
+        # destinations no other delay feeds but that delay's own variable, stands under its
+        # variable (its edge laid out upward), not over it: an LSTM's h delay above h sent its
+        # edges down across q -> h to s, f, g and q (4 crossing pairs, now 1; the user-written
+        # LSTM's too, its "Wf" off g -> s; deep MLP 1 -> 0).  Not the peephole LSTM's h delay,
+        # whose gates s's delay also feeds: 11 -> 12.
+        if forward and len(squares) == 1 and all(
+                level[dst] < level[src] for dst, _, _ in targets) and not any(
+                other != (src, forward) and {d for d, _, _ in more if d != other[0]}
+                & {d for d, _, _ in targets} for other, more in delayed.items()):
+            g.edge(squares[0], ids[src], dir="back", **into)    # laid out under src
+        else:
+            g.edge(ids[src], squares[0], **into)
         for a, b in zip(squares, squares[1:]):
             g.edge(a, b)
         for dst, dt, attrs in targets:      # a feedback loop: layers come from within-step edges
