@@ -166,6 +166,27 @@ def test_demo_reports_the_trained_models_training_and_held_out_loss(demo):
     assert f"ln({len(task.vocab)})" in page and "harbour.txt" in page
 
 
+def test_demo_page_states_the_learning_rate_the_run_reached(demo):
+    """The page said 'learning rate 0.01 falling to 0.0005 (cosine)' whatever --steps: the
+    cosine reaches lr / 20 at update 12,000, so a 30-update run ended at 0.01 (0.00999...)."""
+    out, _ = demo
+    page = html.unescape((out / "index.html").read_text())
+    task, steps, _, _, _ = load_checkpoint(out / "chars_checkpoint.npz", "chars")
+    row = re.search(r"<td>training</td><td>([^<]*)</td>", page).group(1)
+    assert f"to {task.lr / 20:g} at update {task.anneal:,}" in row
+    assert f"stopped at update {steps:,}, at {task.learning_rate(steps - 1):.3g})" in row
+    assert task.learning_rate(steps - 1) > 0.9 * task.lr
+
+
+def test_demo_prints_the_whole_texts_length_beside_its_held_out_end(demo):
+    """It printed 'harbour.txt (22,510 characters; the last 2,501 held out)': 22,510 is the
+    training part alone, the text has 25,011."""
+    _, printed = demo
+    task, _, _, _, _ = load_checkpoint(demo[0] / "chars_checkpoint.npz", "chars")
+    total = len(task.train_ids) + len(task.held_ids)
+    assert f"harbour.txt ({total:,} characters; the last {len(task.held_ids):,} held out)" in printed
+
+
 def test_demo_page_contents_link_every_section(demo):
     out, _ = demo
     page = (out / "index.html").read_text()
