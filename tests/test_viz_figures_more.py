@@ -216,9 +216,36 @@ def test_figure_10_15_curves_turn_more_with_more_compositions():
 def test_figure_10_17_plain_descent_is_thrown_off_the_cliff_and_clipped_descent_is_not():
     fig = viz.figure("10.17")
     notes = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert "thrown off the plot" in notes[0]
+    assert "throws it off the plot" in notes[0]
     value = float(re.search(r"J = (\S+)", notes[1]).group(1))
     assert value < 1e-3
+
+
+def test_figure_10_17_names_the_step_thrown_off_and_the_point_it_started_from():
+    """The note said 'step 5 lands on the cliff and is thrown off': step 5 is the update that
+    leaves the plot (path[5]); it was step 4 that landed on the cliff, where step 5 started
+    with a gradient dozens of times the earlier ones'."""
+    import viz.figures as figures
+    seen = []
+    real = figures.plots.cliff
+
+    def spy(w, b, surface, paths, **kwargs):
+        seen.append((w, b, paths))
+        return real(w, b, surface, paths, **kwargs)
+    figures.plots.cliff = spy
+    try:
+        fig = figures.FIGURES["10.17"]()
+    finally:
+        figures.plots.cliff = real
+    (w, b, (plain, _)), = seen
+    note = fig.axes[0].texts[0].get_text()
+    k = int(re.match(r"step (\d+), ", note).group(1))
+    off = (plain[:, 0] < w[0]) | (plain[:, 0] > w[-1]) | (plain[:, 1] < b[0]) | (plain[:, 1] > b[-1])
+    assert k == np.flatnonzero(off)[0]
+    assert f"from the cliff at (w, b) = ({plain[k - 1, 0]:.2f}, {plain[k - 1, 1]:.2f})" in note
+    assert f"to ({plain[k, 0]:.2f}, {plain[k, 1]:.2f})" in note
+    sizes = np.linalg.norm(np.diff(plain[:k + 1, :2], axis=0), axis=1)
+    assert sizes[-1] > 20 * sizes[:-1].max()        # the step from there is the cliff's
 
 
 def test_tree_depth_is_logarithmic_on_balanced_trees_and_linear_on_a_chain():

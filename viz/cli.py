@@ -521,6 +521,17 @@ def _copy_comparison(out, seed, updates):
     return rows, seeds, files
 
 
+def _learning_rates(task, steps):
+    """What the character model's learning rate did over ``steps`` updates: it falls along a
+    half cosine from ``task.lr`` to ``task.lr / 20`` at update ``task.anneal`` and then stays,
+    so a shorter run (``--steps``) stops on the way down (the page said it fell to lr / 20)."""
+    text = (f"learning rate {task.lr:g} falling along a half cosine to {task.lr / 20:g} at update "
+            f"{task.anneal:,}")
+    if steps < task.anneal:
+        return f"{text} (this run stopped at update {steps:,}, at {task.learning_rate(steps - 1):.3g})"
+    return text + (", then held" if steps > task.anneal else "")
+
+
 def cmd_demo(args):
     out = _out_dir(args.out)
     t0 = time.perf_counter()
@@ -531,7 +542,8 @@ def cmd_demo(args):
     steps = args.steps or task.default_steps
     model, n_vocab = task.model, len(task.vocab)
     print(f"training ElmanRNN({n_vocab}, {model.n_hidden}, {n_vocab}) on {task.corpus}.txt "
-          f"({len(task.train_ids):,} characters; the last {len(task.held_ids):,} held out) "
+          f"({len(task.train_ids) + len(task.held_ids):,} characters; the last "
+          f"{len(task.held_ids):,} held out) "
           f"for {steps:,} updates ...")
     start = time.perf_counter()
     losses = []
@@ -585,8 +597,8 @@ def cmd_demo(args):
                                f"{sum(p.size for p in model.parameters()):,} parameters"),
                      ("training", f"{steps:,} updates of truncated BPTT over {task.chunk} characters, "
                                   f"the state carried from chunk to chunk ({passes:.1f} passes over "
-                                  f"the training text); Adam, learning rate {task.lr:g} falling to "
-                                  f"{task.lr / 20:g} (cosine), gradient norm clipped at 5"),
+                                  f"the training text); Adam, {_learning_rates(task, steps)}, gradient "
+                                  f"norm clipped at 5"),
                      ("time", f"{seconds:.0f} s ({steps / seconds:.0f} updates/s)"),
                      ("loss of the first update", f"{losses[0]:.3f} nats/char"),
                      ("training loss (the trained model on the training text)", f"{train:.3f} nats/char"),

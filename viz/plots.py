@@ -235,9 +235,13 @@ def cliff(w, b, surface, paths, titles=("Without clipping", "With clipping")):
         ax.plot(shown[:, 0], shown[:, 1], shown[:, 2], color="#d62728", linewidth=2, marker="o",
                 markersize=3, zorder=10)
         if last.size:
+            # path[k] is where update k lands: the update that leaves the plot starts at
+            # path[k - 1], on the cliff, which update k - 1 reached
+            w_on, b_on = path[last[0] - 1, :2]
             w_out, b_out = path[last[0], :2]
-            ax.text2D(0.02, 0.95, f"step {last[0]} lands on the cliff and is thrown off the plot,\n"
-                      f"to (w, b) = ({w_out:.2f}, {b_out:.2f})", transform=ax.transAxes, fontsize=8)
+            ax.text2D(0.02, 0.95, f"step {last[0]}, from the cliff at (w, b) = ({w_on:.2f}, "
+                      f"{b_on:.2f}),\nthrows it off the plot, to ({w_out:.2f}, {b_out:.2f})",
+                      transform=ax.transAxes, fontsize=8)
         else:
             ax.text2D(0.02, 0.95, f"after {len(path) - 1} steps: J = {path[-1, 2]:.2g}",
                       transform=ax.transAxes, fontsize=8)
