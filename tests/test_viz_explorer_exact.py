@@ -83,6 +83,27 @@ def test_a_leaky_rnn_with_a_learned_leak_and_a_skip_connection(skip):
     np.testing.assert_array_equal(rnn.saturation(model, xs, ys), O.saturation(o["base"]))
 
 
+def test_a_sequence_padded_at_its_end_is_the_page_of_the_sequence_alone():
+    """One sequence of 4 steps padded to 6 (mask 1 1 1 1 0 0): the page showed 4 steps (the
+    graph of the loss) while its spectra held 6 Jacobians, the padded steps' identities, and
+    the lag decay was taken over them (rate 0.72 where the 4 steps give 0.59), the saturation
+    and the connectivity 6 steps wide.  Every panel now ends at step 4, each number that of
+    the unpadded sequence, and a note names the padded steps."""
+    for model, forward, parts in ((rnn.ElmanRNN(4, 3, 4, seed=1), O.elman, {"h": False}),
+                                  (rnn.LSTM(4, 3, 4, seed=1), O.lstm, {"h": False, "s": False})):
+        P = _params(model)
+        xs, ys = _ids(1, 6, 1), _ids(2, 6, 1)
+        mask = np.array([[1], [1], [1], [1], [0], [0]])
+        o = O.oracle(forward(P, xs[:4], ys[:4]), _sites(parts, 4, 0), 4)
+        for part in parts:
+            bundle = viz.explore(model, xs, ys, mask=mask, part=part).data["bundles"][-1]
+            assert bundle["steps"] == 4
+            _ok(O.check_bundle(bundle, o, _sites(parts, 4), part, 4))
+            assert [len(bundle["diag"]["spectra"]["norm"]), len(bundle["diag"]["saturation"]),
+                    bundle["diag"]["connectivity"][part]["width"]] == [4, 4, 4]
+            assert any(n.startswith("steps 5–6 of the run are padded in every row")
+                       for n in bundle["diag"]["notes"]), bundle["diag"]["notes"]
+
 def test_an_echo_state_networks_gradients_through_its_fixed_reservoir():
     """The reservoir's U, W, b are fixed, so its states needed no gradient and the page showed
     no ∂L/∂h(t), no connectivity and an eq. 10.52 ratio without a point (its legend over an

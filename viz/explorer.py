@@ -286,7 +286,9 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     # makes before the steps (scope t=0, as a forward chain's h(0)): the page names it g(T+1)
     ends = {p: steps + 1 for p in run.parts
             if p == part and backward or p != part and _runs_backward(model, variables, p, run)}
-    jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward, options)
+    tail = _padded_tail(model, run, steps, options)
+    jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward, options,
+                           upto=steps if tail else None)
     names = variables.names
     windows = _windows(steps)
     detail = sorted({t for a, b in windows for t in range(a, b + 1)} | _summary_steps(steps))
@@ -333,7 +335,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
         if key is not None:
             sweep.append([name_index[key[0]], _step_of(key, ends), i])
     ops = _op_numbers(by_step, template_of, position, op_grads)
-    diag = _diagnostics(model, part, run, own, steps, grads, jacobians, backward, options)
+    diag = _diagnostics(model, part, run, own, steps, grads, jacobians, backward, options, tail)
     var_data = _variable_data(variables, names, grads, set(detail), ends)
     diag = diag()
     if fixed:
@@ -620,7 +622,24 @@ def _reads(node, other):
     return False
 
 
-def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False, options=None):
+def _padded_tail(model, run, steps, options):
+    """The run's steps after ``steps`` (the last step of the page, the last loss term's), when
+    the mask pads every row of each of them (a sequence shorter than the run: they add no loss
+    term and carry the state unchanged), as (first, last); else None.  The page's Jacobians,
+    lag decay, saturation and connectivity then end at ``steps`` with the graph: the identity
+    Jacobians of those steps were spectra of steps the page has not, and the lag decay's
+    product over them."""
+    keep = kept_rows(options, "viz.explore")
+    if keep is None or padded_chain(model) is not None:
+        return None
+    length = max((len(nodes) for nodes in run.parts.values()), default=len(run.outputs))
+    if not steps < length == len(keep) or keep[steps:].any():
+        return None
+    return steps + 1, length
+
+
+def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False, options=None,
+               upto=None):
     """The Jacobians ∂part(t)/∂part(t-1) of the run (:func:`rnn.jacobians`; for a chain
     ``backward`` in time, ∂g(t)/∂g(t+1) in time order), made first so that their spectra and
     lag decay (over the products in the chain's own order, lags up to the chain's own length:
@@ -644,6 +663,8 @@ def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False,
         jacs = model_jacobians(model, xs, part, h0, ys, length, "viz.explore", options)
     except tg.ConfigError as e:
         return None, None, None, None, [str(e)]
+    if upto is not None:          # the padded steps after the page's last (_padded_tail)
+        jacs = jacs[:upto]
     notes = []
     lag = (getattr(model, "lags", None) or {}).get(part)
     if lag and lag > 1:     # a delay of 1 reads h(t-1) itself: its path is in the Jacobian
@@ -666,9 +687,11 @@ def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False,
     return jacs, finite, spectra, decay, notes
 
 
-def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False, options=None):
+def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False, options=None,
+                 tail=None):
     """The page's diagnostics, as a function that returns them once the spectra (from
-    :func:`_jacobians`, computed in the background) are done."""
+    :func:`_jacobians`, computed in the background) are done; with ``tail`` (the padded steps
+    after the page's last, :func:`_padded_tail`), of steps 1..``steps`` alone."""
     jacs, finite, spectra, decay, jacobian_notes = jacobians
     notes = _run_notes(model, run, options)
     try:
@@ -683,6 +706,17 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
         whole, chains, nans = saturation_with_nans(run, own, params=parameter_ids(model))
         notes.append("the saturation counts the units of every row at every step, padded ones "
                      "too: the mask pads one of this model's chains, not the steps of each")
+    if tail:
+        whole = whole[:steps]
+        chains = {chain: values[:steps] for chain, values in chains.items()}
+        nans = {chain: [t for t in bad if t <= steps] for chain, bad in nans.items()}
+        nans = {chain: bad for chain, bad in nans.items() if bad}
+        first, last = tail
+        notes.append(f"step{'s' if last > first else ''} "
+                     f"{first}{'–' + str(last) if last > first else ''} of the run "
+                     f"{'are' if last > first else 'is'} padded in every row (mask 0 after the "
+                     f"sequence ends): no loss term, the state carried unchanged; the page, its "
+                     f"graph, Jacobians, lag decay, saturation and connectivity end at step {steps}")
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
            "saturation": _saturation(whole, chains), "notes": notes, "backward": backward}
     note = _saturation_note(chains, nans)
@@ -712,7 +746,8 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
         if heat:
             height = max(time_step(l.scope) for l in run.losses)
             matrices = run_connectivity(run, heat, "viz.explore", rows, own, compact=True)
-            out["connectivity"] = {name: _binned(m, rows, height) for name, m in matrices.items()}
+            out["connectivity"] = {name: _binned(m[:, :steps] if tail else m, rows, height)
+                                   for name, m in matrices.items()}
     else:
         out["notes"].append("no loss terms (no targets ys): no gradients, connectivity or sweep")
     out["notes"] += jacobian_notes
