@@ -546,10 +546,10 @@ def test_a_long_runs_summarised_views_show_the_right_numbers_for_the_steps_they_
     cells = []
     for t in heat["rows"]:
         g, row = direct[t - 1], np.zeros(steps)
-        row[t - 1] = np.linalg.norm(g)
+        row[t - 1] = O.norm(g)
         for k in range(t - 1, 0, -1):
             g = P["W"].T @ ((1 - h[k + 1] ** 2) * g)
-            row[k - 1] = np.linalg.norm(g)
+            row[k - 1] = O.norm(g)     # 5.5e-163 where its squares underflow
         cells.append(np.maximum.reduceat(row, heat["col_edges"][:-1]))
     O.shown_is(heat["cells"], cells, "binned connectivity of the sampled rows")
     J = (1 - h[1:] ** 2)[:, :, None] * P["W"]
@@ -687,3 +687,47 @@ def test_a_systems_first_step_from_a_learned_initial_state_is_shown_saturated():
                          steps=3).data["bundles"][-1]
     assert bundle["diag"]["saturation"] == pytest.approx(want, abs=1e-6)
     assert want[0] > 0
+
+
+def test_the_oracle_comparison_tells_nan_from_infinity_and_no_number_from_a_number():
+    """shown_is took any non-finite shown for any non-finite computed ("Infinity" passed for
+    a NaN, "NaN" for -inf): each is now only itself, or None (the page's "no number")."""
+    for got, want in ((["NaN"], [np.nan]), (["Infinity"], [np.inf]), (["-Infinity"], [-np.inf]),
+                      ([None], [np.nan]), ([None], [np.inf]), ([0.5], [0.5])):
+        O.shown_is(got, want, "ok")
+    for got, want in ((["Infinity"], [np.nan]), (["NaN"], [-np.inf]), (["-Infinity"], [np.inf]),
+                      ([None], [1.0]), (["NaN"], [0.0]), ([1.0], [np.inf]), ([True], [1.0])):
+        with pytest.raises(AssertionError):
+            O.shown_is(got, want, "wrong")
+
+
+def test_gradients_whose_squares_underflow_or_overflow_have_their_norms():
+    """‖∂L(t)/∂h(k)‖ below about 1e-162 was shown as exactly 0 (the heatmap's "exactly 0", the
+    squares of its entries subnormal or 0; from 1e-154 it was off in the 5th digit), and the
+    eq. 10.52 ratio and connectivity of gradients past 1e154 as no number (inf / inf): the
+    norms of rows and the ratio are scaled where the entries are that small or large.  And a
+    loss that overflows to inf, or is NaN from an input, is shown as "Infinity" / "NaN", every
+    other number of the page the oracle's."""
+    steps = 40
+    model = rnn.ElmanRNN(4, 3, 4, seed=1)
+    model.W.data *= 1e-5 / np.abs(np.linalg.eigvals(model.W.data)).max()
+    P = {n: p.data.copy() for n, p in model.named_parameters()}
+    xs, ys = _ids(1, steps), _ids(2, steps)
+    o = O.oracle(O.elman(P, xs, ys), {"h": range(1, steps + 1)}, steps)
+    bundle = viz.explore(model, xs, ys).data["bundles"][-1]
+    assert 0 < bundle["diag"]["connectivity"]["h"]["cells"][-1][0] < 1e-190
+    _ok(O.check_bundle(bundle, o, {"h": range(1, steps + 1)}, "h", steps))
+    norms = dict(viz.gradient_norms(model.run(xs, ys).loss))
+    O.shown_is([norms[1]], [O.norm(o["grad"][("h", 1)])], "viz.gradient_norms h(1)")
+
+    esn = rnn.EchoStateNetwork(3, 4, 2, spectral_radius=1.2, seed=1)
+    P = {n: getattr(esn, n).data for n in ("U", "W", "b", "V", "c")}
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    for target, x, loss in ((1e200, 0.0, "Infinity"), (0.0, np.nan, "NaN")):
+        ys[2, 0], xs[2, 0] = target, x
+        with np.errstate(all="ignore"):
+            o = O.oracle(O.echo_state(P, xs, ys), {"h": range(0, 6)}, 5)
+            bundle = viz.explore(esn, xs, ys).data["bundles"][-1]
+            assert bundle["loss"] == loss
+            _ok(O.check_bundle(bundle, o, {"h": range(0, 6)}, None if x != x else "h", 5))

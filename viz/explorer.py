@@ -40,8 +40,9 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
-from rnn.diagnostics import (kept_rows, model_jacobians, own_run, padded_chain, parameter_ids,
-                             part_nodes, run_connectivity, runs_free, saturation_with_nans)
+from rnn.diagnostics import (eq_10_52, kept_rows, model_jacobians, own_run, padded_chain,
+                             parameter_ids, part_nodes, run_connectivity, runs_free,
+                             saturation_with_nans)
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
@@ -757,9 +758,8 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
         ratio = np.full(steps, np.nan)
         for t, node in part_nodes(run, part, "viz.explore", own).items():
             g = grads.get((part, t))
-            if g is not None and t <= len(jacs) and np.linalg.norm(g) > 0 and finite[t - 1]:
-                g = g.reshape(-1)
-                ratio[t - 1] = np.linalg.norm(g @ jacs[t - 1]) / np.linalg.norm(g)
+            if g is not None and t <= len(jacs) and finite[t - 1]:
+                ratio[t - 1] = eq_10_52(g, jacs[t - 1])
         out["ratio"] = _nums(ratio)
 
     def finish():

@@ -15,6 +15,7 @@ import graphviz
 import numpy as np
 
 import tinygraph as tg
+from rnn.diagnostics import vector_norm
 
 from .derive import Variables, derive
 from .opgraph import grad_fill, log_range
@@ -189,7 +190,7 @@ def _variable_grad_norms(roots, variables):
         total = total + r.sum()
     keys = [k for k, node in variables.nodes.items() if node.requires_grad]
     grads = tg.grad(total, [variables.nodes[k] for k in keys], retain_graph=True)
-    return {k: float(np.linalg.norm(g)) for k, g in zip(keys, grads)}
+    return {k: float(vector_norm(g)) for k, g in zip(keys, grads)}
 
 
 def folded(model, steps=3, hide=BOOK_HIDDEN):
