@@ -341,6 +341,9 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     diag = diag()
     if fixed:
         diag["notes"].insert(0, fixed)
+    alignment, why_not = _alignment(run, variables, model.name)
+    if why_not:
+        diag["notes"].append(why_not)
     templates = None
     if draw:
         texts = svg.result()
@@ -351,7 +354,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
             "loss": None if run.loss is None else _shown(run.loss.item()),
             "loss_terms": _loss_terms(run),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
-            "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run),
+            "diag": diag, "svg": svg, "templates": templates, "alignment": alignment,
             "op_chains": _op_chains(variables, own, by_step),
             "template_sources": [g.source for g in template_graphs]}
 
@@ -426,16 +429,56 @@ def _variable_data(variables, names, grads, detail, ends=None):
     return var_data
 
 
-def _alignment(run):
-    """A design with attention: α(t, k) of the run (the first sequence of a batch) as rows t
-    (decoder steps) and columns k (encoder steps), with the variables that hovering (t, k)
-    lights up: the decoder's at step t, the encoder's at step k.  None without attention."""
+ALPHA = "α"           # the name of attention weights: an EncoderDecoder's, and a user cell's
+
+
+def _alignment(run, variables=None, model_name="the model"):
+    """The alignment heatmap and a note, or (None, None) without attention.
+
+    A design with attention (``run.attention``, an EncoderDecoder's): α(t, k) of the run (the
+    first sequence of a batch) as rows t (decoder steps) and columns k (encoder steps), with
+    the variables that hovering (t, k) lights up: the decoder's at step t, the encoder's at
+    step k.  A user's cell (an rnn.Recurrence) that names its attention weights "α" at every
+    step (``tg.softmax(...).named("α")``, as the README's decoder does): rows t, columns the
+    entries k of α(t), hovering lighting up step t; if its α are not weights that sum to 1
+    over one set of positions at every step, no heatmap and a note saying why."""
     alphas = getattr(run, "attention", None)
-    if not alphas:
-        return None
-    rows = [np.asarray(a.data if a.ndim == 1 else a.data[0]) for a in alphas]
+    if alphas:
+        rows = [np.asarray(a.data if a.ndim == 1 else a.data[0]) for a in alphas]
+        return ({"cells": [[_num(v) for v in row] for row in rows],
+                 "title": "alignment α(t, k) (rows: decoder step t, columns: encoder step k)",
+                 "decoder": ["s", ALPHA, "ctx", "o", "L", "y"], "encoder": ["x", "h"]}, None)
+    if variables is None:
+        return None, None
+    found = {t: node for (name, t), node in variables.nodes.items()
+             if name == ALPHA and t is not None and t >= 1}
+    if not found:
+        return None, None
+    steps = variables.steps
+    why = None
+    missing = [t for t in range(1, steps + 1) if t not in found]
+    rows = [np.asarray(found[t].data) for t in sorted(found)]
+    rows = [r.reshape(-1) if r.ndim <= 1 else r.reshape(-1, r.shape[-1])[0] for r in rows]
+    widths = sorted({len(r) for r in rows})
+    if missing:
+        why = f"α is a variable of {len(found)} of the {steps} steps (not of t={missing[0]})"
+    elif len(widths) > 1:
+        why = f"α(t) has {widths[0]} entries at some steps and {widths[-1]} at others"
+    elif rows[0].dtype.kind not in "fc" or widths[0] < 1:
+        why = "α(t) holds no weights"
+    else:
+        for t, r in enumerate(rows, start=1):
+            if np.isfinite(r).all() and ((r < 0).any() or abs(r.sum() - 1) > 1e-4):
+                why = (f"α({t}) is no set of weights (its entries sum to {_num(r.sum())}"
+                       + (", some negative" if (r < 0).any() else "") + ")")
+                break
+    if why:
+        return None, (f"{model_name}'s steps have a variable named α, but {why}: no alignment "
+                      "heatmap, which shows attention weights α(t, k) that sum to 1 over the "
+                      "positions k at every step t")
     return {"cells": [[_num(v) for v in row] for row in rows],
-            "decoder": ["s", "α", "ctx", "o", "L", "y"], "encoder": ["x", "h"]}
+            "title": "alignment α(t, k) (rows: step t, columns: entry k of α(t))",
+            "decoder": [ALPHA], "encoder": []}, None
 
 
 def _own_variables(roots, own, run, h0, windows=(None,)):

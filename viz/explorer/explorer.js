@@ -585,6 +585,7 @@
     const a = B().alignment;
     $("align-panel").style.display = a ? "" : "none";
     if (!a) return;
+    $("align-title").textContent = a.title;
     const canvas = $("align"), ctx = canvas.getContext("2d");
     const rows = a.cells.length, cols = a.cells[0].length, cw = canvas.width / cols, ch = canvas.height / rows;
     ctx.clearRect(0, 0, canvas.width, canvas.height);
