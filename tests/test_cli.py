@@ -94,11 +94,19 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
             np.testing.assert_array_equal(a[key], b[key])
 
 
-@pytest.mark.parametrize("task", ["year", "copy", "long_copy_lstm", "lookahead", "reverse"])
-def test_other_tasks_train(tmp_path, task, capsys):
+@pytest.mark.parametrize("task, axis", [("year", "loss per sentence (nats)"),
+                                        ("copy", "loss per step (nats)"),
+                                        ("long_copy_lstm", "loss per step (nats)"),
+                                        ("lookahead", "loss per step (nats)"),
+                                        ("reverse", "loss per step (nats)"),
+                                        ("signal", "squared error per step")])
+def test_other_tasks_train(tmp_path, task, axis, capsys):
     assert main(["train", "--task", task, "--steps", "2", "--out", str(tmp_path)]) == 0
     assert (tmp_path / f"{task}_checkpoint.npz").is_file()
     assert "held-out loss" in capsys.readouterr().out
+    # the loss axis names the task's unit (it said "loss per character (nats)" for every task)
+    curve = (tmp_path / "loss.svg").read_text()
+    assert axis in curve and "per character" not in curve
 
 
 def test_copy_task_with_its_default_settings_and_steps_learns_to_recall(tmp_path, capsys):

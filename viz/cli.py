@@ -365,13 +365,25 @@ def _smoothed(losses):
     return ends, means, block
 
 
+def loss_label(unit):
+    """The loss axis of a task whose loss is in ``unit`` ("nats/char" -> "loss per character
+    (nats)", "squared error/step" -> "squared error per step")."""
+    what, _, per = unit.partition("/")
+    per = {"char": "character"}.get(per, per)
+    if what == "nats":
+        return f"loss per {per} (nats)" if per else "loss (nats)"
+    return f"{what} per {per}" if per else what
+
+
 def write_loss_curve(losses, history, path, task, title):
-    """The training loss (smoothed) and the held-out measurements of ``history``."""
+    """The training loss (smoothed) and the held-out measurements of ``history``, on an axis
+    named for the task's unit (every task's said "loss per character (nats)": a year
+    classifier's nats per sentence, a signal's squared error per step)."""
     steps, means, block = _smoothed(losses)
     held = ([s for s, _, _ in history], [h for _, _, h in history])
     plots.loss_curve(steps, means, path, reference=task.reference, title=title, held_out=held,
                      label="training loss, " + (f"mean of every {block} updates" if block > 1
-                                                else "each update"))
+                                                else "each update"), ylabel=loss_label(task.unit))
 
 
 def _train(task, first, steps, losses, history, args, out, seed):
