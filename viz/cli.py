@@ -732,9 +732,10 @@ def build_parser():
     p = sub.add_parser("draw", help="folded, unrolled and op-level views of one model")
     p.add_argument("--model", required=True, choices=sorted(MODELS))
     p.add_argument("--steps", type=_steps(DRAW_MAX_STEPS, TRACE_BYTES_PER_STEP, "tracing"),
-                   default=3, help=f"time steps to unroll (at most {DRAW_MAX_STEPS:,})")
+                   default=3, help=f"time steps to unroll (recursive: the leaves of its "
+                                   f"balanced tree; at most {DRAW_MAX_STEPS:,})")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="of the model's weights (default 0)")
     p.set_defaults(run=cmd_draw)
 
     p = sub.add_parser("explore", help="the explorer: one interactive page of a model's unroll, "
@@ -766,10 +767,12 @@ def build_parser():
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("demo", help="the main job: train, check, draw, and write index.html")
-    p.add_argument("--out", default="out")
+    p.add_argument("--out", default="out", help="the folder it writes into (default: out)")
     p.add_argument("--steps", type=_steps(TRAIN_MAX_STEPS, LOSS_BYTES_PER_STEP, "the loss history"),
                    help=f"number of updates (default {rnn.tasks.CharTask.default_steps}, about a minute)")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="of the character model and the long-delay comparison's first seed "
+                        "(default 0)")
     _checkpoint_every(p)
     p.set_defaults(run=cmd_demo)
 
