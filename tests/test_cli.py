@@ -460,3 +460,17 @@ def test_resume_or_checkpoint_naming_a_folder_says_it_is_a_folder(tmp_path, caps
     assert main(["explore", "--model", "seq2one", "--out", str(tmp_path / "o"),
                  "--checkpoint", str(tmp_path)]) == 2
     _one_line_error(capsys, "is a folder, not a checkpoint file")
+
+
+def test_an_out_whose_name_is_not_utf8_is_printed_not_a_traceback(tmp_path):
+    # a folder named with the byte 0xfe: the files were written, then printing their paths on
+    # a strict UTF-8 stdout (a UTF-8 locale) raised UnicodeEncodeError, a traceback and exit 1
+    out = tmp_path / os.fsdecode(b"v\xfe z")
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    with contextlib.redirect_stdout(stdout):
+        assert main(["draw", "--model", "elman", "--steps", "1", "--out", str(out)]) == 0
+        stdout.flush()
+    lines = stdout.buffer.getvalue().decode("utf-8").splitlines()
+    assert lines == [f"{tmp_path}/v\\xfe z/elman_{view}.svg" for view in ("folded", "unrolled",
+                                                                          "ops")]
+    assert sorted(os.listdir(out)) == ["elman_folded.svg", "elman_ops.svg", "elman_unrolled.svg"]

@@ -44,7 +44,7 @@ from .opgraph import gradient_norms, graph
 from .page import Page, figure_caption
 from .blas import one_blas_thread
 from .playground import add_parser as add_playground_parser
-from .render import OutputPathError, save
+from .render import OutputPathError, printable, save
 from .views import folded, unrolled
 
 
@@ -304,7 +304,7 @@ def cmd_figures(args):
     for number in FIGURES:
         path = os.path.join(out, f"fig{number.replace('.', '_')}.svg")
         save(figure(number), path)
-        print(path)
+        print(printable(path))
 
 
 def cmd_draw(args):
@@ -314,11 +314,11 @@ def cmd_draw(args):
                        ("unrolled", lambda: unrolled(model, steps=args.steps))):
         path = os.path.join(out, f"{args.model}_{stem}.svg")
         save(view(), path)
-        print(path)
+        print(printable(path))
     roots = model.trace(args.steps)
     path = os.path.join(out, f"{args.model}_ops.svg")
     save(graph(roots[0]), path)
-    print(path)
+    print(printable(path))
 
 
 def cmd_explore(args):
@@ -354,7 +354,7 @@ def cmd_explore(args):
         probe_args, probe_kwargs = model_inputs(model, args.steps or EXPLORE_STEPS, seed)
     page = explore(model, *probe_args, before=before, symbols=symbols, **probe_kwargs)
     path = page.save(os.path.join(out, f"{args.model}_explorer.html"))
-    print(path)
+    print(printable(path))
 
 
 def _smoothed(losses):
@@ -431,7 +431,7 @@ def cmd_train(args):
           f"{min(task.window, len(losses))} updates), held-out loss {held:.4f} {task.unit} "
           f"({task.reference[0]} = {task.reference[1]:.4f})")
     print(report)
-    print(f"wrote {ckpt} and the plots and diagrams into {out}")
+    print(printable(f"wrote {ckpt} and the plots and diagrams into {out}"))
 
 
 def _gradient_check(seed):
@@ -550,7 +550,7 @@ def cmd_demo(args):
     if kept is not None and _same_bytes(kept, ckpt):
         os.unlink(kept)         # the previous run wrote the very same checkpoint: nothing lost
     elif kept is not None:
-        print(f"kept the previous run's checkpoint as {kept}")
+        print(printable(f"kept the previous run's checkpoint as {kept}"))
     seconds = time.perf_counter() - start
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, "Character model")
 
@@ -658,7 +658,7 @@ def cmd_demo(args):
     path = page.write(out)
     print(f"training loss {train:.3f}, held-out loss {held:.3f} nats/char "
           f"({task.reference[0]} = {task.reference[1]:.3f})")
-    print(f"open {path}")
+    print(printable(f"open {path}"))
 
 
 # ------------------------------------------------------------------ entry point

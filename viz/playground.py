@@ -42,6 +42,7 @@ from rnn.diagnostics import part_nodes, run_model, vector_norm
 from .blas import hold_one_blas_thread
 from .derive import derive
 from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text
+from .render import printable
 from .views import BOOK_HIDDEN, backward_chains, draw_unrolled, new_digraph
 
 _ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playground")
@@ -1247,5 +1248,6 @@ def cmd_playground(args):
     finally:
         app.stop()
     for kept in app.engine.kept:
-        print(f"tinygraph playground: kept the earlier run's checkpoint as {kept}", flush=True)
+        print(printable(f"tinygraph playground: kept the earlier run's checkpoint as {kept}"),
+              flush=True)
     print("tinygraph playground: stopped", flush=True)

@@ -187,6 +187,18 @@ def save(digraph, path, quiet=False):
     return path
 
 
+def printable(text):
+    """``text`` as a line for stdout: a path's bytes that are not UTF-8 (held as the lone
+    surrogates of ``os.fsdecode``) written as ``\\xfe``, so that printing it cannot raise
+    UnicodeEncodeError where stdout is strict UTF-8 (a UTF-8 locale: the command wrote its
+    files, then died on the line naming them)."""
+    text = str(text)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:            # a surrogate that is no escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 _VISIBLE = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
