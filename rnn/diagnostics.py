@@ -518,6 +518,9 @@ class LagDecay:
         return f"LagDecay(lags=1..{len(self.lags)}, rate={self.rate:.4g})"
 
 
+_LN2 = float(np.log(2.0))
+
+
 def lag_decay(jacs, max_lag=None, ends=16):
     """The norm of the Jacobian product over lags k = 1..max_lag and its fitted decay rate.
 
@@ -546,14 +549,19 @@ def lag_decay(jacs, max_lag=None, ends=16):
         raise tg.ShapeError(f"rnn.lag_decay: max_lag must be in 1..{steps}, got {max_lag}")
     last = np.unique(np.linspace(steps - 1, max_lag - 1, min(ends, steps - max_lag + 1)).round()
                      .astype(int))            # always includes the last step
-    norms = np.zeros((len(last), max_lag))
+    logs = np.zeros((len(last), max_lag))
     for row, t in enumerate(last):
-        product = np.eye(jacs.shape[1])
+        product, twos = np.eye(jacs.shape[1]), 0
         for k in range(max_lag):
             product = product @ jacs[t - k]
-            norms[row, k] = np.linalg.norm(product, 2)
-    with np.errstate(divide="ignore"):       # an exact 0 is log 0 = -inf: a geometric mean of 0
-        mean = np.log(norms).mean(axis=0)
+            norm = np.linalg.norm(product, 2)
+            with np.errstate(divide="ignore"):   # an exact 0 is log 0 = -inf: a geometric
+                logs[row, k] = np.log(norm) + twos * _LN2     # mean of 0
+            if 0 < norm < np.inf:    # the product scaled by a power of two (exact): it never
+                shift = int(np.frexp(norm)[1])     # underflows to 0 or overflows (Jacobians
+                product = np.ldexp(product, -shift)    # of 1e-13 over 30 lags are 1e-390,
+                twos += shift                          # not the "exactly 0" of a zero J)
+    mean = logs.mean(axis=0)
     lags = np.arange(1, max_lag + 1)
     if np.isneginf(mean).any():              # no fit through a zero (it was 2.2e-308 and a rate)
         return LagDecay(lags, np.exp(mean), 0.0, float("nan"))

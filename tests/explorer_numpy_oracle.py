@@ -471,12 +471,17 @@ def lag_decay(jacs, max_lag, ends):
     ‖J(t) J(t-1) ... J(t-k+1)‖₂, k = 1..max_lag, and exp of its log-linear fit (rate, scale)."""
     T = len(jacs)
     last = np.unique(np.linspace(T - 1, max_lag - 1, min(ends, T - max_lag + 1)).round().astype(int))
+    # each J scaled by an exact power of two (its own, so that the products neither underflow
+    # nor overflow: 30 Jacobians of 1e-13 are 1e-390), the powers added back to the log
+    shifts = [int(np.frexp(np.abs(j).max())[1]) if np.abs(j).max() > 0 else 0 for j in jacs]
     logs = []
     for t in last:
-        product, row = np.eye(jacs.shape[1]), []
+        product, row, twos = np.eye(jacs.shape[1]), [], 0
         for k in range(max_lag):
-            product = product @ jacs[t - k]
-            row.append(np.log(np.linalg.norm(product, 2)))
+            product = product @ np.ldexp(jacs[t - k], -shifts[t - k])
+            twos += shifts[t - k]
+            with np.errstate(divide="ignore"):
+                row.append(np.log(np.linalg.norm(product, 2)) + twos * np.log(2.0))
         logs.append(row)
     mean = np.mean(logs, axis=0)
     if max_lag > 1:

@@ -731,3 +731,19 @@ def test_gradients_whose_squares_underflow_or_overflow_have_their_norms():
             bundle = viz.explore(esn, xs, ys).data["bundles"][-1]
             assert bundle["loss"] == loss
             _ok(O.check_bundle(bundle, o, {"h": range(0, 6)}, None if x != x else "h", 5))
+
+
+def test_a_lag_decay_whose_products_underflow_has_its_rate_not_zero():
+    """Jacobians of about 1e-13: their product over 30 lags is about 1e-390, which underflowed
+    to 0, and the page said ρ = 0, "the product of the Jacobians is exactly 0" (no J is 0):
+    rnn.lag_decay scales the product by exact powers of two, ρ = 8.54e-14 as numpy's."""
+    steps = 40
+    model = rnn.ElmanRNN(4, 3, 4, seed=1)
+    model.W.data *= 1e-13 / np.abs(np.linalg.eigvals(model.W.data)).max()
+    P = {n: p.data.copy() for n, p in model.named_parameters()}
+    xs, ys = _ids(1, steps), _ids(2, steps)
+    lag = viz.explore(model, xs, ys).data["bundles"][-1]["diag"]["lag"]
+    norms, rate, scale = O.lag_decay(O.jacobians(O.elman(P, xs, ys), "h", steps), 30, 3)
+    assert 0 < rate < 1e-12
+    O.shown_is([lag["rate"], lag["scale"]], [rate, scale], "lag decay fit")
+    O.shown_is(lag["norms"], norms, "lag decay")
