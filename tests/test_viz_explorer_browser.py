@@ -735,6 +735,17 @@ def test_the_plots_of_a_one_step_run_show_their_points_at_step_1(browser, tmp_pa
     assert page.errors == []
     page.close()
 
+def test_a_run_without_loss_offers_no_heatmap_cell_to_hover(browser, tmp_path):
+    # a system without targets has no connectivity: the panel said "no loss terms or no
+    # gradient" under a hint "hover a cell: L(t) and s(k) light up in the graph"
+    W = tg.Parameter(np.eye(3) * 0.5, name="W")
+    model = rnn.Recurrence(lambda s: (s @ W.T).tanh(), [W], n_state=3, name="system",
+                           state_name="s")
+    page = Page(browser, _save(tmp_path, model, None, steps=3, h0=np.ones(3)))
+    assert page.page.inner_text("#heat-label") == ""
+    assert page.errors == []
+    page.close()
+
 def test_hovering_a_bin_of_several_steps_says_it_shows_their_largest_entry(browser, tmp_path):
     # 300 steps: 48 sampled rows, 200 column bins of 1 or 2 steps; a bin's label read
     # "‖∂L(t)/∂h(k0–k1)‖ = v", as if v were one gradient's norm over the steps k0..k1: it is

@@ -445,7 +445,8 @@
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     drawHeatParts();
     $("heat-title").textContent = `connectivity ‖∂L(t)/∂${hp}(k)‖ (rows t, columns k)`;
-    if (!S.cell) $("heat-label").textContent = `hover a cell: L(t) and ${hp}(k) light up in the graph`;
+    // no heatmap: no cell to hover (the hint named cells that are not there)
+    if (!S.cell) $("heat-label").textContent = h ? `hover a cell: L(t) and ${hp}(k) light up in the graph` : "";
     if (!h) { ctx.fillStyle = "#222"; ctx.fillText("no loss terms or no gradient", 10, 20); $("heat-scale").replaceChildren(); return; }
     const [lo, hi] = heatRange(hp), rows = h.cells.length, cols = h.cells[0].length, A = heatArea();
     const cw = A.w / cols, ch = A.h / rows;
