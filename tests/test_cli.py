@@ -481,3 +481,14 @@ def test_an_out_whose_name_is_not_utf8_is_printed_not_a_traceback(tmp_path):
     assert lines == [f"{tmp_path}/v\\xfe z/elman_{view}.svg" for view in ("folded", "unrolled",
                                                                           "ops")]
     assert sorted(os.listdir(out)) == ["elman_folded.svg", "elman_ops.svg", "elman_unrolled.svg"]
+
+
+def test_the_gradient_flow_view_says_it_is_of_the_traced_sequence_not_the_data(tmp_path):
+    # viz.unrolled(grads=True) runs the model's trace (ids 0, 1, 2, ...), not the probe whose
+    # gradients the op view and the gradient-flow chart beside it show: its caption said neither
+    from viz.cli import write_model_views
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    files, _ = write_model_views(model, str(tmp_path), "m", (np.array([2, 1, 0]),
+                                                            np.array([1, 1, 2])), {})
+    caption = dict(files)["m_unrolled_grads.svg"]
+    assert "traced sequence, made-up inputs and targets, not the task's data" in caption

@@ -280,8 +280,12 @@ def write_model_views(model, out, stem, probe_args, probe_kwargs, steps=3):
     save(folded(model), os.path.join(out, files[0][0]))
     save(unrolled(model, steps=steps), os.path.join(out, files[1][0]))
     save(unrolled(model, steps=12, grads=True), os.path.join(out, f"{stem}_unrolled_grads.svg"))
+    # the traced unroll runs on the views' own made-up sequence (ids 0, 1, 2, ...), not the
+    # probe: the caption said nothing of it, beside views of the probe's gradients
     files.append((f"{stem}_unrolled_grads.svg", f"{model.name}: gradient flow, each variable "
-                                               f"coloured by ‖∂L/∂v(t)‖ (12 steps, summarised)"))
+                                               f"coloured by ‖∂L/∂v(t)‖ (12 steps of the views' "
+                                               f"traced sequence, made-up inputs and targets, not "
+                                               f"the task's data; summarised)"))
     # run(...).loss, not loss(...): every op of every step is its own node, as the view should show
     loss = model.run(*probe_args, **probe_kwargs).loss
     norms = gradient_norms(loss)
