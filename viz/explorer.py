@@ -5,8 +5,10 @@ step is a node of the engine's DAG, and writes what the engine computed into one
 the folded circuit and the unrolled graph drawn by :mod:`viz.views` (the middle steps
 collapsed, windows of steps expandable), the value and gradient ∂L/∂v(t) of every
 variable, the op-level DAG of a step, the engine's backward visit order
-(``tg.sweep_order``) for a slider, the connectivity ‖∂L(t)/∂h(k)‖ as a heatmap, and the
-Jacobian diagnostics of :mod:`rnn.diagnostics`.  The page is plain JavaScript over the
+(``tg.sweep_order``) for a slider, the connectivity ‖∂L(t)/∂h(k)‖ as a heatmap, the
+alignment α(t, k) of a run with attention (an EncoderDecoder's ``run.attention``, or a
+user's cell that names its weights "α"), and the Jacobian diagnostics of
+:mod:`rnn.diagnostics`.  The page is plain JavaScript over the
 Graphviz SVG (node ids are the DOT names of the views); nothing is fetched, so it opens
 from disk.  Long runs are summarised: values of the steps in the drawn windows, norms of
 every step, the heatmap binned and, past ``EXACT_ROWS`` loss terms, computed on sampled rows.
