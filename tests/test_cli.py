@@ -492,3 +492,20 @@ def test_the_gradient_flow_view_says_it_is_of_the_traced_sequence_not_the_data(t
                                                             np.array([1, 1, 2])), {})
     caption = dict(files)["m_unrolled_grads.svg"]
     assert "traced sequence, made-up inputs and targets, not the task's data" in caption
+
+
+def test_the_resume_line_of_an_out_that_is_not_utf8_names_that_folder(tmp_path, capsys):
+    # shlex quoted the path's lone surrogate, printed as \udcfe: a command naming another folder
+    import argparse
+    import signal
+    from viz.cli import _stopped
+    out = str(tmp_path / os.fsdecode(b"v\xfe z"))
+    path = os.path.join(out, "chars_checkpoint.npz")
+    args = argparse.Namespace(command="train", task="chars", out=out)
+    e = rnn.tasks.TrainingStopped(3, 10, path, signal.SIGINT)
+    assert _stopped(e, args) == 130
+    said = capsys.readouterr().err
+    assert f"--out $'{tmp_path}/v\\xfe z'" in said and "\\udcfe" not in said, said
+    folder = said.split("--out ")[1].split(" --resume")[0]
+    done = subprocess.run(["bash", "-c", f"printf %s {folder}"], capture_output=True)
+    assert done.stdout == os.fsencode(out)          # the shell reads back the folder's bytes

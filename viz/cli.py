@@ -158,6 +158,22 @@ def _stop_on_signals():
             signal.signal(sig, handler)
 
 
+def _shell_join(words):
+    """``shlex.join(words)``, but a word whose bytes are not UTF-8 (a path's, held as the lone
+    surrogates of ``os.fsdecode``) quoted as bash's $'...' with each such byte as \\xHH: shlex
+    quoted the surrogates, which print as \\udcfe, a command that names another folder."""
+    out = []
+    for word in map(str, words):
+        try:
+            word.encode("utf-8")
+            out.append(shlex.quote(word))
+        except UnicodeEncodeError:
+            raw = os.fsencode(word)
+            out.append("$'" + "".join(chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}"
+                                      for b in raw) + "'")
+    return " ".join(out)
+
+
 def _stopped(e, args):
     """The one line said when training stopped on a signal, and the exit status (128 + signal)."""
     if sys.stderr.isatty():
@@ -165,14 +181,14 @@ def _stopped(e, args):
     where = f"interrupted by {signal.Signals(e.reason).name} after update {e.step} of {e.steps}"
     if e.step < e.steps:
         task = "chars" if args.command == "demo" else args.task
-        resume = "resume with: " + shlex.join(["tinygraph", "train", "--task", task, "--steps",
+        resume = "resume with: " + _shell_join(["tinygraph", "train", "--task", task, "--steps",
                                                str(e.steps), "--out", str(args.out),
                                                "--resume", str(e.path)])
-        print(f"tinygraph {args.command}: {where}; checkpoint written to {e.path}; {resume}",
-              file=sys.stderr)
+        print(printable(f"tinygraph {args.command}: {where}; checkpoint written to {e.path}; "
+                        f"{resume}"), file=sys.stderr)
     else:
-        print(f"tinygraph {args.command}: {where} (training was complete); checkpoint written "
-              f"to {e.path}", file=sys.stderr)
+        print(printable(f"tinygraph {args.command}: {where} (training was complete); checkpoint "
+                        f"written to {e.path}"), file=sys.stderr)
     return 128 + e.reason
 
 
@@ -243,7 +259,7 @@ def _previous_checkpoint(out, task_name, resume, force):
     what = f"{path} (a run at update {step})"
     if force:
         return f"--force: replacing {what}"
-    keep = shlex.join(["--resume", path])
+    keep = _shell_join(["--resume", path])
     raise UsageError(f"--out '{out}' already holds {what}; continue it with {keep}, start "
                      "over with --force (which replaces it), or use another --out")
 
