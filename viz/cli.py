@@ -821,7 +821,7 @@ def main(argv=None):
         print(f"tinygraph {args.command}: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
     except (tg.TinygraphError, OSError) as e:
-        print(f"tinygraph {args.command}: error: {e}", file=sys.stderr)
+        print(printable(f"tinygraph {args.command}: error: {e}"), file=sys.stderr)
         return 2
     return 0
 
