@@ -509,3 +509,11 @@ def test_the_resume_line_of_an_out_that_is_not_utf8_names_that_folder(tmp_path, 
     folder = said.split("--out ")[1].split(" --resume")[0]
     done = subprocess.run(["bash", "-c", f"printf %s {folder}"], capture_output=True)
     assert done.stdout == os.fsencode(out)          # the shell reads back the folder's bytes
+
+
+def test_an_error_naming_a_path_that_is_not_utf8_shows_its_byte(tmp_path, capsys):
+    out = tmp_path / os.fsdecode(b"v\xfe z")
+    out.write_bytes(b"a file")
+    assert main(["draw", "--model", "elman", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "v\\xfe z" in err and "\udcfe" not in err, err
