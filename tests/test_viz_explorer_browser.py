@@ -743,6 +743,8 @@ def test_a_run_without_loss_offers_no_heatmap_cell_to_hover(browser, tmp_path):
                            state_name="s")
     page = Page(browser, _save(tmp_path, model, None, steps=3, h0=np.ones(3)))
     assert page.page.inner_text("#heat-label") == ""
+    # nor an eq. 10.52 ratio: its panel's heading named it over a plot of the saturation alone
+    assert page.page.inner_text("#sat-title") == "saturation"
     assert page.errors == []
     page.close()
 

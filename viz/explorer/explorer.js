@@ -688,6 +688,8 @@
     const sat = Array.isArray(d.saturation) ? { "": d.saturation } : d.saturation;   // {chain: fractions}
     const series = Object.keys(sat).map((c, i) => ({ x: steps, y: sat[c], colour: ["#c53030", "#805ad5", "#dd6b20"][i % 3],
       label: "fraction of saturated tanh/σ units" + (c ? ` (${c})` : "") }));
+    // no ratio without a loss (or Jacobians): the heading named a curve the plot has not
+    $("sat-title").textContent = d.ratio ? "saturation and the eq. 10.52 ratio" : "saturation";
     if (d.ratio) series.push({ x: steps, y: d.ratio, colour: "#2f855a", label: `‖(∇${part} L) ∂${part}(t)/∂${part}(t${d.backward ? "+" : "−"}1)‖ / ‖∇${part} L‖ (eq. 10.52)` });
     plot($("plot-sat"), series, { logy: false, xlabel: "t", ymin: 0 });
   }
