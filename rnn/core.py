@@ -28,6 +28,7 @@ and back-propagation through time is ``loss.backward()`` on that DAG.
 
 import contextlib
 import copy
+import inspect
 import re
 import threading
 import types
@@ -613,10 +614,32 @@ class RecurrentModel(tg.Module):
         Built by ``run_for_loss``; ``run(...).loss`` is the same value with every step's o(t)
         and L(t) as named nodes of that step's scope.
         """
-        loss = self.run_for_loss(*args, **kwargs).loss
+        loss = loss_run(self, args, kwargs, f"{self.name}.loss").loss
         if loss is None:
             raise tg.ShapeError(f"{self.name}.loss: needs targets (ys) to compute a loss")
         return loss
+
+
+def loss_run(model, args, kwargs, who):
+    """``model.run_for_loss(*args, **kwargs)``, an argument it does not take (a ``feedback=``
+    that only ``run`` takes) a ConfigError naming ``who`` (``loss``, the Trainer), what it
+    takes, and ``run(...).loss`` when ``run`` takes that argument, not Python's TypeError
+    naming run_for_loss."""
+    try:
+        return model.run_for_loss(*args, **kwargs)
+    except TypeError as e:
+        try:
+            inspect.signature(model.run_for_loss).bind(*args, **kwargs)
+        except TypeError:
+            takes = ", ".join(inspect.signature(model.run_for_loss).parameters)
+            name = re.search(r"keyword argument '(\w+)'", str(e))
+            run = getattr(model, "run", None)
+            run = (f": run takes {name[1]}=, and run(..., {name[1]}=...).loss is that loss"
+                   if name and callable(run) and name[1] in inspect.signature(run).parameters
+                   else "")
+            raise tg.ConfigError(f"{who}: {str(e).split('() ', 1)[-1]}; the loss takes "
+                                 f"({takes}){run}") from None
+        raise
 
 
 def not_carried(model):

@@ -589,13 +589,25 @@ def saturation(model, xs, ys=None, h0=None, tol=0.05, steps=None, **options):
     """
     chain_model(model, "rnn.saturation")
     run, own = own_run(model, xs, ys, h0, steps, "rnn.saturation", options)
-    return run_saturation(run, own, tol, keep=kept_rows(options, "rnn.saturation"),
-                          padded=padded_chain(model), params=parameter_ids(model))
+    return run_saturation(run, own, tol, **saturation_rows(model, options, "rnn.saturation"))
+
+
+def saturation_rows(model, options, who):
+    """Which units of a run of ``model`` with ``options`` :func:`run_saturation` counts, as its
+    keyword arguments ``keep`` (:func:`kept_rows`), ``padded`` (:func:`padded_chain`) and
+    ``params`` (:func:`parameter_ids`): the one derivation of :func:`saturation` and the
+    explorer's, so that the two count the same units."""
+    return {"keep": kept_rows(options, who), "padded": padded_chain(model),
+            "params": parameter_ids(model)}
 
 
 def parameter_ids(model):
-    """The ids of ``model``'s own parameters (for :func:`run_saturation`'s ``params``), or None
-    for a model without ``parameters()``."""
+    """The ids of ``model``'s own parameters, trained or fixed (for :func:`run_saturation`'s
+    ``params``: a frozen leak σ(alpha_logit) is no more a unit than a trained one), or None for
+    a model without ``parameters()``."""
+    every = getattr(model, "_named_state", None)      # a tg.Module: fixed Parameters too
+    if callable(every):
+        return {id(p) for _, p in every()}
     parameters = getattr(model, "parameters", None)
     return {id(p) for p in parameters()} if callable(parameters) else None
 

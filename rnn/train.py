@@ -26,7 +26,7 @@ from tinygraph.module import dropouts_drawing
 from tinygraph.tensor import _backprop
 
 from . import checks
-from .core import detach_state, evaluating
+from .core import detach_state, evaluating, loss_run
 from .datasets import stream_batches
 
 
@@ -224,7 +224,7 @@ class Trainer:
 
     def _loss(self, *args, **kwargs):
         if callable(getattr(self.model, "run_for_loss", None)):   # an rnn design: the batched run
-            return self.model.run_for_loss(*args, **kwargs).loss
+            return loss_run(self.model, args, kwargs, "Trainer.step").loss
         loss = self.model.loss(*args, **kwargs)
         if not isinstance(loss, tg.Tensor) or loss.size != 1:
             raise tg.ConfigError(f"Trainer: {type(self.model).__name__}.loss(...) must return a "

@@ -957,3 +957,19 @@ def test_a_systems_first_step_from_a_learned_initial_state_counts_its_units():
     assert want[0] == 2 / 3
     for h0 in (s0, tg.Parameter(s0.copy()), tg.tensor(s0, requires_grad=True)):
         np.testing.assert_array_equal(rnn.saturation(model, None, h0=h0, steps=3), want)
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_saturation_leaves_out_a_frozen_leak_as_a_learned_one(frozen):
+    # alpha_logit with requires_grad=False is out of parameters(): sigma(alpha_logit), the same
+    # number at every step, counted as units ([0.083, 0.417, 0.25, 0.083] for [0, 0.5, 0.25, 0])
+    import explorer_numpy_oracle as O
+    r = np.random.default_rng(0)
+    model = rnn.LeakyRNN(3, 4, 2, alpha="learned", seed=0)
+    xs, ys = r.normal(size=(4, 2, 3)), r.integers(0, 2, (4, 2))
+    model.alpha_logit.requires_grad = not frozen
+    P = {name: p.data.astype(complex) for name, p in model._named_state()}
+    tape = O.Tape({})
+    O.leaky(P, xs, ys, B=2)(tape)
+    np.testing.assert_allclose(rnn.saturation(model, xs, ys, tol=0.5),
+                               O.saturation(tape, tol=0.5))

@@ -139,3 +139,18 @@ def test_targets_beyond_a_readouts_own_classes_are_named_with_their_step(replaya
         model.loss(xs[:, 0], ys[:, 1])
     ys[4, 1] = 2
     assert np.isfinite(model.loss(xs, ys).item())
+
+
+def test_an_argument_the_loss_does_not_take_is_named_for_loss_and_the_trainer():
+    # Python's TypeError named run_for_loss, which the user never called, and not run(...).loss
+    jordan = rnn.JordanRNN(3, 4, 2, criterion="squared_error")
+    xs, ys = np.zeros((4, 3)), np.zeros((4, 2))
+    with pytest.raises(tg.ConfigError, match=r"^jordan\.loss: got an unexpected keyword argument "
+                       r"'feedback'; the loss takes \(xs, ys, teacher_forcing, y0, mask\): run "
+                       r"takes feedback=, and run\(\.\.\., feedback=\.\.\.\)\.loss is that loss"):
+        jordan.loss(xs, ys, feedback="output")
+    trainer = rnn.Trainer(jordan, tg.optim.SGD(jordan.parameters(), 0.1))
+    with pytest.raises(tg.ConfigError, match=r"^Trainer\.step: .*'h0'; the loss takes \(xs, "
+                                             r"ys, teacher_forcing, y0, mask\)$"):
+        trainer.step(xs, ys, h0=np.zeros(4))
+    assert trainer.steps == 0

@@ -689,6 +689,30 @@ def test_a_systems_first_step_from_a_learned_initial_state_is_shown_saturated():
     assert want[0] > 0
 
 
+_ROWS = np.array([[1, 1, 1], [1, 0, 1], [1, 0, 1], [0, 0, 1.]])     # lengths 3, 1 and 4 (full)
+
+
+@pytest.mark.parametrize("make, mask", [
+    (lambda: rnn.ElmanRNN(3, 4, 2, seed=0), _ROWS),
+    (lambda: rnn.LeakyRNN(3, 4, 2, alpha="learned", seed=0), _ROWS),   # sigma(alpha_logit): no unit
+    (lambda: rnn.BidirectionalRNN(3, 4, 2, seed=0), _ROWS),
+    (lambda: rnn.LSTM(3, 4, 2, seed=0), np.ones((4, 3))),              # every sequence full
+    (lambda: rnn.GRU(3, 4, 2, seed=0), None),
+    (lambda: rnn.EchoStateNetwork(3, 4, 2, seed=0), _ROWS),       # the page runs it from h(0) = 0
+])
+def test_the_explorer_counts_the_saturated_units_rnn_saturation_counts(make, mask):
+    # one derivation (rnn.diagnostics.saturation_rows) of the rows kept, the chain the mask pads
+    # and the model's own parameters, for rnn.saturation and the explorer's plot alike
+    model, r = make(), np.random.default_rng(1)
+    xs, ys = 3 * r.normal(size=(4, 3, 3)), r.integers(0, 2, (4, 3))
+    if isinstance(model, rnn.EchoStateNetwork):         # squared error of float targets
+        ys = r.normal(size=(4, 3, 2))
+    options = {} if mask is None else {"mask": mask}
+    want = rnn.saturation(model, xs, ys, **options)
+    page = viz.explorer._bundle(model, xs, ys, None, None, None, draw=False, options=options)
+    assert 0 < want.max() and np.allclose(page["diag"]["saturation"], want, atol=1e-6)
+
+
 def test_the_oracle_comparison_tells_nan_from_infinity_and_no_number_from_a_number():
     """shown_is took any non-finite shown for any non-finite computed ("Infinity" passed for
     a NaN, "NaN" for -inf): each is now only itself, or None (the page's "no number")."""
@@ -733,6 +757,7 @@ def test_a_loss_that_overflows_or_is_nan_and_gradients_past_1e154():
             bundle = viz.explore(esn, xs, ys).data["bundles"][-1]
             assert bundle["loss"] == loss
             _ok(O.check_bundle(bundle, o, {"h": range(0, 6)}, None if x != x else "h", 5))
+
 
 def test_a_lag_decay_whose_products_underflow_has_its_rate_not_zero():
     """Jacobians of about 1e-13: their product over 30 lags is about 1e-390, which underflowed

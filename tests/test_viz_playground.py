@@ -19,7 +19,8 @@ import rnn
 import tinygraph as tg
 import viz
 from viz.cli import main
-from viz.playground import BadRequest, Run, _curve, build, check_config, recurrent_weights
+from viz.playground import (BadRequest, Run, _curve, build, check_config, recurrent_weights,
+                            rescale)
 
 WAIT = 120.0      # generous bound for anything the training thread must do (a loaded machine)
 
@@ -119,6 +120,35 @@ def test_rho_rescales_only_the_recurrent_matrices_of_a_users_model():
         assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
 
 
+def test_rho_rescales_a_users_cell_or_is_refused_when_it_would_change_nothing():
+    # a user's rnn.Recurrence has no n_hidden, and an echo state network's W is fixed: rho
+    # found none of their matrices and trained them as given, without a word
+    from viz_layout import designs
+    cell = designs()["user_lstm"]
+    assert [p.name for p in recurrent_weights(cell)] == ["Wf", "Wg", "Wq", "W"]
+    rescale(cell, 0.5)
+    for w in recurrent_weights(cell):
+        assert np.max(np.abs(np.linalg.eigvals(w.data))) == pytest.approx(0.5)
+    esn = rnn.EchoStateNetwork(3, 4, 3, seed=0)           # its W is fixed, and rescaled too
+    rescale(esn, 0.5)
+    assert np.max(np.abs(np.linalg.eigvals(esn.W.data))) == pytest.approx(0.5)
+    jordan = rnn.JordanRNN(3, 3, 3, seed=0)                # (its W reads y(t-1))
+    with pytest.raises(tg.ConfigError, match=r"rho 0\.5: jordan has no recurrent matrix to "
+                                             "rescale"):
+        viz.playground(jordan, lambda b, s: (np.zeros((4, b), int), np.zeros((4, b), int)),
+                       rho=0.5)
+
+
+@pytest.mark.parametrize("kind,layers", [("mlp", 2), ("mlp", 3), ("skip", 2), ("skip", 3)])
+def test_rho_is_the_radius_of_the_deep_transition_through_its_hidden_layer(kind, layers):
+    # h(t) = tanh(b + U e + W tanh(bz + Wz h(t-1)) [+ Ws h(t-1)]): rho scaled Wz and W each to
+    # 0.5, so dh(t)/dh(t-1) at h = 0, W Wz (+ Ws), had radius 0.32 (mlp, 2 layers), 0.063 (3)
+    model = rnn.DeepRNN(3, 6, 2, layers=layers, kind=kind, seed=0)
+    rescale(model, 0.5)
+    jac = rnn.jacobians(model, np.zeros((1, 3)), h0=np.zeros(6))[0]     # at h = 0, x = 0
+    assert np.max(np.abs(np.linalg.eigvals(jac))) == pytest.approx(0.5, rel=1e-9)
+
+
 @pytest.mark.parametrize("clip", [0.0, 0.5])
 def test_sgd_moves_the_parameters_by_lr_times_the_clipped_gradient_norm(clip):
     run = Run(check_config({"hidden": 6, "delay": 4, "rho": 1.5, "optimizer": "sgd", "lr": 0.1,
@@ -154,6 +184,48 @@ def _trained(config, updates):
     for _ in range(updates):
         run.update()
     return run
+
+
+def test_the_echo_state_networks_views_show_the_gradient_through_its_fixed_reservoir():
+    # the playground said "no gradient through time to show" and showed none, where the
+    # explorer shows dL/dh(t) through the fixed W from h(0) = 0 requiring grad; now both, in
+    # one wording, against the numpy BPTT of the echo state network
+    import bptt_reference_more as ref
+    from viz.explorer import fixed_state_note
+    run = Run(check_config({"task": "signal", "design": "esn", "hidden": 5, "length": 6}))
+    views = run.views()
+    model, (xs, ys) = run.model, run.source.probe
+    assert fixed_state_note(model, ["h"], "∂L/∂h(t), the connectivity and the unrolled "
+                                          "view's gradients") in views["notes"]
+    assert views["connectivity"] and views["unrolled"]
+    P = {k: np.asarray(getattr(model, k).data) for k in ("U", "W", "b", "V", "c")}
+    h, states, want = np.zeros((1, 5)), [], []
+    for x in xs:
+        h = np.tanh(P["b"] + h @ P["W"].T + x @ P["U"].T)
+        states.append(h)
+    for t in range(1, len(xs) + 1):          # dL/dh(t): its own term's and the later steps'
+        g = 2 * (P["c"] + states[t - 1] @ P["V"].T - ys[t - 1]) @ P["V"]
+        if t < len(xs):
+            g = g + ref.echo_state(P, xs[t:], ys[t:], h0=states[t - 1])[1]["h0"]
+        want.append(np.linalg.norm(g))
+    np.testing.assert_allclose(views["dldh"], want, rtol=1e-5)
+
+
+def test_views_of_a_fixed_state_that_takes_no_h0_say_so():
+    # an encoder-decoder whose recurrences are frozen: its state needs no gradient and its run
+    # takes no h0 to start it from one that does (the views must not raise on it)
+    from viz.playground import _user_source
+    model = rnn.EncoderDecoder(3, 4, 2, seed=0)
+    for name, p in model.named_parameters():
+        p.requires_grad = name in ("V", "c")
+
+    def task(b, s):
+        r = np.random.default_rng(s)
+        return r.normal(size=(5, b, 3)), r.integers(0, 2, (6, b))
+    config = check_config(dict(design=model.name, task="custom", rho=0.0, batch=2), custom=True)
+    views = Run(config, model, _user_source(model, task, 2, 0), model.state_dict()).views()
+    assert "dldh" not in views and any("no gradient through time to show" in n
+                                       for n in views["notes"])
 
 
 @pytest.mark.parametrize("task", ["copy", "parity", "chars", "signal"])
@@ -294,7 +366,8 @@ def test_checkpoint_saves_and_resumes_in_out_atomically(client, app):
     client.post("/api/resume")
     resumed = _until(lambda: (s := client.state())["runs"][0]["steps"] == 3 and s, "the resume")
     assert resumed["runs"][0]["digest"] == saved["runs"][0]["digest"]
-    assert sorted(os.listdir(app.engine.out)) == ["playground_0.npz"]
+    # (and the folder's lock, held while the playground runs)
+    assert sorted(os.listdir(app.engine.out)) == [".tinygraph.lock", "playground_0.npz"]
 
 
 def test_without_out_save_is_refused():
@@ -440,6 +513,25 @@ def test_a_resume_refuses_checkpoints_of_two_different_saves(tmp_path, monkeypat
     engine._one_update()
     engine.resume()
     assert [run.digest() for run in engine.runs] == before and engine.runs[0].steps == 1
+
+
+def test_a_second_playground_on_the_same_out_is_refused_until_the_first_stops(tmp_path):
+    # nothing locked out: a second playground's first save moved the first's checkpoints aside
+    # and wrote its own, then the first's next save overwrote them: the second run was lost
+    out = str(tmp_path / "out")
+    first = viz.playground(hidden=4, delay=2, batch=2, out=out)
+    try:
+        with pytest.raises(tg.ConfigError, match="viz.playground: another tinygraph command is "
+                                                 "writing into out '.*out' now"):
+            viz.playground(hidden=4, delay=2, batch=2, seed=1, out=out)
+        first.engine.command("save")
+        _until(lambda: os.path.exists(os.path.join(out, "playground_0.npz")), "the save")
+    finally:
+        first.stop()
+    assert sorted(os.listdir(out)) == ["playground_0.npz"]        # its lock file removed
+    second = viz.playground(hidden=4, delay=2, batch=2, seed=1, out=out)    # now free
+    second.stop()
+    assert sorted(os.listdir(out)) == ["playground_0.npz", "playground_0.previous-1.npz"]
 
 
 def test_the_command_line_runs_without_out(tmp_path):

@@ -210,25 +210,28 @@ def _out_dir(path):
 
 
 @contextlib.contextmanager
-def _locked(out):
+def _locked(out, what="--out", error=UsageError):
     """Hold ``out``'s lock file (an exclusive ``flock`` on ``.tinygraph.lock``) for the whole
     command: a second tinygraph writing into the same --out at the same time is refused
     instead of both claiming success.  The kernel drops the lock when the process ends, even
-    on ``kill -9``; the file is removed on the way out."""
+    on ``kill -9``; the file is removed on the way out.  A playground started from Python
+    holds the same lock while it runs (``what`` and ``error``: how its refusal names ``out``
+    and what it raises), so neither it nor a command shares its folder with another writer."""
     path = os.path.join(out, LOCK_NAME)
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
-            raise UsageError(f"cannot write to --out '{out}': {e.strerror or e}") from None
+            raise error(f"cannot write to {what} '{out}': {e.strerror or e}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             os.close(fd)
             if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                raise UsageError(f"cannot lock --out '{out}': {e.strerror or e}") from None
-            raise UsageError(f"another tinygraph command is writing into --out '{out}' now "
-                             f"(it holds {path}); wait for it, or use another --out") from None
+                raise error(f"cannot lock {what} '{out}': {e.strerror or e}") from None
+            raise error(f"another tinygraph command is writing into {what} '{out}' now "
+                        f"(it holds {path}; a playground holds it until it is stopped); wait "
+                        f"for it, or use another {what}") from None
         try:                 # the file we locked may have been removed by its last holder
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 break
@@ -811,6 +814,9 @@ def main(argv=None):
     try:
         with threads:
             if args.out is None:         # only the playground's --out is optional: nothing to lock
+                args.run(args)
+            elif args.command == "playground":      # it locks its --out itself while it runs
+                args.out = _out_dir(args.out)
                 args.run(args)
             else:
                 with _locked(_out_dir(args.out)):

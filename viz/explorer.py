@@ -43,7 +43,7 @@ import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
 from rnn.diagnostics import (eq_10_52, kept_rows, model_jacobians, own_run, padded_chain,
-                             parameter_ids, part_nodes, run_connectivity, runs_free,
+                             part_nodes, run_connectivity, runs_free, saturation_rows,
                              saturation_with_nans)
 
 from .derive import Variables, derive, param_behind
@@ -240,6 +240,16 @@ def _named_start(h0, parts):
     return view(h0, next(iter(parts), "h"))
 
 
+def fixed_state_note(model, parts, shown):
+    """What the explorer and the playground say of a state computed by fixed weights alone (an
+    echo state network's reservoir), which they run from h(0) = 0 requiring grad to show
+    ``shown``: training sends no gradient through time, but ∂L/∂h(t) through them is not 0."""
+    return (f"{model.name}'s state needs no gradient (the weights it is computed by are fixed, "
+            "so training sends none back through time: only the readout after h(t) learns); "
+            f"the page runs it from {', '.join(f'{p}(0)' for p in parts)} = 0 requiring grad, "
+            f"the same run, so that {shown} through the fixed weights are shown")
+
+
 def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, options=None):
     h0 = _named_start(h0, getattr(model, "parts", {}) or {})
     run, own = own_run(model, xs, ys, h0, length, "viz.explore", options)
@@ -262,10 +272,8 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
         if again is not None and any(n.requires_grad for nodes in again[0].parts.values()
                                      for n in nodes):
             (run, own), h0 = again, zeros
-            fixed = (f"{model.name}'s state needs no gradient (the weights it is computed by "
-                     f"are fixed): the page runs it from {', '.join(f'{p}(0)' for p in h0)} "
-                     "= 0 requiring grad, the same run, so that ∂L/∂h(t), the connectivity and "
-                     "the eq. 10.52 ratio through the fixed weights are shown")
+            fixed = fixed_state_note(model, h0, "∂L/∂h(t), the connectivity and the eq. 10.52 "
+                                                "ratio")
     if run.loss is not None and not run.loss.requires_grad:
         raise tg.ConfigError(
             f"viz.explore: {model.name}'s loss needs no gradient (every parameter it is "
@@ -740,16 +748,14 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
     after the page's last, :func:`_padded_tail`), of steps 1..``steps`` alone."""
     jacs, finite, spectra, decay, jacobian_notes = jacobians
     notes = _run_notes(model, run, options)
+    rows = saturation_rows(model, options, "viz.explore")
     try:
-        keep = kept_rows(options, "viz.explore")
-        whole, chains, nans = saturation_with_nans(run, own, keep=keep, who="viz.explore",
-                                                   padded=padded_chain(model),
-                                                   params=parameter_ids(model))
-        if keep is not None:
+        whole, chains, nans = saturation_with_nans(run, own, who="viz.explore", **rows)
+        if rows["keep"] is not None:
             notes.append("the saturation counts the kept rows' units (no fraction at a step "
                          "whose every row is padded)")
     except tg.ConfigError:      # a mask of one of several chains: every row's units, said so
-        whole, chains, nans = saturation_with_nans(run, own, params=parameter_ids(model))
+        whole, chains, nans = saturation_with_nans(run, own, **dict(rows, keep=None))
         notes.append("the saturation counts the units of every row at every step, padded ones "
                      "too: the mask pads one of this model's chains, not the steps of each")
     if tail:

@@ -15,9 +15,12 @@ Host header that is not the server's own is refused (403), sizes are bounded (:d
 and anything malformed gets a 400 with a message.  The page's URL hash holds the configuration
 and the seed: the same configuration and seed give the same parameters after N updates, bit for
 bit.  With ``out`` the run is checkpointed there (atomically, ``rnn.save_training``) on request
-and when the server stops, and can be resumed from it; nothing else is read or written.
+and when the server stops, and can be resumed from it; nothing else is read or written but
+the folder's lock file (``.tinygraph.lock``, held until ``stop()``: a second playground or
+command on the same folder is refused meanwhile).
 """
 
+import contextlib
 import hashlib
 import hmac
 import http.server
@@ -41,7 +44,7 @@ from rnn.diagnostics import part_nodes, run_model, vector_norm
 
 from .blas import hold_one_blas_thread
 from .derive import derive
-from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text
+from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text, fixed_state_note
 from .render import printable
 from .views import BOOK_HIDDEN, backward_chains, draw_unrolled, new_digraph
 
@@ -312,26 +315,63 @@ def build(config):
 
 
 def recurrent_weights(model):
-    """The square recurrent matrices h(t-1) -> h(t): W, and the gates' Wf, Wg, Wo, Wu, Wr.  A
-    model without state parts (a JordanRNN: its W reads y(t-1), square when n_out == H) has
-    none, and an attention's Wa (it reads s(t-1) into the scores, not into s(t)) is none."""
-    hidden = getattr(model, "n_hidden", None)
-    if not getattr(model, "parts", None):
+    """The square recurrent matrices h(t-1) -> h(t): W, and the gates' Wf, Wg, Wo, Wu, Wr, trained
+    or fixed (an echo state network's reservoir W); (H, H) with H the model's n_hidden, or a
+    user's cell's one size of its state parts.  A model without state parts (a JordanRNN: its W
+    reads y(t-1), square when n_out == H) has none, and an attention's Wa (it reads s(t-1) into
+    the scores, not into s(t)) is none."""
+    parts = getattr(model, "parts", None)
+    if not parts:
         return []
-    return [p for name, p in model.named_parameters()
+    hidden = getattr(model, "n_hidden", None)
+    if hidden is None and len(set(parts.values())) == 1:    # a user's cell: its parts' one size
+        hidden = next(iter(parts.values()))
+    every = getattr(model, "_named_state", model.named_parameters)   # fixed ones too (a reservoir)
+    return [p for name, p in every()
             if name.split(".")[-1].startswith("W") and not name.split(".")[-1].startswith("Wa")
             and p.ndim == 2 and p.shape == (hidden, hidden)]
 
 
+def check_rho(model, rho):
+    """Refuse (BadRequest) a ``rho`` that would change nothing of a user's ``model``: one
+    without a recurrent matrix :func:`rescale` finds (a cell whose matrices reading h(t-1) are
+    not named W...), rather than train it as if rescaled."""
+    if rho and not _recurrences(model):
+        raise BadRequest(f"rho {rho}: {model.name} has no recurrent matrix to rescale; rho "
+                         "rescales the square (H, H) parameters named W... (but Wa) that read "
+                         "h(t-1), trained or fixed: leave rho at 0 for this model")
+
+
 def rescale(model, rho):
-    """Scale each recurrent matrix so that its spectral radius is ``rho`` (a no-op for 0)."""
+    """Scale each recurrence so that its spectral radius is ``rho`` (a no-op for 0): each
+    recurrent matrix of :func:`recurrent_weights` on its own, but for a DeepRNN of the mlp or
+    skip form, whose path h(t-1) -> z(t) -> h(t) goes through a hidden layer: there the matrix
+    of ∂h(t)/∂h(t-1) at h = 0 (biases zero, as initialized), W Wz (W Wz2 Wz1 with two hidden
+    layers; + Ws for skip), gets the radius ``rho``, by scaling W (and Ws) by one factor; the
+    hidden layers' Wz stay as they are."""
     if not rho:
         return
     with tg.no_grad():
-        for p in recurrent_weights(model):
-            radius = float(np.max(np.abs(np.linalg.eigvals(p.data))))
+        for scaled, matrix in _recurrences(model):
+            radius = float(np.max(np.abs(np.linalg.eigvals(matrix))))
             if radius > 0:
-                p.data = p.data * (rho / radius)
+                for p in scaled:
+                    p.data = p.data * (rho / radius)
+
+
+def _recurrences(model):
+    """[(the parameters scaled together, the matrix whose spectral radius they set)] of
+    :func:`rescale`."""
+    if isinstance(model, rnn.DeepRNN) and model.kind != "stacked":
+        path = np.eye(model.n_hidden)
+        hidden = model.layers - 1       # z = tanh(Wz h); z1 = tanh(Wz1 h), z2 = tanh(Wz2 z1), ...
+        for s in [""] if hidden == 1 else [str(i) for i in range(1, hidden + 1)]:
+            path = getattr(model, "Wz" + s).data @ path
+        path = model.W.data @ path
+        if model.kind == "skip":
+            return [([model.W, model.Ws], path + model.Ws.data)]
+        return [([model.W], path)]
+    return [([p], p.data) for p in recurrent_weights(model)]
 
 
 class Run:
@@ -537,6 +577,25 @@ class Run:
         run = run_model(model, xs, ys)
         nodes = part_nodes(run, part, "viz.playground")
         keys = sorted(nodes)
+        h0 = None
+        if run.loss is not None and parts and not any(
+                n.requires_grad for chain in run.parts.values() for n in chain):
+            # as the explorer: a state of fixed weights alone (an echo state network's
+            # reservoir) needs no gradient, but ∂L/∂h(t) through them is what the views show:
+            # the same run from h(0) = 0 requiring grad
+            zeros = {p: tg.tensor(np.zeros(chain[0].shape, dtype=chain[0].dtype),
+                                  requires_grad=True, name=p)
+                     for p, chain in run.parts.items() if chain}
+            try:
+                again = run_model(model, xs, ys, h0=zeros)
+            except tg.ConfigError:   # a run that takes no h0 (an encoder-decoder): none shown
+                again = None
+            if again is not None:
+                run, h0 = again, zeros
+                nodes = part_nodes(run, part, "viz.playground")
+                keys = sorted(nodes)
+                out["notes"].append(fixed_state_note(model, h0, "∂L/∂h(t), the connectivity "
+                                                                "and the unrolled view's gradients"))
         if run.loss is not None and all(nodes[k].requires_grad for k in keys):
             grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
             out["dldh"] = _nums([vector_norm(g) for g in grads])
@@ -545,15 +604,16 @@ class Run:
                 when = sorted(time_step(loss.scope) for loss in run.losses)
                 rows = [when[i] for i in np.unique(np.linspace(0, len(when) - 1, 40).round()
                                                    .astype(int))]
-            matrix = rnn.connectivity(model, xs, ys, part=part, rows=rows)
+            matrix = rnn.connectivity(model, xs, ys, part=part, h0=h0, rows=rows)
             if rows is not None:       # _binned takes the sampled rows alone, in order
                 matrix = matrix[np.asarray(rows) - 1]
             height = max(time_step(loss.scope) for loss in run.losses)
             out["connectivity"] = _binned(matrix, rows, height)
             out["unrolled"] = self._unrolled(run)
         else:
-            out["notes"].append(f"{model.name}: h(t) does not depend on trained weights "
-                                "(a fixed reservoir): no gradient through time to show")
+            out["notes"].append(f"{model.name}: {part}(t) needs no gradient (no trained weight "
+                                "computes it) and the run takes no h(0) that could require "
+                                "grad: no gradient through time to show")
         if part in parts:
             jacs = rnn.jacobians(model, xs[:JACOBIAN_STEPS], part=part,
                                  ys=ys[:JACOBIAN_STEPS])
@@ -685,6 +745,7 @@ class Engine:
             raise BadRequest(f"{k} {config[k]!r}: a model given from Python keeps its own "
                              f"({k} {self.own[k]!r}); lr, clip, batch, trunc, seed, optimizer "
                              "and rho apply to it")
+        check_rho(self.user_model, config["rho"])
         return dict(config, design=self.own["design"], task=self.own["task"])
 
     def stop(self, timeout=None):
@@ -1089,13 +1150,23 @@ class Playground:
                                  f"{e.strerror or e}; give another port (--port), or 0 for a "
                                  f"free one") from None
         release = hold_one_blas_thread() if one_blas_thread else (lambda: None)
+        # ``out``'s lock (the tinygraph commands' own, viz.cli._locked) until stop(): a second
+        # playground (thread or process) or command on the folder is refused, not left to
+        # overwrite this one's checkpoints or move them aside under it
+        self._out_lock = contextlib.ExitStack()
         try:
             if out is not None:
                 out = os.path.abspath(out)
                 os.makedirs(out, exist_ok=True)
+                from .cli import _locked     # (viz.cli imports this module)
+                try:
+                    self._out_lock.enter_context(_locked(out, "out", tg.ConfigError))
+                except tg.ConfigError as e:
+                    raise tg.ConfigError(f"viz.playground: {e}") from None
             self.token = secrets.token_urlsafe(24)
             self.engine = Engine(config, model, task, out, release)
         except BaseException:
+            self._out_lock.close()
             release()
             self.server.server_close()
             raise
@@ -1106,6 +1177,7 @@ class Playground:
         hash_ = urllib.parse.urlencode({k: v for k, v in config.items() if v != ""})
         self.url = f"http://127.0.0.1:{self.port}/?token={self.token}#{hash_}"
         self._thread = None
+        self._stopped = False
 
     def asset(self, name):
         if name not in self._assets:
@@ -1136,8 +1208,11 @@ class Playground:
             self._thread = None
         self.server.server_close()
         self.engine.stop()
-        if self.engine.out is not None and not self.engine.thread.is_alive():
-            self.engine.save()
+        if not self.engine.thread.is_alive():
+            with self._out_lock:     # released after the save; a second stop() saves nothing
+                if self.engine.out is not None and not self._stopped:
+                    self._stopped = True
+                    self.engine.save()
 
     def __repr__(self):
         return f"Playground({self.url})"
@@ -1211,6 +1286,8 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False,
         config = dict(own, **config)
     try:
         config = check_config(config, custom=model is not None)
+        if model is not None:
+            check_rho(model, config["rho"])
     except BadRequest as e:
         raise tg.ConfigError(f"viz.playground: {e}") from None
     if model is not None:
