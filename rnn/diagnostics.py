@@ -200,6 +200,41 @@ def part_nodes(run, part, who, own=None):
     return found
 
 
+_SAFE = (1e-100, 1e100)      # entries in this range: their squares neither overflow nor underflow
+
+
+def row_norms(a):
+    """The 2-norm of each row of ``a`` (n, m), right where ``np.linalg.norm`` is not: a row whose
+    largest entry is past 1e100 or below 1e-100 (squares of 1e160 overflow to inf, squares of
+    1e-160 are subnormal: its norm came out wrong in the 5th digit, and 0.0 below about
+    1e-162) is scaled by that entry first.  Other rows are ``np.linalg.norm``'s to the bit;
+    a row with a NaN or inf is NaN or inf."""
+    a = np.asarray(a, dtype=np.float64)
+    a = a.reshape(len(a), -1)
+    out = np.linalg.norm(a, axis=1)
+    if a.size == 0:
+        return out
+    with np.errstate(invalid="ignore"):
+        big = np.abs(a).max(axis=1)
+    odd = np.isfinite(big) & (big > 0) & ((big < _SAFE[0]) | (big > _SAFE[1]))
+    if odd.any():
+        out[odd] = big[odd] * np.linalg.norm(a[odd] / big[odd, None], axis=1)
+    return out
+
+
+def vector_norm(v):
+    """The 2-norm of all of ``v`` (a Python float): ``np.linalg.norm``'s to the bit, but scaled
+    by the largest entry first where that is past 1e100 or below 1e-100 (:func:`row_norms`)."""
+    v = np.ravel(np.asarray(v, dtype=np.float64))
+    out = float(np.linalg.norm(v))
+    if v.size:
+        with np.errstate(invalid="ignore"):
+            big = np.abs(v).max()
+        if np.isfinite(big) and big > 0 and not _SAFE[0] <= big <= _SAFE[1]:
+            out = float(big * np.linalg.norm(v / big))
+    return out
+
+
 def loss_steps(run):
     """The time step t of each loss term L(t) of ``run``, in the order of ``run.losses``."""
     return [time_step(loss.scope) for loss in run.losses]
@@ -248,7 +283,7 @@ def run_connectivity(run, parts, who, rows=None, own=None, compact=False):
         grads = grad_rows([loss for loss, _ in part_terms], [node for _, _, node in inputs])
         steps = np.array([where[t] for _, t in part_terms])
         for (part, k, _), g in zip(inputs, grads):
-            out[part][steps, k - 1] = np.linalg.norm(g.reshape(len(g), -1), axis=1)
+            out[part][steps, k - 1] = row_norms(g.reshape(len(g), -1))
     return out
 
 
@@ -483,6 +518,9 @@ class LagDecay:
         return f"LagDecay(lags=1..{len(self.lags)}, rate={self.rate:.4g})"
 
 
+_LN2 = float(np.log(2.0))
+
+
 def lag_decay(jacs, max_lag=None, ends=16):
     """The norm of the Jacobian product over lags k = 1..max_lag and its fitted decay rate.
 
@@ -511,14 +549,19 @@ def lag_decay(jacs, max_lag=None, ends=16):
         raise tg.ShapeError(f"rnn.lag_decay: max_lag must be in 1..{steps}, got {max_lag}")
     last = np.unique(np.linspace(steps - 1, max_lag - 1, min(ends, steps - max_lag + 1)).round()
                      .astype(int))            # always includes the last step
-    norms = np.zeros((len(last), max_lag))
+    logs = np.zeros((len(last), max_lag))
     for row, t in enumerate(last):
-        product = np.eye(jacs.shape[1])
+        product, twos = np.eye(jacs.shape[1]), 0
         for k in range(max_lag):
             product = product @ jacs[t - k]
-            norms[row, k] = np.linalg.norm(product, 2)
-    with np.errstate(divide="ignore"):       # an exact 0 is log 0 = -inf: a geometric mean of 0
-        mean = np.log(norms).mean(axis=0)
+            norm = np.linalg.norm(product, 2)
+            with np.errstate(divide="ignore"):   # an exact 0 is log 0 = -inf: a geometric
+                logs[row, k] = np.log(norm) + twos * _LN2     # mean of 0
+            if 0 < norm < np.inf:    # the product scaled by a power of two (exact): it never
+                shift = int(np.frexp(norm)[1])     # underflows to 0 or overflows (Jacobians
+                product = np.ldexp(product, -shift)    # of 1e-13 over 30 lags are 1e-390,
+                twos += shift                          # not the "exactly 0" of a zero J)
+    mean = logs.mean(axis=0)
     lags = np.arange(1, max_lag + 1)
     if np.isneginf(mean).any():              # no fit through a zero (it was 2.2e-308 and a rate)
         return LagDecay(lags, np.exp(mean), 0.0, float("nan"))
@@ -712,6 +755,21 @@ def _of_parameters(node, params=None, limit=16):
 _STEP = re.compile(r"(^|/)t=-?\d+(/.*)?$")      # the "t=K" of a scope (and what is inside it)
 
 
+def eq_10_52(g, jac):
+    """‖g J‖ / ‖g‖ of a gradient ``g`` and a one-step Jacobian ``jac``, NaN where g is zero; g
+    scaled by its largest entry first where that is past 1e100 or below 1e-100 (the ratio
+    does not change; g J and ‖g‖ no longer overflow to inf / inf = NaN, or lose digits)."""
+    g = np.asarray(g, dtype=np.float64).reshape(-1)
+    norm = vector_norm(g)
+    if not norm > 0:
+        return np.nan
+    big = np.abs(g).max()
+    if np.isfinite(big) and not _SAFE[0] <= big <= _SAFE[1]:
+        g = g / big
+        norm = vector_norm(g)
+    return vector_norm(g @ jac) / norm
+
+
 def gradient_ratio(model, xs, ys, part="h", h0=None, **options):
     """‖(∇_{h(t)} L) ∂h(t)/∂h(t-1)‖ / ‖∇_{h(t)} L‖ for t = 1..T (eq. 10.52): shape (T,).
 
@@ -734,8 +792,5 @@ def gradient_ratio(model, xs, ys, part="h", h0=None, **options):
     jacs = model_jacobians(model, xs, part, h0, ys, None, "rnn.gradient_ratio", options)
     ratio = np.full(len(jacs), np.nan)
     for k, g in zip(keys, grads):
-        g = g.reshape(-1)
-        norm = np.linalg.norm(g)
-        if norm > 0:
-            ratio[k - 1] = np.linalg.norm(g @ jacs[k - 1]) / norm
+        ratio[k - 1] = eq_10_52(g, jacs[k - 1])
     return ratio

@@ -42,8 +42,10 @@ class Tape:
     def __init__(self, pert):
         self.pert = pert
         self.states, self.losses, self.units, self.values = {}, {}, {}, {}
+        self.touched = False        # whether a perturbation has been added yet
 
     def state(self, part, k, v):
+        self.touched |= (part, k) in self.pert
         v = v + self.pert.get((part, k), 0)
         self.states[(part, k)] = v
         return v
@@ -52,6 +54,7 @@ class Tape:
         """v(k) as the next step reads it: a perturbation at ("read", part, k) reaches that step
         alone (the one-step Jacobian: every other input of the step, the other state parts
         included, held at its value)."""
+        self.touched |= ("read", part, k) in self.pert
         return v + self.pert.get(("read", part, k), 0)
 
     def unit(self, chain, t, kind, v):
@@ -59,7 +62,10 @@ class Tape:
         return v
 
     def loss(self, t, v):
-        self.losses[t] = v
+        """A loss term computed before the perturbation was added cannot depend on it: its
+        derivative is exactly 0 (the complex step would give NaN for a term that is NaN or
+        infinite: Im(NaN) is NaN)."""
+        self.losses[t] = v if self.touched else v.real + 0j
 
     def value(self, name, t, v):
         self.values[(name, t)] = v
@@ -316,7 +322,9 @@ def echo_state(P, xs, ys, B=1):
         for t in range(1, len(xs) + 1):
             h = tape.state("h", t, tape.unit("", t, "tanh", np.tanh(
                 P["b"] + tape.read("h", t - 1, h) @ P["W"].T + xs[t - 1] @ P["U"].T)))
-            tape.loss(t, ((P["c"] + h @ P["V"].T - ys[t - 1]) ** 2).sum() / B)
+            d = P["c"] + h @ P["V"].T - ys[t - 1]
+            e = (d * d).sum()      # not d ** 2, nor e / B: of an overflowing d, their complex
+            tape.loss(t, e.real / B + 1j * (e.imag / B))   # arithmetic makes Im NaN (inf * 0)
     return forward
 
 
@@ -382,7 +390,7 @@ def oracle(forward, parts, steps):
             grad[(p, k)] = sum(dl.values())
             if 1 <= k <= width:
                 for t, row in dl.items():
-                    m[t - 1, k - 1] = np.linalg.norm(row)
+                    m[t - 1, k - 1] = norm(row)
         conn[p] = m
     return {"base": base, "grad": grad, "conn": conn, "d": d, "forward": forward}
 
@@ -399,7 +407,8 @@ def jacobians(forward, part, steps, backward=False):
 
 def saturation(tape, chain="", tol=0.05, keep=None):
     """Per step t = 1..T of ``chain``: the fraction of tanh units with 1 - y² < tol and sigmoid
-    units with y (1 - y) < tol / 4 (rows of ``keep`` (T, B) only, when given)."""
+    units with y (1 - y) < tol / 4 (rows of ``keep`` (T, B) only, when given); NaN at a step
+    with a NaN unit (the page shows no fraction there)."""
     steps = sorted(t for c, t in tape.units if c == chain)
     out = []
     for t in steps:
@@ -408,11 +417,24 @@ def saturation(tape, chain="", tol=0.05, keep=None):
             y = v.real
             if keep is not None:
                 y = y[np.asarray(keep[t - 1], bool)]
+            if np.isnan(y).any():
+                units = -1
+                break
             slope = 1 - y * y if kind == "tanh" else y * (1 - y)
             saturated += np.count_nonzero(slope < tol * (1.0 if kind == "tanh" else 0.25))
             units += y.size
-        out.append(saturated / units if units else np.nan)     # every row padded: none
+        out.append(saturated / units if units > 0 else np.nan)   # every row padded, or NaN
     return np.array(out)
+
+
+def norm(v):
+    """The 2-norm of ``v`` without overflow (entries of 1e200 have a norm; their squares are
+    inf); NaN or inf when an entry is."""
+    v = np.ravel(np.asarray(v, dtype=float))
+    if not np.isfinite(v).all():
+        return np.nan if np.isnan(v).any() else np.inf
+    scale = np.abs(v).max() if v.size else 0.0
+    return 0.0 if scale == 0 else scale * np.linalg.norm(v / scale)
 
 
 def six(v):
@@ -422,14 +444,20 @@ def six(v):
 
 def shown_is(got, want, what, rel=1e-10):
     """The page's six-digit ``got`` is ``want`` rounded to six digits: ``want`` within 1e-10 of
-    the number shown, up to the rounding (half a unit of the sixth digit).  None for NaN."""
-    got = [np.nan if g is None or isinstance(g, str) else g for g in np.ravel(np.array(got, dtype=object))]
+    the number shown, up to the rounding (half a unit of the sixth digit).  A non-finite
+    ``want`` must be shown as what it is, "NaN", "Infinity" or "-Infinity" (a NaN shown for
+    an infinity, or the reverse, is a wrong number), or as None, the page's "no number" (a gap
+    in a plot, "n/a"); a finite ``want`` must be shown as a number, never None or a string."""
+    got = list(np.ravel(np.array(got, dtype=object)))
     want = np.ravel(np.asarray(want, dtype=float))
     assert len(got) == len(want), f"{what}: {len(got)} numbers shown, {len(want)} computed"
     for i, (g, w) in enumerate(zip(got, want)):
         if not np.isfinite(w):
-            assert g is None or not np.isfinite(g), f"{what}[{i}]: shown {g}, computed {w}"
+            kind = "NaN" if np.isnan(w) else "Infinity" if w > 0 else "-Infinity"
+            assert g is None or g == kind, f"{what}[{i}]: shown {g!r}, computed {w}"
             continue
+        assert isinstance(g, (int, float)) and not isinstance(g, bool) and np.isfinite(g), \
+            f"{what}[{i}]: shown {g!r}, computed {w!r}"
         if w == 0:
             assert g == 0, f"{what}[{i}]: shown {g}, computed 0"
             continue
@@ -443,12 +471,17 @@ def lag_decay(jacs, max_lag, ends):
     ‖J(t) J(t-1) ... J(t-k+1)‖₂, k = 1..max_lag, and exp of its log-linear fit (rate, scale)."""
     T = len(jacs)
     last = np.unique(np.linspace(T - 1, max_lag - 1, min(ends, T - max_lag + 1)).round().astype(int))
+    # each J scaled by an exact power of two (its own, so that the products neither underflow
+    # nor overflow: 30 Jacobians of 1e-13 are 1e-390), the powers added back to the log
+    shifts = [int(np.frexp(np.abs(j).max())[1]) if np.abs(j).max() > 0 else 0 for j in jacs]
     logs = []
     for t in last:
-        product, row = np.eye(jacs.shape[1]), []
+        product, row, twos = np.eye(jacs.shape[1]), [], 0
         for k in range(max_lag):
-            product = product @ jacs[t - k]
-            row.append(np.log(np.linalg.norm(product, 2)))
+            product = product @ np.ldexp(jacs[t - k], -shifts[t - k])
+            twos += shifts[t - k]
+            with np.errstate(divide="ignore"):
+                row.append(np.log(np.linalg.norm(product, 2)) + twos * np.log(2.0))
         logs.append(row)
     mean = np.mean(logs, axis=0)
     if max_lag > 1:
@@ -481,10 +514,10 @@ def check_bundle(bundle, o, parts, part=None, steps=None, backward=False, keep=N
                 bad.append(f"{p}({k}) is not on the page")
                 continue
             value = base.states[(p, k)].real
-            cmp([V[p]["norm"][str(k)]], [np.linalg.norm(value)], f"‖{p}({k})‖")
+            cmp([V[p]["norm"][str(k)]], [norm(value)], f"‖{p}({k})‖")
             if str(k) in V[p]["value"]:
                 cmp(V[p]["value"][str(k)], value.reshape(-1)[:64], f"{p}({k})")
-            cmp([V[p]["gnorm"][str(k)]], [np.linalg.norm(o["grad"][(p, k)])], f"‖∂L/∂{p}({k})‖")
+            cmp([V[p]["gnorm"][str(k)]], [norm(o["grad"][(p, k)])], f"‖∂L/∂{p}({k})‖")
         heat = bundle["diag"]["connectivity"].get(p)
         if heat is None or not heat["exact"]:
             bad.append(f"no exact connectivity of {p}")
@@ -497,7 +530,7 @@ def check_bundle(bundle, o, parts, part=None, steps=None, backward=False, keep=N
         cmp(d["spectra"]["radius"], [np.abs(np.linalg.eigvals(j)).max() for j in J],
             f"ρ(J(t)) of {part}")
         grads = [o["grad"][(part, k)].reshape(-1) for k in range(1, steps + 1)]
-        cmp(d["ratio"][:steps], [np.linalg.norm(g @ j) / np.linalg.norm(g) for g, j in zip(grads, J)],
+        cmp(d["ratio"][:steps], [norm(g @ j) / norm(g) for g, j in zip(grads, J)],
             f"eq. 10.52 ratio of {part}")
         norms, rate, scale = lag_decay(J[::-1] if backward else J, min(len(J), 30), 3)
         cmp(d["lag"]["norms"], norms, f"lag decay of {part}")

@@ -94,11 +94,26 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
             np.testing.assert_array_equal(a[key], b[key])
 
 
-@pytest.mark.parametrize("task", ["year", "copy", "long_copy_lstm", "lookahead", "reverse"])
-def test_other_tasks_train(tmp_path, task, capsys):
+@pytest.mark.parametrize("task, axis", [("year", "loss per sentence (nats)"),
+                                        ("copy", "loss per step (nats)"),
+                                        ("long_copy_lstm", "loss per step (nats)"),
+                                        ("lookahead", "loss per step (nats)"),
+                                        ("reverse", "loss per step (nats)")])
+def test_other_tasks_train(tmp_path, task, axis, capsys):
     assert main(["train", "--task", task, "--steps", "2", "--out", str(tmp_path)]) == 0
     assert (tmp_path / f"{task}_checkpoint.npz").is_file()
     assert "held-out loss" in capsys.readouterr().out
+    # the loss axis names the task's unit (it said "loss per character (nats)" for every task)
+    curve = (tmp_path / "loss.svg").read_text()
+    assert axis in curve and "per character" not in curve
+
+
+def test_every_tasks_loss_axis_names_its_unit():
+    from viz.cli import loss_label
+    labels = {name: loss_label(task.unit) for name, task in rnn.tasks.TASKS.items()}
+    assert labels["chars"] == "loss per character (nats)"
+    assert labels["parity"] == "loss per tree (nats)"
+    assert labels["signal"] == "squared error per step"
 
 
 def test_copy_task_with_its_default_settings_and_steps_learns_to_recall(tmp_path, capsys):
@@ -492,3 +507,53 @@ def test_resume_or_checkpoint_naming_a_folder_says_it_is_a_folder(tmp_path, caps
     assert main(["explore", "--model", "seq2one", "--out", str(tmp_path / "o"),
                  "--checkpoint", str(tmp_path)]) == 2
     _one_line_error(capsys, "is a folder, not a checkpoint file")
+
+
+def test_an_out_whose_name_is_not_utf8_is_printed_not_a_traceback(tmp_path):
+    # a folder named with the byte 0xfe: the files were written, then printing their paths on
+    # a strict UTF-8 stdout (a UTF-8 locale) raised UnicodeEncodeError, a traceback and exit 1
+    out = tmp_path / os.fsdecode(b"v\xfe z")
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    with contextlib.redirect_stdout(stdout):
+        assert main(["draw", "--model", "elman", "--steps", "1", "--out", str(out)]) == 0
+        stdout.flush()
+    lines = stdout.buffer.getvalue().decode("utf-8").splitlines()
+    assert lines == [f"{tmp_path}/v\\xfe z/elman_{view}.svg" for view in ("folded", "unrolled",
+                                                                          "ops")]
+    assert sorted(os.listdir(out)) == ["elman_folded.svg", "elman_ops.svg", "elman_unrolled.svg"]
+
+
+def test_the_gradient_flow_view_says_it_is_of_the_traced_sequence_not_the_data(tmp_path):
+    # viz.unrolled(grads=True) runs the model's trace (ids 0, 1, 2, ...), not the probe whose
+    # gradients the op view and the gradient-flow chart beside it show: its caption said neither
+    from viz.cli import write_model_views
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    files, _ = write_model_views(model, str(tmp_path), "m", (np.array([2, 1, 0]),
+                                                            np.array([1, 1, 2])), {})
+    caption = dict(files)["m_unrolled_grads.svg"]
+    assert "traced sequence, made-up inputs and targets, not the task's data" in caption
+
+
+def test_the_resume_line_of_an_out_that_is_not_utf8_names_that_folder(tmp_path, capsys):
+    # shlex quoted the path's lone surrogate, printed as \udcfe: a command naming another folder
+    import argparse
+    import signal
+    from viz.cli import _stopped
+    out = str(tmp_path / os.fsdecode(b"v\xfe z"))
+    path = os.path.join(out, "chars_checkpoint.npz")
+    args = argparse.Namespace(command="train", task="chars", out=out)
+    e = rnn.tasks.TrainingStopped(3, 10, path, signal.SIGINT)
+    assert _stopped(e, args) == 130
+    said = capsys.readouterr().err
+    assert f"--out $'{tmp_path}/v\\xfe z'" in said and "\\udcfe" not in said, said
+    folder = said.split("--out ")[1].split(" --resume")[0]
+    done = subprocess.run(["bash", "-c", f"printf %s {folder}"], capture_output=True)
+    assert done.stdout == os.fsencode(out)          # the shell reads back the folder's bytes
+
+
+def test_an_error_naming_a_path_that_is_not_utf8_shows_its_byte(tmp_path, capsys):
+    out = tmp_path / os.fsdecode(b"v\xfe z")
+    out.write_bytes(b"a file")
+    assert main(["draw", "--model", "elman", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "v\\xfe z" in err and "\udcfe" not in err, err

@@ -44,6 +44,8 @@ def test_hovering_an_alignment_cell_lights_decoder_step_t_and_encoder_step_k(bro
     assert all((name, t) in {("h", 3), ("x", 3)} or t == 2 for name, t in lit)
     alpha = model.run(XS, YS).attention[1].data[0, 2]
     assert page.page.inner_text("#align-label") == f"α(2, 3) = {alpha:.6g}"
+    assert page.page.inner_text("#align-title") == ("alignment α(t, k) (rows: decoder step t, "
+                                                    "columns: encoder step k)")
     assert page.errors == []
     page.page.mouse.move(1, 1)
     assert page.titles("hl") == set()
@@ -77,3 +79,48 @@ def test_an_alignment_weight_that_is_nan_is_drawn_and_named_as_such_not_as_zero(
     assert "a Jacobian is not finite" in page.page.text_content("#plot-lag")
     assert page.errors == []
     page.close()
+
+
+def _user_decoder(name="α", weights=True):
+    """The README's decoder: an rnn.Recurrence whose cell attends over another model's states."""
+    import tinygraph as tg
+    encoder = rnn.ElmanRNN(3, 4, 3, seed=0)
+    memory = tg.stack(encoder.run(np.array([0, 1, 2, 1])).states)
+    rng = np.random.default_rng(1)
+    Wd, R, V = (tg.Parameter(rng.normal(0, 0.5, s), name=n) for n, s in
+                (("Wd", (4, 4)), ("R", (4, 4)), ("V", (3, 4))))
+
+    def step(s, x):
+        e = s @ memory.T
+        alpha = (tg.softmax(e, axis=-1) if weights else e.tanh()).named(name)
+        return (s @ Wd.T + (alpha @ memory).named("ctx") @ R.T + x).tanh()
+    decoder = rnn.Recurrence(step, [Wd, R, V], n_state=4, n_in=4, readout=lambda s: s @ V.T,
+                             name="dec")
+    return decoder, memory.data, Wd.data, R.data
+
+
+def test_a_users_attention_cell_named_alpha_has_its_alignment_or_a_note_saying_why_not():
+    # the README's attention decoder, an rnn.Recurrence, had no alignment panel and no word on
+    # the page (only EncoderDecoder's run.attention was read): its α(t), named "α" at every
+    # step, are now the heatmap, each row numpy's softmax(s(t-1) memoryᵀ)
+    decoder, memory, Wd, R = _user_decoder()
+    xs = np.random.default_rng(2).normal(size=(3, 4))
+    bundle = viz.explore(decoder, xs, np.array([0, 2, 1])).data["bundles"][-1]
+    s, want = np.zeros(4), []
+    for x in xs:
+        e = memory @ s
+        alpha = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
+        want.append(alpha)
+        s = np.tanh(Wd @ s + R @ (alpha @ memory) + x)
+    a = bundle["alignment"]
+    np.testing.assert_allclose(a["cells"], want, rtol=1e-5)
+    assert a["decoder"] == ["α"] and a["encoder"] == [] and "entry k of α(t)" in a["title"]
+    # named α but no weights (tanh, not a softmax): no heatmap, and a note says why
+    decoder, *_ = _user_decoder(weights=False)
+    bundle = viz.explore(decoder, xs, np.array([0, 2, 1])).data["bundles"][-1]
+    assert bundle["alignment"] is None
+    assert any(n.startswith("dec's steps have a variable named α, but α(1) is no set of weights")
+               for n in bundle["diag"]["notes"]), bundle["diag"]["notes"]
+    decoder, *_ = _user_decoder(name="weights")       # another name: no attention the page knows
+    bundle = viz.explore(decoder, xs, np.array([0, 2, 1])).data["bundles"][-1]
+    assert bundle["alignment"] is None and not any("α" in n for n in bundle["diag"]["notes"])

@@ -720,6 +720,34 @@ def test_the_spectra_of_a_shorter_decoder_span_its_own_steps(browser, tmp_path):
     page.close()
 
 
+def test_the_plots_of_a_one_step_run_show_their_points_at_step_1(browser, tmp_path):
+    """One step: each plot's one point was a path of one point, which draws nothing (three
+    panels of bare axes and legends), and the x axis ran 1..2, naming a step the run has not.
+    Each lone point is a dot now, on an axis labelled 1 alone."""
+    model = rnn.ElmanRNN(4, 5, 4, seed=0)
+    page = Page(browser, _save(tmp_path, model, np.array([1]), np.array([2])))
+    for plot, dots in (("plot-spectra", 2), ("plot-lag", 2), ("plot-sat", 2)):
+        assert page.page.locator(f"#{plot} circle.lone").count() == dots, plot
+        steps = page.page.evaluate("""id => [...document.querySelectorAll('#' + id + ' text')]
+            .filter(e => e.getAttribute('y') > 100 && /^\\d+$/.test(e.textContent))
+            .map(e => e.textContent)""", plot)
+        assert steps == ["1"], (plot, steps)
+    assert page.errors == []
+    page.close()
+
+def test_a_run_without_loss_offers_no_heatmap_cell_to_hover(browser, tmp_path):
+    # a system without targets has no connectivity: the panel said "no loss terms or no
+    # gradient" under a hint "hover a cell: L(t) and s(k) light up in the graph"
+    W = tg.Parameter(np.eye(3) * 0.5, name="W")
+    model = rnn.Recurrence(lambda s: (s @ W.T).tanh(), [W], n_state=3, name="system",
+                           state_name="s")
+    page = Page(browser, _save(tmp_path, model, None, steps=3, h0=np.ones(3)))
+    assert page.page.inner_text("#heat-label") == ""
+    # nor an eq. 10.52 ratio: its panel's heading named it over a plot of the saturation alone
+    assert page.page.inner_text("#sat-title") == "saturation"
+    assert page.errors == []
+    page.close()
+
 def test_hovering_a_bin_of_several_steps_says_it_shows_their_largest_entry(browser, tmp_path):
     # 300 steps: 48 sampled rows, 200 column bins of 1 or 2 steps; a bin's label read
     # "‖∂L(t)/∂h(k0–k1)‖ = v", as if v were one gradient's norm over the steps k0..k1: it is

@@ -83,6 +83,27 @@ def test_a_leaky_rnn_with_a_learned_leak_and_a_skip_connection(skip):
     np.testing.assert_array_equal(rnn.saturation(model, xs, ys), O.saturation(o["base"]))
 
 
+def test_a_sequence_padded_at_its_end_is_the_page_of_the_sequence_alone():
+    """One sequence of 4 steps padded to 6 (mask 1 1 1 1 0 0): the page showed 4 steps (the
+    graph of the loss) while its spectra held 6 Jacobians, the padded steps' identities, and
+    the lag decay was taken over them (rate 0.72 where the 4 steps give 0.59), the saturation
+    and the connectivity 6 steps wide.  Every panel now ends at step 4, each number that of
+    the unpadded sequence, and a note names the padded steps."""
+    for model, forward, parts in ((rnn.ElmanRNN(4, 3, 4, seed=1), O.elman, {"h": False}),
+                                  (rnn.LSTM(4, 3, 4, seed=1), O.lstm, {"h": False, "s": False})):
+        P = _params(model)
+        xs, ys = _ids(1, 6, 1), _ids(2, 6, 1)
+        mask = np.array([[1], [1], [1], [1], [0], [0]])
+        o = O.oracle(forward(P, xs[:4], ys[:4]), _sites(parts, 4, 0), 4)
+        for part in parts:
+            bundle = viz.explore(model, xs, ys, mask=mask, part=part).data["bundles"][-1]
+            assert bundle["steps"] == 4
+            _ok(O.check_bundle(bundle, o, _sites(parts, 4), part, 4))
+            assert [len(bundle["diag"]["spectra"]["norm"]), len(bundle["diag"]["saturation"]),
+                    bundle["diag"]["connectivity"][part]["width"]] == [4, 4, 4]
+            assert any(n.startswith("steps 5–6 of the run are padded in every row")
+                       for n in bundle["diag"]["notes"]), bundle["diag"]["notes"]
+
 def test_an_echo_state_networks_gradients_through_its_fixed_reservoir():
     """The reservoir's U, W, b are fixed, so its states needed no gradient and the page showed
     no ∂L/∂h(t), no connectivity and an eq. 10.52 ratio without a point (its legend over an
@@ -525,10 +546,10 @@ def test_a_long_runs_summarised_views_show_the_right_numbers_for_the_steps_they_
     cells = []
     for t in heat["rows"]:
         g, row = direct[t - 1], np.zeros(steps)
-        row[t - 1] = np.linalg.norm(g)
+        row[t - 1] = O.norm(g)
         for k in range(t - 1, 0, -1):
             g = P["W"].T @ ((1 - h[k + 1] ** 2) * g)
-            row[k - 1] = np.linalg.norm(g)
+            row[k - 1] = O.norm(g)     # 5.5e-163 where its squares underflow
         cells.append(np.maximum.reduceat(row, heat["col_edges"][:-1]))
     O.shown_is(heat["cells"], cells, "binned connectivity of the sampled rows")
     J = (1 - h[1:] ** 2)[:, :, None] * P["W"]
@@ -690,3 +711,65 @@ def test_the_explorer_counts_the_saturated_units_rnn_saturation_counts(make, mas
     want = rnn.saturation(model, xs, ys, **options)
     page = viz.explorer._bundle(model, xs, ys, None, None, None, draw=False, options=options)
     assert 0 < want.max() and np.allclose(page["diag"]["saturation"], want, atol=1e-6)
+
+
+def test_the_oracle_comparison_tells_nan_from_infinity_and_no_number_from_a_number():
+    """shown_is took any non-finite shown for any non-finite computed ("Infinity" passed for
+    a NaN, "NaN" for -inf): each is now only itself, or None (the page's "no number")."""
+    for got, want in ((["NaN"], [np.nan]), (["Infinity"], [np.inf]), (["-Infinity"], [-np.inf]),
+                      ([None], [np.nan]), ([None], [np.inf]), ([0.5], [0.5])):
+        O.shown_is(got, want, "ok")
+    for got, want in ((["Infinity"], [np.nan]), (["NaN"], [-np.inf]), (["-Infinity"], [np.inf]),
+                      ([None], [1.0]), (["NaN"], [0.0]), ([1.0], [np.inf]), ([True], [1.0])):
+        with pytest.raises(AssertionError):
+            O.shown_is(got, want, "wrong")
+
+
+def test_gradients_whose_squares_underflow_have_their_norms():
+    """‖∂L(t)/∂h(k)‖ below about 1e-162 was shown as exactly 0 (the heatmap's "exactly 0", the
+    squares of its entries subnormal or 0; from 1e-154 it was off in the 5th digit): the norms
+    of rows are scaled where the entries are that small (or past 1e100)."""
+    steps = 30
+    model = rnn.ElmanRNN(4, 3, 4, seed=1)
+    model.W.data *= 1e-6 / np.abs(np.linalg.eigvals(model.W.data)).max()
+    P = {n: p.data.copy() for n, p in model.named_parameters()}
+    xs, ys = _ids(1, steps), _ids(2, steps)
+    o = O.oracle(O.elman(P, xs, ys), {"h": range(1, steps + 1)}, steps)
+    bundle = viz.explore(model, xs, ys).data["bundles"][-1]
+    assert 0 < bundle["diag"]["connectivity"]["h"]["cells"][-1][0] < 1e-162
+    _ok(O.check_bundle(bundle, o, {"h": range(1, steps + 1)}, "h", steps))
+    norms = dict(viz.gradient_norms(model.run(xs, ys).loss))
+    O.shown_is([norms[1]], [O.norm(o["grad"][("h", 1)])], "viz.gradient_norms h(1)")
+
+
+def test_a_loss_that_overflows_or_is_nan_and_gradients_past_1e154():
+    """A target of 1e200: L(3) overflows to inf ("Infinity" on the page), its gradients are
+    about 1e200, whose connectivity was shown as "NaN or infinite" and eq. 10.52 ratio as no
+    number (inf / inf); and a NaN input: the loss "NaN".  Every other number is the oracle's."""
+    esn = rnn.EchoStateNetwork(3, 4, 2, spectral_radius=1.2, seed=1)
+    P = {n: getattr(esn, n).data for n in ("U", "W", "b", "V", "c")}
+    rng = np.random.default_rng(0)
+    xs, ys = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    for target, x, loss in ((1e200, 0.0, "Infinity"), (0.0, np.nan, "NaN")):
+        ys[2, 0], xs[2, 0] = target, x
+        with np.errstate(all="ignore"):
+            o = O.oracle(O.echo_state(P, xs, ys), {"h": range(0, 6)}, 5)
+            bundle = viz.explore(esn, xs, ys).data["bundles"][-1]
+            assert bundle["loss"] == loss
+            _ok(O.check_bundle(bundle, o, {"h": range(0, 6)}, None if x != x else "h", 5))
+
+
+def test_a_lag_decay_whose_products_underflow_has_its_rate_not_zero():
+    """Jacobians of about 1e-13: their product over 30 lags is about 1e-390, which underflowed
+    to 0, and the page said ρ = 0, "the product of the Jacobians is exactly 0" (no J is 0):
+    rnn.lag_decay scales the product by exact powers of two, ρ = 8.54e-14 as numpy's."""
+    steps = 40
+    model = rnn.ElmanRNN(4, 3, 4, seed=1)
+    model.W.data *= 1e-13 / np.abs(np.linalg.eigvals(model.W.data)).max()
+    P = {n: p.data.copy() for n, p in model.named_parameters()}
+    xs, ys = _ids(1, steps), _ids(2, steps)
+    lag = viz.explore(model, xs, ys).data["bundles"][-1]["diag"]["lag"]
+    norms, rate, scale = O.lag_decay(O.jacobians(O.elman(P, xs, ys), "h", steps), 30, 3)
+    assert 0 < rate < 1e-12
+    O.shown_is([lag["rate"], lag["scale"]], [rate, scale], "lag decay fit")
+    O.shown_is(lag["norms"], norms, "lag decay")

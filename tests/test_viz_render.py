@@ -34,6 +34,12 @@ def test_unknown_suffix_is_a_render_error(tmp_path, digraph):
         viz.save(digraph, tmp_path / "fig.pdf")
 
 
+def test_a_plot_saved_as_dot_is_told_its_formats(tmp_path):
+    # a matplotlib figure (10.15) saved as .dot was told to "use a .svg, .png or .dot suffix"
+    with pytest.raises(viz.RenderError, match=r"a matplotlib figure is written as \.svg or \.png"):
+        viz.save(viz.figure("10.15"), str(tmp_path / "f.dot"))
+    assert not (tmp_path / "f.dot").exists()
+
 def test_unwritable_path_is_an_os_error_naming_the_path(tmp_path, digraph):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -450,6 +450,18 @@ def test_unrolled_refuses_steps_and_keep_that_are_not_positive_integers(kwargs, 
         viz.unrolled(rnn.ElmanRNN(3, 4, 3), **kwargs)
 
 
+@pytest.mark.parametrize("steps", [0, -5, 2.5, "3", True])
+def test_folded_refuses_steps_that_are_not_positive_integers(steps):
+    # 0 and -5 drew the folded view of a 1-step trace without a word, "3" was a bare TypeError
+    with pytest.raises(tg.ConfigError, match=r"viz\.folded: steps must be a positive integer"):
+        viz.folded(rnn.ElmanRNN(3, 4, 3), steps=steps)
+
+
+def test_unrolled_refuses_time_labels_that_are_not_a_callable():
+    # a list of labels was a bare "TypeError: 'list' object is not callable" from inside
+    with pytest.raises(tg.DTypeError, match=r"viz\.unrolled: time_labels must be a callable"):
+        viz.unrolled(rnn.ElmanRNN(3, 4, 3), time_labels=["a", "b", "c"])
+
 @pytest.mark.parametrize("keep", [None, 2.5, 0, -1, True])
 def test_graph_refuses_a_keep_that_is_not_a_positive_integer(keep):
     # None and 2.5 were bare TypeErrors; 0 and -1 drew every step, True one step each side

@@ -44,7 +44,7 @@ from .opgraph import gradient_norms, graph
 from .page import Page, figure_caption
 from .blas import one_blas_thread
 from .playground import add_parser as add_playground_parser
-from .render import OutputPathError, save
+from .render import OutputPathError, printable, save
 from .views import folded, unrolled
 
 
@@ -158,6 +158,22 @@ def _stop_on_signals():
             signal.signal(sig, handler)
 
 
+def _shell_join(words):
+    """``shlex.join(words)``, but a word whose bytes are not UTF-8 (a path's, held as the lone
+    surrogates of ``os.fsdecode``) quoted as bash's $'...' with each such byte as \\xHH: shlex
+    quoted the surrogates, which print as \\udcfe, a command that names another folder."""
+    out = []
+    for word in map(str, words):
+        try:
+            word.encode("utf-8")
+            out.append(shlex.quote(word))
+        except UnicodeEncodeError:
+            raw = os.fsencode(word)
+            out.append("$'" + "".join(chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}"
+                                      for b in raw) + "'")
+    return " ".join(out)
+
+
 def _stopped(e, args):
     """The one line said when training stopped on a signal, and the exit status (128 + signal)."""
     if sys.stderr.isatty():
@@ -165,14 +181,14 @@ def _stopped(e, args):
     where = f"interrupted by {signal.Signals(e.reason).name} after update {e.step} of {e.steps}"
     if e.step < e.steps:
         task = "chars" if args.command == "demo" else args.task
-        resume = "resume with: " + shlex.join(["tinygraph", "train", "--task", task, "--steps",
+        resume = "resume with: " + _shell_join(["tinygraph", "train", "--task", task, "--steps",
                                                str(e.steps), "--out", str(args.out),
                                                "--resume", str(e.path)])
-        print(f"tinygraph {args.command}: {where}; checkpoint written to {e.path}; {resume}",
-              file=sys.stderr)
+        print(printable(f"tinygraph {args.command}: {where}; checkpoint written to {e.path}; "
+                        f"{resume}"), file=sys.stderr)
     else:
-        print(f"tinygraph {args.command}: {where} (training was complete); checkpoint written "
-              f"to {e.path}", file=sys.stderr)
+        print(printable(f"tinygraph {args.command}: {where} (training was complete); checkpoint "
+                        f"written to {e.path}"), file=sys.stderr)
     return 128 + e.reason
 
 
@@ -246,7 +262,7 @@ def _previous_checkpoint(out, task_name, resume, force):
     what = f"{path} (a run at update {step})"
     if force:
         return f"--force: replacing {what}"
-    keep = shlex.join(["--resume", path])
+    keep = _shell_join(["--resume", path])
     raise UsageError(f"--out '{out}' already holds {what}; continue it with {keep}, start "
                      "over with --force (which replaces it), or use another --out")
 
@@ -283,8 +299,12 @@ def write_model_views(model, out, stem, probe_args, probe_kwargs, steps=3):
     save(folded(model), os.path.join(out, files[0][0]))
     save(unrolled(model, steps=steps), os.path.join(out, files[1][0]))
     save(unrolled(model, steps=12, grads=True), os.path.join(out, f"{stem}_unrolled_grads.svg"))
+    # the traced unroll runs on the views' own made-up sequence (ids 0, 1, 2, ...), not the
+    # probe: the caption said nothing of it, beside views of the probe's gradients
     files.append((f"{stem}_unrolled_grads.svg", f"{model.name}: gradient flow, each variable "
-                                               f"coloured by ‖∂L/∂v(t)‖ (12 steps, summarised)"))
+                                               f"coloured by ‖∂L/∂v(t)‖ (12 steps of the views' "
+                                               f"traced sequence, made-up inputs and targets, not "
+                                               f"the task's data; summarised)"))
     # run(...).loss, not loss(...): every op of every step is its own node, as the view should show
     loss = model.run(*probe_args, **probe_kwargs).loss
     norms = gradient_norms(loss)
@@ -307,7 +327,7 @@ def cmd_figures(args):
     for number in FIGURES:
         path = os.path.join(out, f"fig{number.replace('.', '_')}.svg")
         save(figure(number), path)
-        print(path)
+        print(printable(path))
 
 
 def cmd_draw(args):
@@ -317,11 +337,11 @@ def cmd_draw(args):
                        ("unrolled", lambda: unrolled(model, steps=args.steps))):
         path = os.path.join(out, f"{args.model}_{stem}.svg")
         save(view(), path)
-        print(path)
+        print(printable(path))
     roots = model.trace(args.steps)
     path = os.path.join(out, f"{args.model}_ops.svg")
     save(graph(roots[0]), path)
-    print(path)
+    print(printable(path))
 
 
 def cmd_explore(args):
@@ -357,7 +377,7 @@ def cmd_explore(args):
         probe_args, probe_kwargs = model_inputs(model, args.steps or EXPLORE_STEPS, seed)
     page = explore(model, *probe_args, before=before, symbols=symbols, **probe_kwargs)
     path = page.save(os.path.join(out, f"{args.model}_explorer.html"))
-    print(path)
+    print(printable(path))
 
 
 def _smoothed(losses):
@@ -368,13 +388,25 @@ def _smoothed(losses):
     return ends, means, block
 
 
+def loss_label(unit):
+    """The loss axis of a task whose loss is in ``unit`` ("nats/char" -> "loss per character
+    (nats)", "squared error/step" -> "squared error per step")."""
+    what, _, per = unit.partition("/")
+    per = {"char": "character"}.get(per, per)
+    if what == "nats":
+        return f"loss per {per} (nats)" if per else "loss (nats)"
+    return f"{what} per {per}" if per else what
+
+
 def write_loss_curve(losses, history, path, task, title):
-    """The training loss (smoothed) and the held-out measurements of ``history``."""
+    """The training loss (smoothed) and the held-out measurements of ``history``, on an axis
+    named for the task's unit (every task's said "loss per character (nats)": a year
+    classifier's nats per sentence, a signal's squared error per step)."""
     steps, means, block = _smoothed(losses)
     held = ([s for s, _, _ in history], [h for _, _, h in history])
     plots.loss_curve(steps, means, path, reference=task.reference, title=title, held_out=held,
                      label="training loss, " + (f"mean of every {block} updates" if block > 1
-                                                else "each update"))
+                                                else "each update"), ylabel=loss_label(task.unit))
 
 
 def _train(task, first, steps, losses, history, args, out, seed):
@@ -422,7 +454,7 @@ def cmd_train(args):
           f"{min(task.window, len(losses))} updates), held-out loss {held:.4f} {task.unit} "
           f"({task.reference[0]} = {task.reference[1]:.4f})")
     print(report)
-    print(f"wrote {ckpt} and the plots and diagrams into {out}")
+    print(printable(f"wrote {ckpt} and the plots and diagrams into {out}"))
 
 
 def _gradient_check(seed):
@@ -553,7 +585,7 @@ def cmd_demo(args):
     if kept is not None and _same_bytes(kept, ckpt):
         os.unlink(kept)         # the previous run wrote the very same checkpoint: nothing lost
     elif kept is not None:
-        print(f"kept the previous run's checkpoint as {kept}")
+        print(printable(f"kept the previous run's checkpoint as {kept}"))
     seconds = time.perf_counter() - start
     write_loss_curve(losses, history, os.path.join(out, "loss.svg"), task, "Character model")
 
@@ -661,7 +693,7 @@ def cmd_demo(args):
     path = page.write(out)
     print(f"training loss {train:.3f}, held-out loss {held:.3f} nats/char "
           f"({task.reference[0]} = {task.reference[1]:.3f})")
-    print(f"open {path}")
+    print(printable(f"open {path}"))
 
 
 # ------------------------------------------------------------------ entry point
@@ -735,9 +767,10 @@ def build_parser():
     p = sub.add_parser("draw", help="folded, unrolled and op-level views of one model")
     p.add_argument("--model", required=True, choices=sorted(MODELS))
     p.add_argument("--steps", type=_steps(DRAW_MAX_STEPS, TRACE_BYTES_PER_STEP, "tracing"),
-                   default=3, help=f"time steps to unroll (at most {DRAW_MAX_STEPS:,})")
+                   default=3, help=f"time steps to unroll (recursive: the leaves of its "
+                                   f"balanced tree; at most {DRAW_MAX_STEPS:,})")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="of the model's weights (default 0)")
     p.set_defaults(run=cmd_draw)
 
     p = sub.add_parser("explore", help="the explorer: one interactive page of a model's unroll, "
@@ -769,10 +802,12 @@ def build_parser():
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("demo", help="the main job: train, check, draw, and write index.html")
-    p.add_argument("--out", default="out")
+    p.add_argument("--out", default="out", help="the folder it writes into (default: out)")
     p.add_argument("--steps", type=_steps(TRAIN_MAX_STEPS, LOSS_BYTES_PER_STEP, "the loss history"),
                    help=f"number of updates (default {rnn.tasks.CharTask.default_steps}, about a minute)")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="of the character model and the long-delay comparison's first seed "
+                        "(default 0)")
     _checkpoint_every(p)
     p.set_defaults(run=cmd_demo)
 
@@ -804,7 +839,7 @@ def main(argv=None):
         print(f"tinygraph {args.command}: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
     except (tg.TinygraphError, OSError) as e:
-        print(f"tinygraph {args.command}: error: {e}", file=sys.stderr)
+        print(printable(f"tinygraph {args.command}: error: {e}"), file=sys.stderr)
         return 2
     return 0
 

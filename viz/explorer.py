@@ -5,8 +5,10 @@ step is a node of the engine's DAG, and writes what the engine computed into one
 the folded circuit and the unrolled graph drawn by :mod:`viz.views` (the middle steps
 collapsed, windows of steps expandable), the value and gradient ∂L/∂v(t) of every
 variable, the op-level DAG of a step, the engine's backward visit order
-(``tg.sweep_order``) for a slider, the connectivity ‖∂L(t)/∂h(k)‖ as a heatmap, and the
-Jacobian diagnostics of :mod:`rnn.diagnostics`.  The page is plain JavaScript over the
+(``tg.sweep_order``) for a slider, the connectivity ‖∂L(t)/∂h(k)‖ as a heatmap, the
+alignment α(t, k) of a run with attention (an EncoderDecoder's ``run.attention``, or a
+user's cell that names its weights "α"), and the Jacobian diagnostics of
+:mod:`rnn.diagnostics`.  The page is plain JavaScript over the
 Graphviz SVG (node ids are the DOT names of the views); nothing is fetched, so it opens
 from disk.  Long runs are summarised: values of the steps in the drawn windows, norms of
 every step, the heatmap binned and, past ``EXACT_ROWS`` loss terms, computed on sampled rows.
@@ -40,8 +42,9 @@ import numpy as np
 import rnn
 import tinygraph as tg
 from rnn.core import evaluating, time_step, walk
-from rnn.diagnostics import (model_jacobians, own_run, padded_chain, part_nodes, run_connectivity,
-                             runs_free, saturation_rows, saturation_with_nans)
+from rnn.diagnostics import (eq_10_52, kept_rows, model_jacobians, own_run, padded_chain,
+                             part_nodes, run_connectivity, runs_free, saturation_rows,
+                             saturation_with_nans)
 
 from .derive import Variables, derive, param_behind
 from .render import OutputPathError, RenderError, html_text, render
@@ -294,7 +297,9 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
     # makes before the steps (scope t=0, as a forward chain's h(0)): the page names it g(T+1)
     ends = {p: steps + 1 for p in run.parts
             if p == part and backward or p != part and _runs_backward(model, variables, p, run)}
-    jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward, options)
+    tail = _padded_tail(model, run, steps, options)
+    jacobians = _jacobians(model, xs, ys, h0, part, run, length, background, backward, options,
+                           upto=steps if tail else None)
     names = variables.names
     windows = _windows(steps)
     detail = sorted({t for a, b in windows for t in range(a, b + 1)} | _summary_steps(steps))
@@ -341,11 +346,14 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
         if key is not None:
             sweep.append([name_index[key[0]], _step_of(key, ends), i])
     ops = _op_numbers(by_step, template_of, position, op_grads)
-    diag = _diagnostics(model, part, run, own, steps, grads, jacobians, backward, options)
+    diag = _diagnostics(model, part, run, own, steps, grads, jacobians, backward, options, tail)
     var_data = _variable_data(variables, names, grads, set(detail), ends)
     diag = diag()
     if fixed:
         diag["notes"].insert(0, fixed)
+    alignment, why_not = _alignment(run, variables, model.name)
+    if why_not:
+        diag["notes"].append(why_not)
     templates = None
     if draw:
         texts = svg.result()
@@ -356,7 +364,7 @@ def _bundle_with(model, xs, ys, h0, part, length, part_given, draw, background, 
             "loss": None if run.loss is None else _shown(run.loss.item()),
             "loss_terms": _loss_terms(run),
             "vars": var_data, "sweep": sweep, "sweep_total": len(order), "ops": ops,
-            "diag": diag, "svg": svg, "templates": templates, "alignment": _alignment(run),
+            "diag": diag, "svg": svg, "templates": templates, "alignment": alignment,
             "op_chains": _op_chains(variables, own, by_step),
             "template_sources": [g.source for g in template_graphs]}
 
@@ -431,16 +439,56 @@ def _variable_data(variables, names, grads, detail, ends=None):
     return var_data
 
 
-def _alignment(run):
-    """A design with attention: α(t, k) of the run (the first sequence of a batch) as rows t
-    (decoder steps) and columns k (encoder steps), with the variables that hovering (t, k)
-    lights up: the decoder's at step t, the encoder's at step k.  None without attention."""
+ALPHA = "α"           # the name of attention weights: an EncoderDecoder's, and a user cell's
+
+
+def _alignment(run, variables=None, model_name="the model"):
+    """The alignment heatmap and a note, or (None, None) without attention.
+
+    A design with attention (``run.attention``, an EncoderDecoder's): α(t, k) of the run (the
+    first sequence of a batch) as rows t (decoder steps) and columns k (encoder steps), with
+    the variables that hovering (t, k) lights up: the decoder's at step t, the encoder's at
+    step k.  A user's cell (an rnn.Recurrence) that names its attention weights "α" at every
+    step (``tg.softmax(...).named("α")``, as the README's decoder does): rows t, columns the
+    entries k of α(t), hovering lighting up step t; if its α are not weights that sum to 1
+    over one set of positions at every step, no heatmap and a note saying why."""
     alphas = getattr(run, "attention", None)
-    if not alphas:
-        return None
-    rows = [np.asarray(a.data if a.ndim == 1 else a.data[0]) for a in alphas]
+    if alphas:
+        rows = [np.asarray(a.data if a.ndim == 1 else a.data[0]) for a in alphas]
+        return ({"cells": [[_num(v) for v in row] for row in rows],
+                 "title": "alignment α(t, k) (rows: decoder step t, columns: encoder step k)",
+                 "decoder": ["s", ALPHA, "ctx", "o", "L", "y"], "encoder": ["x", "h"]}, None)
+    if variables is None:
+        return None, None
+    found = {t: node for (name, t), node in variables.nodes.items()
+             if name == ALPHA and t is not None and t >= 1}
+    if not found:
+        return None, None
+    steps = variables.steps
+    why = None
+    missing = [t for t in range(1, steps + 1) if t not in found]
+    rows = [np.asarray(found[t].data) for t in sorted(found)]
+    rows = [r.reshape(-1) if r.ndim <= 1 else r.reshape(-1, r.shape[-1])[0] for r in rows]
+    widths = sorted({len(r) for r in rows})
+    if missing:
+        why = f"α is a variable of {len(found)} of the {steps} steps (not of t={missing[0]})"
+    elif len(widths) > 1:
+        why = f"α(t) has {widths[0]} entries at some steps and {widths[-1]} at others"
+    elif rows[0].dtype.kind not in "fc" or widths[0] < 1:
+        why = "α(t) holds no weights"
+    else:
+        for t, r in enumerate(rows, start=1):
+            if np.isfinite(r).all() and ((r < 0).any() or abs(r.sum() - 1) > 1e-4):
+                why = (f"α({t}) is no set of weights (its entries sum to {_num(r.sum())}"
+                       + (", some negative" if (r < 0).any() else "") + ")")
+                break
+    if why:
+        return None, (f"{model_name}'s steps have a variable named α, but {why}: no alignment "
+                      "heatmap, which shows attention weights α(t, k) that sum to 1 over the "
+                      "positions k at every step t")
     return {"cells": [[_num(v) for v in row] for row in rows],
-            "decoder": ["s", "α", "ctx", "o", "L", "y"], "encoder": ["x", "h"]}
+            "title": "alignment α(t, k) (rows: step t, columns: entry k of α(t))",
+            "decoder": [ALPHA], "encoder": []}, None
 
 
 def _own_variables(roots, own, run, h0, windows=(None,)):
@@ -628,7 +676,24 @@ def _reads(node, other):
     return False
 
 
-def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False, options=None):
+def _padded_tail(model, run, steps, options):
+    """The run's steps after ``steps`` (the last step of the page, the last loss term's), when
+    the mask pads every row of each of them (a sequence shorter than the run: they add no loss
+    term and carry the state unchanged), as (first, last); else None.  The page's Jacobians,
+    lag decay, saturation and connectivity then end at ``steps`` with the graph: the identity
+    Jacobians of those steps were spectra of steps the page has not, and the lag decay's
+    product over them."""
+    keep = kept_rows(options, "viz.explore")
+    if keep is None or padded_chain(model) is not None:
+        return None
+    length = max((len(nodes) for nodes in run.parts.values()), default=len(run.outputs))
+    if not steps < length == len(keep) or keep[steps:].any():
+        return None
+    return steps + 1, length
+
+
+def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False, options=None,
+               upto=None):
     """The Jacobians ∂part(t)/∂part(t-1) of the run (:func:`rnn.jacobians`; for a chain
     ``backward`` in time, ∂g(t)/∂g(t+1) in time order), made first so that their spectra and
     lag decay (over the products in the chain's own order, lags up to the chain's own length:
@@ -652,6 +717,8 @@ def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False,
         jacs = model_jacobians(model, xs, part, h0, ys, length, "viz.explore", options)
     except tg.ConfigError as e:
         return None, None, None, None, [str(e)]
+    if upto is not None:          # the padded steps after the page's last (_padded_tail)
+        jacs = jacs[:upto]
     notes = []
     lag = (getattr(model, "lags", None) or {}).get(part)
     if lag and lag > 1:     # a delay of 1 reads h(t-1) itself: its path is in the Jacobian
@@ -674,9 +741,11 @@ def _jacobians(model, xs, ys, h0, part, run, length, background, backward=False,
     return jacs, finite, spectra, decay, notes
 
 
-def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False, options=None):
+def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False, options=None,
+                 tail=None):
     """The page's diagnostics, as a function that returns them once the spectra (from
-    :func:`_jacobians`, computed in the background) are done."""
+    :func:`_jacobians`, computed in the background) are done; with ``tail`` (the padded steps
+    after the page's last, :func:`_padded_tail`), of steps 1..``steps`` alone."""
     jacs, finite, spectra, decay, jacobian_notes = jacobians
     notes = _run_notes(model, run, options)
     rows = saturation_rows(model, options, "viz.explore")
@@ -689,6 +758,17 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
         whole, chains, nans = saturation_with_nans(run, own, **dict(rows, keep=None))
         notes.append("the saturation counts the units of every row at every step, padded ones "
                      "too: the mask pads one of this model's chains, not the steps of each")
+    if tail:
+        whole = whole[:steps]
+        chains = {chain: values[:steps] for chain, values in chains.items()}
+        nans = {chain: [t for t in bad if t <= steps] for chain, bad in nans.items()}
+        nans = {chain: bad for chain, bad in nans.items() if bad}
+        first, last = tail
+        notes.append(f"step{'s' if last > first else ''} "
+                     f"{first}{'–' + str(last) if last > first else ''} of the run "
+                     f"{'are' if last > first else 'is'} padded in every row (mask 0 after the "
+                     f"sequence ends): no loss term, the state carried unchanged; the page, its "
+                     f"graph, Jacobians, lag decay, saturation and connectivity end at step {steps}")
     out = {"part": part, "connectivity": {}, "spectra": None, "lag": None, "ratio": None,
            "saturation": _saturation(whole, chains), "notes": notes, "backward": backward}
     note = _saturation_note(chains, nans)
@@ -718,7 +798,8 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
         if heat:
             height = max(time_step(l.scope) for l in run.losses)
             matrices = run_connectivity(run, heat, "viz.explore", rows, own, compact=True)
-            out["connectivity"] = {name: _binned(m, rows, height) for name, m in matrices.items()}
+            out["connectivity"] = {name: _binned(m[:, :steps] if tail else m, rows, height)
+                                   for name, m in matrices.items()}
     else:
         out["notes"].append("no loss terms (no targets ys): no gradients, connectivity or sweep")
     out["notes"] += jacobian_notes
@@ -728,9 +809,8 @@ def _diagnostics(model, part, run, own, steps, grads, jacobians, backward=False,
         ratio = np.full(steps, np.nan)
         for t, node in part_nodes(run, part, "viz.explore", own).items():
             g = grads.get((part, t))
-            if g is not None and t <= len(jacs) and np.linalg.norm(g) > 0 and finite[t - 1]:
-                g = g.reshape(-1)
-                ratio[t - 1] = np.linalg.norm(g @ jacs[t - 1]) / np.linalg.norm(g)
+            if g is not None and t <= len(jacs) and finite[t - 1]:
+                ratio[t - 1] = eq_10_52(g, jacs[t - 1])
         out["ratio"] = _nums(ratio)
 
     def finish():

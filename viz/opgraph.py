@@ -17,6 +17,7 @@ import graphviz
 import numpy as np
 
 import tinygraph as tg
+from rnn.diagnostics import vector_norm
 from tinygraph import Parameter
 
 from .derive import is_variable, param_behind, time_step, walk
@@ -78,19 +79,19 @@ def gradient_norms(output, name="h"):
                 f"run without detach() (pass h0=state.detach(), or take the earlier run's norms "
                 f"from its own loss), or two layers whose states share the name {name!r}")
     grads = tg.grad(output, nodes, retain_graph=True)
-    return [(time_step(n.scope), float(np.linalg.norm(g))) for n, g in zip(nodes, grads)]
+    return [(time_step(n.scope), float(vector_norm(g))) for n, g in zip(nodes, grads)]
 
 
 def _norms(output, order):
     """id -> gradient norm, from ``.grad`` and, if the graph is still alive, tg.grad on named nodes."""
-    norms = {id(n): float(np.linalg.norm(n.grad)) for n in order if n.grad is not None}
+    norms = {id(n): float(vector_norm(n.grad)) for n in order if n.grad is not None}
     named = [n for n in order if is_variable(n) and n.requires_grad and id(n) not in norms]
     if named and output.requires_grad and output.size == 1:
         try:
             grads = tg.grad(output, named, retain_graph=True)
         except tg.BackwardError:
             return norms
-        norms.update({id(n): float(np.linalg.norm(g)) for n, g in zip(named, grads)})
+        norms.update({id(n): float(vector_norm(g)) for n, g in zip(named, grads)})
     return norms
 
 

@@ -40,11 +40,12 @@ import rnn
 import tinygraph as tg
 from rnn import datasets, problems
 from rnn.core import evaluating, time_step
-from rnn.diagnostics import part_nodes, run_model
+from rnn.diagnostics import part_nodes, run_model, vector_norm
 
 from .blas import hold_one_blas_thread
 from .derive import derive
 from .explorer import DROPOUT_OFF, _binned, _num, _nums, _svg_text, fixed_state_note
+from .render import printable
 from .views import BOOK_HIDDEN, backward_chains, draw_unrolled, new_digraph
 
 _ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playground")
@@ -597,7 +598,7 @@ class Run:
                                                                 "and the unrolled view's gradients"))
         if run.loss is not None and all(nodes[k].requires_grad for k in keys):
             grads = tg.grad(run.loss, [nodes[k] for k in keys], retain_graph=True)
-            out["dldh"] = _nums([np.linalg.norm(g) for g in grads])
+            out["dldh"] = _nums([vector_norm(g) for g in grads])
             rows = None
             if len(run.losses) > PROBE_ROWS:     # 40 of the loss terms' own steps, first and last
                 when = sorted(time_step(loss.scope) for loss in run.losses)
@@ -642,14 +643,14 @@ class Run:
         steps = variables.steps
         keys = [k for k, n in variables.nodes.items() if n.requires_grad]
         grads = tg.grad(run.loss, [variables.nodes[k] for k in keys], retain_graph=True)
-        norms = {k: float(np.linalg.norm(g)) for k, g in zip(keys, grads)}
+        norms = {k: float(vector_norm(g)) for k, g in zip(keys, grads)}
         g = new_digraph(f"{self.model.name}_unrolled", fit=False)
         shown = range(max(1, steps - WINDOW + 1), steps + 1)
         ids = draw_unrolled(g, variables, "u", getattr(self.model, "edge_label", None),
                             norms=norms, shown=shown,
                             backward=backward_chains(self.model, variables, BOOK_HIDDEN))
         nodes = {nid: {"name": name, "t": t,
-                       "norm": _num(np.linalg.norm(variables.nodes[(name, t)].data)),
+                       "norm": _num(vector_norm(variables.nodes[(name, t)].data)),
                        "gnorm": None if (name, t) not in norms else _num(norms[(name, t)])}
                  for (name, t), nid in ids.items()}
         return {"svg": _svg_text(g), "nodes": nodes, "first": shown[0], "last": shown[-1]}
@@ -1324,5 +1325,6 @@ def cmd_playground(args):
     finally:
         app.stop()
     for kept in app.engine.kept:
-        print(f"tinygraph playground: kept the earlier run's checkpoint as {kept}", flush=True)
+        print(printable(f"tinygraph playground: kept the earlier run's checkpoint as {kept}"),
+              flush=True)
     print("tinygraph playground: stopped", flush=True)

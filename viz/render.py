@@ -157,7 +157,8 @@ def _is_plot(figure):
 
 
 def save(digraph, path, quiet=False):
-    """Write ``digraph`` to ``path``; the format is the suffix (.svg, .png or .dot/.gv for the source).
+    """Write ``digraph`` to ``path``; the format is the suffix (.svg, .png, .plain for
+    Graphviz's layout text, or .dot/.gv for the source).
 
     ``quiet`` keeps every renderer warning off stderr, as for :func:`render` (which drops only
     the width guess for a non-ASCII character unless quiet).
@@ -179,12 +180,27 @@ def save(digraph, path, quiet=False):
         data = digraph.source.encode()
     elif fmt in FORMATS:
         data = render(digraph, fmt, quiet=quiet)
+    elif _is_plot(digraph):      # a matplotlib figure has no DOT source, nor a plain layout
+        raise RenderError(f"viz.save: a matplotlib figure is written as .svg or .png, not "
+                          f"{str(path)!r}")
     else:
         raise RenderError(f"viz.save: cannot tell the format of {str(path)!r}; "
-                          "use a .svg, .png or .dot suffix")
+                          "use a .svg, .png, .plain or .dot suffix")
     with atomic_write(path, "viz.save", OutputPathError, make_folder=True) as f:
         f.write(data)
     return path
+
+
+def printable(text):
+    """``text`` as a line for stdout: a path's bytes that are not UTF-8 (held as the lone
+    surrogates of ``os.fsdecode``) written as ``\\xfe``, so that printing it cannot raise
+    UnicodeEncodeError where stdout is strict UTF-8 (a UTF-8 locale: the command wrote its
+    files, then died on the line naming them)."""
+    text = str(text)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:            # a surrogate that is no escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 _VISIBLE = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}

@@ -15,6 +15,7 @@ import graphviz
 import numpy as np
 
 import tinygraph as tg
+from rnn.diagnostics import vector_norm
 
 from .derive import Variables, derive
 from .opgraph import grad_fill, log_range
@@ -115,8 +116,10 @@ def unrolled(model, steps=3, keep=KEEP, hide=BOOK_HIDDEN, time_labels=None, grad
     graphviz.Digraph
     """
     for what, value in (("steps", steps), ("keep", keep)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise tg.ConfigError(f"viz.unrolled: {what} must be a positive integer, got {value!r}")
+        _positive(value, what, "viz.unrolled")
+    if time_labels is not None and not callable(time_labels):
+        raise tg.DTypeError(f"viz.unrolled: time_labels must be a callable t -> str (the "
+                            f"superscript of step t), got {type(time_labels).__name__}")
     if getattr(model, "structure", None) == "tree":
         from .tree import tree          # tree.py builds on this module
         return tree(model, steps, grads=grads)
@@ -189,7 +192,12 @@ def _variable_grad_norms(roots, variables):
         total = total + r.sum()
     keys = [k for k, node in variables.nodes.items() if node.requires_grad]
     grads = tg.grad(total, [variables.nodes[k] for k in keys], retain_graph=True)
-    return {k: float(np.linalg.norm(g)) for k, g in zip(keys, grads)}
+    return {k: float(vector_norm(g)) for k, g in zip(keys, grads)}
+
+
+def _positive(value, what, who):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise tg.ConfigError(f"{who}: {what} must be a positive integer, got {value!r}")
 
 
 def folded(model, steps=3, hide=BOOK_HIDDEN):
@@ -209,6 +217,7 @@ def folded(model, steps=3, hide=BOOK_HIDDEN):
     -------
     graphviz.Digraph
     """
+    _positive(steps, "steps", "viz.folded")      # 0 or -5 was drawn as 1 step, silently
     lags = getattr(model, "lags", None) or {}
     steps = max(steps, max(lags.values(), default=0) + 1)   # a delay-d edge first appears at t = d + 1
     variables = variables_of(model, steps, hide, window=KEEP)

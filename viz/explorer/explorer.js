@@ -445,7 +445,8 @@
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     drawHeatParts();
     $("heat-title").textContent = `connectivity ‖∂L(t)/∂${hp}(k)‖ (rows t, columns k)`;
-    if (!S.cell) $("heat-label").textContent = `hover a cell: L(t) and ${hp}(k) light up in the graph`;
+    // no heatmap: no cell to hover (the hint named cells that are not there)
+    if (!S.cell) $("heat-label").textContent = h ? `hover a cell: L(t) and ${hp}(k) light up in the graph` : "";
     if (!h) { ctx.fillStyle = "#222"; ctx.fillText("no loss terms or no gradient", 10, 20); $("heat-scale").replaceChildren(); return; }
     const [lo, hi] = heatRange(hp), rows = h.cells.length, cols = h.cells[0].length, A = heatArea();
     const cw = A.w / cols, ch = A.h / rows;
@@ -585,6 +586,7 @@
     const a = B().alignment;
     $("align-panel").style.display = a ? "" : "none";
     if (!a) return;
+    $("align-title").textContent = a.title;
     const canvas = $("align"), ctx = canvas.getContext("2d");
     const rows = a.cells.length, cols = a.cells[0].length, cw = canvas.width / cols, ch = canvas.height / rows;
     ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -628,9 +630,10 @@
     // (a decoder's spectra of n_y steps beside an encoder of more: s.x counts all the steps)
     const xs = series.flatMap((s) => s.x.slice(0, s.y.length));
     let x0 = Math.min(...xs), x1 = Math.max(...xs);
+    const first = x0, last = x1;     // the steps of the data, whatever the axis spans
     let y0 = Math.min(...pts.map((p) => tx(p[1]))), y1 = Math.max(...pts.map((p) => tx(p[1])));
     if (opts.ymin !== undefined) y0 = Math.min(y0, opts.ymin);
-    if (x1 === x0) x1 = x0 + 1;
+    if (x1 === x0) { x0 -= 0.5; x1 += 0.5; }    // one step: in the middle (no step x0 + 1 named)
     if (y1 === y0) { if (opts.ymin !== undefined && y0 === opts.ymin) y1 = y0 + 1; else { y1 += 0.5; y0 -= 0.5; } }
     const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R), sy = (y) => H - Bm - ((tx(y) - y0) / (y1 - y0)) * (H - T - Bm);
     svg.append(svgEl("line", { x1: L, y1: H - Bm, x2: W - R, y2: H - Bm, stroke: "#888" }),
@@ -646,15 +649,23 @@
     yl.forEach(([v, text]) => {
       svg.append(svgEl("text", { x: L - 4, y: ty(v) + 4, "font-size": 10, "text-anchor": "end" }, text));
     });
-    svg.append(svgEl("text", { x: L, y: H - Bm + 14, "font-size": 10 }, String(x0)),
-      svgEl("text", { x: W - R, y: H - Bm + 14, "font-size": 10, "text-anchor": "end" }, String(x1)),
-      svgEl("text", { x: (L + W) / 2, y: H - 4, "font-size": 11, "text-anchor": "middle" }, opts.xlabel));
+    if (first === last) svg.append(svgEl("text", { x: sx(first), y: H - Bm + 14, "font-size": 10, "text-anchor": "middle" }, String(first)));
+    else svg.append(svgEl("text", { x: L, y: H - Bm + 14, "font-size": 10 }, String(x0)),
+      svgEl("text", { x: W - R, y: H - Bm + 14, "font-size": 10, "text-anchor": "end" }, String(x1)));
+    svg.append(svgEl("text", { x: (L + W) / 2, y: H - 4, "font-size": 11, "text-anchor": "middle" }, opts.xlabel));
     series.forEach((s, n) => {
       const seg = s.x.map((x, i) => (s.y[i] == null || (opts.logy && s.y[i] <= 0) ? null : `${sx(x).toFixed(1)},${sy(s.y[i]).toFixed(1)}`));
       const d = seg.reduce((acc, p, i) => acc + (p === null ? "" : (i && seg[i - 1] !== null ? " L" : " M") + p), "");
       const path = svgEl("path", { d: d || "M0,0", fill: "none", stroke: s.colour, "stroke-width": 1.5 });
       if (s.dash) path.setAttribute("stroke-dasharray", "4 3");
       svg.append(path, svgEl("text", { x: L + 8, y: 11 + 13 * n, "font-size": 11, fill: s.colour }, s.label));
+      // a point with no drawn neighbour (a run of one step, or one between gaps) is a dot: a
+      // path of one point draws nothing, and the panel looked empty
+      seg.forEach((p, i) => {
+        if (p === null || (i > 0 && seg[i - 1] !== null) || (i + 1 < seg.length && seg[i + 1] !== null)) return;
+        const [cx, cy] = p.split(",");
+        svg.append(svgEl("circle", { cx, cy, r: 2.5, fill: s.colour, class: "lone" }));
+      });
     });
   }
   function drawPlots() {
@@ -677,6 +688,8 @@
     const sat = Array.isArray(d.saturation) ? { "": d.saturation } : d.saturation;   // {chain: fractions}
     const series = Object.keys(sat).map((c, i) => ({ x: steps, y: sat[c], colour: ["#c53030", "#805ad5", "#dd6b20"][i % 3],
       label: "fraction of saturated tanh/σ units" + (c ? ` (${c})` : "") }));
+    // no ratio without a loss (or Jacobians): the heading named a curve the plot has not
+    $("sat-title").textContent = d.ratio ? "saturation and the eq. 10.52 ratio" : "saturation";
     if (d.ratio) series.push({ x: steps, y: d.ratio, colour: "#2f855a", label: `‖(∇${part} L) ∂${part}(t)/∂${part}(t${d.backward ? "+" : "−"}1)‖ / ‖∇${part} L‖ (eq. 10.52)` });
     plot($("plot-sat"), series, { logy: false, xlabel: "t", ymin: 0 });
   }
