@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import tinygraph as tg
+from conftest import central_differences
 
 INF = np.inf
 
@@ -91,3 +92,28 @@ def test_torch_gives_nan_where_the_limit_is_taken_here():
         assert torch.isnan(torch.softmax(torch.tensor(row, dtype=torch.float64), -1)).all()
         with np.errstate(invalid="ignore"):
             assert np.isnan(tg.tensor(np.array(row)).softmax(-1).data).all()
+
+
+def _logsumexp_slope(x, v):
+    """(t, the first derivative of sum(v * logsumexp(x, 1)) under create_graph)."""
+    t = tg.tensor(x, requires_grad=True)
+    (g,) = tg.grad((tg.logsumexp(t, axis=1) * tg.tensor(v)).sum(), [t], create_graph=True)
+    return t, g
+
+
+def test_logsumexp_second_derivative_at_one_inf_is_the_limit_of_the_first():
+    x = np.array([[1.0, INF, 0.5], [0.3, -0.2, 1.0]])
+    rows, u = np.array([1.5, -0.7]), np.array([[0.7, -1.1, 0.5], [1.0, 2.0, 3.0]])
+    t, g = _logsumexp_slope(x, rows)
+    plain = tg.tensor(x, requires_grad=True)
+    (tg.logsumexp(plain, axis=1) * tg.tensor(rows)).sum().backward()
+    assert g.data.tobytes() == plain.grad.tobytes()       # [0, 1.5, 0] in the inf row, was NaN
+    (hv,) = tg.grad((g * u).sum(), [t])                   # was NaN across the inf row
+
+    def first(a):
+        p = tg.tensor(a, requires_grad=True)
+        (tg.logsumexp(p, axis=1) * tg.tensor(rows)).sum().backward()
+        return float((p.grad * u).sum())
+    (expected,) = central_differences(first, [x])
+    np.testing.assert_array_equal(hv[0], np.zeros(3))     # one-hot is flat in every direction
+    np.testing.assert_allclose(hv, expected, rtol=1e-6, atol=1e-8)

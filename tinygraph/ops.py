@@ -1159,6 +1159,18 @@ def _logsumexp_slope(x, out, axis, keepdims):
     return p
 
 
+def _logsumexp_slope_op(x, out, axis, keepdims):
+    """:func:`_logsumexp_slope` as an op (``create_graph``): the same bits, and the limit where
+    an entry is +inf, not exp(inf - inf) = NaN.  Its derivative is softmax's, p (gg - sum(gg p))
+    over ``axis``, all of it through x: ``out`` (a function of x) takes none, so the second
+    derivative of logsumexp is the limit (0) in a row with one +inf, where it was NaN."""
+    return _logsumexp_slope(x, out, axis, keepdims), _LOGSUMEXP_SLOPE
+
+
+_LOGSUMEXP_SLOPE = Rule(lambda gg, p, x, out, axis, keepdims: p * (gg - (gg * p).sum(axis=axis, keepdims=True)),
+                        None, saves=False)
+
+
 def _softmax(x, axis=-1):   # axis None: over all entries (scipy.special.softmax's axis=None)
     _, z, s = _shifted_logsumexp(x, tuple(range(x.ndim)) if axis is None else axis)
     return np.exp(z - s).reshape(x.shape), _SOFTMAX
@@ -1427,9 +1439,9 @@ _xp = SimpleNamespace(
     relu_backward=_dual(lambda g, x: _relu_backward(g, x)[0],
                         lambda g, x: apply("relu_backward", _relu_backward, g, x)),
     sign=_dual(_sign_as_torch, lambda x: sign(x)),
-    logsumexp_slope=_dual(_logsumexp_slope,        # in engine ops: exp(x - out) (inf - inf: NaN)
-                          lambda x, out, axis, keepdims: exp(x - _expand_rule(out, x.shape, axis,
-                                                                              keepdims))),
+    logsumexp_slope=_dual(_logsumexp_slope,
+                          lambda x, out, axis, keepdims: apply("logsumexp_slope", _logsumexp_slope_op,
+                                                               x, out, axis=axis, keepdims=keepdims)),
     leaky_relu_backward=_dual(lambda g, x, slope: _leaky_relu_backward(g, x, slope)[0],
                               lambda g, x, slope: apply("leaky_relu_backward", _leaky_relu_backward,
                                                         g, x, slope=slope)),
