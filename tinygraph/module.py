@@ -431,7 +431,8 @@ class Module:
         loaded on its names, shapes and dtypes alone.
         """
         try:
-            found = read_checkpoint(path, expect=self.expected_state())
+            expect = self.expected_state()
+            found = read_checkpoint(path, expect=expect, required=expect)
         except CheckpointError:
             self.check_saved_settings(path, "config", f"load: '{path}'")
             raise
