@@ -101,7 +101,7 @@ def _np_where(condition, x=None, y=None):
 
 def _np_norm(x, ord=None, axis=None, keepdims=False):   # noqa: A002 - numpy's name
     if ord is not None:     # without ord: the 2-norm over axis (Frobenius over two axes or all)
-        _refuse("np.linalg.norm(..., ord=)", "t.norm(axis) (the L2 norm)")
+        _refuse("np.linalg.norm(..., ord=)", "t.norm(axis=a) (the L2 norm)")
     return ops.norm(x, axis=axis, keepdims=keepdims)
 
 

@@ -1757,18 +1757,47 @@ def logsumexp(x, axis=-1, keepdims=False, *, dim=None, keepdim=None):
     return apply("logsumexp", _logsumexp, x, axis=axis, keepdims=keepdims)
 
 
-def norm(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+def norm(x, ord=None, axis=None, keepdims=False, *, dim=None, keepdim=None, p=None):  # noqa: A002
     """The L2 norm over ``axis`` (of all entries, the Frobenius norm, when None), as
     ``np.linalg.norm``'s default and torch's ``norm``; ``dim``/``keepdim`` are aliases.  Its
     gradient x / norm is taken as 0 where the norm is 0, and so is that gradient's own
-    derivative under ``create_graph`` (torch's is NaN there)."""
+    derivative under ``create_graph`` (torch's is NaN there).
+
+    The second argument is the order, as in both ``np.linalg.norm(x, ord)`` and PyTorch's
+    ``x.norm(p)`` (``p=`` its alias): only the 2-norm is computed, so ``ord`` may be None,
+    ``"fro"``, or 2 over one axis (numpy's ord=2 of a matrix is its largest singular value,
+    torch's p=2 the Frobenius norm); any other order is refused, never read as an axis.
+    """
+    if p is not None:
+        if ord is not None:
+            raise ConfigError("norm: give ord= or its alias p=, not both")
+        ord = p        # noqa: A001
     if dim is not None or keepdim is not None:
         axis, keepdims = _axis("norm", axis, keepdims, dim, keepdim)
     elif isinstance(axis, list):
         axis = tuple(axis)
+    if ord is not None:
+        _check_norm_order(x, ord, axis)
     if axis is None and not keepdims:
         return apply("norm", _norm, x)
     return apply("norm", _norm, x, axis=axis, keepdims=keepdims)
+
+
+def _check_norm_order(x, order, axis):
+    """Refuse an order of norm other than the 2-norm's (None, "fro", 2 over one axis)."""
+    ndim = np.ndim(x._data if isinstance(x, Tensor) else x)
+    one_axis = (isinstance(axis, (int, np.integer)) or (isinstance(axis, tuple) and len(axis) == 1)
+                or (axis is None and ndim == 1))
+    is_two = (isinstance(order, (int, float, np.integer, np.floating)) and not isinstance(order, bool)
+              and order == 2)
+    if (isinstance(order, str) and order == "fro") or (is_two and one_axis):
+        return
+    what = ("ord=2 over several axes is the largest singular value in numpy and the Frobenius norm "
+            "in PyTorch" if is_two else f"the order {order!r} is not the 2-norm")
+    raise ConfigError(f"norm: {what}; norm's second argument is the order (numpy's ord=, PyTorch's "
+                      f"p=), never the axis, and only the 2-norm is computed: write t.norm(axis=a) "
+                      f"(or ord='fro') for it, abs(t).sum(axis=a) for the 1-norm, abs(t).max(axis=a) "
+                      f"for the max norm")
 
 
 def cumsum(x, axis=None, *, dim=None):

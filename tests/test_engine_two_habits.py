@@ -1,0 +1,60 @@
+"""Calls that a numpy user and a PyTorch user write alike but mean differently, where the engine
+took one reading without a word: each now follows SPEC's (numpy's) reading where both agree on
+it and refuses, naming what to write, the form whose two readings differ.  Oracles: numpy and
+the formulas written out (and torch's values, when torch is installed)."""
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+X3 = np.arange(24.0).reshape(2, 3, 4) - 11.5
+
+# ---------------------------------------------------------------- norm: the second argument is an order
+
+
+@pytest.mark.parametrize("order", [1, 0, np.inf, -1, "nuc", True])
+def test_norm_refuses_an_order_other_than_two_rather_than_reading_it_as_an_axis(order):
+    # x.norm(1) is the 1-norm in PyTorch (p) and in numpy (ord); it was the 2-norm over axis 1
+    with pytest.raises(tg.ConfigError, match=r"norm: .*the order \(numpy's ord=, PyTorch's p=\), "
+                                             r"never the axis.*t\.norm\(axis=a\)"):
+        tg.tensor(X3).norm(order)
+
+
+def test_norm_of_order_two_over_several_axes_is_refused_as_the_two_habits_differ():
+    # numpy's ord=2 of a matrix is its largest singular value, torch's p=2 the Frobenius norm;
+    # x.norm(2) of a 3-axis x was the 2-norm over axis 2 (shape (2, 3)), neither of them
+    for call in (lambda t: t.norm(2), lambda t: tg.norm(t[0], 2), lambda t: t.norm(p=2, axis=(0, 1))):
+        with pytest.raises(tg.ConfigError, match="largest singular value in numpy and the Frobenius"):
+            call(tg.tensor(X3))
+
+
+@pytest.mark.parametrize("call, axis", [(lambda t: t.norm(2, axis=1), 1),
+                                         (lambda t: t.norm(p=2, dim=-1, keepdim=True), -1),
+                                         (lambda t: t.norm("fro"), None),
+                                         (lambda t: t.norm(None, (0, 2), True), (0, 2))])
+def test_norm_of_order_two_over_one_axis_or_fro_is_the_2_norm_with_its_gradient(call, axis):
+    t = tg.tensor(X3, requires_grad=True)
+    out = call(t)
+    want = np.sqrt((X3 ** 2).sum(axis=axis, keepdims=True))
+    np.testing.assert_allclose(out.data, want.reshape(out.shape), rtol=1e-15)
+    out.sum().backward()
+    np.testing.assert_allclose(t.grad, X3 / want, rtol=1e-14)
+
+
+def test_norm_of_a_vector_takes_order_two_and_refuses_two_orders():
+    t = tg.tensor(X3[0, 0], requires_grad=True)
+    t.norm(2).backward()
+    np.testing.assert_allclose(t.grad, X3[0, 0] / np.linalg.norm(X3[0, 0]), rtol=1e-15)
+    with pytest.raises(tg.ConfigError, match="ord= or its alias p=, not both"):
+        tg.tensor(X3).norm(2, p=2, axis=0)
+
+
+def test_norm_of_order_two_over_one_axis_agrees_with_torch():
+    torch = pytest.importorskip("torch", reason="torch is optional; the formulas above are the oracle")
+    from conftest import agree_with_torch
+    cases = {"p=2 dim=1": (lambda t: t.norm(2, dim=1), lambda t: t.norm(2, dim=1)),
+             "fro": (lambda t: t.norm("fro"), lambda t: t.norm("fro")),
+             "p=2 keepdim": (lambda t: t.norm(p=2, dim=0, keepdim=True),
+                             lambda t: t.norm(p=2, dim=0, keepdim=True))}
+    agree_with_torch(torch, cases, X3, rtol=1e-14, atol=0)
