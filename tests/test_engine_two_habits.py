@@ -58,3 +58,21 @@ def test_norm_of_order_two_over_one_axis_agrees_with_torch():
              "p=2 keepdim": (lambda t: t.norm(p=2, dim=0, keepdim=True),
                              lambda t: t.norm(p=2, dim=0, keepdim=True))}
     agree_with_torch(torch, cases, X3, rtol=1e-14, atol=0)
+
+
+# ---------------------------------------------------------------- max(x, other)
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_and_min_of_a_tensor_and_another_tensor_point_to_maximum_and_minimum(op):
+    # torch.max(x, torch.tensor(1)) is the elementwise maximum with 1; x.max(tg.tensor(1)) was
+    # the maximum over axis 1 ([5, 7]), a 0-d integer tensor being an index
+    x = tg.tensor(np.array([[1.0, 5.0, 3.0], [2.0, 0.0, 7.0]]))
+    for call in (lambda: getattr(x, op)(tg.tensor(1)), lambda: getattr(tg, op)(x, x),
+                 lambda: getattr(x, op)(dim=tg.tensor(0))):
+        with pytest.raises(tg.ConfigError, match=rf"PyTorch's {op}\(a, b\) is elementwise.*"
+                                                 rf"tg\.{op}imum\(x, other\)"):
+            call()
+    np.testing.assert_array_equal(getattr(tg, f"{op}imum")(x, tg.tensor(1.0)).data,
+                                  getattr(np, f"{op}imum")(x.data, 1.0))
+    assert getattr(x, op)(np.int64(1)).shape == (2,)      # numpy's integer axis as before

@@ -1673,6 +1673,11 @@ class ValuesOfDim(Tensor):
 def _reduction(op, forward):
     """The public function of a reduction: ``f(x, axis=None, keepdims=False, dim=, keepdim=)``."""
     def reduce(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        if op in ("max", "min") and (isinstance(axis, Tensor) or isinstance(dim, Tensor)):
+            raise ConfigError(f"{op}(x, other) with a tensor other: PyTorch's {op}(a, b) is "
+                              f"elementwise, here the second argument is numpy's axis (a 0-d "
+                              f"integer tensor would be read as one); write tg.{op}imum(x, other) "
+                              f"for the elementwise {op}imum, or give the axis as an int")
         if dim is not None or keepdim is not None:
             axis, keepdims = _axis(op, axis, keepdims, dim, keepdim)
             out = apply(op, forward, x, axis=axis, keepdims=keepdims)
