@@ -76,3 +76,26 @@ def test_max_and_min_of_a_tensor_and_another_tensor_point_to_maximum_and_minimum
     np.testing.assert_array_equal(getattr(tg, f"{op}imum")(x, tg.tensor(1.0)).data,
                                   getattr(np, f"{op}imum")(x.data, 1.0))
     assert getattr(x, op)(np.int64(1)).shape == (2,)      # numpy's integer axis as before
+
+
+# ---------------------------------------------------------------- var and std with dim=
+
+
+@pytest.mark.parametrize("op", ["var", "std"])
+def test_var_and_std_with_pytorchs_dim_alone_are_refused_as_torch_would_divide_by_n_minus_1(op):
+    # torch's x.var(dim=1) divides by n - 1; here it divided by n (numpy's ddof=0) without a word
+    x = tg.tensor(np.array([[1.0, 2.0, 4.0], [0.5, -1.0, 3.0]]))
+    for call in (lambda: getattr(x, op)(dim=1), lambda: getattr(tg, op)(x, dim=0, keepdim=True)):
+        with pytest.raises(tg.ConfigError, match=rf"{op}\(dim=\) without correction=: PyTorch's "
+                                                 r".*n - 1.*correction=1.*ddof=0.*axis="):
+            call()
+    centred = x.data - x.data.mean(axis=1, keepdims=True)
+    for kwargs, n in (({"correction": 1}, 2), ({"ddof": 0}, 3), ({"unbiased": True}, 2)):
+        v = (centred ** 2).sum(axis=1) / n
+        np.testing.assert_allclose(getattr(x, op)(dim=1, **kwargs).data,
+                                   v if op == "var" else np.sqrt(v), rtol=1e-15)
+    v = (centred ** 2).sum(axis=1) / 3      # numpy's spellings as before: ddof=0
+    for out in (getattr(x, op)(1), getattr(x, op)(axis=1), getattr(x, op)(axis=1, keepdim=False)):
+        np.testing.assert_allclose(out.data, v if op == "var" else np.sqrt(v), rtol=1e-15)
+    with pytest.raises(tg.ConfigError, match="one of ddof=, correction= and unbiased="):
+        getattr(x, op)(dim=1, ddof=0, correction=1)

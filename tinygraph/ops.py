@@ -1719,40 +1719,47 @@ amin.__doc__ = ("PyTorch's ``amin``: the smallest entry over ``axis``; ties shar
                 "NaN result, equal to no entry, gives its whole row NaN.")
 
 
-def _ddof(who, ddof, correction, unbiased):
+def _ddof(who, ddof, correction, unbiased, dim):
     """numpy's ``ddof``, or PyTorch's ``correction=`` (the same number) or ``unbiased=`` (True is
-    ddof 1, False ddof 0); one of them.  The default stays numpy's ddof=0 (torch's is 1)."""
-    given = [name for name, v in (("correction", correction), ("unbiased", unbiased))
+    ddof 1, False ddof 0); one of them.  The default stays numpy's ddof=0 (torch's is 1), except
+    with PyTorch's ``dim=``: that call is torch's, whose default divides by n - 1, so without
+    one of the three it is refused rather than read as ddof=0."""
+    given = [name for name, v in (("ddof", ddof), ("correction", correction), ("unbiased", unbiased))
              if v is not None]
-    if len(given) + (ddof != 0) > 1:
+    if len(given) > 1:
         raise ConfigError(f"{who}: give one of ddof=, correction= and unbiased=")
+    if not given and dim is not None:
+        raise ConfigError(f"{who}(dim=) without correction=: PyTorch's {who}(dim=) divides by n - 1, "
+                          f"numpy's {who}(axis=) by n (ddof=0, the default here); say which: "
+                          f"correction=1 (PyTorch's default) or ddof=0, or write axis= for numpy's")
     if unbiased is not None:
         if not isinstance(unbiased, (bool, np.bool_)):
             raise ConfigError(f"{who}: unbiased must be True or False, got {unbiased!r}")
         return int(bool(unbiased))
-    return ddof if correction is None else correction
+    return correction if correction is not None else 0 if ddof is None else ddof
 
 
-def var(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None, correction=None,
+def var(x, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=None, correction=None,
         unbiased=None):
     """Variance over ``axis``, dividing by n - ddof (numpy's default ddof=0, where PyTorch's is
-    1); PyTorch's ``correction=`` (= ddof) and ``unbiased=`` (True: ddof 1) are accepted.
+    1); PyTorch's ``correction=`` (= ddof) and ``unbiased=`` (True: ddof 1) are accepted.  With
+    PyTorch's ``dim=`` one of the three must be given (its default would be 1): refused without.
 
     With ddof >= n the value is inf (NaN for a constant row), as numpy's and torch's; the
     gradient is then 2 (x - mean) / 0, i.e. -inf, 0 or +inf by the sign of x - mean (the limit
     as ddof rises to n).  torch 2.13 gives +inf at every entry there; the engine keeps the
     signed limit."""
     axis, keepdims = _axis("var", axis, keepdims, dim, keepdim)
-    ddof = _ddof("var", ddof, correction, unbiased)
+    ddof = _ddof("var", ddof, correction, unbiased, dim)
     return apply("var", _var, x, axis=axis, ddof=ddof, keepdims=keepdims)
 
 
-def std(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None, correction=None,
+def std(x, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=None, correction=None,
         unbiased=None):
     """Standard deviation over ``axis`` (sqrt of ``var``; the same ``ddof``, ``correction=``
     and ``unbiased=``)."""
     axis, keepdims = _axis("std", axis, keepdims, dim, keepdim)
-    ddof = _ddof("std", ddof, correction, unbiased)
+    ddof = _ddof("std", ddof, correction, unbiased, dim)
     return apply("std", _std, x, axis=axis, ddof=ddof, keepdims=keepdims)
 
 
