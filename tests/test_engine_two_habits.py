@@ -3,6 +3,8 @@ took one reading without a word: each now follows SPEC's (numpy's) reading where
 it and refuses, naming what to write, the form whose two readings differ.  Oracles: numpy and
 the formulas written out (and torch's values, when torch is installed)."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,46 @@ def test_var_and_std_with_pytorchs_dim_alone_are_refused_as_torch_would_divide_b
         np.testing.assert_allclose(out.data, v if op == "var" else np.sqrt(v), rtol=1e-15)
     with pytest.raises(tg.ConfigError, match="one of ddof=, correction= and unbiased="):
         getattr(x, op)(dim=1, ddof=0, correction=1)
+
+
+# ---------------------------------------------------------------- split: numpy's parts, PyTorch's sizes
+
+X26 = np.arange(12.0).reshape(2, 6)
+
+
+def test_split_with_pytorchs_dim_is_refused_naming_numpys_split_points_for_its_sizes():
+    # torch.split(x, 2, dim=1) is three parts of 2 and torch.split(x, [1, 5], dim=1) parts of 1
+    # and 5; tg.split reads 2 as two parts and [1, 5] as split points (three parts)
+    for sizes, points, widths in ((2, [2, 4], [2, 2, 2]), ([1, 5], [1], [1, 5]), (4, [4], [4, 2])):
+        with pytest.raises(tg.ConfigError, match=rf"dim= is PyTorch's.*part sizes: for PyTorch's .* "
+                                                 rf"write tg\.split\(x, {re.escape(str(points))}, axis=1\)"):
+            tg.split(tg.tensor(X26), sizes, dim=1)
+        got = tg.split(tg.tensor(X26), points, axis=1)       # what the message says: torch's parts
+        assert [p.shape[1] for p in got] == widths
+
+
+def test_split_points_that_decrease_are_refused_as_they_read_as_pytorchs_sizes():
+    # torch.split(x, [4, 2], 1) is parts of 4 and 2; tg.split(x, [4, 2], axis=1) gave
+    # x[:, 0:4], x[:, 4:2] (empty) and x[:, 2:6], overlapping the first, without a word
+    with pytest.raises(tg.ConfigError, match=r"split points \[4, 2\] decrease .*overlapping.*"
+                                             r"tg\.split\(x, \[4\], axis=1\)"):
+        tg.split(tg.tensor(X26), [4, 2], axis=1)
+    with pytest.raises(tg.ConfigError, match="do not fit the 6 entries along axis 1"):
+        tg.split(tg.tensor(X26), [5, 3, 3], axis=-1)
+    # numpy's split points as numpy reads them, negative ones and ones past the end included
+    for points in ([1, 3], [1, -1], [-4, 5], [2, 2], [5, 9], []):
+        got = tg.split(tg.tensor(X26), points, axis=1)
+        want = np.array_split(X26, points, axis=1)
+        assert len(got) == len(want)
+        for part, ref in zip(got, want):
+            np.testing.assert_array_equal(part.data, ref)
+
+
+def test_numpys_split_points_give_pytorchs_parts_with_their_gradients():
+    torch = pytest.importorskip("torch", reason="torch is optional; numpy's array_split is the oracle")
+    from conftest import agree_with_torch
+    cases = {"sizes 2": (lambda t: tg.concat([p * (i + 1) for i, p in enumerate(tg.split(t, [2, 4], axis=1))], axis=1),
+                         lambda t: torch.cat([p * (i + 1) for i, p in enumerate(torch.split(t, 2, dim=1))], dim=1)),
+             "sizes 1, 5": (lambda t: tg.concat([p * (i + 1) for i, p in enumerate(tg.split(t, [1], axis=1))], axis=1),
+                            lambda t: torch.cat([p * (i + 1) for i, p in enumerate(torch.split(t, [1, 5], dim=1))], dim=1))}
+    agree_with_torch(torch, cases, X26, rtol=0, atol=0)

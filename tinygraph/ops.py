@@ -2148,22 +2148,28 @@ def take(x, indices, axis=0):
     return apply("take", _take, x, indices, axis=axis)
 
 
-def split(x, sections_or_indices, axis=0):
+def split(x, sections_or_indices, axis=0, *, dim=None):
     """Split ``x`` along ``axis`` by numpy's ``array_split`` rule: an int N gives N parts
     (the first ``len % N`` one longer), a list of indices gives the parts between them.
 
     Returns a list of Tensors, each its own node (its gradient lands in its slice of x).
+    PyTorch's ``split`` reads the same arguments as part sizes, so its ``dim=`` is refused
+    (naming the split points that give those parts), as are split points that decrease (numpy
+    would give overlapping parts; they read as PyTorch's sizes).  ``tg.chunk`` is PyTorch's
+    ``chunk``.
     """
     shape = np.shape(x._data if isinstance(x, Tensor) else x)
     if not shape:
         raise ShapeError("split: cannot split a 0-d tensor")
-    axis = _checked_axis("split", shape, axis)
+    axis = _checked_axis("split", shape, dim if dim is not None else axis)
     n = shape[axis]
     if not isinstance(sections_or_indices, (int, np.integer)) and (
             not isinstance(sections_or_indices, (list, tuple, np.ndarray, range))
             or np.asarray(sections_or_indices).dtype.kind not in "iu" and len(sections_or_indices)):
         raise ConfigError(f"split: sections_or_indices must be a number of sections or a list of "
                           f"integer indices, got {sections_or_indices!r}")
+    if dim is not None:
+        _refuse_split_sizes(sections_or_indices, n, axis, "dim= is PyTorch's")
     if isinstance(sections_or_indices, (int, np.integer)):
         parts = int(sections_or_indices)
         if parts <= 0:
@@ -2171,10 +2177,32 @@ def split(x, sections_or_indices, axis=0):
         size, extra = divmod(n, parts)
         bounds = np.cumsum([0] + [size + 1] * extra + [size] * (parts - extra))
     else:
-        bounds = [0] + list(sections_or_indices) + [n]
+        points = [int(i) for i in sections_or_indices]
+        at = [builtins.min(builtins.max(i + n if i < 0 else i, 0), n) for i in points]  # as slices
+        if any(b < a for a, b in zip(at, at[1:])):
+            _refuse_split_sizes(points, n, axis, f"the split points {points} decrease (numpy's "
+                                                 f"array_split would give overlapping parts)")
+        bounds = [0] + points + [n]
     lead = (slice(None),) * axis
     return [apply("split", _getitem, x, index=lead + (slice(int(a), int(b)),))
             for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _refuse_split_sizes(sizes, n, axis, why):
+    """Refuse a split that PyTorch reads as part sizes, naming numpy's split points for them."""
+    if isinstance(sizes, (int, np.integer)):
+        points = list(range(int(sizes), n, int(sizes))) if sizes > 0 else None
+        theirs = f"parts of {int(sizes)}"
+    else:
+        sizes = [int(k) for k in sizes]
+        points = ([int(k) for k in np.cumsum(sizes)[:-1]]
+                  if builtins.sum(sizes) == n and builtins.min(sizes, default=0) >= 0 else None)
+        theirs = f"parts of sizes {sizes}"
+    hint = (f"for PyTorch's {theirs} write tg.split(x, {points}, axis={axis})" if points is not None
+            else f"as PyTorch's sizes they do not fit the {n} entries along axis {axis}")
+    raise ConfigError(f"split: {why}; tg.split is numpy's array_split (an int is the number of "
+                      f"parts, a list the split points), where PyTorch's split takes part sizes: "
+                      f"{hint} (tg.chunk(x, k) is PyTorch's chunk)")
 
 
 def concat(tensors, axis=0, *, dim=None):
