@@ -1362,8 +1362,22 @@ def _bce_with_logits(x, y, reduction="mean"):
     """-[y log sigma(x) + (1 - y) log(1 - sigma(x))] = max(x, 0) - x y + log1p(exp(-|x|));
     d/dx = sigma(x) - y, d/dy = -x."""
     x, y = _as_float(x, y), _as_float(y, x)
-    per_entry = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    infinite = np.isinf(x)
+    if not infinite.any():
+        per_entry = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    else:       # the limit, not inf - inf: x (1 - y) as x -> inf, -x y as x -> -inf
+        with np.errstate(invalid="ignore"):
+            per_entry = np.where(infinite, _bce_at_inf(x, y),
+                                 np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x))))
     return _reduce_entries(per_entry, reduction), _BCE_WITH_LOGITS
+
+
+def _bce_at_inf(x, y):
+    """The loss's limit at an infinite logit x: 0 for a target that agrees (y = 1 at +inf, y = 0
+    at -inf, where x (1 - y) and -x y are inf * 0), else inf times the target's distance."""
+    with np.errstate(invalid="ignore"):
+        away = np.where(x > 0, 1 - y, y)
+        return np.where(away == 0, 0, away * np.inf).astype(np.result_type(x, y), copy=False)
 
 
 def _bce_grads(g, out, x, y, reduction="mean"):
@@ -2681,8 +2695,10 @@ def mse_loss(pred, target, reduction="mean"):
 
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     """``-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]`` per entry, computed as
-    max(x, 0) - x y + log1p(exp(-|x|)) (stable for any x); targets y in [0, 1].  As for
-    :func:`mse_loss`, one input may broadcast to the other, not both be repeated."""
+    max(x, 0) - x y + log1p(exp(-|x|)) (stable for any x); targets y in [0, 1].  At an
+    infinite logit it is the limit (0 where the target agrees, inf elsewhere), where torch
+    gives NaN for some.  As for :func:`mse_loss`, one input may broadcast to the other, not
+    both be repeated."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     _check_paired("binary_cross_entropy_with_logits", logits, targets)
     return apply("binary_cross_entropy_with_logits", _bce_with_logits, logits, targets,
