@@ -218,7 +218,12 @@ def _check_entries(zf, members, names, expect, required, where):
     if extra and not missing and not headers:
         where.entry = extra[0]
     if extra or headers:
-        raise _Mismatch("; ".join(problems + [f"entry {name!r}: {text}" for name, text in headers]))
+        alike = {}      # entries with the same mismatch (a model of another dtype: all) named once
+        for name, text in headers:
+            alike.setdefault(text, []).append(name)
+        raise _Mismatch("; ".join(problems + [
+            f"entry {names[0]!r}: {text}" if len(names) == 1
+            else f"entries {names}: each {text.removeprefix('it ')}" for text, names in alike.items()]))
     return missing      # alone, refused after the data is read: a member cut short is named first
 
 
