@@ -144,3 +144,23 @@ def test_numpys_split_points_give_pytorchs_parts_with_their_gradients():
              "sizes 1, 5": (lambda t: tg.concat([p * (i + 1) for i, p in enumerate(tg.split(t, [1], axis=1))], axis=1),
                             lambda t: torch.cat([p * (i + 1) for i, p in enumerate(torch.split(t, [1, 5], dim=1))], dim=1))}
     agree_with_torch(torch, cases, X26, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- pad: a flat pair
+
+
+def test_pad_refuses_a_flat_pair_of_a_matrix_which_numpy_and_pytorch_read_differently():
+    # F.pad(x, (1, 2)) pads the last axis of a (2, 3) x to (2, 6); numpy's np.pad(x, (1, 2))
+    # pads both axes, (5, 6), which tg.pad gave without a word
+    x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    with pytest.raises(tg.ConfigError, match=re.escape("say which: ((1, 2),) * 2 for numpy's, "
+                                                       "((0, 0), (1, 2)) for PyTorch's")):
+        tg.pad(x, (1, 2))
+    for widths in (((1, 2),), ((0, 0), (1, 2)), 1, [(1, 0), (0, 2)]):
+        np.testing.assert_array_equal(tg.pad(x, widths, value=-1.0).data,
+                                      np.pad(x.data, widths, constant_values=-1.0))
+    tg.pad(x, ((0, 0), (1, 2))).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.ones((2, 3)))
+    np.testing.assert_array_equal(np.pad(x, (1, 2)).data, np.pad(x.data, (1, 2)))   # numpy's call
+    v = tg.tensor(np.arange(3.0))            # a vector: both read (1, 2) alike
+    np.testing.assert_array_equal(tg.pad(v, (1, 2)).data, [0.0, 0.0, 1.0, 2.0, 0.0, 0.0])
