@@ -164,3 +164,23 @@ def test_pad_refuses_a_flat_pair_of_a_matrix_which_numpy_and_pytorch_read_differ
     np.testing.assert_array_equal(np.pad(x, (1, 2)).data, np.pad(x.data, (1, 2)))   # numpy's call
     v = tg.tensor(np.arange(3.0))            # a vector: both read (1, 2) alike
     np.testing.assert_array_equal(tg.pad(v, (1, 2)).data, [0.0, 0.0, 1.0, 2.0, 0.0, 0.0])
+
+
+# ---------------------------------------------------------------- take without an axis
+
+
+def test_take_without_an_axis_of_a_matrix_is_refused_as_numpy_and_torch_flatten():
+    # np.take(a, [1, 4]) and torch.take(a, [1, 4]) read a (2, 3) a flattened: [1, 4]; tg.take
+    # took rows (axis 0) and [4] was out of range, [0, 1] gave the whole matrix
+    w = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    with pytest.raises(tg.ConfigError, match=r"take: give axis= for an input of shape \(2, 3\).*"
+                                             r"axis=0 for rows .* axis=None for the flattened"):
+        tg.take(w, [0, 1])
+    np.testing.assert_array_equal(tg.take(w, [1, 4], axis=None).data, np.take(w.data, [1, 4]))
+    np.testing.assert_array_equal(np.take(w, [1, 4]).data, [1.0, 4.0])      # numpy's own call
+    rows = tg.take(w, [1, 1], axis=0)
+    rows.sum().backward()
+    np.testing.assert_array_equal(w.grad, [[0, 0, 0], [2, 2, 2]])
+    v = tg.tensor(np.arange(3.0))           # a vector reads alike: its axis may be left out
+    np.testing.assert_array_equal(tg.take(v, [2, 0]).data, [2.0, 0.0])
+    assert tg.take(tg.tensor(5.0), [0, 0]).data.tolist() == [5.0, 5.0]

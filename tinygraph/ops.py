@@ -2146,13 +2146,29 @@ def _plain_index(index):
     return tuple(plain) if isinstance(index, tuple) else plain[0]
 
 
-def take(x, indices, axis=0):
+_AXIS_UNSAID = object()     # take's axis when the caller gives none
+
+
+def take(x, indices, axis=_AXIS_UNSAID):
     """Select entries of ``x`` along ``axis`` by integer ``indices`` (numpy's ``take``;
     ``axis=None`` takes from the flattened input, as numpy's).
+
+    Without ``axis`` an input of two axes or more is refused: numpy's ``take`` and PyTorch's
+    ``torch.take`` read that call as the flattened input, where this one took rows (axis 0);
+    write ``axis=0`` for rows (an embedding lookup) or ``axis=None`` for theirs.  A vector or a
+    0-d input reads alike either way, so its axis may be left out (0).
 
     ``indices`` may be a Tensor: it then stays a parent of the result (with no
     gradient), which is how one-hot inputs given as ids appear in the DAG.
     """
+    if axis is _AXIS_UNSAID:
+        shape = np.shape(x._data if isinstance(x, Tensor) else x)
+        if len(shape) >= 2:
+            raise ConfigError(f"take: give axis= for an input of shape {shape}: numpy's np.take and "
+                              f"PyTorch's torch.take take from the flattened input when no axis is "
+                              f"given, where tg.take took rows; write axis=0 for rows (an embedding "
+                              f"lookup) or axis=None for the flattened input")
+        axis = 0
     if not isinstance(indices, Tensor):
         indices = np.asarray(indices)
         if indices.size == 0 and indices.dtype.kind == "f":    # [] is float64 to numpy: no ids
