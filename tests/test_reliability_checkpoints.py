@@ -524,3 +524,20 @@ def test_a_failed_load_names_every_mismatch_at_once_the_same_way_each_time(tmp_p
     with pytest.raises(tg.CheckpointError, match=r"missing \['a'\]$"):     # tg.read_checkpoint too
         tg.read_checkpoint(path, {"z": ((2,), np.float64), "y": ((1,), np.float64),
                                   "b": ((4,), np.float64)}, required=["a", "y"])
+
+
+def test_a_failed_load_training_names_the_missing_parameters_with_the_unexpected_names(tmp_path):
+    # it named 'model/Z' and 'optim/9.m' only; 'model/W' came up once those were gone
+    trainer = rnn.Trainer(rnn.ElmanRNN(3, 4, 3), lr=0.1)
+    rnn.save_training(tmp_path / "run.ckpt", trainer)
+    arrays, meta = tg.load_arrays(tmp_path / "run.ckpt"), tg.read_meta(tmp_path / "run.ckpt")
+    del arrays["model/W"]
+    arrays.update({"model/Z": np.ones(2), "optim/9.m": np.ones(1)})
+    tg.save_arrays(tmp_path / "odd.ckpt", arrays, meta=meta)
+    other = rnn.Trainer(rnn.ElmanRNN(3, 4, 3, seed=1), lr=0.1)
+    before = other.model.state_dict()
+    with pytest.raises(tg.CheckpointError, match=r"unexpected \['model/Z', 'optim/9.m'\] \(not among "
+                                                 r"the \d+ entries wanted\); missing \['model/W'\]$"):
+        rnn.load_training(tmp_path / "odd.ckpt", other)
+    assert all(np.array_equal(v, before[k]) for k, v in other.model.state_dict().items())
+    assert other.steps == 0
