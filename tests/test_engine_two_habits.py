@@ -184,3 +184,26 @@ def test_take_without_an_axis_of_a_matrix_is_refused_as_numpy_and_torch_flatten(
     v = tg.tensor(np.arange(3.0))           # a vector reads alike: its axis may be left out
     np.testing.assert_array_equal(tg.take(v, [2, 0]).data, [2.0, 0.0])
     assert tg.take(tg.tensor(5.0), [0, 0]).data.tolist() == [5.0, 5.0]
+
+
+# ---------------------------------------------------------------- max(d): PyTorch's pair, positionally
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_and_min_with_a_positional_axis_refuse_pytorchs_pair_habits(op):
+    # _, predicted = logits.max(1) (PyTorch's accuracy idiom) unpacked a 2-row batch into its two
+    # maxima (predicted = 7.0, a value, not the class 2), and logits.max(1)[1] was row 1's maximum
+    logits = tg.tensor(np.array([[1.0, 5.0, 3.0], [2.0, 0.0, 7.0]]), requires_grad=True)
+    want = [5.0, 7.0] if op == "max" else [1.0, 0.0]
+    for call in (lambda: getattr(logits, op)(1), lambda: getattr(tg, op)(logits, -1),
+                 lambda: getattr(logits, op)(np.int64(1), True)):
+        with pytest.raises(tg.ConfigError, match=rf"pair: unpacking .*x\.arg{op}\(axis=d\)"):
+            _, predicted = call()
+        with pytest.raises(tg.ConfigError, match=r"pair: \[1\] would index its rows"):
+            call()[1]
+        np.testing.assert_array_equal(np.ravel(call().values.data), want)
+    assert getattr(logits, op)(axis=1)[1].item() == want[1]       # numpy's keyword: its rows
+    out = getattr(logits, op)(1)
+    (out * 2).sum().backward()                                    # every op goes through
+    assert logits.grad.sum() == 4.0
+    np.testing.assert_array_equal(getattr(logits, op)(None).data, max(want) if op == "max" else min(want))
