@@ -207,3 +207,21 @@ def test_max_and_min_with_a_positional_axis_refuse_pytorchs_pair_habits(op):
     (out * 2).sum().backward()                                    # every op goes through
     assert logits.grad.sum() == 4.0
     np.testing.assert_array_equal(getattr(logits, op)(None).data, max(want) if op == "max" else min(want))
+
+
+# ---------------------------------------------------------------- optimizers' positional settings
+
+
+def test_optimizer_settings_past_pytorchs_order_are_refused_by_position():
+    # torch.optim.Adagrad(ps, 0.1, 0.01) sets lr_decay; tg.optim.Adagrad(ps, 0.1, 0.01) set eps.
+    # torch.optim.SGD(ps, 0.1, 0.9, 1e-4) sets dampening; tg's set weight_decay
+    params = [tg.Parameter(np.ones(2))]
+    with pytest.raises(tg.ConfigError, match=r"Adagrad: 1 more positional argument \[0\.01\]: "
+                                             r"PyTorch's .* takes lr_decay third.*eps= and weight_decay="):
+        tg.optim.Adagrad(params, 0.1, 0.01)
+    with pytest.raises(tg.ConfigError, match=r"SGD: .* takes dampening fourth.*weight_decay= by keyword"):
+        tg.optim.SGD(params, 0.1, 0.9, 1e-4)
+    assert tg.optim.Adagrad(params, 0.1, eps=1e-8).param_groups[0]["eps"] == 1e-8
+    assert tg.optim.SGD(params, 0.1, 0.9, weight_decay=1e-4).param_groups[0]["weight_decay"] == 1e-4
+    adam = tg.optim.Adam(params, 0.1, (0.8, 0.9), 1e-6, 0.5)     # torch's order: taken as it is
+    assert adam.param_groups[0]["eps"] == 1e-6 and adam.param_groups[0]["weight_decay"] == 0.5

@@ -40,6 +40,17 @@ def _refuse_options(optimizer, options):
                                  f"{who} takes params, {takes}")
 
 
+def _refuse_positional(optimizer, positional, theirs, keywords):
+    """Refuse settings given by position past those PyTorch's optimizer takes in the same order:
+    there the same call sets another setting (UnsupportedOptionError, naming both)."""
+    if positional:
+        who = type(optimizer).__name__
+        raise UnsupportedOptionError(f"{who}: {len(positional)} more positional argument"
+                                     f"{'s' * (len(positional) > 1)} {list(positional)!r}: {theirs}, "
+                                     f"which tinygraph's {who} does not have; give {keywords} by "
+                                     f"keyword")
+
+
 def _check_params(who, params, trained=True):
     """The list of ``params``; ``trained``: each must require grad (an optimizer's), else any
     tensor (what ``clip_grad_norm`` scales: a frozen one's gradient, if any, counts too)."""
@@ -500,8 +511,10 @@ class SGD(Optimizer):
     state_keys = ("velocity",)
     settings = ("lr", "momentum", "weight_decay")
 
-    def __init__(self, params, lr=None, momentum=0.0, weight_decay=0.0,
-                 **options):
+    def __init__(self, params, lr=None, momentum=0.0, *positional, weight_decay=0.0, **options):
+        _refuse_positional(self, positional, "PyTorch's SGD(params, lr, momentum, dampening, "
+                                             "weight_decay, nesterov) takes dampening fourth",
+                           "weight_decay=")
         _refuse_options(self, options)
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
@@ -529,8 +542,10 @@ class Adagrad(Optimizer):
     state_keys = ("sum_sq",)
     settings = ("lr", "eps", "weight_decay")
 
-    def __init__(self, params, lr=None, eps=1e-10, weight_decay=0.0,
-                 **options):
+    def __init__(self, params, lr=None, *positional, eps=1e-10, weight_decay=0.0, **options):
+        _refuse_positional(self, positional, "PyTorch's Adagrad(params, lr, lr_decay, weight_decay, "
+                                             "initial_accumulator_value, eps) takes lr_decay third",
+                           "eps= and weight_decay=")
         _refuse_options(self, options)
         super().__init__(params, lr=lr, eps=eps, weight_decay=weight_decay)
 
