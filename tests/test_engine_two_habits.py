@@ -225,3 +225,19 @@ def test_optimizer_settings_past_pytorchs_order_are_refused_by_position():
     assert tg.optim.SGD(params, 0.1, 0.9, weight_decay=1e-4).param_groups[0]["weight_decay"] == 1e-4
     adam = tg.optim.Adam(params, 0.1, (0.8, 0.9), 1e-6, 0.5)     # torch's order: taken as it is
     assert adam.param_groups[0]["eps"] == 1e-6 and adam.param_groups[0]["weight_decay"] == 0.5
+
+
+# ---------------------------------------------------------------- dropout's third argument
+
+
+def test_dropout_refuses_a_bool_seed_which_pytorch_reads_as_training():
+    # F.dropout(x, 0.5, False) is the identity (training=False); tg.dropout(x, 0.5, False) took
+    # False as the seed 0 and dropped half the entries
+    x = tg.tensor(np.ones(6), requires_grad=True)
+    for flag in (False, True, np.bool_(False)):
+        with pytest.raises(tg.ConfigError, match=rf"seed={flag!r} is a bool: PyTorch's F.dropout\(x, "
+                                                 rf"p, training\).*train={bool(flag)}"):
+            tg.dropout(x, 0.5, flag)
+    assert tg.dropout(x, 0.5, train=False) is x
+    kept = tg.dropout(x, 0.5, 0).data
+    assert set(kept.tolist()) <= {0.0, 2.0} and np.array_equal(kept, tg.dropout(x, 0.5, seed=0).data)

@@ -2537,8 +2537,14 @@ def one_hot(ids, n, dtype=np.float64):
 def dropout(x, p, seed=None, train=True):
     """Inverted dropout: each entry zeroed with probability ``p``, the rest scaled by 1/(1 - p).
 
-    ``train=False`` is the identity (returns ``x`` itself); ``seed`` fixes the mask.
+    ``train=False`` is the identity (returns ``x`` itself); ``seed`` fixes the mask.  A bool
+    seed is refused: PyTorch's ``F.dropout(x, p, training)`` takes ``training`` third, so
+    ``dropout(x, 0.5, False)`` would drop with seed 0 where torch returns x.
     """
+    if isinstance(seed, (bool, np.bool_)):
+        raise ConfigError(f"dropout: seed={seed!r} is a bool: PyTorch's F.dropout(x, p, training) "
+                          f"takes training third, tinygraph's dropout(x, p, seed, train) the seed; "
+                          f"write train={bool(seed)} (and seed= an int, if any)")
     if not 0 <= p <= 1:
         raise ConfigError(f"dropout: p must be in [0, 1], got {p}")
     if not train or p == 0:
