@@ -241,3 +241,29 @@ def test_dropout_refuses_a_bool_seed_which_pytorch_reads_as_training():
     assert tg.dropout(x, 0.5, train=False) is x
     kept = tg.dropout(x, 0.5, 0).data
     assert set(kept.tolist()) <= {0.0, 2.0} and np.array_equal(kept, tg.dropout(x, 0.5, seed=0).data)
+
+
+# ---------------------------------------------------------------- the second argument of tensor and Parameter
+
+
+def test_tensor_refuses_a_dtype_given_where_requires_grad_goes():
+    # torch.tensor(data, torch.float32) sets the dtype; tg.tensor(data, np.float32) made a float64
+    # tensor that requires grad (np.float32 is truthy)
+    for second in (np.float32, "float32", np.dtype(np.float32), 1):
+        with pytest.raises(tg.ConfigError, match=r"requires_grad must be True or False.*dtype second: "
+                                                 r"write dtype="):
+            tg.tensor(np.ones(2), second)
+    t = tg.tensor(np.ones(2), dtype=np.float32)
+    assert t.dtype == np.float32 and not t.requires_grad
+    assert tg.tensor(np.ones(2), np.True_).requires_grad
+
+
+def test_parameter_refuses_a_bool_name_which_pytorch_reads_as_requires_grad():
+    # nn.Parameter(w, False) is frozen; tg.Parameter(w, False) was trainable, named False
+    for flag in (False, True):
+        with pytest.raises(tg.ConfigError, match=rf"name={flag!r} is a bool: PyTorch's "
+                                                 r"nn\.Parameter\(data, requires_grad\).*p\.requires_grad = False"):
+            tg.Parameter(np.ones(2), flag)
+    p = tg.Parameter(np.ones(2), "w")
+    p.requires_grad = False
+    assert p.name == "w" and not p.requires_grad
