@@ -267,3 +267,20 @@ def test_parameter_refuses_a_bool_name_which_pytorch_reads_as_requires_grad():
     p = tg.Parameter(np.ones(2), "w")
     p.requires_grad = False
     assert p.name == "w" and not p.requires_grad
+
+
+# ---------------------------------------------------------------- losses' third argument
+
+
+@pytest.mark.parametrize("loss, says", [
+    (lambda x, w: tg.cross_entropy(x, np.array([0, 1]), w), "takes weights third: write weight="),
+    (lambda x, w: tg.nll_loss(x, np.array([0, 1]), w), "which tinygraph's nll_loss does not take"),
+    (lambda x, w: tg.binary_cross_entropy_with_logits(x, np.zeros((2, 3)), w), "does not take"),
+    (lambda x, w: tg.mse_loss(x, np.zeros((2, 3)), w), r"ndarray \(a word, not an array\)")])
+def test_a_weight_array_where_reduction_goes_is_a_clear_error(loss, says):
+    # F.cross_entropy(x, y, w) takes class weights third; here a bare numpy ValueError ("The truth
+    # value of an array with more than one element is ambiguous") came out of `reduction in (...)`
+    with pytest.raises(tg.ConfigError, match=rf"reduction must be one of .* got .*{says}"):
+        loss(tg.tensor(np.zeros((2, 3))), np.ones(3))
+    with pytest.raises(tg.ConfigError, match=r"got 'avg'$"):
+        loss(tg.tensor(np.zeros((2, 3))), "avg")

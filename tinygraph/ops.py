@@ -2559,8 +2559,15 @@ def dropout(x, p, seed=None, train=True):
 
 
 def _check_reduction(who, reduction):
-    if reduction not in _REDUCTIONS:
-        raise ConfigError(f"{who}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:     # (an array: no `in`)
+        hint = ("" if isinstance(reduction, str) or reduction is None else
+                f" (PyTorch's {who}(input, target, weight) takes weights third: write weight=)"
+                if who == "cross_entropy" else
+                f" (PyTorch's {who}(input, target, weight) takes weights third, which tinygraph's "
+                f"{who} does not take)" if who in ("nll_loss", "binary_cross_entropy_with_logits")
+                else " (a word, not an array)")
+        raise ConfigError(f"{who}: reduction must be one of {_REDUCTIONS}, got "
+                          f"{type(reduction).__name__ if hint else repr(reduction)}{hint}")
 
 
 def _ids(targets):   # a Tensor of ids stays a parent of the loss (with no gradient)
