@@ -284,3 +284,20 @@ def test_a_weight_array_where_reduction_goes_is_a_clear_error(loss, says):
         loss(tg.tensor(np.zeros((2, 3))), np.ones(3))
     with pytest.raises(tg.ConfigError, match=r"got 'avg'$"):
         loss(tg.tensor(np.zeros((2, 3))), "avg")
+
+
+# ---------------------------------------------------------------- keepdims where numpy puts the dtype
+
+
+def test_a_dtype_in_keepdims_place_is_refused_not_read_as_true():
+    # numpy's x.sum(0, np.float32) sums in float32 to shape (3,); here np.float32 was read as
+    # keepdims=True: shape (1, 3), float64, without a word
+    x = tg.tensor(np.arange(6.0).reshape(2, 3))
+    for call in (lambda: x.sum(0, np.float32), lambda: x.mean(1, "float64"), lambda: x.max(0, np.float32),
+                 lambda: x.var(0, 0, np.float64), lambda: tg.logsumexp(x, 0, np.float32),
+                 lambda: x.norm(None, 0, np.float32), lambda: x.argmax(0, np.int32),
+                 lambda: x.sum(dim=0, keepdim="yes")):
+        with pytest.raises(tg.ConfigError, match=r"keepdims must be True or False, got .*dtype second"):
+            call()
+    assert x.sum(0, True).shape == (1, 3) and x.mean(1, np.True_).shape == (2, 1)
+    assert np.sum(x, axis=0, keepdims=True).shape == (1, 3)      # numpy's own call

@@ -1642,13 +1642,19 @@ LEAN_GRADS = {
 
 
 def _axis(who, axis, keepdims, dim, keepdim):
-    """numpy's ``axis``/``keepdims``, with PyTorch's ``dim``/``keepdim`` accepted as aliases."""
+    """numpy's ``axis``/``keepdims``, with PyTorch's ``dim``/``keepdim`` accepted as aliases.
+    ``keepdims`` must be a bool: in numpy's ``x.sum(axis, dtype)`` the second place is the dtype,
+    which read as keepdims would keep the axis without a word."""
     if dim is not None:
         if axis is not None:
             raise ConfigError(f"{who}: give axis= or its alias dim=, not both")
         axis = dim
     if keepdim is not None:
         keepdims = keepdim
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise ConfigError(f"{who}: keepdims must be True or False, got {keepdims!r} (numpy's "
+                          f"{who}(axis, dtype) takes a dtype second, PyTorch's and this one keepdim; "
+                          f"the result has the input's dtype: cast it with tg.cast for another)")
     return (tuple(axis) if isinstance(axis, list) else axis), bool(keepdims)
 
 
@@ -1700,8 +1706,7 @@ def _reduction(op, forward):
             if dim is not None and op in ("max", "min") and type(out) is Tensor:
                 out.__class__ = ValuesOfDim      # PyTorch's pair habits refused (its docstring)
             return out
-        if isinstance(axis, list):
-            axis = tuple(axis)
+        axis, keepdims = _axis(op, axis, keepdims, None, None)
         return apply(op, forward, x, axis=axis, keepdims=keepdims)
     reduce.__name__ = reduce.__qualname__ = op
     return reduce
@@ -1816,10 +1821,7 @@ def norm(x, ord=None, axis=None, keepdims=False, *, dim=None, keepdim=None, p=No
         if ord is not None:
             raise ConfigError("norm: give ord= or its alias p=, not both")
         ord = p        # noqa: A001
-    if dim is not None or keepdim is not None:
-        axis, keepdims = _axis("norm", axis, keepdims, dim, keepdim)
-    elif isinstance(axis, list):
-        axis = tuple(axis)
+    axis, keepdims = _axis("norm", axis, keepdims, dim, keepdim)
     if ord is not None:
         _check_norm_order(x, ord, axis)
     if axis is None and not keepdims:
