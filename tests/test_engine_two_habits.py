@@ -299,5 +299,8 @@ def test_a_dtype_in_keepdims_place_is_refused_not_read_as_true():
                  lambda: x.sum(dim=0, keepdim="yes")):
         with pytest.raises(tg.ConfigError, match=r"keepdims must be True or False, got .*dtype second"):
             call()
+    for call in (lambda: x.var(0, np.float32), lambda: x.std(1, "float64")):   # ddof's place
+        with pytest.raises(tg.ConfigError, match=r"ddof must be a number, got .*dtype second"):
+            call()
     assert x.sum(0, True).shape == (1, 3) and x.mean(1, np.True_).shape == (2, 1)
     assert np.sum(x, axis=0, keepdims=True).shape == (1, 3)      # numpy's own call

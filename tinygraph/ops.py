@@ -1765,6 +1765,11 @@ def _ddof(who, ddof, correction, unbiased, dim):
              if v is not None]
     if len(given) > 1:
         raise ConfigError(f"{who}: give one of ddof=, correction= and unbiased=")
+    for name, v in (("ddof", ddof), ("correction", correction)):
+        if v is not None and not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"{who}: {name} must be a number, got {v!r} (numpy's {who}(axis, "
+                              f"dtype) takes a dtype second, this one ddof, as PyTorch's the "
+                              f"correction; the result has the input's dtype)")
     if not given and dim is not None:
         raise ConfigError(f"{who}(dim=) without correction=: PyTorch's {who}(dim=) divides by n - 1, "
                           f"numpy's {who}(axis=) by n (ddof=0, the default here); say which: "
