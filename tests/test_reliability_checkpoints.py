@@ -6,6 +6,7 @@ child process), and several processes writing one file at once.
 """
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -541,3 +542,22 @@ def test_a_failed_load_training_names_the_missing_parameters_with_the_unexpected
         rnn.load_training(tmp_path / "odd.ckpt", other)
     assert all(np.array_equal(v, before[k]) for k, v in other.model.state_dict().items())
     assert other.steps == 0
+
+
+def test_an_optimizer_state_that_does_not_fit_names_every_problem_and_changes_nothing():
+    # it named the first entry that did not fit ("'1.v' has shape (4,)") and stopped there
+    p, q = tg.Parameter(np.ones(2)), tg.Parameter(np.ones(3))
+    optimizer = tg.optim.Adam([p, q], lr=0.1)
+    (p.sum() + q.sum()).backward()
+    optimizer.step()
+    before = optimizer.state_dict()
+    bad = dict(before)
+    del bad["0.m"]
+    bad.update({"1.v": np.ones(4), "5.m": np.ones(2)})
+    with pytest.raises(tg.CheckpointError, match=re.escape(
+            "Adam.load_state_dict: '1.v' has shape (4,), parameter 1 has (3,); unexpected entry "
+            "'5.m'; the state of parameter 0 is incomplete: missing ['0.m']")):
+        optimizer.load_state_dict(bad)
+    after = optimizer.state_dict()
+    assert after.keys() == before.keys() and optimizer.steps == 1
+    assert all(np.array_equal(after[k], v) for k, v in before.items())

@@ -448,55 +448,65 @@ class Optimizer:
                                       f"{len(self.params)} ({self._sizes().tolist()}); each "
                                       "parameter's state would go to another parameter")
         new = [{} for _ in self.params]
+        problems, flawed = [], set()      # every entry that does not fit, named in one error
         for key, value in d.items():
             if not isinstance(key, str):
-                raise CheckpointError(f"{who}: unexpected entry {key!r}")
+                problems.append(f"unexpected entry {key!r}")
+                continue
             if key in ("steps", "optimizer", "params") or key.startswith("group."):
                 continue
             index, _, name = key.partition(".")
             if (not index.isdigit() or not index.isascii() or int(index) >= len(self.params)
                     or name not in self.state_keys + (("step",) if self.counted else ())):
-                raise CheckpointError(f"{who}: unexpected entry '{key}'")
+                problems.append(f"unexpected entry '{key}'")
+                continue
             p = self.params[int(index)]
             try:
                 value = np.asarray(value)
             except (ValueError, TypeError) as e:
-                raise CheckpointError(f"{who}: '{key}' is not an array ({e})") from None
-            if name == "step":
-                if value.shape != () or value.dtype.kind not in "iu" or value < 0:
-                    raise CheckpointError(f"{who}: '{key}' must be a count (an integer >= 0), "
-                                          f"got {value!r}")
-                new[int(index)][name] = value.astype(np.int64)
+                value, problem = None, f"'{key}' is not an array ({e})"
+            else:
+                problem = None
+                if name == "step":
+                    if value.shape != () or value.dtype.kind not in "iu" or value < 0:
+                        problem = f"'{key}' must be a count (an integer >= 0), got {value!r}"
+                elif value.shape != p.shape:
+                    problem = f"'{key}' has shape {value.shape}, parameter {index} has {p.shape}"
+                elif value.dtype != p.dtype:
+                    problem = f"'{key}' has dtype {value.dtype}, parameter {index} has {p.dtype}"
+            if problem is not None:
+                problems.append(problem)
+                flawed.add(int(index))
                 continue
-            if value.shape != p.shape:
-                raise CheckpointError(f"{who}: '{key}' has shape {value.shape}, "
-                                      f"parameter {index} has {p.shape}")
-            if value.dtype != p.dtype:
-                raise CheckpointError(f"{who}: '{key}' has dtype {value.dtype}, "
-                                      f"parameter {index} has {p.dtype}")
-            new[int(index)][name] = value.copy()
+            new[int(index)][name] = value.astype(np.int64) if name == "step" else value.copy()
         try:
             steps = np.asarray(d["steps"])
         except (ValueError, TypeError):
             steps = np.asarray(None)
         if steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
-            raise CheckpointError(f"{who}: 'steps' must be a count (an integer "
-                                  f">= 0), got {d['steps']!r}")
+            problems.append(f"'steps' must be a count (an integer >= 0), got {d['steps']!r}")
+            steps = None
         for i, state in enumerate(new):
+            if i in flawed:       # its entries' own problems are named above
+                continue
             arrays = [k for k in state if k != "step"]
             if state and len(arrays) != len(self.state_keys):
                 lacking = [f"{i}.{k}" for k in self.state_keys if k not in state]
-                raise CheckpointError(f"{who}: the state of parameter {i} is "
-                                      f"incomplete: missing {lacking}")
+                problems.append(f"the state of parameter {i} is incomplete: missing {lacking}")
+                continue
+            if steps is None:
+                continue
             if self.counted and arrays and "step" not in state:    # saved before the count
                 state["step"] = np.array(int(steps), dtype=np.int64)
             if "step" in state and state["step"] > steps:
-                raise CheckpointError(f"{who}: '{i}.step' is {int(state['step'])}, more updates "
-                                      f"than the optimizer's {int(steps)} steps")
+                problems.append(f"'{i}.step' is {int(state['step'])}, more updates than the "
+                                f"optimizer's {int(steps)} steps")
             if arrays and "step" in state and state["step"] == 0:
-                raise CheckpointError(f"{who}: '{i}.step' is 0, but parameter {i} holds the state "
-                                      f"{[f'{i}.{k}' for k in arrays]} of updates (its bias "
-                                      "correction would start again from 1 over them)")
+                problems.append(f"'{i}.step' is 0, but parameter {i} holds the state "
+                                f"{[f'{i}.{k}' for k in arrays]} of updates (its bias "
+                                "correction would start again from 1 over them)")
+        if problems:
+            raise CheckpointError(f"{who}: " + "; ".join(problems))
         groups = self._loaded_groups(who, d)
         self.steps = int(steps)
         self.state = new
