@@ -523,7 +523,8 @@ def load_training(path, trainer, expect=None, max_bytes=tg.checkpoint.MAX_BYTES,
     wanted.update({f"extra/{k}": v for k, v in (expect or {}).items()})
     wanted.update(_scheduler_wanted(path, optimizer, scheduler))
     try:
-        found = tg.read_checkpoint(path, wanted, max_bytes)
+        found = tg.read_checkpoint(path, wanted, max_bytes,   # every name that does not fit at once
+                                   required=[f"model/{k}" for k in model.expected_state()])
     except tg.CheckpointError:      # a model of other settings (e.g. criterion), or a run of
         #                               another optimizer, is named as such
         if isinstance(model, tg.Module):

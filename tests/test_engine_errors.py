@@ -76,7 +76,7 @@ CATALOGUE = [
      ["take", "index 3", "[0, 3)"]),
     ("take_negative_out_of_range", lambda: tg.take(_x(), [-4], axis=1), tg.BadIndexError,
      IndexError, ["take", "-4"]),
-    ("take_float_ids", lambda: tg.take(_x(), [0.5]), tg.BadIndexError, IndexError,
+    ("take_float_ids", lambda: tg.take(_x(), [0.5], axis=0), tg.BadIndexError, IndexError,
      ["take", "float64"]),
     ("take_axis", lambda: tg.take(_x(), [0], axis=2), tg.ShapeError, ValueError,
      ["take", "axis 2", "(2, 3)"]),

@@ -106,10 +106,10 @@ UNARY_CASES = [
     ("index_two_arrays_repeated_pairs", lambda x: x[[0, 1, 0], [2, 2, 2]], (2, 3), None),
     ("index_boolean_mask", lambda x: x[np.array([True, False, True])], (3, 2), None),
     ("index_tensor_indices", lambda x: x[tg.tensor([1, 1, 0])], (3, 2), None),
-    ("take_axis0_repeated", lambda x: tg.take(x, [2, 0, 2, 2]), (3, 4), None),
+    ("take_axis0_repeated", lambda x: tg.take(x, [2, 0, 2, 2], axis=0), (3, 4), None),
     ("take_axis1_2d_indices", lambda x: tg.take(x, [[0, 3], [3, 3]], axis=1), (2, 4, 3), None),
     ("take_negative_axis", lambda x: tg.take(x, [1, 0, 1], axis=-1), (3, 2), None),
-    ("take_index_tensor", lambda x: tg.take(x, tg.tensor([0, 0, 1])), (2, 3), None),
+    ("take_index_tensor", lambda x: tg.take(x, tg.tensor([0, 0, 1]), axis=0), (2, 3), None),
     ("softmax_last_axis", lambda x: tg.softmax(x), (3, 5), None),
     ("softmax_axis0", lambda x: tg.softmax(x, axis=0), (3, 5), None),
     ("softmax_1d", lambda x: x.softmax(), (6,), None),
@@ -267,7 +267,7 @@ def test_repeated_integer_indices_accumulate_their_gradients():
 def test_take_with_repeated_ids_accumulates_like_one_hot_rows():
     table = tg.tensor(np.zeros((4, 2)), requires_grad=True)
     ids = tg.tensor([3, 1, 3])
-    rows = tg.take(table, ids)
+    rows = tg.take(table, ids, axis=0)
     assert rows.parents == (table, ids)
     (rows * np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])).sum().backward()
     np.testing.assert_array_equal(table.grad, [[0, 0], [3, 4], [0, 0], [6, 8]])

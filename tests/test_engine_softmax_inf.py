@@ -1,4 +1,5 @@
-"""softmax, log_softmax, logsumexp and cross_entropy of logits holding +inf or -inf.
+"""softmax, log_softmax, logsumexp, cross_entropy and binary_cross_entropy_with_logits of
+logits holding +inf or -inf.
 
 A row with one +inf has a limit (that entry's probability 1): softmax is one-hot, log_softmax
 0 there and -inf elsewhere, cross_entropy 0 or inf, and the gradients are the limits (0, or
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 import tinygraph as tg
+from conftest import central_differences
 
 INF = np.inf
 
@@ -91,3 +93,44 @@ def test_torch_gives_nan_where_the_limit_is_taken_here():
         assert torch.isnan(torch.softmax(torch.tensor(row, dtype=torch.float64), -1)).all()
         with np.errstate(invalid="ignore"):
             assert np.isnan(tg.tensor(np.array(row)).softmax(-1).data).all()
+
+
+def _logsumexp_slope(x, v):
+    """(t, the first derivative of sum(v * logsumexp(x, 1)) under create_graph)."""
+    t = tg.tensor(x, requires_grad=True)
+    (g,) = tg.grad((tg.logsumexp(t, axis=1) * tg.tensor(v)).sum(), [t], create_graph=True)
+    return t, g
+
+
+def test_logsumexp_second_derivative_at_one_inf_is_the_limit_of_the_first():
+    x = np.array([[1.0, INF, 0.5], [0.3, -0.2, 1.0]])
+    rows, u = np.array([1.5, -0.7]), np.array([[0.7, -1.1, 0.5], [1.0, 2.0, 3.0]])
+    t, g = _logsumexp_slope(x, rows)
+    plain = tg.tensor(x, requires_grad=True)
+    (tg.logsumexp(plain, axis=1) * tg.tensor(rows)).sum().backward()
+    assert g.data.tobytes() == plain.grad.tobytes()       # [0, 1.5, 0] in the inf row, was NaN
+    (hv,) = tg.grad((g * u).sum(), [t])                   # was NaN across the inf row
+
+    def first(a):
+        p = tg.tensor(a, requires_grad=True)
+        (tg.logsumexp(p, axis=1) * tg.tensor(rows)).sum().backward()
+        return float((p.grad * u).sum())
+    (expected,) = central_differences(first, [x])
+    np.testing.assert_array_equal(hv[0], np.zeros(3))     # one-hot is flat in every direction
+    np.testing.assert_allclose(hv, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_binary_cross_entropy_at_an_infinite_logit_is_its_limit():
+    # max(x, 0) - x y + log1p(exp(-|x|)) is inf - inf at x = inf: the loss was NaN for every
+    # target, even y = 1 at +inf (a sure, right answer: 0); torch gives NaN for some of these
+    x = np.array([INF, INF, INF, -INF, -INF, -INF, 2.0])
+    y = np.array([1.0, 0.0, 0.3, 0.0, 1.0, 0.3, 0.4])
+    t = tg.tensor(x, requires_grad=True)
+    with np.errstate(all="raise"):      # no invalid operation is left for the caller's errstate
+        out = tg.binary_cross_entropy_with_logits(t, y, reduction="none")
+    np.testing.assert_array_equal(out.data[:6], [0.0, INF, INF, 0.0, INF, INF])
+    assert out.data[6] == 2.0 - 0.8 + np.log1p(np.exp(-2.0))            # finite entries as before
+    out.backward(np.ones(7))
+    np.testing.assert_allclose(t.grad, 1 / (1 + np.exp(-x)) - y, rtol=1e-15)   # sigmoid(x) - y
+    mean = tg.binary_cross_entropy_with_logits(tg.tensor([INF, -INF]), tg.tensor([1.0, 0.0]))
+    assert mean.item() == 0.0

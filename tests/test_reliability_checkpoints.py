@@ -6,6 +6,7 @@ child process), and several processes writing one file at once.
 """
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -103,7 +104,7 @@ def test_a_file_lacking_a_parameter_is_refused_naming_the_file(tmp_path):
     del state["W"]
     tg.save_arrays(path, state, meta={"config": model.config()})
     before = model.state_dict()
-    with pytest.raises(tg.CheckpointError, match=r"load: '.*elman.ckpt': .*missing \['W'\]"):
+    with pytest.raises(tg.CheckpointError, match=r"load: '.*elman.ckpt'.*missing \['W'\]"):
         model.load(path)
     assert all(np.array_equal(model.state_dict()[k], v) for k, v in before.items())
 
@@ -496,3 +497,67 @@ def test_an_encoder_decoder_of_another_criterion_is_named_as_such_not_by_ud_s_sh
     now = trainer.optimizer.state_dict()
     assert now.keys() == optim.keys() and all(np.array_equal(now[k], optim[k]) for k in now)
     assert trainer.steps == 1
+
+
+def test_a_failed_load_names_every_mismatch_at_once_the_same_way_each_time(tmp_path):
+    """A file with names the model lacks, without some of its parameters and with another shape:
+    the error said only the unexpected names (the missing ones came up after a fix of those, the
+    shape after that); now one error names them all, sorted, and nothing changes."""
+    class Three(tg.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = (tg.Parameter(np.ones(n)) for n in (2, 3, 1))
+
+    model = Three()
+    versions = [p._version for p in model.parameters()]
+    path = tmp_path / "other.ckpt"
+    tg.save_arrays(path, {"z": np.zeros(2), "b": np.zeros(4), "y": np.zeros(1)})
+    messages = set()
+    for _ in range(2):
+        with pytest.raises(tg.CheckpointError) as caught:
+            model.load(path)
+        messages.add(str(caught.value))
+    (message,) = messages
+    assert message.endswith("unexpected ['y', 'z'] (not among the 3 entries wanted); missing "
+                            "['a', 'c']; entry 'b': it has shape (4,), expected (3,)")
+    assert all(np.array_equal(p.data, np.ones(p.shape)) for p in model.parameters())
+    assert [p._version for p in model.parameters()] == versions
+    with pytest.raises(tg.CheckpointError, match=r"missing \['a'\]$"):     # tg.read_checkpoint too
+        tg.read_checkpoint(path, {"z": ((2,), np.float64), "y": ((1,), np.float64),
+                                  "b": ((4,), np.float64)}, required=["a", "y"])
+
+
+def test_a_failed_load_training_names_the_missing_parameters_with_the_unexpected_names(tmp_path):
+    # it named 'model/Z' and 'optim/9.m' only; 'model/W' came up once those were gone
+    trainer = rnn.Trainer(rnn.ElmanRNN(3, 4, 3), lr=0.1)
+    rnn.save_training(tmp_path / "run.ckpt", trainer)
+    arrays, meta = tg.load_arrays(tmp_path / "run.ckpt"), tg.read_meta(tmp_path / "run.ckpt")
+    del arrays["model/W"]
+    arrays.update({"model/Z": np.ones(2), "optim/9.m": np.ones(1)})
+    tg.save_arrays(tmp_path / "odd.ckpt", arrays, meta=meta)
+    other = rnn.Trainer(rnn.ElmanRNN(3, 4, 3, seed=1), lr=0.1)
+    before = other.model.state_dict()
+    with pytest.raises(tg.CheckpointError, match=r"unexpected \['model/Z', 'optim/9.m'\] \(not among "
+                                                 r"the \d+ entries wanted\); missing \['model/W'\]$"):
+        rnn.load_training(tmp_path / "odd.ckpt", other)
+    assert all(np.array_equal(v, before[k]) for k, v in other.model.state_dict().items())
+    assert other.steps == 0
+
+
+def test_an_optimizer_state_that_does_not_fit_names_every_problem_and_changes_nothing():
+    # it named the first entry that did not fit ("'1.v' has shape (4,)") and stopped there
+    p, q = tg.Parameter(np.ones(2)), tg.Parameter(np.ones(3))
+    optimizer = tg.optim.Adam([p, q], lr=0.1)
+    (p.sum() + q.sum()).backward()
+    optimizer.step()
+    before = optimizer.state_dict()
+    bad = dict(before)
+    del bad["0.m"]
+    bad.update({"1.v": np.ones(4), "5.m": np.ones(2)})
+    with pytest.raises(tg.CheckpointError, match=re.escape(
+            "Adam.load_state_dict: '1.v' has shape (4,), parameter 1 has (3,); unexpected entry "
+            "'5.m'; the state of parameter 0 is incomplete: missing ['0.m']")):
+        optimizer.load_state_dict(bad)
+    after = optimizer.state_dict()
+    assert after.keys() == before.keys() and optimizer.steps == 1
+    assert all(np.array_equal(after[k], v) for k, v in before.items())

@@ -251,13 +251,14 @@ def test_loading_a_sound_checkpoint_of_another_dtype_does_not_call_it_unreadable
         rnn.ElmanRNN(3, 4, 3, dtype=np.float32).load(path)
     message = str(caught.value)
     assert "not a readable" not in message
-    assert ("is a readable checkpoint that does not match what loads it, entry 'U': it has "
-            "dtype float64, expected float32" in message)
+    assert ("is a readable checkpoint that does not match what loads it: entries ['U', 'W', 'V', "
+            "'b', 'c']: each has dtype float64, expected float32 (saved in another precision"
+            in message)      # every parameter named, the precision hint once
     trainer = rnn.Trainer(rnn.ElmanRNN(3, 4, 3), lr=0.1)
     rnn.save_training(tmp_path / "t.tgz", trainer)
-    with pytest.raises(tg.CheckpointError, match=r"does not match what loads it, entry "
+    with pytest.raises(tg.CheckpointError, match=r"does not match what loads it: entry "
                                                  r"'model/U': it has shape \(4, 3\), expected "
-                                                 r"\(5, 3\)"):
+                                                 r"\(5, 3\); entry 'model/W'.*'model/b'"):
         rnn.load_training(tmp_path / "t.tgz", rnn.Trainer(rnn.ElmanRNN(3, 5, 3), lr=0.1))
 
 

@@ -147,7 +147,7 @@ def load_arrays(path, expect=None, max_bytes=MAX_BYTES):
     return read_checkpoint(path, expect, max_bytes).arrays
 
 
-def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES):
+def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES, *, required=()):
     """Read a checkpoint written by :func:`save_arrays`, checking everything it claims.
 
     Parameters
@@ -156,8 +156,12 @@ def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES):
     expect : dict name -> (shape, dtype), optional
         What the caller can use.  An entry not named here is refused, and an entry's
         header must give exactly this dtype and shape (a ``None`` in the shape allows
-        any length there), before its data is read.
+        any length there), before any data is read.  Every mismatch is named in one error
+        (the unexpected and the missing names sorted, then each entry of another shape or
+        dtype in the file's order), not only the first.
     max_bytes : int, the most array data one load reads (and allocates)
+    required : names the file must hold (e.g. every name of ``expect``); a missing one is
+        refused with the mismatches above
 
     Returns
     -------
@@ -173,10 +177,8 @@ def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES):
     with _reading(path) as (zf, members, where):
         where.entry = MANIFEST
         names, meta = _manifest(zf, members)
-        extra = [] if expect is None else sorted(n for n in names if n not in expect)
-        if extra:
-            where.entry = extra[0]
-            raise _Mismatch(f"unexpected {extra} (not among the {len(expect)} entries wanted)")
+        missing = (_check_entries(zf, members, names, {} if expect is None else expect, required, where)
+                   if expect is not None or required else [])
         arrays, budget = {}, max_bytes
         for name, member in names.items():
             where.entry = name
@@ -184,7 +186,45 @@ def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES):
                                budget)
             budget -= arr.nbytes
             arrays[name] = arr
+        where.entry = None
+        if missing:
+            raise _Mismatch(f"missing {missing}")
     return Checkpoint(arrays, meta)
+
+
+def _check_entries(zf, members, names, expect, required, where):
+    """Raise one _Mismatch naming every name of the file not in ``expect`` (when given), every
+    name of ``required`` not in the file and every header not as ``expect`` says, before any
+    data is read (the missing names alone are returned, to be refused after the data is read);
+    a mismatch of one entry alone names it as ``where.entry``, as before."""
+    extra = sorted(n for n in names if n not in expect) if expect else []
+    missing = sorted(n for n in required if n not in names)
+    headers = []        # (entry, what is wrong with its header)
+    for name, member in names.items():
+        if name in expect:
+            where.entry = name
+            with zf.open(members[member]) as f:
+                shape, _, dtype = _header(f)
+            try:
+                _check_expected(shape, dtype, *expect[name])
+            except _Mismatch as e:
+                headers.append((name, str(e)))
+    where.entry = None
+    problems = ([f"unexpected {extra} (not among the {len(expect)} entries wanted)"] if extra else []) + (
+        [f"missing {missing}"] if missing else [])
+    if not problems and len(headers) == 1:
+        where.entry = headers[0][0]
+        raise _Mismatch(headers[0][1])
+    if extra and not missing and not headers:
+        where.entry = extra[0]
+    if extra or headers:
+        alike = {}      # entries with the same mismatch (a model of another dtype: all) named once
+        for name, text in headers:
+            alike.setdefault(text, []).append(name)
+        raise _Mismatch("; ".join(problems + [
+            f"entry {names[0]!r}: {text}" if len(names) == 1
+            else f"entries {names}: each {text.removeprefix('it ')}" for text, names in alike.items()]))
+    return missing      # alone, refused after the data is read: a member cut short is named first
 
 
 def read_entry(path, name, expect):

@@ -101,7 +101,7 @@ def _np_where(condition, x=None, y=None):
 
 def _np_norm(x, ord=None, axis=None, keepdims=False):   # noqa: A002 - numpy's name
     if ord is not None:     # without ord: the 2-norm over axis (Frobenius over two axes or all)
-        _refuse("np.linalg.norm(..., ord=)", "t.norm(axis) (the L2 norm)")
+        _refuse("np.linalg.norm(..., ord=)", "t.norm(axis=a) (the L2 norm)")
     return ops.norm(x, axis=axis, keepdims=keepdims)
 
 
@@ -233,6 +233,8 @@ def _np_pad(array, pad_width, mode="constant", kwargs=None):
     if mode != "constant" or rest or np.ndim(constant_values):
         _refuse(f"np.pad(..., mode={mode!r}{''.join(f', {k}=' for k in rest)})",
                 "tg.pad(t, pad_width, value=) (constant padding by one number)")
+    if np.ndim(pad_width) == 1:     # np.pad's flat pair is numpy's: every axis (tg.pad asks)
+        pad_width = (tuple(pad_width),)
     return ops.pad(array, pad_width, value=constant_values)
 
 

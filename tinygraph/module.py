@@ -41,7 +41,13 @@ class Parameter(Tensor):
     def __init__(self, data, name=None, dtype=None):
         """Integer or bool ``data`` becomes float64; ``dtype``, when given, must be a float
         dtype (an integer one rounded the data to integers first: N(0, 0.6) weights became
-        zeros and ones, then float64, without a word)."""
+        zeros and ones, then float64, without a word).  A bool ``name`` is refused: PyTorch's
+        ``nn.Parameter(data, requires_grad)`` takes requires_grad second."""
+        if isinstance(name, (bool, np.bool_)):
+            raise ConfigError(f"Parameter: name={name!r} is a bool: PyTorch's nn.Parameter(data, "
+                              f"requires_grad) takes requires_grad second, tinygraph's Parameter(data, "
+                              f"name) the name; a Parameter requires grad (to freeze one, set "
+                              f"p.requires_grad = False after making it)")
         arr = _as_array(data, dtype)     # (names a dtype numpy does not know)
         if dtype is not None and arr.dtype.kind != "f":
             raise DTypeError(f"Parameter{_label(name)}: dtype must be a float dtype (a parameter "
@@ -431,7 +437,8 @@ class Module:
         loaded on its names, shapes and dtypes alone.
         """
         try:
-            found = read_checkpoint(path, expect=self.expected_state())
+            expect = self.expected_state()
+            found = read_checkpoint(path, expect=expect, required=expect)
         except CheckpointError:
             self.check_saved_settings(path, "config", f"load: '{path}'")
             raise

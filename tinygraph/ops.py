@@ -1159,6 +1159,18 @@ def _logsumexp_slope(x, out, axis, keepdims):
     return p
 
 
+def _logsumexp_slope_op(x, out, axis, keepdims):
+    """:func:`_logsumexp_slope` as an op (``create_graph``): the same bits, and the limit where
+    an entry is +inf, not exp(inf - inf) = NaN.  Its derivative is softmax's, p (gg - sum(gg p))
+    over ``axis``, all of it through x: ``out`` (a function of x) takes none, so the second
+    derivative of logsumexp is the limit (0) in a row with one +inf, where it was NaN."""
+    return _logsumexp_slope(x, out, axis, keepdims), _LOGSUMEXP_SLOPE
+
+
+_LOGSUMEXP_SLOPE = Rule(lambda gg, p, x, out, axis, keepdims: p * (gg - (gg * p).sum(axis=axis, keepdims=True)),
+                        None, saves=False)
+
+
 def _softmax(x, axis=-1):   # axis None: over all entries (scipy.special.softmax's axis=None)
     _, z, s = _shifted_logsumexp(x, tuple(range(x.ndim)) if axis is None else axis)
     return np.exp(z - s).reshape(x.shape), _SOFTMAX
@@ -1350,8 +1362,22 @@ def _bce_with_logits(x, y, reduction="mean"):
     """-[y log sigma(x) + (1 - y) log(1 - sigma(x))] = max(x, 0) - x y + log1p(exp(-|x|));
     d/dx = sigma(x) - y, d/dy = -x."""
     x, y = _as_float(x, y), _as_float(y, x)
-    per_entry = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    infinite = np.isinf(x)
+    if not infinite.any():
+        per_entry = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    else:       # the limit, not inf - inf: x (1 - y) as x -> inf, -x y as x -> -inf
+        with np.errstate(invalid="ignore"):
+            per_entry = np.where(infinite, _bce_at_inf(x, y),
+                                 np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x))))
     return _reduce_entries(per_entry, reduction), _BCE_WITH_LOGITS
+
+
+def _bce_at_inf(x, y):
+    """The loss's limit at an infinite logit x: 0 for a target that agrees (y = 1 at +inf, y = 0
+    at -inf, where x (1 - y) and -x y are inf * 0), else inf times the target's distance."""
+    with np.errstate(invalid="ignore"):
+        away = np.where(x > 0, 1 - y, y)
+        return np.where(away == 0, 0, away * np.inf).astype(np.result_type(x, y), copy=False)
 
 
 def _bce_grads(g, out, x, y, reduction="mean"):
@@ -1427,9 +1453,9 @@ _xp = SimpleNamespace(
     relu_backward=_dual(lambda g, x: _relu_backward(g, x)[0],
                         lambda g, x: apply("relu_backward", _relu_backward, g, x)),
     sign=_dual(_sign_as_torch, lambda x: sign(x)),
-    logsumexp_slope=_dual(_logsumexp_slope,        # in engine ops: exp(x - out) (inf - inf: NaN)
-                          lambda x, out, axis, keepdims: exp(x - _expand_rule(out, x.shape, axis,
-                                                                              keepdims))),
+    logsumexp_slope=_dual(_logsumexp_slope,
+                          lambda x, out, axis, keepdims: apply("logsumexp_slope", _logsumexp_slope_op,
+                                                               x, out, axis=axis, keepdims=keepdims)),
     leaky_relu_backward=_dual(lambda g, x, slope: _leaky_relu_backward(g, x, slope)[0],
                               lambda g, x, slope: apply("leaky_relu_backward", _leaky_relu_backward,
                                                         g, x, slope=slope)),
@@ -1616,30 +1642,38 @@ LEAN_GRADS = {
 
 
 def _axis(who, axis, keepdims, dim, keepdim):
-    """numpy's ``axis``/``keepdims``, with PyTorch's ``dim``/``keepdim`` accepted as aliases."""
+    """numpy's ``axis``/``keepdims``, with PyTorch's ``dim``/``keepdim`` accepted as aliases.
+    ``keepdims`` must be a bool: in numpy's ``x.sum(axis, dtype)`` the second place is the dtype,
+    which read as keepdims would keep the axis without a word."""
     if dim is not None:
         if axis is not None:
             raise ConfigError(f"{who}: give axis= or its alias dim=, not both")
         axis = dim
     if keepdim is not None:
         keepdims = keepdim
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise ConfigError(f"{who}: keepdims must be True or False, got {keepdims!r} (numpy's "
+                          f"{who}(axis, dtype) takes a dtype second, PyTorch's and this one keepdim; "
+                          f"the result has the input's dtype: cast it with tg.cast for another)")
     return (tuple(axis) if isinstance(axis, list) else axis), bool(keepdims)
 
 
 class ValuesOfDim(Tensor):
-    """What ``max``/``min`` give with PyTorch's ``dim=``: the values, as with numpy's ``axis=``
-    (``dim=`` is an alias), a Tensor in every op.  PyTorch's ``max(dim=)`` is a (values,
-    indices) pair, and its habits of reading it as one, ``x.max(dim=1)[0]`` and ``vals, idx =
-    x.max(dim=1)``, would take the first row's values here without a word (a 2-row x unpacks
-    into its two maxima); so indexing and iterating it are refused with what to write.
-    ``.values`` is the tensor itself, a plain Tensor from then on; ``.indices`` names argmax."""
+    """What ``max``/``min`` give with PyTorch's ``dim=`` or a positional axis (``x.max(1)``,
+    PyTorch's ``max(dim)`` too): the values, as with numpy's ``axis=``, a Tensor in every op.
+    PyTorch's ``max(dim)`` is a (values, indices) pair, and its habits of reading it as one,
+    ``x.max(1)[0]``, ``x.max(dim=1)[1]`` and ``_, idx = x.max(1)``, would take rows of the values
+    here without a word (a 2-row x unpacks into its two maxima); so indexing and iterating it are
+    refused with what to write.  ``.values`` is the tensor itself, a plain Tensor from then on;
+    ``.indices`` names argmax; ``x.max(axis=d)`` is numpy's, plain."""
 
     __slots__ = ()
 
     def _refuse(self, what):
-        raise ConfigError(f"{self.op}(dim=) gives the values only ({self.op}(axis=)'s, shape "
-                          f"{self.shape}), not PyTorch's (values, indices) pair: {what}; take "
-                          f"x.{self.op}(dim=d).values (or the result as it is) for the values and "
+        raise ConfigError(f"{self.op}(d) and {self.op}(dim=d) give the values only (numpy's "
+                          f"{self.op}(axis=d), shape {self.shape}), not PyTorch's (values, indices) "
+                          f"pair: {what}; take x.{self.op}(d).values (or the result as it is, or "
+                          f"x.{self.op}(axis=d) for numpy's rows) for the values and "
                           f"x.arg{self.op}(axis=d) for the indices")
 
     def __getitem__(self, index):
@@ -1661,14 +1695,18 @@ class ValuesOfDim(Tensor):
 def _reduction(op, forward):
     """The public function of a reduction: ``f(x, axis=None, keepdims=False, dim=, keepdim=)``."""
     def reduce(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        if op in ("max", "min") and (isinstance(axis, Tensor) or isinstance(dim, Tensor)):
+            raise ConfigError(f"{op}(x, other) with a tensor other: PyTorch's {op}(a, b) is "
+                              f"elementwise, here the second argument is numpy's axis (a 0-d "
+                              f"integer tensor would be read as one); write tg.{op}imum(x, other) "
+                              f"for the elementwise {op}imum, or give the axis as an int")
         if dim is not None or keepdim is not None:
             axis, keepdims = _axis(op, axis, keepdims, dim, keepdim)
             out = apply(op, forward, x, axis=axis, keepdims=keepdims)
             if dim is not None and op in ("max", "min") and type(out) is Tensor:
                 out.__class__ = ValuesOfDim      # PyTorch's pair habits refused (its docstring)
             return out
-        if isinstance(axis, list):
-            axis = tuple(axis)
+        axis, keepdims = _axis(op, axis, keepdims, None, None)
         return apply(op, forward, x, axis=axis, keepdims=keepdims)
     reduce.__name__ = reduce.__qualname__ = op
     return reduce
@@ -1676,8 +1714,24 @@ def _reduction(op, forward):
 
 sum = _reduction("sum", _sum)     # noqa: A001 - numpy's name
 mean = _reduction("mean", _mean)
-max = _reduction("max", _max)     # noqa: A001 - numpy's name
-min = _reduction("min", _min)     # noqa: A001 - numpy's name
+def _extremum(op, forward):
+    """max or min: as :func:`_reduction`'s, and a positional int axis (``x.max(1)``, which is
+    PyTorch's ``max(dim)`` too, a (values, indices) pair there) gives :class:`ValuesOfDim`, as
+    ``dim=`` does; numpy's ``axis=`` keyword gives a plain Tensor."""
+    reduce = _reduction(op, forward)
+
+    def extremum(x, *args, **kwargs):
+        out = reduce(x, *args, **kwargs)
+        if (args and isinstance(args[0], (int, np.integer)) and not isinstance(args[0], bool)
+                and type(out) is Tensor):
+            out.__class__ = ValuesOfDim      # PyTorch's pair habits refused (its docstring)
+        return out
+    extremum.__name__ = extremum.__qualname__ = op
+    return extremum
+
+
+max = _extremum("max", _max)     # noqa: A001 - numpy's name
+min = _extremum("min", _min)     # noqa: A001 - numpy's name
 prod = _reduction("prod", _prod)
 sum.__doc__ = "Sum over ``axis`` (all axes when None); ``dim``/``keepdim`` are aliases."
 mean.__doc__ = "Mean over ``axis`` (all axes when None)."
@@ -1702,40 +1756,52 @@ amin.__doc__ = ("PyTorch's ``amin``: the smallest entry over ``axis``; ties shar
                 "NaN result, equal to no entry, gives its whole row NaN.")
 
 
-def _ddof(who, ddof, correction, unbiased):
+def _ddof(who, ddof, correction, unbiased, dim):
     """numpy's ``ddof``, or PyTorch's ``correction=`` (the same number) or ``unbiased=`` (True is
-    ddof 1, False ddof 0); one of them.  The default stays numpy's ddof=0 (torch's is 1)."""
-    given = [name for name, v in (("correction", correction), ("unbiased", unbiased))
+    ddof 1, False ddof 0); one of them.  The default stays numpy's ddof=0 (torch's is 1), except
+    with PyTorch's ``dim=``: that call is torch's, whose default divides by n - 1, so without
+    one of the three it is refused rather than read as ddof=0."""
+    given = [name for name, v in (("ddof", ddof), ("correction", correction), ("unbiased", unbiased))
              if v is not None]
-    if len(given) + (ddof != 0) > 1:
+    if len(given) > 1:
         raise ConfigError(f"{who}: give one of ddof=, correction= and unbiased=")
+    for name, v in (("ddof", ddof), ("correction", correction)):
+        if v is not None and not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"{who}: {name} must be a number, got {v!r} (numpy's {who}(axis, "
+                              f"dtype) takes a dtype second, this one ddof, as PyTorch's the "
+                              f"correction; the result has the input's dtype)")
+    if not given and dim is not None:
+        raise ConfigError(f"{who}(dim=) without correction=: PyTorch's {who}(dim=) divides by n - 1, "
+                          f"numpy's {who}(axis=) by n (ddof=0, the default here); say which: "
+                          f"correction=1 (PyTorch's default) or ddof=0, or write axis= for numpy's")
     if unbiased is not None:
         if not isinstance(unbiased, (bool, np.bool_)):
             raise ConfigError(f"{who}: unbiased must be True or False, got {unbiased!r}")
         return int(bool(unbiased))
-    return ddof if correction is None else correction
+    return correction if correction is not None else 0 if ddof is None else ddof
 
 
-def var(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None, correction=None,
+def var(x, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=None, correction=None,
         unbiased=None):
     """Variance over ``axis``, dividing by n - ddof (numpy's default ddof=0, where PyTorch's is
-    1); PyTorch's ``correction=`` (= ddof) and ``unbiased=`` (True: ddof 1) are accepted.
+    1); PyTorch's ``correction=`` (= ddof) and ``unbiased=`` (True: ddof 1) are accepted.  With
+    PyTorch's ``dim=`` one of the three must be given (its default would be 1): refused without.
 
     With ddof >= n the value is inf (NaN for a constant row), as numpy's and torch's; the
     gradient is then 2 (x - mean) / 0, i.e. -inf, 0 or +inf by the sign of x - mean (the limit
     as ddof rises to n).  torch 2.13 gives +inf at every entry there; the engine keeps the
     signed limit."""
     axis, keepdims = _axis("var", axis, keepdims, dim, keepdim)
-    ddof = _ddof("var", ddof, correction, unbiased)
+    ddof = _ddof("var", ddof, correction, unbiased, dim)
     return apply("var", _var, x, axis=axis, ddof=ddof, keepdims=keepdims)
 
 
-def std(x, axis=None, ddof=0, keepdims=False, *, dim=None, keepdim=None, correction=None,
+def std(x, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=None, correction=None,
         unbiased=None):
     """Standard deviation over ``axis`` (sqrt of ``var``; the same ``ddof``, ``correction=``
     and ``unbiased=``)."""
     axis, keepdims = _axis("std", axis, keepdims, dim, keepdim)
-    ddof = _ddof("std", ddof, correction, unbiased)
+    ddof = _ddof("std", ddof, correction, unbiased, dim)
     return apply("std", _std, x, axis=axis, ddof=ddof, keepdims=keepdims)
 
 
@@ -1745,18 +1811,44 @@ def logsumexp(x, axis=-1, keepdims=False, *, dim=None, keepdim=None):
     return apply("logsumexp", _logsumexp, x, axis=axis, keepdims=keepdims)
 
 
-def norm(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
+def norm(x, ord=None, axis=None, keepdims=False, *, dim=None, keepdim=None, p=None):  # noqa: A002
     """The L2 norm over ``axis`` (of all entries, the Frobenius norm, when None), as
     ``np.linalg.norm``'s default and torch's ``norm``; ``dim``/``keepdim`` are aliases.  Its
     gradient x / norm is taken as 0 where the norm is 0, and so is that gradient's own
-    derivative under ``create_graph`` (torch's is NaN there)."""
-    if dim is not None or keepdim is not None:
-        axis, keepdims = _axis("norm", axis, keepdims, dim, keepdim)
-    elif isinstance(axis, list):
-        axis = tuple(axis)
+    derivative under ``create_graph`` (torch's is NaN there).
+
+    The second argument is the order, as in both ``np.linalg.norm(x, ord)`` and PyTorch's
+    ``x.norm(p)`` (``p=`` its alias): only the 2-norm is computed, so ``ord`` may be None,
+    ``"fro"``, or 2 over one axis (numpy's ord=2 of a matrix is its largest singular value,
+    torch's p=2 the Frobenius norm); any other order is refused, never read as an axis.
+    """
+    if p is not None:
+        if ord is not None:
+            raise ConfigError("norm: give ord= or its alias p=, not both")
+        ord = p        # noqa: A001
+    axis, keepdims = _axis("norm", axis, keepdims, dim, keepdim)
+    if ord is not None:
+        _check_norm_order(x, ord, axis)
     if axis is None and not keepdims:
         return apply("norm", _norm, x)
     return apply("norm", _norm, x, axis=axis, keepdims=keepdims)
+
+
+def _check_norm_order(x, order, axis):
+    """Refuse an order of norm other than the 2-norm's (None, "fro", 2 over one axis)."""
+    ndim = np.ndim(x._data if isinstance(x, Tensor) else x)
+    one_axis = (isinstance(axis, (int, np.integer)) or (isinstance(axis, tuple) and len(axis) == 1)
+                or (axis is None and ndim == 1))
+    is_two = (isinstance(order, (int, float, np.integer, np.floating)) and not isinstance(order, bool)
+              and order == 2)
+    if (isinstance(order, str) and order == "fro") or (is_two and one_axis):
+        return
+    what = ("ord=2 over several axes is the largest singular value in numpy and the Frobenius norm "
+            "in PyTorch" if is_two else f"the order {order!r} is not the 2-norm")
+    raise ConfigError(f"norm: {what}; norm's second argument is the order (numpy's ord=, PyTorch's "
+                      f"p=), never the axis, and only the 2-norm is computed: write t.norm(axis=a) "
+                      f"(or ord='fro') for it, abs(t).sum(axis=a) for the 1-norm, abs(t).max(axis=a) "
+                      f"for the max norm")
 
 
 def cumsum(x, axis=None, *, dim=None):
@@ -2079,13 +2171,29 @@ def _plain_index(index):
     return tuple(plain) if isinstance(index, tuple) else plain[0]
 
 
-def take(x, indices, axis=0):
+_AXIS_UNSAID = object()     # take's axis when the caller gives none
+
+
+def take(x, indices, axis=_AXIS_UNSAID):
     """Select entries of ``x`` along ``axis`` by integer ``indices`` (numpy's ``take``;
     ``axis=None`` takes from the flattened input, as numpy's).
+
+    Without ``axis`` an input of two axes or more is refused: numpy's ``take`` and PyTorch's
+    ``torch.take`` read that call as the flattened input, where this one took rows (axis 0);
+    write ``axis=0`` for rows (an embedding lookup) or ``axis=None`` for theirs.  A vector or a
+    0-d input reads alike either way, so its axis may be left out (0).
 
     ``indices`` may be a Tensor: it then stays a parent of the result (with no
     gradient), which is how one-hot inputs given as ids appear in the DAG.
     """
+    if axis is _AXIS_UNSAID:
+        shape = np.shape(x._data if isinstance(x, Tensor) else x)
+        if len(shape) >= 2:
+            raise ConfigError(f"take: give axis= for an input of shape {shape}: numpy's np.take and "
+                              f"PyTorch's torch.take take from the flattened input when no axis is "
+                              f"given, where tg.take took rows; write axis=0 for rows (an embedding "
+                              f"lookup) or axis=None for the flattened input")
+        axis = 0
     if not isinstance(indices, Tensor):
         indices = np.asarray(indices)
         if indices.size == 0 and indices.dtype.kind == "f":    # [] is float64 to numpy: no ids
@@ -2095,22 +2203,28 @@ def take(x, indices, axis=0):
     return apply("take", _take, x, indices, axis=axis)
 
 
-def split(x, sections_or_indices, axis=0):
+def split(x, sections_or_indices, axis=0, *, dim=None):
     """Split ``x`` along ``axis`` by numpy's ``array_split`` rule: an int N gives N parts
     (the first ``len % N`` one longer), a list of indices gives the parts between them.
 
     Returns a list of Tensors, each its own node (its gradient lands in its slice of x).
+    PyTorch's ``split`` reads the same arguments as part sizes, so its ``dim=`` is refused
+    (naming the split points that give those parts), as are split points that decrease (numpy
+    would give overlapping parts; they read as PyTorch's sizes).  ``tg.chunk`` is PyTorch's
+    ``chunk``.
     """
     shape = np.shape(x._data if isinstance(x, Tensor) else x)
     if not shape:
         raise ShapeError("split: cannot split a 0-d tensor")
-    axis = _checked_axis("split", shape, axis)
+    axis = _checked_axis("split", shape, dim if dim is not None else axis)
     n = shape[axis]
     if not isinstance(sections_or_indices, (int, np.integer)) and (
             not isinstance(sections_or_indices, (list, tuple, np.ndarray, range))
             or np.asarray(sections_or_indices).dtype.kind not in "iu" and len(sections_or_indices)):
         raise ConfigError(f"split: sections_or_indices must be a number of sections or a list of "
                           f"integer indices, got {sections_or_indices!r}")
+    if dim is not None:
+        _refuse_split_sizes(sections_or_indices, n, axis, "dim= is PyTorch's")
     if isinstance(sections_or_indices, (int, np.integer)):
         parts = int(sections_or_indices)
         if parts <= 0:
@@ -2118,10 +2232,32 @@ def split(x, sections_or_indices, axis=0):
         size, extra = divmod(n, parts)
         bounds = np.cumsum([0] + [size + 1] * extra + [size] * (parts - extra))
     else:
-        bounds = [0] + list(sections_or_indices) + [n]
+        points = [int(i) for i in sections_or_indices]
+        at = [builtins.min(builtins.max(i + n if i < 0 else i, 0), n) for i in points]  # as slices
+        if any(b < a for a, b in zip(at, at[1:])):
+            _refuse_split_sizes(points, n, axis, f"the split points {points} decrease (numpy's "
+                                                 f"array_split would give overlapping parts)")
+        bounds = [0] + points + [n]
     lead = (slice(None),) * axis
     return [apply("split", _getitem, x, index=lead + (slice(int(a), int(b)),))
             for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _refuse_split_sizes(sizes, n, axis, why):
+    """Refuse a split that PyTorch reads as part sizes, naming numpy's split points for them."""
+    if isinstance(sizes, (int, np.integer)):
+        points = list(range(int(sizes), n, int(sizes))) if sizes > 0 else None
+        theirs = f"parts of {int(sizes)}"
+    else:
+        sizes = [int(k) for k in sizes]
+        points = ([int(k) for k in np.cumsum(sizes)[:-1]]
+                  if builtins.sum(sizes) == n and builtins.min(sizes, default=0) >= 0 else None)
+        theirs = f"parts of sizes {sizes}"
+    hint = (f"for PyTorch's {theirs} write tg.split(x, {points}, axis={axis})" if points is not None
+            else f"as PyTorch's sizes they do not fit the {n} entries along axis {axis}")
+    raise ConfigError(f"split: {why}; tg.split is numpy's array_split (an int is the number of "
+                      f"parts, a list the split points), where PyTorch's split takes part sizes: "
+                      f"{hint} (tg.chunk(x, k) is PyTorch's chunk)")
 
 
 def concat(tensors, axis=0, *, dim=None):
@@ -2276,8 +2412,10 @@ def repeat(x, *reps):
 
 
 def pad(x, pad_width, value=0):
-    """numpy's ``pad`` in its constant mode: ``pad_width`` is an int, a pair (before, after) for
-    every axis, or one pair per axis (not PyTorch's last-axis-first list); ``value`` fills."""
+    """numpy's ``pad`` in its constant mode: ``pad_width`` is an int, ``((before, after),)`` for
+    every axis, or one pair per axis (not PyTorch's last-axis-first list); ``value`` fills.  A
+    flat pair (before, after) is numpy's for every axis but PyTorch's for the last axis alone,
+    so it is refused for an input of two axes or more (a 1-D input reads alike in both)."""
     shape = np.shape(x._data if isinstance(x, Tensor) else x)
     try:
         widths = np.asarray(pad_width)
@@ -2289,6 +2427,13 @@ def pad(x, pad_width, value=0):
                          f"for an input of shape {shape}, got {pad_width!r}") from None
     if (widths < 0).any():
         raise ShapeError(f"pad: widths must be >= 0, got {pad_width!r}")
+    if np.ndim(pad_width) == 1 and len(shape) >= 2:
+        before, after = np.asarray(pad_width).tolist()
+        raise ConfigError(f"pad: a flat pair {pad_width!r} of an input of shape {shape} pads every "
+                          f"axis by ({before}, {after}) in numpy, but the last axis alone in "
+                          f"PyTorch's F.pad; say which: (({before}, {after}),) * {len(shape)} for "
+                          f"numpy's, {((0, 0),) * (len(shape) - 1) + ((before, after),)} for "
+                          f"PyTorch's")
     if not np.isscalar(value) or isinstance(value, (str, bytes)):
         raise ConfigError(f"pad: value must be a number, got {value!r}")
     check_size("pad", tuple(int(n + before + after) for n, (before, after) in zip(shape, widths.tolist())),
@@ -2399,8 +2544,14 @@ def one_hot(ids, n, dtype=np.float64):
 def dropout(x, p, seed=None, train=True):
     """Inverted dropout: each entry zeroed with probability ``p``, the rest scaled by 1/(1 - p).
 
-    ``train=False`` is the identity (returns ``x`` itself); ``seed`` fixes the mask.
+    ``train=False`` is the identity (returns ``x`` itself); ``seed`` fixes the mask.  A bool
+    seed is refused: PyTorch's ``F.dropout(x, p, training)`` takes ``training`` third, so
+    ``dropout(x, 0.5, False)`` would drop with seed 0 where torch returns x.
     """
+    if isinstance(seed, (bool, np.bool_)):
+        raise ConfigError(f"dropout: seed={seed!r} is a bool: PyTorch's F.dropout(x, p, training) "
+                          f"takes training third, tinygraph's dropout(x, p, seed, train) the seed; "
+                          f"write train={bool(seed)} (and seed= an int, if any)")
     if not 0 <= p <= 1:
         raise ConfigError(f"dropout: p must be in [0, 1], got {p}")
     if not train or p == 0:
@@ -2415,8 +2566,15 @@ def dropout(x, p, seed=None, train=True):
 
 
 def _check_reduction(who, reduction):
-    if reduction not in _REDUCTIONS:
-        raise ConfigError(f"{who}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:     # (an array: no `in`)
+        hint = ("" if isinstance(reduction, str) or reduction is None else
+                f" (PyTorch's {who}(input, target, weight) takes weights third: write weight=)"
+                if who == "cross_entropy" else
+                f" (PyTorch's {who}(input, target, weight) takes weights third, which tinygraph's "
+                f"{who} does not take)" if who in ("nll_loss", "binary_cross_entropy_with_logits")
+                else " (a word, not an array)")
+        raise ConfigError(f"{who}: reduction must be one of {_REDUCTIONS}, got "
+                          f"{type(reduction).__name__ if hint else repr(reduction)}{hint}")
 
 
 def _ids(targets):   # a Tensor of ids stays a parent of the loss (with no gradient)
@@ -2600,8 +2758,10 @@ def mse_loss(pred, target, reduction="mean"):
 
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     """``-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]`` per entry, computed as
-    max(x, 0) - x y + log1p(exp(-|x|)) (stable for any x); targets y in [0, 1].  As for
-    :func:`mse_loss`, one input may broadcast to the other, not both be repeated."""
+    max(x, 0) - x y + log1p(exp(-|x|)) (stable for any x); targets y in [0, 1].  At an
+    infinite logit it is the limit (0 where the target agrees, inf elsewhere), where torch
+    gives NaN for some.  As for :func:`mse_loss`, one input may broadcast to the other, not
+    both be repeated."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
     _check_paired("binary_cross_entropy_with_logits", logits, targets)
     return apply("binary_cross_entropy_with_logits", _bce_with_logits, logits, targets,

@@ -40,6 +40,17 @@ def _refuse_options(optimizer, options):
                                  f"{who} takes params, {takes}")
 
 
+def _refuse_positional(optimizer, positional, theirs, keywords):
+    """Refuse settings given by position past those PyTorch's optimizer takes in the same order:
+    there the same call sets another setting (UnsupportedOptionError, naming both)."""
+    if positional:
+        who = type(optimizer).__name__
+        raise UnsupportedOptionError(f"{who}: {len(positional)} more positional argument"
+                                     f"{'s' * (len(positional) > 1)} {list(positional)!r}: {theirs}, "
+                                     f"which tinygraph's {who} does not have; give {keywords} by "
+                                     f"keyword")
+
+
 def _check_params(who, params, trained=True):
     """The list of ``params``; ``trained``: each must require grad (an optimizer's), else any
     tensor (what ``clip_grad_norm`` scales: a frozen one's gradient, if any, counts too)."""
@@ -437,55 +448,65 @@ class Optimizer:
                                       f"{len(self.params)} ({self._sizes().tolist()}); each "
                                       "parameter's state would go to another parameter")
         new = [{} for _ in self.params]
+        problems, flawed = [], set()      # every entry that does not fit, named in one error
         for key, value in d.items():
             if not isinstance(key, str):
-                raise CheckpointError(f"{who}: unexpected entry {key!r}")
+                problems.append(f"unexpected entry {key!r}")
+                continue
             if key in ("steps", "optimizer", "params") or key.startswith("group."):
                 continue
             index, _, name = key.partition(".")
             if (not index.isdigit() or not index.isascii() or int(index) >= len(self.params)
                     or name not in self.state_keys + (("step",) if self.counted else ())):
-                raise CheckpointError(f"{who}: unexpected entry '{key}'")
+                problems.append(f"unexpected entry '{key}'")
+                continue
             p = self.params[int(index)]
             try:
                 value = np.asarray(value)
             except (ValueError, TypeError) as e:
-                raise CheckpointError(f"{who}: '{key}' is not an array ({e})") from None
-            if name == "step":
-                if value.shape != () or value.dtype.kind not in "iu" or value < 0:
-                    raise CheckpointError(f"{who}: '{key}' must be a count (an integer >= 0), "
-                                          f"got {value!r}")
-                new[int(index)][name] = value.astype(np.int64)
+                value, problem = None, f"'{key}' is not an array ({e})"
+            else:
+                problem = None
+                if name == "step":
+                    if value.shape != () or value.dtype.kind not in "iu" or value < 0:
+                        problem = f"'{key}' must be a count (an integer >= 0), got {value!r}"
+                elif value.shape != p.shape:
+                    problem = f"'{key}' has shape {value.shape}, parameter {index} has {p.shape}"
+                elif value.dtype != p.dtype:
+                    problem = f"'{key}' has dtype {value.dtype}, parameter {index} has {p.dtype}"
+            if problem is not None:
+                problems.append(problem)
+                flawed.add(int(index))
                 continue
-            if value.shape != p.shape:
-                raise CheckpointError(f"{who}: '{key}' has shape {value.shape}, "
-                                      f"parameter {index} has {p.shape}")
-            if value.dtype != p.dtype:
-                raise CheckpointError(f"{who}: '{key}' has dtype {value.dtype}, "
-                                      f"parameter {index} has {p.dtype}")
-            new[int(index)][name] = value.copy()
+            new[int(index)][name] = value.astype(np.int64) if name == "step" else value.copy()
         try:
             steps = np.asarray(d["steps"])
         except (ValueError, TypeError):
             steps = np.asarray(None)
         if steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
-            raise CheckpointError(f"{who}: 'steps' must be a count (an integer "
-                                  f">= 0), got {d['steps']!r}")
+            problems.append(f"'steps' must be a count (an integer >= 0), got {d['steps']!r}")
+            steps = None
         for i, state in enumerate(new):
+            if i in flawed:       # its entries' own problems are named above
+                continue
             arrays = [k for k in state if k != "step"]
             if state and len(arrays) != len(self.state_keys):
                 lacking = [f"{i}.{k}" for k in self.state_keys if k not in state]
-                raise CheckpointError(f"{who}: the state of parameter {i} is "
-                                      f"incomplete: missing {lacking}")
+                problems.append(f"the state of parameter {i} is incomplete: missing {lacking}")
+                continue
+            if steps is None:
+                continue
             if self.counted and arrays and "step" not in state:    # saved before the count
                 state["step"] = np.array(int(steps), dtype=np.int64)
             if "step" in state and state["step"] > steps:
-                raise CheckpointError(f"{who}: '{i}.step' is {int(state['step'])}, more updates "
-                                      f"than the optimizer's {int(steps)} steps")
+                problems.append(f"'{i}.step' is {int(state['step'])}, more updates than the "
+                                f"optimizer's {int(steps)} steps")
             if arrays and "step" in state and state["step"] == 0:
-                raise CheckpointError(f"{who}: '{i}.step' is 0, but parameter {i} holds the state "
-                                      f"{[f'{i}.{k}' for k in arrays]} of updates (its bias "
-                                      "correction would start again from 1 over them)")
+                problems.append(f"'{i}.step' is 0, but parameter {i} holds the state "
+                                f"{[f'{i}.{k}' for k in arrays]} of updates (its bias "
+                                "correction would start again from 1 over them)")
+        if problems:
+            raise CheckpointError(f"{who}: " + "; ".join(problems))
         groups = self._loaded_groups(who, d)
         self.steps = int(steps)
         self.state = new
@@ -500,8 +521,10 @@ class SGD(Optimizer):
     state_keys = ("velocity",)
     settings = ("lr", "momentum", "weight_decay")
 
-    def __init__(self, params, lr=None, momentum=0.0, weight_decay=0.0,
-                 **options):
+    def __init__(self, params, lr=None, momentum=0.0, *positional, weight_decay=0.0, **options):
+        _refuse_positional(self, positional, "PyTorch's SGD(params, lr, momentum, dampening, "
+                                             "weight_decay, nesterov) takes dampening fourth",
+                           "weight_decay=")
         _refuse_options(self, options)
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
@@ -529,8 +552,10 @@ class Adagrad(Optimizer):
     state_keys = ("sum_sq",)
     settings = ("lr", "eps", "weight_decay")
 
-    def __init__(self, params, lr=None, eps=1e-10, weight_decay=0.0,
-                 **options):
+    def __init__(self, params, lr=None, *positional, eps=1e-10, weight_decay=0.0, **options):
+        _refuse_positional(self, positional, "PyTorch's Adagrad(params, lr, lr_decay, weight_decay, "
+                                             "initial_accumulator_value, eps) takes lr_decay third",
+                           "eps= and weight_decay=")
         _refuse_options(self, options)
         super().__init__(params, lr=lr, eps=eps, weight_decay=weight_decay)
 

@@ -483,6 +483,10 @@ class Tensor:
     __hash__ = object.__hash__  # == is elementwise, identity is the hash
 
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
+        if not isinstance(requires_grad, (bool, np.bool_)):   # torch.tensor(data, np.float32)'s
+            raise ConfigError(f"tensor{_label(name)}: requires_grad must be True or False, got "
+                              f"{requires_grad!r} (PyTorch's torch.tensor(data, dtype) takes the "
+                              f"dtype second: write dtype=)")
         arr = _as_array(data, dtype)
         if requires_grad and arr.dtype.kind != "f":
             raise DTypeError(f"tensor{_label(name)}: only float tensors can require grad, "
