@@ -168,7 +168,7 @@ def test_pad_follows_numpy_constant_pad_and_its_gradient_is_the_inner_slice(shap
     x = _array(shape, seed)
     widths = data.draw(st.one_of(
         st.integers(0, 2),
-        st.tuples(st.integers(0, 2), st.integers(0, 2)).map(lambda pair: (pair,) if len(shape) > 1 else pair),
+        st.tuples(st.integers(0, 2), st.integers(0, 2)),
         st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=len(shape),
                  max_size=len(shape)).map(tuple)))
     check_op(lambda t: tg.pad(t, widths, value=value),

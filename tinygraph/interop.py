@@ -233,8 +233,6 @@ def _np_pad(array, pad_width, mode="constant", kwargs=None):
     if mode != "constant" or rest or np.ndim(constant_values):
         _refuse(f"np.pad(..., mode={mode!r}{''.join(f', {k}=' for k in rest)})",
                 "tg.pad(t, pad_width, value=) (constant padding by one number)")
-    if np.ndim(pad_width) == 1:     # np.pad's flat pair is numpy's: every axis (tg.pad asks)
-        pad_width = (tuple(pad_width),)
     return ops.pad(array, pad_width, value=constant_values)
 
 

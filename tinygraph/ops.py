@@ -2412,10 +2412,8 @@ def repeat(x, *reps):
 
 
 def pad(x, pad_width, value=0):
-    """numpy's ``pad`` in its constant mode: ``pad_width`` is an int, ``((before, after),)`` for
-    every axis, or one pair per axis (not PyTorch's last-axis-first list); ``value`` fills.  A
-    flat pair (before, after) is numpy's for every axis but PyTorch's for the last axis alone,
-    so it is refused for an input of two axes or more (a 1-D input reads alike in both)."""
+    """numpy's ``pad`` in its constant mode: ``pad_width`` is an int, a pair (before, after) for
+    every axis, or one pair per axis (not PyTorch's last-axis-first list); ``value`` fills."""
     shape = np.shape(x._data if isinstance(x, Tensor) else x)
     try:
         widths = np.asarray(pad_width)
@@ -2427,13 +2425,6 @@ def pad(x, pad_width, value=0):
                          f"for an input of shape {shape}, got {pad_width!r}") from None
     if (widths < 0).any():
         raise ShapeError(f"pad: widths must be >= 0, got {pad_width!r}")
-    if np.ndim(pad_width) == 1 and len(shape) >= 2:
-        before, after = np.asarray(pad_width).tolist()
-        raise ConfigError(f"pad: a flat pair {pad_width!r} of an input of shape {shape} pads every "
-                          f"axis by ({before}, {after}) in numpy, but the last axis alone in "
-                          f"PyTorch's F.pad; say which: (({before}, {after}),) * {len(shape)} for "
-                          f"numpy's, {((0, 0),) * (len(shape) - 1) + ((before, after),)} for "
-                          f"PyTorch's")
     if not np.isscalar(value) or isinstance(value, (str, bytes)):
         raise ConfigError(f"pad: value must be a number, got {value!r}")
     check_size("pad", tuple(int(n + before + after) for n, (before, after) in zip(shape, widths.tolist())),
