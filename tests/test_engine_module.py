@@ -284,3 +284,17 @@ def test_load_state_dict_strict_false_still_refuses_a_wrong_shape_and_changes_no
     _assert_unchanged(net, before)
     with pytest.raises(tg.ConfigError, match="strict must be True or False"):
         net.load_state_dict(Net(seed=0).state_dict(), strict="no")
+
+
+def test_load_state_dict_refuses_a_positional_flag_as_pytorchs_strict_would_be_misread():
+    """PyTorch's ``load_state_dict(sd, False)`` means ``strict=False``; tinygraph's flags are
+    keywords only, so a positional one is refused (naming both keywords), changing nothing."""
+    net = Net(seed=10)
+    before = _snapshot(net)
+    state = Net(seed=0).state_dict()
+    del state["c"]
+    for flag in (False, True):
+        with pytest.raises(tg.ConfigError, match=r"load_state_dict.*strict=.*cast="):
+            net.load_state_dict(state, flag)
+        _assert_unchanged(net, before)
+    assert tuple(net.load_state_dict(state, strict=False)) == (["c"], [])

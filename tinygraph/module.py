@@ -261,8 +261,12 @@ class Module:
         distinct)."""
         return {name: p._data.copy() for name, p in self._unique_parameters("state_dict").items()}
 
-    def load_state_dict(self, state, cast=False, strict=True):
+    def load_state_dict(self, state, *positional, cast=False, strict=True):
         """Copy ``state`` into the parameters, after checking every name, shape and dtype.
+
+        ``cast`` and ``strict`` are keywords only: a second positional argument (PyTorch's
+        ``load_state_dict(sd, False)`` means ``strict=False``) raises ConfigError rather than
+        being read as the other one.
 
         The values are copied into each parameter's array, as PyTorch's ``copy_``, so a view
         made of a parameter before (``W.T``, ``W[0]``, ``W.detach()``) holds the new values, as
@@ -278,6 +282,12 @@ class Module:
         ``IncompatibleKeys(missing_keys, unexpected_keys)``, two sorted lists of names (both
         empty when ``strict`` is True, as it refuses otherwise).
         """
+        if positional:
+            raise ConfigError(
+                f"load_state_dict: takes the state and then keywords only, got "
+                f"{len(positional)} more positional argument(s) {positional!r}; pass "
+                "strict=True/False (PyTorch's second argument: whether names must all match) "
+                "or cast=True/False (convert other dtypes) by keyword")
         values, missing, unexpected = self._checked_state(state, cast, "load_state_dict",
                                                           strict)
         params = {name: p for name, p in self._unique_parameters("load_state_dict").items()
