@@ -59,6 +59,20 @@ def test_clamp_is_clip_under_torchs_names_and_refuses_no_bounds():
         tg.clamp(x)
 
 
+def test_clip_takes_torchs_min_and_max_keywords_as_lo_and_hi():
+    """``t.clip(min=, max=)`` / ``tg.clip(t, max=)`` as torch's ``clamp``: the same values and
+    gradient (1 from lo to hi, bounds included); a bound named twice is refused."""
+    x = tg.tensor([-1.0, 0.0, 0.5, 1.0, 2.0], requires_grad=True)
+    y = x.clip(min=0.0, max=1.0)
+    assert y.data.tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    assert tg.clip(x, max=0.5).data.tolist() == [-1.0, 0.0, 0.5, 0.5, 0.5]
+    assert tg.clip(x, 0.0, max=0.5).data.tolist() == [0.0, 0.0, 0.5, 0.5, 0.5]
+    with pytest.raises(tg.ConfigError, match=r"clip: the bound lo is given twice.*min="):
+        x.clip(0.0, min=0.5)
+
+
 def test_gelu_keeps_full_relative_precision_far_in_the_left_tail():
     x = tg.tensor([-10.0, -30.0], requires_grad=True)
     y = tg.gelu(x)

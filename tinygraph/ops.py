@@ -1966,8 +1966,17 @@ def _no_bound(x, low):
     return -np.inf if low else np.inf
 
 
-def clip(x, lo=None, hi=None):
-    """``x`` limited to [lo, hi] (either may be None); the gradient passes where lo <= x <= hi."""
+def clip(x, lo=None, hi=None, *, min=None, max=None):   # noqa: A002 - torch's names
+    """``x`` limited to [lo, hi] (either may be None); the gradient passes where lo <= x <= hi.
+
+    ``min=`` and ``max=`` (PyTorch's clamp keywords) are other names of ``lo`` and ``hi``; a
+    bound given under both names raises ConfigError."""
+    for name, alias, given, other in (("lo", "min", lo, min), ("hi", "max", hi, max)):
+        if given is not None and other is not None:
+            raise ConfigError(f"clip: the bound {name} is given twice, as {name}= (or "
+                              f"positionally) and as {alias}=; give it once")
+    lo = min if lo is None else lo
+    hi = max if hi is None else hi
     if lo is None and hi is None:
         raise ConfigError("clip: give lo=, hi= or both")
     return apply("clip", _clip, x, _no_bound(x, True) if lo is None else lo,
