@@ -250,6 +250,22 @@ def test_gradient_norms_leave_out_states_that_need_no_gradient_instead_of_zeros(
     assert all(g > 0 for _, g in viz.gradient_norms(run.loss))
 
 
+def test_gradient_norms_refuse_a_name_no_variable_has_but_keep_empty_lists_of_real_names():
+    # a misspelt name gave [] as if no gradient flowed; an echo state network's h (no gradient),
+    # a recursive net's h (no time steps) and a graph with no named variables still give []
+    model = rnn.ElmanRNN(3, 4, 3, seed=0)
+    loss = model.run(np.array([0, 1, 2]), np.array([1, 2, 0])).loss
+    assert [t for t, _ in viz.gradient_norms(loss, "h")] == [1, 2, 3]
+    with pytest.raises(tg.ConfigError, match=r"gradient_norms: no variable named 'hh'.*'h'"):
+        viz.gradient_norms(loss, name="hh")
+    esn = rnn.EchoStateNetwork(2, 3, 1, seed=0)
+    assert viz.gradient_norms(esn.run(np.ones((2, 2)), np.ones((2, 1))).loss, "h") == []
+    tree = rnn.RecursiveNet(6, 8, 4, seed=0)
+    assert viz.gradient_norms(tree.run((0, (1, 2)), 3).loss) == []
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    assert viz.gradient_norms((x * x).sum(), name="anything") == []
+
+
 def test_gradient_norms_refuse_two_states_of_one_step_from_a_state_carried_without_detach():
     # a run started from an earlier run's h(T), not detached: both runs' h(1)..h(4) are behind
     # the loss, and the list gave two entries for every t, interleaved, with nothing to say

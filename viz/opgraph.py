@@ -66,10 +66,17 @@ def gradient_norms(output, name="h"):
     Raises ConfigError when two variables behind ``output`` share the name and the step, as
     when a run starts from a state carried over from an earlier run without ``detach()``
     (both runs have an h(1)), or two stacked layers name their states alike: their norms
-    would be listed under one t with no way to tell them apart.
+    would be listed under one t with no way to tell them apart.  Raises ConfigError too when
+    no variable behind ``output`` is called ``name`` while some have names (a misspelt name);
+    a graph with no named variables gives [].
     """
-    nodes = [n for n in walk([output]) if is_variable(n) and n.name == name
+    variables = [n for n in walk([output]) if is_variable(n)]
+    nodes = [n for n in variables if n.name == name
              and (time_step(n.scope) or 0) >= 1 and n.requires_grad]
+    names = {n.name for n in variables}
+    if variables and name not in names:     # a misspelt name gave [] as if no gradient flowed
+        raise tg.ConfigError(f"gradient_norms: no variable named {name!r} behind this output; "
+                             f"its variables are named {sorted(names)}")
     nodes.sort(key=lambda n: time_step(n.scope))
     for a, b in zip(nodes, nodes[1:]):
         if time_step(a.scope) == time_step(b.scope):
