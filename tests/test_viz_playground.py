@@ -139,6 +139,25 @@ def test_rho_rescales_a_users_cell_or_is_refused_when_it_would_change_nothing():
                        rho=0.5)
 
 
+def test_rho_sets_what_a_users_echo_state_network_reports_and_a_reset_puts_it_back():
+    # was: rho rescaled the fixed W to radius 0.5 while the model still said
+    # spectral_radius=1.0 (its attribute and repr)
+    from viz.playground import Engine, _user_source
+    esn = rnn.EchoStateNetwork(2, 4, 1, seed=0)
+
+    def task(b, s):
+        r = np.random.default_rng(s)
+        return r.normal(size=(3, b, 2)), r.normal(size=(3, b, 1))
+    config = check_config(dict(design=esn.name, task="custom", rho=0.5, batch=2), custom=True)
+    engine = Engine(config, esn, _user_source(esn, task, 2, 0))
+    engine.stop(timeout=5)
+    assert np.max(np.abs(np.linalg.eigvals(esn.W.data))) == pytest.approx(0.5)
+    assert esn.spectral_radius == 0.5 and "spectral_radius=0.5" in repr(esn)
+    engine._apply("reset", dict(config, rho=0.0))       # W as given: radius 1 again
+    assert np.max(np.abs(np.linalg.eigvals(esn.W.data))) == pytest.approx(1.0)
+    assert esn.spectral_radius == 1.0
+
+
 @pytest.mark.parametrize("kind,layers", [("mlp", 2), ("mlp", 3), ("skip", 2), ("skip", 3)])
 def test_rho_is_the_radius_of_the_deep_transition_through_its_hidden_layer(kind, layers):
     # h(t) = tanh(b + U e + W tanh(bz + Wz h(t-1)) [+ Ws h(t-1)]): rho scaled Wz and W each to

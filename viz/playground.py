@@ -348,7 +348,8 @@ def rescale(model, rho):
     skip form, whose path h(t-1) -> z(t) -> h(t) goes through a hidden layer: there the matrix
     of ∂h(t)/∂h(t-1) at h = 0 (biases zero, as initialized), W Wz (W Wz2 Wz1 with two hidden
     layers; + Ws for skip), gets the radius ``rho``, by scaling W (and Ws) by one factor; the
-    hidden layers' Wz stay as they are."""
+    hidden layers' Wz stay as they are.  An echo state network's ``spectral_radius`` is set
+    to ``rho`` with its W, so that what it reports (its repr) is its W's radius."""
     if not rho:
         return
     with tg.no_grad():
@@ -357,6 +358,8 @@ def rescale(model, rho):
             if radius > 0:
                 for p in scaled:
                     p.data = p.data * (rho / radius)
+                if isinstance(model, rnn.EchoStateNetwork) and model.W in scaled:
+                    model.spectral_radius = float(rho)
 
 
 def _recurrences(model):
@@ -701,6 +704,9 @@ class Engine:
         self.user_model, self.user_task = model, task
         self.initial = model.state_dict() if model is not None else None
         self.initial_calls = rnn.train._dropout_calls(model) if model is not None else None
+        # an echo state network's spectral_radius as given: a reset puts it back with its W
+        self.initial_radius = (model.spectral_radius if isinstance(model, rnn.EchoStateNetwork)
+                               else None)
         self.out = out
         # the checkpoints in ``out`` are this engine's once it saved or resumed them: before,
         # they are an earlier run's, which the first save keeps aside (never overwritten)
@@ -766,13 +772,18 @@ class Engine:
         """New runs of ``config``; all or nothing: one that fails (or is interrupted) leaves
         the runs and the user's model as they were."""
         put_back = None if self.user_model is None else _held(self.user_model)
+        radius = getattr(self.user_model, "spectral_radius", None)
         try:
+            if self.initial_radius is not None:         # W goes back to the initial one
+                self.user_model.spectral_radius = self.initial_radius
             runs = [Run(config, self.user_model, self.user_task, self.initial, self.initial_calls)]
             if config["compare"]:
                 runs.append(Run(dict(config, design=config["compare"], compare="")))
         except BaseException:
             if put_back is not None:
                 put_back()
+            if self.initial_radius is not None:
+                self.user_model.spectral_radius = radius
             raise
         self.runs = runs
         self.refresh_seconds = REFRESH_SECONDS
@@ -1246,7 +1257,8 @@ def playground(model=None, task=None, port=0, out=None, open_browser=False,
     Parameters
     ----------
     model : an rnn design or Cell of your own, optional; trained in place (reset restores its
-        parameters as given, W rescaled to ``rho`` when ``rho`` is set, and the calls of its
+        parameters as given, W rescaled to ``rho`` when ``rho`` is set (an echo state
+        network's ``spectral_radius`` then says ``rho``), and the calls of its
         seeded tg.Dropout modules, so that a reset run draws the same masks again)
     task : callable (batch, seed) -> (xs, ys), optional: your data for ``model`` (sequences of
         one length: there is no mask, and a third array given is refused); without a
