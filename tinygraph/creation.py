@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import ConfigError, DTypeError, OutOfRangeError, ShapeError
 from .tensor import (Tensor, _allocation_error, _constant_of, _current, _fresh_random, check_size,
-                     refuse_overflow)
+                     narrow_float, refuse_overflow)
 
 
 def _leaf(array, requires_grad):
@@ -29,6 +29,9 @@ def _make(who, make, shape, dtype):
     if dims is not None and all(n >= 0 for n in dims):
         check_size(who, dims, kind)
     try:
+        if dtype is not None and narrow_float(dtype):
+            with np.errstate(over="ignore"):    # a finite value made inf is refused by the caller
+                return make()
         return make()
     except MemoryError as e:
         raise _allocation_error(who, [], e) from None

@@ -423,8 +423,12 @@ def _as_array(data, dtype=None):
     elif type(data) is list or type(data) is tuple or (
             type(data) not in _NUMBER_TYPES and isinstance(data, (list, tuple))):
         listed = next(_converted)      # numpy may meet a Tensor inside: see _converted
-    try:     # (no np.errstate here: setting its context variable per tensor frees a program's
-        arr = np.array(data, dtype=dtype)      # gc.freeze()-frozen contexts; numpy may warn)
+    try:
+        if dtype is not None and narrow_float(dtype):
+            with np.errstate(over="ignore"):    # a finite value made inf is refused below
+                arr = np.array(data, dtype=dtype)
+        else:       # (no np.errstate on every tensor: setting numpy's context variable frees
+            arr = np.array(data, dtype=dtype)      # a program's gc.freeze()-frozen contexts)
     except OverflowError as e:
         raise OutOfRangeError(f"tensor: {e} (dtype={np.dtype(dtype)} was asked for)") from None
     except (ValueError, TypeError) as e:
@@ -438,6 +442,18 @@ def _as_array(data, dtype=None):
     if dtype is not None:
         refuse_overflow("tensor", data, arr)
     return arr
+
+
+def narrow_float(dtype):
+    """Whether ``dtype`` is a float dtype narrower than float64 (float16, float32), one a cast
+    to which may overflow: only such a cast runs under a local ``np.errstate(over="ignore")``
+    (the overflow is refused by :func:`refuse_overflow` instead of warned of), the others
+    without one (see :func:`_as_array`).  A dtype numpy does not know is False (numpy names it)."""
+    try:
+        kind = np.dtype(dtype)
+    except (TypeError, ValueError):
+        return False
+    return kind.kind == "f" and kind.itemsize < 8
 
 
 def refuse_overflow(who, data, arr, at=True):
