@@ -75,6 +75,23 @@ def test_numpy_functions_without_an_engine_op_raise_a_type_error_naming_what_to_
         call(_t())
 
 
+def test_np_linalg_norm_takes_the_orders_that_are_the_2_norm_as_t_norm_does():
+    # ord='fro' of a matrix and ord=2 of a vector (both the 2-norm, both taken by t.norm) were
+    # refused; numpy's ord=2 of a matrix (its largest singular value) and 'fro' of a vector
+    # (numpy refuses it) have no op
+    t, v = _t(), tg.tensor([3.0, 4.0], requires_grad=True)
+    for out, want in ((np.linalg.norm(t, ord="fro"), np.linalg.norm(t.data, "fro")),
+                      (np.linalg.norm(v, ord=2), 5.0),
+                      (np.linalg.norm(t, 2, axis=1), np.linalg.norm(t.data, 2, axis=1))):
+        assert out.op == "norm"
+        np.testing.assert_allclose(out.data, want, rtol=1e-15)
+    np.linalg.norm(v, ord=2).backward()
+    np.testing.assert_allclose(v.grad, [0.6, 0.8])
+    for order, tensor in ((2, t), ("fro", v), (1, v)):
+        with pytest.raises(TypeError, match=r"np.linalg.norm\(..., ord=.*t.norm\(axis=a\)"):
+            np.linalg.norm(tensor, ord=order)
+
+
 def test_updating_an_array_in_place_from_a_tensor_points_to_no_grad():
     arr = np.zeros((2, 2))
     with pytest.raises(TypeError, match="tg.no_grad"):
