@@ -278,6 +278,24 @@ def test_the_x_axis_starts_at_the_first_update_even_where_it_has_no_value(browse
     page.close()
 
 
+def test_a_lone_point_of_a_curve_is_drawn_as_a_dot(browser, app):
+    """After the first update the training loss and the gradient norm each had one point: a
+    polyline of one point draws nothing, and both charts looked empty."""
+    state = Client(app).state()
+    run = state["runs"][0]
+    run["steps"], run["loss"], run["gnorm"] = 1, [[1, 2.0]], [[1, 3.0]]
+    state["version"] = 10 ** 6
+    page = Page(browser, app.url)
+    page.page.route("**/api/state*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(state)))
+    page.until("document.querySelector('.run').dataset.steps == '1'", "the crafted snapshot drawn")
+    for chart, colour in (("p-loss", "#999"), ("p-gnorm", "#6a3d9a")):
+        dots = page.page.evaluate(f"[...document.querySelectorAll('.run svg.{chart} circle.lone')]"
+                                  ".map(c => c.getAttribute('fill'))")
+        assert dots == [colour], chart
+    page.close()
+
+
 def test_a_connectivity_of_nan_is_drawn_and_named_as_such_not_as_all_zero(browser):
     """A user's task with a NaN in x(3) of every sequence: ‖∂L(t)/∂h(k)‖ is NaN for t >= 3,
     k <= t, which the heatmap drew white, as 0 (and with every entry NaN labelled "all

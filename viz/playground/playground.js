@@ -160,6 +160,11 @@
         svg.appendChild(svgEl("circle", {cx: cx, cy: cy, r: 2.5, fill: s.color}));
         taken.push({box: {x0: cx - 2.5, x1: cx + 2.5, y0: cy - 2.5, y1: cy + 2.5}});
       }
+      else if (pts.length === 1) {    // a lone point (the first update) is a dot: a polyline of one point draws nothing
+        const [cx, cy] = xy[0];
+        svg.appendChild(svgEl("circle", {cx: cx, cy: cy, r: 2.5, fill: s.color, class: "lone"}));
+        taken.push({box: {x0: cx - 2.5, x1: cx + 2.5, y0: cy - 2.5, y1: cy + 2.5}});
+      }
       else if (pts.length) {
         svg.appendChild(svgEl("polyline", {points: pts.join(" "), fill: "none", stroke: s.color, "stroke-width": 1.5}));
         taken.push({path: xy});
