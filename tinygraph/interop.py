@@ -100,8 +100,14 @@ def _np_where(condition, x=None, y=None):
 
 
 def _np_norm(x, ord=None, axis=None, keepdims=False):   # noqa: A002 - numpy's name
-    if ord is not None:     # without ord: the 2-norm over axis (Frobenius over two axes or all)
-        _refuse("np.linalg.norm(..., ord=)", "t.norm(axis=a) (the L2 norm)")
+    """Without ord the 2-norm over axis (Frobenius over two axes or all); ord "fro" or 2 over one
+    axis is that norm too (tg.norm's orders), any other is refused."""
+    if ord is not None:
+        try:
+            ops._check_norm_order(x, ord, tuple(axis) if isinstance(axis, list) else axis)
+        except ConfigError:
+            _refuse(f"np.linalg.norm(..., ord={ord!r})", "t.norm(axis=a) (the L2 norm; ord=2 over "
+                    "one axis and ord='fro' go through), abs(t).sum(axis=a) for the 1-norm")
     return ops.norm(x, axis=axis, keepdims=keepdims)
 
 
