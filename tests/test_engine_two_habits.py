@@ -299,4 +299,25 @@ def test_a_dtype_in_keepdims_place_is_refused_not_read_as_true():
         with pytest.raises(tg.ConfigError, match=r"ddof must be a number, got .*dtype second"):
             call()
     assert x.sum(0, True).shape == (1, 3) and x.mean(1, np.True_).shape == (2, 1)
+    assert x.sum(0, keepdims=1).shape == (1, 3) and x.max(axis=1, keepdims=0).shape == (2,)  # numpy's ints
+    with pytest.raises(tg.ConfigError, match=r"keepdims must be True or False, got 2"):
+        x.sum(0, 2)
     assert np.sum(x, axis=0, keepdims=True).shape == (1, 3)      # numpy's own call
+
+
+def test_numpy_norm_of_a_tensor_takes_the_orders_tg_norm_takes():
+    # np.linalg.norm(t, 2) of a vector, over one axis, and 'fro' are the 2-norm, as t.norm(2)
+    # is since 783a486; np.linalg.norm refused every ord (a TypeError naming t.norm(axis=a))
+    v, m = tg.tensor(X3[0, 0], requires_grad=True), tg.tensor(X3[0], requires_grad=True)
+    for out, want in ((np.linalg.norm(v, 2), np.linalg.norm(X3[0, 0], 2)),
+                      (np.linalg.norm(m, 2.0, axis=1), np.linalg.norm(X3[0], 2, axis=1)),
+                      (np.linalg.norm(m, "fro"), np.linalg.norm(X3[0], "fro"))):
+        assert isinstance(out, tg.Tensor) and out.op == "norm"
+        np.testing.assert_allclose(out.data, want, rtol=1e-15)
+    np.linalg.norm(m, "fro").backward()
+    np.testing.assert_allclose(m.grad, X3[0] / np.linalg.norm(X3[0]), rtol=1e-15)
+    for order in (1, np.inf, "nuc"):        # other orders: refused, a TypeError as before
+        with pytest.raises(TypeError, match=r"np.linalg.norm\(..., ord=.*t\.norm\(axis=a\)"):
+            np.linalg.norm(m, order, axis=1)
+    with pytest.raises(TypeError, match="np.linalg.norm"):      # numpy's: the largest singular value
+        np.linalg.norm(m, 2)

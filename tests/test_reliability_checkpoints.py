@@ -561,3 +561,21 @@ def test_an_optimizer_state_that_does_not_fit_names_every_problem_and_changes_no
     after = optimizer.state_dict()
     assert after.keys() == before.keys() and optimizer.steps == 1
     assert all(np.array_equal(after[k], v) for k, v in before.items())
+
+
+def test_an_empty_expect_refuses_every_entry_as_unexpected(tmp_path):
+    """``expect={}`` wants no entry (a model without parameters): every entry of the file is
+    unexpected, as before 2c70886, which read {} as 'no expect' and then failed reading the data
+    with 'not a readable checkpoint ... KeyError: 'x''."""
+    path = tmp_path / "one.ckpt"
+    tg.save_arrays(path, {"x": np.zeros(3)})
+    with pytest.raises(tg.CheckpointError, match=r"does not match what loads it, entry 'x': "
+                                                 r"unexpected \['x'\] \(not among the 0 entries"):
+        tg.read_checkpoint(path, {})
+
+    class Empty(tg.Module):
+        pass
+
+    with pytest.raises(tg.CheckpointError, match=r"unexpected \['x'\]"):
+        Empty().load(path)
+    assert list(tg.read_checkpoint(path).arrays) == ["x"]       # no expect: anything goes

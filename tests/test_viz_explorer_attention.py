@@ -6,6 +6,7 @@ import numpy as np
 import rnn
 import viz
 from test_viz_explorer_browser import Page
+from viz_layout import readme_attention_decoder
 
 XS = np.array([[1], [3], [5], [2]])
 YS = np.array([[0], [2], [4]])
@@ -82,21 +83,12 @@ def test_an_alignment_weight_that_is_nan_is_drawn_and_named_as_such_not_as_zero(
 
 
 def _user_decoder(name="α", weights=True):
-    """The README's decoder: an rnn.Recurrence whose cell attends over another model's states."""
-    import tinygraph as tg
-    encoder = rnn.ElmanRNN(3, 4, 3, seed=0)
-    memory = tg.stack(encoder.run(np.array([0, 1, 2, 1])).states)
-    rng = np.random.default_rng(1)
-    Wd, R, V = (tg.Parameter(rng.normal(0, 0.5, s), name=n) for n, s in
-                (("Wd", (4, 4)), ("R", (4, 4)), ("V", (3, 4))))
-
-    def step(s, x):
-        e = s @ memory.T
-        alpha = (tg.softmax(e, axis=-1) if weights else e.tanh()).named(name)
-        return (s @ Wd.T + (alpha @ memory).named("ctx") @ R.T + x).tanh()
-    decoder = rnn.Recurrence(step, [Wd, R, V], n_state=4, n_in=4, readout=lambda s: s @ V.T,
-                             name="dec")
-    return decoder, memory.data, Wd.data, R.data
+    """The README's decoder (viz_layout's), with its memory and weights Wd, R as arrays."""
+    decoder = readme_attention_decoder(name, weights)
+    encoder = rnn.ElmanRNN(3, 4, 3, seed=0)     # the memory it reads, as readme_attention_decoder's
+    memory = np.stack([h.data for h in encoder.run(np.array([0, 1, 2, 1])).states])
+    Wd, R, _ = (p.data for p in decoder.parameters())
+    return decoder, memory, Wd, R
 
 
 def test_a_users_attention_cell_named_alpha_has_its_alignment_or_a_note_saying_why_not():

@@ -251,10 +251,11 @@ def _peephole():
                           readout=lambda state: state["h"] @ P["V"].T, name="peephole")
 
 
-def readme_attention_decoder():
+def readme_attention_decoder(name="α", weights=True):
     """The README's own attention over another model's states: a user's Recurrence whose step
     reads the stacked states of an ElmanRNN (a static input of the view, drawn once); its
-    parameters drawn from ``default_rng(1)``, as the README's."""
+    parameters drawn from ``default_rng(1)``, as the README's.  ``name``: what its weights are
+    named; ``weights=False``: tanh of the scores in the softmax's place (no weights summing to 1)."""
     encoder = rnn.ElmanRNN(3, 4, 3, seed=0)
     memory = tg.stack(encoder.run(np.array([0, 1, 2, 1])).states)
     rng = np.random.default_rng(1)
@@ -262,7 +263,8 @@ def readme_attention_decoder():
                 (("Wd", (4, 4)), ("R", (4, 4)), ("V", (3, 4))))
 
     def step(s, x):
-        alpha = tg.softmax(s @ memory.T, axis=-1).named("α")
+        scores = s @ memory.T
+        alpha = (tg.softmax(scores, axis=-1) if weights else scores.tanh()).named(name)
         ctx = (alpha @ memory).named("ctx")
         return (s @ Wd.T + ctx @ R.T + x).tanh()
 

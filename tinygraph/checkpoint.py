@@ -177,7 +177,7 @@ def read_checkpoint(path, expect=None, max_bytes=MAX_BYTES, *, required=()):
     with _reading(path) as (zf, members, where):
         where.entry = MANIFEST
         names, meta = _manifest(zf, members)
-        missing = (_check_entries(zf, members, names, {} if expect is None else expect, required, where)
+        missing = (_check_entries(zf, members, names, expect, required, where)
                    if expect is not None or required else [])
         arrays, budget = {}, max_bytes
         for name, member in names.items():
@@ -197,11 +197,11 @@ def _check_entries(zf, members, names, expect, required, where):
     name of ``required`` not in the file and every header not as ``expect`` says, before any
     data is read (the missing names alone are returned, to be refused after the data is read);
     a mismatch of one entry alone names it as ``where.entry``, as before."""
-    extra = sorted(n for n in names if n not in expect) if expect else []
+    extra = [] if expect is None else sorted(n for n in names if n not in expect)  # {}: every name
     missing = sorted(n for n in required if n not in names)
     headers = []        # (entry, what is wrong with its header)
     for name, member in names.items():
-        if name in expect:
+        if expect is not None and name in expect:
             where.entry = name
             with zf.open(members[member]) as f:
                 shape, _, dtype = _header(f)

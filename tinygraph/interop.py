@@ -100,19 +100,20 @@ def _np_where(condition, x=None, y=None):
 
 
 def _np_norm(x, ord=None, axis=None, keepdims=False):   # noqa: A002 - numpy's name
-    """Without ord: the 2-norm over axis (Frobenius over two axes or all).  With ord, the orders
-    that are that same norm in numpy, as ``t.norm`` takes them: 2 over one axis (a vector's)
-    and "fro" over two (a matrix's); numpy's other orders (1, inf, a matrix's ord=2, its largest
-    singular value, "fro" of a vector, which numpy refuses) have no op."""
+    """Without ord the 2-norm over axis (Frobenius over two axes or all); ord 2 over one axis and
+    "fro" over two are that norm too (tg.norm's orders, "fro" a matrix's alone, as numpy's), any
+    other is refused."""
     if ord is not None:
-        ndim = np.ndim(x._data if isinstance(x, Tensor) else x)
-        over = ndim if axis is None else 1 if isinstance(axis, (int, np.integer)) else len(axis)
-        two = (isinstance(ord, (int, float, np.integer, np.floating))
-               and not isinstance(ord, (bool, np.bool_)) and ord == 2)
-        fro = isinstance(ord, str) and ord == "fro"
-        if not ((two and over == 1) or (fro and over == 2)):
-            _refuse(f"np.linalg.norm(..., ord={ord!r}) over {over} axis/axes",
-                    "t.norm(axis=a) (the L2 norm: numpy's ord=2 of a vector, 'fro' of a matrix)")
+        axis = tuple(axis) if isinstance(axis, list) else axis
+        over = (np.ndim(x._data if isinstance(x, Tensor) else x) if axis is None
+                else 1 if isinstance(axis, (int, np.integer)) else len(axis))
+        try:
+            ops._check_norm_order(x, ord, axis)
+            if isinstance(ord, str) and over != 2:      # numpy: 'fro' is a matrix's order only
+                raise ConfigError("norm: 'fro' over one axis")
+        except ConfigError:
+            _refuse(f"np.linalg.norm(..., ord={ord!r})", "t.norm(axis=a) (the L2 norm; ord=2 over "
+                    "one axis and ord='fro' go through), abs(t).sum(axis=a) for the 1-norm")
     return ops.norm(x, axis=axis, keepdims=keepdims)
 
 

@@ -1643,15 +1643,16 @@ LEAN_GRADS = {
 
 def _axis(who, axis, keepdims, dim, keepdim):
     """numpy's ``axis``/``keepdims``, with PyTorch's ``dim``/``keepdim`` accepted as aliases.
-    ``keepdims`` must be a bool: in numpy's ``x.sum(axis, dtype)`` the second place is the dtype,
-    which read as keepdims would keep the axis without a word."""
+    ``keepdims`` must be a bool (or numpy's 0 or 1): in numpy's ``x.sum(axis, dtype)`` the second
+    place is the dtype, which read as keepdims would keep the axis without a word."""
     if dim is not None:
         if axis is not None:
             raise ConfigError(f"{who}: give axis= or its alias dim=, not both")
         axis = dim
     if keepdim is not None:
         keepdims = keepdim
-    if not isinstance(keepdims, (bool, np.bool_)):
+    if not (isinstance(keepdims, (bool, np.bool_))
+            or isinstance(keepdims, (int, np.integer)) and keepdims in (0, 1)):
         raise ConfigError(f"{who}: keepdims must be True or False, got {keepdims!r} (numpy's "
                           f"{who}(axis, dtype) takes a dtype second, PyTorch's and this one keepdim; "
                           f"the result has the input's dtype: cast it with tg.cast for another)")
@@ -1692,10 +1693,18 @@ class ValuesOfDim(Tensor):
         self._refuse("it has no .indices")
 
 
+_PLAIN_AXES = frozenset({type(None), int, tuple})   # axes a reduction takes as they are
+
+
 def _reduction(op, forward):
     """The public function of a reduction: ``f(x, axis=None, keepdims=False, dim=, keepdim=)``."""
+    extremum = op in ("max", "min")
+
     def reduce(x, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        if op in ("max", "min") and (isinstance(axis, Tensor) or isinstance(dim, Tensor)):
+        if (keepdims.__class__ is bool and axis.__class__ in _PLAIN_AXES and dim is None
+                and keepdim is None):      # the common call, checked by type alone (per op)
+            return apply(op, forward, x, axis=axis, keepdims=keepdims)
+        if extremum and (isinstance(axis, Tensor) or isinstance(dim, Tensor)):
             raise ConfigError(f"{op}(x, other) with a tensor other: PyTorch's {op}(a, b) is "
                               f"elementwise, here the second argument is numpy's axis (a 0-d "
                               f"integer tensor would be read as one); write tg.{op}imum(x, other) "
@@ -1703,7 +1712,7 @@ def _reduction(op, forward):
         if dim is not None or keepdim is not None:
             axis, keepdims = _axis(op, axis, keepdims, dim, keepdim)
             out = apply(op, forward, x, axis=axis, keepdims=keepdims)
-            if dim is not None and op in ("max", "min") and type(out) is Tensor:
+            if dim is not None and extremum and type(out) is Tensor:
                 out.__class__ = ValuesOfDim      # PyTorch's pair habits refused (its docstring)
             return out
         axis, keepdims = _axis(op, axis, keepdims, None, None)
