@@ -627,17 +627,18 @@ def loss_run(model, args, kwargs, who):
     naming run_for_loss."""
     try:
         return model.run_for_loss(*args, **kwargs)
-    except TypeError as e:
+    except TypeError:
         try:
             inspect.signature(model.run_for_loss).bind(*args, **kwargs)
-        except TypeError:
+        except TypeError as bad:      # inspect's words, the same in every Python (3.13's
+            # TypeError adds "Did you mean ...?" to its own)
             takes = ", ".join(inspect.signature(model.run_for_loss).parameters)
-            name = re.search(r"keyword argument '(\w+)'", str(e))
+            name = re.search(r"keyword argument '(\w+)'", str(bad))
             run = getattr(model, "run", None)
             run = (f": run takes {name[1]}=, and run(..., {name[1]}=...).loss is that loss"
                    if name and callable(run) and name[1] in inspect.signature(run).parameters
                    else "")
-            raise tg.ConfigError(f"{who}: {str(e).split('() ', 1)[-1]}; the loss takes "
+            raise tg.ConfigError(f"{who}: {bad}; the loss takes "
                                  f"({takes}){run}") from None
         raise
 
