@@ -1660,21 +1660,19 @@ def _axis(who, axis, keepdims, dim, keepdim):
 
 
 class ValuesOfDim(Tensor):
-    """What ``max``/``min`` give with PyTorch's ``dim=`` or a positional axis (``x.max(1)``,
-    PyTorch's ``max(dim)`` too): the values, as with numpy's ``axis=``, a Tensor in every op.
-    PyTorch's ``max(dim)`` is a (values, indices) pair, and its habits of reading it as one,
-    ``x.max(1)[0]``, ``x.max(dim=1)[1]`` and ``_, idx = x.max(1)``, would take rows of the values
-    here without a word (a 2-row x unpacks into its two maxima); so indexing and iterating it are
-    refused with what to write.  ``.values`` is the tensor itself, a plain Tensor from then on;
-    ``.indices`` names argmax; ``x.max(axis=d)`` is numpy's, plain."""
+    """What ``max``/``min`` give with PyTorch's ``dim=``: the values, as with numpy's ``axis=``
+    (``dim=`` is an alias), a Tensor in every op.  PyTorch's ``max(dim=)`` is a (values,
+    indices) pair, and its habits of reading it as one, ``x.max(dim=1)[0]`` and ``vals, idx =
+    x.max(dim=1)``, would take the first row's values here without a word (a 2-row x unpacks
+    into its two maxima); so indexing and iterating it are refused with what to write.
+    ``.values`` is the tensor itself, a plain Tensor from then on; ``.indices`` names argmax."""
 
     __slots__ = ()
 
     def _refuse(self, what):
-        raise ConfigError(f"{self.op}(d) and {self.op}(dim=d) give the values only (numpy's "
-                          f"{self.op}(axis=d), shape {self.shape}), not PyTorch's (values, indices) "
-                          f"pair: {what}; take x.{self.op}(d).values (or the result as it is, or "
-                          f"x.{self.op}(axis=d) for numpy's rows) for the values and "
+        raise ConfigError(f"{self.op}(dim=) gives the values only ({self.op}(axis=)'s, shape "
+                          f"{self.shape}), not PyTorch's (values, indices) pair: {what}; take "
+                          f"x.{self.op}(dim=d).values (or the result as it is) for the values and "
                           f"x.arg{self.op}(axis=d) for the indices")
 
     def __getitem__(self, index):
@@ -1723,24 +1721,8 @@ def _reduction(op, forward):
 
 sum = _reduction("sum", _sum)     # noqa: A001 - numpy's name
 mean = _reduction("mean", _mean)
-def _extremum(op, forward):
-    """max or min: as :func:`_reduction`'s, and a positional int axis (``x.max(1)``, which is
-    PyTorch's ``max(dim)`` too, a (values, indices) pair there) gives :class:`ValuesOfDim`, as
-    ``dim=`` does; numpy's ``axis=`` keyword gives a plain Tensor."""
-    reduce = _reduction(op, forward)
-
-    def extremum(x, *args, **kwargs):
-        out = reduce(x, *args, **kwargs)
-        if (args and isinstance(args[0], (int, np.integer)) and not isinstance(args[0], bool)
-                and type(out) is Tensor):
-            out.__class__ = ValuesOfDim      # PyTorch's pair habits refused (its docstring)
-        return out
-    extremum.__name__ = extremum.__qualname__ = op
-    return extremum
-
-
-max = _extremum("max", _max)     # noqa: A001 - numpy's name
-min = _extremum("min", _min)     # noqa: A001 - numpy's name
+max = _reduction("max", _max)     # noqa: A001 - numpy's name
+min = _reduction("min", _min)     # noqa: A001 - numpy's name
 prod = _reduction("prod", _prod)
 sum.__doc__ = "Sum over ``axis`` (all axes when None); ``dim``/``keepdim`` are aliases."
 mean.__doc__ = "Mean over ``axis`` (all axes when None)."
